@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages PACS Bridge needs to build, run and test. Idempotent: packages
+# already present are skipped and `apt-get update` runs at most once per call.
+set -euo pipefail
+
+BUILD_PKGS=(build-essential cmake pkg-config clang-14 git
+  libdcmtk-dev libcpp-httplib-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
+  libsoci-dev libsoci-sqlite3-4.0 libsoci-postgresql4.0 libboost-dev libsqlite3-dev
+  libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libexpected-dev libgtest-dev)
+# Peers and tools used by the end-to-end tests and benchmarks.
+TEST_PKGS=(dcmtk orthanc orthanc-dicomweb curl python3 iproute2 util-linux procps)
+
+want=("${BUILD_PKGS[@]}")
+[ "${1:-}" = "--test" ] && want+=("${TEST_PKGS[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "missing packages: ${missing[*]} (run as root, or install them)" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# Orthanc's package would start a system-wide daemon; the tests start their own instances.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+fi
+trap '[ $made_policy = 1 ] && rm -f "$policy"' EXIT
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,30 @@
+// pacsbridge: the server and its command line.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "app/serve.h"
+#include "cli/commands.h"
+#include "dicom/network.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"PACS Bridge: find, retrieve, receive and send DICOM images"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+
+  std::string config;
+  auto* serve = app.add_subcommand("serve", "run the server in the foreground");
+  serve->add_option("--config", config, "TOML configuration file (defaults when absent)");
+  serve->callback([&] { exit_code = pb::Serve(config); });
+
+  pb::dicom::InitializeDicomNetwork("warn");
+  pb::cli::AddEchoCommand(app, exit_code);
+  pb::cli::AddNodesCommand(app, exit_code);
+  pb::cli::AddStudiesCommand(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}

@@ -1,0 +1,82 @@
+#include "app/serve.h"
+
+#include <csignal>
+#include <iostream>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "archive/blob_store.h"
+#include "archive/database.h"
+#include "config/settings.h"
+#include "dicom/network.h"
+#include "http/api.h"
+#include "ingest/pipeline.h"
+#include "nodes/registry.h"
+#include "receivers/receiver.h"
+
+namespace pb {
+namespace {
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+int Fatal(const std::string& message) {
+  std::cerr << "pacsbridge: " << message << "\n";
+  return 2;
+}
+
+}  // namespace
+
+int Serve(const std::string& config_file) {
+  // Signals are taken synchronously by this thread; every thread started below inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto settings = config_file.empty() ? Result<Settings>(DefaultSettings()) : LoadSettings(config_file);
+  if (!settings) return Fatal(settings.error().message);
+  const Settings& cfg = *settings;
+  if (!IsLoopback(cfg.http_host) && !cfg.admin_password) {
+    return Fatal("server.http_listen is " + cfg.http_host +
+                 ", which is not loopback: set [auth] admin_password first (the API would be open "
+                 "to the network otherwise)");
+  }
+
+  auto logger = spdlog::stderr_color_mt("pacsbridge");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  dicom::InitializeDicomNetwork(cfg.log_level);
+
+  BlobStore blobs(cfg.data_dir);
+  auto cleaned = blobs.Prepare();
+  if (!cleaned) return Fatal(cleaned.error().message);
+  if (*cleaned > 0) spdlog::info("removed {} unfinished temp file(s) of an earlier run", *cleaned);
+  auto db = Database::Open(cfg.DatabasePath(), cfg.fsync);
+  if (!db) return Fatal(db.error().message);
+  auto nodes = NodeRegistry::Create(**db, cfg.nodes);
+  if (!nodes) return Fatal(nodes.error().message);
+
+  IngestPipeline pipeline(blobs, **db, IngestOptions{cfg.duplicates, cfg.fsync});
+  ReceiverService receivers(pipeline, cfg.max_associations);
+  if (auto r = receivers.Start(cfg.receivers); !r) return Fatal(r.error().message);
+  http::HttpApi api(http::Services{cfg, **nodes, **db, blobs, receivers});
+  auto port = api.Start(cfg.http_host, cfg.http_port);
+  if (!port) return Fatal(port.error().message);
+  spdlog::info("PACS Bridge ready: HTTP on {}:{}, AE title {}, data in {}", cfg.http_host, *port,
+               cfg.ae_title, cfg.data_dir.string());
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("{} received: stopping (finishing in-flight transfers)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  api.Stop();
+  receivers.Stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace pb

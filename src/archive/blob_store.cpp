@@ -1,0 +1,99 @@
+#include "archive/blob_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "core/validate.h"
+
+namespace pb {
+namespace {
+
+std::string SafeComponent(const std::string& uid) {
+  if (IsValidUid(uid)) return uid;
+  uint64_t h = 1469598103934665603ull;  // FNV-1a: stable across runs and builds
+  for (unsigned char c : uid) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return fmt::format("x{:016x}", h);
+}
+
+Error IoError(std::string what, int err) {
+  return Error{err == ENOSPC || err == EDQUOT ? Code::kOutOfSpace : Code::kIoError,
+               fmt::format("{}: {}", what, std::strerror(err)), ""};
+}
+
+}  // namespace
+
+BlobStore::BlobStore(std::filesystem::path data_dir)
+    : tmp_(data_dir / "tmp"), archive_(data_dir / "archive") {}
+
+Result<int> BlobStore::Prepare() {
+  std::error_code ec;
+  for (const auto& d : {tmp_, archive_}) {
+    std::filesystem::create_directories(d, ec);
+    if (ec) return Fail(Code::kIoError, fmt::format("cannot create {}: {}", d.string(), ec.message()));
+  }
+  int removed = 0;
+  for (const auto& e : std::filesystem::directory_iterator(tmp_, ec)) {
+    std::filesystem::remove_all(e.path(), ec);
+    ++removed;
+  }
+  return removed;
+}
+
+std::filesystem::path BlobStore::NewTempPath() {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t salt = std::random_device{}();
+  return tmp_ / fmt::format("{}-{:x}-{}.part", getpid(), salt & 0xffffff, counter.fetch_add(1));
+}
+
+std::string BlobStore::RelativePathFor(const std::string& study_uid, const std::string& series_uid,
+                                       const std::string& sop_uid) {
+  return fmt::format("{}/{}/{}.dcm", SafeComponent(study_uid), SafeComponent(series_uid),
+                     SafeComponent(sop_uid));
+}
+
+std::filesystem::path BlobStore::Absolute(const std::string& relative) const {
+  return archive_ / relative;
+}
+
+Result<void> BlobStore::Commit(const std::filesystem::path& temp, const std::string& relative) {
+  std::filesystem::path dest = archive_ / relative;
+  if (::rename(temp.c_str(), dest.c_str()) == 0) return {};
+  if (errno != ENOENT) return tl::unexpected(IoError("rename into archive", errno));
+  std::error_code ec;
+  std::filesystem::create_directories(dest.parent_path(), ec);
+  if (ec) return Fail(Code::kIoError, fmt::format("cannot create {}: {}", dest.parent_path().string(), ec.message()));
+  if (::rename(temp.c_str(), dest.c_str()) != 0) return tl::unexpected(IoError("rename into archive", errno));
+  return {};
+}
+
+Result<void> BlobStore::Sync(const std::filesystem::path& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return tl::unexpected(IoError("open for fsync", errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return tl::unexpected(IoError("fsync", err));
+  return {};
+}
+
+Result<void> BlobStore::SyncDirOf(const std::string& relative) const {
+  int fd = ::open((archive_ / relative).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return tl::unexpected(IoError("open folder for fsync", errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return tl::unexpected(IoError("fsync folder", err));
+  return {};
+}
+
+}  // namespace pb

@@ -1,0 +1,44 @@
+#pragma once
+// Where instance files live: `<data_dir>/tmp` for data still arriving and `<data_dir>/archive`
+// for committed files, laid out as STUDY_UID/SERIES_UID/SOP_UID.dcm. Both are inside the data
+// directory, on one file system, so a commit is an atomic rename. Thread-safe (no state).
+#include <filesystem>
+#include <string>
+
+#include "core/result.h"
+
+namespace pb {
+
+class BlobStore {
+ public:
+  explicit BlobStore(std::filesystem::path data_dir);
+
+  // Creates the folders and removes what a previous run left in tmp/ (never indexed).
+  Result<int> Prepare();
+
+  // A fresh, unique path in tmp/ (the file is not created).
+  std::filesystem::path NewTempPath();
+
+  // The archive-relative path of an instance. UIDs that are not plain DICOM UIDs are hashed, so
+  // a hostile UID cannot escape the archive folder.
+  static std::string RelativePathFor(const std::string& study_uid, const std::string& series_uid,
+                                     const std::string& sop_uid);
+
+  std::filesystem::path Absolute(const std::string& relative) const;
+
+  // Moves a finished temp file into the archive, creating folders; replaces an existing file.
+  Result<void> Commit(const std::filesystem::path& temp, const std::string& relative);
+
+  // Makes the file's content durable (fsync).
+  static Result<void> Sync(const std::filesystem::path& file);
+  // Makes the directory entries of `relative`'s folder durable after a rename.
+  Result<void> SyncDirOf(const std::string& relative) const;
+
+  const std::filesystem::path& tmp_dir() const { return tmp_; }
+  const std::filesystem::path& archive_dir() const { return archive_; }
+
+ private:
+  std::filesystem::path tmp_, archive_;
+};
+
+}  // namespace pb

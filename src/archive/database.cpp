@@ -1,0 +1,421 @@
+#include "archive/database.h"
+
+#include <chrono>
+#include <mutex>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+
+#include "archive/migrations.h"
+
+namespace pb {
+namespace {
+
+constexpr int kReadPool = 4;
+
+std::string NowIso() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Error DbError(const std::exception& e, std::string_view what) {
+  std::string msg = e.what();
+  Code code = Code::kIoError;
+  if (msg.find("full") != std::string::npos) code = Code::kOutOfSpace;
+  return Error{code, fmt::format("index database: {}: {}", what, msg), ""};
+}
+
+// DICOM wildcard matching → SQL LIKE pattern (escape char '\').
+std::string ToLike(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '*') out += '%';
+    else if (c == '?') out += '_';
+    else if (c == '%' || c == '_' || c == '\\') { out += '\\'; out += c; }
+    else out += c;
+  }
+  return out;
+}
+
+std::string Str(const soci::row& r, std::size_t i) {
+  return r.get_indicator(i) == soci::i_null ? std::string() : r.get<std::string>(i);
+}
+
+int64_t Int(const soci::row& r, std::size_t i) {
+  if (r.get_indicator(i) == soci::i_null) return 0;
+  switch (r.get_properties(i).get_data_type()) {
+    case soci::dt_long_long: return r.get<long long>(i);
+    case soci::dt_unsigned_long_long: return static_cast<int64_t>(r.get<unsigned long long>(i));
+    case soci::dt_integer: return r.get<int>(i);
+    case soci::dt_double: return static_cast<int64_t>(r.get<double>(i));
+    default: return std::stoll(r.get<std::string>(i));
+  }
+}
+
+// A query with a variable number of string parameters.
+class Query {
+ public:
+  explicit Query(std::string sql) : sql_(std::move(sql)) {}
+  void Where(const std::string& clause, std::string param) {
+    where_ += where_.empty() ? " WHERE " : " AND ";
+    where_ += clause;
+    params_.push_back(std::move(param));
+  }
+  void WhereNoParam(const std::string& clause) {
+    where_ += where_.empty() ? " WHERE " : " AND ";
+    where_ += clause;
+  }
+  template <typename F>
+  void Run(soci::session& sql, const std::string& tail, F&& on_row) {
+    soci::row row;
+    soci::statement st(sql);
+    for (auto& p : params_) st.exchange(soci::use(p));
+    st.exchange(soci::into(row));
+    st.alloc();
+    st.prepare(sql_ + where_ + tail);
+    st.define_and_bind();
+    st.execute(false);
+    while (st.fetch()) on_row(row);
+  }
+
+ private:
+  std::string sql_, where_;
+  std::vector<std::string> params_;
+};
+
+void AddMatch(Query& q, const std::string& column, const std::string& value) {
+  if (value.empty() || value == "*") return;
+  if (value.find_first_of("*?") != std::string::npos) {
+    q.Where(column + " LIKE ? ESCAPE '\\'", ToLike(value));
+  } else {
+    q.Where(column + " = ?", value);
+  }
+}
+
+void AddDateRange(Query& q, const std::string& column, const std::string& value) {
+  if (value.empty()) return;
+  auto dash = value.find('-');
+  if (dash == std::string::npos) {
+    q.Where(column + " = ?", value);
+    return;
+  }
+  std::string from = value.substr(0, dash), to = value.substr(dash + 1);
+  if (!from.empty()) q.Where(column + " >= ?", from);
+  if (!to.empty()) q.Where(column + " <= ?", to);
+}
+
+void Configure(soci::session& s, bool full_sync) {
+  s << "PRAGMA busy_timeout = 10000";
+  s << "PRAGMA foreign_keys = ON";
+  s << (full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+}
+
+}  // namespace
+
+struct Database::Impl {
+  std::string conn;
+  soci::connection_pool pool{kReadPool};
+  soci::session writer;
+  std::mutex writer_mu;  // one WriteBatch at a time (node writes also use the writer)
+};
+
+Database::Database(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Database::~Database() = default;
+
+Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& file,
+                                                 bool full_sync) {
+  auto impl = std::make_unique<Impl>();
+  try {
+    std::error_code ec;
+    if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
+    impl->conn = fmt::format("db=\"{}\" timeout=10", file.string());
+    impl->writer.open(soci::sqlite3, impl->conn);
+    impl->writer << "PRAGMA journal_mode = WAL";
+    Configure(impl->writer, full_sync);
+    int version = 0;
+    impl->writer << "PRAGMA user_version", soci::into(version);
+    for (const Migration& m : Migrations()) {
+      if (m.version <= version) continue;
+      soci::transaction tx(impl->writer);
+      // SQLite executes one statement per call: split the script on ';' at line ends.
+      std::string script = m.sql, stmt;
+      size_t start = 0;
+      while (start < script.size()) {
+        size_t end = script.find(";\n", start);
+        if (end == std::string::npos) end = script.size();
+        stmt = script.substr(start, end - start);
+        if (stmt.find_first_not_of(" \n\t") != std::string::npos) impl->writer << stmt;
+        start = end + 2;
+      }
+      impl->writer << fmt::format("PRAGMA user_version = {}", m.version);
+      tx.commit();
+    }
+    for (int i = 0; i < kReadPool; ++i) {
+      impl->pool.at(i).open(soci::sqlite3, impl->conn);
+      Configure(impl->pool.at(i), full_sync);
+    }
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("cannot open {}", file.string())));
+  }
+  return std::unique_ptr<Database>(new Database(std::move(impl)));
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Database::LoadNodes() {
+  try {
+    soci::session s(impl_->pool);
+    std::vector<std::pair<std::string, std::string>> out;
+    soci::rowset<soci::row> rs = (s.prepare << "SELECT name, body FROM nodes ORDER BY name");
+    for (const auto& r : rs) out.emplace_back(r.get<std::string>(0), r.get<std::string>(1));
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "loading nodes"));
+  }
+}
+
+Result<void> Database::SaveNode(const std::string& name, const std::string& body,
+                                const std::string& replaces) {
+  std::lock_guard lock(impl_->writer_mu);
+  try {
+    soci::transaction tx(impl_->writer);
+    if (!replaces.empty() && replaces != name) {
+      impl_->writer << "DELETE FROM nodes WHERE name = :n", soci::use(replaces);
+    }
+    impl_->writer << "INSERT INTO nodes(name, body) VALUES(:n, :b) "
+                     "ON CONFLICT(name) DO UPDATE SET body = excluded.body",
+        soci::use(name), soci::use(body);
+    tx.commit();
+    return {};
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("saving node '{}'", name)));
+  }
+}
+
+Result<void> Database::DeleteNode(const std::string& name) {
+  std::lock_guard lock(impl_->writer_mu);
+  try {
+    impl_->writer << "DELETE FROM nodes WHERE name = :n", soci::use(name);
+    return {};
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("deleting node '{}'", name)));
+  }
+}
+
+Result<std::vector<StudyRow>> Database::FindStudies(const StudyFilter& f) {
+  try {
+    soci::session s(impl_->pool);
+    Query q(
+        "SELECT s.study_uid, p.patient_id, p.patient_name, p.birth_date, p.sex, s.study_date, "
+        "s.study_time, s.accession_number, s.study_id, s.description, "
+        "(SELECT COUNT(*) FROM series se WHERE se.study_pk = s.pk), "
+        "(SELECT COUNT(*) FROM instances i JOIN series se ON i.series_pk = se.pk "
+        "  WHERE se.study_pk = s.pk), "
+        "(SELECT group_concat(DISTINCT se.modality) FROM series se WHERE se.study_pk = s.pk) "
+        "FROM studies s JOIN patients p ON s.patient_pk = p.pk");
+    AddMatch(q, "p.patient_id", f.patient_id);
+    AddMatch(q, "p.patient_name", f.patient_name);
+    AddMatch(q, "s.study_uid", f.study_uid);
+    AddMatch(q, "s.accession_number", f.accession_number);
+    AddDateRange(q, "s.study_date", f.study_date);
+    if (!f.modality.empty()) {
+      q.Where("EXISTS (SELECT 1 FROM series se WHERE se.study_pk = s.pk AND se.modality = ?)",
+              f.modality);
+    }
+    std::vector<StudyRow> out;
+    q.Run(s, fmt::format(" ORDER BY s.study_date DESC, s.pk DESC LIMIT {} OFFSET {}", f.limit,
+                         f.offset),
+          [&](const soci::row& r) {
+            StudyRow row;
+            row.study_uid = Str(r, 0);
+            row.patient_id = Str(r, 1);
+            row.patient_name = Str(r, 2);
+            row.patient_birth_date = Str(r, 3);
+            row.patient_sex = Str(r, 4);
+            row.study_date = Str(r, 5);
+            row.study_time = Str(r, 6);
+            row.accession_number = Str(r, 7);
+            row.study_id = Str(r, 8);
+            row.description = Str(r, 9);
+            row.series_count = Int(r, 10);
+            row.instance_count = Int(r, 11);
+            row.modalities = Str(r, 12);
+            out.push_back(std::move(row));
+          });
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "finding studies"));
+  }
+}
+
+Result<std::vector<SeriesRow>> Database::ListSeries(const std::string& study_uid) {
+  try {
+    soci::session s(impl_->pool);
+    Query q(
+        "SELECT se.series_uid, st.study_uid, se.modality, se.series_number, se.description, "
+        "se.body_part, (SELECT COUNT(*) FROM instances i WHERE i.series_pk = se.pk) "
+        "FROM series se JOIN studies st ON se.study_pk = st.pk");
+    q.Where("st.study_uid = ?", study_uid);
+    std::vector<SeriesRow> out;
+    q.Run(s, " ORDER BY CAST(se.series_number AS INTEGER), se.pk", [&](const soci::row& r) {
+      out.push_back(SeriesRow{Str(r, 0), Str(r, 1), Str(r, 2), Str(r, 3), Str(r, 4), Str(r, 5),
+                              Int(r, 6)});
+    });
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "listing series"));
+  }
+}
+
+namespace {
+const char* kInstanceSelect =
+    "SELECT i.sop_uid, se.series_uid, st.study_uid, i.sop_class_uid, i.instance_number, "
+    "i.transfer_syntax_uid, i.file_path, i.received_at, i.source_ae, i.file_size "
+    "FROM instances i JOIN series se ON i.series_pk = se.pk JOIN studies st ON se.study_pk = st.pk";
+
+InstanceRow ToInstance(const soci::row& r) {
+  return InstanceRow{Str(r, 0), Str(r, 1), Str(r, 2), Str(r, 3), Str(r, 4),
+                     Str(r, 5), Str(r, 6), Str(r, 7), Str(r, 8), Int(r, 9)};
+}
+}  // namespace
+
+Result<std::vector<InstanceRow>> Database::ListInstances(const std::string& series_uid) {
+  try {
+    soci::session s(impl_->pool);
+    Query q(kInstanceSelect);
+    q.Where("se.series_uid = ?", series_uid);
+    std::vector<InstanceRow> out;
+    q.Run(s, " ORDER BY CAST(i.instance_number AS INTEGER), i.pk",
+          [&](const soci::row& r) { out.push_back(ToInstance(r)); });
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "listing instances"));
+  }
+}
+
+Result<std::optional<InstanceRow>> Database::GetInstance(const std::string& sop_uid) {
+  try {
+    soci::session s(impl_->pool);
+    Query q(kInstanceSelect);
+    q.Where("i.sop_uid = ?", sop_uid);
+    std::optional<InstanceRow> out;
+    q.Run(s, "", [&](const soci::row& r) { out = ToInstance(r); });
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading instance"));
+  }
+}
+
+Result<bool> Database::StudyExists(const std::string& study_uid) {
+  try {
+    soci::session s(impl_->pool);
+    int n = 0;
+    s << "SELECT COUNT(*) FROM studies WHERE study_uid = :u", soci::use(study_uid), soci::into(n);
+    return n > 0;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading study"));
+  }
+}
+
+Result<bool> Database::SeriesExists(const std::string& series_uid) {
+  try {
+    soci::session s(impl_->pool);
+    int n = 0;
+    s << "SELECT COUNT(*) FROM series WHERE series_uid = :u", soci::use(series_uid), soci::into(n);
+    return n > 0;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading series"));
+  }
+}
+
+namespace {
+
+class SqliteWriteBatch : public Database::WriteBatch {
+ public:
+  SqliteWriteBatch(soci::session& s, std::mutex& mu) : lock_(mu), s_(s), tx_(s) {}
+
+  Result<std::optional<std::string>> ExistingFile(const std::string& sop_uid) override {
+    try {
+      std::string path;
+      soci::indicator ind = soci::i_null;
+      s_ << "SELECT file_path FROM instances WHERE sop_uid = :u", soci::use(sop_uid),
+          soci::into(path, ind);
+      if (!s_.got_data() || ind == soci::i_null) return std::optional<std::string>();
+      return std::optional<std::string>(path);
+    } catch (const std::exception& e) {
+      return tl::unexpected(DbError(e, "looking up instance"));
+    }
+  }
+
+  Result<void> Put(const InstanceRecord& r) override {
+    try {
+      std::string now = NowIso();
+      long long patient_pk = 0, study_pk = 0, series_pk = 0;
+      s_ << "INSERT INTO patients(patient_id, issuer, patient_name, birth_date, sex) "
+            "VALUES(:a, :b, :c, :d, :e) ON CONFLICT(patient_id, issuer, patient_name) DO UPDATE "
+            "SET birth_date = excluded.birth_date, sex = excluded.sex RETURNING pk",
+          soci::use(r.patient_id), soci::use(r.issuer_of_patient_id), soci::use(r.patient_name),
+          soci::use(r.patient_birth_date), soci::use(r.patient_sex), soci::into(patient_pk);
+      s_ << "INSERT INTO studies(patient_pk, study_uid, study_date, study_time, accession_number, "
+            "study_id, description, referring_physician, created_at, updated_at) "
+            "VALUES(:p, :u, :d, :t, :a, :i, :de, :r, :c, :c2) ON CONFLICT(study_uid) DO UPDATE "
+            "SET updated_at = excluded.updated_at RETURNING pk",
+          soci::use(patient_pk), soci::use(r.study_uid), soci::use(r.study_date),
+          soci::use(r.study_time), soci::use(r.accession_number), soci::use(r.study_id),
+          soci::use(r.study_description), soci::use(r.referring_physician), soci::use(now),
+          soci::use(now), soci::into(study_pk);
+      s_ << "INSERT INTO series(study_pk, series_uid, modality, series_number, description, "
+            "body_part) VALUES(:s, :u, :m, :n, :d, :b) ON CONFLICT(series_uid) DO UPDATE "
+            "SET modality = series.modality RETURNING pk",
+          soci::use(study_pk), soci::use(r.series_uid), soci::use(r.modality),
+          soci::use(r.series_number), soci::use(r.series_description), soci::use(r.body_part),
+          soci::into(series_pk);
+      long long size = r.file_size;
+      s_ << "INSERT INTO instances(series_pk, sop_uid, sop_class_uid, instance_number, "
+            "transfer_syntax_uid, file_path, file_size, received_at, source_ae, receiver_ae) "
+            "VALUES(:se, :u, :c, :n, :t, :f, :z, :r, :s, :ra) ON CONFLICT(sop_uid) DO UPDATE SET "
+            "series_pk = excluded.series_pk, sop_class_uid = excluded.sop_class_uid, "
+            "instance_number = excluded.instance_number, "
+            "transfer_syntax_uid = excluded.transfer_syntax_uid, file_path = excluded.file_path, "
+            "file_size = excluded.file_size, received_at = excluded.received_at, "
+            "source_ae = excluded.source_ae, receiver_ae = excluded.receiver_ae",
+          soci::use(series_pk), soci::use(r.sop_uid), soci::use(r.sop_class_uid),
+          soci::use(r.instance_number), soci::use(r.transfer_syntax_uid), soci::use(r.file_path),
+          soci::use(size), soci::use(now), soci::use(r.source_ae), soci::use(r.receiver_ae);
+      return {};
+    } catch (const std::exception& e) {
+      return tl::unexpected(DbError(e, "indexing instance"));
+    }
+  }
+
+  Result<void> Commit() override {
+    try {
+      tx_.commit();
+      return {};
+    } catch (const std::exception& e) {
+      return tl::unexpected(DbError(e, "commit"));
+    }
+  }
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  soci::session& s_;
+  soci::transaction tx_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Database::WriteBatch>> Database::BeginBatch() {
+  try {
+    return std::unique_ptr<WriteBatch>(new SqliteWriteBatch(impl_->writer, impl_->writer_mu));
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "begin"));
+  }
+}
+
+}  // namespace pb

@@ -1,0 +1,62 @@
+#pragma once
+// The index database (SQLite in WAL mode through SOCI). Thread-safe: readers take a connection
+// from a small pool; all writes of the index go through one writer connection, used by one
+// thread at a time (the ingest committer), so they can be grouped into one transaction.
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "archive/records.h"
+#include "core/result.h"
+
+namespace pb {
+
+class Database {
+ public:
+  // Opens (creating if needed) and migrates the database. `full_sync` makes every commit durable
+  // against power loss (synchronous=FULL), otherwise against process crashes (NORMAL).
+  static Result<std::unique_ptr<Database>> Open(const std::filesystem::path& file, bool full_sync);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // Nodes, as JSON text by name.
+  Result<std::vector<std::pair<std::string, std::string>>> LoadNodes();
+  // Writes `name`'s body; when `replaces` names another row (a rename), removes it atomically.
+  Result<void> SaveNode(const std::string& name, const std::string& body,
+                        const std::string& replaces = {});
+  Result<void> DeleteNode(const std::string& name);
+
+  // Index reads.
+  Result<std::vector<StudyRow>> FindStudies(const StudyFilter& filter);
+  Result<std::vector<SeriesRow>> ListSeries(const std::string& study_uid);
+  Result<std::vector<InstanceRow>> ListInstances(const std::string& series_uid);
+  Result<std::optional<InstanceRow>> GetInstance(const std::string& sop_uid);
+  Result<bool> StudyExists(const std::string& study_uid);
+  Result<bool> SeriesExists(const std::string& series_uid);
+
+  // Index writes, for the ingest committer only (single thread).
+  class WriteBatch;
+  Result<std::unique_ptr<WriteBatch>> BeginBatch();
+
+ private:
+  struct Impl;
+  explicit Database(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// One transaction of index writes. Destroying it without Commit() rolls back.
+class Database::WriteBatch {
+ public:
+  virtual ~WriteBatch() = default;
+  // The stored file of an instance, if it is indexed already.
+  virtual Result<std::optional<std::string>> ExistingFile(const std::string& sop_uid) = 0;
+  // Inserts or replaces the instance and creates/updates its patient, study and series.
+  virtual Result<void> Put(const InstanceRecord& rec) = 0;
+  virtual Result<void> Commit() = 0;
+};
+
+}  // namespace pb

@@ -1,0 +1,44 @@
+#pragma once
+// Rows of the archive index, as plain values. Attribute values are UTF-8.
+#include <cstdint>
+#include <string>
+
+namespace pb {
+
+// What the ingest pipeline learned from an instance's header, plus where it came from.
+struct InstanceRecord {
+  std::string patient_id, issuer_of_patient_id, patient_name, patient_birth_date, patient_sex;
+  std::string study_uid, study_date, study_time, accession_number, study_id, study_description,
+      referring_physician;
+  std::string series_uid, modality, series_number, series_description, body_part;
+  std::string sop_uid, sop_class_uid, instance_number, transfer_syntax_uid;
+  std::string file_path;  // relative to the archive root
+  int64_t file_size = 0;
+  std::string source_ae, receiver_ae;
+};
+
+struct StudyRow {
+  std::string study_uid, patient_id, patient_name, patient_birth_date, patient_sex, study_date,
+      study_time, accession_number, study_id, description, modalities;
+  int64_t series_count = 0, instance_count = 0;
+};
+
+struct SeriesRow {
+  std::string series_uid, study_uid, modality, series_number, description, body_part;
+  int64_t instance_count = 0;
+};
+
+struct InstanceRow {
+  std::string sop_uid, series_uid, study_uid, sop_class_uid, instance_number,
+      transfer_syntax_uid, file_path, received_at, source_ae;
+  int64_t file_size = 0;
+};
+
+// Filters of GET /api/studies: DICOM keywords with '*' and '?' wildcards, date ranges.
+struct StudyFilter {
+  std::string patient_id, patient_name, study_uid, accession_number, modality, study_date;
+  int limit = 1000;
+  int offset = 0;
+};
+
+}  // namespace pb

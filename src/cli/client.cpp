@@ -1,0 +1,72 @@
+#include "cli/client.h"
+
+#include <httplib.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include <fmt/format.h>
+
+namespace pb::cli {
+
+Result<Reply> Call(const ServerOptions& server, const std::string& method, const std::string& path,
+                   const nlohmann::json* body) {
+  httplib::Client client(server.url);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(120);
+  std::string password = server.password;
+  if (password.empty()) {
+    if (const char* env = std::getenv("PACSBRIDGE_PASSWORD")) password = env;
+  }
+  if (!password.empty()) client.set_basic_auth("admin", password.c_str());
+  std::string payload = body ? body->dump() : std::string();
+  auto send = [&]() -> httplib::Result {
+    if (method == "POST") return client.Post(path.c_str(), payload, "application/json");
+    if (method == "PUT") return client.Put(path.c_str(), payload, "application/json");
+    if (method == "DELETE") return client.Delete(path.c_str());
+    return client.Get(path.c_str());
+  };
+  httplib::Result r = send();
+  if (!r) {
+    return Fail(Code::kUnavailable,
+                fmt::format("cannot reach the server at {} ({}); is `pacsbridge serve` running? "
+                            "(--server URL)",
+                            server.url, httplib::to_string(r.error())));
+  }
+  Reply reply;
+  reply.status = r->status;
+  if (!r->body.empty()) {
+    reply.body = nlohmann::json::parse(r->body, nullptr, false);
+    if (reply.body.is_discarded()) reply.body = r->body;
+  }
+  return reply;
+}
+
+std::string ErrorText(const Reply& reply) {
+  if (reply.body.is_object() && reply.body.contains("error")) {
+    std::string msg = reply.body["error"].get<std::string>();
+    if (reply.body.contains("field")) msg += fmt::format(" (field: {})", reply.body["field"].get<std::string>());
+    return msg;
+  }
+  return fmt::format("the server answered HTTP {}", reply.status);
+}
+
+void PrintTable(const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(header.size());
+  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t i = 0; i < cells.size(); ++i) {
+      out += cells[i];
+      if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
+    }
+    std::cout << out << "\n";
+  };
+  line(header);
+  for (const auto& r : rows) line(r);
+}
+
+}  // namespace pb::cli

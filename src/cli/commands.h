@@ -1,0 +1,11 @@
+#pragma once
+// Registers the client subcommands on the CLI11 app; each sets `exit_code` when it runs.
+#include <CLI/CLI.hpp>
+
+namespace pb::cli {
+
+void AddEchoCommand(CLI::App& app, int& exit_code);
+void AddNodesCommand(CLI::App& app, int& exit_code);
+void AddStudiesCommand(CLI::App& app, int& exit_code);
+
+}  // namespace pb::cli

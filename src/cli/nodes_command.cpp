@@ -1,0 +1,191 @@
+#include <iostream>
+#include <optional>
+
+#include "cli/client.h"
+#include "cli/commands.h"
+
+namespace pb::cli {
+namespace {
+
+struct Shared {
+  ServerOptions server;
+  bool json = false;
+};
+
+void AddServerFlags(CLI::App* cmd, Shared& s) {
+  cmd->add_option("--server", s.server.url, "server URL")->capture_default_str();
+  cmd->add_option("--password", s.server.password, "admin password (or $PACSBRIDGE_PASSWORD)");
+  cmd->add_flag("--json", s.json, "print JSON instead of a table");
+}
+
+// The node fields settable from the command line; only those given are sent.
+struct NodeFlags {
+  std::optional<std::string> aet, host, description, calling_aet, move_destination,
+      retrieve_method, type, url;
+  std::optional<int> port, timeout;
+  std::optional<bool> queryable, storable, default_qr, default_storage;
+
+  void Add(CLI::App* cmd) {
+    cmd->add_option("--type", type, "dimse (default) or dicomweb");
+    cmd->add_option("--aet", aet, "the node's AE title (case matters)");
+    cmd->add_option("--host", host, "host name or IP address (no scheme, no path)");
+    cmd->add_option("--port", port, "DICOM port");
+    cmd->add_option("--url", url, "DICOMweb root URL");
+    cmd->add_option("--description", description, "free text");
+    cmd->add_option("--calling-aet", calling_aet, "our AE title towards this node");
+    cmd->add_option("--move-destination", move_destination, "our AE title known to the PACS");
+    cmd->add_option("--retrieve-method", retrieve_method, "auto, c-get or c-move");
+    cmd->add_option("--timeout", timeout, "seconds");
+    cmd->add_option("--queryable", queryable, "true/false");
+    cmd->add_option("--storable", storable, "true/false");
+    cmd->add_option("--default-query-retrieve", default_qr, "true/false");
+    cmd->add_option("--default-storage", default_storage, "true/false");
+  }
+  nlohmann::json Json() const {
+    nlohmann::json j = nlohmann::json::object();
+    auto put = [&](const char* k, const auto& v) {
+      if (v) j[k] = *v;
+    };
+    put("type", type);
+    put("ae_title", aet);
+    put("host", host);
+    put("port", port);
+    put("url", url);
+    put("description", description);
+    put("calling_ae_title", calling_aet);
+    put("move_destination", move_destination);
+    put("retrieve_method", retrieve_method);
+    put("timeout_seconds", timeout);
+    put("queryable", queryable);
+    put("storable", storable);
+    put("default_query_retrieve", default_qr);
+    put("default_storage", default_storage);
+    return j;
+  }
+};
+
+std::string Yes(const nlohmann::json& n, const char* k) { return n.value(k, false) ? "yes" : "-"; }
+
+void PrintNodes(const nlohmann::json& list) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& n : list) {
+    std::string address = n.value("type", "dimse") == "dimse"
+                              ? n.value("ae_title", "") + "@" + n.value("host", "") + ":" +
+                                    std::to_string(n.value("port", 0))
+                              : n.value("url", "");
+    std::string flags;
+    if (n.value("default_query_retrieve", false)) flags += "default-qr ";
+    if (n.value("default_storage", false)) flags += "default-store ";
+    if (n.value("locked", false)) flags += "locked";
+    rows.push_back({n.value("name", ""), n.value("type", ""), address, Yes(n, "queryable"),
+                    Yes(n, "storable"), flags});
+  }
+  PrintTable({"NAME", "TYPE", "ADDRESS", "QUERY", "STORE", "FLAGS"}, rows);
+}
+
+// Runs one call and prints its answer; returns the exit code.
+int Run(const Shared& s, const std::string& method, const std::string& path,
+        const nlohmann::json* body, int ok_status, void (*print)(const nlohmann::json&)) {
+  auto reply = Call(s.server, method, path, body);
+  if (!reply) {
+    std::cerr << reply.error().message << "\n";
+    return 3;
+  }
+  if (reply->status != ok_status) {
+    std::cerr << ErrorText(*reply) << "\n";
+    return 1;
+  }
+  if (reply->body.is_object() && reply->body.contains("warnings")) {
+    for (const auto& w : reply->body["warnings"]) std::cerr << "warning: " << w.get<std::string>() << "\n";
+  }
+  if (s.json) std::cout << reply->body.dump(2) << "\n";
+  else if (print) print(reply->body);
+  return 0;
+}
+
+std::string NodePath(const std::string& name) { return "/api/nodes/" + name; }
+
+}  // namespace
+
+void AddNodesCommand(CLI::App& app, int& exit_code) {
+  auto* nodes = app.add_subcommand("nodes", "list, add, show, update, remove and test remote nodes");
+  nodes->require_subcommand(1);
+  auto s = std::make_shared<Shared>();
+
+  auto* list = nodes->add_subcommand("list", "list the nodes");
+  AddServerFlags(list, *s);
+  list->callback([s, &exit_code] { exit_code = Run(*s, "GET", "/api/nodes", nullptr, 200, PrintNodes); });
+
+  auto name = std::make_shared<std::string>();
+  auto add_flags = std::make_shared<NodeFlags>();
+  auto* add = nodes->add_subcommand("add", "register a node");
+  add->add_option("name", *name, "the node's label (unique)")->required();
+  add_flags->Add(add);
+  AddServerFlags(add, *s);
+  add->callback([=, &exit_code] {
+    nlohmann::json body = add_flags->Json();
+    body["name"] = *name;
+    exit_code = Run(*s, "POST", "/api/nodes", &body, 201,
+                    [](const nlohmann::json& n) { PrintNodes(nlohmann::json::array({n})); });
+  });
+
+  auto* show = nodes->add_subcommand("show", "show one node with all its fields");
+  show->add_option("name", *name)->required();
+  AddServerFlags(show, *s);
+  show->callback([=, &exit_code] {
+    exit_code = Run(*s, "GET", NodePath(*name), nullptr, 200,
+                    [](const nlohmann::json& n) {
+                      for (auto it = n.begin(); it != n.end(); ++it)
+                        std::cout << it.key() << ": " << (it->is_string() ? it->get<std::string>() : it->dump()) << "\n";
+                    });
+  });
+
+  auto upd_flags = std::make_shared<NodeFlags>();
+  auto new_name = std::make_shared<std::optional<std::string>>();
+  auto* update = nodes->add_subcommand("update", "change some fields of a node");
+  update->add_option("name", *name)->required();
+  update->add_option("--name", *new_name, "rename the node");
+  upd_flags->Add(update);
+  AddServerFlags(update, *s);
+  update->callback([=, &exit_code] {
+    nlohmann::json body = upd_flags->Json();
+    if (*new_name) body["name"] = **new_name;
+    exit_code = Run(*s, "PUT", NodePath(*name), &body, 200,
+                    [](const nlohmann::json& n) { PrintNodes(nlohmann::json::array({n})); });
+  });
+
+  auto* remove = nodes->add_subcommand("remove", "delete a node");
+  remove->add_option("name", *name)->required();
+  AddServerFlags(remove, *s);
+  remove->callback([=, &exit_code] {
+    exit_code = Run(*s, "DELETE", NodePath(*name), nullptr, 204, nullptr);
+    if (exit_code == 0 && !s->json) std::cout << "removed " << *name << "\n";
+  });
+
+  auto* echo = nodes->add_subcommand("echo", "test the connection to a node (C-ECHO)");
+  echo->add_option("name", *name)->required();
+  AddServerFlags(echo, *s);
+  echo->callback([=, &exit_code] {
+    auto reply = Call(s->server, "POST", NodePath(*name) + "/echo");
+    if (!reply) {
+      std::cerr << reply.error().message << "\n";
+      exit_code = 3;
+      return;
+    }
+    if (reply->status != 200) {
+      std::cerr << ErrorText(*reply) << "\n";
+      exit_code = 1;
+      return;
+    }
+    const auto& b = reply->body;
+    if (s->json) std::cout << b.dump(2) << "\n";
+    bool ok = b.value("ok", false);
+    if (!s->json) {
+      if (ok) std::cout << b.value("message", "") << " (" << b.value("latency_ms", 0) << " ms)\n";
+      else std::cerr << b.value("message", "") << "\n";
+    }
+    exit_code = ok ? 0 : 1;
+  });
+}
+
+}  // namespace pb::cli

@@ -1,0 +1,60 @@
+#include <iostream>
+
+#include <httplib.h>
+
+#include "cli/client.h"
+#include "cli/commands.h"
+
+namespace pb::cli {
+
+void AddStudiesCommand(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("studies", "list the studies in the local archive");
+  auto server = std::make_shared<ServerOptions>();
+  auto json = std::make_shared<bool>(false);
+  auto filters = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("filters", *filters, "KEYWORD=VALUE filters, e.g. PatientName='DOE*'");
+  cmd->add_option("--server", server->url, "server URL")->capture_default_str();
+  cmd->add_option("--password", server->password, "admin password (or $PACSBRIDGE_PASSWORD)");
+  cmd->add_flag("--json", *json, "print JSON instead of a table");
+  cmd->callback([=, &exit_code] {
+    httplib::Params params;
+    for (const auto& f : *filters) {
+      auto eq = f.find('=');
+      if (eq == std::string::npos) {
+        std::cerr << "filter '" << f << "' must be KEYWORD=VALUE\n";
+        exit_code = 2;
+        return;
+      }
+      params.emplace(f.substr(0, eq), f.substr(eq + 1));
+    }
+    std::string path = "/api/studies";
+    if (!params.empty()) path += "?" + httplib::detail::params_to_query_str(params);
+    auto reply = Call(*server, "GET", path);
+    if (!reply) {
+      std::cerr << reply.error().message << "\n";
+      exit_code = 3;
+      return;
+    }
+    if (reply->status != 200) {
+      std::cerr << ErrorText(*reply) << "\n";
+      exit_code = 1;
+      return;
+    }
+    if (*json) {
+      std::cout << reply->body.dump(2) << "\n";
+    } else {
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& s : reply->body) {
+        rows.push_back({s.value("StudyDate", ""), s.value("PatientName", ""),
+                        s.value("PatientID", ""), s.value("ModalitiesInStudy", ""),
+                        std::to_string(s.value("series_count", 0)),
+                        std::to_string(s.value("instance_count", 0)),
+                        s.value("StudyInstanceUID", "")});
+      }
+      PrintTable({"DATE", "PATIENT", "ID", "MODALITIES", "SERIES", "INSTANCES", "STUDY UID"}, rows);
+    }
+    exit_code = 0;
+  });
+}
+
+}  // namespace pb::cli

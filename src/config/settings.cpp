@@ -1,0 +1,239 @@
+#include "config/settings.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "core/validate.h"
+
+namespace pb {
+namespace {
+
+using Keys = std::set<std::string, std::less<>>;
+
+struct Ctx {
+  std::string source;
+  Error Err(const toml::node* n, std::string_view key, std::string msg) const {
+    int line = n ? static_cast<int>(n->source().begin.line) : 0;
+    return Error{Code::kInvalidArgument,
+                 line ? fmt::format("{}:{}: {}: {}", source, line, key, msg)
+                      : fmt::format("{}: {}: {}", source, key, msg),
+                 std::string(key)};
+  }
+};
+
+Result<void> CheckKeys(const Ctx& ctx, const toml::table& t, std::string_view where,
+                       const Keys& allowed) {
+  for (auto&& [k, v] : t) {
+    if (!allowed.count(k.str())) {
+      return tl::unexpected(ctx.Err(&v, fmt::format("{}.{}", where, k.str()),
+                                    "unknown key (check the spelling; see docs/configuration.md)"));
+    }
+  }
+  return {};
+}
+
+Result<std::string> GetString(const Ctx& ctx, const toml::table& t, std::string_view where,
+                              std::string_view key, std::string def) {
+  const toml::node* n = t.get(key);
+  if (!n) return def;
+  if (auto s = n->value<std::string>(); s && n->is_string()) return *s;
+  return tl::unexpected(ctx.Err(n, fmt::format("{}.{}", where, key), "must be a string"));
+}
+
+Result<int64_t> GetInt(const Ctx& ctx, const toml::table& t, std::string_view where,
+                       std::string_view key, int64_t def) {
+  const toml::node* n = t.get(key);
+  if (!n) return def;
+  if (n->is_integer()) return *n->value<int64_t>();
+  return tl::unexpected(ctx.Err(n, fmt::format("{}.{}", where, key), "must be an integer"));
+}
+
+Result<bool> GetBool(const Ctx& ctx, const toml::table& t, std::string_view where,
+                     std::string_view key, bool def) {
+  const toml::node* n = t.get(key);
+  if (!n) return def;
+  if (n->is_boolean()) return *n->value<bool>();
+  return tl::unexpected(ctx.Err(n, fmt::format("{}.{}", where, key), "must be true or false"));
+}
+
+Result<std::vector<ConfigEntry>> Entries(const Ctx& ctx, const toml::table& root,
+                                         std::string_view key) {
+  std::vector<ConfigEntry> out;
+  const toml::node* n = root.get(key);
+  if (!n) return out;
+  const toml::array* arr = n->as_array();
+  if (!arr) {
+    return tl::unexpected(ctx.Err(n, key, fmt::format("must be written as [[{}]] tables", key)));
+  }
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::table* t = (*arr)[i].as_table();
+    if (!t) return tl::unexpected(ctx.Err(&(*arr)[i], key, "each entry must be a table"));
+    ConfigEntry e;
+    std::ostringstream js;
+    js << toml::json_formatter{*t};
+    e.json = nlohmann::json::parse(js.str());
+    e.source = fmt::format("{}:{}", ctx.source, t->source().begin.line);
+    for (auto&& [k, v] : *t) e.key_lines[std::string(k.str())] = static_cast<int>(v.source().begin.line);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::filesystem::path Settings::DatabasePath() const {
+  if (database_url.rfind("sqlite:", 0) == 0) return database_url.substr(7);
+  return data_dir / "index.db";
+}
+
+Settings DefaultSettings() {
+  Settings s;
+  ConfigEntry r;
+  r.json = {{"ae_title", "PACSBRIDGE"}, {"port", 8104}, {"bind", "0.0.0.0"}};
+  r.source = "(built-in default receiver)";
+  s.receivers.push_back(r);
+  return s;
+}
+
+Result<std::pair<std::string, int>> ParseListenAddress(std::string_view value,
+                                                       std::string_view field) {
+  std::string v(value);
+  auto bad = [&](std::string why) {
+    return Fail(Code::kInvalidArgument, fmt::format("{} '{}': {}", field, v, why),
+                std::string(field));
+  };
+  size_t colon = v.rfind(':');
+  if (colon == std::string::npos) return bad("expected HOST:PORT, e.g. 127.0.0.1:8080");
+  std::string host = v.substr(0, colon);
+  std::string port = v.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "0.0.0.0";
+  int p = 0;
+  try {
+    size_t used = 0;
+    p = std::stoi(port, &used);
+    if (used != port.size()) return bad("the port is not a number");
+  } catch (...) {
+    return bad("the port is not a number");
+  }
+  if (p < 0 || p > 65535) return bad("the port must be between 0 and 65535");
+  if (!IsIpv4Literal(host) && !IsIpv6Literal(host) && host != "localhost") {
+    return bad("the host must be an IP address (or localhost)");
+  }
+  return std::make_pair(host, p);
+}
+
+Result<Settings> ParseSettings(std::string_view text, const std::string& source_name) {
+  Ctx ctx{source_name};
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("{}:{}:{}: invalid TOML: {}", source_name, e.source().begin.line,
+                            e.source().begin.column, e.description()));
+  }
+  Settings s;
+  s.source = source_name;
+  if (auto r = CheckKeys(ctx, root, "(top level)",
+                         {"server", "database", "auth", "receivers", "nodes", "ingest"});
+      !r) {
+    return tl::unexpected(r.error());
+  }
+  auto table = [&](std::string_view key) -> Result<const toml::table*> {
+    const toml::node* n = root.get(key);
+    if (!n) return nullptr;
+    if (!n->is_table()) return tl::unexpected(ctx.Err(n, key, "must be a [table]"));
+    return n->as_table();
+  };
+#define PB_TRY(var, expr)                              \
+  auto var##_r = (expr);                               \
+  if (!var##_r) return tl::unexpected(var##_r.error()); \
+  auto var = *var##_r
+
+  PB_TRY(server, table("server"));
+  if (server) {
+    if (auto r = CheckKeys(ctx, *server, "server",
+                           {"data_dir", "http_listen", "ae_title", "max_associations",
+                            "duplicates", "fsync", "log_level"});
+        !r) {
+      return tl::unexpected(r.error());
+    }
+    PB_TRY(data_dir, GetString(ctx, *server, "server", "data_dir", "var"));
+    s.data_dir = data_dir;
+    PB_TRY(listen, GetString(ctx, *server, "server", "http_listen", "127.0.0.1:8080"));
+    auto hp = ParseListenAddress(listen, "server.http_listen");
+    if (!hp) return tl::unexpected(ctx.Err(server->get("http_listen"), "server.http_listen", hp.error().message));
+    s.http_host = hp->first;
+    s.http_port = hp->second;
+    PB_TRY(ae, GetString(ctx, *server, "server", "ae_title", "PACSBRIDGE"));
+    auto aev = ValidateAeTitle(ae, "server.ae_title");
+    if (!aev) return tl::unexpected(ctx.Err(server->get("ae_title"), "server.ae_title", aev.error().message));
+    s.ae_title = *aev;
+    PB_TRY(maxa, GetInt(ctx, *server, "server", "max_associations", 8));
+    if (maxa < 1 || maxa > 256) {
+      return tl::unexpected(ctx.Err(server->get("max_associations"), "server.max_associations",
+                                    "must be between 1 and 256"));
+    }
+    s.max_associations = static_cast<int>(maxa);
+    PB_TRY(dups, GetString(ctx, *server, "server", "duplicates", "keep"));
+    if (dups == "keep") s.duplicates = DuplicatePolicy::kKeep;
+    else if (dups == "overwrite") s.duplicates = DuplicatePolicy::kOverwrite;
+    else return tl::unexpected(ctx.Err(server->get("duplicates"), "server.duplicates", "must be \"keep\" or \"overwrite\""));
+    PB_TRY(fs, GetBool(ctx, *server, "server", "fsync", true));
+    s.fsync = fs;
+    PB_TRY(lvl, GetString(ctx, *server, "server", "log_level", "info"));
+    static const Keys kLevels{"trace", "debug", "info", "warn", "error"};
+    if (!kLevels.count(lvl)) {
+      return tl::unexpected(ctx.Err(server->get("log_level"), "server.log_level",
+                                    "must be one of trace, debug, info, warn, error"));
+    }
+    s.log_level = lvl;
+  }
+  PB_TRY(db, table("database"));
+  if (db) {
+    if (auto r = CheckKeys(ctx, *db, "database", {"url"}); !r) return tl::unexpected(r.error());
+    PB_TRY(url, GetString(ctx, *db, "database", "url", ""));
+    if (!url.empty() && url.rfind("sqlite:", 0) != 0) {
+      if (url.rfind("postgresql://", 0) == 0) {
+        return tl::unexpected(ctx.Err(db->get("url"), "database.url",
+                                      "PostgreSQL is not supported by this version yet; use sqlite:PATH"));
+      }
+      return tl::unexpected(ctx.Err(db->get("url"), "database.url", "must start with sqlite: (e.g. sqlite:var/index.db)"));
+    }
+    s.database_url = url;
+  }
+  PB_TRY(auth, table("auth"));
+  if (auth) {
+    if (auto r = CheckKeys(ctx, *auth, "auth", {"admin_password"}); !r) return tl::unexpected(r.error());
+    if (auth->get("admin_password")) {
+      PB_TRY(pw, GetString(ctx, *auth, "auth", "admin_password", ""));
+      if (pw.empty()) return tl::unexpected(ctx.Err(auth->get("admin_password"), "auth.admin_password", "must not be empty"));
+      s.admin_password = pw;
+    }
+  }
+  PB_TRY(ingest, table("ingest"));
+  (void)ingest;  // reserved for routing rules; accepted so files can carry the section
+  PB_TRY(receivers, Entries(ctx, root, "receivers"));
+  s.receivers = std::move(receivers);
+  PB_TRY(nodes, Entries(ctx, root, "nodes"));
+  s.nodes = std::move(nodes);
+#undef PB_TRY
+  return s;
+}
+
+Result<Settings> LoadSettings(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    return Fail(Code::kNotFound, fmt::format("cannot read config file {}", file.string()));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseSettings(ss.str(), file.string());
+}
+
+}  // namespace pb

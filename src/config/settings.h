@@ -1,0 +1,53 @@
+#pragma once
+// The validated configuration of one server process. Plain values; cheap to copy.
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/result.h"
+
+namespace pb {
+
+// One [[nodes]] or [[receivers]] table, as JSON, with where it came from.
+struct ConfigEntry {
+  nlohmann::json json;
+  std::string source;                 // "file.toml:12"
+  std::map<std::string, int> key_lines;
+};
+
+enum class DuplicatePolicy { kKeep, kOverwrite };
+
+struct Settings {
+  std::filesystem::path data_dir = "var";
+  std::string http_host = "127.0.0.1";
+  int http_port = 8080;
+  std::string ae_title = "PACSBRIDGE";
+  std::string database_url;              // empty: sqlite inside data_dir
+  std::optional<std::string> admin_password;
+  int max_associations = 8;              // receiver worker pool, per receiver
+  DuplicatePolicy duplicates = DuplicatePolicy::kKeep;
+  bool fsync = true;                     // fsync each instance before answering the sender
+  std::string log_level = "info";
+  std::vector<ConfigEntry> receivers;
+  std::vector<ConfigEntry> nodes;
+  std::string source = "(defaults)";
+
+  std::filesystem::path DatabasePath() const;
+};
+
+// Built-in defaults: data in ./var, HTTP on 127.0.0.1:8080, one receiver PACSBRIDGE:8104.
+Settings DefaultSettings();
+
+// Parses and validates a TOML file. Errors name the file, the line and the key.
+Result<Settings> LoadSettings(const std::filesystem::path& file);
+Result<Settings> ParseSettings(std::string_view toml_text, const std::string& source_name);
+
+// "127.0.0.1:8080", "[::1]:8080", ":8080" → host and port.
+Result<std::pair<std::string, int>> ParseListenAddress(std::string_view value,
+                                                       std::string_view field);
+
+}  // namespace pb

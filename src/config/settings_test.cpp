@@ -1,0 +1,90 @@
+#include "config/settings.h"
+
+#include <gtest/gtest.h>
+
+namespace pb {
+namespace {
+
+TEST(Settings, ParsesTheContractExample) {
+  auto s = ParseSettings(R"(
+[server]
+data_dir = "/tmp/pb"
+http_listen = "127.0.0.1:9090"
+ae_title = "PACSBRIDGE"
+
+[database]
+url = "sqlite:/tmp/pb/index.db"
+
+[auth]
+admin_password = "change-me"
+
+[[receivers]]
+ae_title = "PACSBRIDGE"
+port = 8104
+bind = "0.0.0.0"
+
+[[nodes]]
+name = "hospital-pacs"
+type = "dimse"
+ae_title = "ORTHANC"
+host = "127.0.0.1"
+port = 4242
+queryable = true
+)",
+                         "pb.toml");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->http_port, 9090);
+  EXPECT_EQ(s->DatabasePath(), "/tmp/pb/index.db");
+  EXPECT_EQ(*s->admin_password, "change-me");
+  ASSERT_EQ(s->receivers.size(), 1u);
+  EXPECT_EQ(s->receivers[0].json["port"], 8104);
+  ASSERT_EQ(s->nodes.size(), 1u);
+  EXPECT_EQ(s->nodes[0].json["name"], "hospital-pacs");
+  EXPECT_EQ(s->nodes[0].source, "pb.toml:18");
+  EXPECT_EQ(s->nodes[0].key_lines.at("port"), 23);
+}
+
+TEST(Settings, UnknownKeyNamesKeyAndLine) {
+  auto s = ParseSettings("[server]\ndata_dir = \"x\"\ncolour = 1\n", "bad.toml");
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("bad.toml:3"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("colour"), std::string::npos);
+}
+
+TEST(Settings, SyntaxErrorNamesLine) {
+  auto s = ParseSettings("[server]\n\ndata_dir = \n", "bad.toml");
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("bad.toml:3"), std::string::npos) << s.error().message;
+}
+
+TEST(Settings, WrongTypeNamesKeyAndLine) {
+  auto s = ParseSettings("[server]\nfsync = \"yes\"\n", "bad.toml");
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("bad.toml:2: server.fsync"), std::string::npos)
+      << s.error().message;
+}
+
+TEST(Settings, RefusesInvalidListenAddress) {
+  auto s = ParseSettings("[server]\nhttp_listen = \"localhost\"\n", "bad.toml");
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("http_listen"), std::string::npos);
+}
+
+TEST(Settings, DefaultsHaveOneReceiver) {
+  Settings s = DefaultSettings();
+  ASSERT_EQ(s.receivers.size(), 1u);
+  EXPECT_EQ(s.receivers[0].json["ae_title"], "PACSBRIDGE");
+  EXPECT_EQ(s.receivers[0].json["port"], 8104);
+  EXPECT_EQ(s.http_host, "127.0.0.1");
+  EXPECT_EQ(s.DatabasePath(), std::filesystem::path("var") / "index.db");
+}
+
+TEST(ListenAddress, ParsesIpv6) {
+  auto r = ParseListenAddress("[::1]:8080", "x");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->first, "::1");
+  EXPECT_EQ(r->second, 8080);
+}
+
+}  // namespace
+}  // namespace pb

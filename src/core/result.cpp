@@ -1,0 +1,20 @@
+#include "core/result.h"
+
+namespace pb {
+
+const char* CodeName(Code code) {
+  switch (code) {
+    case Code::kInvalidArgument: return "invalid_argument";
+    case Code::kNotFound: return "not_found";
+    case Code::kAlreadyExists: return "already_exists";
+    case Code::kLocked: return "locked";
+    case Code::kUnavailable: return "unavailable";
+    case Code::kTimeout: return "timeout";
+    case Code::kIoError: return "io_error";
+    case Code::kOutOfSpace: return "out_of_space";
+    case Code::kInternal: return "internal";
+  }
+  return "internal";
+}
+
+}  // namespace pb

@@ -1,0 +1,38 @@
+#pragma once
+// Errors are values: every fallible operation returns Result<T>. The Code is protocol-neutral;
+// src/http maps it to an HTTP status and src/dicom to a DIMSE status, each in one place.
+#include <string>
+#include <utility>
+
+#include <tl/expected.hpp>
+
+namespace pb {
+
+enum class Code {
+  kInvalidArgument,  // the caller's input is wrong; `field` names what
+  kNotFound,
+  kAlreadyExists,
+  kLocked,           // comes from the config file, read-only
+  kUnavailable,      // a peer or resource cannot be reached right now
+  kTimeout,
+  kIoError,          // disk, database
+  kOutOfSpace,
+  kInternal,
+};
+
+struct Error {
+  Code code = Code::kInternal;
+  std::string message;
+  std::string field;  // the input field the error is about, if any
+};
+
+template <typename T>
+using Result = tl::expected<T, Error>;
+
+inline tl::unexpected<Error> Fail(Code code, std::string message, std::string field = {}) {
+  return tl::unexpected<Error>(Error{code, std::move(message), std::move(field)});
+}
+
+const char* CodeName(Code code);
+
+}  // namespace pb

@@ -1,0 +1,180 @@
+#include "dicom/echo.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <chrono>
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dimse.h>
+#include <dcmtk/dcmnet/diutil.h>
+#include <fmt/format.h>
+
+#include "core/validate.h"
+
+namespace pb::dicom {
+namespace {
+
+EchoResult Failed(std::string reason) { return EchoResult{false, "Connection failed: " + reason, 0}; }
+
+std::string RejectReason(const T_ASC_RejectParameters& rej, const EchoRequest& rq) {
+  switch (rej.reason) {
+    case ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED:
+      return fmt::format(
+          "association rejected: called AE title not recognized (the peer does not answer to "
+          "'{}'; check the node's AE title, case matters)",
+          rq.called_ae);
+    case ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED:
+      return fmt::format(
+          "association rejected: calling AE title not recognized (register our AE title '{}' "
+          "and this machine's address on the PACS)",
+          rq.calling_ae);
+    case ASC_REASON_SP_PRES_TEMPORARYCONGESTION:
+      return "association rejected: temporary congestion (the PACS is busy; try again later)";
+    case ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED:
+      return "association rejected: local limit exceeded (the PACS has too many associations)";
+    case ASC_REASON_SU_APPCONTEXTNAMENOTSUPPORTED:
+      return "association rejected: application context name not supported";
+    case ASC_REASON_SP_ACSE_PROTOCOLVERSIONNOTSUPPORTED:
+      return "association rejected: protocol version not supported";
+    default:
+      return fmt::format("association rejected: no reason given ({})",
+                         rej.result == ASC_RESULT_REJECTEDTRANSIENT ? "transient" : "permanent");
+  }
+}
+
+// Resolves the host ourselves first, so "host not found" is told apart from network errors.
+// Returns the address to give DCMTK (IPv4 literal when there is one; otherwise the name).
+std::string Resolve(const std::string& host, std::string& error) {
+  if (IsIpv4Literal(host)) return host;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (rc != 0) {
+    error = (rc == EAI_NONAME || rc == EAI_NODATA || rc == EAI_AGAIN || rc == EAI_FAIL)
+                ? fmt::format("host not found: '{}' does not resolve ({}); check the host name "
+                              "or use the IP address",
+                              host, gai_strerror(rc))
+                : fmt::format("host not found: '{}' ({})", host, gai_strerror(rc));
+    return {};
+  }
+  std::string out = host;
+  for (addrinfo* p = res; p; p = p->ai_next) {
+    if (p->ai_family == AF_INET) {
+      char buf[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr, buf, sizeof buf);
+      out = buf;
+      break;
+    }
+  }
+  freeaddrinfo(res);
+  if (IsIpv6Literal(out)) {
+    error = fmt::format("'{}' is an IPv6 address; outgoing DICOM associations to IPv6 literals "
+                        "are not supported by this build (use a DNS name)",
+                        host);
+    return {};
+  }
+  return out;
+}
+
+struct NetworkGuard {
+  T_ASC_Network* net = nullptr;
+  T_ASC_Association* assoc = nullptr;
+  T_ASC_Parameters* params = nullptr;  // owned by assoc once the request was made
+  ~NetworkGuard() {
+    if (assoc) {
+      ASC_destroyAssociation(&assoc);
+    } else if (params) {
+      ASC_destroyAssociationParameters(&params);
+    }
+    if (net) ASC_dropNetwork(&net);
+  }
+};
+
+}  // namespace
+
+EchoResult Echo(const EchoRequest& rq) {
+  if (rq.tls) {
+    return Failed("TLS handshake failed: TLS for outgoing associations is not available in this "
+                  "version; turn tls.enabled off or use a TLS proxy");
+  }
+  std::string resolve_error;
+  std::string address = Resolve(rq.host, resolve_error);
+  if (address.empty()) return Failed(resolve_error);
+  std::string where = JoinHostPort(rq.host, rq.port);
+
+  NetworkGuard g;
+  OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, rq.timeout_seconds, &g.net);
+  if (cond.bad()) return Failed(fmt::format("cannot initialize the network: {}", cond.text()));
+  cond = ASC_createAssociationParameters(&g.params, ASC_DEFAULTMAXPDU);
+  if (cond.bad()) return Failed(cond.text());
+  ASC_setAPTitles(g.params, rq.calling_ae.c_str(), rq.called_ae.c_str(), nullptr);
+  std::string peer = fmt::format("{}:{}", address, rq.port);
+  ASC_setPresentationAddresses(g.params, "localhost", peer.c_str());
+  const char* syntaxes[] = {UID_LittleEndianExplicitTransferSyntax,
+                            UID_LittleEndianImplicitTransferSyntax};
+  ASC_addPresentationContext(g.params, 1, UID_VerificationSOPClass, syntaxes, 2);
+
+  dcmConnectionTimeout.set(rq.timeout_seconds);
+  auto start = std::chrono::steady_clock::now();
+  cond = ASC_requestAssociation(g.net, g.params, &g.assoc);
+  if (cond.bad()) {
+    std::string text = cond.text();
+    if (cond == DUL_ASSOCIATIONREJECTED) {
+      T_ASC_RejectParameters rej;
+      ASC_getRejectParameters(g.params, &rej);
+      return Failed(RejectReason(rej, rq));
+    }
+    if (text.find("Connection refused") != std::string::npos) {
+      return Failed(fmt::format("connection refused by {} (nothing listens on that port: is the "
+                                "PACS running, and is the port right?)",
+                                where));
+    }
+    if (text.find("Timeout") != std::string::npos || text.find("timed out") != std::string::npos ||
+        cond == DUL_READTIMEOUT) {
+      return Failed(fmt::format(
+          "timed out after {} s {} {} (a firewall, a wrong address, or not a DICOM port?)",
+          rq.timeout_seconds,
+          cond == DUL_READTIMEOUT ? "waiting for the association answer from" : "connecting to",
+          where));
+    }
+    if (cond == DUL_PEERABORTEDASSOCIATION || cond == DUL_PEERREQUESTEDRELEASE) {
+      return Failed(fmt::format("the peer at {} aborted the association request (it may not "
+                                "accept our calling AE title '{}')",
+                                where, rq.calling_ae));
+    }
+    if (text.find("No route") != std::string::npos || text.find("unreachable") != std::string::npos) {
+      return Failed(fmt::format("{} is unreachable from this machine ({})", where, text));
+    }
+    return Failed(fmt::format("cannot associate with {}: {}", where, text));
+  }
+  if (ASC_countAcceptedPresentationContexts(g.params) == 0) {
+    ASC_abortAssociation(g.assoc);
+    return Failed("no presentation context accepted (the peer does not accept Verification "
+                  "with explicit or implicit VR little endian)");
+  }
+  DIC_US status = 0;
+  DcmDataset* detail = nullptr;
+  cond = DIMSE_echoUser(g.assoc, g.assoc->nextMsgID++, DIMSE_NONBLOCKING, rq.timeout_seconds,
+                        &status, &detail);
+  delete detail;
+  auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - start)
+                     .count();
+  if (cond.bad()) {
+    ASC_abortAssociation(g.assoc);
+    if (cond == DIMSE_NODATAAVAILABLE) {
+      return Failed(fmt::format("no answer to the echo within {} s", rq.timeout_seconds));
+    }
+    return Failed(fmt::format("no answer to the echo: {}", cond.text()));
+  }
+  ASC_releaseAssociation(g.assoc);
+  if (status != 0) {
+    return Failed(fmt::format("the echo was answered with status 0x{:04X}", status));
+  }
+  return EchoResult{true, "Connection established", latency};
+}
+
+}  // namespace pb::dicom

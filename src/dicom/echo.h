@@ -1,0 +1,26 @@
+#pragma once
+// C-ECHO SCU: "is this PACS reachable and does it accept us?", with a reason a person can act on
+// when it does not. Thread-safe; each call opens and closes its own association.
+#include <cstdint>
+#include <string>
+
+namespace pb::dicom {
+
+struct EchoRequest {
+  std::string host;
+  uint16_t port = 104;
+  std::string called_ae;
+  std::string calling_ae;
+  int timeout_seconds = 10;
+  bool tls = false;
+};
+
+struct EchoResult {
+  bool ok = false;
+  std::string message;  // "Connection established" or "Connection failed: <reason>"
+  int64_t latency_ms = 0;
+};
+
+EchoResult Echo(const EchoRequest& request);
+
+}  // namespace pb::dicom

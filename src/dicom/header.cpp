@@ -1,0 +1,65 @@
+#include "dicom/header.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
+#include <fmt/format.h>
+
+namespace pb::dicom {
+namespace {
+
+std::string Get(DcmItem* item, const DcmTagKey& key) {
+  OFString v;
+  if (item->findAndGetOFStringArray(key, v).good()) return std::string(v.c_str(), v.length());
+  return {};
+}
+
+}  // namespace
+
+Result<InstanceRecord> ReadHeader(const std::filesystem::path& file) {
+  DcmFileFormat ff;
+  OFCondition cond = ff.loadFileUntilTag(file.c_str(), EXS_Unknown, EGL_noChange,
+                                         DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData);
+  if (cond.bad()) {
+    return Fail(Code::kInvalidArgument, fmt::format("unreadable DICOM header: {}", cond.text()));
+  }
+  DcmDataset* ds = ff.getDataset();
+  std::string charset = Get(ds, DCM_SpecificCharacterSet);
+  if (!charset.empty() && charset != "ISO_IR 192" && charset != "ISO_IR 6") {
+    // Attribute values become UTF-8; a character set iconv cannot convert leaves them as they are.
+    (void)ds->convertToUTF8();
+  }
+  InstanceRecord r;
+  r.sop_uid = Get(ds, DCM_SOPInstanceUID);
+  r.sop_class_uid = Get(ds, DCM_SOPClassUID);
+  r.study_uid = Get(ds, DCM_StudyInstanceUID);
+  r.series_uid = Get(ds, DCM_SeriesInstanceUID);
+  for (auto [value, name] : {std::pair{&r.sop_uid, "SOPInstanceUID"},
+                             std::pair{&r.study_uid, "StudyInstanceUID"},
+                             std::pair{&r.series_uid, "SeriesInstanceUID"}}) {
+    if (value->empty()) {
+      return Fail(Code::kInvalidArgument, fmt::format("the data set has no {}", name), name);
+    }
+  }
+  r.patient_id = Get(ds, DCM_PatientID);
+  r.issuer_of_patient_id = Get(ds, DCM_IssuerOfPatientID);
+  r.patient_name = Get(ds, DCM_PatientName);
+  r.patient_birth_date = Get(ds, DCM_PatientBirthDate);
+  r.patient_sex = Get(ds, DCM_PatientSex);
+  r.study_date = Get(ds, DCM_StudyDate);
+  r.study_time = Get(ds, DCM_StudyTime);
+  r.accession_number = Get(ds, DCM_AccessionNumber);
+  r.study_id = Get(ds, DCM_StudyID);
+  r.study_description = Get(ds, DCM_StudyDescription);
+  r.referring_physician = Get(ds, DCM_ReferringPhysicianName);
+  r.modality = Get(ds, DCM_Modality);
+  r.series_number = Get(ds, DCM_SeriesNumber);
+  r.series_description = Get(ds, DCM_SeriesDescription);
+  r.body_part = Get(ds, DCM_BodyPartExamined);
+  r.instance_number = Get(ds, DCM_InstanceNumber);
+  r.transfer_syntax_uid = Get(ff.getMetaInfo(), DCM_TransferSyntaxUID);
+  return r;
+}
+
+}  // namespace pb::dicom

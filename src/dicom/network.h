@@ -1,0 +1,20 @@
+#pragma once
+// Process-wide DCMTK setup. Call once from main() before any thread starts.
+#include <string>
+
+namespace pb::dicom {
+
+// Disables Nagle's algorithm for every DCMTK connection of this process (whatever the
+// environment says), turns off reverse DNS lookups of peers, and sets DCMTK's log level
+// ("debug"/"trace" pass DCMTK's own messages through; otherwise only its errors).
+void InitializeDicomNetwork(const std::string& log_level);
+
+// The DICOM status codes we answer with (PS3.7 Annex C).
+namespace status {
+constexpr unsigned short kSuccess = 0x0000;
+constexpr unsigned short kOutOfResources = 0xA700;
+constexpr unsigned short kDataSetDoesNotMatchSopClass = 0xA900;
+constexpr unsigned short kCannotUnderstand = 0xC000;
+}  // namespace status
+
+}  // namespace pb::dicom

@@ -1,0 +1,469 @@
+#include "dicom/server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcostrmf.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dimse.h>
+#include <dcmtk/dcmnet/dul.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "dicom/network.h"
+
+namespace pb::dicom {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// DCMTK takes an already accepted socket only through a process-wide variable, so handing a
+// connection to DCMTK is serialized. The A-ASSOCIATE-RQ is fully buffered by then (see
+// WaitForAssociateRequest), so the critical section never waits on the network.
+std::mutex g_handoff_mu;
+T_ASC_Network* g_network = nullptr;  // GUARDED_BY(g_handoff_mu)
+
+constexpr long kMaxPdu = ASC_MAXIMUMPDUSIZE;  // offer the largest PDU DCMTK receives (128 KB)
+constexpr size_t kMaxRequestPdu = 64 * 1024;
+
+// Transfer syntaxes we accept, compressed ones first so data arrives as the sender has it.
+const char* kTransferSyntaxes[] = {
+    UID_JPEGProcess14SV1TransferSyntax,   UID_JPEGProcess1TransferSyntax,
+    UID_JPEGProcess2_4TransferSyntax,     UID_JPEGProcess14TransferSyntax,
+    UID_JPEGLSLosslessTransferSyntax,     UID_JPEGLSLossyTransferSyntax,
+    UID_JPEG2000LosslessOnlyTransferSyntax, UID_JPEG2000TransferSyntax,
+    UID_RLELosslessTransferSyntax,        UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+    UID_MPEG2MainProfileAtMainLevelTransferSyntax, UID_MPEG4HighProfileLevel4_1TransferSyntax,
+    UID_HEVCMainProfileLevel5_1TransferSyntax,
+    UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
+    UID_BigEndianExplicitTransferSyntax};
+constexpr int kTransferSyntaxCount = sizeof(kTransferSyntaxes) / sizeof(kTransferSyntaxes[0]);
+
+std::string PeerAddress(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, host, sizeof host);
+  } else if (ss.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, host, sizeof host);
+  }
+  return host;
+}
+
+// Waits until the whole A-ASSOCIATE-RQ PDU sits in the socket buffer (without consuming it).
+// Refuses garbage early: wrong PDU type or an absurd length.
+bool WaitForAssociateRequest(int fd, int timeout_seconds, std::string& why) {
+  auto deadline = Clock::now() + std::chrono::seconds(timeout_seconds);
+  std::vector<unsigned char> buf(kMaxRequestPdu);
+  size_t want = 6;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      why = fmt::format("no complete A-ASSOCIATE-RQ within {} s", timeout_seconds);
+      return false;
+    }
+    pollfd p{fd, POLLIN, 0};
+    int rc = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 50)));
+    if (rc < 0 && errno != EINTR) {
+      why = std::strerror(errno);
+      return false;
+    }
+    if (rc <= 0) continue;
+    ssize_t n = ::recv(fd, buf.data(), want, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) {
+      why = "closed before sending an A-ASSOCIATE-RQ";
+      return false;
+    }
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      why = std::strerror(errno);
+      return false;
+    }
+    if (buf[0] != 0x01) {
+      why = fmt::format("not a DICOM association request (first byte 0x{:02x})", buf[0]);
+      return false;
+    }
+    if (static_cast<size_t>(n) >= 6 && want == 6) {
+      uint32_t len = (uint32_t{buf[2]} << 24) | (uint32_t{buf[3]} << 16) | (uint32_t{buf[4]} << 8) | buf[5];
+      if (len < 68 || len > 1024 * 1024) {
+        why = fmt::format("not a DICOM association request (PDU length {})", len);
+        return false;
+      }
+      want = std::min<size_t>(6 + len, kMaxRequestPdu);
+    }
+    if (static_cast<size_t>(n) >= want && want > 6) return true;
+    if (static_cast<size_t>(n) < want) {
+      // Partial data: poll() would report it readable at once; wait a little for the rest.
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+}
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+struct Connection {
+  int fd = -1;
+  std::string peer;
+  Clock::time_point accepted;
+};
+
+}  // namespace
+
+struct AssociationServer::Impl {
+  ServerOptions opt;
+  StoreSink& sink;
+  int listen_fd = -1;
+  uint16_t bound_port = 0;
+  std::atomic<bool> stopping{false};
+  std::thread acceptor;
+  std::vector<std::thread> workers;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Connection> queue;  // GUARDED_BY(mu)
+  int busy = 0;                  // GUARDED_BY(mu)
+
+  Impl(ServerOptions o, StoreSink& s) : opt(std::move(o)), sink(s) {}
+
+  Result<void> Listen();
+  void AcceptLoop();
+  void WorkerLoop();
+  void Serve(Connection c);
+  void Reject(Connection c, T_ASC_RejectParametersReason reason, const char* why);
+  T_ASC_Association* Handoff(Connection& c);
+  void RunAssociation(T_ASC_Association* assoc, const std::string& calling, const std::string& peer);
+  bool HandleStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
+                   T_DIMSE_C_StoreRQ& req, const std::string& calling, const std::string& peer);
+};
+
+Result<void> AssociationServer::Impl::Listen() {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(opt.port);
+  int rc = getaddrinfo(opt.bind.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("receiver {}: bind address '{}' is not an IP address ({})",
+                            opt.ae_title, opt.bind, gai_strerror(rc)),
+                "bind");
+  }
+  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1, zero = 0;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (res->ai_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, 128) != 0) {
+    int err = errno;
+    freeaddrinfo(res);
+    ::close(fd);
+    return Fail(err == EADDRINUSE ? Code::kAlreadyExists : Code::kUnavailable,
+                fmt::format("receiver {}: cannot listen on {}:{}: {}", opt.ae_title, opt.bind,
+                            opt.port, std::strerror(err)),
+                "port");
+  }
+  freeaddrinfo(res);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  bound_port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                              : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  listen_fd = fd;
+  std::lock_guard lock(g_handoff_mu);
+  if (!g_network) {
+    // With an external socket set, DCMTK creates no listening socket of its own.
+    dcmExternalSocketHandle.set(fd);
+    OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, 0, opt.request_timeout_seconds, &g_network);
+    dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+    if (c.bad()) return Fail(Code::kInternal, fmt::format("DICOM network setup failed: {}", c.text()));
+  }
+  return {};
+}
+
+void AssociationServer::Impl::AcceptLoop() {
+  while (!stopping) {
+    pollfd p{listen_fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    SetNoDelay(fd);
+    Connection c{fd, PeerAddress(fd), Clock::now()};
+    {
+      std::lock_guard lock(mu);
+      if (queue.size() < static_cast<size_t>(opt.workers)) {
+        queue.push_back(std::move(c));
+        cv.notify_one();
+        continue;
+      }
+    }
+    Reject(std::move(c), ASC_REASON_SP_PRES_TEMPORARYCONGESTION, "all workers busy and queue full");
+  }
+}
+
+void AssociationServer::Impl::WorkerLoop() {
+  while (true) {
+    Connection c;
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return stopping || !queue.empty(); });
+      if (stopping) return;  // Stop() closes what is still queued
+      c = std::move(queue.front());
+      queue.pop_front();
+      ++busy;
+    }
+    if (Clock::now() - c.accepted > std::chrono::seconds(opt.max_queue_wait_seconds)) {
+      Reject(std::move(c), ASC_REASON_SP_PRES_TEMPORARYCONGESTION, "waited too long for a worker");
+    } else {
+      Serve(std::move(c));
+    }
+    std::lock_guard lock(mu);
+    --busy;
+  }
+}
+
+T_ASC_Association* AssociationServer::Impl::Handoff(Connection& c) {
+  std::string why;
+  if (!WaitForAssociateRequest(c.fd, opt.request_timeout_seconds, why)) {
+    spdlog::info("receiver {}: connection from {} closed: {}", opt.ae_title, c.peer, why);
+    ::close(c.fd);
+    return nullptr;
+  }
+  T_ASC_Association* assoc = nullptr;
+  int ours = ::dup(c.fd);  // whatever DCMTK does with its copy, ours is closed below
+  OFCondition cond;
+  {
+    std::lock_guard lock(g_handoff_mu);
+    dcmExternalSocketHandle.set(c.fd);
+    cond = ASC_receiveAssociation(g_network, &assoc, kMaxPdu, nullptr, nullptr, OFFalse,
+                                  DUL_NOBLOCK, opt.request_timeout_seconds);
+    dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+  }
+  if (ours >= 0) ::close(ours);
+  if (cond.bad()) {
+    spdlog::info("receiver {}: bad association request from {}: {}", opt.ae_title, c.peer,
+                 cond.text());
+    if (assoc) {
+      ASC_dropSCPAssociation(assoc);
+      ASC_destroyAssociation(&assoc);
+    }
+    return nullptr;
+  }
+  return assoc;
+}
+
+void AssociationServer::Impl::Reject(Connection c, T_ASC_RejectParametersReason reason,
+                                     const char* why) {
+  T_ASC_Association* assoc = Handoff(c);
+  if (!assoc) return;
+  spdlog::warn("receiver {}: rejected association from {}: {}", opt.ae_title, c.peer, why);
+  T_ASC_RejectParameters rej{ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED, reason};
+  ASC_rejectAssociation(assoc, &rej);
+  ASC_dropSCPAssociation(assoc);
+  ASC_destroyAssociation(&assoc);
+}
+
+void AssociationServer::Impl::Serve(Connection c) {
+  T_ASC_Association* assoc = Handoff(c);
+  if (!assoc) return;
+  char calling[65] = {0}, called[65] = {0};
+  ASC_getAPTitles(assoc->params, calling, sizeof calling, called, sizeof called, nullptr, 0);
+  std::string called_ae = called, calling_ae = calling;
+  auto done = [&] {
+    ASC_dropSCPAssociation(assoc);
+    ASC_destroyAssociation(&assoc);
+  };
+  if (called_ae != opt.ae_title) {
+    spdlog::warn("receiver {}: rejected association from {}@{}: called AE title '{}' not recognized",
+                 opt.ae_title, calling_ae, c.peer, called_ae);
+    T_ASC_RejectParameters rej{ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+                               ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED};
+    ASC_rejectAssociation(assoc, &rej);
+    done();
+    return;
+  }
+  const char* verification[] = {UID_VerificationSOPClass};
+  const char* echo_ts[] = {UID_LittleEndianExplicitTransferSyntax,
+                           UID_LittleEndianImplicitTransferSyntax,
+                           UID_BigEndianExplicitTransferSyntax};
+  ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, verification, 1, echo_ts, 3);
+  ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, dcmAllStorageSOPClassUIDs,
+                                                  numberOfDcmAllStorageSOPClassUIDs,
+                                                  kTransferSyntaxes, kTransferSyntaxCount);
+  if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
+    spdlog::warn("receiver {}: association from {}@{} proposed nothing we accept", opt.ae_title,
+                 calling_ae, c.peer);
+  }
+  OFCondition cond = ASC_acknowledgeAssociation(assoc);
+  if (cond.bad()) {
+    spdlog::warn("receiver {}: cannot acknowledge association from {}: {}", opt.ae_title, c.peer,
+                 cond.text());
+    done();
+    return;
+  }
+  spdlog::debug("receiver {}: association from {}@{} accepted", opt.ae_title, calling_ae, c.peer);
+  RunAssociation(assoc, calling_ae, c.peer);
+  done();
+}
+
+void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const std::string& calling,
+                                             const std::string& peer) {
+  int idle = 0;
+  while (true) {
+    T_DIMSE_Message msg;
+    T_ASC_PresentationContextID pres = 0;
+    DcmDataset* detail = nullptr;
+    OFCondition cond = DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, 1, &pres, &msg, &detail);
+    delete detail;
+    if (cond == DIMSE_NODATAAVAILABLE) {
+      if (stopping || ++idle >= opt.idle_timeout_seconds) {
+        spdlog::debug("receiver {}: closing {} association from {}", opt.ae_title,
+                      stopping ? "(shutdown)" : "idle", peer);
+        ASC_abortAssociation(assoc);
+        return;
+      }
+      continue;
+    }
+    idle = 0;
+    if (cond == DUL_PEERREQUESTEDRELEASE) {
+      ASC_acknowledgeRelease(assoc);
+      return;
+    }
+    if (cond == DUL_PEERABORTEDASSOCIATION) return;
+    if (cond.bad()) {
+      spdlog::info("receiver {}: association from {}@{} ended: {}", opt.ae_title, calling, peer,
+                   cond.text());
+      ASC_abortAssociation(assoc);
+      return;
+    }
+    switch (msg.CommandField) {
+      case DIMSE_C_ECHO_RQ:
+        cond = DIMSE_sendEchoResponse(assoc, pres, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
+        break;
+      case DIMSE_C_STORE_RQ:
+        if (!HandleStore(assoc, pres, msg.msg.CStoreRQ, calling, peer)) return;
+        break;
+      default:
+        spdlog::info("receiver {}: unsupported DIMSE command 0x{:04x} from {}; aborting",
+                     opt.ae_title, static_cast<unsigned>(msg.CommandField), peer);
+        ASC_abortAssociation(assoc);
+        return;
+    }
+    if (cond.bad()) {
+      ASC_abortAssociation(assoc);
+      return;
+    }
+  }
+}
+
+bool AssociationServer::Impl::HandleStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
+                                          T_DIMSE_C_StoreRQ& req, const std::string& calling,
+                                          const std::string& peer) {
+  T_DIMSE_C_StoreRSP rsp{};
+  rsp.MessageIDBeingRespondedTo = req.MessageID;
+  rsp.DataSetType = DIMSE_DATASET_NULL;
+  OFStandard::strlcpy(rsp.AffectedSOPClassUID, req.AffectedSOPClassUID, sizeof rsp.AffectedSOPClassUID);
+  OFStandard::strlcpy(rsp.AffectedSOPInstanceUID, req.AffectedSOPInstanceUID, sizeof rsp.AffectedSOPInstanceUID);
+  rsp.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
+
+  std::filesystem::path temp = sink.NewTempPath();
+  DcmOutputFileStream* stream = nullptr;
+  OFCondition cond = DIMSE_createFilestream(temp.c_str(), &req, assoc, pres, OFTrue, &stream);
+  StoreAnswer answer;
+  if (cond.bad()) {
+    spdlog::error("receiver {}: cannot create {}: {}", opt.ae_title, temp.string(), cond.text());
+    DIC_UL bytes = 0, pdvs = 0;
+    cond = DIMSE_ignoreDataSet(assoc, DIMSE_NONBLOCKING, opt.dimse_timeout_seconds, &bytes, &pdvs);
+    answer = {status::kOutOfResources, "cannot create a file in the data directory"};
+  } else {
+    cond = DIMSE_receiveDataSetInFile(assoc, DIMSE_NONBLOCKING, opt.dimse_timeout_seconds, &pres,
+                                      stream, nullptr, nullptr);
+    bool write_ok = stream->good();
+    delete stream;
+    if (cond.bad() || !write_ok) {
+      std::error_code ec;
+      std::filesystem::remove(temp, ec);
+      if (cond.bad()) {
+        spdlog::warn("receiver {}: data set from {}@{} not received completely: {}", opt.ae_title,
+                     calling, peer, cond.text());
+        ASC_abortAssociation(assoc);
+        return false;
+      }
+      answer = {status::kOutOfResources, "cannot write the data set to disk (disk full?)"};
+    } else {
+      T_ASC_PresentationContext pc;
+      ASC_findAcceptedPresentationContext(assoc->params, pres, &pc);
+      IncomingInstance in{temp, req.AffectedSOPClassUID, req.AffectedSOPInstanceUID,
+                          pc.acceptedTransferSyntax, calling, opt.ae_title, peer};
+      answer = sink.Store(in);
+    }
+  }
+  if (cond.bad()) {
+    ASC_abortAssociation(assoc);
+    return false;
+  }
+  rsp.DimseStatus = answer.status;
+  DcmDataset* detail = nullptr;
+  if (answer.status != status::kSuccess && !answer.error_comment.empty()) {
+    detail = new DcmDataset;
+    detail->putAndInsertString(DCM_ErrorComment, answer.error_comment.substr(0, 64).c_str());
+  }
+  cond = DIMSE_sendStoreResponse(assoc, pres, &req, &rsp, detail);
+  delete detail;
+  if (cond.bad()) {
+    spdlog::warn("receiver {}: cannot answer {}@{}: {}", opt.ae_title, calling, peer, cond.text());
+    ASC_abortAssociation(assoc);
+    return false;
+  }
+  return true;
+}
+
+AssociationServer::AssociationServer(ServerOptions options, StoreSink& sink)
+    : impl_(std::make_unique<Impl>(std::move(options), sink)) {}
+
+AssociationServer::~AssociationServer() { Stop(); }
+
+Result<void> AssociationServer::Start() {
+  if (auto r = impl_->Listen(); !r) return r;
+  for (int i = 0; i < impl_->opt.workers; ++i) impl_->workers.emplace_back([this] { impl_->WorkerLoop(); });
+  impl_->acceptor = std::thread([this] { impl_->AcceptLoop(); });
+  return {};
+}
+
+void AssociationServer::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  if (impl_->acceptor.joinable()) impl_->acceptor.join();
+  impl_->cv.notify_all();
+  for (auto& t : impl_->workers) if (t.joinable()) t.join();
+  for (auto& c : impl_->queue) ::close(c.fd);
+  impl_->queue.clear();
+  if (impl_->listen_fd >= 0) ::close(impl_->listen_fd);
+  impl_->listen_fd = -1;
+}
+
+uint16_t AssociationServer::port() const { return impl_->bound_port; }
+
+}  // namespace pb::dicom

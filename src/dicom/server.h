@@ -1,0 +1,67 @@
+#pragma once
+// The association acceptor of one receiver: our own listening socket (any bind address, IPv4
+// or IPv6), a pool of worker threads, one association per worker. Accepts C-ECHO and C-STORE
+// for every storage SOP class; each data set streams from the socket into a temp file given by
+// the sink (bit-preserving, with a file meta header) and the sink decides the answer.
+//
+// Associations beyond the pool wait in a queue of the same size; beyond that, or after waiting
+// too long, they are rejected with "temporary congestion", never dropped silently.
+// Thread-safe: Start/Stop from one thread; the sink is called from worker threads concurrently.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "core/result.h"
+
+namespace pb::dicom {
+
+struct IncomingInstance {
+  std::filesystem::path temp_file;  // complete data set with file meta header
+  std::string sop_class_uid, sop_instance_uid, transfer_syntax_uid;
+  std::string calling_ae, called_ae, peer_address;
+};
+
+struct StoreAnswer {
+  uint16_t status = 0;  // DIMSE status
+  std::string error_comment;
+};
+
+class StoreSink {
+ public:
+  virtual ~StoreSink() = default;
+  virtual std::filesystem::path NewTempPath() = 0;
+  // Owns `in.temp_file` from now on: must move it into the archive or delete it.
+  virtual StoreAnswer Store(const IncomingInstance& in) = 0;
+};
+
+struct ServerOptions {
+  std::string ae_title;
+  std::string bind = "0.0.0.0";
+  uint16_t port = 104;             // 0: any free port (tests)
+  int workers = 8;
+  int idle_timeout_seconds = 60;   // an association silent this long is aborted
+  int dimse_timeout_seconds = 60;  // a data set that stalls this long is abandoned
+  int request_timeout_seconds = 5; // time for a new connection to send its A-ASSOCIATE-RQ
+  int max_queue_wait_seconds = 20;
+};
+
+class AssociationServer {
+ public:
+  AssociationServer(ServerOptions options, StoreSink& sink);
+  ~AssociationServer();
+  AssociationServer(const AssociationServer&) = delete;
+  AssociationServer& operator=(const AssociationServer&) = delete;
+
+  // Binds and starts listening; errors name the address and the reason.
+  Result<void> Start();
+  // Stops accepting, lets running operations finish, closes idle associations, joins threads.
+  void Stop();
+  uint16_t port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pb::dicom

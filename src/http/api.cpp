@@ -1,0 +1,66 @@
+#include "http/api.h"
+
+#include <httplib.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/validate.h"
+#include "http/errors.h"
+
+namespace pb::http {
+
+HttpApi::HttpApi(Services services) : s_(services), server_(std::make_unique<httplib::Server>()) {}
+
+HttpApi::~HttpApi() { Stop(); }
+
+Result<int> HttpApi::Start(const std::string& host, int port) {
+  httplib::Server& srv = *server_;
+  srv.set_payload_max_length(16 * 1024 * 1024);
+  srv.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!s_.settings.admin_password || req.path == "/api/health") return httplib::Server::HandlerResponse::Unhandled;
+    std::string want = "Basic " + Base64("admin:" + *s_.settings.admin_password);
+    if (req.get_header_value("Authorization") == want) return httplib::Server::HandlerResponse::Unhandled;
+    res.set_header("WWW-Authenticate", "Basic realm=\"PACS Bridge\"");
+    SendError(res, 401, "authentication required (HTTP basic, user admin)");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  srv.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("http: {} {}: {}", req.method, req.path, what);
+    SendError(res, 500, "internal error: " + what);
+  });
+  srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404 && res.body.empty()) SendError(res, 404, fmt::format("no such resource: {} {}", req.method, req.path));
+  });
+  AddSystemRoutes(srv, s_);
+  AddNodeRoutes(srv, s_);
+  AddArchiveRoutes(srv, s_);
+  int bound = port;
+  if (port == 0) {
+    bound = srv.bind_to_any_port(host);
+  } else if (!srv.bind_to_port(host, port)) {
+    bound = -1;
+  }
+  if (bound <= 0) {
+    return Fail(Code::kUnavailable,
+                fmt::format("cannot listen for HTTP on {}:{} (address in use or not ours?)", host, port),
+                "server.http_listen");
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return bound;
+}
+
+void HttpApi::Stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace pb::http

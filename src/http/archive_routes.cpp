@@ -1,0 +1,132 @@
+#include <httplib.h>
+
+#include <fstream>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "http/api.h"
+#include "http/errors.h"
+
+namespace pb::http {
+namespace {
+
+nlohmann::json StudyJson(const StudyRow& r) {
+  return {{"StudyInstanceUID", r.study_uid},   {"PatientID", r.patient_id},
+          {"PatientName", r.patient_name},     {"PatientBirthDate", r.patient_birth_date},
+          {"PatientSex", r.patient_sex},       {"StudyDate", r.study_date},
+          {"StudyTime", r.study_time},         {"AccessionNumber", r.accession_number},
+          {"StudyID", r.study_id},             {"StudyDescription", r.description},
+          {"ModalitiesInStudy", r.modalities}, {"series_count", r.series_count},
+          {"instance_count", r.instance_count}};
+}
+
+nlohmann::json SeriesJson(const SeriesRow& r) {
+  return {{"SeriesInstanceUID", r.series_uid}, {"StudyInstanceUID", r.study_uid},
+          {"Modality", r.modality},            {"SeriesNumber", r.series_number},
+          {"SeriesDescription", r.description}, {"BodyPartExamined", r.body_part},
+          {"instance_count", r.instance_count}};
+}
+
+nlohmann::json InstanceJson(const InstanceRow& r) {
+  return {{"SOPInstanceUID", r.sop_uid},        {"SeriesInstanceUID", r.series_uid},
+          {"StudyInstanceUID", r.study_uid},    {"SOPClassUID", r.sop_class_uid},
+          {"InstanceNumber", r.instance_number}, {"TransferSyntaxUID", r.transfer_syntax_uid},
+          {"file_size", r.file_size},           {"received_at", r.received_at},
+          {"source_ae", r.source_ae}};
+}
+
+bool ParseInt(const std::string& v, int lo, int hi, int& out) {
+  try {
+    size_t used = 0;
+    out = std::stoi(v, &used);
+    return used == v.size() && out >= lo && out <= hi;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
+void AddArchiveRoutes(httplib::Server& srv, Services& s) {
+  srv.Get("/api/studies", [&s](const httplib::Request& req, httplib::Response& res) {
+    StudyFilter f;
+    std::map<std::string, std::string*> keys{
+        {"PatientID", &f.patient_id},         {"PatientName", &f.patient_name},
+        {"StudyInstanceUID", &f.study_uid},   {"AccessionNumber", &f.accession_number},
+        {"StudyDate", &f.study_date},         {"ModalitiesInStudy", &f.modality}};
+    for (const auto& [k, v] : req.params) {
+      if (k == "limit") {
+        if (!ParseInt(v, 1, 100000, f.limit)) return SendError(res, 400, "limit must be 1..100000", "limit");
+      } else if (k == "offset") {
+        if (!ParseInt(v, 0, 1 << 30, f.offset)) return SendError(res, 400, "offset must be 0 or more", "offset");
+      } else if (auto it = keys.find(k); it != keys.end()) {
+        *it->second = v;
+      } else {
+        return SendError(res, 400,
+                         fmt::format("unknown filter '{}' (use PatientID, PatientName, "
+                                     "StudyInstanceUID, AccessionNumber, StudyDate, "
+                                     "ModalitiesInStudy, limit, offset)",
+                                     k),
+                         k);
+      }
+    }
+    auto rows = s.db.FindStudies(f);
+    if (!rows) return SendError(res, rows.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : *rows) out.push_back(StudyJson(r));
+    SendJson(res, 200, out);
+  });
+  srv.Get(R"(/api/studies/([^/]+)/series)", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto rows = s.db.ListSeries(req.matches[1]);
+    if (!rows) return SendError(res, rows.error());
+    if (rows->empty()) {
+      auto exists = s.db.StudyExists(req.matches[1]);
+      if (exists && !*exists) return SendError(res, 404, fmt::format("no study {}", req.matches[1].str()));
+    }
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : *rows) out.push_back(SeriesJson(r));
+    SendJson(res, 200, out);
+  });
+  srv.Get(R"(/api/series/([^/]+)/instances)", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto rows = s.db.ListInstances(req.matches[1]);
+    if (!rows) return SendError(res, rows.error());
+    if (rows->empty()) {
+      auto exists = s.db.SeriesExists(req.matches[1]);
+      if (exists && !*exists) return SendError(res, 404, fmt::format("no series {}", req.matches[1].str()));
+    }
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : *rows) out.push_back(InstanceJson(r));
+    SendJson(res, 200, out);
+  });
+  srv.Get(R"(/api/instances/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto row = s.db.GetInstance(req.matches[1]);
+    if (!row) return SendError(res, row.error());
+    if (!*row) return SendError(res, 404, fmt::format("no instance {}", req.matches[1].str()));
+    SendJson(res, 200, InstanceJson(**row));
+  });
+  srv.Get(R"(/api/instances/([^/]+)/file)", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto row = s.db.GetInstance(req.matches[1]);
+    if (!row) return SendError(res, row.error());
+    if (!*row) return SendError(res, 404, fmt::format("no instance {}", req.matches[1].str()));
+    auto path = s.blobs.Absolute((*row)->file_path);
+    auto file = std::make_shared<std::ifstream>(path, std::ios::binary);
+    std::error_code ec;
+    auto size = std::filesystem::file_size(path, ec);
+    if (!*file || ec) return SendError(res, 500, "the stored file cannot be read");
+    res.set_header("Content-Disposition", fmt::format("attachment; filename=\"{}.dcm\"", (*row)->sop_uid));
+    // Streamed in chunks: a 200 MB instance never sits in memory.
+    res.set_content_provider(size, "application/dicom",
+                             [file](size_t offset, size_t length, httplib::DataSink& sink) {
+                               std::vector<char> buf(std::min<size_t>(length, 256 * 1024));
+                               file->seekg(static_cast<std::streamoff>(offset));
+                               file->read(buf.data(), static_cast<std::streamsize>(buf.size()));
+                               auto n = file->gcount();
+                               if (n <= 0) return false;
+                               sink.write(buf.data(), static_cast<size_t>(n));
+                               return true;
+                             });
+  });
+}
+
+}  // namespace pb::http

@@ -1,0 +1,67 @@
+#include <httplib.h>
+
+#include "dicom/echo.h"
+#include "http/api.h"
+#include "http/errors.h"
+
+namespace pb::http {
+namespace {
+
+nlohmann::json WithWarnings(const NodeChange& c) {
+  nlohmann::json j = NodeToJson(c.node);
+  j["warnings"] = c.warnings;
+  return j;
+}
+
+}  // namespace
+
+void AddNodeRoutes(httplib::Server& srv, Services& s) {
+  srv.Get("/api/nodes", [&s](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const Node& n : s.nodes.List()) out.push_back(NodeToJson(n));
+    SendJson(res, 200, out);
+  });
+  srv.Post("/api/nodes", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto body = ParseBody(req, res);
+    if (!body) return;
+    auto c = s.nodes.Add(*body);
+    if (!c) return SendError(res, c.error());
+    SendJson(res, 201, WithWarnings(*c));
+  });
+  srv.Get(R"(/api/nodes/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto n = s.nodes.Get(req.matches[1]);
+    if (!n) return SendError(res, n.error());
+    SendJson(res, 200, NodeToJson(*n));
+  });
+  srv.Put(R"(/api/nodes/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto existing = s.nodes.Get(req.matches[1]);
+    if (!existing) return SendError(res, existing.error());
+    auto body = ParseBody(req, res);
+    if (!body) return;
+    auto c = s.nodes.Update(req.matches[1], *body);
+    if (!c) return SendError(res, c.error());
+    SendJson(res, 200, WithWarnings(*c));
+  });
+  srv.Delete(R"(/api/nodes/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto r = s.nodes.Remove(req.matches[1]);
+    if (!r) return SendError(res, r.error());
+    res.status = 204;
+  });
+  srv.Post(R"(/api/nodes/([^/]+)/echo)", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto n = s.nodes.Get(req.matches[1]);
+    if (!n) return SendError(res, n.error());
+    if (n->type != NodeType::kDimse) {
+      return SendJson(res, 200, {{"ok", false},
+                                 {"message", "Connection failed: testing DICOMweb nodes is not "
+                                             "available in this version"},
+                                 {"latency_ms", 0}});
+    }
+    dicom::EchoRequest rq{n->host, n->port, n->ae_title,
+                          n->calling_ae_title.empty() ? s.settings.ae_title : n->calling_ae_title,
+                          n->timeout_seconds, n->tls.enabled};
+    dicom::EchoResult r = dicom::Echo(rq);
+    SendJson(res, 200, {{"ok", r.ok}, {"message", r.message}, {"latency_ms", r.latency_ms}});
+  });
+}
+
+}  // namespace pb::http

@@ -1,0 +1,306 @@
+#include "nodes/node.h"
+
+#include <set>
+
+#include <fmt/format.h>
+
+#include "core/validate.h"
+
+namespace pb {
+namespace {
+
+using nlohmann::json;
+
+// Reads typed fields out of a JSON object and remembers the first error, naming the field.
+class Reader {
+ public:
+  Reader(const json& j, std::string prefix) : j_(j), prefix_(std::move(prefix)) {}
+
+  Result<void> CheckKnown(const std::set<std::string>& known) const {
+    for (auto it = j_.begin(); it != j_.end(); ++it) {
+      if (!known.count(it.key())) {
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("unknown field '{}{}'", prefix_, it.key()), prefix_ + it.key());
+      }
+    }
+    return {};
+  }
+  void Str(const char* key, std::string& out) {
+    if (auto* v = Find(key)) {
+      if (v->is_string()) out = v->get<std::string>();
+      else if (!v->is_null()) Bad(key, "must be a string");
+    }
+  }
+  void Bool(const char* key, bool& out) {
+    if (auto* v = Find(key)) {
+      if (v->is_boolean()) out = v->get<bool>();
+      else Bad(key, "must be true or false");
+    }
+  }
+  void Int(const char* key, int64_t& out) {
+    if (auto* v = Find(key)) {
+      if (v->is_number_integer()) out = v->get<int64_t>();
+      else Bad(key, "must be an integer");
+    }
+  }
+  const json* Find(const char* key) const {
+    auto it = j_.find(key);
+    return it == j_.end() ? nullptr : &*it;
+  }
+  void Bad(const char* key, const std::string& why) {
+    if (!error_) {
+      error_ = Error{Code::kInvalidArgument, fmt::format("{}{} {}", prefix_, key, why),
+                     prefix_ + key};
+    }
+  }
+  const std::optional<Error>& error() const { return error_; }
+
+ private:
+  const json& j_;
+  std::string prefix_;
+  std::optional<Error> error_;
+};
+
+const std::set<std::string> kNodeFields{
+    "name", "type", "description", "queryable", "storable", "default_query_retrieve",
+    "default_storage", "locked", "tls", "ae_title", "host", "port", "retrieve_method",
+    "calling_ae_title", "move_destination", "listen_port", "preferred_transfer_syntax",
+    "max_associations", "timeout_seconds", "url", "qido", "wado", "stow", "stow_multipart",
+    "auth", "headers", "schedule", "max_bytes_per_second", "mwl", "mwl_charset", "mpps",
+    "warnings"};
+const std::set<std::string> kTlsFields{"enabled", "verify_peer", "verify_hostname",
+                                       "ca_file", "cert_file", "key_file"};
+const std::set<std::string> kAuthFields{"type", "username", "password", "token", "token_url",
+                                        "client_id", "client_secret", "has_password",
+                                        "has_token", "has_client_secret"};
+
+}  // namespace
+
+const char* RetrieveMethodName(RetrieveMethod m) {
+  switch (m) {
+    case RetrieveMethod::kAuto: return "auto";
+    case RetrieveMethod::kCGet: return "c-get";
+    case RetrieveMethod::kCMove: return "c-move";
+  }
+  return "auto";
+}
+
+Result<Node> NodeFromJson(const json& j) {
+  if (!j.is_object()) return Fail(Code::kInvalidArgument, "a node must be a JSON object");
+  Reader r(j, "");
+  if (auto k = r.CheckKnown(kNodeFields); !k) return tl::unexpected(k.error());
+  Node n;
+  std::string type = "dimse", method = "auto";
+  int64_t port = 104, listen_port = 0, max_assoc = 2, timeout = 10, max_bps = 0;
+  r.Str("name", n.name);
+  r.Str("type", type);
+  r.Str("description", n.description);
+  r.Bool("queryable", n.queryable);
+  r.Bool("storable", n.storable);
+  r.Bool("default_query_retrieve", n.default_query_retrieve);
+  r.Bool("default_storage", n.default_storage);
+  r.Str("ae_title", n.ae_title);
+  r.Str("host", n.host);
+  r.Int("port", port);
+  r.Str("retrieve_method", method);
+  r.Str("calling_ae_title", n.calling_ae_title);
+  r.Str("move_destination", n.move_destination);
+  r.Int("listen_port", listen_port);
+  r.Str("preferred_transfer_syntax", n.preferred_transfer_syntax);
+  r.Int("max_associations", max_assoc);
+  r.Int("timeout_seconds", timeout);
+  r.Str("url", n.url);
+  r.Bool("qido", n.qido);
+  r.Bool("wado", n.wado);
+  r.Bool("stow", n.stow);
+  r.Bool("stow_multipart", n.stow_multipart);
+  r.Int("max_bytes_per_second", max_bps);
+  r.Bool("mwl", n.mwl);
+  r.Str("mwl_charset", n.mwl_charset);
+  r.Bool("mpps", n.mpps);
+  if (r.error()) return tl::unexpected(*r.error());
+
+  if (type == "dimse") n.type = NodeType::kDimse;
+  else if (type == "dicomweb") n.type = NodeType::kDicomWeb;
+  else return Fail(Code::kInvalidArgument, "type must be \"dimse\" or \"dicomweb\"", "type");
+
+  if (method == "auto") n.retrieve_method = RetrieveMethod::kAuto;
+  else if (method == "c-get" || method == "C-GET") n.retrieve_method = RetrieveMethod::kCGet;
+  else if (method == "c-move" || method == "C-MOVE") n.retrieve_method = RetrieveMethod::kCMove;
+  else return Fail(Code::kInvalidArgument, "retrieve_method must be \"auto\", \"c-get\" or \"c-move\"", "retrieve_method");
+
+  if (n.type == NodeType::kDimse || j.contains("port")) {
+    auto p = ValidatePort(port, "port");
+    if (!p) return tl::unexpected(p.error());
+    n.port = *p;
+  }
+  if (listen_port != 0) {
+    auto p = ValidatePort(listen_port, "listen_port");
+    if (!p) return tl::unexpected(p.error());
+  }
+  n.listen_port = static_cast<int>(listen_port);
+  if (max_assoc < 1 || max_assoc > 64) {
+    return Fail(Code::kInvalidArgument, "max_associations must be between 1 and 64", "max_associations");
+  }
+  n.max_associations = static_cast<int>(max_assoc);
+  if (timeout < 1 || timeout > 3600) {
+    return Fail(Code::kInvalidArgument, "timeout_seconds must be between 1 and 3600", "timeout_seconds");
+  }
+  n.timeout_seconds = static_cast<int>(timeout);
+  if (max_bps < 0) {
+    return Fail(Code::kInvalidArgument, "max_bytes_per_second must be 0 (unlimited) or more", "max_bytes_per_second");
+  }
+  n.max_bytes_per_second = max_bps;
+
+  if (auto* t = r.Find("tls"); t && !t->is_null()) {
+    if (!t->is_object()) return Fail(Code::kInvalidArgument, "tls must be an object", "tls");
+    Reader tr(*t, "tls.");
+    if (auto k = tr.CheckKnown(kTlsFields); !k) return tl::unexpected(k.error());
+    tr.Bool("enabled", n.tls.enabled);
+    tr.Bool("verify_peer", n.tls.verify_peer);
+    tr.Bool("verify_hostname", n.tls.verify_hostname);
+    tr.Str("ca_file", n.tls.ca_file);
+    tr.Str("cert_file", n.tls.cert_file);
+    tr.Str("key_file", n.tls.key_file);
+    if (tr.error()) return tl::unexpected(*tr.error());
+  }
+  if (auto* a = r.Find("auth"); a && !a->is_null()) {
+    if (!a->is_object()) return Fail(Code::kInvalidArgument, "auth must be an object", "auth");
+    Reader ar(*a, "auth.");
+    if (auto k = ar.CheckKnown(kAuthFields); !k) return tl::unexpected(k.error());
+    ar.Str("type", n.auth.type);
+    ar.Str("username", n.auth.username);
+    ar.Str("password", n.auth.password);
+    ar.Str("token", n.auth.token);
+    ar.Str("token_url", n.auth.token_url);
+    ar.Str("client_id", n.auth.client_id);
+    ar.Str("client_secret", n.auth.client_secret);
+    if (ar.error()) return tl::unexpected(*ar.error());
+  }
+  if (auto* h = r.Find("headers"); h && !h->is_null()) {
+    if (!h->is_array()) return Fail(Code::kInvalidArgument, "headers must be a list of {name, value}", "headers");
+    for (const auto& e : *h) {
+      if (!e.is_object() || !e.contains("name") || !e["name"].is_string() ||
+          (e.contains("value") && !e["value"].is_string())) {
+        return Fail(Code::kInvalidArgument, "each header must be {\"name\": ..., \"value\": ...}", "headers");
+      }
+      n.headers.emplace_back(e["name"].get<std::string>(), e.value("value", ""));
+    }
+  }
+  if (auto* s = r.Find("schedule"); s && !s->is_null()) {
+    if (!s->is_object()) return Fail(Code::kInvalidArgument, "schedule must be an object", "schedule");
+    n.schedule = *s;
+  }
+  if (auto v = ValidateNode(n); !v) return tl::unexpected(v.error());
+  return n;
+}
+
+Result<void> ValidateNode(Node& n) {
+  n.name = Trim(n.name);
+  if (n.name.empty()) return Fail(Code::kInvalidArgument, "name must not be empty", "name");
+  if (n.name.size() > 128) return Fail(Code::kInvalidArgument, "name is longer than 128 characters", "name");
+  for (unsigned char c : n.name) {
+    if (c < 0x20 || c == 0x7f || c == '/') {
+      return Fail(Code::kInvalidArgument, "name must not contain '/' or control characters", "name");
+    }
+  }
+  if (n.type == NodeType::kDimse) {
+    auto ae = ValidateAeTitle(n.ae_title, "ae_title");
+    if (!ae) return tl::unexpected(ae.error());
+    n.ae_title = *ae;
+    auto host = ValidateHost(n.host, "host");
+    if (!host) return tl::unexpected(host.error());
+    n.host = *host;
+    for (auto [field, value] : {std::pair<const char*, std::string*>{"calling_ae_title", &n.calling_ae_title},
+                                {"move_destination", &n.move_destination}}) {
+      if (Trim(*value).empty()) {
+        value->clear();
+        continue;
+      }
+      auto v = ValidateAeTitle(*value, field);
+      if (!v) return tl::unexpected(v.error());
+      *value = *v;
+    }
+  } else {
+    if (n.url.rfind("http://", 0) != 0 && n.url.rfind("https://", 0) != 0) {
+      return Fail(Code::kInvalidArgument,
+                  "url must start with http:// or https:// (the DICOMweb root, e.g. https://pacs/dicom-web)",
+                  "url");
+    }
+  }
+  if (n.default_query_retrieve && !n.queryable) {
+    return Fail(Code::kInvalidArgument,
+                "default_query_retrieve needs a queryable node: set queryable to true first",
+                "default_query_retrieve");
+  }
+  if (n.default_storage && !n.storable) {
+    return Fail(Code::kInvalidArgument,
+                "default_storage needs a storable node: set storable to true first",
+                "default_storage");
+  }
+  static const std::set<std::string> kAuthTypes{"none", "basic", "bearer", "oauth2"};
+  if (!kAuthTypes.count(n.auth.type)) {
+    return Fail(Code::kInvalidArgument, "auth.type must be none, basic, bearer or oauth2", "auth.type");
+  }
+  if (n.tls.enabled && (n.tls.cert_file.empty() != n.tls.key_file.empty())) {
+    return Fail(Code::kInvalidArgument, "tls.cert_file and tls.key_file go together", "tls.key_file");
+  }
+  return {};
+}
+
+json NodeToJson(const Node& n, bool with_secrets) {
+  json j;
+  j["name"] = n.name;
+  j["type"] = n.type == NodeType::kDimse ? "dimse" : "dicomweb";
+  j["description"] = n.description;
+  j["queryable"] = n.queryable;
+  j["storable"] = n.storable;
+  j["default_query_retrieve"] = n.default_query_retrieve;
+  j["default_storage"] = n.default_storage;
+  if (!with_secrets) j["locked"] = n.locked;
+  j["tls"] = {{"enabled", n.tls.enabled}, {"verify_peer", n.tls.verify_peer},
+              {"verify_hostname", n.tls.verify_hostname}, {"ca_file", n.tls.ca_file},
+              {"cert_file", n.tls.cert_file}, {"key_file", n.tls.key_file}};
+  if (n.type == NodeType::kDimse) {
+    j["ae_title"] = n.ae_title;
+    j["host"] = n.host;
+    j["port"] = n.port;
+    j["retrieve_method"] = RetrieveMethodName(n.retrieve_method);
+    j["calling_ae_title"] = n.calling_ae_title;
+    j["move_destination"] = n.move_destination;
+    j["listen_port"] = n.listen_port;
+    j["preferred_transfer_syntax"] = n.preferred_transfer_syntax;
+    j["max_associations"] = n.max_associations;
+    j["timeout_seconds"] = n.timeout_seconds;
+  } else {
+    j["url"] = n.url;
+    j["qido"] = n.qido;
+    j["wado"] = n.wado;
+    j["stow"] = n.stow;
+    j["stow_multipart"] = n.stow_multipart;
+    json a{{"type", n.auth.type}, {"username", n.auth.username}, {"token_url", n.auth.token_url},
+           {"client_id", n.auth.client_id}};
+    if (with_secrets) {
+      a["password"] = n.auth.password;
+      a["token"] = n.auth.token;
+      a["client_secret"] = n.auth.client_secret;
+    } else {
+      a["has_password"] = !n.auth.password.empty();
+      a["has_token"] = !n.auth.token.empty();
+      a["has_client_secret"] = !n.auth.client_secret.empty();
+    }
+    j["auth"] = a;
+    j["headers"] = json::array();
+    for (const auto& [k, v] : n.headers) j["headers"].push_back({{"name", k}, {"value", v}});
+    j["timeout_seconds"] = n.timeout_seconds;
+    j["max_associations"] = n.max_associations;
+  }
+  j["schedule"] = n.schedule;
+  j["max_bytes_per_second"] = n.max_bytes_per_second;
+  j["mwl"] = n.mwl;
+  j["mwl_charset"] = n.mwl_charset;
+  j["mpps"] = n.mpps;
+  return j;
+}
+
+}  // namespace pb

@@ -1,0 +1,77 @@
+#pragma once
+// A remote node: a classic DIMSE peer or a DICOMweb server. One model for both, so that callers
+// ask "query node X" without branching on the protocol; transport-specific fields are ignored by
+// the other transport. JSON names are those of the REST API and the [[nodes]] config tables.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/result.h"
+
+namespace pb {
+
+enum class NodeType { kDimse, kDicomWeb };
+enum class RetrieveMethod { kAuto, kCGet, kCMove };
+
+struct NodeTls {
+  bool enabled = false;
+  bool verify_peer = true;
+  bool verify_hostname = true;
+  std::string ca_file, cert_file, key_file;
+};
+
+struct NodeAuth {
+  std::string type = "none";  // none, basic, bearer, oauth2
+  std::string username, password, token, token_url, client_id, client_secret;
+};
+
+struct Node {
+  std::string name;
+  NodeType type = NodeType::kDimse;
+  std::string description;
+  bool queryable = false;
+  bool storable = false;
+  bool default_query_retrieve = false;
+  bool default_storage = false;
+  bool locked = false;  // from the config file: read-only
+  NodeTls tls;
+  // DIMSE
+  std::string ae_title;
+  std::string host;
+  uint16_t port = 104;
+  RetrieveMethod retrieve_method = RetrieveMethod::kAuto;
+  std::string calling_ae_title;   // empty: the server's AE title
+  std::string move_destination;   // our AE title as the PACS knows it; empty: calling AE title
+  int listen_port = 0;            // 0: the default receiver
+  std::string preferred_transfer_syntax;
+  int max_associations = 2;
+  int timeout_seconds = 10;
+  // DICOMweb
+  std::string url;
+  bool qido = true, wado = true, stow = true, stow_multipart = true;
+  NodeAuth auth;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // Scheduling and worklist (stored; used by later features)
+  nlohmann::json schedule;  // null: always available
+  int64_t max_bytes_per_second = 0;
+  bool mwl = false;
+  std::string mwl_charset;
+  bool mpps = false;
+};
+
+// Builds a node from JSON, refusing unknown fields and wrong types, then validates it.
+// Error.field names the offending field ("ae_title", "tls.ca_file", ...).
+Result<Node> NodeFromJson(const nlohmann::json& j);
+
+// The JSON form. With `with_secrets` false (the API), passwords, tokens and client secrets are
+// replaced by `has_password`-style booleans: secrets are write-only.
+nlohmann::json NodeToJson(const Node& n, bool with_secrets = false);
+
+// Checks one node on its own (cross-node rules live in the registry).
+Result<void> ValidateNode(Node& n);
+
+const char* RetrieveMethodName(RetrieveMethod m);
+
+}  // namespace pb

@@ -1,0 +1,178 @@
+#include "nodes/registry.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/validate.h"
+
+namespace pb {
+
+namespace {
+Error LockedError(const Node& n) {
+  return Error{Code::kLocked,
+               fmt::format("node '{}' comes from the config file and is read-only here; change it "
+                           "in the config file and restart",
+                           n.name),
+               "name"};
+}
+}  // namespace
+
+Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db,
+                                                           const std::vector<ConfigEntry>& config) {
+  std::unique_ptr<NodeRegistry> reg(new NodeRegistry(db));
+  for (const ConfigEntry& e : config) {
+    auto n = NodeFromJson(e.json);
+    if (!n) {
+      std::string where = e.source;
+      auto it = e.key_lines.find(n.error().field.substr(0, n.error().field.find('.')));
+      if (it != e.key_lines.end()) where = where.substr(0, where.rfind(':')) + ":" + std::to_string(it->second);
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("{}: [[nodes]] {}: {}", where, n.error().field, n.error().message),
+                  n.error().field);
+    }
+    n->locked = true;
+    if (reg->Find(n->name)) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("{}: [[nodes]] name '{}' is used twice", e.source, n->name), "name");
+    }
+    for (const Node& other : reg->nodes_) {
+      if ((n->default_query_retrieve && other.default_query_retrieve) ||
+          (n->default_storage && other.default_storage)) {
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("{}: [[nodes]] '{}' and '{}' are both marked default", e.source,
+                                n->name, other.name));
+      }
+    }
+    reg->nodes_.push_back(std::move(*n));
+  }
+  auto stored = db.LoadNodes();
+  if (!stored) return tl::unexpected(stored.error());
+  for (const auto& [name, body] : *stored) {
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    auto n = j.is_discarded() ? Result<Node>(Fail(Code::kInternal, "unreadable")) : NodeFromJson(j);
+    if (!n || reg->Find(name)) continue;  // a config entry with the same name wins
+    reg->nodes_.push_back(std::move(*n));
+  }
+  return reg;
+}
+
+Node* NodeRegistry::Find(const std::string& name) {
+  for (Node& n : nodes_) if (n.name == name) return &n;
+  return nullptr;
+}
+const Node* NodeRegistry::Find(const std::string& name) const {
+  for (const Node& n : nodes_) if (n.name == name) return &n;
+  return nullptr;
+}
+
+std::vector<Node> NodeRegistry::List() const {
+  std::lock_guard lock(mu_);
+  std::vector<Node> out = nodes_;
+  std::sort(out.begin(), out.end(), [](const Node& a, const Node& b) { return a.name < b.name; });
+  return out;
+}
+
+Result<Node> NodeRegistry::Get(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  if (const Node* n = Find(name)) return *n;
+  return Fail(Code::kNotFound, fmt::format("no node named '{}'", name), "name");
+}
+
+std::vector<std::string> NodeRegistry::Warnings(const Node& n) const {
+  std::vector<std::string> out;
+  if (n.type != NodeType::kDimse) return out;
+  for (const Node& o : nodes_) {
+    if (o.name == n.name || o.type != NodeType::kDimse || o.ae_title != n.ae_title) continue;
+    if (o.host != n.host || o.port != n.port) {
+      out.push_back(fmt::format(
+          "AE title '{}' is also used by node '{}' at {}: a PACS that sends C-MOVE results by "
+          "AE title cannot tell them apart",
+          n.ae_title, o.name, JoinHostPort(o.host, o.port)));
+    }
+  }
+  return out;
+}
+
+Result<NodeChange> NodeRegistry::Store(Node node, const std::string& replaces) {
+  // Making a node the default takes the flag from the previous one, unless that one is locked.
+  std::vector<Node*> cleared;
+  for (Node& o : nodes_) {
+    if (o.name == replaces || o.name == node.name) continue;
+    bool qr = node.default_query_retrieve && o.default_query_retrieve;
+    bool st = node.default_storage && o.default_storage;
+    if ((qr || st) && o.locked) {
+      return Fail(Code::kLocked,
+                  fmt::format("node '{}' from the config file is the default {} node; change "
+                              "the config file to move the default",
+                              o.name, qr ? "query/retrieve" : "storage"),
+                  qr ? "default_query_retrieve" : "default_storage");
+    }
+  }
+  for (Node& o : nodes_) {
+    if (o.name == replaces || o.name == node.name) continue;
+    bool changed = false;
+    if (node.default_query_retrieve && o.default_query_retrieve) o.default_query_retrieve = false, changed = true;
+    if (node.default_storage && o.default_storage) o.default_storage = false, changed = true;
+    if (changed) {
+      if (auto r = db_.SaveNode(o.name, NodeToJson(o, true).dump()); !r) return tl::unexpected(r.error());
+      cleared.push_back(&o);
+    }
+  }
+  node.locked = false;
+  if (auto r = db_.SaveNode(node.name, NodeToJson(node, true).dump(), replaces); !r) {
+    return tl::unexpected(r.error());
+  }
+  NodeChange change{node, Warnings(node)};
+  if (Node* existing = Find(replaces.empty() ? node.name : replaces)) *existing = node;
+  else nodes_.push_back(node);
+  return change;
+}
+
+Result<NodeChange> NodeRegistry::Add(const nlohmann::json& body) {
+  auto n = NodeFromJson(body);
+  if (!n) return tl::unexpected(n.error());
+  std::lock_guard lock(mu_);
+  if (const Node* existing = Find(n->name)) {
+    return Fail(Code::kAlreadyExists,
+                fmt::format("a node named '{}' exists already{}", n->name,
+                            existing->locked ? " (from the config file)" : ""),
+                "name");
+  }
+  return Store(std::move(*n), {});
+}
+
+Result<NodeChange> NodeRegistry::Update(const std::string& name, const nlohmann::json& patch) {
+  if (!patch.is_object()) return Fail(Code::kInvalidArgument, "the body must be a JSON object");
+  std::lock_guard lock(mu_);
+  Node* existing = Find(name);
+  if (!existing) return Fail(Code::kNotFound, fmt::format("no node named '{}'", name), "name");
+  if (existing->locked) return tl::unexpected(LockedError(*existing));
+  nlohmann::json merged = NodeToJson(*existing, true);
+  for (auto it = patch.begin(); it != patch.end(); ++it) {
+    if (it->is_object() && merged.contains(it.key()) && merged[it.key()].is_object()) {
+      merged[it.key()].update(*it);  // nested objects (tls, auth) merge field by field
+    } else {
+      merged[it.key()] = *it;
+    }
+  }
+  auto n = NodeFromJson(merged);
+  if (!n) return tl::unexpected(n.error());
+  if (n->name != name && Find(n->name)) {
+    return Fail(Code::kAlreadyExists, fmt::format("a node named '{}' exists already", n->name), "name");
+  }
+  return Store(std::move(*n), name);
+}
+
+Result<void> NodeRegistry::Remove(const std::string& name) {
+  std::lock_guard lock(mu_);
+  Node* existing = Find(name);
+  if (!existing) return Fail(Code::kNotFound, fmt::format("no node named '{}'", name), "name");
+  if (existing->locked) return tl::unexpected(LockedError(*existing));
+  if (auto r = db_.DeleteNode(name); !r) return tl::unexpected(r.error());
+  nodes_.erase(std::remove_if(nodes_.begin(), nodes_.end(), [&](const Node& n) { return n.name == name; }),
+               nodes_.end());
+  return {};
+}
+
+}  // namespace pb

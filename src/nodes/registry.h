@@ -1,0 +1,49 @@
+#pragma once
+// The registry of remote nodes: locked entries from the config file merged with entries created
+// through the API (stored in the index database). Enforces the rules that span nodes: unique
+// names, one default query/retrieve and one default storage node, AE-title ambiguity warnings.
+// Thread-safe.
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "archive/database.h"
+#include "config/settings.h"
+#include "nodes/node.h"
+
+namespace pb {
+
+struct NodeChange {
+  Node node;
+  std::vector<std::string> warnings;
+};
+
+class NodeRegistry {
+ public:
+  // Validates the config entries (errors name file and line) and loads the stored nodes.
+  static Result<std::unique_ptr<NodeRegistry>> Create(Database& db,
+                                                      const std::vector<ConfigEntry>& config);
+
+  std::vector<Node> List() const;
+  Result<Node> Get(const std::string& name) const;
+  Result<NodeChange> Add(const nlohmann::json& body);
+  // Applies a partial update (fields not given keep their value).
+  Result<NodeChange> Update(const std::string& name, const nlohmann::json& patch);
+  Result<void> Remove(const std::string& name);
+
+ private:
+  NodeRegistry(Database& db) : db_(db) {}
+  Result<NodeChange> Store(Node node, const std::string& replaces);
+  std::vector<std::string> Warnings(const Node& n) const;
+  Node* Find(const std::string& name);
+  const Node* Find(const std::string& name) const;
+
+  Database& db_;
+  mutable std::mutex mu_;
+  std::vector<Node> nodes_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace pb

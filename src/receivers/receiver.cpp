@@ -1,0 +1,150 @@
+#include "receivers/receiver.h"
+
+#include <set>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/validate.h"
+#include "dicom/network.h"
+
+namespace pb {
+
+Result<Receiver> ReceiverFromJson(const nlohmann::json& j) {
+  static const std::set<std::string> kKnown{
+      "id", "ae_title", "port", "bind", "enabled", "locked", "whitelist_enabled", "whitelist",
+      "routing", "identification", "processors", "anonymize", "direct_archive", "tls"};
+  if (!j.is_object()) return Fail(Code::kInvalidArgument, "a receiver must be an object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!kKnown.count(it.key())) {
+      return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}'", it.key()), it.key());
+    }
+  }
+  Receiver r;
+  if (!j.contains("ae_title") || !j["ae_title"].is_string()) {
+    return Fail(Code::kInvalidArgument, "ae_title must be a string", "ae_title");
+  }
+  auto ae = ValidateAeTitle(j["ae_title"].get<std::string>(), "ae_title");
+  if (!ae) return tl::unexpected(ae.error());
+  r.ae_title = *ae;
+  if (!j.contains("port") || !j["port"].is_number_integer()) {
+    return Fail(Code::kInvalidArgument, "port must be an integer", "port");
+  }
+  auto port = ValidatePort(j["port"].get<int64_t>(), "port");
+  if (!port) return tl::unexpected(port.error());
+  r.port = *port;
+  if (j.contains("bind")) {
+    if (!j["bind"].is_string()) return Fail(Code::kInvalidArgument, "bind must be a string", "bind");
+    std::string b = Trim(j["bind"].get<std::string>());
+    if (b.size() > 2 && b.front() == '[' && b.back() == ']') b = b.substr(1, b.size() - 2);
+    if (!IsIpv4Literal(b) && !IsIpv6Literal(b)) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("bind '{}' must be an IP address of this machine (0.0.0.0 or :: "
+                              "for all)", b),
+                  "bind");
+    }
+    r.bind = b;
+  }
+  if (j.contains("enabled")) {
+    if (!j["enabled"].is_boolean()) return Fail(Code::kInvalidArgument, "enabled must be true or false", "enabled");
+    r.enabled = j["enabled"].get<bool>();
+  }
+  r.id = r.ae_title + "@" + std::to_string(r.port);
+  return r;
+}
+
+nlohmann::json ReceiverToJson(const Receiver& r) {
+  return {{"id", r.id},       {"ae_title", r.ae_title}, {"port", r.port},
+          {"bind", r.bind},   {"enabled", r.enabled},   {"locked", r.locked},
+          {"whitelist_enabled", false}, {"whitelist", ""}, {"anonymize", false},
+          {"direct_archive", true}};
+}
+
+// Adapts the ingest pipeline to the association server; DIMSE statuses are chosen here.
+class ReceiverService::Sink : public dicom::StoreSink {
+ public:
+  explicit Sink(IngestPipeline& p) : pipeline_(p) {}
+  std::filesystem::path NewTempPath() override { return pipeline_.NewTempPath(); }
+  dicom::StoreAnswer Store(const dicom::IncomingInstance& in) override {
+    IngestOutcome out = pipeline_.Ingest(
+        in.temp_file, IngestSource{in.calling_ae, in.called_ae, in.peer_address, in.sop_instance_uid});
+    switch (out.status) {
+      case IngestStatus::kStored:
+      case IngestStatus::kReplaced:
+      case IngestStatus::kDuplicate:
+        return {dicom::status::kSuccess, ""};
+      case IngestStatus::kInvalid:
+        spdlog::warn("receiver {}: refused an instance from {}@{}: {}", in.called_ae,
+                     in.calling_ae, in.peer_address, out.message);
+        return {dicom::status::kCannotUnderstand, out.message};
+      case IngestStatus::kOutOfSpace:
+        spdlog::error("receiver {}: out of space: {}", in.called_ae, out.message);
+        return {dicom::status::kOutOfResources, out.message};
+      case IngestStatus::kFailed:
+        spdlog::error("receiver {}: cannot store an instance: {}", in.called_ae, out.message);
+        return {dicom::status::kOutOfResources, out.message};
+    }
+    return {dicom::status::kOutOfResources, "internal error"};
+  }
+
+ private:
+  IngestPipeline& pipeline_;
+};
+
+ReceiverService::ReceiverService(IngestPipeline& pipeline, int workers)
+    : pipeline_(pipeline), workers_(workers), sink_(std::make_unique<Sink>(pipeline)) {}
+
+ReceiverService::~ReceiverService() { Stop(); }
+
+Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
+  for (const ConfigEntry& e : config) {
+    auto r = ReceiverFromJson(e.json);
+    if (!r) {
+      std::string where = e.source;
+      auto it = e.key_lines.find(r.error().field);
+      if (it != e.key_lines.end()) where = where.substr(0, where.rfind(':')) + ":" + std::to_string(it->second);
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("{}: [[receivers]] {}: {}", where, r.error().field, r.error().message),
+                  r.error().field);
+    }
+    r->locked = true;
+    for (const Receiver& o : receivers_) {
+      if (o.port == r->port) {
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("{}: [[receivers]] port {} is used by receiver {} too", e.source,
+                                r->port, o.ae_title),
+                    "port");
+      }
+    }
+    receivers_.push_back(*r);
+  }
+  for (const Receiver& r : receivers_) {
+    if (!r.enabled) continue;
+    dicom::ServerOptions opt;
+    opt.ae_title = r.ae_title;
+    opt.bind = r.bind;
+    opt.port = r.port;
+    opt.workers = workers_;
+    auto server = std::make_unique<dicom::AssociationServer>(opt, *sink_);
+    if (auto s = server->Start(); !s) return s;
+    spdlog::info("receiver {} listening on {}:{}", r.ae_title, r.bind, server->port());
+    servers_.push_back(std::move(server));
+  }
+  return {};
+}
+
+void ReceiverService::Stop() {
+  for (auto& s : servers_) s->Stop();
+  servers_.clear();
+}
+
+std::vector<Receiver> ReceiverService::List() const { return receivers_; }
+
+Result<Receiver> ReceiverService::Get(const std::string& id) const {
+  for (const Receiver& r : receivers_) {
+    if (r.id == id || r.ae_title == id) return r;
+  }
+  return Fail(Code::kNotFound, fmt::format("no receiver '{}'", id), "id");
+}
+
+}  // namespace pb
