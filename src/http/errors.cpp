@@ -36,18 +36,47 @@ void SendError(httplib::Response& res, const Error& e) {
   SendError(res, HttpStatus(e.code), e.message, e.field);
 }
 
-std::optional<nlohmann::json> ParseBody(const httplib::Request& req, httplib::Response& res) {
-  if (req.body.empty()) {
+std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Response& res) {
+  if (body.empty()) {
     SendError(res, 400, "the request needs a JSON body");
     return std::nullopt;
   }
   try {
-    return nlohmann::json::parse(req.body);
+    return nlohmann::json::parse(body);
   } catch (const nlohmann::json::parse_error& e) {
     SendError(res, 400, fmt::format("invalid JSON at byte {}: {}", e.byte,
                                     std::string(e.what()).substr(std::string(e.what()).rfind(':') + 2)));
     return std::nullopt;
   }
+}
+
+namespace {
+constexpr size_t kMaxBody = 16 * 1024 * 1024;
+
+httplib::Server::HandlerWithContentReader Reading(BodyHandler handler) {
+  return [handler = std::move(handler)](const httplib::Request& req, httplib::Response& res,
+                                        const httplib::ContentReader& reader) {
+    std::string body;
+    bool too_big = false;
+    if (req.has_header("Content-Length") || req.get_header_value("Transfer-Encoding") == "chunked") {
+      reader([&](const char* data, size_t n) {
+        body.append(data, n);
+        too_big = body.size() > kMaxBody;
+        return !too_big;
+      });
+    }
+    if (too_big) return SendError(res, 413, "the request body is larger than 16 MB");
+    handler(req, res, body);
+  };
+}
+}  // namespace
+
+void Post(httplib::Server& srv, const std::string& pattern, BodyHandler handler) {
+  srv.Post(pattern, Reading(std::move(handler)));
+}
+
+void Put(httplib::Server& srv, const std::string& pattern, BodyHandler handler) {
+  srv.Put(pattern, Reading(std::move(handler)));
 }
 
 }  // namespace pb::http

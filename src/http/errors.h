@@ -14,6 +14,13 @@ void SendError(httplib::Response& res, int status, const std::string& message,
 void SendJson(httplib::Response& res, int status, const nlohmann::json& body);
 
 // Parses a JSON request body; on failure answers 400 and returns nullopt.
-std::optional<nlohmann::json> ParseBody(const httplib::Request& req, httplib::Response& res);
+std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Response& res);
+
+// POST/PUT routes whose body is read by us: cpp-httplib 0.11 answers 400 on its own to a POST
+// without Content-Length (e.g. `curl -X POST` with no data) unless the route reads the body.
+using BodyHandler =
+    std::function<void(const httplib::Request&, httplib::Response&, const std::string& body)>;
+void Post(httplib::Server& srv, const std::string& pattern, BodyHandler handler);
+void Put(httplib::Server& srv, const std::string& pattern, BodyHandler handler);
 
 }  // namespace pb::http

@@ -21,8 +21,8 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
     for (const Node& n : s.nodes.List()) out.push_back(NodeToJson(n));
     SendJson(res, 200, out);
   });
-  srv.Post("/api/nodes", [&s](const httplib::Request& req, httplib::Response& res) {
-    auto body = ParseBody(req, res);
+  Post(srv, "/api/nodes", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
+    auto body = ParseBody(raw, res);
     if (!body) return;
     auto c = s.nodes.Add(*body);
     if (!c) return SendError(res, c.error());
@@ -33,10 +33,10 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
     if (!n) return SendError(res, n.error());
     SendJson(res, 200, NodeToJson(*n));
   });
-  srv.Put(R"(/api/nodes/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+  Put(srv, R"(/api/nodes/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto existing = s.nodes.Get(req.matches[1]);
     if (!existing) return SendError(res, existing.error());
-    auto body = ParseBody(req, res);
+    auto body = ParseBody(raw, res);
     if (!body) return;
     auto c = s.nodes.Update(req.matches[1], *body);
     if (!c) return SendError(res, c.error());
@@ -47,7 +47,7 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
     if (!r) return SendError(res, r.error());
     res.status = 204;
   });
-  srv.Post(R"(/api/nodes/([^/]+)/echo)", [&s](const httplib::Request& req, httplib::Response& res) {
+  Post(srv, R"(/api/nodes/([^/]+)/echo)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
     if (n->type != NodeType::kDimse) {

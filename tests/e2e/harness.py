@@ -1,0 +1,551 @@
+"""Shared helpers of the black-box end-to-end tests (Python 3 standard library only).
+
+Run every test file from the repository root inside a private network namespace:
+
+    scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_receiver.py
+
+Environment:
+    PACSBRIDGE_BIN        the binary under test (default build/debug/pacsbridge, relative
+                          to the repository root; build/release/pacsbridge and
+                          build/pacsbridge are tried next when it does not exist)
+    PACSBRIDGE_KEEP_TMP=1 keep the temporary directories (their path is printed)
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+import dicomgen  # noqa: E402  (tools/dicomgen.py)
+
+EXPLICIT_VR_LE = dicomgen.EXPLICIT_VR_LE
+IMPLICIT_VR_LE = dicomgen.IMPLICIT_VR_LE
+
+
+# --------------------------------------------------------------------------- isolation
+
+def _check_isolated_netns():
+    try:
+        out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        raise RuntimeError("cannot run `ip -o link show` to check the network namespace: %s"
+                           % e)
+    names = [line.split(":")[1].strip().split("@")[0]
+             for line in out.splitlines() if line.count(":") >= 2]
+    if names != ["lo"]:
+        raise RuntimeError(
+            "the end-to-end tests open sockets and start servers listening on every "
+            "interface; they must run in a private network namespace that has only `lo` "
+            "(found: %s). Run them as:\n    scripts/in-netns.sh python3 -m unittest -v "
+            "tests/e2e/test_x.py" % ", ".join(names))
+
+
+_check_isolated_netns()
+
+
+# --------------------------------------------------------------------------- basics
+
+def binary():
+    """Path of the pacsbridge binary under test (may not exist yet)."""
+    env = os.environ.get("PACSBRIDGE_BIN")
+    if env:
+        p = Path(env)
+        return p if p.is_absolute() else REPO_ROOT / p
+    for rel in ("build/debug/pacsbridge", "build/release/pacsbridge", "build/pacsbridge"):
+        if (REPO_ROOT / rel).exists():
+            return REPO_ROOT / rel
+    return REPO_ROOT / "build/debug/pacsbridge"
+
+
+def require_binary(testcase=None):
+    b = binary()
+    if not (b.exists() and os.access(b, os.X_OK)):
+        msg = ("pacsbridge binary not found at %s (build it, or set PACSBRIDGE_BIN)" % b)
+        if testcase is not None:
+            testcase.fail(msg)
+        raise AssertionError(msg)
+    return b
+
+
+_handed_out_ports = set()
+
+
+def free_port():
+    """A loopback TCP port nobody listens on (and not handed out before in this process)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out_ports:
+            _handed_out_ports.add(port)
+            return port
+    raise RuntimeError("no free port found")
+
+
+def wait_until(predicate, timeout=10.0, interval=0.1):
+    """Call predicate until it returns a truthy value or timeout passes; return last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def tool_env():
+    env = dict(os.environ)
+    env["TCP_NODELAY"] = "1"
+    for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
+              "ALL_PROXY"):
+        env.pop(k, None)
+    return env
+
+
+def server_env():
+    """Environment of pacsbridge itself: without TCP_NODELAY, as users run it (the server
+    must turn Nagle off for its own connections whatever the environment says)."""
+    env = tool_env()
+    env.pop("TCP_NODELAY", None)
+    return env
+
+
+def run_tool(args, timeout=120, **kw):
+    """Run a command (DCMTK tool, pacsbridge CLI) with TCP_NODELAY=1; CompletedProcess."""
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, env=tool_env(), **kw)
+
+
+def start_tool(args, **kw):
+    """Start a command in the background (stdout/stderr piped as text)."""
+    return subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=tool_env(), **kw)
+
+
+def echoscu(port, called_ae, calling_ae="ECHOSCU", host="127.0.0.1", timeout=60):
+    return run_tool(["echoscu", "-aet", calling_ae, "-aec", called_ae, "-to", "10",
+                     "-ta", "10", "-td", "20", host, port], timeout=timeout)
+
+
+def storescu_args(port, called_ae, files, calling_ae="STORESCU", host="127.0.0.1",
+                  extra=()):
+    return (["storescu", "-aet", calling_ae, "-aec", called_ae, "-to", "10", "-ta", "10",
+             "-td", "60"] + list(extra) + [host, str(port)] + [str(f) for f in files])
+
+
+def storescu(port, called_ae, files, timeout=300, **kw):
+    return run_tool(storescu_args(port, called_ae, files, **kw), timeout=timeout)
+
+
+def proc_output(cp):
+    return "exit %s\n--- stdout:\n%s\n--- stderr:\n%s" % (cp.returncode, cp.stdout, cp.stderr)
+
+
+# --------------------------------------------------------------------------- HTTP
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_request(method, url, body=None, headers=None, timeout=30):
+    """Return (status, headers, body bytes); never raises for HTTP error statuses.
+
+    body: bytes/str sent as is, anything else is JSON-encoded.
+    """
+    hdrs = dict(headers or {})
+    data = None
+    if body is not None:
+        if isinstance(body, bytes):
+            data = body
+        elif isinstance(body, str):
+            data = body.encode("utf-8")
+        else:
+            data = json.dumps(body).encode("utf-8")
+        hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with _opener.open(req, timeout=timeout) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        try:
+            payload = e.read()
+        except Exception:
+            payload = b""
+        return e.code, e.headers, payload
+
+
+def parse_json(payload):
+    if not payload:
+        return None
+    try:
+        return json.loads(payload.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return {"_unparsed": payload[:2000].decode("utf-8", "replace")}
+
+
+def http_json(method, url, body=None, timeout=30):
+    """Return (status, parsed JSON or None)."""
+    status, _, payload = http_request(method, url, body, timeout=timeout)
+    return status, parse_json(payload)
+
+
+# --------------------------------------------------------------------------- TOML
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join("%s = %s" % (k, toml_value(x)) for k, x in v.items()) + "}"
+    raise TypeError("cannot write %r as TOML" % (v,))
+
+
+def toml_config(*, data_dir, http_port, ae_title="PACSBRIDGE", receivers=(), nodes=(),
+                extra=""):
+    lines = ["[server]",
+             "data_dir = %s" % toml_value(str(data_dir)),
+             "http_listen = %s" % toml_value("127.0.0.1:%d" % http_port),
+             "ae_title = %s" % toml_value(ae_title),
+             "",
+             "[database]",
+             "url = %s" % toml_value("sqlite:%s" % (Path(data_dir) / "index.db")),
+             ""]
+    for table, items in (("receivers", receivers), ("nodes", nodes)):
+        for item in items:
+            lines.append("[[%s]]" % table)
+            lines += ["%s = %s" % (k, toml_value(v)) for k, v in item.items()]
+            lines.append("")
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- processes
+
+class _Process:
+    """A peer process started by a test; stopped by its PID only."""
+
+    name = "process"
+
+    def __init__(self, workdir):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = None
+        self.log_path = self.workdir / ("%s.log" % self.name)
+        self.returncode = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines=80):
+        try:
+            text = self.log_path.read_text("utf-8", "replace")
+        except OSError:
+            return "(no log at %s)" % self.log_path
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout=30):
+        """SIGTERM, wait up to timeout, then SIGKILL. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+                self.returncode = "killed with SIGKILL after %ss without exiting on SIGTERM" \
+                    % timeout
+                return self.returncode
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+class Server(_Process):
+    """pacsbridge serve --config FILE, with its own data directory and ports."""
+
+    name = "pacsbridge"
+
+    def __init__(self, workdir, *, receivers=None, nodes=(), ae_title="PACSBRIDGE",
+                 extra_toml="", http_port=None):
+        super().__init__(workdir)
+        self.http_port = http_port or free_port()
+        if receivers is None:
+            receivers = [{"ae_title": "PACSBRIDGE", "port": free_port(),
+                          "bind": "127.0.0.1"}]
+        self.receivers = list(receivers)
+        self.nodes = list(nodes)
+        self.data_dir = self.workdir / "data"
+        self.config_path = self.workdir / "config.toml"
+        self.config_path.write_text(toml_config(
+            data_dir=self.data_dir, http_port=self.http_port, ae_title=ae_title,
+            receivers=self.receivers, nodes=self.nodes, extra=extra_toml), "utf-8")
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.http_port
+
+    @property
+    def dicom_port(self):
+        return self.receivers[0]["port"]
+
+    @property
+    def dicom_ae(self):
+        return self.receivers[0]["ae_title"]
+
+    def start(self, timeout=30):
+        b = require_binary()
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen([str(b), "serve", "--config", str(self.config_path)],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         cwd=str(self.workdir), env=server_env())
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("pacsbridge serve exited with %s during start-up; log:\n%s"
+                                     % (self.proc.returncode, self.log_tail()))
+            try:
+                status, body = http_json("GET", self.url + "/api/health", timeout=2)
+                if status == 200 and isinstance(body, dict) and body.get("status") == "ok":
+                    return self
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError("pacsbridge did not answer GET /api/health with 200 "
+                             "{\"status\":\"ok\"} within %ss; log:\n%s"
+                             % (timeout, self.log_tail()))
+
+    def api(self, method, path, body=None, timeout=30):
+        """(status, parsed JSON) of a call to the REST API (path starts with /api)."""
+        return http_json(method, self.url + path, body, timeout=timeout)
+
+    def raw(self, method, path, body=None, headers=None, timeout=30):
+        """(status, headers, bytes) of a call to the REST API."""
+        return http_request(method, self.url + path, body, headers=headers, timeout=timeout)
+
+    def cli(self, *args, timeout=60):
+        """Run the pacsbridge CLI against this server (--server appended)."""
+        return run_tool([require_binary()] + list(args) + ["--server", self.url],
+                        timeout=timeout)
+
+    def stop_and_check(self):
+        """Stop with SIGTERM and assert exit code 0."""
+        code = self.stop()
+        if code not in (None, 0):
+            raise AssertionError("pacsbridge serve (pid %s) exited with %s after SIGTERM, "
+                                 "expected 0; log tail:\n%s"
+                                 % (self.proc.pid, code, self.log_tail()))
+        return code
+
+
+class Orthanc(_Process):
+    """The Debian Orthanc package with its own storage, ports and AE title ORTHANC."""
+
+    name = "orthanc"
+
+    def __init__(self, workdir, aet="ORTHANC"):
+        super().__init__(workdir)
+        self.aet = aet
+        self.dicom_port = free_port()
+        self.http_port = free_port()
+        self.config_path = self.workdir / "orthanc.json"
+        storage = self.workdir / "storage"
+        storage.mkdir(exist_ok=True)
+        self.config_path.write_text(json.dumps({
+            "Name": "pacsbridge-e2e",
+            "StorageDirectory": str(storage),
+            "IndexDirectory": str(storage),
+            "DicomAet": aet,
+            "DicomPort": self.dicom_port,
+            "HttpPort": self.http_port,
+            "DicomCheckCalledAet": True,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "Plugins": [],
+            "LuaScripts": [],
+            "DicomModalities": {},
+            "DicomAlwaysAllowEcho": True,
+            "DicomAlwaysAllowStore": True,
+            "HttpServerEnabled": True,
+            "DicomServerEnabled": True,
+        }, indent=2), "utf-8")
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.http_port
+
+    def start(self, timeout=30):
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(["Orthanc", str(self.config_path)],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         cwd=str(self.workdir), env=tool_env())
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("Orthanc exited with %s during start-up; log:\n%s"
+                                     % (self.proc.returncode, self.log_tail()))
+            try:
+                status, body = http_json("GET", self.url + "/system", timeout=2)
+                if status == 200:
+                    # The DICOM port opens a little after HTTP in some versions.
+                    if echoscu(self.dicom_port, self.aet, timeout=15).returncode == 0:
+                        return self
+            except (OSError, urllib.error.URLError, subprocess.TimeoutExpired):
+                pass
+            time.sleep(0.2)
+        raise AssertionError("Orthanc did not answer GET /system within %ss; log:\n%s"
+                             % (timeout, self.log_tail()))
+
+
+class SilentListener:
+    """A TCP listener that accepts connections and never sends anything."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.closed = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+# --------------------------------------------------------------------------- test base
+
+class E2ETestCase(unittest.TestCase):
+    """Base class: a class temp dir, cleanup of peers by PID, log tails on failure."""
+
+    maxDiff = 4000
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = Path(tempfile.mkdtemp(prefix="pacsbridge-e2e-%s-" % cls.__name__))
+        cls._peers = []
+        cls.addClassCleanup(cls._remove_tmp)
+
+    @classmethod
+    def _remove_tmp(cls):
+        if os.environ.get("PACSBRIDGE_KEEP_TMP"):
+            print("\n[e2e] keeping %s" % cls.tmp, file=sys.stderr)
+            return
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def start_class_server(cls, **kw):
+        """Start a pacsbridge server shared by the class; stopped (exit 0 asserted) at end."""
+        require_binary()
+        srv = Server(cls.tmp / ("server%d" % len(cls._peers)), **kw)
+        cls._peers.append(srv)
+        cls.addClassCleanup(srv.stop_and_check)
+        srv.start()
+        return srv
+
+    @classmethod
+    def start_class_orthanc(cls, **kw):
+        orth = Orthanc(cls.tmp / ("orthanc%d" % len(cls._peers)), **kw)
+        cls._peers.append(orth)
+        cls.addClassCleanup(orth.stop)
+        orth.start()
+        return orth
+
+    def start_server(self, **kw):
+        """A server for this test only; stopped (exit 0 asserted) after the test."""
+        require_binary(self)
+        srv = Server(tempfile.mkdtemp(prefix=self._testMethodName[:40] + "-",
+                                      dir=str(self.tmp)), **kw)
+        self._peers.append(srv)
+        self.addCleanup(srv.stop_and_check)
+        srv.start()
+        return srv
+
+    def mkdtemp(self, prefix="t"):
+        return Path(tempfile.mkdtemp(prefix=prefix + "-", dir=str(self.tmp)))
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            for peer in getattr(type(self), "_peers", []):
+                sys.stderr.write("\n----- tail of %s log (%s), after %s -----\n%s\n-----\n"
+                                 % (peer.name, peer.log_path, self.id(), peer.log_tail()))
+        return out
+
+    # ---- assertions shared by several files
+
+    def assertJsonError(self, status, body, field=None, expected_status=400):
+        self.assertEqual(status, expected_status, "body: %r" % (body,))
+        self.assertIsInstance(body, dict, "error answer is not a JSON object: %r" % (body,))
+        self.assertIsInstance(body.get("error"), str, "no \"error\" string in %r" % (body,))
+        self.assertTrue(body["error"].strip(), "empty \"error\" in %r" % (body,))
+        if field is not None:
+            self.assertEqual(body.get("field"), field, "wrong \"field\" in %r" % (body,))
+
+    def assertMatchesCI(self, pattern, text, msg=None):
+        self.assertIsNotNone(re.search(pattern, text or "", re.IGNORECASE),
+                             msg or "%r not found in %r" % (pattern, text))
+
+
+def studies_by_uid(server):
+    status, body = server.api("GET", "/api/studies")
+    if status != 200 or not isinstance(body, list):
+        raise AssertionError("GET /api/studies -> %s %r" % (status, body))
+    return {s.get("StudyInstanceUID"): s for s in body}

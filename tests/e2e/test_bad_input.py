@@ -1,0 +1,217 @@
+"""Garbage on the DICOM port, truncated PDUs, a transfer cut off mid-way, and bad configs.
+
+scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_bad_input.py
+"""
+
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import dicomgen  # noqa: E402
+
+BIG_SIZE = 100 * 1000 * 1000
+
+
+def socket_bytes_acked(pid, port):
+    """bytes_acked of the TCP connection of process pid to 127.0.0.1:port (ss -ti), or None."""
+    out = subprocess.run(["ss", "-tinpH", "state", "established",
+                          "( dport = :%d )" % port], capture_output=True, text=True,
+                         timeout=10).stdout
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if "pid=%d," % pid in line:
+            info = " ".join(lines[i:i + 2])
+            m = re.search(r"bytes_acked:(\d+)", info)
+            return int(m.group(1)) if m else 0
+    return None
+
+
+class BadInputTests(harness.E2ETestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server = cls.start_class_server()
+        cls.counter = 0
+
+    # ------------------------------------------------------------------ helpers
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.server.dicom_port), timeout=10)
+        self.addCleanup(s.close)
+        return s
+
+    def tmp_files(self):
+        tmp = self.server.data_dir / "tmp"
+        found = []
+        for root, _, files in os.walk(tmp):
+            found += [os.path.join(root, f) for f in files]
+        return found
+
+    def assertTmpEmptySoon(self, timeout=10):
+        left = harness.wait_until(lambda: not self.tmp_files(), timeout=timeout)
+        self.assertTrue(left, "files left in %s/tmp after %ss: %s"
+                        % (self.server.data_dir, timeout, self.tmp_files()[:10]))
+
+    def assertServerAlive(self):
+        """echoscu, /api/health and a normal small C-STORE all still work."""
+        cp = harness.echoscu(self.server.dicom_port, self.server.dicom_ae)
+        self.assertEqual(cp.returncode, 0, "echoscu after bad input:\n%s"
+                         % harness.proc_output(cp))
+        status, body = self.server.api("GET", "/api/health")
+        self.assertEqual((status, body), (200, {"status": "ok"}))
+        cls = type(self)
+        cls.counter += 1
+        path, sop, study, _ = dicomgen.generate(self.mkdtemp("small"), 1, size=2048,
+                                                patient_id="ALIVE%d" % cls.counter)[0]
+        cp = harness.storescu(self.server.dicom_port, self.server.dicom_ae, [path])
+        self.assertEqual(cp.returncode, 0, "storescu after bad input:\n%s"
+                         % harness.proc_output(cp))
+        status, _, payload = self.server.raw("GET", "/api/instances/%s/file" % sop)
+        self.assertEqual(status, 200, "a small instance stored after bad input is not served")
+        self.assertEqual(payload[dicomgen.read_meta(payload)[1]:],
+                         dicomgen.dataset_bytes(path))
+
+    # ------------------------------------------------------------------ garbage
+
+    def test_survives_random_bytes(self):
+        s = self.connect()
+        try:
+            s.sendall(os.urandom(64 * 1024))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may hang up before reading everything: fine
+        s.close()
+        self.assertServerAlive()
+        self.assertTmpEmptySoon()
+
+    def test_survives_truncated_pdu_then_close(self):
+        s = self.connect()
+        # A-ASSOCIATE-RQ header announcing 1000 bytes, followed by only 20.
+        s.sendall(b"\x01\x00" + struct.pack(">I", 1000) + b"\x00\x01\x00\x00" + b"X" * 16)
+        s.close()
+        self.assertServerAlive()
+        self.assertTmpEmptySoon()
+
+    def test_survives_truncated_pdu_then_silence(self):
+        s = self.connect()
+        s.sendall(b"\x01\x00" + struct.pack(">I", 1000) + b"\x00\x01\x00\x00" + b"X" * 16)
+        t0 = time.monotonic()
+        # While this association hangs, other peers must still be served.
+        cp = harness.echoscu(self.server.dicom_port, self.server.dicom_ae)
+        self.assertEqual(cp.returncode, 0, "echoscu while another peer stalls:\n%s"
+                         % harness.proc_output(cp))
+        time.sleep(max(0.0, 3.0 - (time.monotonic() - t0)))
+        s.close()
+        self.assertServerAlive()
+        self.assertTmpEmptySoon()
+
+    # ------------------------------------------------------------------ cut-off transfer
+
+    def test_cut_off_transfer_is_not_indexed(self):
+        path, sop, study, _ = dicomgen.generate(self.mkdtemp("big"), 1, size=BIG_SIZE,
+                                                patient_id="CUTOFF")[0]
+        size = os.path.getsize(path)
+        proc = harness.start_tool(harness.storescu_args(
+            self.server.dicom_port, self.server.dicom_ae, [path], calling_ae="CUTOFF"))
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        t0 = time.monotonic()
+        acked = None
+        # Kill after ~0.3 s, or earlier once a few MB went through (loopback is fast).
+        while time.monotonic() - t0 < 20:
+            if proc.poll() is not None:
+                break
+            acked = socket_bytes_acked(proc.pid, self.server.dicom_port)
+            if acked is not None and (acked >= 4_000_000 or
+                                      (acked > 100_000 and time.monotonic() - t0 >= 0.3)):
+                break
+            time.sleep(0.01)
+        still_running = proc.poll() is None
+        if still_running:
+            os.kill(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=30)
+        self.assertTrue(still_running, "storescu finished before it could be killed "
+                        "(exit %s):\n%s\n%s" % (proc.returncode, out, err))
+        self.assertEqual(proc.returncode, -signal.SIGKILL)
+        self.assertIsNotNone(acked, "no TCP connection of storescu seen with ss")
+        self.assertGreater(acked, 100_000, "storescu was killed before sending the dataset")
+        # What had not reached the server yet (at most a few MB of socket buffers) cannot
+        # complete the dataset: the server must see the connection end mid-dataset.
+        self.assertLess(acked, size // 2,
+                        "storescu had already sent %d of %d bytes" % (acked, size))
+        sys.stderr.write("[killed storescu after %d of %d bytes] " % (acked, size))
+
+        self.assertServerAlive()
+        for _ in range(2):  # right away, and again once the server had time to clean up
+            status, _, _ = self.server.raw("GET", "/api/instances/%s/file" % sop)
+            self.assertEqual(status, 404, "the cut-off instance is served")
+            self.assertNotIn(study, harness.studies_by_uid(self.server),
+                             "the cut-off instance's study is listed")
+            self.assertTmpEmptySoon()
+
+
+class ConfigErrorTests(harness.E2ETestCase):
+    """serve --config with an invalid file: exit non-zero quickly, naming key and line."""
+
+    def serve_with(self, text, timeout=10):
+        binary = harness.require_binary(self)
+        d = self.mkdtemp(self._testMethodName[:30])
+        cfg = d / "bad.toml"
+        cfg.write_text(text, "utf-8")
+        proc = harness.start_tool([binary, "serve", "--config", cfg], cwd=str(d))
+        try:
+            out, err = proc.communicate(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            timed_out = True
+        self.assertFalse(timed_out, "serve with an invalid config still runs after %ss:\n%s\n%s"
+                         % (timeout, out, err[-3000:]))
+        self.assertNotEqual(proc.returncode, 0, "serve accepted an invalid config:\n%s"
+                            % err[-3000:])
+        self.assertTrue(err.strip(), "no reason on stderr")
+        return err
+
+    def assertNamesLine(self, n, err):
+        """"line 3" or the compiler-style "bad.toml:3:" both name the line."""
+        self.assertMatchesCI(r"\bline %d\b|bad\.toml:%d\b" % (n, n), err,
+                             "line %d not named in: %r" % (n, err))
+
+    def head(self, d="var"):
+        return ("[server]\n"
+                "data_dir = \"%s\"\n" % d)
+
+    def test_toml_syntax_error_names_line(self):
+        err = self.serve_with(self.head() +
+                              "http_listen = \"127.0.0.1:%d\n" % harness.free_port())
+        self.assertNamesLine(3, err)
+
+    def test_unknown_key_names_key_and_line(self):
+        err = self.serve_with(self.head() + "colour = 1\n"
+                              "http_listen = \"127.0.0.1:%d\"\n" % harness.free_port())
+        self.assertIn("colour", err)
+        self.assertNamesLine(3, err)
+
+    def test_port_of_wrong_type_names_key_and_line(self):
+        err = self.serve_with(self.head() +
+                              "http_listen = \"127.0.0.1:%d\"\n"   # line 3
+                              "\n"                                  # line 4
+                              "[[receivers]]\n"                     # line 5
+                              "ae_title = \"PACSBRIDGE\"\n"         # line 6
+                              "port = \"abc\"\n"                    # line 7
+                              "bind = \"127.0.0.1\"\n" % harness.free_port())
+        self.assertMatchesCI(r"\bport\b", err)
+        self.assertNamesLine(7, err)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
