@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/validate.h"
 
@@ -80,18 +81,18 @@ Result<Node> NodeRegistry::Get(const std::string& name) const {
 }
 
 std::vector<std::string> NodeRegistry::Warnings(const Node& n) const {
-  std::vector<std::string> out;
-  if (n.type != NodeType::kDimse) return out;
+  if (n.type != NodeType::kDimse) return {};
+  std::vector<std::string> others;
   for (const Node& o : nodes_) {
     if (o.name == n.name || o.type != NodeType::kDimse || o.ae_title != n.ae_title) continue;
     if (o.host != n.host || o.port != n.port) {
-      out.push_back(fmt::format(
-          "AE title '{}' is also used by node '{}' at {}: a PACS that sends C-MOVE results by "
-          "AE title cannot tell them apart",
-          n.ae_title, o.name, JoinHostPort(o.host, o.port)));
+      others.push_back(fmt::format("'{}' ({})", o.name, JoinHostPort(o.host, o.port)));
     }
   }
-  return out;
+  if (others.empty()) return {};
+  return {fmt::format("AE title '{}' is also used by node {} at another address: a PACS that "
+                      "sends C-MOVE results by AE title cannot tell them apart",
+                      n.ae_title, fmt::join(others, ", "))};
 }
 
 Result<NodeChange> NodeRegistry::Store(Node node, const std::string& replaces) {

@@ -1,0 +1,116 @@
+#include "ingest/pipeline.h"
+
+#include <fstream>
+#include <thread>
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <gtest/gtest.h>
+
+namespace pb {
+namespace {
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("pb-ingest-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    blobs_ = std::make_unique<BlobStore>(dir_);
+    ASSERT_TRUE(blobs_->Prepare());
+    db_ = std::move(*Database::Open(dir_ / "index.db", false));
+  }
+  void TearDown() override {
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::filesystem::path Write(const std::string& sop, const std::string& name = "DOE^JANE") {
+    DcmFileFormat ff;
+    DcmDataset* ds = ff.getDataset();
+    ds->putAndInsertString(DCM_SOPClassUID, UID_SecondaryCaptureImageStorage);
+    ds->putAndInsertString(DCM_SOPInstanceUID, sop.c_str());
+    ds->putAndInsertString(DCM_StudyInstanceUID, "1.2.3");
+    ds->putAndInsertString(DCM_SeriesInstanceUID, "1.2.3.4");
+    ds->putAndInsertString(DCM_PatientName, name.c_str());
+    ds->putAndInsertString(DCM_PatientID, "P1");
+    auto path = blobs_->NewTempPath();
+    EXPECT_TRUE(ff.saveFile(path.c_str(), EXS_LittleEndianExplicit).good());
+    return path;
+  }
+  size_t TempFiles() const {
+    size_t n = 0;
+    for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(blobs_->tmp_dir())) ++n;
+    return n;
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<Database> db_;
+};
+
+TEST_F(PipelineTest, StoresAndIndexes) {
+  IngestPipeline p(*blobs_, *db_, {});
+  auto out = p.Ingest(Write("1.2.3.4.5"), {"SCU", "US", "127.0.0.1", "1.2.3.4.5"});
+  EXPECT_EQ(out.status, IngestStatus::kStored) << out.message;
+  auto row = db_->GetInstance("1.2.3.4.5");
+  ASSERT_TRUE(row && *row);
+  EXPECT_TRUE(std::filesystem::exists(blobs_->Absolute((*row)->file_path)));
+  EXPECT_EQ((*row)->source_ae, "SCU");
+  EXPECT_EQ(TempFiles(), 0u);
+}
+
+TEST_F(PipelineTest, KeepsTheFirstCopyOfADuplicate) {
+  IngestPipeline p(*blobs_, *db_, {});
+  ASSERT_TRUE(p.Ingest(Write("1.2.3.4.5", "FIRST"), {}).ok());
+  auto again = p.Ingest(Write("1.2.3.4.5", "SECOND"), {});
+  EXPECT_EQ(again.status, IngestStatus::kDuplicate);
+  EXPECT_EQ((*db_->FindStudies({}))[0].patient_name, "FIRST");
+  EXPECT_EQ(TempFiles(), 0u);
+}
+
+TEST_F(PipelineTest, OverwritesWhenConfigured) {
+  IngestPipeline p(*blobs_, *db_, {DuplicatePolicy::kOverwrite, false, 256});
+  ASSERT_TRUE(p.Ingest(Write("1.2.3.4.5"), {}).ok());
+  auto again = p.Ingest(Write("1.2.3.4.5"), {});
+  EXPECT_EQ(again.status, IngestStatus::kReplaced);
+  EXPECT_EQ((*db_->FindStudies({}))[0].instance_count, 1);
+}
+
+TEST_F(PipelineTest, RefusesTruncatedFileAndCleansUp) {
+  IngestPipeline p(*blobs_, *db_, {});
+  auto path = blobs_->NewTempPath();
+  std::ofstream(path) << "DICM but not really";
+  auto out = p.Ingest(path, {});
+  EXPECT_EQ(out.status, IngestStatus::kInvalid);
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_TRUE(db_->FindStudies({})->empty());
+}
+
+TEST_F(PipelineTest, RefusesSopInstanceUidMismatch) {
+  IngestPipeline p(*blobs_, *db_, {});
+  auto out = p.Ingest(Write("1.2.3.4.5"), {"SCU", "US", "", "1.2.3.4.6"});
+  EXPECT_EQ(out.status, IngestStatus::kInvalid);
+  EXPECT_NE(out.message.find("1.2.3.4.6"), std::string::npos);
+  EXPECT_EQ(TempFiles(), 0u);
+  EXPECT_TRUE(db_->FindStudies({})->empty());
+}
+
+TEST_F(PipelineTest, ManyThreadsAreGroupCommittedWithoutLoss) {
+  IngestPipeline p(*blobs_, *db_, {});
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        if (p.Ingest(Write("1.2.3.4." + std::to_string(t * 100 + i + 1)), {}).ok()) ++ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok, 200);
+  EXPECT_EQ((*db_->FindStudies({}))[0].instance_count, 200);
+}
+
+}  // namespace
+}  // namespace pb

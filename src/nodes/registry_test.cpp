@@ -1,0 +1,125 @@
+#include "nodes/registry.h"
+
+#include <gtest/gtest.h>
+
+namespace pb {
+namespace {
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("pb-reg-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    db_ = std::move(*Database::Open(dir_ / "index.db", false));
+  }
+  void TearDown() override {
+    reg_.reset();
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  NodeRegistry& Reg(std::vector<ConfigEntry> config = {}) {
+    auto r = NodeRegistry::Create(*db_, config);
+    EXPECT_TRUE(r) << r.error().message;
+    reg_ = std::move(*r);
+    return *reg_;
+  }
+  static nlohmann::json Node(const std::string& name, const std::string& ae, int port) {
+    return {{"name", name}, {"ae_title", ae}, {"host", "127.0.0.1"}, {"port", port},
+            {"queryable", true}, {"storable", true}};
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<NodeRegistry> reg_;
+};
+
+TEST_F(RegistryTest, NewDefaultClearsThePreviousOne) {
+  auto& reg = Reg();
+  auto a = Node("a", "A", 104);
+  a["default_storage"] = true;
+  a["default_query_retrieve"] = true;
+  ASSERT_TRUE(reg.Add(a));
+  auto b = Node("b", "B", 104);
+  b["default_storage"] = true;
+  ASSERT_TRUE(reg.Add(b));
+  EXPECT_FALSE(reg.Get("a")->default_storage);
+  EXPECT_TRUE(reg.Get("a")->default_query_retrieve);  // the other flag is untouched
+  EXPECT_TRUE(reg.Get("b")->default_storage);
+  // And it survives a restart (stored, not only in memory).
+  auto& again = Reg();
+  EXPECT_FALSE(again.Get("a")->default_storage);
+}
+
+TEST_F(RegistryTest, SameAeTitleElsewhereWarns) {
+  auto& reg = Reg();
+  ASSERT_TRUE(reg.Add(Node("a", "PACS", 104)));
+  auto same = reg.Add(Node("b", "PACS", 104));  // same host and port: no ambiguity
+  ASSERT_TRUE(same);
+  EXPECT_TRUE(same->warnings.empty());
+  auto other = reg.Add(Node("c", "PACS", 105));
+  ASSERT_TRUE(other);
+  ASSERT_EQ(other->warnings.size(), 1u);
+  EXPECT_NE(other->warnings[0].find("'a'"), std::string::npos);
+  EXPECT_NE(other->warnings[0].find("'b'"), std::string::npos);
+}
+
+TEST_F(RegistryTest, DuplicateNameConflicts) {
+  auto& reg = Reg();
+  ASSERT_TRUE(reg.Add(Node("a", "A", 104)));
+  EXPECT_EQ(reg.Add(Node("a", "B", 104)).error().code, Code::kAlreadyExists);
+}
+
+TEST_F(RegistryTest, ConfigNodesAreLocked) {
+  ConfigEntry e{Node("cfg", "CFG", 104), "pb.toml:10", {}};
+  auto& reg = Reg({e});
+  ASSERT_TRUE(reg.Get("cfg")->locked);
+  EXPECT_EQ(reg.Update("cfg", {{"description", "x"}}).error().code, Code::kLocked);
+  EXPECT_EQ(reg.Remove("cfg").error().code, Code::kLocked);
+  EXPECT_NE(reg.Remove("cfg").error().message.find("config file"), std::string::npos);
+  EXPECT_EQ(reg.Add(Node("cfg", "X", 1)).error().code, Code::kAlreadyExists);
+}
+
+TEST_F(RegistryTest, InvalidConfigNodeNamesFileLineAndField) {
+  ConfigEntry e{Node("cfg", "THIS_TITLE_IS_TOO_LONG", 104), "pb.toml:10", {{"ae_title", 12}}};
+  auto r = NodeRegistry::Create(*db_, {e});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("pb.toml:12"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("ae_title"), std::string::npos);
+}
+
+TEST_F(RegistryTest, PartialUpdateKeepsOtherFieldsAndRenames) {
+  auto& reg = Reg();
+  ASSERT_TRUE(reg.Add(Node("a", "A", 104)));
+  auto u = reg.Update("a", {{"description", "main PACS"}, {"name", "main"}});
+  ASSERT_TRUE(u) << u.error().message;
+  EXPECT_EQ(u->node.ae_title, "A");
+  EXPECT_FALSE(reg.Get("a"));
+  EXPECT_EQ(reg.Get("main")->description, "main PACS");
+  auto& again = Reg();
+  EXPECT_TRUE(again.Get("main"));
+  EXPECT_FALSE(again.Get("a"));
+}
+
+TEST_F(RegistryTest, InvalidUpdateChangesNothing) {
+  auto& reg = Reg();
+  ASSERT_TRUE(reg.Add(Node("a", "A", 104)));
+  auto u = reg.Update("a", {{"port", 0}});
+  ASSERT_FALSE(u);
+  EXPECT_EQ(u.error().field, "port");
+  EXPECT_EQ(reg.Get("a")->port, 104);
+}
+
+TEST_F(RegistryTest, LockedDefaultIsNotTakenOver) {
+  auto cfg = Node("cfg", "CFG", 104);
+  cfg["default_storage"] = true;
+  auto& reg = Reg({ConfigEntry{cfg, "pb.toml:1", {}}});
+  auto b = Node("b", "B", 104);
+  b["default_storage"] = true;
+  auto r = reg.Add(b);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "default_storage");
+  EXPECT_TRUE(reg.Get("cfg")->default_storage);
+}
+
+}  // namespace
+}  // namespace pb
