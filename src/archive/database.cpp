@@ -119,11 +119,71 @@ void Configure(soci::session& s, bool full_sync) {
 
 }  // namespace
 
+namespace {
+
+// The index writes, prepared once on the writer connection and bound to the fields of `rec`
+// (SQLite would otherwise parse five statements per instance). `series_pk` caches the series
+// already written, so an instance of a known series costs one lookup and one insert.
+struct IndexWriter {
+  explicit IndexWriter(soci::session& s)
+      : existing((s.prepare << "SELECT file_path FROM instances WHERE sop_uid = :u",
+                  soci::use(rec.sop_uid), soci::into(path, path_ind))),
+        patient((s.prepare << "INSERT INTO patients(patient_id, issuer, patient_name, birth_date, "
+                              "sex) VALUES(:a, :b, :c, :d, :e) ON CONFLICT(patient_id, issuer, "
+                              "patient_name) DO UPDATE SET birth_date = excluded.birth_date, "
+                              "sex = excluded.sex RETURNING pk",
+                 soci::use(rec.patient_id), soci::use(rec.issuer_of_patient_id),
+                 soci::use(rec.patient_name), soci::use(rec.patient_birth_date),
+                 soci::use(rec.patient_sex), soci::into(patient_pk))),
+        study((s.prepare << "INSERT INTO studies(patient_pk, study_uid, study_date, study_time, "
+                            "accession_number, study_id, description, referring_physician, "
+                            "created_at, updated_at) VALUES(:p, :u, :d, :t, :a, :i, :de, :r, :c, "
+                            ":c2) ON CONFLICT(study_uid) DO UPDATE SET updated_at = "
+                            "excluded.updated_at RETURNING pk",
+               soci::use(patient_pk), soci::use(rec.study_uid), soci::use(rec.study_date),
+               soci::use(rec.study_time), soci::use(rec.accession_number),
+               soci::use(rec.study_id), soci::use(rec.study_description),
+               soci::use(rec.referring_physician), soci::use(now), soci::use(now),
+               soci::into(study_pk))),
+        series((s.prepare << "INSERT INTO series(study_pk, series_uid, modality, series_number, "
+                             "description, body_part) VALUES(:s, :u, :m, :n, :d, :b) "
+                             "ON CONFLICT(series_uid) DO UPDATE SET modality = series.modality "
+                             "RETURNING pk",
+                soci::use(study_pk), soci::use(rec.series_uid), soci::use(rec.modality),
+                soci::use(rec.series_number), soci::use(rec.series_description),
+                soci::use(rec.body_part), soci::into(series_pk_out))),
+        instance((s.prepare << "INSERT INTO instances(series_pk, sop_uid, sop_class_uid, "
+                               "instance_number, transfer_syntax_uid, file_path, file_size, "
+                               "received_at, source_ae, receiver_ae) VALUES(:se, :u, :c, :n, :t, "
+                               ":f, :z, :r, :s, :ra) ON CONFLICT(sop_uid) DO UPDATE SET "
+                               "series_pk = excluded.series_pk, sop_class_uid = "
+                               "excluded.sop_class_uid, instance_number = excluded.instance_number, "
+                               "transfer_syntax_uid = excluded.transfer_syntax_uid, file_path = "
+                               "excluded.file_path, file_size = excluded.file_size, received_at = "
+                               "excluded.received_at, source_ae = excluded.source_ae, "
+                               "receiver_ae = excluded.receiver_ae",
+                  soci::use(series_pk_out), soci::use(rec.sop_uid), soci::use(rec.sop_class_uid),
+                  soci::use(rec.instance_number), soci::use(rec.transfer_syntax_uid),
+                  soci::use(rec.file_path), soci::use(file_size), soci::use(now),
+                  soci::use(rec.source_ae), soci::use(rec.receiver_ae))) {}
+
+  InstanceRecord rec;
+  std::string path, now;
+  soci::indicator path_ind = soci::i_null;
+  long long patient_pk = 0, study_pk = 0, series_pk_out = 0, file_size = 0;
+  std::unordered_map<std::string, long long> series_pk;  // series UID → pk, committed rows only
+  std::unordered_map<std::string, long long> pending;    // written by the open transaction
+  soci::statement existing, patient, study, series, instance;
+};
+
+}  // namespace
+
 struct Database::Impl {
   std::string conn;
   soci::connection_pool pool{kReadPool};
   soci::session writer;
   std::mutex writer_mu;  // one WriteBatch at a time (node writes also use the writer)
+  std::unique_ptr<IndexWriter> index_writer;
 };
 
 Database::Database(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -157,6 +217,7 @@ Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& fi
       impl->writer << fmt::format("PRAGMA user_version = {}", m.version);
       tx.commit();
     }
+    impl->index_writer = std::make_unique<IndexWriter>(impl->writer);
     for (int i = 0; i < kReadPool; ++i) {
       impl->pool.at(i).open(soci::sqlite3, impl->conn);
       Configure(impl->pool.at(i), full_sync);
@@ -335,18 +396,28 @@ Result<bool> Database::SeriesExists(const std::string& series_uid) {
 
 namespace {
 
+// Steps a prepared statement to its end, so SQLite resets it: a statement left in the middle of
+// its rows (RETURNING, a one-row SELECT) would make COMMIT fail with "statements in progress".
+void Finish(soci::statement& st) {
+  while (st.fetch()) {
+  }
+}
+
 class SqliteWriteBatch : public Database::WriteBatch {
  public:
-  SqliteWriteBatch(soci::session& s, std::mutex& mu) : lock_(mu), s_(s), tx_(s) {}
+  SqliteWriteBatch(soci::session& s, std::mutex& mu, IndexWriter& w)
+      : lock_(mu), s_(s), w_(w), tx_(s) {
+    w_.pending.clear();
+  }
 
   Result<std::optional<std::string>> ExistingFile(const std::string& sop_uid) override {
     try {
-      std::string path;
-      soci::indicator ind = soci::i_null;
-      s_ << "SELECT file_path FROM instances WHERE sop_uid = :u", soci::use(sop_uid),
-          soci::into(path, ind);
-      if (!s_.got_data() || ind == soci::i_null) return std::optional<std::string>();
-      return std::optional<std::string>(path);
+      w_.rec.sop_uid = sop_uid;
+      w_.path_ind = soci::i_null;
+      bool found = w_.existing.execute(true);
+      Finish(w_.existing);
+      if (!found || w_.path_ind == soci::i_null) return std::optional<std::string>();
+      return std::optional<std::string>(w_.path);
     } catch (const std::exception& e) {
       return tl::unexpected(DbError(e, "looking up instance"));
     }
@@ -354,39 +425,24 @@ class SqliteWriteBatch : public Database::WriteBatch {
 
   Result<void> Put(const InstanceRecord& r) override {
     try {
-      std::string now = NowIso();
-      long long patient_pk = 0, study_pk = 0, series_pk = 0;
-      s_ << "INSERT INTO patients(patient_id, issuer, patient_name, birth_date, sex) "
-            "VALUES(:a, :b, :c, :d, :e) ON CONFLICT(patient_id, issuer, patient_name) DO UPDATE "
-            "SET birth_date = excluded.birth_date, sex = excluded.sex RETURNING pk",
-          soci::use(r.patient_id), soci::use(r.issuer_of_patient_id), soci::use(r.patient_name),
-          soci::use(r.patient_birth_date), soci::use(r.patient_sex), soci::into(patient_pk);
-      s_ << "INSERT INTO studies(patient_pk, study_uid, study_date, study_time, accession_number, "
-            "study_id, description, referring_physician, created_at, updated_at) "
-            "VALUES(:p, :u, :d, :t, :a, :i, :de, :r, :c, :c2) ON CONFLICT(study_uid) DO UPDATE "
-            "SET updated_at = excluded.updated_at RETURNING pk",
-          soci::use(patient_pk), soci::use(r.study_uid), soci::use(r.study_date),
-          soci::use(r.study_time), soci::use(r.accession_number), soci::use(r.study_id),
-          soci::use(r.study_description), soci::use(r.referring_physician), soci::use(now),
-          soci::use(now), soci::into(study_pk);
-      s_ << "INSERT INTO series(study_pk, series_uid, modality, series_number, description, "
-            "body_part) VALUES(:s, :u, :m, :n, :d, :b) ON CONFLICT(series_uid) DO UPDATE "
-            "SET modality = series.modality RETURNING pk",
-          soci::use(study_pk), soci::use(r.series_uid), soci::use(r.modality),
-          soci::use(r.series_number), soci::use(r.series_description), soci::use(r.body_part),
-          soci::into(series_pk);
-      long long size = r.file_size;
-      s_ << "INSERT INTO instances(series_pk, sop_uid, sop_class_uid, instance_number, "
-            "transfer_syntax_uid, file_path, file_size, received_at, source_ae, receiver_ae) "
-            "VALUES(:se, :u, :c, :n, :t, :f, :z, :r, :s, :ra) ON CONFLICT(sop_uid) DO UPDATE SET "
-            "series_pk = excluded.series_pk, sop_class_uid = excluded.sop_class_uid, "
-            "instance_number = excluded.instance_number, "
-            "transfer_syntax_uid = excluded.transfer_syntax_uid, file_path = excluded.file_path, "
-            "file_size = excluded.file_size, received_at = excluded.received_at, "
-            "source_ae = excluded.source_ae, receiver_ae = excluded.receiver_ae",
-          soci::use(series_pk), soci::use(r.sop_uid), soci::use(r.sop_class_uid),
-          soci::use(r.instance_number), soci::use(r.transfer_syntax_uid), soci::use(r.file_path),
-          soci::use(size), soci::use(now), soci::use(r.source_ae), soci::use(r.receiver_ae);
+      w_.rec = r;
+      w_.now = NowIso();
+      w_.file_size = r.file_size;
+      std::optional<long long> known;
+      if (auto it = w_.series_pk.find(r.series_uid); it != w_.series_pk.end()) known = it->second;
+      if (auto it = w_.pending.find(r.series_uid); it != w_.pending.end()) known = it->second;
+      if (known) {
+        w_.series_pk_out = *known;
+      } else {
+        w_.patient.execute(true);
+        Finish(w_.patient);
+        w_.study.execute(true);
+        Finish(w_.study);
+        w_.series.execute(true);
+        Finish(w_.series);
+        w_.pending[r.series_uid] = w_.series_pk_out;
+      }
+      w_.instance.execute(true);
       return {};
     } catch (const std::exception& e) {
       return tl::unexpected(DbError(e, "indexing instance"));
@@ -396,6 +452,9 @@ class SqliteWriteBatch : public Database::WriteBatch {
   Result<void> Commit() override {
     try {
       tx_.commit();
+      for (auto& [uid, pk] : w_.pending) w_.series_pk[uid] = pk;
+      if (w_.series_pk.size() > 100000) w_.series_pk.clear();
+      w_.pending.clear();
       return {};
     } catch (const std::exception& e) {
       return tl::unexpected(DbError(e, "commit"));
@@ -405,6 +464,7 @@ class SqliteWriteBatch : public Database::WriteBatch {
  private:
   std::unique_lock<std::mutex> lock_;
   soci::session& s_;
+  IndexWriter& w_;
   soci::transaction tx_;
 };
 
@@ -412,7 +472,8 @@ class SqliteWriteBatch : public Database::WriteBatch {
 
 Result<std::unique_ptr<Database::WriteBatch>> Database::BeginBatch() {
   try {
-    return std::unique_ptr<WriteBatch>(new SqliteWriteBatch(impl_->writer, impl_->writer_mu));
+    return std::unique_ptr<WriteBatch>(
+        new SqliteWriteBatch(impl_->writer, impl_->writer_mu, *impl_->index_writer));
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "begin"));
   }

@@ -152,7 +152,16 @@ struct AssociationServer::Impl {
   void WorkerLoop();
   void Serve(Connection c);
   void Reject(Connection c, T_ASC_RejectParametersReason reason, const char* why);
-  T_ASC_Association* Handoff(Connection& c);
+  struct Handed {
+    T_ASC_Association* assoc = nullptr;
+    int ours = -1;  // our duplicate of the socket, to cut the connection without waiting
+  };
+  Handed Handoff(Connection& c);
+  void Finish(Handed& h);
+  void RejectLoop();
+  std::thread rejecter;
+  std::deque<Connection> rejects;  // GUARDED_BY(mu)
+  std::condition_variable reject_cv;
   void RunAssociation(T_ASC_Association* assoc, const std::string& calling, const std::string& peer);
   bool HandleStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
                    T_DIMSE_C_StoreRQ& req, const std::string& calling, const std::string& peer);
@@ -220,7 +229,14 @@ void AssociationServer::Impl::AcceptLoop() {
         continue;
       }
     }
-    Reject(std::move(c), ASC_REASON_SP_PRES_TEMPORARYCONGESTION, "all workers busy and queue full");
+    std::lock_guard lock(mu);
+    if (rejects.size() >= 32) {  // a flood: no answer is better than unbounded work
+      spdlog::warn("receiver {}: connection from {} closed: too many waiting rejections", opt.ae_title, c.peer);
+      ::close(c.fd);
+      continue;
+    }
+    rejects.push_back(std::move(c));
+    reject_cv.notify_one();
   }
 }
 
@@ -245,57 +261,78 @@ void AssociationServer::Impl::WorkerLoop() {
   }
 }
 
-T_ASC_Association* AssociationServer::Impl::Handoff(Connection& c) {
+AssociationServer::Impl::Handed AssociationServer::Impl::Handoff(Connection& c) {
   std::string why;
   if (!WaitForAssociateRequest(c.fd, opt.request_timeout_seconds, why)) {
     spdlog::info("receiver {}: connection from {} closed: {}", opt.ae_title, c.peer, why);
     ::close(c.fd);
-    return nullptr;
+    return {};
   }
-  T_ASC_Association* assoc = nullptr;
-  int ours = ::dup(c.fd);  // whatever DCMTK does with its copy, ours is closed below
+  Handed h;
+  h.ours = ::dup(c.fd);  // DCMTK owns c.fd from now on; ours lets us cut the connection
   OFCondition cond;
   {
     std::lock_guard lock(g_handoff_mu);
     dcmExternalSocketHandle.set(c.fd);
-    cond = ASC_receiveAssociation(g_network, &assoc, kMaxPdu, nullptr, nullptr, OFFalse,
+    cond = ASC_receiveAssociation(g_network, &h.assoc, kMaxPdu, nullptr, nullptr, OFFalse,
                                   DUL_NOBLOCK, opt.request_timeout_seconds);
     dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
   }
-  if (ours >= 0) ::close(ours);
   if (cond.bad()) {
     spdlog::info("receiver {}: bad association request from {}: {}", opt.ae_title, c.peer,
                  cond.text());
-    if (assoc) {
-      ASC_dropSCPAssociation(assoc);
-      ASC_destroyAssociation(&assoc);
-    }
-    return nullptr;
+    Finish(h);
+    return {};
   }
-  return assoc;
+  return h;
+}
+
+// Ends an association without waiting for the peer: DCMTK's drop would otherwise wait up to
+// minutes for a peer that keeps its socket open after a rejection or release.
+void AssociationServer::Impl::Finish(Handed& h) {
+  if (h.ours >= 0) ::shutdown(h.ours, SHUT_RDWR);
+  if (h.assoc) {
+    ASC_dropSCPAssociation(h.assoc);
+    ASC_destroyAssociation(&h.assoc);
+  }
+  if (h.ours >= 0) ::close(h.ours);
+  h = {};
 }
 
 void AssociationServer::Impl::Reject(Connection c, T_ASC_RejectParametersReason reason,
                                      const char* why) {
-  T_ASC_Association* assoc = Handoff(c);
-  if (!assoc) return;
+  Handed h = Handoff(c);
+  if (!h.assoc) return;
   spdlog::warn("receiver {}: rejected association from {}: {}", opt.ae_title, c.peer, why);
   T_ASC_RejectParameters rej{ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED, reason};
-  ASC_rejectAssociation(assoc, &rej);
-  ASC_dropSCPAssociation(assoc);
-  ASC_destroyAssociation(&assoc);
+  ASC_rejectAssociation(h.assoc, &rej);
+  Finish(h);
+}
+
+// Rejections of connections beyond the pool and its queue run here, off the accept loop, so a
+// peer that is slow to send its request cannot hold up the others.
+void AssociationServer::Impl::RejectLoop() {
+  while (true) {
+    Connection c;
+    {
+      std::unique_lock lock(mu);
+      reject_cv.wait(lock, [&] { return stopping || !rejects.empty(); });
+      if (stopping) return;
+      c = std::move(rejects.front());
+      rejects.pop_front();
+    }
+    Reject(std::move(c), ASC_REASON_SP_PRES_TEMPORARYCONGESTION, "all workers busy and queue full");
+  }
 }
 
 void AssociationServer::Impl::Serve(Connection c) {
-  T_ASC_Association* assoc = Handoff(c);
-  if (!assoc) return;
+  Handed h = Handoff(c);
+  if (!h.assoc) return;
+  T_ASC_Association* assoc = h.assoc;
   char calling[65] = {0}, called[65] = {0};
   ASC_getAPTitles(assoc->params, calling, sizeof calling, called, sizeof called, nullptr, 0);
   std::string called_ae = called, calling_ae = calling;
-  auto done = [&] {
-    ASC_dropSCPAssociation(assoc);
-    ASC_destroyAssociation(&assoc);
-  };
+  auto done = [&] { Finish(h); };
   if (called_ae != opt.ae_title) {
     spdlog::warn("receiver {}: rejected association from {}@{}: called AE title '{}' not recognized",
                  opt.ae_title, calling_ae, c.peer, called_ae);
@@ -399,10 +436,23 @@ bool AssociationServer::Impl::HandleStore(T_ASC_Association* assoc, T_ASC_Presen
     cond = DIMSE_ignoreDataSet(assoc, DIMSE_NONBLOCKING, opt.dimse_timeout_seconds, &bytes, &pdvs);
     answer = {status::kOutOfResources, "cannot create a file in the data directory"};
   } else {
+    const offile_off_t meta_size = stream->tell();
+    unsigned long received = 0;
+    auto progress = [](void* ctx, unsigned long bytes) { *static_cast<unsigned long*>(ctx) = bytes; };
     cond = DIMSE_receiveDataSetInFile(assoc, DIMSE_NONBLOCKING, opt.dimse_timeout_seconds, &pres,
-                                      stream, nullptr, nullptr);
-    bool write_ok = stream->good();
-    delete stream;
+                                      stream, progress, &received);
+    bool write_ok = stream->good() && cond != DIMSE_OUTOFRESOURCES;
+    if (cond == DIMSE_OUTOFRESOURCES) cond = EC_Normal;  // DCMTK read the rest of the data set
+    delete stream;  // closes the file: buffered bytes may still fail to reach the disk here
+    std::error_code size_ec;
+    if (write_ok && cond.good() &&
+        std::filesystem::file_size(temp, size_ec) != static_cast<uintmax_t>(meta_size) + received) {
+      write_ok = false;
+    }
+    if (!write_ok && cond.good()) {
+      spdlog::error("receiver {}: cannot write a data set from {}@{} to {} (disk full?)",
+                    opt.ae_title, calling, peer, temp.parent_path().string());
+    }
     if (cond.bad() || !write_ok) {
       std::error_code ec;
       std::filesystem::remove(temp, ec);
@@ -449,6 +499,7 @@ AssociationServer::~AssociationServer() { Stop(); }
 Result<void> AssociationServer::Start() {
   if (auto r = impl_->Listen(); !r) return r;
   for (int i = 0; i < impl_->opt.workers; ++i) impl_->workers.emplace_back([this] { impl_->WorkerLoop(); });
+  impl_->rejecter = std::thread([this] { impl_->RejectLoop(); });
   impl_->acceptor = std::thread([this] { impl_->AcceptLoop(); });
   return {};
 }
@@ -456,10 +507,17 @@ Result<void> AssociationServer::Start() {
 void AssociationServer::Stop() {
   if (impl_->stopping.exchange(true)) return;
   if (impl_->acceptor.joinable()) impl_->acceptor.join();
+  {
+    std::lock_guard lock(impl_->mu);  // so no waiter misses the notification
+  }
   impl_->cv.notify_all();
+  impl_->reject_cv.notify_all();
   for (auto& t : impl_->workers) if (t.joinable()) t.join();
+  if (impl_->rejecter.joinable()) impl_->rejecter.join();
   for (auto& c : impl_->queue) ::close(c.fd);
+  for (auto& c : impl_->rejects) ::close(c.fd);
   impl_->queue.clear();
+  impl_->rejects.clear();
   if (impl_->listen_fd >= 0) ::close(impl_->listen_fd);
   impl_->listen_fd = -1;
 }

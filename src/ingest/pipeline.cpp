@@ -25,16 +25,9 @@ void RemoveQuietly(const std::filesystem::path& p) {
 }  // namespace
 
 IngestPipeline::IngestPipeline(BlobStore& blobs, Database& db, IngestOptions options)
-    : blobs_(blobs), db_(db), options_(options), committer_([this] { CommitLoop(); }) {}
+    : blobs_(blobs), db_(db), options_(options) {}
 
-IngestPipeline::~IngestPipeline() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  committer_.join();
-}
+IngestPipeline::~IngestPipeline() = default;
 
 IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const IngestSource& src) {
   auto header = dicom::ReadHeader(temp);
@@ -65,31 +58,35 @@ IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const In
               r.error().message, p.record.sop_uid};
     }
   }
+  // Group commit, leader/follower: the first caller to find no commit running commits
+  // everything queued (its own entry included) in one transaction; the others wait for it. One
+  // association thus pays no thread handoff, and many share each transaction.
   std::unique_lock lock(mu_);
   queue_.push_back(&p);
-  cv_.notify_all();
-  p.cv.wait(lock, [&] { return p.done; });
-  return p.outcome;
-}
-
-void IngestPipeline::CommitLoop() {
-  std::unique_lock lock(mu_);
-  while (true) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping, nothing left
-    std::deque<Pending*> batch;
-    while (!queue_.empty() && batch.size() < options_.max_batch) {
-      batch.push_back(queue_.front());
-      queue_.pop_front();
+  while (!p.done) {
+    if (committing_) {
+      p.cv.wait(lock);
+      continue;
     }
-    lock.unlock();
-    CommitBatch(batch);
-    lock.lock();
-    for (Pending* p : batch) {
-      p->done = true;
-      p->cv.notify_one();
+    committing_ = true;
+    while (!p.done) {
+      std::deque<Pending*> batch;
+      while (!queue_.empty() && batch.size() < options_.max_batch) {
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      lock.unlock();
+      CommitBatch(batch);
+      lock.lock();
+      for (Pending* q : batch) {
+        q->done = true;
+        if (q != &p) q->cv.notify_one();
+      }
     }
+    committing_ = false;
+    if (!queue_.empty()) queue_.front()->cv.notify_one();  // the next in line leads
   }
+  return p.outcome;
 }
 
 void IngestPipeline::CommitBatch(std::deque<Pending*>& batch) {

@@ -2,14 +2,13 @@
 // The ingest pipeline. Callers (receivers, retrieve jobs, imports) put a complete file into a
 // temp path from NewTempPath() and call Ingest(), which blocks until the instance is durable and
 // indexed (or refused) and never leaves the temp file behind. Ingest() is thread-safe and meant
-// to be called from many threads: header parsing and fsync run in the caller's thread, index
-// writes are grouped by one committer thread into one transaction per batch.
+// to be called from many threads: header parsing and fsync run in the caller's thread; index
+// writes of concurrent callers are grouped into one transaction (leader/follower group commit).
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "archive/blob_store.h"
 #include "archive/database.h"
@@ -52,17 +51,14 @@ class IngestPipeline {
 
  private:
   struct Pending;
-  void CommitLoop();
   void CommitBatch(std::deque<Pending*>& batch);
 
   BlobStore& blobs_;
   Database& db_;
   IngestOptions options_;
   std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<Pending*> queue_;  // GUARDED_BY(mu_)
-  bool stopping_ = false;       // GUARDED_BY(mu_)
-  std::thread committer_;
+  bool committing_ = false;     // GUARDED_BY(mu_): a caller is committing a batch
 };
 
 }  // namespace pb

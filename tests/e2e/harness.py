@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -217,15 +218,20 @@ def toml_value(v):
 
 
 def toml_config(*, data_dir, http_port, ae_title="PACSBRIDGE", receivers=(), nodes=(),
-                extra=""):
+                extra="", server_extra="", database_path=None):
+    """server_extra: lines added to [server] (e.g. "max_associations = 1");
+    database_path: the SQLite index file (default: index.db inside data_dir)."""
     lines = ["[server]",
              "data_dir = %s" % toml_value(str(data_dir)),
              "http_listen = %s" % toml_value("127.0.0.1:%d" % http_port),
-             "ae_title = %s" % toml_value(ae_title),
-             "",
-             "[database]",
-             "url = %s" % toml_value("sqlite:%s" % (Path(data_dir) / "index.db")),
-             ""]
+             "ae_title = %s" % toml_value(ae_title)]
+    if server_extra:
+        lines.append(server_extra.rstrip("\n"))
+    db = Path(database_path) if database_path is not None else Path(data_dir) / "index.db"
+    lines += ["",
+              "[database]",
+              "url = %s" % toml_value("sqlite:%s" % db),
+              ""]
     for table, items in (("receivers", receivers), ("nodes", nodes)):
         for item in items:
             lines.append("[[%s]]" % table)
@@ -296,7 +302,9 @@ class Server(_Process):
     name = "pacsbridge"
 
     def __init__(self, workdir, *, receivers=None, nodes=(), ae_title="PACSBRIDGE",
-                 extra_toml="", http_port=None):
+                 extra_toml="", http_port=None, server_toml="", database_path=None):
+        """server_toml: lines added to the [server] table; database_path: where the SQLite
+        index lives (default: inside the data directory)."""
         super().__init__(workdir)
         self.http_port = http_port or free_port()
         if receivers is None:
@@ -308,7 +316,8 @@ class Server(_Process):
         self.config_path = self.workdir / "config.toml"
         self.config_path.write_text(toml_config(
             data_dir=self.data_dir, http_port=self.http_port, ae_title=ae_title,
-            receivers=self.receivers, nodes=self.nodes, extra=extra_toml), "utf-8")
+            receivers=self.receivers, nodes=self.nodes, extra=extra_toml,
+            server_extra=server_toml, database_path=database_path), "utf-8")
 
     @property
     def url(self):
@@ -322,11 +331,15 @@ class Server(_Process):
     def dicom_ae(self):
         return self.receivers[0]["ae_title"]
 
+    def serve_argv(self):
+        """The command line that start() runs (subclasses may wrap it, e.g. in unshare)."""
+        return [str(require_binary()), "serve", "--config", str(self.config_path)]
+
     def start(self, timeout=30):
-        b = require_binary()
+        argv = self.serve_argv()
         log = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen([str(b), "serve", "--config", str(self.config_path)],
+            self.proc = subprocess.Popen(argv,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                          cwd=str(self.workdir), env=server_env())
         finally:
@@ -464,6 +477,229 @@ class SilentListener:
         self.sock.close()
         for c in self.conns:
             c.close()
+
+
+# --------------------------------------------------------------------------- raw DICOM
+
+VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
+APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
+PDU_NAMES = {1: "A-ASSOCIATE-RQ", 2: "A-ASSOCIATE-AC", 3: "A-ASSOCIATE-RJ", 4: "P-DATA-TF",
+             5: "A-RELEASE-RQ", 6: "A-RELEASE-RP", 7: "A-ABORT"}
+
+
+def _ae_field(ae):
+    raw = ae.encode("ascii")
+    if not 0 < len(raw) <= 16:
+        raise ValueError("AE title must be 1..16 characters: %r" % ae)
+    return raw.ljust(16, b" ")
+
+
+def _pdu_item(item_type, payload):
+    return struct.pack(">BBH", item_type, 0, len(payload)) + payload
+
+
+def _uid_bytes(uid):
+    return uid.encode("ascii")  # UIDs in PDU items are not padded (PS3.8 9.3.2.2)
+
+
+def associate_rq_pdu(called_ae, calling_ae, contexts=None, max_pdu=16384):
+    """An A-ASSOCIATE-RQ PDU (PS3.8 9.3.2).
+
+    contexts: list of (abstract syntax UID, [transfer syntax UIDs]); presentation context
+    IDs 1, 3, 5, ... in that order. Default: Verification with implicit VR little endian.
+    """
+    if contexts is None:
+        contexts = [(VERIFICATION_SOP_CLASS, [IMPLICIT_VR_LE])]
+    items = _pdu_item(0x10, _uid_bytes(APPLICATION_CONTEXT))
+    for i, (abstract, syntaxes) in enumerate(contexts):
+        sub = _pdu_item(0x30, _uid_bytes(abstract))
+        for ts in syntaxes:
+            sub += _pdu_item(0x40, _uid_bytes(ts))
+        items += _pdu_item(0x20, struct.pack(">BBBB", 2 * i + 1, 0, 0, 0) + sub)
+    user = (_pdu_item(0x51, struct.pack(">I", max_pdu))
+            + _pdu_item(0x52, _uid_bytes(dicomgen.IMPLEMENTATION_CLASS_UID))
+            + _pdu_item(0x55, b"E2E_HARNESS"))
+    items += _pdu_item(0x50, user)
+    body = (struct.pack(">HH", 1, 0) + _ae_field(called_ae) + _ae_field(calling_ae)
+            + b"\0" * 32 + items)
+    return struct.pack(">BBI", 0x01, 0, len(body)) + body
+
+
+def _implicit_element(group, elem, value):
+    if len(value) % 2:
+        value += b"\0"
+    return struct.pack("<HHI", group, elem, len(value)) + value
+
+
+def echo_rq_command(message_id=1):
+    """The command set of a C-ECHO-RQ, implicit VR little endian (PS3.7 9.3.5)."""
+    body = (_implicit_element(0x0000, 0x0002, VERIFICATION_SOP_CLASS.encode("ascii"))
+            + _implicit_element(0x0000, 0x0100, struct.pack("<H", 0x0030))
+            + _implicit_element(0x0000, 0x0110, struct.pack("<H", message_id))
+            + _implicit_element(0x0000, 0x0800, struct.pack("<H", 0x0101)))
+    return _implicit_element(0x0000, 0x0000, struct.pack("<I", len(body))) + body
+
+
+def parse_implicit_command(data):
+    """{(group, element): raw value bytes} of an implicit VR little endian command set."""
+    out, pos = {}, 0
+    while pos + 8 <= len(data):
+        group, elem, length = struct.unpack_from("<HHI", data, pos)
+        pos += 8
+        out[(group, elem)] = data[pos:pos + length]
+        pos += length
+    return out
+
+
+class AssociationRejected(Exception):
+    def __init__(self, result, source, reason):
+        super().__init__("A-ASSOCIATE-RJ result=%d source=%d reason=%d"
+                         % (result, source, reason))
+        self.result, self.source, self.reason = result, source, reason
+
+
+class DicomAssociation:
+    """A minimal DICOM upper-layer client on a plain socket, for holding associations open,
+    queueing them, and reading the raw A-ASSOCIATE-AC / -RJ / A-ABORT.
+
+        a = DicomAssociation(port, "PACSBRIDGE")
+        a.request()              # connect and send the A-ASSOCIATE-RQ only
+        pdu_type, body = a.read_pdu(timeout=10)
+        a.associate()            # both; returns the AC body, raises AssociationRejected
+        a.echo()                 # C-ECHO over presentation context 1; returns the status
+        a.release()              # A-RELEASE-RQ, waits for the A-RELEASE-RP
+    """
+
+    def __init__(self, port, called_ae, calling_ae="E2EPYSCU", host="127.0.0.1",
+                 contexts=None, timeout=30):
+        self.host, self.port = host, port
+        self.called_ae, self.calling_ae = called_ae, calling_ae
+        self.contexts = contexts
+        self.timeout = timeout
+        self.sock = None
+        self.accepted = False
+        self.reject = None  # (result, source, reason) once an A-ASSOCIATE-RJ was read
+
+    def connect(self):
+        self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self
+
+    def request(self):
+        if self.sock is None:
+            self.connect()
+        self.sock.sendall(associate_rq_pdu(self.called_ae, self.calling_ae, self.contexts))
+        return self
+
+    def _recv_exact(self, n, timeout):
+        self.sock.settimeout(timeout)
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("peer closed the connection after %d of %d bytes"
+                                      % (len(buf), n))
+            buf += chunk
+        return buf
+
+    def read_pdu(self, timeout=None):
+        """(PDU type, body bytes). socket.timeout if nothing arrives in time."""
+        timeout = self.timeout if timeout is None else timeout
+        pdu_type, _, length = struct.unpack(">BBI", self._recv_exact(6, timeout))
+        return pdu_type, self._recv_exact(length, timeout)
+
+    def nothing_received(self, timeout):
+        """True if the peer sent nothing (and did not close) within timeout seconds."""
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.recv(1, socket.MSG_PEEK)
+        except socket.timeout:
+            return True
+        return False  # data arrived, or the peer closed
+
+    def read_associate_answer(self, timeout=None):
+        """Read the answer to the A-ASSOCIATE-RQ: returns the AC body; raises
+        AssociationRejected for an RJ and ConnectionError for an abort / anything else."""
+        pdu_type, body = self.read_pdu(timeout)
+        if pdu_type == 0x02:
+            self.accepted = True
+            return body
+        if pdu_type == 0x03:
+            self.reject = (body[1], body[2], body[3])
+            raise AssociationRejected(*self.reject)
+        raise ConnectionError("expected A-ASSOCIATE-AC or -RJ, got %s (%d bytes: %r)"
+                              % (PDU_NAMES.get(pdu_type, hex(pdu_type)), len(body), body[:64]))
+
+    def associate(self, timeout=None):
+        self.request()
+        return self.read_associate_answer(timeout)
+
+    def echo(self, message_id=1, timeout=None):
+        """Send a C-ECHO-RQ on presentation context 1; return the response status."""
+        cmd = echo_rq_command(message_id)
+        pdv = struct.pack(">IBB", len(cmd) + 2, 1, 0x03) + cmd  # command, last fragment
+        self.sock.sendall(struct.pack(">BBI", 0x04, 0, len(pdv)) + pdv)
+        data = b""
+        while True:
+            pdu_type, body = self.read_pdu(timeout)
+            if pdu_type != 0x04:
+                raise ConnectionError("expected P-DATA-TF, got %s"
+                                      % PDU_NAMES.get(pdu_type, hex(pdu_type)))
+            pos, last = 0, False
+            while pos + 6 <= len(body):
+                length, _, header = struct.unpack_from(">IBB", body, pos)
+                data += body[pos + 6:pos + 4 + length]
+                pos += 4 + length
+                last = last or (header & 0x03) == 0x03
+            if last:
+                break
+        fields = parse_implicit_command(data)
+        command = struct.unpack("<H", fields[(0x0000, 0x0100)])[0]
+        if command != 0x8030:
+            raise ConnectionError("expected C-ECHO-RSP, got command 0x%04x" % command)
+        return struct.unpack("<H", fields[(0x0000, 0x0900)])[0]
+
+    def release(self, timeout=None):
+        """A-RELEASE-RQ, then wait for the A-RELEASE-RP; closes the socket."""
+        self.sock.sendall(struct.pack(">BBI", 0x05, 0, 4) + b"\0" * 4)
+        try:
+            pdu_type, body = self.read_pdu(timeout)
+            if pdu_type != 0x06:
+                raise ConnectionError("expected A-RELEASE-RP, got %s (%r)"
+                                      % (PDU_NAMES.get(pdu_type, hex(pdu_type)), body[:16]))
+        finally:
+            self.close()
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            finally:
+                self.sock = None
+
+
+# --------------------------------------------------------------------------- observation
+
+def socket_bytes_acked(pid, port):
+    """bytes_acked of the TCP connection of process pid to port (ss -ti), or None."""
+    out = subprocess.run(["ss", "-tinpH", "state", "established",
+                          "( dport = :%d )" % port], capture_output=True, text=True,
+                         timeout=10).stdout
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if "pid=%d," % pid in line:
+            info = " ".join(lines[i:i + 2])
+            m = re.search(r"bytes_acked:(\d+)", info)
+            return int(m.group(1)) if m else 0
+    return None
+
+
+def files_under(directory):
+    """Every file below directory (recursively); [] if it does not exist."""
+    found = []
+    for root, _, files in os.walk(str(directory)):
+        found += [os.path.join(root, f) for f in files]
+    return found
 
 
 # --------------------------------------------------------------------------- test base
