@@ -79,7 +79,7 @@ Result<void> BlobStore::Commit(const std::filesystem::path& temp, const std::str
 Result<void> BlobStore::Sync(const std::filesystem::path& file) {
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return tl::unexpected(IoError("open for fsync", errno));
-  int rc = ::fsync(fd);
+  int rc = ::fdatasync(fd);  // the data and the size; other metadata is not needed to read it
   int err = errno;
   ::close(fd);
   if (rc != 0) return tl::unexpected(IoError("fsync", err));

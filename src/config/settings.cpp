@@ -184,7 +184,7 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
     if (dups == "keep") s.duplicates = DuplicatePolicy::kKeep;
     else if (dups == "overwrite") s.duplicates = DuplicatePolicy::kOverwrite;
     else return tl::unexpected(ctx.Err(server->get("duplicates"), "server.duplicates", "must be \"keep\" or \"overwrite\""));
-    PB_TRY(fs, GetBool(ctx, *server, "server", "fsync", true));
+    PB_TRY(fs, GetBool(ctx, *server, "server", "fsync", false));
     s.fsync = fs;
     PB_TRY(lvl, GetString(ctx, *server, "server", "log_level", "info"));
     static const Keys kLevels{"trace", "debug", "info", "warn", "error"};

@@ -30,7 +30,7 @@ struct Settings {
   std::optional<std::string> admin_password;
   int max_associations = 8;              // receiver worker pool, per receiver
   DuplicatePolicy duplicates = DuplicatePolicy::kKeep;
-  bool fsync = true;                     // fsync each instance before answering the sender
+  bool fsync = false;                    // fsync each instance before answering the sender
   std::string log_level = "info";
   std::vector<ConfigEntry> receivers;
   std::vector<ConfigEntry> nodes;

@@ -35,7 +35,7 @@ struct IngestOutcome {
 
 struct IngestOptions {
   DuplicatePolicy duplicates = DuplicatePolicy::kKeep;
-  bool fsync = true;
+  bool fsync = false;
   size_t max_batch = 256;
 };
 

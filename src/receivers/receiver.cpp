@@ -49,6 +49,22 @@ Result<Receiver> ReceiverFromJson(const nlohmann::json& j) {
     if (!j["enabled"].is_boolean()) return Fail(Code::kInvalidArgument, "enabled must be true or false", "enabled");
     r.enabled = j["enabled"].get<bool>();
   }
+  // Accepted by name (they are part of the contract) but refused when switched on: a whitelist
+  // or anonymization that is silently not applied would be worse than an error.
+  for (const char* key : {"whitelist_enabled", "anonymize"}) {
+    if (j.contains(key) && !(j[key].is_boolean() && !j[key].get<bool>())) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("{} is not available in this version; remove it or set it to false", key),
+                  key);
+    }
+  }
+  for (const char* key : {"whitelist", "routing", "processors", "tls"}) {
+    if (j.contains(key) && !j[key].is_null() && !j[key].empty() &&
+        !(key == std::string("tls") && j[key].is_object() && !j[key].value("enabled", false))) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("{} is not available in this version; remove it", key), key);
+    }
+  }
   r.id = r.ae_title + "@" + std::to_string(r.port);
   return r;
 }
