@@ -59,8 +59,11 @@ Result<Receiver> ReceiverFromJson(const nlohmann::json& j) {
     }
   }
   for (const char* key : {"whitelist", "routing", "processors", "tls"}) {
-    if (j.contains(key) && !j[key].is_null() && !j[key].empty() &&
-        !(key == std::string("tls") && j[key].is_object() && !j[key].value("enabled", false))) {
+    if (!j.contains(key)) continue;
+    const auto& v = j[key];
+    bool unset = v.is_null() || v.empty() || (v.is_string() && v.get<std::string>().empty()) ||
+                 (key == std::string("tls") && v.is_object() && !v.value("enabled", false));
+    if (!unset) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("{} is not available in this version; remove it", key), key);
     }
