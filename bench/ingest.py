@@ -1,0 +1,957 @@
+#!/usr/bin/env python3
+"""Driver behind bench/ingest.sh (see bench/README.md). Python 3 standard library only.
+
+Generates a dataset with tools/dicomgen.py, then sends it with DCMTK's storescu to DCMTK's
+storescp, to Orthanc and to PACS Bridge, alternating the receivers within each round, and
+prints medians, paired ratios and the targets. Must run inside a private network namespace
+(bench/ingest.sh takes care of that). Exit status: 0 when every measurement completed (whether
+or not the targets are met), 1 when something broke, 2 on bad usage, 130 when interrupted.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+MB = 1 << 20
+KB = 1 << 10
+
+RECEIVER_NAMES = {"storescp": "storescp", "orthanc": "Orthanc", "pacsbridge": "PACS Bridge"}
+
+# Transfer syntax of the generated files -> storescu option proposing it first (with the
+# uncompressed ones as fallback where storescu does so), so that storescu never converts.
+TS_FLAGS = {
+    "1.2.840.10008.1.2.1": "-xe",      # explicit VR little endian
+    "1.2.840.10008.1.2": "-xi",        # implicit VR little endian
+    "1.2.840.10008.1.2.2": "-xb",      # explicit VR big endian
+    "1.2.840.10008.1.2.1.99": "-xd",   # deflated explicit VR little endian
+    "1.2.840.10008.1.2.4.70": "-xs",   # JPEG lossless SV1
+    "1.2.840.10008.1.2.4.50": "-xy",   # JPEG baseline
+    "1.2.840.10008.1.2.4.51": "-xx",   # JPEG extended
+    "1.2.840.10008.1.2.4.80": "-xt",   # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81": "-xu",   # JPEG-LS near lossless
+    "1.2.840.10008.1.2.4.90": "-xv",   # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91": "-xw",   # JPEG 2000
+    "1.2.840.10008.1.2.5": "-xr",      # RLE lossless
+}
+
+
+class BenchError(Exception):
+    """Something broke: the benchmark's numbers cannot be trusted."""
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+NOTES = []          # odd things seen during the run, printed with the report
+_NOTE_KEYS = {}     # key -> index in NOTES, for notes that would repeat every measurement
+
+
+def note(msg, key=None):
+    """Record an odd observation; with a key, repeats only count up the first one."""
+    if key is not None and key in _NOTE_KEYS:
+        i = _NOTE_KEYS[key]
+        text, n = NOTES[i]
+        NOTES[i] = (text, n + 1)
+        return
+    if key is not None:
+        _NOTE_KEYS[key] = len(NOTES)
+    NOTES.append((msg, 1))
+    log("note: " + msg)
+
+
+def notes_text():
+    return [text + (" (x%d)" % n if n > 1 else "") for text, n in NOTES]
+
+
+def env_num(name, default, kind=int, minimum=None):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SystemExit("ingest: %s=%r is not a number" % (name, raw))
+    if minimum is not None and value < minimum:
+        raise SystemExit("ingest: %s must be >= %s" % (name, minimum))
+    return value
+
+
+# --------------------------------------------------------------------------- processes
+
+LIVE = {}  # pid -> Popen of every process this script started and has not reaped
+
+
+def spawn(cmd, *, env, log_path, cwd=None):
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    LIVE[proc.pid] = proc
+    return proc
+
+
+def stop(proc, timeout):
+    """SIGTERM, wait up to timeout, then SIGKILL. Returns (returncode, killed)."""
+    killed = False
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            killed = True
+    LIVE.pop(proc.pid, None)
+    return proc.returncode, killed
+
+
+def stop_all_live():
+    for proc in list(LIVE.values()):
+        try:
+            stop(proc, 10)
+        except OSError:
+            pass
+
+
+def tail(path, lines=15):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()[-8192:].decode("utf-8", "replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("    | " + l for l in data[-lines:]) or "    | (empty log)"
+
+
+def peak_rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def proc_name(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def children(pid):
+    """PIDs of the direct children of pid (all its threads)."""
+    kids = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                kids += [int(k) for k in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+# --------------------------------------------------------------------------- network
+
+_USED_PORTS = set()
+
+
+def free_port():
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _USED_PORTS:
+            _USED_PORTS.add(port)
+            return port
+    raise BenchError("no free TCP port found")
+
+
+def listening(port):
+    """True when some socket of this network namespace listens on TCP port."""
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 3 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+
+
+def http_get(url, headers=None, timeout=10):
+    """(status, body); status 0 when the connection failed."""
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+# --------------------------------------------------------------------------- dataset
+
+def read_meta(path):
+    """(SOP class, SOP instance, transfer syntax) from a Part 10 file's meta header."""
+    with open(path, "rb") as f:
+        data = f.read(8192)
+    if len(data) < 132 or data[128:132] != b"DICM":
+        raise BenchError("%s: not a DICOM Part 10 file" % path)
+    pos, found = 132, {}
+    while pos + 8 <= len(data):
+        group, elem = struct.unpack_from("<HH", data, pos)
+        if group != 0x0002:
+            break
+        vr = data[pos + 4:pos + 6]
+        if vr in (b"OB", b"OW", b"UN", b"SQ", b"UT", b"UC", b"UR"):
+            length = struct.unpack_from("<I", data, pos + 8)[0]
+            vpos = pos + 12
+        else:
+            length = struct.unpack_from("<H", data, pos + 6)[0]
+            vpos = pos + 8
+        if elem in (0x0002, 0x0003, 0x0010):
+            found[elem] = data[vpos:vpos + length].rstrip(b"\0 ").decode("ascii", "replace")
+        pos = vpos + length
+    if len(found) != 3:
+        raise BenchError("%s: meta header lacks SOP class, SOP instance or transfer syntax" % path)
+    return found[0x0002], found[0x0003], found[0x0010]
+
+
+class DataSet:
+    """One set of instances, split into `nparts` directories p0..p(n-1) (contiguous by name)."""
+
+    def __init__(self, name, root, parts, count, total_bytes, ts_uid, sop_classes, size):
+        self.name, self.root, self.parts = name, root, parts
+        self.count, self.total_bytes, self.ts_uid = count, total_bytes, ts_uid
+        self.sop_classes, self.size = sop_classes, size
+
+    def groups(self, nassoc):
+        """Part directories for each of nassoc storescu processes (empty groups dropped)."""
+        groups = [self.parts[i::nassoc] for i in range(nassoc)]
+        return [g for g in groups if g]
+
+    def subset(self, name, nparts):
+        """A DataSet made of the first nparts parts (for warm-up)."""
+        parts = self.parts[:nparts]
+        files = [os.path.join(self.root, p, f) for p in parts
+                 for f in os.listdir(os.path.join(self.root, p))]
+        return DataSet(name, self.root, parts, len(files),
+                       sum(os.path.getsize(f) for f in files), self.ts_uid, self.sop_classes,
+                       self.size)
+
+
+def generate(root, tmp, name, *, count, size, modality, studies, series, nparts):
+    base = os.path.join(tmp, "data", name)
+    flat = os.path.join(base, "all")
+    cmd = [sys.executable, os.path.join(root, "tools", "dicomgen.py"), flat,
+           "--count", str(count), "--size", str(size), "--modality", modality,
+           "--studies", str(max(1, min(studies, count))),
+           "--series-per-study", str(max(1, series))]
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if res.returncode != 0:
+        raise BenchError("dicomgen failed (%d): %s" % (res.returncode,
+                                                      res.stdout.decode(errors="replace")))
+    files = sorted(f for f in os.listdir(flat) if not f.startswith("."))
+    if len(files) != count:
+        raise BenchError("dicomgen wrote %d files for %s, expected %d" % (len(files), name, count))
+    sops, ts_uids, sop_classes, total = set(), set(), set(), 0
+    for f in files:
+        sop_class, sop, ts = read_meta(os.path.join(flat, f))
+        sops.add(sop)
+        ts_uids.add(ts)
+        sop_classes.add(sop_class)
+        total += os.path.getsize(os.path.join(flat, f))
+    if len(sops) != count:
+        raise BenchError("%s: %d files but only %d distinct SOP instance UIDs"
+                         % (name, count, len(sops)))
+    if len(ts_uids) != 1:
+        raise BenchError("%s: files use several transfer syntaxes: %s" % (name, sorted(ts_uids)))
+    ts_uid = ts_uids.pop()
+    if ts_uid not in TS_FLAGS:
+        raise BenchError("%s: no storescu proposal known for transfer syntax %s" % (name, ts_uid))
+    nparts = max(1, min(nparts, count))
+    parts = []
+    for i in range(nparts):
+        part = "p%d" % i
+        os.mkdir(os.path.join(base, part))
+        for f in files[i * count // nparts:(i + 1) * count // nparts]:
+            os.rename(os.path.join(flat, f), os.path.join(base, part, f))
+        parts.append(part)
+    os.rmdir(flat)
+    return DataSet(name, base, parts, count, total, ts_uid, sorted(sop_classes), size)
+
+
+# --------------------------------------------------------------------------- receivers
+
+class Receiver:
+    key = ""
+    ae = ""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.proc = None
+        self.port = None
+        self.log_path = None
+
+    @property
+    def label(self):
+        return RECEIVER_NAMES[self.key]
+
+    def start(self, work):
+        raise NotImplementedError
+
+    def ready(self):
+        raise NotImplementedError
+
+    def count(self):
+        raise NotImplementedError
+
+    def wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError("%s exited with status %s while starting; log %s:\n%s"
+                                 % (self.label, self.proc.returncode, self.log_path,
+                                    tail(self.log_path)))
+            if self.ready():
+                return
+            time.sleep(0.05)
+        raise BenchError("%s not ready after %d s; log:\n%s"
+                         % (self.label, timeout, tail(self.log_path)))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """Stop the process; returns a note (str) when something was odd, else None."""
+        rc, killed = stop(self.proc, self.cfg.stop_timeout)
+        if killed:
+            return "%s did not stop within %d s of SIGTERM (killed)" % (self.label,
+                                                                        self.cfg.stop_timeout)
+        return self.check_exit(rc)
+
+    def check_exit(self, rc):
+        return None
+
+
+class StoreSCP(Receiver):
+    key = "storescp"
+    ae = "STORESCP"
+
+    def start(self, work):
+        self.store = os.path.join(work, "storage")
+        os.mkdir(self.store)
+        self.port = free_port()
+        self.log_path = os.path.join(work, "storescp.log")
+        cmd = ["storescp", "--single-process", "+B", "+xa", "-pdu", str(self.cfg.baseline_pdu),
+               "-aet", self.ae, "-od", self.store, str(self.port)]
+        self.proc = spawn(cmd, env=self.cfg.env_nodelay, log_path=self.log_path, cwd=work)
+
+    def ready(self):
+        return listening(self.port)
+
+    def count(self):
+        n = 0
+        for _, _, files in os.walk(self.store):
+            n += len(files)
+        return n
+
+
+class Orthanc(Receiver):
+    key = "orthanc"
+    ae = "ORTHANC"
+
+    def start(self, work):
+        storage = os.path.join(work, "storage")
+        os.mkdir(storage)
+        os.mkdir(os.path.join(work, "tmp"))
+        self.port = free_port()
+        self.http_port = free_port()
+        config = {
+            "Name": "bench-orthanc",
+            "StorageDirectory": storage,
+            "IndexDirectory": storage,
+            "TemporaryDirectory": os.path.join(work, "tmp"),
+            "DicomAet": self.ae,
+            "DicomPort": self.port,
+            "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "Plugins": [],
+            "MaximumPduLength": self.cfg.baseline_pdu,
+            "SaveJobs": False,
+        }
+        path = os.path.join(work, "orthanc.json")
+        with open(path, "w") as f:
+            json.dump(config, f, indent=2)
+        self.log_path = os.path.join(work, "orthanc.log")
+        self.proc = spawn(["Orthanc", path], env=self.cfg.env_nodelay, log_path=self.log_path,
+                          cwd=work)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.http_port, path)
+
+    def ready(self):
+        return listening(self.port) and http_get(self.url("/system"), timeout=2)[0] == 200
+
+    def count(self):
+        status, body = http_get(self.url("/statistics"))
+        if status != 200:
+            raise BenchError("Orthanc GET /statistics answered %d" % status)
+        return int(json.loads(body)["CountInstances"])
+
+    def check_exit(self, rc):
+        if rc != 0:
+            return "Orthanc exited with status %s after SIGTERM" % rc
+        return None
+
+
+class PacsBridge(Receiver):
+    key = "pacsbridge"
+    ae = "PACSBRIDGE"
+    password = "bench-admin"
+
+    def start(self, work):
+        data = os.path.join(work, "data")
+        os.mkdir(data)
+        self.port = free_port()
+        self.http_port = free_port()
+        path = os.path.join(work, "pacsbridge.toml")
+        with open(path, "w") as f:
+            f.write("[server]\n"
+                    "data_dir = %s\n"
+                    "http_listen = \"127.0.0.1:%d\"\n"
+                    "ae_title = \"PACSBRIDGE\"\n"
+                    "%s\n"
+                    "[auth]\n"
+                    "admin_password = \"%s\"\n\n"
+                    "[[receivers]]\n"
+                    "ae_title = \"%s\"\n"
+                    "port = %d\n"
+                    "bind = \"127.0.0.1\"\n"
+                    % (json.dumps(data), self.http_port, self.cfg.bridge_server_toml,
+                       self.password, self.ae, self.port))
+        self.log_path = os.path.join(work, "pacsbridge.log")
+        # Deliberately without TCP_NODELAY: the server must turn Nagle off by itself.
+        self.proc = spawn([self.cfg.bridge_bin, "serve", "--config", path],
+                          env=self.cfg.env_plain, log_path=self.log_path, cwd=work)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.http_port, path)
+
+    def headers(self):
+        import base64
+        token = base64.b64encode(("admin:%s" % self.password).encode()).decode()
+        return {"Authorization": "Basic " + token, "Accept": "application/json"}
+
+    def ready(self):
+        return (http_get(self.url("/api/health"), headers=self.headers(), timeout=2)[0] == 200
+                and listening(self.port))
+
+    def count(self):
+        status, body = http_get(self.url("/api/studies"), headers=self.headers(), timeout=30)
+        if status != 200:
+            raise BenchError("PACS Bridge GET /api/studies answered %d: %s"
+                             % (status, body[:300].decode(errors="replace")))
+        studies = json.loads(body)
+        if not isinstance(studies, list):
+            raise BenchError("PACS Bridge GET /api/studies did not answer a list: %.300s" % body)
+        return sum(int(s.get("instance_count", 0)) for s in studies)
+
+    def check_exit(self, rc):
+        if rc != 0:
+            return "PACS Bridge exited with status %s after SIGTERM (contract: 0)" % rc
+        return None
+
+
+RECEIVERS = {"storescp": StoreSCP, "orthanc": Orthanc, "pacsbridge": PacsBridge}
+
+
+# --------------------------------------------------------------------------- measuring
+
+class Bench:
+    def __init__(self, cfg, tmp):
+        self.cfg = cfg
+        self.tmp = tmp
+        self.seq = 0
+
+    def measure(self, rcv, ds, nassoc, tag):
+        """One measurement with a fresh receiver process and empty storage."""
+        self.seq += 1
+        work = os.path.join(self.tmp, "runs", "%03d-%s-%s-%d-%s" % (self.seq, tag, ds.name,
+                                                                    nassoc, rcv.key))
+        os.makedirs(work)
+        rcv.start(work)
+        try:
+            rcv.wait_ready(self.cfg.start_timeout)
+            os.sync()  # nothing of the start-up left to write back while we measure
+            groups = ds.groups(nassoc)
+            logs, procs = [], []
+            base = ["storescu", "-aet", "BENCHSCU", "-aec", rcv.ae, TS_FLAGS[ds.ts_uid],
+                    "-ta", "120", "-td", "600", "-ts", "600", "+sd", "127.0.0.1", str(rcv.port)]
+            t0 = time.perf_counter()
+            for i, group in enumerate(groups):
+                logs.append(os.path.join(work, "storescu-%d.log" % i))
+                procs.append(spawn(base + group, env=self.cfg.env_nodelay, log_path=logs[-1],
+                                   cwd=ds.root))
+            deadline = time.monotonic() + self.cfg.store_timeout
+            failed = []
+            for proc, log_path in zip(procs, logs):
+                try:
+                    rc = proc.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    stop(proc, 5)
+                    rc = "timeout after %d s" % self.cfg.store_timeout
+                LIVE.pop(proc.pid, None)
+                if rc != 0:
+                    failed.append((rc, log_path))
+            t1 = time.perf_counter()
+            if failed:
+                raise BenchError("storescu -> %s failed (%s):\n%s" % (
+                    rcv.label, ", ".join("status %s" % rc for rc, _ in failed),
+                    "\n".join("  %s\n%s" % (p, tail(p)) for _, p in failed)))
+            if not rcv.alive():
+                raise BenchError("%s died during the measurement (status %s):\n%s"
+                                 % (rcv.label, rcv.proc.returncode, tail(rcv.log_path)))
+            # Every instance must have arrived (PACS Bridge: indexed, as /api/studies says).
+            timeout = self.cfg.index_timeout if rcv.key == "pacsbridge" else 5
+            deadline = time.monotonic() + timeout
+            while True:
+                n = rcv.count()
+                lag = time.perf_counter() - t1
+                if n == ds.count or time.monotonic() > deadline or n > ds.count:
+                    break
+                time.sleep(0.05)
+            if n != ds.count:
+                raise BenchError("%s holds %d instances after %.1f s, %d were sent (%s, %d "
+                                 "association(s)); log:\n%s"
+                                 % (rcv.label, n, lag, ds.count, ds.name, nassoc,
+                                    tail(rcv.log_path)))
+            rss = peak_rss_kb(rcv.proc.pid)
+            kids = children(rcv.proc.pid)
+            if kids and rcv.key != "storescp":
+                note("%s had child processes (%s) when its peak RSS was read; only the main "
+                     "process is counted" % (rcv.label, ", ".join(
+                         "%d %s" % (k, proc_name(k)) for k in kids)), key=("kids", rcv.key))
+        finally:
+            if rcv.proc is not None and rcv.proc.pid in LIVE:
+                odd = rcv.stop()
+                if odd:
+                    note(odd, key=("stop", rcv.key, odd))
+        os.sync()
+        if self.cfg.clean_between:
+            shutil.rmtree(work, ignore_errors=True)
+            os.sync()
+        seconds = t1 - t0
+        return {"seconds": seconds, "instances": ds.count, "bytes": ds.total_bytes,
+                "associations": len(groups), "inst_per_s": ds.count / seconds,
+                "mb_per_s": ds.total_bytes / MB / seconds,
+                "peak_rss_mb": rss / 1024.0 if rss is not None else None,
+                "index_lag_s": lag}
+
+
+# --------------------------------------------------------------------------- report
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, spec="%.1f", none="-"):
+    return none if v is None else spec % v
+
+
+def paired_ratio(results, key_a, key_b):
+    """Median over rounds of a[r]/b[r] (only rounds where both were measured)."""
+    a, b = results.get(key_a, {}), results.get(key_b, {})
+    ratios = [a[r]["inst_per_s"] / b[r]["inst_per_s"] for r in a if r in b]
+    return med(ratios)
+
+
+def report(cfg, sets, big, results, big_results, receivers, header):
+    out = []
+    p = out.append
+    p("")
+    p("=" * 78)
+    p("PACS Bridge ingest benchmark")
+    for line in header:
+        p("  " + line)
+    p("=" * 78)
+    p("")
+    p("Throughput (median of %d round(s); [min-max] of instances/s; MB = 2^20 bytes)"
+      % cfg.rounds)
+    p("%-6s %5s  %-12s %10s %17s %9s %8s" % ("set", "assoc", "receiver", "inst/s",
+                                            "[min-max]", "MB/s", "RSS MB"))
+    for ds in sets:
+        for n in cfg.assocs:
+            for key in receivers:
+                rs = list(results.get((ds.name, n, key), {}).values())
+                if not rs:
+                    continue
+                ips = [r["inst_per_s"] for r in rs]
+                p("%-6s %5d  %-12s %10.1f %17s %9.1f %8s" % (
+                    ds.name, n, RECEIVER_NAMES[key], med(ips),
+                    "[%.0f-%.0f]" % (min(ips), max(ips)),
+                    med([r["mb_per_s"] for r in rs]),
+                    fmt(max((r["peak_rss_mb"] or 0) for r in rs), "%.0f")))
+    us = "pacsbridge"
+    if us in receivers:
+        p("")
+        p("Ratios (median of per-round ratios, same round, instances/s)")
+        p("%-6s %5s  %12s %12s" % ("set", "assoc", "us/storescp", "us/Orthanc"))
+        for ds in sets:
+            for n in cfg.assocs:
+                p("%-6s %5d  %12s %12s" % (
+                    ds.name, n,
+                    fmt(paired_ratio(results, (ds.name, n, us), (ds.name, n, "storescp")),
+                        "%.2f"),
+                    fmt(paired_ratio(results, (ds.name, n, us), (ds.name, n, "orthanc")),
+                        "%.2f")))
+        for ds in sets:
+            if 1 in cfg.assocs and 4 in cfg.assocs:
+                p("us 4-assoc / 1-assoc on %s: %s" % (
+                    ds.name, fmt(paired_ratio(results, (ds.name, 4, us), (ds.name, 1, us)),
+                                 "%.2f")))
+    if big is not None and big_results:
+        p("")
+        p("Big instance: %.1f MB, 1 association, fresh receiver per send (median MB/s, max "
+          "peak RSS over %d round(s))" % (big.total_bytes / MB, cfg.rounds))
+        p("%-12s %9s %14s %10s" % ("receiver", "MB/s", "[min-max]", "peak RSS MB"))
+        for key in receivers:
+            rs = list(big_results.get(key, {}).values())
+            if not rs:
+                continue
+            mbs = [r["mb_per_s"] for r in rs]
+            p("%-12s %9.1f %14s %10s" % (RECEIVER_NAMES[key], med(mbs),
+                                        "[%.0f-%.0f]" % (min(mbs), max(mbs)),
+                                        fmt(max((r["peak_rss_mb"] or 0) for r in rs), "%.0f")))
+
+    # targets
+    p("")
+    p("Targets")
+    names = {ds.name for ds in sets}
+    lines = []
+
+    def target(label, value, op, limit):
+        if value is None:
+            lines.append("n/a   %s (not measured)" % label)
+            return
+        ok = value >= limit if op == ">=" else value < limit
+        lines.append("%-5s %s: %.2f %s %.2f" % ("PASS" if ok else "MISS", label, value, op,
+                                                limit))
+
+    have_us = us in receivers
+    for ds in sets:
+        r = paired_ratio(results, (ds.name, 1, us), (ds.name, 1, "storescp")) if have_us else None
+        target("%s, 1 assoc: us/storescp" % ds.name, r, ">=", 0.9)
+    for name, limit in (("small", 2.0), ("CT", 3.5)):
+        if name not in names:
+            continue
+        for n in cfg.assocs:
+            r = paired_ratio(results, (name, n, us), (name, n, "orthanc")) if have_us else None
+            target("%s, %d assoc: us/Orthanc" % (name, n), r, ">=", limit)
+    if "small" in names and 1 in cfg.assocs and 4 in cfg.assocs:
+        r = paired_ratio(results, ("small", 4, us), ("small", 1, us)) if have_us else None
+        target("small: us 4 assoc / us 1 assoc", r, ">=", 1.5)
+    if big is not None:
+        rs = list(big_results.get(us, {}).values())
+        rss = max((r["peak_rss_mb"] or 0) for r in rs) if rs else None
+        target("big (%.0f MB): our peak RSS (MB)" % (big.total_bytes / MB), rss, "<", 64.0)
+    out.extend(lines)
+    for key in receivers:
+        lagged = [r["index_lag_s"] for (s, n, k), by_round in results.items() if k == key
+                  for r in by_round.values() if r["index_lag_s"] > 0.5]
+        lagged += [r["index_lag_s"] for r in big_results.get(key, {}).values()
+                   if r["index_lag_s"] > 0.5]
+        if lagged:
+            note("%s: in %d measurement(s) not every instance was visible when the last storescu "
+                 "exited (up to %.2f s later; not counted in the rates)"
+                 % (RECEIVER_NAMES[key], len(lagged), max(lagged)))
+    if NOTES:
+        p("")
+        p("Notes")
+        out.extend("  - " + n for n in notes_text())
+    p("")
+    print("\n".join(out), flush=True)
+
+
+# --------------------------------------------------------------------------- main
+
+class Config:
+    pass
+
+
+def tool_version(cmd):
+    try:
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
+        return res.stdout.decode(errors="replace").strip().splitlines()[0]
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return "?"
+
+
+def fs_type(path):
+    """'ext4 /dev/vda (rw,relatime,...)' for the mount holding path, from /proc/mounts."""
+    path = os.path.realpath(path)
+    best = None
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                dev, mnt, typ, opts = line.split()[:4]
+                mnt = mnt.replace("\\040", " ")
+                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and \
+                        (best is None or len(mnt) >= len(best[1])):
+                    best = (dev, mnt, typ, opts)
+    except OSError:
+        pass
+    return "%s on %s, %s (%s)" % (best[2], best[1], best[0], best[3]) if best else "?"
+
+
+def rotate(seq, k):
+    k %= len(seq)
+    return seq[k:] + seq[:k]
+
+
+def isolated():
+    try:
+        res = subprocess.run(["ip", "-o", "link", "show"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL)
+    except OSError:
+        return False
+    names = [l.split(":")[1].strip() for l in res.stdout.decode().splitlines() if ":" in l]
+    return names == ["lo"]
+
+
+def parse_config(args):
+    cfg = Config()
+    quick = args.quick
+    cfg.small = env_num("BENCH_SMALL", 200 if quick else 2000, int, 0)
+    cfg.small_bytes = env_num("BENCH_SMALL_BYTES", 2048, int, 512)
+    cfg.ct = env_num("BENCH_CT", 40 if quick else 500, int, 0)
+    cfg.ct_bytes = env_num("BENCH_CT_BYTES", 512 * KB, int, 512)
+    cfg.big_mb = env_num("BENCH_BIG_MB", 20 if quick else 200, float, 0)
+    cfg.rounds = env_num("BENCH_ROUNDS", 1 if quick else 5, int, 1)
+    assocs = os.environ.get("BENCH_ASSOCS", "1,4")
+    try:
+        cfg.assocs = sorted({int(a) for a in assocs.split(",") if a.strip()})
+    except ValueError:
+        raise SystemExit("ingest: BENCH_ASSOCS=%r: comma-separated numbers expected" % assocs)
+    if not cfg.assocs or min(cfg.assocs) < 1:
+        raise SystemExit("ingest: BENCH_ASSOCS must list association counts >= 1")
+    recv = os.environ.get("BENCH_RECEIVERS", "storescp,orthanc,pacsbridge")
+    cfg.receivers = [r.strip() for r in recv.split(",") if r.strip()]
+    for r in cfg.receivers:
+        if r not in RECEIVERS:
+            raise SystemExit("ingest: unknown receiver %r in BENCH_RECEIVERS (known: %s)"
+                             % (r, ", ".join(RECEIVERS)))
+    if not cfg.receivers:
+        raise SystemExit("ingest: BENCH_RECEIVERS is empty")
+    cfg.baseline_pdu = env_num("BENCH_BASELINE_PDU", 131072, int, 4096)
+    cfg.warmup = env_num("BENCH_WARMUP", 1, int, 0)
+    cfg.start_timeout = env_num("BENCH_START_TIMEOUT", 60, int, 1)
+    cfg.stop_timeout = env_num("BENCH_STOP_TIMEOUT", 60, int, 1)
+    cfg.store_timeout = env_num("BENCH_STORE_TIMEOUT", 900, int, 1)
+    cfg.index_timeout = env_num("BENCH_INDEX_TIMEOUT", 60, int, 1)
+    cfg.keep = env_num("BENCH_KEEP", 0, int, 0)
+    cfg.clean_between = os.environ.get("BENCH_CLEAN_BETWEEN")
+    cfg.json_out = os.environ.get("BENCH_JSON") or None
+    # Extra lines for PACS Bridge's [server] table, e.g. "fsync = false" (not a contract key).
+    cfg.bridge_server_toml = os.environ.get("BENCH_BRIDGE_SERVER_TOML", "").replace("\\n", "\n")
+    cfg.tmp_parent = os.environ.get("BENCH_TMPDIR") or os.environ.get("TMPDIR") or "/var/tmp"
+    root = args.root
+    bin_ = os.environ.get("PACSBRIDGE_BIN")
+    if not bin_:
+        bin_ = os.path.join(root, "build", "release", "pacsbridge")
+        if not os.path.exists(bin_) and os.path.exists(os.path.join(root, "build", "pacsbridge")):
+            bin_ = os.path.join(root, "build", "pacsbridge")
+    cfg.bridge_bin = os.path.abspath(bin_)
+    if "pacsbridge" in cfg.receivers and not os.access(cfg.bridge_bin, os.X_OK):
+        raise SystemExit("ingest: PACS Bridge binary %s not found (build it, set PACSBRIDGE_BIN, "
+                         "or leave it out: BENCH_RECEIVERS=storescp,orthanc)" % cfg.bridge_bin)
+    if "orthanc" in cfg.receivers and shutil.which("Orthanc") is None:
+        raise SystemExit("ingest: Orthanc not found (Debian package orthanc), or leave it out "
+                         "with BENCH_RECEIVERS")
+    plain = dict(os.environ)
+    for var in ("TCP_NODELAY", "PACSBENCH_NETNS_TRIED", "PYTHONDONTWRITEBYTECODE"):
+        plain.pop(var, None)
+    cfg.env_plain = plain
+    cfg.env_nodelay = dict(plain, TCP_NODELAY="1")
+    return cfg
+
+
+def main():
+    ap = argparse.ArgumentParser(description="PACS Bridge ingest benchmark (see bench/README.md)")
+    ap.add_argument("--root", required=True, help="repository root")
+    ap.add_argument("--quick", action="store_true",
+                    help="small defaults (200 small, 40 CT, 20 MB big, 1 round); BENCH_* win")
+    args = ap.parse_args()
+    if not isolated() and not os.environ.get("BENCH_ALLOW_SHARED_NETNS"):
+        log("ingest: not inside a private network namespace; run bench/ingest.sh")
+        return 2
+    cfg = parse_config(args)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    os.makedirs(cfg.tmp_parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="pacsbridge-bench.", dir=cfg.tmp_parent)
+    status = 0
+    try:
+        status = run(cfg, args.root, tmp)
+    except BenchError as e:
+        log("\ningest: FAILED: %s" % e)
+        status = 1
+    except KeyboardInterrupt:
+        log("\ningest: interrupted")
+        status = 130
+    except Exception:  # a bug of this script: still clean up
+        import traceback
+        traceback.print_exc()
+        status = 1
+    finally:
+        stop_all_live()
+        if cfg.keep:
+            log("ingest: kept %s" % tmp)
+        else:
+            log("ingest: removing %s" % tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+    return status
+
+
+def run(cfg, root, tmp):
+    started = time.monotonic()
+    nparts = max(cfg.assocs)
+    log("ingest: work directory %s (%s)" % (tmp, fs_type(tmp)))
+    t = time.monotonic()
+    sets = []
+    if cfg.small:
+        sets.append(generate(root, tmp, "small", count=cfg.small, size=cfg.small_bytes,
+                             modality="OT", studies=10, series=2, nparts=nparts))
+    if cfg.ct:
+        sets.append(generate(root, tmp, "CT", count=cfg.ct, size=cfg.ct_bytes, modality="CT",
+                             studies=2, series=1, nparts=nparts))
+    big = None
+    if cfg.big_mb > 0:
+        big = generate(root, tmp, "big", count=1, size=int(cfg.big_mb * MB), modality="CT",
+                       studies=1, series=1, nparts=1)
+    os.sync()
+    log("ingest: dataset generated in %.1f s" % (time.monotonic() - t))
+
+    # Storage: every measurement gets a fresh directory. Deleting thousands of files between
+    # measurements slows the next ones down on this kind of disk (ext4 with discard), so by
+    # default all of it is kept until the end, if the disk has room.
+    per_round = sum(ds.total_bytes for ds in sets) * len(cfg.assocs) * len(cfg.receivers)
+    per_round += (big.total_bytes * len(cfg.receivers)) if big else 0
+    need = int(per_round * cfg.rounds * 1.2) + 512 * MB
+    free = shutil.disk_usage(tmp).free
+    if cfg.clean_between is None:
+        cfg.clean_between = free < need
+        if cfg.clean_between:
+            note("only %.1f GB free under %s, %.1f GB needed to keep every receiver's storage "
+                 "until the end: deleting it after each measurement instead"
+                 % (free / 1e9, tmp, need / 1e9))
+    else:
+        cfg.clean_between = cfg.clean_between not in ("0", "", "no", "false")
+
+    receivers = [RECEIVERS[k](cfg) for k in cfg.receivers]
+    bench = Bench(cfg, tmp)
+
+    header = [
+        "dataset: " + ", ".join("%s %d x %.1f KB (%s)" % (ds.name, ds.count,
+                                                         ds.total_bytes / ds.count / KB,
+                                                         "CT" if ds.name == "CT" else "OT")
+                                for ds in sets)
+        + (", big 1 x %.1f MB" % (big.total_bytes / MB) if big else ""),
+        "transfer syntax %s (storescu %s); storescp +B, max PDU %d for storescp and Orthanc"
+        % ((sets or [big])[0].ts_uid, TS_FLAGS[(sets or [big])[0].ts_uid], cfg.baseline_pdu),
+        "receivers: %s; rounds: %d; associations: %s"
+        % (", ".join(r.label for r in receivers), cfg.rounds,
+           ", ".join(str(a) for a in cfg.assocs)),
+        "storage: %s (%s)%s" % (tmp, fs_type(tmp),
+                                ", deleted after each measurement" if cfg.clean_between else ""),
+        "%s; %s" % (tool_version(["storescu", "--version"]).replace("$", "").strip(),
+                    tool_version(["Orthanc", "--version"])
+                    if "orthanc" in cfg.receivers else "no Orthanc"),
+        "%d CPU(s), %s" % (os.cpu_count() or 0, os.uname().release),
+    ]
+    if "pacsbridge" in cfg.receivers:
+        st = os.stat(cfg.bridge_bin)
+        header.append("PACS Bridge: %s (built %s)%s" % (
+            cfg.bridge_bin, time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime)),
+            "; [server] extra: %s" % cfg.bridge_server_toml.replace("\n", "; ")
+            if cfg.bridge_server_toml.strip() else ""))
+
+    if cfg.warmup and sets:
+        warm = sets[0].subset("warmup", 1)
+        for rcv in receivers:
+            r = bench.measure(rcv, warm, 1, "warmup")
+            log("warm-up  %-12s %5d inst %6.2f s %8.1f inst/s" % (
+                rcv.label, warm.count, r["seconds"], r["inst_per_s"]))
+
+    results = {}       # (set, assoc, receiver) -> {round: result}
+    big_results = {}   # receiver -> {round: result}
+    k = 0
+    for rnd in range(cfg.rounds):
+        for ds in sets:
+            for n in cfg.assocs:
+                for rcv in rotate(receivers, k):
+                    r = bench.measure(rcv, ds, n, "r%d" % (rnd + 1))
+                    results.setdefault((ds.name, n, rcv.key), {})[rnd] = r
+                    log("round %d  %-5s %d assoc  %-12s %5d inst %6.2f s %8.1f inst/s %7.1f MB/s"
+                        % (rnd + 1, ds.name, n, rcv.label, ds.count, r["seconds"],
+                           r["inst_per_s"], r["mb_per_s"]))
+                k += 1
+        if big:
+            for rcv in rotate(receivers, k):
+                r = bench.measure(rcv, big, 1, "r%d" % (rnd + 1))
+                big_results.setdefault(rcv.key, {})[rnd] = r
+                log("round %d  big   1 assoc  %-12s %6.2f s %7.1f MB/s  peak RSS %s MB"
+                    % (rnd + 1, rcv.label, r["seconds"], r["mb_per_s"],
+                       fmt(r["peak_rss_mb"], "%.0f")))
+            k += 1
+
+    header.append("total run time %.0f s" % (time.monotonic() - started))
+    report(cfg, sets, big, results, big_results, [r.key for r in receivers], header)
+    if cfg.json_out:
+        with open(cfg.json_out, "w") as f:
+            json.dump({
+                "config": {"rounds": cfg.rounds, "assocs": cfg.assocs,
+                           "receivers": cfg.receivers, "baseline_pdu": cfg.baseline_pdu,
+                           "sets": {ds.name: {"count": ds.count, "bytes": ds.total_bytes}
+                                    for ds in sets},
+                           "big_bytes": big.total_bytes if big else None},
+                "results": [dict(r, set=s, receiver=key, round=rnd + 1)
+                            for (s, n, key), by_round in results.items()
+                            for rnd, r in by_round.items()],
+                "big": [dict(r, receiver=key, round=rnd + 1)
+                        for key, by_round in big_results.items()
+                        for rnd, r in by_round.items()],
+                "notes": notes_text(),
+            }, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
