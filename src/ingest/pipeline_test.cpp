@@ -60,6 +60,13 @@ TEST_F(PipelineTest, StoresAndIndexes) {
   EXPECT_EQ(TempFiles(), 0u);
 }
 
+TEST_F(PipelineTest, StoresWithFsync) {
+  IngestPipeline p(*blobs_, *db_, {DuplicatePolicy::kKeep, true, 256});
+  EXPECT_EQ(p.Ingest(Write("1.2.3.4.5"), {}).status, IngestStatus::kStored);
+  EXPECT_EQ((*db_->FindStudies({}))[0].instance_count, 1);
+  EXPECT_EQ(TempFiles(), 0u);
+}
+
 TEST_F(PipelineTest, KeepsTheFirstCopyOfADuplicate) {
   IngestPipeline p(*blobs_, *db_, {});
   ASSERT_TRUE(p.Ingest(Write("1.2.3.4.5", "FIRST"), {}).ok());
