@@ -10,7 +10,7 @@ deps-test:
 
 build: deps
 	cmake --preset release >/dev/null
-	cmake --build --preset release
+	cmake --build --preset release --target pacsbridge
 	@ln -sf release/pacsbridge build/pacsbridge
 
 debug: deps-test

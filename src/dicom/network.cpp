@@ -13,7 +13,8 @@ void InitializeDicomNetwork(const std::string& log_level) {
   // by default, which costs ~40 ms per DIMSE round trip.
   ::setenv("TCP_NODELAY", "1", 1);
   dcmDisableGethostbyaddr.set(OFTrue);
-  OFLogger::LogLevel level = OFLogger::ERROR_LOG_LEVEL;
+  // Failures are reported through our own log with context; DCMTK's own messages only on request.
+  OFLogger::LogLevel level = OFLogger::FATAL_LOG_LEVEL;
   if (log_level == "debug") level = OFLogger::INFO_LOG_LEVEL;
   if (log_level == "trace") level = OFLogger::DEBUG_LOG_LEVEL;
   OFLog::configure(level);

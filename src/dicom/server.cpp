@@ -163,8 +163,12 @@ struct AssociationServer::Impl {
   std::deque<Connection> rejects;  // GUARDED_BY(mu)
   std::condition_variable reject_cv;
   void RunAssociation(T_ASC_Association* assoc, const std::string& calling, const std::string& peer);
+  struct Tally {
+    int stored = 0, refused = 0;
+  };
   bool HandleStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
-                   T_DIMSE_C_StoreRQ& req, const std::string& calling, const std::string& peer);
+                   T_DIMSE_C_StoreRQ& req, const std::string& calling, const std::string& peer,
+                   Tally& tally);
 };
 
 Result<void> AssociationServer::Impl::Listen() {
@@ -369,6 +373,21 @@ void AssociationServer::Impl::Serve(Connection c) {
 void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const std::string& calling,
                                              const std::string& peer) {
   int idle = 0;
+  Tally tally;
+  auto start = Clock::now();
+  struct Report {  // one line per association that carried data, however it ends
+    const Impl& self;
+    const std::string& calling;
+    const std::string& peer;
+    const Tally& tally;
+    Clock::time_point start;
+    ~Report() {
+      if (tally.stored + tally.refused == 0) return;
+      double s = std::chrono::duration<double>(Clock::now() - start).count();
+      spdlog::info("receiver {}: association from {}@{}: {} stored, {} refused in {:.1f} s",
+                   self.opt.ae_title, calling, peer, tally.stored, tally.refused, s);
+    }
+  } report{*this, calling, peer, tally, start};
   while (true) {
     T_DIMSE_Message msg;
     T_ASC_PresentationContextID pres = 0;
@@ -401,7 +420,7 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const std
         cond = DIMSE_sendEchoResponse(assoc, pres, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
         break;
       case DIMSE_C_STORE_RQ:
-        if (!HandleStore(assoc, pres, msg.msg.CStoreRQ, calling, peer)) return;
+        if (!HandleStore(assoc, pres, msg.msg.CStoreRQ, calling, peer, tally)) return;
         break;
       default:
         spdlog::info("receiver {}: unsupported DIMSE command 0x{:04x} from {}; aborting",
@@ -418,7 +437,7 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const std
 
 bool AssociationServer::Impl::HandleStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
                                           T_DIMSE_C_StoreRQ& req, const std::string& calling,
-                                          const std::string& peer) {
+                                          const std::string& peer, Tally& tally) {
   T_DIMSE_C_StoreRSP rsp{};
   rsp.MessageIDBeingRespondedTo = req.MessageID;
   rsp.DataSetType = DIMSE_DATASET_NULL;
@@ -476,6 +495,7 @@ bool AssociationServer::Impl::HandleStore(T_ASC_Association* assoc, T_ASC_Presen
     return false;
   }
   rsp.DimseStatus = answer.status;
+  (answer.status == status::kSuccess ? tally.stored : tally.refused)++;
   DcmDataset* detail = nullptr;
   if (answer.status != status::kSuccess && !answer.error_comment.empty()) {
     detail = new DcmDataset;

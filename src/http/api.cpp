@@ -18,7 +18,7 @@ Result<int> HttpApi::Start(const std::string& host, int port) {
   httplib::Server& srv = *server_;
   srv.set_payload_max_length(16 * 1024 * 1024);
   srv.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!s_.settings.admin_password || req.path == "/api/health") return httplib::Server::HandlerResponse::Unhandled;
+    if (!s_.settings.admin_password || req.path == "/api/health" || req.path == "/api/openapi.yaml") return httplib::Server::HandlerResponse::Unhandled;
     std::string want = "Basic " + Base64("admin:" + *s_.settings.admin_password);
     if (req.get_header_value("Authorization") == want) return httplib::Server::HandlerResponse::Unhandled;
     res.set_header("WWW-Authenticate", "Basic realm=\"PACS Bridge\"");

@@ -5,9 +5,14 @@
 
 namespace pb::http {
 
+extern const char* const kOpenApiYaml;  // docs/openapi.yaml, embedded at build time
+
 void AddSystemRoutes(httplib::Server& srv, Services& s) {
   srv.Get("/api/health", [](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, {{"status", "ok"}});
+  });
+  srv.Get("/api/openapi.yaml", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(kOpenApiYaml, "application/yaml");
   });
   srv.Get("/api/receivers", [&s](const httplib::Request&, httplib::Response& res) {
     nlohmann::json out = nlohmann::json::array();
