@@ -62,9 +62,12 @@ int Serve(const std::string& config_file) {
   if (!nodes) return Fatal(nodes.error().message);
 
   IngestPipeline pipeline(blobs, **db, IngestOptions{cfg.duplicates, cfg.fsync});
+  auto recovered = pipeline.Recover();
+  if (!recovered) return Fatal("cannot index the instances of the last run's journal: " + recovered.error().message);
+  if (*recovered > 0) spdlog::info("indexed {} instance(s) stored just before the last stop", *recovered);
   ReceiverService receivers(pipeline, cfg.max_associations);
   if (auto r = receivers.Start(cfg.receivers); !r) return Fatal(r.error().message);
-  http::HttpApi api(http::Services{cfg, **nodes, **db, blobs, receivers});
+  http::HttpApi api(http::Services{cfg, **nodes, **db, blobs, receivers, pipeline});
   auto port = api.Start(cfg.http_host, cfg.http_port);
   if (!port) return Fatal(port.error().message);
   spdlog::info("PACS Bridge ready: HTTP on {}:{}, AE title {}, data in {}", cfg.http_host, *port,

@@ -1,6 +1,7 @@
 #include "archive/blob_store.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -33,11 +34,11 @@ Error IoError(std::string what, int err) {
 }  // namespace
 
 BlobStore::BlobStore(std::filesystem::path data_dir)
-    : tmp_(data_dir / "tmp"), archive_(data_dir / "archive") {}
+    : tmp_(data_dir / "tmp"), archive_(data_dir / "archive"), journal_(data_dir / "journal") {}
 
 Result<int> BlobStore::Prepare() {
   std::error_code ec;
-  for (const auto& d : {tmp_, archive_}) {
+  for (const auto& d : {tmp_, archive_, journal_}) {
     std::filesystem::create_directories(d, ec);
     if (ec) return Fail(Code::kIoError, fmt::format("cannot create {}: {}", d.string(), ec.message()));
   }
@@ -52,7 +53,8 @@ Result<int> BlobStore::Prepare() {
 std::filesystem::path BlobStore::NewTempPath() {
   static std::atomic<uint64_t> counter{0};
   static const uint64_t salt = std::random_device{}();
-  return tmp_ / fmt::format("{}-{:x}-{}.part", getpid(), salt & 0xffffff, counter.fetch_add(1));
+  static const pid_t pid = getpid();
+  return tmp_ / fmt::format("{}-{:x}-{}.part", pid, salt & 0xffffff, counter.fetch_add(1));
 }
 
 std::string BlobStore::RelativePathFor(const std::string& study_uid, const std::string& series_uid,
@@ -65,15 +67,27 @@ std::filesystem::path BlobStore::Absolute(const std::string& relative) const {
   return archive_ / relative;
 }
 
-Result<void> BlobStore::Commit(const std::filesystem::path& temp, const std::string& relative) {
+Result<BlobStore::Placed> BlobStore::Place(const std::filesystem::path& temp,
+                                           const std::string& relative, bool replace) {
   std::filesystem::path dest = archive_ / relative;
-  if (::rename(temp.c_str(), dest.c_str()) == 0) return {};
-  if (errno != ENOENT) return tl::unexpected(IoError("rename into archive", errno));
-  std::error_code ec;
-  std::filesystem::create_directories(dest.parent_path(), ec);
-  if (ec) return Fail(Code::kIoError, fmt::format("cannot create {}: {}", dest.parent_path().string(), ec.message()));
-  if (::rename(temp.c_str(), dest.c_str()) != 0) return tl::unexpected(IoError("rename into archive", errno));
-  return {};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) == 0) {
+      return Placed::kNew;
+    }
+    if (errno == EEXIST) {
+      if (!replace) return Placed::kExists;
+      if (::rename(temp.c_str(), dest.c_str()) != 0) return tl::unexpected(IoError("rename into archive", errno));
+      return Placed::kReplaced;
+    }
+    if (errno != ENOENT || attempt > 0) return tl::unexpected(IoError("rename into archive", errno));
+    std::error_code ec;
+    std::filesystem::create_directories(dest.parent_path(), ec);
+    if (ec) {
+      return Fail(ec == std::errc::no_space_on_device ? Code::kOutOfSpace : Code::kIoError,
+                  fmt::format("cannot create {}: {}", dest.parent_path().string(), ec.message()));
+    }
+  }
+  return Fail(Code::kIoError, "rename into archive failed");
 }
 
 Result<void> BlobStore::Sync(const std::filesystem::path& file) {

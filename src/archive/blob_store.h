@@ -1,7 +1,8 @@
 #pragma once
 // Where instance files live: `<data_dir>/tmp` for data still arriving and `<data_dir>/archive`
 // for committed files, laid out as STUDY_UID/SERIES_UID/SOP_UID.dcm. Both are inside the data
-// directory, on one file system, so a commit is an atomic rename. Thread-safe (no state).
+// directory, on one file system, so a commit is an atomic rename. `<data_dir>/journal` holds the
+// ingest journals. Thread-safe (no state).
 #include <filesystem>
 #include <string>
 
@@ -26,8 +27,10 @@ class BlobStore {
 
   std::filesystem::path Absolute(const std::string& relative) const;
 
-  // Moves a finished temp file into the archive, creating folders; replaces an existing file.
-  Result<void> Commit(const std::filesystem::path& temp, const std::string& relative);
+  enum class Placed { kNew, kReplaced, kExists };
+  // Moves a finished temp file into the archive, creating folders. An existing file is replaced
+  // only when `replace` is set (atomically either way); otherwise kExists and the temp stays.
+  Result<Placed> Place(const std::filesystem::path& temp, const std::string& relative, bool replace);
 
   // Makes the file's content durable (fsync).
   static Result<void> Sync(const std::filesystem::path& file);
@@ -35,10 +38,11 @@ class BlobStore {
   Result<void> SyncDirOf(const std::string& relative) const;
 
   const std::filesystem::path& tmp_dir() const { return tmp_; }
+  const std::filesystem::path& journal_dir() const { return journal_; }
   const std::filesystem::path& archive_dir() const { return archive_; }
 
  private:
-  std::filesystem::path tmp_, archive_;
+  std::filesystem::path tmp_, archive_, journal_;
 };
 
 }  // namespace pb

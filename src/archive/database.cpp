@@ -126,9 +126,7 @@ namespace {
 // already written, so an instance of a known series costs one lookup and one insert.
 struct IndexWriter {
   explicit IndexWriter(soci::session& s)
-      : existing((s.prepare << "SELECT file_path FROM instances WHERE sop_uid = :u",
-                  soci::use(rec.sop_uid), soci::into(path, path_ind))),
-        patient((s.prepare << "INSERT INTO patients(patient_id, issuer, patient_name, birth_date, "
+      : patient((s.prepare << "INSERT INTO patients(patient_id, issuer, patient_name, birth_date, "
                               "sex) VALUES(:a, :b, :c, :d, :e) ON CONFLICT(patient_id, issuer, "
                               "patient_name) DO UPDATE SET birth_date = excluded.birth_date, "
                               "sex = excluded.sex RETURNING pk",
@@ -168,12 +166,11 @@ struct IndexWriter {
                   soci::use(rec.source_ae), soci::use(rec.receiver_ae))) {}
 
   InstanceRecord rec;
-  std::string path, now;
-  soci::indicator path_ind = soci::i_null;
+  std::string now;
   long long patient_pk = 0, study_pk = 0, series_pk_out = 0, file_size = 0;
   std::unordered_map<std::string, long long> series_pk;  // series UID → pk, committed rows only
   std::unordered_map<std::string, long long> pending;    // written by the open transaction
-  soci::statement existing, patient, study, series, instance;
+  soci::statement patient, study, series, instance;
 };
 
 }  // namespace
@@ -408,19 +405,6 @@ class SqliteWriteBatch : public Database::WriteBatch {
   SqliteWriteBatch(soci::session& s, std::mutex& mu, IndexWriter& w)
       : lock_(mu), s_(s), w_(w), tx_(s) {
     w_.pending.clear();
-  }
-
-  Result<std::optional<std::string>> ExistingFile(const std::string& sop_uid) override {
-    try {
-      w_.rec.sop_uid = sop_uid;
-      w_.path_ind = soci::i_null;
-      bool found = w_.existing.execute(true);
-      Finish(w_.existing);
-      if (!found || w_.path_ind == soci::i_null) return std::optional<std::string>();
-      return std::optional<std::string>(w_.path);
-    } catch (const std::exception& e) {
-      return tl::unexpected(DbError(e, "looking up instance"));
-    }
   }
 
   Result<void> Put(const InstanceRecord& r) override {

@@ -52,8 +52,6 @@ class Database {
 class Database::WriteBatch {
  public:
   virtual ~WriteBatch() = default;
-  // The stored file of an instance, if it is indexed already.
-  virtual Result<std::optional<std::string>> ExistingFile(const std::string& sop_uid) = 0;
   // Inserts or replaces the instance and creates/updates its patient, study and series.
   virtual Result<void> Put(const InstanceRecord& rec) = 0;
   virtual Result<void> Commit() = 0;

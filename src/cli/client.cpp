@@ -51,6 +51,24 @@ std::string ErrorText(const Reply& reply) {
   return fmt::format("the server answered HTTP {}", reply.status);
 }
 
+int CallAndReport(const ServerOptions& server, const std::string& method, const std::string& path,
+                  const nlohmann::json* body, int ok_status, nlohmann::json& out) {
+  auto reply = Call(server, method, path, body);
+  if (!reply) {
+    std::cerr << reply.error().message << "\n";
+    return 3;
+  }
+  if (reply->status != ok_status) {
+    std::cerr << ErrorText(*reply) << "\n";
+    return 1;
+  }
+  if (reply->body.is_object() && reply->body.contains("warnings")) {
+    for (const auto& w : reply->body["warnings"]) std::cerr << "warning: " << w.get<std::string>() << "\n";
+  }
+  out = std::move(reply->body);
+  return 0;
+}
+
 void PrintTable(const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(header.size());

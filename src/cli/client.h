@@ -24,6 +24,12 @@ Result<Reply> Call(const ServerOptions& server, const std::string& method, const
                    const nlohmann::json* body = nullptr);
 std::string ErrorText(const Reply& reply);
 
+// Makes a call expecting `ok_status`; on failure prints one line to stderr and returns the exit
+// code (3: server unreachable, 1: refused); on success stores the body in `out` and returns 0.
+// Warnings in the answer go to stderr.
+int CallAndReport(const ServerOptions& server, const std::string& method, const std::string& path,
+                  const nlohmann::json* body, int ok_status, nlohmann::json& out);
+
 // Prints rows as an aligned text table.
 void PrintTable(const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows);

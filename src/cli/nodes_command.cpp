@@ -86,20 +86,10 @@ void PrintNodes(const nlohmann::json& list) {
 // Runs one call and prints its answer; returns the exit code.
 int Run(const Shared& s, const std::string& method, const std::string& path,
         const nlohmann::json* body, int ok_status, void (*print)(const nlohmann::json&)) {
-  auto reply = Call(s.server, method, path, body);
-  if (!reply) {
-    std::cerr << reply.error().message << "\n";
-    return 3;
-  }
-  if (reply->status != ok_status) {
-    std::cerr << ErrorText(*reply) << "\n";
-    return 1;
-  }
-  if (reply->body.is_object() && reply->body.contains("warnings")) {
-    for (const auto& w : reply->body["warnings"]) std::cerr << "warning: " << w.get<std::string>() << "\n";
-  }
-  if (s.json) std::cout << reply->body.dump(2) << "\n";
-  else if (print) print(reply->body);
+  nlohmann::json answer;
+  if (int code = CallAndReport(s.server, method, path, body, ok_status, answer)) return code;
+  if (s.json) std::cout << answer.dump(2) << "\n";
+  else if (print) print(answer);
   return 0;
 }
 
@@ -166,18 +156,8 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
   echo->add_option("name", *name)->required();
   AddServerFlags(echo, *s);
   echo->callback([=, &exit_code] {
-    auto reply = Call(s->server, "POST", NodePath(*name) + "/echo");
-    if (!reply) {
-      std::cerr << reply.error().message << "\n";
-      exit_code = 3;
-      return;
-    }
-    if (reply->status != 200) {
-      std::cerr << ErrorText(*reply) << "\n";
-      exit_code = 1;
-      return;
-    }
-    const auto& b = reply->body;
+    nlohmann::json b;
+    if ((exit_code = CallAndReport(s->server, "POST", NodePath(*name) + "/echo", nullptr, 200, b))) return;
     if (s->json) std::cout << b.dump(2) << "\n";
     bool ok = b.value("ok", false);
     if (!s->json) {

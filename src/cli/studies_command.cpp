@@ -29,22 +29,13 @@ void AddStudiesCommand(CLI::App& app, int& exit_code) {
     }
     std::string path = "/api/studies";
     if (!params.empty()) path += "?" + httplib::detail::params_to_query_str(params);
-    auto reply = Call(*server, "GET", path);
-    if (!reply) {
-      std::cerr << reply.error().message << "\n";
-      exit_code = 3;
-      return;
-    }
-    if (reply->status != 200) {
-      std::cerr << ErrorText(*reply) << "\n";
-      exit_code = 1;
-      return;
-    }
+    nlohmann::json studies;
+    if ((exit_code = CallAndReport(*server, "GET", path, nullptr, 200, studies))) return;
     if (*json) {
-      std::cout << reply->body.dump(2) << "\n";
+      std::cout << studies.dump(2) << "\n";
     } else {
       std::vector<std::vector<std::string>> rows;
-      for (const auto& s : reply->body) {
+      for (const auto& s : studies) {
         rows.push_back({s.value("StudyDate", ""), s.value("PatientName", ""),
                         s.value("PatientID", ""), s.value("ModalitiesInStudy", ""),
                         std::to_string(s.value("series_count", 0)),

@@ -3,6 +3,8 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <fmt/format.h>
 
@@ -15,6 +17,8 @@ std::string Get(DcmItem* item, const DcmTagKey& key) {
   return {};
 }
 
+Result<InstanceRecord> Extract(DcmDataset* ds, std::string transfer_syntax_uid);
+
 }  // namespace
 
 Result<InstanceRecord> ReadHeader(const std::filesystem::path& file) {
@@ -24,7 +28,31 @@ Result<InstanceRecord> ReadHeader(const std::filesystem::path& file) {
   if (cond.bad()) {
     return Fail(Code::kInvalidArgument, fmt::format("unreadable DICOM header: {}", cond.text()));
   }
-  DcmDataset* ds = ff.getDataset();
+  return Extract(ff.getDataset(), Get(ff.getMetaInfo(), DCM_TransferSyntaxUID));
+}
+
+Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool complete,
+                                            const std::string& transfer_syntax_uid) {
+  DcmXfer xfer(transfer_syntax_uid.c_str());
+  if (xfer.getXfer() == EXS_Unknown || xfer.getStreamCompression() != ESC_none) {
+    return Fail(Code::kInvalidArgument, "header parsing from memory: syntax not supported");
+  }
+  DcmInputBufferStream in;
+  in.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
+  if (complete) in.setEos();
+  DcmDataset ds;
+  ds.transferInit();
+  OFCondition cond = ds.readUntilTag(in, xfer.getXfer(), EGL_noChange, DCM_MaxReadLength, DCM_PixelData);
+  ds.transferEnd();
+  if (cond.bad()) {
+    return Fail(Code::kInvalidArgument, fmt::format("header not in the first bytes: {}", cond.text()));
+  }
+  return Extract(&ds, transfer_syntax_uid);
+}
+
+namespace {
+
+Result<InstanceRecord> Extract(DcmDataset* ds, std::string transfer_syntax_uid) {
   std::string charset = Get(ds, DCM_SpecificCharacterSet);
   if (!charset.empty() && charset != "ISO_IR 192" && charset != "ISO_IR 6") {
     // Attribute values become UTF-8; a character set iconv cannot convert leaves them as they are.
@@ -58,8 +86,10 @@ Result<InstanceRecord> ReadHeader(const std::filesystem::path& file) {
   r.series_description = Get(ds, DCM_SeriesDescription);
   r.body_part = Get(ds, DCM_BodyPartExamined);
   r.instance_number = Get(ds, DCM_InstanceNumber);
-  r.transfer_syntax_uid = Get(ff.getMetaInfo(), DCM_TransferSyntaxUID);
+  r.transfer_syntax_uid = std::move(transfer_syntax_uid);
   return r;
 }
+
+}  // namespace
 
 }  // namespace pb::dicom

@@ -12,4 +12,10 @@ namespace pb::dicom {
 // Errors: unreadable or truncated file, missing SOP Instance / Study / Series UID.
 Result<InstanceRecord> ReadHeader(const std::filesystem::path& file);
 
+// The same from the first bytes of a data set (no file meta header) in `transfer_syntax_uid`.
+// `complete` says the bytes are the whole data set. Fails when the bytes end before PixelData
+// (the caller then reads the file) or the syntax is deflated.
+Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool complete,
+                                            const std::string& transfer_syntax_uid);
+
 }  // namespace pb::dicom

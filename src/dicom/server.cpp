@@ -15,6 +15,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -28,6 +29,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "dicom/header.h"
 #include "dicom/network.h"
 
 namespace pb::dicom {
@@ -123,6 +125,48 @@ void SetNoDelay(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
+
+// Passes a data set through to the file stream and keeps its first bytes, so the header can be
+// parsed without reading the file back (the base-from-member idiom: the consumer exists before
+// the stream that uses it).
+constexpr size_t kHeadBytes = 64 * 1024;
+
+class HeadKeeper : public DcmConsumer {
+ public:
+  explicit HeadKeeper(DcmOutputStream& target) : target_(target) {}
+  OFBool good() const override { return target_.good(); }
+  OFCondition status() const override { return target_.status(); }
+  OFBool isFlushed() const override { return target_.isFlushed(); }
+  offile_off_t avail() const override { return target_.avail(); }
+  offile_off_t write(const void* buf, offile_off_t len) override {
+    if (head_.size() < kHeadBytes) {
+      size_t take = std::min<size_t>(kHeadBytes - head_.size(), static_cast<size_t>(len));
+      head_.append(static_cast<const char*>(buf), take);
+    }
+    offile_off_t written = target_.write(buf, len);
+    total_ += written;
+    return written;
+  }
+  void flush() override { target_.flush(); }
+  const std::string& head() const { return head_; }
+  uint64_t total() const { return total_; }
+
+ private:
+  DcmOutputStream& target_;
+  std::string head_;
+  uint64_t total_ = 0;
+};
+
+struct HeadKeeperBase {
+  explicit HeadKeeperBase(DcmOutputStream& target) : keeper(target) {}
+  HeadKeeper keeper;
+};
+
+class TeeStream : private HeadKeeperBase, public DcmOutputStream {
+ public:
+  explicit TeeStream(DcmOutputStream& target) : HeadKeeperBase(target), DcmOutputStream(&keeper) {}
+  const HeadKeeper& data() const { return keeper; }
+};
 
 struct Connection {
   int fd = -1;
@@ -452,16 +496,18 @@ bool AssociationServer::Impl::HandleStore(T_ASC_Association* assoc, T_ASC_Presen
   if (cond.bad()) {
     spdlog::error("receiver {}: cannot create {}: {}", opt.ae_title, temp.string(), cond.text());
     DIC_UL bytes = 0, pdvs = 0;
-    cond = DIMSE_ignoreDataSet(assoc, DIMSE_NONBLOCKING, opt.dimse_timeout_seconds, &bytes, &pdvs);
+    cond = DIMSE_ignoreDataSet(assoc, DIMSE_BLOCKING, 0, &bytes, &pdvs);
     answer = {status::kOutOfResources, "cannot create a file in the data directory"};
   } else {
     const offile_off_t meta_size = stream->tell();
-    unsigned long received = 0;
-    auto progress = [](void* ctx, unsigned long bytes) { *static_cast<unsigned long*>(ctx) = bytes; };
-    cond = DIMSE_receiveDataSetInFile(assoc, DIMSE_NONBLOCKING, opt.dimse_timeout_seconds, &pres,
-                                      stream, progress, &received);
+    std::optional<TeeStream> tee(std::in_place, *stream);
+    cond = DIMSE_receiveDataSetInFile(assoc, DIMSE_BLOCKING, 0, &pres, &*tee, nullptr, nullptr);
     bool write_ok = stream->good() && cond != DIMSE_OUTOFRESOURCES;
     if (cond == DIMSE_OUTOFRESOURCES) cond = EC_Normal;  // DCMTK read the rest of the data set
+    tee->flush();
+    const uint64_t received = tee->data().total();
+    std::string head = tee->data().head();
+    tee.reset();
     delete stream;  // closes the file: buffered bytes may still fail to reach the disk here
     std::error_code size_ec;
     if (write_ok && cond.good() &&
@@ -486,7 +532,11 @@ bool AssociationServer::Impl::HandleStore(T_ASC_Association* assoc, T_ASC_Presen
       T_ASC_PresentationContext pc;
       ASC_findAcceptedPresentationContext(assoc->params, pres, &pc);
       IncomingInstance in{temp, req.AffectedSOPClassUID, req.AffectedSOPInstanceUID,
-                          pc.acceptedTransferSyntax, calling, opt.ae_title, peer};
+                          pc.acceptedTransferSyntax, calling, opt.ae_title, peer,
+                          static_cast<int64_t>(meta_size) + static_cast<int64_t>(received), {}};
+      if (auto h = ReadHeaderFromBuffer(head, received <= kHeadBytes, in.transfer_syntax_uid)) {
+        in.header = std::move(*h);
+      }
       answer = sink.Store(in);
     }
   }

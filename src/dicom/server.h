@@ -10,7 +10,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include "archive/records.h"
 
 #include "core/result.h"
 
@@ -20,6 +23,8 @@ struct IncomingInstance {
   std::filesystem::path temp_file;  // complete data set with file meta header
   std::string sop_class_uid, sop_instance_uid, transfer_syntax_uid;
   std::string calling_ae, called_ae, peer_address;
+  int64_t file_size = -1;
+  std::optional<InstanceRecord> header;  // parsed while receiving, when the first bytes held it
 };
 
 struct StoreAnswer {

@@ -8,6 +8,7 @@
 #include "archive/database.h"
 #include "config/settings.h"
 #include "core/result.h"
+#include "ingest/pipeline.h"
 #include "nodes/registry.h"
 #include "receivers/receiver.h"
 
@@ -23,6 +24,7 @@ struct Services {
   Database& db;
   BlobStore& blobs;
   ReceiverService& receivers;
+  IngestPipeline& pipeline;
 };
 
 class HttpApi {

@@ -36,6 +36,10 @@ nlohmann::json InstanceJson(const InstanceRow& r) {
           {"source_ae", r.source_ae}};
 }
 
+// Reads see every instance whose sender was answered before the request: wait (briefly) for
+// the background indexer to catch up.
+void CatchUp(Services& s) { (void)s.pipeline.Flush(std::chrono::seconds(2)); }
+
 bool ParseInt(const std::string& v, int lo, int hi, int& out) {
   try {
     size_t used = 0;
@@ -50,6 +54,7 @@ bool ParseInt(const std::string& v, int lo, int hi, int& out) {
 
 void AddArchiveRoutes(httplib::Server& srv, Services& s) {
   srv.Get("/api/studies", [&s](const httplib::Request& req, httplib::Response& res) {
+    CatchUp(s);
     StudyFilter f;
     std::map<std::string, std::string*> keys{
         {"PatientID", &f.patient_id},         {"PatientName", &f.patient_name},
@@ -78,6 +83,7 @@ void AddArchiveRoutes(httplib::Server& srv, Services& s) {
     SendJson(res, 200, out);
   });
   srv.Get(R"(/api/studies/([^/]+)/series)", [&s](const httplib::Request& req, httplib::Response& res) {
+    CatchUp(s);
     auto rows = s.db.ListSeries(req.matches[1]);
     if (!rows) return SendError(res, rows.error());
     if (rows->empty()) {
@@ -89,6 +95,7 @@ void AddArchiveRoutes(httplib::Server& srv, Services& s) {
     SendJson(res, 200, out);
   });
   srv.Get(R"(/api/series/([^/]+)/instances)", [&s](const httplib::Request& req, httplib::Response& res) {
+    CatchUp(s);
     auto rows = s.db.ListInstances(req.matches[1]);
     if (!rows) return SendError(res, rows.error());
     if (rows->empty()) {
@@ -100,12 +107,14 @@ void AddArchiveRoutes(httplib::Server& srv, Services& s) {
     SendJson(res, 200, out);
   });
   srv.Get(R"(/api/instances/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+    CatchUp(s);
     auto row = s.db.GetInstance(req.matches[1]);
     if (!row) return SendError(res, row.error());
     if (!*row) return SendError(res, 404, fmt::format("no instance {}", req.matches[1].str()));
     SendJson(res, 200, InstanceJson(**row));
   });
   srv.Get(R"(/api/instances/([^/]+)/file)", [&s](const httplib::Request& req, httplib::Response& res) {
+    CatchUp(s);
     auto row = s.db.GetInstance(req.matches[1]);
     if (!row) return SendError(res, row.error());
     if (!*row) return SendError(res, 404, fmt::format("no instance {}", req.matches[1].str()));

@@ -1,6 +1,12 @@
 #include "ingest/pipeline.h"
 
-#include <set>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -8,29 +14,84 @@
 #include "dicom/header.h"
 
 namespace pb {
-
-struct IngestPipeline::Pending {
-  InstanceRecord record;
-  std::filesystem::path temp;
-  IngestOutcome outcome;
-  bool done = false;
-  std::condition_variable cv;
-};
-
 namespace {
+
+constexpr auto kBatchWindow = std::chrono::milliseconds(5);
+
 void RemoveQuietly(const std::filesystem::path& p) {
   std::error_code ec;
   std::filesystem::remove(p, ec);
 }
+
+IngestOutcome Failed(const Error& e, const std::string& sop) {
+  return {e.code == Code::kOutOfSpace ? IngestStatus::kOutOfSpace : IngestStatus::kFailed, e.message,
+          sop};
+}
+
+Error JournalError(const char* what, int err) {
+  return Error{err == ENOSPC || err == EDQUOT ? Code::kOutOfSpace : Code::kIoError,
+               fmt::format("ingest journal: {}: {}", what, std::strerror(err)), ""};
+}
+
 }  // namespace
 
 IngestPipeline::IngestPipeline(BlobStore& blobs, Database& db, IngestOptions options)
-    : blobs_(blobs), db_(db), options_(options) {}
+    : blobs_(blobs), db_(db), options_(options), journal_dir_(blobs.journal_dir()) {
+  // Journal generations continue after those of earlier runs, which Recover() removes.
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(journal_dir_, ec)) {
+    uint64_t n = 0;
+    if (std::sscanf(e.path().filename().c_str(), "journal-%lu.log", &n) == 1) {
+      active_journal_ = std::max(active_journal_, n);
+    }
+  }
+  ++active_journal_;
+  indexer_ = std::thread([this] { IndexLoop(); });
+}
 
-IngestPipeline::~IngestPipeline() = default;
+IngestPipeline::~IngestPipeline() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  indexer_.join();
+  if (journal_fd_ >= 0) ::close(journal_fd_);
+}
+
+std::filesystem::path IngestPipeline::JournalPath(uint64_t generation) const {
+  return journal_dir_ / fmt::format("journal-{}.log", generation);
+}
+
+Result<void> IngestPipeline::OpenJournal(uint64_t generation) {
+  if (journal_fd_ >= 0) ::close(journal_fd_);
+  journal_fd_ = ::open(JournalPath(generation).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (journal_fd_ < 0) return tl::unexpected(JournalError("open", errno));
+  return {};
+}
+
+Result<uint64_t> IngestPipeline::Journal(const std::string& relative) {
+  std::lock_guard lock(mu_);
+  if (journal_fd_ < 0) {
+    if (auto r = OpenJournal(active_journal_); !r) return tl::unexpected(r.error());
+  }
+  std::string line = relative + "\n";
+  ssize_t n = ::write(journal_fd_, line.data(), line.size());
+  if (n != static_cast<ssize_t>(line.size())) return tl::unexpected(JournalError("write", n < 0 ? errno : ENOSPC));
+  if (options_.fsync && ::fdatasync(journal_fd_) != 0) return tl::unexpected(JournalError("fsync", errno));
+  ++outstanding_[active_journal_];
+  return active_journal_;
+}
+
+void IngestPipeline::Release(uint64_t generation) {  // mu_ held
+  auto it = outstanding_.find(generation);
+  if (it == outstanding_.end() || --it->second > 0) return;
+  outstanding_.erase(it);
+  if (generation != active_journal_) RemoveQuietly(JournalPath(generation));
+}
 
 IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const IngestSource& src) {
-  auto header = dicom::ReadHeader(temp);
+  auto header = src.header ? Result<InstanceRecord>(*src.header) : dicom::ReadHeader(temp);
   if (!header) {
     RemoveQuietly(temp);
     return {IngestStatus::kInvalid, header.error().message, src.expected_sop_uid};
@@ -42,114 +103,148 @@ IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const In
                         header->sop_uid, src.expected_sop_uid),
             src.expected_sop_uid};
   }
+  Entry entry;
+  InstanceRecord& rec = entry.record;
+  rec = std::move(*header);
   std::error_code ec;
-  Pending p;
-  p.record = std::move(*header);
-  p.record.file_size = static_cast<int64_t>(std::filesystem::file_size(temp, ec));
-  p.record.file_path =
-      BlobStore::RelativePathFor(p.record.study_uid, p.record.series_uid, p.record.sop_uid);
-  p.record.source_ae = src.calling_ae;
-  p.record.receiver_ae = src.called_ae;
-  p.temp = temp;
+  rec.file_size = src.size >= 0 ? src.size : static_cast<int64_t>(std::filesystem::file_size(temp, ec));
+  rec.file_path = BlobStore::RelativePathFor(rec.study_uid, rec.series_uid, rec.sop_uid);
+  rec.source_ae = src.calling_ae;
+  rec.receiver_ae = src.called_ae;
   if (options_.fsync) {
     if (auto r = BlobStore::Sync(temp); !r) {
       RemoveQuietly(temp);
-      return {r.error().code == Code::kOutOfSpace ? IngestStatus::kOutOfSpace : IngestStatus::kFailed,
-              r.error().message, p.record.sop_uid};
+      return Failed(r.error(), rec.sop_uid);
     }
   }
-  // Group commit, leader/follower: the first caller to find no commit running commits
-  // everything queued (its own entry included) in one transaction; the others wait for it. One
-  // association thus pays no thread handoff, and many share each transaction.
-  std::unique_lock lock(mu_);
-  queue_.push_back(&p);
-  while (!p.done) {
-    if (committing_) {
-      p.cv.wait(lock);
-      continue;
-    }
-    committing_ = true;
-    while (!p.done) {
-      std::deque<Pending*> batch;
-      while (!queue_.empty() && batch.size() < options_.max_batch) {
-        batch.push_back(queue_.front());
-        queue_.pop_front();
-      }
-      lock.unlock();
-      CommitBatch(batch);
-      lock.lock();
-      for (Pending* q : batch) {
-        q->done = true;
-        if (q != &p) q->cv.notify_one();
-      }
-    }
-    committing_ = false;
-    if (!queue_.empty()) queue_.front()->cv.notify_one();  // the next in line leads
+  // The journal names the file before it exists in the archive: a crash after the rename can
+  // never leave an answered instance that nobody will index.
+  auto generation = Journal(rec.file_path);
+  if (!generation) {
+    RemoveQuietly(temp);
+    return Failed(generation.error(), rec.sop_uid);
   }
-  return p.outcome;
+  entry.journal = *generation;
+  auto placed = blobs_.Place(temp, rec.file_path, options_.duplicates == DuplicatePolicy::kOverwrite);
+  if (placed && options_.fsync && *placed != BlobStore::Placed::kExists) {
+    if (auto r = blobs_.SyncDirOf(rec.file_path); !r) placed = tl::unexpected(r.error());
+  }
+  if (!placed || *placed == BlobStore::Placed::kExists) {
+    RemoveQuietly(temp);
+    std::lock_guard lock(mu_);
+    Release(entry.journal);
+    if (!placed) return Failed(placed.error(), rec.sop_uid);
+    return {IngestStatus::kDuplicate, "already in the archive; kept the stored copy", rec.sop_uid};
+  }
+  IngestStatus status = *placed == BlobStore::Placed::kReplaced ? IngestStatus::kReplaced : IngestStatus::kStored;
+  std::string sop = rec.sop_uid;
+  bool wake;
+  {
+    std::lock_guard lock(mu_);
+    wake = pending_.empty() || pending_.size() + 1 >= options_.max_batch;  // else it is awake
+    pending_.push_back(std::move(entry));
+    ++pushed_;
+  }
+  if (wake) wake_.notify_one();
+  return {status, "", sop};
 }
 
-void IngestPipeline::CommitBatch(std::deque<Pending*>& batch) {
-  std::vector<Pending*> placed_new;  // files renamed into the archive that were not there before
-  auto fail_all = [&](const Error& e) {
-    for (Pending* p : placed_new) RemoveQuietly(blobs_.Absolute(p->record.file_path));
-    for (Pending* p : batch) {
-      RemoveQuietly(p->temp);
-      p->outcome = {e.code == Code::kOutOfSpace ? IngestStatus::kOutOfSpace : IngestStatus::kFailed,
-                    e.message, p->record.sop_uid};
-    }
-  };
+Result<void> IngestPipeline::IndexBatch(const std::vector<InstanceRecord>& records) {
   auto tx = db_.BeginBatch();
-  if (!tx) return fail_all(tx.error());
-  std::set<std::string> in_batch;
-  std::set<std::string> dirs;
-  for (Pending* p : batch) {
-    const std::string& sop = p->record.sop_uid;
-    auto existing = (*tx)->ExistingFile(sop);
-    if (!existing) return fail_all(existing.error());
-    bool seen = existing->has_value() || in_batch.count(sop);
-    if (seen && options_.duplicates == DuplicatePolicy::kKeep) {
-      RemoveQuietly(p->temp);
-      p->outcome = {IngestStatus::kDuplicate, "already in the archive; kept the stored copy", sop};
+  if (!tx) return tl::unexpected(tx.error());
+  for (const InstanceRecord& r : records) {
+    if (auto p = (*tx)->Put(r); !p) return p;
+  }
+  return (*tx)->Commit();
+}
+
+void IngestPipeline::IndexLoop() {
+  std::unique_lock lock(mu_);
+  bool failing = false;
+  while (true) {
+    wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+    if (pending_.empty()) return;  // stopping with nothing left
+    // A short window lets concurrent associations share one transaction.
+    wake_.wait_for(lock, kBatchWindow, [&] { return stopping_ || pending_.size() >= options_.max_batch; });
+    std::vector<Entry> batch;
+    batch.swap(pending_);
+    // New arrivals go to a fresh journal, so this one can go once its entries are indexed.
+    if (outstanding_.count(active_journal_)) {
+      ++active_journal_;
+      if (journal_fd_ >= 0) ::close(journal_fd_);
+      journal_fd_ = -1;
+    }
+    lock.unlock();
+    std::vector<InstanceRecord> records;
+    records.reserve(batch.size());
+    for (const Entry& e : batch) records.push_back(e.record);
+    auto r = IndexBatch(records);
+    lock.lock();
+    if (r) {
+      if (failing) spdlog::info("ingest: the index accepts writes again");
+      failing = false;
+      for (const Entry& e : batch) Release(e.journal);
+      done_ += batch.size();
+      last_error_.clear();
+      indexed_.notify_all();
       continue;
     }
-    if (existing->has_value()) p->record.file_path = **existing;  // overwrite in place
-    if (auto r = blobs_.Commit(p->temp, p->record.file_path); !r) {
-      RemoveQuietly(p->temp);
-      p->outcome = {r.error().code == Code::kOutOfSpace ? IngestStatus::kOutOfSpace : IngestStatus::kFailed,
-                    r.error().message, sop};
-      continue;
+    // The files are in the archive and named by their journals: keep them queued and retry.
+    if (!failing) spdlog::error("ingest: cannot index {} instance(s): {}", batch.size(), r.error().message);
+    failing = true;
+    last_error_ = r.error().message;
+    indexed_.notify_all();
+    pending_.insert(pending_.begin(), std::make_move_iterator(batch.begin()),
+                    std::make_move_iterator(batch.end()));
+    if (stopping_) {
+      spdlog::error("ingest: stopping with {} instance(s) not indexed; they are indexed at the "
+                    "next start from the journal",
+                    pending_.size());
+      return;
     }
-    if (!seen) placed_new.push_back(p);
-    if (auto r = (*tx)->Put(p->record); !r) {
-      p->outcome = {IngestStatus::kFailed, r.error().message, sop};
-      if (!seen) {
-        RemoveQuietly(blobs_.Absolute(p->record.file_path));
-        placed_new.pop_back();
+    wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+  }
+}
+
+Result<void> IngestPipeline::Flush(std::chrono::seconds timeout) {
+  std::unique_lock lock(mu_);
+  uint64_t target = pushed_;
+  bool ok = indexed_.wait_for(lock, timeout, [&] { return done_ >= target || !last_error_.empty(); });
+  if (done_ >= target) return {};
+  return Fail(Code::kIoError, ok ? last_error_ : "indexing did not finish in time");
+}
+
+Result<int> IngestPipeline::Recover() {
+  std::vector<std::filesystem::path> journals;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(journal_dir_, ec)) {
+    uint64_t n = 0;
+    if (std::sscanf(e.path().filename().c_str(), "journal-%lu.log", &n) == 1 && n < active_journal_) {
+      journals.push_back(e.path());
+    }
+  }
+  if (journals.empty()) return 0;
+  std::vector<InstanceRecord> records;
+  for (const auto& j : journals) {
+    std::ifstream in(j);
+    std::string rel;
+    while (std::getline(in, rel)) {
+      if (rel.empty() || rel.find("..") != std::string::npos) continue;
+      auto path = blobs_.Absolute(rel);
+      if (!std::filesystem::exists(path, ec)) continue;  // never placed: the sender got no success
+      auto header = dicom::ReadHeader(path);
+      if (!header) {
+        spdlog::warn("ingest: recovery: {} is not readable: {}", rel, header.error().message);
+        continue;
       }
-      continue;
-    }
-    in_batch.insert(sop);
-    dirs.insert(p->record.file_path);
-    p->outcome = {seen ? IngestStatus::kReplaced : IngestStatus::kStored, "", sop};
-  }
-  if (options_.fsync) {
-    std::set<std::filesystem::path> synced;
-    for (const auto& rel : dirs) {
-      if (synced.insert(std::filesystem::path(rel).parent_path()).second) (void)blobs_.SyncDirOf(rel);
+      header->file_path = rel;
+      header->file_size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+      records.push_back(std::move(*header));
     }
   }
-  if (auto r = (*tx)->Commit(); !r) {
-    // Nothing of this batch is indexed: take back the files it placed.
-    spdlog::error("ingest: {}", r.error().message);
-    for (Pending* p : placed_new) RemoveQuietly(blobs_.Absolute(p->record.file_path));
-    for (Pending* p : batch) {
-      if (p->outcome.ok() && p->outcome.status != IngestStatus::kDuplicate) {
-        p->outcome = {r.error().code == Code::kOutOfSpace ? IngestStatus::kOutOfSpace : IngestStatus::kFailed,
-                      r.error().message, p->record.sop_uid};
-      }
-    }
-  }
+  if (auto r = IndexBatch(records); !r) return tl::unexpected(r.error());
+  for (const auto& j : journals) RemoveQuietly(j);
+  return static_cast<int>(records.size());
 }
 
 }  // namespace pb

@@ -1,14 +1,21 @@
 #pragma once
 // The ingest pipeline. Callers (receivers, retrieve jobs, imports) put a complete file into a
-// temp path from NewTempPath() and call Ingest(), which blocks until the instance is durable and
-// indexed (or refused) and never leaves the temp file behind. Ingest() is thread-safe and meant
-// to be called from many threads: header parsing and fsync run in the caller's thread; index
-// writes of concurrent callers are grouped into one transaction (leader/follower group commit).
+// temp path from NewTempPath() and call Ingest(), which returns once the instance is in its
+// final place in the archive (or refused) and never leaves the temp file behind.
+//
+// Durability before indexing: an instance is first written to the journal (its archive path),
+// then renamed into place; only then is the sender answered. The index follows within
+// milliseconds, in batches, from a background indexer; journals left by a crash are replayed by
+// Recover() at the next start. So an answered instance is always either indexed or recoverable.
+// Ingest() is thread-safe and meant to be called from many threads at once.
 #include <condition_variable>
-#include <deque>
+#include <cstdint>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "archive/blob_store.h"
 #include "archive/database.h"
@@ -19,6 +26,8 @@ namespace pb {
 struct IngestSource {
   std::string calling_ae, called_ae, peer;
   std::string expected_sop_uid;  // from the C-STORE request; a mismatch is refused
+  int64_t size = -1;             // the temp file's size when the caller knows it
+  const InstanceRecord* header = nullptr;  // already parsed by the caller (else read from file)
 };
 
 enum class IngestStatus { kStored, kDuplicate, kReplaced, kInvalid, kOutOfSpace, kFailed };
@@ -36,29 +45,54 @@ struct IngestOutcome {
 struct IngestOptions {
   DuplicatePolicy duplicates = DuplicatePolicy::kKeep;
   bool fsync = false;
-  size_t max_batch = 256;
+  size_t max_batch = 512;
 };
 
 class IngestPipeline {
  public:
   IngestPipeline(BlobStore& blobs, Database& db, IngestOptions options);
+  // Indexes what is still pending, then stops the indexer.
   ~IngestPipeline();
   IngestPipeline(const IngestPipeline&) = delete;
   IngestPipeline& operator=(const IngestPipeline&) = delete;
 
+  // Indexes the instances named by journals of an earlier run; call before receiving.
+  Result<int> Recover();
+
   std::filesystem::path NewTempPath() { return blobs_.NewTempPath(); }
   IngestOutcome Ingest(const std::filesystem::path& temp, const IngestSource& source);
 
+  // Waits until every instance stored before the call is indexed (tests, shutdown).
+  Result<void> Flush(std::chrono::seconds timeout = std::chrono::seconds(30));
+
  private:
-  struct Pending;
-  void CommitBatch(std::deque<Pending*>& batch);
+  struct Entry {
+    InstanceRecord record;
+    uint64_t journal = 0;  // the journal generation that names it
+  };
+  Result<uint64_t> Journal(const std::string& relative);  // appends; returns the generation
+  void Release(uint64_t generation);                       // an entry of it is settled
+  Result<void> OpenJournal(uint64_t generation);
+  std::filesystem::path JournalPath(uint64_t generation) const;
+  void IndexLoop();
+  Result<void> IndexBatch(const std::vector<InstanceRecord>& records);
 
   BlobStore& blobs_;
   Database& db_;
   IngestOptions options_;
+  std::filesystem::path journal_dir_;
+
   std::mutex mu_;
-  std::deque<Pending*> queue_;  // GUARDED_BY(mu_)
-  bool committing_ = false;     // GUARDED_BY(mu_): a caller is committing a batch
+  std::condition_variable wake_;     // the indexer: work or stop
+  std::condition_variable indexed_;  // Flush(): progress
+  std::vector<Entry> pending_;                // GUARDED_BY(mu_)
+  std::map<uint64_t, int64_t> outstanding_;   // GUARDED_BY(mu_): unsettled entries per journal
+  uint64_t active_journal_ = 0;               // GUARDED_BY(mu_)
+  int journal_fd_ = -1;                       // GUARDED_BY(mu_)
+  uint64_t pushed_ = 0, done_ = 0;            // GUARDED_BY(mu_): entries queued / indexed
+  std::string last_error_;                    // GUARDED_BY(mu_)
+  bool stopping_ = false;                     // GUARDED_BY(mu_)
+  std::thread indexer_;
 };
 
 }  // namespace pb

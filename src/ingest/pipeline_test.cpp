@@ -53,6 +53,7 @@ TEST_F(PipelineTest, StoresAndIndexes) {
   IngestPipeline p(*blobs_, *db_, {});
   auto out = p.Ingest(Write("1.2.3.4.5"), {"SCU", "US", "127.0.0.1", "1.2.3.4.5"});
   EXPECT_EQ(out.status, IngestStatus::kStored) << out.message;
+  ASSERT_TRUE(p.Flush());
   auto row = db_->GetInstance("1.2.3.4.5");
   ASSERT_TRUE(row && *row);
   EXPECT_TRUE(std::filesystem::exists(blobs_->Absolute((*row)->file_path)));
@@ -63,6 +64,7 @@ TEST_F(PipelineTest, StoresAndIndexes) {
 TEST_F(PipelineTest, StoresWithFsync) {
   IngestPipeline p(*blobs_, *db_, {DuplicatePolicy::kKeep, true, 256});
   EXPECT_EQ(p.Ingest(Write("1.2.3.4.5"), {}).status, IngestStatus::kStored);
+  ASSERT_TRUE(p.Flush());
   EXPECT_EQ((*db_->FindStudies({}))[0].instance_count, 1);
   EXPECT_EQ(TempFiles(), 0u);
 }
@@ -72,6 +74,7 @@ TEST_F(PipelineTest, KeepsTheFirstCopyOfADuplicate) {
   ASSERT_TRUE(p.Ingest(Write("1.2.3.4.5", "FIRST"), {}).ok());
   auto again = p.Ingest(Write("1.2.3.4.5", "SECOND"), {});
   EXPECT_EQ(again.status, IngestStatus::kDuplicate);
+  ASSERT_TRUE(p.Flush());
   EXPECT_EQ((*db_->FindStudies({}))[0].patient_name, "FIRST");
   EXPECT_EQ(TempFiles(), 0u);
 }
@@ -81,6 +84,7 @@ TEST_F(PipelineTest, OverwritesWhenConfigured) {
   ASSERT_TRUE(p.Ingest(Write("1.2.3.4.5"), {}).ok());
   auto again = p.Ingest(Write("1.2.3.4.5"), {});
   EXPECT_EQ(again.status, IngestStatus::kReplaced);
+  ASSERT_TRUE(p.Flush());
   EXPECT_EQ((*db_->FindStudies({}))[0].instance_count, 1);
 }
 
@@ -116,7 +120,37 @@ TEST_F(PipelineTest, ManyThreadsAreGroupCommittedWithoutLoss) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(ok, 200);
+  ASSERT_TRUE(p.Flush());
   EXPECT_EQ((*db_->FindStudies({}))[0].instance_count, 200);
+}
+
+TEST_F(PipelineTest, JournalOfAnInterruptedRunIsReplayed) {
+  // A run that placed files but stopped before indexing them: its journal names them.
+  auto placed = Write("1.2.3.4.5");
+  std::string rel = BlobStore::RelativePathFor("1.2.3", "1.2.3.4", "1.2.3.4.5");
+  ASSERT_TRUE(blobs_->Place(placed, rel, false));
+  std::ofstream(blobs_->journal_dir() / "journal-7.log") << rel << "\n"
+                                                         << "1.2.3/1.2.3.4/never-placed.dcm\n";
+  IngestPipeline p(*blobs_, *db_, {});
+  auto n = p.Recover();
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(*n, 1);
+  EXPECT_TRUE(db_->GetInstance("1.2.3.4.5")->has_value());
+  EXPECT_FALSE(std::filesystem::exists(blobs_->journal_dir() / "journal-7.log"));
+}
+
+TEST_F(PipelineTest, JournalsAreRemovedOnceIndexed) {
+  {
+    IngestPipeline p(*blobs_, *db_, {});
+    for (int i = 1; i <= 20; ++i) ASSERT_TRUE(p.Ingest(Write("1.2.3.4." + std::to_string(i)), {}).ok());
+    ASSERT_TRUE(p.Flush());
+  }
+  size_t left = 0;
+  for (const auto& e : std::filesystem::directory_iterator(blobs_->journal_dir())) {
+    left += std::filesystem::file_size(e.path());
+  }
+  EXPECT_EQ(left, 0u);  // at most an empty active journal
+  EXPECT_EQ((*db_->FindStudies({}))[0].instance_count, 20);
 }
 
 }  // namespace

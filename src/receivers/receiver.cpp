@@ -86,7 +86,9 @@ class ReceiverService::Sink : public dicom::StoreSink {
   std::filesystem::path NewTempPath() override { return pipeline_.NewTempPath(); }
   dicom::StoreAnswer Store(const dicom::IncomingInstance& in) override {
     IngestOutcome out = pipeline_.Ingest(
-        in.temp_file, IngestSource{in.calling_ae, in.called_ae, in.peer_address, in.sop_instance_uid});
+        in.temp_file,
+        IngestSource{in.calling_ae, in.called_ae, in.peer_address, in.sop_instance_uid, in.file_size,
+                     in.header ? &*in.header : nullptr});
     switch (out.status) {
       case IngestStatus::kStored:
       case IngestStatus::kReplaced:
