@@ -1,7 +1,7 @@
 #pragma once
 // The index database (SQLite in WAL mode through SOCI). Thread-safe: readers take a connection
 // from a small pool; all writes of the index go through one writer connection, used by one
-// thread at a time (the ingest committer), so they can be grouped into one transaction.
+// thread at a time (the ingest indexer), so they can be grouped into one transaction.
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -38,7 +38,7 @@ class Database {
   Result<bool> StudyExists(const std::string& study_uid);
   Result<bool> SeriesExists(const std::string& series_uid);
 
-  // Index writes, for the ingest committer only (single thread).
+  // Index writes, for the ingest indexer only (single thread).
   class WriteBatch;
   Result<std::unique_ptr<WriteBatch>> BeginBatch();
 
