@@ -129,19 +129,20 @@ def write_instance(path, *, sop_uid, study_uid, series_uid, patient_name="TEST^P
                    accession_number="ACC1", study_date="20240115", study_time="101500",
                    patient_birth_date="19700101", patient_sex="O",
                    study_description=None, series_description=None,
-                   extra_elements=None):
+                   extra_elements=None, sop_class=None):
     """Write one DICOM Part 10 file; returns the total number of bytes written.
 
     size: approximate total file size in bytes (PixelData takes what the header leaves).
     syntax: 'explicit' / 'implicit' or a transfer syntax UID of either.
     extra_elements: optional list of (group, element, vr, value str|bytes) added in tag order.
+    sop_class: SOP Class UID (default: from the modality), e.g. a private storage class.
     """
     ts = SYNTAXES.get(syntax, syntax)
     if ts not in (EXPLICIT_VR_LE, IMPLICIT_VR_LE):
         raise ValueError("syntax must be explicit or implicit, not %r" % syntax)
     explicit = ts == EXPLICIT_VR_LE
     modality = modality.upper()
-    sop_class = SOP_CLASSES.get(modality, SECONDARY_CAPTURE_STORAGE)
+    sop_class = sop_class or SOP_CLASSES.get(modality, SECONDARY_CAPTURE_STORAGE)
     for uid in (sop_uid, study_uid, series_uid):
         _check_uid(uid)
 

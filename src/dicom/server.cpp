@@ -398,6 +398,24 @@ void AssociationServer::Impl::Serve(Connection c) {
   ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, dcmAllStorageSOPClassUIDs,
                                                   numberOfDcmAllStorageSOPClassUIDs,
                                                   kTransferSyntaxes, kTransferSyntaxCount);
+  // SOP classes DCMTK does not know (private or newer than its dictionary) are taken as storage
+  // classes: a vendor's private objects must not be refused. Known non-storage classes (query,
+  // worklist, ...) stay refused.
+  std::vector<std::string> unknown;
+  for (int i = 0; i < ASC_countPresentationContexts(assoc->params); ++i) {
+    T_ASC_PresentationContext pc;
+    if (ASC_getPresentationContext(assoc->params, i, &pc).bad()) continue;
+    if (pc.resultReason != ASC_P_ACCEPTANCE && dcmFindNameOfUID(pc.abstractSyntax) == nullptr) {
+      unknown.emplace_back(pc.abstractSyntax);
+    }
+  }
+  if (!unknown.empty()) {
+    std::vector<const char*> uids;
+    for (const auto& u : unknown) uids.push_back(u.c_str());
+    ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, uids.data(),
+                                                    static_cast<int>(uids.size()),
+                                                    kTransferSyntaxes, kTransferSyntaxCount);
+  }
   if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
     spdlog::warn("receiver {}: association from {}@{} proposed nothing we accept", opt.ae_title,
                  calling_ae, c.peer);

@@ -209,6 +209,29 @@ class ReceiverTests(harness.E2ETestCase):
         for path, sop, _, _ in gen:
             self.assertStoredFileMatches(sop, path, harness.IMPLICIT_VR_LE)
 
+    def test_private_sop_class_is_accepted(self):
+        d = self.mkdtemp("private")
+        path = d / "private.dcm"
+        sop = "1.2.826.0.1.3680043.9.7133.55.1.1"
+        study = "1.2.826.0.1.3680043.9.7133.55.1"
+        dicomgen.write_instance(path, sop_uid=sop, study_uid=study,
+                                series_uid="1.2.826.0.1.3680043.9.7133.55.1.2",
+                                patient_id="PRIVATE1", sop_class="1.2.826.0.1.3680043.9.7133.99.1")
+        # storescu refuses SOP classes DCMTK does not know; dcmsend proposes what the file has.
+        cp = harness.run_tool(["dcmsend", "-aec", self.server.dicom_ae, "-nuc", "127.0.0.1",
+                               str(self.server.dicom_port), str(path)])
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.wait_for_counts({study: 1})
+        self.assertStoredFileMatches(sop, path, harness.EXPLICIT_VR_LE)
+
+    def test_query_sop_class_is_not_accepted(self):
+        # A C-FIND-only association must not be accepted as if we were a query SCP.
+        cp = harness.run_tool(["findscu", "-S", "-aec", self.server.dicom_ae, "-k",
+                               "QueryRetrieveLevel=STUDY", "127.0.0.1",
+                               str(self.server.dicom_port)])
+        self.assertNotEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertIn("no acceptable presentation contexts", harness.proc_output(cp).lower())
+
     def test_non_ascii_patient_name_is_reported_in_utf8(self):
         gen = dicomgen.generate(self.mkdtemp("utf8"), 1, patient_id="UTF8PID",
                                 patient_name="Müller^Jörg", size=2048)
