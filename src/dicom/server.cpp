@@ -187,7 +187,6 @@ struct AssociationServer::Impl {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Connection> queue;  // GUARDED_BY(mu)
-  int busy = 0;                  // GUARDED_BY(mu)
 
   Impl(ServerOptions o, StoreSink& s) : opt(std::move(o)), sink(s) {}
 
@@ -297,15 +296,12 @@ void AssociationServer::Impl::WorkerLoop() {
       if (stopping) return;  // Stop() closes what is still queued
       c = std::move(queue.front());
       queue.pop_front();
-      ++busy;
     }
     if (Clock::now() - c.accepted > std::chrono::seconds(opt.max_queue_wait_seconds)) {
       Reject(std::move(c), ASC_REASON_SP_PRES_TEMPORARYCONGESTION, "waited too long for a worker");
     } else {
       Serve(std::move(c));
     }
-    std::lock_guard lock(mu);
-    --busy;
   }
 }
 

@@ -4,13 +4,11 @@ scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_bad_input.py
 """
 
 import os
-import re
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import unittest
 
@@ -21,18 +19,7 @@ from harness import dicomgen  # noqa: E402
 BIG_SIZE = 100 * 1000 * 1000
 
 
-def socket_bytes_acked(pid, port):
-    """bytes_acked of the TCP connection of process pid to 127.0.0.1:port (ss -ti), or None."""
-    out = subprocess.run(["ss", "-tinpH", "state", "established",
-                          "( dport = :%d )" % port], capture_output=True, text=True,
-                         timeout=10).stdout
-    lines = out.splitlines()
-    for i, line in enumerate(lines):
-        if "pid=%d," % pid in line:
-            info = " ".join(lines[i:i + 2])
-            m = re.search(r"bytes_acked:(\d+)", info)
-            return int(m.group(1)) if m else 0
-    return None
+socket_bytes_acked = harness.socket_bytes_acked
 
 
 class BadInputTests(harness.E2ETestCase):
