@@ -68,10 +68,6 @@ class Query {
     where_ += clause;
     params_.push_back(std::move(param));
   }
-  void WhereNoParam(const std::string& clause) {
-    where_ += where_.empty() ? " WHERE " : " AND ";
-    where_ += clause;
-  }
   template <typename F>
   void Run(soci::session& sql, const std::string& tail, F&& on_row) {
     soci::row row;

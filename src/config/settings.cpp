@@ -140,7 +140,7 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
   Settings s;
   s.source = source_name;
   if (auto r = CheckKeys(ctx, root, "(top level)",
-                         {"server", "database", "auth", "receivers", "nodes", "ingest"});
+                         {"server", "database", "auth", "receivers", "nodes"});
       !r) {
     return tl::unexpected(r.error());
   }
@@ -216,8 +216,6 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
       s.admin_password = pw;
     }
   }
-  PB_TRY(ingest, table("ingest"));
-  (void)ingest;  // reserved for routing rules; accepted so files can carry the section
   PB_TRY(receivers, Entries(ctx, root, "receivers"));
   s.receivers = std::move(receivers);
   PB_TRY(nodes, Entries(ctx, root, "nodes"));
