@@ -17,6 +17,11 @@ void AddEchoCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--port", *port, "the peer's DICOM port")->required();
   cmd->add_option("--calling-aet", rq->calling_ae, "our AE title")->capture_default_str();
   cmd->add_option("--timeout", rq->timeout_seconds, "seconds to wait")->capture_default_str();
+  cmd->add_flag("--tls", rq->tls, "use TLS (BCP 195 profile)");
+  cmd->add_option("--tls-ca-file", rq->tls_ca_file, "PEM certificate(s) to trust (else the system's)");
+  cmd->add_option("--tls-cert-file", rq->tls_cert_file, "our PEM certificate, when the peer asks for one");
+  cmd->add_option("--tls-key-file", rq->tls_key_file, "our PEM private key");
+  cmd->add_flag("!--tls-no-verify", rq->tls_verify_peer, "do not verify the peer's certificate");
   cmd->callback([=, &exit_code] {
     auto ae = ValidateAeTitle(rq->called_ae, "--aet");
     auto calling = ValidateAeTitle(rq->calling_ae, "--calling-aet");

@@ -4,11 +4,13 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <memory>
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmnet/assoc.h>
 #include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/diutil.h>
+#include <dcmtk/dcmtls/tlslayer.h>
 #include <fmt/format.h>
 
 #include "core/validate.h"
@@ -79,7 +81,35 @@ std::string Resolve(const std::string& host, std::string& error) {
   return out;
 }
 
+// Sets up the TLS transport for the request; errors name the node field to fix.
+std::string SetUpTls(const EchoRequest& rq, std::unique_ptr<DcmTLSTransportLayer>& layer) {
+  layer = std::make_unique<DcmTLSTransportLayer>(NET_REQUESTOR, nullptr, OFTrue);
+  if (layer->setTLSProfile(TSP_Profile_BCP195).bad()) return "TLS profile not available";
+  if (!rq.tls_ca_file.empty()) {
+    if (layer->addTrustedCertificateFile(rq.tls_ca_file.c_str(), DCF_Filetype_PEM).bad()) {
+      return fmt::format("cannot read tls.ca_file '{}' (a PEM certificate)", rq.tls_ca_file);
+    }
+  } else {
+    (void)layer->addTrustedCertificateDir("/etc/ssl/certs", DCF_Filetype_PEM);
+  }
+  if (!rq.tls_cert_file.empty()) {
+    if (layer->setPrivateKeyFile(rq.tls_key_file.c_str(), DCF_Filetype_PEM).bad()) {
+      return fmt::format("cannot read tls.key_file '{}' (a PEM private key)", rq.tls_key_file);
+    }
+    if (layer->setCertificateFile(rq.tls_cert_file.c_str(), DCF_Filetype_PEM).bad()) {
+      return fmt::format("cannot read tls.cert_file '{}' (a PEM certificate)", rq.tls_cert_file);
+    }
+    if (!layer->checkPrivateKeyMatchesCertificate()) {
+      return "tls.key_file does not match tls.cert_file";
+    }
+  }
+  if (layer->activateCipherSuites().bad()) return "no usable TLS cipher suite";
+  layer->setCertificateVerification(rq.tls_verify_peer ? DCV_requireCertificate : DCV_ignoreCertificate);
+  return {};
+}
+
 struct NetworkGuard {
+  std::unique_ptr<DcmTLSTransportLayer> tls;  // outlives the network (members go last)
   T_ASC_Network* net = nullptr;
   T_ASC_Association* assoc = nullptr;
   T_ASC_Parameters* params = nullptr;  // owned by assoc once the request was made
@@ -96,10 +126,6 @@ struct NetworkGuard {
 }  // namespace
 
 EchoResult Echo(const EchoRequest& rq) {
-  if (rq.tls) {
-    return Failed("TLS handshake failed: TLS for outgoing associations is not available in this "
-                  "version; turn tls.enabled off or use a TLS proxy");
-  }
   std::string resolve_error;
   std::string address = Resolve(rq.host, resolve_error);
   if (address.empty()) return Failed(resolve_error);
@@ -110,6 +136,11 @@ EchoResult Echo(const EchoRequest& rq) {
   if (cond.bad()) return Failed(fmt::format("cannot initialize the network: {}", cond.text()));
   cond = ASC_createAssociationParameters(&g.params, ASC_DEFAULTMAXPDU);
   if (cond.bad()) return Failed(cond.text());
+  if (rq.tls) {
+    if (std::string why = SetUpTls(rq, g.tls); !why.empty()) return Failed("TLS set-up: " + why);
+    ASC_setTransportLayer(g.net, g.tls.get(), 0);
+    ASC_setTransportLayerType(g.params, OFTrue);
+  }
   ASC_setAPTitles(g.params, rq.calling_ae.c_str(), rq.called_ae.c_str(), nullptr);
   std::string peer = fmt::format("{}:{}", address, rq.port);
   ASC_setPresentationAddresses(g.params, "localhost", peer.c_str());
@@ -122,6 +153,12 @@ EchoResult Echo(const EchoRequest& rq) {
   cond = ASC_requestAssociation(g.net, g.params, &g.assoc);
   if (cond.bad()) {
     std::string text = cond.text();
+    if (rq.tls && (text.find("TLS") != std::string::npos || text.find("SSL") != std::string::npos ||
+                   text.find("ecure") != std::string::npos || text.find("certificate") != std::string::npos)) {
+      return Failed(fmt::format("TLS handshake failed with {}: {} (check tls.ca_file, and that the "
+                                "peer speaks TLS on this port)",
+                                where, text));
+    }
     if (cond == DUL_ASSOCIATIONREJECTED) {
       T_ASC_RejectParameters rej;
       ASC_getRejectParameters(g.params, &rej);
@@ -142,8 +179,8 @@ EchoResult Echo(const EchoRequest& rq) {
     }
     if (cond == DUL_PEERABORTEDASSOCIATION || cond == DUL_PEERREQUESTEDRELEASE) {
       return Failed(fmt::format("the peer at {} aborted the association request (it may not "
-                                "accept our calling AE title '{}')",
-                                where, rq.calling_ae));
+                                "accept our calling AE title '{}'{})",
+                                where, rq.calling_ae, rq.tls ? "" : ", or it expects TLS"));
     }
     if (text.find("No route") != std::string::npos || text.find("unreachable") != std::string::npos) {
       return Failed(fmt::format("{} is unreachable from this machine ({})", where, text));

@@ -58,7 +58,8 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
     }
     dicom::EchoRequest rq{n->host, n->port, n->ae_title,
                           n->calling_ae_title.empty() ? s.settings.ae_title : n->calling_ae_title,
-                          n->timeout_seconds, n->tls.enabled};
+                          n->timeout_seconds, n->tls.enabled, n->tls.verify_peer,
+                          n->tls.ca_file, n->tls.cert_file, n->tls.key_file};
     dicom::EchoResult r = dicom::Echo(rq);
     SendJson(res, 200, {{"ok", r.ok}, {"message", r.message}, {"latency_ms", r.latency_ms}});
   });
