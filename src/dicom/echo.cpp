@@ -196,7 +196,7 @@ EchoResult Echo(const EchoRequest& rq) {
   DcmDataset* detail = nullptr;
   cond = DIMSE_echoUser(g.assoc, g.assoc->nextMsgID++, DIMSE_NONBLOCKING, rq.timeout_seconds,
                         &status, &detail);
-  delete detail;
+  std::unique_ptr<DcmDataset> owned_detail(detail);  // the status detail is not needed
   auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::steady_clock::now() - start)
                      .count();

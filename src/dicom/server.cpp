@@ -148,7 +148,7 @@ class HeadKeeper : public DcmConsumer {
     return written;
   }
   void flush() override { target_.flush(); }
-  const std::string& head() const { return head_; }
+  std::string TakeHead() { return std::move(head_); }
   uint64_t total() const { return total_; }
 
  private:
@@ -165,7 +165,7 @@ struct HeadKeeperBase {
 class TeeStream : private HeadKeeperBase, public DcmOutputStream {
  public:
   explicit TeeStream(DcmOutputStream& target) : HeadKeeperBase(target), DcmOutputStream(&keeper) {}
-  const HeadKeeper& data() const { return keeper; }
+  HeadKeeper& data() { return keeper; }
 };
 
 struct Connection {
@@ -449,9 +449,9 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const std
   while (true) {
     T_DIMSE_Message msg;
     T_ASC_PresentationContextID pres = 0;
-    DcmDataset* detail = nullptr;
+    DcmDataset* detail = nullptr;  // status detail of a command; never used by a request
     OFCondition cond = DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, 1, &pres, &msg, &detail);
-    delete detail;
+    std::unique_ptr<DcmDataset> owned_detail(detail);
     if (cond == DIMSE_NODATAAVAILABLE) {
       if (stopping || ++idle >= opt.idle_timeout_seconds) {
         spdlog::debug("receiver {}: closing {} association from {}", opt.ae_title,
@@ -504,8 +504,9 @@ bool AssociationServer::Impl::HandleStore(T_ASC_Association* assoc, T_ASC_Presen
   rsp.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
 
   std::filesystem::path temp = sink.NewTempPath();
-  DcmOutputFileStream* stream = nullptr;
-  OFCondition cond = DIMSE_createFilestream(temp.c_str(), &req, assoc, pres, OFTrue, &stream);
+  DcmOutputFileStream* created = nullptr;
+  OFCondition cond = DIMSE_createFilestream(temp.c_str(), &req, assoc, pres, OFTrue, &created);
+  std::unique_ptr<DcmOutputFileStream> stream(created);
   StoreAnswer answer;
   if (cond.bad()) {
     spdlog::error("receiver {}: cannot create {}: {}", opt.ae_title, temp.string(), cond.text());
@@ -520,9 +521,9 @@ bool AssociationServer::Impl::HandleStore(T_ASC_Association* assoc, T_ASC_Presen
     if (cond == DIMSE_OUTOFRESOURCES) cond = EC_Normal;  // DCMTK read the rest of the data set
     tee->flush();
     const uint64_t received = tee->data().total();
-    std::string head = tee->data().head();
+    std::string head = tee->data().TakeHead();
     tee.reset();
-    delete stream;  // closes the file: buffered bytes may still fail to reach the disk here
+    stream.reset();  // closes the file: buffered bytes may still fail to reach the disk here
     std::error_code size_ec;
     if (write_ok && cond.good() &&
         std::filesystem::file_size(temp, size_ec) != static_cast<uintmax_t>(meta_size) + received) {
@@ -560,13 +561,12 @@ bool AssociationServer::Impl::HandleStore(T_ASC_Association* assoc, T_ASC_Presen
   }
   rsp.DimseStatus = answer.status;
   (answer.status == status::kSuccess ? tally.stored : tally.refused)++;
-  DcmDataset* detail = nullptr;
+  std::unique_ptr<DcmDataset> detail;
   if (answer.status != status::kSuccess && !answer.error_comment.empty()) {
-    detail = new DcmDataset;
+    detail = std::make_unique<DcmDataset>();
     detail->putAndInsertString(DCM_ErrorComment, answer.error_comment.substr(0, 64).c_str());
   }
-  cond = DIMSE_sendStoreResponse(assoc, pres, &req, &rsp, detail);
-  delete detail;
+  cond = DIMSE_sendStoreResponse(assoc, pres, &req, &rsp, detail.get());
   if (cond.bad()) {
     spdlog::warn("receiver {}: cannot answer {}@{}: {}", opt.ae_title, calling, peer, cond.text());
     ASC_abortAssociation(assoc);
