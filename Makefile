@@ -1,6 +1,6 @@
 # PACS Bridge: `make run` starts the server, `make test` runs every test. Both install what is
 # missing (Debian packages) first.
-.PHONY: deps deps-test build debug run test bench clean
+.PHONY: deps deps-test build debug clang run test bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -17,10 +17,15 @@ debug: deps-test
 	cmake --preset debug >/dev/null
 	cmake --build --preset debug
 
+# The code must build warning-free with clang 14 too (it finds what g++ does not).
+clang: deps
+	cmake --preset clang >/dev/null
+	cmake --build --preset clang
+
 run: build
 	build/pacsbridge serve $(if $(CONFIG),--config $(CONFIG))
 
-test: debug build
+test: debug build clang
 	cd build/debug && ctest --output-on-failure --timeout 600 -j2
 	@if [ -x ../shared/contract-smoke.sh ]; then ../shared/contract-smoke.sh; fi
 

@@ -399,7 +399,7 @@ void Finish(soci::statement& st) {
 class SqliteWriteBatch : public Database::WriteBatch {
  public:
   SqliteWriteBatch(soci::session& s, std::mutex& mu, IndexWriter& w)
-      : lock_(mu), s_(s), w_(w), tx_(s) {
+      : lock_(mu), w_(w), tx_(s) {
     w_.pending.clear();
   }
 
@@ -443,7 +443,6 @@ class SqliteWriteBatch : public Database::WriteBatch {
 
  private:
   std::unique_lock<std::mutex> lock_;
-  soci::session& s_;
   IndexWriter& w_;
   soci::transaction tx_;
 };
