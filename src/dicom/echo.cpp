@@ -1,215 +1,41 @@
 #include "dicom/echo.h"
 
-#include <netdb.h>
-#include <sys/socket.h>
-
 #include <chrono>
-#include <memory>
 
-#include <dcmtk/config/osconfig.h>
-#include <dcmtk/dcmnet/assoc.h>
 #include <dcmtk/dcmnet/dimse.h>
-#include <dcmtk/dcmnet/diutil.h>
-#include <dcmtk/dcmtls/tlslayer.h>
 #include <fmt/format.h>
 
-#include "core/validate.h"
+#include "dicom/scu.h"
 
 namespace pb::dicom {
-namespace {
-
-EchoResult Failed(std::string reason) { return EchoResult{false, "Connection failed: " + reason, 0}; }
-
-std::string RejectReason(const T_ASC_RejectParameters& rej, const EchoRequest& rq) {
-  switch (rej.reason) {
-    case ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED:
-      return fmt::format(
-          "association rejected: called AE title not recognized (the peer does not answer to "
-          "'{}'; check the node's AE title, case matters)",
-          rq.called_ae);
-    case ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED:
-      return fmt::format(
-          "association rejected: calling AE title not recognized (register our AE title '{}' "
-          "and this machine's address on the PACS)",
-          rq.calling_ae);
-    case ASC_REASON_SP_PRES_TEMPORARYCONGESTION:
-      return "association rejected: temporary congestion (the PACS is busy; try again later)";
-    case ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED:
-      return "association rejected: local limit exceeded (the PACS has too many associations)";
-    case ASC_REASON_SU_APPCONTEXTNAMENOTSUPPORTED:
-      return "association rejected: application context name not supported";
-    case ASC_REASON_SP_ACSE_PROTOCOLVERSIONNOTSUPPORTED:
-      return "association rejected: protocol version not supported";
-    default:
-      return fmt::format("association rejected: no reason given ({})",
-                         rej.result == ASC_RESULT_REJECTEDTRANSIENT ? "transient" : "permanent");
-  }
-}
-
-// Resolves the host ourselves first, so "host not found" is told apart from network errors.
-// Returns the address to give DCMTK (IPv4 literal when there is one; otherwise the name).
-std::string Resolve(const std::string& host, std::string& error) {
-  if (IsIpv4Literal(host)) return host;
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
-  if (rc != 0) {
-    error = (rc == EAI_NONAME || rc == EAI_NODATA || rc == EAI_AGAIN || rc == EAI_FAIL)
-                ? fmt::format("host not found: '{}' does not resolve ({}); check the host name "
-                              "or use the IP address",
-                              host, gai_strerror(rc))
-                : fmt::format("host not found: '{}' ({})", host, gai_strerror(rc));
-    return {};
-  }
-  std::string out = host;
-  for (addrinfo* p = res; p; p = p->ai_next) {
-    if (p->ai_family == AF_INET) {
-      char buf[INET_ADDRSTRLEN];
-      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr, buf, sizeof buf);
-      out = buf;
-      break;
-    }
-  }
-  freeaddrinfo(res);
-  if (IsIpv6Literal(out)) {
-    error = fmt::format("'{}' is an IPv6 address; outgoing DICOM associations to IPv6 literals "
-                        "are not supported by this build (use a DNS name)",
-                        host);
-    return {};
-  }
-  return out;
-}
-
-// Sets up the TLS transport for the request; errors name the node field to fix.
-std::string SetUpTls(const EchoRequest& rq, std::unique_ptr<DcmTLSTransportLayer>& layer) {
-  layer = std::make_unique<DcmTLSTransportLayer>(NET_REQUESTOR, nullptr, OFTrue);
-  if (layer->setTLSProfile(TSP_Profile_BCP195).bad()) return "TLS profile not available";
-  if (!rq.tls_ca_file.empty()) {
-    if (layer->addTrustedCertificateFile(rq.tls_ca_file.c_str(), DCF_Filetype_PEM).bad()) {
-      return fmt::format("cannot read tls.ca_file '{}' (a PEM certificate)", rq.tls_ca_file);
-    }
-  } else {
-    (void)layer->addTrustedCertificateDir("/etc/ssl/certs", DCF_Filetype_PEM);
-  }
-  if (!rq.tls_cert_file.empty()) {
-    if (layer->setPrivateKeyFile(rq.tls_key_file.c_str(), DCF_Filetype_PEM).bad()) {
-      return fmt::format("cannot read tls.key_file '{}' (a PEM private key)", rq.tls_key_file);
-    }
-    if (layer->setCertificateFile(rq.tls_cert_file.c_str(), DCF_Filetype_PEM).bad()) {
-      return fmt::format("cannot read tls.cert_file '{}' (a PEM certificate)", rq.tls_cert_file);
-    }
-    if (!layer->checkPrivateKeyMatchesCertificate()) {
-      return "tls.key_file does not match tls.cert_file";
-    }
-  }
-  if (layer->activateCipherSuites().bad()) return "no usable TLS cipher suite";
-  layer->setCertificateVerification(rq.tls_verify_peer ? DCV_requireCertificate : DCV_ignoreCertificate);
-  return {};
-}
-
-struct NetworkGuard {
-  std::unique_ptr<DcmTLSTransportLayer> tls;  // outlives the network (members go last)
-  T_ASC_Network* net = nullptr;
-  T_ASC_Association* assoc = nullptr;
-  T_ASC_Parameters* params = nullptr;  // owned by assoc once the request was made
-  ~NetworkGuard() {
-    if (assoc) {
-      ASC_destroyAssociation(&assoc);
-    } else if (params) {
-      ASC_destroyAssociationParameters(&params);
-    }
-    if (net) ASC_dropNetwork(&net);
-  }
-};
-
-}  // namespace
 
 EchoResult Echo(const EchoRequest& rq) {
-  std::string resolve_error;
-  std::string address = Resolve(rq.host, resolve_error);
-  if (address.empty()) return Failed(resolve_error);
-  std::string where = JoinHostPort(rq.host, rq.port);
-
-  NetworkGuard g;
-  OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, rq.timeout_seconds, &g.net);
-  if (cond.bad()) return Failed(fmt::format("cannot initialize the network: {}", cond.text()));
-  cond = ASC_createAssociationParameters(&g.params, ASC_DEFAULTMAXPDU);
-  if (cond.bad()) return Failed(cond.text());
-  if (rq.tls) {
-    if (std::string why = SetUpTls(rq, g.tls); !why.empty()) return Failed("TLS set-up: " + why);
-    ASC_setTransportLayer(g.net, g.tls.get(), 0);
-    ASC_setTransportLayerType(g.params, OFTrue);
-  }
-  ASC_setAPTitles(g.params, rq.calling_ae.c_str(), rq.called_ae.c_str(), nullptr);
-  std::string peer = fmt::format("{}:{}", address, rq.port);
-  ASC_setPresentationAddresses(g.params, "localhost", peer.c_str());
-  const char* syntaxes[] = {UID_LittleEndianExplicitTransferSyntax,
-                            UID_LittleEndianImplicitTransferSyntax};
-  ASC_addPresentationContext(g.params, 1, UID_VerificationSOPClass, syntaxes, 2);
-
-  dcmConnectionTimeout.set(rq.timeout_seconds);
   auto start = std::chrono::steady_clock::now();
-  cond = ASC_requestAssociation(g.net, g.params, &g.assoc);
-  if (cond.bad()) {
-    std::string text = cond.text();
-    if (rq.tls && (text.find("TLS") != std::string::npos || text.find("SSL") != std::string::npos ||
-                   text.find("ecure") != std::string::npos || text.find("certificate") != std::string::npos)) {
-      return Failed(fmt::format("TLS handshake failed with {}: {} (check tls.ca_file, and that the "
-                                "peer speaks TLS on this port)",
-                                where, text));
-    }
-    if (cond == DUL_ASSOCIATIONREJECTED) {
-      T_ASC_RejectParameters rej;
-      ASC_getRejectParameters(g.params, &rej);
-      return Failed(RejectReason(rej, rq));
-    }
-    if (text.find("Connection refused") != std::string::npos) {
-      return Failed(fmt::format("connection refused by {} (nothing listens on that port: is the "
-                                "PACS running, and is the port right?)",
-                                where));
-    }
-    if (text.find("Timeout") != std::string::npos || text.find("timed out") != std::string::npos ||
-        cond == DUL_READTIMEOUT) {
-      return Failed(fmt::format(
-          "timed out after {} s {} {} (a firewall, a wrong address, or not a DICOM port?)",
-          rq.timeout_seconds,
-          cond == DUL_READTIMEOUT ? "waiting for the association answer from" : "connecting to",
-          where));
-    }
-    if (cond == DUL_PEERABORTEDASSOCIATION || cond == DUL_PEERREQUESTEDRELEASE) {
-      return Failed(fmt::format("the peer at {} aborted the association request (it may not "
-                                "accept our calling AE title '{}'{})",
-                                where, rq.calling_ae, rq.tls ? "" : ", or it expects TLS"));
-    }
-    if (text.find("No route") != std::string::npos || text.find("unreachable") != std::string::npos) {
-      return Failed(fmt::format("{} is unreachable from this machine ({})", where, text));
-    }
-    return Failed(fmt::format("cannot associate with {}: {}", where, text));
-  }
-  if (ASC_countAcceptedPresentationContexts(g.params) == 0) {
-    ASC_abortAssociation(g.assoc);
-    return Failed("no presentation context accepted (the peer does not accept Verification "
-                  "with explicit or implicit VR little endian)");
-  }
+  auto a = Associate(rq, {{UID_VerificationSOPClass,
+                           {UID_LittleEndianExplicitTransferSyntax,
+                            UID_LittleEndianImplicitTransferSyntax}}});
+  if (!a) return EchoResult{false, "Connection failed: " + a.error().message, 0};
   DIC_US status = 0;
   DcmDataset* detail = nullptr;
-  cond = DIMSE_echoUser(g.assoc, g.assoc->nextMsgID++, DIMSE_NONBLOCKING, rq.timeout_seconds,
-                        &status, &detail);
+  OFCondition cond = DIMSE_echoUser((*a)->get(), (*a)->get()->nextMsgID++, DIMSE_NONBLOCKING,
+                                    rq.timeout_seconds, &status, &detail);
   std::unique_ptr<DcmDataset> owned_detail(detail);  // the status detail is not needed
   auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::steady_clock::now() - start)
                      .count();
   if (cond.bad()) {
-    ASC_abortAssociation(g.assoc);
+    (*a)->Abort();
     if (cond == DIMSE_NODATAAVAILABLE) {
-      return Failed(fmt::format("no answer to the echo within {} s", rq.timeout_seconds));
+      return EchoResult{false, fmt::format("Connection failed: no answer to the echo within {} s",
+                                           rq.timeout_seconds), latency};
     }
-    return Failed(fmt::format("no answer to the echo: {}", cond.text()));
+    return EchoResult{false, fmt::format("Connection failed: no answer to the echo: {}", cond.text()),
+                      latency};
   }
-  ASC_releaseAssociation(g.assoc);
+  (*a)->Release();
   if (status != 0) {
-    return Failed(fmt::format("the echo was answered with status 0x{:04X}", status));
+    return EchoResult{false, fmt::format("Connection failed: the echo was answered with status 0x{:04X}",
+                                         status), latency};
   }
   return EchoResult{true, "Connection established", latency};
 }

@@ -4,19 +4,11 @@
 #include <cstdint>
 #include <string>
 
+#include "dicom/peer.h"
+
 namespace pb::dicom {
 
-struct EchoRequest {
-  std::string host;
-  uint16_t port = 104;
-  std::string called_ae;
-  std::string calling_ae;
-  int timeout_seconds = 10;
-  // TLS (DICOM PS3.15 BCP 195 profile). Without ca_file, the system's CA folder is trusted.
-  bool tls = false;
-  bool tls_verify_peer = true;
-  std::string tls_ca_file, tls_cert_file, tls_key_file;
-};
+using EchoRequest = PeerRequest;
 
 struct EchoResult {
   bool ok = false;

@@ -1,0 +1,20 @@
+#pragma once
+// Where and how to reach a remote DICOM peer as an SCU: one struct for echo, find, get, move.
+#include <cstdint>
+#include <string>
+
+namespace pb::dicom {
+
+struct PeerRequest {
+  std::string host;
+  uint16_t port = 104;
+  std::string called_ae;
+  std::string calling_ae;
+  int timeout_seconds = 10;
+  // TLS (DICOM PS3.15 BCP 195 profile). Without ca_file, the system's CA folder is trusted.
+  bool tls = false;
+  bool tls_verify_peer = true;
+  std::string tls_ca_file, tls_cert_file, tls_key_file;
+};
+
+}  // namespace pb::dicom

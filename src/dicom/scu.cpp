@@ -1,0 +1,207 @@
+#include "dicom/scu.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <dcmtk/dcmnet/dimse.h>
+#include <fmt/format.h>
+
+#include "core/validate.h"
+
+namespace pb::dicom {
+namespace {
+
+std::string RejectReason(const T_ASC_RejectParameters& rej, const PeerRequest& rq) {
+  switch (rej.reason) {
+    case ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED:
+      return fmt::format(
+          "association rejected: called AE title not recognized (the peer does not answer to "
+          "'{}'; check the node's AE title, case matters)",
+          rq.called_ae);
+    case ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED:
+      return fmt::format(
+          "association rejected: calling AE title not recognized (register our AE title '{}' "
+          "and this machine's address on the PACS)",
+          rq.calling_ae);
+    case ASC_REASON_SP_PRES_TEMPORARYCONGESTION:
+      return "association rejected: temporary congestion (the PACS is busy; try again later)";
+    case ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED:
+      return "association rejected: local limit exceeded (the PACS has too many associations)";
+    case ASC_REASON_SU_APPCONTEXTNAMENOTSUPPORTED:
+      return "association rejected: application context name not supported";
+    case ASC_REASON_SP_ACSE_PROTOCOLVERSIONNOTSUPPORTED:
+      return "association rejected: protocol version not supported";
+    default:
+      return fmt::format("association rejected: no reason given ({})",
+                         rej.result == ASC_RESULT_REJECTEDTRANSIENT ? "transient" : "permanent");
+  }
+}
+
+// Resolves the host ourselves first, so "host not found" is told apart from network errors.
+// Returns the address to give DCMTK (IPv4 literal when there is one; otherwise the name).
+std::string Resolve(const std::string& host, std::string& error) {
+  if (IsIpv4Literal(host)) return host;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (rc != 0) {
+    error = (rc == EAI_NONAME || rc == EAI_NODATA || rc == EAI_AGAIN || rc == EAI_FAIL)
+                ? fmt::format("host not found: '{}' does not resolve ({}); check the host name "
+                              "or use the IP address",
+                              host, gai_strerror(rc))
+                : fmt::format("host not found: '{}' ({})", host, gai_strerror(rc));
+    return {};
+  }
+  std::string out = host;
+  for (addrinfo* p = res; p; p = p->ai_next) {
+    if (p->ai_family == AF_INET) {
+      char buf[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr, buf, sizeof buf);
+      out = buf;
+      break;
+    }
+  }
+  freeaddrinfo(res);
+  if (IsIpv6Literal(out)) {
+    error = fmt::format("'{}' is an IPv6 address; outgoing DICOM associations to IPv6 literals "
+                        "are not supported by this build (use a DNS name)",
+                        host);
+    return {};
+  }
+  return out;
+}
+
+// Sets up the TLS transport for the request; errors name the node field to fix.
+std::string SetUpTls(const PeerRequest& rq, std::unique_ptr<DcmTLSTransportLayer>& layer) {
+  layer = std::make_unique<DcmTLSTransportLayer>(NET_REQUESTOR, nullptr, OFTrue);
+  if (layer->setTLSProfile(TSP_Profile_BCP195).bad()) return "TLS profile not available";
+  if (!rq.tls_ca_file.empty()) {
+    if (layer->addTrustedCertificateFile(rq.tls_ca_file.c_str(), DCF_Filetype_PEM).bad()) {
+      return fmt::format("cannot read tls.ca_file '{}' (a PEM certificate)", rq.tls_ca_file);
+    }
+  } else {
+    (void)layer->addTrustedCertificateDir("/etc/ssl/certs", DCF_Filetype_PEM);
+  }
+  if (!rq.tls_cert_file.empty()) {
+    if (layer->setPrivateKeyFile(rq.tls_key_file.c_str(), DCF_Filetype_PEM).bad()) {
+      return fmt::format("cannot read tls.key_file '{}' (a PEM private key)", rq.tls_key_file);
+    }
+    if (layer->setCertificateFile(rq.tls_cert_file.c_str(), DCF_Filetype_PEM).bad()) {
+      return fmt::format("cannot read tls.cert_file '{}' (a PEM certificate)", rq.tls_cert_file);
+    }
+    if (!layer->checkPrivateKeyMatchesCertificate()) {
+      return "tls.key_file does not match tls.cert_file";
+    }
+  }
+  if (layer->activateCipherSuites().bad()) return "no usable TLS cipher suite";
+  layer->setCertificateVerification(rq.tls_verify_peer ? DCV_requireCertificate : DCV_ignoreCertificate);
+  return {};
+}
+
+}  // namespace
+
+ScuAssociation::~ScuAssociation() {
+  if (open_) Abort();
+  if (assoc_) {
+    ASC_destroyAssociation(&assoc_);
+  } else if (params_) {
+    ASC_destroyAssociationParameters(&params_);
+  }
+  if (net_) ASC_dropNetwork(&net_);
+}
+
+T_ASC_PresentationContextID ScuAssociation::ContextFor(const char* abstract_syntax) const {
+  return ASC_findAcceptedPresentationContextID(assoc_, abstract_syntax);
+}
+
+void ScuAssociation::Release() {
+  if (open_) ASC_releaseAssociation(assoc_);
+  open_ = false;
+}
+
+void ScuAssociation::Abort() {
+  if (open_) ASC_abortAssociation(assoc_);
+  open_ = false;
+}
+
+Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
+                                                  const std::vector<ProposedContext>& contexts) {
+  auto fail = [](std::string why) { return Fail(Code::kUnavailable, std::move(why)); };
+  std::string resolve_error;
+  std::string address = Resolve(rq.host, resolve_error);
+  if (address.empty()) return fail(resolve_error);
+  std::unique_ptr<ScuAssociation> a(new ScuAssociation);
+  a->where_ = JoinHostPort(rq.host, rq.port);
+  const std::string& where = a->where_;
+
+  OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, rq.timeout_seconds, &a->net_);
+  if (cond.bad()) return fail(fmt::format("cannot initialize the network: {}", cond.text()));
+  cond = ASC_createAssociationParameters(&a->params_, ASC_DEFAULTMAXPDU);
+  if (cond.bad()) return fail(cond.text());
+  if (rq.tls) {
+    if (std::string why = SetUpTls(rq, a->tls_); !why.empty()) return fail("TLS set-up: " + why);
+    ASC_setTransportLayer(a->net_, a->tls_.get(), 0);
+    ASC_setTransportLayerType(a->params_, OFTrue);
+  }
+  ASC_setAPTitles(a->params_, rq.calling_ae.c_str(), rq.called_ae.c_str(), nullptr);
+  std::string peer = fmt::format("{}:{}", address, rq.port);
+  ASC_setPresentationAddresses(a->params_, "localhost", peer.c_str());
+  T_ASC_PresentationContextID id = 1;
+  for (const ProposedContext& c : contexts) {
+    std::vector<const char*> ts = c.transfer_syntaxes;
+    ASC_addPresentationContext(a->params_, id, c.abstract_syntax, ts.data(), static_cast<int>(ts.size()));
+    id += 2;
+  }
+
+  dcmConnectionTimeout.set(rq.timeout_seconds);
+  cond = ASC_requestAssociation(a->net_, a->params_, &a->assoc_);
+  if (cond.bad()) {
+    std::string text = cond.text();
+    if (rq.tls && (text.find("TLS") != std::string::npos || text.find("SSL") != std::string::npos ||
+                   text.find("ecure") != std::string::npos || text.find("certificate") != std::string::npos)) {
+      return fail(fmt::format("TLS handshake failed with {}: {} (check tls.ca_file, and that the "
+                              "peer speaks TLS on this port)",
+                              where, text));
+    }
+    if (cond == DUL_ASSOCIATIONREJECTED) {
+      T_ASC_RejectParameters rej;
+      ASC_getRejectParameters(a->params_, &rej);
+      return fail(RejectReason(rej, rq));
+    }
+    if (text.find("Connection refused") != std::string::npos) {
+      return fail(fmt::format("connection refused by {} (nothing listens on that port: is the "
+                              "PACS running, and is the port right?)",
+                              where));
+    }
+    if (text.find("Timeout") != std::string::npos || text.find("timed out") != std::string::npos ||
+        cond == DUL_READTIMEOUT) {
+      return Fail(Code::kTimeout, fmt::format(
+          "timed out after {} s {} {} (a firewall, a wrong address, or not a DICOM port?)",
+          rq.timeout_seconds,
+          cond == DUL_READTIMEOUT ? "waiting for the association answer from" : "connecting to",
+          where));
+    }
+    if (cond == DUL_PEERABORTEDASSOCIATION || cond == DUL_PEERREQUESTEDRELEASE) {
+      return fail(fmt::format("the peer at {} aborted the association request (it may not "
+                              "accept our calling AE title '{}'{})",
+                              where, rq.calling_ae, rq.tls ? "" : ", or it expects TLS"));
+    }
+    if (text.find("No route") != std::string::npos || text.find("unreachable") != std::string::npos) {
+      return fail(fmt::format("{} is unreachable from this machine ({})", where, text));
+    }
+    return fail(fmt::format("cannot associate with {}: {}", where, text));
+  }
+  a->open_ = true;
+  if (ASC_countAcceptedPresentationContexts(a->params_) == 0) {
+    std::string names;
+    for (const ProposedContext& c : contexts) {
+      const char* n = dcmFindNameOfUID(c.abstract_syntax);
+      names += (names.empty() ? "" : ", ") + std::string(n ? n : c.abstract_syntax);
+    }
+    return fail(fmt::format("no presentation context accepted (the peer does not accept {})", names));
+  }
+  return a;
+}
+
+}  // namespace pb::dicom
