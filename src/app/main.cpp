@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   pb::cli::AddEchoCommand(app, exit_code);
   pb::cli::AddNodesCommand(app, exit_code);
   pb::cli::AddStudiesCommand(app, exit_code);
+  pb::cli::AddFindCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

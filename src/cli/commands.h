@@ -7,5 +7,6 @@ namespace pb::cli {
 void AddEchoCommand(CLI::App& app, int& exit_code);
 void AddNodesCommand(CLI::App& app, int& exit_code);
 void AddStudiesCommand(CLI::App& app, int& exit_code);
+void AddFindCommand(CLI::App& app, int& exit_code);
 
 }  // namespace pb::cli

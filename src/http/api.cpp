@@ -41,6 +41,7 @@ Result<int> HttpApi::Start(const std::string& host, int port) {
   });
   AddSystemRoutes(srv, s_);
   AddNodeRoutes(srv, s_);
+  AddFindRoute(srv, s_);
   AddArchiveRoutes(srv, s_);
   int bound = port;
   if (port == 0) {

@@ -44,6 +44,7 @@ class HttpApi {
 // Route tables, one per resource.
 void AddSystemRoutes(httplib::Server& srv, Services& s);
 void AddNodeRoutes(httplib::Server& srv, Services& s);
+void AddFindRoute(httplib::Server& srv, Services& s);
 void AddArchiveRoutes(httplib::Server& srv, Services& s);
 
 }  // namespace pb::http

@@ -1,11 +1,19 @@
 #include <httplib.h>
 
 #include "dicom/echo.h"
+#include "dicom/find.h"
 #include "http/api.h"
 #include "http/errors.h"
 
 namespace pb::http {
 namespace {
+
+dicom::PeerRequest Peer(const Node& n, const Settings& settings) {
+  return dicom::PeerRequest{n.host, n.port, n.ae_title,
+                            n.calling_ae_title.empty() ? settings.ae_title : n.calling_ae_title,
+                            n.timeout_seconds, n.tls.enabled, n.tls.verify_peer,
+                            n.tls.ca_file, n.tls.cert_file, n.tls.key_file};
+}
 
 nlohmann::json WithWarnings(const NodeChange& c) {
   nlohmann::json j = NodeToJson(c.node);
@@ -56,12 +64,69 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
                                              "available in this version"},
                                  {"latency_ms", 0}});
     }
-    dicom::EchoRequest rq{n->host, n->port, n->ae_title,
-                          n->calling_ae_title.empty() ? s.settings.ae_title : n->calling_ae_title,
-                          n->timeout_seconds, n->tls.enabled, n->tls.verify_peer,
-                          n->tls.ca_file, n->tls.cert_file, n->tls.key_file};
-    dicom::EchoResult r = dicom::Echo(rq);
+    dicom::EchoResult r = dicom::Echo(Peer(*n, s.settings));
     SendJson(res, 200, {{"ok", r.ok}, {"message", r.message}, {"latency_ms", r.latency_ms}});
+  });
+}
+
+void AddFindRoute(httplib::Server& srv, Services& s) {
+  Post(srv, R"(/api/nodes/([^/]+)/find)", [&s](const httplib::Request& req, httplib::Response& res,
+                                                const std::string& raw) {
+    auto n = s.nodes.Get(req.matches[1]);
+    if (!n) return SendError(res, n.error());
+    auto body = ParseBody(raw, res);
+    if (!body) return;
+    if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object");
+    for (auto it = body->begin(); it != body->end(); ++it) {
+      if (it.key() != "level" && it.key() != "query" && it.key() != "limit") {
+        return SendError(res, 400, "unknown field '" + it.key() + "'", it.key());
+      }
+    }
+    if (!n->queryable) {
+      return SendError(res, 409,
+                       "node '" + n->name + "' is not queryable; set queryable to true if it "
+                       "answers C-FIND", "queryable");
+    }
+    if (n->type != NodeType::kDimse) {
+      return SendError(res, 501, "querying DICOMweb nodes (QIDO-RS) is not available yet");
+    }
+    dicom::FindRequest rq;
+    rq.peer = Peer(*n, s.settings);
+    rq.patient_root = n->patient_root;
+    rq.charset = n->query_charset;
+    rq.max_results = static_cast<size_t>(n->max_results);
+    if (!body->contains("level") || !(*body)["level"].is_string()) {
+      return SendError(res, 400, "level must be PATIENT, STUDY, SERIES or IMAGE", "level");
+    }
+    rq.level = (*body)["level"].get<std::string>();
+    if (body->contains("query")) {
+      const auto& q = (*body)["query"];
+      if (!q.is_object()) return SendError(res, 400, "query must be an object of keyword: value", "query");
+      for (auto it = q.begin(); it != q.end(); ++it) {
+        if (!it->is_string()) {
+          return SendError(res, 400, "query values are strings", "query." + it.key());
+        }
+        rq.keys.emplace_back(it.key(), it->get<std::string>());
+      }
+    }
+    if (body->contains("limit")) {
+      const auto& l = (*body)["limit"];
+      if (!l.is_number_integer() || l.get<int64_t>() < 1) {
+        return SendError(res, 400, "limit must be a positive integer", "limit");
+      }
+      rq.max_results = std::min<size_t>(rq.max_results, static_cast<size_t>(l.get<int64_t>()));
+    }
+    auto found = dicom::Find(rq);
+    if (!found) {
+      const Error& e = found.error();
+      if (e.code == Code::kUnavailable || e.code == Code::kTimeout) {
+        return SendError(res, e.code == Code::kTimeout ? 504 : 502, "Connection failed: " + e.message);
+      }
+      return SendError(res, e);
+    }
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& r : found->rows) rows.push_back(r);
+    SendJson(res, 200, {{"results", rows}, {"truncated", found->truncated}});
   });
 }
 

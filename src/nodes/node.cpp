@@ -65,7 +65,7 @@ const std::set<std::string> kNodeFields{
     "name", "type", "description", "queryable", "storable", "default_query_retrieve",
     "default_storage", "locked", "tls", "ae_title", "host", "port", "retrieve_method",
     "calling_ae_title", "move_destination", "listen_port", "preferred_transfer_syntax",
-    "max_associations", "timeout_seconds", "url", "qido", "wado", "stow", "stow_multipart",
+    "max_associations", "timeout_seconds", "patient_root", "query_charset", "max_results", "url", "qido", "wado", "stow", "stow_multipart",
     "auth", "headers", "schedule", "max_bytes_per_second", "mwl", "mwl_charset", "mpps",
     "warnings"};
 const std::set<std::string> kTlsFields{"enabled", "verify_peer", "verify_hostname",
@@ -91,7 +91,7 @@ Result<Node> NodeFromJson(const json& j) {
   if (auto k = r.CheckKnown(kNodeFields); !k) return tl::unexpected(k.error());
   Node n;
   std::string type = "dimse", method = "auto";
-  int64_t port = 104, listen_port = 0, max_assoc = 2, timeout = 10, max_bps = 0;
+  int64_t port = 104, listen_port = 0, max_assoc = 2, timeout = 10, max_bps = 0, max_results = 1000;
   r.Str("name", n.name);
   r.Str("type", type);
   r.Str("description", n.description);
@@ -109,6 +109,9 @@ Result<Node> NodeFromJson(const json& j) {
   r.Str("preferred_transfer_syntax", n.preferred_transfer_syntax);
   r.Int("max_associations", max_assoc);
   r.Int("timeout_seconds", timeout);
+  r.Bool("patient_root", n.patient_root);
+  r.Str("query_charset", n.query_charset);
+  r.Int("max_results", max_results);
   r.Str("url", n.url);
   r.Bool("qido", n.qido);
   r.Bool("wado", n.wado);
@@ -147,6 +150,20 @@ Result<Node> NodeFromJson(const json& j) {
     return Fail(Code::kInvalidArgument, "timeout_seconds must be between 1 and 3600", "timeout_seconds");
   }
   n.timeout_seconds = static_cast<int>(timeout);
+  if (max_results < 1 || max_results > 100000) {
+    return Fail(Code::kInvalidArgument, "max_results must be between 1 and 100000", "max_results");
+  }
+  n.max_results = static_cast<int>(max_results);
+  static const std::set<std::string> kCharsets{
+      "", "none", "ISO_IR 192", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110",
+      "ISO_IR 144", "ISO_IR 127", "ISO_IR 126", "ISO_IR 138", "ISO_IR 148", "ISO_IR 166",
+      "ISO_IR 13", "GB18030", "GBK"};
+  if (!kCharsets.count(n.query_charset)) {
+    return Fail(Code::kInvalidArgument,
+                "query_charset must be a DICOM Specific Character Set (e.g. \"ISO_IR 192\", "
+                "\"ISO_IR 100\") or \"none\"",
+                "query_charset");
+  }
   if (max_bps < 0) {
     return Fail(Code::kInvalidArgument, "max_bytes_per_second must be 0 (unlimited) or more", "max_bytes_per_second");
   }
@@ -272,6 +289,9 @@ json NodeToJson(const Node& n, bool with_secrets) {
     j["preferred_transfer_syntax"] = n.preferred_transfer_syntax;
     j["max_associations"] = n.max_associations;
     j["timeout_seconds"] = n.timeout_seconds;
+    j["patient_root"] = n.patient_root;
+    j["query_charset"] = n.query_charset;
+    j["max_results"] = n.max_results;
   } else {
     j["url"] = n.url;
     j["qido"] = n.qido;

@@ -48,6 +48,9 @@ struct Node {
   std::string preferred_transfer_syntax;
   int max_associations = 2;
   int timeout_seconds = 10;
+  bool patient_root = false;      // query with the Patient Root model (else Study Root)
+  std::string query_charset;      // Specific Character Set of queries: "" = ISO_IR 192; "none"
+  int max_results = 1000;         // C-FIND answers kept per query; the rest is canceled
   // DICOMweb
   std::string url;
   bool qido = true, wado = true, stow = true, stow_multipart = true;

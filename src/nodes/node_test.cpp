@@ -143,3 +143,26 @@ TEST(NodeJson, RefusesEmptyName) {
 
 }  // namespace
 }  // namespace pb
+
+namespace pb {
+namespace {
+TEST(NodeJson, QuerySettings) {
+  nlohmann::json j{{"name", "p"}, {"ae_title", "P"}, {"host", "h"}, {"port", 104}};
+  auto n = NodeFromJson(j);
+  ASSERT_TRUE(n);
+  EXPECT_FALSE(n->patient_root);
+  EXPECT_EQ(n->max_results, 1000);
+  j["query_charset"] = "latin1";
+  EXPECT_EQ(NodeFromJson(j).error().field, "query_charset");
+  j["query_charset"] = "ISO_IR 100";
+  j["max_results"] = 0;
+  EXPECT_EQ(NodeFromJson(j).error().field, "max_results");
+  j["max_results"] = 5;
+  j["patient_root"] = true;
+  auto m = NodeFromJson(j);
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->query_charset, "ISO_IR 100");
+  EXPECT_TRUE(m->patient_root);
+}
+}  // namespace
+}  // namespace pb

@@ -388,7 +388,8 @@ class Orthanc(_Process):
 
     name = "orthanc"
 
-    def __init__(self, workdir, aet="ORTHANC"):
+    def __init__(self, workdir, aet="ORTHANC", extra=None):
+        """extra: entries merged into Orthanc's configuration (e.g. DicomModalities)."""
         super().__init__(workdir)
         self.aet = aet
         self.dicom_port = free_port()
@@ -413,6 +414,7 @@ class Orthanc(_Process):
             "DicomAlwaysAllowStore": True,
             "HttpServerEnabled": True,
             "DicomServerEnabled": True,
+            **(extra or {}),
         }, indent=2), "utf-8")
 
     @property

@@ -1,0 +1,35 @@
+#pragma once
+// C-FIND SCU at PATIENT, STUDY, SERIES and IMAGE level (Study Root, or Patient Root where the
+// node needs it). Matching keys by DICOM keyword or "(gggg,eeee)"; each level has sensible
+// return keys and takes extra ones. Answers are converted to UTF-8 from whatever character set
+// the peer answers in. Thread-safe; each call opens its own association.
+#include <cstddef>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/result.h"
+#include "dicom/peer.h"
+
+namespace pb::dicom {
+
+struct FindRequest {
+  PeerRequest peer;
+  std::string level;  // PATIENT, STUDY, SERIES, IMAGE (case-insensitive)
+  bool patient_root = false;
+  std::vector<std::pair<std::string, std::string>> keys;  // keyword or (gggg,eeee) → value
+  std::string charset = "ISO_IR 192";  // Specific Character Set of the query; "none": send none
+  size_t max_results = 1000;
+};
+
+struct FindResult {
+  std::vector<std::map<std::string, std::string>> rows;  // keyword → UTF-8 value
+  bool truncated = false;  // max_results reached: the rest was canceled (C-CANCEL)
+};
+
+// Errors: kInvalidArgument naming the field ("level", "query.Foo"), kUnavailable/kTimeout with
+// the connection diagnosis, kInternal for a failed C-FIND status.
+Result<FindResult> Find(const FindRequest& request);
+
+}  // namespace pb::dicom
