@@ -40,12 +40,16 @@ class FindTests(harness.E2ETestCase):
         cls._peers.append(cls.server)
         cls.addClassCleanup(cls.server.stop_and_check)
         cls.server.start()
-        for name, queryable in (("orthanc", True), ("not-queryable", False)):
-            status, body = cls.server.api("POST", "/api/nodes", {
-                "name": name, "ae_title": "ORTHANC", "host": "127.0.0.1",
-                "port": cls.orthanc.dicom_port, "queryable": queryable})
+        for name, extra in (("orthanc", {"queryable": True}),
+                            ("not-queryable", {"queryable": False}),
+                            ("latin1", {"queryable": True, "query_charset": "ISO_IR 100"}),
+                            ("no-charset", {"queryable": True, "query_charset": "none"})):
+            body = {"name": name, "ae_title": "ORTHANC", "host": "127.0.0.1",
+                    "port": cls.orthanc.dicom_port}
+            body.update(extra)
+            status, answer = cls.server.api("POST", "/api/nodes", body)
             if status != 201:
-                raise AssertionError(body)
+                raise AssertionError(answer)
 
     def find(self, level, query=None, node="orthanc", **extra):
         body = {"level": level, "query": query or {}}
@@ -65,6 +69,16 @@ class FindTests(harness.E2ETestCase):
 
     def test_non_ascii_name_round_trips(self):
         status, body = self.find("STUDY", {"PatientName": "Müller*"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual([r["PatientName"] for r in body["results"]], ["Müller^Hans"])
+
+    def test_query_sent_in_latin1_finds_the_same(self):
+        status, body = self.find("STUDY", {"PatientName": "Müller*"}, node="latin1")
+        self.assertEqual(status, 200, body)
+        self.assertEqual([r["PatientName"] for r in body["results"]], ["Müller^Hans"])
+
+    def test_query_without_character_set(self):
+        status, body = self.find("STUDY", {"PatientID": "MUL1"}, node="no-charset")
         self.assertEqual(status, 200, body)
         self.assertEqual([r["PatientName"] for r in body["results"]], ["Müller^Hans"])
 
