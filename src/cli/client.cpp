@@ -69,6 +69,19 @@ int CallAndReport(const ServerOptions& server, const std::string& method, const 
   return 0;
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValues(
+    const std::vector<std::string>& args) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& a : args) {
+    auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Fail(Code::kInvalidArgument, fmt::format("'{}' must be KEYWORD=VALUE", a), a);
+    }
+    out.emplace_back(a.substr(0, eq), a.substr(eq + 1));
+  }
+  return out;
+}
+
 void PrintTable(const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(header.size());

@@ -1,6 +1,8 @@
 #pragma once
 // A small REST client for the CLI: base URL, optional basic auth, JSON in and out.
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -29,6 +31,10 @@ std::string ErrorText(const Reply& reply);
 // Warnings in the answer go to stderr.
 int CallAndReport(const ServerOptions& server, const std::string& method, const std::string& path,
                   const nlohmann::json* body, int ok_status, nlohmann::json& out);
+
+// Splits KEYWORD=VALUE arguments (filters, matching keys); the error names the bad argument.
+Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValues(
+    const std::vector<std::string>& args);
 
 // Prints rows as an aligned text table.
 void PrintTable(const std::vector<std::string>& header,

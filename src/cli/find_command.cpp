@@ -22,16 +22,14 @@ void AddFindCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--password", server->password, "admin password (or $PACSBRIDGE_PASSWORD)");
   cmd->add_flag("--json", *json, "print JSON instead of a table");
   cmd->callback([=, &exit_code] {
-    nlohmann::json body{{"level", *level}, {"query", nlohmann::json::object()}};
-    for (const auto& k : *keys) {
-      auto eq = k.find('=');
-      if (eq == std::string::npos) {
-        std::cerr << "matching key '" << k << "' must be KEYWORD=VALUE\n";
-        exit_code = 2;
-        return;
-      }
-      body["query"][k.substr(0, eq)] = k.substr(eq + 1);
+    auto pairs = ParseKeyValues(*keys);
+    if (!pairs) {
+      std::cerr << "matching key " << pairs.error().message << "\n";
+      exit_code = 2;
+      return;
     }
+    nlohmann::json body{{"level", *level}, {"query", nlohmann::json::object()}};
+    for (const auto& [k, v] : *pairs) body["query"][k] = v;
     if (*limit > 0) body["limit"] = *limit;
     nlohmann::json answer;
     if ((exit_code = CallAndReport(*server, "POST", "/api/nodes/" + *node + "/find", &body, 200, answer))) return;

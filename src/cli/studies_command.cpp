@@ -17,16 +17,13 @@ void AddStudiesCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--password", server->password, "admin password (or $PACSBRIDGE_PASSWORD)");
   cmd->add_flag("--json", *json, "print JSON instead of a table");
   cmd->callback([=, &exit_code] {
-    httplib::Params params;
-    for (const auto& f : *filters) {
-      auto eq = f.find('=');
-      if (eq == std::string::npos) {
-        std::cerr << "filter '" << f << "' must be KEYWORD=VALUE\n";
-        exit_code = 2;
-        return;
-      }
-      params.emplace(f.substr(0, eq), f.substr(eq + 1));
+    auto pairs = ParseKeyValues(*filters);
+    if (!pairs) {
+      std::cerr << "filter " << pairs.error().message << "\n";
+      exit_code = 2;
+      return;
     }
+    httplib::Params params(pairs->begin(), pairs->end());
     std::string path = "/api/studies";
     if (!params.empty()) path += "?" + httplib::detail::params_to_query_str(params);
     nlohmann::json studies;

@@ -55,7 +55,10 @@ Result<int> HttpApi::Start(const std::string& host, int port) {
                 "server.http_listen");
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
-  while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 1000 && !server_->is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!server_->is_running()) return Fail(Code::kUnavailable, "the HTTP server did not start");
   return bound;
 }
 

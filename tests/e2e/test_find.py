@@ -134,6 +134,22 @@ class FindTests(harness.E2ETestCase):
         self.assertTrue(body["error"].startswith("Connection failed:"), body)
         self.assertIn("STRANGER", body["error"])
 
+    def test_peer_that_never_answers_times_out(self):
+        silent = harness.SilentListener()
+        self.addCleanup(silent.close)
+        status, body = self.server.api("POST", "/api/nodes", {
+            "name": "silent", "ae_title": "ORTHANC", "host": "127.0.0.1", "port": silent.port,
+            "queryable": True, "timeout_seconds": 2})
+        self.assertEqual(status, 201, body)
+        status, body = self.find("STUDY", node="silent")
+        self.assertEqual(status, 504, body)
+        self.assertIn("timed out", body["error"])
+
+    def test_cli_find_refuses_a_malformed_key(self):
+        cp = self.server.cli("find", "orthanc", "PatientID")
+        self.assertEqual(cp.returncode, 2, harness.proc_output(cp))
+        self.assertIn("KEYWORD=VALUE", cp.stderr)
+
     def test_cli_find_prints_a_table(self):
         cp = self.server.cli("find", "orthanc", "PatientID=DOE1")
         self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
