@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   pb::cli::AddNodesCommand(app, exit_code);
   pb::cli::AddStudiesCommand(app, exit_code);
   pb::cli::AddFindCommand(app, exit_code);
+  pb::cli::AddRetrieveCommand(app, exit_code);
+  pb::cli::AddJobsCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -11,7 +11,10 @@
 #include "config/settings.h"
 #include "dicom/network.h"
 #include "http/api.h"
+#include "dicom/retrieve.h"
 #include "ingest/pipeline.h"
+#include "jobs/job_service.h"
+#include "jobs/retrieve_job.h"
 #include "nodes/registry.h"
 #include "receivers/receiver.h"
 
@@ -21,6 +24,8 @@ namespace {
 bool IsLoopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
+
+constexpr int kJobWorkers = 2;  // jobs running at once; each holds one association at a time
 
 int Fatal(const std::string& message) {
   std::cerr << "pacsbridge: " << message << "\n";
@@ -66,8 +71,23 @@ int Serve(const std::string& config_file) {
   if (!recovered) return Fatal("cannot index the instances of the last run's journal: " + recovered.error().message);
   if (*recovered > 0) spdlog::info("indexed {} instance(s) stored just before the last stop", *recovered);
   ReceiverService receivers(pipeline, cfg.max_associations);
+  NodeRegistry& registry = **nodes;
+  receivers.SetPreferredTransferSyntax([&registry](const std::string& calling_ae) {
+    for (const Node& n : registry.List()) {
+      if (n.ae_title == calling_ae && !n.preferred_transfer_syntax.empty()) {
+        return dicom::TransferSyntaxUid(n.preferred_transfer_syntax);
+      }
+    }
+    return std::string();
+  });
   if (auto r = receivers.Start(cfg.receivers); !r) return Fatal(r.error().message);
-  http::HttpApi api(http::Services{cfg, **nodes, **db, blobs, receivers, pipeline});
+  JobService jobs(**db, kJobWorkers);
+  RetrieveRunner retrieve(registry, pipeline, **db, cfg.ae_title, [&receivers] { return receivers.List(); });
+  jobs.Register("retrieve", retrieve);
+  auto interrupted = jobs.Start();
+  if (!interrupted) return Fatal(interrupted.error().message);
+  if (*interrupted > 0) spdlog::warn("{} job(s) were running when the server last stopped: marked interrupted", *interrupted);
+  http::HttpApi api(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs});
   auto port = api.Start(cfg.http_host, cfg.http_port);
   if (!port) return Fatal(port.error().message);
   spdlog::info("PACS Bridge ready: HTTP on {}:{}, AE title {}, data in {}", cfg.http_host, *port,
@@ -77,6 +97,7 @@ int Serve(const std::string& config_file) {
   sigwait(&signals, &sig);
   spdlog::info("{} received: stopping (finishing in-flight transfers)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   api.Stop();
+  jobs.Stop();  // running retrieves are canceled at the peer and end interrupted
   receivers.Stop();
   spdlog::info("stopped");
   return 0;

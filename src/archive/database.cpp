@@ -8,40 +8,20 @@
 #include <soci/soci.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include "archive/database_impl.h"
+#include "core/clock.h"
 #include "archive/migrations.h"
 
 namespace pb {
-namespace {
+namespace db {
 
-constexpr int kReadPool = 4;
-
-std::string NowIso() {
-  auto now = std::chrono::system_clock::now();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string NowIso() { return UtcNowIso(); }
 
 Error DbError(const std::exception& e, std::string_view what) {
   std::string msg = e.what();
   Code code = Code::kIoError;
   if (msg.find("full") != std::string::npos) code = Code::kOutOfSpace;
   return Error{code, fmt::format("index database: {}: {}", what, msg), ""};
-}
-
-// DICOM wildcard matching → SQL LIKE pattern (escape char '\').
-std::string ToLike(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '*') out += '%';
-    else if (c == '?') out += '_';
-    else if (c == '%' || c == '_' || c == '\\') { out += '\\'; out += c; }
-    else out += c;
-  }
-  return out;
 }
 
 std::string Str(const soci::row& r, std::size_t i) {
@@ -57,6 +37,27 @@ int64_t Int(const soci::row& r, std::size_t i) {
     case soci::dt_double: return static_cast<int64_t>(r.get<double>(i));
     default: return std::stoll(r.get<std::string>(i));
   }
+}
+
+}  // namespace db
+
+using db::DbError;
+using db::Int;
+using db::NowIso;
+using db::Str;
+
+namespace {
+
+// DICOM wildcard matching → SQL LIKE pattern (escape char '\').
+std::string ToLike(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '*') out += '%';
+    else if (c == '?') out += '_';
+    else if (c == '%' || c == '_' || c == '\\') { out += '\\'; out += c; }
+    else out += c;
+  }
+  return out;
 }
 
 // A query with a variable number of string parameters.
@@ -115,8 +116,6 @@ void Configure(soci::session& s, bool full_sync) {
 
 }  // namespace
 
-namespace {
-
 // The index writes, prepared once on the writer connection and bound to the fields of `rec`
 // (SQLite would otherwise parse five statements per instance). `series_pk` caches the series
 // already written, so an instance of a known series costs one lookup and one insert.
@@ -169,15 +168,7 @@ struct IndexWriter {
   soci::statement patient, study, series, instance;
 };
 
-}  // namespace
-
-struct Database::Impl {
-  std::string conn;
-  soci::connection_pool pool{kReadPool};
-  soci::session writer;
-  std::mutex writer_mu;  // one WriteBatch at a time (node writes also use the writer)
-  std::unique_ptr<IndexWriter> index_writer;
-};
+Database::Impl::~Impl() = default;
 
 Database::Database(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Database::~Database() = default;

@@ -38,6 +38,22 @@ class Database {
   Result<bool> StudyExists(const std::string& study_uid);
   Result<bool> SeriesExists(const std::string& series_uid);
 
+  // Which of these SOP Instance UIDs the index holds.
+  Result<std::vector<std::string>> PresentInstances(const std::vector<std::string>& sop_uids);
+
+  // Jobs (job_table.cpp). Insert returns the new id; Update writes every mutable column.
+  Result<int64_t> InsertJob(const JobRow& job);
+  Result<void> UpdateJob(const JobRow& job);
+  Result<std::optional<JobRow>> GetJob(int64_t id);
+  Result<std::vector<JobRow>> ListJobs(const JobFilter& filter);  // newest first
+  // At start: jobs left `running` by the last run end as `partial` (something had arrived) or
+  // `failed`, flagged interrupted, with `error`. Returns how many.
+  Result<int> InterruptRunningJobs(const std::string& error);
+
+  // Run-time facts about nodes ("" when unknown).
+  Result<std::string> GetNodeState(const std::string& node, const std::string& key);
+  Result<void> SetNodeState(const std::string& node, const std::string& key, const std::string& value);
+
   // Index writes, for the ingest indexer only (single thread).
   class WriteBatch;
   Result<std::unique_ptr<WriteBatch>> BeginBatch();

@@ -41,4 +41,21 @@ struct StudyFilter {
   int offset = 0;
 };
 
+// A job as stored: the columns the queue needs, the rest as JSON owned by the job kind.
+struct JobRow {
+  int64_t id = 0;
+  std::string type, state, node;
+  std::string params = "{}", progress = "{}", result = "{}";  // JSON text
+  std::string error;
+  bool interrupted = false;
+  int priority = 0, attempts = 0;
+  int64_t retry_of = 0;  // 0: none
+  std::string created_at, started_at, finished_at, updated_at;
+};
+
+struct JobFilter {
+  std::string state, type, node;
+  int limit = 100;
+};
+
 }  // namespace pb

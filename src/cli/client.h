@@ -32,6 +32,10 @@ std::string ErrorText(const Reply& reply);
 int CallAndReport(const ServerOptions& server, const std::string& method, const std::string& path,
                   const nlohmann::json* body, int ok_status, nlohmann::json& out);
 
+// Polls a job until it ends, showing progress on stderr (a bar on a terminal, a line every 2 s
+// otherwise), then prints it; 0 if it succeeded, else 1 with the reason on stderr.
+int FollowJob(const ServerOptions& server, const std::string& id, bool json);
+
 // Splits KEYWORD=VALUE arguments (filters, matching keys); the error names the bad argument.
 Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValues(
     const std::vector<std::string>& args);

@@ -12,6 +12,8 @@ const char* CodeName(Code code) {
     case Code::kTimeout: return "timeout";
     case Code::kIoError: return "io_error";
     case Code::kOutOfSpace: return "out_of_space";
+    case Code::kUnsupported: return "unsupported";
+    case Code::kConflict: return "conflict";
     case Code::kInternal: return "internal";
   }
   return "internal";

@@ -17,6 +17,8 @@ enum class Code {
   kTimeout,
   kIoError,          // disk, database
   kOutOfSpace,
+  kUnsupported,      // the peer (or this build) does not offer the operation asked for
+  kConflict,         // the state of the resource does not allow the operation
   kInternal,
 };
 

@@ -1,7 +1,9 @@
 #include "dicom/scu.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <dcmtk/dcmnet/dimse.h>
 #include <fmt/format.h>
@@ -115,6 +117,34 @@ T_ASC_PresentationContextID ScuAssociation::ContextFor(const char* abstract_synt
   return ASC_findAcceptedPresentationContextID(assoc_, abstract_syntax);
 }
 
+// The source address the kernel picks for the peer's address: a connected UDP socket sends
+// nothing, and DCMTK does not expose the association's own socket.
+std::string ScuAssociation::LocalAddress() const {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_NUMERICHOST;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(address_.c_str(), std::to_string(port_).c_str(), &hints, &res) != 0) return {};
+  std::string out;
+  int fd = ::socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "";
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, host, sizeof host);
+      } else if (ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, host, sizeof host);
+      }
+    }
+    out = host;
+  }
+  if (fd >= 0) ::close(fd);
+  freeaddrinfo(res);
+  return out;
+}
+
 void ScuAssociation::Release() {
   if (open_) ASC_releaseAssociation(assoc_);
   open_ = false;
@@ -133,6 +163,8 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
   if (address.empty()) return fail(resolve_error);
   std::unique_ptr<ScuAssociation> a(new ScuAssociation);
   a->where_ = JoinHostPort(rq.host, rq.port);
+  a->address_ = address;
+  a->port_ = rq.port;
   const std::string& where = a->where_;
 
   OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, rq.timeout_seconds, &a->net_);
@@ -150,7 +182,7 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
   T_ASC_PresentationContextID id = 1;
   for (const ProposedContext& c : contexts) {
     std::vector<const char*> ts = c.transfer_syntaxes;
-    ASC_addPresentationContext(a->params_, id, c.abstract_syntax, ts.data(), static_cast<int>(ts.size()));
+    ASC_addPresentationContext(a->params_, id, c.abstract_syntax, ts.data(), static_cast<int>(ts.size()), c.role);
     id += 2;
   }
 

@@ -17,6 +17,7 @@ namespace pb::dicom {
 struct ProposedContext {
   const char* abstract_syntax;
   std::vector<const char*> transfer_syntaxes;
+  T_ASC_SC_ROLE role = ASC_SC_ROLE_DEFAULT;  // ASC_SC_ROLE_SCP: we take C-STOREs (C-GET)
 };
 
 class ScuAssociation {
@@ -31,6 +32,8 @@ class ScuAssociation {
   void Release();
   void Abort();
   const std::string& where() const { return where_; }
+  // Our own address on this association's connection, as the peer sees it ("" if unknown).
+  std::string LocalAddress() const;
 
  private:
   friend Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest&,
@@ -42,6 +45,8 @@ class ScuAssociation {
   T_ASC_Association* assoc_ = nullptr;
   bool open_ = false;
   std::string where_;
+  std::string address_;  // the resolved peer address
+  uint16_t port_ = 0;
 };
 
 // Opens an association proposing `contexts` (IDs 1, 3, 5, ...). The error message is the reason

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -21,7 +22,6 @@
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
-#include <dcmtk/dcmdata/dcostrmf.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/assoc.h>
 #include <dcmtk/dcmnet/dimse.h>
@@ -29,8 +29,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "dicom/header.h"
 #include "dicom/network.h"
+#include "dicom/store_receive.h"
 
 namespace pb::dicom {
 namespace {
@@ -126,48 +126,6 @@ void SetNoDelay(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-// Passes a data set through to the file stream and keeps its first bytes, so the header can be
-// parsed without reading the file back (the base-from-member idiom: the consumer exists before
-// the stream that uses it).
-constexpr size_t kHeadBytes = 64 * 1024;
-
-class HeadKeeper : public DcmConsumer {
- public:
-  explicit HeadKeeper(DcmOutputStream& target) : target_(target) {}
-  OFBool good() const override { return target_.good(); }
-  OFCondition status() const override { return target_.status(); }
-  OFBool isFlushed() const override { return target_.isFlushed(); }
-  offile_off_t avail() const override { return target_.avail(); }
-  offile_off_t write(const void* buf, offile_off_t len) override {
-    if (head_.size() < kHeadBytes) {
-      size_t take = std::min<size_t>(kHeadBytes - head_.size(), static_cast<size_t>(len));
-      head_.append(static_cast<const char*>(buf), take);
-    }
-    offile_off_t written = target_.write(buf, len);
-    total_ += written;
-    return written;
-  }
-  void flush() override { target_.flush(); }
-  std::string TakeHead() { return std::move(head_); }
-  uint64_t total() const { return total_; }
-
- private:
-  DcmOutputStream& target_;
-  std::string head_;
-  uint64_t total_ = 0;
-};
-
-struct HeadKeeperBase {
-  explicit HeadKeeperBase(DcmOutputStream& target) : keeper(target) {}
-  HeadKeeper keeper;
-};
-
-class TeeStream : private HeadKeeperBase, public DcmOutputStream {
- public:
-  explicit TeeStream(DcmOutputStream& target) : HeadKeeperBase(target), DcmOutputStream(&keeper) {}
-  HeadKeeper& data() { return keeper; }
-};
-
 struct Connection {
   int fd = -1;
   std::string peer;
@@ -209,9 +167,6 @@ struct AssociationServer::Impl {
   struct Tally {
     int stored = 0, refused = 0;
   };
-  bool HandleStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
-                   T_DIMSE_C_StoreRQ& req, const std::string& calling, const std::string& peer,
-                   Tally& tally);
 };
 
 Result<void> AssociationServer::Impl::Listen() {
@@ -391,9 +346,18 @@ void AssociationServer::Impl::Serve(Connection c) {
                            UID_LittleEndianImplicitTransferSyntax,
                            UID_BigEndianExplicitTransferSyntax};
   ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, verification, 1, echo_ts, 3);
+  std::vector<const char*> syntaxes(kTransferSyntaxes, kTransferSyntaxes + kTransferSyntaxCount);
+  std::string preferred;
+  if (opt.preferred_transfer_syntax) preferred = opt.preferred_transfer_syntax(calling_ae);
+  if (!preferred.empty()) {
+    auto it = std::find(syntaxes.begin(), syntaxes.end(), preferred);
+    if (it != syntaxes.end()) syntaxes.erase(it);
+    syntaxes.insert(syntaxes.begin(), preferred.c_str());
+  }
+  const int syntax_count = static_cast<int>(syntaxes.size());
   ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, dcmAllStorageSOPClassUIDs,
                                                   numberOfDcmAllStorageSOPClassUIDs,
-                                                  kTransferSyntaxes, kTransferSyntaxCount);
+                                                  syntaxes.data(), syntax_count);
   // SOP classes DCMTK does not know (private or newer than its dictionary) are taken as storage
   // classes: a vendor's private objects must not be refused. Known non-storage classes (query,
   // worklist, ...) stay refused.
@@ -410,7 +374,7 @@ void AssociationServer::Impl::Serve(Connection c) {
     for (const auto& u : unknown) uids.push_back(u.c_str());
     ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, uids.data(),
                                                     static_cast<int>(uids.size()),
-                                                    kTransferSyntaxes, kTransferSyntaxCount);
+                                                    syntaxes.data(), syntax_count);
   }
   if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
     spdlog::warn("receiver {}: association from {}@{} proposed nothing we accept", opt.ae_title,
@@ -477,9 +441,13 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const std
       case DIMSE_C_ECHO_RQ:
         cond = DIMSE_sendEchoResponse(assoc, pres, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
         break;
-      case DIMSE_C_STORE_RQ:
-        if (!HandleStore(assoc, pres, msg.msg.CStoreRQ, calling, peer, tally)) return;
+      case DIMSE_C_STORE_RQ: {
+        uint16_t answered = 0;
+        StoreContext ctx{"receiver " + opt.ae_title, calling, opt.ae_title, peer};
+        if (ReceiveStore(assoc, pres, msg.msg.CStoreRQ, sink, ctx, answered) == StoreEnd::kAssociationLost) return;
+        (answered == status::kSuccess ? tally.stored : tally.refused)++;
         break;
+      }
       default:
         spdlog::info("receiver {}: unsupported DIMSE command 0x{:04x} from {}; aborting",
                      opt.ae_title, static_cast<unsigned>(msg.CommandField), peer);
@@ -491,88 +459,6 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const std
       return;
     }
   }
-}
-
-bool AssociationServer::Impl::HandleStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
-                                          T_DIMSE_C_StoreRQ& req, const std::string& calling,
-                                          const std::string& peer, Tally& tally) {
-  T_DIMSE_C_StoreRSP rsp{};
-  rsp.MessageIDBeingRespondedTo = req.MessageID;
-  rsp.DataSetType = DIMSE_DATASET_NULL;
-  OFStandard::strlcpy(rsp.AffectedSOPClassUID, req.AffectedSOPClassUID, sizeof rsp.AffectedSOPClassUID);
-  OFStandard::strlcpy(rsp.AffectedSOPInstanceUID, req.AffectedSOPInstanceUID, sizeof rsp.AffectedSOPInstanceUID);
-  rsp.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
-
-  std::filesystem::path temp = sink.NewTempPath();
-  DcmOutputFileStream* created = nullptr;
-  OFCondition cond = DIMSE_createFilestream(temp.c_str(), &req, assoc, pres, OFTrue, &created);
-  std::unique_ptr<DcmOutputFileStream> stream(created);
-  StoreAnswer answer;
-  if (cond.bad()) {
-    spdlog::error("receiver {}: cannot create {}: {}", opt.ae_title, temp.string(), cond.text());
-    DIC_UL bytes = 0, pdvs = 0;
-    cond = DIMSE_ignoreDataSet(assoc, DIMSE_BLOCKING, 0, &bytes, &pdvs);
-    answer = {status::kOutOfResources, "cannot create a file in the data directory"};
-  } else {
-    const offile_off_t meta_size = stream->tell();
-    std::optional<TeeStream> tee(std::in_place, *stream);
-    cond = DIMSE_receiveDataSetInFile(assoc, DIMSE_BLOCKING, 0, &pres, &*tee, nullptr, nullptr);
-    bool write_ok = stream->good() && cond != DIMSE_OUTOFRESOURCES;
-    if (cond == DIMSE_OUTOFRESOURCES) cond = EC_Normal;  // DCMTK read the rest of the data set
-    tee->flush();
-    const uint64_t received = tee->data().total();
-    std::string head = tee->data().TakeHead();
-    tee.reset();
-    stream.reset();  // closes the file: buffered bytes may still fail to reach the disk here
-    std::error_code size_ec;
-    if (write_ok && cond.good() &&
-        std::filesystem::file_size(temp, size_ec) != static_cast<uintmax_t>(meta_size) + received) {
-      write_ok = false;
-    }
-    if (!write_ok && cond.good()) {
-      spdlog::error("receiver {}: cannot write a data set from {}@{} to {} (disk full?)",
-                    opt.ae_title, calling, peer, temp.parent_path().string());
-    }
-    if (cond.bad() || !write_ok) {
-      std::error_code ec;
-      std::filesystem::remove(temp, ec);
-      if (cond.bad()) {
-        spdlog::warn("receiver {}: data set from {}@{} not received completely: {}", opt.ae_title,
-                     calling, peer, cond.text());
-        ASC_abortAssociation(assoc);
-        return false;
-      }
-      answer = {status::kOutOfResources, "cannot write the data set to disk (disk full?)"};
-    } else {
-      T_ASC_PresentationContext pc;
-      ASC_findAcceptedPresentationContext(assoc->params, pres, &pc);
-      IncomingInstance in{temp, req.AffectedSOPClassUID, req.AffectedSOPInstanceUID,
-                          pc.acceptedTransferSyntax, calling, opt.ae_title, peer,
-                          static_cast<int64_t>(meta_size) + static_cast<int64_t>(received), {}};
-      if (auto h = ReadHeaderFromBuffer(head, received <= kHeadBytes, in.transfer_syntax_uid)) {
-        in.header = std::move(*h);
-      }
-      answer = sink.Store(in);
-    }
-  }
-  if (cond.bad()) {
-    ASC_abortAssociation(assoc);
-    return false;
-  }
-  rsp.DimseStatus = answer.status;
-  (answer.status == status::kSuccess ? tally.stored : tally.refused)++;
-  std::unique_ptr<DcmDataset> detail;
-  if (answer.status != status::kSuccess && !answer.error_comment.empty()) {
-    detail = std::make_unique<DcmDataset>();
-    detail->putAndInsertString(DCM_ErrorComment, answer.error_comment.substr(0, 64).c_str());
-  }
-  cond = DIMSE_sendStoreResponse(assoc, pres, &req, &rsp, detail.get());
-  if (cond.bad()) {
-    spdlog::warn("receiver {}: cannot answer {}@{}: {}", opt.ae_title, calling, peer, cond.text());
-    ASC_abortAssociation(assoc);
-    return false;
-  }
-  return true;
 }
 
 AssociationServer::AssociationServer(ServerOptions options, StoreSink& sink)

@@ -9,6 +9,7 @@
 // Thread-safe: Start/Stop from one thread; the sink is called from worker threads concurrently.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +25,8 @@ struct IncomingInstance {
   std::string sop_class_uid, sop_instance_uid, transfer_syntax_uid;
   std::string calling_ae, called_ae, peer_address;
   int64_t file_size = -1;
+  std::string move_originator_ae;  // set by a PACS sending for a C-MOVE
+  int move_originator_id = -1;
   std::optional<InstanceRecord> header;  // parsed while receiving, when the first bytes held it
 };
 
@@ -49,6 +52,9 @@ struct ServerOptions {
   int dimse_timeout_seconds = 60;  // a data set that stalls this long is abandoned
   int request_timeout_seconds = 5; // time for a new connection to send its A-ASSOCIATE-RQ
   int max_queue_wait_seconds = 20;
+  // The transfer syntax (UID) to choose first for data from a calling AE title, e.g. a node's
+  // preferred compression during a C-MOVE; empty: our default order.
+  std::function<std::string(const std::string& calling_ae)> preferred_transfer_syntax;
 };
 
 class AssociationServer {

@@ -9,6 +9,7 @@
 #include "config/settings.h"
 #include "core/result.h"
 #include "ingest/pipeline.h"
+#include "jobs/job_service.h"
 #include "nodes/registry.h"
 #include "receivers/receiver.h"
 
@@ -25,6 +26,7 @@ struct Services {
   BlobStore& blobs;
   ReceiverService& receivers;
   IngestPipeline& pipeline;
+  JobService& jobs;
 };
 
 class HttpApi {
@@ -46,5 +48,6 @@ void AddSystemRoutes(httplib::Server& srv, Services& s);
 void AddNodeRoutes(httplib::Server& srv, Services& s);
 void AddFindRoute(httplib::Server& srv, Services& s);
 void AddArchiveRoutes(httplib::Server& srv, Services& s);
+void AddJobRoutes(httplib::Server& srv, Services& s);
 
 }  // namespace pb::http

@@ -13,6 +13,8 @@ int HttpStatus(Code code) {
     case Code::kUnavailable: return 503;
     case Code::kTimeout: return 504;
     case Code::kOutOfSpace: return 507;
+    case Code::kUnsupported: return 501;
+    case Code::kConflict: return 409;
     case Code::kIoError:
     case Code::kInternal: return 500;
   }

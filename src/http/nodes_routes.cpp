@@ -8,13 +8,6 @@
 namespace pb::http {
 namespace {
 
-dicom::PeerRequest Peer(const Node& n, const Settings& settings) {
-  return dicom::PeerRequest{n.host, n.port, n.ae_title,
-                            n.calling_ae_title.empty() ? settings.ae_title : n.calling_ae_title,
-                            n.timeout_seconds, n.tls.enabled, n.tls.verify_peer,
-                            n.tls.ca_file, n.tls.cert_file, n.tls.key_file};
-}
-
 nlohmann::json WithWarnings(const NodeChange& c) {
   nlohmann::json j = NodeToJson(c.node);
   j["warnings"] = c.warnings;
@@ -64,7 +57,7 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
                                              "available in this version"},
                                  {"latency_ms", 0}});
     }
-    dicom::EchoResult r = dicom::Echo(Peer(*n, s.settings));
+    dicom::EchoResult r = dicom::Echo(ToPeerRequest(*n, s.settings.ae_title));
     SendJson(res, 200, {{"ok", r.ok}, {"message", r.message}, {"latency_ms", r.latency_ms}});
   });
 }
@@ -91,7 +84,7 @@ void AddFindRoute(httplib::Server& srv, Services& s) {
       return SendError(res, 501, "querying DICOMweb nodes (QIDO-RS) is not available yet");
     }
     dicom::FindRequest rq;
-    rq.peer = Peer(*n, s.settings);
+    rq.peer = ToPeerRequest(*n, s.settings.ae_title);
     rq.patient_root = n->patient_root;
     rq.charset = n->query_charset;
     rq.max_results = static_cast<size_t>(n->max_results);

@@ -136,10 +136,12 @@ IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const In
     std::lock_guard lock(mu_);
     Release(entry.journal);
     if (!placed) return Failed(placed.error(), rec.sop_uid);
+    Announce(rec, src, true);
     return {IngestStatus::kDuplicate, "already in the archive; kept the stored copy", rec.sop_uid};
   }
   IngestStatus status = *placed == BlobStore::Placed::kReplaced ? IngestStatus::kReplaced : IngestStatus::kStored;
   std::string sop = rec.sop_uid;
+  Announce(rec, src, false);
   bool wake;
   {
     std::lock_guard lock(mu_);
@@ -149,6 +151,21 @@ IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const In
   }
   if (wake) wake_.notify_one();
   return {status, "", sop};
+}
+
+void IngestPipeline::Announce(const InstanceRecord& rec, const IngestSource& src, bool was_present) {
+  Arrival a;
+  a.sop_uid = rec.sop_uid;
+  a.sop_class_uid = rec.sop_class_uid;
+  a.study_uid = rec.study_uid;
+  a.series_uid = rec.series_uid;
+  a.bytes = rec.file_size;
+  a.calling_ae = src.calling_ae;
+  a.called_ae = src.called_ae;
+  a.move_originator_ae = src.move_originator_ae;
+  a.move_originator_id = src.move_originator_id;
+  a.was_present = was_present;
+  arrivals_.Publish(a);
 }
 
 Result<void> IngestPipeline::IndexBatch(const std::vector<InstanceRecord>& records) {

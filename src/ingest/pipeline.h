@@ -20,6 +20,7 @@
 #include "archive/blob_store.h"
 #include "archive/database.h"
 #include "config/settings.h"
+#include "ingest/arrivals.h"
 
 namespace pb {
 
@@ -28,6 +29,8 @@ struct IngestSource {
   std::string expected_sop_uid;  // from the C-STORE request; a mismatch is refused
   int64_t size = -1;             // the temp file's size when the caller knows it
   const InstanceRecord* header = nullptr;  // already parsed by the caller (else read from file)
+  std::string move_originator_ae;  // C-STORE sub-operations of a C-MOVE
+  int move_originator_id = -1;
 };
 
 enum class IngestStatus { kStored, kDuplicate, kReplaced, kInvalid, kOutOfSpace, kFailed };
@@ -60,6 +63,8 @@ class IngestPipeline {
   Result<int> Recover();
 
   std::filesystem::path NewTempPath() { return blobs_.NewTempPath(); }
+  // Every instance Ingest() puts in (or finds in) the archive is published here.
+  ArrivalHub& arrivals() { return arrivals_; }
   IngestOutcome Ingest(const std::filesystem::path& temp, const IngestSource& source);
 
   // Waits until every instance stored before the call is indexed (tests, shutdown).
@@ -77,8 +82,11 @@ class IngestPipeline {
   void IndexLoop();
   Result<void> IndexBatch(const std::vector<InstanceRecord>& records);
 
+  void Announce(const InstanceRecord& rec, const IngestSource& src, bool was_present);
+
   BlobStore& blobs_;
   Database& db_;
+  ArrivalHub arrivals_;
   IngestOptions options_;
   std::filesystem::path journal_dir_;
 

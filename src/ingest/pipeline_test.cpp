@@ -49,9 +49,18 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<Database> db_;
 };
 
+IngestSource Source(std::string calling, std::string called, std::string peer, std::string expected) {
+  IngestSource s;
+  s.calling_ae = std::move(calling);
+  s.called_ae = std::move(called);
+  s.peer = std::move(peer);
+  s.expected_sop_uid = std::move(expected);
+  return s;
+}
+
 TEST_F(PipelineTest, StoresAndIndexes) {
   IngestPipeline p(*blobs_, *db_, {});
-  auto out = p.Ingest(Write("1.2.3.4.5"), {"SCU", "US", "127.0.0.1", "1.2.3.4.5"});
+  auto out = p.Ingest(Write("1.2.3.4.5"), Source("SCU", "US", "127.0.0.1", "1.2.3.4.5"));
   EXPECT_EQ(out.status, IngestStatus::kStored) << out.message;
   ASSERT_TRUE(p.Flush());
   auto row = db_->GetInstance("1.2.3.4.5");
@@ -88,6 +97,30 @@ TEST_F(PipelineTest, OverwritesWhenConfigured) {
   EXPECT_EQ((*db_->FindStudies({}))[0].instance_count, 1);
 }
 
+TEST_F(PipelineTest, AnnouncesWhatReachedTheArchiveButNotWhatWasRefused) {
+  IngestPipeline p(*blobs_, *db_, {});
+  std::vector<Arrival> seen;
+  {
+    ArrivalSubscription sub(p.arrivals(), [&](const Arrival& a) { seen.push_back(a); });
+    IngestSource moved = Source("PACS", "US", "127.0.0.1", "");
+    moved.move_originator_ae = "US";
+    moved.move_originator_id = 7;
+    ASSERT_TRUE(p.Ingest(Write("1.2.3.4.5"), moved).ok());
+    ASSERT_TRUE(p.Ingest(Write("1.2.3.4.5"), {}).ok());  // a duplicate: announced as present
+    EXPECT_EQ(p.Ingest(Write("1.2.3.4.6"), Source("", "", "", "1.2.3.4.9")).status,
+              IngestStatus::kInvalid);
+  }
+  ASSERT_TRUE(p.Ingest(Write("1.2.3.4.7"), {}).ok());  // after unsubscribing: not seen
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].sop_uid, "1.2.3.4.5");
+  EXPECT_EQ(seen[0].calling_ae, "PACS");
+  EXPECT_EQ(seen[0].move_originator_ae, "US");
+  EXPECT_EQ(seen[0].move_originator_id, 7);
+  EXPECT_FALSE(seen[0].was_present);
+  EXPECT_GT(seen[0].bytes, 0);
+  EXPECT_TRUE(seen[1].was_present);
+}
+
 TEST_F(PipelineTest, RefusesTruncatedFileAndCleansUp) {
   IngestPipeline p(*blobs_, *db_, {});
   auto path = blobs_->NewTempPath();
@@ -100,7 +133,7 @@ TEST_F(PipelineTest, RefusesTruncatedFileAndCleansUp) {
 
 TEST_F(PipelineTest, RefusesSopInstanceUidMismatch) {
   IngestPipeline p(*blobs_, *db_, {});
-  auto out = p.Ingest(Write("1.2.3.4.5"), {"SCU", "US", "", "1.2.3.4.6"});
+  auto out = p.Ingest(Write("1.2.3.4.5"), Source("SCU", "US", "", "1.2.3.4.6"));
   EXPECT_EQ(out.status, IngestStatus::kInvalid);
   EXPECT_NE(out.message.find("1.2.3.4.6"), std::string::npos);
   EXPECT_EQ(TempFiles(), 0u);

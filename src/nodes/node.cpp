@@ -67,7 +67,7 @@ const std::set<std::string> kNodeFields{
     "calling_ae_title", "move_destination", "listen_port", "preferred_transfer_syntax",
     "max_associations", "timeout_seconds", "patient_root", "query_charset", "max_results", "url", "qido", "wado", "stow", "stow_multipart",
     "auth", "headers", "schedule", "max_bytes_per_second", "mwl", "mwl_charset", "mpps",
-    "warnings"};
+    "warnings", "retrieve_method_learned"};
 const std::set<std::string> kTlsFields{"enabled", "verify_peer", "verify_hostname",
                                        "ca_file", "cert_file", "key_file"};
 const std::set<std::string> kAuthFields{"type", "username", "password", "token", "token_url",
@@ -274,7 +274,12 @@ json NodeToJson(const Node& n, bool with_secrets) {
   j["storable"] = n.storable;
   j["default_query_retrieve"] = n.default_query_retrieve;
   j["default_storage"] = n.default_storage;
-  if (!with_secrets) j["locked"] = n.locked;
+  if (!with_secrets) {
+    j["locked"] = n.locked;
+    j["retrieve_method_learned"] = n.retrieve_method_learned.empty()
+                                       ? nlohmann::json(nullptr)
+                                       : nlohmann::json(n.retrieve_method_learned);
+  }
   j["tls"] = {{"enabled", n.tls.enabled}, {"verify_peer", n.tls.verify_peer},
               {"verify_hostname", n.tls.verify_hostname}, {"ca_file", n.tls.ca_file},
               {"cert_file", n.tls.cert_file}, {"key_file", n.tls.key_file}};
@@ -321,6 +326,13 @@ json NodeToJson(const Node& n, bool with_secrets) {
   j["mwl_charset"] = n.mwl_charset;
   j["mpps"] = n.mpps;
   return j;
+}
+
+dicom::PeerRequest ToPeerRequest(const Node& n, const std::string& default_calling_ae) {
+  return dicom::PeerRequest{n.host, n.port, n.ae_title,
+                            n.calling_ae_title.empty() ? default_calling_ae : n.calling_ae_title,
+                            n.timeout_seconds, n.tls.enabled, n.tls.verify_peer,
+                            n.tls.ca_file, n.tls.cert_file, n.tls.key_file};
 }
 
 }  // namespace pb

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
+#include "dicom/peer.h"
 
 namespace pb {
 
@@ -62,6 +63,9 @@ struct Node {
   bool mwl = false;
   std::string mwl_charset;
   bool mpps = false;
+  // Learned at run time, read-only (not part of the settings): the retrieve method that worked
+  // last under "auto" ("c-get" or "c-move"; empty: not known yet).
+  std::string retrieve_method_learned;
 };
 
 // Builds a node from JSON, refusing unknown fields and wrong types, then validates it.
@@ -76,5 +80,8 @@ nlohmann::json NodeToJson(const Node& n, bool with_secrets = false);
 Result<void> ValidateNode(Node& n);
 
 const char* RetrieveMethodName(RetrieveMethod m);
+
+// How to reach a DIMSE node as an SCU; `default_calling_ae` when the node sets none.
+dicom::PeerRequest ToPeerRequest(const Node& n, const std::string& default_calling_ae);
 
 }  // namespace pb

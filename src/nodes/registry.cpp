@@ -55,7 +55,20 @@ Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db,
     if (!n || reg->Find(name)) continue;  // a config entry with the same name wins
     reg->nodes_.push_back(std::move(*n));
   }
+  for (Node& n : reg->nodes_) {
+    if (auto learned = db.GetNodeState(n.name, "retrieve_method")) n.retrieve_method_learned = *learned;
+  }
   return reg;
+}
+
+Result<void> NodeRegistry::SetRetrieveMethodLearned(const std::string& name, const std::string& method) {
+  std::lock_guard lock(mu_);
+  Node* n = Find(name);
+  if (!n) return Fail(Code::kNotFound, fmt::format("no node named '{}'", name), "name");
+  if (n->retrieve_method_learned == method) return {};
+  if (auto r = db_.SetNodeState(name, "retrieve_method", method); !r) return r;
+  n->retrieve_method_learned = method;
+  return {};
 }
 
 Node* NodeRegistry::Find(const std::string& name) {
@@ -159,6 +172,7 @@ Result<NodeChange> NodeRegistry::Update(const std::string& name, const nlohmann:
   }
   auto n = NodeFromJson(merged);
   if (!n) return tl::unexpected(n.error());
+  n->retrieve_method_learned = existing->retrieve_method_learned;
   if (n->name != name && Find(n->name)) {
     return Fail(Code::kAlreadyExists, fmt::format("a node named '{}' exists already", n->name), "name");
   }

@@ -33,6 +33,8 @@ class NodeRegistry {
   // Applies a partial update (fields not given keep their value).
   Result<NodeChange> Update(const std::string& name, const nlohmann::json& patch);
   Result<void> Remove(const std::string& name);
+  // Remembers the retrieve method that worked for the node under "auto" (survives restarts).
+  Result<void> SetRetrieveMethodLearned(const std::string& name, const std::string& method);
 
  private:
   NodeRegistry(Database& db) : db_(db) {}

@@ -7,6 +7,7 @@
 
 #include "core/validate.h"
 #include "dicom/network.h"
+#include "ingest/store_sink.h"
 
 namespace pb {
 
@@ -79,41 +80,8 @@ nlohmann::json ReceiverToJson(const Receiver& r) {
           {"direct_archive", true}};
 }
 
-// Adapts the ingest pipeline to the association server; DIMSE statuses are chosen here.
-class ReceiverService::Sink : public dicom::StoreSink {
- public:
-  explicit Sink(IngestPipeline& p) : pipeline_(p) {}
-  std::filesystem::path NewTempPath() override { return pipeline_.NewTempPath(); }
-  dicom::StoreAnswer Store(const dicom::IncomingInstance& in) override {
-    IngestOutcome out = pipeline_.Ingest(
-        in.temp_file,
-        IngestSource{in.calling_ae, in.called_ae, in.peer_address, in.sop_instance_uid, in.file_size,
-                     in.header ? &*in.header : nullptr});
-    switch (out.status) {
-      case IngestStatus::kStored:
-      case IngestStatus::kReplaced:
-      case IngestStatus::kDuplicate:
-        return {dicom::status::kSuccess, ""};
-      case IngestStatus::kInvalid:
-        spdlog::warn("receiver {}: refused an instance from {}@{}: {}", in.called_ae,
-                     in.calling_ae, in.peer_address, out.message);
-        return {dicom::status::kCannotUnderstand, out.message};
-      case IngestStatus::kOutOfSpace:
-        spdlog::error("receiver {}: out of space: {}", in.called_ae, out.message);
-        return {dicom::status::kOutOfResources, out.message};
-      case IngestStatus::kFailed:
-        spdlog::error("receiver {}: cannot store an instance: {}", in.called_ae, out.message);
-        return {dicom::status::kOutOfResources, out.message};
-    }
-    return {dicom::status::kOutOfResources, "internal error"};
-  }
-
- private:
-  IngestPipeline& pipeline_;
-};
-
 ReceiverService::ReceiverService(IngestPipeline& pipeline, int workers)
-    : pipeline_(pipeline), workers_(workers), sink_(std::make_unique<Sink>(pipeline)) {}
+    : pipeline_(pipeline), workers_(workers), sink_(std::make_unique<PipelineSink>(pipeline, "")) {}
 
 ReceiverService::~ReceiverService() { Stop(); }
 
@@ -146,6 +114,7 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
     opt.bind = r.bind;
     opt.port = r.port;
     opt.workers = workers_;
+    opt.preferred_transfer_syntax = preferred_;
     auto server = std::make_unique<dicom::AssociationServer>(opt, *sink_);
     if (auto s = server->Start(); !s) return s;
     spdlog::info("receiver {} listening on {}:{}", r.ae_title, r.bind, server->port());

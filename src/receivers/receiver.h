@@ -1,5 +1,6 @@
 #pragma once
 // Receivers: our own AE title + port listeners. Thread-safe after Start().
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "core/result.h"
 #include "dicom/server.h"
 #include "ingest/pipeline.h"
+#include "ingest/store_sink.h"
 
 namespace pb {
 
@@ -30,6 +32,11 @@ class ReceiverService {
   ReceiverService(IngestPipeline& pipeline, int workers);
   ~ReceiverService();
 
+  // The transfer syntax (UID) to choose first for data from a calling AE title; call before
+  // Start(). Used for a node's preferred compression when it sends for a C-MOVE.
+  void SetPreferredTransferSyntax(std::function<std::string(const std::string&)> f) {
+    preferred_ = std::move(f);
+  }
   // Validates the config entries (errors name file and line) and starts listening on each.
   Result<void> Start(const std::vector<ConfigEntry>& config);
   void Stop();
@@ -37,11 +44,11 @@ class ReceiverService {
   Result<Receiver> Get(const std::string& id) const;
 
  private:
-  class Sink;
   IngestPipeline& pipeline_;
   int workers_;
-  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<PipelineSink> sink_;
   std::vector<Receiver> receivers_;
+  std::function<std::string(const std::string&)> preferred_;
   std::vector<std::unique_ptr<dicom::AssociationServer>> servers_;
 };
 

@@ -1,0 +1,150 @@
+// pacsbridge jobs [list] | show ID | cancel ID | retry ID [--follow]; and FollowJob, shared
+// with retrieve --follow.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cli/client.h"
+#include "cli/commands.h"
+
+namespace pb::cli {
+namespace {
+
+std::string Megabytes(double bytes) { return fmt::format("{:.1f} MB", bytes / 1e6); }
+
+std::string Count(const nlohmann::json& v) {
+  return v.is_number() ? std::to_string(v.get<int64_t>()) : "?";
+}
+
+// "[########------------]  120/300 instances  14.2 MB  3.1 MB/s  ETA 0:12"
+std::string ProgressLine(const nlohmann::json& job) {
+  const auto& p = job.value("progress", nlohmann::json::object());
+  int64_t done = p.value("completed", int64_t{0});
+  const nlohmann::json total = p.contains("total") ? p["total"] : nlohmann::json(nullptr);
+  double bytes = p.value("bytes", 0.0), rate = p.value("bytes_per_second", 0.0);
+  int64_t arrived = p.value("arrived", int64_t{0}), remaining = p.value("remaining", int64_t{0});
+  std::string bar;
+  if (total.is_number() && total.get<int64_t>() > 0) {
+    int filled = static_cast<int>(20.0 * std::min<int64_t>(done, total.get<int64_t>()) / total.get<int64_t>());
+    bar = "[" + std::string(filled, '#') + std::string(20 - filled, '-') + "] ";
+  }
+  std::string line = fmt::format("{}{}/{} instances  {}  {}/s", bar, done, Count(total), Megabytes(bytes),
+                                 Megabytes(rate));
+  if (rate > 0 && arrived > 0 && remaining > 0) {
+    int64_t eta = static_cast<int64_t>(std::ceil(remaining * (bytes / arrived) / rate));
+    line += fmt::format("  ETA {}:{:02}", eta / 60, eta % 60);
+  }
+  int64_t failed = p.value("failed", int64_t{0});
+  if (failed > 0) line += fmt::format("  {} failed", failed);
+  return line;
+}
+
+void PrintJob(const nlohmann::json& j) {
+  std::cout << "job " << j.value("id", "?") << " (" << j.value("type", "?") << " from "
+            << j.value("node", "?") << "): " << j.value("state", "?") << "\n";
+  std::cout << "  " << ProgressLine(j) << "\n";
+  if (j.contains("method_used") && j["method_used"].is_string()) {
+    std::cout << "  method: " << j["method_used"].get<std::string>() << "\n";
+  }
+  if (j.contains("error") && j["error"].is_string()) std::cout << "  " << j["error"].get<std::string>() << "\n";
+  if (j.contains("missing") && j["missing"].is_array() && !j["missing"].empty()) {
+    std::cout << "  missing (" << j["missing"].size() << "):\n";
+    for (const auto& m : j["missing"]) std::cout << "    " << m.get<std::string>() << "\n";
+  }
+}
+
+bool Ended(const std::string& state) {
+  return state == "succeeded" || state == "partial" || state == "failed" || state == "canceled";
+}
+
+void WithServer(CLI::App* cmd, const std::shared_ptr<ServerOptions>& server) {
+  cmd->add_option("--server", server->url, "server URL")->capture_default_str();
+  cmd->add_option("--password", server->password, "admin password (or $PACSBRIDGE_PASSWORD)");
+}
+
+}  // namespace
+
+int FollowJob(const ServerOptions& server, const std::string& id, bool json) {
+  const bool tty = isatty(STDERR_FILENO);
+  auto last_line = std::chrono::steady_clock::now() - std::chrono::seconds(10);
+  nlohmann::json job;
+  while (true) {
+    if (int rc = CallAndReport(server, "GET", "/api/jobs/" + id, nullptr, 200, job)) return rc;
+    std::string state = job.value("state", "");
+    if (Ended(state)) break;
+    auto now = std::chrono::steady_clock::now();
+    if (tty) {
+      std::cerr << "\r\033[K" << ProgressLine(job) << std::flush;
+    } else if (now - last_line >= std::chrono::seconds(2)) {
+      std::cerr << ProgressLine(job) << "\n";
+      last_line = now;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  if (tty) std::cerr << "\r\033[K";
+  if (json) {
+    std::cout << job.dump(2) << "\n";
+  } else {
+    PrintJob(job);
+  }
+  std::string state = job.value("state", "");
+  if (state == "succeeded") return 0;
+  std::cerr << "job " << id << " " << state << ": " << job.value("error", std::string("no reason given"))
+            << "\n";
+  return 1;
+}
+
+void AddJobsCommand(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("jobs", "list, show, cancel or retry jobs (retrieves)");
+  auto server = std::make_shared<ServerOptions>();
+  auto json = std::make_shared<bool>(false);
+  auto state = std::make_shared<std::string>();
+  WithServer(cmd, server);
+  cmd->add_flag("--json", *json, "print JSON");
+  cmd->add_option("--state", *state, "only jobs in this state");
+  cmd->callback([=, &exit_code] {
+    if (!cmd->get_subcommands().empty()) return;
+    nlohmann::json list;
+    std::string path = "/api/jobs" + (state->empty() ? "" : "?state=" + *state);
+    if ((exit_code = CallAndReport(*server, "GET", path, nullptr, 200, list))) return;
+    if (*json) {
+      std::cout << list.dump(2) << "\n";
+      return;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& j : list) {
+      rows.push_back({j.value("id", ""), j.value("type", ""), j.value("node", ""), j.value("state", ""),
+                      ProgressLine(j), j.value("created_at", "")});
+    }
+    PrintTable({"ID", "TYPE", "NODE", "STATE", "PROGRESS", "CREATED"}, rows);
+  });
+  auto add = [&](const char* name, const char* help, const char* method, const char* suffix, int ok) {
+    auto* sub = cmd->add_subcommand(name, help);
+    auto id = std::make_shared<std::string>();
+    auto follow = std::make_shared<bool>(false);
+    sub->add_option("id", *id, "the job's id")->required();
+    WithServer(sub, server);
+    sub->add_flag("--json", *json, "print JSON");
+    if (std::string(name) == "retry") sub->add_flag("--follow", *follow, "wait, showing progress");
+    sub->callback([=, &exit_code] {
+      nlohmann::json job;
+      if ((exit_code = CallAndReport(*server, method, "/api/jobs/" + *id + suffix, nullptr, ok, job))) return;
+      if (*follow) {
+        exit_code = FollowJob(*server, job.value("id", ""), *json);
+        return;
+      }
+      if (*json) std::cout << job.dump(2) << "\n";
+      else PrintJob(job);
+    });
+  };
+  add("show", "show one job, with the instances it is missing", "GET", "", 200);
+  add("cancel", "cancel a queued or running job (what arrived stays)", "POST", "/cancel", 200);
+  add("retry", "run a finished job again (a retrieve fetches only what is missing)", "POST", "/retry", 202);
+}
+
+}  // namespace pb::cli

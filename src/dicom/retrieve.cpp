@@ -1,0 +1,327 @@
+#include "dicom/retrieve.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/dcmnet/diutil.h>
+#include <fmt/format.h>
+
+#include "dicom/scu.h"
+#include "dicom/store_receive.h"
+
+namespace pb::dicom {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kMaxContexts = 128;  // PS3.8: presentation context IDs are odd numbers 1..255
+constexpr auto kCancelGrace = std::chrono::seconds(30);
+
+// Compressed syntaxes offered as contexts of their own when the SOP classes are known, so a PACS
+// can send each instance as it stores it (no transcoding, bit-preserving).
+const char* const kCompressed[] = {
+    UID_JPEGProcess14SV1TransferSyntax, UID_JPEGProcess1TransferSyntax,
+    UID_JPEGProcess2_4TransferSyntax,   UID_JPEGLSLosslessTransferSyntax,
+    UID_JPEGLSLossyTransferSyntax,      UID_JPEG2000LosslessOnlyTransferSyntax,
+    UID_JPEG2000TransferSyntax,         UID_RLELosslessTransferSyntax,
+    UID_DeflatedExplicitVRLittleEndianTransferSyntax};
+
+bool IsPending(uint16_t s) { return s == STATUS_Pending || s == 0xFF01; }
+
+DcmDataset Identifier(const RetrieveTarget& t) {
+  DcmDataset id;
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& u : v) out += (out.empty() ? "" : "\\") + u;
+    return out;
+  };
+  id.putAndInsertString(DCM_QueryRetrieveLevel, t.level.c_str());
+  if (t.level == "STUDY") {
+    id.putAndInsertString(DCM_StudyInstanceUID, join(t.uids).c_str());
+  } else if (t.level == "SERIES") {
+    id.putAndInsertString(DCM_StudyInstanceUID, t.study_uid.c_str());
+    id.putAndInsertString(DCM_SeriesInstanceUID, join(t.uids).c_str());
+  } else {
+    id.putAndInsertString(DCM_StudyInstanceUID, t.study_uid.c_str());
+    id.putAndInsertString(DCM_SeriesInstanceUID, t.series_uid.c_str());
+    id.putAndInsertString(DCM_SOPInstanceUID, join(t.uids).c_str());
+  }
+  return id;
+}
+
+void Take(SubOperations& to, unsigned opts, unsigned has_remaining, unsigned has_completed,
+          unsigned has_failed, unsigned has_warning, int remaining, int completed, int failed,
+          int warning) {
+  if (opts & has_remaining) to.remaining = remaining;
+  if (opts & has_completed) to.completed = completed;
+  if (opts & has_failed) to.failed = failed;
+  if (opts & has_warning) to.warning = warning;
+}
+
+void TakeFailedList(DcmDataset* ds, RetrieveAnswer& answer) {
+  if (!ds) return;
+  OFString list;
+  if (ds->findAndGetOFStringArray(DCM_FailedSOPInstanceUIDList, list).good()) {
+    std::string s = list.c_str();
+    size_t start = 0;
+    while (start <= s.size()) {
+      size_t end = s.find('\\', start);
+      if (end == std::string::npos) end = s.size();
+      if (end > start) answer.failed_uids.push_back(s.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+}
+
+// Contexts of a C-GET: the model, then the storage classes with the SCP role, within the limit.
+// One transfer syntax per context: a PACS sends each instance on the context whose syntax is the
+// one it stores the instance in, unchanged, when there is one (a context listing several
+// syntaxes gets one chosen by the PACS, and every other instance transcoded).
+std::vector<ProposedContext> GetContexts(const GetRequest& rq, const char* model) {
+  std::vector<ProposedContext> out{{model,
+                                    {UID_LittleEndianExplicitTransferSyntax,
+                                     UID_LittleEndianImplicitTransferSyntax}}};
+  std::vector<const char*> classes;
+  for (const auto& c : rq.sop_classes) classes.push_back(c.c_str());
+  const bool known = !classes.empty();
+  if (!known) classes.assign(dcmShortSCUStorageSOPClassUIDs,
+                             dcmShortSCUStorageSOPClassUIDs + numberOfDcmShortSCUStorageSOPClassUIDs);
+  const char* preferred = rq.preferred_transfer_syntax.empty() ? nullptr : rq.preferred_transfer_syntax.c_str();
+  // Per class: [preferred], Explicit LE, Implicit LE, then compressed syntaxes, as the budget
+  // allows; without known classes, only the preferred and uncompressed ones for common classes.
+  std::vector<const char*> syntaxes;
+  if (preferred) syntaxes.push_back(preferred);
+  for (const char* ts : {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}) {
+    if (!preferred || std::string(ts) != preferred) syntaxes.push_back(ts);
+  }
+  const size_t uncompressed = syntaxes.size();
+  if (known) {
+    for (const char* ts : kCompressed) {
+      if (!preferred || std::string(ts) != preferred) syntaxes.push_back(ts);
+    }
+  }
+  const size_t budget = kMaxContexts - 1;
+  size_t per_class = std::min(syntaxes.size(), std::max<size_t>(1, budget / classes.size()));
+  if (per_class < uncompressed && !known) {
+    per_class = uncompressed;  // fewer common classes rather than fewer syntaxes
+  }
+  classes.resize(std::min(classes.size(), budget / per_class));
+  for (const char* sop : classes) {
+    for (size_t i = 0; i < per_class; ++i) out.push_back({sop, {syntaxes[i]}, ASC_SC_ROLE_SCP});
+  }
+  return out;
+}
+
+// Reads the data set that follows a response when it says one does.
+std::unique_ptr<DcmDataset> ResponseDataSet(T_ASC_Association* assoc, T_DIMSE_DataSetType type) {
+  if (type == DIMSE_DATASET_NULL) return nullptr;
+  DcmDataset* ds = nullptr;
+  T_ASC_PresentationContextID pres = 0;
+  if (DIMSE_receiveDataSetInMemory(assoc, DIMSE_BLOCKING, 0, &pres, &ds, nullptr, nullptr).bad()) {
+    return nullptr;
+  }
+  return std::unique_ptr<DcmDataset>(ds);
+}
+
+// The response loop shared by C-GET and C-MOVE. `sink` is null for C-MOVE.
+Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pres, DIC_US message_id,
+                              bool is_get, StoreSink* sink, const PeerRequest& peer,
+                              int inactivity_seconds, const RetrieveHooks& hooks) {
+  RetrieveAnswer answer;
+  answer.local_address = a.LocalAddress();
+  const char* what = is_get ? "C-GET" : "C-MOVE";
+  StoreContext ctx{fmt::format("{} from {}", what, a.where()), peer.called_ae, peer.calling_ae,
+                   a.where()};
+  auto last_activity = Clock::now();
+  Clock::time_point cancel_sent{};
+  while (true) {
+    if (!answer.canceled && hooks.cancel_requested && hooks.cancel_requested()) {
+      (void)DIMSE_sendCancelRequest(a.get(), pres, message_id);
+      answer.canceled = true;
+      cancel_sent = Clock::now();
+    }
+    T_DIMSE_Message msg{};
+    T_ASC_PresentationContextID rpres = 0;
+    DcmDataset* detail = nullptr;
+    // Short polls, so a cancel is sent promptly; DCMTK's timeout is in whole seconds.
+    OFCondition cond = DIMSE_receiveCommand(a.get(), DIMSE_NONBLOCKING, 1, &rpres, &msg, &detail);
+    std::unique_ptr<DcmDataset> owned_detail(detail);
+    if (cond == DIMSE_NODATAAVAILABLE) {
+      auto now = Clock::now();
+      if (answer.canceled && now - cancel_sent > kCancelGrace) {
+        a.Abort();
+        return answer;  // the peer ignored the cancel: the association is cut
+      }
+      if (now - last_activity > std::chrono::seconds(inactivity_seconds)) {
+        a.Abort();
+        return Fail(Code::kTimeout, fmt::format("{} stopped answering the {} for {} s", a.where(),
+                                                what, inactivity_seconds));
+      }
+      continue;
+    }
+    if (cond.bad()) {
+      a.Abort();
+      if (cond == DUL_PEERABORTEDASSOCIATION) {
+        return Fail(Code::kUnavailable,
+                    fmt::format("{} aborted the association during the {}{}", a.where(), what,
+                                answer.stores_received || !is_get
+                                    ? ""
+                                    : fmt::format(" (it may not allow {} from our calling AE "
+                                                  "title '{}')",
+                                                  what, peer.calling_ae)));
+      }
+      return Fail(Code::kUnavailable,
+                  fmt::format("the association with {} was lost during the {}: {}", a.where(), what,
+                              cond.text()));
+    }
+    last_activity = Clock::now();
+    if (is_get && msg.CommandField == DIMSE_C_STORE_RQ && sink) {
+      uint16_t status = 0;
+      if (ReceiveStore(a.get(), rpres, msg.msg.CStoreRQ, *sink, ctx, status) ==
+          StoreEnd::kAssociationLost) {
+        return Fail(Code::kUnavailable,
+                    fmt::format("the association with {} broke while receiving an instance", a.where()));
+      }
+      ++answer.stores_received;
+      continue;
+    }
+    if (is_get && msg.CommandField == DIMSE_C_GET_RSP) {
+      const T_DIMSE_C_GetRSP& r = msg.msg.CGetRSP;
+      auto ds = ResponseDataSet(a.get(), r.DataSetType);
+      SubOperations counts;
+      Take(counts, r.opts, O_GET_NUMBEROFREMAININGSUBOPERATIONS, O_GET_NUMBEROFCOMPLETEDSUBOPERATIONS,
+           O_GET_NUMBEROFFAILEDSUBOPERATIONS, O_GET_NUMBEROFWARNINGSUBOPERATIONS,
+           r.NumberOfRemainingSubOperations, r.NumberOfCompletedSubOperations,
+           r.NumberOfFailedSubOperations, r.NumberOfWarningSubOperations);
+      if (IsPending(r.DimseStatus)) {
+        if (hooks.on_pending) hooks.on_pending(counts);
+        continue;
+      }
+      answer.status = r.DimseStatus;
+      answer.counts = counts;
+      TakeFailedList(ds.get(), answer);
+      if (owned_detail) {
+        OFString c;
+        if (owned_detail->findAndGetOFString(DCM_ErrorComment, c).good()) answer.error_comment = c.c_str();
+      }
+      break;
+    }
+    if (!is_get && msg.CommandField == DIMSE_C_MOVE_RSP) {
+      const T_DIMSE_C_MoveRSP& r = msg.msg.CMoveRSP;
+      auto ds = ResponseDataSet(a.get(), r.DataSetType);
+      SubOperations counts;
+      Take(counts, r.opts, O_MOVE_NUMBEROFREMAININGSUBOPERATIONS, O_MOVE_NUMBEROFCOMPLETEDSUBOPERATIONS,
+           O_MOVE_NUMBEROFFAILEDSUBOPERATIONS, O_MOVE_NUMBEROFWARNINGSUBOPERATIONS,
+           r.NumberOfRemainingSubOperations, r.NumberOfCompletedSubOperations,
+           r.NumberOfFailedSubOperations, r.NumberOfWarningSubOperations);
+      if (IsPending(r.DimseStatus)) {
+        if (hooks.on_pending) hooks.on_pending(counts);
+        continue;
+      }
+      answer.status = r.DimseStatus;
+      answer.counts = counts;
+      TakeFailedList(ds.get(), answer);
+      if (owned_detail) {
+        OFString c;
+        if (owned_detail->findAndGetOFString(DCM_ErrorComment, c).good()) answer.error_comment = c.c_str();
+      }
+      break;
+    }
+    a.Abort();
+    return Fail(Code::kUnavailable,
+                fmt::format("{} sent an unexpected DIMSE command 0x{:04x} during the {}", a.where(),
+                            static_cast<unsigned>(msg.CommandField), what));
+  }
+  a.Release();
+  return answer;
+}
+
+}  // namespace
+
+std::string RetrieveAnswer::StatusText() const {
+  const char* text = DU_cmoveStatusString(status);
+  return fmt::format("0x{:04X} ({})", status, text ? text : "unknown status");
+}
+
+std::string TransferSyntaxUid(const std::string& name_or_uid) {
+  if (name_or_uid.empty()) return {};
+  DcmXfer x(name_or_uid.c_str());
+  if (x.getXfer() == EXS_Unknown) return {};
+  return x.getXferID();
+}
+
+Result<RetrieveAnswer> Get(const GetRequest& rq, StoreSink& sink, const RetrieveHooks& hooks) {
+  const char* model = UID_GETStudyRootQueryRetrieveInformationModel;
+  auto a = Associate(rq.peer, GetContexts(rq, model));
+  if (!a) {
+    if (a.error().message.rfind("no presentation context", 0) == 0) {
+      return Fail(Code::kUnsupported, a.error().message);
+    }
+    return tl::unexpected(a.error());
+  }
+  T_ASC_PresentationContextID pres = (*a)->ContextFor(model);
+  if (pres == 0) {
+    return Fail(Code::kUnsupported,
+                fmt::format("{} does not accept C-GET (Study Root Query/Retrieve - GET)", (*a)->where()));
+  }
+  bool any_storage = false;
+  for (int i = 0; i < ASC_countPresentationContexts((*a)->get()->params); ++i) {
+    T_ASC_PresentationContext pc;
+    if (ASC_getPresentationContext((*a)->get()->params, i, &pc).good() &&
+        pc.resultReason == ASC_P_ACCEPTANCE && std::string(pc.abstractSyntax) != model) {
+      any_storage = true;
+      break;
+    }
+  }
+  if (!any_storage) {
+    return Fail(Code::kUnsupported,
+                fmt::format("{} accepted none of the storage classes proposed for C-GET", (*a)->where()));
+  }
+  DcmDataset id = Identifier(rq.target);
+  T_DIMSE_Message msg{};
+  msg.CommandField = DIMSE_C_GET_RQ;
+  T_DIMSE_C_GetRQ& req = msg.msg.CGetRQ;
+  req.MessageID = (*a)->get()->nextMsgID++;
+  OFStandard::strlcpy(req.AffectedSOPClassUID, model, sizeof req.AffectedSOPClassUID);
+  req.Priority = DIMSE_PRIORITY_MEDIUM;
+  req.DataSetType = DIMSE_DATASET_PRESENT;
+  OFCondition cond = DIMSE_sendMessageUsingMemoryData((*a)->get(), pres, &msg, nullptr, &id, nullptr, nullptr);
+  if (cond.bad()) {
+    return Fail(Code::kUnavailable, fmt::format("cannot send the C-GET to {}: {}", (*a)->where(), cond.text()));
+  }
+  return Follow(**a, pres, req.MessageID, true, &sink, rq.peer, rq.inactivity_seconds, hooks);
+}
+
+Result<RetrieveAnswer> Move(const MoveRequest& rq, const RetrieveHooks& hooks) {
+  const char* model = UID_MOVEStudyRootQueryRetrieveInformationModel;
+  auto a = Associate(rq.peer, {{model,
+                                {UID_LittleEndianExplicitTransferSyntax,
+                                 UID_LittleEndianImplicitTransferSyntax}}});
+  if (!a) {
+    if (a.error().message.rfind("no presentation context", 0) == 0) {
+      return Fail(Code::kUnsupported, a.error().message);
+    }
+    return tl::unexpected(a.error());
+  }
+  T_ASC_PresentationContextID pres = (*a)->ContextFor(model);
+  DcmDataset id = Identifier(rq.target);
+  T_DIMSE_Message msg{};
+  msg.CommandField = DIMSE_C_MOVE_RQ;
+  T_DIMSE_C_MoveRQ& req = msg.msg.CMoveRQ;
+  req.MessageID = (*a)->get()->nextMsgID++;
+  OFStandard::strlcpy(req.AffectedSOPClassUID, model, sizeof req.AffectedSOPClassUID);
+  OFStandard::strlcpy(req.MoveDestination, rq.destination.c_str(), sizeof req.MoveDestination);
+  req.Priority = DIMSE_PRIORITY_MEDIUM;
+  req.DataSetType = DIMSE_DATASET_PRESENT;
+  OFCondition cond = DIMSE_sendMessageUsingMemoryData((*a)->get(), pres, &msg, nullptr, &id, nullptr, nullptr);
+  if (cond.bad()) {
+    return Fail(Code::kUnavailable, fmt::format("cannot send the C-MOVE to {}: {}", (*a)->where(), cond.text()));
+  }
+  return Follow(**a, pres, req.MessageID, false, nullptr, rq.peer, rq.inactivity_seconds, hooks);
+}
+
+}  // namespace pb::dicom

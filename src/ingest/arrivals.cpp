@@ -1,0 +1,24 @@
+#include "ingest/arrivals.h"
+
+namespace pb {
+
+ArrivalHub::Token ArrivalHub::Subscribe(Callback callback) {
+  std::lock_guard lock(mu_);
+  Token t = next_++;
+  subscribers_.emplace(t, std::move(callback));
+  return t;
+}
+
+void ArrivalHub::Unsubscribe(Token token) {
+  std::lock_guard lock(mu_);  // waits for a Publish in progress
+  subscribers_.erase(token);
+}
+
+void ArrivalHub::Publish(const Arrival& arrival) {
+  // Held while calling: subscribers are few and quick, and Unsubscribe must not return while a
+  // callback into a job that is ending still runs.
+  std::lock_guard lock(mu_);
+  for (auto& [token, callback] : subscribers_) callback(arrival);
+}
+
+}  // namespace pb

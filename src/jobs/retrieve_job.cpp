@@ -1,0 +1,395 @@
+#include "jobs/retrieve_job.h"
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <set>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/validate.h"
+#include "ingest/arrivals.h"
+#include "ingest/store_sink.h"
+#include "jobs/retrieve_plan.h"
+
+namespace pb {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+constexpr auto kProgressEvery = std::chrono::milliseconds(250);
+
+std::string Upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+  return s;
+}
+
+Result<std::string> OptionalString(const json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return std::string();
+  if (!j[key].is_string()) return Fail(Code::kInvalidArgument, fmt::format("{} must be a string", key), key);
+  return Trim(j[key].get<std::string>());
+}
+
+RetrieveParams ParamsFrom(const json& j) {
+  RetrieveParams p;
+  p.node = j.value("node", "");
+  p.level = j.value("level", "STUDY");
+  p.method = j.value("method", "auto");
+  p.uids = j.value("uids", std::vector<std::string>{});
+  p.study_uid = j.value("study_uid", "");
+  p.series_uid = j.value("series_uid", "");
+  return p;
+}
+
+// Everything the job learns while it runs; guarded, since arrivals come from other threads.
+struct Tally {
+  std::mutex mu;
+  std::set<std::string> arrived;  // SOP Instance UIDs that reached the archive for this job
+  int64_t bytes = 0;
+  dicom::SubOperations peer;      // the latest counts the PACS gave for the current request
+  int64_t peer_total = -1;        // remaining + done at the first pending response
+  int64_t done_completed = 0, done_failed = 0, done_warning = 0;  // finished requests
+
+  void Finish(const dicom::SubOperations& final_counts) {  // mu held
+    dicom::SubOperations c = final_counts;
+    if (c.completed < 0) c.completed = peer.completed;
+    if (c.failed < 0) c.failed = peer.failed;
+    if (c.warning < 0) c.warning = peer.warning;
+    done_completed += std::max(0, c.completed);
+    done_failed += std::max(0, c.failed);
+    done_warning += std::max(0, c.warning);
+    peer = {};
+  }
+  int64_t Completed() const { return done_completed + std::max(0, peer.completed); }
+  int64_t Failed() const { return done_failed + std::max(0, peer.failed); }
+  int64_t Warning() const { return done_warning + std::max(0, peer.warning); }
+};
+
+bool Refusal(const dicom::RetrieveAnswer& a) {
+  return !a.success() && !a.warning() && a.status != 0xFE00 && a.counts.completed <= 0 &&
+         a.stores_received == 0;
+}
+
+}  // namespace
+
+Result<std::pair<json, std::string>> RetrieveRunner::Prepare(const json& rq) {
+  static const std::set<std::string> kKnown{"node", "level", "uids", "method", "study_uid",
+                                            "series_uid", "retry_of"};
+  if (!rq.is_object()) return Fail(Code::kInvalidArgument, "the body must be a JSON object");
+  for (auto it = rq.begin(); it != rq.end(); ++it) {
+    if (!kKnown.count(it.key())) {
+      return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}'", it.key()), it.key());
+    }
+  }
+  auto name = OptionalString(rq, "node");
+  if (!name) return tl::unexpected(name.error());
+  Node node;
+  if (name->empty()) {
+    auto all = nodes_.List();
+    auto it = std::find_if(all.begin(), all.end(), [](const Node& n) { return n.default_query_retrieve; });
+    if (it == all.end()) {
+      return Fail(Code::kInvalidArgument, "node is missing and no node is the default query/retrieve node", "node");
+    }
+    node = *it;
+  } else {
+    auto n = nodes_.Get(*name);
+    if (!n) return Fail(Code::kNotFound, fmt::format("no node named '{}'", *name), "node");
+    node = *n;
+  }
+  if (node.type != NodeType::kDimse) {
+    return Fail(Code::kUnsupported,
+                fmt::format("node '{}' is a DICOMweb node; retrieving by WADO-RS is not available yet", node.name),
+                "node");
+  }
+  if (!node.queryable) {
+    return Fail(Code::kConflict,
+                fmt::format("node '{}' is not queryable: set queryable to retrieve from it", node.name), "node");
+  }
+  auto level = OptionalString(rq, "level");
+  if (!level) return tl::unexpected(level.error());
+  std::string lv = level->empty() ? "STUDY" : Upper(*level);
+  if (lv != "STUDY" && lv != "SERIES" && lv != "IMAGE") {
+    return Fail(Code::kInvalidArgument, "level must be STUDY, SERIES or IMAGE", "level");
+  }
+  if (!rq.contains("uids") || !rq["uids"].is_array() || rq["uids"].empty()) {
+    return Fail(Code::kInvalidArgument, "uids must be a non-empty list of UIDs", "uids");
+  }
+  std::vector<std::string> uids;
+  for (const auto& u : rq["uids"]) {
+    if (!u.is_string() || !IsValidUid(Trim(u.get<std::string>()))) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("{} is not a UID (digits and dots, at most 64 characters)", u.dump()), "uids");
+    }
+    uids.push_back(Trim(u.get<std::string>()));
+  }
+  auto method = OptionalString(rq, "method");
+  if (!method) return tl::unexpected(method.error());
+  std::string m = method->empty() ? RetrieveMethodName(node.retrieve_method) : *method;
+  if (m != "auto" && m != "c-get" && m != "c-move") {
+    return Fail(Code::kInvalidArgument, "method must be auto, c-get or c-move", "method");
+  }
+  auto study = OptionalString(rq, "study_uid");
+  auto series = OptionalString(rq, "series_uid");
+  if (!study) return tl::unexpected(study.error());
+  if (!series) return tl::unexpected(series.error());
+  for (auto [value, field] : {std::pair{*study, "study_uid"}, std::pair{*series, "series_uid"}}) {
+    if (!value.empty() && !IsValidUid(value)) {
+      return Fail(Code::kInvalidArgument, fmt::format("'{}' is not a UID", value), field);
+    }
+  }
+  if (lv == "IMAGE" && (study->empty() || series->empty())) {
+    return Fail(Code::kInvalidArgument, "an IMAGE-level retrieve needs study_uid and series_uid",
+                study->empty() ? "study_uid" : "series_uid");
+  }
+  json params{{"node", node.name}, {"level", lv}, {"uids", uids}, {"method", m}};
+  if (!study->empty()) params["study_uid"] = *study;
+  if (!series->empty()) params["series_uid"] = *series;
+  return std::pair{params, node.name};
+}
+
+JobOutcome RetrieveRunner::Run(JobContext& job) {
+  const RetrieveParams p = ParamsFrom(job.params());
+  auto node = nodes_.Get(p.node);
+  if (!node) return {"failed", fmt::format("node '{}' no longer exists", p.node), nullptr, {}};
+  const dicom::PeerRequest peer = ToPeerRequest(*node, default_ae_);
+  const int inactivity = std::max(60, node->timeout_seconds * 6);
+
+  auto plan = PlanRetrieve(peer, p);
+  if (!plan) return {"failed", plan.error().message, nullptr, {}};
+  std::vector<std::string> expected;
+  for (const auto& [sop, _] : plan->instances) expected.push_back(sop);
+  auto present_list = db_.PresentInstances(expected);
+  if (!present_list) return {"failed", present_list.error().message, nullptr, {}};
+  const std::set<std::string> present(present_list->begin(), present_list->end());
+  const auto targets = TargetsFor(p, *plan, plan->listed ? present : std::set<std::string>{});
+
+  Tally tally;
+  std::set<std::string> study_set, series_set;  // for matching when there is no list
+  for (const auto& [series, study] : plan->series_study) {
+    series_set.insert(series);
+    study_set.insert(study);
+  }
+  const auto start = Clock::now();
+  auto progress = [&]() {
+    std::lock_guard lock(tally.mu);
+    int64_t arrived = static_cast<int64_t>(tally.arrived.size());
+    int64_t already = plan->listed ? static_cast<int64_t>(present.size()) : 0;
+    std::optional<int64_t> total = plan->expected_count;
+    if (!total && tally.peer_total >= 0) total = tally.peer_total;
+    int64_t failed = tally.Failed(), warning = tally.Warning();
+    int64_t completed = already + arrived;
+    double secs = std::chrono::duration<double>(Clock::now() - start).count();
+    json j{{"total", total ? json(*total) : json(nullptr)},
+           {"completed", completed},
+           {"failed", failed},
+           {"warning", warning},
+           {"remaining", total ? std::max<int64_t>(0, *total - completed - failed) : std::max(0, tally.peer.remaining)},
+           {"arrived", arrived},
+           {"already_present", already},
+           {"bytes", tally.bytes},
+           {"bytes_per_second", secs > 0 ? static_cast<int64_t>(tally.bytes / secs) : 0},
+           {"peer", {{"remaining", std::max(0, tally.peer.remaining)}, {"completed", tally.Completed()},
+                     {"failed", failed}, {"warning", warning}}}};
+    return j;
+  };
+  job.Progress(progress());
+
+  ArrivalSubscription subscription(pipeline_.arrivals(), [&](const Arrival& a) {
+    bool ours = plan->listed ? plan->instances.count(a.sop_uid) > 0
+                             : (p.level == "STUDY" ? study_set.count(a.study_uid) > 0
+                                                   : series_set.count(a.series_uid) > 0);
+    if (!ours) return;
+    std::lock_guard lock(tally.mu);
+    if (tally.arrived.insert(a.sop_uid).second) tally.bytes += a.bytes;
+  });
+  auto last_progress = Clock::now();
+  dicom::RetrieveHooks hooks;
+  hooks.on_pending = [&](const dicom::SubOperations& s) {
+    std::lock_guard lock(tally.mu);
+    tally.peer = s;
+    if (tally.peer_total < 0 && s.remaining >= 0) {
+      tally.peer_total = s.remaining + std::max(0, s.completed) + std::max(0, s.failed) + std::max(0, s.warning);
+    }
+  };
+  hooks.cancel_requested = [&]() {
+    if (Clock::now() - last_progress >= kProgressEvery) {
+      last_progress = Clock::now();
+      job.Progress(progress());
+    }
+    return job.StopRequested();
+  };
+
+  // Method: auto tries C-GET first unless C-MOVE is known to be what works with this node.
+  std::vector<std::string> methods;
+  if (p.method == "auto") {
+    if (node->retrieve_method_learned == "c-move") methods = {"c-move"};
+    else methods = {"c-get", "c-move"};
+  } else {
+    methods = {p.method};
+  }
+  std::string method_used, error;
+  std::vector<std::string> failed_uids;
+  PipelineSink sink(pipeline_, fmt::format("retrieve job {}", job.id()));
+
+  auto run_move = [&](const dicom::RetrieveTarget& t) -> Result<dicom::RetrieveAnswer> {
+    std::string destination = node->move_destination.empty() ? peer.calling_ae : node->move_destination;
+    std::vector<Receiver> ours = receivers_();
+    auto rec = std::find_if(ours.begin(), ours.end(), [&](const Receiver& r) {
+      return r.enabled && (node->listen_port > 0 ? r.port == node->listen_port : r.ae_title == destination);
+    });
+    if (rec == ours.end()) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("C-MOVE needs one of our receivers to take the data, and none has "
+                              "AE title '{}' (the node's move destination){}; add such a receiver "
+                              "or set move_destination",
+                              destination, node->listen_port > 0 ? fmt::format(" and port {}", node->listen_port) : ""));
+    }
+    dicom::MoveRequest rq{peer, t, destination, inactivity};
+    auto a = dicom::Move(rq, hooks);
+    if (!a) return a;
+    std::lock_guard lock(tally.mu);
+    if (a->success() || a->warning() || a->canceled || !tally.arrived.empty()) return a;
+    // Refused and nothing came: the PACS does not know the destination (0xA801; some PACS,
+    // Orthanc among them, answer 0xC000 for it), or cannot reach it.
+    const std::string where = fmt::format("node '{}' ({})", p.node, JoinHostPort(node->host, node->port));
+    const std::string register_us = fmt::format(
+        "Ask the PACS administrator to register: AE title {}, host {}, port {} (our receiver)",
+        destination, a->local_address.empty() ? "this machine's address" : a->local_address, rec->port);
+    if (a->status == 0xA801) {
+      return Fail(Code::kUnavailable, fmt::format("{} does not know the move destination '{}' "
+                                                  "(status 0xA801). {}", where, destination, register_us));
+    }
+    if (a->counts.failed > 0) {
+      return Fail(Code::kUnavailable,
+                  fmt::format("{} could not send to us: C-MOVE {}, {} sub-operation(s) failed{}{}. {}, "
+                              "and check that it can reach that address and port (firewall)",
+                              where, a->StatusText(), a->counts.failed,
+                              a->error_comment.empty() ? "" : ": ", a->error_comment, register_us));
+    }
+    return Fail(Code::kUnavailable,
+                fmt::format("{} refused the C-MOVE to '{}' with status {}{}{} and sent nothing; it "
+                            "most likely does not know '{}' as a move destination. {}",
+                            where, destination, a->StatusText(), a->error_comment.empty() ? "" : ": ",
+                            a->error_comment, destination, register_us));
+    return a;
+  };
+
+  std::string get_error;  // why C-GET was not used, when "auto" fell back to C-MOVE
+  for (size_t mi = 0; mi < methods.size(); ++mi) {
+    const std::string m = methods[mi];
+    const bool more = mi + 1 < methods.size();
+    bool fall_back = false;
+    for (const auto& t : targets) {
+      if (job.StopRequested()) break;
+      Result<dicom::RetrieveAnswer> a =
+          m == "c-get" ? dicom::Get({peer, t, {plan->sop_classes.begin(), plan->sop_classes.end()},
+                                     dicom::TransferSyntaxUid(node->preferred_transfer_syntax), inactivity},
+                                    sink, hooks)
+                       : run_move(t);
+      size_t arrived_now;
+      {
+        std::lock_guard lock(tally.mu);
+        arrived_now = tally.arrived.size();
+      }
+      if (!a) {
+        bool refused = a.error().code == Code::kUnsupported ||
+                       a.error().message.find("aborted") != std::string::npos;
+        if (more && refused && arrived_now == 0) {
+          fall_back = true;
+          get_error = a.error().message;
+        } else {
+          error = a.error().message;
+        }
+        break;
+      }
+      if (more && Refusal(*a) && arrived_now == 0) {
+        fall_back = true;
+        get_error = fmt::format("refused with status {}{}{}", a->StatusText(),
+                                a->error_comment.empty() ? "" : ": ", a->error_comment);
+        break;
+      }
+      method_used = m;
+      {
+        std::lock_guard lock(tally.mu);
+        tally.Finish(a->counts);
+      }
+      failed_uids.insert(failed_uids.end(), a->failed_uids.begin(), a->failed_uids.end());
+      if (!a->success() && !a->warning() && !a->canceled) {
+        error = fmt::format("{} ended with status {}{}{}", m == "c-get" ? "C-GET" : "C-MOVE",
+                            a->StatusText(), a->error_comment.empty() ? "" : ": ", a->error_comment);
+      }
+    }
+    if (!fall_back) break;
+    spdlog::info("retrieve job {}: C-GET not possible ({}); trying C-MOVE", job.id(), get_error);
+  }
+  if (!get_error.empty() && method_used != "c-move") {
+    error = fmt::format("C-GET: {}; C-MOVE: {}", get_error, error.empty() ? "nothing arrived" : error);
+  }
+
+  // Verify against the index, once everything announced is indexed.
+  if (auto f = pipeline_.Flush(); !f) {
+    spdlog::warn("retrieve job {}: the index is behind: {}", job.id(), f.error().message);
+  }
+  json out_progress = progress();
+  int64_t arrived = out_progress["arrived"].get<int64_t>();
+  if (p.method == "auto" && !method_used.empty() && (arrived > 0 || error.empty()) &&
+      node->retrieve_method_learned != method_used) {
+    if (auto r = nodes_.SetRetrieveMethodLearned(node->name, method_used); !r) {
+      spdlog::warn("node {}: cannot remember the retrieve method: {}", node->name, r.error().message);
+    }
+  }
+  json result{{"method_used", method_used.empty() ? json(nullptr) : json(method_used)},
+              {"verification", plan->listed ? "instances" : "counts"}};
+  if (!plan->note.empty()) result["note"] = plan->note;
+  std::vector<std::string> missing;
+  if (plan->listed) {
+    auto here = db_.PresentInstances(expected);
+    if (!here) return {"failed", here.error().message, out_progress, result};
+    std::set<std::string> here_set(here->begin(), here->end());
+    for (const auto& sop : expected) {
+      if (!here_set.count(sop)) missing.push_back(sop);
+    }
+    out_progress["completed"] = static_cast<int64_t>(here_set.size());
+    out_progress["remaining"] = static_cast<int64_t>(missing.size());
+  }
+  result["missing"] = missing;
+  result["missing_count"] = static_cast<int64_t>(missing.size());
+  if (!failed_uids.empty()) result["failed_uids"] = failed_uids;
+
+  const int64_t have = out_progress["completed"].get<int64_t>();
+  std::string state;
+  if (plan->listed) {
+    state = missing.empty() ? "succeeded" : (have > 0 ? "partial" : "failed");
+  } else {
+    // Without a list, trust the PACS's counts and what arrived.
+    std::lock_guard lock(tally.mu);
+    bool all = error.empty() && tally.Failed() == 0 &&
+               (!plan->expected_count || arrived >= *plan->expected_count);
+    state = all ? "succeeded" : (arrived > 0 ? "partial" : "failed");
+    if (plan->expected_count && arrived < *plan->expected_count) {
+      result["missing_count"] = *plan->expected_count - arrived;
+    }
+  }
+  if (job.StopRequested() && state != "succeeded") {
+    if (job.ServerStopping()) {
+      error = fmt::format("interrupted: the server stopped; {} of {} instances are here; retry to "
+                          "fetch the rest", have, out_progress["total"].dump());
+    } else {
+      state = "canceled";
+      error = fmt::format("canceled; {} instance(s) had arrived and stay in the archive", arrived);
+    }
+  } else if (state != "succeeded" && error.empty()) {
+    error = plan->listed ? fmt::format("{} of {} instances did not arrive", missing.size(), expected.size())
+                         : "fewer instances arrived than the PACS reported";
+  } else if (state == "succeeded") {
+    error.clear();
+    if (plan->listed && arrived == 0 && !expected.empty()) {
+      result["note"] = fmt::format("all {} instances were already in the archive", expected.size());
+    }
+  }
+  return {state, error, out_progress, result};
+}
+
+}  // namespace pb

@@ -1,0 +1,38 @@
+#pragma once
+// The retrieve job: fetch studies, series or instances from a DIMSE node by C-GET or C-MOVE
+// ("auto": C-GET, falling back to C-MOVE when the node refuses it, and remembering what worked).
+// What arrived is counted from the ingest pipeline's announcements and verified against the
+// index at the end: `succeeded` only when every instance the PACS listed is in the archive,
+// `partial` with the missing SOP Instance UIDs otherwise. Re-running fetches only what is
+// missing. Thread-safe (one Run per job).
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "archive/database.h"
+#include "ingest/pipeline.h"
+#include "jobs/job_service.h"
+#include "nodes/registry.h"
+#include "receivers/receiver.h"
+
+namespace pb {
+
+class RetrieveRunner : public JobRunner {
+ public:
+  RetrieveRunner(NodeRegistry& nodes, IngestPipeline& pipeline, Database& db,
+                 std::string default_calling_ae, std::function<std::vector<Receiver>()> receivers)
+      : nodes_(nodes), pipeline_(pipeline), db_(db), default_ae_(std::move(default_calling_ae)),
+        receivers_(std::move(receivers)) {}
+
+  Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
+  JobOutcome Run(JobContext& job) override;
+
+ private:
+  NodeRegistry& nodes_;
+  IngestPipeline& pipeline_;
+  Database& db_;
+  std::string default_ae_;
+  std::function<std::vector<Receiver>()> receivers_;
+};
+
+}  // namespace pb

@@ -1,0 +1,45 @@
+#pragma once
+// Before a retrieve: what the PACS says exists (IMAGE-level C-FIND, or the series' instance
+// counts when it does not list instances), and which requests fetch what is still missing from
+// our archive. The list is what the end of the job is verified against.
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "dicom/peer.h"
+#include "dicom/retrieve.h"
+
+namespace pb {
+
+struct RetrieveParams {
+  std::string node, level, method;
+  std::vector<std::string> uids;
+  std::string study_uid, series_uid;
+};
+
+struct ExpectedInstance {
+  std::string study_uid, series_uid, sop_class_uid;
+};
+
+struct RetrievePlan {
+  bool listed = false;  // `instances` is the PACS's full list
+  std::map<std::string, ExpectedInstance> instances;  // SOP Instance UID → where it belongs
+  std::optional<int64_t> expected_count;  // from the list, or from instance counts
+  std::map<std::string, std::string> series_study;  // series → study, as the PACS said
+  std::set<std::string> sop_classes;
+  std::string note;  // why the list is missing, when it is
+};
+
+// Asks the PACS what the request covers. kNotFound when it has none of it.
+Result<RetrievePlan> PlanRetrieve(const dicom::PeerRequest& peer, const RetrieveParams& p);
+
+// The C-GET/C-MOVE requests for the instances not `present` yet: the original request when
+// nothing is here; otherwise whole series where a series is missing entirely, and instance
+// lists for the rest.
+std::vector<dicom::RetrieveTarget> TargetsFor(const RetrieveParams& p, const RetrievePlan& plan,
+                                              const std::set<std::string>& present);
+
+}  // namespace pb
