@@ -9,7 +9,9 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/dimse.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
+#include "dicom/charset.h"
 #include "dicom/scu.h"
 
 namespace pb::dicom {
@@ -62,6 +64,7 @@ std::string Keyword(const DcmTagKey& key) {
 }
 
 struct Collector {
+  bool warned = false;
   FindResult* result;
   size_t max;
   T_ASC_Association* assoc;
@@ -78,7 +81,11 @@ void OnResponse(void* data, T_DIMSE_C_FindRQ* request, int, T_DIMSE_C_FindRSP*,
     (void)DIMSE_sendCancelRequest(c->assoc, c->pres, request->MessageID);
     return;
   }
-  (void)identifier->convertToUTF8();
+  std::string problem;
+  if (!ToUtf8(*identifier, &problem) && !c->warned) {
+    c->warned = true;
+    spdlog::warn("C-FIND answer not fully decoded: {}", problem);
+  }
   std::map<std::string, std::string> row;
   for (unsigned long i = 0; i < identifier->card(); ++i) {
     DcmElement* el = identifier->getElement(i);
@@ -143,7 +150,7 @@ Result<FindResult> Find(const FindRequest& rq) {
   req.DataSetType = DIMSE_DATASET_PRESENT;
   req.Priority = DIMSE_PRIORITY_MEDIUM;
   FindResult result;
-  Collector collector{&result, rq.max_results, (*a)->get(), pres};
+  Collector collector{false, &result, rq.max_results, (*a)->get(), pres};
   T_DIMSE_C_FindRSP rsp{};
   DcmDataset* detail = nullptr;
   int responses = 0;

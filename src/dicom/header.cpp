@@ -8,6 +8,8 @@
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <fmt/format.h>
 
+#include "dicom/charset.h"
+
 namespace pb::dicom {
 namespace {
 
@@ -53,11 +55,8 @@ Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool compl
 namespace {
 
 Result<InstanceRecord> Extract(DcmDataset* ds, std::string transfer_syntax_uid) {
-  std::string charset = Get(ds, DCM_SpecificCharacterSet);
-  if (!charset.empty() && charset != "ISO_IR 192" && charset != "ISO_IR 6") {
-    // Attribute values become UTF-8; a character set iconv cannot convert leaves them as they are.
-    (void)ds->convertToUTF8();
-  }
+  // Attribute values become UTF-8; what cannot be decoded is left as it is.
+  (void)ToUtf8(*ds);
   InstanceRecord r;
   r.sop_uid = Get(ds, DCM_SOPInstanceUID);
   r.sop_class_uid = Get(ds, DCM_SOPClassUID);
