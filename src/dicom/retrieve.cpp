@@ -204,6 +204,7 @@ Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pre
       answer.status = r.DimseStatus;
       answer.counts = counts;
       TakeFailedList(ds.get(), answer);
+      if (answer.failed_uids.empty()) TakeFailedList(owned_detail.get(), answer);  // some PACS put it there
       if (owned_detail) {
         OFString c;
         if (owned_detail->findAndGetOFString(DCM_ErrorComment, c).good()) answer.error_comment = c.c_str();
@@ -225,6 +226,7 @@ Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pre
       answer.status = r.DimseStatus;
       answer.counts = counts;
       TakeFailedList(ds.get(), answer);
+      if (answer.failed_uids.empty()) TakeFailedList(owned_detail.get(), answer);  // some PACS put it there
       if (owned_detail) {
         OFString c;
         if (owned_detail->findAndGetOFString(DCM_ErrorComment, c).good()) answer.error_comment = c.c_str();

@@ -95,32 +95,42 @@ void JobService::Stop() {
 void JobService::WorkerLoop() {
   while (true) {
     int64_t id = 0;
+    std::shared_ptr<Live> live = std::make_shared<Live>();
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (stopping_) return;  // queued jobs stay queued in the table for the next start
       id = queue_.front();
       queue_.pop_front();
+      live_[id] = live;  // from here on a cancel reaches the job through `live`
     }
-    RunOne(id);
+    RunOne(id, live);
+    std::lock_guard lock(mu_);
+    live_.erase(id);
   }
 }
 
-void JobService::RunOne(int64_t id) {
+void JobService::RunOne(int64_t id, const std::shared_ptr<Live>& live) {
   auto row = db_.GetJob(id);
   if (!row || !*row || (*row)->state != "queued") return;  // canceled meanwhile
   auto runner = runners_.find((*row)->type);
-  auto live = std::make_shared<Live>();
-  live->row = **row;
-  live->params = ParseOr(live->row.params, nlohmann::json::object());
-  live->row.state = "running";
-  live->row.started_at = UtcNowIso();
-  live->row.attempts += 1;
-  live->persisted = Clock::now();
   {
-    std::lock_guard lock(mu_);
-    if (stopping_) return;
-    live_[id] = live;
+    std::lock_guard lock(live->mu);
+    live->row = **row;
+    live->params = ParseOr(live->row.params, nlohmann::json::object());
+    live->row.state = "running";
+    live->row.started_at = UtcNowIso();
+    live->row.attempts += 1;
+    live->persisted = Clock::now();
+  }
+  if (server_stopping_) return;  // not started: it stays queued for the next start
+  if (live->cancel) {  // canceled between the queue and here
+    std::lock_guard lock(live->mu);
+    live->row.state = "canceled";
+    live->row.error = "canceled before it started";
+    live->row.finished_at = UtcNowIso();
+    (void)db_.UpdateJob(live->row);
+    return;
   }
   if (auto r = db_.UpdateJob(live->row); !r) spdlog::warn("job {}: cannot save: {}", id, r.error().message);
   JobOutcome out;
@@ -146,8 +156,6 @@ void JobService::RunOne(int64_t id) {
   }
   spdlog::info("job {} ({} from {}) {}{}{}", id, final_row.type, final_row.node, final_row.state,
                out.error.empty() ? "" : ": ", out.error);
-  std::lock_guard lock(mu_);
-  live_.erase(id);
 }
 
 nlohmann::json JobService::ToJson(const JobRow& row, bool full) const {
@@ -208,7 +216,7 @@ Result<nlohmann::json> JobService::Get(int64_t id, bool full) {
   }
   if (live) {
     std::lock_guard lock(live->mu);
-    return ToJson(live->row, full);
+    if (live->row.id == id) return ToJson(live->row, full);  // else not loaded yet: the table
   }
   auto row = db_.GetJob(id);
   if (!row) return tl::unexpected(row.error());
@@ -237,8 +245,16 @@ Result<nlohmann::json> JobService::Cancel(int64_t id) {
     std::lock_guard lock(mu_);
     auto it = live_.find(id);
     if (it != live_.end()) {
+      std::lock_guard live_lock(it->second->mu);
+      if (Finished(it->second->row.state)) {
+        return Fail(Code::kConflict,
+                    fmt::format("job {} has already ended ({})", id, it->second->row.state), "id");
+      }
       it->second->cancel = true;
-      return ToJsonLocked(id, it->second);
+      if (it->second->row.id != id) return nlohmann::json{{"id", std::to_string(id)}, {"state", "queued"}, {"cancel_requested", true}};
+      nlohmann::json j = ToJson(it->second->row, true);
+      j["cancel_requested"] = true;
+      return j;
     }
   }
   auto row = db_.GetJob(id);
@@ -257,13 +273,6 @@ Result<nlohmann::json> JobService::Cancel(int64_t id) {
   r.finished_at = UtcNowIso();
   if (auto u = db_.UpdateJob(r); !u) return tl::unexpected(u.error());
   return ToJson(r, true);
-}
-
-nlohmann::json JobService::ToJsonLocked(int64_t, const std::shared_ptr<Live>& live) const {
-  std::lock_guard lock(live->mu);
-  nlohmann::json j = ToJson(live->row, true);
-  j["cancel_requested"] = true;
-  return j;
 }
 
 Result<nlohmann::json> JobService::Retry(int64_t id) {

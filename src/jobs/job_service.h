@@ -78,9 +78,8 @@ class JobService {
   struct Live;
   class Context;
   void WorkerLoop();
-  void RunOne(int64_t id);
+  void RunOne(int64_t id, const std::shared_ptr<Live>& live);
   nlohmann::json ToJson(const JobRow& row, bool full) const;
-  nlohmann::json ToJsonLocked(int64_t id, const std::shared_ptr<Live>& live) const;
 
   Database& db_;
   int workers_count_;
