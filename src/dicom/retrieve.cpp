@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcuid.h>
@@ -53,13 +54,31 @@ DcmDataset Identifier(const RetrieveTarget& t) {
   return id;
 }
 
-void Take(SubOperations& to, unsigned opts, unsigned has_remaining, unsigned has_completed,
-          unsigned has_failed, unsigned has_warning, int remaining, int completed, int failed,
-          int warning) {
-  if (opts & has_remaining) to.remaining = remaining;
-  if (opts & has_completed) to.completed = completed;
-  if (opts & has_failed) to.failed = failed;
-  if (opts & has_warning) to.warning = warning;
+// A C-GET or C-MOVE response, as far as following it goes.
+struct Response {
+  uint16_t status = 0;
+  SubOperations counts;
+  T_DIMSE_DataSetType data_set = DIMSE_DATASET_NULL;
+};
+
+template <typename Rsp>
+Response Convert(const Rsp& r, unsigned remaining, unsigned completed, unsigned failed, unsigned warning) {
+  Response out{r.DimseStatus, {}, r.DataSetType};
+  if (r.opts & remaining) out.counts.remaining = r.NumberOfRemainingSubOperations;
+  if (r.opts & completed) out.counts.completed = r.NumberOfCompletedSubOperations;
+  if (r.opts & failed) out.counts.failed = r.NumberOfFailedSubOperations;
+  if (r.opts & warning) out.counts.warning = r.NumberOfWarningSubOperations;
+  return out;
+}
+
+Response FromGet(const T_DIMSE_C_GetRSP& r) {
+  return Convert(r, O_GET_NUMBEROFREMAININGSUBOPERATIONS, O_GET_NUMBEROFCOMPLETEDSUBOPERATIONS,
+                 O_GET_NUMBEROFFAILEDSUBOPERATIONS, O_GET_NUMBEROFWARNINGSUBOPERATIONS);
+}
+
+Response FromMove(const T_DIMSE_C_MoveRSP& r) {
+  return Convert(r, O_MOVE_NUMBEROFREMAININGSUBOPERATIONS, O_MOVE_NUMBEROFCOMPLETEDSUBOPERATIONS,
+                 O_MOVE_NUMBEROFFAILEDSUBOPERATIONS, O_MOVE_NUMBEROFWARNINGSUBOPERATIONS);
 }
 
 void TakeFailedList(DcmDataset* ds, RetrieveAnswer& answer) {
@@ -189,42 +208,17 @@ Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pre
       ++answer.stores_received;
       continue;
     }
-    if (is_get && msg.CommandField == DIMSE_C_GET_RSP) {
-      const T_DIMSE_C_GetRSP& r = msg.msg.CGetRSP;
-      auto ds = ResponseDataSet(a.get(), r.DataSetType);
-      SubOperations counts;
-      Take(counts, r.opts, O_GET_NUMBEROFREMAININGSUBOPERATIONS, O_GET_NUMBEROFCOMPLETEDSUBOPERATIONS,
-           O_GET_NUMBEROFFAILEDSUBOPERATIONS, O_GET_NUMBEROFWARNINGSUBOPERATIONS,
-           r.NumberOfRemainingSubOperations, r.NumberOfCompletedSubOperations,
-           r.NumberOfFailedSubOperations, r.NumberOfWarningSubOperations);
-      if (IsPending(r.DimseStatus)) {
-        if (hooks.on_pending) hooks.on_pending(counts);
+    std::optional<Response> rsp;
+    if (is_get && msg.CommandField == DIMSE_C_GET_RSP) rsp = FromGet(msg.msg.CGetRSP);
+    if (!is_get && msg.CommandField == DIMSE_C_MOVE_RSP) rsp = FromMove(msg.msg.CMoveRSP);
+    if (rsp) {
+      auto ds = ResponseDataSet(a.get(), rsp->data_set);
+      if (IsPending(rsp->status)) {
+        if (hooks.on_pending) hooks.on_pending(rsp->counts);
         continue;
       }
-      answer.status = r.DimseStatus;
-      answer.counts = counts;
-      TakeFailedList(ds.get(), answer);
-      if (answer.failed_uids.empty()) TakeFailedList(owned_detail.get(), answer);  // some PACS put it there
-      if (owned_detail) {
-        OFString c;
-        if (owned_detail->findAndGetOFString(DCM_ErrorComment, c).good()) answer.error_comment = c.c_str();
-      }
-      break;
-    }
-    if (!is_get && msg.CommandField == DIMSE_C_MOVE_RSP) {
-      const T_DIMSE_C_MoveRSP& r = msg.msg.CMoveRSP;
-      auto ds = ResponseDataSet(a.get(), r.DataSetType);
-      SubOperations counts;
-      Take(counts, r.opts, O_MOVE_NUMBEROFREMAININGSUBOPERATIONS, O_MOVE_NUMBEROFCOMPLETEDSUBOPERATIONS,
-           O_MOVE_NUMBEROFFAILEDSUBOPERATIONS, O_MOVE_NUMBEROFWARNINGSUBOPERATIONS,
-           r.NumberOfRemainingSubOperations, r.NumberOfCompletedSubOperations,
-           r.NumberOfFailedSubOperations, r.NumberOfWarningSubOperations);
-      if (IsPending(r.DimseStatus)) {
-        if (hooks.on_pending) hooks.on_pending(counts);
-        continue;
-      }
-      answer.status = r.DimseStatus;
-      answer.counts = counts;
+      answer.status = rsp->status;
+      answer.counts = rsp->counts;
       TakeFailedList(ds.get(), answer);
       if (answer.failed_uids.empty()) TakeFailedList(owned_detail.get(), answer);  // some PACS put it there
       if (owned_detail) {
