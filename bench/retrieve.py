@@ -1,0 +1,684 @@
+#!/usr/bin/env python3
+"""Retrieve benchmark: how fast PACS Bridge's retrieve jobs bring a study from a PACS, next to
+DCMTK's command-line tools doing the same in the same run. Python 3 standard library only.
+
+    bench/retrieve.sh                 # 500 small + 50 CT instances, 5 rounds (~1-3 minutes)
+    BENCH_ROUNDS=5 bench/retrieve.sh
+    BENCH_METHODS=get bench/retrieve.sh
+    PACSBRIDGE_BIN=build/debug/pacsbridge bench/retrieve.sh
+
+The PACS is one Orthanc (Debian package, TCP_NODELAY=1, max PDU 131072, its own storage),
+loaded once with a "small" study (BENCH_SMALL instances of ~BENCH_SMALL_BYTES, Secondary
+Capture, 2 series) and a "CT" study (BENCH_CT instances of ~BENCH_CT_BYTES, 1 series), all
+Explicit VR Little Endian (tools/dicomgen.py). Per round, for each study and each method, both
+sides are measured once, in an order that alternates:
+
+- C-GET, DCMTK: `getscu -S +B -pdu 131072` with QueryRetrieveLevel=STUDY and the
+  StudyInstanceUID, into a fresh directory (one getscu per study: getscu 3.6.7 crashes when
+  given several query files); time = process start to exit; it must exit 0 and have written
+  every instance.
+- C-GET, PACS Bridge: a fresh `pacsbridge serve` (empty data directory, node "orthanc"
+  registered through POST /api/nodes before the clock starts), then POST /api/retrieve
+  {"node": "orthanc", "level": "STUDY", "uids": [study], "method": "c-get"} and GET
+  /api/jobs/ID every 10 ms; time = from the POST until the job is seen finished. The job must
+  end "succeeded" with progress.completed == the study's size, and GET /api/studies must list
+  every instance.
+- C-MOVE, DCMTK: a fresh `storescp --single-process +B -pdu 131072` (AE STORESCP, started and
+  listening before the clock starts) and `movescu -S -aem STORESCP`; time = movescu start to
+  exit (Orthanc answers the final C-MOVE-RSP once storescp acknowledged the last C-STORE);
+  storescp must then hold every instance.
+- C-MOVE, PACS Bridge: as its C-GET, with "method": "c-move" (Orthanc sends to our receiver,
+  AE PACSBRIDGE on a fixed port listed in Orthanc's DicomModalities).
+
+For reference the header also gives the time of an IMAGE-level C-FIND of each study with
+findscu (what a retrieve job may do first, to know what to expect and verify against).
+
+Rates: instances/s and MB/s (MB = 2^20 bytes of the source files), medians over the rounds;
+ratios us/DCMTK are medians of same-round ratios (the numbers to trust on a noisy machine).
+Our time includes whatever the job does around the transfer (e.g. a C-FIND to learn what to
+expect, the final check of the archive); the DCMTK tools do nothing of the kind. PACS Bridge
+runs with its defaults (`[server] fsync = true`: every instance durable before the C-STORE
+response) unless BENCH_BRIDGE_SERVER_TOML says otherwise; getscu and storescp never fsync.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| BENCH_SMALL, BENCH_SMALL_BYTES | 500, 2048 | small study (0: none) |
+| BENCH_CT, BENCH_CT_BYTES | 50, 524288 | CT study (0: none) |
+| BENCH_ROUNDS | 5 | rounds |
+| BENCH_METHODS | get,move | which retrieve methods |
+| BENCH_SIDES | dcmtk,us | who is measured (dcmtk alone: no PACS Bridge needed) |
+| BENCH_WARMUP | 1 | one unrecorded getscu of each study first (Orthanc's page cache) |
+| PACSBRIDGE_BIN | build/release/pacsbridge (else build/pacsbridge) | binary under test |
+| BENCH_BRIDGE_SERVER_TOML | none | extra lines for PACS Bridge's [server] table, e.g. "fsync = false" |
+| BENCH_BASELINE_PDU | 131072 | max PDU of Orthanc, getscu, storescp |
+| BENCH_TMPDIR | $TMPDIR or /var/tmp | work directory (dataset, storage, logs) |
+| BENCH_KEEP | 0 | 1: keep the work directory |
+| BENCH_JSON | none | also write every measurement to this JSON file |
+| BENCH_JOB_TIMEOUT | 600 | seconds one retrieve may take |
+
+Exit status: 0 when every measurement completed, 1 when something broke (a tool failed, a job
+did not succeed, an instance is missing), 2 on bad usage, 130 when interrupted. Progress goes
+to stderr, the report to stdout.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import ingest  # noqa: E402  (bench/ingest.py: process, port and report helpers)
+from ingest import (BenchError, LIVE, MB, KB, fmt, free_port, fs_type, listening,  # noqa: E402
+                    log, med, note, notes_text, rotate, spawn, stop, stop_all_live, tail,
+                    tool_version)
+
+EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+METHOD_NAMES = {"get": "C-GET", "move": "C-MOVE"}
+SIDE_NAMES = {"dcmtk": "DCMTK", "us": "PACS Bridge"}
+DCMTK_TOOLS = {"get": "getscu", "move": "movescu+storescp"}
+
+
+def env_num(name, default, kind=int, minimum=None):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SystemExit("retrieve: %s=%r is not a number" % (name, raw))
+    if minimum is not None and value < minimum:
+        raise SystemExit("retrieve: %s must be >= %s" % (name, minimum))
+    return value
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+
+
+def http_json(method, url, body=None, timeout=30):
+    """(status, parsed JSON or None); status 0 when the connection failed."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json",
+                                          "Accept": "application/json"})
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            payload = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as e:
+        payload, status = e.read(), e.code
+    except (urllib.error.URLError, OSError):
+        return 0, None
+    try:
+        return status, json.loads(payload.decode()) if payload else None
+    except ValueError:
+        return status, {"_unparsed": payload[:500].decode(errors="replace")}
+
+
+def count_files(directory):
+    return sum(len(files) for _, _, files in os.walk(directory))
+
+
+# --------------------------------------------------------------------------- dataset
+
+class Study:
+    def __init__(self, name, directory, files, study_uid, total_bytes):
+        self.name, self.dir, self.files = name, directory, files
+        self.uid, self.count, self.total_bytes = study_uid, len(files), total_bytes
+
+
+def generate(root, tmp, name, *, count, size, modality, series):
+    sys.path.insert(0, os.path.join(root, "tools"))
+    import dicomgen
+    directory = os.path.join(tmp, "data", name)
+    made = dicomgen.generate(directory, count, studies=1, series_per_study=series, size=size,
+                             modality=modality, patient_id="BENCH-" + name.upper(),
+                             patient_name="BENCH^" + name.upper())
+    studies = {m[2] for m in made}
+    if len(studies) != 1 or len({m[1] for m in made}) != count:
+        raise BenchError("%s: expected one study of %d distinct instances" % (name, count))
+    for path, _, _, _ in made[:1]:
+        meta, _ = dicomgen.read_meta(path)
+        if meta["TransferSyntaxUID"] != EXPLICIT_VR_LE:
+            raise BenchError("%s: unexpected transfer syntax %s" % (name,
+                                                                   meta["TransferSyntaxUID"]))
+    total = sum(os.path.getsize(m[0]) for m in made)
+    return Study(name, directory, [m[0] for m in made], studies.pop(), total)
+
+
+# --------------------------------------------------------------------------- peers
+
+class OrthancPacs:
+    """The PACS: one Orthanc for the whole run, loaded once."""
+
+    ae = "ORTHANC"
+
+    def __init__(self, cfg, work, storescp_port, bridge_port):
+        os.makedirs(work)
+        storage = os.path.join(work, "storage")
+        os.mkdir(storage)
+        os.mkdir(os.path.join(work, "tmp"))
+        self.port = free_port()
+        self.http_port = free_port()
+        config = {
+            "Name": "bench-retrieve-orthanc",
+            "StorageDirectory": storage,
+            "IndexDirectory": storage,
+            "TemporaryDirectory": os.path.join(work, "tmp"),
+            "DicomAet": self.ae,
+            "DicomPort": self.port,
+            "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "Plugins": [],
+            "MaximumPduLength": cfg.baseline_pdu,
+            "SaveJobs": False,
+            "DicomModalities": {
+                "getscu": ["GETSCU", "127.0.0.1", 1],
+                "movescu": ["MOVESCU", "127.0.0.1", 1],
+                "findscu": ["FINDSCU", "127.0.0.1", 1],
+                "storescp": ["STORESCP", "127.0.0.1", storescp_port],
+                "pacsbridge": ["PACSBRIDGE", "127.0.0.1", bridge_port],
+            },
+        }
+        path = os.path.join(work, "orthanc.json")
+        with open(path, "w") as f:
+            json.dump(config, f, indent=2)
+        self.log_path = os.path.join(work, "orthanc.log")
+        self.proc = spawn(["Orthanc", path], env=cfg.env_nodelay, log_path=self.log_path,
+                          cwd=work)
+        deadline = time.monotonic() + cfg.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError("Orthanc exited (%s) while starting:\n%s"
+                                 % (self.proc.returncode, tail(self.log_path)))
+            if listening(self.port) and ingest.http_get(
+                    "http://127.0.0.1:%d/system" % self.http_port, timeout=2)[0] == 200:
+                return
+            time.sleep(0.05)
+        raise BenchError("Orthanc not ready after %d s:\n%s" % (cfg.start_timeout,
+                                                                tail(self.log_path)))
+
+    def count(self):
+        status, body = ingest.http_get("http://127.0.0.1:%d/statistics" % self.http_port)
+        if status != 200:
+            raise BenchError("Orthanc GET /statistics answered %d" % status)
+        return int(json.loads(body)["CountInstances"])
+
+    def alive(self):
+        return self.proc.poll() is None
+
+
+class Bridge:
+    """A fresh pacsbridge serve per measurement (empty archive), receiver on a fixed port."""
+
+    def __init__(self, cfg, work, dicom_port, pacs):
+        self.cfg = cfg
+        os.makedirs(work, exist_ok=True)
+        data = os.path.join(work, "data")
+        os.mkdir(data)
+        self.http_port = free_port()
+        self.port = dicom_port
+        path = os.path.join(work, "pacsbridge.toml")
+        with open(path, "w") as f:
+            f.write("[server]\n"
+                    "data_dir = %s\n"
+                    "http_listen = \"127.0.0.1:%d\"\n"
+                    "ae_title = \"PACSBRIDGE\"\n"
+                    "%s\n"
+                    "[[receivers]]\n"
+                    "ae_title = \"PACSBRIDGE\"\n"
+                    "port = %d\n"
+                    "bind = \"127.0.0.1\"\n"
+                    % (json.dumps(data), self.http_port, cfg.bridge_server_toml, dicom_port))
+        self.log_path = os.path.join(work, "pacsbridge.log")
+        # Without TCP_NODELAY: the server must turn Nagle off by itself.
+        self.proc = spawn([cfg.bridge_bin, "serve", "--config", path], env=cfg.env_plain,
+                          log_path=self.log_path, cwd=work)
+        deadline = time.monotonic() + cfg.start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError("PACS Bridge exited (%s) while starting:\n%s"
+                                 % (self.proc.returncode, tail(self.log_path)))
+            if http_json("GET", self.url("/api/health"), timeout=2)[0] == 200 and \
+                    listening(dicom_port):
+                break
+            if time.monotonic() > deadline:
+                raise BenchError("PACS Bridge not ready after %d s:\n%s"
+                                 % (cfg.start_timeout, tail(self.log_path)))
+            time.sleep(0.05)
+        status, body = http_json("POST", self.url("/api/nodes"), {
+            "name": "orthanc", "ae_title": pacs.ae, "host": "127.0.0.1", "port": pacs.port,
+            "queryable": True})
+        if status != 201:
+            raise BenchError("PACS Bridge POST /api/nodes answered %s: %r" % (status, body))
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.http_port, path)
+
+    def count(self):
+        status, body = http_json("GET", self.url("/api/studies"), timeout=60)
+        if status != 200 or not isinstance(body, list):
+            raise BenchError("PACS Bridge GET /api/studies answered %s: %.300r" % (status, body))
+        return sum(int(s.get("instance_count", 0)) for s in body)
+
+    def stop(self):
+        rc, killed = stop(self.proc, self.cfg.stop_timeout)
+        if killed:
+            note("PACS Bridge did not stop within %d s of SIGTERM (killed)"
+                 % self.cfg.stop_timeout, key="bridge-kill")
+        elif rc != 0:
+            note("PACS Bridge exited with status %s after SIGTERM" % rc, key=("bridge-rc", rc))
+
+
+# --------------------------------------------------------------------------- measuring
+
+class Bench:
+    def __init__(self, cfg, tmp, pacs, storescp_port, bridge_port):
+        self.cfg, self.tmp, self.pacs = cfg, tmp, pacs
+        self.storescp_port, self.bridge_port = storescp_port, bridge_port
+        self.seq = 0
+
+    def workdir(self, tag, study, method, side):
+        self.seq += 1
+        work = os.path.join(self.tmp, "runs", "%03d-%s-%s-%s-%s" % (self.seq, tag, study.name,
+                                                                    method, side))
+        os.makedirs(work)
+        return work
+
+    def measure(self, side, method, study, tag):
+        work = self.workdir(tag, study, method, side)
+        if side == "dcmtk":
+            seconds = (self.getscu if method == "get" else self.movescu)(study, work)
+        else:
+            seconds = self.bridge(method, study, work)
+        if not self.pacs.alive():
+            raise BenchError("Orthanc died:\n%s" % tail(self.pacs.log_path))
+        os.sync()
+        if self.cfg.clean_between:
+            shutil.rmtree(work, ignore_errors=True)
+        return {"seconds": seconds, "instances": study.count, "bytes": study.total_bytes,
+                "inst_per_s": study.count / seconds,
+                "mb_per_s": study.total_bytes / MB / seconds}
+
+    def query_args(self, study):
+        return ["-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=%s" % study.uid]
+
+    def run_tool(self, cmd, log_path, work):
+        proc = spawn(cmd, env=self.cfg.env_nodelay, log_path=log_path, cwd=work)
+        try:
+            rc = proc.wait(self.cfg.job_timeout)
+        except subprocess.TimeoutExpired:
+            stop(proc, 5)
+            raise BenchError("%s did not finish in %d s:\n%s" % (cmd[0], self.cfg.job_timeout,
+                                                                tail(log_path)))
+        LIVE.pop(proc.pid, None)
+        return rc
+
+    def getscu(self, study, work):
+        out = os.path.join(work, "out")
+        os.mkdir(out)
+        log_path = os.path.join(work, "getscu.log")
+        cmd = (["getscu", "-S", "+B", "-pdu", str(self.cfg.baseline_pdu), "-aet", "GETSCU",
+                "-aec", self.pacs.ae, "-od", out] + self.query_args(study)
+               + ["127.0.0.1", str(self.pacs.port)])
+        t0 = time.perf_counter()
+        rc = self.run_tool(cmd, log_path, work)
+        seconds = time.perf_counter() - t0
+        if rc != 0:
+            raise BenchError("getscu exited with %s:\n%s" % (rc, tail(log_path)))
+        n = count_files(out)
+        if n != study.count:
+            raise BenchError("getscu wrote %d files, the %s study has %d:\n%s"
+                             % (n, study.name, study.count, tail(log_path)))
+        return seconds
+
+    def movescu(self, study, work):
+        out = os.path.join(work, "storescp")
+        os.mkdir(out)
+        scp_log = os.path.join(work, "storescp.log")
+        scp = spawn(["storescp", "--single-process", "+B", "-pdu", str(self.cfg.baseline_pdu),
+                     "-aet", "STORESCP", "-od", out, str(self.storescp_port)],
+                    env=self.cfg.env_nodelay, log_path=scp_log, cwd=work)
+        try:
+            deadline = time.monotonic() + self.cfg.start_timeout
+            while not listening(self.storescp_port):
+                if scp.poll() is not None or time.monotonic() > deadline:
+                    raise BenchError("storescp did not start:\n%s" % tail(scp_log))
+                time.sleep(0.02)
+            log_path = os.path.join(work, "movescu.log")
+            cmd = (["movescu", "-S", "-aet", "MOVESCU", "-aec", self.pacs.ae, "-aem", "STORESCP"]
+                   + self.query_args(study) + ["127.0.0.1", str(self.pacs.port)])
+            t0 = time.perf_counter()
+            rc = self.run_tool(cmd, log_path, work)
+            seconds = time.perf_counter() - t0
+            if rc != 0:
+                raise BenchError("movescu exited with %s:\n%s\nstorescp:\n%s"
+                                 % (rc, tail(log_path), tail(scp_log)))
+            with open(log_path, "rb") as f:
+                text = f.read().decode(errors="replace")
+            if "error status" in text or "Failed" in text:
+                raise BenchError("movescu reported a failure:\n%s" % tail(log_path))
+            deadline = time.monotonic() + 5
+            while count_files(out) < study.count and time.monotonic() < deadline:
+                time.sleep(0.05)
+            n = count_files(out)
+            if n != study.count:
+                raise BenchError("storescp holds %d files after movescu, the %s study has %d"
+                                 % (n, study.name, study.count))
+        finally:
+            stop(scp, 10)
+        return seconds
+
+    def findscu(self, study, work):
+        """Reference: an IMAGE-level C-FIND listing the study's instances (what a retrieve job
+        may do first to know what to expect)."""
+        log_path = os.path.join(work, "findscu.log")
+        cmd = ["findscu", "-S", "-aet", "FINDSCU", "-aec", self.pacs.ae,
+               "-k", "QueryRetrieveLevel=IMAGE", "-k", "StudyInstanceUID=%s" % study.uid,
+               "-k", "SeriesInstanceUID", "-k", "SOPInstanceUID", "-k", "SOPClassUID",
+               "127.0.0.1", str(self.pacs.port)]
+        t0 = time.perf_counter()
+        rc = self.run_tool(cmd, log_path, work)
+        seconds = time.perf_counter() - t0
+        if rc != 0:
+            raise BenchError("findscu exited with %s:\n%s" % (rc, tail(log_path)))
+        return seconds
+
+    def bridge(self, method, study, work):
+        srv = Bridge(self.cfg, work, self.bridge_port, self.pacs)
+        try:
+            os.sync()
+            body = {"node": "orthanc", "level": "STUDY", "uids": [study.uid],
+                    "method": "c-get" if method == "get" else "c-move"}
+            t0 = time.perf_counter()
+            status, answer = http_json("POST", srv.url("/api/retrieve"), body)
+            if status != 202 or not isinstance(answer, dict) or "job_id" not in answer:
+                raise BenchError("PACS Bridge POST /api/retrieve answered %s: %r%s" % (
+                    status, answer, " (this binary has no retrieve API: build it, or set "
+                    "PACSBRIDGE_BIN)" if status == 404 else ""))
+            job_url = srv.url("/api/jobs/%s" % answer["job_id"])
+            deadline = time.monotonic() + self.cfg.job_timeout
+            while True:
+                status, job = http_json("GET", job_url)
+                if status == 200 and isinstance(job, dict) and job.get("state") in (
+                        "succeeded", "partial", "failed", "canceled"):
+                    break
+                if status != 200:
+                    raise BenchError("GET %s answered %s: %r" % (job_url, status, job))
+                if time.monotonic() > deadline:
+                    raise BenchError("job not finished after %d s: %r" % (self.cfg.job_timeout,
+                                                                         job))
+                time.sleep(0.01)
+            seconds = time.perf_counter() - t0
+            progress = job.get("progress") or {}
+            if job.get("state") != "succeeded" or progress.get("completed") != study.count:
+                raise BenchError("PACS Bridge %s job of the %s study (%d instances) ended: %s\n%s"
+                                 % (METHOD_NAMES[method], study.name, study.count,
+                                    json.dumps(job), tail(srv.log_path)))
+            wanted = "c-get" if method == "get" else "c-move"
+            if job.get("method_used") not in (None, wanted):
+                raise BenchError("job used %s, not %s: %s" % (job.get("method_used"), wanted,
+                                                              json.dumps(job)))
+            n = srv.count()
+            if n != study.count:
+                raise BenchError("PACS Bridge lists %d instances after the job, the %s study "
+                                 "has %d" % (n, study.name, study.count))
+        finally:
+            srv.stop()
+        return seconds
+
+
+# --------------------------------------------------------------------------- report
+
+def paired_ratio(results, key_a, key_b):
+    a, b = results.get(key_a, {}), results.get(key_b, {})
+    return med([a[r]["inst_per_s"] / b[r]["inst_per_s"] for r in a if r in b])
+
+
+def report(cfg, studies, results, header):
+    out = []
+    p = out.append
+    p("")
+    p("=" * 78)
+    p("PACS Bridge retrieve benchmark")
+    for line in header:
+        p("  " + line)
+    p("=" * 78)
+    p("")
+    p("Throughput (median of %d round(s); [min-max] of instances/s; MB = 2^20 bytes)"
+      % cfg.rounds)
+    p("%-6s %-7s %-18s %10s %15s %9s %9s" % ("study", "method", "who", "inst/s", "[min-max]",
+                                            "MB/s", "s"))
+    for st in studies:
+        for m in cfg.methods:
+            for side in ("dcmtk", "us"):
+                rs = list(results.get((st.name, m, side), {}).values())
+                if not rs:
+                    continue
+                ips = [r["inst_per_s"] for r in rs]
+                who = DCMTK_TOOLS[m] if side == "dcmtk" else "PACS Bridge job"
+                p("%-6s %-7s %-18s %10.1f %15s %9.1f %9.2f" % (
+                    st.name, METHOD_NAMES[m], who, med(ips),
+                    "[%.0f-%.0f]" % (min(ips), max(ips)),
+                    med([r["mb_per_s"] for r in rs]), med([r["seconds"] for r in rs])))
+    p("")
+    p("Ratios us/DCMTK (median of same-round ratios of instances/s; > 1: we are faster)")
+    p("%-6s %-7s %8s" % ("study", "method", "ratio"))
+    for st in studies:
+        for m in cfg.methods:
+            p("%-6s %-7s %8s" % (st.name, METHOD_NAMES[m], fmt(paired_ratio(
+                results, (st.name, m, "us"), (st.name, m, "dcmtk")), "%.2f")))
+    if ingest.NOTES:
+        p("")
+        p("Notes")
+        out.extend("  - " + n for n in notes_text())
+    p("")
+    print("\n".join(out), flush=True)
+
+
+# --------------------------------------------------------------------------- main
+
+class Config:
+    pass
+
+
+def parse_config(root):
+    cfg = Config()
+    cfg.small = env_num("BENCH_SMALL", 500, int, 0)
+    cfg.small_bytes = env_num("BENCH_SMALL_BYTES", 2048, int, 512)
+    cfg.ct = env_num("BENCH_CT", 50, int, 0)
+    cfg.ct_bytes = env_num("BENCH_CT_BYTES", 512 * KB, int, 512)
+    cfg.rounds = env_num("BENCH_ROUNDS", 5, int, 1)
+    cfg.warmup = env_num("BENCH_WARMUP", 1, int, 0)
+    methods = [m.strip().lower().replace("c-", "") for m in
+               os.environ.get("BENCH_METHODS", "get,move").split(",") if m.strip()]
+    for m in methods:
+        if m not in METHOD_NAMES:
+            raise SystemExit("retrieve: unknown method %r in BENCH_METHODS (get, move)" % m)
+    if not methods:
+        raise SystemExit("retrieve: BENCH_METHODS is empty")
+    cfg.methods = methods
+    sides = [x.strip().lower() for x in os.environ.get("BENCH_SIDES", "dcmtk,us").split(",")
+             if x.strip()]
+    if not sides or any(x not in SIDE_NAMES for x in sides):
+        raise SystemExit("retrieve: BENCH_SIDES must list dcmtk and/or us")
+    cfg.sides = sides
+    cfg.baseline_pdu = env_num("BENCH_BASELINE_PDU", 131072, int, 4096)
+    cfg.start_timeout = env_num("BENCH_START_TIMEOUT", 60, int, 1)
+    cfg.stop_timeout = env_num("BENCH_STOP_TIMEOUT", 60, int, 1)
+    cfg.job_timeout = env_num("BENCH_JOB_TIMEOUT", 600, int, 1)
+    cfg.keep = env_num("BENCH_KEEP", 0, int, 0)
+    cfg.clean_between = env_num("BENCH_CLEAN_BETWEEN", 0, int, 0)
+    cfg.json_out = os.environ.get("BENCH_JSON") or None
+    cfg.bridge_server_toml = os.environ.get("BENCH_BRIDGE_SERVER_TOML", "").replace("\\n", "\n")
+    cfg.tmp_parent = os.environ.get("BENCH_TMPDIR") or os.environ.get("TMPDIR") or "/var/tmp"
+    bin_ = os.environ.get("PACSBRIDGE_BIN")
+    if not bin_:
+        bin_ = os.path.join(root, "build", "release", "pacsbridge")
+        if not os.path.exists(bin_) and os.path.exists(os.path.join(root, "build", "pacsbridge")):
+            bin_ = os.path.join(root, "build", "pacsbridge")
+    cfg.bridge_bin = os.path.abspath(bin_)
+    if "us" in sides and not os.access(cfg.bridge_bin, os.X_OK):
+        raise SystemExit("retrieve: PACS Bridge binary %s not found (build it or set "
+                         "PACSBRIDGE_BIN)" % cfg.bridge_bin)
+    plain = dict(os.environ)
+    for var in ("TCP_NODELAY", "PACSBENCH_NETNS_TRIED", "PYTHONDONTWRITEBYTECODE"):
+        plain.pop(var, None)
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
+                "ALL_PROXY"):
+        plain.pop(var, None)
+    cfg.env_plain = plain
+    cfg.env_nodelay = dict(plain, TCP_NODELAY="1")
+    return cfg
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description="PACS Bridge retrieve benchmark (C-GET / C-MOVE from Orthanc vs DCMTK)",
+        epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", required=True, help="repository root")
+    args = ap.parse_args()
+    if not ingest.isolated() and not os.environ.get("BENCH_ALLOW_SHARED_NETNS"):
+        log("retrieve: not inside a private network namespace; run bench/retrieve.sh")
+        return 2
+    cfg = parse_config(args.root)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    os.makedirs(cfg.tmp_parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="pacsbridge-bench-retrieve.", dir=cfg.tmp_parent)
+    status = 0
+    try:
+        status = run(cfg, args.root, tmp)
+    except BenchError as e:
+        log("\nretrieve: FAILED: %s" % e)
+        status = 1
+    except KeyboardInterrupt:
+        log("\nretrieve: interrupted")
+        status = 130
+    except Exception:  # a bug of this script: still clean up
+        import traceback
+        traceback.print_exc()
+        status = 1
+    finally:
+        stop_all_live()
+        if cfg.keep:
+            log("retrieve: kept %s" % tmp)
+        else:
+            log("retrieve: removing %s" % tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+    return status
+
+
+def run(cfg, root, tmp):
+    started = time.monotonic()
+    log("retrieve: work directory %s (%s)" % (tmp, fs_type(tmp)))
+    t = time.monotonic()
+    studies = []
+    if cfg.small:
+        studies.append(generate(root, tmp, "small", count=cfg.small, size=cfg.small_bytes,
+                                modality="OT", series=2))
+    if cfg.ct:
+        studies.append(generate(root, tmp, "CT", count=cfg.ct, size=cfg.ct_bytes,
+                                modality="CT", series=1))
+    if not studies:
+        raise SystemExit("retrieve: BENCH_SMALL and BENCH_CT are both 0")
+    os.sync()
+    log("retrieve: dataset generated in %.1f s" % (time.monotonic() - t))
+
+    storescp_port, bridge_port = free_port(), free_port()
+    pacs = OrthancPacs(cfg, os.path.join(tmp, "orthanc"), storescp_port, bridge_port)
+    t = time.monotonic()
+    for st in studies:
+        log_path = os.path.join(tmp, "load-%s.log" % st.name)
+        proc = spawn(["storescu", "-aet", "LOADER", "-aec", pacs.ae, "-xe", "+sd",
+                      "127.0.0.1", str(pacs.port), st.dir], env=cfg.env_nodelay,
+                     log_path=log_path, cwd=tmp)
+        rc = proc.wait()
+        LIVE.pop(proc.pid, None)
+        if rc != 0:
+            raise BenchError("loading the %s study into Orthanc failed (%s):\n%s"
+                             % (st.name, rc, tail(log_path)))
+    n = pacs.count()
+    want = sum(st.count for st in studies)
+    if n != want:
+        raise BenchError("Orthanc holds %d instances, %d were loaded" % (n, want))
+    os.sync()
+    log("retrieve: Orthanc loaded with %d instances in %.1f s" % (n, time.monotonic() - t))
+
+    bench = Bench(cfg, tmp, pacs, storescp_port, bridge_port)
+    header = [
+        "studies: " + ", ".join("%s %d x %.1f KB" % (st.name, st.count,
+                                                    st.total_bytes / st.count / KB)
+                                for st in studies) + " (Explicit VR LE), in one Orthanc",
+        "methods: %s; rounds: %d; max PDU %d for Orthanc, getscu, storescp"
+        % (", ".join(METHOD_NAMES[m] for m in cfg.methods), cfg.rounds, cfg.baseline_pdu),
+        "storage: %s (%s)" % (tmp, fs_type(tmp)),
+        "%s; %s" % (tool_version(["getscu", "--version"]).replace("$", "").strip(),
+                    tool_version(["Orthanc", "--version"])),
+        "%d CPU(s), %s" % (os.cpu_count() or 0, os.uname().release),
+    ]
+    if "us" in cfg.sides:
+        st_ = os.stat(cfg.bridge_bin)
+        header.append("PACS Bridge: %s (built %s)%s" % (
+            cfg.bridge_bin, time.strftime("%Y-%m-%d %H:%M", time.localtime(st_.st_mtime)),
+            "; [server] extra: %s" % cfg.bridge_server_toml.replace("\n", "; ")
+            if cfg.bridge_server_toml.strip() else ""))
+
+    find_times = {}
+    for st in studies:
+        work = bench.workdir("ref", st, "find", "dcmtk")
+        find_times[st.name] = med([bench.findscu(st, work) for _ in range(3)])
+        log("reference: findscu IMAGE level, %s study: %.3f s" % (st.name, find_times[st.name]))
+    header.append("reference, IMAGE-level C-FIND of each study with findscu (median of 3): "
+                  + ", ".join("%s %.3f s" % (k, v) for k, v in find_times.items()))
+
+    if cfg.warmup:
+        for st in studies:
+            r = bench.measure("dcmtk", "get", st, "warmup")
+            log("warm-up  %-5s getscu %6.2f s %8.1f inst/s" % (st.name, r["seconds"],
+                                                               r["inst_per_s"]))
+
+    results = {}  # (study, method, side) -> {round: result}
+    k = 0
+    for rnd in range(cfg.rounds):
+        for st in studies:
+            for m in cfg.methods:
+                for side in rotate(cfg.sides, k):
+                    r = bench.measure(side, m, st, "r%d" % (rnd + 1))
+                    results.setdefault((st.name, m, side), {})[rnd] = r
+                    log("round %d  %-5s %-6s %-12s %5d inst %6.2f s %8.1f inst/s %7.1f MB/s"
+                        % (rnd + 1, st.name, METHOD_NAMES[m], SIDE_NAMES[side], st.count,
+                           r["seconds"], r["inst_per_s"], r["mb_per_s"]))
+                k += 1
+
+    header.append("total run time %.0f s" % (time.monotonic() - started))
+    report(cfg, studies, results, header)
+    if cfg.json_out:
+        with open(cfg.json_out, "w") as f:
+            json.dump({
+                "config": {"rounds": cfg.rounds, "methods": cfg.methods,
+                           "studies": {st.name: {"count": st.count, "bytes": st.total_bytes}
+                                       for st in studies},
+                           "bridge_bin": cfg.bridge_bin},
+                "results": [dict(r, study=s, method=m, side=side, round=rnd + 1)
+                            for (s, m, side), by_round in results.items()
+                            for rnd, r in by_round.items()],
+                "notes": notes_text(),
+            }, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
