@@ -31,6 +31,7 @@ test: debug build clang
 
 bench: build deps-test
 	bench/ingest.sh
+	bench/retrieve.sh
 
 clean:
 	rm -rf build

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -245,6 +246,22 @@ std::string RetrieveAnswer::StatusText() const {
 
 std::string TransferSyntaxUid(const std::string& name_or_uid) {
   if (name_or_uid.empty()) return {};
+  // DICOM keywords (PS3.6 Table A-1) of the syntaxes people name most; DCMTK knows the rest.
+  static const std::map<std::string, const char*> kKeywords{
+      {"ImplicitVRLittleEndian", UID_LittleEndianImplicitTransferSyntax},
+      {"ExplicitVRLittleEndian", UID_LittleEndianExplicitTransferSyntax},
+      {"ExplicitVRBigEndian", UID_BigEndianExplicitTransferSyntax},
+      {"DeflatedExplicitVRLittleEndian", UID_DeflatedExplicitVRLittleEndianTransferSyntax},
+      {"JPEGBaseline8Bit", UID_JPEGProcess1TransferSyntax},
+      {"JPEGExtended12Bit", UID_JPEGProcess2_4TransferSyntax},
+      {"JPEGLossless", UID_JPEGProcess14TransferSyntax},
+      {"JPEGLosslessSV1", UID_JPEGProcess14SV1TransferSyntax},
+      {"JPEGLSLossless", UID_JPEGLSLosslessTransferSyntax},
+      {"JPEGLSNearLossless", UID_JPEGLSLossyTransferSyntax},
+      {"JPEG2000Lossless", UID_JPEG2000LosslessOnlyTransferSyntax},
+      {"JPEG2000", UID_JPEG2000TransferSyntax},
+      {"RLELossless", UID_RLELosslessTransferSyntax}};
+  if (auto it = kKeywords.find(name_or_uid); it != kKeywords.end()) return it->second;
   DcmXfer x(name_or_uid.c_str());
   if (x.getXfer() == EXS_Unknown) return {};
   return x.getXferID();

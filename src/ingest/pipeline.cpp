@@ -184,7 +184,10 @@ void IngestPipeline::IndexLoop() {
     wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
     if (pending_.empty()) return;  // stopping with nothing left
     // A short window lets concurrent associations share one transaction.
-    wake_.wait_for(lock, kBatchWindow, [&] { return stopping_ || pending_.size() >= options_.max_batch; });
+    wake_.wait_for(lock, kBatchWindow, [&] {
+      return stopping_ || flush_requested_ || pending_.size() >= options_.max_batch;
+    });
+    flush_requested_ = false;
     std::vector<Entry> batch;
     batch.swap(pending_);
     // New arrivals go to a fresh journal, so this one can go once its entries are indexed.
@@ -228,6 +231,10 @@ void IngestPipeline::IndexLoop() {
 Result<void> IngestPipeline::Flush(std::chrono::seconds timeout) {
   std::unique_lock lock(mu_);
   uint64_t target = pushed_;
+  if (done_ < target) {
+    flush_requested_ = true;  // someone waits: commit now rather than after the batch window
+    wake_.notify_all();
+  }
   bool ok = indexed_.wait_for(lock, timeout, [&] { return done_ >= target || !last_error_.empty(); });
   if (done_ >= target) return {};
   return Fail(Code::kIoError, ok ? last_error_ : "indexing did not finish in time");

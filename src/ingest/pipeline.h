@@ -100,6 +100,7 @@ class IngestPipeline {
   uint64_t pushed_ = 0, done_ = 0;            // GUARDED_BY(mu_): entries queued / indexed
   std::string last_error_;                    // GUARDED_BY(mu_)
   bool stopping_ = false;                     // GUARDED_BY(mu_)
+  bool flush_requested_ = false;              // GUARDED_BY(mu_): end the batch window now
   std::thread indexer_;
 };
 

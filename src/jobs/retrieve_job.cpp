@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <set>
 
@@ -156,8 +157,26 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   const dicom::PeerRequest peer = ToPeerRequest(*node, default_ae_);
   const int inactivity = std::max(60, node->timeout_seconds * 6);
 
-  auto plan = PlanRetrieve(peer, p);
-  if (!plan) return {"failed", plan.error().message, nullptr, {}};
+  // What the PACS has: counts now; the instance list now, or, when nothing of the study is here
+  // yet and the SOP classes are known, fetched alongside the transfer (it costs the PACS about
+  // as much as sending small instances) and used to verify the end.
+  auto counted = PlanCounts(peer, p);
+  if (!counted) return {"failed", counted.error().message, nullptr, {}};
+  auto plan = std::make_unique<RetrievePlan>(std::move(*counted));
+  bool anything_here = p.level != "STUDY" || plan->sop_classes.empty();
+  for (size_t i = 0; !anything_here && i < p.uids.size(); ++i) {
+    auto here = db_.StudyExists(p.uids[i]);
+    anything_here = !here || *here;
+  }
+  std::future<Result<RetrievePlan>> listing;
+  if (anything_here) {
+    if (auto r = ListInstances(peer, p, *plan); !r) return {"failed", r.error().message, nullptr, {}};
+  } else {
+    listing = std::async(std::launch::async, [peer, p, copy = *plan]() mutable -> Result<RetrievePlan> {
+      if (auto r = ListInstances(peer, p, copy); !r) return tl::unexpected(r.error());
+      return copy;
+    });
+  }
   std::vector<std::string> expected;
   for (const auto& [sop, _] : plan->instances) expected.push_back(sop);
   auto present_list = db_.PresentInstances(expected);
@@ -171,6 +190,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     series_set.insert(series);
     study_set.insert(study);
   }
+  if (p.level == "STUDY") study_set.insert(p.uids.begin(), p.uids.end());
   const auto start = Clock::now();
   auto progress = [&]() {
     std::lock_guard lock(tally.mu);
@@ -196,7 +216,8 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   };
   job.Progress(progress());
 
-  ArrivalSubscription subscription(pipeline_.arrivals(), [&](const Arrival& a) {
+  std::optional<ArrivalSubscription> subscription;
+  subscription.emplace(pipeline_.arrivals(), [&](const Arrival& a) {
     bool ours = plan->listed ? plan->instances.count(a.sop_uid) > 0
                              : (p.level == "STUDY" ? study_set.count(a.study_uid) > 0
                                                    : series_set.count(a.series_uid) > 0);
@@ -328,7 +349,19 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     error = fmt::format("C-GET: {}; C-MOVE: {}", get_error, error.empty() ? "nothing arrived" : error);
   }
 
-  // Verify against the index, once everything announced is indexed.
+  // Verify against the index, once everything announced is indexed, and against the list.
+  subscription.reset();
+  if (listing.valid()) {
+    auto listed = listing.get();
+    if (listed) {
+      *plan = std::move(*listed);
+      expected.clear();
+      for (const auto& [sop, _] : plan->instances) expected.push_back(sop);
+    } else {
+      plan->note = fmt::format("the PACS did not list the instances ({}); the retrieve is checked "
+                               "against its instance counts", listed.error().message);
+    }
+  }
   if (auto f = pipeline_.Flush(); !f) {
     spdlog::warn("retrieve job {}: the index is behind: {}", job.id(), f.error().message);
   }

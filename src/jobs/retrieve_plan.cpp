@@ -46,74 +46,101 @@ Result<bool> ListSeries(const dicom::PeerRequest& peer, const std::string& study
 
 }  // namespace
 
-Result<RetrievePlan> PlanRetrieve(const dicom::PeerRequest& peer, const RetrieveParams& p) {
+Result<RetrievePlan> PlanCounts(const dicom::PeerRequest& peer, const RetrieveParams& p) {
   RetrievePlan plan;
   int64_t counted = 0;
   bool counts_complete = true;
-  // Series of the request, with their study.
+  auto count = [&](const std::map<std::string, std::string>& row, const char* key) {
+    std::string n = Get(row, key);
+    if (n.empty()) counts_complete = false;
+    else counted += std::atoll(n.c_str());
+  };
   if (p.level == "STUDY") {
     for (const auto& study : p.uids) {
-      auto r = Query(peer, "SERIES", {{"StudyInstanceUID", study}, {"SeriesInstanceUID", ""}});
+      auto r = Query(peer, "STUDY", {{"StudyInstanceUID", study}});
       if (!r) return tl::unexpected(r.error());
+      bool found = false;
       for (const auto& row : r->rows) {
-        std::string series = Get(row, "SeriesInstanceUID");
-        if (series.empty()) continue;
-        plan.series_study[series] = study;
-        std::string n = Get(row, "NumberOfSeriesRelatedInstances");
-        if (n.empty()) counts_complete = false;
-        else counted += std::atoll(n.c_str());
+        if (Get(row, "StudyInstanceUID") != study) continue;
+        found = true;
+        count(row, "NumberOfStudyRelatedInstances");
+        std::string classes = Get(row, "SOPClassesInStudy");
+        for (size_t start = 0; start < classes.size();) {
+          size_t end = std::min(classes.find('\\', start), classes.size());
+          if (end > start) plan.sop_classes.insert(classes.substr(start, end - start));
+          start = end + 1;
+        }
       }
+      if (!found) return Fail(Code::kNotFound, fmt::format("{} has no study {}", peer.called_ae, study));
     }
   } else if (p.level == "SERIES") {
     for (const auto& series : p.uids) {
-      std::vector<std::pair<std::string, std::string>> keys{{"SeriesInstanceUID", series}};
-      keys.emplace_back("StudyInstanceUID", p.study_uid);
-      auto r = Query(peer, "SERIES", keys);
+      auto r = Query(peer, "SERIES", {{"SeriesInstanceUID", series}, {"StudyInstanceUID", p.study_uid}});
       if (!r) return tl::unexpected(r.error());
       for (const auto& row : r->rows) {
         if (Get(row, "SeriesInstanceUID") != series) continue;
         std::string study = Get(row, "StudyInstanceUID");
         plan.series_study[series] = study.empty() ? p.study_uid : study;
-        std::string n = Get(row, "NumberOfSeriesRelatedInstances");
-        if (n.empty()) counts_complete = false;
-        else counted += std::atoll(n.c_str());
+        count(row, "NumberOfSeriesRelatedInstances");
+      }
+      if (!plan.series_study.count(series)) {
+        return Fail(Code::kNotFound, fmt::format("{} has no series {}", peer.called_ae, series));
       }
     }
   } else {
     plan.series_study[p.series_uid] = p.study_uid;
     counts_complete = false;
   }
-  if (plan.series_study.empty()) {
-    return Fail(Code::kNotFound,
-                fmt::format("{} has no {} {}", peer.called_ae,
-                            p.level == "STUDY" ? "study" : "series", fmt::join(p.uids, ", ")));
+  if (counts_complete) plan.expected_count = counted;
+  return plan;
+}
+
+Result<void> ListInstances(const dicom::PeerRequest& peer, const RetrieveParams& p, RetrievePlan& plan) {
+  if (p.level == "STUDY") {  // the series of the studies, for the IMAGE-level queries
+    for (const auto& study : p.uids) {
+      auto r = Query(peer, "SERIES", {{"StudyInstanceUID", study}, {"SeriesInstanceUID", ""}});
+      if (!r) {
+        plan.note = fmt::format("the PACS did not list the series ({}); the retrieve is checked "
+                                "against its instance counts", r.error().message);
+        return {};
+      }
+      for (const auto& row : r->rows) {
+        std::string series = Get(row, "SeriesInstanceUID");
+        if (!series.empty()) plan.series_study[series] = study;
+      }
+    }
   }
-  // The instances, series by series (Study Root IMAGE level needs the series UID).
   std::string sop_list = p.level == "IMAGE" ? fmt::format("{}", fmt::join(p.uids, "\\")) : "";
-  plan.listed = true;
+  RetrievePlan listed = plan;
+  listed.instances.clear();
   for (const auto& [series, study] : plan.series_study) {
-    auto listed = ListSeries(peer, study, series, sop_list, plan);
-    if (!listed) {
-      plan.listed = false;
-      plan.instances.clear();
+    auto ok = ListSeries(peer, study, series, sop_list, listed);
+    if (!ok) {
+      if (p.level == "IMAGE") {  // the caller's list is the list
+        for (const auto& sop : p.uids) plan.instances[sop] = {p.study_uid, p.series_uid, ""};
+        plan.listed = true;
+        plan.expected_count = static_cast<int64_t>(p.uids.size());
+        return {};
+      }
       plan.note = fmt::format("the PACS did not list the instances ({}); the retrieve is checked "
-                              "against its instance counts",
-                              listed.error().message);
-      break;
+                              "against its instance counts", ok.error().message);
+      return {};
     }
   }
-  if (plan.listed) {
-    if (p.level == "IMAGE" && plan.instances.empty()) {
-      return Fail(Code::kNotFound, fmt::format("{} has none of the instances asked for", peer.called_ae));
-    }
-    plan.expected_count = static_cast<int64_t>(plan.instances.size());
-  } else if (p.level == "IMAGE") {
-    for (const auto& sop : p.uids) plan.instances[sop] = {p.study_uid, p.series_uid, ""};
-    plan.listed = true;
-    plan.expected_count = static_cast<int64_t>(p.uids.size());
-  } else if (counts_complete) {
-    plan.expected_count = counted;
+  if (p.level == "IMAGE" && listed.instances.empty()) {
+    return Fail(Code::kNotFound, fmt::format("{} has none of the instances asked for", peer.called_ae));
   }
+  listed.listed = true;
+  listed.expected_count = static_cast<int64_t>(listed.instances.size());
+  listed.note.clear();
+  plan = std::move(listed);
+  return {};
+}
+
+Result<RetrievePlan> PlanRetrieve(const dicom::PeerRequest& peer, const RetrieveParams& p) {
+  auto plan = PlanCounts(peer, p);
+  if (!plan) return plan;
+  if (auto r = ListInstances(peer, p, *plan); !r) return tl::unexpected(r.error());
   return plan;
 }
 

@@ -33,8 +33,16 @@ struct RetrievePlan {
   std::string note;  // why the list is missing, when it is
 };
 
-// Asks the PACS what the request covers. kNotFound when it has none of it.
+// Asks the PACS what the request covers: counts first (one STUDY- or SERIES-level C-FIND),
+// then the instance list. kNotFound when it has none of it.
 Result<RetrievePlan> PlanRetrieve(const dicom::PeerRequest& peer, const RetrieveParams& p);
+
+// The two halves of PlanRetrieve, so the list can be fetched while the data already flows:
+// counts, series and (at STUDY level, when the PACS gives SOPClassesInStudy) the SOP classes;
+// then the instance list (IMAGE-level C-FIND per series) added to `plan`. When the PACS does
+// not list instances, ListInstances leaves `listed` false and says why in `note`.
+Result<RetrievePlan> PlanCounts(const dicom::PeerRequest& peer, const RetrieveParams& p);
+Result<void> ListInstances(const dicom::PeerRequest& peer, const RetrieveParams& p, RetrievePlan& plan);
 
 // The C-GET/C-MOVE requests for the instances not `present` yet: the original request when
 // nothing is here; otherwise whole series where a series is missing entirely, and instance

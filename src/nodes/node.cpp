@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/validate.h"
+#include "dicom/retrieve.h"
 
 namespace pb {
 namespace {
@@ -163,6 +164,15 @@ Result<Node> NodeFromJson(const json& j) {
                 "query_charset must be a DICOM Specific Character Set (e.g. \"ISO_IR 192\", "
                 "\"ISO_IR 100\") or \"none\"",
                 "query_charset");
+  }
+  n.preferred_transfer_syntax = Trim(n.preferred_transfer_syntax);
+  if (!n.preferred_transfer_syntax.empty() && dicom::TransferSyntaxUid(n.preferred_transfer_syntax).empty()) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("'{}' is not a transfer syntax: give its UID (e.g. "
+                            "1.2.840.10008.1.2.4.70), its DICOM keyword (e.g. JPEGLossless, "
+                            "ExplicitVRLittleEndian) or DCMTK's name (e.g. \"JPEG-LS Lossless\")",
+                            n.preferred_transfer_syntax),
+                "preferred_transfer_syntax");
   }
   if (max_bps < 0) {
     return Fail(Code::kInvalidArgument, "max_bytes_per_second must be 0 (unlimited) or more", "max_bytes_per_second");
