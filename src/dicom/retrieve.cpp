@@ -244,6 +244,16 @@ std::string RetrieveAnswer::StatusText() const {
   return fmt::format("0x{:04X} ({})", status, text ? text : "unknown status");
 }
 
+std::vector<std::pair<std::string, std::string>> ProposedGetContexts(const GetRequest& rq) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const ProposedContext& c : GetContexts(rq, UID_GETStudyRootQueryRetrieveInformationModel)) {
+    std::string ts;
+    for (const char* t : c.transfer_syntaxes) ts += (ts.empty() ? "" : ",") + std::string(t);
+    out.emplace_back(c.abstract_syntax, ts);
+  }
+  return out;
+}
+
 std::string TransferSyntaxUid(const std::string& name_or_uid) {
   if (name_or_uid.empty()) return {};
   // DICOM keywords (PS3.6 Table A-1) of the syntaxes people name most; DCMTK knows the rest.

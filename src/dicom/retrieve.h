@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/result.h"
@@ -67,6 +68,10 @@ struct MoveRequest {
 // arrived on their side). A refusal by status is an answer, not an error.
 Result<RetrieveAnswer> Get(const GetRequest& request, StoreSink& sink, const RetrieveHooks& hooks);
 Result<RetrieveAnswer> Move(const MoveRequest& request, const RetrieveHooks& hooks);
+
+// The presentation contexts a C-GET proposes, as (abstract syntax, transfer syntaxes joined
+// by ','): the C-GET model first, then one context per storage class and transfer syntax.
+std::vector<std::pair<std::string, std::string>> ProposedGetContexts(const GetRequest& request);
 
 // Transfer syntax name (DCMTK's, e.g. "JPEGLossless") or UID → UID; "" if unknown.
 std::string TransferSyntaxUid(const std::string& name_or_uid);

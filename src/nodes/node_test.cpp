@@ -164,5 +164,32 @@ TEST(NodeJson, QuerySettings) {
   EXPECT_EQ(m->query_charset, "ISO_IR 100");
   EXPECT_TRUE(m->patient_root);
 }
+TEST(NodeJson, PreferredTransferSyntaxByUidKeywordOrDcmtkName) {
+  for (const char* ts : {"1.2.840.10008.1.2.4.80", "JPEGLSLossless", "JPEG-LS Lossless"}) {
+    auto j = Dimse();
+    j["preferred_transfer_syntax"] = ts;
+    auto n = NodeFromJson(j);
+    ASSERT_TRUE(n) << ts << ": " << n.error().message;
+  }
+  auto j = Dimse();
+  j["preferred_transfer_syntax"] = "JPEG-ish";
+  auto n = NodeFromJson(j);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.error().field, "preferred_transfer_syntax");
+  EXPECT_NE(n.error().message.find("JPEG-ish"), std::string::npos);
+}
+
+TEST(NodeJson, LearnedRetrieveMethodIsShownButNeverTakenFromInput) {
+  auto j = Dimse();
+  j["retrieve_method_learned"] = "c-move";  // read-only: accepted in a round trip, ignored
+  auto n = NodeFromJson(j);
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(n->retrieve_method_learned, "");
+  EXPECT_TRUE(NodeToJson(*n)["retrieve_method_learned"].is_null());
+  n->retrieve_method_learned = "c-get";
+  EXPECT_EQ(NodeToJson(*n)["retrieve_method_learned"], "c-get");
+  EXPECT_FALSE(NodeToJson(*n, true).contains("retrieve_method_learned"));  // not stored as a setting
+}
+
 }  // namespace
 }  // namespace pb
