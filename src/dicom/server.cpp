@@ -17,6 +17,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -124,6 +125,27 @@ bool WaitForAssociateRequest(int fd, int timeout_seconds, std::string& why) {
 void SetNoDelay(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// When a sender offers a SOP class on several contexts, one of them in the preferred syntax,
+// only that one is accepted: the sender then sends (converting if it must) in that syntax.
+void RefuseAllButPreferred(T_ASC_Parameters* params, const std::string& preferred) {
+  std::set<std::string> classes_with_preferred;
+  const int n = ASC_countPresentationContexts(params);
+  for (int i = 0; i < n; ++i) {
+    T_ASC_PresentationContext pc;
+    if (ASC_getPresentationContext(params, i, &pc).good() && pc.resultReason == ASC_P_ACCEPTANCE &&
+        preferred == pc.acceptedTransferSyntax) {
+      classes_with_preferred.insert(pc.abstractSyntax);
+    }
+  }
+  for (int i = 0; i < n; ++i) {
+    T_ASC_PresentationContext pc;
+    if (ASC_getPresentationContext(params, i, &pc).good() && pc.resultReason == ASC_P_ACCEPTANCE &&
+        preferred != pc.acceptedTransferSyntax && classes_with_preferred.count(pc.abstractSyntax)) {
+      ASC_refusePresentationContext(params, pc.presentationContextID, ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
+    }
+  }
 }
 
 struct Connection {
@@ -376,6 +398,7 @@ void AssociationServer::Impl::Serve(Connection c) {
                                                     static_cast<int>(uids.size()),
                                                     syntaxes.data(), syntax_count);
   }
+  if (!preferred.empty()) RefuseAllButPreferred(assoc->params, preferred);
   if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
     spdlog::warn("receiver {}: association from {}@{} proposed nothing we accept", opt.ae_title,
                  calling_ae, c.peer);
