@@ -1,6 +1,7 @@
 #include "dicom/retrieve.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -31,6 +32,14 @@ const char* const kCompressed[] = {
     UID_JPEGLSLossyTransferSyntax,      UID_JPEG2000LosslessOnlyTransferSyntax,
     UID_JPEG2000TransferSyntax,         UID_RLELosslessTransferSyntax,
     UID_DeflatedExplicitVRLittleEndianTransferSyntax};
+
+// Message IDs unique in this process (until they wrap), so the Move Originator Message ID of a
+// C-STORE tells which of several concurrent C-MOVEs it belongs to.
+DIC_US NextMessageId() {
+  static std::atomic<uint32_t> next{1};
+  uint32_t id = next.fetch_add(1) % 0xFFFF;
+  return static_cast<DIC_US>(id + 1);
+}
 
 bool IsPending(uint16_t s) { return s == STATUS_Pending || s == 0xFF01; }
 
@@ -308,7 +317,7 @@ Result<RetrieveAnswer> Get(const GetRequest& rq, StoreSink& sink, const Retrieve
   T_DIMSE_Message msg{};
   msg.CommandField = DIMSE_C_GET_RQ;
   T_DIMSE_C_GetRQ& req = msg.msg.CGetRQ;
-  req.MessageID = (*a)->get()->nextMsgID++;
+  req.MessageID = NextMessageId();
   OFStandard::strlcpy(req.AffectedSOPClassUID, model, sizeof req.AffectedSOPClassUID);
   req.Priority = DIMSE_PRIORITY_MEDIUM;
   req.DataSetType = DIMSE_DATASET_PRESENT;
@@ -316,6 +325,7 @@ Result<RetrieveAnswer> Get(const GetRequest& rq, StoreSink& sink, const Retrieve
   if (cond.bad()) {
     return Fail(Code::kUnavailable, fmt::format("cannot send the C-GET to {}: {}", (*a)->where(), cond.text()));
   }
+  if (hooks.on_sent) hooks.on_sent(req.MessageID);
   return Follow(**a, pres, req.MessageID, true, &sink, rq.peer, rq.inactivity_seconds, hooks);
 }
 
@@ -335,7 +345,7 @@ Result<RetrieveAnswer> Move(const MoveRequest& rq, const RetrieveHooks& hooks) {
   T_DIMSE_Message msg{};
   msg.CommandField = DIMSE_C_MOVE_RQ;
   T_DIMSE_C_MoveRQ& req = msg.msg.CMoveRQ;
-  req.MessageID = (*a)->get()->nextMsgID++;
+  req.MessageID = NextMessageId();
   OFStandard::strlcpy(req.AffectedSOPClassUID, model, sizeof req.AffectedSOPClassUID);
   OFStandard::strlcpy(req.MoveDestination, rq.destination.c_str(), sizeof req.MoveDestination);
   req.Priority = DIMSE_PRIORITY_MEDIUM;
@@ -344,6 +354,7 @@ Result<RetrieveAnswer> Move(const MoveRequest& rq, const RetrieveHooks& hooks) {
   if (cond.bad()) {
     return Fail(Code::kUnavailable, fmt::format("cannot send the C-MOVE to {}: {}", (*a)->where(), cond.text()));
   }
+  if (hooks.on_sent) hooks.on_sent(req.MessageID);
   return Follow(**a, pres, req.MessageID, false, nullptr, rq.peer, rq.inactivity_seconds, hooks);
 }
 

@@ -30,6 +30,7 @@ struct SubOperations {
 };
 
 struct RetrieveHooks {
+  std::function<void(uint16_t message_id)> on_sent;      // the request went out with this ID
   std::function<void(const SubOperations&)> on_pending;  // each pending response
   std::function<bool()> cancel_requested;                // polled about every 200 ms
 };

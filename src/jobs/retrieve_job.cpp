@@ -52,6 +52,7 @@ struct Tally {
   dicom::SubOperations peer;      // the latest counts the PACS gave for the current request
   int64_t peer_total = -1;        // remaining + done at the first pending response
   int64_t done_completed = 0, done_failed = 0, done_warning = 0;  // finished requests
+  std::set<int> message_ids;      // of our C-MOVE requests, as Move Originator IDs
 
   void Finish(const dicom::SubOperations& final_counts) {  // mu held
     dicom::SubOperations c = final_counts;
@@ -218,15 +219,22 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
 
   std::optional<ArrivalSubscription> subscription;
   subscription.emplace(pipeline_.arrivals(), [&](const Arrival& a) {
-    bool ours = plan->listed ? plan->instances.count(a.sop_uid) > 0
-                             : (p.level == "STUDY" ? study_set.count(a.study_uid) > 0
-                                                   : series_set.count(a.series_uid) > 0);
-    if (!ours) return;
     std::lock_guard lock(tally.mu);
+    // A PACS sending for our C-MOVE names it (Move Originator); otherwise the UIDs tell.
+    bool moved_for_us = a.move_originator_ae == peer.calling_ae &&
+                        tally.message_ids.count(a.move_originator_id) > 0;
+    bool ours = plan->listed ? plan->instances.count(a.sop_uid) > 0
+                             : (moved_for_us || (p.level == "STUDY" ? study_set.count(a.study_uid) > 0
+                                                                    : series_set.count(a.series_uid) > 0));
+    if (!ours) return;
     if (tally.arrived.insert(a.sop_uid).second) tally.bytes += a.bytes;
   });
   auto last_progress = Clock::now();
   dicom::RetrieveHooks hooks;
+  hooks.on_sent = [&](uint16_t id) {
+    std::lock_guard lock(tally.mu);
+    tally.message_ids.insert(id);
+  };
   hooks.on_pending = [&](const dicom::SubOperations& s) {
     std::lock_guard lock(tally.mu);
     tally.peer = s;
