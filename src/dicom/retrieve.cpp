@@ -45,11 +45,7 @@ bool IsPending(uint16_t s) { return s == STATUS_Pending || s == 0xFF01; }
 
 DcmDataset Identifier(const RetrieveTarget& t) {
   DcmDataset id;
-  auto join = [](const std::vector<std::string>& v) {
-    std::string out;
-    for (const auto& u : v) out += (out.empty() ? "" : "\\") + u;
-    return out;
-  };
+  auto join = [](const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, "\\")); };
   id.putAndInsertString(DCM_QueryRetrieveLevel, t.level.c_str());
   if (t.level == "STUDY") {
     id.putAndInsertString(DCM_StudyInstanceUID, join(t.uids).c_str());
@@ -256,9 +252,7 @@ std::string RetrieveAnswer::StatusText() const {
 std::vector<std::pair<std::string, std::string>> ProposedGetContexts(const GetRequest& rq) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const ProposedContext& c : GetContexts(rq, UID_GETStudyRootQueryRetrieveInformationModel)) {
-    std::string ts;
-    for (const char* t : c.transfer_syntaxes) ts += (ts.empty() ? "" : ",") + std::string(t);
-    out.emplace_back(c.abstract_syntax, ts);
+    out.emplace_back(c.abstract_syntax, fmt::format("{}", fmt::join(c.transfer_syntaxes, ",")));
   }
   return out;
 }

@@ -229,7 +229,8 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
     std::string names;
     for (const ProposedContext& c : contexts) {
       const char* n = dcmFindNameOfUID(c.abstract_syntax);
-      names += (names.empty() ? "" : ", ") + std::string(n ? n : c.abstract_syntax);
+      if (!names.empty()) names += ", ";
+      names += n ? n : c.abstract_syntax;
     }
     return fail(fmt::format("no presentation context accepted (the peer does not accept {})", names));
   }

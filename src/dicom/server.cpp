@@ -30,6 +30,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "dicom/negotiation.h"
 #include "dicom/network.h"
 #include "dicom/store_receive.h"
 
@@ -47,18 +48,6 @@ T_ASC_Network* g_network = nullptr;  // GUARDED_BY(g_handoff_mu)
 constexpr long kMaxPdu = ASC_MAXIMUMPDUSIZE;  // offer the largest PDU DCMTK receives (128 KB)
 constexpr size_t kMaxRequestPdu = 64 * 1024;
 
-// Transfer syntaxes we accept, compressed ones first so data arrives as the sender has it.
-const char* kTransferSyntaxes[] = {
-    UID_JPEGProcess14SV1TransferSyntax,   UID_JPEGProcess1TransferSyntax,
-    UID_JPEGProcess2_4TransferSyntax,     UID_JPEGProcess14TransferSyntax,
-    UID_JPEGLSLosslessTransferSyntax,     UID_JPEGLSLossyTransferSyntax,
-    UID_JPEG2000LosslessOnlyTransferSyntax, UID_JPEG2000TransferSyntax,
-    UID_RLELosslessTransferSyntax,        UID_DeflatedExplicitVRLittleEndianTransferSyntax,
-    UID_MPEG2MainProfileAtMainLevelTransferSyntax, UID_MPEG4HighProfileLevel4_1TransferSyntax,
-    UID_HEVCMainProfileLevel5_1TransferSyntax,
-    UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
-    UID_BigEndianExplicitTransferSyntax};
-constexpr int kTransferSyntaxCount = sizeof(kTransferSyntaxes) / sizeof(kTransferSyntaxes[0]);
 
 std::string PeerAddress(int fd) {
   sockaddr_storage ss{};
@@ -125,27 +114,6 @@ bool WaitForAssociateRequest(int fd, int timeout_seconds, std::string& why) {
 void SetNoDelay(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
-// When a sender offers a SOP class on several contexts, one of them in the preferred syntax,
-// only that one is accepted: the sender then sends (converting if it must) in that syntax.
-void RefuseAllButPreferred(T_ASC_Parameters* params, const std::string& preferred) {
-  std::set<std::string> classes_with_preferred;
-  const int n = ASC_countPresentationContexts(params);
-  for (int i = 0; i < n; ++i) {
-    T_ASC_PresentationContext pc;
-    if (ASC_getPresentationContext(params, i, &pc).good() && pc.resultReason == ASC_P_ACCEPTANCE &&
-        preferred == pc.acceptedTransferSyntax) {
-      classes_with_preferred.insert(pc.abstractSyntax);
-    }
-  }
-  for (int i = 0; i < n; ++i) {
-    T_ASC_PresentationContext pc;
-    if (ASC_getPresentationContext(params, i, &pc).good() && pc.resultReason == ASC_P_ACCEPTANCE &&
-        preferred != pc.acceptedTransferSyntax && classes_with_preferred.count(pc.abstractSyntax)) {
-      ASC_refusePresentationContext(params, pc.presentationContextID, ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
-    }
-  }
 }
 
 struct Connection {
@@ -363,42 +331,9 @@ void AssociationServer::Impl::Serve(Connection c) {
     done();
     return;
   }
-  const char* verification[] = {UID_VerificationSOPClass};
-  const char* echo_ts[] = {UID_LittleEndianExplicitTransferSyntax,
-                           UID_LittleEndianImplicitTransferSyntax,
-                           UID_BigEndianExplicitTransferSyntax};
-  ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, verification, 1, echo_ts, 3);
-  std::vector<const char*> syntaxes(kTransferSyntaxes, kTransferSyntaxes + kTransferSyntaxCount);
   std::string preferred;
   if (opt.preferred_transfer_syntax) preferred = opt.preferred_transfer_syntax(calling_ae);
-  if (!preferred.empty()) {
-    auto it = std::find(syntaxes.begin(), syntaxes.end(), preferred);
-    if (it != syntaxes.end()) syntaxes.erase(it);
-    syntaxes.insert(syntaxes.begin(), preferred.c_str());
-  }
-  const int syntax_count = static_cast<int>(syntaxes.size());
-  ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, dcmAllStorageSOPClassUIDs,
-                                                  numberOfDcmAllStorageSOPClassUIDs,
-                                                  syntaxes.data(), syntax_count);
-  // SOP classes DCMTK does not know (private or newer than its dictionary) are taken as storage
-  // classes: a vendor's private objects must not be refused. Known non-storage classes (query,
-  // worklist, ...) stay refused.
-  std::vector<std::string> unknown;
-  for (int i = 0; i < ASC_countPresentationContexts(assoc->params); ++i) {
-    T_ASC_PresentationContext pc;
-    if (ASC_getPresentationContext(assoc->params, i, &pc).bad()) continue;
-    if (pc.resultReason != ASC_P_ACCEPTANCE && dcmFindNameOfUID(pc.abstractSyntax) == nullptr) {
-      unknown.emplace_back(pc.abstractSyntax);
-    }
-  }
-  if (!unknown.empty()) {
-    std::vector<const char*> uids;
-    for (const auto& u : unknown) uids.push_back(u.c_str());
-    ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, uids.data(),
-                                                    static_cast<int>(uids.size()),
-                                                    syntaxes.data(), syntax_count);
-  }
-  if (!preferred.empty()) RefuseAllButPreferred(assoc->params, preferred);
+  AcceptContexts(assoc->params, preferred);
   if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
     spdlog::warn("receiver {}: association from {}@{} proposed nothing we accept", opt.ae_title,
                  calling_ae, c.peer);
