@@ -447,6 +447,45 @@ class Orthanc(_Process):
                              % (timeout, self.log_tail()))
 
 
+class DcmQRSCP(_Process):
+    """DCMTK's dcmqrscp, a second Q/R SCP besides Orthanc (multi-process mode: in single-process
+    mode -s, the Debian 3.6.7 build dies with SIGSEGV after the first association). AE title
+    QRSCP, any caller; `destinations`: {AE title: port} on 127.0.0.1 it may C-MOVE to."""
+
+    name = "dcmqrscp"
+
+    def __init__(self, workdir, aet="QRSCP", destinations=None):
+        super().__init__(workdir)
+        self.aet = aet
+        self.dicom_port = free_port()
+        db = self.workdir / "db"
+        db.mkdir(exist_ok=True)
+        hosts = "".join("dest%d = (%s, 127.0.0.1, %d)\n" % (i, ae, port)
+                        for i, (ae, port) in enumerate(sorted((destinations or {}).items())))
+        self.config_path = self.workdir / "dcmqrscp.cfg"
+        self.config_path.write_text(
+            "NetworkTCPPort = %d\nMaxPDUSize = 16384\nMaxAssociations = 4\n"
+            "HostTable BEGIN\n%sHostTable END\nVendorTable BEGIN\nVendorTable END\n"
+            "AETable BEGIN\n%s %s RW (1000, 1024mb) ANY\nAETable END\n"
+            % (self.dicom_port, hosts, aet, db), "utf-8")
+
+    def start(self, timeout=20):
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                ["dcmqrscp", "-c", str(self.config_path), str(self.dicom_port)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=str(self.workdir),
+                env=tool_env())
+        finally:
+            log.close()
+        up = wait_until(lambda: not self.running() or echoscu(
+            self.dicom_port, self.aet, timeout=10).returncode == 0, timeout, 0.2)
+        if not (up and self.running()):
+            raise AssertionError("dcmqrscp did not answer C-ECHO within %ss; log:\n%s"
+                                 % (timeout, self.log_tail()))
+        return self
+
+
 class SilentListener:
     """A TCP listener that accepts connections and never sends anything."""
 

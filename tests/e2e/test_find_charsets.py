@@ -91,42 +91,6 @@ def names_by_id(results):
     return {r["PatientID"]: r["PatientName"] for r in results}
 
 
-class DcmQRSCP(harness._Process):
-    """DCMTK's dcmqrscp (multi-process mode: in single-process mode -s, the Debian 3.6.7
-    build dies with SIGSEGV after the first association), AE title QRSCP, any caller."""
-
-    name = "dcmqrscp"
-
-    def __init__(self, workdir, aet="QRSCP"):
-        super().__init__(workdir)
-        self.aet = aet
-        self.dicom_port = harness.free_port()
-        db = self.workdir / "db"
-        db.mkdir(exist_ok=True)
-        self.config_path = self.workdir / "dcmqrscp.cfg"
-        self.config_path.write_text(
-            "NetworkTCPPort = %d\nMaxPDUSize = 16384\nMaxAssociations = 4\n"
-            "HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n"
-            "AETable BEGIN\n%s %s RW (100, 1024mb) ANY\nAETable END\n"
-            % (self.dicom_port, aet, db), "utf-8")
-
-    def start(self, timeout=20):
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                ["dcmqrscp", "-c", str(self.config_path), str(self.dicom_port)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=str(self.workdir),
-                env=harness.tool_env())
-        finally:
-            log.close()
-        up = harness.wait_until(lambda: not self.running() or harness.echoscu(
-            self.dicom_port, self.aet, timeout=10).returncode == 0, timeout, 0.2)
-        if not (up and self.running()):
-            raise AssertionError("dcmqrscp did not answer C-ECHO within %ss; log:\n%s"
-                                 % (timeout, self.log_tail()))
-        return self
-
-
 class OrthancAnswerCharsetTests(harness.E2ETestCase):
     """Orthanc answering in Latin1, Utf8, JapaneseKanji and Korean."""
 
@@ -288,7 +252,7 @@ class StandardIso2022AnswerTests(harness.E2ETestCase):
     def setUpClass(cls):
         super().setUpClass()
         harness.require_binary()
-        cls.qr = DcmQRSCP(cls.tmp / "dcmqrscp")
+        cls.qr = harness.DcmQRSCP(cls.tmp / "dcmqrscp")
         cls._peers.append(cls.qr)
         cls.addClassCleanup(cls.qr.stop)
         cls.qr.start()
