@@ -15,6 +15,10 @@
 namespace pb::cli {
 namespace {
 
+bool Ended(const std::string& state) {
+  return state == "succeeded" || state == "partial" || state == "failed" || state == "canceled";
+}
+
 std::string Megabytes(double bytes) { return fmt::format("{:.1f} MB", bytes / 1e6); }
 
 std::string Count(const nlohmann::json& v) {
@@ -23,7 +27,11 @@ std::string Count(const nlohmann::json& v) {
 
 // "[########------------]  120/300 instances  14.2 MB  3.1 MB/s  ETA 0:12"
 std::string ProgressLine(const nlohmann::json& job) {
+  if (job.value("state", "") == "queued") return "queued (waiting for a free worker)";
   const auto& p = job.value("progress", nlohmann::json::object());
+  if (!p.contains("completed")) {
+    return Ended(job.value("state", "")) ? "nothing transferred" : "starting (asking the PACS what the request covers)";
+  }
   int64_t done = p.value("completed", int64_t{0});
   const nlohmann::json total = p.contains("total") ? p["total"] : nlohmann::json(nullptr);
   double bytes = p.value("bytes", 0.0), rate = p.value("bytes_per_second", 0.0);
@@ -52,15 +60,13 @@ void PrintJob(const nlohmann::json& j) {
     std::cout << "  method: " << j["method_used"].get<std::string>() << "\n";
   }
   if (j.contains("error") && j["error"].is_string()) std::cout << "  " << j["error"].get<std::string>() << "\n";
+  if (j.contains("note") && j["note"].is_string()) std::cout << "  note: " << j["note"].get<std::string>() << "\n";
   if (j.contains("missing") && j["missing"].is_array() && !j["missing"].empty()) {
     std::cout << "  missing (" << j["missing"].size() << "):\n";
     for (const auto& m : j["missing"]) std::cout << "    " << m.get<std::string>() << "\n";
   }
 }
 
-bool Ended(const std::string& state) {
-  return state == "succeeded" || state == "partial" || state == "failed" || state == "canceled";
-}
 
 void WithServer(CLI::App* cmd, const std::shared_ptr<ServerOptions>& server) {
   cmd->add_option("--server", server->url, "server URL")->capture_default_str();

@@ -154,8 +154,14 @@ void JobService::RunOne(int64_t id, const std::shared_ptr<Live>& live) {
   if (auto r = db_.UpdateJob(final_row); !r) {
     spdlog::error("job {}: cannot save its end ({}): {}", id, out.state, r.error().message);
   }
-  spdlog::info("job {} ({} from {}) {}{}{}", id, final_row.type, final_row.node, final_row.state,
-               out.error.empty() ? "" : ": ", out.error);
+  nlohmann::json p = ParseOr(final_row.progress, nlohmann::json::object());
+  std::string counts;
+  if (p.contains("completed") && p.contains("total")) {
+    counts = fmt::format(" ({} of {} instances, {:.1f} MB transferred)", p["completed"].dump(),
+                         p["total"].dump(), p.value("bytes", 0.0) / 1e6);
+  }
+  spdlog::info("job {} ({} from {}) {}{}{}{}", id, final_row.type, final_row.node, final_row.state,
+               counts, out.error.empty() ? "" : ": ", out.error);
 }
 
 nlohmann::json JobService::ToJson(const JobRow& row, bool full) const {

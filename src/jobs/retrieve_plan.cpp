@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "core/validate.h"
 #include "dicom/find.h"
 
 namespace pb {
@@ -19,6 +20,10 @@ Result<dicom::FindResult> Query(const dicom::PeerRequest& peer, const char* leve
   rq.charset = "none";  // UIDs only
   rq.max_results = kPlanMaxResults;
   return dicom::Find(rq);
+}
+
+std::string Where(const dicom::PeerRequest& peer) {
+  return fmt::format("the PACS ({}@{})", peer.called_ae, JoinHostPort(peer.host, peer.port));
 }
 
 std::string Get(const std::map<std::string, std::string>& row, const char* key) {
@@ -71,7 +76,7 @@ Result<RetrievePlan> PlanCounts(const dicom::PeerRequest& peer, const RetrievePa
           start = end + 1;
         }
       }
-      if (!found) return Fail(Code::kNotFound, fmt::format("{} has no study {}", peer.called_ae, study));
+      if (!found) return Fail(Code::kNotFound, fmt::format("{} has no study {}", Where(peer), study));
     }
   } else if (p.level == "SERIES") {
     for (const auto& series : p.uids) {
@@ -84,7 +89,7 @@ Result<RetrievePlan> PlanCounts(const dicom::PeerRequest& peer, const RetrievePa
         count(row, "NumberOfSeriesRelatedInstances");
       }
       if (!plan.series_study.count(series)) {
-        return Fail(Code::kNotFound, fmt::format("{} has no series {}", peer.called_ae, series));
+        return Fail(Code::kNotFound, fmt::format("{} has no series {}", Where(peer), series));
       }
     }
   } else {
@@ -128,7 +133,7 @@ Result<void> ListInstances(const dicom::PeerRequest& peer, const RetrieveParams&
     }
   }
   if (p.level == "IMAGE" && listed.instances.empty()) {
-    return Fail(Code::kNotFound, fmt::format("{} has none of the instances asked for", peer.called_ae));
+    return Fail(Code::kNotFound, fmt::format("{} has none of the instances asked for", Where(peer)));
   }
   listed.listed = true;
   listed.expected_count = static_cast<int64_t>(listed.instances.size());
