@@ -242,6 +242,29 @@ Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pre
   return answer;
 }
 
+// An association for a retrieve; a peer that accepts none of the contexts does not offer it.
+Result<std::unique_ptr<ScuAssociation>> Open(const PeerRequest& peer,
+                                             const std::vector<ProposedContext>& contexts) {
+  auto a = Associate(peer, contexts);
+  if (!a && a.error().message.rfind("no presentation context", 0) == 0) {
+    return Fail(Code::kUnsupported, a.error().message);
+  }
+  return a;
+}
+
+// Sends a C-GET/C-MOVE request with the target's identifier.
+Result<void> Send(ScuAssociation& a, T_ASC_PresentationContextID pres, T_DIMSE_Message& msg,
+                  DIC_US message_id, const RetrieveTarget& target, const char* what,
+                  const RetrieveHooks& hooks) {
+  DcmDataset id = Identifier(target);
+  OFCondition cond = DIMSE_sendMessageUsingMemoryData(a.get(), pres, &msg, nullptr, &id, nullptr, nullptr);
+  if (cond.bad()) {
+    return Fail(Code::kUnavailable, fmt::format("cannot send the {} to {}: {}", what, a.where(), cond.text()));
+  }
+  if (hooks.on_sent) hooks.on_sent(message_id);
+  return {};
+}
+
 }  // namespace
 
 std::string RetrieveAnswer::StatusText() const {
@@ -282,13 +305,8 @@ std::string TransferSyntaxUid(const std::string& name_or_uid) {
 
 Result<RetrieveAnswer> Get(const GetRequest& rq, StoreSink& sink, const RetrieveHooks& hooks) {
   const char* model = UID_GETStudyRootQueryRetrieveInformationModel;
-  auto a = Associate(rq.peer, GetContexts(rq, model));
-  if (!a) {
-    if (a.error().message.rfind("no presentation context", 0) == 0) {
-      return Fail(Code::kUnsupported, a.error().message);
-    }
-    return tl::unexpected(a.error());
-  }
+  auto a = Open(rq.peer, GetContexts(rq, model));
+  if (!a) return tl::unexpected(a.error());
   T_ASC_PresentationContextID pres = (*a)->ContextFor(model);
   if (pres == 0) {
     return Fail(Code::kUnsupported,
@@ -307,7 +325,6 @@ Result<RetrieveAnswer> Get(const GetRequest& rq, StoreSink& sink, const Retrieve
     return Fail(Code::kUnsupported,
                 fmt::format("{} accepted none of the storage classes proposed for C-GET", (*a)->where()));
   }
-  DcmDataset id = Identifier(rq.target);
   T_DIMSE_Message msg{};
   msg.CommandField = DIMSE_C_GET_RQ;
   T_DIMSE_C_GetRQ& req = msg.msg.CGetRQ;
@@ -315,27 +332,19 @@ Result<RetrieveAnswer> Get(const GetRequest& rq, StoreSink& sink, const Retrieve
   OFStandard::strlcpy(req.AffectedSOPClassUID, model, sizeof req.AffectedSOPClassUID);
   req.Priority = DIMSE_PRIORITY_MEDIUM;
   req.DataSetType = DIMSE_DATASET_PRESENT;
-  OFCondition cond = DIMSE_sendMessageUsingMemoryData((*a)->get(), pres, &msg, nullptr, &id, nullptr, nullptr);
-  if (cond.bad()) {
-    return Fail(Code::kUnavailable, fmt::format("cannot send the C-GET to {}: {}", (*a)->where(), cond.text()));
+  if (auto sent = Send(**a, pres, msg, req.MessageID, rq.target, "C-GET", hooks); !sent) {
+    return tl::unexpected(sent.error());
   }
-  if (hooks.on_sent) hooks.on_sent(req.MessageID);
   return Follow(**a, pres, req.MessageID, true, &sink, rq.peer, rq.inactivity_seconds, hooks);
 }
 
 Result<RetrieveAnswer> Move(const MoveRequest& rq, const RetrieveHooks& hooks) {
   const char* model = UID_MOVEStudyRootQueryRetrieveInformationModel;
-  auto a = Associate(rq.peer, {{model,
-                                {UID_LittleEndianExplicitTransferSyntax,
-                                 UID_LittleEndianImplicitTransferSyntax}}});
-  if (!a) {
-    if (a.error().message.rfind("no presentation context", 0) == 0) {
-      return Fail(Code::kUnsupported, a.error().message);
-    }
-    return tl::unexpected(a.error());
-  }
+  auto a = Open(rq.peer, {{model,
+                           {UID_LittleEndianExplicitTransferSyntax,
+                            UID_LittleEndianImplicitTransferSyntax}}});
+  if (!a) return tl::unexpected(a.error());
   T_ASC_PresentationContextID pres = (*a)->ContextFor(model);
-  DcmDataset id = Identifier(rq.target);
   T_DIMSE_Message msg{};
   msg.CommandField = DIMSE_C_MOVE_RQ;
   T_DIMSE_C_MoveRQ& req = msg.msg.CMoveRQ;
@@ -344,11 +353,9 @@ Result<RetrieveAnswer> Move(const MoveRequest& rq, const RetrieveHooks& hooks) {
   OFStandard::strlcpy(req.MoveDestination, rq.destination.c_str(), sizeof req.MoveDestination);
   req.Priority = DIMSE_PRIORITY_MEDIUM;
   req.DataSetType = DIMSE_DATASET_PRESENT;
-  OFCondition cond = DIMSE_sendMessageUsingMemoryData((*a)->get(), pres, &msg, nullptr, &id, nullptr, nullptr);
-  if (cond.bad()) {
-    return Fail(Code::kUnavailable, fmt::format("cannot send the C-MOVE to {}: {}", (*a)->where(), cond.text()));
+  if (auto sent = Send(**a, pres, msg, req.MessageID, rq.target, "C-MOVE", hooks); !sent) {
+    return tl::unexpected(sent.error());
   }
-  if (hooks.on_sent) hooks.on_sent(req.MessageID);
   return Follow(**a, pres, req.MessageID, false, nullptr, rq.peer, rq.inactivity_seconds, hooks);
 }
 
