@@ -43,7 +43,8 @@ class FindTests(harness.E2ETestCase):
         for name, extra in (("orthanc", {"queryable": True}),
                             ("not-queryable", {"queryable": False}),
                             ("latin1", {"queryable": True, "query_charset": "ISO_IR 100"}),
-                            ("no-charset", {"queryable": True, "query_charset": "none"})):
+                            ("no-charset", {"queryable": True, "query_charset": "none"}),
+                            ("patient-root", {"queryable": True, "patient_root": True})):
             body = {"name": name, "ae_title": "ORTHANC", "host": "127.0.0.1",
                     "port": cls.orthanc.dicom_port}
             body.update(extra)
@@ -123,6 +124,16 @@ class FindTests(harness.E2ETestCase):
         status, body = self.find("PATIENT")
         self.assertEqual((status, body.get("field")), (400, "level"))
         self.assertIn("patient_root", body["error"])
+
+    def test_patient_level_with_the_patient_root_model(self):
+        status, body = self.find("PATIENT", {"PatientName": "DOE*"}, node="patient-root")
+        self.assertEqual(status, 200, body)
+        self.assertEqual([r["PatientID"] for r in body["results"]], ["DOE1"], body)
+        self.assertEqual(body["results"][0]["PatientName"], "DOE^JOHN")
+        self.assertEqual(body["results"][0].get("NumberOfPatientRelatedStudies"), "2", body)
+        status, body = self.find("PATIENT", {"PatientID": "MUL1"}, node="patient-root")
+        self.assertEqual(status, 200, body)
+        self.assertEqual([r["PatientName"] for r in body["results"]], ["Müller^Hans"], body)
 
     def test_unknown_caller_is_explained(self):
         status, body = self.server.api("POST", "/api/nodes", {
