@@ -15,6 +15,7 @@
 #include "ingest/pipeline.h"
 #include "jobs/job_service.h"
 #include "jobs/retrieve_job.h"
+#include "jobs/send_job.h"
 #include "nodes/registry.h"
 #include "receivers/receiver.h"
 
@@ -84,6 +85,8 @@ int Serve(const std::string& config_file) {
   JobService jobs(**db, kJobWorkers);
   RetrieveRunner retrieve(registry, pipeline, **db, cfg.ae_title, [&receivers] { return receivers.List(); });
   jobs.Register("retrieve", retrieve);
+  SendRunner send(registry, **db, blobs, cfg.ae_title);
+  jobs.Register("send", send);
   auto interrupted = jobs.Start();
   if (!interrupted) return Fatal(interrupted.error().message);
   if (*interrupted > 0) spdlog::warn("{} job(s) were running when the server last stopped: marked interrupted", *interrupted);

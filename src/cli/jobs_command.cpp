@@ -35,7 +35,9 @@ std::string ProgressLine(const nlohmann::json& job) {
   int64_t done = p.value("completed", int64_t{0});
   const nlohmann::json total = p.contains("total") ? p["total"] : nlohmann::json(nullptr);
   double bytes = p.value("bytes", 0.0), rate = p.value("bytes_per_second", 0.0);
-  int64_t arrived = p.value("arrived", int64_t{0}), remaining = p.value("remaining", int64_t{0});
+  // Retrieves count what arrived; sends what the peer confirmed.
+  int64_t arrived = p.value("arrived", p.value("completed", int64_t{0}));
+  int64_t remaining = p.value("remaining", int64_t{0});
   std::string bar;
   if (total.is_number() && total.get<int64_t>() > 0) {
     int filled = static_cast<int>(20.0 * std::min<int64_t>(done, total.get<int64_t>()) / total.get<int64_t>());
@@ -53,14 +55,25 @@ std::string ProgressLine(const nlohmann::json& job) {
 }
 
 void PrintJob(const nlohmann::json& j) {
-  std::cout << "job " << j.value("id", "?") << " (" << j.value("type", "?") << " from "
-            << j.value("node", "?") << "): " << j.value("state", "?") << "\n";
+  std::cout << "job " << j.value("id", "?") << " (" << j.value("type", "?")
+            << (j.value("type", "") == "send" ? " to " : " from ") << j.value("node", "?")
+            << "): " << j.value("state", "?") << "\n";
   std::cout << "  " << ProgressLine(j) << "\n";
   if (j.contains("method_used") && j["method_used"].is_string()) {
     std::cout << "  method: " << j["method_used"].get<std::string>() << "\n";
   }
   if (j.contains("error") && j["error"].is_string()) std::cout << "  " << j["error"].get<std::string>() << "\n";
   if (j.contains("note") && j["note"].is_string()) std::cout << "  note: " << j["note"].get<std::string>() << "\n";
+  if (j.contains("failed_instances") && j["failed_instances"].is_array() && !j["failed_instances"].empty()) {
+    std::cout << "  failed (" << j["failed_instances"].size() << "):\n";
+    for (const auto& f : j["failed_instances"]) {
+      std::cout << "    " << f.value("sop_uid", "?") << ": " << f.value("reason", "") << "\n";
+    }
+  }
+  if (j.contains("not_confirmed") && j["not_confirmed"].is_array() && !j["not_confirmed"].empty()) {
+    std::cout << "  not confirmed by the peer: " << j["not_confirmed"].size()
+              << " (pacsbridge jobs retry " << j.value("id", "?") << " sends them again)\n";
+  }
   if (j.contains("missing") && j["missing"].is_array() && !j["missing"].empty()) {
     std::cout << "  missing (" << j["missing"].size() << "):\n";
     for (const auto& m : j["missing"]) std::cout << "    " << m.get<std::string>() << "\n";
@@ -106,7 +119,7 @@ int FollowJob(const ServerOptions& server, const std::string& id, bool json) {
 }
 
 void AddJobsCommand(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("jobs", "list, show, cancel or retry jobs (retrieves)");
+  auto* cmd = app.add_subcommand("jobs", "list, show, cancel or retry jobs (retrieves, sends)");
   auto server = std::make_shared<ServerOptions>();
   auto json = std::make_shared<bool>(false);
   auto state = std::make_shared<std::string>();

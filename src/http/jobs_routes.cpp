@@ -1,4 +1,4 @@
-// Jobs: POST /api/retrieve, GET /api/jobs(/id), POST /api/jobs/{id}/cancel and /retry.
+// Jobs: POST /api/retrieve and /api/send, GET /api/jobs(/id), POST /api/jobs/{id}/cancel and /retry.
 #include <httplib.h>
 
 #include <fmt/format.h>
@@ -27,15 +27,18 @@ void WithJob(const httplib::Request& req, httplib::Response& res, F&& f) {
 }  // namespace
 
 void AddJobRoutes(httplib::Server& srv, Services& s) {
-  Post(srv, "/api/retrieve", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
-    auto body = ParseBody(raw, res);
-    if (!body) return;
-    auto job = s.jobs.Submit("retrieve", *body);
-    if (!job) return SendError(res, job.error());
-    nlohmann::json out = *job;
-    out["job_id"] = (*job)["id"];
-    SendJson(res, 202, out);
-  });
+  for (const char* type : {"retrieve", "send"}) {
+    Post(srv, std::string("/api/") + type,
+         [&s, type](const httplib::Request&, httplib::Response& res, const std::string& raw) {
+           auto body = ParseBody(raw, res);
+           if (!body) return;
+           auto job = s.jobs.Submit(type, *body);
+           if (!job) return SendError(res, job.error());
+           nlohmann::json out = *job;
+           out["job_id"] = (*job)["id"];
+           SendJson(res, 202, out);
+         });
+  }
   srv.Get("/api/jobs", [&s](const httplib::Request& req, httplib::Response& res) {
     JobFilter f;
     f.state = req.get_param_value("state");

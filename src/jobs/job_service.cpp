@@ -160,7 +160,8 @@ void JobService::RunOne(int64_t id, const std::shared_ptr<Live>& live) {
     counts = fmt::format(" ({} of {} instances, {:.1f} MB transferred)", p["completed"].dump(),
                          p["total"].dump(), p.value("bytes", 0.0) / 1e6);
   }
-  spdlog::info("job {} ({} from {}) {}{}{}{}", id, final_row.type, final_row.node, final_row.state,
+  spdlog::info("job {} ({} {} {}) {}{}{}{}", id, final_row.type, final_row.type == "send" ? "to" : "from",
+               final_row.node, final_row.state,
                counts, out.error.empty() ? "" : ": ", out.error);
 }
 

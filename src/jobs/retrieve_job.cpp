@@ -12,6 +12,7 @@
 #include "core/validate.h"
 #include "ingest/arrivals.h"
 #include "ingest/store_sink.h"
+#include "jobs/job_request.h"
 #include "jobs/retrieve_plan.h"
 
 namespace pb {
@@ -21,17 +22,6 @@ using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 
 constexpr auto kProgressEvery = std::chrono::milliseconds(250);
-
-std::string Upper(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
-  return s;
-}
-
-Result<std::string> OptionalString(const json& j, const char* key) {
-  if (!j.contains(key) || j[key].is_null()) return std::string();
-  if (!j[key].is_string()) return Fail(Code::kInvalidArgument, fmt::format("{} must be a string", key), key);
-  return Trim(j[key].get<std::string>());
-}
 
 RetrieveParams ParamsFrom(const json& j) {
   RetrieveParams p;
@@ -77,78 +67,29 @@ bool Refusal(const dicom::RetrieveAnswer& a) {
 }  // namespace
 
 Result<std::pair<json, std::string>> RetrieveRunner::Prepare(const json& rq) {
-  static const std::set<std::string> kKnown{"node", "level", "uids", "method", "study_uid",
-                                            "series_uid", "retry_of"};
-  if (!rq.is_object()) return Fail(Code::kInvalidArgument, "the body must be a JSON object");
-  for (auto it = rq.begin(); it != rq.end(); ++it) {
-    if (!kKnown.count(it.key())) {
-      return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}'", it.key()), it.key());
-    }
+  if (auto r = RefuseUnknownFields(rq, {"node", "level", "uids", "method", "study_uid", "series_uid",
+                                        "retry_of"});
+      !r) {
+    return tl::unexpected(r.error());
   }
-  auto name = OptionalString(rq, "node");
-  if (!name) return tl::unexpected(name.error());
-  Node node;
-  if (name->empty()) {
-    auto all = nodes_.List();
-    auto it = std::find_if(all.begin(), all.end(), [](const Node& n) { return n.default_query_retrieve; });
-    if (it == all.end()) {
-      return Fail(Code::kInvalidArgument, "node is missing and no node is the default query/retrieve node", "node");
-    }
-    node = *it;
-  } else {
-    auto n = nodes_.Get(*name);
-    if (!n) return Fail(Code::kNotFound, fmt::format("no node named '{}'", *name), "node");
-    node = *n;
-  }
-  if (node.type != NodeType::kDimse) {
-    return Fail(Code::kUnsupported,
-                fmt::format("node '{}' is a DICOMweb node; retrieving by WADO-RS is not available yet", node.name),
-                "node");
-  }
-  if (!node.queryable) {
-    return Fail(Code::kConflict,
-                fmt::format("node '{}' is not queryable: set queryable to retrieve from it", node.name), "node");
-  }
-  auto level = OptionalString(rq, "level");
-  if (!level) return tl::unexpected(level.error());
-  std::string lv = level->empty() ? "STUDY" : Upper(*level);
-  if (lv != "STUDY" && lv != "SERIES" && lv != "IMAGE") {
-    return Fail(Code::kInvalidArgument, "level must be STUDY, SERIES or IMAGE", "level");
-  }
-  if (!rq.contains("uids") || !rq["uids"].is_array() || rq["uids"].empty()) {
-    return Fail(Code::kInvalidArgument, "uids must be a non-empty list of UIDs", "uids");
-  }
-  std::vector<std::string> uids;
-  for (const auto& u : rq["uids"]) {
-    if (!u.is_string() || !IsValidUid(Trim(u.get<std::string>()))) {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("{} is not a UID (digits and dots, at most 64 characters)", u.dump()), "uids");
-    }
-    uids.push_back(Trim(u.get<std::string>()));
-  }
+  auto node = ChooseNode(nodes_, rq, NodeRole::kQueryRetrieve);
+  if (!node) return tl::unexpected(node.error());
+  auto target = ParseTarget(rq);
+  if (!target) return tl::unexpected(target.error());
   auto method = OptionalString(rq, "method");
   if (!method) return tl::unexpected(method.error());
-  std::string m = method->empty() ? RetrieveMethodName(node.retrieve_method) : *method;
+  std::string m = method->empty() ? RetrieveMethodName(node->retrieve_method) : *method;
   if (m != "auto" && m != "c-get" && m != "c-move") {
     return Fail(Code::kInvalidArgument, "method must be auto, c-get or c-move", "method");
   }
-  auto study = OptionalString(rq, "study_uid");
-  auto series = OptionalString(rq, "series_uid");
-  if (!study) return tl::unexpected(study.error());
-  if (!series) return tl::unexpected(series.error());
-  for (auto [value, field] : {std::pair{*study, "study_uid"}, std::pair{*series, "series_uid"}}) {
-    if (!value.empty() && !IsValidUid(value)) {
-      return Fail(Code::kInvalidArgument, fmt::format("'{}' is not a UID", value), field);
-    }
-  }
-  if (lv == "IMAGE" && (study->empty() || series->empty())) {
+  if (target->level == "IMAGE" && (target->study_uid.empty() || target->series_uid.empty())) {
     return Fail(Code::kInvalidArgument, "an IMAGE-level retrieve needs study_uid and series_uid",
-                study->empty() ? "study_uid" : "series_uid");
+                target->study_uid.empty() ? "study_uid" : "series_uid");
   }
-  json params{{"node", node.name}, {"level", lv}, {"uids", uids}, {"method", m}};
-  if (!study->empty()) params["study_uid"] = *study;
-  if (!series->empty()) params["series_uid"] = *series;
-  return std::pair{params, node.name};
+  json params = TargetToJson(*target);
+  params["node"] = node->name;
+  params["method"] = m;
+  return std::pair{params, node->name};
 }
 
 JobOutcome RetrieveRunner::Run(JobContext& job) {

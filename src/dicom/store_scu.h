@@ -1,0 +1,50 @@
+#pragma once
+// C-STORE as an SCU: many instances over one association. Each SOP class is proposed with the
+// transfer syntaxes its instances are stored in, the node's preferred syntax and the two
+// uncompressed little endian ones, one syntax per presentation context; an instance goes on the
+// context of its own syntax when the peer accepted it, streamed from its file unchanged;
+// otherwise converted in memory where DCMTK can (between uncompressed syntaxes), or it fails
+// alone with the reason. Thread-safe: each call opens its own association.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "dicom/peer.h"
+
+namespace pb::dicom {
+
+struct SendItem {
+  std::string path;  // a DICOM file with meta header
+  std::string sop_class_uid, sop_uid, transfer_syntax_uid;
+  int64_t bytes = 0;
+};
+
+enum class SendStatus { kNotConfirmed, kSuccess, kWarning, kFailed };
+
+struct SendOutcome {
+  SendStatus status = SendStatus::kNotConfirmed;
+  int dimse_status = -1;  // the peer's C-STORE-RSP status; -1: none
+  std::string reason;     // why it failed or was not confirmed; the warning's meaning
+};
+
+struct SendHooks {
+  std::function<void(size_t index, const SendOutcome&)> on_instance;  // each confirmed or failed
+  std::function<bool()> cancel_requested;                            // checked between instances
+};
+
+struct SendRequest {
+  PeerRequest peer;
+  std::vector<SendItem> items;
+  std::string preferred_transfer_syntax;  // UID; empty: none
+};
+
+// One outcome per item, in order. Items never sent or never answered stay kNotConfirmed (with
+// the reason when the association broke). An error only when no association could be opened.
+Result<std::vector<SendOutcome>> SendInstances(const SendRequest& request, const SendHooks& hooks);
+
+// "0xA900 (Error: Data Set Does Not Match SOP Class)" and the like.
+std::string StoreStatusText(int status);
+
+}  // namespace pb::dicom

@@ -1,0 +1,209 @@
+#include "jobs/send_job.h"
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "dicom/retrieve.h"
+#include "dicom/store_scu.h"
+#include "jobs/job_request.h"
+
+namespace pb {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+constexpr size_t kMinPerAssociation = 20;  // fewer instances are not worth another association
+constexpr auto kProgressEvery = std::chrono::milliseconds(250);
+
+}  // namespace
+
+Result<std::vector<InstanceRow>> SendRunner::Select(const json& params) {
+  const std::string level = params.value("level", "STUDY");
+  std::vector<InstanceRow> out;
+  for (const auto& uid : params.value("uids", std::vector<std::string>{})) {
+    if (level == "IMAGE") {
+      auto row = db_.GetInstance(uid);
+      if (!row) return tl::unexpected(row.error());
+      if (*row) out.push_back(**row);
+      continue;
+    }
+    std::vector<std::string> series{uid};
+    if (level == "STUDY") {
+      auto list = db_.ListSeries(uid);
+      if (!list) return tl::unexpected(list.error());
+      series.clear();
+      for (const auto& s : *list) series.push_back(s.series_uid);
+    }
+    for (const auto& s : series) {
+      auto rows = db_.ListInstances(s);
+      if (!rows) return tl::unexpected(rows.error());
+      out.insert(out.end(), rows->begin(), rows->end());
+    }
+  }
+  if (params.contains("only")) {  // a retry: what the earlier job did not get confirmed
+    std::set<std::string> only = params["only"].get<std::set<std::string>>();
+    out.erase(std::remove_if(out.begin(), out.end(), [&](const InstanceRow& r) { return !only.count(r.sop_uid); }),
+              out.end());
+  }
+  return out;
+}
+
+Result<std::pair<json, std::string>> SendRunner::Prepare(const json& rq) {
+  if (auto r = RefuseUnknownFields(rq, {"node", "level", "uids", "study_uid", "series_uid", "retry_of", "only"}); !r) {
+    return tl::unexpected(r.error());
+  }
+  auto node = ChooseNode(nodes_, rq, NodeRole::kStorage);
+  if (!node) return tl::unexpected(node.error());
+  auto target = ParseTarget(rq);
+  if (!target) return tl::unexpected(target.error());
+  json params = TargetToJson(*target);
+  params["node"] = node->name;
+  if (rq.contains("retry_of") && rq["retry_of"].is_number_integer()) {
+    // Only what the earlier job failed or could not confirm.
+    auto earlier = db_.GetJob(rq["retry_of"].get<int64_t>());
+    if (!earlier) return tl::unexpected(earlier.error());
+    if (*earlier) {
+      json result = json::parse((*earlier)->result, nullptr, false);
+      std::set<std::string> only;
+      if (result.is_object()) {
+        for (const auto& f : result.value("failed_instances", json::array())) only.insert(f.value("sop_uid", ""));
+        for (const auto& u : result.value("not_confirmed", json::array())) only.insert(u.get<std::string>());
+      }
+      params["only"] = only;
+    }
+  }
+  auto rows = Select(params);
+  if (!rows) return tl::unexpected(rows.error());
+  if (rows->empty()) {
+    return Fail(params.contains("only") ? Code::kConflict : Code::kNotFound,
+                params.contains("only") ? "the earlier send has nothing left to send"
+                                        : fmt::format("the archive has no instances for {} {}", target->level,
+                                                      fmt::join(target->uids, ", ")),
+                params.contains("only") ? "id" : "uids");
+  }
+  return std::pair{params, node->name};
+}
+
+JobOutcome SendRunner::Run(JobContext& job) {
+  const json& params = job.params();
+  auto node = nodes_.Get(params.value("node", ""));
+  if (!node) return {"failed", fmt::format("node '{}' no longer exists", params.value("node", "")), nullptr, {}};
+  auto rows = Select(params);
+  if (!rows) return {"failed", rows.error().message, nullptr, {}};
+  const size_t n = rows->size();
+  std::vector<dicom::SendItem> items;
+  int64_t total_bytes = 0;
+  for (const auto& r : *rows) {
+    items.push_back({blobs_.Absolute(r.file_path).string(), r.sop_class_uid, r.sop_uid, r.transfer_syntax_uid, r.file_size});
+    total_bytes += r.file_size;
+  }
+  // Contiguous slices, one per association: series stay together.
+  size_t lanes = std::clamp<size_t>(n / kMinPerAssociation, 1, std::max(1, node->max_associations));
+  std::vector<dicom::SendOutcome> outcomes(n);
+  std::mutex mu;
+  int64_t done = 0, failed = 0, warned = 0, bytes = 0;
+  std::vector<std::string> lane_errors;
+  const auto start = Clock::now();
+  auto progress = [&]() {  // mu held
+    double secs = std::chrono::duration<double>(Clock::now() - start).count();
+    return json{{"total", static_cast<int64_t>(n)},
+                {"completed", done},
+                {"failed", failed},
+                {"warning", warned},
+                {"remaining", static_cast<int64_t>(n) - done - failed},
+                {"bytes", bytes},
+                {"total_bytes", total_bytes},
+                {"bytes_per_second", secs > 0 ? static_cast<int64_t>(bytes / secs) : 0},
+                {"associations", static_cast<int64_t>(lanes)}};
+  };
+  auto last = Clock::now();
+  {
+    std::lock_guard lock(mu);
+    job.Progress(progress());
+  }
+  const dicom::PeerRequest peer = ToPeerRequest(*node, default_ae_);
+  const std::string preferred = dicom::TransferSyntaxUid(node->preferred_transfer_syntax);
+  std::vector<std::thread> threads;
+  for (size_t lane = 0; lane < lanes; ++lane) {
+    size_t begin = n * lane / lanes, end = n * (lane + 1) / lanes;
+    threads.emplace_back([&, begin, end] {
+      dicom::SendRequest rq{peer, {items.begin() + begin, items.begin() + end}, preferred};
+      dicom::SendHooks hooks;
+      hooks.cancel_requested = [&] { return job.StopRequested(); };
+      hooks.on_instance = [&](size_t i, const dicom::SendOutcome& o) {
+        std::lock_guard lock(mu);
+        if (o.status == dicom::SendStatus::kSuccess || o.status == dicom::SendStatus::kWarning) {
+          ++done;
+          bytes += items[begin + i].bytes;
+        }
+        if (o.status == dicom::SendStatus::kFailed) ++failed;
+        if (o.status == dicom::SendStatus::kWarning) ++warned;
+        if (Clock::now() - last >= kProgressEvery) {
+          last = Clock::now();
+          job.Progress(progress());
+        }
+      };
+      auto r = dicom::SendInstances(rq, hooks);
+      std::lock_guard lock(mu);
+      if (!r) {
+        lane_errors.push_back(r.error().message);
+        for (size_t i = begin; i < end; ++i) outcomes[i].reason = r.error().message;
+        return;
+      }
+      std::copy(r->begin(), r->end(), outcomes.begin() + begin);
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  json failed_list = json::array(), not_confirmed = json::array(), warnings = json::array();
+  std::string first_break;
+  for (size_t i = 0; i < n; ++i) {
+    const auto& o = outcomes[i];
+    const std::string& sop = items[i].sop_uid;
+    switch (o.status) {
+      case dicom::SendStatus::kSuccess: break;
+      case dicom::SendStatus::kWarning:
+        warnings.push_back({{"sop_uid", sop}, {"status", dicom::StoreStatusText(o.dimse_status)}});
+        break;
+      case dicom::SendStatus::kFailed:
+        failed_list.push_back({{"sop_uid", sop},
+                               {"status", o.dimse_status >= 0 ? json(fmt::format("0x{:04X}", o.dimse_status)) : json(nullptr)},
+                               {"reason", o.reason}});
+        break;
+      case dicom::SendStatus::kNotConfirmed:
+        not_confirmed.push_back(sop);
+        if (first_break.empty() && !o.reason.empty()) first_break = o.reason;
+        break;
+    }
+  }
+  json result{{"failed_instances", failed_list}, {"not_confirmed", not_confirmed}, {"warnings", warnings}};
+  std::lock_guard lock(mu);
+  json out_progress = progress();
+  std::string state, error;
+  if (failed_list.empty() && not_confirmed.empty()) {
+    state = "succeeded";
+  } else {
+    state = done > 0 ? "partial" : "failed";
+    if (job.StopRequested() && !job.ServerStopping()) state = "canceled";
+    std::vector<std::string> parts;
+    if (!lane_errors.empty()) parts.push_back(lane_errors.front());
+    else if (!first_break.empty()) parts.push_back(first_break);
+    if (!failed_list.empty()) {
+      parts.push_back(fmt::format("{} instance(s) refused, e.g. {}: {}", failed_list.size(),
+                                  failed_list[0]["sop_uid"].get<std::string>(),
+                                  failed_list[0]["reason"].get<std::string>()));
+    }
+    if (!not_confirmed.empty()) parts.push_back(fmt::format("{} instance(s) not confirmed", not_confirmed.size()));
+    if (job.ServerStopping()) parts.insert(parts.begin(), "interrupted: the server stopped");
+    error = fmt::format("{}", fmt::join(parts, "; "));
+  }
+  return {state, error, out_progress, result};
+}
+
+}  // namespace pb
