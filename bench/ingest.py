@@ -8,23 +8,21 @@ prints medians, paired ratios and the targets. Must run inside a private network
 or not the targets are met), 1 when something broke, 2 on bad usage, 130 when interrupted.
 """
 
-import argparse
 import json
 import os
 import shutil
-import signal
-import socket
-import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 
-MB = 1 << 20
-KB = 1 << 10
+import common
+from common import (BenchError, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt,
+                    free_port, fs_type, http_get, listening, log, med, note, paired_ratio,
+                    rotate, spawn, start_bridge, stop, tail)
+
+common.PROG = "ingest"
+
 
 RECEIVER_NAMES = {"storescp": "storescp", "orthanc": "Orthanc", "pacsbridge": "PACS Bridge"}
 
@@ -46,92 +44,7 @@ TS_FLAGS = {
 }
 
 
-class BenchError(Exception):
-    """Something broke: the benchmark's numbers cannot be trusted."""
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-NOTES = []          # odd things seen during the run, printed with the report
-_NOTE_KEYS = {}     # key -> index in NOTES, for notes that would repeat every measurement
-
-
-def note(msg, key=None):
-    """Record an odd observation; with a key, repeats only count up the first one."""
-    if key is not None and key in _NOTE_KEYS:
-        i = _NOTE_KEYS[key]
-        text, n = NOTES[i]
-        NOTES[i] = (text, n + 1)
-        return
-    if key is not None:
-        _NOTE_KEYS[key] = len(NOTES)
-    NOTES.append((msg, 1))
-    log("note: " + msg)
-
-
-def notes_text():
-    return [text + (" (x%d)" % n if n > 1 else "") for text, n in NOTES]
-
-
-def env_num(name, default, kind=int, minimum=None):
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise SystemExit("ingest: %s=%r is not a number" % (name, raw))
-    if minimum is not None and value < minimum:
-        raise SystemExit("ingest: %s must be >= %s" % (name, minimum))
-    return value
-
-
 # --------------------------------------------------------------------------- processes
-
-LIVE = {}  # pid -> Popen of every process this script started and has not reaped
-
-
-def spawn(cmd, *, env, log_path, cwd=None):
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    LIVE[proc.pid] = proc
-    return proc
-
-
-def stop(proc, timeout):
-    """SIGTERM, wait up to timeout, then SIGKILL. Returns (returncode, killed)."""
-    killed = False
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            killed = True
-    LIVE.pop(proc.pid, None)
-    return proc.returncode, killed
-
-
-def stop_all_live():
-    for proc in list(LIVE.values()):
-        try:
-            stop(proc, 10)
-        except OSError:
-            pass
-
-
-def tail(path, lines=15):
-    try:
-        with open(path, "rb") as f:
-            data = f.read()[-8192:].decode("utf-8", "replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join("    | " + l for l in data[-lines:]) or "    | (empty log)"
-
 
 def peak_rss_kb(pid):
     try:
@@ -162,52 +75,6 @@ def children(pid):
     except OSError:
         pass
     return kids
-
-
-# --------------------------------------------------------------------------- network
-
-_USED_PORTS = set()
-
-
-def free_port():
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _USED_PORTS:
-            _USED_PORTS.add(port)
-            return port
-    raise BenchError("no free TCP port found")
-
-
-def listening(port):
-    """True when some socket of this network namespace listens on TCP port."""
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name) as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            cols = row.split()
-            if len(cols) > 3 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
-
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
-
-
-def http_get(url, headers=None, timeout=10):
-    """(status, body); status 0 when the connection failed."""
-    req = urllib.request.Request(url, headers=headers or {})
-    try:
-        with _OPENER.open(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except (urllib.error.URLError, OSError):
-        return 0, b""
 
 
 # --------------------------------------------------------------------------- dataset
@@ -372,54 +239,14 @@ class StoreSCP(Receiver):
         return listening(self.port)
 
     def count(self):
-        n = 0
-        for _, _, files in os.walk(self.store):
-            n += len(files)
-        return n
+        return count_files(self.store)
 
 
-class Orthanc(Receiver):
+class Orthanc(OrthancPeer, Receiver):
     key = "orthanc"
-    ae = "ORTHANC"
 
     def start(self, work):
-        storage = os.path.join(work, "storage")
-        os.mkdir(storage)
-        os.mkdir(os.path.join(work, "tmp"))
-        self.port = free_port()
-        self.http_port = free_port()
-        config = {
-            "Name": "bench-orthanc",
-            "StorageDirectory": storage,
-            "IndexDirectory": storage,
-            "TemporaryDirectory": os.path.join(work, "tmp"),
-            "DicomAet": self.ae,
-            "DicomPort": self.port,
-            "HttpPort": self.http_port,
-            "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
-            "Plugins": [],
-            "MaximumPduLength": self.cfg.baseline_pdu,
-            "SaveJobs": False,
-        }
-        path = os.path.join(work, "orthanc.json")
-        with open(path, "w") as f:
-            json.dump(config, f, indent=2)
-        self.log_path = os.path.join(work, "orthanc.log")
-        self.proc = spawn(["Orthanc", path], env=self.cfg.env_nodelay, log_path=self.log_path,
-                          cwd=work)
-
-    def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.http_port, path)
-
-    def ready(self):
-        return listening(self.port) and http_get(self.url("/system"), timeout=2)[0] == 200
-
-    def count(self):
-        status, body = http_get(self.url("/statistics"))
-        if status != 200:
-            raise BenchError("Orthanc GET /statistics answered %d" % status)
-        return int(json.loads(body)["CountInstances"])
+        self.launch(self.cfg, work, "bench-orthanc")
 
     def check_exit(self, rc):
         if rc != 0:
@@ -433,29 +260,10 @@ class PacsBridge(Receiver):
     password = "bench-admin"
 
     def start(self, work):
-        data = os.path.join(work, "data")
-        os.mkdir(data)
         self.port = free_port()
         self.http_port = free_port()
-        path = os.path.join(work, "pacsbridge.toml")
-        with open(path, "w") as f:
-            f.write("[server]\n"
-                    "data_dir = %s\n"
-                    "http_listen = \"127.0.0.1:%d\"\n"
-                    "ae_title = \"PACSBRIDGE\"\n"
-                    "%s\n"
-                    "[auth]\n"
-                    "admin_password = \"%s\"\n\n"
-                    "[[receivers]]\n"
-                    "ae_title = \"%s\"\n"
-                    "port = %d\n"
-                    "bind = \"127.0.0.1\"\n"
-                    % (json.dumps(data), self.http_port, self.cfg.bridge_server_toml,
-                       self.password, self.ae, self.port))
-        self.log_path = os.path.join(work, "pacsbridge.log")
-        # Deliberately without TCP_NODELAY: the server must turn Nagle off by itself.
-        self.proc = spawn([self.cfg.bridge_bin, "serve", "--config", path],
-                          env=self.cfg.env_plain, log_path=self.log_path, cwd=work)
+        self.proc, self.log_path = start_bridge(self.cfg, work, self.http_port, self.port,
+                                                admin_password=self.password)
 
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.http_port, path)
@@ -573,34 +381,9 @@ class Bench:
 
 # --------------------------------------------------------------------------- report
 
-def med(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def fmt(v, spec="%.1f", none="-"):
-    return none if v is None else spec % v
-
-
-def paired_ratio(results, key_a, key_b):
-    """Median over rounds of a[r]/b[r] (only rounds where both were measured)."""
-    a, b = results.get(key_a, {}), results.get(key_b, {})
-    ratios = [a[r]["inst_per_s"] / b[r]["inst_per_s"] for r in a if r in b]
-    return med(ratios)
-
-
 def report(cfg, sets, big, results, big_results, receivers, header):
-    out = []
+    out = common.report_start("PACS Bridge ingest benchmark", header, cfg.rounds)
     p = out.append
-    p("")
-    p("=" * 78)
-    p("PACS Bridge ingest benchmark")
-    for line in header:
-        p("  " + line)
-    p("=" * 78)
-    p("")
-    p("Throughput (median of %d round(s); [min-max] of instances/s; MB = 2^20 bytes)"
-      % cfg.rounds)
     p("%-6s %5s  %-12s %10s %17s %9s %8s" % ("set", "assoc", "receiver", "inst/s",
                                             "[min-max]", "MB/s", "RSS MB"))
     for ds in sets:
@@ -688,62 +471,13 @@ def report(cfg, sets, big, results, big_results, receivers, header):
             note("%s: in %d measurement(s) not every instance was visible when the last storescu "
                  "exited (up to %.2f s later; not counted in the rates)"
                  % (RECEIVER_NAMES[key], len(lagged), max(lagged)))
-    if NOTES:
-        p("")
-        p("Notes")
-        out.extend("  - " + n for n in notes_text())
-    p("")
-    print("\n".join(out), flush=True)
+    common.report_finish(out)
 
 
 # --------------------------------------------------------------------------- main
 
-class Config:
-    pass
-
-
-def tool_version(cmd):
-    try:
-        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
-        return res.stdout.decode(errors="replace").strip().splitlines()[0]
-    except (OSError, subprocess.TimeoutExpired, IndexError):
-        return "?"
-
-
-def fs_type(path):
-    """'ext4 /dev/vda (rw,relatime,...)' for the mount holding path, from /proc/mounts."""
-    path = os.path.realpath(path)
-    best = None
-    try:
-        with open("/proc/mounts") as f:
-            for line in f:
-                dev, mnt, typ, opts = line.split()[:4]
-                mnt = mnt.replace("\\040", " ")
-                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and \
-                        (best is None or len(mnt) >= len(best[1])):
-                    best = (dev, mnt, typ, opts)
-    except OSError:
-        pass
-    return "%s on %s, %s (%s)" % (best[2], best[1], best[0], best[3]) if best else "?"
-
-
-def rotate(seq, k):
-    k %= len(seq)
-    return seq[k:] + seq[:k]
-
-
-def isolated():
-    try:
-        res = subprocess.run(["ip", "-o", "link", "show"], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL)
-    except OSError:
-        return False
-    names = [l.split(":")[1].strip() for l in res.stdout.decode().splitlines() if ":" in l]
-    return names == ["lo"]
-
-
 def parse_config(args):
-    cfg = Config()
+    cfg = common.Config()
     quick = args.quick
     cfg.small = env_num("BENCH_SMALL", 200 if quick else 2000, int, 0)
     cfg.small_bytes = env_num("BENCH_SMALL_BYTES", 2048, int, 512)
@@ -766,78 +500,16 @@ def parse_config(args):
                              % (r, ", ".join(RECEIVERS)))
     if not cfg.receivers:
         raise SystemExit("ingest: BENCH_RECEIVERS is empty")
-    cfg.baseline_pdu = env_num("BENCH_BASELINE_PDU", 131072, int, 4096)
-    cfg.warmup = env_num("BENCH_WARMUP", 1, int, 0)
-    cfg.start_timeout = env_num("BENCH_START_TIMEOUT", 60, int, 1)
-    cfg.stop_timeout = env_num("BENCH_STOP_TIMEOUT", 60, int, 1)
     cfg.store_timeout = env_num("BENCH_STORE_TIMEOUT", 900, int, 1)
     cfg.index_timeout = env_num("BENCH_INDEX_TIMEOUT", 60, int, 1)
-    cfg.keep = env_num("BENCH_KEEP", 0, int, 0)
     cfg.clean_between = os.environ.get("BENCH_CLEAN_BETWEEN")
-    cfg.json_out = os.environ.get("BENCH_JSON") or None
-    # Extra lines for PACS Bridge's [server] table, e.g. "fsync = false" (not a contract key).
-    cfg.bridge_server_toml = os.environ.get("BENCH_BRIDGE_SERVER_TOML", "").replace("\\n", "\n")
-    cfg.tmp_parent = os.environ.get("BENCH_TMPDIR") or os.environ.get("TMPDIR") or "/var/tmp"
-    root = args.root
-    bin_ = os.environ.get("PACSBRIDGE_BIN")
-    if not bin_:
-        bin_ = os.path.join(root, "build", "release", "pacsbridge")
-        if not os.path.exists(bin_) and os.path.exists(os.path.join(root, "build", "pacsbridge")):
-            bin_ = os.path.join(root, "build", "pacsbridge")
-    cfg.bridge_bin = os.path.abspath(bin_)
-    if "pacsbridge" in cfg.receivers and not os.access(cfg.bridge_bin, os.X_OK):
-        raise SystemExit("ingest: PACS Bridge binary %s not found (build it, set PACSBRIDGE_BIN, "
-                         "or leave it out: BENCH_RECEIVERS=storescp,orthanc)" % cfg.bridge_bin)
+    common.parse_common(cfg, args.root, "pacsbridge" in cfg.receivers,
+                        "build it, set PACSBRIDGE_BIN, or leave it out: "
+                        "BENCH_RECEIVERS=storescp,orthanc")
     if "orthanc" in cfg.receivers and shutil.which("Orthanc") is None:
         raise SystemExit("ingest: Orthanc not found (Debian package orthanc), or leave it out "
                          "with BENCH_RECEIVERS")
-    plain = dict(os.environ)
-    for var in ("TCP_NODELAY", "PACSBENCH_NETNS_TRIED", "PYTHONDONTWRITEBYTECODE"):
-        plain.pop(var, None)
-    cfg.env_plain = plain
-    cfg.env_nodelay = dict(plain, TCP_NODELAY="1")
     return cfg
-
-
-def main():
-    ap = argparse.ArgumentParser(description="PACS Bridge ingest benchmark (see bench/README.md)")
-    ap.add_argument("--root", required=True, help="repository root")
-    ap.add_argument("--quick", action="store_true",
-                    help="small defaults (200 small, 40 CT, 20 MB big, 1 round); BENCH_* win")
-    args = ap.parse_args()
-    if not isolated() and not os.environ.get("BENCH_ALLOW_SHARED_NETNS"):
-        log("ingest: not inside a private network namespace; run bench/ingest.sh")
-        return 2
-    cfg = parse_config(args)
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-
-    os.makedirs(cfg.tmp_parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="pacsbridge-bench.", dir=cfg.tmp_parent)
-    status = 0
-    try:
-        status = run(cfg, args.root, tmp)
-    except BenchError as e:
-        log("\ningest: FAILED: %s" % e)
-        status = 1
-    except KeyboardInterrupt:
-        log("\ningest: interrupted")
-        status = 130
-    except Exception:  # a bug of this script: still clean up
-        import traceback
-        traceback.print_exc()
-        status = 1
-    finally:
-        stop_all_live()
-        if cfg.keep:
-            log("ingest: kept %s" % tmp)
-        else:
-            log("ingest: removing %s" % tmp)
-            shutil.rmtree(tmp, ignore_errors=True)
-    return status
 
 
 def run(cfg, root, tmp):
@@ -889,19 +561,9 @@ def run(cfg, root, tmp):
         "receivers: %s; rounds: %d; associations: %s"
         % (", ".join(r.label for r in receivers), cfg.rounds,
            ", ".join(str(a) for a in cfg.assocs)),
-        "storage: %s (%s)%s" % (tmp, fs_type(tmp),
-                                ", deleted after each measurement" if cfg.clean_between else ""),
-        "%s; %s" % (tool_version(["storescu", "--version"]).replace("$", "").strip(),
-                    tool_version(["Orthanc", "--version"])
-                    if "orthanc" in cfg.receivers else "no Orthanc"),
-        "%d CPU(s), %s" % (os.cpu_count() or 0, os.uname().release),
-    ]
-    if "pacsbridge" in cfg.receivers:
-        st = os.stat(cfg.bridge_bin)
-        header.append("PACS Bridge: %s (built %s)%s" % (
-            cfg.bridge_bin, time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime)),
-            "; [server] extra: %s" % cfg.bridge_server_toml.replace("\n", "; ")
-            if cfg.bridge_server_toml.strip() else ""))
+    ] + common.setup_header(cfg, tmp, "storescu", orthanc="orthanc" in cfg.receivers,
+                            storage_extra=", deleted after each measurement"
+                            if cfg.clean_between else "")
 
     if cfg.warmup and sets:
         warm = sets[0].subset("warmup", 1)
@@ -934,24 +596,27 @@ def run(cfg, root, tmp):
 
     header.append("total run time %.0f s" % (time.monotonic() - started))
     report(cfg, sets, big, results, big_results, [r.key for r in receivers], header)
-    if cfg.json_out:
-        with open(cfg.json_out, "w") as f:
-            json.dump({
-                "config": {"rounds": cfg.rounds, "assocs": cfg.assocs,
-                           "receivers": cfg.receivers, "baseline_pdu": cfg.baseline_pdu,
-                           "sets": {ds.name: {"count": ds.count, "bytes": ds.total_bytes}
-                                    for ds in sets},
-                           "big_bytes": big.total_bytes if big else None},
-                "results": [dict(r, set=s, receiver=key, round=rnd + 1)
-                            for (s, n, key), by_round in results.items()
-                            for rnd, r in by_round.items()],
-                "big": [dict(r, receiver=key, round=rnd + 1)
-                        for key, by_round in big_results.items()
-                        for rnd, r in by_round.items()],
-                "notes": notes_text(),
-            }, f, indent=2)
+    common.write_json(cfg, {
+        "config": {"rounds": cfg.rounds, "assocs": cfg.assocs,
+                   "receivers": cfg.receivers, "baseline_pdu": cfg.baseline_pdu,
+                   "sets": {ds.name: {"count": ds.count, "bytes": ds.total_bytes}
+                            for ds in sets},
+                   "big_bytes": big.total_bytes if big else None},
+        "results": [dict(r, set=s, receiver=key, round=rnd + 1)
+                    for (s, n, key), by_round in results.items()
+                    for rnd, r in by_round.items()],
+        "big": [dict(r, receiver=key, round=rnd + 1)
+                for key, by_round in big_results.items()
+                for rnd, r in by_round.items()],
+    })
     return 0
 
 
+def add_arguments(ap):
+    ap.add_argument("--quick", action="store_true",
+                    help="small defaults (200 small, 40 CT, 20 MB big, 1 round); BENCH_* win")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.main("PACS Bridge ingest benchmark (see bench/README.md)", parse_config, run,
+                         "pacsbridge-bench.", add_arguments=add_arguments))

@@ -5,19 +5,9 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/.." && pwd)"
-
-isolated() { [ "$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}')" = "lo" ]; }
-
-if ! isolated; then
-  if [ -n "${PACSBENCH_NETNS_TRIED:-}" ]; then
-    echo "ingest.sh: still not in a private network namespace after scripts/in-netns.sh" >&2
-    exit 2
-  fi
-  export PACSBENCH_NETNS_TRIED=1
-  exec "$root/scripts/in-netns.sh" "$0" "$@"
-fi
-ip link set lo up 2>/dev/null || true
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+bench_enter_netns "$@"
 
 case "${1:-}" in
   -h|--help)
@@ -25,20 +15,5 @@ case "${1:-}" in
     exit 0 ;;
 esac
 
-missing=()
-for tool in storescu storescp python3; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "ingest.sh: missing tools: ${missing[*]} (Debian: dcmtk, python3)" >&2
-  exit 2
-fi
-
-# The interpreter itself, not a wrapper such as a pyenv shim that would stay in between and
-# swallow SIGTERM/SIGINT meant for the driver (which stops its receivers and cleans up).
-python="${BENCH_PYTHON:-}"
-if [ -z "$python" ]; then
-  if [ -x /usr/bin/python3 ]; then python=/usr/bin/python3; else python="$(command -v python3)"; fi
-fi
-export PYTHONDONTWRITEBYTECODE=1
-exec "$python" "$here/ingest.py" --root "$root" "$@"
+bench_need_tools "dcmtk, python3" storescu storescp python3
+bench_exec_driver ingest.py "$@"

@@ -61,69 +61,24 @@ did not succeed, an instance is missing), 2 on bad usage, 130 when interrupted. 
 to stderr, the report to stdout.
 """
 
-import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import ingest  # noqa: E402  (bench/ingest.py: process, port and report helpers)
-from ingest import (BenchError, LIVE, MB, KB, fmt, free_port, fs_type, listening,  # noqa: E402
-                    log, med, note, notes_text, rotate, spawn, stop, stop_all_live, tail,
-                    tool_version)
+import common  # bench/common.py: what the benchmarks share
+from common import (BenchError, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt, free_port,
+                    fs_type, http_json, listening, log, med, note, paired_ratio, rotate, spawn,
+                    start_bridge, stop, tail)
+
+common.PROG = "retrieve"
 
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 METHOD_NAMES = {"get": "C-GET", "move": "C-MOVE"}
 SIDE_NAMES = {"dcmtk": "DCMTK", "us": "PACS Bridge"}
 DCMTK_TOOLS = {"get": "getscu", "move": "movescu+storescp"}
-
-
-def env_num(name, default, kind=int, minimum=None):
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise SystemExit("retrieve: %s=%r is not a number" % (name, raw))
-    if minimum is not None and value < minimum:
-        raise SystemExit("retrieve: %s must be >= %s" % (name, minimum))
-    return value
-
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
-
-
-def http_json(method, url, body=None, timeout=30):
-    """(status, parsed JSON or None); status 0 when the connection failed."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json",
-                                          "Accept": "application/json"})
-    try:
-        with _OPENER.open(req, timeout=timeout) as resp:
-            payload = resp.read()
-            status = resp.status
-    except urllib.error.HTTPError as e:
-        payload, status = e.read(), e.code
-    except (urllib.error.URLError, OSError):
-        return 0, None
-    try:
-        return status, json.loads(payload.decode()) if payload else None
-    except ValueError:
-        return status, {"_unparsed": payload[:500].decode(errors="replace")}
-
-
-def count_files(directory):
-    return sum(len(files) for _, _, files in os.walk(directory))
 
 
 # --------------------------------------------------------------------------- dataset
@@ -155,62 +110,28 @@ def generate(root, tmp, name, *, count, size, modality, series):
 
 # --------------------------------------------------------------------------- peers
 
-class OrthancPacs:
+class OrthancPacs(OrthancPeer):
     """The PACS: one Orthanc for the whole run, loaded once."""
-
-    ae = "ORTHANC"
 
     def __init__(self, cfg, work, storescp_port, bridge_port):
         os.makedirs(work)
-        storage = os.path.join(work, "storage")
-        os.mkdir(storage)
-        os.mkdir(os.path.join(work, "tmp"))
-        self.port = free_port()
-        self.http_port = free_port()
-        config = {
-            "Name": "bench-retrieve-orthanc",
-            "StorageDirectory": storage,
-            "IndexDirectory": storage,
-            "TemporaryDirectory": os.path.join(work, "tmp"),
-            "DicomAet": self.ae,
-            "DicomPort": self.port,
-            "HttpPort": self.http_port,
-            "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
-            "Plugins": [],
-            "MaximumPduLength": cfg.baseline_pdu,
-            "SaveJobs": False,
-            "DicomModalities": {
-                "getscu": ["GETSCU", "127.0.0.1", 1],
-                "movescu": ["MOVESCU", "127.0.0.1", 1],
-                "findscu": ["FINDSCU", "127.0.0.1", 1],
-                "storescp": ["STORESCP", "127.0.0.1", storescp_port],
-                "pacsbridge": ["PACSBRIDGE", "127.0.0.1", bridge_port],
-            },
-        }
-        path = os.path.join(work, "orthanc.json")
-        with open(path, "w") as f:
-            json.dump(config, f, indent=2)
-        self.log_path = os.path.join(work, "orthanc.log")
-        self.proc = spawn(["Orthanc", path], env=cfg.env_nodelay, log_path=self.log_path,
-                          cwd=work)
+        self.launch(cfg, work, "bench-retrieve-orthanc", modalities={
+            "getscu": ["GETSCU", "127.0.0.1", 1],
+            "movescu": ["MOVESCU", "127.0.0.1", 1],
+            "findscu": ["FINDSCU", "127.0.0.1", 1],
+            "storescp": ["STORESCP", "127.0.0.1", storescp_port],
+            "pacsbridge": ["PACSBRIDGE", "127.0.0.1", bridge_port],
+        })
         deadline = time.monotonic() + cfg.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BenchError("Orthanc exited (%s) while starting:\n%s"
                                  % (self.proc.returncode, tail(self.log_path)))
-            if listening(self.port) and ingest.http_get(
-                    "http://127.0.0.1:%d/system" % self.http_port, timeout=2)[0] == 200:
+            if self.ready():
                 return
             time.sleep(0.05)
         raise BenchError("Orthanc not ready after %d s:\n%s" % (cfg.start_timeout,
                                                                 tail(self.log_path)))
-
-    def count(self):
-        status, body = ingest.http_get("http://127.0.0.1:%d/statistics" % self.http_port)
-        if status != 200:
-            raise BenchError("Orthanc GET /statistics answered %d" % status)
-        return int(json.loads(body)["CountInstances"])
 
     def alive(self):
         return self.proc.poll() is None
@@ -222,26 +143,9 @@ class Bridge:
     def __init__(self, cfg, work, dicom_port, pacs):
         self.cfg = cfg
         os.makedirs(work, exist_ok=True)
-        data = os.path.join(work, "data")
-        os.mkdir(data)
         self.http_port = free_port()
         self.port = dicom_port
-        path = os.path.join(work, "pacsbridge.toml")
-        with open(path, "w") as f:
-            f.write("[server]\n"
-                    "data_dir = %s\n"
-                    "http_listen = \"127.0.0.1:%d\"\n"
-                    "ae_title = \"PACSBRIDGE\"\n"
-                    "%s\n"
-                    "[[receivers]]\n"
-                    "ae_title = \"PACSBRIDGE\"\n"
-                    "port = %d\n"
-                    "bind = \"127.0.0.1\"\n"
-                    % (json.dumps(data), self.http_port, cfg.bridge_server_toml, dicom_port))
-        self.log_path = os.path.join(work, "pacsbridge.log")
-        # Without TCP_NODELAY: the server must turn Nagle off by itself.
-        self.proc = spawn([cfg.bridge_bin, "serve", "--config", path], env=cfg.env_plain,
-                          log_path=self.log_path, cwd=work)
+        self.proc, self.log_path = start_bridge(cfg, work, self.http_port, dicom_port)
         deadline = time.monotonic() + cfg.start_timeout
         while True:
             if self.proc.poll() is not None:
@@ -438,23 +342,9 @@ class Bench:
 
 # --------------------------------------------------------------------------- report
 
-def paired_ratio(results, key_a, key_b):
-    a, b = results.get(key_a, {}), results.get(key_b, {})
-    return med([a[r]["inst_per_s"] / b[r]["inst_per_s"] for r in a if r in b])
-
-
 def report(cfg, studies, results, header):
-    out = []
+    out = common.report_start("PACS Bridge retrieve benchmark", header, cfg.rounds)
     p = out.append
-    p("")
-    p("=" * 78)
-    p("PACS Bridge retrieve benchmark")
-    for line in header:
-        p("  " + line)
-    p("=" * 78)
-    p("")
-    p("Throughput (median of %d round(s); [min-max] of instances/s; MB = 2^20 bytes)"
-      % cfg.rounds)
     p("%-6s %-7s %-18s %10s %15s %9s %9s" % ("study", "method", "who", "inst/s", "[min-max]",
                                             "MB/s", "s"))
     for st in studies:
@@ -476,28 +366,18 @@ def report(cfg, studies, results, header):
         for m in cfg.methods:
             p("%-6s %-7s %8s" % (st.name, METHOD_NAMES[m], fmt(paired_ratio(
                 results, (st.name, m, "us"), (st.name, m, "dcmtk")), "%.2f")))
-    if ingest.NOTES:
-        p("")
-        p("Notes")
-        out.extend("  - " + n for n in notes_text())
-    p("")
-    print("\n".join(out), flush=True)
+    common.report_finish(out)
 
 
 # --------------------------------------------------------------------------- main
 
-class Config:
-    pass
-
-
-def parse_config(root):
-    cfg = Config()
+def parse_config(args):
+    cfg = common.Config()
     cfg.small = env_num("BENCH_SMALL", 500, int, 0)
     cfg.small_bytes = env_num("BENCH_SMALL_BYTES", 2048, int, 512)
     cfg.ct = env_num("BENCH_CT", 50, int, 0)
     cfg.ct_bytes = env_num("BENCH_CT_BYTES", 512 * KB, int, 512)
     cfg.rounds = env_num("BENCH_ROUNDS", 5, int, 1)
-    cfg.warmup = env_num("BENCH_WARMUP", 1, int, 0)
     methods = [m.strip().lower().replace("c-", "") for m in
                os.environ.get("BENCH_METHODS", "get,move").split(",") if m.strip()]
     for m in methods:
@@ -511,74 +391,10 @@ def parse_config(root):
     if not sides or any(x not in SIDE_NAMES for x in sides):
         raise SystemExit("retrieve: BENCH_SIDES must list dcmtk and/or us")
     cfg.sides = sides
-    cfg.baseline_pdu = env_num("BENCH_BASELINE_PDU", 131072, int, 4096)
-    cfg.start_timeout = env_num("BENCH_START_TIMEOUT", 60, int, 1)
-    cfg.stop_timeout = env_num("BENCH_STOP_TIMEOUT", 60, int, 1)
     cfg.job_timeout = env_num("BENCH_JOB_TIMEOUT", 600, int, 1)
-    cfg.keep = env_num("BENCH_KEEP", 0, int, 0)
     cfg.clean_between = env_num("BENCH_CLEAN_BETWEEN", 0, int, 0)
-    cfg.json_out = os.environ.get("BENCH_JSON") or None
-    cfg.bridge_server_toml = os.environ.get("BENCH_BRIDGE_SERVER_TOML", "").replace("\\n", "\n")
-    cfg.tmp_parent = os.environ.get("BENCH_TMPDIR") or os.environ.get("TMPDIR") or "/var/tmp"
-    bin_ = os.environ.get("PACSBRIDGE_BIN")
-    if not bin_:
-        bin_ = os.path.join(root, "build", "release", "pacsbridge")
-        if not os.path.exists(bin_) and os.path.exists(os.path.join(root, "build", "pacsbridge")):
-            bin_ = os.path.join(root, "build", "pacsbridge")
-    cfg.bridge_bin = os.path.abspath(bin_)
-    if "us" in sides and not os.access(cfg.bridge_bin, os.X_OK):
-        raise SystemExit("retrieve: PACS Bridge binary %s not found (build it or set "
-                         "PACSBRIDGE_BIN)" % cfg.bridge_bin)
-    plain = dict(os.environ)
-    for var in ("TCP_NODELAY", "PACSBENCH_NETNS_TRIED", "PYTHONDONTWRITEBYTECODE"):
-        plain.pop(var, None)
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
-                "ALL_PROXY"):
-        plain.pop(var, None)
-    cfg.env_plain = plain
-    cfg.env_nodelay = dict(plain, TCP_NODELAY="1")
+    common.parse_common(cfg, args.root, "us" in sides, "build it or set PACSBRIDGE_BIN")
     return cfg
-
-
-def main():
-    ap = argparse.ArgumentParser(
-        description="PACS Bridge retrieve benchmark (C-GET / C-MOVE from Orthanc vs DCMTK)",
-        epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", required=True, help="repository root")
-    args = ap.parse_args()
-    if not ingest.isolated() and not os.environ.get("BENCH_ALLOW_SHARED_NETNS"):
-        log("retrieve: not inside a private network namespace; run bench/retrieve.sh")
-        return 2
-    cfg = parse_config(args.root)
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-
-    os.makedirs(cfg.tmp_parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="pacsbridge-bench-retrieve.", dir=cfg.tmp_parent)
-    status = 0
-    try:
-        status = run(cfg, args.root, tmp)
-    except BenchError as e:
-        log("\nretrieve: FAILED: %s" % e)
-        status = 1
-    except KeyboardInterrupt:
-        log("\nretrieve: interrupted")
-        status = 130
-    except Exception:  # a bug of this script: still clean up
-        import traceback
-        traceback.print_exc()
-        status = 1
-    finally:
-        stop_all_live()
-        if cfg.keep:
-            log("retrieve: kept %s" % tmp)
-        else:
-            log("retrieve: removing %s" % tmp)
-            shutil.rmtree(tmp, ignore_errors=True)
-    return status
 
 
 def run(cfg, root, tmp):
@@ -624,17 +440,7 @@ def run(cfg, root, tmp):
                                 for st in studies) + " (Explicit VR LE), in one Orthanc",
         "methods: %s; rounds: %d; max PDU %d for Orthanc, getscu, storescp"
         % (", ".join(METHOD_NAMES[m] for m in cfg.methods), cfg.rounds, cfg.baseline_pdu),
-        "storage: %s (%s)" % (tmp, fs_type(tmp)),
-        "%s; %s" % (tool_version(["getscu", "--version"]).replace("$", "").strip(),
-                    tool_version(["Orthanc", "--version"])),
-        "%d CPU(s), %s" % (os.cpu_count() or 0, os.uname().release),
-    ]
-    if "us" in cfg.sides:
-        st_ = os.stat(cfg.bridge_bin)
-        header.append("PACS Bridge: %s (built %s)%s" % (
-            cfg.bridge_bin, time.strftime("%Y-%m-%d %H:%M", time.localtime(st_.st_mtime)),
-            "; [server] extra: %s" % cfg.bridge_server_toml.replace("\n", "; ")
-            if cfg.bridge_server_toml.strip() else ""))
+    ] + common.setup_header(cfg, tmp, "getscu")
 
     find_times = {}
     for st in studies:
@@ -665,20 +471,19 @@ def run(cfg, root, tmp):
 
     header.append("total run time %.0f s" % (time.monotonic() - started))
     report(cfg, studies, results, header)
-    if cfg.json_out:
-        with open(cfg.json_out, "w") as f:
-            json.dump({
-                "config": {"rounds": cfg.rounds, "methods": cfg.methods,
-                           "studies": {st.name: {"count": st.count, "bytes": st.total_bytes}
-                                       for st in studies},
-                           "bridge_bin": cfg.bridge_bin},
-                "results": [dict(r, study=s, method=m, side=side, round=rnd + 1)
-                            for (s, m, side), by_round in results.items()
-                            for rnd, r in by_round.items()],
-                "notes": notes_text(),
-            }, f, indent=2)
+    common.write_json(cfg, {
+        "config": {"rounds": cfg.rounds, "methods": cfg.methods,
+                   "studies": {st.name: {"count": st.count, "bytes": st.total_bytes}
+                               for st in studies},
+                   "bridge_bin": cfg.bridge_bin},
+        "results": [dict(r, study=s, method=m, side=side, round=rnd + 1)
+                    for (s, m, side), by_round in results.items()
+                    for rnd, r in by_round.items()],
+    })
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.main(
+        "PACS Bridge retrieve benchmark (C-GET / C-MOVE from Orthanc vs DCMTK)", parse_config,
+        run, "pacsbridge-bench-retrieve.", epilog=__doc__))

@@ -1,0 +1,444 @@
+"""What bench/ingest.py and bench/retrieve.py share: messages and notes, settings from the
+environment, child processes, ports and HTTP, the Orthanc and PACS Bridge peers, the report's
+frame and the driver's main(). Python 3 standard library only.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+MB = 1 << 20
+KB = 1 << 10
+
+PROG = "bench"  # the driver's name, first word of its messages; the driver sets it
+
+
+class BenchError(Exception):
+    """Something broke: the benchmark's numbers cannot be trusted."""
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+NOTES = []          # odd things seen during the run, printed with the report
+_NOTE_KEYS = {}     # key -> index in NOTES, for notes that would repeat every measurement
+
+
+def note(msg, key=None):
+    """Record an odd observation; with a key, repeats only count up the first one."""
+    if key is not None and key in _NOTE_KEYS:
+        i = _NOTE_KEYS[key]
+        text, n = NOTES[i]
+        NOTES[i] = (text, n + 1)
+        return
+    if key is not None:
+        _NOTE_KEYS[key] = len(NOTES)
+    NOTES.append((msg, 1))
+    log("note: " + msg)
+
+
+def notes_text():
+    return [text + (" (x%d)" % n if n > 1 else "") for text, n in NOTES]
+
+
+def env_num(name, default, kind=int, minimum=None):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SystemExit("%s: %s=%r is not a number" % (PROG, name, raw))
+    if minimum is not None and value < minimum:
+        raise SystemExit("%s: %s must be >= %s" % (PROG, name, minimum))
+    return value
+
+
+# --------------------------------------------------------------------------- processes
+
+LIVE = {}  # pid -> Popen of every process this script started and has not reaped
+
+
+def spawn(cmd, *, env, log_path, cwd=None):
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    LIVE[proc.pid] = proc
+    return proc
+
+
+def stop(proc, timeout):
+    """SIGTERM, wait up to timeout, then SIGKILL. Returns (returncode, killed)."""
+    killed = False
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            killed = True
+    LIVE.pop(proc.pid, None)
+    return proc.returncode, killed
+
+
+def stop_all_live():
+    for proc in list(LIVE.values()):
+        try:
+            stop(proc, 10)
+        except OSError:
+            pass
+
+
+def tail(path, lines=15):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()[-8192:].decode("utf-8", "replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("    | " + l for l in data[-lines:]) or "    | (empty log)"
+
+
+def tool_version(cmd):
+    try:
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
+        return res.stdout.decode(errors="replace").strip().splitlines()[0]
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return "?"
+
+
+# --------------------------------------------------------------------------- network
+
+_USED_PORTS = set()
+
+
+def free_port():
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _USED_PORTS:
+            _USED_PORTS.add(port)
+            return port
+    raise BenchError("no free TCP port found")
+
+
+def listening(port):
+    """True when some socket of this network namespace listens on TCP port."""
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 3 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def isolated():
+    """True inside a network namespace whose only interface is lo."""
+    try:
+        res = subprocess.run(["ip", "-o", "link", "show"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL)
+    except OSError:
+        return False
+    names = [l.split(":")[1].strip() for l in res.stdout.decode().splitlines() if ":" in l]
+    return names == ["lo"]
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+
+
+def http_get(url, headers=None, timeout=10):
+    """(status, body); status 0 when the connection failed."""
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+def http_json(method, url, body=None, timeout=30):
+    """(status, parsed JSON or None); status 0 when the connection failed."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json",
+                                          "Accept": "application/json"})
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            payload = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as e:
+        payload, status = e.read(), e.code
+    except (urllib.error.URLError, OSError):
+        return 0, None
+    try:
+        return status, json.loads(payload.decode()) if payload else None
+    except ValueError:
+        return status, {"_unparsed": payload[:500].decode(errors="replace")}
+
+
+# --------------------------------------------------------------------------- files
+
+def fs_type(path):
+    """'ext4 /dev/vda (rw,relatime,...)' for the mount holding path, from /proc/mounts."""
+    path = os.path.realpath(path)
+    best = None
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                dev, mnt, typ, opts = line.split()[:4]
+                mnt = mnt.replace("\\040", " ")
+                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and \
+                        (best is None or len(mnt) >= len(best[1])):
+                    best = (dev, mnt, typ, opts)
+    except OSError:
+        pass
+    return "%s on %s, %s (%s)" % (best[2], best[1], best[0], best[3]) if best else "?"
+
+
+def count_files(directory):
+    return sum(len(files) for _, _, files in os.walk(directory))
+
+
+# --------------------------------------------------------------------------- peers
+
+class OrthancPeer:
+    """Orthanc with its own storage under a work directory, on free DICOM and HTTP ports."""
+
+    ae = "ORTHANC"
+
+    def launch(self, cfg, work, name, modalities=None):
+        storage = os.path.join(work, "storage")
+        os.mkdir(storage)
+        os.mkdir(os.path.join(work, "tmp"))
+        self.port = free_port()
+        self.http_port = free_port()
+        config = {
+            "Name": name,
+            "StorageDirectory": storage,
+            "IndexDirectory": storage,
+            "TemporaryDirectory": os.path.join(work, "tmp"),
+            "DicomAet": self.ae,
+            "DicomPort": self.port,
+            "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "Plugins": [],
+            "MaximumPduLength": cfg.baseline_pdu,
+            "SaveJobs": False,
+        }
+        if modalities is not None:
+            config["DicomModalities"] = modalities
+        path = os.path.join(work, "orthanc.json")
+        with open(path, "w") as f:
+            json.dump(config, f, indent=2)
+        self.log_path = os.path.join(work, "orthanc.log")
+        self.proc = spawn(["Orthanc", path], env=cfg.env_nodelay, log_path=self.log_path,
+                          cwd=work)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.http_port, path)
+
+    def ready(self):
+        return listening(self.port) and http_get(self.url("/system"), timeout=2)[0] == 200
+
+    def count(self):
+        status, body = http_get(self.url("/statistics"))
+        if status != 200:
+            raise BenchError("Orthanc GET /statistics answered %d" % status)
+        return int(json.loads(body)["CountInstances"])
+
+
+def start_bridge(cfg, work, http_port, dicom_port, admin_password=None):
+    """`pacsbridge serve` with an empty data directory under work, its HTTP API on http_port,
+    one receiver (AE PACSBRIDGE) on dicom_port; returns (process, log path)."""
+    data = os.path.join(work, "data")
+    os.mkdir(data)
+    path = os.path.join(work, "pacsbridge.toml")
+    auth = ("[auth]\nadmin_password = \"%s\"\n\n" % admin_password
+            if admin_password is not None else "")
+    with open(path, "w") as f:
+        f.write("[server]\n"
+                "data_dir = %s\n"
+                "http_listen = \"127.0.0.1:%d\"\n"
+                "ae_title = \"PACSBRIDGE\"\n"
+                "%s\n"
+                "%s"
+                "[[receivers]]\n"
+                "ae_title = \"PACSBRIDGE\"\n"
+                "port = %d\n"
+                "bind = \"127.0.0.1\"\n"
+                % (json.dumps(data), http_port, cfg.bridge_server_toml, auth, dicom_port))
+    log_path = os.path.join(work, "pacsbridge.log")
+    # Deliberately without TCP_NODELAY: the server must turn Nagle off by itself.
+    proc = spawn([cfg.bridge_bin, "serve", "--config", path], env=cfg.env_plain,
+                 log_path=log_path, cwd=work)
+    return proc, log_path
+
+
+# --------------------------------------------------------------------------- settings
+
+class Config:
+    pass
+
+
+def parse_common(cfg, root, need_bridge, bridge_hint):
+    """The settings both drivers have; need_bridge: whether PACS Bridge is measured (then its
+    binary must exist; bridge_hint says what to do otherwise)."""
+    cfg.baseline_pdu = env_num("BENCH_BASELINE_PDU", 131072, int, 4096)
+    cfg.warmup = env_num("BENCH_WARMUP", 1, int, 0)
+    cfg.start_timeout = env_num("BENCH_START_TIMEOUT", 60, int, 1)
+    cfg.stop_timeout = env_num("BENCH_STOP_TIMEOUT", 60, int, 1)
+    cfg.keep = env_num("BENCH_KEEP", 0, int, 0)
+    cfg.json_out = os.environ.get("BENCH_JSON") or None
+    # Extra lines for PACS Bridge's [server] table, e.g. "fsync = false" (not a contract key).
+    cfg.bridge_server_toml = os.environ.get("BENCH_BRIDGE_SERVER_TOML", "").replace("\\n", "\n")
+    cfg.tmp_parent = os.environ.get("BENCH_TMPDIR") or os.environ.get("TMPDIR") or "/var/tmp"
+    bin_ = os.environ.get("PACSBRIDGE_BIN")
+    if not bin_:
+        bin_ = os.path.join(root, "build", "release", "pacsbridge")
+        if not os.path.exists(bin_) and os.path.exists(os.path.join(root, "build", "pacsbridge")):
+            bin_ = os.path.join(root, "build", "pacsbridge")
+    cfg.bridge_bin = os.path.abspath(bin_)
+    cfg.bridge = need_bridge
+    if need_bridge and not os.access(cfg.bridge_bin, os.X_OK):
+        raise SystemExit("%s: PACS Bridge binary %s not found (%s)" % (PROG, cfg.bridge_bin,
+                                                                       bridge_hint))
+    plain = dict(os.environ)
+    for var in ("TCP_NODELAY", "PACSBENCH_NETNS_TRIED", "PYTHONDONTWRITEBYTECODE",
+                "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
+                "ALL_PROXY"):
+        plain.pop(var, None)
+    cfg.env_plain = plain
+    cfg.env_nodelay = dict(plain, TCP_NODELAY="1")
+    return cfg
+
+
+# --------------------------------------------------------------------------- report
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, spec="%.1f", none="-"):
+    return none if v is None else spec % v
+
+
+def rotate(seq, k):
+    k %= len(seq)
+    return seq[k:] + seq[:k]
+
+
+def paired_ratio(results, key_a, key_b):
+    """Median over rounds of a[r]/b[r] in instances/s (only rounds where both were measured)."""
+    a, b = results.get(key_a, {}), results.get(key_b, {})
+    return med([a[r]["inst_per_s"] / b[r]["inst_per_s"] for r in a if r in b])
+
+
+def setup_header(cfg, tmp, dcmtk_tool, orthanc=True, storage_extra=""):
+    """The report header's lines on storage, tools, machine and the binary under test."""
+    lines = [
+        "storage: %s (%s)%s" % (tmp, fs_type(tmp), storage_extra),
+        "%s; %s" % (tool_version([dcmtk_tool, "--version"]).replace("$", "").strip(),
+                    tool_version(["Orthanc", "--version"]) if orthanc else "no Orthanc"),
+        "%d CPU(s), %s" % (os.cpu_count() or 0, os.uname().release),
+    ]
+    if cfg.bridge:
+        st = os.stat(cfg.bridge_bin)
+        lines.append("PACS Bridge: %s (built %s)%s" % (
+            cfg.bridge_bin, time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime)),
+            "; [server] extra: %s" % cfg.bridge_server_toml.replace("\n", "; ")
+            if cfg.bridge_server_toml.strip() else ""))
+    return lines
+
+
+def report_start(title, header, rounds):
+    """The report's first lines, up to the throughput table's title."""
+    out = ["", "=" * 78, title]
+    out.extend("  " + line for line in header)
+    out += ["=" * 78, "",
+            "Throughput (median of %d round(s); [min-max] of instances/s; MB = 2^20 bytes)"
+            % rounds]
+    return out
+
+
+def report_finish(out):
+    """Adds the notes and prints the report to stdout."""
+    if NOTES:
+        out += ["", "Notes"]
+        out.extend("  - " + n for n in notes_text())
+    out.append("")
+    print("\n".join(out), flush=True)
+
+
+def write_json(cfg, data):
+    """BENCH_JSON: every measurement (data) and the notes."""
+    if cfg.json_out:
+        with open(cfg.json_out, "w") as f:
+            json.dump(dict(data, notes=notes_text()), f, indent=2)
+
+
+# --------------------------------------------------------------------------- main
+
+def main(description, parse_config, run, tmp_prefix, epilog=None, add_arguments=None):
+    """A driver's main(): parse_config(args) -> cfg, then run(cfg, root, tmp) -> exit status
+    in a fresh work directory, removed at the end (unless BENCH_KEEP) with every process
+    started; SIGTERM and SIGHUP count as an interrupt."""
+    ap = argparse.ArgumentParser(description=description, epilog=epilog,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", required=True, help="repository root")
+    if add_arguments:
+        add_arguments(ap)
+    args = ap.parse_args()
+    if not isolated() and not os.environ.get("BENCH_ALLOW_SHARED_NETNS"):
+        log("%s: not inside a private network namespace; run bench/%s.sh" % (PROG, PROG))
+        return 2
+    cfg = parse_config(args)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    os.makedirs(cfg.tmp_parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=tmp_prefix, dir=cfg.tmp_parent)
+    status = 0
+    try:
+        status = run(cfg, args.root, tmp)
+    except BenchError as e:
+        log("\n%s: FAILED: %s" % (PROG, e))
+        status = 1
+    except KeyboardInterrupt:
+        log("\n%s: interrupted" % PROG)
+        status = 130
+    except Exception:  # a bug of the driver: still clean up
+        import traceback
+        traceback.print_exc()
+        status = 1
+    finally:
+        stop_all_live()
+        if cfg.keep:
+            log("%s: kept %s" % (PROG, tmp))
+        else:
+            log("%s: removing %s" % (PROG, tmp))
+            shutil.rmtree(tmp, ignore_errors=True)
+    return status
