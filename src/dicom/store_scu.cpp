@@ -1,6 +1,7 @@
 #include "dicom/store_scu.h"
 
 #include <algorithm>
+#include <list>
 #include <map>
 #include <memory>
 #include <set>
@@ -13,27 +14,37 @@
 #include <fmt/format.h>
 
 #include "dicom/scu.h"
+#include "dicom/transcode.h"
 
 namespace pb::dicom {
 namespace {
 
 constexpr size_t kMaxContexts = 128;
 
-bool Uncompressed(const std::string& ts) {
-  return ts == UID_LittleEndianExplicitTransferSyntax || ts == UID_LittleEndianImplicitTransferSyntax ||
-         ts == UID_BigEndianExplicitTransferSyntax;
-}
-
 std::string Name(const std::string& ts) {
   DcmXfer x(ts.c_str());
   return x.getXfer() == EXS_Unknown ? ts : std::string(x.getXferName());
 }
 
-bool IsWarning(int s) { return s == 0xB000 || s == 0xB006 || s == 0xB007 || (s & 0xF000) == 0xB000; }
+bool IsWarning(int s) { return (s & 0xF000) == 0xB000; }
 
-// The contexts for the items' SOP classes: per class, its stored syntaxes, the preferred one,
-// Explicit and Implicit LE; one syntax per context. `keep` owns the strings proposed.
-std::vector<ProposedContext> Contexts(const SendRequest& rq, std::vector<std::string>& keep) {
+// What we can turn data into, in the order we would rather send it (after its own syntax and
+// the preferred one): uncompressed, then lossless compression, then lossy when allowed.
+std::vector<std::string> Targets(bool allow_lossy) {
+  std::vector<std::string> t{UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
+                             UID_JPEGLSLosslessTransferSyntax, UID_JPEGProcess14SV1TransferSyntax,
+                             UID_RLELosslessTransferSyntax};
+  if (allow_lossy) {
+    t.insert(t.end(), {UID_JPEGLSLossyTransferSyntax, UID_JPEGProcess1TransferSyntax,
+                       UID_JPEGProcess2_4TransferSyntax});
+  }
+  return t;
+}
+
+// The contexts for the items' SOP classes, one syntax per context: per class its stored
+// syntaxes, the preferred one, then what we can convert to, as far as 128 contexts allow.
+// `keep` owns the strings proposed.
+std::vector<ProposedContext> Contexts(const SendRequest& rq, std::list<std::string>& keep) {
   std::map<std::string, std::vector<std::string>> by_class;
   for (const SendItem& it : rq.items) {
     auto& list = by_class[it.sop_class_uid];
@@ -41,52 +52,49 @@ std::vector<ProposedContext> Contexts(const SendRequest& rq, std::vector<std::st
       list.push_back(it.transfer_syntax_uid);
     }
   }
-  for (auto& [cls, list] : by_class) {
-    for (const std::string& ts : {rq.preferred_transfer_syntax, std::string(UID_LittleEndianExplicitTransferSyntax),
-                                  std::string(UID_LittleEndianImplicitTransferSyntax)}) {
-      if (!ts.empty() && std::find(list.begin(), list.end(), ts) == list.end()) list.push_back(ts);
-    }
-  }
-  keep.clear();
-  for (auto& [cls, list] : by_class) {
-    keep.push_back(cls);
-    for (auto& ts : list) keep.push_back(ts);
-  }
+  std::vector<std::string> extra;
+  if (!rq.preferred_transfer_syntax.empty()) extra.push_back(rq.preferred_transfer_syntax);
+  for (const auto& t : Targets(rq.allow_lossy)) extra.push_back(t);
+  const size_t per_class = std::max<size_t>(1, kMaxContexts / std::max<size_t>(1, by_class.size()));
   std::vector<ProposedContext> out;
-  size_t k = 0;
   for (auto& [cls, list] : by_class) {
-    const char* abstract = keep[k++].c_str();
-    for (size_t i = 0; i < list.size(); ++i, ++k) {
-      if (out.size() < kMaxContexts) out.push_back({abstract, {keep[k].c_str()}});
+    for (const auto& t : extra) {
+      if (list.size() >= per_class) break;
+      if (std::find(list.begin(), list.end(), t) == list.end()) list.push_back(t);
+    }
+    const char* abstract = keep.emplace_back(cls).c_str();
+    for (const auto& ts : list) {
+      if (out.size() < kMaxContexts) out.push_back({abstract, {keep.emplace_back(ts).c_str()}});
     }
   }
   return out;
 }
 
-// The accepted context to send an item on, and whether it needs converting; 0 if none.
+// The accepted context to send an item on, and the syntax it must be converted to (empty:
+// unchanged); pres 0 if none will do.
 struct Route {
   T_ASC_PresentationContextID pres = 0;
-  bool convert = false;
-  std::string accepted;
+  std::string convert_to;
 };
 
-Route RouteFor(T_ASC_Association* assoc, const SendItem& it, const std::string& preferred) {
-  Route exact, uncompressed;
+Route RouteFor(T_ASC_Association* assoc, const SendItem& it, const SendRequest& rq) {
+  std::map<std::string, T_ASC_PresentationContextID> accepted;  // syntax → context
   for (int i = 0; i < ASC_countPresentationContexts(assoc->params); ++i) {
     T_ASC_PresentationContext pc;
-    if (ASC_getPresentationContext(assoc->params, i, &pc).bad() || pc.resultReason != ASC_P_ACCEPTANCE ||
-        it.sop_class_uid != pc.abstractSyntax) {
-      continue;
-    }
-    std::string ts = pc.acceptedTransferSyntax;
-    if (ts == it.transfer_syntax_uid) exact = {pc.presentationContextID, false, ts};
-    if (Uncompressed(it.transfer_syntax_uid) && Uncompressed(ts) &&
-        (!uncompressed.pres || ts == preferred || ts == UID_LittleEndianExplicitTransferSyntax)) {
-      uncompressed = {pc.presentationContextID, true, ts};
+    if (ASC_getPresentationContext(assoc->params, i, &pc).good() && pc.resultReason == ASC_P_ACCEPTANCE &&
+        it.sop_class_uid == pc.abstractSyntax) {
+      accepted.emplace(pc.acceptedTransferSyntax, pc.presentationContextID);
     }
   }
-  if (exact.pres) return exact;
-  return uncompressed;
+  if (auto e = accepted.find(it.transfer_syntax_uid); e != accepted.end()) return {e->second, ""};
+  std::vector<std::string> order;
+  if (!rq.preferred_transfer_syntax.empty()) order.push_back(rq.preferred_transfer_syntax);
+  for (const auto& t : Targets(rq.allow_lossy)) order.push_back(t);
+  for (const auto& t : order) {
+    auto c = accepted.find(t);
+    if (c != accepted.end() && CanConvert(it.transfer_syntax_uid, t, rq.allow_lossy)) return {c->second, t};
+  }
+  return {};
 }
 
 std::string AcceptedFor(T_ASC_Association* assoc, const std::string& sop_class) {
@@ -111,7 +119,7 @@ std::string StoreStatusText(int status) {
 Result<std::vector<SendOutcome>> SendInstances(const SendRequest& rq, const SendHooks& hooks) {
   std::vector<SendOutcome> out(rq.items.size());
   if (rq.items.empty()) return out;
-  std::vector<std::string> keep;
+  std::list<std::string> keep;  // stable addresses for the proposed UIDs
   auto a = Associate(rq.peer, Contexts(rq, keep));
   if (!a) return tl::unexpected(a.error());
   T_ASC_Association* assoc = (*a)->get();
@@ -119,13 +127,15 @@ Result<std::vector<SendOutcome>> SendInstances(const SendRequest& rq, const Send
     if (hooks.cancel_requested && hooks.cancel_requested()) break;
     const SendItem& it = rq.items[i];
     SendOutcome& o = out[i];
-    Route route = RouteFor(assoc, it, rq.preferred_transfer_syntax);
+    Route route = RouteFor(assoc, it, rq);
     if (!route.pres) {
       o.status = SendStatus::kFailed;
-      o.reason = fmt::format("the peer does not accept {} in {} ({}); this version does not "
-                             "transcode compressed data",
+      o.reason = fmt::format("the peer does not accept {} in {}, and it cannot be converted to "
+                             "what the peer accepts ({}{})",
                              dcmFindNameOfUID(it.sop_class_uid.c_str(), it.sop_class_uid.c_str()),
-                             Name(it.transfer_syntax_uid), AcceptedFor(assoc, it.sop_class_uid));
+                             Name(it.transfer_syntax_uid), AcceptedFor(assoc, it.sop_class_uid),
+                             IsLossy(it.transfer_syntax_uid) || rq.allow_lossy ? ""
+                                 : "; lossy compression is not allowed for this node");
       if (hooks.on_instance) hooks.on_instance(i, o);
       continue;
     }
@@ -138,15 +148,18 @@ Result<std::vector<SendOutcome>> SendInstances(const SendRequest& rq, const Send
     T_DIMSE_C_StoreRSP rsp{};
     DcmDataset* detail = nullptr;
     OFCondition cond;
-    if (!route.convert) {
+    if (route.convert_to.empty()) {
       // Unchanged: the data set streams from the file.
       cond = DIMSE_storeUser(assoc, route.pres, &req, it.path.c_str(), nullptr, nullptr, nullptr,
                              DIMSE_BLOCKING, 0, &rsp, &detail);
     } else {
       DcmFileFormat file;
-      if (file.loadFile(it.path.c_str()).bad()) {
+      Result<void> converted = file.loadFile(it.path.c_str()).good()
+                                   ? Transcode(*file.getDataset(), it.transfer_syntax_uid, route.convert_to)
+                                   : Fail(Code::kIoError, fmt::format("cannot read the stored file {}", it.path));
+      if (!converted) {
         o.status = SendStatus::kFailed;
-        o.reason = fmt::format("cannot read the stored file {}", it.path);
+        o.reason = converted.error().message;
         if (hooks.on_instance) hooks.on_instance(i, o);
         continue;
       }

@@ -1,10 +1,11 @@
 #pragma once
 // C-STORE as an SCU: many instances over one association. Each SOP class is proposed with the
-// transfer syntaxes its instances are stored in, the node's preferred syntax and the two
-// uncompressed little endian ones, one syntax per presentation context; an instance goes on the
-// context of its own syntax when the peer accepted it, streamed from its file unchanged;
-// otherwise converted in memory where DCMTK can (between uncompressed syntaxes), or it fails
-// alone with the reason. Thread-safe: each call opens its own association.
+// transfer syntaxes its instances are stored in, the node's preferred syntax, then what we can
+// convert to (uncompressed, lossless compressed, lossy only when allowed), one syntax per
+// presentation context. An instance goes on the context of its own syntax when the peer
+// accepted it, streamed from its file unchanged; otherwise it is converted in memory with
+// DCMTK's codecs (dicom/transcode), or fails alone with the reason (e.g. JPEG 2000, which this
+// build cannot decode). Thread-safe: each call opens its own association.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -38,6 +39,7 @@ struct SendRequest {
   PeerRequest peer;
   std::vector<SendItem> items;
   std::string preferred_transfer_syntax;  // UID; empty: none
+  bool allow_lossy = false;               // may compress lossily when the peer wants it
 };
 
 // One outcome per item, in order. Items never sent or never answered stay kNotConfirmed (with

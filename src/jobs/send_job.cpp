@@ -133,7 +133,8 @@ JobOutcome SendRunner::Run(JobContext& job) {
   for (size_t lane = 0; lane < lanes; ++lane) {
     size_t begin = n * lane / lanes, end = n * (lane + 1) / lanes;
     threads.emplace_back([&, begin, end] {
-      dicom::SendRequest rq{peer, {items.begin() + begin, items.begin() + end}, preferred};
+      dicom::SendRequest rq{peer, {items.begin() + begin, items.begin() + end}, preferred,
+                            node->allow_lossy_compression};
       dicom::SendHooks hooks;
       hooks.cancel_requested = [&] { return job.StopRequested(); };
       hooks.on_instance = [&](size_t i, const dicom::SendOutcome& o) {

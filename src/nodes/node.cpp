@@ -65,7 +65,7 @@ class Reader {
 const std::set<std::string> kNodeFields{
     "name", "type", "description", "queryable", "storable", "default_query_retrieve",
     "default_storage", "locked", "tls", "ae_title", "host", "port", "retrieve_method",
-    "calling_ae_title", "move_destination", "listen_port", "preferred_transfer_syntax",
+    "calling_ae_title", "move_destination", "listen_port", "preferred_transfer_syntax", "allow_lossy_compression",
     "max_associations", "timeout_seconds", "patient_root", "query_charset", "max_results", "url", "qido", "wado", "stow", "stow_multipart",
     "auth", "headers", "schedule", "max_bytes_per_second", "mwl", "mwl_charset", "mpps",
     "warnings", "retrieve_method_learned"};
@@ -108,6 +108,7 @@ Result<Node> NodeFromJson(const json& j) {
   r.Str("move_destination", n.move_destination);
   r.Int("listen_port", listen_port);
   r.Str("preferred_transfer_syntax", n.preferred_transfer_syntax);
+  r.Bool("allow_lossy_compression", n.allow_lossy_compression);
   r.Int("max_associations", max_assoc);
   r.Int("timeout_seconds", timeout);
   r.Bool("patient_root", n.patient_root);
@@ -302,6 +303,7 @@ json NodeToJson(const Node& n, bool with_secrets) {
     j["move_destination"] = n.move_destination;
     j["listen_port"] = n.listen_port;
     j["preferred_transfer_syntax"] = n.preferred_transfer_syntax;
+    j["allow_lossy_compression"] = n.allow_lossy_compression;
     j["max_associations"] = n.max_associations;
     j["timeout_seconds"] = n.timeout_seconds;
     j["patient_root"] = n.patient_root;

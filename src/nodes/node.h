@@ -47,6 +47,7 @@ struct Node {
   std::string move_destination;   // our AE title as the PACS knows it; empty: calling AE title
   int listen_port = 0;            // 0: the default receiver
   std::string preferred_transfer_syntax;
+  bool allow_lossy_compression = false;  // a send may compress lossily when the peer wants it
   int max_associations = 2;
   int timeout_seconds = 10;
   bool patient_root = false;      // query with the Patient Root model (else Study Root)
