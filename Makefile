@@ -32,6 +32,7 @@ test: debug build clang
 bench: build deps-test
 	bench/ingest.sh
 	bench/retrieve.sh
+	bench/send.sh
 
 clean:
 	rm -rf build

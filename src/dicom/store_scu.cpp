@@ -97,7 +97,7 @@ Route RouteFor(T_ASC_Association* assoc, const SendItem& it, const SendRequest& 
   return {};
 }
 
-std::string AcceptedFor(T_ASC_Association* assoc, const std::string& sop_class) {
+std::vector<std::string> AcceptedSyntaxes(T_ASC_Association* assoc, const std::string& sop_class) {
   std::vector<std::string> names;
   for (int i = 0; i < ASC_countPresentationContexts(assoc->params); ++i) {
     T_ASC_PresentationContext pc;
@@ -106,7 +106,19 @@ std::string AcceptedFor(T_ASC_Association* assoc, const std::string& sop_class) 
       names.push_back(Name(pc.acceptedTransferSyntax));
     }
   }
-  return names.empty() ? "the SOP class itself was refused" : fmt::format("it accepts {}", fmt::join(names, ", "));
+  return names;
+}
+
+std::string NoRouteReason(T_ASC_Association* assoc, const SendItem& it, bool allow_lossy) {
+  const char* cls = dcmFindNameOfUID(it.sop_class_uid.c_str(), it.sop_class_uid.c_str());
+  auto names = AcceptedSyntaxes(assoc, it.sop_class_uid);
+  if (names.empty()) return fmt::format("the peer does not accept {} at all (it refused the SOP class)", cls);
+  return fmt::format("the peer does not accept {} in {}, and it cannot be converted to what the peer "
+                     "accepts (it accepts {}){}",
+                     cls, Name(it.transfer_syntax_uid), fmt::join(names, ", "),
+                     allow_lossy || IsLossy(it.transfer_syntax_uid)
+                         ? ""
+                         : "; lossy syntaxes were not offered: the node's allow_lossy_compression is off");
 }
 
 }  // namespace
@@ -130,12 +142,7 @@ Result<std::vector<SendOutcome>> SendInstances(const SendRequest& rq, const Send
     Route route = RouteFor(assoc, it, rq);
     if (!route.pres) {
       o.status = SendStatus::kFailed;
-      o.reason = fmt::format("the peer does not accept {} in {}, and it cannot be converted to "
-                             "what the peer accepts ({}{})",
-                             dcmFindNameOfUID(it.sop_class_uid.c_str(), it.sop_class_uid.c_str()),
-                             Name(it.transfer_syntax_uid), AcceptedFor(assoc, it.sop_class_uid),
-                             IsLossy(it.transfer_syntax_uid) || rq.allow_lossy ? ""
-                                 : "; lossy compression is not allowed for this node");
+      o.reason = NoRouteReason(assoc, it, rq.allow_lossy);
       if (hooks.on_instance) hooks.on_instance(i, o);
       continue;
     }

@@ -154,7 +154,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
       std::lock_guard lock(mu);
       if (!r) {
         lane_errors.push_back(r.error().message);
-        for (size_t i = begin; i < end; ++i) outcomes[i].reason = r.error().message;
+        for (size_t i = begin; i < end; ++i) outcomes[i].reason = "not sent: " + r.error().message;
         return;
       }
       std::copy(r->begin(), r->end(), outcomes.begin() + begin);
@@ -170,7 +170,9 @@ JobOutcome SendRunner::Run(JobContext& job) {
     switch (o.status) {
       case dicom::SendStatus::kSuccess: break;
       case dicom::SendStatus::kWarning:
-        warnings.push_back({{"sop_uid", sop}, {"status", dicom::StoreStatusText(o.dimse_status)}});
+        warnings.push_back({{"sop_uid", sop},
+                            {"status", fmt::format("0x{:04X}", o.dimse_status)},
+                            {"reason", dicom::StoreStatusText(o.dimse_status)}});
         break;
       case dicom::SendStatus::kFailed:
         failed_list.push_back({{"sop_uid", sop},
@@ -179,7 +181,8 @@ JobOutcome SendRunner::Run(JobContext& job) {
         break;
       case dicom::SendStatus::kNotConfirmed:
         not_confirmed.push_back(sop);
-        if (first_break.empty() && !o.reason.empty()) first_break = o.reason;
+        // The instance that was on the wire when an association broke tells why.
+        if (first_break.empty() && o.reason.rfind("the association with", 0) == 0) first_break = o.reason;
         break;
     }
   }
@@ -193,8 +196,10 @@ JobOutcome SendRunner::Run(JobContext& job) {
     state = done > 0 ? "partial" : "failed";
     if (job.StopRequested() && !job.ServerStopping()) state = "canceled";
     std::vector<std::string> parts;
-    if (!lane_errors.empty()) parts.push_back(lane_errors.front());
-    else if (!first_break.empty()) parts.push_back(first_break);
+    // Why instances were not confirmed: a broken association says more than a parallel one
+    // that could not be opened (the peer may have gone away in between).
+    if (!first_break.empty()) parts.push_back(first_break);
+    else if (!lane_errors.empty()) parts.push_back(lane_errors.front());
     if (!failed_list.empty()) {
       parts.push_back(fmt::format("{} instance(s) refused, e.g. {}: {}", failed_list.size(),
                                   failed_list[0]["sop_uid"].get<std::string>(),

@@ -1,0 +1,463 @@
+#!/usr/bin/env python3
+"""Send benchmark: how fast PACS Bridge's send jobs (C-STORE SCU from its archive) deliver a
+study to a PACS, next to DCMTK's storescu sending the same files to the same peer in the same
+run. Python 3 standard library only.
+
+    bench/send.sh                     # 500 small + 500 CT instances, 8 rounds (~40 s on 2 cores)
+    BENCH_CT=0 BENCH_ROUNDS=5 bench/send.sh
+    PACSBRIDGE_BIN=build/debug/pacsbridge bench/send.sh
+
+The peer is DCMTK's storescp (`+B` bit-preserving, `-pdu BENCH_BASELINE_PDU`, `--fork` so that
+parallel associations are served in parallel, TCP_NODELAY=1), started fresh with an empty
+output directory for every measurement, on the same port all run long. The data: a "small"
+study (BENCH_SMALL instances of ~BENCH_SMALL_BYTES, Secondary Capture, 2 series) and a "CT"
+study (BENCH_CT instances of ~BENCH_CT_BYTES, 1 series), Explicit VR Little Endian
+(tools/dicomgen.py). One `pacsbridge serve` (empty data directory, no TCP_NODELAY: it must
+turn Nagle off by itself) holds both studies: they are loaded with storescu into its receiver
+before anything is timed, and two nodes point at storescp: max_associations 1 and 2.
+
+Per round, for each study, three sends are measured, in an order that rotates:
+- storescu: `storescu -xe +sd` of the study's directory, one association; time = process
+  start to exit; it must exit 0;
+- PACS Bridge, 1 association: POST /api/send {"node": "storescp-1", "level": "STUDY",
+  "uids": [study]}, then GET /api/jobs/ID every 10 ms; time = from the POST until the job is
+  seen finished; it must end "succeeded" with progress.completed == the study's size;
+- PACS Bridge, 2 associations: the same to node "storescp-2" (max_associations 2).
+Then storescp must hold every instance (one file each), and a few of them, picked at random,
+must be byte-identical to the source below the meta header. Its output is kept until the end,
+or deleted after each measurement (outside the time) when the disk is short: deleting
+hundreds of MB between measurements slows the next ones down on ext4 mounted with discard.
+`sync` runs before each measurement.
+
+Rates: instances/s and MB/s (MB = 2^20 bytes of the source files), medians over the rounds;
+ratios are medians of same-round ratios of instances/s (the numbers to trust on a noisy
+machine). Targets (PASS/MISS, they never change the exit status): at least 1.0x storescu on
+one association and 1.5x storescu with two, for each study. Our time includes what storescu
+does not do: the job's set-up (finding the study's instances in the index) and its
+bookkeeping. storescu reads its files from the page cache (they were just generated and
+loaded); so does our server, most likely (its archive was just written).
+
+| variable | default | meaning |
+| --- | --- | --- |
+| BENCH_SMALL, BENCH_SMALL_BYTES | 500, 2048 | small study (0: none) |
+| BENCH_CT, BENCH_CT_BYTES | 500, 524288 | CT study (0: none) |
+| BENCH_ROUNDS | 8 | rounds (a measurement takes well under a second: many rounds, not big sets) |
+| BENCH_SIDES | storescu,us1,us2 | what is measured (storescu alone: no PACS Bridge needed) |
+| BENCH_WARMUP | 1 | one unrecorded send of the small study by storescu and by us first |
+| BENCH_STORESCP_FORK | 1 | 1: storescp --fork (parallel associations served in parallel); 0: single process |
+| BENCH_CLEAN_BETWEEN | auto | 1: delete storescp's output after each measurement (default: only if the disk is short) |
+| BENCH_VERIFY | 3 | instances compared byte for byte after each measurement |
+| PACSBRIDGE_BIN | build/release/pacsbridge (else build/pacsbridge) | binary under test |
+| BENCH_BRIDGE_SERVER_TOML | none | extra lines for PACS Bridge's [server] table |
+| BENCH_BASELINE_PDU | 131072 | storescp's max receive PDU (limits what both sides send) |
+| BENCH_TMPDIR | $TMPDIR or /var/tmp | work directory (dataset, archive, storescp output, logs) |
+| BENCH_KEEP | 0 | 1: keep the work directory |
+| BENCH_JSON | none | also write every measurement to this JSON file |
+| BENCH_JOB_TIMEOUT | 600 | seconds one send may take |
+
+Exit status: 0 when every measurement completed, 1 when something broke (a tool failed, a job
+did not succeed, an instance is missing or differs), 2 on bad usage, 130 when interrupted.
+Progress goes to stderr, the report to stdout.
+"""
+
+import os
+import random
+import shutil
+import sys
+import time
+
+import common  # bench/common.py: what the benchmarks share
+from common import (BenchError, LIVE, MB, KB, count_files, env_num, fmt, free_port, fs_type,
+                    http_json, listening, log, med, note, paired_ratio, rotate, spawn,
+                    start_bridge, stop, tail)
+
+common.PROG = "send"
+
+EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+SIDES = ("storescu", "us1", "us2")
+SIDE_NAMES = {"storescu": "storescu", "us1": "PACS Bridge send job",
+              "us2": "PACS Bridge send job"}
+SIDE_ASSOCS = {"storescu": 1, "us1": 1, "us2": 2}
+TERMINAL = ("succeeded", "partial", "failed", "canceled")
+
+dicomgen = None  # tools/dicomgen.py, imported in run()
+
+
+# --------------------------------------------------------------------------- dataset
+
+class Study:
+    def __init__(self, name, directory, made, total_bytes):
+        self.name, self.dir = name, directory
+        self.uid = made[0][2]
+        self.source = {m[1]: m[0] for m in made}  # SOP Instance UID -> source file
+        self.count, self.total_bytes = len(made), total_bytes
+
+
+def generate(tmp, name, *, count, size, modality, series):
+    directory = os.path.join(tmp, "data", name)
+    made = dicomgen.generate(directory, count, studies=1, series_per_study=series, size=size,
+                             modality=modality, patient_id="BENCH-SEND-" + name.upper(),
+                             patient_name="BENCH^SEND" + name.upper())
+    if len({m[2] for m in made}) != 1 or len({m[1] for m in made}) != count:
+        raise BenchError("%s: expected one study of %d distinct instances" % (name, count))
+    ts = dicomgen.read_meta(made[0][0])[0]["TransferSyntaxUID"]
+    if ts != EXPLICIT_VR_LE:
+        raise BenchError("%s: unexpected transfer syntax %s" % (name, ts))
+    total = sum(os.path.getsize(m[0]) for m in made)
+    return Study(name, directory, made, total)
+
+
+# --------------------------------------------------------------------------- peers
+
+class Storescp:
+    """A fresh storescp (+B) writing into work/out, on the run's fixed port."""
+
+    ae = "STORESCP"
+
+    def __init__(self, cfg, work, port):
+        self.cfg, self.port = cfg, port
+        self.out = os.path.join(work, "out")
+        os.makedirs(self.out)
+        self.log_path = os.path.join(work, "storescp.log")
+        cmd = ["storescp", "--fork" if cfg.fork else "--single-process", "+B",
+               "-pdu", str(cfg.baseline_pdu), "-aet", self.ae, "-od", self.out, str(port)]
+        self.proc = spawn(cmd, env=cfg.env_nodelay, log_path=self.log_path, cwd=work)
+        deadline = time.monotonic() + cfg.start_timeout
+        while not listening(port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError("storescp did not start listening on %d:\n%s"
+                                 % (port, tail(self.log_path)))
+            time.sleep(0.01)
+
+    def stop(self):
+        rc, killed = stop(self.proc, self.cfg.stop_timeout)
+        if killed:
+            note("storescp did not stop within %d s of SIGTERM (killed)" % self.cfg.stop_timeout,
+                 key="scp-kill")
+        # A SIGTERMed storescp ends with the signal's status; nothing to report there.
+
+    def check(self, study, what):
+        """Every instance once, and BENCH_VERIFY of them byte-identical below the meta."""
+        deadline = time.monotonic() + 5  # --fork: a child may still be closing its file
+        while count_files(self.out) < study.count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        names = os.listdir(self.out)
+        got = {n.split(".", 1)[1]: os.path.join(self.out, n) for n in names if "." in n}
+        if len(names) != study.count or set(got) != set(study.source):
+            raise BenchError("%s: storescp holds %d files (%d of the study's instances), the %s "
+                             "study has %d:\n%s" % (what, len(names),
+                                                    len(set(got) & set(study.source)),
+                                                    study.name, study.count,
+                                                    tail(self.log_path)))
+        for sop in random.sample(sorted(got), min(self.cfg.verify, len(got))):
+            if dicomgen.dataset_bytes(got[sop]) != dicomgen.dataset_bytes(study.source[sop]):
+                raise BenchError("%s: storescp's copy of %s differs from %s below the meta "
+                                 "header" % (what, sop, study.source[sop]))
+
+
+class Bridge:
+    """One pacsbridge serve for the whole run: both studies in its archive, two nodes."""
+
+    def __init__(self, cfg, work, scp_port):
+        self.cfg = cfg
+        os.makedirs(work)
+        self.http_port = free_port()
+        self.port = free_port()
+        self.proc, self.log_path = start_bridge(cfg, work, self.http_port, self.port)
+        deadline = time.monotonic() + cfg.start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError("PACS Bridge exited (%s) while starting:\n%s"
+                                 % (self.proc.returncode, tail(self.log_path)))
+            if http_json("GET", self.url("/api/health"), timeout=2)[0] == 200 and \
+                    listening(self.port):
+                break
+            if time.monotonic() > deadline:
+                raise BenchError("PACS Bridge not ready after %d s:\n%s"
+                                 % (cfg.start_timeout, tail(self.log_path)))
+            time.sleep(0.05)
+        for n in (1, 2):
+            body = {"name": "storescp-%d" % n, "ae_title": Storescp.ae, "host": "127.0.0.1",
+                    "port": scp_port, "storable": True, "max_associations": n,
+                    "timeout_seconds": 60}
+            status, answer = http_json("POST", self.url("/api/nodes"), body)
+            if status != 201:
+                raise BenchError("PACS Bridge POST /api/nodes answered %s: %r" % (status, answer))
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.http_port, path)
+
+    def counts(self):
+        status, body = http_json("GET", self.url("/api/studies"), timeout=60)
+        if status != 200 or not isinstance(body, list):
+            raise BenchError("PACS Bridge GET /api/studies answered %s: %.300r" % (status, body))
+        return {s.get("StudyInstanceUID"): int(s.get("instance_count", 0)) for s in body}
+
+    def load(self, studies, tmp):
+        t = time.monotonic()
+        for st in studies:
+            log_path = os.path.join(tmp, "load-%s.log" % st.name)
+            proc = spawn(["storescu", "-aet", "LOADER", "-aec", "PACSBRIDGE", "-xe", "+sd",
+                          "127.0.0.1", str(self.port), st.dir], env=self.cfg.env_nodelay,
+                         log_path=log_path, cwd=tmp)
+            rc = proc.wait()
+            LIVE.pop(proc.pid, None)
+            if rc != 0:
+                raise BenchError("loading the %s study into PACS Bridge failed (%s):\n%s"
+                                 % (st.name, rc, tail(log_path)))
+        deadline = time.monotonic() + 60
+        while True:
+            counts = self.counts()
+            if all(counts.get(st.uid) == st.count for st in studies):
+                break
+            if time.monotonic() > deadline:
+                raise BenchError("PACS Bridge lists %r instances after loading, expected %r"
+                                 % ([counts.get(st.uid) for st in studies],
+                                    [st.count for st in studies]))
+            time.sleep(0.1)
+        log("send: PACS Bridge loaded with %d instances in %.1f s"
+            % (sum(st.count for st in studies), time.monotonic() - t))
+
+    def stop(self):
+        rc, killed = stop(self.proc, self.cfg.stop_timeout)
+        if killed:
+            note("PACS Bridge did not stop within %d s of SIGTERM (killed)"
+                 % self.cfg.stop_timeout, key="bridge-kill")
+        elif rc != 0:
+            note("PACS Bridge exited with status %s after SIGTERM" % rc, key=("bridge-rc", rc))
+
+
+# --------------------------------------------------------------------------- measuring
+
+class Bench:
+    def __init__(self, cfg, tmp, bridge, scp_port):
+        self.cfg, self.tmp, self.bridge, self.scp_port = cfg, tmp, bridge, scp_port
+        self.seq = 0
+
+    def measure(self, side, study, tag):
+        self.seq += 1
+        work = os.path.join(self.tmp, "runs", "%03d-%s-%s-%s" % (self.seq, tag, study.name, side))
+        os.makedirs(work)
+        scp = Storescp(self.cfg, work, self.scp_port)
+        extra = {}
+        try:
+            os.sync()
+            if side == "storescu":
+                seconds = self.storescu(study, work)
+            else:
+                seconds, extra = self.ours(SIDE_ASSOCS[side], study)
+        finally:
+            scp.stop()
+        scp.check(study, "%s %s %s" % (tag, study.name, side))
+        if self.cfg.clean_between:
+            shutil.rmtree(scp.out, ignore_errors=True)
+        return dict(extra, seconds=seconds, inst_per_s=study.count / seconds,
+                    mb_per_s=study.total_bytes / MB / seconds)
+
+    def storescu(self, study, work):
+        log_path = os.path.join(work, "storescu.log")
+        cmd = ["storescu", "-aet", "STORESCU", "-aec", Storescp.ae, "-xe", "+sd",
+               "127.0.0.1", str(self.scp_port), study.dir]
+        t0 = time.perf_counter()
+        proc = spawn(cmd, env=self.cfg.env_nodelay, log_path=log_path, cwd=work)
+        try:
+            rc = proc.wait(self.cfg.job_timeout)
+        except Exception:
+            stop(proc, 5)
+            raise BenchError("storescu did not finish in %d s:\n%s" % (self.cfg.job_timeout,
+                                                                      tail(log_path)))
+        seconds = time.perf_counter() - t0
+        LIVE.pop(proc.pid, None)
+        if rc != 0:
+            raise BenchError("storescu exited with %s:\n%s" % (rc, tail(log_path)))
+        return seconds
+
+    def ours(self, nassoc, study):
+        b = self.bridge
+        body = {"node": "storescp-%d" % nassoc, "level": "STUDY", "uids": [study.uid]}
+        t0 = time.perf_counter()
+        status, answer = http_json("POST", b.url("/api/send"), body)
+        if status != 202 or not isinstance(answer, dict) or "job_id" not in answer:
+            raise BenchError("PACS Bridge POST /api/send answered %s: %r%s" % (
+                status, answer, " (this binary has no send API: build it, or set "
+                "PACSBRIDGE_BIN)" if status in (404, 405) else ""))
+        job_url = b.url("/api/jobs/%s" % answer["job_id"])
+        deadline = time.monotonic() + self.cfg.job_timeout
+        while True:
+            status, job = http_json("GET", job_url)
+            if status == 200 and isinstance(job, dict) and job.get("state") in TERMINAL:
+                break
+            if status != 200:
+                raise BenchError("GET %s answered %s: %r" % (job_url, status, job))
+            if time.monotonic() > deadline:
+                raise BenchError("send job not finished after %d s: %r"
+                                 % (self.cfg.job_timeout, job))
+            time.sleep(0.01)
+        seconds = time.perf_counter() - t0
+        progress = job.get("progress") or {}
+        if job.get("state") != "succeeded" or progress.get("completed") != study.count:
+            short = {k: v for k, v in job.items() if k not in ("not_confirmed",)}
+            raise BenchError("PACS Bridge send of the %s study (%d instances, %d association(s)) "
+                             "ended: %r\n%s" % (study.name, study.count, nassoc, short,
+                                                tail(b.log_path)))
+        return seconds, {"associations_used": progress.get("associations")}
+
+
+# --------------------------------------------------------------------------- report
+
+def report(cfg, studies, results, header):
+    out = common.report_start("PACS Bridge send benchmark", header, cfg.rounds)
+    p = out.append
+    p("%-6s %-22s %5s %9s %15s %8s %7s %6s" % ("study", "who", "assoc", "inst/s", "[min-max]",
+                                              "MB/s", "s", "used"))
+    for st in studies:
+        for side in cfg.sides:
+            rs = list(results.get((st.name, side), {}).values())
+            if not rs:
+                continue
+            ips = [r["inst_per_s"] for r in rs]
+            used = [r.get("associations_used") for r in rs if r.get("associations_used")]
+            p("%-6s %-22s %5d %9.1f %15s %8.1f %7.2f %6s" % (
+                st.name, SIDE_NAMES[side], SIDE_ASSOCS[side], med(ips),
+                "[%.0f-%.0f]" % (min(ips), max(ips)), med([r["mb_per_s"] for r in rs]),
+                med([r["seconds"] for r in rs]),
+                ("%d" % max(used)) if used else "-"))
+    p("(used: the most associations the job reported in progress.associations, if it does)")
+    p("")
+    p("Ratios (median of same-round ratios of instances/s; > 1: we are faster)")
+    p("%-6s %22s %22s %14s" % ("study", "us 1 assoc / storescu", "us 2 assoc / storescu",
+                               "us 2 / us 1"))
+    targets = []
+    for st in studies:
+        r1 = paired_ratio(results, (st.name, "us1"), (st.name, "storescu"))
+        r2 = paired_ratio(results, (st.name, "us2"), (st.name, "storescu"))
+        r21 = paired_ratio(results, (st.name, "us2"), (st.name, "us1"))
+        p("%-6s %22s %22s %14s" % (st.name, fmt(r1, "%.2f"), fmt(r2, "%.2f"), fmt(r21, "%.2f")))
+        targets.append(("%s, 1 assoc: us/storescu" % st.name, r1, 1.0))
+        targets.append(("%s, 2 assoc: us/storescu (1 assoc)" % st.name, r2, 1.5))
+    p("")
+    p("Targets")
+    for label, value, limit in targets:
+        if value is None:
+            p("n/a   %s (not measured)" % label)
+        else:
+            p("%-5s %s: %.2f >= %.2f" % ("PASS" if value >= limit else "MISS", label, value,
+                                        limit))
+    common.report_finish(out)
+
+
+# --------------------------------------------------------------------------- main
+
+def parse_config(args):
+    cfg = common.Config()
+    cfg.small = env_num("BENCH_SMALL", 500, int, 0)
+    cfg.small_bytes = env_num("BENCH_SMALL_BYTES", 2048, int, 512)
+    cfg.ct = env_num("BENCH_CT", 500, int, 0)
+    cfg.ct_bytes = env_num("BENCH_CT_BYTES", 512 * KB, int, 512)
+    cfg.rounds = env_num("BENCH_ROUNDS", 8, int, 1)
+    cfg.fork = env_num("BENCH_STORESCP_FORK", 1, int, 0) != 0
+    cfg.verify = env_num("BENCH_VERIFY", 3, int, 0)
+    cfg.job_timeout = env_num("BENCH_JOB_TIMEOUT", 600, int, 1)
+    cfg.clean_between = os.environ.get("BENCH_CLEAN_BETWEEN")
+    sides = [s.strip().lower() for s in
+             os.environ.get("BENCH_SIDES", ",".join(SIDES)).split(",") if s.strip()]
+    if not sides or any(s not in SIDES for s in sides):
+        raise SystemExit("send: BENCH_SIDES must list some of %s" % ", ".join(SIDES))
+    cfg.sides = [s for s in SIDES if s in sides]
+    if not cfg.small and not cfg.ct:
+        raise SystemExit("send: BENCH_SMALL and BENCH_CT are both 0")
+    common.parse_common(cfg, args.root, any(s != "storescu" for s in cfg.sides),
+                        "build it or set PACSBRIDGE_BIN")
+    return cfg
+
+
+def run(cfg, root, tmp):
+    global dicomgen
+    sys.path.insert(0, os.path.join(root, "tools"))
+    import dicomgen as _dicomgen
+    dicomgen = _dicomgen
+
+    started = time.monotonic()
+    log("send: work directory %s (%s)" % (tmp, fs_type(tmp)))
+    t = time.monotonic()
+    studies = []
+    if cfg.small:
+        studies.append(generate(tmp, "small", count=cfg.small, size=cfg.small_bytes,
+                                modality="OT", series=2))
+    if cfg.ct:
+        studies.append(generate(tmp, "CT", count=cfg.ct, size=cfg.ct_bytes, modality="CT",
+                                series=1))
+    os.sync()
+    log("send: dataset generated in %.1f s" % (time.monotonic() - t))
+
+    # storescp's output: kept until the end if the disk has room (deleting hundreds of MB
+    # between measurements slows the next ones down on ext4 with discard), else deleted
+    # after each measurement.
+    per_run = sum(st.total_bytes for st in studies) * len(cfg.sides) * (cfg.rounds + 1)
+    need = int(per_run * 1.2) + 512 * MB
+    if cfg.clean_between is None or cfg.clean_between == "":
+        cfg.clean_between = shutil.disk_usage(tmp).free < need
+        if cfg.clean_between:
+            note("only %.1f GB free under %s, %.1f GB needed to keep storescp's output until "
+                 "the end: deleting it after each measurement instead"
+                 % (shutil.disk_usage(tmp).free / 1e9, tmp, need / 1e9))
+    else:
+        cfg.clean_between = cfg.clean_between not in ("0", "no", "false")
+
+    scp_port = free_port()
+    bridge = None
+    if cfg.bridge:
+        bridge = Bridge(cfg, os.path.join(tmp, "pacsbridge"), scp_port)
+        bridge.load(studies, tmp)
+        os.sync()
+    bench = Bench(cfg, tmp, bridge, scp_port)
+    header = [
+        "studies: " + ", ".join("%s %d x %.1f KB" % (st.name, st.count,
+                                                    st.total_bytes / st.count / KB)
+                                for st in studies) + " (Explicit VR LE)",
+        "peer: storescp %s +B -pdu %d (TCP_NODELAY=1), fresh for each measurement; rounds: %d"
+        % ("--fork" if cfg.fork else "--single-process", cfg.baseline_pdu, cfg.rounds),
+        "sides: %s" % ", ".join("%s (%d assoc)" % (SIDE_NAMES[s], SIDE_ASSOCS[s])
+                                for s in cfg.sides),
+    ] + common.setup_header(cfg, tmp, "storescu", orthanc=False)
+
+    try:
+        if cfg.warmup and studies:
+            st = studies[0]
+            for side in [s for s in ("storescu", "us1") if s in cfg.sides]:
+                r = bench.measure(side, st, "warmup")
+                log("warm-up  %-5s %-22s %6.2f s %8.1f inst/s" % (st.name, SIDE_NAMES[side],
+                                                                  r["seconds"], r["inst_per_s"]))
+        results = {}  # (study, side) -> {round: result}
+        k = 0
+        for rnd in range(cfg.rounds):
+            for st in studies:
+                for side in rotate(cfg.sides, k):
+                    r = bench.measure(side, st, "r%d" % (rnd + 1))
+                    results.setdefault((st.name, side), {})[rnd] = r
+                    log("round %d  %-5s %-22s %d assoc %5d inst %6.2f s %8.1f inst/s %7.1f MB/s"
+                        % (rnd + 1, st.name, SIDE_NAMES[side], SIDE_ASSOCS[side], st.count,
+                           r["seconds"], r["inst_per_s"], r["mb_per_s"]))
+                k += 1
+    finally:
+        if bridge is not None:
+            bridge.stop()
+
+    header.append("total run time %.0f s" % (time.monotonic() - started))
+    report(cfg, studies, results, header)
+    common.write_json(cfg, {
+        "config": {"rounds": cfg.rounds, "sides": cfg.sides, "fork": cfg.fork,
+                   "studies": {st.name: {"count": st.count, "bytes": st.total_bytes}
+                               for st in studies},
+                   "bridge_bin": cfg.bridge_bin if cfg.bridge else None},
+        "results": [dict(r, study=s, side=side, assocs=SIDE_ASSOCS[side], round=rnd + 1)
+                    for (s, side), by_round in results.items()
+                    for rnd, r in by_round.items()],
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(common.main(
+        "PACS Bridge send benchmark (C-STORE to storescp: storescu vs our send jobs)",
+        parse_config, run, "pacsbridge-bench-send.", epilog=__doc__))
