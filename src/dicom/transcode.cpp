@@ -16,17 +16,8 @@
 namespace pb::dicom {
 namespace {
 
-const std::set<std::string>& Decodable() {
-  static const std::set<std::string> k{
-      UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
-      UID_BigEndianExplicitTransferSyntax, UID_DeflatedExplicitVRLittleEndianTransferSyntax,
-      UID_JPEGProcess1TransferSyntax, UID_JPEGProcess2_4TransferSyntax,
-      UID_JPEGProcess14TransferSyntax, UID_JPEGProcess14SV1TransferSyntax,
-      UID_JPEGLSLosslessTransferSyntax, UID_JPEGLSLossyTransferSyntax, UID_RLELosslessTransferSyntax};
-  return k;
-}
-
-const std::set<std::string>& Encodable() {
+// What DCMTK's codecs here can both decode and encode (no JPEG 2000 codec in this build).
+const std::set<std::string>& Supported() {
   static const std::set<std::string> k{
       UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
       UID_BigEndianExplicitTransferSyntax, UID_DeflatedExplicitVRLittleEndianTransferSyntax,
@@ -67,7 +58,7 @@ bool IsLossy(const std::string& ts) {
 
 bool CanConvert(const std::string& from, const std::string& to, bool allow_lossy) {
   if (from == to) return true;
-  if (!Decodable().count(from) || !Encodable().count(to)) return false;
+  if (!Supported().count(from) || !Supported().count(to)) return false;
   if (IsLossy(to) && !allow_lossy) return false;
   return true;
 }
@@ -76,7 +67,7 @@ Result<void> Transcode(DcmDataset& ds, const std::string& from, const std::strin
   RegisterCodecs();
   DcmXfer target(to.c_str());
   if (target.getXfer() == EXS_Unknown) return Fail(Code::kInvalidArgument, fmt::format("unknown transfer syntax {}", to));
-  if (!Decodable().count(from)) {
+  if (!Supported().count(from)) {
     return Fail(Code::kUnsupported, fmt::format("{} cannot be decoded by this build", Name(from)));
   }
   OFCondition c = ds.chooseRepresentation(target.getXfer(), nullptr);

@@ -21,6 +21,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
@@ -484,6 +485,86 @@ class DcmQRSCP(_Process):
             raise AssertionError("dcmqrscp did not answer C-ECHO within %ss; log:\n%s"
                                  % (timeout, self.log_tail()))
         return self
+
+
+class ThrottledProxy:
+    """A TCP proxy on a free loopback port in front of upstream_port. Bytes in one direction
+    are paced at `rate` bytes/s (None: as fast as possible; may be changed while running):
+    throttle="download" paces upstream → client (a slow PACS sending to us), "upload" client →
+    upstream (a slow peer receiving from us). When one side closes or fails, both sides are
+    closed, so a SIGKILLed upstream looks to the client like a connection the peer dropped."""
+
+    def __init__(self, upstream_port, rate=None, throttle="download"):
+        self.upstream_port = upstream_port
+        self.rate = rate
+        self.upload = throttle == "upload"
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        self.conns = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port),
+                                                    timeout=10)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            for s in (client, upstream):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self.lock:
+                self.conns += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, self.upload),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, not self.upload),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, throttled):
+        try:
+            while True:
+                data = src.recv(16384 if throttled else 65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                rate = self.rate
+                if throttled and rate:
+                    time.sleep(len(data) / float(rate))
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self.lock:
+            for s in self.conns:
+                try:
+                    s.close()
+                except OSError:
+                    pass
 
 
 class SilentListener:

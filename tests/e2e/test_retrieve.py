@@ -35,84 +35,6 @@ JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
 
 # --------------------------------------------------------------------------- helpers
 
-class ThrottledProxy:
-    """A TCP proxy on a free loopback port in front of upstream_port. Bytes from upstream to
-    the client are paced at `rate` bytes/s (None: as fast as possible; may be changed while
-    running). When one side closes or fails, both sides are closed, so a SIGKILLed upstream
-    looks to the client like a connection the peer dropped."""
-
-    def __init__(self, upstream_port, rate=None):
-        self.upstream_port = upstream_port
-        self.rate = rate
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.closed = False
-        self.conns = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port),
-                                                    timeout=10)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            for s in (client, upstream):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self.lock:
-                self.conns += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, False),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True),
-                             daemon=True).start()
-
-    def _pump(self, src, dst, throttled):
-        try:
-            while True:
-                data = src.recv(16384 if throttled else 65536)
-                if not data:
-                    break
-                dst.sendall(data)
-                rate = self.rate
-                if throttled and rate:
-                    time.sleep(len(data) / float(rate))
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    def close(self):
-        self.closed = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        with self.lock:
-            for s in self.conns:
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-
 def load_into(orthanc, files, extra=()):
     cp = harness.storescu(orthanc.dicom_port, orthanc.aet, files, extra=list(extra))
     if cp.returncode != 0:
@@ -243,7 +165,7 @@ class RetrieveTests(harness.E2ETestCase):
 
     @classmethod
     def make_proxy(cls, port, rate):
-        proxy = ThrottledProxy(port, rate)
+        proxy = harness.ThrottledProxy(port, rate)
         cls.proxies.append(proxy)
         cls.addClassCleanup(proxy.close)
         return proxy
@@ -571,7 +493,7 @@ class RetrieveTests(harness.E2ETestCase):
         self._peers.append(srv)
         self.addCleanup(srv.kill)
         srv.start()
-        proxy = ThrottledProxy(self.orthanc.dicom_port, rate=1_000_000)
+        proxy = harness.ThrottledProxy(self.orthanc.dicom_port, rate=1_000_000)
         self.addCleanup(proxy.close)
         self.add_node(srv, "slow", proxy.port)
         job_id = self.start_retrieve("slow", "STUDY", [study], method="c-get", server=srv)

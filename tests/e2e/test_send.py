@@ -153,84 +153,6 @@ class StoreSCP(harness._Process):
         return sorted(p.name for p in self.out_dir.iterdir())
 
 
-class ThrottledUploadProxy:
-    """A TCP proxy on a free loopback port in front of upstream_port. Bytes from the client
-    (our sender) to upstream are paced at `rate` bytes/s (None: as fast as possible; may be
-    changed while running). When one side closes or fails both are closed, so a SIGKILLed
-    upstream looks to our sender like a peer that vanished."""
-
-    def __init__(self, upstream_port, rate=None):
-        self.upstream_port = upstream_port
-        self.rate = rate
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.closed = False
-        self.conns = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port),
-                                                    timeout=10)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            for s in (client, upstream):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self.lock:
-                self.conns += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, True),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False),
-                             daemon=True).start()
-
-    def _pump(self, src, dst, throttled):
-        try:
-            while True:
-                data = src.recv(16384 if throttled else 65536)
-                if not data:
-                    break
-                dst.sendall(data)
-                rate = self.rate
-                if throttled and rate:
-                    time.sleep(len(data) / float(rate))
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    def close(self):
-        self.closed = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        with self.lock:
-            for s in self.conns:
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-
 class ScriptedStoreSCP:
     """A minimal C-STORE SCP on a free loopback port (Python, no DCMTK) that answers each
     C-STORE-RQ with the status statuses[SOP Instance UID] (default 0x0000) and keeps what it
@@ -903,7 +825,7 @@ class SendTests(harness.E2ETestCase):
         study = files[0][2]
         all_sops = {f[1] for f in files}
         scp = self.start_scp("scp-fault", debug=True)
-        proxy = ThrottledUploadProxy(scp.port, rate=2_000_000)
+        proxy = harness.ThrottledProxy(scp.port, rate=2_000_000, throttle="upload")
         self.addCleanup(proxy.close)
         self.add_node("scp-fault", proxy.port, timeout_seconds=30)
         try:
