@@ -31,6 +31,7 @@ import re
 import socket
 import struct
 import subprocess
+import shutil
 import sys
 import threading
 import time
@@ -65,6 +66,40 @@ PresentationContext2 = CTImageStorage\\Uncompressed
 PresentationContexts = CTOnly
 """
 
+# Only lossless compressed syntaxes: we must compress on the way.
+LOSSLESS_ONLY_PROFILE = """\
+[[TransferSyntaxes]]
+[{name}]
+TransferSyntax1 = {syntax}
+
+[[PresentationContexts]]
+[Lossless]
+PresentationContext1 = VerificationSOPClass\\{name}
+PresentationContext2 = CTImageStorage\\{name}
+
+[[Profiles]]
+[Lossless]
+PresentationContexts = Lossless
+"""
+
+
+def pixel_bytes(path, tmp):
+    """The decoded pixel data of a DICOM file (decompressed by DCMTK's dcmdjpeg/dcmdjpls)."""
+    plain = tmp / ("plain-" + os.path.basename(str(path)))
+    for tool in ("dcmdjpls", "dcmdjpeg"):
+        if subprocess.run([tool, str(path), str(plain)], env=harness.tool_env(),
+                          capture_output=True).returncode == 0:
+            break
+    else:
+        shutil.copy(str(path), str(plain))
+    raw = tmp / ("raw-" + os.path.basename(str(path)))
+    raw.mkdir(exist_ok=True)
+    cp = subprocess.run(["dcmdump", "-q", "+W", str(raw), str(plain)], env=harness.tool_env(),
+                        capture_output=True, text=True)
+    assert cp.returncode == 0, cp.stderr
+    dumps = sorted(raw.iterdir())
+    assert len(dumps) == 1, dumps
+    return dumps[0].read_bytes()
 
 # --------------------------------------------------------------------------- helpers
 
@@ -716,6 +751,27 @@ class SendTests(harness.E2ETestCase):
             ours = {tag: v[1] for tag, v in dicomgen.read_elements(path).items()}
             self.assertEqual(theirs, ours, "%s: the Implicit VR copy has other elements or "
                              "values than the source" % sop)
+
+    def test_lossless_only_peer_gets_compressed_data_that_decodes_to_the_original(self):
+        ct = self.sop_ct
+        for name, syntax, uid in (("JLS", "JPEGLSLossless", "1.2.840.10008.1.2.4.80"),
+                                  ("JPEGLL", "JPEGLossless:Non-hierarchical-1stOrderPrediction",
+                                   "1.2.840.10008.1.2.4.70")):
+            with self.subTest(syntax):
+                work = self.mkdtemp("lossless-" + name)
+                cfg = work / "lossless.cfg"
+                cfg.write_text(LOSSLESS_ONLY_PROFILE.format(name=name, syntax=syntax), "utf-8")
+                node = "scp-" + name.lower()
+                scp = self.scp_and_node(node, {"options": ["+B", "-xf", str(cfg), "Lossless"]})
+                job = self.send_and_wait(node, "SERIES", [ct[0][3]])
+                d = dump(job)
+                self.assertEqual(job.get("state"), "succeeded", d)
+                got = scp.files()
+                self.assertEqual(set(got), {f[1] for f in ct}, d)
+                for path, sop, _, _ in ct:
+                    self.assertEqual(ts_of(got[sop]), uid, sop)
+                    self.assertEqual(pixel_bytes(got[sop], work), pixel_bytes(path, work),
+                                     "%s: decoded pixels differ from the original" % sop)
 
     def test_peer_refusing_a_sop_class(self):
         ct, mr = self.sop_ct, self.sop_mr
