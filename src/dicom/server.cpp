@@ -27,6 +27,7 @@
 #include <dcmtk/dcmnet/assoc.h>
 #include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/dul.h>
+#include <dcmtk/dcmtls/tlslayer.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -91,6 +92,10 @@ bool WaitForAssociateRequest(int fd, int timeout_seconds, std::string& why) {
       why = std::strerror(errno);
       return false;
     }
+    if (buf[0] == 0x16) {
+      why = "a TLS handshake on a plain DICOM port: the peer uses TLS, this receiver does not";
+      return false;
+    }
     if (buf[0] != 0x01) {
       why = fmt::format("not a DICOM association request (first byte 0x{:02x})", buf[0]);
       return false;
@@ -111,6 +116,55 @@ bool WaitForAssociateRequest(int fd, int timeout_seconds, std::string& why) {
   }
 }
 
+// A TLS receiver can only see the start of the TLS handshake before handing the socket over.
+bool WaitForTlsHello(int fd, int timeout_seconds, std::string& why) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, timeout_seconds * 1000) <= 0) {
+    why = fmt::format("nothing received within {} s", timeout_seconds);
+    return false;
+  }
+  unsigned char first = 0;
+  ssize_t n = ::recv(fd, &first, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n <= 0) {
+    why = "closed before sending anything";
+    return false;
+  }
+  if (first == 0x01) {
+    why = "plain DICOM (an A-ASSOCIATE-RQ) on a TLS port: the peer does not use TLS";
+    return false;
+  }
+  if (first != 0x16) {
+    why = fmt::format("not a TLS handshake (first byte 0x{:02x})", first);
+    return false;
+  }
+  return true;
+}
+
+// The TLS layers of TLS receivers live as long as the process, as their DCMTK networks do.
+std::vector<std::unique_ptr<DcmTLSTransportLayer>>& TlsLayers() {
+  static std::vector<std::unique_ptr<DcmTLSTransportLayer>> layers;  // GUARDED_BY(g_handoff_mu)
+  return layers;
+}
+
+std::string SetUpServerTls(const ServerTls& t, DcmTLSTransportLayer& layer) {
+  if (layer.setTLSProfile(TSP_Profile_BCP195).bad()) return "TLS profile not available";
+  if (layer.setPrivateKeyFile(t.key_file.c_str(), DCF_Filetype_PEM).bad()) {
+    return fmt::format("cannot read tls.key_file '{}' (a PEM private key)", t.key_file);
+  }
+  if (layer.setCertificateFile(t.cert_file.c_str(), DCF_Filetype_PEM).bad()) {
+    return fmt::format("cannot read tls.cert_file '{}' (a PEM certificate)", t.cert_file);
+  }
+  if (!layer.checkPrivateKeyMatchesCertificate()) return "tls.key_file does not match tls.cert_file";
+  if (!t.ca_file.empty() && layer.addTrustedCertificateFile(t.ca_file.c_str(), DCF_Filetype_PEM).bad()) {
+    return fmt::format("cannot read tls.ca_file '{}' (a PEM certificate)", t.ca_file);
+  }
+  if (layer.activateCipherSuites().bad()) return "no usable TLS cipher suite";
+  layer.setCertificateVerification(t.require_client_cert ? DCV_requireCertificate
+                                   : t.ca_file.empty()    ? DCV_ignoreCertificate
+                                                          : DCV_checkCertificate);
+  return {};
+}
+
 void SetNoDelay(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -129,6 +183,7 @@ struct AssociationServer::Impl {
   StoreSink& sink;
   int listen_fd = -1;
   uint16_t bound_port = 0;
+  T_ASC_Network* network = nullptr;  // g_network, or this TLS receiver's own (kept for life)
   std::atomic<bool> stopping{false};
   std::thread acceptor;
   std::vector<std::thread> workers;
@@ -193,12 +248,25 @@ Result<void> AssociationServer::Impl::Listen() {
                                               : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   listen_fd = fd;
   std::lock_guard lock(g_handoff_mu);
-  if (!g_network) {
+  T_ASC_Network** target = opt.tls.enabled ? &network : &g_network;
+  if (!*target) {
     // With an external socket set, DCMTK creates no listening socket of its own.
     dcmExternalSocketHandle.set(fd);
-    OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, 0, opt.request_timeout_seconds, &g_network);
+    OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, 0, opt.request_timeout_seconds, target);
     dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
     if (c.bad()) return Fail(Code::kInternal, fmt::format("DICOM network setup failed: {}", c.text()));
+  }
+  if (opt.tls.enabled) {
+    auto layer = std::make_unique<DcmTLSTransportLayer>(NET_ACCEPTOR, nullptr, OFTrue);
+    if (std::string why = SetUpServerTls(opt.tls, *layer); !why.empty()) {
+      return Fail(Code::kInvalidArgument, fmt::format("receiver {}: TLS: {}", opt.ae_title, why), "tls");
+    }
+    if (ASC_setTransportLayer(network, layer.get(), 0).bad()) {
+      return Fail(Code::kInternal, fmt::format("receiver {}: cannot set up TLS", opt.ae_title), "tls");
+    }
+    TlsLayers().push_back(std::move(layer));
+  } else {
+    network = g_network;
   }
   return {};
 }
@@ -252,7 +320,8 @@ void AssociationServer::Impl::WorkerLoop() {
 
 AssociationServer::Impl::Handed AssociationServer::Impl::Handoff(Connection& c) {
   std::string why;
-  if (!WaitForAssociateRequest(c.fd, opt.request_timeout_seconds, why)) {
+  if (opt.tls.enabled ? !WaitForTlsHello(c.fd, opt.request_timeout_seconds, why)
+                      : !WaitForAssociateRequest(c.fd, opt.request_timeout_seconds, why)) {
     spdlog::info("receiver {}: connection from {} closed: {}", opt.ae_title, c.peer, why);
     ::close(c.fd);
     return {};
@@ -263,8 +332,9 @@ AssociationServer::Impl::Handed AssociationServer::Impl::Handoff(Connection& c) 
   {
     std::lock_guard lock(g_handoff_mu);
     dcmExternalSocketHandle.set(c.fd);
-    cond = ASC_receiveAssociation(g_network, &h.assoc, kMaxPdu, nullptr, nullptr, OFFalse,
-                                  DUL_NOBLOCK, opt.request_timeout_seconds);
+    cond = ASC_receiveAssociation(network, &h.assoc, kMaxPdu, nullptr, nullptr,
+                                  opt.tls.enabled ? OFTrue : OFFalse, DUL_NOBLOCK,
+                                  opt.request_timeout_seconds);
     dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
   }
   if (cond.bad()) {

@@ -43,8 +43,16 @@ class StoreSink {
   virtual StoreAnswer Store(const IncomingInstance& in) = 0;
 };
 
+struct ServerTls {
+  bool enabled = false;
+  std::string cert_file, key_file;  // PEM
+  std::string ca_file;              // PEM: client certificates are checked against it
+  bool require_client_cert = false;
+};
+
 struct ServerOptions {
   std::string ae_title;
+  ServerTls tls;  // TLS only on this port (BCP 195 profile) when enabled
   std::string bind = "0.0.0.0";
   uint16_t port = 104;             // 0: any free port (tests)
   int workers = 8;

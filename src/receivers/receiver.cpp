@@ -1,5 +1,8 @@
 #include "receivers/receiver.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <set>
 
 #include <fmt/format.h>
@@ -10,6 +13,57 @@
 #include "ingest/store_sink.h"
 
 namespace pb {
+
+namespace {
+
+// A readable file; for a private key also: not readable by other users.
+Result<void> CheckFile(const std::string& path, const std::string& field, bool secret) {
+  struct stat st {};
+  if (path.empty()) return Fail(Code::kInvalidArgument, field + " is required when TLS is enabled", field);
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::access(path.c_str(), R_OK) != 0) {
+    return Fail(Code::kInvalidArgument, fmt::format("{} '{}' cannot be read", field, path), field);
+  }
+  if (secret && (st.st_mode & S_IRWXO)) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("{} '{}' is readable by other users (mode {:o}): a private key must not "
+                            "be; chmod 600 it",
+                            field, path, st.st_mode & 0777),
+                field);
+  }
+  return {};
+}
+
+Result<dicom::ServerTls> TlsFromJson(const nlohmann::json& t) {
+  static const std::set<std::string> kKnown{"enabled", "cert_file", "key_file", "require_client_cert", "ca_file"};
+  if (!t.is_object()) return Fail(Code::kInvalidArgument, "tls must be an object", "tls");
+  dicom::ServerTls out;
+  for (auto it = t.begin(); it != t.end(); ++it) {
+    const std::string field = "tls." + it.key();
+    if (!kKnown.count(it.key())) return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}'", field), field);
+    bool flag = it.key() == "enabled" || it.key() == "require_client_cert";
+    if (flag ? !it->is_boolean() : !it->is_string()) {
+      return Fail(Code::kInvalidArgument, fmt::format("{} must be {}", field, flag ? "true or false" : "a file path"), field);
+    }
+  }
+  out.enabled = t.value("enabled", false);
+  out.cert_file = t.value("cert_file", "");
+  out.key_file = t.value("key_file", "");
+  out.ca_file = t.value("ca_file", "");
+  out.require_client_cert = t.value("require_client_cert", false);
+  if (!out.enabled) return out;
+  if (auto r = CheckFile(out.cert_file, "tls.cert_file", false); !r) return tl::unexpected(r.error());
+  if (auto r = CheckFile(out.key_file, "tls.key_file", true); !r) return tl::unexpected(r.error());
+  if (!out.ca_file.empty()) {
+    if (auto r = CheckFile(out.ca_file, "tls.ca_file", false); !r) return tl::unexpected(r.error());
+  }
+  if (out.require_client_cert && out.ca_file.empty()) {
+    return Fail(Code::kInvalidArgument, "tls.require_client_cert needs tls.ca_file (to check them against)",
+                "tls.ca_file");
+  }
+  return out;
+}
+
+}  // namespace
 
 Result<Receiver> ReceiverFromJson(const nlohmann::json& j) {
   static const std::set<std::string> kKnown{
@@ -59,11 +113,15 @@ Result<Receiver> ReceiverFromJson(const nlohmann::json& j) {
                   key);
     }
   }
-  for (const char* key : {"whitelist", "routing", "processors", "tls"}) {
+  if (j.contains("tls") && !j["tls"].is_null()) {
+    auto tls = TlsFromJson(j["tls"]);
+    if (!tls) return tl::unexpected(tls.error());
+    r.tls = *tls;
+  }
+  for (const char* key : {"whitelist", "routing", "processors"}) {
     if (!j.contains(key)) continue;
     const auto& v = j[key];
-    bool unset = v.is_null() || v.empty() || (v.is_string() && v.get<std::string>().empty()) ||
-                 (key == std::string("tls") && v.is_object() && !v.value("enabled", false));
+    bool unset = v.is_null() || v.empty() || (v.is_string() && v.get<std::string>().empty());
     if (!unset) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("{} is not available in this version; remove it", key), key);
@@ -77,7 +135,9 @@ nlohmann::json ReceiverToJson(const Receiver& r) {
   return {{"id", r.id},       {"ae_title", r.ae_title}, {"port", r.port},
           {"bind", r.bind},   {"enabled", r.enabled},   {"locked", r.locked},
           {"whitelist_enabled", false}, {"whitelist", ""}, {"anonymize", false},
-          {"direct_archive", true}};
+          {"direct_archive", true},
+          {"tls", {{"enabled", r.tls.enabled}, {"cert_file", r.tls.cert_file}, {"key_file", r.tls.key_file},
+                   {"ca_file", r.tls.ca_file}, {"require_client_cert", r.tls.require_client_cert}}}};
 }
 
 ReceiverService::ReceiverService(IngestPipeline& pipeline, int workers)
@@ -114,10 +174,12 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
     opt.bind = r.bind;
     opt.port = r.port;
     opt.workers = workers_;
+    opt.tls = r.tls;
     opt.preferred_transfer_syntax = preferred_;
     auto server = std::make_unique<dicom::AssociationServer>(opt, *sink_);
     if (auto s = server->Start(); !s) return s;
-    spdlog::info("receiver {} listening on {}:{}", r.ae_title, r.bind, server->port());
+    spdlog::info("receiver {} listening on {}:{}{}", r.ae_title, r.bind, server->port(),
+                 r.tls.enabled ? " (TLS)" : "");
     servers_.push_back(std::move(server));
   }
   return {};

@@ -22,6 +22,7 @@ struct Receiver {
   std::string bind = "0.0.0.0";
   bool enabled = true;
   bool locked = false;
+  dicom::ServerTls tls;
 };
 
 Result<Receiver> ReceiverFromJson(const nlohmann::json& j);

@@ -487,6 +487,16 @@ class DcmQRSCP(_Process):
         return self
 
 
+def make_cert(directory, name):
+    """A self-signed certificate for CN=name and its key (mode 600), made by openssl."""
+    key, cert = directory / (name + ".key"), directory / (name + ".pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=" + name],
+                   check=True, capture_output=True, timeout=60)
+    key.chmod(0o600)
+    return key, cert
+
+
 class ThrottledProxy:
     """A TCP proxy on a free loopback port in front of upstream_port. Bytes in one direction
     are paced at `rate` bytes/s (None: as fast as possible; may be changed while running):

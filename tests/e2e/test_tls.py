@@ -14,14 +14,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
-def make_cert(directory, name):
-    key, cert = directory / (name + ".key"), directory / (name + ".pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "2", "-subj", "/CN=" + name],
-                   check=True, capture_output=True, timeout=60)
-    return key, cert
-
-
 class TlsEchoTests(harness.E2ETestCase):
 
     @classmethod
@@ -29,8 +21,8 @@ class TlsEchoTests(harness.E2ETestCase):
         super().setUpClass()
         certs = cls.tmp / "certs"
         certs.mkdir()
-        cls.key, cls.cert = make_cert(certs, "peer")
-        _, cls.other_cert = make_cert(certs, "stranger")
+        cls.key, cls.cert = harness.make_cert(certs, "peer")
+        _, cls.other_cert = harness.make_cert(certs, "stranger")
         cls.port = harness.free_port()
         out = open(cls.tmp / "storescp-tls.log", "wb")
         cls.peer = subprocess.Popen(["storescp", "+tls", str(cls.key), str(cls.cert), "-ic",
