@@ -85,7 +85,7 @@ int Serve(const std::string& config_file) {
   JobService jobs(**db, kJobWorkers);
   RetrieveRunner retrieve(registry, pipeline, **db, cfg.ae_title, [&receivers] { return receivers.List(); });
   jobs.Register("retrieve", retrieve);
-  SendRunner send(registry, **db, blobs, cfg.ae_title);
+  SendRunner send(registry, pipeline, **db, blobs, cfg.ae_title);
   jobs.Register("send", send);
   auto interrupted = jobs.Start();
   if (!interrupted) return Fatal(interrupted.error().message);

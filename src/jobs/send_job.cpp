@@ -24,6 +24,7 @@ constexpr auto kProgressEvery = std::chrono::milliseconds(250);
 }  // namespace
 
 Result<std::vector<InstanceRow>> SendRunner::Select(const json& params) {
+  if (auto f = pipeline_.Flush(); !f) return tl::unexpected(f.error());
   const std::string level = params.value("level", "STUDY");
   std::vector<InstanceRow> out;
   for (const auto& uid : params.value("uids", std::vector<std::string>{})) {

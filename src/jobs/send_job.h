@@ -8,6 +8,7 @@
 
 #include "archive/blob_store.h"
 #include "archive/database.h"
+#include "ingest/pipeline.h"
 #include "jobs/job_service.h"
 #include "nodes/registry.h"
 
@@ -15,8 +16,10 @@ namespace pb {
 
 class SendRunner : public JobRunner {
  public:
-  SendRunner(NodeRegistry& nodes, Database& db, BlobStore& blobs, std::string default_calling_ae)
-      : nodes_(nodes), db_(db), blobs_(blobs), default_ae_(std::move(default_calling_ae)) {}
+  SendRunner(NodeRegistry& nodes, IngestPipeline& pipeline, Database& db, BlobStore& blobs,
+             std::string default_calling_ae)
+      : nodes_(nodes), pipeline_(pipeline), db_(db), blobs_(blobs),
+        default_ae_(std::move(default_calling_ae)) {}
 
   Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
   JobOutcome Run(JobContext& job) override;
@@ -26,6 +29,7 @@ class SendRunner : public JobRunner {
   Result<std::vector<InstanceRow>> Select(const nlohmann::json& params);
 
   NodeRegistry& nodes_;
+  IngestPipeline& pipeline_;  // flushed first: what a sender was told is stored can be sent
   Database& db_;
   BlobStore& blobs_;
   std::string default_ae_;
