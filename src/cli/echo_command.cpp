@@ -22,6 +22,8 @@ void AddEchoCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--tls-cert-file", rq->tls_cert_file, "our PEM certificate, when the peer asks for one");
   cmd->add_option("--tls-key-file", rq->tls_key_file, "our PEM private key");
   cmd->add_flag("!--tls-no-verify", rq->tls_verify_peer, "do not verify the peer's certificate");
+  cmd->add_flag("!--tls-no-hostname-check", rq->tls_verify_hostname,
+                "accept a trusted certificate that does not name --host");
   cmd->callback([=, &exit_code] {
     auto ae = ValidateAeTitle(rq->called_ae, "--aet");
     auto calling = ValidateAeTitle(rq->calling_ae, "--calling-aet");

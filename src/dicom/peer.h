@@ -15,6 +15,7 @@ struct PeerRequest {
   bool tls = false;
   bool tls_verify_peer = true;
   std::string tls_ca_file, tls_cert_file, tls_key_file;
+  bool tls_verify_hostname = true;  // the certificate must name `host` (with tls_verify_peer)
 };
 
 }  // namespace pb::dicom

@@ -3,9 +3,14 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
+
+#include <memory>
+#include <vector>
 #include <unistd.h>
 
 #include <dcmtk/dcmnet/dimse.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <fmt/format.h>
 
 #include "core/validate.h"
@@ -99,6 +104,44 @@ std::string SetUpTls(const PeerRequest& rq, std::unique_ptr<DcmTLSTransportLayer
   if (layer->activateCipherSuites().bad()) return "no usable TLS cipher suite";
   layer->setCertificateVerification(rq.tls_verify_peer ? DCV_requireCertificate : DCV_ignoreCertificate);
   return {};
+}
+
+// The name the peer's certificate is for, when it is not `host`; "" when it matches.
+std::string HostMismatch(T_ASC_Association* assoc, const std::string& host) {
+  unsigned long len = ASC_getPeerCertificateLength(assoc);
+  if (len == 0) return "the peer sent no certificate";
+  std::vector<unsigned char> der(len);
+  ASC_getPeerCertificate(assoc, der.data(), len);
+  const unsigned char* p = der.data();
+  std::unique_ptr<X509, void (*)(X509*)> cert(d2i_X509(nullptr, &p, static_cast<long>(len)), X509_free);
+  if (!cert) return "the peer's certificate cannot be read";
+  bool ok = IsIpv4Literal(host) || IsIpv6Literal(host)
+                ? X509_check_ip_asc(cert.get(), host.c_str(), 0) == 1
+                : X509_check_host(cert.get(), host.c_str(), host.size(), 0, nullptr) == 1;
+  if (ok) return {};
+  char subject[256] = "";
+  X509_NAME_oneline(X509_get_subject_name(cert.get()), subject, sizeof subject);
+  std::string names;
+  if (auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr))) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* g = sk_GENERAL_NAME_value(sans, i);
+      std::string name;
+      if (g->type == GEN_DNS) {
+        name = reinterpret_cast<const char*>(ASN1_STRING_get0_data(g->d.dNSName));
+      } else if (g->type == GEN_IPADD && g->d.iPAddress->length == 4) {
+        const unsigned char* ip = ASN1_STRING_get0_data(g->d.iPAddress);
+        name = fmt::format("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3]);
+      }
+      if (name.empty()) continue;
+      if (!names.empty()) names += ", ";
+      names += name;
+    }
+    GENERAL_NAMES_free(sans);
+  }
+  return fmt::format("host name does not match the certificate: we connected to '{}', the "
+                     "certificate is for {}{}{} (fix the node's host, or set tls.verify_hostname "
+                     "to false)",
+                     host, subject, names.empty() ? "" : ", alternative names: ", names);
 }
 
 }  // namespace
@@ -225,6 +268,11 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
     return fail(fmt::format("cannot associate with {}: {}", where, text));
   }
   a->open_ = true;
+  if (rq.tls && rq.tls_verify_peer && rq.tls_verify_hostname) {
+    if (std::string why = HostMismatch(a->assoc_, rq.host); !why.empty()) {
+      return fail(fmt::format("TLS with {}: {}", where, why));
+    }
+  }
   if (ASC_countAcceptedPresentationContexts(a->params_) == 0) {
     std::string names;
     for (const ProposedContext& c : contexts) {

@@ -344,7 +344,7 @@ dicom::PeerRequest ToPeerRequest(const Node& n, const std::string& default_calli
   return dicom::PeerRequest{n.host, n.port, n.ae_title,
                             n.calling_ae_title.empty() ? default_calling_ae : n.calling_ae_title,
                             n.timeout_seconds, n.tls.enabled, n.tls.verify_peer,
-                            n.tls.ca_file, n.tls.cert_file, n.tls.key_file};
+                            n.tls.ca_file, n.tls.cert_file, n.tls.key_file, n.tls.verify_hostname};
 }
 
 }  // namespace pb

@@ -487,11 +487,13 @@ class DcmQRSCP(_Process):
         return self
 
 
-def make_cert(directory, name):
-    """A self-signed certificate for CN=name and its key (mode 600), made by openssl."""
+def make_cert(directory, name, san="IP:127.0.0.1,DNS:localhost"):
+    """A self-signed certificate for CN=name and `san` (subject alternative names) and its key
+    (mode 600), made by openssl."""
     key, cert = directory / (name + ".key"), directory / (name + ".pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "2", "-subj", "/CN=" + name],
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=" + name,
+                    "-addext", "subjectAltName=" + san],
                    check=True, capture_output=True, timeout=60)
     key.chmod(0o600)
     return key, cert

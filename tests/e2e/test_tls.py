@@ -32,13 +32,24 @@ class TlsEchoTests(harness.E2ETestCase):
         cls.addClassCleanup(lambda: (cls.peer.kill(), cls.peer.wait(10)))
         if not harness.wait_until(lambda: _listening(cls.port), timeout=10):
             raise AssertionError("storescp +tls did not listen on %d" % cls.port)
+        # A peer whose certificate names another host.
+        ekey, cls.elsewhere_cert = harness.make_cert(certs, "elsewhere", san="DNS:pacs.elsewhere.example")
+        cls.elsewhere_port = harness.free_port()
+        out = open(cls.tmp / "storescp-elsewhere.log", "wb")
+        cls.elsewhere = subprocess.Popen(["storescp", "+tls", str(ekey), str(cls.elsewhere_cert), "-ic",
+                                          "-od", str(cls.tmp), str(cls.elsewhere_port)],
+                                         stdout=out, stderr=out, env=harness.tool_env())
+        out.close()
+        cls.addClassCleanup(lambda: (cls.elsewhere.kill(), cls.elsewhere.wait(10)))
+        if not harness.wait_until(lambda: _listening(cls.elsewhere_port), timeout=10):
+            raise AssertionError("storescp +tls did not listen on %d" % cls.elsewhere_port)
         cls.server = harness.Server(cls.tmp / "srv")
         cls._peers.append(cls.server)
         cls.addClassCleanup(cls.server.stop_and_check)
         cls.server.start()
 
-    def node(self, name, **tls):
-        body = {"name": name, "ae_title": "ANY", "host": "127.0.0.1", "port": self.port,
+    def node(self, name, _port=None, **tls):
+        body = {"name": name, "ae_title": "ANY", "host": "127.0.0.1", "port": _port or self.port,
                 "timeout_seconds": 5}
         if tls:
             body["tls"] = tls
@@ -68,6 +79,16 @@ class TlsEchoTests(harness.E2ETestCase):
         answer = self.node("plain-to-tls")
         self.assertIs(answer["ok"], False)
         self.assertIn("TLS", answer["message"])
+
+    def test_host_name_must_match_the_certificate(self):
+        answer = self.node("tls-wrong-name", enabled=True, ca_file=str(self.elsewhere_cert),
+                           _port=self.elsewhere_port)
+        self.assertIs(answer["ok"], False, answer)
+        self.assertIn("host name does not match the certificate", answer["message"])
+        self.assertIn("pacs.elsewhere.example", answer["message"])
+        answer = self.node("tls-no-name-check", enabled=True, ca_file=str(self.elsewhere_cert),
+                           verify_hostname=False, _port=self.elsewhere_port)
+        self.assertEqual(answer["message"], "Connection established", answer)
 
     def test_cli_echo_over_tls(self):
         cp = harness.run_tool([str(harness.require_binary()), "echo", "--aet", "ANY", "--host",
