@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <dcmtk/dcmnet/dimse.h>
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <fmt/format.h>
@@ -104,6 +106,60 @@ std::string SetUpTls(const PeerRequest& rq, std::unique_ptr<DcmTLSTransportLayer
   if (layer->activateCipherSuites().bad()) return "no usable TLS cipher suite";
   layer->setCertificateVerification(rq.tls_verify_peer ? DCV_requireCertificate : DCV_ignoreCertificate);
   return {};
+}
+
+// Why the peer's certificate was not accepted: a second handshake that accepts anything, only
+// to look at the certificate (expired, not yet valid, or from an issuer we do not trust).
+std::string DiagnoseCertificate(const std::string& address, uint16_t port, int timeout_seconds) {
+  const std::string fallback = "certificate not trusted (check tls.ca_file: it must hold the CA "
+                               "that issued the peer's certificate)";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(address.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return fallback;
+  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{timeout_seconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  bool connected = fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0;
+  freeaddrinfo(res);
+  std::string out = fallback;
+  SSL_CTX* ctx = connected ? SSL_CTX_new(TLS_client_method()) : nullptr;
+  SSL* ssl = ctx ? SSL_new(ctx) : nullptr;
+  if (ssl) {
+    SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) == 1) {
+      if (X509* cert = SSL_get_peer_certificate(ssl)) {
+        char issuer[256] = "", subject[256] = "";
+        X509_NAME_oneline(X509_get_issuer_name(cert), issuer, sizeof issuer);
+        X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
+        auto when = [](const ASN1_TIME* t) {
+          BIO* b = BIO_new(BIO_s_mem());
+          ASN1_TIME_print(b, t);
+          char buf[64] = "";
+          int n = BIO_read(b, buf, sizeof buf - 1);
+          BIO_free(b);
+          return std::string(buf, n > 0 ? n : 0);
+        };
+        if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
+          out = fmt::format("certificate expired (on {}; subject {})", when(X509_get0_notAfter(cert)), subject);
+        } else if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) {
+          out = fmt::format("certificate not yet valid (from {}; subject {})", when(X509_get0_notBefore(cert)), subject);
+        } else {
+          out = fmt::format("certificate not trusted (issuer {}; subject {}): put the issuer's "
+                            "certificate in tls.ca_file",
+                            issuer, subject);
+        }
+        X509_free(cert);
+      }
+      SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+  }
+  if (ctx) SSL_CTX_free(ctx);
+  if (fd >= 0) ::close(fd);
+  return out;
 }
 
 // The name the peer's certificate is for, when it is not `host`; "" when it matches.
@@ -235,6 +291,16 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
     std::string text = cond.text();
     if (rq.tls && (text.find("TLS") != std::string::npos || text.find("SSL") != std::string::npos ||
                    text.find("ecure") != std::string::npos || text.find("certificate") != std::string::npos)) {
+      if (text.find("certificate verify failed") != std::string::npos) {
+        return fail(fmt::format("TLS handshake failed with {}: {}", where,
+                                DiagnoseCertificate(address, rq.port, rq.timeout_seconds)));
+      }
+      if (text.find("wrong version number") != std::string::npos ||
+          text.find("unexpected eof") != std::string::npos || text.find("packet length") != std::string::npos) {
+        return fail(fmt::format("TLS handshake failed with {}: the peer does not speak TLS on this "
+                                "port ({})",
+                                where, text));
+      }
       return fail(fmt::format("TLS handshake failed with {}: {} (check tls.ca_file, and that the "
                               "peer speaks TLS on this port)",
                               where, text));

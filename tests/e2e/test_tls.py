@@ -68,7 +68,7 @@ class TlsEchoTests(harness.E2ETestCase):
         answer = self.node("tls-untrusted", enabled=True, ca_file=str(self.other_cert))
         self.assertIs(answer["ok"], False)
         self.assertIn("TLS handshake failed", answer["message"])
-        self.assertIn("certificate verify failed", answer["message"])
+        self.assertIn("certificate not trusted (issuer /CN=peer", answer["message"])
 
     def test_missing_ca_file_is_named(self):
         answer = self.node("tls-missing", enabled=True, ca_file=str(self.tmp / "nope.pem"))
@@ -89,6 +89,32 @@ class TlsEchoTests(harness.E2ETestCase):
         answer = self.node("tls-no-name-check", enabled=True, ca_file=str(self.elsewhere_cert),
                            verify_hostname=False, _port=self.elsewhere_port)
         self.assertEqual(answer["message"], "Connection established", answer)
+
+    def test_expired_certificate_is_named(self):
+        work = self.tmp / "expired"
+        work.mkdir(exist_ok=True)
+        key, csr, cert = work / "exp.key", work / "exp.csr", work / "exp.pem"
+        for argv in (["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                      "-out", str(csr), "-subj", "/CN=expired"],
+                     ["openssl", "x509", "-req", "-in", str(csr), "-signkey", str(key),
+                      "-out", str(cert), "-days", "-1"]):
+            subprocess.run(argv, check=True, capture_output=True, timeout=60)
+        port = harness.free_port()
+        out = open(work / "storescp.log", "wb")
+        peer = subprocess.Popen(["storescp", "+tls", str(key), str(cert), "-ic", "-od", str(work),
+                                 str(port)], stdout=out, stderr=out, env=harness.tool_env())
+        out.close()
+        self.addCleanup(lambda: (peer.kill(), peer.wait(10)))
+        self.assertTrue(harness.wait_until(lambda: _listening(port), timeout=10))
+        answer = self.node("tls-expired", enabled=True, ca_file=str(cert), _port=port)
+        self.assertIs(answer["ok"], False, answer)
+        self.assertIn("certificate expired", answer["message"])
+
+    def test_tls_to_a_plain_port_says_the_peer_does_not_speak_tls(self):
+        answer = self.node("tls-to-plain", enabled=True, ca_file=str(self.cert),
+                           _port=self.server.dicom_port)
+        self.assertIs(answer["ok"], False, answer)
+        self.assertIn("does not speak TLS on this port", answer["message"])
 
     def test_cli_echo_over_tls(self):
         cp = harness.run_tool([str(harness.require_binary()), "echo", "--aet", "ANY", "--host",
