@@ -108,28 +108,40 @@ std::string SetUpTls(const PeerRequest& rq, std::unique_ptr<DcmTLSTransportLayer
   return {};
 }
 
-// Why the peer's certificate was not accepted: a second handshake that accepts anything, only
-// to look at the certificate (expired, not yet valid, or from an issuer we do not trust).
-std::string DiagnoseCertificate(const std::string& address, uint16_t port, int timeout_seconds) {
+// After a failed handshake, a second one that accepts any certificate, only to see what the
+// peer is: whether it speaks TLS at all, and what is wrong with its certificate (expired, not
+// yet valid, or from an issuer we do not trust).
+struct TlsProbe {
+  bool speaks_tls = false;
+  std::string certificate_problem;
+};
+
+TlsProbe Probe(const std::string& address, uint16_t port, int timeout_seconds) {
+  TlsProbe probe;
   const std::string fallback = "certificate not trusted (check tls.ca_file: it must hold the CA "
                                "that issued the peer's certificate)";
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  if (getaddrinfo(address.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return fallback;
+  if (getaddrinfo(address.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) {
+    probe.certificate_problem = fallback;
+    return probe;
+  }
   int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   timeval tv{timeout_seconds, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   bool connected = fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0;
   freeaddrinfo(res);
-  std::string out = fallback;
+  std::string& out = probe.certificate_problem;
+  out = fallback;
   SSL_CTX* ctx = connected ? SSL_CTX_new(TLS_client_method()) : nullptr;
   SSL* ssl = ctx ? SSL_new(ctx) : nullptr;
   if (ssl) {
     SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
     SSL_set_fd(ssl, fd);
     if (SSL_connect(ssl) == 1) {
+      probe.speaks_tls = true;
       if (X509* cert = SSL_get_peer_certificate(ssl)) {
         char issuer[256] = "", subject[256] = "";
         X509_NAME_oneline(X509_get_issuer_name(cert), issuer, sizeof issuer);
@@ -159,7 +171,7 @@ std::string DiagnoseCertificate(const std::string& address, uint16_t port, int t
   }
   if (ctx) SSL_CTX_free(ctx);
   if (fd >= 0) ::close(fd);
-  return out;
+  return probe;
 }
 
 // The name the peer's certificate is for, when it is not `host`; "" when it matches.
@@ -291,18 +303,18 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
     std::string text = cond.text();
     if (rq.tls && (text.find("TLS") != std::string::npos || text.find("SSL") != std::string::npos ||
                    text.find("ecure") != std::string::npos || text.find("certificate") != std::string::npos)) {
+      TlsProbe probe = Probe(address, rq.port, rq.timeout_seconds);
       if (text.find("certificate verify failed") != std::string::npos) {
-        return fail(fmt::format("TLS handshake failed with {}: {}", where,
-                                DiagnoseCertificate(address, rq.port, rq.timeout_seconds)));
+        return fail(fmt::format("TLS handshake failed with {}: {}", where, probe.certificate_problem));
       }
-      if (text.find("wrong version number") != std::string::npos ||
-          text.find("unexpected eof") != std::string::npos || text.find("packet length") != std::string::npos) {
+      if (!probe.speaks_tls) {
         return fail(fmt::format("TLS handshake failed with {}: the peer does not speak TLS on this "
-                                "port ({})",
+                                "port ({}); use its TLS port or switch tls.enabled off",
                                 where, text));
       }
-      return fail(fmt::format("TLS handshake failed with {}: {} (check tls.ca_file, and that the "
-                              "peer speaks TLS on this port)",
+      return fail(fmt::format("TLS handshake failed with {}: {} (the peer speaks TLS but refused "
+                              "ours: it may require a client certificate (tls.cert_file, "
+                              "tls.key_file) that it trusts)",
                               where, text));
     }
     if (cond == DUL_ASSOCIATIONREJECTED) {

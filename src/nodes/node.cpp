@@ -6,6 +6,7 @@
 
 #include "core/validate.h"
 #include "dicom/retrieve.h"
+#include "dicom/tls_files.h"
 
 namespace pb {
 namespace {
@@ -191,6 +192,15 @@ Result<Node> NodeFromJson(const json& j) {
     tr.Str("cert_file", n.tls.cert_file);
     tr.Str("key_file", n.tls.key_file);
     if (tr.error()) return tl::unexpected(*tr.error());
+    // Our client certificate: both files, and a key only we can read.
+    if (!n.tls.cert_file.empty() || !n.tls.key_file.empty()) {
+      if (n.tls.cert_file.empty() || n.tls.key_file.empty()) {
+        const char* missing = n.tls.cert_file.empty() ? "tls.cert_file" : "tls.key_file";
+        return Fail(Code::kInvalidArgument,
+                    "a client certificate needs both tls.cert_file and tls.key_file", missing);
+      }
+      if (auto k = dicom::CheckTlsFile(n.tls.key_file, "tls.key_file", true); !k) return tl::unexpected(k.error());
+    }
   }
   if (auto* a = r.Find("auth"); a && !a->is_null()) {
     if (!a->is_object()) return Fail(Code::kInvalidArgument, "auth must be an object", "auth");

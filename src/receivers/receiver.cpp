@@ -1,8 +1,5 @@
 #include "receivers/receiver.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <set>
 
 #include <fmt/format.h>
@@ -10,28 +7,12 @@
 
 #include "core/validate.h"
 #include "dicom/network.h"
+#include "dicom/tls_files.h"
 #include "ingest/store_sink.h"
 
 namespace pb {
 
 namespace {
-
-// A readable file; for a private key also: not readable by other users.
-Result<void> CheckFile(const std::string& path, const std::string& field, bool secret) {
-  struct stat st {};
-  if (path.empty()) return Fail(Code::kInvalidArgument, field + " is required when TLS is enabled", field);
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::access(path.c_str(), R_OK) != 0) {
-    return Fail(Code::kInvalidArgument, fmt::format("{} '{}' cannot be read", field, path), field);
-  }
-  if (secret && (st.st_mode & S_IRWXO)) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("{} '{}' is readable by other users (mode {:o}): a private key must not "
-                            "be; chmod 600 it",
-                            field, path, st.st_mode & 0777),
-                field);
-  }
-  return {};
-}
 
 Result<dicom::ServerTls> TlsFromJson(const nlohmann::json& t) {
   static const std::set<std::string> kKnown{"enabled", "cert_file", "key_file", "require_client_cert", "ca_file"};
@@ -51,10 +32,10 @@ Result<dicom::ServerTls> TlsFromJson(const nlohmann::json& t) {
   out.ca_file = t.value("ca_file", "");
   out.require_client_cert = t.value("require_client_cert", false);
   if (!out.enabled) return out;
-  if (auto r = CheckFile(out.cert_file, "tls.cert_file", false); !r) return tl::unexpected(r.error());
-  if (auto r = CheckFile(out.key_file, "tls.key_file", true); !r) return tl::unexpected(r.error());
+  if (auto r = dicom::CheckTlsFile(out.cert_file, "tls.cert_file", false); !r) return tl::unexpected(r.error());
+  if (auto r = dicom::CheckTlsFile(out.key_file, "tls.key_file", true); !r) return tl::unexpected(r.error());
   if (!out.ca_file.empty()) {
-    if (auto r = CheckFile(out.ca_file, "tls.ca_file", false); !r) return tl::unexpected(r.error());
+    if (auto r = dicom::CheckTlsFile(out.ca_file, "tls.ca_file", false); !r) return tl::unexpected(r.error());
   }
   if (out.require_client_cert && out.ca_file.empty()) {
     return Fail(Code::kInvalidArgument, "tls.require_client_cert needs tls.ca_file (to check them against)",

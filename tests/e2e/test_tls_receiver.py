@@ -84,6 +84,29 @@ class TlsReceiverTests(harness.E2ETestCase):
         cp = self.echo(self.mtls_port, "MUTUAL", self.tls_args(self.stranger_key, self.stranger_cert))
         self.assertNotEqual(cp.returncode, 0, "untrusted client accepted: " + harness.proc_output(cp))
 
+    def test_our_client_certificate_towards_a_receiver_that_requires_one(self):
+        base = {"ae_title": "MUTUAL", "host": "127.0.0.1", "port": self.mtls_port,
+                "timeout_seconds": 5}
+        tls = {"enabled": True, "ca_file": str(self.cert)}
+        cases = (("with-client-cert", dict(tls, cert_file=str(self.client_cert),
+                                            key_file=str(self.client_key)), True),
+                 ("without-client-cert", tls, False))
+        for name, node_tls, ok in cases:
+            status, answer = self.server.api("POST", "/api/nodes", dict(base, name=name, tls=node_tls))
+            self.assertEqual(status, 201, answer)
+            status, answer = self.server.api("POST", "/api/nodes/%s/echo" % name)
+            self.assertEqual(status, 200, answer)
+            self.assertIs(answer["ok"], ok, (name, answer))
+        # A client key others can read is refused when the node is saved.
+        loose = self.mkdtemp("loose-client")
+        key, cert = harness.make_cert(loose, "loose-client")
+        key.chmod(0o644)
+        status, answer = self.server.api("POST", "/api/nodes", dict(
+            base, name="loose-key", tls=dict(tls, cert_file=str(cert), key_file=str(key))))
+        self.assertEqual(status, 400, answer)
+        self.assertEqual(answer["field"], "tls.key_file")
+        self.assertIn("chmod 600", answer["error"])
+
     def test_world_readable_key_refuses_to_start(self):
         work = self.mkdtemp("loose-key")
         key, cert = harness.make_cert(work, "loose")
