@@ -3,7 +3,9 @@
 study to a PACS, next to DCMTK's storescu sending the same files to the same peer in the same
 run. Python 3 standard library only.
 
-    bench/send.sh                     # 500 small + 500 CT instances, 8 rounds (~40 s on 2 cores)
+    bench/send.sh                     # 500 small + 500 CT instances, 8 rounds, plain and TLS
+                                      # (~1.5 min on 2 cores)
+    BENCH_TLS=0 bench/send.sh         # plain only (~45 s)
     BENCH_CT=0 BENCH_ROUNDS=5 bench/send.sh
     PACSBRIDGE_BIN=build/debug/pacsbridge bench/send.sh
 
@@ -23,11 +25,15 @@ Per round, for each study, three sends are measured, in an order that rotates:
   "uids": [study]}, then GET /api/jobs/ID every 10 ms; time = from the POST until the job is
   seen finished; it must end "succeeded" with progress.completed == the study's size;
 - PACS Bridge, 2 associations: the same to node "storescp-2" (max_associations 2).
+With BENCH_TLS (on by default) two more, over TLS, in the same rotation (see TLS below).
 Then storescp must hold every instance (one file each), and a few of them, picked at random,
 must be byte-identical to the source below the meta header. Its output is kept until the end,
 or deleted after each measurement (outside the time) when the disk is short: deleting
 hundreds of MB between measurements slows the next ones down on ext4 mounted with discard.
-`sync` runs before each measurement.
+Kept files are written back and dropped from the page cache after each measurement
+(BENCH_EVICT, outside the time): on a VM whose fresh memory is slow to fault in, a page cache
+growing by a study per measurement made later measurements disk-bound (~150 MB/s for
+everyone). `sync` runs before each measurement.
 
 Rates: instances/s and MB/s (MB = 2^20 bytes of the source files), medians over the rounds;
 ratios are medians of same-round ratios of instances/s (the numbers to trust on a noisy
@@ -37,15 +43,33 @@ does not do: the job's set-up (finding the study's instances in the index) and i
 bookkeeping. storescu reads its files from the page cache (they were just generated and
 loaded); so does our server, most likely (its archive was just written).
 
+TLS (BENCH_TLS=1, the default; needs openssl and a DCMTK built with OpenSSL): the cost of
+DICOM TLS on each side. openssl makes a self-signed certificate (RSA 2048, CN=localhost,
+subjectAltName IP:127.0.0.1; key mode 600) in the work directory; the peer is then
+`storescp +tls KEY CERT -ic` (no client certificate asked for; otherwise as above), and in
+every round, for each study, two more sends join the rotation, one association each:
+- storescu TLS: `storescu +tla +cf CERT -xe +sd ...` (anonymous TLS client, the peer's
+  certificate checked against CERT);
+- PACS Bridge TLS: a send job to node "storescp-tls" (max_associations 1, "tls":
+  {"enabled": true, "ca_file": CERT}; verify_peer and verify_hostname stay on: host 127.0.0.1
+  matches the certificate's IP alternative name).
+Both use DCMTK's default BCP 195 non-downgrading profile; both are checked as above (exit 0 /
+job "succeeded" with every instance; all files at storescp, a few byte-identical; a plain
+association to the TLS port would fail). Reported: TLS instances/s and MB/s per side, the
+TLS/plain ratio of each side from the same rounds (median of same-round ratios; < 1: TLS
+costs), and ours TLS / storescu TLS.
+
 | variable | default | meaning |
 | --- | --- | --- |
 | BENCH_SMALL, BENCH_SMALL_BYTES | 500, 2048 | small study (0: none) |
 | BENCH_CT, BENCH_CT_BYTES | 500, 524288 | CT study (0: none) |
 | BENCH_ROUNDS | 8 | rounds (a measurement takes well under a second: many rounds, not big sets) |
 | BENCH_SIDES | storescu,us1,us2 | what is measured (storescu alone: no PACS Bridge needed) |
-| BENCH_WARMUP | 1 | one unrecorded send of the small study by storescu and by us first |
+| BENCH_TLS | 1 | 1: also storescu and us1 over TLS (for those in BENCH_SIDES); 0: plain only |
+| BENCH_WARMUP | 1 | one unrecorded send of the small study by each side with 1 assoc first |
 | BENCH_STORESCP_FORK | 1 | 1: storescp --fork (parallel associations served in parallel); 0: single process |
 | BENCH_CLEAN_BETWEEN | auto | 1: delete storescp's output after each measurement (default: only if the disk is short) |
+| BENCH_EVICT | 1 | 1: drop storescp's kept output from the page cache after each measurement |
 | BENCH_VERIFY | 3 | instances compared byte for byte after each measurement |
 | PACSBRIDGE_BIN | build/release/pacsbridge (else build/pacsbridge) | binary under test |
 | BENCH_BRIDGE_SERVER_TOML | none | extra lines for PACS Bridge's [server] table |
@@ -63,6 +87,7 @@ Progress goes to stderr, the report to stdout.
 import os
 import random
 import shutil
+import subprocess
 import sys
 import time
 
@@ -74,10 +99,13 @@ from common import (BenchError, LIVE, MB, KB, count_files, env_num, fmt, free_po
 common.PROG = "send"
 
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
-SIDES = ("storescu", "us1", "us2")
+SIDES = ("storescu", "us1", "us2")             # the plain sides (BENCH_SIDES)
+TLS_SIDES = {"storescu": "storescu-tls", "us1": "us1-tls"}  # plain side -> its TLS twin
 SIDE_NAMES = {"storescu": "storescu", "us1": "PACS Bridge send job",
-              "us2": "PACS Bridge send job"}
-SIDE_ASSOCS = {"storescu": 1, "us1": 1, "us2": 2}
+              "us2": "PACS Bridge send job", "storescu-tls": "storescu TLS",
+              "us1-tls": "PACS Bridge send job TLS"}
+SIDE_ASSOCS = {"storescu": 1, "us1": 1, "us2": 2, "storescu-tls": 1, "us1-tls": 1}
+SIDE_NODES = {"us1": "storescp-1", "us2": "storescp-2", "us1-tls": "storescp-tls"}
 TERMINAL = ("succeeded", "partial", "failed", "canceled")
 
 dicomgen = None  # tools/dicomgen.py, imported in run()
@@ -109,24 +137,51 @@ def generate(tmp, name, *, count, size, modality, series):
 
 # --------------------------------------------------------------------------- peers
 
+class Tls:
+    """The run's self-signed certificate (CN=localhost, subjectAltName IP:127.0.0.1) and its
+    key (mode 600), made by openssl under tmp/tls: storescp's identity, and what storescu and
+    our node trust."""
+
+    def __init__(self, tmp):
+        directory = os.path.join(tmp, "tls")
+        os.makedirs(directory)
+        self.key = os.path.join(directory, "storescp.key")
+        self.cert = os.path.join(directory, "storescp.pem")
+        log_path = os.path.join(directory, "openssl.log")
+        cmd = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key,
+               "-out", self.cert, "-days", "2", "-subj", "/CN=localhost",
+               "-addext", "subjectAltName=IP:127.0.0.1"]
+        with open(log_path, "wb") as out:
+            res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT, timeout=60)
+        if res.returncode != 0 or not os.path.exists(self.cert):
+            raise BenchError("openssl could not make the certificate (%s):\n%s"
+                             % (res.returncode, tail(log_path)))
+        os.chmod(self.key, 0o600)
+
+
 class Storescp:
     """A fresh storescp (+B) writing into work/out, on the run's fixed port."""
 
     ae = "STORESCP"
 
-    def __init__(self, cfg, work, port):
+    def __init__(self, cfg, work, port, tls=None):
+        """tls: None (plain) or the run's Tls (then `+tls KEY CERT -ic`)."""
         self.cfg, self.port = cfg, port
         self.out = os.path.join(work, "out")
         os.makedirs(self.out)
         self.log_path = os.path.join(work, "storescp.log")
         cmd = ["storescp", "--fork" if cfg.fork else "--single-process", "+B",
-               "-pdu", str(cfg.baseline_pdu), "-aet", self.ae, "-od", self.out, str(port)]
+               "-pdu", str(cfg.baseline_pdu), "-aet", self.ae, "-od", self.out]
+        if tls is not None:
+            cmd += ["+tls", tls.key, tls.cert, "-ic"]
+        cmd.append(str(port))
         self.proc = spawn(cmd, env=cfg.env_nodelay, log_path=self.log_path, cwd=work)
         deadline = time.monotonic() + cfg.start_timeout
         while not listening(port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError("storescp did not start listening on %d:\n%s"
-                                 % (port, tail(self.log_path)))
+                raise BenchError("storescp%s did not start listening on %d:\n%s"
+                                 % (" +tls" if tls else "", port, tail(self.log_path)))
             time.sleep(0.01)
 
     def stop(self):
@@ -158,7 +213,7 @@ class Storescp:
 class Bridge:
     """One pacsbridge serve for the whole run: both studies in its archive, two nodes."""
 
-    def __init__(self, cfg, work, scp_port):
+    def __init__(self, cfg, work, scp_port, tls=None):
         self.cfg = cfg
         os.makedirs(work)
         self.http_port = free_port()
@@ -176,13 +231,19 @@ class Bridge:
                 raise BenchError("PACS Bridge not ready after %d s:\n%s"
                                  % (cfg.start_timeout, tail(self.log_path)))
             time.sleep(0.05)
-        for n in (1, 2):
-            body = {"name": "storescp-%d" % n, "ae_title": Storescp.ae, "host": "127.0.0.1",
-                    "port": scp_port, "storable": True, "max_associations": n,
-                    "timeout_seconds": 60}
+        nodes = [{"name": "storescp-%d" % n, "max_associations": n} for n in (1, 2)]
+        if tls is not None:
+            # verify_peer and verify_hostname stay on (defaults): 127.0.0.1 is in the SAN.
+            nodes.append({"name": "storescp-tls", "max_associations": 1,
+                          "tls": {"enabled": True, "ca_file": tls.cert}})
+        for node in nodes:
+            body = dict(node, ae_title=Storescp.ae, host="127.0.0.1", port=scp_port,
+                        storable=True, timeout_seconds=60)
             status, answer = http_json("POST", self.url("/api/nodes"), body)
             if status != 201:
-                raise BenchError("PACS Bridge POST /api/nodes answered %s: %r" % (status, answer))
+                raise BenchError("PACS Bridge POST /api/nodes %s answered %s: %r%s" % (
+                    node["name"], status, answer, " (does this binary know node TLS? set "
+                    "BENCH_TLS=0 or PACSBRIDGE_BIN)" if "tls" in node else ""))
 
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.http_port, path)
@@ -229,35 +290,58 @@ class Bridge:
 
 # --------------------------------------------------------------------------- measuring
 
+def evict(directory):
+    """Writes the directory's files back and drops them from the page cache (they stay on
+    disk): the page cache then stops growing by a study per measurement, which on a VM whose
+    fresh memory is slow to fault in (2026-11: ~220 MB/s once ~1.5 GB more are cached) made
+    every later measurement disk-bound."""
+    os.sync()
+    for name in os.listdir(directory):
+        try:
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 class Bench:
-    def __init__(self, cfg, tmp, bridge, scp_port):
+    def __init__(self, cfg, tmp, bridge, scp_port, tls=None):
         self.cfg, self.tmp, self.bridge, self.scp_port = cfg, tmp, bridge, scp_port
+        self.tls = tls
         self.seq = 0
 
     def measure(self, side, study, tag):
         self.seq += 1
         work = os.path.join(self.tmp, "runs", "%03d-%s-%s-%s" % (self.seq, tag, study.name, side))
         os.makedirs(work)
-        scp = Storescp(self.cfg, work, self.scp_port)
+        tls = self.tls if side.endswith("-tls") else None
+        scp = Storescp(self.cfg, work, self.scp_port, tls)
         extra = {}
         try:
             os.sync()
-            if side == "storescu":
-                seconds = self.storescu(study, work)
+            if side.startswith("storescu"):
+                seconds = self.storescu(study, work, tls)
             else:
-                seconds, extra = self.ours(SIDE_ASSOCS[side], study)
+                seconds, extra = self.ours(side, study)
         finally:
             scp.stop()
         scp.check(study, "%s %s %s" % (tag, study.name, side))
         if self.cfg.clean_between:
             shutil.rmtree(scp.out, ignore_errors=True)
+        elif self.cfg.evict:
+            evict(scp.out)
         return dict(extra, seconds=seconds, inst_per_s=study.count / seconds,
                     mb_per_s=study.total_bytes / MB / seconds)
 
-    def storescu(self, study, work):
+    def storescu(self, study, work, tls=None):
         log_path = os.path.join(work, "storescu.log")
-        cmd = ["storescu", "-aet", "STORESCU", "-aec", Storescp.ae, "-xe", "+sd",
-               "127.0.0.1", str(self.scp_port), study.dir]
+        cmd = ["storescu", "-aet", "STORESCU", "-aec", Storescp.ae, "-xe", "+sd"]
+        if tls is not None:
+            cmd += ["+tla", "+cf", tls.cert]  # anonymous client; the peer's cert is checked
+        cmd += ["127.0.0.1", str(self.scp_port), study.dir]
         t0 = time.perf_counter()
         proc = spawn(cmd, env=self.cfg.env_nodelay, log_path=log_path, cwd=work)
         try:
@@ -272,9 +356,10 @@ class Bench:
             raise BenchError("storescu exited with %s:\n%s" % (rc, tail(log_path)))
         return seconds
 
-    def ours(self, nassoc, study):
+    def ours(self, side, study):
         b = self.bridge
-        body = {"node": "storescp-%d" % nassoc, "level": "STUDY", "uids": [study.uid]}
+        nassoc = SIDE_ASSOCS[side]
+        body = {"node": SIDE_NODES[side], "level": "STUDY", "uids": [study.uid]}
         t0 = time.perf_counter()
         status, answer = http_json("POST", b.url("/api/send"), body)
         if status != 202 or not isinstance(answer, dict) or "job_id" not in answer:
@@ -297,8 +382,9 @@ class Bench:
         progress = job.get("progress") or {}
         if job.get("state") != "succeeded" or progress.get("completed") != study.count:
             short = {k: v for k, v in job.items() if k not in ("not_confirmed",)}
-            raise BenchError("PACS Bridge send of the %s study (%d instances, %d association(s)) "
-                             "ended: %r\n%s" % (study.name, study.count, nassoc, short,
+            raise BenchError("PACS Bridge send of the %s study (%d instances, %d "
+                             "association(s)%s) ended: %r\n%s" % (study.name, study.count, nassoc,
+                                                ", TLS" if side.endswith("-tls") else "", short,
                                                 tail(b.log_path)))
         return seconds, {"associations_used": progress.get("associations")}
 
@@ -343,7 +429,36 @@ def report(cfg, studies, results, header):
         else:
             p("%-5s %s: %.2f >= %.2f" % ("PASS" if value >= limit else "MISS", label, value,
                                         limit))
+    if cfg.tls_sides:
+        report_tls(cfg, studies, results, p)
     common.report_finish(out)
+
+
+def report_tls(cfg, studies, results, p):
+    p("")
+    p("TLS (storescp +tls KEY CERT -ic; 1 association; the same rounds as above)")
+    p("(plain: that side's plain median above; TLS/plain: median of same-round ratios of "
+      "instances/s, < 1: TLS costs)")
+    p("%-6s %-24s %9s %15s %8s %7s %9s %9s" % ("study", "who", "inst/s", "[min-max]", "MB/s",
+                                              "s", "plain", "TLS/plain"))
+    for st in studies:
+        for plain, side in TLS_SIDES.items():
+            rs = list(results.get((st.name, side), {}).values())
+            if not rs:
+                continue
+            ips = [r["inst_per_s"] for r in rs]
+            plain_ips = [r["inst_per_s"] for r in results.get((st.name, plain), {}).values()]
+            p("%-6s %-24s %9.1f %15s %8.1f %7.2f %9s %9s" % (
+                st.name, SIDE_NAMES[side], med(ips), "[%.0f-%.0f]" % (min(ips), max(ips)),
+                med([r["mb_per_s"] for r in rs]), med([r["seconds"] for r in rs]),
+                fmt(med(plain_ips)),
+                fmt(paired_ratio(results, (st.name, side), (st.name, plain)), "%.2f")))
+    p("%-6s %22s %22s" % ("study", "us TLS / storescu TLS", "us plain / storescu"))
+    for st in studies:
+        p("%-6s %22s %22s" % (
+            st.name, fmt(paired_ratio(results, (st.name, "us1-tls"), (st.name, "storescu-tls")),
+                         "%.2f"),
+            fmt(paired_ratio(results, (st.name, "us1"), (st.name, "storescu")), "%.2f")))
 
 
 # --------------------------------------------------------------------------- main
@@ -359,14 +474,32 @@ def parse_config(args):
     cfg.verify = env_num("BENCH_VERIFY", 3, int, 0)
     cfg.job_timeout = env_num("BENCH_JOB_TIMEOUT", 600, int, 1)
     cfg.clean_between = os.environ.get("BENCH_CLEAN_BETWEEN")
+    cfg.evict = env_num("BENCH_EVICT", 1, int, 0) != 0
     sides = [s.strip().lower() for s in
              os.environ.get("BENCH_SIDES", ",".join(SIDES)).split(",") if s.strip()]
     if not sides or any(s not in SIDES for s in sides):
         raise SystemExit("send: BENCH_SIDES must list some of %s" % ", ".join(SIDES))
     cfg.sides = [s for s in SIDES if s in sides]
+    tls = os.environ.get("BENCH_TLS", "")
+    if tls not in ("", "0", "1"):
+        raise SystemExit("send: BENCH_TLS must be 0 or 1")
+    cfg.tls_sides = []
+    if tls != "0":
+        why = None
+        if not shutil.which("openssl"):
+            why = "no openssl (Debian: openssl)"
+        elif "+tls" not in subprocess.run(["storescu", "--help"], stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT).stdout.decode(errors="replace"):
+            why = "this DCMTK has no TLS (built without OpenSSL)"
+        if why is None:
+            cfg.tls_sides = [TLS_SIDES[s] for s in cfg.sides if s in TLS_SIDES]
+        elif tls == "1":
+            raise SystemExit("send: BENCH_TLS=1 but %s" % why)
+        else:
+            note("TLS part skipped: %s" % why)
     if not cfg.small and not cfg.ct:
         raise SystemExit("send: BENCH_SMALL and BENCH_CT are both 0")
-    common.parse_common(cfg, args.root, any(s != "storescu" for s in cfg.sides),
+    common.parse_common(cfg, args.root, any(not s.startswith("storescu") for s in cfg.sides),
                         "build it or set PACSBRIDGE_BIN")
     return cfg
 
@@ -393,7 +526,8 @@ def run(cfg, root, tmp):
     # storescp's output: kept until the end if the disk has room (deleting hundreds of MB
     # between measurements slows the next ones down on ext4 with discard), else deleted
     # after each measurement.
-    per_run = sum(st.total_bytes for st in studies) * len(cfg.sides) * (cfg.rounds + 1)
+    per_run = sum(st.total_bytes for st in studies) * len(cfg.sides + cfg.tls_sides) * \
+        (cfg.rounds + 1)
     need = int(per_run * 1.2) + 512 * MB
     if cfg.clean_between is None or cfg.clean_between == "":
         cfg.clean_between = shutil.disk_usage(tmp).free < need
@@ -404,13 +538,15 @@ def run(cfg, root, tmp):
     else:
         cfg.clean_between = cfg.clean_between not in ("0", "no", "false")
 
+    tls = Tls(tmp) if cfg.tls_sides else None
     scp_port = free_port()
     bridge = None
     if cfg.bridge:
-        bridge = Bridge(cfg, os.path.join(tmp, "pacsbridge"), scp_port)
+        bridge = Bridge(cfg, os.path.join(tmp, "pacsbridge"), scp_port, tls)
         bridge.load(studies, tmp)
         os.sync()
-    bench = Bench(cfg, tmp, bridge, scp_port)
+    bench = Bench(cfg, tmp, bridge, scp_port, tls)
+    sides = cfg.sides + cfg.tls_sides  # rotated together, round by round
     header = [
         "studies: " + ", ".join("%s %d x %.1f KB" % (st.name, st.count,
                                                     st.total_bytes / st.count / KB)
@@ -418,24 +554,27 @@ def run(cfg, root, tmp):
         "peer: storescp %s +B -pdu %d (TCP_NODELAY=1), fresh for each measurement; rounds: %d"
         % ("--fork" if cfg.fork else "--single-process", cfg.baseline_pdu, cfg.rounds),
         "sides: %s" % ", ".join("%s (%d assoc)" % (SIDE_NAMES[s], SIDE_ASSOCS[s])
-                                for s in cfg.sides),
-    ] + common.setup_header(cfg, tmp, "storescu", orthanc=False)
+                                for s in sides),
+    ] + (["TLS: self-signed RSA 2048 certificate (CN=localhost, SAN IP:127.0.0.1); storescu "
+          "+tla +cf CERT; our node tls.ca_file=CERT, verify_hostname on"]
+         if cfg.tls_sides else []) + common.setup_header(cfg, tmp, "storescu", orthanc=False)
 
     try:
         if cfg.warmup and studies:
             st = studies[0]
-            for side in [s for s in ("storescu", "us1") if s in cfg.sides]:
+            for side in [s for s in ("storescu", "us1", "storescu-tls", "us1-tls")
+                         if s in sides]:
                 r = bench.measure(side, st, "warmup")
-                log("warm-up  %-5s %-22s %6.2f s %8.1f inst/s" % (st.name, SIDE_NAMES[side],
+                log("warm-up  %-5s %-24s %6.2f s %8.1f inst/s" % (st.name, SIDE_NAMES[side],
                                                                   r["seconds"], r["inst_per_s"]))
         results = {}  # (study, side) -> {round: result}
         k = 0
         for rnd in range(cfg.rounds):
             for st in studies:
-                for side in rotate(cfg.sides, k):
+                for side in rotate(sides, k):
                     r = bench.measure(side, st, "r%d" % (rnd + 1))
                     results.setdefault((st.name, side), {})[rnd] = r
-                    log("round %d  %-5s %-22s %d assoc %5d inst %6.2f s %8.1f inst/s %7.1f MB/s"
+                    log("round %d  %-5s %-24s %d assoc %5d inst %6.2f s %8.1f inst/s %7.1f MB/s"
                         % (rnd + 1, st.name, SIDE_NAMES[side], SIDE_ASSOCS[side], st.count,
                            r["seconds"], r["inst_per_s"], r["mb_per_s"]))
                 k += 1
@@ -446,11 +585,12 @@ def run(cfg, root, tmp):
     header.append("total run time %.0f s" % (time.monotonic() - started))
     report(cfg, studies, results, header)
     common.write_json(cfg, {
-        "config": {"rounds": cfg.rounds, "sides": cfg.sides, "fork": cfg.fork,
+        "config": {"rounds": cfg.rounds, "sides": sides, "fork": cfg.fork,
                    "studies": {st.name: {"count": st.count, "bytes": st.total_bytes}
                                for st in studies},
                    "bridge_bin": cfg.bridge_bin if cfg.bridge else None},
-        "results": [dict(r, study=s, side=side, assocs=SIDE_ASSOCS[side], round=rnd + 1)
+        "results": [dict(r, study=s, side=side, assocs=SIDE_ASSOCS[side],
+                         tls=side.endswith("-tls"), round=rnd + 1)
                     for (s, side), by_round in results.items()
                     for rnd, r in by_round.items()],
     })
