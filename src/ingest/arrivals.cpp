@@ -6,12 +6,14 @@ ArrivalHub::Token ArrivalHub::Subscribe(Callback callback) {
   std::lock_guard lock(mu_);
   Token t = next_++;
   subscribers_.emplace(t, std::move(callback));
+  count_ = subscribers_.size();
   return t;
 }
 
 void ArrivalHub::Unsubscribe(Token token) {
   std::lock_guard lock(mu_);  // waits for a Publish in progress
   subscribers_.erase(token);
+  count_ = subscribers_.size();
 }
 
 void ArrivalHub::Publish(const Arrival& arrival) {

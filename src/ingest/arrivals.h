@@ -3,6 +3,7 @@
 // the archive (stored, replaced or already there); retrieve jobs subscribe to learn, from what
 // really arrived, which of their expected instances are here. Callbacks run on the ingesting
 // thread (a receiver worker or a C-GET) and must be quick. Thread-safe.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -29,11 +30,15 @@ class ArrivalHub {
   // After it returns, the callback is not running and will not be called again.
   void Unsubscribe(Token token);
   void Publish(const Arrival& arrival);
+  // Cheap check for the ingest path: most instances are awaited by nobody. A subscriber that
+  // races with this only misses instances that arrived before it subscribed.
+  bool HasSubscribers() const { return count_.load(std::memory_order_relaxed) > 0; }
 
  private:
   std::mutex mu_;
   Token next_ = 1;                          // GUARDED_BY(mu_)
   std::map<Token, Callback> subscribers_;   // GUARDED_BY(mu_)
+  std::atomic<size_t> count_{0};             // subscribers_.size(), readable without mu_
 };
 
 // Subscribes for the lifetime of the object.

@@ -154,6 +154,7 @@ IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const In
 }
 
 void IngestPipeline::Announce(const InstanceRecord& rec, const IngestSource& src, bool was_present) {
+  if (!arrivals_.HasSubscribers()) return;  // no job waits: no copies, no lock
   Arrival a;
   a.sop_uid = rec.sop_uid;
   a.sop_class_uid = rec.sop_class_uid;

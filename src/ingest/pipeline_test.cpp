@@ -100,8 +100,10 @@ TEST_F(PipelineTest, OverwritesWhenConfigured) {
 TEST_F(PipelineTest, AnnouncesWhatReachedTheArchiveButNotWhatWasRefused) {
   IngestPipeline p(*blobs_, *db_, {});
   std::vector<Arrival> seen;
+  EXPECT_FALSE(p.arrivals().HasSubscribers());
   {
     ArrivalSubscription sub(p.arrivals(), [&](const Arrival& a) { seen.push_back(a); });
+    EXPECT_TRUE(p.arrivals().HasSubscribers());
     IngestSource moved = Source("PACS", "US", "127.0.0.1", "");
     moved.move_originator_ae = "US";
     moved.move_originator_id = 7;
@@ -110,6 +112,7 @@ TEST_F(PipelineTest, AnnouncesWhatReachedTheArchiveButNotWhatWasRefused) {
     EXPECT_EQ(p.Ingest(Write("1.2.3.4.6"), Source("", "", "", "1.2.3.4.9")).status,
               IngestStatus::kInvalid);
   }
+  EXPECT_FALSE(p.arrivals().HasSubscribers());
   ASSERT_TRUE(p.Ingest(Write("1.2.3.4.7"), {}).ok());  // after unsubscribing: not seen
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[0].sop_uid, "1.2.3.4.5");

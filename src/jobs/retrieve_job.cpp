@@ -104,31 +104,31 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   // as much as sending small instances) and used to verify the end.
   auto counted = PlanCounts(peer, p);
   if (!counted) return {"failed", counted.error().message, nullptr, {}};
-  auto plan = std::make_unique<RetrievePlan>(std::move(*counted));
-  bool anything_here = p.level != "STUDY" || plan->sop_classes.empty();
+  RetrievePlan plan = std::move(*counted);
+  bool anything_here = p.level != "STUDY" || plan.sop_classes.empty();
   for (size_t i = 0; !anything_here && i < p.uids.size(); ++i) {
     auto here = db_.StudyExists(p.uids[i]);
     anything_here = !here || *here;
   }
   std::future<Result<RetrievePlan>> listing;
   if (anything_here) {
-    if (auto r = ListInstances(peer, p, *plan); !r) return {"failed", r.error().message, nullptr, {}};
+    if (auto r = ListInstances(peer, p, plan); !r) return {"failed", r.error().message, nullptr, {}};
   } else {
-    listing = std::async(std::launch::async, [peer, p, copy = *plan]() mutable -> Result<RetrievePlan> {
+    listing = std::async(std::launch::async, [peer, p, copy = plan]() mutable -> Result<RetrievePlan> {
       if (auto r = ListInstances(peer, p, copy); !r) return tl::unexpected(r.error());
       return copy;
     });
   }
   std::vector<std::string> expected;
-  for (const auto& [sop, _] : plan->instances) expected.push_back(sop);
+  for (const auto& [sop, _] : plan.instances) expected.push_back(sop);
   auto present_list = db_.PresentInstances(expected);
   if (!present_list) return {"failed", present_list.error().message, nullptr, {}};
   const std::set<std::string> present(present_list->begin(), present_list->end());
-  const auto targets = TargetsFor(p, *plan, plan->listed ? present : std::set<std::string>{});
+  const auto targets = TargetsFor(p, plan, plan.listed ? present : std::set<std::string>{});
 
   Tally tally;
   std::set<std::string> study_set, series_set;  // for matching when there is no list
-  for (const auto& [series, study] : plan->series_study) {
+  for (const auto& [series, study] : plan.series_study) {
     series_set.insert(series);
     study_set.insert(study);
   }
@@ -137,8 +137,8 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   auto progress = [&]() {
     std::lock_guard lock(tally.mu);
     int64_t arrived = static_cast<int64_t>(tally.arrived.size());
-    int64_t already = plan->listed ? static_cast<int64_t>(present.size()) : 0;
-    std::optional<int64_t> total = plan->expected_count;
+    int64_t already = plan.listed ? static_cast<int64_t>(present.size()) : 0;
+    std::optional<int64_t> total = plan.expected_count;
     if (!total && tally.peer_total >= 0) total = tally.peer_total;
     int64_t failed = tally.Failed(), warning = tally.Warning();
     int64_t completed = already + arrived;
@@ -164,7 +164,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     // A PACS sending for our C-MOVE names it (Move Originator); otherwise the UIDs tell.
     bool moved_for_us = a.move_originator_ae == peer.calling_ae &&
                         tally.message_ids.count(a.move_originator_id) > 0;
-    bool ours = plan->listed ? plan->instances.count(a.sop_uid) > 0
+    bool ours = plan.listed ? plan.instances.count(a.sop_uid) > 0
                              : (moved_for_us || (p.level == "STUDY" ? study_set.count(a.study_uid) > 0
                                                                     : series_set.count(a.series_uid) > 0));
     if (!ours) return;
@@ -254,7 +254,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     for (const auto& t : targets) {
       if (job.StopRequested()) break;
       Result<dicom::RetrieveAnswer> a =
-          m == "c-get" ? dicom::Get({peer, t, {plan->sop_classes.begin(), plan->sop_classes.end()},
+          m == "c-get" ? dicom::Get({peer, t, {plan.sop_classes.begin(), plan.sop_classes.end()},
                                      dicom::TransferSyntaxUid(node->preferred_transfer_syntax), inactivity},
                                     sink, hooks)
                        : run_move(t);
@@ -303,11 +303,11 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   if (listing.valid()) {
     auto listed = listing.get();
     if (listed) {
-      *plan = std::move(*listed);
+      plan = std::move(*listed);
       expected.clear();
-      for (const auto& [sop, _] : plan->instances) expected.push_back(sop);
+      for (const auto& [sop, _] : plan.instances) expected.push_back(sop);
     } else {
-      plan->note = fmt::format("the PACS did not list the instances ({}); the retrieve is checked "
+      plan.note = fmt::format("the PACS did not list the instances ({}); the retrieve is checked "
                                "against its instance counts", listed.error().message);
     }
   }
@@ -323,10 +323,10 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     }
   }
   json result{{"method_used", method_used.empty() ? json(nullptr) : json(method_used)},
-              {"verification", plan->listed ? "instances" : "counts"}};
-  if (!plan->note.empty()) result["note"] = plan->note;
+              {"verification", plan.listed ? "instances" : "counts"}};
+  if (!plan.note.empty()) result["note"] = plan.note;
   std::vector<std::string> missing;
-  if (plan->listed) {
+  if (plan.listed) {
     auto here = db_.PresentInstances(expected);
     if (!here) return {"failed", here.error().message, out_progress, result};
     std::set<std::string> here_set(here->begin(), here->end());
@@ -342,16 +342,16 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
 
   const int64_t have = out_progress["completed"].get<int64_t>();
   std::string state;
-  if (plan->listed) {
+  if (plan.listed) {
     state = missing.empty() ? "succeeded" : (have > 0 ? "partial" : "failed");
   } else {
     // Without a list, trust the PACS's counts and what arrived.
     std::lock_guard lock(tally.mu);
     bool all = error.empty() && tally.Failed() == 0 &&
-               (!plan->expected_count || arrived >= *plan->expected_count);
+               (!plan.expected_count || arrived >= *plan.expected_count);
     state = all ? "succeeded" : (arrived > 0 ? "partial" : "failed");
-    if (plan->expected_count && arrived < *plan->expected_count) {
-      result["missing_count"] = *plan->expected_count - arrived;
+    if (plan.expected_count && arrived < *plan.expected_count) {
+      result["missing_count"] = *plan.expected_count - arrived;
     }
   }
   if (job.StopRequested() && state != "succeeded") {
@@ -363,11 +363,11 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
       error = fmt::format("canceled; {} instance(s) had arrived and stay in the archive", arrived);
     }
   } else if (state != "succeeded" && error.empty()) {
-    error = plan->listed ? fmt::format("{} of {} instances did not arrive", missing.size(), expected.size())
+    error = plan.listed ? fmt::format("{} of {} instances did not arrive", missing.size(), expected.size())
                          : "fewer instances arrived than the PACS reported";
   } else if (state == "succeeded") {
     error.clear();
-    if (plan->listed && arrived == 0 && !expected.empty()) {
+    if (plan.listed && arrived == 0 && !expected.empty()) {
       result["note"] = fmt::format("all {} instances were already in the archive", expected.size());
     }
   }
