@@ -1,6 +1,9 @@
 #include "app/serve.h"
 
 #include <csignal>
+#include <cstdio>
+
+#include <fmt/format.h>
 #include <iostream>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -17,7 +20,9 @@
 #include "jobs/retrieve_job.h"
 #include "jobs/send_job.h"
 #include "nodes/registry.h"
-#include "receivers/receiver.h"
+#include "receivers/receiver_service.h"
+#include "ingest/expectations.h"
+#include "ingest/staging.h"
 
 namespace pb {
 namespace {
@@ -27,6 +32,21 @@ bool IsLoopback(const std::string& host) {
 }
 
 constexpr int kJobWorkers = 2;  // jobs running at once; each holds one association at a time
+
+// The site's anonymization secret: created once, kept in the index database (shared by every
+// process of a site), never logged.
+Result<std::string> SiteSecret(Database& db) {
+  unsigned char bytes[32];
+  std::FILE* f = std::fopen("/dev/urandom", "rb");
+  if (!f || std::fread(bytes, 1, sizeof bytes, f) != sizeof bytes) {
+    if (f) std::fclose(f);
+    return Fail(Code::kIoError, "cannot read /dev/urandom for the anonymization secret");
+  }
+  std::fclose(f);
+  std::string hex;
+  for (unsigned char b : bytes) hex += fmt::format("{:02x}", b);
+  return db.CreateSetting("anonymization_secret", hex);
+}
 
 int Fatal(const std::string& message) {
   std::cerr << "pacsbridge: " << message << "\n";
@@ -71,7 +91,18 @@ int Serve(const std::string& config_file) {
   auto recovered = pipeline.Recover();
   if (!recovered) return Fatal("cannot index the instances of the last run's journal: " + recovered.error().message);
   if (*recovered > 0) spdlog::info("indexed {} instance(s) stored just before the last stop", *recovered);
-  ReceiverService receivers(pipeline, cfg.max_associations);
+  auto secret = SiteSecret(**db);
+  if (!secret) return Fatal(secret.error().message);
+  ExpectationRegistry expectations;
+  ReceiverService* receivers_ptr = nullptr;
+  StagingArea staging(pipeline, **db, blobs, [&receivers_ptr](const std::string& id) {
+    return receivers_ptr ? receivers_ptr->IdleSeconds(id) : 60;
+  });
+  auto staged = staging.Recover();
+  if (!staged) return Fatal("cannot read the staging area: " + staged.error().message);
+  if (*staged > 0) spdlog::info("{} staged session(s) waiting to be archived", *staged);
+  ReceiverService receivers(pipeline, **db, staging, expectations, cfg.max_associations, *secret);
+  receivers_ptr = &receivers;
   NodeRegistry& registry = **nodes;
   receivers.SetPreferredTransferSyntax([&registry](const std::string& calling_ae) {
     for (const Node& n : registry.List()) {
@@ -82,6 +113,7 @@ int Serve(const std::string& config_file) {
     return std::string();
   });
   if (auto r = receivers.Start(cfg.receivers); !r) return Fatal(r.error().message);
+  staging.StartTicker();
   JobService jobs(**db, kJobWorkers);
   RetrieveRunner retrieve(registry, pipeline, **db, cfg.ae_title, [&receivers] { return receivers.List(); });
   jobs.Register("retrieve", retrieve);
@@ -90,7 +122,7 @@ int Serve(const std::string& config_file) {
   auto interrupted = jobs.Start();
   if (!interrupted) return Fatal(interrupted.error().message);
   if (*interrupted > 0) spdlog::warn("{} job(s) were running when the server last stopped: marked interrupted", *interrupted);
-  http::HttpApi api(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs});
+  http::HttpApi api(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging});
   auto port = api.Start(cfg.http_host, cfg.http_port);
   if (!port) return Fatal(port.error().message);
   spdlog::info("PACS Bridge ready: HTTP on {}:{}, AE title {}, data in {}", cfg.http_host, *port,
@@ -102,6 +134,7 @@ int Serve(const std::string& config_file) {
   api.Stop();
   jobs.Stop();  // running retrieves are canceled at the peer and end interrupted
   receivers.Stop();
+  staging.Stop();
   spdlog::info("stopped");
   return 0;
 }

@@ -34,11 +34,14 @@ Error IoError(std::string what, int err) {
 }  // namespace
 
 BlobStore::BlobStore(std::filesystem::path data_dir)
-    : tmp_(data_dir / "tmp"), archive_(data_dir / "archive"), journal_(data_dir / "journal") {}
+    : tmp_(data_dir / "tmp"),
+      archive_(data_dir / "archive"),
+      journal_(data_dir / "journal"),
+      staging_(data_dir / "staging") {}
 
 Result<int> BlobStore::Prepare() {
   std::error_code ec;
-  for (const auto& d : {tmp_, archive_, journal_}) {
+  for (const auto& d : {tmp_, archive_, journal_, staging_}) {
     std::filesystem::create_directories(d, ec);
     if (ec) return Fail(Code::kIoError, fmt::format("cannot create {}: {}", d.string(), ec.message()));
   }

@@ -2,7 +2,7 @@
 // Where instance files live: `<data_dir>/tmp` for data still arriving and `<data_dir>/archive`
 // for committed files, laid out as STUDY_UID/SERIES_UID/SOP_UID.dcm. Both are inside the data
 // directory, on one file system, so a commit is an atomic rename. `<data_dir>/journal` holds the
-// ingest journals. Thread-safe (no state).
+// ingest journals, `<data_dir>/staging` sessions not archived yet. Thread-safe (no state).
 #include <filesystem>
 #include <string>
 
@@ -40,9 +40,11 @@ class BlobStore {
   const std::filesystem::path& tmp_dir() const { return tmp_; }
   const std::filesystem::path& journal_dir() const { return journal_; }
   const std::filesystem::path& archive_dir() const { return archive_; }
+  // Sessions waiting to be archived (receivers without direct archive): staging/<session id>/.
+  const std::filesystem::path& staging_dir() const { return staging_; }
 
  private:
-  std::filesystem::path tmp_, archive_, journal_;
+  std::filesystem::path tmp_, archive_, journal_, staging_;
 };
 
 }  // namespace pb

@@ -138,13 +138,19 @@ struct IndexWriter {
                soci::use(rec.study_id), soci::use(rec.study_description),
                soci::use(rec.referring_physician), soci::use(now), soci::use(now),
                soci::into(study_pk))),
+        // A series keeps the labels it was first filed under, unless it had none.
         series((s.prepare << "INSERT INTO series(study_pk, series_uid, modality, series_number, "
-                             "description, body_part) VALUES(:s, :u, :m, :n, :d, :b) "
-                             "ON CONFLICT(series_uid) DO UPDATE SET modality = series.modality "
+                             "description, body_part, project, subject, session) VALUES(:s, :u, "
+                             ":m, :n, :d, :b, :pr, :su, :se) ON CONFLICT(series_uid) DO UPDATE SET "
+                             "project = CASE WHEN series.project = '' THEN excluded.project ELSE "
+                             "series.project END, subject = CASE WHEN series.project = '' THEN "
+                             "excluded.subject ELSE series.subject END, session = CASE WHEN "
+                             "series.project = '' THEN excluded.session ELSE series.session END "
                              "RETURNING pk",
                 soci::use(study_pk), soci::use(rec.series_uid), soci::use(rec.modality),
                 soci::use(rec.series_number), soci::use(rec.series_description),
-                soci::use(rec.body_part), soci::into(series_pk_out))),
+                soci::use(rec.body_part), soci::use(rec.project), soci::use(rec.subject),
+                soci::use(rec.session), soci::into(series_pk_out))),
         instance((s.prepare << "INSERT INTO instances(series_pk, sop_uid, sop_class_uid, "
                                "instance_number, transfer_syntax_uid, file_path, file_size, "
                                "received_at, source_ae, receiver_ae) VALUES(:se, :u, :c, :n, :t, "

@@ -54,6 +54,39 @@ class Database {
   Result<std::string> GetNodeState(const std::string& node, const std::string& key);
   Result<void> SetNodeState(const std::string& node, const std::string& key, const std::string& value);
 
+  // Receivers created through the API, as JSON text by id (site_table.cpp).
+  Result<std::vector<std::pair<int64_t, std::string>>> LoadReceivers();
+  Result<int64_t> InsertReceiver(const std::string& body);
+  Result<void> UpdateReceiver(int64_t id, const std::string& body);
+  Result<void> DeleteReceiver(int64_t id);
+
+  // Site-wide settings by key (JSON text); "" when unset. CreateSetting keeps an existing value
+  // and returns whichever value is stored (so concurrent first uses agree).
+  Result<std::string> GetSetting(const std::string& key);
+  Result<void> SetSetting(const std::string& key, const std::string& value);
+  Result<std::string> CreateSetting(const std::string& key, const std::string& value);
+
+  // The archive by labels: projects, a project's subjects, a subject's sessions, a session's
+  // series.
+  Result<std::vector<LabelCount>> ListProjects();
+  Result<std::vector<LabelCount>> ListSubjects(const std::string& project);
+  Result<std::vector<LabelCount>> ListSessions(const std::string& project, const std::string& subject);
+  Result<std::vector<SeriesRow>> ListSessionSeries(const std::string& project, const std::string& subject,
+                                                   const std::string& session);
+
+  // The staging area's bookkeeping (the files live under data_dir/staging/<id>/).
+  // The open session with these labels for this receiver, created when there is none.
+  Result<StagedSession> OpenStagedSession(const std::string& receiver, const std::string& project,
+                                          const std::string& subject, const std::string& session);
+  // Records an instance (replacing one with the same SOP Instance UID) and updates the
+  // session's counts and last arrival.
+  Result<void> AddStagedInstance(const StagedInstance& inst);
+  Result<std::vector<StagedSession>> ListStagedSessions();
+  Result<std::optional<StagedSession>> GetStagedSession(int64_t id);
+  Result<std::vector<StagedInstance>> ListStagedInstances(int64_t session_id);
+  Result<void> SetStagedState(int64_t id, const std::string& state);
+  Result<void> DeleteStagedSession(int64_t id);
+
   // Index writes, for the ingest indexer only (single thread).
   class WriteBatch;
   Result<std::unique_ptr<WriteBatch>> BeginBatch();

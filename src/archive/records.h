@@ -15,6 +15,10 @@ struct InstanceRecord {
   std::string file_path;  // relative to the archive root
   int64_t file_size = 0;
   std::string source_ae, receiver_ae;
+  // Read for routing (the default rules look for "Project: X" there); not indexed.
+  std::string patient_comments, study_comments;
+  // Where routing filed the instance (cleaned labels; empty when not routed).
+  std::string project, subject, session;
 };
 
 struct StudyRow {
@@ -51,6 +55,25 @@ struct JobRow {
   int priority = 0, attempts = 0;
   int64_t retry_of = 0;  // 0: none
   std::string created_at, started_at, finished_at, updated_at;
+};
+
+// One project, subject or session of the archive by labels, with what it holds.
+struct LabelCount {
+  std::string name;
+  int64_t subjects = 0, sessions = 0, studies = 0, series = 0, instances = 0;
+  std::string modalities;
+};
+
+// A session waiting in the staging area, and its instances.
+struct StagedSession {
+  int64_t id = 0;
+  std::string receiver, project, subject, session, state, first_at, last_at;
+  int64_t instance_count = 0, bytes = 0;
+};
+struct StagedInstance {
+  int64_t session_id = 0;
+  std::string sop_uid, study_uid, series_uid, file, source_ae, receiver_ae;
+  int64_t size = 0;
 };
 
 struct JobFilter {

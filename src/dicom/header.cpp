@@ -52,6 +52,24 @@ Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool compl
   return Extract(&ds, transfer_syntax_uid);
 }
 
+Result<std::map<uint32_t, std::string>> ReadAttributes(const std::filesystem::path& file,
+                                                       const std::vector<uint32_t>& tags) {
+  DcmFileFormat ff;
+  OFCondition cond = ff.loadFileUntilTag(file.c_str(), EXS_Unknown, EGL_noChange,
+                                         DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData);
+  if (cond.bad()) {
+    return Fail(Code::kInvalidArgument, fmt::format("unreadable DICOM header: {}", cond.text()));
+  }
+  DcmDataset* ds = ff.getDataset();
+  (void)ToUtf8(*ds);
+  std::map<uint32_t, std::string> out;
+  for (uint32_t tag : tags) {
+    DcmTagKey key(static_cast<Uint16>(tag >> 16), static_cast<Uint16>(tag & 0xffff));
+    if (ds->tagExists(key)) out[tag] = Get(ds, key);
+  }
+  return out;
+}
+
 namespace {
 
 Result<InstanceRecord> Extract(DcmDataset* ds, std::string transfer_syntax_uid) {
@@ -85,6 +103,8 @@ Result<InstanceRecord> Extract(DcmDataset* ds, std::string transfer_syntax_uid) 
   r.series_description = Get(ds, DCM_SeriesDescription);
   r.body_part = Get(ds, DCM_BodyPartExamined);
   r.instance_number = Get(ds, DCM_InstanceNumber);
+  r.patient_comments = Get(ds, DCM_PatientComments);
+  r.study_comments = Get(ds, DCM_RETIRED_StudyComments);
   r.transfer_syntax_uid = std::move(transfer_syntax_uid);
   return r;
 }

@@ -1,7 +1,10 @@
 #pragma once
 // Reads the identifying attributes of a stored DICOM file without loading its pixel data
 // (parsing stops at PixelData), converted to UTF-8 from the file's Specific Character Set.
+#include <cstdint>
 #include <filesystem>
+#include <map>
+#include <vector>
 
 #include "archive/records.h"
 #include "core/result.h"
@@ -17,5 +20,10 @@ Result<InstanceRecord> ReadHeader(const std::filesystem::path& file);
 // (the caller then reads the file) or the syntax is deflated.
 Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool complete,
                                             const std::string& transfer_syntax_uid);
+
+// Top-level values of the given tags (UTF-8) from a stored file's header; absent tags are left
+// out. For routing rules that name attributes an InstanceRecord does not carry.
+Result<std::map<uint32_t, std::string>> ReadAttributes(const std::filesystem::path& file,
+                                                       const std::vector<uint32_t>& tags);
 
 }  // namespace pb::dicom

@@ -208,7 +208,8 @@ struct AssociationServer::Impl {
   std::thread rejecter;
   std::deque<Connection> rejects;  // GUARDED_BY(mu)
   std::condition_variable reject_cv;
-  void RunAssociation(T_ASC_Association* assoc, const std::string& calling, const std::string& peer);
+  void RunAssociation(T_ASC_Association* assoc, const Admission& admission, const std::string& calling,
+                      const std::string& peer);
   struct Tally {
     int stored = 0, refused = 0;
   };
@@ -392,41 +393,59 @@ void AssociationServer::Impl::Serve(Connection c) {
   ASC_getAPTitles(assoc->params, calling, sizeof calling, called, sizeof called, nullptr, 0);
   std::string called_ae = called, calling_ae = calling;
   auto done = [&] { Finish(h); };
-  if (called_ae != opt.ae_title) {
-    spdlog::warn("receiver {}: rejected association from {}@{}: called AE title '{}' not recognized",
-                 opt.ae_title, calling_ae, c.peer, called_ae);
+  Admission admission;
+  if (opt.admit) {
+    admission = opt.admit(called_ae, calling_ae, c.peer);
+  } else if (called_ae == opt.ae_title) {
+    admission.verdict = Admission::Verdict::kAccept;
+    admission.sink = std::shared_ptr<StoreSink>(&sink, [](StoreSink*) {});
+    if (opt.preferred_transfer_syntax) admission.preferred_transfer_syntax = opt.preferred_transfer_syntax(calling_ae);
+    admission.name = opt.ae_title;
+  }
+  if (admission.verdict != Admission::Verdict::kAccept) {
+    bool unknown_called = admission.verdict == Admission::Verdict::kUnknownCalledAe;
+    if (unknown_called) {
+      spdlog::warn("receiver {}: rejected association from {}@{}: called AE title '{}' not recognized",
+                   opt.ae_title, calling_ae, c.peer, called_ae);
+    } else {
+      spdlog::warn("receiver {}: rejected association from {}@{}: calling AE title not recognized "
+                   "(not on the whitelist)", admission.name, calling_ae, c.peer);
+    }
     T_ASC_RejectParameters rej{ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
-                               ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED};
+                               unknown_called ? ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED
+                                              : ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED};
     ASC_rejectAssociation(assoc, &rej);
     done();
     return;
   }
-  std::string preferred;
-  if (opt.preferred_transfer_syntax) preferred = opt.preferred_transfer_syntax(calling_ae);
-  AcceptContexts(assoc->params, preferred);
+  AcceptContexts(assoc->params, admission.preferred_transfer_syntax);
   if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
-    spdlog::warn("receiver {}: association from {}@{} proposed nothing we accept", opt.ae_title,
+    spdlog::warn("receiver {}: association from {}@{} proposed nothing we accept", admission.name,
                  calling_ae, c.peer);
   }
   OFCondition cond = ASC_acknowledgeAssociation(assoc);
   if (cond.bad()) {
-    spdlog::warn("receiver {}: cannot acknowledge association from {}: {}", opt.ae_title, c.peer,
+    spdlog::warn("receiver {}: cannot acknowledge association from {}: {}", admission.name, c.peer,
                  cond.text());
     done();
     return;
   }
-  spdlog::debug("receiver {}: association from {}@{} accepted", opt.ae_title, calling_ae, c.peer);
-  RunAssociation(assoc, calling_ae, c.peer);
+  spdlog::debug("receiver {}: association from {}@{} accepted", admission.name, calling_ae, c.peer);
+  RunAssociation(assoc, admission, calling_ae, c.peer);
   done();
 }
 
-void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const std::string& calling,
-                                             const std::string& peer) {
+void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Admission& admission,
+                                             const std::string& calling, const std::string& peer) {
+  const std::string& name = admission.name;
+  char called_title[65] = {0};
+  ASC_getAPTitles(assoc->params, nullptr, 0, called_title, sizeof called_title, nullptr, 0);
+  const std::string called_ae = called_title;
   int idle = 0;
   Tally tally;
   auto start = Clock::now();
   struct Report {  // one line per association that carried data, however it ends
-    const Impl& self;
+    const std::string& self_name;
     const std::string& calling;
     const std::string& peer;
     const Tally& tally;
@@ -435,9 +454,9 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const std
       if (tally.stored + tally.refused == 0) return;
       double s = std::chrono::duration<double>(Clock::now() - start).count();
       spdlog::info("receiver {}: association from {}@{}: {} stored, {} refused in {:.1f} s",
-                   self.opt.ae_title, calling, peer, tally.stored, tally.refused, s);
+                   self_name, calling, peer, tally.stored, tally.refused, s);
     }
-  } report{*this, calling, peer, tally, start};
+  } report{name, calling, peer, tally, start};
   while (true) {
     T_DIMSE_Message msg;
     T_ASC_PresentationContextID pres = 0;
@@ -446,7 +465,7 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const std
     std::unique_ptr<DcmDataset> owned_detail(detail);
     if (cond == DIMSE_NODATAAVAILABLE) {
       if (stopping || ++idle >= opt.idle_timeout_seconds) {
-        spdlog::debug("receiver {}: closing {} association from {}", opt.ae_title,
+        spdlog::debug("receiver {}: closing {} association from {}", name,
                       stopping ? "(shutdown)" : "idle", peer);
         ASC_abortAssociation(assoc);
         return;
@@ -460,7 +479,7 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const std
     }
     if (cond == DUL_PEERABORTEDASSOCIATION) return;
     if (cond.bad()) {
-      spdlog::info("receiver {}: association from {}@{} ended: {}", opt.ae_title, calling, peer,
+      spdlog::info("receiver {}: association from {}@{} ended: {}", name, calling, peer,
                    cond.text());
       ASC_abortAssociation(assoc);
       return;
@@ -471,14 +490,14 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const std
         break;
       case DIMSE_C_STORE_RQ: {
         uint16_t answered = 0;
-        StoreContext ctx{"receiver " + opt.ae_title, calling, opt.ae_title, peer};
-        if (ReceiveStore(assoc, pres, msg.msg.CStoreRQ, sink, ctx, answered) == StoreEnd::kAssociationLost) return;
+        StoreContext ctx{"receiver " + name, calling, called_ae, peer};
+        if (ReceiveStore(assoc, pres, msg.msg.CStoreRQ, *admission.sink, ctx, answered) == StoreEnd::kAssociationLost) return;
         (answered == status::kSuccess ? tally.stored : tally.refused)++;
         break;
       }
       default:
         spdlog::info("receiver {}: unsupported DIMSE command 0x{:04x} from {}; aborting",
-                     opt.ae_title, static_cast<unsigned>(msg.CommandField), peer);
+                     name, static_cast<unsigned>(msg.CommandField), peer);
         ASC_abortAssociation(assoc);
         return;
     }

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "archive/records.h"
+#include "dicom/dataset.h"
 
 #include "core/result.h"
 
@@ -41,7 +42,23 @@ class StoreSink {
   virtual std::filesystem::path NewTempPath() = 0;
   // Owns `in.temp_file` from now on: must move it into the archive or delete it.
   virtual StoreAnswer Store(const IncomingInstance& in) = 0;
+  // True: data sets arrive in memory through StoreDataset() and never touch the disk as
+  // received (`in.temp_file` is empty), for sinks that change data before storing it.
+  virtual bool WantsDataset() const { return false; }
+  virtual StoreAnswer StoreDataset(const IncomingInstance& in, Dataset& data);
 };
+
+// Who may open an association on a listener, decided per association. Several receivers may
+// share one port, one AE title each.
+struct Admission {
+  enum class Verdict { kAccept, kUnknownCalledAe, kCallingAeNotAllowed };
+  Verdict verdict = Verdict::kUnknownCalledAe;
+  std::shared_ptr<StoreSink> sink;        // kAccept: where this association's instances go
+  std::string preferred_transfer_syntax;  // chosen first when offered (UID); may be empty
+  std::string name;                       // the receiver, for log lines
+};
+using AdmitFunction = std::function<Admission(const std::string& called_ae, const std::string& calling_ae,
+                                              const std::string& peer_address)>;
 
 struct ServerTls {
   bool enabled = false;
@@ -63,6 +80,8 @@ struct ServerOptions {
   // The transfer syntax (UID) to choose first for data from a calling AE title, e.g. a node's
   // preferred compression during a C-MOVE; empty: our default order.
   std::function<std::string(const std::string& calling_ae)> preferred_transfer_syntax;
+  // When set, decides every association instead of `ae_title` and the constructor's sink.
+  AdmitFunction admit;
 };
 
 class AssociationServer {

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "dicom/dataset_impl.h"
 #include "dicom/header.h"
 #include "dicom/network.h"
 
@@ -62,7 +63,31 @@ void RemoveQuietly(const std::filesystem::path& p) {
   std::filesystem::remove(p, ec);
 }
 
+StoreEnd Answer(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_StoreRQ& req,
+                T_DIMSE_C_StoreRSP& rsp, const StoreAnswer& answer, const StoreContext& ctx,
+                uint16_t& answered);
+
+IncomingInstance Describe(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
+                          const T_DIMSE_C_StoreRQ& req, const StoreContext& ctx) {
+  T_ASC_PresentationContext pc;
+  ASC_findAcceptedPresentationContext(assoc->params, pres, &pc);
+  IncomingInstance in;
+  in.sop_class_uid = req.AffectedSOPClassUID;
+  in.sop_instance_uid = req.AffectedSOPInstanceUID;
+  in.transfer_syntax_uid = pc.acceptedTransferSyntax;
+  in.calling_ae = ctx.calling_ae;
+  in.called_ae = ctx.called_ae;
+  in.peer_address = ctx.peer;
+  if (req.opts & O_STORE_MOVEORIGINATORAETITLE) in.move_originator_ae = req.MoveOriginatorApplicationEntityTitle;
+  if (req.opts & O_STORE_MOVEORIGINATORID) in.move_originator_id = req.MoveOriginatorID;
+  return in;
+}
+
 }  // namespace
+
+StoreAnswer StoreSink::StoreDataset(const IncomingInstance&, Dataset&) {
+  return {status::kOutOfResources, "this destination cannot take data sets in memory"};
+}
 
 StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
                       T_DIMSE_C_StoreRQ& req, StoreSink& sink, const StoreContext& ctx,
@@ -74,6 +99,25 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
   OFStandard::strlcpy(rsp.AffectedSOPInstanceUID, req.AffectedSOPInstanceUID, sizeof rsp.AffectedSOPInstanceUID);
   rsp.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
 
+  if (sink.WantsDataset()) {
+    // Received into memory: nothing of the data set as sent reaches the disk.
+    DcmDataset* received = nullptr;
+    OFCondition cond = DIMSE_receiveDataSetInMemory(assoc, DIMSE_BLOCKING, 0, &pres, &received, nullptr, nullptr);
+    std::unique_ptr<DcmDataset> owned(received);
+    if (cond.bad() || !owned) {
+      spdlog::warn("{}: data set from {}@{} not received completely: {}", ctx.log_name,
+                   ctx.calling_ae, ctx.peer, cond.text());
+      ASC_abortAssociation(assoc);
+      return StoreEnd::kAssociationLost;
+    }
+    IncomingInstance in = Describe(assoc, pres, req, ctx);
+    auto impl = std::make_unique<Dataset::Impl>();
+    impl->ds = std::move(owned);
+    impl->transfer_syntax_uid = in.transfer_syntax_uid;
+    Dataset data(std::move(impl));
+    StoreAnswer answer = sink.StoreDataset(in, data);
+    return Answer(assoc, pres, req, rsp, answer, ctx, answered);
+  }
   std::filesystem::path temp = sink.NewTempPath();
   DcmOutputFileStream* created = nullptr;
   OFCondition cond = DIMSE_createFilestream(temp.c_str(), &req, assoc, pres, OFTrue, &created);
@@ -114,19 +158,9 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
       }
       answer = {status::kOutOfResources, "cannot write the data set to disk (disk full?)"};
     } else {
-      T_ASC_PresentationContext pc;
-      ASC_findAcceptedPresentationContext(assoc->params, pres, &pc);
-      IncomingInstance in;
+      IncomingInstance in = Describe(assoc, pres, req, ctx);
       in.temp_file = temp;
-      in.sop_class_uid = req.AffectedSOPClassUID;
-      in.sop_instance_uid = req.AffectedSOPInstanceUID;
-      in.transfer_syntax_uid = pc.acceptedTransferSyntax;
-      in.calling_ae = ctx.calling_ae;
-      in.called_ae = ctx.called_ae;
-      in.peer_address = ctx.peer;
       in.file_size = static_cast<int64_t>(meta_size) + static_cast<int64_t>(received);
-      if (req.opts & O_STORE_MOVEORIGINATORAETITLE) in.move_originator_ae = req.MoveOriginatorApplicationEntityTitle;
-      if (req.opts & O_STORE_MOVEORIGINATORID) in.move_originator_id = req.MoveOriginatorID;
       if (auto h = ReadHeaderFromBuffer(head, received <= kHeadBytes, in.transfer_syntax_uid)) {
         in.header = std::move(*h);
       }
@@ -137,6 +171,14 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     ASC_abortAssociation(assoc);
     return StoreEnd::kAssociationLost;
   }
+  return Answer(assoc, pres, req, rsp, answer, ctx, answered);
+}
+
+namespace {
+
+StoreEnd Answer(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_StoreRQ& req,
+                T_DIMSE_C_StoreRSP& rsp, const StoreAnswer& answer, const StoreContext& ctx,
+                uint16_t& answered) {
   rsp.DimseStatus = answer.status;
   answered = answer.status;
   std::unique_ptr<DcmDataset> detail;
@@ -144,7 +186,7 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     detail = std::make_unique<DcmDataset>();
     detail->putAndInsertString(DCM_ErrorComment, answer.error_comment.substr(0, 64).c_str());
   }
-  cond = DIMSE_sendStoreResponse(assoc, pres, &req, &rsp, detail.get());
+  OFCondition cond = DIMSE_sendStoreResponse(assoc, pres, &req, &rsp, detail.get());
   if (cond.bad()) {
     spdlog::warn("{}: cannot answer {}@{}: {}", ctx.log_name, ctx.calling_ae, ctx.peer, cond.text());
     ASC_abortAssociation(assoc);
@@ -152,5 +194,7 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
   }
   return StoreEnd::kAnswered;
 }
+
+}  // namespace
 
 }  // namespace pb::dicom

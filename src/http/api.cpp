@@ -44,6 +44,7 @@ Result<int> HttpApi::Start(const std::string& host, int port) {
   AddFindRoute(srv, s_);
   AddArchiveRoutes(srv, s_);
   AddJobRoutes(srv, s_);
+  AddReceiverRoutes(srv, s_);
   int bound = port;
   if (port == 0) {
     bound = srv.bind_to_any_port(host);

@@ -11,7 +11,8 @@
 #include "ingest/pipeline.h"
 #include "jobs/job_service.h"
 #include "nodes/registry.h"
-#include "receivers/receiver.h"
+#include "ingest/staging.h"
+#include "receivers/receiver_service.h"
 
 namespace httplib {
 class Server;
@@ -27,6 +28,7 @@ struct Services {
   ReceiverService& receivers;
   IngestPipeline& pipeline;
   JobService& jobs;
+  StagingArea& staging;
 };
 
 class HttpApi {
@@ -49,5 +51,6 @@ void AddNodeRoutes(httplib::Server& srv, Services& s);
 void AddFindRoute(httplib::Server& srv, Services& s);
 void AddArchiveRoutes(httplib::Server& srv, Services& s);
 void AddJobRoutes(httplib::Server& srv, Services& s);
+void AddReceiverRoutes(httplib::Server& srv, Services& s);
 
 }  // namespace pb::http

@@ -50,9 +50,49 @@ bool ParseInt(const std::string& v, int lo, int hi, int& out) {
   }
 }
 
+nlohmann::json LabelJson(const LabelCount& c, const char* level) {
+  nlohmann::json j{{"name", c.name}, {"studies", c.studies}, {"series", c.series}, {"instances", c.instances},
+                   {"modalities", c.modalities}};
+  if (std::string(level) == "project") j["subjects"] = c.subjects;
+  if (std::string(level) != "session") j["sessions"] = c.sessions;
+  return j;
+}
+
+void AddLabelRoutes(httplib::Server& srv, Services& s) {
+  auto send = [](httplib::Response& res, const Result<std::vector<LabelCount>>& rows, const char* level) {
+    if (!rows) return SendError(res, rows.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : *rows) out.push_back(LabelJson(r, level));
+    SendJson(res, 200, out);
+  };
+  srv.Get("/api/projects", [&s, send](const httplib::Request&, httplib::Response& res) {
+    CatchUp(s);
+    send(res, s.db.ListProjects(), "project");
+  });
+  srv.Get(R"(/api/projects/([^/]+)/subjects)", [&s, send](const httplib::Request& req, httplib::Response& res) {
+    CatchUp(s);
+    send(res, s.db.ListSubjects(req.matches[1]), "subject");
+  });
+  srv.Get(R"(/api/projects/([^/]+)/subjects/([^/]+)/sessions)", [&s, send](const httplib::Request& req,
+                                                                           httplib::Response& res) {
+    CatchUp(s);
+    send(res, s.db.ListSessions(req.matches[1], req.matches[2]), "session");
+  });
+  srv.Get(R"(/api/projects/([^/]+)/subjects/([^/]+)/sessions/([^/]+)/series)",
+          [&s](const httplib::Request& req, httplib::Response& res) {
+            CatchUp(s);
+            auto rows = s.db.ListSessionSeries(req.matches[1], req.matches[2], req.matches[3]);
+            if (!rows) return SendError(res, rows.error());
+            nlohmann::json out = nlohmann::json::array();
+            for (const auto& r : *rows) out.push_back(SeriesJson(r));
+            SendJson(res, 200, out);
+          });
+}
+
 }  // namespace
 
 void AddArchiveRoutes(httplib::Server& srv, Services& s) {
+  AddLabelRoutes(srv, s);
   srv.Get("/api/studies", [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     StudyFilter f;

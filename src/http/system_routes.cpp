@@ -14,16 +14,6 @@ void AddSystemRoutes(httplib::Server& srv, Services& s) {
   srv.Get("/api/openapi.yaml", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(kOpenApiYaml, "application/yaml");
   });
-  srv.Get("/api/receivers", [&s](const httplib::Request&, httplib::Response& res) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const Receiver& r : s.receivers.List()) out.push_back(ReceiverToJson(r));
-    SendJson(res, 200, out);
-  });
-  srv.Get(R"(/api/receivers/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
-    auto r = s.receivers.Get(req.matches[1]);
-    if (!r) return SendError(res, r.error());
-    SendJson(res, 200, ReceiverToJson(*r));
-  });
   srv.Get("/api/system", [&s](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, {{"ae_title", s.settings.ae_title}, {"version", "0.1.0"},
                         {"auth_enabled", s.settings.admin_password.has_value()}});

@@ -72,12 +72,13 @@ Result<void> IngestPipeline::OpenJournal(uint64_t generation) {
   return {};
 }
 
-Result<uint64_t> IngestPipeline::Journal(const std::string& relative) {
+Result<uint64_t> IngestPipeline::Journal(const InstanceRecord& rec) {
+  // One line per instance: the archive path, then the labels (cleaned: never a tab or newline).
+  std::string line = fmt::format("{}\t{}\t{}\t{}\n", rec.file_path, rec.project, rec.subject, rec.session);
   std::lock_guard lock(mu_);
   if (journal_fd_ < 0) {
     if (auto r = OpenJournal(active_journal_); !r) return tl::unexpected(r.error());
   }
-  std::string line = relative + "\n";
   ssize_t n = ::write(journal_fd_, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size())) return tl::unexpected(JournalError("write", n < 0 ? errno : ENOSPC));
   if (options_.fsync && ::fdatasync(journal_fd_) != 0) return tl::unexpected(JournalError("fsync", errno));
@@ -113,6 +114,9 @@ IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const In
   rec.file_path = BlobStore::RelativePathFor(rec.study_uid, rec.series_uid, rec.sop_uid);
   rec.source_ae = src.calling_ae;
   rec.receiver_ae = src.called_ae;
+  rec.project = src.project;
+  rec.subject = src.subject;
+  rec.session = src.session;
   if (options_.fsync) {
     if (auto r = BlobStore::Sync(temp); !r) {
       RemoveQuietly(temp);
@@ -121,7 +125,7 @@ IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const In
   }
   // The journal names the file before it exists in the archive: a crash after the rename can
   // never leave an answered instance that nobody will index.
-  auto generation = Journal(rec.file_path);
+  auto generation = Journal(rec);
   if (!generation) {
     RemoveQuietly(temp);
     return Failed(generation.error(), rec.sop_uid);
@@ -156,10 +160,10 @@ IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const In
 void IngestPipeline::Announce(const InstanceRecord& rec, const IngestSource& src, bool was_present) {
   if (!arrivals_.HasSubscribers()) return;  // no job waits: no copies, no lock
   Arrival a;
-  a.sop_uid = rec.sop_uid;
+  a.sop_uid = src.original_sop_uid.empty() ? rec.sop_uid : src.original_sop_uid;
   a.sop_class_uid = rec.sop_class_uid;
-  a.study_uid = rec.study_uid;
-  a.series_uid = rec.series_uid;
+  a.study_uid = src.original_study_uid.empty() ? rec.study_uid : src.original_study_uid;
+  a.series_uid = src.original_series_uid.empty() ? rec.series_uid : src.original_series_uid;
   a.bytes = rec.file_size;
   a.calling_ae = src.calling_ae;
   a.called_ae = src.called_ae;
@@ -254,8 +258,16 @@ Result<int> IngestPipeline::Recover() {
   std::vector<InstanceRecord> records;
   for (const auto& j : journals) {
     std::ifstream in(j);
-    std::string rel;
-    while (std::getline(in, rel)) {
+    std::string line;
+    while (std::getline(in, line)) {
+      std::vector<std::string> parts;
+      for (size_t start = 0;;) {
+        size_t tab = line.find('\t', start);
+        parts.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
+        if (tab == std::string::npos) break;
+        start = tab + 1;
+      }
+      const std::string& rel = parts[0];
       if (rel.empty() || rel.find("..") != std::string::npos) continue;
       auto path = blobs_.Absolute(rel);
       if (!std::filesystem::exists(path, ec)) continue;  // never placed: the sender got no success
@@ -265,6 +277,11 @@ Result<int> IngestPipeline::Recover() {
         continue;
       }
       header->file_path = rel;
+      if (parts.size() >= 4) {
+        header->project = parts[1];
+        header->subject = parts[2];
+        header->session = parts[3];
+      }
       header->file_size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
       records.push_back(std::move(*header));
     }

@@ -31,6 +31,9 @@ struct IngestSource {
   const InstanceRecord* header = nullptr;  // already parsed by the caller (else read from file)
   std::string move_originator_ae;  // C-STORE sub-operations of a C-MOVE
   int move_originator_id = -1;
+  std::string project, subject, session;  // routing's labels (cleaned); kept in the journal
+  // The UIDs as sent, when anonymization replaced them: jobs recognise their instances by these.
+  std::string original_sop_uid, original_study_uid, original_series_uid;
 };
 
 enum class IngestStatus { kStored, kDuplicate, kReplaced, kInvalid, kOutOfSpace, kFailed };
@@ -70,19 +73,21 @@ class IngestPipeline {
   // Waits until every instance stored before the call is indexed (tests, shutdown).
   Result<void> Flush(std::chrono::seconds timeout = std::chrono::seconds(30));
 
+  // Tells the jobs that wait for it that an instance arrived somewhere other than the archive
+  // (the staging area).
+  void Announce(const InstanceRecord& rec, const IngestSource& src, bool was_present);
+
  private:
   struct Entry {
     InstanceRecord record;
     uint64_t journal = 0;  // the journal generation that names it
   };
-  Result<uint64_t> Journal(const std::string& relative);  // appends; returns the generation
+  Result<uint64_t> Journal(const InstanceRecord& rec);  // appends; returns the generation
   void Release(uint64_t generation);                       // an entry of it is settled
   Result<void> OpenJournal(uint64_t generation);
   std::filesystem::path JournalPath(uint64_t generation) const;
   void IndexLoop();
   Result<void> IndexBatch(const std::vector<InstanceRecord>& records);
-
-  void Announce(const InstanceRecord& rec, const IngestSource& src, bool was_present);
 
   BlobStore& blobs_;
   Database& db_;

@@ -17,7 +17,10 @@ dicom::StoreAnswer PipelineSink::Store(const dicom::IncomingInstance& in) {
   src.move_originator_ae = in.move_originator_ae;
   src.move_originator_id = in.move_originator_id;
   IngestOutcome out = pipeline_.Ingest(in.temp_file, src);
-  const std::string who = log_name_.empty() ? "receiver " + in.called_ae : log_name_;
+  return AnswerFor(out, log_name_.empty() ? "receiver " + in.called_ae : log_name_, in);
+}
+
+dicom::StoreAnswer AnswerFor(const IngestOutcome& out, const std::string& who, const dicom::IncomingInstance& in) {
   switch (out.status) {
     case IngestStatus::kStored:
     case IngestStatus::kReplaced:

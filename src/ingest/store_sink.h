@@ -22,4 +22,7 @@ class PipelineSink : public dicom::StoreSink {
   std::string log_name_;
 };
 
+// The DIMSE status for an ingest outcome (logged as a refusal or failure of `who`).
+dicom::StoreAnswer AnswerFor(const IngestOutcome& out, const std::string& who, const dicom::IncomingInstance& in);
+
 }  // namespace pb

@@ -1,56 +1,83 @@
 #pragma once
-// Receivers: our own AE title + port listeners. Thread-safe after Start().
-#include <functional>
+// A receiver: our own AE title + port, and what happens to what it receives (who may send,
+// where it is filed, whether it is anonymized, staged or archived at once). Plain values and
+// their JSON form; ReceiverService (receiver_service.h) runs them.
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "config/settings.h"
 #include "core/result.h"
 #include "dicom/server.h"
-#include "ingest/pipeline.h"
-#include "ingest/store_sink.h"
+#include "ingest/routing.h"
+#include "receivers/whitelist.h"
 
 namespace pb {
+
+// One step of custom processing, applied after identification and before anonymization.
+struct Processor {
+  enum class Kind { kRelabelFromJob, kMapAeToProject, kSetAttributes, kClearAttributes };
+  Kind kind = Kind::kRelabelFromJob;
+  std::map<std::string, std::string> ae_to_project;        // kMapAeToProject: calling AE → project
+  std::vector<std::pair<uint32_t, std::string>> set;        // kSetAttributes: tag → value
+  std::vector<uint32_t> clear;                              // kClearAttributes
+  bool ChangesData() const { return kind == Kind::kSetAttributes || kind == Kind::kClearAttributes; }
+};
+
+struct AnonymizationChoices {
+  bool retain_dates = false;            // shifted consistently per patient
+  bool retain_device_identity = false;
+  bool retain_uids = false;
+  bool keep_private_tags = false;
+};
 
 struct Receiver {
   std::string id;
   std::string ae_title;
-  uint16_t port = 104;
+  uint16_t port = 8104;
   std::string bind = "0.0.0.0";
   bool enabled = true;
-  bool locked = false;
+  bool locked = false;  // from the config file
   dicom::ServerTls tls;
+
+  bool whitelist_enabled = false;
+  std::string whitelist_text;
+  std::shared_ptr<const Whitelist> whitelist = std::make_shared<Whitelist>();
+
+  std::string routing_project, routing_subject, routing_session;  // rule texts
+  std::shared_ptr<const RoutingRules> routing = std::make_shared<RoutingRules>();
+  std::string default_project;
+  std::string identification = "rules";  // or "jobs"
+  std::vector<Processor> processors;
+  nlohmann::json processors_json = nlohmann::json::array();
+
+  bool anonymize = true;
+  AnonymizationChoices anonymization;
+  bool direct_archive = true;
+  int staging_idle_seconds = 60;
+
+  // Whether data must be held in memory and changed before it reaches the disk.
+  bool ChangesData() const;
 };
 
-Result<Receiver> ReceiverFromJson(const nlohmann::json& j);
+// Where a receiver description comes from decides two defaults and one rule: receivers made
+// through the API are anonymizing unless told otherwise and must use a port of 1024 to 49151;
+// receivers of the config file keep data as sent unless `anonymize = true`, and any port is
+// accepted there (the administrator's file is the authority; ports outside the range are warned
+// about at start).
+enum class ReceiverOrigin { kApi, kConfig };
+
+Result<Receiver> ReceiverFromJson(const nlohmann::json& j, ReceiverOrigin origin = ReceiverOrigin::kApi);
 nlohmann::json ReceiverToJson(const Receiver& r);
+// A PUT body applied to an existing receiver (fields not given keep their value; objects such
+// as `routing` and `anonymization` are merged field by field).
+Result<Receiver> PatchReceiver(const Receiver& base, const nlohmann::json& patch);
 
-class ReceiverService {
- public:
-  ReceiverService(IngestPipeline& pipeline, int workers);
-  ~ReceiverService();
-
-  // The transfer syntax (UID) to choose first for data from a calling AE title; call before
-  // Start(). Used for a node's preferred compression when it sends for a C-MOVE.
-  void SetPreferredTransferSyntax(std::function<std::string(const std::string&)> f) {
-    preferred_ = std::move(f);
-  }
-  // Validates the config entries (errors name file and line) and starts listening on each.
-  Result<void> Start(const std::vector<ConfigEntry>& config);
-  void Stop();
-  std::vector<Receiver> List() const;
-  Result<Receiver> Get(const std::string& id) const;
-
- private:
-  IngestPipeline& pipeline_;
-  int workers_;
-  std::unique_ptr<PipelineSink> sink_;
-  std::vector<Receiver> receivers_;
-  std::function<std::string(const std::string&)> preferred_;
-  std::vector<std::unique_ptr<dicom::AssociationServer>> servers_;
-};
+// Site-wide routing rules (GET/PUT /api/routing): {"project", "subject", "session"} texts.
+Result<std::shared_ptr<const RoutingRules>> ParseSiteRouting(const nlohmann::json& j);
 
 }  // namespace pb

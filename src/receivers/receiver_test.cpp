@@ -9,20 +9,20 @@ namespace pb {
 namespace {
 
 TEST(ReceiverJson, ParsesTheContractExample) {
-  auto r = ReceiverFromJson({{"ae_title", "PACSBRIDGE"}, {"port", 8104}, {"bind", "0.0.0.0"}});
+  auto r = ReceiverFromJson({{"ae_title", "PACSBRIDGE"}, {"port", 8104}, {"bind", "0.0.0.0"}}, ReceiverOrigin::kConfig);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->id, "PACSBRIDGE@8104");
   EXPECT_TRUE(r->enabled);
 }
 
 TEST(ReceiverJson, AcceptsIpv6BindWithBrackets) {
-  auto r = ReceiverFromJson({{"ae_title", "PB"}, {"port", 104}, {"bind", "[::]"}});
-  ASSERT_TRUE(r);
+  auto r = ReceiverFromJson({{"ae_title", "PB"}, {"port", 11104}, {"bind", "[::]"}});
+  ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->bind, "::");
 }
 
 TEST(ReceiverJson, RefusesHostNameAsBindAddress) {
-  auto r = ReceiverFromJson({{"ae_title", "PB"}, {"port", 104}, {"bind", "pacs.local"}});
+  auto r = ReceiverFromJson({{"ae_title", "PB"}, {"port", 11104}, {"bind", "pacs.local"}});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().field, "bind");
 }
@@ -30,22 +30,104 @@ TEST(ReceiverJson, RefusesHostNameAsBindAddress) {
 TEST(ReceiverJson, RefusesBadPortAndAeTitle) {
   EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"port", 0}}).error().field, "port");
   EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"port", "104"}}).error().field, "port");
-  EXPECT_EQ(ReceiverFromJson({{"ae_title", "A\\B"}, {"port", 104}}).error().field, "ae_title");
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "A\\B"}, {"port", 11104}}).error().field, "ae_title");
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "ABCDEFGHIJKLMNOPQ"}, {"port", 11104}}).error().field, "ae_title");
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "   "}, {"port", 11104}}).error().field, "ae_title");
 }
 
-TEST(ReceiverJson, RefusesFeaturesThatWouldBeSilentlyIgnored) {
-  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"port", 104}, {"whitelist_enabled", true}})
+TEST(ReceiverJson, ApiPortsAre1024To49151AndDefaultTo8104) {
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"port", 1023}}).error().field, "port");
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"port", 49152}}).error().field, "port");
+  EXPECT_TRUE(ReceiverFromJson({{"ae_title", "PB"}, {"port", 1024}}));
+  EXPECT_TRUE(ReceiverFromJson({{"ae_title", "PB"}, {"port", 49151}}));
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}})->port, 8104);
+  // The administrator's file may name any port (a warning is logged at start).
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"port", 104}}, ReceiverOrigin::kConfig)->port, 104);
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"port", 60000}}, ReceiverOrigin::kConfig)->port, 60000);
+}
+
+TEST(ReceiverJson, AnonymizesByDefaultThroughTheApiButNotFromTheConfigFile) {
+  EXPECT_TRUE(ReceiverFromJson({{"ae_title", "PB"}})->anonymize);
+  EXPECT_FALSE(ReceiverFromJson({{"ae_title", "PB"}, {"port", 104}}, ReceiverOrigin::kConfig)->anonymize);
+  EXPECT_TRUE(ReceiverFromJson({{"ae_title", "PB"}, {"port", 104}, {"anonymize", true}}, ReceiverOrigin::kConfig)->anonymize);
+  EXPECT_FALSE(ReceiverFromJson({{"ae_title", "PB"}, {"anonymize", false}})->anonymize);
+  EXPECT_TRUE(ReceiverFromJson({{"ae_title", "PB"}})->ChangesData());
+  EXPECT_FALSE(ReceiverFromJson({{"ae_title", "PB"}, {"anonymize", false}})->ChangesData());
+}
+
+TEST(ReceiverJson, ParsesWhitelistRoutingAndProcessors) {
+  auto r = ReceiverFromJson({{"ae_title", "PB"},
+                             {"whitelist_enabled", true},
+                             {"whitelist", "CT1\n10.0.0.0/8\nMR1@192.168.1.7"},
+                             {"routing", {{"project", "(0008,1030):^(\\w+)"}, {"subject", ""}}},
+                             {"identification", "jobs"},
+                             {"default_project", "Lab-1"},
+                             {"processors", nlohmann::json::array({{{"type", "map_ae_to_project"}, {"map", {{"CT1", "P_CT"}}}},
+                                                                    {{"type", "set_attributes"}, {"attributes", {{"InstitutionName", "X"}}}},
+                                                                    {{"type", "clear_attributes"}, {"attributes", {"(0008,0090)"}}}})},
+                             {"anonymize", false},
+                             {"direct_archive", false},
+                             {"staging_idle_seconds", 5}});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->whitelist->Allows("CT1", "127.0.0.1"));
+  EXPECT_TRUE(r->whitelist->Allows("ANY", "10.1.2.3"));
+  EXPECT_FALSE(r->whitelist->Allows("MR1", "192.168.1.8"));
+  ASSERT_EQ(r->routing->project.size(), 1u);
+  EXPECT_EQ(r->routing->project[0].tag, 0x00081030u);
+  ASSERT_EQ(r->processors.size(), 3u);
+  EXPECT_EQ(r->processors[0].ae_to_project.at("CT1"), "P_CT");
+  ASSERT_EQ(r->processors[1].set.size(), 1u);
+  EXPECT_EQ(r->processors[1].set[0].first, 0x00080080u);
+  EXPECT_EQ(r->processors[2].clear, std::vector<uint32_t>{0x00080090u});
+  EXPECT_TRUE(r->ChangesData());  // set/clear need the data in memory even without anonymization
+  EXPECT_FALSE(r->direct_archive);
+  EXPECT_EQ(r->staging_idle_seconds, 5);
+  // The JSON form reads back to the same receiver.
+  auto again = ReceiverFromJson(ReceiverToJson(*r));
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(ReceiverToJson(*again), ReceiverToJson(*r));
+}
+
+TEST(ReceiverJson, ErrorsNameTheFieldAndTheLine) {
+  auto wl = ReceiverFromJson({{"ae_title", "PB"}, {"whitelist", "CT1\n300.1.1.1"}});
+  ASSERT_FALSE(wl);
+  EXPECT_EQ(wl.error().field, "whitelist");
+  EXPECT_NE(wl.error().message.find("line 2"), std::string::npos) << wl.error().message;
+  auto rule = ReceiverFromJson({{"ae_title", "PB"}, {"routing", {{"subject", "(0010,0010):(unclosed"}}}});
+  ASSERT_FALSE(rule);
+  EXPECT_EQ(rule.error().field, "routing.subject");
+  EXPECT_NE(rule.error().message.find("line 1"), std::string::npos) << rule.error().message;
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"identification", "magic"}}).error().field, "identification");
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"default_project", "a b"}}).error().field, "default_project");
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"processors", nlohmann::json::array({{{"type", "teleport"}}})}}).error().field,
+            "processors[0].type");
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"processors", nlohmann::json::array({{{"type", "set_attributes"}, {"attributes", {{"NoSuchKeyword", "x"}}}}})}})
                 .error()
                 .field,
-            "whitelist_enabled");
-  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"port", 104}, {"anonymize", true}}).error().field,
-            "anonymize");
-  EXPECT_TRUE(ReceiverFromJson({{"ae_title", "PB"}, {"port", 104}, {"whitelist_enabled", false},
-                                {"whitelist", ""}, {"tls", {{"enabled", false}}}}));
+            "processors[0].attributes");
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"anonymization", {{"retain_everything", true}}}}).error().field,
+            "anonymization.retain_everything");
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"staging_idle_seconds", 0}}).error().field, "staging_idle_seconds");
+}
+
+TEST(ReceiverJson, PatchKeepsWhatIsNotGiven) {
+  auto base = ReceiverFromJson({{"ae_title", "PB"}, {"port", 11112}, {"routing", {{"project", "(0008,1030):(.+)"}}},
+                                {"anonymization", {{"retain_uids", true}}}});
+  ASSERT_TRUE(base);
+  base->id = "7";
+  auto p = PatchReceiver(*base, {{"enabled", false}, {"anonymization", {{"retain_dates", true}}}, {"routing", {{"subject", "(0010,0020):(.+)"}}}});
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->id, "7");
+  EXPECT_FALSE(p->enabled);
+  EXPECT_EQ(p->port, 11112);
+  EXPECT_TRUE(p->anonymization.retain_uids);
+  EXPECT_TRUE(p->anonymization.retain_dates);
+  EXPECT_EQ(p->routing->project.size(), 1u);
+  EXPECT_EQ(p->routing->subject.size(), 1u);
 }
 
 TEST(ReceiverJson, RefusesUnknownField) {
-  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"port", 104}, {"colour", 1}}).error().field, "colour");
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"port", 11104}, {"colour", 1}}).error().field, "colour");
 }
 
 class ReceiverTlsJson : public ::testing::Test {

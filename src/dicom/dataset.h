@@ -1,0 +1,51 @@
+#pragma once
+// One instance held in memory, for receivers that change data before anything reaches the disk
+// (anonymization, attribute processors): the data set arrives from the network into memory,
+// is read and changed here, and only the changed data set is written. No DCMTK types leak out,
+// so src/ingest and src/receivers can use it. Not thread-safe; one owner at a time.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace pb::dicom {
+
+struct AnonymizeOptions;
+
+class Dataset {
+ public:
+  struct Impl;
+  explicit Dataset(std::unique_ptr<Impl> impl);
+  ~Dataset();
+  Dataset(const Dataset&) = delete;
+  Dataset& operator=(const Dataset&) = delete;
+
+  // A top-level attribute's value as UTF-8 (from the data set's Specific Character Set);
+  // nullopt when absent.
+  std::optional<std::string> Get(uint32_t tag) const;
+  // Sets a top-level attribute (created when absent) from a UTF-8 value; the data set is
+  // converted to UTF-8 first when the value is not plain ASCII. Errors name the tag.
+  Result<void> Set(uint32_t tag, std::string_view utf8_value);
+  // Gives the attribute an empty value (kept present, as type 2 attributes must be).
+  Result<void> Clear(uint32_t tag);
+  Result<void> Anonymize(const AnonymizeOptions& options);
+  // Writes the data set with a new file meta header, in the transfer syntax it arrived in.
+  // Returns the file's size.
+  Result<int64_t> Write(const std::filesystem::path& file) const;
+  std::string transfer_syntax_uid() const;
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The tag as "(gggg,eeee)".
+std::string TagString(uint32_t tag);
+// A tag from "(gggg,eeee)", "gggg,eeee", "ggggeeee" or a DICOM keyword of DCMTK's dictionary.
+std::optional<uint32_t> ParseTag(std::string_view text);
+
+}  // namespace pb::dicom

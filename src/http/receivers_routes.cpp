@@ -1,0 +1,108 @@
+// Receivers (/api/receivers), the site-wide routing rules (/api/routing) and the staging area
+// (/api/staging).
+#include <httplib.h>
+
+#include "http/api.h"
+#include "http/errors.h"
+
+namespace pb::http {
+namespace {
+
+nlohmann::json StagedJson(const StagedSession& s) {
+  return {{"id", s.id},          {"receiver", s.receiver},   {"project", s.project},
+          {"subject", s.subject}, {"session", s.session},     {"state", s.state},
+          {"first_at", s.first_at}, {"last_at", s.last_at},   {"instance_count", s.instance_count},
+          {"bytes", s.bytes}};
+}
+
+bool ParseId(const std::string& text, int64_t& out) {
+  try {
+    size_t used = 0;
+    out = std::stoll(text, &used);
+    return used == text.size() && out > 0;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
+void AddReceiverRoutes(httplib::Server& srv, Services& s) {
+  srv.Get("/api/receivers", [&s](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const Receiver& r : s.receivers.List()) out.push_back(s.receivers.ToJson(r));
+    SendJson(res, 200, out);
+  });
+  Post(srv, "/api/receivers", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
+    auto body = ParseBody(raw, res);
+    if (!body) return;
+    auto r = s.receivers.Create(*body);
+    if (!r) return SendError(res, r.error());
+    SendJson(res, 201, s.receivers.ToJson(*r));
+  });
+  srv.Get(R"(/api/receivers/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto r = s.receivers.Get(req.matches[1]);
+    if (!r) return SendError(res, r.error());
+    SendJson(res, 200, s.receivers.ToJson(*r));
+  });
+  Put(srv, R"(/api/receivers/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+    if (auto existing = s.receivers.Get(req.matches[1]); !existing) return SendError(res, existing.error());
+    auto body = ParseBody(raw, res);
+    if (!body) return;
+    auto r = s.receivers.Update(req.matches[1], *body);
+    if (!r) return SendError(res, r.error());
+    SendJson(res, 200, s.receivers.ToJson(*r));
+  });
+  srv.Delete(R"(/api/receivers/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto r = s.receivers.Remove(req.matches[1]);
+    if (!r) return SendError(res, r.error());
+    res.status = 204;
+  });
+
+  srv.Get("/api/routing", [&s](const httplib::Request&, httplib::Response& res) {
+    SendJson(res, 200, s.receivers.SiteRouting());
+  });
+  Put(srv, "/api/routing", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
+    auto body = ParseBody(raw, res);
+    if (!body) return;
+    auto r = s.receivers.SetSiteRouting(*body);
+    if (!r) return SendError(res, r.error());
+    SendJson(res, 200, *r);
+  });
+
+  srv.Get("/api/staging", [&s](const httplib::Request&, httplib::Response& res) {
+    auto rows = s.staging.List();
+    if (!rows) return SendError(res, rows.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : *rows) out.push_back(StagedJson(r));
+    SendJson(res, 200, out);
+  });
+  srv.Get(R"(/api/staging/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+    int64_t id = 0;
+    if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
+    auto row = s.staging.Get(id);
+    if (!row) return SendError(res, row.error());
+    if (!*row) return SendError(res, 404, "no staged session " + std::to_string(id), "id");
+    SendJson(res, 200, StagedJson(**row));
+  });
+  Post(srv, R"(/api/staging/([^/]+)/archive)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+    int64_t id = 0;
+    if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
+    auto r = s.staging.Archive(id);
+    if (!r) return SendError(res, r.error());
+    nlohmann::json j = StagedJson(r->session);
+    j["archived"] = r->archived;
+    j["failed"] = r->failed;
+    if (!r->error.empty()) j["error"] = r->error;
+    SendJson(res, r->failed > 0 ? 500 : 200, j);
+  });
+  srv.Delete(R"(/api/staging/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+    int64_t id = 0;
+    if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
+    auto r = s.staging.Discard(id);
+    if (!r) return SendError(res, r.error());
+    res.status = 204;
+  });
+}
+
+}  // namespace pb::http

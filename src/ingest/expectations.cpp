@@ -1,0 +1,52 @@
+#include "ingest/expectations.h"
+
+namespace pb {
+
+ExpectationRegistry::Token ExpectationRegistry::Add(std::shared_ptr<Expectation> e) {
+  std::lock_guard lock(mu_);
+  Token t = next_++;
+  entries_.emplace(t, std::move(e));
+  return t;
+}
+
+void ExpectationRegistry::Remove(Token t) {
+  std::lock_guard lock(mu_);
+  entries_.erase(t);
+}
+
+void ExpectationRegistry::AddMessageId(Token t, int id) {
+  std::lock_guard lock(mu_);
+  if (auto it = entries_.find(t); it != entries_.end()) {
+    // Copy on write: receivers may hold the previous version.
+    auto copy = std::make_shared<Expectation>(*it->second);
+    copy->message_ids.insert(id);
+    it->second = std::move(copy);
+  }
+}
+
+void ExpectationRegistry::AddSopUids(Token t, const std::set<std::string>& uids) {
+  std::lock_guard lock(mu_);
+  if (auto it = entries_.find(t); it != entries_.end()) {
+    auto copy = std::make_shared<Expectation>(*it->second);
+    copy->sop_uids.insert(uids.begin(), uids.end());
+    it->second = std::move(copy);
+  }
+}
+
+std::shared_ptr<const Expectation> ExpectationRegistry::Match(const std::string& sop_uid, const std::string& series_uid,
+                                                              const std::string& study_uid,
+                                                              const std::string& move_originator_ae,
+                                                              int move_originator_id) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [_, e] : entries_) {
+    if (!move_originator_ae.empty() && move_originator_ae == e->calling_ae && e->message_ids.count(move_originator_id)) {
+      return e;
+    }
+  }
+  for (const auto& [_, e] : entries_) {
+    if (e->sop_uids.count(sop_uid) || e->series_uids.count(series_uid) || e->study_uids.count(study_uid)) return e;
+  }
+  return nullptr;
+}
+
+}  // namespace pb

@@ -1,0 +1,57 @@
+#pragma once
+// Which retrieve job awaits an instance, asked before the instance is stored, so that a
+// receiver identifying by jobs files it where the job says (the project chosen at import and
+// the job's relabeling). Jobs register what they expect (study, series or instance UIDs, and
+// the message IDs of their C-MOVE requests); receivers look instances up. Thread-safe.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+namespace pb {
+
+struct Expectation {
+  int64_t job_id = 0;
+  std::string project, subject, session;  // empty: the job does not set it
+  std::set<std::string> study_uids, series_uids, sop_uids;
+  std::string calling_ae;       // ours, as the PACS sees it in Move Originator AE
+  std::set<int> message_ids;    // of our C-MOVE requests
+};
+
+class ExpectationRegistry {
+ public:
+  using Token = uint64_t;
+  Token Add(std::shared_ptr<Expectation> e);
+  void Remove(Token t);
+  // Adds the message ID of a C-MOVE request sent for the job (before the PACS answers).
+  void AddMessageId(Token t, int id);
+  void AddSopUids(Token t, const std::set<std::string>& uids);
+  // The job awaiting an instance: by Move Originator (AE and message ID), then by SOP Instance,
+  // series or study UID. nullptr: none.
+  std::shared_ptr<const Expectation> Match(const std::string& sop_uid, const std::string& series_uid,
+                                           const std::string& study_uid, const std::string& move_originator_ae,
+                                           int move_originator_id) const;
+
+ private:
+  mutable std::mutex mu_;
+  Token next_ = 1;                                          // GUARDED_BY(mu_)
+  std::map<Token, std::shared_ptr<Expectation>> entries_;   // GUARDED_BY(mu_)
+};
+
+// Registers for the lifetime of the object.
+class ExpectationScope {
+ public:
+  ExpectationScope(ExpectationRegistry& r, std::shared_ptr<Expectation> e) : registry_(r), token_(r.Add(std::move(e))) {}
+  ~ExpectationScope() { registry_.Remove(token_); }
+  ExpectationScope(const ExpectationScope&) = delete;
+  ExpectationScope& operator=(const ExpectationScope&) = delete;
+  ExpectationRegistry::Token token() const { return token_; }
+
+ private:
+  ExpectationRegistry& registry_;
+  ExpectationRegistry::Token token_;
+};
+
+}  // namespace pb

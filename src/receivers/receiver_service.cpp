@@ -1,0 +1,373 @@
+#include "receivers/receiver_service.h"
+
+#include <set>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace pb {
+namespace {
+
+bool SameTls(const dicom::ServerTls& a, const dicom::ServerTls& b) {
+  return a.enabled == b.enabled && a.cert_file == b.cert_file && a.key_file == b.key_file && a.ca_file == b.ca_file &&
+         a.require_client_cert == b.require_client_cert;
+}
+
+constexpr const char* kRoutingKey = "routing";
+
+}  // namespace
+
+ReceiverService::ReceiverService(IngestPipeline& pipeline, Database& db, StagingArea& staging,
+                                 ExpectationRegistry& expectations, int workers, std::string secret)
+    : db_(db),
+      workers_(workers),
+      site_{pipeline, staging, expectations, [this] { return SiteRules(); }, std::move(secret)},
+      fallback_(pipeline, ""),
+      site_rules_(std::make_shared<RoutingRules>()),
+      site_routing_json_({{"project", ""}, {"subject", ""}, {"session", ""}}) {}
+
+ReceiverService::~ReceiverService() { Stop(); }
+
+Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
+  std::lock_guard change(change_mu_);
+  std::vector<std::shared_ptr<const Receiver>> all;
+  for (const ConfigEntry& e : config) {
+    auto r = ReceiverFromJson(e.json, ReceiverOrigin::kConfig);
+    if (!r) {
+      std::string where = e.source;
+      auto it = e.key_lines.find(r.error().field.substr(0, r.error().field.find_first_of(".[")));
+      if (it != e.key_lines.end()) where = where.substr(0, where.rfind(':')) + ":" + std::to_string(it->second);
+      return Fail(Code::kInvalidArgument, fmt::format("{}: [[receivers]] {}: {}", where, r.error().field, r.error().message),
+                  r.error().field);
+    }
+    r->locked = true;
+    for (const auto& o : all) {
+      if (o->port == r->port && (o->ae_title == r->ae_title || o->bind != r->bind || !SameTls(o->tls, r->tls))) {
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("{}: [[receivers]] port {} is used by receiver {} too{}", e.source, r->port, o->ae_title,
+                                o->ae_title == r->ae_title ? " (same AE title)"
+                                                           : " with another bind address or TLS setting"),
+                    "port");
+      }
+    }
+    if (r->port < 1024 || r->port > 49151) {
+      spdlog::warn("receiver {}: port {} is outside 1024 to 49151; it may collide with system services or outgoing "
+                   "connections",
+                   r->ae_title, r->port);
+    }
+    all.push_back(std::make_shared<Receiver>(std::move(*r)));
+  }
+  auto stored = db_.LoadReceivers();
+  if (!stored) return tl::unexpected(stored.error());
+  for (const auto& [id, body] : *stored) {
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    auto r = j.is_discarded() ? Result<Receiver>(Fail(Code::kInvalidArgument, "stored text is not JSON"))
+                              : ReceiverFromJson(j, ReceiverOrigin::kApi);
+    if (!r) {
+      spdlog::error("receiver {} in the database cannot be used: {}", id, r.error().message);
+      continue;
+    }
+    r->id = std::to_string(id);
+    all.push_back(std::make_shared<Receiver>(std::move(*r)));
+  }
+  auto routing = db_.GetSetting(kRoutingKey);
+  if (!routing) return tl::unexpected(routing.error());
+  if (!routing->empty()) {
+    auto j = nlohmann::json::parse(*routing, nullptr, false);
+    auto rules = j.is_discarded() ? Result<std::shared_ptr<const RoutingRules>>(Fail(Code::kInvalidArgument, "not JSON"))
+                                  : ParseSiteRouting(j);
+    if (rules) {
+      std::lock_guard lock(mu_);
+      site_rules_ = *rules;
+      site_routing_json_ = j;
+    } else {
+      spdlog::error("the stored site routing rules cannot be used: {}", rules.error().message);
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    receivers_ = std::move(all);
+  }
+  (void)Reconcile();
+  return {};
+}
+
+void ReceiverService::Stop() {
+  std::lock_guard change(change_mu_);
+  for (auto& [_, l] : listeners_) l.server->Stop();
+  listeners_.clear();
+}
+
+Result<void> ReceiverService::Reconcile(uint16_t must_open) {
+  struct Want {
+    std::string bind;
+    dicom::ServerTls tls;
+    std::vector<std::string> ids, titles;
+  };
+  std::map<uint16_t, Want> want;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& r : receivers_) {
+      if (!r->enabled) continue;
+      Want& w = want[r->port];
+      if (w.ids.empty()) {
+        w.bind = r->bind;
+        w.tls = r->tls;
+      }
+      w.ids.push_back(r->id);
+      w.titles.push_back(r->ae_title);
+    }
+  }
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    auto w = want.find(it->first);
+    if (w == want.end() || w->second.bind != it->second.bind || !SameTls(w->second.tls, it->second.tls)) {
+      it->second.server->Stop();  // running associations finish first
+      spdlog::info("stopped listening on {}:{}", it->second.bind, it->first);
+      it = listeners_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  Result<void> result;
+  for (const auto& [port, w] : want) {
+    if (listeners_.count(port)) {
+      std::lock_guard lock(mu_);
+      for (const auto& id : w.ids) errors_.erase(id);
+      continue;
+    }
+    dicom::ServerOptions opt;
+    opt.ae_title = fmt::format("{}", fmt::join(w.titles, ","));
+    opt.bind = w.bind;
+    opt.port = port;
+    opt.workers = workers_;
+    opt.tls = w.tls;
+    const uint16_t p = port;
+    opt.admit = [this, p](const std::string& called, const std::string& calling, const std::string& peer) {
+      return Admit(p, called, calling, peer);
+    };
+    auto server = std::make_unique<dicom::AssociationServer>(opt, fallback_);
+    auto started = server->Start();
+    std::lock_guard lock(mu_);
+    if (!started) {
+      std::string why = started.error().code == Code::kAlreadyExists
+                            ? fmt::format("port {} is already in use on {} (by another program)", port, w.bind)
+                            : started.error().message;
+      spdlog::error("receiver {}: not listening: {}", opt.ae_title, why);
+      for (const auto& id : w.ids) errors_[id] = why;
+      if (port == must_open && result) result = Fail(started.error().code, why, "port");
+      continue;
+    }
+    for (const auto& id : w.ids) errors_.erase(id);
+    spdlog::info("receiver {} listening on {}:{}{}", opt.ae_title, w.bind, server->port(), w.tls.enabled ? " (TLS)" : "");
+    listeners_.emplace(port, Listener{w.bind, w.tls, std::move(server)});
+  }
+  return result;
+}
+
+dicom::Admission ReceiverService::Admit(uint16_t port, const std::string& called, const std::string& calling,
+                                        const std::string& peer) {
+  dicom::Admission a;
+  std::shared_ptr<const Receiver> r;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& c : receivers_) {
+      if (c->enabled && c->port == port && c->ae_title == called) r = c;
+    }
+  }
+  if (!r) {
+    a.name = called;
+    return a;
+  }
+  a.name = r->ae_title;
+  if (r->whitelist_enabled && !r->whitelist->Allows(calling, peer)) {
+    a.verdict = dicom::Admission::Verdict::kCallingAeNotAllowed;
+    return a;
+  }
+  a.verdict = dicom::Admission::Verdict::kAccept;
+  a.sink = std::make_shared<ReceiverSink>(r, site_);
+  if (preferred_) a.preferred_transfer_syntax = preferred_(calling);
+  return a;
+}
+
+const Receiver* ReceiverService::Find(const std::string& id) const {
+  const Receiver* by_title = nullptr;
+  int titles = 0;
+  for (const auto& r : receivers_) {
+    if (r->id == id || fmt::format("{}@{}", r->ae_title, r->port) == id) return r.get();
+    if (r->ae_title == id) {
+      by_title = r.get();
+      ++titles;
+    }
+  }
+  return titles == 1 ? by_title : nullptr;
+}
+
+std::vector<Receiver> ReceiverService::List() const {
+  std::lock_guard lock(mu_);
+  std::vector<Receiver> out;
+  for (const auto& r : receivers_) out.push_back(*r);
+  return out;
+}
+
+Result<Receiver> ReceiverService::Get(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  if (const Receiver* r = Find(id)) return *r;
+  return Fail(Code::kNotFound, fmt::format("no receiver '{}'", id), "id");
+}
+
+std::string ReceiverService::Status(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  const Receiver* r = Find(id);
+  if (!r) return "unknown";
+  if (!r->enabled) return "disabled";
+  if (auto it = errors_.find(r->id); it != errors_.end()) return "error: " + it->second;
+  return "listening";
+}
+
+nlohmann::json ReceiverService::ToJson(const Receiver& r) const {
+  nlohmann::json j = ReceiverToJson(r);
+  j["status"] = Status(r.id);
+  return j;
+}
+
+int ReceiverService::IdleSeconds(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  const Receiver* r = Find(id);
+  return r ? r->staging_idle_seconds : 60;
+}
+
+Result<void> ReceiverService::CheckConflicts(const Receiver& r, const std::string& replacing) const {
+  std::lock_guard lock(mu_);
+  for (const auto& o : receivers_) {
+    if (o->id == replacing || o->port != r.port) continue;
+    if (o->ae_title == r.ae_title) {
+      return Fail(Code::kAlreadyExists,
+                  fmt::format("receiver {} already has AE title {} on port {}", o->id, r.ae_title, r.port), "port");
+    }
+    if (o->bind != r.bind || !SameTls(o->tls, r.tls)) {
+      return Fail(Code::kConflict,
+                  fmt::format("port {} is used by receiver {} ({}) with bind {}{}: receivers sharing a port share "
+                              "its bind address and TLS settings",
+                              r.port, o->id, o->ae_title, o->bind, o->tls.enabled ? " and TLS" : ""),
+                  "port");
+    }
+  }
+  return {};
+}
+
+Result<Receiver> ReceiverService::Create(const nlohmann::json& body) {
+  std::lock_guard change(change_mu_);
+  auto r = ReceiverFromJson(body, ReceiverOrigin::kApi);
+  if (!r) return r;
+  if (auto c = CheckConflicts(*r, ""); !c) return tl::unexpected(c.error());
+  auto id = db_.InsertReceiver(ReceiverToJson(*r).dump());
+  if (!id) return tl::unexpected(id.error());
+  r->id = std::to_string(*id);
+  auto shared = std::make_shared<const Receiver>(*r);
+  {
+    std::lock_guard lock(mu_);
+    receivers_.push_back(shared);
+  }
+  if (auto started = Reconcile(r->enabled ? r->port : 0); !started) {
+    {
+      std::lock_guard lock(mu_);
+      receivers_.pop_back();
+      errors_.erase(r->id);
+    }
+    (void)db_.DeleteReceiver(*id);
+    return tl::unexpected(started.error());
+  }
+  spdlog::info("receiver {} ({}@{}) created", r->id, r->ae_title, r->port);
+  return *r;
+}
+
+Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::json& patch) {
+  std::lock_guard change(change_mu_);
+  std::shared_ptr<const Receiver> old;
+  {
+    std::lock_guard lock(mu_);
+    const Receiver* found = Find(id);
+    if (!found) return Fail(Code::kNotFound, fmt::format("no receiver '{}'", id), "id");
+    for (const auto& r : receivers_) {
+      if (r.get() == found) old = r;
+    }
+  }
+  if (old->locked) {
+    return Fail(Code::kLocked, fmt::format("receiver {} comes from the config file and is read-only", old->id));
+  }
+  auto r = PatchReceiver(*old, patch);
+  if (!r) return r;
+  if (auto c = CheckConflicts(*r, old->id); !c) return tl::unexpected(c.error());
+  auto replace = [&](std::shared_ptr<const Receiver> with) {
+    std::lock_guard lock(mu_);
+    for (auto& e : receivers_) {
+      if (e->id == old->id) e = with;
+    }
+  };
+  replace(std::make_shared<const Receiver>(*r));
+  bool listen_change = r->enabled && (!old->enabled || old->port != r->port || old->bind != r->bind || !SameTls(old->tls, r->tls));
+  if (auto started = Reconcile(listen_change ? r->port : 0); !started) {
+    replace(old);
+    (void)Reconcile();
+    return tl::unexpected(started.error());
+  }
+  if (auto saved = db_.UpdateReceiver(std::stoll(old->id), ReceiverToJson(*r).dump()); !saved) {
+    return tl::unexpected(saved.error());
+  }
+  spdlog::info("receiver {} ({}@{}) changed", r->id, r->ae_title, r->port);
+  return *r;
+}
+
+Result<void> ReceiverService::Remove(const std::string& id) {
+  std::lock_guard change(change_mu_);
+  std::string key;
+  {
+    std::lock_guard lock(mu_);
+    const Receiver* found = Find(id);
+    if (!found) return Fail(Code::kNotFound, fmt::format("no receiver '{}'", id), "id");
+    if (found->locked) {
+      return Fail(Code::kLocked, fmt::format("receiver {} comes from the config file and is read-only", found->id));
+    }
+    key = found->id;
+  }
+  if (auto d = db_.DeleteReceiver(std::stoll(key)); !d) return d;
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(receivers_, [&](const auto& r) { return r->id == key; });
+    errors_.erase(key);
+  }
+  (void)Reconcile();
+  spdlog::info("receiver {} removed", key);
+  return {};
+}
+
+nlohmann::json ReceiverService::SiteRouting() const {
+  std::lock_guard lock(mu_);
+  return site_routing_json_;
+}
+
+std::shared_ptr<const RoutingRules> ReceiverService::SiteRules() const {
+  std::lock_guard lock(mu_);
+  return site_rules_;
+}
+
+Result<nlohmann::json> ReceiverService::SetSiteRouting(const nlohmann::json& body) {
+  auto rules = ParseSiteRouting(body);
+  if (!rules) return tl::unexpected(rules.error());
+  nlohmann::json stored{{"project", ""}, {"subject", ""}, {"session", ""}};
+  for (const char* k : {"project", "subject", "session"}) {
+    if (body.contains(k) && body[k].is_string()) stored[k] = body[k];
+    if (body.contains(k) && body[k].is_array()) {
+      std::string text;
+      for (const auto& line : body[k]) text += line.get<std::string>() + "\n";
+      stored[k] = text;
+    }
+  }
+  if (auto s = db_.SetSetting(kRoutingKey, stored.dump()); !s) return tl::unexpected(s.error());
+  std::lock_guard lock(mu_);
+  site_rules_ = *rules;
+  site_routing_json_ = stored;
+  return stored;
+}
+
+}  // namespace pb

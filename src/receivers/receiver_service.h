@@ -1,0 +1,93 @@
+#pragma once
+// Runs the receivers: those of the config file (locked) and those created through the API
+// (stored in the index database), created, changed, enabled, disabled and removed at run time
+// without a restart. Receivers that share a port share one listener, which admits each
+// association by called AE title and whitelist and hands it a sink holding that receiver's
+// settings. A port that cannot be opened fails that change alone: other receivers keep
+// running. Thread-safe.
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "archive/database.h"
+#include "config/settings.h"
+#include "core/result.h"
+#include "dicom/server.h"
+#include "ingest/expectations.h"
+#include "ingest/pipeline.h"
+#include "ingest/staging.h"
+#include "ingest/store_sink.h"
+#include "receivers/receiver.h"
+#include "receivers/receiver_sink.h"
+
+namespace pb {
+
+class ReceiverService {
+ public:
+  // `secret`: the site's anonymization secret (UID mapping, date shifts, pseudonyms).
+  ReceiverService(IngestPipeline& pipeline, Database& db, StagingArea& staging, ExpectationRegistry& expectations,
+                  int workers, std::string secret);
+  ~ReceiverService();
+
+  // The transfer syntax (UID) to choose first for data from a calling AE title (a node's
+  // preferred compression when it sends for a C-MOVE); call before Start().
+  void SetPreferredTransferSyntax(std::function<std::string(const std::string&)> f) { preferred_ = std::move(f); }
+  // Validates the config entries (errors name file and line), loads the stored receivers and
+  // site routing, and starts listening. A port that cannot be opened is logged and shown in the
+  // receiver's status; the others start.
+  Result<void> Start(const std::vector<ConfigEntry>& config);
+  void Stop();
+
+  std::vector<Receiver> List() const;
+  // By id, by "AE@port", or by AE title when only one receiver has it.
+  Result<Receiver> Get(const std::string& id) const;
+  // "listening", "disabled" or "error: <reason>".
+  std::string Status(const std::string& id) const;
+  nlohmann::json ToJson(const Receiver& r) const;
+
+  Result<Receiver> Create(const nlohmann::json& body);
+  Result<Receiver> Update(const std::string& id, const nlohmann::json& patch);
+  Result<void> Remove(const std::string& id);
+
+  nlohmann::json SiteRouting() const;
+  Result<nlohmann::json> SetSiteRouting(const nlohmann::json& body);
+  std::shared_ptr<const RoutingRules> SiteRules() const;
+
+  // A receiver's staging idle time (60 s when it is gone).
+  int IdleSeconds(const std::string& id) const;
+
+ private:
+  struct Listener {
+    std::string bind;
+    dicom::ServerTls tls;
+    std::unique_ptr<dicom::AssociationServer> server;
+  };
+  dicom::Admission Admit(uint16_t port, const std::string& called, const std::string& calling,
+                         const std::string& peer);
+  // Starts and stops listeners so that every port of an enabled receiver has one. Returns the
+  // error of the first port that cannot be opened among `must_open` (empty: none required).
+  Result<void> Reconcile(uint16_t must_open = 0);
+  Result<void> CheckConflicts(const Receiver& r, const std::string& replacing) const;
+  const Receiver* Find(const std::string& id) const;  // mu_ held
+
+  Database& db_;
+  int workers_;
+  ReceiverSite site_;
+  PipelineSink fallback_;  // required by the listener; every association goes through Admit()
+  std::function<std::string(const std::string&)> preferred_;
+
+  std::mutex change_mu_;  // one change (create/update/remove/start/stop) at a time
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<const Receiver>> receivers_;  // GUARDED_BY(mu_)
+  std::map<std::string, std::string> errors_;                // GUARDED_BY(mu_): id → why not listening
+  std::shared_ptr<const RoutingRules> site_rules_;           // GUARDED_BY(mu_)
+  nlohmann::json site_routing_json_;                         // GUARDED_BY(mu_)
+  std::map<uint16_t, Listener> listeners_;                   // GUARDED_BY(change_mu_)
+};
+
+}  // namespace pb
