@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
   pb::cli::AddRetrieveCommand(app, exit_code);
   pb::cli::AddSendCommand(app, exit_code);
   pb::cli::AddJobsCommand(app, exit_code);
+  pb::cli::AddReceiversCommand(app, exit_code);
+  pb::cli::AddProjectsCommand(app, exit_code);
+  pb::cli::AddStagingCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

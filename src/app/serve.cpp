@@ -115,7 +115,8 @@ int Serve(const std::string& config_file) {
   if (auto r = receivers.Start(cfg.receivers); !r) return Fatal(r.error().message);
   staging.StartTicker();
   JobService jobs(**db, kJobWorkers);
-  RetrieveRunner retrieve(registry, pipeline, **db, cfg.ae_title, [&receivers] { return receivers.List(); });
+  RetrieveRunner retrieve(registry, pipeline, **db, cfg.ae_title, [&receivers] { return receivers.List(); },
+                          expectations, &staging, [&receivers] { return receivers.SiteRules(); });
   jobs.Register("retrieve", retrieve);
   SendRunner send(registry, pipeline, **db, blobs, cfg.ae_title);
   jobs.Register("send", send);

@@ -121,5 +121,70 @@ TEST(BlobStorePaths, HostileUidsStayInsideTheArchive) {
   EXPECT_EQ(BlobStore::RelativePathFor("1.2", "1.2.3", "1.2.3.4"), "1.2/1.2.3/1.2.3.4.dcm");
 }
 
+TEST_F(DatabaseTest, BrowsesTheArchiveByLabelsAndKeepsASeriesFirstLabels) {
+  auto labelled = [&](std::string sop, std::string series, std::string study, std::string p, std::string su,
+                      std::string se) {
+    InstanceRecord r = Rec(std::move(sop), std::move(series), std::move(study));
+    r.project = std::move(p);
+    r.subject = std::move(su);
+    r.session = std::move(se);
+    return r;
+  };
+  auto batch = db_->BeginBatch();
+  ASSERT_TRUE(batch);
+  ASSERT_TRUE((*batch)->Put(labelled("1.1.1", "1.1", "1", "P1", "S1", "E1")));
+  ASSERT_TRUE((*batch)->Put(labelled("1.1.2", "1.1", "1", "P1", "S1", "E1")));
+  ASSERT_TRUE((*batch)->Put(labelled("1.2.1", "1.2", "1", "P1", "S1", "E1")));
+  ASSERT_TRUE((*batch)->Put(labelled("2.1.1", "2.1", "2", "P1", "S2", "E9")));
+  ASSERT_TRUE((*batch)->Put(labelled("3.1.1", "3.1", "3", "Unassigned", "", "")));
+  ASSERT_TRUE((*batch)->Commit());
+  // A later instance of a known series does not move it.
+  auto again = db_->BeginBatch();
+  ASSERT_TRUE((*again)->Put(labelled("1.1.3", "1.1", "1", "P2", "X", "Y")));
+  ASSERT_TRUE((*again)->Commit());
+
+  auto projects = db_->ListProjects();
+  ASSERT_TRUE(projects) << projects.error().message;
+  ASSERT_EQ(projects->size(), 2u);
+  EXPECT_EQ((*projects)[0].name, "P1");
+  EXPECT_EQ((*projects)[0].subjects, 2);
+  EXPECT_EQ((*projects)[0].sessions, 2);
+  EXPECT_EQ((*projects)[0].studies, 2);
+  EXPECT_EQ((*projects)[0].series, 3);
+  EXPECT_EQ((*projects)[0].instances, 5);
+  EXPECT_EQ((*projects)[1].name, "Unassigned");
+  auto subjects = db_->ListSubjects("P1");
+  ASSERT_TRUE(subjects);
+  ASSERT_EQ(subjects->size(), 2u);
+  EXPECT_EQ((*subjects)[0].name, "S1");
+  EXPECT_EQ((*subjects)[0].instances, 4);
+  auto sessions = db_->ListSessions("P1", "S2");
+  ASSERT_TRUE(sessions);
+  ASSERT_EQ(sessions->size(), 1u);
+  EXPECT_EQ((*sessions)[0].name, "E9");
+  auto series = db_->ListSessionSeries("P1", "S1", "E1");
+  ASSERT_TRUE(series);
+  ASSERT_EQ(series->size(), 2u);
+  EXPECT_EQ((*series)[0].instance_count + (*series)[1].instance_count, 4);
+  EXPECT_TRUE(db_->ListSubjects("P2")->empty());
+  EXPECT_TRUE(db_->ListSubjects("nope")->empty());
+}
+
+TEST_F(DatabaseTest, StoresReceiversAndSettings) {
+  auto id = db_->InsertReceiver("{\"ae_title\":\"A\"}");
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(db_->UpdateReceiver(*id, "{\"ae_title\":\"B\"}"));
+  auto all = db_->LoadReceivers();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].second, "{\"ae_title\":\"B\"}");
+  ASSERT_TRUE(db_->DeleteReceiver(*id));
+  EXPECT_TRUE(db_->LoadReceivers()->empty());
+  EXPECT_EQ(*db_->GetSetting("k"), "");
+  EXPECT_EQ(*db_->CreateSetting("k", "first"), "first");
+  EXPECT_EQ(*db_->CreateSetting("k", "second"), "first");  // an existing value is kept
+  ASSERT_TRUE(db_->SetSetting("k", "third"));
+  EXPECT_EQ(*db_->GetSetting("k"), "third");
+}
+
 }  // namespace
 }  // namespace pb

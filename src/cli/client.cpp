@@ -100,4 +100,19 @@ void PrintTable(const std::vector<std::string>& header,
   for (const auto& r : rows) line(r);
 }
 
+void AddServerFlags(CLI::App* cmd, CommandOptions& options) {
+  cmd->add_option("--server", options.server.url, "server URL")->capture_default_str();
+  cmd->add_option("--password", options.server.password, "admin password (or $PACSBRIDGE_PASSWORD)");
+  cmd->add_flag("--json", options.json, "print JSON instead of a table");
+}
+
+int RunAndPrint(const CommandOptions& options, const std::string& method, const std::string& path,
+                const nlohmann::json* body, int ok_status, void (*print)(const nlohmann::json&)) {
+  nlohmann::json answer;
+  if (int code = CallAndReport(options.server, method, path, body, ok_status, answer)) return code;
+  if (options.json) std::cout << answer.dump(2) << "\n";
+  else if (print) print(answer);
+  return 0;
+}
+
 }  // namespace pb::cli

@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
@@ -39,6 +40,17 @@ int FollowJob(const ServerOptions& server, const std::string& id, bool json);
 // Splits KEYWORD=VALUE arguments (filters, matching keys); the error names the bad argument.
 Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValues(
     const std::vector<std::string>& args);
+
+// What every client subcommand takes: --server, --password, --json.
+struct CommandOptions {
+  ServerOptions server;
+  bool json = false;
+};
+void AddServerFlags(CLI::App* cmd, CommandOptions& options);
+// Makes one call expecting `ok_status` and prints the answer (as JSON with --json, else with
+// `print`, when given); returns the exit code.
+int RunAndPrint(const CommandOptions& options, const std::string& method, const std::string& path,
+                const nlohmann::json* body, int ok_status, void (*print)(const nlohmann::json&));
 
 // Prints rows as an aligned text table.
 void PrintTable(const std::vector<std::string>& header,

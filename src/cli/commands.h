@@ -11,5 +11,8 @@ void AddFindCommand(CLI::App& app, int& exit_code);
 void AddRetrieveCommand(CLI::App& app, int& exit_code);
 void AddSendCommand(CLI::App& app, int& exit_code);
 void AddJobsCommand(CLI::App& app, int& exit_code);
+void AddReceiversCommand(CLI::App& app, int& exit_code);  // also `routing`
+void AddProjectsCommand(CLI::App& app, int& exit_code);
+void AddStagingCommand(CLI::App& app, int& exit_code);
 
 }  // namespace pb::cli

@@ -7,17 +7,6 @@
 namespace pb::cli {
 namespace {
 
-struct Shared {
-  ServerOptions server;
-  bool json = false;
-};
-
-void AddServerFlags(CLI::App* cmd, Shared& s) {
-  cmd->add_option("--server", s.server.url, "server URL")->capture_default_str();
-  cmd->add_option("--password", s.server.password, "admin password (or $PACSBRIDGE_PASSWORD)");
-  cmd->add_flag("--json", s.json, "print JSON instead of a table");
-}
-
 // The node fields settable from the command line; only those given are sent.
 struct NodeFlags {
   std::optional<std::string> aet, host, description, calling_aet, move_destination,
@@ -83,15 +72,6 @@ void PrintNodes(const nlohmann::json& list) {
   PrintTable({"NAME", "TYPE", "ADDRESS", "QUERY", "STORE", "FLAGS"}, rows);
 }
 
-// Runs one call and prints its answer; returns the exit code.
-int Run(const Shared& s, const std::string& method, const std::string& path,
-        const nlohmann::json* body, int ok_status, void (*print)(const nlohmann::json&)) {
-  nlohmann::json answer;
-  if (int code = CallAndReport(s.server, method, path, body, ok_status, answer)) return code;
-  if (s.json) std::cout << answer.dump(2) << "\n";
-  else if (print) print(answer);
-  return 0;
-}
 
 std::string NodePath(const std::string& name) { return "/api/nodes/" + name; }
 
@@ -100,11 +80,11 @@ std::string NodePath(const std::string& name) { return "/api/nodes/" + name; }
 void AddNodesCommand(CLI::App& app, int& exit_code) {
   auto* nodes = app.add_subcommand("nodes", "list, add, show, update, remove and test remote nodes");
   nodes->require_subcommand(1);
-  auto s = std::make_shared<Shared>();
+  auto s = std::make_shared<CommandOptions>();
 
   auto* list = nodes->add_subcommand("list", "list the nodes");
   AddServerFlags(list, *s);
-  list->callback([s, &exit_code] { exit_code = Run(*s, "GET", "/api/nodes", nullptr, 200, PrintNodes); });
+  list->callback([s, &exit_code] { exit_code = RunAndPrint(*s, "GET", "/api/nodes", nullptr, 200, PrintNodes); });
 
   auto name = std::make_shared<std::string>();
   auto add_flags = std::make_shared<NodeFlags>();
@@ -115,7 +95,7 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
   add->callback([=, &exit_code] {
     nlohmann::json body = add_flags->Json();
     body["name"] = *name;
-    exit_code = Run(*s, "POST", "/api/nodes", &body, 201,
+    exit_code = RunAndPrint(*s, "POST", "/api/nodes", &body, 201,
                     [](const nlohmann::json& n) { PrintNodes(nlohmann::json::array({n})); });
   });
 
@@ -123,7 +103,7 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
   show->add_option("name", *name)->required();
   AddServerFlags(show, *s);
   show->callback([=, &exit_code] {
-    exit_code = Run(*s, "GET", NodePath(*name), nullptr, 200,
+    exit_code = RunAndPrint(*s, "GET", NodePath(*name), nullptr, 200,
                     [](const nlohmann::json& n) {
                       for (auto it = n.begin(); it != n.end(); ++it)
                         std::cout << it.key() << ": " << (it->is_string() ? it->get<std::string>() : it->dump()) << "\n";
@@ -140,7 +120,7 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
   update->callback([=, &exit_code] {
     nlohmann::json body = upd_flags->Json();
     if (*new_name) body["name"] = **new_name;
-    exit_code = Run(*s, "PUT", NodePath(*name), &body, 200,
+    exit_code = RunAndPrint(*s, "PUT", NodePath(*name), &body, 200,
                     [](const nlohmann::json& n) { PrintNodes(nlohmann::json::array({n})); });
   });
 
@@ -148,7 +128,7 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
   remove->add_option("name", *name)->required();
   AddServerFlags(remove, *s);
   remove->callback([=, &exit_code] {
-    exit_code = Run(*s, "DELETE", NodePath(*name), nullptr, 204, nullptr);
+    exit_code = RunAndPrint(*s, "DELETE", NodePath(*name), nullptr, 204, nullptr);
     if (exit_code == 0 && !s->json) std::cout << "removed " << *name << "\n";
   });
 

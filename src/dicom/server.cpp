@@ -185,6 +185,7 @@ struct AssociationServer::Impl {
   uint16_t bound_port = 0;
   T_ASC_Network* network = nullptr;  // g_network, or this TLS receiver's own (kept for life)
   std::atomic<bool> stopping{false};
+  std::atomic<bool> stopped{false};
   std::thread acceptor;
   std::vector<std::thread> workers;
   std::mutex mu;
@@ -521,9 +522,17 @@ Result<void> AssociationServer::Start() {
   return {};
 }
 
-void AssociationServer::Stop() {
-  if (impl_->stopping.exchange(true)) return;
+void AssociationServer::StopAccepting() {
+  impl_->stopping = true;
   if (impl_->acceptor.joinable()) impl_->acceptor.join();
+  // Closed now, not after the running associations: new connections are refused at once.
+  if (impl_->listen_fd >= 0) ::close(impl_->listen_fd);
+  impl_->listen_fd = -1;
+}
+
+void AssociationServer::Stop() {
+  if (impl_->stopped.exchange(true)) return;
+  StopAccepting();
   {
     std::lock_guard lock(impl_->mu);  // so no waiter misses the notification
   }

@@ -95,6 +95,9 @@ class AssociationServer {
   Result<void> Start();
   // Stops accepting, lets running operations finish, closes idle associations, joins threads.
   void Stop();
+  // The first half of Stop(), which never waits on a peer: the port closes (new connections
+  // are refused) and idle associations are closed; running ones go on until Stop().
+  void StopAccepting();
   uint16_t port() const;
 
  private:

@@ -11,6 +11,7 @@
 
 #include "core/validate.h"
 #include "ingest/arrivals.h"
+#include "ingest/routing.h"
 #include "ingest/store_sink.h"
 #include "jobs/job_request.h"
 #include "jobs/retrieve_plan.h"
@@ -31,6 +32,9 @@ RetrieveParams ParamsFrom(const json& j) {
   p.uids = j.value("uids", std::vector<std::string>{});
   p.study_uid = j.value("study_uid", "");
   p.series_uid = j.value("series_uid", "");
+  p.project = j.value("project", "");
+  p.subject = j.value("subject", "");
+  p.session = j.value("session", "");
   return p;
 }
 
@@ -68,7 +72,7 @@ bool Refusal(const dicom::RetrieveAnswer& a) {
 
 Result<std::pair<json, std::string>> RetrieveRunner::Prepare(const json& rq) {
   if (auto r = RefuseUnknownFields(rq, {"node", "level", "uids", "method", "study_uid", "series_uid",
-                                        "retry_of"});
+                                        "retry_of", "project", "subject", "session"});
       !r) {
     return tl::unexpected(r.error());
   }
@@ -89,6 +93,16 @@ Result<std::pair<json, std::string>> RetrieveRunner::Prepare(const json& rq) {
   json params = TargetToJson(*target);
   params["node"] = node->name;
   params["method"] = m;
+  for (const char* label : {"project", "subject", "session"}) {
+    auto v = OptionalString(rq, label);
+    if (!v) return tl::unexpected(v.error());
+    if (v->empty()) continue;
+    if (CleanLabel(*v) != *v) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("{} must be a label of letters, digits, _ and - (at most 64)", label), label);
+    }
+    params[label] = *v;
+  }
   return std::pair{params, node->name};
 }
 
@@ -133,6 +147,17 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     study_set.insert(study);
   }
   if (p.level == "STUDY") study_set.insert(p.uids.begin(), p.uids.end());
+  // Receivers that identify by jobs (and C-GET here) file what arrives where the job says.
+  auto expectation = std::make_shared<Expectation>();
+  expectation->job_id = job.id();
+  expectation->project = p.project;
+  expectation->subject = p.subject;
+  expectation->session = p.session;
+  expectation->study_uids = study_set;
+  expectation->series_uids = p.level == "SERIES" ? std::set<std::string>(p.uids.begin(), p.uids.end()) : series_set;
+  for (const auto& [sop, _] : plan.instances) expectation->sop_uids.insert(sop);
+  expectation->calling_ae = peer.calling_ae;
+  ExpectationScope expecting(expectations_, expectation);
   const auto start = Clock::now();
   auto progress = [&]() {
     std::lock_guard lock(tally.mu);
@@ -173,6 +198,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   auto last_progress = Clock::now();
   dicom::RetrieveHooks hooks;
   hooks.on_sent = [&](uint16_t id) {
+    expectations_.AddMessageId(expecting.token(), id);
     std::lock_guard lock(tally.mu);
     tally.message_ids.insert(id);
   };
@@ -202,6 +228,13 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   std::string method_used, error;
   std::vector<std::string> failed_uids;
   PipelineSink sink(pipeline_, fmt::format("retrieve job {}", job.id()));
+  {
+    Labels fixed;
+    fixed.project = p.project;
+    fixed.subject = p.subject;
+    fixed.session = p.session;
+    sink.SetRouting(fixed, site_rules_);
+  }
 
   auto run_move = [&](const dicom::RetrieveTarget& t) -> Result<dicom::RetrieveAnswer> {
     std::string destination = node->move_destination.empty() ? peer.calling_ae : node->move_destination;
@@ -330,10 +363,16 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     auto here = db_.PresentInstances(expected);
     if (!here) return {"failed", here.error().message, out_progress, result};
     std::set<std::string> here_set(here->begin(), here->end());
+    {
+      // What arrived under another name (anonymized) or into the staging area was announced,
+      // durably stored, with the UIDs the PACS sent.
+      std::lock_guard lock(tally.mu);
+      here_set.insert(tally.arrived.begin(), tally.arrived.end());
+    }
     for (const auto& sop : expected) {
       if (!here_set.count(sop)) missing.push_back(sop);
     }
-    out_progress["completed"] = static_cast<int64_t>(here_set.size());
+    out_progress["completed"] = static_cast<int64_t>(expected.size() - missing.size());
     out_progress["remaining"] = static_cast<int64_t>(missing.size());
   }
   result["missing"] = missing;
@@ -367,6 +406,13 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
                          : "fewer instances arrived than the PACS reported";
   } else if (state == "succeeded") {
     error.clear();
+    // Staged sessions that received this job's instances are complete: the job had them all.
+    if (staging_ && plan.listed && arrived > 0) {
+      for (const auto& a : staging_->ArchiveHolding(expected)) {
+        spdlog::info("retrieve job {}: staged session {} complete and archived ({} instance(s))", job.id(),
+                     a.session.id, a.archived);
+      }
+    }
     if (plan.listed && arrived == 0 && !expected.empty()) {
       result["note"] = fmt::format("all {} instances were already in the archive", expected.size());
     }

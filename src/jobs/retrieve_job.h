@@ -10,7 +10,10 @@
 #include <vector>
 
 #include "archive/database.h"
+#include "ingest/expectations.h"
 #include "ingest/pipeline.h"
+#include "ingest/routing.h"
+#include "ingest/staging.h"
 #include "jobs/job_service.h"
 #include "nodes/registry.h"
 #include "receivers/receiver.h"
@@ -19,10 +22,14 @@ namespace pb {
 
 class RetrieveRunner : public JobRunner {
  public:
+  // `staging` may be null (no staging area); `site_rules` may be empty (no site routing).
   RetrieveRunner(NodeRegistry& nodes, IngestPipeline& pipeline, Database& db,
-                 std::string default_calling_ae, std::function<std::vector<Receiver>()> receivers)
+                 std::string default_calling_ae, std::function<std::vector<Receiver>()> receivers,
+                 ExpectationRegistry& expectations, StagingArea* staging,
+                 std::function<std::shared_ptr<const RoutingRules>()> site_rules)
       : nodes_(nodes), pipeline_(pipeline), db_(db), default_ae_(std::move(default_calling_ae)),
-        receivers_(std::move(receivers)) {}
+        receivers_(std::move(receivers)), expectations_(expectations), staging_(staging),
+        site_rules_(std::move(site_rules)) {}
 
   Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
   JobOutcome Run(JobContext& job) override;
@@ -33,6 +40,9 @@ class RetrieveRunner : public JobRunner {
   Database& db_;
   std::string default_ae_;
   std::function<std::vector<Receiver>()> receivers_;
+  ExpectationRegistry& expectations_;
+  StagingArea* staging_;
+  std::function<std::shared_ptr<const RoutingRules>()> site_rules_;
 };
 
 }  // namespace pb

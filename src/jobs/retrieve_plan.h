@@ -18,6 +18,7 @@ struct RetrieveParams {
   std::string node, level, method;
   std::vector<std::string> uids;
   std::string study_uid, series_uid;
+  std::string project, subject, session;  // where to file what arrives (empty: routing decides)
 };
 
 struct ExpectedInstance {

@@ -16,7 +16,7 @@ RetrievePlan TwoSeries() {
 }
 
 TEST(RetrieveTargets, NothingHereAsksForWhatWasAsked) {
-  RetrieveParams p{"n", "STUDY", "auto", {"1"}, "", ""};
+  RetrieveParams p{"n", "STUDY", "auto", {"1"}, "", "", "", "", ""};
   auto t = TargetsFor(p, TwoSeries(), {});
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].level, "STUDY");
@@ -24,7 +24,7 @@ TEST(RetrieveTargets, NothingHereAsksForWhatWasAsked) {
 }
 
 TEST(RetrieveTargets, SomethingHereAsksOnlyForWhatIsMissing) {
-  RetrieveParams p{"n", "STUDY", "auto", {"1"}, "", ""};
+  RetrieveParams p{"n", "STUDY", "auto", {"1"}, "", "", "", "", ""};
   // Series 1.1 has one instance here; series 1.2 has none: the whole series is asked for.
   auto t = TargetsFor(p, TwoSeries(), {"1.1.2"});
   ASSERT_EQ(t.size(), 2u);
@@ -40,7 +40,7 @@ TEST(RetrieveTargets, SomethingHereAsksOnlyForWhatIsMissing) {
 TEST(RetrieveTargets, SeriesAreGroupedByTheirStudy) {
   RetrievePlan plan;
   plan.series_study = {{"1.1", "1"}, {"2.1", "2"}, {"1.2", "1"}};
-  RetrieveParams p{"n", "SERIES", "auto", {"1.1", "2.1", "1.2"}, "", ""};
+  RetrieveParams p{"n", "SERIES", "auto", {"1.1", "2.1", "1.2"}, "", "", "", "", ""};
   auto t = TargetsFor(p, plan, {});
   ASSERT_EQ(t.size(), 2u);
   EXPECT_EQ(t[0].study_uid, "1");
@@ -53,7 +53,7 @@ TEST(RetrieveTargets, LongInstanceListsAreSplit) {
   plan.listed = true;
   plan.series_study = {{"1.1", "1"}};
   for (int i = 0; i < 450; ++i) plan.instances["1.1." + std::to_string(i + 1)] = {"1", "1.1", ""};
-  RetrieveParams p{"n", "SERIES", "auto", {"1.1"}, "1", ""};
+  RetrieveParams p{"n", "SERIES", "auto", {"1.1"}, "1", "", "", "", ""};
   auto t = TargetsFor(p, plan, {"1.1.1"});
   ASSERT_EQ(t.size(), 3u);  // 449 missing, 200 per request
   size_t total = 0;

@@ -94,8 +94,11 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
 
 void ReceiverService::Stop() {
   std::lock_guard change(change_mu_);
+  for (auto& [_, l] : listeners_) l.server->StopAccepting();
   for (auto& [_, l] : listeners_) l.server->Stop();
   listeners_.clear();
+  for (auto& t : retiring_) t.join();
+  retiring_.clear();
 }
 
 Result<void> ReceiverService::Reconcile(uint16_t must_open) {
@@ -121,8 +124,12 @@ Result<void> ReceiverService::Reconcile(uint16_t must_open) {
   for (auto it = listeners_.begin(); it != listeners_.end();) {
     auto w = want.find(it->first);
     if (w == want.end() || w->second.bind != it->second.bind || !SameTls(w->second.tls, it->second.tls)) {
-      it->second.server->Stop();  // running associations finish first
+      // The port closes now; running associations finish on their own thread, so a change
+      // never waits for a transfer (nor holds up other changes).
+      it->second.server->StopAccepting();
       spdlog::info("stopped listening on {}:{}", it->second.bind, it->first);
+      std::shared_ptr<dicom::AssociationServer> retiring(std::move(it->second.server));
+      retiring_.emplace_back([retiring] { retiring->Stop(); });
       it = listeners_.erase(it);
     } else {
       ++it;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -88,6 +89,7 @@ class ReceiverService {
   std::shared_ptr<const RoutingRules> site_rules_;           // GUARDED_BY(mu_)
   nlohmann::json site_routing_json_;                         // GUARDED_BY(mu_)
   std::map<uint16_t, Listener> listeners_;                   // GUARDED_BY(change_mu_)
+  std::vector<std::thread> retiring_;  // GUARDED_BY(change_mu_): listeners finishing their associations
 };
 
 }  // namespace pb

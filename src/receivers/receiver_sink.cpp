@@ -12,46 +12,6 @@
 namespace pb {
 namespace {
 
-// The record fields a header parse already gives, by tag.
-std::optional<std::string> FromRecord(const InstanceRecord& r, uint32_t tag) {
-  const std::string* v = nullptr;
-  switch (tag) {
-    case 0x00104000: v = &r.patient_comments; break;
-    case 0x00324000: v = &r.study_comments; break;
-    case 0x00081030: v = &r.study_description; break;
-    case 0x00100010: v = &r.patient_name; break;
-    case 0x00100020: v = &r.patient_id; break;
-    case 0x00080050: v = &r.accession_number; break;
-    case 0x0020000D: v = &r.study_uid; break;
-    case 0x0020000E: v = &r.series_uid; break;
-    case 0x00080018: v = &r.sop_uid; break;
-    case 0x00080060: v = &r.modality; break;
-    case 0x0008103E: v = &r.series_description; break;
-    case 0x00200011: v = &r.series_number; break;
-    case 0x00200010: v = &r.study_id; break;
-    case 0x00080020: v = &r.study_date; break;
-    case 0x00180015: v = &r.body_part; break;
-    case 0x00080090: v = &r.referring_physician; break;
-    case 0x00100030: v = &r.patient_birth_date; break;
-    case 0x00100040: v = &r.patient_sex; break;
-    default: return std::nullopt;
-  }
-  if (v->empty()) return std::nullopt;
-  return *v;
-}
-
-bool InRecord(uint32_t tag) {
-  switch (tag) {
-    case 0x00104000: case 0x00324000: case 0x00081030: case 0x00100010: case 0x00100020:
-    case 0x00080050: case 0x0020000D: case 0x0020000E: case 0x00080018: case 0x00080060:
-    case 0x0008103E: case 0x00200011: case 0x00200010: case 0x00080020: case 0x00180015:
-    case 0x00080090: case 0x00100030: case 0x00100040:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // A stable stand-in for a label taken from identifying data, when that data must not survive.
 std::string Pseudonym(const char* prefix, const std::string& value, const std::string& secret) {
   std::string mapped = dicom::MapUid(std::string(prefix) + ":" + value, secret);
@@ -89,6 +49,13 @@ Labels ReceiverSink::Identify(const AttributeLookup& get, const std::string& cal
     // "Subject:" comments or from the job are kept as chosen.
     if (l.subject_source == LabelSource::kDefaultRule) l.subject = Pseudonym("SUBJ", l.subject, site_.secret);
     if (l.session_source == LabelSource::kDefaultRule) l.session = Pseudonym("SESS", l.session, site_.secret);
+    // A project guessed from Study Description or Accession Number (both removed by the
+    // profile) would keep them in the index: anonymized data without a named project goes to
+    // the unassigned project instead.
+    if (l.project_source == LabelSource::kDefaultRule) {
+      l.project = kUnassignedProject;
+      l.project_source = LabelSource::kUnassigned;
+    }
   }
   return l;
 }
@@ -116,7 +83,7 @@ dicom::StoreAnswer ReceiverSink::Store(const dicom::IncomingInstance& in) {
   }
   std::optional<std::map<uint32_t, std::string>> more;  // other attributes the rules name, read once
   AttributeLookup get = [&](uint32_t tag) -> std::optional<std::string> {
-    if (InRecord(tag)) return FromRecord(*header, tag);
+    if (IsRecordTag(tag)) return RecordValue(*header, tag);
     if (!more) {
       std::vector<uint32_t> tags;
       for (const auto* rules : {receiver_->routing.get(), site_.site_rules ? site_.site_rules().get() : nullptr}) {
@@ -163,8 +130,8 @@ dicom::StoreAnswer ReceiverSink::StoreDataset(const dicom::IncomingInstance& in,
                                                                                            : "SeriesInstanceUID"));
   }
   if (sop != in.sop_instance_uid) {
-    return refuse(IngestStatus::kInvalid,
-                  fmt::format("SOP Instance UID of the data set differs from the request ({})", in.sop_instance_uid));
+    // No UID in the message: this receiver's logs carry no original identifiers.
+    return refuse(IngestStatus::kInvalid, "the SOP Instance UID of the data set differs from the C-STORE request's");
   }
   AttributeLookup get = [&](uint32_t tag) -> std::optional<std::string> {
     auto v = data.Get(tag);

@@ -919,3 +919,118 @@ def studies_by_uid(server):
     if status != 200 or not isinstance(body, list):
         raise AssertionError("GET /api/studies -> %s %r" % (status, body))
     return {s.get("StudyInstanceUID"): s for s in body}
+
+
+# --------------------------------------------------------------------------- receivers via the API
+
+def free_receiver_port():
+    """A free TCP port in 20000..32000, for receivers created through the API (which must use
+    1024..49151; free_port() may hand out ports above that). Below Linux's default range for
+    outgoing connections (32768..60999), so no client socket takes it meanwhile. Bound on
+    0.0.0.0 to check it, which fails when any local IPv4 address has the port."""
+    import random
+    rnd = random.SystemRandom()
+    for _ in range(1000):
+        port = rnd.randint(20000, 32000)
+        if port in _handed_out_ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _handed_out_ports.add(port)
+        return port
+    raise RuntimeError("no free port found in 20000..32000")
+
+
+class SourceAddressProxy:
+    """A TCP relay on a free 127.0.0.1 port to upstream (host, port) whose outgoing connections
+    come from `source` (e.g. "127.0.0.2"), so the upstream sees that peer address. DCMTK's tools
+    cannot choose their source address, and on Linux a connection to 127.0.0.2 still comes from
+    127.0.0.1 (the loopback route's preferred source); any 127.x address can be bound, though."""
+
+    def __init__(self, upstream_port, source="127.0.0.2", upstream_host="127.0.0.1"):
+        self.upstream = (upstream_host, upstream_port)
+        self.source = source
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        self.conns = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            family = socket.AF_INET6 if ":" in self.upstream[0] else socket.AF_INET
+            upstream = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                upstream.settimeout(10)
+                upstream.bind((self.source, 0))
+                upstream.connect(self.upstream)
+                upstream.settimeout(None)
+            except OSError:
+                upstream.close()
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self.lock:
+            for s in self.conns:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+def find_bytes(paths, needles):
+    """Which of the byte strings `needles` occur in which files: {needle: [path, ...]} for the
+    needles found (case-sensitive). paths: files and directories (searched recursively)."""
+    files = []
+    for p in paths:
+        p = str(p)
+        files += files_under(p) if os.path.isdir(p) else [p]
+    found = {}
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            continue  # removed meanwhile
+        for n in needles:
+            if n in data:
+                found.setdefault(n, []).append(f)
+    return found
