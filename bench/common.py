@@ -267,9 +267,10 @@ class OrthancPeer:
         return int(json.loads(body)["CountInstances"])
 
 
-def start_bridge(cfg, work, http_port, dicom_port, admin_password=None):
+def start_bridge(cfg, work, http_port, dicom_port, admin_password=None, receiver_toml=""):
     """`pacsbridge serve` with an empty data directory under work, its HTTP API on http_port,
-    one receiver (AE PACSBRIDGE) on dicom_port; returns (process, log path)."""
+    one receiver (AE PACSBRIDGE) on dicom_port, with receiver_toml's extra lines (e.g.
+    "anonymize = true"); returns (process, log path)."""
     data = os.path.join(work, "data")
     os.mkdir(data)
     path = os.path.join(work, "pacsbridge.toml")
@@ -286,7 +287,9 @@ def start_bridge(cfg, work, http_port, dicom_port, admin_password=None):
                 "ae_title = \"PACSBRIDGE\"\n"
                 "port = %d\n"
                 "bind = \"127.0.0.1\"\n"
-                % (json.dumps(data), http_port, cfg.bridge_server_toml, auth, dicom_port))
+                "%s"
+                % (json.dumps(data), http_port, cfg.bridge_server_toml, auth, dicom_port,
+                   receiver_toml))
     log_path = os.path.join(work, "pacsbridge.log")
     # Deliberately without TCP_NODELAY: the server must turn Nagle off by itself.
     proc = spawn([cfg.bridge_bin, "serve", "--config", path], env=cfg.env_plain,

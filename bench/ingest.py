@@ -24,7 +24,8 @@ from common import (BenchError, LIVE, MB, KB, OrthancPeer, count_files, env_num,
 common.PROG = "ingest"
 
 
-RECEIVER_NAMES = {"storescp": "storescp", "orthanc": "Orthanc", "pacsbridge": "PACS Bridge"}
+RECEIVER_NAMES = {"storescp": "storescp", "orthanc": "Orthanc", "pacsbridge": "PACS Bridge",
+                  "pacsbridge-anon": "PB anonym."}
 
 # Transfer syntax of the generated files -> storescu option proposing it first (with the
 # uncompressed ones as fallback where storescu does so), so that storescu never converts.
@@ -259,11 +260,14 @@ class PacsBridge(Receiver):
     ae = "PACSBRIDGE"
     password = "bench-admin"
 
+    receiver_toml = ""
+
     def start(self, work):
         self.port = free_port()
         self.http_port = free_port()
         self.proc, self.log_path = start_bridge(self.cfg, work, self.http_port, self.port,
-                                                admin_password=self.password)
+                                                admin_password=self.password,
+                                                receiver_toml=self.receiver_toml)
 
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.http_port, path)
@@ -293,7 +297,15 @@ class PacsBridge(Receiver):
         return None
 
 
-RECEIVERS = {"storescp": StoreSCP, "orthanc": Orthanc, "pacsbridge": PacsBridge}
+class PacsBridgeAnonymizing(PacsBridge):
+    """The same receiver with PS3.15 Annex E anonymization: each data set is received into
+    memory, de-identified and written (the cost of never writing the original to disk)."""
+    key = "pacsbridge-anon"
+    receiver_toml = "anonymize = true\n"
+
+
+RECEIVERS = {"storescp": StoreSCP, "orthanc": Orthanc, "pacsbridge": PacsBridge,
+             "pacsbridge-anon": PacsBridgeAnonymizing}
 
 
 # --------------------------------------------------------------------------- measuring
@@ -343,7 +355,7 @@ class Bench:
                 raise BenchError("%s died during the measurement (status %s):\n%s"
                                  % (rcv.label, rcv.proc.returncode, tail(rcv.log_path)))
             # Every instance must have arrived (PACS Bridge: indexed, as /api/studies says).
-            timeout = self.cfg.index_timeout if rcv.key == "pacsbridge" else 5
+            timeout = self.cfg.index_timeout if rcv.key.startswith("pacsbridge") else 5
             deadline = time.monotonic() + timeout
             while True:
                 n = rcv.count()
@@ -411,6 +423,16 @@ def report(cfg, sets, big, results, big_results, receivers, header):
                         "%.2f"),
                     fmt(paired_ratio(results, (ds.name, n, us), (ds.name, n, "orthanc")),
                         "%.2f")))
+        if "pacsbridge-anon" in receivers:
+            p("anonymizing receiver / plain receiver (ours), and / storescp:")
+            for ds in sets:
+                for n in cfg.assocs:
+                    p("%-6s %5d  %12s %12s" % (
+                        ds.name, n,
+                        fmt(paired_ratio(results, (ds.name, n, "pacsbridge-anon"), (ds.name, n, us)),
+                            "%.2f"),
+                        fmt(paired_ratio(results, (ds.name, n, "pacsbridge-anon"),
+                                         (ds.name, n, "storescp")), "%.2f")))
         for ds in sets:
             if 1 in cfg.assocs and 4 in cfg.assocs:
                 p("us 4-assoc / 1-assoc on %s: %s" % (
@@ -503,7 +525,7 @@ def parse_config(args):
     cfg.store_timeout = env_num("BENCH_STORE_TIMEOUT", 900, int, 1)
     cfg.index_timeout = env_num("BENCH_INDEX_TIMEOUT", 60, int, 1)
     cfg.clean_between = os.environ.get("BENCH_CLEAN_BETWEEN")
-    common.parse_common(cfg, args.root, "pacsbridge" in cfg.receivers,
+    common.parse_common(cfg, args.root, any(r.startswith("pacsbridge") for r in cfg.receivers),
                         "build it, set PACSBRIDGE_BIN, or leave it out: "
                         "BENCH_RECEIVERS=storescp,orthanc")
     if "orthanc" in cfg.receivers and shutil.which("Orthanc") is None:

@@ -54,7 +54,7 @@ std::optional<std::string> Dataset::Get(uint32_t tag) const {
   DcmElement* el = nullptr;
   if (impl_->ds->findAndGetElement(Key(tag), el).bad() || !el) return std::nullopt;
   // Decoded on a copy, so the data set keeps its own character set until something changes it.
-  DcmItem copy;
+  DcmDataset copy;
   OFString charset;
   if (impl_->ds->findAndGetOFStringArray(DCM_SpecificCharacterSet, charset).good()) {
     copy.putAndInsertOFStringArray(DCM_SpecificCharacterSet, charset);

@@ -1,0 +1,146 @@
+#include "receivers/receiver_sink.h"
+
+#include <gtest/gtest.h>
+
+namespace pb {
+namespace {
+
+class ReceiverSinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("pb-rsink-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    blobs_ = std::make_unique<BlobStore>(dir_);
+    ASSERT_TRUE(blobs_->Prepare());
+    db_ = std::move(*Database::Open(dir_ / "index.db", false));
+    pipeline_ = std::make_unique<IngestPipeline>(*blobs_, *db_, IngestOptions{});
+    staging_ = std::make_unique<StagingArea>(*pipeline_, *db_, *blobs_, [](const std::string&) { return 60; });
+    site_ = std::make_unique<ReceiverSite>(ReceiverSite{*pipeline_, *staging_, expectations_,
+                                                        [this] { return site_rules_; }, "0123456789abcdef0123"});
+  }
+  void TearDown() override {
+    site_.reset();
+    staging_.reset();
+    pipeline_.reset();
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  Labels Identify(const nlohmann::json& receiver, std::map<uint32_t, std::string> attrs,
+                  const std::string& calling = "SCANNER", std::shared_ptr<const Expectation> job = nullptr) {
+    auto r = ReceiverFromJson(receiver);
+    EXPECT_TRUE(r) << r.error().message;
+    ReceiverSink sink(std::make_shared<Receiver>(*r), *site_);
+    return sink.Identify(
+        [&](uint32_t tag) -> std::optional<std::string> {
+          auto it = attrs.find(tag);
+          if (it == attrs.end()) return std::nullopt;
+          return it->second;
+        },
+        calling, job);
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<IngestPipeline> pipeline_;
+  std::unique_ptr<StagingArea> staging_;
+  ExpectationRegistry expectations_;
+  std::shared_ptr<const RoutingRules> site_rules_ = std::make_shared<RoutingRules>();
+  std::unique_ptr<ReceiverSite> site_;
+};
+
+const std::map<uint32_t, std::string> kPlain{{0x00081030, "Brain MRI"},
+                                             {0x00100010, "Doe^John"},
+                                             {0x00100020, "PID77"},
+                                             {0x00080050, "ACC1"}};
+
+TEST_F(ReceiverSinkTest, DefaultRulesWithoutAnonymization) {
+  Labels l = Identify({{"ae_title", "R"}, {"anonymize", false}}, kPlain);
+  EXPECT_EQ(l.project, "Brain_MRI");
+  EXPECT_EQ(l.subject, "Doe_John");
+  EXPECT_EQ(l.session, "PID77");
+}
+
+TEST_F(ReceiverSinkTest, AnonymizationPseudonymizesIdentityLabelsAndGuessesNoProject) {
+  Labels l = Identify({{"ae_title", "R"}}, kPlain);
+  EXPECT_EQ(l.project, "Unassigned");
+  EXPECT_EQ(l.subject.rfind("SUBJ_", 0), 0u) << l.subject;
+  EXPECT_EQ(l.session.rfind("SESS_", 0), 0u) << l.session;
+  EXPECT_EQ(l.subject.find("Doe"), std::string::npos);
+  EXPECT_EQ(l.session.find("PID77"), std::string::npos);
+  // Stable: the same patient gets the same pseudonym; another patient another one.
+  EXPECT_EQ(Identify({{"ae_title", "R"}}, kPlain).subject, l.subject);
+  auto other = kPlain;
+  other[0x00100010] = "Roe^Jane";
+  EXPECT_NE(Identify({{"ae_title", "R"}}, other).subject, l.subject);
+}
+
+TEST_F(ReceiverSinkTest, ChosenLabelsAreKeptWhenAnonymizing) {
+  auto attrs = kPlain;
+  attrs[0x00104000] = "Project: P1 Subject: S1 Session: E1";
+  Labels l = Identify({{"ae_title", "R"}}, attrs);
+  EXPECT_EQ(l.project, "P1");
+  EXPECT_EQ(l.subject, "S1");
+  EXPECT_EQ(l.session, "E1");
+  Labels ruled = Identify({{"ae_title", "R"}, {"routing", {{"subject", "(0010,0020):^PID(\\d+)"}}},
+                           {"default_project", "Lab"}},
+                          kPlain);
+  EXPECT_EQ(ruled.subject, "77");  // a rule the administrator wrote is trusted
+  EXPECT_EQ(ruled.project, "Lab");
+}
+
+TEST_F(ReceiverSinkTest, SiteRulesApplyAfterTheReceiversOwn) {
+  auto site = std::make_shared<RoutingRules>();
+  site->project = *ParseRoutingRules("(0008,0050):^(ACC\\d)", "routing.project");
+  site_rules_ = site;
+  EXPECT_EQ(Identify({{"ae_title", "R"}, {"anonymize", false}}, kPlain).project, "ACC1");
+  EXPECT_EQ(Identify({{"ae_title", "R"}, {"anonymize", false}, {"routing", {{"project", "(0008,1030):^(\\w+)"}}}}, kPlain)
+                .project,
+            "Brain");
+}
+
+TEST_F(ReceiverSinkTest, ProcessorsAndJobs) {
+  nlohmann::json mapped{{"ae_title", "R"},
+                        {"anonymize", false},
+                        {"processors", nlohmann::json::array({{{"type", "map_ae_to_project"}, {"map", {{"CT1", "Liver"}}}}})}};
+  EXPECT_EQ(Identify(mapped, kPlain, "CT1").project, "Liver");
+  EXPECT_EQ(Identify(mapped, kPlain, "MR1").project, "Brain_MRI");
+
+  auto job = std::make_shared<Expectation>();
+  job->project = "Import";
+  job->subject = "S9";
+  nlohmann::json by_jobs{{"ae_title", "R"}, {"anonymize", false}, {"identification", "jobs"}};
+  Labels l = Identify(by_jobs, kPlain, "PACS", job);
+  EXPECT_EQ(l.project, "Import");
+  EXPECT_EQ(l.subject, "S9");
+  EXPECT_EQ(l.session, "PID77");  // not set by the job: the rules decide
+  // "rules" ignores the job unless relabel_from_job is asked for.
+  EXPECT_EQ(Identify({{"ae_title", "R"}, {"anonymize", false}}, kPlain, "PACS", job).project, "Brain_MRI");
+  nlohmann::json relabel{{"ae_title", "R"},
+                         {"anonymize", false},
+                         {"processors", nlohmann::json::array({{{"type", "relabel_from_job"}}})}};
+  EXPECT_EQ(Identify(relabel, kPlain, "PACS", job).project, "Import");
+}
+
+TEST(Expectations, MatchByMoveOriginatorThenUids) {
+  ExpectationRegistry reg;
+  auto a = std::make_shared<Expectation>();
+  a->job_id = 1;
+  a->calling_ae = "PB";
+  a->study_uids = {"1.1"};
+  auto b = std::make_shared<Expectation>();
+  b->job_id = 2;
+  b->series_uids = {"2.1.1"};
+  ExpectationScope sa(reg, a), sb(reg, b);
+  reg.AddMessageId(sa.token(), 7);
+  EXPECT_EQ(reg.Match("x", "2.1.1", "9.9", "PB", 7)->job_id, 1);  // the C-MOVE it came from
+  EXPECT_EQ(reg.Match("x", "2.1.1", "9.9", "PB", 8)->job_id, 2);
+  EXPECT_EQ(reg.Match("x", "y", "1.1", "", -1)->job_id, 1);
+  EXPECT_EQ(reg.Match("x", "y", "z", "", -1), nullptr);
+  reg.AddSopUids(sb.token(), {"3.3.3"});
+  EXPECT_EQ(reg.Match("3.3.3", "y", "z", "", -1)->job_id, 2);
+}
+
+}  // namespace
+}  // namespace pb
