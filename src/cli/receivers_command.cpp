@@ -158,7 +158,8 @@ void PrintSeries(const nlohmann::json& list) {
 void PrintStaged(const nlohmann::json& list) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& r : list) {
-    rows.push_back({std::to_string(r.value("id", 0)), r.value("receiver", ""),
+    std::string ae = r.value("receiver_ae_title", "");
+    rows.push_back({std::to_string(r.value("id", 0)), ae.empty() ? r.value("receiver", "") : ae,
                     r.value("project", "") + "/" + r.value("subject", "") + "/" + r.value("session", ""),
                     r.value("state", ""), std::to_string(r.value("instance_count", 0)), r.value("last_at", "")});
   }

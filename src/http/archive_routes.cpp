@@ -59,8 +59,11 @@ nlohmann::json LabelJson(const LabelCount& c, const char* level) {
 }
 
 void AddLabelRoutes(httplib::Server& srv, Services& s) {
-  auto send = [](httplib::Response& res, const Result<std::vector<LabelCount>>& rows, const char* level) {
+  // Below a label that exists there is always something, so an empty list means an unknown one.
+  auto send = [](httplib::Response& res, const Result<std::vector<LabelCount>>& rows, const char* level,
+                 const std::string& above = "") {
     if (!rows) return SendError(res, rows.error());
+    if (rows->empty() && !above.empty()) return SendError(res, 404, "no " + above + " in the archive");
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : *rows) out.push_back(LabelJson(r, level));
     SendJson(res, 200, out);
@@ -71,18 +74,24 @@ void AddLabelRoutes(httplib::Server& srv, Services& s) {
   });
   srv.Get(R"(/api/projects/([^/]+)/subjects)", [&s, send](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
-    send(res, s.db.ListSubjects(req.matches[1]), "subject");
+    send(res, s.db.ListSubjects(req.matches[1]), "subject", "project '" + std::string(req.matches[1]) + "'");
   });
   srv.Get(R"(/api/projects/([^/]+)/subjects/([^/]+)/sessions)", [&s, send](const httplib::Request& req,
                                                                            httplib::Response& res) {
     CatchUp(s);
-    send(res, s.db.ListSessions(req.matches[1], req.matches[2]), "session");
+    send(res, s.db.ListSessions(req.matches[1], req.matches[2]), "session",
+         "subject '" + std::string(req.matches[2]) + "' in project '" + std::string(req.matches[1]) + "'");
   });
   srv.Get(R"(/api/projects/([^/]+)/subjects/([^/]+)/sessions/([^/]+)/series)",
           [&s](const httplib::Request& req, httplib::Response& res) {
             CatchUp(s);
             auto rows = s.db.ListSessionSeries(req.matches[1], req.matches[2], req.matches[3]);
             if (!rows) return SendError(res, rows.error());
+            if (rows->empty()) {
+              return SendError(res, 404, "no session '" + std::string(req.matches[3]) + "' of subject '" +
+                                             std::string(req.matches[2]) + "' in project '" +
+                                             std::string(req.matches[1]) + "'");
+            }
             nlohmann::json out = nlohmann::json::array();
             for (const auto& r : *rows) out.push_back(SeriesJson(r));
             SendJson(res, 200, out);

@@ -8,8 +8,9 @@
 namespace pb::http {
 namespace {
 
-nlohmann::json StagedJson(const StagedSession& s) {
-  return {{"id", s.id},          {"receiver", s.receiver},   {"project", s.project},
+nlohmann::json StagedJson(const StagedSession& s, const ReceiverService& receivers) {
+  auto r = receivers.Get(s.receiver);
+  return {{"receiver_ae_title", r ? r->ae_title : ""},{"id", s.id},          {"receiver", s.receiver},   {"project", s.project},
           {"subject", s.subject}, {"session", s.session},     {"state", s.state},
           {"first_at", s.first_at}, {"last_at", s.last_at},   {"instance_count", s.instance_count},
           {"bytes", s.bytes}};
@@ -74,7 +75,7 @@ void AddReceiverRoutes(httplib::Server& srv, Services& s) {
     auto rows = s.staging.List();
     if (!rows) return SendError(res, rows.error());
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& r : *rows) out.push_back(StagedJson(r));
+    for (const auto& r : *rows) out.push_back(StagedJson(r, s.receivers));
     SendJson(res, 200, out);
   });
   srv.Get(R"(/api/staging/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
@@ -83,14 +84,14 @@ void AddReceiverRoutes(httplib::Server& srv, Services& s) {
     auto row = s.staging.Get(id);
     if (!row) return SendError(res, row.error());
     if (!*row) return SendError(res, 404, "no staged session " + std::to_string(id), "id");
-    SendJson(res, 200, StagedJson(**row));
+    SendJson(res, 200, StagedJson(**row, s.receivers));
   });
   Post(srv, R"(/api/staging/([^/]+)/archive)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     int64_t id = 0;
     if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
     auto r = s.staging.Archive(id);
     if (!r) return SendError(res, r.error());
-    nlohmann::json j = StagedJson(r->session);
+    nlohmann::json j = StagedJson(r->session, s.receivers);
     j["archived"] = r->archived;
     j["failed"] = r->failed;
     if (!r->error.empty()) j["error"] = r->error;

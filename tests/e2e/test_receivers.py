@@ -1596,13 +1596,23 @@ class ReceiversTests(harness.E2ETestCase):
         listed = json.loads(self.assertCliOk(self.cli("projects", "CLIP", "CLIS", "CLIE",
                                                       "--json")))
         self.assertEqual(listed, self.browse("CLIP", "CLIS", "CLIE"))
+        # Labels that do not exist are an error, not an empty table.
+        for args, what in ((("NOPE",), "project 'NOPE'"), (("CLIP", "NOPE"), "subject 'NOPE'"),
+                           (("CLIP", "CLIS", "NOPE"), "session 'NOPE'")):
+            cp = self.cli("projects", *args)
+            self.assertNotEqual(cp.returncode, 0, args)
+            self.assertIn(what, cp.stderr, args)
+        status, body = self.api("GET", "/api/projects/NOPE/subjects")
+        self.assertEqual(status, 404)
 
     def test_72_cli_staging(self):
         r, rows, sessions = self.held_sessions("CLISTAGE")
         out = self.assertCliOk(self.cli("staging"), "staging")
         for name, row in rows.items():
-            self.assertRegex(out, r"(?m)^%s\s+%s\s+STGH/CLISTAGE/%s\s+\S+\s+2\s"
-                             % (row["id"], r["id"], name))
+            self.assertRegex(out, r"(?m)^%s\s+CLISTAGE\s+STGH/CLISTAGE/%s\s+\S+\s+2\s"
+                             % (row["id"], name))
+            self.assertEqual(row["receiver"], r["id"])
+            self.assertEqual(row["receiver_ae_title"], "CLISTAGE")
         listed = json.loads(self.assertCliOk(self.cli("staging", "--json")))
         self.assertEqual(listed, self.staged())
         out = self.assertCliOk(self.cli("staging", "archive", rows["E2"]["id"]), "staging archive")
