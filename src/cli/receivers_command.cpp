@@ -263,9 +263,52 @@ void AddProjectsCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("projects", "browse the archive by project, subject, session and series");
   auto s = std::make_shared<CommandOptions>();
   auto path = std::make_shared<std::vector<std::string>>();
+  struct Anon {
+    bool show = false, reset = false;
+    std::optional<bool> retain_dates, retain_device, retain_uids, keep_private;
+  };
+  auto anon = std::make_shared<Anon>();
   cmd->add_option("labels", *path, "PROJECT [SUBJECT [SESSION]]: list what is below");
+  cmd->add_flag("--anonymization", anon->show, "show PROJECT's own anonymization options");
+  cmd->add_option("--retain-dates", anon->retain_dates, "true/false: PROJECT's own option (replaces the receiver's)");
+  cmd->add_option("--retain-device-identity", anon->retain_device, "true/false: PROJECT's own option");
+  cmd->add_option("--retain-uids", anon->retain_uids, "true/false: PROJECT's own option");
+  cmd->add_option("--keep-private-tags", anon->keep_private, "true/false: PROJECT's own option");
+  cmd->add_flag("--reset-anonymization", anon->reset, "PROJECT uses the receivers' options again");
   AddServerFlags(cmd, *s);
-  cmd->callback([s, path, &exit_code] {
+  cmd->callback([s, path, anon, &exit_code] {
+    bool set = anon->retain_dates || anon->retain_device || anon->retain_uids || anon->keep_private;
+    if (anon->show || anon->reset || set) {
+      if (path->size() != 1) {
+        std::cerr << "the anonymization options belong to one PROJECT: give exactly one\n";
+        exit_code = 1;
+        return;
+      }
+      const std::string url = "/api/projects/" + (*path)[0] + "/anonymization";
+      if (anon->reset) {
+        exit_code = RunAndPrint(*s, "DELETE", url, nullptr, 204, nullptr);
+        if (exit_code == 0 && !s->json) std::cout << (*path)[0] << " uses the receivers' options again\n";
+        return;
+      }
+      nlohmann::json current;
+      if ((exit_code = CallAndReport(s->server, "GET", url, nullptr, 200, current))) return;
+      nlohmann::json body = current["anonymization"].is_object() ? current["anonymization"] : nlohmann::json::object();
+      if (set) {
+        auto put = [&](const char* k, const std::optional<bool>& v) {
+          if (v) body[k] = *v;
+        };
+        put("retain_dates", anon->retain_dates);
+        put("retain_device_identity", anon->retain_device);
+        put("retain_uids", anon->retain_uids);
+        put("keep_private_tags", anon->keep_private);
+        exit_code = RunAndPrint(*s, "PUT", url, &body, 200, PrintFields);
+      } else {
+        if (s->json) std::cout << current.dump(2) << "\n";
+        else if (current["anonymization"].is_null()) std::cout << (*path)[0] << ": the receivers' options apply\n";
+        else PrintFields(current["anonymization"]);
+      }
+      return;
+    }
     if (path->size() > 3) {
       std::cerr << "give at most PROJECT SUBJECT SESSION\n";
       exit_code = 1;

@@ -71,6 +71,30 @@ void AddReceiverRoutes(httplib::Server& srv, Services& s) {
     SendJson(res, 200, *r);
   });
 
+  // A project's own anonymization options: they replace the receiver's for data filed there.
+  srv.Get(R"(/api/projects/([^/]+)/anonymization)", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto a = s.receivers.ProjectAnonymization(req.matches[1]);
+    SendJson(res, 200, {{"project", req.matches[1]},
+                        {"anonymization", a ? AnonymizationToJson(*a) : nlohmann::json(nullptr)}});
+  });
+  Put(srv, R"(/api/projects/([^/]+)/anonymization)", [&s](const httplib::Request& req, httplib::Response& res,
+                                                          const std::string& raw) {
+    const std::string project = req.matches[1];
+    if (CleanLabel(project) != project) {
+      return SendError(res, 400, "a project is a label of letters, digits, _ and - (at most 64)", "project");
+    }
+    auto body = ParseBody(raw, res);
+    if (!body) return;
+    auto a = AnonymizationFromJson(*body, "anonymization");
+    if (!a) return SendError(res, a.error());
+    if (auto r = s.receivers.SetProjectAnonymization(project, *a); !r) return SendError(res, r.error());
+    SendJson(res, 200, {{"project", project}, {"anonymization", AnonymizationToJson(*a)}});
+  });
+  srv.Delete(R"(/api/projects/([^/]+)/anonymization)", [&s](const httplib::Request& req, httplib::Response& res) {
+    if (auto r = s.receivers.SetProjectAnonymization(req.matches[1], std::nullopt); !r) return SendError(res, r.error());
+    res.status = 204;
+  });
+
   srv.Get("/api/staging", [&s](const httplib::Request&, httplib::Response& res) {
     auto rows = s.staging.List();
     if (!rows) return SendError(res, rows.error());

@@ -194,6 +194,34 @@ Result<std::shared_ptr<const RoutingRules>> RulesFromJson(const nlohmann::json& 
 
 }  // namespace
 
+Result<AnonymizationChoices> AnonymizationFromJson(const nlohmann::json& a, const std::string& field) {
+  if (!a.is_object()) return Fail(Code::kInvalidArgument, fmt::format("{} must be an object", field), field);
+  static const std::set<std::string> kOptions{"retain_dates", "retain_device_identity", "retain_uids", "keep_private_tags"};
+  for (auto it = a.begin(); it != a.end(); ++it) {
+    if (!kOptions.count(it.key())) {
+      return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}.{}'", field, it.key()), field + "." + it.key());
+    }
+  }
+  AnonymizationChoices out;
+  const std::string prefix = field + ".";
+  for (auto [key, member] : {std::pair{"retain_dates", &out.retain_dates},
+                             std::pair{"retain_device_identity", &out.retain_device_identity},
+                             std::pair{"retain_uids", &out.retain_uids},
+                             std::pair{"keep_private_tags", &out.keep_private_tags}}) {
+    auto f = Flag(a, key, false, prefix);
+    if (!f) return tl::unexpected(f.error());
+    *member = *f;
+  }
+  return out;
+}
+
+nlohmann::json AnonymizationToJson(const AnonymizationChoices& a) {
+  return {{"retain_dates", a.retain_dates},
+          {"retain_device_identity", a.retain_device_identity},
+          {"retain_uids", a.retain_uids},
+          {"keep_private_tags", a.keep_private_tags}};
+}
+
 bool Receiver::ChangesData() const {
   if (anonymize) return true;
   for (const Processor& p : processors) {
@@ -292,22 +320,9 @@ Result<Receiver> ReceiverFromJson(const nlohmann::json& j, ReceiverOrigin origin
   }
   if (auto f = SetFlag(j, "anonymize", origin == ReceiverOrigin::kApi, r.anonymize); !f) return tl::unexpected(f.error());
   if (j.contains("anonymization") && !j["anonymization"].is_null()) {
-    const auto& a = j["anonymization"];
-    if (!a.is_object()) return Fail(Code::kInvalidArgument, "anonymization must be an object", "anonymization");
-    for (auto it = a.begin(); it != a.end(); ++it) {
-      static const std::set<std::string> kOptions{"retain_dates", "retain_device_identity", "retain_uids", "keep_private_tags"};
-      if (!kOptions.count(it.key())) {
-        return Fail(Code::kInvalidArgument, fmt::format("unknown field 'anonymization.{}'", it.key()), "anonymization." + it.key());
-      }
-    }
-    auto dates = Flag(a, "retain_dates", false, "anonymization.");
-    auto device = Flag(a, "retain_device_identity", false, "anonymization.");
-    auto uids = Flag(a, "retain_uids", false, "anonymization.");
-    auto priv = Flag(a, "keep_private_tags", false, "anonymization.");
-    for (const auto* f : {&dates, &device, &uids, &priv}) {
-      if (!*f) return tl::unexpected(f->error());
-    }
-    r.anonymization = {*dates, *device, *uids, *priv};
+    auto a = AnonymizationFromJson(j["anonymization"], "anonymization");
+    if (!a) return tl::unexpected(a.error());
+    r.anonymization = *a;
   }
   if (auto f = SetFlag(j, "direct_archive", true, r.direct_archive); !f) return tl::unexpected(f.error());
   if (j.contains("staging_idle_seconds") && !j["staging_idle_seconds"].is_null()) {
@@ -335,11 +350,7 @@ nlohmann::json ReceiverToJson(const Receiver& r) {
           {"identification", r.identification},
           {"processors", r.processors_json},
           {"anonymize", r.anonymize},
-          {"anonymization",
-           {{"retain_dates", r.anonymization.retain_dates},
-            {"retain_device_identity", r.anonymization.retain_device_identity},
-            {"retain_uids", r.anonymization.retain_uids},
-            {"keep_private_tags", r.anonymization.keep_private_tags}}},
+          {"anonymization", AnonymizationToJson(r.anonymization)},
           {"direct_archive", r.direct_archive},
           {"staging_idle_seconds", r.staging_idle_seconds},
           {"tls", {{"enabled", r.tls.enabled}, {"cert_file", r.tls.cert_file}, {"key_file", r.tls.key_file},

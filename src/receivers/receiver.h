@@ -77,6 +77,10 @@ nlohmann::json ReceiverToJson(const Receiver& r);
 // as `routing` and `anonymization` are merged field by field).
 Result<Receiver> PatchReceiver(const Receiver& base, const nlohmann::json& patch);
 
+// The anonymization options as JSON ({"retain_dates", ...}); errors name `field`.
+Result<AnonymizationChoices> AnonymizationFromJson(const nlohmann::json& j, const std::string& field);
+nlohmann::json AnonymizationToJson(const AnonymizationChoices& a);
+
 // Site-wide routing rules (GET/PUT /api/routing): {"project", "subject", "session"} texts.
 Result<std::shared_ptr<const RoutingRules>> ParseSiteRouting(const nlohmann::json& j);
 

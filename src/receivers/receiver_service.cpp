@@ -14,6 +14,7 @@ bool SameTls(const dicom::ServerTls& a, const dicom::ServerTls& b) {
 }
 
 constexpr const char* kRoutingKey = "routing";
+constexpr const char* kProjectAnonymizationKey = "project_anonymization";
 
 }  // namespace
 
@@ -21,7 +22,8 @@ ReceiverService::ReceiverService(IngestPipeline& pipeline, Database& db, Staging
                                  ExpectationRegistry& expectations, int workers, std::string secret)
     : db_(db),
       workers_(workers),
-      site_{pipeline, staging, expectations, [this] { return SiteRules(); }, std::move(secret)},
+      site_{pipeline, staging, expectations, [this] { return SiteRules(); }, std::move(secret),
+            [this](const std::string& project) { return ProjectAnonymization(project); }},
       fallback_(pipeline, ""),
       site_rules_(std::make_shared<RoutingRules>()),
       site_routing_json_({{"project", ""}, {"subject", ""}, {"session", ""}}) {}
@@ -84,11 +86,46 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
       spdlog::error("the stored site routing rules cannot be used: {}", rules.error().message);
     }
   }
+  auto projects = db_.GetSetting(kProjectAnonymizationKey);
+  if (!projects) return tl::unexpected(projects.error());
+  if (!projects->empty()) {
+    auto j = nlohmann::json::parse(*projects, nullptr, false);
+    for (auto it = j.is_object() ? j.begin() : j.end(); it != j.end(); ++it) {
+      auto a = AnonymizationFromJson(*it, "anonymization");
+      if (a) project_anonymization_[it.key()] = *a;
+      else spdlog::error("project {}: stored anonymization options cannot be used: {}", it.key(), a.error().message);
+    }
+  }
   {
     std::lock_guard lock(mu_);
     receivers_ = std::move(all);
   }
   (void)Reconcile();
+  return {};
+}
+
+std::optional<AnonymizationChoices> ReceiverService::ProjectAnonymization(const std::string& project) const {
+  std::lock_guard lock(mu_);
+  auto it = project_anonymization_.find(project);
+  if (it == project_anonymization_.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<void> ReceiverService::SetProjectAnonymization(const std::string& project,
+                                                      const std::optional<AnonymizationChoices>& a) {
+  std::lock_guard change(change_mu_);
+  nlohmann::json all = nlohmann::json::object();
+  {
+    std::lock_guard lock(mu_);
+    auto copy = project_anonymization_;
+    if (a) copy[project] = *a;
+    else copy.erase(project);
+    for (const auto& [name, options] : copy) all[name] = AnonymizationToJson(options);
+  }
+  if (auto s = db_.SetSetting(kProjectAnonymizationKey, all.dump()); !s) return s;
+  std::lock_guard lock(mu_);
+  if (a) project_anonymization_[project] = *a;
+  else project_anonymization_.erase(project);
   return {};
 }
 

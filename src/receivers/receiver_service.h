@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +60,10 @@ class ReceiverService {
   Result<nlohmann::json> SetSiteRouting(const nlohmann::json& body);
   std::shared_ptr<const RoutingRules> SiteRules() const;
 
+  // A project's anonymization options (nullopt: the receiver's apply). Set nullopt to remove.
+  std::optional<AnonymizationChoices> ProjectAnonymization(const std::string& project) const;
+  Result<void> SetProjectAnonymization(const std::string& project, const std::optional<AnonymizationChoices>& a);
+
   // A receiver's staging idle time (60 s when it is gone).
   int IdleSeconds(const std::string& id) const;
 
@@ -88,6 +93,7 @@ class ReceiverService {
   std::map<std::string, std::string> errors_;                // GUARDED_BY(mu_): id → why not listening
   std::shared_ptr<const RoutingRules> site_rules_;           // GUARDED_BY(mu_)
   nlohmann::json site_routing_json_;                         // GUARDED_BY(mu_)
+  std::map<std::string, AnonymizationChoices> project_anonymization_;  // GUARDED_BY(mu_)
   std::map<uint16_t, Listener> listeners_;                   // GUARDED_BY(change_mu_)
   std::vector<std::thread> retiring_;  // GUARDED_BY(change_mu_): listeners finishing their associations
 };

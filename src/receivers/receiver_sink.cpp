@@ -148,11 +148,15 @@ dicom::StoreAnswer ReceiverSink::StoreDataset(const dicom::IncomingInstance& in,
     }
   }
   if (r.anonymize) {
+    AnonymizationChoices choices = r.anonymization;
+    if (site_.project_anonymization) {
+      if (auto p = site_.project_anonymization(labels.project)) choices = *p;
+    }
     dicom::AnonymizeOptions o;
-    o.retain_dates = r.anonymization.retain_dates;
-    o.retain_device_identity = r.anonymization.retain_device_identity;
-    o.retain_uids = r.anonymization.retain_uids;
-    o.keep_private_tags = r.anonymization.keep_private_tags;
+    o.retain_dates = choices.retain_dates;
+    o.retain_device_identity = choices.retain_device_identity;
+    o.retain_uids = choices.retain_uids;
+    o.keep_private_tags = choices.keep_private_tags;
     o.secret = site_.secret;
     o.subject_label = labels.subject.empty() ? "ANONYMOUS" : labels.subject;
     if (auto a = data.Anonymize(o); !a) {

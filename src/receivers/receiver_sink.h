@@ -5,6 +5,7 @@
 // change at run time never alters an association half way. Thread-safe (no mutable state).
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "dicom/server.h"
@@ -23,6 +24,8 @@ struct ReceiverSite {
   ExpectationRegistry& expectations;
   std::function<std::shared_ptr<const RoutingRules>()> site_rules;
   std::string secret;  // the site's anonymization secret
+  // A project's own anonymization options, which replace the receiver's for data filed there.
+  std::function<std::optional<AnonymizationChoices>(const std::string& project)> project_anonymization;
 };
 
 class ReceiverSink : public dicom::StoreSink {

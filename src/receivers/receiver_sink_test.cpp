@@ -17,7 +17,7 @@ class ReceiverSinkTest : public ::testing::Test {
     pipeline_ = std::make_unique<IngestPipeline>(*blobs_, *db_, IngestOptions{});
     staging_ = std::make_unique<StagingArea>(*pipeline_, *db_, *blobs_, [](const std::string&) { return 60; });
     site_ = std::make_unique<ReceiverSite>(ReceiverSite{*pipeline_, *staging_, expectations_,
-                                                        [this] { return site_rules_; }, "0123456789abcdef0123"});
+                                                        [this] { return site_rules_; }, "0123456789abcdef0123", {}});
   }
   void TearDown() override {
     site_.reset();

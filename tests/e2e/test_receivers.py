@@ -1192,6 +1192,43 @@ class ReceiversTests(harness.E2ETestCase):
             self.assertEqual(text_of(el, (0x0012, 0x0062)), "YES")
             self.assertRegex(text_of(el, (0x0010, 0x0010)), r"^SUBJ_[0-9]{12}$")
 
+    def test_54b_a_projects_options_replace_the_receivers(self):
+        # The receiver replaces UIDs; project KEEPUIDS asks to retain them, so data filed there
+        # keeps its UIDs, while data of other projects on the same receiver does not.
+        r = self.create({"ae_title": "ANONPROJ", "port": harness.free_receiver_port()})
+        status, body = self.api("PUT", "/api/projects/KEEPUIDS/anonymization", {"retain_uids": True})
+        self.assertEqual(status, 200, body)
+        status, body = self.api("GET", "/api/projects/KEEPUIDS/anonymization")
+        self.assertEqual((status, body["anonymization"]["retain_uids"]), (200, True))
+        status, body = self.api("PUT", "/api/projects/KEEPUIDS/anonymization", {"retain_all": True})
+        self.assertEqual((status, body.get("field")), (400, "anonymization.retain_all"))
+        status, body = self.api("PUT", "/api/projects/bad%20name/anonymization", {})
+        self.assertEqual((status, body.get("field")), (400, "project"))
+        kept = make_study(self.mkdtemp("projkeep"), 1, patient_name="Proj^Keep", patient_id="PROJKEEP1",
+                          extra=[(0x0010, 0x4000, "LT", comment("KEEPUIDS", "PK1", "E1"))])
+        other = make_study(self.mkdtemp("projother"), 1, patient_name="Proj^Other",
+                           patient_id="PROJOTHER1",
+                           extra=[(0x0010, 0x4000, "LT", comment("OTHERPROJ", "PO1", "E1"))])
+        self.store(r["port"], "ANONPROJ", kept + other)
+        self.wait_study(kept[0][2], 1)
+        el = dicomgen.read_elements(self.fetch(kept[0][1]))
+        self.assertEqual(text_of(el, (0x0012, 0x0062)), "YES")
+        self.assertEqual(text_of(el, (0x0010, 0x0010)), "PK1")
+        self.assertTrue(harness.wait_until(lambda: self.browse("OTHERPROJ", "PO1", "E1"), 10))
+        series = self.browse("OTHERPROJ", "PO1", "E1")[0]["SeriesInstanceUID"]
+        self.assertNotEqual(series, other[0][3], "the receiver's own options still replace UIDs")
+        # Removed: the receiver's options apply again.
+        status, _ = self.api("DELETE", "/api/projects/KEEPUIDS/anonymization")
+        self.assertEqual(status, 204)
+        status, body = self.api("GET", "/api/projects/KEEPUIDS/anonymization")
+        self.assertIsNone(body["anonymization"])
+        again = make_study(self.mkdtemp("projagain"), 1, patient_name="Proj^Again",
+                           patient_id="PROJAGAIN1",
+                           extra=[(0x0010, 0x4000, "LT", comment("KEEPUIDS", "PK2", "E1"))])
+        self.store(r["port"], "ANONPROJ", again)
+        self.assertTrue(harness.wait_until(lambda: self.browse("KEEPUIDS", "PK2", "E1"), 10))
+        self.assertNotEqual(self.browse("KEEPUIDS", "PK2", "E1")[0]["SeriesInstanceUID"], again[0][3])
+
     def test_55_retain_dates_shifts_one_patients_dates_by_the_same_days(self):
         r = self.create({"routing": DESCRIPTION_IS_PROJECT, "ae_title": "ANONDATES", "port": harness.free_receiver_port(),
                          "anonymization": {"retain_dates": True}})
