@@ -53,6 +53,32 @@ class TlsReceiverTests(harness.E2ETestCase):
             self.assertEqual(status, 200, sop)
             self.assertEqual(dicomgen.dataset_bytes(data), dicomgen.dataset_bytes(path))
 
+    def test_tls_receiver_made_at_run_time_with_a_whitelist_and_anonymization(self):
+        port = harness.free_receiver_port()
+        status, body = self.server.api("POST", "/api/receivers", {
+            "ae_title": "TLSWL", "port": port, "bind": "127.0.0.1",
+            "tls": {"enabled": True, "cert_file": str(self.cert), "key_file": str(self.key)},
+            "whitelist_enabled": True, "whitelist": "TRUSTED@127.0.0.1",
+            "routing": {"project": "(0010,0020):^(TLSWL\\d)"}})
+        self.assertEqual(status, 201, body)
+        self.assertEqual(body["status"], "listening")
+        self.assertTrue(body["anonymize"])
+        cp = harness.run_tool(["echoscu", "-aet", "OTHER", "-aec", "TLSWL", "-to", "5", "-ta", "5"]
+                              + self.tls_args() + ["127.0.0.1", str(port)], timeout=30)
+        self.assertNotEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertIn("Calling AE Title Not Recognized", harness.proc_output(cp))
+        files = dicomgen.generate(self.tmp / "tlswl-data", 2, patient_id="TLSWL1",
+                                  patient_name="Tls^Whitelisted")
+        cp = harness.storescu(port, "TLSWL", [f[0] for f in files], calling_ae="TRUSTED",
+                              extra=self.tls_args())
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertTrue(harness.wait_until(lambda: self.server.api(
+            "GET", "/api/projects/TLSWL1/subjects")[0] == 200, timeout=10))
+        # Anonymized: the original SOP Instance UIDs are not in the archive.
+        for sop in (f[1] for f in files):
+            self.assertEqual(self.server.raw("GET", "/api/instances/%s/file" % sop)[0], 404)
+        self.assertEqual(harness.find_bytes([self.server.data_dir], [b"Tls^Whitelisted"]), {})
+
     def test_plain_and_tls_receivers_side_by_side(self):
         cp = self.echo(self.plain_port, "PACSBRIDGE", [])
         self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
