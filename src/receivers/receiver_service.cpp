@@ -70,6 +70,19 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
       continue;
     }
     r->id = std::to_string(id);
+    // A config receiver added later may have taken this one's AE title + port, or its port with
+    // another bind address or TLS setting: the stored one stays listed but does not start.
+    for (const auto& o : all) {
+      if (o->port == r->port && r->enabled && o->enabled &&
+          (o->ae_title == r->ae_title || o->bind != r->bind || !SameTls(o->tls, r->tls))) {
+        std::string why = fmt::format("conflicts with receiver {} ({}@{}); change its port", o->id, o->ae_title, o->port);
+        spdlog::error("receiver {} ({}@{}) not started: {}", r->id, r->ae_title, r->port, why);
+        r->enabled = false;
+        std::lock_guard lock(mu_);
+        errors_[r->id] = why;
+        break;
+      }
+    }
     all.push_back(std::make_shared<Receiver>(std::move(*r)));
   }
   auto routing = db_.GetSetting(kRoutingKey);
@@ -263,8 +276,8 @@ std::string ReceiverService::Status(const std::string& id) const {
   std::lock_guard lock(mu_);
   const Receiver* r = Find(id);
   if (!r) return "unknown";
-  if (!r->enabled) return "disabled";
   if (auto it = errors_.find(r->id); it != errors_.end()) return "error: " + it->second;
+  if (!r->enabled) return "disabled";
   return "listening";
 }
 
@@ -339,7 +352,13 @@ Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::
   if (old->locked) {
     return Fail(Code::kLocked, fmt::format("receiver {} comes from the config file and is read-only", old->id));
   }
-  auto r = PatchReceiver(*old, patch);
+  Receiver base = *old;
+  {
+    // Held back at start by a conflict: it is stored as enabled, and a change may resolve it.
+    std::lock_guard lock(mu_);
+    if (errors_.count(old->id) && !old->enabled) base.enabled = true;
+  }
+  auto r = PatchReceiver(base, patch);
   if (!r) return r;
   if (auto c = CheckConflicts(*r, old->id); !c) return tl::unexpected(c.error());
   auto replace = [&](std::shared_ptr<const Receiver> with) {
@@ -357,6 +376,10 @@ Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::
   }
   if (auto saved = db_.UpdateReceiver(std::stoll(old->id), ReceiverToJson(*r).dump()); !saved) {
     return tl::unexpected(saved.error());
+  }
+  if (!r->enabled) {
+    std::lock_guard lock(mu_);
+    errors_.erase(r->id);
   }
   spdlog::info("receiver {} ({}@{}) changed", r->id, r->ae_title, r->port);
   return *r;

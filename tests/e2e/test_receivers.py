@@ -539,6 +539,34 @@ class ReceiversTests(harness.E2ETestCase):
         self.wait_study(files[0][2], 1)
         self.assertStoredIdentical(files[0][1], files[0][0])
 
+    def test_25b_a_config_receiver_that_takes_a_stored_ones_port_holds_it_back(self):
+        srv = self.start_server()
+        port = harness.free_receiver_port()
+        status, stored = srv.api("POST", "/api/receivers",
+                                 {"ae_title": "STOREDONE", "port": port, "anonymize": False})
+        self.assertEqual(status, 201, stored)
+        srv.stop_and_check()
+        # The administrator then writes a receiver on the same port with another bind address.
+        again = harness.Server(srv.workdir, http_port=srv.http_port, receivers=srv.receivers + [
+            {"ae_title": "FROMFILE", "port": port, "bind": "127.0.0.1"}])
+        self._peers.append(again)
+        self.addCleanup(again.stop_and_check)
+        again.start()
+        status, held = again.api("GET", "/api/receivers/%s" % stored["id"])
+        self.assertEqual(status, 200)
+        self.assertTrue(held["status"].startswith("error: conflicts with receiver FROMFILE@%d" % port),
+                        held["status"])
+        self.assertTrue(held["enabled"] is False)
+        cp = harness.echoscu(port, "FROMFILE")
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        # Moving it to a free port resolves it: enabled again, listening.
+        other = harness.free_receiver_port()
+        status, moved = again.api("PUT", "/api/receivers/%s" % stored["id"], {"port": other})
+        self.assertEqual(status, 200, moved)
+        self.assertEqual((moved["status"], moved["enabled"]), ("listening", True))
+        cp = harness.echoscu(other, "STOREDONE")
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+
     def test_25_receivers_survive_a_restart(self):
         srv = self.start_server()
         p1, p2 = harness.free_receiver_port(), harness.free_receiver_port()
