@@ -125,6 +125,40 @@ class FullDiskTests(harness.E2ETestCase):
             "storescu got no C-STORE-RSP with status 0xA700 (Out of Resources); the server "
             "must answer the C-STORE, not abort the association:\n%s" % harness.proc_output(cp))
 
+    def test_c_anonymizing_receiver_refuses_what_does_not_fit_and_leaves_nothing(self):
+        # An anonymizing receiver holds the data set in memory and writes only the
+        # de-identified result: when that write fails, 0xA700 and nothing on disk.
+        before = set(self.server.ns_files(self.server.data_dir / "archive"))
+        port = harness.free_receiver_port()
+        status, body = self.server.api("POST", "/api/receivers", {
+            "ae_title": "ANONFULL", "port": port, "bind": "127.0.0.1", "anonymize": True})
+        self.assertEqual(status, 201, body)
+        path, sop, study, _ = dicomgen.generate(self.gen / "anonbig", 1, size=BIG_SIZE,
+                                                patient_id="ANONTOOBIG",
+                                                patient_name="Anon^Toobig")[0]
+        cp = harness.storescu(port, "ANONFULL", [path], calling_ae="FULLDISK", extra=["-v"],
+                              timeout=120)
+        out = cp.stdout + cp.stderr
+        self.assertNotEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertIsNotNone(re.search(r"A700|Out\s*Of\s*Resources", out, re.IGNORECASE),
+                             harness.proc_output(cp))
+        self.assertServing("after an anonymized C-STORE that did not fit")
+        self.assertTmpEmptySoon()
+        self.assertEqual(set(self.server.ns_files(self.server.data_dir / "archive")), before)
+        small, _, _, _ = dicomgen.generate(self.gen / "anonsmall", 1, size=SMALL_SIZE,
+                                           patient_id="ANONFITS", patient_name="Anon^Fits")[0]
+        cp = harness.storescu(port, "ANONFULL", [small], calling_ae="FULLDISK")
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        def new():
+            return set(self.server.ns_files(self.server.data_dir / "archive")) - before
+        self.assertTrue(harness.wait_until(new, timeout=10), "the small instance is not archived")
+        for f in new():
+            data = self.server.ns_path(f).read_bytes()
+            self.assertNotIn(b"ANONFITS", data)
+            self.assertNotIn(b"Anon^Fits", data)
+        status, _ = self.server.api("DELETE", "/api/receivers/%s" % body["id"])
+        self.assertEqual(status, 204)
+
     def test_b_small_instance_is_stored_afterwards(self):
         path, sop, study, _ = dicomgen.generate(self.gen / "small", 1, size=SMALL_SIZE,
                                                 patient_id="FITS")[0]
