@@ -371,6 +371,10 @@ Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::
   bool listen_change = r->enabled && (!old->enabled || old->port != r->port || old->bind != r->bind || !SameTls(old->tls, r->tls));
   if (auto started = Reconcile(listen_change ? r->port : 0); !started) {
     replace(old);
+    {
+      std::lock_guard lock(mu_);
+      errors_.erase(old->id);  // back as it was: its own failure is the answer, not its status
+    }
     (void)Reconcile();
     return tl::unexpected(started.error());
   }
