@@ -269,7 +269,19 @@ std::vector<Receiver> ReceiverService::List() const {
 Result<Receiver> ReceiverService::Get(const std::string& id) const {
   std::lock_guard lock(mu_);
   if (const Receiver* r = Find(id)) return *r;
-  return Fail(Code::kNotFound, fmt::format("no receiver '{}'", id), "id");
+  return Fail(Code::kNotFound, NotFoundMessage(id), "id");
+}
+
+std::string ReceiverService::NotFoundMessage(const std::string& id) const {
+  std::vector<std::string> same;
+  for (const auto& r : receivers_) {
+    if (r->ae_title == id) same.push_back(r->id);
+  }
+  if (same.size() > 1) {
+    return fmt::format("AE title {} is used by several receivers (ids {}): give the id or AE@port", id,
+                       fmt::join(same, ", "));
+  }
+  return fmt::format("no receiver '{}'", id);
 }
 
 std::string ReceiverService::Status(const std::string& id) const {
@@ -344,7 +356,7 @@ Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::
   {
     std::lock_guard lock(mu_);
     const Receiver* found = Find(id);
-    if (!found) return Fail(Code::kNotFound, fmt::format("no receiver '{}'", id), "id");
+    if (!found) return Fail(Code::kNotFound, NotFoundMessage(id), "id");
     for (const auto& r : receivers_) {
       if (r.get() == found) old = r;
     }
@@ -395,7 +407,7 @@ Result<void> ReceiverService::Remove(const std::string& id) {
   {
     std::lock_guard lock(mu_);
     const Receiver* found = Find(id);
-    if (!found) return Fail(Code::kNotFound, fmt::format("no receiver '{}'", id), "id");
+    if (!found) return Fail(Code::kNotFound, NotFoundMessage(id), "id");
     if (found->locked) {
       return Fail(Code::kLocked, fmt::format("receiver {} comes from the config file and is read-only", found->id));
     }

@@ -80,6 +80,7 @@ class ReceiverService {
   Result<void> Reconcile(uint16_t must_open = 0);
   Result<void> CheckConflicts(const Receiver& r, const std::string& replacing) const;
   const Receiver* Find(const std::string& id) const;  // mu_ held
+  std::string NotFoundMessage(const std::string& id) const;  // mu_ held
 
   Database& db_;
   int workers_;

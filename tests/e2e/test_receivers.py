@@ -310,6 +310,19 @@ class ReceiversTests(harness.E2ETestCase):
             self.assertEqual(listed[r["id"]].get("status"), "listening", repr(listed[r["id"]]))
             self.assertEqual(self.get_receiver(r["id"]).get("port"), r["port"])
 
+    def test_11b_one_ae_title_on_two_ports_is_found_by_id_or_ae_at_port(self):
+        a = self.receiver("TWOPORTS")
+        b = self.receiver("TWOPORTS")
+        status, body = self.api("GET", "/api/receivers/TWOPORTS")
+        self.assertEqual(status, 404)
+        self.assertIn("several receivers (ids %s, %s)" % (a["id"], b["id"]), body["error"])
+        status, body = self.api("GET", "/api/receivers/TWOPORTS@%d" % b["port"])
+        self.assertEqual((status, body.get("id")), (200, b["id"]))
+        status, body = self.api("PUT", "/api/receivers/TWOPORTS", {"enabled": False})
+        self.assertEqual(status, 404)
+        for r in (a, b):
+            self.assertEqual(self.api("DELETE", "/api/receivers/%s" % r["id"])[0], 204)
+
     def test_11_receivers_share_a_port_by_called_ae_title(self):
         a = self.receiver("SHAREA")
         port = a["port"]
