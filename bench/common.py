@@ -195,6 +195,14 @@ def http_json(method, url, body=None, timeout=30):
         return status, {"_unparsed": payload[:500].decode(errors="replace")}
 
 
+def bridge_studies(http_port):
+    """PACS Bridge's GET /api/studies as a list (BenchError when it does not answer one)."""
+    status, body = http_json("GET", "http://127.0.0.1:%d/api/studies" % http_port, timeout=60)
+    if status != 200 or not isinstance(body, list):
+        raise BenchError("PACS Bridge GET /api/studies answered %s: %.300r" % (status, body))
+    return body
+
+
 # --------------------------------------------------------------------------- files
 
 def fs_type(path):

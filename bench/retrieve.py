@@ -69,7 +69,7 @@ import sys
 import time
 
 import common  # bench/common.py: what the benchmarks share
-from common import (BenchError, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt, free_port,
+from common import (BenchError, bridge_studies, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt, free_port,
                     fs_type, http_json, listening, log, med, note, paired_ratio, rotate, spawn,
                     start_bridge, stop, tail)
 
@@ -168,10 +168,7 @@ class Bridge:
         return "http://127.0.0.1:%d%s" % (self.http_port, path)
 
     def count(self):
-        status, body = http_json("GET", self.url("/api/studies"), timeout=60)
-        if status != 200 or not isinstance(body, list):
-            raise BenchError("PACS Bridge GET /api/studies answered %s: %.300r" % (status, body))
-        return sum(int(s.get("instance_count", 0)) for s in body)
+        return sum(int(s.get("instance_count", 0)) for s in bridge_studies(self.http_port))
 
     def stop(self):
         rc, killed = stop(self.proc, self.cfg.stop_timeout)

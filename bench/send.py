@@ -92,7 +92,7 @@ import sys
 import time
 
 import common  # bench/common.py: what the benchmarks share
-from common import (BenchError, LIVE, MB, KB, count_files, env_num, fmt, free_port, fs_type,
+from common import (BenchError, bridge_studies, LIVE, MB, KB, count_files, env_num, fmt, free_port, fs_type,
                     http_json, listening, log, med, note, paired_ratio, rotate, spawn,
                     start_bridge, stop, tail)
 
@@ -249,10 +249,8 @@ class Bridge:
         return "http://127.0.0.1:%d%s" % (self.http_port, path)
 
     def counts(self):
-        status, body = http_json("GET", self.url("/api/studies"), timeout=60)
-        if status != 200 or not isinstance(body, list):
-            raise BenchError("PACS Bridge GET /api/studies answered %s: %.300r" % (status, body))
-        return {s.get("StudyInstanceUID"): int(s.get("instance_count", 0)) for s in body}
+        return {s.get("StudyInstanceUID"): int(s.get("instance_count", 0))
+                for s in bridge_studies(self.http_port)}
 
     def load(self, studies, tmp):
         t = time.monotonic()

@@ -7,51 +7,47 @@
 
 namespace pb {
 
+namespace {
+
 // The record fields a header parse already gives, by tag.
+std::string InstanceRecord::*RecordField(uint32_t tag) {
+  switch (tag) {
+    case 0x00104000: return &InstanceRecord::patient_comments;
+    case 0x00324000: return &InstanceRecord::study_comments;
+    case 0x00081030: return &InstanceRecord::study_description;
+    case 0x00100010: return &InstanceRecord::patient_name;
+    case 0x00100020: return &InstanceRecord::patient_id;
+    case 0x00080050: return &InstanceRecord::accession_number;
+    case 0x0020000D: return &InstanceRecord::study_uid;
+    case 0x0020000E: return &InstanceRecord::series_uid;
+    case 0x00080018: return &InstanceRecord::sop_uid;
+    case 0x00080060: return &InstanceRecord::modality;
+    case 0x0008103E: return &InstanceRecord::series_description;
+    case 0x00200011: return &InstanceRecord::series_number;
+    case 0x00200010: return &InstanceRecord::study_id;
+    case 0x00080020: return &InstanceRecord::study_date;
+    case 0x00180015: return &InstanceRecord::body_part;
+    case 0x00080090: return &InstanceRecord::referring_physician;
+    case 0x00100030: return &InstanceRecord::patient_birth_date;
+    case 0x00100040: return &InstanceRecord::patient_sex;
+    default: return nullptr;
+  }
+}
+
+}  // namespace
+
 std::optional<std::string> RecordValue(const InstanceRecord& r, uint32_t tag) {
-  const std::string* v = nullptr;
-  switch (tag) {
-    case 0x00104000: v = &r.patient_comments; break;
-    case 0x00324000: v = &r.study_comments; break;
-    case 0x00081030: v = &r.study_description; break;
-    case 0x00100010: v = &r.patient_name; break;
-    case 0x00100020: v = &r.patient_id; break;
-    case 0x00080050: v = &r.accession_number; break;
-    case 0x0020000D: v = &r.study_uid; break;
-    case 0x0020000E: v = &r.series_uid; break;
-    case 0x00080018: v = &r.sop_uid; break;
-    case 0x00080060: v = &r.modality; break;
-    case 0x0008103E: v = &r.series_description; break;
-    case 0x00200011: v = &r.series_number; break;
-    case 0x00200010: v = &r.study_id; break;
-    case 0x00080020: v = &r.study_date; break;
-    case 0x00180015: v = &r.body_part; break;
-    case 0x00080090: v = &r.referring_physician; break;
-    case 0x00100030: v = &r.patient_birth_date; break;
-    case 0x00100040: v = &r.patient_sex; break;
-    default: return std::nullopt;
-  }
-  if (v->empty()) return std::nullopt;
-  return *v;
+  auto field = RecordField(tag);
+  if (!field || (r.*field).empty()) return std::nullopt;
+  return r.*field;
 }
 
-bool IsRecordTag(uint32_t tag) {
-  switch (tag) {
-    case 0x00104000: case 0x00324000: case 0x00081030: case 0x00100010: case 0x00100020:
-    case 0x00080050: case 0x0020000D: case 0x0020000E: case 0x00080018: case 0x00080060:
-    case 0x0008103E: case 0x00200011: case 0x00200010: case 0x00080020: case 0x00180015:
-    case 0x00080090: case 0x00100030: case 0x00100040:
-      return true;
-    default:
-      return false;
-  }
-}
-
+bool IsRecordTag(uint32_t tag) { return RecordField(tag) != nullptr; }
 
 dicom::StoreAnswer PipelineSink::Store(const dicom::IncomingInstance& in) {
   IngestSource src;
   std::optional<InstanceRecord> read;
-  if (site_rules_ || !labels_.project.empty()) {
+  if (site_rules_ || !labels_.project.empty() || !labels_.subject.empty() || !labels_.session.empty()) {
     const InstanceRecord* header = in.header ? &*in.header : nullptr;
     if (!header) {
       if (auto h = dicom::ReadHeader(in.temp_file)) read = std::move(*h);

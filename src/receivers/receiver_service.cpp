@@ -8,6 +8,14 @@
 namespace pb {
 namespace {
 
+bool SameTls(const dicom::ServerTls& a, const dicom::ServerTls& b);
+
+// Two receivers on one port need different AE titles and the same bind address and TLS
+// settings (they share one listener).
+bool CannotShare(const Receiver& a, const Receiver& b) {
+  return a.port == b.port && (a.ae_title == b.ae_title || a.bind != b.bind || !SameTls(a.tls, b.tls));
+}
+
 bool SameTls(const dicom::ServerTls& a, const dicom::ServerTls& b) {
   return a.enabled == b.enabled && a.cert_file == b.cert_file && a.key_file == b.key_file && a.ca_file == b.ca_file &&
          a.require_client_cert == b.require_client_cert;
@@ -44,7 +52,7 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
     }
     r->locked = true;
     for (const auto& o : all) {
-      if (o->port == r->port && (o->ae_title == r->ae_title || o->bind != r->bind || !SameTls(o->tls, r->tls))) {
+      if (CannotShare(*o, *r)) {
         return Fail(Code::kInvalidArgument,
                     fmt::format("{}: [[receivers]] port {} is used by receiver {} too{}", e.source, r->port, o->ae_title,
                                 o->ae_title == r->ae_title ? " (same AE title)"
@@ -73,8 +81,7 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
     // A config receiver added later may have taken this one's AE title + port, or its port with
     // another bind address or TLS setting: the stored one stays listed but does not start.
     for (const auto& o : all) {
-      if (o->port == r->port && r->enabled && o->enabled &&
-          (o->ae_title == r->ae_title || o->bind != r->bind || !SameTls(o->tls, r->tls))) {
+      if (r->enabled && o->enabled && CannotShare(*o, *r)) {
         std::string why = fmt::format("conflicts with receiver {} ({}@{}); change its port", o->id, o->ae_title, o->port);
         spdlog::error("receiver {} ({}@{}) not started: {}", r->id, r->ae_title, r->port, why);
         r->enabled = false;
@@ -308,18 +315,16 @@ int ReceiverService::IdleSeconds(const std::string& id) const {
 Result<void> ReceiverService::CheckConflicts(const Receiver& r, const std::string& replacing) const {
   std::lock_guard lock(mu_);
   for (const auto& o : receivers_) {
-    if (o->id == replacing || o->port != r.port) continue;
+    if (o->id == replacing || !CannotShare(*o, r)) continue;
     if (o->ae_title == r.ae_title) {
       return Fail(Code::kAlreadyExists,
                   fmt::format("receiver {} already has AE title {} on port {}", o->id, r.ae_title, r.port), "port");
     }
-    if (o->bind != r.bind || !SameTls(o->tls, r.tls)) {
-      return Fail(Code::kConflict,
-                  fmt::format("port {} is used by receiver {} ({}) with bind {}{}: receivers sharing a port share "
-                              "its bind address and TLS settings",
-                              r.port, o->id, o->ae_title, o->bind, o->tls.enabled ? " and TLS" : ""),
-                  "port");
-    }
+    return Fail(Code::kConflict,
+                fmt::format("port {} is used by receiver {} ({}) with bind {}{}: receivers sharing a port share "
+                            "its bind address and TLS settings",
+                            r.port, o->id, o->ae_title, o->bind, o->tls.enabled ? " and TLS" : ""),
+                "port");
   }
   return {};
 }

@@ -504,10 +504,12 @@ class ThrottledProxy:
     are paced at `rate` bytes/s (None: as fast as possible; may be changed while running):
     throttle="download" paces upstream → client (a slow PACS sending to us), "upload" client →
     upstream (a slow peer receiving from us). When one side closes or fails, both sides are
-    closed, so a SIGKILLed upstream looks to the client like a connection the peer dropped."""
+    closed, so a SIGKILLed upstream looks to the client like a connection the peer dropped.
+    source: the local address the connections to upstream come from (default: the system's)."""
 
-    def __init__(self, upstream_port, rate=None, throttle="download"):
+    def __init__(self, upstream_port, rate=None, throttle="download", source=None):
         self.upstream_port = upstream_port
+        self.source = source
         self.rate = rate
         self.upload = throttle == "upload"
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -527,8 +529,9 @@ class ThrottledProxy:
             except OSError:
                 return
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port),
-                                                    timeout=10)
+                upstream = socket.create_connection(
+                    ("127.0.0.1", self.upstream_port), timeout=10,
+                    source_address=(self.source, 0) if self.source else None)
                 upstream.settimeout(None)
             except OSError:
                 client.close()
@@ -944,76 +947,12 @@ def free_receiver_port():
     raise RuntimeError("no free port found in 20000..32000")
 
 
-class SourceAddressProxy:
-    """A TCP relay on a free 127.0.0.1 port to upstream (host, port) whose outgoing connections
-    come from `source` (e.g. "127.0.0.2"), so the upstream sees that peer address. DCMTK's tools
-    cannot choose their source address, and on Linux a connection to 127.0.0.2 still comes from
-    127.0.0.1 (the loopback route's preferred source); any 127.x address can be bound, though."""
-
-    def __init__(self, upstream_port, source="127.0.0.2", upstream_host="127.0.0.1"):
-        self.upstream = (upstream_host, upstream_port)
-        self.source = source
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.closed = False
-        self.conns = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            family = socket.AF_INET6 if ":" in self.upstream[0] else socket.AF_INET
-            upstream = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                upstream.settimeout(10)
-                upstream.bind((self.source, 0))
-                upstream.connect(self.upstream)
-                upstream.settimeout(None)
-            except OSError:
-                upstream.close()
-                client.close()
-                continue
-            with self.lock:
-                self.conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.closed = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        with self.lock:
-            for s in self.conns:
-                try:
-                    s.close()
-                except OSError:
-                    pass
+def SourceAddressProxy(upstream_port, source="127.0.0.2"):
+    """A relay on a free 127.0.0.1 port to upstream_port whose outgoing connections come from
+    `source`, so the upstream sees that peer address. DCMTK's tools cannot choose their source
+    address, and on Linux a connection to 127.0.0.2 still comes from 127.0.0.1 (the loopback
+    route's preferred source); any 127.x address can be bound, though."""
+    return ThrottledProxy(upstream_port, source=source)
 
 
 def find_bytes(paths, needles):
