@@ -14,8 +14,12 @@ int main(int argc, char** argv) {
 
   std::string config;
   auto* serve = app.add_subcommand("serve", "run the server in the foreground");
+  bool strict = false;
   serve->add_option("--config", config, "TOML configuration file (defaults when absent)");
-  serve->callback([&] { exit_code = pb::Serve(config); });
+  serve->add_flag("--strict", strict,
+                  "exit at start when a receiver cannot listen (as [server] strict = true); otherwise the server "
+                  "runs without it and says so in its log and in /api/health");
+  serve->callback([&] { exit_code = pb::Serve(config, strict); });
 
   pb::dicom::InitializeDicomNetwork("warn");
   pb::cli::AddEchoCommand(app, exit_code);

@@ -23,6 +23,7 @@
 #include "receivers/receiver_service.h"
 #include "ingest/expectations.h"
 #include "ingest/staging.h"
+#include "os/data_dir_lock.h"
 
 namespace pb {
 namespace {
@@ -53,9 +54,24 @@ int Fatal(const std::string& message) {
   return 2;
 }
 
+// Says which receivers are not listening and why; with `strict`, that is fatal (returns false).
+bool ReportReceivers(const ReceiverService& receivers, bool strict) {
+  auto problems = receivers.NotListening();
+  for (const auto& p : problems) {
+    spdlog::error("receiver {}@{} (id {}) did not start: {}", p.receiver.ae_title,
+                  p.receiver.port, p.receiver.id, p.error);
+  }
+  if (problems.empty() || !strict) return true;
+  std::string list;
+  for (const auto& p : problems) list += fmt::format("{}{}@{}: {}", list.empty() ? "" : "; ", p.receiver.ae_title,
+                                                     p.receiver.port, p.error);
+  std::cerr << "pacsbridge: " << problems.size() << " receiver(s) did not start (strict mode): " << list << "\n";
+  return false;
+}
+
 }  // namespace
 
-int Serve(const std::string& config_file) {
+int Serve(const std::string& config_file, bool strict_flag) {
   // Signals are taken synchronously by this thread; every thread started below inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
@@ -77,6 +93,14 @@ int Serve(const std::string& config_file) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   dicom::InitializeDicomNetwork(cfg.log_level);
+
+  // Before anything reads, cleans or replays the data directory: one process owns it.
+  auto dir_lock = DataDirLock::Acquire(cfg.data_dir);
+  if (!dir_lock) return Fatal(dir_lock.error().message);
+  // The HTTP port next, exclusively: a server that cannot serve its API starts nothing.
+  http::HttpApi api;
+  auto port = api.Bind(cfg.http_host, cfg.http_port);
+  if (!port) return Fatal(port.error().message);
 
   BlobStore blobs(cfg.data_dir);
   auto cleaned = blobs.Prepare();
@@ -113,6 +137,10 @@ int Serve(const std::string& config_file) {
     return std::string();
   });
   if (auto r = receivers.Start(cfg.receivers); !r) return Fatal(r.error().message);
+  if (!ReportReceivers(receivers, strict_flag || cfg.strict)) {
+    receivers.Stop();
+    return 2;
+  }
   staging.StartTicker();
   JobService jobs(**db, kJobWorkers);
   RetrieveRunner retrieve(registry, pipeline, **db, cfg.ae_title, [&receivers] { return receivers.List(); },
@@ -123,11 +151,18 @@ int Serve(const std::string& config_file) {
   auto interrupted = jobs.Start();
   if (!interrupted) return Fatal(interrupted.error().message);
   if (*interrupted > 0) spdlog::warn("{} job(s) were running when the server last stopped: marked interrupted", *interrupted);
-  http::HttpApi api(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging});
-  auto port = api.Start(cfg.http_host, cfg.http_port);
-  if (!port) return Fatal(port.error().message);
-  spdlog::info("PACS Bridge ready: HTTP on {}:{}, AE title {}, data in {}", cfg.http_host, *port,
-               cfg.ae_title, cfg.data_dir.string());
+  if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging});
+      !started) {
+    return Fatal(started.error().message);
+  }
+  if (auto problems = receivers.NotListening(); !problems.empty()) {
+    spdlog::warn("PACS Bridge running, NOT ready: {} receiver(s) not listening (see above; /api/health lists them): "
+                 "HTTP on {}:{}, AE title {}, data in {}",
+                 problems.size(), cfg.http_host, *port, cfg.ae_title, cfg.data_dir.string());
+  } else {
+    spdlog::info("PACS Bridge ready: HTTP on {}:{}, AE title {}, data in {}", cfg.http_host, *port, cfg.ae_title,
+                 cfg.data_dir.string());
+  }
 
   int sig = 0;
   sigwait(&signals, &sig);

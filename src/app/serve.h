@@ -3,7 +3,8 @@
 
 namespace pb {
 
-// Runs the server until SIGTERM or SIGINT; returns the process exit code.
-int Serve(const std::string& config_file);
+// Runs the server until SIGTERM or SIGINT; returns the process exit code. `strict`: a receiver
+// that cannot listen at start is fatal (as `[server] strict = true`).
+int Serve(const std::string& config_file, bool strict = false);
 
 }  // namespace pb

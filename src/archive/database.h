@@ -63,6 +63,8 @@ class Database {
   // Site-wide settings by key (JSON text); "" when unset. CreateSetting keeps an existing value
   // and returns whichever value is stored (so concurrent first uses agree).
   Result<std::string> GetSetting(const std::string& key);
+  // A cheap read that fails when the database cannot be used (readiness probe).
+  Result<void> Ping();
   Result<void> SetSetting(const std::string& key, const std::string& value);
   Result<std::string> CreateSetting(const std::string& key, const std::string& value);
 

@@ -57,6 +57,17 @@ Result<void> Database::DeleteReceiver(int64_t id) {
   }
 }
 
+Result<void> Database::Ping() {
+  try {
+    soci::session s(impl_->pool);
+    int n = 0;
+    s << "SELECT count(*) FROM site_settings", soci::into(n);
+    return {};
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading the index database"));
+  }
+}
+
 Result<std::string> Database::GetSetting(const std::string& key) {
   try {
     soci::session s(impl_->pool);

@@ -159,7 +159,7 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
   if (server) {
     if (auto r = CheckKeys(ctx, *server, "server",
                            {"data_dir", "http_listen", "ae_title", "max_associations",
-                            "duplicates", "fsync", "log_level"});
+                            "duplicates", "fsync", "log_level", "strict", "min_free_disk_mb"});
         !r) {
       return tl::unexpected(r.error());
     }
@@ -186,6 +186,13 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
     else return tl::unexpected(ctx.Err(server->get("duplicates"), "server.duplicates", "must be \"keep\" or \"overwrite\""));
     PB_TRY(fs, GetBool(ctx, *server, "server", "fsync", false));
     s.fsync = fs;
+    PB_TRY(strict, GetBool(ctx, *server, "server", "strict", false));
+    s.strict = strict;
+    PB_TRY(min_free, GetInt(ctx, *server, "server", "min_free_disk_mb", 500));
+    if (min_free < 0) {
+      return tl::unexpected(ctx.Err(server->get("min_free_disk_mb"), "server.min_free_disk_mb", "must be 0 or more"));
+    }
+    s.min_free_disk_mb = min_free;
     PB_TRY(lvl, GetString(ctx, *server, "server", "log_level", "info"));
     static const Keys kLevels{"trace", "debug", "info", "warn", "error"};
     if (!kLevels.count(lvl)) {

@@ -32,6 +32,8 @@ struct Settings {
   DuplicatePolicy duplicates = DuplicatePolicy::kKeep;
   bool fsync = false;                    // fsync each instance before answering the sender
   std::string log_level = "info";
+  bool strict = false;                   // a receiver that cannot listen at start is fatal
+  int64_t min_free_disk_mb = 500;        // /api/ready fails below this free space in data_dir
   std::vector<ConfigEntry> receivers;
   std::vector<ConfigEntry> nodes;
   std::string source = "(defaults)";

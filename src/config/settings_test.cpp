@@ -88,3 +88,23 @@ TEST(ListenAddress, ParsesIpv6) {
 
 }  // namespace
 }  // namespace pb
+
+namespace pb {
+namespace {
+
+TEST(Settings, StrictAndFreeDiskThreshold) {
+  auto d = ParseSettings("[server]\n", "a.toml");
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_FALSE(d->strict);
+  EXPECT_EQ(d->min_free_disk_mb, 500);
+  auto s = ParseSettings("[server]\nstrict = true\nmin_free_disk_mb = 2048\n", "a.toml");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_TRUE(s->strict);
+  EXPECT_EQ(s->min_free_disk_mb, 2048);
+  auto bad = ParseSettings("[server]\nmin_free_disk_mb = -1\n", "bad.toml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("bad.toml:2: server.min_free_disk_mb"), std::string::npos) << bad.error().message;
+}
+
+}  // namespace
+}  // namespace pb

@@ -1,28 +1,58 @@
 #include "http/api.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "core/validate.h"
 #include "http/errors.h"
+#include "os/port_owner.h"
 
 namespace pb::http {
 
-HttpApi::HttpApi(Services services) : s_(services), server_(std::make_unique<httplib::Server>()) {}
+HttpApi::HttpApi() : server_(std::make_unique<httplib::Server>()) {}
 
 HttpApi::~HttpApi() { Stop(); }
 
-Result<int> HttpApi::Start(const std::string& host, int port) {
+Result<int> HttpApi::Bind(const std::string& host, int port) {
+  httplib::Server& srv = *server_;
+  // cpp-httplib's default also sets SO_REUSEPORT, which lets a second process bind the same
+  // port and take half of the requests. SO_REUSEADDR alone allows a restart while old
+  // connections linger in TIME_WAIT, never two listeners.
+  srv.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  int bound = port;
+  if (port == 0) {
+    bound = srv.bind_to_any_port(host);
+  } else if (!srv.bind_to_port(host, port)) {
+    bound = -1;
+  }
+  if (bound <= 0) {
+    return Fail(Code::kUnavailable,
+                fmt::format("cannot listen for HTTP on {}:{}: the port is in use {}, or the address is not one of "
+                            "this machine's",
+                            host, port, DescribePortOwner(port)),
+                "server.http_listen");
+  }
+  return bound;
+}
+
+Result<void> HttpApi::Start(Services services) {
+  s_.emplace(services);
   httplib::Server& srv = *server_;
   srv.set_payload_max_length(16 * 1024 * 1024);
   srv.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!s_.settings.admin_password || req.path == "/api/health" || req.path == "/api/openapi.yaml") return httplib::Server::HandlerResponse::Unhandled;
-    std::string want = "Basic " + Base64("admin:" + *s_.settings.admin_password);
+    const Settings& settings = s_->settings;
+    if (!settings.admin_password || req.path == "/api/health" || req.path == "/api/ready" || req.path == "/api/openapi.yaml") return httplib::Server::HandlerResponse::Unhandled;
+    std::string want = "Basic " + Base64("admin:" + *settings.admin_password);
     if (req.get_header_value("Authorization") == want) return httplib::Server::HandlerResponse::Unhandled;
     res.set_header("WWW-Authenticate", "Basic realm=\"PACS Bridge\"");
-    SendError(res, 401, "authentication required (HTTP basic, user admin)");
+    SendError(res, 401, req.has_header("Authorization") ? "the password was refused (HTTP basic, user admin)"
+                                                         : "authentication required (HTTP basic, user admin)");
     return httplib::Server::HandlerResponse::Handled;
   });
   srv.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
@@ -39,29 +69,18 @@ Result<int> HttpApi::Start(const std::string& host, int port) {
   srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404 && res.body.empty()) SendError(res, 404, fmt::format("no such resource: {} {}", req.method, req.path));
   });
-  AddSystemRoutes(srv, s_);
-  AddNodeRoutes(srv, s_);
-  AddFindRoute(srv, s_);
-  AddArchiveRoutes(srv, s_);
-  AddJobRoutes(srv, s_);
-  AddReceiverRoutes(srv, s_);
-  int bound = port;
-  if (port == 0) {
-    bound = srv.bind_to_any_port(host);
-  } else if (!srv.bind_to_port(host, port)) {
-    bound = -1;
-  }
-  if (bound <= 0) {
-    return Fail(Code::kUnavailable,
-                fmt::format("cannot listen for HTTP on {}:{} (address in use or not ours?)", host, port),
-                "server.http_listen");
-  }
+  AddSystemRoutes(srv, *s_);
+  AddNodeRoutes(srv, *s_);
+  AddFindRoute(srv, *s_);
+  AddArchiveRoutes(srv, *s_);
+  AddJobRoutes(srv, *s_);
+  AddReceiverRoutes(srv, *s_);
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   for (int i = 0; i < 1000 && !server_->is_running(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (!server_->is_running()) return Fail(Code::kUnavailable, "the HTTP server did not start");
-  return bound;
+  return {};
 }
 
 void HttpApi::Stop() {

@@ -1,6 +1,7 @@
 #pragma once
 // The HTTP server of the REST API (/api/...). Owns the listening socket and its threads.
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -33,14 +34,19 @@ struct Services {
 
 class HttpApi {
  public:
-  explicit HttpApi(Services services);
+  HttpApi();
   ~HttpApi();
-  // Binds (errors name the address) and serves in a background thread.
-  Result<int> Start(const std::string& host, int port);
+  // Takes the port, exclusively: never shared with another process (no SO_REUSEPORT). Called
+  // early at start, so a server whose port is taken stops before it touches anything. Errors
+  // name the address and, when it can be found, the program that holds the port. Returns the
+  // port (the one chosen by the system for port 0).
+  Result<int> Bind(const std::string& host, int port);
+  // Routes requests to `services` and serves them in a background thread.
+  Result<void> Start(Services services);
   void Stop();
 
  private:
-  Services s_;
+  std::optional<Services> s_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

@@ -1,4 +1,7 @@
 #include <httplib.h>
+#include <sys/statvfs.h>
+
+#include <fmt/format.h>
 
 #include "http/api.h"
 #include "http/errors.h"
@@ -7,9 +10,59 @@ namespace pb::http {
 
 extern const char* const kOpenApiYaml;  // docs/openapi.yaml, embedded at build time
 
+namespace {
+
+// Receivers that should listen and do not, as JSON: what health shows and ready fails on.
+nlohmann::json NotListening(const ReceiverService& receivers) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : receivers.NotListening()) {
+    out.push_back({{"id", p.receiver.id}, {"ae_title", p.receiver.ae_title}, {"port", p.receiver.port},
+                   {"error", p.error}});
+  }
+  return out;
+}
+
+// Why the server is not ready to take work, one line each; empty when it is.
+std::vector<std::string> ReadinessProblems(Services& s) {
+  std::vector<std::string> problems;
+  for (const auto& p : s.receivers.NotListening()) {
+    problems.push_back(fmt::format("receiver {}@{} (id {}) is not listening: {}", p.receiver.ae_title, p.receiver.port,
+                                   p.receiver.id, p.error));
+  }
+  if (auto ping = s.db.Ping(); !ping) problems.push_back("the index database cannot be read: " + ping.error().message);
+  struct statvfs fs {};
+  if (statvfs(s.settings.data_dir.c_str(), &fs) != 0) {
+    problems.push_back(fmt::format("cannot read the free space of {}", s.settings.data_dir.string()));
+  } else {
+    const uint64_t free_mb = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize / (1024 * 1024);
+    if (free_mb < static_cast<uint64_t>(s.settings.min_free_disk_mb)) {
+      problems.push_back(fmt::format("only {} MB free in {} (server.min_free_disk_mb = {})", free_mb,
+                                     s.settings.data_dir.string(), s.settings.min_free_disk_mb));
+    }
+  }
+  return problems;
+}
+
+}  // namespace
+
 void AddSystemRoutes(httplib::Server& srv, Services& s) {
-  srv.Get("/api/health", [](const httplib::Request&, httplib::Response& res) {
-    SendJson(res, 200, {{"status", "ok"}});
+  // Liveness: 200 while the process serves HTTP. It also says whether every receiver listens,
+  // so a server that started without some of them is never silently "ok".
+  srv.Get("/api/health", [&s](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json failed = NotListening(s.receivers);
+    nlohmann::json body{{"status", "ok"}, {"receivers_ok", failed.empty()}, {"receivers_not_listening", failed}};
+    SendJson(res, 200, body);
+  });
+  // Readiness: 503 naming each reason when it should not be given work.
+  srv.Get("/api/ready", [&s](const httplib::Request&, httplib::Response& res) {
+    auto problems = ReadinessProblems(s);
+    if (problems.empty()) {
+      SendJson(res, 200, {{"status", "ready"}});
+      return;
+    }
+    std::string all;
+    for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
+    SendJson(res, 503, {{"error", "not ready: " + all}, {"problems", problems}});
   });
   srv.Get("/api/openapi.yaml", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(kOpenApiYaml, "application/yaml");

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "os/port_owner.h"
+
 namespace pb {
 namespace {
 
@@ -214,7 +216,7 @@ Result<void> ReceiverService::Reconcile(uint16_t must_open) {
     std::lock_guard lock(mu_);
     if (!started) {
       std::string why = started.error().code == Code::kAlreadyExists
-                            ? fmt::format("port {} is already in use on {} (by another program)", port, w.bind)
+                            ? fmt::format("port {} is already in use on {} ({})", port, w.bind, DescribePortOwner(port))
                             : started.error().message;
       spdlog::error("receiver {}: not listening: {}", opt.ae_title, why);
       for (const auto& id : w.ids) errors_[id] = why;
@@ -298,6 +300,15 @@ std::string ReceiverService::Status(const std::string& id) const {
   if (auto it = errors_.find(r->id); it != errors_.end()) return "error: " + it->second;
   if (!r->enabled) return "disabled";
   return "listening";
+}
+
+std::vector<ReceiverService::Problem> ReceiverService::NotListening() const {
+  std::lock_guard lock(mu_);
+  std::vector<Problem> out;
+  for (const auto& r : receivers_) {
+    if (auto it = errors_.find(r->id); it != errors_.end()) out.push_back(Problem{*r, it->second});
+  }
+  return out;
 }
 
 nlohmann::json ReceiverService::ToJson(const Receiver& r) const {

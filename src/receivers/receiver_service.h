@@ -51,6 +51,13 @@ class ReceiverService {
   // "listening", "disabled" or "error: <reason>".
   std::string Status(const std::string& id) const;
   nlohmann::json ToJson(const Receiver& r) const;
+  // Receivers that should listen and do not (port taken, held back by a conflict), with why:
+  // what start-up reports, /api/health shows and /api/ready fails on.
+  struct Problem {
+    Receiver receiver;
+    std::string error;
+  };
+  std::vector<Problem> NotListening() const;
 
   Result<Receiver> Create(const nlohmann::json& body);
   Result<Receiver> Update(const std::string& id, const nlohmann::json& patch);

@@ -1,0 +1,103 @@
+#include "os/data_dir_lock.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+namespace pb {
+namespace {
+
+class DataDirLockTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/pb-lock-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string LockFileText() {
+    std::ifstream in(dir_ / DataDirLock::kFileName);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  // Runs Acquire in a child process: 0 when it got the lock, 1 when refused as in use.
+  int AcquireInChild(const std::filesystem::path& dir) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      auto l = DataDirLock::Acquire(dir);
+      _exit(l ? 0 : (l.error().code == Code::kAlreadyExists ? 1 : 2));
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(DataDirLockTest, CreatesTheDirectoryAndWritesOurPid) {
+  auto lock = DataDirLock::Acquire(dir_ / "new" / "data");
+  ASSERT_TRUE(lock) << lock.error().message;
+  EXPECT_TRUE(std::filesystem::is_directory(dir_ / "new" / "data"));
+  std::ifstream in(dir_ / "new" / "data" / DataDirLock::kFileName);
+  int pid = 0;
+  in >> pid;
+  EXPECT_EQ(pid, getpid());
+}
+
+TEST_F(DataDirLockTest, ASecondProcessIsRefusedWithTheHoldersPidAndChangesNothing) {
+  auto lock = DataDirLock::Acquire(dir_);
+  ASSERT_TRUE(lock);
+  const std::string before = LockFileText();
+  EXPECT_EQ(AcquireInChild(dir_), 1);
+  EXPECT_EQ(LockFileText(), before);  // the holder's PID is still there
+
+  auto again = DataDirLock::Acquire(dir_);  // a second open file in this process is refused too
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+  EXPECT_NE(again.error().message.find("is in use by pacsbridge PID " + std::to_string(getpid())), std::string::npos)
+      << again.error().message;
+  EXPECT_NE(again.error().message.find(dir_.string()), std::string::npos) << again.error().message;
+  EXPECT_EQ(again.error().field, "server.data_dir");
+}
+
+TEST_F(DataDirLockTest, IsFreeAgainOnceTheHolderIsGone) {
+  {
+    auto lock = DataDirLock::Acquire(dir_);
+    ASSERT_TRUE(lock);
+    EXPECT_EQ(AcquireInChild(dir_), 1);
+  }
+  EXPECT_EQ(AcquireInChild(dir_), 0);
+}
+
+TEST_F(DataDirLockTest, AHolderKilledWithSigkillLeavesNoStaleLock) {
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t holder = fork();
+  if (holder == 0) {
+    auto l = DataDirLock::Acquire(dir_);
+    char c = l ? 'y' : 'n';
+    if (write(ready[1], &c, 1) != 1) _exit(3);
+    for (;;) pause();
+  }
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  ASSERT_EQ(c, 'y');
+  auto refused = DataDirLock::Acquire(dir_);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("PID " + std::to_string(holder)), std::string::npos) << refused.error().message;
+  kill(holder, SIGKILL);
+  waitpid(holder, nullptr, 0);
+  auto lock = DataDirLock::Acquire(dir_);
+  EXPECT_TRUE(lock) << lock.error().message;
+  close(ready[0]);
+  close(ready[1]);
+}
+
+}  // namespace
+}  // namespace pb
