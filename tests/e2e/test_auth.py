@@ -34,15 +34,17 @@ class AuthTest(unittest.TestCase):
     def test_health_needs_no_credentials(self):
         status, body = self.server.api("GET", "/api/health")
         self.assertEqual(status, 200)
-        self.assertEqual(body, {"status": "ok"})
+        self.assertEqual((body.get("status"), body.get("receivers_ok"), body.get("receivers_not_listening")),
+                         ("ok", True, []), body)
 
     def test_api_refuses_missing_and_wrong_credentials(self):
         status, headers, payload = self.server.raw("GET", "/api/nodes")
         self.assertEqual(status, 401, payload)
         self.assertIn("Basic", headers.get("WWW-Authenticate", ""))
-        self.assertIn("error", harness.parse_json(payload))
-        status, _, _ = self.server.raw("GET", "/api/nodes", headers=basic("admin", "wrong"))
+        self.assertIn("authentication required", harness.parse_json(payload).get("error", ""))
+        status, _, payload = self.server.raw("GET", "/api/nodes", headers=basic("admin", "wrong"))
         self.assertEqual(status, 401)
+        self.assertIn("the password was refused", harness.parse_json(payload).get("error", ""))
         status, _, _ = self.server.raw("GET", "/api/nodes", headers=basic("root", "s3cret-Pw"))
         self.assertEqual(status, 401)
 
@@ -54,6 +56,10 @@ class AuthTest(unittest.TestCase):
     def test_cli_uses_the_password(self):
         cp = self.server.cli("nodes", "list", "--json")
         self.assertNotEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertIn("authentication required", cp.stderr)
+        cp = self.server.cli("nodes", "list", "--json", "--password", "not-it")
+        self.assertNotEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertIn("the password was refused", cp.stderr)
         cp = self.server.cli("nodes", "list", "--json", "--password", "s3cret-Pw")
         self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
 
