@@ -132,15 +132,25 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
     if (exit_code == 0 && !s->json) std::cout << "removed " << *name << "\n";
   });
 
-  auto* echo = nodes->add_subcommand("echo", "test the connection to a node (C-ECHO)");
+  auto* echo = nodes->add_subcommand(
+      "echo", "test the connection to a node: C-ECHO, then (queryable nodes) a C-FIND that cannot match");
   echo->add_option("name", *name)->required();
+  auto echo_only = std::make_shared<bool>(false);
+  echo->add_flag("--echo-only", *echo_only, "only the C-ECHO");
   AddServerFlags(echo, *s);
   echo->callback([=, &exit_code] {
     nlohmann::json b;
-    if ((exit_code = CallAndReport(s->server, "POST", NodePath(*name) + "/echo", nullptr, 200, b))) return;
+    nlohmann::json rq{{"echo_only", *echo_only}};
+    if ((exit_code = CallAndReport(s->server, "POST", NodePath(*name) + "/echo", &rq, 200, b))) return;
     if (s->json) std::cout << b.dump(2) << "\n";
     bool ok = b.value("ok", false);
     if (!s->json) {
+      std::vector<std::vector<std::string>> rows;
+      for (const auto& c : b.value("checks", nlohmann::json::array())) {
+        std::string outcome = c.value("outcome", "");
+        rows.push_back({c.value("name", ""), outcome == "failed" ? "FAILED" : outcome, c.value("message", "")});
+      }
+      if (!rows.empty()) PrintTable({"CHECK", "RESULT", "DETAIL"}, rows);
       if (ok) std::cout << b.value("message", "") << " (" << b.value("latency_ms", 0) << " ms)\n";
       else std::cerr << b.value("message", "") << "\n";
     }

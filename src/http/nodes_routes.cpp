@@ -1,9 +1,9 @@
 #include <httplib.h>
 
-#include "dicom/echo.h"
 #include "dicom/find.h"
 #include "http/api.h"
 #include "http/errors.h"
+#include "nodes/connection_check.h"
 
 namespace pb::http {
 namespace {
@@ -48,17 +48,29 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
     if (!r) return SendError(res, r.error());
     res.status = 204;
   });
-  Post(srv, R"(/api/nodes/([^/]+)/echo)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+  // Test connection: the echo, then what the node is used for (nodes/connection_check.h).
+  // Body (optional): {"echo_only": true} for the plain C-ECHO.
+  Post(srv, R"(/api/nodes/([^/]+)/echo)", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
+    bool echo_only = false;
+    if (!raw.empty()) {
+      auto body = ParseBody(raw, res);
+      if (!body) return;
+      if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object");
+      for (auto it = body->begin(); it != body->end(); ++it) {
+        if (it.key() != "echo_only") return SendError(res, 400, "unknown field '" + it.key() + "'", it.key());
+        if (!it->is_boolean()) return SendError(res, 400, "echo_only must be true or false", "echo_only");
+        echo_only = it->get<bool>();
+      }
+    }
     if (n->type != NodeType::kDimse) {
       return SendJson(res, 200, {{"ok", false},
                                  {"message", "Connection failed: testing DICOMweb nodes is not "
                                              "available in this version"},
                                  {"latency_ms", 0}});
     }
-    dicom::EchoResult r = dicom::Echo(ToPeerRequest(*n, s.settings.ae_title));
-    SendJson(res, 200, {{"ok", r.ok}, {"message", r.message}, {"latency_ms", r.latency_ms}});
+    SendJson(res, 200, TestConnection(*n, s.settings.ae_title, echo_only).ToJson());
   });
 }
 

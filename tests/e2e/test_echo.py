@@ -17,7 +17,10 @@ class EchoTests(harness.E2ETestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.orthanc = cls.start_class_orthanc()
+        # PBQUERY may query; our default calling AE title (PACSBRIDGE) is not listed, so Orthanc
+        # answers its echo (DicomAlwaysAllowEcho) but aborts its C-FIND.
+        cls.orthanc = cls.start_class_orthanc(extra={
+            "DicomModalities": {"pbquery": ["PBQUERY", "127.0.0.1", 9]}})
         cls.server = cls.start_class_server()
 
     def add_node(self, name, port, host="127.0.0.1", ae_title="ORTHANC", **extra):
@@ -55,6 +58,58 @@ class EchoTests(harness.E2ETestCase):
         self.assertEqual(body["message"], "Connection established")
         self.assertGreaterEqual(body["latency_ms"], 0)
         self.assertLess(body["latency_ms"], 10000)
+
+    def checks(self, body):
+        return [(c.get("name"), c.get("outcome")) for c in body.get("checks", [])]
+
+    def test_queryable_node_whose_pacs_refuses_our_queries_is_not_green(self):
+        self.add_node("orthanc-noquery", self.orthanc.dicom_port, queryable=True)
+        body, _ = self.echo("orthanc-noquery")
+        self.assertEqual(self.checks(body), [("echo", "ok"), ("find", "failed")], repr(body))
+        self.assertIs(body["ok"], False, repr(body))
+        self.assertTrue(body["message"].startswith(
+            "Connection failed: C-ECHO works, but queries are refused for calling AE title "
+            "'PACSBRIDGE'"), repr(body))
+        self.assertIn("aborted the association", body["message"])
+        # The plain echo is still there, and green.
+        status, plain = self.server.api("POST", "/api/nodes/orthanc-noquery/echo", {"echo_only": True})
+        self.assertEqual(status, 200, plain)
+        self.assertEqual((plain["ok"], plain["message"], self.checks(plain)),
+                         (True, "Connection established", [("echo", "ok")]), repr(plain))
+        # The CLI shows each check the same way, and exits non-zero.
+        cp = self.server.cli("nodes", "echo", "orthanc-noquery")
+        self.assertEqual(cp.returncode, 1, harness.proc_output(cp))
+        self.assertRegex(cp.stdout, r"echo\s+ok\s+C-ECHO answered in \d+ ms")
+        self.assertRegex(cp.stdout, r"find\s+FAILED\s+queries are refused for calling AE title 'PACSBRIDGE'")
+        self.assertIn("Connection failed: C-ECHO works, but queries are refused", cp.stderr)
+        cp = self.server.cli("nodes", "echo", "orthanc-noquery", "--echo-only")
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertNotIn("find", cp.stdout)
+
+    def test_queryable_node_that_may_query_passes_both_checks(self):
+        self.add_node("orthanc-query", self.orthanc.dicom_port, queryable=True,
+                      calling_ae_title="PBQUERY")
+        body, _ = self.echo("orthanc-query")
+        self.assertEqual((body["ok"], body["message"]), (True, "Connection established"), repr(body))
+        self.assertEqual(self.checks(body), [("echo", "ok"), ("find", "ok")], repr(body))
+        self.assertIn("'PBQUERY' may query", body["checks"][1]["message"])
+        cp = self.server.cli("nodes", "echo", "orthanc-query")
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertRegex(cp.stdout, r"find\s+ok\s+C-FIND answered")
+        self.assertIn("Connection established", cp.stdout)
+
+    def test_a_node_that_is_not_queryable_skips_the_query_check(self):
+        self.add_node("orthanc-store-only", self.orthanc.dicom_port)
+        body, _ = self.echo("orthanc-store-only")
+        self.assertEqual(self.checks(body), [("echo", "ok"), ("find", "skipped")], repr(body))
+        self.assertIs(body["ok"], True)
+
+    def test_echo_body_is_validated(self):
+        self.add_node("orthanc-body", self.orthanc.dicom_port)
+        status, body = self.server.api("POST", "/api/nodes/orthanc-body/echo", {"echo_only": "yes"})
+        self.assertJsonError(status, body, "echo_only")
+        status, body = self.server.api("POST", "/api/nodes/orthanc-body/echo", {"bogus": 1})
+        self.assertJsonError(status, body, "bogus")
 
     def test_echo_to_closed_port_reports_connection_refused(self):
         self.add_node("closed-port", harness.free_port())

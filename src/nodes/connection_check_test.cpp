@@ -1,0 +1,53 @@
+#include "nodes/connection_check.h"
+
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "core/validate.h"
+
+namespace pb {
+namespace {
+
+TEST(UidThatCannotExist, IsAValidUuidDerivedUidAndNeverRepeats) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i) {
+    std::string uid = UidThatCannotExist();
+    // PS3.5 9.1: digits and dots, no leading zero in a component, at most 64 characters;
+    // B.2: a UUID's integer under the root 2.25.
+    EXPECT_TRUE(IsValidUid(uid)) << uid;
+    EXPECT_LE(uid.size(), 64u) << uid;
+    EXPECT_EQ(uid.rfind("2.25.", 0), 0u) << uid;
+    EXPECT_NE(uid[5], '0') << uid;
+    seen.insert(uid);
+  }
+  EXPECT_EQ(seen.size(), 200u);
+}
+
+TEST(ConnectionTest, AllChecksOkIsEstablished) {
+  ConnectionTest t{{{"echo", "ok", "C-ECHO answered in 3 ms", 3}, {"find", "ok", "may query", 5}}};
+  EXPECT_TRUE(t.ok());
+  EXPECT_EQ(t.Summary(), "Connection established");
+  auto j = t.ToJson();
+  EXPECT_EQ(j["latency_ms"], 3);
+  EXPECT_EQ(j["checks"].size(), 2u);
+  EXPECT_EQ(j["checks"][1]["outcome"], "ok");
+}
+
+TEST(ConnectionTest, ARefusedQueryAfterAGoodEchoSaysBoth) {
+  ConnectionTest t{{{"echo", "ok", "C-ECHO answered in 3 ms", 3},
+                    {"find", "failed", "queries are refused for calling AE title 'X': aborted", 4}}};
+  EXPECT_FALSE(t.ok());
+  EXPECT_EQ(t.Summary(), "Connection failed: C-ECHO works, but queries are refused for calling AE title 'X': aborted");
+  EXPECT_EQ(t.ToJson()["ok"], false);
+}
+
+TEST(ConnectionTest, AFailedEchoIsTheReasonAndSkippedChecksDoNotFail) {
+  ConnectionTest t{{{"echo", "failed", "connection refused", 0}, {"find", "skipped", "the echo failed", 0}}};
+  EXPECT_EQ(t.Summary(), "Connection failed: connection refused");
+  ConnectionTest skipped{{{"echo", "ok", "fine", 1}, {"find", "skipped", "the node is not queryable", 0}}};
+  EXPECT_TRUE(skipped.ok());
+}
+
+}  // namespace
+}  // namespace pb
