@@ -144,7 +144,8 @@ int Serve(const std::string& config_file, bool strict_flag) {
   staging.StartTicker();
   JobService jobs(**db, kJobWorkers);
   RetrieveRunner retrieve(registry, pipeline, **db, cfg.ae_title, [&receivers] { return receivers.List(); },
-                          expectations, &staging, [&receivers] { return receivers.SiteRules(); });
+                          expectations, &staging, [&receivers] { return receivers.SiteRules(); },
+                          [&receivers](auto since) { return receivers.AttemptsSince(since); });
   jobs.Register("retrieve", retrieve);
   SendRunner send(registry, pipeline, **db, blobs, cfg.ae_title);
   jobs.Register("send", send);

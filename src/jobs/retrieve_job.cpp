@@ -14,6 +14,7 @@
 #include "ingest/routing.h"
 #include "ingest/store_sink.h"
 #include "jobs/job_request.h"
+#include "jobs/move_diagnosis.h"
 #include "jobs/retrieve_plan.h"
 
 namespace pb {
@@ -250,33 +251,24 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
                               destination, node->listen_port > 0 ? fmt::format(" and port {}", node->listen_port) : ""));
     }
     dicom::MoveRequest rq{peer, t, destination, inactivity};
+    const auto started = std::chrono::steady_clock::now();
     auto a = dicom::Move(rq, hooks);
     if (!a) return a;
     std::lock_guard lock(tally.mu);
     if (a->success() || a->warning() || a->canceled || !tally.arrived.empty()) return a;
-    // Refused and nothing came: the PACS does not know the destination (0xA801; some PACS,
-    // Orthanc among them, answer 0xC000 for it), or cannot reach it.
-    const std::string where = fmt::format("node '{}' ({})", p.node, JoinHostPort(node->host, node->port));
-    const std::string register_us = fmt::format(
-        "Ask the PACS administrator to register: AE title {}, host {}, port {} (our receiver)",
-        destination, a->local_address.empty() ? "this machine's address" : a->local_address, rec->port);
-    if (a->status == 0xA801) {
-      return Fail(Code::kUnavailable, fmt::format("{} does not know the move destination '{}' "
-                                                  "(status 0xA801). {}", where, destination, register_us));
-    }
-    if (a->counts.failed > 0) {
-      return Fail(Code::kUnavailable,
-                  fmt::format("{} could not send to us: C-MOVE {}, {} sub-operation(s) failed{}{}. {}, "
-                              "and check that it can reach that address and port (firewall)",
-                              where, a->StatusText(), a->counts.failed,
-                              a->error_comment.empty() ? "" : ": ", a->error_comment, register_us));
-    }
-    return Fail(Code::kUnavailable,
-                fmt::format("{} refused the C-MOVE to '{}' with status {}{}{} and sent nothing; it "
-                            "most likely does not know '{}' as a move destination. {}",
-                            where, destination, a->StatusText(), a->error_comment.empty() ? "" : ": ",
-                            a->error_comment, destination, register_us));
-    return a;
+    // Refused and nothing came: say why from what our receivers saw meanwhile.
+    MoveEvidence e;
+    e.where = fmt::format("node '{}' ({})", p.node, JoinHostPort(node->host, node->port));
+    e.destination = destination;
+    e.our_ae = rec->ae_title;
+    e.our_port = rec->port;
+    e.our_address = a->local_address;
+    e.status = a->status;
+    e.status_text = a->StatusText();
+    e.error_comment = a->error_comment;
+    e.failed_suboperations = a->counts.failed;
+    if (seen_since_) e.seen = seen_since_(started);
+    return Fail(Code::kUnavailable, ExplainEmptyMove(e));
   };
 
   std::string get_error;  // why C-GET was not used, when "auto" fell back to C-MOVE

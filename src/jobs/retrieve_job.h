@@ -5,6 +5,7 @@
 // index at the end: `succeeded` only when every instance the PACS listed is in the archive,
 // `partial` with the missing SOP Instance UIDs otherwise. Re-running fetches only what is
 // missing. Thread-safe (one Run per job).
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "ingest/staging.h"
 #include "jobs/job_service.h"
 #include "nodes/registry.h"
+#include "receivers/association_log.h"
 #include "receivers/receiver.h"
 
 namespace pb {
@@ -26,10 +28,11 @@ class RetrieveRunner : public JobRunner {
   RetrieveRunner(NodeRegistry& nodes, IngestPipeline& pipeline, Database& db,
                  std::string default_calling_ae, std::function<std::vector<Receiver>()> receivers,
                  ExpectationRegistry& expectations, StagingArea* staging,
-                 std::function<std::shared_ptr<const RoutingRules>()> site_rules)
+                 std::function<std::shared_ptr<const RoutingRules>()> site_rules,
+                 std::function<std::vector<AssociationAttempt>(std::chrono::steady_clock::time_point)> seen_since = {})
       : nodes_(nodes), pipeline_(pipeline), db_(db), default_ae_(std::move(default_calling_ae)),
         receivers_(std::move(receivers)), expectations_(expectations), staging_(staging),
-        site_rules_(std::move(site_rules)) {}
+        site_rules_(std::move(site_rules)), seen_since_(std::move(seen_since)) {}
 
   Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
   JobOutcome Run(JobContext& job) override;
@@ -43,6 +46,8 @@ class RetrieveRunner : public JobRunner {
   ExpectationRegistry& expectations_;
   StagingArea* staging_;
   std::function<std::shared_ptr<const RoutingRules>()> site_rules_;
+  // The associations our receivers saw since a time: evidence for a C-MOVE that brought nothing.
+  std::function<std::vector<AssociationAttempt>(std::chrono::steady_clock::time_point)> seen_since_;
 };
 
 }  // namespace pb

@@ -232,6 +232,18 @@ Result<void> ReceiverService::Reconcile(uint16_t must_open) {
 
 dicom::Admission ReceiverService::Admit(uint16_t port, const std::string& called, const std::string& calling,
                                         const std::string& peer) {
+  dicom::Admission a = Decide(port, called, calling, peer);
+  using Verdict = dicom::Admission::Verdict;
+  using Outcome = AssociationAttempt::Outcome;
+  attempts_.Record({std::chrono::steady_clock::now(), port, called, calling, peer,
+                    a.verdict == Verdict::kAccept            ? Outcome::kAccepted
+                    : a.verdict == Verdict::kUnknownCalledAe ? Outcome::kUnknownCalledAe
+                                                             : Outcome::kCallingAeNotAllowed});
+  return a;
+}
+
+dicom::Admission ReceiverService::Decide(uint16_t port, const std::string& called, const std::string& calling,
+                                        const std::string& peer) {
   dicom::Admission a;
   std::shared_ptr<const Receiver> r;
   {

@@ -24,6 +24,7 @@
 #include "ingest/pipeline.h"
 #include "ingest/staging.h"
 #include "ingest/store_sink.h"
+#include "receivers/association_log.h"
 #include "receivers/receiver.h"
 #include "receivers/receiver_sink.h"
 
@@ -58,6 +59,10 @@ class ReceiverService {
     std::string error;
   };
   std::vector<Problem> NotListening() const;
+  // Associations our receivers were asked for since `t`, accepted or refused (newest 256).
+  std::vector<AssociationAttempt> AttemptsSince(std::chrono::steady_clock::time_point t) const {
+    return attempts_.Since(t);
+  }
 
   Result<Receiver> Create(const nlohmann::json& body);
   Result<Receiver> Update(const std::string& id, const nlohmann::json& patch);
@@ -81,7 +86,9 @@ class ReceiverService {
     std::unique_ptr<dicom::AssociationServer> server;
   };
   dicom::Admission Admit(uint16_t port, const std::string& called, const std::string& calling,
-                         const std::string& peer);
+                         const std::string& peer);  // Decide, and keep it in attempts_
+  dicom::Admission Decide(uint16_t port, const std::string& called, const std::string& calling,
+                          const std::string& peer);
   // Starts and stops listeners so that every port of an enabled receiver has one. Returns the
   // error of the first port that cannot be opened among `must_open` (empty: none required).
   Result<void> Reconcile(uint16_t must_open = 0);
@@ -94,6 +101,7 @@ class ReceiverService {
   ReceiverSite site_;
   PipelineSink fallback_;  // required by the listener; every association goes through Admit()
   std::function<std::string(const std::string&)> preferred_;
+  AssociationLog attempts_;
 
   std::mutex change_mu_;  // one change (create/update/remove/start/stop) at a time
   mutable std::mutex mu_;
