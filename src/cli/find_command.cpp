@@ -18,8 +18,7 @@ void AddFindCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("keys", *keys, "KEYWORD=VALUE matching keys (* and ? wildcards, date ranges)");
   cmd->add_option("--level", *level, "patient, study, series or image")->capture_default_str();
   cmd->add_option("--limit", *limit, "at most this many results");
-  cmd->add_option("--server", server->url, "server URL")->capture_default_str();
-  cmd->add_option("--password", server->password, "admin password (or $PACSBRIDGE_PASSWORD)");
+  AddServerOptions(cmd, *server);
   cmd->add_flag("--json", *json, "print JSON instead of a table");
   cmd->callback([=, &exit_code] {
     auto pairs = ParseKeyValues(*keys);

@@ -1,0 +1,205 @@
+"""What a new user hit in the first hour, on the command line (issue 10, items 1, 4, 6, 8, 9):
+$PACSBRIDGE_SERVER, Ctrl-C while following a job, `jobs show --follow`, the find table and
+malformed matching values, `jobs --state`, effective AE titles, ended jobs without an ETA,
+jobs after a node is renamed, DICOMweb nodes marked as not yet supported.
+
+scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_first_hour_cli.py
+"""
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import dicomgen  # noqa: E402
+
+STATES = ("queued", "waiting", "running", "succeeded", "partial", "failed", "canceled")
+LONG_UID_ROOT = "1.2.826.0.1.3680043.8.498.99999999"
+
+
+def cli_env(**changes):
+    env = harness.tool_env()
+    for k in ("PACSBRIDGE_SERVER", "PACSBRIDGE_PASSWORD", "COLUMNS"):
+        env.pop(k, None)
+    env.update(changes)
+    return env
+
+
+def run_cli(args, env, timeout=60):
+    return subprocess.run([str(harness.require_binary())] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+class FirstHourCliTests(harness.JobHelpers, harness.E2ETestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        harness.require_binary()
+        # Our AE title is not the literal default, so that "effective" values are checked.
+        cls.server = harness.Server(cls.tmp / "srv", ae_title="PBHOUR", receivers=[
+            {"ae_title": "PBHOUR", "port": harness.free_port(), "bind": "127.0.0.1"}])
+        cls._peers.append(cls.server)
+        cls.orthanc = harness.Orthanc(cls.tmp / "orthanc", extra={
+            "DicomModalities": {"pb": ["PBHOUR", "127.0.0.1", cls.server.dicom_port]}})
+        cls._peers.append(cls.orthanc)
+        cls.addClassCleanup(cls.orthanc.stop)
+        cls.orthanc.start()
+        data = cls.tmp / "data"
+        cls.small = dicomgen.generate(data / "small", 3, patient_id="SMALL",
+                                      patient_name="SMALL^ONE", study_date="20240115")
+        cls.slow = dicomgen.generate(data / "slow", 60, modality="CT", size=100000,
+                                     patient_id="SLOW", patient_name="SLOW^FOLLOW")
+        cls.canceled = dicomgen.generate(data / "canceled", 60, modality="CT", size=100000,
+                                         patient_id="CANCELED")
+        cls.renamed = dicomgen.generate(data / "renamed", 2, patient_id="RENAMED")
+        cls.wide = dicomgen.generate(
+            data / "wide", 1, uid_root=LONG_UID_ROOT,
+            patient_name="VERYLONGFAMILYNAMEOFSOMEONE^WITHALONGGIVENNAME",
+            patient_id="WIDE1", study_date="20230303",
+            study_description="A VERY LONG STUDY DESCRIPTION THAT NOBODY READS TO THE END")
+        files = [f[0] for f in cls.small + cls.slow + cls.canceled + cls.renamed + cls.wide]
+        cp = harness.storescu(cls.orthanc.dicom_port, "ORTHANC", files)
+        if cp.returncode != 0:
+            raise AssertionError("loading Orthanc failed:\n" + harness.proc_output(cp))
+        cls.addClassCleanup(cls.server.stop_and_check)
+        cls.server.start()
+        cls.proxy = harness.ThrottledProxy(cls.orthanc.dicom_port, rate=600_000)
+        cls.addClassCleanup(cls.proxy.close)
+        for name, port in (("orthanc", cls.orthanc.dicom_port), ("slow", cls.proxy.port),
+                           ("to-rename", cls.orthanc.dicom_port)):
+            cls.add_node(name, port)
+        cls.add_node("own-calling", cls.orthanc.dicom_port, calling_ae_title="PBOTHER")
+
+    @classmethod
+    def add_node(cls, name, port, **extra):
+        body = {"name": name, "ae_title": "ORTHANC", "host": "127.0.0.1", "port": port,
+                "queryable": True, "storable": True, "timeout_seconds": 20}
+        body.update(extra)
+        status, answer = cls.server.api("POST", "/api/nodes", body)
+        if status != 201:
+            raise AssertionError("POST /api/nodes %r -> %s %r" % (body, status, answer))
+        return answer
+
+    def start_retrieve(self, node, study, method="c-get"):
+        status, answer = self.server.api("POST", "/api/retrieve", {
+            "node": node, "level": "STUDY", "uids": [study], "method": method})
+        self.assertEqual(status, 202, answer)
+        return str(answer["job_id"])
+
+    # ------------------------------------------------------------ 1. $PACSBRIDGE_SERVER
+
+    def test_server_url_from_the_environment(self):
+        env = cli_env(PACSBRIDGE_SERVER=self.server.url)
+        cp = run_cli(["nodes", "list"], env)
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertIn("own-calling", cp.stdout)
+        for args in (["jobs", "--json"], ["studies"], ["find", "orthanc", "PatientID=SMALL"],
+                     ["receivers", "list"]):
+            cp = run_cli(args, env)
+            self.assertEqual(cp.returncode, 0, "%s\n%s" % (args, harness.proc_output(cp)))
+        # The flag wins over the variable.
+        closed = harness.free_port()
+        env = cli_env(PACSBRIDGE_SERVER="http://127.0.0.1:%d" % closed)
+        cp = run_cli(["nodes", "list", "--server", self.server.url], env)
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        # A failure says where the URL came from.
+        cp = run_cli(["nodes", "list"], env)
+        self.assertEqual(cp.returncode, 3, harness.proc_output(cp))
+        self.assertIn("127.0.0.1:%d" % closed, cp.stderr)
+        self.assertIn("$PACSBRIDGE_SERVER", cp.stderr)
+
+    def test_help_of_every_client_command_shows_the_variable(self):
+        for args in (["nodes", "list"], ["nodes", "show"], ["find"], ["retrieve"], ["send"],
+                     ["jobs"], ["jobs", "show"], ["studies"], ["receivers", "list"]):
+            cp = run_cli(args + ["--help"], cli_env())
+            self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+            text = re.sub(r"\s+", " ", cp.stdout)
+            self.assertIn("--server", text, args)
+            self.assertIn("$PACSBRIDGE_SERVER", text, "%s --help:\n%s" % (args, cp.stdout))
+            self.assertIn("default http://127.0.0.1:8080", text, args)
+            self.assertIn("$PACSBRIDGE_PASSWORD", text, args)
+
+    # ------------------------------------------------------------ 4. Ctrl-C while following
+
+    def test_ctrl_c_while_following_says_the_job_goes_on(self):
+        study = self.slow[0][2]
+        proc = subprocess.Popen(
+            [str(harness.require_binary()), "retrieve", "slow", "--study", study, "--method",
+             "c-get", "--follow"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=cli_env(PACSBRIDGE_SERVER=self.server.url))
+        try:
+            job_id = None
+            deadline = time.monotonic() + 60
+            while job_id is None and time.monotonic() < deadline:
+                status, jobs = self.server.api("GET", "/api/jobs?node=slow")
+                mine = [j for j in jobs if j.get("uids") == [study]]
+                job_id = str(mine[0]["id"]) if mine else None
+                time.sleep(0.1)
+            self.assertIsNotNone(job_id, "retrieve --follow did not create a job")
+            self.wait_progress(job_id, 2)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        self.assertEqual(proc.returncode, 130, "stdout:\n%s\nstderr:\n%s" % (out, err))
+        self.assertIn("the job goes on in the server; follow it again with "
+                      "`pacsbridge jobs show %s --follow`" % job_id, err)
+        # It does go on.
+        time.sleep(0.5)
+        self.assertEqual(self.get_job(job_id).get("state"), "running")
+        # The command it names follows the job to its end, exit 0 once it succeeded.
+        self.proxy.rate = None
+        try:
+            cp = run_cli(["jobs", "show", job_id, "--follow"],
+                         cli_env(PACSBRIDGE_SERVER=self.server.url), timeout=120)
+        finally:
+            self.proxy.rate = 600_000
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertRegex(cp.stdout, r"job %s\b.*: succeeded" % job_id)
+        self.assertEqual(self.get_job(job_id)["state"], "succeeded")
+
+    def test_retrieve_without_follow_suggests_a_command_that_works(self):
+        cp = self.server.cli("retrieve", "orthanc", "--study", self.small[0][2])
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        m = re.search(r"follow it: (pacsbridge jobs show (\d+) [^)]*)\)", cp.stdout)
+        self.assertIsNotNone(m, cp.stdout)
+        argv = shlex.split(m.group(1))
+        self.assertIn("--follow", argv)
+        # The server came from --server: the suggestion carries it, so it works as printed.
+        self.assertIn(self.server.url, argv)
+        cp = run_cli(argv[1:], cli_env(), timeout=120)
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertIn("succeeded", cp.stdout)
+
+    # ------------------------------------------------------------ 8. ended jobs
+
+    def test_an_ended_job_shows_no_eta(self):
+        job_id = self.start_retrieve("slow", self.canceled[0][2])
+        self.wait_progress(job_id, 3)
+        status, job = self.server.api("POST", "/api/jobs/%s/cancel" % job_id)
+        self.assertEqual(status, 200, job)
+        job = self.wait_job(job_id)
+        self.assertEqual(job["state"], "canceled", job)
+        progress = job["progress"]
+        # What the display had for an ETA: a rate and instances left.
+        self.assertGreater(progress.get("remaining") or 0, 0, progress)
+        self.assertGreater(progress.get("bytes_per_second") or 0, 0, progress)
+        for args in (["jobs", "show", job_id], ["jobs"], ["jobs", "show", job_id, "--follow"]):
+            cp = self.server.cli(*args)
+            self.assertIn(job_id, cp.stdout, harness.proc_output(cp))
+            self.assertNotIn("ETA", cp.stdout + cp.stderr, "%s:\n%s" % (args, harness.proc_output(cp)))
+
+
+if __name__ == "__main__":
+    unittest.main()
