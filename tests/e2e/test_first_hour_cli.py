@@ -182,7 +182,45 @@ class FirstHourCliTests(harness.JobHelpers, harness.E2ETestCase):
         self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
         self.assertIn("succeeded", cp.stdout)
 
-    # ------------------------------------------------------------ 8. ended jobs
+    # ------------------------------------------------------------ 8. inconsistencies
+
+    def test_jobs_state_filter_refuses_an_unknown_state(self):
+        status, body = self.server.api("GET", "/api/jobs?state=bogus")
+        self.assertJsonError(status, body, field="state")
+        for state in STATES:
+            self.assertIn(state, body["error"])
+            status, jobs = self.server.api("GET", "/api/jobs?state=%s" % state)
+            self.assertEqual(status, 200, jobs)
+        cp = self.server.cli("jobs", "--state", "bogus")
+        self.assertNotEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertEqual(cp.stdout, "", harness.proc_output(cp))
+        for state in STATES:
+            self.assertIn(state, cp.stderr)
+
+    def test_nodes_show_the_effective_ae_titles_and_where_they_come_from(self):
+        status, node = self.server.api("GET", "/api/nodes/orthanc")
+        self.assertEqual(status, 200, node)
+        self.assertEqual(node["calling_ae_title"], "")
+        self.assertEqual(node["move_destination"], "")
+        self.assertEqual(node["effective_calling_ae_title"], "PBHOUR")
+        self.assertEqual(node["effective_move_destination"], "PBHOUR")
+        status, own = self.server.api("GET", "/api/nodes/own-calling")
+        self.assertEqual(own["calling_ae_title"], "PBOTHER")
+        self.assertEqual(own["effective_calling_ae_title"], "PBOTHER")
+        self.assertEqual(own["effective_move_destination"], "PBOTHER")
+        cp = self.server.cli("nodes", "show", "orthanc")
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertIn("calling_ae_title: PBHOUR (server default, [server] ae_title)", cp.stdout)
+        self.assertIn("move_destination: PBHOUR (default: the calling AE title)", cp.stdout)
+        self.assertNotIn("effective_", cp.stdout)
+        cp = self.server.cli("nodes", "show", "own-calling")
+        self.assertIn("calling_ae_title: PBOTHER (this node's setting)", cp.stdout)
+        self.assertIn("move_destination: PBOTHER (default: the calling AE title)", cp.stdout)
+        # What is shown is what is used: Orthanc knows only PBHOUR, and a C-MOVE to the
+        # effective destination of "orthanc" arrives at our receiver PBHOUR.
+        job_id = self.start_retrieve("orthanc", self.renamed[0][2], method="c-move")
+        job = self.wait_job(job_id)
+        self.assertEqual(job["state"], "succeeded", json.dumps(job, indent=1))
 
     def test_an_ended_job_shows_no_eta(self):
         job_id = self.start_retrieve("slow", self.canceled[0][2])
@@ -199,6 +237,55 @@ class FirstHourCliTests(harness.JobHelpers, harness.E2ETestCase):
             cp = self.server.cli(*args)
             self.assertIn(job_id, cp.stdout, harness.proc_output(cp))
             self.assertNotIn("ETA", cp.stdout + cp.stderr, "%s:\n%s" % (args, harness.proc_output(cp)))
+
+    def test_jobs_follow_a_renamed_node(self):
+        job_id = self.start_retrieve("to-rename", self.renamed[0][2])
+        self.wait_job(job_id)
+        cp = self.server.cli("nodes", "update", "to-rename", "--name", "renamed-node")
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertEqual(self.get_job(job_id)["node"], "renamed-node")
+        status, jobs = self.server.api("GET", "/api/jobs?node=renamed-node")
+        self.assertIn(job_id, [str(j["id"]) for j in jobs])
+        cp = self.server.cli("jobs")
+        line = [l for l in cp.stdout.splitlines() if l.split()[:1] == [job_id]]
+        self.assertEqual(len(line), 1, cp.stdout)
+        self.assertIn("renamed-node", line[0])
+        self.assertNotIn("to-rename", cp.stdout)
+        # A retry goes to the node under its new name.
+        status, answer = self.server.api("POST", "/api/jobs/%s/retry" % job_id)
+        self.assertEqual(status, 202, answer)
+        retry = self.wait_job(str(answer["job_id"]))
+        self.assertEqual(retry["state"], "succeeded", retry)
+        self.assertEqual(retry["node"], "renamed-node")
+
+    # ------------------------------------------------------------ 9. DICOMweb nodes
+
+    def test_dicomweb_nodes_are_marked_not_yet_supported(self):
+        status, node = self.server.api("POST", "/api/nodes", {
+            "name": "web", "type": "dicomweb", "url": "http://127.0.0.1:9/dicom-web",
+            "queryable": True, "storable": True})
+        self.assertEqual(status, 201, node)
+        self.assertIs(node["available"], False)
+        self.assertIn("not supported in this version", node["unavailable_reason"])
+        status, dimse = self.server.api("GET", "/api/nodes/orthanc")
+        self.assertIs(dimse["available"], True)
+        self.assertIsNone(dimse["unavailable_reason"])
+        cp = self.server.cli("nodes", "list")
+        line = [l for l in cp.stdout.splitlines() if l.startswith("web ")]
+        self.assertEqual(len(line), 1, cp.stdout)
+        self.assertIn("dicomweb (not yet supported)", line[0])
+        self.assertNotIn("not yet supported", [l for l in cp.stdout.splitlines()
+                                                if l.startswith("orthanc ")][0])
+        status, body = self.server.api("POST", "/api/nodes/web/find",
+                                       {"level": "STUDY", "query": {}})
+        self.assertJsonError(status, body, expected_status=501)
+        self.assertIn("'web'", body["error"])
+        for kind in ("retrieve", "send"):
+            status, body = self.server.api("POST", "/api/" + kind, {
+                "node": "web", "level": "STUDY", "uids": [self.small[0][2]]})
+            self.assertJsonError(status, body, field="node", expected_status=501)
+            self.assertIn("'web'", body["error"])
+            self.assertIn("not supported in this version", body["error"])
 
 
 if __name__ == "__main__":
