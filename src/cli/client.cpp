@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "cli/table.h"
+
 namespace pb::cli {
 
 ServerUrl ResolveServerUrl(const ServerOptions& server, const char* env_url) {
@@ -105,20 +107,9 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValues(
 
 void PrintTable(const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width(header.size());
-  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
-  for (const auto& r : rows)
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string out;
-    for (size_t i = 0; i < cells.size(); ++i) {
-      out += cells[i];
-      if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
-    }
-    std::cout << out << "\n";
-  };
-  line(header);
-  for (const auto& r : rows) line(r);
+  std::vector<TableColumn> columns;
+  for (const auto& h : header) columns.push_back({h});
+  for (const auto& line : LayoutTable(columns, rows, 0)) std::cout << line << "\n";
 }
 
 void AddServerFlags(CLI::App* cmd, CommandOptions& options) {

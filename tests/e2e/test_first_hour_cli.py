@@ -287,6 +287,95 @@ class FirstHourCliTests(harness.JobHelpers, harness.E2ETestCase):
             self.assertIn("'web'", body["error"])
             self.assertIn("not supported in this version", body["error"])
 
+    # ------------------------------------------------------------ 6. find
+
+    def test_malformed_values_are_refused_with_the_expected_form(self):
+        # PS3.5 6.2: DA is YYYYMMDD, TM HHMMSS (shorter forms allowed), UI digits and dots;
+        # PS3.4 C.2.2.2: ranges with "-", UID lists with "\", no wildcards in these VRs.
+        cases = [("StudyDate", "2024", "is not a date"),
+                 ("StudyDate", "2024-01-15", "is not a date"),
+                 ("StudyDate", "2024*", "wildcards"),
+                 ("PatientBirthDate", "1970", "is not a date"),
+                 ("StudyTime", "25", "is not a time"),
+                 ("StudyInstanceUID", "1.2.*", "wildcards"),
+                 ("StudyInstanceUID", "abc", "is not a UID")]
+        for key, value, words in cases:
+            status, body = self.server.api("POST", "/api/nodes/orthanc/find",
+                                           {"level": "STUDY", "query": {key: value}})
+            self.assertJsonError(status, body, field="query." + key)
+            self.assertIn("%s: '%s'" % (key, value), body["error"])
+            self.assertIn(words, body["error"])
+        status, body = self.server.api("POST", "/api/nodes/orthanc/find",
+                                       {"level": "SERIES", "query": {"SeriesDate": "202401"}})
+        self.assertJsonError(status, body, field="query.SeriesDate")
+        cp = self.server.cli("find", "orthanc", "StudyDate=2024")
+        self.assertNotEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertIn("StudyDate: '2024' is not a date; use YYYYMMDD or a range "
+                      "YYYYMMDD-YYYYMMDD", cp.stderr)
+        # Well-formed values still match.
+        for key, value in (("StudyDate", "20240115"), ("StudyDate", "20240101-20240131"),
+                           ("StudyDate", "-20240115"), ("StudyDate", "20240115-"),
+                           ("StudyTime", "10-11"), ("StudyInstanceUID",
+                                                    self.small[0][2] + "\\1.2.3")):
+            status, body = self.server.api("POST", "/api/nodes/orthanc/find", {
+                "level": "STUDY", "query": {key: value, "PatientID": "SMALL"}})
+            self.assertEqual(status, 200, (key, value, body))
+            self.assertEqual([r["StudyInstanceUID"] for r in body["results"]],
+                             [self.small[0][2]], (key, value))
+
+    def test_find_table_leads_with_people_columns_and_ends_with_the_uid(self):
+        cp = run_cli(["find", "orthanc", "PatientID=SMALL", "--server", self.server.url],
+                     cli_env())
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        header = cp.stdout.splitlines()[0].split()
+        self.assertEqual(header[0], "DATE", cp.stdout)
+        self.assertLess(header.index("PATIENT"), header.index("MODALITY"), cp.stdout)
+        self.assertEqual(header[-2:], ["STUDY", "UID"], cp.stdout)
+        row = cp.stdout.splitlines()[1]
+        self.assertTrue(row.startswith("20240115  SMALL^ONE"), cp.stdout)
+        self.assertTrue(row.endswith(self.small[0][2]), cp.stdout)
+        cp = run_cli(["find", "orthanc", "--level", "series", "PatientID=SMALL",
+                      "--server", self.server.url], cli_env())
+        self.assertEqual(cp.stdout.splitlines()[0].split()[-2:], ["SERIES", "UID"], cp.stdout)
+        self.assertTrue(cp.stdout.splitlines()[1].endswith(self.small[0][3]), cp.stdout)
+
+    def test_find_table_fits_the_width_without_cutting_the_uid(self):
+        args = ["find", "orthanc", "PatientID=WIDE1", "--server", self.server.url]
+        uid = self.wide[0][2]
+        self.assertTrue(uid.startswith(LONG_UID_ROOT))
+        cp = run_cli(args, cli_env())  # not a terminal, no $COLUMNS: nothing cut
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertIn("VERYLONGFAMILYNAMEOFSOMEONE^WITHALONGGIVENNAME", cp.stdout)
+        self.assertNotIn("…", cp.stdout)
+        wide_width = len(cp.stdout.splitlines()[1])
+        self.assertGreater(wide_width, 140, cp.stdout)
+        cp = run_cli(args, cli_env(COLUMNS="120"))
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        lines = cp.stdout.splitlines()
+        for line in lines[:2]:
+            self.assertLessEqual(len(line), 120, cp.stdout)
+        self.assertIn("…", lines[1])
+        self.assertTrue(lines[1].endswith(uid), cp.stdout)
+        self.assertIn("20230303", lines[1])
+
+    def test_find_columns_chooses_the_columns(self):
+        args = ["find", "orthanc", "PatientID=SMALL", "--server", self.server.url,
+                "--columns", "StudyInstanceUID,AccessionNumber,PatientName"]
+        cp = run_cli(args, cli_env())
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        lines = cp.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["StudyInstanceUID", "AccessionNumber", "PatientName"])
+        self.assertEqual(lines[1].split(), [self.small[0][2], "ACC1", "SMALL^ONE"])
+        cp = run_cli(["find", "orthanc", "--server", self.server.url, "--columns",
+                      "StudyDate,Bogus"], cli_env())
+        self.assertEqual(cp.returncode, 2, harness.proc_output(cp))
+        self.assertIn("'Bogus' is not a DICOM keyword", cp.stderr)
+        # --json is unchanged: the answer of the API.
+        cp = run_cli(["find", "orthanc", "PatientID=SMALL", "--json", "--server",
+                      self.server.url], cli_env())
+        answer = json.loads(cp.stdout)
+        self.assertEqual([r["StudyInstanceUID"] for r in answer["results"]], [self.small[0][2]])
+
 
 if __name__ == "__main__":
     unittest.main()
