@@ -237,6 +237,14 @@ Result<void> Database::SaveNode(const std::string& name, const std::string& body
     soci::transaction tx(impl_->writer);
     if (!replaces.empty() && replaces != name) {
       impl_->writer << "DELETE FROM nodes WHERE name = :n", soci::use(replaces);
+      impl_->writer << "UPDATE jobs SET node = :new_name, params = CASE WHEN json_valid(params) "
+                       "AND json_extract(params, '$.node') = :old_in_params THEN "
+                       "json_set(params, '$.node', :new_in_params) ELSE params END "
+                       "WHERE node = :old_name",
+          soci::use(name), soci::use(replaces), soci::use(name), soci::use(replaces);
+      impl_->writer << "DELETE FROM node_state WHERE node = :n", soci::use(name);
+      impl_->writer << "UPDATE node_state SET node = :new_name WHERE node = :old_name",
+          soci::use(name), soci::use(replaces);
     }
     impl_->writer << "INSERT INTO nodes(name, body) VALUES(:n, :b) "
                      "ON CONFLICT(name) DO UPDATE SET body = excluded.body",

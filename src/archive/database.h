@@ -25,7 +25,9 @@ class Database {
 
   // Nodes, as JSON text by name.
   Result<std::vector<std::pair<std::string, std::string>>> LoadNodes();
-  // Writes `name`'s body; when `replaces` names another row (a rename), removes it atomically.
+  // Writes `name`'s body; when `replaces` names another row (a rename), removes it atomically
+  // and carries the node's jobs and run-time state over to the new name, so that jobs always
+  // show (and retry against) the node's current name.
   Result<void> SaveNode(const std::string& name, const std::string& body,
                         const std::string& replaces = {});
   Result<void> DeleteNode(const std::string& name);

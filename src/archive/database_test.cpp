@@ -115,6 +115,29 @@ TEST_F(DatabaseTest, NodesRoundTripAndRename) {
   EXPECT_TRUE(db_->LoadNodes()->empty());
 }
 
+TEST_F(DatabaseTest, ARenameCarriesTheNodesJobsAndStateToItsNewName) {
+  ASSERT_TRUE(db_->SaveNode("old", "{}"));
+  JobRow mine, other;
+  mine.type = other.type = "retrieve";
+  mine.state = other.state = "succeeded";
+  mine.node = "old";
+  mine.params = R"({"node":"old","uids":["1.2"]})";
+  other.node = "elsewhere";
+  other.params = R"({"node":"elsewhere"})";
+  auto mine_id = db_->InsertJob(mine);
+  auto other_id = db_->InsertJob(other);
+  ASSERT_TRUE(mine_id && other_id);
+  ASSERT_TRUE(db_->SetNodeState("old", "retrieve_method", "c-move"));
+  ASSERT_TRUE(db_->SaveNode("new", "{}", "old"));
+  auto renamed = db_->GetJob(*mine_id);
+  ASSERT_TRUE(renamed && *renamed);
+  EXPECT_EQ((*renamed)->node, "new");
+  EXPECT_EQ((*renamed)->params, R"({"node":"new","uids":["1.2"]})");
+  EXPECT_EQ((*db_->GetJob(*other_id))->node, "elsewhere");
+  EXPECT_EQ(*db_->GetNodeState("new", "retrieve_method"), "c-move");
+  EXPECT_EQ(*db_->GetNodeState("old", "retrieve_method"), "");
+}
+
 TEST(BlobStorePaths, HostileUidsStayInsideTheArchive) {
   std::string rel = BlobStore::RelativePathFor("../../etc", "1.2", "passwd/../x");
   EXPECT_EQ(rel.find(".."), std::string::npos);

@@ -7,11 +7,32 @@
 
 #include <fmt/format.h>
 
+#include "cli/table.h"
+
 namespace pb::cli {
+
+ServerUrl ResolveServerUrl(const ServerOptions& server, const char* env_url) {
+  if (!server.url.empty()) return {server.url, "--server"};
+  if (env_url && *env_url) return {env_url, "$PACSBRIDGE_SERVER"};
+  return {kDefaultServerUrl, "default"};
+}
+
+void AddServerOptions(CLI::App* cmd, ServerOptions& server) {
+  cmd->add_option("--server", server.url,
+                  fmt::format("server URL (or $PACSBRIDGE_SERVER; default {})", kDefaultServerUrl));
+  cmd->add_option("--password", server.password, "admin password (or $PACSBRIDGE_PASSWORD)");
+}
+
+std::string FollowCommand(const ServerOptions& server, const std::string& id) {
+  std::string command = fmt::format("pacsbridge jobs show {} --follow", id);
+  if (!server.url.empty()) command += " --server " + server.url;
+  return command;
+}
 
 Result<Reply> Call(const ServerOptions& server, const std::string& method, const std::string& path,
                    const nlohmann::json* body) {
-  httplib::Client client(server.url);
+  const ServerUrl where = ResolveServerUrl(server, std::getenv("PACSBRIDGE_SERVER"));
+  httplib::Client client(where.url);
   client.set_connection_timeout(5);
   client.set_read_timeout(120);
   std::string password = server.password;
@@ -28,10 +49,12 @@ Result<Reply> Call(const ServerOptions& server, const std::string& method, const
   };
   httplib::Result r = send();
   if (!r) {
+    const std::string hint = where.source == "$PACSBRIDGE_SERVER"
+                                 ? "the URL comes from $PACSBRIDGE_SERVER; --server URL overrides it"
+                                 : "--server URL or $PACSBRIDGE_SERVER";
     return Fail(Code::kUnavailable,
-                fmt::format("cannot reach the server at {} ({}); is `pacsbridge serve` running? "
-                            "(--server URL)",
-                            server.url, httplib::to_string(r.error())));
+                fmt::format("cannot reach the server at {} ({}); is `pacsbridge serve` running? ({})",
+                            where.url, httplib::to_string(r.error()), hint));
   }
   Reply reply;
   reply.status = r->status;
@@ -84,25 +107,13 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValues(
 
 void PrintTable(const std::vector<std::string>& header,
                 const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width(header.size());
-  for (size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
-  for (const auto& r : rows)
-    for (size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string out;
-    for (size_t i = 0; i < cells.size(); ++i) {
-      out += cells[i];
-      if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
-    }
-    std::cout << out << "\n";
-  };
-  line(header);
-  for (const auto& r : rows) line(r);
+  std::vector<TableColumn> columns;
+  for (const auto& h : header) columns.push_back({h});
+  for (const auto& line : LayoutTable(columns, rows, 0)) std::cout << line << "\n";
 }
 
 void AddServerFlags(CLI::App* cmd, CommandOptions& options) {
-  cmd->add_option("--server", options.server.url, "server URL")->capture_default_str();
-  cmd->add_option("--password", options.server.password, "admin password (or $PACSBRIDGE_PASSWORD)");
+  AddServerOptions(cmd, options.server);
   cmd->add_flag("--json", options.json, "print JSON instead of a table");
 }
 

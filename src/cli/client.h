@@ -11,10 +11,27 @@
 
 namespace pb::cli {
 
+inline constexpr const char* kDefaultServerUrl = "http://127.0.0.1:8080";
+
+// Where a client command finds the server: --server, else $PACSBRIDGE_SERVER, else the default;
+// the password: --password, else $PACSBRIDGE_PASSWORD. Empty means "not given on the command
+// line"; the environment is read when the call is made (ResolveServer).
 struct ServerOptions {
-  std::string url = "http://127.0.0.1:8080";
-  std::string password;  // admin password, if the server has [auth]; or $PACSBRIDGE_PASSWORD
+  std::string url;
+  std::string password;  // admin password, if the server has [auth]
 };
+
+// The URL a command uses and where it came from ("--server", "$PACSBRIDGE_SERVER" or
+// "default"); `env_url` is the variable's value, or null when it is not set.
+struct ServerUrl {
+  std::string url;
+  std::string source;
+};
+ServerUrl ResolveServerUrl(const ServerOptions& server, const char* env_url);
+
+// Declares --server and --password on a client command; every command that talks to the
+// server declares them through this function, so they read and document the same variables.
+void AddServerOptions(CLI::App* cmd, ServerOptions& server);
 
 struct Reply {
   int status = 0;
@@ -33,15 +50,20 @@ std::string ErrorText(const Reply& reply);
 int CallAndReport(const ServerOptions& server, const std::string& method, const std::string& path,
                   const nlohmann::json* body, int ok_status, nlohmann::json& out);
 
+// The command that follows job `id` again, with --server when the URL came from that flag
+// (so that it works as printed).
+std::string FollowCommand(const ServerOptions& server, const std::string& id);
+
 // Polls a job until it ends, showing progress on stderr (a bar on a terminal, a line every 2 s
-// otherwise), then prints it; 0 if it succeeded, else 1 with the reason on stderr.
+// otherwise), then prints it; 0 if it succeeded, else 1 with the reason on stderr. Ctrl-C
+// exits 130 with a line saying the job goes on and how to follow it again.
 int FollowJob(const ServerOptions& server, const std::string& id, bool json);
 
 // Splits KEYWORD=VALUE arguments (filters, matching keys); the error names the bad argument.
 Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValues(
     const std::vector<std::string>& args);
 
-// What every client subcommand takes: --server, --password, --json.
+// What most client subcommands take: --server, --password, --json.
 struct CommandOptions {
   ServerOptions server;
   bool json = false;

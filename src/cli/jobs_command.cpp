@@ -1,7 +1,10 @@
-// pacsbridge jobs [list] | show ID | cancel ID | retry ID [--follow]; and FollowJob, shared
-// with retrieve --follow.
+// pacsbridge jobs [list] | show ID [--follow] | cancel ID | retry ID [--follow]; and FollowJob,
+// shared with retrieve --follow and send --follow.
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -45,7 +48,7 @@ std::string ProgressLine(const nlohmann::json& job) {
   }
   std::string line = fmt::format("{}{}/{} instances  {}  {}/s", bar, done, Count(total), Megabytes(bytes),
                                  Megabytes(rate));
-  if (rate > 0 && arrived > 0 && remaining > 0) {
+  if (!Ended(job.value("state", "")) && rate > 0 && arrived > 0 && remaining > 0) {
     int64_t eta = static_cast<int64_t>(std::ceil(remaining * (bytes / arrived) / rate));
     line += fmt::format("  ETA {}:{:02}", eta / 60, eta % 60);
   }
@@ -80,16 +83,41 @@ void PrintJob(const nlohmann::json& j) {
   }
 }
 
+// Ctrl-C while following: the job is the server's, not ours, so say so and how to get back to
+// it. The handler only write()s a line prepared beforehand and _exit()s (async-signal-safe).
+std::array<char, 512> interrupt_text{};
+size_t interrupt_length = 0;
 
-void WithServer(CLI::App* cmd, const std::shared_ptr<ServerOptions>& server) {
-  cmd->add_option("--server", server->url, "server URL")->capture_default_str();
-  cmd->add_option("--password", server->password, "admin password (or $PACSBRIDGE_PASSWORD)");
+extern "C" void OnInterrupt(int) {
+  (void)!write(STDERR_FILENO, interrupt_text.data(), interrupt_length);
+  _exit(130);
 }
+
+// Installs OnInterrupt for SIGINT while alive; restores the previous action after.
+class InterruptNotice {
+ public:
+  explicit InterruptNotice(const std::string& text) {
+    interrupt_length = std::min(text.size(), interrupt_text.size());
+    std::copy_n(text.begin(), interrupt_length, interrupt_text.begin());
+    struct sigaction action {};
+    action.sa_handler = OnInterrupt;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &previous_);
+  }
+  ~InterruptNotice() { sigaction(SIGINT, &previous_, nullptr); }
+  InterruptNotice(const InterruptNotice&) = delete;
+  InterruptNotice& operator=(const InterruptNotice&) = delete;
+
+ private:
+  struct sigaction previous_ {};
+};
 
 }  // namespace
 
 int FollowJob(const ServerOptions& server, const std::string& id, bool json) {
   const bool tty = isatty(STDERR_FILENO);
+  InterruptNotice notice(fmt::format("{}the job goes on in the server; follow it again with `{}`\n",
+                                     tty ? "\r\033[K" : "\n", FollowCommand(server, id)));
   auto last_line = std::chrono::steady_clock::now() - std::chrono::seconds(10);
   nlohmann::json job;
   while (true) {
@@ -123,7 +151,7 @@ void AddJobsCommand(CLI::App& app, int& exit_code) {
   auto server = std::make_shared<ServerOptions>();
   auto json = std::make_shared<bool>(false);
   auto state = std::make_shared<std::string>();
-  WithServer(cmd, server);
+  AddServerOptions(cmd, *server);
   cmd->add_flag("--json", *json, "print JSON");
   cmd->add_option("--state", *state, "only jobs in this state");
   cmd->callback([=, &exit_code] {
@@ -147,9 +175,11 @@ void AddJobsCommand(CLI::App& app, int& exit_code) {
     auto id = std::make_shared<std::string>();
     auto follow = std::make_shared<bool>(false);
     sub->add_option("id", *id, "the job's id")->required();
-    WithServer(sub, server);
+    AddServerOptions(sub, *server);
     sub->add_flag("--json", *json, "print JSON");
-    if (std::string(name) == "retry") sub->add_flag("--follow", *follow, "wait, showing progress");
+    if (std::string(name) != "cancel") {
+      sub->add_flag("--follow", *follow, "wait until the job ends, showing progress; exit 0 only if it succeeded");
+    }
     sub->callback([=, &exit_code] {
       nlohmann::json job;
       if ((exit_code = CallAndReport(*server, method, "/api/jobs/" + *id + suffix, nullptr, ok, job))) return;

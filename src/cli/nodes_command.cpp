@@ -66,12 +66,32 @@ void PrintNodes(const nlohmann::json& list) {
     if (n.value("default_query_retrieve", false)) flags += "default-qr ";
     if (n.value("default_storage", false)) flags += "default-store ";
     if (n.value("locked", false)) flags += "locked";
-    rows.push_back({n.value("name", ""), n.value("type", ""), address, Yes(n, "queryable"),
+    std::string type = n.value("type", "");
+    if (!n.value("available", true)) type += " (not yet supported)";
+    rows.push_back({n.value("name", ""), type, address, Yes(n, "queryable"),
                     Yes(n, "storable"), flags});
   }
   PrintTable({"NAME", "TYPE", "ADDRESS", "QUERY", "STORE", "FLAGS"}, rows);
 }
 
+// One line per field; the AE titles show the value actually used and where it comes from,
+// derived fields (effective_*) are folded into them.
+void PrintNode(const nlohmann::json& n) {
+  auto text = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    const std::string& key = it.key();
+    if (key.rfind("effective_", 0) == 0) continue;
+    std::string value = text(*it);
+    if (key == "calling_ae_title" && n.contains("effective_calling_ae_title")) {
+      value = value.empty() ? text(n["effective_calling_ae_title"]) + " (server default, [server] ae_title)"
+                            : value + " (this node's setting)";
+    } else if (key == "move_destination" && n.contains("effective_move_destination")) {
+      value = value.empty() ? text(n["effective_move_destination"]) + " (default: the calling AE title)"
+                            : value + " (this node's setting)";
+    }
+    std::cout << key << ": " << value << "\n";
+  }
+}
 
 std::string NodePath(const std::string& name) { return "/api/nodes/" + name; }
 
@@ -103,11 +123,7 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
   show->add_option("name", *name)->required();
   AddServerFlags(show, *s);
   show->callback([=, &exit_code] {
-    exit_code = RunAndPrint(*s, "GET", NodePath(*name), nullptr, 200,
-                    [](const nlohmann::json& n) {
-                      for (auto it = n.begin(); it != n.end(); ++it)
-                        std::cout << it.key() << ": " << (it->is_string() ? it->get<std::string>() : it->dump()) << "\n";
-                    });
+    exit_code = RunAndPrint(*s, "GET", NodePath(*name), nullptr, 200, PrintNode);
   });
 
   auto upd_flags = std::make_shared<NodeFlags>();

@@ -13,8 +13,7 @@ void AddStudiesCommand(CLI::App& app, int& exit_code) {
   auto json = std::make_shared<bool>(false);
   auto filters = std::make_shared<std::vector<std::string>>();
   cmd->add_option("filters", *filters, "KEYWORD=VALUE filters, e.g. PatientName='DOE*'");
-  cmd->add_option("--server", server->url, "server URL")->capture_default_str();
-  cmd->add_option("--password", server->password, "admin password (or $PACSBRIDGE_PASSWORD)");
+  AddServerOptions(cmd, *server);
   cmd->add_flag("--json", *json, "print JSON instead of a table");
   cmd->callback([=, &exit_code] {
     auto pairs = ParseKeyValues(*filters);

@@ -59,8 +59,7 @@ CLI::App* AddTransferCommand(CLI::App& app, int& exit_code, const std::string& t
   }
   cmd->add_flag("--follow", o->follow, "wait until the job ends, showing progress; exit 0 only if it succeeded");
   cmd->add_flag("--json", o->json, "print JSON");
-  cmd->add_option("--server", o->server.url, "server URL")->capture_default_str();
-  cmd->add_option("--password", o->server.password, "admin password (or $PACSBRIDGE_PASSWORD)");
+  AddServerOptions(cmd, o->server);
   cmd->callback([o, type, &exit_code] {
     nlohmann::json body;
     if (!o->node.empty()) body["node"] = o->node;
@@ -74,7 +73,7 @@ CLI::App* AddTransferCommand(CLI::App& app, int& exit_code, const std::string& t
       return;
     }
     if (o->json) std::cout << job.dump(2) << "\n";
-    else std::cout << "job " << id << " queued (follow it: pacsbridge jobs show " << id << ")\n";
+    else std::cout << "job " << id << " queued (follow it: " << FollowCommand(o->server, id) << ")\n";
   });
   return cmd;
 }

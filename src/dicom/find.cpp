@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "dicom/charset.h"
+#include "dicom/matching.h"
 #include "dicom/scu.h"
 
 namespace pb::dicom {
@@ -101,6 +102,12 @@ void OnResponse(void* data, T_DIMSE_C_FindRQ* request, int, T_DIMSE_C_FindRSP*,
 
 }  // namespace
 
+bool IsKeyword(const std::string& name) {
+  DcmTag tag;
+  return !name.empty() && name.find_first_of("(,") == std::string::npos &&
+         DcmTag::findTagFromName(name.c_str(), tag).good();
+}
+
 Result<FindResult> Find(const FindRequest& rq) {
   std::string level = rq.level;
   std::transform(level.begin(), level.end(), level.begin(), [](unsigned char ch) { return std::toupper(ch); });
@@ -120,6 +127,10 @@ Result<FindResult> Find(const FindRequest& rq) {
     if (!ParseKey(name, key)) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("'{}' is not a DICOM keyword or (gggg,eeee) tag", name), "query." + name);
+    }
+    const DcmTag tag(key);
+    if (auto checked = CheckMatchingValue(name, DcmVR(tag.getEVR()).getVRName(), value); !checked) {
+      return tl::unexpected(checked.error());
     }
     if (query.putAndInsertString(key, value.c_str()).bad()) {
       return Fail(Code::kInvalidArgument, fmt::format("'{}' cannot take the value '{}'", name, value),

@@ -8,8 +8,8 @@
 namespace pb::http {
 namespace {
 
-nlohmann::json WithWarnings(const NodeChange& c) {
-  nlohmann::json j = NodeToJson(c.node);
+nlohmann::json WithWarnings(const NodeChange& c, const std::string& server_ae_title) {
+  nlohmann::json j = NodeToApiJson(c.node, server_ae_title);
   j["warnings"] = c.warnings;
   return j;
 }
@@ -19,7 +19,7 @@ nlohmann::json WithWarnings(const NodeChange& c) {
 void AddNodeRoutes(httplib::Server& srv, Services& s) {
   srv.Get("/api/nodes", [&s](const httplib::Request&, httplib::Response& res) {
     nlohmann::json out = nlohmann::json::array();
-    for (const Node& n : s.nodes.List()) out.push_back(NodeToJson(n));
+    for (const Node& n : s.nodes.List()) out.push_back(NodeToApiJson(n, s.settings.ae_title));
     SendJson(res, 200, out);
   });
   Post(srv, "/api/nodes", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
@@ -27,12 +27,12 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
     if (!body) return;
     auto c = s.nodes.Add(*body);
     if (!c) return SendError(res, c.error());
-    SendJson(res, 201, WithWarnings(*c));
+    SendJson(res, 201, WithWarnings(*c, s.settings.ae_title));
   });
   srv.Get(R"(/api/nodes/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
-    SendJson(res, 200, NodeToJson(*n));
+    SendJson(res, 200, NodeToApiJson(*n, s.settings.ae_title));
   });
   Put(srv, R"(/api/nodes/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto existing = s.nodes.Get(req.matches[1]);
@@ -41,7 +41,7 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
     if (!body) return;
     auto c = s.nodes.Update(req.matches[1], *body);
     if (!c) return SendError(res, c.error());
-    SendJson(res, 200, WithWarnings(*c));
+    SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
   });
   srv.Delete(R"(/api/nodes/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
     auto r = s.nodes.Remove(req.matches[1]);
@@ -92,8 +92,8 @@ void AddFindRoute(httplib::Server& srv, Services& s) {
                        "node '" + n->name + "' is not queryable; set queryable to true if it "
                        "answers C-FIND", "queryable");
     }
-    if (n->type != NodeType::kDimse) {
-      return SendError(res, 501, "querying DICOMweb nodes (QIDO-RS) is not available yet");
+    if (std::string why = UnavailableReason(*n); !why.empty()) {
+      return SendError(res, 501, "node '" + n->name + "' cannot be queried: " + why);
     }
     dicom::FindRequest rq;
     rq.peer = ToPeerRequest(*n, s.settings.ae_title);

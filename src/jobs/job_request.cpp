@@ -48,10 +48,9 @@ Result<Node> ChooseNode(const NodeRegistry& nodes, const json& rq, NodeRole role
     if (!n) return Fail(Code::kNotFound, fmt::format("no node named '{}'", *name), "node");
     node = *n;
   }
-  if (node.type != NodeType::kDimse) {
-    return Fail(Code::kUnsupported,
-                fmt::format("node '{}' is a DICOMweb node; {} is not available for DICOMweb nodes yet",
-                            node.name, storage ? "STOW-RS" : "WADO-RS"),
+  if (std::string why = UnavailableReason(node); !why.empty()) {
+    return Fail(Code::kUnsupported, fmt::format("node '{}' cannot {}: {}", node.name,
+                                                storage ? "take a send" : "be retrieved from", why),
                 "node");
   }
   if (storage ? !node.storable : !node.queryable) {

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "core/clock.h"
@@ -18,6 +19,9 @@ nlohmann::json ParseOr(const std::string& text, nlohmann::json fallback) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   return j.is_discarded() ? fallback : j;
 }
+
+// Every state of the contract, in lifecycle order (`waiting`: a retry or a schedule pending).
+constexpr const char* kStates[] = {"queued", "waiting", "running", "succeeded", "partial", "failed", "canceled"};
 
 bool Finished(const std::string& state) {
   return state == "succeeded" || state == "partial" || state == "failed" || state == "canceled";
@@ -232,6 +236,12 @@ Result<nlohmann::json> JobService::Get(int64_t id, bool full) {
 }
 
 Result<nlohmann::json> JobService::List(const JobFilter& filter) {
+  if (!filter.state.empty() &&
+      std::find(std::begin(kStates), std::end(kStates), filter.state) == std::end(kStates)) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("no job state '{}'; the states are {}", filter.state, fmt::join(kStates, ", ")),
+                "state");
+  }
   auto rows = db_.ListJobs(filter);
   if (!rows) return tl::unexpected(rows.error());
   nlohmann::json out = nlohmann::json::array();

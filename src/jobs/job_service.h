@@ -68,6 +68,7 @@ class JobService {
 
   Result<nlohmann::json> Submit(const std::string& type, const nlohmann::json& request);
   Result<nlohmann::json> Get(int64_t id, bool full = true);
+  // A state filter outside the contract's states is refused (kInvalidArgument naming them).
   Result<nlohmann::json> List(const JobFilter& filter);
   // Queued: canceled at once. Running: asked to stop (C-CANCEL); it ends `canceled` soon.
   Result<nlohmann::json> Cancel(int64_t id);

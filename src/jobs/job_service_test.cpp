@@ -176,5 +176,21 @@ TEST_F(JobServiceTest, ACrashLeavesRunningRowsThatTheNextStartMarksInterrupted) 
   EXPECT_EQ((*s.Get(*nothing))["state"], "failed");
 }
 
+TEST_F(JobServiceTest, ListRefusesAnUnknownStateAndNamesTheStates) {
+  JobService s(*db_, 1);
+  JobFilter bogus;
+  bogus.state = "bogus";
+  auto refused = s.List(bogus);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(refused.error().field, "state");
+  for (const char* state : {"queued", "waiting", "running", "succeeded", "partial", "failed", "canceled"}) {
+    EXPECT_NE(refused.error().message.find(state), std::string::npos) << state;
+    JobFilter f;
+    f.state = state;
+    EXPECT_TRUE(s.List(f)) << state;
+  }
+}
+
 }  // namespace
 }  // namespace pb

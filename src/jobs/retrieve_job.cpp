@@ -238,7 +238,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   }
 
   auto run_move = [&](const dicom::RetrieveTarget& t) -> Result<dicom::RetrieveAnswer> {
-    std::string destination = node->move_destination.empty() ? peer.calling_ae : node->move_destination;
+    const std::string destination = EffectiveMoveDestination(*node, default_ae_);
     std::vector<Receiver> ours = receivers_();
     auto rec = std::find_if(ours.begin(), ours.end(), [&](const Receiver& r) {
       return r.enabled && (node->listen_port > 0 ? r.port == node->listen_port : r.ae_title == destination);

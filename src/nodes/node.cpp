@@ -350,9 +350,34 @@ json NodeToJson(const Node& n, bool with_secrets) {
   return j;
 }
 
+std::string EffectiveCallingAeTitle(const Node& n, const std::string& server_ae_title) {
+  return n.calling_ae_title.empty() ? server_ae_title : n.calling_ae_title;
+}
+
+std::string EffectiveMoveDestination(const Node& n, const std::string& server_ae_title) {
+  return n.move_destination.empty() ? EffectiveCallingAeTitle(n, server_ae_title) : n.move_destination;
+}
+
+std::string UnavailableReason(const Node& n) {
+  if (n.type == NodeType::kDimse) return {};
+  return "DICOMweb nodes are not supported in this version: find, retrieve, send and echo need "
+         "a DIMSE node";
+}
+
+nlohmann::json NodeToApiJson(const Node& n, const std::string& server_ae_title) {
+  json j = NodeToJson(n, false);
+  if (n.type == NodeType::kDimse) {
+    j["effective_calling_ae_title"] = EffectiveCallingAeTitle(n, server_ae_title);
+    j["effective_move_destination"] = EffectiveMoveDestination(n, server_ae_title);
+  }
+  const std::string reason = UnavailableReason(n);
+  j["available"] = reason.empty();
+  j["unavailable_reason"] = reason.empty() ? json(nullptr) : json(reason);
+  return j;
+}
+
 dicom::PeerRequest ToPeerRequest(const Node& n, const std::string& default_calling_ae) {
-  return dicom::PeerRequest{n.host, n.port, n.ae_title,
-                            n.calling_ae_title.empty() ? default_calling_ae : n.calling_ae_title,
+  return dicom::PeerRequest{n.host, n.port, n.ae_title, EffectiveCallingAeTitle(n, default_calling_ae),
                             n.timeout_seconds, n.tls.enabled, n.tls.verify_peer,
                             n.tls.ca_file, n.tls.cert_file, n.tls.key_file, n.tls.verify_hostname};
 }

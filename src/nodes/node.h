@@ -85,4 +85,20 @@ const char* RetrieveMethodName(RetrieveMethod m);
 // How to reach a DIMSE node as an SCU; `default_calling_ae` when the node sets none.
 dicom::PeerRequest ToPeerRequest(const Node& n, const std::string& default_calling_ae);
 
+// The AE titles a DIMSE node is actually used with, given the server's own ([server] ae_title):
+// the calling AE title of every association, and the C-MOVE destination (default: the calling
+// AE title).
+std::string EffectiveCallingAeTitle(const Node& n, const std::string& server_ae_title);
+std::string EffectiveMoveDestination(const Node& n, const std::string& server_ae_title);
+
+// Why operations on this node cannot run in this version ("" when they can): DICOMweb nodes
+// are stored and listed, but find, retrieve, send and echo need a DIMSE node until DICOMweb
+// lands.
+std::string UnavailableReason(const Node& n);
+
+// The API's JSON of a node: NodeToJson without secrets, plus read-only derived fields
+// (`effective_calling_ae_title`, `effective_move_destination` for DIMSE nodes; `available`
+// and `unavailable_reason`).
+nlohmann::json NodeToApiJson(const Node& n, const std::string& server_ae_title);
+
 }  // namespace pb

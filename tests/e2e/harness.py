@@ -973,3 +973,40 @@ def find_bytes(paths, needles):
             if n in data:
                 found.setdefault(n, []).append(f)
     return found
+
+
+JOB_ENDED = ("succeeded", "partial", "failed", "canceled")
+
+
+class JobHelpers:
+    """Mixin for E2ETestCase subclasses with a `server` attribute: read and wait for jobs."""
+
+    def get_job(self, job_id):
+        status, job = self.server.api("GET", "/api/jobs/%s" % job_id)
+        self.assertEqual(status, 200, "GET /api/jobs/%s -> %s %r" % (job_id, status, job))
+        return job
+
+    def wait_job(self, job_id, timeout=120):
+        """Poll until the job ends; return its JSON."""
+        deadline = time.monotonic() + timeout
+        job = None
+        while time.monotonic() < deadline:
+            job = self.get_job(job_id)
+            if job.get("state") in JOB_ENDED:
+                return job
+            time.sleep(0.1)
+        self.fail("job %s not finished after %ss: %s" % (job_id, timeout, job))
+
+    def wait_progress(self, job_id, at_least, timeout=60):
+        """Poll until progress.completed >= at_least while the job runs; return the job."""
+        deadline = time.monotonic() + timeout
+        job = None
+        while time.monotonic() < deadline:
+            job = self.get_job(job_id)
+            if job.get("state") in JOB_ENDED:
+                self.fail("job %s ended too soon for this scenario: %s" % (job_id, job))
+            if ((job.get("progress") or {}).get("completed") or 0) >= at_least:
+                return job
+            time.sleep(0.05)
+        self.fail("job %s: fewer than %d instances after %ss: %s"
+                  % (job_id, at_least, timeout, job))
