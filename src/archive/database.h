@@ -3,6 +3,7 @@
 // from a small pool; all writes of the index go through one writer connection, used by one
 // thread at a time (the ingest indexer), so they can be grouped into one transaction.
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,6 +78,8 @@ class Database {
   Result<std::vector<LabelCount>> ListSessions(const std::string& project, const std::string& subject);
   Result<std::vector<SeriesRow>> ListSessionSeries(const std::string& project, const std::string& subject,
                                                    const std::string& session);
+  // Those of `series_uids` the archive has, with their labels (empty project: not filed yet).
+  Result<std::map<std::string, FiledSeries>> GetFiledSeries(const std::vector<std::string>& series_uids);
 
   // The staging area's bookkeeping (the files live under data_dir/staging/<id>/).
   // The open session with these labels for this receiver, created when there is none.

@@ -76,6 +76,13 @@ struct StagedInstance {
   int64_t size = 0;
 };
 
+// The labels a series of the archive is filed under (a series keeps the labels it was first
+// filed under, unless it had none), and how many instances it holds.
+struct FiledSeries {
+  std::string project, subject, session;
+  int64_t instance_count = 0;
+};
+
 struct JobFilter {
   std::string state, type, node;
   int limit = 100;

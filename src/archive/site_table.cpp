@@ -57,6 +57,26 @@ Result<void> Database::DeleteReceiver(int64_t id) {
   }
 }
 
+Result<std::map<std::string, FiledSeries>> Database::GetFiledSeries(const std::vector<std::string>& series_uids) {
+  try {
+    soci::session s(impl_->pool);
+    std::map<std::string, FiledSeries> out;
+    for (const auto& uid : series_uids) {
+      FiledSeries f;
+      long long count = 0;
+      s << "SELECT se.project, se.subject, se.session, (SELECT count(*) FROM instances i WHERE i.series_pk = se.pk) "
+           "FROM series se WHERE se.series_uid = :u",
+          soci::use(uid), soci::into(f.project), soci::into(f.subject), soci::into(f.session), soci::into(count);
+      if (!s.got_data()) continue;
+      f.instance_count = count;
+      out[uid] = f;
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading the labels of filed series"));
+  }
+}
+
 Result<void> Database::Ping() {
   try {
     soci::session s(impl_->pool);

@@ -161,9 +161,10 @@ void PrintStaged(const nlohmann::json& list) {
     std::string ae = r.value("receiver_ae_title", "");
     rows.push_back({std::to_string(r.value("id", 0)), ae.empty() ? r.value("receiver", "") : ae,
                     r.value("project", "") + "/" + r.value("subject", "") + "/" + r.value("session", ""),
-                    r.value("state", ""), std::to_string(r.value("instance_count", 0)), r.value("last_at", "")});
+                    r.value("state", ""), std::to_string(r.value("instance_count", 0)), r.value("last_at", ""),
+                    r.value("note", "")});
   }
-  PrintTable({"ID", "RECEIVER", "PROJECT/SUBJECT/SESSION", "STATE", "INSTANCES", "LAST ARRIVAL"}, rows);
+  PrintTable({"ID", "RECEIVER", "PROJECT/SUBJECT/SESSION", "STATE", "INSTANCES", "LAST ARRIVAL", "NOTE"}, rows);
 }
 
 
@@ -336,6 +337,7 @@ void AddStagingCommand(CLI::App& app, int& exit_code) {
     exit_code = RunAndPrint(*s, "POST", "/api/staging/" + *id + "/archive", nullptr, 200, [](const nlohmann::json& r) {
       std::cout << "archived " << r.value("archived", 0) << " instance(s) into " << r.value("project", "") << "/"
                 << r.value("subject", "") << "/" << r.value("session", "") << "\n";
+      if (!r.value("note", "").empty()) std::cout << r.value("note", "") << "\n";
     });
   });
   auto* discard = cmd->add_subcommand("discard", "delete a staged session and its files");

@@ -8,12 +8,47 @@
 namespace pb::http {
 namespace {
 
-nlohmann::json StagedJson(const StagedSession& s, const ReceiverService& receivers) {
+nlohmann::json LabelsJson(const FilingLabels& l) {
+  return {{"project", l.project}, {"subject", l.subject}, {"session", l.session}};
+}
+
+// project/subject/session are the labels the archive will apply (the series' own when they are
+// filed already); `routed` what routing gave the session; `destinations` and `note` say where
+// each series goes when that differs, or when the session would be split or merged.
+nlohmann::json StagedJson(const StagedSession& s, const ReceiverService& receivers, StagingArea& staging) {
   auto r = receivers.Get(s.receiver);
-  return {{"receiver_ae_title", r ? r->ae_title : ""},{"id", s.id},          {"receiver", s.receiver},   {"project", s.project},
-          {"subject", s.subject}, {"session", s.session},     {"state", s.state},
-          {"first_at", s.first_at}, {"last_at", s.last_at},   {"instance_count", s.instance_count},
-          {"bytes", s.bytes}};
+  nlohmann::json j{{"receiver_ae_title", r ? r->ae_title : ""},
+                   {"id", s.id},
+                   {"receiver", s.receiver},
+                   {"project", s.project},
+                   {"subject", s.subject},
+                   {"session", s.session},
+                   {"state", s.state},
+                   {"first_at", s.first_at},
+                   {"last_at", s.last_at},
+                   {"instance_count", s.instance_count},
+                   {"bytes", s.bytes}};
+  FilingLabels routed{s.project, s.subject, s.session};
+  j["routed"] = LabelsJson(routed);
+  auto plan = staging.Plan(s);
+  if (!plan) {
+    j["note"] = "where its series will be filed is not known: " + plan.error().message;
+    return j;
+  }
+  j.update(LabelsJson(plan->effective()));
+  j["split"] = plan->split();
+  j["note"] = plan->Note();
+  nlohmann::json dest = nlohmann::json::array();
+  for (const auto& d : plan->destinations) {
+    nlohmann::json one = LabelsJson(d.labels);
+    one["series"] = d.series_uids;
+    one["staged_instances"] = d.staged_instances;
+    one["archived_instances"] = d.archived_instances;
+    one["already_filed"] = d.already_filed;
+    dest.push_back(std::move(one));
+  }
+  j["destinations"] = std::move(dest);
+  return j;
 }
 
 bool ParseId(const std::string& text, int64_t& out) {
@@ -99,7 +134,7 @@ void AddReceiverRoutes(httplib::Server& srv, Services& s) {
     auto rows = s.staging.List();
     if (!rows) return SendError(res, rows.error());
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& r : *rows) out.push_back(StagedJson(r, s.receivers));
+    for (const auto& r : *rows) out.push_back(StagedJson(r, s.receivers, s.staging));
     SendJson(res, 200, out);
   });
   srv.Get(R"(/api/staging/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
@@ -108,14 +143,19 @@ void AddReceiverRoutes(httplib::Server& srv, Services& s) {
     auto row = s.staging.Get(id);
     if (!row) return SendError(res, row.error());
     if (!*row) return SendError(res, 404, "no staged session " + std::to_string(id), "id");
-    SendJson(res, 200, StagedJson(**row, s.receivers));
+    SendJson(res, 200, StagedJson(**row, s.receivers, s.staging));
   });
   Post(srv, R"(/api/staging/([^/]+)/archive)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     int64_t id = 0;
     if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
+    // Where it goes, said before it goes (the plan reads the staged rows).
+    auto before = s.staging.Get(id);
+    if (!before) return SendError(res, before.error());
+    std::optional<nlohmann::json> planned;
+    if (*before) planned = StagedJson(**before, s.receivers, s.staging);
     auto r = s.staging.Archive(id);
     if (!r) return SendError(res, r.error());
-    nlohmann::json j = StagedJson(r->session, s.receivers);
+    nlohmann::json j = planned ? *planned : StagedJson(r->session, s.receivers, s.staging);
     j["archived"] = r->archived;
     j["failed"] = r->failed;
     if (!r->error.empty()) j["error"] = r->error;

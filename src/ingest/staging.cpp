@@ -182,6 +182,18 @@ std::vector<ArchivedSession> StagingArea::ArchiveHolding(const std::vector<std::
   return out;
 }
 
+Result<FilingPlan> StagingArea::Plan(const StagedSession& session) {
+  auto rows = db_.ListStagedInstances(session.id);
+  if (!rows) return tl::unexpected(rows.error());
+  std::map<std::string, int64_t> staged;
+  for (const StagedInstance& i : *rows) ++staged[i.series_uid];
+  std::vector<std::string> uids;
+  for (const auto& [uid, _] : staged) uids.push_back(uid);
+  auto filed = db_.GetFiledSeries(uids);
+  if (!filed) return tl::unexpected(filed.error());
+  return PlanFiling(FilingLabels{session.project, session.subject, session.session}, staged, *filed);
+}
+
 Result<ArchivedSession> StagingArea::Archive(int64_t id) {
   std::lock_guard archiving(archive_mu_);
   ArchivedSession result;

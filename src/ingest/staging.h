@@ -22,6 +22,7 @@
 #include "archive/blob_store.h"
 #include "archive/database.h"
 #include "ingest/pipeline.h"
+#include "ingest/staging_plan.h"
 
 namespace pb {
 
@@ -62,6 +63,8 @@ class StagingArea {
   std::vector<ArchivedSession> ArchiveHolding(const std::vector<std::string>& original_sop_uids);
 
   Result<std::vector<StagedSession>> List() { return db_.ListStagedSessions(); }
+  // Where the session's series will be filed once archived (staging_plan.h).
+  Result<FilingPlan> Plan(const StagedSession& session);
   Result<std::optional<StagedSession>> Get(int64_t id) { return db_.GetStagedSession(id); }
 
   // Called after a session reached the archive (for later automations); on the archiving thread.
