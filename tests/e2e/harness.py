@@ -912,6 +912,13 @@ class E2ETestCase(unittest.TestCase):
         if field is not None:
             self.assertEqual(body.get("field"), field, "wrong \"field\" in %r" % (body,))
 
+    def assertHealthy(self, server, msg=None):
+        """GET /api/health: 200, status ok, and every receiver that should listen does."""
+        status, body = server.api("GET", "/api/health")
+        self.assertEqual((status, body.get("status"), body.get("receivers_ok"),
+                          body.get("receivers_not_listening")), (200, "ok", True, []),
+                         "%s%r" % (msg + ": " if msg else "", body))
+
     def assertMatchesCI(self, pattern, text, msg=None):
         self.assertIsNotNone(re.search(pattern, text or "", re.IGNORECASE),
                              msg or "%r not found in %r" % (pattern, text))

@@ -54,8 +54,7 @@ class BadInputTests(harness.E2ETestCase):
         cp = harness.echoscu(self.server.dicom_port, self.server.dicom_ae)
         self.assertEqual(cp.returncode, 0, "echoscu after bad input:\n%s"
                          % harness.proc_output(cp))
-        status, body = self.server.api("GET", "/api/health")
-        self.assertEqual((status, body), (200, {"status": "ok"}))
+        self.assertHealthy(self.server)
         cls = type(self)
         cls.counter += 1
         path, sop, study, _ = dicomgen.generate(self.mkdtemp("small"), 1, size=2048,

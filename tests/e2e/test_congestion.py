@@ -135,8 +135,7 @@ class CongestionTests(harness.E2ETestCase):
         queued.release(timeout=10)
 
         self.assertEchoOk("once the congestion is over")
-        status, body = self.server.api("GET", "/api/health")
-        self.assertEqual((status, body), (200, {"status": "ok"}))
+        self.assertHealthy(self.server)
 
     def test_c_rejected_peer_that_keeps_its_socket_open_blocks_nobody(self):
         """PS3.8: after an A-ASSOCIATE-RJ the requestor should close the connection; one that

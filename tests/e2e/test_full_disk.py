@@ -84,8 +84,7 @@ class FullDiskTests(harness.E2ETestCase):
     def assertServing(self, what):
         cp = harness.echoscu(self.server.dicom_port, self.server.dicom_ae)
         self.assertEqual(cp.returncode, 0, "echoscu %s:\n%s" % (what, harness.proc_output(cp)))
-        status, body = self.server.api("GET", "/api/health")
-        self.assertEqual((status, body), (200, {"status": "ok"}), what)
+        self.assertHealthy(self.server, what)
 
     # ------------------------------------------------------------------ scenarios
 
