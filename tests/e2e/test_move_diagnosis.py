@@ -14,17 +14,13 @@ scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_move_diagnosis.py
 import json
 import os
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import dicomgen  # noqa: E402
 
-TERMINAL = ("succeeded", "partial", "failed", "canceled")
-
-
-class MoveDiagnosisTests(harness.E2ETestCase):
+class MoveDiagnosisTests(harness.JobHelpers, harness.E2ETestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -62,15 +58,10 @@ class MoveDiagnosisTests(harness.E2ETestCase):
         status, answer = self.server.api("POST", "/api/retrieve", {
             "node": node, "level": "STUDY", "uids": [self.files[0][2]], "method": "c-move"})
         self.assertEqual(status, 202, answer)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            status, job = self.server.api("GET", "/api/jobs/%s" % answer["job_id"])
-            if job.get("state") in TERMINAL:
-                self.assertEqual(job.get("state"), "failed", json.dumps(job, indent=1))
-                sys.stderr.write("[job error: %s] " % job.get("error"))
-                return job.get("error") or ""
-            time.sleep(0.1)
-        self.fail("job did not end")
+        job = self.wait_job(answer["job_id"], timeout=90)
+        self.assertEqual(job.get("state"), "failed", json.dumps(job, indent=1))
+        sys.stderr.write("[job error: %s] " % job.get("error"))
+        return job.get("error") or ""
 
     def test_wrong_case_of_our_ae_title_on_the_pacs(self):
         error = self.move("orthanc")

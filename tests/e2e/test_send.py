@@ -104,19 +104,7 @@ def pixel_bytes(path, tmp):
 # --------------------------------------------------------------------------- helpers
 
 def tcp_listening(port):
-    """True when a socket of this network namespace listens on TCP port (no connection is
-    made, so the peer logs nothing)."""
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name) as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            cols = row.split()
-            if len(cols) > 3 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
+    return harness.tcp_listeners(port) > 0
 
 
 class StoreSCP(harness._Process):
@@ -390,7 +378,7 @@ def dump(job):
 
 # --------------------------------------------------------------------------- tests
 
-class SendTests(harness.E2ETestCase):
+class SendTests(harness.JobHelpers, harness.E2ETestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -499,20 +487,6 @@ class SendTests(harness.E2ETestCase):
         self.assertIn("job_id", answer, answer)
         return str(answer["job_id"])
 
-    def get_job(self, job_id):
-        status, job = self.server.api("GET", "/api/jobs/%s" % job_id)
-        self.assertEqual(status, 200, "GET /api/jobs/%s -> %s %r" % (job_id, status, job))
-        return job
-
-    def wait_job(self, job_id, timeout=60):
-        deadline = time.monotonic() + timeout
-        job = None
-        while time.monotonic() < deadline:
-            job = self.get_job(job_id)
-            if job.get("state") in TERMINAL:
-                return job
-            time.sleep(0.05)
-        self.fail("job %s not finished after %ss: %s" % (job_id, timeout, dump(job)))
 
     def wait_progress(self, job_id, at_least, timeout=30):
         deadline = time.monotonic() + timeout

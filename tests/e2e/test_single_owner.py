@@ -26,22 +26,6 @@ SIZE = 20000           # bytes of pixel data per instance: ~1 MB in all
 RATE = 150 * 1024      # bytes/s through the proxy: the transfer takes ~7 s
 
 
-def listeners_on(port):
-    """How many listening TCP sockets this network namespace has on `port` (/proc/net/tcp*)."""
-    n = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            f = line.split()
-            if len(f) > 3 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
-                n += 1
-    return n
-
-
 class SecondServerTests(harness.E2ETestCase):
     """Each scenario: a first server receiving slowly, a second started next to it."""
 
@@ -92,7 +76,7 @@ class SecondServerTests(harness.E2ETestCase):
                       % (os.path.realpath(srv.data_dir), srv.pid), log)
         self.assertEqual(int((srv.data_dir / "pacsbridge.lock").read_text().strip()), srv.pid)
         self.finish_and_check(srv, sender, files, log)
-        self.assertEqual(listeners_on(srv.http_port), 1)
+        self.assertEqual(harness.tcp_listeners(srv.http_port), 1)
 
     def test_same_data_directory_other_ports(self):
         srv, sender, files = self.start_first()
@@ -119,7 +103,7 @@ class SecondServerTests(harness.E2ETestCase):
         self.assertIn("cannot listen for HTTP on 127.0.0.1:%d: the port is in use by pacsbridge (PID %d)"
                       % (srv.http_port, srv.pid), log)
         # Exactly one listener: every request is the first server's.
-        self.assertEqual(listeners_on(srv.http_port), 1)
+        self.assertEqual(harness.tcp_listeners(srv.http_port), 1)
         self.assertFalse(os.path.exists(work / "data" / "index.db"),
                          "the second server opened its database before it had its HTTP port")
         self.finish_and_check(srv, sender, files, log)
@@ -185,7 +169,7 @@ class ReadinessTests(harness.E2ETestCase):
         self.assertIn("1 receiver(s) did not start (strict mode): BUSY@%d: %s"
                       % (self.busy_port, self.expected_reason()), cp.stderr)
         # It stopped before anything was served: no HTTP listener is left behind.
-        self.assertEqual(listeners_on(srv.http_port), 0)
+        self.assertEqual(harness.tcp_listeners(srv.http_port), 0)
 
     def test_strict_flag_makes_it_fatal(self):
         srv = self.strict_server()
