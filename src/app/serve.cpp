@@ -1,6 +1,8 @@
 #include "app/serve.h"
 
 #include <csignal>
+#include <filesystem>
+#include <optional>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -47,6 +49,14 @@ Result<std::string> SiteSecret(Database& db) {
   std::string hex;
   for (unsigned char b : bytes) hex += fmt::format("{:02x}", b);
   return db.CreateSetting("anonymization_secret", hex);
+}
+
+bool IsInside(const std::filesystem::path& file, const std::filesystem::path& dir) {
+  std::error_code ec;
+  auto f = std::filesystem::weakly_canonical(file, ec);
+  auto d = std::filesystem::weakly_canonical(dir, ec);
+  auto rel = f.lexically_relative(d);
+  return !rel.empty() && *rel.begin() != "..";
 }
 
 int Fatal(const std::string& message) {
@@ -97,6 +107,15 @@ int Serve(const std::string& config_file, bool strict_flag) {
   // Before anything reads, cleans or replays the data directory: one process owns it.
   auto dir_lock = DataDirLock::Acquire(cfg.data_dir);
   if (!dir_lock) return Fatal(dir_lock.error().message);
+  // An SQLite index outside the data directory is owned the same way (two servers with their own
+  // data directories must not share one index either).
+  std::optional<DataDirLock> db_lock;
+  if (!IsInside(cfg.DatabasePath(), cfg.data_dir)) {
+    auto l = DataDirLock::AcquireFile(cfg.DatabasePath().string() + ".lock",
+                                      "the index database " + cfg.DatabasePath().string(), "database.url");
+    if (!l) return Fatal(l.error().message);
+    db_lock.emplace(std::move(*l));
+  }
   // The HTTP port next, exclusively: a server that cannot serve its API starts nothing.
   http::HttpApi api;
   auto port = api.Bind(cfg.http_host, cfg.http_port);

@@ -14,6 +14,7 @@ const char* CodeName(Code code) {
     case Code::kOutOfSpace: return "out_of_space";
     case Code::kUnsupported: return "unsupported";
     case Code::kConflict: return "conflict";
+    case Code::kPermissionDenied: return "permission_denied";
     case Code::kInternal: return "internal";
   }
   return "internal";

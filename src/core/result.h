@@ -19,6 +19,7 @@ enum class Code {
   kOutOfSpace,
   kUnsupported,      // the peer (or this build) does not offer the operation asked for
   kConflict,         // the state of the resource does not allow the operation
+  kPermissionDenied, // a peer refused us: it does not allow our calling AE title (for this)
   kInternal,
 };
 

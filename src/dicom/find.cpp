@@ -176,7 +176,7 @@ Result<FindResult> Find(const FindRequest& rq) {
                                               (*a)->where(), rq.peer.timeout_seconds));
     }
     if (cond == DUL_PEERABORTEDASSOCIATION) {
-      return Fail(Code::kUnavailable,
+      return Fail(Code::kPermissionDenied,
                   fmt::format("{} aborted the association when asked to C-FIND: it may not allow "
                               "queries from our calling AE title '{}' (register it on the PACS, "
                               "e.g. in Orthanc's DicomModalities)",

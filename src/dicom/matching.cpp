@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "core/validate.h"
+
 namespace pb::dicom {
 namespace {
 
@@ -54,14 +56,18 @@ bool IsDateTime(std::string_view s) {
 
 // A value or a range of values (A-B, -B, A-), each accepted by `one`; for DT the hyphen may
 // also be an offset's sign, so every hyphen is tried as the range separator.
+// `ordered`: a range whose end comes before its start is refused (dates; date-times without
+// offsets). A time range may end before it starts: it spans midnight (PS3.4 C.2.2.2.5.1).
 template <typename Check>
-bool IsRangeOf(std::string_view s, Check one, bool& reversed) {
+bool IsRangeOf(std::string_view s, Check one, bool ordered, bool& reversed) {
   if (one(s)) return true;
   for (size_t dash = s.find('-'); dash != std::string_view::npos; dash = s.find('-', dash + 1)) {
     std::string_view from = s.substr(0, dash), to = s.substr(dash + 1);
     if ((from.empty() && to.empty()) || (!from.empty() && !one(from)) || (!to.empty() && !one(to))) continue;
     // Same-form bounds compare as text; a range that ends before it starts matches nothing.
-    reversed = !from.empty() && !to.empty() && from.size() == to.size() && to < from;
+    // Bounds with UTC offsets are different clocks: not compared.
+    reversed = ordered && !from.empty() && !to.empty() && from.size() == to.size() && to < from &&
+               from.find_first_of("+-") == std::string_view::npos && to.find_first_of("+-") == std::string_view::npos;
     return true;
   }
   return false;
@@ -70,11 +76,7 @@ bool IsRangeOf(std::string_view s, Check one, bool& reversed) {
 bool IsUidList(std::string_view s) {
   while (true) {
     size_t end = s.find('\\');
-    std::string_view uid = s.substr(0, end);
-    if (uid.empty() || uid.size() > 64 || uid.find_first_not_of("0123456789.") != std::string_view::npos ||
-        uid.front() == '.' || uid.back() == '.' || uid.find("..") != std::string_view::npos) {
-      return false;
-    }
+    if (!IsValidUid(s.substr(0, end))) return false;
     if (end == std::string_view::npos) return true;
     s.remove_prefix(end + 1);
   }
@@ -111,9 +113,9 @@ Result<void> CheckMatchingValue(std::string_view keyword, std::string_view vr, s
                 field);
   }
   bool valid = false, reversed = false;
-  if (vr == "DA") valid = IsRangeOf(value, IsDate, reversed);
-  else if (vr == "TM") valid = IsRangeOf(value, IsTime, reversed);
-  else if (vr == "DT") valid = IsRangeOf(value, IsDateTime, reversed);
+  if (vr == "DA") valid = IsRangeOf(value, IsDate, true, reversed);
+  else if (vr == "TM") valid = IsRangeOf(value, IsTime, false, reversed);
+  else if (vr == "DT") valid = IsRangeOf(value, IsDateTime, true, reversed);
   else valid = IsUidList(value);
   if (!valid) {
     return Fail(Code::kInvalidArgument,

@@ -40,12 +40,13 @@ TEST(MatchingValue, TheDateMessageGivesTheExpectedFormAndField) {
 }
 
 TEST(MatchingValue, TimesMayOmitComponentsFromTheRight) {
+  // A range whose end is before its start spans midnight (PS3.4 C.2.2.2.5.1): the night shift.
   for (const char* good : {"07", "0730", "073015", "073015.1", "073015.123456", "235960", "070000-120000",
-                           "-1200", "07-"}) {
+                           "-1200", "07-", "1200-0700", "220000-060000"}) {
     EXPECT_TRUE(Ok("TM", good)) << good;
   }
   for (const char* bad : {"7", "073", "07:30", "240000", "076000", "073061", "073015.1234567", "0730.5",
-                          "07*", "1200-0700", "abc"}) {
+                          "07*", "abc"}) {
     EXPECT_FALSE(Ok("TM", bad)) << bad;
   }
 }
@@ -53,7 +54,9 @@ TEST(MatchingValue, TimesMayOmitComponentsFromTheRight) {
 TEST(MatchingValue, DateTimesTakeShortFormsOffsetsAndRanges) {
   for (const char* good : {"2024", "202401", "20240131", "2024013107", "202401310730", "20240131073015",
                            "20240131073015.5", "20240131073015+0100", "20240131-0500",
-                           "20240101-20241231", "2024-2025", "-20241231235959", "20240101000000-"}) {
+                           "20240101-20241231", "2024-2025", "-20241231235959", "20240101000000-",
+                           // 11:00 UTC to 11:30 UTC: the text order of bounds with offsets means nothing.
+                           "20240101120000+0100-20240101113000+0000"}) {
     EXPECT_TRUE(Ok("DT", good)) << good;
   }
   for (const char* bad : {"24", "20241", "2024013", "20241301", "2024013125", "20240131073015.1234567",
@@ -69,7 +72,7 @@ TEST(MatchingValue, UidsAreDigitsAndDotsOrABackslashList) {
   std::string too_long(65, '1');
   for (std::string bad : {std::string("1.2.*"), std::string("1.2.?"), std::string("abc"), std::string("1..2"),
                           std::string(".1.2"), std::string("1.2."), std::string("1.2\\"), too_long,
-                          std::string("1.2 .3")}) {
+                          std::string("1.2 .3"), std::string("1.02.3")}) {  // PS3.5 9.1: no leading zero
     EXPECT_FALSE(Ok("UI", bad)) << bad;
   }
 }

@@ -320,7 +320,8 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
     if (cond == DUL_ASSOCIATIONREJECTED) {
       T_ASC_RejectParameters rej;
       ASC_getRejectParameters(a->params_, &rej);
-      return fail(RejectReason(rej, rq));
+      return Fail(rej.reason == ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED ? Code::kPermissionDenied : Code::kUnavailable,
+                  RejectReason(rej, rq));
     }
     if (text.find("Connection refused") != std::string::npos) {
       return fail(fmt::format("connection refused by {} (nothing listens on that port: is the "

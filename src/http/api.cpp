@@ -12,6 +12,11 @@
 
 namespace pb::http {
 
+bool IsAuthorized(const httplib::Request& req, const Settings& settings) {
+  if (!settings.admin_password) return true;  // then the API is on loopback only
+  return req.get_header_value("Authorization") == "Basic " + Base64("admin:" + *settings.admin_password);
+}
+
 HttpApi::HttpApi() : server_(std::make_unique<httplib::Server>()) {}
 
 HttpApi::~HttpApi() { Stop(); }
@@ -46,10 +51,11 @@ Result<void> HttpApi::Start(Services services) {
   httplib::Server& srv = *server_;
   srv.set_payload_max_length(16 * 1024 * 1024);
   srv.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    const Settings& settings = s_->settings;
-    if (!settings.admin_password || req.path == "/api/health" || req.path == "/api/ready" || req.path == "/api/openapi.yaml") return httplib::Server::HandlerResponse::Unhandled;
-    std::string want = "Basic " + Base64("admin:" + *settings.admin_password);
-    if (req.get_header_value("Authorization") == want) return httplib::Server::HandlerResponse::Unhandled;
+    // Probes and the API document are open; health and ready give details only to the admin.
+    if (req.path == "/api/health" || req.path == "/api/ready" || req.path == "/api/openapi.yaml" ||
+        IsAuthorized(req, s_->settings)) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
     res.set_header("WWW-Authenticate", "Basic realm=\"PACS Bridge\"");
     SendError(res, 401, req.has_header("Authorization") ? "the password was refused (HTTP basic, user admin)"
                                                          : "authentication required (HTTP basic, user admin)");

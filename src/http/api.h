@@ -17,6 +17,7 @@
 
 namespace httplib {
 class Server;
+struct Request;
 }
 
 namespace pb::http {
@@ -50,6 +51,9 @@ class HttpApi {
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };
+
+// Whether the request carries the admin's credentials (always true without [auth]).
+bool IsAuthorized(const httplib::Request& req, const Settings& settings);
 
 // Route tables, one per resource.
 void AddSystemRoutes(httplib::Server& srv, Services& s);

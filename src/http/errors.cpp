@@ -15,6 +15,7 @@ int HttpStatus(Code code) {
     case Code::kOutOfSpace: return 507;
     case Code::kUnsupported: return 501;
     case Code::kConflict: return 409;
+    case Code::kPermissionDenied: return 502;  // the peer behind us refused, not our caller
     case Code::kIoError:
     case Code::kInternal: return 500;
   }

@@ -65,10 +65,10 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
       }
     }
     if (n->type != NodeType::kDimse) {
-      return SendJson(res, 200, {{"ok", false},
-                                 {"message", "Connection failed: testing DICOMweb nodes is not "
-                                             "available in this version"},
-                                 {"latency_ms", 0}});
+      ConnectionTest unavailable{{{"echo", "failed",
+                                   "node '" + n->name + "' is a DICOMweb node: testing DICOMweb nodes is not available "
+                                   "in this version", 0}}};
+      return SendJson(res, 200, unavailable.ToJson());
     }
     SendJson(res, 200, TestConnection(*n, s.settings.ae_title, echo_only).ToJson());
   });
@@ -124,7 +124,7 @@ void AddFindRoute(httplib::Server& srv, Services& s) {
     auto found = dicom::Find(rq);
     if (!found) {
       const Error& e = found.error();
-      if (e.code == Code::kUnavailable || e.code == Code::kTimeout) {
+      if (e.code == Code::kUnavailable || e.code == Code::kTimeout || e.code == Code::kPermissionDenied) {
         return SendError(res, e.code == Code::kTimeout ? 504 : 502, "Connection failed: " + e.message);
       }
       return SendError(res, e);

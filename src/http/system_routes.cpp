@@ -48,16 +48,23 @@ std::vector<std::string> ReadinessProblems(Services& s) {
 void AddSystemRoutes(httplib::Server& srv, Services& s) {
   // Liveness: 200 while the process serves HTTP. It also says whether every receiver listens,
   // so a server that started without some of them is never silently "ok".
-  srv.Get("/api/health", [&s](const httplib::Request&, httplib::Response& res) {
+  // Without the admin's credentials (when [auth] is on), only whether, not which or why.
+  srv.Get("/api/health", [&s](const httplib::Request& req, httplib::Response& res) {
     nlohmann::json failed = NotListening(s.receivers);
-    nlohmann::json body{{"status", "ok"}, {"receivers_ok", failed.empty()}, {"receivers_not_listening", failed}};
+    nlohmann::json body{{"status", "ok"}, {"receivers_ok", failed.empty()}};
+    if (IsAuthorized(req, s.settings)) body["receivers_not_listening"] = failed;
     SendJson(res, 200, body);
   });
   // Readiness: 503 naming each reason when it should not be given work.
-  srv.Get("/api/ready", [&s](const httplib::Request&, httplib::Response& res) {
+  srv.Get("/api/ready", [&s](const httplib::Request& req, httplib::Response& res) {
     auto problems = ReadinessProblems(s);
     if (problems.empty()) {
       SendJson(res, 200, {{"status", "ready"}});
+      return;
+    }
+    if (!IsAuthorized(req, s.settings)) {
+      SendJson(res, 503, {{"error", fmt::format("not ready: {} problem(s); details with the admin's credentials",
+                                                problems.size())}});
       return;
     }
     std::string all;

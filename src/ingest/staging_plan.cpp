@@ -34,6 +34,15 @@ FilingPlan PlanFiling(const FilingLabels& routed, const std::map<std::string, in
   return plan;
 }
 
+FilingLabels FilingPlan::effective() const {
+  if (destinations.empty()) return routed;
+  if (destinations.size() > 1 && destinations[0].labels == routed) return routed;  // routed ones sort first
+  const FilingDestination* most = &destinations[0];
+  for (const auto& d : destinations)
+    if (d.staged_instances > most->staged_instances) most = &d;
+  return most->labels;
+}
+
 std::string FilingPlan::Note() const {
   auto part = [this](const FilingDestination& d) {
     std::string s = fmt::format("{} series ({} instance(s)) to {}", d.series_uids.size(), d.staged_instances,

@@ -32,8 +32,9 @@ struct FilingPlan {
   FilingLabels routed;                             // what routing gave the session
   std::vector<FilingDestination> destinations;  // routed labels first, then by path
   bool split() const { return destinations.size() > 1; }
-  // The labels the archive will apply when there is one destination (else the routed ones).
-  FilingLabels effective() const { return destinations.size() == 1 ? destinations[0].labels : routed; }
+  // The labels to show for the session: its one destination; when split, the routed labels if
+  // some series get them, else those of the destination with the most staged instances.
+  FilingLabels effective() const;
   // One line for people: empty when everything goes where routing said, into new series.
   std::string Note() const;
 };

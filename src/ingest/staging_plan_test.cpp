@@ -38,6 +38,13 @@ TEST(PlanFiling, SomeSeriesElsewhereSplitsTheSession) {
             "they are already filed, merged with 4 instance(s) there");
 }
 
+TEST(PlanFiling, ASplitWhereNoSeriesGetsTheRoutedLabelsShowsTheLargestDestination) {
+  FilingPlan p = PlanFiling(kRouted, {{"1.1", 1}, {"1.2", 3}},
+                            {{"1.1", FiledSeries{"ACC1", "S", "E", 1}}, {"1.2", FiledSeries{"ACC2", "S", "E", 1}}});
+  ASSERT_TRUE(p.split());
+  EXPECT_EQ(p.effective(), (FilingLabels{"ACC2", "S", "E"}));
+}
+
 TEST(PlanFiling, ASeriesFiledUnderTheSameLabelsMerges) {
   FilingPlan p = PlanFiling(kRouted, {{"1.1", 2}}, {{"1.1", FiledSeries{"QUICKP", "SMITH_JANE", "SM1", 3}}});
   EXPECT_FALSE(p.split());

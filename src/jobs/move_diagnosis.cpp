@@ -14,9 +14,17 @@ bool SameIgnoringCase(const std::string& a, const std::string& b) {
          });
 }
 
+// An association from the PACS: its sub-operations call us with its AE title, from its host
+// (an IPv6 listener sees IPv4 peers as ::ffff:a.b.c.d).
+bool FromThePacs(const MoveEvidence& e, const AssociationAttempt& a) {
+  std::string peer = a.peer_address;
+  if (peer.rfind("::ffff:", 0) == 0) peer = peer.substr(7);
+  return a.calling_ae == e.pacs_ae || peer == e.pacs_host;
+}
+
 const AssociationAttempt* Refused(const MoveEvidence& e, AssociationAttempt::Outcome outcome, bool on_our_port) {
   for (const auto& a : e.seen) {
-    if (a.outcome != outcome) continue;
+    if (a.outcome != outcome || !FromThePacs(e, a)) continue;
     if (on_our_port ? a.port == e.our_port : (a.port != e.our_port && SameIgnoringCase(a.called_ae, e.our_ae))) {
       return &a;
     }
@@ -53,7 +61,7 @@ std::string ExplainEmptyMove(const MoveEvidence& e) {
                        e.where, e.our_ae, e.our_port, a->calling_ae, a->peer_address);
   }
   const bool reached_us = std::any_of(e.seen.begin(), e.seen.end(), [&](const AssociationAttempt& a) {
-    return a.port == e.our_port;
+    return a.port == e.our_port && FromThePacs(e, a);
   });
   const std::string comment = e.error_comment.empty() ? "" : ": " + e.error_comment;
   if (e.status == 0xA801) {

@@ -19,6 +19,8 @@ namespace pb {
 
 struct MoveEvidence {
   std::string where;        // "node 'pacs' (10.0.0.5:104)"
+  std::string pacs_ae;      // the PACS's AE title and host: only associations from it count
+  std::string pacs_host;
   std::string destination;  // the AE title the C-MOVE asked the PACS to send to
   std::string our_ae;       // the receiver that should take the data
   uint16_t our_port = 0;
@@ -27,7 +29,7 @@ struct MoveEvidence {
   std::string status_text;  // "0xC000 (failure)"
   std::string error_comment;
   int failed_suboperations = 0;
-  std::vector<AssociationAttempt> seen;  // on our receivers while the C-MOVE ran
+  std::vector<AssociationAttempt> seen;  // on our receivers while the C-MOVE ran (anyone's)
 };
 
 std::string ExplainEmptyMove(const MoveEvidence& e);

@@ -10,6 +10,8 @@ using Outcome = AssociationAttempt::Outcome;
 MoveEvidence Base() {
   MoveEvidence e;
   e.where = "node 'pacs' (10.0.0.5:104)";
+  e.pacs_ae = "PACS";
+  e.pacs_host = "10.0.0.5";
   e.destination = "PACSBRIDGE";
   e.our_ae = "PACSBRIDGE";
   e.our_port = 8104;
@@ -66,6 +68,18 @@ TEST(ExplainEmptyMove, FailedSubOperationsWithNoConnectionPointAtAddressPortFire
   // Somebody else's association on another port is no evidence for this one.
   e.seen = {Seen(4242, "OTHER", Outcome::kUnknownCalledAe)};
   EXPECT_EQ(ExplainEmptyMove(e), m);
+  // Nor is another sender's, on our port, whatever its outcome.
+  AssociationAttempt other = Seen(8104, "pacsbridge", Outcome::kUnknownCalledAe, "MODALITY");
+  other.peer_address = "10.0.0.99";
+  AssociationAttempt accepted = Seen(8104, "PACSBRIDGE", Outcome::kAccepted, "MODALITY");
+  accepted.peer_address = "10.0.0.99";
+  e.seen = {other, accepted};
+  EXPECT_EQ(ExplainEmptyMove(e), m);
+  // The PACS seen from an IPv6 listener still counts.
+  AssociationAttempt mapped = Seen(8104, "pacsbridge", Outcome::kUnknownCalledAe, "OTHER_AE");
+  mapped.peer_address = "::ffff:10.0.0.5";
+  e.seen = {mapped};
+  EXPECT_NE(ExplainEmptyMove(e).find("(case matters)"), std::string::npos);
 }
 
 TEST(ExplainEmptyMove, AnOutrightRefusalKeepsWhatToRegister) {

@@ -259,6 +259,8 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     // Refused and nothing came: say why from what our receivers saw meanwhile.
     MoveEvidence e;
     e.where = fmt::format("node '{}' ({})", p.node, JoinHostPort(node->host, node->port));
+    e.pacs_ae = node->ae_title;
+    e.pacs_host = node->host;
     e.destination = destination;
     e.our_ae = rec->ae_title;
     e.our_port = rec->port;

@@ -32,12 +32,13 @@ ConnectionCheck FindCheck(const Node& node, const dicom::PeerRequest& peer) {
   auto start = std::chrono::steady_clock::now();
   auto found = dicom::Find(rq);
   int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
-  if (!found) {
+  if (!found && found.error().code == Code::kPermissionDenied) {
     return ConnectionCheck{"find", "failed",
                            fmt::format("queries are refused for calling AE title '{}': {}", peer.calling_ae,
                                        found.error().message),
                            ms};
   }
+  if (!found) return ConnectionCheck{"find", "failed", "the C-FIND failed: " + found.error().message, ms};
   return ConnectionCheck{"find", "ok",
                          fmt::format("C-FIND answered in {} ms: calling AE title '{}' may query", ms, peer.calling_ae),
                          ms};

@@ -34,32 +34,35 @@ Result<DataDirLock> DataDirLock::Acquire(const std::filesystem::path& data_dir) 
   }
   std::filesystem::path shown = std::filesystem::absolute(data_dir, ec);
   if (ec) shown = data_dir;
-  std::filesystem::path file = data_dir / kFileName;
+  auto lock = AcquireFile(data_dir / kFileName, "data directory " + shown.lexically_normal().string(), "server.data_dir");
+  if (!lock && lock.error().code == Code::kAlreadyExists) {
+    lock.error().message += "; one server per data directory (stop it, or give this one another [server] data_dir)";
+  }
+  return lock;
+}
+
+Result<DataDirLock> DataDirLock::AcquireFile(const std::filesystem::path& file, const std::string& what,
+                                             const std::string& field) {
   // No O_TRUNC: a process that does not get the lock must leave the holder's PID in place.
   int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return Fail(Code::kIoError, fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)),
-                "server.data_dir");
-  }
+  if (fd < 0) return Fail(Code::kIoError, fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)), field);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     std::string holder = ReadHolder(fd);
     ::close(fd);
     if (err != EWOULDBLOCK) {
-      return Fail(Code::kIoError, fmt::format("cannot lock {}: {}", file.string(), std::strerror(err)),
-                  "server.data_dir");
+      return Fail(Code::kIoError, fmt::format("cannot lock {}: {}", file.string(), std::strerror(err)), field);
     }
     return Fail(Code::kAlreadyExists,
-                fmt::format("data directory {} is in use by pacsbridge {}; one server per data directory "
-                            "(stop it, or give this one another [server] data_dir)",
-                            shown.lexically_normal().string(), holder.empty() ? "(PID not written yet)" : "PID " + holder),
-                "server.data_dir");
+                fmt::format("{} is in use by pacsbridge {}", what,
+                            holder.empty() ? "(PID not written yet)" : "PID " + holder),
+                field);
   }
   std::string pid = fmt::format("{}\n", ::getpid());
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
     int err = errno;
     ::close(fd);
-    return Fail(Code::kIoError, fmt::format("cannot write {}: {}", file.string(), std::strerror(err)), "server.data_dir");
+    return Fail(Code::kIoError, fmt::format("cannot write {}: {}", file.string(), std::strerror(err)), field);
   }
   return DataDirLock(fd, std::move(file));
 }

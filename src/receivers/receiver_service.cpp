@@ -122,8 +122,21 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
     std::lock_guard lock(mu_);
     receivers_ = std::move(all);
   }
-  (void)Reconcile();
+  (void)Reconcile(0, /*log_failures=*/false);  // the server reports what did not start
+  // A port another program held may come free: try again, quietly, until it does.
+  retry_ = std::make_unique<PeriodicTask>(kRetryPeriod, [this] { RetryFailedPorts(); });
   return {};
+}
+
+void ReceiverService::RetryFailedPorts() {
+  {
+    std::lock_guard lock(mu_);
+    bool any = false;
+    for (const auto& r : receivers_) any = any || (r->enabled && errors_.count(r->id) > 0);
+    if (!any) return;
+  }
+  std::lock_guard change(change_mu_);
+  (void)Reconcile(0, /*log_failures=*/false);
 }
 
 std::optional<AnonymizationChoices> ReceiverService::ProjectAnonymization(const std::string& project) const {
@@ -152,6 +165,7 @@ Result<void> ReceiverService::SetProjectAnonymization(const std::string& project
 }
 
 void ReceiverService::Stop() {
+  retry_.reset();  // before change_mu_: a retry in progress takes it
   std::lock_guard change(change_mu_);
   for (auto& [_, l] : listeners_) l.server->StopAccepting();
   for (auto& [_, l] : listeners_) l.server->Stop();
@@ -160,7 +174,7 @@ void ReceiverService::Stop() {
   retiring_.clear();
 }
 
-Result<void> ReceiverService::Reconcile(uint16_t must_open) {
+Result<void> ReceiverService::Reconcile(uint16_t must_open, bool log_failures) {
   struct Want {
     std::string bind;
     dicom::ServerTls tls;
@@ -213,12 +227,15 @@ Result<void> ReceiverService::Reconcile(uint16_t must_open) {
     };
     auto server = std::make_unique<dicom::AssociationServer>(opt, fallback_);
     auto started = server->Start();
+    // Who holds the port is read from /proc before taking mu_ (Admit needs it meanwhile).
+    std::string why = started                                      ? ""
+                      : started.error().code == Code::kAlreadyExists ? fmt::format("port {} is already in use on {} ({})",
+                                                                                   port, w.bind, DescribePortOwner(port))
+                                                                     : started.error().message;
     std::lock_guard lock(mu_);
     if (!started) {
-      std::string why = started.error().code == Code::kAlreadyExists
-                            ? fmt::format("port {} is already in use on {} ({})", port, w.bind, DescribePortOwner(port))
-                            : started.error().message;
-      spdlog::error("receiver {}: not listening: {}", opt.ae_title, why);
+      if (log_failures) spdlog::error("receiver {}: not listening: {}", opt.ae_title, why);
+      else spdlog::debug("receiver {}: not listening: {}", opt.ae_title, why);
       for (const auto& id : w.ids) errors_[id] = why;
       if (port == must_open && result) result = Fail(started.error().code, why, "port");
       continue;

@@ -25,6 +25,7 @@
 #include "ingest/staging.h"
 #include "ingest/store_sink.h"
 #include "receivers/association_log.h"
+#include "receivers/periodic_task.h"
 #include "receivers/receiver.h"
 #include "receivers/receiver_sink.h"
 
@@ -91,7 +92,8 @@ class ReceiverService {
                           const std::string& peer);
   // Starts and stops listeners so that every port of an enabled receiver has one. Returns the
   // error of the first port that cannot be opened among `must_open` (empty: none required).
-  Result<void> Reconcile(uint16_t must_open = 0);
+  Result<void> Reconcile(uint16_t must_open = 0, bool log_failures = true);
+  void RetryFailedPorts();  // Reconcile when an enabled receiver is not listening
   Result<void> CheckConflicts(const Receiver& r, const std::string& replacing) const;
   const Receiver* Find(const std::string& id) const;  // mu_ held
   std::string NotFoundMessage(const std::string& id) const;  // mu_ held
@@ -112,6 +114,8 @@ class ReceiverService {
   std::map<std::string, AnonymizationChoices> project_anonymization_;  // GUARDED_BY(mu_)
   std::map<uint16_t, Listener> listeners_;                   // GUARDED_BY(change_mu_)
   std::vector<std::thread> retiring_;  // GUARDED_BY(change_mu_): listeners finishing their associations
+  static constexpr std::chrono::seconds kRetryPeriod{10};
+  std::unique_ptr<PeriodicTask> retry_;  // from Start() to Stop()
 };
 
 }  // namespace pb

@@ -10,6 +10,8 @@ named at start, in /api/health and /api/ready; fatal with `serve --strict` or
 scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_single_owner.py
 """
 
+import base64
+import json
 import os
 import re
 import socket
@@ -43,6 +45,18 @@ class SecondServerTests(harness.E2ETestCase):
                         "no transfer in flight in %s" % tmp)
         return srv, sender, files
 
+    def archive_snapshot(self, srv):
+        """The first server's archive files (path -> size, mtime) and its lock file's text."""
+        files = {p: (os.stat(p).st_size, os.stat(p).st_mtime_ns)
+                 for p in harness.files_under(srv.data_dir / "archive")}
+        return files, (srv.data_dir / "pacsbridge.lock").read_text()
+
+    def assertUntouched(self, srv, before):
+        files, lock = self.archive_snapshot(srv)
+        self.assertEqual(lock, before[1], "the lock file changed")
+        for path, stat in before[0].items():
+            self.assertEqual(files.get(path), stat, "%s was changed or removed" % path)
+
     def run_second(self, config_path, workdir):
         log = workdir / "second.log"
         with open(log, "wb") as out:
@@ -69,8 +83,10 @@ class SecondServerTests(harness.E2ETestCase):
 
     def test_same_config(self):
         srv, sender, files = self.start_first()
+        before = self.archive_snapshot(srv)
         code, log = self.run_second(srv.config_path, self.mkdtemp("second"))
         self.assertNotIn(code, (0, None), log)
+        self.assertUntouched(srv, before)
         sys.stderr.write("[second: %s] " % log.strip().splitlines()[-1])
         self.assertIn("data directory %s is in use by pacsbridge PID %d"
                       % (os.path.realpath(srv.data_dir), srv.pid), log)
@@ -85,8 +101,10 @@ class SecondServerTests(harness.E2ETestCase):
         config.write_text(harness.toml_config(
             data_dir=srv.data_dir, http_port=harness.free_port(),
             receivers=[{"ae_title": "SECOND", "port": harness.free_port(), "bind": "127.0.0.1"}]))
+        before = self.archive_snapshot(srv)
         code, log = self.run_second(config, work)
         self.assertNotIn(code, (0, None), log)
+        self.assertUntouched(srv, before)
         self.assertIn("data directory %s is in use by pacsbridge PID %d"
                       % (os.path.realpath(srv.data_dir), srv.pid), log)
         self.finish_and_check(srv, sender, files, log)
@@ -98,8 +116,10 @@ class SecondServerTests(harness.E2ETestCase):
         config.write_text(harness.toml_config(
             data_dir=work / "data", http_port=srv.http_port,
             receivers=[{"ae_title": "SECOND", "port": harness.free_port(), "bind": "127.0.0.1"}]))
+        before = self.archive_snapshot(srv)
         code, log = self.run_second(config, work)
         self.assertNotIn(code, (0, None), log)
+        self.assertUntouched(srv, before)
         self.assertIn("cannot listen for HTTP on 127.0.0.1:%d: the port is in use by pacsbridge (PID %d)"
                       % (srv.http_port, srv.pid), log)
         # Exactly one listener: every request is the first server's.
@@ -126,8 +146,10 @@ class ReadinessTests(harness.E2ETestCase):
         cls.server = cls.start_class_server(receivers=cls.receivers)
 
     def expected_reason(self):
-        return ("port %d is already in use on 127.0.0.1 (by python3 (PID %d))"
-                % (self.busy_port, os.getpid()))
+        with open("/proc/self/comm") as f:
+            program = f.read().strip()
+        return ("port %d is already in use on 127.0.0.1 (by %s (PID %d))"
+                % (self.busy_port, program, os.getpid()))
 
     def test_start_names_each_receiver_that_did_not_start(self):
         log = self.server.log_path.read_text("utf-8", "replace")
@@ -168,8 +190,35 @@ class ReadinessTests(harness.E2ETestCase):
         self.assertNotEqual(cp.returncode, 0, harness.proc_output(cp))
         self.assertIn("1 receiver(s) did not start (strict mode): BUSY@%d: %s"
                       % (self.busy_port, self.expected_reason()), cp.stderr)
-        # It stopped before anything was served: no HTTP listener is left behind.
-        self.assertEqual(harness.tcp_listeners(srv.http_port), 0)
+        # It stopped before it served or ran anything.
+        self.assertEqual(cp.returncode, 2, harness.proc_output(cp))
+        self.assertNotRegex(cp.stderr, r"PACS Bridge (ready|running)|indexed \d+ instance")
+
+    def test_details_need_the_admins_credentials_when_auth_is_on(self):
+        receivers = [{"ae_title": "GOOD", "port": harness.free_port(), "bind": "127.0.0.1"},
+                     self.receivers[1]]
+        srv = self.start_server(receivers=receivers,
+                                extra_toml='[auth]\nadmin_password = "pw-Secret1"\n')
+        status, body = srv.api("GET", "/api/health")
+        self.assertEqual((status, body), (200, {"status": "ok", "receivers_ok": False}))
+        status, body = srv.api("GET", "/api/ready")
+        self.assertEqual(status, 503, body)
+        self.assertNotIn("BUSY", json.dumps(body))
+        self.assertNotIn(str(self.busy_port), json.dumps(body))
+        auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw-Secret1").decode()}
+        status, _, payload = srv.raw("GET", "/api/ready", headers=auth)
+        self.assertEqual(status, 503)
+        self.assertIn("receiver BUSY@%d" % self.busy_port, harness.parse_json(payload)["error"])
+
+    def test_zz_a_port_freed_later_is_taken_up(self):
+        self.blocker.close()
+        ready = harness.wait_until(lambda: self.server.api("GET", "/api/ready")[0] == 200, timeout=40)
+        self.assertTrue(ready, self.server.api("GET", "/api/ready"))
+        cp = harness.echoscu(self.busy_port, "BUSY")
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertHealthy(self.server)
+        self.assertIn("receiver BUSY listening on 127.0.0.1:%d" % self.busy_port,
+                      self.server.log_path.read_text("utf-8", "replace"))
 
     def test_strict_flag_makes_it_fatal(self):
         srv = self.strict_server()
