@@ -129,6 +129,20 @@ class SecondServerTests(harness.E2ETestCase):
         self.finish_and_check(srv, sender, files, log)
 
 
+    def test_same_index_database_other_data_directory(self):
+        index = self.mkdtemp("index") / "shared.db"
+        srv = self.start_server(database_path=index)
+        work = self.mkdtemp("second")
+        config = work / "config.toml"
+        config.write_text(harness.toml_config(
+            data_dir=work / "data", http_port=harness.free_port(), database_path=index,
+            receivers=[{"ae_title": "SECOND", "port": harness.free_port(), "bind": "127.0.0.1"}]))
+        code, log = self.run_second(config, work)
+        self.assertNotIn(code, (0, None), log)
+        self.assertIn("the index database %s is in use by pacsbridge PID %d" % (index, srv.pid), log)
+        self.assertHealthy(srv)
+
+
 class ReadinessTests(harness.E2ETestCase):
     """A receiver whose port another program holds."""
 
