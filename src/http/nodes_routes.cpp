@@ -1,9 +1,8 @@
 #include <httplib.h>
 
-#include "dicom/find.h"
 #include "http/api.h"
 #include "http/errors.h"
-#include "nodes/connection_check.h"
+#include "transport/transport.h"
 
 namespace pb::http {
 namespace {
@@ -64,13 +63,12 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
         echo_only = it->get<bool>();
       }
     }
-    if (n->type != NodeType::kDimse) {
-      ConnectionTest unavailable{{{"echo", "failed",
-                                   "node '" + n->name + "' is a DICOMweb node: testing DICOMweb nodes is not available "
-                                   "in this version", 0}}};
+    auto transport = TransportFor(*n, s.settings.ae_title);
+    if (!transport) {
+      ConnectionTest unavailable{{{"echo", "failed", transport.error().message, 0}}};
       return SendJson(res, 200, unavailable.ToJson());
     }
-    SendJson(res, 200, TestConnection(*n, s.settings.ae_title, echo_only).ToJson());
+    SendJson(res, 200, (*transport)->TestConnection(echo_only).ToJson());
   });
 }
 
@@ -92,26 +90,21 @@ void AddFindRoute(httplib::Server& srv, Services& s) {
                        "node '" + n->name + "' is not queryable; set queryable to true if it "
                        "answers C-FIND", "queryable");
     }
-    if (std::string why = UnavailableReason(*n); !why.empty()) {
-      return SendError(res, 501, "node '" + n->name + "' cannot be queried: " + why);
-    }
-    dicom::FindRequest rq;
-    rq.peer = ToPeerRequest(*n, s.settings.ae_title);
-    rq.patient_root = n->patient_root;
-    rq.charset = n->query_charset;
-    rq.max_results = static_cast<size_t>(n->max_results);
+    auto transport = TransportFor(*n, s.settings.ae_title);
+    if (!transport) return SendError(res, transport.error());
+    FindQuery q;
     if (!body->contains("level") || !(*body)["level"].is_string()) {
       return SendError(res, 400, "level must be PATIENT, STUDY, SERIES or IMAGE", "level");
     }
-    rq.level = (*body)["level"].get<std::string>();
+    q.level = (*body)["level"].get<std::string>();
     if (body->contains("query")) {
-      const auto& q = (*body)["query"];
-      if (!q.is_object()) return SendError(res, 400, "query must be an object of keyword: value", "query");
-      for (auto it = q.begin(); it != q.end(); ++it) {
+      const auto& query = (*body)["query"];
+      if (!query.is_object()) return SendError(res, 400, "query must be an object of keyword: value", "query");
+      for (auto it = query.begin(); it != query.end(); ++it) {
         if (!it->is_string()) {
           return SendError(res, 400, "query values are strings", "query." + it.key());
         }
-        rq.keys.emplace_back(it.key(), it->get<std::string>());
+        q.keys.emplace_back(it.key(), it->get<std::string>());
       }
     }
     if (body->contains("limit")) {
@@ -119,9 +112,9 @@ void AddFindRoute(httplib::Server& srv, Services& s) {
       if (!l.is_number_integer() || l.get<int64_t>() < 1) {
         return SendError(res, 400, "limit must be a positive integer", "limit");
       }
-      rq.max_results = std::min<size_t>(rq.max_results, static_cast<size_t>(l.get<int64_t>()));
+      q.limit = static_cast<size_t>(l.get<int64_t>());
     }
-    auto found = dicom::Find(rq);
+    auto found = (*transport)->Find(q);
     if (!found) {
       const Error& e = found.error();
       if (e.code == Code::kUnavailable || e.code == Code::kTimeout || e.code == Code::kPermissionDenied) {

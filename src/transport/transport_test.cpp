@@ -1,4 +1,5 @@
-#include "nodes/connection_check.h"
+#include "transport/connection_check.h"
+#include "transport/transport.h"
 
 #include <set>
 
@@ -47,6 +48,29 @@ TEST(ConnectionTest, AFailedEchoIsTheReasonAndSkippedChecksDoNotFail) {
   EXPECT_EQ(t.Summary(), "Connection failed: connection refused");
   ConnectionTest skipped{{{"echo", "ok", "fine", 1}, {"find", "skipped", "the node is not queryable", 0}}};
   EXPECT_TRUE(skipped.ok());
+}
+
+}  // namespace
+}  // namespace pb
+
+namespace pb {
+namespace {
+
+TEST(TransportFor, ChoosesByTheNodesTypeAndNamesTheNodeItCannotServe) {
+  Node dimse;
+  dimse.name = "pacs";
+  dimse.type = NodeType::kDimse;
+  auto t = TransportFor(dimse, "PACSBRIDGE");
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_NE(t->get(), nullptr);
+
+  Node web;
+  web.name = "cloud";
+  web.type = NodeType::kDicomWeb;
+  auto none = TransportFor(web, "PACSBRIDGE");
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, Code::kUnsupported);
+  EXPECT_EQ(none.error().message.rfind("node 'cloud': ", 0), 0u) << none.error().message;
 }
 
 }  // namespace

@@ -1,0 +1,96 @@
+// The DIMSE transport: test connection by C-ECHO and a C-FIND that cannot match, find by C-FIND.
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "dicom/echo.h"
+#include "dicom/find.h"
+#include "transport/transport.h"
+
+namespace pb {
+namespace {
+
+constexpr std::string_view kFailedPrefix = "Connection failed: ";
+
+class DimseTransport : public Transport {
+ public:
+  DimseTransport(Node node, const std::string& our_ae_title)
+      : node_(std::move(node)), peer_(ToPeerRequest(node_, our_ae_title)) {}
+
+  ConnectionTest TestConnection(bool echo_only) override {
+    ConnectionTest t;
+    t.checks.push_back(Echo());
+    if (echo_only) return t;
+    if (!node_.queryable) {
+      t.checks.push_back({"find", "skipped", "the node is not queryable", 0});
+    } else if (t.checks[0].outcome != "ok") {
+      t.checks.push_back({"find", "skipped", "the echo failed", 0});
+    } else {
+      t.checks.push_back(QueryCheck());
+    }
+    return t;
+  }
+
+  Result<FindAnswer> Find(const FindQuery& q) override {
+    dicom::FindRequest rq = Request(q.level, q.keys);
+    if (q.limit > 0) rq.max_results = std::min(rq.max_results, q.limit);
+    auto found = dicom::Find(rq);
+    if (!found) return tl::unexpected(found.error());
+    return FindAnswer{std::move(found->rows), found->truncated};
+  }
+
+ private:
+  dicom::FindRequest Request(const std::string& level, std::vector<std::pair<std::string, std::string>> keys) const {
+    dicom::FindRequest rq;
+    rq.peer = peer_;
+    rq.level = level;
+    rq.patient_root = node_.patient_root;
+    rq.charset = node_.query_charset;
+    rq.max_results = static_cast<size_t>(node_.max_results);
+    rq.keys = std::move(keys);
+    return rq;
+  }
+
+  ConnectionCheck Echo() const {
+    dicom::EchoResult r = dicom::Echo(peer_);
+    std::string message = r.message;
+    if (message.rfind(kFailedPrefix, 0) == 0) message = message.substr(kFailedPrefix.size());
+    if (r.ok) message = fmt::format("C-ECHO answered in {} ms", r.latency_ms);
+    return ConnectionCheck{"echo", r.ok ? "ok" : "failed", message, r.latency_ms};
+  }
+
+  // A C-FIND of a study that cannot exist: an empty answer means we may query.
+  ConnectionCheck QueryCheck() const {
+    dicom::FindRequest rq = Request("STUDY", {{"StudyInstanceUID", UidThatCannotExist()}});
+    rq.max_results = 1;
+    auto start = std::chrono::steady_clock::now();
+    auto found = dicom::Find(rq);
+    int64_t ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    if (!found && found.error().code == Code::kPermissionDenied) {
+      return ConnectionCheck{"find", "failed",
+                             fmt::format("queries are refused for calling AE title '{}': {}", peer_.calling_ae,
+                                         found.error().message),
+                             ms};
+    }
+    if (!found) return ConnectionCheck{"find", "failed", "the C-FIND failed: " + found.error().message, ms};
+    return ConnectionCheck{"find", "ok",
+                           fmt::format("C-FIND answered in {} ms: calling AE title '{}' may query", ms, peer_.calling_ae),
+                           ms};
+  }
+
+  Node node_;
+  dicom::PeerRequest peer_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const std::string& our_ae_title) {
+  if (std::string why = UnavailableReason(node); !why.empty()) {
+    return Fail(Code::kUnsupported, fmt::format("node '{}': {}", node.name, why));
+  }
+  if (node.type == NodeType::kDimse) return std::unique_ptr<Transport>(std::make_unique<DimseTransport>(node, our_ae_title));
+  return Fail(Code::kUnsupported, fmt::format("node '{}': no transport for its type", node.name));
+}
+
+}  // namespace pb
