@@ -1,0 +1,233 @@
+#include "dicomweb/multipart.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
+
+namespace pb::dicomweb {
+namespace {
+
+constexpr size_t kMaxPadding = 1024;  // transport padding after a delimiter (RFC 2046: LWSP)
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// RFC 2046 bchars: DIGIT / ALPHA / "'()+_,-./:=?" and space (not last), 1..70 characters.
+bool ValidBoundary(std::string_view b) {
+  if (b.empty() || b.size() > 70 || b.back() == ' ') return false;
+  return std::all_of(b.begin(), b.end(), [](unsigned char c) {
+    return std::isalnum(c) || std::string_view("'()+_,-./:=? ").find(static_cast<char>(c)) != std::string_view::npos;
+  });
+}
+
+}  // namespace
+
+Result<std::string> MultipartBoundary(std::string_view content_type) {
+  std::string_view rest = content_type;
+  size_t semi = rest.find(';');
+  std::string type = Lower(Trim(rest.substr(0, semi)));
+  if (type.rfind("multipart/", 0) != 0) {
+    return pb::Fail(Code::kInvalidArgument,
+                    fmt::format("the Content-Type is '{}', not a multipart type", Trim(content_type)));
+  }
+  while (semi != std::string_view::npos) {
+    rest.remove_prefix(semi + 1);
+    // A quoted value may hold ';': find the end of this parameter with quotes in mind.
+    size_t end = 0;
+    bool quoted = false;
+    for (; end < rest.size(); ++end) {
+      if (rest[end] == '"') quoted = !quoted;
+      else if (rest[end] == '\\' && quoted) ++end;
+      else if (rest[end] == ';' && !quoted) break;
+    }
+    std::string_view param = rest.substr(0, end);
+    semi = end < rest.size() ? end : std::string_view::npos;
+    size_t eq = param.find('=');
+    if (eq == std::string_view::npos || Lower(Trim(param.substr(0, eq))) != "boundary") continue;
+    std::string_view value = Trim(param.substr(eq + 1));
+    std::string boundary;
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+      for (size_t i = 0; i < value.size(); ++i) {
+        if (value[i] == '\\' && i + 1 < value.size()) ++i;
+        boundary += value[i];
+      }
+    } else {
+      boundary = std::string(value);
+    }
+    if (!ValidBoundary(boundary)) {
+      return pb::Fail(Code::kInvalidArgument,
+                      fmt::format("the multipart boundary '{}' is not valid (1 to 70 letters, digits or '()+_,-./:=? "
+                                  "characters)",
+                                  boundary));
+    }
+    return boundary;
+  }
+  return pb::Fail(Code::kInvalidArgument, fmt::format("the Content-Type '{}' names no boundary", Trim(content_type)));
+}
+
+MultipartParser::MultipartParser(std::string boundary, Handlers handlers)
+    : dash_boundary_("--" + boundary), delimiter_("\r\n--" + boundary), handlers_(std::move(handlers)) {
+  // A body may open with its first delimiter: as if a line break came before it.
+  buffer_ = "\r\n";
+}
+
+Result<void> MultipartParser::Fail(std::string message) {
+  state_ = State::kFailed;
+  error_ = std::move(message);
+  return pb::Fail(Code::kInvalidArgument, error_);
+}
+
+Result<void> MultipartParser::Feed(std::string_view bytes) {
+  if (state_ == State::kFailed) return pb::Fail(Code::kInvalidArgument, error_);
+  if (state_ == State::kEpilogue) return {};
+  buffer_.append(bytes.data(), bytes.size());
+  bool progressed = true;
+  while (progressed) {
+    progressed = false;
+    if (auto r = Step(progressed); !r) {
+      if (state_ != State::kFailed) {
+        state_ = State::kFailed;
+        error_ = r.error().message;
+      }
+      return r;
+    }
+  }
+  return {};
+}
+
+Result<void> MultipartParser::Step(bool& progressed) {
+  switch (state_) {
+    case State::kPreamble: {
+      size_t at = buffer_.find(delimiter_);
+      if (at == std::string::npos) {
+        // Keep only what could be the start of a delimiter.
+        if (buffer_.size() >= delimiter_.size()) buffer_.erase(0, buffer_.size() - (delimiter_.size() - 1));
+        return {};
+      }
+      buffer_.erase(0, at + delimiter_.size());
+      state_ = State::kAfterDelimiter;
+      progressed = true;
+      return {};
+    }
+    case State::kAfterDelimiter: {
+      if (buffer_.size() < 2) return {};
+      if (buffer_.compare(0, 2, "--") == 0) {
+        buffer_.clear();
+        state_ = State::kEpilogue;
+        progressed = true;
+        return {};
+      }
+      size_t pad = buffer_.find_first_not_of(" \t");
+      if (pad == std::string::npos) {
+        if (buffer_.size() > kMaxPadding) return Fail(fmt::format("after part {}: endless padding after a boundary", parts_));
+        return {};
+      }
+      if (buffer_.size() < pad + 2) return {};
+      if (buffer_.compare(pad, 2, "\r\n") != 0) {
+        return Fail(fmt::format("after part {}: the boundary is not followed by a line break", parts_));
+      }
+      buffer_.erase(0, pad + 2);
+      state_ = State::kHeaders;
+      progressed = true;
+      return {};
+    }
+    case State::kHeaders: {
+      size_t end = buffer_.compare(0, 2, "\r\n") == 0 ? 0 : buffer_.find("\r\n\r\n");
+      if (end == std::string::npos) {
+        if (buffer_.size() > kMaxHeaderBytes) {
+          return Fail(fmt::format("part {}: headers longer than {} bytes", parts_ + 1, kMaxHeaderBytes));
+        }
+        return {};
+      }
+      if (end > kMaxHeaderBytes) {
+        return Fail(fmt::format("part {}: headers longer than {} bytes", parts_ + 1, kMaxHeaderBytes));
+      }
+      ++parts_;
+      if (auto r = ParseHeaders(std::string_view(buffer_).substr(0, end)); !r) return r;
+      buffer_.erase(0, end == 0 ? 2 : end + 4);
+      state_ = State::kBody;
+      progressed = true;
+      return {};
+    }
+    case State::kBody: {
+      size_t at = buffer_.find(delimiter_);
+      if (at == std::string::npos) {
+        if (buffer_.size() >= delimiter_.size()) {
+          size_t emit = buffer_.size() - (delimiter_.size() - 1);
+          if (handlers_.on_data) {
+            if (auto r = handlers_.on_data(std::string_view(buffer_).substr(0, emit)); !r) return r;
+          }
+          buffer_.erase(0, emit);
+        }
+        return {};
+      }
+      if (at > 0 && handlers_.on_data) {
+        if (auto r = handlers_.on_data(std::string_view(buffer_).substr(0, at)); !r) return r;
+      }
+      buffer_.erase(0, at + delimiter_.size());
+      if (handlers_.on_part_end) {
+        if (auto r = handlers_.on_part_end(); !r) return r;
+      }
+      state_ = State::kAfterDelimiter;
+      progressed = true;
+      return {};
+    }
+    case State::kEpilogue:
+      buffer_.clear();
+      return {};
+    case State::kFailed:
+      return pb::Fail(Code::kInvalidArgument, error_);
+  }
+  return {};
+}
+
+Result<void> MultipartParser::ParseHeaders(std::string_view block) {
+  Headers headers;
+  std::string last;
+  while (!block.empty()) {
+    size_t eol = block.find("\r\n");
+    std::string_view line = block.substr(0, eol);
+    block = eol == std::string_view::npos ? std::string_view() : block.substr(eol + 2);
+    if (!line.empty() && (line.front() == ' ' || line.front() == '\t') && !last.empty()) {
+      std::string& value = headers[last];  // an obsolete folded line continues the last
+      value.push_back(' ');
+      value.append(Trim(line));
+      continue;
+    }
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      return Fail(fmt::format("part {}: malformed header line (no 'Name: value')", parts_));
+    }
+    last = Lower(Trim(line.substr(0, colon)));
+    headers[last] = std::string(Trim(line.substr(colon + 1)));
+  }
+  if (handlers_.on_part) return handlers_.on_part(parts_, headers);
+  return {};
+}
+
+Result<void> MultipartParser::Finish() {
+  switch (state_) {
+    case State::kEpilogue: return {};
+    case State::kFailed: return pb::Fail(Code::kInvalidArgument, error_);
+    case State::kPreamble:
+      return Fail(fmt::format("no part: the body never contains the boundary '{}'", dash_boundary_));
+    case State::kHeaders: return Fail(fmt::format("part {}: the body ended inside its headers (truncated)", parts_ + 1));
+    case State::kBody: return Fail(fmt::format("part {}: the body ended inside its data (truncated)", parts_));
+    case State::kAfterDelimiter:
+      return Fail(fmt::format("the body ended after part {} without the closing boundary (truncated)", parts_));
+  }
+  return {};
+}
+
+}  // namespace pb::dicomweb

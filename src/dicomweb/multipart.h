@@ -1,0 +1,62 @@
+#pragma once
+// A streaming parser of multipart bodies (RFC 2046 section 5.1, as PS3.18 uses
+// multipart/related for WADO-RS answers and STOW-RS requests). Bytes are fed in chunks of any
+// size as they arrive; each part's headers and then its data are handed on as they are found,
+// so no part (a 200 MB instance) and no body is ever whole in memory. Memory is bounded by the
+// header limit plus the delimiter length, whatever the input. Hostile input (no boundary, a
+// truncated part, endless headers) ends in an error naming the part and what is wrong; nothing
+// throws. Not thread-safe: one parser per body.
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace pb::dicomweb {
+
+// The boundary of a Content-Type such as `multipart/related; type="application/dicom";
+// boundary=abc` (parameter names in any case, the value quoted or not). Errors say what is
+// missing or wrong (not multipart, no boundary, a boundary RFC 2046 does not allow).
+Result<std::string> MultipartBoundary(std::string_view content_type);
+
+class MultipartParser {
+ public:
+  using Headers = std::map<std::string, std::string>;  // names in lower case, values trimmed
+  struct Handlers {
+    // A part begins (`index` from 1). An error stops the parser and is returned by Feed.
+    std::function<Result<void>(int index, const Headers& headers)> on_part;
+    // Some of the current part's data, in order; may be called many times per part.
+    std::function<Result<void>(std::string_view data)> on_data;
+    // The current part is complete (its data ended at a delimiter).
+    std::function<Result<void>()> on_part_end;
+  };
+  static constexpr size_t kMaxHeaderBytes = 16 * 1024;
+
+  MultipartParser(std::string boundary, Handlers handlers);
+
+  // Takes the next bytes of the body. After an error, the parser stays failed.
+  Result<void> Feed(std::string_view bytes);
+  // The body ended: an error unless the closing delimiter was seen (a truncated body).
+  Result<void> Finish();
+
+  int parts() const { return parts_; }  // parts begun so far
+
+ private:
+  enum class State { kPreamble, kAfterDelimiter, kHeaders, kBody, kEpilogue, kFailed };
+  Result<void> Step(bool& progressed);
+  Result<void> Fail(std::string message);
+  Result<void> ParseHeaders(std::string_view block);
+
+  std::string dash_boundary_;  // "--" + boundary
+  std::string delimiter_;      // "\r\n--" + boundary
+  Handlers handlers_;
+  State state_ = State::kPreamble;
+  std::string buffer_;  // bytes not consumed yet: bounded (see the header comment)
+  size_t preamble_seen_ = 0;  // bytes of preamble passed (a delimiter must start a line)
+  int parts_ = 0;
+  std::string error_;
+};
+
+}  // namespace pb::dicomweb

@@ -1,0 +1,197 @@
+#include "dicomweb/multipart.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace pb::dicomweb {
+namespace {
+
+using namespace std::string_literals;
+
+struct Part {
+  MultipartParser::Headers headers;
+  std::string data;
+  bool ended = false;
+};
+
+struct Parsed {
+  std::vector<Part> parts;
+  std::string error;  // of Feed or Finish, "" when both succeeded
+};
+
+// Feeds `body` in chunks of `chunk` bytes (0: all at once) and collects what the handlers see.
+Parsed Parse(const std::string& body, size_t chunk = 0, const std::string& boundary = "XyZ") {
+  Parsed out;
+  MultipartParser::Handlers h;
+  h.on_part = [&](int index, const MultipartParser::Headers& headers) -> Result<void> {
+    EXPECT_EQ(index, static_cast<int>(out.parts.size()) + 1);
+    out.parts.push_back(Part{headers, "", false});
+    return {};
+  };
+  h.on_data = [&](std::string_view d) -> Result<void> {
+    out.parts.back().data.append(d);
+    return {};
+  };
+  h.on_part_end = [&]() -> Result<void> {
+    out.parts.back().ended = true;
+    return {};
+  };
+  MultipartParser p(boundary, h);
+  if (chunk == 0) chunk = body.size() + 1;
+  for (size_t i = 0; i < body.size(); i += chunk) {
+    if (auto r = p.Feed(std::string_view(body).substr(i, chunk)); !r) {
+      out.error = r.error().message;
+      return out;
+    }
+  }
+  if (auto r = p.Finish(); !r) out.error = r.error().message;
+  return out;
+}
+
+// PS3.18 style: a WADO-RS answer of two instances, with a preamble and an epilogue.
+const std::string kTwoParts =
+    "this is the preamble\r\n"
+    "--XyZ\r\n"
+    "Content-Type: application/dicom\r\n"
+    "Content-Location: /studies/1/series/2/instances/3\r\n"
+    "\r\n"
+    "DICM\x00\x01--XyZ not at a line start\r\n-- \r\n"
+    "\r\n--XyZ  \t\r\n"
+    "content-type:application/dicom; transfer-syntax=1.2.840.10008.1.2.1\r\n"
+    "\r\n"
+    "second\r\n"
+    "\r\n--XyZ--\r\n"
+    "epilogue, ignored\r\n"s;  // the s suffix keeps the NUL byte
+
+std::string Boundary(const std::string& content_type) {
+  auto b = MultipartBoundary(content_type);
+  EXPECT_TRUE(b) << content_type << ": " << b.error().message;
+  return b ? *b : "(error)";
+}
+
+TEST(MultipartBoundary, ReadsQuotedAndPlainValuesInAnyCase) {
+  EXPECT_EQ(Boundary("multipart/related; type=\"application/dicom\"; boundary=abc123"), "abc123");
+  EXPECT_EQ(Boundary("Multipart/Related;Boundary=\"a b,c\";type=application/dicom"), "a b,c");
+  EXPECT_EQ(Boundary("multipart/related; type=\"application/dicom; x=1\"; BOUNDARY=q"), "q");
+}
+
+TEST(MultipartBoundary, RefusesWhatIsNotAMultipartWithAValidBoundary) {
+  auto json = MultipartBoundary("application/dicom+json");
+  ASSERT_FALSE(json);
+  EXPECT_NE(json.error().message.find("not a multipart type"), std::string::npos);
+  auto none = MultipartBoundary("multipart/related; type=\"application/dicom\"");
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("names no boundary"), std::string::npos);
+  EXPECT_FALSE(MultipartBoundary("multipart/related; boundary="));
+  EXPECT_FALSE(MultipartBoundary("multipart/related; boundary=" + std::string(71, 'a')));  // RFC 2046: 70 at most
+  EXPECT_FALSE(MultipartBoundary("multipart/related; boundary=\"ends with space \""));
+  EXPECT_FALSE(MultipartBoundary("multipart/related; boundary=bad\x01"));
+  EXPECT_FALSE(MultipartBoundary("multipart/related; boundary=\"a;b\""));  // ';' is not a bchar
+}
+
+TEST(MultipartParser, SplitsPartsWithTheirHeadersAndExactBytes) {
+  Parsed p = Parse(kTwoParts);
+  ASSERT_EQ(p.error, "");
+  ASSERT_EQ(p.parts.size(), 2u);
+  EXPECT_EQ(p.parts[0].headers.at("content-type"), "application/dicom");
+  EXPECT_EQ(p.parts[0].headers.at("content-location"), "/studies/1/series/2/instances/3");
+  EXPECT_EQ(p.parts[0].data, std::string("DICM\x00\x01--XyZ not at a line start\r\n-- \r\n", 38));
+  EXPECT_EQ(p.parts[1].headers.at("content-type"), "application/dicom; transfer-syntax=1.2.840.10008.1.2.1");
+  EXPECT_EQ(p.parts[1].data, "second\r\n");
+  EXPECT_TRUE(p.parts[0].ended && p.parts[1].ended);
+}
+
+TEST(MultipartParser, GivesTheSameResultWhateverTheChunkSize) {
+  const Parsed whole = Parse(kTwoParts);
+  for (size_t chunk : {1, 2, 3, 5, 7, 8, 9, 13, 64}) {
+    Parsed p = Parse(kTwoParts, chunk);
+    ASSERT_EQ(p.error, "") << chunk;
+    ASSERT_EQ(p.parts.size(), whole.parts.size()) << chunk;
+    for (size_t i = 0; i < p.parts.size(); ++i) {
+      EXPECT_EQ(p.parts[i].data, whole.parts[i].data) << "chunk " << chunk << " part " << i;
+      EXPECT_EQ(p.parts[i].headers, whole.parts[i].headers) << chunk;
+    }
+  }
+}
+
+TEST(MultipartParser, AcceptsABodyThatOpensWithItsDelimiterAndAPartWithoutHeaders) {
+  Parsed p = Parse("--XyZ\r\n\r\nraw\r\n--XyZ--");
+  ASSERT_EQ(p.error, "");
+  ASSERT_EQ(p.parts.size(), 1u);
+  EXPECT_TRUE(p.parts[0].headers.empty());
+  EXPECT_EQ(p.parts[0].data, "raw");
+}
+
+TEST(MultipartParser, NeverHoldsALargePartInMemory) {
+  // 8 MB of data fed in 64 KB chunks: each chunk is handed on, only a delimiter's length stays.
+  const std::string chunk(64 * 1024, 'd');
+  size_t seen = 0, largest_call = 0;
+  MultipartParser::Handlers h;
+  h.on_data = [&](std::string_view d) -> Result<void> {
+    seen += d.size();
+    largest_call = std::max(largest_call, d.size());
+    return {};
+  };
+  MultipartParser p("XyZ", h);
+  ASSERT_TRUE(p.Feed("--XyZ\r\nContent-Type: application/dicom\r\n\r\n"));
+  for (int i = 0; i < 128; ++i) ASSERT_TRUE(p.Feed(chunk));
+  ASSERT_TRUE(p.Feed("\r\n--XyZ--\r\n"));
+  ASSERT_TRUE(p.Finish());
+  EXPECT_EQ(seen, 128 * chunk.size());
+  EXPECT_LE(largest_call, chunk.size() + 8);
+}
+
+TEST(MultipartParser, ATruncatedBodyIsAnErrorNamingWhere) {
+  EXPECT_NE(Parse("--XyZ\r\nContent-Type: app").error.find("part 1: the body ended inside its headers"),
+            std::string::npos);
+  EXPECT_NE(Parse("--XyZ\r\n\r\nhalf of a da").error.find("part 1: the body ended inside its data (truncated)"),
+            std::string::npos);
+  EXPECT_NE(Parse("--XyZ\r\n\r\na\r\n--XyZ\r\n\r\nb\r\n--XyZ").error.find(
+                "the body ended after part 2 without the closing boundary"),
+            std::string::npos);
+}
+
+TEST(MultipartParser, AWrongOrMissingBoundaryIsAnError) {
+  EXPECT_NE(Parse(kTwoParts, 0, "other").error.find("no part: the body never contains the boundary '--other'"),
+            std::string::npos);
+  EXPECT_NE(Parse("").error.find("no part"), std::string::npos);
+  EXPECT_NE(Parse("--XyZjunk\r\n").error.find("the boundary is not followed by a line break"), std::string::npos);
+}
+
+TEST(MultipartParser, RefusesEndlessOrMalformedHeaders) {
+  std::string endless = "--XyZ\r\nX-Long: " + std::string(MultipartParser::kMaxHeaderBytes + 10, 'h');
+  Parsed p = Parse(endless, 1000);
+  EXPECT_NE(p.error.find("part 1: headers longer than 16384 bytes"), std::string::npos) << p.error;
+  EXPECT_NE(Parse("--XyZ\r\nno colon here\r\n\r\nx\r\n--XyZ--").error.find("part 1: malformed header line"),
+            std::string::npos);
+  Parsed folded = Parse("--XyZ\r\nX-A: one\r\n two\r\n\r\nx\r\n--XyZ--");
+  ASSERT_EQ(folded.error, "");
+  EXPECT_EQ(folded.parts[0].headers.at("x-a"), "one two");
+}
+
+TEST(MultipartParser, AHandlerErrorStopsTheParserForGood) {
+  MultipartParser::Handlers h;
+  h.on_part = [](int index, const MultipartParser::Headers& headers) -> Result<void> {
+    if (headers.count("content-type") && headers.at("content-type") != "application/dicom") {
+      return pb::Fail(Code::kInvalidArgument, "part " + std::to_string(index) + " is not DICOM");
+    }
+    return {};
+  };
+  MultipartParser p("XyZ", h);
+  auto r = p.Feed("--XyZ\r\nContent-Type: text/html\r\n\r\n<html>");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "part 1 is not DICOM");
+  EXPECT_FALSE(p.Feed("more"));
+  EXPECT_FALSE(p.Finish());
+}
+
+TEST(MultipartParser, IgnoresWhatFollowsTheClosingDelimiter) {
+  Parsed p = Parse("--XyZ\r\n\r\nx\r\n--XyZ--\r\n--XyZ\r\n\r\nnot a part\r\n--XyZ--");
+  ASSERT_EQ(p.error, "");
+  EXPECT_EQ(p.parts.size(), 1u);
+}
+
+}  // namespace
+}  // namespace pb::dicomweb
