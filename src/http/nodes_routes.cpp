@@ -63,7 +63,7 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
         echo_only = it->get<bool>();
       }
     }
-    auto transport = TransportFor(*n, s.settings.ae_title);
+    auto transport = TransportFor(*n, TransportContext{s.settings.ae_title, {}, {}});
     if (!transport) {
       ConnectionTest unavailable{{{"echo", "failed", transport.error().message, 0}}};
       return SendJson(res, 200, unavailable.ToJson());
@@ -90,7 +90,7 @@ void AddFindRoute(httplib::Server& srv, Services& s) {
                        "node '" + n->name + "' is not queryable; set queryable to true if it "
                        "answers C-FIND", "queryable");
     }
-    auto transport = TransportFor(*n, s.settings.ae_title);
+    auto transport = TransportFor(*n, TransportContext{s.settings.ae_title, {}, {}});
     if (!transport) return SendError(res, transport.error());
     FindQuery q;
     if (!body->contains("level") || !(*body)["level"].is_string()) {

@@ -14,8 +14,8 @@
 #include "ingest/routing.h"
 #include "ingest/store_sink.h"
 #include "jobs/job_request.h"
-#include "jobs/move_diagnosis.h"
-#include "jobs/retrieve_plan.h"
+#include "transport/retrieve_plan.h"
+#include "transport/transport.h"
 
 namespace pb {
 namespace {
@@ -64,11 +64,6 @@ struct Tally {
   int64_t Warning() const { return done_warning + std::max(0, peer.warning); }
 };
 
-bool Refusal(const dicom::RetrieveAnswer& a) {
-  return !a.success() && !a.warning() && a.status != 0xFE00 && a.counts.completed <= 0 &&
-         a.stores_received == 0;
-}
-
 }  // namespace
 
 Result<std::pair<json, std::string>> RetrieveRunner::Prepare(const json& rq) {
@@ -111,13 +106,15 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   const RetrieveParams p = ParamsFrom(job.params());
   auto node = nodes_.Get(p.node);
   if (!node) return {"failed", fmt::format("node '{}' no longer exists", p.node), nullptr, {}};
-  const dicom::PeerRequest peer = ToPeerRequest(*node, default_ae_);
-  const int inactivity = std::max(60, node->timeout_seconds * 6);
+  auto transport = TransportFor(*node, TransportContext{default_ae_, receivers_, seen_since_});
+  if (!transport) return {"failed", transport.error().message, nullptr, {}};
+  Transport& node_link = **transport;
+  const std::string calling_ae = EffectiveCallingAeTitle(*node, default_ae_);
 
   // What the PACS has: counts now; the instance list now, or, when nothing of the study is here
   // yet and the SOP classes are known, fetched alongside the transfer (it costs the PACS about
   // as much as sending small instances) and used to verify the end.
-  auto counted = PlanCounts(peer, p);
+  auto counted = node_link.PlanCounts(p);
   if (!counted) return {"failed", counted.error().message, nullptr, {}};
   RetrievePlan plan = std::move(*counted);
   bool anything_here = p.level != "STUDY" || plan.sop_classes.empty();
@@ -127,10 +124,10 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   }
   std::future<Result<RetrievePlan>> listing;
   if (anything_here) {
-    if (auto r = ListInstances(peer, p, plan); !r) return {"failed", r.error().message, nullptr, {}};
+    if (auto r = node_link.ListInstances(p, plan); !r) return {"failed", r.error().message, nullptr, {}};
   } else {
-    listing = std::async(std::launch::async, [peer, p, copy = plan]() mutable -> Result<RetrievePlan> {
-      if (auto r = ListInstances(peer, p, copy); !r) return tl::unexpected(r.error());
+    listing = std::async(std::launch::async, [&node_link, p, copy = plan]() mutable -> Result<RetrievePlan> {
+      if (auto r = node_link.ListInstances(p, copy); !r) return tl::unexpected(r.error());
       return copy;
     });
   }
@@ -157,7 +154,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   expectation->study_uids = study_set;
   expectation->series_uids = p.level == "SERIES" ? std::set<std::string>(p.uids.begin(), p.uids.end()) : series_set;
   for (const auto& [sop, _] : plan.instances) expectation->sop_uids.insert(sop);
-  expectation->calling_ae = peer.calling_ae;
+  expectation->calling_ae = calling_ae;
   ExpectationScope expecting(expectations_, expectation);
   const auto start = Clock::now();
   auto progress = [&]() {
@@ -188,7 +185,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   subscription.emplace(pipeline_.arrivals(), [&](const Arrival& a) {
     std::lock_guard lock(tally.mu);
     // A PACS sending for our C-MOVE names it (Move Originator); otherwise the UIDs tell.
-    bool moved_for_us = a.move_originator_ae == peer.calling_ae &&
+    bool moved_for_us = a.move_originator_ae == calling_ae &&
                         tally.message_ids.count(a.move_originator_id) > 0;
     bool ours = plan.listed ? plan.instances.count(a.sop_uid) > 0
                              : (moved_for_us || (p.level == "STUDY" ? study_set.count(a.study_uid) > 0
@@ -197,7 +194,16 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     if (tally.arrived.insert(a.sop_uid).second) tally.bytes += a.bytes;
   });
   auto last_progress = Clock::now();
-  dicom::RetrieveHooks hooks;
+  PipelineSink sink(pipeline_, fmt::format("retrieve job {}", job.id()));
+  {
+    Labels fixed;
+    fixed.project = p.project;
+    fixed.subject = p.subject;
+    fixed.session = p.session;
+    sink.SetRouting(fixed, site_rules_);
+  }
+  FetchHooks hooks;
+  hooks.sink = &sink;
   hooks.on_sent = [&](uint16_t id) {
     expectations_.AddMessageId(expecting.token(), id);
     std::lock_guard lock(tally.mu);
@@ -210,6 +216,10 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
       tally.peer_total = s.remaining + std::max(0, s.completed) + std::max(0, s.failed) + std::max(0, s.warning);
     }
   };
+  hooks.on_finished = [&](const dicom::SubOperations& s) {
+    std::lock_guard lock(tally.mu);
+    tally.Finish(s);
+  };
   hooks.cancel_requested = [&]() {
     if (Clock::now() - last_progress >= kProgressEvery) {
       last_progress = Clock::now();
@@ -217,113 +227,15 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     }
     return job.StopRequested();
   };
-
-  // Method: auto tries C-GET first unless C-MOVE is known to be what works with this node.
-  std::vector<std::string> methods;
-  if (p.method == "auto") {
-    if (node->retrieve_method_learned == "c-move") methods = {"c-move"};
-    else methods = {"c-get", "c-move"};
-  } else {
-    methods = {p.method};
-  }
-  std::string method_used, error;
-  std::vector<std::string> failed_uids;
-  PipelineSink sink(pipeline_, fmt::format("retrieve job {}", job.id()));
-  {
-    Labels fixed;
-    fixed.project = p.project;
-    fixed.subject = p.subject;
-    fixed.session = p.session;
-    sink.SetRouting(fixed, site_rules_);
-  }
-
-  auto run_move = [&](const dicom::RetrieveTarget& t) -> Result<dicom::RetrieveAnswer> {
-    const std::string destination = EffectiveMoveDestination(*node, default_ae_);
-    std::vector<Receiver> ours = receivers_();
-    auto rec = std::find_if(ours.begin(), ours.end(), [&](const Receiver& r) {
-      return r.enabled && (node->listen_port > 0 ? r.port == node->listen_port : r.ae_title == destination);
-    });
-    if (rec == ours.end()) {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("C-MOVE needs one of our receivers to take the data, and none has "
-                              "AE title '{}' (the node's move destination){}; add such a receiver "
-                              "or set move_destination",
-                              destination, node->listen_port > 0 ? fmt::format(" and port {}", node->listen_port) : ""));
-    }
-    dicom::MoveRequest rq{peer, t, destination, inactivity};
-    const auto started = std::chrono::steady_clock::now();
-    auto a = dicom::Move(rq, hooks);
-    if (!a) return a;
+  hooks.arrived = [&]() {
     std::lock_guard lock(tally.mu);
-    if (a->success() || a->warning() || a->canceled || !tally.arrived.empty()) return a;
-    // Refused and nothing came: say why from what our receivers saw meanwhile.
-    MoveEvidence e;
-    e.where = fmt::format("node '{}' ({})", p.node, JoinHostPort(node->host, node->port));
-    e.pacs_ae = node->ae_title;
-    e.pacs_host = node->host;
-    e.destination = destination;
-    e.our_ae = rec->ae_title;
-    e.our_port = rec->port;
-    e.our_address = a->local_address;
-    e.status = a->status;
-    e.status_text = a->StatusText();
-    e.error_comment = a->error_comment;
-    e.failed_suboperations = a->counts.failed;
-    if (seen_since_) e.seen = seen_since_(started);
-    return Fail(Code::kUnavailable, ExplainEmptyMove(e));
+    return tally.arrived.size();
   };
-
-  std::string get_error;  // why C-GET was not used, when "auto" fell back to C-MOVE
-  for (size_t mi = 0; mi < methods.size(); ++mi) {
-    const std::string m = methods[mi];
-    const bool more = mi + 1 < methods.size();
-    bool fall_back = false;
-    for (const auto& t : targets) {
-      if (job.StopRequested()) break;
-      Result<dicom::RetrieveAnswer> a =
-          m == "c-get" ? dicom::Get({peer, t, {plan.sop_classes.begin(), plan.sop_classes.end()},
-                                     dicom::TransferSyntaxUid(node->preferred_transfer_syntax), inactivity},
-                                    sink, hooks)
-                       : run_move(t);
-      size_t arrived_now;
-      {
-        std::lock_guard lock(tally.mu);
-        arrived_now = tally.arrived.size();
-      }
-      if (!a) {
-        bool refused = a.error().code == Code::kUnsupported ||
-                       a.error().message.find("aborted") != std::string::npos;
-        if (more && refused && arrived_now == 0) {
-          fall_back = true;
-          get_error = a.error().message;
-        } else {
-          error = a.error().message;
-        }
-        break;
-      }
-      if (more && Refusal(*a) && arrived_now == 0) {
-        fall_back = true;
-        get_error = fmt::format("refused with status {}{}{}", a->StatusText(),
-                                a->error_comment.empty() ? "" : ": ", a->error_comment);
-        break;
-      }
-      method_used = m;
-      {
-        std::lock_guard lock(tally.mu);
-        tally.Finish(a->counts);
-      }
-      failed_uids.insert(failed_uids.end(), a->failed_uids.begin(), a->failed_uids.end());
-      if (!a->success() && !a->warning() && !a->canceled) {
-        error = fmt::format("{} ended with status {}{}{}", m == "c-get" ? "C-GET" : "C-MOVE",
-                            a->StatusText(), a->error_comment.empty() ? "" : ": ", a->error_comment);
-      }
-    }
-    if (!fall_back) break;
-    spdlog::info("retrieve job {}: C-GET not possible ({}); trying C-MOVE", job.id(), get_error);
-  }
-  if (!get_error.empty() && method_used != "c-move") {
-    error = fmt::format("C-GET: {}; C-MOVE: {}", get_error, error.empty() ? "nothing arrived" : error);
-  }
+  const FetchResult fetched =
+      node_link.Fetch(FetchRequest{p, targets, plan.sop_classes, fmt::format("retrieve job {}", job.id())}, hooks);
+  const std::string& method_used = fetched.method_used;
+  std::string error = fetched.error;
+  const std::vector<std::string>& failed_uids = fetched.failed_uids;
 
   // Verify against the index, once everything announced is indexed, and against the list.
   subscription.reset();

@@ -1,10 +1,13 @@
-// The DIMSE transport: test connection by C-ECHO and a C-FIND that cannot match, find by C-FIND.
+// The DIMSE transport: test connection by C-ECHO and a C-FIND that cannot match, find by C-FIND,
+// retrieve planned by C-FIND (retrieve_plan) and fetched by C-GET or C-MOVE (dimse_fetch).
 #include <chrono>
 
 #include <fmt/format.h>
 
 #include "dicom/echo.h"
 #include "dicom/find.h"
+#include "transport/dimse_fetch.h"
+#include "transport/retrieve_plan.h"
 #include "transport/transport.h"
 
 namespace pb {
@@ -14,8 +17,8 @@ constexpr std::string_view kFailedPrefix = "Connection failed: ";
 
 class DimseTransport : public Transport {
  public:
-  DimseTransport(Node node, const std::string& our_ae_title)
-      : node_(std::move(node)), peer_(ToPeerRequest(node_, our_ae_title)) {}
+  DimseTransport(Node node, TransportContext context)
+      : node_(std::move(node)), context_(std::move(context)), peer_(ToPeerRequest(node_, context_.our_ae_title)) {}
 
   ConnectionTest TestConnection(bool echo_only) override {
     ConnectionTest t;
@@ -37,6 +40,14 @@ class DimseTransport : public Transport {
     auto found = dicom::Find(rq);
     if (!found) return tl::unexpected(found.error());
     return FindAnswer{std::move(found->rows), found->truncated};
+  }
+
+  Result<RetrievePlan> PlanCounts(const RetrieveParams& params) override { return pb::PlanCounts(peer_, params); }
+  Result<void> ListInstances(const RetrieveParams& params, RetrievePlan& plan) override {
+    return pb::ListInstances(peer_, params, plan);
+  }
+  FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) override {
+    return DimseFetch(node_, peer_, context_, request, hooks);
   }
 
  private:
@@ -80,16 +91,17 @@ class DimseTransport : public Transport {
   }
 
   Node node_;
+  TransportContext context_;
   dicom::PeerRequest peer_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const std::string& our_ae_title) {
+Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const TransportContext& context) {
   if (std::string why = UnavailableReason(node); !why.empty()) {
     return Fail(Code::kUnsupported, fmt::format("node '{}': {}", node.name, why));
   }
-  if (node.type == NodeType::kDimse) return std::unique_ptr<Transport>(std::make_unique<DimseTransport>(node, our_ae_title));
+  if (node.type == NodeType::kDimse) return std::unique_ptr<Transport>(std::make_unique<DimseTransport>(node, context));
   return Fail(Code::kUnsupported, fmt::format("node '{}': no transport for its type", node.name));
 }
 

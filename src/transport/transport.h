@@ -1,11 +1,17 @@
 #pragma once
 // One way to talk to a node per node type, behind one interface, chosen in one place
-// (TransportFor): callers ask "test node X", "query node X" and never branch on the protocol.
-// DIMSE today; DICOMweb (QIDO-RS, WADO-RS, STOW-RS) implements the same interface next, and
-// retrieve and send move behind it. A transport is made per operation and is not shared
-// between threads; each call opens its own association or connection.
+// (TransportFor): callers ask "test node X", "query node X", "retrieve from node X" and never
+// branch on the protocol. DIMSE today; DICOMweb (QIDO-RS, WADO-RS, STOW-RS) implements the same
+// interface next, and send moves behind it. Retrieve is split so every transport shares the
+// job's planning, progress, verification, retry and cancel: the transport plans (what the node
+// has) and fetches; the job (jobs/retrieve_job) decides what is missing, counts arrivals through
+// the one ingest path and verifies. Thread-safe: each call opens its own association or
+// connection, so a plan's instance list may be fetched while the data flows.
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <utility>
@@ -13,7 +19,10 @@
 
 #include "core/result.h"
 #include "nodes/node.h"
+#include "receivers/association_log.h"
+#include "receivers/receiver.h"
 #include "transport/connection_check.h"
+#include "transport/retrieve_plan.h"
 
 namespace pb {
 
@@ -30,6 +39,30 @@ struct FindAnswer {
   bool truncated = false;  // more matched than the limit
 };
 
+// A retrieve's fetch: the requests for what is missing (TargetsFor), and how to take the data.
+struct FetchRequest {
+  RetrieveParams params;  // params.method: "auto", "c-get" or "c-move" (DIMSE)
+  std::vector<dicom::RetrieveTarget> targets;
+  std::set<std::string> sop_classes;  // the storage classes the plan saw
+  std::string job;                    // "retrieve job 7", for log lines
+};
+
+// What the job hears while a fetch runs (called on the fetching thread).
+struct FetchHooks {
+  dicom::StoreSink* sink = nullptr;  // data arriving on our own connection (C-GET) goes here
+  std::function<void(uint16_t message_id)> on_sent;              // a request went out
+  std::function<void(const dicom::SubOperations&)> on_pending;   // the node's progress
+  std::function<void(const dicom::SubOperations&)> on_finished;  // a request ended (final counts)
+  std::function<bool()> cancel_requested;                        // polled; true: stop (C-CANCEL)
+  std::function<size_t()> arrived;  // instances of this job that reached the archive so far
+};
+
+struct FetchResult {
+  std::string method_used;  // "c-get", "c-move"; empty when nothing could be fetched
+  std::string error;        // empty when every request ended well
+  std::vector<std::string> failed_uids;  // what the node said it could not send
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -38,10 +71,28 @@ class Transport {
   // Errors: kInvalidArgument naming the field ("level", "query.X"); kUnavailable, kTimeout or
   // kPermissionDenied (the node refused our calling identity) with the diagnosis.
   virtual Result<FindAnswer> Find(const FindQuery& query) = 0;
+
+  // What the node has of a retrieve: counts, series and SOP classes first (kNotFound when it has
+  // none of it); then the instance list, added to `plan` (left unlisted, with a note, when the
+  // node does not list instances).
+  virtual Result<RetrievePlan> PlanCounts(const RetrieveParams& params) = 0;
+  virtual Result<void> ListInstances(const RetrieveParams& params, RetrievePlan& plan) = 0;
+  // Fetches the targets; what arrives walks the one ingest path (the hooks' sink, or our
+  // receivers). Errors are in the result: what arrived is verified by the job, not here.
+  virtual FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) = 0;
 };
 
-// The transport for `node`, calling as `our_ae_title` unless the node names its own. A node this
-// version cannot use (UnavailableReason) gets kUnsupported naming the node and the reason.
-Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const std::string& our_ae_title);
+// What a transport may need of the rest of the server.
+struct TransportContext {
+  std::string our_ae_title;  // our calling AE title unless the node names its own
+  // Our receivers (a C-MOVE must name one), and the associations they saw since a time (the
+  // evidence for a C-MOVE that brought nothing). Either may be empty (then not used).
+  std::function<std::vector<Receiver>()> receivers;
+  std::function<std::vector<AssociationAttempt>(std::chrono::steady_clock::time_point)> seen_since;
+};
+
+// The transport for `node`. A node this version cannot use (UnavailableReason) gets
+// kUnsupported naming the node and the reason.
+Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const TransportContext& context);
 
 }  // namespace pb

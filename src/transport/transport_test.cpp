@@ -60,14 +60,14 @@ TEST(TransportFor, ChoosesByTheNodesTypeAndNamesTheNodeItCannotServe) {
   Node dimse;
   dimse.name = "pacs";
   dimse.type = NodeType::kDimse;
-  auto t = TransportFor(dimse, "PACSBRIDGE");
+  auto t = TransportFor(dimse, TransportContext{"PACSBRIDGE", {}, {}});
   ASSERT_TRUE(t) << t.error().message;
   EXPECT_NE(t->get(), nullptr);
 
   Node web;
   web.name = "cloud";
   web.type = NodeType::kDicomWeb;
-  auto none = TransportFor(web, "PACSBRIDGE");
+  auto none = TransportFor(web, TransportContext{"PACSBRIDGE", {}, {}});
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().code, Code::kUnsupported);
   EXPECT_EQ(none.error().message.rfind("node 'cloud': ", 0), 0u) << none.error().message;

@@ -1,4 +1,4 @@
-#include "jobs/retrieve_plan.h"
+#include "transport/retrieve_plan.h"
 
 #include <fmt/format.h>
 

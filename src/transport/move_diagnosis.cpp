@@ -1,4 +1,4 @@
-#include "jobs/move_diagnosis.h"
+#include "transport/move_diagnosis.h"
 
 #include <algorithm>
 #include <cctype>
