@@ -54,7 +54,6 @@ class MultipartParser {
   Handlers handlers_;
   State state_ = State::kPreamble;
   std::string buffer_;  // bytes not consumed yet: bounded (see the header comment)
-  size_t preamble_seen_ = 0;  // bytes of preamble passed (a delimiter must start a line)
   int parts_ = 0;
   std::string error_;
 };

@@ -8,9 +8,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "dicom/retrieve.h"
 #include "dicom/store_scu.h"
 #include "jobs/job_request.h"
+#include "transport/transport.h"
 
 namespace pb {
 namespace {
@@ -128,14 +128,12 @@ JobOutcome SendRunner::Run(JobContext& job) {
     std::lock_guard lock(mu);
     job.Progress(progress());
   }
-  const dicom::PeerRequest peer = ToPeerRequest(*node, default_ae_);
-  const std::string preferred = dicom::TransferSyntaxUid(node->preferred_transfer_syntax);
   std::vector<std::thread> threads;
   for (size_t lane = 0; lane < lanes; ++lane) {
     size_t begin = n * lane / lanes, end = n * (lane + 1) / lanes;
     threads.emplace_back([&, begin, end] {
-      dicom::SendRequest rq{peer, {items.begin() + begin, items.begin() + end}, preferred,
-                            node->allow_lossy_compression};
+      // One transport per lane: each is one association (or connection) to the node.
+      auto transport = TransportFor(*node, TransportContext{default_ae_, {}, {}});
       dicom::SendHooks hooks;
       hooks.cancel_requested = [&] { return job.StopRequested(); };
       hooks.on_instance = [&](size_t i, const dicom::SendOutcome& o) {
@@ -151,7 +149,8 @@ JobOutcome SendRunner::Run(JobContext& job) {
           job.Progress(progress());
         }
       };
-      auto r = dicom::SendInstances(rq, hooks);
+      auto r = transport ? (*transport)->Send({items.begin() + begin, items.begin() + end}, hooks)
+                         : Result<std::vector<dicom::SendOutcome>>(tl::unexpected(transport.error()));
       std::lock_guard lock(mu);
       if (!r) {
         lane_errors.push_back(r.error().message);

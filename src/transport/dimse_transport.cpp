@@ -1,11 +1,13 @@
 // The DIMSE transport: test connection by C-ECHO and a C-FIND that cannot match, find by C-FIND,
-// retrieve planned by C-FIND (retrieve_plan) and fetched by C-GET or C-MOVE (dimse_fetch).
+// retrieve planned by C-FIND (retrieve_plan) and fetched by C-GET or C-MOVE (dimse_fetch), send
+// by C-STORE.
 #include <chrono>
 
 #include <fmt/format.h>
 
 #include "dicom/echo.h"
 #include "dicom/find.h"
+#include "dicom/retrieve.h"
 #include "transport/dimse_fetch.h"
 #include "transport/retrieve_plan.h"
 #include "transport/transport.h"
@@ -48,6 +50,14 @@ class DimseTransport : public Transport {
   }
   FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) override {
     return DimseFetch(node_, peer_, context_, request, hooks);
+  }
+
+  // C-STORE, converted with DCMTK's codecs when the node accepts another syntax.
+  Result<std::vector<dicom::SendOutcome>> Send(const std::vector<dicom::SendItem>& items,
+                                               const dicom::SendHooks& hooks) override {
+    return dicom::SendInstances({peer_, items, dicom::TransferSyntaxUid(node_.preferred_transfer_syntax),
+                                 node_.allow_lossy_compression},
+                                hooks);
   }
 
  private:

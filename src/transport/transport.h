@@ -2,7 +2,7 @@
 // One way to talk to a node per node type, behind one interface, chosen in one place
 // (TransportFor): callers ask "test node X", "query node X", "retrieve from node X" and never
 // branch on the protocol. DIMSE today; DICOMweb (QIDO-RS, WADO-RS, STOW-RS) implements the same
-// interface next, and send moves behind it. Retrieve is split so every transport shares the
+// interface next. Retrieve is split so every transport shares the
 // job's planning, progress, verification, retry and cancel: the transport plans (what the node
 // has) and fetches; the job (jobs/retrieve_job) decides what is missing, counts arrivals through
 // the one ingest path and verifies. Thread-safe: each call opens its own association or
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "dicom/store_scu.h"
 #include "nodes/node.h"
 #include "receivers/association_log.h"
 #include "receivers/receiver.h"
@@ -80,6 +81,13 @@ class Transport {
   // Fetches the targets; what arrives walks the one ingest path (the hooks' sink, or our
   // receivers). Errors are in the result: what arrived is verified by the job, not here.
   virtual FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) = 0;
+
+  // Sends archive files over one association (or connection): one outcome per item, in order
+  // (status as in a C-STORE response; never sent or never answered: not confirmed, with why).
+  // An error only when nothing could be opened. The job runs several of these in parallel, up
+  // to the node's max_associations, and shares progress, verification and retry.
+  virtual Result<std::vector<dicom::SendOutcome>> Send(const std::vector<dicom::SendItem>& items,
+                                                       const dicom::SendHooks& hooks) = 0;
 };
 
 // What a transport may need of the rest of the server.
