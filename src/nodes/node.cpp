@@ -7,6 +7,7 @@
 #include "core/validate.h"
 #include "dicom/retrieve.h"
 #include "dicom/tls_files.h"
+#include "nodes/url.h"
 
 namespace pb {
 namespace {
@@ -260,11 +261,9 @@ Result<void> ValidateNode(Node& n) {
       *value = *v;
     }
   } else {
-    if (n.url.rfind("http://", 0) != 0 && n.url.rfind("https://", 0) != 0) {
-      return Fail(Code::kInvalidArgument,
-                  "url must start with http:// or https:// (the DICOMweb root, e.g. https://pacs/dicom-web)",
-                  "url");
-    }
+    auto url = ValidateBaseUrl(n.url, "url");
+    if (!url) return tl::unexpected(url.error());
+    n.url = *url;
   }
   if (n.default_query_retrieve && !n.queryable) {
     return Fail(Code::kInvalidArgument,

@@ -163,6 +163,14 @@ Result<NodeChange> NodeRegistry::Update(const std::string& name, const nlohmann:
   if (!existing) return Fail(Code::kNotFound, fmt::format("no node named '{}'", name), "name");
   if (existing->locked) return tl::unexpected(LockedError(*existing));
   nlohmann::json merged = NodeToJson(*existing, true);
+  // The type decides every other field: it is chosen when the node is created.
+  if (patch.contains("type") && patch["type"] != merged["type"]) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("the type of node '{}' is {}: a node's type is chosen when it is created; remove it and "
+                            "add it again to change it",
+                            name, merged["type"].get<std::string>()),
+                "type");
+  }
   for (auto it = patch.begin(); it != patch.end(); ++it) {
     if (it->is_object() && merged.contains(it.key()) && merged[it.key()].is_object()) {
       merged[it.key()].update(*it);  // nested objects (tls, auth) merge field by field

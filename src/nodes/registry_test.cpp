@@ -121,5 +121,18 @@ TEST_F(RegistryTest, LockedDefaultIsNotTakenOver) {
   EXPECT_TRUE(reg.Get("cfg")->default_storage);
 }
 
+TEST_F(RegistryTest, ATypeIsChosenAtCreationAndAChangeIsRefused) {
+  auto& reg = Reg();
+  ASSERT_TRUE(reg.Add(Node("a", "A", 104)));
+  auto u = reg.Update("a", {{"type", "dicomweb"}, {"url", "https://pacs/dicom-web"}});
+  ASSERT_FALSE(u);
+  EXPECT_EQ(u.error().code, Code::kInvalidArgument);
+  EXPECT_EQ(u.error().field, "type");
+  EXPECT_NE(u.error().message.find("chosen when it is created"), std::string::npos) << u.error().message;
+  EXPECT_EQ(reg.Get("a")->type, NodeType::kDimse);
+  // Naming the type it has is no change.
+  EXPECT_TRUE(reg.Update("a", {{"type", "dimse"}, {"description", "x"}}));
+}
+
 }  // namespace
 }  // namespace pb

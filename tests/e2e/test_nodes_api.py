@@ -105,6 +105,27 @@ class NodesApiTests(harness.E2ETestCase):
         self.assertJsonError(status, body, field="host")
         self.assertMatchesCI(r"bare host", body["error"])
 
+    def test_dicomweb_url_is_parsed_and_the_type_is_fixed_at_creation(self):
+        status, body = self.server.api("POST", "/api/nodes", {
+            "name": "web-bad", "type": "dicomweb", "url": "pacs.example/dicom-web"})
+        self.assertJsonError(status, body, "url")
+        self.assertIn("does not start with http:// or https://", body["error"])
+        self.assertIn("http://host:8042/dicom-web/ (Orthanc)", body["error"])
+        status, body = self.server.api("POST", "/api/nodes", {
+            "name": "web-creds", "type": "dicomweb", "url": "https://u:pw-Secret9@pacs/dicom-web"})
+        self.assertJsonError(status, body, "url")
+        self.assertNotIn("pw-Secret9", body["error"])
+        status, body = self.server.api("POST", "/api/nodes", {
+            "name": "dimse-fixed", "type": "dimse", "ae_title": "FIXED", "host": "127.0.0.1",
+            "port": 104})
+        self.assertEqual(status, 201, body)
+        status, body = self.server.api("PUT", "/api/nodes/dimse-fixed", {
+            "type": "dicomweb", "url": "https://pacs/dicom-web"})
+        self.assertJsonError(status, body, "type")
+        self.assertIn("chosen when it is created", body["error"])
+        status, body = self.server.api("GET", "/api/nodes/dimse-fixed")
+        self.assertEqual(body.get("type"), "dimse", body)
+
     def test_rejects_port_out_of_range(self):
         for port in (0, 70000):
             with self.subTest(port=port):

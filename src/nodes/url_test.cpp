@@ -1,0 +1,42 @@
+#include "nodes/url.h"
+
+#include <gtest/gtest.h>
+
+namespace pb {
+namespace {
+
+std::string Why(const std::string& url) {
+  auto r = ValidateBaseUrl(url, "url");
+  return r ? "" : r.error().message;
+}
+
+TEST(ValidateBaseUrl, TakesTheRootsOfCommonArchives) {
+  for (const char* good : {"http://orthanc:8042/dicom-web/", "http://host:8080/dcm4chee-arc/aets/DCM4CHEE/rs/",
+                           "https://pacs.example.org/dicomweb", "http://127.0.0.1:8042/dicom-web",
+                           "http://[::1]:8042/dicom-web/", "  https://pacs/dicom-web  "}) {
+    auto r = ValidateBaseUrl(good, "url");
+    ASSERT_TRUE(r) << good << ": " << r.error().message;
+  }
+  EXPECT_EQ(*ValidateBaseUrl("  https://pacs/dicom-web  ", "url"), "https://pacs/dicom-web");
+}
+
+TEST(ValidateBaseUrl, RefusesWhatIsNotAnHttpRootAndSaysWhy) {
+  EXPECT_NE(Why("pacs/dicom-web").find("does not start with http:// or https://"), std::string::npos) << Why("pacs/dicom-web");
+  EXPECT_NE(Why("ftp://pacs/dicom-web").find("does not start with http:// or https://"), std::string::npos);
+  EXPECT_NE(Why("http://pacs:99999/dicom-web").find("invalid port"), std::string::npos) << Why("http://pacs:99999/x");
+  EXPECT_NE(Why("http://").find("url 'http://'"), std::string::npos) << Why("http://");
+  EXPECT_NE(Why("http://pacs/dicom-web?x=1").find("has a query"), std::string::npos);
+  EXPECT_NE(Why("http://pacs/dicom-web#top").find("has a fragment"), std::string::npos);
+  EXPECT_NE(Why("").find("url is required"), std::string::npos);
+  // The error shows the example roots, so a person knows what to write.
+  EXPECT_NE(Why("pacs").find("http://host:8042/dicom-web/ (Orthanc)"), std::string::npos);
+}
+
+TEST(ValidateBaseUrl, CredentialsBelongInAuthAndAreNotEchoed) {
+  std::string why = Why("https://admin:s3cret@pacs/dicom-web");
+  EXPECT_NE(why.find("put the user name and password in auth"), std::string::npos) << why;
+  EXPECT_EQ(why.find("s3cret"), std::string::npos) << why;
+}
+
+}  // namespace
+}  // namespace pb
