@@ -163,7 +163,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   staging.StartTicker();
   JobService jobs(**db, kJobWorkers);
   RetrieveRunner retrieve(registry, pipeline, **db, cfg.ae_title, [&receivers] { return receivers.List(); },
-                          expectations, &staging, [&receivers] { return receivers.SiteRules(); },
+                          expectations, receivers.site(),
                           [&receivers](auto since) { return receivers.AttemptsSince(since); });
   jobs.Register("retrieve", retrieve);
   SendRunner send(registry, pipeline, **db, blobs, cfg.ae_title);

@@ -116,4 +116,17 @@ Result<int64_t> Dataset::Write(const std::filesystem::path& file) const {
 
 std::string Dataset::transfer_syntax_uid() const { return impl_->transfer_syntax_uid; }
 
+Result<std::unique_ptr<Dataset>> Dataset::Read(const std::filesystem::path& file) {
+  DcmFileFormat ff;
+  OFCondition c = ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_fileOnly);
+  if (c.bad()) return Fail(Code::kInvalidArgument, fmt::format("cannot read {} as DICOM: {}", file.string(), c.text()));
+  auto impl = std::make_unique<Impl>();
+  impl->transfer_syntax_uid = DcmXfer(ff.getDataset()->getOriginalXfer()).getXferID();
+  if (!ff.getDataset()->loadAllDataIntoMemory().good()) {
+    return Fail(Code::kInvalidArgument, fmt::format("cannot read all of {}", file.string()));
+  }
+  impl->ds.reset(ff.getAndRemoveDataset());
+  return std::make_unique<Dataset>(std::move(impl));
+}
+
 }  // namespace pb::dicom

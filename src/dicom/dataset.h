@@ -20,6 +20,9 @@ class Dataset {
  public:
   struct Impl;
   explicit Dataset(std::unique_ptr<Impl> impl);
+  // A DICOM file (with its meta header) read whole into memory, in the syntax it is stored in.
+  // Errors name the file and say why (not DICOM, truncated, unreadable).
+  static Result<std::unique_ptr<Dataset>> Read(const std::filesystem::path& file);
   ~Dataset();
   Dataset(const Dataset&) = delete;
   Dataset& operator=(const Dataset&) = delete;

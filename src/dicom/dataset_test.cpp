@@ -7,6 +7,8 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include "dicom/anonymize.h"
@@ -82,6 +84,24 @@ TEST(Dataset, WritesAnonymizedDataWithAMatchingFileMetaHeader) {
   EXPECT_EQ(std::string(name.c_str()), "SUBJ1");
   // The data set is still usable after writing (the file format only borrowed it).
   EXPECT_EQ(d->Get(0x00100020).value(), "SUBJ1");
+  std::filesystem::remove(file);
+}
+
+TEST(Dataset, ReadsAFileBackWithItsValuesAndSyntax) {
+  auto d = Latin1Dataset();
+  auto file = std::filesystem::temp_directory_path() / "pb-dataset-read.dcm";
+  ASSERT_TRUE(d->Write(file));
+  auto back = Dataset::Read(file);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ((*back)->Get(0x00100010), d->Get(0x00100010));  // decoded from Latin-1 both times
+  EXPECT_EQ((*back)->Get(0x00080018).value(), "1.2.3.4.5");
+  EXPECT_EQ((*back)->transfer_syntax_uid(), UID_LittleEndianExplicitTransferSyntax);
+  std::filesystem::remove(file);
+  std::ofstream(file) << "not DICOM";
+  auto bad = Dataset::Read(file);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("cannot read " + file.string() + " as DICOM"), std::string::npos)
+      << bad.error().message;
   std::filesystem::remove(file);
 }
 

@@ -12,7 +12,6 @@
 #include "core/validate.h"
 #include "ingest/arrivals.h"
 #include "ingest/routing.h"
-#include "ingest/store_sink.h"
 #include "jobs/job_request.h"
 #include "transport/retrieve_plan.h"
 #include "transport/transport.h"
@@ -194,14 +193,14 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     if (tally.arrived.insert(a.sop_uid).second) tally.bytes += a.bytes;
   });
   auto last_progress = Clock::now();
-  PipelineSink sink(pipeline_, fmt::format("retrieve job {}", job.id()));
-  {
-    Labels fixed;
-    fixed.project = p.project;
-    fixed.subject = p.subject;
-    fixed.session = p.session;
-    sink.SetRouting(fixed, site_rules_);
-  }
+  // C-GET arrivals walk the one ingest path as a receiver's do; the job is the origin.
+  auto policy = std::make_shared<IngestPolicy>();
+  policy->name = fmt::format("retrieve job {}", job.id());
+  policy->project = p.project;
+  policy->subject = p.subject;
+  policy->session = p.session;
+  policy->anonymize_in_anonymizing_projects = true;
+  OriginSink sink(policy, ingest_site_);
   FetchHooks hooks;
   hooks.sink = &sink;
   hooks.on_sent = [&](uint16_t id) {
@@ -313,8 +312,8 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   } else if (state == "succeeded") {
     error.clear();
     // Staged sessions that received this job's instances are complete: the job had them all.
-    if (staging_ && plan.listed && arrived > 0) {
-      for (const auto& a : staging_->ArchiveHolding(expected)) {
+    if (plan.listed && arrived > 0) {
+      for (const auto& a : ingest_site_.staging.ArchiveHolding(expected)) {
         spdlog::info("retrieve job {}: staged session {} complete and archived ({} instance(s))", job.id(),
                      a.session.id, a.archived);
       }

@@ -12,6 +12,7 @@
 
 #include "archive/database.h"
 #include "ingest/expectations.h"
+#include "ingest/origin_sink.h"
 #include "ingest/pipeline.h"
 #include "ingest/routing.h"
 #include "ingest/staging.h"
@@ -24,15 +25,15 @@ namespace pb {
 
 class RetrieveRunner : public JobRunner {
  public:
-  // `staging` may be null (no staging area); `site_rules` may be empty (no site routing).
+  // `ingest_site`: the parts of the ingest path every origin shares (its staging area is the one
+  // whose sessions complete when a job has all it expected).
   RetrieveRunner(NodeRegistry& nodes, IngestPipeline& pipeline, Database& db,
                  std::string default_calling_ae, std::function<std::vector<Receiver>()> receivers,
-                 ExpectationRegistry& expectations, StagingArea* staging,
-                 std::function<std::shared_ptr<const RoutingRules>()> site_rules,
+                 ExpectationRegistry& expectations, IngestSite& ingest_site,
                  std::function<std::vector<AssociationAttempt>(std::chrono::steady_clock::time_point)> seen_since = {})
       : nodes_(nodes), pipeline_(pipeline), db_(db), default_ae_(std::move(default_calling_ae)),
-        receivers_(std::move(receivers)), expectations_(expectations), staging_(staging),
-        site_rules_(std::move(site_rules)), seen_since_(std::move(seen_since)) {}
+        receivers_(std::move(receivers)), expectations_(expectations), ingest_site_(ingest_site),
+        seen_since_(std::move(seen_since)) {}
 
   Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
   JobOutcome Run(JobContext& job) override;
@@ -44,8 +45,9 @@ class RetrieveRunner : public JobRunner {
   std::string default_ae_;
   std::function<std::vector<Receiver>()> receivers_;
   ExpectationRegistry& expectations_;
-  StagingArea* staging_;
-  std::function<std::shared_ptr<const RoutingRules>()> site_rules_;
+  // C-GET arrivals walk the one ingest path as receivers' do (site rules, the job's labels, the
+  // anonymization of a project that has its own options).
+  IngestSite& ingest_site_;
   // The associations our receivers saw since a time: evidence for a C-MOVE that brought nothing.
   std::function<std::vector<AssociationAttempt>(std::chrono::steady_clock::time_point)> seen_since_;
 };

@@ -13,27 +13,11 @@
 
 #include "core/result.h"
 #include "dicom/server.h"
+#include "ingest/origin.h"
 #include "ingest/routing.h"
 #include "receivers/whitelist.h"
 
 namespace pb {
-
-// One step of custom processing, applied after identification and before anonymization.
-struct Processor {
-  enum class Kind { kRelabelFromJob, kMapAeToProject, kSetAttributes, kClearAttributes };
-  Kind kind = Kind::kRelabelFromJob;
-  std::map<std::string, std::string> ae_to_project;        // kMapAeToProject: calling AE → project
-  std::vector<std::pair<uint32_t, std::string>> set;        // kSetAttributes: tag → value
-  std::vector<uint32_t> clear;                              // kClearAttributes
-  bool ChangesData() const { return kind == Kind::kSetAttributes || kind == Kind::kClearAttributes; }
-};
-
-struct AnonymizationChoices {
-  bool retain_dates = false;            // shifted consistently per patient
-  bool retain_device_identity = false;
-  bool retain_uids = false;
-  bool keep_private_tags = false;
-};
 
 struct Receiver {
   std::string id;

@@ -32,8 +32,16 @@ ReceiverService::ReceiverService(IngestPipeline& pipeline, Database& db, Staging
                                  ExpectationRegistry& expectations, int workers, std::string secret)
     : db_(db),
       workers_(workers),
-      site_{pipeline, staging, expectations, [this] { return SiteRules(); }, std::move(secret),
-            [this](const std::string& project) { return ProjectAnonymization(project); }},
+      site_{pipeline,
+            staging,
+            expectations,
+            [this] { return SiteRules(); },
+            std::move(secret),
+            [this](const std::string& project) { return ProjectAnonymization(project); },
+            [this] {
+              std::lock_guard lock(mu_);
+              return !project_anonymization_.empty();
+            }},
       fallback_(pipeline, ""),
       site_rules_(std::make_shared<RoutingRules>()),
       site_routing_json_({{"project", ""}, {"subject", ""}, {"session", ""}}) {}
@@ -279,7 +287,7 @@ dicom::Admission ReceiverService::Decide(uint16_t port, const std::string& calle
     return a;
   }
   a.verdict = dicom::Admission::Verdict::kAccept;
-  a.sink = std::make_shared<ReceiverSink>(r, site_);
+  a.sink = std::make_shared<OriginSink>(ReceiverPolicy(*r), site_);
   if (preferred_) a.preferred_transfer_syntax = preferred_(calling);
   return a;
 }

@@ -27,6 +27,7 @@
 #include "receivers/association_log.h"
 #include "receivers/periodic_task.h"
 #include "receivers/receiver.h"
+#include "ingest/origin_sink.h"
 #include "receivers/receiver_sink.h"
 
 namespace pb {
@@ -77,6 +78,9 @@ class ReceiverService {
   std::optional<AnonymizationChoices> ProjectAnonymization(const std::string& project) const;
   Result<void> SetProjectAnonymization(const std::string& project, const std::optional<AnonymizationChoices>& a);
 
+  // What every origin of the ingest path shares (retrieve jobs file their C-GET arrivals with it).
+  IngestSite& site() { return site_; }
+
   // A receiver's staging idle time (60 s when it is gone).
   int IdleSeconds(const std::string& id) const;
 
@@ -100,7 +104,7 @@ class ReceiverService {
 
   Database& db_;
   int workers_;
-  ReceiverSite site_;
+  IngestSite site_;
   PipelineSink fallback_;  // required by the listener; every association goes through Admit()
   std::function<std::string(const std::string&)> preferred_;
   AssociationLog attempts_;

@@ -134,6 +134,8 @@ class RetrieveLabelsTests(harness.E2ETestCase):
                                     accession="ACCMVANON"),
             "move_stage": make_study(d / "move_stage", 4, patient_name="Mvstage^Pat",
                                      patient_id="MVSTAGE1", study_description="Mvstage Desc"),
+            "get_anon": make_study(d / "get_anon", 4, patient_name="Getanon^Hiddenname",
+                                   patient_id="GETANONPID3", study_description="Getanon Desc"),
         }
         files = [f[0] for v in cls.sets.values() for f in v]
         cp = harness.storescu(cls.orthanc.dicom_port, cls.orthanc.aet, files)
@@ -380,6 +382,40 @@ class RetrieveLabelsTests(harness.E2ETestCase):
         self.assertNotEqual(new_study, files[0][2])
         self.assertEqual((studies.get(new_study) or {}).get("instance_count"), len(files),
                          "the new study in /api/studies: %r" % studies.get(new_study))
+
+    def test_41_c_get_into_an_anonymizing_project_is_anonymized(self):
+        # A project with its own anonymization options anonymizes what a retrieve files there,
+        # as it does for a receiver: a C-GET walks the same ingest path.
+        options = {"retain_dates": True}
+        status, body = self.api("PUT", "/api/projects/Anon_Project/anonymization", options)
+        self.assertEqual(status, 200, body)
+        self.addCleanup(self.api, "DELETE", "/api/projects/Anon_Project/anonymization")
+        files = self.sets["get_anon"]
+        original_uids = {u for f in files for u in f[1:]}
+        job = self.retrieve("orthanc", files, "c-get", project="Anon_Project")
+        self.assertSucceeded(job, len(files))
+        self.assertNotIn(files[0][2], harness.studies_by_uid(self.server),
+                         "the original StudyInstanceUID is in the archive")
+        subjects = [s["name"] for s in self.browse("Anon_Project")]
+        self.assertEqual(len(subjects), 1, repr(subjects))
+        # Patient Name would have been the subject: a pseudonym instead.
+        self.assertTrue(subjects[0].startswith("SUBJ_"), repr(subjects))
+        sessions = [e["name"] for e in self.browse("Anon_Project", subjects[0])]
+        stored = []
+        for e in sessions:
+            for row in self.browse("Anon_Project", subjects[0], e):
+                status, inst = self.api("GET", "/api/series/%s/instances" % row["SeriesInstanceUID"])
+                stored += [i.get("SOPInstanceUID") for i in inst]
+        self.assertEqual(len(stored), len(files), repr(stored))
+        for sop in stored:
+            self.assertNotIn(sop, original_uids)
+            status, _, payload = self.server.raw("GET", "/api/instances/%s/file" % sop)
+            self.assertEqual(status, 200)
+            self.assertNotIn(b"Hiddenname", payload)
+            self.assertNotIn(b"GETANONPID3", payload)
+        # Nothing original reached the disk on the way.
+        leaks = harness.find_bytes([self.server.data_dir], [b"Hiddenname", b"GETANONPID3"])
+        self.assertEqual(leaks, {}, "original values on disk: %r" % leaks)
 
     # ================================================================== 4. staging receiver
 

@@ -1,0 +1,221 @@
+#include "ingest/origin_sink.h"
+
+#include <optional>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "dicom/anonymize_options.h"
+#include "dicom/dataset.h"
+#include "dicom/header.h"
+#include "ingest/store_sink.h"
+
+namespace pb {
+namespace {
+
+// A stable stand-in for a label taken from identifying data, when that data must not survive.
+std::string Pseudonym(const char* prefix, const std::string& value, const std::string& secret) {
+  std::string mapped = dicom::MapUid(std::string(prefix) + ":" + value, secret);
+  return fmt::format("{}_{}", prefix, mapped.substr(mapped.size() > 12 ? mapped.size() - 12 : 0));
+}
+
+void Impose(Labels& l, const std::string& project, const std::string& subject, const std::string& session) {
+  if (!project.empty()) l.project = project, l.project_source = LabelSource::kReceiverRule;
+  if (!subject.empty()) l.subject = subject, l.subject_source = LabelSource::kReceiverRule;
+  if (!session.empty()) l.session = session, l.session_source = LabelSource::kReceiverRule;
+}
+
+}  // namespace
+
+OriginSink::OriginSink(std::shared_ptr<const IngestPolicy> policy, IngestSite& site)
+    : policy_(std::move(policy)), site_(site) {
+  wants_dataset_ = policy_->ChangesData(site_.any_anonymizing_project && site_.any_anonymizing_project());
+}
+
+OriginSink::Identity OriginSink::Identify(const AttributeLookup& get, const std::string& calling_ae,
+                                          const std::shared_ptr<const Expectation>& job) const {
+  const IngestPolicy& p = *policy_;
+  auto site = site_.site_rules ? site_.site_rules() : nullptr;
+  Labels l = Route(p.rules.get(), site.get(), p.default_project, get);
+  auto from_job = [&](Labels& out) {
+    if (job) Impose(out, job->project, job->subject, job->session);
+  };
+  if (p.labels_from_job) from_job(l);
+  for (const Processor& proc : p.processors) {
+    if (proc.kind == Processor::Kind::kRelabelFromJob) {
+      from_job(l);
+    } else if (proc.kind == Processor::Kind::kMapAeToProject) {
+      if (auto it = proc.ae_to_project.find(calling_ae); it != proc.ae_to_project.end()) {
+        l.project = it->second;
+        l.project_source = LabelSource::kReceiverRule;
+      }
+    }
+  }
+  Impose(l, p.project, p.subject, p.session);
+  Identity id{l, p.anonymize, p.anonymization};
+  // A project guessed from Study Description or Accession Number (both removed by the profile)
+  // would keep them in the index: anonymized data without a named project goes to the
+  // unassigned project instead.
+  if (id.anonymize && id.labels.project_source == LabelSource::kDefaultRule) {
+    id.labels.project = kUnassignedProject;
+    id.labels.project_source = LabelSource::kUnassigned;
+  }
+  if (site_.project_anonymization) {
+    if (auto own = site_.project_anonymization(id.labels.project)) {
+      id.choices = *own;
+      if (p.anonymize_in_anonymizing_projects) id.anonymize = true;
+    }
+  }
+  if (id.anonymize) {
+    // The default rules take the subject from Patient Name and the session from Patient ID: with
+    // anonymization those labels would carry the identity into the archive, so they become
+    // pseudonyms (stable within the site). Labels from rules an administrator wrote, from
+    // "Subject:" comments or from the job are kept as chosen.
+    if (id.labels.subject_source == LabelSource::kDefaultRule) {
+      id.labels.subject = Pseudonym("SUBJ", id.labels.subject, site_.secret);
+    }
+    if (id.labels.session_source == LabelSource::kDefaultRule) {
+      id.labels.session = Pseudonym("SESS", id.labels.session, site_.secret);
+    }
+  }
+  return id;
+}
+
+std::shared_ptr<const Expectation> OriginSink::JobFor(const dicom::IncomingInstance& in, const std::string& study_uid,
+                                                      const std::string& series_uid) const {
+  bool wanted = policy_->labels_from_job;
+  for (const Processor& p : policy_->processors) wanted = wanted || p.kind == Processor::Kind::kRelabelFromJob;
+  if (!wanted) return nullptr;
+  return site_.expectations.Match(in.sop_instance_uid, series_uid, study_uid, in.move_originator_ae,
+                                  in.move_originator_id);
+}
+
+dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
+  std::optional<InstanceRecord> header = in.header;
+  if (!header) {
+    auto h = dicom::ReadHeader(in.temp_file);
+    if (!h) {
+      std::error_code ec;
+      std::filesystem::remove(in.temp_file, ec);
+      return AnswerFor({IngestStatus::kInvalid, h.error().message, in.sop_instance_uid}, policy_->name, in);
+    }
+    header = std::move(*h);
+  }
+  std::optional<std::map<uint32_t, std::string>> more;  // other attributes the rules name, read once
+  AttributeLookup get = [&](uint32_t tag) -> std::optional<std::string> {
+    if (IsRecordTag(tag)) return RecordValue(*header, tag);
+    if (!more) {
+      std::vector<uint32_t> tags;
+      for (const auto* rules : {policy_->rules.get(), site_.site_rules ? site_.site_rules().get() : nullptr}) {
+        if (!rules) continue;
+        for (const auto* list : {&rules->project, &rules->subject, &rules->session}) {
+          for (const RoutingRule& rule : *list) tags.push_back(rule.tag);
+        }
+      }
+      auto read = dicom::ReadAttributes(in.temp_file, tags);
+      more = read ? std::move(*read) : std::map<uint32_t, std::string>{};
+    }
+    auto it = more->find(tag);
+    if (it == more->end()) return std::nullopt;
+    return it->second;
+  };
+  Identity id = Identify(get, in.calling_ae, JobFor(in, header->study_uid, header->series_uid));
+  if (id.anonymize) {
+    // The data came as a file (a project gained its own anonymization options after the
+    // association opened): read it into memory and take the path that changes data.
+    auto data = dicom::Dataset::Read(in.temp_file);
+    std::error_code ec;
+    std::filesystem::remove(in.temp_file, ec);
+    if (!data) return AnswerFor({IngestStatus::kInvalid, data.error().message, in.sop_instance_uid}, policy_->name, in);
+    return StoreDataset(in, **data);
+  }
+  IngestSource src;
+  src.calling_ae = in.calling_ae;
+  src.called_ae = in.called_ae;
+  src.peer = in.peer_address;
+  src.expected_sop_uid = in.sop_instance_uid;
+  src.size = in.file_size;
+  src.header = &*header;
+  src.move_originator_ae = in.move_originator_ae;
+  src.move_originator_id = in.move_originator_id;
+  src.project = id.labels.project;
+  src.subject = id.labels.subject;
+  src.session = id.labels.session;
+  return Commit(in.temp_file, src, in);
+}
+
+dicom::StoreAnswer OriginSink::StoreDataset(const dicom::IncomingInstance& in, dicom::Dataset& data) {
+  const IngestPolicy& p = *policy_;
+  auto refuse = [&](IngestStatus status, const std::string& message) {
+    return AnswerFor({status, message, in.sop_instance_uid}, p.name, in);
+  };
+  const std::string sop = data.Get(0x00080018).value_or("");
+  const std::string study = data.Get(0x0020000D).value_or("");
+  const std::string series = data.Get(0x0020000E).value_or("");
+  if (sop.empty() || study.empty() || series.empty()) {
+    return refuse(IngestStatus::kInvalid, fmt::format("the data set has no {}", sop.empty() ? "SOPInstanceUID"
+                                                                           : study.empty() ? "StudyInstanceUID"
+                                                                                           : "SeriesInstanceUID"));
+  }
+  if (sop != in.sop_instance_uid) {
+    // No UID in the message: anonymizing origins' logs carry no original identifiers.
+    return refuse(IngestStatus::kInvalid, "the SOP Instance UID of the data set differs from the C-STORE request's");
+  }
+  AttributeLookup get = [&](uint32_t tag) -> std::optional<std::string> {
+    auto v = data.Get(tag);
+    if (v && v->empty()) return std::nullopt;
+    return v;
+  };
+  Identity id = Identify(get, in.calling_ae, JobFor(in, study, series));
+  for (const Processor& proc : p.processors) {
+    for (const auto& [tag, value] : proc.set) {
+      if (auto s = data.Set(tag, value); !s) return refuse(IngestStatus::kInvalid, "set_attributes: " + s.error().message);
+    }
+    for (uint32_t tag : proc.clear) {
+      if (auto c = data.Clear(tag); !c) return refuse(IngestStatus::kInvalid, "clear_attributes: " + c.error().message);
+    }
+  }
+  if (id.anonymize) {
+    dicom::AnonymizeOptions o;
+    o.retain_dates = id.choices.retain_dates;
+    o.retain_device_identity = id.choices.retain_device_identity;
+    o.retain_uids = id.choices.retain_uids;
+    o.keep_private_tags = id.choices.keep_private_tags;
+    o.secret = site_.secret;
+    o.subject_label = id.labels.subject.empty() ? "ANONYMOUS" : id.labels.subject;
+    if (auto a = data.Anonymize(o); !a) {
+      // The message names the attribute, never its value.
+      return refuse(IngestStatus::kFailed, "anonymization failed: " + a.error().message);
+    }
+  }
+  std::filesystem::path temp = site_.pipeline.NewTempPath();
+  auto size = data.Write(temp);
+  if (!size) {
+    spdlog::error("{}: cannot write an instance from {}@{}: {}", p.name, in.calling_ae, in.peer_address,
+                  size.error().message);
+    return refuse(IngestStatus::kOutOfSpace, "cannot write the data set to disk (disk full?)");
+  }
+  IngestSource src;
+  src.calling_ae = in.calling_ae;
+  src.called_ae = in.called_ae;
+  src.peer = in.peer_address;
+  src.size = *size;
+  src.move_originator_ae = in.move_originator_ae;
+  src.move_originator_id = in.move_originator_id;
+  src.project = id.labels.project;
+  src.subject = id.labels.subject;
+  src.session = id.labels.session;
+  src.original_sop_uid = sop;
+  src.original_study_uid = study;
+  src.original_series_uid = series;
+  return Commit(temp, src, in);
+}
+
+dicom::StoreAnswer OriginSink::Commit(const std::filesystem::path& temp, IngestSource& src,
+                                      const dicom::IncomingInstance& in) {
+  IngestOutcome out = policy_->staging_receiver.empty() ? site_.pipeline.Ingest(temp, src)
+                                                        : site_.staging.Stage(temp, src, policy_->staging_receiver);
+  return AnswerFor(out, policy_->name, in);
+}
+
+}  // namespace pb
