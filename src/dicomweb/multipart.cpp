@@ -218,7 +218,9 @@ Result<void> MultipartParser::ParseHeaders(std::string_view block) {
 
 Result<void> MultipartParser::Finish() {
   switch (state_) {
-    case State::kEpilogue: return {};
+    case State::kEpilogue:
+      if (parts_ == 0) return Fail("no part: the body holds only its closing boundary");
+      return {};
     case State::kFailed: return pb::Fail(Code::kInvalidArgument, error_);
     case State::kPreamble:
       return Fail(fmt::format("no part: the body never contains the boundary '{}'", dash_boundary_));

@@ -136,7 +136,11 @@ TEST(MultipartParser, NeverHoldsALargePartInMemory) {
   };
   MultipartParser p("XyZ", h);
   ASSERT_TRUE(p.Feed("--XyZ\r\nContent-Type: application/dicom\r\n\r\n"));
-  for (int i = 0; i < 128; ++i) ASSERT_TRUE(p.Feed(chunk));
+  for (int i = 0; i < 128; ++i) {
+    ASSERT_TRUE(p.Feed(chunk));
+    // Everything fed so far is handed on, but what could begin a delimiter ("\r\n--XyZ").
+    EXPECT_GE(seen + 7, (i + 1) * chunk.size()) << "after chunk " << i;
+  }
   ASSERT_TRUE(p.Feed("\r\n--XyZ--\r\n"));
   ASSERT_TRUE(p.Finish());
   EXPECT_EQ(seen, 128 * chunk.size());
@@ -157,6 +161,7 @@ TEST(MultipartParser, AWrongOrMissingBoundaryIsAnError) {
   EXPECT_NE(Parse(kTwoParts, 0, "other").error.find("no part: the body never contains the boundary '--other'"),
             std::string::npos);
   EXPECT_NE(Parse("").error.find("no part"), std::string::npos);
+  EXPECT_NE(Parse("--XyZ--\r\n").error.find("no part: the body holds only its closing boundary"), std::string::npos);
   EXPECT_NE(Parse("--XyZjunk\r\n").error.find("the boundary is not followed by a line break"), std::string::npos);
 }
 

@@ -29,7 +29,13 @@ void Impose(Labels& l, const std::string& project, const std::string& subject, c
 
 OriginSink::OriginSink(std::shared_ptr<const IngestPolicy> policy, IngestSite& site)
     : policy_(std::move(policy)), site_(site) {
-  wants_dataset_ = policy_->ChangesData(site_.any_anonymizing_project && site_.any_anonymizing_project());
+  bool anonymizing = site_.any_anonymizing_project && site_.any_anonymizing_project();
+  if (policy_->anonymize_in_anonymizing_projects && !policy_->project.empty() && site_.project_anonymization) {
+    // The origin imposes the project: whether it anonymizes is known now, so data for other
+    // projects stays bit-preserving.
+    anonymizing = site_.project_anonymization(policy_->project).has_value();
+  }
+  wants_dataset_ = policy_->ChangesData(anonymizing);
 }
 
 OriginSink::Identity OriginSink::Identify(const AttributeLookup& get, const std::string& calling_ae,

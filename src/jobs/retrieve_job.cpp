@@ -230,8 +230,11 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     std::lock_guard lock(tally.mu);
     return tally.arrived.size();
   };
-  const FetchResult fetched =
-      node_link.Fetch(FetchRequest{p, targets, plan.sop_classes, fmt::format("retrieve job {}", job.id())}, hooks);
+  FetchRequest fetch{p, targets, plan.sop_classes, policy->name, ""};
+  if (!p.project.empty() && ingest_site_.project_anonymization && ingest_site_.project_anonymization(p.project)) {
+    fetch.anonymizing_project = p.project;
+  }
+  const FetchResult fetched = node_link.Fetch(fetch, hooks);
   const std::string& method_used = fetched.method_used;
   std::string error = fetched.error;
   const std::vector<std::string>& failed_uids = fetched.failed_uids;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <fmt/ranges.h>
 
 #include "core/validate.h"
@@ -52,7 +53,13 @@ Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db,
   for (const auto& [name, body] : *stored) {
     auto j = nlohmann::json::parse(body, nullptr, false);
     auto n = j.is_discarded() ? Result<Node>(Fail(Code::kInternal, "unreadable")) : NodeFromJson(j);
-    if (!n || reg->Find(name)) continue;  // a config entry with the same name wins
+    if (!n) {
+      // Kept in the database, so nothing is lost: fixing the rule or the row brings it back.
+      spdlog::error("node '{}' in the database cannot be used and is not listed: {}: {}", name, n.error().field,
+                    n.error().message);
+      continue;
+    }
+    if (reg->Find(name)) continue;  // a config entry with the same name wins
     reg->nodes_.push_back(std::move(*n));
   }
   for (Node& n : reg->nodes_) {

@@ -30,14 +30,25 @@ std::string_view Trimmed(std::string_view s) {
   return s;
 }
 
+// The URL for messages: any user information before the host masked.
+std::string Shown(const std::string& url) {
+  size_t start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  size_t end = url.find_first_of("/?#", start);
+  size_t at = url.rfind('@', end == std::string::npos ? std::string::npos : end);
+  if (at == std::string::npos || at < start) return url;
+  return url.substr(0, start) + "***" + url.substr(at);
+}
+
 }  // namespace
 
 Result<std::string> ValidateBaseUrl(std::string_view raw, const std::string& field) {
   const std::string url(Trimmed(raw));
+  const std::string shown = Shown(url);
   const std::string example = "e.g. http://host:8042/dicom-web/ (Orthanc), "
                               "http://host:8080/dcm4chee-arc/aets/DCM4CHEE/rs/ (dcm4chee)";
   auto fail = [&](const std::string& why) {
-    return Fail(Code::kInvalidArgument, fmt::format("{} '{}' {}; give the DICOMweb root, {}", field, url, why, example),
+    return Fail(Code::kInvalidArgument, fmt::format("{} '{}' {}; give the DICOMweb root, {}", field, shown, why, example),
                 field);
   };
   if (url.empty()) return Fail(Code::kInvalidArgument, fmt::format("{} is required: the DICOMweb root, {}", field, example), field);
@@ -64,8 +75,11 @@ Result<std::string> ValidateBaseUrl(std::string_view raw, const std::string& fie
                 field);
   }
   if (Get(u.get(), CURLUPART_QUERY)) return fail("has a query (?...); the root takes none");
-  if (Get(u.get(), CURLUPART_FRAGMENT)) return fail("has a fragment (#...)");
-  return url;
+  if (Get(u.get(), CURLUPART_FRAGMENT) || url.find('#') != std::string::npos) return fail("has a fragment (#...)");
+  // What libcurl understood, so that paths appended later mean what they say.
+  Part normalized = Get(u.get(), CURLUPART_URL);
+  if (!normalized) return fail("is not a valid URL");
+  return std::string(normalized.get());
 }
 
 }  // namespace pb

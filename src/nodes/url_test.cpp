@@ -32,10 +32,21 @@ TEST(ValidateBaseUrl, RefusesWhatIsNotAnHttpRootAndSaysWhy) {
   EXPECT_NE(Why("pacs").find("http://host:8042/dicom-web/ (Orthanc)"), std::string::npos);
 }
 
-TEST(ValidateBaseUrl, CredentialsBelongInAuthAndAreNotEchoed) {
+TEST(ValidateBaseUrl, CredentialsBelongInAuthAndAreNeverEchoed) {
   std::string why = Why("https://admin:s3cret@pacs/dicom-web");
   EXPECT_NE(why.find("put the user name and password in auth"), std::string::npos) << why;
   EXPECT_EQ(why.find("s3cret"), std::string::npos) << why;
+  // Whatever else is wrong with the URL, the password stays out of the message.
+  for (const char* url : {"https://admin:s3cret@pacs:99999/dicom-web", "ftp://admin:s3cret@pacs/dicom-web",
+                          "https://admin:s3cret@pacs/dicom-web?x=1"}) {
+    EXPECT_EQ(Why(url).find("s3cret"), std::string::npos) << Why(url);
+    EXPECT_NE(Why(url), "") << url;
+  }
+}
+
+TEST(ValidateBaseUrl, StoresWhatLibcurlUnderstood) {
+  EXPECT_EQ(*ValidateBaseUrl("http://pacs:8042", "url"), "http://pacs:8042/");
+  EXPECT_NE(Why("http://pacs/dicom-web#").find("has a fragment"), std::string::npos);
 }
 
 }  // namespace

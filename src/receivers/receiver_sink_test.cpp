@@ -197,10 +197,13 @@ TEST_F(OriginSinkTest, ARetrieveIntoAnAnonymizingProjectIsAnonymized) {
   EXPECT_EQ(id.labels.project, "TRIAL");
   // Data sets come in memory for such origins (nothing original reaches the disk).
   EXPECT_TRUE(OriginSink(JobPolicy("TRIAL"), *site_).WantsDataset());
-  // A project without its own options: filed as received.
+  // A project without its own options: filed as received, bit for bit, while TRIAL anonymizes.
   EXPECT_FALSE(IdentifyAs(JobPolicy("OTHER"), kPlain).anonymize);
-  project_options_.clear();
   EXPECT_FALSE(OriginSink(JobPolicy("OTHER"), *site_).WantsDataset());
+  // Without a project imposed, any could be chosen by the rules: data comes in memory.
+  EXPECT_TRUE(OriginSink(JobPolicy(""), *site_).WantsDataset());
+  project_options_.clear();
+  EXPECT_FALSE(OriginSink(JobPolicy(""), *site_).WantsDataset());
 }
 
 }  // namespace

@@ -82,6 +82,7 @@ class DimseFetcher {
 
  private:
   Result<dicom::RetrieveAnswer> Get(const dicom::RetrieveTarget& t) {
+    if (!hooks_.sink) return Fail(Code::kInternal, "C-GET needs a sink for what arrives");
     return dicom::Get({peer_, t, {rq_.sop_classes.begin(), rq_.sop_classes.end()},
                        dicom::TransferSyntaxUid(node_.preferred_transfer_syntax), inactivity_},
                       *hooks_.sink, dimse_hooks_);
@@ -93,6 +94,13 @@ class DimseFetcher {
     auto rec = std::find_if(ours.begin(), ours.end(), [&](const Receiver& r) {
       return r.enabled && (node_.listen_port > 0 ? r.port == node_.listen_port : r.ae_title == destination);
     });
+    if (rec != ours.end() && !rq_.anonymizing_project.empty() && !rec->anonymize) {
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("project '{}' has its own anonymization options, and C-MOVE would deliver through "
+                              "receiver '{}', which keeps data as sent: retrieve by C-GET, or make the node's move "
+                              "destination an anonymizing receiver",
+                              rq_.anonymizing_project, rec->ae_title));
+    }
     if (rec == ours.end()) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("C-MOVE needs one of our receivers to take the data, and none has AE title '{}' (the "

@@ -46,6 +46,9 @@ struct FetchRequest {
   std::vector<dicom::RetrieveTarget> targets;
   std::set<std::string> sop_classes;  // the storage classes the plan saw
   std::string job;                    // "retrieve job 7", for log lines
+  // Not empty: the project the job files into anonymizes (its own options), so data must not
+  // come through a path that keeps it as sent (DIMSE: a C-MOVE to a non-anonymizing receiver).
+  std::string anonymizing_project;
 };
 
 // What the job hears while a fetch runs (called on the fetching thread).

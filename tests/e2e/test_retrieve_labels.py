@@ -392,6 +392,12 @@ class RetrieveLabelsTests(harness.E2ETestCase):
         self.addCleanup(self.api, "DELETE", "/api/projects/Anon_Project/anonymization")
         files = self.sets["get_anon"]
         original_uids = {u for f in files for u in f[1:]}
+        # C-MOVE would deliver through MVJOBS, which keeps data as sent: refused, nothing stored.
+        job = self.retrieve("move-mvjobs", files, "c-move", project="Anon_Project")
+        self.assertEqual(job.get("state"), "failed", json.dumps(job, indent=1))
+        self.assertIn("project 'Anon_Project' has its own anonymization options, and C-MOVE would "
+                      "deliver through receiver 'MVJOBS'", job.get("error") or "")
+        self.assertEqual(harness.find_bytes([self.server.data_dir], [b"Hiddenname"]), {})
         job = self.retrieve("orthanc", files, "c-get", project="Anon_Project")
         self.assertSucceeded(job, len(files))
         self.assertNotIn(files[0][2], harness.studies_by_uid(self.server),
