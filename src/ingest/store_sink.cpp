@@ -46,31 +46,12 @@ bool IsRecordTag(uint32_t tag) { return RecordField(tag) != nullptr; }
 
 dicom::StoreAnswer PipelineSink::Store(const dicom::IncomingInstance& in) {
   IngestSource src;
-  std::optional<InstanceRecord> read;
-  if (site_rules_ || !labels_.project.empty() || !labels_.subject.empty() || !labels_.session.empty()) {
-    const InstanceRecord* header = in.header ? &*in.header : nullptr;
-    if (!header) {
-      if (auto h = dicom::ReadHeader(in.temp_file)) read = std::move(*h);
-      header = read ? &*read : nullptr;
-    }
-    Labels l;
-    if (header) {
-      auto site = site_rules_ ? site_rules_() : nullptr;
-      l = Route(nullptr, site.get(), "", [header](uint32_t tag) { return RecordValue(*header, tag); });
-    }
-    if (!labels_.project.empty()) l.project = labels_.project;
-    if (!labels_.subject.empty()) l.subject = labels_.subject;
-    if (!labels_.session.empty()) l.session = labels_.session;
-    src.project = l.project;
-    src.subject = l.subject;
-    src.session = l.session;
-  }
   src.calling_ae = in.calling_ae;
   src.called_ae = in.called_ae;
   src.peer = in.peer_address;
   src.expected_sop_uid = in.sop_instance_uid;
   src.size = in.file_size;
-  src.header = in.header ? &*in.header : (read ? &*read : nullptr);
+  src.header = in.header ? &*in.header : nullptr;
   src.move_originator_ae = in.move_originator_ae;
   src.move_originator_id = in.move_originator_id;
   IngestOutcome out = pipeline_.Ingest(in.temp_file, src);

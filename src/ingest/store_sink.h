@@ -19,19 +19,13 @@ class PipelineSink : public dicom::StoreSink {
   PipelineSink(IngestPipeline& pipeline, std::string log_name)
       : pipeline_(pipeline), log_name_(std::move(log_name)) {}
   std::filesystem::path NewTempPath() override { return pipeline_.NewTempPath(); }
+  // Ingests as received, without labels: every origin that identifies (receivers, retrieve
+  // jobs) uses OriginSink (origin_sink.h); this one only backs the listener's default.
   dicom::StoreAnswer Store(const dicom::IncomingInstance& in) override;
-  // Files instances by the site's routing rules and the defaults, with the labels given here
-  // (a job's project and relabeling) taking precedence. Without this, instances get no labels.
-  void SetRouting(Labels fixed, std::function<std::shared_ptr<const RoutingRules>()> site_rules) {
-    labels_ = std::move(fixed);
-    site_rules_ = std::move(site_rules);
-  }
 
  private:
   IngestPipeline& pipeline_;
   std::string log_name_;
-  Labels labels_;
-  std::function<std::shared_ptr<const RoutingRules>()> site_rules_;
 };
 
 // The value of a tag an InstanceRecord carries (nullopt when empty or not carried).

@@ -13,7 +13,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -137,13 +136,11 @@ class FirstHourCliTests(harness.JobHelpers, harness.E2ETestCase):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=cli_env(PACSBRIDGE_SERVER=self.server.url))
         try:
-            job_id = None
-            deadline = time.monotonic() + 60
-            while job_id is None and time.monotonic() < deadline:
-                status, jobs = self.server.api("GET", "/api/jobs?node=slow")
+            def created():
+                _, jobs = self.server.api("GET", "/api/jobs?node=slow")
                 mine = [j for j in jobs if j.get("uids") == [study]]
-                job_id = str(mine[0]["id"]) if mine else None
-                time.sleep(0.1)
+                return str(mine[0]["id"]) if mine else None
+            job_id = harness.wait_until(created, timeout=60)
             self.assertIsNotNone(job_id, "retrieve --follow did not create a job")
             self.wait_progress(job_id, 2)
             proc.send_signal(signal.SIGINT)

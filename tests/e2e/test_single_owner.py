@@ -57,6 +57,14 @@ class SecondServerTests(harness.E2ETestCase):
         for path, stat in before[0].items():
             self.assertEqual(files.get(path), stat, "%s was changed or removed" % path)
 
+    def second_config(self, work, *, data_dir, http_port, database_path=None):
+        """A config for a second server in `work`, with a receiver of its own."""
+        config = work / "config.toml"
+        config.write_text(harness.toml_config(
+            data_dir=data_dir, http_port=http_port, database_path=database_path,
+            receivers=[{"ae_title": "SECOND", "port": harness.free_port(), "bind": "127.0.0.1"}]))
+        return config
+
     def run_second(self, config_path, workdir):
         log = workdir / "second.log"
         with open(log, "wb") as out:
@@ -97,10 +105,7 @@ class SecondServerTests(harness.E2ETestCase):
     def test_same_data_directory_other_ports(self):
         srv, sender, files = self.start_first()
         work = self.mkdtemp("second")
-        config = work / "config.toml"
-        config.write_text(harness.toml_config(
-            data_dir=srv.data_dir, http_port=harness.free_port(),
-            receivers=[{"ae_title": "SECOND", "port": harness.free_port(), "bind": "127.0.0.1"}]))
+        config = self.second_config(work, data_dir=srv.data_dir, http_port=harness.free_port())
         before = self.archive_snapshot(srv)
         code, log = self.run_second(config, work)
         self.assertNotIn(code, (0, None), log)
@@ -112,10 +117,7 @@ class SecondServerTests(harness.E2ETestCase):
     def test_same_http_port_other_data_directory(self):
         srv, sender, files = self.start_first()
         work = self.mkdtemp("second")
-        config = work / "config.toml"
-        config.write_text(harness.toml_config(
-            data_dir=work / "data", http_port=srv.http_port,
-            receivers=[{"ae_title": "SECOND", "port": harness.free_port(), "bind": "127.0.0.1"}]))
+        config = self.second_config(work, data_dir=work / "data", http_port=srv.http_port)
         before = self.archive_snapshot(srv)
         code, log = self.run_second(config, work)
         self.assertNotIn(code, (0, None), log)
@@ -133,10 +135,8 @@ class SecondServerTests(harness.E2ETestCase):
         index = self.mkdtemp("index") / "shared.db"
         srv = self.start_server(database_path=index)
         work = self.mkdtemp("second")
-        config = work / "config.toml"
-        config.write_text(harness.toml_config(
-            data_dir=work / "data", http_port=harness.free_port(), database_path=index,
-            receivers=[{"ae_title": "SECOND", "port": harness.free_port(), "bind": "127.0.0.1"}]))
+        config = self.second_config(work, data_dir=work / "data", http_port=harness.free_port(),
+                                    database_path=index)
         code, log = self.run_second(config, work)
         self.assertNotIn(code, (0, None), log)
         self.assertIn("the index database %s is in use by pacsbridge PID %d" % (index, srv.pid), log)
