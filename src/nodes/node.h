@@ -26,6 +26,7 @@ struct NodeTls {
 struct NodeAuth {
   std::string type = "none";  // none, basic, bearer, oauth2
   std::string username, password, token, token_url, client_id, client_secret;
+  std::string scope;  // oauth2: optional scope of the token request
 };
 
 struct Node {
@@ -57,7 +58,17 @@ struct Node {
   std::string url;
   bool qido = true, wado = true, stow = true, stow_multipart = true;
   NodeAuth auth;
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers on every request
+  // Separate roots where a server serves QIDO-RS, WADO-RS or STOW-RS elsewhere (empty: `url`).
+  std::string qido_root, wado_root, stow_root;
+  // Headers carrying our calling AE title and the node's `ae_title` (empty name: not sent).
+  std::string calling_ae_header, called_ae_header;
+  int stow_batch_instances = 100;  // multipart STOW-RS: at most this many instances per request
+  int stow_batch_mb = 64;          // ... and at most this many MB
+  int query_timeout_seconds = 30;      // a QIDO-RS request, whole
+  int retrieve_timeout_seconds = 120;  // WADO-RS and STOW-RS: no byte moving for this long
+  std::string proxy;             // an HTTP proxy URL (empty: none; the environment is ignored)
+  bool allow_redirects = false;  // follow a redirect to another host (same host: always)
   // Scheduling and worklist (stored; used by later features)
   nlohmann::json schedule;  // null: always available
   int64_t max_bytes_per_second = 0;
