@@ -108,6 +108,26 @@ bool IsKeyword(const std::string& name) {
          DcmTag::findTagFromName(name.c_str(), tag).good();
 }
 
+std::optional<KeyInfo> LookupKey(const std::string& key) {
+  DcmTagKey k;
+  if (!ParseKey(key, k)) return std::nullopt;
+  return LookupTag((static_cast<uint32_t>(k.getGroup()) << 16) | k.getElement());
+}
+
+KeyInfo LookupTag(uint32_t tag) {
+  DcmTagKey k(static_cast<Uint16>(tag >> 16), static_cast<Uint16>(tag & 0xffff));
+  DcmTag t(k);
+  return KeyInfo{tag, Keyword(k), DcmVR(t.getEVR()).getVRName()};
+}
+
+std::vector<uint32_t> DefaultReturnKeys(const std::string& level) {
+  std::vector<uint32_t> out;
+  auto it = ReturnKeys().find(level);
+  if (it == ReturnKeys().end()) return out;
+  for (const DcmTagKey& k : it->second) out.push_back((static_cast<uint32_t>(k.getGroup()) << 16) | k.getElement());
+  return out;
+}
+
 Result<FindResult> Find(const FindRequest& rq) {
   std::string level = rq.level;
   std::transform(level.begin(), level.end(), level.begin(), [](unsigned char ch) { return std::toupper(ch); });

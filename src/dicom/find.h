@@ -4,7 +4,9 @@
 // return keys and takes extra ones. Answers are converted to UTF-8 from whatever character set
 // the peer answers in. Thread-safe; each call opens its own association.
 #include <cstddef>
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,5 +37,18 @@ Result<FindResult> Find(const FindRequest& request);
 
 // Whether `name` is a keyword of the DICOM dictionary ("StudyDate"; case matters).
 bool IsKeyword(const std::string& name);
+
+// A matching or return key as the dictionary knows it, for transports that speak DICOM
+// attributes another way (QIDO-RS): the tag, the keyword answers use ("(gggg,eeee)" when the
+// dictionary has none) and the VR ("UN" when unknown).
+struct KeyInfo {
+  uint32_t tag = 0;
+  std::string keyword, vr;
+};
+// "PatientName", "(0010,0010)" or "0010,0010"; nullopt when it is neither.
+std::optional<KeyInfo> LookupKey(const std::string& key);
+KeyInfo LookupTag(uint32_t tag);
+// The return keys every find asks for at a level (PATIENT, STUDY, SERIES, IMAGE; upper case).
+std::vector<uint32_t> DefaultReturnKeys(const std::string& level);
 
 }  // namespace pb::dicom

@@ -1,4 +1,5 @@
 #include "dicom/scu.h"
+#include "dicom/tls_files.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -362,6 +363,10 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
     return fail(fmt::format("no presentation context accepted (the peer does not accept {})", names));
   }
   return a;
+}
+
+std::string DescribeCertificateProblem(const std::string& address, uint16_t port, int timeout_seconds) {
+  return Probe(address, port, timeout_seconds).certificate_problem;
 }
 
 }  // namespace pb::dicom

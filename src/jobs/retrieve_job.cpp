@@ -313,6 +313,9 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     error = plan.listed ? fmt::format("{} of {} instances did not arrive", missing.size(), expected.size())
                          : "fewer instances arrived than the PACS reported";
   } else if (state == "succeeded") {
+    // Everything asked for is here; what else went wrong on the way (a part that was not asked
+    // for, discarded) is still worth saying.
+    if (!error.empty()) result["warning"] = error;
     error.clear();
     // Staged sessions that received this job's instances are complete: the job had them all.
     if (plan.listed && arrived > 0) {

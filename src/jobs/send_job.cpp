@@ -163,7 +163,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
   for (auto& t : threads) t.join();
 
   json failed_list = json::array(), not_confirmed = json::array(), warnings = json::array();
-  std::string first_break;
+  std::string first_break, first_reason;
   for (size_t i = 0; i < n; ++i) {
     const auto& o = outcomes[i];
     const std::string& sop = items[i].sop_uid;
@@ -183,6 +183,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
         not_confirmed.push_back(sop);
         // The instance that was on the wire when an association broke tells why.
         if (first_break.empty() && o.reason.rfind("the association with", 0) == 0) first_break = o.reason;
+        if (first_reason.empty() && o.reason.rfind("not sent: ", 0) != 0) first_reason = o.reason;
         break;
     }
   }
@@ -200,6 +201,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
     // that could not be opened (the peer may have gone away in between).
     if (!first_break.empty()) parts.push_back(first_break);
     else if (!lane_errors.empty()) parts.push_back(lane_errors.front());
+    else if (!first_reason.empty()) parts.push_back(first_reason);
     if (!failed_list.empty()) {
       parts.push_back(fmt::format("{} instance(s) refused, e.g. {}: {}", failed_list.size(),
                                   failed_list[0]["sop_uid"].get<std::string>(),

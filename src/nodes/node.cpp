@@ -357,10 +357,8 @@ std::string EffectiveMoveDestination(const Node& n, const std::string& server_ae
   return n.move_destination.empty() ? EffectiveCallingAeTitle(n, server_ae_title) : n.move_destination;
 }
 
-std::string UnavailableReason(const Node& n) {
-  if (n.type == NodeType::kDimse) return {};
-  return "DICOMweb nodes are not supported in this version: find, retrieve, send and echo need "
-         "a DIMSE node";
+std::string UnavailableReason(const Node&) {
+  return {};  // every node type has a transport
 }
 
 nlohmann::json NodeToApiJson(const Node& n, const std::string& server_ae_title) {

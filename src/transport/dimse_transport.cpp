@@ -8,6 +8,7 @@
 #include "dicom/echo.h"
 #include "dicom/find.h"
 #include "dicom/retrieve.h"
+#include "transport/dicomweb_transport.h"
 #include "transport/dimse_fetch.h"
 #include "transport/retrieve_plan.h"
 #include "transport/transport.h"
@@ -44,9 +45,11 @@ class DimseTransport : public Transport {
     return FindAnswer{std::move(found->rows), found->truncated};
   }
 
-  Result<RetrievePlan> PlanCounts(const RetrieveParams& params) override { return pb::PlanCounts(peer_, params); }
+  Result<RetrievePlan> PlanCounts(const RetrieveParams& params) override {
+    return pb::PlanCounts(DimsePlanQuery(peer_), DimseWhere(peer_), params);
+  }
   Result<void> ListInstances(const RetrieveParams& params, RetrievePlan& plan) override {
-    return pb::ListInstances(peer_, params, plan);
+    return pb::ListInstances(DimsePlanQuery(peer_), DimseWhere(peer_), params, plan);
   }
   FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) override {
     return DimseFetch(node_, peer_, context_, request, hooks);
@@ -112,6 +115,7 @@ Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const Transpor
     return Fail(Code::kUnsupported, fmt::format("node '{}': {}", node.name, why));
   }
   if (node.type == NodeType::kDimse) return std::unique_ptr<Transport>(std::make_unique<DimseTransport>(node, context));
+  if (node.type == NodeType::kDicomWeb) return MakeDicomWebTransport(node, context);
   return Fail(Code::kUnsupported, fmt::format("node '{}': no transport for its type", node.name));
 }
 

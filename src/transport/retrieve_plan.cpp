@@ -11,35 +11,20 @@ namespace {
 constexpr size_t kPlanMaxResults = 1000000;
 constexpr size_t kUidsPerRequest = 200;
 
-Result<dicom::FindResult> Query(const dicom::PeerRequest& peer, const char* level,
-                                std::vector<std::pair<std::string, std::string>> keys) {
-  dicom::FindRequest rq;
-  rq.peer = peer;
-  rq.level = level;
-  rq.keys = std::move(keys);
-  rq.charset = "none";  // UIDs only
-  rq.max_results = kPlanMaxResults;
-  return dicom::Find(rq);
-}
-
-std::string Where(const dicom::PeerRequest& peer) {
-  return fmt::format("the PACS ({}@{})", peer.called_ae, JoinHostPort(peer.host, peer.port));
-}
-
 std::string Get(const std::map<std::string, std::string>& row, const char* key) {
   auto it = row.find(key);
   return it == row.end() ? std::string() : it->second;
 }
 
 // Lists the instances of one series into the plan; false when the PACS does not list them.
-Result<bool> ListSeries(const dicom::PeerRequest& peer, const std::string& study,
+Result<bool> ListSeries(const PlanQuery& query, const std::string& study,
                         const std::string& series, const std::string& sop_list, RetrievePlan& plan) {
   std::vector<std::pair<std::string, std::string>> keys{
       {"StudyInstanceUID", study}, {"SeriesInstanceUID", series}, {"SOPInstanceUID", sop_list},
       {"SOPClassUID", ""}};
-  auto r = Query(peer, "IMAGE", keys);
+  auto r = query("IMAGE", keys);
   if (!r) return tl::unexpected(r.error());
-  for (const auto& row : r->rows) {
+  for (const auto& row : *r) {
     std::string sop = Get(row, "SOPInstanceUID");
     if (sop.empty()) continue;
     std::string cls = Get(row, "SOPClassUID");
@@ -51,7 +36,26 @@ Result<bool> ListSeries(const dicom::PeerRequest& peer, const std::string& study
 
 }  // namespace
 
-Result<RetrievePlan> PlanCounts(const dicom::PeerRequest& peer, const RetrieveParams& p) {
+PlanQuery DimsePlanQuery(const dicom::PeerRequest& peer) {
+  return [peer](const std::string& level, const std::vector<std::pair<std::string, std::string>>& keys)
+             -> Result<std::vector<Row>> {
+    dicom::FindRequest rq;
+    rq.peer = peer;
+    rq.level = level;
+    rq.keys = keys;
+    rq.charset = "none";  // UIDs only
+    rq.max_results = kPlanMaxResults;
+    auto r = dicom::Find(rq);
+    if (!r) return tl::unexpected(r.error());
+    return std::move(r->rows);
+  };
+}
+
+std::string DimseWhere(const dicom::PeerRequest& peer) {
+  return fmt::format("the PACS ({}@{})", peer.called_ae, JoinHostPort(peer.host, peer.port));
+}
+
+Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where, const RetrieveParams& p) {
   RetrievePlan plan;
   int64_t counted = 0;
   bool counts_complete = true;
@@ -62,10 +66,10 @@ Result<RetrievePlan> PlanCounts(const dicom::PeerRequest& peer, const RetrievePa
   };
   if (p.level == "STUDY") {
     for (const auto& study : p.uids) {
-      auto r = Query(peer, "STUDY", {{"StudyInstanceUID", study}});
+      auto r = query("STUDY", {{"StudyInstanceUID", study}});
       if (!r) return tl::unexpected(r.error());
       bool found = false;
-      for (const auto& row : r->rows) {
+      for (const auto& row : *r) {
         if (Get(row, "StudyInstanceUID") != study) continue;
         found = true;
         count(row, "NumberOfStudyRelatedInstances");
@@ -76,20 +80,20 @@ Result<RetrievePlan> PlanCounts(const dicom::PeerRequest& peer, const RetrievePa
           start = end + 1;
         }
       }
-      if (!found) return Fail(Code::kNotFound, fmt::format("{} has no study {}", Where(peer), study));
+      if (!found) return Fail(Code::kNotFound, fmt::format("{} has no study {}", where, study));
     }
   } else if (p.level == "SERIES") {
     for (const auto& series : p.uids) {
-      auto r = Query(peer, "SERIES", {{"SeriesInstanceUID", series}, {"StudyInstanceUID", p.study_uid}});
+      auto r = query("SERIES", {{"SeriesInstanceUID", series}, {"StudyInstanceUID", p.study_uid}});
       if (!r) return tl::unexpected(r.error());
-      for (const auto& row : r->rows) {
+      for (const auto& row : *r) {
         if (Get(row, "SeriesInstanceUID") != series) continue;
         std::string study = Get(row, "StudyInstanceUID");
         plan.series_study[series] = study.empty() ? p.study_uid : study;
         count(row, "NumberOfSeriesRelatedInstances");
       }
       if (!plan.series_study.count(series)) {
-        return Fail(Code::kNotFound, fmt::format("{} has no series {}", Where(peer), series));
+        return Fail(Code::kNotFound, fmt::format("{} has no series {}", where, series));
       }
     }
   } else {
@@ -100,16 +104,17 @@ Result<RetrievePlan> PlanCounts(const dicom::PeerRequest& peer, const RetrievePa
   return plan;
 }
 
-Result<void> ListInstances(const dicom::PeerRequest& peer, const RetrieveParams& p, RetrievePlan& plan) {
+Result<void> ListInstances(const PlanQuery& query, const std::string& where, const RetrieveParams& p,
+                           RetrievePlan& plan) {
   if (p.level == "STUDY") {  // the series of the studies, for the IMAGE-level queries
     for (const auto& study : p.uids) {
-      auto r = Query(peer, "SERIES", {{"StudyInstanceUID", study}, {"SeriesInstanceUID", ""}});
+      auto r = query("SERIES", {{"StudyInstanceUID", study}, {"SeriesInstanceUID", ""}});
       if (!r) {
-        plan.note = fmt::format("the PACS did not list the series ({}); the retrieve is checked "
+        plan.note = fmt::format("the node did not list the series ({}); the retrieve is checked "
                                 "against its instance counts", r.error().message);
         return {};
       }
-      for (const auto& row : r->rows) {
+      for (const auto& row : *r) {
         std::string series = Get(row, "SeriesInstanceUID");
         if (!series.empty()) plan.series_study[series] = study;
       }
@@ -119,7 +124,7 @@ Result<void> ListInstances(const dicom::PeerRequest& peer, const RetrieveParams&
   RetrievePlan listed = plan;
   listed.instances.clear();
   for (const auto& [series, study] : plan.series_study) {
-    auto ok = ListSeries(peer, study, series, sop_list, listed);
+    auto ok = ListSeries(query, study, series, sop_list, listed);
     if (!ok) {
       if (p.level == "IMAGE") {  // the caller's list is the list
         for (const auto& sop : p.uids) plan.instances[sop] = {p.study_uid, p.series_uid, ""};
@@ -127,26 +132,19 @@ Result<void> ListInstances(const dicom::PeerRequest& peer, const RetrieveParams&
         plan.expected_count = static_cast<int64_t>(p.uids.size());
         return {};
       }
-      plan.note = fmt::format("the PACS did not list the instances ({}); the retrieve is checked "
+      plan.note = fmt::format("the node did not list the instances ({}); the retrieve is checked "
                               "against its instance counts", ok.error().message);
       return {};
     }
   }
   if (p.level == "IMAGE" && listed.instances.empty()) {
-    return Fail(Code::kNotFound, fmt::format("{} has none of the instances asked for", Where(peer)));
+    return Fail(Code::kNotFound, fmt::format("{} has none of the instances asked for", where));
   }
   listed.listed = true;
   listed.expected_count = static_cast<int64_t>(listed.instances.size());
   listed.note.clear();
   plan = std::move(listed);
   return {};
-}
-
-Result<RetrievePlan> PlanRetrieve(const dicom::PeerRequest& peer, const RetrieveParams& p) {
-  auto plan = PlanCounts(peer, p);
-  if (!plan) return plan;
-  if (auto r = ListInstances(peer, p, *plan); !r) return tl::unexpected(r.error());
-  return plan;
 }
 
 std::vector<dicom::RetrieveTarget> TargetsFor(const RetrieveParams& p, const RetrievePlan& plan,

@@ -2,6 +2,7 @@
 // Before a retrieve: what the PACS says exists (IMAGE-level C-FIND, or the series' instance
 // counts when it does not list instances), and which requests fetch what is still missing from
 // our archive. The list is what the end of the job is verified against.
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -34,16 +35,25 @@ struct RetrievePlan {
   std::string note;  // why the list is missing, when it is
 };
 
-// Asks the PACS what the request covers: counts first (one STUDY- or SERIES-level C-FIND),
-// then the instance list. kNotFound when it has none of it.
-Result<RetrievePlan> PlanRetrieve(const dicom::PeerRequest& peer, const RetrieveParams& p);
+// How the planner asks a node (any transport): a find at a level with matching keys (a key with
+// an empty value is a return key), all rows, UIDs only.
+using Row = std::map<std::string, std::string>;
+using PlanQuery = std::function<Result<std::vector<Row>>(
+    const std::string& level, const std::vector<std::pair<std::string, std::string>>& keys)>;
 
-// The two halves of PlanRetrieve, so the list can be fetched while the data already flows:
-// counts, series and (at STUDY level, when the PACS gives SOPClassesInStudy) the SOP classes;
-// then the instance list (IMAGE-level C-FIND per series) added to `plan`. When the PACS does
-// not list instances, ListInstances leaves `listed` false and says why in `note`.
-Result<RetrievePlan> PlanCounts(const dicom::PeerRequest& peer, const RetrieveParams& p);
-Result<void> ListInstances(const dicom::PeerRequest& peer, const RetrieveParams& p, RetrievePlan& plan);
+// Asks the node what the request covers in two halves, so the list can be fetched while the
+// data already flows: counts, series and (at STUDY level, when the node gives
+// SOPClassesInStudy) the SOP classes, kNotFound when it has none of it; then the instance list
+// (IMAGE-level finds per series) added to `plan`. When the node does not list instances,
+// ListInstances leaves `listed` false and says why in `note`. `where` names the node in
+// messages ("the PACS (ORTHANC@127.0.0.1:4242)").
+Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where, const RetrieveParams& p);
+Result<void> ListInstances(const PlanQuery& query, const std::string& where, const RetrieveParams& p,
+                           RetrievePlan& plan);
+
+// The same over C-FIND (Study Root) to a DIMSE peer.
+PlanQuery DimsePlanQuery(const dicom::PeerRequest& peer);
+std::string DimseWhere(const dicom::PeerRequest& peer);
 
 // The C-GET/C-MOVE requests for the instances not `present` yet: the original request when
 // nothing is here; otherwise whole series where a series is missing entirely, and instance

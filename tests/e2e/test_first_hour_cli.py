@@ -257,32 +257,29 @@ class FirstHourCliTests(harness.JobHelpers, harness.E2ETestCase):
 
     # ------------------------------------------------------------ 9. DICOMweb nodes
 
-    def test_dicomweb_nodes_are_marked_not_yet_supported(self):
+    def test_dicomweb_node_that_is_down_is_named_with_the_reason(self):
+        # DICOMweb nodes are first-class: listed as available, and a server that is not there
+        # gives the same kind of diagnosis as a DIMSE peer, naming the node.
         status, node = self.server.api("POST", "/api/nodes", {
             "name": "web", "type": "dicomweb", "url": "http://127.0.0.1:9/dicom-web",
             "queryable": True, "storable": True})
         self.assertEqual(status, 201, node)
-        self.assertIs(node["available"], False)
-        self.assertIn("not supported in this version", node["unavailable_reason"])
-        status, dimse = self.server.api("GET", "/api/nodes/orthanc")
-        self.assertIs(dimse["available"], True)
-        self.assertIsNone(dimse["unavailable_reason"])
+        self.assertIs(node["available"], True)
+        self.assertIsNone(node["unavailable_reason"])
         cp = self.server.cli("nodes", "list")
         line = [l for l in cp.stdout.splitlines() if l.startswith("web ")]
         self.assertEqual(len(line), 1, cp.stdout)
-        self.assertIn("dicomweb (not yet supported)", line[0])
-        self.assertNotIn("not yet supported", [l for l in cp.stdout.splitlines()
-                                                if l.startswith("orthanc ")][0])
-        status, body = self.server.api("POST", "/api/nodes/web/find",
-                                       {"level": "STUDY", "query": {}})
-        self.assertJsonError(status, body, expected_status=501)
-        self.assertIn("'web'", body["error"])
-        for kind in ("retrieve", "send"):
-            status, body = self.server.api("POST", "/api/" + kind, {
-                "node": "web", "level": "STUDY", "uids": [self.small[0][2]]})
-            self.assertJsonError(status, body, field="node", expected_status=501)
-            self.assertIn("'web'", body["error"])
-            self.assertIn("not supported in this version", body["error"])
+        self.assertIn("dicomweb", line[0])
+        self.assertNotIn("not yet supported", cp.stdout)
+        status, body = self.server.api("POST", "/api/nodes/web/echo")
+        self.assertEqual(status, 200, body)
+        self.assertIs(body["ok"], False)
+        self.assertTrue(body["message"].startswith("Connection failed: connection refused by 127.0.0.1:9"),
+                        body["message"])
+        status, body = self.server.api("POST", "/api/nodes/web/find", {"level": "STUDY", "query": {}})
+        self.assertJsonError(status, body, expected_status=503)
+        self.assertIn("node 'web'", body["error"])
+        self.assertIn("connection refused", body["error"])
 
     # ------------------------------------------------------------ 6. find
 
