@@ -527,11 +527,6 @@ class DicomWebSendTests(DicomWebCase):
         if cp.returncode != 0:
             raise AssertionError("storescu into our receiver failed:\n"
                                  + harness.proc_output(cp))
-        add_node(cls.server, web_node("web-batched",
-                                      "http://127.0.0.1:%d/dicom-web/" % cls.recorder.port,
-                                      stow_multipart=True, stow_batch_instances=2))
-        add_node(cls.server, web_node("web-single", cls.orthanc.dicomweb_url,
-                                      stow_multipart=False))
 
     def orthanc_id(self, sop):
         """Orthanc's ID of the instance with that SOP Instance UID, or None."""
@@ -568,6 +563,9 @@ class DicomWebSendTests(DicomWebCase):
         self.assertEqual(status, 415, answer)
 
     def test_multipart_in_batches_is_byte_identical(self):
+        add_node(self.server, web_node("web-batched",
+                                       "http://127.0.0.1:%d/dicom-web/" % self.recorder.port,
+                                       stow_multipart=True, stow_batch_instances=2))
         before = len(STOW_REQUEST_LINE.findall(self.recorder.client_bytes()))
         job = self.send("web-batched", self.batched[0][2])
         dump = json.dumps(job, indent=1)
@@ -588,6 +586,8 @@ class DicomWebSendTests(DicomWebCase):
         self.assertSameFiles(pairs)
 
     def test_single_part_is_refused_by_orthanc_and_the_job_says_415(self):
+        add_node(self.server, web_node("web-single", self.orthanc.dicomweb_url,
+                                       stow_multipart=False))
         job = self.send("web-single", self.single[0][2])
         dump = json.dumps(job, indent=1)
         self.assertEqual(job.get("state"), "failed", dump)
