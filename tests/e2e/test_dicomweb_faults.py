@@ -207,7 +207,10 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
         d = dump(job) + "\npeer:\n" + self.peer.describe()
         self.assertEqual(self.peer.fault_applied("close_after_bytes"), 1, d)
         cut = self.peer.requests(fault="close_after_bytes")[0]
-        self.assertEqual(cut["bytes_sent"], 100000, d)
+        # 100000 bytes is mid-study (6 x ~40 KB) or mid-series, not past a single instance:
+        # a transport that asks instance by instance from the start is never cut here.
+        self.assertEqual(cut["bytes_sent"], 100000, "the first WADO-RS answer was not cut "
+                         "(shorter than 100000 bytes: %s): %s" % (cut["path"], d))
         self.assertIn(job.get("state"), ("partial", "failed"), d)
         self.assertNamesNode(job.get("error"), NODE)
         self.assertEqual(job_field(job, "method_used"), "wado-rs", d)
@@ -243,7 +246,7 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
         node = NODE + "-stall"
         self.add_node(node, retrieve_timeout_seconds=2)
         # Every WADO-RS request stalls, so a transport that retries within the job still ends.
-        self.peer.set_fault("stall_after_bytes", bytes=50000)
+        self.peer.set_fault("stall_after_bytes", bytes=20000)  # inside the first instance
         self.addCleanup(self.peer.release)
         t0 = time.monotonic()
         job_id = self.start_job("retrieve", node, [files[0][2]])
@@ -262,7 +265,7 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
         self.assertTrue(entry, "the stalled connection is still open after the job ended "
                         "(the transport did not close it)\n" + d)
         entry = entry[0]
-        self.assertEqual(entry["bytes_sent"], 50000, d)
+        self.assertEqual(entry["bytes_sent"], 20000, d)
         self.assertGreaterEqual(entry["stall_ended"] - entry["stalled_at"], 1.5,
                                 "the connection was dropped before 2 s without bytes: " + d)
         self.assertLess(elapsed, 30, "the job took %.1fs for a 2 s timeout: %s" % (elapsed, d))
