@@ -389,10 +389,17 @@ class Orthanc(_Process):
 
     name = "orthanc"
 
-    def __init__(self, workdir, aet="ORTHANC", extra=None):
-        """extra: entries merged into Orthanc's configuration (e.g. DicomModalities)."""
+    DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+
+    def __init__(self, workdir, aet="ORTHANC", extra=None, dicomweb=False, users=None):
+        """extra: entries merged into Orthanc's configuration (e.g. DicomModalities);
+        dicomweb: load the DICOMweb plugin (Debian orthanc-dicomweb) with its root at
+        /dicom-web/ (see dicomweb_url); users: {name: password} for HTTP basic authentication
+        of the REST API and DICOMweb (AuthenticationEnabled; rest() and start() then send the
+        first user's credentials)."""
         super().__init__(workdir)
         self.aet = aet
+        self.users = dict(users or {})
         self.dicom_port = free_port()
         self.http_port = free_port()
         self.config_path = self.workdir / "orthanc.json"
@@ -407,8 +414,10 @@ class Orthanc(_Process):
             "HttpPort": self.http_port,
             "DicomCheckCalledAet": True,
             "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
-            "Plugins": [],
+            "AuthenticationEnabled": bool(self.users),
+            "RegisteredUsers": self.users,
+            "Plugins": [self.DICOMWEB_PLUGIN] if dicomweb else [],
+            **({"DicomWeb": {"Enable": True, "Root": "/dicom-web/"}} if dicomweb else {}),
             "LuaScripts": [],
             "DicomModalities": {},
             "DicomAlwaysAllowEcho": True,
@@ -421,6 +430,43 @@ class Orthanc(_Process):
     @property
     def url(self):
         return "http://127.0.0.1:%d" % self.http_port
+
+    @property
+    def dicomweb_url(self):
+        """The DICOMweb root (with dicomweb=True)."""
+        return self.url + "/dicom-web/"
+
+    def auth_headers(self, user=None, password=None):
+        """An Authorization header for `user` (default: the first of `users`), or {}."""
+        if user is None:
+            if not self.users:
+                return {}
+            user, password = next(iter(self.users.items()))
+        import base64
+        token = base64.b64encode(("%s:%s" % (user, password)).encode("utf-8")).decode("ascii")
+        return {"Authorization": "Basic " + token}
+
+    def rest(self, method, path, body=None, headers=None, timeout=30):
+        """(status, headers, bytes) of a call to Orthanc's HTTP server, authenticated as the
+        first of `users` when there are users."""
+        hdrs = self.auth_headers()
+        hdrs.update(headers or {})
+        return http_request(method, self.url + path, body, headers=hdrs, timeout=timeout)
+
+    def rest_json(self, method, path, body=None, timeout=30):
+        status, _, payload = self.rest(method, path, body, timeout=timeout)
+        return status, parse_json(payload)
+
+    def upload(self, path):
+        """POST /instances with the file's bytes; Orthanc's answer ({"ID", "Status", ...})."""
+        data = Path(path).read_bytes()
+        status, _, payload = self.rest("POST", "/instances", data,
+                                       headers={"Content-Type": "application/dicom"})
+        body = parse_json(payload)
+        if status != 200 or not isinstance(body, dict) or "ID" not in body:
+            raise AssertionError("POST %s/instances (%s) -> %s %r"
+                                 % (self.url, path, status, body))
+        return body
 
     def start(self, timeout=30):
         log = open(self.log_path, "ab")
@@ -436,7 +482,7 @@ class Orthanc(_Process):
                 raise AssertionError("Orthanc exited with %s during start-up; log:\n%s"
                                      % (self.proc.returncode, self.log_tail()))
             try:
-                status, body = http_json("GET", self.url + "/system", timeout=2)
+                status, _ = self.rest_json("GET", "/system", timeout=2)
                 if status == 200:
                     # The DICOM port opens a little after HTTP in some versions.
                     if echoscu(self.dicom_port, self.aet, timeout=15).returncode == 0:
@@ -497,6 +543,151 @@ def make_cert(directory, name, san="IP:127.0.0.1,DNS:localhost"):
                    check=True, capture_output=True, timeout=60)
     key.chmod(0o600)
     return key, cert
+
+
+def make_ca(directory, name="E2E Test CA"):
+    """A self-signed CA certificate and key made by openssl: (key, cert) paths."""
+    key, cert = directory / "ca.key", directory / "ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=" + name,
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+                   check=True, capture_output=True, timeout=60)
+    key.chmod(0o600)
+    return key, cert
+
+
+def make_signed_cert(directory, name, ca, san="IP:127.0.0.1"):
+    """A leaf certificate for CN=name and `san`, signed by ca = (ca key, ca cert) from make_ca:
+    (key, cert) paths; the cert file holds the leaf only."""
+    ca_key, ca_cert = ca
+    key, csr, cert = (directory / (name + ".key"), directory / (name + ".csr"),
+                      directory / (name + ".pem"))
+    ext = directory / (name + ".ext")
+    ext.write_text("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                   "extendedKeyUsage=serverAuth\n" % san, "utf-8")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(csr), "-subj", "/CN=" + name],
+                   check=True, capture_output=True, timeout=60)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_cert),
+                    "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(cert), "-days", "2",
+                    "-extfile", str(ext)], check=True, capture_output=True, timeout=60)
+    key.chmod(0o600)
+    return key, cert
+
+
+class Forwarder:
+    """A TCP forwarder on a free loopback port in front of 127.0.0.1:upstream_port.
+
+    tls=(cert file, key file): it terminates TLS with that certificate (clients speak HTTPS to
+    it, it speaks plain bytes to the upstream), e.g. an HTTPS front of Orthanc's HTTP server.
+    record=True: it keeps every byte clients sent (client_bytes()), e.g. to count HTTP
+    requests. handshake_errors lists the TLS handshakes that failed (str of the exception)."""
+
+    def __init__(self, upstream_port, tls=None, record=False):
+        import ssl
+        self.upstream_port = upstream_port
+        self.ctx = None
+        if tls is not None:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+        self.record = record
+        self._sent = bytearray()
+        self.handshake_errors = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def client_bytes(self):
+        with self.lock:
+            return bytes(self._sent)
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        import ssl
+        with self.lock:
+            self.conns.append(client)
+        if self.ctx is not None:
+            try:
+                client.settimeout(10)
+                client = self.ctx.wrap_socket(client, server_side=True)
+                client.settimeout(None)
+            except (OSError, ssl.SSLError) as e:
+                with self.lock:
+                    self.handshake_errors.append(str(e))
+                try:
+                    client.close()
+                except OSError:
+                    pass
+                return
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=10)
+            upstream.settimeout(None)
+        except OSError:
+            client.close()
+            return
+        with self.lock:
+            self.conns.append(upstream)
+        self._relay(client, upstream)
+
+    def _relay(self, client, upstream):
+        """Both directions in one thread: an SSL socket must not be read and written by two
+        threads at once. A TLS record that select() announced arrives whole soon after."""
+        import select
+        try:
+            while not self.closed:
+                ready = [client] if getattr(client, "pending", lambda: 0)() else []
+                if not ready:
+                    ready, _, _ = select.select([client, upstream], [], [], 1.0)
+                for src in ready:
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    if src is client:
+                        if self.record:
+                            with self.lock:
+                                self._sent += data
+                        upstream.sendall(data)
+                    else:
+                        client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (client, upstream):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self.lock:
+            for s in self.conns:
+                try:
+                    s.close()
+                except OSError:
+                    pass
 
 
 class ThrottledProxy:
