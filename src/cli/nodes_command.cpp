@@ -1,5 +1,7 @@
+#include <fstream>
 #include <iostream>
 #include <optional>
+#include <tuple>
 
 #include "cli/client.h"
 #include "cli/commands.h"
@@ -7,19 +9,64 @@
 namespace pb::cli {
 namespace {
 
-// The node fields settable from the command line; only those given are sent.
+// The first line of a file ("-": standard input), for secrets kept off the command line, where
+// every user of the machine sees them (ps, shell history).
+std::optional<std::string> ReadFirstLine(const std::string& file, int& exit_code) {
+  std::string line;
+  if (file == "-") {
+    std::getline(std::cin, line);
+  } else {
+    std::ifstream in(file);
+    if (!in) {
+      std::cerr << "cannot read " << file << "\n";
+      exit_code = 1;
+      return std::nullopt;
+    }
+    std::getline(in, line);
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+// "Name: value" of --header; the server checks the name and the value.
+std::optional<nlohmann::json> ParseHeader(const std::string& arg, int& exit_code) {
+  size_t colon = arg.find(':');
+  if (colon == std::string::npos) {
+    std::cerr << "--header '" << arg << "' is not \"Name: value\" (e.g. --header \"X-Api-Key: 123\")\n";
+    exit_code = 1;
+    return std::nullopt;
+  }
+  auto trim = [](std::string s) {
+    s.erase(0, s.find_first_not_of(" \t"));
+    s.erase(s.find_last_not_of(" \t") + 1);
+    return s;
+  };
+  return nlohmann::json{{"name", trim(arg.substr(0, colon))}, {"value", trim(arg.substr(colon + 1))}};
+}
+
+// The node fields settable from the command line; only those given are sent (an update merges
+// them, `tls` and `auth` field by field; secrets not given stay as stored).
 struct NodeFlags {
-  std::optional<std::string> aet, host, description, calling_aet, move_destination,
-      retrieve_method, type, url;
-  std::optional<int> port, timeout;
-  std::optional<bool> queryable, storable, default_qr, default_storage;
+  std::optional<std::string> aet, host, description, calling_aet, move_destination, retrieve_method, type, url,
+      transfer_syntax, qido_root, wado_root, stow_root, calling_ae_header, called_ae_header, proxy;
+  std::optional<std::string> auth_type, username, password, token, token_url, client_id, client_secret, scope,
+      password_file, token_file, client_secret_file;
+  std::optional<std::string> tls_ca_file, tls_cert_file, tls_key_file;
+  std::optional<int> port, timeout, max_associations, max_results, stow_batch_instances, stow_batch_mb,
+      query_timeout, retrieve_timeout;
+  std::optional<bool> queryable, storable, default_qr, default_storage, qido, wado, stow, stow_multipart,
+      allow_redirects, tls, tls_verify_peer, tls_verify_hostname;
+  std::vector<std::string> headers;
+  bool no_headers = false;
 
   void Add(CLI::App* cmd) {
     cmd->add_option("--type", type, "dimse (default) or dicomweb");
-    cmd->add_option("--aet", aet, "the node's AE title (case matters)");
+    cmd->add_option("--aet", aet, "the node's AE title (case matters; DICOMweb: optional, for --called-ae-header)");
     cmd->add_option("--host", host, "host name or IP address (no scheme, no path)");
     cmd->add_option("--port", port, "DICOM port");
-    cmd->add_option("--url", url, "DICOMweb root URL");
+    cmd->add_option("--url", url,
+                    "DICOMweb root URL, e.g. http://host:8042/dicom-web/ (Orthanc), "
+                    "http://host:8080/dcm4chee-arc/aets/DCM4CHEE/rs/ (dcm4chee)");
     cmd->add_option("--description", description, "free text");
     cmd->add_option("--calling-aet", calling_aet, "our AE title towards this node");
     cmd->add_option("--move-destination", move_destination, "our AE title known to the PACS");
@@ -29,8 +76,54 @@ struct NodeFlags {
     cmd->add_option("--storable", storable, "true/false");
     cmd->add_option("--default-query-retrieve", default_qr, "true/false");
     cmd->add_option("--default-storage", default_storage, "true/false");
+    cmd->add_option("--transfer-syntax", transfer_syntax,
+                    "preferred transfer syntax: UID, keyword or DCMTK name (DICOMweb: asked of WADO-RS)");
+    cmd->add_option("--max-associations", max_associations, "1-64: parallel associations (DICOMweb: connections)");
+    cmd->add_option("--max-results", max_results, "1-100000: answers kept per query");
+    // DICOMweb
+    cmd->add_option("--qido-root", qido_root, "DICOMweb: QIDO-RS root when not --url (\"\": --url)");
+    cmd->add_option("--wado-root", wado_root, "DICOMweb: WADO-RS root when not --url");
+    cmd->add_option("--stow-root", stow_root, "DICOMweb: STOW-RS root when not --url");
+    cmd->add_option("--qido", qido, "true/false: DICOMweb: the server answers QIDO-RS queries");
+    cmd->add_option("--wado", wado, "true/false: DICOMweb: the server answers WADO-RS retrieves");
+    cmd->add_option("--stow", stow, "true/false: DICOMweb: the server takes STOW-RS uploads");
+    cmd->add_option("--stow-multipart", stow_multipart,
+                    "true/false: DICOMweb: many instances per STOW-RS request (false: one per request)");
+    cmd->add_option("--stow-batch-instances", stow_batch_instances, "1-10000 (default 100): instances per STOW-RS request");
+    cmd->add_option("--stow-batch-mb", stow_batch_mb, "1-4096 (default 64): MB per STOW-RS request");
+    cmd->add_option("--auth-type", auth_type, "DICOMweb: none, basic, bearer or oauth2");
+    cmd->add_option("--username", username, "basic: the user name");
+    cmd->add_option("--auth-password", password,
+                    "basic: the password (seen by every user of this machine: prefer --auth-password-file)");
+    cmd->add_option("--auth-password-file", password_file, "basic: read the password from the file's first line ('-': stdin)");
+    cmd->add_option("--token", token, "bearer: the token (seen by every user of this machine: prefer --token-file)");
+    cmd->add_option("--token-file", token_file, "bearer: read the token from the file's first line ('-': stdin)");
+    cmd->add_option("--token-url", token_url, "oauth2: the token endpoint (client credentials grant)");
+    cmd->add_option("--client-id", client_id, "oauth2: the client id");
+    cmd->add_option("--client-secret", client_secret,
+                    "oauth2: the client secret (seen by every user of this machine: prefer --client-secret-file)");
+    cmd->add_option("--client-secret-file", client_secret_file,
+                    "oauth2: read the client secret from the file's first line ('-': stdin)");
+    cmd->add_option("--scope", scope, "oauth2: the scope asked for (optional)");
+    cmd->add_option("--header", headers, "\"Name: value\" sent on every request (repeat it; replaces the list)");
+    cmd->add_flag("--no-headers", no_headers, "remove every extra header");
+    cmd->add_option("--calling-ae-header", calling_ae_header, "header carrying our calling AE title (\"\": none)");
+    cmd->add_option("--called-ae-header", called_ae_header, "header carrying the node's --aet (\"\": none)");
+    cmd->add_option("--query-timeout", query_timeout, "1-3600 s (default 30): a whole QIDO-RS request");
+    cmd->add_option("--retrieve-timeout", retrieve_timeout,
+                    "1-3600 s (default 120): WADO-RS/STOW-RS give up after this long without a byte");
+    cmd->add_option("--proxy", proxy, "http://, https://, socks5:// or socks5h:// proxy (\"\": none)");
+    cmd->add_option("--allow-redirects", allow_redirects, "true/false: follow a redirect to another host");
+    // TLS (DIMSE: the association; DICOMweb: https)
+    cmd->add_option("--tls", tls, "true/false: DIMSE: TLS on the association");
+    cmd->add_option("--tls-verify-peer", tls_verify_peer, "true/false (default true)");
+    cmd->add_option("--tls-verify-hostname", tls_verify_hostname, "true/false (default true)");
+    cmd->add_option("--tls-ca-file", tls_ca_file, "CA certificates to trust (default: the system's)");
+    cmd->add_option("--tls-cert-file", tls_cert_file, "our client certificate (PEM)");
+    cmd->add_option("--tls-key-file", tls_key_file, "its private key (PEM, readable by us only)");
   }
-  nlohmann::json Json() const {
+
+  std::optional<nlohmann::json> Json(int& exit_code) const {
     nlohmann::json j = nlohmann::json::object();
     auto put = [&](const char* k, const auto& v) {
       if (v) j[k] = *v;
@@ -49,6 +142,59 @@ struct NodeFlags {
     put("storable", storable);
     put("default_query_retrieve", default_qr);
     put("default_storage", default_storage);
+    put("preferred_transfer_syntax", transfer_syntax);
+    put("max_associations", max_associations);
+    put("max_results", max_results);
+    put("qido_root", qido_root);
+    put("wado_root", wado_root);
+    put("stow_root", stow_root);
+    put("qido", qido);
+    put("wado", wado);
+    put("stow", stow);
+    put("stow_multipart", stow_multipart);
+    put("stow_batch_instances", stow_batch_instances);
+    put("stow_batch_mb", stow_batch_mb);
+    put("calling_ae_header", calling_ae_header);
+    put("called_ae_header", called_ae_header);
+    put("query_timeout_seconds", query_timeout);
+    put("retrieve_timeout_seconds", retrieve_timeout);
+    put("proxy", proxy);
+    put("allow_redirects", allow_redirects);
+    for (auto [key, value] : {std::pair{"type", &auth_type}, std::pair{"username", &username},
+                              std::pair{"password", &password}, std::pair{"token", &token},
+                              std::pair{"token_url", &token_url}, std::pair{"client_id", &client_id},
+                              std::pair{"client_secret", &client_secret}, std::pair{"scope", &scope}}) {
+      if (*value) j["auth"][key] = **value;
+    }
+    for (auto [key, file, flag] : {std::tuple{"password", &password_file, &password},
+                                   std::tuple{"token", &token_file, &token},
+                                   std::tuple{"client_secret", &client_secret_file, &client_secret}}) {
+      if (!*file) continue;
+      if (*flag) {
+        std::cerr << "give the " << key << " once: on the command line or in a file, not both\n";
+        exit_code = 1;
+        return std::nullopt;
+      }
+      auto secret = ReadFirstLine(**file, exit_code);
+      if (!secret) return std::nullopt;
+      j["auth"][key] = *secret;
+    }
+    if (no_headers || !headers.empty()) {
+      j["headers"] = nlohmann::json::array();
+      for (const auto& h : headers) {
+        auto parsed = ParseHeader(h, exit_code);
+        if (!parsed) return std::nullopt;
+        j["headers"].push_back(*parsed);
+      }
+    }
+    for (auto [key, value] : {std::pair{"enabled", &tls}, std::pair{"verify_peer", &tls_verify_peer},
+                              std::pair{"verify_hostname", &tls_verify_hostname}}) {
+      if (*value) j["tls"][key] = **value;
+    }
+    for (auto [key, value] : {std::pair{"ca_file", &tls_ca_file}, std::pair{"cert_file", &tls_cert_file},
+                              std::pair{"key_file", &tls_key_file}}) {
+      if (*value) j["tls"][key] = **value;
+    }
     return j;
   }
 };
@@ -75,12 +221,28 @@ void PrintNodes(const nlohmann::json& list) {
 }
 
 // One line per field; the AE titles show the value actually used and where it comes from,
-// derived fields (effective_*) are folded into them.
+// derived fields (effective_*) are folded into them. `tls` and `auth` get a line per field,
+// secrets as "set" or "not set" (the API never returns them); headers one line each.
 void PrintNode(const nlohmann::json& n) {
   auto text = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
   for (auto it = n.begin(); it != n.end(); ++it) {
     const std::string& key = it.key();
     if (key.rfind("effective_", 0) == 0) continue;
+    if ((key == "auth" || key == "tls") && it->is_object()) {
+      for (auto f = it->begin(); f != it->end(); ++f) {
+        if (f.key().rfind("has_", 0) == 0) {
+          std::cout << key << "." << f.key().substr(4) << ": " << (f->get<bool>() ? "set" : "not set") << "\n";
+        } else {
+          std::cout << key << "." << f.key() << ": " << text(*f) << "\n";
+        }
+      }
+      continue;
+    }
+    if (key == "headers" && it->is_array()) {
+      if (it->empty()) std::cout << "headers: (none)\n";
+      for (const auto& h : *it) std::cout << "header: " << h.value("name", "") << ": " << h.value("value", "") << "\n";
+      continue;
+    }
     std::string value = text(*it);
     if (key == "calling_ae_title" && n.contains("effective_calling_ae_title")) {
       value = value.empty() ? text(n["effective_calling_ae_title"]) + " (server default, [server] ae_title)"
@@ -112,8 +274,15 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
   add->add_option("name", *name, "the node's label (unique)")->required();
   add_flags->Add(add);
   AddServerFlags(add, *s);
+  add->footer(
+      "DICOMweb: nodes add web --type dicomweb --url http://host:8042/dicom-web/ --queryable true\n"
+      "  --auth-type basic --username u --auth-password-file pw.txt\n"
+      "Secrets given as flags are seen by every user of this machine (ps, shell history): prefer\n"
+      "--auth-password-file, --token-file and --client-secret-file (first line of the file, '-': stdin).");
   add->callback([=, &exit_code] {
-    nlohmann::json body = add_flags->Json();
+    auto flags = add_flags->Json(exit_code);
+    if (!flags) return;
+    nlohmann::json body = *flags;
     body["name"] = *name;
     exit_code = RunAndPrint(*s, "POST", "/api/nodes", &body, 201,
                     [](const nlohmann::json& n) { PrintNodes(nlohmann::json::array({n})); });
@@ -133,8 +302,13 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
   update->add_option("--name", *new_name, "rename the node");
   upd_flags->Add(update);
   AddServerFlags(update, *s);
+  update->footer(
+      "Only the fields given change; a secret not given stays as stored. Prefer the *-file options for\n"
+      "secrets: flags are seen by every user of this machine (ps, shell history).");
   update->callback([=, &exit_code] {
-    nlohmann::json body = upd_flags->Json();
+    auto flags = upd_flags->Json(exit_code);
+    if (!flags) return;
+    nlohmann::json body = *flags;
     if (*new_name) body["name"] = **new_name;
     exit_code = RunAndPrint(*s, "PUT", NodePath(*name), &body, 200,
                     [](const nlohmann::json& n) { PrintNodes(nlohmann::json::array({n})); });

@@ -26,6 +26,28 @@ Result<std::string> OptionalString(const json& j, const char* key) {
   return Trim(j[key].get<std::string>());
 }
 
+namespace {
+
+// A DICOMweb retrieve needs QIDO-RS (to list the instances) and WADO-RS; a send needs STOW-RS.
+Result<void> CheckDicomWebCapability(const Node& node, bool storage) {
+  if (node.type != NodeType::kDicomWeb) return {};
+  const char* flag = nullptr;
+  if (storage) {
+    if (!node.stow) flag = "stow";
+  } else if (!node.qido) {
+    flag = "qido";
+  } else if (!node.wado) {
+    flag = "wado";
+  }
+  if (!flag) return {};
+  return Fail(Code::kConflict,
+              fmt::format("node '{}' cannot {}: its {} capability is off (set {} to true)", node.name,
+                          storage ? "take a send" : "be retrieved from", flag, flag),
+              "node");
+}
+
+}  // namespace
+
 Result<Node> ChooseNode(const NodeRegistry& nodes, const json& rq, NodeRole role) {
   const bool storage = role == NodeRole::kStorage;
   auto name = OptionalString(rq, "node");
@@ -48,6 +70,8 @@ Result<Node> ChooseNode(const NodeRegistry& nodes, const json& rq, NodeRole role
     if (!n) return Fail(Code::kNotFound, fmt::format("no node named '{}'", *name), "node");
     node = *n;
   }
+  // Before the version check: a capability switched off is the node's settings, fixable now.
+  if (auto c = CheckDicomWebCapability(node, storage); !c) return tl::unexpected(c.error());
   if (std::string why = UnavailableReason(node); !why.empty()) {
     return Fail(Code::kUnsupported, fmt::format("node '{}' cannot {}: {}", node.name,
                                                 storage ? "take a send" : "be retrieved from", why),

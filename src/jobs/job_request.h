@@ -27,7 +27,8 @@ Result<std::string> OptionalString(const nlohmann::json& request, const char* ke
 enum class NodeRole { kQueryRetrieve, kStorage };
 
 // The node named in "node", or the default one for the role; DIMSE only, and queryable or
-// storable as the role needs (404 unknown, 409 wrong role, 501 DICOMweb).
+// storable as the role needs (404 unknown, 409 wrong role, 501 DICOMweb). A DICOMweb node also
+// needs `qido` and `wado` to be retrieved from, `stow` to take a send (409 naming the flag).
 Result<Node> ChooseNode(const NodeRegistry& nodes, const nlohmann::json& request, NodeRole role);
 
 // "level", "uids", "study_uid", "series_uid".

@@ -7,6 +7,8 @@
 #include "core/validate.h"
 #include "dicom/retrieve.h"
 #include "dicom/tls_files.h"
+#include "nodes/dicomweb_node.h"
+#include "nodes/json_reader.h"
 #include "nodes/url.h"
 
 namespace pb {
@@ -14,67 +16,24 @@ namespace {
 
 using nlohmann::json;
 
-// Reads typed fields out of a JSON object and remembers the first error, naming the field.
-class Reader {
- public:
-  Reader(const json& j, std::string prefix) : j_(j), prefix_(std::move(prefix)) {}
-
-  Result<void> CheckKnown(const std::set<std::string>& known) const {
-    for (auto it = j_.begin(); it != j_.end(); ++it) {
-      if (!known.count(it.key())) {
-        return Fail(Code::kInvalidArgument,
-                    fmt::format("unknown field '{}{}'", prefix_, it.key()), prefix_ + it.key());
-      }
-    }
-    return {};
-  }
-  void Str(const char* key, std::string& out) {
-    if (auto* v = Find(key)) {
-      if (v->is_string()) out = v->get<std::string>();
-      else if (!v->is_null()) Bad(key, "must be a string");
-    }
-  }
-  void Bool(const char* key, bool& out) {
-    if (auto* v = Find(key)) {
-      if (v->is_boolean()) out = v->get<bool>();
-      else Bad(key, "must be true or false");
-    }
-  }
-  void Int(const char* key, int64_t& out) {
-    if (auto* v = Find(key)) {
-      if (v->is_number_integer()) out = v->get<int64_t>();
-      else Bad(key, "must be an integer");
-    }
-  }
-  const json* Find(const char* key) const {
-    auto it = j_.find(key);
-    return it == j_.end() ? nullptr : &*it;
-  }
-  void Bad(const char* key, const std::string& why) {
-    if (!error_) {
-      error_ = Error{Code::kInvalidArgument, fmt::format("{}{} {}", prefix_, key, why),
-                     prefix_ + key};
-    }
-  }
-  const std::optional<Error>& error() const { return error_; }
-
- private:
-  const json& j_;
-  std::string prefix_;
-  std::optional<Error> error_;
-};
-
+// Read-only fields of the API's answers are accepted and ignored, so that what a GET gives can be
+// sent back in a PUT.
 const std::set<std::string> kNodeFields{
     "name", "type", "description", "queryable", "storable", "default_query_retrieve",
     "default_storage", "locked", "tls", "ae_title", "host", "port", "retrieve_method",
     "calling_ae_title", "move_destination", "listen_port", "preferred_transfer_syntax", "allow_lossy_compression",
-    "max_associations", "timeout_seconds", "patient_root", "query_charset", "max_results", "url", "qido", "wado", "stow", "stow_multipart",
+    "max_associations", "timeout_seconds", "patient_root", "query_charset", "max_results",
+    "url", "qido", "wado", "stow", "stow_multipart", "qido_root", "wado_root", "stow_root",
+    "calling_ae_header", "called_ae_header", "stow_batch_instances", "stow_batch_mb",
+    "query_timeout_seconds", "retrieve_timeout_seconds", "proxy", "allow_redirects",
     "auth", "headers", "schedule", "max_bytes_per_second", "mwl", "mwl_charset", "mpps",
-    "warnings", "retrieve_method_learned"};
+    // read-only
+    "warnings", "retrieve_method_learned", "effective_calling_ae_title", "effective_move_destination",
+    "available", "unavailable_reason", "offers_import", "offers_export"};
 const std::set<std::string> kTlsFields{"enabled", "verify_peer", "verify_hostname",
                                        "ca_file", "cert_file", "key_file"};
 const std::set<std::string> kAuthFields{"type", "username", "password", "token", "token_url",
-                                        "client_id", "client_secret", "has_password",
+                                        "client_id", "client_secret", "scope", "has_password",
                                         "has_token", "has_client_secret"};
 
 }  // namespace
@@ -90,7 +49,7 @@ const char* RetrieveMethodName(RetrieveMethod m) {
 
 Result<Node> NodeFromJson(const json& j) {
   if (!j.is_object()) return Fail(Code::kInvalidArgument, "a node must be a JSON object");
-  Reader r(j, "");
+  JsonReader r(j, "");
   if (auto k = r.CheckKnown(kNodeFields); !k) return tl::unexpected(k.error());
   Node n;
   std::string type = "dimse", method = "auto";
@@ -116,11 +75,7 @@ Result<Node> NodeFromJson(const json& j) {
   r.Bool("patient_root", n.patient_root);
   r.Str("query_charset", n.query_charset);
   r.Int("max_results", max_results);
-  r.Str("url", n.url);
-  r.Bool("qido", n.qido);
-  r.Bool("wado", n.wado);
-  r.Bool("stow", n.stow);
-  r.Bool("stow_multipart", n.stow_multipart);
+  ReadDicomWebFields(r, n);
   r.Int("max_bytes_per_second", max_bps);
   r.Bool("mwl", n.mwl);
   r.Str("mwl_charset", n.mwl_charset);
@@ -184,7 +139,7 @@ Result<Node> NodeFromJson(const json& j) {
 
   if (auto* t = r.Find("tls"); t && !t->is_null()) {
     if (!t->is_object()) return Fail(Code::kInvalidArgument, "tls must be an object", "tls");
-    Reader tr(*t, "tls.");
+    JsonReader tr(*t, "tls.");
     if (auto k = tr.CheckKnown(kTlsFields); !k) return tl::unexpected(k.error());
     tr.Bool("enabled", n.tls.enabled);
     tr.Bool("verify_peer", n.tls.verify_peer);
@@ -205,7 +160,7 @@ Result<Node> NodeFromJson(const json& j) {
   }
   if (auto* a = r.Find("auth"); a && !a->is_null()) {
     if (!a->is_object()) return Fail(Code::kInvalidArgument, "auth must be an object", "auth");
-    Reader ar(*a, "auth.");
+    JsonReader ar(*a, "auth.");
     if (auto k = ar.CheckKnown(kAuthFields); !k) return tl::unexpected(k.error());
     ar.Str("type", n.auth.type);
     ar.Str("username", n.auth.username);
@@ -214,14 +169,23 @@ Result<Node> NodeFromJson(const json& j) {
     ar.Str("token_url", n.auth.token_url);
     ar.Str("client_id", n.auth.client_id);
     ar.Str("client_secret", n.auth.client_secret);
+    ar.Str("scope", n.auth.scope);
     if (ar.error()) return tl::unexpected(*ar.error());
   }
   if (auto* h = r.Find("headers"); h && !h->is_null()) {
     if (!h->is_array()) return Fail(Code::kInvalidArgument, "headers must be a list of {name, value}", "headers");
     for (const auto& e : *h) {
+      const std::string field = fmt::format("headers[{}]", n.headers.size());
       if (!e.is_object() || !e.contains("name") || !e["name"].is_string() ||
           (e.contains("value") && !e["value"].is_string())) {
-        return Fail(Code::kInvalidArgument, "each header must be {\"name\": ..., \"value\": ...}", "headers");
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("{} must be {{\"name\": \"X-Api-Key\", \"value\": \"...\"}}", field), field);
+      }
+      for (auto it = e.begin(); it != e.end(); ++it) {
+        if (it.key() != "name" && it.key() != "value") {
+          return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}.{}'", field, it.key()),
+                      field + "." + it.key());
+        }
       }
       n.headers.emplace_back(e["name"].get<std::string>(), e.value("value", ""));
     }
@@ -260,10 +224,6 @@ Result<void> ValidateNode(Node& n) {
       if (!v) return tl::unexpected(v.error());
       *value = *v;
     }
-  } else {
-    auto url = ValidateBaseUrl(n.url, "url");
-    if (!url) return tl::unexpected(url.error());
-    n.url = *url;
   }
   if (n.default_query_retrieve && !n.queryable) {
     return Fail(Code::kInvalidArgument,
@@ -282,6 +242,7 @@ Result<void> ValidateNode(Node& n) {
   if (n.tls.enabled && (n.tls.cert_file.empty() != n.tls.key_file.empty())) {
     return Fail(Code::kInvalidArgument, "tls.cert_file and tls.key_file go together", "tls.key_file");
   }
+  if (n.type == NodeType::kDicomWeb) return ValidateDicomWebFields(n);
   return {};
 }
 
@@ -319,27 +280,7 @@ json NodeToJson(const Node& n, bool with_secrets) {
     j["query_charset"] = n.query_charset;
     j["max_results"] = n.max_results;
   } else {
-    j["url"] = n.url;
-    j["qido"] = n.qido;
-    j["wado"] = n.wado;
-    j["stow"] = n.stow;
-    j["stow_multipart"] = n.stow_multipart;
-    json a{{"type", n.auth.type}, {"username", n.auth.username}, {"token_url", n.auth.token_url},
-           {"client_id", n.auth.client_id}};
-    if (with_secrets) {
-      a["password"] = n.auth.password;
-      a["token"] = n.auth.token;
-      a["client_secret"] = n.auth.client_secret;
-    } else {
-      a["has_password"] = !n.auth.password.empty();
-      a["has_token"] = !n.auth.token.empty();
-      a["has_client_secret"] = !n.auth.client_secret.empty();
-    }
-    j["auth"] = a;
-    j["headers"] = json::array();
-    for (const auto& [k, v] : n.headers) j["headers"].push_back({{"name", k}, {"value", v}});
-    j["timeout_seconds"] = n.timeout_seconds;
-    j["max_associations"] = n.max_associations;
+    WriteDicomWebFields(n, with_secrets, j);
   }
   j["schedule"] = n.schedule;
   j["max_bytes_per_second"] = n.max_bytes_per_second;
@@ -367,6 +308,13 @@ nlohmann::json NodeToApiJson(const Node& n, const std::string& server_ae_title) 
     j["effective_calling_ae_title"] = EffectiveCallingAeTitle(n, server_ae_title);
     j["effective_move_destination"] = EffectiveMoveDestination(n, server_ae_title);
   }
+  if (n.type == NodeType::kDicomWeb && !n.calling_ae_header.empty()) {
+    j["effective_calling_ae_title"] = EffectiveCallingAeTitle(n, server_ae_title);
+  }
+  // What the node offers, all flags considered: a DICOMweb import needs QIDO-RS and WADO-RS.
+  const bool dimse = n.type == NodeType::kDimse;
+  j["offers_import"] = n.queryable && (dimse || (n.qido && n.wado));
+  j["offers_export"] = n.storable && (dimse || n.stow);
   const std::string reason = UnavailableReason(n);
   j["available"] = reason.empty();
   j["unavailable_reason"] = reason.empty() ? json(nullptr) : json(reason);

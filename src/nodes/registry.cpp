@@ -27,7 +27,7 @@ Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db,
     auto n = NodeFromJson(e.json);
     if (!n) {
       std::string where = e.source;
-      auto it = e.key_lines.find(n.error().field.substr(0, n.error().field.find('.')));
+      auto it = e.key_lines.find(n.error().field.substr(0, n.error().field.find_first_of(".[")));
       if (it != e.key_lines.end()) where = where.substr(0, where.rfind(':')) + ":" + std::to_string(it->second);
       return Fail(Code::kInvalidArgument,
                   fmt::format("{}: [[nodes]] {}: {}", where, n.error().field, n.error().message),

@@ -134,5 +134,43 @@ TEST_F(RegistryTest, ATypeIsChosenAtCreationAndAChangeIsRefused) {
   EXPECT_TRUE(reg.Update("a", {{"type", "dimse"}, {"description", "x"}}));
 }
 
+TEST_F(RegistryTest, AnUpdateThatOmitsASecretKeepsTheStoredOne) {
+  auto& reg = Reg();
+  nlohmann::json web{{"name", "web"}, {"type", "dicomweb"}, {"url", "https://pacs/dicom-web/"},
+                     {"auth", {{"type", "bearer"}, {"token", "tok-1"}}}};
+  ASSERT_TRUE(reg.Add(web));
+  // A partial update, and one that sends back what the API showed (has_token, no token).
+  auto u = reg.Update("web", {{"description", "x"}, {"auth", {{"type", "bearer"}}}});
+  ASSERT_TRUE(u) << u.error().field << ": " << u.error().message;
+  EXPECT_EQ(reg.Get("web")->auth.token, "tok-1");
+  nlohmann::json shown = NodeToApiJson(*reg.Get("web"), "PACSBRIDGE");
+  shown["stow_batch_mb"] = 8;
+  u = reg.Update("web", shown);
+  ASSERT_TRUE(u) << u.error().field << ": " << u.error().message;
+  EXPECT_EQ(reg.Get("web")->auth.token, "tok-1");
+  EXPECT_EQ(reg.Get("web")->stow_batch_mb, 8);
+  // Stored, not only in memory.
+  auto& again = Reg();
+  EXPECT_EQ(again.Get("web")->auth.token, "tok-1");
+  EXPECT_EQ(again.Get("web")->stow_batch_mb, 8);
+  // A new secret replaces it; a change of auth type needs what the new type needs.
+  ASSERT_TRUE(again.Update("web", {{"auth", {{"token", "tok-2"}}}}));
+  EXPECT_EQ(again.Get("web")->auth.token, "tok-2");
+  auto oauth = again.Update("web", {{"auth", {{"type", "oauth2"}, {"token_url", "https://login/token"},
+                                               {"client_id", "c"}}}});
+  ASSERT_FALSE(oauth);
+  EXPECT_EQ(oauth.error().field, "auth.client_secret");
+  EXPECT_EQ(again.Get("web")->auth.type, "bearer");
+}
+
+TEST_F(RegistryTest, InvalidConfigHeaderNamesItsLine) {
+  nlohmann::json web{{"name", "web"}, {"type", "dicomweb"}, {"url", "https://pacs/dicom-web/"},
+                     {"headers", {{{"name", "X-A"}, {"value", "1"}}, {{"name", "Bad Name"}, {"value", "2"}}}}};
+  auto r = NodeRegistry::Create(*db_, {ConfigEntry{web, "pb.toml:10", {{"headers", 14}}}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().field, "headers[1].name");
+  EXPECT_NE(r.error().message.find("pb.toml:14"), std::string::npos) << r.error().message;
+}
+
 }  // namespace
 }  // namespace pb

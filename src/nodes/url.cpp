@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <memory>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -16,6 +17,7 @@ struct PartDeleter {
   void operator()(char* p) const { curl_free(p); }
 };
 using Part = std::unique_ptr<char, PartDeleter>;
+using Url = std::unique_ptr<CURLU, UrlDeleter>;
 
 // One component of a parsed URL, or null when it has none.
 Part Get(CURLU* u, CURLUPart what) {
@@ -40,46 +42,103 @@ std::string Shown(const std::string& url) {
   return url.substr(0, start) + "***" + url.substr(at);
 }
 
-}  // namespace
+// What one kind of URL allows, and the examples its errors show.
+struct UrlRules {
+  std::set<std::string> schemes;
+  const char* schemes_text;  // "http:// or https://"
+  const char* what;          // "the DICOMweb root"
+  const char* example;
+  const char* credentials;  // what to do with a user name and password found in the URL
+  bool query = false;
+};
 
-Result<std::string> ValidateBaseUrl(std::string_view raw, const std::string& field) {
-  const std::string url(Trimmed(raw));
+// Parses `url` (already trimmed, not empty) by `rules`; the parsed URL or an error naming `field`.
+Result<Url> Parse(const std::string& url, const std::string& field, const UrlRules& rules) {
   const std::string shown = Shown(url);
-  const std::string example = "e.g. http://host:8042/dicom-web/ (Orthanc), "
-                              "http://host:8080/dcm4chee-arc/aets/DCM4CHEE/rs/ (dcm4chee)";
   auto fail = [&](const std::string& why) {
-    return Fail(Code::kInvalidArgument, fmt::format("{} '{}' {}; give the DICOMweb root, {}", field, shown, why, example),
-                field);
+    return Fail(Code::kInvalidArgument,
+                fmt::format("{} '{}' {}; give {}, {}", field, shown, why, rules.what, rules.example), field);
   };
-  if (url.empty()) return Fail(Code::kInvalidArgument, fmt::format("{} is required: the DICOMweb root, {}", field, example), field);
-  std::unique_ptr<CURLU, UrlDeleter> u(curl_url());
+  const std::string bad_scheme = fmt::format("does not start with {}", rules.schemes_text);
+  Url u(curl_url());
   if (!u) return Fail(Code::kInternal, "cannot allocate a URL parser");
   CURLUcode rc = curl_url_set(u.get(), CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME);
   switch (rc) {
     case CURLUE_OK: break;
     case CURLUE_BAD_SCHEME:
-    case CURLUE_NO_SCHEME: return fail("does not start with http:// or https://");
+    case CURLUE_NO_SCHEME: return fail(bad_scheme);
     case CURLUE_NO_HOST: return fail("has no host");
     case CURLUE_BAD_PORT_NUMBER: return fail("has an invalid port");
     default: return fail("is not a valid URL");
   }
   Part scheme = Get(u.get(), CURLUPART_SCHEME);
-  std::string s = scheme ? scheme.get() : "";
-  if (s != "http" && s != "https") return fail("does not start with http:// or https://");
+  if (!scheme || !rules.schemes.count(scheme.get())) return fail(bad_scheme);
   if (!Get(u.get(), CURLUPART_HOST)) return fail("has no host");
   if (Get(u.get(), CURLUPART_USER) || Get(u.get(), CURLUPART_PASSWORD)) {
     return Fail(Code::kInvalidArgument,
-                fmt::format("{}: put the user name and password in auth (basic), not in the URL (a URL is shown "
-                            "to everyone who may read the node)",
-                            field),
+                fmt::format("{}: {}, not in the URL (a URL is shown to everyone who may read the node)",
+                            field, rules.credentials),
                 field);
   }
-  if (Get(u.get(), CURLUPART_QUERY)) return fail("has a query (?...); the root takes none");
+  if (!rules.query && Get(u.get(), CURLUPART_QUERY)) return fail("has a query (?...); it takes none");
   if (Get(u.get(), CURLUPART_FRAGMENT) || url.find('#') != std::string::npos) return fail("has a fragment (#...)");
-  // What libcurl understood, so that paths appended later mean what they say.
-  Part normalized = Get(u.get(), CURLUPART_URL);
-  if (!normalized) return fail("is not a valid URL");
+  return u;
+}
+
+// What libcurl understood, so that paths appended later mean what they say.
+Result<std::string> Normalized(CURLU* u, const std::string& field) {
+  Part normalized = Get(u, CURLUPART_URL);
+  if (!normalized) return Fail(Code::kInvalidArgument, fmt::format("{} is not a valid URL", field), field);
   return std::string(normalized.get());
+}
+
+const UrlRules kRoot{{"http", "https"}, "http:// or https://", "the DICOMweb root",
+                     "e.g. http://host:8042/dicom-web/ (Orthanc), "
+                     "http://host:8080/dcm4chee-arc/aets/DCM4CHEE/rs/ (dcm4chee)",
+                     "put the user name and password in auth (basic)"};
+const UrlRules kEndpoint{{"http", "https"}, "http:// or https://", "the URL of the token endpoint",
+                         "e.g. https://login.example.org/oauth2/token",
+                         "put the client's credentials in auth.client_id and auth.client_secret", true};
+const UrlRules kProxy{{"http", "https", "socks5", "socks5h"}, "http://, https://, socks5:// or socks5h://",
+                      "the proxy's address", "e.g. http://proxy.example.org:3128 or socks5h://127.0.0.1:1080",
+                      "a proxy that asks for a user name and password is not supported: allow this host on the proxy"};
+
+}  // namespace
+
+Result<std::string> ValidateBaseUrl(std::string_view raw, const std::string& field) {
+  const std::string url(Trimmed(raw));
+  if (url.empty()) {
+    return Fail(Code::kInvalidArgument, fmt::format("{} is required: {}, {}", field, kRoot.what, kRoot.example), field);
+  }
+  auto u = Parse(url, field, kRoot);
+  if (!u) return tl::unexpected(u.error());
+  return Normalized(u->get(), field);
+}
+
+Result<std::string> ValidateEndpointUrl(std::string_view raw, const std::string& field) {
+  const std::string url(Trimmed(raw));
+  if (url.empty()) {
+    return Fail(Code::kInvalidArgument, fmt::format("{} is required: {}, {}", field, kEndpoint.what, kEndpoint.example),
+                field);
+  }
+  auto u = Parse(url, field, kEndpoint);
+  if (!u) return tl::unexpected(u.error());
+  return Normalized(u->get(), field);
+}
+
+Result<std::string> ValidateProxyUrl(std::string_view raw, const std::string& field) {
+  const std::string url(Trimmed(raw));
+  if (url.empty()) return url;
+  auto u = Parse(url, field, kProxy);
+  if (!u) return tl::unexpected(u.error());
+  Part path = Get(u->get(), CURLUPART_PATH);
+  if (path && std::string_view(path.get()) != "/" && *path.get() != '\0') {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("{} '{}' has a path; a proxy is only a scheme, a host and a port, {}", field, Shown(url),
+                            kProxy.example),
+                field);
+  }
+  return url;  // as given: libcurl would add a "/" that a proxy has no use for
 }
 
 }  // namespace pb

@@ -1,7 +1,8 @@
 #pragma once
-// The base URL of a DICOMweb node, checked with libcurl's URL parser (not by prefix): http or
-// https, a host, no credentials (they belong in `auth`, which is never returned), no query or
-// fragment. Thread-safe.
+// The URLs of a DICOMweb node, checked with libcurl's URL parser (not by prefix): no credentials
+// in any of them (they belong in `auth`, which is never returned; a URL is shown to everyone who
+// may read the node). Errors name the field, never echo a password, and say what to write
+// instead. Thread-safe.
 #include <string>
 #include <string_view>
 
@@ -9,7 +10,17 @@
 
 namespace pb {
 
-// The URL as given, trimmed; errors name `field` and say what to write instead.
+// A DICOMweb root (`url`, `qido_root`, `wado_root`, `stow_root`): http or https, a host, no query
+// or fragment. Returns the URL as libcurl understood it (trimmed; "http://h:1" becomes
+// "http://h:1/").
 Result<std::string> ValidateBaseUrl(std::string_view url, const std::string& field);
+
+// Another HTTP endpoint (the OAuth2 `auth.token_url`): http or https, a host, any path (with or
+// without a trailing slash), a query allowed, no fragment.
+Result<std::string> ValidateEndpointUrl(std::string_view url, const std::string& field);
+
+// A proxy (`proxy`): http://, https://, socks5:// or socks5h://, a host and an optional port,
+// nothing after them. "" (no proxy) stays "".
+Result<std::string> ValidateProxyUrl(std::string_view url, const std::string& field);
 
 }  // namespace pb

@@ -51,3 +51,42 @@ TEST(ValidateBaseUrl, StoresWhatLibcurlUnderstood) {
 
 }  // namespace
 }  // namespace pb
+
+namespace pb {
+namespace {
+
+TEST(ValidateEndpointUrl, TakesTokenEndpointsWithPathsAndQueries) {
+  for (const char* good : {"https://login.example.org/oauth2/token", "http://127.0.0.1:8080/realms/x/token",
+                           "https://login.example.org/token?api-version=2"}) {
+    auto r = ValidateEndpointUrl(good, "auth.token_url");
+    ASSERT_TRUE(r) << good << ": " << r.error().message;
+    EXPECT_EQ(*r, good);  // no slash added after a path
+  }
+  auto bad = ValidateEndpointUrl("https://id:s3cret@login/token", "auth.token_url");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().field, "auth.token_url");
+  EXPECT_EQ(bad.error().message.find("s3cret"), std::string::npos);
+  EXPECT_NE(bad.error().message.find("auth.client_id"), std::string::npos) << bad.error().message;
+  EXPECT_FALSE(ValidateEndpointUrl("login/token", "auth.token_url"));
+  EXPECT_FALSE(ValidateEndpointUrl("https://login/token#x", "auth.token_url"));
+}
+
+TEST(ValidateProxyUrl, TakesHttpHttpsAndSocks5Only) {
+  for (const char* good : {"http://proxy:3128", "https://proxy.example.org:443/", "socks5://127.0.0.1:1080",
+                           "socks5h://[::1]:1080"}) {
+    auto r = ValidateProxyUrl(good, "proxy");
+    ASSERT_TRUE(r) << good << ": " << r.error().message;
+  }
+  EXPECT_EQ(*ValidateProxyUrl("  ", "proxy"), "");
+  for (const char* bad : {"proxy:3128", "ftp://proxy", "socks4://proxy:1080", "http://proxy:3128/x",
+                          "http://proxy:3128?x=1", "http://u:s3cret@proxy:3128", "http://"}) {
+    auto r = ValidateProxyUrl(bad, "proxy");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().field, "proxy");
+    EXPECT_EQ(r.error().message.find("s3cret"), std::string::npos);
+  }
+  EXPECT_NE(ValidateProxyUrl("ftp://proxy", "proxy").error().message.find("socks5h://"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pb

@@ -253,5 +253,143 @@ class NodesApiTests(harness.E2ETestCase):
         self.assertNotIn("cli-bad", self.node_names())
 
 
+    # ------------------------------------------------------------------ DICOMweb nodes
+
+    def test_dicomweb_node_through_the_api_keeps_its_secret(self):
+        body = {"name": "web-api", "type": "dicomweb", "url": "http://127.0.0.1:8042/dicom-web/",
+                "queryable": True, "storable": True, "wado_root": "http://127.0.0.1:8043/wado/",
+                "auth": {"type": "basic", "username": "bridge", "password": "pw-Web-Secret1"},
+                "headers": [{"name": "X-Tenant", "value": "research"}],
+                "ae_title": "CLOUD", "calling_ae_header": "X-Calling-AE",
+                "called_ae_header": "X-Called-AE", "stow_batch_instances": 10,
+                "stow_batch_mb": 16, "query_timeout_seconds": 15,
+                "retrieve_timeout_seconds": 90, "proxy": "socks5h://127.0.0.1:1080",
+                "allow_redirects": True, "max_results": 200, "max_associations": 3,
+                "preferred_transfer_syntax": "1.2.840.10008.1.2.1"}
+        created = self.create(body)
+        self.assertNotIn("pw-Web-Secret1", json.dumps(created))
+        for key, value in body.items():
+            if key != "auth":
+                self.assertEqual(created.get(key), value, "%s in %r" % (key, created))
+        self.assertEqual(created["auth"]["username"], "bridge")
+        self.assertIs(created["auth"]["has_password"], True, created)
+        self.assertNotIn("password", created["auth"])
+        self.assertEqual((created["qido_root"], created["stow_root"]), ("", ""))
+        self.assertIs(created["offers_import"], True, created)
+        self.assertIs(created["offers_export"], True, created)
+        self.assertEqual(created["effective_calling_ae_title"], "PACSBRIDGE", created)
+
+        # A partial PUT, then one that sends back what GET gave: the password stays.
+        status, got = self.api("PUT", "/api/nodes/web-api",
+                               {"description": "second", "wado": False,
+                                "auth": {"username": "bridge2"}})
+        self.assertEqual(status, 200, got)
+        self.assertEqual((got["description"], got["auth"]["username"]), ("second", "bridge2"))
+        self.assertIs(got["auth"]["has_password"], True, got)
+        self.assertIs(got["offers_import"], False, "wado is off: %r" % got)
+        status, got = self.api("GET", "/api/nodes/web-api")
+        self.assertEqual(status, 200, got)
+        got["stow_batch_mb"] = 32
+        status, put = self.api("PUT", "/api/nodes/web-api", got)
+        self.assertEqual(status, 200, put)
+        self.assertEqual(put["stow_batch_mb"], 32)
+        self.assertIs(put["auth"]["has_password"], True, put)
+        status, listed = self.api("GET", "/api/nodes")
+        self.assertNotIn("pw-Web-Secret1", json.dumps(listed))
+
+        # The capability that is off refuses the retrieve, naming the node and the flag.
+        status, answer = self.api("POST", "/api/retrieve", {
+            "node": "web-api", "level": "STUDY", "uids": ["1.2.3"]})
+        self.assertJsonError(status, answer, field="node", expected_status=409)
+        self.assertIn("node 'web-api' cannot be retrieved from: its wado capability is off "
+                      "(set wado to true)", answer["error"])
+
+    def test_dicomweb_invalid_fields_are_named(self):
+        base = {"type": "dicomweb", "url": "https://pacs.example/dicomweb/"}
+        cases = [
+            ({"qido_root": "pacs.example/qido"}, "qido_root"),
+            ({"headers": [{"name": "X-A", "value": "1"}, {"name": "Bad Name", "value": "2"}]},
+             "headers[1].name"),
+            ({"headers": [{"name": "Content-Type", "value": "text/plain"}]}, "headers[0].name"),
+            ({"headers": [{"name": "X-A", "value": "1\r\nHost: evil"}]}, "headers[0].value"),
+            ({"auth": {"type": "bearer"}}, "auth.token"),
+            ({"auth": {"type": "basic"}}, "auth.username"),
+            ({"auth": {"type": "oauth2", "client_id": "c", "client_secret": "s",
+                       "token_url": "https://id:pw-Leak7@login/token"}}, "auth.token_url"),
+            ({"proxy": "ftp://proxy:21"}, "proxy"),
+            ({"stow_batch_mb": 0}, "stow_batch_mb"),
+            ({"query_timeout_seconds": 3601}, "query_timeout_seconds"),
+            ({"called_ae_header": "X-Called-AE"}, "called_ae_header"),
+            ({"calling_ae_header": "X Calling"}, "calling_ae_header"),
+        ]
+        for i, (extra, field) in enumerate(cases):
+            with self.subTest(field=field, extra=extra):
+                body = dict(base, name="web-bad-%d" % i, **extra)
+                status, answer = self.api("POST", "/api/nodes", body)
+                self.assertJsonError(status, answer, field=field)
+                self.assertIn(field.split("[")[0].split(".")[0], answer["error"])
+                self.assertNotIn("pw-Leak7", answer["error"])
+        self.assertIn("between 1 and 4096", self.api("POST", "/api/nodes", dict(
+            base, name="web-range", stow_batch_mb=0))[1]["error"])
+        self.assertFalse([n for n in self.node_names() if n.startswith("web-bad-")])
+
+    def test_cli_dicomweb_node_add_show_update(self):
+        token_file = self.mkdtemp("secret") / "token"
+        token_file.write_text("tok-Cli-Secret2\nsecond line is ignored\n")
+        cp = self.server.cli("nodes", "add", "web-cli", "--type", "dicomweb",
+                             "--url", "http://127.0.0.1:8080/dcm4chee-arc/aets/DCM4CHEE/rs/",
+                             "--queryable", "true", "--stow", "false",
+                             "--auth-type", "bearer", "--token-file", str(token_file),
+                             "--header", "X-Tenant: research", "--header", "X-Api-Key:abc",
+                             "--stow-batch-instances", "25", "--stow-batch-mb", "8",
+                             "--query-timeout", "20", "--retrieve-timeout", "60",
+                             "--proxy", "http://127.0.0.1:3128", "--allow-redirects", "true",
+                             "--calling-ae-header", "X-Calling-AE", "--calling-aet", "BRIDGE",
+                             "--stow-multipart", "false", "--qido-root",
+                             "http://127.0.0.1:8080/qido/")
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertNotIn("tok-Cli-Secret2", cp.stdout + cp.stderr)
+        status, got = self.api("GET", "/api/nodes/web-cli")
+        self.assertEqual(status, 200, got)
+        expected = {"type": "dicomweb", "stow": False, "stow_multipart": False,
+                    "stow_batch_instances": 25, "stow_batch_mb": 8,
+                    "query_timeout_seconds": 20, "retrieve_timeout_seconds": 60,
+                    "proxy": "http://127.0.0.1:3128", "allow_redirects": True,
+                    "calling_ae_header": "X-Calling-AE", "calling_ae_title": "BRIDGE",
+                    "qido_root": "http://127.0.0.1:8080/qido/",
+                    "headers": [{"name": "X-Tenant", "value": "research"},
+                                {"name": "X-Api-Key", "value": "abc"}]}
+        for key, value in expected.items():
+            self.assertEqual(got.get(key), value, "%s in %r" % (key, got))
+        self.assertEqual(got["auth"]["type"], "bearer")
+        self.assertIs(got["auth"]["has_token"], True, got)
+        self.assertIs(got["offers_export"], False, got)
+
+        cp = self.server.cli("nodes", "show", "web-cli")
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertNotIn("tok-Cli-Secret2", cp.stdout)
+        lines = cp.stdout.splitlines()
+        for line in ("auth.token: set", "auth.password: not set", "header: X-Tenant: research",
+                     "stow_batch_mb: 8", "proxy: http://127.0.0.1:3128",
+                     "calling_ae_title: BRIDGE (this node's setting)"):
+            self.assertIn(line, lines, cp.stdout)
+
+        cp = self.server.cli("nodes", "update", "web-cli", "--description", "cloud",
+                             "--stow", "true")
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        status, got = self.api("GET", "/api/nodes/web-cli")
+        self.assertEqual((got["description"], got["stow"]), ("cloud", True), got)
+        self.assertIs(got["auth"]["has_token"], True, "the update lost the token: %r" % got)
+
+        cp = self.server.cli("nodes", "update", "web-cli", "--header", "Bad Name: 1")
+        self.assertNotEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertIn("headers[0].name", cp.stderr, harness.proc_output(cp))
+        cp = self.server.cli("nodes", "update", "web-cli", "--header", "no colon")
+        self.assertNotEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertIn("Name: value", cp.stderr, harness.proc_output(cp))
+        status, got = self.api("GET", "/api/nodes/web-cli")
+        self.assertEqual(len(got["headers"]), 2, got)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
