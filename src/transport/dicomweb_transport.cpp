@@ -369,27 +369,26 @@ class DicomWebTransport : public Transport {
     return Error{e.code, fmt::format("node '{}': {}: {}", node_.name, what, e.message), e.field};
   }
 
-  // One QIDO-RS request: its rows, a 204 as none. Errors name the node, the request and why.
+  // One QIDO-RS request: its rows, a 204 as none. Errors say why (Wrap adds the node and request).
   Result<std::vector<dicomweb::Row>> Get(const std::string& url, const std::string& what,
                                           HttpResponse* head = nullptr) {
     HttpRequest rq;
     rq.url = url;
     rq.what = what;
     rq.phase = dicomweb::Phase::kQuery;
-    rq.headers = {"Accept: application/dicom+json, application/json;q=0.9"};
+    rq.headers = {"Accept: application/dicom+json"};
     auto r = client_.Perform(rq);
-    if (!r) return tl::unexpected(Wrap(r.error(), what));
+    if (!r) return tl::unexpected(r.error());
     if (r->status == 204) return std::vector<dicomweb::Row>{};
     if (r->status != 200) {
-      return tl::unexpected(Wrap(CodeFor(r->status), client_.Explain(rq, *r), what));
+      return Fail(CodeFor(r->status), client_.Explain(rq, *r));
     }
     if (IsHtml(*r)) {
-      return tl::unexpected(Wrap(Code::kUnavailable, "the server answered with an HTML page where DICOM JSON "
-                                                           "was expected: a login page or a proxy is in the way",
-                                 what));
+      return Fail(Code::kUnavailable, "the server answered with an HTML page where DICOM JSON was expected: a "
+                                      "login page or a proxy is in the way");
     }
     auto rows = dicomweb::RowsFromDicomJson(r->body);
-    if (!rows) return tl::unexpected(Wrap(rows.error(), what));
+    if (!rows) return tl::unexpected(rows.error());
     if (head) *head = std::move(*r);
     return rows;
   }
@@ -408,7 +407,7 @@ class DicomWebTransport : public Transport {
       size_t ask = want == 0 ? 0 : want - rows.size();
       HttpResponse head;
       auto got = Get(dicomweb::SearchUrl(QidoRoot(), *search, ask, rows.size()), what, &head);
-      if (!got) return tl::unexpected(got.error());
+      if (!got) return tl::unexpected(Wrap(got.error(), what));
       const bool more = head.Header("warning").find("299") != std::string::npos;
       const bool empty = got->empty();
       for (auto& row : *got) rows.push_back(std::move(row));

@@ -1,7 +1,7 @@
 """What a new user hit in the first hour, on the command line (issue 10, items 1, 4, 6, 8, 9):
 $PACSBRIDGE_SERVER, Ctrl-C while following a job, `jobs show --follow`, the find table and
 malformed matching values, `jobs --state`, effective AE titles, ended jobs without an ETA,
-jobs after a node is renamed, DICOMweb nodes marked as not yet supported.
+jobs after a node is renamed, a DICOMweb node that is down named with the reason.
 
 scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_first_hour_cli.py
 """
@@ -277,7 +277,7 @@ class FirstHourCliTests(harness.JobHelpers, harness.E2ETestCase):
         self.assertTrue(body["message"].startswith("Connection failed: connection refused by 127.0.0.1:9"),
                         body["message"])
         status, body = self.server.api("POST", "/api/nodes/web/find", {"level": "STUDY", "query": {}})
-        self.assertJsonError(status, body, expected_status=503)
+        self.assertJsonError(status, body, expected_status=502)  # the peer failed, as for DIMSE
         self.assertIn("node 'web'", body["error"])
         self.assertIn("connection refused", body["error"])
 
