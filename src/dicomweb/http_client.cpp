@@ -314,7 +314,6 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto h = Acquire();
     CURL* c = h->curl;
-    curl_easy_reset(c);
     HttpRequest rq;
     rq.method = "POST";
     rq.url = a.token_url;
@@ -323,23 +322,11 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
     rq.body = "grant_type=client_credentials";
     if (!a.scope.empty()) rq.body += "&scope=" + escape(c, a.scope);
     if (attempt == 1) rq.body += "&client_id=" + escape(c, a.client_id) + "&client_secret=" + escape(c, a.client_secret);
-    std::string redirect;
-    // The token request carries the client's credentials, never a token: PerformOnce with the
-    // "token" flag (fresh_token) unused; basic credentials set below.
+    // The token request carries the client's credentials, never a token.
     Transfer t;
     t.curl = c;
     t.request = &rq;
-    h->errbuf[0] = 0;
-    curl_easy_setopt(c, CURLOPT_URL, a.token_url.c_str());
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_PROXY, node_.proxy.c_str());
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, node_.tls.verify_peer ? 1L : 0L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, node_.tls.verify_hostname ? 2L : 0L);
-    if (!node_.tls.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, node_.tls.ca_file.c_str());
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(node_.query_timeout_seconds));
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(std::min(node_.query_timeout_seconds, 10)));
+    Configure(*h, a.token_url, Phase::kQuery);
     if (attempt == 0) {
       curl_easy_setopt(c, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
       curl_easy_setopt(c, CURLOPT_USERNAME, a.client_id.c_str());
@@ -358,9 +345,6 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
     if (rc == CURLE_OK) t.StartBody();
     curl_slist_free_all(headers);
     std::string detail = h->errbuf;
-    long os_errno = 0;
-    curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
-    (void)os_errno;
     Release(std::move(h));
     if (rc != CURLE_OK) {
       Error e = TransportError(rc, detail, a.token_url);
@@ -444,15 +428,10 @@ Result<HttpResponse> HttpClient::Perform(HttpRequest& request) {
   }
 }
 
-Result<HttpResponse> HttpClient::PerformOnce(Handle& h, HttpRequest& rq, const std::string& url, bool fresh_token,
-                                             std::string& redirect_to) {
+void HttpClient::Configure(Handle& h, const std::string& url, Phase phase) const {
   CURL* c = h.curl;
-  if (!c) return Fail(Code::kInternal, "the HTTP client cannot start");
-  curl_easy_reset(c);
+  curl_easy_reset(c);  // options go; the connection cache stays
   h.errbuf[0] = 0;
-  Transfer t;
-  t.curl = c;
-  t.request = &rq;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h.errbuf);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -470,15 +449,23 @@ Result<HttpResponse> HttpClient::PerformOnce(Handle& h, HttpRequest& rq, const s
     curl_easy_setopt(c, CURLOPT_SSLCERT, node_.tls.cert_file.c_str());
     curl_easy_setopt(c, CURLOPT_SSLKEY, node_.tls.key_file.c_str());
   }
-  const long connect_timeout = std::min(10L, static_cast<long>(rq.phase == Phase::kQuery ? node_.query_timeout_seconds
-                                                                                       : node_.retrieve_timeout_seconds));
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, connect_timeout);
-  if (rq.phase == Phase::kQuery) {
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, static_cast<long>(node_.timeout_seconds));
+  if (phase == Phase::kQuery) {
     curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(node_.query_timeout_seconds));
   } else {
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(node_.retrieve_timeout_seconds));
   }
+}
+
+Result<HttpResponse> HttpClient::PerformOnce(Handle& h, HttpRequest& rq, const std::string& url, bool fresh_token,
+                                             std::string& redirect_to) {
+  CURL* c = h.curl;
+  if (!c) return Fail(Code::kInternal, "the HTTP client cannot start");
+  Transfer t;
+  t.curl = c;
+  t.request = &rq;
+  Configure(h, url, rq.phase);
 
   curl_slist* headers = nullptr;
   auto add = [&](const std::string& line) { headers = curl_slist_append(headers, line.c_str()); };
@@ -569,9 +556,9 @@ Error HttpClient::TransportError(int curl_code, const std::string& detail, const
     case CURLE_OPERATION_TIMEDOUT:
       if (detail.find("onnect") != std::string::npos && detail.find("after") != std::string::npos &&
           detail.find("Operation too slow") == std::string::npos && detail.find("received") == std::string::npos) {
-        return Err(Code::kTimeout, fmt::format("no connection to {} within {} s (a firewall dropping packets, or the "
-                                            "host is down)",
-                                            where, std::min(10, node_.query_timeout_seconds)));
+        return Err(Code::kTimeout, fmt::format("no connection to {} within {} s (timeout_seconds; a firewall "
+                                               "dropping packets, or the host is down)",
+                                               where, node_.timeout_seconds));
       }
       if (detail.find("Operation too slow") != std::string::npos) {
         return Err(Code::kTimeout, fmt::format("{} stopped sending or receiving: no data moved for {} s "

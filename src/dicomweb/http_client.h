@@ -104,6 +104,7 @@ class HttpClient {
   struct Handle;
   std::unique_ptr<Handle> Acquire();
   void Release(std::unique_ptr<Handle> handle);
+  void Configure(Handle& h, const std::string& url, Phase phase) const;  // options every request shares
   Result<HttpResponse> PerformOnce(Handle& h, HttpRequest& request, const std::string& url, bool fresh_token,
                                    std::string& redirect_to);
   Result<std::string> BearerToken(bool fresh);
