@@ -40,7 +40,7 @@ void PrintResults(const FindOptions& o, const std::vector<FindColumn>* chosen, c
 }  // namespace
 
 void AddFindCommand(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("find", "query a node (C-FIND): pacsbridge find NODE PatientName='DOE*'");
+  auto* cmd = app.add_subcommand("find", "query a node (C-FIND or QIDO-RS): pacsbridge find NODE PatientName='DOE*'");
   auto o = std::make_shared<FindOptions>();
   cmd->add_option("node", o->node, "the node's name")->required();
   cmd->add_option("keys", o->keys,

@@ -82,13 +82,13 @@ CLI::App* AddTransferCommand(CLI::App& app, int& exit_code, const std::string& t
 
 void AddRetrieveCommand(CLI::App& app, int& exit_code) {
   AddTransferCommand(app, exit_code, "retrieve",
-                     "fetch studies, series or instances from a node (C-GET or C-MOVE), as a job",
+                     "fetch studies, series or instances from a node (C-GET, C-MOVE or WADO-RS), as a job",
                      "the node's name (default: the default query/retrieve node)");
 }
 
 void AddSendCommand(CLI::App& app, int& exit_code) {
   AddTransferCommand(app, exit_code, "send",
-                     "send studies, series or instances of the archive to a node (C-STORE), as a job",
+                     "send studies, series or instances of the archive to a node (C-STORE or STOW-RS), as a job",
                      "the node's name (default: the default storage node)");
 }
 

@@ -81,6 +81,11 @@ Result<std::pair<json, std::string>> RetrieveRunner::Prepare(const json& rq) {
   if (m != "auto" && m != "c-get" && m != "c-move") {
     return Fail(Code::kInvalidArgument, "method must be auto, c-get or c-move", "method");
   }
+  if (node->type == NodeType::kDicomWeb && m != "auto") {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("method {} applies to DIMSE nodes; node '{}' is retrieved from by WADO-RS", m, node->name),
+                "method");
+  }
   if (target->level == "IMAGE" && (target->study_uid.empty() || target->series_uid.empty())) {
     return Fail(Code::kInvalidArgument, "an IMAGE-level retrieve needs study_uid and series_uid",
                 target->study_uid.empty() ? "study_uid" : "series_uid");
@@ -257,7 +262,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   }
   json out_progress = progress();
   int64_t arrived = out_progress["arrived"].get<int64_t>();
-  if (p.method == "auto" && !method_used.empty() && (arrived > 0 || error.empty()) &&
+  if (node->type == NodeType::kDimse && p.method == "auto" && !method_used.empty() && (arrived > 0 || error.empty()) &&
       node->retrieve_method_learned != method_used) {
     if (auto r = nodes_.SetRetrieveMethodLearned(node->name, method_used); !r) {
       spdlog::warn("node {}: cannot remember the retrieve method: {}", node->name, r.error().message);
