@@ -358,14 +358,14 @@ class Bridge:
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.http_port, path)
 
-    def supports_dicomweb(self):
-        """None when the node's echo does not say DICOMweb is unsupported, else the answer."""
+    def echo_problem(self):
+        """None when the node's test connection (POST /api/nodes/NAME/echo) passes, else what
+        it answered: a binary without DICOMweb support says so there."""
         status, answer = http_json("POST", self.url("/api/nodes/%s/echo" % NODE), {},
                                    timeout=120)
-        text = json.dumps(answer)
-        if status == 501 or "not supported" in text:
-            return "%s %s" % (status, text[:300])
-        return None
+        if status == 200 and isinstance(answer, dict) and answer.get("ok") is True:
+            return None
+        return "%s %s" % (status, json.dumps(answer)[:500])
 
     def load(self, study, tmp):
         log_path = os.path.join(tmp, "load-%s.log" % study.name)
@@ -728,10 +728,10 @@ def run(cfg, root, tmp):
             t = time.monotonic()
             src = Bridge(cfg, os.path.join(tmp, "pacsbridge-source"), orthanc)
             bench.source_bridge = src
-            why = src.supports_dicomweb()
+            why = src.echo_problem()
             if why:
-                raise BenchError("this PACS Bridge binary (%s) cannot use DICOMweb nodes yet "
-                                 "(POST /api/nodes/%s/echo: %s); BENCH_SIDES=curl measures "
+                raise BenchError("PACS Bridge (%s) cannot reach Orthanc through its DICOMweb "
+                                 "node (POST /api/nodes/%s/echo: %s); BENCH_SIDES=curl measures "
                                  "the reference alone" % (cfg.bridge_bin, NODE, why))
             src.load(study, tmp)
             os.sync()
