@@ -90,7 +90,6 @@ import random
 import subprocess
 import sys
 import time
-import urllib.parse
 import urllib.request
 
 import common  # bench/common.py: what the benchmarks share
