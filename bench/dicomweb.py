@@ -463,6 +463,8 @@ class Bench:
     def run_curl(self, args, work, name):
         """curl with args; returns (seconds, [write-out lines])."""
         log_path = os.path.join(work, name + ".log")
+        if os.path.exists(log_path):
+            os.remove(log_path)  # spawn appends; the write-out lines must be this run's
         cmd = ["curl", "-q", "--no-progress-meter", "--noproxy", "*"] + args
         t0 = time.perf_counter()
         proc = spawn(cmd, env=self.cfg.env_plain, log_path=log_path, cwd=work)
@@ -532,6 +534,20 @@ class Bench:
             if (answer.get(FAILED_SOP_SEQUENCE) or {}).get("Value"):
                 raise BenchError("curl STOW-RS: Orthanc's answer %d lists failed instances "
                                  "(%s)" % (i + 1, path))
+        return seconds
+
+    def qido_curl(self, study, work):
+        """Reference: a QIDO-RS listing of the study's instances with curl (what a retrieve job
+        may ask first, to know what to expect and verify against); returns seconds."""
+        out = os.path.join(work, "instances.json")
+        seconds, results = self.run_curl(
+            ["-H", "Accept: application/dicom+json", "-o", out, "-w", "RESULT %{http_code}\\n",
+             self.orthanc.root + "studies/%s/instances" % study.uid], work, "curl-qido")
+        with open(out, "rb") as f:
+            rows = json.loads(f.read().decode() or "[]")
+        if results != ["200"] or len(rows) != study.count:
+            raise BenchError("curl QIDO-RS of the study: %r, %d rows, the study has %d"
+                             % (results, len(rows), study.count))
         return seconds
 
     # ---- WADO-RS
@@ -752,6 +768,11 @@ def run(cfg, root, tmp):
             bench.source_bridge.stop()
             bench.source_bridge = None
         orthanc.check(study, "before WADO-RS", 0)  # the last STOW left the study there
+        work = bench.workdir("ref", "qido", "curl")
+        qido = med([bench.qido_curl(study, work) for _ in range(3)])
+        header.append("reference: QIDO-RS of the study's %d instances with curl (median of 3): "
+                      "%.3f s" % (study.count, qido))
+        log("reference: QIDO-RS instances of the study %.3f s" % qido)
 
         if cfg.warmup:
             for side in cfg.sides:
