@@ -492,18 +492,20 @@ class Bench:
         work = self.workdir(tag, "stow", side)
         os.sync()
         if side == "curl":
-            r = rates(study, self.stow_curl(work))
+            seconds, connections = self.stow_curl(work)
+            r = rates(study, seconds, connections=connections)
         else:
             seconds, job = self.source_bridge.run_job(
                 "/api/send", {"node": NODE, "level": "STUDY", "uids": [study.uid]}, study,
                 "PACS Bridge STOW-RS send job")
             r = rates(study, seconds,
-                      requests=(job.get("progress") or {}).get("associations"))
+                      connections=(job.get("progress") or {}).get("associations"))
         self.orthanc.alive()
         self.orthanc.check(study, "%s STOW-RS %s" % (tag, side), self.cfg.verify)
         return r
 
     def stow_curl(self, work):
+        """Returns (seconds, connections curl opened)."""
         url = self.orthanc.root + "studies"
         ctype = 'Content-Type: multipart/related; type="application/dicom"; boundary=%s' \
             % self.boundary
@@ -517,7 +519,7 @@ class Bench:
             args += ["-X", "POST", "-T", body, "-H", "Expect:", "-H", ctype,
                      "-H", "Accept: application/dicom+json",
                      "-o", os.path.join(work, "answer-%03d.json" % (i + 1)),
-                     "-w", "RESULT %{http_code} %{size_upload}\\n", url]
+                     "-w", "RESULT %{http_code} %{num_connects}\\n", url]
         seconds, results = self.run_curl(args, work, "curl-stow")
         codes = [r.split()[0] for r in results]
         if len(codes) != len(self.bodies) or any(c != "200" for c in codes):
@@ -534,7 +536,7 @@ class Bench:
             if (answer.get(FAILED_SOP_SEQUENCE) or {}).get("Value"):
                 raise BenchError("curl STOW-RS: Orthanc's answer %d lists failed instances "
                                  "(%s)" % (i + 1, path))
-        return seconds
+        return seconds, sum(int(r.split()[1]) for r in results)
 
     def qido_curl(self, study, work):
         """Reference: a QIDO-RS listing of the study's instances with curl (what a retrieve job
@@ -617,17 +619,21 @@ class Bench:
 def report(cfg, study, results, big, big_results, header):
     out = common.report_start("PACS Bridge DICOMweb benchmark", header, cfg.rounds)
     p = out.append
-    p("%-8s %-16s %9s %15s %8s %7s" % ("transfer", "who", "inst/s", "[min-max]", "MB/s", "s"))
+    p("%-8s %-16s %9s %15s %8s %7s %5s" % ("transfer", "who", "inst/s", "[min-max]", "MB/s", "s",
+                                           "conn"))
     for kind in ("stow", "wado"):
         for side in cfg.sides:
             rs = list(results.get((kind, side), {}).values())
             if not rs:
                 continue
             ips = [r["inst_per_s"] for r in rs]
-            p("%-8s %-16s %9.1f %15s %8.1f %7.2f" % (
+            conns = [r["connections"] for r in rs if r.get("connections")]
+            p("%-8s %-16s %9.1f %15s %8.1f %7.2f %5s" % (
                 "STOW-RS" if kind == "stow" else "WADO-RS", SIDE_NAMES[side], med(ips),
                 "[%.0f-%.0f]" % (min(ips), max(ips)), med([r["mb_per_s"] for r in rs]),
-                med([r["seconds"] for r in rs])))
+                med([r["seconds"] for r in rs]), "%d" % max(conns) if conns else "-"))
+    p("(conn: connections curl opened, or the parallel lanes our send job reported in "
+      "progress.associations)")
     p("")
     p("Ratios us/curl (median of same-round ratios; > 1: we are faster) and targets")
     for kind in ("stow", "wado"):
