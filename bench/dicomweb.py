@@ -3,7 +3,7 @@
 next to curl doing the same HTTP transfers against the same Orthanc in the same run, and our
 server's peak RSS while retrieving one big instance by WADO-RS. Python 3 standard library only.
 
-    bench/dicomweb.sh                      # 500 CT instances, 3 rounds, 200 MB instance
+    bench/dicomweb.sh                      # 500 CT instances, 3 rounds, 200 MB instance (~1.5 min)
     BENCH_BIG_MB=0 BENCH_ROUNDS=5 bench/dicomweb.sh
     BENCH_SIDES=curl bench/dicomweb.sh     # the reference alone: no PACS Bridge needed
     PACSBRIDGE_BIN=build/debug/pacsbridge bench/dicomweb.sh
