@@ -33,6 +33,7 @@ bench: build deps-test
 	bench/ingest.sh
 	bench/retrieve.sh
 	bench/send.sh
+	bench/dicomweb.sh
 
 clean:
 	rm -rf build

@@ -1,4 +1,4 @@
-"""What bench/ingest.py and bench/retrieve.py share: messages and notes, settings from the
+"""What the bench/*.py drivers share: messages and notes, settings from the
 environment, child processes, ports and HTTP, the Orthanc and PACS Bridge peers, the report's
 frame and the driver's main(). Python 3 standard library only.
 """
@@ -99,6 +99,18 @@ def stop_all_live():
             stop(proc, 10)
         except OSError:
             pass
+
+
+def peak_rss_kb(pid):
+    """VmHWM of a live process in KB (None when it cannot be read)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def tail(path, lines=15):
@@ -233,7 +245,8 @@ class OrthancPeer:
 
     ae = "ORTHANC"
 
-    def launch(self, cfg, work, name, modalities=None):
+    def launch(self, cfg, work, name, modalities=None, extra=None):
+        """extra: entries merged into the configuration (e.g. Plugins and DicomWeb)."""
         storage = os.path.join(work, "storage")
         os.mkdir(storage)
         os.mkdir(os.path.join(work, "tmp"))
@@ -255,6 +268,7 @@ class OrthancPeer:
         }
         if modalities is not None:
             config["DicomModalities"] = modalities
+        config.update(extra or {})
         path = os.path.join(work, "orthanc.json")
         with open(path, "w") as f:
             json.dump(config, f, indent=2)

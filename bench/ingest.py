@@ -19,7 +19,7 @@ import time
 import common
 from common import (BenchError, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt,
                     free_port, fs_type, http_get, listening, log, med, note, paired_ratio,
-                    rotate, spawn, start_bridge, stop, tail)
+                    peak_rss_kb, rotate, spawn, start_bridge, stop, tail)
 
 common.PROG = "ingest"
 
@@ -46,17 +46,6 @@ TS_FLAGS = {
 
 
 # --------------------------------------------------------------------------- processes
-
-def peak_rss_kb(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
 
 def proc_name(pid):
     try:

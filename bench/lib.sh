@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by bench/ingest.sh and bench/retrieve.sh after they set $here (this directory).
+# Sourced by the bench/*.sh scripts after they set $here (this directory).
 # Sets $root and $bench_name (the script's file name, first word of its messages).
 : "${here:?bench/lib.sh: set here before sourcing}"
 

@@ -1,8 +1,9 @@
 """DICOMweb nodes against a real Orthanc 1.10.1 with its DICOMweb plugin (Debian
 orthanc-dicomweb 1.7): test connection, QIDO-RS find at every level (Latin-1 and ISO 2022
 Japanese names, paging), WADO-RS retrieve byte-identical (Explicit, Implicit, JPEG lossless),
-STOW-RS send byte-identical (multipart in batches; single part), HTTPS through a
-TLS-terminating forwarder whose CA we are told about only later.
+STOW-RS send byte-identical (multipart in batches; single part through a peer that accepts
+it, refused by Orthanc itself), HTTPS through a TLS-terminating forwarder whose CA we are
+told about only later.
 
 scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_dicomweb.py
 
@@ -19,7 +20,8 @@ and re-checked by the `test_orthanc_*` premises below so that a changed peer say
     returns each instance's stored file byte for byte (meta header included); without
     `transfer-syntax=*` it transcodes everything to Explicit VR Little Endian (JPEG too).
   - STOW-RS stores each multipart part byte for byte; a single-part `application/dicom` body
-    is refused with 415 "The STOW-RS server expects a multipart body in its request".
+    is refused with 415 (JSON Message "Unsupported media type"; Orthanc's log adds "The
+    STOW-RS server expects a multipart body in its request").
   - QIDO JSON is UTF-8 built from Orthanc's DefaultEncoding: with Latin1 (the default) an
     ISO 2022 IR 87 name comes back as {"Alphabetic": "Yamada^Tarou", "Ideographic": "^",
     "Phonetic": "^"}; with Utf8 the ideographic and phonetic groups survive. IS values
@@ -42,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import web_peer  # noqa: E402
 from harness import dicomgen  # noqa: E402
 
 USER, PASSWORD = "alice", "wonderland-7"
@@ -531,8 +534,11 @@ STOW_REQUEST_LINE = re.compile(rb"POST /dicom-web/studies[^ \r\n]* HTTP/1\.[01]\
 class DicomWebSendTests(DicomWebCase):
     """STOW-RS send jobs from our archive (loaded with storescu into our receiver) to an
     empty Orthanc: multipart in batches of 2 (5 instances: 3 requests, counted by a
-    recording forwarder), byte-identical in Orthanc; single part, which Orthanc's plugin
-    refuses (415)."""
+    recording forwarder), byte-identical in Orthanc; single part (one `application/dicom`
+    instance per request) straight to Orthanc, whose plugin refuses it (415: every instance
+    failed with that reason), and through the programmable peer playing an archive that
+    accepts it (web_peer's accept_single_part: re-wrapped as one part for Orthanc), where
+    each request's body is the archived file and Orthanc ends up with the same bytes."""
 
     @classmethod
     def setUpClass(cls):
@@ -541,6 +547,9 @@ class DicomWebSendTests(DicomWebCase):
         cls.orthanc = start_dicomweb_orthanc(cls, "orthanc-stow")
         cls.recorder = harness.Forwarder(cls.orthanc.http_port, record=True)
         cls.addClassCleanup(cls.recorder.close)
+        cls.single_part_archive = web_peer.WebPeer(cls.orthanc.url, accept_single_part=True,
+                                                   upstream_auth=(USER, PASSWORD))
+        cls.addClassCleanup(cls.single_part_archive.close)
         data = cls.tmp / "data"
         uid = dicomgen.make_uids()
         batched = uid("study", 1)
@@ -551,9 +560,15 @@ class DicomWebSendTests(DicomWebCase):
                                    patient_id="STOWB"))
         cls.single = series_of(data / "single", uid("study", 2), uid("series", 2, 1), 2,
                                first=300, patient_id="STOWS")
+        accepted = uid("study", 3)
+        cls.single_accepted = (series_of(data / "single-ok", accepted, uid("series", 3, 1), 2,
+                                         first=400, series_number=1, patient_id="STOWSOK")
+                               + series_of(data / "single-ok", accepted, uid("series", 3, 2),
+                                           1, first=500, syntax="implicit", series_number=2,
+                                           patient_id="STOWSOK"))
         cls.server = cls.start_class_server()
         cp = harness.storescu(cls.server.dicom_port, cls.server.dicom_ae,
-                              [f[0] for f in cls.batched + cls.single])
+                              [f[0] for f in cls.batched + cls.single + cls.single_accepted])
         if cp.returncode != 0:
             raise AssertionError("storescu into our receiver failed:\n"
                                  + harness.proc_output(cp))
@@ -615,18 +630,61 @@ class DicomWebSendTests(DicomWebCase):
         self.assertEqual(absent, [], "not in Orthanc after the send")
         self.assertSameFiles(pairs)
 
-    def test_single_part_is_refused_by_orthanc_and_the_job_says_415(self):
+    def test_single_part_is_refused_by_orthanc_and_every_instance_says_415(self):
         add_node(self.server, web_node("web-single", self.orthanc.dicomweb_url,
                                        stow_multipart=False))
         job = self.send("web-single", self.single[0][2])
         dump = json.dumps(job, indent=1)
         self.assertEqual(job.get("state"), "failed", dump)
-        reasons = json.dumps([job.get("error"), job.get("failed_instances"),
-                              job.get("warnings")])
-        self.assertRegex(reasons, http_status(415),
-                         "the job does not say what Orthanc answered: %s" % dump)
+        failed = outcome(job, "failed_instances")
+        self.assertIsInstance(failed, list, dump)
+        self.assertEqual(sorted(f.get("sop_uid") for f in failed),
+                         sorted(sop for _, sop, _, _ in self.single),
+                         "every instance should be listed as failed, each once: " + dump)
+        for f in failed:
+            self.assertRegex(str(f.get("reason")),
+                             "(?i)%s|expects a multipart body" % http_status(415),
+                             "the reason does not say what Orthanc answered: %s" % dump)
         self.assertEqual([sop for _, sop, _, _ in self.single if self.orthanc_id(sop)], [],
                          "Orthanc should have stored nothing")
+
+    def test_single_part_to_an_archive_that_accepts_it_is_byte_identical(self):
+        peer = self.single_part_archive
+        files = self.single_accepted
+        self.assertEqual([sop for _, sop, _, _ in files if self.orthanc_id(sop)], [],
+                         "Orthanc holds the study before the send")
+        add_node(self.server, web_node("web-single-ok", peer.url(), stow_multipart=False))
+        mark = len(peer.requests())
+        job = self.send("web-single-ok", files[0][2])
+        stow = [e for e in peer.requests()[mark:] if e["method"] == "POST"]
+        dump = json.dumps(job, indent=1) + "\npeer:\n" + "\n".join(
+            "%s %s %s %s bytes rewrapped=%s %s" % (
+                e["status"], e["path"], e.get("content_type"), e["body_size"],
+                e.get("rewrapped"), e.get("sop_uids")) for e in stow)
+        self.assertEqual(job.get("state"), "succeeded", dump)
+        self.assertEqual((job.get("progress") or {}).get("completed"), len(files), dump)
+        self.assertEqual([e["kind"] for e in stow], ["stow"] * len(files),
+                         "one STOW-RS request per instance: " + dump)
+        self.assertEqual([(e.get("content_type") or "").split(";")[0].strip() for e in stow],
+                         ["application/dicom"] * len(files), dump)
+        self.assertTrue(all(e.get("rewrapped") and e["status"] == 200 for e in stow), dump)
+        ours = {sop: self.our_file(sop) for _, sop, _, _ in files}
+        sent = {}
+        for e in stow:
+            self.assertEqual(len(e.get("sop_uids") or []), 1, dump)
+            sent[e["sop_uids"][0]] = e["body_size"]
+        self.assertEqual(sent, {sop: len(data) for sop, data in ours.items()},
+                         "each request's body should be the archived file (sizes by SOP "
+                         "Instance UID): " + dump)
+        pairs, absent = [], []
+        for sop, data in ours.items():
+            oid = self.orthanc_id(sop)
+            if oid is None:
+                absent.append(sop)
+                continue
+            pairs.append((sop, data, self.orthanc_file(self.orthanc, oid)))
+        self.assertEqual(absent, [], "not in Orthanc after the send: " + dump)
+        self.assertSameFiles(pairs)
 
 
 if __name__ == "__main__":

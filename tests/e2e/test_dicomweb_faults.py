@@ -579,6 +579,29 @@ class WebPeerSelfCheck(harness.E2ETestCase):
         self.assertEqual([(e["parts"], e["sop_uids"]) for e in self.peer.requests(kind="stow")],
                          [(5, [f[1] for f in files])] * 2)
 
+    def test_stow_single_part_refused_or_rewrapped(self):
+        path, sop = dicomgen.generate(str(self.tmp / "single"), 1, size=3000,
+                                      patient_id="SELFSINGLE")[0][:2]
+        data = harness.Path(path).read_bytes()
+        post = ["-H", "Content-Type: application/dicom", "-H", "Accept: application/dicom+json",
+                "--data-binary", "@%s" % path]
+        # Passed on as it is, Orthanc refuses it.
+        rc, code, answer, _ = self.curl(*post, self.peer.url() + "studies")
+        self.assertEqual((rc, code), (0, "415"), answer)
+        self.assertEqual(orthanc_sops(self.orthanc, "SELFSINGLE"), [])
+        # An archive that accepts single parts: re-wrapped for Orthanc, the same bytes stored.
+        accepting = web_peer.WebPeer(self.orthanc.url, accept_single_part=True)
+        self.addCleanup(accepting.close)
+        rc, code, answer, _ = self.curl(*post, accepting.url() + "studies")
+        self.assertEqual((rc, code), (0, "200"), answer)
+        self.assertEqual(json.loads(answer)["00081199"]["Value"][0]["00081155"]["Value"], [sop])
+        self.assertEqual(orthanc_file(self.orthanc, sop), data)
+        logged = [(e["content_type"], e["body_size"], e["sop_uids"], e.get("rewrapped"),
+                   e["status"]) for e in self.peer.requests(kind="stow")
+                  + accepting.requests(kind="stow")]
+        self.assertEqual(logged, [("application/dicom", len(data), [sop], None, 415),
+                                  ("application/dicom", len(data), [sop], True, 200)])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

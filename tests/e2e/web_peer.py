@@ -14,6 +14,18 @@ each request in a thread-safe log. A test switches behaviours at run time:
     peer.clear()                                # no auth, no fault, empty log
     peer.close()
 
+    WebPeer(upstream, accept_single_part=True, upstream_auth=("alice", "pw"))
+
+Modes, fixed when the peer is made (clear() keeps them):
+  accept_single_part           a STOW-RS request whose body is one `application/dicom`
+                               instance (as some cloud archives accept; Orthanc answers 415)
+                               is re-wrapped into a one-part multipart/related body and
+                               forwarded; the upstream's answer is passed back. Its log entry
+                               has "rewrapped": True.
+  upstream_auth=(user, pw)     HTTP basic credentials for every forwarded request (for an
+                               Orthanc with authentication on; the client's Authorization
+                               header is never forwarded).
+
 Faults (each applies to the first `count` requests of its kind, default: all of them):
   WADO-RS (GET .../studies/{uid}[/series/{uid}[/instances/{uid}]], not /metadata):
     stall_after_bytes(bytes)   forward that many body bytes, then send nothing, keep the
@@ -27,7 +39,9 @@ Faults (each applies to the first `count` requests of its kind, default: all of 
     qido_garbage               200 application/dicom+json whose body is not JSON
     qido_html                  200 text/html, a login page
     qido_error_json            400 with a JSON error document
-  STOW-RS (POST .../studies[/{uid}]):
+  STOW-RS (POST .../studies[/{uid}]); every log entry also has "content_type" (the
+  request's), "body_size" (bytes as received), "parts" (0 for a single-part body) and
+  "sop_uids" (of each part, or of the single instance):
     stow_413_above(parts)      413 when the multipart body holds more than `parts` parts
     stow_partial(uid)          the part holding that SOP Instance UID is not forwarded; the
                                answer (202) lists it in FailedSOPSequence with reason 0xA700
@@ -141,6 +155,12 @@ def join_multipart(parts, boundary):
     return b"".join(out) + delim + b"--\r\n"
 
 
+def is_single_part(content_type):
+    """Whether a STOW-RS Content-Type is a single `application/dicom` instance."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/dicom"
+
+
 def count_parts(body, boundary):
     """How many parts a multipart body holds, counted by its delimiter lines."""
     if not boundary:
@@ -222,11 +242,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         entry["body_size"] = len(body)
         if entry["kind"] == "stow":
-            boundary = boundary_of(self.headers.get("Content-Type"))
+            ctype = self.headers.get("Content-Type")
+            boundary = boundary_of(ctype)
+            entry["content_type"] = ctype
             entry["parts"] = count_parts(body, boundary)
             try:
-                entry["sop_uids"] = [part10_meta(c).get("00020003")
-                                     for _, c in split_multipart(body, boundary)]
+                if is_single_part(ctype):
+                    entry["sop_uids"] = [part10_meta(body).get("00020003")]
+                else:
+                    entry["sop_uids"] = [part10_meta(c).get("00020003")
+                                         for _, c in split_multipart(body, boundary)]
             except (ValueError, AttributeError, struct.error):
                 entry["sop_uids"] = None
         try:
@@ -292,6 +317,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             peer._untake(fault)  # only 413s count against `count`
         if name == "stow_partial":
             return self._stow_partial(entry, url, body, fault)
+        if kind == "stow" and peer.accept_single_part and \
+                is_single_part(self.headers.get("Content-Type")):
+            return self._stow_single_part(entry, url, body)
         return self._forward(entry, url, body, fault)
 
     # -- authentication
@@ -388,14 +416,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             entry["bytes_sent"] = len(payload)
         self.wfile.flush()
 
-    def _upstream(self, url, body):
+    def _upstream(self, url, body, content_type=None):
         peer = self.server.peer
         conn = http.client.HTTPConnection(peer.upstream_host, peer.upstream_port, timeout=60)
         # The peer consumed the credentials and the Expect; identity bodies, so that the
         # faults can count and rewrite bytes.
         headers = {k: v for k, v in self.headers.items()
                    if k.lower() not in HOP_BY_HOP
-                   and k.lower() not in ("authorization", "expect", "accept-encoding")}
+                   and k.lower() not in ("authorization", "expect", "accept-encoding")
+                   and not (content_type is not None and k.lower() == "content-type")}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        if peer.upstream_auth is not None:
+            raw = ("%s:%s" % peer.upstream_auth).encode("utf-8")
+            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
         if body or self.command in ("POST", "PUT"):
             headers["Content-Length"] = str(len(body))
         target = url.path + ("?" + url.query if url.query else "")
@@ -416,9 +450,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(framing))
         self.end_headers()
 
-    def _forward(self, entry, url, body, fault):
+    def _forward(self, entry, url, body, fault, content_type=None):
         peer = self.server.peer
-        conn, resp = self._upstream(url, body)
+        conn, resp = self._upstream(url, body, content_type)
         try:
             entry["status"] = resp.status
             entry["upstream_content_type"] = resp.getheader("Content-Type")
@@ -508,6 +542,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
         entry["bytes_sent"] = len(body)
 
+    def _stow_single_part(self, entry, url, body):
+        """Forward a single-part `application/dicom` STOW-RS body as the one part of a
+        multipart/related body, the instance's bytes unchanged; pass the answer back."""
+        boundary = "web-peer-" + secrets.token_hex(12)
+        assert boundary.encode("ascii") not in body
+        wrapped = join_multipart([(b"Content-Type: application/dicom", body)], boundary)
+        entry["rewrapped"] = True
+        return self._forward(entry, url, wrapped, None, content_type=(
+            'multipart/related; type="application/dicom"; boundary=%s' % boundary))
+
     def _stow_partial(self, entry, url, body, fault):
         """Withhold the part holding fault['uid'] from the upstream; answer as PS3.18 says for
         a partly stored request: 202, the others in ReferencedSOPSequence, that one in
@@ -558,10 +602,13 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 class WebPeer:
     """See the module docstring. Thread-safe; every setter may be called while it serves."""
 
-    def __init__(self, upstream, bind="0.0.0.0", root="/dicom-web/"):
+    def __init__(self, upstream, bind="0.0.0.0", root="/dicom-web/", *,
+                 accept_single_part=False, upstream_auth=None):
         u = urllib.parse.urlsplit(upstream)
         self.upstream_host, self.upstream_port = u.hostname, u.port or 80
         self.root = root
+        self.accept_single_part = accept_single_part
+        self.upstream_auth = tuple(upstream_auth) if upstream_auth else None
         self.lock = threading.Lock()
         self.entries = []
         self.tokens = []           # {"token", "issued_at", "expires_at", "client_auth", "scope"}
