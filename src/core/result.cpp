@@ -15,6 +15,7 @@ const char* CodeName(Code code) {
     case Code::kUnsupported: return "unsupported";
     case Code::kConflict: return "conflict";
     case Code::kPermissionDenied: return "permission_denied";
+    case Code::kCanceled: return "canceled";
     case Code::kInternal: return "internal";
   }
   return "internal";

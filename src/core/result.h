@@ -20,6 +20,7 @@ enum class Code {
   kUnsupported,      // the peer (or this build) does not offer the operation asked for
   kConflict,         // the state of the resource does not allow the operation
   kPermissionDenied, // a peer refused us: it does not allow our calling AE title (for this)
+  kCanceled,         // someone asked the operation to stop
   kInternal,
 };
 

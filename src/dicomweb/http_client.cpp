@@ -91,6 +91,15 @@ std::string RealmOf(const std::string& challenge) {
   return Printable(rest.substr(0, rest.find_first_of(", ")), 80);
 }
 
+// A string member of a JSON object body ("" when the body is not such an object, or the member
+// is absent or not a string): network JSON is read without ever throwing.
+std::string StringField(const std::string& body, const char* key) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return {};
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 // The message inside an error answer: a JSON document's usual fields, or the first line of
 // plain text; an HTML page is named as such.
 std::string ServerMessage(const HttpResponse& r) {
@@ -102,19 +111,19 @@ std::string ServerMessage(const HttpResponse& r) {
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   if (!j.is_discarded()) {
     std::vector<std::string> parts;
-    std::function<void(const nlohmann::json&)> pick = [&](const nlohmann::json& o) {
-      if (!o.is_object()) return;
+    std::function<void(const nlohmann::json&, int)> pick = [&](const nlohmann::json& o, int depth) {
+      if (!o.is_object() || depth > 2) return;
       for (const char* k : {"Message", "message", "error", "title", "Details", "detail", "error_description",
                             "errorMessage"}) {
         auto it = o.find(k);
         if (it != o.end() && it->is_string() && !it->get<std::string>().empty()) {
           parts.push_back(Printable(it->get<std::string>(), 160));
         } else if (it != o.end() && it->is_object()) {
-          pick(*it);
+          pick(*it, depth + 1);
         }
       }
     };
-    pick(j);
+    pick(j, 0);
     std::string out;
     for (const auto& p : parts) {
       if (out.find(p) != std::string::npos) continue;
@@ -181,6 +190,7 @@ struct Transfer {
   bool head_done = false;
   bool streaming = false;  // a 2xx body goes to on_body
   std::optional<Error> error;  // a callback's refusal
+  bool canceled = false;
 
   // Called before the first byte of the body (and once more after the transfer when there was
   // none): decides where the body goes.
@@ -254,6 +264,15 @@ size_t OnRead(char* buffer, size_t size, size_t n, void* user) {
   return *r;
 }
 
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(user);
+  if (t->request->cancel && t->request->cancel()) {
+    t->canceled = true;
+    return 1;  // aborts the transfer
+  }
+  return 0;
+}
+
 int OnSeek(void* user, curl_off_t offset, int origin) {
   auto* t = static_cast<Transfer*>(user);
   if (offset != 0 || origin != SEEK_SET || !t->request->rewind_body) return CURL_SEEKFUNC_CANTSEEK;
@@ -322,15 +341,16 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
     rq.body = "grant_type=client_credentials";
     if (!a.scope.empty()) rq.body += "&scope=" + escape(c, a.scope);
     if (attempt == 1) rq.body += "&client_id=" + escape(c, a.client_id) + "&client_secret=" + escape(c, a.client_secret);
-    // The token request carries the client's credentials, never a token.
     Transfer t;
+    // The token request carries the client's credentials, never a token.
     t.curl = c;
     t.request = &rq;
     Configure(*h, a.token_url, Phase::kQuery);
+    const std::string id = escape(c, a.client_id), secret = escape(c, a.client_secret);  // RFC 6749 2.3.1
     if (attempt == 0) {
       curl_easy_setopt(c, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
-      curl_easy_setopt(c, CURLOPT_USERNAME, a.client_id.c_str());
-      curl_easy_setopt(c, CURLOPT_PASSWORD, a.client_secret.c_str());
+      curl_easy_setopt(c, CURLOPT_USERNAME, id.c_str());
+      curl_easy_setopt(c, CURLOPT_PASSWORD, secret.c_str());
     }
     curl_slist* headers = nullptr;
     for (const auto& hd : rq.headers) headers = curl_slist_append(headers, hd.c_str());
@@ -347,19 +367,19 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
     std::string detail = h->errbuf;
     Release(std::move(h));
     if (rc != CURLE_OK) {
-      Error e = TransportError(rc, detail, a.token_url);
+      Error e = TransportError(rc, detail, a.token_url, 0);
       e.message = fmt::format("the token endpoint {} cannot be reached: {}", a.token_url, e.message);
       return tl::unexpected(e);
     }
     last = std::move(t.response);
-    if (last.status == 200) break;
-    if (last.status != 400 && last.status != 401) break;
+    // Only a refusal of the client's authentication is worth a second try with the
+    // credentials in the form (RFC 6749 5.2: invalid_client).
+    if (last.status != 401 && !(last.status == 400 && StringField(last.body, "error") == "invalid_client")) break;
   }
   if (last.status != 200) {
-    std::string why;
-    auto j = nlohmann::json::parse(last.body, nullptr, false);
-    if (!j.is_discarded() && j.is_object()) {
-      why = Printable(j.value("error", "") + (j.contains("error_description") ? ": " + j.value("error_description", "") : ""));
+    std::string why = Printable(StringField(last.body, "error"), 60);
+    if (std::string d = StringField(last.body, "error_description"); !d.empty()) {
+      why += (why.empty() ? "" : ": ") + Printable(d, 160);
     }
     if (why.empty()) why = ServerMessage(last);
     return Fail(Code::kPermissionDenied,
@@ -375,11 +395,22 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
     return Fail(Code::kUnsupported, fmt::format("the token endpoint {} issued a '{}' token; only bearer tokens are used",
                                                 a.token_url, Printable(j["token_type"].get<std::string>(), 40)));
   }
+  const std::string value = j["access_token"].get<std::string>();
+  // RFC 6750 2.1 b64token: nothing that could end the header or start another.
+  if (value.empty() || value.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") !=
+                           std::string::npos) {
+    return Fail(Code::kUnavailable,
+                fmt::format("the token endpoint {} issued a token with characters a bearer token cannot have (RFC 6750 2.1)",
+                            a.token_url));
+  }
   int64_t lifetime = 3600;
-  if (j.contains("expires_in") && j["expires_in"].is_number()) lifetime = j["expires_in"].get<int64_t>();
+  if (auto e = j.find("expires_in"); e != j.end() && e->is_number()) {
+    const double v = e->get<double>();  // clamped: a year at most, never negative
+    lifetime = v <= 0 ? 0 : v >= 31536000.0 ? 31536000 : static_cast<int64_t>(v);
+  }
   // Renew a little before the end, so a token never expires on the way.
   const int64_t margin_ms = std::min<int64_t>(30'000, lifetime * 100);
-  TokenCache::Token token{j["access_token"].get<std::string>(),
+  TokenCache::Token token{value,
                           Clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, lifetime * 1000 - margin_ms))};
   TokenCache::Instance().Put(key, token);
   return token.value;
@@ -387,11 +418,13 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
 
 Result<HttpResponse> HttpClient::Perform(HttpRequest& request) {
   std::string url = request.url;
+  const std::string home = OriginOf(request.url);
   bool fresh_token = false;
   for (int hops = 0;; ) {
     auto h = Acquire();
     std::string redirect;
-    auto r = PerformOnce(*h, request, url, fresh_token, redirect);
+    // Credentials and the node's headers go only to the node's own origin.
+    auto r = PerformOnce(*h, request, url, fresh_token, OriginOf(url) == home, redirect);
     Release(std::move(h));
     if (!r) return r;
     auto rewind = [&]() -> Result<void> {
@@ -407,6 +440,11 @@ Result<HttpResponse> HttpClient::Perform(HttpRequest& request) {
     if (r->status >= 300 && r->status < 400 && !redirect.empty()) {
       if (++hops > 5) {
         return Fail(Code::kUnavailable, fmt::format("{}: more than 5 redirects (last to {})", request.what, OriginOf(redirect)));
+      }
+      if (url.rfind("https:", 0) == 0 && Lower(redirect.substr(0, 6)) != "https:") {
+        return Fail(Code::kUnavailable,
+                    fmt::format("the server redirected {} from https to plain http ({}); that is always refused",
+                                request.what.empty() ? "the request" : request.what, OriginOf(redirect)));
       }
       if (OriginOf(redirect) != OriginOf(url) && !node_.allow_redirects) {
         return Fail(Code::kUnavailable,
@@ -459,6 +497,7 @@ void HttpClient::Configure(Handle& h, const std::string& url, Phase phase) const
 }
 
 Result<HttpResponse> HttpClient::PerformOnce(Handle& h, HttpRequest& rq, const std::string& url, bool fresh_token,
+                                             bool home,
                                              std::string& redirect_to) {
   CURL* c = h.curl;
   if (!c) return Fail(Code::kInternal, "the HTTP client cannot start");
@@ -470,11 +509,13 @@ Result<HttpResponse> HttpClient::PerformOnce(Handle& h, HttpRequest& rq, const s
   curl_slist* headers = nullptr;
   auto add = [&](const std::string& line) { headers = curl_slist_append(headers, line.c_str()); };
   for (const auto& line : rq.headers) add(line);
-  for (const auto& [name, value] : node_.headers) add(name + ": " + value);
-  if (!node_.calling_ae_header.empty()) add(node_.calling_ae_header + ": " + calling_ae_);
-  if (!node_.called_ae_header.empty() && !node_.ae_title.empty()) add(node_.called_ae_header + ": " + node_.ae_title);
+  if (home) {
+    for (const auto& [name, value] : node_.headers) add(name + ": " + value);
+    if (!node_.calling_ae_header.empty()) add(node_.calling_ae_header + ": " + calling_ae_);
+    if (!node_.called_ae_header.empty() && !node_.ae_title.empty()) add(node_.called_ae_header + ": " + node_.ae_title);
+  }
   add("Expect:");  // never wait for 100-continue (some servers never send it)
-  const std::string& auth = node_.auth.type;
+  const std::string auth = home ? node_.auth.type : "none";
   std::string token;
   if (auth == "basic") {
     curl_easy_setopt(c, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
@@ -512,11 +553,21 @@ Result<HttpResponse> HttpClient::PerformOnce(Handle& h, HttpRequest& rq, const s
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnWrite);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  if (rq.cancel) {
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  }
 
   CURLcode rc = curl_easy_perform(c);
   curl_slist_free_all(headers);
   if (t.error) return tl::unexpected(*t.error);
-  if (rc != CURLE_OK) return tl::unexpected(TransportError(rc, h.errbuf, url));
+  if (rc == CURLE_ABORTED_BY_CALLBACK && t.canceled) return Fail(Code::kCanceled, "canceled");
+  if (rc != CURLE_OK) {
+    long os_errno = 0;
+    curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+    return tl::unexpected(TransportError(rc, h.errbuf, url, static_cast<int>(os_errno)));
+  }
   if (!t.StartBody()) return tl::unexpected(*t.error);
   if (t.response.status == 401 && !token.empty()) {
     std::string key = fmt::format("{}\n{}\n{}\n{}", node_.auth.token_url, node_.auth.client_id, node_.auth.scope,
@@ -532,7 +583,7 @@ Result<HttpResponse> HttpClient::PerformOnce(Handle& h, HttpRequest& rq, const s
   return std::move(t.response);
 }
 
-Error HttpClient::TransportError(int curl_code, const std::string& detail, const std::string& url) const {
+Error HttpClient::TransportError(int curl_code, const std::string& detail, const std::string& url, int os_errno) const {
   UrlParts u;
   ParseUrl(url, u);
   const std::string where = u.host.empty() ? url : fmt::format("{}:{}", u.host, u.port);
@@ -546,8 +597,12 @@ Error HttpClient::TransportError(int curl_code, const std::string& detail, const
     case CURLE_COULDNT_RESOLVE_PROXY:
       return Err(Code::kUnavailable, fmt::format("the proxy host of '{}' does not resolve; check the node's proxy", node_.proxy));
     case CURLE_COULDNT_CONNECT:
-      if (detail.find("refused") != std::string::npos || detail.find("Connection refused") != std::string::npos ||
-          detail.find("Couldn't connect") != std::string::npos) {
+      if (os_errno == EHOSTUNREACH || os_errno == ENETUNREACH) {
+        return Err(Code::kUnavailable, fmt::format("{} cannot be reached: {} (check the address and the routes or "
+                                                   "firewall between us)",
+                                                   where, std::strerror(os_errno)));
+      }
+      if (os_errno == ECONNREFUSED || os_errno == 0) {
         return Err(Code::kUnavailable, fmt::format("connection refused by {} (is the DICOMweb server running, and is "
                                                 "the port right?)",
                                                 where));
@@ -580,7 +635,9 @@ Error HttpClient::TransportError(int curl_code, const std::string& detail, const
         port = std::stoi(u.port);
       } catch (...) {
       }
-      std::string problem = dicom::DescribeCertificateProblem(u.host, static_cast<uint16_t>(port),
+      std::string host = u.host;
+      if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+      std::string problem = dicom::DescribeCertificateProblem(host, static_cast<uint16_t>(port),
                                                               std::min(10, node_.query_timeout_seconds));
       return Err(Code::kUnavailable, problem);
     }
@@ -637,10 +694,11 @@ std::string HttpClient::Explain(const HttpRequest& request, const HttpResponse& 
     return with_message(fmt::format("{}: the server does not allow {} to do this", head, AuthDescription()));
   }
   if (r.status == 404) {
+    // Without the query string: a search's holds patient data.
     return fmt::format("{} at {}: the node's url is probably not the DICOMweb root (examples: "
                        "http://host:8042/dicom-web/ for Orthanc, "
                        "http://host:8080/dcm4chee-arc/aets/DCM4CHEE/rs/ for dcm4chee, https://host/dicomweb/)",
-                       head, request.url);
+                       head, request.url.substr(0, request.url.find('?')));
   }
   return with_message(head);
 }

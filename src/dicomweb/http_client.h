@@ -44,6 +44,9 @@ struct HttpRequest {
   // `on_body` for each chunk. Without on_body the body is kept in the response (bounded).
   std::function<Result<void>(long status, const std::map<std::string, std::string>& headers)> on_head;
   std::function<Result<void>(std::string_view chunk)> on_body;
+  // Polled about once a second while the request runs (also while nothing moves): true stops
+  // it with Code::kCanceled.
+  std::function<bool()> cancel;
 };
 
 struct HttpResponse {
@@ -105,10 +108,11 @@ class HttpClient {
   std::unique_ptr<Handle> Acquire();
   void Release(std::unique_ptr<Handle> handle);
   void Configure(Handle& h, const std::string& url, Phase phase) const;  // options every request shares
+  // `home`: the URL is on the node's own origin (only then credentials and headers go along).
   Result<HttpResponse> PerformOnce(Handle& h, HttpRequest& request, const std::string& url, bool fresh_token,
-                                   std::string& redirect_to);
+                                   bool home, std::string& redirect_to);
   Result<std::string> BearerToken(bool fresh);
-  Error TransportError(int curl_code, const std::string& detail, const std::string& url) const;
+  Error TransportError(int curl_code, const std::string& detail, const std::string& url, int os_errno) const;
 
   Node node_;
   std::string calling_ae_;

@@ -50,7 +50,10 @@ std::string Escape(const std::string& s) {
 
 std::string ValueText(const json& v, const std::string& vr) {
   if (v.is_null()) return {};
-  if (vr == "PN" && v.is_object()) return v.value("Alphabetic", "");
+  if (vr == "PN" && v.is_object()) {
+    auto a = v.find("Alphabetic");
+    return a != v.end() && a->is_string() ? a->get<std::string>() : std::string();
+  }
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   if (v.is_number_unsigned()) return std::to_string(v.get<uint64_t>());
@@ -152,8 +155,7 @@ Result<std::vector<Row>> RowsFromDicomJson(std::string_view body) {
     return Fail(Code::kUnavailable, fmt::format("the answer is not DICOM JSON (it begins '{}')", Snippet(trimmed)));
   }
   if (!j.is_array()) {
-    return Fail(Code::kUnavailable, fmt::format("the answer is JSON but not a list of matches (it begins '{}')",
-                                                Snippet(trimmed)));
+    return Fail(Code::kUnavailable, "the answer is JSON but not a list of matches (PS3.18 F.2: an array of data sets)");
   }
   for (const json& item : j) {
     if (!item.is_object()) return Fail(Code::kUnavailable, "the answer holds a match that is not a JSON object");
@@ -167,7 +169,8 @@ Result<std::vector<Row>> RowsFromDicomJson(std::string_view body) {
       if (tag == 0x00080005 || tag == 0x00080052 || tag == 0x00081190) continue;
       const json& el = it.value();
       if (!el.is_object()) continue;
-      const std::string vr = el.value("vr", "");
+      auto vr_it = el.find("vr");
+      const std::string vr = vr_it != el.end() && vr_it->is_string() ? vr_it->get<std::string>() : std::string();
       if (vr == "SQ" || el.contains("InlineBinary") || el.contains("BulkDataURI")) continue;
       std::string text;
       if (auto v = el.find("Value"); v != el.end() && v->is_array()) {

@@ -16,6 +16,7 @@ int HttpStatus(Code code) {
     case Code::kUnsupported: return 501;
     case Code::kConflict: return 409;
     case Code::kPermissionDenied: return 502;  // the peer behind us refused, not our caller
+    case Code::kCanceled: return 409;
     case Code::kIoError:
     case Code::kInternal: return 500;
   }

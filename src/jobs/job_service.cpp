@@ -142,7 +142,14 @@ void JobService::RunOne(int64_t id, const std::shared_ptr<Live>& live) {
     out = {"failed", fmt::format("no runner for jobs of type '{}'", live->row.type), {}, {}};
   } else {
     Context ctx(*this, *live);
-    out = runner->second->Run(ctx);
+    // Nothing a peer sends may take the process down: an exception that escaped a runner ends
+    // its job, without its text (it may quote what the peer sent).
+    try {
+      out = runner->second->Run(ctx);
+    } catch (...) {
+      spdlog::error("job {} ({}): an unexpected error ended it", id, live->row.type);
+      out = {"failed", "internal error: the job stopped unexpectedly (see the server log)", {}, {}};
+    }
   }
   JobRow final_row;
   {

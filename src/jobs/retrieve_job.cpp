@@ -121,7 +121,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   auto counted = node_link.PlanCounts(p);
   if (!counted) return {"failed", counted.error().message, nullptr, {}};
   RetrievePlan plan = std::move(*counted);
-  bool anything_here = p.level != "STUDY" || plan.sop_classes.empty();
+  bool anything_here = p.level != "STUDY" || (plan.sop_classes.empty() && node_link.FetchNeedsSopClasses());
   for (size_t i = 0; !anything_here && i < p.uids.size(); ++i) {
     auto here = db_.StudyExists(p.uids[i]);
     anything_here = !here || *here;
@@ -291,6 +291,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   result["missing"] = missing;
   result["missing_count"] = static_cast<int64_t>(missing.size());
   if (!failed_uids.empty()) result["failed_uids"] = failed_uids;
+  if (!fetched.discarded_uids.empty()) result["discarded_uids"] = fetched.discarded_uids;
 
   const int64_t have = out_progress["completed"].get<int64_t>();
   std::string state;

@@ -6,10 +6,12 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/validate.h"
 #include "dicom/dataset.h"
 #include "dicom/header.h"
 #include "dicom/retrieve.h"
@@ -17,6 +19,7 @@
 #include "dicomweb/multipart.h"
 #include "dicomweb/qido.h"
 #include "dicomweb/stow.h"
+#include "transport/wado_parts.h"
 
 namespace pb {
 namespace {
@@ -45,178 +48,19 @@ bool IsHtml(const HttpResponse& r) {
   return type.find("html") != std::string::npos;
 }
 
+// What tells a QIDO-RS row apart from the others of a search.
+std::string Fingerprint(const dicomweb::Row& row) {
+  std::string out;
+  for (const auto& [k, v] : row) out += k + '=' + v + '\x1f';
+  return out;
+}
+
 // Code for an HTTP status that is an error.
 Code CodeFor(long status) {
   if (status == 401 || status == 403) return Code::kPermissionDenied;
   if (status == 408 || status == 504) return Code::kTimeout;
   return Code::kUnavailable;
 }
-
-// A WADO-RS answer's multipart body, written part by part into temp files, each handed to the
-// one ingest path as soon as it is complete.
-class PartWriter {
- public:
-  struct Scope {
-    std::string study, series, sop;  // what the request asked for (empty: any)
-  };
-  PartWriter(dicom::StoreSink& sink, const Node& node, Scope scope, const FetchHooks& hooks)
-      : sink_(sink), node_(node), scope_(std::move(scope)), hooks_(hooks) {}
-  ~PartWriter() { Discard(); }
-
-  Result<void> Begin(const std::string& content_type) {
-    auto boundary = dicomweb::MultipartBoundary(content_type);
-    if (!boundary) {
-      return Fail(Code::kUnavailable, fmt::format("the WADO-RS answer is not a usable multipart body: {}",
-                                                  boundary.error().message));
-    }
-    dicomweb::MultipartParser::Handlers h;
-    h.on_part = [this](int index, const dicomweb::MultipartParser::Headers& headers) { return OnPart(index, headers); };
-    h.on_data = [this](std::string_view data) { return OnData(data); };
-    h.on_part_end = [this]() { return OnPartEnd(); };
-    parser_.emplace(*boundary, std::move(h));
-    return {};
-  }
-  Result<void> Feed(std::string_view chunk) {
-    if (!parser_) return Fail(Code::kUnavailable, "the WADO-RS answer has no multipart body");
-    return parser_->Feed(chunk);
-  }
-  Result<void> Finish() {
-    if (!parser_) return Fail(Code::kUnavailable, "the WADO-RS answer has no multipart body");
-    return parser_->Finish();
-  }
-  // What went wrong with single parts (the transfer went on).
-  const std::vector<std::string>& problems() const { return problems_; }
-  const std::vector<std::string>& refused_uids() const { return refused_; }
-  int stored() const { return stored_; }
-
- private:
-  Result<void> OnPart(int index, const dicomweb::MultipartParser::Headers& headers) {
-    index_ = index;
-    skip_ = false;
-    auto it = headers.find("content-type");
-    if (it != headers.end()) {
-      std::string type = it->second.substr(0, it->second.find(';'));
-      for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      while (!type.empty() && type.back() == ' ') type.pop_back();
-      if (type != "application/dicom") {
-        problems_.push_back(fmt::format("part {} is {}, not application/dicom; it was skipped", index,
-                                        it->second.substr(0, 60)));
-        skip_ = true;
-        return {};
-      }
-    }
-    path_ = sink_.NewTempPath();
-    file_ = std::fopen(path_.c_str(), "wb");
-    if (!file_) return Fail(Code::kIoError, fmt::format("cannot create a temp file: {}", std::strerror(errno)));
-    std::setvbuf(file_, nullptr, _IOFBF, 256 * 1024);
-    bytes_ = 0;
-    return {};
-  }
-
-  Result<void> OnData(std::string_view data) {
-    if (skip_) return {};
-    if (std::fwrite(data.data(), 1, data.size(), file_) != data.size()) {
-      return Fail(errno == ENOSPC ? Code::kOutOfSpace : Code::kIoError,
-                  fmt::format("cannot write the retrieved data to disk: {}", std::strerror(errno)));
-    }
-    bytes_ += static_cast<int64_t>(data.size());
-    if (bytes_ - polled_at_ >= (4 << 20)) {
-      polled_at_ = bytes_;
-      if (hooks_.cancel_requested && hooks_.cancel_requested()) return Fail(Code::kConflict, "canceled");
-    }
-    return {};
-  }
-
-  Result<void> OnPartEnd() {
-    if (skip_) return {};
-    polled_at_ = 0;
-    const bool written = std::fflush(file_) == 0;
-    const int err = errno;
-    std::fclose(file_);
-    file_ = nullptr;
-    const std::filesystem::path path = std::move(path_);
-    path_.clear();
-    if (!written) {
-      std::error_code ec;
-      std::filesystem::remove(path, ec);
-      return Fail(err == ENOSPC ? Code::kOutOfSpace : Code::kIoError,
-                  fmt::format("cannot write the retrieved data to disk: {}", std::strerror(err)));
-    }
-    auto drop = [&](std::string why) {
-      std::error_code ec;
-      std::filesystem::remove(path, ec);
-      problems_.push_back(std::move(why));
-    };
-    auto header = dicom::ReadHeader(path);
-    if (!header) return drop(fmt::format("part {} is not a DICOM file ({}); it was skipped", index_, header.error().message)), Ok();
-    const InstanceRecord& h = *header;
-    const bool asked = (scope_.study.empty() || h.study_uid == scope_.study) &&
-                       (scope_.series.empty() || h.series_uid == scope_.series) &&
-                       (scope_.sop.empty() || h.sop_uid == scope_.sop);
-    if (!asked) {
-      refused_.push_back(h.sop_uid);
-      return drop(fmt::format("part {} holds instance {}, which was not asked for; it was discarded", index_,
-                              h.sop_uid)),
-             Ok();
-    }
-    dicom::IncomingInstance in;
-    in.temp_file = path;
-    in.sop_class_uid = h.sop_class_uid;
-    in.sop_instance_uid = h.sop_uid;
-    in.transfer_syntax_uid = h.transfer_syntax_uid;
-    in.calling_ae = node_.ae_title;
-    in.peer_address = dicomweb::OriginOf(node_.url);
-    in.file_size = bytes_;
-    in.header = h;
-    dicom::StoreAnswer answer;
-    if (sink_.WantsDataset()) {
-      auto data = dicom::Dataset::Read(path);
-      std::error_code ec;
-      std::filesystem::remove(path, ec);
-      if (!data) return drop(fmt::format("part {} cannot be read: {}", index_, data.error().message)), Ok();
-      in.temp_file.clear();
-      answer = sink_.StoreDataset(in, **data);
-    } else {
-      answer = sink_.Store(in);  // owns the temp file from here
-    }
-    if (answer.status == 0 || (answer.status & 0xF000) == 0xB000) {
-      ++stored_;
-    } else {
-      refused_.push_back(h.sop_uid);
-      problems_.push_back(fmt::format("instance {} was not stored: {}", h.sop_uid,
-                                      answer.error_comment.empty() ? dicom::StoreStatusText(answer.status)
-                                                                   : answer.error_comment));
-      if (answer.status == 0xA700) return Fail(Code::kOutOfSpace, "the archive is out of space");
-    }
-    if (hooks_.cancel_requested && hooks_.cancel_requested()) return Fail(Code::kConflict, "canceled");
-    return {};
-  }
-
-  static Result<void> Ok() { return {}; }
-
-  void Discard() {
-    if (file_) std::fclose(file_);
-    file_ = nullptr;
-    if (!path_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove(path_, ec);
-      path_.clear();
-    }
-  }
-
-  dicom::StoreSink& sink_;
-  const Node& node_;
-  Scope scope_;
-  const FetchHooks& hooks_;
-  std::optional<dicomweb::MultipartParser> parser_;
-  std::filesystem::path path_;
-  std::FILE* file_ = nullptr;
-  int index_ = 0;
-  bool skip_ = false;
-  int64_t bytes_ = 0, polled_at_ = 0;
-  int stored_ = 0;
-  std::vector<std::string> problems_, refused_;
-};
 
 class DicomWebTransport : public Transport {
  public:
@@ -281,6 +125,8 @@ class DicomWebTransport : public Transport {
     return pb::ListInstances(PlanQuery(), Where(), params, plan);
   }
 
+  bool FetchNeedsSopClasses() const override { return false; }  // WADO-RS asks by UID only
+
   FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) override {
     FetchResult out;
     if (!hooks.sink) {
@@ -289,30 +135,44 @@ class DicomWebTransport : public Transport {
     }
     out.method_used = "wado-rs";
     std::vector<std::string> problems;
+    bool out_of_space = false;
     for (const auto& target : request.targets) {
       for (const auto& uid : target.uids) {
         if (hooks.cancel_requested && hooks.cancel_requested()) {
           out.error = "canceled";
           return out;
         }
-        PartWriter::Scope scope;
-        std::string path;
+        WadoParts::Scope scope;
         if (target.level == "STUDY") {
           scope.study = uid;
-          path = "studies/" + uid;
         } else if (target.level == "SERIES") {
           scope = {target.study_uid, uid, ""};
-          path = "studies/" + target.study_uid + "/series/" + uid;
         } else {
           scope = {target.study_uid, target.series_uid, uid};
-          path = "studies/" + target.study_uid + "/series/" + target.series_uid + "/instances/" + uid;
         }
+        // UIDs come from the node's own answers: only well-formed ones go into a path.
+        if (!IsValidUid(scope.study) || (!scope.series.empty() && !IsValidUid(scope.series)) ||
+            (!scope.sop.empty() && !IsValidUid(scope.sop))) {
+          problems.push_back(fmt::format("node '{}': a UID of the plan is not a valid UID; it was not asked for",
+                                         node_.name));
+          continue;
+        }
+        std::string path = "studies/" + scope.study;
+        if (!scope.series.empty()) path += "/series/" + scope.series;
+        if (!scope.sop.empty()) path += "/instances/" + scope.sop;
         auto r = FetchOne(path, scope, hooks, out);
-        if (!r) {
-          problems.push_back(r.error().message);
-          if (r.error().code == Code::kOutOfSpace || r.error().message == "canceled") break;
+        if (r) continue;
+        if (r.error().code == Code::kCanceled) {
+          out.error = "canceled";
+          return out;
+        }
+        problems.push_back(r.error().message);
+        if (r.error().code == Code::kOutOfSpace) {
+          out_of_space = true;
+          break;
         }
       }
+      if (out_of_space) break;
     }
     if (!problems.empty()) {
       out.error = problems.front();
@@ -330,7 +190,6 @@ class DicomWebTransport : public Transport {
     const int64_t max_bytes = static_cast<int64_t>(node_.stow_batch_mb) << 20;
     const size_t max_count = node_.stow_multipart ? static_cast<size_t>(std::max(1, node_.stow_batch_instances)) : 1;
     bool any_answer = false;
-    std::optional<Error> first_error;
     for (size_t begin = 0; begin < items.size();) {
       if (hooks.cancel_requested && hooks.cancel_requested()) break;
       size_t end = begin;
@@ -342,11 +201,14 @@ class DicomWebTransport : public Transport {
       auto r = SendBatch(items, begin, end, outcomes, hooks);
       if (r) {
         any_answer = true;
-      } else if (!first_error) {
-        first_error = r.error();
-        if (!any_answer && r.error().code != Code::kOutOfSpace) return tl::unexpected(r.error());
+        begin = end;
+        continue;
       }
-      begin = end;
+      // No HTTP answer (the server is gone, stalls, or we stopped): the rest is not sent now;
+      // a retry sends it.
+      if (!any_answer && r.error().code != Code::kCanceled) return tl::unexpected(r.error());
+      for (size_t i = end; i < items.size(); ++i) outcomes[i].reason = "not sent: " + r.error().message;
+      break;
     }
     return outcomes;
   }
@@ -402,6 +264,7 @@ class DicomWebTransport : public Transport {
     if (!search) return tl::unexpected(search.error());
     const std::string what = "QIDO-RS " + search->path.substr(search->path.rfind('/') + 1);
     std::vector<dicomweb::Row> rows;
+    std::set<std::string> seen;
     const size_t want = limit == kUnlimited ? 0 : limit + 1;  // one more tells that more exist
     for (int page = 0; page < 1000; ++page) {
       size_t ask = want == 0 ? 0 : want - rows.size();
@@ -409,9 +272,16 @@ class DicomWebTransport : public Transport {
       auto got = Get(dicomweb::SearchUrl(QidoRoot(), *search, ask, rows.size()), what, &head);
       if (!got) return tl::unexpected(Wrap(got.error(), what));
       const bool more = head.Header("warning").find("299") != std::string::npos;
-      const bool empty = got->empty();
-      for (auto& row : *got) rows.push_back(std::move(row));
-      if (empty || !more || (want != 0 && rows.size() >= want)) break;
+      // A server that ignores offset (or warns about something else) sends the same page
+      // again: a page without a new row ends the search.
+      bool fresh = false;
+      for (auto& row : *got) {
+        if (seen.insert(Fingerprint(row)).second) {
+          fresh = true;
+          rows.push_back(std::move(row));
+        }
+      }
+      if (!fresh || !more || (want != 0 && rows.size() >= want)) break;
     }
     if (truncated) *truncated = want != 0 && rows.size() > limit;
     if (want != 0 && rows.size() > limit) rows.resize(limit);
@@ -438,9 +308,9 @@ class DicomWebTransport : public Transport {
     return {"http", "ok", fmt::format("the server answered in {} ms (qido is off: searches are not tried)", ms), ms};
   }
 
-  Result<void> FetchOne(const std::string& path, const PartWriter::Scope& scope, const FetchHooks& hooks,
+  Result<void> FetchOne(const std::string& path, const WadoParts::Scope& scope, const FetchHooks& hooks,
                         FetchResult& out) {
-    PartWriter writer(*hooks.sink, node_, scope, hooks);
+    WadoParts writer(*hooks.sink, node_, scope, hooks);
     HttpRequest rq;
     rq.url = WadoRoot() + path;
     rq.what = std::string("WADO-RS of ") + (scope.sop.empty() ? (scope.series.empty() ? "study " + scope.study : "series " + scope.series)
@@ -454,33 +324,33 @@ class DicomWebTransport : public Transport {
       return writer.Begin(it == headers.end() ? "" : it->second);
     };
     rq.on_body = [&](std::string_view chunk) { return writer.Feed(chunk); };
+    rq.cancel = hooks.cancel_requested;
     auto r = client_.Perform(rq);
+    const bool body_expected = r && (r->status == 200 || r->status == 206);
+    // The closing delimiter is checked before the last parts are counted: a truncated body
+    // keeps its complete parts, never the one cut.
+    Result<void> finished = body_expected ? writer.Finish() : Result<void>{};
+    writer.Drain();
     for (const auto& uid : writer.refused_uids()) out.failed_uids.push_back(uid);
-    auto problems = [&]() {
-      std::string s;
-      for (const auto& p : writer.problems()) s += "; " + p;
-      return s;
-    };
+    for (const auto& uid : writer.discarded_uids()) out.discarded_uids.push_back(uid);
+    std::string problems;
+    for (const auto& p : writer.problems()) problems += "; " + p;
     if (!r) {
       std::string msg = r.error().message;
       if (writer.stored() > 0) msg += fmt::format(" after {} instance(s) had arrived", writer.stored());
-      return tl::unexpected(Wrap(r.error().code, msg + problems(), rq.what));
+      return tl::unexpected(Wrap(r.error().code, msg + problems, rq.what));
     }
     if (r->status == 204) return {};
     if (r->status == 404) {
       return tl::unexpected(Wrap(Code::kNotFound, "the server has none of it (HTTP 404)", rq.what));
     }
-    if (r->status != 200 && r->status != 206) {
-      return tl::unexpected(Wrap(CodeFor(r->status), client_.Explain(rq, *r), rq.what));
-    }
-    if (auto f = writer.Finish(); !f) {
-      std::string msg = f.error().message;
+    if (!body_expected) return tl::unexpected(Wrap(CodeFor(r->status), client_.Explain(rq, *r), rq.what));
+    if (!finished) {
+      std::string msg = finished.error().message;
       if (writer.stored() > 0) msg += fmt::format(" ({} instance(s) had arrived before)", writer.stored());
-      return tl::unexpected(Wrap(Code::kUnavailable, msg + problems(), rq.what));
+      return tl::unexpected(Wrap(Code::kUnavailable, msg + problems, rq.what));
     }
-    if (!writer.problems().empty()) {
-      return tl::unexpected(Wrap(Code::kUnavailable, problems().substr(2), rq.what));
-    }
+    if (!problems.empty()) return tl::unexpected(Wrap(Code::kUnavailable, problems.substr(2), rq.what));
     return {};
   }
 
@@ -501,6 +371,7 @@ class DicomWebTransport : public Transport {
     rq.url = StowRoot() + "studies";
     rq.phase = dicomweb::Phase::kTransfer;
     rq.what = end - begin == 1 ? "STOW-RS of 1 instance" : fmt::format("STOW-RS of {} instances", end - begin);
+    rq.cancel = hooks.cancel_requested;
     std::optional<dicomweb::StowBody> body;
     std::FILE* single = nullptr;
     if (node_.stow_multipart) {
@@ -549,7 +420,9 @@ class DicomWebTransport : public Transport {
         return b;
       }
       settle_all(dicom::SendStatus::kFailed,
-                 fmt::format("the server refuses this instance as too large (HTTP 413, {} MB)", items[begin].bytes >> 20));
+                 fmt::format("node '{}': the server refuses this instance as too large (HTTP 413 to a STOW-RS of "
+                             "{} KB)",
+                             node_.name, (items[begin].bytes + 1023) / 1024));
       return {};
     }
     std::map<std::string, dicom::SendOutcome> named;
@@ -576,8 +449,14 @@ class DicomWebTransport : public Transport {
       if (it != named.end()) {
         settle(i, it->second);
       } else if (success && !parsed) {
-        // A 200 without a readable answer: HTTP says stored.
-        settle(i, {dicom::SendStatus::kSuccess, 0, ""});
+        // Stored only when the store response says so: a login page or an unreadable answer
+        // with a 2xx proves nothing, and a retry sends these again.
+        settle(i, {dicom::SendStatus::kNotConfirmed, -1,
+                   fmt::format("node '{}': the server answered HTTP {} without a readable store response ({}); "
+                               "not confirmed",
+                               node_.name, r->status,
+                               IsHtml(*r) ? "an HTML page: a login page or a proxy is in the way"
+                                          : r->body.empty() ? "an empty body" : "not DICOM JSON")});
       } else {
         settle(i, {dicom::SendStatus::kNotConfirmed, -1,
                    fmt::format("the server's answer (HTTP {}) does not mention this instance", r->status)});

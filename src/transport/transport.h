@@ -65,6 +65,7 @@ struct FetchResult {
   std::string method_used;  // "c-get", "c-move"; empty when nothing could be fetched
   std::string error;        // empty when every request ended well
   std::vector<std::string> failed_uids;  // what the node said it could not send
+  std::vector<std::string> discarded_uids;  // what the node sent without being asked (dropped)
 };
 
 class Transport {
@@ -84,6 +85,9 @@ class Transport {
   // Fetches the targets; what arrives walks the one ingest path (the hooks' sink, or our
   // receivers). Errors are in the result: what arrived is verified by the job, not here.
   virtual FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) = 0;
+  // Whether a fetch needs the SOP classes first (C-GET proposes them); when it does not, the
+  // job lists the instances while the data already flows.
+  virtual bool FetchNeedsSopClasses() const { return true; }
 
   // Sends archive files over one association (or connection): one outcome per item, in order
   // (status as in a C-STORE response; never sent or never answered: not confirmed, with why).

@@ -1,0 +1,231 @@
+#include "transport/wado_parts.h"
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "dicom/dataset.h"
+#include "dicom/header.h"
+#include "dicom/store_scu.h"
+#include "dicomweb/http_client.h"
+
+namespace pb {
+namespace {
+
+constexpr size_t kMaxWaiting = 8;             // complete parts waiting for the ingest path
+constexpr int64_t kPollEvery = 4 << 20;       // bytes between cancel checks within a part
+
+}  // namespace
+
+WadoParts::WadoParts(dicom::StoreSink& sink, const Node& node, Scope scope, const FetchHooks& hooks)
+    : sink_(sink), node_(node), scope_(std::move(scope)), hooks_(hooks), worker_([this] { Work(); }) {}
+
+WadoParts::~WadoParts() {
+  Discard();
+  Drain();
+}
+
+Result<void> WadoParts::Begin(const std::string& content_type) {
+  auto boundary = dicomweb::MultipartBoundary(content_type);
+  if (!boundary) {
+    return Fail(Code::kUnavailable,
+                fmt::format("the WADO-RS answer is not a usable multipart body: {}", boundary.error().message));
+  }
+  dicomweb::MultipartParser::Handlers h;
+  h.on_part = [this](int index, const dicomweb::MultipartParser::Headers& headers) { return OnPart(index, headers); };
+  h.on_data = [this](std::string_view data) { return OnData(data); };
+  h.on_part_end = [this]() { return OnPartEnd(); };
+  parser_.emplace(*boundary, std::move(h));
+  return {};
+}
+
+Result<void> WadoParts::Feed(std::string_view chunk) {
+  if (!parser_) return Fail(Code::kUnavailable, "the WADO-RS answer has no multipart body");
+  return parser_->Feed(chunk);
+}
+
+Result<void> WadoParts::Finish() {
+  if (!parser_) return Fail(Code::kUnavailable, "the WADO-RS answer has no multipart body");
+  return parser_->Finish();
+}
+
+void WadoParts::Drain() {
+  {
+    std::lock_guard lock(mu_);
+    closing_ = true;
+  }
+  changed_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+int WadoParts::stored() const {
+  std::lock_guard lock(mu_);
+  return stored_;
+}
+
+void WadoParts::Problem(std::string text) {
+  std::lock_guard lock(mu_);
+  problems_.push_back(std::move(text));
+}
+
+std::optional<Error> WadoParts::Fatal() {
+  std::lock_guard lock(mu_);
+  return fatal_;
+}
+
+Result<void> WadoParts::OnPart(int index, const dicomweb::MultipartParser::Headers& headers) {
+  if (auto f = Fatal()) return tl::unexpected(*f);
+  index_ = index;
+  skip_ = false;
+  auto it = headers.find("content-type");
+  if (it != headers.end()) {
+    std::string type = it->second.substr(0, it->second.find(';'));
+    for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    while (!type.empty() && type.back() == ' ') type.pop_back();
+    if (type != "application/dicom") {
+      Problem(fmt::format("part {} is {}, not application/dicom; it was skipped", index, it->second.substr(0, 60)));
+      skip_ = true;
+      return {};
+    }
+  }
+  path_ = sink_.NewTempPath();
+  file_ = std::fopen(path_.c_str(), "wbe");
+  if (!file_) {
+    path_.clear();
+    return Fail(Code::kIoError, fmt::format("cannot create a temp file: {}", std::strerror(errno)));
+  }
+  std::setvbuf(file_, nullptr, _IOFBF, 256 * 1024);
+  bytes_ = 0;
+  polled_at_ = 0;
+  return {};
+}
+
+Result<void> WadoParts::OnData(std::string_view data) {
+  if (skip_) return {};
+  if (std::fwrite(data.data(), 1, data.size(), file_) != data.size()) {
+    const int err = errno;
+    Discard();
+    return Fail(err == ENOSPC ? Code::kOutOfSpace : Code::kIoError,
+                fmt::format("cannot write the retrieved data to disk: {}", std::strerror(err)));
+  }
+  bytes_ += static_cast<int64_t>(data.size());
+  if (bytes_ - polled_at_ >= kPollEvery) {
+    polled_at_ = bytes_;
+    if (hooks_.cancel_requested && hooks_.cancel_requested()) return Fail(Code::kCanceled, "canceled");
+  }
+  return {};
+}
+
+Result<void> WadoParts::OnPartEnd() {
+  if (skip_) return {};
+  const bool written = std::fflush(file_) == 0;
+  const int err = errno;
+  std::fclose(file_);
+  file_ = nullptr;
+  Complete part{std::move(path_), bytes_, index_};
+  path_.clear();
+  if (!written) {
+    std::error_code ec;
+    std::filesystem::remove(part.path, ec);
+    return Fail(err == ENOSPC ? Code::kOutOfSpace : Code::kIoError,
+                fmt::format("cannot write the retrieved data to disk: {}", std::strerror(err)));
+  }
+  {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [&] { return queue_.size() < kMaxWaiting || fatal_; });
+    queue_.push_back(std::move(part));
+    if (fatal_) return tl::unexpected(*fatal_);  // the worker drops what is queued after this
+  }
+  changed_.notify_all();
+  if (hooks_.cancel_requested && hooks_.cancel_requested()) return Fail(Code::kCanceled, "canceled");
+  return {};
+}
+
+void WadoParts::Work() {
+  for (;;) {
+    Complete part;
+    {
+      std::unique_lock lock(mu_);
+      changed_.wait(lock, [&] { return !queue_.empty() || closing_; });
+      if (queue_.empty()) return;
+      part = std::move(queue_.front());
+      queue_.pop_front();
+      if (fatal_) {
+        std::error_code ec;
+        std::filesystem::remove(part.path, ec);
+        changed_.notify_all();
+        continue;
+      }
+    }
+    changed_.notify_all();
+    Ingest(part);
+  }
+}
+
+void WadoParts::Ingest(const Complete& part) {
+  auto drop = [&](std::string why) {
+    std::error_code ec;
+    std::filesystem::remove(part.path, ec);
+    Problem(std::move(why));
+  };
+  auto header = dicom::ReadHeader(part.path);
+  if (!header) return drop(fmt::format("part {} is not a DICOM file ({}); it was skipped", part.index, header.error().message));
+  const InstanceRecord& h = *header;
+  const bool asked = (scope_.study.empty() || h.study_uid == scope_.study) &&
+                     (scope_.series.empty() || h.series_uid == scope_.series) &&
+                     (scope_.sop.empty() || h.sop_uid == scope_.sop);
+  if (!asked) {
+    {
+      std::lock_guard lock(mu_);
+      discarded_.push_back(h.sop_uid);
+    }
+    return drop(fmt::format("part {} holds instance {}, which was not asked for; it was discarded", part.index, h.sop_uid));
+  }
+  dicom::IncomingInstance in;
+  in.temp_file = part.path;
+  in.sop_class_uid = h.sop_class_uid;
+  in.sop_instance_uid = h.sop_uid;
+  in.transfer_syntax_uid = h.transfer_syntax_uid;
+  in.calling_ae = node_.ae_title;
+  in.peer_address = dicomweb::OriginOf(node_.url);
+  in.file_size = part.bytes;
+  in.header = h;
+  dicom::StoreAnswer answer;
+  if (sink_.WantsDataset()) {
+    auto data = dicom::Dataset::Read(part.path);
+    std::error_code ec;
+    std::filesystem::remove(part.path, ec);
+    if (!data) return Problem(fmt::format("part {} cannot be read: {}", part.index, data.error().message));
+    in.temp_file.clear();
+    answer = sink_.StoreDataset(in, **data);
+  } else {
+    answer = sink_.Store(in);  // owns the temp file from here
+  }
+  std::lock_guard lock(mu_);
+  if (answer.status == 0 || (answer.status & 0xF000) == 0xB000) {
+    ++stored_;
+    return;
+  }
+  refused_.push_back(h.sop_uid);
+  problems_.push_back(fmt::format("instance {} was not stored: {}", h.sop_uid,
+                                  answer.error_comment.empty() ? dicom::StoreStatusText(answer.status)
+                                                               : answer.error_comment));
+  if (answer.status == 0xA700 && !fatal_) {
+    fatal_ = Error{Code::kOutOfSpace, "the archive is out of space", {}};
+    changed_.notify_all();
+  }
+}
+
+void WadoParts::Discard() {
+  if (file_) std::fclose(file_);
+  file_ = nullptr;
+  if (!path_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(path_, ec);
+    path_.clear();
+  }
+}
+
+}  // namespace pb

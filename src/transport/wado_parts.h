@@ -1,0 +1,86 @@
+#pragma once
+// A WADO-RS answer's multipart body, taken apart as it streams (dicomweb/multipart): each part
+// is written to a temp file and, once complete, handed to the one ingest path (the fetch's
+// StoreSink) by a worker thread of its own, so the network is read while the previous part is
+// indexed. At most a few complete parts wait (bounded disk, never memory). A part that is not
+// DICOM, or holds an instance the request did not ask for, is dropped and named; nothing
+// half-written is ever ingested, and no temp file is left behind on any path.
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "core/result.h"
+#include "dicom/server.h"
+#include "dicomweb/multipart.h"
+#include "nodes/node.h"
+#include "transport/transport.h"
+
+namespace pb {
+
+class WadoParts {
+ public:
+  struct Scope {
+    std::string study, series, sop;  // what the request asked for (empty: any)
+  };
+  WadoParts(dicom::StoreSink& sink, const Node& node, Scope scope, const FetchHooks& hooks);
+  ~WadoParts();  // drains what is complete, drops what is not
+  WadoParts(const WadoParts&) = delete;
+  WadoParts& operator=(const WadoParts&) = delete;
+
+  // The answer's Content-Type (its boundary); then the body in chunks; then its end.
+  Result<void> Begin(const std::string& content_type);
+  Result<void> Feed(std::string_view chunk);
+  Result<void> Finish();
+  // Waits until every complete part is ingested; then the results below are final.
+  void Drain();
+
+  const std::vector<std::string>& problems() const { return problems_; }     // after Drain
+  const std::vector<std::string>& refused_uids() const { return refused_; }  // after Drain
+  const std::vector<std::string>& discarded_uids() const { return discarded_; }  // after Drain
+  int stored() const;
+
+ private:
+  struct Complete {
+    std::filesystem::path path;
+    int64_t bytes = 0;
+    int index = 0;
+  };
+  Result<void> OnPart(int index, const dicomweb::MultipartParser::Headers& headers);
+  Result<void> OnData(std::string_view data);
+  Result<void> OnPartEnd();
+  void Work();
+  void Ingest(const Complete& part);
+  void Problem(std::string text);
+  std::optional<Error> Fatal();
+  void Discard();
+
+  dicom::StoreSink& sink_;
+  const Node& node_;
+  const Scope scope_;
+  const FetchHooks& hooks_;
+  std::optional<dicomweb::MultipartParser> parser_;
+  // The part being written (the network thread's).
+  std::filesystem::path path_;
+  std::FILE* file_ = nullptr;
+  int index_ = 0;
+  bool skip_ = false;
+  int64_t bytes_ = 0, polled_at_ = 0;
+  // Shared with the worker.
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<Complete> queue_;              // GUARDED_BY(mu_)
+  bool closing_ = false;                    // GUARDED_BY(mu_)
+  int stored_ = 0;                          // GUARDED_BY(mu_)
+  std::optional<Error> fatal_;              // GUARDED_BY(mu_): stop the transfer (disk full)
+  std::vector<std::string> problems_, refused_, discarded_;  // GUARDED_BY(mu_)
+  std::thread worker_;
+};
+
+}  // namespace pb
