@@ -22,9 +22,15 @@ std::string Upper(std::string s) {
   return s;
 }
 
-// QIDO names an attribute by keyword, or by its tag as 8 hex digits.
+// QIDO names an attribute by keyword, or by its tag as 8 hex digits. The keyword only when it
+// names this one tag: the dictionary calls every private creator "PrivateCreator" and gives a
+// repeating group (60xx overlays) the keyword of its first group.
 std::string AttributeId(const dicom::KeyInfo& k) {
-  if (!k.keyword.empty() && k.keyword.front() != '(') return k.keyword;
+  const bool private_tag = ((k.tag >> 16) & 1) != 0;
+  if (!private_tag && !k.keyword.empty() && k.keyword.front() != '(') {
+    auto named = dicom::LookupKey(k.keyword);
+    if (named && named->tag == k.tag) return k.keyword;
+  }
   return fmt::format("{:08X}", k.tag);
 }
 
