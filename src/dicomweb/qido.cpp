@@ -54,9 +54,16 @@ std::string Escape(const std::string& s) {
   return out;
 }
 
+// The string member `name` of an object, "" when absent or not a string (json::value throws
+// on a wrong type, and the answer is network input).
+std::string StringMember(const json& object, const char* name) {
+  auto it = object.find(name);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 std::string ValueText(const json& v, const std::string& vr) {
   if (v.is_null()) return {};
-  if (vr == "PN" && v.is_object()) return v.value("Alphabetic", "");
+  if (vr == "PN" && v.is_object()) return StringMember(v, "Alphabetic");
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   if (v.is_number_unsigned()) return std::to_string(v.get<uint64_t>());
@@ -173,7 +180,7 @@ Result<std::vector<Row>> RowsFromDicomJson(std::string_view body) {
       if (tag == 0x00080005 || tag == 0x00080052 || tag == 0x00081190) continue;
       const json& el = it.value();
       if (!el.is_object()) continue;
-      const std::string vr = el.value("vr", "");
+      const std::string vr = StringMember(el, "vr");
       if (vr == "SQ" || el.contains("InlineBinary") || el.contains("BulkDataURI")) continue;
       std::string text;
       if (auto v = el.find("Value"); v != el.end() && v->is_array()) {
