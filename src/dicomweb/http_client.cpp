@@ -375,7 +375,13 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
     std::string why;
     auto j = nlohmann::json::parse(last.body, nullptr, false);
     if (!j.is_discarded() && j.is_object()) {
-      why = Printable(j.value("error", "") + (j.contains("error_description") ? ": " + j.value("error_description", "") : ""));
+      // json::value throws when a member has another type; the answer is network input.
+      auto text = [&](const char* name) {
+        auto it = j.find(name);
+        return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      const std::string error = text("error"), description = text("error_description");
+      why = Printable(description.empty() ? error : error + ": " + description);
     }
     if (why.empty()) why = ServerMessage(last);
     return Fail(Code::kPermissionDenied,
