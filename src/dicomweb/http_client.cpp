@@ -397,8 +397,10 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
     return Fail(Code::kUnsupported, fmt::format("the token endpoint {} issued a '{}' token; only bearer tokens are used",
                                                 a.token_url, Printable(j["token_type"].get<std::string>(), 40)));
   }
-  int64_t lifetime = 3600;
-  if (j.contains("expires_in") && j["expires_in"].is_number()) lifetime = j["expires_in"].get<int64_t>();
+  // RFC 6749 5.1: seconds. Bounded (a year) before any arithmetic: the value is the server's.
+  double lifetime_seconds = 3600;
+  if (j.contains("expires_in") && j["expires_in"].is_number()) lifetime_seconds = j["expires_in"].get<double>();
+  const int64_t lifetime = static_cast<int64_t>(std::clamp(lifetime_seconds, 0.0, 365.0 * 24 * 3600));
   // Renew a little before the end, so a token never expires on the way.
   const int64_t margin_ms = std::min<int64_t>(30'000, lifetime * 100);
   TokenCache::Token token{j["access_token"].get<std::string>(),
