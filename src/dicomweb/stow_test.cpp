@@ -1,5 +1,7 @@
 #include "dicomweb/stow.h"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -35,7 +37,7 @@ class StowBodyTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
-           ("pb_stow_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
+           ("pb_stow_test_" + std::to_string(::getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
