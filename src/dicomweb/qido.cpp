@@ -22,9 +22,15 @@ std::string Upper(std::string s) {
   return s;
 }
 
-// QIDO names an attribute by keyword, or by its tag as 8 hex digits.
+// QIDO names an attribute by keyword, or by its tag as 8 hex digits. The keyword only when it
+// names this one tag: the dictionary calls every private creator "PrivateCreator" and gives a
+// repeating group (60xx overlays) the keyword of its first group.
 std::string AttributeId(const dicom::KeyInfo& k) {
-  if (!k.keyword.empty() && k.keyword.front() != '(') return k.keyword;
+  const bool private_tag = ((k.tag >> 16) & 1) != 0;
+  if (!private_tag && !k.keyword.empty() && k.keyword.front() != '(') {
+    auto named = dicom::LookupKey(k.keyword);
+    if (named && named->tag == k.tag) return k.keyword;
+  }
   return fmt::format("{:08X}", k.tag);
 }
 
@@ -48,12 +54,16 @@ std::string Escape(const std::string& s) {
   return out;
 }
 
+// The string member `name` of an object, "" when absent or not a string (json::value throws
+// on a wrong type, and the answer is network input).
+std::string StringMember(const json& object, const char* name) {
+  auto it = object.find(name);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 std::string ValueText(const json& v, const std::string& vr) {
   if (v.is_null()) return {};
-  if (vr == "PN" && v.is_object()) {
-    auto a = v.find("Alphabetic");
-    return a != v.end() && a->is_string() ? a->get<std::string>() : std::string();
-  }
+  if (vr == "PN" && v.is_object()) return StringMember(v, "Alphabetic");
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   if (v.is_number_unsigned()) return std::to_string(v.get<uint64_t>());
@@ -169,8 +179,7 @@ Result<std::vector<Row>> RowsFromDicomJson(std::string_view body) {
       if (tag == 0x00080005 || tag == 0x00080052 || tag == 0x00081190) continue;
       const json& el = it.value();
       if (!el.is_object()) continue;
-      auto vr_it = el.find("vr");
-      const std::string vr = vr_it != el.end() && vr_it->is_string() ? vr_it->get<std::string>() : std::string();
+      const std::string vr = StringMember(el, "vr");
       if (vr == "SQ" || el.contains("InlineBinary") || el.contains("BulkDataURI")) continue;
       std::string text;
       if (auto v = el.find("Value"); v != el.end() && v->is_array()) {
