@@ -56,21 +56,28 @@ TEST(ConnectionTest, AFailedEchoIsTheReasonAndSkippedChecksDoNotFail) {
 namespace pb {
 namespace {
 
-TEST(TransportFor, ChoosesByTheNodesTypeAndNamesTheNodeItCannotServe) {
+TEST(TransportFor, ChoosesByTheNodesType) {
   Node dimse;
   dimse.name = "pacs";
   dimse.type = NodeType::kDimse;
   auto t = TransportFor(dimse, TransportContext{"PACSBRIDGE", {}, {}});
   ASSERT_TRUE(t) << t.error().message;
-  EXPECT_NE(t->get(), nullptr);
+  // C-GET proposes the SOP classes it expects; WADO-RS asks by UID alone.
+  EXPECT_TRUE((*t)->FetchNeedsSopClasses());
 
   Node web;
   web.name = "cloud";
   web.type = NodeType::kDicomWeb;
-  auto none = TransportFor(web, TransportContext{"PACSBRIDGE", {}, {}});
-  ASSERT_FALSE(none);
-  EXPECT_EQ(none.error().code, Code::kUnsupported);
-  EXPECT_EQ(none.error().message.rfind("node 'cloud': ", 0), 0u) << none.error().message;
+  web.url = "http://127.0.0.1:9/dicom-web/";
+  web.qido = false;
+  auto w = TransportFor(web, TransportContext{"PACSBRIDGE", {}, {}});
+  ASSERT_TRUE(w) << w.error().message;
+  EXPECT_FALSE((*w)->FetchNeedsSopClasses());
+  // A node without QIDO-RS is not searched (no request is made), and the error names it.
+  auto found = (*w)->Find(FindQuery{"STUDY", {}, 0});
+  ASSERT_FALSE(found);
+  EXPECT_EQ(found.error().code, Code::kUnsupported);
+  EXPECT_EQ(found.error().message, "node 'cloud' cannot be queried: its qido capability is off");
 }
 
 }  // namespace
