@@ -43,8 +43,8 @@ WADO-RS, per round, alternating the same way, from the Orthanc holding the study
   "succeeded" with every instance, GET /api/studies must list them all, and BENCH_VERIFY of
   them (GET /api/instances/{uid}/file) must be byte-identical to the source below the meta.
   Our time includes what curl does not do: whatever the job asks before the transfer (e.g. a
-  QIDO-RS listing), writing every instance durably (`[server] fsync = true` by default),
-  indexing and the final check. curl only writes one file, never synced.
+  QIDO-RS listing), writing every instance through the ingest path (journal, rename; not
+  synced with the default `[server] fsync = false`), indexing and the final check. curl only writes one file, never synced.
 Outputs stay on disk until the end (deleting hundreds of MB between measurements slows the
 next ones down on ext4 with discard) but are dropped from the page cache after each
 measurement.
@@ -735,8 +735,8 @@ def run(cfg, root, tmp):
         "not timed: generating, building the STOW-RS bodies, loading our archive, deleting the "
         "study from Orthanc before each STOW, starting our server, checks after each transfer",
         "WADO-RS: curl GET studies/{uid}, Accept: %s, one connection, body to one file (not "
-        "synced); ours: fresh server, empty archive, stored durably (fsync unless "
-        "BENCH_BRIDGE_SERVER_TOML says otherwise), indexed, verified" % WADO_ACCEPT,
+        "synced); ours: fresh server, empty archive, stored with the server's defaults (fsync "
+        "false unless BENCH_BRIDGE_SERVER_TOML says otherwise), indexed, verified" % WADO_ACCEPT,
     ]
     setup = common.setup_header(cfg, tmp, "storescu")
     setup[1] += "; " + " ".join(curl_version.split()[:2])  # the tools' versions

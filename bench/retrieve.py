@@ -37,8 +37,9 @@ Rates: instances/s and MB/s (MB = 2^20 bytes of the source files), medians over 
 ratios us/DCMTK are medians of same-round ratios (the numbers to trust on a noisy machine).
 Our time includes whatever the job does around the transfer (e.g. a C-FIND to learn what to
 expect, the final check of the archive); the DCMTK tools do nothing of the kind. PACS Bridge
-runs with its defaults (`[server] fsync = true`: every instance durable before the C-STORE
-response) unless BENCH_BRIDGE_SERVER_TOML says otherwise; getscu and storescp never fsync.
+runs with its defaults (`[server] fsync = false`: journaled and renamed into place before the
+C-STORE response, not synced) unless BENCH_BRIDGE_SERVER_TOML says otherwise ("fsync = true":
+every instance durable first); getscu and storescp never fsync.
 
 | variable | default | meaning |
 | --- | --- | --- |
