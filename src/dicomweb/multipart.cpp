@@ -91,19 +91,40 @@ Result<void> MultipartParser::Fail(std::string message) {
 Result<void> MultipartParser::Feed(std::string_view bytes) {
   if (state_ == State::kFailed) return pb::Fail(Code::kInvalidArgument, error_);
   if (state_ == State::kEpilogue) return {};
+  // Inside a part's data with at most a possible delimiter start kept, the caller's bytes are
+  // handed on without being copied into the buffer first, up to the next delimiter.
+  const size_t keep = delimiter_.size() - 1;
+  if (state_ == State::kBody && buffer_.size() <= keep && bytes.size() > keep) {
+    std::string junction = buffer_;
+    junction.append(bytes.data(), keep);
+    if (junction.find(delimiter_) == std::string::npos) {
+      size_t at = bytes.find(delimiter_);
+      const size_t emit = at == std::string_view::npos ? bytes.size() - keep : at;
+      if (handlers_.on_data) {
+        if (!buffer_.empty()) {
+          if (auto r = handlers_.on_data(buffer_); !r) return Failed(r);
+        }
+        if (auto r = handlers_.on_data(bytes.substr(0, emit)); !r) return Failed(r);
+      }
+      buffer_.clear();
+      bytes.remove_prefix(emit);  // what is left: a possible delimiter start, or the delimiter on
+    }
+  }
   buffer_.append(bytes.data(), bytes.size());
   bool progressed = true;
   while (progressed) {
     progressed = false;
-    if (auto r = Step(progressed); !r) {
-      if (state_ != State::kFailed) {
-        state_ = State::kFailed;
-        error_ = r.error().message;
-      }
-      return r;
-    }
+    if (auto r = Step(progressed); !r) return Failed(r);
   }
   return {};
+}
+
+Result<void> MultipartParser::Failed(const Result<void>& r) {
+  if (state_ != State::kFailed) {
+    state_ = State::kFailed;
+    error_ = r.error().message;
+  }
+  return r;
 }
 
 Result<void> MultipartParser::Step(bool& progressed) {

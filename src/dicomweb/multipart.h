@@ -47,6 +47,7 @@ class MultipartParser {
   enum class State { kPreamble, kAfterDelimiter, kHeaders, kBody, kEpilogue, kFailed };
   Result<void> Step(bool& progressed);
   Result<void> Fail(std::string message);
+  Result<void> Failed(const Result<void>& r);  // the parser stays failed with r's message
   Result<void> ParseHeaders(std::string_view block);
 
   std::string dash_boundary_;  // "--" + boundary

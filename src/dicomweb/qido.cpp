@@ -80,12 +80,14 @@ std::string Snippet(std::string_view body) {
 
 }  // namespace
 
-Result<QidoSearch> BuildSearch(const std::string& level_in, const std::vector<std::pair<std::string, std::string>>& keys) {
+Result<QidoSearch> BuildSearch(const std::string& level_in, const std::vector<std::pair<std::string, std::string>>& keys,
+                               bool minimal) {
   const std::string level = Upper(level_in);
   if (level != "PATIENT" && level != "STUDY" && level != "SERIES" && level != "IMAGE") {
     return Fail(Code::kInvalidArgument, "level must be PATIENT, STUDY, SERIES or IMAGE", "level");
   }
-  std::vector<uint32_t> returns = dicom::DefaultReturnKeys(level == "PATIENT" ? "PATIENT" : level);
+  std::vector<uint32_t> returns;
+  if (!minimal) returns = dicom::DefaultReturnKeys(level);
   if (level == "PATIENT") returns.push_back(kStudyUid);
   std::string study, series;
   QidoSearch out;

@@ -259,8 +259,8 @@ class DicomWebTransport : public Transport {
   // (a 299 Warning, PS3.18 8.3.4.1). `limit` 0: everything.
   Result<std::vector<dicomweb::Row>> Search(const std::string& level,
                                             const std::vector<std::pair<std::string, std::string>>& keys,
-                                            size_t limit, bool* truncated) {
-    auto search = dicomweb::BuildSearch(level, keys);
+                                            size_t limit, bool* truncated, bool minimal = false) {
+    auto search = dicomweb::BuildSearch(level, keys, minimal);
     if (!search) return tl::unexpected(search.error());
     const std::string what = "QIDO-RS " + search->path.substr(search->path.rfind('/') + 1);
     std::vector<dicomweb::Row> rows;
@@ -289,8 +289,16 @@ class DicomWebTransport : public Transport {
   }
 
   pb::PlanQuery PlanQuery() {
+    // The plan asks for UIDs and counts; the SOP classes only matter to C-GET, and asking for
+    // them makes some servers read every file (Orthanc keeps them out of its index).
     return [this](const std::string& level, const std::vector<std::pair<std::string, std::string>>& keys) {
-      return Search(level, keys, kUnlimited, nullptr);
+      std::vector<std::pair<std::string, std::string>> wanted;
+      for (const auto& [k, v] : keys) {
+        if (!(v.empty() && k == "SOPClassUID")) wanted.emplace_back(k, v);
+      }
+      if (level == "STUDY") wanted.emplace_back("NumberOfStudyRelatedInstances", "");
+      if (level == "SERIES") wanted.emplace_back("NumberOfSeriesRelatedInstances", "");
+      return Search(level, wanted, kUnlimited, nullptr, /*minimal=*/true);
     };
   }
 
