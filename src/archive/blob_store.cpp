@@ -70,19 +70,24 @@ std::filesystem::path BlobStore::Absolute(const std::string& relative) const {
   return archive_ / relative;
 }
 
+std::filesystem::path BlobStore::Absolute(Root root, const std::string& relative) const {
+  return (root == Root::kStaging ? staging_ : archive_) / relative;
+}
+
 Result<BlobStore::Placed> BlobStore::Place(const std::filesystem::path& temp,
-                                           const std::string& relative, bool replace) {
-  std::filesystem::path dest = archive_ / relative;
+                                           const std::string& relative, bool replace, Root root) {
+  std::filesystem::path dest = Absolute(root, relative);
+  const char* what = root == Root::kStaging ? "rename into the staging area" : "rename into archive";
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) == 0) {
       return Placed::kNew;
     }
     if (errno == EEXIST) {
       if (!replace) return Placed::kExists;
-      if (::rename(temp.c_str(), dest.c_str()) != 0) return tl::unexpected(IoError("rename into archive", errno));
+      if (::rename(temp.c_str(), dest.c_str()) != 0) return tl::unexpected(IoError(what, errno));
       return Placed::kReplaced;
     }
-    if (errno != ENOENT || attempt > 0) return tl::unexpected(IoError("rename into archive", errno));
+    if (errno != ENOENT || attempt > 0) return tl::unexpected(IoError(what, errno));
     std::error_code ec;
     std::filesystem::create_directories(dest.parent_path(), ec);
     if (ec) {
@@ -90,7 +95,7 @@ Result<BlobStore::Placed> BlobStore::Place(const std::filesystem::path& temp,
                   fmt::format("cannot create {}: {}", dest.parent_path().string(), ec.message()));
     }
   }
-  return Fail(Code::kIoError, "rename into archive failed");
+  return Fail(Code::kIoError, fmt::format("{} failed", what));
 }
 
 Result<void> BlobStore::Sync(const std::filesystem::path& file) {
@@ -103,8 +108,8 @@ Result<void> BlobStore::Sync(const std::filesystem::path& file) {
   return {};
 }
 
-Result<void> BlobStore::SyncDirOf(const std::string& relative) const {
-  int fd = ::open((archive_ / relative).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+Result<void> BlobStore::SyncDirOf(const std::string& relative, Root root) const {
+  int fd = ::open(Absolute(root, relative).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return tl::unexpected(IoError("open folder for fsync", errno));
   int rc = ::fsync(fd);
   int err = errno;

@@ -27,15 +27,22 @@ class BlobStore {
 
   std::filesystem::path Absolute(const std::string& relative) const;
 
+  // The two places a commit puts files: the archive, or the staging area (paths relative to
+  // staging/ start with the session's id).
+  enum class Root { kArchive, kStaging };
+  std::filesystem::path Absolute(Root root, const std::string& relative) const;
+
   enum class Placed { kNew, kReplaced, kExists };
-  // Moves a finished temp file into the archive, creating folders. An existing file is replaced
-  // only when `replace` is set (atomically either way); otherwise kExists and the temp stays.
-  Result<Placed> Place(const std::filesystem::path& temp, const std::string& relative, bool replace);
+  // Moves a finished temp file into the archive (or staging), creating folders. An existing file
+  // is replaced only when `replace` is set (atomically either way); otherwise kExists and the
+  // temp stays.
+  Result<Placed> Place(const std::filesystem::path& temp, const std::string& relative, bool replace,
+                       Root root = Root::kArchive);
 
   // Makes the file's content durable (fsync).
   static Result<void> Sync(const std::filesystem::path& file);
   // Makes the directory entries of `relative`'s folder durable after a rename.
-  Result<void> SyncDirOf(const std::string& relative) const;
+  Result<void> SyncDirOf(const std::string& relative, Root root = Root::kArchive) const;
 
   const std::filesystem::path& tmp_dir() const { return tmp_; }
   const std::filesystem::path& journal_dir() const { return journal_; }

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -404,7 +405,7 @@ void Finish(soci::statement& st) {
 class SqliteWriteBatch : public Database::WriteBatch {
  public:
   SqliteWriteBatch(soci::session& s, std::mutex& mu, IndexWriter& w)
-      : lock_(mu), w_(w), tx_(s) {
+      : lock_(mu), s_(s), w_(w), tx_(s) {
     w_.pending.clear();
   }
 
@@ -434,8 +435,32 @@ class SqliteWriteBatch : public Database::WriteBatch {
     }
   }
 
+  Result<void> PutStaged(const StagedInstance& in) override {
+    try {
+      long long sid = in.session_id, size = in.size;
+      // INSERT ... SELECT needs its WHERE for SQLite to read ON CONFLICT as the upsert clause.
+      s_ << "INSERT INTO staged_instances(session_id, sop_uid, study_uid, series_uid, file, size, source_ae, "
+            "receiver_ae) SELECT :i, :u, :st, :se, :f, :z, :s, :r WHERE EXISTS (SELECT 1 FROM staged_sessions "
+            "WHERE id = :i2) ON CONFLICT(session_id, sop_uid) DO UPDATE SET file = excluded.file, size = "
+            "excluded.size",
+          soci::use(sid), soci::use(in.sop_uid), soci::use(in.study_uid), soci::use(in.series_uid),
+          soci::use(in.file), soci::use(size), soci::use(in.source_ae), soci::use(in.receiver_ae), soci::use(sid);
+      staged_sessions_.insert(sid);
+      return {};
+    } catch (const std::exception& e) {
+      return tl::unexpected(DbError(e, "recording a staged instance"));
+    }
+  }
+
   Result<void> Commit() override {
     try {
+      const std::string now = NowIso();
+      for (long long sid : staged_sessions_) {
+        s_ << "UPDATE staged_sessions SET last_at = :n, instance_count = (SELECT COUNT(*) FROM "
+              "staged_instances WHERE session_id = :i), bytes = (SELECT COALESCE(SUM(size), 0) "
+              "FROM staged_instances WHERE session_id = :i2) WHERE id = :i3",
+            soci::use(now), soci::use(sid), soci::use(sid), soci::use(sid);
+      }
       tx_.commit();
       for (auto& [uid, pk] : w_.pending) w_.series_pk[uid] = pk;
       if (w_.series_pk.size() > 100000) w_.series_pk.clear();
@@ -448,8 +473,10 @@ class SqliteWriteBatch : public Database::WriteBatch {
 
  private:
   std::unique_lock<std::mutex> lock_;
+  soci::session& s_;
   IndexWriter& w_;
   soci::transaction tx_;
+  std::set<long long> staged_sessions_;  // whose counts Commit() updates
 };
 
 }  // namespace

@@ -86,7 +86,8 @@ class Database {
   Result<StagedSession> OpenStagedSession(const std::string& receiver, const std::string& project,
                                           const std::string& subject, const std::string& session);
   // Records an instance (replacing one with the same SOP Instance UID) and updates the
-  // session's counts and last arrival.
+  // session's counts and last arrival. On its own transaction: the start-up scan of the staging
+  // area uses it; the ingest indexer writes staged rows in its batches (WriteBatch::PutStaged).
   Result<void> AddStagedInstance(const StagedInstance& inst);
   Result<std::vector<StagedSession>> ListStagedSessions();
   Result<std::optional<StagedSession>> GetStagedSession(int64_t id);
@@ -110,6 +111,9 @@ class Database::WriteBatch {
   virtual ~WriteBatch() = default;
   // Inserts or replaces the instance and creates/updates its patient, study and series.
   virtual Result<void> Put(const InstanceRecord& rec) = 0;
+  // Records a staged instance like AddStagedInstance (the session's counts are updated at
+  // Commit). A row for a session that no longer exists (discarded meanwhile) is skipped.
+  virtual Result<void> PutStaged(const StagedInstance& inst) = 0;
   virtual Result<void> Commit() = 0;
 };
 

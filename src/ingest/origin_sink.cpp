@@ -219,9 +219,10 @@ dicom::StoreAnswer OriginSink::StoreDataset(const dicom::IncomingInstance& in, d
 
 dicom::StoreAnswer OriginSink::Commit(const std::filesystem::path& temp, IngestSource& src,
                                       const dicom::IncomingInstance& in) {
-  IngestOutcome out = policy_->staging_receiver.empty() ? site_.pipeline.Ingest(temp, src)
-                                                        : site_.staging.Stage(temp, src, policy_->staging_receiver);
-  return AnswerFor(out, policy_->name, in);
+  // One commit, two targets: the archive, or the receiver's session in the staging area.
+  const IngestTarget target = policy_->staging_receiver.empty() ? IngestTarget::Archive()
+                                                                : site_.staging.Target(policy_->staging_receiver);
+  return AnswerFor(site_.pipeline.Ingest(temp, src, target), policy_->name, in);
 }
 
 }  // namespace pb

@@ -16,10 +16,6 @@
 namespace pb {
 namespace {
 
-// How long the indexer gathers instances into one transaction: longer windows cost less CPU per
-// instance (fewer commits and journal rotations) and delay only what the API can see.
-constexpr auto kBatchWindow = std::chrono::milliseconds(20);
-
 void RemoveQuietly(const std::filesystem::path& p) {
   std::error_code ec;
   std::filesystem::remove(p, ec);
@@ -33,6 +29,41 @@ IngestOutcome Failed(const Error& e, const std::string& sop) {
 Error JournalError(const char* what, int err) {
   return Error{err == ENOSPC || err == EDQUOT ? Code::kOutOfSpace : Code::kIoError,
                fmt::format("ingest journal: {}: {}", what, std::strerror(err)), ""};
+}
+
+// A value from the network in a journal field: never a tab or a line break.
+std::string Field(std::string v) {
+  for (char& c : v) {
+    if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+  }
+  return v;
+}
+
+// One line per instance: the path, then the labels (cleaned by routing: never a tab or newline).
+// A staged instance adds its session and the AE titles (its row keeps them for archiving); its
+// path is relative to staging/ and starts with the session's id.
+std::string JournalLine(const InstanceRecord& rec, const std::optional<StagedInstance>& staged) {
+  if (!staged) return fmt::format("{}\t{}\t{}\t{}\n", rec.file_path, rec.project, rec.subject, rec.session);
+  return fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}\n", staged->file, rec.project, rec.subject, rec.session,
+                     staged->session_id, Field(staged->source_ae), Field(staged->receiver_ae));
+}
+
+std::vector<std::string> SplitTabs(const std::string& line) {
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    size_t tab = line.find('\t', start);
+    parts.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
+    if (tab == std::string::npos) break;
+    start = tab + 1;
+  }
+  return parts;
+}
+
+// A staged entry's session id: digits only, and the path must lie in that session's folder.
+std::optional<int64_t> StagedSessionOf(const std::string& id, const std::string& rel) {
+  if (id.empty() || id.size() > 18 || id.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  if (rel.compare(0, id.size() + 1, id + "/") != 0) return std::nullopt;
+  return std::stoll(id);
 }
 
 }  // namespace
@@ -72,16 +103,17 @@ Result<void> IngestPipeline::OpenJournal(uint64_t generation) {
   return {};
 }
 
-Result<uint64_t> IngestPipeline::Journal(const InstanceRecord& rec) {
-  // One line per instance: the archive path, then the labels (cleaned: never a tab or newline).
-  std::string line = fmt::format("{}\t{}\t{}\t{}\n", rec.file_path, rec.project, rec.subject, rec.session);
+Result<uint64_t> IngestPipeline::Journal(const std::string& line) {
   std::lock_guard lock(mu_);
   if (journal_fd_ < 0) {
     if (auto r = OpenJournal(active_journal_); !r) return tl::unexpected(r.error());
   }
   ssize_t n = ::write(journal_fd_, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size())) return tl::unexpected(JournalError("write", n < 0 ? errno : ENOSPC));
-  if (options_.fsync && ::fdatasync(journal_fd_) != 0) return tl::unexpected(JournalError("fsync", errno));
+  if (options_.fsync) {
+    if (::fdatasync(journal_fd_) != 0) return tl::unexpected(JournalError("fsync", errno));
+    ++synced_journal_;
+  }
   ++outstanding_[active_journal_];
   return active_journal_;
 }
@@ -93,47 +125,92 @@ void IngestPipeline::Release(uint64_t generation) {  // mu_ held
   if (generation != active_journal_) RemoveQuietly(JournalPath(generation));
 }
 
-IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const IngestSource& src) {
+tl::expected<InstanceRecord, IngestOutcome> IngestPipeline::Check(const std::filesystem::path& temp,
+                                                                  const IngestSource& src) {
   auto header = src.header ? Result<InstanceRecord>(*src.header) : dicom::ReadHeader(temp);
   if (!header) {
     RemoveQuietly(temp);
-    return {IngestStatus::kInvalid, header.error().message, src.expected_sop_uid};
+    return tl::unexpected(IngestOutcome{IngestStatus::kInvalid, header.error().message, src.expected_sop_uid});
   }
   if (!src.expected_sop_uid.empty() && header->sop_uid != src.expected_sop_uid) {
     RemoveQuietly(temp);
-    return {IngestStatus::kInvalid,
-            fmt::format("SOP Instance UID of the data set ({}) differs from the request ({})",
-                        header->sop_uid, src.expected_sop_uid),
-            src.expected_sop_uid};
+    return tl::unexpected(
+        IngestOutcome{IngestStatus::kInvalid,
+                      fmt::format("SOP Instance UID of the data set ({}) differs from the request ({})",
+                                  header->sop_uid, src.expected_sop_uid),
+                      src.expected_sop_uid});
   }
-  Entry entry;
-  InstanceRecord& rec = entry.record;
-  rec = std::move(*header);
+  InstanceRecord rec = std::move(*header);
   std::error_code ec;
   rec.file_size = src.size >= 0 ? src.size : static_cast<int64_t>(std::filesystem::file_size(temp, ec));
-  rec.file_path = BlobStore::RelativePathFor(rec.study_uid, rec.series_uid, rec.sop_uid);
   rec.source_ae = src.calling_ae;
   rec.receiver_ae = src.called_ae;
   rec.project = src.project;
   rec.subject = src.subject;
   rec.session = src.session;
+  return rec;
+}
+
+IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const IngestSource& src,
+                                     const IngestTarget& target) {
+  auto rec = Check(temp, src);
+  if (!rec) return rec.error();
+  Entry entry;
+  entry.record = std::move(*rec);
+  if (!target.staging) {
+    entry.record.file_path = BlobStore::RelativePathFor(entry.record.study_uid, entry.record.series_uid,
+                                                        entry.record.sop_uid);
+    return Commit(temp, src, std::move(entry));
+  }
+  // Only an instance that passed its checks opens a session.
+  auto session = target.staging->Enter(target.receiver, src);
+  if (!session) {
+    RemoveQuietly(temp);
+    return Failed(session.error(), entry.record.sop_uid);
+  }
+  const InstanceRecord& r = entry.record;
+  std::string rel = fmt::format("{}/{}", *session, BlobStore::RelativePathFor(r.study_uid, r.series_uid, r.sop_uid));
+  entry.staged = StagedInstance{*session,    r.sop_uid,   r.study_uid,  r.series_uid,
+                                std::move(rel), r.source_ae, r.receiver_ae, r.file_size};
+  // Leave() runs on every way out: archiving or discarding that session waits for it.
+  struct Leaving {
+    StagingSessions& area;
+    int64_t session;
+    std::string sent_sop_uid;
+    bool durable = false;
+    ~Leaving() { area.Leave(session, sent_sop_uid, durable); }
+  } leaving{*target.staging, *session, src.original_sop_uid.empty() ? r.sop_uid : src.original_sop_uid, false};
+  IngestOutcome out = Commit(temp, src, std::move(entry));
+  leaving.durable = out.ok();
+  return out;
+}
+
+IngestOutcome IngestPipeline::Commit(const std::filesystem::path& temp, const IngestSource& src, Entry entry) {
+  const InstanceRecord& rec = entry.record;
+  const bool staged = entry.staged.has_value();
+  const std::string& rel = staged ? entry.staged->file : rec.file_path;
+  const BlobStore::Root root = staged ? BlobStore::Root::kStaging : BlobStore::Root::kArchive;
   if (options_.fsync) {
     if (auto r = BlobStore::Sync(temp); !r) {
       RemoveQuietly(temp);
       return Failed(r.error(), rec.sop_uid);
     }
+    ++synced_files_;
   }
-  // The journal names the file before it exists in the archive: a crash after the rename can
+  // The journal names the file before it exists in its place: a crash after the rename can
   // never leave an answered instance that nobody will index.
-  auto generation = Journal(rec);
+  auto generation = Journal(JournalLine(rec, entry.staged));
   if (!generation) {
     RemoveQuietly(temp);
     return Failed(generation.error(), rec.sop_uid);
   }
   entry.journal = *generation;
-  auto placed = blobs_.Place(temp, rec.file_path, options_.duplicates == DuplicatePolicy::kOverwrite);
+  // A staged copy of an instance replaces the one staged before (the session keeps one row per
+  // SOP Instance UID); the archive follows the duplicates option.
+  auto placed = blobs_.Place(temp, rel, staged || options_.duplicates == DuplicatePolicy::kOverwrite, root);
   if (placed && options_.fsync && *placed != BlobStore::Placed::kExists) {
-    if (auto r = blobs_.SyncDirOf(rec.file_path); !r) placed = tl::unexpected(r.error());
+    if (auto r = blobs_.SyncDirOf(rel, root); !r) placed = tl::unexpected(r.error());
+    else ++synced_folders_;
   }
   if (!placed || *placed == BlobStore::Placed::kExists) {
     RemoveQuietly(temp);
@@ -143,7 +220,8 @@ IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const In
     Announce(rec, src, true);
     return {IngestStatus::kDuplicate, "already in the archive; kept the stored copy", rec.sop_uid};
   }
-  IngestStatus status = *placed == BlobStore::Placed::kReplaced ? IngestStatus::kReplaced : IngestStatus::kStored;
+  IngestStatus status = *placed == BlobStore::Placed::kReplaced && !staged ? IngestStatus::kReplaced
+                                                                           : IngestStatus::kStored;
   std::string sop = rec.sop_uid;
   Announce(rec, src, false);
   bool wake;
@@ -173,11 +251,11 @@ void IngestPipeline::Announce(const InstanceRecord& rec, const IngestSource& src
   arrivals_.Publish(a);
 }
 
-Result<void> IngestPipeline::IndexBatch(const std::vector<InstanceRecord>& records) {
+Result<void> IngestPipeline::IndexBatch(const std::vector<Entry>& entries) {
   auto tx = db_.BeginBatch();
   if (!tx) return tl::unexpected(tx.error());
-  for (const InstanceRecord& r : records) {
-    if (auto p = (*tx)->Put(r); !p) return p;
+  for (const Entry& e : entries) {
+    if (auto p = e.staged ? (*tx)->PutStaged(*e.staged) : (*tx)->Put(e.record); !p) return p;
   }
   return (*tx)->Commit();
 }
@@ -189,7 +267,7 @@ void IngestPipeline::IndexLoop() {
     wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
     if (pending_.empty()) return;  // stopping with nothing left
     // A short window lets concurrent associations share one transaction.
-    wake_.wait_for(lock, kBatchWindow, [&] {
+    wake_.wait_for(lock, options_.batch_window, [&] {
       return stopping_ || flush_requested_ || pending_.size() >= options_.max_batch;
     });
     flush_requested_ = false;
@@ -202,10 +280,7 @@ void IngestPipeline::IndexLoop() {
       journal_fd_ = -1;
     }
     lock.unlock();
-    std::vector<InstanceRecord> records;
-    records.reserve(batch.size());
-    for (const Entry& e : batch) records.push_back(e.record);
-    auto r = IndexBatch(records);
+    auto r = IndexBatch(batch);
     lock.lock();
     if (r) {
       if (failing) spdlog::info("ingest: the index accepts writes again");
@@ -245,6 +320,42 @@ Result<void> IngestPipeline::Flush(std::chrono::seconds timeout) {
   return Fail(Code::kIoError, ok ? last_error_ : "indexing did not finish in time");
 }
 
+std::optional<IngestPipeline::Entry> IngestPipeline::Replay(const std::string& line) {
+  std::vector<std::string> parts = SplitTabs(line);
+  const std::string& rel = parts[0];
+  if (rel.empty() || rel.find("..") != std::string::npos) return std::nullopt;
+  std::optional<int64_t> session;
+  if (parts.size() >= 5) {  // a staged instance
+    session = StagedSessionOf(parts[4], rel);
+    if (!session) return std::nullopt;
+  }
+  auto path = blobs_.Absolute(session ? BlobStore::Root::kStaging : BlobStore::Root::kArchive, rel);
+  std::error_code ec;
+  // Never placed (the sender got no success), or a staged file archived or discarded since.
+  if (!std::filesystem::exists(path, ec)) return std::nullopt;
+  auto header = dicom::ReadHeader(path);
+  if (!header) {
+    spdlog::warn("ingest: recovery: {} is not readable: {}", rel, header.error().message);
+    return std::nullopt;
+  }
+  Entry e;
+  e.record = std::move(*header);
+  e.record.file_size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  if (parts.size() >= 4) {
+    e.record.project = parts[1];
+    e.record.subject = parts[2];
+    e.record.session = parts[3];
+  }
+  if (!session) {
+    e.record.file_path = rel;
+    return e;
+  }
+  const InstanceRecord& r = e.record;
+  e.staged = StagedInstance{*session, r.sop_uid, r.study_uid, r.series_uid, rel,
+                            parts.size() > 5 ? parts[5] : "", parts.size() > 6 ? parts[6] : "", r.file_size};
+  return e;
+}
+
 Result<int> IngestPipeline::Recover() {
   std::vector<std::filesystem::path> journals;
   std::error_code ec;
@@ -255,40 +366,17 @@ Result<int> IngestPipeline::Recover() {
     }
   }
   if (journals.empty()) return 0;
-  std::vector<InstanceRecord> records;
+  std::vector<Entry> entries;
   for (const auto& j : journals) {
     std::ifstream in(j);
     std::string line;
     while (std::getline(in, line)) {
-      std::vector<std::string> parts;
-      for (size_t start = 0;;) {
-        size_t tab = line.find('\t', start);
-        parts.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
-        if (tab == std::string::npos) break;
-        start = tab + 1;
-      }
-      const std::string& rel = parts[0];
-      if (rel.empty() || rel.find("..") != std::string::npos) continue;
-      auto path = blobs_.Absolute(rel);
-      if (!std::filesystem::exists(path, ec)) continue;  // never placed: the sender got no success
-      auto header = dicom::ReadHeader(path);
-      if (!header) {
-        spdlog::warn("ingest: recovery: {} is not readable: {}", rel, header.error().message);
-        continue;
-      }
-      header->file_path = rel;
-      if (parts.size() >= 4) {
-        header->project = parts[1];
-        header->subject = parts[2];
-        header->session = parts[3];
-      }
-      header->file_size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
-      records.push_back(std::move(*header));
+      if (auto e = Replay(line)) entries.push_back(std::move(*e));
     }
   }
-  if (auto r = IndexBatch(records); !r) return tl::unexpected(r.error());
+  if (auto r = IndexBatch(entries); !r) return tl::unexpected(r.error());
   for (const auto& j : journals) RemoveQuietly(j);
-  return static_cast<int>(records.size());
+  return static_cast<int>(entries.size());
 }
 
 }  // namespace pb

@@ -1,18 +1,27 @@
 #pragma once
-// The ingest pipeline. Callers (receivers, retrieve jobs, imports) put a complete file into a
-// temp path from NewTempPath() and call Ingest(), which returns once the instance is in its
-// final place in the archive (or refused) and never leaves the temp file behind.
+// The ingest pipeline: the one commit of every instance, whatever its target. Callers
+// (receivers, retrieve jobs, imports) put a complete file into a temp path from NewTempPath() and
+// call Ingest() with a target: the archive, or a session of the staging area. Ingest() returns
+// once the instance is in its final place (or refused) and never leaves the temp file behind.
 //
-// Durability before indexing: an instance is first written to the journal (its archive path),
-// then renamed into place; only then is the sender answered. The index follows within
-// milliseconds, in batches, from a background indexer; journals left by a crash are replayed by
-// Recover() at the next start. So an answered instance is always either indexed or recoverable.
+// One commit, two targets: the header is parsed and the SOP Instance UID checked once, here;
+// then, for either target, the same steps in the same order:
+//   [fsync the file] → journal append [fdatasync] → atomic rename into archive/... or
+//   staging/<session>/... → [fsync its folder] → the sender is answered.
+// Durability before indexing: the journal names the instance before the rename, and the sender
+// is answered only after both. The index rows (the archive's, or the staged_instances row of a
+// staged instance) follow within milliseconds, in batches, from a background indexer; journals
+// left by a crash are replayed by Recover() at the next start, staged entries into their
+// session. So an answered instance is always either indexed or recoverable.
 // Ingest() is thread-safe and meant to be called from many threads at once.
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,9 +58,41 @@ struct IngestOutcome {
 };
 
 struct IngestOptions {
-  DuplicatePolicy duplicates = DuplicatePolicy::kKeep;
-  bool fsync = false;
+  DuplicatePolicy duplicates = DuplicatePolicy::kKeep;  // the archive's; a staged copy replaces
+  bool fsync = false;  // for every target: the file, the journal, the folder it is renamed into
   size_t max_batch = 512;
+  // How long the indexer gathers instances into one transaction: longer windows cost less CPU
+  // per instance (fewer commits and journal rotations) and delay only what the API can see.
+  std::chrono::milliseconds batch_window{20};
+};
+
+// The staging area as a target of the commit (ingest/staging.h implements it): it names the
+// session an instance goes to and learns when the commit ended. Between Enter() and Leave() the
+// session cannot start archiving or be discarded, so no committed file is left behind.
+class StagingSessions {
+ public:
+  // The open session of this receiver for the source's labels, created when there is none.
+  virtual Result<int64_t> Enter(const std::string& receiver, const IngestSource& src) = 0;
+  // `durable`: journaled and renamed into the session's folder (its row follows in a batch);
+  // `sent_sop_uid`: the SOP Instance UID as the sender sent it (before anonymization).
+  virtual void Leave(int64_t session, const std::string& sent_sop_uid, bool durable) = 0;
+
+ protected:
+  ~StagingSessions() = default;
+};
+
+// Where Ingest() commits an instance.
+struct IngestTarget {
+  StagingSessions* staging = nullptr;  // null: the archive
+  std::string receiver;                // the staging receiver whose session takes it
+
+  static IngestTarget Archive() { return {}; }
+  static IngestTarget Staging(StagingSessions& area, std::string receiver) { return {&area, std::move(receiver)}; }
+};
+
+// How many fsyncs the commits made (the fsync option must reach every target; tests check it).
+struct SyncCounts {
+  uint64_t files = 0, journal = 0, folders = 0;
 };
 
 class IngestPipeline {
@@ -62,32 +103,39 @@ class IngestPipeline {
   IngestPipeline(const IngestPipeline&) = delete;
   IngestPipeline& operator=(const IngestPipeline&) = delete;
 
-  // Indexes the instances named by journals of an earlier run; call before receiving.
+  // Indexes the instances named by journals of an earlier run (archived ones into the index,
+  // staged ones into their session's rows); call before receiving. Returns how many.
   Result<int> Recover();
 
   std::filesystem::path NewTempPath() { return blobs_.NewTempPath(); }
-  // Every instance Ingest() puts in (or finds in) the archive is published here.
+  // Every instance Ingest() puts in (or finds in) the archive or the staging area is published
+  // here (retrieve jobs count their arrivals).
   ArrivalHub& arrivals() { return arrivals_; }
-  IngestOutcome Ingest(const std::filesystem::path& temp, const IngestSource& source);
+  IngestOutcome Ingest(const std::filesystem::path& temp, const IngestSource& source,
+                       const IngestTarget& target = IngestTarget::Archive());
 
-  // Waits until every instance stored before the call is indexed (tests, shutdown).
+  // Waits until every instance stored before the call is indexed (tests, shutdown, API reads).
   Result<void> Flush(std::chrono::seconds timeout = std::chrono::seconds(30));
 
-  // Tells the jobs that wait for it that an instance arrived somewhere other than the archive
-  // (the staging area).
-  void Announce(const InstanceRecord& rec, const IngestSource& src, bool was_present);
+  SyncCounts syncs() const { return {synced_files_.load(), synced_journal_.load(), synced_folders_.load()}; }
 
  private:
   struct Entry {
-    InstanceRecord record;
-    uint64_t journal = 0;  // the journal generation that names it
+    InstanceRecord record;                // archived: its index row
+    std::optional<StagedInstance> staged;  // staged: its row instead
+    uint64_t journal = 0;                  // the journal generation that names it
   };
-  Result<uint64_t> Journal(const InstanceRecord& rec);  // appends; returns the generation
-  void Release(uint64_t generation);                       // an entry of it is settled
+  // Header (parsed once, here, for every target) and SOP Instance UID; else the refusal.
+  tl::expected<InstanceRecord, IngestOutcome> Check(const std::filesystem::path& temp, const IngestSource& src);
+  IngestOutcome Commit(const std::filesystem::path& temp, const IngestSource& src, Entry entry);
+  Result<uint64_t> Journal(const std::string& line);  // appends; returns the generation
+  void Release(uint64_t generation);                 // an entry of it is settled
   Result<void> OpenJournal(uint64_t generation);
   std::filesystem::path JournalPath(uint64_t generation) const;
+  void Announce(const InstanceRecord& rec, const IngestSource& src, bool was_present);
   void IndexLoop();
-  Result<void> IndexBatch(const std::vector<InstanceRecord>& records);
+  Result<void> IndexBatch(const std::vector<Entry>& entries);
+  std::optional<Entry> Replay(const std::string& line);  // a journal line of an earlier run
 
   BlobStore& blobs_;
   Database& db_;
@@ -106,6 +154,7 @@ class IngestPipeline {
   std::string last_error_;                    // GUARDED_BY(mu_)
   bool stopping_ = false;                     // GUARDED_BY(mu_)
   bool flush_requested_ = false;              // GUARDED_BY(mu_): end the batch window now
+  std::atomic<uint64_t> synced_files_{0}, synced_journal_{0}, synced_folders_{0};
   std::thread indexer_;
 };
 

@@ -74,6 +74,9 @@ TEST_F(PipelineTest, StoresWithFsync) {
   IngestPipeline p(*blobs_, *db_, {DuplicatePolicy::kKeep, true, 256});
   EXPECT_EQ(p.Ingest(Write("1.2.3.4.5"), {}).status, IngestStatus::kStored);
   ASSERT_TRUE(p.Flush());
+  EXPECT_EQ(p.syncs().files, 1u);
+  EXPECT_EQ(p.syncs().journal, 1u);
+  EXPECT_EQ(p.syncs().folders, 1u);
   EXPECT_EQ((*db_->FindStudies({}))[0].instance_count, 1);
   EXPECT_EQ(TempFiles(), 0u);
 }

@@ -97,51 +97,47 @@ void StagingArea::Stop() {
   if (ticker_.joinable()) ticker_.join();
 }
 
-IngestOutcome StagingArea::Stage(const std::filesystem::path& temp, const IngestSource& src,
-                                 const std::string& receiver) {
-  auto header = src.header ? Result<InstanceRecord>(*src.header) : dicom::ReadHeader(temp);
-  if (!header) {
-    RemoveQuietly(temp);
-    return {IngestStatus::kInvalid, header.error().message, src.expected_sop_uid};
-  }
-  if (!src.expected_sop_uid.empty() && header->sop_uid != src.expected_sop_uid) {
-    RemoveQuietly(temp);
-    return {IngestStatus::kInvalid,
-            fmt::format("SOP Instance UID of the data set ({}) differs from the request ({})", header->sop_uid,
-                        src.expected_sop_uid),
-            src.expected_sop_uid};
-  }
-  InstanceRecord rec = std::move(*header);
-  std::error_code ec;
-  int64_t size = src.size >= 0 ? src.size : static_cast<int64_t>(std::filesystem::file_size(temp, ec));
+Result<int64_t> StagingArea::Enter(const std::string& receiver, const IngestSource& src) {
   std::lock_guard lock(mu_);
-  auto session = db_.OpenStagedSession(receiver, src.project, src.subject, src.session);
-  if (!session) {
-    RemoveQuietly(temp);
-    return {session.error().code == Code::kOutOfSpace ? IngestStatus::kOutOfSpace : IngestStatus::kFailed,
-            session.error().message, rec.sop_uid};
+  SessionKey key{receiver, src.project, src.subject, src.session};
+  auto it = open_.find(key);
+  if (it == open_.end()) {  // the first arrival since the start, or since its session closed
+    auto session = db_.OpenStagedSession(receiver, src.project, src.subject, src.session);
+    if (!session) return tl::unexpected(session.error());
+    it = open_.emplace(std::move(key), session->id).first;
   }
-  const std::string rel = fmt::format("{}/{}", session->id, BlobStore::RelativePathFor(rec.study_uid, rec.series_uid, rec.sop_uid));
-  const std::filesystem::path dest = blobs_.staging_dir() / rel;
-  std::filesystem::create_directories(dest.parent_path(), ec);
-  if (ec || ::rename(temp.c_str(), dest.c_str()) != 0) {
-    int err = errno;
-    RemoveQuietly(temp);
-    return {err == ENOSPC ? IngestStatus::kOutOfSpace : IngestStatus::kFailed,
-            fmt::format("cannot move the instance into the staging area: {}", ec ? ec.message() : std::strerror(err)),
-            rec.sop_uid};
+  ++in_flight_[it->second];
+  return it->second;
+}
+
+void StagingArea::Leave(int64_t id, const std::string& sent_sop_uid, bool durable) {
+  std::lock_guard lock(mu_);
+  if (auto it = in_flight_.find(id); it != in_flight_.end() && --it->second <= 0) in_flight_.erase(it);
+  bool open = std::any_of(open_.begin(), open_.end(), [id](const auto& kv) { return kv.second == id; });
+  if (durable && open) {  // a closed session is being archived or discarded: it waits for this
+    last_arrival_[id] = clock_();
+    originals_[id].push_back(sent_sop_uid);
   }
-  StagedInstance si{session->id, rec.sop_uid, rec.study_uid, rec.series_uid, rel, src.calling_ae, src.called_ae, size};
-  if (auto a = db_.AddStagedInstance(si); !a) {
-    RemoveQuietly(dest);
-    return {a.error().code == Code::kOutOfSpace ? IngestStatus::kOutOfSpace : IngestStatus::kFailed,
-            a.error().message, rec.sop_uid};
+  settled_.notify_all();
+}
+
+void StagingArea::Close(int64_t id, std::unique_lock<std::mutex>& lock) {
+  for (auto it = open_.begin(); it != open_.end();) {
+    it = it->second == id ? open_.erase(it) : std::next(it);
   }
-  last_arrival_[session->id] = clock_();
-  originals_[session->id].push_back(src.original_sop_uid.empty() ? rec.sop_uid : src.original_sop_uid);
-  rec.file_size = size;
-  pipeline_.Announce(rec, src, false);
-  return {IngestStatus::kStored, "", rec.sop_uid};
+  last_arrival_.erase(id);
+  originals_.erase(id);
+  settled_.wait(lock, [&] { return in_flight_.count(id) == 0; });
+}
+
+Result<std::vector<StagedSession>> StagingArea::List() {
+  CatchUp();
+  return db_.ListStagedSessions();
+}
+
+Result<std::optional<StagedSession>> StagingArea::Get(int64_t id) {
+  CatchUp();
+  return db_.GetStagedSession(id);
 }
 
 std::vector<ArchivedSession> StagingArea::ArchiveIdle() {
@@ -156,6 +152,7 @@ std::vector<ArchivedSession> StagingArea::ArchiveIdle() {
     bool due = s.state == "archiving";  // left half done (a failure or a stop): finish it
     if (!due) {
       std::lock_guard lock(mu_);
+      if (in_flight_.count(s.id)) continue;  // an instance is arriving: not idle
       auto it = last_arrival_.find(s.id);
       if (it == last_arrival_.end()) it = last_arrival_.emplace(s.id, now).first;
       due = now - it->second >= std::chrono::seconds(std::max(1, idle_seconds_(s.receiver)));
@@ -183,6 +180,7 @@ std::vector<ArchivedSession> StagingArea::ArchiveHolding(const std::vector<std::
 }
 
 Result<FilingPlan> StagingArea::Plan(const StagedSession& session) {
+  CatchUp();
   auto rows = db_.ListStagedInstances(session.id);
   if (!rows) return tl::unexpected(rows.error());
   std::map<std::string, int64_t> staged;
@@ -198,15 +196,23 @@ Result<ArchivedSession> StagingArea::Archive(int64_t id) {
   std::lock_guard archiving(archive_mu_);
   ArchivedSession result;
   {
-    std::lock_guard lock(mu_);  // from here on, new arrivals open a new session
+    std::unique_lock lock(mu_);
     auto s = db_.GetStagedSession(id);
     if (!s) return tl::unexpected(s.error());
     if (!*s) return Fail(Code::kNotFound, fmt::format("no staged session {}", id), "id");
+    // From here on, new arrivals open a new session (also after a restart: it is not 'open').
     if (auto r = db_.SetStagedState(id, "archiving"); !r) return tl::unexpected(r.error());
-    result.session = **s;
-    last_arrival_.erase(id);
-    originals_.erase(id);
+    Close(id, lock);
   }
+  // The rows of its last arrivals may still be in the indexer's batch: archiving must see them,
+  // or their files would be removed with the folder.
+  if (auto f = pipeline_.Flush(); !f) {
+    return Fail(f.error().code, fmt::format("staged session {} cannot be archived yet: {}", id, f.error().message));
+  }
+  auto s = db_.GetStagedSession(id);
+  if (!s) return tl::unexpected(s.error());
+  if (!*s) return Fail(Code::kNotFound, fmt::format("no staged session {}", id), "id");
+  result.session = **s;
   auto rows = db_.ListStagedInstances(id);
   if (!rows) return tl::unexpected(rows.error());
   for (const StagedInstance& i : *rows) {
@@ -249,15 +255,16 @@ Result<ArchivedSession> StagingArea::Archive(int64_t id) {
 
 Result<void> StagingArea::Discard(int64_t id) {
   std::lock_guard archiving(archive_mu_);
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto s = db_.GetStagedSession(id);
   if (!s) return tl::unexpected(s.error());
   if (!*s) return Fail(Code::kNotFound, fmt::format("no staged session {}", id), "id");
+  // The rows go first: new arrivals open a new session, and rows of this one still in the
+  // indexer's batch are skipped. Then its folder, once no commit is renaming into it.
   if (auto d = db_.DeleteStagedSession(id); !d) return d;
+  Close(id, lock);
   std::error_code ec;
   std::filesystem::remove_all(SessionDir(id), ec);
-  last_arrival_.erase(id);
-  originals_.erase(id);
   spdlog::info("staging: session {} from receiver {} discarded ({} instance(s))", id, (*s)->receiver,
                (*s)->instance_count);
   return {};

@@ -6,9 +6,14 @@
 // through the ingest pipeline into the archive, then an event is emitted; a session can also
 // be discarded.
 //
-// Durability: a staged file is renamed into staging/<id>/ and recorded in the index database
-// before the sender is answered; at start, files without their row are recorded again and
-// sessions left half archived are finished. Time comes from an injected clock (tests).
+// Staging is a target of the pipeline's one commit, not a store of its own:
+// `pipeline.Ingest(temp, src, staging.Target(receiver))` checks the instance, asks this area for
+// the session (Enter), journals, renames into staging/<id>/ (with the fsync option, as for the
+// archive) and queues the staged row for the indexer's next batch; only then is the sender
+// answered. A crash before the row is written is repaired by the pipeline's Recover() from the
+// journal; this area's Recover() also records files still without a row (a second net) and
+// finishes sessions left half archived. Archiving or discarding a session first waits for the
+// commits in flight into it, then for their rows. Time comes from an injected clock (tests).
 // Thread-safe.
 #include <chrono>
 #include <condition_variable>
@@ -17,6 +22,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "archive/blob_store.h"
@@ -32,7 +38,7 @@ struct ArchivedSession {
   std::string error;  // the first failure
 };
 
-class StagingArea {
+class StagingArea final : public StagingSessions {
  public:
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
   // `idle_seconds` gives a receiver's current idle time (it can change at run time).
@@ -43,16 +49,17 @@ class StagingArea {
   StagingArea(const StagingArea&) = delete;
   StagingArea& operator=(const StagingArea&) = delete;
 
-  // Records files left by a crash and finishes sessions left half archived. Call before
-  // receiving; returns the number of sessions waiting.
+  // Records files left by a crash without their row (after the pipeline's Recover(), which
+  // replays the journal) and removes folders of discarded sessions. Call before receiving;
+  // returns the number of sessions waiting.
   Result<int> Recover();
   // Checks for idle sessions once a second on a thread of its own.
   void StartTicker();
   void Stop();
 
-  // Moves a complete temp file into its session (labels and receiver from `src` and
-  // `receiver`); removes the temp file on failure. The outcome is what the sender is told.
-  IngestOutcome Stage(const std::filesystem::path& temp, const IngestSource& src, const std::string& receiver);
+  // The commit target that stages into this receiver's session for the instance's labels:
+  // `pipeline.Ingest(temp, src, staging.Target(receiver))`.
+  IngestTarget Target(const std::string& receiver) { return IngestTarget::Staging(*this, receiver); }
 
   // Archives every open session whose last arrival is older than its receiver's idle time.
   std::vector<ArchivedSession> ArchiveIdle();
@@ -62,16 +69,26 @@ class StagingArea {
   // anonymization): a retrieve job received everything it expected.
   std::vector<ArchivedSession> ArchiveHolding(const std::vector<std::string>& original_sop_uids);
 
-  Result<std::vector<StagedSession>> List() { return db_.ListStagedSessions(); }
+  // Reads see every instance whose sender was answered (they wait briefly for the indexer).
+  Result<std::vector<StagedSession>> List();
   // Where the session's series will be filed once archived (staging_plan.h).
   Result<FilingPlan> Plan(const StagedSession& session);
-  Result<std::optional<StagedSession>> Get(int64_t id) { return db_.GetStagedSession(id); }
+  Result<std::optional<StagedSession>> Get(int64_t id);
 
   // Called after a session reached the archive (for later automations); on the archiving thread.
   void OnArchived(std::function<void(const ArchivedSession&)> f) { on_archived_ = std::move(f); }
 
  private:
+  using SessionKey = std::tuple<std::string, std::string, std::string, std::string>;  // receiver, labels
+
+  // StagingSessions, for the pipeline's commit.
+  Result<int64_t> Enter(const std::string& receiver, const IngestSource& src) override;
+  void Leave(int64_t session, const std::string& sent_sop_uid, bool durable) override;
+
   std::filesystem::path SessionDir(int64_t id) const;
+  // New arrivals no longer go to session `id`; returns once no commit into it is in flight.
+  void Close(int64_t id, std::unique_lock<std::mutex>& lock);
+  void CatchUp() { (void)pipeline_.Flush(std::chrono::seconds(2)); }
 
   IngestPipeline& pipeline_;
   Database& db_;
@@ -80,10 +97,13 @@ class StagingArea {
   Clock clock_;
   std::function<void(const ArchivedSession&)> on_archived_;
 
-  std::mutex mu_;  // Stage() vs. the start of archiving (a session must not move under Stage)
+  std::mutex mu_;  // sessions: which are open, commits in flight into them, arrivals
+  std::condition_variable settled_;             // a commit left its session
+  std::map<SessionKey, int64_t> open_;          // GUARDED_BY(mu_): sessions taking arrivals
+  std::map<int64_t, int> in_flight_;            // GUARDED_BY(mu_): commits between Enter and Leave
   std::map<int64_t, std::chrono::steady_clock::time_point> last_arrival_;  // GUARDED_BY(mu_)
   std::map<int64_t, std::vector<std::string>> originals_;  // GUARDED_BY(mu_): UIDs as sent, by session
-  std::mutex archive_mu_;  // one archiving at a time
+  std::mutex archive_mu_;  // one archiving (or discard) at a time
 
   std::mutex tick_mu_;
   std::condition_variable tick_cv_;
