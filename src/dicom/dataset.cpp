@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcdicent.h>
@@ -125,6 +126,21 @@ Result<std::unique_ptr<Dataset>> Dataset::Read(const std::filesystem::path& file
   if (!ff.getDataset()->loadAllDataIntoMemory().good()) {
     return Fail(Code::kInvalidArgument, fmt::format("cannot read all of {}", file.string()));
   }
+  impl->ds.reset(ff.getAndRemoveDataset());
+  return std::make_unique<Dataset>(std::move(impl));
+}
+
+Result<std::unique_ptr<Dataset>> Dataset::Parse(const std::string& file_bytes) {
+  DcmInputBufferStream in;
+  in.setBuffer(file_bytes.data(), static_cast<offile_off_t>(file_bytes.size()));
+  in.setEos();
+  DcmFileFormat ff;
+  ff.transferInit();
+  OFCondition c = ff.read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+  ff.transferEnd();
+  if (c.bad()) return Fail(Code::kInvalidArgument, fmt::format("not a complete DICOM file: {}", c.text()));
+  auto impl = std::make_unique<Impl>();
+  impl->transfer_syntax_uid = DcmXfer(ff.getDataset()->getOriginalXfer()).getXferID();
   impl->ds.reset(ff.getAndRemoveDataset());
   return std::make_unique<Dataset>(std::move(impl));
 }

@@ -23,6 +23,9 @@ class Dataset {
   // A DICOM file (with its meta header) read whole into memory, in the syntax it is stored in.
   // Errors name the file and say why (not DICOM, truncated, unreadable).
   static Result<std::unique_ptr<Dataset>> Read(const std::filesystem::path& file);
+  // The same from the bytes of such a file in memory (data that must never touch the disk as
+  // it came). Errors say why (not DICOM, truncated).
+  static Result<std::unique_ptr<Dataset>> Parse(const std::string& file_bytes);
   ~Dataset();
   Dataset(const Dataset&) = delete;
   Dataset& operator=(const Dataset&) = delete;

@@ -5,7 +5,9 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <vector>
 #include <unistd.h>
 
@@ -269,100 +271,114 @@ void ScuAssociation::Abort() {
 
 Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
                                                   const std::vector<ProposedContext>& contexts) {
-  auto fail = [](std::string why) { return Fail(Code::kUnavailable, std::move(why)); };
-  std::string resolve_error;
-  std::string address = Resolve(rq.host, resolve_error);
-  if (address.empty()) return fail(resolve_error);
-  std::unique_ptr<ScuAssociation> a(new ScuAssociation);
-  a->where_ = JoinHostPort(rq.host, rq.port);
-  a->address_ = address;
-  a->port_ = rq.port;
-  const std::string& where = a->where_;
+  // A PACS at its association limit (or congested) rejects transiently: it is worth a few
+  // more tries, a little later, before calling it a failure (parallel sends, or a PACS that
+  // counts associations that just ended until it reaps them).
+  for (int attempt = 0;; ++attempt) {
+    bool busy = false;
+    auto once = [&]() -> Result<std::unique_ptr<ScuAssociation>> {
+      auto fail = [](std::string why) { return Fail(Code::kUnavailable, std::move(why)); };
+      std::string resolve_error;
+      std::string address = Resolve(rq.host, resolve_error);
+      if (address.empty()) return fail(resolve_error);
+      std::unique_ptr<ScuAssociation> a(new ScuAssociation);
+      a->where_ = JoinHostPort(rq.host, rq.port);
+      a->address_ = address;
+      a->port_ = rq.port;
+      const std::string& where = a->where_;
 
-  OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, rq.timeout_seconds, &a->net_);
-  if (cond.bad()) return fail(fmt::format("cannot initialize the network: {}", cond.text()));
-  cond = ASC_createAssociationParameters(&a->params_, ASC_DEFAULTMAXPDU);
-  if (cond.bad()) return fail(cond.text());
-  if (rq.tls) {
-    if (std::string why = SetUpTls(rq, a->tls_); !why.empty()) return fail("TLS set-up: " + why);
-    ASC_setTransportLayer(a->net_, a->tls_.get(), 0);
-    ASC_setTransportLayerType(a->params_, OFTrue);
-  }
-  ASC_setAPTitles(a->params_, rq.calling_ae.c_str(), rq.called_ae.c_str(), nullptr);
-  std::string peer = fmt::format("{}:{}", address, rq.port);
-  ASC_setPresentationAddresses(a->params_, "localhost", peer.c_str());
-  T_ASC_PresentationContextID id = 1;
-  for (const ProposedContext& c : contexts) {
-    std::vector<const char*> ts = c.transfer_syntaxes;
-    ASC_addPresentationContext(a->params_, id, c.abstract_syntax, ts.data(), static_cast<int>(ts.size()), c.role);
-    id += 2;
-  }
+      OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, rq.timeout_seconds, &a->net_);
+      if (cond.bad()) return fail(fmt::format("cannot initialize the network: {}", cond.text()));
+      cond = ASC_createAssociationParameters(&a->params_, ASC_DEFAULTMAXPDU);
+      if (cond.bad()) return fail(cond.text());
+      if (rq.tls) {
+        if (std::string why = SetUpTls(rq, a->tls_); !why.empty()) return fail("TLS set-up: " + why);
+        ASC_setTransportLayer(a->net_, a->tls_.get(), 0);
+        ASC_setTransportLayerType(a->params_, OFTrue);
+      }
+      ASC_setAPTitles(a->params_, rq.calling_ae.c_str(), rq.called_ae.c_str(), nullptr);
+      std::string peer = fmt::format("{}:{}", address, rq.port);
+      ASC_setPresentationAddresses(a->params_, "localhost", peer.c_str());
+      T_ASC_PresentationContextID id = 1;
+      for (const ProposedContext& c : contexts) {
+        std::vector<const char*> ts = c.transfer_syntaxes;
+        ASC_addPresentationContext(a->params_, id, c.abstract_syntax, ts.data(), static_cast<int>(ts.size()), c.role);
+        id += 2;
+      }
 
-  dcmConnectionTimeout.set(rq.timeout_seconds);
-  cond = ASC_requestAssociation(a->net_, a->params_, &a->assoc_);
-  if (cond.bad()) {
-    std::string text = cond.text();
-    if (rq.tls && (text.find("TLS") != std::string::npos || text.find("SSL") != std::string::npos ||
-                   text.find("ecure") != std::string::npos || text.find("certificate") != std::string::npos)) {
-      TlsProbe probe = Probe(address, rq.port, rq.timeout_seconds);
-      if (text.find("certificate verify failed") != std::string::npos) {
-        return fail(fmt::format("TLS handshake failed with {}: {}", where, probe.certificate_problem));
+      dcmConnectionTimeout.set(rq.timeout_seconds);
+      cond = ASC_requestAssociation(a->net_, a->params_, &a->assoc_);
+      if (cond.bad()) {
+        std::string text = cond.text();
+        if (rq.tls && (text.find("TLS") != std::string::npos || text.find("SSL") != std::string::npos ||
+                       text.find("ecure") != std::string::npos || text.find("certificate") != std::string::npos)) {
+          TlsProbe probe = Probe(address, rq.port, rq.timeout_seconds);
+          if (text.find("certificate verify failed") != std::string::npos) {
+            return fail(fmt::format("TLS handshake failed with {}: {}", where, probe.certificate_problem));
+          }
+          if (!probe.speaks_tls) {
+            return fail(fmt::format("TLS handshake failed with {}: the peer does not speak TLS on this "
+                                    "port ({}); use its TLS port or switch tls.enabled off",
+                                    where, text));
+          }
+          return fail(fmt::format("TLS handshake failed with {}: {} (the peer speaks TLS but refused "
+                                  "ours: it may require a client certificate (tls.cert_file, "
+                                  "tls.key_file) that it trusts)",
+                                  where, text));
+        }
+        if (cond == DUL_ASSOCIATIONREJECTED) {
+          T_ASC_RejectParameters rej;
+          ASC_getRejectParameters(a->params_, &rej);
+          busy = rej.result == ASC_RESULT_REJECTEDTRANSIENT &&
+                 (rej.reason == ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED ||
+                  rej.reason == ASC_REASON_SP_PRES_TEMPORARYCONGESTION);
+          return Fail(rej.reason == ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED ? Code::kPermissionDenied : Code::kUnavailable,
+                      RejectReason(rej, rq));
+        }
+        if (text.find("Connection refused") != std::string::npos) {
+          return fail(fmt::format("connection refused by {} (nothing listens on that port: is the "
+                                  "PACS running, and is the port right?)",
+                                  where));
+        }
+        if (text.find("Timeout") != std::string::npos || text.find("timed out") != std::string::npos ||
+            cond == DUL_READTIMEOUT) {
+          return Fail(Code::kTimeout, fmt::format(
+              "timed out after {} s {} {} (a firewall, a wrong address, or not a DICOM port?)",
+              rq.timeout_seconds,
+              cond == DUL_READTIMEOUT ? "waiting for the association answer from" : "connecting to",
+              where));
+        }
+        if (cond == DUL_PEERABORTEDASSOCIATION || cond == DUL_PEERREQUESTEDRELEASE) {
+          return fail(fmt::format("the peer at {} aborted the association request (it may not "
+                                  "accept our calling AE title '{}'{})",
+                                  where, rq.calling_ae, rq.tls ? "" : ", or it expects TLS"));
+        }
+        if (text.find("No route") != std::string::npos || text.find("unreachable") != std::string::npos) {
+          return fail(fmt::format("{} is unreachable from this machine ({})", where, text));
+        }
+        return fail(fmt::format("cannot associate with {}: {}", where, text));
       }
-      if (!probe.speaks_tls) {
-        return fail(fmt::format("TLS handshake failed with {}: the peer does not speak TLS on this "
-                                "port ({}); use its TLS port or switch tls.enabled off",
-                                where, text));
+      a->open_ = true;
+      if (rq.tls && rq.tls_verify_peer && rq.tls_verify_hostname) {
+        if (std::string why = HostMismatch(a->assoc_, rq.host); !why.empty()) {
+          return fail(fmt::format("TLS with {}: {}", where, why));
+        }
       }
-      return fail(fmt::format("TLS handshake failed with {}: {} (the peer speaks TLS but refused "
-                              "ours: it may require a client certificate (tls.cert_file, "
-                              "tls.key_file) that it trusts)",
-                              where, text));
-    }
-    if (cond == DUL_ASSOCIATIONREJECTED) {
-      T_ASC_RejectParameters rej;
-      ASC_getRejectParameters(a->params_, &rej);
-      return Fail(rej.reason == ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED ? Code::kPermissionDenied : Code::kUnavailable,
-                  RejectReason(rej, rq));
-    }
-    if (text.find("Connection refused") != std::string::npos) {
-      return fail(fmt::format("connection refused by {} (nothing listens on that port: is the "
-                              "PACS running, and is the port right?)",
-                              where));
-    }
-    if (text.find("Timeout") != std::string::npos || text.find("timed out") != std::string::npos ||
-        cond == DUL_READTIMEOUT) {
-      return Fail(Code::kTimeout, fmt::format(
-          "timed out after {} s {} {} (a firewall, a wrong address, or not a DICOM port?)",
-          rq.timeout_seconds,
-          cond == DUL_READTIMEOUT ? "waiting for the association answer from" : "connecting to",
-          where));
-    }
-    if (cond == DUL_PEERABORTEDASSOCIATION || cond == DUL_PEERREQUESTEDRELEASE) {
-      return fail(fmt::format("the peer at {} aborted the association request (it may not "
-                              "accept our calling AE title '{}'{})",
-                              where, rq.calling_ae, rq.tls ? "" : ", or it expects TLS"));
-    }
-    if (text.find("No route") != std::string::npos || text.find("unreachable") != std::string::npos) {
-      return fail(fmt::format("{} is unreachable from this machine ({})", where, text));
-    }
-    return fail(fmt::format("cannot associate with {}: {}", where, text));
+      if (ASC_countAcceptedPresentationContexts(a->params_) == 0) {
+        std::string names;
+        for (const ProposedContext& c : contexts) {
+          const char* n = dcmFindNameOfUID(c.abstract_syntax);
+          if (!names.empty()) names += ", ";
+          names += n ? n : c.abstract_syntax;
+        }
+        return fail(fmt::format("no presentation context accepted (the peer does not accept {})", names));
+      }
+      return a;
+    };
+    auto a = once();
+    if (a || !busy || attempt == 3) return a;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250 * (attempt + 1)));
   }
-  a->open_ = true;
-  if (rq.tls && rq.tls_verify_peer && rq.tls_verify_hostname) {
-    if (std::string why = HostMismatch(a->assoc_, rq.host); !why.empty()) {
-      return fail(fmt::format("TLS with {}: {}", where, why));
-    }
-  }
-  if (ASC_countAcceptedPresentationContexts(a->params_) == 0) {
-    std::string names;
-    for (const ProposedContext& c : contexts) {
-      const char* n = dcmFindNameOfUID(c.abstract_syntax);
-      if (!names.empty()) names += ", ";
-      names += n ? n : c.abstract_syntax;
-    }
-    return fail(fmt::format("no presentation context accepted (the peer does not accept {})", names));
-  }
-  return a;
 }
 
 std::string DescribeCertificateProblem(const std::string& address, uint16_t port, int timeout_seconds) {

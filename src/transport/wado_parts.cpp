@@ -20,7 +20,12 @@ constexpr int64_t kPollEvery = 4 << 20;       // bytes between cancel checks wit
 }  // namespace
 
 WadoParts::WadoParts(dicom::StoreSink& sink, const Node& node, Scope scope, const FetchHooks& hooks)
-    : sink_(sink), node_(node), scope_(std::move(scope)), hooks_(hooks), worker_([this] { Work(); }) {}
+    : sink_(sink),
+      node_(node),
+      scope_(std::move(scope)),
+      hooks_(hooks),
+      in_memory_(sink.WantsDataset()),
+      worker_([this] { Work(); }) {}
 
 WadoParts::~WadoParts() {
   Discard();
@@ -90,6 +95,12 @@ Result<void> WadoParts::OnPart(int index, const dicomweb::MultipartParser::Heade
       return {};
     }
   }
+  bytes_ = 0;
+  polled_at_ = 0;
+  if (in_memory_) {
+    memory_.clear();
+    return {};
+  }
   path_ = sink_.NewTempPath();
   file_ = std::fopen(path_.c_str(), "wbe");
   if (!file_) {
@@ -104,7 +115,9 @@ Result<void> WadoParts::OnPart(int index, const dicomweb::MultipartParser::Heade
 
 Result<void> WadoParts::OnData(std::string_view data) {
   if (skip_) return {};
-  if (std::fwrite(data.data(), 1, data.size(), file_) != data.size()) {
+  if (in_memory_) {
+    memory_.append(data.data(), data.size());
+  } else if (std::fwrite(data.data(), 1, data.size(), file_) != data.size()) {
     const int err = errno;
     Discard();
     return Fail(err == ENOSPC ? Code::kOutOfSpace : Code::kIoError,
@@ -120,11 +133,23 @@ Result<void> WadoParts::OnData(std::string_view data) {
 
 Result<void> WadoParts::OnPartEnd() {
   if (skip_) return {};
+  if (in_memory_) {
+    Complete part{{}, std::move(memory_), bytes_, index_};
+    memory_.clear();
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [&] { return queue_.empty() || fatal_; });  // one part in memory waits
+    if (fatal_) return tl::unexpected(*fatal_);
+    queue_.push_back(std::move(part));
+    lock.unlock();
+    changed_.notify_all();
+    if (hooks_.cancel_requested && hooks_.cancel_requested()) return Fail(Code::kCanceled, "canceled");
+    return {};
+  }
   const bool written = std::fflush(file_) == 0;
   const int err = errno;
   std::fclose(file_);
   file_ = nullptr;
-  Complete part{std::move(path_), bytes_, index_};
+  Complete part{std::move(path_), {}, bytes_, index_};
   path_.clear();
   if (!written) {
     std::error_code ec;
@@ -154,13 +179,17 @@ void WadoParts::Work() {
       queue_.pop_front();
       if (fatal_) {
         std::error_code ec;
-        std::filesystem::remove(part.path, ec);
+        if (!part.path.empty()) std::filesystem::remove(part.path, ec);
         changed_.notify_all();
         continue;
       }
     }
     changed_.notify_all();
-    Ingest(part);
+    if (part.path.empty()) {
+      IngestInMemory(part);
+    } else {
+      Ingest(part);
+    }
   }
 }
 
@@ -173,15 +202,10 @@ void WadoParts::Ingest(const Complete& part) {
   auto header = dicom::ReadHeader(part.path);
   if (!header) return drop(fmt::format("part {} is not a DICOM file ({}); it was skipped", part.index, header.error().message));
   const InstanceRecord& h = *header;
-  const bool asked = (scope_.study.empty() || h.study_uid == scope_.study) &&
-                     (scope_.series.empty() || h.series_uid == scope_.series) &&
-                     (scope_.sop.empty() || h.sop_uid == scope_.sop);
-  if (!asked) {
-    {
-      std::lock_guard lock(mu_);
-      discarded_.push_back(h.sop_uid);
-    }
-    return drop(fmt::format("part {} holds instance {}, which was not asked for; it was discarded", part.index, h.sop_uid));
+  if (!Asked(h.study_uid, h.series_uid, h.sop_uid, part.index)) {
+    std::error_code ec;
+    std::filesystem::remove(part.path, ec);
+    return;
   }
   dicom::IncomingInstance in;
   in.temp_file = part.path;
@@ -192,24 +216,42 @@ void WadoParts::Ingest(const Complete& part) {
   in.peer_address = dicomweb::OriginOf(node_.url);
   in.file_size = part.bytes;
   in.header = h;
-  dicom::StoreAnswer answer;
-  if (sink_.WantsDataset()) {
-    auto data = dicom::Dataset::Read(part.path);
-    std::error_code ec;
-    std::filesystem::remove(part.path, ec);
-    if (!data) return Problem(fmt::format("part {} cannot be read: {}", part.index, data.error().message));
-    in.temp_file.clear();
-    answer = sink_.StoreDataset(in, **data);
-  } else {
-    answer = sink_.Store(in);  // owns the temp file from here
-  }
+  Settle(sink_.Store(in), h.sop_uid);  // the sink owns the temp file from here
+}
+
+void WadoParts::IngestInMemory(const Complete& part) {
+  auto data = dicom::Dataset::Parse(part.data);
+  if (!data) return Problem(fmt::format("part {} is not a DICOM file ({}); it was skipped", part.index, data.error().message));
+  const std::string sop = (*data)->Get(0x00080018).value_or("");
+  if (!Asked((*data)->Get(0x0020000D).value_or(""), (*data)->Get(0x0020000E).value_or(""), sop, part.index)) return;
+  dicom::IncomingInstance in;
+  in.sop_class_uid = (*data)->Get(0x00080016).value_or("");
+  in.sop_instance_uid = sop;
+  in.transfer_syntax_uid = (*data)->transfer_syntax_uid();
+  in.calling_ae = node_.ae_title;
+  in.peer_address = dicomweb::OriginOf(node_.url);
+  in.file_size = part.bytes;
+  Settle(sink_.StoreDataset(in, **data), sop);
+}
+
+bool WadoParts::Asked(const std::string& study, const std::string& series, const std::string& sop, int index) {
+  const bool asked = (scope_.study.empty() || study == scope_.study) && (scope_.series.empty() || series == scope_.series) &&
+                     (scope_.sop.empty() || sop == scope_.sop);
+  if (asked) return true;
+  std::lock_guard lock(mu_);
+  discarded_.push_back(sop);
+  problems_.push_back(fmt::format("part {} holds instance {}, which was not asked for; it was discarded", index, sop));
+  return false;
+}
+
+void WadoParts::Settle(const dicom::StoreAnswer& answer, const std::string& sop_uid) {
   std::lock_guard lock(mu_);
   if (answer.status == 0 || (answer.status & 0xF000) == 0xB000) {
     ++stored_;
     return;
   }
-  refused_.push_back(h.sop_uid);
-  problems_.push_back(fmt::format("instance {} was not stored: {}", h.sop_uid,
+  refused_.push_back(sop_uid);
+  problems_.push_back(fmt::format("instance {} was not stored: {}", sop_uid,
                                   answer.error_comment.empty() ? dicom::StoreStatusText(answer.status)
                                                                : answer.error_comment));
   if (answer.status == 0xA700 && !fatal_) {

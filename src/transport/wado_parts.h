@@ -4,7 +4,9 @@
 // StoreSink) by a worker thread of its own, so the network is read while the previous part is
 // indexed. At most a few complete parts wait (bounded disk, never memory). A part that is not
 // DICOM, or holds an instance the request did not ask for, is dropped and named; nothing
-// half-written is ever ingested, and no temp file is left behind on any path.
+// half-written is ever ingested, and no temp file is left behind on any path. When the sink
+// changes data (anonymization), a part is kept in memory instead and never reaches the disk as
+// it came (one part at a time, as an anonymizing receiver holds one instance).
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -48,7 +50,8 @@ class WadoParts {
 
  private:
   struct Complete {
-    std::filesystem::path path;
+    std::filesystem::path path;  // on disk, or
+    std::string data;            // in memory (the sink changes data)
     int64_t bytes = 0;
     int index = 0;
   };
@@ -57,6 +60,9 @@ class WadoParts {
   Result<void> OnPartEnd();
   void Work();
   void Ingest(const Complete& part);
+  void IngestInMemory(const Complete& part);
+  void Settle(const dicom::StoreAnswer& answer, const std::string& sop_uid);  // counts the sink's answer
+  bool Asked(const std::string& study, const std::string& series, const std::string& sop, int index);
   void Problem(std::string text);
   std::optional<Error> Fatal();
   void Discard();
@@ -69,6 +75,8 @@ class WadoParts {
   // The part being written (the network thread's).
   std::filesystem::path path_;
   std::FILE* file_ = nullptr;
+  std::string memory_;          // the part being received, when in memory
+  const bool in_memory_;
   int index_ = 0;
   bool skip_ = false;
   int64_t bytes_ = 0, polled_at_ = 0;
