@@ -323,7 +323,9 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
   });
 
   auto* echo = nodes->add_subcommand(
-      "echo", "test the connection to a node: C-ECHO, then (queryable nodes) a C-FIND that cannot match");
+      "echo", "test the connection to a node: C-ECHO, then (queryable nodes) a C-FIND that cannot match; "
+              "DICOMweb: a QIDO-RS search with limit=1 (also: nodes test)");
+  echo->alias("test");
   echo->add_option("name", *name)->required();
   auto echo_only = std::make_shared<bool>(false);
   echo->add_flag("--echo-only", *echo_only, "only the C-ECHO");

@@ -38,8 +38,18 @@ RetrieveParams ParamsFrom(const json& j) {
   return p;
 }
 
+}  // namespace
+
+struct RetrieveRunner::Planned {
+  RetrievePlan plan;
+  std::future<Result<RetrievePlan>> listing;  // the instance list, when fetched alongside
+  std::vector<std::string> expected;          // SOP Instance UIDs listed so far
+  std::set<std::string> present;              // of those, already in the archive
+  std::vector<dicom::RetrieveTarget> targets;
+};
+
 // Everything the job learns while it runs; guarded, since arrivals come from other threads.
-struct Tally {
+struct RetrieveRunner::Tally {
   std::mutex mu;
   std::set<std::string> arrived;  // SOP Instance UIDs that reached the archive for this job
   int64_t bytes = 0;
@@ -63,7 +73,35 @@ struct Tally {
   int64_t Warning() const { return done_warning + std::max(0, peer.warning); }
 };
 
-}  // namespace
+// What to fetch: the node's counts now; its instance list now, or, when nothing of the study is
+// here yet and the fetch does not need the SOP classes first, alongside the transfer (it costs
+// the node about as much as sending small instances) to verify the end; then what is missing.
+Result<RetrieveRunner::Planned> RetrieveRunner::PlanFetch(Transport& node_link, const RetrieveParams& p, Database& db) {
+  Planned out;
+  auto counted = node_link.PlanCounts(p);
+  if (!counted) return tl::unexpected(counted.error());
+  out.plan = std::move(*counted);
+  RetrievePlan& plan = out.plan;
+  bool anything_here = p.level != "STUDY" || (plan.sop_classes.empty() && node_link.FetchNeedsSopClasses());
+  for (size_t i = 0; !anything_here && i < p.uids.size(); ++i) {
+    auto here = db.StudyExists(p.uids[i]);
+    anything_here = !here || *here;
+  }
+  if (anything_here) {
+    if (auto r = node_link.ListInstances(p, plan); !r) return tl::unexpected(r.error());
+  } else {
+    out.listing = std::async(std::launch::async, [&node_link, p, copy = plan]() mutable -> Result<RetrievePlan> {
+      if (auto r = node_link.ListInstances(p, copy); !r) return tl::unexpected(r.error());
+      return copy;
+    });
+  }
+  for (const auto& [sop, _] : plan.instances) out.expected.push_back(sop);
+  auto present_list = db.PresentInstances(out.expected);
+  if (!present_list) return tl::unexpected(present_list.error());
+  out.present = std::set<std::string>(present_list->begin(), present_list->end());
+  out.targets = TargetsFor(p, plan, plan.listed ? out.present : std::set<std::string>{});
+  return out;
+}
 
 Result<std::pair<json, std::string>> RetrieveRunner::Prepare(const json& rq) {
   if (auto r = RefuseUnknownFields(rq, {"node", "level", "uids", "method", "study_uid", "series_uid",
@@ -115,32 +153,10 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   Transport& node_link = **transport;
   const std::string calling_ae = EffectiveCallingAeTitle(*node, default_ae_);
 
-  // What the PACS has: counts now; the instance list now, or, when nothing of the study is here
-  // yet and the SOP classes are known, fetched alongside the transfer (it costs the PACS about
-  // as much as sending small instances) and used to verify the end.
-  auto counted = node_link.PlanCounts(p);
-  if (!counted) return {"failed", counted.error().message, nullptr, {}};
-  RetrievePlan plan = std::move(*counted);
-  bool anything_here = p.level != "STUDY" || (plan.sop_classes.empty() && node_link.FetchNeedsSopClasses());
-  for (size_t i = 0; !anything_here && i < p.uids.size(); ++i) {
-    auto here = db_.StudyExists(p.uids[i]);
-    anything_here = !here || *here;
-  }
-  std::future<Result<RetrievePlan>> listing;
-  if (anything_here) {
-    if (auto r = node_link.ListInstances(p, plan); !r) return {"failed", r.error().message, nullptr, {}};
-  } else {
-    listing = std::async(std::launch::async, [&node_link, p, copy = plan]() mutable -> Result<RetrievePlan> {
-      if (auto r = node_link.ListInstances(p, copy); !r) return tl::unexpected(r.error());
-      return copy;
-    });
-  }
-  std::vector<std::string> expected;
-  for (const auto& [sop, _] : plan.instances) expected.push_back(sop);
-  auto present_list = db_.PresentInstances(expected);
-  if (!present_list) return {"failed", present_list.error().message, nullptr, {}};
-  const std::set<std::string> present(present_list->begin(), present_list->end());
-  const auto targets = TargetsFor(p, plan, plan.listed ? present : std::set<std::string>{});
+  auto planned = PlanFetch(node_link, p, db_);
+  if (!planned) return {"failed", planned.error().message, nullptr, {}};
+  RetrievePlan& plan = planned->plan;
+  const std::set<std::string>& present = planned->present;
 
   Tally tally;
   std::set<std::string> study_set, series_set;  // for matching when there is no list
@@ -235,19 +251,25 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     std::lock_guard lock(tally.mu);
     return tally.arrived.size();
   };
-  FetchRequest fetch{p, targets, plan.sop_classes, policy->name, ""};
+  FetchRequest fetch{p, planned->targets, plan.sop_classes, policy->name, ""};
   if (!p.project.empty() && ingest_site_.project_anonymization && ingest_site_.project_anonymization(p.project)) {
     fetch.anonymizing_project = p.project;
   }
   const FetchResult fetched = node_link.Fetch(fetch, hooks);
+  subscription.reset();
+  return Verify(job, *node, p, *planned, fetched, tally, progress);
+}
+
+JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, const RetrieveParams& p, Planned& planned,
+                                  const FetchResult& fetched, Tally& tally, const std::function<json()>& progress) {
   const std::string& method_used = fetched.method_used;
   std::string error = fetched.error;
   const std::vector<std::string>& failed_uids = fetched.failed_uids;
-
-  // Verify against the index, once everything announced is indexed, and against the list.
-  subscription.reset();
-  if (listing.valid()) {
-    auto listed = listing.get();
+  // Against the index, once everything announced is indexed, and against the list.
+  RetrievePlan& plan = planned.plan;
+  std::vector<std::string>& expected = planned.expected;
+  if (planned.listing.valid()) {
+    auto listed = planned.listing.get();
     if (listed) {
       plan = std::move(*listed);
       expected.clear();
@@ -262,10 +284,10 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   }
   json out_progress = progress();
   int64_t arrived = out_progress["arrived"].get<int64_t>();
-  if (node->type == NodeType::kDimse && p.method == "auto" && !method_used.empty() && (arrived > 0 || error.empty()) &&
-      node->retrieve_method_learned != method_used) {
-    if (auto r = nodes_.SetRetrieveMethodLearned(node->name, method_used); !r) {
-      spdlog::warn("node {}: cannot remember the retrieve method: {}", node->name, r.error().message);
+  if (node.type == NodeType::kDimse && p.method == "auto" && !method_used.empty() && (arrived > 0 || error.empty()) &&
+      node.retrieve_method_learned != method_used) {
+    if (auto r = nodes_.SetRetrieveMethodLearned(node.name, method_used); !r) {
+      spdlog::warn("node {}: cannot remember the retrieve method: {}", node.name, r.error().message);
     }
   }
   json result{{"method_used", method_used.empty() ? json(nullptr) : json(method_used)},

@@ -1,6 +1,6 @@
 #pragma once
-// The retrieve job: fetch studies, series or instances from a DIMSE node by C-GET or C-MOVE
-// ("auto": C-GET, falling back to C-MOVE when the node refuses it, and remembering what worked).
+// The retrieve job: fetch studies, series or instances from a node through its transport (DIMSE:
+// C-GET or C-MOVE, "auto" falling back to C-MOVE and remembering what worked; DICOMweb: WADO-RS).
 // What arrived is counted from the ingest pipeline's announcements and verified against the
 // index at the end: `succeeded` only when every instance the PACS listed is in the archive,
 // `partial` with the missing SOP Instance UIDs otherwise. Re-running fetches only what is
@@ -20,6 +20,7 @@
 #include "nodes/registry.h"
 #include "receivers/association_log.h"
 #include "receivers/receiver.h"
+#include "transport/transport.h"
 
 namespace pb {
 
@@ -39,6 +40,13 @@ class RetrieveRunner : public JobRunner {
   JobOutcome Run(JobContext& job) override;
 
  private:
+  // A run is plan → fetch (Run, through the node's transport) → verify.
+  struct Planned;  // what to fetch and what to verify against
+  struct Tally;    // what the job learns while the data flows
+  static Result<Planned> PlanFetch(Transport& node_link, const RetrieveParams& p, Database& db);
+  JobOutcome Verify(JobContext& job, const Node& node, const RetrieveParams& p, Planned& planned,
+                    const FetchResult& fetched, Tally& tally, const std::function<nlohmann::json()>& progress);
+
   NodeRegistry& nodes_;
   IngestPipeline& pipeline_;
   Database& db_;
