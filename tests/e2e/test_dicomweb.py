@@ -1,9 +1,9 @@
 """DICOMweb nodes against a real Orthanc 1.10.1 with its DICOMweb plugin (Debian
 orthanc-dicomweb 1.7): test connection, QIDO-RS find at every level (Latin-1 and ISO 2022
-Japanese names, paging), WADO-RS retrieve byte-identical (Explicit, Implicit, JPEG lossless),
-STOW-RS send byte-identical (multipart in batches; single part through a peer that accepts
-it, refused by Orthanc itself), HTTPS through a TLS-terminating forwarder whose CA we are
-told about only later.
+Japanese names, paging), WADO-RS retrieve byte-identical (Explicit, Implicit, JPEG lossless)
+or into an anonymizing project (never on disk as sent), STOW-RS send byte-identical
+(multipart in batches; single part through a peer that accepts it, refused by Orthanc
+itself), HTTPS through a TLS-terminating forwarder whose CA we are told about only later.
 
 scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_dicomweb.py
 
@@ -38,6 +38,8 @@ import math
 import os
 import re
 import sys
+import threading
+import time
 import unittest
 import uuid
 from pathlib import Path
@@ -55,6 +57,9 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 JP_NAME = "Yamada^Tarou=山田^太郎=やまだ^たろう"  # PS3.5 Example H.3-1
 LATIN1_NAME = "Müller^Jürgen"
 WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+# Markers of the study retrieved into an anonymizing project: nowhere in our data directory.
+ANON_PATIENT = {"patient_name": "Webhiddenname^X", "patient_id": "WEBANONPID7"}
+ANON_MARKERS = [b"Webhiddenname", b"WEBANONPID7"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -99,7 +104,7 @@ def jpeg_copy(src, dst):
 
 
 def series_of(outdir, study_uid, series_uid, count, *, first, syntax="explicit",
-              series_number=1, **kw):
+              series_number=1, size=12000, **kw):
     """count CT instances of one series: [(path, sop, study, series)]."""
     uid = dicomgen.make_uids()
     os.makedirs(str(outdir), exist_ok=True)
@@ -108,7 +113,7 @@ def series_of(outdir, study_uid, series_uid, count, *, first, syntax="explicit",
         sop = uid("instance", first + i)
         path = os.path.join(str(outdir), "%s-%d.dcm" % (syntax, first + i))
         dicomgen.write_instance(path, sop_uid=sop, study_uid=study_uid, series_uid=series_uid,
-                                syntax=syntax, modality="CT", size=12000,
+                                syntax=syntax, modality="CT", size=size,
                                 instance_number=i + 1, series_number=series_number, **kw)
         out.append((path, sop, study_uid, series_uid))
     return out
@@ -445,7 +450,10 @@ class DicomWebQueryTests(DicomWebCase):
 class DicomWebRetrieveTests(DicomWebCase):
     """WADO-RS retrieve jobs: a study with Explicit, Implicit and JPEG lossless instances, one
     series of a study, two instances of a series; our stored files must be Orthanc's stored
-    files byte for byte (Orthanc sends them unchanged with transfer-syntax=*)."""
+    files byte for byte (Orthanc sends them unchanged with transfer-syntax=*). A study
+    retrieved into a project with its own anonymization options is anonymized, and its
+    original values are never on disk, watched while it trickles in through a throttling
+    proxy (node web-slow)."""
 
     @classmethod
     def setUpClass(cls):
@@ -469,9 +477,23 @@ class DicomWebRetrieveTests(DicomWebCase):
                                       series_number=2, patient_id="WADOSER"))
         cls.one_series = series_of(data / "one", uid("study", 3), uid("series", 3, 1), 4,
                                    first=600, patient_id="WADOIMG")
-        cls.ids = upload_all(cls.orthanc, cls.mix + cls.two_series + cls.one_series)
+        # 1 MB each: larger than the 256 KB a temp file is buffered by, so a part spooled
+        # to disk as received would show its header there while the rest trickles in.
+        anon = uid("study", 4)
+        cls.anon = (series_of(data / "anon", anon, uid("series", 4, 1), 2, first=700,
+                              series_number=1, size=1_000_000, **ANON_PATIENT)
+                    + series_of(data / "anon", anon, uid("series", 4, 2), 1, first=800,
+                                syntax="implicit", series_number=2, size=1_000_000,
+                                **ANON_PATIENT))
+        cls.ids = upload_all(cls.orthanc,
+                             cls.mix + cls.two_series + cls.one_series + cls.anon)
         cls.server = cls.start_class_server()
         add_node(cls.server, web_node("web", cls.orthanc.dicomweb_url))
+        # The same Orthanc at 1.5 MB/s, so the data directory can be watched mid-transfer.
+        cls.slow = harness.ThrottledProxy(cls.orthanc.http_port, rate=1_500_000)
+        cls.addClassCleanup(cls.slow.close)
+        add_node(cls.server, web_node("web-slow",
+                                      "http://127.0.0.1:%d/dicom-web/" % cls.slow.port))
 
     def test_orthanc_premise_wado_rs_sends_stored_files_unchanged(self):
         study = self.mix[0][2]
@@ -524,6 +546,114 @@ class DicomWebRetrieveTests(DicomWebCase):
         wanted = self.one_series[1:3]
         self.retrieve("IMAGE", [f[1] for f in wanted], wanted,
                       study_uid=wanted[0][2], series_uid=wanted[0][3])
+
+    def browse(self, *labels):
+        """GET /api/projects[/{p}/subjects[/{s}/sessions[/{e}/series]]] -> list."""
+        path = "/api/projects"
+        for label, child in zip(labels, ("subjects", "sessions", "series")):
+            path += "/%s/%s" % (label, child)
+        status, body = self.server.api("GET", path)
+        self.assertEqual(status, 200, "GET %s -> %s %r" % (path, status, body))
+        self.assertIsInstance(body, list, "GET %s -> %r" % (path, body))
+        return body
+
+    def watch_disk(self, needles, action):
+        """Run action() while every file under our data directory is searched for needles
+        every 20 ms; (action's value, {needle: {paths where it was seen}})."""
+        seen, stop = {}, threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                for n, where in harness.find_bytes([self.server.data_dir], needles).items():
+                    seen.setdefault(n, set()).update(where)
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            value = action()
+        finally:
+            stop.set()
+            watcher.join(10)
+        return value, seen
+
+    def test_wado_into_an_anonymizing_project_is_anonymized_and_never_on_disk_as_sent(self):
+        # WADO-RS parts for a project with its own anonymization options stay in memory and
+        # go through the anonymizing path: the data directory never sees them as received,
+        # neither while the study trickles in (watched) nor after.
+        files = self.anon
+        study = files[0][2]
+        originals = {u for f in files for u in f[1:]}
+        for path, _, _, _ in files:
+            data = Path(path).read_bytes()
+            self.assertTrue(all(m in data for m in ANON_MARKERS),
+                            "%s does not carry the markers %r" % (path, ANON_MARKERS))
+        self.assertEqual(harness.find_bytes([self.server.data_dir], ANON_MARKERS), {},
+                         "markers in our data directory before the retrieve")
+        status, body = self.server.api("PUT", "/api/projects/Web_Anon/anonymization",
+                                       {"retain_dates": True})
+        self.assertEqual(status, 200, body)
+        self.addCleanup(self.server.api, "DELETE", "/api/projects/Web_Anon/anonymization")
+
+        def anonymized_retrieve():
+            request = {"node": "web-slow", "level": "STUDY", "uids": [study],
+                       "project": "Web_Anon"}
+            status, answer = self.server.api("POST", "/api/retrieve", request)
+            self.assertEqual(status, 202, "POST /api/retrieve %r -> %s %r"
+                             % (request, status, answer))
+            return self.wait_job(str(answer["job_id"]), timeout=90)
+
+        t0 = time.monotonic()
+        job, seen = self.watch_disk(ANON_MARKERS, anonymized_retrieve)
+        elapsed = time.monotonic() - t0
+        dump = json.dumps(job, indent=1)
+        self.assertEqual(job.get("state"), "succeeded", dump)
+        self.assertEqual(outcome(job, "method_used"), "wado-rs", dump)
+        self.assertEqual((job.get("progress") or {}).get("completed"), len(files), dump)
+        self.assertGreater(elapsed, 1.0, "the transfer was not slow enough to watch")
+        self.assertEqual(seen, {}, "original values on disk during the transfer")
+
+        self.assertNotIn(study, harness.studies_by_uid(self.server),
+                         "the original StudyInstanceUID is in the archive")
+        subjects = [s["name"] for s in self.browse("Web_Anon")]
+        self.assertEqual(len(subjects), 1, repr(subjects))
+        # Patient Name would have been the subject: a pseudonym instead.
+        self.assertTrue(subjects[0].startswith("SUBJ_"), repr(subjects))
+        stored = []
+        for e in self.browse("Web_Anon", subjects[0]):
+            for row in self.browse("Web_Anon", subjects[0], e["name"]):
+                status, inst = self.server.api("GET", "/api/series/%s/instances"
+                                               % row["SeriesInstanceUID"])
+                self.assertEqual(status, 200, inst)
+                stored += [i.get("SOPInstanceUID") for i in inst]
+        self.assertEqual(len(stored), len(files), repr(stored))
+        self.assertEqual(len(set(stored)), len(files), repr(stored))
+        for sop in stored:
+            self.assertNotIn(sop, originals, "an original UID kept as SOP Instance UID")
+            payload = self.our_file(sop)
+            for m in ANON_MARKERS:
+                self.assertNotIn(m, payload, "%r in the stored file of %s" % (m, sop))
+        leaks = harness.find_bytes([self.server.data_dir, self.server.log_path], ANON_MARKERS)
+        self.assertEqual(leaks, {}, "original values in our data directory or log: %r" % leaks)
+
+        # The watch can see them: once no project anonymizes, the same study retrieved
+        # without a project is kept as sent (byte-identical), spooled to a temp file as it
+        # arrives, where the watch must catch both markers before the file is archived.
+        # (While any project has its own options, a retrieve without one comes in memory too,
+        # as the rules could file it there, and is stored with our own meta header.)
+        status, body = self.server.api("DELETE", "/api/projects/Web_Anon/anonymization")
+        self.assertEqual(status, 204, body)
+        _, seen = self.watch_disk(
+            ANON_MARKERS, lambda: self.retrieve("STUDY", [study], files, node="web-slow"))
+        tmp = str(self.server.data_dir / "tmp") + os.sep
+        spooled = {n: sorted(p for p in where if p.startswith(tmp)) for n, where in seen.items()}
+        self.assertEqual(sorted(n for n, where in spooled.items() if where),
+                         sorted(ANON_MARKERS),
+                         "a retrieve kept as sent should show both markers in a temp file "
+                         "mid-transfer: seen %r" % seen)
+        kept = harness.find_bytes([self.server.data_dir], ANON_MARKERS)
+        self.assertEqual(sorted(kept), sorted(ANON_MARKERS),
+                         "a retrieve kept as sent should leave both markers on disk: %r" % kept)
 
 
 # --------------------------------------------------------------------------- STOW-RS
