@@ -4,6 +4,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "dicom/dataset.h"
@@ -16,6 +19,20 @@ namespace {
 
 constexpr size_t kMaxWaiting = 8;             // complete parts waiting for the ingest path
 constexpr int64_t kPollEvery = 4 << 20;       // bytes between cancel checks within a part
+
+// The whole chunk, straight from the network's buffer (no stdio copy); false with errno set.
+bool WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -102,14 +119,11 @@ Result<void> WadoParts::OnPart(int index, const dicomweb::MultipartParser::Heade
     return {};
   }
   path_ = sink_.NewTempPath();
-  file_ = std::fopen(path_.c_str(), "wbe");
-  if (!file_) {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd_ < 0) {
     path_.clear();
     return Fail(Code::kIoError, fmt::format("cannot create a temp file: {}", std::strerror(errno)));
   }
-  std::setvbuf(file_, nullptr, _IOFBF, 256 * 1024);
-  bytes_ = 0;
-  polled_at_ = 0;
   return {};
 }
 
@@ -117,7 +131,7 @@ Result<void> WadoParts::OnData(std::string_view data) {
   if (skip_) return {};
   if (in_memory_) {
     memory_.append(data.data(), data.size());
-  } else if (std::fwrite(data.data(), 1, data.size(), file_) != data.size()) {
+  } else if (!WriteAll(fd_, data)) {
     const int err = errno;
     Discard();
     return Fail(err == ENOSPC ? Code::kOutOfSpace : Code::kIoError,
@@ -145,10 +159,9 @@ Result<void> WadoParts::OnPartEnd() {
     if (hooks_.cancel_requested && hooks_.cancel_requested()) return Fail(Code::kCanceled, "canceled");
     return {};
   }
-  const bool written = std::fflush(file_) == 0;
+  const bool written = ::close(fd_) == 0;
   const int err = errno;
-  std::fclose(file_);
-  file_ = nullptr;
+  fd_ = -1;
   Complete part{std::move(path_), {}, bytes_, index_};
   path_.clear();
   if (!written) {
@@ -261,8 +274,8 @@ void WadoParts::Settle(const dicom::StoreAnswer& answer, const std::string& sop_
 }
 
 void WadoParts::Discard() {
-  if (file_) std::fclose(file_);
-  file_ = nullptr;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
   if (!path_.empty()) {
     std::error_code ec;
     std::filesystem::remove(path_, ec);

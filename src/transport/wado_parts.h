@@ -8,7 +8,6 @@
 // changes data (anonymization), a part is kept in memory instead and never reaches the disk as
 // it came (one part at a time, as an anonymizing receiver holds one instance).
 #include <condition_variable>
-#include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -74,7 +73,7 @@ class WadoParts {
   std::optional<dicomweb::MultipartParser> parser_;
   // The part being written (the network thread's).
   std::filesystem::path path_;
-  std::FILE* file_ = nullptr;
+  int fd_ = -1;
   std::string memory_;          // the part being received, when in memory
   const bool in_memory_;
   int index_ = 0;
