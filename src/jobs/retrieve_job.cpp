@@ -46,6 +46,7 @@ struct RetrieveRunner::Planned {
   std::vector<std::string> expected;          // SOP Instance UIDs listed so far
   std::set<std::string> present;              // of those, already in the archive
   std::vector<dicom::RetrieveTarget> targets;
+  bool list_after = false;  // the list is asked only if the counts do not add up at the end
 };
 
 // Everything the job learns while it runs; guarded, since arrivals come from other threads.
@@ -75,7 +76,9 @@ struct RetrieveRunner::Tally {
 
 // What to fetch: the node's counts now; its instance list now, or, when nothing of the study is
 // here yet and the fetch does not need the SOP classes first, alongside the transfer (it costs
-// the node about as much as sending small instances) to verify the end; then what is missing.
+// the node about as much as sending small instances) to verify the end, or, where a list costs
+// the node more than that (QIDO-RS), only at the end if the counts do not add up; then what is
+// missing.
 Result<RetrieveRunner::Planned> RetrieveRunner::PlanFetch(Transport& node_link, const RetrieveParams& p, Database& db) {
   Planned out;
   auto counted = node_link.PlanCounts(p);
@@ -89,6 +92,8 @@ Result<RetrieveRunner::Planned> RetrieveRunner::PlanFetch(Transport& node_link, 
   }
   if (anything_here) {
     if (auto r = node_link.ListInstances(p, plan); !r) return tl::unexpected(r.error());
+  } else if (!node_link.ListingIsCheap() && plan.expected_count) {
+    out.list_after = true;  // the counts may be enough (Verify)
   } else {
     out.listing = std::async(std::launch::async, [&node_link, p, copy = plan]() mutable -> Result<RetrievePlan> {
       if (auto r = node_link.ListInstances(p, copy); !r) return tl::unexpected(r.error());
@@ -257,17 +262,36 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   }
   const FetchResult fetched = node_link.Fetch(fetch, hooks);
   subscription.reset();
-  return Verify(job, *node, p, *planned, fetched, tally, progress);
+  return Verify(job, *node, node_link, p, *planned, fetched, tally, progress);
 }
 
-JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, const RetrieveParams& p, Planned& planned,
-                                  const FetchResult& fetched, Tally& tally, const std::function<json()>& progress) {
+JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& node_link, const RetrieveParams& p,
+                                  Planned& planned, const FetchResult& fetched, Tally& tally,
+                                  const std::function<json()>& progress) {
   const std::string& method_used = fetched.method_used;
   std::string error = fetched.error;
   const std::vector<std::string>& failed_uids = fetched.failed_uids;
   // Against the index, once everything announced is indexed, and against the list.
   RetrievePlan& plan = planned.plan;
   std::vector<std::string>& expected = planned.expected;
+  if (planned.list_after) {
+    // The list was left for the end: not needed when every instance the node counted arrived
+    // (each a distinct instance of what was asked for); otherwise it tells what is missing,
+    // per instance, for the job's result and its retry.
+    size_t arrived_now;
+    {
+      std::lock_guard lock(tally.mu);
+      arrived_now = tally.arrived.size();
+    }
+    const bool all_counted = error.empty() && plan.expected_count &&
+                             static_cast<int64_t>(arrived_now) >= *plan.expected_count;
+    if (!all_counted && !job.StopRequested()) {
+      planned.listing = std::async(std::launch::deferred, [&node_link, &p, copy = plan]() mutable -> Result<RetrievePlan> {
+        if (auto r = node_link.ListInstances(p, copy); !r) return tl::unexpected(r.error());
+        return copy;
+      });
+    }
+  }
   if (planned.listing.valid()) {
     auto listed = planned.listing.get();
     if (listed) {

@@ -44,8 +44,9 @@ class RetrieveRunner : public JobRunner {
   struct Planned;  // what to fetch and what to verify against
   struct Tally;    // what the job learns while the data flows
   static Result<Planned> PlanFetch(Transport& node_link, const RetrieveParams& p, Database& db);
-  JobOutcome Verify(JobContext& job, const Node& node, const RetrieveParams& p, Planned& planned,
-                    const FetchResult& fetched, Tally& tally, const std::function<nlohmann::json()>& progress);
+  JobOutcome Verify(JobContext& job, const Node& node, Transport& node_link, const RetrieveParams& p,
+                    Planned& planned, const FetchResult& fetched, Tally& tally,
+                    const std::function<nlohmann::json()>& progress);
 
   NodeRegistry& nodes_;
   IngestPipeline& pipeline_;

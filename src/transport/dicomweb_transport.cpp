@@ -126,6 +126,7 @@ class DicomWebTransport : public Transport {
   }
 
   bool FetchNeedsSopClasses() const override { return false; }  // WADO-RS asks by UID only
+  bool ListingIsCheap() const override { return false; }  // QIDO-RS answers are built per instance
 
   FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) override {
     FetchResult out;

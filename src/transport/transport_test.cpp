@@ -64,6 +64,7 @@ TEST(TransportFor, ChoosesByTheNodesType) {
   ASSERT_TRUE(t) << t.error().message;
   // C-GET proposes the SOP classes it expects; WADO-RS asks by UID alone.
   EXPECT_TRUE((*t)->FetchNeedsSopClasses());
+  EXPECT_TRUE((*t)->ListingIsCheap());  // C-FIND answers come from an index
 
   Node web;
   web.name = "cloud";
@@ -73,6 +74,7 @@ TEST(TransportFor, ChoosesByTheNodesType) {
   auto w = TransportFor(web, TransportContext{"PACSBRIDGE", {}, {}});
   ASSERT_TRUE(w) << w.error().message;
   EXPECT_FALSE((*w)->FetchNeedsSopClasses());
+  EXPECT_FALSE((*w)->ListingIsCheap());  // the job checks a fresh fetch against the counts first
   // A node without QIDO-RS is not searched (no request is made), and the error names it.
   auto found = (*w)->Find(FindQuery{"STUDY", {}, 0});
   ASSERT_FALSE(found);
