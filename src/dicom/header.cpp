@@ -52,6 +52,20 @@ Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool compl
   return Extract(&ds, transfer_syntax_uid);
 }
 
+Result<InstanceRecord> ReadHeaderFromFileBytes(const std::string& bytes, bool complete) {
+  DcmInputBufferStream in;
+  in.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
+  if (complete) in.setEos();
+  DcmFileFormat ff;
+  ff.transferInit();
+  OFCondition cond = ff.readUntilTag(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, DCM_PixelData);
+  ff.transferEnd();
+  if (cond.bad()) {
+    return Fail(Code::kInvalidArgument, fmt::format("header not in the first bytes: {}", cond.text()));
+  }
+  return Extract(ff.getDataset(), Get(ff.getMetaInfo(), DCM_TransferSyntaxUID));
+}
+
 Result<std::map<uint32_t, std::string>> ReadAttributes(const std::filesystem::path& file,
                                                        const std::vector<uint32_t>& tags) {
   DcmFileFormat ff;

@@ -21,6 +21,11 @@ Result<InstanceRecord> ReadHeader(const std::filesystem::path& file);
 Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool complete,
                                             const std::string& transfer_syntax_uid);
 
+// The same from the first bytes of a DICOM file (with its meta header) kept in memory while it
+// was written, so a file just received need not be read again. `complete`: the bytes are the
+// whole file. Fails when they end before PixelData (the caller then reads the file).
+Result<InstanceRecord> ReadHeaderFromFileBytes(const std::string& bytes, bool complete);
+
 // Top-level values of the given tags (UTF-8) from a stored file's header; absent tags are left
 // out. For routing rules that name attributes an InstanceRecord does not carry.
 Result<std::map<uint32_t, std::string>> ReadAttributes(const std::filesystem::path& file,

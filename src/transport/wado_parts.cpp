@@ -19,6 +19,7 @@ namespace {
 
 constexpr size_t kMaxWaiting = 8;             // complete parts waiting for the ingest path
 constexpr int64_t kPollEvery = 4 << 20;       // bytes between cancel checks within a part
+constexpr size_t kHeadBytes = 64 * 1024;      // kept to read the header without reading the file
 
 // The whole chunk, straight from the network's buffer (no stdio copy); false with errno set.
 bool WriteAll(int fd, std::string_view data) {
@@ -118,6 +119,7 @@ Result<void> WadoParts::OnPart(int index, const dicomweb::MultipartParser::Heade
     memory_.clear();
     return {};
   }
+  memory_.clear();
   path_ = sink_.NewTempPath();
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd_ < 0) {
@@ -131,11 +133,14 @@ Result<void> WadoParts::OnData(std::string_view data) {
   if (skip_) return {};
   if (in_memory_) {
     memory_.append(data.data(), data.size());
-  } else if (!WriteAll(fd_, data)) {
-    const int err = errno;
-    Discard();
-    return Fail(err == ENOSPC ? Code::kOutOfSpace : Code::kIoError,
-                fmt::format("cannot write the retrieved data to disk: {}", std::strerror(err)));
+  } else {
+    if (memory_.size() < kHeadBytes) memory_.append(data.data(), std::min(data.size(), kHeadBytes - memory_.size()));
+    if (!WriteAll(fd_, data)) {
+      const int err = errno;
+      Discard();
+      return Fail(err == ENOSPC ? Code::kOutOfSpace : Code::kIoError,
+                  fmt::format("cannot write the retrieved data to disk: {}", std::strerror(err)));
+    }
   }
   bytes_ += static_cast<int64_t>(data.size());
   if (bytes_ - polled_at_ >= kPollEvery) {
@@ -162,7 +167,8 @@ Result<void> WadoParts::OnPartEnd() {
   const bool written = ::close(fd_) == 0;
   const int err = errno;
   fd_ = -1;
-  Complete part{std::move(path_), {}, bytes_, index_};
+  Complete part{std::move(path_), std::move(memory_), bytes_, index_};
+  memory_.clear();
   path_.clear();
   if (!written) {
     std::error_code ec;
@@ -212,7 +218,8 @@ void WadoParts::Ingest(const Complete& part) {
     std::filesystem::remove(part.path, ec);
     Problem(std::move(why));
   };
-  auto header = dicom::ReadHeader(part.path);
+  auto header = dicom::ReadHeaderFromFileBytes(part.data, part.bytes <= static_cast<int64_t>(part.data.size()));
+  if (!header) header = dicom::ReadHeader(part.path);
   if (!header) return drop(fmt::format("part {} is not a DICOM file ({}); it was skipped", part.index, header.error().message));
   const InstanceRecord& h = *header;
   if (!Asked(h.study_uid, h.series_uid, h.sop_uid, part.index)) {

@@ -50,7 +50,7 @@ class WadoParts {
  private:
   struct Complete {
     std::filesystem::path path;  // on disk, or
-    std::string data;            // in memory (the sink changes data)
+    std::string data;            // in memory (the sink changes data); on disk: its first bytes
     int64_t bytes = 0;
     int index = 0;
   };
@@ -74,7 +74,7 @@ class WadoParts {
   // The part being written (the network thread's).
   std::filesystem::path path_;
   int fd_ = -1;
-  std::string memory_;          // the part being received, when in memory
+  std::string memory_;          // the part being received when in memory, else its first bytes
   const bool in_memory_;
   int index_ = 0;
   bool skip_ = false;
