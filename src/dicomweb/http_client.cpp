@@ -312,11 +312,16 @@ std::string HttpClient::AuthDescription() const {
   return "no authentication";
 }
 
+// Where the OAuth2 token of this node's client is cached (the secret only as a hash).
+std::string HttpClient::TokenKey() const {
+  const NodeAuth& a = node_.auth;
+  return fmt::format("{}\n{}\n{}\n{}", a.token_url, a.client_id, a.scope, std::hash<std::string>{}(a.client_secret));
+}
+
 Result<std::string> HttpClient::BearerToken(bool fresh) {
   const NodeAuth& a = node_.auth;
   if (a.type == "bearer") return a.token;
-  const std::string key = fmt::format("{}\n{}\n{}\n{}", a.token_url, a.client_id, a.scope,
-                                      std::hash<std::string>{}(a.client_secret));
+  const std::string key = TokenKey();
   if (!fresh) {
     TokenCache::Token t = TokenCache::Instance().Get(key);
     if (!t.value.empty()) return t.value;
@@ -572,11 +577,7 @@ Result<HttpResponse> HttpClient::PerformOnce(Handle& h, HttpRequest& rq, const s
     return tl::unexpected(TransportError(rc, h.errbuf, url, static_cast<int>(os_errno)));
   }
   if (!t.StartBody()) return tl::unexpected(*t.error);
-  if (t.response.status == 401 && !token.empty()) {
-    std::string key = fmt::format("{}\n{}\n{}\n{}", node_.auth.token_url, node_.auth.client_id, node_.auth.scope,
-                                  std::hash<std::string>{}(node_.auth.client_secret));
-    TokenCache::Instance().Drop(key, token);
-  }
+  if (t.response.status == 401 && auth == "oauth2") TokenCache::Instance().Drop(TokenKey(), token);
   t.response.headers.emplace(":reason", t.reason);
   char* location = nullptr;
   if (t.response.status >= 300 && t.response.status < 400 &&

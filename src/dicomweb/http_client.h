@@ -112,6 +112,7 @@ class HttpClient {
   Result<HttpResponse> PerformOnce(Handle& h, HttpRequest& request, const std::string& url, bool fresh_token,
                                    bool home, std::string& redirect_to);
   Result<std::string> BearerToken(bool fresh);
+  std::string TokenKey() const;
   Error TransportError(int curl_code, const std::string& detail, const std::string& url, int os_errno) const;
 
   Node node_;

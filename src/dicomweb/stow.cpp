@@ -80,6 +80,10 @@ Result<size_t> StowBody::Read(char* buffer, size_t n) {
   while (written < n && segment_ < segments_.size()) {
     Segment& s = segments_[segment_];
     if (offset_ >= s.size) {
+      // The size went into Content-Length: a file that grew since Open() would be sent cut.
+      if (file_ && std::fgetc(file_) != EOF) {
+        return Fail(Code::kIoError, fmt::format("{} is longer than when the send began", s.path));
+      }
       if (file_) std::fclose(file_), file_ = nullptr;
       ++segment_;
       offset_ = 0;

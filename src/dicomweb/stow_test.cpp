@@ -165,6 +165,16 @@ TEST_F(StowBodyTest, FileThatShrankAfterOpenIsAnErrorNamingIt) {
   EXPECT_NE(all.error().message.find(paths_[1]), std::string::npos) << all.error().message;
 }
 
+TEST_F(StowBodyTest, FileThatGrewAfterOpenIsAnErrorNamingIt) {
+  StowBody body(paths_, NewBoundary());
+  ASSERT_TRUE(body.Open().has_value());
+  std::ofstream(paths_[0], std::ios::binary | std::ios::app) << "more bytes than Content-Length announced";
+  auto all = ReadAll(body, 4096);
+  ASSERT_FALSE(all.has_value()) << "an instance was sent cut to its size at Open()";
+  EXPECT_EQ(all.error().code, Code::kIoError);
+  EXPECT_NE(all.error().message.find(paths_[0]), std::string::npos) << all.error().message;
+}
+
 TEST_F(StowBodyTest, FileRemovedAfterOpenIsAnErrorNamingIt) {
   StowBody body(paths_, NewBoundary());
   ASSERT_TRUE(body.Open().has_value());
