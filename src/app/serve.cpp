@@ -19,6 +19,7 @@
 #include "dicom/retrieve.h"
 #include "ingest/pipeline.h"
 #include "jobs/job_service.h"
+#include "receivers/periodic_task.h"
 #include "jobs/retrieve_job.h"
 #include "jobs/send_job.h"
 #include "nodes/registry.h"
@@ -34,7 +35,6 @@ bool IsLoopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
-constexpr int kJobWorkers = 2;  // jobs running at once; each holds one association at a time
 
 // The site's anonymization secret: created once, kept in the index database (shared by every
 // process of a site), never logged.
@@ -161,7 +161,20 @@ int Serve(const std::string& config_file, bool strict_flag) {
     return 2;
   }
   staging.StartTicker();
-  JobService jobs(**db, kJobWorkers);
+  JobServiceOptions job_options;
+  job_options.workers = cfg.job_workers;
+  job_options.policy = [&registry](const std::string& name) {
+    NodeJobPolicy p;
+    if (auto n = registry.Get(name)) {
+      p.max_connections = n->max_associations;
+      p.max_parallel_retrieves = n->max_parallel_retrieves;
+      p.attempts = n->retry.attempts;
+      p.first_delay_seconds = n->retry.first_delay_seconds;
+      p.max_delay_seconds = n->retry.max_delay_seconds;
+    }
+    return p;
+  };
+  JobService jobs(**db, job_options);
   RetrieveRunner retrieve(registry, pipeline, **db, cfg.ae_title, [&receivers] { return receivers.List(); },
                           expectations, receivers.site(),
                           [&receivers](auto since) { return receivers.AttemptsSince(since); });
@@ -170,7 +183,17 @@ int Serve(const std::string& config_file, bool strict_flag) {
   jobs.Register("send", send);
   auto interrupted = jobs.Start();
   if (!interrupted) return Fatal(interrupted.error().message);
-  if (*interrupted > 0) spdlog::warn("{} job(s) were running when the server last stopped: marked interrupted", *interrupted);
+  if (*interrupted > 0) {
+    spdlog::warn("{} job(s) were running when the server last stopped: they resume where they were", *interrupted);
+  }
+  // Finished jobs older than [jobs] keep_days go, once at start and then every hour.
+  auto prune = [&jobs, days = cfg.job_keep_days] {
+    auto n = jobs.Prune(days);
+    if (!n) spdlog::warn("cannot delete old jobs: {}", n.error().message);
+    else if (*n > 0) spdlog::info("{} job(s) finished more than {} day(s) ago were deleted", *n, days);
+  };
+  prune();
+  PeriodicTask pruning(std::chrono::hours(1), prune);
   if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging});
       !started) {
     return Fatal(started.error().message);
@@ -188,7 +211,8 @@ int Serve(const std::string& config_file, bool strict_flag) {
   sigwait(&signals, &sig);
   spdlog::info("{} received: stopping (finishing in-flight transfers)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   api.Stop();
-  jobs.Stop();  // running retrieves are canceled at the peer and end interrupted
+  pruning.Stop();
+  jobs.Stop();  // running jobs stop between instances and resume at the next start
   receivers.Stop();
   staging.Stop();
   spdlog::info("stopped");

@@ -49,9 +49,21 @@ class Database {
   Result<void> UpdateJob(const JobRow& job);
   Result<std::optional<JobRow>> GetJob(int64_t id);
   Result<std::vector<JobRow>> ListJobs(const JobFilter& filter);  // newest first
-  // At start: jobs left `running` by the last run end as `partial` (something had arrived) or
-  // `failed`, flagged interrupted, with `error`. Returns how many.
-  Result<int> InterruptRunningJobs(const std::string& error);
+  // Writes `job` only while the stored row is in one of `states` (a cancel, a claim and a pause
+  // cannot overwrite each other); false when it was not.
+  Result<bool> UpdateJobIf(const JobRow& job, const std::vector<std::string>& states);
+  // Jobs a worker may start at `now_iso`, in the order they should run: queued ones and waiting
+  // ones whose next attempt is due, not paused; by priority, then queue order.
+  Result<std::vector<JobRow>> RunnableJobs(const std::string& now_iso, int limit);
+  // The earliest next attempt of a waiting job ("" when none waits for a time).
+  Result<std::string> NextJobAttempt();
+  // A queue position at the front or the back of the queued jobs of a priority.
+  Result<int64_t> JobQueueEdge(int priority, bool front);
+  // Per-instance facts of a job (a send's confirmations): added in one transaction; read back.
+  Result<void> AddJobItems(int64_t job_id, const std::vector<std::pair<std::string, std::string>>& items);
+  Result<std::map<std::string, std::string>> JobItems(int64_t job_id);
+  // Deletes jobs that ended before `before_iso`, with their items. Returns how many.
+  Result<int> PruneJobs(const std::string& before_iso);
 
   // Run-time facts about nodes ("" when unknown).
   Result<std::string> GetNodeState(const std::string& node, const std::string& key);

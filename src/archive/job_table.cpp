@@ -15,7 +15,8 @@ namespace {
 
 const char* kJobColumns =
     "id, type, state, node, params, progress, result, error, interrupted, priority, attempts, "
-    "COALESCE(retry_of, 0), created_at, started_at, finished_at, updated_at";
+    "COALESCE(retry_of, 0), created_at, started_at, finished_at, updated_at, history, paused, "
+    "queue_order, not_before";
 
 JobRow ToJob(const soci::row& r) {
   JobRow j;
@@ -35,6 +36,10 @@ JobRow ToJob(const soci::row& r) {
   j.started_at = Str(r, 13);
   j.finished_at = Str(r, 14);
   j.updated_at = Str(r, 15);
+  j.history = Str(r, 16);
+  j.paused = Int(r, 17) != 0;
+  j.queue_order = Int(r, 18);
+  j.not_before = Str(r, 19);
   return j;
 }
 
@@ -67,13 +72,17 @@ Result<int64_t> Database::InsertJob(const JobRow& j) {
     long long retry_of = j.retry_of;
     soci::indicator retry_ind = j.retry_of ? soci::i_ok : soci::i_null;
     long long id = 0;
+    int paused = j.paused ? 1 : 0;
     impl_->writer << "INSERT INTO jobs(type, state, node, params, progress, result, error, "
-                     "interrupted, priority, attempts, retry_of, created_at, updated_at) "
-                     "VALUES(:t, :s, :n, :p, :g, :r, :e, :i, :pr, :a, :ro, :c, :u) RETURNING id",
+                     "interrupted, priority, attempts, retry_of, created_at, updated_at, history, "
+                     "paused, queue_order, not_before) "
+                     "VALUES(:t, :s, :n, :p, :g, :r, :e, :i, :pr, :a, :ro, :c, :u, :h, :pa, "
+                     "(SELECT COALESCE(MAX(queue_order), 0) + 1 FROM jobs), :nb) RETURNING id",
         soci::use(j.type), soci::use(j.state), soci::use(j.node), soci::use(j.params),
         soci::use(j.progress), soci::use(j.result), soci::use(j.error), soci::use(interrupted),
         soci::use(j.priority), soci::use(j.attempts), soci::use(retry_of, retry_ind),
-        soci::use(now), soci::use(now), soci::into(id);
+        soci::use(now), soci::use(now), soci::use(j.history), soci::use(paused),
+        soci::use(j.not_before), soci::into(id);
     return static_cast<int64_t>(id);
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "creating a job"));
@@ -81,20 +90,140 @@ Result<int64_t> Database::InsertJob(const JobRow& j) {
 }
 
 Result<void> Database::UpdateJob(const JobRow& j) {
+  auto r = UpdateJobIf(j, {});
+  if (!r) return tl::unexpected(r.error());
+  return {};
+}
+
+Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::string>& states) {
   std::lock_guard lock(impl_->writer_mu);
   try {
     std::string now = NowIso();
     int interrupted = j.interrupted ? 1 : 0;
+    int paused = j.paused ? 1 : 0;
     long long id = j.id;
-    impl_->writer << "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
-                     "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
-                     "updated_at = :u WHERE id = :id",
-        soci::use(j.state), soci::use(j.progress), soci::use(j.result), soci::use(j.error),
-        soci::use(interrupted), soci::use(j.attempts), soci::use(j.started_at),
-        soci::use(j.finished_at), soci::use(now), soci::use(id);
-    return {};
+    long long order = j.queue_order;
+    std::string only;
+    for (const auto& st : states) only += fmt::format("{}'{}'", only.empty() ? "" : ", ", st);  // our own constants
+    soci::statement st = (impl_->writer.prepare
+                              << "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
+                                 "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
+                                 "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
+                                 "queue_order = :q, not_before = :nb WHERE id = :id" +
+                                     (only.empty() ? std::string() : " AND state IN (" + only + ")"),
+                          soci::use(j.state), soci::use(j.progress), soci::use(j.result), soci::use(j.error),
+                          soci::use(interrupted), soci::use(j.attempts), soci::use(j.started_at),
+                          soci::use(j.finished_at), soci::use(now), soci::use(j.history), soci::use(paused),
+                          soci::use(j.priority), soci::use(order), soci::use(j.not_before), soci::use(id));
+    st.execute(true);
+    return st.get_affected_rows() > 0;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, fmt::format("saving job {}", j.id)));
+  }
+}
+
+Result<std::vector<JobRow>> Database::RunnableJobs(const std::string& now_iso, int limit) {
+  try {
+    soci::session s(impl_->pool);
+    soci::row row;
+    soci::statement st = (s.prepare << fmt::format(
+                              "SELECT {} FROM jobs WHERE paused = 0 AND (state = 'queued' OR "
+                              "(state = 'waiting' AND not_before <= :now)) "
+                              "ORDER BY priority DESC, queue_order, id LIMIT {}",
+                              kJobColumns, std::max(1, limit)),
+                          soci::use(now_iso), soci::into(row));
+    st.execute(false);
+    std::vector<JobRow> out;
+    while (st.fetch()) out.push_back(ToJob(row));
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "listing runnable jobs"));
+  }
+}
+
+Result<std::string> Database::NextJobAttempt() {
+  try {
+    soci::session s(impl_->pool);
+    std::string next;
+    soci::indicator ind = soci::i_null;
+    s << "SELECT MIN(not_before) FROM jobs WHERE state = 'waiting' AND paused = 0 AND not_before != ''",
+        soci::into(next, ind);
+    return ind == soci::i_ok ? next : std::string();
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading the next job attempt"));
+  }
+}
+
+Result<int64_t> Database::JobQueueEdge(int priority, bool front) {
+  try {
+    soci::session s(impl_->pool);
+    long long edge = 0;
+    soci::indicator ind = soci::i_null;
+    s << fmt::format("SELECT {}(queue_order) FROM jobs WHERE priority = :p AND state IN ('queued', 'waiting')",
+                     front ? "MIN" : "MAX"),
+        soci::use(priority), soci::into(edge, ind);
+    if (ind != soci::i_ok) return int64_t{0};
+    return static_cast<int64_t>(front ? edge - 1 : edge + 1);
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading the job queue"));
+  }
+}
+
+Result<void> Database::AddJobItems(int64_t job_id, const std::vector<std::pair<std::string, std::string>>& items) {
+  if (items.empty()) return {};
+  std::lock_guard lock(impl_->writer_mu);
+  try {
+    soci::transaction tx(impl_->writer);
+    long long id = job_id;
+    std::string sop, state;
+    soci::statement st = (impl_->writer.prepare
+                              << "INSERT INTO job_items(job_id, sop_uid, state) VALUES(:j, :s, :t) "
+                                 "ON CONFLICT(job_id, sop_uid) DO UPDATE SET state = excluded.state",
+                          soci::use(id), soci::use(sop), soci::use(state));
+    for (const auto& [u, t] : items) {
+      sop = u;
+      state = t;
+      st.execute(true);
+    }
+    tx.commit();
+    return {};
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("saving the progress of job {}", job_id)));
+  }
+}
+
+Result<std::map<std::string, std::string>> Database::JobItems(int64_t job_id) {
+  try {
+    soci::session s(impl_->pool);
+    long long id = job_id;
+    std::string sop, state;
+    soci::statement st = (s.prepare << "SELECT sop_uid, state FROM job_items WHERE job_id = :j",
+                          soci::use(id), soci::into(sop), soci::into(state));
+    st.execute(false);
+    std::map<std::string, std::string> out;
+    while (st.fetch()) out[sop] = state;
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("reading the progress of job {}", job_id)));
+  }
+}
+
+Result<int> Database::PruneJobs(const std::string& before_iso) {
+  std::lock_guard lock(impl_->writer_mu);
+  try {
+    soci::transaction tx(impl_->writer);
+    const char* finished = "state IN ('succeeded', 'partial', 'failed', 'canceled') AND finished_at != '' "
+                           "AND finished_at < :b";
+    impl_->writer << fmt::format("DELETE FROM job_items WHERE job_id IN (SELECT id FROM jobs WHERE {})", finished),
+        soci::use(before_iso);
+    soci::statement st = (impl_->writer.prepare << fmt::format("DELETE FROM jobs WHERE {}", finished),
+                          soci::use(before_iso));
+    st.execute(true);
+    const int n = static_cast<int>(st.get_affected_rows());
+    tx.commit();
+    return n;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "deleting old jobs"));
   }
 }
 
@@ -118,12 +247,16 @@ Result<std::vector<JobRow>> Database::ListJobs(const JobFilter& f) {
     if (!f.state.empty()) where += " AND state = :s";
     if (!f.type.empty()) where += " AND type = :t";
     if (!f.node.empty()) where += " AND node = :n";
+    if (!f.since.empty()) where += " AND created_at >= :since";
+    if (!f.until.empty()) where += " AND created_at <= :until";
     soci::row row;
     soci::statement st(s);
-    std::string state = f.state, type = f.type, node = f.node;
+    std::string state = f.state, type = f.type, node = f.node, since = f.since, until = f.until;
     if (!f.state.empty()) st.exchange(soci::use(state));
     if (!f.type.empty()) st.exchange(soci::use(type));
     if (!f.node.empty()) st.exchange(soci::use(node));
+    if (!f.since.empty()) st.exchange(soci::use(since));
+    if (!f.until.empty()) st.exchange(soci::use(until));
     st.exchange(soci::into(row));
     st.alloc();
     st.prepare(fmt::format("SELECT {} FROM jobs{} ORDER BY id DESC LIMIT {}", kJobColumns, where,
@@ -135,23 +268,6 @@ Result<std::vector<JobRow>> Database::ListJobs(const JobFilter& f) {
     return out;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "listing jobs"));
-  }
-}
-
-Result<int> Database::InterruptRunningJobs(const std::string& error) {
-  std::lock_guard lock(impl_->writer_mu);
-  try {
-    std::string now = NowIso();
-    soci::statement st = (impl_->writer.prepare
-                              << "UPDATE jobs SET state = CASE WHEN COALESCE(json_extract(progress, "
-                                 "'$.arrived'), 0) > 0 THEN 'partial' ELSE 'failed' END, "
-                                 "interrupted = 1, error = :e, finished_at = :f, updated_at = :u "
-                                 "WHERE state = 'running'",
-                          soci::use(error), soci::use(now), soci::use(now));
-    st.execute(true);
-    return static_cast<int>(st.get_affected_rows());
-  } catch (const std::exception& e) {
-    return tl::unexpected(DbError(e, "marking interrupted jobs"));
   }
 }
 

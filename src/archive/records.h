@@ -52,9 +52,13 @@ struct JobRow {
   std::string params = "{}", progress = "{}", result = "{}";  // JSON text
   std::string error;
   bool interrupted = false;
-  int priority = 0, attempts = 0;
+  int priority = 0, attempts = 0;  // priority: 1 high, 0 normal, -1 low; attempts: runs so far
   int64_t retry_of = 0;  // 0: none
   std::string created_at, started_at, finished_at, updated_at;
+  std::string history = "[]";  // JSON: one entry per run
+  bool paused = false;
+  int64_t queue_order = 0;     // within a priority, lower runs first
+  std::string not_before;      // a waiting job's next attempt (ISO 8601 UTC), "" otherwise
 };
 
 // One project, subject or session of the archive by labels, with what it holds.
@@ -85,6 +89,7 @@ struct FiledSeries {
 
 struct JobFilter {
   std::string state, type, node;
+  std::string since, until;  // created_at bounds, ISO 8601 UTC, inclusive ("" = none)
   int limit = 100;
 };
 

@@ -106,10 +106,10 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValues(
 }
 
 void PrintTable(const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows) {
+                const std::vector<std::vector<std::string>>& rows, const std::string& indent) {
   std::vector<TableColumn> columns;
   for (const auto& h : header) columns.push_back({h});
-  for (const auto& line : LayoutTable(columns, rows, 0)) std::cout << line << "\n";
+  for (const auto& line : LayoutTable(columns, rows, 0)) std::cout << indent << line << "\n";
 }
 
 void AddServerFlags(CLI::App* cmd, CommandOptions& options) {

@@ -76,6 +76,6 @@ int RunAndPrint(const CommandOptions& options, const std::string& method, const 
 
 // Prints rows as an aligned text table.
 void PrintTable(const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows);
+                const std::vector<std::vector<std::string>>& rows, const std::string& indent = "");
 
 }  // namespace pb::cli

@@ -1,5 +1,6 @@
-// pacsbridge jobs [list] | show ID [--follow] | cancel ID | retry ID [--follow]; and FollowJob,
-// shared with retrieve --follow and send --follow.
+// pacsbridge jobs [--state S --node N --type T --since D --until D] | show ID [--follow] |
+// cancel ID | retry ID [--follow] | pause ID | resume ID | reorder ID [--priority P] [--first|--last];
+// and FollowJob, shared with retrieve --follow and send --follow.
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <httplib.h>
 
 #include "cli/client.h"
 #include "cli/commands.h"
@@ -30,7 +32,14 @@ std::string Count(const nlohmann::json& v) {
 
 // "[########------------]  120/300 instances  14.2 MB  3.1 MB/s  ETA 0:12"
 std::string ProgressLine(const nlohmann::json& job) {
-  if (job.value("state", "") == "queued") return "queued (waiting for a free worker)";
+  if (job.value("state", "") == "queued") return "queued (waiting for a free worker or a free connection to its node)";
+  if (job.value("state", "") == "waiting") {
+    if (job.value("paused", false)) return "paused (pacsbridge jobs resume " + job.value("id", std::string("?")) + ")";
+    if (job.contains("next_attempt") && job["next_attempt"].is_string()) {
+      return "waiting: next attempt at " + job["next_attempt"].get<std::string>();
+    }
+    return "waiting";
+  }
   const auto& p = job.value("progress", nlohmann::json::object());
   if (!p.contains("completed")) {
     return Ended(job.value("state", "")) ? "nothing transferred" : "starting (asking the PACS what the request covers)";
@@ -65,7 +74,21 @@ void PrintJob(const nlohmann::json& j) {
   if (j.contains("method_used") && j["method_used"].is_string()) {
     std::cout << "  method: " << j["method_used"].get<std::string>() << "\n";
   }
+  std::cout << "  priority " << j.value("priority", "normal") << ", " << j.value("attempts", 0) << " run(s)\n";
   if (j.contains("error") && j["error"].is_string()) std::cout << "  " << j["error"].get<std::string>() << "\n";
+  // One line per run: when, how it ended, why.
+  if (j.contains("history") && j["history"].is_array() && !j["history"].empty()) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& h : j["history"]) {
+      const auto count = h.contains("completed") && h["completed"].is_number() ? std::to_string(h["completed"].get<int64_t>()) : "";
+      std::string why = h.contains("error") && h["error"].is_string() ? h["error"].get<std::string>() : "";
+      if (h.value("transient", false) && h.value("outcome", "") != "interrupted" && !why.empty()) why += " (transient)";
+      rows.push_back({std::to_string(h.value("attempt", 0)), h.value("started_at", ""), h.value("ended_at", ""),
+                      h.value("outcome", ""), count, why});
+    }
+    std::cout << "  history:\n";
+    PrintTable({"RUN", "STARTED", "ENDED", "OUTCOME", "DONE", "WHY"}, rows, "  ");
+  }
   if (j.contains("note") && j["note"].is_string()) std::cout << "  note: " << j["note"].get<std::string>() << "\n";
   if (j.contains("failed_instances") && j["failed_instances"].is_array() && !j["failed_instances"].empty()) {
     std::cout << "  failed (" << j["failed_instances"].size() << "):\n";
@@ -147,17 +170,28 @@ int FollowJob(const ServerOptions& server, const std::string& id, bool json) {
 }
 
 void AddJobsCommand(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("jobs", "list, show, cancel or retry jobs (retrieves, sends)");
+  auto* cmd = app.add_subcommand("jobs", "list, show, cancel, retry, pause, resume or reorder jobs (retrieves, sends)");
   auto server = std::make_shared<ServerOptions>();
   auto json = std::make_shared<bool>(false);
-  auto state = std::make_shared<std::string>();
+  auto filters = std::make_shared<std::array<std::string, 6>>();  // state, node, type, since, until, limit
   AddServerOptions(cmd, *server);
   cmd->add_flag("--json", *json, "print JSON");
-  cmd->add_option("--state", *state, "only jobs in this state");
+  cmd->add_option("--state", (*filters)[0], "only jobs in this state (queued, waiting, running, succeeded, partial, failed, canceled)");
+  cmd->add_option("--node", (*filters)[1], "only jobs of this node");
+  cmd->add_option("--type", (*filters)[2], "only jobs of this type (retrieve, send)");
+  cmd->add_option("--since", (*filters)[3], "only jobs created at or after this date (2026-12-01) or UTC time");
+  cmd->add_option("--until", (*filters)[4], "only jobs created up to this date (the whole day) or UTC time");
+  cmd->add_option("--limit", (*filters)[5], "at most this many jobs, newest first (default 100)");
   cmd->callback([=, &exit_code] {
     if (!cmd->get_subcommands().empty()) return;
     nlohmann::json list;
-    std::string path = "/api/jobs" + (state->empty() ? "" : "?state=" + *state);
+    static const char* kKeys[] = {"state", "node", "type", "since", "until", "limit"};
+    httplib::Params params;
+    for (size_t i = 0; i < filters->size(); ++i) {
+      if (!(*filters)[i].empty()) params.emplace(kKeys[i], (*filters)[i]);
+    }
+    std::string path = "/api/jobs";
+    if (!params.empty()) path += "?" + httplib::detail::params_to_query_str(params);
     if ((exit_code = CallAndReport(*server, "GET", path, nullptr, 200, list))) return;
     if (*json) {
       std::cout << list.dump(2) << "\n";
@@ -166,9 +200,9 @@ void AddJobsCommand(CLI::App& app, int& exit_code) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& j : list) {
       rows.push_back({j.value("id", ""), j.value("type", ""), j.value("node", ""), j.value("state", ""),
-                      ProgressLine(j), j.value("created_at", "")});
+                      j.value("priority", ""), ProgressLine(j), j.value("created_at", "")});
     }
-    PrintTable({"ID", "TYPE", "NODE", "STATE", "PROGRESS", "CREATED"}, rows);
+    PrintTable({"ID", "TYPE", "NODE", "STATE", "PRIORITY", "PROGRESS", "CREATED"}, rows);
   });
   auto add = [&](const char* name, const char* help, const char* method, const char* suffix, int ok) {
     auto* sub = cmd->add_subcommand(name, help);
@@ -194,6 +228,36 @@ void AddJobsCommand(CLI::App& app, int& exit_code) {
   add("show", "show one job, with the instances it is missing", "GET", "", 200);
   add("cancel", "cancel a queued or running job (what arrived stays)", "POST", "/cancel", 200);
   add("retry", "run a finished job again (a retrieve fetches only what is missing)", "POST", "/retry", 202);
+  add("pause", "pause a job (a running one stops between instances); resume continues where it was", "POST",
+      "/pause", 200);
+  add("resume", "queue a paused job again; it continues where it was", "POST", "/resume", 200);
+  {
+    auto* sub = cmd->add_subcommand("reorder", "change a queued or waiting job's priority or place in the queue");
+    auto id = std::make_shared<std::string>();
+    auto priority = std::make_shared<std::string>();
+    auto first = std::make_shared<bool>(false), last = std::make_shared<bool>(false);
+    sub->add_option("id", *id, "the job's id")->required();
+    sub->add_option("--priority", *priority, "high, normal or low")->check(CLI::IsMember({"high", "normal", "low"}));
+    auto* f = sub->add_flag("--first", *first, "first of its priority");
+    sub->add_flag("--last", *last, "last of its priority")->excludes(f);
+    AddServerOptions(sub, *server);
+    sub->add_flag("--json", *json, "print JSON");
+    sub->callback([=, &exit_code] {
+      nlohmann::json body = nlohmann::json::object();
+      if (!priority->empty()) body["priority"] = *priority;
+      if (*first) body["position"] = "first";
+      if (*last) body["position"] = "last";
+      if (body.empty()) {
+        std::cerr << "say what to change: --priority, --first or --last\n";
+        exit_code = 2;
+        return;
+      }
+      nlohmann::json job;
+      if ((exit_code = CallAndReport(*server, "POST", "/api/jobs/" + *id + "/reorder", &body, 200, job))) return;
+      if (*json) std::cout << job.dump(2) << "\n";
+      else PrintJob(job);
+    });
+  }
 }
 
 }  // namespace pb::cli

@@ -1,5 +1,5 @@
-// pacsbridge retrieve NODE --study UID [--series UID] [--instance UID] [--method M] [--follow]
-// pacsbridge send NODE --study UID [--series UID] [--instance UID] [--follow]
+// pacsbridge retrieve NODE --study UID [--series UID] [--instance UID] [--method M] [--priority P] [--follow]
+// pacsbridge send NODE --study UID [--series UID] [--instance UID] [--priority P] [--follow]
 #include <iostream>
 
 #include "cli/client.h"
@@ -11,7 +11,7 @@ namespace {
 struct TransferOptions {
   std::string node;
   std::vector<std::string> studies, series, instances;
-  std::string method;
+  std::string method, priority;
   bool follow = false, json = false;
   ServerOptions server;
 };
@@ -57,6 +57,8 @@ CLI::App* AddTransferCommand(CLI::App& app, int& exit_code, const std::string& t
     cmd->add_option("--method", o->method, "auto, c-get or c-move (default: the node's retrieve_method)")
         ->check(CLI::IsMember({"auto", "c-get", "c-move"}));
   }
+  cmd->add_option("--priority", o->priority, "high, normal (default) or low: queued jobs run by priority")
+      ->check(CLI::IsMember({"high", "normal", "low"}));
   cmd->add_flag("--follow", o->follow, "wait until the job ends, showing progress; exit 0 only if it succeeded");
   cmd->add_flag("--json", o->json, "print JSON");
   AddServerOptions(cmd, o->server);
@@ -65,6 +67,7 @@ CLI::App* AddTransferCommand(CLI::App& app, int& exit_code, const std::string& t
     if (!o->node.empty()) body["node"] = o->node;
     if ((exit_code = AddTarget(*o, body))) return;
     if (!o->method.empty()) body["method"] = o->method;
+    if (!o->priority.empty()) body["priority"] = o->priority;
     nlohmann::json job;
     if ((exit_code = CallAndReport(o->server, "POST", "/api/" + type, &body, 202, job))) return;
     std::string id = job.value("job_id", "");

@@ -140,7 +140,7 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
   Settings s;
   s.source = source_name;
   if (auto r = CheckKeys(ctx, root, "(top level)",
-                         {"server", "database", "auth", "receivers", "nodes"});
+                         {"server", "database", "auth", "jobs", "receivers", "nodes"});
       !r) {
     return tl::unexpected(r.error());
   }
@@ -222,6 +222,20 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
       if (pw.empty()) return tl::unexpected(ctx.Err(auth->get("admin_password"), "auth.admin_password", "must not be empty"));
       s.admin_password = pw;
     }
+  }
+  PB_TRY(jobs, table("jobs"));
+  if (jobs) {
+    if (auto r = CheckKeys(ctx, *jobs, "jobs", {"workers", "keep_days"}); !r) return tl::unexpected(r.error());
+    PB_TRY(workers, GetInt(ctx, *jobs, "jobs", "workers", 2));
+    if (workers < 1 || workers > 32) {
+      return tl::unexpected(ctx.Err(jobs->get("workers"), "jobs.workers", "must be between 1 and 32"));
+    }
+    s.job_workers = static_cast<int>(workers);
+    PB_TRY(keep, GetInt(ctx, *jobs, "jobs", "keep_days", 30));
+    if (keep < 0 || keep > 36500) {
+      return tl::unexpected(ctx.Err(jobs->get("keep_days"), "jobs.keep_days", "must be between 0 (keep forever) and 36500"));
+    }
+    s.job_keep_days = static_cast<int>(keep);
   }
   PB_TRY(receivers, Entries(ctx, root, "receivers"));
   s.receivers = std::move(receivers);

@@ -34,6 +34,8 @@ struct Settings {
   std::string log_level = "info";
   bool strict = false;                   // a receiver that cannot listen at start is fatal
   int64_t min_free_disk_mb = 500;        // /api/ready fails below this free space in data_dir
+  int job_workers = 2;                   // [jobs] workers: jobs running at once
+  int job_keep_days = 30;                // [jobs] keep_days: finished jobs kept (0: forever)
   std::vector<ConfigEntry> receivers;
   std::vector<ConfigEntry> nodes;
   std::string source = "(defaults)";

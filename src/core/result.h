@@ -39,4 +39,10 @@ inline tl::unexpected<Error> Fail(Code code, std::string message, std::string fi
 
 const char* CodeName(Code code);
 
+// Whether a fault of this kind may go away by itself (a peer down, a timeout, no space right
+// now), so that trying again later is worth it; refusals and bad input are not.
+inline bool IsTransient(Code code) {
+  return code == Code::kUnavailable || code == Code::kTimeout || code == Code::kOutOfSpace || code == Code::kIoError;
+}
+
 }  // namespace pb

@@ -18,6 +18,9 @@ void InitializeDicomNetwork(const std::string& log_level) {
   if (log_level == "debug") level = OFLogger::INFO_LOG_LEVEL;
   if (log_level == "trace") level = OFLogger::DEBUG_LOG_LEVEL;
   OFLog::configure(level);
+  // Reading a header stops at the pixel data on purpose; at debug level DCMTK's data dictionary
+  // would warn about that once per instance, so its messages start at trace.
+  if (log_level != "trace") OFLog::getLogger("dcmtk.dcmdata").setLogLevel(OFLogger::ERROR_LOG_LEVEL);
 }
 
 }  // namespace pb::dicom

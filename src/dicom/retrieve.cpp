@@ -19,7 +19,7 @@
 namespace pb::dicom {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
 constexpr int kMaxContexts = 128;  // PS3.8: presentation context IDs are odd numbers 1..255
 constexpr auto kCancelGrace = std::chrono::seconds(30);
@@ -161,13 +161,13 @@ Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pre
   const char* what = is_get ? "C-GET" : "C-MOVE";
   StoreContext ctx{fmt::format("{} from {}", what, a.where()), peer.called_ae, peer.calling_ae,
                    a.where()};
-  auto last_activity = Clock::now();
-  Clock::time_point cancel_sent{};
+  auto last_activity = Steady::now();
+  Steady::time_point cancel_sent{};
   while (true) {
     if (!answer.canceled && hooks.cancel_requested && hooks.cancel_requested()) {
       (void)DIMSE_sendCancelRequest(a.get(), pres, message_id);
       answer.canceled = true;
-      cancel_sent = Clock::now();
+      cancel_sent = Steady::now();
     }
     T_DIMSE_Message msg{};
     T_ASC_PresentationContextID rpres = 0;
@@ -176,7 +176,7 @@ Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pre
     OFCondition cond = DIMSE_receiveCommand(a.get(), DIMSE_NONBLOCKING, 1, &rpres, &msg, &detail);
     std::unique_ptr<DcmDataset> owned_detail(detail);
     if (cond == DIMSE_NODATAAVAILABLE) {
-      auto now = Clock::now();
+      auto now = Steady::now();
       if (answer.canceled && now - cancel_sent > kCancelGrace) {
         a.Abort();
         return answer;  // the peer ignored the cancel: the association is cut
@@ -203,7 +203,7 @@ Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pre
                   fmt::format("the association with {} was lost during the {}: {}", a.where(), what,
                               cond.text()));
     }
-    last_activity = Clock::now();
+    last_activity = Steady::now();
     if (is_get && msg.CommandField == DIMSE_C_STORE_RQ && sink) {
       uint16_t status = 0;
       if (ReceiveStore(a.get(), rpres, msg.msg.CStoreRQ, *sink, ctx, status) ==

@@ -38,7 +38,7 @@
 namespace pb::dicom {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
 // DCMTK takes an already accepted socket only through a process-wide variable, so handing a
 // connection to DCMTK is serialized. The A-ASSOCIATE-RQ is fully buffered by then (see
@@ -66,11 +66,11 @@ std::string PeerAddress(int fd) {
 // Waits until the whole A-ASSOCIATE-RQ PDU sits in the socket buffer (without consuming it).
 // Refuses garbage early: wrong PDU type or an absurd length.
 bool WaitForAssociateRequest(int fd, int timeout_seconds, std::string& why) {
-  auto deadline = Clock::now() + std::chrono::seconds(timeout_seconds);
+  auto deadline = Steady::now() + std::chrono::seconds(timeout_seconds);
   std::vector<unsigned char> buf(kMaxRequestPdu);
   size_t want = 6;
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now());
     if (left.count() <= 0) {
       why = fmt::format("no complete A-ASSOCIATE-RQ within {} s", timeout_seconds);
       return false;
@@ -173,7 +173,7 @@ void SetNoDelay(int fd) {
 struct Connection {
   int fd = -1;
   std::string peer;
-  Clock::time_point accepted;
+  Steady::time_point accepted;
 };
 
 }  // namespace
@@ -282,7 +282,7 @@ void AssociationServer::Impl::AcceptLoop() {
     int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
     if (fd < 0) continue;
     SetNoDelay(fd);
-    Connection c{fd, PeerAddress(fd), Clock::now()};
+    Connection c{fd, PeerAddress(fd), Steady::now()};
     {
       std::lock_guard lock(mu);
       if (queue.size() < static_cast<size_t>(opt.workers)) {
@@ -312,7 +312,7 @@ void AssociationServer::Impl::WorkerLoop() {
       c = std::move(queue.front());
       queue.pop_front();
     }
-    if (Clock::now() - c.accepted > std::chrono::seconds(opt.max_queue_wait_seconds)) {
+    if (Steady::now() - c.accepted > std::chrono::seconds(opt.max_queue_wait_seconds)) {
       Reject(std::move(c), ASC_REASON_SP_PRES_TEMPORARYCONGESTION, "waited too long for a worker");
     } else {
       Serve(std::move(c));
@@ -444,16 +444,16 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
   const std::string called_ae = called_title;
   int idle = 0;
   Tally tally;
-  auto start = Clock::now();
+  auto start = Steady::now();
   struct Report {  // one line per association that carried data, however it ends
     const std::string& self_name;
     const std::string& calling;
     const std::string& peer;
     const Tally& tally;
-    Clock::time_point start;
+    Steady::time_point start;
     ~Report() {
       if (tally.stored + tally.refused == 0) return;
-      double s = std::chrono::duration<double>(Clock::now() - start).count();
+      double s = std::chrono::duration<double>(Steady::now() - start).count();
       spdlog::info("receiver {}: association from {}@{}: {} stored, {} refused in {:.1f} s",
                    self_name, calling, peer, tally.stored, tally.refused, s);
     }

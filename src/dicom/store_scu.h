@@ -28,6 +28,9 @@ struct SendOutcome {
   SendStatus status = SendStatus::kNotConfirmed;
   int dimse_status = -1;  // the peer's C-STORE-RSP status; -1: none
   std::string reason;     // why it failed or was not confirmed; the warning's meaning
+  // Not confirmed for a reason that may pass (the connection broke, a timeout, a 5xx), so that
+  // sending it again later is worth it; false when the peer refused us (401, 403).
+  bool transient = true;
 };
 
 struct SendHooks {

@@ -15,7 +15,7 @@
 namespace pb::dicomweb {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -158,7 +158,7 @@ TokenCache& TokenCache::Instance() {
 TokenCache::Token TokenCache::Get(const std::string& key) {
   std::lock_guard lock(mu_);
   auto it = tokens_.find(key);
-  if (it == tokens_.end() || it->second.expires <= Clock::now()) return {};
+  if (it == tokens_.end() || it->second.expires <= Steady::now()) return {};
   return it->second;
 }
 
@@ -416,7 +416,7 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
   // Renew a little before the end, so a token never expires on the way.
   const int64_t margin_ms = std::min<int64_t>(30'000, lifetime * 100);
   TokenCache::Token token{value,
-                          Clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, lifetime * 1000 - margin_ms))};
+                          Steady::now() + std::chrono::milliseconds(std::max<int64_t>(0, lifetime * 1000 - margin_ms))};
   TokenCache::Instance().Put(key, token);
   return token.value;
 }

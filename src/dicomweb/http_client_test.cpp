@@ -28,7 +28,7 @@ namespace pb::dicomweb {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -194,7 +194,7 @@ class HttpClientTest : public ::testing::Test {
       }
       std::lock_guard lock(token_mu_);
       const std::string token = "tok-" + std::to_string(issued_.size() + 1);
-      issued_.push_back({token, Clock::now()});
+      issued_.push_back({token, Steady::now()});
       nlohmann::json j{{"access_token", token}, {"token_type", "Bearer"}};
       if (expires_in_) j["expires_in"] = *expires_in_;
       res.set_content(j.dump(), "application/json");
@@ -280,7 +280,7 @@ class HttpClientTest : public ::testing::Test {
 
   struct Issued {
     std::string token;
-    Clock::time_point at;
+    Steady::time_point at;
   };
 
   TestServer server_{"127.0.0.1"};
@@ -381,7 +381,7 @@ TEST_F(HttpClientTest, OAuth2TokenIsCachedForItsLifetimeThenRenewed) {
   for (const Seen& s : server_.Requests("/protected")) EXPECT_EQ(s.Header("Authorization"), "Bearer tok-1");
 
   // expires_in 1: wait until a second has passed since the server issued it (and a bit more).
-  Clock::time_point issued;
+  Steady::time_point issued;
   {
     std::lock_guard lock(token_mu_);
     issued = issued_.at(0).at;
@@ -635,9 +635,9 @@ TEST_F(HttpClientTest, QueryTimeoutIsATimeoutNamingTheSetting) {
   n.query_timeout_seconds = 1;
   HttpClient client(n, "BRIDGE");
   HttpRequest rq = Get(server_.Url("/slow"));
-  const auto start = Clock::now();
+  const auto start = Steady::now();
   auto r = client.Perform(rq);
-  const auto took = Clock::now() - start;
+  const auto took = Steady::now() - start;
   ASSERT_FALSE(r.has_value()) << "answered with " << r->status;
   EXPECT_EQ(r.error().code, Code::kTimeout);
   EXPECT_TRUE(Contains(r.error().message, "query_timeout_seconds")) << r.error().message;

@@ -1,10 +1,12 @@
-// Jobs: POST /api/retrieve and /api/send, GET /api/jobs(/id), POST /api/jobs/{id}/cancel and /retry.
+// Jobs: POST /api/retrieve and /api/send, GET /api/jobs(/id), POST /api/jobs/{id}/cancel, /retry,
+// /pause, /resume and /reorder.
 #include <httplib.h>
 
 #include <fmt/format.h>
 
 #include "http/api.h"
 #include "http/errors.h"
+#include "core/clock.h"
 
 namespace pb::http {
 namespace {
@@ -44,6 +46,20 @@ void AddJobRoutes(httplib::Server& srv, Services& s) {
     f.state = req.get_param_value("state");
     f.type = req.get_param_value("type");
     f.node = req.get_param_value("node");
+    // Dates or UTC times, compared with created_at; a date as `until` takes its whole day.
+    for (const char* key : {"since", "until"}) {
+      if (!req.has_param(key)) continue;
+      const std::string value = req.get_param_value(key);
+      auto t = ParseUtcIso(value);
+      if (!t) {
+        return SendError(res, 400,
+                         fmt::format("{} must be a date (2026-12-01) or a UTC time (2026-12-01T10:00:00Z), not '{}'",
+                                     key, value.substr(0, 40)),
+                         key);
+      }
+      if (std::string(key) == "until" && value.size() == 10) *t += std::chrono::hours(24) - std::chrono::seconds(1);
+      (std::string(key) == "since" ? f.since : f.until) = UtcIso(*t);
+    }
     if (req.has_param("limit")) {
       auto n = JobId(req.get_param_value("limit"));
       if (!n || *n < 1 || *n > 10000) return SendError(res, 400, "limit must be 1 to 10000", "limit");
@@ -67,6 +83,38 @@ void AddJobRoutes(httplib::Server& srv, Services& s) {
       SendJson(res, 200, *job);
     });
   });
+  Post(srv, R"(/api/jobs/([^/]+)/pause)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+    WithJob(req, res, [&](int64_t id) {
+      auto job = s.jobs.Pause(id);
+      if (!job) return SendError(res, job.error());
+      SendJson(res, 200, *job);
+    });
+  });
+  Post(srv, R"(/api/jobs/([^/]+)/resume)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+    WithJob(req, res, [&](int64_t id) {
+      auto job = s.jobs.Resume(id);
+      if (!job) return SendError(res, job.error());
+      SendJson(res, 200, *job);
+    });
+  });
+  Post(srv, R"(/api/jobs/([^/]+)/reorder)",
+       [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+         WithJob(req, res, [&](int64_t id) {
+           auto body = ParseBody(raw, res);
+           if (!body) return;
+           if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object", "");
+           for (auto it = body->begin(); it != body->end(); ++it) {
+             if (it.key() != "priority" && it.key() != "position") {
+               return SendError(res, 400, fmt::format("unknown field '{}': give priority and/or position", it.key()),
+                                it.key());
+             }
+             if (!it->is_string()) return SendError(res, 400, fmt::format("{} must be a string", it.key()), it.key());
+           }
+           auto job = s.jobs.Reorder(id, body->value("priority", ""), body->value("position", ""));
+           if (!job) return SendError(res, job.error());
+           SendJson(res, 200, *job);
+         });
+       });
   Post(srv, R"(/api/jobs/([^/]+)/retry)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     WithJob(req, res, [&](int64_t id) {
       auto job = s.jobs.Retry(id);

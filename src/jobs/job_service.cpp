@@ -2,85 +2,146 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <random>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
-#include "core/clock.h"
-
 namespace pb {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
+using json = nlohmann::json;
 constexpr auto kPersistEvery = std::chrono::seconds(1);
+// A worker with nothing to claim looks again at least this often (a due retry, a freed node).
+constexpr auto kIdleLook = std::chrono::milliseconds(500);
 
-nlohmann::json ParseOr(const std::string& text, nlohmann::json fallback) {
-  auto j = nlohmann::json::parse(text, nullptr, false);
+json ParseOr(const std::string& text, json fallback) {
+  auto j = json::parse(text, nullptr, false);
   return j.is_discarded() ? fallback : j;
 }
 
-// Every state of the contract, in lifecycle order (`waiting`: a retry or a schedule pending).
+// Every state of the contract, in lifecycle order (`waiting`: a retry pending, or paused).
 constexpr const char* kStates[] = {"queued", "waiting", "running", "succeeded", "partial", "failed", "canceled"};
 
 bool Finished(const std::string& state) {
   return state == "succeeded" || state == "partial" || state == "failed" || state == "canceled";
 }
 
+const std::vector<std::string> kPending{"queued", "waiting"};
+// A cancel or a pause that meets a job between the table and a worker looks again this often.
+constexpr int kStateRounds = 200;
+
 }  // namespace
 
 struct JobService::Live {
   std::mutex mu;
   JobRow row;                  // GUARDED_BY(mu)
-  nlohmann::json params;
-  Clock::time_point persisted; // GUARDED_BY(mu)
+  json params;
+  Steady::time_point persisted; // GUARDED_BY(mu)
   std::atomic<bool> cancel{false};
+  std::atomic<bool> pause{false};
+  int connections = 1;         // held on the node (GUARDED_BY the service's mu_)
 };
 
 class JobService::Context : public JobContext {
  public:
   Context(JobService& service, Live& live) : service_(service), live_(live) {}
   int64_t id() const override { return live_.row.id; }
-  const nlohmann::json& params() const override { return live_.params; }
-  void Progress(const nlohmann::json& progress) override {
+  const json& params() const override { return live_.params; }
+  int attempt() const override { return live_.row.attempts; }
+  void Progress(const json& progress) override {
     JobRow copy;
     {
       std::lock_guard lock(live_.mu);
       live_.row.progress = progress.dump();
-      if (Clock::now() - live_.persisted < kPersistEvery) return;
-      live_.persisted = Clock::now();
+      if (Steady::now() - live_.persisted < kPersistEvery) return;
+      live_.persisted = Steady::now();
       copy = live_.row;
     }
     if (auto r = service_.db_.UpdateJob(copy); !r) {
       spdlog::warn("job {}: cannot save progress: {}", copy.id, r.error().message);
     }
   }
-  bool StopRequested() const override { return live_.cancel || service_.server_stopping_; }
+  bool StopRequested() const override { return live_.cancel || live_.pause || service_.server_stopping_; }
   bool ServerStopping() const override { return service_.server_stopping_; }
+  int ExtraConnections(int wanted) override {
+    std::lock_guard lock(service_.mu_);
+    const NodeJobPolicy policy = service_.PolicyOf(live_.row.node);
+    int& held = service_.node_connections_[live_.row.node];
+    const int granted = std::clamp(policy.max_connections - held, 0, std::max(0, wanted));
+    held += granted;
+    live_.connections += granted;
+    return granted;
+  }
 
  private:
   JobService& service_;
   Live& live_;
 };
 
-JobService::JobService(Database& db, int workers) : db_(db), workers_count_(std::max(1, workers)) {}
+JobService::JobService(Database& db, JobServiceOptions options)
+    : db_(db), options_(std::move(options)), clock_(options_.clock ? *options_.clock : SystemClock()) {
+  options_.workers = std::clamp(options_.workers, 1, 64);
+  if (!options_.random) {
+    options_.random = [] {
+      thread_local std::mt19937_64 gen{std::random_device{}()};
+      return std::uniform_real_distribution<double>(0.0, 1.0)(gen);
+    };
+  }
+}
 
 JobService::~JobService() { Stop(); }
 
 void JobService::Register(const std::string& type, JobRunner& runner) { runners_[type] = &runner; }
 
+std::optional<int> JobService::ParsePriority(const std::string& word) {
+  if (word == "high") return 1;
+  if (word == "normal") return 0;
+  if (word == "low") return -1;
+  return std::nullopt;
+}
+
+const char* JobService::PriorityName(int priority) {
+  return priority > 0 ? "high" : priority < 0 ? "low" : "normal";
+}
+
+NodeJobPolicy JobService::PolicyOf(const std::string& node) const {
+  NodeJobPolicy p = options_.policy ? options_.policy(node) : NodeJobPolicy{};
+  p.max_connections = std::max(1, p.max_connections);
+  p.max_parallel_retrieves = std::max(1, p.max_parallel_retrieves);
+  return p;
+}
+
 Result<int> JobService::Start() {
-  auto interrupted = db_.InterruptRunningJobs(
-      "interrupted: the server stopped while this job ran; retry it to fetch what is missing");
-  if (!interrupted) return tl::unexpected(interrupted.error());
-  auto queued = db_.ListJobs(JobFilter{"queued", "", "", 100000});
-  if (!queued) return tl::unexpected(queued.error());
-  {
-    std::lock_guard lock(mu_);
-    for (auto it = queued->rbegin(); it != queued->rend(); ++it) queue_.push_back(it->id);
+  // Jobs an earlier run left running: that run is over (the process stopped or died); the job
+  // is queued again and resumes where it was.
+  auto running = db_.ListJobs(JobFilter{"running", "", "", "", "", 1000000});
+  if (!running) return tl::unexpected(running.error());
+  int resumed = 0;
+  const std::string now = UtcIso(clock_.Now());
+  for (JobRow row : *running) {
+    json history = ParseOr(row.history, json::array());
+    json p = ParseOr(row.progress, json::object());
+    history.push_back({{"attempt", row.attempts},
+                       {"started_at", row.started_at},
+                       {"ended_at", now},
+                       {"outcome", "interrupted"},
+                       {"error", "the server stopped while this run was under way"},
+                       {"transient", true},
+                       {"completed", p.value("completed", json(nullptr))}});
+    row.history = history.dump();
+    row.state = "queued";
+    row.interrupted = true;
+    row.not_before.clear();
+    auto r = db_.UpdateJobIf(row, {"running"});
+    if (!r) return tl::unexpected(r.error());
+    if (*r) ++resumed;
   }
-  for (int i = 0; i < workers_count_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
-  return *interrupted;
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  return resumed;
 }
 
 void JobService::Stop() {
@@ -89,54 +150,82 @@ void JobService::Stop() {
     if (stopping_) return;
     stopping_ = true;
     server_stopping_ = true;
-    for (auto& [id, live] : live_) live->cancel = true;
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
   workers_.clear();
 }
 
-void JobService::WorkerLoop() {
-  while (true) {
-    int64_t id = 0;
-    std::shared_ptr<Live> live = std::make_shared<Live>();
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;  // queued jobs stay queued in the table for the next start
-      id = queue_.front();
-      queue_.pop_front();
-      live_[id] = live;  // from here on a cancel reaches the job through `live`
-    }
-    RunOne(id, live);
+void JobService::Poke() {
+  {
     std::lock_guard lock(mu_);
-    live_.erase(id);
+    ++pokes_;
+  }
+  cv_.notify_all();
+}
+
+std::shared_ptr<JobService::Live> JobService::Claim() {
+  auto rows = db_.RunnableJobs(UtcIso(clock_.Now()), 64);
+  if (!rows) {
+    spdlog::warn("jobs: cannot read the queue: {}", rows.error().message);
+    return nullptr;
+  }
+  for (JobRow& row : *rows) {
+    const NodeJobPolicy policy = PolicyOf(row.node);
+    if (node_connections_[row.node] >= policy.max_connections) continue;
+    if (row.type == "retrieve" && node_retrieves_[row.node] >= policy.max_parallel_retrieves) continue;
+    row.state = "running";
+    row.started_at = UtcIso(clock_.Now());
+    row.finished_at.clear();
+    row.attempts += 1;
+    row.not_before.clear();
+    // Atomic against a cancel or a pause that reached the row first.
+    auto claimed = db_.UpdateJobIf(row, kPending);
+    if (!claimed) {
+      spdlog::warn("job {}: cannot start it: {}", row.id, claimed.error().message);
+      continue;
+    }
+    if (!*claimed) continue;
+    auto live = std::make_shared<Live>();
+    live->row = row;
+    live->params = ParseOr(row.params, json::object());
+    live->persisted = Steady::now();
+    node_connections_[row.node] += 1;
+    if (row.type == "retrieve") node_retrieves_[row.node] += 1;
+    live_[row.id] = live;  // from here on a cancel or a pause reaches the job through `live`
+    return live;
+  }
+  return nullptr;
+}
+
+void JobService::Release(Live& live) {
+  node_connections_[live.row.node] -= live.connections;
+  if (live.row.type == "retrieve") node_retrieves_[live.row.node] -= 1;
+  live_.erase(live.row.id);
+}
+
+void JobService::WorkerLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    auto live = Claim();
+    if (!live) {
+      // Nothing to start now: wait for a change (a new job, a resume, a freed node, a poke)
+      // or for the next look (a retry falls due).
+      const uint64_t pokes = pokes_;
+      cv_.wait_for(lock, kIdleLook, [&] { return stopping_ || pokes_ != pokes; });
+      continue;
+    }
+    lock.unlock();
+    RunOne(live);
+    lock.lock();
+    Release(*live);
+    ++pokes_;  // a node slot is free again: the other workers look
+    cv_.notify_all();
   }
 }
 
-void JobService::RunOne(int64_t id, const std::shared_ptr<Live>& live) {
-  auto row = db_.GetJob(id);
-  if (!row || !*row || (*row)->state != "queued") return;  // canceled meanwhile
-  auto runner = runners_.find((*row)->type);
-  {
-    std::lock_guard lock(live->mu);
-    live->row = **row;
-    live->params = ParseOr(live->row.params, nlohmann::json::object());
-    live->row.state = "running";
-    live->row.started_at = UtcNowIso();
-    live->row.attempts += 1;
-    live->persisted = Clock::now();
-  }
-  if (server_stopping_) return;  // not started: it stays queued for the next start
-  if (live->cancel) {  // canceled between the queue and here
-    std::lock_guard lock(live->mu);
-    live->row.state = "canceled";
-    live->row.error = "canceled before it started";
-    live->row.finished_at = UtcNowIso();
-    (void)db_.UpdateJob(live->row);
-    return;
-  }
-  if (auto r = db_.UpdateJob(live->row); !r) spdlog::warn("job {}: cannot save: {}", id, r.error().message);
+void JobService::RunOne(const std::shared_ptr<Live>& live) {
+  auto runner = runners_.find(live->row.type);
   JobOutcome out;
   if (runner == runners_.end()) {
     out = {"failed", fmt::format("no runner for jobs of type '{}'", live->row.type), {}, {}};
@@ -147,54 +236,126 @@ void JobService::RunOne(int64_t id, const std::shared_ptr<Live>& live) {
     try {
       out = runner->second->Run(ctx);
     } catch (...) {
-      spdlog::error("job {} ({}): an unexpected error ended it", id, live->row.type);
+      spdlog::error("job {} ({}): an unexpected error ended it", live->row.id, live->row.type);
       out = {"failed", "internal error: the job stopped unexpectedly (see the server log)", {}, {}};
     }
   }
-  JobRow final_row;
+  Finish(*live, std::move(out));
+}
+
+std::chrono::seconds JobService::RetryDelay(const NodeJobPolicy& policy, int failures, int retry_after) const {
+  // Exponential backoff (first, 2×first, 4×first, … up to the maximum) with "equal jitter":
+  // between half the step and the whole step, so that jobs failing together spread out.
+  const double step = std::min(static_cast<double>(policy.max_delay_seconds),
+                               policy.first_delay_seconds * std::pow(2.0, std::max(0, failures - 1)));
+  const double jittered = step * (0.5 + 0.5 * options_.random());
+  return std::chrono::seconds(std::max<int64_t>({1, std::llround(jittered), retry_after}));
+}
+
+void JobService::Finish(Live& live, JobOutcome out) {
+  const TimePoint now = clock_.Now();
+  JobRow row;
   {
-    std::lock_guard lock(live->mu);
-    live->row.state = out.state;
-    live->row.error = out.error;
-    if (!out.progress.is_null()) live->row.progress = out.progress.dump();
-    live->row.result = out.result.dump();
-    live->row.interrupted = server_stopping_ && out.state != "succeeded";
-    live->row.finished_at = UtcNowIso();
-    final_row = live->row;
+    std::lock_guard lock(live.mu);
+    if (!out.progress.is_null()) live.row.progress = out.progress.dump();
+    row = live.row;
   }
-  if (auto r = db_.UpdateJob(final_row); !r) {
-    spdlog::error("job {}: cannot save its end ({}): {}", id, out.state, r.error().message);
+  json history = ParseOr(row.history, json::array());
+  json progress = ParseOr(row.progress, json::object());
+  json entry{{"attempt", row.attempts},
+             {"started_at", row.started_at},
+             {"ended_at", UtcIso(now)},
+             {"outcome", out.state},
+             {"error", out.error.empty() ? json(nullptr) : json(out.error)},
+             {"transient", out.transient},
+             {"completed", progress.value("completed", json(nullptr))}};
+  row.result = out.result.dump();
+  row.error = out.error;
+  row.not_before.clear();
+  const bool ended_well = out.state == "succeeded";
+  std::string what;  // for the log line
+  if (live.cancel && !ended_well) {
+    entry["outcome"] = "canceled";
+    row.state = "canceled";
+    row.finished_at = UtcIso(now);
+    what = "canceled";
+  } else if (!ended_well && live.pause) {
+    entry["outcome"] = "paused";
+    entry["error"] = nullptr;
+    row.state = "waiting";
+    row.paused = true;
+    row.error.clear();
+    what = "paused";
+  } else if (!ended_well && server_stopping_) {
+    // Stopped with the server: queued again, it resumes at the next start.
+    entry["outcome"] = "interrupted";
+    entry["error"] = "the server stopped while this run was under way";
+    entry["transient"] = true;
+    row.state = "queued";
+    row.interrupted = true;
+    what = "interrupted by the server's stop; it resumes at the next start";
+  } else {
+    row.state = out.state;
+    int failures = 0;
+    for (const auto& h : history) {
+      const std::string o = h.value("outcome", "");
+      if ((o == "failed" || o == "partial") && h.value("transient", false)) ++failures;
+    }
+    const bool retryable = (out.state == "failed" || out.state == "partial") && out.transient;
+    const NodeJobPolicy policy = PolicyOf(row.node);
+    if (retryable && failures + 1 < policy.attempts) {
+      const auto delay = RetryDelay(policy, failures + 1, out.retry_after_seconds);
+      row.state = "waiting";
+      row.not_before = UtcIso(now + delay);
+      what = fmt::format("{} on a transient fault; attempt {} of {} in {} s", out.state, failures + 2,
+                         policy.attempts, delay.count());
+    } else {
+      row.finished_at = UtcIso(now);
+      what = out.state;
+      if (retryable) what += fmt::format(" after {} attempt(s)", failures + 1);
+    }
   }
-  nlohmann::json p = ParseOr(final_row.progress, nlohmann::json::object());
+  history.push_back(entry);
+  row.history = history.dump();
+  {
+    std::lock_guard lock(live.mu);
+    live.row = row;
+  }
+  if (auto r = db_.UpdateJob(row); !r) {
+    spdlog::error("job {}: cannot save the end of its run ({}): {}", row.id, out.state, r.error().message);
+  }
   std::string counts;
-  if (p.contains("completed") && p.contains("total")) {
-    counts = fmt::format(" ({} of {} instances, {:.1f} MB transferred)", p["completed"].dump(),
-                         p["total"].dump(), p.value("bytes", 0.0) / 1e6);
+  if (progress.contains("completed") && progress.contains("total")) {
+    counts = fmt::format(" ({} of {} instances, {:.1f} MB transferred)", progress["completed"].dump(),
+                         progress["total"].dump(), progress.value("bytes", 0.0) / 1e6);
   }
-  spdlog::info("job {} ({} {} {}) {}{}{}{}", id, final_row.type, final_row.type == "send" ? "to" : "from",
-               final_row.node, final_row.state,
+  spdlog::info("job {} ({} {} {}) {}{}{}{}", row.id, row.type, row.type == "send" ? "to" : "from", row.node, what,
                counts, out.error.empty() ? "" : ": ", out.error);
 }
 
-nlohmann::json JobService::ToJson(const JobRow& row, bool full) const {
-  auto nullable = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
-  nlohmann::json j{{"id", std::to_string(row.id)},
-                   {"type", row.type},
-                   {"state", row.state},
-                   {"node", row.node},
-                   {"progress", ParseOr(row.progress, nlohmann::json::object())},
-                   {"error", nullable(row.error)},
-                   {"interrupted", row.interrupted},
-                   {"attempts", row.attempts},
-                   {"retry_of", row.retry_of ? nlohmann::json(std::to_string(row.retry_of)) : nlohmann::json(nullptr)},
-                   {"created_at", row.created_at},
-                   {"started_at", nullable(row.started_at)},
-                   {"finished_at", nullable(row.finished_at)}};
-  nlohmann::json params = ParseOr(row.params, nlohmann::json::object());
+json JobService::ToJson(const JobRow& row, bool full) const {
+  auto nullable = [](const std::string& s) { return s.empty() ? json(nullptr) : json(s); };
+  json j{{"id", std::to_string(row.id)},
+         {"type", row.type},
+         {"state", row.state},
+         {"node", row.node},
+         {"priority", PriorityName(row.priority)},
+         {"progress", ParseOr(row.progress, json::object())},
+         {"error", nullable(row.error)},
+         {"interrupted", row.interrupted},
+         {"paused", row.paused},
+         {"attempts", row.attempts},
+         {"retry_of", row.retry_of ? json(std::to_string(row.retry_of)) : json(nullptr)},
+         {"created_at", row.created_at},
+         {"started_at", nullable(row.started_at)},
+         {"finished_at", nullable(row.finished_at)}};
+  if (row.state == "waiting" && !row.not_before.empty()) j["next_attempt"] = row.not_before;
+  j["history"] = ParseOr(row.history, json::array());
+  json params = ParseOr(row.params, json::object());
   for (auto it = params.begin(); it != params.end(); ++it) {
     if (!j.contains(it.key())) j[it.key()] = *it;
   }
-  nlohmann::json result = ParseOr(row.result, nlohmann::json::object());
+  json result = ParseOr(row.result, json::object());
   for (auto it = result.begin(); it != result.end(); ++it) {
     if (!full && it->is_array() && it->size() > 20) continue;  // long lists only in the detail
     if (!j.contains(it.key())) j[it.key()] = *it;
@@ -202,30 +363,33 @@ nlohmann::json JobService::ToJson(const JobRow& row, bool full) const {
   return j;
 }
 
-Result<nlohmann::json> JobService::Submit(const std::string& type, const nlohmann::json& request) {
+Result<json> JobService::Submit(const std::string& type, const json& request) {
   auto runner = runners_.find(type);
   if (runner == runners_.end()) return Fail(Code::kInvalidArgument, fmt::format("no job type '{}'", type), "type");
-  auto prepared = runner->second->Prepare(request);
+  json rq = request;
+  int priority = 0;
+  if (rq.is_object() && rq.contains("priority")) {
+    auto p = rq["priority"].is_string() ? ParsePriority(rq["priority"].get<std::string>()) : std::nullopt;
+    if (!p) return Fail(Code::kInvalidArgument, "priority must be \"high\", \"normal\" or \"low\"", "priority");
+    priority = *p;
+    rq.erase("priority");
+  }
+  auto prepared = runner->second->Prepare(rq);
   if (!prepared) return tl::unexpected(prepared.error());
   JobRow row;
   row.type = type;
   row.state = "queued";
   row.params = prepared->first.dump();
   row.node = prepared->second;
-  if (request.contains("retry_of") && request["retry_of"].is_number_integer()) {
-    row.retry_of = request["retry_of"].get<int64_t>();
-  }
+  row.priority = priority;
+  if (rq.contains("retry_of") && rq["retry_of"].is_number_integer()) row.retry_of = rq["retry_of"].get<int64_t>();
   auto id = db_.InsertJob(row);
   if (!id) return tl::unexpected(id.error());
-  {
-    std::lock_guard lock(mu_);
-    queue_.push_back(*id);
-  }
-  cv_.notify_one();
+  Poke();
   return Get(*id);
 }
 
-Result<nlohmann::json> JobService::Get(int64_t id, bool full) {
+Result<json> JobService::Get(int64_t id, bool full) {
   std::shared_ptr<Live> live;
   {
     std::lock_guard lock(mu_);
@@ -234,7 +398,7 @@ Result<nlohmann::json> JobService::Get(int64_t id, bool full) {
   }
   if (live) {
     std::lock_guard lock(live->mu);
-    if (live->row.id == id) return ToJson(live->row, full);  // else not loaded yet: the table
+    return ToJson(live->row, full);
   }
   auto row = db_.GetJob(id);
   if (!row) return tl::unexpected(row.error());
@@ -242,7 +406,7 @@ Result<nlohmann::json> JobService::Get(int64_t id, bool full) {
   return ToJson(**row, full);
 }
 
-Result<nlohmann::json> JobService::List(const JobFilter& filter) {
+Result<json> JobService::List(const JobFilter& filter) {
   if (!filter.state.empty() &&
       std::find(std::begin(kStates), std::end(kStates), filter.state) == std::end(kStates)) {
     return Fail(Code::kInvalidArgument,
@@ -251,7 +415,7 @@ Result<nlohmann::json> JobService::List(const JobFilter& filter) {
   }
   auto rows = db_.ListJobs(filter);
   if (!rows) return tl::unexpected(rows.error());
-  nlohmann::json out = nlohmann::json::array();
+  json out = json::array();
   for (const JobRow& r : *rows) {
     if (r.state == "running") {
       if (auto live = Get(r.id, false)) {
@@ -264,51 +428,144 @@ Result<nlohmann::json> JobService::List(const JobFilter& filter) {
   return out;
 }
 
-Result<nlohmann::json> JobService::Cancel(int64_t id) {
+Result<json> JobService::Cancel(int64_t id) {
+  // Twice at most: a worker may claim the job between our read and our write; then it is live.
+  for (int round = 0; round < kStateRounds; ++round) {
+    {
+      std::lock_guard lock(mu_);
+      auto it = live_.find(id);
+      std::lock_guard live_lock(it != live_.end() ? it->second->mu : idle_mu_);
+      if (it != live_.end() && it->second->row.state == "running") {  // else its run is ending: the table
+        it->second->cancel = true;
+        json j = ToJson(it->second->row, true);
+        j["cancel_requested"] = true;
+        return j;
+      }
+    }
+    auto row = db_.GetJob(id);
+    if (!row) return tl::unexpected(row.error());
+    if (!*row) return Fail(Code::kNotFound, fmt::format("no job {}", id), "id");
+    JobRow r = **row;
+    if (Finished(r.state)) {
+      return Fail(Code::kConflict, fmt::format("job {} has already ended ({})", id, r.state), "id");
+    }
+    if (r.state == "running") {  // being claimed or ending right now
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    r.state = "canceled";
+    r.error = "canceled before it started";
+    if (!ParseOr(r.history, json::array()).empty()) r.error = "canceled while it waited for its next attempt";
+    r.not_before.clear();
+    r.finished_at = UtcIso(clock_.Now());
+    auto u = db_.UpdateJobIf(r, kPending);
+    if (!u) return tl::unexpected(u.error());
+    if (*u) return ToJson(r, true);
+  }
+  return Fail(Code::kConflict, fmt::format("job {} is changing state; try again", id), "id");
+}
+
+Result<json> JobService::Pause(int64_t id) {
+  for (int round = 0; round < kStateRounds; ++round) {
+    {
+      std::lock_guard lock(mu_);
+      auto it = live_.find(id);
+      std::lock_guard live_lock(it != live_.end() ? it->second->mu : idle_mu_);
+      if (it != live_.end() && it->second->row.state == "running") {  // else its run is ending: the table
+        it->second->pause = true;
+        json j = ToJson(it->second->row, true);
+        j["pause_requested"] = true;
+        return j;
+      }
+    }
+    auto row = db_.GetJob(id);
+    if (!row) return tl::unexpected(row.error());
+    if (!*row) return Fail(Code::kNotFound, fmt::format("no job {}", id), "id");
+    JobRow r = **row;
+    if (Finished(r.state)) return Fail(Code::kConflict, fmt::format("job {} has already ended ({})", id, r.state), "id");
+    if (r.state == "running") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    if (r.paused) return ToJson(r, true);
+    r.state = "waiting";
+    r.paused = true;
+    auto u = db_.UpdateJobIf(r, kPending);
+    if (!u) return tl::unexpected(u.error());
+    if (*u) return ToJson(r, true);
+  }
+  return Fail(Code::kConflict, fmt::format("job {} is changing state; try again", id), "id");
+}
+
+Result<json> JobService::Resume(int64_t id) {
   {
     std::lock_guard lock(mu_);
-    auto it = live_.find(id);
-    if (it != live_.end()) {
-      std::lock_guard live_lock(it->second->mu);
-      if (Finished(it->second->row.state)) {
-        return Fail(Code::kConflict,
-                    fmt::format("job {} has already ended ({})", id, it->second->row.state), "id");
-      }
-      it->second->cancel = true;
-      if (it->second->row.id != id) return nlohmann::json{{"id", std::to_string(id)}, {"state", "queued"}, {"cancel_requested", true}};
-      nlohmann::json j = ToJson(it->second->row, true);
-      j["cancel_requested"] = true;
-      return j;
+    if (live_.count(id)) {
+      return Fail(Code::kConflict,
+                  fmt::format("job {} is running (or still stopping for a pause); resume it once it is paused", id), "id");
     }
   }
   auto row = db_.GetJob(id);
   if (!row) return tl::unexpected(row.error());
   if (!*row) return Fail(Code::kNotFound, fmt::format("no job {}", id), "id");
   JobRow r = **row;
-  if (Finished(r.state)) {
-    return Fail(Code::kConflict, fmt::format("job {} has already ended ({})", id, r.state), "id");
-  }
-  {
-    std::lock_guard lock(mu_);
-    queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
-  }
-  r.state = "canceled";
-  r.error = "canceled before it started";
-  r.finished_at = UtcNowIso();
-  if (auto u = db_.UpdateJob(r); !u) return tl::unexpected(u.error());
+  if (!r.paused || r.state != "waiting") return Fail(Code::kConflict, fmt::format("job {} is not paused ({})", id, r.state), "id");
+  r.paused = false;
+  r.state = "queued";
+  r.not_before.clear();
+  auto u = db_.UpdateJobIf(r, {"waiting"});
+  if (!u) return tl::unexpected(u.error());
+  if (!*u) return Fail(Code::kConflict, fmt::format("job {} is changing state; try again", id), "id");
+  Poke();
   return ToJson(r, true);
 }
 
-Result<nlohmann::json> JobService::Retry(int64_t id) {
+Result<json> JobService::Reorder(int64_t id, const std::string& priority, const std::string& position) {
+  std::optional<int> p;
+  if (!priority.empty()) {
+    p = ParsePriority(priority);
+    if (!p) return Fail(Code::kInvalidArgument, "priority must be \"high\", \"normal\" or \"low\"", "priority");
+  }
+  if (!position.empty() && position != "first" && position != "last") {
+    return Fail(Code::kInvalidArgument, "position must be \"first\" or \"last\"", "position");
+  }
+  if (!p && position.empty()) return Fail(Code::kInvalidArgument, "give a priority, a position or both", "priority");
+  auto row = db_.GetJob(id);
+  if (!row) return tl::unexpected(row.error());
+  if (!*row) return Fail(Code::kNotFound, fmt::format("no job {}", id), "id");
+  JobRow r = **row;
+  if (r.state != "queued" && r.state != "waiting") {
+    return Fail(Code::kConflict, fmt::format("job {} is {}: only queued or waiting jobs can be reordered", id, r.state), "id");
+  }
+  if (p) r.priority = *p;
+  if (!position.empty()) {
+    auto edge = db_.JobQueueEdge(r.priority, position == "first");
+    if (!edge) return tl::unexpected(edge.error());
+    r.queue_order = *edge;
+  }
+  auto u = db_.UpdateJobIf(r, kPending);
+  if (!u) return tl::unexpected(u.error());
+  if (!*u) return Fail(Code::kConflict, fmt::format("job {} has just started; it can no longer be reordered", id), "id");
+  Poke();
+  return ToJson(r, true);
+}
+
+Result<json> JobService::Retry(int64_t id) {
   auto row = db_.GetJob(id);
   if (!row) return tl::unexpected(row.error());
   if (!*row) return Fail(Code::kNotFound, fmt::format("no job {}", id), "id");
   if (!Finished((*row)->state)) {
     return Fail(Code::kConflict, fmt::format("job {} is still {}", id, (*row)->state), "id");
   }
-  nlohmann::json request = ParseOr((*row)->params, nlohmann::json::object());
+  json request = ParseOr((*row)->params, json::object());
   request["retry_of"] = id;
+  request["priority"] = PriorityName((*row)->priority);
   return Submit((*row)->type, request);
+}
+
+Result<int> JobService::Prune(int days) {
+  if (days <= 0) return 0;
+  return db_.PruneJobs(UtcIso(clock_.Now() - std::chrono::hours(24) * days));
 }
 
 }  // namespace pb

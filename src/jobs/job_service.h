@@ -1,17 +1,24 @@
 #pragma once
-// The persistent job queue: jobs are rows of the `jobs` table (queued → running → succeeded,
-// partial, failed or canceled), run by a few worker threads. Live progress is kept in memory
-// and written to the table about once a second, so a restart loses at most a second of it;
-// jobs that were running when the server stopped are marked interrupted at the next start and
-// never claim success. Queued jobs survive restarts. Retries, priorities and schedules come on
-// top of the same table. Thread-safe.
+// The persistent job queue: jobs are rows of the `jobs` table, run by a configurable number of
+// worker threads. A job is `queued`, `waiting` (for its next attempt, or paused), `running`,
+// then `succeeded`, `partial`, `failed` or `canceled`.
+//
+// Nothing stops a job for good but its own outcome or a person:
+//   - a job that was running when the server stopped or died is queued again at the next start
+//     and resumes (its runner does only what is still missing);
+//   - a run that ended on a transient fault is tried again after an exponential backoff with
+//     jitter, up to the node's attempts; a permanent fault ends the job and says why;
+//   - every run is an entry of the job's history.
+// Jobs run by priority, then queue order, and never more at once against a node than the node
+// allows. Live progress is kept in memory and written about once a second. Thread-safe.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "archive/database.h"
+#include "core/clock.h"
 #include "core/result.h"
 
 namespace pb {
@@ -29,11 +37,17 @@ class JobContext {
   virtual ~JobContext() = default;
   virtual int64_t id() const = 0;
   virtual const nlohmann::json& params() const = 0;
+  virtual int attempt() const = 0;  // this run's number, 1 for the first
   // Replaces the job's progress document (shown live; persisted about once a second).
   virtual void Progress(const nlohmann::json& progress) = 0;
-  // True once the job was canceled or the server is stopping: end soon, keep what arrived.
+  // True once the job was canceled or paused or the server is stopping: end soon (between
+  // instances), keep what arrived. The service decides what the job becomes.
   virtual bool StopRequested() const = 0;
   virtual bool ServerStopping() const = 0;
+  // More connections to the job's node beyond the one the job holds: up to `wanted`, as many
+  // as the node's limit leaves free across all jobs now. Returns how many were granted (held
+  // until the run ends).
+  virtual int ExtraConnections(int wanted) = 0;
 };
 
 struct JobOutcome {
@@ -41,6 +55,8 @@ struct JobOutcome {
   std::string error;  // why it is not succeeded (or a note), "" otherwise
   nlohmann::json progress;
   nlohmann::json result = nlohmann::json::object();  // kind-specific fields shown with the job
+  bool transient = false;       // the fault may go away by itself: worth another attempt
+  int retry_after_seconds = 0;  // the peer asked us to wait at least this long (HTTP 429)
 };
 
 class JobRunner {
@@ -49,47 +65,89 @@ class JobRunner {
   // Checks and completes the parameters of a new job (errors name the field); returns the
   // parameters to store and the node the job is about.
   virtual Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) = 0;
+  // One run. A run after the first (a resume or a retry) does only what is still missing.
   virtual JobOutcome Run(JobContext& job) = 0;
+};
+
+// How hard jobs may use a node, and how they retry on it.
+struct NodeJobPolicy {
+  int max_connections = 2;        // associations or HTTP connections at once, all jobs together
+  int max_parallel_retrieves = 1; // retrieve jobs at once
+  int attempts = 5;               // runs of a job ending on a transient fault, the first included
+  int first_delay_seconds = 30;
+  int max_delay_seconds = 1800;
+};
+
+struct JobServiceOptions {
+  int workers = 2;
+  const Clock* clock = nullptr;  // default: the system's
+  // The policy of a node by name (unknown node: the defaults).
+  std::function<NodeJobPolicy(const std::string& node)> policy;
+  // A number in [0, 1) for the jitter of retry delays (default: random).
+  std::function<double()> random;
 };
 
 class JobService {
  public:
-  JobService(Database& db, int workers);
+  JobService(Database& db, JobServiceOptions options);
   ~JobService();  // Stop()
   JobService(const JobService&) = delete;
   JobService& operator=(const JobService&) = delete;
 
   void Register(const std::string& type, JobRunner& runner);
-  // Marks jobs of an earlier run that were running as interrupted, queues the queued ones and
-  // starts the workers. Returns how many were interrupted.
+  // Queues again the jobs an earlier run left running (history: "interrupted") and starts the
+  // workers. Returns how many were resumed.
   Result<int> Start();
-  // Asks running jobs to stop, waits for them (they end interrupted) and joins the workers.
+  // Asks running jobs to stop between instances, waits for them (they are queued again, to
+  // resume at the next start) and joins the workers.
   void Stop();
+  // Wakes the workers to look at the queue again (after the clock moved, in tests).
+  void Poke();
 
   Result<nlohmann::json> Submit(const std::string& type, const nlohmann::json& request);
   Result<nlohmann::json> Get(int64_t id, bool full = true);
   // A state filter outside the contract's states is refused (kInvalidArgument naming them).
   Result<nlohmann::json> List(const JobFilter& filter);
-  // Queued: canceled at once. Running: asked to stop (C-CANCEL); it ends `canceled` soon.
+  // Queued or waiting: canceled at once. Running: asked to stop; it ends `canceled` soon.
   Result<nlohmann::json> Cancel(int64_t id);
   // A new job with the same parameters (a retrieve then fetches only what is still missing).
   Result<nlohmann::json> Retry(int64_t id);
+  // Queued or waiting: paused at once. Running: stops between instances, then paused.
+  Result<nlohmann::json> Pause(int64_t id);
+  Result<nlohmann::json> Resume(int64_t id);
+  // A queued or waiting job's priority ("high", "normal", "low"; empty: unchanged) and place
+  // ("first", "last" within its priority; empty: unchanged).
+  Result<nlohmann::json> Reorder(int64_t id, const std::string& priority, const std::string& position);
+  // Deletes jobs that ended more than `days` days ago. Returns how many.
+  Result<int> Prune(int days);
+
+  static std::optional<int> ParsePriority(const std::string& word);
+  static const char* PriorityName(int priority);
 
  private:
   struct Live;
   class Context;
   void WorkerLoop();
-  void RunOne(int64_t id, const std::shared_ptr<Live>& live);
+  std::shared_ptr<Live> Claim();  // mu_ held
+  void RunOne(const std::shared_ptr<Live>& live);
+  void Finish(Live& live, JobOutcome out);
+  void Release(Live& live);  // mu_ held
   nlohmann::json ToJson(const JobRow& row, bool full) const;
+  std::chrono::seconds RetryDelay(const NodeJobPolicy& policy, int failures, int retry_after) const;
+  NodeJobPolicy PolicyOf(const std::string& node) const;
 
   Database& db_;
-  int workers_count_;
+  JobServiceOptions options_;
+  const Clock& clock_;
   std::map<std::string, JobRunner*> runners_;
   std::mutex mu_;
+  std::mutex idle_mu_;  // locked in place of a live job's mutex when there is none
   std::condition_variable cv_;
-  std::deque<int64_t> queue_;                        // GUARDED_BY(mu_)
-  std::map<int64_t, std::shared_ptr<Live>> live_;    // GUARDED_BY(mu_): running jobs
-  bool stopping_ = false;                            // GUARDED_BY(mu_)
+  std::map<int64_t, std::shared_ptr<Live>> live_;  // GUARDED_BY(mu_): running jobs
+  std::map<std::string, int> node_connections_;    // GUARDED_BY(mu_): held per node
+  std::map<std::string, int> node_retrieves_;      // GUARDED_BY(mu_): running retrieves per node
+  bool stopping_ = false;                          // GUARDED_BY(mu_)
+  uint64_t pokes_ = 0;                             // GUARDED_BY(mu_)
   std::atomic<bool> server_stopping_{false};
   std::vector<std::thread> workers_;
 };

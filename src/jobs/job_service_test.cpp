@@ -3,31 +3,72 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <deque>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 namespace pb {
 namespace {
 
 using namespace std::chrono_literals;
+using json = nlohmann::json;
 
-// A runner whose jobs block until released, so tests see them queued and running.
-class GatedRunner : public JobRunner {
+// A runner whose runs block until released (so tests see jobs queued and running), then end as
+// scripted: each run takes the next outcome of its job's script, or succeeds. Records the order
+// in which jobs started.
+class ScriptedRunner : public JobRunner {
  public:
-  Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& rq) override {
+  Result<std::pair<json, std::string>> Prepare(const json& rq) override {
     if (!rq.contains("n")) return Fail(Code::kInvalidArgument, "n is required", "n");
-    return std::pair{nlohmann::json{{"n", rq["n"]}}, std::string("node-a")};
+    return std::pair{json{{"n", rq["n"]}}, rq.value("node", std::string("node-a"))};
   }
   JobOutcome Run(JobContext& job) override {
-    job.Progress({{"completed", 1}});
-    while (!release && !job.StopRequested()) std::this_thread::sleep_for(5ms);
-    if (job.StopRequested()) {
-      return {job.ServerStopping() ? "partial" : "canceled", "stopped", {{"completed", 1}}, {}};
+    {
+      std::lock_guard lock(mu);
+      started.push_back(job.params()["n"].get<int>());
+      ++runs[job.params()["n"].get<int>()];
+      ++running;
+      max_running = std::max(max_running, running);
+      if (wanted_extra > 0) granted_extra = job.ExtraConnections(wanted_extra);
     }
-    return {"succeeded", "", {{"completed", 2}}, {{"missing", nlohmann::json::array()}}};
+    job.Progress({{"completed", 1}});
+    while (!release && !job.StopRequested()) std::this_thread::sleep_for(2ms);
+    std::lock_guard lock(mu);
+    --running;
+    if (job.StopRequested()) return {"partial", "stopped", {{"completed", 1}}, {}};
+    auto& script = scripts[job.params()["n"].get<int>()];
+    if (!script.empty()) {
+      JobOutcome out = script.front();
+      script.pop_front();
+      return out;
+    }
+    return {"succeeded", "", {{"completed", 2}}, {{"missing", json::array()}}};
   }
+  int Runs(int n) {
+    std::lock_guard lock(mu);
+    return runs[n];
+  }
+  std::vector<int> Started() {
+    std::lock_guard lock(mu);
+    return started;
+  }
+
   std::atomic<bool> release{false};
+  std::mutex mu;
+  std::map<int, std::deque<JobOutcome>> scripts;  // GUARDED_BY(mu)
+  std::map<int, int> runs;                         // GUARDED_BY(mu)
+  std::vector<int> started;                        // GUARDED_BY(mu)
+  int running = 0, max_running = 0;                // GUARDED_BY(mu)
+  int wanted_extra = 0, granted_extra = -1;        // GUARDED_BY(mu)
 };
+
+JobOutcome Transient(const std::string& why, int retry_after = 0) {
+  JobOutcome o{"failed", why, {{"completed", 0}}, {}};
+  o.transient = true;
+  o.retry_after_seconds = retry_after;
+  return o;
+}
 
 class JobServiceTest : public ::testing::Test {
  protected:
@@ -42,145 +83,490 @@ class JobServiceTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  nlohmann::json WaitFor(JobService& s, const std::string& id, const std::string& state) {
-    nlohmann::json j;
-    for (int i = 0; i < 400; ++i) {
-      j = *s.Get(std::stoll(id));
-      if (j["state"] == state) break;
+  // A service on the manual clock; retry delays without jitter (the factor is 1).
+  std::unique_ptr<JobService> Make(int workers, NodeJobPolicy policy = {}) {
+    JobServiceOptions o;
+    o.workers = workers;
+    o.clock = &clock_;
+    o.policy = [policy](const std::string&) { return policy; };
+    o.random = [] { return 0.999999; };
+    return std::make_unique<JobService>(*db_, o);
+  }
+
+  json Job(JobService& s, const std::string& id) { return *s.Get(std::stoll(id)); }
+
+  template <typename Pred>
+  json WaitUntil(JobService& s, const std::string& id, Pred pred) {
+    json j;
+    for (int i = 0; i < 1000; ++i) {
+      j = Job(s, id);
+      if (pred(j)) return j;
       std::this_thread::sleep_for(5ms);
     }
+    ADD_FAILURE() << "timed out waiting on job " << id << ": " << j.dump();
     return j;
+  }
+  json WaitFor(JobService& s, const std::string& id, const std::string& state) {
+    return WaitUntil(s, id, [&](const json& j) { return j["state"] == state; });
+  }
+  // Proves the workers have looked at the queue since now: a fresh job on another node runs to
+  // its end (a negative check made after this one is not a race).
+  void CatchUp(JobService& s, ScriptedRunner& runner, int marker) {
+    std::string id = (*s.Submit("test", {{"n", marker}, {"node", "marker-node"}}))["id"];
+    bool was = runner.release;
+    runner.release = true;
+    WaitFor(s, id, "succeeded");
+    runner.release = was;
   }
 
   std::filesystem::path dir_;
   std::unique_ptr<Database> db_;
+  ManualClock clock_{std::chrono::sys_days{std::chrono::year{2026} / 3 / 2} + 9h};
 };
 
 TEST_F(JobServiceTest, RunsAJobToItsEndAndKeepsItsResult) {
-  GatedRunner runner;
-  JobService s(*db_, 1);
-  s.Register("test", runner);
-  ASSERT_TRUE(s.Start());
-  auto job = s.Submit("test", {{"n", 1}});
+  ScriptedRunner runner;
+  auto s = Make(1);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  auto job = s->Submit("test", {{"n", 1}});
   ASSERT_TRUE(job) << job.error().message;
   std::string id = (*job)["id"];
-  nlohmann::json running;
-  for (int i = 0; i < 400 && running["progress"]["completed"] != 1; ++i) {
-    running = *s.Get(std::stoll(id));
-    std::this_thread::sleep_for(5ms);
-  }
+  auto running = WaitUntil(*s, id, [](const json& j) { return j["progress"]["completed"] == 1; });
   EXPECT_EQ(running["state"], "running");
-  EXPECT_EQ(running["progress"]["completed"], 1);
   runner.release = true;
-  auto done = WaitFor(s, id, "succeeded");
-  EXPECT_EQ(done["state"], "succeeded");
+  auto done = WaitFor(*s, id, "succeeded");
   EXPECT_EQ(done["progress"]["completed"], 2);
   EXPECT_EQ(done["node"], "node-a");
   EXPECT_EQ(done["n"], 1);
+  EXPECT_EQ(done["priority"], "normal");
+  EXPECT_EQ(done["attempts"], 1);
   EXPECT_TRUE(done["missing"].is_array());
   EXPECT_TRUE(done["error"].is_null());
   EXPECT_FALSE(done["finished_at"].is_null());
+  ASSERT_EQ(done["history"].size(), 1u);
+  EXPECT_EQ(done["history"][0]["outcome"], "succeeded");
+  EXPECT_EQ(done["history"][0]["attempt"], 1);
+  EXPECT_EQ(done["history"][0]["completed"], 2);
 }
 
-TEST_F(JobServiceTest, RefusesBadParametersAndUnknownTypes) {
-  GatedRunner runner;
-  JobService s(*db_, 1);
-  s.Register("test", runner);
-  ASSERT_TRUE(s.Start());
-  auto bad = s.Submit("test", nlohmann::json::object());
+TEST_F(JobServiceTest, RefusesBadParametersUnknownTypesAndPriorities) {
+  ScriptedRunner runner;
+  auto s = Make(1);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  auto bad = s->Submit("test", json::object());
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().field, "n");
-  EXPECT_FALSE(s.Submit("nope", {{"n", 1}}));
-  EXPECT_EQ(s.Get(999).error().code, Code::kNotFound);
+  EXPECT_FALSE(s->Submit("nope", {{"n", 1}}));
+  auto urgent = s->Submit("test", {{"n", 1}, {"priority", "urgent"}});
+  ASSERT_FALSE(urgent);
+  EXPECT_EQ(urgent.error().field, "priority");
+  EXPECT_EQ(s->Get(999).error().code, Code::kNotFound);
 }
 
 TEST_F(JobServiceTest, CancelsQueuedAndRunningJobs) {
-  GatedRunner runner;
-  JobService s(*db_, 1);  // one worker: the second job waits in the queue
-  s.Register("test", runner);
-  ASSERT_TRUE(s.Start());
-  std::string first = (*s.Submit("test", {{"n", 1}}))["id"];
-  std::string second = (*s.Submit("test", {{"n", 2}}))["id"];
-  WaitFor(s, first, "running");
-  EXPECT_EQ((*s.Get(std::stoll(second)))["state"], "queued");
-  EXPECT_EQ((*s.Cancel(std::stoll(second)))["state"], "canceled");
-  ASSERT_TRUE(s.Cancel(std::stoll(first)));
-  EXPECT_EQ(WaitFor(s, first, "canceled")["state"], "canceled");
-  auto again = s.Cancel(std::stoll(first));
+  ScriptedRunner runner;
+  auto s = Make(1);  // one worker: the second job waits in the queue
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string first = (*s->Submit("test", {{"n", 1}}))["id"];
+  std::string second = (*s->Submit("test", {{"n", 2}}))["id"];
+  WaitFor(*s, first, "running");
+  EXPECT_EQ(Job(*s, second)["state"], "queued");
+  EXPECT_EQ((*s->Cancel(std::stoll(second)))["state"], "canceled");
+  auto asked = s->Cancel(std::stoll(first));
+  ASSERT_TRUE(asked);
+  EXPECT_EQ((*asked)["cancel_requested"], true);
+  auto ended = WaitFor(*s, first, "canceled");
+  EXPECT_EQ(ended["history"].back()["outcome"], "canceled");
+  auto again = s->Cancel(std::stoll(first));
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, Code::kConflict);
-  runner.release = true;
-  std::this_thread::sleep_for(50ms);
-  EXPECT_EQ((*s.Get(std::stoll(second)))["state"], "canceled");  // never ran
+  CatchUp(*s, runner, 99);
+  EXPECT_EQ(Job(*s, second)["state"], "canceled");
+  EXPECT_EQ(runner.Runs(2), 0);  // never ran
 }
 
-TEST_F(JobServiceTest, RetryMakesANewJobWithTheSameParameters) {
-  GatedRunner runner;
+TEST_F(JobServiceTest, ACancelRacingAClaimNeverLetsTheJobRunAsCanceled) {
+  // The race of the issue: a cancel between the queue and a worker's claim. Whatever wins,
+  // a job reported canceled before it started never runs.
+  ScriptedRunner runner;
   runner.release = true;
-  JobService s(*db_, 1);
-  s.Register("test", runner);
-  ASSERT_TRUE(s.Start());
-  std::string id = (*s.Submit("test", {{"n", 7}}))["id"];
-  WaitFor(s, id, "succeeded");
-  auto retry = s.Retry(std::stoll(id));
+  auto s = Make(4);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::vector<std::pair<int, bool>> canceled_before_start;
+  for (int n = 1000; n < 1200; ++n) {
+    std::string id = (*s->Submit("test", {{"n", n}}))["id"];
+    auto c = s->Cancel(std::stoll(id));
+    if (c && !(*c).contains("cancel_requested")) canceled_before_start.push_back({n, true});
+  }
+  CatchUp(*s, runner, 99);
+  ASSERT_FALSE(canceled_before_start.empty());
+  for (auto [n, _] : canceled_before_start) EXPECT_EQ(runner.Runs(n), 0) << n;
+}
+
+TEST_F(JobServiceTest, RetryMakesANewJobWithTheSameParametersAndPriority) {
+  ScriptedRunner runner;
+  runner.release = true;
+  auto s = Make(1);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string id = (*s->Submit("test", {{"n", 7}, {"priority", "high"}}))["id"];
+  WaitFor(*s, id, "succeeded");
+  auto retry = s->Retry(std::stoll(id));
   ASSERT_TRUE(retry) << retry.error().message;
   EXPECT_NE((*retry)["id"], id);
   EXPECT_EQ((*retry)["retry_of"], id);
   EXPECT_EQ((*retry)["n"], 7);
-  EXPECT_EQ(WaitFor(s, (*retry)["id"], "succeeded")["state"], "succeeded");
+  EXPECT_EQ((*retry)["priority"], "high");
+  EXPECT_EQ(WaitFor(*s, (*retry)["id"], "succeeded")["state"], "succeeded");
 }
 
-TEST_F(JobServiceTest, AStopMarksRunningJobsInterruptedAndKeepsQueuedOnes) {
-  GatedRunner runner;
+TEST_F(JobServiceTest, AStopQueuesRunningJobsAgainAndTheNextStartResumesThem) {
+  ScriptedRunner runner;
   std::string running, queued;
   {
-    JobService s(*db_, 1);
-    s.Register("test", runner);
-    ASSERT_TRUE(s.Start());
-    running = (*s.Submit("test", {{"n", 1}}))["id"];
-    queued = (*s.Submit("test", {{"n", 2}}))["id"];
-    WaitFor(s, running, "running");
-    s.Stop();
-    auto j = *s.Get(std::stoll(running));
-    EXPECT_EQ(j["state"], "partial");
+    auto s = Make(1);
+    s->Register("test", runner);
+    ASSERT_TRUE(s->Start());
+    running = (*s->Submit("test", {{"n", 1}}))["id"];
+    queued = (*s->Submit("test", {{"n", 2}}))["id"];
+    WaitFor(*s, running, "running");
+    s->Stop();
+    auto j = Job(*s, running);
+    EXPECT_EQ(j["state"], "queued");
     EXPECT_TRUE(j["interrupted"]);
+    ASSERT_EQ(j["history"].size(), 1u);
+    EXPECT_EQ(j["history"][0]["outcome"], "interrupted");
+    EXPECT_TRUE(j["finished_at"].is_null());
   }
-  // The next start runs what was still queued.
+  // The next start runs both, the interrupted one again (its second run).
   runner.release = true;
-  JobService s(*db_, 1);
-  s.Register("test", runner);
-  ASSERT_TRUE(s.Start());
-  EXPECT_EQ(WaitFor(s, queued, "succeeded")["state"], "succeeded");
+  auto s = Make(1);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  auto resumed = WaitFor(*s, running, "succeeded");
+  EXPECT_EQ(resumed["attempts"], 2);
+  ASSERT_EQ(resumed["history"].size(), 2u);
+  EXPECT_EQ(resumed["history"][1]["outcome"], "succeeded");
+  EXPECT_EQ(WaitFor(*s, queued, "succeeded")["state"], "succeeded");
+  EXPECT_EQ(runner.Runs(1), 2);
 }
 
-TEST_F(JobServiceTest, ACrashLeavesRunningRowsThatTheNextStartMarksInterrupted) {
-  // As if the process died: the row says running, with some progress.
+TEST_F(JobServiceTest, ACrashLeavesRunningRowsThatTheNextStartResumes) {
+  // As if the process died: the row says running, in the middle of its first run.
   JobRow row;
   row.type = "test";
   row.state = "running";
-  row.progress = R"({"arrived": 3})";
-  auto arrived = db_->InsertJob(row);
-  row.progress = R"({"arrived": 0})";
-  auto nothing = db_->InsertJob(row);
-  ASSERT_TRUE(arrived && nothing);
-  GatedRunner runner;
-  JobService s(*db_, 1);
-  s.Register("test", runner);
-  auto n = s.Start();
+  row.node = "node-a";
+  row.params = R"({"n": 5})";
+  row.progress = R"({"completed": 3, "total": 10})";
+  row.attempts = 1;
+  row.started_at = "2026-03-02T08:00:00Z";
+  auto id = db_->InsertJob(row);
+  ASSERT_TRUE(id);
+  row.id = *id;
+  ASSERT_TRUE(db_->UpdateJob(row));  // a claim writes started_at and attempts
+  ScriptedRunner runner;
+  runner.release = true;
+  auto s = Make(1);
+  s->Register("test", runner);
+  auto n = s->Start();
   ASSERT_TRUE(n);
-  EXPECT_EQ(*n, 2);
-  auto a = *s.Get(*arrived);
-  EXPECT_EQ(a["state"], "partial");
-  EXPECT_TRUE(a["interrupted"]);
-  EXPECT_NE(a["error"].get<std::string>().find("interrupted"), std::string::npos);
-  EXPECT_EQ((*s.Get(*nothing))["state"], "failed");
+  EXPECT_EQ(*n, 1);
+  auto done = WaitFor(*s, std::to_string(*id), "succeeded");
+  EXPECT_TRUE(done["interrupted"]);
+  ASSERT_EQ(done["history"].size(), 2u);
+  EXPECT_EQ(done["history"][0]["outcome"], "interrupted");
+  EXPECT_EQ(done["history"][0]["completed"], 3);
+  EXPECT_EQ(done["history"][0]["started_at"], "2026-03-02T08:00:00Z");
+  EXPECT_EQ(done["history"][1]["outcome"], "succeeded");
+  EXPECT_EQ(runner.Runs(5), 1);
+}
+
+TEST_F(JobServiceTest, TransientFailuresWaitForTheirBackoffOnTheClockThenRunAgain) {
+  ScriptedRunner runner;
+  runner.release = true;
+  {
+    std::lock_guard lock(runner.mu);
+    runner.scripts[1] = {Transient("connection refused"), Transient("timed out"), Transient("aborted")};
+  }
+  NodeJobPolicy policy;
+  policy.attempts = 5;
+  policy.first_delay_seconds = 10;
+  policy.max_delay_seconds = 25;
+  auto s = Make(1, policy);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  const TimePoint t0 = clock_.Now();
+  std::string id = (*s->Submit("test", {{"n", 1}}))["id"];
+  auto waiting = WaitFor(*s, id, "waiting");
+  EXPECT_EQ(waiting["next_attempt"], UtcIso(t0 + 10s));  // the first delay
+  EXPECT_EQ(waiting["error"], "connection refused");
+  EXPECT_TRUE(waiting["finished_at"].is_null());
+  // One second short of it: nothing runs.
+  clock_.Advance(9s);
+  s->Poke();
+  CatchUp(*s, runner, 90);
+  EXPECT_EQ(runner.Runs(1), 1);
+  EXPECT_EQ(Job(*s, id)["state"], "waiting");
+  // Due: the second run fails too; the delay doubles.
+  clock_.Advance(1s);
+  s->Poke();
+  waiting = WaitUntil(*s, id, [](const json& j) { return j["attempts"] == 2 && j["state"] == "waiting"; });
+  EXPECT_EQ(waiting["next_attempt"], UtcIso(t0 + 10s + 20s));
+  // Third failure: doubled again, capped at the maximum.
+  clock_.Advance(20s);
+  s->Poke();
+  waiting = WaitUntil(*s, id, [](const json& j) { return j["attempts"] == 3 && j["state"] == "waiting"; });
+  EXPECT_EQ(waiting["next_attempt"], UtcIso(t0 + 30s + 25s));
+  clock_.Advance(25s);
+  s->Poke();
+  auto done = WaitFor(*s, id, "succeeded");
+  EXPECT_EQ(done["attempts"], 4);
+  ASSERT_EQ(done["history"].size(), 4u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(done["history"][i]["outcome"], "failed") << i;
+    EXPECT_EQ(done["history"][i]["transient"], true) << i;
+  }
+  EXPECT_EQ(done["history"][1]["error"], "timed out");
+  EXPECT_EQ(done["history"][3]["outcome"], "succeeded");
+  EXPECT_FALSE(done.contains("next_attempt"));
+}
+
+TEST_F(JobServiceTest, JitterSpreadsADelayBetweenHalfAndAllOfItsStep) {
+  ScriptedRunner runner;
+  runner.release = true;
+  {
+    std::lock_guard lock(runner.mu);
+    runner.scripts[1] = {Transient("refused")};
+    runner.scripts[2] = {Transient("refused")};
+  }
+  NodeJobPolicy policy;
+  policy.first_delay_seconds = 100;
+  for (double r : {0.0, 0.5}) {
+    JobServiceOptions o;
+    o.workers = 1;
+    o.clock = &clock_;
+    o.policy = [policy](const std::string&) { return policy; };
+    o.random = [r] { return r; };
+    JobService s(*db_, o);
+    s.Register("test", runner);
+    ASSERT_TRUE(s.Start());
+    const int n = r == 0.0 ? 1 : 2;
+    std::string id = (*s.Submit("test", {{"n", n}}))["id"];
+    auto waiting = WaitFor(s, id, "waiting");
+    EXPECT_EQ(waiting["next_attempt"], UtcIso(clock_.Now() + (r == 0.0 ? 50s : 75s))) << r;
+    s.Stop();
+  }
+}
+
+TEST_F(JobServiceTest, RetryAfterIsAMinimumDelay) {
+  ScriptedRunner runner;
+  runner.release = true;
+  {
+    std::lock_guard lock(runner.mu);
+    runner.scripts[1] = {Transient("HTTP 429", 300)};
+  }
+  NodeJobPolicy policy;
+  policy.first_delay_seconds = 10;
+  auto s = Make(1, policy);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string id = (*s->Submit("test", {{"n", 1}}))["id"];
+  EXPECT_EQ(WaitFor(*s, id, "waiting")["next_attempt"], UtcIso(clock_.Now() + 300s));
+}
+
+TEST_F(JobServiceTest, APermanentFailureIsNotRetried) {
+  ScriptedRunner runner;
+  runner.release = true;
+  {
+    std::lock_guard lock(runner.mu);
+    runner.scripts[1] = {JobOutcome{"failed", "0xA801: move destination unknown", {}, {}}};
+  }
+  NodeJobPolicy policy;
+  policy.first_delay_seconds = 1;
+  auto s = Make(1, policy);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string id = (*s->Submit("test", {{"n", 1}}))["id"];
+  auto failed = WaitFor(*s, id, "failed");
+  EXPECT_EQ(failed["error"], "0xA801: move destination unknown");
+  EXPECT_FALSE(failed.contains("next_attempt"));
+  clock_.Advance(1h);
+  s->Poke();
+  CatchUp(*s, runner, 90);
+  EXPECT_EQ(runner.Runs(1), 1);
+  EXPECT_EQ(Job(*s, id)["attempts"], 1);
+  EXPECT_EQ(Job(*s, id)["history"][0]["transient"], false);
+}
+
+TEST_F(JobServiceTest, RetriesStopAfterTheNodesAttempts) {
+  ScriptedRunner runner;
+  runner.release = true;
+  {
+    std::lock_guard lock(runner.mu);
+    runner.scripts[1] = {Transient("refused"), Transient("refused again"), Transient("never reached")};
+  }
+  NodeJobPolicy policy;
+  policy.attempts = 2;
+  policy.first_delay_seconds = 5;
+  auto s = Make(1, policy);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string id = (*s->Submit("test", {{"n", 1}}))["id"];
+  WaitFor(*s, id, "waiting");
+  clock_.Advance(5s);
+  s->Poke();
+  auto failed = WaitFor(*s, id, "failed");
+  EXPECT_EQ(failed["error"], "refused again");
+  EXPECT_EQ(failed["attempts"], 2);
+  EXPECT_FALSE(failed["finished_at"].is_null());
+}
+
+TEST_F(JobServiceTest, QueuedJobsRunByPriorityThenQueueOrderAndCanBeReordered) {
+  ScriptedRunner runner;
+  auto s = Make(1);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string blocker = (*s->Submit("test", {{"n", 1}}))["id"];
+  WaitFor(*s, blocker, "running");
+  std::string low = (*s->Submit("test", {{"n", 2}, {"priority", "low"}}))["id"];
+  std::string normal = (*s->Submit("test", {{"n", 3}}))["id"];
+  std::string normal2 = (*s->Submit("test", {{"n", 4}}))["id"];
+  std::string high = (*s->Submit("test", {{"n", 5}, {"priority", "high"}}))["id"];
+  std::string promoted = (*s->Submit("test", {{"n", 6}, {"priority", "low"}}))["id"];
+  ASSERT_TRUE(s->Reorder(std::stoll(normal2), "", "first"));  // before the older normal
+  auto up = s->Reorder(std::stoll(promoted), "high", "last");  // after the other high
+  ASSERT_TRUE(up);
+  EXPECT_EQ((*up)["priority"], "high");
+  auto bad = s->Reorder(std::stoll(normal), "", "middle");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().field, "position");
+  auto busy = s->Reorder(std::stoll(blocker), "high", "");
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().code, Code::kConflict);
+  runner.release = true;
+  WaitFor(*s, low, "succeeded");
+  EXPECT_EQ(runner.Started(), (std::vector<int>{1, 5, 6, 4, 3, 2}));
+}
+
+TEST_F(JobServiceTest, PausesQueuedAndRunningJobsAndResumesThem) {
+  ScriptedRunner runner;
+  auto s = Make(1);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string running = (*s->Submit("test", {{"n", 1}}))["id"];
+  std::string queued = (*s->Submit("test", {{"n", 2}}))["id"];
+  WaitFor(*s, running, "running");
+  auto p = s->Pause(std::stoll(queued));
+  ASSERT_TRUE(p);
+  EXPECT_EQ((*p)["state"], "waiting");
+  EXPECT_EQ((*p)["paused"], true);
+  auto asked = s->Pause(std::stoll(running));
+  ASSERT_TRUE(asked);
+  EXPECT_EQ((*asked)["pause_requested"], true);
+  auto paused = WaitUntil(*s, running, [](const json& j) { return j["paused"] == true; });
+  EXPECT_EQ(paused["state"], "waiting");
+  EXPECT_EQ(paused["history"].back()["outcome"], "paused");
+  EXPECT_TRUE(paused["finished_at"].is_null());
+  // Paused jobs do not run, however long we wait and whoever is free.
+  runner.release = true;
+  clock_.Advance(24h);
+  CatchUp(*s, runner, 90);
+  EXPECT_EQ(runner.Runs(1), 1);
+  EXPECT_EQ(runner.Runs(2), 0);
+  auto not_paused = s->Resume(std::stoll(std::string((*s->Submit("test", {{"n", 3}}))["id"])));
+  EXPECT_FALSE(not_paused);
+  ASSERT_TRUE(s->Resume(std::stoll(running)));
+  ASSERT_TRUE(s->Resume(std::stoll(queued)));
+  auto resumed = WaitFor(*s, running, "succeeded");
+  EXPECT_EQ(resumed["attempts"], 2);
+  EXPECT_EQ(resumed["paused"], false);
+  WaitFor(*s, queued, "succeeded");
+  EXPECT_EQ(runner.Runs(2), 1);
+}
+
+TEST_F(JobServiceTest, NeverMoreJobsOrConnectionsAtANodeThanItAllows) {
+  ScriptedRunner runner;
+  NodeJobPolicy policy;
+  policy.max_connections = 2;
+  policy.max_parallel_retrieves = 1;
+  JobServiceOptions o;
+  o.workers = 4;
+  o.clock = &clock_;
+  o.policy = [policy](const std::string&) { return policy; };
+  JobService s(*db_, o);
+  s.Register("test", runner);
+  s.Register("retrieve", runner);
+  ASSERT_TRUE(s.Start());
+  {
+    std::lock_guard lock(runner.mu);
+    runner.wanted_extra = 3;
+  }
+  // The first job takes its connection and asks for three more: one is left.
+  std::string a = (*s.Submit("test", {{"n", 1}}))["id"];
+  WaitFor(s, a, "running");
+  WaitUntil(s, a, [](const json& j) { return j["progress"]["completed"] == 1; });
+  {
+    std::lock_guard lock(runner.mu);
+    EXPECT_EQ(runner.granted_extra, 1);
+    runner.wanted_extra = 0;
+  }
+  // The node is full: the next job waits queued while another node's job runs.
+  std::string b = (*s.Submit("test", {{"n", 2}}))["id"];
+  std::string other = (*s.Submit("test", {{"n", 3}, {"node", "node-b"}}))["id"];
+  WaitFor(s, other, "running");
+  EXPECT_EQ(Job(s, b)["state"], "queued");
+  runner.release = true;
+  WaitFor(s, b, "succeeded");
+  runner.release = false;
+  // Retrieves: one at a time from the node, although it allows two connections.
+  std::string r1 = (*s.Submit("retrieve", {{"n", 4}}))["id"];
+  std::string r2 = (*s.Submit("retrieve", {{"n", 5}}))["id"];
+  std::string t = (*s.Submit("test", {{"n", 6}}))["id"];
+  WaitFor(s, r1, "running");
+  WaitFor(s, t, "running");  // the second connection goes to the other kind
+  EXPECT_EQ(Job(s, r2)["state"], "queued");
+  runner.release = true;
+  WaitFor(s, r2, "succeeded");
+  std::lock_guard lock(runner.mu);
+  EXPECT_LE(runner.max_running, 3);
+}
+
+TEST_F(JobServiceTest, ListFiltersByCreationTimeAndPruneDeletesOldFinishedJobs) {
+  ScriptedRunner runner;
+  runner.release = true;
+  auto s = Make(1);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string done = (*s->Submit("test", {{"n", 1}}))["id"];
+  WaitFor(*s, done, "succeeded");
+  JobFilter later;
+  later.since = UtcIso(std::chrono::system_clock::now() + 24h);
+  EXPECT_TRUE(s->List(later)->empty());
+  JobFilter earlier;
+  earlier.until = UtcIso(std::chrono::system_clock::now() + 24h);
+  EXPECT_EQ(s->List(earlier)->size(), 1u);
+  // Finished jobs go after keep_days (finished_at is on the service's clock); others stay.
+  std::string paused = (*s->Submit("test", {{"n", 2}}))["id"];
+  runner.release = false;
+  (void)s->Pause(std::stoll(paused));
+  clock_.Advance(24h * 29);
+  EXPECT_EQ(*s->Prune(30), 0);
+  clock_.Advance(24h * 2);
+  EXPECT_EQ(*s->Prune(30), 1);
+  EXPECT_EQ(s->Get(std::stoll(done)).error().code, Code::kNotFound);
+  EXPECT_TRUE(s->Get(std::stoll(paused)));
 }
 
 TEST_F(JobServiceTest, ListRefusesAnUnknownStateAndNamesTheStates) {
-  JobService s(*db_, 1);
+  auto s = Make(1);
   JobFilter bogus;
   bogus.state = "bogus";
-  auto refused = s.List(bogus);
+  auto refused = s->List(bogus);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, Code::kInvalidArgument);
   EXPECT_EQ(refused.error().field, "state");
@@ -188,8 +574,20 @@ TEST_F(JobServiceTest, ListRefusesAnUnknownStateAndNamesTheStates) {
     EXPECT_NE(refused.error().message.find(state), std::string::npos) << state;
     JobFilter f;
     f.state = state;
-    EXPECT_TRUE(s.List(f)) << state;
+    EXPECT_TRUE(s->List(f)) << state;
   }
+}
+
+TEST(ClockTest, ParsesUtcTimesAndDatesAndRefusesTheRest) {
+  using std::chrono::sys_days;
+  const TimePoint day = sys_days{std::chrono::year{2026} / 12 / 1};
+  EXPECT_EQ(ParseUtcIso("2026-12-01"), day);
+  EXPECT_EQ(ParseUtcIso("2026-12-01T10:30:05Z"), day + 10h + 30min + 5s);
+  EXPECT_EQ(ParseUtcIso("2026-12-01T10:30"), day + 10h + 30min);
+  for (const char* bad : {"", "yesterday", "2026-02-30", "2026-13-01", "2026-12-01T25:00:00Z", "2026-12-01 junk"}) {
+    EXPECT_FALSE(ParseUtcIso(bad)) << bad;
+  }
+  EXPECT_EQ(UtcIso(day + 3661s), "2026-12-01T01:01:01Z");
 }
 
 }  // namespace

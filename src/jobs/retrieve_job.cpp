@@ -19,7 +19,7 @@
 namespace pb {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 using json = nlohmann::json;
 
 constexpr auto kProgressEvery = std::chrono::milliseconds(250);
@@ -159,7 +159,11 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   const std::string calling_ae = EffectiveCallingAeTitle(*node, default_ae_);
 
   auto planned = PlanFetch(node_link, p, db_);
-  if (!planned) return {"failed", planned.error().message, nullptr, {}};
+  if (!planned) {
+    JobOutcome out{"failed", planned.error().message, nullptr, {}};
+    out.transient = IsTransient(planned.error().code);  // the PACS down, not "it has none of it"
+    return out;
+  }
   RetrievePlan& plan = planned->plan;
   const std::set<std::string>& present = planned->present;
 
@@ -181,7 +185,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   for (const auto& [sop, _] : plan.instances) expectation->sop_uids.insert(sop);
   expectation->calling_ae = calling_ae;
   ExpectationScope expecting(expectations_, expectation);
-  const auto start = Clock::now();
+  const auto start = Steady::now();
   auto progress = [&]() {
     std::lock_guard lock(tally.mu);
     int64_t arrived = static_cast<int64_t>(tally.arrived.size());
@@ -190,7 +194,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     if (!total && tally.peer_total >= 0) total = tally.peer_total;
     int64_t failed = tally.Failed(), warning = tally.Warning();
     int64_t completed = already + arrived;
-    double secs = std::chrono::duration<double>(Clock::now() - start).count();
+    double secs = std::chrono::duration<double>(Steady::now() - start).count();
     json j{{"total", total ? json(*total) : json(nullptr)},
            {"completed", completed},
            {"failed", failed},
@@ -218,7 +222,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     if (!ours) return;
     if (tally.arrived.insert(a.sop_uid).second) tally.bytes += a.bytes;
   });
-  auto last_progress = Clock::now();
+  auto last_progress = Steady::now();
   // C-GET arrivals walk the one ingest path as a receiver's do; the job is the origin.
   auto policy = std::make_shared<IngestPolicy>();
   policy->name = fmt::format("retrieve job {}", job.id());
@@ -246,8 +250,8 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     tally.Finish(s);
   };
   hooks.cancel_requested = [&]() {
-    if (Clock::now() - last_progress >= kProgressEvery) {
-      last_progress = Clock::now();
+    if (Steady::now() - last_progress >= kProgressEvery) {
+      last_progress = Steady::now();
       job.Progress(progress());
     }
     return job.StopRequested();
@@ -380,7 +384,10 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
       result["note"] = fmt::format("all {} instances were already in the archive", expected.size());
     }
   }
-  return {state, error, out_progress, result};
+  JobOutcome out{state, error, out_progress, result};
+  out.transient = fetched.transient;
+  out.retry_after_seconds = fetched.retry_after_seconds;
+  return out;
 }
 
 }  // namespace pb

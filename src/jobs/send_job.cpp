@@ -15,11 +15,15 @@
 namespace pb {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 using json = nlohmann::json;
 
 constexpr size_t kMinPerAssociation = 20;  // fewer instances are not worth another association
 constexpr auto kProgressEvery = std::chrono::milliseconds(250);
+constexpr auto kSaveEvery = std::chrono::milliseconds(100);
+
+// A C-STORE refusal that may pass: the peer is out of resources (A7xx).
+bool TransientRefusal(int status) { return status >= 0 && (status & 0xFF00) == 0xA700; }
 
 }  // namespace
 
@@ -96,40 +100,80 @@ JobOutcome SendRunner::Run(JobContext& job) {
   auto node = nodes_.Get(params.value("node", ""));
   if (!node) return {"failed", fmt::format("node '{}' no longer exists", params.value("node", "")), nullptr, {}};
   auto rows = Select(params);
-  if (!rows) return {"failed", rows.error().message, nullptr, {}};
-  const size_t n = rows->size();
-  std::vector<dicom::SendItem> items;
-  int64_t total_bytes = 0;
-  for (const auto& r : *rows) {
-    items.push_back({blobs_.Absolute(r.file_path).string(), r.sop_class_uid, r.sop_uid, r.transfer_syntax_uid, r.file_size});
-    total_bytes += r.file_size;
+  if (!rows) {
+    JobOutcome out{"failed", rows.error().message, nullptr, {}};
+    out.transient = IsTransient(rows.error().code);
+    return out;
   }
-  // Contiguous slices, one per association: series stay together.
+  // What earlier runs of this job settled: confirmed instances are not sent again, refused ones
+  // (a permanent refusal) are reported again without being sent.
+  auto settled = db_.JobItems(job.id());
+  if (!settled) {
+    JobOutcome out{"failed", settled.error().message, nullptr, {}};
+    out.transient = true;
+    return out;
+  }
+  const size_t total = rows->size();
+  int64_t total_bytes = 0, done = 0, bytes = 0, failed = 0, warned = 0;
+  std::vector<dicom::SendItem> items;
+  json earlier_refusals = json::array();
+  for (const auto& r : *rows) {
+    total_bytes += r.file_size;
+    auto it = settled->find(r.sop_uid);
+    if (it != settled->end() && (it->second == "confirmed" || it->second == "warning")) {
+      ++done;
+      bytes += r.file_size;
+      if (it->second == "warning") ++warned;
+      continue;
+    }
+    if (it != settled->end() && it->second.rfind("refused", 0) == 0) {
+      ++failed;
+      earlier_refusals.push_back({{"sop_uid", r.sop_uid}, {"status", nullptr},
+                                  {"reason", it->second.size() > 8 ? it->second.substr(8) : "refused by the peer"}});
+      continue;
+    }
+    items.push_back({blobs_.Absolute(r.file_path).string(), r.sop_class_uid, r.sop_uid, r.transfer_syntax_uid, r.file_size});
+  }
+  const int64_t done_before = done;
+  const size_t n = items.size();
+  // Contiguous slices, one per association: series stay together. Lanes beyond the first are
+  // granted by the job engine within the node's limit across all jobs.
   size_t lanes = std::clamp<size_t>(n / kMinPerAssociation, 1, std::max(1, node->max_associations));
+  if (lanes > 1) lanes = 1 + static_cast<size_t>(job.ExtraConnections(static_cast<int>(lanes - 1)));
   std::vector<dicom::SendOutcome> outcomes(n);
   std::mutex mu;
-  int64_t done = 0, failed = 0, warned = 0, bytes = 0;
   std::vector<std::string> lane_errors;
-  const auto start = Clock::now();
+  bool lane_permanent = false;
+  std::vector<std::pair<std::string, std::string>> unsaved;  // settled, not yet in the table
+  const auto start = Steady::now();
+  auto save = [&]() {  // mu held
+    if (unsaved.empty()) return;
+    if (auto r = db_.AddJobItems(job.id(), unsaved); !r) {
+      spdlog::warn("send job {}: cannot save which instances were confirmed: {}", job.id(), r.error().message);
+      return;  // kept for the next try
+    }
+    unsaved.clear();
+  };
   auto progress = [&]() {  // mu held
-    double secs = std::chrono::duration<double>(Clock::now() - start).count();
-    return json{{"total", static_cast<int64_t>(n)},
+    double secs = std::chrono::duration<double>(Steady::now() - start).count();
+    return json{{"total", static_cast<int64_t>(total)},
                 {"completed", done},
                 {"failed", failed},
                 {"warning", warned},
-                {"remaining", static_cast<int64_t>(n) - done - failed},
+                {"remaining", static_cast<int64_t>(total) - done - failed},
+                {"already_confirmed", done_before},
                 {"bytes", bytes},
                 {"total_bytes", total_bytes},
                 {"bytes_per_second", secs > 0 ? static_cast<int64_t>(bytes / secs) : 0},
                 {"associations", static_cast<int64_t>(lanes)}};
   };
-  auto last = Clock::now();
+  auto last = Steady::now(), last_save = Steady::now();
   {
     std::lock_guard lock(mu);
     job.Progress(progress());
   }
   std::vector<std::thread> threads;
-  for (size_t lane = 0; lane < lanes; ++lane) {
+  for (size_t lane = 0; lane < lanes && n > 0; ++lane) {
     size_t begin = n * lane / lanes, end = n * (lane + 1) / lanes;
     threads.emplace_back([&, begin, end] {
       // One transport per lane: each is one association (or connection) to the node.
@@ -138,14 +182,25 @@ JobOutcome SendRunner::Run(JobContext& job) {
       hooks.cancel_requested = [&] { return job.StopRequested(); };
       hooks.on_instance = [&](size_t i, const dicom::SendOutcome& o) {
         std::lock_guard lock(mu);
+        const auto& item = items[begin + i];
         if (o.status == dicom::SendStatus::kSuccess || o.status == dicom::SendStatus::kWarning) {
           ++done;
-          bytes += items[begin + i].bytes;
+          bytes += item.bytes;
+          unsaved.emplace_back(item.sop_uid, o.status == dicom::SendStatus::kWarning ? "warning" : "confirmed");
         }
-        if (o.status == dicom::SendStatus::kFailed) ++failed;
+        if (o.status == dicom::SendStatus::kFailed) {
+          ++failed;
+          if (!TransientRefusal(o.dimse_status)) unsaved.emplace_back(item.sop_uid, "refused " + o.reason);
+        }
         if (o.status == dicom::SendStatus::kWarning) ++warned;
-        if (Clock::now() - last >= kProgressEvery) {
-          last = Clock::now();
+        // Confirmations reach the table within a tenth of a second: after a crash, a resumed
+        // run sends again at most what was confirmed in that last moment.
+        if (Steady::now() - last_save >= kSaveEvery) {
+          last_save = Steady::now();
+          save();
+        }
+        if (Steady::now() - last >= kProgressEvery) {
+          last = Steady::now();
           job.Progress(progress());
         }
       };
@@ -154,16 +209,25 @@ JobOutcome SendRunner::Run(JobContext& job) {
       std::lock_guard lock(mu);
       if (!r) {
         lane_errors.push_back(r.error().message);
-        for (size_t i = begin; i < end; ++i) outcomes[i].reason = "not sent: " + r.error().message;
+        if (!IsTransient(r.error().code)) lane_permanent = true;
+        for (size_t i = begin; i < end; ++i) {
+          outcomes[i].reason = "not sent: " + r.error().message;
+          outcomes[i].transient = IsTransient(r.error().code);
+        }
         return;
       }
       std::copy(r->begin(), r->end(), outcomes.begin() + begin);
     });
   }
   for (auto& t : threads) t.join();
+  {
+    std::lock_guard lock(mu);
+    save();
+  }
 
-  json failed_list = json::array(), not_confirmed = json::array(), warnings = json::array();
+  json failed_list = earlier_refusals, not_confirmed = json::array(), warnings = json::array();
   std::string first_break, first_reason;
+  bool transient = false, permanent = lane_permanent;
   for (size_t i = 0; i < n; ++i) {
     const auto& o = outcomes[i];
     const std::string& sop = items[i].sop_uid;
@@ -178,9 +242,12 @@ JobOutcome SendRunner::Run(JobContext& job) {
         failed_list.push_back({{"sop_uid", sop},
                                {"status", o.dimse_status >= 0 ? json(fmt::format("0x{:04X}", o.dimse_status)) : json(nullptr)},
                                {"reason", o.reason}});
+        if (TransientRefusal(o.dimse_status)) transient = true;
         break;
       case dicom::SendStatus::kNotConfirmed:
         not_confirmed.push_back(sop);
+        if (o.transient) transient = true;
+        else permanent = true;
         // The instance that was on the wire when an association broke tells why.
         if (first_break.empty() && o.reason.rfind("the association with", 0) == 0) first_break = o.reason;
         if (first_reason.empty() && o.reason.rfind("not sent: ", 0) != 0) first_reason = o.reason;
@@ -211,7 +278,10 @@ JobOutcome SendRunner::Run(JobContext& job) {
     if (job.ServerStopping()) parts.insert(parts.begin(), "interrupted: the server stopped");
     error = fmt::format("{}", fmt::join(parts, "; "));
   }
-  return {state, error, out_progress, result};
+  JobOutcome out{state, error, out_progress, result};
+  // Worth another attempt when something may pass and nothing says the peer refuses us.
+  out.transient = transient && !permanent;
+  return out;
 }
 
 }  // namespace pb

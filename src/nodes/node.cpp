@@ -27,9 +27,11 @@ const std::set<std::string> kNodeFields{
     "calling_ae_header", "called_ae_header", "stow_batch_instances", "stow_batch_mb",
     "query_timeout_seconds", "retrieve_timeout_seconds", "proxy", "allow_redirects",
     "auth", "headers", "schedule", "max_bytes_per_second", "mwl", "mwl_charset", "mpps",
+    "retry", "max_parallel_retrieves",
     // read-only
     "warnings", "retrieve_method_learned", "effective_calling_ae_title", "effective_move_destination",
     "available", "unavailable_reason", "offers_import", "offers_export"};
+const std::set<std::string> kRetryFields{"attempts", "first_delay_seconds", "max_delay_seconds"};
 const std::set<std::string> kTlsFields{"enabled", "verify_peer", "verify_hostname",
                                        "ca_file", "cert_file", "key_file"};
 const std::set<std::string> kAuthFields{"type", "username", "password", "token", "token_url",
@@ -137,6 +139,37 @@ Result<Node> NodeFromJson(const json& j) {
   }
   n.max_bytes_per_second = max_bps;
 
+  int64_t parallel_retrieves = 0;
+  r.Int("max_parallel_retrieves", parallel_retrieves);
+  if (r.error()) return tl::unexpected(*r.error());
+  if (parallel_retrieves < 0 || parallel_retrieves > 64) {
+    return Fail(Code::kInvalidArgument, "max_parallel_retrieves must be between 1 and 64 (0: the default)",
+                "max_parallel_retrieves");
+  }
+  n.max_parallel_retrieves =
+      parallel_retrieves > 0 ? static_cast<int>(parallel_retrieves) : (n.type == NodeType::kDimse ? 1 : 2);
+  if (auto* t = r.Find("retry"); t && !t->is_null()) {
+    if (!t->is_object()) return Fail(Code::kInvalidArgument, "retry must be an object", "retry");
+    JsonReader tr(*t, "retry.");
+    if (auto k = tr.CheckKnown(kRetryFields); !k) return tl::unexpected(k.error());
+    int64_t attempts = n.retry.attempts, first = n.retry.first_delay_seconds, most = n.retry.max_delay_seconds;
+    tr.Int("attempts", attempts);
+    tr.Int("first_delay_seconds", first);
+    tr.Int("max_delay_seconds", most);
+    if (tr.error()) return tl::unexpected(*tr.error());
+    if (attempts < 1 || attempts > 100) {
+      return Fail(Code::kInvalidArgument, "retry.attempts must be between 1 (no automatic retry) and 100", "retry.attempts");
+    }
+    if (first < 1 || first > 86400) {
+      return Fail(Code::kInvalidArgument, "retry.first_delay_seconds must be between 1 and 86400", "retry.first_delay_seconds");
+    }
+    if (most < first || most > 7 * 86400) {
+      return Fail(Code::kInvalidArgument,
+                  "retry.max_delay_seconds must be at least retry.first_delay_seconds and at most 604800 (a week)",
+                  "retry.max_delay_seconds");
+    }
+    n.retry = {static_cast<int>(attempts), static_cast<int>(first), static_cast<int>(most)};
+  }
   if (auto* t = r.Find("tls"); t && !t->is_null()) {
     if (!t->is_object()) return Fail(Code::kInvalidArgument, "tls must be an object", "tls");
     JsonReader tr(*t, "tls.");
@@ -282,6 +315,10 @@ json NodeToJson(const Node& n, bool with_secrets) {
   } else {
     WriteDicomWebFields(n, with_secrets, j);
   }
+  j["max_parallel_retrieves"] = n.max_parallel_retrieves;
+  j["retry"] = {{"attempts", n.retry.attempts},
+                {"first_delay_seconds", n.retry.first_delay_seconds},
+                {"max_delay_seconds", n.retry.max_delay_seconds}};
   j["schedule"] = n.schedule;
   j["max_bytes_per_second"] = n.max_bytes_per_second;
   j["mwl"] = n.mwl;

@@ -69,6 +69,15 @@ struct Node {
   int retrieve_timeout_seconds = 120;  // WADO-RS and STOW-RS: no byte moving for this long
   std::string proxy;             // an HTTP proxy URL (empty: none; the environment is ignored)
   bool allow_redirects = false;  // follow a redirect to another host (same host: always)
+  // How jobs use the node: automatic retries of transient faults (attempts count runs, the
+  // first included; delays double from the first up to the maximum) and retrieves at once
+  // (0 in JSON: the type's default, 1 for DIMSE, 2 for DICOMweb).
+  struct Retry {
+    int attempts = 5;
+    int first_delay_seconds = 30;
+    int max_delay_seconds = 1800;
+  } retry;
+  int max_parallel_retrieves = 1;
   // Scheduling and worklist (stored; used by later features)
   nlohmann::json schedule;  // null: always available
   int64_t max_bytes_per_second = 0;

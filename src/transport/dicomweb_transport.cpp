@@ -24,7 +24,7 @@
 namespace pb {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 using dicomweb::HttpClient;
 using dicomweb::HttpRequest;
 using dicomweb::HttpResponse;
@@ -38,8 +38,8 @@ std::string WithSlash(std::string url) {
   return url;
 }
 
-int64_t MsSince(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+int64_t MsSince(Steady::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - start).count();
 }
 
 bool IsHtml(const HttpResponse& r) {
@@ -56,6 +56,16 @@ std::string Fingerprint(const dicomweb::Row& row) {
 }
 
 // Code for an HTTP status that is an error.
+// Answers that may differ when asked again later: server errors, a timeout, a rate limit.
+bool TransientStatus(long status) { return status >= 500 || status == 408 || status == 429; }
+
+// Retry-After in seconds (its HTTP-date form counts as a minute); 0 when absent.
+int RetryAfterSeconds(const std::string& value) {
+  if (value.empty()) return 0;
+  if (value.find_first_not_of("0123456789") == std::string::npos && value.size() < 7) return std::stoi(value);
+  return 60;
+}
+
 Code CodeFor(long status) {
   if (status == 401 || status == 403) return Code::kPermissionDenied;
   if (status == 408 || status == 504) return Code::kTimeout;
@@ -77,7 +87,7 @@ class DicomWebTransport : public Transport {
       t.checks.push_back(Reachability());
       return t;
     }
-    auto start = Clock::now();
+    auto start = Steady::now();
     dicomweb::QidoSearch search{"studies", {{"includefield", "StudyInstanceUID"}}};
     std::string url = dicomweb::SearchUrl(QidoRoot(), search, 1, 0);
     auto rows = Get(url, "QIDO-RS studies");
@@ -161,6 +171,7 @@ class DicomWebTransport : public Transport {
         std::string path = "studies/" + scope.study;
         if (!scope.series.empty()) path += "/series/" + scope.series;
         if (!scope.sop.empty()) path += "/instances/" + scope.sop;
+        last_status_ = 0;
         auto r = FetchOne(path, scope, hooks, out);
         if (r) continue;
         if (r.error().code == Code::kCanceled) {
@@ -168,6 +179,11 @@ class DicomWebTransport : public Transport {
           return out;
         }
         problems.push_back(r.error().message);
+        // Worth another attempt only when every problem may pass: an answer's status says so
+        // (5xx, 408, 429), else the kind of fault (refused, timed out, cut).
+        const bool passes = last_status_ ? TransientStatus(last_status_) : IsTransient(r.error().code);
+        out.transient = (problems.size() == 1 || out.transient) && passes;
+        out.retry_after_seconds = std::max(out.retry_after_seconds, last_retry_after_);
         if (r.error().code == Code::kOutOfSpace) {
           out_of_space = true;
           break;
@@ -305,7 +321,7 @@ class DicomWebTransport : public Transport {
 
   // A server that does not search (STOW-only): any HTTP answer shows it is there.
   ConnectionCheck Reachability() {
-    auto start = Clock::now();
+    auto start = Steady::now();
     HttpRequest rq;
     rq.method = "OPTIONS";
     rq.url = StowRoot() + "studies";
@@ -353,7 +369,11 @@ class DicomWebTransport : public Transport {
     if (r->status == 404) {
       return tl::unexpected(Wrap(Code::kNotFound, "the server has none of it (HTTP 404)", rq.what));
     }
-    if (!body_expected) return tl::unexpected(Wrap(CodeFor(r->status), client_.Explain(rq, *r), rq.what));
+    if (!body_expected) {
+      last_status_ = r->status;
+      last_retry_after_ = r->status == 429 ? RetryAfterSeconds(r->Header("retry-after")) : 0;
+      return tl::unexpected(Wrap(CodeFor(r->status), client_.Explain(rq, *r), rq.what));
+    }
     if (!finished) {
       std::string msg = finished.error().message;
       if (writer.stored() > 0) msg += fmt::format(" ({} instance(s) had arrived before)", writer.stored());
@@ -372,8 +392,8 @@ class DicomWebTransport : public Transport {
       outcomes[i] = o;
       if (hooks.on_instance) hooks.on_instance(i, o);
     };
-    auto settle_all = [&](dicom::SendStatus status, const std::string& reason) {
-      for (size_t i = begin; i < end; ++i) settle(i, {status, -1, reason});
+    auto settle_all = [&](dicom::SendStatus status, const std::string& reason, bool transient = true) {
+      for (size_t i = begin; i < end; ++i) settle(i, {status, -1, reason, transient});
     };
     HttpRequest rq;
     rq.method = "POST";
@@ -414,7 +434,7 @@ class DicomWebTransport : public Transport {
     if (single) std::fclose(single);
     if (!r) {
       Error e = Wrap(r.error(), rq.what);
-      settle_all(dicom::SendStatus::kNotConfirmed, e.message);
+      settle_all(dicom::SendStatus::kNotConfirmed, e.message, IsTransient(e.code));
       return tl::unexpected(e);
     }
     if (r->status == 413) {
@@ -450,7 +470,7 @@ class DicomWebTransport : public Transport {
       const bool refused = r->status >= 400 && r->status < 500 && r->status != 401 && r->status != 403 &&
                            r->status != 408 && r->status != 429;
       settle_all(refused ? dicom::SendStatus::kFailed : dicom::SendStatus::kNotConfirmed,
-                 Wrap(CodeFor(r->status), client_.Explain(rq, *r), rq.what).message);
+                 Wrap(CodeFor(r->status), client_.Explain(rq, *r), rq.what).message, TransientStatus(r->status));
       return {};
     }
     for (size_t i = begin; i < end; ++i) {
@@ -477,6 +497,8 @@ class DicomWebTransport : public Transport {
   Node node_;
   TransportContext context_;
   HttpClient client_;
+  long last_status_ = 0;     // the HTTP status of the last failed WADO-RS request (0: none)
+  int last_retry_after_ = 0;  // its Retry-After, in seconds
 };
 
 }  // namespace

@@ -54,6 +54,7 @@ class DimseFetcher {
             get_error = a.error().message;
           } else {
             out.error = a.error().message;
+            out.transient = IsTransient(a.error().code);
           }
           break;
         }
@@ -69,6 +70,9 @@ class DimseFetcher {
         if (!a->success() && !a->warning() && !a->canceled) {
           out.error = fmt::format("{} ended with status {}{}{}", methods[mi] == "c-get" ? "C-GET" : "C-MOVE",
                                   a->StatusText(), a->error_comment.empty() ? "" : ": ", a->error_comment);
+          // Out of resources (A7xx) passes; an unknown destination (A801), an identifier the
+          // PACS cannot use (A9xx, AAxx) or "unable to process" (Cxxx) will not.
+          out.transient = (a->status & 0xFF00) == 0xA700;
         }
       }
       if (!fall_back) break;

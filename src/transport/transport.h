@@ -66,6 +66,8 @@ struct FetchResult {
   std::string error;        // empty when every request ended well
   std::vector<std::string> failed_uids;  // what the node said it could not send
   std::vector<std::string> discarded_uids;  // what the node sent without being asked (dropped)
+  bool transient = false;       // the error may go away by itself (see IsTransient)
+  int retry_after_seconds = 0;  // the node asked us to wait this long first (HTTP 429)
 };
 
 class Transport {
