@@ -53,7 +53,7 @@ struct NodeFlags {
       password_file, token_file, client_secret_file;
   std::optional<std::string> tls_ca_file, tls_cert_file, tls_key_file;
   std::optional<int> port, timeout, max_associations, max_results, stow_batch_instances, stow_batch_mb,
-      query_timeout, retrieve_timeout;
+      query_timeout, retrieve_timeout, max_parallel_retrieves, retry_attempts, retry_first_delay, retry_max_delay;
   std::optional<bool> queryable, storable, default_qr, default_storage, qido, wado, stow, stow_multipart,
       allow_redirects, tls, tls_verify_peer, tls_verify_hostname;
   std::vector<std::string> headers;
@@ -80,6 +80,12 @@ struct NodeFlags {
                     "preferred transfer syntax: UID, keyword or DCMTK name (DICOMweb: asked of WADO-RS)");
     cmd->add_option("--max-associations", max_associations, "1-64: parallel associations (DICOMweb: connections)");
     cmd->add_option("--max-results", max_results, "1-100000: answers kept per query");
+    cmd->add_option("--max-parallel-retrieves", max_parallel_retrieves,
+                    "1-64: retrieve jobs from the node at once (default: 1 DIMSE, 2 DICOMweb)");
+    cmd->add_option("--retry-attempts", retry_attempts,
+                    "1-100 (default 5): runs of a job that meets transient faults, the first included");
+    cmd->add_option("--retry-first-delay", retry_first_delay, "seconds (default 30) before the first automatic retry");
+    cmd->add_option("--retry-max-delay", retry_max_delay, "seconds (default 1800): the doubling delays stop here");
     // DICOMweb
     cmd->add_option("--qido-root", qido_root, "DICOMweb: QIDO-RS root when not --url (\"\": --url)");
     cmd->add_option("--wado-root", wado_root, "DICOMweb: WADO-RS root when not --url");
@@ -145,6 +151,10 @@ struct NodeFlags {
     put("preferred_transfer_syntax", transfer_syntax);
     put("max_associations", max_associations);
     put("max_results", max_results);
+    put("max_parallel_retrieves", max_parallel_retrieves);
+    if (retry_attempts) j["retry"]["attempts"] = *retry_attempts;
+    if (retry_first_delay) j["retry"]["first_delay_seconds"] = *retry_first_delay;
+    if (retry_max_delay) j["retry"]["max_delay_seconds"] = *retry_max_delay;
     put("qido_root", qido_root);
     put("wado_root", wado_root);
     put("stow_root", stow_root);

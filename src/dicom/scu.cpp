@@ -332,7 +332,9 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
           busy = rej.result == ASC_RESULT_REJECTEDTRANSIENT &&
                  (rej.reason == ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED ||
                   rej.reason == ASC_REASON_SP_PRES_TEMPORARYCONGESTION);
-          return Fail(rej.reason == ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED ? Code::kPermissionDenied : Code::kUnavailable,
+          // A transient rejection (busy, congested) may pass; a permanent one (an AE title the
+          // peer does not know, a context it does not support) will not until someone acts.
+          return Fail(rej.result == ASC_RESULT_REJECTEDTRANSIENT ? Code::kUnavailable : Code::kPermissionDenied,
                       RejectReason(rej, rq));
         }
         if (text.find("Connection refused") != std::string::npos) {

@@ -131,7 +131,7 @@ Result<int> JobService::Start() {
                        {"outcome", "interrupted"},
                        {"error", "the server stopped while this run was under way"},
                        {"transient", true},
-                       {"completed", p.value("completed", json(nullptr))}});
+                       {"completed", p.value("completed", json(0))}});
     row.history = history.dump();
     row.state = "queued";
     row.interrupted = true;
@@ -189,7 +189,7 @@ std::shared_ptr<JobService::Live> JobService::Claim() {
     auto live = std::make_shared<Live>();
     live->row = row;
     live->params = ParseOr(row.params, json::object());
-    live->persisted = Steady::now();
+    live->persisted = Steady::time_point{};  // the first progress is written at once
     node_connections_[row.node] += 1;
     if (row.type == "retrieve") node_retrieves_[row.node] += 1;
     live_[row.id] = live;  // from here on a cancel or a pause reaches the job through `live`
@@ -268,7 +268,7 @@ void JobService::Finish(Live& live, JobOutcome out) {
              {"outcome", out.state},
              {"error", out.error.empty() ? json(nullptr) : json(out.error)},
              {"transient", out.transient},
-             {"completed", progress.value("completed", json(nullptr))}};
+             {"completed", progress.value("completed", json(0))}};
   row.result = out.result.dump();
   row.error = out.error;
   row.not_before.clear();

@@ -130,7 +130,9 @@ class DimseFetcher {
     e.error_comment = a->error_comment;
     e.failed_suboperations = a->counts.failed;
     if (context_.seen_since) e.seen = context_.seen_since(started);
-    return Fail(Code::kUnavailable, ExplainEmptyMove(e));
+    // Refused with nothing sent: the PACS lacks our registration or cannot use the request
+    // (A801, A9xx, Cxxx: asking again changes nothing), unless it was out of resources (A7xx).
+    return Fail((a->status & 0xFF00) == 0xA700 ? Code::kUnavailable : Code::kPermissionDenied, ExplainEmptyMove(e));
   }
 
   const Node& node_;
