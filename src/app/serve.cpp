@@ -171,6 +171,9 @@ int Serve(const std::string& config_file, bool strict_flag) {
       p.attempts = n->retry.attempts;
       p.first_delay_seconds = n->retry.first_delay_seconds;
       p.max_delay_seconds = n->retry.max_delay_seconds;
+      if (!n->schedule.is_null()) {
+        if (auto parsed = Schedule::Parse(n->schedule)) p.schedule = std::make_shared<const Schedule>(std::move(*parsed));
+      }
     }
     return p;
   };

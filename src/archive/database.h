@@ -62,6 +62,9 @@ class Database {
   // Per-instance facts of a job (a send's confirmations): added in one transaction; read back.
   Result<void> AddJobItems(int64_t job_id, const std::vector<std::pair<std::string, std::string>>& items);
   Result<std::map<std::string, std::string>> JobItems(int64_t job_id);
+  // Jobs of a node waiting for its availability window go back to the queue (its schedule
+  // changed). Returns how many.
+  Result<int> RequeueScheduleWaits(const std::string& node);
   // Deletes jobs that ended before `before_iso`, with their items. Returns how many.
   Result<int> PruneJobs(const std::string& before_iso);
 

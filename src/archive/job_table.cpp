@@ -16,7 +16,7 @@ namespace {
 const char* kJobColumns =
     "id, type, state, node, params, progress, result, error, interrupted, priority, attempts, "
     "COALESCE(retry_of, 0), created_at, started_at, finished_at, updated_at, history, paused, "
-    "queue_order, not_before";
+    "queue_order, not_before, wait_reason";
 
 JobRow ToJob(const soci::row& r) {
   JobRow j;
@@ -40,6 +40,7 @@ JobRow ToJob(const soci::row& r) {
   j.paused = Int(r, 17) != 0;
   j.queue_order = Int(r, 18);
   j.not_before = Str(r, 19);
+  j.wait_reason = Str(r, 20);
   return j;
 }
 
@@ -109,12 +110,13 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
                               << "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
                                  "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
                                  "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
-                                 "queue_order = :q, not_before = :nb WHERE id = :id" +
+                                 "queue_order = :q, not_before = :nb, wait_reason = :w WHERE id = :id" +
                                      (only.empty() ? std::string() : " AND state IN (" + only + ")"),
                           soci::use(j.state), soci::use(j.progress), soci::use(j.result), soci::use(j.error),
                           soci::use(interrupted), soci::use(j.attempts), soci::use(j.started_at),
                           soci::use(j.finished_at), soci::use(now), soci::use(j.history), soci::use(paused),
-                          soci::use(j.priority), soci::use(order), soci::use(j.not_before), soci::use(id));
+                          soci::use(j.priority), soci::use(order), soci::use(j.not_before),
+                          soci::use(j.wait_reason), soci::use(id));
     st.execute(true);
     return st.get_affected_rows() > 0;
   } catch (const std::exception& e) {
@@ -205,6 +207,21 @@ Result<std::map<std::string, std::string>> Database::JobItems(int64_t job_id) {
     return out;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, fmt::format("reading the progress of job {}", job_id)));
+  }
+}
+
+Result<int> Database::RequeueScheduleWaits(const std::string& node) {
+  std::lock_guard lock(impl_->writer_mu);
+  try {
+    std::string now = NowIso();
+    soci::statement st = (impl_->writer.prepare
+                              << "UPDATE jobs SET state = 'queued', not_before = '', wait_reason = '', updated_at = :u "
+                                 "WHERE node = :n AND state = 'waiting' AND wait_reason = 'schedule' AND paused = 0",
+                          soci::use(now), soci::use(node));
+    st.execute(true);
+    return static_cast<int>(st.get_affected_rows());
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "requeueing jobs"));
   }
 }
 

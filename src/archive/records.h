@@ -59,6 +59,7 @@ struct JobRow {
   bool paused = false;
   int64_t queue_order = 0;     // within a priority, lower runs first
   std::string not_before;      // a waiting job's next attempt (ISO 8601 UTC), "" otherwise
+  std::string wait_reason;     // what a waiting job waits for: "retry", "schedule" or "" (paused)
 };
 
 // One project, subject or session of the archive by labels, with what it holds.

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -44,6 +45,38 @@ std::optional<nlohmann::json> ParseHeader(const std::string& arg, int& exit_code
   return nlohmann::json{{"name", trim(arg.substr(0, colon))}, {"value", trim(arg.substr(colon + 1))}};
 }
 
+// "mon-fri 08:00-18:00" or "sat,sun 22:00-06:00" → {"days", "start", "end"}; day names are
+// checked by the server (which names the window in its error).
+std::optional<nlohmann::json> ParseWindow(const std::string& text) {
+  static const std::vector<std::string> kDays{"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+  const auto space = text.find(' ');
+  if (space == std::string::npos) return std::nullopt;
+  const std::string days = text.substr(0, space), hours = text.substr(space + 1);
+  const auto dash = hours.find('-');
+  if (dash == std::string::npos) return std::nullopt;
+  nlohmann::json out{{"days", nlohmann::json::array()}, {"start", hours.substr(0, dash)}, {"end", hours.substr(dash + 1)}};
+  size_t from = 0;
+  while (from <= days.size()) {
+    size_t comma = days.find(',', from);
+    if (comma == std::string::npos) comma = days.size();
+    const std::string item = days.substr(from, comma - from);
+    const auto range = item.find('-');
+    if (range == std::string::npos) {
+      out["days"].push_back(item);
+    } else {
+      auto a = std::find(kDays.begin(), kDays.end(), item.substr(0, range));
+      auto b = std::find(kDays.begin(), kDays.end(), item.substr(range + 1));
+      if (a == kDays.end() || b == kDays.end()) return std::nullopt;
+      for (size_t d = a - kDays.begin();; d = (d + 1) % 7) {  // "fri-mon" wraps over the weekend
+        out["days"].push_back(kDays[d]);
+        if (d == static_cast<size_t>(b - kDays.begin())) break;
+      }
+    }
+    from = comma + 1;
+  }
+  return out;
+}
+
 // The node fields settable from the command line; only those given are sent (an update merges
 // them, `tls` and `auth` field by field; secrets not given stay as stored).
 struct NodeFlags {
@@ -58,6 +91,9 @@ struct NodeFlags {
       allow_redirects, tls, tls_verify_peer, tls_verify_hostname;
   std::vector<std::string> headers;
   bool no_headers = false;
+  std::vector<std::string> windows;
+  std::optional<std::string> timezone;
+  bool no_schedule = false;
 
   void Add(CLI::App* cmd) {
     cmd->add_option("--type", type, "dimse (default) or dicomweb");
@@ -113,6 +149,11 @@ struct NodeFlags {
     cmd->add_option("--scope", scope, "oauth2: the scope asked for (optional)");
     cmd->add_option("--header", headers, "\"Name: value\" sent on every request (repeat it; replaces the list)");
     cmd->add_flag("--no-headers", no_headers, "remove every extra header");
+    cmd->add_option("--window", windows,
+                    "availability window \"DAYS HH:MM-HH:MM\", e.g. \"mon-fri 08:00-18:00\" or \"sat,sun 22:00-06:00\" "
+                    "(repeat it; replaces the list; outside its windows the node is not used)");
+    cmd->add_option("--timezone", timezone, "the windows' time zone, e.g. Europe/Paris (default: the server's)");
+    cmd->add_flag("--no-schedule", no_schedule, "remove the schedule: always available");
     cmd->add_option("--calling-ae-header", calling_ae_header, "header carrying our calling AE title (\"\": none)");
     cmd->add_option("--called-ae-header", called_ae_header, "header carrying the node's --aet (\"\": none)");
     cmd->add_option("--query-timeout", query_timeout, "1-3600 s (default 30): a whole QIDO-RS request");
@@ -195,6 +236,23 @@ struct NodeFlags {
         auto parsed = ParseHeader(h, exit_code);
         if (!parsed) return std::nullopt;
         j["headers"].push_back(*parsed);
+      }
+    }
+    if (no_schedule) {
+      j["schedule"] = nullptr;
+    } else if (!windows.empty() || timezone) {
+      if (timezone) j["schedule"]["timezone"] = *timezone;
+      if (!windows.empty()) {
+        j["schedule"]["windows"] = nlohmann::json::array();
+        for (const auto& w : windows) {
+          auto parsed = ParseWindow(w);
+          if (!parsed) {
+            std::cerr << "--window '" << w << "': give days and hours, e.g. \"mon-fri 08:00-18:00\"\n";
+            exit_code = 2;
+            return std::nullopt;
+          }
+          j["schedule"]["windows"].push_back(*parsed);
+        }
       }
     }
     for (auto [key, value] : {std::pair{"enabled", &tls}, std::pair{"verify_peer", &tls_verify_peer},

@@ -40,6 +40,7 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
     if (!body) return;
     auto c = s.nodes.Update(req.matches[1], *body);
     if (!c) return SendError(res, c.error());
+    s.jobs.NodeChanged(c->node.name);  // a new schedule may open a window now
     SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
   });
   srv.Delete(R"(/api/nodes/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
@@ -81,7 +82,7 @@ void AddFindRoute(httplib::Server& srv, Services& s) {
     if (!body) return;
     if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object");
     for (auto it = body->begin(); it != body->end(); ++it) {
-      if (it.key() != "level" && it.key() != "query" && it.key() != "limit") {
+      if (it.key() != "level" && it.key() != "query" && it.key() != "limit" && it.key() != "override_schedule") {
         return SendError(res, 400, "unknown field '" + it.key() + "'", it.key());
       }
     }
@@ -89,6 +90,16 @@ void AddFindRoute(httplib::Server& srv, Services& s) {
       return SendError(res, 409,
                        "node '" + n->name + "' is not queryable; set queryable to true if it "
                        "answers C-FIND", "queryable");
+    }
+    // Outside the node's availability window the PACS is not asked, unless an administrator
+    // says so for this request.
+    if (body->contains("override_schedule") && !(*body)["override_schedule"].is_boolean()) {
+      return SendError(res, 400, "override_schedule must be true or false", "override_schedule");
+    }
+    if (!body->value("override_schedule", false)) {
+      if (std::string closed = ClosedReason(*n, std::chrono::system_clock::now()); !closed.empty()) {
+        return SendError(res, 409, closed + " (send \"override_schedule\": true to query anyway)", "schedule");
+      }
     }
     auto transport = TransportFor(*n, TransportContext{s.settings.ae_title, {}, {}});
     if (!transport) return SendError(res, transport.error());

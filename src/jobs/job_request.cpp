@@ -72,11 +72,6 @@ Result<Node> ChooseNode(const NodeRegistry& nodes, const json& rq, NodeRole role
   }
   // Before the version check: a capability switched off is the node's settings, fixable now.
   if (auto c = CheckDicomWebCapability(node, storage); !c) return tl::unexpected(c.error());
-  if (std::string why = UnavailableReason(node); !why.empty()) {
-    return Fail(Code::kUnsupported, fmt::format("node '{}' cannot {}: {}", node.name,
-                                                storage ? "take a send" : "be retrieved from", why),
-                "node");
-  }
   if (storage ? !node.storable : !node.queryable) {
     return Fail(Code::kConflict,
                 fmt::format("node '{}' is not {}: set {} to {} it", node.name,

@@ -43,6 +43,8 @@ struct JobService::Live {
   Steady::time_point persisted; // GUARDED_BY(mu)
   std::atomic<bool> cancel{false};
   std::atomic<bool> pause{false};
+  std::optional<TimePoint> window_ends;  // the node's availability window closes then
+  std::shared_ptr<const Schedule> schedule;
   int connections = 1;         // held on the node (GUARDED_BY the service's mu_)
 };
 
@@ -65,7 +67,10 @@ class JobService::Context : public JobContext {
       spdlog::warn("job {}: cannot save progress: {}", copy.id, r.error().message);
     }
   }
-  bool StopRequested() const override { return live_.cancel || live_.pause || service_.server_stopping_; }
+  bool StopRequested() const override {
+    return live_.cancel || live_.pause || service_.server_stopping_ || WindowClosed();
+  }
+  bool WindowClosed() const { return live_.window_ends && service_.clock_.Now() >= *live_.window_ends; }
   bool ServerStopping() const override { return service_.server_stopping_; }
   int ExtraConnections(int wanted) override {
     std::lock_guard lock(service_.mu_);
@@ -136,6 +141,7 @@ Result<int> JobService::Start() {
     row.state = "queued";
     row.interrupted = true;
     row.not_before.clear();
+    row.wait_reason.clear();
     auto r = db_.UpdateJobIf(row, {"running"});
     if (!r) return tl::unexpected(r.error());
     if (*r) ++resumed;
@@ -170,8 +176,19 @@ std::shared_ptr<JobService::Live> JobService::Claim() {
     spdlog::warn("jobs: cannot read the queue: {}", rows.error().message);
     return nullptr;
   }
+  const TimePoint now = clock_.Now();
   for (JobRow& row : *rows) {
     const NodeJobPolicy policy = PolicyOf(row.node);
+    Schedule::Availability window;
+    if (policy.schedule) window = policy.schedule->At(now);
+    if (!window.open) {
+      // Outside the node's window: the job waits for the next one, showing when it opens.
+      row.state = "waiting";
+      row.wait_reason = "schedule";
+      row.not_before = UtcIso(window.next_change ? *window.next_change : now + std::chrono::hours(24));
+      if (auto r = db_.UpdateJobIf(row, kPending); !r) spdlog::warn("job {}: {}", row.id, r.error().message);
+      continue;
+    }
     if (node_connections_[row.node] >= policy.max_connections) continue;
     if (row.type == "retrieve" && node_retrieves_[row.node] >= policy.max_parallel_retrieves) continue;
     row.state = "running";
@@ -179,6 +196,7 @@ std::shared_ptr<JobService::Live> JobService::Claim() {
     row.finished_at.clear();
     row.attempts += 1;
     row.not_before.clear();
+    row.wait_reason.clear();
     // Atomic against a cancel or a pause that reached the row first.
     auto claimed = db_.UpdateJobIf(row, kPending);
     if (!claimed) {
@@ -190,6 +208,8 @@ std::shared_ptr<JobService::Live> JobService::Claim() {
     live->row = row;
     live->params = ParseOr(row.params, json::object());
     live->persisted = Steady::time_point{};  // the first progress is written at once
+    live->window_ends = window.next_change;
+    live->schedule = policy.schedule;
     node_connections_[row.node] += 1;
     if (row.type == "retrieve") node_retrieves_[row.node] += 1;
     live_[row.id] = live;  // from here on a cancel or a pause reaches the job through `live`
@@ -272,6 +292,7 @@ void JobService::Finish(Live& live, JobOutcome out) {
   row.result = out.result.dump();
   row.error = out.error;
   row.not_before.clear();
+  row.wait_reason.clear();
   const bool ended_well = out.state == "succeeded";
   std::string what;  // for the log line
   if (live.cancel && !ended_well) {
@@ -286,6 +307,19 @@ void JobService::Finish(Live& live, JobOutcome out) {
     row.paused = true;
     row.error.clear();
     what = "paused";
+  } else if (!ended_well && live.window_ends && now >= *live.window_ends) {
+    // The node's window closed: the run stopped between instances; the job goes on at the
+    // next window, where it was.
+    const Schedule::Availability next = live.schedule ? live.schedule->At(now) : Schedule::Availability{};
+    const TimePoint opens = !next.open && next.next_change ? *next.next_change : now;
+    entry["outcome"] = "window_closed";
+    entry["error"] = fmt::format("the node's availability window closed; the job goes on at {}", UtcIso(opens));
+    entry["transient"] = true;
+    row.state = "waiting";
+    row.wait_reason = "schedule";
+    row.not_before = UtcIso(opens);
+    row.error.clear();
+    what = fmt::format("stopped at the end of its node's window; it goes on at {}", UtcIso(opens));
   } else if (!ended_well && server_stopping_) {
     // Stopped with the server: queued again, it resumes at the next start.
     entry["outcome"] = "interrupted";
@@ -306,6 +340,7 @@ void JobService::Finish(Live& live, JobOutcome out) {
     if (retryable && failures + 1 < policy.attempts) {
       const auto delay = RetryDelay(policy, failures + 1, out.retry_after_seconds);
       row.state = "waiting";
+      row.wait_reason = "retry";
       row.not_before = UtcIso(now + delay);
       what = fmt::format("{} on a transient fault; attempt {} of {} in {} s", out.state, failures + 2,
                          policy.attempts, delay.count());
@@ -349,7 +384,15 @@ json JobService::ToJson(const JobRow& row, bool full) const {
          {"created_at", row.created_at},
          {"started_at", nullable(row.started_at)},
          {"finished_at", nullable(row.finished_at)}};
-  if (row.state == "waiting" && !row.not_before.empty()) j["next_attempt"] = row.not_before;
+  if (row.state == "waiting" && !row.not_before.empty() && !row.paused) {
+    if (row.wait_reason == "schedule") {
+      j["waiting_until"] = row.not_before;  // the node's next availability window
+      j["waiting_for"] = "the node's availability window";
+    } else {
+      j["next_attempt"] = row.not_before;
+      j["waiting_for"] = "the next attempt";
+    }
+  }
   j["history"] = ParseOr(row.history, json::array());
   json params = ParseOr(row.params, json::object());
   for (auto it = params.begin(); it != params.end(); ++it) {
@@ -457,6 +500,7 @@ Result<json> JobService::Cancel(int64_t id) {
     r.error = "canceled before it started";
     if (!ParseOr(r.history, json::array()).empty()) r.error = "canceled while it waited for its next attempt";
     r.not_before.clear();
+    r.wait_reason.clear();
     r.finished_at = UtcIso(clock_.Now());
     auto u = db_.UpdateJobIf(r, kPending);
     if (!u) return tl::unexpected(u.error());
@@ -513,6 +557,7 @@ Result<json> JobService::Resume(int64_t id) {
   r.paused = false;
   r.state = "queued";
   r.not_before.clear();
+  r.wait_reason.clear();
   auto u = db_.UpdateJobIf(r, {"waiting"});
   if (!u) return tl::unexpected(u.error());
   if (!*u) return Fail(Code::kConflict, fmt::format("job {} is changing state; try again", id), "id");
@@ -561,6 +606,13 @@ Result<json> JobService::Retry(int64_t id) {
   request["retry_of"] = id;
   request["priority"] = PriorityName((*row)->priority);
   return Submit((*row)->type, request);
+}
+
+void JobService::NodeChanged(const std::string& node) {
+  if (auto r = db_.RequeueScheduleWaits(node); !r) {
+    spdlog::warn("jobs of node '{}': cannot look at its new schedule: {}", node, r.error().message);
+  }
+  Poke();
 }
 
 Result<int> JobService::Prune(int days) {

@@ -8,6 +8,8 @@
 //     and resumes (its runner does only what is still missing);
 //   - a run that ended on a transient fault is tried again after an exponential backoff with
 //     jitter, up to the node's attempts; a permanent fault ends the job and says why;
+//   - outside its node's availability window a job waits for the next one, and a running one
+//     stops between instances when its window ends, to go on at the next;
 //   - every run is an entry of the job's history.
 // Jobs run by priority, then queue order, and never more at once against a node than the node
 // allows. Live progress is kept in memory and written about once a second. Thread-safe.
@@ -28,6 +30,7 @@
 #include "archive/database.h"
 #include "core/clock.h"
 #include "core/result.h"
+#include "nodes/schedule.h"
 
 namespace pb {
 
@@ -76,6 +79,7 @@ struct NodeJobPolicy {
   int attempts = 5;               // runs of a job ending on a transient fault, the first included
   int first_delay_seconds = 30;
   int max_delay_seconds = 1800;
+  std::shared_ptr<const Schedule> schedule;  // null: always available
 };
 
 struct JobServiceOptions {
@@ -118,6 +122,8 @@ class JobService {
   // A queued or waiting job's priority ("high", "normal", "low"; empty: unchanged) and place
   // ("first", "last" within its priority; empty: unchanged).
   Result<nlohmann::json> Reorder(int64_t id, const std::string& priority, const std::string& position);
+  // A node's settings changed: its jobs waiting for its availability window look again.
+  void NodeChanged(const std::string& node);
   // Deletes jobs that ended more than `days` days ago. Returns how many.
   Result<int> Prune(int days);
 

@@ -93,6 +93,26 @@ class JobServiceTest : public ::testing::Test {
     return std::make_unique<JobService>(*db_, o);
   }
 
+  // Node "pacs" keeps office hours in Paris (Monday to Friday, 08:00-18:00); other nodes are
+  // always available.
+  std::unique_ptr<JobService> MakeWithOfficeHours(json windows = nullptr) {
+    if (windows.is_null()) {
+      windows = json::array({{{"days", {"mon", "tue", "wed", "thu", "fri"}}, {"start", "08:00"}, {"end", "18:00"}}});
+    }
+    auto parsed = Schedule::Parse({{"timezone", "Europe/Paris"}, {"windows", windows}});
+    EXPECT_TRUE(parsed);
+    auto schedule = std::make_shared<const Schedule>(*parsed);
+    JobServiceOptions o;
+    o.workers = 1;
+    o.clock = &clock_;
+    o.policy = [schedule](const std::string& node) {
+      NodeJobPolicy p;
+      if (node == "pacs") p.schedule = schedule;
+      return p;
+    };
+    return std::make_unique<JobService>(*db_, o);
+  }
+
   json Job(JobService& s, const std::string& id) { return *s.Get(std::stoll(id)); }
 
   template <typename Pred>
@@ -560,6 +580,69 @@ TEST_F(JobServiceTest, ListFiltersByCreationTimeAndPruneDeletesOldFinishedJobs) 
   EXPECT_EQ(*s->Prune(30), 1);
   EXPECT_EQ(s->Get(std::stoll(done)).error().code, Code::kNotFound);
   EXPECT_TRUE(s->Get(std::stoll(paused)));
+}
+
+TEST_F(JobServiceTest, AJobQueuedOutsideItsNodesWindowWaitsThenStartsWhenItOpens) {
+  // Wednesday 2 December 2026, 07:00 in Paris (06:00 UTC): the window opens at 07:00 UTC.
+  clock_.Set(*ParseUtcIso("2026-12-02T06:00:00Z"));
+  ScriptedRunner runner;
+  runner.release = true;
+  auto s = MakeWithOfficeHours();
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string id = (*s->Submit("test", {{"n", 1}, {"node", "pacs"}}))["id"];
+  auto waiting = WaitFor(*s, id, "waiting");
+  EXPECT_EQ(waiting["waiting_until"], "2026-12-02T07:00:00Z");
+  EXPECT_FALSE(waiting.contains("next_attempt"));
+  EXPECT_EQ(waiting["attempts"], 0);
+  clock_.Advance(59min);
+  s->Poke();
+  CatchUp(*s, runner, 90);  // another node's job ran: the queue was looked at
+  EXPECT_EQ(runner.Runs(1), 0);
+  clock_.Advance(1min);
+  s->Poke();
+  auto done = WaitFor(*s, id, "succeeded");
+  EXPECT_EQ(done["attempts"], 1);
+  EXPECT_EQ(done["history"].size(), 1u);
+}
+
+TEST_F(JobServiceTest, ATransferCrossingTheEndOfItsWindowStopsAndGoesOnAtTheNext) {
+  // Wednesday 17:59 in Paris: one minute of the window left.
+  clock_.Set(*ParseUtcIso("2026-12-02T16:59:00Z"));
+  ScriptedRunner runner;
+  auto s = MakeWithOfficeHours();
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string id = (*s->Submit("test", {{"n", 1}, {"node", "pacs"}}))["id"];
+  WaitUntil(*s, id, [](const json& j) { return j["progress"]["completed"] == 1; });
+  clock_.Advance(61s);  // 18:00:01 local: the runner is told to stop between instances
+  auto waiting = WaitFor(*s, id, "waiting");
+  EXPECT_EQ(waiting["waiting_until"], "2026-12-03T07:00:00Z");  // Thursday 08:00 local
+  ASSERT_EQ(waiting["history"].size(), 1u);
+  EXPECT_EQ(waiting["history"][0]["outcome"], "window_closed");
+  EXPECT_EQ(waiting["history"][0]["completed"], 1);
+  runner.release = true;
+  clock_.Set(*ParseUtcIso("2026-12-03T07:00:00Z"));
+  s->Poke();
+  auto done = WaitFor(*s, id, "succeeded");
+  EXPECT_EQ(done["attempts"], 2);
+  EXPECT_EQ(runner.Runs(1), 2);
+}
+
+TEST_F(JobServiceTest, OnADaylightSavingDayTheWindowMovesInUtc) {
+  // Saturday 28 March 2026, 21:00 in Paris (winter time); summer time starts that night, so
+  // Sunday's 08:00 is 06:00 UTC, not 07:00.
+  clock_.Set(*ParseUtcIso("2026-03-28T20:00:00Z"));
+  ScriptedRunner runner;
+  runner.release = true;
+  auto s = MakeWithOfficeHours(json::array({{{"days", {"sat", "sun"}}, {"start", "08:00"}, {"end", "18:00"}}}));
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string id = (*s->Submit("test", {{"n", 1}, {"node", "pacs"}}))["id"];
+  EXPECT_EQ(WaitFor(*s, id, "waiting")["waiting_until"], "2026-03-29T06:00:00Z");
+  clock_.Set(*ParseUtcIso("2026-03-29T06:00:00Z"));
+  s->Poke();
+  WaitFor(*s, id, "succeeded");
 }
 
 TEST_F(JobServiceTest, ListRefusesAnUnknownStateAndNamesTheStates) {

@@ -1,5 +1,7 @@
 #include "nodes/node.h"
 
+#include "nodes/schedule.h"
+
 #include <set>
 
 #include <fmt/format.h>
@@ -30,7 +32,7 @@ const std::set<std::string> kNodeFields{
     "retry", "max_parallel_retrieves",
     // read-only
     "warnings", "retrieve_method_learned", "effective_calling_ae_title", "effective_move_destination",
-    "available", "unavailable_reason", "offers_import", "offers_export"};
+    "available", "unavailable_reason", "availability_changes_at", "offers_import", "offers_export"};
 const std::set<std::string> kRetryFields{"attempts", "first_delay_seconds", "max_delay_seconds"};
 const std::set<std::string> kTlsFields{"enabled", "verify_peer", "verify_hostname",
                                        "ca_file", "cert_file", "key_file"};
@@ -224,7 +226,7 @@ Result<Node> NodeFromJson(const json& j) {
     }
   }
   if (auto* s = r.Find("schedule"); s && !s->is_null()) {
-    if (!s->is_object()) return Fail(Code::kInvalidArgument, "schedule must be an object", "schedule");
+    if (auto parsed = Schedule::Parse(*s); !parsed) return tl::unexpected(parsed.error());
     n.schedule = *s;
   }
   if (auto v = ValidateNode(n); !v) return tl::unexpected(v.error());
@@ -335,11 +337,7 @@ std::string EffectiveMoveDestination(const Node& n, const std::string& server_ae
   return n.move_destination.empty() ? EffectiveCallingAeTitle(n, server_ae_title) : n.move_destination;
 }
 
-std::string UnavailableReason(const Node&) {
-  return {};  // every node type has a transport
-}
-
-nlohmann::json NodeToApiJson(const Node& n, const std::string& server_ae_title) {
+nlohmann::json NodeToApiJson(const Node& n, const std::string& server_ae_title, TimePoint now) {
   json j = NodeToJson(n, false);
   if (n.type == NodeType::kDimse) {
     j["effective_calling_ae_title"] = EffectiveCallingAeTitle(n, server_ae_title);
@@ -352,10 +350,23 @@ nlohmann::json NodeToApiJson(const Node& n, const std::string& server_ae_title) 
   const bool dimse = n.type == NodeType::kDimse;
   j["offers_import"] = n.queryable && (dimse || (n.qido && n.wado));
   j["offers_export"] = n.storable && (dimse || n.stow);
-  const std::string reason = UnavailableReason(n);
-  j["available"] = reason.empty();
-  j["unavailable_reason"] = reason.empty() ? json(nullptr) : json(reason);
+  // The availability schedule, now: open or not, and when that changes.
+  auto schedule = Schedule::Parse(n.schedule);
+  const Schedule::Availability a = schedule ? schedule->At(now) : Schedule::Availability{};
+  j["available"] = a.open;
+  j["availability_changes_at"] = a.next_change ? json(UtcIso(*a.next_change)) : json(nullptr);
+  j["unavailable_reason"] = a.open ? json(nullptr) : json(ClosedReason(n, now));
   return j;
+}
+
+std::string ClosedReason(const Node& n, TimePoint now) {
+  auto schedule = Schedule::Parse(n.schedule);
+  if (!schedule) return "";
+  const Schedule::Availability a = schedule->At(now);
+  if (a.open) return "";
+  return fmt::format("node '{}' is outside its availability window ({}); {}", n.name, schedule->Describe(),
+                     a.next_change ? fmt::format("the next one opens at {}", UtcIso(*a.next_change))
+                                   : std::string("no window opens"));
 }
 
 dicom::PeerRequest ToPeerRequest(const Node& n, const std::string& default_calling_ae) {

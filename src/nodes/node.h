@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/clock.h"
 #include "core/result.h"
 #include "dicom/peer.h"
 
@@ -111,14 +112,14 @@ dicom::PeerRequest ToPeerRequest(const Node& n, const std::string& default_calli
 std::string EffectiveCallingAeTitle(const Node& n, const std::string& server_ae_title);
 std::string EffectiveMoveDestination(const Node& n, const std::string& server_ae_title);
 
-// Why operations on this node cannot run in this version ("" when they can): DICOMweb nodes
-// are stored and listed, but find, retrieve, send and echo need a DIMSE node until DICOMweb
-// lands.
-std::string UnavailableReason(const Node& n);
+// Why the node's schedule keeps it from being used at `now`, with its next window ("" when it
+// is available).
+std::string ClosedReason(const Node& n, TimePoint now);
 
 // The API's JSON of a node: NodeToJson without secrets, plus read-only derived fields
 // (`effective_calling_ae_title`, `effective_move_destination` for DIMSE nodes; `available`
-// and `unavailable_reason`).
-nlohmann::json NodeToApiJson(const Node& n, const std::string& server_ae_title);
+// (its schedule lets it be used now), `availability_changes_at` and `unavailable_reason`).
+nlohmann::json NodeToApiJson(const Node& n, const std::string& server_ae_title,
+                             TimePoint now = std::chrono::system_clock::now());
 
 }  // namespace pb

@@ -374,12 +374,15 @@ class DicomWebTransport : public Transport {
       last_retry_after_ = r->status == 429 ? RetryAfterSeconds(r->Header("retry-after")) : 0;
       return tl::unexpected(Wrap(CodeFor(r->status), client_.Explain(rq, *r), rq.what));
     }
+    // The HTTP answer came whole: a body that is not the multipart it should be, or parts that
+    // are not what was asked for, are what this server sends; asking again will not change
+    // them (a transfer cut on the way is an error of the request itself, above).
     if (!finished) {
       std::string msg = finished.error().message;
       if (writer.stored() > 0) msg += fmt::format(" ({} instance(s) had arrived before)", writer.stored());
-      return tl::unexpected(Wrap(Code::kUnavailable, msg + problems, rq.what));
+      return tl::unexpected(Wrap(Code::kUnsupported, msg + problems, rq.what));
     }
-    if (!problems.empty()) return tl::unexpected(Wrap(Code::kUnavailable, problems.substr(2), rq.what));
+    if (!problems.empty()) return tl::unexpected(Wrap(Code::kUnsupported, problems.substr(2), rq.what));
     return {};
   }
 

@@ -111,9 +111,6 @@ class DimseTransport : public Transport {
 }  // namespace
 
 Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const TransportContext& context) {
-  if (std::string why = UnavailableReason(node); !why.empty()) {
-    return Fail(Code::kUnsupported, fmt::format("node '{}': {}", node.name, why));
-  }
   if (node.type == NodeType::kDimse) return std::unique_ptr<Transport>(std::make_unique<DimseTransport>(node, context));
   if (node.type == NodeType::kDicomWeb) return MakeDicomWebTransport(node, context);
   return Fail(Code::kUnsupported, fmt::format("node '{}': no transport for its type", node.name));

@@ -25,6 +25,10 @@ import web_peer  # noqa: E402
 from harness import dicomgen  # noqa: E402
 
 NODE = "web-faults"
+# A cut, a stall, a 0xA700 (and, as the server judges them, a malformed WADO-RS answer) is a
+# transient fault: the job would wait for an automatic retry (30 s by default). Scenarios about
+# the job such a fault ends, and a retry by hand, turn the automatic retries off on their node.
+NO_AUTO_RETRY = {"attempts": 1}
 INSTANCE_URL = re.compile(r"/studies/([^/]+)/series/([^/]+)/instances/([^/]+)/?$")
 SERIES_URL = re.compile(r"/studies/([^/]+)/series/([^/]+)/?$")
 STUDY_URL = re.compile(r"/studies/([^/]+)/?$")
@@ -200,7 +204,7 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
         files = self.sets["cut"]
         study = files[0][2]
         all_sops = {f[1] for f in files}
-        self.add_node(NODE)
+        self.add_node(NODE, retry=NO_AUTO_RETRY)
         self.peer.set_fault("close_after_bytes", count=1, bytes=100000)
         job_id = self.start_job("retrieve", NODE, [study])
         job = self.wait_job(job_id, timeout=60)
@@ -212,6 +216,8 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
         self.assertEqual(cut["bytes_sent"], 100000, "the first WADO-RS answer was not cut "
                          "(shorter than 100000 bytes: %s): %s" % (cut["path"], d))
         self.assertIn(job.get("state"), ("partial", "failed"), d)
+        self.assertEqual([(h.get("outcome"), h.get("transient")) for h in job.get("history") or []],
+                         [(job["state"], True)], "one run, the cut judged transient: " + d)
         self.assertNamesNode(job.get("error"), NODE)
         self.assertEqual(job_field(job, "method_used"), "wado-rs", d)
 
@@ -244,7 +250,7 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
     def test_wado_stall_ends_on_the_retrieve_timeout(self):
         files = self.sets["stall"]
         node = NODE + "-stall"
-        self.add_node(node, retrieve_timeout_seconds=2)
+        self.add_node(node, retrieve_timeout_seconds=2, retry=NO_AUTO_RETRY)
         # Every WADO-RS request stalls, so a transport that retries within the job still ends.
         self.peer.set_fault("stall_after_bytes", bytes=20000)  # inside the first instance
         self.addCleanup(self.peer.release)
@@ -270,6 +276,8 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
                                 "the connection was dropped before 2 s without bytes: " + d)
         self.assertLess(elapsed, 30, "the job took %.1fs for a 2 s timeout: %s" % (elapsed, d))
         self.assertNotEqual(job.get("state"), "succeeded", d)
+        self.assertEqual([(h.get("outcome"), h.get("transient")) for h in job.get("history") or []],
+                         [(job["state"], True)], "one run, the timeout judged transient: " + d)
         self.assertMatchesCI(r"time(d)?[ -]?out|no data|stalled|without (data|bytes)",
                              job.get("error"), d)
         self.assertNamesNode(job.get("error"), node)
@@ -277,11 +285,15 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
 
     def _malformed_wado(self, key, fault, **params):
         files = self.sets[key]
-        self.add_node(NODE)
+        # These scenarios are about the error and what is archived after one run. The server
+        # judges a malformed answer transient (as a cut could look the same): no automatic retry.
+        self.add_node(NODE, retry=NO_AUTO_RETRY)
         self.peer.set_fault(fault, **params)  # every WADO-RS answer of this job
         job_id = self.start_job("retrieve", NODE, [files[0][2]])
         job = self.wait_job(job_id, timeout=60)
         d = dump(job) + "\npeer:\n" + self.peer.describe()
+        self.assertEqual([h.get("outcome") for h in job.get("history") or []], [job["state"]],
+                         "one run: " + d)
         self.assertGreaterEqual(self.peer.fault_applied(fault), 1, d)
         self.peer.clear_faults()
         return files, job, d
@@ -388,13 +400,15 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
         files = self.sets["stowpart"]
         victim = files[2][1]
         node = NODE + "-stowpart"
-        self.add_node(node)
+        self.add_node(node, retry=NO_AUTO_RETRY)
         self.peer.set_fault("stow_partial", count=1, uid=victim)
         job_id = self.start_job("send", node, [files[0][2]])
         job = self.wait_job(job_id, timeout=60)
         d = dump(job) + "\npeer:\n" + self.peer.describe()
         self.assertEqual(self.peer.fault_applied("stow_partial"), 1, d)
         self.assertEqual(job.get("state"), "partial", d)
+        self.assertEqual([(h.get("outcome"), h.get("transient")) for h in job.get("history") or []],
+                         [("partial", True)], "one run, 0xA700 judged transient: " + d)
         failed = job_field(job, "failed_instances") or []
         self.assertEqual([f.get("sop_uid") for f in failed], [victim], d)
         reason = "%s %s" % (failed[0].get("status"), failed[0].get("reason"))

@@ -771,13 +771,17 @@ class SendTests(harness.JobHelpers, harness.E2ETestCase):
         victim = files[2]
         # Not bit-preserving: storescp writes the file itself and answers 0xA700 when it
         # cannot (here a directory has the file's name).
-        scp = self.scp_and_node("scp-a700", {"options": ["-B"]})
+        # 0xA700 (out of resources) is a transient refusal: no automatic retry on this node, the
+        # scenario is the partial job and the retry by hand.
+        scp = self.scp_and_node("scp-a700", {"options": ["-B"]}, retry={"attempts": 1})
         blocker = scp.out_dir / ("CT." + victim[1])
         blocker.mkdir()
         job_id = self.start_send("scp-a700", "STUDY", [files[0][2]])
         job = self.wait_job(job_id)
         d = dump(job)
         self.assertEqual(job.get("state"), "partial", d)
+        self.assertEqual([(h.get("outcome"), h.get("transient")) for h in job.get("history") or []],
+                         [("partial", True)], "one run, 0xA700 judged transient: " + d)
         failed = job.get("failed_instances") or []
         self.assertEqual([f.get("sop_uid") for f in failed], [victim[1]], d)
         self.assertEqual(str(failed[0].get("status")).lower(), "0xa700", d)
@@ -857,7 +861,9 @@ class SendTests(harness.JobHelpers, harness.E2ETestCase):
         scp = self.start_scp("scp-fault", debug=True)
         proxy = harness.ThrottledProxy(scp.port, rate=2_000_000, throttle="upload")
         self.addCleanup(proxy.close)
-        self.add_node("scp-fault", proxy.port, timeout_seconds=30)
+        # No automatic retry (the peer's death is transient): the scenario is the partial job
+        # and the retry by hand.
+        self.add_node("scp-fault", proxy.port, timeout_seconds=30, retry={"attempts": 1})
         try:
             job_id = self.start_send("scp-fault", "STUDY", [study])
             self.wait_progress(job_id, 15, timeout=60)
@@ -867,6 +873,8 @@ class SendTests(harness.JobHelpers, harness.E2ETestCase):
             proxy.rate = None
         d = dump(job)
         self.assertEqual(job.get("state"), "partial", d)
+        self.assertEqual([(h.get("outcome"), h.get("transient")) for h in job.get("history") or []],
+                         [("partial", True)], "one run, the peer's death judged transient: " + d)
         self.assertTrue(job.get("error"), "the job should say the peer went away: " + d)
         self.assertNotRegex(job["error"], r"AE title|TLS",
                             "%d instances were confirmed on this node before the peer died: "
@@ -999,7 +1007,8 @@ class SendTests(harness.JobHelpers, harness.E2ETestCase):
 
     def test_cli_send_follow_fails_when_the_job_does_not_succeed(self):
         files = self.sets["cli_parts"]
-        self.add_node("closed-port", harness.free_port())  # nothing listens there
+        # Nothing listens there (refused: transient), and no automatic retry: the job ends.
+        self.add_node("closed-port", harness.free_port(), retry={"attempts": 1})
         cp = self.server.cli("send", "closed-port", "--study", files[0][2], "--follow",
                              timeout=120)
         self.assertNotEqual(cp.returncode, 0, "a failed send must not exit 0:\n"
@@ -1011,6 +1020,8 @@ class SendTests(harness.JobHelpers, harness.E2ETestCase):
         job = self.get_job(jobs[0]["id"])
         d = dump(job)
         self.assertEqual(job.get("state"), "failed", d)
+        self.assertEqual([(h.get("outcome"), h.get("transient")) for h in job.get("history") or []],
+                         [("failed", True)], "one run, a refused connection judged transient: " + d)
         self.assertMatchesCI(r"refused", job.get("error"), d)
         unconfirmed = set(job.get("not_confirmed") or []) | {
             f.get("sop_uid") for f in job.get("failed_instances") or []}
