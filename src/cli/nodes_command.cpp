@@ -85,6 +85,7 @@ struct NodeFlags {
   std::optional<std::string> auth_type, username, password, token, token_url, client_id, client_secret, scope,
       password_file, token_file, client_secret_file;
   std::optional<std::string> tls_ca_file, tls_cert_file, tls_key_file;
+  std::optional<int64_t> max_bytes_per_second;
   std::optional<int> port, timeout, max_associations, max_results, stow_batch_instances, stow_batch_mb,
       query_timeout, retrieve_timeout, max_parallel_retrieves, retry_attempts, retry_first_delay, retry_max_delay;
   std::optional<bool> queryable, storable, default_qr, default_storage, qido, wado, stow, stow_multipart,
@@ -116,6 +117,8 @@ struct NodeFlags {
                     "preferred transfer syntax: UID, keyword or DCMTK name (DICOMweb: asked of WADO-RS)");
     cmd->add_option("--max-associations", max_associations, "1-64: parallel associations (DICOMweb: connections)");
     cmd->add_option("--max-results", max_results, "1-100000: answers kept per query");
+    cmd->add_option("--max-bytes-per-second", max_bytes_per_second,
+                    "0 (unlimited) or bytes per second shared by every retrieve and send to the node");
     cmd->add_option("--max-parallel-retrieves", max_parallel_retrieves,
                     "1-64: retrieve jobs from the node at once (default: 1 DIMSE, 2 DICOMweb)");
     cmd->add_option("--retry-attempts", retry_attempts,
@@ -193,6 +196,7 @@ struct NodeFlags {
     put("max_associations", max_associations);
     put("max_results", max_results);
     put("max_parallel_retrieves", max_parallel_retrieves);
+    put("max_bytes_per_second", max_bytes_per_second);
     if (retry_attempts) j["retry"]["attempts"] = *retry_attempts;
     if (retry_first_delay) j["retry"]["first_delay_seconds"] = *retry_first_delay;
     if (retry_max_delay) j["retry"]["max_delay_seconds"] = *retry_max_delay;

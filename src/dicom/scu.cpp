@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <dcmtk/dcmnet/dimse.h>
+#include <dcmtk/dcmnet/dcmlayer.h>
+#include <dcmtk/dcmnet/dcmtrans.h>
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -85,6 +87,38 @@ std::string Resolve(const std::string& host, std::string& error) {
 }
 
 // Sets up the TLS transport for the request; errors name the node field to fix.
+// A plain TCP connection whose reads and writes take their bytes from a rate limiter: the
+// throttle sits on the transport itself, so C-GET data, C-STORE data and every PDU count.
+class PacedConnection : public DcmTCPConnection {
+ public:
+  PacedConnection(DcmNativeSocketType socket, std::shared_ptr<RateLimiter> limiter)
+      : DcmTCPConnection(socket), limiter_(std::move(limiter)) {}
+  ssize_t read(void* buf, size_t nbyte) override {
+    const ssize_t n = DcmTCPConnection::read(buf, nbyte);
+    if (n > 0) limiter_->Acquire(n);
+    return n;
+  }
+  ssize_t write(void* buf, size_t nbyte) override {
+    limiter_->Acquire(static_cast<int64_t>(nbyte));
+    return DcmTCPConnection::write(buf, nbyte);
+  }
+
+ private:
+  std::shared_ptr<RateLimiter> limiter_;
+};
+
+class PacedLayer : public DcmTransportLayer {
+ public:
+  explicit PacedLayer(std::shared_ptr<RateLimiter> limiter) : limiter_(std::move(limiter)) {}
+  DcmTransportConnection* createConnection(DcmNativeSocketType socket, OFBool secure) override {
+    if (secure) return nullptr;
+    return new PacedConnection(socket, limiter_);
+  }
+
+ private:
+  std::shared_ptr<RateLimiter> limiter_;
+};
+
 std::string SetUpTls(const PeerRequest& rq, std::unique_ptr<DcmTLSTransportLayer>& layer) {
   layer = std::make_unique<DcmTLSTransportLayer>(NET_REQUESTOR, nullptr, OFTrue);
   if (layer->setTLSProfile(TSP_Profile_BCP195).bad()) return "TLS profile not available";
@@ -295,6 +329,9 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
         if (std::string why = SetUpTls(rq, a->tls_); !why.empty()) return fail("TLS set-up: " + why);
         ASC_setTransportLayer(a->net_, a->tls_.get(), 0);
         ASC_setTransportLayerType(a->params_, OFTrue);
+      } else if (rq.limiter) {
+        a->paced_ = std::make_unique<PacedLayer>(rq.limiter);
+        ASC_setTransportLayer(a->net_, a->paced_.get(), 0);
       }
       ASC_setAPTitles(a->params_, rq.calling_ae.c_str(), rq.called_ae.c_str(), nullptr);
       std::string peer = fmt::format("{}:{}", address, rq.port);

@@ -40,6 +40,7 @@ class ScuAssociation {
                                                            const std::vector<ProposedContext>&);
   ScuAssociation() = default;
   std::unique_ptr<DcmTLSTransportLayer> tls_;  // outlives the network (members go last)
+  std::unique_ptr<DcmTransportLayer> paced_;    // the throttled plain layer, when limited
   T_ASC_Network* net_ = nullptr;
   T_ASC_Parameters* params_ = nullptr;  // owned by assoc_ once requested
   T_ASC_Association* assoc_ = nullptr;

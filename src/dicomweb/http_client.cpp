@@ -1,5 +1,7 @@
 #include "dicomweb/http_client.h"
 
+#include "core/rate_limiter.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -191,6 +193,15 @@ struct Transfer {
   bool streaming = false;  // a 2xx body goes to on_body
   std::optional<Error> error;  // a callback's refusal
   bool canceled = false;
+  std::shared_ptr<RateLimiter> limiter;  // paces the body both ways (transfers only)
+
+  // Waits until `bytes` may pass the node's limit; false when canceled meanwhile.
+  bool Pace(size_t bytes) {
+    if (!limiter) return true;
+    if (limiter->Acquire(static_cast<int64_t>(bytes), request->cancel)) return true;
+    canceled = true;
+    return false;
+  }
 
   // Called before the first byte of the body (and once more after the transfer when there was
   // none): decides where the body goes.
@@ -236,6 +247,7 @@ size_t OnWrite(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const size_t len = size * n;
   if (!t->StartBody()) return 0;
+  if (!t->Pace(len)) return 0;
   if (t->streaming) {
     if (auto r = t->request->on_body(std::string_view(data, len)); !r) {
       t->error = r.error();
@@ -261,6 +273,7 @@ size_t OnRead(char* buffer, size_t size, size_t n, void* user) {
     t->error = r.error();
     return CURL_READFUNC_ABORT;
   }
+  if (!t->Pace(*r)) return CURL_READFUNC_ABORT;
   return *r;
 }
 
@@ -512,6 +525,8 @@ Result<HttpResponse> HttpClient::PerformOnce(Handle& h, HttpRequest& rq, const s
   Transfer t;
   t.curl = c;
   t.request = &rq;
+  // WADO-RS and STOW-RS bodies share the node's byte rate with every other transfer to it.
+  if (rq.phase == Phase::kTransfer) t.limiter = NodeRateLimiter(node_.name, node_.max_bytes_per_second);
   Configure(h, url, rq.phase);
 
   curl_slist* headers = nullptr;

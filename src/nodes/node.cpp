@@ -372,7 +372,7 @@ std::string ClosedReason(const Node& n, TimePoint now) {
 dicom::PeerRequest ToPeerRequest(const Node& n, const std::string& default_calling_ae) {
   return dicom::PeerRequest{n.host, n.port, n.ae_title, EffectiveCallingAeTitle(n, default_calling_ae),
                             n.timeout_seconds, n.tls.enabled, n.tls.verify_peer,
-                            n.tls.ca_file, n.tls.cert_file, n.tls.key_file, n.tls.verify_hostname};
+                            n.tls.ca_file, n.tls.cert_file, n.tls.key_file, n.tls.verify_hostname, nullptr};
 }
 
 }  // namespace pb

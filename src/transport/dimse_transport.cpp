@@ -52,13 +52,19 @@ class DimseTransport : public Transport {
     return pb::ListInstances(DimsePlanQuery(peer_), DimseWhere(peer_), params, plan);
   }
   FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) override {
-    return DimseFetch(node_, peer_, context_, request, hooks);
+    // Transfers are paced by the node's limit (C-GET data comes over our association; a
+    // C-MOVE's comes to our receiver on the PACS's association, which is not paced).
+    dicom::PeerRequest paced = peer_;
+    paced.limiter = NodeRateLimiter(node_.name, node_.max_bytes_per_second);
+    return DimseFetch(node_, paced, context_, request, hooks);
   }
 
   // C-STORE, converted with DCMTK's codecs when the node accepts another syntax.
   Result<std::vector<dicom::SendOutcome>> Send(const std::vector<dicom::SendItem>& items,
                                                const dicom::SendHooks& hooks) override {
-    return dicom::SendInstances({peer_, items, dicom::TransferSyntaxUid(node_.preferred_transfer_syntax),
+    dicom::PeerRequest paced = peer_;
+    paced.limiter = NodeRateLimiter(node_.name, node_.max_bytes_per_second);
+    return dicom::SendInstances({paced, items, dicom::TransferSyntaxUid(node_.preferred_transfer_syntax),
                                  node_.allow_lossy_compression},
                                 hooks);
   }

@@ -1,0 +1,45 @@
+#pragma once
+// A token bucket on bytes: every transfer to a node takes its bytes from the node's bucket, so
+// that all of them together stay at the node's max_bytes_per_second. A caller that takes more
+// than the bucket holds goes into debt and waits it off, so large reads and writes are paced as
+// exactly as small ones; the bucket holds at most a quarter second of bytes (a burst). Waits are
+// cut into short sleeps so that a cancel is seen. Thread-safe.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace pb {
+
+class RateLimiter {
+ public:
+  using Duration = std::chrono::steady_clock::duration;
+  using Now = std::function<std::chrono::steady_clock::time_point()>;
+  using Sleep = std::function<void(Duration)>;
+
+  // `now` and `sleep` default to the steady clock and the thread's sleep (tests inject both).
+  explicit RateLimiter(int64_t bytes_per_second, Now now = {}, Sleep sleep = {});
+
+  // Takes `bytes` from the bucket, waiting as long as the rate asks. Returns false when
+  // `stop` said so during the wait (the bytes stay taken).
+  bool Acquire(int64_t bytes, const std::function<bool()>& stop = {});
+
+  void SetRate(int64_t bytes_per_second);
+  int64_t rate() const;
+
+ private:
+  mutable std::mutex mu_;
+  int64_t rate_;           // GUARDED_BY(mu_)
+  double tokens_;          // GUARDED_BY(mu_): may be negative (debt)
+  std::chrono::steady_clock::time_point last_;  // GUARDED_BY(mu_)
+  Now now_;
+  Sleep sleep_;
+};
+
+// The limiter of a node, shared by every job and connection to it; null when `bytes_per_second`
+// is 0 (unlimited). A changed rate applies to the existing limiter.
+std::shared_ptr<RateLimiter> NodeRateLimiter(const std::string& node, int64_t bytes_per_second);
+
+}  // namespace pb

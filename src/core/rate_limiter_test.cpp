@@ -1,0 +1,76 @@
+#include "core/rate_limiter.h"
+
+#include <gtest/gtest.h>
+
+namespace pb {
+namespace {
+
+using namespace std::chrono_literals;
+using Steady = std::chrono::steady_clock;
+
+// A limiter on a clock that only sleeping moves: the time it makes its callers wait is exact.
+struct FakeTime {
+  Steady::time_point now{};
+  Steady::duration slept{};
+  RateLimiter Make(int64_t rate) {
+    return RateLimiter(
+        rate, [this] { return now; },
+        [this](Steady::duration d) {
+          now += d;
+          slept += d;
+        });
+  }
+};
+
+double Seconds(Steady::duration d) { return std::chrono::duration<double>(d).count(); }
+
+TEST(RateLimiterTest, TakesSizeOverRateLessTheBurst) {
+  FakeTime t;
+  RateLimiter l = t.Make(1'000'000);  // 1 MB/s, a burst of 250 kB
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(l.Acquire(1'000'000));
+  EXPECT_NEAR(Seconds(t.slept), 10.0 - 0.25, 1e-3);
+}
+
+TEST(RateLimiterTest, SmallPiecesArePacedAsExactlyAsLargeOnes) {
+  FakeTime t;
+  RateLimiter l = t.Make(500'000);
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(l.Acquire(5'000));  // 5 MB in 5 kB pieces
+  EXPECT_NEAR(Seconds(t.slept), 5'000'000 / 500'000.0 - 0.25, 1e-2);
+}
+
+TEST(RateLimiterTest, TimeSpentElsewhereRefillsTheBucketUpToTheBurstOnly) {
+  FakeTime t;
+  RateLimiter l = t.Make(1'000'000);
+  ASSERT_TRUE(l.Acquire(250'000));  // the burst: no wait
+  EXPECT_EQ(t.slept, Steady::duration::zero());
+  t.now += 10s;  // idle: the bucket refills to the burst, not to 10 MB
+  ASSERT_TRUE(l.Acquire(1'250'000));
+  EXPECT_NEAR(Seconds(t.slept), 1.0, 1e-3);
+}
+
+TEST(RateLimiterTest, AStopEndsTheWaitAndARateChangeApplies) {
+  FakeTime t;
+  RateLimiter l = t.Make(1'000);
+  int asked = 0;
+  EXPECT_FALSE(l.Acquire(1'000'000, [&] { return ++asked > 3; }));
+  EXPECT_LT(Seconds(t.slept), 1.0);  // gave up after a few short sleeps, not 1000 s
+  FakeTime u;
+  RateLimiter m = u.Make(1'000);
+  m.SetRate(2'000'000);
+  ASSERT_TRUE(m.Acquire(2'000'250));  // the old burst (250 B) plus 1 s at the new rate
+  EXPECT_NEAR(Seconds(u.slept), 1.0, 1e-3);
+}
+
+TEST(RateLimiterTest, NodesShareOneLimiterAndZeroMeansNone) {
+  auto a = NodeRateLimiter("rate-test-node", 5'000'000);
+  auto b = NodeRateLimiter("rate-test-node", 5'000'000);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a.get(), b.get());
+  auto c = NodeRateLimiter("rate-test-node", 1'000'000);
+  EXPECT_EQ(c.get(), a.get());
+  EXPECT_EQ(a->rate(), 1'000'000);
+  EXPECT_FALSE(NodeRateLimiter("rate-test-node", 0));
+}
+
+}  // namespace
+}  // namespace pb
