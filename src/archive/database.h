@@ -51,10 +51,19 @@ class Database {
   Result<std::vector<JobRow>> ListJobs(const JobFilter& filter);  // newest first
   // Writes `job` only while the stored row is in one of `states` (a cancel, a claim and a pause
   // cannot overwrite each other); false when it was not.
-  Result<bool> UpdateJobIf(const JobRow& job, const std::vector<std::string>& states);
+  // With `unpaused`, only while the stored row is not paused either (a claim never undoes a
+  // pause that reached the table first).
+  Result<bool> UpdateJobIf(const JobRow& job, const std::vector<std::string>& states, bool unpaused = false);
+  // Targeted changes of a queued or waiting job, each one UPDATE that touches only its own
+  // columns (a pause, a resume, a reorder and a cancel cannot undo each other); false when the
+  // job was not in a state that allows it.
+  Result<bool> PauseJob(int64_t id);
+  Result<bool> ResumeJob(int64_t id);
+  Result<bool> ReorderJob(int64_t id, int priority, int64_t queue_order);
+  Result<bool> CancelPendingJob(int64_t id, const std::string& error, const std::string& finished_at);
   // Jobs a worker may start at `now_iso`, in the order they should run: queued ones and waiting
   // ones whose next attempt is due, not paused; by priority, then queue order.
-  Result<std::vector<JobRow>> RunnableJobs(const std::string& now_iso, int limit);
+  Result<std::vector<JobRow>> RunnableJobs(const std::string& now_iso, int limit, int offset = 0);
   // The earliest next attempt of a waiting job ("" when none waits for a time).
   Result<std::string> NextJobAttempt();
   // A queue position at the front or the back of the queued jobs of a priority.
@@ -117,6 +126,9 @@ class Database {
  private:
   struct Impl;
   explicit Database(std::unique_ptr<Impl> impl);
+  // UPDATE jobs SET <set> WHERE id = :id AND <condition>; `values` bind the :names of `set`.
+  Result<bool> Change(int64_t id, const std::string& set, const std::string& condition,
+                      const std::vector<std::string>& values);
   std::unique_ptr<Impl> impl_;
 };
 

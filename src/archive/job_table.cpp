@@ -96,7 +96,7 @@ Result<void> Database::UpdateJob(const JobRow& j) {
   return {};
 }
 
-Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::string>& states) {
+Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::string>& states, bool unpaused) {
   std::lock_guard lock(impl_->writer_mu);
   try {
     std::string now = NowIso();
@@ -111,7 +111,8 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
                                  "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
                                  "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
                                  "queue_order = :q, not_before = :nb, wait_reason = :w WHERE id = :id" +
-                                     (only.empty() ? std::string() : " AND state IN (" + only + ")"),
+                                     (only.empty() ? std::string() : " AND state IN (" + only + ")") +
+                                     (unpaused ? " AND paused = 0" : ""),
                           soci::use(j.state), soci::use(j.progress), soci::use(j.result), soci::use(j.error),
                           soci::use(interrupted), soci::use(j.attempts), soci::use(j.started_at),
                           soci::use(j.finished_at), soci::use(now), soci::use(j.history), soci::use(paused),
@@ -124,15 +125,55 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
   }
 }
 
-Result<std::vector<JobRow>> Database::RunnableJobs(const std::string& now_iso, int limit) {
+Result<bool> Database::PauseJob(int64_t id) {
+  return Change(id, "state = 'waiting', paused = 1", "state IN ('queued', 'waiting')", {});
+}
+
+Result<bool> Database::ResumeJob(int64_t id) {
+  return Change(id, "state = 'queued', paused = 0, not_before = '', wait_reason = ''",
+                "state = 'waiting' AND paused = 1", {});
+}
+
+Result<bool> Database::ReorderJob(int64_t id, int priority, int64_t queue_order) {
+  return Change(id, fmt::format("priority = {}, queue_order = {}", priority, queue_order),
+                "state IN ('queued', 'waiting')", {});
+}
+
+Result<bool> Database::CancelPendingJob(int64_t id, const std::string& error, const std::string& finished_at) {
+  return Change(id, "state = 'canceled', error = :a, finished_at = :b, not_before = '', wait_reason = ''",
+                "state IN ('queued', 'waiting')", {error, finished_at});
+}
+
+Result<bool> Database::Change(int64_t id, const std::string& set, const std::string& condition,
+                              const std::vector<std::string>& values) {
+  std::lock_guard lock(impl_->writer_mu);
+  try {
+    std::string now = NowIso();
+    long long key = id;
+    // `set` and `condition` are this file's constants (numbers formatted from ints); values bound.
+    soci::statement st(impl_->writer);
+    for (const auto& v : values) st.exchange(soci::use(v));
+    st.exchange(soci::use(now));
+    st.exchange(soci::use(key));
+    st.alloc();
+    st.prepare(fmt::format("UPDATE jobs SET {}, updated_at = :u WHERE id = :id AND {}", set, condition));
+    st.define_and_bind();
+    st.execute(true);
+    return st.get_affected_rows() > 0;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("changing job {}", id)));
+  }
+}
+
+Result<std::vector<JobRow>> Database::RunnableJobs(const std::string& now_iso, int limit, int offset) {
   try {
     soci::session s(impl_->pool);
     soci::row row;
     soci::statement st = (s.prepare << fmt::format(
                               "SELECT {} FROM jobs WHERE paused = 0 AND (state = 'queued' OR "
                               "(state = 'waiting' AND not_before <= :now)) "
-                              "ORDER BY priority DESC, queue_order, id LIMIT {}",
-                              kJobColumns, std::max(1, limit)),
+                              "ORDER BY priority DESC, queue_order, id LIMIT {} OFFSET {}",
+                              kJobColumns, std::max(1, limit), std::max(0, offset)),
                           soci::use(now_iso), soci::into(row));
     st.execute(false);
     std::vector<JobRow> out;

@@ -38,6 +38,9 @@ std::string ProgressLine(const nlohmann::json& job) {
     if (job.contains("next_attempt") && job["next_attempt"].is_string()) {
       return "waiting: next attempt at " + job["next_attempt"].get<std::string>();
     }
+    if (job.contains("waiting_until") && job["waiting_until"].is_string()) {
+      return "waiting for its node's availability window, which opens at " + job["waiting_until"].get<std::string>();
+    }
     return "waiting";
   }
   const auto& p = job.value("progress", nlohmann::json::object());

@@ -210,7 +210,9 @@ Result<FindResult> Find(const FindRequest& rq) {
       !result.truncated) {
     OFString comment;
     if (detail) detail->findAndGetOFString(DCM_ErrorComment, comment);
-    return Fail(Code::kInternal, fmt::format("C-FIND refused by {}: status 0x{:04X}{}{}", (*a)->where(),
+    // Out of resources (A7xx) may pass; other refusals are about the query.
+    return Fail((rsp.DimseStatus & 0xFF00) == 0xA700 ? Code::kUnavailable : Code::kInternal,
+                fmt::format("C-FIND refused by {}: status 0x{:04X}{}{}", (*a)->where(),
                                              rsp.DimseStatus, comment.empty() ? "" : ": ",
                                              comment.c_str()));
   }

@@ -245,11 +245,7 @@ Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pre
 // An association for a retrieve; a peer that accepts none of the contexts does not offer it.
 Result<std::unique_ptr<ScuAssociation>> Open(const PeerRequest& peer,
                                              const std::vector<ProposedContext>& contexts) {
-  auto a = Associate(peer, contexts);
-  if (!a && a.error().message.rfind("no presentation context", 0) == 0) {
-    return Fail(Code::kUnsupported, a.error().message);
-  }
-  return a;
+  return Associate(peer, contexts);  // no accepted context: kUnsupported
 }
 
 // Sends a C-GET/C-MOVE request with the target's identifier.

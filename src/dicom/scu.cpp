@@ -410,7 +410,9 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
           if (!names.empty()) names += ", ";
           names += n ? n : c.abstract_syntax;
         }
-        return fail(fmt::format("no presentation context accepted (the peer does not accept {})", names));
+        // The peer offers none of it: asking again will not change that.
+        return Fail(Code::kUnsupported,
+                    fmt::format("no presentation context accepted (the peer does not accept {})", names));
       }
       return a;
     };

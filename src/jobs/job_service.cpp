@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include <fmt/format.h>
@@ -43,8 +44,10 @@ struct JobService::Live {
   Steady::time_point persisted; // GUARDED_BY(mu)
   std::atomic<bool> cancel{false};
   std::atomic<bool> pause{false};
-  std::optional<TimePoint> window_ends;  // the node's availability window closes then
-  std::shared_ptr<const Schedule> schedule;
+  // When the node's availability window closes (system clock ticks; max: never). Atomic: a
+  // schedule change moves it while the job runs.
+  std::atomic<int64_t> window_ends{std::numeric_limits<int64_t>::max()};
+  bool ending = false;         // GUARDED_BY(mu): the run is over; a cancel or pause goes to the table
   int connections = 1;         // held on the node (GUARDED_BY the service's mu_)
 };
 
@@ -70,7 +73,9 @@ class JobService::Context : public JobContext {
   bool StopRequested() const override {
     return live_.cancel || live_.pause || service_.server_stopping_ || WindowClosed();
   }
-  bool WindowClosed() const { return live_.window_ends && service_.clock_.Now() >= *live_.window_ends; }
+  bool WindowClosed() const {
+    return service_.clock_.Now().time_since_epoch().count() >= live_.window_ends.load();
+  }
   bool ServerStopping() const override { return service_.server_stopping_; }
   int ExtraConnections(int wanted) override {
     std::lock_guard lock(service_.mu_);
@@ -171,13 +176,23 @@ void JobService::Poke() {
 }
 
 std::shared_ptr<JobService::Live> JobService::Claim() {
-  auto rows = db_.RunnableJobs(UtcIso(clock_.Now()), 64);
-  if (!rows) {
-    spdlog::warn("jobs: cannot read the queue: {}", rows.error().message);
-    return nullptr;
-  }
   const TimePoint now = clock_.Now();
-  for (JobRow& row : *rows) {
+  // Page through the queue: jobs of a busy node must not hide those of a free one behind them.
+  constexpr int kPage = 64;
+  for (int offset = 0;; offset += kPage) {
+    auto rows = db_.RunnableJobs(UtcIso(now), kPage, offset);
+    if (!rows) {
+      spdlog::warn("jobs: cannot read the queue: {}", rows.error().message);
+      return nullptr;
+    }
+    if (auto live = ClaimFrom(*rows, now)) return live;
+    if (static_cast<int>(rows->size()) < kPage) return nullptr;
+  }
+}
+
+std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& rows, TimePoint now) {
+  for (JobRow& row : rows) {
+    if (live_.count(row.id)) continue;  // its last run is still being put away
     const NodeJobPolicy policy = PolicyOf(row.node);
     Schedule::Availability window;
     if (policy.schedule) window = policy.schedule->At(now);
@@ -186,7 +201,7 @@ std::shared_ptr<JobService::Live> JobService::Claim() {
       row.state = "waiting";
       row.wait_reason = "schedule";
       row.not_before = UtcIso(window.next_change ? *window.next_change : now + std::chrono::hours(24));
-      if (auto r = db_.UpdateJobIf(row, kPending); !r) spdlog::warn("job {}: {}", row.id, r.error().message);
+      if (auto r = db_.UpdateJobIf(row, kPending, true); !r) spdlog::warn("job {}: {}", row.id, r.error().message);
       continue;
     }
     if (node_connections_[row.node] >= policy.max_connections) continue;
@@ -198,7 +213,7 @@ std::shared_ptr<JobService::Live> JobService::Claim() {
     row.not_before.clear();
     row.wait_reason.clear();
     // Atomic against a cancel or a pause that reached the row first.
-    auto claimed = db_.UpdateJobIf(row, kPending);
+    auto claimed = db_.UpdateJobIf(row, kPending, true);
     if (!claimed) {
       spdlog::warn("job {}: cannot start it: {}", row.id, claimed.error().message);
       continue;
@@ -208,8 +223,7 @@ std::shared_ptr<JobService::Live> JobService::Claim() {
     live->row = row;
     live->params = ParseOr(row.params, json::object());
     live->persisted = Steady::time_point{};  // the first progress is written at once
-    live->window_ends = window.next_change;
-    live->schedule = policy.schedule;
+    if (window.next_change) live->window_ends = window.next_change->time_since_epoch().count();
     node_connections_[row.node] += 1;
     if (row.type == "retrieve") node_retrieves_[row.node] += 1;
     live_[row.id] = live;  // from here on a cancel or a pause reaches the job through `live`
@@ -221,7 +235,8 @@ std::shared_ptr<JobService::Live> JobService::Claim() {
 void JobService::Release(Live& live) {
   node_connections_[live.row.node] -= live.connections;
   if (live.row.type == "retrieve") node_retrieves_[live.row.node] -= 1;
-  live_.erase(live.row.id);
+  auto it = live_.find(live.row.id);
+  if (it != live_.end() && it->second.get() == &live) live_.erase(it);
 }
 
 void JobService::WorkerLoop() {
@@ -275,8 +290,13 @@ std::chrono::seconds JobService::RetryDelay(const NodeJobPolicy& policy, int fai
 void JobService::Finish(Live& live, JobOutcome out) {
   const TimePoint now = clock_.Now();
   JobRow row;
+  bool canceled, paused;
   {
+    // From here a cancel or a pause no longer reaches this run: it waits for the table.
     std::lock_guard lock(live.mu);
+    live.ending = true;
+    canceled = live.cancel;
+    paused = live.pause;
     if (!out.progress.is_null()) live.row.progress = out.progress.dump();
     row = live.row;
   }
@@ -295,22 +315,24 @@ void JobService::Finish(Live& live, JobOutcome out) {
   row.wait_reason.clear();
   const bool ended_well = out.state == "succeeded";
   std::string what;  // for the log line
-  if (live.cancel && !ended_well) {
+  const bool window_closed = now.time_since_epoch().count() >= live.window_ends.load();
+  if (canceled && !ended_well) {
     entry["outcome"] = "canceled";
     row.state = "canceled";
     row.finished_at = UtcIso(now);
     what = "canceled";
-  } else if (!ended_well && live.pause) {
+  } else if (!ended_well && paused) {
     entry["outcome"] = "paused";
     entry["error"] = nullptr;
     row.state = "waiting";
     row.paused = true;
     row.error.clear();
     what = "paused";
-  } else if (!ended_well && live.window_ends && now >= *live.window_ends) {
+  } else if (!ended_well && window_closed) {
     // The node's window closed: the run stopped between instances; the job goes on at the
-    // next window, where it was.
-    const Schedule::Availability next = live.schedule ? live.schedule->At(now) : Schedule::Availability{};
+    // next window (of the node's schedule as it is now), where it was.
+    const NodeJobPolicy current = PolicyOf(row.node);
+    const Schedule::Availability next = current.schedule ? current.schedule->At(now) : Schedule::Availability{};
     const TimePoint opens = !next.open && next.next_change ? *next.next_change : now;
     entry["outcome"] = "window_closed";
     entry["error"] = fmt::format("the node's availability window closed; the job goes on at {}", UtcIso(opens));
@@ -478,7 +500,7 @@ Result<json> JobService::Cancel(int64_t id) {
       std::lock_guard lock(mu_);
       auto it = live_.find(id);
       std::lock_guard live_lock(it != live_.end() ? it->second->mu : idle_mu_);
-      if (it != live_.end() && it->second->row.state == "running") {  // else its run is ending: the table
+      if (it != live_.end() && !it->second->ending) {  // else its run is ending: the table
         it->second->cancel = true;
         json j = ToJson(it->second->row, true);
         j["cancel_requested"] = true;
@@ -497,12 +519,14 @@ Result<json> JobService::Cancel(int64_t id) {
       continue;
     }
     r.state = "canceled";
-    r.error = "canceled before it started";
-    if (!ParseOr(r.history, json::array()).empty()) r.error = "canceled while it waited for its next attempt";
+    r.error = r.paused ? "canceled while paused"
+              : ParseOr(r.history, json::array()).empty() ? "canceled before it started"
+              : r.wait_reason == "schedule"               ? "canceled while it waited for its node's availability window"
+                                                          : "canceled while it waited for its next attempt";
     r.not_before.clear();
     r.wait_reason.clear();
     r.finished_at = UtcIso(clock_.Now());
-    auto u = db_.UpdateJobIf(r, kPending);
+    auto u = db_.CancelPendingJob(id, r.error, r.finished_at);
     if (!u) return tl::unexpected(u.error());
     if (*u) return ToJson(r, true);
   }
@@ -515,7 +539,7 @@ Result<json> JobService::Pause(int64_t id) {
       std::lock_guard lock(mu_);
       auto it = live_.find(id);
       std::lock_guard live_lock(it != live_.end() ? it->second->mu : idle_mu_);
-      if (it != live_.end() && it->second->row.state == "running") {  // else its run is ending: the table
+      if (it != live_.end() && !it->second->ending) {  // else its run is ending: the table
         it->second->pause = true;
         json j = ToJson(it->second->row, true);
         j["pause_requested"] = true;
@@ -534,7 +558,7 @@ Result<json> JobService::Pause(int64_t id) {
     if (r.paused) return ToJson(r, true);
     r.state = "waiting";
     r.paused = true;
-    auto u = db_.UpdateJobIf(r, kPending);
+    auto u = db_.PauseJob(id);
     if (!u) return tl::unexpected(u.error());
     if (*u) return ToJson(r, true);
   }
@@ -558,7 +582,7 @@ Result<json> JobService::Resume(int64_t id) {
   r.state = "queued";
   r.not_before.clear();
   r.wait_reason.clear();
-  auto u = db_.UpdateJobIf(r, {"waiting"});
+  auto u = db_.ResumeJob(id);
   if (!u) return tl::unexpected(u.error());
   if (!*u) return Fail(Code::kConflict, fmt::format("job {} is changing state; try again", id), "id");
   Poke();
@@ -588,9 +612,9 @@ Result<json> JobService::Reorder(int64_t id, const std::string& priority, const 
     if (!edge) return tl::unexpected(edge.error());
     r.queue_order = *edge;
   }
-  auto u = db_.UpdateJobIf(r, kPending);
+  auto u = db_.ReorderJob(id, r.priority, r.queue_order);
   if (!u) return tl::unexpected(u.error());
-  if (!*u) return Fail(Code::kConflict, fmt::format("job {} has just started; it can no longer be reordered", id), "id");
+  if (!*u) return Fail(Code::kConflict, fmt::format("job {} has just started or ended; it can no longer be reordered", id), "id");
   Poke();
   return ToJson(r, true);
 }
@@ -609,6 +633,22 @@ Result<json> JobService::Retry(int64_t id) {
 }
 
 void JobService::NodeChanged(const std::string& node) {
+  {
+    // Running jobs of the node stop at the end of its window as the schedule now has it.
+    std::lock_guard lock(mu_);
+    const NodeJobPolicy policy = PolicyOf(node);
+    const TimePoint now = clock_.Now();
+    for (auto& [id, live] : live_) {
+      if (live->row.node != node) continue;
+      int64_t ends = std::numeric_limits<int64_t>::max();
+      if (policy.schedule) {
+        const Schedule::Availability a = policy.schedule->At(now);
+        if (!a.open) ends = now.time_since_epoch().count();
+        else if (a.next_change) ends = a.next_change->time_since_epoch().count();
+      }
+      live->window_ends = ends;
+    }
+  }
   if (auto r = db_.RequeueScheduleWaits(node); !r) {
     spdlog::warn("jobs of node '{}': cannot look at its new schedule: {}", node, r.error().message);
   }

@@ -135,6 +135,7 @@ class JobService {
   class Context;
   void WorkerLoop();
   std::shared_ptr<Live> Claim();  // mu_ held
+  std::shared_ptr<Live> ClaimFrom(std::vector<JobRow>& rows, TimePoint now);  // mu_ held
   void RunOne(const std::shared_ptr<Live>& live);
   void Finish(Live& live, JobOutcome out);
   void Release(Live& live);  // mu_ held

@@ -645,6 +645,50 @@ TEST_F(JobServiceTest, OnADaylightSavingDayTheWindowMovesInUtc) {
   WaitFor(*s, id, "succeeded");
 }
 
+TEST_F(JobServiceTest, JobsOfABusyNodeDoNotHideAFreeNodesJobsBehindThem) {
+  ScriptedRunner runner;
+  NodeJobPolicy policy;
+  policy.max_connections = 1;
+  auto s = Make(2, policy);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string blocker = (*s->Submit("test", {{"n", 1}}))["id"];
+  WaitFor(*s, blocker, "running");
+  for (int n = 100; n < 170; ++n) ASSERT_TRUE(s->Submit("test", {{"n", n}}));  // more than a page
+  std::string other = (*s->Submit("test", {{"n", 2}, {"node", "node-b"}}))["id"];
+  WaitFor(*s, other, "running");
+  runner.release = true;
+  WaitFor(*s, other, "succeeded");
+}
+
+TEST_F(JobServiceTest, PauseReorderAndResumeDoNotUndoEachOther) {
+  ScriptedRunner runner;
+  auto s = Make(1);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string blocker = (*s->Submit("test", {{"n", 1}}))["id"];
+  WaitFor(*s, blocker, "running");
+  std::string id = (*s->Submit("test", {{"n", 2}}))["id"];
+  ASSERT_TRUE(s->Pause(std::stoll(id)));
+  auto moved = s->Reorder(std::stoll(id), "high", "first");
+  ASSERT_TRUE(moved) << moved.error().message;
+  auto j = Job(*s, id);
+  EXPECT_EQ(j["paused"], true);  // the reorder kept the pause
+  EXPECT_EQ(j["state"], "waiting");
+  EXPECT_EQ(j["priority"], "high");
+  ASSERT_TRUE(s->Resume(std::stoll(id)));
+  j = Job(*s, id);
+  EXPECT_EQ(j["paused"], false);
+  EXPECT_EQ(j["priority"], "high");  // the resume kept the reorder
+  auto canceled = s->Cancel(std::stoll(id));
+  ASSERT_TRUE(canceled);
+  EXPECT_EQ((*canceled)["state"], "canceled");
+  EXPECT_FALSE(s->Resume(std::stoll(id)));
+  runner.release = true;
+  CatchUp(*s, runner, 90);
+  EXPECT_EQ(runner.Runs(2), 0);
+}
+
 TEST_F(JobServiceTest, ListRefusesAnUnknownStateAndNamesTheStates) {
   auto s = Make(1);
   JobFilter bogus;

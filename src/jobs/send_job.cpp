@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -167,7 +168,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
                 {"bytes_per_second", secs > 0 ? static_cast<int64_t>(bytes / secs) : 0},
                 {"associations", static_cast<int64_t>(lanes)}};
   };
-  auto last = Steady::now(), last_save = Steady::now();
+  auto last = Steady::now();
   {
     std::lock_guard lock(mu);
     job.Progress(progress());
@@ -193,12 +194,6 @@ JobOutcome SendRunner::Run(JobContext& job) {
           if (!TransientRefusal(o.dimse_status)) unsaved.emplace_back(item.sop_uid, "refused " + o.reason);
         }
         if (o.status == dicom::SendStatus::kWarning) ++warned;
-        // Confirmations reach the table within a tenth of a second: after a crash, a resumed
-        // run sends again at most what was confirmed in that last moment.
-        if (Steady::now() - last_save >= kSaveEvery) {
-          last_save = Steady::now();
-          save();
-        }
         if (Steady::now() - last >= kProgressEvery) {
           last = Steady::now();
           job.Progress(progress());
@@ -219,11 +214,22 @@ JobOutcome SendRunner::Run(JobContext& job) {
       std::copy(r->begin(), r->end(), outcomes.begin() + begin);
     });
   }
+  // Confirmations reach the table within a tenth of a second, however long the next instance
+  // takes: after a crash, a resumed run sends again at most what was confirmed in that moment.
+  std::condition_variable lanes_done;
+  bool all_done = false;  // GUARDED_BY(mu)
+  std::thread saver([&] {
+    std::unique_lock lock(mu);
+    while (!lanes_done.wait_for(lock, kSaveEvery, [&] { return all_done; })) save();
+  });
   for (auto& t : threads) t.join();
   {
     std::lock_guard lock(mu);
+    all_done = true;
     save();
   }
+  lanes_done.notify_all();
+  saver.join();
 
   json failed_list = earlier_refusals, not_confirmed = json::array(), warnings = json::array();
   std::string first_break, first_reason;

@@ -53,6 +53,14 @@ Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db,
   for (const auto& [name, body] : *stored) {
     auto j = nlohmann::json::parse(body, nullptr, false);
     auto n = j.is_discarded() ? Result<Node>(Fail(Code::kInternal, "unreadable")) : NodeFromJson(j);
+    if (!n && n.error().field.rfind("schedule", 0) == 0) {
+      // Schedules were stored unchecked before they were used: one that does not parse is set
+      // aside (the node stays always available) rather than the node lost.
+      spdlog::warn("node '{}': its stored schedule is ignored ({}: {}); set a new one", name, n.error().field,
+                   n.error().message);
+      j.erase("schedule");
+      n = NodeFromJson(j);
+    }
     if (!n) {
       // Kept in the database, so nothing is lost: fixing the rule or the row brings it back.
       spdlog::error("node '{}' in the database cannot be used and is not listed: {}: {}", name, n.error().field,

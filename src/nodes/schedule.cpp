@@ -63,6 +63,11 @@ Result<Schedule> Schedule::Parse(const json& j, const std::string& server_zone) 
   try {
     s.zone_ = zone.empty() ? date::current_zone() : date::locate_zone(zone);
   } catch (const std::exception&) {
+    if (zone.empty()) {
+      return Fail(Code::kInvalidArgument,
+                  "the server's own time zone cannot be read (no /etc/localtime?): name one, e.g. \"timezone\": \"Europe/Paris\"",
+                  "schedule.timezone");
+    }
     return Fail(Code::kInvalidArgument,
                 fmt::format("unknown time zone '{}': give a tz database name such as Europe/Paris or America/New_York",
                             zone.substr(0, 64)),

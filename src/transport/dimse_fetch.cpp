@@ -39,6 +39,7 @@ class DimseFetcher {
       methods = {rq_.params.method};
     }
     FetchResult out;
+    int failures = 0;  // out.transient: every failure so far may pass
     std::string get_error;  // why C-GET was not used, when "auto" fell back to C-MOVE
     for (size_t mi = 0; mi < methods.size(); ++mi) {
       const bool more = mi + 1 < methods.size();
@@ -54,7 +55,7 @@ class DimseFetcher {
             get_error = a.error().message;
           } else {
             out.error = a.error().message;
-            out.transient = IsTransient(a.error().code);
+            out.transient = (failures++ == 0 || out.transient) && IsTransient(a.error().code);
           }
           break;
         }
@@ -72,7 +73,7 @@ class DimseFetcher {
                                   a->StatusText(), a->error_comment.empty() ? "" : ": ", a->error_comment);
           // Out of resources (A7xx) passes; an unknown destination (A801), an identifier the
           // PACS cannot use (A9xx, AAxx) or "unable to process" (Cxxx) will not.
-          out.transient = (a->status & 0xFF00) == 0xA700;
+          out.transient = (failures++ == 0 || out.transient) && (a->status & 0xFF00) == 0xA700;
         }
       }
       if (!fall_back) break;
