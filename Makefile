@@ -34,6 +34,7 @@ bench: build deps-test
 	bench/retrieve.sh
 	bench/send.sh
 	bench/dicomweb.sh
+	bench/throttle.sh
 
 clean:
 	rm -rf build

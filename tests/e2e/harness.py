@@ -691,26 +691,34 @@ class Forwarder:
 
 
 class ThrottledProxy:
-    """A TCP proxy on a free loopback port in front of upstream_port. Bytes in one direction
-    are paced at `rate` bytes/s (None: as fast as possible; may be changed while running):
-    throttle="download" paces upstream → client (a slow PACS sending to us), "upload" client →
-    upstream (a slow peer receiving from us). When one side closes or fails, both sides are
-    closed, so a SIGKILLed upstream looks to the client like a connection the peer dropped.
-    source: the local address the connections to upstream come from (default: the system's)."""
+    """A TCP proxy on 127.0.0.1 in front of upstream_port. Bytes in one direction are paced at
+    `rate` bytes/s (None: as fast as possible; may be changed while running): throttle="download"
+    paces upstream → client (a slow PACS sending to us), "upload" client → upstream (a slow peer
+    receiving from us). When one side closes or fails, both sides are closed, so a SIGKILLed
+    upstream looks to the client like a connection the peer dropped.
+    port: listen on that port (default: a free one), e.g. one a node already points at.
+    source: the local address the connections to upstream come from (default: the system's).
+    record: keep every connection as a session {"up": client→upstream bytes, "down":
+    upstream→client bytes}, in the order accepted (sessions(), session_count()).
+    idle_for(): seconds since any byte went through; open_sessions(): connections alive."""
 
-    def __init__(self, upstream_port, rate=None, throttle="download", source=None):
+    def __init__(self, upstream_port, rate=None, throttle="download", source=None, port=0,
+                 record=False):
         self.upstream_port = upstream_port
         self.source = source
         self.rate = rate
         self.upload = throttle == "upload"
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
+        self.record = record
         self.closed = False
         self.conns = []
+        self._sessions = []
+        self._last = time.monotonic()
         self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -729,19 +737,31 @@ class ThrottledProxy:
                 continue
             for s in (client, upstream):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            session = {"up": bytearray(), "down": bytearray(), "pumps": 2}
             with self.lock:
+                if self.closed:
+                    client.close()
+                    upstream.close()
+                    return
                 self.conns += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, self.upload),
+                self._sessions.append(session)
+                self._last = time.monotonic()
+            threading.Thread(target=self._pump, args=(client, upstream, session, "up"),
                              daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, not self.upload),
+            threading.Thread(target=self._pump, args=(upstream, client, session, "down"),
                              daemon=True).start()
 
-    def _pump(self, src, dst, throttled):
+    def _pump(self, src, dst, session, direction):
+        throttled = (direction == "up") == self.upload
         try:
             while True:
                 data = src.recv(16384 if throttled else 65536)
                 if not data:
                     break
+                with self.lock:
+                    if self.record:
+                        session[direction] += data
+                    self._last = time.monotonic()
                 dst.sendall(data)
                 rate = self.rate
                 if throttled and rate:
@@ -758,19 +778,51 @@ class ThrottledProxy:
                     s.close()
                 except OSError:
                     pass
+            with self.lock:
+                session["pumps"] -= 1
+                self._last = time.monotonic()
+
+    def session_count(self):
+        with self.lock:
+            return len(self._sessions)
+
+    def sessions(self, start=0, stop=None):
+        """Copies of the recorded sessions [start:stop]: [{"up": bytes, "down": bytes}]."""
+        with self.lock:
+            return [{"up": bytes(s["up"]), "down": bytes(s["down"])}
+                    for s in self._sessions[start:stop]]
+
+    def open_sessions(self):
+        with self.lock:
+            return sum(1 for s in self._sessions if s["pumps"] > 0)
+
+    def idle_for(self):
+        with self.lock:
+            return time.monotonic() - self._last
 
     def close(self):
         self.closed = True
+        # shutdown() first: a plain close() leaves the socket listening while the accept
+        # thread is blocked in accept() (then the port cannot be bound again).
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.sock.close()
         except OSError:
             pass
         with self.lock:
-            for s in self.conns:
-                try:
-                    s.close()
-                except OSError:
-                    pass
+            socks = list(self.conns)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                s.close()
+            except OSError:
+                pass
 
 
 class SilentListener:
