@@ -19,7 +19,8 @@ enum class Code {
   kOutOfSpace,
   kUnsupported,      // the peer (or this build) does not offer the operation asked for
   kConflict,         // the state of the resource does not allow the operation
-  kPermissionDenied, // a peer refused us: it does not allow our calling AE title (for this)
+  kPermissionDenied, // a peer refused us or the request (our AE title, credentials, a request it
+                     // does not take): asking again unchanged will not help
   kCanceled,         // someone asked the operation to stop
   kInternal,
 };

@@ -34,6 +34,9 @@ bool Finished(const std::string& state) {
 const std::vector<std::string> kPending{"queued", "waiting"};
 // A cancel or a pause that meets a job between the table and a worker looks again this often.
 constexpr int kStateRounds = 200;
+// Runs in a row that ended with the process (found `running` at a start) before a job is no
+// longer resumed by itself.
+constexpr int kCrashRuns = 3;
 
 }  // namespace
 
@@ -139,12 +142,27 @@ Result<int> JobService::Start() {
                        {"started_at", row.started_at},
                        {"ended_at", now},
                        {"outcome", "interrupted"},
-                       {"error", "the server stopped while this run was under way"},
+                       {"error", "the server stopped while this run was under way (it did not stop cleanly)"},
                        {"transient", true},
+                       {"crash", true},
                        {"completed", p.value("completed", json(0))}});
     row.history = history.dump();
-    row.state = "queued";
     row.interrupted = true;
+    // A job whose runs keep ending with the process (a crash it may cause itself) is not
+    // started again and again: after kCrashRuns in a row it waits for a person.
+    int crashes = 0;
+    for (auto it = history.rbegin(); it != history.rend() && it->value("crash", false); ++it) ++crashes;
+    if (crashes >= kCrashRuns) {
+      row.state = "failed";
+      row.error = fmt::format("the server stopped abruptly during each of this job's last {} runs; it is not "
+                              "resumed again by itself: see the server log, then retry it",
+                              crashes);
+      row.finished_at = now;
+      spdlog::error("job {}: {}", row.id, row.error);
+      if (auto r = db_.UpdateJobIf(row, {"running"}); !r) return tl::unexpected(r.error());
+      continue;
+    }
+    row.state = "queued";
     row.not_before.clear();
     row.wait_reason.clear();
     auto r = db_.UpdateJobIf(row, {"running"});

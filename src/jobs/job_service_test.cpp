@@ -152,7 +152,7 @@ TEST_F(JobServiceTest, RunsAJobToItsEndAndKeepsItsResult) {
   auto job = s->Submit("test", {{"n", 1}});
   ASSERT_TRUE(job) << job.error().message;
   std::string id = (*job)["id"];
-  auto running = WaitUntil(*s, id, [](const json& j) { return j["progress"]["completed"] == 1; });
+  auto running = WaitUntil(*s, id, [](const json& j) { return j["progress"].value("completed", -1) == 1; });
   EXPECT_EQ(running["state"], "running");
   runner.release = true;
   auto done = WaitFor(*s, id, "succeeded");
@@ -217,11 +217,20 @@ TEST_F(JobServiceTest, ACancelRacingAClaimNeverLetsTheJobRunAsCanceled) {
   s->Register("test", runner);
   ASSERT_TRUE(s->Start());
   std::vector<std::pair<int, bool>> canceled_before_start;
-  for (int n = 1000; n < 1200; ++n) {
+  auto submit_and_cancel = [&](int n) {
     std::string id = (*s->Submit("test", {{"n", n}}))["id"];
     auto c = s->Cancel(std::stoll(id));
     if (c && !(*c).contains("cancel_requested")) canceled_before_start.push_back({n, true});
-  }
+  };
+  // Free workers: each cancel races a claim (either may win).
+  for (int n = 1000; n < 1200; ++n) submit_and_cancel(n);
+  // Busy workers: the cancels certainly come first, so the check below has cases to check.
+  runner.release = false;
+  std::vector<std::string> busy;
+  for (int n = 2000; n < 2004; ++n) busy.push_back((*s->Submit("test", {{"n", n}, {"node", "node-" + std::to_string(n)}}))["id"]);
+  for (const auto& id : busy) WaitFor(*s, id, "running");
+  for (int n = 1200; n < 1220; ++n) submit_and_cancel(n);
+  runner.release = true;
   CatchUp(*s, runner, 99);
   ASSERT_FALSE(canceled_before_start.empty());
   for (auto [n, _] : canceled_before_start) EXPECT_EQ(runner.Runs(n), 0) << n;
@@ -304,6 +313,40 @@ TEST_F(JobServiceTest, ACrashLeavesRunningRowsThatTheNextStartResumes) {
   EXPECT_EQ(done["history"][0]["started_at"], "2026-03-02T08:00:00Z");
   EXPECT_EQ(done["history"][1]["outcome"], "succeeded");
   EXPECT_EQ(runner.Runs(5), 1);
+}
+
+TEST_F(JobServiceTest, AJobThatDiesWithTheServerThreeRunsInARowWaitsForAPerson) {
+  // Rows as a dead process leaves them: running, after earlier runs that ended the same way
+  // (found running at a start: "crash") or with a clean stop (no "crash").
+  auto dead_row = [&](int n, json history) {
+    JobRow row;
+    row.type = "test";
+    row.node = "node-a";
+    row.state = "running";
+    row.params = json{{"n", n}}.dump();
+    row.history = history.dump();
+    row.attempts = static_cast<int>(history.size()) + 1;
+    auto id = db_->InsertJob(row);
+    EXPECT_TRUE(id);
+    row.id = *id;
+    EXPECT_TRUE(db_->UpdateJob(row));
+    return std::to_string(*id);
+  };
+  const json crash{{"outcome", "interrupted"}, {"crash", true}};
+  const json clean_stop{{"outcome", "interrupted"}};
+  std::string third = dead_row(1, json::array({crash, crash}));
+  std::string second = dead_row(2, json::array({clean_stop, crash}));
+  ScriptedRunner runner;
+  runner.release = true;
+  auto s = Make(1);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  auto given_up = Job(*s, third);
+  EXPECT_EQ(given_up["state"], "failed");
+  EXPECT_NE(given_up["error"].get<std::string>().find("last 3 runs"), std::string::npos) << given_up.dump();
+  EXPECT_EQ(WaitFor(*s, second, "succeeded")["history"].size(), 4u);  // resumed: only 2 crashes in a row
+  CatchUp(*s, runner, 90);
+  EXPECT_EQ(runner.Runs(1), 0);
 }
 
 TEST_F(JobServiceTest, TransientFailuresWaitForTheirBackoffOnTheClockThenRunAgain) {
@@ -529,7 +572,7 @@ TEST_F(JobServiceTest, NeverMoreJobsOrConnectionsAtANodeThanItAllows) {
   // The first job takes its connection and asks for three more: one is left.
   std::string a = (*s.Submit("test", {{"n", 1}}))["id"];
   WaitFor(s, a, "running");
-  WaitUntil(s, a, [](const json& j) { return j["progress"]["completed"] == 1; });
+  WaitUntil(s, a, [](const json& j) { return j["progress"].value("completed", -1) == 1; });
   {
     std::lock_guard lock(runner.mu);
     EXPECT_EQ(runner.granted_extra, 1);
@@ -614,7 +657,7 @@ TEST_F(JobServiceTest, ATransferCrossingTheEndOfItsWindowStopsAndGoesOnAtTheNext
   s->Register("test", runner);
   ASSERT_TRUE(s->Start());
   std::string id = (*s->Submit("test", {{"n", 1}, {"node", "pacs"}}))["id"];
-  WaitUntil(*s, id, [](const json& j) { return j["progress"]["completed"] == 1; });
+  WaitUntil(*s, id, [](const json& j) { return j["progress"].value("completed", -1) == 1; });
   clock_.Advance(61s);  // 18:00:01 local: the runner is told to stop between instances
   auto waiting = WaitFor(*s, id, "waiting");
   EXPECT_EQ(waiting["waiting_until"], "2026-12-03T07:00:00Z");  // Thursday 08:00 local

@@ -67,9 +67,10 @@ int RetryAfterSeconds(const std::string& value) {
 }
 
 Code CodeFor(long status) {
-  if (status == 401 || status == 403) return Code::kPermissionDenied;
   if (status == 408 || status == 504) return Code::kTimeout;
-  return Code::kUnavailable;
+  if (TransientStatus(status)) return Code::kUnavailable;
+  // 401, 403, and the other 4xx (400, 404, 405, ...): the node refuses the request as it is.
+  return Code::kPermissionDenied;
 }
 
 class DicomWebTransport : public Transport {
