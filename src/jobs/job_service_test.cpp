@@ -614,9 +614,10 @@ TEST_F(JobServiceTest, ListFiltersByCreationTimeAndPruneDeletesOldFinishedJobs) 
   earlier.until = UtcIso(std::chrono::system_clock::now() + 24h);
   EXPECT_EQ(s->List(earlier)->size(), 1u);
   // Finished jobs go after keep_days (finished_at is on the service's clock); others stay.
+  runner.release = false;  // it never finishes: paused while queued or running
   std::string paused = (*s->Submit("test", {{"n", 2}}))["id"];
-  runner.release = false;
-  (void)s->Pause(std::stoll(paused));
+  ASSERT_TRUE(s->Pause(std::stoll(paused)));
+  WaitUntil(*s, paused, [](const json& j) { return j["paused"] == true; });
   clock_.Advance(24h * 29);
   EXPECT_EQ(*s->Prune(30), 0);
   clock_.Advance(24h * 2);

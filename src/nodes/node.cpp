@@ -355,16 +355,19 @@ nlohmann::json NodeToApiJson(const Node& n, const std::string& server_ae_title, 
   const Schedule::Availability a = schedule ? schedule->At(now) : Schedule::Availability{};
   j["available"] = a.open;
   j["availability_changes_at"] = a.next_change ? json(UtcIso(*a.next_change)) : json(nullptr);
-  j["unavailable_reason"] = a.open ? json(nullptr) : json(ClosedReason(n, now));
+  j["unavailable_reason"] = a.open ? json(nullptr) : json(ClosedReason(n, *schedule, a));
   return j;
 }
 
 std::string ClosedReason(const Node& n, TimePoint now) {
   auto schedule = Schedule::Parse(n.schedule);
   if (!schedule) return "";
-  const Schedule::Availability a = schedule->At(now);
+  return ClosedReason(n, *schedule, schedule->At(now));
+}
+
+std::string ClosedReason(const Node& n, const Schedule& schedule, const Schedule::Availability& a) {
   if (a.open) return "";
-  return fmt::format("node '{}' is outside its availability window ({}); {}", n.name, schedule->Describe(),
+  return fmt::format("node '{}' is outside its availability window ({}); {}", n.name, schedule.Describe(),
                      a.next_change ? fmt::format("the next one opens at {}", UtcIso(*a.next_change))
                                    : std::string("no window opens"));
 }

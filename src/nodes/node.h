@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/result.h"
 #include "dicom/peer.h"
+#include "nodes/schedule.h"
 
 namespace pb {
 
@@ -115,6 +116,7 @@ std::string EffectiveMoveDestination(const Node& n, const std::string& server_ae
 // Why the node's schedule keeps it from being used at `now`, with its next window ("" when it
 // is available).
 std::string ClosedReason(const Node& n, TimePoint now);
+std::string ClosedReason(const Node& n, const Schedule& schedule, const Schedule::Availability& a);
 
 // The API's JSON of a node: NodeToJson without secrets, plus read-only derived fields
 // (`effective_calling_ae_title`, `effective_move_destination` for DIMSE nodes; `available`

@@ -1246,34 +1246,35 @@ JOB_ENDED = ("succeeded", "partial", "failed", "canceled")
 
 
 class JobHelpers:
-    """Mixin for E2ETestCase subclasses with a `server` attribute: read and wait for jobs."""
+    """Mixin for E2ETestCase subclasses: read and wait for jobs of `server` (default: the
+    test's `server` attribute)."""
 
-    def get_job(self, job_id):
-        status, job = self.server.api("GET", "/api/jobs/%s" % job_id)
+    def get_job(self, job_id, server=None):
+        server = server or self.server
+        status, job = server.api("GET", "/api/jobs/%s" % job_id)
         self.assertEqual(status, 200, "GET /api/jobs/%s -> %s %r" % (job_id, status, job))
         return job
 
-    def wait_job(self, job_id, timeout=120):
-        """Poll until the job ends; return its JSON."""
+    def wait_job(self, job_id, timeout=120, server=None):
+        """Poll until the job ends (waiting for a retry or a window is not an end); return it."""
         deadline = time.monotonic() + timeout
         job = None
         while time.monotonic() < deadline:
-            job = self.get_job(job_id)
+            job = self.get_job(job_id, server=server)
             if job.get("state") in JOB_ENDED:
                 return job
             time.sleep(0.1)
         self.fail("job %s not finished after %ss: %s" % (job_id, timeout, job))
 
-    def wait_progress(self, job_id, at_least, timeout=60):
-        """Poll until progress.completed >= at_least while the job runs; return the job."""
+    def wait_progress(self, job_id, at_least, timeout=60, key="completed", server=None):
+        """Poll until progress[key] >= at_least while the job runs; return the job."""
         deadline = time.monotonic() + timeout
         job = None
         while time.monotonic() < deadline:
-            job = self.get_job(job_id)
+            job = self.get_job(job_id, server=server)
             if job.get("state") in JOB_ENDED:
                 self.fail("job %s ended too soon for this scenario: %s" % (job_id, job))
-            if ((job.get("progress") or {}).get("completed") or 0) >= at_least:
+            if ((job.get("progress") or {}).get(key) or 0) >= at_least:
                 return job
             time.sleep(0.05)
-        self.fail("job %s: fewer than %d instances after %ss: %s"
-                  % (job_id, at_least, timeout, job))
+        self.fail("job %s: %s below %d after %ss: %s" % (job_id, key, at_least, timeout, job))

@@ -431,8 +431,10 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
         self.add_node(NODE)
         self.peer.set_fault("redirect", host="127.0.0.2")
         status, body = self.find(NODE, "DWQIDO")
+        # The peer logs a request once its answer is written: the client may be done first.
+        self.assertTrue(harness.wait_until(lambda: self.peer.requests(status=307), timeout=5),
+                        "%s %r\npeer:\n%s" % (status, body, self.peer.describe()))
         d = "%s %r\npeer:\n%s" % (status, body, self.peer.describe())
-        self.assertTrue(self.peer.requests(status=307), d)
         self.assertGreaterEqual(status, 400, d)
         self.assertJsonError(status, body, expected_status=status)
         self.assertNamesNode(body["error"], NODE)

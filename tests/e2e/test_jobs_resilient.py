@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import dicomgen  # noqa: E402
 
-TERMINAL = ("succeeded", "partial", "failed", "canceled")
+TERMINAL = harness.JOB_ENDED
 
 # Pacing of the slow paths (bytes/s). A 2 KB instance is ~2.5 KB on the wire (command, PDV
 # headers): DIMSE_RATE gives ~20-25 instances/s, so 300 take ~13 s and a kill after ~20-30 of
@@ -151,7 +151,7 @@ def store_traffic(sessions, rq_direction):
 
 # --------------------------------------------------------------------------- tests
 
-class ResilientJobsTests(harness.E2ETestCase):
+class ResilientJobsTests(harness.JobHelpers, harness.E2ETestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -256,43 +256,12 @@ class ResilientJobsTests(harness.E2ETestCase):
         body.update(extra)
         return self.start_job(srv, "retrieve", body)
 
-    def get_job(self, srv, job_id):
-        status, job = srv.api("GET", "/api/jobs/%s" % job_id)
-        self.assertEqual(status, 200, "GET /api/jobs/%s -> %s %r" % (job_id, status, job))
-        return job
-
-    def wait_job(self, srv, job_id, timeout=120):
-        """Poll until the job has ended (waiting is not an end); return it."""
-        deadline = time.monotonic() + timeout
-        job = None
-        while time.monotonic() < deadline:
-            job = self.get_job(srv, job_id)
-            if job.get("state") in TERMINAL:
-                return job
-            time.sleep(0.1)
-        self.fail("job %s not finished after %ss: %s" % (job_id, timeout, dump(job)))
-
-    def wait_progress(self, srv, job_id, at_least, key="completed", timeout=60):
-        """Poll until progress[key] >= at_least while the job runs; return the job."""
-        deadline = time.monotonic() + timeout
-        job = None
-        while time.monotonic() < deadline:
-            job = self.get_job(srv, job_id)
-            if job.get("state") in TERMINAL:
-                self.fail("job %s ended before %s reached %d (too fast for this scenario, or "
-                          "it failed): %s" % (job_id, key, at_least, dump(job)))
-            if (progress(job).get(key) or 0) >= at_least:
-                return job
-            time.sleep(0.02)
-        self.fail("job %s: %s below %d after %ss: %s" % (job_id, key, at_least, timeout,
-                                                         dump(job)))
-
     def wait_state(self, srv, job_id, predicate, what, timeout=30, interval=0.05):
         job = {}
 
         def check():
             nonlocal job
-            job = self.get_job(srv, job_id)
+            job = self.get_job(job_id, server=srv)
             return predicate(job)
 
         if not harness.wait_until(check, timeout=timeout, interval=interval):
@@ -403,21 +372,27 @@ class ResilientJobsTests(harness.E2ETestCase):
     # ------------------------------------------------------------------ (a) SIGKILL, C-GET
 
     def test_a_sigkill_mid_c_get_resumes_the_same_job(self):
+        self.c_get_cut_then_resumed("a-kill", "the kill", lambda srv: srv.kill())
+
+    def c_get_cut_then_resumed(self, tag, what, stop):
+        """A slow C-GET of 300 instances, stopped by stop(server) with work provably pending,
+        then a new server on the same data: the same job must finish by itself, fetching only
+        what had not arrived."""
         files = self.sets["get300"]
         study, n = files[0][2], len(files)
-        srv = self.new_server("a-kill")
+        srv = self.new_server(tag)
         proxy = self.wire_proxy(self.orthanc.dicom_port, rate=DIMSE_RATE)
         self.add_dimse_node(srv, "slow-get", proxy.port)
         job_id = self.retrieve(srv, "slow-get", study, method="c-get")
-        seen = progress(self.wait_progress(srv, job_id, 20))["completed"]
+        seen = progress(self.wait_progress(job_id, 20, server=srv))["completed"]
         self.assertGreater(seen, 0)
-        self.assertLess(seen, n, "everything arrived before the kill: the proxy is too fast")
-        srv.kill()
+        self.assertLess(seen, n, "everything arrived before %s: the proxy is too fast" % what)
+        stop(srv)
         first = proxy.session_count()
         proxy.rate = None
         again = self.restarted(srv)
         # Nobody calls retry: the same job must finish by itself.
-        job = self.wait_job(again, job_id, timeout=120)
+        job = self.wait_job(job_id, timeout=120, server=again)
         self.assert_resumed_retrieve(again, job, job_id, files, seen)
         self.assert_c_get_wire(proxy, first, job)
         self.assert_history_counts(job)
@@ -434,14 +409,14 @@ class ResilientJobsTests(harness.E2ETestCase):
         self.add_dimse_node(srv, "slow-orthanc", proxy.port)
         job_id = self.start_job(srv, "send", {"node": "slow-orthanc", "level": "STUDY",
                                               "uids": [study]})
-        seen = progress(self.wait_progress(srv, job_id, 30))["completed"]
+        seen = progress(self.wait_progress(job_id, 30, server=srv))["completed"]
         self.assertGreater(seen, 0)
         self.assertLess(seen, n, "everything was sent before the kill: the proxy is too fast")
         srv.kill()
         first = proxy.session_count()
         proxy.rate = None
         again = self.restarted(srv)
-        job = self.wait_job(again, job_id, timeout=120)
+        job = self.wait_job(job_id, timeout=120, server=again)
         d = dump(job)
         self.assertEqual(job.get("state"), "succeeded", d)
         self.assertEqual(str(job.get("id")), job_id, d)
@@ -492,39 +467,25 @@ class ResilientJobsTests(harness.E2ETestCase):
                             "url": "http://127.0.0.1:%d/dicom-web/" % proxy.port,
                             "queryable": True, "storable": True})
         job_id = self.retrieve(srv, "slow-web", study)
-        seen = progress(self.wait_progress(srv, job_id, 10))["completed"]
+        seen = progress(self.wait_progress(job_id, 10, server=srv))["completed"]
         self.assertGreater(seen, 0)
         self.assertLess(seen, n, "everything arrived before the kill: the proxy is too fast")
         srv.kill()
         proxy.rate = None
         again = self.restarted(srv)
-        job = self.wait_job(again, job_id, timeout=120)
+        job = self.wait_job(job_id, timeout=120, server=again)
         self.assert_resumed_retrieve(again, job, job_id, files, seen)
         self.assert_history_counts(job)
 
     # ------------------------------------------------------------------ (d) SIGTERM, C-GET
 
     def test_d_sigterm_mid_c_get_exits_promptly_and_the_job_resumes(self):
-        files = self.sets["get300"]
-        study, n = files[0][2], len(files)
-        srv = self.new_server("d-term")
-        proxy = self.wire_proxy(self.orthanc.dicom_port, rate=DIMSE_RATE)
-        self.add_dimse_node(srv, "slow-get", proxy.port)
-        job_id = self.retrieve(srv, "slow-get", study, method="c-get")
-        seen = progress(self.wait_progress(srv, job_id, 20))["completed"]
-        self.assertGreater(seen, 0)
-        self.assertLess(seen, n, "everything arrived before the stop: the proxy is too fast")
-        t0 = time.monotonic()
-        srv.stop_and_check()  # SIGTERM; exit status 0 asserted
-        elapsed = time.monotonic() - t0
-        self.assertLess(elapsed, 15, "SIGTERM with a running retrieve took %.1fs" % elapsed)
-        first = proxy.session_count()
-        proxy.rate = None
-        again = self.restarted(srv)
-        job = self.wait_job(again, job_id, timeout=120)
-        self.assert_resumed_retrieve(again, job, job_id, files, seen)
-        self.assert_c_get_wire(proxy, first, job)
-        self.assert_history_counts(job)
+        def sigterm(srv):
+            t0 = time.monotonic()
+            srv.stop_and_check()  # SIGTERM; exit status 0 asserted
+            elapsed = time.monotonic() - t0
+            self.assertLess(elapsed, 15, "SIGTERM with a running retrieve took %.1fs" % elapsed)
+        self.c_get_cut_then_resumed("d-term", "the stop", sigterm)
 
     # ------------------------------------------------------------------ (e) retries
 
@@ -542,7 +503,7 @@ class ResilientJobsTests(harness.E2ETestCase):
         waiting = []  # snapshots taken while the job waited for its next attempt
 
         def two_failed_runs():
-            job = self.get_job(srv, job_id)
+            job = self.get_job(job_id, server=srv)
             if job.get("state") == "waiting":
                 waiting.append(job)
             if job.get("state") in TERMINAL or len(history(job)) >= 2:
@@ -550,7 +511,7 @@ class ResilientJobsTests(harness.E2ETestCase):
             return None
 
         job = harness.wait_until(two_failed_runs, timeout=30, interval=0.05)
-        self.assertTrue(job, "no two runs within 30 s: %s" % dump(self.get_job(srv, job_id)))
+        self.assertTrue(job, "no two runs within 30 s: %s" % dump(self.get_job(job_id, server=srv)))
         # The peer comes up (the third attempt is due 1-2 s after the second).
         self.wire_proxy(self.orthanc.dicom_port, port=port)
         d = dump(job)
@@ -576,7 +537,7 @@ class ResilientJobsTests(harness.E2ETestCase):
             self.assertLessEqual(gap, delay + 1.01, "retry %d should come %s-%s s after the "
                                  "failed run: %s" % (k, 0.5 * delay, delay, wd))
 
-        job = self.wait_job(srv, job_id, timeout=60)
+        job = self.wait_job(job_id, timeout=60, server=srv)
         d = dump(job)
         self.assertEqual(job.get("state"), "succeeded", d)
         self.assertEqual(str(job.get("id")), job_id, d)
@@ -603,12 +564,12 @@ class ResilientJobsTests(harness.E2ETestCase):
         self.addCleanup(proxy.close)
         self.add_dimse_node(srv, "cut-f", port, retry=RETRY_FAST)
         job_id = self.retrieve(srv, "cut-f", study, method="c-get")
-        seen = progress(self.wait_progress(srv, job_id, 5, key="arrived"))["arrived"]
+        seen = progress(self.wait_progress(job_id, 5, key="arrived", server=srv))["arrived"]
         self.assertLess(seen, n, "everything arrived before the cut: the proxy is too fast")
         proxy.close()  # the association is cut mid C-GET...
         # ...and the retry reaches Orthanc at full speed (a new listener on the same port).
         direct = self.wire_proxy(self.orthanc.dicom_port, port=port)
-        job = self.wait_job(srv, job_id, timeout=90)
+        job = self.wait_job(job_id, timeout=90, server=srv)
         d = dump(job)
         self.assertEqual(job.get("state"), "succeeded", d)
         self.assertEqual(str(job.get("id")), job_id, d)
@@ -668,13 +629,13 @@ class ResilientJobsTests(harness.E2ETestCase):
         states = []
 
         def ended():
-            job = self.get_job(srv, job_id)
+            job = self.get_job(job_id, server=srv)
             states.append(job.get("state"))
             return job if job.get("state") in TERMINAL else None
 
         job = harness.wait_until(ended, timeout=90, interval=0.05)
         t_end = time.monotonic()
-        self.assertTrue(job, "not ended after 90 s: %s" % dump(self.get_job(srv, job_id)))
+        self.assertTrue(job, "not ended after 90 s: %s" % dump(self.get_job(job_id, server=srv)))
         d = dump(job)
         sys.stderr.write("[job error: %s] " % job.get("error"))
         self.assertEqual(job.get("state"), "failed", d)
@@ -690,14 +651,14 @@ class ResilientJobsTests(harness.E2ETestCase):
 
         # A later job runs and ends...
         quick = self.sets["quick"]
-        later = self.wait_job(srv, self.retrieve(srv, later_node or node, quick[0][2],
-                                                 method="c-get"), timeout=60)
+        later = self.wait_job(self.retrieve(srv, later_node or node, quick[0][2],
+                                                 method="c-get"), timeout=60, server=srv)
         self.assertEqual(later.get("state"), "succeeded", dump(later))
 
         # ...and more than 3 s pass after the failure: watch for any change of the failed job
         # until then.
         def retried():
-            j = self.get_job(srv, job_id)
+            j = self.get_job(job_id, server=srv)
             if (j.get("state") != "failed" or len(history(j)) != 1 or j.get("attempts") != 1
                     or j.get("next_attempt")):
                 return j
@@ -726,7 +687,7 @@ class ResilientJobsTests(harness.E2ETestCase):
         self.assertJsonError(status, body, "priority")
 
         blocker = self.retrieve(srv, "block", self.sets["block"][0][2], method="c-get")
-        job = self.wait_progress(srv, blocker, 1)
+        job = self.wait_progress(blocker, 1, server=srv)
         self.assertEqual(job.get("priority"), "normal", "the default priority: " + dump(job))
 
         ids = {}
@@ -742,7 +703,7 @@ class ResilientJobsTests(harness.E2ETestCase):
         paused = self.retrieve(srv, "direct", self.sets["prio_paused"][0][2], method="c-get",
                                priority="high")
         for name, job_id in list(ids.items()) + [("paused", paused)]:
-            job = self.get_job(srv, job_id)
+            job = self.get_job(job_id, server=srv)
             self.assertEqual(job.get("state"), "queued",
                              "%s should wait behind the running job (1 worker): %s"
                              % (name, dump(job)))
@@ -789,23 +750,23 @@ class ResilientJobsTests(harness.E2ETestCase):
 
         done = harness.wait_until(all_four_ended, timeout=120, interval=0.03)
         self.assertTrue(done, "the four queued jobs did not end: %s"
-                        % [self.get_job(srv, i).get("state") for i in expected])
+                        % [self.get_job(i, server=srv).get("state") for i in expected])
         self.assertEqual(problems[:5], [])
         self.assertEqual([names[i] for i in order], ["high", "normal2", "normal1", "low"],
                          "priority first (high, normal, low), then queue order, with normal2 "
                          "moved first among the normals")
         for job_id in expected + [blocker]:
-            job = self.get_job(srv, job_id)
+            job = self.get_job(job_id, server=srv)
             self.assertEqual(job.get("state"), "succeeded", dump(job))
 
         # The worker is idle now: a paused job would start at once if it were runnable.
         ran = harness.wait_until(
-            lambda: self.get_job(srv, paused).get("state") != "waiting", timeout=1.5)
+            lambda: self.get_job(paused, server=srv).get("state") != "waiting", timeout=1.5)
         self.assertFalse(ran, "the paused job left `waiting` by itself: %s"
-                         % dump(self.get_job(srv, paused)))
+                         % dump(self.get_job(paused, server=srv)))
         status, answer = srv.api("POST", "/api/jobs/%s/resume" % paused)
         self.assertEqual(status, 200, "resume -> %s %r" % (status, answer))
-        job = self.wait_job(srv, paused, timeout=60)
+        job = self.wait_job(paused, timeout=60, server=srv)
         self.assertEqual(job.get("state"), "succeeded", dump(job))
         self.assertFalse(job.get("paused"), dump(job))
 
@@ -818,7 +779,7 @@ class ResilientJobsTests(harness.E2ETestCase):
         proxy = self.wire_proxy(self.orthanc.dicom_port, rate=DIMSE_RATE // 2)
         self.add_dimse_node(srv, "pause-i", proxy.port)
         job_id = self.retrieve(srv, "pause-i", study, method="c-get")
-        self.wait_progress(srv, job_id, 5)
+        self.wait_progress(job_id, 5, server=srv)
         status, answer = srv.api("POST", "/api/jobs/%s/pause" % job_id)
         self.assertEqual(status, 200, "pause -> %s %r" % (status, answer))
         self.assertEqual(str(answer.get("id")), job_id, answer)
@@ -835,14 +796,14 @@ class ResilientJobsTests(harness.E2ETestCase):
             lambda: proxy.open_sessions() == 0 or proxy.idle_for() > 1.0, timeout=15)
         self.assertTrue(quiet, "the PACS still sends while the job says it is paused")
         held = len(self.archive_sops(srv, study))
-        job = self.get_job(srv, job_id)
+        job = self.get_job(job_id, server=srv)
         self.assertEqual(progress(job).get("completed"), held,
                          "progress and archive disagree while paused: " + dump(job))
         self.assertGreater(held, 0)
         self.assertLess(held, n, "everything arrived before the pause took effect")
 
         def moved():
-            j = self.get_job(srv, job_id)
+            j = self.get_job(job_id, server=srv)
             if j.get("state") != "waiting" or not j.get("paused"):
                 return "state %s paused %s" % (j.get("state"), j.get("paused"))
             count = len(self.archive_sops(srv, study))
@@ -857,7 +818,7 @@ class ResilientJobsTests(harness.E2ETestCase):
         self.assertEqual(status, 200, "resume -> %s %r" % (status, answer))
         self.assertIn(answer.get("state"), ("queued", "running"), dump(answer))
         self.assertFalse(answer.get("paused"), dump(answer))
-        job = self.wait_job(srv, job_id, timeout=90)
+        job = self.wait_job(job_id, timeout=90, server=srv)
         d = dump(job)
         self.assertEqual(job.get("state"), "succeeded", d)
         self.assertEqual(str(job.get("id")), job_id, d)
@@ -894,7 +855,7 @@ class ResilientJobsTests(harness.E2ETestCase):
         f1 = self.retrieve(srv, "fj-dead", self.sets["filt_a"][0][2], method="c-get")
         for job_id, state in ((r1, "succeeded"), (sd, "succeeded"), (r2, "succeeded"),
                               (f1, "failed")):
-            job = self.wait_job(srv, job_id, timeout=60)
+            job = self.wait_job(job_id, timeout=60, server=srv)
             self.assertEqual(job.get("state"), state, dump(job))
         everything = sorted([r1, sd, r2, f1])
         self.assertEqual(self.job_ids(srv), everything)
