@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   pb::cli::AddRetrieveCommand(app, exit_code);
   pb::cli::AddSendCommand(app, exit_code);
   pb::cli::AddJobsCommand(app, exit_code);
+  pb::cli::AddImportCommand(app, exit_code);
   pb::cli::AddReceiversCommand(app, exit_code);
   pb::cli::AddProjectsCommand(app, exit_code);
   pb::cli::AddStagingCommand(app, exit_code);

@@ -18,6 +18,7 @@
 #include "http/api.h"
 #include "dicom/retrieve.h"
 #include "ingest/pipeline.h"
+#include "jobs/import_job.h"
 #include "jobs/job_service.h"
 #include "receivers/periodic_task.h"
 #include "jobs/retrieve_job.h"
@@ -184,6 +185,9 @@ int Serve(const std::string& config_file, bool strict_flag) {
   jobs.Register("retrieve", retrieve);
   SendRunner send(registry, pipeline, **db, blobs, cfg.ae_title);
   jobs.Register("send", send);
+  ImportRunner import(registry, **db, TransportContext{cfg.ae_title, {}, {}});
+  import.SetJobs(jobs);
+  jobs.Register("import", import);
   auto interrupted = jobs.Start();
   if (!interrupted) return Fatal(interrupted.error().message);
   if (*interrupted > 0) {
@@ -197,7 +201,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   };
   prune();
   PeriodicTask pruning(std::chrono::hours(1), prune);
-  if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging});
+  if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging, import});
       !started) {
     return Fatal(started.error().message);
   }

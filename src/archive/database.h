@@ -76,6 +76,17 @@ class Database {
   Result<int> RequeueScheduleWaits(const std::string& node);
   // Deletes jobs that ended before `before_iso`, with their items. Returns how many.
   Result<int> PruneJobs(const std::string& before_iso);
+  // A job waiting for the jobs it is made of goes back to the queue once none of them is queued,
+  // waiting or running any more. Returns whether it did.
+  Result<bool> WakeParentJob(int64_t parent_id);
+
+  // Imports (job_table.cpp): the rows of an import's sheet. Insert ignores rows already there.
+  Result<void> InsertImportRows(const std::vector<ImportRowRecord>& rows);
+  Result<std::vector<ImportRowRecord>> ImportRows(int64_t job_id);  // by line
+  Result<void> UpdateImportRow(const ImportRowRecord& row);  // state, error, matches, choice
+  // Records the choices of a confirmation and queues the import again, only while it waits for
+  // one (false otherwise; nothing written). A paused import keeps waiting until it is resumed.
+  Result<bool> ConfirmImport(int64_t job_id, const std::map<int, std::string>& choices);
 
   // Run-time facts about nodes ("" when unknown).
   Result<std::string> GetNodeState(const std::string& node, const std::string& key);

@@ -16,7 +16,7 @@ namespace {
 const char* kJobColumns =
     "id, type, state, node, params, progress, result, error, interrupted, priority, attempts, "
     "COALESCE(retry_of, 0), created_at, started_at, finished_at, updated_at, history, paused, "
-    "queue_order, not_before, wait_reason";
+    "queue_order, not_before, wait_reason, parent_id";
 
 JobRow ToJob(const soci::row& r) {
   JobRow j;
@@ -41,6 +41,7 @@ JobRow ToJob(const soci::row& r) {
   j.queue_order = Int(r, 18);
   j.not_before = Str(r, 19);
   j.wait_reason = Str(r, 20);
+  j.parent_id = Int(r, 21);
   return j;
 }
 
@@ -74,16 +75,17 @@ Result<int64_t> Database::InsertJob(const JobRow& j) {
     soci::indicator retry_ind = j.retry_of ? soci::i_ok : soci::i_null;
     long long id = 0;
     int paused = j.paused ? 1 : 0;
+    long long parent = j.parent_id;
     impl_->writer << "INSERT INTO jobs(type, state, node, params, progress, result, error, "
                      "interrupted, priority, attempts, retry_of, created_at, updated_at, history, "
-                     "paused, queue_order, not_before) "
+                     "paused, queue_order, not_before, parent_id) "
                      "VALUES(:t, :s, :n, :p, :g, :r, :e, :i, :pr, :a, :ro, :c, :u, :h, :pa, "
-                     "(SELECT COALESCE(MAX(queue_order), 0) + 1 FROM jobs), :nb) RETURNING id",
+                     "(SELECT COALESCE(MAX(queue_order), 0) + 1 FROM jobs), :nb, :pi) RETURNING id",
         soci::use(j.type), soci::use(j.state), soci::use(j.node), soci::use(j.params),
         soci::use(j.progress), soci::use(j.result), soci::use(j.error), soci::use(interrupted),
         soci::use(j.priority), soci::use(j.attempts), soci::use(retry_of, retry_ind),
         soci::use(now), soci::use(now), soci::use(j.history), soci::use(paused),
-        soci::use(j.not_before), soci::into(id);
+        soci::use(j.not_before), soci::use(parent), soci::into(id);
     return static_cast<int64_t>(id);
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "creating a job"));
@@ -171,7 +173,7 @@ Result<std::vector<JobRow>> Database::RunnableJobs(const std::string& now_iso, i
     soci::row row;
     soci::statement st = (s.prepare << fmt::format(
                               "SELECT {} FROM jobs WHERE paused = 0 AND (state = 'queued' OR "
-                              "(state = 'waiting' AND not_before <= :now)) "
+                              "(state = 'waiting' AND not_before != '' AND not_before <= :now)) "
                               "ORDER BY priority DESC, queue_order, id LIMIT {} OFFSET {}",
                               kJobColumns, std::max(1, limit), std::max(0, offset)),
                           soci::use(now_iso), soci::into(row));
@@ -274,6 +276,8 @@ Result<int> Database::PruneJobs(const std::string& before_iso) {
                            "AND finished_at < :b";
     impl_->writer << fmt::format("DELETE FROM job_items WHERE job_id IN (SELECT id FROM jobs WHERE {})", finished),
         soci::use(before_iso);
+    impl_->writer << fmt::format("DELETE FROM import_rows WHERE job_id IN (SELECT id FROM jobs WHERE {})", finished),
+        soci::use(before_iso);
     soci::statement st = (impl_->writer.prepare << fmt::format("DELETE FROM jobs WHERE {}", finished),
                           soci::use(before_iso));
     st.execute(true);
@@ -282,6 +286,113 @@ Result<int> Database::PruneJobs(const std::string& before_iso) {
     return n;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "deleting old jobs"));
+  }
+}
+
+Result<bool> Database::WakeParentJob(int64_t parent_id) {
+  return Change(parent_id, "state = 'queued', wait_reason = ''",
+                fmt::format("state = 'waiting' AND wait_reason = 'children' AND paused = 0 AND NOT EXISTS "
+                            "(SELECT 1 FROM jobs c WHERE c.parent_id = {} AND c.state IN ('queued', 'waiting', "
+                            "'running'))",
+                            parent_id),
+                {});
+}
+
+Result<void> Database::InsertImportRows(const std::vector<ImportRowRecord>& rows) {
+  if (rows.empty()) return {};
+  std::lock_guard lock(impl_->writer_mu);
+  try {
+    soci::transaction tx(impl_->writer);
+    ImportRowRecord r;
+    long long job = 0;
+    soci::statement st = (impl_->writer.prepare
+                              << "INSERT OR IGNORE INTO import_rows(job_id, line, query, project, subject, session, "
+                                 "state, error, matches, choice) VALUES(:j, :l, :q, :p, :s, :n, :st, :e, :m, :c)",
+                          soci::use(job), soci::use(r.line), soci::use(r.query), soci::use(r.project),
+                          soci::use(r.subject), soci::use(r.session), soci::use(r.state), soci::use(r.error),
+                          soci::use(r.matches), soci::use(r.choice));
+    for (const auto& row : rows) {
+      r = row;
+      job = row.job_id;
+      st.execute(true);
+    }
+    tx.commit();
+    return {};
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "saving the rows of an import"));
+  }
+}
+
+Result<std::vector<ImportRowRecord>> Database::ImportRows(int64_t job_id) {
+  try {
+    soci::session s(impl_->pool);
+    long long id = job_id;
+    soci::row r;
+    soci::statement st = (s.prepare << "SELECT line, query, project, subject, session, state, error, matches, choice "
+                                       "FROM import_rows WHERE job_id = :j ORDER BY line",
+                          soci::use(id), soci::into(r));
+    st.execute(false);
+    std::vector<ImportRowRecord> out;
+    while (st.fetch()) {
+      ImportRowRecord row;
+      row.job_id = job_id;
+      row.line = static_cast<int>(Int(r, 0));
+      row.query = Str(r, 1);
+      row.project = Str(r, 2);
+      row.subject = Str(r, 3);
+      row.session = Str(r, 4);
+      row.state = Str(r, 5);
+      row.error = Str(r, 6);
+      row.matches = Str(r, 7);
+      row.choice = Str(r, 8);
+      out.push_back(std::move(row));
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("reading the rows of import {}", job_id)));
+  }
+}
+
+Result<void> Database::UpdateImportRow(const ImportRowRecord& row) {
+  std::lock_guard lock(impl_->writer_mu);
+  try {
+    long long job = row.job_id;
+    impl_->writer << "UPDATE import_rows SET state = :s, error = :e, matches = :m, choice = :c "
+                     "WHERE job_id = :j AND line = :l",
+        soci::use(row.state), soci::use(row.error), soci::use(row.matches), soci::use(row.choice), soci::use(job),
+        soci::use(row.line);
+    return {};
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("saving line {} of import {}", row.line, row.job_id)));
+  }
+}
+
+Result<bool> Database::ConfirmImport(int64_t job_id, const std::map<int, std::string>& choices) {
+  std::lock_guard lock(impl_->writer_mu);
+  try {
+    soci::transaction tx(impl_->writer);
+    std::string now = NowIso();
+    long long id = job_id;
+    soci::statement up = (impl_->writer.prepare
+                              << "UPDATE jobs SET state = CASE paused WHEN 1 THEN 'waiting' ELSE 'queued' END, "
+                                 "wait_reason = '', updated_at = :u WHERE id = :id AND state = 'waiting' AND "
+                                 "wait_reason = 'confirmation'",
+                          soci::use(now), soci::use(id));
+    up.execute(true);
+    if (up.get_affected_rows() == 0) return false;  // the transaction rolls back (nothing written)
+    int line = 0;
+    std::string choice;
+    soci::statement st = (impl_->writer.prepare << "UPDATE import_rows SET choice = :c WHERE job_id = :j AND line = :l",
+                          soci::use(choice), soci::use(id), soci::use(line));
+    for (const auto& [l, c] : choices) {
+      line = l;
+      choice = c;
+      st.execute(true);
+    }
+    tx.commit();
+    return true;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("confirming import {}", job_id)));
   }
 }
 
@@ -307,6 +418,7 @@ Result<std::vector<JobRow>> Database::ListJobs(const JobFilter& f) {
     if (!f.node.empty()) where += " AND node = :n";
     if (!f.since.empty()) where += " AND created_at >= :since";
     if (!f.until.empty()) where += " AND created_at <= :until";
+    if (f.parent) where += fmt::format(" AND parent_id = {}", f.parent);  // a number
     soci::row row;
     soci::statement st(s);
     std::string state = f.state, type = f.type, node = f.node, since = f.since, until = f.until;

@@ -59,7 +59,21 @@ struct JobRow {
   bool paused = false;
   int64_t queue_order = 0;     // within a priority, lower runs first
   std::string not_before;      // a waiting job's next attempt (ISO 8601 UTC), "" otherwise
-  std::string wait_reason;     // what a waiting job waits for: "retry", "schedule" or "" (paused)
+  std::string wait_reason;     // what a waiting job waits for: "retry", "schedule", "confirmation",
+                               // "children" or "" (paused)
+  int64_t parent_id = 0;       // the job this one is part of (an import's retrieves), 0: none
+};
+
+// One row of an import's spreadsheet, with what the node answered for it.
+struct ImportRowRecord {
+  int64_t job_id = 0;
+  int line = 0;
+  std::string query = "{}";  // JSON: keyword → value
+  std::string project, subject, session;
+  std::string state = "pending";  // pending, no_match, one_match, several_matches, error
+  std::string error;
+  std::string matches = "[]";  // JSON array of the studies found
+  std::string choice;          // "", "all" or "none"
 };
 
 // One project, subject or session of the archive by labels, with what it holds.
@@ -92,6 +106,7 @@ struct JobFilter {
   std::string state, type, node;
   std::string since, until;  // created_at bounds, ISO 8601 UTC, inclusive ("" = none)
   int limit = 100;
+  int64_t parent = 0;  // only the jobs of this one (0: any)
 };
 
 }  // namespace pb

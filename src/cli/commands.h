@@ -11,6 +11,7 @@ void AddFindCommand(CLI::App& app, int& exit_code);
 void AddRetrieveCommand(CLI::App& app, int& exit_code);
 void AddSendCommand(CLI::App& app, int& exit_code);
 void AddJobsCommand(CLI::App& app, int& exit_code);
+void AddImportCommand(CLI::App& app, int& exit_code);
 void AddReceiversCommand(CLI::App& app, int& exit_code);  // also `routing`
 void AddProjectsCommand(CLI::App& app, int& exit_code);
 void AddStagingCommand(CLI::App& app, int& exit_code);

@@ -41,9 +41,19 @@ std::string ProgressLine(const nlohmann::json& job) {
     if (job.contains("waiting_until") && job["waiting_until"].is_string()) {
       return "waiting for its node's availability window, which opens at " + job["waiting_until"].get<std::string>();
     }
+    const std::string id = job.value("id", std::string("?"));
+    if (job.value("waiting_for", "") == "confirmation") {
+      return "waiting for a confirmation of its rows (pacsbridge import show " + id + ", then import confirm " + id + ")";
+    }
+    if (job.value("waiting_for", "") == "children") {
+      return "its rows' retrieve jobs are running (pacsbridge import show " + id + ")";
+    }
     return "waiting";
   }
   const auto& p = job.value("progress", nlohmann::json::object());
+  if (p.contains("phase") && p.contains("rows")) {  // an import
+    return fmt::format("{}: {} of {} rows queried", p.value("phase", ""), p.value("queried", 0), p.value("rows", 0));
+  }
   if (!p.contains("completed")) {
     return Ended(job.value("state", "")) ? "nothing transferred" : "starting (asking the PACS what the request covers)";
   }

@@ -80,6 +80,7 @@ Result<void> HttpApi::Start(Services services) {
   AddFindRoute(srv, *s_);
   AddArchiveRoutes(srv, *s_);
   AddJobRoutes(srv, *s_);
+  AddImportRoutes(srv, *s_);
   AddReceiverRoutes(srv, *s_);
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   for (int i = 0; i < 1000 && !server_->is_running(); ++i) {

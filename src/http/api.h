@@ -10,6 +10,7 @@
 #include "config/settings.h"
 #include "core/result.h"
 #include "ingest/pipeline.h"
+#include "jobs/import_job.h"
 #include "jobs/job_service.h"
 #include "nodes/registry.h"
 #include "ingest/staging.h"
@@ -31,6 +32,7 @@ struct Services {
   IngestPipeline& pipeline;
   JobService& jobs;
   StagingArea& staging;
+  ImportRunner& imports;
 };
 
 class HttpApi {
@@ -61,6 +63,7 @@ void AddNodeRoutes(httplib::Server& srv, Services& s);
 void AddFindRoute(httplib::Server& srv, Services& s);
 void AddArchiveRoutes(httplib::Server& srv, Services& s);
 void AddJobRoutes(httplib::Server& srv, Services& s);
+void AddImportRoutes(httplib::Server& srv, Services& s);
 void AddReceiverRoutes(httplib::Server& srv, Services& s);
 
 }  // namespace pb::http

@@ -8,6 +8,8 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <utility>
+#include <vector>
 #include <string>
 
 namespace pb {
@@ -18,6 +20,11 @@ struct Expectation {
   std::set<std::string> study_uids, series_uids, sop_uids;
   std::string calling_ae;       // ours, as the PACS sees it in Move Originator AE
   std::set<int> message_ids;    // of our C-MOVE requests
+  // The job imposes its labels whatever identification the receiver uses (an import's rows), and
+  // these attributes are set in what arrives for it (tag → value: Patient Name and ID from the
+  // subject).
+  bool impose = false;
+  std::vector<std::pair<uint32_t, std::string>> set_attributes;
 };
 
 class ExpectationRegistry {

@@ -46,7 +46,7 @@ OriginSink::Identity OriginSink::Identify(const AttributeLookup& get, const std:
   auto from_job = [&](Labels& out) {
     if (job) Impose(out, job->project, job->subject, job->session);
   };
-  if (p.labels_from_job) from_job(l);
+  if (p.labels_from_job || (job && job->impose)) from_job(l);
   for (const Processor& proc : p.processors) {
     if (proc.kind == Processor::Kind::kRelabelFromJob) {
       from_job(l);
@@ -58,7 +58,9 @@ OriginSink::Identity OriginSink::Identify(const AttributeLookup& get, const std:
     }
   }
   Impose(l, p.project, p.subject, p.session);
-  Identity id{l, p.anonymize, p.anonymization};
+  if (job && job->impose) Impose(l, job->project, job->subject, job->session);
+  Identity id{l, p.anonymize, p.anonymization, {}};
+  if (job && job->impose) id.set = job->set_attributes;
   // A project guessed from Study Description or Accession Number (both removed by the profile)
   // would keep them in the index: anonymized data without a named project goes to the
   // unassigned project instead.
@@ -89,11 +91,13 @@ OriginSink::Identity OriginSink::Identify(const AttributeLookup& get, const std:
 
 std::shared_ptr<const Expectation> OriginSink::JobFor(const dicom::IncomingInstance& in, const std::string& study_uid,
                                                       const std::string& series_uid) const {
+  // Every origin looks: a job that imposes its labels (an import's row) is followed whatever the
+  // origin's identification; the others only where the origin identifies by jobs.
+  auto job = site_.expectations.Match(in.sop_instance_uid, series_uid, study_uid, in.move_originator_ae,
+                                      in.move_originator_id);
   bool wanted = policy_->labels_from_job;
   for (const Processor& p : policy_->processors) wanted = wanted || p.kind == Processor::Kind::kRelabelFromJob;
-  if (!wanted) return nullptr;
-  return site_.expectations.Match(in.sop_instance_uid, series_uid, study_uid, in.move_originator_ae,
-                                  in.move_originator_id);
+  return wanted || (job && job->impose) ? job : nullptr;
 }
 
 dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
@@ -126,9 +130,10 @@ dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
     return it->second;
   };
   Identity id = Identify(get, in.calling_ae, JobFor(in, header->study_uid, header->series_uid));
-  if (id.anonymize) {
+  if (id.anonymize || !id.set.empty()) {
     // The data came as a file (a project gained its own anonymization options after the
-    // association opened): read it into memory and take the path that changes data.
+    // association opened, or the job that awaits it relabels the patient): read it into memory
+    // and take the path that changes data.
     auto data = dicom::Dataset::Read(in.temp_file);
     std::error_code ec;
     std::filesystem::remove(in.temp_file, ec);
@@ -180,6 +185,9 @@ dicom::StoreAnswer OriginSink::StoreDataset(const dicom::IncomingInstance& in, d
     for (uint32_t tag : proc.clear) {
       if (auto c = data.Clear(tag); !c) return refuse(IngestStatus::kInvalid, "clear_attributes: " + c.error().message);
     }
+  }
+  for (const auto& [tag, value] : id.set) {
+    if (auto s = data.Set(tag, value); !s) return refuse(IngestStatus::kInvalid, "relabel: " + s.error().message);
   }
   if (id.anonymize) {
     dicom::AnonymizeOptions o;

@@ -47,6 +47,7 @@ class OriginSink : public dicom::StoreSink {
     Labels labels;
     bool anonymize = false;
     AnonymizationChoices choices;
+    std::vector<std::pair<uint32_t, std::string>> set;  // attributes the awaiting job sets
   };
   Identity Identify(const AttributeLookup& get, const std::string& calling_ae,
                     const std::shared_ptr<const Expectation>& job) const;

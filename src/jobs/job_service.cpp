@@ -368,6 +368,12 @@ void JobService::Finish(Live& live, JobOutcome out) {
     row.state = "queued";
     row.interrupted = true;
     what = "interrupted by the server's stop; it resumes at the next start";
+  } else if (out.state == "waiting") {
+    // Not over: waits for a person or for its own jobs, without a time.
+    entry["outcome"] = "awaiting_" + out.wait_for;
+    row.state = "waiting";
+    row.wait_reason = out.wait_for;
+    what = "waiting for " + (out.wait_for == "children" ? std::string("its jobs") : out.wait_for);
   } else {
     row.state = out.state;
     int failures = 0;
@@ -399,6 +405,12 @@ void JobService::Finish(Live& live, JobOutcome out) {
   if (auto r = db_.UpdateJob(row); !r) {
     spdlog::error("job {}: cannot save the end of its run ({}): {}", row.id, out.state, r.error().message);
   }
+  // A job that waits for its jobs looks again now if they all ended while it ran (their own
+  // wake-up found it running); a job that ended wakes the one it is part of.
+  if (row.state == "waiting" && row.wait_reason == "children") WakeParent(row.id);
+  if (row.parent_id && Finished(row.state)) WakeParent(row.parent_id);
+  // Jobs a canceled job submitted while the cancel reached it are canceled too.
+  if (row.state == "canceled") ForChildren(row.id, [this](int64_t child) { (void)Cancel(child); });
   std::string counts;
   if (progress.contains("completed") && progress.contains("total")) {
     counts = fmt::format(" ({} of {} instances, {:.1f} MB transferred)", progress["completed"].dump(),
@@ -421,9 +433,13 @@ json JobService::ToJson(const JobRow& row, bool full) const {
          {"paused", row.paused},
          {"attempts", row.attempts},
          {"retry_of", row.retry_of ? json(std::to_string(row.retry_of)) : json(nullptr)},
+         {"parent", row.parent_id ? json(std::to_string(row.parent_id)) : json(nullptr)},
          {"created_at", row.created_at},
          {"started_at", nullable(row.started_at)},
          {"finished_at", nullable(row.finished_at)}};
+  if (row.state == "waiting" && !row.paused && (row.wait_reason == "confirmation" || row.wait_reason == "children")) {
+    j["waiting_for"] = row.wait_reason;
+  }
   if (row.state == "waiting" && !row.not_before.empty() && !row.paused) {
     if (row.wait_reason == "schedule") {
       j["waiting_until"] = row.not_before;  // the node's next availability window
@@ -436,6 +452,7 @@ json JobService::ToJson(const JobRow& row, bool full) const {
   j["history"] = ParseOr(row.history, json::array());
   json params = ParseOr(row.params, json::object());
   for (auto it = params.begin(); it != params.end(); ++it) {
+    if (it.key().rfind('_', 0) == 0) continue;  // the runner's own (an import's sheet)
     if (!j.contains(it.key())) j[it.key()] = *it;
   }
   json result = ParseOr(row.result, json::object());
@@ -446,7 +463,7 @@ json JobService::ToJson(const JobRow& row, bool full) const {
   return j;
 }
 
-Result<json> JobService::Submit(const std::string& type, const json& request) {
+Result<json> JobService::Submit(const std::string& type, const json& request, int64_t parent) {
   auto runner = runners_.find(type);
   if (runner == runners_.end()) return Fail(Code::kInvalidArgument, fmt::format("no job type '{}'", type), "type");
   json rq = request;
@@ -465,6 +482,7 @@ Result<json> JobService::Submit(const std::string& type, const json& request) {
   row.params = prepared->first.dump();
   row.node = prepared->second;
   row.priority = priority;
+  row.parent_id = parent;
   if (rq.contains("retry_of") && rq["retry_of"].is_number_integer()) row.retry_of = rq["retry_of"].get<int64_t>();
   auto id = db_.InsertJob(row);
   if (!id) return tl::unexpected(id.error());
@@ -514,16 +532,22 @@ Result<json> JobService::List(const JobFilter& filter) {
 Result<json> JobService::Cancel(int64_t id) {
   // Twice at most: a worker may claim the job between our read and our write; then it is live.
   for (int round = 0; round < kStateRounds; ++round) {
+    json j;
+    bool canceled = false;
     {
       std::lock_guard lock(mu_);
       auto it = live_.find(id);
       std::lock_guard live_lock(it != live_.end() ? it->second->mu : idle_mu_);
       if (it != live_.end() && !it->second->ending) {  // else its run is ending: the table
         it->second->cancel = true;
-        json j = ToJson(it->second->row, true);
+        j = ToJson(it->second->row, true);
         j["cancel_requested"] = true;
-        return j;
+        canceled = true;
       }
+    }
+    if (canceled) {
+      ForChildren(id, [this](int64_t child) { (void)Cancel(child); });
+      return j;
     }
     auto row = db_.GetJob(id);
     if (!row) return tl::unexpected(row.error());
@@ -540,18 +564,30 @@ Result<json> JobService::Cancel(int64_t id) {
     r.error = r.paused ? "canceled while paused"
               : ParseOr(r.history, json::array()).empty() ? "canceled before it started"
               : r.wait_reason == "schedule"               ? "canceled while it waited for its node's availability window"
+              : r.wait_reason == "confirmation"           ? "canceled while it waited for a confirmation"
+              : r.wait_reason == "children"               ? "canceled while its jobs ran"
                                                           : "canceled while it waited for its next attempt";
     r.not_before.clear();
     r.wait_reason.clear();
     r.finished_at = UtcIso(clock_.Now());
     auto u = db_.CancelPendingJob(id, r.error, r.finished_at);
     if (!u) return tl::unexpected(u.error());
-    if (*u) return ToJson(r, true);
+    if (*u) {
+      ForChildren(id, [this](int64_t child) { (void)Cancel(child); });
+      if (r.parent_id) WakeParent(r.parent_id);
+      return ToJson(r, true);
+    }
   }
   return Fail(Code::kConflict, fmt::format("job {} is changing state; try again", id), "id");
 }
 
 Result<json> JobService::Pause(int64_t id) {
+  auto paused = PauseOne(id);
+  if (paused) ForChildren(id, [this](int64_t child) { (void)PauseOne(child); });
+  return paused;
+}
+
+Result<json> JobService::PauseOne(int64_t id) {
   for (int round = 0; round < kStateRounds; ++round) {
     {
       std::lock_guard lock(mu_);
@@ -584,6 +620,12 @@ Result<json> JobService::Pause(int64_t id) {
 }
 
 Result<json> JobService::Resume(int64_t id) {
+  auto resumed = ResumeOne(id);
+  if (resumed) ForChildren(id, [this](int64_t child) { (void)ResumeOne(child); });
+  return resumed;
+}
+
+Result<json> JobService::ResumeOne(int64_t id) {
   {
     std::lock_guard lock(mu_);
     if (live_.count(id)) {
@@ -647,7 +689,7 @@ Result<json> JobService::Retry(int64_t id) {
   json request = ParseOr((*row)->params, json::object());
   request["retry_of"] = id;
   request["priority"] = PriorityName((*row)->priority);
-  return Submit((*row)->type, request);
+  return Submit((*row)->type, request, (*row)->parent_id);
 }
 
 void JobService::NodeChanged(const std::string& node) {
@@ -671,6 +713,29 @@ void JobService::NodeChanged(const std::string& node) {
     spdlog::warn("jobs of node '{}': cannot look at its new schedule: {}", node, r.error().message);
   }
   Poke();
+}
+
+void JobService::ForChildren(int64_t parent, const std::function<void(int64_t)>& fn) {
+  JobFilter f;
+  f.parent = parent;
+  f.limit = 1000000;
+  auto children = db_.ListJobs(f);
+  if (!children) {
+    spdlog::warn("job {}: cannot read its jobs: {}", parent, children.error().message);
+    return;
+  }
+  for (const JobRow& c : *children) {
+    if (!Finished(c.state)) fn(c.id);
+  }
+}
+
+void JobService::WakeParent(int64_t parent) {
+  auto woke = db_.WakeParentJob(parent);
+  if (!woke) {
+    spdlog::warn("job {}: cannot wake it after its jobs ended: {}", parent, woke.error().message);
+  } else if (*woke) {
+    Poke();
+  }
 }
 
 Result<int> JobService::Prune(int days) {

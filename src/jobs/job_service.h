@@ -54,12 +54,16 @@ class JobContext {
 };
 
 struct JobOutcome {
-  std::string state;  // succeeded, partial, failed, canceled
+  // succeeded, partial, failed, canceled; or waiting: the job is not over but waits for
+  // `wait_for` ("confirmation": a person; "children": the jobs it submitted with it as parent)
+  // and runs again when that comes.
+  std::string state;
   std::string error;  // why it is not succeeded (or a note), "" otherwise
   nlohmann::json progress;
   nlohmann::json result = nlohmann::json::object();  // kind-specific fields shown with the job
   bool transient = false;       // the fault may go away by itself: worth another attempt
   int retry_after_seconds = 0;  // the peer asked us to wait at least this long (HTTP 429)
+  std::string wait_for = {};
 };
 
 class JobRunner {
@@ -108,15 +112,18 @@ class JobService {
   // Wakes the workers to look at the queue again (after the clock moved, in tests).
   void Poke();
 
-  Result<nlohmann::json> Submit(const std::string& type, const nlohmann::json& request);
+  // `parent`: the job this one is part of (it runs again once all its jobs have ended).
+  Result<nlohmann::json> Submit(const std::string& type, const nlohmann::json& request, int64_t parent = 0);
   Result<nlohmann::json> Get(int64_t id, bool full = true);
   // A state filter outside the contract's states is refused (kInvalidArgument naming them).
   Result<nlohmann::json> List(const JobFilter& filter);
-  // Queued or waiting: canceled at once. Running: asked to stop; it ends `canceled` soon.
+  // Queued or waiting: canceled at once. Running: asked to stop; it ends `canceled` soon. The
+  // jobs it is made of are canceled with it.
   Result<nlohmann::json> Cancel(int64_t id);
   // A new job with the same parameters (a retrieve then fetches only what is still missing).
   Result<nlohmann::json> Retry(int64_t id);
-  // Queued or waiting: paused at once. Running: stops between instances, then paused.
+  // Queued or waiting: paused at once. Running: stops between instances, then paused. Pause and
+  // resume reach the jobs it is made of too.
   Result<nlohmann::json> Pause(int64_t id);
   Result<nlohmann::json> Resume(int64_t id);
   // A queued or waiting job's priority ("high", "normal", "low"; empty: unchanged) and place
@@ -139,6 +146,11 @@ class JobService {
   void RunOne(const std::shared_ptr<Live>& live);
   void Finish(Live& live, JobOutcome out);
   void Release(Live& live);  // mu_ held
+  // The jobs `parent` is made of that have not ended; `fn` on each.
+  void ForChildren(int64_t parent, const std::function<void(int64_t)>& fn);
+  void WakeParent(int64_t parent);
+  Result<nlohmann::json> PauseOne(int64_t id);
+  Result<nlohmann::json> ResumeOne(int64_t id);
   nlohmann::json ToJson(const JobRow& row, bool full) const;
   std::chrono::seconds RetryDelay(const NodeJobPolicy& policy, int failures, int retry_after) const;
   NodeJobPolicy PolicyOf(const std::string& node) const;

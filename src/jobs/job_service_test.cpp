@@ -763,3 +763,105 @@ TEST(ClockTest, ParsesUtcTimesAndDatesAndRefusesTheRest) {
 
 }  // namespace
 }  // namespace pb
+
+namespace pb {
+namespace {
+
+// A job made of others: its first run submits two "test" jobs with itself as parent and waits
+// for them; a later run ends it. Or it waits for a confirmation no one gives.
+class ParentRunner : public JobRunner {
+ public:
+  explicit ParentRunner(JobService*& service) : service_(service) {}
+  Result<std::pair<json, std::string>> Prepare(const json& rq) override {
+    return std::pair{json{{"wait", rq.value("wait", "children")}}, std::string("node-p")};
+  }
+  JobOutcome Run(JobContext& job) override {
+    ++runs;
+    JobOutcome out{"waiting", "", nullptr, {}};
+    out.wait_for = job.params()["wait"];
+    if (out.wait_for == "confirmation") return out;
+    if (runs == 1) {
+      for (int n : {101, 102}) children.push_back((*service_->Submit("test", {{"n", n}}, job.id()))["id"]);
+      return out;
+    }
+    return {"succeeded", "", nullptr, {}};
+  }
+  std::atomic<int> runs{0};
+  std::vector<std::string> children;  // written by the first run only
+
+ private:
+  JobService*& service_;
+};
+
+TEST_F(JobServiceTest, AJobWaitsForTheJobsItIsMadeOfThenRunsAgainOnce) {
+  ScriptedRunner runner;
+  auto s = Make(2);
+  JobService* service = s.get();
+  ParentRunner parent(service);
+  s->Register("test", runner);
+  s->Register("parent", parent);
+  ASSERT_TRUE(s->Start());
+  std::string id = (*s->Submit("parent", json::object()))["id"];
+  auto waiting = WaitUntil(*s, id, [](const json& j) { return j.value("waiting_for", "") == "children"; });
+  EXPECT_EQ(waiting["state"], "waiting");
+  EXPECT_EQ(waiting["history"][0]["outcome"], "awaiting_children");
+  ASSERT_EQ(parent.children.size(), 2u);
+  for (const auto& c : parent.children) EXPECT_EQ(Job(*s, c)["parent"], id);
+  // Both children run; the parent runs again once, after both ended.
+  WaitUntil(*s, parent.children[0], [](const json& j) { return j["state"] == "running"; });
+  WaitUntil(*s, parent.children[1], [](const json& j) { return j["state"] == "running"; });
+  runner.release = true;
+  WaitFor(*s, parent.children[0], "succeeded");
+  WaitFor(*s, parent.children[1], "succeeded");
+  auto done = WaitFor(*s, id, "succeeded");
+  EXPECT_EQ(parent.runs, 2);
+  ASSERT_EQ(done["history"].size(), 2u);
+  EXPECT_EQ(done["history"][1]["outcome"], "succeeded");
+}
+
+TEST_F(JobServiceTest, CancelingAJobCancelsTheJobsItIsMadeOf) {
+  ScriptedRunner runner;
+  auto s = Make(1);
+  JobService* service = s.get();
+  ParentRunner parent(service);
+  s->Register("test", runner);
+  s->Register("parent", parent);
+  ASSERT_TRUE(s->Start());
+  std::string id = (*s->Submit("parent", json::object()))["id"];
+  WaitUntil(*s, id, [](const json& j) { return j.value("waiting_for", "") == "children"; });
+  ASSERT_EQ(parent.children.size(), 2u);
+  // One worker: the first child runs (blocked), the second is queued.
+  WaitUntil(*s, parent.children[0], [](const json& j) { return j["state"] == "running"; });
+  EXPECT_EQ(Job(*s, parent.children[1])["state"], "queued");
+  auto canceled = s->Cancel(std::stoll(id));
+  ASSERT_TRUE(canceled) << canceled.error().message;
+  EXPECT_EQ(canceled->at("state"), "canceled");
+  EXPECT_EQ(canceled->at("error"), "canceled while its jobs ran");
+  EXPECT_EQ(WaitFor(*s, parent.children[0], "canceled")["state"], "canceled");
+  EXPECT_EQ(Job(*s, parent.children[1])["state"], "canceled");
+  CatchUp(*s, runner, 900);
+  EXPECT_EQ(Job(*s, id)["state"], "canceled");
+  EXPECT_EQ(parent.runs, 1);
+}
+
+TEST_F(JobServiceTest, AJobWaitingForAConfirmationIsNotStartedAgainByItself) {
+  ScriptedRunner runner;
+  auto s = Make(1);
+  JobService* service = s.get();
+  ParentRunner parent(service);
+  s->Register("test", runner);
+  s->Register("parent", parent);
+  ASSERT_TRUE(s->Start());
+  std::string id = (*s->Submit("parent", {{"wait", "confirmation"}}))["id"];
+  auto waiting = WaitUntil(*s, id, [](const json& j) { return j.value("waiting_for", "") == "confirmation"; });
+  EXPECT_EQ(waiting["state"], "waiting");
+  EXPECT_FALSE(waiting.contains("next_attempt"));
+  clock_.Advance(std::chrono::hours(48));
+  s->Poke();
+  CatchUp(*s, runner, 901);
+  EXPECT_EQ(Job(*s, id)["state"], "waiting");
+  EXPECT_EQ(parent.runs, 1);
+}
+
+}  // namespace
+}  // namespace pb

@@ -35,6 +35,7 @@ RetrieveParams ParamsFrom(const json& j) {
   p.project = j.value("project", "");
   p.subject = j.value("subject", "");
   p.session = j.value("session", "");
+  p.relabel_patient = j.value("relabel_patient", false);
   return p;
 }
 
@@ -110,7 +111,8 @@ Result<RetrieveRunner::Planned> RetrieveRunner::PlanFetch(Transport& node_link, 
 
 Result<std::pair<json, std::string>> RetrieveRunner::Prepare(const json& rq) {
   if (auto r = RefuseUnknownFields(rq, {"node", "level", "uids", "method", "study_uid", "series_uid",
-                                        "retry_of", "project", "subject", "session"});
+                                        "retry_of", "project", "subject", "session", "relabel_patient",
+                                        "import_row"});
       !r) {
     return tl::unexpected(r.error());
   }
@@ -145,6 +147,24 @@ Result<std::pair<json, std::string>> RetrieveRunner::Prepare(const json& rq) {
                   fmt::format("{} must be a label of letters, digits, _ and - (at most 64)", label), label);
     }
     params[label] = *v;
+  }
+  if (rq.contains("relabel_patient")) {
+    if (!rq["relabel_patient"].is_boolean()) {
+      return Fail(Code::kInvalidArgument, "relabel_patient must be true or false", "relabel_patient");
+    }
+    if (rq["relabel_patient"].get<bool>()) {
+      if (!params.contains("subject")) {
+        return Fail(Code::kInvalidArgument, "relabel_patient needs a subject (Patient Name and ID become it)",
+                    "relabel_patient");
+      }
+      params["relabel_patient"] = true;
+    }
+  }
+  if (rq.contains("import_row")) {  // the line of the import's sheet this retrieve is for
+    if (!rq["import_row"].is_number_integer() || rq["import_row"].get<int64_t>() < 1) {
+      return Fail(Code::kInvalidArgument, "import_row must be a line number", "import_row");
+    }
+    params["import_row"] = rq["import_row"];
   }
   return std::pair{params, node->name};
 }
@@ -184,6 +204,12 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   expectation->series_uids = p.level == "SERIES" ? std::set<std::string>(p.uids.begin(), p.uids.end()) : series_set;
   for (const auto& [sop, _] : plan.instances) expectation->sop_uids.insert(sop);
   expectation->calling_ae = calling_ae;
+  std::vector<std::pair<uint32_t, std::string>> relabel;
+  if (p.relabel_patient && !p.subject.empty()) {
+    relabel = {{0x00100010, p.subject}, {0x00100020, p.subject}};  // Patient Name, Patient ID
+    expectation->impose = true;
+    expectation->set_attributes = relabel;
+  }
   ExpectationScope expecting(expectations_, expectation);
   const auto start = Steady::now();
   auto progress = [&]() {
@@ -230,6 +256,12 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   policy->subject = p.subject;
   policy->session = p.session;
   policy->anonymize_in_anonymizing_projects = true;
+  if (!relabel.empty()) {
+    Processor set;
+    set.kind = Processor::Kind::kSetAttributes;
+    set.set = relabel;
+    policy->processors.push_back(set);
+  }
   OriginSink sink(policy, ingest_site_);
   FetchHooks hooks;
   hooks.sink = &sink;

@@ -20,6 +20,9 @@ struct RetrieveParams {
   std::vector<std::string> uids;
   std::string study_uid, series_uid;
   std::string project, subject, session;  // where to file what arrives (empty: routing decides)
+  // The labels hold whatever identification a receiver uses, and Patient Name and Patient ID of
+  // what arrives become the subject (an import's rows).
+  bool relabel_patient = false;
 };
 
 struct ExpectedInstance {
