@@ -169,6 +169,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
     if (auto n = registry.Get(name)) {
       p.max_connections = n->max_associations;
       p.max_parallel_retrieves = n->max_parallel_retrieves;
+      p.utilization_percent = n->utilization_percent;
       p.attempts = n->retry.attempts;
       p.first_delay_seconds = n->retry.first_delay_seconds;
       p.max_delay_seconds = n->retry.max_delay_seconds;

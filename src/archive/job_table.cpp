@@ -259,7 +259,7 @@ Result<int> Database::RequeueScheduleWaits(const std::string& node) {
     std::string now = NowIso();
     soci::statement st = (impl_->writer.prepare
                               << "UPDATE jobs SET state = 'queued', not_before = '', wait_reason = '', updated_at = :u "
-                                 "WHERE node = :n AND state = 'waiting' AND wait_reason = 'schedule' AND paused = 0",
+                                 "WHERE node = :n AND state = 'waiting' AND wait_reason IN ('schedule', 'utilization') AND paused = 0",
                           soci::use(now), soci::use(node));
     st.execute(true);
     return static_cast<int>(st.get_affected_rows());
@@ -272,8 +272,10 @@ Result<int> Database::PruneJobs(const std::string& before_iso) {
   std::lock_guard lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
+    // Not the jobs of a job that has not ended (an import still waiting would submit them again).
     const char* finished = "state IN ('succeeded', 'partial', 'failed', 'canceled') AND finished_at != '' "
-                           "AND finished_at < :b";
+                           "AND finished_at < :b AND (parent_id = 0 OR parent_id NOT IN (SELECT id FROM jobs "
+                           "WHERE state IN ('queued', 'waiting', 'running')))";
     impl_->writer << fmt::format("DELETE FROM job_items WHERE job_id IN (SELECT id FROM jobs WHERE {})", finished),
         soci::use(before_iso);
     impl_->writer << fmt::format("DELETE FROM import_rows WHERE job_id IN (SELECT id FROM jobs WHERE {})", finished),

@@ -12,6 +12,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "core/validate.h"
 
 namespace pb::cli {
 namespace {
@@ -70,6 +71,7 @@ int WaitForQueries(const ServerOptions& server, const std::string& id, json& vie
     if (int rc = CallAndReport(server, "GET", "/api/imports/" + id, nullptr, 200, view)) return rc;
     const std::string phase = Str(view, "phase");
     if (phase != "query") return 0;
+    if (Str(view, "state") == "waiting") return 0;  // paused, or waiting for a retry or its node's window
     const json& s = view.value("summary", json::object());
     std::cerr << fmt::format("\rquerying rows: {} of {}", s.value("rows", 0) - s.value("pending", 0),
                              view.value("rows_total", 0))
@@ -154,7 +156,7 @@ void AddImportCommand(CLI::App& app, int& exit_code) {
     exit_code = AfterConfirmation(o->server, o->id, view, o->follow, o->json);
   });
 
-  cmd->callback([cmd, show, confirm, o, &exit_code] {
+  cmd->callback([show, confirm, o, &exit_code] {
     if (show->parsed() || confirm->parsed()) return;
     if (o->file.empty()) {
       std::cerr << "give the CSV file (or: import show ID, import confirm ID); see pacsbridge import --help\n";
@@ -173,7 +175,20 @@ void AddImportCommand(CLI::App& app, int& exit_code) {
       }
       text << in.rdbuf();
     }
-    json body{{"csv", text.str()}, {"confirm", o->yes}};
+    // The server reads UTF-8 only; say so here, with the line, rather than send bytes JSON cannot carry.
+    const std::string csv = text.str();
+    if (!IsValidUtf8(csv)) {
+      int line = 1;
+      for (size_t start = 0; start < csv.size(); ++line) {
+        const size_t nl = std::min(csv.find('\n', start), csv.size());
+        if (!IsValidUtf8(std::string_view(csv).substr(start, nl - start))) break;
+        start = nl + 1;
+      }
+      std::cerr << fmt::format("{}: line {}: not UTF-8 text; save the file as \"CSV UTF-8\"\n", o->file, line);
+      exit_code = 1;
+      return;
+    }
+    json body{{"csv", csv}, {"confirm", o->yes}};
     if (!o->node.empty()) body["node"] = o->node;
     if (!o->project.empty()) body["project"] = o->project;
     if (!o->several.empty()) body["several"] = o->several;

@@ -87,7 +87,8 @@ struct NodeFlags {
   std::optional<std::string> tls_ca_file, tls_cert_file, tls_key_file;
   std::optional<int64_t> max_bytes_per_second;
   std::optional<int> port, timeout, max_associations, max_results, stow_batch_instances, stow_batch_mb,
-      query_timeout, retrieve_timeout, max_parallel_retrieves, retry_attempts, retry_first_delay, retry_max_delay;
+      query_timeout, retrieve_timeout, max_parallel_retrieves, retry_attempts, retry_first_delay, retry_max_delay,
+      utilization;
   std::optional<bool> queryable, storable, default_qr, default_storage, qido, wado, stow, stow_multipart,
       allow_redirects, tls, tls_verify_peer, tls_verify_hostname;
   std::vector<std::string> headers;
@@ -121,6 +122,9 @@ struct NodeFlags {
                     "0 (unlimited) or bytes per second shared by every retrieve and send to the node");
     cmd->add_option("--max-parallel-retrieves", max_parallel_retrieves,
                     "1-64: retrieve jobs from the node at once (default: 1 DIMSE, 2 DICOMweb)");
+    cmd->add_option("--utilization", utilization,
+                    "1-100 (default 100: no limit): the percent of each minute the node may be busy with our jobs "
+                    "(connection time)");
     cmd->add_option("--retry-attempts", retry_attempts,
                     "1-100 (default 5): runs of a job that meets transient faults, the first included");
     cmd->add_option("--retry-first-delay", retry_first_delay, "seconds (default 30) before the first automatic retry");
@@ -197,6 +201,7 @@ struct NodeFlags {
     put("max_results", max_results);
     put("max_parallel_retrieves", max_parallel_retrieves);
     put("max_bytes_per_second", max_bytes_per_second);
+    put("utilization_percent", utilization);
     if (retry_attempts) j["retry"]["attempts"] = *retry_attempts;
     if (retry_first_delay) j["retry"]["first_delay_seconds"] = *retry_first_delay;
     if (retry_max_delay) j["retry"]["max_delay_seconds"] = *retry_max_delay;

@@ -6,6 +6,31 @@
 
 namespace pb {
 
+bool IsValidUtf8(std::string_view s) {
+  auto in = [](unsigned char c, unsigned char lo, unsigned char hi) { return c >= lo && c <= hi; };
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = s[i];
+    size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+    if (c < 0x80) n = 0;
+    else if (in(c, 0xC2, 0xDF)) n = 1;
+    else if (c == 0xE0) n = 2, lo = 0xA0;
+    else if (in(c, 0xE1, 0xEC) || in(c, 0xEE, 0xEF)) n = 2;
+    else if (c == 0xED) n = 2, hi = 0x9F;
+    else if (c == 0xF0) n = 3, lo = 0x90;
+    else if (in(c, 0xF1, 0xF3)) n = 3;
+    else if (c == 0xF4) n = 3, hi = 0x8F;
+    else return false;
+    if (i + n >= s.size() + (n == 0 ? 1 : 0)) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const unsigned char b = s[i + k];
+      if (k == 1 ? !in(b, lo, hi) : !in(b, 0x80, 0xBF)) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 std::string Trim(std::string_view s) {
   size_t b = 0, e = s.size();
   while (b < e && (s[b] == ' ')) ++b;

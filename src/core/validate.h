@@ -33,6 +33,9 @@ std::string JoinHostPort(std::string_view host, uint16_t port);
 
 std::string Trim(std::string_view s);
 
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
 }  // namespace pb
 
 namespace pb {

@@ -49,8 +49,8 @@ void AddImportRoutes(httplib::Server& srv, Services& s) {
         return SendError(res, 400, "the body must be a CSV (Content-Type: text/csv) or a JSON object with \"csv\"");
       }
       rq = std::move(*body);
-      if (rq.contains("_sheet") || rq.contains("_rows_from")) {
-        return SendError(res, 400, "unknown field '_sheet'", "_sheet");
+      for (const char* internal : {"_sheet", "_rows_from", "retry_of", "rows_total"}) {
+        if (rq.contains(internal)) return SendError(res, 400, fmt::format("unknown field '{}'", internal), internal);
       }
     }
     if (!rq.contains("csv") || !rq["csv"].is_string()) {

@@ -36,10 +36,12 @@ void ExpectationRegistry::AddSopUids(Token t, const std::set<std::string>& uids)
 std::shared_ptr<const Expectation> ExpectationRegistry::Match(const std::string& sop_uid, const std::string& series_uid,
                                                               const std::string& study_uid,
                                                               const std::string& move_originator_ae,
-                                                              int move_originator_id) const {
+                                                              int move_originator_id, bool* by_originator) const {
   std::lock_guard lock(mu_);
+  if (by_originator) *by_originator = false;
   for (const auto& [_, e] : entries_) {
     if (!move_originator_ae.empty() && move_originator_ae == e->calling_ae && e->message_ids.count(move_originator_id)) {
+      if (by_originator) *by_originator = true;
       return e;
     }
   }

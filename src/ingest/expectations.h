@@ -39,7 +39,7 @@ class ExpectationRegistry {
   // series or study UID. nullptr: none.
   std::shared_ptr<const Expectation> Match(const std::string& sop_uid, const std::string& series_uid,
                                            const std::string& study_uid, const std::string& move_originator_ae,
-                                           int move_originator_id) const;
+                                           int move_originator_id, bool* by_originator = nullptr) const;
 
  private:
   mutable std::mutex mu_;

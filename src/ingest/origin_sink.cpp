@@ -61,10 +61,16 @@ OriginSink::Identity OriginSink::Identify(const AttributeLookup& get, const std:
   if (job && job->impose) Impose(l, job->project, job->subject, job->session);
   Identity id{l, p.anonymize, p.anonymization, {}};
   if (job && job->impose) id.set = job->set_attributes;
+  // The patient's identity leaves the data when it is anonymized, or when the origin or the job
+  // replaces Patient Name or Patient ID (an import's subject): no label may keep it either.
+  bool identity_replaced = !id.set.empty();
+  for (const Processor& proc : p.processors) {
+    for (const auto& [tag, _] : proc.set) identity_replaced = identity_replaced || tag == 0x00100010 || tag == 0x00100020;
+  }
   // A project guessed from Study Description or Accession Number (both removed by the profile)
   // would keep them in the index: anonymized data without a named project goes to the
   // unassigned project instead.
-  if (id.anonymize && id.labels.project_source == LabelSource::kDefaultRule) {
+  if ((id.anonymize || identity_replaced) && id.labels.project_source == LabelSource::kDefaultRule) {
     id.labels.project = kUnassignedProject;
     id.labels.project_source = LabelSource::kUnassigned;
   }
@@ -74,10 +80,10 @@ OriginSink::Identity OriginSink::Identify(const AttributeLookup& get, const std:
       if (p.anonymize_in_anonymizing_projects) id.anonymize = true;
     }
   }
-  if (id.anonymize) {
+  if (id.anonymize || identity_replaced) {
     // The default rules take the subject from Patient Name and the session from Patient ID: with
-    // anonymization those labels would carry the identity into the archive, so they become
-    // pseudonyms (stable within the site). Labels from rules an administrator wrote, from
+    // anonymization (or a replaced identity) those labels would carry the identity into the
+    // archive, so they become pseudonyms (stable within the site). Labels from rules an administrator wrote, from
     // "Subject:" comments or from the job are kept as chosen.
     if (id.labels.subject_source == LabelSource::kDefaultRule) {
       id.labels.subject = Pseudonym("SUBJ", id.labels.subject, site_.secret);
@@ -93,10 +99,20 @@ std::shared_ptr<const Expectation> OriginSink::JobFor(const dicom::IncomingInsta
                                                       const std::string& series_uid) const {
   // Every origin looks: a job that imposes its labels (an import's row) is followed whatever the
   // origin's identification; the others only where the origin identifies by jobs.
+  // Imposing needs the PACS's word that the instance is the job's (Move Originator): a store of
+  // the same study by someone else keeps its own labels and data.
+  bool by_originator = false;
   auto job = site_.expectations.Match(in.sop_instance_uid, series_uid, study_uid, in.move_originator_ae,
-                                      in.move_originator_id);
+                                      in.move_originator_id, &by_originator);
   bool wanted = policy_->labels_from_job;
   for (const Processor& p : policy_->processors) wanted = wanted || p.kind == Processor::Kind::kRelabelFromJob;
+  if (job && job->impose && !by_originator) {
+    if (!wanted) return nullptr;
+    auto plain = std::make_shared<Expectation>(*job);  // its labels as any job's, nothing imposed
+    plain->impose = false;
+    plain->set_attributes.clear();
+    return plain;
+  }
   return wanted || (job && job->impose) ? job : nullptr;
 }
 
@@ -129,7 +145,8 @@ dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
     if (it == more->end()) return std::nullopt;
     return it->second;
   };
-  Identity id = Identify(get, in.calling_ae, JobFor(in, header->study_uid, header->series_uid));
+  auto job = JobFor(in, header->study_uid, header->series_uid);
+  Identity id = Identify(get, in.calling_ae, job);
   if (id.anonymize || !id.set.empty()) {
     // The data came as a file (a project gained its own anonymization options after the
     // association opened, or the job that awaits it relabels the patient): read it into memory
@@ -138,7 +155,7 @@ dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
     std::error_code ec;
     std::filesystem::remove(in.temp_file, ec);
     if (!data) return AnswerFor({IngestStatus::kInvalid, data.error().message, in.sop_instance_uid}, policy_->name, in);
-    return StoreDataset(in, **data);
+    return StoreDatasetFor(in, **data, &job);
   }
   IngestSource src;
   src.calling_ae = in.calling_ae;
@@ -156,6 +173,11 @@ dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
 }
 
 dicom::StoreAnswer OriginSink::StoreDataset(const dicom::IncomingInstance& in, dicom::Dataset& data) {
+  return StoreDatasetFor(in, data, nullptr);
+}
+
+dicom::StoreAnswer OriginSink::StoreDatasetFor(const dicom::IncomingInstance& in, dicom::Dataset& data,
+                                               const std::shared_ptr<const Expectation>* matched) {
   const IngestPolicy& p = *policy_;
   auto refuse = [&](IngestStatus status, const std::string& message) {
     return AnswerFor({status, message, in.sop_instance_uid}, p.name, in);
@@ -177,7 +199,8 @@ dicom::StoreAnswer OriginSink::StoreDataset(const dicom::IncomingInstance& in, d
     if (v && v->empty()) return std::nullopt;
     return v;
   };
-  Identity id = Identify(get, in.calling_ae, JobFor(in, study, series));
+  // The job matched when the instance came as a file, or the one awaiting it now.
+  Identity id = Identify(get, in.calling_ae, matched ? *matched : JobFor(in, study, series));
   for (const Processor& proc : p.processors) {
     for (const auto& [tag, value] : proc.set) {
       if (auto s = data.Set(tag, value); !s) return refuse(IngestStatus::kInvalid, "set_attributes: " + s.error().message);

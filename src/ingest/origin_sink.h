@@ -54,6 +54,9 @@ class OriginSink : public dicom::StoreSink {
 
  private:
   dicom::StoreAnswer Commit(const std::filesystem::path& temp, IngestSource& src, const dicom::IncomingInstance& in);
+  // `matched`: the job already matched for this instance (null: match now).
+  dicom::StoreAnswer StoreDatasetFor(const dicom::IncomingInstance& in, dicom::Dataset& data,
+                                     const std::shared_ptr<const Expectation>* matched);
   std::shared_ptr<const Expectation> JobFor(const dicom::IncomingInstance& in, const std::string& study_uid,
                                             const std::string& series_uid) const;
 

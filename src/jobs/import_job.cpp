@@ -37,14 +37,18 @@ std::string Lines(const std::vector<int>& lines) {
   return fmt::format("{} {}", lines.size() == 1 ? "line" : "lines", fmt::join(lines, ", "));
 }
 
+// Text for the table, whatever the node sent (values a PACS declared in no character set may
+// not be UTF-8).
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 // The retrieve jobs of an import, by the line of their row.
-std::map<int, JobRow> ChildrenByLine(Database& db, int64_t id) {
+Result<std::map<int, JobRow>> ChildrenByLine(Database& db, int64_t id) {
   JobFilter f;
   f.parent = id;
   f.limit = 1000000;
   std::map<int, JobRow> out;
   auto children = db.ListJobs(f);
-  if (!children) return out;
+  if (!children) return tl::unexpected(children.error());
   for (JobRow& c : *children) {
     const int line = ParseOr(c.params, json::object()).value("import_row", 0);
     auto it = out.find(line);
@@ -135,7 +139,7 @@ JobOutcome ImportRunner::Run(JobContext& job) {
         rec.line = r.line;
         json q = json::object();
         for (const auto& [k, v] : r.keys) q[k] = v;
-        rec.query = q.dump();
+        rec.query = Dump(q);
         rec.project = r.project;
         rec.subject = r.subject;
         rec.session = r.session;
@@ -200,7 +204,7 @@ JobOutcome ImportRunner::Run(JobContext& job) {
         }
         matches.push_back(std::move(m));
       }
-      r.matches = matches.dump();
+      r.matches = Dump(matches);
       r.state = matches.empty() ? "no_match" : matches.size() == 1 ? "one_match" : "several_matches";
       r.error.clear();
     }
@@ -236,9 +240,9 @@ JobOutcome ImportRunner::Run(JobContext& job) {
   auto me = db_.GetJob(id);
   const int priority = me && *me ? (*me)->priority : 0;
   auto children = ChildrenByLine(db_, id);
-  std::vector<int> refused;
+  if (!children) return {"failed", children.error().message, progress("retrieve"), {}, true};
   for (ImportRowRecord& r : *rows) {
-    if (r.choice != "all" || children.count(r.line)) continue;
+    if (r.choice != "all" || r.state == "error" || children->count(r.line)) continue;
     if (job.StopRequested()) return {"failed", "stopped while it started its rows' retrieves", progress("retrieve"), {}};
     if (!jobs_) return {"failed", "internal error: imports are not connected to the job queue", nullptr, {}};
     json uids = json::array();
@@ -256,16 +260,17 @@ JobOutcome ImportRunner::Run(JobContext& job) {
       rq["relabel_patient"] = true;
     }
     if (!r.session.empty()) rq["session"] = r.session;
+    if (rq.contains("project") || rq.contains("subject") || rq.contains("session")) rq["impose_labels"] = true;
     auto child = jobs_->Submit("retrieve", rq, id);
     if (!child) {
       r.state = "error";
       r.error = fmt::format("its retrieve was refused: {}", child.error().message);
       if (auto w = db_.UpdateImportRow(r); !w) return {"failed", w.error().message, nullptr, {}, true};
-      refused.push_back(r.line);
     }
   }
   children = ChildrenByLine(db_, id);
-  for (const auto& [line, c] : children) {
+  if (!children) return {"failed", children.error().message, progress("retrieve"), {}, true};
+  for (const auto& [line, c] : *children) {
     if (!Finished(c.state)) {
       JobOutcome out{"waiting", "", progress("retrieve"), {}};
       out.wait_for = "children";
@@ -282,8 +287,8 @@ JobOutcome ImportRunner::Run(JobContext& job) {
     if (r.choice == "none") ++declined;
     if (r.choice != "all" || r.state == "error") continue;
     ++taken;
-    auto c = children.find(r.line);
-    if (c != children.end() && c->second.state == "succeeded") ++succeeded;
+    auto c = children->find(r.line);
+    if (c != children->end() && c->second.state == "succeeded") ++succeeded;
     else failed_rows.push_back(r.line);
   }
   json result{{"summary",
@@ -321,6 +326,7 @@ Result<json> ImportRunner::View(int64_t id) {
   auto rows = db_.ImportRows(id);
   if (!rows) return tl::unexpected(rows.error());
   auto children = ChildrenByLine(db_, id);
+  if (!children) return tl::unexpected(children.error());
   json out = *job;
   json list = json::array();
   json summary{{"rows", 0}, {"pending", 0}, {"no_match", 0}, {"one_match", 0}, {"several_matches", 0},
@@ -338,13 +344,18 @@ Result<json> ImportRunner::View(int64_t id) {
               {"matches", ParseOr(r.matches, json::array())},
               {"choice", nullable(r.choice)},
               {"job", nullptr}};
-    if (auto c = children.find(r.line); c != children.end()) {
+    if (auto c = children->find(r.line); c != children->end()) {
       item["job"] = {{"id", std::to_string(c->second.id)},
                      {"state", c->second.state},
                      {"progress", ParseOr(c->second.progress, json::object())},
                      {"error", nullable(c->second.error)}};
       if (auto live = jobs_->Get(c->second.id, false); live && c->second.state == "running") {
         item["job"]["progress"] = (*live)["progress"];
+      }
+      const json& p = item["job"]["progress"];
+      if (c->second.state == "succeeded" && p.value("arrived", 0) == 0 && p.value("already_present", 0) > 0) {
+        // Nothing was fetched: the archive had the study, filed and identified as it was then.
+        item["note"] = "already in the archive: kept its labels and patient data";
       }
     }
     summary["rows"] = summary["rows"].get<int>() + 1;

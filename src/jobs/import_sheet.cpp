@@ -39,17 +39,11 @@ std::string Reduce(std::string_view header) {
   return out;
 }
 
-bool ValidUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = s[i];
-    const int more = c < 0x80 ? 0 : (c >> 5) == 0x6 && c >= 0xC2 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : -1;
-    if (more < 0 || i + more >= s.size() + (more == 0)) return false;
-    for (int k = 1; k <= more; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
-    }
-    i += more + 1;
-  }
-  return true;
+// Trims blanks, tabs and line ends (core's Trim takes spaces only).
+std::string Blank(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return "";
+  return std::string(s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1));
 }
 
 // One date of a cell: YYYYMMDD or YYYY-MM-DD, a day that exists; the DICOM form.
@@ -77,8 +71,8 @@ std::optional<std::string> StudyDate(const std::string& cell) {
   bool range = false;
   for (std::string_view sep : {"..", " to ", " - "}) {
     if (size_t at = cell.find(sep); at != std::string::npos) {
-      from = Trim(std::string_view(cell).substr(0, at));
-      to = Trim(std::string_view(cell).substr(at + sep.size()));
+      from = Blank(std::string_view(cell).substr(0, at));
+      to = Blank(std::string_view(cell).substr(at + sep.size()));
       range = true;
       break;
     }
@@ -163,7 +157,7 @@ const std::vector<std::string>& ImportFindKeywords() {
 
 tl::expected<ImportSheet, SheetError> ParseImportSheet(std::string_view text) {
   if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-  if (Trim(text).empty()) return tl::unexpected(At(1, 0, "", "the file is empty; its first line must name the columns"));
+  if (Blank(text).empty()) return tl::unexpected(At(1, 0, "", "the file is empty; its first line must name the columns"));
   ImportSheet sheet;
   sheet.delimiter = DetectDelimiter(text);
 
@@ -178,14 +172,16 @@ tl::expected<ImportSheet, SheetError> ParseImportSheet(std::string_view text) {
     csv_parser* p;
     ~Free() { csv_free(p); }
   } free_parser{&parser};
-  // Fed one line at a time, so that every field and every error knows its line.
+  // Fed one line at a time, so that every field and every error knows its line. A line ends
+  // with LF, CR LF or a lone CR (old Mac exports), as libcsv ends records.
   size_t pos = 0;
   while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
+    size_t nl = text.find_first_of("\r\n", pos);
     size_t end = nl == std::string_view::npos ? text.size() : nl + 1;
+    if (nl != std::string_view::npos && text[nl] == '\r' && end < text.size() && text[end] == '\n') ++end;
     ++parse.line;
     std::string_view chunk = text.substr(pos, end - pos);
-    if (parse.between && !Trim(chunk).empty()) {
+    if (parse.between && !Blank(chunk).empty()) {
       parse.record_start = parse.line;
       parse.between = false;
     }
@@ -207,18 +203,21 @@ tl::expected<ImportSheet, SheetError> ParseImportSheet(std::string_view text) {
                              "a quoted field opened on this line is not closed before the end of the file"));
   }
 
+  if (parse.records.empty()) {
+    return tl::unexpected(At(1, 0, "", "the file is empty; its first line must name the columns"));
+  }
   // The header.
   const std::vector<std::string>& header = parse.records.front();
   const int header_line = parse.field_lines.front().empty() ? 1 : parse.field_lines.front().back();
   bool finds = false;
   for (size_t c = 0; c < header.size(); ++c) {
-    const std::string name = Trim(header[c]);
+    const std::string name = Blank(header[c]);
     const int column = static_cast<int>(c) + 1;
     if (name.empty()) {  // a trailing delimiter, or a column left unnamed: it must stay empty
       sheet.columns.emplace_back();
       continue;
     }
-    if (!ValidUtf8(name)) return tl::unexpected(At(header_line, column, "", "not UTF-8 text; save the file as CSV UTF-8"));
+    if (!IsValidUtf8(name)) return tl::unexpected(At(header_line, column, "", "not UTF-8 text; save the file as CSV UTF-8"));
     auto it = HeaderNames().find(Reduce(name));
     if (it == HeaderNames().end()) {
       return tl::unexpected(At(
@@ -243,7 +242,7 @@ tl::expected<ImportSheet, SheetError> ParseImportSheet(std::string_view text) {
     const auto& cells = parse.records[r];
     const auto& lines = parse.field_lines[r];
     const int row_line = lines.empty() ? 0 : lines.back();
-    if (std::all_of(cells.begin(), cells.end(), [](const std::string& c) { return Trim(c).empty(); })) continue;
+    if (std::all_of(cells.begin(), cells.end(), [](const std::string& c) { return Blank(c).empty(); })) continue;
     if (cells.size() > header.size()) {
       return tl::unexpected(At(lines[header.size()], static_cast<int>(header.size()) + 1, "",
                                fmt::format("this row has {} fields, the header names {} columns", cells.size(),
@@ -259,13 +258,13 @@ tl::expected<ImportSheet, SheetError> ParseImportSheet(std::string_view text) {
     row.line = row_line;
     for (size_t c = 0; c < cells.size(); ++c) {
       const std::string& what = sheet.columns[c];
-      const std::string value = Trim(cells[c]);
+      const std::string value = Blank(cells[c]);
       const int line = lines[c], column = static_cast<int>(c) + 1;
-      const std::string name = Trim(header[c]);
+      const std::string name = Blank(header[c]);
       if (value.empty()) continue;
       auto bad = [&](const std::string& why) { return tl::unexpected(At(line, column, name, why)); };
       if (what.empty()) return bad("a value in a column without a header");
-      if (!ValidUtf8(value)) return bad("not UTF-8 text; save the file as CSV UTF-8");
+      if (!IsValidUtf8(value)) return bad("not UTF-8 text; save the file as CSV UTF-8");
       if (what == "project" || what == "subject" || what == "session") {
         if (CleanLabel(value) != value) return bad("a label is letters, digits, _ and - (at most 64)");
         (what == "project" ? row.project : what == "subject" ? row.subject : row.session) = value;

@@ -116,6 +116,29 @@ TEST(ImportSheet, RefusalsNameLineAndColumn) {
   EXPECT_NE(e.message.find("no rows"), std::string::npos);
 }
 
+TEST(ImportSheet, LoneCarriageReturnsEndLinesAndBlankFilesAreRefused) {
+  auto s = Ok("Accession\rA1\rA2\r\rA3");
+  ASSERT_EQ(s.rows.size(), 3u);
+  EXPECT_EQ(s.rows[0].line, 2);
+  EXPECT_EQ(s.rows[1].line, 3);
+  EXPECT_EQ(s.rows[2].line, 5);
+  for (const char* blank : {"\n", "\r\n\r\n", "\xEF\xBB\xBF\r\n", " \t\n"}) {
+    SheetError e = Bad(blank);
+    EXPECT_EQ(e.line, 1) << e.message;
+    EXPECT_NE(e.message.find("empty"), std::string::npos) << e.message;
+  }
+}
+
+TEST(ImportSheet, OnlyWellFormedUtf8) {
+  EXPECT_TRUE(ParseImportSheet("Patient Name\nM\xC3\xBCller\n"));  // ü
+  for (const char* bad : {"\xC0\xAF", "\xE0\x80\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xF5\x80\x80\x80",
+                          "\xE2\x82"}) {
+    SheetError e = Bad(std::string("Patient Name\nX") + bad + "\n");
+    EXPECT_EQ(e.line, 2) << e.message;
+    EXPECT_NE(e.message.find("UTF-8"), std::string::npos) << e.message;
+  }
+}
+
 TEST(ImportSheet, QuotedLineBreaksKeepLineNumbers) {
   auto s = Ok("Patient Name,Accession\n\"Doe\nJohn\",A1\nX,A2\n");
   ASSERT_EQ(s.rows.size(), 2u);

@@ -47,10 +47,14 @@ struct JobService::Live {
   Steady::time_point persisted; // GUARDED_BY(mu)
   std::atomic<bool> cancel{false};
   std::atomic<bool> pause{false};
+  std::atomic<bool> resume{false};  // resumed while stopping for a pause: queued again at the end
   // When the node's availability window closes (system clock ticks; max: never). Atomic: a
   // schedule change moves it while the job runs.
   std::atomic<int64_t> window_ends{std::numeric_limits<int64_t>::max()};
   bool ending = false;         // GUARDED_BY(mu): the run is over; a cancel or pause goes to the table
+  // window_ends is the end of the node's utilization share, not of its schedule window.
+  std::atomic<bool> share_ends{false};
+  bool busy = false;           // counted in the node's DutyCycle (GUARDED_BY the service's mu_)
   int connections = 1;         // held on the node (GUARDED_BY the service's mu_)
 };
 
@@ -169,6 +173,12 @@ Result<int> JobService::Start() {
     if (!r) return tl::unexpected(r.error());
     if (*r) ++resumed;
   }
+  // Jobs waiting for their jobs look again (a wake-up may have been lost with the process).
+  auto waiting = db_.ListJobs(JobFilter{"waiting", "", "", "", "", 1000000});
+  if (!waiting) return tl::unexpected(waiting.error());
+  for (const JobRow& row : *waiting) {
+    if (row.wait_reason == "children") WakeParent(row.id);
+  }
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
   return resumed;
 }
@@ -224,6 +234,22 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     }
     if (node_connections_[row.node] >= policy.max_connections) continue;
     if (row.type == "retrieve" && node_retrieves_[row.node] >= policy.max_parallel_retrieves) continue;
+    DutyCycle* duty = nullptr;
+    if (policy.utilization_percent < 100) {
+      auto it = duty_.find(row.node);
+      if (it == duty_.end() || it->second.percent() != policy.utilization_percent) {
+        it = duty_.insert_or_assign(row.node, DutyCycle(policy.utilization_percent)).first;
+      }
+      duty = &it->second;
+      if (const TimePoint next = duty->NextStart(now); next > now) {
+        // This minute's share of the node is spent: the job waits for the next minute.
+        row.state = "waiting";
+        row.wait_reason = "utilization";
+        row.not_before = UtcIso(next);
+        if (auto r = db_.UpdateJobIf(row, kPending, true); !r) spdlog::warn("job {}: {}", row.id, r.error().message);
+        continue;
+      }
+    }
     row.state = "running";
     row.started_at = UtcIso(clock_.Now());
     row.finished_at.clear();
@@ -242,6 +268,14 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     live->params = ParseOr(row.params, json::object());
     live->persisted = Steady::time_point{};  // the first progress is written at once
     if (window.next_change) live->window_ends = window.next_change->time_since_epoch().count();
+    if (duty) {
+      const TimePoint share_end = duty->Begin(now);
+      live->busy = true;
+      if (share_end.time_since_epoch().count() < live->window_ends) {
+        live->window_ends = share_end.time_since_epoch().count();
+        live->share_ends = true;
+      }
+    }
     node_connections_[row.node] += 1;
     if (row.type == "retrieve") node_retrieves_[row.node] += 1;
     live_[row.id] = live;  // from here on a cancel or a pause reaches the job through `live`
@@ -253,6 +287,10 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
 void JobService::Release(Live& live) {
   node_connections_[live.row.node] -= live.connections;
   if (live.row.type == "retrieve") node_retrieves_[live.row.node] -= 1;
+  if (live.busy) {
+    if (auto d = duty_.find(live.row.node); d != duty_.end()) d->second.End(clock_.Now());
+    live.busy = false;
+  }
   auto it = live_.find(live.row.id);
   if (it != live_.end() && it->second.get() == &live) live_.erase(it);
 }
@@ -308,13 +346,14 @@ std::chrono::seconds JobService::RetryDelay(const NodeJobPolicy& policy, int fai
 void JobService::Finish(Live& live, JobOutcome out) {
   const TimePoint now = clock_.Now();
   JobRow row;
-  bool canceled, paused;
+  bool canceled, paused, resumed;
   {
     // From here a cancel or a pause no longer reaches this run: it waits for the table.
     std::lock_guard lock(live.mu);
     live.ending = true;
     canceled = live.cancel;
     paused = live.pause;
+    resumed = live.resume;
     if (!out.progress.is_null()) live.row.progress = out.progress.dump();
     row = live.row;
   }
@@ -342,10 +381,27 @@ void JobService::Finish(Live& live, JobOutcome out) {
   } else if (!ended_well && paused) {
     entry["outcome"] = "paused";
     entry["error"] = nullptr;
-    row.state = "waiting";
-    row.paused = true;
     row.error.clear();
-    what = "paused";
+    if (resumed) {
+      row.state = "queued";  // resumed before the pause took effect
+      what = "paused and resumed";
+    } else {
+      row.state = "waiting";
+      row.paused = true;
+      what = "paused";
+    }
+  } else if (!ended_well && window_closed && live.share_ends) {
+    // The node's share of this minute is spent: the job goes on at the next minute, where it was.
+    const TimePoint next = std::chrono::floor<std::chrono::minutes>(now) + std::chrono::minutes(1);
+    entry["outcome"] = "utilization_pause";
+    entry["error"] = fmt::format("the node's utilization share of this minute was used; the job goes on at {}",
+                                 UtcIso(next));
+    entry["transient"] = true;
+    row.state = "waiting";
+    row.wait_reason = "utilization";
+    row.not_before = UtcIso(next);
+    row.error.clear();
+    what = fmt::format("paused for its node's utilization share; it goes on at {}", UtcIso(next));
   } else if (!ended_well && window_closed) {
     // The node's window closed: the run stopped between instances; the job goes on at the
     // next window (of the node's schedule as it is now), where it was.
@@ -409,8 +465,9 @@ void JobService::Finish(Live& live, JobOutcome out) {
   // wake-up found it running); a job that ended wakes the one it is part of.
   if (row.state == "waiting" && row.wait_reason == "children") WakeParent(row.id);
   if (row.parent_id && Finished(row.state)) WakeParent(row.parent_id);
-  // Jobs a canceled job submitted while the cancel reached it are canceled too.
+  // Jobs a canceled or paused job submitted while the cancel or pause reached it follow it.
   if (row.state == "canceled") ForChildren(row.id, [this](int64_t child) { (void)Cancel(child); });
+  if (row.paused) ForChildren(row.id, [this](int64_t child) { (void)PauseOne(child); });
   std::string counts;
   if (progress.contains("completed") && progress.contains("total")) {
     counts = fmt::format(" ({} of {} instances, {:.1f} MB transferred)", progress["completed"].dump(),
@@ -444,6 +501,9 @@ json JobService::ToJson(const JobRow& row, bool full) const {
     if (row.wait_reason == "schedule") {
       j["waiting_until"] = row.not_before;  // the node's next availability window
       j["waiting_for"] = "the node's availability window";
+    } else if (row.wait_reason == "utilization") {
+      j["waiting_until"] = row.not_before;  // the next minute
+      j["waiting_for"] = "the node's utilization share";
     } else {
       j["next_attempt"] = row.not_before;
       j["waiting_for"] = "the next attempt";
@@ -595,6 +655,7 @@ Result<json> JobService::PauseOne(int64_t id) {
       std::lock_guard live_lock(it != live_.end() ? it->second->mu : idle_mu_);
       if (it != live_.end() && !it->second->ending) {  // else its run is ending: the table
         it->second->pause = true;
+        it->second->resume = false;
         json j = ToJson(it->second->row, true);
         j["pause_requested"] = true;
         return j;
@@ -626,12 +687,27 @@ Result<json> JobService::Resume(int64_t id) {
 }
 
 Result<json> JobService::ResumeOne(int64_t id) {
-  {
-    std::lock_guard lock(mu_);
-    if (live_.count(id)) {
-      return Fail(Code::kConflict,
-                  fmt::format("job {} is running (or still stopping for a pause); resume it once it is paused", id), "id");
+  for (int round = 0;; ++round) {
+    {
+      std::lock_guard lock(mu_);
+      auto it = live_.find(id);
+      if (it == live_.end()) break;
+      std::lock_guard live_lock(it->second->mu);
+      if (!it->second->ending && it->second->pause) {
+        // Still stopping for a pause asked a moment ago: once stopped, it is queued again.
+        it->second->resume = true;
+        json j = ToJson(it->second->row, true);
+        j["resume_requested"] = true;
+        return j;
+      }
+      if (!it->second->ending || round >= kStateRounds) {
+        return Fail(Code::kConflict,
+                    fmt::format("job {} is running (or still stopping for a pause); resume it once it is paused", id),
+                    "id");
+      }
     }
+    // Its run is being put away: look again once it is in the table.
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   auto row = db_.GetJob(id);
   if (!row) return tl::unexpected(row.error());

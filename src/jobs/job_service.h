@@ -30,6 +30,7 @@
 #include "archive/database.h"
 #include "core/clock.h"
 #include "core/result.h"
+#include "jobs/duty_cycle.h"
 #include "nodes/schedule.h"
 
 namespace pb {
@@ -84,6 +85,7 @@ struct NodeJobPolicy {
   int first_delay_seconds = 30;
   int max_delay_seconds = 1800;
   std::shared_ptr<const Schedule> schedule;  // null: always available
+  int utilization_percent = 100;  // the share of each minute the node may be busy (100: no limit)
 };
 
 struct JobServiceOptions {
@@ -165,6 +167,7 @@ class JobService {
   std::map<int64_t, std::shared_ptr<Live>> live_;  // GUARDED_BY(mu_): running jobs
   std::map<std::string, int> node_connections_;    // GUARDED_BY(mu_): held per node
   std::map<std::string, int> node_retrieves_;      // GUARDED_BY(mu_): running retrieves per node
+  std::map<std::string, DutyCycle> duty_;          // GUARDED_BY(mu_): nodes with a utilization share
   bool stopping_ = false;                          // GUARDED_BY(mu_)
   uint64_t pokes_ = 0;                             // GUARDED_BY(mu_)
   std::atomic<bool> server_stopping_{false};

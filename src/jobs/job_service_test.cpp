@@ -865,3 +865,37 @@ TEST_F(JobServiceTest, AJobWaitingForAConfirmationIsNotStartedAgainByItself) {
 
 }  // namespace
 }  // namespace pb
+
+namespace pb {
+namespace {
+
+TEST_F(JobServiceTest, AUtilizationShareStopsJobsForTheRestOfTheMinute) {
+  ScriptedRunner runner;
+  NodeJobPolicy policy;
+  policy.utilization_percent = 50;  // 30 s of each minute; the clock starts at 09:00:00
+  auto s = Make(1, policy);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string id = (*s->Submit("test", {{"n", 1}}))["id"];
+  WaitUntil(*s, id, [](const json& j) { return j["state"] == "running" && j["progress"].value("completed", 0) == 1; });
+  clock_.Advance(std::chrono::seconds(31));  // past the share: the run stops between instances
+  auto paused = WaitUntil(*s, id, [](const json& j) { return j["state"] == "waiting"; });
+  EXPECT_EQ(paused["waiting_for"], "the node's utilization share");
+  EXPECT_EQ(paused["waiting_until"], "2026-03-02T09:01:00Z");
+  ASSERT_EQ(paused["history"].size(), 1u);
+  EXPECT_EQ(paused["history"][0]["outcome"], "utilization_pause");
+  // Another job of the node does not start in this minute either.
+  std::string other = (*s->Submit("test", {{"n", 2}}))["id"];
+  auto waiting = WaitUntil(*s, other, [](const json& j) { return j["state"] == "waiting"; });
+  EXPECT_EQ(waiting["waiting_until"], "2026-03-02T09:01:00Z");
+  EXPECT_EQ(runner.Runs(2), 0);
+  runner.release = true;
+  clock_.Advance(std::chrono::seconds(29));  // 09:01:00
+  s->Poke();
+  auto done = WaitFor(*s, id, "succeeded");
+  EXPECT_EQ(done["attempts"], 2);
+  WaitFor(*s, other, "succeeded");
+}
+
+}  // namespace
+}  // namespace pb

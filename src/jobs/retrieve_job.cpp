@@ -36,6 +36,7 @@ RetrieveParams ParamsFrom(const json& j) {
   p.subject = j.value("subject", "");
   p.session = j.value("session", "");
   p.relabel_patient = j.value("relabel_patient", false);
+  p.impose_labels = j.value("impose_labels", false);
   return p;
 }
 
@@ -112,7 +113,7 @@ Result<RetrieveRunner::Planned> RetrieveRunner::PlanFetch(Transport& node_link, 
 Result<std::pair<json, std::string>> RetrieveRunner::Prepare(const json& rq) {
   if (auto r = RefuseUnknownFields(rq, {"node", "level", "uids", "method", "study_uid", "series_uid",
                                         "retry_of", "project", "subject", "session", "relabel_patient",
-                                        "import_row"});
+                                        "impose_labels", "import_row"});
       !r) {
     return tl::unexpected(r.error());
   }
@@ -159,6 +160,12 @@ Result<std::pair<json, std::string>> RetrieveRunner::Prepare(const json& rq) {
       }
       params["relabel_patient"] = true;
     }
+  }
+  if (rq.contains("impose_labels")) {
+    if (!rq["impose_labels"].is_boolean()) {
+      return Fail(Code::kInvalidArgument, "impose_labels must be true or false", "impose_labels");
+    }
+    if (rq["impose_labels"].get<bool>()) params["impose_labels"] = true;
   }
   if (rq.contains("import_row")) {  // the line of the import's sheet this retrieve is for
     if (!rq["import_row"].is_number_integer() || rq["import_row"].get<int64_t>() < 1) {
@@ -207,9 +214,9 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   std::vector<std::pair<uint32_t, std::string>> relabel;
   if (p.relabel_patient && !p.subject.empty()) {
     relabel = {{0x00100010, p.subject}, {0x00100020, p.subject}};  // Patient Name, Patient ID
-    expectation->impose = true;
     expectation->set_attributes = relabel;
   }
+  expectation->impose = p.impose_labels || !relabel.empty();
   ExpectationScope expecting(expectations_, expectation);
   const auto start = Steady::now();
   auto progress = [&]() {

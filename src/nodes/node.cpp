@@ -29,7 +29,7 @@ const std::set<std::string> kNodeFields{
     "calling_ae_header", "called_ae_header", "stow_batch_instances", "stow_batch_mb",
     "query_timeout_seconds", "retrieve_timeout_seconds", "proxy", "allow_redirects",
     "auth", "headers", "schedule", "max_bytes_per_second", "mwl", "mwl_charset", "mpps",
-    "retry", "max_parallel_retrieves",
+    "retry", "max_parallel_retrieves", "utilization_percent",
     // read-only
     "warnings", "retrieve_method_learned", "effective_calling_ae_title", "effective_move_destination",
     "available", "unavailable_reason", "availability_changes_at", "offers_import", "offers_export"};
@@ -140,6 +140,17 @@ Result<Node> NodeFromJson(const json& j) {
     return Fail(Code::kInvalidArgument, "max_bytes_per_second must be 0 (unlimited) or more", "max_bytes_per_second");
   }
   n.max_bytes_per_second = max_bps;
+
+  int64_t utilization = 100;
+  r.Int("utilization_percent", utilization);
+  if (r.error()) return tl::unexpected(*r.error());
+  if (utilization < 1 || utilization > 100) {
+    return Fail(Code::kInvalidArgument,
+                "utilization_percent must be between 1 and 100 (the share of each minute the node may be busy; 100: "
+                "no limit)",
+                "utilization_percent");
+  }
+  n.utilization_percent = static_cast<int>(utilization);
 
   int64_t parallel_retrieves = 0;
   r.Int("max_parallel_retrieves", parallel_retrieves);
@@ -323,6 +334,7 @@ json NodeToJson(const Node& n, bool with_secrets) {
                 {"max_delay_seconds", n.retry.max_delay_seconds}};
   j["schedule"] = n.schedule;
   j["max_bytes_per_second"] = n.max_bytes_per_second;
+  j["utilization_percent"] = n.utilization_percent;
   j["mwl"] = n.mwl;
   j["mwl_charset"] = n.mwl_charset;
   j["mpps"] = n.mpps;

@@ -83,6 +83,8 @@ struct Node {
   // Scheduling and worklist (stored; used by later features)
   nlohmann::json schedule;  // null: always available
   int64_t max_bytes_per_second = 0;
+  // The share of each minute the node may be busy with our jobs (connection time; 100: always).
+  int utilization_percent = 100;
   bool mwl = false;
   std::string mwl_charset;
   bool mpps = false;

@@ -23,6 +23,7 @@ struct RetrieveParams {
   // The labels hold whatever identification a receiver uses, and Patient Name and Patient ID of
   // what arrives become the subject (an import's rows).
   bool relabel_patient = false;
+  bool impose_labels = false;  // the labels hold whatever identification the receiver uses
 };
 
 struct ExpectedInstance {

@@ -101,6 +101,9 @@ class ImportTests(harness.JobHelpers, harness.E2ETestCase):
         # 2. relabeling
         S("R1", "REL2A", "Relabel^Alice", "REL2ACC1", "20240401", count=4, series=2)
         S("R2", "REL2B", "Keep^Bob", "REL2ACC2", "20240402", count=2)
+        # 2b. relabeling through C-MOVE into a receiver that identifies by its rules
+        S("M1", "MOV2A", "Move^Alice", "MOV2ACC1", "20240411", count=3)
+        S("M2", "MOV2B", "Move^Bob", "MOV2ACC2", "20240412", count=2)
         # 3. several declined
         S("D1", "DEC3A", "Dec^Alpha", "DEC3ACC1", "20240501")
         S("D2", "DEC3B", "Dec^Beta", "DEC3ACC2", "20240502")
@@ -507,6 +510,38 @@ class ImportTests(harness.JobHelpers, harness.E2ETestCase):
         for _, sop, _, _ in self.studies["R2"]["files"]:
             self.assertEqual(self.stored_tags(sop), ("Keep^Bob", "REL2B"),
                              "stored (PatientName, PatientID) of %s (row without subject)" % sop)
+
+    def test_2b_relabeling_holds_through_c_move_into_a_rules_receiver(self):
+        # The C-MOVE arrives at our receiver (identification "rules", the default): the rows'
+        # labels and the subject's Patient Name/ID hold anyway (the PACS names our request as
+        # Move Originator). A row with a subject and no session must not get the patient's ID
+        # (the default rules' session) as its session label.
+        csv = ("Accession Number;Project;Subject;Session\n"
+               "MOV2ACC1;Imp2Move;SUBJ2M;SESS2M\n"
+               "MOV2ACC2;Imp2Move;SUBJ2N;\n")
+        _, answer = self.post_import_json({"csv": csv, "node": "orthanc", "method": "c-move",
+                                           "confirm": True})
+        view = self.wait_import_end(answer["id"], unattended=True)
+        d = dump(view)
+        self.assertEqual(view.get("state"), "succeeded", d)
+        kids = self.children(answer["id"])
+        for line, kid in kids.items():
+            job = self.get_job(str(kid["id"]))
+            self.assertEqual(job.get("method_used"), "c-move", dump(job))
+        want = self.series_counts("M1")
+        labels = ("Imp2Move", "SUBJ2M", "SESS2M")
+        ok = harness.wait_until(lambda: self.where_is(want) == {labels: want}, 10, 0.2)
+        self.assertTrue(ok, "M1 should be only under %s; found %r" % ("/".join(labels), self.where_is(want)))
+        for _, sop, _, _ in self.studies["M1"]["files"]:
+            self.assertEqual(self.stored_tags(sop), ("SUBJ2M", "SUBJ2M"), sop)
+        want2 = self.series_counts("M2")
+        found = self.where_is(want2)
+        self.assertEqual({k[:2] for k in found}, {("Imp2Move", "SUBJ2N")}, repr(found))
+        for (_, _, session) in found:
+            self.assertNotIn("MOV2B", session, "the session label carries the patient ID: %r" % (found,))
+            self.assertNotIn("MOV2ACC2", session, repr(found))
+        for _, sop, _, _ in self.studies["M2"]["files"]:
+            self.assertEqual(self.stored_tags(sop), ("SUBJ2N", "SUBJ2N"), sop)
 
     # ================================================================== 3. declined
 

@@ -4,7 +4,7 @@
 -- error; matches: JSON array of the studies found) and the choice made for it ('' until
 -- confirmed, then 'all' or 'none').
 ALTER TABLE jobs ADD COLUMN parent_id INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX jobs_parent ON jobs(parent_id) WHERE parent_id != 0;
+CREATE INDEX jobs_parent ON jobs(parent_id);
 
 CREATE TABLE import_rows (
   job_id INTEGER NOT NULL,

@@ -1,0 +1,36 @@
+#pragma once
+// A node's utilization share (XNAT DQR's duty cycle, for PACS that count connection time rather
+// than bytes): within each minute of the clock, the node is busy with our jobs (at least one job
+// holds a connection to it) for at most `percent` of the minute. A busy stretch that starts with
+// R of its minute's share left ends R later; when the minute ends first, it goes on into the next
+// minute for that minute's whole share. Then no job starts before the next minute. Pure (the
+// caller passes the time); not thread-safe (the job service guards it).
+#include <chrono>
+
+#include "core/clock.h"
+
+namespace pb {
+
+class DutyCycle {
+ public:
+  explicit DutyCycle(int percent);  // 1..99
+  int percent() const { return percent_; }
+  // When a job may start: `now`, or the start of the next minute when this one's share is spent.
+  TimePoint NextStart(TimePoint now) const;
+  // A job starts using the node; returns when the busy stretch it joins must end.
+  TimePoint Begin(TimePoint now);
+  // A job stopped using the node (the stretch ends with the last one).
+  void End(TimePoint now);
+
+ private:
+  std::chrono::system_clock::duration UsedIn(TimePoint minute) const;
+
+  int percent_;
+  std::chrono::system_clock::duration share_;  // per minute
+  int busy_ = 0;
+  TimePoint stretch_start_{}, stretch_end_{};
+  TimePoint minute_{};                         // the minute `used_` is about
+  std::chrono::system_clock::duration used_{};  // of that minute, by stretches that ended
+};
+
+}  // namespace pb
