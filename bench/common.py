@@ -93,6 +93,21 @@ def stop(proc, timeout):
     return proc.returncode, killed
 
 
+def run_timed(cmd, *, env, log_path, cwd, timeout):
+    """Runs cmd (spawn) to its exit: (exit status, seconds from its start to its exit); stops it
+    and raises BenchError when it runs longer than timeout seconds."""
+    t0 = time.perf_counter()
+    proc = spawn(cmd, env=env, log_path=log_path, cwd=cwd)
+    try:
+        rc = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        stop(proc, 5)
+        raise BenchError("%s did not finish in %d s:\n%s" % (cmd[0], timeout, tail(log_path)))
+    seconds = time.perf_counter() - t0
+    LIVE.pop(proc.pid, None)
+    return rc, seconds
+
+
 def stop_all_live():
     for proc in list(LIVE.values()):
         try:
@@ -377,6 +392,14 @@ def paired_ratio(results, key_a, key_b):
     """Median over rounds of a[r]/b[r] in instances/s (only rounds where both were measured)."""
     a, b = results.get(key_a, {}), results.get(key_b, {})
     return med([a[r]["inst_per_s"] / b[r]["inst_per_s"] for r in a if r in b])
+
+
+def target_line(label, value, limit):
+    """A report's line for a ratio target: 'PASS  label: 1.23 >= 1.00' (MISS below it, n/a when
+    the ratio was not measured)."""
+    if value is None:
+        return "n/a   %s (not measured)" % label
+    return "%-5s %s: %.2f >= %.2f" % ("PASS" if value >= limit else "MISS", label, value, limit)
 
 
 def setup_header(cfg, tmp, dcmtk_tool, orthanc=True, storage_extra=""):

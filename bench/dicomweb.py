@@ -87,7 +87,6 @@ import json
 import mmap
 import os
 import random
-import subprocess
 import sys
 import time
 import urllib.request
@@ -95,7 +94,8 @@ import urllib.request
 import common  # bench/common.py: what the benchmarks share
 from common import (BenchError, LIVE, MB, KB, OrthancPeer, bridge_studies, env_num, fmt,
                     free_port, fs_type, http_get, http_json, listening, log, med, note,
-                    paired_ratio, peak_rss_kb, rotate, spawn, start_bridge, stop, tail)
+                    paired_ratio, peak_rss_kb, rotate, run_timed, spawn, start_bridge, stop,
+                    tail)
 
 common.PROG = "dicomweb"
 
@@ -466,16 +466,8 @@ class Bench:
         if os.path.exists(log_path):
             os.remove(log_path)  # spawn appends; the write-out lines must be this run's
         cmd = ["curl", "-q", "--no-progress-meter", "--noproxy", "*"] + args
-        t0 = time.perf_counter()
-        proc = spawn(cmd, env=self.cfg.env_plain, log_path=log_path, cwd=work)
-        try:
-            rc = proc.wait(self.cfg.job_timeout)
-        except subprocess.TimeoutExpired:
-            stop(proc, 5)
-            raise BenchError("curl did not finish in %d s:\n%s" % (self.cfg.job_timeout,
-                                                                   tail(log_path)))
-        seconds = time.perf_counter() - t0
-        LIVE.pop(proc.pid, None)
+        rc, seconds = run_timed(cmd, env=self.cfg.env_plain, log_path=log_path, cwd=work,
+                                timeout=self.cfg.job_timeout)
         with open(log_path, "rb") as f:
             text = f.read().decode(errors="replace")
         if rc != 0:
@@ -638,12 +630,8 @@ def report(cfg, study, results, big, big_results, header):
     p("Ratios us/curl (median of same-round ratios; > 1: we are faster) and targets")
     for kind in ("stow", "wado"):
         ratio = paired_ratio(results, (kind, "us"), (kind, "curl"))
-        label = "STOW-RS" if kind == "stow" else "WADO-RS"
-        if ratio is None:
-            p("n/a   %s us/curl (not measured)" % label)
-        else:
-            p("%-5s %s us/curl: %.2f >= 1.00" % ("PASS" if ratio >= 1.0 else "MISS", label,
-                                                ratio))
+        p(common.target_line("%s us/curl" % ("STOW-RS" if kind == "stow" else "WADO-RS"), ratio,
+                             1.0))
     rss_ok = True
     if big is not None:
         p("")

@@ -2,16 +2,17 @@
 """Retrieve benchmark: how fast PACS Bridge's retrieve jobs bring a study from a PACS, next to
 DCMTK's command-line tools doing the same in the same run. Python 3 standard library only.
 
-    bench/retrieve.sh                 # 500 small + 50 CT instances, 5 rounds (~1-3 minutes)
+    bench/retrieve.sh                 # 500 small, 50 CT, 2 x 50 CT together; 5 rounds (~2-4 min)
     BENCH_ROUNDS=5 bench/retrieve.sh
     BENCH_METHODS=get bench/retrieve.sh
     PACSBRIDGE_BIN=build/debug/pacsbridge bench/retrieve.sh
 
 The PACS is one Orthanc (Debian package, TCP_NODELAY=1, max PDU 131072, its own storage),
 loaded once with a "small" study (BENCH_SMALL instances of ~BENCH_SMALL_BYTES, Secondary
-Capture, 2 series) and a "CT" study (BENCH_CT instances of ~BENCH_CT_BYTES, 1 series), all
-Explicit VR Little Endian (tools/dicomgen.py). Per round, for each study and each method, both
-sides are measured once, in an order that alternates:
+Capture, 2 series), a "CT" study (BENCH_CT instances of ~BENCH_CT_BYTES, 1 series) and the
+BENCH_MULTI studies of the "multi" case (each made like the CT study, with a StudyInstanceUID of
+its own), all Explicit VR Little Endian (tools/dicomgen.py). Per round, for each case (small, CT,
+multi) and each method, both sides are measured once, in an order that alternates:
 
 - C-GET, DCMTK: `getscu -S +B -pdu 131072` with QueryRetrieveLevel=STUDY and the
   StudyInstanceUID, into a fresh directory (one getscu per study: getscu 3.6.7 crashes when
@@ -30,6 +31,12 @@ sides are measured once, in an order that alternates:
 - C-MOVE, PACS Bridge: as its C-GET, with "method": "c-move" (Orthanc sends to our receiver,
   AE PACSBRIDGE on a fixed port listed in Orthanc's DicomModalities).
 
+The multi-study case: our side is one job for all its studies ("uids": [uid1, uid2, ...]),
+timed and checked as above (every instance of every study); DCMTK's side runs its tool once per
+study, one after the other, as above (getscu into one directory; movescu to the one storescp,
+started before the first), and its time is the sum of those runs. Target: us/DCMTK >= 1.0 for
+each method, printed PASS/MISS (it never changes the exit status).
+
 For reference the header also gives the time of an IMAGE-level C-FIND of each study with
 findscu (what a retrieve job may do first, to know what to expect and verify against).
 
@@ -45,6 +52,7 @@ every instance durable first); getscu and storescp never fsync.
 | --- | --- | --- |
 | BENCH_SMALL, BENCH_SMALL_BYTES | 500, 2048 | small study (0: none) |
 | BENCH_CT, BENCH_CT_BYTES | 50, 524288 | CT study (0: none) |
+| BENCH_MULTI | 2 | studies of BENCH_CT instances in the multi-study case (0 or BENCH_CT=0: none) |
 | BENCH_ROUNDS | 5 | rounds |
 | BENCH_METHODS | get,move | which retrieve methods |
 | BENCH_SIDES | dcmtk,us | who is measured (dcmtk alone: no PACS Bridge needed) |
@@ -65,14 +73,13 @@ to stderr, the report to stdout.
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
 import common  # bench/common.py: what the benchmarks share
 from common import (BenchError, bridge_studies, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt, free_port,
-                    fs_type, http_json, listening, log, med, note, paired_ratio, rotate, spawn,
-                    start_bridge, stop, tail)
+                    fs_type, http_json, listening, log, med, note, paired_ratio, rotate, run_timed,
+                    spawn, start_bridge, stop, tail)
 
 common.PROG = "retrieve"
 
@@ -85,9 +92,23 @@ DCMTK_TOOLS = {"get": "getscu", "move": "movescu+storescp"}
 # --------------------------------------------------------------------------- dataset
 
 class Study:
-    def __init__(self, name, directory, files, study_uid, total_bytes):
+    """A case: one study, or (parts) several retrieved together by one job of ours, one after
+    the other by DCMTK."""
+
+    def __init__(self, name, directory, files, study_uid, total_bytes, parts=None):
         self.name, self.dir, self.files = name, directory, files
         self.uid, self.count, self.total_bytes = study_uid, len(files), total_bytes
+        self.parts = parts or [self]
+
+    def describe(self):
+        text = "%s %d x %.1f KB" % (self.name, self.count, self.total_bytes / self.count / KB)
+        return text + (" in %d studies" % len(self.parts) if len(self.parts) > 1 else "")
+
+
+def several(name, parts):
+    """The multi-study case made of parts (studies of their own, each loaded into the PACS)."""
+    return Study(name, None, [f for st in parts for f in st.files], None,
+                 sum(st.total_bytes for st in parts), parts)
 
 
 def generate(root, tmp, name, *, count, size, modality, series):
@@ -168,8 +189,9 @@ class Bridge:
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.http_port, path)
 
-    def count(self):
-        return sum(int(s.get("instance_count", 0)) for s in bridge_studies(self.http_port))
+    def counts(self):
+        return {s.get("StudyInstanceUID"): int(s.get("instance_count", 0))
+                for s in bridge_studies(self.http_port)}
 
     def stop(self):
         rc, killed = stop(self.proc, self.cfg.stop_timeout)
@@ -214,28 +236,23 @@ class Bench:
         return ["-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=%s" % study.uid]
 
     def run_tool(self, cmd, log_path, work):
-        proc = spawn(cmd, env=self.cfg.env_nodelay, log_path=log_path, cwd=work)
-        try:
-            rc = proc.wait(self.cfg.job_timeout)
-        except subprocess.TimeoutExpired:
-            stop(proc, 5)
-            raise BenchError("%s did not finish in %d s:\n%s" % (cmd[0], self.cfg.job_timeout,
-                                                                tail(log_path)))
-        LIVE.pop(proc.pid, None)
-        return rc
+        """(exit status, seconds from its start to its exit)"""
+        return run_timed(cmd, env=self.cfg.env_nodelay, log_path=log_path, cwd=work,
+                         timeout=self.cfg.job_timeout)
 
     def getscu(self, study, work):
         out = os.path.join(work, "out")
         os.mkdir(out)
         log_path = os.path.join(work, "getscu.log")
-        cmd = (["getscu", "-S", "+B", "-pdu", str(self.cfg.baseline_pdu), "-aet", "GETSCU",
-                "-aec", self.pacs.ae, "-od", out] + self.query_args(study)
-               + ["127.0.0.1", str(self.pacs.port)])
-        t0 = time.perf_counter()
-        rc = self.run_tool(cmd, log_path, work)
-        seconds = time.perf_counter() - t0
-        if rc != 0:
-            raise BenchError("getscu exited with %s:\n%s" % (rc, tail(log_path)))
+        seconds = 0.0
+        for part in study.parts:  # one after the other, into one directory; time: their sum
+            cmd = (["getscu", "-S", "+B", "-pdu", str(self.cfg.baseline_pdu), "-aet", "GETSCU",
+                    "-aec", self.pacs.ae, "-od", out] + self.query_args(part)
+                   + ["127.0.0.1", str(self.pacs.port)])
+            rc, took = self.run_tool(cmd, log_path, work)
+            seconds += took
+            if rc != 0:
+                raise BenchError("getscu exited with %s:\n%s" % (rc, tail(log_path)))
         n = count_files(out)
         if n != study.count:
             raise BenchError("getscu wrote %d files, the %s study has %d:\n%s"
@@ -256,14 +273,15 @@ class Bench:
                     raise BenchError("storescp did not start:\n%s" % tail(scp_log))
                 time.sleep(0.02)
             log_path = os.path.join(work, "movescu.log")
-            cmd = (["movescu", "-S", "-aet", "MOVESCU", "-aec", self.pacs.ae, "-aem", "STORESCP"]
-                   + self.query_args(study) + ["127.0.0.1", str(self.pacs.port)])
-            t0 = time.perf_counter()
-            rc = self.run_tool(cmd, log_path, work)
-            seconds = time.perf_counter() - t0
-            if rc != 0:
-                raise BenchError("movescu exited with %s:\n%s\nstorescp:\n%s"
-                                 % (rc, tail(log_path), tail(scp_log)))
+            seconds = 0.0
+            for part in study.parts:  # one after the other, to the one storescp; time: their sum
+                cmd = (["movescu", "-S", "-aet", "MOVESCU", "-aec", self.pacs.ae, "-aem",
+                        "STORESCP"] + self.query_args(part) + ["127.0.0.1", str(self.pacs.port)])
+                rc, took = self.run_tool(cmd, log_path, work)
+                seconds += took
+                if rc != 0:
+                    raise BenchError("movescu exited with %s:\n%s\nstorescp:\n%s"
+                                     % (rc, tail(log_path), tail(scp_log)))
             with open(log_path, "rb") as f:
                 text = f.read().decode(errors="replace")
             if "error status" in text or "Failed" in text:
@@ -287,9 +305,7 @@ class Bench:
                "-k", "QueryRetrieveLevel=IMAGE", "-k", "StudyInstanceUID=%s" % study.uid,
                "-k", "SeriesInstanceUID", "-k", "SOPInstanceUID", "-k", "SOPClassUID",
                "127.0.0.1", str(self.pacs.port)]
-        t0 = time.perf_counter()
-        rc = self.run_tool(cmd, log_path, work)
-        seconds = time.perf_counter() - t0
+        rc, seconds = self.run_tool(cmd, log_path, work)
         if rc != 0:
             raise BenchError("findscu exited with %s:\n%s" % (rc, tail(log_path)))
         return seconds
@@ -298,7 +314,7 @@ class Bench:
         srv = Bridge(self.cfg, work, self.bridge_port, self.pacs)
         try:
             os.sync()
-            body = {"node": "orthanc", "level": "STUDY", "uids": [study.uid],
+            body = {"node": "orthanc", "level": "STUDY", "uids": [st.uid for st in study.parts],
                     "method": "c-get" if method == "get" else "c-move"}
             t0 = time.perf_counter()
             status, answer = http_json("POST", srv.url("/api/retrieve"), body)
@@ -329,10 +345,12 @@ class Bench:
             if job.get("method_used") not in (None, wanted):
                 raise BenchError("job used %s, not %s: %s" % (job.get("method_used"), wanted,
                                                               json.dumps(job)))
-            n = srv.count()
-            if n != study.count:
-                raise BenchError("PACS Bridge lists %d instances after the job, the %s study "
-                                 "has %d" % (n, study.name, study.count))
+            counts = srv.counts()
+            short = ["%d of the %s study's %d" % (counts.get(st.uid, 0), st.name, st.count)
+                     for st in study.parts if counts.get(st.uid, 0) != st.count]
+            if short:
+                raise BenchError("PACS Bridge lists, after the job, %s instances"
+                                 % ", ".join(short))
         finally:
             srv.stop()
         return seconds
@@ -341,9 +359,12 @@ class Bench:
 # --------------------------------------------------------------------------- report
 
 def report(cfg, studies, results, header):
+    def ratio(st, m):
+        return paired_ratio(results, (st.name, m, "us"), (st.name, m, "dcmtk"))
+
     out = common.report_start("PACS Bridge retrieve benchmark", header, cfg.rounds)
     p = out.append
-    p("%-6s %-7s %-18s %10s %15s %9s %9s" % ("study", "method", "who", "inst/s", "[min-max]",
+    p("%-6s %-7s %-20s %10s %15s %9s %9s" % ("study", "method", "who", "inst/s", "[min-max]",
                                             "MB/s", "s"))
     for st in studies:
         for m in cfg.methods:
@@ -352,8 +373,9 @@ def report(cfg, studies, results, header):
                 if not rs:
                     continue
                 ips = [r["inst_per_s"] for r in rs]
-                who = DCMTK_TOOLS[m] if side == "dcmtk" else "PACS Bridge job"
-                p("%-6s %-7s %-18s %10.1f %15s %9.1f %9.2f" % (
+                who = "PACS Bridge job" if side == "us" else DCMTK_TOOLS[m] + (
+                    " x%d" % len(st.parts) if len(st.parts) > 1 else "")
+                p("%-6s %-7s %-20s %10.1f %15s %9.1f %9.2f" % (
                     st.name, METHOD_NAMES[m], who, med(ips),
                     "[%.0f-%.0f]" % (min(ips), max(ips)),
                     med([r["mb_per_s"] for r in rs]), med([r["seconds"] for r in rs])))
@@ -362,8 +384,15 @@ def report(cfg, studies, results, header):
     p("%-6s %-7s %8s" % ("study", "method", "ratio"))
     for st in studies:
         for m in cfg.methods:
-            p("%-6s %-7s %8s" % (st.name, METHOD_NAMES[m], fmt(paired_ratio(
-                results, (st.name, m, "us"), (st.name, m, "dcmtk")), "%.2f")))
+            p("%-6s %-7s %8s" % (st.name, METHOD_NAMES[m], fmt(ratio(st, m), "%.2f")))
+    for st in studies:
+        if len(st.parts) > 1:
+            p("")
+            p("Target: one job for %d studies vs DCMTK run once per study (PASS/MISS; it never "
+              "changes the exit status)" % len(st.parts))
+            for m in cfg.methods:
+                p(common.target_line("%s %s us/DCMTK" % (st.name, METHOD_NAMES[m]),
+                                     ratio(st, m), 1.0))
     common.report_finish(out)
 
 
@@ -375,6 +404,7 @@ def parse_config(args):
     cfg.small_bytes = env_num("BENCH_SMALL_BYTES", 2048, int, 512)
     cfg.ct = env_num("BENCH_CT", 50, int, 0)
     cfg.ct_bytes = env_num("BENCH_CT_BYTES", 512 * KB, int, 512)
+    cfg.multi = env_num("BENCH_MULTI", 2, int, 0)
     cfg.rounds = env_num("BENCH_ROUNDS", 5, int, 1)
     methods = [m.strip().lower().replace("c-", "") for m in
                os.environ.get("BENCH_METHODS", "get,move").split(",") if m.strip()]
@@ -408,13 +438,21 @@ def run(cfg, root, tmp):
                                 modality="CT", series=1))
     if not studies:
         raise SystemExit("retrieve: BENCH_SMALL and BENCH_CT are both 0")
+    cases, loaded = list(studies), list(studies)  # what is measured; what the PACS holds
+    if cfg.multi and cfg.ct:
+        parts = [generate(root, tmp, "multi%d" % (i + 1), count=cfg.ct, size=cfg.ct_bytes,
+                          modality="CT", series=1) for i in range(cfg.multi)]
+        cases.append(several("multi", parts))
+        loaded += parts
+    if len({st.uid for st in loaded}) != len(loaded):
+        raise BenchError("the generated studies' StudyInstanceUIDs are not distinct")
     os.sync()
     log("retrieve: dataset generated in %.1f s" % (time.monotonic() - t))
 
     storescp_port, bridge_port = free_port(), free_port()
     pacs = OrthancPacs(cfg, os.path.join(tmp, "orthanc"), storescp_port, bridge_port)
     t = time.monotonic()
-    for st in studies:
+    for st in loaded:
         log_path = os.path.join(tmp, "load-%s.log" % st.name)
         proc = spawn(["storescu", "-aet", "LOADER", "-aec", pacs.ae, "-xe", "+sd",
                       "127.0.0.1", str(pacs.port), st.dir], env=cfg.env_nodelay,
@@ -425,7 +463,7 @@ def run(cfg, root, tmp):
             raise BenchError("loading the %s study into Orthanc failed (%s):\n%s"
                              % (st.name, rc, tail(log_path)))
     n = pacs.count()
-    want = sum(st.count for st in studies)
+    want = sum(st.count for st in loaded)
     if n != want:
         raise BenchError("Orthanc holds %d instances, %d were loaded" % (n, want))
     os.sync()
@@ -433,9 +471,8 @@ def run(cfg, root, tmp):
 
     bench = Bench(cfg, tmp, pacs, storescp_port, bridge_port)
     header = [
-        "studies: " + ", ".join("%s %d x %.1f KB" % (st.name, st.count,
-                                                    st.total_bytes / st.count / KB)
-                                for st in studies) + " (Explicit VR LE), in one Orthanc",
+        "studies: " + ", ".join(st.describe() for st in cases)
+        + " (Explicit VR LE), in one Orthanc",
         "methods: %s; rounds: %d; max PDU %d for Orthanc, getscu, storescp"
         % (", ".join(METHOD_NAMES[m] for m in cfg.methods), cfg.rounds, cfg.baseline_pdu),
     ] + common.setup_header(cfg, tmp, "getscu")
@@ -449,7 +486,7 @@ def run(cfg, root, tmp):
                   + ", ".join("%s %.3f s" % (k, v) for k, v in find_times.items()))
 
     if cfg.warmup:
-        for st in studies:
+        for st in cases:
             r = bench.measure("dcmtk", "get", st, "warmup")
             log("warm-up  %-5s getscu %6.2f s %8.1f inst/s" % (st.name, r["seconds"],
                                                                r["inst_per_s"]))
@@ -457,7 +494,7 @@ def run(cfg, root, tmp):
     results = {}  # (study, method, side) -> {round: result}
     k = 0
     for rnd in range(cfg.rounds):
-        for st in studies:
+        for st in cases:
             for m in cfg.methods:
                 for side in rotate(cfg.sides, k):
                     r = bench.measure(side, m, st, "r%d" % (rnd + 1))
@@ -468,11 +505,12 @@ def run(cfg, root, tmp):
                 k += 1
 
     header.append("total run time %.0f s" % (time.monotonic() - started))
-    report(cfg, studies, results, header)
+    report(cfg, cases, results, header)
     common.write_json(cfg, {
         "config": {"rounds": cfg.rounds, "methods": cfg.methods,
-                   "studies": {st.name: {"count": st.count, "bytes": st.total_bytes}
-                               for st in studies},
+                   "studies": {st.name: {"count": st.count, "bytes": st.total_bytes,
+                                         "uids": [part.uid for part in st.parts]}
+                               for st in cases},
                    "bridge_bin": cfg.bridge_bin},
         "results": [dict(r, study=s, method=m, side=side, round=rnd + 1)
                     for (s, m, side), by_round in results.items()

@@ -93,8 +93,8 @@ import time
 
 import common  # bench/common.py: what the benchmarks share
 from common import (BenchError, bridge_studies, LIVE, MB, KB, count_files, env_num, fmt, free_port, fs_type,
-                    http_json, listening, log, med, note, paired_ratio, rotate, spawn,
-                    start_bridge, stop, tail)
+                    http_json, listening, log, med, note, paired_ratio, rotate, run_timed,
+                    spawn, start_bridge, stop, tail)
 
 common.PROG = "send"
 
@@ -340,16 +340,8 @@ class Bench:
         if tls is not None:
             cmd += ["+tla", "+cf", tls.cert]  # anonymous client; the peer's cert is checked
         cmd += ["127.0.0.1", str(self.scp_port), study.dir]
-        t0 = time.perf_counter()
-        proc = spawn(cmd, env=self.cfg.env_nodelay, log_path=log_path, cwd=work)
-        try:
-            rc = proc.wait(self.cfg.job_timeout)
-        except Exception:
-            stop(proc, 5)
-            raise BenchError("storescu did not finish in %d s:\n%s" % (self.cfg.job_timeout,
-                                                                      tail(log_path)))
-        seconds = time.perf_counter() - t0
-        LIVE.pop(proc.pid, None)
+        rc, seconds = run_timed(cmd, env=self.cfg.env_nodelay, log_path=log_path, cwd=work,
+                                timeout=self.cfg.job_timeout)
         if rc != 0:
             raise BenchError("storescu exited with %s:\n%s" % (rc, tail(log_path)))
         return seconds
@@ -422,11 +414,7 @@ def report(cfg, studies, results, header):
     p("")
     p("Targets")
     for label, value, limit in targets:
-        if value is None:
-            p("n/a   %s (not measured)" % label)
-        else:
-            p("%-5s %s: %.2f >= %.2f" % ("PASS" if value >= limit else "MISS", label, value,
-                                        limit))
+        p(common.target_line(label, value, limit))
     if cfg.tls_sides:
         report_tls(cfg, studies, results, p)
     common.report_finish(out)

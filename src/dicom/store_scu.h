@@ -31,6 +31,7 @@ struct SendOutcome {
   // Not confirmed for a reason that may pass (the connection broke, a timeout, a 5xx), so that
   // sending it again later is worth it; false when the peer refused us (401, 403).
   bool transient = true;
+  int retry_after_seconds = 0;  // the peer asked us to wait at least this long (HTTP 429 Retry-After)
 };
 
 struct SendHooks {

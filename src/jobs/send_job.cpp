@@ -234,6 +234,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
   json failed_list = earlier_refusals, not_confirmed = json::array(), warnings = json::array();
   std::string first_break, first_reason;
   bool transient = false, permanent = lane_permanent;
+  int retry_after = 0;  // the longest wait the peer asked for
   for (size_t i = 0; i < n; ++i) {
     const auto& o = outcomes[i];
     const std::string& sop = items[i].sop_uid;
@@ -254,6 +255,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
         not_confirmed.push_back(sop);
         if (o.transient) transient = true;
         else permanent = true;
+        retry_after = std::max(retry_after, o.retry_after_seconds);
         // The instance that was on the wire when an association broke tells why.
         if (first_break.empty() && o.reason.rfind("the association with", 0) == 0) first_break = o.reason;
         if (first_reason.empty() && o.reason.rfind("not sent: ", 0) != 0) first_reason = o.reason;
@@ -287,6 +289,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
   JobOutcome out{state, error, out_progress, result};
   // Worth another attempt when something may pass and nothing says the peer refuses us.
   out.transient = transient && !permanent;
+  out.retry_after_seconds = retry_after;
   return out;
 }
 

@@ -20,6 +20,27 @@ TEST(NodeJson, FlagsAreOffUnlessSet) {
   EXPECT_EQ(n->retrieve_method, RetrieveMethod::kAuto);
 }
 
+TEST(NodeJson, UtilizationIsAPercentOfEachMinute) {
+  auto n = NodeFromJson(Dimse());
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->utilization_percent, 100);  // no limit
+  auto j = Dimse();
+  j["utilization_percent"] = 40;
+  n = NodeFromJson(j);
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(n->utilization_percent, 40);
+  for (int bad : {0, 101, -5}) {
+    j["utilization_percent"] = bad;
+    n = NodeFromJson(j);
+    ASSERT_FALSE(n) << bad;
+    EXPECT_EQ(n.error().field, "utilization_percent");
+  }
+  j["utilization_percent"] = "half";
+  n = NodeFromJson(j);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.error().field, "utilization_percent");
+}
+
 TEST(NodeJson, TrimsAeTitleAndKeepsCase) {
   auto j = Dimse();
   j["ae_title"] = "  Orthanc ";

@@ -475,6 +475,10 @@ class DicomWebTransport : public Transport {
                            r->status != 408 && r->status != 429;
       settle_all(refused ? dicom::SendStatus::kFailed : dicom::SendStatus::kNotConfirmed,
                  Wrap(CodeFor(r->status), client_.Explain(rq, *r), rq.what).message, TransientStatus(r->status));
+      if (r->status == 429) {
+        const int wait = RetryAfterSeconds(r->Header("retry-after"));
+        for (size_t i = begin; i < end; ++i) outcomes[i].retry_after_seconds = wait;
+      }
       return {};
     }
     for (size_t i = begin; i < end; ++i) {

@@ -12,6 +12,7 @@ WebPeerSelfCheck: the peer's faults as curl sees them (no pacsbridge needed), so
 the first class can be told apart from a broken peer.
 """
 
+import datetime
 import json
 import os
 import re
@@ -32,6 +33,11 @@ NO_AUTO_RETRY = {"attempts": 1}
 INSTANCE_URL = re.compile(r"/studies/([^/]+)/series/([^/]+)/instances/([^/]+)/?$")
 SERIES_URL = re.compile(r"/studies/([^/]+)/series/([^/]+)/?$")
 STUDY_URL = re.compile(r"/studies/([^/]+)/?$")
+
+
+def utc(text):
+    """A job's UTC time ("2026-12-02T10:00:00Z")."""
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
 
 
 def dump(job):
@@ -92,12 +98,13 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
         # Sent from our archive to the peer (STOW-RS): loaded into our server below.
         cls.sets["stow413"] = gen(str(data / "stow413"), 6, size=6000, patient_id="DWSTOW413")
         cls.sets["stowpart"] = gen(str(data / "stowpart"), 4, size=6000, patient_id="DWSTOWPART")
+        cls.sets["stow429"] = gen(str(data / "stow429"), 2, size=6000, patient_id="DWSTOW429")
 
         cls.peer = web_peer.WebPeer(cls.orthanc.url)
         cls.addClassCleanup(cls.peer.close)
         cls.server = cls.start_class_server()
         cp = harness.storescu(cls.server.dicom_port, cls.server.dicom_ae,
-                              [f[0] for k in ("stow413", "stowpart") for f in cls.sets[k]])
+                              [f[0] for k in ("stow413", "stowpart", "stow429") for f in cls.sets[k]])
         if cp.returncode != 0:
             raise AssertionError("loading our server failed:\n" + harness.proc_output(cp))
 
@@ -423,6 +430,29 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
         again = [e for e in self.peer.requests()[mark:] if e["kind"] == "stow"]
         self.assertEqual([(e["parts"], e["sop_uids"]) for e in again], [(1, [victim])], rd)
         self.assertEqual(orthanc_sops(self.orthanc, "DWSTOWPART"), sorted(f[1] for f in files))
+
+    def test_stow_429_waits_at_least_its_retry_after(self):
+        # The node would retry after 1 s (0.5-1 s with jitter); the peer's Retry-After says 4 s:
+        # the next attempt waits for that.
+        files = self.sets["stow429"]
+        node = NODE + "-stow429"
+        self.add_node(node, retry={"attempts": 3, "first_delay_seconds": 1, "max_delay_seconds": 1})
+        self.peer.set_fault("stow_429", count=1, retry_after=4)
+        job_id = self.start_job("send", node, [files[0][2]])
+        waiting = harness.wait_until(
+            lambda: (lambda j: j if j.get("next_attempt") else None)(self.get_job(job_id)), 30, 0.05)
+        d = dump(waiting) + "\npeer:\n" + self.peer.describe()
+        self.assertTrue(waiting, "the job never waited for a retry: " + dump(self.get_job(job_id)))
+        self.assertEqual(self.peer.fault_applied("stow_429"), 1, d)
+        ended = utc(waiting["history"][0]["ended_at"])
+        delay = (utc(waiting["next_attempt"]) - ended).total_seconds()
+        self.assertGreaterEqual(delay, 4, "the next attempt comes before the Retry-After: " + d)
+        self.assertTrue(waiting["history"][0].get("transient"), d)
+        job = self.wait_job(job_id, timeout=60)
+        d = dump(job) + "\npeer:\n" + self.peer.describe()
+        self.assertEqual(job.get("state"), "succeeded", d)
+        self.assertEqual([h.get("outcome") for h in job.get("history") or []], ["failed", "succeeded"], d)
+        self.assertEqual(orthanc_sops(self.orthanc, "DWSTOW429"), sorted(f[1] for f in files))
 
     # ------------------------------------------------------------------ redirect
 

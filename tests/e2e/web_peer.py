@@ -45,6 +45,7 @@ Faults (each applies to the first `count` requests of its kind, default: all of 
     stow_413_above(parts)      413 when the multipart body holds more than `parts` parts
     stow_partial(uid)          the part holding that SOP Instance UID is not forwarded; the
                                answer (202) lists it in FailedSOPSequence with reason 0xA700
+    stow_429(retry_after)      429 Too Many Requests with Retry-After: <retry_after> (seconds)
   any DICOMweb request:
     redirect(host)             307 to the same path on http://<host>:<port> (default
                                127.0.0.2); requests that arrive on that host are forwarded
@@ -84,7 +85,7 @@ STOW_RE = re.compile(r"/studies(?:/[^/]+)?/?$")
 WADO_FAULTS = ("stall_after_bytes", "close_after_bytes", "wrong_boundary", "non_dicom_part",
                "foreign_part")
 QIDO_FAULTS = ("qido_204", "qido_garbage", "qido_html", "qido_error_json")
-STOW_FAULTS = ("stow_413_above", "stow_partial")
+STOW_FAULTS = ("stow_413_above", "stow_partial", "stow_429")
 OTHER_FAULTS = ("redirect",)
 
 FAILURE_PROCESSING = 0xA700  # PS3.18 / PS3.4 Annex B: Out of Resources (42752)
@@ -317,6 +318,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             peer._untake(fault)  # only 413s count against `count`
         if name == "stow_partial":
             return self._stow_partial(entry, url, body, fault)
+        if name == "stow_429":
+            return self._reply(429, b"Too Many Requests\n", "text/plain", entry,
+                               extra=(("Retry-After", str(fault["retry_after"])),))
         if kind == "stow" and peer.accept_single_part and \
                 is_single_part(self.headers.get("Content-Type")):
             return self._stow_single_part(entry, url, body)
@@ -653,11 +657,12 @@ class WebPeer:
     def set_fault(self, name, count=None, **params):
         """Switch a fault on for the first `count` requests it applies to (None: all).
         Parameters: bytes= (stall/close_after_bytes), data= (foreign_part), parts=
-        (stow_413_above), uid= (stow_partial), host= (redirect)."""
+        (stow_413_above), uid= (stow_partial), retry_after= (stow_429), host= (redirect)."""
         if name not in WADO_FAULTS + QIDO_FAULTS + STOW_FAULTS + OTHER_FAULTS:
             raise ValueError("unknown fault %r" % name)
         required = {"stall_after_bytes": "bytes", "close_after_bytes": "bytes",
-                    "foreign_part": "data", "stow_413_above": "parts", "stow_partial": "uid"}
+                    "foreign_part": "data", "stow_413_above": "parts", "stow_partial": "uid",
+                    "stow_429": "retry_after"}
         if name in required and required[name] not in params:
             raise ValueError("fault %s needs %s=" % (name, required[name]))
         with self.lock:
