@@ -413,8 +413,14 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
     if (!error.empty()) result["warning"] = error;
     error.clear();
     // Staged sessions that received this job's instances are complete: the job had them all.
-    if (plan.listed && arrived > 0) {
-      for (const auto& a : ingest_site_.staging.ArchiveHolding(expected)) {
+    if (arrived > 0) {
+      // Checked against the list, or against the counts (then what arrived is all of it).
+      std::vector<std::string> held = expected;
+      if (!plan.listed) {
+        std::lock_guard lock(tally.mu);
+        held.assign(tally.arrived.begin(), tally.arrived.end());
+      }
+      for (const auto& a : ingest_site_.staging.ArchiveHolding(held)) {
         spdlog::info("retrieve job {}: staged session {} complete and archived ({} instance(s))", job.id(),
                      a.session.id, a.archived);
       }

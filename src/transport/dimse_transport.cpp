@@ -45,6 +45,11 @@ class DimseTransport : public Transport {
     return FindAnswer{std::move(found->rows), found->truncated};
   }
 
+  // An IMAGE-level C-FIND of a whole study takes the PACS time it would spend sending: a fresh
+  // retrieve is checked against the study's instance count first (bench/retrieve.sh, 500 small
+  // instances: 0.70 → 0.84 of getscu's rate with the listing left out of the transfer).
+  bool ListingIsCheap() const override { return false; }
+
   Result<RetrievePlan> PlanCounts(const RetrieveParams& params) override {
     return pb::PlanCounts(DimsePlanQuery(peer_), DimseWhere(peer_), params);
   }

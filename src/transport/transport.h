@@ -90,9 +90,10 @@ class Transport {
   // Whether a fetch needs the SOP classes first (C-GET proposes them); when it does not, the
   // job lists the instances while the data already flows.
   virtual bool FetchNeedsSopClasses() const { return true; }
-  // Whether listing instances costs the node little next to sending them (C-FIND from an
-  // index). When not (QIDO-RS servers that read every instance to answer), a fresh fetch is
-  // checked against the node's counts and the list is asked only when they do not add up.
+  // Whether listing instances costs the node little next to sending them. When not (QIDO-RS
+  // servers that read every instance to answer; a PACS answering an IMAGE-level C-FIND while it
+  // sends), a fresh fetch is checked against the node's counts and the list is asked only when
+  // they do not add up.
   virtual bool ListingIsCheap() const { return true; }
 
   // Sends archive files over one association (or connection): one outcome per item, in order

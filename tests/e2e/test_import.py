@@ -125,6 +125,10 @@ class ImportTests(harness.JobHelpers, harness.E2ETestCase):
         S("X1", "CAN7X", "Can^Slow", "CAN7ACC2", "20240802", count=30, size=8192)
         S("X2", "CAN7Y", "Can^Slow", "CAN7ACC3", "20240803", count=30, size=8192)
 
+        # 8. SIGKILL while the rows' retrieves run (slow: 240 KB each)
+        S("Z1", "KIL8A", "Kill^Alpha", "KIL8ACC1", "20240901", count=30, size=8192)
+        S("Z2", "KIL8B", "Kill^Beta", "KIL8ACC2", "20240902", count=30, size=8192)
+
         files = [f[0] for s in cls.studies.values() for f in s["files"]]
         cp = harness.storescu(cls.orthanc.dicom_port, cls.orthanc.aet, files, timeout=300)
         if cp.returncode != 0:
@@ -787,6 +791,68 @@ class ImportTests(harness.JobHelpers, harness.E2ETestCase):
         held = self.archived().get(self.uid(key[ran])) or 0
         self.assertLess(held, len(self.studies[key[ran]]["files"]),
                         "the running child's study arrived whole although it was canceled")
+
+
+    # ================================================================== 8. crash
+
+    def test_8_sigkill_while_rows_retrieve_then_the_import_ends_by_itself(self):
+        # Our own server, killed while a row's retrieve is provably mid-study (the node is behind
+        # a slow proxy); a new server on the same data finishes the import without anyone
+        # touching it: the same import, the same row jobs, each study once.
+        srv = harness.Server(self.mkdtemp("kill8"))
+        self._peers.append(srv)
+        self.addCleanup(srv.kill)
+        srv.start()
+        proxy = harness.ThrottledProxy(self.orthanc.dicom_port, rate=30_000)
+        self.addCleanup(proxy.close)
+        body = {"name": "slow", "ae_title": self.orthanc.aet, "host": "127.0.0.1", "port": proxy.port,
+                "queryable": True, "retrieve_method": "c-get", "timeout_seconds": 20}
+        status, answer = srv.api("POST", "/api/nodes", body)
+        self.assertEqual(status, 201, repr(answer))
+        status, answer = srv.api("POST", "/api/imports", {
+            "csv": "Accession Number,Subject\nKIL8ACC1,KILL8A\nKIL8ACC2,KILL8B\n", "node": "slow",
+            "confirm": True})
+        self.assertEqual(status, 202, repr(answer))
+        imp_id = answer["id"]
+
+        def a_row_mid_study():
+            status, view = srv.api("GET", "/api/imports/%s" % imp_id)
+            for row in view.get("rows") or []:
+                job = row.get("job") or {}
+                done = (job.get("progress") or {}).get("completed") or 0
+                if job.get("state") == "running" and 0 < done < 30:
+                    return view
+            return None
+
+        view = harness.wait_until(a_row_mid_study, 60, 0.05)
+        self.assertTrue(view, "no row retrieve seen mid-study: " + dump(srv.api("GET", "/api/imports/%s" % imp_id)[1]))
+        before = {row["line"]: row["job"]["id"] for row in view["rows"] if row.get("job")}
+        srv.kill()
+        proxy.rate = None
+        again = harness.Server(srv.workdir, receivers=srv.receivers)
+        self._peers.append(again)
+        self.addCleanup(again.stop_and_check)
+        again.start()
+
+        def ended():
+            status, v = again.api("GET", "/api/imports/%s" % imp_id)
+            return v if v.get("state") in ENDED else None
+
+        view = harness.wait_until(ended, 120, 0.2)
+        self.assertTrue(view, "the import did not end by itself: " + dump(again.api("GET", "/api/imports/%s" % imp_id)[1]))
+        d = dump(view)
+        self.assertEqual(view.get("state"), "succeeded", d)
+        after = {row["line"]: row["job"]["id"] for row in view["rows"] if row.get("job")}
+        self.assertEqual(sorted(after), [2, 3], d)
+        for line, job_id in before.items():
+            self.assertEqual(after[line], job_id, "the row's retrieve job changed across the crash: " + d)
+        status, jobs = again.api("GET", "/api/jobs?type=retrieve&limit=10000")
+        mine = [j for j in jobs if str(j.get("parent")) == imp_id]
+        self.assertEqual(len(mine), 2, "one retrieve job per row, never submitted twice: " + dump(mine))
+        resumed = [j for j in mine if j.get("interrupted")]
+        self.assertTrue(resumed, "no row retrieve was cut by the kill: " + dump(mine))
+        held = {uid: s.get("instance_count") for uid, s in harness.studies_by_uid(again).items()}
+        self.assertEqual({k: held.get(self.uid(k)) for k in ("Z1", "Z2")}, {"Z1": 30, "Z2": 30}, repr(held))
 
 
 if __name__ == "__main__":
