@@ -14,6 +14,11 @@ DutyCycle::DutyCycle(int percent)
       share_(std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(60)) * percent_ /
              100) {}
 
+void DutyCycle::SetPercent(int percent) {
+  percent_ = std::clamp(percent, 1, 99);
+  share_ = std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(60)) * percent_ / 100;
+}
+
 std::chrono::system_clock::duration DutyCycle::UsedIn(TimePoint minute) const {
   return minute == minute_ ? used_ : std::chrono::system_clock::duration::zero();
 }

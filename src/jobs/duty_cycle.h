@@ -15,6 +15,8 @@ class DutyCycle {
  public:
   explicit DutyCycle(int percent);  // 1..99
   int percent() const { return percent_; }
+  // A new share from now on; the current stretch and what this minute used stay counted.
+  void SetPercent(int percent);
   // When a job may start: `now`, or the start of the next minute when this one's share is spent.
   TimePoint NextStart(TimePoint now) const;
   // A job starts using the node; returns when the busy stretch it joins must end.

@@ -262,6 +262,10 @@ JobOutcome ImportRunner::Run(JobContext& job) {
     if (!r.session.empty()) rq["session"] = r.session;
     if (rq.contains("project") || rq.contains("subject") || rq.contains("session")) rq["impose_labels"] = true;
     auto child = jobs_->Submit("retrieve", rq, id);
+    if (!child && (IsTransient(child.error().code) || child.error().code == Code::kInternal)) {
+      return {"failed", fmt::format("line {}: its retrieve could not be queued: {}", r.line, child.error().message),
+              progress("retrieve"), {}, true};
+    }
     if (!child) {
       r.state = "error";
       r.error = fmt::format("its retrieve was refused: {}", child.error().message);

@@ -137,7 +137,7 @@ char DetectDelimiter(std::string_view text) {
   for (char c : text) {
     if (c == '"') quoted = !quoted;
     if (quoted) continue;
-    if (c == '\n') break;
+    if (c == '\n' || c == '\r') break;
     comma += c == ',';
     semicolon += c == ';';
     tab += c == '\t';

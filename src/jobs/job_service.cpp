@@ -19,6 +19,9 @@ constexpr auto kPersistEvery = std::chrono::seconds(1);
 // A worker with nothing to claim looks again at least this often (a due retry, a freed node).
 constexpr auto kIdleLook = std::chrono::milliseconds(500);
 
+// Text for the table: a peer's words (an error comment in Latin-1) must never throw here.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 json ParseOr(const std::string& text, json fallback) {
   auto j = json::parse(text, nullptr, false);
   return j.is_discarded() ? fallback : j;
@@ -37,6 +40,8 @@ constexpr int kStateRounds = 200;
 // Runs in a row that ended with the process (found `running` at a start) before a job is no
 // longer resumed by itself.
 constexpr int kCrashRuns = 3;
+// Utilization stretches in a row without progress before a job stops waiting for the next one.
+constexpr int kStuckShares = 5;
 
 }  // namespace
 
@@ -54,6 +59,8 @@ struct JobService::Live {
   bool ending = false;         // GUARDED_BY(mu): the run is over; a cancel or pause goes to the table
   // window_ends is the end of the node's utilization share, not of its schedule window.
   std::atomic<bool> share_ends{false};
+  std::atomic<int64_t> share_end{std::numeric_limits<int64_t>::max()};  // the utilization stretch's end
+  std::atomic<bool> stop_seen{false};  // the runner was told to stop (its outcome may be because of it)
   bool busy = false;           // counted in the node's DutyCycle (GUARDED_BY the service's mu_)
   int connections = 1;         // held on the node (GUARDED_BY the service's mu_)
 };
@@ -68,7 +75,7 @@ class JobService::Context : public JobContext {
     JobRow copy;
     {
       std::lock_guard lock(live_.mu);
-      live_.row.progress = progress.dump();
+      live_.row.progress = Dump(progress);
       if (Steady::now() - live_.persisted < kPersistEvery) return;
       live_.persisted = Steady::now();
       copy = live_.row;
@@ -78,7 +85,9 @@ class JobService::Context : public JobContext {
     }
   }
   bool StopRequested() const override {
-    return live_.cancel || live_.pause || service_.server_stopping_ || WindowClosed();
+    const bool stop = live_.cancel || live_.pause || service_.server_stopping_ || WindowClosed();
+    if (stop) live_.stop_seen = true;
+    return stop;
   }
   bool WindowClosed() const {
     return service_.clock_.Now().time_since_epoch().count() >= live_.window_ends.load();
@@ -150,7 +159,7 @@ Result<int> JobService::Start() {
                        {"transient", true},
                        {"crash", true},
                        {"completed", p.value("completed", json(0))}});
-    row.history = history.dump();
+    row.history = Dump(history);
     row.interrupted = true;
     // A job whose runs keep ending with the process (a crash it may cause itself) is not
     // started again and again: after kCrashRuns in a row it waits for a person.
@@ -237,9 +246,8 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     DutyCycle* duty = nullptr;
     if (policy.utilization_percent < 100) {
       auto it = duty_.find(row.node);
-      if (it == duty_.end() || it->second.percent() != policy.utilization_percent) {
-        it = duty_.insert_or_assign(row.node, DutyCycle(policy.utilization_percent)).first;
-      }
+      if (it == duty_.end()) it = duty_.emplace(row.node, DutyCycle(policy.utilization_percent)).first;
+      it->second.SetPercent(policy.utilization_percent);  // keeps the stretch and what was used
       duty = &it->second;
       if (const TimePoint next = duty->NextStart(now); next > now) {
         // This minute's share of the node is spent: the job waits for the next minute.
@@ -271,6 +279,7 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     if (duty) {
       const TimePoint share_end = duty->Begin(now);
       live->busy = true;
+      live->share_end = share_end.time_since_epoch().count();
       if (share_end.time_since_epoch().count() < live->window_ends) {
         live->window_ends = share_end.time_since_epoch().count();
         live->share_ends = true;
@@ -340,6 +349,9 @@ std::chrono::seconds JobService::RetryDelay(const NodeJobPolicy& policy, int fai
   const double step = std::min(static_cast<double>(policy.max_delay_seconds),
                                policy.first_delay_seconds * std::pow(2.0, std::max(0, failures - 1)));
   const double jittered = step * (0.5 + 0.5 * options_.random());
+  // A Retry-After is honoured up to an hour, or the node's longest delay when that is longer (a
+  // proxy's "come back in 11 days" must not park the job): the attempt then meets the answer again.
+  retry_after = std::min(retry_after, std::max(policy.max_delay_seconds, 3600));
   return std::chrono::seconds(std::max<int64_t>({1, std::llround(jittered), retry_after}));
 }
 
@@ -354,7 +366,7 @@ void JobService::Finish(Live& live, JobOutcome out) {
     canceled = live.cancel;
     paused = live.pause;
     resumed = live.resume;
-    if (!out.progress.is_null()) live.row.progress = out.progress.dump();
+    if (!out.progress.is_null()) live.row.progress = Dump(out.progress);
     row = live.row;
   }
   json history = ParseOr(row.history, json::array());
@@ -366,13 +378,15 @@ void JobService::Finish(Live& live, JobOutcome out) {
              {"error", out.error.empty() ? json(nullptr) : json(out.error)},
              {"transient", out.transient},
              {"completed", progress.value("completed", json(0))}};
-  row.result = out.result.dump();
+  row.result = Dump(out.result);
   row.error = out.error;
   row.not_before.clear();
   row.wait_reason.clear();
   const bool ended_well = out.state == "succeeded";
   std::string what;  // for the log line
-  const bool window_closed = now.time_since_epoch().count() >= live.window_ends.load();
+  // A window or a utilization share that closed explains the end only when the runner was told
+  // to stop; a run that ended by itself (a refusal, a fault) is judged on its own outcome.
+  const bool window_closed = live.stop_seen && now.time_since_epoch().count() >= live.window_ends.load();
   if (canceled && !ended_well) {
     entry["outcome"] = "canceled";
     row.state = "canceled";
@@ -402,6 +416,25 @@ void JobService::Finish(Live& live, JobOutcome out) {
     row.not_before = UtcIso(next);
     row.error.clear();
     what = fmt::format("paused for its node's utilization share; it goes on at {}", UtcIso(next));
+    // Stretches too short to get anything done (the planning queries alone fill them) would go
+    // on every minute for ever: after kStuckShares of them in a row, the job says so and ends.
+    int stuck = 1;
+    for (auto it = history.rbegin(); it != history.rend() && it->value("outcome", "") == "utilization_pause" &&
+                                     it->value("completed", json(0)) == entry["completed"];
+         ++it) {
+      ++stuck;
+    }
+    if (stuck >= kStuckShares) {
+      row.state = "failed";
+      row.wait_reason.clear();
+      row.not_before.clear();
+      row.finished_at = UtcIso(now);
+      row.error = fmt::format("the node's utilization share ({} % of each minute) was used up {} times in a row "
+                              "before this job could transfer anything: raise the node's utilization_percent, "
+                              "then retry the job",
+                              PolicyOf(row.node).utilization_percent, stuck);
+      what = "failed";
+    }
   } else if (!ended_well && window_closed) {
     // The node's window closed: the run stopped between instances; the job goes on at the
     // next window (of the node's schedule as it is now), where it was.
@@ -416,7 +449,7 @@ void JobService::Finish(Live& live, JobOutcome out) {
     row.not_before = UtcIso(opens);
     row.error.clear();
     what = fmt::format("stopped at the end of its node's window; it goes on at {}", UtcIso(opens));
-  } else if (!ended_well && server_stopping_) {
+  } else if (!ended_well && server_stopping_ && live.stop_seen) {
     // Stopped with the server: queued again, it resumes at the next start.
     entry["outcome"] = "interrupted";
     entry["error"] = "the server stopped while this run was under way";
@@ -453,7 +486,7 @@ void JobService::Finish(Live& live, JobOutcome out) {
     }
   }
   history.push_back(entry);
-  row.history = history.dump();
+  row.history = Dump(history);
   {
     std::lock_guard lock(live.mu);
     live.row = row;
@@ -539,7 +572,7 @@ Result<json> JobService::Submit(const std::string& type, const json& request, in
   JobRow row;
   row.type = type;
   row.state = "queued";
-  row.params = prepared->first.dump();
+  row.params = Dump(prepared->first);
   row.node = prepared->second;
   row.priority = priority;
   row.parent_id = parent;
@@ -782,7 +815,10 @@ void JobService::NodeChanged(const std::string& node) {
         if (!a.open) ends = now.time_since_epoch().count();
         else if (a.next_change) ends = a.next_change->time_since_epoch().count();
       }
-      live->window_ends = ends;
+      // The utilization stretch the job is in still ends when it does.
+      const int64_t share = live->busy ? live->share_end.load() : std::numeric_limits<int64_t>::max();
+      live->share_ends = share < ends;
+      live->window_ends = std::min(ends, share);
     }
   }
   if (auto r = db_.RequeueScheduleWaits(node); !r) {

@@ -899,3 +899,32 @@ TEST_F(JobServiceTest, AUtilizationShareStopsJobsForTheRestOfTheMinute) {
 
 }  // namespace
 }  // namespace pb
+
+namespace pb {
+namespace {
+
+TEST_F(JobServiceTest, AJobThatNeverGetsAnythingDoneInItsShareEndsSayingSo) {
+  ScriptedRunner runner;  // never released: each run only gets as far as its first instance
+  NodeJobPolicy policy;
+  policy.utilization_percent = 10;  // 6 s of each minute
+  auto s = Make(1, policy);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  std::string id = (*s->Submit("test", {{"n", 1}}))["id"];
+  json j;
+  for (int minute = 1; minute <= 5; ++minute) {
+    WaitUntil(*s, id, [](const json& x) { return x["state"] == "running"; });
+    clock_.Advance(std::chrono::seconds(7));  // past the share
+    j = WaitUntil(*s, id, [](const json& x) { return x["state"] != "running"; });
+    if (j["state"] != "waiting") break;
+    EXPECT_EQ(j["waiting_for"], "the node's utilization share") << minute;
+    clock_.Advance(std::chrono::seconds(53));  // the next minute
+    s->Poke();
+  }
+  EXPECT_EQ(j["state"], "failed");
+  EXPECT_NE(j["error"].get<std::string>().find("utilization_percent"), std::string::npos) << j.dump();
+  EXPECT_EQ(runner.Runs(1), 5);
+}
+
+}  // namespace
+}  // namespace pb

@@ -60,6 +60,8 @@ struct RetrieveRunner::Tally {
   int64_t peer_total = -1;        // remaining + done at the first pending response
   int64_t done_completed = 0, done_failed = 0, done_warning = 0;  // finished requests
   std::set<int> message_ids;      // of our C-MOVE requests, as Move Originator IDs
+  int64_t not_by_originator = 0;  // arrivals of ours the PACS did not mark as our C-MOVE's
+  std::map<std::string, int64_t> by_study;  // arrivals per study
 
   void Finish(const dicom::SubOperations& final_counts) {  // mu held
     dicom::SubOperations c = final_counts;
@@ -253,7 +255,11 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
                              : (moved_for_us || (p.level == "STUDY" ? study_set.count(a.study_uid) > 0
                                                                     : series_set.count(a.series_uid) > 0));
     if (!ours) return;
-    if (tally.arrived.insert(a.sop_uid).second) tally.bytes += a.bytes;
+    if (tally.arrived.insert(a.sop_uid).second) {
+      tally.bytes += a.bytes;
+      if (!moved_for_us) ++tally.not_by_originator;
+      ++tally.by_study[a.study_uid];
+    }
   });
   auto last_progress = Steady::now();
   // C-GET arrivals walk the one ingest path as a receiver's do; the job is the origin.
@@ -321,13 +327,17 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
     // The list was left for the end: not needed when every instance the node counted arrived
     // (each a distinct instance of what was asked for); otherwise it tells what is missing,
     // per instance, for the job's result and its retry.
-    size_t arrived_now;
+    // Study by study: what arrived of each must be exactly what the node counted (a stale count
+    // or someone else's store of the same study sends us to the list).
+    bool all_counted = error.empty() && plan.expected_count && !plan.study_counts.empty();
     {
       std::lock_guard lock(tally.mu);
-      arrived_now = tally.arrived.size();
+      for (const auto& [study, n] : plan.study_counts) {
+        auto it = tally.by_study.find(study);
+        all_counted = all_counted && it != tally.by_study.end() && it->second == n;
+      }
+      all_counted = all_counted && plan.study_counts.size() == p.uids.size();
     }
-    const bool all_counted = error.empty() && plan.expected_count &&
-                             static_cast<int64_t>(arrived_now) >= *plan.expected_count;
     if (!all_counted && !job.StopRequested()) {
       planned.listing = std::async(std::launch::deferred, [&node_link, &p, copy = plan]() mutable -> Result<RetrievePlan> {
         if (auto r = node_link.ListInstances(p, copy); !r) return tl::unexpected(r.error());
@@ -361,6 +371,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
               {"verification", plan.listed ? "instances" : "counts"}};
   if (!plan.note.empty()) result["note"] = plan.note;
   std::vector<std::string> missing;
+  bool fetched_transient_override = false;  // a fault no retry mends
   if (plan.listed) {
     auto here = db_.PresentInstances(expected);
     if (!here) return {"failed", here.error().message, out_progress, result};
@@ -396,6 +407,21 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
       result["missing_count"] = *plan.expected_count - arrived;
     }
   }
+  int64_t unlabeled = 0;
+  {
+    std::lock_guard lock(tally.mu);
+    unlabeled = tally.not_by_originator;
+  }
+  if ((p.impose_labels || p.relabel_patient) && method_used == "c-move" && unlabeled > 0) {
+    // The labels and the patient this job imposes reach a receiver's instances only through the
+    // PACS's word that they are ours (Move Originator); without it they were filed as anyone's.
+    state = "partial";
+    error = fmt::format("{} instance(s) arrived without the PACS naming our C-MOVE as their origin (Move "
+                        "Originator AE title and message ID): the receiver filed them by its own rules, with "
+                        "their patient data, not as this job asks; retrieve with method c-get",
+                        unlabeled);
+    fetched_transient_override = true;
+  }
   if (job.StopRequested() && state != "succeeded") {
     if (job.ServerStopping()) {
       error = fmt::format("interrupted: the server stopped; {} of {} instances are here; retry to "
@@ -430,7 +456,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
     }
   }
   JobOutcome out{state, error, out_progress, result};
-  out.transient = fetched.transient;
+  out.transient = fetched.transient && !fetched_transient_override;
   out.retry_after_seconds = fetched.retry_after_seconds;
   return out;
 }

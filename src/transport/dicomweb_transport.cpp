@@ -217,6 +217,16 @@ class DicomWebTransport : public Transport {
         ++end;
       }
       auto r = SendBatch(items, begin, end, outcomes, hooks);
+      if (r && outcomes[begin].retry_after_seconds > 0) {
+        // 429: the server asked us to slow down; the rest waits for the job's next attempt
+        // rather than meeting the same answer batch after batch.
+        const int wait = outcomes[begin].retry_after_seconds;
+        for (size_t i = end; i < items.size(); ++i) {
+          outcomes[i].reason = fmt::format("not sent: the server answered 429 (Too Many Requests; Retry-After {} s)", wait);
+          outcomes[i].retry_after_seconds = wait;
+        }
+        break;
+      }
       if (r) {
         any_answer = true;
         begin = end;

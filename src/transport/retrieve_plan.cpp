@@ -73,6 +73,9 @@ Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where
         if (Get(row, "StudyInstanceUID") != study) continue;
         found = true;
         count(row, "NumberOfStudyRelatedInstances");
+        if (std::string n = Get(row, "NumberOfStudyRelatedInstances"); !n.empty()) {
+          plan.study_counts[study] = std::atoll(n.c_str());
+        }
         std::string classes = Get(row, "SOPClassesInStudy");
         for (size_t start = 0; start < classes.size();) {
           size_t end = std::min(classes.find('\\', start), classes.size());

@@ -34,6 +34,7 @@ struct RetrievePlan {
   bool listed = false;  // `instances` is the PACS's full list
   std::map<std::string, ExpectedInstance> instances;  // SOP Instance UID → where it belongs
   std::optional<int64_t> expected_count;  // from the list, or from instance counts
+  std::map<std::string, int64_t> study_counts;  // STUDY level: each study's instance count
   std::map<std::string, std::string> series_study;  // series → study, as the PACS said
   std::set<std::string> sop_classes;
   std::string note;  // why the list is missing, when it is
