@@ -371,7 +371,11 @@ Result<json> ImportRunner::View(int64_t id) {
     list.push_back(std::move(item));
   }
   const std::string state = out.value("state", "");
-  out["phase"] = Finished(state) ? "done" : pending ? "query" : undecided ? "confirmation" : "retrieve";
+  // "confirmation" once the import waits for it (until then its query run is still ending).
+  out["phase"] = Finished(state) ? "done"
+                 : pending       ? "query"
+                 : undecided     ? (state == "waiting" ? "confirmation" : "query")
+                                 : "retrieve";
   out["rows"] = list;
   out["summary"] = summary;
   out["job_id"] = out["id"];

@@ -25,6 +25,7 @@ import threading
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -1182,6 +1183,30 @@ class E2ETestCase(unittest.TestCase):
     def assertMatchesCI(self, pattern, text, msg=None):
         self.assertIsNotNone(re.search(pattern, text or "", re.IGNORECASE),
                              msg or "%r not found in %r" % (pattern, text))
+
+
+def browse_labels(server, *labels):
+    """GET /api/projects[/{p}/subjects[/{s}/sessions[/{e}/series]]] -> list ([] if not 200)."""
+    path = "/api/projects"
+    for label, child in zip(labels, ("subjects", "sessions", "series")):
+        path += "/%s/%s" % (urllib.parse.quote(label, safe=""), child)
+    status, body = server.api("GET", path)
+    return body if status == 200 and isinstance(body, list) else []
+
+
+def where_is(server, series_uids):
+    """{(project, subject, session): {series uid: instance_count}} for the given series, as
+    the archive files them by labels."""
+    series_uids = set(series_uids)
+    found = {}
+    for p in browse_labels(server):
+        for s in browse_labels(server, p["name"]):
+            for e in browse_labels(server, p["name"], s["name"]):
+                for row in browse_labels(server, p["name"], s["name"], e["name"]):
+                    if row.get("SeriesInstanceUID") in series_uids:
+                        found.setdefault((p["name"], s["name"], e["name"]), {})[
+                            row["SeriesInstanceUID"]] = row.get("instance_count")
+    return found
 
 
 def studies_by_uid(server):

@@ -353,24 +353,10 @@ class ImportTests(harness.JobHelpers, harness.E2ETestCase):
         return text_of(el, (0x0010, 0x0010)), text_of(el, (0x0010, 0x0020))
 
     def browse(self, *labels):
-        path = "/api/projects"
-        for label, child in zip(labels, ("subjects", "sessions", "series")):
-            path += "/%s/%s" % (urllib.parse.quote(label, safe=""), child)
-        status, body = self.server.api("GET", path)
-        return body if status == 200 and isinstance(body, list) else []
+        return harness.browse_labels(self.server, *labels)
 
     def where_is(self, series_uids):
-        """{(project, subject, session): {series uid: instance_count}} for the given series."""
-        series_uids = set(series_uids)
-        found = {}
-        for p in self.browse():
-            for s in self.browse(p["name"]):
-                for e in self.browse(p["name"], s["name"]):
-                    for row in self.browse(p["name"], s["name"], e["name"]):
-                        if row.get("SeriesInstanceUID") in series_uids:
-                            found.setdefault((p["name"], s["name"], e["name"]), {})[
-                                row["SeriesInstanceUID"]] = row.get("instance_count")
-        return found
+        return harness.where_is(self.server, series_uids)
 
     def series_counts(self, key):
         want = {}

@@ -204,25 +204,10 @@ class RetrieveLabelsTests(harness.E2ETestCase):
         self.assertEqual(p.get("remaining"), 0, dump)
 
     def browse(self, *labels):
-        """GET /api/projects[/{p}/subjects[/{s}/sessions[/{e}/series]]] -> list ([] if not 200)."""
-        path = "/api/projects"
-        for label, child in zip(labels, ("subjects", "sessions", "series")):
-            path += "/%s/%s" % (label, child)
-        status, body = self.api("GET", path)
-        return body if status == 200 and isinstance(body, list) else []
+        return harness.browse_labels(self.server, *labels)
 
     def where_is(self, series_uids):
-        """{(project, subject, session): {series uid: instance_count}} for the given series."""
-        series_uids = set(series_uids)
-        found = {}
-        for p in self.browse():
-            for s in self.browse(p["name"]):
-                for e in self.browse(p["name"], s["name"]):
-                    for row in self.browse(p["name"], s["name"], e["name"]):
-                        if row.get("SeriesInstanceUID") in series_uids:
-                            found.setdefault((p["name"], s["name"], e["name"]), {})[
-                                row["SeriesInstanceUID"]] = row.get("instance_count")
-        return found
+        return harness.where_is(self.server, series_uids)
 
     def assertFiledOnlyUnder(self, files, project, subject, session, timeout=10):
         """Every series of `files` is under project/subject/session with all its instances,
