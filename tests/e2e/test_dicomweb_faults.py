@@ -479,7 +479,9 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
         d = "%s %r\npeer:\n%s" % (status, body, self.peer.describe())
         self.assertEqual(status, 200, d)
         self.assertEqual([r.get("StudyInstanceUID") for r in body["results"]], [study], d)
-        self.assertTrue(self.peer.requests(host="127.0.0.2", status=200), d)
+        # Logged once the answer is written, which the client may have read first.
+        self.assertTrue(harness.wait_until(lambda: self.peer.requests(host="127.0.0.2", status=200), timeout=5),
+                        "%s %r\npeer:\n%s" % (status, body, self.peer.describe()))
 
 
 class WebPeerSelfCheck(harness.E2ETestCase):
