@@ -150,11 +150,19 @@ JobOutcome ImportRunner::Run(JobContext& job) {
     rows = db_.ImportRows(id);
     if (!rows) return {"failed", rows.error().message, nullptr, {}, true};
   }
+  // Rows per state, kept as rows change (a sheet of 10 000 rows is not counted again per row).
+  std::map<std::string, int64_t> states{{"pending", 0}, {"no_match", 0}, {"one_match", 0}, {"several_matches", 0},
+                                        {"error", 0}};
+  for (const auto& r : *rows) ++states[r.state];
+  auto restate = [&](ImportRowRecord& r, std::string state) {
+    --states[r.state];
+    r.state = std::move(state);
+    ++states[r.state];
+  };
   auto progress = [&](const char* phase) {
     json counts{{"phase", phase}, {"rows", rows->size()}};
-    for (const char* s : {"pending", "no_match", "one_match", "several_matches", "error"}) counts[s] = 0;
-    for (const auto& r : *rows) counts[r.state] = counts.value(r.state, 0) + 1;
-    counts["queried"] = static_cast<int64_t>(rows->size()) - counts["pending"].get<int64_t>();
+    for (const auto& [state, n] : states) counts[state] = n;
+    counts["queried"] = static_cast<int64_t>(rows->size()) - states["pending"];
     return counts;
   };
 
@@ -186,10 +194,10 @@ JobOutcome ImportRunner::Run(JobContext& job) {
         out.transient = true;
         return out;
       }
-      r.state = "error";
+      restate(r, "error");
       r.error = fmt::format("the node refused the find: {}", found.error().message);
     } else if (found->truncated) {
-      r.state = "error";
+      restate(r, "error");
       r.error = fmt::format("more than {} studies match; narrow the row", found->rows.size());
     } else {
       json matches = json::array();
@@ -205,7 +213,7 @@ JobOutcome ImportRunner::Run(JobContext& job) {
         matches.push_back(std::move(m));
       }
       r.matches = Dump(matches);
-      r.state = matches.empty() ? "no_match" : matches.size() == 1 ? "one_match" : "several_matches";
+      restate(r, matches.empty() ? "no_match" : matches.size() == 1 ? "one_match" : "several_matches");
       r.error.clear();
     }
     if (auto w = db_.UpdateImportRow(r); !w) return {"failed", w.error().message, progress("query"), {}, true};
@@ -267,7 +275,7 @@ JobOutcome ImportRunner::Run(JobContext& job) {
               progress("retrieve"), {}, true};
     }
     if (!child) {
-      r.state = "error";
+      restate(r, "error");
       r.error = fmt::format("its retrieve was refused: {}", child.error().message);
       if (auto w = db_.UpdateImportRow(r); !w) return {"failed", w.error().message, nullptr, {}, true};
     }

@@ -1209,6 +1209,18 @@ def where_is(server, series_uids):
     return found
 
 
+def text_of(elements, tag):
+    """The text value of tag in dicomgen.read_elements() output (padding stripped), None if
+    absent."""
+    entry = elements.get(tag)
+    if entry is None:
+        return None
+    value = entry[1]
+    if value is None:
+        return ""
+    return value.rstrip(b"\0 ").decode("utf-8", "replace")
+
+
 def studies_by_uid(server):
     status, body = server.api("GET", "/api/studies")
     if status != 200 or not isinstance(body, list):

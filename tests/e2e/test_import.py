@@ -48,18 +48,6 @@ def dump(obj):
     return json.dumps(obj, indent=1, ensure_ascii=False)
 
 
-def text_of(elements, tag):
-    """The text value of tag in dicomgen.read_elements() output (padding stripped), None if
-    absent."""
-    entry = elements.get(tag)
-    if entry is None:
-        return None
-    value = entry[1]
-    if value is None:
-        return ""
-    return value.rstrip(b"\0 ").decode("utf-8", "replace")
-
-
 def modalities(value):
     """ModalitiesInStudy as a set, whether the answer gives a list or a `\\`-joined string."""
     if value is None:
@@ -350,7 +338,7 @@ class ImportTests(harness.JobHelpers, harness.E2ETestCase):
         status, _, payload = self.server.raw("GET", "/api/instances/%s/file" % sop)
         self.assertEqual(status, 200, "GET /api/instances/%s/file -> %s" % (sop, status))
         el = dicomgen.read_elements(payload)
-        return text_of(el, (0x0010, 0x0010)), text_of(el, (0x0010, 0x0020))
+        return harness.text_of(el, (0x0010, 0x0010)), harness.text_of(el, (0x0010, 0x0020))
 
     def browse(self, *labels):
         return harness.browse_labels(self.server, *labels)

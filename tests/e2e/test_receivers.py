@@ -80,17 +80,6 @@ def comment(project=None, subject=None, session=None):
     return " ".join(parts)
 
 
-def text_of(elements, tag):
-    """The text value of tag in read_elements() output (padding stripped), None if absent."""
-    entry = elements.get(tag)
-    if entry is None:
-        return None
-    value = entry[1]
-    if value is None:
-        return ""
-    return value.rstrip(b"\0 ").decode("utf-8", "replace")
-
-
 def days_between(new, old):
     d = lambda s: date(int(s[0:4]), int(s[4:6]), int(s[6:8]))  # noqa: E731
     return (d(new) - d(old)).days
@@ -1008,10 +997,10 @@ class ReceiversTests(harness.E2ETestCase):
         self.assertFiled(other[0][3], "Proc_Desc", "Proc_Pat", "PROC2", 1)
         for f in mapped + other:
             el = dicomgen.read_elements(self.fetch(f[1]))
-            self.assertEqual(text_of(el, (0x0008, 0x0080)), "SETBYPROC", "InstitutionName")
-            self.assertIn(text_of(el, (0x0008, 0x0090)), (None, ""), "ReferringPhysicianName")
-            self.assertEqual(text_of(el, (0x0010, 0x0010)), "Proc^Pat", "PatientName kept")
-            self.assertEqual(text_of(el, (0x0020, 0x000D)), f[2], "StudyInstanceUID kept")
+            self.assertEqual(harness.text_of(el, (0x0008, 0x0080)), "SETBYPROC", "InstitutionName")
+            self.assertIn(harness.text_of(el, (0x0008, 0x0090)), (None, ""), "ReferringPhysicianName")
+            self.assertEqual(harness.text_of(el, (0x0010, 0x0010)), "Proc^Pat", "PatientName kept")
+            self.assertEqual(harness.text_of(el, (0x0020, 0x000D)), f[2], "StudyInstanceUID kept")
             src = dicomgen.read_elements(f[0])
             self.assertEqual(el.get((0x7FE0, 0x0010)), src.get((0x7FE0, 0x0010)), "PixelData")
 
@@ -1132,18 +1121,18 @@ class ReceiversTests(harness.E2ETestCase):
             el = dicomgen.read_elements(payload)
             where = "stored instance %s" % sop
             self.assertEqual(meta.get("MediaStorageSOPInstanceUID"), sop, where)
-            self.assertEqual(text_of(el, (0x0008, 0x0018)), sop, where)
+            self.assertEqual(harness.text_of(el, (0x0008, 0x0018)), sop, where)
             self.assertNotIn(sop, originals, where + ": SOP Instance UID kept")
-            study, series = text_of(el, (0x0020, 0x000D)), text_of(el, (0x0020, 0x000E))
+            study, series = harness.text_of(el, (0x0020, 0x000D)), harness.text_of(el, (0x0020, 0x000E))
             self.assertNotIn(study, originals, where + ": Study Instance UID kept")
             self.assertNotIn(series, originals, where + ": Series Instance UID kept")
             new_studies.add(study)
             new_series[series] += 1
-            self.assertEqual(text_of(el, (0x0012, 0x0062)), "YES",
+            self.assertEqual(harness.text_of(el, (0x0012, 0x0062)), "YES",
                              where + ": PatientIdentityRemoved")
-            self.assertTrue(text_of(el, (0x0012, 0x0063)), where + ": DeidentificationMethod")
-            self.assertEqual(text_of(el, (0x0010, 0x0010)), st["subject"], where + ": PatientName")
-            self.assertEqual(text_of(el, (0x0010, 0x0020)), st["subject"], where + ": PatientID")
+            self.assertTrue(harness.text_of(el, (0x0012, 0x0063)), where + ": DeidentificationMethod")
+            self.assertEqual(harness.text_of(el, (0x0010, 0x0010)), st["subject"], where + ": PatientName")
+            self.assertEqual(harness.text_of(el, (0x0010, 0x0020)), st["subject"], where + ": PatientID")
             private = ["(%04X,%04X)" % t for t in el if t[0] % 2 == 1]
             self.assertEqual(private, [], where + ": private tags kept")
             self.assertNotIn((0x0010, 0x1002), el, where + ": OtherPatientIDsSequence kept")
@@ -1155,8 +1144,8 @@ class ReceiversTests(harness.E2ETestCase):
                               ((0x0010, 0x1040), "PatientAddress"),
                               ((0x0010, 0x0030), "PatientBirthDate"),
                               ((0x0008, 0x0020), "StudyDate")):
-                orig = text_of(source, tag)
-                self.assertNotEqual(text_of(el, tag), orig,
+                orig = harness.text_of(source, tag)
+                self.assertNotEqual(harness.text_of(el, tag), orig,
                                     "%s: %s kept (%r)" % (where, name, orig))
         self.assertEqual(len(new_studies), 1, "one original study became %r" % new_studies)
         self.assertEqual(sorted(new_series.values()), [1, 2],
@@ -1182,12 +1171,12 @@ class ReceiversTests(harness.E2ETestCase):
         staged = {}
         for path, payload in st["staged_files"].items():
             el = dicomgen.read_elements(payload)
-            staged[text_of(el, (0x0008, 0x0018))] = (text_of(el, (0x0020, 0x000D)),
-                                                     text_of(el, (0x0020, 0x000E)))
+            staged[harness.text_of(el, (0x0008, 0x0018))] = (harness.text_of(el, (0x0020, 0x000D)),
+                                                     harness.text_of(el, (0x0020, 0x000E)))
         archived = {}
         for sop, payload in st["stored"].items():
             el = dicomgen.read_elements(payload)
-            archived[sop] = (text_of(el, (0x0020, 0x000D)), text_of(el, (0x0020, 0x000E)))
+            archived[sop] = (harness.text_of(el, (0x0020, 0x000D)), harness.text_of(el, (0x0020, 0x000E)))
         self.assertEqual(staged, archived,
                          "the same originals anonymized by ANONB (staged) and ANONA (archived) "
                          "must get the same new SOP/study/series UIDs")
@@ -1228,10 +1217,10 @@ class ReceiversTests(harness.E2ETestCase):
         self.wait_study(files[0][2], 2)
         for path, sop, study, series in files:
             el = dicomgen.read_elements(self.fetch(sop))
-            self.assertEqual((text_of(el, (0x0008, 0x0018)), text_of(el, (0x0020, 0x000D)),
-                              text_of(el, (0x0020, 0x000E))), (sop, study, series))
-            self.assertEqual(text_of(el, (0x0012, 0x0062)), "YES")
-            self.assertRegex(text_of(el, (0x0010, 0x0010)), r"^SUBJ_[0-9]{12}$")
+            self.assertEqual((harness.text_of(el, (0x0008, 0x0018)), harness.text_of(el, (0x0020, 0x000D)),
+                              harness.text_of(el, (0x0020, 0x000E))), (sop, study, series))
+            self.assertEqual(harness.text_of(el, (0x0012, 0x0062)), "YES")
+            self.assertRegex(harness.text_of(el, (0x0010, 0x0010)), r"^SUBJ_[0-9]{12}$")
 
     def test_54b_a_projects_options_replace_the_receivers(self):
         # The receiver replaces UIDs; project KEEPUIDS asks to retain them, so data filed there
@@ -1253,8 +1242,8 @@ class ReceiversTests(harness.E2ETestCase):
         self.store(r["port"], "ANONPROJ", kept + other)
         self.wait_study(kept[0][2], 1)
         el = dicomgen.read_elements(self.fetch(kept[0][1]))
-        self.assertEqual(text_of(el, (0x0012, 0x0062)), "YES")
-        self.assertEqual(text_of(el, (0x0010, 0x0010)), "PK1")
+        self.assertEqual(harness.text_of(el, (0x0012, 0x0062)), "YES")
+        self.assertEqual(harness.text_of(el, (0x0010, 0x0010)), "PK1")
         self.assertTrue(harness.wait_until(lambda: self.browse("OTHERPROJ", "PO1", "E1"), 10))
         series = self.browse("OTHERPROJ", "PO1", "E1")[0]["SeriesInstanceUID"]
         self.assertNotEqual(series, other[0][3], "the receiver's own options still replace UIDs")
@@ -1296,13 +1285,13 @@ class ReceiversTests(harness.E2ETestCase):
             orig = dicomgen.read_elements(src[0][0])
             for tag, name in (((0x0008, 0x0020), "StudyDate"), ((0x0008, 0x0021), "SeriesDate"),
                               ((0x0008, 0x002A), "AcquisitionDateTime")):
-                value = text_of(el, tag) or ""
+                value = harness.text_of(el, tag) or ""
                 self.assertRegex(value, r"^[0-9]{8}", "%s %s" % (project, name))
-                shifts[(project, name)] = days_between(value[:8], text_of(orig, tag)[:8])
-            self.assertEqual(text_of(el, (0x0008, 0x002A))[8:], "103000",
+                shifts[(project, name)] = days_between(value[:8], harness.text_of(orig, tag)[:8])
+            self.assertEqual(harness.text_of(el, (0x0008, 0x002A))[8:], "103000",
                              "the time part of a DT is kept")
             # PS3.15 Table E.1-1: no C for Patient's Birth Date in the dates option: emptied.
-            self.assertIn(text_of(el, (0x0010, 0x0030)), (None, ""), "PatientBirthDate")
+            self.assertIn(harness.text_of(el, (0x0010, 0x0030)), (None, ""), "PatientBirthDate")
         values = set(shifts.values())
         self.assertEqual(len(values), 1, "one patient's dates must move by the same days: %r"
                          % shifts)
@@ -1394,11 +1383,11 @@ class ReceiversTests(harness.E2ETestCase):
         series = self.browse("Anon_Opts", s, e)[0]["SeriesInstanceUID"]
         status, inst = self.api("GET", "/api/series/%s/instances" % series)
         el = dicomgen.read_elements(self.fetch(inst[0]["SOPInstanceUID"]))
-        self.assertEqual(text_of(el, (0x0009, 0x1001)), "optsprivate", "keep_private_tags")
-        self.assertEqual(text_of(el, (0x0008, 0x1010)), "OPTSTATION", "retain_device_identity")
-        self.assertEqual(text_of(el, (0x0018, 0x1000)), "OPTSERIAL", "retain_device_identity")
-        self.assertEqual(text_of(el, (0x0012, 0x0062)), "YES")
-        self.assertNotEqual(text_of(el, (0x0010, 0x0010)), "Opts^Pat")
+        self.assertEqual(harness.text_of(el, (0x0009, 0x1001)), "optsprivate", "keep_private_tags")
+        self.assertEqual(harness.text_of(el, (0x0008, 0x1010)), "OPTSTATION", "retain_device_identity")
+        self.assertEqual(harness.text_of(el, (0x0018, 0x1000)), "OPTSERIAL", "retain_device_identity")
+        self.assertEqual(harness.text_of(el, (0x0012, 0x0062)), "YES")
+        self.assertNotEqual(harness.text_of(el, (0x0010, 0x0010)), "Opts^Pat")
 
     def test_55c_implicit_vr_data_is_anonymized_too(self):
         # The same kinds of values sent in Implicit VR Little Endian (no VRs on the wire:
@@ -1447,8 +1436,8 @@ class ReceiversTests(harness.E2ETestCase):
         self.assertNotEqual(series, files[0][3])
         status, inst = self.api("GET", "/api/series/%s/instances" % series)
         el = dicomgen.read_elements(self.fetch(inst[0]["SOPInstanceUID"]))
-        self.assertEqual(text_of(el, (0x0010, 0x0010)), "ANONS", "PatientName = subject label")
-        self.assertNotEqual(text_of(el, PATIENT_COMMENTS), comment("ANONP", "ANONS", "ANONE"),
+        self.assertEqual(harness.text_of(el, (0x0010, 0x0010)), "ANONS", "PatientName = subject label")
+        self.assertNotEqual(harness.text_of(el, PATIENT_COMMENTS), comment("ANONP", "ANONS", "ANONE"),
                             "Patient Comments kept")
 
     def test_56b_no_project_is_guessed_from_removed_attributes_when_anonymizing(self):

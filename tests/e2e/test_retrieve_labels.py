@@ -70,17 +70,6 @@ def make_study(directory, count, *, series=2, patient_name="LBL^PATIENT", patien
     return out
 
 
-def text_of(elements, tag):
-    """The text value of tag in read_elements() output (padding stripped), None if absent."""
-    entry = elements.get(tag)
-    if entry is None:
-        return None
-    value = entry[1]
-    if value is None:
-        return ""
-    return value.rstrip(b"\0 ").decode("utf-8", "replace")
-
-
 class RetrieveLabelsTests(harness.E2ETestCase):
 
     @classmethod
@@ -356,12 +345,12 @@ class RetrieveLabelsTests(harness.E2ETestCase):
             status, _, payload = self.server.raw("GET", "/api/instances/%s/file" % sop)
             self.assertEqual(status, 200, "GET /api/instances/%s/file -> %s" % (sop, status))
             el = dicomgen.read_elements(payload)
-            self.assertEqual(text_of(el, (0x0010, 0x0010)), "ANON_SUBJ", "PatientName of %s" % sop)
-            self.assertEqual(text_of(el, (0x0010, 0x0020)), "ANON_SUBJ", "PatientID of %s" % sop)
+            self.assertEqual(harness.text_of(el, (0x0010, 0x0010)), "ANON_SUBJ", "PatientName of %s" % sop)
+            self.assertEqual(harness.text_of(el, (0x0010, 0x0020)), "ANON_SUBJ", "PatientID of %s" % sop)
             self.assertNotIn(b"Secretname", payload)
             self.assertNotIn(b"MVANONPID9", payload)
-            new_studies.add(text_of(el, (0x0020, 0x000D)))
-            self.assertNotIn(text_of(el, (0x0020, 0x000E)), original_uids)
+            new_studies.add(harness.text_of(el, (0x0020, 0x000D)))
+            self.assertNotIn(harness.text_of(el, (0x0020, 0x000E)), original_uids)
         self.assertEqual(len(new_studies), 1, repr(new_studies))
         new_study = new_studies.pop()
         self.assertNotEqual(new_study, files[0][2])
