@@ -202,6 +202,25 @@ def http_get(url, headers=None, timeout=10):
         return 0, b""
 
 
+def await_job(job_url, timeout, what="job"):
+    """The job at job_url once it has ended. Each GET asks the server to hold its answer until
+    the job ends (?wait=, up to 30 s a call), so the end is seen as it happens, without a
+    client polling on the server's CPU. BenchError on an error answer or after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        wait = max(0, min(30, int(deadline - time.monotonic())))
+        status, job = http_json("GET", "%s?wait=%d" % (job_url, wait), timeout=wait + 30)
+        if status != 200:
+            raise BenchError("GET %s answered %s: %r" % (job_url, status, job))
+        if isinstance(job, dict) and job.get("state") in ("succeeded", "partial", "failed",
+                                                          "canceled"):
+            return job
+        if time.monotonic() > deadline:
+            raise BenchError("%s not finished after %d s: %r" % (what, timeout, job))
+        if wait == 0:
+            time.sleep(0.01)
+
+
 def http_json(method, url, body=None, timeout=30):
     """(status, parsed JSON or None); status 0 when the connection failed."""
     data = json.dumps(body).encode() if body is not None else None

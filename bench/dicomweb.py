@@ -28,8 +28,8 @@ into an Orthanc that does not hold the study (it is deleted with DELETE /studies
   receiver (storescu, not timed), with node {"type": "dicomweb", "url":
   "http://127.0.0.1:PORT/dicom-web/", "storable": true, "queryable": true,
   "stow_batch_instances": B, "max_associations": P}; POST /api/send {"node", "level": "STUDY",
-  "uids": [study]}, then GET /api/jobs/ID every 10 ms; time = from the POST until the job is
-  seen finished; it must end "succeeded" with progress.completed == the study's size.
+  "uids": [study]}, then GET /api/jobs/ID?wait=30 (answered when the job ends); time = from
+  the POST until the job is seen finished; it must end "succeeded" with progress.completed == the study's size.
 Then Orthanc must list exactly the study's SOP Instance UIDs, and BENCH_VERIFY of them, picked
 at random, must be byte-identical to the source below the meta header.
 
@@ -93,7 +93,7 @@ import time
 import urllib.request
 
 import common  # bench/common.py: what the benchmarks share
-from common import (BenchError, LIVE, MB, KB, OrthancPeer, bridge_studies, env_num, fmt,
+from common import (BenchError, await_job, LIVE, MB, KB, OrthancPeer, bridge_studies, env_num, fmt,
                     free_port, fs_type, http_get, http_json, listening, log, med, note,
                     paired_ratio, peak_rss_kb, rotate, run_timed, spawn, start_bridge, stop,
                     tail)
@@ -106,7 +106,6 @@ SIDES = ("curl", "us")
 SIDE_NAMES = {"curl": "curl", "us": "PACS Bridge job"}
 WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 NODE = "orthanc-web"
-TERMINAL = ("succeeded", "partial", "failed", "canceled")
 FAILED_SOP_SEQUENCE = "00081198"
 
 dicomgen = None  # tools/dicomgen.py, imported in run()
@@ -412,17 +411,7 @@ class Bridge:
         if status != 202 or not isinstance(answer, dict) or "job_id" not in answer:
             raise BenchError("PACS Bridge POST %s answered %s: %r" % (path, status, answer))
         job_url = self.url("/api/jobs/%s" % answer["job_id"])
-        deadline = time.monotonic() + self.cfg.job_timeout
-        while True:
-            status, job = http_json("GET", job_url)
-            if status == 200 and isinstance(job, dict) and job.get("state") in TERMINAL:
-                break
-            if status != 200:
-                raise BenchError("GET %s answered %s: %r" % (job_url, status, job))
-            if time.monotonic() > deadline:
-                raise BenchError("%s not finished after %d s: %r" % (what, self.cfg.job_timeout,
-                                                                   job))
-            time.sleep(0.01)
+        job = await_job(job_url, self.cfg.job_timeout, what)
         seconds = time.perf_counter() - t0
         progress = job.get("progress") or {}
         if job.get("state") != "succeeded" or progress.get("completed") != study.count:

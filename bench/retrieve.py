@@ -21,7 +21,8 @@ multi) and each method, both sides are measured once, in an order that alternate
 - C-GET, PACS Bridge: a fresh `pacsbridge serve` (empty data directory, node "orthanc"
   registered through POST /api/nodes before the clock starts), then POST /api/retrieve
   {"node": "orthanc", "level": "STUDY", "uids": [study], "method": "c-get"} and GET
-  /api/jobs/ID every 10 ms; time = from the POST until the job is seen finished. The job must
+  /api/jobs/ID?wait=30 (answered when the job ends); time = from the POST until the job is
+  seen finished. The job must
   end "succeeded" with progress.completed == the study's size, and GET /api/studies must list
   every instance.
 - C-MOVE, DCMTK: a fresh `storescp --single-process +B -pdu 131072` (AE STORESCP, started and
@@ -77,7 +78,7 @@ import sys
 import time
 
 import common  # bench/common.py: what the benchmarks share
-from common import (BenchError, bridge_studies, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt, free_port,
+from common import (BenchError, await_job, bridge_studies, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt, free_port,
                     fs_type, http_json, listening, log, med, note, paired_ratio, rotate, run_timed,
                     spawn, start_bridge, stop, tail)
 
@@ -323,18 +324,8 @@ class Bench:
                     status, answer, " (this binary has no retrieve API: build it, or set "
                     "PACSBRIDGE_BIN)" if status == 404 else ""))
             job_url = srv.url("/api/jobs/%s" % answer["job_id"])
-            deadline = time.monotonic() + self.cfg.job_timeout
-            while True:
-                status, job = http_json("GET", job_url)
-                if status == 200 and isinstance(job, dict) and job.get("state") in (
-                        "succeeded", "partial", "failed", "canceled"):
-                    break
-                if status != 200:
-                    raise BenchError("GET %s answered %s: %r" % (job_url, status, job))
-                if time.monotonic() > deadline:
-                    raise BenchError("job not finished after %d s: %r" % (self.cfg.job_timeout,
-                                                                         job))
-                time.sleep(0.01)
+            job = await_job(job_url, self.cfg.job_timeout,
+                            "%s job of the %s study" % (METHOD_NAMES[method], study.name))
             seconds = time.perf_counter() - t0
             progress = job.get("progress") or {}
             if job.get("state") != "succeeded" or progress.get("completed") != study.count:

@@ -22,8 +22,8 @@ Per round, for each study, three sends are measured, in an order that rotates:
 - storescu: `storescu -xe +sd` of the study's directory, one association; time = process
   start to exit; it must exit 0;
 - PACS Bridge, 1 association: POST /api/send {"node": "storescp-1", "level": "STUDY",
-  "uids": [study]}, then GET /api/jobs/ID every 10 ms; time = from the POST until the job is
-  seen finished; it must end "succeeded" with progress.completed == the study's size;
+  "uids": [study]}, then GET /api/jobs/ID?wait=30 (answered when the job ends); time = from
+  the POST until the job is seen finished; it must end "succeeded" with progress.completed == the study's size;
 - PACS Bridge, 2 associations: the same to node "storescp-2" (max_associations 2).
 With BENCH_TLS (on by default) two more, over TLS, in the same rotation (see TLS below).
 Then storescp must hold every instance (one file each), and a few of them, picked at random,
@@ -92,7 +92,7 @@ import sys
 import time
 
 import common  # bench/common.py: what the benchmarks share
-from common import (BenchError, bridge_studies, LIVE, MB, KB, count_files, env_num, fmt, free_port, fs_type,
+from common import (BenchError, await_job, bridge_studies, LIVE, MB, KB, count_files, env_num, fmt, free_port, fs_type,
                     http_json, listening, log, med, note, paired_ratio, rotate, run_timed,
                     spawn, start_bridge, stop, tail)
 
@@ -106,7 +106,6 @@ SIDE_NAMES = {"storescu": "storescu", "us1": "PACS Bridge send job",
               "us1-tls": "PACS Bridge send job TLS"}
 SIDE_ASSOCS = {"storescu": 1, "us1": 1, "us2": 2, "storescu-tls": 1, "us1-tls": 1}
 SIDE_NODES = {"us1": "storescp-1", "us2": "storescp-2", "us1-tls": "storescp-tls"}
-TERMINAL = ("succeeded", "partial", "failed", "canceled")
 
 dicomgen = None  # tools/dicomgen.py, imported in run()
 
@@ -357,17 +356,7 @@ class Bench:
                 status, answer, " (this binary has no send API: build it, or set "
                 "PACSBRIDGE_BIN)" if status in (404, 405) else ""))
         job_url = b.url("/api/jobs/%s" % answer["job_id"])
-        deadline = time.monotonic() + self.cfg.job_timeout
-        while True:
-            status, job = http_json("GET", job_url)
-            if status == 200 and isinstance(job, dict) and job.get("state") in TERMINAL:
-                break
-            if status != 200:
-                raise BenchError("GET %s answered %s: %r" % (job_url, status, job))
-            if time.monotonic() > deadline:
-                raise BenchError("send job not finished after %d s: %r"
-                                 % (self.cfg.job_timeout, job))
-            time.sleep(0.01)
+        job = await_job(job_url, self.cfg.job_timeout, "send job")
         seconds = time.perf_counter() - t0
         progress = job.get("progress") or {}
         if job.get("state") != "succeeded" or progress.get("completed") != study.count:

@@ -28,7 +28,8 @@ of burst):
 - C-STORE and STOW-RS: one `pacsbridge serve` for the run, loaded with every study through its
   receiver (not timed); the study is deleted from Orthanc before each send (not timed), then
   POST /api/send {"node", "level": "STUDY", "uids": [study]} to a DIMSE or DICOMweb node.
-Timed: from the POST until GET /api/jobs/ID (every 10 ms) shows the job finished. It must end
+Timed: from the POST until GET /api/jobs/ID?wait=30 (answered when the job ends) shows the job
+finished. It must end
 "succeeded" with every instance; then the archive (retrieve) or Orthanc (send) must hold every
 instance, BENCH_VERIFY of them, picked at random, byte-identical to the source below the meta
 header.
@@ -76,7 +77,7 @@ import time
 import urllib.request
 
 import common  # bench/common.py: what the benchmarks share
-from common import (BenchError, LIVE, OrthancPeer, bridge_studies, env_num, free_port,
+from common import (BenchError, await_job, LIVE, OrthancPeer, bridge_studies, env_num, free_port,
                     fs_type, http_get, http_json, listening, log, note, spawn,
                     start_bridge, stop, tail)
 
@@ -89,7 +90,6 @@ TRANSFERS = ("get", "store", "wado", "stow")
 NAMES = {"get": "C-GET", "store": "C-STORE", "wado": "WADO-RS", "stow": "STOW-RS"}
 SENDS = ("store", "stow")
 WEB = ("wado", "stow")
-TERMINAL = ("succeeded", "partial", "failed", "canceled")
 
 dicomgen = None  # tools/dicomgen.py, imported in run()
 
@@ -284,23 +284,14 @@ class Bridge:
                                  "header" % (what, sop, status, study.source[sop]))
 
     def run_job(self, path, body, study, what, timeout):
-        """POST a job, poll it every 10 ms until it ends; returns (seconds, job). Fails unless
+        """POST a job, await its end (GET ?wait=); returns (seconds, job). Fails unless
         it succeeded with every instance."""
         t0 = time.perf_counter()
         status, answer = http_json("POST", self.url(path), body)
         if status != 202 or not isinstance(answer, dict) or "job_id" not in answer:
             raise BenchError("PACS Bridge POST %s answered %s: %r" % (path, status, answer))
         job_url = self.url("/api/jobs/%s" % answer["job_id"])
-        deadline = time.monotonic() + timeout
-        while True:
-            status, job = http_json("GET", job_url)
-            if status == 200 and isinstance(job, dict) and job.get("state") in TERMINAL:
-                break
-            if status != 200:
-                raise BenchError("GET %s answered %s: %r" % (job_url, status, job))
-            if time.monotonic() > deadline:
-                raise BenchError("%s not finished after %d s: %r" % (what, timeout, job))
-            time.sleep(0.01)
+        job = await_job(job_url, timeout, what)
         seconds = time.perf_counter() - t0
         progress = job.get("progress") or {}
         if job.get("state") != "succeeded" or progress.get("completed") != study.count:

@@ -104,6 +104,10 @@ int Serve(const std::string& config_file, bool strict_flag) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   dicom::InitializeDicomNetwork(cfg.log_level);
+  if (!dicom::LoadDataDictionary()) {
+    spdlog::warn("DCMTK's data dictionary could not be loaded (see DCMDICTPATH): DICOM keywords and "
+                 "value representations are unknown");
+  }
 
   // Before anything reads, cleans or replays the data directory: one process owns it.
   auto dir_lock = DataDirLock::Acquire(cfg.data_dir);

@@ -141,7 +141,9 @@ Result<FindResult> Find(const FindRequest& rq) {
   }
   DcmDataset query;
   query.putAndInsertString(DCM_QueryRetrieveLevel, level.c_str());
-  for (const DcmTagKey& k : defaults->second) query.insertEmptyElement(k);
+  if (rq.default_keys) {
+    for (const DcmTagKey& k : defaults->second) query.insertEmptyElement(k);
+  }
   for (const auto& [name, value] : rq.keys) {
     DcmTagKey key;
     if (!ParseKey(name, key)) {

@@ -23,6 +23,7 @@ struct FindRequest {
   std::vector<std::pair<std::string, std::string>> keys;  // keyword or (gggg,eeee) → value
   std::string charset = "ISO_IR 192";  // Specific Character Set of the query; "none": send none
   size_t max_results = 1000;
+  bool default_keys = true;  // false: only `keys` are asked for (each computed key costs the peer)
 };
 
 struct FindResult {

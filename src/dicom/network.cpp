@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmnet/dul.h>
 #include <dcmtk/oflog/oflog.h>
 
@@ -21,6 +22,10 @@ void InitializeDicomNetwork(const std::string& log_level) {
   // Reading a header stops at the pixel data on purpose; at debug level DCMTK's data dictionary
   // would warn about that once per instance, so its messages start at trace.
   if (log_level != "trace") OFLog::getLogger("dcmtk.dcmdata").setLogLevel(OFLogger::ERROR_LOG_LEVEL);
+}
+
+bool LoadDataDictionary() {
+  return dcmDataDict.isDictionaryLoaded() != OFFalse;  // its first use loads it
 }
 
 }  // namespace pb::dicom

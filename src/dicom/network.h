@@ -9,6 +9,11 @@ namespace pb::dicom {
 // ("debug"/"trace" pass DCMTK's own messages through; otherwise only its errors).
 void InitializeDicomNetwork(const std::string& log_level);
 
+// Reads DCMTK's data dictionary now rather than at the first data set a job or an association
+// builds (~10 ms, which the first transfer after a start would otherwise pay). False when no
+// dictionary could be loaded: keywords and VRs would then be unknown.
+bool LoadDataDictionary();
+
 // The DICOM status codes we answer with (PS3.7 Annex C).
 namespace status {
 constexpr unsigned short kSuccess = 0x0000;

@@ -19,6 +19,8 @@ std::optional<int64_t> JobId(const std::string& text) {
   return std::stoll(text);
 }
 
+constexpr int kMaxWaitSeconds = 60;
+
 template <typename F>
 void WithJob(const httplib::Request& req, httplib::Response& res, F&& f) {
   auto id = JobId(req.matches[1]);
@@ -71,7 +73,16 @@ void AddJobRoutes(httplib::Server& srv, Services& s) {
   });
   srv.Get(R"(/api/jobs/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
     WithJob(req, res, [&](int64_t id) {
-      auto job = s.jobs.Get(id);
+      // ?wait=S: answer once the job has ended, or after S seconds with the job as it is.
+      int wait = 0;
+      if (req.has_param("wait")) {
+        auto n = JobId(req.get_param_value("wait"));
+        if ((!n && req.get_param_value("wait") != "0") || (n && *n > kMaxWaitSeconds)) {
+          return SendError(res, 400, fmt::format("wait must be 0 to {} seconds", kMaxWaitSeconds), "wait");
+        }
+        wait = n ? static_cast<int>(*n) : 0;
+      }
+      auto job = wait > 0 ? s.jobs.AwaitEnd(id, std::chrono::seconds(wait)) : s.jobs.Get(id);
       if (!job) return SendError(res, job.error());
       SendJson(res, 200, *job);
     });

@@ -115,6 +115,7 @@ Result<uint64_t> IngestPipeline::Journal(const std::string& line) {
     ++synced_journal_;
   }
   ++outstanding_[active_journal_];
+  ++active_entries_;
   return active_journal_;
 }
 
@@ -122,7 +123,11 @@ void IngestPipeline::Release(uint64_t generation) {  // mu_ held
   auto it = outstanding_.find(generation);
   if (it == outstanding_.end() || --it->second > 0) return;
   outstanding_.erase(it);
-  if (generation != active_journal_) RemoveQuietly(JournalPath(generation));
+  if (generation != active_journal_) {
+    RemoveQuietly(JournalPath(generation));
+  } else if (journal_fd_ >= 0 && ::ftruncate(journal_fd_, 0) == 0) {
+    active_entries_ = 0;  // everything it named is indexed: emptied in place (appends go on)
+  }
 }
 
 tl::expected<InstanceRecord, IngestOutcome> IngestPipeline::Check(const std::filesystem::path& temp,
@@ -273,9 +278,11 @@ void IngestPipeline::IndexLoop() {
     flush_requested_ = false;
     std::vector<Entry> batch;
     batch.swap(pending_);
-    // New arrivals go to a fresh journal, so this one can go once its entries are indexed.
-    if (outstanding_.count(active_journal_)) {
+    // A full journal: new arrivals go to a fresh one, so this one can go once its entries are
+    // indexed (until then it is emptied in place whenever all it names is indexed).
+    if (outstanding_.count(active_journal_) && active_entries_ >= options_.journal_rotate_entries) {
       ++active_journal_;
+      active_entries_ = 0;
       if (journal_fd_ >= 0) ::close(journal_fd_);
       journal_fd_ = -1;
     }

@@ -62,8 +62,15 @@ struct IngestOptions {
   bool fsync = false;  // for every target: the file, the journal, the folder it is renamed into
   size_t max_batch = 512;
   // How long the indexer gathers instances into one transaction: longer windows cost less CPU
-  // per instance (fewer commits and journal rotations) and delay only what the API can see.
+  // per instance (fewer commits) and delay only what the API can see.
   std::chrono::milliseconds batch_window{20};
+  // Entries a journal takes before arrivals move to a fresh one; a journal whose entries are
+  // all indexed is emptied in place. Rotating per batch would create and delete a file every
+  // few milliseconds under load, and on ext4 without a journal every file created for ~30 s
+  // after a deletion walks past the deleted inodes (measured: a small study's C-MOVE 0.17 s →
+  // 0.25–0.33 s after a few such runs). After a crash, at most this many indexed entries are
+  // replayed again (harmlessly).
+  size_t journal_rotate_entries = 4096;
 };
 
 // The staging area as a target of the commit (ingest/staging.h implements it): it names the
@@ -150,6 +157,7 @@ class IngestPipeline {
   std::map<uint64_t, int64_t> outstanding_;   // GUARDED_BY(mu_): unsettled entries per journal
   uint64_t active_journal_ = 0;               // GUARDED_BY(mu_)
   int journal_fd_ = -1;                       // GUARDED_BY(mu_)
+  size_t active_entries_ = 0;                 // GUARDED_BY(mu_): written to the active journal
   uint64_t pushed_ = 0, done_ = 0;            // GUARDED_BY(mu_): entries queued / indexed
   std::string last_error_;                    // GUARDED_BY(mu_)
   bool stopping_ = false;                     // GUARDED_BY(mu_)

@@ -1,6 +1,7 @@
 #include "ingest/pipeline.h"
 
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include <dcmtk/config/osconfig.h>
@@ -190,6 +191,40 @@ TEST_F(PipelineTest, JournalsAreRemovedOnceIndexed) {
   }
   EXPECT_EQ(left, 0u);  // at most an empty active journal
   EXPECT_EQ((*db_->FindStudies({}))[0].instance_count, 20);
+}
+
+TEST_F(PipelineTest, AJournalIsEmptiedInPlaceAndRotatedOnlyWhenFull) {
+  auto journals = [&] {
+    std::map<std::string, uintmax_t> out;  // name → size
+    for (const auto& e : std::filesystem::directory_iterator(blobs_->journal_dir())) {
+      out[e.path().filename().string()] = std::filesystem::file_size(e.path());
+    }
+    return out;
+  };
+  IngestOptions o;
+  o.journal_rotate_entries = 3;
+  o.batch_window = std::chrono::seconds(60);  // a batch is what arrived before each Flush()
+  IngestPipeline p(*blobs_, *db_, o);
+  // Batches of one: the journal is reused (emptied once its entry is indexed), not replaced.
+  ASSERT_TRUE(p.Ingest(Write("1.2.3.4.1"), {}).ok());
+  ASSERT_TRUE(p.Flush());
+  const auto first = journals();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first.begin()->second, 0u);
+  ASSERT_TRUE(p.Ingest(Write("1.2.3.4.2"), {}).ok());
+  ASSERT_TRUE(p.Flush());
+  EXPECT_EQ(journals(), first);
+  // A batch that finds the journal holding its limit moves arrivals to a fresh journal, and
+  // the full one goes once all it names is indexed.
+  for (int i = 3; i <= 5; ++i) ASSERT_TRUE(p.Ingest(Write("1.2.3.4." + std::to_string(i)), {}).ok());
+  ASSERT_TRUE(p.Flush());
+  ASSERT_TRUE(p.Ingest(Write("1.2.3.4.6"), {}).ok());
+  ASSERT_TRUE(p.Flush());
+  const auto after = journals();
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_NE(after.begin()->first, first.begin()->first);
+  EXPECT_EQ(after.begin()->second, 0u);
+  EXPECT_EQ((*db_->FindStudies({}))[0].instance_count, 6);
 }
 
 }  // namespace

@@ -600,6 +600,40 @@ Result<json> JobService::Get(int64_t id, bool full) {
   return ToJson(**row, full);
 }
 
+int JobService::Awaiting() {
+  std::lock_guard lock(mu_);
+  return waiters_;
+}
+
+Result<json> JobService::AwaitEnd(int64_t id, std::chrono::milliseconds max) {
+  const auto deadline = Steady::now() + max;
+  bool may_wait = false;
+  {
+    std::lock_guard lock(mu_);
+    may_wait = waiters_ < kMaxWaiters;
+    if (may_wait) ++waiters_;
+  }
+  if (!may_wait) return Get(id);
+  Result<json> job;
+  while (true) {
+    uint64_t seen = 0;
+    {
+      std::lock_guard lock(mu_);
+      seen = pokes_;  // every run's end pokes: read the job after this, then wait for a change
+    }
+    job = Get(id);
+    if (!job) break;
+    const std::string state = job->value("state", "");
+    if (state == "succeeded" || state == "partial" || state == "failed" || state == "canceled") break;
+    std::unique_lock lock(mu_);
+    if (stopping_ || Steady::now() >= deadline) break;
+    cv_.wait_until(lock, deadline, [&] { return stopping_ || pokes_ != seen; });
+  }
+  std::lock_guard lock(mu_);
+  --waiters_;
+  return job;
+}
+
 Result<json> JobService::List(const JobFilter& filter) {
   if (!filter.state.empty() &&
       std::find(std::begin(kStates), std::end(kStates), filter.state) == std::end(kStates)) {
@@ -668,6 +702,7 @@ Result<json> JobService::Cancel(int64_t id) {
     if (*u) {
       ForChildren(id, [this](int64_t child) { (void)Cancel(child); });
       if (r.parent_id) WakeParent(r.parent_id);
+      Poke();  // whoever awaits its end
       return ToJson(r, true);
     }
   }

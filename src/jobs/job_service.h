@@ -117,6 +117,12 @@ class JobService {
   // `parent`: the job this one is part of (it runs again once all its jobs have ended).
   Result<nlohmann::json> Submit(const std::string& type, const nlohmann::json& request, int64_t parent = 0);
   Result<nlohmann::json> Get(int64_t id, bool full = true);
+  // The job once it has ended (succeeded, partial, failed, canceled), or as it is after `max`
+  // (or when the service stops). At most kMaxWaiters callers wait at once; the others get the
+  // job as it is now, so waiting never holds every HTTP thread.
+  Result<nlohmann::json> AwaitEnd(int64_t id, std::chrono::milliseconds max);
+  static constexpr int kMaxWaiters = 4;
+  int Awaiting();  // callers inside AwaitEnd now
   // A state filter outside the contract's states is refused (kInvalidArgument naming them).
   Result<nlohmann::json> List(const JobFilter& filter);
   // Queued or waiting: canceled at once. Running: asked to stop; it ends `canceled` soon. The
@@ -166,6 +172,7 @@ class JobService {
   std::condition_variable cv_;
   std::map<int64_t, std::shared_ptr<Live>> live_;  // GUARDED_BY(mu_): running jobs
   std::map<std::string, int> node_connections_;    // GUARDED_BY(mu_): held per node
+  int waiters_ = 0;                                // GUARDED_BY(mu_): callers in AwaitEnd
   std::map<std::string, int> node_retrieves_;      // GUARDED_BY(mu_): running retrieves per node
   std::map<std::string, DutyCycle> duty_;          // GUARDED_BY(mu_): nodes with a utilization share
   bool stopping_ = false;                          // GUARDED_BY(mu_)

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <future>
 #include <set>
 #include <thread>
 
@@ -168,6 +169,57 @@ TEST_F(JobServiceTest, RunsAJobToItsEndAndKeepsItsResult) {
   EXPECT_EQ(done["history"][0]["outcome"], "succeeded");
   EXPECT_EQ(done["history"][0]["attempt"], 1);
   EXPECT_EQ(done["history"][0]["completed"], 2);
+}
+
+TEST_F(JobServiceTest, AwaitingAJobAnswersWhenItEndsOrWhenTheWaitIsOver) {
+  ScriptedRunner runner;
+  auto s = Make(1);  // one worker: the second job stays queued behind the first
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  const int64_t first = std::stoll((*s->Submit("test", {{"n", 1}}))["id"].get<std::string>());
+  const int64_t second = std::stoll((*s->Submit("test", {{"n", 2}}))["id"].get<std::string>());
+  WaitFor(*s, std::to_string(first), "running");
+
+  // A short wait on a running job answers with the job as it is.
+  auto as_is = s->AwaitEnd(first, 50ms);
+  ASSERT_TRUE(as_is);
+  EXPECT_EQ((*as_is)["state"], "running");
+  // An unknown job is not found at once.
+  auto unknown = s->AwaitEnd(999, 10s);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, Code::kNotFound);
+
+  // A waiter on the running job answers once it ends, not before.
+  auto ended = std::async(std::launch::async, [&] { return s->AwaitEnd(first, 30s); });
+  // A cancel of the queued job wakes its waiter at once (well before its 30 s).
+  auto canceled = std::async(std::launch::async, [&] { return s->AwaitEnd(second, 30s); });
+  WaitUntil(*s, std::to_string(first), [&](const json&) { return s->Awaiting() == 2; });
+  EXPECT_EQ(ended.wait_for(50ms), std::future_status::timeout);
+  ASSERT_TRUE(s->Cancel(second));
+  ASSERT_EQ(canceled.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ((*canceled.get())["state"], "canceled");
+  EXPECT_EQ(ended.wait_for(0ms), std::future_status::timeout);
+
+  // At most kMaxWaiters wait at once; one more gets the job as it is, without waiting.
+  std::vector<std::future<Result<json>>> more;
+  for (int i = 1; i < JobService::kMaxWaiters; ++i) {
+    more.push_back(std::async(std::launch::async, [&] { return s->AwaitEnd(first, 30s); }));
+  }
+  WaitUntil(*s, std::to_string(first), [&](const json&) { return s->Awaiting() == JobService::kMaxWaiters; });
+  const auto before = std::chrono::steady_clock::now();
+  auto extra = s->AwaitEnd(first, 30s);
+  ASSERT_TRUE(extra);
+  EXPECT_EQ((*extra)["state"], "running");
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 10s);
+
+  runner.release = true;
+  ASSERT_EQ(ended.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ((*ended.get())["state"], "succeeded");
+  for (auto& f : more) {
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ((*f.get())["state"], "succeeded");
+  }
+  EXPECT_EQ(s->Awaiting(), 0);
 }
 
 TEST_F(JobServiceTest, RefusesBadParametersUnknownTypesAndPriorities) {

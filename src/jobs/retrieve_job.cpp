@@ -44,6 +44,7 @@ RetrieveParams ParamsFrom(const json& j) {
 
 struct RetrieveRunner::Planned {
   RetrievePlan plan;
+  std::future<Result<RetrievePlan>> counts;   // the node's counts, when asked alongside
   std::future<Result<RetrievePlan>> listing;  // the instance list, when fetched alongside
   std::vector<std::string> expected;          // SOP Instance UIDs listed so far
   std::set<std::string> present;              // of those, already in the archive
@@ -78,31 +79,48 @@ struct RetrieveRunner::Tally {
   int64_t Warning() const { return done_warning + std::max(0, peer.warning); }
 };
 
-// What to fetch: the node's counts now; its instance list now, or, when nothing of the study is
-// here yet and the fetch does not need the SOP classes first, alongside the transfer (it costs
-// the node about as much as sending small instances) to verify the end, or, where a list costs
-// the node more than that (QIDO-RS), only at the end if the counts do not add up; then what is
-// missing.
-Result<RetrieveRunner::Planned> RetrieveRunner::PlanFetch(Transport& node_link, const RetrieveParams& p, Database& db) {
+// What to fetch. A fresh study (nothing of it here) whose fetch names no SOP classes (C-MOVE,
+// WADO-RS) is asked for at once, and the node's counts are asked alongside on a second
+// connection when the node's limit leaves one free: the planning query costs the node about as
+// long as sending a small study takes (Orthanc: ~15 ms for 500 instances), and nothing in the
+// request depends on it. Otherwise the counts come first (a C-GET proposes the study's SOP
+// classes). Then the instance list: now when something may be here already; alongside the
+// transfer where listing is cheap; or, where it costs the node more (an IMAGE-level C-FIND, a
+// QIDO-RS server reading every instance), only at the end if the counts do not add up.
+Result<RetrieveRunner::Planned> RetrieveRunner::PlanFetch(JobContext& job, Transport& node_link,
+                                                          const RetrieveParams& p, Database& db) {
   Planned out;
+  auto nothing_here = [&]() {
+    if (p.level != "STUDY") return false;
+    for (const auto& uid : p.uids) {
+      auto here = db.StudyExists(uid);
+      if (!here || *here) return false;
+    }
+    return true;
+  };
+  if (!node_link.FetchNeedsSopClasses(p) && !node_link.ListingIsCheap() && nothing_here() &&
+      job.ExtraConnections(1) == 1) {
+    out.counts = std::async(std::launch::async, [&node_link, p] { return node_link.PlanCounts(p); });
+    out.list_after = true;
+    out.targets = TargetsFor(p, out.plan, {});
+    return out;
+  }
   auto counted = node_link.PlanCounts(p);
   if (!counted) return tl::unexpected(counted.error());
   out.plan = std::move(*counted);
   RetrievePlan& plan = out.plan;
-  bool anything_here = p.level != "STUDY" || (plan.sop_classes.empty() && node_link.FetchNeedsSopClasses());
-  for (size_t i = 0; !anything_here && i < p.uids.size(); ++i) {
-    auto here = db.StudyExists(p.uids[i]);
-    anything_here = !here || *here;
-  }
-  if (anything_here) {
+  const bool fresh = !(plan.sop_classes.empty() && node_link.FetchNeedsSopClasses(p)) && nothing_here();
+  if (!fresh) {
     if (auto r = node_link.ListInstances(p, plan); !r) return tl::unexpected(r.error());
   } else if (!node_link.ListingIsCheap() && plan.expected_count) {
     out.list_after = true;  // the counts may be enough (Verify)
-  } else {
+  } else if (job.ExtraConnections(1) == 1) {
     out.listing = std::async(std::launch::async, [&node_link, p, copy = plan]() mutable -> Result<RetrievePlan> {
       if (auto r = node_link.ListInstances(p, copy); !r) return tl::unexpected(r.error());
       return copy;
     });
+  } else if (auto r = node_link.ListInstances(p, plan); !r) {  // no second connection: first
+    return tl::unexpected(r.error());
   }
   for (const auto& [sop, _] : plan.instances) out.expected.push_back(sop);
   auto present_list = db.PresentInstances(out.expected);
@@ -187,7 +205,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   Transport& node_link = **transport;
   const std::string calling_ae = EffectiveCallingAeTitle(*node, default_ae_);
 
-  auto planned = PlanFetch(node_link, p, db_);
+  auto planned = PlanFetch(job, node_link, p, db_);
   if (!planned) {
     JobOutcome out{"failed", planned.error().message, nullptr, {}};
     out.transient = IsTransient(planned.error().code);  // the PACS down, not "it has none of it"
@@ -323,6 +341,30 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
   // Against the index, once everything announced is indexed, and against the list.
   RetrievePlan& plan = planned.plan;
   std::vector<std::string>& expected = planned.expected;
+  if (planned.counts.valid()) {  // asked alongside the transfer
+    auto counted = planned.counts.get();
+    if (counted) {
+      plan = std::move(*counted);
+    } else {
+      bool nothing = false;
+      {
+        std::lock_guard lock(tally.mu);
+        nothing = tally.arrived.empty();
+      }
+      const bool not_there = counted.error().code == Code::kNotFound;
+      if (nothing && (error.empty() || not_there) && !job.StopRequested()) {
+        // Nothing came, and the node says why: it has no such study (whatever the fetch's own
+        // answer suggested: an empty C-MOVE reads like a missing registration), or it could
+        // not be asked.
+        JobOutcome out{"failed", counted.error().message, progress(), json::object()};
+        out.transient = IsTransient(counted.error().code);
+        return out;
+      }
+      plan.note = fmt::format("the node did not give its counts ({}); the retrieve is checked against what "
+                              "it reported sending",
+                              counted.error().message);
+    }
+  }
   if (planned.list_after) {
     // The list was left for the end: not needed when every instance the node counted arrived
     // (each a distinct instance of what was asked for); otherwise it tells what is missing,

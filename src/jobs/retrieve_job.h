@@ -43,7 +43,7 @@ class RetrieveRunner : public JobRunner {
   // A run is plan → fetch (Run, through the node's transport) → verify.
   struct Planned;  // what to fetch and what to verify against
   struct Tally;    // what the job learns while the data flows
-  static Result<Planned> PlanFetch(Transport& node_link, const RetrieveParams& p, Database& db);
+  static Result<Planned> PlanFetch(JobContext& job, Transport& node_link, const RetrieveParams& p, Database& db);
   JobOutcome Verify(JobContext& job, const Node& node, Transport& node_link, const RetrieveParams& p,
                     Planned& planned, const FetchResult& fetched, Tally& tally,
                     const std::function<nlohmann::json()>& progress);

@@ -136,7 +136,7 @@ class DicomWebTransport : public Transport {
     return pb::ListInstances(PlanQuery(), Where(), params, plan);
   }
 
-  bool FetchNeedsSopClasses() const override { return false; }  // WADO-RS asks by UID only
+  bool FetchNeedsSopClasses(const RetrieveParams&) const override { return false; }  // WADO-RS asks by UID only
   bool ListingIsCheap() const override { return false; }  // QIDO-RS answers are built per instance
 
   FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) override {

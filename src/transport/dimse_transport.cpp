@@ -49,12 +49,14 @@ class DimseTransport : public Transport {
   // retrieve is checked against the study's instance count first (bench/retrieve.sh, 500 small
   // instances: 0.70 → 0.84 of getscu's rate with the listing left out of the transfer).
   bool ListingIsCheap() const override { return false; }
+  // C-GET proposes the storage classes it takes ("auto" tries C-GET first); C-MOVE names none.
+  bool FetchNeedsSopClasses(const RetrieveParams& params) const override { return params.method != "c-move"; }
 
   Result<RetrievePlan> PlanCounts(const RetrieveParams& params) override {
-    return pb::PlanCounts(DimsePlanQuery(peer_), DimseWhere(peer_), params);
+    return pb::PlanCounts(DimsePlanQuery(peer_, FetchNeedsSopClasses(params)), DimseWhere(peer_), params);
   }
   Result<void> ListInstances(const RetrieveParams& params, RetrievePlan& plan) override {
-    return pb::ListInstances(DimsePlanQuery(peer_), DimseWhere(peer_), params, plan);
+    return pb::ListInstances(DimsePlanQuery(peer_, FetchNeedsSopClasses(params)), DimseWhere(peer_), params, plan);
   }
   FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) override {
     // Transfers are paced by the node's limit (C-GET data comes over our association; a

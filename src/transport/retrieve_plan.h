@@ -56,8 +56,9 @@ Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where
 Result<void> ListInstances(const PlanQuery& query, const std::string& where, const RetrieveParams& p,
                            RetrievePlan& plan);
 
-// The same over C-FIND (Study Root) to a DIMSE peer.
-PlanQuery DimsePlanQuery(const dicom::PeerRequest& peer);
+// The same over C-FIND (Study Root) to a DIMSE peer; `sop_classes`: a STUDY-level find asks
+// for SOPClassesInStudy too (what a C-GET proposes).
+PlanQuery DimsePlanQuery(const dicom::PeerRequest& peer, bool sop_classes);
 std::string DimseWhere(const dicom::PeerRequest& peer);
 
 // The C-GET/C-MOVE requests for the instances not `present` yet: the original request when

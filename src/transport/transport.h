@@ -87,9 +87,9 @@ class Transport {
   // Fetches the targets; what arrives walks the one ingest path (the hooks' sink, or our
   // receivers). Errors are in the result: what arrived is verified by the job, not here.
   virtual FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) = 0;
-  // Whether a fetch needs the SOP classes first (C-GET proposes them); when it does not, the
-  // job lists the instances while the data already flows.
-  virtual bool FetchNeedsSopClasses() const { return true; }
+  // Whether a fetch of `params` needs the SOP classes first (C-GET proposes them); when it does
+  // not, a fresh study's counts are asked while the data already flows.
+  virtual bool FetchNeedsSopClasses(const RetrieveParams& params) const = 0;
   // Whether listing instances costs the node little next to sending them. When not (QIDO-RS
   // servers that read every instance to answer; a PACS answering an IMAGE-level C-FIND while it
   // sends), a fresh fetch is checked against the node's counts and the list is asked only when

@@ -62,8 +62,15 @@ TEST(TransportFor, ChoosesByTheNodesType) {
   dimse.type = NodeType::kDimse;
   auto t = TransportFor(dimse, TransportContext{"PACSBRIDGE", {}, {}});
   ASSERT_TRUE(t) << t.error().message;
-  // C-GET proposes the SOP classes it expects; WADO-RS asks by UID alone.
-  EXPECT_TRUE((*t)->FetchNeedsSopClasses());
+  // C-GET proposes the SOP classes it expects ("auto" may use C-GET); C-MOVE and WADO-RS ask by
+  // UID alone.
+  RetrieveParams by_get, by_auto, by_move;
+  by_get.method = "c-get";
+  by_auto.method = "auto";
+  by_move.method = "c-move";
+  EXPECT_TRUE((*t)->FetchNeedsSopClasses(by_get));
+  EXPECT_TRUE((*t)->FetchNeedsSopClasses(by_auto));
+  EXPECT_FALSE((*t)->FetchNeedsSopClasses(by_move));
   EXPECT_FALSE((*t)->ListingIsCheap());  // a fresh retrieve is checked against the counts first
 
   Node web;
@@ -73,7 +80,7 @@ TEST(TransportFor, ChoosesByTheNodesType) {
   web.qido = false;
   auto w = TransportFor(web, TransportContext{"PACSBRIDGE", {}, {}});
   ASSERT_TRUE(w) << w.error().message;
-  EXPECT_FALSE((*w)->FetchNeedsSopClasses());
+  EXPECT_FALSE((*w)->FetchNeedsSopClasses(by_get));
   EXPECT_FALSE((*w)->ListingIsCheap());  // the job checks a fresh fetch against the counts first
   // A node without QIDO-RS is not searched (no request is made), and the error names it.
   auto found = (*w)->Find(FindQuery{"STUDY", {}, 0});

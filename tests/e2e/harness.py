@@ -1293,14 +1293,19 @@ class JobHelpers:
         return job
 
     def wait_job(self, job_id, timeout=120, server=None):
-        """Poll until the job ends (waiting for a retry or a window is not an end); return it."""
+        """Wait until the job ends (waiting for a retry or a window is not an end); return it.
+        The server holds each read until the job ends (?wait=, at most 10 s per call here)."""
+        server = server or self.server
         deadline = time.monotonic() + timeout
         job = None
         while time.monotonic() < deadline:
-            job = self.get_job(job_id, server=server)
+            wait = max(0, min(10, int(deadline - time.monotonic())))
+            status, job = server.api("GET", "/api/jobs/%s?wait=%d" % (job_id, wait), timeout=wait + 30)
+            self.assertEqual(status, 200, "GET /api/jobs/%s -> %s %r" % (job_id, status, job))
             if job.get("state") in JOB_ENDED:
                 return job
-            time.sleep(0.1)
+            if wait == 0:
+                time.sleep(0.1)
         self.fail("job %s not finished after %ss: %s" % (job_id, timeout, job))
 
     def wait_progress(self, job_id, at_least, timeout=60, key="completed", server=None):

@@ -884,6 +884,26 @@ class ResilientJobsTests(harness.JobHelpers, harness.E2ETestCase):
             status, body = srv.api("GET", "/api/jobs?%s=%s" % (param, value))
             self.assertJsonError(status, body, param)
 
+    def test_k_get_job_waits_for_its_end_across_a_retry(self):
+        srv = self.start_server()
+        self.add_dimse_node(srv, "fk-dead", harness.free_receiver_port(),
+                            retry={"attempts": 2, "first_delay_seconds": 1,
+                                   "max_delay_seconds": 2})
+        job_id = self.retrieve(srv, "fk-dead", self.sets["filt_a"][0][2], method="c-get")
+        # One call answers once the job has ended: after its retry, not at the first failure.
+        status, job = srv.api("GET", "/api/jobs/%s?wait=30" % job_id, timeout=60)
+        self.assertEqual(status, 200, dump(job))
+        self.assertEqual(job.get("state"), "failed", dump(job))
+        self.assertEqual(len(job.get("history") or []), 2, dump(job))
+        # wait=0 is an ordinary read; out of range or not a number is refused, naming the field.
+        status, again = srv.api("GET", "/api/jobs/%s?wait=0" % job_id)
+        self.assertEqual((status, again.get("state")), (200, "failed"))
+        for value in ("61", "-1", "soon", "1.5"):
+            status, body = srv.api("GET", "/api/jobs/%s?wait=%s" % (job_id, value))
+            self.assertJsonError(status, body, "wait")
+        status, body = srv.api("GET", "/api/jobs/999999?wait=5")
+        self.assertJsonError(status, body, "id", expected_status=404)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -118,6 +118,7 @@ class RetrieveTests(harness.E2ETestCase):
             "cli": gen(data / "cli", 5, size=6000, patient_id="CLI"),
             "cli_json": gen(data / "cli_json", 2, size=6000, patient_id="CLIJSON"),
             "jobs_a": gen(data / "jobs_a", 2, size=6000, patient_id="JOBSA"),
+            "move_one": gen(data / "move_one", 4, size=6000, patient_id="MOVEONE"),
             "jobs_b": gen(data / "jobs_b", 2, size=6000, patient_id="JOBSB"),
             "cancel": gen(data / "cancel", 80, series_per_study=2, modality="CT",
                           size=100000, patient_id="CANCEL"),
@@ -165,6 +166,9 @@ class RetrieveTests(harness.E2ETestCase):
         cls.add_node(cls.server, "strict-get", cls.fault_proxy.port, retrieve_method="c-get",
                      retry={"attempts": 1})
         cls.add_node(cls.server, "not-queryable", cls.orthanc.dicom_port, queryable=False)
+        # One association at a time: a C-MOVE's counts cannot be asked alongside it.
+        cls.add_node(cls.server, "orthanc-one", cls.orthanc.dicom_port, max_associations=1,
+                     retry={"attempts": 1})
 
     @classmethod
     def make_proxy(cls, port, rate):
@@ -333,6 +337,26 @@ class RetrieveTests(harness.E2ETestCase):
         job = self.wait_job(job_id)
         self.assert_succeeded(job, files, method_used="c-move")
         self.assertEqual(job["progress"]["completed"], len(files), json.dumps(job))
+        # Checked against the study's count, asked while the data flowed.
+        self.assertEqual(job.get("verification"), "counts", json.dumps(job))
+        self.assertEqual(job["progress"].get("total"), len(files), json.dumps(job))
+
+    def test_c_move_study_on_a_node_of_one_association_counts_first(self):
+        files = self.sets["move_one"]
+        job_id = self.start_retrieve("orthanc-one", "STUDY", [files[0][2]], method="c-move")
+        job = self.wait_job(job_id)
+        self.assert_succeeded(job, files, method_used="c-move")
+        self.assertEqual(job.get("verification"), "counts", json.dumps(job))
+        self.assertEqual(job["progress"].get("total"), len(files), json.dumps(job))
+
+    def test_a_study_the_pacs_does_not_have_fails_saying_so(self):
+        missing = "1.2.826.0.1.3680043.9.7133.404.1"
+        for node, method in (("orthanc", "c-move"), ("orthanc", "c-get"),
+                             ("orthanc-one", "c-move")):
+            job = self.wait_job(self.start_retrieve(node, "STUDY", [missing], method=method))
+            self.assertEqual(job.get("state"), "failed", json.dumps(job))
+            self.assertIn("has no study %s" % missing, job.get("error") or "", json.dumps(job))
+            self.assertEqual(len(job.get("history") or []), 1, json.dumps(job))
 
     def test_c_move_series(self):
         files = self.sets["move_series"]
