@@ -222,6 +222,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("{} received: stopping (finishing in-flight transfers)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  jobs.ReleaseWaiters();  // a GET /api/jobs/{id}?wait= in progress answers now
   api.Stop();
   pruning.Stop();
   jobs.Stop();  // running jobs stop between instances and resume at the next start

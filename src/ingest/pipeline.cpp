@@ -355,6 +355,9 @@ std::optional<IngestPipeline::Entry> IngestPipeline::Replay(const std::string& l
   }
   if (!session) {
     e.record.file_path = rel;
+    // Indexed before the crash (a journal is emptied only once all it names is indexed): its
+    // row keeps what the journal does not hold (the AE titles, when it arrived).
+    if (auto row = db_.GetInstance(e.record.sop_uid); row && *row && (*row)->file_path == rel) return std::nullopt;
     return e;
   }
   const InstanceRecord& r = e.record;

@@ -179,6 +179,29 @@ TEST_F(PipelineTest, JournalOfAnInterruptedRunIsReplayed) {
   EXPECT_FALSE(std::filesystem::exists(blobs_->journal_dir() / "journal-7.log"));
 }
 
+TEST_F(PipelineTest, ReplayLeavesWhatWasIndexedBeforeTheCrashAsItWas) {
+  IngestSource from_modality;
+  from_modality.calling_ae = "MODALITY1";
+  {
+    IngestPipeline p(*blobs_, *db_, {});
+    ASSERT_TRUE(p.Ingest(Write("1.2.3.4.9"), from_modality).ok());
+    ASSERT_TRUE(p.Flush());
+  }
+  auto before = db_->GetInstance("1.2.3.4.9");
+  ASSERT_TRUE(before && *before);
+  ASSERT_EQ((*before)->source_ae, "MODALITY1");
+  // A journal still naming it (a crash before it was emptied): nothing to replay for it.
+  std::ofstream(blobs_->journal_dir() / "journal-900.log") << (*before)->file_path << "\n";
+  IngestPipeline p(*blobs_, *db_, {});
+  auto n = p.Recover();
+  ASSERT_TRUE(n) << n.error().message;
+  EXPECT_EQ(*n, 0);
+  auto after = db_->GetInstance("1.2.3.4.9");
+  ASSERT_TRUE(after && *after);
+  EXPECT_EQ((*after)->source_ae, "MODALITY1");
+  EXPECT_EQ((*after)->received_at, (*before)->received_at);
+}
+
 TEST_F(PipelineTest, JournalsAreRemovedOnceIndexed) {
   {
     IngestPipeline p(*blobs_, *db_, {});

@@ -102,6 +102,16 @@ class JobService::Context : public JobContext {
     live_.connections += granted;
     return granted;
   }
+  void ReleaseConnections(int n) override {
+    {
+      std::lock_guard lock(service_.mu_);
+      n = std::clamp(n, 0, live_.connections - 1);  // the job's own connection stays held
+      service_.node_connections_[live_.row.node] -= n;
+      live_.connections -= n;
+      ++service_.pokes_;  // a node slot is free again: the other workers look
+    }
+    service_.cv_.notify_all();
+  }
 
  private:
   JobService& service_;
@@ -600,6 +610,14 @@ Result<json> JobService::Get(int64_t id, bool full) {
   return ToJson(**row, full);
 }
 
+void JobService::ReleaseWaiters() {
+  {
+    std::lock_guard lock(mu_);
+    waiters_released_ = true;
+  }
+  cv_.notify_all();
+}
+
 int JobService::Awaiting() {
   std::lock_guard lock(mu_);
   return waiters_;
@@ -623,11 +641,10 @@ Result<json> JobService::AwaitEnd(int64_t id, std::chrono::milliseconds max) {
     }
     job = Get(id);
     if (!job) break;
-    const std::string state = job->value("state", "");
-    if (state == "succeeded" || state == "partial" || state == "failed" || state == "canceled") break;
+    if (Finished(job->value("state", ""))) break;
     std::unique_lock lock(mu_);
-    if (stopping_ || Steady::now() >= deadline) break;
-    cv_.wait_until(lock, deadline, [&] { return stopping_ || pokes_ != seen; });
+    if (stopping_ || waiters_released_ || Steady::now() >= deadline) break;
+    cv_.wait_until(lock, deadline, [&] { return stopping_ || waiters_released_ || pokes_ != seen; });
   }
   std::lock_guard lock(mu_);
   --waiters_;

@@ -52,6 +52,8 @@ class JobContext {
   // as the node's limit leaves free across all jobs now. Returns how many were granted (held
   // until the run ends).
   virtual int ExtraConnections(int wanted) = 0;
+  // Gives back `n` of the extra connections before the run ends (at most those granted).
+  virtual void ReleaseConnections(int n) = 0;
 };
 
 struct JobOutcome {
@@ -123,6 +125,8 @@ class JobService {
   Result<nlohmann::json> AwaitEnd(int64_t id, std::chrono::milliseconds max);
   static constexpr int kMaxWaiters = 4;
   int Awaiting();  // callers inside AwaitEnd now
+  // Ends every wait now and answers later ones at once (before the HTTP server stops).
+  void ReleaseWaiters();
   // A state filter outside the contract's states is refused (kInvalidArgument naming them).
   Result<nlohmann::json> List(const JobFilter& filter);
   // Queued or waiting: canceled at once. Running: asked to stop; it ends `canceled` soon. The
@@ -173,6 +177,7 @@ class JobService {
   std::map<int64_t, std::shared_ptr<Live>> live_;  // GUARDED_BY(mu_): running jobs
   std::map<std::string, int> node_connections_;    // GUARDED_BY(mu_): held per node
   int waiters_ = 0;                                // GUARDED_BY(mu_): callers in AwaitEnd
+  bool waiters_released_ = false;                  // GUARDED_BY(mu_)
   std::map<std::string, int> node_retrieves_;      // GUARDED_BY(mu_): running retrieves per node
   std::map<std::string, DutyCycle> duty_;          // GUARDED_BY(mu_): nodes with a utilization share
   bool stopping_ = false;                          // GUARDED_BY(mu_)

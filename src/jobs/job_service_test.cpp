@@ -32,6 +32,7 @@ class ScriptedRunner : public JobRunner {
       ++running;
       max_running = std::max(max_running, running);
       if (wanted_extra > 0) granted_extra = job.ExtraConnections(wanted_extra);
+      if (give_back > 0) job.ReleaseConnections(give_back);
     }
     job.Progress({{"completed", 1}});
     while (!release && !job.StopRequested()) std::this_thread::sleep_for(2ms);
@@ -62,6 +63,7 @@ class ScriptedRunner : public JobRunner {
   std::vector<int> started;                        // GUARDED_BY(mu)
   int running = 0, max_running = 0;                // GUARDED_BY(mu)
   int wanted_extra = 0, granted_extra = -1;        // GUARDED_BY(mu)
+  int give_back = 0;                               // GUARDED_BY(mu): released right after
 };
 
 JobOutcome Transient(const std::string& why, int retry_after = 0) {
@@ -220,6 +222,24 @@ TEST_F(JobServiceTest, AwaitingAJobAnswersWhenItEndsOrWhenTheWaitIsOver) {
     EXPECT_EQ((*f.get())["state"], "succeeded");
   }
   EXPECT_EQ(s->Awaiting(), 0);
+}
+
+TEST_F(JobServiceTest, ReleasingTheWaitersAnswersThemAtOnce) {
+  ScriptedRunner runner;
+  auto s = Make(1);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  const int64_t id = std::stoll((*s->Submit("test", {{"n", 1}}))["id"].get<std::string>());
+  WaitFor(*s, std::to_string(id), "running");
+  auto waiting = std::async(std::launch::async, [&] { return s->AwaitEnd(id, 60s); });
+  WaitUntil(*s, std::to_string(id), [&](const json&) { return s->Awaiting() == 1; });
+  s->ReleaseWaiters();  // as before the HTTP server stops
+  ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ((*waiting.get())["state"], "running");
+  const auto before = std::chrono::steady_clock::now();
+  EXPECT_EQ((*s->AwaitEnd(id, 60s))["state"], "running");
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 10s);
+  runner.release = true;
 }
 
 TEST_F(JobServiceTest, RefusesBadParametersUnknownTypesAndPriorities) {
@@ -602,6 +622,44 @@ TEST_F(JobServiceTest, PausesQueuedAndRunningJobsAndResumesThem) {
   EXPECT_EQ(resumed["paused"], false);
   WaitFor(*s, queued, "succeeded");
   EXPECT_EQ(runner.Runs(2), 1);
+}
+
+TEST_F(JobServiceTest, ConnectionsGivenBackDuringARunLetTheNextJobStart) {
+  ScriptedRunner runner;
+  NodeJobPolicy policy;
+  policy.max_connections = 2;
+  JobServiceOptions o;
+  o.workers = 3;
+  o.clock = &clock_;
+  o.policy = [policy](const std::string&) { return policy; };
+  JobService s(*db_, o);
+  s.Register("test", runner);
+  ASSERT_TRUE(s.Start());
+  {
+    std::lock_guard lock(runner.mu);
+    runner.wanted_extra = 1;
+    runner.give_back = 5;  // more than it holds: only the extra one goes, never its own
+  }
+  std::string a = (*s.Submit("test", {{"n", 1}}))["id"];
+  WaitUntil(s, a, [](const json& j) { return j["progress"].value("completed", -1) == 1; });
+  {
+    std::lock_guard lock(runner.mu);
+    EXPECT_EQ(runner.granted_extra, 1);
+    runner.wanted_extra = 0;
+    runner.give_back = 0;
+  }
+  // The extra connection is free again while the first job still runs: the second starts.
+  std::string b = (*s.Submit("test", {{"n", 2}}))["id"];
+  WaitFor(s, b, "running");
+  EXPECT_EQ(Job(s, a)["state"], "running");
+  // And the first job's own connection stayed held: a third waits. A later job of another node
+  // starting shows the workers looked at the third first (the queue is read in order).
+  std::string c = (*s.Submit("test", {{"n", 3}}))["id"];
+  std::string other = (*s.Submit("test", {{"n", 4}, {"node", "node-b"}}))["id"];
+  WaitFor(s, other, "running");
+  EXPECT_EQ(Job(s, c)["state"], "queued");
+  runner.release = true;
+  WaitFor(s, c, "succeeded");
 }
 
 TEST_F(JobServiceTest, NeverMoreJobsOrConnectionsAtANodeThanItAllows) {

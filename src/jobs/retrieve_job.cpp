@@ -100,7 +100,11 @@ Result<RetrieveRunner::Planned> RetrieveRunner::PlanFetch(JobContext& job, Trans
   };
   if (!node_link.FetchNeedsSopClasses(p) && !node_link.ListingIsCheap() && nothing_here() &&
       job.ExtraConnections(1) == 1) {
-    out.counts = std::async(std::launch::async, [&node_link, p] { return node_link.PlanCounts(p); });
+    out.counts = std::async(std::launch::async, [&node_link, &job, p] {
+      auto counted = node_link.PlanCounts(p);
+      job.ReleaseConnections(1);  // the transfer goes on; the node's slot is free again
+      return counted;
+    });
     out.list_after = true;
     out.targets = TargetsFor(p, out.plan, {});
     return out;
@@ -343,6 +347,9 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
   std::vector<std::string>& expected = planned.expected;
   if (planned.counts.valid()) {  // asked alongside the transfer
     auto counted = planned.counts.get();
+    if (!counted && counted.error().code != Code::kNotFound && !job.StopRequested()) {
+      counted = node_link.PlanCounts(p);  // once more, alone (a PACS may refuse a second association)
+    }
     if (counted) {
       plan = std::move(*counted);
     } else {
@@ -394,8 +401,9 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
       expected.clear();
       for (const auto& [sop, _] : plan.instances) expected.push_back(sop);
     } else {
-      plan.note = fmt::format("the PACS did not list the instances ({}); the retrieve is checked "
-                               "against its instance counts", listed.error().message);
+      std::string why = fmt::format("the PACS did not list the instances ({})", listed.error().message);
+      plan.note = plan.note.empty() ? why + "; the retrieve is checked against its instance counts"
+                                    : plan.note + "; " + why;
     }
   }
   if (auto f = pipeline_.Flush(); !f) {
@@ -442,8 +450,9 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
   } else {
     // Without a list, trust the PACS's counts and what arrived.
     std::lock_guard lock(tally.mu);
+    // Without counts either, what the PACS reported completing must have arrived.
     bool all = error.empty() && tally.Failed() == 0 &&
-               (!plan.expected_count || arrived >= *plan.expected_count);
+               (plan.expected_count ? arrived >= *plan.expected_count : arrived >= tally.Completed());
     state = all ? "succeeded" : (arrived > 0 ? "partial" : "failed");
     if (plan.expected_count && arrived < *plan.expected_count) {
       result["missing_count"] = *plan.expected_count - arrived;
