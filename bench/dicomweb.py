@@ -93,7 +93,7 @@ import time
 import urllib.request
 
 import common  # bench/common.py: what the benchmarks share
-from common import (BenchError, await_job, LIVE, MB, KB, OrthancPeer, bridge_studies, env_num, fmt,
+from common import (BenchError, await_job, evict, LIVE, MB, KB, OrthancPeer, bridge_studies, env_num, fmt,
                     free_port, fs_type, http_get, http_json, listening, log, med, note,
                     paired_ratio, peak_rss_kb, rotate, run_timed, spawn, start_bridge, stop,
                     tail)
@@ -204,22 +204,6 @@ def sop_uid_of(head):
                          % len(head))
     length = int.from_bytes(head[pos + 6:pos + 8], "little")
     return head[pos + 8:pos + 8 + length].rstrip(b"\0 ").decode()
-
-
-def evict(directory):
-    """Writes the files back and drops them from the page cache (they stay on disk), so that
-    the page cache does not grow by a study per measurement."""
-    os.sync()
-    for base, _, names in os.walk(directory):
-        for name in names:
-            try:
-                fd = os.open(os.path.join(base, name), os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
 
 
 # --------------------------------------------------------------------------- peers

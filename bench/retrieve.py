@@ -78,7 +78,7 @@ import sys
 import time
 
 import common  # bench/common.py: what the benchmarks share
-from common import (BenchError, await_job, bridge_studies, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt, free_port,
+from common import (BenchError, await_job, evict, bridge_studies, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt, free_port,
                     fs_type, http_json, listening, log, med, note, paired_ratio, rotate, run_timed,
                     spawn, start_bridge, stop, tail)
 
@@ -226,7 +226,7 @@ class Bench:
             seconds = self.bridge(method, study, work)
         if not self.pacs.alive():
             raise BenchError("Orthanc died:\n%s" % tail(self.pacs.log_path))
-        os.sync()
+        evict(work)  # written back and out of the page cache, as send.sh does
         if self.cfg.clean_between:
             shutil.rmtree(work, ignore_errors=True)
         return {"seconds": seconds, "instances": study.count, "bytes": study.total_bytes,

@@ -92,7 +92,7 @@ import sys
 import time
 
 import common  # bench/common.py: what the benchmarks share
-from common import (BenchError, await_job, bridge_studies, LIVE, MB, KB, count_files, env_num, fmt, free_port, fs_type,
+from common import (BenchError, await_job, evict, bridge_studies, LIVE, MB, KB, count_files, env_num, fmt, free_port, fs_type,
                     http_json, listening, log, med, note, paired_ratio, rotate, run_timed,
                     spawn, start_bridge, stop, tail)
 
@@ -286,23 +286,6 @@ class Bridge:
 
 
 # --------------------------------------------------------------------------- measuring
-
-def evict(directory):
-    """Writes the directory's files back and drops them from the page cache (they stay on
-    disk): the page cache then stops growing by a study per measurement, which on a VM whose
-    fresh memory is slow to fault in (2026-11: ~220 MB/s once ~1.5 GB more are cached) made
-    every later measurement disk-bound."""
-    os.sync()
-    for name in os.listdir(directory):
-        try:
-            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
 
 class Bench:
     def __init__(self, cfg, tmp, bridge, scp_port, tls=None):
