@@ -95,7 +95,7 @@ import urllib.request
 import common  # bench/common.py: what the benchmarks share
 from common import (BenchError, await_job, evict, LIVE, MB, KB, OrthancPeer, bridge_studies, env_num, fmt,
                     free_port, fs_type, http_get, http_json, listening, log, med, note,
-                    paired_ratio, peak_rss_kb, rotate, run_timed, spawn, start_bridge, stop,
+                    paired_ratio, peak_rss_kb, cpu_seconds, children_cpu_seconds, rotate, run_timed, spawn, start_bridge, stop,
                     tail)
 
 common.PROG = "dicomweb"
@@ -416,6 +416,10 @@ class Bridge:
 
 # --------------------------------------------------------------------------- measuring
 
+def used(before, after):
+    return after - before if before is not None and after is not None else None
+
+
 def rates(study, seconds, **extra):
     return dict(extra, seconds=seconds, inst_per_s=study.count / seconds,
                 mb_per_s=study.total_bytes / MB / seconds)
@@ -440,8 +444,10 @@ class Bench:
         if os.path.exists(log_path):
             os.remove(log_path)  # spawn appends; the write-out lines must be this run's
         cmd = ["curl", "-q", "--no-progress-meter", "--noproxy", "*"] + args
+        cpu = children_cpu_seconds()
         rc, seconds = run_timed(cmd, env=self.cfg.env_plain, log_path=log_path, cwd=work,
                                 timeout=self.cfg.job_timeout)
+        self.curl_cpu = children_cpu_seconds() - cpu
         with open(log_path, "rb") as f:
             text = f.read().decode(errors="replace")
         if rc != 0:
@@ -457,15 +463,18 @@ class Bench:
             os.sync()
         work = self.workdir(tag, "stow", side)
         os.sync()
+        peer_cpu = cpu_seconds(self.orthanc.proc.pid)
         if side == "curl":
             seconds, connections = self.stow_curl(work)
-            r = rates(study, seconds, connections=connections)
+            r = rates(study, seconds, connections=connections, cpu=self.curl_cpu)
         else:
+            cpu = cpu_seconds(self.source_bridge.proc.pid)
             seconds, job = self.source_bridge.run_job(
                 "/api/send", {"node": NODE, "level": "STUDY", "uids": [study.uid]}, study,
                 "PACS Bridge STOW-RS send job")
-            r = rates(study, seconds,
-                      connections=(job.get("progress") or {}).get("associations"))
+            r = rates(study, seconds, connections=(job.get("progress") or {}).get("associations"),
+                      cpu=used(cpu, cpu_seconds(self.source_bridge.proc.pid)))
+        r["peer_cpu"] = used(peer_cpu, cpu_seconds(self.orthanc.proc.pid))
         self.orthanc.alive()
         self.orthanc.check(study, "%s STOW-RS %s" % (tag, side), self.cfg.verify)
         return r
@@ -524,21 +533,29 @@ class Bench:
         self.orthanc.alive()
         work = self.workdir(tag, what, side)
         if side == "curl":
+            peer_cpu = cpu_seconds(self.orthanc.proc.pid)
             seconds = self.wado_curl(study, work, tag)
-            r = rates(study, seconds)
+            r = rates(study, seconds, cpu=self.curl_cpu)
         else:
             srv = Bridge(self.cfg, os.path.join(work, "pacsbridge"), self.orthanc)
             try:
                 os.sync()
+                peer_cpu = cpu_seconds(self.orthanc.proc.pid)
+                cpu = cpu_seconds(srv.proc.pid)
                 seconds, job = srv.run_job(
                     "/api/retrieve", {"node": NODE, "level": "STUDY", "uids": [study.uid]},
                     study, "PACS Bridge WADO-RS retrieve job")
+                cpu = used(cpu, cpu_seconds(srv.proc.pid))
+                peer_cpu = used(peer_cpu, cpu_seconds(self.orthanc.proc.pid))
                 rss = peak_rss_kb(srv.proc.pid)
                 srv.wait_count(study, 0, "right after the job")
                 srv.verify(study, self.cfg.verify, "%s WADO-RS %s" % (tag, study.name))
             finally:
                 srv.stop()
-            r = rates(study, seconds, peak_rss_mb=rss / 1024.0 if rss is not None else None)
+            r = rates(study, seconds, peak_rss_mb=rss / 1024.0 if rss is not None else None,
+                      cpu=cpu, peer_cpu=peer_cpu)
+        if side == "curl":
+            r["peer_cpu"] = used(peer_cpu, cpu_seconds(self.orthanc.proc.pid))
         self.orthanc.alive()
         evict(work)
         return r
@@ -585,8 +602,8 @@ class Bench:
 def report(cfg, study, results, big, big_results, header):
     out = common.report_start("PACS Bridge DICOMweb benchmark", header, cfg.rounds)
     p = out.append
-    p("%-8s %-16s %9s %15s %8s %7s %5s" % ("transfer", "who", "inst/s", "[min-max]", "MB/s", "s",
-                                           "conn"))
+    p("%-8s %-16s %9s %15s %8s %7s %5s %6s %8s" % ("transfer", "who", "inst/s", "[min-max]",
+                                                   "MB/s", "s", "conn", "cpu s", "peer cpu"))
     for kind in ("stow", "wado"):
         for side in cfg.sides:
             rs = list(results.get((kind, side), {}).values())
@@ -594,12 +611,16 @@ def report(cfg, study, results, big, big_results, header):
                 continue
             ips = [r["inst_per_s"] for r in rs]
             conns = [r["connections"] for r in rs if r.get("connections")]
-            p("%-8s %-16s %9.1f %15s %8.1f %7.2f %5s" % (
+            cpu = [r["cpu"] for r in rs if r.get("cpu") is not None]
+            peer = [r["peer_cpu"] for r in rs if r.get("peer_cpu") is not None]
+            p("%-8s %-16s %9.1f %15s %8.1f %7.2f %5s %6s %8s" % (
                 "STOW-RS" if kind == "stow" else "WADO-RS", SIDE_NAMES[side], med(ips),
                 "[%.0f-%.0f]" % (min(ips), max(ips)), med([r["mb_per_s"] for r in rs]),
-                med([r["seconds"] for r in rs]), "%d" % max(conns) if conns else "-"))
+                med([r["seconds"] for r in rs]), "%d" % max(conns) if conns else "-",
+                "%.2f" % med(cpu) if cpu else "-", "%.2f" % med(peer) if peer else "-"))
     p("(conn: connections curl opened, or the parallel lanes our send job reported in "
-      "progress.associations)")
+      "progress.associations; cpu s: user + system CPU seconds of curl or of our server during "
+      "the transfer; peer cpu: Orthanc's)")
     p("")
     p("Ratios us/curl (median of same-round ratios; > 1: we are faster) and targets")
     for kind in ("stow", "wado"):
@@ -694,7 +715,7 @@ def run(cfg, root, tmp):
            if cfg.parallel > 1 else " (one process, one kept-alive connection)",
            cfg.batch, cfg.parallel),
         "timed: curl process start to exit; our POST /api/send or /api/retrieve until the job "
-        "is seen finished (10 ms polls)",
+        "is answered finished (GET ?wait=)",
         "not timed: generating, building the STOW-RS bodies, loading our archive, deleting the "
         "study from Orthanc before each STOW, starting our server, checks after each transfer",
         "WADO-RS: curl GET studies/{uid}, Accept: %s, one connection, body to one file (not "

@@ -3,9 +3,10 @@
 // multipart/related for WADO-RS answers and STOW-RS requests). Bytes are fed in chunks of any
 // size as they arrive; each part's headers and then its data are handed on as they are found,
 // so no part (a 200 MB instance) and no body is ever whole in memory. Memory is bounded by the
-// header limit plus the delimiter length, whatever the input. Hostile input (no boundary, a
-// truncated part, endless headers) ends in an error naming the part and what is wrong; nothing
-// throws. Not thread-safe: one parser per body.
+// header limit plus a few KB, whatever the input; a part's data is handed on from the caller's
+// chunk without being copied. Hostile input (no boundary, a truncated part, endless headers)
+// ends in an error naming the part and what is wrong; nothing throws. Not thread-safe: one
+// parser per body.
 #include <cstddef>
 #include <functional>
 #include <map>
