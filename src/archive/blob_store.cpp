@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "archive/temp_files.h"
 #include "core/validate.h"
 
 namespace pb {
@@ -48,7 +49,7 @@ Result<int> BlobStore::Prepare() {
   int removed = 0;
   for (const auto& e : std::filesystem::directory_iterator(tmp_, ec)) {
     std::filesystem::remove_all(e.path(), ec);
-    ++removed;
+    if (e.path().filename() != TempFilesAhead::kFolder) ++removed;  // those held no data
   }
   return removed;
 }
