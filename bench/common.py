@@ -310,12 +310,12 @@ def count_files(directory):
 
 # --------------------------------------------------------------------------- peers
 
-# Orthanc's memory allocator, made steady for the benchmarks: one arena, no trimming, blocks of
-# up to 16 MB from the heap. With glibc's defaults an association's thread sometimes returns
+# Orthanc's memory allocator, made steady for the benchmarks: no trimming, blocks of up to 16 MB
+# from the heap (one arena was steady too, but slowed Orthanc's parallel STOW-RS ingest 1.6x). With glibc's defaults an association's thread sometimes returns
 # each instance's buffers to the kernel (madvise) and faults them in again (memset, page
 # faults): the same C-GET of 400 CT instances then took 1.6 s instead of 0.32 s, in some rounds
 # and not others, whoever asked. Both sides of a comparison meet the same peer either way.
-PEER_MALLOC = ("glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=1073741824:"
+PEER_MALLOC = ("glibc.malloc.trim_threshold=1073741824:"
                "glibc.malloc.mmap_threshold=16777216")
 
 

@@ -11,7 +11,6 @@
 
 #include <fmt/format.h>
 
-#include "archive/temp_files.h"
 #include "core/validate.h"
 
 namespace pb {
@@ -49,7 +48,7 @@ Result<int> BlobStore::Prepare() {
   int removed = 0;
   for (const auto& e : std::filesystem::directory_iterator(tmp_, ec)) {
     std::filesystem::remove_all(e.path(), ec);
-    if (e.path().filename() != TempFilesAhead::kFolder) ++removed;  // those held no data
+    ++removed;
   }
   return removed;
 }

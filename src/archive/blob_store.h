@@ -14,8 +14,7 @@ class BlobStore {
  public:
   explicit BlobStore(std::filesystem::path data_dir);
 
-  // Creates the folders and removes what a previous run left in tmp/ (never indexed); returns
-  // how many unfinished files that was (the empty ones made ahead are not counted).
+  // Creates the folders and removes what a previous run left in tmp/ (never indexed).
   Result<int> Prepare();
 
   // A fresh, unique path in tmp/ (the file is not created).

@@ -18,7 +18,6 @@
 #include "dicom/dataset.h"
 
 #include "core/result.h"
-#include "core/temp_file.h"
 
 namespace pb::dicom {
 
@@ -41,9 +40,6 @@ class StoreSink {
  public:
   virtual ~StoreSink() = default;
   virtual std::filesystem::path NewTempPath() = 0;
-  // A temp file to stream an instance into, made ahead when the sink can (fd >= 0: write from
-  // offset 0, never reopen with truncation); by default a fresh name to create.
-  virtual TempFile NewTempFile() { return {NewTempPath(), -1}; }
   // Owns `in.temp_file` from now on: must move it into the archive or delete it.
   virtual StoreAnswer Store(const IncomingInstance& in) = 0;
   // True: data sets arrive in memory through StoreDataset() and never touch the disk as

@@ -1,16 +1,11 @@
 #include "dicom/store_receive.h"
 
-#include <stdio.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <memory>
 #include <optional>
 
 #include <dcmtk/dcmdata/dcdeftag.h>
-#include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcostrmf.h>
-#include <dcmtk/dcmdata/dcuid.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -62,39 +57,6 @@ class TeeStream : private HeadKeeperBase, public DcmOutputStream {
   explicit TeeStream(DcmOutputStream& target) : HeadKeeperBase(target), DcmOutputStream(&keeper) {}
   HeadKeeper& data() { return keeper; }
 };
-
-// What DIMSE_createFilestream makes (the file meta header DCMTK writes for a received instance,
-// the data set to follow), but into a file made ahead and already open: no new inode, and no
-// truncation, after which ext4 would write the file back on close. Takes `fd` in every case.
-OFCondition StreamInto(int fd, const T_DIMSE_C_StoreRQ& req, T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
-                       std::unique_ptr<DcmOutputFileStream>& out) {
-  T_ASC_PresentationContext pc;
-  OFCondition cond = ASC_findAcceptedPresentationContext(assoc->params, pres, &pc);
-  FILE* file = cond.good() ? ::fdopen(fd, "wb") : nullptr;  // "w" does not truncate through fdopen
-  if (file == nullptr) {
-    ::close(fd);
-    return cond.bad() ? cond : EC_InvalidStream;
-  }
-  auto stream = std::make_unique<DcmOutputFileStream>(file);  // closes the file when destroyed
-  if (!stream->good()) return stream->status();
-  DcmMetaInfo meta;
-  const Uint8 version[2] = {0, 1};
-  meta.putAndInsertUint32(DCM_FileMetaInformationGroupLength, 0);
-  meta.putAndInsertUint8Array(DCM_FileMetaInformationVersion, version, 2);
-  meta.putAndInsertString(DCM_MediaStorageSOPClassUID, req.AffectedSOPClassUID);
-  meta.putAndInsertString(DCM_MediaStorageSOPInstanceUID, req.AffectedSOPInstanceUID);
-  meta.putAndInsertString(DCM_TransferSyntaxUID, pc.acceptedTransferSyntax);
-  meta.putAndInsertString(DCM_ImplementationClassUID, OFFIS_IMPLEMENTATION_CLASS_UID);
-  meta.putAndInsertString(DCM_ImplementationVersionName, OFFIS_DTK_IMPLEMENTATION_VERSION_NAME2);  // bit-preserving
-  meta.putAndInsertString(DCM_SourceApplicationEntityTitle, assoc->params->DULparams.callingAPTitle);
-  meta.computeGroupLengthAndPadding(EGL_recalcGL, EPD_noChange, EXS_LittleEndianExplicit, EET_ExplicitLength);
-  meta.transferInit();
-  cond = meta.write(*stream, EXS_LittleEndianExplicit, EET_ExplicitLength, nullptr);
-  meta.transferEnd();
-  if (cond.bad()) return cond;
-  out = std::move(stream);
-  return EC_Normal;
-}
 
 void RemoveQuietly(const std::filesystem::path& p) {
   std::error_code ec;
@@ -156,21 +118,13 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     StoreAnswer answer = sink.StoreDataset(in, data);
     return Answer(assoc, pres, req, rsp, answer, ctx, answered);
   }
-  TempFile made = sink.NewTempFile();
-  const std::filesystem::path temp = made.path;
-  std::unique_ptr<DcmOutputFileStream> stream;
-  OFCondition cond;
-  if (made.fd >= 0) {
-    cond = StreamInto(made.fd, req, assoc, pres, stream);
-  } else {
-    DcmOutputFileStream* created = nullptr;
-    cond = DIMSE_createFilestream(temp.c_str(), &req, assoc, pres, OFTrue, &created);
-    stream.reset(created);
-  }
+  std::filesystem::path temp = sink.NewTempPath();
+  DcmOutputFileStream* created = nullptr;
+  OFCondition cond = DIMSE_createFilestream(temp.c_str(), &req, assoc, pres, OFTrue, &created);
+  std::unique_ptr<DcmOutputFileStream> stream(created);
   StoreAnswer answer;
   if (cond.bad()) {
     spdlog::error("{}: cannot create {}: {}", ctx.log_name, temp.string(), cond.text());
-    RemoveQuietly(temp);  // it may exist, empty (made ahead)
     DIC_UL bytes = 0, pdvs = 0;
     cond = DIMSE_ignoreDataSet(assoc, DIMSE_BLOCKING, 0, &bytes, &pdvs);
     answer = {status::kOutOfResources, "cannot create a file in the data directory"};

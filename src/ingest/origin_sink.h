@@ -37,7 +37,6 @@ class OriginSink : public dicom::StoreSink {
  public:
   OriginSink(std::shared_ptr<const IngestPolicy> policy, IngestSite& site);
   std::filesystem::path NewTempPath() override { return site_.pipeline.NewTempPath(); }
-  TempFile NewTempFile() override { return site_.pipeline.NewTempFile(); }
   dicom::StoreAnswer Store(const dicom::IncomingInstance& in) override;
   bool WantsDataset() const override { return wants_dataset_; }
   dicom::StoreAnswer StoreDataset(const dicom::IncomingInstance& in, dicom::Dataset& data) override;

@@ -69,11 +69,7 @@ std::optional<int64_t> StagedSessionOf(const std::string& id, const std::string&
 }  // namespace
 
 IngestPipeline::IngestPipeline(BlobStore& blobs, Database& db, IngestOptions options)
-    : blobs_(blobs),
-      db_(db),
-      options_(options),
-      journal_dir_(blobs.journal_dir()),
-      temp_files_(blobs, options.temp_files_ahead) {
+    : blobs_(blobs), db_(db), options_(options), journal_dir_(blobs.journal_dir()) {
   // Journal generations continue after those of earlier runs, which Recover() removes.
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(journal_dir_, ec)) {

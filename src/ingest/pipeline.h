@@ -28,7 +28,6 @@
 
 #include "archive/blob_store.h"
 #include "archive/database.h"
-#include "archive/temp_files.h"
 #include "config/settings.h"
 #include "ingest/arrivals.h"
 
@@ -72,9 +71,6 @@ struct IngestOptions {
   // 0.25–0.33 s after a few such runs). After a crash, at most this many indexed entries are
   // replayed again (harmlessly).
   size_t journal_rotate_entries = 4096;
-  // Empty temp files kept ready in tmp/ahead/ (archive/temp_files.h): receiving threads then
-  // never wait on the file system's inode allocator. 0: each temp file is created on arrival.
-  size_t temp_files_ahead = 8;
 };
 
 // The staging area as a target of the commit (ingest/staging.h implements it): it names the
@@ -118,11 +114,7 @@ class IngestPipeline {
   // staged ones into their session's rows); call before receiving. Returns how many.
   Result<int> Recover();
 
-  // A fresh name in tmp/ (the file is not created).
   std::filesystem::path NewTempPath() { return blobs_.NewTempPath(); }
-  // A temp file made ahead and open (fd -1 when none was ready: create the path): for callers
-  // that stream an arriving instance into a file (C-STORE, WADO-RS parts).
-  TempFile NewTempFile() { return temp_files_.Take(); }
   // Every instance Ingest() puts in (or finds in) the archive or the staging area is published
   // here (retrieve jobs count their arrivals).
   ArrivalHub& arrivals() { return arrivals_; }
@@ -171,7 +163,6 @@ class IngestPipeline {
   bool stopping_ = false;                     // GUARDED_BY(mu_)
   bool flush_requested_ = false;              // GUARDED_BY(mu_): end the batch window now
   std::atomic<uint64_t> synced_files_{0}, synced_journal_{0}, synced_folders_{0};
-  TempFilesAhead temp_files_;
   std::thread indexer_;
 };
 

@@ -19,7 +19,6 @@ class PipelineSink : public dicom::StoreSink {
   PipelineSink(IngestPipeline& pipeline, std::string log_name)
       : pipeline_(pipeline), log_name_(std::move(log_name)) {}
   std::filesystem::path NewTempPath() override { return pipeline_.NewTempPath(); }
-  TempFile NewTempFile() override { return pipeline_.NewTempFile(); }
   // Ingests as received, without labels: every origin that identifies (receivers, retrieve
   // jobs) uses OriginSink (origin_sink.h); this one only backs the listener's default.
   dicom::StoreAnswer Store(const dicom::IncomingInstance& in) override;

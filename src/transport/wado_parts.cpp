@@ -20,6 +20,11 @@ namespace {
 constexpr size_t kMaxWaiting = 8;             // complete parts waiting for the ingest path
 constexpr int64_t kPollEvery = 4 << 20;       // bytes between cancel checks within a part
 constexpr size_t kHeadBytes = 64 * 1024;      // kept to read the header without reading the file
+constexpr size_t kReadyFiles = 2;             // temp files the worker keeps open for the next parts
+
+int OpenTemp(const std::filesystem::path& path) {
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+}
 
 // The whole chunk, straight from the network's buffer (no stdio copy); false with errno set.
 bool WriteAll(int fd, std::string_view data) {
@@ -61,6 +66,13 @@ Result<void> WadoParts::Begin(const std::string& content_type) {
   h.on_data = [this](std::string_view data) { return OnData(data); };
   h.on_part_end = [this]() { return OnPartEnd(); };
   parser_.emplace(*boundary, std::move(h));
+  if (!in_memory_ && scope_.sop.empty()) {  // one instance asked for: one file, no next parts
+    {
+      std::lock_guard lock(mu_);
+      open_ahead_ = true;
+    }
+    changed_.notify_all();
+  }
   return {};
 }
 
@@ -121,15 +133,21 @@ Result<void> WadoParts::OnPart(int index, const dicomweb::MultipartParser::Heade
   }
   {
     std::lock_guard lock(mu_);
+    if (!ready_.empty()) {
+      path_ = std::move(ready_.front().path);
+      fd_ = ready_.front().fd;
+      ready_.pop_front();
+    }
     if (!spare_heads_.empty()) {
-      memory_ = std::move(spare_heads_.back());  // its room is already faulted in
+      memory_ = std::move(spare_heads_.back());
       spare_heads_.pop_back();
     }
   }
+  changed_.notify_all();  // the worker opens the next one
   memory_.clear();
-  TempFile made = sink_.NewTempFile();  // usually an empty file made ahead, open
-  path_ = std::move(made.path);
-  fd_ = made.fd >= 0 ? made.fd : ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd_ >= 0) return {};
+  path_ = sink_.NewTempPath();
+  fd_ = OpenTemp(path_);
   if (fd_ < 0) {
     path_.clear();
     return Fail(Code::kIoError, fmt::format("cannot create a temp file: {}", std::strerror(errno)));
@@ -195,13 +213,48 @@ Result<void> WadoParts::OnPartEnd() {
   return {};
 }
 
+bool WadoParts::WantsFile() const {
+  return open_ahead_ && !closing_ && !fatal_ && ready_.size() < kReadyFiles;
+}
+
+void WadoParts::RemoveReady() {
+  std::deque<Ready> unused;
+  {
+    std::lock_guard lock(mu_);
+    unused.swap(ready_);
+  }
+  for (auto& r : unused) {
+    ::close(r.fd);
+    std::error_code ec;
+    std::filesystem::remove(r.path, ec);
+  }
+}
+
 void WadoParts::Work() {
   for (;;) {
     Complete part;
     {
       std::unique_lock lock(mu_);
-      changed_.wait(lock, [&] { return !queue_.empty() || closing_; });
-      if (queue_.empty()) return;
+      changed_.wait(lock, [&] { return !queue_.empty() || closing_ || WantsFile(); });
+      // A file ahead first when none is ready (the network thread would wait on its creation),
+      // else the waiting parts, else more files ahead.
+      if (WantsFile() && (queue_.empty() || ready_.empty())) {
+        lock.unlock();
+        Ready r{sink_.NewTempPath(), -1};
+        r.fd = OpenTemp(r.path);
+        lock.lock();
+        if (r.fd < 0) {
+          open_ahead_ = false;  // the network thread opens its own and reports why it cannot
+        } else {
+          ready_.push_back(std::move(r));
+        }
+        continue;
+      }
+      if (queue_.empty()) {
+        lock.unlock();
+        RemoveReady();
+        return;
+      }
       part = std::move(queue_.front());
       queue_.pop_front();
       if (fatal_) {

@@ -1100,24 +1100,6 @@ def files_under(directory):
     return found
 
 
-AHEAD = "ahead"  # <data_dir>/tmp/ahead/: empty files the server keeps ready for arrivals
-
-
-def temp_files(data_dir):
-    """Files below <data_dir>/tmp that hold data in flight or left behind: every one but the
-    empty files the server keeps ready in tmp/ahead/ (one with content there counts too)."""
-    ahead = os.path.join(str(data_dir), "tmp", AHEAD) + os.sep
-    found = []
-    for p in files_under(os.path.join(str(data_dir), "tmp")):
-        try:
-            ready = p.startswith(ahead) and os.path.getsize(p) == 0
-        except OSError:
-            continue  # taken or removed while listing
-        if not ready:
-            found.append(p)
-    return found
-
-
 # --------------------------------------------------------------------------- test base
 
 class E2ETestCase(unittest.TestCase):

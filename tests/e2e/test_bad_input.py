@@ -38,7 +38,11 @@ class BadInputTests(harness.E2ETestCase):
         return s
 
     def tmp_files(self):
-        return harness.temp_files(self.server.data_dir)
+        tmp = self.server.data_dir / "tmp"
+        found = []
+        for root, _, files in os.walk(tmp):
+            found += [os.path.join(root, f) for f in files]
+        return found
 
     def assertTmpEmptySoon(self, timeout=10):
         left = harness.wait_until(lambda: not self.tmp_files(), timeout=timeout)

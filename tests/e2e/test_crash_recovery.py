@@ -46,7 +46,7 @@ class CrashRecoveryTests(harness.E2ETestCase):
         self.assertEqual([p.name for p in (again.data_dir / "journal").iterdir()
                           if p.stat().st_size > 0], [],
                          "journals should be replayed and removed at start")
-        self.assertEqual(harness.temp_files(again.data_dir), [])
+        self.assertEqual(list((again.data_dir / "tmp").iterdir()), [])
 
 
 if __name__ == "__main__":

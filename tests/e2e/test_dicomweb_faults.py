@@ -153,7 +153,7 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
         return sops
 
     def tmp_files(self):
-        return harness.temp_files(self.server.data_dir)
+        return harness.files_under(self.server.data_dir / "tmp")
 
     def assertOnlyCompleteInstances(self, files, allowed=None):
         """Our archive holds, of this study, only instances we asked for, each once and

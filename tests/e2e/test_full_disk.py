@@ -41,19 +41,12 @@ class TmpfsServer(harness.Server):
         """path as the server sees it (through its mount namespace)."""
         return Path("/proc/%d/root" % self.pid) / Path(path).relative_to("/")
 
-    def ns_files(self, directory, nonempty=False):
-        """Regular files below directory inside the server's mount namespace (nsenter); with
-        nonempty, only those holding data. [] when directory does not exist."""
+    def ns_files(self, directory):
+        """Regular files below directory inside the server's mount namespace (nsenter)."""
         cp = subprocess.run(["nsenter", "--mount", "--target", str(self.pid), "find",
-                             str(directory), "-type", "f"] + (["-size", "+0"] if nonempty else []),
+                             str(directory), "-type", "f"],
                             capture_output=True, text=True, timeout=20)
-        errors = cp.stderr.strip().splitlines()
-        if cp.returncode != 0 and errors and all(
-                e.endswith("No such file or directory") for e in errors):
-            if "find: '%s': No such file or directory" % directory in errors:
-                return []  # the directory itself is missing
-            errors = []  # files taken while listing: what is listed stands
-        if cp.returncode != 0 and errors:
+        if cp.returncode != 0:
             raise AssertionError("nsenter find %s failed: %s" % (directory, cp.stderr))
         return [line for line in cp.stdout.splitlines() if line]
 
@@ -81,12 +74,7 @@ class FullDiskTests(harness.E2ETestCase):
         cls.gen = cls.tmp / "gen"
 
     def tmp_files(self):
-        # All but the empty files made ahead (find: regular files, not in tmp/ahead/ unless
-        # they hold data).
-        ahead = str(self.server.data_dir / "tmp" / harness.AHEAD) + os.sep
-        return [p for p in self.server.ns_files(self.server.data_dir / "tmp")
-                if not p.startswith(ahead)] + self.server.ns_files(
-                    self.server.data_dir / "tmp" / harness.AHEAD, nonempty=True)
+        return self.server.ns_files(self.server.data_dir / "tmp")
 
     def assertTmpEmptySoon(self, timeout=10):
         empty = harness.wait_until(lambda: not self.tmp_files(), timeout=timeout)

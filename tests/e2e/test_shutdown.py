@@ -97,7 +97,7 @@ class ShutdownTests(harness.E2ETestCase):
                              "served (half-indexed)")
             self.assertEqual(archived, [], "files in the archive without an index entry: %s"
                              % archived)
-        self.assertEqual(harness.temp_files(srv.data_dir), [],
+        self.assertEqual(harness.files_under(srv.data_dir / "tmp"), [],
                          "files left in <data_dir>/tmp after the restart")
         sys.stderr.write("[%s] " % ("stored and indexed" if status == 200
                                     else "refused, not indexed"))

@@ -41,7 +41,7 @@ class SecondServerTests(harness.E2ETestCase):
         self.addCleanup(lambda: sender.poll() is None and sender.kill())
         tmp = srv.data_dir / "tmp"
         # Force the path: the second server starts while an instance is being received.
-        self.assertTrue(harness.wait_until(lambda: harness.temp_files(srv.data_dir), timeout=30),
+        self.assertTrue(harness.wait_until(lambda: any(tmp.iterdir()), timeout=30),
                         "no transfer in flight in %s" % tmp)
         return srv, sender, files
 
