@@ -310,11 +310,12 @@ def count_files(directory):
 
 # --------------------------------------------------------------------------- peers
 
-# Orthanc's memory allocator, made steady for the benchmarks: no trimming, blocks of up to 16 MB
-# from the heap (one arena was steady too, but slowed Orthanc's parallel STOW-RS ingest 1.6x). With glibc's defaults an association's thread sometimes returns
-# each instance's buffers to the kernel (madvise) and faults them in again (memset, page
+# Orthanc's memory allocator made steady, for the retrieve benchmark's PACS: no trimming, blocks
+# of up to 16 MB from the heap. With glibc's defaults an association's thread sometimes returned
+# each instance's buffers to the kernel (madvise) and faulted them in again (memset, page
 # faults): the same C-GET of 400 CT instances then took 1.6 s instead of 0.32 s, in some rounds
-# and not others, whoever asked. Both sides of a comparison meet the same peer either way.
+# and not others, whoever asked. Not for the DICOMweb peer: there it slowed Orthanc's STOW-RS
+# ingest 1.4x (one arena as well: 1.6x), and the storage cache was that peer's noise.
 PEER_MALLOC = ("glibc.malloc.trim_threshold=1073741824:"
                "glibc.malloc.mmap_threshold=16777216")
 
@@ -324,8 +325,9 @@ class OrthancPeer:
 
     ae = "ORTHANC"
 
-    def launch(self, cfg, work, name, modalities=None, extra=None):
-        """extra: entries merged into the configuration (e.g. Plugins and DicomWeb)."""
+    def launch(self, cfg, work, name, modalities=None, extra=None, env=None):
+        """extra: entries merged into the configuration (e.g. Plugins and DicomWeb); env:
+        variables added to Orthanc's environment (e.g. GLIBC_TUNABLES=PEER_MALLOC)."""
         storage = os.path.join(work, "storage")
         os.mkdir(storage)
         os.mkdir(os.path.join(work, "tmp"))
@@ -357,7 +359,7 @@ class OrthancPeer:
         with open(path, "w") as f:
             json.dump(config, f, indent=2)
         self.log_path = os.path.join(work, "orthanc.log")
-        self.proc = spawn(["Orthanc", path], env=dict(cfg.env_nodelay, GLIBC_TUNABLES=PEER_MALLOC),
+        self.proc = spawn(["Orthanc", path], env=dict(cfg.env_nodelay, **(env or {})),
                           log_path=self.log_path, cwd=work)
 
     def url(self, path):

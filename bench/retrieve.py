@@ -78,7 +78,7 @@ import sys
 import time
 
 import common  # bench/common.py: what the benchmarks share
-from common import (BenchError, await_job, evict, bridge_studies, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt, free_port,
+from common import (PEER_MALLOC, BenchError, await_job, evict, bridge_studies, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt, free_port,
                     fs_type, http_json, listening, log, med, note, paired_ratio, rotate, run_timed,
                     spawn, start_bridge, stop, tail)
 
@@ -144,7 +144,7 @@ class OrthancPacs(OrthancPeer):
             "findscu": ["FINDSCU", "127.0.0.1", 1],
             "storescp": ["STORESCP", "127.0.0.1", storescp_port],
             "pacsbridge": ["PACSBRIDGE", "127.0.0.1", bridge_port],
-        })
+        }, env={"GLIBC_TUNABLES": PEER_MALLOC})
         deadline = time.monotonic() + cfg.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

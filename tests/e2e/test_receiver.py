@@ -81,7 +81,8 @@ class ReceiverTests(harness.E2ETestCase):
             "GET", "/api/instances/%s/file" % sop_uid, timeout=60)
         return status, headers, payload
 
-    def assertStoredFileMatches(self, sop_uid, source_path, transfer_syntax):
+    def assertStoredFileMatches(self, sop_uid, source_path, transfer_syntax, sender="STORESCU"):
+        """sender: the sending tool's calling AE title (or its prefix, for STORESCU0..3)."""
         status, headers, payload = self.fetch_file(sop_uid)
         self.assertEqual(status, 200, "GET /api/instances/%s/file" % sop_uid)
         ctype = headers.get("Content-Type", "")
@@ -92,6 +93,13 @@ class ReceiverTests(harness.E2ETestCase):
                          "MediaStorageSOPInstanceUID of the stored file")
         self.assertEqual(meta.get("TransferSyntaxUID"), transfer_syntax,
                          "TransferSyntaxUID of the stored file of %s" % sop_uid)
+        # The rest of the meta header a receiver writes (PS3.10 7.1; read_meta checked the
+        # group length): version 00\01, the SOP Class of the sent file, the sender's AE.
+        self.assertEqual(meta.get("0002,0001"), b"\x00\x01", "FileMetaInformationVersion")
+        self.assertEqual(meta.get("MediaStorageSOPClassUID"),
+                         dicomgen.read_meta(source_path)[0].get("MediaStorageSOPClassUID"))
+        self.assertTrue(str(meta.get("0002,0016", "")).startswith(sender),
+                        "SourceApplicationEntityTitle: %r" % meta.get("0002,0016"))
         sent = dicomgen.dataset_bytes(source_path)
         got = payload[offset:]
         if got != sent:
@@ -222,7 +230,28 @@ class ReceiverTests(harness.E2ETestCase):
                                str(self.server.dicom_port), str(path)])
         self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
         self.wait_for_counts({study: 1})
-        self.assertStoredFileMatches(sop, path, harness.EXPLICIT_VR_LE)
+        self.assertStoredFileMatches(sop, path, harness.EXPLICIT_VR_LE, sender="DCMSEND")
+
+    def test_meta_header_is_the_one_dcmtk_writes_for_a_received_instance(self):
+        # The file meta header of a received instance must be what DCMTK's bit-preserving
+        # receiver writes: storescp +B, sent the same file by the same caller, is the reference
+        # (the Source AE is the caller's).
+        from test_send import StoreSCP
+        d = self.mkdtemp("storescp-meta")
+        path, sop = dicomgen.generate(d / "in", 1, size=4096, patient_id="META1")[0][:2]
+        scp = StoreSCP(d).start()
+        self.addCleanup(scp.stop)
+        for port, ae in ((scp.port, scp.aet), (self.server.dicom_port, self.server.dicom_ae)):
+            cp = harness.storescu(port, ae, [path], calling_ae="METACHECK")
+            self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertTrue(harness.wait_until(lambda: sop in scp.files(), 10), scp.log_tail())
+        theirs = dicomgen.read_meta(scp.files()[sop])[0]
+        status, _, payload = self.fetch_file(sop)
+        self.assertEqual(status, 200)
+        ours = dicomgen.read_meta(payload)[0]
+        self.assertIn("0002,0000", ours, "no group length")
+        self.assertEqual({k: v for k, v in ours.items() if k.startswith("0002,")},
+                         {k: v for k, v in theirs.items() if k.startswith("0002,")})
 
     def test_query_sop_class_is_not_accepted(self):
         # A C-FIND-only association must not be accepted as if we were a query SCP.
