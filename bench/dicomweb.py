@@ -535,7 +535,8 @@ class Bench:
         if side == "curl":
             peer_cpu = cpu_seconds(self.orthanc.proc.pid)
             seconds = self.wado_curl(study, work, tag)
-            r = rates(study, seconds, cpu=self.curl_cpu)
+            r = rates(study, seconds, cpu=self.curl_cpu,
+                      peer_cpu=used(peer_cpu, cpu_seconds(self.orthanc.proc.pid)))
         else:
             srv = Bridge(self.cfg, os.path.join(work, "pacsbridge"), self.orthanc)
             try:
@@ -554,8 +555,6 @@ class Bench:
                 srv.stop()
             r = rates(study, seconds, peak_rss_mb=rss / 1024.0 if rss is not None else None,
                       cpu=cpu, peer_cpu=peer_cpu)
-        if side == "curl":
-            r["peer_cpu"] = used(peer_cpu, cpu_seconds(self.orthanc.proc.pid))
         self.orthanc.alive()
         evict(work)
         return r

@@ -148,8 +148,8 @@ class DicomwebAuthTests(harness.E2ETestCase):
                          "it: %r\npeer:\n%s" % (tokens, self.peer.describe()))
         first = tokens[0]
         # The peer logs a request once its answer is sent: the client may have it first.
-        used = harness.wait_until(lambda: (lambda u: u if len(u) >= 2 else None)(
-            self.dicomweb_requests()), timeout=5, interval=0.02) or self.dicomweb_requests()
+        harness.wait_until(lambda: len(self.dicomweb_requests()) >= 2, timeout=5, interval=0.02)
+        used = self.dicomweb_requests()
         self.assertLess(used[-1]["time"], first["expires_at"],
                         "the machine was too slow for this check (the second find ended after "
                         "the token expired)")
