@@ -328,7 +328,7 @@ class Bench:
             failed = []
             for proc, log_path in zip(procs, logs):
                 try:
-                    rc = proc.wait(max(0.0, deadline - time.monotonic()))
+                    rc = common.wait_exit(proc, max(0.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     stop(proc, 5)
                     rc = "timeout after %d s" % self.cfg.store_timeout
