@@ -154,6 +154,11 @@ def cpu_seconds(pid):
         return None
 
 
+def used(before, after):
+    """after - before, or None when either reading failed."""
+    return after - before if before is not None and after is not None else None
+
+
 def children_cpu_seconds():
     """User + system CPU seconds of the waited-for children of this process so far."""
     r = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -95,7 +95,7 @@ import urllib.request
 import common  # bench/common.py: what the benchmarks share
 from common import (BenchError, await_job, evict, LIVE, MB, KB, OrthancPeer, bridge_studies, env_num, fmt,
                     free_port, fs_type, http_get, http_json, listening, log, med, note,
-                    paired_ratio, peak_rss_kb, cpu_seconds, children_cpu_seconds, rotate, run_timed, spawn, start_bridge, stop,
+                    paired_ratio, peak_rss_kb, cpu_seconds, children_cpu_seconds, used, rotate, run_timed, spawn, start_bridge, stop,
                     tail)
 
 common.PROG = "dicomweb"
@@ -415,10 +415,6 @@ class Bridge:
 
 
 # --------------------------------------------------------------------------- measuring
-
-def used(before, after):
-    return after - before if before is not None and after is not None else None
-
 
 def rates(study, seconds, **extra):
     return dict(extra, seconds=seconds, inst_per_s=study.count / seconds,

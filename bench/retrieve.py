@@ -78,7 +78,7 @@ import sys
 import time
 
 import common  # bench/common.py: what the benchmarks share
-from common import (PEER_MALLOC, BenchError, await_job, evict, bridge_studies, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt, free_port,
+from common import (PEER_MALLOC, BenchError, await_job, children_cpu_seconds, cpu_seconds, used, evict, bridge_studies, LIVE, MB, KB, OrthancPeer, count_files, env_num, fmt, free_port,
                     fs_type, http_json, listening, log, med, note, paired_ratio, rotate, run_timed,
                     spawn, start_bridge, stop, tail)
 
@@ -220,10 +220,14 @@ class Bench:
 
     def measure(self, side, method, study, tag):
         work = self.workdir(tag, study, method, side)
+        peer_cpu = cpu_seconds(self.pacs.proc.pid)
         if side == "dcmtk":
+            tools_cpu = children_cpu_seconds()
             seconds = (self.getscu if method == "get" else self.movescu)(study, work)
+            cpu = children_cpu_seconds() - tools_cpu
         else:
-            seconds = self.bridge(method, study, work)
+            seconds, cpu = self.bridge(method, study, work)
+        peer_cpu = used(peer_cpu, cpu_seconds(self.pacs.proc.pid))
         if not self.pacs.alive():
             raise BenchError("Orthanc died:\n%s" % tail(self.pacs.log_path))
         evict(work)  # written back and out of the page cache, as send.sh does
@@ -231,7 +235,7 @@ class Bench:
             shutil.rmtree(work, ignore_errors=True)
         return {"seconds": seconds, "instances": study.count, "bytes": study.total_bytes,
                 "inst_per_s": study.count / seconds,
-                "mb_per_s": study.total_bytes / MB / seconds}
+                "mb_per_s": study.total_bytes / MB / seconds, "cpu": cpu, "peer_cpu": peer_cpu}
 
     def query_args(self, study):
         return ["-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=%s" % study.uid]
@@ -317,6 +321,7 @@ class Bench:
             os.sync()
             body = {"node": "orthanc", "level": "STUDY", "uids": [st.uid for st in study.parts],
                     "method": "c-get" if method == "get" else "c-move"}
+            cpu = cpu_seconds(srv.proc.pid)
             t0 = time.perf_counter()
             status, answer = http_json("POST", srv.url("/api/retrieve"), body)
             if status != 202 or not isinstance(answer, dict) or "job_id" not in answer:
@@ -327,6 +332,7 @@ class Bench:
             job = await_job(job_url, self.cfg.job_timeout,
                             "%s job of the %s study" % (METHOD_NAMES[method], study.name))
             seconds = time.perf_counter() - t0
+            cpu = used(cpu, cpu_seconds(srv.proc.pid))
             progress = job.get("progress") or {}
             if job.get("state") != "succeeded" or progress.get("completed") != study.count:
                 raise BenchError("PACS Bridge %s job of the %s study (%d instances) ended: %s\n%s"
@@ -344,7 +350,7 @@ class Bench:
                                  % ", ".join(short))
         finally:
             srv.stop()
-        return seconds
+        return seconds, cpu
 
 
 # --------------------------------------------------------------------------- report
@@ -355,8 +361,9 @@ def report(cfg, studies, results, header):
 
     out = common.report_start("PACS Bridge retrieve benchmark", header, cfg.rounds)
     p = out.append
-    p("%-6s %-7s %-20s %10s %15s %9s %9s" % ("study", "method", "who", "inst/s", "[min-max]",
-                                            "MB/s", "s"))
+    p("%-6s %-7s %-20s %10s %15s %9s %9s %7s %8s" % ("study", "method", "who", "inst/s",
+                                                    "[min-max]", "MB/s", "s", "cpu s",
+                                                    "peer cpu"))
     for st in studies:
         for m in cfg.methods:
             for side in ("dcmtk", "us"):
@@ -366,10 +373,16 @@ def report(cfg, studies, results, header):
                 ips = [r["inst_per_s"] for r in rs]
                 who = "PACS Bridge job" if side == "us" else DCMTK_TOOLS[m] + (
                     " x%d" % len(st.parts) if len(st.parts) > 1 else "")
-                p("%-6s %-7s %-20s %10.1f %15s %9.1f %9.2f" % (
+                cpu = [r["cpu"] for r in rs if r.get("cpu") is not None]
+                peer = [r["peer_cpu"] for r in rs if r.get("peer_cpu") is not None]
+                p("%-6s %-7s %-20s %10.1f %15s %9.1f %9.2f %7s %8s" % (
                     st.name, METHOD_NAMES[m], who, med(ips),
                     "[%.0f-%.0f]" % (min(ips), max(ips)),
-                    med([r["mb_per_s"] for r in rs]), med([r["seconds"] for r in rs])))
+                    med([r["mb_per_s"] for r in rs]), med([r["seconds"] for r in rs]),
+                    "%.2f" % med(cpu) if cpu else "-", "%.2f" % med(peer) if peer else "-"))
+    p("(cpu s: user + system CPU seconds of the DCMTK tools, start-up included, or of our server "
+      "from the POST to the job's end; peer cpu: Orthanc's over the same measurement; "
+      "10 ms ticks)")
     p("")
     p("Ratios us/DCMTK (median of same-round ratios of instances/s; > 1: we are faster)")
     p("%-6s %-7s %8s" % ("study", "method", "ratio"))
