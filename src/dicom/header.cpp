@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "dicom/charset.h"
+#include "dicom/header_scan.h"
 
 namespace pb::dicom {
 namespace {
@@ -35,6 +36,7 @@ Result<InstanceRecord> ReadHeader(const std::filesystem::path& file) {
 
 Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool complete,
                                             const std::string& transfer_syntax_uid) {
+  if (auto scanned = ScanHeader(bytes, complete, transfer_syntax_uid)) return std::move(*scanned);
   DcmXfer xfer(transfer_syntax_uid.c_str());
   if (xfer.getXfer() == EXS_Unknown || xfer.getStreamCompression() != ESC_none) {
     return Fail(Code::kInvalidArgument, "header parsing from memory: syntax not supported");
@@ -53,6 +55,7 @@ Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool compl
 }
 
 Result<InstanceRecord> ReadHeaderFromFileBytes(const std::string& bytes, bool complete) {
+  if (auto scanned = ScanFileHeader(bytes, complete)) return std::move(*scanned);
   DcmInputBufferStream in;
   in.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
   if (complete) in.setEos();

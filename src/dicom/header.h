@@ -15,7 +15,8 @@ namespace pb::dicom {
 // Errors: unreadable or truncated file, missing SOP Instance / Study / Series UID.
 Result<InstanceRecord> ReadHeader(const std::filesystem::path& file);
 
-// The same from the first bytes of a data set (no file meta header) in `transfer_syntax_uid`.
+// The same from the first bytes of a data set (no file meta header) in `transfer_syntax_uid`:
+// by header_scan.h's walk where it can vouch for the answer, else by DCMTK; the same record.
 // `complete` says the bytes are the whole data set. Fails when the bytes end before PixelData
 // (the caller then reads the file) or the syntax is deflated.
 Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool complete,
