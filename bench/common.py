@@ -407,8 +407,9 @@ class OrthancPeer:
         return int(json.loads(body)["CountInstances"])
 
 
-def start_bridge(cfg, work, http_port, dicom_port, admin_password=None, receiver_toml=""):
-    """`pacsbridge serve` with an empty data directory under work, its HTTP API on http_port,
+def start_bridge(cfg, work, http_port, dicom_port, admin_password=None, receiver_toml="",
+                 bin_=None):
+    """`pacsbridge serve` (cfg.bridge_bin, or bin_) with an empty data directory under work, its HTTP API on http_port,
     one receiver (AE PACSBRIDGE) on dicom_port, with receiver_toml's extra lines (e.g.
     "anonymize = true"); returns (process, log path)."""
     data = os.path.join(work, "data")
@@ -432,7 +433,7 @@ def start_bridge(cfg, work, http_port, dicom_port, admin_password=None, receiver
                    receiver_toml))
     log_path = os.path.join(work, "pacsbridge.log")
     # Deliberately without TCP_NODELAY: the server must turn Nagle off by itself.
-    proc = spawn([cfg.bridge_bin, "serve", "--config", path], env=cfg.env_plain,
+    proc = spawn([bin_ or cfg.bridge_bin, "serve", "--config", path], env=cfg.env_plain,
                  log_path=log_path, cwd=work)
     return proc, log_path
 

@@ -56,7 +56,8 @@ every instance durable first); getscu and storescp never fsync.
 | BENCH_MULTI | 2 | studies of BENCH_CT instances in the multi-study case (0 or BENCH_CT=0: none) |
 | BENCH_ROUNDS | 5 | rounds |
 | BENCH_METHODS | get,move | which retrieve methods |
-| BENCH_SIDES | dcmtk,us | who is measured (dcmtk alone: no PACS Bridge needed) |
+| BENCH_SIDES | dcmtk,us (+base) | who is measured (dcmtk alone: no PACS Bridge needed) |
+| BENCH_BASE_BIN | none | a second pacsbridge measured as side "base" in the same rounds (A/B of two builds: the report adds us/base) |
 | BENCH_WARMUP | 1 | one unrecorded getscu of each study first (Orthanc's page cache) |
 | PACSBRIDGE_BIN | build/release/pacsbridge (else build/pacsbridge) | binary under test |
 | BENCH_BRIDGE_SERVER_TOML | none | extra lines for PACS Bridge's [server] table, e.g. "fsync = false" |
@@ -86,7 +87,7 @@ common.PROG = "retrieve"
 
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 METHOD_NAMES = {"get": "C-GET", "move": "C-MOVE"}
-SIDE_NAMES = {"dcmtk": "DCMTK", "us": "PACS Bridge"}
+SIDE_NAMES = {"dcmtk": "DCMTK", "us": "PACS Bridge", "base": "PACS Bridge (base)"}
 DCMTK_TOOLS = {"get": "getscu", "move": "movescu+storescp"}
 
 
@@ -163,12 +164,12 @@ class OrthancPacs(OrthancPeer):
 class Bridge:
     """A fresh pacsbridge serve per measurement (empty archive), receiver on a fixed port."""
 
-    def __init__(self, cfg, work, dicom_port, pacs):
+    def __init__(self, cfg, work, dicom_port, pacs, bin_=None):
         self.cfg = cfg
         os.makedirs(work, exist_ok=True)
         self.http_port = free_port()
         self.port = dicom_port
-        self.proc, self.log_path = start_bridge(cfg, work, self.http_port, dicom_port)
+        self.proc, self.log_path = start_bridge(cfg, work, self.http_port, dicom_port, bin_=bin_)
         deadline = time.monotonic() + cfg.start_timeout
         while True:
             if self.proc.poll() is not None:
@@ -226,7 +227,8 @@ class Bench:
             seconds = (self.getscu if method == "get" else self.movescu)(study, work)
             cpu = children_cpu_seconds() - tools_cpu
         else:
-            seconds, cpu = self.bridge(method, study, work)
+            seconds, cpu = self.bridge(method, study, work,
+                                       self.cfg.base_bin if side == "base" else None)
         peer_cpu = used(peer_cpu, cpu_seconds(self.pacs.proc.pid))
         if not self.pacs.alive():
             raise BenchError("Orthanc died:\n%s" % tail(self.pacs.log_path))
@@ -315,8 +317,8 @@ class Bench:
             raise BenchError("findscu exited with %s:\n%s" % (rc, tail(log_path)))
         return seconds
 
-    def bridge(self, method, study, work):
-        srv = Bridge(self.cfg, work, self.bridge_port, self.pacs)
+    def bridge(self, method, study, work, bin_=None):
+        srv = Bridge(self.cfg, work, self.bridge_port, self.pacs, bin_)
         try:
             os.sync()
             body = {"node": "orthanc", "level": "STUDY", "uids": [st.uid for st in study.parts],
@@ -356,8 +358,8 @@ class Bench:
 # --------------------------------------------------------------------------- report
 
 def report(cfg, studies, results, header):
-    def ratio(st, m):
-        return paired_ratio(results, (st.name, m, "us"), (st.name, m, "dcmtk"))
+    def ratio(st, m, other="dcmtk"):
+        return paired_ratio(results, (st.name, m, "us"), (st.name, m, other))
 
     out = common.report_start("PACS Bridge retrieve benchmark", header, cfg.rounds)
     p = out.append
@@ -366,12 +368,12 @@ def report(cfg, studies, results, header):
                                                     "peer cpu"))
     for st in studies:
         for m in cfg.methods:
-            for side in ("dcmtk", "us"):
+            for side in ("dcmtk", "us", "base"):
                 rs = list(results.get((st.name, m, side), {}).values())
                 if not rs:
                     continue
                 ips = [r["inst_per_s"] for r in rs]
-                who = "PACS Bridge job" if side == "us" else DCMTK_TOOLS[m] + (
+                who = {"us": "PACS Bridge job", "base": "base build job"}.get(side) or DCMTK_TOOLS[m] + (
                     " x%d" % len(st.parts) if len(st.parts) > 1 else "")
                 cpu = [r["cpu"] for r in rs if r.get("cpu") is not None]
                 peer = [r["peer_cpu"] for r in rs if r.get("peer_cpu") is not None]
@@ -384,11 +386,13 @@ def report(cfg, studies, results, header):
       "from the POST to the job's end; peer cpu: Orthanc's over the same measurement; "
       "10 ms ticks)")
     p("")
-    p("Ratios us/DCMTK (median of same-round ratios of instances/s; > 1: we are faster)")
-    p("%-6s %-7s %8s" % ("study", "method", "ratio"))
+    p("Ratios us/DCMTK (median of same-round ratios of instances/s; > 1: we are faster)%s"
+      % ("; us/base: this build against BENCH_BASE_BIN" if "base" in cfg.sides else ""))
+    p("%-6s %-7s %8s%s" % ("study", "method", "ratio", " %8s" % "us/base" if "base" in cfg.sides else ""))
     for st in studies:
         for m in cfg.methods:
-            p("%-6s %-7s %8s" % (st.name, METHOD_NAMES[m], fmt(ratio(st, m), "%.2f")))
+            p("%-6s %-7s %8s%s" % (st.name, METHOD_NAMES[m], fmt(ratio(st, m), "%.2f"),
+                                   " %8s" % fmt(ratio(st, m, "base"), "%.2f") if "base" in cfg.sides else ""))
     for st in studies:
         if len(st.parts) > 1:
             p("")
@@ -418,10 +422,14 @@ def parse_config(args):
     if not methods:
         raise SystemExit("retrieve: BENCH_METHODS is empty")
     cfg.methods = methods
-    sides = [x.strip().lower() for x in os.environ.get("BENCH_SIDES", "dcmtk,us").split(",")
+    cfg.base_bin = os.environ.get("BENCH_BASE_BIN") or None
+    default_sides = "dcmtk,us,base" if cfg.base_bin else "dcmtk,us"
+    sides = [x.strip().lower() for x in os.environ.get("BENCH_SIDES", default_sides).split(",")
              if x.strip()]
     if not sides or any(x not in SIDE_NAMES for x in sides):
-        raise SystemExit("retrieve: BENCH_SIDES must list dcmtk and/or us")
+        raise SystemExit("retrieve: BENCH_SIDES must list dcmtk, us and/or base")
+    if "base" in sides and not (cfg.base_bin and os.access(cfg.base_bin, os.X_OK)):
+        raise SystemExit("retrieve: the base side needs BENCH_BASE_BIN, an executable pacsbridge")
     cfg.sides = sides
     cfg.job_timeout = env_num("BENCH_JOB_TIMEOUT", 600, int, 1)
     cfg.clean_between = env_num("BENCH_CLEAN_BETWEEN", 0, int, 0)
