@@ -3,6 +3,9 @@
 #include <httplib.h>
 #include <sys/socket.h>
 
+#include <atomic>
+#include <random>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -15,6 +18,27 @@ namespace pb::http {
 bool IsAuthorized(const httplib::Request& req, const Settings& settings) {
   if (!settings.admin_password) return true;  // then the API is on loopback only
   return req.get_header_value("Authorization") == "Basic " + Base64("admin:" + *settings.admin_password);
+}
+
+std::string NewRequestId() {
+  static const uint32_t base = std::random_device{}();
+  static std::atomic<uint32_t> next{0};
+  return fmt::format("{:08x}", base + next.fetch_add(1) * 2654435761u);
+}
+
+void AnswerException(const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+  std::string what = "unknown error";
+  try {
+    std::rethrow_exception(ep);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  // The exception's text may carry paths, SQL or patient data: the log gets it, under an id
+  // the client is given to quote.
+  const std::string id = NewRequestId();
+  spdlog::error("http: request {} ({} {}) failed: {}", id, req.method, req.path, what);
+  SendError(res, 500, fmt::format("internal error (request {}; the server log has the details)", id));
 }
 
 HttpApi::HttpApi() : server_(std::make_unique<httplib::Server>()) {}
@@ -61,17 +85,7 @@ Result<void> HttpApi::Start(Services services) {
                                                          : "authentication required (HTTP basic, user admin)");
     return httplib::Server::HandlerResponse::Handled;
   });
-  srv.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unknown error";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("http: {} {}: {}", req.method, req.path, what);
-    SendError(res, 500, "internal error: " + what);
-  });
+  srv.set_exception_handler(AnswerException);
   srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404 && res.body.empty()) SendError(res, 404, fmt::format("no such resource: {} {}", req.method, req.path));
   });

@@ -1,5 +1,6 @@
 #pragma once
 // The HTTP server of the REST API (/api/...). Owns the listening socket and its threads.
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@
 namespace httplib {
 class Server;
 struct Request;
+struct Response;
 }
 
 namespace pb::http {
@@ -56,6 +58,13 @@ class HttpApi {
 
 // Whether the request carries the admin's credentials (always true without [auth]).
 bool IsAuthorized(const httplib::Request& req, const Settings& settings);
+
+// A short id, distinct per call, that ties an answer to its server log lines.
+std::string NewRequestId();
+
+// The answer to a handler's exception: 500 with a request id; the exception's text goes to the
+// log under that id, never to the client.
+void AnswerException(const httplib::Request& req, httplib::Response& res, std::exception_ptr ep);
 
 // Route tables, one per resource.
 void AddSystemRoutes(httplib::Server& srv, Services& s);
