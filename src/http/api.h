@@ -6,6 +6,8 @@
 #include <string>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "archive/blob_store.h"
 #include "archive/database.h"
 #include "config/settings.h"
@@ -67,12 +69,16 @@ std::string NewRequestId();
 void AnswerException(const httplib::Request& req, httplib::Response& res, std::exception_ptr ep);
 
 // Route tables, one per resource.
-void AddSystemRoutes(httplib::Server& srv, Services& s);
-void AddNodeRoutes(httplib::Server& srv, Services& s);
-void AddFindRoute(httplib::Server& srv, Services& s);
-void AddArchiveRoutes(httplib::Server& srv, Services& s);
-void AddJobRoutes(httplib::Server& srv, Services& s);
-void AddImportRoutes(httplib::Server& srv, Services& s);
-void AddReceiverRoutes(httplib::Server& srv, Services& s);
+class Router;
+void AddSystemRoutes(Router& r, Services& s);
+void AddNodeRoutes(Router& r, Services& s);
+void AddFindRoute(Router& r, Services& s);
+void AddArchiveRoutes(Router& r, Services& s);
+void AddJobRoutes(Router& r, Services& s);
+void AddImportRoutes(Router& r, Services& s);
+void AddReceiverRoutes(Router& r, Services& s);
+
+// The OpenAPI document the API serves (docs/openapi.yaml, as JSON), parsed once.
+const nlohmann::json& OpenApiDocument();
 
 }  // namespace pb::http

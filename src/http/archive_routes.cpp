@@ -7,6 +7,7 @@
 
 #include "http/api.h"
 #include "http/errors.h"
+#include "http/router.h"
 
 namespace pb::http {
 namespace {
@@ -58,7 +59,7 @@ nlohmann::json LabelJson(const LabelCount& c, const char* level) {
   return j;
 }
 
-void AddLabelRoutes(httplib::Server& srv, Services& s) {
+void AddLabelRoutes(Router& r, Services& s) {
   // Below a label that exists there is always something, so an empty list means an unknown one.
   auto send = [](httplib::Response& res, const Result<std::vector<LabelCount>>& rows, const char* level,
                  const std::string& above = "") {
@@ -68,21 +69,21 @@ void AddLabelRoutes(httplib::Server& srv, Services& s) {
     for (const auto& r : *rows) out.push_back(LabelJson(r, level));
     SendJson(res, 200, out);
   };
-  srv.Get("/api/projects", [&s, send](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/projects", [&s, send](const httplib::Request&, httplib::Response& res) {
     CatchUp(s);
     send(res, s.db.ListProjects(), "project");
   });
-  srv.Get(R"(/api/projects/([^/]+)/subjects)", [&s, send](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/projects/{project}/subjects", [&s, send](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     send(res, s.db.ListSubjects(req.matches[1]), "subject", "project '" + std::string(req.matches[1]) + "'");
   });
-  srv.Get(R"(/api/projects/([^/]+)/subjects/([^/]+)/sessions)", [&s, send](const httplib::Request& req,
+  r.Get("/api/projects/{project}/subjects/{subject}/sessions", [&s, send](const httplib::Request& req,
                                                                            httplib::Response& res) {
     CatchUp(s);
     send(res, s.db.ListSessions(req.matches[1], req.matches[2]), "session",
          "subject '" + std::string(req.matches[2]) + "' in project '" + std::string(req.matches[1]) + "'");
   });
-  srv.Get(R"(/api/projects/([^/]+)/subjects/([^/]+)/sessions/([^/]+)/series)",
+  r.Get("/api/projects/{project}/subjects/{subject}/sessions/{session}/series",
           [&s](const httplib::Request& req, httplib::Response& res) {
             CatchUp(s);
             auto rows = s.db.ListSessionSeries(req.matches[1], req.matches[2], req.matches[3]);
@@ -100,9 +101,9 @@ void AddLabelRoutes(httplib::Server& srv, Services& s) {
 
 }  // namespace
 
-void AddArchiveRoutes(httplib::Server& srv, Services& s) {
-  AddLabelRoutes(srv, s);
-  srv.Get("/api/studies", [&s](const httplib::Request& req, httplib::Response& res) {
+void AddArchiveRoutes(Router& r, Services& s) {
+  AddLabelRoutes(r, s);
+  r.Get("/api/studies", [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     StudyFilter f;
     std::map<std::string, std::string*> keys{
@@ -131,7 +132,7 @@ void AddArchiveRoutes(httplib::Server& srv, Services& s) {
     for (const auto& r : *rows) out.push_back(StudyJson(r));
     SendJson(res, 200, out);
   });
-  srv.Get(R"(/api/studies/([^/]+)/series)", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/studies/{uid}/series", [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     auto rows = s.db.ListSeries(req.matches[1]);
     if (!rows) return SendError(res, rows.error());
@@ -143,7 +144,7 @@ void AddArchiveRoutes(httplib::Server& srv, Services& s) {
     for (const auto& r : *rows) out.push_back(SeriesJson(r));
     SendJson(res, 200, out);
   });
-  srv.Get(R"(/api/series/([^/]+)/instances)", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/series/{uid}/instances", [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     auto rows = s.db.ListInstances(req.matches[1]);
     if (!rows) return SendError(res, rows.error());
@@ -155,14 +156,14 @@ void AddArchiveRoutes(httplib::Server& srv, Services& s) {
     for (const auto& r : *rows) out.push_back(InstanceJson(r));
     SendJson(res, 200, out);
   });
-  srv.Get(R"(/api/instances/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/instances/{sop_instance_uid}", [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     auto row = s.db.GetInstance(req.matches[1]);
     if (!row) return SendError(res, row.error());
     if (!*row) return SendError(res, 404, fmt::format("no instance {}", req.matches[1].str()));
     SendJson(res, 200, InstanceJson(**row));
   });
-  srv.Get(R"(/api/instances/([^/]+)/file)", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/instances/{sop_instance_uid}/file", [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     auto row = s.db.GetInstance(req.matches[1]);
     if (!row) return SendError(res, row.error());

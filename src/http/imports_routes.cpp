@@ -7,6 +7,7 @@
 
 #include "http/api.h"
 #include "http/errors.h"
+#include "http/router.h"
 #include "jobs/import_sheet.h"
 
 namespace pb::http {
@@ -28,8 +29,8 @@ bool IsCsv(const httplib::Request& req) {
 
 }  // namespace
 
-void AddImportRoutes(httplib::Server& srv, Services& s) {
-  Post(srv, "/api/imports", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+void AddImportRoutes(Router& r, Services& s) {
+  r.Post("/api/imports", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     nlohmann::json rq = nlohmann::json::object();
     if (IsCsv(req)) {
       // The sheet is the body; the options are query parameters.
@@ -68,7 +69,7 @@ void AddImportRoutes(httplib::Server& srv, Services& s) {
     if (!view) return SendError(res, view.error());
     SendJson(res, 202, *view);
   });
-  srv.Get("/api/imports", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/imports", [&s](const httplib::Request& req, httplib::Response& res) {
     JobFilter f;
     f.type = "import";
     f.state = req.get_param_value("state");
@@ -76,14 +77,14 @@ void AddImportRoutes(httplib::Server& srv, Services& s) {
     if (!list) return SendError(res, list.error());
     SendJson(res, 200, *list);
   });
-  srv.Get(R"(/api/imports/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/imports/{id}", [&s](const httplib::Request& req, httplib::Response& res) {
     auto id = ImportId(req.matches[1]);
     if (!id) return SendError(res, 404, fmt::format("no import '{}'", req.matches[1].str()), "id");
     auto view = s.imports.View(*id);
     if (!view) return SendError(res, view.error());
     SendJson(res, 200, *view);
   });
-  Post(srv, R"(/api/imports/([^/]+)/confirm)",
+  r.Post("/api/imports/{id}/confirm",
        [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
          auto id = ImportId(req.matches[1]);
          if (!id) return SendError(res, 404, fmt::format("no import '{}'", req.matches[1].str()), "id");

@@ -6,6 +6,7 @@
 
 #include "http/api.h"
 #include "http/errors.h"
+#include "http/router.h"
 #include "core/clock.h"
 
 namespace pb::http {
@@ -30,9 +31,9 @@ void WithJob(const httplib::Request& req, httplib::Response& res, F&& f) {
 
 }  // namespace
 
-void AddJobRoutes(httplib::Server& srv, Services& s) {
+void AddJobRoutes(Router& r, Services& s) {
   for (const char* type : {"retrieve", "send"}) {
-    Post(srv, std::string("/api/") + type,
+    r.Post(std::string("/api/") + type,
          [&s, type](const httplib::Request&, httplib::Response& res, const std::string& raw) {
            auto body = ParseBody(raw, res);
            if (!body) return;
@@ -43,7 +44,7 @@ void AddJobRoutes(httplib::Server& srv, Services& s) {
            SendJson(res, 202, out);
          });
   }
-  srv.Get("/api/jobs", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/jobs", [&s](const httplib::Request& req, httplib::Response& res) {
     JobFilter f;
     f.state = req.get_param_value("state");
     f.type = req.get_param_value("type");
@@ -71,7 +72,7 @@ void AddJobRoutes(httplib::Server& srv, Services& s) {
     if (!list) return SendError(res, list.error());
     SendJson(res, 200, *list);
   });
-  srv.Get(R"(/api/jobs/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/jobs/{id}", [&s](const httplib::Request& req, httplib::Response& res) {
     WithJob(req, res, [&](int64_t id) {
       // ?wait=S: answer once the job has ended, or after S seconds with the job as it is.
       int wait = 0;
@@ -87,28 +88,28 @@ void AddJobRoutes(httplib::Server& srv, Services& s) {
       SendJson(res, 200, *job);
     });
   });
-  Post(srv, R"(/api/jobs/([^/]+)/cancel)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+  r.Post("/api/jobs/{id}/cancel", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     WithJob(req, res, [&](int64_t id) {
       auto job = s.jobs.Cancel(id);
       if (!job) return SendError(res, job.error());
       SendJson(res, 200, *job);
     });
   });
-  Post(srv, R"(/api/jobs/([^/]+)/pause)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+  r.Post("/api/jobs/{id}/pause", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     WithJob(req, res, [&](int64_t id) {
       auto job = s.jobs.Pause(id);
       if (!job) return SendError(res, job.error());
       SendJson(res, 200, *job);
     });
   });
-  Post(srv, R"(/api/jobs/([^/]+)/resume)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+  r.Post("/api/jobs/{id}/resume", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     WithJob(req, res, [&](int64_t id) {
       auto job = s.jobs.Resume(id);
       if (!job) return SendError(res, job.error());
       SendJson(res, 200, *job);
     });
   });
-  Post(srv, R"(/api/jobs/([^/]+)/reorder)",
+  r.Post("/api/jobs/{id}/reorder",
        [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
          WithJob(req, res, [&](int64_t id) {
            auto body = ParseBody(raw, res);
@@ -126,7 +127,7 @@ void AddJobRoutes(httplib::Server& srv, Services& s) {
            SendJson(res, 200, *job);
          });
        });
-  Post(srv, R"(/api/jobs/([^/]+)/retry)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+  r.Post("/api/jobs/{id}/retry", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     WithJob(req, res, [&](int64_t id) {
       auto job = s.jobs.Retry(id);
       if (!job) return SendError(res, job.error());

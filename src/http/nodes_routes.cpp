@@ -2,6 +2,7 @@
 
 #include "http/api.h"
 #include "http/errors.h"
+#include "http/router.h"
 #include "transport/transport.h"
 
 namespace pb::http {
@@ -15,25 +16,25 @@ nlohmann::json WithWarnings(const NodeChange& c, const std::string& server_ae_ti
 
 }  // namespace
 
-void AddNodeRoutes(httplib::Server& srv, Services& s) {
-  srv.Get("/api/nodes", [&s](const httplib::Request&, httplib::Response& res) {
+void AddNodeRoutes(Router& r, Services& s) {
+  r.Get("/api/nodes", [&s](const httplib::Request&, httplib::Response& res) {
     nlohmann::json out = nlohmann::json::array();
     for (const Node& n : s.nodes.List()) out.push_back(NodeToApiJson(n, s.settings.ae_title));
     SendJson(res, 200, out);
   });
-  Post(srv, "/api/nodes", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
+  r.Post("/api/nodes", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
     auto body = ParseBody(raw, res);
     if (!body) return;
     auto c = s.nodes.Add(*body);
     if (!c) return SendError(res, c.error());
     SendJson(res, 201, WithWarnings(*c, s.settings.ae_title));
   });
-  srv.Get(R"(/api/nodes/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/nodes/{name}", [&s](const httplib::Request& req, httplib::Response& res) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
     SendJson(res, 200, NodeToApiJson(*n, s.settings.ae_title));
   });
-  Put(srv, R"(/api/nodes/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+  r.Put("/api/nodes/{name}", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto existing = s.nodes.Get(req.matches[1]);
     if (!existing) return SendError(res, existing.error());
     auto body = ParseBody(raw, res);
@@ -43,14 +44,14 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
     s.jobs.NodeChanged(c->node.name);  // a new schedule may open a window now
     SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
   });
-  srv.Delete(R"(/api/nodes/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Delete("/api/nodes/{name}", [&s](const httplib::Request& req, httplib::Response& res) {
     auto r = s.nodes.Remove(req.matches[1]);
     if (!r) return SendError(res, r.error());
     res.status = 204;
   });
   // Test connection: the echo, then what the node is used for (nodes/connection_check.h).
   // Body (optional): {"echo_only": true} for the plain C-ECHO.
-  Post(srv, R"(/api/nodes/([^/]+)/echo)", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+  r.Post("/api/nodes/{name}/echo", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
     bool echo_only = false;
@@ -73,8 +74,8 @@ void AddNodeRoutes(httplib::Server& srv, Services& s) {
   });
 }
 
-void AddFindRoute(httplib::Server& srv, Services& s) {
-  Post(srv, R"(/api/nodes/([^/]+)/find)", [&s](const httplib::Request& req, httplib::Response& res,
+void AddFindRoute(Router& r, Services& s) {
+  r.Post("/api/nodes/{name}/find", [&s](const httplib::Request& req, httplib::Response& res,
                                                 const std::string& raw) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());

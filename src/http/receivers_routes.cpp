@@ -4,6 +4,7 @@
 
 #include "http/api.h"
 #include "http/errors.h"
+#include "http/router.h"
 
 namespace pb::http {
 namespace {
@@ -63,25 +64,25 @@ bool ParseId(const std::string& text, int64_t& out) {
 
 }  // namespace
 
-void AddReceiverRoutes(httplib::Server& srv, Services& s) {
-  srv.Get("/api/receivers", [&s](const httplib::Request&, httplib::Response& res) {
+void AddReceiverRoutes(Router& r, Services& s) {
+  r.Get("/api/receivers", [&s](const httplib::Request&, httplib::Response& res) {
     nlohmann::json out = nlohmann::json::array();
     for (const Receiver& r : s.receivers.List()) out.push_back(s.receivers.ToJson(r));
     SendJson(res, 200, out);
   });
-  Post(srv, "/api/receivers", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
+  r.Post("/api/receivers", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
     auto body = ParseBody(raw, res);
     if (!body) return;
     auto r = s.receivers.Create(*body);
     if (!r) return SendError(res, r.error());
     SendJson(res, 201, s.receivers.ToJson(*r));
   });
-  srv.Get(R"(/api/receivers/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/receivers/{id}", [&s](const httplib::Request& req, httplib::Response& res) {
     auto r = s.receivers.Get(req.matches[1]);
     if (!r) return SendError(res, r.error());
     SendJson(res, 200, s.receivers.ToJson(*r));
   });
-  Put(srv, R"(/api/receivers/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+  r.Put("/api/receivers/{id}", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     if (auto existing = s.receivers.Get(req.matches[1]); !existing) return SendError(res, existing.error());
     auto body = ParseBody(raw, res);
     if (!body) return;
@@ -89,16 +90,16 @@ void AddReceiverRoutes(httplib::Server& srv, Services& s) {
     if (!r) return SendError(res, r.error());
     SendJson(res, 200, s.receivers.ToJson(*r));
   });
-  srv.Delete(R"(/api/receivers/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Delete("/api/receivers/{id}", [&s](const httplib::Request& req, httplib::Response& res) {
     auto r = s.receivers.Remove(req.matches[1]);
     if (!r) return SendError(res, r.error());
     res.status = 204;
   });
 
-  srv.Get("/api/routing", [&s](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/routing", [&s](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, s.receivers.SiteRouting());
   });
-  Put(srv, "/api/routing", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
+  r.Put("/api/routing", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
     auto body = ParseBody(raw, res);
     if (!body) return;
     auto r = s.receivers.SetSiteRouting(*body);
@@ -107,12 +108,12 @@ void AddReceiverRoutes(httplib::Server& srv, Services& s) {
   });
 
   // A project's own anonymization options: they replace the receiver's for data filed there.
-  srv.Get(R"(/api/projects/([^/]+)/anonymization)", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/projects/{project}/anonymization", [&s](const httplib::Request& req, httplib::Response& res) {
     auto a = s.receivers.ProjectAnonymization(req.matches[1]);
     SendJson(res, 200, {{"project", req.matches[1]},
                         {"anonymization", a ? AnonymizationToJson(*a) : nlohmann::json(nullptr)}});
   });
-  Put(srv, R"(/api/projects/([^/]+)/anonymization)", [&s](const httplib::Request& req, httplib::Response& res,
+  r.Put("/api/projects/{project}/anonymization", [&s](const httplib::Request& req, httplib::Response& res,
                                                           const std::string& raw) {
     const std::string project = req.matches[1];
     if (CleanLabel(project) != project) {
@@ -125,19 +126,19 @@ void AddReceiverRoutes(httplib::Server& srv, Services& s) {
     if (auto r = s.receivers.SetProjectAnonymization(project, *a); !r) return SendError(res, r.error());
     SendJson(res, 200, {{"project", project}, {"anonymization", AnonymizationToJson(*a)}});
   });
-  srv.Delete(R"(/api/projects/([^/]+)/anonymization)", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Delete("/api/projects/{project}/anonymization", [&s](const httplib::Request& req, httplib::Response& res) {
     if (auto r = s.receivers.SetProjectAnonymization(req.matches[1], std::nullopt); !r) return SendError(res, r.error());
     res.status = 204;
   });
 
-  srv.Get("/api/staging", [&s](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/staging", [&s](const httplib::Request&, httplib::Response& res) {
     auto rows = s.staging.List();
     if (!rows) return SendError(res, rows.error());
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : *rows) out.push_back(StagedJson(r, s.receivers, s.staging));
     SendJson(res, 200, out);
   });
-  srv.Get(R"(/api/staging/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/staging/{id}", [&s](const httplib::Request& req, httplib::Response& res) {
     int64_t id = 0;
     if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
     auto row = s.staging.Get(id);
@@ -145,7 +146,7 @@ void AddReceiverRoutes(httplib::Server& srv, Services& s) {
     if (!*row) return SendError(res, 404, "no staged session " + std::to_string(id), "id");
     SendJson(res, 200, StagedJson(**row, s.receivers, s.staging));
   });
-  Post(srv, R"(/api/staging/([^/]+)/archive)", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+  r.Post("/api/staging/{id}/archive", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     int64_t id = 0;
     if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
     // Where it goes, said before it goes (the plan reads the staged rows).
@@ -161,7 +162,7 @@ void AddReceiverRoutes(httplib::Server& srv, Services& s) {
     if (!r->error.empty()) j["error"] = r->error;
     SendJson(res, r->failed > 0 ? 500 : 200, j);
   });
-  srv.Delete(R"(/api/staging/([^/]+))", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Delete("/api/staging/{id}", [&s](const httplib::Request& req, httplib::Response& res) {
     int64_t id = 0;
     if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
     auto r = s.staging.Discard(id);

@@ -5,10 +5,17 @@
 
 #include "http/api.h"
 #include "http/errors.h"
+#include "http/router.h"
 
 namespace pb::http {
 
 extern const char* const kOpenApiYaml;  // docs/openapi.yaml, embedded at build time
+extern const char* const kOpenApiJson;  // the same document as JSON (scripts/openapi_json.py)
+
+const nlohmann::json& OpenApiDocument() {
+  static const nlohmann::json doc = nlohmann::json::parse(kOpenApiJson);
+  return doc;
+}
 
 namespace {
 
@@ -45,18 +52,18 @@ std::vector<std::string> ReadinessProblems(Services& s) {
 
 }  // namespace
 
-void AddSystemRoutes(httplib::Server& srv, Services& s) {
+void AddSystemRoutes(Router& r, Services& s) {
   // Liveness: 200 while the process serves HTTP. It also says whether every receiver listens,
   // so a server that started without some of them is never silently "ok".
   // Without the admin's credentials (when [auth] is on), only whether, not which or why.
-  srv.Get("/api/health", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/health", [&s](const httplib::Request& req, httplib::Response& res) {
     nlohmann::json failed = NotListening(s.receivers);
     nlohmann::json body{{"status", "ok"}, {"receivers_ok", failed.empty()}};
     if (IsAuthorized(req, s.settings)) body["receivers_not_listening"] = failed;
     SendJson(res, 200, body);
   });
   // Readiness: 503 naming each reason when it should not be given work.
-  srv.Get("/api/ready", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/ready", [&s](const httplib::Request& req, httplib::Response& res) {
     auto problems = ReadinessProblems(s);
     if (problems.empty()) {
       SendJson(res, 200, {{"status", "ready"}});
@@ -71,10 +78,13 @@ void AddSystemRoutes(httplib::Server& srv, Services& s) {
     for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
     SendJson(res, 503, {{"error", "not ready: " + all}, {"problems", problems}});
   });
-  srv.Get("/api/openapi.yaml", [](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/openapi.yaml", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(kOpenApiYaml, "application/yaml");
   });
-  srv.Get("/api/system", [&s](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/openapi.json", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(kOpenApiJson, "application/json");
+  });
+  r.Get("/api/system", [&s](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, {{"ae_title", s.settings.ae_title}, {"version", "0.1.0"},
                         {"auth_enabled", s.settings.admin_password.has_value()}});
   });

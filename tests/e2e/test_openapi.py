@@ -1,0 +1,74 @@
+"""The OpenAPI document is the API: served as YAML and as the same JSON, and every operation it
+lists answers only with status codes it documents. (That every route of the server is
+documented, and every documented operation routed, the server checks itself at start: a
+difference stops it, so every end-to-end test would fail.)"""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+METHODS = ("get", "put", "post", "delete", "patch")
+
+
+class OpenApiTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = Path(tempfile.mkdtemp(prefix="pb-e2e-openapi-"))
+        cls.server = harness.Server(cls.tmp / "srv")
+        cls.server.start()
+        status, _, payload = cls.server.raw("GET", "/api/openapi.json")
+        assert status == 200, payload
+        cls.doc = json.loads(payload)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.server.stop_and_check()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_json_and_yaml_are_the_same_document(self):
+        status, headers, payload = self.server.raw("GET", "/api/openapi.yaml")
+        self.assertEqual(status, 200)
+        self.assertEqual(yaml.safe_load(payload), self.doc)
+        status, headers, _ = self.server.raw("GET", "/api/openapi.json")
+        self.assertIn("application/json", headers.get("Content-Type", ""))
+        repo = Path(__file__).resolve().parents[2]
+        with open(repo / "docs" / "openapi.yaml", encoding="utf-8") as f:
+            self.assertEqual(yaml.safe_load(f), self.doc)  # the build embeds the current file
+
+    def test_every_operation_answers_with_a_documented_status(self):
+        """Each operation is called with parameters that name nothing and an empty JSON body:
+        what comes back (404, 400, 200, ...) must be among its documented responses."""
+        undocumented = []
+        calls = 0
+        for path, item in sorted(self.doc["paths"].items()):
+            for method, op in item.items():
+                if method not in METHODS:
+                    continue
+                url = path
+                for name in ("name", "id", "project", "subject", "session", "uid", "sop_instance_uid"):
+                    url = url.replace("{%s}" % name, "no-such-" + name.replace("_", "-"))
+                self.assertNotIn("{", url, "a parameter this test does not fill: %s" % path)
+                body = {} if method in ("post", "put", "patch") else None
+                status, _, payload = self.server.raw(method.upper(), url, body=body)
+                calls += 1
+                documented = set(op.get("responses", {}))
+                if str(status) not in documented and "default" not in documented:
+                    undocumented.append("%s %s -> %d %s (documented: %s)"
+                                        % (method.upper(), path, status, payload[:120],
+                                           ", ".join(sorted(documented))))
+        self.assertGreater(calls, 30)
+        self.assertEqual(undocumented, [], "\n".join(undocumented))
+
+
+if __name__ == "__main__":
+    unittest.main()
