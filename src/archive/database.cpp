@@ -246,6 +246,9 @@ Result<void> Database::SaveNode(const std::string& name, const std::string& body
       impl_->writer << "DELETE FROM node_state WHERE node = :n", soci::use(name);
       impl_->writer << "UPDATE node_state SET node = :new_name WHERE node = :old_name",
           soci::use(name), soci::use(replaces);
+      impl_->writer << "DELETE FROM node_tests WHERE node = :n", soci::use(name);
+      impl_->writer << "UPDATE node_tests SET node = :new_name WHERE node = :old_name",
+          soci::use(name), soci::use(replaces);
     }
     impl_->writer << "INSERT INTO nodes(name, body) VALUES(:n, :b) "
                      "ON CONFLICT(name) DO UPDATE SET body = excluded.body",
@@ -260,7 +263,13 @@ Result<void> Database::SaveNode(const std::string& name, const std::string& body
 Result<void> Database::DeleteNode(const std::string& name) {
   std::lock_guard lock(impl_->writer_mu);
   try {
+    // What was learned about it and its test history go with it: a new node of the same name
+    // starts afresh.
+    soci::transaction tx(impl_->writer);
     impl_->writer << "DELETE FROM nodes WHERE name = :n", soci::use(name);
+    impl_->writer << "DELETE FROM node_state WHERE node = :n", soci::use(name);
+    impl_->writer << "DELETE FROM node_tests WHERE node = :n", soci::use(name);
+    tx.commit();
     return {};
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, fmt::format("deleting node '{}'", name)));

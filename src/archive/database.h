@@ -88,6 +88,12 @@ class Database {
   // one (false otherwise; nothing written). A paused import keeps waiting until it is resumed.
   Result<bool> ConfirmImport(int64_t job_id, const std::map<int, std::string>& choices);
 
+  // The history of a node's connection tests (migration 006), newest first; `keep`: how many
+  // of the newest AddNodeTest leaves for the node.
+  Result<void> AddNodeTest(const std::string& node, const NodeTestRecord& test, int keep);
+  Result<std::vector<NodeTestRecord>> NodeTests(const std::string& node, int limit);
+  Result<std::map<std::string, NodeTestRecord>> LatestNodeTests();  // by node name
+
   // Run-time facts about nodes ("" when unknown).
   Result<std::string> GetNodeState(const std::string& node, const std::string& key);
   Result<void> SetNodeState(const std::string& node, const std::string& key, const std::string& value);

@@ -212,3 +212,53 @@ TEST_F(DatabaseTest, StoresReceiversAndSettings) {
 
 }  // namespace
 }  // namespace pb
+
+namespace pb {
+namespace {
+
+NodeTestRecord ATest(bool ok, std::string message, int64_t latency) {
+  NodeTestRecord t;
+  t.at = "2026-12-03T07:00:00Z";
+  t.ok = ok;
+  t.message = std::move(message);
+  t.latency_ms = latency;
+  t.checks_json = R"([{"name":"echo"}])";
+  return t;
+}
+
+TEST_F(DatabaseTest, NodeTestHistoryIsNewestFirstPrunedAndFollowsTheNode) {
+  ASSERT_TRUE(db_->SaveNode("pacs", "{}"));
+  ASSERT_TRUE(db_->SaveNode("other", "{}"));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(db_->AddNodeTest("pacs", ATest(i % 2 == 0, "test " + std::to_string(i), i), 3));
+  ASSERT_TRUE(db_->AddNodeTest("other", ATest(false, "refused", 7), 3));
+
+  auto h = db_->NodeTests("pacs", 10);
+  ASSERT_TRUE(h) << h.error().message;
+  ASSERT_EQ(h->size(), 3u);  // pruned to the newest 3
+  EXPECT_EQ((*h)[0].message, "test 4");
+  EXPECT_EQ((*h)[2].message, "test 2");
+  EXPECT_TRUE((*h)[0].ok);
+  EXPECT_FALSE((*h)[1].ok);
+  EXPECT_EQ((*h)[1].latency_ms, 3);
+  EXPECT_EQ((*h)[0].checks_json, R"([{"name":"echo"}])");
+  EXPECT_EQ(db_->NodeTests("pacs", 1)->size(), 1u);
+
+  auto latest = db_->LatestNodeTests();
+  ASSERT_TRUE(latest);
+  ASSERT_EQ(latest->size(), 2u);
+  EXPECT_EQ(latest->at("pacs").message, "test 4");
+  EXPECT_EQ(latest->at("other").message, "refused");
+
+  ASSERT_TRUE(db_->SaveNode("pacs-renamed", "{}", "pacs"));  // a rename keeps the history
+  EXPECT_EQ(db_->NodeTests("pacs-renamed", 10)->size(), 3u);
+  EXPECT_TRUE(db_->NodeTests("pacs", 10)->empty());
+
+  ASSERT_TRUE(db_->SetNodeState("other", "retrieve_method", "c-move"));
+  ASSERT_TRUE(db_->DeleteNode("other"));  // a deleted node's history and state go with it
+  ASSERT_TRUE(db_->SaveNode("other", "{}"));
+  EXPECT_TRUE(db_->NodeTests("other", 10)->empty());
+  EXPECT_EQ(*db_->GetNodeState("other", "retrieve_method"), "");
+}
+
+}  // namespace
+}  // namespace pb

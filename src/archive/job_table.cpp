@@ -443,6 +443,69 @@ Result<std::vector<JobRow>> Database::ListJobs(const JobFilter& f) {
   }
 }
 
+namespace {
+
+NodeTestRecord NodeTestFrom(const soci::row& r) {
+  NodeTestRecord t;
+  t.id = db::Int(r, 0);
+  t.at = db::Str(r, 1);
+  t.ok = db::Int(r, 2) != 0;
+  t.message = db::Str(r, 3);
+  t.latency_ms = db::Int(r, 4);
+  t.checks_json = db::Str(r, 5);
+  return t;
+}
+
+}  // namespace
+
+Result<void> Database::AddNodeTest(const std::string& node, const NodeTestRecord& test, int keep) {
+  std::lock_guard lock(impl_->writer_mu);
+  try {
+    soci::transaction tx(impl_->writer);
+    const int ok = test.ok ? 1 : 0;
+    const long long latency = test.latency_ms;
+    impl_->writer << "INSERT INTO node_tests(node, at, ok, message, latency_ms, checks) "
+                     "VALUES(:n, :a, :o, :m, :l, :c)",
+        soci::use(node), soci::use(test.at), soci::use(ok), soci::use(test.message), soci::use(latency),
+        soci::use(test.checks_json);
+    impl_->writer << "DELETE FROM node_tests WHERE node = :n AND id NOT IN "
+                     "(SELECT id FROM node_tests WHERE node = :n2 ORDER BY id DESC LIMIT :k)",
+        soci::use(node), soci::use(node), soci::use(keep);
+    tx.commit();
+    return {};
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("saving a connection test of node '{}'", node)));
+  }
+}
+
+Result<std::vector<NodeTestRecord>> Database::NodeTests(const std::string& node, int limit) {
+  try {
+    soci::session s(impl_->pool);
+    std::vector<NodeTestRecord> out;
+    soci::rowset<soci::row> rs = (s.prepare << "SELECT id, at, ok, message, latency_ms, checks FROM node_tests "
+                                               "WHERE node = :n ORDER BY id DESC LIMIT :l",
+                                  soci::use(node), soci::use(limit));
+    for (const auto& r : rs) out.push_back(NodeTestFrom(r));
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading connection tests"));
+  }
+}
+
+Result<std::map<std::string, NodeTestRecord>> Database::LatestNodeTests() {
+  try {
+    soci::session s(impl_->pool);
+    std::map<std::string, NodeTestRecord> out;
+    soci::rowset<soci::row> rs =
+        (s.prepare << "SELECT t.id, t.at, t.ok, t.message, t.latency_ms, t.checks, t.node FROM node_tests t "
+                      "JOIN (SELECT MAX(id) AS id FROM node_tests GROUP BY node) m ON t.id = m.id");
+    for (const auto& r : rs) out[db::Str(r, 6)] = NodeTestFrom(r);
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading connection tests"));
+  }
+}
+
 Result<std::string> Database::GetNodeState(const std::string& node, const std::string& key) {
   try {
     soci::session s(impl_->pool);

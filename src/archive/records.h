@@ -21,6 +21,16 @@ struct InstanceRecord {
   std::string project, subject, session;
 };
 
+// One "test connection" of a node, as kept in its history.
+struct NodeTestRecord {
+  int64_t id = 0;
+  std::string at;  // UTC, ISO 8601
+  bool ok = false;
+  std::string message;
+  int64_t latency_ms = 0;
+  std::string checks_json = "[]";  // the checks as the API gives them
+};
+
 struct StudyRow {
   std::string study_uid, patient_id, patient_name, patient_birth_date, patient_sex, study_date,
       study_time, accession_number, study_id, description, modalities;

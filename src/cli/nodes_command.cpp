@@ -278,6 +278,13 @@ struct NodeFlags {
 
 std::string Yes(const nlohmann::json& n, const char* k) { return n.value(k, false) ? "yes" : "-"; }
 
+// "ok 2026-12-03T07:40:12Z" / "FAILED ..." / "-" (never tested).
+std::string LastTest(const nlohmann::json& n) {
+  auto it = n.find("last_test");
+  if (it == n.end() || !it->is_object()) return "-";
+  return std::string(it->value("ok", false) ? "ok " : "FAILED ") + it->value("at", "");
+}
+
 void PrintNodes(const nlohmann::json& list) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& n : list) {
@@ -292,9 +299,9 @@ void PrintNodes(const nlohmann::json& list) {
     std::string type = n.value("type", "");
     if (!n.value("available", true)) type += " (not yet supported)";
     rows.push_back({n.value("name", ""), type, address, Yes(n, "queryable"),
-                    Yes(n, "storable"), flags});
+                    Yes(n, "storable"), LastTest(n), flags});
   }
-  PrintTable({"NAME", "TYPE", "ADDRESS", "QUERY", "STORE", "FLAGS"}, rows);
+  PrintTable({"NAME", "TYPE", "ADDRESS", "QUERY", "STORE", "LAST TEST", "FLAGS"}, rows);
 }
 
 // One line per field; the AE titles show the value actually used and where it comes from,
@@ -312,6 +319,15 @@ void PrintNode(const nlohmann::json& n) {
         } else {
           std::cout << key << "." << f.key() << ": " << text(*f) << "\n";
         }
+      }
+      continue;
+    }
+    if (key == "last_test") {
+      if (!it->is_object()) {
+        std::cout << "last_test: never\n";
+      } else {
+        std::cout << "last_test: " << LastTest(n) << " (" << it->value("latency_ms", 0) << " ms) "
+                  << it->value("message", "") << "\n";
       }
       continue;
     }
@@ -424,6 +440,24 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
       else std::cerr << b.value("message", "") << "\n";
     }
     exit_code = ok ? 0 : 1;
+  });
+
+  auto* tests = nodes->add_subcommand("tests", "the node's connection tests, newest first (kept by the server)");
+  tests->add_option("name", *name)->required();
+  auto limit = std::make_shared<int>(20);
+  tests->add_option("--limit", *limit, "how many (1 to 200)")->check(CLI::Range(1, 200));
+  AddServerFlags(tests, *s);
+  tests->callback([=, &exit_code] {
+    exit_code = RunAndPrint(*s, "GET", NodePath(*name) + "/tests?limit=" + std::to_string(*limit), nullptr, 200,
+                            [](const nlohmann::json& list) {
+                              std::vector<std::vector<std::string>> rows;
+                              for (const auto& t : list) {
+                                rows.push_back({t.value("at", ""), t.value("ok", false) ? "ok" : "FAILED",
+                                                std::to_string(t.value("latency_ms", 0)), t.value("message", "")});
+                              }
+                              if (rows.empty()) std::cout << "no connection test yet\n";
+                              else PrintTable({"AT (UTC)", "RESULT", "MS", "MESSAGE"}, rows);
+                            });
   });
 }
 

@@ -41,16 +41,6 @@ nlohmann::json InstanceJson(const InstanceRow& r) {
 // the background indexer to catch up.
 void CatchUp(Services& s) { (void)s.pipeline.Flush(std::chrono::seconds(2)); }
 
-bool ParseInt(const std::string& v, int lo, int hi, int& out) {
-  try {
-    size_t used = 0;
-    out = std::stoi(v, &used);
-    return used == v.size() && out >= lo && out <= hi;
-  } catch (...) {
-    return false;
-  }
-}
-
 nlohmann::json LabelJson(const LabelCount& c, const char* level) {
   nlohmann::json j{{"name", c.name}, {"studies", c.studies}, {"series", c.series}, {"instances", c.instances},
                    {"modalities", c.modalities}};

@@ -1,5 +1,7 @@
 #include "http/errors.h"
 
+#include <charconv>
+
 #include <fmt/format.h>
 
 namespace pb::http {
@@ -74,6 +76,14 @@ httplib::Server::HandlerWithContentReader Reading(BodyHandler handler) {
   };
 }
 }  // namespace
+
+bool ParseInt(const std::string& v, int lo, int hi, int& out) {
+  int n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi) return false;
+  out = n;
+  return true;
+}
 
 void Post(httplib::Server& srv, const std::string& pattern, BodyHandler handler) {
   srv.Post(pattern, Reading(std::move(handler)));

@@ -13,6 +13,9 @@ void SendError(httplib::Response& res, int status, const std::string& message,
                const std::string& field = {});
 void SendJson(httplib::Response& res, int status, const nlohmann::json& body);
 
+// A query parameter as a whole number within [lo, hi]; false (out untouched) otherwise.
+bool ParseInt(const std::string& v, int lo, int hi, int& out);
+
 // Parses a JSON request body; on failure answers 400 and returns nullopt.
 std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Response& res);
 

@@ -1,5 +1,12 @@
 #include <httplib.h>
 
+#include <map>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/clock.h"
+
 #include "http/api.h"
 #include "http/errors.h"
 #include "http/router.h"
@@ -14,12 +21,51 @@ nlohmann::json WithWarnings(const NodeChange& c, const std::string& server_ae_ti
   return j;
 }
 
+constexpr int kTestsKept = 200;  // per node
+
+nlohmann::json TestToJson(const NodeTestRecord& t) {
+  nlohmann::json checks = nlohmann::json::parse(t.checks_json, nullptr, false);
+  return {{"at", t.at},
+          {"ok", t.ok},
+          {"message", t.message},
+          {"latency_ms", t.latency_ms},
+          {"checks", checks.is_discarded() ? nlohmann::json::array() : checks}};
+}
+
+// The node as the API shows it, with its last connection test (null before the first).
+nlohmann::json WithLastTest(nlohmann::json node, const std::map<std::string, NodeTestRecord>& latest) {
+  auto it = latest.find(node.value("name", ""));
+  node["last_test"] = it == latest.end() ? nlohmann::json(nullptr) : TestToJson(it->second);
+  return node;
+}
+
+std::map<std::string, NodeTestRecord> Latest(Services& s) {
+  auto latest = s.db.LatestNodeTests();
+  if (!latest) spdlog::warn("nodes: {}", latest.error().message);  // the list still answers
+  return latest ? std::move(*latest) : std::map<std::string, NodeTestRecord>{};
+}
+
+// Keeps a test in the node's history; a failure to write it is logged, the answer still given.
+void Remember(Services& s, const std::string& node, const ConnectionTest& test) {
+  NodeTestRecord t;
+  t.at = UtcNowIso();
+  t.ok = test.ok();
+  const nlohmann::json j = test.ToJson();
+  t.message = j.value("message", "");
+  t.latency_ms = j.value("latency_ms", int64_t{0});
+  t.checks_json = j.value("checks", nlohmann::json::array()).dump();
+  if (auto saved = s.db.AddNodeTest(node, t, kTestsKept); !saved) {
+    spdlog::warn("node {}: the connection test was not kept in its history: {}", node, saved.error().message);
+  }
+}
+
 }  // namespace
 
 void AddNodeRoutes(Router& r, Services& s) {
   r.Get("/api/nodes", [&s](const httplib::Request&, httplib::Response& res) {
     nlohmann::json out = nlohmann::json::array();
-    for (const Node& n : s.nodes.List()) out.push_back(NodeToApiJson(n, s.settings.ae_title));
+    const auto latest = Latest(s);
+    for (const Node& n : s.nodes.List()) out.push_back(WithLastTest(NodeToApiJson(n, s.settings.ae_title), latest));
     SendJson(res, 200, out);
   });
   r.Post("/api/nodes", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
@@ -32,7 +78,25 @@ void AddNodeRoutes(Router& r, Services& s) {
   r.Get("/api/nodes/{name}", [&s](const httplib::Request& req, httplib::Response& res) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
-    SendJson(res, 200, NodeToApiJson(*n, s.settings.ae_title));
+    SendJson(res, 200, WithLastTest(NodeToApiJson(*n, s.settings.ae_title), Latest(s)));
+  });
+  // The node's connection tests, newest first (?limit=, 1 to 200, default 50).
+  r.Get("/api/nodes/{name}/tests", [&s](const httplib::Request& req, httplib::Response& res) {
+    auto n = s.nodes.Get(req.matches[1]);
+    if (!n) return SendError(res, n.error());
+    int limit = 50;
+    if (req.has_param("limit")) {
+      const std::string v = req.get_param_value("limit");
+      if (!ParseInt(v, 1, kTestsKept, limit)) {
+        return SendError(res, 400, fmt::format("limit must be a whole number from 1 to {}, not '{}'", kTestsKept, v),
+                         "limit");
+      }
+    }
+    auto tests = s.db.NodeTests(n->name, limit);
+    if (!tests) return SendError(res, tests.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const NodeTestRecord& t : *tests) out.push_back(TestToJson(t));
+    SendJson(res, 200, out);
   });
   r.Put("/api/nodes/{name}", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto existing = s.nodes.Get(req.matches[1]);
@@ -66,11 +130,10 @@ void AddNodeRoutes(Router& r, Services& s) {
       }
     }
     auto transport = TransportFor(*n, TransportContext{s.settings.ae_title, {}, {}});
-    if (!transport) {
-      ConnectionTest unavailable{{{"echo", "failed", transport.error().message, 0}}};
-      return SendJson(res, 200, unavailable.ToJson());
-    }
-    SendJson(res, 200, (*transport)->TestConnection(echo_only).ToJson());
+    ConnectionTest test = transport ? (*transport)->TestConnection(echo_only)
+                                    : ConnectionTest{{{"echo", "failed", transport.error().message, 0}}};
+    Remember(s, n->name, test);
+    SendJson(res, 200, test.ToJson());
   });
 }
 

@@ -32,7 +32,7 @@ const std::set<std::string> kNodeFields{
     "retry", "max_parallel_retrieves", "utilization_percent",
     // read-only
     "warnings", "retrieve_method_learned", "effective_calling_ae_title", "effective_move_destination",
-    "available", "unavailable_reason", "availability_changes_at", "offers_import", "offers_export"};
+    "available", "unavailable_reason", "availability_changes_at", "offers_import", "offers_export", "last_test"};
 const std::set<std::string> kRetryFields{"attempts", "first_delay_seconds", "max_delay_seconds"};
 const std::set<std::string> kTlsFields{"enabled", "verify_peer", "verify_hostname",
                                        "ca_file", "cert_file", "key_file"};

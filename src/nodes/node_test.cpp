@@ -203,6 +203,7 @@ TEST(NodeJson, PreferredTransferSyntaxByUidKeywordOrDcmtkName) {
 TEST(NodeJson, LearnedRetrieveMethodIsShownButNeverTakenFromInput) {
   auto j = Dimse();
   j["retrieve_method_learned"] = "c-move";  // read-only: accepted in a round trip, ignored
+  j["last_test"] = {{"ok", true}, {"at", "2026-12-03T07:00:00Z"}};  // likewise (the API adds it)
   auto n = NodeFromJson(j);
   ASSERT_TRUE(n) << n.error().message;
   EXPECT_EQ(n->retrieve_method_learned, "");
