@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 #include <soci/soci.h>
+#include <spdlog/spdlog.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
 #include "archive/database_impl.h"
@@ -19,7 +20,11 @@ namespace db {
 std::string NowIso() { return UtcNowIso(); }
 
 Error DbError(const std::exception& e, std::string_view what) {
-  std::string msg = e.what();
+  // SOCI adds the statement and its bound values (patient names, UIDs) to what(): the error
+  // keeps SQLite's own message only ("database is locked", "disk I/O error").
+  spdlog::debug("index database: {}: {}", what, e.what());  // the whole text, at debug level only
+  const auto* soci_error = dynamic_cast<const soci::soci_error*>(&e);
+  std::string msg = soci_error ? soci_error->get_error_message() : std::string("unexpected failure");
   Code code = Code::kIoError;
   if (msg.find("full") != std::string::npos) code = Code::kOutOfSpace;
   return Error{code, fmt::format("index database: {}: {}", what, msg), ""};

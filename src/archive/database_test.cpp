@@ -1,8 +1,10 @@
 #include "archive/database.h"
 
 #include <gtest/gtest.h>
+#include <soci/soci.h>
 
 #include "archive/blob_store.h"
+#include "archive/database_impl.h"
 
 namespace pb {
 namespace {
@@ -258,6 +260,24 @@ TEST_F(DatabaseTest, NodeTestHistoryIsNewestFirstPrunedAndFollowsTheNode) {
   ASSERT_TRUE(db_->SaveNode("other", "{}"));
   EXPECT_TRUE(db_->NodeTests("other", 10)->empty());
   EXPECT_EQ(*db_->GetNodeState("other", "retrieve_method"), "");
+}
+
+}  // namespace
+}  // namespace pb
+
+namespace pb {
+namespace {
+
+TEST(DatabaseErrors, KeepSqlitesMessageNotTheStatementOrItsValues) {
+  soci::soci_error e("database is locked");
+  e.add_context("while executing \"SELECT pk FROM patients WHERE patient_name = :n\" with :n=\"DOE^JOHN\"");
+  ASSERT_NE(std::string(e.what()).find("DOE^JOHN"), std::string::npos);  // what SOCI would show
+  const Error err = db::DbError(e, "reading the index");
+  EXPECT_EQ(err.message, "index database: reading the index: database is locked");
+  EXPECT_EQ(err.code, Code::kIoError);
+  EXPECT_EQ(db::DbError(soci::soci_error("database or disk is full"), "writing").code, Code::kOutOfSpace);
+  EXPECT_EQ(db::DbError(std::runtime_error("bad_cast DOE"), "reading").message,
+            "index database: reading: unexpected failure");
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 // Database: the jobs table, node run-time state, and instance presence checks.
+#include <algorithm>
 #include <fmt/format.h>
 #include <soci/soci.h>
 
@@ -459,6 +460,7 @@ NodeTestRecord NodeTestFrom(const soci::row& r) {
 }  // namespace
 
 Result<void> Database::AddNodeTest(const std::string& node, const NodeTestRecord& test, int keep) {
+  keep = std::max(keep, 1);  // never the test just written
   std::lock_guard lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);

@@ -140,9 +140,10 @@ class Walker {
   // checked), or kFail.
   size_t Skip(const Header& h, size_t end, int depth) {
     if (h.length == kUndefinedLength) {
-      // Only a sequence may have an undefined length here (an explicit UN of undefined length
-      // holds implicit VR data: left to DCMTK).
-      if (!implicit_ && !(h.vr[0] == 'S' && h.vr[1] == 'Q')) return kFail;
+      // Only a sequence may have an undefined length here: an explicit UN of undefined length
+      // holds implicit VR data, and DCMTK refuses a known non-sequence (OB, OW, strings) of
+      // undefined length in implicit VR, and reads an unknown one as a sequence: left to DCMTK.
+      if (!IsSequence(h)) return kFail;
       return SkipItems(h.value, end, false, depth + 1);
     }
     if (h.length > end - h.value) return kFail;
@@ -254,8 +255,8 @@ std::optional<InstanceRecord> Scan(std::string_view bytes, bool complete, bool i
     }
     Header h;
     if (!walk.Read(pos, size, h)) return std::nullopt;
-    if (h.tag == kPixelData) break;
-    if ((h.tag >> 16) == 0xFFFE) return std::nullopt;
+    if ((h.tag >> 16) == 0xFFFE) return std::nullopt;  // an item or delimiter out of place
+    if (h.tag >= kPixelData) break;                    // where DCMTK's readUntilTag stops too
     if (!first && h.tag <= last_tag) return std::nullopt;  // out of order or repeated
     first = false;
     last_tag = h.tag;
@@ -327,6 +328,8 @@ std::optional<InstanceRecord> ScanFileHeader(std::string_view bytes, bool comple
   size_t pos = 132;
   size_t meta_end = kFail;
   std::optional<std::string_view> syntax;
+  uint32_t last_tag = 0;
+  bool first = true;
   while (true) {
     if (bytes.size() - pos < 2) return std::nullopt;
     if ((data[pos] | (data[pos + 1] << 8)) != 0x0002) break;
@@ -335,8 +338,14 @@ std::optional<InstanceRecord> ScanFileHeader(std::string_view bytes, bool comple
         h.length > bytes.size() - h.value) {
       return std::nullopt;
     }
+    // Rising tags only (DCMTK keeps the first of a repeated one); a group length anywhere but
+    // first, or not a 4-byte UL, is left to DCMTK.
+    if (!first && h.tag <= last_tag) return std::nullopt;
+    first = false;
+    last_tag = h.tag;
     const std::string_view value = bytes.substr(h.value, h.length);
-    if (h.tag == kMetaGroupLength && pos == 132 && h.length == 4) {
+    if (h.tag == kMetaGroupLength) {
+      if (pos != 132 || h.length != 4 || h.vr[0] != 'U' || h.vr[1] != 'L') return std::nullopt;
       const uint32_t n = static_cast<uint32_t>(data[h.value]) | (static_cast<uint32_t>(data[h.value + 1]) << 8) |
                          (static_cast<uint32_t>(data[h.value + 2]) << 16) |
                          (static_cast<uint32_t>(data[h.value + 3]) << 24);

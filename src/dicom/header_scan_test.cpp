@@ -246,6 +246,49 @@ TEST_F(HeaderScanTest, LeavesToDcmtkWhatItCannotVouchFor) {
   }
 }
 
+// Little-endian bytes, written out by hand for encodings DCMTK's writer never produces.
+std::string U16(uint16_t v) { return {static_cast<char>(v & 0xFF), static_cast<char>(v >> 8)}; }
+std::string U32(uint32_t v) { return U16(static_cast<uint16_t>(v & 0xFFFF)) + U16(static_cast<uint16_t>(v >> 16)); }
+std::string Implicit(uint16_t g, uint16_t e, const std::string& value) {
+  return U16(g) + U16(e) + U32(static_cast<uint32_t>(value.size())) + value;
+}
+std::string Explicit(uint16_t g, uint16_t e, const char* vr, const std::string& value) {
+  return U16(g) + U16(e) + vr + U16(static_cast<uint16_t>(value.size())) + value;
+}
+
+TEST_F(HeaderScanTest, AnUndefinedLengthIsASequenceOnlyWhereTheDictionarySaysSo) {
+  const std::string head = Implicit(0x0008, 0x0016, std::string(UID_CTImageStorage) + '\0') +
+                           Implicit(0x0008, 0x0018, "1.2.3.40");
+  const std::string tail = Implicit(0x0020, 0x000D, "1.2.30") + Implicit(0x0020, 0x000E, "1.2.3.50");
+  const std::string undefined_then_end = U32(0xFFFFFFFF) + U16(0xFFFE) + U16(0xE0DD) + U32(0);
+  // (0008,1140) Referenced Image Sequence, undefined length, empty: read through.
+  auto sequence = ScanHeader(head + U16(0x0008) + U16(0x1140) + undefined_then_end + tail, true,
+                             UID_LittleEndianImplicitTransferSyntax);
+  ASSERT_TRUE(sequence);
+  EXPECT_EQ(sequence->series_uid, "1.2.3.50");
+  // (0008,0070) Manufacturer (LO) with an undefined length: DCMTK refuses it; so does the walk.
+  EXPECT_FALSE(ScanHeader(head + U16(0x0008) + U16(0x0070) + undefined_then_end + tail, true,
+                          UID_LittleEndianImplicitTransferSyntax));
+}
+
+TEST_F(HeaderScanTest, AMetaHeaderDcmtkWouldReadDifferentlyIsLeftToIt) {
+  const std::string file = Save(*Full(), EXS_LittleEndianExplicit);
+  const std::string dataset = file.substr(DatasetOffset(file));
+  auto with_meta = [&](const std::string& elements, bool group_length = true) {
+    std::string meta = group_length ? Explicit(0x0002, 0x0000, "UL", U32(static_cast<uint32_t>(elements.size()))) : "";
+    return std::string(128, '\0') + "DICM" + meta + elements + dataset;
+  };
+  const std::string ts = Explicit(0x0002, 0x0010, "UI", std::string(UID_LittleEndianExplicitTransferSyntax) + '\0');
+  const std::string other = Explicit(0x0002, 0x0010, "UI", std::string(UID_LittleEndianImplicitTransferSyntax) + '\0');
+  ASSERT_TRUE(ScanFileHeader(with_meta(ts), true));         // the hand-made file reads
+  ASSERT_TRUE(ScanFileHeader(with_meta(ts, false), true));  // also without a group length
+  EXPECT_FALSE(ScanFileHeader(with_meta(ts + other), true));  // DCMTK keeps the first of two
+  const std::string wrong_vr = Explicit(0x0002, 0x0000, "US", U16(static_cast<uint16_t>(ts.size())));
+  EXPECT_FALSE(ScanFileHeader(std::string(128, '\0') + "DICM" + wrong_vr + ts + dataset, true));
+  const std::string short_length = Explicit(0x0002, 0x0000, "UL", U16(static_cast<uint16_t>(ts.size())));
+  EXPECT_FALSE(ScanFileHeader(std::string(128, '\0') + "DICM" + short_length + ts + dataset, true));
+}
+
 TEST_F(HeaderScanTest, AnyFirstBytesGiveTheWholeAnswerOrNone) {
   auto ff = Full();
   for (E_TransferSyntax xfer : {EXS_LittleEndianImplicit, EXS_LittleEndianExplicit}) {

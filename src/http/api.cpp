@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <chrono>
 #include <random>
 
 #include <fmt/format.h>
@@ -22,7 +23,13 @@ bool IsAuthorized(const httplib::Request& req, const Settings& settings) {
 }
 
 std::string NewRequestId() {
-  static const uint32_t base = std::random_device{}();
+  static const uint32_t base = [] {
+    try {
+      return std::random_device{}();
+    } catch (...) {  // no entropy source: the clock will do for telling requests apart
+      return static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    }
+  }();
   static std::atomic<uint32_t> next{0};
   return fmt::format("{:08x}", base + next.fetch_add(1) * 2654435761u);
 }
@@ -39,6 +46,7 @@ void AnswerException(const httplib::Request& req, httplib::Response& res, std::e
   // the client is given to quote.
   const std::string id = NewRequestId();
   spdlog::error("http: request {} ({} {}) failed: {}", id, req.method, req.path, what);
+  res.headers.clear();  // e.g. a download's file name, set before the fault
   SendError(res, 500, fmt::format("internal error (request {}; the server log has the details)", id));
 }
 

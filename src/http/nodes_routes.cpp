@@ -54,7 +54,7 @@ void Remember(Services& s, const std::string& node, const ConnectionTest& test) 
   t.message = j.value("message", "");
   t.latency_ms = j.value("latency_ms", int64_t{0});
   t.checks_json = j.value("checks", nlohmann::json::array()).dump();
-  if (auto saved = s.db.AddNodeTest(node, t, kTestsKept); !saved) {
+  if (auto saved = s.nodes.RecordTest(node, t, kTestsKept); !saved) {
     spdlog::warn("node {}: the connection test was not kept in its history: {}", node, saved.error().message);
   }
 }
@@ -78,7 +78,9 @@ void AddNodeRoutes(Router& r, Services& s) {
   r.Get("/api/nodes/{name}", [&s](const httplib::Request& req, httplib::Response& res) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
-    SendJson(res, 200, WithLastTest(NodeToApiJson(*n, s.settings.ae_title), Latest(s)));
+    std::map<std::string, NodeTestRecord> last;
+    if (auto t = s.db.NodeTests(n->name, 1); t && !t->empty()) last[n->name] = t->front();
+    SendJson(res, 200, WithLastTest(NodeToApiJson(*n, s.settings.ae_title), last));
   });
   // The node's connection tests, newest first (?limit=, 1 to 200, default 50).
   r.Get("/api/nodes/{name}/tests", [&s](const httplib::Request& req, httplib::Response& res) {

@@ -86,6 +86,12 @@ Result<void> NodeRegistry::SetRetrieveMethodLearned(const std::string& name, con
   return {};
 }
 
+Result<void> NodeRegistry::RecordTest(const std::string& name, const NodeTestRecord& test, int keep) {
+  std::lock_guard lock(mu_);
+  if (!Find(name)) return Fail(Code::kNotFound, fmt::format("no node named '{}' any more", name), "name");
+  return db_.AddNodeTest(name, test, keep);
+}
+
 Node* NodeRegistry::Find(const std::string& name) {
   for (Node& n : nodes_) if (n.name == name) return &n;
   return nullptr;
@@ -168,6 +174,9 @@ Result<NodeChange> NodeRegistry::Add(const nlohmann::json& body) {
                             existing->locked ? " (from the config file)" : ""),
                 "name");
   }
+  // A new node starts afresh: no learned state or test history left by an earlier node of the
+  // same name (removed from the config file, or deleted by an older version).
+  if (auto r = db_.DeleteNode(n->name); !r) return tl::unexpected(r.error());
   return Store(std::move(*n), {});
 }
 

@@ -35,6 +35,9 @@ class NodeRegistry {
   Result<void> Remove(const std::string& name);
   // Remembers the retrieve method that worked for the node under "auto" (survives restarts).
   Result<void> SetRetrieveMethodLearned(const std::string& name, const std::string& method);
+  // Keeps a connection test in the history of the node named `name`, under the registry's
+  // lock, so that a rename or delete meanwhile cannot misfile it (kNotFound when it is gone).
+  Result<void> RecordTest(const std::string& name, const NodeTestRecord& test, int keep);
 
  private:
   NodeRegistry(Database& db) : db_(db) {}

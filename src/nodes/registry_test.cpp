@@ -174,3 +174,33 @@ TEST_F(RegistryTest, InvalidConfigHeaderNamesItsLine) {
 
 }  // namespace
 }  // namespace pb
+
+namespace pb {
+namespace {
+
+TEST_F(RegistryTest, TestsAreKeptOnlyForTheNodeAsItIsNamedNow) {
+  auto& reg = Reg();
+  ASSERT_TRUE(reg.Add(Node("a", "A", 104)));
+  NodeTestRecord t;
+  t.at = "2026-12-03T08:00:00Z";
+  t.ok = true;
+  t.message = "Connection established";
+  ASSERT_TRUE(reg.RecordTest("a", t, 10));
+  ASSERT_TRUE(reg.Update("a", {{"name", "b"}}));
+  auto gone = reg.RecordTest("a", t, 10);  // an echo that started before the rename
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, Code::kNotFound);
+  EXPECT_EQ(db_->NodeTests("b", 10)->size(), 1u);
+  EXPECT_TRUE(db_->NodeTests("a", 10)->empty());
+
+  // Rows left under a name by something else (an older version, a node removed from the
+  // config file) do not pass to a new node of that name.
+  ASSERT_TRUE(db_->AddNodeTest("c", t, 10));
+  ASSERT_TRUE(db_->SetNodeState("c", "retrieve_method", "c-move"));
+  ASSERT_TRUE(reg.Add(Node("c", "C", 104)));
+  EXPECT_TRUE(db_->NodeTests("c", 10)->empty());
+  EXPECT_EQ(reg.Get("c")->retrieve_method_learned, "");
+}
+
+}  // namespace
+}  // namespace pb
