@@ -33,9 +33,8 @@ nlohmann::json TestToJson(const NodeTestRecord& t) {
 }
 
 // The node as the API shows it, with its last connection test (null before the first).
-nlohmann::json WithLastTest(nlohmann::json node, const std::map<std::string, NodeTestRecord>& latest) {
-  auto it = latest.find(node.value("name", ""));
-  node["last_test"] = it == latest.end() ? nlohmann::json(nullptr) : TestToJson(it->second);
+nlohmann::json WithLastTest(nlohmann::json node, const NodeTestRecord* last) {
+  node["last_test"] = last ? TestToJson(*last) : nlohmann::json(nullptr);
   return node;
 }
 
@@ -45,12 +44,12 @@ std::map<std::string, NodeTestRecord> Latest(Services& s) {
   return latest ? std::move(*latest) : std::map<std::string, NodeTestRecord>{};
 }
 
-// Keeps a test in the node's history; a failure to write it is logged, the answer still given.
-void Remember(Services& s, const std::string& node, const ConnectionTest& test) {
+// Keeps a test (`j`: as the API answered it) in the node's history; a failure to write it is
+// logged, the answer still given.
+void Remember(Services& s, const std::string& node, const nlohmann::json& j) {
   NodeTestRecord t;
   t.at = UtcNowIso();
-  t.ok = test.ok();
-  const nlohmann::json j = test.ToJson();
+  t.ok = j.value("ok", false);
   t.message = j.value("message", "");
   t.latency_ms = j.value("latency_ms", int64_t{0});
   t.checks_json = j.value("checks", nlohmann::json::array()).dump();
@@ -65,7 +64,10 @@ void AddNodeRoutes(Router& r, Services& s) {
   r.Get("/api/nodes", [&s](const httplib::Request&, httplib::Response& res) {
     nlohmann::json out = nlohmann::json::array();
     const auto latest = Latest(s);
-    for (const Node& n : s.nodes.List()) out.push_back(WithLastTest(NodeToApiJson(n, s.settings.ae_title), latest));
+    for (const Node& n : s.nodes.List()) {
+      auto it = latest.find(n.name);
+      out.push_back(WithLastTest(NodeToApiJson(n, s.settings.ae_title), it == latest.end() ? nullptr : &it->second));
+    }
     SendJson(res, 200, out);
   });
   r.Post("/api/nodes", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
@@ -78,9 +80,9 @@ void AddNodeRoutes(Router& r, Services& s) {
   r.Get("/api/nodes/{name}", [&s](const httplib::Request& req, httplib::Response& res) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
-    std::map<std::string, NodeTestRecord> last;
-    if (auto t = s.db.NodeTests(n->name, 1); t && !t->empty()) last[n->name] = t->front();
-    SendJson(res, 200, WithLastTest(NodeToApiJson(*n, s.settings.ae_title), last));
+    auto last = s.db.NodeTests(n->name, 1);
+    SendJson(res, 200, WithLastTest(NodeToApiJson(*n, s.settings.ae_title),
+                                    last && !last->empty() ? &last->front() : nullptr));
   });
   // The node's connection tests, newest first (?limit=, 1 to 200, default 50).
   r.Get("/api/nodes/{name}/tests", [&s](const httplib::Request& req, httplib::Response& res) {
@@ -134,8 +136,9 @@ void AddNodeRoutes(Router& r, Services& s) {
     auto transport = TransportFor(*n, TransportContext{s.settings.ae_title, {}, {}});
     ConnectionTest test = transport ? (*transport)->TestConnection(echo_only)
                                     : ConnectionTest{{{"echo", "failed", transport.error().message, 0}}};
-    Remember(s, n->name, test);
-    SendJson(res, 200, test.ToJson());
+    const nlohmann::json answer = test.ToJson();
+    Remember(s, n->name, answer);
+    SendJson(res, 200, answer);
   });
 }
 

@@ -1,6 +1,5 @@
 #include "http/router.h"
 
-#include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
@@ -11,13 +10,12 @@ std::string PathPattern(const std::string& path) {
   std::string out;
   for (size_t i = 0; i < path.size(); ++i) {
     const char c = path[i];
-    if (c == '{') {
-      const size_t end = path.find('}', i);
-      if (end == std::string::npos) break;  // not a template: CheckRoutes reports the route
+    const size_t end = c == '{' ? path.find('}', i) : std::string::npos;
+    if (end != std::string::npos) {
       out += "([^/]+)";
       i = end;
-    } else if (c == '.' || c == '(' || c == ')' || c == '[' || c == ']' || c == '+' || c == '*' || c == '?' ||
-               c == '^' || c == '$' || c == '|' || c == '\\') {
+    } else if (c == '.' || c == '(' || c == ')' || c == '[' || c == ']' || c == '{' || c == '}' || c == '+' ||
+               c == '*' || c == '?' || c == '^' || c == '$' || c == '|' || c == '\\') {
       out += '\\';
       out += c;
     } else {

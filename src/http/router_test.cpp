@@ -12,6 +12,7 @@ TEST(Router, TemplatesBecomeOneSegmentPerParameter) {
   EXPECT_EQ(PathPattern("/api/projects/{project}/subjects/{subject}/sessions"),
             "/api/projects/([^/]+)/subjects/([^/]+)/sessions");
   EXPECT_EQ(PathPattern("/api/openapi.json"), "/api/openapi\\.json");  // a dot is a dot
+  EXPECT_EQ(PathPattern("/api/a{b"), "/api/a\\{b");  // an unclosed brace is a brace
 }
 
 TEST(Router, RecordsWhatItRoutes) {

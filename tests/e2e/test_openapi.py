@@ -4,9 +4,7 @@ documented, and every documented operation routed, the server checks itself at s
 difference stops it, so every end-to-end test would fail.)"""
 import json
 import os
-import shutil
 import sys
-import tempfile
 import unittest
 from pathlib import Path
 
@@ -18,22 +16,14 @@ import harness  # noqa: E402
 METHODS = ("get", "put", "post", "delete", "patch")
 
 
-class OpenApiTest(unittest.TestCase):
+class OpenApiTest(harness.E2ETestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = Path(tempfile.mkdtemp(prefix="pb-e2e-openapi-"))
-        cls.server = harness.Server(cls.tmp / "srv")
-        cls.server.start()
+        super().setUpClass()
+        cls.server = cls.start_class_server()
         status, _, payload = cls.server.raw("GET", "/api/openapi.json")
         assert status == 200, payload
         cls.doc = json.loads(payload)
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.server.stop_and_check()
-        finally:
-            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def test_json_and_yaml_are_the_same_document(self):
         status, headers, payload = self.server.raw("GET", "/api/openapi.yaml")
