@@ -4,6 +4,7 @@ frame and the driver's main(). Python 3 standard library only.
 """
 
 import argparse
+import base64
 import json
 import os
 import resource
@@ -17,6 +18,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 MB = 1 << 20
@@ -239,9 +241,24 @@ def isolated():
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
 
 
+# The admin password of every PACS Bridge start_bridge starts, by HTTP port: http_get and
+# http_json send it (HTTP basic) to those ports, unless the caller gives its own Authorization.
+BRIDGE_PASSWORD = "bench-Admin-pw1"
+_BRIDGE_PASSWORDS = {}
+
+
+def _with_credentials(url, headers):
+    hdrs = dict(headers or {})
+    password = _BRIDGE_PASSWORDS.get(urllib.parse.urlsplit(url).port)
+    if password is not None and "Authorization" not in hdrs:
+        token = base64.b64encode(("admin:%s" % password).encode()).decode()
+        hdrs["Authorization"] = "Basic " + token
+    return hdrs
+
+
 def http_get(url, headers=None, timeout=10):
     """(status, body); status 0 when the connection failed."""
-    req = urllib.request.Request(url, headers=headers or {})
+    req = urllib.request.Request(url, headers=_with_credentials(url, headers))
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
             return resp.status, resp.read()
@@ -293,8 +310,8 @@ def http_json(method, url, body=None, timeout=30):
     """(status, parsed JSON or None); status 0 when the connection failed."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json",
-                                          "Accept": "application/json"})
+                                 headers=_with_credentials(url, {"Content-Type": "application/json",
+                                                                 "Accept": "application/json"}))
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
             payload = resp.read()
@@ -407,7 +424,7 @@ class OrthancPeer:
         return int(json.loads(body)["CountInstances"])
 
 
-def start_bridge(cfg, work, http_port, dicom_port, admin_password=None, receiver_toml="",
+def start_bridge(cfg, work, http_port, dicom_port, admin_password=BRIDGE_PASSWORD, receiver_toml="",
                  bin_=None):
     """`pacsbridge serve` (cfg.bridge_bin, or bin_) with an empty data directory under work, its HTTP API on http_port,
     one receiver (AE PACSBRIDGE) on dicom_port, with receiver_toml's extra lines (e.g.
@@ -415,8 +432,8 @@ def start_bridge(cfg, work, http_port, dicom_port, admin_password=None, receiver
     data = os.path.join(work, "data")
     os.mkdir(data)
     path = os.path.join(work, "pacsbridge.toml")
-    auth = ("[auth]\nadmin_password = \"%s\"\n\n" % admin_password
-            if admin_password is not None else "")
+    auth = "[auth]\nadmin_password = \"%s\"\n\n" % admin_password
+    _BRIDGE_PASSWORDS[http_port] = admin_password
     with open(path, "w") as f:
         f.write("[server]\n"
                 "data_dir = %s\n"

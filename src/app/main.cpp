@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   pb::cli::AddReceiversCommand(app, exit_code);
   pb::cli::AddProjectsCommand(app, exit_code);
   pb::cli::AddStagingCommand(app, exit_code);
+  pb::cli::AddAccountsCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -27,6 +27,7 @@
 #include "receivers/receiver_service.h"
 #include "ingest/expectations.h"
 #include "ingest/staging.h"
+#include "auth/accounts.h"
 #include "os/data_dir_lock.h"
 
 namespace pb {
@@ -94,11 +95,6 @@ int Serve(const std::string& config_file, bool strict_flag) {
   auto settings = config_file.empty() ? Result<Settings>(DefaultSettings()) : LoadSettings(config_file);
   if (!settings) return Fatal(settings.error().message);
   const Settings& cfg = *settings;
-  if (!IsLoopback(cfg.http_host) && !cfg.admin_password) {
-    return Fatal("server.http_listen is " + cfg.http_host +
-                 ", which is not loopback: set [auth] admin_password first (the API would be open "
-                 "to the network otherwise)");
-  }
 
   auto logger = spdlog::stderr_color_mt("pacsbridge");
   spdlog::set_default_logger(logger);
@@ -123,6 +119,13 @@ int Serve(const std::string& config_file, bool strict_flag) {
   }
   // The HTTP port next, exclusively: a server that cannot serve its API starts nothing.
   http::HttpApi api;
+  if (!cfg.https_cert_file.empty()) {
+    if (auto https = api.UseHttps(cfg.https_cert_file, cfg.https_key_file); !https) return Fatal(https.error().message);
+  } else if (!IsLoopback(cfg.http_host)) {
+    spdlog::warn("HTTP listens on {}, beyond this machine, without HTTPS: passwords, tokens and session cookies "
+                 "cross the network in clear text (set server.https_cert_file and server.https_key_file)",
+                 cfg.http_host);
+  }
   auto port = api.Bind(cfg.http_host, cfg.http_port);
   if (!port) return Fatal(port.error().message);
 
@@ -132,6 +135,27 @@ int Serve(const std::string& config_file, bool strict_flag) {
   if (*cleaned > 0) spdlog::info("removed {} unfinished temp file(s) of an earlier run", *cleaned);
   auto db = Database::Open(cfg.DatabasePath(), cfg.fsync);
   if (!db) return Fatal(db.error().message);
+  // Accounts: the first start makes "admin" (with [auth] admin_password, or a random password
+  // shown once here and kept in a file only the service's user can read until it is changed).
+  auth::AccountSettings account_settings;
+  account_settings.session_idle = std::chrono::minutes(cfg.session_idle_minutes);
+  account_settings.session_max = std::chrono::hours(cfg.session_max_hours);
+  account_settings.initial_password_file = cfg.data_dir / "initial-admin-password";
+  auth::Accounts accounts(**db, SystemClock(), account_settings);
+  if (auto loaded = accounts.Load(); !loaded) return Fatal(loaded.error().message);
+  bool initial_opens = true;
+  auto made = accounts.Bootstrap(cfg.admin_password, &initial_opens);
+  if (!made) return Fatal(made.error().message);
+  if (*made) {
+    // Straight to the console, not through the log: shown once, never in a log file.
+    std::fprintf(stderr,
+                 "\nPACS Bridge: created the account \"admin\" with the password %s (shown once: change it after "
+                 "logging in; until then it is also in %s, readable by this user only)\n\n",
+                 (*made)->c_str(), account_settings.initial_password_file.c_str());
+  } else if (cfg.admin_password && !initial_opens) {
+    spdlog::warn("[auth] admin_password is only the initial password: it no longer opens the account \"admin\" "
+                 "(changed since, or the account was removed); the accounts are kept in the index");
+  }
   auto nodes = NodeRegistry::Create(**db, cfg.nodes);
   if (!nodes) return Fatal(nodes.error().message);
 
@@ -206,7 +230,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   };
   prune();
   PeriodicTask pruning(std::chrono::hours(1), prune);
-  if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging, import});
+  if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging, import, accounts});
       !started) {
     return Fatal(started.error().message);
   }

@@ -94,6 +94,27 @@ class Database {
   Result<std::vector<NodeTestRecord>> NodeTests(const std::string& node, int limit);
   Result<std::map<std::string, NodeTestRecord>> LatestNodeTests();  // by node name
 
+  // Accounts (account_table.cpp, migration 007). Users are unique by name, case ignored:
+  // InsertUser returns false, writing nothing, when the name is taken. Deleting a user deletes
+  // its sessions and tokens in the same transaction.
+  Result<std::vector<UserRecord>> LoadUsers();
+  Result<bool> InsertUser(const UserRecord& user);
+  Result<void> UpdateUser(const UserRecord& user);  // role, hash, times; by name
+  Result<void> DeleteUser(const std::string& username);
+  Result<std::vector<SessionRecord>> LoadSessions();
+  Result<void> InsertSession(const SessionRecord& session);
+  Result<void> TouchSession(const std::string& id_hash, int64_t last_seen_s);
+  Result<void> DeleteSession(const std::string& id_hash);
+  // Deletes the user's sessions but `keep` (an id hash, or "").
+  Result<void> DeleteUserSessions(const std::string& username, const std::string& keep);
+  Result<void> DeleteSessionsBefore(int64_t expires_s);  // those ended by then
+  Result<std::vector<TokenRecord>> LoadTokens();
+  Result<void> InsertToken(const TokenRecord& token);
+  Result<void> TouchToken(const std::string& id, int64_t last_used_s);
+  Result<void> DeleteToken(const std::string& id);
+  Result<void> AddAudit(const AuditRecord& entry);
+  Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& filter);  // newest first
+
   // Run-time facts about nodes ("" when unknown).
   Result<std::string> GetNodeState(const std::string& node, const std::string& key);
   Result<void> SetNodeState(const std::string& node, const std::string& key, const std::string& value);

@@ -31,6 +31,36 @@ struct NodeTestRecord {
   std::string checks_json = "[]";  // the checks as the API gives them
 };
 
+// Accounts (migration 007). Roles are "admin", "user" or "read-only" (src/auth/role.h).
+struct UserRecord {
+  std::string username, role, password_hash;  // the hash in Argon2id's encoded form
+  std::string created_at, password_changed_at, last_login_at;  // ISO 8601 UTC; "" never
+};
+
+// A web UI session; the cookie's value is known to the browser only, we keep its SHA-256.
+struct SessionRecord {
+  std::string id_hash, username, csrf_token, client;
+  int64_t created_s = 0, last_seen_s = 0, expires_s = 0;  // Unix seconds; expires_s: absolute end
+};
+
+// An API token; kept as the SHA-256 of its secret.
+struct TokenRecord {
+  std::string id, username, name, role, token_hash;
+  int64_t created_s = 0, expires_s = 0 /* 0: never */, last_used_s = 0 /* 0: never */;
+};
+
+// One entry of the audit log; before/after are the resource as the API shows it (JSON text).
+struct AuditRecord {
+  int64_t id = 0;
+  std::string at, actor, via, client, request_id, action, target_type, target;
+  std::string before_json = "null", after_json = "null";
+};
+
+struct AuditFilter {
+  std::string actor, target_type, action;  // "" any
+  int limit = 100;
+};
+
 struct StudyRow {
   std::string study_uid, patient_id, patient_name, patient_birth_date, patient_sex, study_date,
       study_time, accession_number, study_id, description, modalities;

@@ -20,7 +20,9 @@ ServerUrl ResolveServerUrl(const ServerOptions& server, const char* env_url) {
 void AddServerOptions(CLI::App* cmd, ServerOptions& server) {
   cmd->add_option("--server", server.url,
                   fmt::format("server URL (or $PACSBRIDGE_SERVER; default {})", kDefaultServerUrl));
-  cmd->add_option("--password", server.password, "admin password (or $PACSBRIDGE_PASSWORD)");
+  cmd->add_option("--user", server.user, "account name (or $PACSBRIDGE_USER; default admin)");
+  cmd->add_option("--password", server.password, "the account's password (or $PACSBRIDGE_PASSWORD)");
+  cmd->add_option("--token", server.token, "an API token instead of a password (or $PACSBRIDGE_TOKEN)");
 }
 
 std::string FollowCommand(const ServerOptions& server, const std::string& id) {
@@ -35,11 +37,20 @@ Result<Reply> Call(const ServerOptions& server, const std::string& method, const
   httplib::Client client(where.url);
   client.set_connection_timeout(5);
   client.set_read_timeout(120);
-  std::string password = server.password;
-  if (password.empty()) {
-    if (const char* env = std::getenv("PACSBRIDGE_PASSWORD")) password = env;
+  auto pick = [](const std::string& flag, const char* env) {
+    if (!flag.empty()) return flag;
+    const char* v = std::getenv(env);
+    return std::string(v ? v : "");
+  };
+  const std::string token = pick(server.token, "PACSBRIDGE_TOKEN");
+  const std::string password = pick(server.password, "PACSBRIDGE_PASSWORD");
+  std::string user = pick(server.user, "PACSBRIDGE_USER");
+  if (user.empty()) user = "admin";
+  if (!token.empty()) {
+    client.set_bearer_token_auth(token.c_str());
+  } else if (!password.empty()) {
+    client.set_basic_auth(user.c_str(), password.c_str());
   }
-  if (!password.empty()) client.set_basic_auth("admin", password.c_str());
   std::string payload = body ? body->dump() : std::string();
   auto send = [&]() -> httplib::Result {
     if (method == "POST") return client.Post(path.c_str(), payload, "application/json");
@@ -69,6 +80,10 @@ std::string ErrorText(const Reply& reply) {
   if (reply.body.is_object() && reply.body.contains("error")) {
     std::string msg = reply.body["error"].get<std::string>();
     if (reply.body.contains("field")) msg += fmt::format(" (field: {})", reply.body["field"].get<std::string>());
+    if (reply.status == 401) {
+      msg += " [the CLI sends --token or $PACSBRIDGE_TOKEN, else --user/$PACSBRIDGE_USER (default admin) with "
+             "--password/$PACSBRIDGE_PASSWORD]";
+    }
     return msg;
   }
   return fmt::format("the server answered HTTP {}", reply.status);

@@ -14,11 +14,14 @@ namespace pb::cli {
 inline constexpr const char* kDefaultServerUrl = "http://127.0.0.1:8080";
 
 // Where a client command finds the server: --server, else $PACSBRIDGE_SERVER, else the default;
-// the password: --password, else $PACSBRIDGE_PASSWORD. Empty means "not given on the command
-// line"; the environment is read when the call is made (ResolveServer).
+// who it is: --token or $PACSBRIDGE_TOKEN (an API token), else --user / $PACSBRIDGE_USER (default
+// admin) with --password / $PACSBRIDGE_PASSWORD (HTTP basic). Empty means "not given on the
+// command line"; the environment is read when the call is made.
 struct ServerOptions {
   std::string url;
-  std::string password;  // admin password, if the server has [auth]
+  std::string user;
+  std::string password;
+  std::string token;
 };
 
 // The URL a command uses and where it came from ("--server", "$PACSBRIDGE_SERVER" or
@@ -29,7 +32,7 @@ struct ServerUrl {
 };
 ServerUrl ResolveServerUrl(const ServerOptions& server, const char* env_url);
 
-// Declares --server and --password on a client command; every command that talks to the
+// Declares --server, --user, --password and --token on a client command; every command that talks to the
 // server declares them through this function, so they read and document the same variables.
 void AddServerOptions(CLI::App* cmd, ServerOptions& server);
 

@@ -15,5 +15,6 @@ void AddImportCommand(CLI::App& app, int& exit_code);
 void AddReceiversCommand(CLI::App& app, int& exit_code);  // also `routing`
 void AddProjectsCommand(CLI::App& app, int& exit_code);
 void AddStagingCommand(CLI::App& app, int& exit_code);
+void AddAccountsCommands(CLI::App& app, int& exit_code);  // users, tokens, audit
 
 }  // namespace pb::cli

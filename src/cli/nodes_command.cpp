@@ -145,7 +145,7 @@ struct NodeFlags {
     cmd->add_option("--auth-password", password,
                     "basic: the password (seen by every user of this machine: prefer --auth-password-file)");
     cmd->add_option("--auth-password-file", password_file, "basic: read the password from the file's first line ('-': stdin)");
-    cmd->add_option("--token", token, "bearer: the token (seen by every user of this machine: prefer --token-file)");
+    cmd->add_option("--auth-token", token, "bearer: the token (seen by every user of this machine: prefer --token-file)");
     cmd->add_option("--token-file", token_file, "bearer: read the token from the file's first line ('-': stdin)");
     cmd->add_option("--token-url", token_url, "oauth2: the token endpoint (client credentials grant)");
     cmd->add_option("--client-id", client_id, "oauth2: the client id");

@@ -159,7 +159,8 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
   if (server) {
     if (auto r = CheckKeys(ctx, *server, "server",
                            {"data_dir", "http_listen", "ae_title", "max_associations",
-                            "duplicates", "fsync", "log_level", "strict", "min_free_disk_mb"});
+                            "duplicates", "fsync", "log_level", "strict", "min_free_disk_mb",
+                            "https_cert_file", "https_key_file"});
         !r) {
       return tl::unexpected(r.error());
     }
@@ -200,6 +201,17 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
                                     "must be one of trace, debug, info, warn, error"));
     }
     s.log_level = lvl;
+    PB_TRY(cert, GetString(ctx, *server, "server", "https_cert_file", ""));
+    PB_TRY(key, GetString(ctx, *server, "server", "https_key_file", ""));
+    if (cert.empty() != key.empty()) {
+      const char* missing = cert.empty() ? "https_cert_file" : "https_key_file";
+      const char* given = cert.empty() ? "https_key_file" : "https_cert_file";
+      return tl::unexpected(ctx.Err(server->get(given), fmt::format("server.{}", missing),
+                                    fmt::format("HTTPS needs both server.https_cert_file and server.https_key_file; "
+                                                "server.{} is missing", missing)));
+    }
+    s.https_cert_file = cert;
+    s.https_key_file = key;
   }
   PB_TRY(db, table("database"));
   if (db) {
@@ -216,7 +228,21 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
   }
   PB_TRY(auth, table("auth"));
   if (auth) {
-    if (auto r = CheckKeys(ctx, *auth, "auth", {"admin_password"}); !r) return tl::unexpected(r.error());
+    if (auto r = CheckKeys(ctx, *auth, "auth", {"admin_password", "session_idle_minutes", "session_max_hours"}); !r) {
+      return tl::unexpected(r.error());
+    }
+    PB_TRY(idle, GetInt(ctx, *auth, "auth", "session_idle_minutes", 480));
+    if (idle < 1 || idle > 525600) {
+      return tl::unexpected(ctx.Err(auth->get("session_idle_minutes"), "auth.session_idle_minutes",
+                                    "must be between 1 and 525600 (a year)"));
+    }
+    s.session_idle_minutes = static_cast<int>(idle);
+    PB_TRY(max_hours, GetInt(ctx, *auth, "auth", "session_max_hours", 168));
+    if (max_hours < 1 || max_hours > 8760) {
+      return tl::unexpected(ctx.Err(auth->get("session_max_hours"), "auth.session_max_hours",
+                                    "must be between 1 and 8760 (a year)"));
+    }
+    s.session_max_hours = static_cast<int>(max_hours);
     if (auth->get("admin_password")) {
       PB_TRY(pw, GetString(ctx, *auth, "auth", "admin_password", ""));
       if (pw.empty()) return tl::unexpected(ctx.Err(auth->get("admin_password"), "auth.admin_password", "must not be empty"));

@@ -27,7 +27,10 @@ struct Settings {
   int http_port = 8080;
   std::string ae_title = "PACSBRIDGE";
   std::string database_url;              // empty: sqlite inside data_dir
-  std::optional<std::string> admin_password;
+  std::optional<std::string> admin_password;  // [auth]: the initial password of "admin"
+  int session_idle_minutes = 480;            // [auth]: a UI session ends after this long unused
+  int session_max_hours = 168;               // [auth]: and at the latest this long after log-in
+  std::string https_cert_file, https_key_file;  // [server]: both set = the API serves HTTPS only
   int max_associations = 8;              // receiver worker pool, per receiver
   DuplicatePolicy duplicates = DuplicatePolicy::kKeep;
   bool fsync = false;                    // fsync each instance before answering the sender

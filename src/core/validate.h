@@ -37,8 +37,3 @@ std::string Trim(std::string_view s);
 bool IsValidUtf8(std::string_view s);
 
 }  // namespace pb
-
-namespace pb {
-// Standard base64 (RFC 4648) of a byte string, for HTTP basic authentication.
-std::string Base64(std::string_view bytes);
-}  // namespace pb

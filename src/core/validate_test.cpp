@@ -124,14 +124,3 @@ TEST(HostPort, BracketsIpv6) {
 
 }  // namespace
 }  // namespace pb
-
-namespace pb {
-TEST(Base64, MatchesRfc4648Vectors) {
-  EXPECT_EQ(Base64(""), "");
-  EXPECT_EQ(Base64("f"), "Zg==");
-  EXPECT_EQ(Base64("fo"), "Zm8=");
-  EXPECT_EQ(Base64("foo"), "Zm9v");
-  EXPECT_EQ(Base64("foobar"), "Zm9vYmFy");
-  EXPECT_EQ(Base64("admin:change-me"), "YWRtaW46Y2hhbmdlLW1l");
-}
-}  // namespace pb

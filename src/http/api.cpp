@@ -11,16 +11,12 @@
 #include <spdlog/spdlog.h>
 
 #include "core/validate.h"
+#include "http/auth.h"
 #include "http/errors.h"
 #include "http/router.h"
 #include "os/port_owner.h"
 
 namespace pb::http {
-
-bool IsAuthorized(const httplib::Request& req, const Settings& settings) {
-  if (!settings.admin_password) return true;  // then the API is on loopback only
-  return req.get_header_value("Authorization") == "Basic " + Base64("admin:" + *settings.admin_password);
-}
 
 std::string NewRequestId() {
   static const uint32_t base = [] {
@@ -44,15 +40,29 @@ void AnswerException(const httplib::Request& req, httplib::Response& res, std::e
   }
   // The exception's text may carry paths, SQL or patient data: the log gets it, under an id
   // the client is given to quote.
-  const std::string id = NewRequestId();
+  const std::string id = CurrentRequestId().empty() ? NewRequestId() : CurrentRequestId();
   spdlog::error("http: request {} ({} {}) failed: {}", id, req.method, req.path, what);
   res.headers.clear();  // e.g. a download's file name, set before the fault
+  res.set_header("X-Request-Id", id);
   SendError(res, 500, fmt::format("internal error (request {}; the server log has the details)", id));
 }
 
 HttpApi::HttpApi() : server_(std::make_unique<httplib::Server>()) {}
 
 HttpApi::~HttpApi() { Stop(); }
+
+Result<void> HttpApi::UseHttps(const std::string& cert_file, const std::string& key_file) {
+  auto ssl = std::make_unique<httplib::SSLServer>(cert_file.c_str(), key_file.c_str());
+  if (!ssl->is_valid()) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("cannot serve HTTPS with server.https_cert_file = {} and server.https_key_file = {}: a "
+                            "file is missing or unreadable, not PEM, or the key does not match the certificate",
+                            cert_file, key_file),
+                "server.https_cert_file");
+  }
+  server_ = std::move(ssl);
+  return {};
+}
 
 Result<int> HttpApi::Bind(const std::string& host, int port) {
   httplib::Server& srv = *server_;
@@ -83,24 +93,20 @@ Result<void> HttpApi::Start(Services services) {
   s_.emplace(services);
   httplib::Server& srv = *server_;
   srv.set_payload_max_length(16 * 1024 * 1024);
-  srv.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    // Probes and the API document are open; health and ready give details only to the admin.
-    if (req.path == "/api/health" || req.path == "/api/ready" || req.path == "/api/openapi.yaml" ||
-        req.path == "/api/openapi.json" ||
-        IsAuthorized(req, s_->settings)) {
-      return httplib::Server::HandlerResponse::Unhandled;
-    }
-    res.set_header("WWW-Authenticate", "Basic realm=\"PACS Bridge\"");
-    SendError(res, 401, req.has_header("Authorization") ? "the password was refused (HTTP basic, user admin)"
-                                                         : "authentication required (HTTP basic, user admin)");
-    return httplib::Server::HandlerResponse::Handled;
+  // Every request gets its id first; each route's gate then decides who may call it (Router).
+  srv.set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    BeginRequest(res);
+    return httplib::Server::HandlerResponse::Unhandled;
   });
   srv.set_exception_handler(AnswerException);
   srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404 && res.body.empty()) SendError(res, 404, fmt::format("no such resource: {} {}", req.method, req.path));
   });
-  Router router(srv);
+  Router router(srv, [this](const httplib::Request& req, httplib::Response& res, Access access) {
+    return CheckAccess(*s_, req, res, access);
+  });
   AddSystemRoutes(router, *s_);
+  AddAuthRoutes(router, *s_);
   AddNodeRoutes(router, *s_);
   AddFindRoute(router, *s_);
   AddArchiveRoutes(router, *s_);

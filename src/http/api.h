@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "archive/blob_store.h"
+#include "auth/accounts.h"
 #include "archive/database.h"
 #include "config/settings.h"
 #include "core/result.h"
@@ -37,12 +38,15 @@ struct Services {
   JobService& jobs;
   StagingArea& staging;
   ImportRunner& imports;
+  auth::Accounts& accounts;
 };
 
 class HttpApi {
  public:
   HttpApi();
   ~HttpApi();
+  // Serves HTTPS only, with this certificate and key (PEM); before Bind. Errors name the files.
+  Result<void> UseHttps(const std::string& cert_file, const std::string& key_file);
   // Takes the port, exclusively: never shared with another process (no SO_REUSEPORT). Called
   // early at start, so a server whose port is taken stops before it touches anything. Errors
   // name the address and, when it can be found, the program that holds the port. Returns the
@@ -58,9 +62,6 @@ class HttpApi {
   std::thread thread_;
 };
 
-// Whether the request carries the admin's credentials (always true without [auth]).
-bool IsAuthorized(const httplib::Request& req, const Settings& settings);
-
 // A short id, distinct per call, that ties an answer to its server log lines.
 std::string NewRequestId();
 
@@ -71,6 +72,7 @@ void AnswerException(const httplib::Request& req, httplib::Response& res, std::e
 // Route tables, one per resource.
 class Router;
 void AddSystemRoutes(Router& r, Services& s);
+void AddAuthRoutes(Router& r, Services& s);
 void AddNodeRoutes(Router& r, Services& s);
 void AddFindRoute(Router& r, Services& s);
 void AddArchiveRoutes(Router& r, Services& s);

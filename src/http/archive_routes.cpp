@@ -59,21 +59,21 @@ void AddLabelRoutes(Router& r, Services& s) {
     for (const auto& r : *rows) out.push_back(LabelJson(r, level));
     SendJson(res, 200, out);
   };
-  r.Get("/api/projects", [&s, send](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/projects", Access::kReadOnly, [&s, send](const httplib::Request&, httplib::Response& res) {
     CatchUp(s);
     send(res, s.db.ListProjects(), "project");
   });
-  r.Get("/api/projects/{project}/subjects", [&s, send](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/projects/{project}/subjects", Access::kReadOnly, [&s, send](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     send(res, s.db.ListSubjects(req.matches[1]), "subject", "project '" + std::string(req.matches[1]) + "'");
   });
-  r.Get("/api/projects/{project}/subjects/{subject}/sessions", [&s, send](const httplib::Request& req,
+  r.Get("/api/projects/{project}/subjects/{subject}/sessions", Access::kReadOnly, [&s, send](const httplib::Request& req,
                                                                            httplib::Response& res) {
     CatchUp(s);
     send(res, s.db.ListSessions(req.matches[1], req.matches[2]), "session",
          "subject '" + std::string(req.matches[2]) + "' in project '" + std::string(req.matches[1]) + "'");
   });
-  r.Get("/api/projects/{project}/subjects/{subject}/sessions/{session}/series",
+  r.Get("/api/projects/{project}/subjects/{subject}/sessions/{session}/series", Access::kReadOnly,
           [&s](const httplib::Request& req, httplib::Response& res) {
             CatchUp(s);
             auto rows = s.db.ListSessionSeries(req.matches[1], req.matches[2], req.matches[3]);
@@ -93,7 +93,7 @@ void AddLabelRoutes(Router& r, Services& s) {
 
 void AddArchiveRoutes(Router& r, Services& s) {
   AddLabelRoutes(r, s);
-  r.Get("/api/studies", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/studies", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     StudyFilter f;
     std::map<std::string, std::string*> keys{
@@ -122,7 +122,7 @@ void AddArchiveRoutes(Router& r, Services& s) {
     for (const auto& r : *rows) out.push_back(StudyJson(r));
     SendJson(res, 200, out);
   });
-  r.Get("/api/studies/{uid}/series", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/studies/{uid}/series", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     auto rows = s.db.ListSeries(req.matches[1]);
     if (!rows) return SendError(res, rows.error());
@@ -134,7 +134,7 @@ void AddArchiveRoutes(Router& r, Services& s) {
     for (const auto& r : *rows) out.push_back(SeriesJson(r));
     SendJson(res, 200, out);
   });
-  r.Get("/api/series/{uid}/instances", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/series/{uid}/instances", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     auto rows = s.db.ListInstances(req.matches[1]);
     if (!rows) return SendError(res, rows.error());
@@ -146,14 +146,14 @@ void AddArchiveRoutes(Router& r, Services& s) {
     for (const auto& r : *rows) out.push_back(InstanceJson(r));
     SendJson(res, 200, out);
   });
-  r.Get("/api/instances/{sop_instance_uid}", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/instances/{sop_instance_uid}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     auto row = s.db.GetInstance(req.matches[1]);
     if (!row) return SendError(res, row.error());
     if (!*row) return SendError(res, 404, fmt::format("no instance {}", req.matches[1].str()));
     SendJson(res, 200, InstanceJson(**row));
   });
-  r.Get("/api/instances/{sop_instance_uid}/file", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/instances/{sop_instance_uid}/file", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     auto row = s.db.GetInstance(req.matches[1]);
     if (!row) return SendError(res, row.error());

@@ -59,12 +59,21 @@ std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Respon
 namespace {
 constexpr size_t kMaxBody = 16 * 1024 * 1024;
 
-httplib::Server::HandlerWithContentReader Reading(BodyHandler handler) {
-  return [handler = std::move(handler)](const httplib::Request& req, httplib::Response& res,
-                                        const httplib::ContentReader& reader) {
+httplib::Server::HandlerWithContentReader Reading(BodyHandler handler, Gate gate) {
+  return [handler = std::move(handler), gate = std::move(gate)](const httplib::Request& req, httplib::Response& res,
+                                                                const httplib::ContentReader& reader) {
     std::string body;
     bool too_big = false;
-    if (req.has_header("Content-Length") || req.get_header_value("Transfer-Encoding") == "chunked") {
+    const bool has_body = req.has_header("Content-Length") || req.get_header_value("Transfer-Encoding") == "chunked";
+    if (gate && !gate(req, res)) {
+      // Refused before the body is read; it is drained (up to the limit) so that the
+      // connection stays in step, and never kept.
+      size_t seen = 0;
+      if (has_body) reader([&](const char*, size_t n) { return (seen += n) <= kMaxBody; });
+      if (seen > kMaxBody) res.set_header("Connection", "close");
+      return;
+    }
+    if (has_body) {
       reader([&](const char* data, size_t n) {
         body.append(data, n);
         too_big = body.size() > kMaxBody;
@@ -85,12 +94,12 @@ bool ParseInt(const std::string& v, int lo, int hi, int& out) {
   return true;
 }
 
-void Post(httplib::Server& srv, const std::string& pattern, BodyHandler handler) {
-  srv.Post(pattern, Reading(std::move(handler)));
+void Post(httplib::Server& srv, const std::string& pattern, BodyHandler handler, Gate gate) {
+  srv.Post(pattern, Reading(std::move(handler), std::move(gate)));
 }
 
-void Put(httplib::Server& srv, const std::string& pattern, BodyHandler handler) {
-  srv.Put(pattern, Reading(std::move(handler)));
+void Put(httplib::Server& srv, const std::string& pattern, BodyHandler handler, Gate gate) {
+  srv.Put(pattern, Reading(std::move(handler), std::move(gate)));
 }
 
 }  // namespace pb::http

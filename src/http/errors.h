@@ -23,7 +23,9 @@ std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Respon
 // without Content-Length (e.g. `curl -X POST` with no data) unless the route reads the body.
 using BodyHandler =
     std::function<void(const httplib::Request&, httplib::Response&, const std::string& body)>;
-void Post(httplib::Server& srv, const std::string& pattern, BodyHandler handler);
-void Put(httplib::Server& srv, const std::string& pattern, BodyHandler handler);
+// `gate`, when given, decides before the body is read (false: it has answered).
+using Gate = std::function<bool(const httplib::Request&, httplib::Response&)>;
+void Post(httplib::Server& srv, const std::string& pattern, BodyHandler handler, Gate gate = {});
+void Put(httplib::Server& srv, const std::string& pattern, BodyHandler handler, Gate gate = {});
 
 }  // namespace pb::http

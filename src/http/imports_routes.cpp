@@ -30,7 +30,7 @@ bool IsCsv(const httplib::Request& req) {
 }  // namespace
 
 void AddImportRoutes(Router& r, Services& s) {
-  r.Post("/api/imports", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+  r.Post("/api/imports", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     nlohmann::json rq = nlohmann::json::object();
     if (IsCsv(req)) {
       // The sheet is the body; the options are query parameters.
@@ -69,7 +69,7 @@ void AddImportRoutes(Router& r, Services& s) {
     if (!view) return SendError(res, view.error());
     SendJson(res, 202, *view);
   });
-  r.Get("/api/imports", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/imports", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     JobFilter f;
     f.type = "import";
     f.state = req.get_param_value("state");
@@ -77,14 +77,14 @@ void AddImportRoutes(Router& r, Services& s) {
     if (!list) return SendError(res, list.error());
     SendJson(res, 200, *list);
   });
-  r.Get("/api/imports/{id}", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/imports/{id}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     auto id = ImportId(req.matches[1]);
     if (!id) return SendError(res, 404, fmt::format("no import '{}'", req.matches[1].str()), "id");
     auto view = s.imports.View(*id);
     if (!view) return SendError(res, view.error());
     SendJson(res, 200, *view);
   });
-  r.Post("/api/imports/{id}/confirm",
+  r.Post("/api/imports/{id}/confirm", Access::kUser,
        [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
          auto id = ImportId(req.matches[1]);
          if (!id) return SendError(res, 404, fmt::format("no import '{}'", req.matches[1].str()), "id");

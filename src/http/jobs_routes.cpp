@@ -33,7 +33,7 @@ void WithJob(const httplib::Request& req, httplib::Response& res, F&& f) {
 
 void AddJobRoutes(Router& r, Services& s) {
   for (const char* type : {"retrieve", "send"}) {
-    r.Post(std::string("/api/") + type,
+    r.Post(std::string("/api/") + type, Access::kUser,
          [&s, type](const httplib::Request&, httplib::Response& res, const std::string& raw) {
            auto body = ParseBody(raw, res);
            if (!body) return;
@@ -44,7 +44,7 @@ void AddJobRoutes(Router& r, Services& s) {
            SendJson(res, 202, out);
          });
   }
-  r.Get("/api/jobs", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/jobs", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     JobFilter f;
     f.state = req.get_param_value("state");
     f.type = req.get_param_value("type");
@@ -72,7 +72,7 @@ void AddJobRoutes(Router& r, Services& s) {
     if (!list) return SendError(res, list.error());
     SendJson(res, 200, *list);
   });
-  r.Get("/api/jobs/{id}", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/jobs/{id}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     WithJob(req, res, [&](int64_t id) {
       // ?wait=S: answer once the job has ended, or after S seconds with the job as it is.
       int wait = 0;
@@ -88,28 +88,28 @@ void AddJobRoutes(Router& r, Services& s) {
       SendJson(res, 200, *job);
     });
   });
-  r.Post("/api/jobs/{id}/cancel", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+  r.Post("/api/jobs/{id}/cancel", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     WithJob(req, res, [&](int64_t id) {
       auto job = s.jobs.Cancel(id);
       if (!job) return SendError(res, job.error());
       SendJson(res, 200, *job);
     });
   });
-  r.Post("/api/jobs/{id}/pause", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+  r.Post("/api/jobs/{id}/pause", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     WithJob(req, res, [&](int64_t id) {
       auto job = s.jobs.Pause(id);
       if (!job) return SendError(res, job.error());
       SendJson(res, 200, *job);
     });
   });
-  r.Post("/api/jobs/{id}/resume", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+  r.Post("/api/jobs/{id}/resume", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     WithJob(req, res, [&](int64_t id) {
       auto job = s.jobs.Resume(id);
       if (!job) return SendError(res, job.error());
       SendJson(res, 200, *job);
     });
   });
-  r.Post("/api/jobs/{id}/reorder",
+  r.Post("/api/jobs/{id}/reorder", Access::kUser,
        [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
          WithJob(req, res, [&](int64_t id) {
            auto body = ParseBody(raw, res);
@@ -127,7 +127,7 @@ void AddJobRoutes(Router& r, Services& s) {
            SendJson(res, 200, *job);
          });
        });
-  r.Post("/api/jobs/{id}/retry", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+  r.Post("/api/jobs/{id}/retry", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     WithJob(req, res, [&](int64_t id) {
       auto job = s.jobs.Retry(id);
       if (!job) return SendError(res, job.error());

@@ -8,6 +8,7 @@
 #include "core/clock.h"
 
 #include "http/api.h"
+#include "http/auth.h"
 #include "http/errors.h"
 #include "http/router.h"
 #include "transport/transport.h"
@@ -61,7 +62,7 @@ void Remember(Services& s, const std::string& node, const nlohmann::json& j) {
 }  // namespace
 
 void AddNodeRoutes(Router& r, Services& s) {
-  r.Get("/api/nodes", [&s](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/nodes", Access::kReadOnly, [&s](const httplib::Request&, httplib::Response& res) {
     nlohmann::json out = nlohmann::json::array();
     const auto latest = Latest(s);
     for (const Node& n : s.nodes.List()) {
@@ -70,14 +71,15 @@ void AddNodeRoutes(Router& r, Services& s) {
     }
     SendJson(res, 200, out);
   });
-  r.Post("/api/nodes", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
+  r.Post("/api/nodes", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto body = ParseBody(raw, res);
     if (!body) return;
     auto c = s.nodes.Add(*body);
     if (!c) return SendError(res, c.error());
+    AuditChange(s, req, "node.create", "node", c->node.name, nullptr, NodeToApiJson(c->node, s.settings.ae_title));
     SendJson(res, 201, WithWarnings(*c, s.settings.ae_title));
   });
-  r.Get("/api/nodes/{name}", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/nodes/{name}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
     auto last = s.db.NodeTests(n->name, 1);
@@ -85,7 +87,7 @@ void AddNodeRoutes(Router& r, Services& s) {
                                     last && !last->empty() ? &last->front() : nullptr));
   });
   // The node's connection tests, newest first (?limit=, 1 to 200, default 50).
-  r.Get("/api/nodes/{name}/tests", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/nodes/{name}/tests", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
     int limit = 50;
@@ -102,24 +104,28 @@ void AddNodeRoutes(Router& r, Services& s) {
     for (const NodeTestRecord& t : *tests) out.push_back(TestToJson(t));
     SendJson(res, 200, out);
   });
-  r.Put("/api/nodes/{name}", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+  r.Put("/api/nodes/{name}", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto existing = s.nodes.Get(req.matches[1]);
     if (!existing) return SendError(res, existing.error());
     auto body = ParseBody(raw, res);
     if (!body) return;
     auto c = s.nodes.Update(req.matches[1], *body);
     if (!c) return SendError(res, c.error());
+    AuditChange(s, req, "node.update", "node", existing->name, NodeToApiJson(*existing, s.settings.ae_title),
+                NodeToApiJson(c->node, s.settings.ae_title));
     s.jobs.NodeChanged(c->node.name);  // a new schedule may open a window now
     SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
   });
-  r.Delete("/api/nodes/{name}", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Delete("/api/nodes/{name}", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res) {
+    auto before = s.nodes.Get(req.matches[1]);
     auto r = s.nodes.Remove(req.matches[1]);
     if (!r) return SendError(res, r.error());
+    if (before) AuditChange(s, req, "node.delete", "node", before->name, NodeToApiJson(*before, s.settings.ae_title), nullptr);
     res.status = 204;
   });
   // Test connection: the echo, then what the node is used for (nodes/connection_check.h).
   // Body (optional): {"echo_only": true} for the plain C-ECHO.
-  r.Post("/api/nodes/{name}/echo", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+  r.Post("/api/nodes/{name}/echo", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
     bool echo_only = false;
@@ -143,7 +149,7 @@ void AddNodeRoutes(Router& r, Services& s) {
 }
 
 void AddFindRoute(Router& r, Services& s) {
-  r.Post("/api/nodes/{name}/find", [&s](const httplib::Request& req, httplib::Response& res,
+  r.Post("/api/nodes/{name}/find", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res,
                                                 const std::string& raw) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());

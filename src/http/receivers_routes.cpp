@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include "http/api.h"
+#include "http/auth.h"
 #include "http/errors.h"
 #include "http/router.h"
 
@@ -65,55 +66,62 @@ bool ParseId(const std::string& text, int64_t& out) {
 }  // namespace
 
 void AddReceiverRoutes(Router& r, Services& s) {
-  r.Get("/api/receivers", [&s](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/receivers", Access::kReadOnly, [&s](const httplib::Request&, httplib::Response& res) {
     nlohmann::json out = nlohmann::json::array();
     for (const Receiver& r : s.receivers.List()) out.push_back(s.receivers.ToJson(r));
     SendJson(res, 200, out);
   });
-  r.Post("/api/receivers", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
+  r.Post("/api/receivers", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto body = ParseBody(raw, res);
     if (!body) return;
     auto r = s.receivers.Create(*body);
     if (!r) return SendError(res, r.error());
+    AuditChange(s, req, "receiver.create", "receiver", r->id, nullptr, s.receivers.ToJson(*r));
     SendJson(res, 201, s.receivers.ToJson(*r));
   });
-  r.Get("/api/receivers/{id}", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/receivers/{id}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     auto r = s.receivers.Get(req.matches[1]);
     if (!r) return SendError(res, r.error());
     SendJson(res, 200, s.receivers.ToJson(*r));
   });
-  r.Put("/api/receivers/{id}", [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
-    if (auto existing = s.receivers.Get(req.matches[1]); !existing) return SendError(res, existing.error());
+  r.Put("/api/receivers/{id}", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+    auto existing = s.receivers.Get(req.matches[1]);
+    if (!existing) return SendError(res, existing.error());
     auto body = ParseBody(raw, res);
     if (!body) return;
     auto r = s.receivers.Update(req.matches[1], *body);
     if (!r) return SendError(res, r.error());
+    AuditChange(s, req, "receiver.update", "receiver", r->id, s.receivers.ToJson(*existing), s.receivers.ToJson(*r));
     SendJson(res, 200, s.receivers.ToJson(*r));
   });
-  r.Delete("/api/receivers/{id}", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Delete("/api/receivers/{id}", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res) {
+    auto before = s.receivers.Get(req.matches[1]);
     auto r = s.receivers.Remove(req.matches[1]);
     if (!r) return SendError(res, r.error());
+    if (before) AuditChange(s, req, "receiver.delete", "receiver", before->id, s.receivers.ToJson(*before), nullptr);
     res.status = 204;
   });
 
-  r.Get("/api/routing", [&s](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/routing", Access::kReadOnly, [&s](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, s.receivers.SiteRouting());
   });
-  r.Put("/api/routing", [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
+  r.Put("/api/routing", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto body = ParseBody(raw, res);
     if (!body) return;
+    const nlohmann::json before = s.receivers.SiteRouting();
     auto r = s.receivers.SetSiteRouting(*body);
     if (!r) return SendError(res, r.error());
+    AuditChange(s, req, "routing.update", "routing", "site", before, *r);
     SendJson(res, 200, *r);
   });
 
   // A project's own anonymization options: they replace the receiver's for data filed there.
-  r.Get("/api/projects/{project}/anonymization", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/projects/{project}/anonymization", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     auto a = s.receivers.ProjectAnonymization(req.matches[1]);
     SendJson(res, 200, {{"project", req.matches[1]},
                         {"anonymization", a ? AnonymizationToJson(*a) : nlohmann::json(nullptr)}});
   });
-  r.Put("/api/projects/{project}/anonymization", [&s](const httplib::Request& req, httplib::Response& res,
+  r.Put("/api/projects/{project}/anonymization", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res,
                                                           const std::string& raw) {
     const std::string project = req.matches[1];
     if (CleanLabel(project) != project) {
@@ -123,22 +131,27 @@ void AddReceiverRoutes(Router& r, Services& s) {
     if (!body) return;
     auto a = AnonymizationFromJson(*body, "anonymization");
     if (!a) return SendError(res, a.error());
+    auto old = s.receivers.ProjectAnonymization(project);
     if (auto r = s.receivers.SetProjectAnonymization(project, *a); !r) return SendError(res, r.error());
+    AuditChange(s, req, "project.anonymization", "project", project,
+                old ? AnonymizationToJson(*old) : nlohmann::json(nullptr), AnonymizationToJson(*a));
     SendJson(res, 200, {{"project", project}, {"anonymization", AnonymizationToJson(*a)}});
   });
-  r.Delete("/api/projects/{project}/anonymization", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Delete("/api/projects/{project}/anonymization", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res) {
+    auto old = s.receivers.ProjectAnonymization(req.matches[1]);
     if (auto r = s.receivers.SetProjectAnonymization(req.matches[1], std::nullopt); !r) return SendError(res, r.error());
+    if (old) AuditChange(s, req, "project.anonymization", "project", req.matches[1], AnonymizationToJson(*old), nullptr);
     res.status = 204;
   });
 
-  r.Get("/api/staging", [&s](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/staging", Access::kReadOnly, [&s](const httplib::Request&, httplib::Response& res) {
     auto rows = s.staging.List();
     if (!rows) return SendError(res, rows.error());
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : *rows) out.push_back(StagedJson(r, s.receivers, s.staging));
     SendJson(res, 200, out);
   });
-  r.Get("/api/staging/{id}", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/staging/{id}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     int64_t id = 0;
     if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
     auto row = s.staging.Get(id);
@@ -146,7 +159,7 @@ void AddReceiverRoutes(Router& r, Services& s) {
     if (!*row) return SendError(res, 404, "no staged session " + std::to_string(id), "id");
     SendJson(res, 200, StagedJson(**row, s.receivers, s.staging));
   });
-  r.Post("/api/staging/{id}/archive", [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+  r.Post("/api/staging/{id}/archive", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
     int64_t id = 0;
     if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
     // Where it goes, said before it goes (the plan reads the staged rows).
@@ -162,7 +175,7 @@ void AddReceiverRoutes(Router& r, Services& s) {
     if (!r->error.empty()) j["error"] = r->error;
     SendJson(res, r->failed > 0 ? 500 : 200, j);
   });
-  r.Delete("/api/staging/{id}", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Delete("/api/staging/{id}", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res) {
     int64_t id = 0;
     if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
     auto r = s.staging.Discard(id);

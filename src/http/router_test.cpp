@@ -18,23 +18,25 @@ TEST(Router, TemplatesBecomeOneSegmentPerParameter) {
 TEST(Router, RecordsWhatItRoutes) {
   httplib::Server srv;
   Router r(srv);
-  r.Get("/api/jobs/{id}", [](const httplib::Request&, httplib::Response&) {});
-  r.Post("/api/jobs/{id}/cancel", [](const httplib::Request&, httplib::Response&, const std::string&) {});
-  r.Delete("/api/nodes/{name}", [](const httplib::Request&, httplib::Response&) {});
-  EXPECT_EQ(r.routes(), (std::vector<Route>{{"get", "/api/jobs/{id}"},
-                                            {"post", "/api/jobs/{id}/cancel"},
-                                            {"delete", "/api/nodes/{name}"}}));
+  r.Get("/api/jobs/{id}", Access::kReadOnly, [](const httplib::Request&, httplib::Response&) {});
+  r.Post("/api/jobs/{id}/cancel", Access::kUser, [](const httplib::Request&, httplib::Response&, const std::string&) {});
+  r.Delete("/api/nodes/{name}", Access::kAdmin, [](const httplib::Request&, httplib::Response&) {});
+  EXPECT_EQ(r.routes(), (std::vector<Route>{{"get", "/api/jobs/{id}", Access::kReadOnly},
+                                            {"post", "/api/jobs/{id}/cancel", Access::kUser},
+                                            {"delete", "/api/nodes/{name}", Access::kAdmin}}));
 }
 
 TEST(Router, CheckNamesEveryDifferenceWithTheDocument) {
+  const nlohmann::json ro = {{"x-role", "read-only"}}, admin = {{"x-role", "admin"}};
   const nlohmann::json doc = {
       {"paths",
-       {{"/api/jobs/{id}", {{"parameters", nlohmann::json::array()}, {"get", nlohmann::json::object()}}},
-        {"/api/nodes", {{"get", nlohmann::json::object()}, {"post", nlohmann::json::object()}}}}}};
-  EXPECT_TRUE(CheckRoutes({{"get", "/api/jobs/{id}"}, {"get", "/api/nodes"}, {"post", "/api/nodes"}}, doc));
+       {{"/api/jobs/{id}", {{"parameters", nlohmann::json::array()}, {"get", ro}}},
+        {"/api/nodes", {{"get", ro}, {"post", admin}}}}}};
+  const Access R = Access::kReadOnly, A = Access::kAdmin;
+  EXPECT_TRUE(CheckRoutes({{"get", "/api/jobs/{id}", R}, {"get", "/api/nodes", R}, {"post", "/api/nodes", A}}, doc));
 
-  auto r = CheckRoutes({{"get", "/api/jobs/{id}"}, {"get", "/api/nodes"}, {"get", "/api/nodes"},
-                        {"delete", "/api/nodes"}},
+  auto r = CheckRoutes({{"get", "/api/jobs/{id}", R}, {"get", "/api/nodes", R}, {"get", "/api/nodes", R},
+                        {"delete", "/api/nodes", A}},
                        doc);
   ASSERT_FALSE(r);
   const std::string& m = r.error().message;
@@ -44,6 +46,25 @@ TEST(Router, CheckNamesEveryDifferenceWithTheDocument) {
   EXPECT_EQ(m.find("parameters"), std::string::npos) << m;  // not an operation
 
   EXPECT_FALSE(CheckRoutes({}, nlohmann::json::object()));  // no paths at all
+}
+
+TEST(Router, CheckComparesWhoMayCallEachOperation) {
+  const nlohmann::json doc = {
+      {"paths",
+       {{"/api/health", {{"get", {{"security", nlohmann::json::array()}}}}},
+        {"/api/nodes", {{"get", {{"x-role", "read-only"}}}, {"post", {{"x-role", "boss"}}}}},
+        {"/api/users", {{"get", nlohmann::json::object()}}}}}};
+  auto r = CheckRoutes({{"get", "/api/health", Access::kOpen},
+                        {"get", "/api/nodes", Access::kAdmin},
+                        {"post", "/api/nodes", Access::kAdmin},
+                        {"get", "/api/users", Access::kAdmin}},
+                       doc);
+  ASSERT_FALSE(r);
+  const std::string& m = r.error().message;
+  EXPECT_NE(m.find("get /api/nodes is served as admin but documented as read-only"), std::string::npos) << m;
+  EXPECT_NE(m.find("post /api/nodes states no access"), std::string::npos) << m;  // unknown role
+  EXPECT_NE(m.find("get /api/users states no access"), std::string::npos) << m;   // none at all
+  EXPECT_EQ(m.find("/api/health"), std::string::npos) << m;                       // open, as documented
 }
 
 TEST(Router, TheServedDocumentIsTheBuiltOne) {

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "http/api.h"
+#include "http/auth.h"
 #include "http/errors.h"
 #include "http/router.h"
 
@@ -57,22 +58,22 @@ std::vector<std::string> ReadinessProblems(Services& s) {
 void AddSystemRoutes(Router& r, Services& s) {
   // Liveness: 200 while the process serves HTTP. It also says whether every receiver listens,
   // so a server that started without some of them is never silently "ok".
-  // Without the admin's credentials (when [auth] is on), only whether, not which or why.
-  r.Get("/api/health", [&s](const httplib::Request& req, httplib::Response& res) {
+  // Without an account's credentials, only whether, not which or why.
+  r.Get("/api/health", Access::kOpen, [&s](const httplib::Request& req, httplib::Response& res) {
     nlohmann::json failed = NotListening(s.receivers);
     nlohmann::json body{{"status", "ok"}, {"receivers_ok", failed.empty()}};
-    if (IsAuthorized(req, s.settings)) body["receivers_not_listening"] = failed;
+    if (TryAuthenticate(s, req)) body["receivers_not_listening"] = failed;
     SendJson(res, 200, body);
   });
   // Readiness: 503 naming each reason when it should not be given work.
-  r.Get("/api/ready", [&s](const httplib::Request& req, httplib::Response& res) {
+  r.Get("/api/ready", Access::kOpen, [&s](const httplib::Request& req, httplib::Response& res) {
     auto problems = ReadinessProblems(s);
     if (problems.empty()) {
       SendJson(res, 200, {{"status", "ready"}});
       return;
     }
-    if (!IsAuthorized(req, s.settings)) {
-      SendJson(res, 503, {{"error", fmt::format("not ready: {} problem(s); details with the admin's credentials",
+    if (!TryAuthenticate(s, req)) {
+      SendJson(res, 503, {{"error", fmt::format("not ready: {} problem(s); details with an account's credentials",
                                                 problems.size())}});
       return;
     }
@@ -80,15 +81,15 @@ void AddSystemRoutes(Router& r, Services& s) {
     for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
     SendJson(res, 503, {{"error", "not ready: " + all}, {"problems", problems}});
   });
-  r.Get("/api/openapi.yaml", [](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/openapi.yaml", Access::kOpen, [](const httplib::Request&, httplib::Response& res) {
     res.set_content(kOpenApiYaml, "application/yaml");
   });
-  r.Get("/api/openapi.json", [](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/openapi.json", Access::kOpen, [](const httplib::Request&, httplib::Response& res) {
     res.set_content(kOpenApiJson, "application/json");
   });
-  r.Get("/api/system", [&s](const httplib::Request&, httplib::Response& res) {
+  r.Get("/api/system", Access::kReadOnly, [&s](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, {{"ae_title", s.settings.ae_title}, {"version", "0.1.0"},
-                        {"auth_enabled", s.settings.admin_password.has_value()}});
+                        {"auth_enabled", true}, {"https", !s.settings.https_cert_file.empty()}});
   });
 }
 

@@ -497,12 +497,14 @@ void JobService::Finish(Live& live, JobOutcome out) {
   }
   history.push_back(entry);
   row.history = Dump(history);
+  // The table first, then what GET shows: whoever sees the end (and retries the job at once)
+  // finds it in the table too.
+  if (auto r = db_.UpdateJob(row); !r) {
+    spdlog::error("job {}: cannot save the end of its run ({}): {}", row.id, out.state, r.error().message);
+  }
   {
     std::lock_guard lock(live.mu);
     live.row = row;
-  }
-  if (auto r = db_.UpdateJob(row); !r) {
-    spdlog::error("job {}: cannot save the end of its run ({}): {}", row.id, out.state, r.error().message);
   }
   // A job that waits for its jobs looks again now if they all ended while it ran (their own
   // wake-up found it running); a job that ended wakes the one it is part of.

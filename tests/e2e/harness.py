@@ -11,6 +11,7 @@ Environment:
     PACSBRIDGE_KEEP_TMP=1 keep the temporary directories (their path is printed)
 """
 
+import base64
 import json
 import os
 import re
@@ -125,10 +126,13 @@ def server_env():
     return env
 
 
-def run_tool(args, timeout=120, **kw):
-    """Run a command (DCMTK tool, pacsbridge CLI) with TCP_NODELAY=1; CompletedProcess."""
+def run_tool(args, timeout=120, env=None, **kw):
+    """Run a command (DCMTK tool, pacsbridge CLI) with TCP_NODELAY=1; CompletedProcess.
+    env: variables added to tool_env()."""
+    full = tool_env()
+    full.update(env or {})
     return subprocess.run([str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, env=tool_env(), **kw)
+                          timeout=timeout, env=full, **kw)
 
 
 def start_tool(args, **kw):
@@ -161,10 +165,11 @@ def proc_output(cp):
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def http_request(method, url, body=None, headers=None, timeout=30):
+def http_request(method, url, body=None, headers=None, timeout=30, ssl_context=None):
     """Return (status, headers, body bytes); never raises for HTTP error statuses.
 
-    body: bytes/str sent as is, anything else is JSON-encoded.
+    body: bytes/str sent as is, anything else is JSON-encoded; ssl_context: for https URLs
+    (e.g. one that trusts a test's own CA).
     """
     hdrs = dict(headers or {})
     data = None
@@ -177,8 +182,10 @@ def http_request(method, url, body=None, headers=None, timeout=30):
             data = json.dumps(body).encode("utf-8")
         hdrs.setdefault("Content-Type", "application/json")
     req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    opener = _opener if ssl_context is None else urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ssl_context))
     try:
-        with _opener.open(req, timeout=timeout) as r:
+        with opener.open(req, timeout=timeout) as r:
             return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
         try:
@@ -197,10 +204,20 @@ def parse_json(payload):
         return {"_unparsed": payload[:2000].decode("utf-8", "replace")}
 
 
-def http_json(method, url, body=None, timeout=30):
+def http_json(method, url, body=None, timeout=30, headers=None):
     """Return (status, parsed JSON or None)."""
-    status, _, payload = http_request(method, url, body, timeout=timeout)
+    status, _, payload = http_request(method, url, body, headers=headers, timeout=timeout)
     return status, parse_json(payload)
+
+
+def basic_auth(user, password):
+    """The Authorization header of HTTP basic authentication."""
+    token = base64.b64encode(("%s:%s" % (user, password)).encode("utf-8")).decode("ascii")
+    return {"Authorization": "Basic " + token}
+
+
+# The password of the "admin" account of servers started by the tests ([auth] admin_password).
+ADMIN_PASSWORD = "e2e-Admin-pw1"
 
 
 # --------------------------------------------------------------------------- TOML
@@ -220,9 +237,10 @@ def toml_value(v):
 
 
 def toml_config(*, data_dir, http_port, ae_title="PACSBRIDGE", receivers=(), nodes=(),
-                extra="", server_extra="", database_path=None):
+                extra="", server_extra="", database_path=None, admin_password=None):
     """server_extra: lines added to [server] (e.g. "max_associations = 1");
-    database_path: the SQLite index file (default: index.db inside data_dir)."""
+    database_path: the SQLite index file (default: index.db inside data_dir);
+    admin_password: written as [auth] admin_password unless `extra` has its own [auth]."""
     lines = ["[server]",
              "data_dir = %s" % toml_value(str(data_dir)),
              "http_listen = %s" % toml_value("127.0.0.1:%d" % http_port),
@@ -239,6 +257,8 @@ def toml_config(*, data_dir, http_port, ae_title="PACSBRIDGE", receivers=(), nod
             lines.append("[[%s]]" % table)
             lines += ["%s = %s" % (k, toml_value(v)) for k, v in item.items()]
             lines.append("")
+    if admin_password is not None and "[auth]" not in extra:
+        lines += ["[auth]", "admin_password = %s" % toml_value(admin_password), ""]
     if extra:
         lines.append(extra)
     return "\n".join(lines) + "\n"
@@ -304,10 +324,17 @@ class Server(_Process):
     name = "pacsbridge"
 
     def __init__(self, workdir, *, receivers=None, nodes=(), ae_title="PACSBRIDGE",
-                 extra_toml="", http_port=None, server_toml="", database_path=None):
+                 extra_toml="", http_port=None, server_toml="", database_path=None,
+                 admin_password=ADMIN_PASSWORD):
         """server_toml: lines added to the [server] table; database_path: where the SQLite
-        index lives (default: inside the data directory)."""
+        index lives (default: inside the data directory); admin_password: the initial
+        password of "admin", which api(), raw() and cli() use (an [auth] table in extra_toml
+        takes its place; its admin_password is then the one used)."""
         super().__init__(workdir)
+        m = re.search(r'admin_password\s*=\s*"([^"]*)"', extra_toml)
+        self.admin_password = m.group(1) if m else admin_password
+        # (user, password) that api(), raw() and cli() send; None: no credentials.
+        self.credentials = ("admin", self.admin_password) if self.admin_password else None
         self.http_port = http_port or free_port()
         if receivers is None:
             receivers = [{"ae_title": "PACSBRIDGE", "port": free_port(),
@@ -319,7 +346,8 @@ class Server(_Process):
         self.config_path.write_text(toml_config(
             data_dir=self.data_dir, http_port=self.http_port, ae_title=ae_title,
             receivers=self.receivers, nodes=self.nodes, extra=extra_toml,
-            server_extra=server_toml, database_path=database_path), "utf-8")
+            server_extra=server_toml, database_path=database_path,
+            admin_password=None if m else admin_password), "utf-8")
 
     @property
     def url(self):
@@ -362,18 +390,34 @@ class Server(_Process):
                              "{\"status\":\"ok\"} within %ss; log:\n%s"
                              % (timeout, self.log_tail()))
 
-    def api(self, method, path, body=None, timeout=30):
-        """(status, parsed JSON) of a call to the REST API (path starts with /api)."""
-        return http_json(method, self.url + path, body, timeout=timeout)
+    _DEFAULT = object()
 
-    def raw(self, method, path, body=None, headers=None, timeout=30):
-        """(status, headers, bytes) of a call to the REST API."""
-        return http_request(method, self.url + path, body, headers=headers, timeout=timeout)
+    def _auth_headers(self, auth, headers=None):
+        hdrs = dict(headers or {})
+        creds = self.credentials if auth is Server._DEFAULT else auth
+        if creds and "Authorization" not in hdrs:
+            hdrs.update(basic_auth(*creds))
+        return hdrs
 
-    def cli(self, *args, timeout=60):
-        """Run the pacsbridge CLI against this server (--server appended)."""
+    def api(self, method, path, body=None, timeout=30, auth=_DEFAULT, headers=None):
+        """(status, parsed JSON) of a call to the REST API (path starts with /api), as the
+        admin by HTTP basic unless auth says otherwise: (user, password), or None for none."""
+        return http_json(method, self.url + path, body, timeout=timeout,
+                         headers=self._auth_headers(auth, headers))
+
+    def raw(self, method, path, body=None, headers=None, timeout=30, auth=_DEFAULT):
+        """(status, headers, bytes) of a call to the REST API; credentials as for api(), and
+        none added when headers has its own Authorization."""
+        return http_request(method, self.url + path, body,
+                            headers=self._auth_headers(auth, headers), timeout=timeout)
+
+    def cli(self, *args, timeout=60, auth=_DEFAULT):
+        """Run the pacsbridge CLI against this server (--server appended), as the admin
+        ($PACSBRIDGE_USER / $PACSBRIDGE_PASSWORD) unless auth says otherwise."""
+        creds = self.credentials if auth is Server._DEFAULT else auth
+        env = {"PACSBRIDGE_USER": creds[0], "PACSBRIDGE_PASSWORD": creds[1]} if creds else {}
         return run_tool([require_binary()] + list(args) + ["--server", self.url],
-                        timeout=timeout)
+                        timeout=timeout, env=env)
 
     def stop_and_check(self):
         """Stop with SIGTERM and assert exit code 0."""

@@ -24,9 +24,12 @@ LONG_UID_ROOT = "1.2.826.0.1.3680043.8.498.99999999"
 
 
 def cli_env(**changes):
+    """The CLI's environment: no server or $COLUMNS from the caller; the admin of the test's
+    servers by $PACSBRIDGE_USER / $PACSBRIDGE_PASSWORD."""
     env = harness.tool_env()
-    for k in ("PACSBRIDGE_SERVER", "PACSBRIDGE_PASSWORD", "COLUMNS"):
+    for k in ("PACSBRIDGE_SERVER", "PACSBRIDGE_TOKEN", "COLUMNS"):
         env.pop(k, None)
+    env.update({"PACSBRIDGE_USER": "admin", "PACSBRIDGE_PASSWORD": harness.ADMIN_PASSWORD})
     env.update(changes)
     return env
 

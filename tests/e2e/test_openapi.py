@@ -45,7 +45,8 @@ class OpenApiTest(harness.E2ETestCase):
                 if method not in METHODS:
                     continue
                 url = path
-                for name in ("name", "id", "project", "subject", "session", "uid", "sop_instance_uid"):
+                for name in ("name", "id", "project", "subject", "session", "uid", "sop_instance_uid",
+                             "username"):
                     url = url.replace("{%s}" % name, "no-such-" + name.replace("_", "-"))
                 self.assertNotIn("{", url, "a parameter this test does not fill: %s" % path)
                 body = {} if method in ("post", "put", "patch") else None

@@ -208,14 +208,14 @@ class ReadinessTests(harness.E2ETestCase):
         self.assertEqual(cp.returncode, 2, harness.proc_output(cp))
         self.assertNotRegex(cp.stderr, r"PACS Bridge (ready|running)|indexed \d+ instance")
 
-    def test_details_need_the_admins_credentials_when_auth_is_on(self):
+    def test_details_need_an_accounts_credentials(self):
         receivers = [{"ae_title": "GOOD", "port": harness.free_port(), "bind": "127.0.0.1"},
                      self.receivers[1]]
         srv = self.start_server(receivers=receivers,
                                 extra_toml='[auth]\nadmin_password = "pw-Secret1"\n')
-        status, body = srv.api("GET", "/api/health")
+        status, body = srv.api("GET", "/api/health", auth=None)
         self.assertEqual((status, body), (200, {"status": "ok", "receivers_ok": False}))
-        status, body = srv.api("GET", "/api/ready")
+        status, body = srv.api("GET", "/api/ready", auth=None)
         self.assertEqual(status, 503, body)
         self.assertNotIn("BUSY", json.dumps(body))
         self.assertNotIn(str(self.busy_port), json.dumps(body))

@@ -1,0 +1,488 @@
+#include "auth/accounts.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "auth/crypto.h"
+
+namespace pb::auth {
+
+namespace {
+
+constexpr int64_t kPasswordCacheSeconds = 300;
+constexpr size_t kMaxPasswordCache = 1024;
+constexpr size_t kMaxThrottled = 10000;
+constexpr int64_t kSessionTouchSeconds = 60;  // last use is written at most this often
+constexpr const char* kTokenPrefix = "pbt_";
+
+std::string Key(std::string_view name) {
+  std::string k(name);
+  for (char& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return k;
+}
+
+Refusal Wrong() { return {Refusal::Why::kCredentials, "wrong user name or password", 0}; }
+
+}  // namespace
+
+int ThrottleDelaySeconds(int failures) {
+  if (failures < kFreeFailures) return 0;
+  const int shift = std::min(failures - kFreeFailures + 1, 16);
+  return std::min(1 << shift, kMaxDelaySeconds);
+}
+
+std::string UsernameProblem(const std::string& name) {
+  if (name.empty() || name.size() > 64) return "a user name has 1 to 64 characters";
+  if (!std::isalnum(static_cast<unsigned char>(name[0]))) return "a user name starts with a letter or a digit";
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '@' && c != '-') {
+      return fmt::format("a user name has only letters, digits and . _ @ - (not '{}')", c);
+    }
+  }
+  return {};
+}
+
+Accounts::Accounts(Database& db, const Clock& clock, AccountSettings settings)
+    : db_(db), clock_(clock), settings_(std::move(settings)), cache_secret_(RandomToken(32)) {}
+
+int64_t Accounts::NowS() const {
+  return std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch()).count();
+}
+
+Result<void> Accounts::Load() {
+  auto users = db_.LoadUsers();
+  if (!users) return tl::unexpected(users.error());
+  auto sessions = db_.LoadSessions();
+  if (!sessions) return tl::unexpected(sessions.error());
+  auto tokens = db_.LoadTokens();
+  if (!tokens) return tl::unexpected(tokens.error());
+  const int64_t now = NowS();
+  const int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(settings_.session_idle).count();
+  if (auto swept = db_.DeleteSessionsBefore(now); !swept) return swept;
+  std::lock_guard lock(mu_);
+  users_.clear();
+  for (auto& u : *users) users_[Key(u.username)] = std::move(u);
+  sessions_.clear();
+  session_saved_.clear();
+  for (auto& s : *sessions) {
+    if (s.expires_s <= now || now - s.last_seen_s > idle) continue;  // left for the next sweep
+    session_saved_[s.id_hash] = s.last_seen_s;
+    sessions_[s.id_hash] = std::move(s);
+  }
+  tokens_.clear();
+  for (auto& t : *tokens) tokens_[t.token_hash] = std::move(t);
+  return {};
+}
+
+Result<std::optional<std::string>> Accounts::Bootstrap(const std::optional<std::string>& initial, bool* initial_opens) {
+  {
+    std::lock_guard lock(mu_);
+    if (!users_.empty()) {
+      if (initial_opens) {
+        auto admin = users_.find("admin");
+        *initial_opens = initial && admin != users_.end() && VerifyPassword(*initial, admin->second.password_hash);
+      }
+      return std::optional<std::string>();
+    }
+  }
+  const std::string password = initial ? *initial : RandomPassword(20);
+  auto hash = HashPassword(password, settings_.cost);
+  if (!hash) return tl::unexpected(hash.error());
+  const std::string now = UtcNowIso();
+  UserRecord admin{"admin", RoleName(Role::kAdmin), *hash, now, now, ""};
+  auto inserted = db_.InsertUser(admin);
+  if (!inserted) return tl::unexpected(inserted.error());
+  {
+    std::lock_guard lock(mu_);
+    users_["admin"] = admin;
+  }
+  Audit({0, now, "(server)", "start", "", "", "user.create", "user", "admin", "null",
+         nlohmann::json{{"username", "admin"}, {"role", "admin"}}.dump()});
+  if (initial) return std::optional<std::string>();
+  if (!settings_.initial_password_file.empty()) {
+    // Readable by the service's user only, from its creation on.
+    const mode_t old = ::umask(077);
+    {
+      std::ofstream f(settings_.initial_password_file, std::ios::trunc);
+      f << password << '\n';
+    }
+    ::umask(old);
+    ::chmod(settings_.initial_password_file.c_str(), 0600);
+  }
+  return std::optional<std::string>(password);
+}
+
+AuthResult<Principal> Accounts::CheckPassword(const std::string& username, const std::string& password,
+                                              const std::string& client, const char* via) {
+  const std::string key = Key(username);
+  const int64_t now = NowS();
+  const std::string cache_key = Sha256Hex(cache_secret_ + '\0' + key + '\0' + password);
+  std::string stored_hash;
+  {
+    std::lock_guard lock(mu_);
+    if (auto t = throttle_.find(key); t != throttle_.end()) {
+      const int64_t wait = t->second.last_failure_s + ThrottleDelaySeconds(t->second.failures) - now;
+      if (wait > 0) {
+        return tl::unexpected(Refusal{Refusal::Why::kThrottled,
+                                      fmt::format("too many failed log-ins for '{}'; try again in {} s", username, wait),
+                                      static_cast<int>(wait)});
+      }
+    }
+    auto u = users_.find(key);
+    if (u != users_.end()) {
+      stored_hash = u->second.password_hash;
+      auto c = password_cache_.find(cache_key);
+      if (c != password_cache_.end() && c->second.until_s > now && c->second.username_key == key &&
+          ConstantTimeEquals(c->second.hash, stored_hash)) {
+        throttle_.erase(key);
+        return Principal{u->second.username, ParseRole(u->second.role).value_or(Role::kReadOnly), via, "", "", ""};
+      }
+    }
+  }
+  // The slow part, outside the lock. An unknown name costs the same as a known one.
+  bool ok;
+  if (stored_hash.empty()) {
+    {
+      std::lock_guard lock(mu_);
+      if (dummy_hash_.empty()) dummy_hash_ = HashPassword("not a password of anyone", settings_.cost).value_or("");
+    }
+    VerifyPassword(password, dummy_hash_);
+    ok = false;
+  } else {
+    ok = VerifyPassword(password, stored_hash);
+  }
+  std::unique_lock lock(mu_);
+  auto u = users_.find(key);
+  if (!ok || u == users_.end() || u->second.password_hash != stored_hash) {
+    if (throttle_.size() >= kMaxThrottled) {
+      std::erase_if(throttle_, [&](const auto& e) { return now - e.second.last_failure_s > kMaxDelaySeconds; });
+      if (throttle_.size() >= kMaxThrottled) throttle_.clear();
+    }
+    Throttle& t = throttle_[key];
+    ++t.failures;
+    t.last_failure_s = now;
+    const int failures = t.failures;
+    lock.unlock();
+    Audit({0, UtcNowIso(), username, via, client, "", "auth.login_failed", "user", username, "null",
+           nlohmann::json{{"failures_in_a_row", failures}}.dump()});
+    return tl::unexpected(Wrong());
+  }
+  throttle_.erase(key);
+  if (password_cache_.size() >= kMaxPasswordCache) password_cache_.clear();
+  password_cache_[cache_key] = {key, stored_hash, now + kPasswordCacheSeconds};
+  UserRecord& user = u->second;
+  user.last_login_at = UtcNowIso();
+  const UserRecord copy = user;
+  lock.unlock();
+  if (auto saved = db_.UpdateUser(copy); !saved) spdlog::warn("accounts: {}", saved.error().message);
+  return Principal{copy.username, ParseRole(copy.role).value_or(Role::kReadOnly), via, "", "", ""};
+}
+
+AuthResult<Principal> Accounts::Basic(const std::string& username, const std::string& password,
+                                      const std::string& client) {
+  return CheckPassword(username, password, client, "basic");
+}
+
+AuthResult<NewSession> Accounts::Login(const std::string& username, const std::string& password,
+                                       const std::string& client) {
+  auto p = CheckPassword(username, password, client, "session");
+  if (!p) return tl::unexpected(p.error());
+  const int64_t now = NowS();
+  NewSession out;
+  out.cookie = RandomToken(32);
+  SessionRecord s;
+  s.id_hash = Sha256Hex(out.cookie);
+  s.username = p->username;
+  s.csrf_token = RandomToken(32);
+  s.client = client;
+  s.created_s = now;
+  s.last_seen_s = now;
+  s.expires_s = now + std::chrono::duration_cast<std::chrono::seconds>(settings_.session_max).count();
+  if (auto saved = db_.InsertSession(s); !saved) {
+    spdlog::error("accounts: {}", saved.error().message);
+    return tl::unexpected(Refusal{Refusal::Why::kCredentials, "the session could not be saved; see the server log", 0});
+  }
+  {
+    std::lock_guard lock(mu_);
+    // Sessions that ended (idle or past their end) go when a new one starts.
+    const int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(settings_.session_idle).count();
+    std::erase_if(session_saved_, [&](const auto& e) {
+      auto it = sessions_.find(e.first);
+      return it == sessions_.end() || it->second.expires_s <= now || now - it->second.last_seen_s > idle;
+    });
+    std::erase_if(sessions_, [&](const auto& e) { return !session_saved_.count(e.first); });
+    sessions_[s.id_hash] = s;
+    session_saved_[s.id_hash] = now;
+  }
+  if (auto swept = db_.DeleteSessionsBefore(now); !swept) spdlog::warn("accounts: {}", swept.error().message);
+  out.principal = *p;
+  out.principal.session_hash = s.id_hash;
+  out.principal.csrf_token = s.csrf_token;
+  out.expires_s = s.expires_s;
+  Audit({0, UtcNowIso(), p->username, "session", client, "", "auth.login", "user", p->username, "null", "null"});
+  return out;
+}
+
+AuthResult<Principal> Accounts::Session(const std::string& cookie) {
+  const std::string hash = Sha256Hex(cookie);
+  const int64_t now = NowS();
+  const int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(settings_.session_idle).count();
+  std::unique_lock lock(mu_);
+  auto it = sessions_.find(hash);
+  const Refusal ended{Refusal::Why::kCredentials, "the session has ended; log in again", 0};
+  if (it == sessions_.end()) return tl::unexpected(ended);
+  SessionRecord& s = it->second;
+  auto u = users_.find(Key(s.username));
+  if (s.expires_s <= now || now - s.last_seen_s > idle || u == users_.end()) {
+    sessions_.erase(it);
+    session_saved_.erase(hash);
+    lock.unlock();
+    if (auto gone = db_.DeleteSession(hash); !gone) spdlog::warn("accounts: {}", gone.error().message);
+    return tl::unexpected(ended);
+  }
+  s.last_seen_s = now;
+  Principal p{u->second.username, ParseRole(u->second.role).value_or(Role::kReadOnly), "session", hash,
+              s.csrf_token, ""};
+  int64_t& saved = session_saved_[hash];
+  const bool touch = now - saved >= kSessionTouchSeconds;
+  if (touch) saved = now;
+  lock.unlock();
+  if (touch) {
+    if (auto t = db_.TouchSession(hash, now); !t) spdlog::warn("accounts: {}", t.error().message);
+  }
+  return p;
+}
+
+AuthResult<Principal> Accounts::Token(const std::string& secret) {
+  const Refusal bad{Refusal::Why::kCredentials, "the API token is not valid (revoked, expired or mistyped)", 0};
+  if (secret.rfind(kTokenPrefix, 0) != 0) return tl::unexpected(bad);
+  const std::string hash = Sha256Hex(secret);
+  const int64_t now = NowS();
+  std::unique_lock lock(mu_);
+  auto it = tokens_.find(hash);
+  if (it == tokens_.end()) return tl::unexpected(bad);
+  TokenRecord& t = it->second;
+  auto u = users_.find(Key(t.username));
+  if ((t.expires_s != 0 && t.expires_s <= now) || u == users_.end()) return tl::unexpected(bad);
+  const Role role = std::min(ParseRole(t.role).value_or(Role::kReadOnly), ParseRole(u->second.role).value_or(Role::kReadOnly));
+  Principal p{u->second.username, role, "token", "", "", t.id};
+  const bool touch = now - t.last_used_s >= kSessionTouchSeconds;
+  if (touch) t.last_used_s = now;
+  const std::string id = t.id;
+  lock.unlock();
+  if (touch) {
+    if (auto saved = db_.TouchToken(id, now); !saved) spdlog::warn("accounts: {}", saved.error().message);
+  }
+  return p;
+}
+
+void Accounts::Logout(const Principal& p) {
+  if (p.session_hash.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    sessions_.erase(p.session_hash);
+    session_saved_.erase(p.session_hash);
+  }
+  if (auto gone = db_.DeleteSession(p.session_hash); !gone) spdlog::warn("accounts: {}", gone.error().message);
+}
+
+std::vector<UserRecord> Accounts::Users() const {
+  std::lock_guard lock(mu_);
+  std::vector<UserRecord> out;
+  for (const auto& [k, u] : users_) {
+    out.push_back(u);
+    out.back().password_hash.clear();
+  }
+  return out;
+}
+
+std::optional<UserRecord> Accounts::User(const std::string& username) const {
+  std::lock_guard lock(mu_);
+  auto it = users_.find(Key(username));
+  if (it == users_.end()) return std::nullopt;
+  UserRecord u = it->second;
+  u.password_hash.clear();
+  return u;
+}
+
+int Accounts::AdminCountLocked() const {
+  return static_cast<int>(std::count_if(users_.begin(), users_.end(), [](const auto& e) {
+    return e.second.role == RoleName(Role::kAdmin);
+  }));
+}
+
+Result<UserRecord> Accounts::CreateUser(const std::string& username, const std::string& role,
+                                        const std::string& password) {
+  if (auto why = UsernameProblem(username); !why.empty()) return Fail(Code::kInvalidArgument, why, "username");
+  if (!ParseRole(role)) {
+    return Fail(Code::kInvalidArgument, fmt::format("unknown role '{}': admin, user or read-only", role), "role");
+  }
+  if (auto why = PasswordProblem(password, username); !why.empty()) return Fail(Code::kInvalidArgument, why, "password");
+  {
+    std::lock_guard lock(mu_);
+    if (users_.count(Key(username))) {
+      return Fail(Code::kAlreadyExists, fmt::format("an account named '{}' exists", username), "username");
+    }
+  }
+  auto hash = HashPassword(password, settings_.cost);
+  if (!hash) return tl::unexpected(hash.error());
+  const std::string now = UtcNowIso();
+  UserRecord u{username, role, *hash, now, now, ""};
+  auto inserted = db_.InsertUser(u);
+  if (!inserted) return tl::unexpected(inserted.error());
+  if (!*inserted) return Fail(Code::kAlreadyExists, fmt::format("an account named '{}' exists", username), "username");
+  std::lock_guard lock(mu_);
+  users_[Key(username)] = u;
+  u.password_hash.clear();
+  return u;
+}
+
+void Accounts::RemoveSessionsLocked(const std::string& username_key, const std::string& keep) {
+  std::erase_if(sessions_, [&](const auto& e) { return Key(e.second.username) == username_key && e.first != keep; });
+  std::erase_if(session_saved_, [&](const auto& e) { return !sessions_.count(e.first); });
+}
+
+Result<UserRecord> Accounts::UpdateUser(const std::string& username, const std::optional<std::string>& role,
+                                        const std::optional<std::string>& password, const std::string& keep_session) {
+  const std::string key = Key(username);
+  if (role && !ParseRole(*role)) {
+    return Fail(Code::kInvalidArgument, fmt::format("unknown role '{}': admin, user or read-only", *role), "role");
+  }
+  std::optional<std::string> hash;
+  {
+    std::lock_guard lock(mu_);
+    auto it = users_.find(key);
+    if (it == users_.end()) return Fail(Code::kNotFound, fmt::format("no account named '{}'", username));
+    if (role && *role != RoleName(Role::kAdmin) && it->second.role == RoleName(Role::kAdmin) && AdminCountLocked() == 1) {
+      return Fail(Code::kConflict, "at least one admin account must remain: make another account admin first", "role");
+    }
+    if (password) {
+      if (auto why = PasswordProblem(*password, it->second.username); !why.empty()) {
+        return Fail(Code::kInvalidArgument, why, "password");
+      }
+    }
+  }
+  if (password) {
+    auto h = HashPassword(*password, settings_.cost);
+    if (!h) return tl::unexpected(h.error());
+    hash = *h;
+  }
+  std::unique_lock lock(mu_);
+  auto it = users_.find(key);
+  if (it == users_.end()) return Fail(Code::kNotFound, fmt::format("no account named '{}'", username));
+  UserRecord updated = it->second;
+  if (role) updated.role = *role;
+  if (hash) {
+    updated.password_hash = *hash;
+    updated.password_changed_at = UtcNowIso();
+  }
+  if (auto saved = db_.UpdateUser(updated); !saved) return tl::unexpected(saved.error());
+  it->second = updated;
+  if (hash) RemoveSessionsLocked(key, keep_session);
+  lock.unlock();
+  if (hash) {
+    if (auto gone = db_.DeleteUserSessions(updated.username, keep_session); !gone) {
+      spdlog::warn("accounts: {}", gone.error().message);
+    }
+    if (key == "admin" && !settings_.initial_password_file.empty()) {
+      std::error_code ec;
+      std::filesystem::remove(settings_.initial_password_file, ec);
+    }
+  }
+  updated.password_hash.clear();
+  return updated;
+}
+
+void Accounts::EraseUserLocked(const std::string& key) {
+  users_.erase(key);
+  RemoveSessionsLocked(key, "");
+  std::erase_if(tokens_, [&](const auto& e) { return Key(e.second.username) == key; });
+}
+
+Result<void> Accounts::DeleteUser(const std::string& username) {
+  const std::string key = Key(username);
+  std::lock_guard lock(mu_);
+  auto it = users_.find(key);
+  if (it == users_.end()) return Fail(Code::kNotFound, fmt::format("no account named '{}'", username));
+  if (it->second.role == RoleName(Role::kAdmin) && AdminCountLocked() == 1) {
+    return Fail(Code::kConflict, "at least one admin account must remain: make another account admin first");
+  }
+  if (auto gone = db_.DeleteUser(it->second.username); !gone) return gone;
+  EraseUserLocked(key);
+  return {};
+}
+
+Result<NewToken> Accounts::CreateToken(const Principal& p, const std::string& name, const std::optional<std::string>& role,
+                                       std::optional<int> expires_days) {
+  const bool blank = std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isspace(c); });
+  if (blank || name.size() > 100) return Fail(Code::kInvalidArgument, "a token needs a name of 1 to 100 characters", "name");
+  Role r = p.role;
+  if (role) {
+    auto parsed = ParseRole(*role);
+    if (!parsed) return Fail(Code::kInvalidArgument, fmt::format("unknown role '{}': admin, user or read-only", *role), "role");
+    if (!Includes(p.role, *parsed)) {
+      return Fail(Code::kInvalidArgument, fmt::format("a token's role cannot be above yours ({})", RoleName(p.role)), "role");
+    }
+    r = *parsed;
+  }
+  if (expires_days && (*expires_days < 1 || *expires_days > 3650)) {
+    return Fail(Code::kInvalidArgument, "expires_days is a whole number of days from 1 to 3650", "expires_days");
+  }
+  const int64_t now = NowS();
+  NewToken out;
+  out.secret = kTokenPrefix + RandomToken(32);
+  TokenRecord& t = out.record;
+  t.id = RandomToken(9);
+  t.username = p.username;
+  t.name = name;
+  t.role = RoleName(r);
+  t.token_hash = Sha256Hex(out.secret);
+  t.created_s = now;
+  t.expires_s = expires_days ? now + int64_t{*expires_days} * 86400 : 0;
+  if (auto saved = db_.InsertToken(t); !saved) return tl::unexpected(saved.error());
+  std::lock_guard lock(mu_);
+  tokens_[t.token_hash] = t;
+  return out;
+}
+
+std::vector<TokenRecord> Accounts::Tokens(const Principal& p, bool all) const {
+  std::lock_guard lock(mu_);
+  std::vector<TokenRecord> out;
+  const std::string me = Key(p.username);
+  for (const auto& [h, t] : tokens_) {
+    if ((all && p.role == Role::kAdmin) || Key(t.username) == me) out.push_back(t);
+  }
+  std::sort(out.begin(), out.end(), [](const TokenRecord& a, const TokenRecord& b) {
+    return std::tie(a.created_s, a.id) < std::tie(b.created_s, b.id);
+  });
+  return out;
+}
+
+Result<TokenRecord> Accounts::RevokeToken(const Principal& p, const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = std::find_if(tokens_.begin(), tokens_.end(), [&](const auto& e) { return e.second.id == id; });
+  // Someone else's token is "not found" to a non-admin: ids of others are not disclosed.
+  if (it == tokens_.end() || (p.role != Role::kAdmin && Key(it->second.username) != Key(p.username))) {
+    return Fail(Code::kNotFound, fmt::format("no API token with id '{}'", id));
+  }
+  if (auto gone = db_.DeleteToken(id); !gone) return tl::unexpected(gone.error());
+  TokenRecord t = it->second;
+  tokens_.erase(it);
+  return t;
+}
+
+void Accounts::Audit(AuditRecord entry) {
+  if (entry.at.empty()) entry.at = UtcNowIso();
+  if (auto w = db_.AddAudit(entry); !w) spdlog::warn("audit log: {} (the change itself was made)", w.error().message);
+}
+
+Result<std::vector<AuditRecord>> Accounts::AuditLog(const AuditFilter& filter) { return db_.ListAudit(filter); }
+
+}  // namespace pb::auth
