@@ -7,8 +7,12 @@
 
 namespace pb {
 
-using db::DbError;
 using db::Int;
+
+namespace {
+// Bound values here are hashes and tokens: never logged, not even at debug.
+Error DbError(const std::exception& e, std::string_view what) { return db::DbError(e, what, false); }
+}  // namespace
 using db::Str;
 
 Result<std::vector<UserRecord>> Database::LoadUsers() {
@@ -39,16 +43,30 @@ Result<bool> Database::InsertUser(const UserRecord& u) {
   }
 }
 
-Result<void> Database::UpdateUser(const UserRecord& u) {
+Result<void> Database::UpdateUser(const UserRecord& u, const std::string* end_sessions_but) {
   std::lock_guard lock(impl_->writer_mu);
   try {
-    impl_->writer << "UPDATE users SET role = :r, password_hash = :h, password_changed_at = :p, "
-                     "last_login_at = :l WHERE username = :u",
-        soci::use(u.role), soci::use(u.password_hash), soci::use(u.password_changed_at),
-        soci::use(u.last_login_at), soci::use(u.username);
+    soci::transaction tx(impl_->writer);
+    impl_->writer << "UPDATE users SET role = :r, password_hash = :h, password_changed_at = :p WHERE username = :u",
+        soci::use(u.role), soci::use(u.password_hash), soci::use(u.password_changed_at), soci::use(u.username);
+    if (end_sessions_but) {
+      impl_->writer << "DELETE FROM sessions WHERE username = :u AND id_hash <> :k", soci::use(u.username),
+          soci::use(*end_sessions_but);
+    }
+    tx.commit();
     return {};
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, fmt::format("saving the account '{}'", u.username)));
+  }
+}
+
+Result<void> Database::SetUserLastLogin(const std::string& username, const std::string& at) {
+  std::lock_guard lock(impl_->writer_mu);
+  try {
+    impl_->writer << "UPDATE users SET last_login_at = :l WHERE username = :u", soci::use(at), soci::use(username);
+    return {};
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("saving the last log-in of '{}'", username)));
   }
 }
 
@@ -113,17 +131,6 @@ Result<void> Database::DeleteSession(const std::string& id_hash) {
     return {};
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "ending a session"));
-  }
-}
-
-Result<void> Database::DeleteUserSessions(const std::string& username, const std::string& keep) {
-  std::lock_guard lock(impl_->writer_mu);
-  try {
-    impl_->writer << "DELETE FROM sessions WHERE username = :u AND id_hash <> :k", soci::use(username),
-        soci::use(keep);
-    return {};
-  } catch (const std::exception& e) {
-    return tl::unexpected(DbError(e, fmt::format("ending the sessions of '{}'", username)));
   }
 }
 

@@ -19,10 +19,10 @@ namespace db {
 
 std::string NowIso() { return UtcNowIso(); }
 
-Error DbError(const std::exception& e, std::string_view what) {
+Error DbError(const std::exception& e, std::string_view what, bool log_statement) {
   // SOCI adds the statement and its bound values (patient names, UIDs) to what(): the error
   // keeps SQLite's own message only ("database is locked", "disk I/O error").
-  spdlog::debug("index database: {}: {}", what, e.what());  // the whole text, at debug level only
+  if (log_statement) spdlog::debug("index database: {}: {}", what, e.what());  // whole text, debug only
   const auto* soci_error = dynamic_cast<const soci::soci_error*>(&e);
   std::string msg = soci_error ? soci_error->get_error_message() : std::string("unexpected failure");
   Code code = Code::kIoError;

@@ -99,14 +99,15 @@ class Database {
   // its sessions and tokens in the same transaction.
   Result<std::vector<UserRecord>> LoadUsers();
   Result<bool> InsertUser(const UserRecord& user);
-  Result<void> UpdateUser(const UserRecord& user);  // role, hash, times; by name
+  // Role, hash and password_changed_at, by name; with `end_sessions_but` (an id hash, or ""
+  // for none kept) the user's other sessions end in the same transaction.
+  Result<void> UpdateUser(const UserRecord& user, const std::string* end_sessions_but = nullptr);
+  Result<void> SetUserLastLogin(const std::string& username, const std::string& at);
   Result<void> DeleteUser(const std::string& username);
   Result<std::vector<SessionRecord>> LoadSessions();
   Result<void> InsertSession(const SessionRecord& session);
   Result<void> TouchSession(const std::string& id_hash, int64_t last_seen_s);
   Result<void> DeleteSession(const std::string& id_hash);
-  // Deletes the user's sessions but `keep` (an id hash, or "").
-  Result<void> DeleteUserSessions(const std::string& username, const std::string& keep);
   Result<void> DeleteSessionsBefore(int64_t expires_s);  // those ended by then
   Result<std::vector<TokenRecord>> LoadTokens();
   Result<void> InsertToken(const TokenRecord& token);

@@ -29,7 +29,8 @@ struct Database::Impl {
 namespace db {
 
 std::string NowIso();
-Error DbError(const std::exception& e, std::string_view what);
+// `log_statement`: false where bound values are secrets (hashes, tokens): not even at debug.
+Error DbError(const std::exception& e, std::string_view what, bool log_statement = true);
 std::string Str(const soci::row& r, std::size_t i);
 int64_t Int(const soci::row& r, std::size_t i);
 

@@ -1,6 +1,8 @@
 #include "auth/accounts.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -57,6 +59,11 @@ int64_t Accounts::NowS() const {
 }
 
 Result<void> Accounts::Load() {
+  if (dummy_hash_.empty()) {
+    auto dummy = HashPassword(RandomToken(16), settings_.cost);
+    if (!dummy) return tl::unexpected(dummy.error());
+    dummy_hash_ = *dummy;
+  }
   auto users = db_.LoadUsers();
   if (!users) return tl::unexpected(users.error());
   auto sessions = db_.LoadSessions();
@@ -107,93 +114,114 @@ Result<std::optional<std::string>> Accounts::Bootstrap(const std::optional<std::
          nlohmann::json{{"username", "admin"}, {"role", "admin"}}.dump()});
   if (initial) return std::optional<std::string>();
   if (!settings_.initial_password_file.empty()) {
-    // Readable by the service's user only, from its creation on.
-    const mode_t old = ::umask(077);
-    {
-      std::ofstream f(settings_.initial_password_file, std::ios::trunc);
-      f << password << '\n';
+    // Readable by the service's user only, from its creation on; one left by an earlier index
+    // is replaced.
+    const std::string path = settings_.initial_password_file.string();
+    ::unlink(path.c_str());
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    const std::string line = password + "\n";
+    const bool written = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    if (fd >= 0) ::close(fd);
+    if (!written) {
+      ::unlink(path.c_str());
+      spdlog::warn("cannot keep the first admin password in {}: note it from the console now", path);
     }
-    ::umask(old);
-    ::chmod(settings_.initial_password_file.c_str(), 0600);
   }
   return std::optional<std::string>(password);
 }
 
 AuthResult<Principal> Accounts::CheckPassword(const std::string& username, const std::string& password,
-                                              const std::string& client, const char* via) {
+                                              const Caller& caller, const char* via, bool* remembered) {
   const std::string key = Key(username);
   const int64_t now = NowS();
   const std::string cache_key = Sha256Hex(cache_secret_ + '\0' + key + '\0' + password);
   std::string stored_hash;
   {
     std::lock_guard lock(mu_);
-    if (auto t = throttle_.find(key); t != throttle_.end()) {
-      const int64_t wait = t->second.last_failure_s + ThrottleDelaySeconds(t->second.failures) - now;
-      if (wait > 0) {
-        return tl::unexpected(Refusal{Refusal::Why::kThrottled,
-                                      fmt::format("too many failed log-ins for '{}'; try again in {} s", username, wait),
-                                      static_cast<int>(wait)});
-      }
-    }
     auto u = users_.find(key);
+    // A password verified lately opens without a hash, whatever the throttle says: only who
+    // knows it gets here, so an attacker's failures cannot lock out a script that does.
     if (u != users_.end()) {
       stored_hash = u->second.password_hash;
       auto c = password_cache_.find(cache_key);
       if (c != password_cache_.end() && c->second.until_s > now && c->second.username_key == key &&
           ConstantTimeEquals(c->second.hash, stored_hash)) {
-        throttle_.erase(key);
+        if (remembered) *remembered = true;
         return Principal{u->second.username, ParseRole(u->second.role).value_or(Role::kReadOnly), via, "", "", ""};
       }
     }
+    Throttle& t = throttle_[key];
+    const int64_t wait = t.last_failure_s + ThrottleDelaySeconds(t.failures) - now;
+    // Past the free failures, one attempt at a time per name: parallel guesses wait their turn.
+    const bool busy = t.in_flight > 0 && t.failures + t.in_flight >= kFreeFailures;
+    if (wait > 0 || busy) {
+      const int64_t after = std::max<int64_t>(wait, 1);
+      if (t.failures == 0 && t.in_flight == 0) throttle_.erase(key);
+      return tl::unexpected(Refusal{Refusal::Why::kThrottled,
+                                    fmt::format("too many failed log-ins for '{}'; try again in {} s", username, after),
+                                    static_cast<int>(after)});
+    }
+    ++t.in_flight;
   }
   // The slow part, outside the lock. An unknown name costs the same as a known one.
-  bool ok;
-  if (stored_hash.empty()) {
-    {
-      std::lock_guard lock(mu_);
-      if (dummy_hash_.empty()) dummy_hash_ = HashPassword("not a password of anyone", settings_.cost).value_or("");
-    }
-    VerifyPassword(password, dummy_hash_);
-    ok = false;
-  } else {
-    ok = VerifyPassword(password, stored_hash);
-  }
+  const bool ok = VerifyPassword(password, stored_hash.empty() ? dummy_hash_ : stored_hash) && !stored_hash.empty();
   std::unique_lock lock(mu_);
+  Throttle& t = throttle_[key];
+  --t.in_flight;
   auto u = users_.find(key);
   if (!ok || u == users_.end() || u->second.password_hash != stored_hash) {
-    if (throttle_.size() >= kMaxThrottled) {
-      std::erase_if(throttle_, [&](const auto& e) { return now - e.second.last_failure_s > kMaxDelaySeconds; });
-      if (throttle_.size() >= kMaxThrottled) throttle_.clear();
-    }
-    Throttle& t = throttle_[key];
     ++t.failures;
     t.last_failure_s = now;
     const int failures = t.failures;
+    if (throttle_.size() > kMaxThrottled) {
+      // Names whose wait is over, or that are under the free failures, go first; a name still
+      // waiting is never forgotten (that would lift its throttle).
+      std::erase_if(throttle_, [&](const auto& e) {
+        return e.second.in_flight == 0 &&
+               (e.second.failures < kFreeFailures ||
+                now - e.second.last_failure_s > ThrottleDelaySeconds(e.second.failures));
+      });
+    }
     lock.unlock();
-    Audit({0, UtcNowIso(), username, via, client, "", "auth.login_failed", "user", username, "null",
-           nlohmann::json{{"failures_in_a_row", failures}}.dump()});
+    Audit({0, UtcNowIso(), username, via, caller.address, caller.request_id, "auth.login_failed", "user", username,
+           "null", nlohmann::json{{"failures_in_a_row", failures}}.dump()});
     return tl::unexpected(Wrong());
   }
-  throttle_.erase(key);
+  if (t.in_flight == 0) throttle_.erase(key);
+  else t.failures = 0;
   if (password_cache_.size() >= kMaxPasswordCache) password_cache_.clear();
   password_cache_[cache_key] = {key, stored_hash, now + kPasswordCacheSeconds};
   UserRecord& user = u->second;
   user.last_login_at = UtcNowIso();
-  const UserRecord copy = user;
+  const Principal p{user.username, ParseRole(user.role).value_or(Role::kReadOnly), via, "", "", ""};
+  const std::string at = user.last_login_at;
   lock.unlock();
-  if (auto saved = db_.UpdateUser(copy); !saved) spdlog::warn("accounts: {}", saved.error().message);
-  return Principal{copy.username, ParseRole(copy.role).value_or(Role::kReadOnly), via, "", "", ""};
+  if (auto saved = db_.SetUserLastLogin(p.username, at); !saved) spdlog::warn("accounts: {}", saved.error().message);
+  Audit({0, at, p.username, via, caller.address, caller.request_id, "auth.login", "user", p.username, "null", "null"});
+  return p;
 }
 
 AuthResult<Principal> Accounts::Basic(const std::string& username, const std::string& password,
-                                      const std::string& client) {
-  return CheckPassword(username, password, client, "basic");
+                                      const Caller& caller) {
+  return CheckPassword(username, password, caller, "basic");
 }
 
 AuthResult<NewSession> Accounts::Login(const std::string& username, const std::string& password,
-                                       const std::string& client) {
-  auto p = CheckPassword(username, password, client, "session");
+                                       const Caller& caller) {
+  bool remembered = false;
+  auto p = CheckPassword(username, password, caller, "session", &remembered);
   if (!p) return tl::unexpected(p.error());
+  // Every UI log-in is audited (CheckPassword does it when it verified the password).
+  if (remembered) {
+    Audit({0, UtcNowIso(), p->username, "session", caller.address, caller.request_id, "auth.login", "user",
+           p->username, "null", "null"});
+  }
+  const std::string key = Key(p->username);
+  std::string hash_then;
+  {
+    std::lock_guard lock(mu_);
+    if (auto u = users_.find(key); u != users_.end()) hash_then = u->second.password_hash;
+  }
   const int64_t now = NowS();
   NewSession out;
   out.cookie = RandomToken(32);
@@ -201,16 +229,23 @@ AuthResult<NewSession> Accounts::Login(const std::string& username, const std::s
   s.id_hash = Sha256Hex(out.cookie);
   s.username = p->username;
   s.csrf_token = RandomToken(32);
-  s.client = client;
+  s.client = caller.address;
   s.created_s = now;
   s.last_seen_s = now;
   s.expires_s = now + std::chrono::duration_cast<std::chrono::seconds>(settings_.session_max).count();
   if (auto saved = db_.InsertSession(s); !saved) {
     spdlog::error("accounts: {}", saved.error().message);
-    return tl::unexpected(Refusal{Refusal::Why::kCredentials, "the session could not be saved; see the server log", 0});
+    return tl::unexpected(Refusal{Refusal::Why::kUnavailable, "the session could not be saved; see the server log", 0});
   }
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    // Deleted, or given a new password, while the session was being saved: that ended it.
+    auto u = users_.find(key);
+    if (hash_then.empty() || u == users_.end() || u->second.password_hash != hash_then) {
+      lock.unlock();
+      (void)db_.DeleteSession(s.id_hash);
+      return tl::unexpected(Refusal{Refusal::Why::kCredentials, "the account changed during the log-in; log in again", 0});
+    }
     // Sessions that ended (idle or past their end) go when a new one starts.
     const int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(settings_.session_idle).count();
     std::erase_if(session_saved_, [&](const auto& e) {
@@ -226,7 +261,6 @@ AuthResult<NewSession> Accounts::Login(const std::string& username, const std::s
   out.principal.session_hash = s.id_hash;
   out.principal.csrf_token = s.csrf_token;
   out.expires_s = s.expires_s;
-  Audit({0, UtcNowIso(), p->username, "session", client, "", "auth.login", "user", p->username, "null", "null"});
   return out;
 }
 
@@ -355,21 +389,25 @@ Result<UserRecord> Accounts::UpdateUser(const std::string& username, const std::
   if (role && !ParseRole(*role)) {
     return Fail(Code::kInvalidArgument, fmt::format("unknown role '{}': admin, user or read-only", *role), "role");
   }
-  std::optional<std::string> hash;
+  auto last_admin = [&](const UserRecord& u) {
+    return role && *role != RoleName(Role::kAdmin) && u.role == RoleName(Role::kAdmin) && AdminCountLocked() == 1;
+  };
+  const auto kLastAdmin = [] {
+    return Fail(Code::kConflict, "at least one admin account must remain: make another account admin first", "role");
+  };
   {
     std::lock_guard lock(mu_);
     auto it = users_.find(key);
     if (it == users_.end()) return Fail(Code::kNotFound, fmt::format("no account named '{}'", username));
-    if (role && *role != RoleName(Role::kAdmin) && it->second.role == RoleName(Role::kAdmin) && AdminCountLocked() == 1) {
-      return Fail(Code::kConflict, "at least one admin account must remain: make another account admin first", "role");
-    }
+    if (last_admin(it->second)) return kLastAdmin();
     if (password) {
       if (auto why = PasswordProblem(*password, it->second.username); !why.empty()) {
         return Fail(Code::kInvalidArgument, why, "password");
       }
     }
   }
-  if (password) {
+  std::optional<std::string> hash;
+  if (password) {  // slow: outside the lock, then everything is checked again
     auto h = HashPassword(*password, settings_.cost);
     if (!h) return tl::unexpected(h.error());
     hash = *h;
@@ -377,24 +415,21 @@ Result<UserRecord> Accounts::UpdateUser(const std::string& username, const std::
   std::unique_lock lock(mu_);
   auto it = users_.find(key);
   if (it == users_.end()) return Fail(Code::kNotFound, fmt::format("no account named '{}'", username));
+  if (last_admin(it->second)) return kLastAdmin();
   UserRecord updated = it->second;
   if (role) updated.role = *role;
   if (hash) {
     updated.password_hash = *hash;
     updated.password_changed_at = UtcNowIso();
   }
-  if (auto saved = db_.UpdateUser(updated); !saved) return tl::unexpected(saved.error());
+  // The password and the end of the other sessions in one transaction: none outlives it.
+  if (auto saved = db_.UpdateUser(updated, hash ? &keep_session : nullptr); !saved) return tl::unexpected(saved.error());
   it->second = updated;
   if (hash) RemoveSessionsLocked(key, keep_session);
   lock.unlock();
-  if (hash) {
-    if (auto gone = db_.DeleteUserSessions(updated.username, keep_session); !gone) {
-      spdlog::warn("accounts: {}", gone.error().message);
-    }
-    if (key == "admin" && !settings_.initial_password_file.empty()) {
-      std::error_code ec;
-      std::filesystem::remove(settings_.initial_password_file, ec);
-    }
+  if (hash && key == "admin" && !settings_.initial_password_file.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(settings_.initial_password_file, ec);
   }
   updated.password_hash.clear();
   return updated;
@@ -447,7 +482,12 @@ Result<NewToken> Accounts::CreateToken(const Principal& p, const std::string& na
   t.created_s = now;
   t.expires_s = expires_days ? now + int64_t{*expires_days} * 86400 : 0;
   if (auto saved = db_.InsertToken(t); !saved) return tl::unexpected(saved.error());
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  if (!users_.count(Key(p.username))) {  // deleted meanwhile: so is its token
+    lock.unlock();
+    (void)db_.DeleteToken(t.id);
+    return Fail(Code::kNotFound, fmt::format("no account named '{}'", p.username));
+  }
   tokens_[t.token_hash] = t;
   return out;
 }

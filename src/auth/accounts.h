@@ -31,9 +31,15 @@ struct Principal {
   std::string token_id;      // a token's
 };
 
-// Why credentials were not accepted.
+// Where a request comes from, for the audit log.
+struct Caller {
+  std::string address;     // the peer's IP address
+  std::string request_id;  // the answer's X-Request-Id
+};
+
+// Why credentials were not accepted (kUnavailable: they were, but the session could not be kept).
 struct Refusal {
-  enum class Why { kCredentials, kThrottled } why = Why::kCredentials;
+  enum class Why { kCredentials, kThrottled, kUnavailable } why = Why::kCredentials;
   std::string message;
   int retry_after_s = 0;  // kThrottled: when to try again
 };
@@ -84,9 +90,10 @@ class Accounts {
   Result<std::optional<std::string>> Bootstrap(const std::optional<std::string>& initial,
                                                bool* initial_opens = nullptr);
 
-  // Authentication. `client` (the peer address) goes to the audit log of failures.
-  AuthResult<Principal> Basic(const std::string& username, const std::string& password, const std::string& client);
-  AuthResult<NewSession> Login(const std::string& username, const std::string& password, const std::string& client);
+  // Authentication. Log-ins, failed ones too, go to the audit log with the caller (a basic
+  // password when it is checked, not when it is remembered).
+  AuthResult<Principal> Basic(const std::string& username, const std::string& password, const Caller& caller);
+  AuthResult<NewSession> Login(const std::string& username, const std::string& password, const Caller& caller);
   AuthResult<Principal> Session(const std::string& cookie);
   AuthResult<Principal> Token(const std::string& secret);
   void Logout(const Principal& p);
@@ -116,6 +123,7 @@ class Accounts {
   struct Throttle {
     int failures = 0;
     int64_t last_failure_s = 0;
+    int in_flight = 0;  // attempts being checked now
   };
   struct CachedPassword {
     std::string username_key, hash;
@@ -123,8 +131,9 @@ class Accounts {
   };
 
   int64_t NowS() const;
+  // `remembered`: set when the password cache answered (no hash, no audit entry).
   AuthResult<Principal> CheckPassword(const std::string& username, const std::string& password,
-                                      const std::string& client, const char* via);
+                                      const Caller& caller, const char* via, bool* remembered = nullptr);
   void RemoveSessionsLocked(const std::string& username_key, const std::string& keep);
   void EraseUserLocked(const std::string& key);
   int AdminCountLocked() const;
@@ -133,7 +142,7 @@ class Accounts {
   const Clock& clock_;
   AccountSettings settings_;
   const std::string cache_secret_;  // keys the password cache: nothing there is a password
-  std::string dummy_hash_;          // verified for unknown names, so they take as long
+  std::string dummy_hash_;          // verified for unknown names, so they take as long (Load)
 
   mutable std::mutex mu_;
   std::map<std::string, UserRecord> users_;        // by lower-case name

@@ -127,7 +127,7 @@ TEST_F(AccountsTest, FirstStartMakesARandomAdminPasswordKeptInAPrivateFile) {
   std::string line;
   std::getline(f, line);
   EXPECT_EQ(line, pw);
-  auto p = accounts_->Basic("admin", pw, "127.0.0.1");
+  auto p = accounts_->Basic("admin", pw, {"127.0.0.1", "r1"});
   ASSERT_TRUE(p) << p.error().message;
   EXPECT_EQ(p->role, Role::kAdmin);
 
@@ -140,8 +140,8 @@ TEST_F(AccountsTest, FirstStartMakesARandomAdminPasswordKeptInAPrivateFile) {
   EXPECT_FALSE(opens);
   ASSERT_TRUE(accounts_->UpdateUser("admin", std::nullopt, std::string("a-new-passw0rd")));
   EXPECT_FALSE(std::filesystem::exists(dir_ / "initial-admin-password"));
-  EXPECT_FALSE(accounts_->Basic("admin", pw, "127.0.0.1"));
-  EXPECT_TRUE(accounts_->Basic("admin", "a-new-passw0rd", "127.0.0.1"));
+  EXPECT_FALSE(accounts_->Basic("admin", pw, {"127.0.0.1", "r1"}));
+  EXPECT_TRUE(accounts_->Basic("admin", "a-new-passw0rd", {"127.0.0.1", "r1"}));
 }
 
 TEST_F(AccountsTest, ConfiguredInitialPasswordIsUsedOnce) {
@@ -149,7 +149,7 @@ TEST_F(AccountsTest, ConfiguredInitialPasswordIsUsedOnce) {
   ASSERT_TRUE(made);
   EXPECT_FALSE(made->has_value());
   EXPECT_FALSE(std::filesystem::exists(dir_ / "initial-admin-password"));
-  EXPECT_TRUE(accounts_->Basic("admin", "from-the-config", ""));
+  EXPECT_TRUE(accounts_->Basic("admin", "from-the-config", {}));
   Reopen();
   bool opens = false;
   ASSERT_TRUE(accounts_->Bootstrap(std::string("from-the-config"), &opens));
@@ -161,28 +161,28 @@ TEST_F(AccountsTest, ConfiguredInitialPasswordIsUsedOnce) {
 TEST_F(AccountsTest, FailedLogInsSlowTheAccountDownAndASuccessResets) {
   ASSERT_TRUE(accounts_->Bootstrap(std::string("right-password")));
   for (int i = 0; i < kFreeFailures; ++i) {
-    auto r = accounts_->Basic("admin", "wrong", "10.0.0.1");
+    auto r = accounts_->Basic("admin", "wrong", {"10.0.0.1", "r1"});
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().why, Refusal::Why::kCredentials) << i;
   }
   // Now even the right password waits 2 s, unchecked.
-  auto r = accounts_->Basic("admin", "right-password", "10.0.0.1");
+  auto r = accounts_->Basic("admin", "right-password", {"10.0.0.1", "r1"});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().why, Refusal::Why::kThrottled);
   EXPECT_EQ(r.error().retry_after_s, 2);
   clock_.Advance(2s);
-  EXPECT_FALSE(accounts_->Basic("admin", "wrong", "10.0.0.1"));  // the 6th failure: 4 s
+  EXPECT_FALSE(accounts_->Basic("admin", "wrong", {"10.0.0.1", "r1"}));  // the 6th failure: 4 s
   clock_.Advance(3s);
-  auto login = accounts_->Login("admin", "right-password", "10.0.0.1");
+  auto login = accounts_->Login("admin", "right-password", {"10.0.0.1", "r1"});
   ASSERT_FALSE(login);
   EXPECT_EQ(login.error().retry_after_s, 1);
   clock_.Advance(1s);
-  EXPECT_TRUE(accounts_->Basic("admin", "right-password", "10.0.0.1"));
-  EXPECT_FALSE(accounts_->Basic("admin", "wrong", "10.0.0.1"));  // counting starts again
-  EXPECT_TRUE(accounts_->Basic("admin", "right-password", "10.0.0.1"));
+  EXPECT_TRUE(accounts_->Basic("admin", "right-password", {"10.0.0.1", "r1"}));
+  EXPECT_FALSE(accounts_->Basic("admin", "wrong", {"10.0.0.1", "r1"}));  // counting starts again
+  EXPECT_TRUE(accounts_->Basic("admin", "right-password", {"10.0.0.1", "r1"}));
   // Unknown names are throttled alike (whether a name exists is not told).
-  for (int i = 0; i < kFreeFailures; ++i) EXPECT_EQ(accounts_->Basic("nobody", "x", "").error().message, "wrong user name or password");
-  EXPECT_EQ(accounts_->Basic("nobody", "x", "").error().why, Refusal::Why::kThrottled);
+  for (int i = 0; i < kFreeFailures; ++i) EXPECT_EQ(accounts_->Basic("nobody", "x", {}).error().message, "wrong user name or password");
+  EXPECT_EQ(accounts_->Basic("nobody", "x", {}).error().why, Refusal::Why::kThrottled);
   // Failures were audited, with the client.
   AuditFilter f;
   f.action = "auth.login_failed";
@@ -193,9 +193,34 @@ TEST_F(AccountsTest, FailedLogInsSlowTheAccountDownAndASuccessResets) {
   EXPECT_EQ(log->back().actor, "admin");
 }
 
+TEST_F(AccountsTest, AnAttackersFailuresDoNotLockOutWhoKnowsThePassword) {
+  ASSERT_TRUE(accounts_->Bootstrap(std::string("right-password")));
+  ASSERT_TRUE(accounts_->Basic("admin", "right-password", {"10.0.0.2", "r0"}));  // a script, verified
+  for (int i = 0; i < kFreeFailures + 2; ++i) (void)accounts_->Basic("admin", "guess", {"10.6.6.6", "r1"});
+  EXPECT_EQ(accounts_->Basic("admin", "guess", {"10.6.6.6", "r2"}).error().why, Refusal::Why::kThrottled);
+  EXPECT_EQ(accounts_->Basic("Admin", "guess", {"10.6.6.6", "r3"}).error().why, Refusal::Why::kThrottled);  // any case
+  // The script's remembered password still opens, with no wait and no hash.
+  EXPECT_TRUE(accounts_->Basic("admin", "right-password", {"10.0.0.2", "r4"}));
+  // A new log-in (not remembered) waits like everyone else.
+  EXPECT_EQ(accounts_->Login("admin", "other-password", {"10.0.0.3", "r5"}).error().why, Refusal::Why::kThrottled);
+  // Log-ins are audited with their request ids.
+  AuditFilter f;
+  f.action = "auth.login";
+  auto log = accounts_->AuditLog(f);
+  ASSERT_TRUE(log);
+  ASSERT_EQ(log->size(), 1u);  // the verified one; the remembered one is not
+  EXPECT_EQ(log->front().request_id, "r0");
+  EXPECT_EQ(log->front().via, "basic");
+  f.action = "auth.login_failed";
+  log = accounts_->AuditLog(f);
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->size(), static_cast<size_t>(kFreeFailures));  // throttled attempts are not checked
+  EXPECT_EQ(log->front().request_id, "r1");
+}
+
 TEST_F(AccountsTest, SessionsEndWhenIdleAtTheirEndAndAtLogOut) {
   ASSERT_TRUE(accounts_->Bootstrap(std::string("right-password")));
-  auto s = accounts_->Login("ADMIN", "right-password", "127.0.0.1");  // names ignore case
+  auto s = accounts_->Login("ADMIN", "right-password", {"127.0.0.1", "r1"});  // names ignore case
   ASSERT_TRUE(s) << s.error().message;
   EXPECT_EQ(s->principal.username, "admin");
   EXPECT_EQ(s->principal.csrf_token.size(), 43u);
@@ -211,7 +236,7 @@ TEST_F(AccountsTest, SessionsEndWhenIdleAtTheirEndAndAtLogOut) {
   clock_.Advance(8h + 1s);
   EXPECT_FALSE(accounts_->Session(s->cookie));
   // In use every 7 h: ends at 7 days all the same.
-  auto s2 = accounts_->Login("admin", "right-password", "");
+  auto s2 = accounts_->Login("admin", "right-password", {});
   ASSERT_TRUE(s2);
   for (int i = 0; i < 23; ++i) {
     clock_.Advance(7h);
@@ -219,7 +244,7 @@ TEST_F(AccountsTest, SessionsEndWhenIdleAtTheirEndAndAtLogOut) {
   }
   clock_.Advance(7h);
   EXPECT_FALSE(accounts_->Session(s2->cookie));
-  auto s3 = accounts_->Login("admin", "right-password", "");
+  auto s3 = accounts_->Login("admin", "right-password", {});
   ASSERT_TRUE(s3);
   accounts_->Logout(*accounts_->Session(s3->cookie));
   EXPECT_FALSE(accounts_->Session(s3->cookie));
@@ -238,19 +263,19 @@ TEST_F(AccountsTest, UsersRolesAndTheLastAdmin) {
   EXPECT_EQ(accounts_->DeleteUser("admin").error().code, Code::kConflict);
   ASSERT_TRUE(accounts_->UpdateUser("bob", std::string("admin"), std::nullopt));
   EXPECT_TRUE(accounts_->DeleteUser("admin"));  // bob is an admin now
-  EXPECT_EQ(accounts_->Basic("bob", "password-1", "")->role, Role::kAdmin);
+  EXPECT_EQ(accounts_->Basic("bob", "password-1", {})->role, Role::kAdmin);
   // A new password ends the user's sessions but the one kept.
-  auto s1 = accounts_->Login("bob", "password-1", "");
-  auto s2 = accounts_->Login("bob", "password-1", "");
+  auto s1 = accounts_->Login("bob", "password-1", {});
+  auto s2 = accounts_->Login("bob", "password-1", {});
   ASSERT_TRUE(s1 && s2);
   ASSERT_TRUE(accounts_->UpdateUser("bob", std::nullopt, std::string("password-2"), s2->principal.session_hash));
   EXPECT_FALSE(accounts_->Session(s1->cookie));
   EXPECT_TRUE(accounts_->Session(s2->cookie));
   // The remembered old password no longer opens anything.
-  EXPECT_FALSE(accounts_->Basic("bob", "password-1", ""));
+  EXPECT_FALSE(accounts_->Basic("bob", "password-1", {}));
   Reopen();
   EXPECT_FALSE(accounts_->Session(s1->cookie));
-  EXPECT_TRUE(accounts_->Basic("bob", "password-2", ""));
+  EXPECT_TRUE(accounts_->Basic("bob", "password-2", {}));
   EXPECT_FALSE(accounts_->User("admin"));
 }
 

@@ -42,13 +42,17 @@ Result<Reply> Call(const ServerOptions& server, const std::string& method, const
     const char* v = std::getenv(env);
     return std::string(v ? v : "");
   };
-  const std::string token = pick(server.token, "PACSBRIDGE_TOKEN");
-  const std::string password = pick(server.password, "PACSBRIDGE_PASSWORD");
+  // What the command line says wins over the environment: --token, then --password (with
+  // --user), then $PACSBRIDGE_TOKEN, then $PACSBRIDGE_PASSWORD (with $PACSBRIDGE_USER).
   std::string user = pick(server.user, "PACSBRIDGE_USER");
   if (user.empty()) user = "admin";
-  if (!token.empty()) {
+  if (!server.token.empty()) {
+    client.set_bearer_token_auth(server.token.c_str());
+  } else if (!server.password.empty()) {
+    client.set_basic_auth(user.c_str(), server.password.c_str());
+  } else if (const std::string token = pick("", "PACSBRIDGE_TOKEN"); !token.empty()) {
     client.set_bearer_token_auth(token.c_str());
-  } else if (!password.empty()) {
+  } else if (const std::string password = pick("", "PACSBRIDGE_PASSWORD"); !password.empty()) {
     client.set_basic_auth(user.c_str(), password.c_str());
   }
   std::string payload = body ? body->dump() : std::string();

@@ -245,7 +245,10 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
     s.session_max_hours = static_cast<int>(max_hours);
     if (auth->get("admin_password")) {
       PB_TRY(pw, GetString(ctx, *auth, "auth", "admin_password", ""));
-      if (pw.empty()) return tl::unexpected(ctx.Err(auth->get("admin_password"), "auth.admin_password", "must not be empty"));
+      if (pw.size() < 8) {
+        return tl::unexpected(ctx.Err(auth->get("admin_password"), "auth.admin_password",
+                                      "needs at least 8 characters (it opens the admin account)"));
+      }
       s.admin_password = pw;
     }
   }

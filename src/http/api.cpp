@@ -96,6 +96,11 @@ Result<void> HttpApi::Start(Services services) {
   // Every request gets its id first; each route's gate then decides who may call it (Router).
   srv.set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
     BeginRequest(res);
+    // Nothing of ours is to be sniffed into another type, framed by another site, or told
+    // where it was linked from.
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("X-Frame-Options", "DENY");
+    res.set_header("Referrer-Policy", "no-referrer");
     return httplib::Server::HandlerResponse::Unhandled;
   });
   srv.set_exception_handler(AnswerException);
@@ -113,6 +118,7 @@ Result<void> HttpApi::Start(Services services) {
   AddJobRoutes(router, *s_);
   AddImportRoutes(router, *s_);
   AddReceiverRoutes(router, *s_);
+  AddUiRoutes(srv);
   // A route without its documentation, or documentation without its route, is a build that
   // must not ship: every test that starts the server fails on it.
   if (auto same = CheckRoutes(router.routes(), OpenApiDocument()); !same) return same;

@@ -73,6 +73,7 @@ void AnswerException(const httplib::Request& req, httplib::Response& res, std::e
 class Router;
 void AddSystemRoutes(Router& r, Services& s);
 void AddAuthRoutes(Router& r, Services& s);
+void AddUiRoutes(httplib::Server& srv);  // the web UI's files, outside /api
 void AddNodeRoutes(Router& r, Services& s);
 void AddFindRoute(Router& r, Services& s);
 void AddArchiveRoutes(Router& r, Services& s);

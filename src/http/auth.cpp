@@ -42,6 +42,7 @@ void Refused(const httplib::Request& req, httplib::Response& res, const auth::Re
     SendError(res, 429, r.message);
     return;
   }
+  if (r.why == auth::Refusal::Why::kUnavailable) return SendError(res, 503, r.message);
   Unauthenticated(req, res, r.message);
 }
 
@@ -60,7 +61,7 @@ std::optional<auth::AuthResult<auth::Principal>> Credentials(Services& s, const 
         return tl::unexpected(auth::Refusal{auth::Refusal::Why::kCredentials,
                                             "the Authorization header is not HTTP basic (base64 of user:password)", 0});
       }
-      return s.accounts.Basic(decoded->substr(0, colon), decoded->substr(colon + 1), req.remote_addr);
+      return s.accounts.Basic(decoded->substr(0, colon), decoded->substr(colon + 1), CallerOf(req));
     }
     return tl::unexpected(auth::Refusal{auth::Refusal::Why::kCredentials,
                                         "unsupported Authorization scheme: use Basic or Bearer (an API token)", 0});
@@ -79,6 +80,8 @@ void BeginRequest(httplib::Response& res) {
 }
 
 const std::string& CurrentRequestId() { return t_request_id; }
+
+auth::Caller CallerOf(const httplib::Request& req) { return {req.remote_addr, t_request_id}; }
 
 const auth::Principal* CurrentPrincipal() { return t_principal ? &*t_principal : nullptr; }
 
@@ -113,7 +116,8 @@ bool CheckAccess(Services& s, const httplib::Request& req, httplib::Response& re
   // the browser holds (a cached basic password included).
   if (Changes(req) && req.has_header("Origin")) {
     const std::string origin = req.get_header_value("Origin");
-    if (Lower(OriginAuthority(origin)) != Lower(req.get_header_value("Host"))) {
+    const std::string host = req.get_header_value("Host");
+    if (host.empty() || Lower(OriginAuthority(origin)) != Lower(host)) {
       SendError(res, 403, fmt::format("cross-origin request refused: Origin {} is not this server", origin));
       return false;
     }

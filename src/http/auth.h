@@ -20,6 +20,8 @@ inline constexpr const char* kSessionCookie = "pacsbridge_session";
 // and no principal yet.
 void BeginRequest(httplib::Response& res);
 const std::string& CurrentRequestId();
+// The request's address and id, for the audit log.
+auth::Caller CallerOf(const httplib::Request& req);
 // The account the gate admitted for the request this thread serves; null on open routes.
 const auth::Principal* CurrentPrincipal();
 

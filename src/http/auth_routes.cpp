@@ -74,6 +74,8 @@ void SendAuthError(httplib::Response& res, const auth::Refusal& r) {
   if (r.why == auth::Refusal::Why::kThrottled) {
     res.set_header("Retry-After", std::to_string(r.retry_after_s));
     SendError(res, 429, r.message);
+  } else if (r.why == auth::Refusal::Why::kUnavailable) {
+    SendError(res, 503, r.message);
   } else {
     SendError(res, 401, r.message);  // no challenge: this is the UI's form, not a browser dialog
   }
@@ -96,7 +98,7 @@ void AddAuthRoutes(Router& r, Services& s) {
            if (!StringField(*body, "username", user, res) || !StringField(*body, "password", password, res)) return;
            if (!user || user->empty()) return SendError(res, 400, "username is required", "username");
            if (!password) return SendError(res, 400, "password is required", "password");
-           auto session = s.accounts.Login(*user, *password, req.remote_addr);
+           auto session = s.accounts.Login(*user, *password, CallerOf(req));
            if (!session) return SendAuthError(res, session.error());
            const int64_t max_age = std::chrono::duration_cast<std::chrono::seconds>(
                                        std::chrono::hours(s.settings.session_max_hours)).count();
@@ -134,7 +136,7 @@ void AddAuthRoutes(Router& r, Services& s) {
           if (!next) return SendError(res, 400, "new_password is required", "new_password");
           if (auto why = auth::PasswordProblem(*next, p.username); !why.empty()) return SendError(res, 400, why, "new_password");
           // Checked like a log-in: failures count toward the account's throttle.
-          auto checked = s.accounts.Basic(p.username, *current, req.remote_addr);
+          auto checked = s.accounts.Basic(p.username, *current, CallerOf(req));
           if (!checked) {
             if (checked.error().why == auth::Refusal::Why::kThrottled) return SendAuthError(res, checked.error());
             return SendError(res, 400, "the current password is wrong", "current_password");

@@ -64,13 +64,15 @@ httplib::Server::HandlerWithContentReader Reading(BodyHandler handler, Gate gate
                                                                 const httplib::ContentReader& reader) {
     std::string body;
     bool too_big = false;
-    const bool has_body = req.has_header("Content-Length") || req.get_header_value("Transfer-Encoding") == "chunked";
+    const bool has_body = req.has_header("Content-Length") || req.has_header("Transfer-Encoding");
     if (gate && !gate(req, res)) {
-      // Refused before the body is read; it is drained (up to the limit) so that the
-      // connection stays in step, and never kept.
+      // Refused before the body is read. A small body is drained so that the connection stays
+      // in step; a larger one is not read for a caller we do not know (the reading stops, and
+      // the connection is closed after the answer).
+      constexpr size_t kDrain = 64 * 1024;
       size_t seen = 0;
-      if (has_body) reader([&](const char*, size_t n) { return (seen += n) <= kMaxBody; });
-      if (seen > kMaxBody) res.set_header("Connection", "close");
+      if (has_body) reader([&](const char*, size_t n) { return (seen += n) <= kDrain; });
+      if (seen > kDrain) res.set_header("Connection", "close");
       return;
     }
     if (has_body) {

@@ -24,6 +24,43 @@ nlohmann::json WithWarnings(const NodeChange& c, const std::string& server_ae_ti
 
 constexpr int kTestsKept = 200;  // per node
 
+// A node as shown to someone who may not edit it, and in the audit log: the values of extra
+// HTTP headers (an X-Api-Key, say) and a proxy's credentials are secrets too.
+nlohmann::json Masked(nlohmann::json j) {
+  if (auto h = j.find("headers"); h != j.end() && h->is_array()) {
+    for (auto& header : *h) {
+      if (header.is_object() && header.contains("value")) header["value"] = "***";
+    }
+  }
+  if (auto p = j.find("proxy"); p != j.end() && p->is_string()) {
+    std::string proxy = *p;
+    const size_t scheme = proxy.find("://"), at = proxy.rfind('@');
+    if (at != std::string::npos) {
+      const size_t from = scheme == std::string::npos ? 0 : scheme + 3;
+      if (at > from) j["proxy"] = proxy.substr(0, from) + "***" + proxy.substr(at);
+    }
+  }
+  return j;
+}
+
+// The view for the current caller: admins, who edit nodes, see header values.
+nlohmann::json ForCaller(nlohmann::json j) {
+  const auth::Principal* p = CurrentPrincipal();
+  return p && p->role == auth::Role::kAdmin ? j : Masked(std::move(j));
+}
+
+// ?dry_run=true: every check of the change, nothing stored (200 with the node it would be).
+bool DryRun(const httplib::Request& req, httplib::Response& res, bool& dry_run) {
+  const std::string v = req.get_param_value("dry_run");
+  if (v.empty() || v == "false") return true;
+  if (v != "true") {
+    SendError(res, 400, "dry_run is true or false", "dry_run");
+    return false;
+  }
+  dry_run = true;
+  return true;
+}
+
 nlohmann::json TestToJson(const NodeTestRecord& t) {
   nlohmann::json checks = nlohmann::json::parse(t.checks_json, nullptr, false);
   return {{"at", t.at},
@@ -67,24 +104,27 @@ void AddNodeRoutes(Router& r, Services& s) {
     const auto latest = Latest(s);
     for (const Node& n : s.nodes.List()) {
       auto it = latest.find(n.name);
-      out.push_back(WithLastTest(NodeToApiJson(n, s.settings.ae_title), it == latest.end() ? nullptr : &it->second));
+      out.push_back(ForCaller(WithLastTest(NodeToApiJson(n, s.settings.ae_title), it == latest.end() ? nullptr : &it->second)));
     }
     SendJson(res, 200, out);
   });
   r.Post("/api/nodes", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto body = ParseBody(raw, res);
     if (!body) return;
-    auto c = s.nodes.Add(*body);
+    bool dry_run = false;
+    if (!DryRun(req, res, dry_run)) return;
+    auto c = s.nodes.Add(*body, dry_run);
     if (!c) return SendError(res, c.error());
-    AuditChange(s, req, "node.create", "node", c->node.name, nullptr, NodeToApiJson(c->node, s.settings.ae_title));
+    if (dry_run) return SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
+    AuditChange(s, req, "node.create", "node", c->node.name, nullptr, Masked(NodeToApiJson(c->node, s.settings.ae_title)));
     SendJson(res, 201, WithWarnings(*c, s.settings.ae_title));
   });
   r.Get("/api/nodes/{name}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
     auto last = s.db.NodeTests(n->name, 1);
-    SendJson(res, 200, WithLastTest(NodeToApiJson(*n, s.settings.ae_title),
-                                    last && !last->empty() ? &last->front() : nullptr));
+    SendJson(res, 200, ForCaller(WithLastTest(NodeToApiJson(*n, s.settings.ae_title),
+                                              last && !last->empty() ? &last->front() : nullptr)));
   });
   // The node's connection tests, newest first (?limit=, 1 to 200, default 50).
   r.Get("/api/nodes/{name}/tests", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
@@ -109,10 +149,13 @@ void AddNodeRoutes(Router& r, Services& s) {
     if (!existing) return SendError(res, existing.error());
     auto body = ParseBody(raw, res);
     if (!body) return;
-    auto c = s.nodes.Update(req.matches[1], *body);
+    bool dry_run = false;
+    if (!DryRun(req, res, dry_run)) return;
+    auto c = s.nodes.Update(req.matches[1], *body, dry_run);
     if (!c) return SendError(res, c.error());
-    AuditChange(s, req, "node.update", "node", existing->name, NodeToApiJson(*existing, s.settings.ae_title),
-                NodeToApiJson(c->node, s.settings.ae_title));
+    if (dry_run) return SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
+    AuditChange(s, req, "node.update", "node", existing->name, Masked(NodeToApiJson(*existing, s.settings.ae_title)),
+                Masked(NodeToApiJson(c->node, s.settings.ae_title)));
     s.jobs.NodeChanged(c->node.name);  // a new schedule may open a window now
     SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
   });
@@ -120,7 +163,9 @@ void AddNodeRoutes(Router& r, Services& s) {
     auto before = s.nodes.Get(req.matches[1]);
     auto r = s.nodes.Remove(req.matches[1]);
     if (!r) return SendError(res, r.error());
-    if (before) AuditChange(s, req, "node.delete", "node", before->name, NodeToApiJson(*before, s.settings.ae_title), nullptr);
+    if (before) {
+      AuditChange(s, req, "node.delete", "node", before->name, Masked(NodeToApiJson(*before, s.settings.ae_title)), nullptr);
+    }
     res.status = 204;
   });
   // Test connection: the echo, then what the node is used for (nodes/connection_check.h).

@@ -129,7 +129,7 @@ std::vector<std::string> NodeRegistry::Warnings(const Node& n) const {
                       n.ae_title, fmt::join(others, ", "))};
 }
 
-Result<NodeChange> NodeRegistry::Store(Node node, const std::string& replaces) {
+Result<NodeChange> NodeRegistry::Store(Node node, const std::string& replaces, bool dry_run) {
   // Making a node the default takes the flag from the previous one, unless that one is locked.
   std::vector<Node*> cleared;
   for (Node& o : nodes_) {
@@ -144,6 +144,8 @@ Result<NodeChange> NodeRegistry::Store(Node node, const std::string& replaces) {
                   qr ? "default_query_retrieve" : "default_storage");
     }
   }
+  node.locked = false;
+  if (dry_run) return NodeChange{node, Warnings(node)};
   for (Node& o : nodes_) {
     if (o.name == replaces || o.name == node.name) continue;
     bool changed = false;
@@ -164,7 +166,7 @@ Result<NodeChange> NodeRegistry::Store(Node node, const std::string& replaces) {
   return change;
 }
 
-Result<NodeChange> NodeRegistry::Add(const nlohmann::json& body) {
+Result<NodeChange> NodeRegistry::Add(const nlohmann::json& body, bool dry_run) {
   auto n = NodeFromJson(body);
   if (!n) return tl::unexpected(n.error());
   std::lock_guard lock(mu_);
@@ -174,13 +176,14 @@ Result<NodeChange> NodeRegistry::Add(const nlohmann::json& body) {
                             existing->locked ? " (from the config file)" : ""),
                 "name");
   }
+  if (dry_run) return Store(std::move(*n), {}, true);
   // A new node starts afresh: no learned state or test history left by an earlier node of the
   // same name (removed from the config file, or deleted by an older version).
   if (auto r = db_.DeleteNode(n->name); !r) return tl::unexpected(r.error());
   return Store(std::move(*n), {});
 }
 
-Result<NodeChange> NodeRegistry::Update(const std::string& name, const nlohmann::json& patch) {
+Result<NodeChange> NodeRegistry::Update(const std::string& name, const nlohmann::json& patch, bool dry_run) {
   if (!patch.is_object()) return Fail(Code::kInvalidArgument, "the body must be a JSON object");
   std::lock_guard lock(mu_);
   Node* existing = Find(name);
@@ -208,7 +211,7 @@ Result<NodeChange> NodeRegistry::Update(const std::string& name, const nlohmann:
   if (n->name != name && Find(n->name)) {
     return Fail(Code::kAlreadyExists, fmt::format("a node named '{}' exists already", n->name), "name");
   }
-  return Store(std::move(*n), name);
+  return Store(std::move(*n), name, dry_run);
 }
 
 Result<void> NodeRegistry::Remove(const std::string& name) {

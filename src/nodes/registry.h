@@ -29,9 +29,10 @@ class NodeRegistry {
 
   std::vector<Node> List() const;
   Result<Node> Get(const std::string& name) const;
-  Result<NodeChange> Add(const nlohmann::json& body);
+  // `dry_run`: every check, nothing stored (the UI's live validation).
+  Result<NodeChange> Add(const nlohmann::json& body, bool dry_run = false);
   // Applies a partial update (fields not given keep their value).
-  Result<NodeChange> Update(const std::string& name, const nlohmann::json& patch);
+  Result<NodeChange> Update(const std::string& name, const nlohmann::json& patch, bool dry_run = false);
   Result<void> Remove(const std::string& name);
   // Remembers the retrieve method that worked for the node under "auto" (survives restarts).
   Result<void> SetRetrieveMethodLearned(const std::string& name, const std::string& method);
@@ -41,7 +42,7 @@ class NodeRegistry {
 
  private:
   NodeRegistry(Database& db) : db_(db) {}
-  Result<NodeChange> Store(Node node, const std::string& replaces);
+  Result<NodeChange> Store(Node node, const std::string& replaces, bool dry_run = false);
   std::vector<std::string> Warnings(const Node& n) const;
   Node* Find(const std::string& name);
   const Node* Find(const std::string& name) const;

@@ -425,7 +425,8 @@ class AccessTests(AuthHelpers, harness.E2ETestCase):
                 "port": 104}
         here = "http://127.0.0.1:%d" % self.server.http_port
         elsewhere = ("http://evil.example", "http://127.0.0.1:%d" % harness.free_port(),
-                     "http://localhost.evil.example:%d" % self.server.http_port)
+                     "http://localhost.evil.example:%d" % self.server.http_port,
+                     "null", "file://")
         for origin in elsewhere:
             status, body = self.server.api("POST", "/api/nodes", node, headers={"Origin": origin})
             self.assertEqual(status, 403, "%s: %r" % (origin, body))
@@ -636,6 +637,9 @@ class AccountTests(AuthHelpers, harness.E2ETestCase):
         self.assertEqual(error_of(body), WRONG_LOGIN, "an unknown name is told apart")
 
         now = datetime.datetime.now(UTC)
+        status, headers, body = self.login(name, password)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(headers.get("Cache-Control"), "no-store", "the answer holds a CSRF token")
         s = self.open_session(name, password)
         self.assertEqual((s.answer.get("username"), s.answer.get("role")), (name, "user"),
                          s.answer)
@@ -696,8 +700,10 @@ class AccountTests(AuthHelpers, harness.E2ETestCase):
     def test_api_tokens(self):
         owner = self.add_user("tok-user-1", "user")
         before = datetime.datetime.now(UTC).replace(microsecond=0)
-        status, ci = self.server.api("POST", "/api/tokens", {"name": "ci"}, auth=owner)
+        status, headers, payload = self.server.raw("POST", "/api/tokens", {"name": "ci"}, auth=owner)
+        ci = harness.parse_json(payload)
         self.assertEqual(status, 201, ci)
+        self.assertEqual(headers.get("Cache-Control"), "no-store", "the answer holds the secret")
         self.assertLessEqual({"id", "name", "role", "token", "created_at", "expires_at"}, set(ci))
         self.assertEqual(ci["name"], "ci")
         self.assertEqual(ci["role"], "user", "a token's role defaults to its owner's")
@@ -826,6 +832,11 @@ class AccountTests(AuthHelpers, harness.E2ETestCase):
             status, _, body = self.login("ghost-1", "wrong-Password-%d" % i)
             self.assertEqual((status, error_of(body)), (401, WRONG_LOGIN), body)
         self.assertEqual(self.login("ghost-1", "wrong-Password-5")[0], 429)
+        # The name's case does not matter, nor the way the password comes (HTTP basic here).
+        self.assertEqual(self.login("GHOST-1", "wrong-Password-6")[0], 429)
+        status, headers, body = self.server.raw("GET", "/api/nodes", auth=("Ghost-1", "wrong-Password-7"))
+        self.assertEqual(status, 429, body)
+        self.assertRegex(headers.get("Retry-After", ""), r"^\d+$")
         # ... and one name's failures do not slow another down.
         self.assertEqual(self.login(name, password)[0], 200)
 
