@@ -1,6 +1,6 @@
 # PACS Bridge: `make run` starts the server, `make test` runs every test. Both install what is
 # missing (Debian packages) first.
-.PHONY: deps deps-test build debug clang run test bench clean
+.PHONY: deps deps-test ui build debug clang run test bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -8,17 +8,26 @@ deps:
 deps-test:
 	@scripts/install-deps.sh --test
 
-build: deps
+# The web UI (ui/): npm ci from the committed lock file when it changed, then a Vite build when
+# a source changed; the server embeds ui/dist when it is built.
+UI_SOURCES := $(shell find ui/src ui/public -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/tsconfig.json
+ui/node_modules/.package-lock.json: ui/package-lock.json ui/package.json | deps
+	cd ui && npm ci --no-audit --no-fund
+ui/dist/index.html: ui/node_modules/.package-lock.json $(UI_SOURCES)
+	cd ui && npm run build
+ui: ui/dist/index.html
+
+build: deps ui
 	cmake --preset release >/dev/null
 	cmake --build --preset release --target pacsbridge
 	@ln -sf release/pacsbridge build/pacsbridge
 
-debug: deps-test
+debug: deps-test ui
 	cmake --preset debug >/dev/null
 	cmake --build --preset debug
 
 # The code must build warning-free with clang 14 too (it finds what g++ does not).
-clang: deps
+clang: deps ui
 	cmake --preset clang >/dev/null
 	cmake --build --preset clang
 

@@ -20,6 +20,9 @@ missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm build the web UI (ui/, from a committed lock file). A machine may have them
+# from another source already (then the Debian packages are not wanted: they would conflict).
+if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then

@@ -1,0 +1,110 @@
+"""The web UI in a real browser: playwright-core (npm, ui/node_modules) driving Debian's
+Chromium, headless, against the server and an Orthanc started here. The scenarios themselves
+are in ui/tests/scenarios.mjs; this test starts the peers, prepares accounts, gives the
+scenarios what they must find (the API's own words for an invalid AE title, fetched here), runs
+them, and checks their effects through the API.
+
+Screenshots of each page go to a temp folder, or to $PB_SCREENSHOTS_DIR when set (the README's
+come from: PB_SCREENSHOTS_DIR=docs/screenshots)."""
+import os
+import re
+import shutil
+import sys
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "ui" / "tests" / "scenarios.mjs"
+READER = ("reader-1", "reader-Pw-123")
+
+
+def ui_ready():
+    """Why the browser tests cannot run here, or None."""
+    if not (ROOT / "ui" / "node_modules" / "playwright-core").is_dir():
+        return "ui/node_modules is missing: run make ui (npm ci)"
+    if not shutil.which("node"):
+        return "node is missing"
+    if not Path("/usr/bin/chromium").exists():
+        return "Debian's chromium is missing (scripts/install-deps.sh --test)"
+    return None
+
+
+class WebUiTest(harness.E2ETestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        missing = ui_ready()
+        if missing:
+            raise AssertionError("the browser tests cannot run: " + missing)
+        cls.orthanc = cls.start_class_orthanc(extra={"DicomAlwaysAllowFind": True})
+        cls.server = cls.start_class_server()
+        status, body = cls.server.api("POST", "/api/users", {
+            "username": READER[0], "role": "read-only", "password": READER[1]})
+        assert status == 201, body
+        cls.shots = Path(os.environ.get("PB_SCREENSHOTS_DIR") or (cls.tmp / "screenshots"))
+        cls.shots.mkdir(parents=True, exist_ok=True)
+
+    def run_scenarios(self, *names):
+        # The API's own words for an AE title it refuses, asked here (a dry run changes nothing).
+        invalid = "THIS_TITLE_IS_TOO_LONG"
+        status, body = self.server.api("POST", "/api/nodes?dry_run=true", {
+            "name": "probe", "type": "dimse", "ae_title": invalid, "host": "127.0.0.1", "port": 104})
+        self.assertEqual((status, body.get("field")), (400, "ae_title"), body)
+        env = {
+            "PB_URL": self.server.url,
+            "PB_ADMIN_PASSWORD": self.server.admin_password,
+            "PB_READER": READER[0], "PB_READER_PASSWORD": READER[1],
+            "PB_ORTHANC_AET": self.orthanc.aet, "PB_ORTHANC_PORT": str(self.orthanc.dicom_port),
+            "PB_INVALID_AE": invalid, "PB_INVALID_AE_MESSAGE": body["error"],
+            "PB_SCREENSHOTS": str(self.shots),
+        }
+        cp = harness.run_tool(["node", SCENARIOS] + list(names), timeout=300, env=env,
+                              cwd=str(ROOT / "ui"))
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        for name in names:
+            self.assertIn("ok    %s" % name, cp.stdout)
+
+    def test_ui(self):
+        self.run_scenarios("login", "nodes", "reader")
+        # What the browser did, seen through the API.
+        status, node = self.server.api("GET", "/api/nodes/orthanc-ui")
+        self.assertEqual(status, 200, node)
+        self.assertEqual((node["ae_title"], node["port"], node["queryable"]),
+                         (self.orthanc.aet, self.orthanc.dicom_port, True))
+        self.assertTrue(node["last_test"]["ok"], node["last_test"])
+        status, audit = self.server.api("GET", "/api/audit?target_type=node&actor=admin")
+        self.assertEqual(status, 200, audit)
+        created = [a for a in audit if a["action"] == "node.create" and a["target"] == "orthanc-ui"]
+        self.assertEqual(len(created), 1, audit)
+        self.assertEqual(created[0]["via"], "session", "the UI works through its session")
+        # The dry runs of the live validation stored nothing else.
+        status, nodes = self.server.api("GET", "/api/nodes")
+        self.assertEqual([n["name"] for n in nodes], ["orthanc-ui"])
+        # The read-only account's browser showed no way to change nodes; the API refuses too.
+        status, body = self.server.api("POST", "/api/nodes", {
+            "name": "x", "type": "dimse", "ae_title": "X", "host": "127.0.0.1", "port": 104},
+            auth=READER)
+        self.assertEqual(status, 403, body)
+        for name in ("login", "add-node-invalid", "connections", "jobs"):
+            self.assertTrue((self.shots / ("%s.png" % name)).is_file(), name)
+
+    def test_the_page_loads_nothing_from_elsewhere(self):
+        status, headers, page = self.server.raw("GET", "/", auth=None)
+        self.assertEqual(status, 200)
+        policy = headers.get("Content-Security-Policy", "")
+        self.assertIn("default-src 'self'", policy)
+        self.assertIn("frame-ancestors 'none'", policy)
+        self.assertNotIn(b"http://", page)
+        self.assertNotIn(b"https://", page)
+        # Its scripts and styles are ours, and may be kept (their names change with them).
+        for ref in re.findall(rb'(?:src|href)="(/assets/[^"]+)"', page):
+            status, h, _ = self.server.raw("GET", ref.decode(), auth=None)
+            self.assertEqual(status, 200, ref)
+            self.assertIn("immutable", h.get("Cache-Control", ""))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,127 @@
+import { useEffect, useState } from "preact/hooks";
+
+// The one way the UI talks to the server: the REST API, same origin, with the session cookie.
+// Changes carry the session's CSRF token; X-Requested-With keeps the browser's own password
+// dialog away (the server then answers 401 without a challenge).
+
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    message: string,
+    public field?: string,
+  ) {
+    super(message);
+  }
+}
+
+let csrfToken = "";
+let onSignedOut: () => void = () => {};
+
+export function setCsrfToken(token: string) {
+  csrfToken = token;
+}
+
+export function whenSignedOut(handler: () => void) {
+  onSignedOut = handler;
+}
+
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { "X-Requested-With": "pacsbridge-ui", Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRF-Token"] = csrfToken;
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+  } catch {
+    throw new ApiError(0, "the server cannot be reached");
+  }
+  if (response.status === 204) return undefined as T;
+  const text = await response.text();
+  let data: any = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    if (response.status === 401 && path !== "/api/auth/login") onSignedOut();
+    const message = data && typeof data.error === "string" ? data.error : `the server answered HTTP ${response.status}`;
+    throw new ApiError(response.status, message, data && typeof data.field === "string" ? data.field : undefined);
+  }
+  return data as T;
+}
+
+// A GET kept in state: [answer (null until the first), error text, reload, setError]; with
+// `everyMs`, asked again that often while the component is shown.
+export function useGet<T>(path: string, everyMs = 0): [T | null, string, () => void, (e: string) => void] {
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState("");
+  const load = () =>
+    api<T>("GET", path)
+      .then((answer) => {
+        setData(answer);
+        setError("");
+      })
+      .catch((e: ApiError) => setError(e.message));
+  useEffect(() => {
+    load();
+    if (!everyMs) return;
+    const t = window.setInterval(load, everyMs);
+    return () => window.clearInterval(t);
+  }, [path]);
+  return [data, error, load, setError];
+}
+
+export type Role = "admin" | "user" | "read-only";
+
+export interface Me {
+  username: string;
+  role: Role;
+  via: string;
+  csrf_token?: string;
+}
+
+export interface NodeTest {
+  at: string;
+  ok: boolean;
+  message: string;
+  latency_ms: number;
+  checks?: { name: string; outcome: string; message: string }[];
+}
+
+export interface PacsNode {
+  name: string;
+  type: "dimse" | "dicomweb";
+  description?: string;
+  ae_title?: string;
+  host?: string;
+  port?: number;
+  url?: string;
+  queryable?: boolean;
+  storable?: boolean;
+  default_query_retrieve?: boolean;
+  default_storage?: boolean;
+  retrieve_method?: string;
+  effective_retrieve_method?: string;
+  calling_ae_title?: string;
+  move_destination?: string;
+  tls?: { enabled?: boolean };
+  schedule?: { timezone?: string; windows?: { days: string[]; start: string; end: string }[] } | null;
+  max_bytes_per_second?: number;
+  available?: boolean;
+  locked?: boolean;
+  source?: string;
+  last_test?: NodeTest | null;
+  auth?: { type?: string; username?: string; has_password?: boolean; has_token?: boolean };
+  [key: string]: unknown;
+}
+
+export function can(me: Me, role: Role): boolean {
+  const rank = { "read-only": 0, user: 1, admin: 2 } as const;
+  return rank[me.role] >= rank[role];
+}

@@ -1,0 +1,165 @@
+// Browser scenarios of the web UI, driven by playwright-core in Debian's Chromium (headless).
+// Run by tests/e2e/test_ui.py, which starts the server and its peers and passes, in the
+// environment: PB_URL, PB_ADMIN_PASSWORD, PB_READER / PB_READER_PASSWORD (a read-only account),
+// PB_ORTHANC_AET / PB_ORTHANC_PORT, PB_INVALID_AE / PB_INVALID_AE_MESSAGE (an AE title the API
+// refuses and the API's own words for it), PB_SCREENSHOTS (a folder, optional).
+// Usage: node ui/tests/scenarios.mjs SCENARIO ... ; exit 0 when every scenario held.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const env = process.env;
+const url = env.PB_URL;
+const shots = env.PB_SCREENSHOTS || "";
+const TIMEOUT = 15000;
+
+async function browser() {
+  return chromium.launch({
+    executablePath: env.PB_CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    // As root in a container Chromium's sandbox cannot start; the page is our own.
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+  });
+}
+
+async function shot(page, name) {
+  if (!shots) return;
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: false });
+}
+
+async function logIn(page, user, password) {
+  await page.goto(url + "/", { waitUntil: "load" });
+  await page.getByLabel("User name", { exact: true }).fill(user);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+}
+
+// axe-core, from npm, injected into the page: no serious or critical violation.
+async function accessible(page, what) {
+  // Evaluated through the DevTools protocol: the page's own policy forbids inline scripts, and
+  // that stays on.
+  await page.evaluate(readFileSync(require.resolve("axe-core/axe.min.js"), "utf8"));
+  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(
+    bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
+    [],
+    `accessibility of ${what}`,
+  );
+}
+
+const scenarios = {
+  // A wrong password is refused with the API's words; the right one opens the connections page.
+  async login(page) {
+    await logIn(page, "admin", "not-the-password");
+    await page.getByRole("alert").filter({ hasText: "wrong user name or password" }).waitFor({ timeout: TIMEOUT });
+    await shot(page, "login");
+    await page.getByLabel("Password", { exact: true }).fill(env.PB_ADMIN_PASSWORD);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("heading", { name: "PACS connections" }).waitFor({ timeout: TIMEOUT });
+    // The session survives a reload (the cookie), and log-out ends it.
+    await page.reload();
+    await page.getByRole("heading", { name: "PACS connections" }).waitFor({ timeout: TIMEOUT });
+    await page.getByRole("button", { name: "Log out" }).click();
+    await page.getByRole("button", { name: "Log in" }).waitFor({ timeout: TIMEOUT });
+  },
+
+  // Add a node: an invalid AE title gets the API's message beside the field, live; a valid one
+  // is saved; test connection against Orthanc; every field and the dialog pass axe-core.
+  async nodes(page) {
+    await logIn(page, "admin", env.PB_ADMIN_PASSWORD);
+    await page.getByRole("button", { name: "Add node" }).click();
+    const dialog = page.getByRole("dialog", { name: "Add node" });
+    await dialog.waitFor({ timeout: TIMEOUT });
+    await dialog.getByLabel("Name", { exact: true }).fill("orthanc-ui");
+    await dialog.getByLabel("Host", { exact: true }).fill("127.0.0.1");
+    await dialog.getByLabel("Port", { exact: true }).fill(env.PB_ORTHANC_PORT);
+    await dialog.getByLabel("AE title", { exact: true }).fill(env.PB_INVALID_AE);
+    const fieldError = page.locator("#node-ae_title-error");
+    await fieldError.waitFor({ timeout: TIMEOUT });
+    assert.equal((await fieldError.textContent()).trim(), env.PB_INVALID_AE_MESSAGE);
+    // Beside the field it is about, and tied to it for screen readers.
+    assert.equal(await dialog.getByLabel("AE title", { exact: true }).getAttribute("aria-invalid"), "true");
+    assert.match(await dialog.getByLabel("AE title", { exact: true }).getAttribute("aria-describedby"), /node-ae_title-error/);
+    await shot(page, "add-node-invalid");
+    await accessible(page, "the add-node dialog");
+    await dialog.getByLabel("AE title", { exact: true }).fill(env.PB_ORTHANC_AET);
+    await fieldError.waitFor({ state: "detached", timeout: TIMEOUT });
+    await dialog.getByLabel("Queryable", { exact: true }).check();
+    await dialog.getByRole("button", { name: "Add node" }).click();
+    await dialog.waitFor({ state: "detached", timeout: TIMEOUT });
+    const row = page.locator('tr[data-node="orthanc-ui"]');
+    await row.waitFor({ timeout: TIMEOUT });
+    assert.match(await row.textContent(), new RegExp(`127\\.0\\.0\\.1:${env.PB_ORTHANC_PORT}`));
+    await row.getByRole("button", { name: "Test connection" }).click();
+    const result = page.getByRole("status").filter({ hasText: "Connection established" });
+    await result.waitFor({ timeout: 30000 });
+    // Each check with its outcome: the echo and the query both pass against Orthanc.
+    for (const check of ["echo", "find"]) {
+      const cells = await result.locator(`tr[data-check="${check}"] td`).allTextContents();
+      assert.equal(cells[1], "ok", `${check}: ${cells.join(" | ")}`);
+      assert.ok(cells[2].length > 0, `${check} has no detail`);
+    }
+    await page.locator('tr[data-node="orthanc-ui"] td.last-test .ok').waitFor({ timeout: TIMEOUT });
+    await shot(page, "connections");
+    await accessible(page, "the connections page");
+    await row.getByRole("button", { name: "History" }).click();
+    const history = page.getByRole("dialog", { name: "Connection tests of orthanc-ui" });
+    await history.getByRole("cell", { name: "ok", exact: true }).first().waitFor({ timeout: TIMEOUT });
+    await page.keyboard.press("Escape");
+    await history.waitFor({ state: "detached", timeout: TIMEOUT });
+    // The keyboard reaches the page's controls.
+    await page.keyboard.press("Tab");
+    const focused = await page.evaluate(() => document.activeElement?.tagName);
+    assert.ok(["A", "BUTTON"].includes(focused), `Tab focuses a control, not ${focused}`);
+  },
+
+  // A read-only account sees the nodes but no way to change them.
+  async reader(page) {
+    await logIn(page, env.PB_READER, env.PB_READER_PASSWORD);
+    await page.getByRole("heading", { name: "PACS connections" }).waitFor({ timeout: TIMEOUT });
+    await page.locator('tr[data-node="orthanc-ui"]').waitFor({ timeout: TIMEOUT });
+    assert.equal(await page.getByRole("button", { name: "Add node" }).count(), 0);
+    assert.equal(await page.getByRole("button", { name: "Edit" }).count(), 0);
+    assert.equal(await page.getByRole("button", { name: "Delete" }).count(), 0);
+    assert.equal(await page.getByRole("button", { name: "Test connection" }).count(), 0);
+    await page.getByRole("link", { name: "Jobs" }).click();
+    await page.getByRole("heading", { name: "Jobs" }).waitFor({ timeout: TIMEOUT });
+    await shot(page, "jobs");
+  },
+};
+
+const names = process.argv.slice(2);
+let failed = 0;
+const b = await browser();
+try {
+  for (const name of names) {
+    const scenario = scenarios[name];
+    if (!scenario) throw new Error(`no scenario ${name}`);
+    const context = await b.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    page.on("console", (m) => {
+      if (m.type() === "error" && !/401|429|400|403/.test(m.text())) problems.push(`console: ${m.text()}`);
+    });
+    try {
+      await scenario(page);
+      assert.deepEqual(problems, [], "the page logged errors");
+      console.log(`ok    ${name}`);
+    } catch (e) {
+      failed++;
+      console.log(`FAIL  ${name}: ${e.stack || e}`);
+      if (shots) await page.screenshot({ path: path.join(shots, `failed-${name}.png`) }).catch(() => {});
+    } finally {
+      await context.close();
+    }
+  }
+} finally {
+  await b.close();
+}
+process.exit(failed ? 1 : 0);
