@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "dicom/thumbnail.h"
 #include "http/api.h"
 #include "http/errors.h"
 #include "http/router.h"
@@ -145,6 +146,35 @@ void AddArchiveRoutes(Router& r, Services& s) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : *rows) out.push_back(InstanceJson(r));
     SendJson(res, 200, out);
+  });
+  // A PNG of the series' middle image (by instance number), at most `size` pixels a side
+  // (16-512, default 128), rendered by DCMTK from the stored file.
+  r.Get("/api/series/{uid}/thumbnail", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
+    int size = 128;
+    if (req.has_param("size") && !ParseInt(req.get_param_value("size"), 16, 512, size)) {
+      return SendError(res, 400, "size is a whole number of pixels from 16 to 512", "size");
+    }
+    CatchUp(s);
+    auto rows = s.db.ListInstances(req.matches[1]);
+    if (!rows) return SendError(res, rows.error());
+    if (rows->empty()) return SendError(res, 404, fmt::format("no series {}", req.matches[1].str()));
+    const InstanceRow& middle = (*rows)[rows->size() / 2];
+    const std::string etag = fmt::format("\"{}-{}-{}\"", middle.sop_uid, rows->size(), size);
+    if (req.get_header_value("If-None-Match") == etag) {
+      res.status = 304;
+      return;
+    }
+    auto thumb = dicom::RenderThumbnail(s.blobs.Absolute(middle.file_path), size);
+    if (!thumb) {
+      if (thumb.error().code == Code::kUnsupported) {
+        return SendError(res, 422, fmt::format("series {} has no image to show: {}", req.matches[1].str(),
+                                               thumb.error().message));
+      }
+      return SendError(res, thumb.error());
+    }
+    res.set_header("ETag", etag);
+    res.set_header("Cache-Control", "private, max-age=300");
+    res.set_content(thumb->png, "image/png");
   });
   r.Get("/api/instances/{sop_instance_uid}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);

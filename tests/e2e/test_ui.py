@@ -15,10 +15,26 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import dicomgen  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "ui" / "tests" / "scenarios.mjs"
 READER = ("reader-1", "reader-Pw-123")
+
+
+def png_size(data):
+    """(width, height) from a PNG's IHDR chunk (PNG specification, section 11.2.2)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
+    assert data[12:16] == b"IHDR", data[12:16]
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def rows_columns(path):
+    """Rows and Columns of a DICOM file, read by DCMTK's dcmdump (not by our code)."""
+    cp = harness.run_tool(["dcmdump", "+P", "Rows", "+P", "Columns", str(path)])
+    assert cp.returncode == 0, harness.proc_output(cp)
+    values = [int(line.split()[2]) for line in cp.stdout.splitlines() if line.startswith("(0028,001")]
+    return values[0], values[1]
 
 
 def ui_ready():
@@ -46,6 +62,16 @@ class WebUiTest(harness.E2ETestCase):
         assert status == 201, body
         cls.shots = Path(os.environ.get("PB_SCREENSHOTS_DIR") or (cls.tmp / "screenshots"))
         cls.shots.mkdir(parents=True, exist_ok=True)
+        # A CT series of 3 images of about 190 x 190 pixels, received by our receiver.
+        cls.ct = dicomgen.generate(cls.tmp / "ct", 3, size=74000, modality="CT",
+                                   patient_name="THUMB^NAIL", patient_id="THUMB1",
+                                   series_description="axial")
+        cp = harness.storescu(cls.server.dicom_port, cls.server.dicom_ae, [c[0] for c in cls.ct])
+        assert cp.returncode == 0, harness.proc_output(cp)
+        study = cls.ct[0][2]
+        assert harness.wait_until(lambda: any(
+            s["StudyInstanceUID"] == study and s["instance_count"] == 3
+            for s in cls.server.api("GET", "/api/studies")[1]), timeout=30)
 
     def run_scenarios(self, *names):
         # The API's own words for an AE title it refuses, asked here (a dry run changes nothing).
@@ -60,6 +86,7 @@ class WebUiTest(harness.E2ETestCase):
             "PB_ORTHANC_AET": self.orthanc.aet, "PB_ORTHANC_PORT": str(self.orthanc.dicom_port),
             "PB_INVALID_AE": invalid, "PB_INVALID_AE_MESSAGE": body["error"],
             "PB_SCREENSHOTS": str(self.shots),
+            "PB_SERIES": self.ct[0][3],
         }
         cp = harness.run_tool(["node", SCENARIOS] + list(names), timeout=300, env=env,
                               cwd=str(ROOT / "ui"))
@@ -68,7 +95,7 @@ class WebUiTest(harness.E2ETestCase):
             self.assertIn("ok    %s" % name, cp.stdout)
 
     def test_ui(self):
-        self.run_scenarios("login", "nodes", "reader")
+        self.run_scenarios("login", "nodes", "reader", "archive")
         # What the browser did, seen through the API.
         status, node = self.server.api("GET", "/api/nodes/orthanc-ui")
         self.assertEqual(status, 200, node)
@@ -88,8 +115,30 @@ class WebUiTest(harness.E2ETestCase):
             "name": "x", "type": "dimse", "ae_title": "X", "host": "127.0.0.1", "port": 104},
             auth=READER)
         self.assertEqual(status, 403, body)
-        for name in ("login", "add-node-invalid", "connections", "jobs"):
+        for name in ("login", "add-node-invalid", "connections", "jobs", "archive"):
             self.assertTrue((self.shots / ("%s.png" % name)).is_file(), name)
+
+    def test_series_thumbnail(self):
+        series = self.ct[0][3]
+        status, headers, png = self.server.raw("GET", "/api/series/%s/thumbnail" % series)
+        self.assertEqual(status, 200, png[:200])
+        self.assertEqual(headers.get("Content-Type"), "image/png")
+        # The middle image, scaled to 128 on its longer side, aspect kept.
+        middle = sorted(self.ct, key=lambda c: c[0])[1][0]
+        rows, cols = rows_columns(middle)
+        f = 128 / max(rows, cols)
+        self.assertEqual(png_size(png), (round(cols * f), round(rows * f)))
+        status, _, small = self.server.raw("GET", "/api/series/%s/thumbnail?size=64" % series)
+        self.assertEqual((status, max(png_size(small))), (200, 64))
+        # Unchanged: 304 to the ETag.
+        etag = headers.get("ETag")
+        self.assertTrue(etag)
+        status, _, body = self.server.raw("GET", "/api/series/%s/thumbnail" % series,
+                                          headers={"If-None-Match": etag})
+        self.assertEqual((status, body), (304, b""))
+        self.assertEqual(self.server.raw("GET", "/api/series/%s/thumbnail?size=8" % series)[0], 400)
+        self.assertEqual(self.server.raw("GET", "/api/series/1.2.3.4.5/thumbnail")[0], 404)
+        self.assertEqual(self.server.raw("GET", "/api/series/%s/thumbnail" % series, auth=None)[0], 401)
 
     def test_the_page_loads_nothing_from_elsewhere(self):
         status, headers, page = self.server.raw("GET", "/", auth=None)

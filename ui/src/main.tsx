@@ -2,6 +2,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 
 import { api, ApiError, Me, setCsrfToken, whenSignedOut } from "./api";
+import { Archive } from "./pages/Archive";
 import { Connections } from "./pages/Connections";
 import { Jobs } from "./pages/Jobs";
 import { Login } from "./pages/Login";
@@ -16,6 +17,7 @@ interface Page {
 const PAGES: Page[] = [
   { hash: "#/connections", title: "PACS connections", view: (me) => <Connections me={me} /> },
   { hash: "#/jobs", title: "Jobs", view: (me) => <Jobs me={me} /> },
+  { hash: "#/archive", title: "Archive", view: () => <Archive /> },
 ];
 
 function currentPage(): Page {

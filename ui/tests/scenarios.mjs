@@ -133,6 +133,23 @@ const scenarios = {
   },
 };
 
+// The archive: a study opens to its series, each with the server's thumbnail of its middle image.
+scenarios.archive = async (page) => {
+  await logIn(page, "admin", env.PB_ADMIN_PASSWORD);
+  await page.getByRole("link", { name: "Archive" }).click();
+  await page.getByRole("heading", { name: "Archive" }).waitFor({ timeout: TIMEOUT });
+  await page.getByRole("button", { name: "THUMB^NAIL" }).click();
+  const card = page.locator(`li[data-series="${env.PB_SERIES}"]`);
+  await card.waitFor({ timeout: TIMEOUT });
+  assert.match(await card.textContent(), /3 instance\(s\)/);
+  const img = card.getByRole("img");
+  await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle(), { timeout: TIMEOUT });
+  const natural = await img.evaluate((el) => [el.naturalWidth, el.naturalHeight]);
+  assert.equal(Math.max(...natural), 128, `thumbnail ${natural}`);
+  await shot(page, "archive");
+  await accessible(page, "the archive page");
+};
+
 const names = process.argv.slice(2);
 let failed = 0;
 const b = await browser();
