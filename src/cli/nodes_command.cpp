@@ -442,6 +442,37 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
     exit_code = ok ? 0 : 1;
   });
 
+  auto* move_check = nodes->add_subcommand(
+      "move-check", "does the PACS know us? moves one instance it holds to our receiver (discarded there) and "
+                    "says whether it arrived; exit status 0 yes, 1 no, 2 cannot tell");
+  move_check->add_option("name", *name)->required();
+  AddServerFlags(move_check, *s);
+  move_check->callback([=, &exit_code] {
+    nlohmann::json b;
+    if ((exit_code = CallAndReport(s->server, "POST", NodePath(*name) + "/move-check", nullptr, 200, b))) return;
+    const nlohmann::json ok = b.value("ok", nlohmann::json(nullptr));
+    exit_code = ok.is_boolean() ? (ok.get<bool>() ? 0 : 1) : 2;
+    if (s->json) {
+      std::cout << b.dump(2) << "\n";
+      return;
+    }
+    auto text = [](const nlohmann::json& v) {
+      return v.is_null() ? std::string("-") : v.is_string() ? v.get<std::string>() : v.dump();
+    };
+    const nlohmann::json d = b.value("destination", nlohmann::json::object());
+    std::string where = text(d.value("ae_title", nlohmann::json()));
+    if (d.value("port", nlohmann::json()).is_number()) {
+      where += " at " + text(d.value("host", nlohmann::json())) + ":" + text(d["port"]);
+    }
+    PrintTable({"RESULT", "OUTCOME", "DESTINATION", "STATUS", "COMPLETED", "FAILED", "WARNING", "ARRIVED", "MS"},
+               {{ok.is_boolean() ? (ok.get<bool>() ? "ok" : "FAILED") : "cannot tell",
+                 text(b.value("outcome", nlohmann::json())), where, text(b.value("status", nlohmann::json())),
+                 text(b.value("completed", nlohmann::json())), text(b.value("failed", nlohmann::json())),
+                 text(b.value("warning", nlohmann::json())), b.value("instance_arrived", false) ? "yes" : "no",
+                 text(b.value("latency_ms", nlohmann::json()))}});
+    (exit_code == 0 ? std::cout : std::cerr) << b.value("message", "") << "\n";
+  });
+
   auto* tests = nodes->add_subcommand("tests", "the node's connection tests, newest first (kept by the server)");
   tests->add_option("name", *name)->required();
   auto limit = std::make_shared<int>(20);

@@ -11,6 +11,7 @@
 #include "http/auth.h"
 #include "http/errors.h"
 #include "http/router.h"
+#include "transport/move_check.h"
 #include "transport/transport.h"
 
 namespace pb::http {
@@ -191,6 +192,30 @@ void AddNodeRoutes(Router& r, Services& s) {
     Remember(s, n->name, answer);
     SendJson(res, 200, answer);
   });
+  // "Does the PACS know us?" (transport/move_check.h): one instance the node holds is moved to
+  // our receiver and discarded there. No body (or an empty object).
+  r.Post("/api/nodes/{name}/move-check", Access::kUser,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+           auto n = s.nodes.Get(req.matches[1]);
+           if (!n) return SendError(res, n.error());
+           if (!raw.empty()) {
+             auto body = ParseBody(raw, res);
+             if (!body) return;
+             if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object");
+             if (!body->empty()) {
+               return SendError(res, 400, "unknown field '" + body->begin().key() + "'", body->begin().key());
+             }
+           }
+           MoveCheckContext context;
+           context.our_ae_title = s.settings.ae_title;
+           context.receivers = s.receivers.List();
+           context.listening = [&s](const Receiver& r) { return s.receivers.Status(r.id) == "listening"; };
+           context.expectations = &s.receivers.site().expectations;
+           context.seen_since = [&s](std::chrono::steady_clock::time_point t) { return s.receivers.AttemptsSince(t); };
+           auto check = RunMoveCheck(*n, context);
+           if (!check) return SendError(res, check.error());
+           SendJson(res, 200, check->ToJson());
+         });
 }
 
 void AddFindRoute(Router& r, Services& s) {

@@ -2,6 +2,25 @@
 
 namespace pb {
 
+void DiscardCounter::Add() {
+  {
+    std::lock_guard lock(mu_);
+    ++count_;
+  }
+  cv_.notify_all();
+}
+
+size_t DiscardCounter::count() const {
+  std::lock_guard lock(mu_);
+  return count_;
+}
+
+size_t DiscardCounter::WaitFor(size_t n, std::chrono::steady_clock::time_point deadline) const {
+  std::unique_lock lock(mu_);
+  cv_.wait_until(lock, deadline, [&] { return count_ >= n; });
+  return count_;
+}
+
 ExpectationRegistry::Token ExpectationRegistry::Add(std::shared_ptr<Expectation> e) {
   std::lock_guard lock(mu_);
   Token t = next_++;
@@ -46,7 +65,15 @@ std::shared_ptr<const Expectation> ExpectationRegistry::Match(const std::string&
     }
   }
   for (const auto& [_, e] : entries_) {
+    if (e->discard) continue;
     if (e->sop_uids.count(sop_uid) || e->series_uids.count(series_uid) || e->study_uids.count(study_uid)) return e;
+  }
+  for (const auto& [_, e] : entries_) {
+    // Another's C-MOVE (a Move Originator that is not ours) is never discarded.
+    if (e->discard && e->sop_uids.count(sop_uid) &&
+        (move_originator_ae.empty() || move_originator_ae == e->calling_ae)) {
+      return e;
+    }
   }
   return nullptr;
 }

@@ -3,6 +3,12 @@
 // receiver identifying by jobs files it where the job says (the project chosen at import and
 // the job's relabeling). Jobs register what they expect (study, series or instance UIDs, and
 // the message IDs of their C-MOVE requests); receivers look instances up. Thread-safe.
+//
+// A discarding expectation (the C-MOVE self-test, transport/move_check.h) asks the receiving
+// path to answer success to the sender and keep nothing: no archive file, no index row, no
+// journal line, no staging, no ArrivalHub announcement; it only counts the arrival.
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -13,6 +19,21 @@
 #include <string>
 
 namespace pb {
+
+// Instances a discarding expectation dropped, and a wait for them. Shared between the waiter
+// and the receiving threads (an Expectation is copied on write; the counter stays one).
+class DiscardCounter {
+ public:
+  void Add();
+  size_t count() const;
+  // Waits until at least `n` were counted or `deadline` passed; returns the count.
+  size_t WaitFor(size_t n, std::chrono::steady_clock::time_point deadline) const;
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  size_t count_ = 0;  // GUARDED_BY(mu_)
+};
 
 struct Expectation {
   int64_t job_id = 0;
@@ -25,6 +46,10 @@ struct Expectation {
   // subject).
   bool impose = false;
   std::vector<std::pair<uint32_t, std::string>> set_attributes;
+  // Keep nothing of what matches (only `sop_uids` and the Move Originator match it): answer
+  // success, delete the data, count it in `discarded` (never null when `discard`).
+  bool discard = false;
+  std::shared_ptr<DiscardCounter> discarded;
 };
 
 class ExpectationRegistry {
@@ -37,6 +62,10 @@ class ExpectationRegistry {
   void AddSopUids(Token t, const std::set<std::string>& uids);
   // The job awaiting an instance: by Move Originator (AE and message ID), then by SOP Instance,
   // series or study UID. nullptr: none.
+  // A discarding expectation matches only its SOP Instance UIDs, and only an instance whose
+  // Move Originator is its own C-MOVE (or absent, or its AE title before the message ID is
+  // known); any other expectation matching by UID comes first, so that a retrieve job never
+  // loses an instance it awaits to a self-test (the self-test then sees nothing arrive).
   std::shared_ptr<const Expectation> Match(const std::string& sop_uid, const std::string& series_uid,
                                            const std::string& study_uid, const std::string& move_originator_ae,
                                            int move_originator_id, bool* by_originator = nullptr) const;

@@ -8,6 +8,7 @@
 #include "dicom/anonymize_options.h"
 #include "dicom/dataset.h"
 #include "dicom/header.h"
+#include "dicom/network.h"
 #include "ingest/store_sink.h"
 
 namespace pb {
@@ -95,18 +96,23 @@ OriginSink::Identity OriginSink::Identify(const AttributeLookup& get, const std:
   return id;
 }
 
-std::shared_ptr<const Expectation> OriginSink::JobFor(const dicom::IncomingInstance& in, const std::string& study_uid,
-                                                      const std::string& series_uid) const {
+OriginSink::Awaited OriginSink::AwaitedBy(const dicom::IncomingInstance& in, const std::string& study_uid,
+                                          const std::string& series_uid) const {
+  Awaited a;
+  a.expectation = site_.expectations.Match(in.sop_instance_uid, series_uid, study_uid, in.move_originator_ae,
+                                           in.move_originator_id, &a.by_originator);
+  return a;
+}
+
+std::shared_ptr<const Expectation> OriginSink::JobFor(const Awaited& awaited) const {
   // Every origin looks: a job that imposes its labels (an import's row) is followed whatever the
   // origin's identification; the others only where the origin identifies by jobs.
   // Imposing needs the PACS's word that the instance is the job's (Move Originator): a store of
   // the same study by someone else keeps its own labels and data.
-  bool by_originator = false;
-  auto job = site_.expectations.Match(in.sop_instance_uid, series_uid, study_uid, in.move_originator_ae,
-                                      in.move_originator_id, &by_originator);
+  const auto& job = awaited.expectation;
   bool wanted = policy_->labels_from_job;
   for (const Processor& p : policy_->processors) wanted = wanted || p.kind == Processor::Kind::kRelabelFromJob;
-  if (job && job->impose && !by_originator) {
+  if (job && job->impose && !awaited.by_originator) {
     if (!wanted) return nullptr;
     auto plain = std::make_shared<Expectation>(*job);  // its labels as any job's, nothing imposed
     plain->impose = false;
@@ -114,6 +120,18 @@ std::shared_ptr<const Expectation> OriginSink::JobFor(const dicom::IncomingInsta
     return plain;
   }
   return wanted || (job && job->impose) ? job : nullptr;
+}
+
+dicom::StoreAnswer OriginSink::Discard(const dicom::IncomingInstance& in, const Expectation& e) const {
+  if (!in.temp_file.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(in.temp_file, ec);
+  }
+  if (e.discarded) e.discarded->Add();
+  // No UID here: only that something the self-test asked for came, and from whom.
+  spdlog::debug("{}: discarded an instance from {}@{} that a C-MOVE self-test asked for", policy_->name,
+                in.calling_ae, in.peer_address);
+  return {dicom::status::kSuccess, ""};
 }
 
 dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
@@ -145,7 +163,9 @@ dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
     if (it == more->end()) return std::nullopt;
     return it->second;
   };
-  auto job = JobFor(in, header->study_uid, header->series_uid);
+  const Awaited awaited = AwaitedBy(in, header->study_uid, header->series_uid);
+  if (awaited.expectation && awaited.expectation->discard) return Discard(in, *awaited.expectation);
+  auto job = JobFor(awaited);
   Identity id = Identify(get, in.calling_ae, job);
   if (id.anonymize || !id.set.empty()) {
     // The data came as a file (a project gained its own anonymization options after the
@@ -155,7 +175,7 @@ dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
     std::error_code ec;
     std::filesystem::remove(in.temp_file, ec);
     if (!data) return AnswerFor({IngestStatus::kInvalid, data.error().message, in.sop_instance_uid}, policy_->name, in);
-    return StoreDatasetFor(in, **data, &job);
+    return StoreDatasetFor(in, **data, job);
   }
   IngestSource src;
   src.calling_ae = in.calling_ae;
@@ -173,11 +193,14 @@ dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
 }
 
 dicom::StoreAnswer OriginSink::StoreDataset(const dicom::IncomingInstance& in, dicom::Dataset& data) {
-  return StoreDatasetFor(in, data, nullptr);
+  const Awaited awaited =
+      AwaitedBy(in, data.Get(0x0020000D).value_or(""), data.Get(0x0020000E).value_or(""));
+  if (awaited.expectation && awaited.expectation->discard) return Discard(in, *awaited.expectation);
+  return StoreDatasetFor(in, data, JobFor(awaited));
 }
 
 dicom::StoreAnswer OriginSink::StoreDatasetFor(const dicom::IncomingInstance& in, dicom::Dataset& data,
-                                               const std::shared_ptr<const Expectation>* matched) {
+                                               const std::shared_ptr<const Expectation>& job) {
   const IngestPolicy& p = *policy_;
   auto refuse = [&](IngestStatus status, const std::string& message) {
     return AnswerFor({status, message, in.sop_instance_uid}, p.name, in);
@@ -199,8 +222,7 @@ dicom::StoreAnswer OriginSink::StoreDatasetFor(const dicom::IncomingInstance& in
     if (v && v->empty()) return std::nullopt;
     return v;
   };
-  // The job matched when the instance came as a file, or the one awaiting it now.
-  Identity id = Identify(get, in.calling_ae, matched ? *matched : JobFor(in, study, series));
+  Identity id = Identify(get, in.calling_ae, job);
   for (const Processor& proc : p.processors) {
     for (const auto& [tag, value] : proc.set) {
       if (auto s = data.Set(tag, value); !s) return refuse(IngestStatus::kInvalid, "set_attributes: " + s.error().message);

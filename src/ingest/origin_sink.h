@@ -6,6 +6,10 @@
 // job differ only by their IngestPolicy (origin.h). One sink per association, holding the
 // policy as it was when it opened, so a change at run time never alters an association half
 // way. Thread-safe (no mutable state).
+//
+// An instance a discarding expectation awaits (the C-MOVE self-test) leaves this path first:
+// the sender is answered success, the data is deleted and only the expectation's counter learns
+// of it; nothing is journaled, archived, staged, indexed or announced to the ArrivalHub.
 #include <functional>
 #include <memory>
 #include <optional>
@@ -54,11 +58,20 @@ class OriginSink : public dicom::StoreSink {
 
  private:
   dicom::StoreAnswer Commit(const std::filesystem::path& temp, IngestSource& src, const dicom::IncomingInstance& in);
-  // `matched`: the job already matched for this instance (null: match now).
+  // `job`: the job awaiting this instance, as JobFor chose it.
   dicom::StoreAnswer StoreDatasetFor(const dicom::IncomingInstance& in, dicom::Dataset& data,
-                                     const std::shared_ptr<const Expectation>* matched);
-  std::shared_ptr<const Expectation> JobFor(const dicom::IncomingInstance& in, const std::string& study_uid,
-                                            const std::string& series_uid) const;
+                                     const std::shared_ptr<const Expectation>& job);
+  // The expectation the registry matches for an instance, and whether by its Move Originator.
+  struct Awaited {
+    std::shared_ptr<const Expectation> expectation;
+    bool by_originator = false;
+  };
+  Awaited AwaitedBy(const dicom::IncomingInstance& in, const std::string& study_uid,
+                    const std::string& series_uid) const;
+  // The job whose labels apply (null: none), from what the registry matched.
+  std::shared_ptr<const Expectation> JobFor(const Awaited& awaited) const;
+  // Answers success, deletes the data (if on disk) and counts it; nothing else happens.
+  dicom::StoreAnswer Discard(const dicom::IncomingInstance& in, const Expectation& e) const;
 
   std::shared_ptr<const IngestPolicy> policy_;
   IngestSite& site_;

@@ -34,6 +34,12 @@ const AssociationAttempt* Refused(const MoveEvidence& e, AssociationAttempt::Out
 
 }  // namespace
 
+bool RefusedByUs(const MoveEvidence& e) {
+  using Outcome = AssociationAttempt::Outcome;
+  return Refused(e, Outcome::kUnknownCalledAe, true) || Refused(e, Outcome::kUnknownCalledAe, false) ||
+         Refused(e, Outcome::kCallingAeNotAllowed, true);
+}
+
 std::string ExplainEmptyMove(const MoveEvidence& e) {
   using Outcome = AssociationAttempt::Outcome;
   const std::string address = e.our_address.empty() ? "this machine's address" : e.our_address;

@@ -34,4 +34,8 @@ struct MoveEvidence {
 
 std::string ExplainEmptyMove(const MoveEvidence& e);
 
+// Whether our receivers refused an association from the PACS (an AE title or port that is not
+// ours, a whitelist): ExplainEmptyMove then says which.
+bool RefusedByUs(const MoveEvidence& e);
+
 }  // namespace pb
