@@ -105,6 +105,12 @@ const scenarios = {
       assert.ok(cells[2].length > 0, `${check} has no detail`);
     }
     await page.locator('tr[data-node="orthanc-ui"] td.last-test .ok').waitFor({ timeout: TIMEOUT });
+    // The C-MOVE self-test: this Orthanc holds nothing, so it cannot tell, and says so with
+    // what the PACS must list (the API's words, checked by the Python side too).
+    await row.getByRole("button", { name: "Does the PACS know us?" }).click();
+    const moved = page.locator('[data-move-check="orthanc-ui"]');
+    await moved.waitFor({ timeout: 30000 });
+    assert.match(await moved.textContent(), /holds no instance to move/);
     await shot(page, "connections");
     await accessible(page, "the connections page");
     await row.getByRole("button", { name: "History" }).click();

@@ -76,6 +76,7 @@ export function Connections({ me }: { me: Me }) {
   const [editing, setEditing] = useState<PacsNode | "new" | null>(null);
   const [tests, setTests] = useState<Record<string, NodeTest>>({});
   const [testing, setTesting] = useState<string>("");
+  const [moveChecks, setMoveChecks] = useState<Record<string, { ok: boolean | null; message: string }>>({});
   const [history, setHistory] = useState<{ node: string; tests: NodeTest[] } | null>(null);
   const admin = can(me, "admin");
 
@@ -87,6 +88,23 @@ export function Connections({ me }: { me: Me }) {
       load();
     } catch (e) {
       setTests({ ...tests, [n.name]: { ok: false, message: (e as ApiError).message, latency_ms: 0, at: "" } });
+    } finally {
+      setTesting("");
+    }
+  };
+
+  // "Does the PACS know us?": one real instance moved to us and discarded on arrival.
+  const moveCheck = async (n: PacsNode) => {
+    setTesting(n.name);
+    try {
+      const r = await api<{ ok: boolean | null; message: string }>(
+        "POST",
+        `/api/nodes/${encodeURIComponent(n.name)}/move-check`,
+        {},
+      );
+      setMoveChecks({ ...moveChecks, [n.name]: r });
+    } catch (e) {
+      setMoveChecks({ ...moveChecks, [n.name]: { ok: false, message: (e as ApiError).message } });
     } finally {
       setTesting("");
     }
@@ -192,6 +210,11 @@ export function Connections({ me }: { me: Me }) {
                           {testing === n.name ? "Testing…" : "Test connection"}
                         </button>
                       )}
+                      {can(me, "user") && n.type === "dimse" && (
+                        <button type="button" onClick={() => moveCheck(n)} disabled={testing === n.name}>
+                          Does the PACS know us?
+                        </button>
+                      )}
                       <button type="button" onClick={() => showHistory(n)}>
                         History
                       </button>
@@ -211,6 +234,26 @@ export function Connections({ me }: { me: Me }) {
                     <tr class="detail">
                       <td colSpan={11}>
                         <TestResult test={tests[n.name]} />
+                      </td>
+                    </tr>
+                  )}
+                  {moveChecks[n.name] && (
+                    <tr class="detail">
+                      <td colSpan={11}>
+                        <div
+                          class={
+                            moveChecks[n.name].ok === true
+                              ? "result ok"
+                              : moveChecks[n.name].ok === false
+                                ? "result failed"
+                                : "result"
+                          }
+                          role="status"
+                          data-move-check={n.name}
+                        >
+                          <strong>C-MOVE self-test: </strong>
+                          {moveChecks[n.name].message}
+                        </div>
                       </td>
                     </tr>
                   )}
