@@ -204,9 +204,10 @@ def parse_json(payload):
         return {"_unparsed": payload[:2000].decode("utf-8", "replace")}
 
 
-def http_json(method, url, body=None, timeout=30, headers=None):
+def http_json(method, url, body=None, timeout=30, headers=None, ssl_context=None):
     """Return (status, parsed JSON or None)."""
-    status, _, payload = http_request(method, url, body, headers=headers, timeout=timeout)
+    status, _, payload = http_request(method, url, body, headers=headers, timeout=timeout,
+                                      ssl_context=ssl_context)
     return status, parse_json(payload)
 
 
@@ -380,7 +381,8 @@ class Server(_Process):
                 raise AssertionError("pacsbridge serve exited with %s during start-up; log:\n%s"
                                      % (self.proc.returncode, self.log_tail()))
             try:
-                status, body = http_json("GET", self.url + "/api/health", timeout=2)
+                status, body = http_json("GET", self.url + "/api/health", timeout=2,
+                                         ssl_context=self.ssl_context)
                 if status == 200 and isinstance(body, dict) and body.get("status") == "ok":
                     return self
             except (OSError, urllib.error.URLError):
@@ -389,6 +391,9 @@ class Server(_Process):
         raise AssertionError("pacsbridge did not answer GET /api/health with 200 "
                              "{\"status\":\"ok\"} within %ss; log:\n%s"
                              % (timeout, self.log_tail()))
+
+    # For an https url (a subclass's): the context that trusts the test's certificate.
+    ssl_context = None
 
     _DEFAULT = object()
 
@@ -403,13 +408,14 @@ class Server(_Process):
         """(status, parsed JSON) of a call to the REST API (path starts with /api), as the
         admin by HTTP basic unless auth says otherwise: (user, password), or None for none."""
         return http_json(method, self.url + path, body, timeout=timeout,
-                         headers=self._auth_headers(auth, headers))
+                         headers=self._auth_headers(auth, headers), ssl_context=self.ssl_context)
 
     def raw(self, method, path, body=None, headers=None, timeout=30, auth=_DEFAULT):
         """(status, headers, bytes) of a call to the REST API; credentials as for api(), and
         none added when headers has its own Authorization."""
         return http_request(method, self.url + path, body,
-                            headers=self._auth_headers(auth, headers), timeout=timeout)
+                            headers=self._auth_headers(auth, headers), timeout=timeout,
+                            ssl_context=self.ssl_context)
 
     def cli(self, *args, timeout=60, auth=_DEFAULT):
         """Run the pacsbridge CLI against this server (--server appended), as the admin

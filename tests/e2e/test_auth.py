@@ -23,8 +23,6 @@ import subprocess
 import sys
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -101,13 +99,6 @@ def bearer(token):
 
 def error_of(body):
     return body.get("error", "") if isinstance(body, dict) else ""
-
-
-def https_request(url, cafile, method="GET", body=None, headers=None, timeout=10):
-    """(status, headers, bytes) over HTTPS, trusting `cafile` only; never raises for HTTP
-    error statuses."""
-    return harness.http_request(method, url, body, headers=headers, timeout=timeout,
-                                ssl_context=ssl.create_default_context(cafile=str(cafile)))
 
 
 class Session:
@@ -1056,38 +1047,14 @@ class HttpsServer(harness.Server):
     def __init__(self, workdir, cafile, **kw):
         super().__init__(workdir, **kw)
         self.cafile = cafile
+        self.ssl_context = ssl.create_default_context(cafile=str(cafile))
 
     @property
     def url(self):
         return "https://127.0.0.1:%d" % self.http_port
 
     def request(self, method, path, body=None, headers=None, auth=harness.Server._DEFAULT):
-        return https_request(self.url + path, self.cafile, method, body,
-                             headers=self._auth_headers(auth, headers))
-
-    def start(self, timeout=30):
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(self.serve_argv(), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=log, cwd=str(self.workdir),
-                                         env=harness.server_env())
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("pacsbridge serve exited with %s during start-up; log:\n%s"
-                                     % (self.proc.returncode, self.log_tail()))
-            try:
-                status, _, payload = self.request("GET", "/api/health", auth=None)
-                body = harness.parse_json(payload)
-                if status == 200 and isinstance(body, dict) and body.get("status") == "ok":
-                    return self
-            except (OSError, urllib.error.URLError, ssl.SSLError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError("no HTTPS answer to GET /api/health within %ss; log:\n%s"
-                             % (timeout, self.log_tail()))
+        return self.raw(method, path, body, headers=headers, auth=auth)
 
 
 class StartupTests(AuthHelpers, harness.E2ETestCase):
