@@ -4,21 +4,17 @@ are in ui/tests/scenarios.mjs; this test starts the peers, prepares accounts, gi
 scenarios what they must find (the API's own words for an invalid AE title, fetched here), runs
 them, and checks their effects through the API.
 
-Screenshots of each page go to a temp folder, or to $PB_SCREENSHOTS_DIR when set (the README's
-come from: PB_SCREENSHOTS_DIR=docs/screenshots)."""
+Screenshots: see ui_support.py."""
 import os
 import re
-import shutil
 import sys
 import unittest
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import ui_support  # noqa: E402
 from harness import dicomgen  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ROOT / "ui" / "tests" / "scenarios.mjs"
 READER = ("reader-1", "reader-Pw-123")
 
 
@@ -37,22 +33,11 @@ def rows_columns(path):
     return values[0], values[1]
 
 
-def ui_ready():
-    """Why the browser tests cannot run here, or None."""
-    if not (ROOT / "ui" / "node_modules" / "playwright-core").is_dir():
-        return "ui/node_modules is missing: run make ui (npm ci)"
-    if not shutil.which("node"):
-        return "node is missing"
-    if not Path("/usr/bin/chromium").exists():
-        return "Debian's chromium is missing (scripts/install-deps.sh --test)"
-    return None
-
-
 class WebUiTest(harness.E2ETestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        missing = ui_ready()
+        missing = ui_support.ui_ready()
         if missing:
             raise AssertionError("the browser tests cannot run: " + missing)
         cls.orthanc = cls.start_class_orthanc(extra={"DicomAlwaysAllowFind": True})
@@ -60,8 +45,7 @@ class WebUiTest(harness.E2ETestCase):
         status, body = cls.server.api("POST", "/api/users", {
             "username": READER[0], "role": "read-only", "password": READER[1]})
         assert status == 201, body
-        cls.shots = Path(os.environ.get("PB_SCREENSHOTS_DIR") or (cls.tmp / "screenshots"))
-        cls.shots.mkdir(parents=True, exist_ok=True)
+        cls.shots = ui_support.screenshots_dir(cls.tmp)
         # A CT series of 3 images of about 190 x 190 pixels, received by our receiver.
         cls.ct = dicomgen.generate(cls.tmp / "ct", 3, size=74000, modality="CT",
                                    patient_name="THUMB^NAIL", patient_id="THUMB1",
@@ -80,19 +64,12 @@ class WebUiTest(harness.E2ETestCase):
             "name": "probe", "type": "dimse", "ae_title": invalid, "host": "127.0.0.1", "port": 104})
         self.assertEqual((status, body.get("field")), (400, "ae_title"), body)
         env = {
-            "PB_URL": self.server.url,
-            "PB_ADMIN_PASSWORD": self.server.admin_password,
             "PB_READER": READER[0], "PB_READER_PASSWORD": READER[1],
             "PB_ORTHANC_AET": self.orthanc.aet, "PB_ORTHANC_PORT": str(self.orthanc.dicom_port),
             "PB_INVALID_AE": invalid, "PB_INVALID_AE_MESSAGE": body["error"],
-            "PB_SCREENSHOTS": str(self.shots),
             "PB_SERIES": self.ct[0][3],
         }
-        cp = harness.run_tool(["node", SCENARIOS] + list(names), timeout=300, env=env,
-                              cwd=str(ROOT / "ui"))
-        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
-        for name in names:
-            self.assertIn("ok    %s" % name, cp.stdout)
+        ui_support.run_scenarios(self, self.server, "scenarios.mjs", names, env, self.shots)
 
     def test_ui(self):
         self.run_scenarios("login", "nodes", "reader", "archive")

@@ -1,56 +1,12 @@
-// Browser scenarios of the web UI, driven by playwright-core in Debian's Chromium (headless).
-// Run by tests/e2e/test_ui.py, which starts the server and its peers and passes, in the
-// environment: PB_URL, PB_ADMIN_PASSWORD, PB_READER / PB_READER_PASSWORD (a read-only account),
+// Browser scenarios of the web UI's first pages: log-in, PACS connections, a read-only account,
+// the archive. Run by tests/e2e/test_ui.py, which starts the server and its peers and passes, in
+// the environment (besides lib.mjs's): PB_READER / PB_READER_PASSWORD (a read-only account),
 // PB_ORTHANC_AET / PB_ORTHANC_PORT, PB_INVALID_AE / PB_INVALID_AE_MESSAGE (an AE title the API
-// refuses and the API's own words for it), PB_SCREENSHOTS (a folder, optional).
+// refuses and the API's own words for it), PB_SERIES (a series of the archive).
 // Usage: node ui/tests/scenarios.mjs SCENARIO ... ; exit 0 when every scenario held.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import path from "node:path";
 
-import { chromium } from "playwright-core";
-
-const require = createRequire(import.meta.url);
-const env = process.env;
-const url = env.PB_URL;
-const shots = env.PB_SCREENSHOTS || "";
-const TIMEOUT = 15000;
-
-async function browser() {
-  return chromium.launch({
-    executablePath: env.PB_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    // As root in a container Chromium's sandbox cannot start; the page is our own.
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-  });
-}
-
-async function shot(page, name) {
-  if (!shots) return;
-  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: false });
-}
-
-async function logIn(page, user, password) {
-  await page.goto(url + "/", { waitUntil: "load" });
-  await page.getByLabel("User name", { exact: true }).fill(user);
-  await page.getByLabel("Password", { exact: true }).fill(password);
-  await page.getByRole("button", { name: "Log in" }).click();
-}
-
-// axe-core, from npm, injected into the page: no serious or critical violation.
-async function accessible(page, what) {
-  // Evaluated through the DevTools protocol: the page's own policy forbids inline scripts, and
-  // that stays on.
-  await page.evaluate(readFileSync(require.resolve("axe-core/axe.min.js"), "utf8"));
-  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
-  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert.deepEqual(
-    bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
-    [],
-    `accessibility of ${what}`,
-  );
-}
+import { accessible, env, logIn, runScenarios, shot, TIMEOUT } from "./lib.mjs";
 
 const scenarios = {
   // A wrong password is refused with the API's words; the right one opens the connections page.
@@ -156,33 +112,4 @@ scenarios.archive = async (page) => {
   await accessible(page, "the archive page");
 };
 
-const names = process.argv.slice(2);
-let failed = 0;
-const b = await browser();
-try {
-  for (const name of names) {
-    const scenario = scenarios[name];
-    if (!scenario) throw new Error(`no scenario ${name}`);
-    const context = await b.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    page.on("console", (m) => {
-      if (m.type() === "error" && !/401|429|400|403/.test(m.text())) problems.push(`console: ${m.text()}`);
-    });
-    try {
-      await scenario(page);
-      assert.deepEqual(problems, [], "the page logged errors");
-      console.log(`ok    ${name}`);
-    } catch (e) {
-      failed++;
-      console.log(`FAIL  ${name}: ${e.stack || e}`);
-      if (shots) await page.screenshot({ path: path.join(shots, `failed-${name}.png`) }).catch(() => {});
-    } finally {
-      await context.close();
-    }
-  }
-} finally {
-  await b.close();
-}
-process.exit(failed ? 1 : 0);
+await runScenarios(scenarios);
