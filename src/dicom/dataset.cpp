@@ -48,6 +48,14 @@ std::optional<uint32_t> ParseTag(std::string_view text) {
   return out;
 }
 
+std::string TagKeyword(uint32_t tag) {
+  const DcmDataDictionary& dict = dcmDataDict.rdlock();
+  const DcmDictEntry* e = dict.findEntry(DcmTagKey(static_cast<Uint16>(tag >> 16), static_cast<Uint16>(tag & 0xFFFF)), nullptr);
+  std::string out = e && e->getTagName() ? e->getTagName() : "";
+  dcmDataDict.rdunlock();
+  return out;
+}
+
 Dataset::Dataset(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Dataset::~Dataset() = default;
 

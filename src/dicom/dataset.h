@@ -53,5 +53,7 @@ class Dataset {
 std::string TagString(uint32_t tag);
 // A tag from "(gggg,eeee)", "gggg,eeee", "ggggeeee" or a DICOM keyword of DCMTK's dictionary.
 std::optional<uint32_t> ParseTag(std::string_view text);
+// The DICOM keyword of a tag in DCMTK's dictionary ("PatientName"), or "" when it has none.
+std::string TagKeyword(uint32_t tag);
 
 }  // namespace pb::dicom

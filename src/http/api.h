@@ -80,6 +80,7 @@ void AddArchiveRoutes(Router& r, Services& s);
 void AddJobRoutes(Router& r, Services& s);
 void AddImportRoutes(Router& r, Services& s);
 void AddReceiverRoutes(Router& r, Services& s);
+void AddRoutingTryRoute(Router& r, Services& s);  // POST /api/routing/try
 
 // The OpenAPI document the API serves (docs/openapi.yaml, as JSON), parsed once.
 const nlohmann::json& OpenApiDocument();

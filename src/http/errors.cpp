@@ -104,4 +104,15 @@ void Put(httplib::Server& srv, const std::string& pattern, BodyHandler handler, 
   srv.Put(pattern, Reading(std::move(handler), std::move(gate)));
 }
 
+bool DryRun(const httplib::Request& req, httplib::Response& res, bool& dry_run) {
+  const std::string v = req.get_param_value("dry_run");
+  if (v.empty() || v == "false") return true;
+  if (v != "true") {
+    SendError(res, 400, "dry_run is true or false", "dry_run");
+    return false;
+  }
+  dry_run = true;
+  return true;
+}
+
 }  // namespace pb::http

@@ -16,6 +16,10 @@ void SendJson(httplib::Response& res, int status, const nlohmann::json& body);
 // A query parameter as a whole number within [lo, hi]; false (out untouched) otherwise.
 bool ParseInt(const std::string& v, int lo, int hi, int& out);
 
+// ?dry_run=true: the change is checked as if made, nothing stored (the answer is what it would
+// be). Sets `dry_run`; false when the value is neither true nor false (then it has answered 400).
+bool DryRun(const httplib::Request& req, httplib::Response& res, bool& dry_run);
+
 // Parses a JSON request body; on failure answers 400 and returns nullopt.
 std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Response& res);
 

@@ -50,18 +50,6 @@ nlohmann::json ForCaller(nlohmann::json j) {
   return p && p->role == auth::Role::kAdmin ? j : Masked(std::move(j));
 }
 
-// ?dry_run=true: every check of the change, nothing stored (200 with the node it would be).
-bool DryRun(const httplib::Request& req, httplib::Response& res, bool& dry_run) {
-  const std::string v = req.get_param_value("dry_run");
-  if (v.empty() || v == "false") return true;
-  if (v != "true") {
-    SendError(res, 400, "dry_run is true or false", "dry_run");
-    return false;
-  }
-  dry_run = true;
-  return true;
-}
-
 nlohmann::json TestToJson(const NodeTestRecord& t) {
   nlohmann::json checks = nlohmann::json::parse(t.checks_json, nullptr, false);
   return {{"at", t.at},

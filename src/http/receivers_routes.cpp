@@ -72,10 +72,13 @@ void AddReceiverRoutes(Router& r, Services& s) {
     SendJson(res, 200, out);
   });
   r.Post("/api/receivers", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+    bool dry_run = false;
+    if (!DryRun(req, res, dry_run)) return;
     auto body = ParseBody(raw, res);
     if (!body) return;
-    auto r = s.receivers.Create(*body);
+    auto r = s.receivers.Create(*body, dry_run);
     if (!r) return SendError(res, r.error());
+    if (dry_run) return SendJson(res, 200, ReceiverToJson(*r));
     AuditChange(s, req, "receiver.create", "receiver", r->id, nullptr, s.receivers.ToJson(*r));
     SendJson(res, 201, s.receivers.ToJson(*r));
   });
@@ -87,10 +90,13 @@ void AddReceiverRoutes(Router& r, Services& s) {
   r.Put("/api/receivers/{id}", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto existing = s.receivers.Get(req.matches[1]);
     if (!existing) return SendError(res, existing.error());
+    bool dry_run = false;
+    if (!DryRun(req, res, dry_run)) return;
     auto body = ParseBody(raw, res);
     if (!body) return;
-    auto r = s.receivers.Update(req.matches[1], *body);
+    auto r = s.receivers.Update(req.matches[1], *body, dry_run);
     if (!r) return SendError(res, r.error());
+    if (dry_run) return SendJson(res, 200, ReceiverToJson(*r));
     AuditChange(s, req, "receiver.update", "receiver", r->id, s.receivers.ToJson(*existing), s.receivers.ToJson(*r));
     SendJson(res, 200, s.receivers.ToJson(*r));
   });

@@ -150,11 +150,13 @@ struct Slot {
   std::string* label;
   LabelSource* source;
   uint32_t* tag;
-  bool Set(std::string value, LabelSource from, uint32_t attribute) {
+  int* line;
+  bool Set(std::string value, LabelSource from, uint32_t attribute, int rule_line = 0) {
     if (value.empty()) return false;
     *label = std::move(value);
     *source = from;
     *tag = attribute;
+    *line = rule_line;
     return true;
   }
 };
@@ -164,7 +166,7 @@ bool ApplyRules(const std::vector<RoutingRule>& rules, LabelSource from, Attribu
   for (const RoutingRule& rule : rules) {
     const std::optional<std::string>& value = cache.Get(rule.tag);
     if (!value) continue;
-    if (slot.Set(MatchRule(rule, *value), from, rule.tag)) return true;
+    if (slot.Set(MatchRule(rule, *value), from, rule.tag, rule.line)) return true;
   }
   return false;
 }
@@ -286,9 +288,9 @@ Labels Route(const RoutingRules* receiver, const RoutingRules* site,
              std::string_view default_project, const AttributeLookup& get) {
   Labels labels;
   AttributeCache cache(get);
-  Slot project{&labels.project, &labels.project_source, &labels.project_tag};
-  Slot subject{&labels.subject, &labels.subject_source, &labels.subject_tag};
-  Slot session{&labels.session, &labels.session_source, &labels.session_tag};
+  Slot project{&labels.project, &labels.project_source, &labels.project_tag, &labels.project_line};
+  Slot subject{&labels.subject, &labels.subject_source, &labels.subject_tag, &labels.subject_line};
+  Slot session{&labels.session, &labels.session_source, &labels.session_tag, &labels.session_line};
 
   auto configured = [&](Slot slot, std::vector<RoutingRule> RoutingRules::*which) {
     return (receiver && ApplyRules(receiver->*which, LabelSource::kReceiverRule, cache, slot)) ||

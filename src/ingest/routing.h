@@ -70,6 +70,8 @@ struct Labels {
               session_source = LabelSource::kNone;
   // The attribute each label came from (0 if none).
   uint32_t project_tag = 0, subject_tag = 0, session_tag = 0;
+  // For a label a rule gave: the rule's line in its text (RoutingRule::line), else 0.
+  int project_line = 0, subject_line = 0, session_line = 0;
 };
 
 constexpr const char* kUnassignedProject = "Unassigned";

@@ -410,6 +410,17 @@ TEST(RoutingConfigured, NonMatchingReceiverRuleFallsToSite) {
   EXPECT_EQ(l.project_tag, kStudyDescription);
 }
 
+TEST(RoutingConfigured, TheDecidingRuleLineIsKept) {
+  // Line 3 (after a comment and a rule that does not match) decides the project; defaults and
+  // comments have no line.
+  RoutingRules receiver = Rules("# by trial\n(0008,1030):^Trial-(\\d+)\n(0008,1030):(\\w+)$");
+  Labels l = Route(&receiver, nullptr, "", Header({{kStudyDescription, "First Last"}, {kPatientId, "P1"}}));
+  EXPECT_EQ(l.project, "Last");
+  EXPECT_EQ(l.project_line, 3);
+  EXPECT_EQ(l.session_source, LabelSource::kDefaultRule);
+  EXPECT_EQ(l.session_line, 0);
+}
+
 TEST(RoutingConfigured, SiteAloneWithoutReceiver) {
   RoutingRules site = Rules("", "", "(0020,0010):(.+)");
   Labels l = Route(nullptr, &site, "", Header({{0x00200010, "SID 9"}, {kPatientId, "PID"}}));

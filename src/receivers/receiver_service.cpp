@@ -377,11 +377,12 @@ Result<void> ReceiverService::CheckConflicts(const Receiver& r, const std::strin
   return {};
 }
 
-Result<Receiver> ReceiverService::Create(const nlohmann::json& body) {
+Result<Receiver> ReceiverService::Create(const nlohmann::json& body, bool dry_run) {
   std::lock_guard change(change_mu_);
   auto r = ReceiverFromJson(body, ReceiverOrigin::kApi);
   if (!r) return r;
   if (auto c = CheckConflicts(*r, ""); !c) return tl::unexpected(c.error());
+  if (dry_run) return r;
   auto id = db_.InsertReceiver(ReceiverToJson(*r).dump());
   if (!id) return tl::unexpected(id.error());
   r->id = std::to_string(*id);
@@ -403,7 +404,7 @@ Result<Receiver> ReceiverService::Create(const nlohmann::json& body) {
   return *r;
 }
 
-Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::json& patch) {
+Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::json& patch, bool dry_run) {
   std::lock_guard change(change_mu_);
   std::shared_ptr<const Receiver> old;
   {
@@ -426,6 +427,7 @@ Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::
   auto r = PatchReceiver(base, patch);
   if (!r) return r;
   if (auto c = CheckConflicts(*r, old->id); !c) return tl::unexpected(c.error());
+  if (dry_run) return r;
   auto replace = [&](std::shared_ptr<const Receiver> with) {
     std::lock_guard lock(mu_);
     for (auto& e : receivers_) {

@@ -66,8 +66,10 @@ class ReceiverService {
     return attempts_.Since(t);
   }
 
-  Result<Receiver> Create(const nlohmann::json& body);
-  Result<Receiver> Update(const std::string& id, const nlohmann::json& patch);
+  // With `dry_run`, every check (fields, conflicts with other receivers) and nothing stored or
+  // started: whether the port can be opened is only known when it is.
+  Result<Receiver> Create(const nlohmann::json& body, bool dry_run = false);
+  Result<Receiver> Update(const std::string& id, const nlohmann::json& patch, bool dry_run = false);
   Result<void> Remove(const std::string& id);
 
   nlohmann::json SiteRouting() const;

@@ -958,6 +958,109 @@ class ReceiversTests(harness.E2ETestCase):
         self.assertEqual(self.api("GET", "/api/routing"), before,
                          "a refused PUT /api/routing changed the rules")
 
+    def test_44b_routing_try_answers_what_an_arrival_gets(self):
+        """POST /api/routing/try names the labels, the rule line and the attribute that decided;
+        an instance with those attributes sent to the receiver is filed exactly there, and
+        trying the stored instance by its SOP Instance UID answers the same."""
+        self.addCleanup(self.api, "PUT", "/api/routing", {"project": "", "subject": "", "session": ""})
+        site_rule = "(0010,0020):^([A-Z]+)[0-9]+$"
+        status, body = self.api("PUT", "/api/routing", {"project": "", "subject": site_rule, "session": ""})
+        self.assertEqual(status, 200, body)
+        rule = "(0008,1030):^Study-(\\d+)"
+        r = self.receiver("TRYRULE", routing={"project": "# the study number\n" + rule})
+        attrs = {"StudyDescription": "Study-42", "(0010,0020)": "TRY123", "PatientName": "Try^Pat"}
+        status, got = self.api("POST", "/api/routing/try", {"receiver": r["id"], "attributes": attrs})
+        self.assertEqual(status, 200, got)
+        self.assertEqual({k: got[k]["value"] for k in ("project", "subject", "session")},
+                         {"project": "42", "subject": "TRY", "session": "TRY123"}, got)
+        self.assertEqual((got["project"]["source"], got["project"]["line"], got["project"]["rule"],
+                          got["project"]["tag"], got["project"]["keyword"]),
+                         ("receiver_rule", 2, rule, "(0008,1030)", "StudyDescription"), got["project"])
+        self.assertEqual((got["subject"]["source"], got["subject"]["line"], got["subject"]["rule"]),
+                         ("site_rule", 1, site_rule), got["subject"])
+        # No rule for the session: Patient ID, the default rule.
+        self.assertEqual((got["session"]["source"], got["session"]["tag"], got["session"]["rule"]),
+                         ("default_rule", "(0010,0020)", None), got["session"])
+        self.assertIs(got["anonymize"], False)
+        self.assertEqual(got["attributes"]["(0008,1030)"], "Study-42", got["attributes"])
+        # The same attributes, sent: filed where the answer said.
+        f = make_study(self.mkdtemp("try"), 1, patient_name="Try^Pat", patient_id="TRY123",
+                       study_description="Study-42")
+        self.store(r["port"], "TRYRULE", f)
+        self.assertFiled(f[0][3], "42", "TRY", "TRY123", 1)
+        status, again = self.api("POST", "/api/routing/try", {"receiver": r["id"], "sop_instance_uid": f[0][1]})
+        self.assertEqual(status, 200, again)
+        self.assertEqual({k: again[k]["value"] for k in ("project", "subject", "session")},
+                         {"project": "42", "subject": "TRY", "session": "TRY123"}, again)
+        # Rules as being edited replace the receiver's, and the site's.
+        status, edited = self.api("POST", "/api/routing/try", {
+            "receiver": r["id"], "routing": {"project": "(0008,1030):^Study-(\\d+)-(\\w+):2"},
+            "site_routing": {"subject": ""}, "attributes": {"StudyDescription": "Study-42-EDITED",
+                                                            "PatientName": "Try^Pat"}})
+        self.assertEqual(status, 200, edited)
+        self.assertEqual((edited["project"]["value"], edited["project"]["line"]), ("EDITED", 1), edited)
+        self.assertEqual((edited["subject"]["value"], edited["subject"]["source"]), ("Try_Pat", "default_rule"))
+        # Refusals name the field, and the line of a rule.
+        for body, field, words in [
+            ({"routing": {"project": "ok\n(0008,1030):[x"}, "attributes": {}}, "routing.project", "line 1"),
+            ({"site_routing": {"session": "\n(0008,1030):(x"}, "attributes": {}}, "site_routing.session", "line 2"),
+            ({"attributes": {"NotAKeyword": "x"}}, "attributes.NotAKeyword", "unknown attribute"),
+            ({"attributes": {"PatientName": 5}}, "attributes.PatientName", "string"),
+            ({}, "attributes", "either"),
+            ({"attributes": {}, "sop_instance_uid": f[0][1]}, "attributes", "either"),
+            ({"attributes": {}, "color": "red"}, "color", "unknown field"),
+        ]:
+            with self.subTest(body=body):
+                status, answer = self.api("POST", "/api/routing/try", body)
+                self.assertJsonError(status, answer, field)
+                self.assertIn(words, answer["error"])
+        status, answer = self.api("POST", "/api/routing/try", {"sop_instance_uid": "1.2.3.999"})
+        self.assertEqual(status, 404, answer)
+        status, answer = self.api("POST", "/api/routing/try", {"receiver": "NOSUCHRCV", "attributes": {}})
+        self.assertEqual(status, 404, answer)
+
+    def test_44c_routing_try_on_an_anonymizing_receiver_gives_the_pseudonyms_it_files_under(self):
+        r = self.receiver("TRYANON", anonymize=True)
+        attrs = {"PatientName": "Anon^Try", "PatientID": "ANONTRY1", "StudyDescription": "Named"}
+        status, got = self.api("POST", "/api/routing/try", {"receiver": r["id"], "attributes": attrs})
+        self.assertEqual(status, 200, got)
+        self.assertIs(got["anonymize"], True)
+        # Study Description is removed by the profile: no project from it (PS3.15 E.1-1).
+        self.assertEqual((got["project"]["value"], got["project"]["source"]), ("Unassigned", "unassigned"), got)
+        self.assertRegex(got["subject"]["value"], r"^SUBJ_[0-9]{12}$")
+        self.assertIs(got["subject"]["pseudonym"], True)
+        f = make_study(self.mkdtemp("tryanon"), 1, patient_name="Anon^Try", patient_id="ANONTRY1",
+                       study_description="Named")
+        self.store(r["port"], "TRYANON", f)
+        ok = harness.wait_until(lambda: any(
+            s["name"] == got["subject"]["value"] for s in self.browse("Unassigned")), 10, 0.1)
+        self.assertTrue(ok, "subject %s not in Unassigned: %r" % (got["subject"]["value"], self.browse("Unassigned")))
+        sessions = self.browse("Unassigned", got["subject"]["value"])
+        self.assertEqual([e["name"] for e in sessions], [got["session"]["value"]])
+
+    def test_44d_receiver_dry_run_checks_and_stores_nothing(self):
+        port = harness.free_receiver_port()
+        body = {"ae_title": "DRYRCV", "port": port, "anonymize": False, "whitelist_enabled": True,
+                "whitelist": "127.0.0.1\n10.0.0.0/33"}
+        status, answer = self.api("POST", "/api/receivers?dry_run=true", body)
+        self.assertJsonError(status, answer, "whitelist")
+        self.assertIn("line 2", answer["error"])
+        body["whitelist"] = "127.0.0.1"
+        status, answer = self.api("POST", "/api/receivers?dry_run=true", body)
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(answer["ae_title"], "DRYRCV")
+        self.assertNotIn("DRYRCV", [x["ae_title"] for x in self.receivers()])
+        # Nothing listens on the port.
+        self.assertEchoRefused(port, "DRYRCV", "refused|failed")
+        r = self.receiver("DRYRCV2")
+        status, answer = self.api("PUT", "/api/receivers/%s?dry_run=true" % r["id"], {"port": 80})
+        self.assertJsonError(status, answer, "port")
+        status, answer = self.api("PUT", "/api/receivers/%s?dry_run=true" % r["id"], {"ae_title": "DRYRCV3"})
+        self.assertEqual((status, answer.get("ae_title")), (200, "DRYRCV3"), answer)
+        self.assertEqual(self.get_receiver(r["id"])["ae_title"], "DRYRCV2")
+        status, answer = self.api("POST", "/api/receivers?dry_run=maybe", body)
+        self.assertJsonError(status, answer, "dry_run")
+
     def test_45_a_series_keeps_the_labels_it_was_first_filed_under(self):
         r = self.receiver("ROUTEKEEP")
         d = self.mkdtemp("keep")
