@@ -93,6 +93,9 @@ Result<void> HttpApi::Start(Services services) {
   s_.emplace(services);
   httplib::Server& srv = *server_;
   srv.set_payload_max_length(16 * 1024 * 1024);
+  // Threads for the requests that wait (GET /api/jobs/{id}?wait=, the jobs event streams), each
+  // capped by JobService, and the usual eight for everything else.
+  srv.new_task_queue = [] { return new httplib::ThreadPool(8 + JobService::kMaxWaiters + JobService::kMaxStreams); };
   // Every request gets its id first; each route's gate then decides who may call it (Router).
   srv.set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
     BeginRequest(res);

@@ -31,8 +31,10 @@ std::string Lower(std::string s) {
 
 void Unauthenticated(const httplib::Request& req, httplib::Response& res, const std::string& message) {
   // A browser shows its own password dialog on this challenge; the web UI says
-  // X-Requested-With and shows its form instead.
-  if (!req.has_header("X-Requested-With")) res.set_header("WWW-Authenticate", "Basic realm=\"PACS Bridge\", charset=\"UTF-8\"");
+  // X-Requested-With and shows its form instead. An event stream (EventSource cannot set
+  // headers) is not a place for a dialog either.
+  const bool stream = req.get_header_value("Accept").find("text/event-stream") != std::string::npos;
+  if (!req.has_header("X-Requested-With") && !stream) res.set_header("WWW-Authenticate", "Basic realm=\"PACS Bridge\", charset=\"UTF-8\"");
   SendError(res, 401, message);
 }
 

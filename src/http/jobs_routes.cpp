@@ -2,6 +2,11 @@
 // /pause, /resume and /reorder.
 #include <httplib.h>
 
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
 #include <fmt/format.h>
 
 #include "http/api.h"
@@ -29,6 +34,109 @@ void WithJob(const httplib::Request& req, httplib::Response& res, F&& f) {
   f(*id);
 }
 
+// The filters of GET /api/jobs (and of its event stream); false when one is invalid (answered).
+bool ParseJobFilter(const httplib::Request& req, httplib::Response& res, JobFilter& f) {
+  f.state = req.get_param_value("state");
+  f.type = req.get_param_value("type");
+  f.node = req.get_param_value("node");
+  // Dates or UTC times, compared with created_at; a date as `until` takes its whole day.
+  for (const char* key : {"since", "until"}) {
+    if (!req.has_param(key)) continue;
+    const std::string value = req.get_param_value(key);
+    auto t = ParseUtcIso(value);
+    if (!t) {
+      SendError(res, 400,
+                fmt::format("{} must be a date (2026-12-01) or a UTC time (2026-12-01T10:00:00Z), not '{}'", key,
+                            value.substr(0, 40)),
+                key);
+      return false;
+    }
+    if (std::string(key) == "until" && value.size() == 10) *t += std::chrono::hours(24) - std::chrono::seconds(1);
+    (std::string(key) == "since" ? f.since : f.until) = UtcIso(*t);
+  }
+  if (req.has_param("limit")) {
+    auto n = JobId(req.get_param_value("limit"));
+    if (!n || *n < 1 || *n > 10000) {
+      SendError(res, 400, "limit must be 1 to 10000", "limit");
+      return false;
+    }
+    f.limit = static_cast<int>(*n);
+  }
+  return true;
+}
+
+// One live view of the jobs list (GET /api/jobs/events, Server-Sent Events): first the list
+// ("jobs"), then each job whose JSON changed ("job") and each that left the list ("removed"),
+// at most four times a second, with a comment line every 2 s when nothing happens: a write is
+// how a closed connection is noticed (and its place freed within seconds), and proxies keep the
+// connection open.
+struct JobStream {
+  JobFilter filter;
+  bool started = false;
+  uint64_t seen = 0;
+  std::map<std::string, std::string> sent;  // id -> the job's JSON as last sent
+  std::chrono::steady_clock::time_point last_sent;
+};
+
+constexpr auto kStreamPace = std::chrono::milliseconds(250);
+constexpr auto kStreamKeepAlive = std::chrono::seconds(2);
+
+std::string Event(const char* name, const std::string& data) {
+  return fmt::format("event: {}\ndata: {}\n\n", name, data);
+}
+
+// One step of the provider: blocks until there is something to say (or the keep-alive is due),
+// writes it. False ends the response as failed (the client is gone).
+bool StreamStep(Services& s, JobStream& st, httplib::DataSink& sink) {
+  std::string out;
+  if (!st.started) {
+    st.started = true;
+    st.seen = s.jobs.ChangeCount();
+    auto list = s.jobs.List(st.filter);
+    if (!list) return false;
+    for (const auto& j : *list) st.sent[j.value("id", "")] = j.dump();
+    out = "retry: 3000\n\n" + Event("jobs", list->dump());
+  } else {
+    // Bursts of progress become one update.
+    const auto since = std::chrono::steady_clock::now() - st.last_sent;
+    if (since < kStreamPace) std::this_thread::sleep_for(kStreamPace - since);
+    const uint64_t now = s.jobs.AwaitChange(st.seen, kStreamKeepAlive);
+    if (s.jobs.FeedClosed()) {
+      sink.done();  // the server is stopping
+      return true;
+    }
+    if (now == st.seen) {
+      out = ": keep-alive\n\n";
+    } else {
+      st.seen = now;
+      auto list = s.jobs.List(st.filter);
+      if (!list) return true;  // looked at again on the next change
+      std::set<std::string> present;
+      for (const auto& j : *list) {
+        const std::string id = j.value("id", "");
+        present.insert(id);
+        std::string dump = j.dump();
+        auto& last = st.sent[id];
+        if (last != dump) {
+          out += Event("job", dump);
+          last = std::move(dump);
+        }
+      }
+      for (auto it = st.sent.begin(); it != st.sent.end();) {
+        if (present.count(it->first)) {
+          ++it;
+          continue;
+        }
+        out += Event("removed", nlohmann::json{{"id", it->first}}.dump());
+        it = st.sent.erase(it);
+      }
+      if (out.empty()) return true;
+    }
+  }
+  st.last_sent = std::chrono::steady_clock::now();
+  return sink.write(out.data(), out.size());
+}
+
 }  // namespace
 
 void AddJobRoutes(Router& r, Services& s) {
@@ -46,31 +154,27 @@ void AddJobRoutes(Router& r, Services& s) {
   }
   r.Get("/api/jobs", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     JobFilter f;
-    f.state = req.get_param_value("state");
-    f.type = req.get_param_value("type");
-    f.node = req.get_param_value("node");
-    // Dates or UTC times, compared with created_at; a date as `until` takes its whole day.
-    for (const char* key : {"since", "until"}) {
-      if (!req.has_param(key)) continue;
-      const std::string value = req.get_param_value(key);
-      auto t = ParseUtcIso(value);
-      if (!t) {
-        return SendError(res, 400,
-                         fmt::format("{} must be a date (2026-12-01) or a UTC time (2026-12-01T10:00:00Z), not '{}'",
-                                     key, value.substr(0, 40)),
-                         key);
-      }
-      if (std::string(key) == "until" && value.size() == 10) *t += std::chrono::hours(24) - std::chrono::seconds(1);
-      (std::string(key) == "since" ? f.since : f.until) = UtcIso(*t);
-    }
-    if (req.has_param("limit")) {
-      auto n = JobId(req.get_param_value("limit"));
-      if (!n || *n < 1 || *n > 10000) return SendError(res, 400, "limit must be 1 to 10000", "limit");
-      f.limit = static_cast<int>(*n);
-    }
+    if (!ParseJobFilter(req, res, f)) return;
     auto list = s.jobs.List(f);
     if (!list) return SendError(res, list.error());
     SendJson(res, 200, *list);
+  });
+  r.Get("/api/jobs/events", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
+    JobFilter f;
+    if (!ParseJobFilter(req, res, f)) return;
+    if (auto check = s.jobs.List(f); !check) return SendError(res, check.error());
+    if (!s.jobs.OpenStream()) {
+      res.set_header("Retry-After", "5");
+      return SendError(res, 503, fmt::format("{} live job views are open already; try again in a moment",
+                                             JobService::kMaxStreams));
+    }
+    auto stream = std::make_shared<JobStream>();
+    stream->filter = f;
+    res.set_header("Cache-Control", "no-store");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [&s, stream](size_t, httplib::DataSink& sink) { return StreamStep(s, *stream, sink); },
+        [&s](bool) { s.jobs.CloseStream(); });
   });
   r.Get("/api/jobs/{id}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     WithJob(req, res, [&](int64_t id) {

@@ -76,6 +76,7 @@ class JobService::Context : public JobContext {
     {
       std::lock_guard lock(live_.mu);
       live_.row.progress = Dump(progress);
+      service_.Changed();
       if (Steady::now() - live_.persisted < kPersistEvery) return;
       live_.persisted = Steady::now();
       copy = live_.row;
@@ -210,6 +211,11 @@ void JobService::Stop() {
     server_stopping_ = true;
   }
   cv_.notify_all();
+  {
+    std::lock_guard lock(feed_mu_);
+    feed_closed_ = true;
+  }
+  feed_cv_.notify_all();
   for (auto& t : workers_) t.join();
   workers_.clear();
 }
@@ -220,6 +226,43 @@ void JobService::Poke() {
     ++pokes_;
   }
   cv_.notify_all();
+  Changed();
+}
+
+void JobService::Changed() {
+  {
+    std::lock_guard lock(feed_mu_);
+    ++changes_;
+  }
+  feed_cv_.notify_all();
+}
+
+uint64_t JobService::ChangeCount() {
+  std::lock_guard lock(feed_mu_);
+  return changes_;
+}
+
+uint64_t JobService::AwaitChange(uint64_t seen, std::chrono::milliseconds max) {
+  std::unique_lock lock(feed_mu_);
+  feed_cv_.wait_for(lock, max, [&] { return changes_ != seen || feed_closed_; });
+  return changes_;
+}
+
+bool JobService::FeedClosed() {
+  std::lock_guard lock(feed_mu_);
+  return feed_closed_;
+}
+
+bool JobService::OpenStream() {
+  std::lock_guard lock(feed_mu_);
+  if (streams_ >= kMaxStreams || feed_closed_) return false;
+  ++streams_;
+  return true;
+}
+
+void JobService::CloseStream() {
+  std::lock_guard lock(feed_mu_);
+  --streams_;
 }
 
 std::shared_ptr<JobService::Live> JobService::Claim() {
@@ -249,6 +292,7 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
       row.wait_reason = "schedule";
       row.not_before = UtcIso(window.next_change ? *window.next_change : now + std::chrono::hours(24));
       if (auto r = db_.UpdateJobIf(row, kPending, true); !r) spdlog::warn("job {}: {}", row.id, r.error().message);
+      Changed();
       continue;
     }
     if (node_connections_[row.node] >= policy.max_connections) continue;
@@ -265,6 +309,7 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
         row.wait_reason = "utilization";
         row.not_before = UtcIso(next);
         if (auto r = db_.UpdateJobIf(row, kPending, true); !r) spdlog::warn("job {}: {}", row.id, r.error().message);
+        Changed();
         continue;
       }
     }
@@ -298,6 +343,7 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     node_connections_[row.node] += 1;
     if (row.type == "retrieve") node_retrieves_[row.node] += 1;
     live_[row.id] = live;  // from here on a cancel or a pause reaches the job through `live`
+    Changed();
     return live;
   }
   return nullptr;
@@ -331,6 +377,7 @@ void JobService::WorkerLoop() {
     Release(*live);
     ++pokes_;  // a node slot is free again: the other workers look
     cv_.notify_all();
+    Changed();
   }
 }
 
@@ -618,6 +665,11 @@ void JobService::ReleaseWaiters() {
     waiters_released_ = true;
   }
   cv_.notify_all();
+  {
+    std::lock_guard lock(feed_mu_);
+    feed_closed_ = true;
+  }
+  feed_cv_.notify_all();
 }
 
 int JobService::Awaiting() {
@@ -743,6 +795,7 @@ Result<json> JobService::PauseOne(int64_t id) {
       if (it != live_.end() && !it->second->ending) {  // else its run is ending: the table
         it->second->pause = true;
         it->second->resume = false;
+        Changed();
         json j = ToJson(it->second->row, true);
         j["pause_requested"] = true;
         return j;
@@ -762,7 +815,10 @@ Result<json> JobService::PauseOne(int64_t id) {
     r.paused = true;
     auto u = db_.PauseJob(id);
     if (!u) return tl::unexpected(u.error());
-    if (*u) return ToJson(r, true);
+    if (*u) {
+      Changed();
+      return ToJson(r, true);
+    }
   }
   return Fail(Code::kConflict, fmt::format("job {} is changing state; try again", id), "id");
 }
@@ -906,7 +962,9 @@ void JobService::WakeParent(int64_t parent) {
 
 Result<int> JobService::Prune(int days) {
   if (days <= 0) return 0;
-  return db_.PruneJobs(UtcIso(clock_.Now() - std::chrono::hours(24) * days));
+  auto pruned = db_.PruneJobs(UtcIso(clock_.Now() - std::chrono::hours(24) * days));
+  if (pruned && *pruned > 0) Changed();
+  return pruned;
 }
 
 }  // namespace pb

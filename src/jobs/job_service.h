@@ -129,6 +129,19 @@ class JobService {
   void ReleaseWaiters();
   // A state filter outside the contract's states is refused (kInvalidArgument naming them).
   Result<nlohmann::json> List(const JobFilter& filter);
+
+  // A change feed for live views (GET /api/jobs/events): a count that grows whenever a job is
+  // submitted, changes state or order, or reports progress.
+  uint64_t ChangeCount();
+  // Waits until the count differs from `seen`, `max` has passed, or the feed is closed (by
+  // ReleaseWaiters or Stop); returns the count.
+  uint64_t AwaitChange(uint64_t seen, std::chrono::milliseconds max);
+  bool FeedClosed();
+  // Live views at once: at most kMaxStreams, so they never hold every HTTP thread. OpenStream
+  // is false when that many are open; each true one is matched by a CloseStream.
+  static constexpr int kMaxStreams = 16;
+  bool OpenStream();
+  void CloseStream();
   // Queued or waiting: canceled at once. Running: asked to stop; it ends `canceled` soon. The
   // jobs it is made of are canceled with it.
   Result<nlohmann::json> Cancel(int64_t id);
@@ -184,6 +197,13 @@ class JobService {
   uint64_t pokes_ = 0;                             // GUARDED_BY(mu_)
   std::atomic<bool> server_stopping_{false};
   std::vector<std::thread> workers_;
+  // The change feed; feed_mu_ is taken last (never while waiting for another lock).
+  void Changed();
+  std::mutex feed_mu_;
+  std::condition_variable feed_cv_;
+  uint64_t changes_ = 0;    // GUARDED_BY(feed_mu_)
+  bool feed_closed_ = false;  // GUARDED_BY(feed_mu_)
+  int streams_ = 0;         // GUARDED_BY(feed_mu_)
 };
 
 }  // namespace pb

@@ -195,6 +195,46 @@ def http_request(method, url, body=None, headers=None, timeout=30, ssl_context=N
         return e.code, e.headers, payload
 
 
+class EventStream:
+    """A Server-Sent Events response (text/event-stream) read as it comes: status, headers,
+    then next_event() -> (event name, parsed JSON data), or None when the stream ended."""
+
+    def __init__(self, url, headers=None, timeout=30):
+        import http.client
+        from urllib.parse import urlsplit
+        u = urlsplit(url)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        hdrs = {"Accept": "text/event-stream"}
+        hdrs.update(headers or {})
+        self.conn.request("GET", u.path + ("?" + u.query if u.query else ""), headers=hdrs)
+        self.response = self.conn.getresponse()
+        self.status = self.response.status
+        self.headers = self.response.headers
+        self.comments = 0  # comment lines seen (keep-alives)
+
+    def next_event(self):
+        name, data = "message", []
+        while True:
+            line = self.response.readline()
+            if not line:
+                return None
+            line = line.decode("utf-8").rstrip("\r\n")
+            if line == "":
+                if data:
+                    return name, json.loads("\n".join(data))
+                name = "message"
+                continue
+            if line.startswith(":"):
+                self.comments += 1
+            elif line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip())
+
+    def close(self):
+        self.conn.close()
+
+
 def parse_json(payload):
     if not payload:
         return None
@@ -416,6 +456,10 @@ class Server(_Process):
         return http_request(method, self.url + path, body,
                             headers=self._auth_headers(auth, headers), timeout=timeout,
                             ssl_context=self.ssl_context)
+
+    def events(self, path, timeout=30, auth=_DEFAULT):
+        """An EventStream of GET path (plain HTTP), as the admin unless auth says otherwise."""
+        return EventStream(self.url + path, headers=self._auth_headers(auth), timeout=timeout)
 
     def cli(self, *args, timeout=60, auth=_DEFAULT):
         """Run the pacsbridge CLI against this server (--server appended), as the admin

@@ -37,9 +37,7 @@ class WebUiTest(harness.E2ETestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        missing = ui_support.ui_ready()
-        if missing:
-            raise AssertionError("the browser tests cannot run: " + missing)
+        ui_support.require_ui()
         cls.orthanc = cls.start_class_orthanc(extra={"DicomAlwaysAllowFind": True})
         cls.server = cls.start_class_server()
         status, body = cls.server.api("POST", "/api/users", {

@@ -23,6 +23,13 @@ def ui_ready():
     return None
 
 
+def require_ui():
+    """Raises (fails the suite) when the browser tests cannot run here: they are part of make test."""
+    missing = ui_ready()
+    if missing:
+        raise AssertionError("the browser tests cannot run: " + missing)
+
+
 def screenshots_dir(tmp):
     shots = Path(os.environ.get("PB_SCREENSHOTS_DIR") or (Path(tmp) / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,12 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return data as T;
 }
 
+// An event stream (EventSource) that ended for good: asks who we are, so that a session that
+// ended signs the UI out (api() does on 401).
+export function whenStreamUnauthorized() {
+  api("GET", "/api/auth/me").catch(() => {});
+}
+
 // A GET kept in state: [answer (null until the first), error text, reload, setError]; with
 // `everyMs`, asked again that often while the component is shown.
 export function useGet<T>(path: string, everyMs = 0): [T | null, string, () => void, (e: string) => void] {
