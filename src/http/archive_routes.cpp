@@ -1,14 +1,18 @@
 #include <httplib.h>
 
+#include <atomic>
 #include <fstream>
 #include <map>
 
 #include <fmt/format.h>
 
+#include <spdlog/spdlog.h>
+
 #include "dicom/thumbnail.h"
 #include "http/api.h"
 #include "http/errors.h"
 #include "http/router.h"
+#include "http/zip_stream.h"
 
 namespace pb::http {
 namespace {
@@ -175,6 +179,47 @@ void AddArchiveRoutes(Router& r, Services& s) {
     res.set_header("ETag", etag);
     res.set_header("Cache-Control", "private, max-age=300");
     res.set_content(thumb->png, "image/png");
+  });
+  // The series as a ZIP of its stored files, streamed as it is written. At most kMaxZips at once:
+  // each holds an HTTP thread for as long as the download lasts.
+  r.Get("/api/series/{uid}/zip", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
+    static std::atomic<int> running{0};
+    constexpr int kMaxZips = 4;
+    CatchUp(s);
+    auto rows = s.db.ListInstances(req.matches[1]);
+    if (!rows) return SendError(res, rows.error());
+    if (rows->empty()) return SendError(res, 404, fmt::format("no series {}", req.matches[1].str()));
+    if (running.fetch_add(1) >= kMaxZips) {
+      running.fetch_sub(1);
+      res.set_header("Retry-After", "10");
+      return SendError(res, 503, fmt::format("{} downloads are running; try again in a moment", kMaxZips));
+    }
+    const std::string series = req.matches[1];
+    res.set_header("Content-Disposition", fmt::format("attachment; filename=\"series-{}.zip\"", series));
+    res.set_chunked_content_provider(
+        "application/zip",
+        [&s, rows = std::make_shared<std::vector<InstanceRow>>(std::move(*rows)), series](size_t,
+                                                                                        httplib::DataSink& sink) {
+          ZipStream zip([&sink](const char* data, size_t size) { return sink.write(data, size); });
+          for (const InstanceRow& r : *rows) {
+            const bool numbered = !r.instance_number.empty() &&
+                                  r.instance_number.find_first_not_of("0123456789") == std::string::npos &&
+                                  r.instance_number.size() <= 6;
+            const std::string name = numbered ? fmt::format("{}/{:0>5}_{}.dcm", series, r.instance_number, r.sop_uid)
+                                              : fmt::format("{}/{}.dcm", series, r.sop_uid);
+            if (auto added = zip.AddFile(name, s.blobs.Absolute(r.file_path)); !added) {
+              // The answer has begun: cutting it leaves the client a ZIP without its directory.
+              if (added.error().code != Code::kUnavailable) {
+                spdlog::warn("download of series {}: {}", series, added.error().message);
+              }
+              return false;
+            }
+          }
+          if (auto done = zip.Finish(); !done) return false;
+          sink.done();
+          return true;
+        },
+        [](bool) { running.fetch_sub(1); });
   });
   r.Get("/api/instances/{sop_instance_uid}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);

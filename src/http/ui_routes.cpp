@@ -46,7 +46,8 @@ void AddUiDirRoutes(httplib::Server& srv, const std::filesystem::path& dir) {
     std::ostringstream data;
     data << in.rdbuf();
     res.set_content(data.str(), TypeOf(rel));
-    res.set_header("Cache-Control", "no-cache");
+    // As the built-in UI: Vite names assets by content, the rest is asked again each time.
+    res.set_header("Cache-Control", rel.rfind("assets/", 0) == 0 ? "public, max-age=31536000, immutable" : "no-cache");
     if (rel == "index.html") res.set_header("Content-Security-Policy", kPolicy);
   };
   srv.Get("/", [serve](const httplib::Request&, httplib::Response& res) { serve("index.html", res); });

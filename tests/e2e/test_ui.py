@@ -5,10 +5,12 @@ scenarios what they must find (the API's own words for an invalid AE title, fetc
 them, and checks their effects through the API.
 
 Screenshots: see ui_support.py."""
+import io
 import os
 import re
 import sys
 import unittest
+import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -54,6 +56,17 @@ class WebUiTest(harness.E2ETestCase):
         assert harness.wait_until(lambda: any(
             s["StudyInstanceUID"] == study and s["instance_count"] == 3
             for s in cls.server.api("GET", "/api/studies")[1]), timeout=30)
+        # Two instances held back by a staging receiver.
+        status, cls.stager = cls.server.api("POST", "/api/receivers", {
+            "ae_title": "STAGER", "port": harness.free_receiver_port(), "anonymize": False,
+            "direct_archive": False, "staging_idle_seconds": 3600})
+        assert status == 201, cls.stager
+        cls.staged = dicomgen.generate(cls.tmp / "staged", 2, size=4000, patient_name="STAGED^ONE",
+                                       patient_id="STAGED1")
+        cp = harness.storescu(cls.stager["port"], "STAGER", [c[0] for c in cls.staged])
+        assert cp.returncode == 0, harness.proc_output(cp)
+        assert harness.wait_until(lambda: [
+            s for s in cls.server.api("GET", "/api/staging")[1] if s["instance_count"] == 2], timeout=30)
 
     def run_scenarios(self, *names):
         # The API's own words for an AE title it refuses, asked here (a dry run changes nothing).
@@ -66,11 +79,23 @@ class WebUiTest(harness.E2ETestCase):
             "PB_ORTHANC_AET": self.orthanc.aet, "PB_ORTHANC_PORT": str(self.orthanc.dicom_port),
             "PB_INVALID_AE": invalid, "PB_INVALID_AE_MESSAGE": body["error"],
             "PB_SERIES": self.ct[0][3],
+            # What routing's defaults make of the series: Study Description, else Accession
+            # Number, is the project; Patient Name the subject; Patient ID the session.
+            "PB_PROJECT": self.labels()[0], "PB_SUBJECT": "THUMB_NAIL", "PB_SESSION": "THUMB1",
+            "PB_STAGED_ID": str(self.server.api("GET", "/api/staging")[1][0]["id"]),
         }
         ui_support.run_scenarios(self, self.server, "scenarios.mjs", names, env, self.shots)
 
+    def labels(self):
+        """The project the CT series is filed under, found by browsing the API."""
+        for p in self.server.api("GET", "/api/projects")[1]:
+            for sub in self.server.api("GET", "/api/projects/%s/subjects" % p["name"])[1]:
+                if sub["name"] == "THUMB_NAIL":
+                    return p["name"], sub["name"]
+        self.fail("the CT series is under no project")
+
     def test_ui(self):
-        self.run_scenarios("login", "nodes", "reader", "archive")
+        self.run_scenarios("login", "nodes", "reader", "archive", "staging")
         # What the browser did, seen through the API.
         status, node = self.server.api("GET", "/api/nodes/orthanc-ui")
         self.assertEqual(status, 200, node)
@@ -90,7 +115,12 @@ class WebUiTest(harness.E2ETestCase):
             "name": "x", "type": "dimse", "ae_title": "X", "host": "127.0.0.1", "port": 104},
             auth=READER)
         self.assertEqual(status, 403, body)
-        for name in ("login", "add-node-invalid", "connections", "jobs", "archive"):
+        # The staged session was archived from the page: its instances are in the archive.
+        self.assertEqual(self.server.api("GET", "/api/staging")[1], [])
+        self.assertTrue(harness.wait_until(lambda: any(
+            s["StudyInstanceUID"] == self.staged[0][2] and s["instance_count"] == 2
+            for s in self.server.api("GET", "/api/studies")[1]), timeout=10))
+        for name in ("login", "add-node-invalid", "connections", "jobs", "archive", "staging"):
             self.assertTrue((self.shots / ("%s.png" % name)).is_file(), name)
 
     def test_series_thumbnail(self):
@@ -114,6 +144,30 @@ class WebUiTest(harness.E2ETestCase):
         self.assertEqual(self.server.raw("GET", "/api/series/%s/thumbnail?size=8" % series)[0], 400)
         self.assertEqual(self.server.raw("GET", "/api/series/1.2.3.4.5/thumbnail")[0], 404)
         self.assertEqual(self.server.raw("GET", "/api/series/%s/thumbnail" % series, auth=None)[0], 401)
+
+    def test_series_zip(self):
+        """The ZIP of a series, read by Python's zipfile (not by our code): every stored file,
+        named by instance number, stored uncompressed, CRCs right, the data sets as sent."""
+        series = self.ct[0][3]
+        status, headers, payload = self.server.raw("GET", "/api/series/%s/zip" % series)
+        self.assertEqual(status, 200, payload[:200])
+        self.assertEqual(headers.get("Content-Type"), "application/zip")
+        self.assertIn('filename="series-%s.zip"' % series, headers.get("Content-Disposition", ""))
+        z = zipfile.ZipFile(io.BytesIO(payload))
+        self.assertIsNone(z.testzip())
+        by_sop = {sop: path for path, sop, _, _ in self.ct}
+        names = z.namelist()
+        self.assertEqual(len(names), 3, names)
+        for name in names:
+            m = re.fullmatch(r"%s/(\d{5})_([0-9.]+)\.dcm" % re.escape(series), name)
+            self.assertTrue(m, name)
+            self.assertEqual(z.getinfo(name).compress_type, zipfile.ZIP_STORED)
+            data = z.read(name)
+            meta, offset = dicomgen.read_meta(data)
+            self.assertEqual(meta["MediaStorageSOPInstanceUID"], m.group(2))
+            self.assertEqual(data[offset:], dicomgen.dataset_bytes(by_sop[m.group(2)]))
+        self.assertEqual(self.server.raw("GET", "/api/series/1.2.3.4.5/zip")[0], 404)
+        self.assertEqual(self.server.raw("GET", "/api/series/%s/zip" % series, auth=None)[0], 401)
 
     def test_the_page_loads_nothing_from_elsewhere(self):
         status, headers, page = self.server.raw("GET", "/", auth=None)

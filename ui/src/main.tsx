@@ -17,7 +17,7 @@ interface Page {
 const PAGES: Page[] = [
   { hash: "#/connections", title: "PACS connections", view: (me) => <Connections me={me} /> },
   { hash: "#/jobs", title: "Jobs", view: (me) => <Jobs me={me} /> },
-  { hash: "#/archive", title: "Archive", view: () => <Archive /> },
+  { hash: "#/archive", title: "Archive", view: (me) => <Archive me={me} /> },
 ];
 
 function currentPage(): Page {

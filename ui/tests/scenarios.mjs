@@ -2,9 +2,11 @@
 // the archive. Run by tests/e2e/test_ui.py, which starts the server and its peers and passes, in
 // the environment (besides lib.mjs's): PB_READER / PB_READER_PASSWORD (a read-only account),
 // PB_ORTHANC_AET / PB_ORTHANC_PORT, PB_INVALID_AE / PB_INVALID_AE_MESSAGE (an AE title the API
-// refuses and the API's own words for it), PB_SERIES (a series of the archive).
+// refuses and the API's own words for it), PB_SERIES (a series of the archive) and its labels
+// PB_PROJECT / PB_SUBJECT / PB_SESSION, PB_STAGED_ID (a staged session of two instances).
 // Usage: node ui/tests/scenarios.mjs SCENARIO ... ; exit 0 when every scenario held.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 
 import { accessible, env, logIn, runScenarios, shot, TIMEOUT } from "./lib.mjs";
 
@@ -95,11 +97,20 @@ const scenarios = {
   },
 };
 
-// The archive: a study opens to its series, each with the server's thumbnail of its middle image.
+// The archive: by project, the labels lead down to the series; by study, a study opens to its
+// series, each with the server's thumbnail of its middle image and a ZIP download.
 scenarios.archive = async (page) => {
   await logIn(page, "admin", env.PB_ADMIN_PASSWORD);
   await page.getByRole("link", { name: "Archive" }).click();
   await page.getByRole("heading", { name: "Archive" }).waitFor({ timeout: TIMEOUT });
+  // Projects → subjects → sessions → series (the labels routing gave the received study).
+  for (const label of [env.PB_PROJECT, env.PB_SUBJECT, env.PB_SESSION]) {
+    await page.locator(`tr[data-label="${label}"]`).getByRole("button", { name: label }).click();
+  }
+  await page.locator(`li[data-series="${env.PB_SERIES}"]`).waitFor({ timeout: TIMEOUT });
+  await page.getByRole("navigation", { name: "Where in the archive" }).getByRole("button", { name: "All projects" }).click();
+  await page.locator(`tr[data-label="${env.PB_PROJECT}"]`).waitFor({ timeout: TIMEOUT });
+  await page.getByRole("button", { name: "By study" }).click();
   await page.getByRole("button", { name: "THUMB^NAIL" }).click();
   const card = page.locator(`li[data-series="${env.PB_SERIES}"]`);
   await card.waitFor({ timeout: TIMEOUT });
@@ -108,8 +119,28 @@ scenarios.archive = async (page) => {
   await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle(), { timeout: TIMEOUT });
   const natural = await img.evaluate((el) => [el.naturalWidth, el.naturalHeight]);
   assert.equal(Math.max(...natural), 128, `thumbnail ${natural}`);
+  // The ZIP link downloads the series (the browser's own download, with the session cookie).
+  const [download] = await Promise.all([page.waitForEvent("download"), card.getByRole("link", { name: /as ZIP/ }).click()]);
+  assert.equal(download.suggestedFilename(), `series-${env.PB_SERIES}.zip`);
+  const file = await download.path();
+  const bytes = readFileSync(file);
+  assert.equal(bytes.subarray(0, 4).toString("binary"), "PK\x03\x04", "a ZIP local file header");
   await shot(page, "archive");
   await accessible(page, "the archive page");
+};
+
+// The staging area: a session a staging receiver holds back is archived from the page.
+scenarios.staging = async (page) => {
+  await logIn(page, "admin", env.PB_ADMIN_PASSWORD);
+  await page.getByRole("link", { name: "Archive" }).click();
+  await page.getByRole("button", { name: "Staging" }).click();
+  const row = page.locator(`tr[data-staged="${env.PB_STAGED_ID}"]`);
+  await row.waitFor({ timeout: TIMEOUT });
+  assert.match(await row.textContent(), /2 \(/);
+  await shot(page, "staging");
+  await accessible(page, "the staging view");
+  await row.getByRole("button", { name: "Archive now" }).click();
+  await row.waitFor({ state: "detached", timeout: 30000 });
 };
 
 await runScenarios(scenarios);
