@@ -100,6 +100,18 @@ export interface NodeTest {
   checks?: { name: string; outcome: string; message: string }[];
 }
 
+// A node's availability windows (docs/api.md, Nodes: `schedule`); null on a node: always.
+export interface ScheduleWindow {
+  days: string[];
+  start: string;
+  end: string;
+}
+
+export interface NodeSchedule {
+  timezone?: string | null; // absent or null: the server's
+  windows: ScheduleWindow[];
+}
+
 export interface PacsNode {
   name: string;
   type: "dimse" | "dicomweb";
@@ -114,12 +126,15 @@ export interface PacsNode {
   default_storage?: boolean;
   retrieve_method?: string;
   effective_retrieve_method?: string;
+  retrieve_method_learned?: string | null;
   calling_ae_title?: string;
   move_destination?: string;
   tls?: { enabled?: boolean };
-  schedule?: { timezone?: string; windows?: { days: string[]; start: string; end: string }[] } | null;
+  schedule?: NodeSchedule | null;
   max_bytes_per_second?: number;
   available?: boolean;
+  availability_changes_at?: string | null;
+  unavailable_reason?: string | null;
   locked?: boolean;
   source?: string;
   last_test?: NodeTest | null;

@@ -1,8 +1,11 @@
 // PACS connections: the node table, the add/edit dialog with live validation (the API's own
-// words, from a dry run of the same request), test connection and each node's test history.
+// words, from a dry run of the same request), the schedule dialog (./ScheduleDialog.tsx), test
+// connection and each node's test history.
 import { useEffect, useRef, useState } from "preact/hooks";
 
 import { api, ApiError, can, Me, NodeTest, PacsNode, useGet } from "../api";
+import { rateText, scheduleSummary } from "../schedule";
+import { availabilityText, ScheduleForm } from "./ScheduleDialog";
 
 function when(iso: string | undefined | null): string {
   if (!iso) return "";
@@ -14,11 +17,39 @@ function address(n: PacsNode): string {
   return n.type === "dicomweb" ? String(n.url ?? "") : `${n.host ?? ""}:${n.port ?? ""}`;
 }
 
-function scheduleSummary(n: PacsNode): string {
-  const windows = n.schedule?.windows ?? [];
-  if (!windows.length) return "always";
-  const text = windows.map((w) => `${w.days.join(",")} ${w.start}-${w.end}`).join("; ");
-  return n.schedule?.timezone ? `${text} (${n.schedule.timezone})` : text;
+// The retrieve method in use: DICOMweb retrieves by WADO-RS; a DIMSE node's configured method,
+// and under "auto" (C-GET, falling back to C-MOVE) the one that worked last.
+function retrieveText(n: PacsNode): string {
+  if (n.type === "dicomweb") return "WADO-RS";
+  const configured = n.retrieve_method ?? "auto";
+  if (configured !== "auto") return configured.toUpperCase();
+  const learned = n.retrieve_method_learned;
+  return learned ? `${learned.toUpperCase()} (auto: worked last)` : "auto (C-GET, else C-MOVE)";
+}
+
+// Why a node cannot be changed here: only a node of the config file is locked.
+const LOCKED_REASON = "Read-only: from the config file; change it there and restart.";
+
+// Columns of the node table (detail rows span them all).
+const COLUMNS = 9;
+
+// What the node is used for (queryable, storable), each marked when the node is the default.
+function Offers({ n }: { n: PacsNode }) {
+  const uses = [
+    { what: "query/retrieve", on: n.queryable, isDefault: n.default_query_retrieve },
+    { what: "storage", on: n.storable, isDefault: n.default_storage },
+  ].filter((u) => u.on);
+  if (!uses.length) return <span class="muted">nothing</span>;
+  return (
+    <>
+      {uses.map((u) => (
+        <div>
+          {u.what}
+          {u.isDefault && <span class="badge default"> default</span>}
+        </div>
+      ))}
+    </>
+  );
 }
 
 function Badges({ n }: { n: PacsNode }) {
@@ -78,6 +109,7 @@ export function Connections({ me }: { me: Me }) {
   const [testing, setTesting] = useState<string>("");
   const [moveChecks, setMoveChecks] = useState<Record<string, { ok: boolean | null; message: string }>>({});
   const [history, setHistory] = useState<{ node: string; tests: NodeTest[] } | null>(null);
+  const [scheduling, setScheduling] = useState<PacsNode | null>(null);
   const admin = can(me, "admin");
 
   const test = async (n: PacsNode) => {
@@ -146,7 +178,7 @@ export function Connections({ me }: { me: Me }) {
       )}
       {nodes && nodes.length === 0 && <p>No node yet{admin ? ": add the PACS you work with." : "."}</p>}
       {nodes && nodes.length > 0 && (
-        <table class="grid">
+        <table class="grid nodes">
           <caption class="sr-only">The nodes this server knows</caption>
           <thead>
             <tr>
@@ -154,9 +186,7 @@ export function Connections({ me }: { me: Me }) {
               <th scope="col">Type</th>
               <th scope="col">AE title</th>
               <th scope="col">Address</th>
-              <th scope="col">Query</th>
-              <th scope="col">Store</th>
-              <th scope="col">Defaults</th>
+              <th scope="col">Used for</th>
               <th scope="col">Schedule</th>
               <th scope="col">Last test</th>
               <th scope="col">Retrieve</th>
@@ -165,18 +195,19 @@ export function Connections({ me }: { me: Me }) {
           </thead>
           <tbody>
             {nodes.map((n) => {
-              const last = tests[n.name] ?? n.last_test ?? null;
-              const learned = n.retrieve_method_learned as string | null | undefined;
+              // The server's record (with its time) once the list is reloaded after a test.
+              const last = n.last_test ?? tests[n.name] ?? null;
+              const availability = availabilityText(n);
+              const throttle = rateText(n.max_bytes_per_second);
               return (
                 <>
                   <tr data-node={n.name}>
                     <th scope="row">
                       {n.name}
                       {n.locked && (
-                        <span class="locked" title="Written in the configuration file: change it there">
-                          {" "}
-                          (locked: from the config file)
-                        </span>
+                        <div class="locked" data-locked>
+                          {LOCKED_REASON}
+                        </div>
                       )}
                       {n.description && <div class="muted">{n.description}</div>}
                     </th>
@@ -185,14 +216,16 @@ export function Connections({ me }: { me: Me }) {
                     </td>
                     <td>{n.ae_title ?? ""}</td>
                     <td class="mono">{address(n)}</td>
-                    <td>{n.queryable ? "yes" : "no"}</td>
-                    <td>{n.storable ? "yes" : "no"}</td>
-                    <td>
-                      {[n.default_query_retrieve && "query/retrieve", n.default_storage && "storage"]
-                        .filter(Boolean)
-                        .join(", ")}
+                    <td class="offers">
+                      <Offers n={n} />
                     </td>
-                    <td>{scheduleSummary(n)}</td>
+                    <td class="schedule">
+                      <span class="summary">{scheduleSummary(n.schedule)}</span>
+                      {availability && (
+                        <div class={n.available ? "availability open" : "availability closed"}>{availability}</div>
+                      )}
+                      {throttle && <div class="throttle">throttled to {throttle}</div>}
+                    </td>
                     <td class="last-test">
                       {last ? (
                         <span class={last.ok ? "ok" : "failed"}>
@@ -203,7 +236,7 @@ export function Connections({ me }: { me: Me }) {
                         <span class="muted">never</span>
                       )}
                     </td>
-                    <td>{n.type === "dicomweb" ? "WADO-RS" : learned ? `${learned} (works)` : String(n.retrieve_method ?? "")}</td>
+                    <td class="retrieve">{retrieveText(n)}</td>
                     <td class="actions">
                       {can(me, "user") && (
                         <button type="button" onClick={() => test(n)} disabled={testing === n.name}>
@@ -223,6 +256,9 @@ export function Connections({ me }: { me: Me }) {
                           <button type="button" onClick={() => setEditing(n)}>
                             Edit
                           </button>
+                          <button type="button" onClick={() => setScheduling(n)}>
+                            Schedule
+                          </button>
                           <button type="button" class="danger" onClick={() => remove(n)}>
                             Delete
                           </button>
@@ -232,14 +268,14 @@ export function Connections({ me }: { me: Me }) {
                   </tr>
                   {tests[n.name] && (
                     <tr class="detail">
-                      <td colSpan={11}>
+                      <td colSpan={COLUMNS}>
                         <TestResult test={tests[n.name]} />
                       </td>
                     </tr>
                   )}
                   {moveChecks[n.name] && (
                     <tr class="detail">
-                      <td colSpan={11}>
+                      <td colSpan={COLUMNS}>
                         <div
                           class={
                             moveChecks[n.name].ok === true
@@ -291,6 +327,18 @@ export function Connections({ me }: { me: Me }) {
           )}
         </Modal>
       )}
+      {scheduling && (
+        <Modal title={`Schedule and throttle of ${scheduling.name}`} wide onClose={() => setScheduling(null)}>
+          <ScheduleForm
+            node={scheduling}
+            onClose={() => setScheduling(null)}
+            onSaved={() => {
+              setScheduling(null);
+              load();
+            }}
+          />
+        </Modal>
+      )}
       {editing && (
         <NodeDialog
           node={editing === "new" ? null : editing}
@@ -305,14 +353,25 @@ export function Connections({ me }: { me: Me }) {
   );
 }
 
-export function Modal(props: { title: string; onClose: () => void; children: preact.ComponentChildren }) {
+export function Modal(props: {
+  title: string;
+  wide?: boolean;
+  onClose: () => void;
+  children: preact.ComponentChildren;
+}) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     const d = ref.current;
     if (d && !d.open) d.showModal();
   }, []);
   return (
-    <dialog ref={ref} aria-labelledby="modal-title" onClose={props.onClose} onCancel={props.onClose}>
+    <dialog
+      ref={ref}
+      class={props.wide ? "wide" : undefined}
+      aria-labelledby="modal-title"
+      onClose={props.onClose}
+      onCancel={props.onClose}
+    >
       <div class="modal-head">
         <h2 id="modal-title">{props.title}</h2>
         <button type="button" class="link" onClick={props.onClose} aria-label="Close">
@@ -357,7 +416,7 @@ const FIELDS: FieldSpec[] = [
   { key: "tls.enabled", label: "TLS", kind: "bool", types: BOTH },
   { key: "max_associations", label: "Connections at once", kind: "number", types: BOTH },
   { key: "timeout_seconds", label: "Timeout (s)", kind: "number", types: BOTH },
-  { key: "max_bytes_per_second", label: "Throttle (bytes/s, 0: none)", kind: "number", types: BOTH },
+  // The throttle (max_bytes_per_second) is set in the schedule dialog, in MB/s.
 ];
 
 type Values = Record<string, string | boolean>;
