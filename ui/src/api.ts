@@ -146,3 +146,99 @@ export function can(me: Me, role: Role): boolean {
   const rank = { "read-only": 0, user: 1, admin: 2 } as const;
   return rank[me.role] >= rank[role];
 }
+
+// Our listeners (GET /api/receivers), as docs/receivers.md describes them.
+export interface RoutingTexts {
+  project: string;
+  subject: string;
+  session: string;
+}
+
+export interface Receiver {
+  id: string;
+  ae_title: string;
+  port: number;
+  bind: string;
+  enabled: boolean;
+  status: string; // "listening", "disabled" or "error: <reason>"
+  locked: boolean;
+  whitelist_enabled: boolean;
+  whitelist: string;
+  routing: RoutingTexts;
+  default_project: string;
+  identification: "rules" | "jobs";
+  processors: unknown[] | null;
+  anonymize: boolean;
+  anonymization: { retain_dates: boolean; retain_device_identity: boolean; retain_uids: boolean; keep_private_tags: boolean };
+  direct_archive: boolean;
+  staging_idle_seconds: number;
+  tls: { enabled: boolean; cert_file: string; key_file: string; ca_file: string; require_client_cert: boolean };
+}
+
+// POST /api/routing/try: one label as routing decides it, and why.
+export interface TriedLabel {
+  value: string;
+  source: "receiver_rule" | "site_rule" | "comment" | "receiver_default" | "default_rule" | "unassigned" | "none";
+  tag: string | null;
+  keyword: string | null;
+  rule: string | null;
+  line: number | null;
+  explanation: string;
+  pseudonym?: boolean; // anonymization turned the value into a stable pseudonym
+}
+
+export interface RoutingTry {
+  project: TriedLabel;
+  subject: TriedLabel;
+  session: TriedLabel;
+  attributes: Record<string, string>;
+  anonymize?: boolean; // the receiver anonymizes (labels from patient data become pseudonyms)
+}
+
+export interface User {
+  username: string;
+  role: Role;
+  created_at: string;
+  password_changed_at: string;
+  last_login_at: string | null;
+}
+
+export interface ApiToken {
+  id: string;
+  name: string;
+  username: string;
+  role: Role;
+  created_at: string | null;
+  expires_at: string | null;
+  last_used_at: string | null;
+  token?: string; // the secret: only in the answer that created it
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string;
+  via: string;
+  client: string;
+  request_id: string;
+  action: string;
+  target_type: string;
+  target: string;
+  before: unknown;
+  after: unknown;
+}
+
+export const ROLES: Role[] = ["admin", "user", "read-only"];
+
+// "line N: ..." in an error about a text of lines (whitelist, rules): N, else null.
+export function errorLine(message: string): number | null {
+  const m = /^line (\d+):/.exec(message);
+  return m ? Number(m[1]) : null;
+}
+
+// A time from the API in the reader's local form ("" for none).
+export function when(iso: string | undefined | null): string {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return isNaN(d.getTime()) ? iso : d.toLocaleString();
+}

@@ -1,27 +1,42 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 
-import { api, ApiError, Me, setCsrfToken, whenSignedOut } from "./api";
+import { api, ApiError, can, Me, Role, setCsrfToken, whenSignedOut } from "./api";
 import { Archive } from "./pages/Archive";
+import { Audit } from "./pages/Audit";
 import { Connections } from "./pages/Connections";
 import { Jobs } from "./pages/Jobs";
 import { Login } from "./pages/Login";
+import { Receivers } from "./pages/Receivers";
+import { Tokens } from "./pages/Tokens";
+import { Users } from "./pages/Users";
 import "./styles.css";
 
 interface Page {
   hash: string;
   title: string;
   view: (me: Me) => preact.JSX.Element;
+  role?: Role; // the least role that sees the page (the API refuses the rest anyway)
 }
 
 const PAGES: Page[] = [
   { hash: "#/connections", title: "PACS connections", view: (me) => <Connections me={me} /> },
+  { hash: "#/receivers", title: "Receivers", view: (me) => <Receivers me={me} /> },
   { hash: "#/jobs", title: "Jobs", view: (me) => <Jobs me={me} /> },
   { hash: "#/archive", title: "Archive", view: (me) => <Archive me={me} /> },
+  { hash: "#/users", title: "Users", view: (me) => <Users me={me} />, role: "admin" },
+  { hash: "#/tokens", title: "API tokens", view: (me) => <Tokens me={me} /> },
+  { hash: "#/audit", title: "Audit", view: () => <Audit />, role: "admin" },
 ];
 
-function currentPage(): Page {
-  return PAGES.find((p) => p.hash === window.location.hash) ?? PAGES[0];
+// The pages this account may see.
+function pagesFor(me: Me | null | undefined): Page[] {
+  return PAGES.filter((p) => !p.role || (me && can(me, p.role)));
+}
+
+function currentPage(me?: Me | null): Page {
+  const pages = pagesFor(me);
+  return pages.find((p) => p.hash === window.location.hash) ?? pages[0];
 }
 
 function App() {
@@ -36,10 +51,16 @@ function App() {
         setMe(m);
       })
       .catch(() => setMe(null));
-    const onHash = () => setPage(currentPage());
+  }, []);
+
+  // The page follows the address, among those the account may see (an admin page asked for by
+  // someone else shows the first page).
+  useEffect(() => {
+    setPage(currentPage(me));
+    const onHash = () => setPage(currentPage(me));
     window.addEventListener("hashchange", onHash);
     return () => window.removeEventListener("hashchange", onHash);
-  }, []);
+  }, [me]);
 
   useEffect(() => {
     document.title = me ? `${page.title} · PACS Bridge` : "Log in · PACS Bridge";
@@ -71,7 +92,7 @@ function App() {
       <header class="top">
         <span class="brand">PACS Bridge</span>
         <nav aria-label="Pages">
-          {PAGES.map((p) => (
+          {pagesFor(me).map((p) => (
             <a href={p.hash} aria-current={p === page ? "page" : undefined}>
               {p.title}
             </a>
