@@ -4,8 +4,10 @@ import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, Me, setCsrfToken, whenSignedOut } from "./api";
 import { Archive } from "./pages/Archive";
 import { Connections } from "./pages/Connections";
+import { Import } from "./pages/Import";
 import { Jobs } from "./pages/Jobs";
 import { Login } from "./pages/Login";
+import { Send } from "./pages/Send";
 import "./styles.css";
 
 interface Page {
@@ -16,6 +18,8 @@ interface Page {
 
 const PAGES: Page[] = [
   { hash: "#/connections", title: "PACS connections", view: (me) => <Connections me={me} /> },
+  { hash: "#/import", title: "Import", view: (me) => <Import me={me} /> },
+  { hash: "#/send", title: "Send", view: (me) => <Send me={me} /> },
   { hash: "#/jobs", title: "Jobs", view: (me) => <Jobs me={me} /> },
   { hash: "#/archive", title: "Archive", view: () => <Archive /> },
 ];
