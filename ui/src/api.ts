@@ -135,11 +135,71 @@ export interface PacsNode {
   available?: boolean;
   availability_changes_at?: string | null;
   unavailable_reason?: string | null;
+  offers_import?: boolean;
+  offers_export?: boolean;
   locked?: boolean;
   source?: string;
   last_test?: NodeTest | null;
   auth?: { type?: string; username?: string; has_password?: boolean; has_token?: boolean };
   [key: string]: unknown;
+}
+
+// POST /api/nodes/{name}/find: one object per answer, DICOM keyword → value (UTF-8; several
+// values joined by "\\"); `truncated` when the node had more than its max_results.
+export interface FindAnswer {
+  results: Record<string, string>[];
+  truncated: boolean;
+}
+
+// GET /api/studies and GET /api/studies/{uid}/series: the local archive.
+export interface ArchiveStudy {
+  StudyInstanceUID: string;
+  PatientID: string;
+  PatientName: string;
+  StudyDate: string;
+  StudyDescription: string;
+  AccessionNumber: string;
+  ModalitiesInStudy: string;
+  series_count: number;
+  instance_count: number;
+}
+
+export interface ArchiveSeries {
+  SeriesInstanceUID: string;
+  Modality: string;
+  SeriesNumber: string;
+  SeriesDescription: string;
+  instance_count: number;
+}
+
+// A job as POST /api/retrieve, /api/send and /api/imports answer it (202).
+export interface JobRef {
+  id: string;
+  type: string;
+  state: string;
+  node: string;
+  error?: string | null;
+}
+
+// An import of a spreadsheet (GET /api/imports/{id}): each row's find, matches and retrieve.
+export interface ImportRow {
+  line: number;
+  query: Record<string, string>;
+  project: string | null;
+  subject: string | null;
+  session: string | null;
+  state: "pending" | "no_match" | "one_match" | "several_matches" | "error";
+  error: string | null;
+  matches: Record<string, string>[];
+  choice: "all" | "none" | null;
+  job: { id: string; state: string; error: string | null } | null;
+  note?: string;
+}
+
+export interface ImportView extends JobRef {
+  phase: "query" | "confirmation" | "retrieve" | "done";
+  rows: ImportRow[];
+  summary: Record<string, number>;
 }
 
 export function can(me: Me, role: Role): boolean {

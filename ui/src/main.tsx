@@ -5,11 +5,13 @@ import { api, ApiError, can, Me, Role, setCsrfToken, whenSignedOut } from "./api
 import { Archive } from "./pages/Archive";
 import { Audit } from "./pages/Audit";
 import { Connections } from "./pages/Connections";
+import { Import } from "./pages/Import";
 import { Jobs } from "./pages/Jobs";
 import { Login } from "./pages/Login";
 import { Receivers } from "./pages/Receivers";
 import { Tokens } from "./pages/Tokens";
 import { Users } from "./pages/Users";
+import { Send } from "./pages/Send";
 import "./styles.css";
 
 interface Page {
@@ -21,9 +23,11 @@ interface Page {
 
 const PAGES: Page[] = [
   { hash: "#/connections", title: "PACS connections", view: (me) => <Connections me={me} /> },
-  { hash: "#/receivers", title: "Receivers", view: (me) => <Receivers me={me} /> },
+  { hash: "#/import", title: "Import", view: (me) => <Import me={me} /> },
+  { hash: "#/send", title: "Send", view: (me) => <Send me={me} /> },
   { hash: "#/jobs", title: "Jobs", view: (me) => <Jobs me={me} /> },
   { hash: "#/archive", title: "Archive", view: (me) => <Archive me={me} /> },
+  { hash: "#/receivers", title: "Receivers", view: (me) => <Receivers me={me} /> },
   { hash: "#/users", title: "Users", view: (me) => <Users me={me} />, role: "admin" },
   { hash: "#/tokens", title: "API tokens", view: (me) => <Tokens me={me} /> },
   { hash: "#/audit", title: "Audit", view: () => <Audit />, role: "admin" },
