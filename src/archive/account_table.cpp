@@ -217,9 +217,11 @@ Result<std::vector<AuditRecord>> Database::ListAudit(const AuditFilter& f) {
     soci::rowset<soci::row> rs =
         (s.prepare << "SELECT id, at, actor, via, client, request_id, action, target_type, target, before, after "
                       "FROM audit_log WHERE (:a1 = '' OR actor = :a2) AND (:t1 = '' OR target_type = :t2) "
-                      "AND (:c1 = '' OR action = :c2) ORDER BY id DESC LIMIT :l",
+                      "AND (:c1 = '' OR action = :c2) AND (:s1 = '' OR at >= :s2) AND (:u1 = '' OR at <= :u2) "
+                      "ORDER BY id DESC LIMIT :l",
          soci::use(f.actor), soci::use(f.actor), soci::use(f.target_type), soci::use(f.target_type),
-         soci::use(f.action), soci::use(f.action), soci::use(f.limit));
+         soci::use(f.action), soci::use(f.action), soci::use(f.since), soci::use(f.since), soci::use(f.until),
+         soci::use(f.until), soci::use(f.limit));
     for (const auto& r : rs) {
       AuditRecord a;
       a.id = Int(r, 0);

@@ -58,6 +58,7 @@ struct AuditRecord {
 
 struct AuditFilter {
   std::string actor, target_type, action;  // "" any
+  std::string since, until;                // `at` bounds, ISO 8601 UTC, inclusive ("" = none)
   int limit = 100;
 };
 

@@ -39,7 +39,12 @@ std::optional<TimePoint> ParseUtcIso(const std::string& text) {
     std::istringstream in(text);
     date::sys_seconds t;
     in >> date::parse(format, t);
-    if (!in.fail() && in.peek() == std::char_traits<char>::eof()) return TimePoint(t);
+    if (in.fail() || in.peek() != std::char_traits<char>::eof()) continue;
+    // A TimePoint counts nanoseconds: years past 2200 (or before 1900) do not fit; refused.
+    if (t < date::sys_days(date::year(1900) / 1 / 1) || t >= date::sys_days(date::year(2200) / 1 / 1)) {
+      return std::nullopt;
+    }
+    return TimePoint(t);
   }
   return std::nullopt;
 }

@@ -251,6 +251,7 @@ void AddAuthRoutes(Router& r, Services& s) {
     f.actor = req.get_param_value("actor");
     f.target_type = req.get_param_value("target_type");
     f.action = req.get_param_value("action");
+    if (!ParseTimeRange(req, res, f.since, f.until)) return;
     auto log = s.accounts.AuditLog(f);
     if (!log) return SendError(res, log.error());
     nlohmann::json out = nlohmann::json::array();

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "core/clock.h"
+
 namespace pb::http {
 
 int HttpStatus(Code code) {
@@ -112,6 +114,24 @@ bool DryRun(const httplib::Request& req, httplib::Response& res, bool& dry_run) 
     return false;
   }
   dry_run = true;
+  return true;
+}
+
+bool ParseTimeRange(const httplib::Request& req, httplib::Response& res, std::string& since, std::string& until) {
+  for (const char* key : {"since", "until"}) {
+    if (!req.has_param(key)) continue;
+    const std::string value = req.get_param_value(key);
+    auto t = ParseUtcIso(value);
+    if (!t) {
+      SendError(res, 400,
+                fmt::format("{} must be a date (2026-12-01) or a UTC time (2026-12-01T10:00:00Z), not '{}'", key,
+                            value.substr(0, 40)),
+                key);
+      return false;
+    }
+    if (std::string(key) == "until" && value.size() == 10) *t += std::chrono::hours(24) - std::chrono::seconds(1);
+    (std::string(key) == "since" ? since : until) = UtcIso(*t);
+  }
   return true;
 }
 

@@ -20,6 +20,10 @@ bool ParseInt(const std::string& v, int lo, int hi, int& out);
 // be). Sets `dry_run`; false when the value is neither true nor false (then it has answered 400).
 bool DryRun(const httplib::Request& req, httplib::Response& res, bool& dry_run);
 
+// ?since= and ?until=: dates (2026-12-01) or UTC times (2026-12-01T10:00:00Z), as ISO UTC
+// times; a date as `until` takes its whole day. False when one is invalid (answered 400).
+bool ParseTimeRange(const httplib::Request& req, httplib::Response& res, std::string& since, std::string& until);
+
 // Parses a JSON request body; on failure answers 400 and returns nullopt.
 std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Response& res);
 

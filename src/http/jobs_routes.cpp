@@ -39,21 +39,7 @@ bool ParseJobFilter(const httplib::Request& req, httplib::Response& res, JobFilt
   f.state = req.get_param_value("state");
   f.type = req.get_param_value("type");
   f.node = req.get_param_value("node");
-  // Dates or UTC times, compared with created_at; a date as `until` takes its whole day.
-  for (const char* key : {"since", "until"}) {
-    if (!req.has_param(key)) continue;
-    const std::string value = req.get_param_value(key);
-    auto t = ParseUtcIso(value);
-    if (!t) {
-      SendError(res, 400,
-                fmt::format("{} must be a date (2026-12-01) or a UTC time (2026-12-01T10:00:00Z), not '{}'", key,
-                            value.substr(0, 40)),
-                key);
-      return false;
-    }
-    if (std::string(key) == "until" && value.size() == 10) *t += std::chrono::hours(24) - std::chrono::seconds(1);
-    (std::string(key) == "since" ? f.since : f.until) = UtcIso(*t);
-  }
+  if (!ParseTimeRange(req, res, f.since, f.until)) return false;  // compared with created_at
   if (req.has_param("limit")) {
     auto n = JobId(req.get_param_value("limit"));
     if (!n || *n < 1 || *n > 10000) {

@@ -113,8 +113,8 @@ void AddRoutingTryRoute(Router& r, Services& s) {
     auto body = ParseBody(raw, res);
     if (!body) return;
     if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object");
-    static const std::set<std::string> kFields{"receiver",   "routing",          "default_project", "site_routing",
-                                               "attributes", "sop_instance_uid", "calling_ae_title"};
+    static const std::set<std::string> kFields{"receiver",   "routing",          "default_project",  "site_routing",
+                                               "attributes", "sop_instance_uid", "calling_ae_title", "anonymize"};
     for (auto it = body->begin(); it != body->end(); ++it) {
       if (!kFields.count(it.key())) return SendError(res, 400, fmt::format("unknown field '{}'", it.key()), it.key());
     }
@@ -154,6 +154,10 @@ void AddRoutingTryRoute(Router& r, Services& s) {
       return SendError(res, 400, "a project is a label of letters, digits, _ and - (at most 64)", "default_project");
     }
     if (body->contains("default_project")) base.default_project = default_project;
+    if (body->contains("anonymize")) {
+      if (!(*body)["anonymize"].is_boolean()) return SendError(res, 400, "anonymize must be true or false", "anonymize");
+      base.anonymize = (*body)["anonymize"].get<bool>();
+    }
     nlohmann::json site_text = s.receivers.SiteRouting();
     auto site_rules = s.receivers.SiteRules();
     if (body->contains("site_routing")) {

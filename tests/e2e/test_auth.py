@@ -323,6 +323,13 @@ class AccessTests(AuthHelpers, harness.E2ETestCase):
                 continue
             url = re.sub(r"\{([^}]*)\}", lambda m: "no-such-" + m.group(1).replace("_", "-"),
                          path)
+            if method == "GET" and op.get("x-stream"):  # an event stream: its answer's status
+                for who in (self.ro, self.usr):
+                    stream = self.server.events(url, auth=who)
+                    stream.close()
+                    calls += 1
+                    self.assertEqual(stream.status, 200, "GET %s as %s" % (url, who[0]))
+                continue
             if method == "GET":
                 for who in ((self.ro, self.usr) if role != "admin" else ()):
                     status, body = self.server.api("GET", url, auth=who)
@@ -958,6 +965,21 @@ class AccountTests(AuthHelpers, harness.E2ETestCase):
         for bad in ("0", "1001", "x"):
             status, body = self.server.api("GET", "/api/audit?limit=" + bad)
             self.assertJsonError(status, body, field="limit")
+        # Time bounds, inclusive, against the entries' own times.
+        at = create["at"]
+        status, since = self.server.api("GET", "/api/audit?limit=1000&since=" + at)
+        self.assertEqual(status, 200, since)
+        self.assertTrue(since and all(parse_time(e["at"]) >= parse_time(at) for e in since), since)
+        self.assertIn(create["id"], [e["id"] for e in since])
+        status, until = self.server.api("GET", "/api/audit?limit=1000&until=" + at)
+        self.assertEqual(status, 200, until)
+        self.assertTrue(all(parse_time(e["at"]) <= parse_time(at) for e in until), until)
+        self.assertIn(create["id"], [e["id"] for e in until])
+        status, later = self.server.api("GET", "/api/audit?since=2199-01-01")
+        self.assertEqual((status, later), (200, []))
+        for bad in ("yesterday", "2999-01-01"):  # past what a time point holds: refused, not wrapped
+            status, body = self.server.api("GET", "/api/audit?since=" + bad)
+            self.assertJsonError(status, body, field="since")
 
     # ---- CLI
 

@@ -1037,6 +1037,14 @@ class ReceiversTests(harness.E2ETestCase):
         self.assertTrue(ok, "subject %s not in Unassigned: %r" % (got["subject"]["value"], self.browse("Unassigned")))
         sessions = self.browse("Unassigned", got["subject"]["value"])
         self.assertEqual([e["name"] for e in sessions], [got["session"]["value"]])
+        # The setting as being edited: without anonymization the labels are the values.
+        status, plain = self.api("POST", "/api/routing/try", {"receiver": r["id"], "anonymize": False,
+                                                              "attributes": attrs})
+        self.assertEqual(status, 200, plain)
+        self.assertEqual((plain["anonymize"], plain["project"]["value"], plain["subject"]["value"]),
+                         (False, "Named", "Anon_Try"), plain)
+        status, bad = self.api("POST", "/api/routing/try", {"anonymize": "yes", "attributes": {}})
+        self.assertJsonError(status, bad, "anonymize")
 
     def test_44d_receiver_dry_run_checks_and_stores_nothing(self):
         port = harness.free_receiver_port()
