@@ -40,7 +40,9 @@ function pagesFor(me: Me | null | undefined): Page[] {
 
 function currentPage(me?: Me | null): Page {
   const pages = pagesFor(me);
-  return pages.find((p) => p.hash === window.location.hash) ?? pages[0];
+  // "#/jobs/12" is the Jobs page with job 12 open.
+  const hash = window.location.hash;
+  return pages.find((p) => p.hash === hash || hash.startsWith(p.hash + "/")) ?? pages[0];
 }
 
 function App() {

@@ -206,9 +206,11 @@ const scenarios = {
     const nav = page.getByRole("navigation", { name: "Pages" });
     assert.deepEqual(await nav.getByRole("link").allTextContents(), [
       "PACS connections",
-      "Receivers",
+      "Import",
+      "Send",
       "Jobs",
       "Archive",
+      "Receivers",
       "API tokens",
     ]);
     await openPage(page, "Receivers", "Receivers");

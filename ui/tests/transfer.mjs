@@ -31,6 +31,11 @@ async function jobSucceeds(page, id) {
   // (The row's text runs its cells together: no word boundaries to rely on.)
   await row.filter({ hasText: /succeeded|partial|failed|canceled/ }).waitFor({ timeout: JOB_TIMEOUT });
   assert.match(await row.textContent(), /succeeded/, `job ${id}`);
+  // The link (#/jobs/ID) opened the job's dialog too; closed, the page is usable again.
+  const dialog = page.getByRole("dialog", { name: `Job ${id}` });
+  await dialog.locator('tr[data-outcome="succeeded"]').waitFor({ timeout: TIMEOUT });
+  await page.keyboard.press("Escape");
+  await dialog.waitFor({ state: "detached", timeout: TIMEOUT });
 }
 
 // Chromium logs each refused request as a console error, and lib.mjs fails a scenario on any but

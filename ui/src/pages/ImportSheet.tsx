@@ -148,7 +148,7 @@ function ImportState({ view }: { view: ImportView }) {
   return (
     <>
       Import{" "}
-      <a href="#/jobs" data-job-link={view.id}>
+      <a href={`#/jobs/${view.id}`} data-job-link={view.id}>
         job {view.id}
       </a>
       : <span data-phase={view.phase}>{what}</span>
@@ -212,7 +212,7 @@ function SheetRows(p: { view: ImportView; choices: Record<number, string>; onCho
               <td>
                 {r.job && (
                   <>
-                    <a href="#/jobs" data-job-link={r.job.id}>
+                    <a href={`#/jobs/${r.job.id}`} data-job-link={r.job.id}>
                       job {r.job.id}
                     </a>{" "}
                     <span class={`state ${r.job.state}`}>{r.job.state}</span>

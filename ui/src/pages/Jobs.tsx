@@ -162,7 +162,17 @@ export function Jobs({ me }: { me: Me }) {
   if (node) params.set("node", node);
   const [jobs, live] = useJobStream(`?${params}`);
   const [error, setError] = useState("");
-  const [open, setOpen] = useState<string | null>(null);
+  // "#/jobs/12" opens job 12 (links from the Import and Send pages); closing goes back to #/jobs.
+  const fromHash = () => /^#\/jobs\/(\d+)$/.exec(window.location.hash)?.[1] ?? null;
+  const [open, setOpenState] = useState<string | null>(fromHash());
+  useEffect(() => {
+    const onHash = () => setOpenState(fromHash());
+    window.addEventListener("hashchange", onHash);
+    return () => window.removeEventListener("hashchange", onHash);
+  }, []);
+  const setOpen = (id: string | null) => {
+    window.location.hash = id ? `#/jobs/${id}` : "#/jobs";
+  };
 
   const act = async (j: Job, action: string, body: Record<string, string> = {}) => {
     try {

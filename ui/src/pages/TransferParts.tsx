@@ -159,7 +159,7 @@ export function JobLinks({ id, jobs, what }: { id: string; jobs: JobRef[]; what:
           {jobs.map((j, i) => (
             <>
               {i > 0 && ", "}
-              <a href="#/jobs" data-job-link={j.id}>
+              <a href={`#/jobs/${j.id}`} data-job-link={j.id}>
                 job {j.id}
               </a>{" "}
               ({j.state})
