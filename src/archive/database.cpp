@@ -75,6 +75,14 @@ class Query {
     where_ += clause;
     params_.push_back(std::move(param));
   }
+  // column IN (?, ?, ...): one parameter per value (at least one).
+  void WhereIn(const std::string& column, std::vector<std::string> values) {
+    where_ += where_.empty() ? " WHERE " : " AND ";
+    where_ += column + " IN (";
+    for (size_t i = 0; i < values.size(); ++i) where_ += i ? ", ?" : "?";
+    where_ += ")";
+    for (auto& v : values) params_.push_back(std::move(v));
+  }
   template <typename F>
   void Run(soci::session& sql, const std::string& tail, F&& on_row) {
     soci::row row;
@@ -100,6 +108,21 @@ void AddMatch(Query& q, const std::string& column, const std::string& value) {
   } else {
     q.Where(column + " = ?", value);
   }
+}
+
+// A UID attribute's value: one UID, wildcards as AddMatch, or a list "uid1\\uid2" (list of UID
+// matching, PS3.4 C.2.2.2.2), at most 1000 UIDs.
+void AddUidMatch(Query& q, const std::string& column, const std::string& value) {
+  if (value.find('\\') == std::string::npos) return AddMatch(q, column, value);
+  std::vector<std::string> uids;
+  size_t pos = 0;
+  while (pos <= value.size() && uids.size() < 1000) {
+    size_t end = value.find('\\', pos);
+    if (end == std::string::npos) end = value.size();
+    if (end > pos) uids.push_back(value.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  if (!uids.empty()) q.WhereIn(column, std::move(uids));
 }
 
 void AddDateRange(Query& q, const std::string& column, const std::string& value) {
@@ -294,7 +317,7 @@ Result<std::vector<StudyRow>> Database::FindStudies(const StudyFilter& f) {
         "FROM studies s JOIN patients p ON s.patient_pk = p.pk");
     AddMatch(q, "p.patient_id", f.patient_id);
     AddMatch(q, "p.patient_name", f.patient_name);
-    AddMatch(q, "s.study_uid", f.study_uid);
+    AddUidMatch(q, "s.study_uid", f.study_uid);
     AddMatch(q, "s.accession_number", f.accession_number);
     AddDateRange(q, "s.study_date", f.study_date);
     if (!f.modality.empty()) {

@@ -104,6 +104,13 @@ TEST_F(DatabaseTest, FiltersWithWildcardsAndDateRanges) {
   f = {};
   f.patient_name = "100%";
   EXPECT_EQ(db_->FindStudies(f)->size(), 0u);
+  // A list of UIDs (PS3.4 C.2.2.2.2): any of them; empty items and unknown UIDs match nothing.
+  f = {};
+  f.study_uid = "2\\9.9\\\\1";
+  EXPECT_EQ(db_->FindStudies(f)->size(), 2u);
+  f.study_uid = "9.9\\2";
+  ASSERT_EQ(db_->FindStudies(f)->size(), 1u);
+  EXPECT_EQ((*db_->FindStudies(f))[0].study_uid, "2");
 }
 
 TEST_F(DatabaseTest, NodesRoundTripAndRename) {

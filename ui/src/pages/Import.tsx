@@ -107,21 +107,22 @@ const RETRIEVE_FIELDS: Record<string, string> = {
 // archive could not be asked).
 type Held = ArchiveStudy | null | false;
 
-// GET /api/studies filters by one UID only, so one request per study, four at a time.
+// GET /api/studies takes a list of UIDs (uid1\uid2): one request per 80 studies found, which
+// keeps the URL under the server's 8 KB limit with UIDs of the full 64 characters.
 async function lookUp(uids: string[], found: (uid: string, held: Held) => void) {
-  let next = 0;
-  const worker = async () => {
-    while (next < uids.length) {
-      const uid = uids[next++];
-      try {
-        const rows = await api<ArchiveStudy[]>("GET", `/api/studies?StudyInstanceUID=${enc(uid)}&limit=1`);
-        found(uid, rows[0] ?? null);
-      } catch {
-        found(uid, false);
-      }
+  for (let i = 0; i < uids.length; i += 80) {
+    const chunk = uids.slice(i, i + 80);
+    try {
+      const rows = await api<ArchiveStudy[]>(
+        "GET",
+        `/api/studies?StudyInstanceUID=${enc(chunk.join("\\"))}&limit=${chunk.length}`,
+      );
+      const held = new Map(rows.map((r) => [r.StudyInstanceUID, r]));
+      for (const uid of chunk) found(uid, held.get(uid) ?? null);
+    } catch {
+      for (const uid of chunk) found(uid, false);
     }
-  };
-  await Promise.all([worker(), worker(), worker(), worker()]);
+  }
 }
 
 // "yes", "partly" or "no", and the words; undefined while it is asked.
