@@ -59,7 +59,8 @@ bool ParseJobFilter(const httplib::Request& req, httplib::Response& res, JobFilt
 struct JobStream {
   JobFilter filter;
   bool started = false;
-  uint64_t seen = 0;
+  uint64_t seen = 0;            // the change count `first` was listed after
+  nlohmann::json first;         // the list, sent as the first event
   std::map<std::string, std::string> sent;  // id -> the job's JSON as last sent
   std::chrono::steady_clock::time_point last_sent;
 };
@@ -77,11 +78,9 @@ bool StreamStep(Services& s, JobStream& st, httplib::DataSink& sink) {
   std::string out;
   if (!st.started) {
     st.started = true;
-    st.seen = s.jobs.ChangeCount();
-    auto list = s.jobs.List(st.filter);
-    if (!list) return false;
-    for (const auto& j : *list) st.sent[j.value("id", "")] = j.dump();
-    out = "retry: 3000\n\n" + Event("jobs", list->dump());
+    for (const auto& j : st.first) st.sent[j.value("id", "")] = j.dump();
+    out = "retry: 3000\n\n" + Event("jobs", st.first.dump());
+    st.first = nullptr;
   } else {
     // Bursts of progress become one update.
     const auto since = std::chrono::steady_clock::now() - st.last_sent;
@@ -148,7 +147,10 @@ void AddJobRoutes(Router& r, Services& s) {
   r.Get("/api/jobs/events", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     JobFilter f;
     if (!ParseJobFilter(req, res, f)) return;
-    if (auto check = s.jobs.List(f); !check) return SendError(res, check.error());
+    // The first list is taken now: a bad filter is answered 400 before the stream begins.
+    const uint64_t seen = s.jobs.ChangeCount();
+    auto first = s.jobs.List(f);
+    if (!first) return SendError(res, first.error());
     if (!s.jobs.OpenStream()) {
       res.set_header("Retry-After", "5");
       return SendError(res, 503, fmt::format("{} live job views are open already; try again in a moment",
@@ -156,6 +158,8 @@ void AddJobRoutes(Router& r, Services& s) {
     }
     auto stream = std::make_shared<JobStream>();
     stream->filter = f;
+    stream->seen = seen;
+    stream->first = std::move(*first);
     res.set_header("Cache-Control", "no-store");
     res.set_chunked_content_provider(
         "text/event-stream",

@@ -35,9 +35,7 @@ class WebUiAdminTest(harness.E2ETestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        missing = ui_support.ui_ready()
-        if missing:
-            raise AssertionError("the browser tests cannot run: " + missing)
+        ui_support.require_ui()
         cls.server = cls.start_class_server()
         cls.shots = ui_support.screenshots_dir(cls.tmp)
         cls.out = cls.tmp / "out"  # the secret of the token the browser made

@@ -42,9 +42,7 @@ class ScheduleUiTest(harness.E2ETestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        missing = ui_support.ui_ready()
-        if missing:
-            raise AssertionError("the browser tests cannot run: " + missing)
+        ui_support.require_ui()
         cls.server = cls.start_class_server(nodes=[LOCKED])
         status, body = cls.server.api("POST", "/api/nodes", {
             "name": NODE, "type": "dimse", "ae_title": "WARDPACS", "host": "127.0.0.1",

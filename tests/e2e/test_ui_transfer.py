@@ -40,9 +40,7 @@ class WebUiTransferTest(harness.E2ETestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        missing = ui_support.ui_ready()
-        if missing:
-            raise AssertionError("the browser tests cannot run: " + missing)
+        ui_support.require_ui()
         cls.server = cls.start_class_server()
         # A lets anyone query and C-GET, and knows our receiver (for a C-MOVE fallback).
         cls.orthanc_a = cls.start_class_orthanc(aet="ORTHANCA", extra={

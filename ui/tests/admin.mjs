@@ -20,7 +20,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 
-import { accessible, env, logIn, runScenarios, shot, TIMEOUT, url } from "./lib.mjs";
+import { accessible, env, expectRefusal, logIn, runScenarios, shot, TIMEOUT, url } from "./lib.mjs";
 
 // Waits until the editor of `field` (in `scope`) shows `message` and marks line `line`, alone.
 async function expectLineError(scope, field, errorId, message, line) {
@@ -35,20 +35,6 @@ async function expectLineError(scope, field, errorId, message, line) {
   assert.match(await box.getAttribute("aria-describedby"), new RegExp(errorId));
 }
 
-// Chromium logs each refused request as a console error, and lib.mjs's runner fails a scenario on
-// those but for 400, 401, 403 and 429. A scenario that expects another refusal of one API path
-// (409 from /api/users/: the last admin; 404 from /api/routing/try: an unknown instance) lets
-// just that pass; every other console error still fails it.
-function allowRefusal(page, status, apiPath) {
-  for (const listener of page.listeners("console")) {
-    page.off("console", listener);
-    page.on("console", (m) => {
-      const expected = m.type() === "error" && m.text().includes(`status of ${status} `) && m.location().url.includes(apiPath);
-      if (!expected) listener(m);
-    });
-  }
-}
-
 async function openPage(page, link, heading) {
   await page.getByRole("link", { name: link, exact: true }).click();
   await page.getByRole("heading", { name: heading, exact: true }).waitFor({ timeout: TIMEOUT });
@@ -59,7 +45,7 @@ const scenarios = {
   // and listens. Then its rules: a bad rule line is marked, and "Try it" shows what the rule
   // typed in the dialog decides. The site-wide rule editor names a bad line too.
   async receivers(page) {
-    allowRefusal(page, 404, "/api/routing/try"); // the unknown instance, at the end
+    expectRefusal(page, 404, "/api/routing/try"); // the unknown instance, at the end
     await logIn(page, "admin", env.PB_ADMIN_PASSWORD);
     await openPage(page, "Receivers", "Receivers");
     // The config file's receiver is shown as such, with no way to change it.
@@ -167,7 +153,7 @@ const scenarios = {
   // cannot be demoted; the new user sees no administration; makes a token, shown once.
   async users(page) {
     page.on("dialog", (d) => d.accept());
-    allowRefusal(page, 409, "/api/users/admin");
+    expectRefusal(page, 409, "/api/users/admin");
     await logIn(page, "admin", env.PB_ADMIN_PASSWORD);
     await openPage(page, "Users", "Users");
     await page.getByRole("button", { name: "Add user" }).click();
