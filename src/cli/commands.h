@@ -8,6 +8,7 @@ void AddEchoCommand(CLI::App& app, int& exit_code);
 void AddNodesCommand(CLI::App& app, int& exit_code);
 void AddStudiesCommand(CLI::App& app, int& exit_code);
 void AddFindCommand(CLI::App& app, int& exit_code);
+void AddWorklistCommand(CLI::App& app, int& exit_code);
 void AddRetrieveCommand(CLI::App& app, int& exit_code);
 void AddSendCommand(CLI::App& app, int& exit_code);
 void AddJobsCommand(CLI::App& app, int& exit_code);

@@ -31,10 +31,7 @@ void PrintResults(const FindOptions& o, const std::vector<FindColumn>* chosen, c
   for (const auto& c : columns) header.push_back(c.column);
   std::vector<std::vector<std::string>> cells;
   for (const auto& row : rows) cells.push_back(FindCells(columns, row));
-  for (const auto& line : LayoutTable(header, cells, OutputWidth())) std::cout << line << "\n";
-  std::cout << rows.size() << " result(s)"
-            << (answer.value("truncated", false) ? " (truncated: more matched; narrow the query or raise --limit)" : "")
-            << "\n";
+  PrintQueryTable(header, cells, "result(s)", answer.value("truncated", false));
 }
 
 }  // namespace

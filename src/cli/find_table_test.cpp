@@ -72,5 +72,17 @@ TEST(TableLayout, CountsUtf8CharactersNotBytes) {
   EXPECT_EQ(lines[2], "Smith   y");
 }
 
+TEST(TableLayout, WideCharactersTakeTwoColumns) {
+  // Unicode UAX #11: CJK ideographs and kana are wide (two columns), combining marks take none.
+  EXPECT_EQ(DisplayWidth("山田^太郎"), 9u);
+  EXPECT_EQ(DisplayWidth("やまだ"), 6u);
+  EXPECT_EQ(DisplayWidth("e\xCC\x81"), 1u);  // e + COMBINING ACUTE ACCENT
+  EXPECT_EQ(Truncate("山田太郎", 5), "山田…");
+  EXPECT_EQ(Truncate("山田太郎", 4), "山…");
+  auto lines = LayoutTable({{"Patient", false}, {"ID", false}}, {{"山田^太郎", "P1"}, {"DOE^JOHN", "P2"}}, 0);
+  EXPECT_EQ(lines[1], "山田^太郎  P1");
+  EXPECT_EQ(lines[2], "DOE^JOHN   P2");
+}
+
 }  // namespace
 }  // namespace pb::cli

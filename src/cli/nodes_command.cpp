@@ -90,7 +90,8 @@ struct NodeFlags {
       query_timeout, retrieve_timeout, max_parallel_retrieves, retry_attempts, retry_first_delay, retry_max_delay,
       utilization;
   std::optional<bool> queryable, storable, default_qr, default_storage, qido, wado, stow, stow_multipart,
-      allow_redirects, tls, tls_verify_peer, tls_verify_hostname;
+      allow_redirects, tls, tls_verify_peer, tls_verify_hostname, mwl, mpps;
+  std::optional<std::string> mwl_charset;
   std::vector<std::string> headers;
   bool no_headers = false;
   std::vector<std::string> windows;
@@ -113,6 +114,11 @@ struct NodeFlags {
     cmd->add_option("--queryable", queryable, "true/false");
     cmd->add_option("--storable", storable, "true/false");
     cmd->add_option("--default-query-retrieve", default_qr, "true/false");
+    cmd->add_option("--mwl", mwl, "true/false: the node answers Modality Worklist queries");
+    cmd->add_option("--mwl-charset", mwl_charset,
+                    "the worklist's character set, e.g. \"ISO_IR 100\", \"ISO 2022 IR 87\" (also assumed for "
+                    "answers that declare none)");
+    cmd->add_option("--mpps", mpps, "true/false: the node accepts MPPS N-CREATE/N-SET");
     cmd->add_option("--default-storage", default_storage, "true/false");
     cmd->add_option("--transfer-syntax", transfer_syntax,
                     "preferred transfer syntax: UID, keyword or DCMTK name (DICOMweb: asked of WADO-RS)");
@@ -195,6 +201,9 @@ struct NodeFlags {
     put("queryable", queryable);
     put("storable", storable);
     put("default_query_retrieve", default_qr);
+    put("mwl", mwl);
+    put("mwl_charset", mwl_charset);
+    put("mpps", mpps);
     put("default_storage", default_storage);
     put("preferred_transfer_syntax", transfer_syntax);
     put("max_associations", max_associations);

@@ -1,26 +1,62 @@
 #include "cli/table.h"
 
+#include <locale.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <iostream>
 #include <numeric>
+#include <utility>
 
 namespace pb::cli {
 
+namespace {
+
+// The code point at utf8[i] and its length in bytes (a stray byte counts as one character).
+std::pair<char32_t, size_t> CodePointAt(std::string_view utf8, size_t i) {
+  const auto c = static_cast<unsigned char>(utf8[i]);
+  const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+  if (n == 1 || i + n > utf8.size()) return {c, 1};
+  char32_t cp = c & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(utf8[i + k]) & 0x3F);
+  return {cp, n};
+}
+
+// Columns a terminal gives the character: glibc's wcwidth under a UTF-8 locale (2 for East
+// Asian wide and full-width characters, 0 for combining marks); 1 when it cannot say.
+size_t Columns(char32_t cp) {
+  static const locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+  if (cp < 0x80 || !utf8) return 1;
+  const locale_t before = uselocale(utf8);
+  const int w = wcwidth(static_cast<wchar_t>(cp));
+  uselocale(before);
+  return w < 0 ? 1 : static_cast<size_t>(w);
+}
+
+}  // namespace
+
 size_t DisplayWidth(std::string_view utf8) {
-  return static_cast<size_t>(std::count_if(utf8.begin(), utf8.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  }));
+  size_t width = 0;
+  for (size_t i = 0; i < utf8.size();) {
+    auto [cp, n] = CodePointAt(utf8, i);
+    width += Columns(cp);
+    i += n;
+  }
+  return width;
 }
 
 std::string Truncate(std::string_view utf8, size_t width) {
   if (DisplayWidth(utf8) <= width) return std::string(utf8);
   if (width == 0) return {};
-  size_t kept = 0, end = 0;
-  for (; end < utf8.size(); ++end) {
-    if ((static_cast<unsigned char>(utf8[end]) & 0xC0) != 0x80 && kept++ == width - 1) break;
+  size_t used = 0, end = 0;
+  while (end < utf8.size()) {
+    auto [cp, n] = CodePointAt(utf8, end);
+    if (used + Columns(cp) > width - 1) break;  // one column stays for "…"
+    used += Columns(cp);
+    end += n;
   }
   return std::string(utf8.substr(0, end)) + "…";
 }
@@ -61,6 +97,13 @@ std::vector<std::string> LayoutTable(const std::vector<TableColumn>& columns,
   out.push_back(line(titles));
   for (const auto& r : rows) out.push_back(line(r));
   return out;
+}
+
+void PrintQueryTable(const std::vector<TableColumn>& columns, const std::vector<std::vector<std::string>>& rows,
+                     const char* noun, bool truncated) {
+  for (const auto& line : LayoutTable(columns, rows, OutputWidth())) std::cout << line << "\n";
+  std::cout << rows.size() << " " << noun
+            << (truncated ? " (truncated: more matched; narrow the query or raise --limit)" : "") << "\n";
 }
 
 size_t OutputWidth() {

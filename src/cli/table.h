@@ -25,6 +25,11 @@ std::string Truncate(std::string_view utf8, size_t width);
 std::vector<std::string> LayoutTable(const std::vector<TableColumn>& columns,
                                      const std::vector<std::vector<std::string>>& rows, size_t max_width);
 
+// A query's answers on stdout: the table fitted to OutputWidth(), then "N <noun>", and whether
+// the node had more than the limit.
+void PrintQueryTable(const std::vector<TableColumn>& columns, const std::vector<std::vector<std::string>>& rows,
+                     const char* noun, bool truncated);
+
 // The width to fit tables to: $COLUMNS when set, else the terminal's when stdout is one, else 0
 // (no limit: output piped to a file or a script is never cut).
 size_t OutputWidth();

@@ -6,29 +6,56 @@
 
 namespace pb {
 
-bool IsValidUtf8(std::string_view s) {
+namespace {
+
+// The length of the well-formed UTF-8 sequence at s[i], or 0 when the bytes there are not one.
+size_t SequenceAt(std::string_view s, size_t i) {
   auto in = [](unsigned char c, unsigned char lo, unsigned char hi) { return c >= lo && c <= hi; };
+  const unsigned char c = s[i];
+  size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+  if (c < 0x80) return 1;
+  if (in(c, 0xC2, 0xDF)) n = 1;
+  else if (c == 0xE0) n = 2, lo = 0xA0;
+  else if (in(c, 0xE1, 0xEC) || in(c, 0xEE, 0xEF)) n = 2;
+  else if (c == 0xED) n = 2, hi = 0x9F;
+  else if (c == 0xF0) n = 3, lo = 0x90;
+  else if (in(c, 0xF1, 0xF3)) n = 3;
+  else if (c == 0xF4) n = 3, hi = 0x8F;
+  else return 0;
+  if (i + n >= s.size()) return 0;
+  for (size_t k = 1; k <= n; ++k) {
+    const unsigned char b = s[i + k];
+    if (k == 1 ? !in(b, lo, hi) : !in(b, 0x80, 0xBF)) return 0;
+  }
+  return n + 1;
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
-    const unsigned char c = s[i];
-    size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
-    if (c < 0x80) n = 0;
-    else if (in(c, 0xC2, 0xDF)) n = 1;
-    else if (c == 0xE0) n = 2, lo = 0xA0;
-    else if (in(c, 0xE1, 0xEC) || in(c, 0xEE, 0xEF)) n = 2;
-    else if (c == 0xED) n = 2, hi = 0x9F;
-    else if (c == 0xF0) n = 3, lo = 0x90;
-    else if (in(c, 0xF1, 0xF3)) n = 3;
-    else if (c == 0xF4) n = 3, hi = 0x8F;
-    else return false;
-    if (i + n >= s.size() + (n == 0 ? 1 : 0)) return false;
-    for (size_t k = 1; k <= n; ++k) {
-      const unsigned char b = s[i + k];
-      if (k == 1 ? !in(b, lo, hi) : !in(b, 0x80, 0xBF)) return false;
-    }
-    i += n + 1;
+    const size_t n = SequenceAt(s, i);
+    if (n == 0) return false;
+    i += n;
   }
   return true;
+}
+
+std::string ToValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = SequenceAt(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER, for each byte that is not UTF-8
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
 }
 
 std::string Trim(std::string_view s) {

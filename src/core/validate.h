@@ -35,5 +35,7 @@ std::string Trim(std::string_view s);
 
 // Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
 bool IsValidUtf8(std::string_view s);
+// `s` with each byte that is not part of well-formed UTF-8 replaced by U+FFFD.
+std::string ToValidUtf8(std::string_view s);
 
 }  // namespace pb

@@ -122,5 +122,19 @@ TEST(HostPort, BracketsIpv6) {
   EXPECT_EQ(JoinHostPort("pacs", 104), "pacs:104");
 }
 
+TEST(Utf8, WellFormedOrReplaced) {
+  // RFC 3629 section 4 and Unicode's "U+FFFD substitution of maximal subparts" examples.
+  EXPECT_TRUE(IsValidUtf8("M\xC3\x9CLLER"));                  // MÜLLER
+  EXPECT_TRUE(IsValidUtf8("\xE5\xB1\xB1\xE7\x94\xB0"));     // 山田
+  EXPECT_FALSE(IsValidUtf8("M\xDCLLER"));                      // Latin-1 Ü
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));                      // overlong "/"
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));                  // a surrogate
+  EXPECT_FALSE(IsValidUtf8("\xE5\xB1"));                      // cut short
+  EXPECT_EQ(ToValidUtf8("M\xC3\x9CLLER"), "M\xC3\x9CLLER");
+  EXPECT_EQ(ToValidUtf8("M\xDCLLER^JOS\xC9"), "M\xEF\xBF\xBDLLER^JOS\xEF\xBF\xBD");
+  EXPECT_EQ(ToValidUtf8("a\xE5\xB1"), "a\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_TRUE(IsValidUtf8(ToValidUtf8("\xFF\xFE\xC0\xAF")));
+}
+
 }  // namespace
 }  // namespace pb

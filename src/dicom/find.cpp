@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcdict.h>
@@ -12,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "dicom/charset.h"
+#include "dicom/find_impl.h"
 #include "dicom/matching.h"
 #include "dicom/scu.h"
 
@@ -65,42 +67,83 @@ std::string Keyword(const DcmTagKey& key) {
 }
 
 struct Collector {
-  bool warned = false;
-  FindResult* result;
+  bool truncated = false;
+  size_t count = 0;
   size_t max;
   T_ASC_Association* assoc;
   T_ASC_PresentationContextID pres;
+  const std::function<void(DcmDataset&)>* take;
 };
 
 void OnResponse(void* data, T_DIMSE_C_FindRQ* request, int, T_DIMSE_C_FindRSP*,
                 DcmDataset* identifier) {
   auto* c = static_cast<Collector*>(data);
-  if (!identifier || c->result->truncated) return;
-  if (c->result->rows.size() >= c->max) {
+  if (!identifier || c->truncated) return;
+  if (c->count >= c->max) {
     // Enough: ask the peer to stop; it ends with a "canceled" final response.
-    c->result->truncated = true;
+    c->truncated = true;
     (void)DIMSE_sendCancelRequest(c->assoc, c->pres, request->MessageID);
     return;
   }
-  std::string problem;
-  if (!ToUtf8(*identifier, &problem) && !c->warned) {
-    c->warned = true;
-    spdlog::warn("C-FIND answer not fully decoded: {}", problem);
-  }
-  std::map<std::string, std::string> row;
-  for (unsigned long i = 0; i < identifier->card(); ++i) {
-    DcmElement* el = identifier->getElement(i);
-    DcmTagKey key = el->getTag().getXTag();
-    if (key == DCM_SpecificCharacterSet || key == DCM_QueryRetrieveLevel) continue;
-    if (el->ident() == EVR_SQ) continue;
-    OFString value;
-    el->getOFStringArray(value);
-    row[Keyword(key)] = value.c_str();
-  }
-  c->result->rows.push_back(std::move(row));
+  ++c->count;
+  (*c->take)(*identifier);
 }
 
 }  // namespace
+
+bool ParseKeyword(const std::string& key, DcmTagKey& out) { return ParseKey(key, out); }
+
+std::string KeywordOf(const DcmTagKey& key) { return Keyword(key); }
+
+Result<bool> RunFind(const PeerRequest& peer, const char* model, DcmDataset& query, size_t max_results,
+                     const std::function<void(DcmDataset&)>& take) {
+  auto a = Associate(peer, {{model,
+                             {UID_LittleEndianExplicitTransferSyntax,
+                              UID_LittleEndianImplicitTransferSyntax}}});
+  if (!a) return tl::unexpected(a.error());
+  T_ASC_PresentationContextID pres = (*a)->ContextFor(model);
+  T_DIMSE_C_FindRQ req{};
+  req.MessageID = (*a)->get()->nextMsgID++;
+  OFStandard::strlcpy(req.AffectedSOPClassUID, model, sizeof req.AffectedSOPClassUID);
+  req.DataSetType = DIMSE_DATASET_PRESENT;
+  req.Priority = DIMSE_PRIORITY_MEDIUM;
+  Collector collector{false, 0, max_results, (*a)->get(), pres, &take};
+  T_DIMSE_C_FindRSP rsp{};
+  DcmDataset* detail = nullptr;
+  int responses = 0;
+  OFCondition cond = DIMSE_findUser((*a)->get(), pres, &req, &query, responses, OnResponse,
+                                    &collector, DIMSE_NONBLOCKING, peer.timeout_seconds, &rsp,
+                                    &detail);
+  std::unique_ptr<DcmDataset> owned_detail(detail);
+  if (cond.bad()) {
+    (*a)->Abort();
+    if (cond == DIMSE_NODATAAVAILABLE) {
+      return Fail(Code::kTimeout, fmt::format("{} stopped answering the C-FIND for {} s",
+                                              (*a)->where(), peer.timeout_seconds));
+    }
+    if (cond == DUL_PEERABORTEDASSOCIATION) {
+      return Fail(Code::kPermissionDenied,
+                  fmt::format("{} aborted the association when asked to C-FIND: it may not allow "
+                              "queries from our calling AE title '{}' (register it on the PACS, "
+                              "e.g. in Orthanc's DicomModalities)",
+                              (*a)->where(), peer.calling_ae));
+    }
+    return Fail(Code::kUnavailable,
+                fmt::format("C-FIND to {} failed: {}", (*a)->where(), cond.text()));
+  }
+  (*a)->Release();
+  if (rsp.DimseStatus != STATUS_Success && rsp.DimseStatus != STATUS_FIND_Cancel_MatchingTerminatedDueToCancelRequest &&
+      !collector.truncated) {
+    OFString comment;
+    if (detail) detail->findAndGetOFString(DCM_ErrorComment, comment);
+    // Out of resources (A7xx) may pass; other refusals are about the query.
+    return Fail((rsp.DimseStatus & 0xFF00) == 0xA700 ? Code::kUnavailable : Code::kInternal,
+                fmt::format("C-FIND refused by {}: status 0x{:04X}{}{}", (*a)->where(),
+                                             rsp.DimseStatus, comment.empty() ? "" : ": ",
+                                             comment.c_str()));
+  }
+  return collector.truncated;
+}
 
 bool IsKeyword(const std::string& name) {
   DcmTag tag;
@@ -172,52 +215,28 @@ Result<FindResult> Find(const FindRequest& rq) {
   }
   const char* model = rq.patient_root ? UID_FINDPatientRootQueryRetrieveInformationModel
                                       : UID_FINDStudyRootQueryRetrieveInformationModel;
-  auto a = Associate(rq.peer, {{model,
-                                {UID_LittleEndianExplicitTransferSyntax,
-                                 UID_LittleEndianImplicitTransferSyntax}}});
-  if (!a) return tl::unexpected(a.error());
-  T_ASC_PresentationContextID pres = (*a)->ContextFor(model);
-  T_DIMSE_C_FindRQ req{};
-  req.MessageID = (*a)->get()->nextMsgID++;
-  OFStandard::strlcpy(req.AffectedSOPClassUID, model, sizeof req.AffectedSOPClassUID);
-  req.DataSetType = DIMSE_DATASET_PRESENT;
-  req.Priority = DIMSE_PRIORITY_MEDIUM;
   FindResult result;
-  Collector collector{false, &result, rq.max_results, (*a)->get(), pres};
-  T_DIMSE_C_FindRSP rsp{};
-  DcmDataset* detail = nullptr;
-  int responses = 0;
-  OFCondition cond = DIMSE_findUser((*a)->get(), pres, &req, &query, responses, OnResponse,
-                                    &collector, DIMSE_NONBLOCKING, rq.peer.timeout_seconds, &rsp,
-                                    &detail);
-  std::unique_ptr<DcmDataset> owned_detail(detail);
-  if (cond.bad()) {
-    (*a)->Abort();
-    if (cond == DIMSE_NODATAAVAILABLE) {
-      return Fail(Code::kTimeout, fmt::format("{} stopped answering the C-FIND for {} s",
-                                              (*a)->where(), rq.peer.timeout_seconds));
+  bool warned = false;
+  auto truncated = RunFind(rq.peer, model, query, rq.max_results, [&](DcmDataset& identifier) {
+    std::string problem;
+    if (!ToUtf8(identifier, &problem) && !warned) {
+      warned = true;
+      spdlog::warn("C-FIND answer not fully decoded: {}", problem);
     }
-    if (cond == DUL_PEERABORTEDASSOCIATION) {
-      return Fail(Code::kPermissionDenied,
-                  fmt::format("{} aborted the association when asked to C-FIND: it may not allow "
-                              "queries from our calling AE title '{}' (register it on the PACS, "
-                              "e.g. in Orthanc's DicomModalities)",
-                              (*a)->where(), rq.peer.calling_ae));
+    std::map<std::string, std::string> row;
+    for (unsigned long i = 0; i < identifier.card(); ++i) {
+      DcmElement* el = identifier.getElement(i);
+      DcmTagKey key = el->getTag().getXTag();
+      if (key == DCM_SpecificCharacterSet || key == DCM_QueryRetrieveLevel) continue;
+      if (el->ident() == EVR_SQ) continue;
+      OFString value;
+      el->getOFStringArray(value);
+      row[Keyword(key)] = value.c_str();
     }
-    return Fail(Code::kUnavailable,
-                fmt::format("C-FIND to {} failed: {}", (*a)->where(), cond.text()));
-  }
-  (*a)->Release();
-  if (rsp.DimseStatus != STATUS_Success && rsp.DimseStatus != STATUS_FIND_Cancel_MatchingTerminatedDueToCancelRequest &&
-      !result.truncated) {
-    OFString comment;
-    if (detail) detail->findAndGetOFString(DCM_ErrorComment, comment);
-    // Out of resources (A7xx) may pass; other refusals are about the query.
-    return Fail((rsp.DimseStatus & 0xFF00) == 0xA700 ? Code::kUnavailable : Code::kInternal,
-                fmt::format("C-FIND refused by {}: status 0x{:04X}{}{}", (*a)->where(),
-                                             rsp.DimseStatus, comment.empty() ? "" : ": ",
-                                             comment.c_str()));
-  }
+    result.rows.push_back(std::move(row));
+  });
+  if (!truncated) return tl::unexpected(truncated.error());
+  result.truncated = *truncated;
   return result;
 }
 

@@ -45,12 +45,16 @@ void RefuseAllButPreferred(T_ASC_Parameters* params, const std::string& preferre
 
 }  // namespace
 
-void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred) {
+void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred, bool mpps) {
   const char* verification[] = {UID_VerificationSOPClass};
   const char* echo_ts[] = {UID_LittleEndianExplicitTransferSyntax,
                            UID_LittleEndianImplicitTransferSyntax,
                            UID_BigEndianExplicitTransferSyntax};
   ASC_acceptContextsWithPreferredTransferSyntaxes(params, verification, 1, echo_ts, 3);
+  if (mpps) {
+    const char* step[] = {UID_ModalityPerformedProcedureStepSOPClass};
+    ASC_acceptContextsWithPreferredTransferSyntaxes(params, step, 1, echo_ts, 3);
+  }
   std::vector<const char*> syntaxes(kTransferSyntaxes, kTransferSyntaxes + kTransferSyntaxCount);
   if (!preferred.empty()) {
     auto it = std::find(syntaxes.begin(), syntaxes.end(), preferred);

@@ -31,6 +31,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "dicom/charset.h"
+#include "dicom/flat_item_impl.h"
 #include "dicom/negotiation.h"
 #include "dicom/network.h"
 #include "dicom/store_receive.h"
@@ -168,6 +170,74 @@ std::string SetUpServerTls(const ServerTls& t, DcmTLSTransportLayer& layer) {
 void SetNoDelay(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// One MPPS N-CREATE or N-SET: its data set (in memory: a few kilobytes) in UTF-8 to the sink,
+// the sink's status back, with Error Comment and Error ID as status detail when it refuses.
+OFCondition AnswerMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_Message& msg,
+                       MppsSink& sink, MppsRequest rq) {
+  T_ASC_PresentationContext pc;
+  const bool on_mpps_context = ASC_findAcceptedPresentationContext(assoc->params, pres, &pc).good() &&
+                               std::string(pc.abstractSyntax) == kMppsSopClass;
+  const bool has_data = rq.create ? msg.msg.NCreateRQ.DataSetType != DIMSE_DATASET_NULL
+                                  : msg.msg.NSetRQ.DataSetType != DIMSE_DATASET_NULL;
+  std::unique_ptr<DcmDataset> data;
+  if (has_data) {
+    DcmDataset* received = nullptr;
+    OFCondition cond = DIMSE_receiveDataSetInMemory(assoc, DIMSE_BLOCKING, 0, &pres, &received, nullptr, nullptr);
+    data.reset(received);
+    if (cond.bad()) return cond;
+  }
+  NAnswer answer;
+  if (!on_mpps_context) {
+    answer.status = 0x0118;  // No such SOP Class
+    answer.error_comment = "only Modality Performed Procedure Step is taken here";
+  } else if (!data) {
+    answer.status = rq.create ? 0x0120 : 0x0121;  // Missing attribute (value)
+    answer.error_comment = "the request carries no attributes";
+  } else {
+    if (rq.create) {
+      rq.sop_instance_uid = (msg.msg.NCreateRQ.opts & O_NCREATE_AFFECTEDSOPINSTANCEUID)
+                                ? msg.msg.NCreateRQ.AffectedSOPInstanceUID
+                                : NewUid();  // PS3.4 F.7.2.1.2: the SCP makes one
+    } else {
+      rq.sop_instance_uid = msg.msg.NSetRQ.RequestedSOPInstanceUID;
+    }
+    std::string problem;
+    if (!ToUtf8(*data, &problem)) spdlog::warn("MPPS from {}: attributes not fully decoded: {}", rq.calling_ae, problem);
+    rq.attributes = Flatten(*data);
+    rq.dicom_json = DicomJson(*data);
+    answer = sink.Receive(rq);
+  }
+  std::unique_ptr<DcmDataset> detail;
+  if (!answer.ok() && (!answer.error_comment.empty() || answer.error_id)) {
+    detail = std::make_unique<DcmDataset>();
+    if (!answer.error_comment.empty()) {
+      detail->putAndInsertString(DCM_ErrorComment, answer.error_comment.substr(0, 64).c_str());
+    }
+    if (answer.error_id) detail->putAndInsertUint16(DCM_ErrorID, answer.error_id);
+  }
+  T_DIMSE_Message rsp{};
+  if (rq.create) {
+    rsp.CommandField = DIMSE_N_CREATE_RSP;
+    T_DIMSE_N_CreateRSP& r = rsp.msg.NCreateRSP;
+    r.MessageIDBeingRespondedTo = msg.msg.NCreateRQ.MessageID;
+    OFStandard::strlcpy(r.AffectedSOPClassUID, msg.msg.NCreateRQ.AffectedSOPClassUID, sizeof r.AffectedSOPClassUID);
+    OFStandard::strlcpy(r.AffectedSOPInstanceUID, rq.sop_instance_uid.c_str(), sizeof r.AffectedSOPInstanceUID);
+    r.DimseStatus = answer.status;
+    r.DataSetType = DIMSE_DATASET_NULL;
+    r.opts = O_NCREATE_AFFECTEDSOPCLASSUID | (rq.sop_instance_uid.empty() ? 0 : O_NCREATE_AFFECTEDSOPINSTANCEUID);
+  } else {
+    rsp.CommandField = DIMSE_N_SET_RSP;
+    T_DIMSE_N_SetRSP& r = rsp.msg.NSetRSP;
+    r.MessageIDBeingRespondedTo = msg.msg.NSetRQ.MessageID;
+    OFStandard::strlcpy(r.AffectedSOPClassUID, msg.msg.NSetRQ.RequestedSOPClassUID, sizeof r.AffectedSOPClassUID);
+    OFStandard::strlcpy(r.AffectedSOPInstanceUID, msg.msg.NSetRQ.RequestedSOPInstanceUID, sizeof r.AffectedSOPInstanceUID);
+    r.DimseStatus = answer.status;
+    r.DataSetType = DIMSE_DATASET_NULL;
+    r.opts = O_NSET_AFFECTEDSOPCLASSUID | O_NSET_AFFECTEDSOPINSTANCEUID;
+  }
+  return DIMSE_sendMessageUsingMemoryData(assoc, pres, &rsp, detail.get(), nullptr, nullptr, nullptr);
 }
 
 struct Connection {
@@ -419,7 +489,7 @@ void AssociationServer::Impl::Serve(Connection c) {
     done();
     return;
   }
-  AcceptContexts(assoc->params, admission.preferred_transfer_syntax);
+  AcceptContexts(assoc->params, admission.preferred_transfer_syntax, admission.mpps != nullptr);
   if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
     spdlog::warn("receiver {}: association from {}@{} proposed nothing we accept", admission.name,
                  calling_ae, c.peer);
@@ -496,6 +566,17 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
         (answered == status::kSuccess ? tally.stored : tally.refused)++;
         break;
       }
+      case DIMSE_N_CREATE_RQ:
+      case DIMSE_N_SET_RQ:
+        if (admission.mpps) {
+          cond = AnswerMpps(assoc, pres, msg, *admission.mpps, MppsRequest{msg.CommandField == DIMSE_N_CREATE_RQ, {},
+                                                                            calling, called_ae, peer, {}, {}});
+          if (cond.bad()) {
+            spdlog::info("receiver {}: MPPS from {}@{} not completed: {}", name, calling, peer, cond.text());
+          }
+          break;
+        }
+        [[fallthrough]];
       default:
         spdlog::info("receiver {}: unsupported DIMSE command 0x{:04x} from {}; aborting",
                      name, static_cast<unsigned>(msg.CommandField), peer);

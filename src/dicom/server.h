@@ -16,6 +16,8 @@
 
 #include "archive/records.h"
 #include "dicom/dataset.h"
+#include "dicom/flat_item.h"
+#include "dicom/mpps.h"
 
 #include "core/result.h"
 
@@ -48,6 +50,23 @@ class StoreSink {
   virtual StoreAnswer StoreDataset(const IncomingInstance& in, Dataset& data);
 };
 
+// A Modality Performed Procedure Step request a receiver took (N-CREATE or N-SET).
+struct MppsRequest {
+  bool create = true;            // N-CREATE; false: N-SET
+  std::string sop_instance_uid;  // an N-CREATE that names none gets one made here
+  std::string calling_ae, called_ae, peer_address;
+  FlatItem attributes;     // UTF-8
+  std::string dicom_json;  // the same in the DICOM JSON model
+};
+
+// Decides the status of each MPPS request (and keeps what it accepts); called from worker
+// threads concurrently.
+class MppsSink {
+ public:
+  virtual ~MppsSink() = default;
+  virtual NAnswer Receive(const MppsRequest& request) = 0;
+};
+
 // Who may open an association on a listener, decided per association. Several receivers may
 // share one port, one AE title each.
 struct Admission {
@@ -56,6 +75,7 @@ struct Admission {
   std::shared_ptr<StoreSink> sink;        // kAccept: where this association's instances go
   std::string preferred_transfer_syntax;  // chosen first when offered (UID); may be empty
   std::string name;                       // the receiver, for log lines
+  std::shared_ptr<MppsSink> mpps;         // set: MPPS N-CREATE/N-SET are accepted and go here
 };
 using AdmitFunction = std::function<Admission(const std::string& called_ae, const std::string& calling_ae,
                                               const std::string& peer_address)>;

@@ -1,11 +1,16 @@
 #include <httplib.h>
 
+#include <algorithm>
+#include <ctime>
 #include <map>
+#include <optional>
+#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "core/clock.h"
+#include "dicom/worklist.h"
 
 #include "http/api.h"
 #include "http/auth.h"
@@ -206,69 +211,184 @@ void AddNodeRoutes(Router& r, Services& s) {
          });
 }
 
+namespace {
+
+// What a query of a node (find, worklist) checks before asking it: the body's fields, the
+// node's availability window (unless overridden), and a positive limit. Sends the error and
+// returns nullopt when something is wrong.
+struct NodeQueryBody {
+  nlohmann::json body;
+  size_t limit = 0;  // 0: the node's max_results
+};
+
+std::optional<NodeQueryBody> ReadNodeQuery(const Node& n, const std::string& raw, httplib::Response& res,
+                                           const std::set<std::string>& fields) {
+  auto body = raw.empty() ? std::optional<nlohmann::json>(nlohmann::json::object()) : ParseBody(raw, res);
+  if (!body) return std::nullopt;
+  if (!body->is_object()) {
+    SendError(res, 400, "the body must be a JSON object");
+    return std::nullopt;
+  }
+  for (auto it = body->begin(); it != body->end(); ++it) {
+    if (!fields.count(it.key()) && it.key() != "query" && it.key() != "limit" && it.key() != "override_schedule") {
+      SendError(res, 400, "unknown field '" + it.key() + "'", it.key());
+      return std::nullopt;
+    }
+  }
+  if (body->contains("query") && !(*body)["query"].is_object()) {
+    SendError(res, 400, "query must be an object of keyword: value", "query");
+    return std::nullopt;
+  }
+  const nlohmann::json query = body->value("query", nlohmann::json::object());
+  for (const auto& [k, v] : query.items()) {
+    if (!v.is_string()) {
+      SendError(res, 400, "query values are strings", "query." + k);
+      return std::nullopt;
+    }
+  }
+  NodeQueryBody out;
+  if (body->contains("limit")) {
+    const auto& l = (*body)["limit"];
+    if (!l.is_number_integer() || l.get<int64_t>() < 1) {
+      SendError(res, 400, "limit must be a positive integer", "limit");
+      return std::nullopt;
+    }
+    out.limit = static_cast<size_t>(l.get<int64_t>());
+  }
+  // Outside the node's availability window the PACS is not asked, unless an administrator
+  // says so for this request.
+  if (body->contains("override_schedule") && !(*body)["override_schedule"].is_boolean()) {
+    SendError(res, 400, "override_schedule must be true or false", "override_schedule");
+    return std::nullopt;
+  }
+  if (!body->value("override_schedule", false)) {
+    if (std::string closed = ClosedReason(n, std::chrono::system_clock::now()); !closed.empty()) {
+      SendError(res, 409, closed + " (send \"override_schedule\": true to query anyway)", "schedule");
+      return std::nullopt;
+    }
+  }
+  out.body = std::move(*body);
+  return out;
+}
+
+// A node that could not be asked: 502 (504 on a timeout) with the diagnosis; anything else as
+// its code says.
+void SendQueryError(httplib::Response& res, const Error& e) {
+  if (e.code == Code::kUnavailable || e.code == Code::kTimeout || e.code == Code::kPermissionDenied) {
+    return SendError(res, e.code == Code::kTimeout ? 504 : 502, "Connection failed: " + e.message);
+  }
+  SendError(res, e);
+}
+
+nlohmann::json FlatToJson(const dicom::FlatItem& item) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : item.values) j[k] = v;
+  for (const auto& [k, items] : item.sequences) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& i : items) list.push_back(FlatToJson(i));
+    j[k] = std::move(list);
+  }
+  return j;
+}
+
+// Today in the server's time zone, as a DICOM date.
+std::string LocalToday() {
+  std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y%m%d", &local);
+  return buf;
+}
+
+}  // namespace
+
 void AddFindRoute(Router& r, Services& s) {
   r.Post("/api/nodes/{name}/find", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res,
                                                 const std::string& raw) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
-    auto body = ParseBody(raw, res);
-    if (!body) return;
-    if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object");
-    for (auto it = body->begin(); it != body->end(); ++it) {
-      if (it.key() != "level" && it.key() != "query" && it.key() != "limit" && it.key() != "override_schedule") {
-        return SendError(res, 400, "unknown field '" + it.key() + "'", it.key());
-      }
-    }
     if (!n->queryable) {
       return SendError(res, 409,
                        "node '" + n->name + "' is not queryable; set queryable to true if it "
                        "answers C-FIND", "queryable");
     }
-    // Outside the node's availability window the PACS is not asked, unless an administrator
-    // says so for this request.
-    if (body->contains("override_schedule") && !(*body)["override_schedule"].is_boolean()) {
-      return SendError(res, 400, "override_schedule must be true or false", "override_schedule");
-    }
-    if (!body->value("override_schedule", false)) {
-      if (std::string closed = ClosedReason(*n, std::chrono::system_clock::now()); !closed.empty()) {
-        return SendError(res, 409, closed + " (send \"override_schedule\": true to query anyway)", "schedule");
-      }
-    }
+    auto rq = ReadNodeQuery(*n, raw, res, {"level"});
+    if (!rq) return;
+    const nlohmann::json& body = rq->body;
     auto transport = TransportFor(*n, TransportContext{s.settings.ae_title, {}, {}});
     if (!transport) return SendError(res, transport.error());
     FindQuery q;
-    if (!body->contains("level") || !(*body)["level"].is_string()) {
+    if (!body.contains("level") || !body["level"].is_string()) {
       return SendError(res, 400, "level must be PATIENT, STUDY, SERIES or IMAGE", "level");
     }
-    q.level = (*body)["level"].get<std::string>();
-    if (body->contains("query")) {
-      const auto& query = (*body)["query"];
-      if (!query.is_object()) return SendError(res, 400, "query must be an object of keyword: value", "query");
-      for (auto it = query.begin(); it != query.end(); ++it) {
-        if (!it->is_string()) {
-          return SendError(res, 400, "query values are strings", "query." + it.key());
-        }
-        q.keys.emplace_back(it.key(), it->get<std::string>());
-      }
-    }
-    if (body->contains("limit")) {
-      const auto& l = (*body)["limit"];
-      if (!l.is_number_integer() || l.get<int64_t>() < 1) {
-        return SendError(res, 400, "limit must be a positive integer", "limit");
-      }
-      q.limit = static_cast<size_t>(l.get<int64_t>());
-    }
+    q.level = body["level"].get<std::string>();
+    const nlohmann::json query = body.value("query", nlohmann::json::object());
+    for (const auto& [k, v] : query.items()) q.keys.emplace_back(k, v.get<std::string>());
+    q.limit = rq->limit;
     auto found = (*transport)->Find(q);
-    if (!found) {
-      const Error& e = found.error();
-      if (e.code == Code::kUnavailable || e.code == Code::kTimeout || e.code == Code::kPermissionDenied) {
-        return SendError(res, e.code == Code::kTimeout ? 504 : 502, "Connection failed: " + e.message);
-      }
-      return SendError(res, e);
-    }
+    if (!found) return SendQueryError(res, found.error());
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& r : found->rows) rows.push_back(r);
     SendJson(res, 200, {{"results", rows}, {"truncated", found->truncated}});
+  });
+
+  // Modality Worklist: a C-FIND on the worklist model; the scheduled date is today unless the
+  // query names it ("" for any date).
+  r.Post("/api/nodes/{name}/worklist", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res,
+                                                    const std::string& raw) {
+    auto n = s.nodes.Get(req.matches[1]);
+    if (!n) return SendError(res, n.error());
+    if (n->type != NodeType::kDimse) {
+      return SendError(res, 409,
+                       "node '" + n->name + "' is a DICOMweb node; Modality Worklist is asked over DIMSE (C-FIND)",
+                       "type");
+    }
+    if (!n->mwl) {
+      return SendError(res, 409,
+                       "node '" + n->name + "' does not offer Modality Worklist; set mwl to true if it answers "
+                       "worklist queries",
+                       "mwl");
+    }
+    auto rq = ReadNodeQuery(*n, raw, res, {});
+    if (!rq) return;
+    dicom::WorklistRequest wl;
+    wl.peer = ToPeerRequest(*n, s.settings.ae_title);
+    wl.charset = n->mwl_charset;
+    const size_t node_max = static_cast<size_t>(n->max_results);
+    wl.max_results = rq->limit ? std::min(rq->limit, node_max) : node_max;
+    bool dated = false;
+    const nlohmann::json query = rq->body.value("query", nlohmann::json::object());
+    for (const auto& [k, v] : query.items()) {
+      dated = dated || k == "ScheduledProcedureStepStartDate" || k == "(0040,0002)" || k == "0040,0002";
+      wl.keys.emplace_back(k, v.get<std::string>());
+    }
+    if (!dated) wl.keys.emplace_back("ScheduledProcedureStepStartDate", LocalToday());
+    auto found = dicom::FindWorklist(wl);
+    if (!found) return SendQueryError(res, found.error());
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& a : found->answers) {
+      nlohmann::json item = FlatToJson(a.item);
+      // The (first) scheduled step's attributes also at the top: one row a table can show.
+      if (auto step = a.item.sequences.find("ScheduledProcedureStepSequence");
+          step != a.item.sequences.end() && !step->second.empty()) {
+        const nlohmann::json first = FlatToJson(step->second.front());
+        for (const auto& [k, v] : first.items()) {
+          if (!item.contains(k)) item[k] = v;
+        }
+      }
+      item["dicom"] = nlohmann::json::parse(a.dicom_json, nullptr, false);
+      if (item["dicom"].is_discarded()) item["dicom"] = nullptr;
+      items.push_back(std::move(item));
+    }
+    // In the order of the day: scheduled date, then time (as the peer sent them otherwise).
+    std::stable_sort(items.begin(), items.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+      auto when = [](const nlohmann::json& i) {
+        return i.value("ScheduledProcedureStepStartDate", "") + i.value("ScheduledProcedureStepStartTime", "");
+      };
+      return when(a) < when(b);
+    });
+    SendJson(res, 200, {{"results", items}, {"truncated", found->truncated}});
   });
 }
 

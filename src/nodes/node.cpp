@@ -9,6 +9,7 @@
 #include "core/validate.h"
 #include "dicom/retrieve.h"
 #include "dicom/tls_files.h"
+#include "dicom/worklist.h"
 #include "nodes/dicomweb_node.h"
 #include "nodes/json_reader.h"
 #include "nodes/url.h"
@@ -126,6 +127,18 @@ Result<Node> NodeFromJson(const json& j) {
                 "query_charset must be a DICOM Specific Character Set (e.g. \"ISO_IR 192\", "
                 "\"ISO_IR 100\") or \"none\"",
                 "query_charset");
+  }
+  n.mwl_charset = Trim(n.mwl_charset);
+  if (!n.mwl_charset.empty() && n.mwl_charset != "none" && !dicom::IsKnownCharacterSet(n.mwl_charset)) {
+    return Fail(Code::kInvalidArgument,
+                "mwl_charset must be a DICOM Specific Character Set (e.g. \"ISO_IR 100\", \"ISO_IR 192\", "
+                "\"ISO 2022 IR 87\", \"ISO 2022 IR 6\\\\ISO 2022 IR 87\") or \"none\"",
+                "mwl_charset");
+  }
+  if (n.type != NodeType::kDimse && (n.mwl || n.mpps)) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("{} is a DIMSE service; a DICOMweb node cannot offer it", n.mwl ? "Modality Worklist" : "MPPS"),
+                n.mwl ? "mwl" : "mpps");
   }
   n.preferred_transfer_syntax = Trim(n.preferred_transfer_syntax);
   if (!n.preferred_transfer_syntax.empty() && dicom::TransferSyntaxUid(n.preferred_transfer_syntax).empty()) {

@@ -185,6 +185,30 @@ TEST(NodeJson, QuerySettings) {
   EXPECT_EQ(m->query_charset, "ISO_IR 100");
   EXPECT_TRUE(m->patient_root);
 }
+TEST(NodeJson, WorklistSettings) {
+  nlohmann::json j{{"name", "ris"}, {"ae_title", "RIS"}, {"host", "h"}, {"port", 104}, {"mwl", true}};
+  for (const char* ok : {"", "none", "ISO_IR 100", "ISO 2022 IR 87", "ISO 2022 IR 6\\ISO 2022 IR 87"}) {
+    j["mwl_charset"] = ok;
+    auto n = NodeFromJson(j);
+    ASSERT_TRUE(n) << ok << ": " << n.error().message;
+    EXPECT_TRUE(n->mwl);
+    EXPECT_EQ(n->mwl_charset, ok);
+  }
+  for (const char* bad : {"latin1", "ISO_IR 87", "UTF-8"}) {
+    j["mwl_charset"] = bad;
+    auto n = NodeFromJson(j);
+    ASSERT_FALSE(n) << bad;
+    EXPECT_EQ(n.error().field, "mwl_charset");
+  }
+  // Worklist and MPPS are DIMSE services.
+  nlohmann::json web{{"name", "web"}, {"type", "dicomweb"}, {"url", "http://pacs/dicom-web/"}, {"mwl", true}};
+  auto w = NodeFromJson(web);
+  ASSERT_FALSE(w);
+  EXPECT_EQ(w.error().field, "mwl");
+  web["mwl"] = false;
+  web["mpps"] = true;
+  EXPECT_EQ(NodeFromJson(web).error().field, "mpps");
+}
 TEST(NodeJson, PreferredTransferSyntaxByUidKeywordOrDcmtkName) {
   for (const char* ts : {"1.2.840.10008.1.2.4.80", "JPEGLSLossless", "JPEG-LS Lossless"}) {
     auto j = Dimse();

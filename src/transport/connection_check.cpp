@@ -1,5 +1,7 @@
 #include "transport/connection_check.h"
 
+#include "dicom/mpps.h"
+
 #include <random>
 
 namespace pb {
@@ -9,18 +11,7 @@ constexpr std::string_view kFailedPrefix = "Connection failed: ";
 
 }  // namespace
 
-std::string UidThatCannotExist() {
-  __extension__ typedef unsigned __int128 U128;  // a GCC/clang extension; fine under -Wpedantic
-  std::random_device rd;
-  U128 v = 0;
-  for (int i = 0; i < 4; ++i) v = (v << 32) | rd();
-  std::string digits;
-  do {
-    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
-    v /= 10;
-  } while (v != 0);
-  return "2.25." + digits;
-}
+std::string UidThatCannotExist() { return dicom::NewUid(); }
 
 bool ConnectionTest::ok() const {
   for (const auto& c : checks)
