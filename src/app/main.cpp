@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   pb::cli::AddStudiesCommand(app, exit_code);
   pb::cli::AddFindCommand(app, exit_code);
   pb::cli::AddWorklistCommand(app, exit_code);
+  pb::cli::AddMppsCommand(app, exit_code);
   pb::cli::AddRetrieveCommand(app, exit_code);
   pb::cli::AddSendCommand(app, exit_code);
   pb::cli::AddJobsCommand(app, exit_code);

@@ -23,6 +23,7 @@
 #include "receivers/periodic_task.h"
 #include "jobs/retrieve_job.h"
 #include "jobs/send_job.h"
+#include "mpps/mpps_steps.h"
 #include "nodes/registry.h"
 #include "receivers/receiver_service.h"
 #include "ingest/expectations.h"
@@ -184,6 +185,8 @@ int Serve(const std::string& config_file, bool strict_flag) {
     }
     return std::string();
   });
+  auto mpps = std::make_shared<MppsSteps>(**db, SystemClock());
+  receivers.SetMppsSink(mpps);
   if (auto r = receivers.Start(cfg.receivers); !r) return Fatal(r.error().message);
   if (!ReportReceivers(receivers, strict_flag || cfg.strict)) {
     receivers.Stop();
@@ -230,7 +233,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   };
   prune();
   PeriodicTask pruning(std::chrono::hours(1), prune);
-  if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging, import, accounts});
+  if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging, import, accounts, *mpps});
       !started) {
     return Fatal(started.error().message);
   }

@@ -94,6 +94,12 @@ class Database {
   Result<std::vector<NodeTestRecord>> NodeTests(const std::string& node, int limit);
   Result<std::map<std::string, NodeTestRecord>> LatestNodeTests();  // by node name
 
+  // MPPS steps (mpps_table.cpp, migration 008): one row per direction and SOP Instance UID;
+  // PutMpps inserts or replaces it. Lists are newest change first.
+  Result<void> PutMpps(const MppsRecord& step);
+  Result<std::optional<MppsRecord>> GetMpps(const std::string& direction, const std::string& sop_instance_uid);
+  Result<std::vector<MppsRecord>> ListMpps(const MppsFilter& filter);
+
   // Accounts (account_table.cpp, migration 007). Users are unique by name, case ignored:
   // InsertUser returns false, writing nothing, when the name is taken. Deleting a user deletes
   // its sessions and tokens in the same transaction.

@@ -289,3 +289,50 @@ TEST(DatabaseErrors, KeepSqlitesMessageNotTheStatementOrItsValues) {
 
 }  // namespace
 }  // namespace pb
+
+namespace pb {
+namespace {
+
+TEST(MppsTable, PutGetListByDirectionStatusAndAccession) {
+  auto dir = std::filesystem::temp_directory_path() / ("pb-mpps-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto db = Database::Open(dir / "index.db", false);
+  ASSERT_TRUE(db) << db.error().message;
+  MppsRecord m;
+  m.direction = "received";
+  m.sop_instance_uid = "1.2.3";
+  m.status = "IN PROGRESS";
+  m.accession_number = "A1";
+  m.created_at = m.updated_at = "2026-12-03T10:00:00Z";
+  ASSERT_TRUE((*db)->PutMpps(m));
+  MppsRecord sent = m;  // the same UID in the other direction is another row
+  sent.direction = "sent";
+  sent.node = "ris";
+  sent.updated_at = "2026-12-03T10:05:00Z";
+  ASSERT_TRUE((*db)->PutMpps(sent));
+  m.status = "COMPLETED";
+  m.updated_at = "2026-12-03T10:10:00Z";
+  ASSERT_TRUE((*db)->PutMpps(m));  // replaces
+  auto got = (*db)->GetMpps("received", "1.2.3");
+  ASSERT_TRUE(got && *got);
+  EXPECT_EQ((*got)->status, "COMPLETED");
+  EXPECT_FALSE(*(*db)->GetMpps("received", "9.9"));
+  auto all = (*db)->ListMpps({});
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].direction, "received");  // newest change first
+  MppsFilter f;
+  f.direction = "sent";
+  EXPECT_EQ((*db)->ListMpps(f)->size(), 1u);
+  f = {};
+  f.status = "IN PROGRESS";
+  ASSERT_EQ((*db)->ListMpps(f)->size(), 1u);
+  EXPECT_EQ((*(*db)->ListMpps(f))[0].node, "ris");
+  f = {};
+  f.accession_number = "A2";
+  EXPECT_TRUE((*db)->ListMpps(f)->empty());
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace pb

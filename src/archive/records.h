@@ -31,6 +31,24 @@ struct NodeTestRecord {
   std::string checks_json = "[]";  // the checks as the API gives them
 };
 
+// A Modality Performed Procedure Step (migration 008), sent by us or received.
+struct MppsRecord {
+  std::string direction;  // "sent" or "received"
+  std::string sop_instance_uid;
+  std::string node;                     // sent: the node it went to
+  std::string receiver_ae, calling_ae;  // received: our receiver's AE title, the modality's
+  std::string status;                   // IN PROGRESS, COMPLETED, DISCONTINUED
+  std::string accession_number, study_instance_uid, patient_id, patient_name, scheduled_step_id, modality;
+  std::string attributes = "{}";  // DICOM JSON of the step as it stands
+  std::string history = "[]";     // JSON array
+  std::string created_at, updated_at;
+};
+
+struct MppsFilter {
+  std::string direction, status, accession_number, study_instance_uid, node;
+  int limit = 200;
+};
+
 // Accounts (migration 007). Roles are "admin", "user" or "read-only" (src/auth/role.h).
 struct UserRecord {
   std::string username, role, password_hash;  // the hash in Argon2id's encoded form

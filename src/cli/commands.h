@@ -9,6 +9,7 @@ void AddNodesCommand(CLI::App& app, int& exit_code);
 void AddStudiesCommand(CLI::App& app, int& exit_code);
 void AddFindCommand(CLI::App& app, int& exit_code);
 void AddWorklistCommand(CLI::App& app, int& exit_code);
+void AddMppsCommand(CLI::App& app, int& exit_code);
 void AddRetrieveCommand(CLI::App& app, int& exit_code);
 void AddSendCommand(CLI::App& app, int& exit_code);
 void AddJobsCommand(CLI::App& app, int& exit_code);

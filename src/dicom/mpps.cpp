@@ -26,6 +26,20 @@ std::string NewUid() {
   return "2.25." + digits;  // PS3.5 B.2: a UUID as a UID
 }
 
+bool IsImageSopClass(const std::string& uid) {
+  for (int i = 0; i < numberOfDcmImageSOPClassUIDs; ++i) {
+    if (uid == dcmImageSOPClassUIDs[i]) return true;
+  }
+  return false;
+}
+
+Result<std::string> ToDicomJson(const FlatItem& item, const std::string& field_prefix) {
+  DcmDataset ds;
+  if (auto r = Unflatten(item, ds, field_prefix); !r) return tl::unexpected(r.error());
+  ds.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
+  return DicomJson(ds);
+}
+
 std::string NStatusMeaning(uint16_t status) {
   // PS3.7 C.4 (DIMSE-N statuses) and PS3.4 F.7.2 (MPPS).
   switch (status) {

@@ -34,7 +34,15 @@ std::string NStatusMeaning(uint16_t status);
 // "0x0110 (Processing failure: Performed Procedure Step Object may no longer be updated)".
 std::string DescribeNAnswer(const NAnswer& a);
 
-// A new UID under our root, for SOP instances we create.
+// A new UID (PS3.5 B.2: 2.25 and a random UUID), for SOP instances we create.
 std::string NewUid();
+
+// Whether a SOP class holds images (its instances go to a Performed Series' Referenced Image
+// Sequence; others to its Referenced Non-Image Composite SOP Instance Sequence).
+bool IsImageSopClass(const std::string& sop_class_uid);
+
+// `item` in the DICOM JSON model (PS3.18 F.2), UTF-8; kInvalidArgument naming
+// `field_prefix` + the keyword that is not an attribute or cannot take its value.
+Result<std::string> ToDicomJson(const FlatItem& item, const std::string& field_prefix);
 
 }  // namespace pb::dicom

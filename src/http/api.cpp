@@ -121,6 +121,7 @@ Result<void> HttpApi::Start(Services services) {
   AddJobRoutes(router, *s_);
   AddImportRoutes(router, *s_);
   AddReceiverRoutes(router, *s_);
+  AddMppsRoutes(router, *s_);
   AddRoutingTryRoute(router, *s_);
   AddUiRoutes(srv);
   // A route without its documentation, or documentation without its route, is a build that

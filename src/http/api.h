@@ -16,6 +16,7 @@
 #include "ingest/pipeline.h"
 #include "jobs/import_job.h"
 #include "jobs/job_service.h"
+#include "mpps/mpps_steps.h"
 #include "nodes/registry.h"
 #include "ingest/staging.h"
 #include "receivers/receiver_service.h"
@@ -39,6 +40,7 @@ struct Services {
   StagingArea& staging;
   ImportRunner& imports;
   auth::Accounts& accounts;
+  MppsSteps& mpps;
 };
 
 class HttpApi {
@@ -80,6 +82,7 @@ void AddArchiveRoutes(Router& r, Services& s);
 void AddJobRoutes(Router& r, Services& s);
 void AddImportRoutes(Router& r, Services& s);
 void AddReceiverRoutes(Router& r, Services& s);
+void AddMppsRoutes(Router& r, Services& s);
 void AddRoutingTryRoute(Router& r, Services& s);  // POST /api/routing/try
 
 // The OpenAPI document the API serves (docs/openapi.yaml, as JSON), parsed once.

@@ -301,6 +301,30 @@ std::string LocalToday() {
   return buf;
 }
 
+// The MPPS step (sent or received here) that performs a worklist item, matched by accession
+// number and, when both have one, the scheduled step's ID: "mpps" and whether it is "done"
+// (COMPLETED). An item nobody performed yet has "mpps": null.
+void MarkPerformed(Services& s, nlohmann::json& item) {
+  item["mpps"] = nullptr;
+  item["done"] = false;
+  const std::string accession = item.value("AccessionNumber", "");
+  if (accession.empty()) return;
+  MppsFilter f;
+  f.accession_number = accession;
+  auto steps = s.db.ListMpps(f);
+  if (!steps) return;
+  const std::string step_id = item.value("ScheduledProcedureStepID", "");
+  for (const MppsRecord& m : *steps) {  // newest first
+    if (!step_id.empty() && !m.scheduled_step_id.empty() && m.scheduled_step_id != step_id) continue;
+    item["mpps"] = {{"sop_instance_uid", m.sop_instance_uid},
+                    {"direction", m.direction},
+                    {"status", m.status},
+                    {"updated_at", m.updated_at}};
+    item["done"] = m.status == "COMPLETED";
+    return;
+  }
+}
+
 }  // namespace
 
 void AddFindRoute(Router& r, Services& s) {
@@ -379,6 +403,7 @@ void AddFindRoute(Router& r, Services& s) {
       }
       item["dicom"] = nlohmann::json::parse(a.dicom_json, nullptr, false);
       if (item["dicom"].is_discarded()) item["dicom"] = nullptr;
+      MarkPerformed(s, item);
       items.push_back(std::move(item));
     }
     // In the order of the day: scheduled date, then time (as the peer sent them otherwise).

@@ -43,6 +43,7 @@ struct Receiver {
   AnonymizationChoices anonymization;
   bool direct_archive = true;
   int staging_idle_seconds = 60;
+  bool mpps = false;  // MPPS N-CREATE/N-SET from modalities are accepted and kept
 
   // Whether data must be held in memory and changed before it reaches the disk.
   bool ChangesData() const;

@@ -42,6 +42,8 @@ class ReceiverService {
   // The transfer syntax (UID) to choose first for data from a calling AE title (a node's
   // preferred compression when it sends for a C-MOVE); call before Start().
   void SetPreferredTransferSyntax(std::function<std::string(const std::string&)> f) { preferred_ = std::move(f); }
+  // Where MPPS requests go, for receivers with `mpps` on; call before Start().
+  void SetMppsSink(std::shared_ptr<dicom::MppsSink> sink) { mpps_ = std::move(sink); }
   // Validates the config entries (errors name file and line), loads the stored receivers and
   // site routing, and starts listening. A port that cannot be opened is logged and shown in the
   // receiver's status; the others start.
@@ -109,6 +111,7 @@ class ReceiverService {
   IngestSite site_;
   PipelineSink fallback_;  // required by the listener; every association goes through Admit()
   std::function<std::string(const std::string&)> preferred_;
+  std::shared_ptr<dicom::MppsSink> mpps_;
   AssociationLog attempts_;
 
   std::mutex change_mu_;  // one change (create/update/remove/start/stop) at a time
