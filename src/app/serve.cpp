@@ -16,6 +16,7 @@
 #include "config/settings.h"
 #include "dicom/network.h"
 #include "http/api.h"
+#include "dicom/mpps.h"
 #include "dicom/retrieve.h"
 #include "ingest/pipeline.h"
 #include "jobs/import_job.h"
@@ -186,6 +187,16 @@ int Serve(const std::string& config_file, bool strict_flag) {
     return std::string();
   });
   auto mpps = std::make_shared<MppsSteps>(**db, SystemClock());
+  // The MPPS manager role: what a receiver with mpps_forward accepts goes on to that node.
+  mpps->StartForwarding([&registry, ae = cfg.ae_title](const std::string& name, bool create, const std::string& uid,
+                                                        const dicom::FlatItem& attributes) -> Result<dicom::NAnswer> {
+    auto n = registry.Get(name);
+    if (!n) return Fail(Code::kNotFound, fmt::format("no node '{}'", name));
+    if (n->type != NodeType::kDimse || !n->mpps) {
+      return Fail(Code::kConflict, fmt::format("node '{}' does not accept MPPS (mpps off)", name));
+    }
+    return dicom::SendMpps(ToPeerRequest(*n, ae), create, uid, attributes, n->mwl_charset);
+  });
   receivers.SetMppsSink(mpps);
   if (auto r = receivers.Start(cfg.receivers); !r) return Fatal(r.error().message);
   if (!ReportReceivers(receivers, strict_flag || cfg.strict)) {
@@ -254,6 +265,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   pruning.Stop();
   jobs.Stop();  // running jobs stop between instances and resume at the next start
   receivers.Stop();
+  mpps->StopForwarding();  // what modalities reported is passed on before we go
   staging.Stop();
   spdlog::info("stopped");
   return 0;

@@ -570,7 +570,8 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
       case DIMSE_N_SET_RQ:
         if (admission.mpps) {
           cond = AnswerMpps(assoc, pres, msg, *admission.mpps, MppsRequest{msg.CommandField == DIMSE_N_CREATE_RQ, {},
-                                                                            calling, called_ae, peer, {}, {}});
+                                                                            calling, called_ae, peer, {}, {},
+                                                                            admission.mpps_forward});
           if (cond.bad()) {
             spdlog::info("receiver {}: MPPS from {}@{} not completed: {}", name, calling, peer, cond.text());
           }

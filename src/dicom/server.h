@@ -57,6 +57,7 @@ struct MppsRequest {
   std::string calling_ae, called_ae, peer_address;
   FlatItem attributes;     // UTF-8
   std::string dicom_json;  // the same in the DICOM JSON model
+  std::string forward_to;  // the receiver's mpps_forward: a node to pass accepted requests on to
 };
 
 // Decides the status of each MPPS request (and keeps what it accepts); called from worker
@@ -76,6 +77,7 @@ struct Admission {
   std::string preferred_transfer_syntax;  // chosen first when offered (UID); may be empty
   std::string name;                       // the receiver, for log lines
   std::shared_ptr<MppsSink> mpps;         // set: MPPS N-CREATE/N-SET are accepted and go here
+  std::string mpps_forward;               // the node accepted MPPS requests are passed on to
 };
 using AdmitFunction = std::function<Admission(const std::string& called_ae, const std::string& calling_ae,
                                               const std::string& peer_address)>;

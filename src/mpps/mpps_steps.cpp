@@ -91,6 +91,20 @@ dicom::FlatItem CodeItem(const json& code) {
   return c;
 }
 
+// Code items as a worklist gives them, fit to send: Coding Scheme Version is type 1C (PS3.3
+// Table 8.8-1), left out rather than sent empty.
+std::vector<dicom::FlatItem> Codes(const dicom::FlatItem& from, const char* sequence) {
+  auto it = from.sequences.find(sequence);
+  if (it == from.sequences.end()) return {};
+  std::vector<dicom::FlatItem> out = it->second;
+  for (auto& code : out) {
+    if (auto v = code.values.find("CodingSchemeVersion"); v != code.values.end() && v->second.empty()) {
+      code.values.erase(v);
+    }
+  }
+  return out;
+}
+
 Result<void> Overrides(const json& attributes, dicom::FlatItem& into) {
   if (!attributes.is_object()) return Fail(Code::kInvalidArgument, "attributes must be an object of keyword: value", "attributes");
   dicom::FlatItem extra = FlatItemFromJson(attributes);
@@ -180,9 +194,8 @@ dicom::NAnswer MppsSteps::Receive(const dicom::MppsRequest& rq) {
   if (rq.create) {
     if (*existing) return refuse(0x0111, "a step with this SOP Instance UID exists already");
     if (!update.contains(kStatus)) return refuse(0x0120, "Performed Procedure Step Status is missing");
-    if (new_status != kInProgress) {
-      return refuse(0x0106, fmt::format("a step is created IN PROGRESS, not {}", new_status.empty() ? "empty" : new_status));
-    }
+    if (new_status.empty()) return refuse(0x0121, "Performed Procedure Step Status is empty");
+    if (new_status != kInProgress) return refuse(0x0106, fmt::format("a step is created IN PROGRESS, not {}", new_status));
     m.direction = "received";
     m.sop_instance_uid = rq.sop_instance_uid;
     m.receiver_ae = rq.called_ae;
@@ -194,6 +207,9 @@ dicom::NAnswer MppsSteps::Receive(const dicom::MppsRequest& rq) {
     if (m.status != kInProgress) {
       // PS3.4 F.7.2.2.4: Processing failure, Error ID A710.
       return refuse(0x0110, "Performed Procedure Step Object may no longer be updated", 0xA710);
+    }
+    if (update.contains(kStatus) && new_status.empty()) {
+      return refuse(0x0121, "Performed Procedure Step Status is empty");
     }
     if (update.contains(kStatus) && new_status != kInProgress && new_status != "COMPLETED" &&
         new_status != "DISCONTINUED") {
@@ -210,7 +226,60 @@ dicom::NAnswer MppsSteps::Receive(const dicom::MppsRequest& rq) {
   }
   spdlog::info("MPPS {} from {} via {}: step {} is {}", command, rq.calling_ae, rq.called_ae, m.sop_instance_uid,
                m.status);
+  if (!rq.forward_to.empty()) {
+    std::lock_guard queue_lock(queue_mu_);
+    if (forward_ && !stopping_) {
+      queue_.push_back({rq.forward_to, rq.sop_instance_uid, rq.create, rq.attributes});
+      queue_cv_.notify_one();
+    }
+  }
   return {};
+}
+
+void MppsSteps::StartForwarding(Forward send) {
+  std::lock_guard lock(queue_mu_);
+  forward_ = std::move(send);
+  stopping_ = false;
+  if (!forwarder_.joinable()) forwarder_ = std::thread([this] { ForwardLoop(); });
+}
+
+void MppsSteps::StopForwarding() {
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (forwarder_.joinable()) forwarder_.join();
+}
+
+void MppsSteps::ForwardLoop() {
+  std::unique_lock lock(queue_mu_);
+  while (true) {
+    queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and everything was sent
+    Pending p = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    std::string outcome;
+    auto answer = forward_(p.node, p.create, p.uid, p.attributes);
+    if (!answer) outcome = "not sent: " + answer.error().message;
+    else outcome = dicom::DescribeNAnswer(*answer);
+    spdlog::info("MPPS {} of step {} forwarded to {}: {}", p.create ? "N-CREATE" : "N-SET", p.uid, p.node, outcome);
+    NoteForwarded(p, outcome);
+    lock.lock();
+  }
+}
+
+void MppsSteps::NoteForwarded(const Pending& p, const std::string& outcome) {
+  std::lock_guard lock(mu_);
+  auto existing = db_.GetMpps("received", p.uid);
+  if (!existing || !*existing) return;
+  MppsRecord m = **existing;
+  json history = History(m);
+  history.push_back({{"at", Now()}, {"command", p.create ? "N-CREATE" : "N-SET"}, {"forwarded_to", p.node},
+                     {"outcome", outcome}});
+  m.history = history.dump();
+  if (auto r = db_.PutMpps(m); !r) spdlog::warn("MPPS step {}: {}", p.uid, r.error().message);
 }
 
 Result<dicom::FlatItem> MppsSteps::StartAttributes(const MppsStart& start) const {
@@ -239,9 +308,7 @@ Result<dicom::FlatItem> MppsSteps::StartAttributes(const MppsStart& start) const
   ssa.values["ScheduledProcedureStepID"] = scheduled("ScheduledProcedureStepID");
   ssa.values["ScheduledProcedureStepDescription"] = scheduled("ScheduledProcedureStepDescription");
   ssa.sequences["ReferencedStudySequence"] = {};
-  ssa.sequences["ScheduledProtocolCodeSequence"] = step.sequences.count("ScheduledProtocolCodeSequence")
-                                                       ? step.sequences.at("ScheduledProtocolCodeSequence")
-                                                       : std::vector<dicom::FlatItem>{};
+  ssa.sequences["ScheduledProtocolCodeSequence"] = Codes(step, "ScheduledProtocolCodeSequence");
   out.sequences["ScheduledStepAttributesSequence"] = {ssa};
   for (const char* k : {"PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex"}) {
     out.values[k] = v(item, k);
@@ -261,9 +328,7 @@ Result<dicom::FlatItem> MppsSteps::StartAttributes(const MppsStart& start) const
   out.values["PerformedProcedureStepStatus"] = kInProgress;
   out.values["PerformedProcedureStepDescription"] = scheduled("ScheduledProcedureStepDescription");
   out.values["PerformedProcedureTypeDescription"] = v(item, "RequestedProcedureDescription");
-  out.sequences["ProcedureCodeSequence"] = item.sequences.count("RequestedProcedureCodeSequence")
-                                               ? item.sequences.at("RequestedProcedureCodeSequence")
-                                               : std::vector<dicom::FlatItem>{};
+  out.sequences["ProcedureCodeSequence"] = Codes(item, "RequestedProcedureCodeSequence");
   // Image Acquisition Results.
   out.values["Modality"] = scheduled("Modality");
   out.values["StudyID"] = v(item, "RequestedProcedureID").substr(0, 16);

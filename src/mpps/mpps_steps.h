@@ -8,8 +8,12 @@
 // change again: 0110 with Error ID A710, PS3.4 F.7.2.2.4). What is accepted is merged into the
 // step. Sent steps: what to send is built here from the worklist item (N-CREATE) and from what
 // was produced (N-SET); the routes send it and record the peer's answer. Thread-safe.
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -47,6 +51,17 @@ struct MppsEnd {
 class MppsSteps : public dicom::MppsSink {
  public:
   MppsSteps(Database& db, const Clock& clock) : db_(db), clock_(clock) {}
+  ~MppsSteps() override { StopForwarding(); }
+
+  // Sends one request to a node; the MPPS manager role passes accepted requests on with it.
+  using Forward = std::function<Result<dicom::NAnswer>(const std::string& node, bool create, const std::string& uid,
+                                                       const dicom::FlatItem& attributes)>;
+  // Requests a receiver with mpps_forward accepted are passed on to that node, in the order they
+  // came, by a thread of its own (the modality's answer never waits for the next system); each
+  // outcome goes into the received step's history. Call before receivers start.
+  void StartForwarding(Forward send);
+  // Sends what is queued, then stops.
+  void StopForwarding();
 
   // A modality's N-CREATE or N-SET to one of our receivers.
   dicom::NAnswer Receive(const dicom::MppsRequest& request) override;
@@ -70,9 +85,24 @@ class MppsSteps : public dicom::MppsSink {
   MppsRecord Merge(MppsRecord m, const nlohmann::json& update) const;
   std::string Now() const;
 
+  struct Pending {
+    std::string node, uid;
+    bool create = true;
+    dicom::FlatItem attributes;
+  };
+  void ForwardLoop();
+  void NoteForwarded(const Pending& p, const std::string& outcome);
+
   Database& db_;
   const Clock& clock_;
   std::mutex mu_;  // one check-and-write at a time
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Pending> queue_;  // guarded by queue_mu_
+  bool stopping_ = false;      // guarded by queue_mu_
+  Forward forward_;
+  std::thread forwarder_;
 };
 
 // DICOM JSON → keyword → value and sequences, the form the API uses for data sets.

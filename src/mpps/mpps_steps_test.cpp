@@ -13,7 +13,8 @@ using json = nlohmann::json;
 
 // Statuses from PS3.7 Annex C and PS3.4 F.7.2.2.4 (not from the code under test).
 constexpr uint16_t kSuccess = 0x0000, kInvalidValue = 0x0106, kProcessingFailure = 0x0110, kDuplicate = 0x0111,
-                   kNoSuchInstance = 0x0112, kMissingAttribute = 0x0120, kMayNoLongerBeUpdated = 0xA710;
+                   kNoSuchInstance = 0x0112, kMissingAttribute = 0x0120, kMissingValue = 0x0121,
+                   kMayNoLongerBeUpdated = 0xA710;
 
 class MppsStepsTest : public ::testing::Test {
  protected:
@@ -58,6 +59,7 @@ TEST_F(MppsStepsTest, ReceivedStepsFollowTheStateMachine) {
   EXPECT_EQ(Send(true, "1.9.1", create).status, kDuplicate);
   EXPECT_EQ(Send(true, "1.9.2", Status("COMPLETED")).status, kInvalidValue);
   EXPECT_EQ(Send(true, "1.9.3", json::object()).status, kMissingAttribute);
+  EXPECT_EQ(Send(true, "1.9.4", {{"00400252", {{"vr", "CS"}}}}).status, kMissingValue);
   EXPECT_EQ(Send(false, "1.9.404", Status("COMPLETED")).status, kNoSuchInstance);
   EXPECT_EQ(Send(false, "1.9.1", Status("PAUSED")).status, kInvalidValue);
 
@@ -99,7 +101,7 @@ TEST_F(MppsStepsTest, StartAttributesComeFromTheWorklistItem) {
                            {"ScheduledProcedureStepID", "SPS1"},
                            {"ScheduledProcedureStepDescription", "HEAD NATIVE"},
                            {"ScheduledProtocolCodeSequence",
-                            json::array({{{"CodeValue", "P1"}, {"CodingSchemeDesignator", "L"}}})}}})},
+                            json::array({{{"CodeValue", "P1"}, {"CodingSchemeDesignator", "L"}, {"CodingSchemeVersion", ""}}})}}})},
             {"dicom", json::object()},
             {"mpps", nullptr}};
   MppsStart start;
@@ -120,6 +122,8 @@ TEST_F(MppsStepsTest, StartAttributesComeFromTheWorklistItem) {
   EXPECT_EQ(ssa[0].values.at("AccessionNumber"), "A1");
   EXPECT_EQ(ssa[0].values.at("ScheduledProcedureStepID"), "SPS1");
   EXPECT_EQ(ssa[0].sequences.at("ScheduledProtocolCodeSequence").at(0).values.at("CodeValue"), "P1");
+  // Type 1C (PS3.3 Table 8.8-1): left out, not sent empty.
+  EXPECT_EQ(ssa[0].sequences.at("ScheduledProtocolCodeSequence").at(0).values.count("CodingSchemeVersion"), 0u);
   EXPECT_EQ(a->sequences.at("ProcedureCodeSequence").at(0).values.at("CodeValue"), "RPC1");
   EXPECT_TRUE(a->sequences.at("PerformedSeriesSequence").empty());
   EXPECT_TRUE(a->sequences.at("ReferencedPatientSequence").empty());

@@ -234,7 +234,7 @@ Result<Receiver> ReceiverFromJson(const nlohmann::json& j, ReceiverOrigin origin
   static const std::set<std::string> kKnown{
       "id", "ae_title", "port", "bind", "enabled", "locked", "status", "whitelist_enabled", "whitelist",
       "routing", "identification", "processors", "anonymize", "anonymization", "direct_archive",
-      "default_project", "staging_idle_seconds", "tls", "mpps"};
+      "default_project", "staging_idle_seconds", "tls", "mpps", "mpps_forward"};
   if (!j.is_object()) return Fail(Code::kInvalidArgument, "a receiver must be an object");
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!kKnown.count(it.key())) {
@@ -326,6 +326,16 @@ Result<Receiver> ReceiverFromJson(const nlohmann::json& j, ReceiverOrigin origin
   }
   if (auto f = SetFlag(j, "direct_archive", true, r.direct_archive); !f) return tl::unexpected(f.error());
   if (auto f = SetFlag(j, "mpps", false, r.mpps); !f) return tl::unexpected(f.error());
+  if (j.contains("mpps_forward") && !j["mpps_forward"].is_null()) {
+    if (!j["mpps_forward"].is_string()) {
+      return Fail(Code::kInvalidArgument, "mpps_forward must be the name of a node (mpps on), or empty", "mpps_forward");
+    }
+    r.mpps_forward = Trim(j["mpps_forward"].get<std::string>());
+    if (!r.mpps_forward.empty() && !r.mpps) {
+      return Fail(Code::kInvalidArgument, "mpps_forward needs mpps on: only MPPS the receiver accepts is forwarded",
+                  "mpps_forward");
+    }
+  }
   if (j.contains("staging_idle_seconds") && !j["staging_idle_seconds"].is_null()) {
     const auto& v = j["staging_idle_seconds"];
     if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 7 * 24 * 3600) {
@@ -355,6 +365,7 @@ nlohmann::json ReceiverToJson(const Receiver& r) {
           {"direct_archive", r.direct_archive},
           {"staging_idle_seconds", r.staging_idle_seconds},
           {"mpps", r.mpps},
+          {"mpps_forward", r.mpps_forward},
           {"tls", {{"enabled", r.tls.enabled}, {"cert_file", r.tls.cert_file}, {"key_file", r.tls.key_file},
                    {"ca_file", r.tls.ca_file}, {"require_client_cert", r.tls.require_client_cert}}}};
 }

@@ -44,6 +44,7 @@ struct Receiver {
   bool direct_archive = true;
   int staging_idle_seconds = 60;
   bool mpps = false;  // MPPS N-CREATE/N-SET from modalities are accepted and kept
+  std::string mpps_forward;  // a node (mpps on) each accepted request is forwarded to; "" none
 
   // Whether data must be held in memory and changed before it reaches the disk.
   bool ChangesData() const;

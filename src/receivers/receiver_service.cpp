@@ -289,7 +289,10 @@ dicom::Admission ReceiverService::Decide(uint16_t port, const std::string& calle
   a.verdict = dicom::Admission::Verdict::kAccept;
   a.sink = std::make_shared<OriginSink>(ReceiverPolicy(*r), site_);
   if (preferred_) a.preferred_transfer_syntax = preferred_(calling);
-  if (r->mpps) a.mpps = mpps_;
+  if (r->mpps) {
+    a.mpps = mpps_;
+    a.mpps_forward = r->mpps_forward;
+  }
   return a;
 }
 

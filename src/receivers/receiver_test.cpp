@@ -15,6 +15,25 @@ TEST(ReceiverJson, ParsesTheContractExample) {
   EXPECT_TRUE(r->enabled);
 }
 
+TEST(ReceiverJson, MppsAndItsForwardingNode) {
+  nlohmann::json j{{"ae_title", "MPPS"}, {"port", 11112}};
+  auto plain = ReceiverFromJson(j);
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->mpps);  // off unless asked for
+  j["mpps_forward"] = "ris";
+  auto refused = ReceiverFromJson(j);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().field, "mpps_forward");  // only what is accepted can be forwarded
+  j["mpps"] = true;
+  auto r = ReceiverFromJson(j);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->mpps);
+  EXPECT_EQ(r->mpps_forward, "ris");
+  EXPECT_EQ(ReceiverToJson(*r)["mpps_forward"], "ris");
+  j["mpps_forward"] = 3;
+  EXPECT_EQ(ReceiverFromJson(j).error().field, "mpps_forward");
+}
+
 TEST(ReceiverJson, AcceptsIpv6BindWithBrackets) {
   auto r = ReceiverFromJson({{"ae_title", "PB"}, {"port", 11104}, {"bind", "[::]"}});
   ASSERT_TRUE(r) << r.error().message;
