@@ -95,12 +95,16 @@ void AddMppsCommand(CLI::App& app, int& exit_code) {
 
   auto* show = cmd->add_subcommand("show", "one step: its status, history and the archive studies it is about");
   auto show_uid = std::make_shared<std::string>();
+  auto show_direction = std::make_shared<std::string>();
   show->add_option("uid", *show_uid, "the step's SOP Instance UID")->required();
+  show->add_option("--direction", *show_direction, "sent or received (when the step was both sent and received here)");
   AddServerOptions(show, *server);
   show->add_flag("--json", *json_out, "print JSON");
   show->callback([=, &exit_code] {
     json step;
-    if ((exit_code = CallAndReport(*server, "GET", "/api/mpps/" + *show_uid, nullptr, 200, step))) return;
+    std::string path = "/api/mpps/" + *show_uid;
+    if (!show_direction->empty()) path += "?direction=" + *show_direction;
+    if ((exit_code = CallAndReport(*server, "GET", path, nullptr, 200, step))) return;
     if (*json_out) std::cout << step.dump(2) << "\n";
     else PrintStep(step);
   });

@@ -304,7 +304,10 @@ void PrintNodes(const nlohmann::json& list) {
     std::string flags;
     if (n.value("default_query_retrieve", false)) flags += "default-qr ";
     if (n.value("default_storage", false)) flags += "default-store ";
+    if (n.value("mwl", false)) flags += "mwl ";
+    if (n.value("mpps", false)) flags += "mpps ";
     if (n.value("locked", false)) flags += "locked";
+    while (!flags.empty() && flags.back() == ' ') flags.pop_back();
     std::string type = n.value("type", "");
     if (!n.value("available", true)) type += " (not yet supported)";
     rows.push_back({n.value("name", ""), type, address, Yes(n, "queryable"),

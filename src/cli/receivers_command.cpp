@@ -32,9 +32,10 @@ std::optional<std::string> ReadText(const std::string& file, int& exit_code) {
 // The receiver fields settable from the command line; only those given are sent.
 struct ReceiverFlags {
   std::optional<std::string> bind, whitelist_file, project_rules, subject_rules, session_rules, default_project,
-      identification, body_file;
+      identification, body_file, mpps_forward;
   std::optional<int> port, idle;
-  std::optional<bool> enabled, whitelist_enabled, anonymize, direct_archive, retain_dates, retain_device, retain_uids;
+  std::optional<bool> enabled, whitelist_enabled, anonymize, direct_archive, retain_dates, retain_device, retain_uids,
+      mpps;
 
   void Add(CLI::App* cmd) {
     cmd->add_option("--port", port, "TCP port (1024 to 49151; default 8104)");
@@ -54,6 +55,8 @@ struct ReceiverFlags {
     cmd->add_option("--retain-uids", retain_uids, "true/false");
     cmd->add_option("--direct-archive", direct_archive, "true/false: false collects sessions in staging first");
     cmd->add_option("--staging-idle-seconds", idle, "a staged session is complete after this quiet time");
+    cmd->add_option("--mpps", mpps, "true/false: modalities may report MPPS (N-CREATE/N-SET) here");
+    cmd->add_option("--mpps-forward", mpps_forward, "a node (mpps on) each accepted MPPS request is passed on to");
     cmd->add_option("--body", body_file, "a JSON file with any receiver fields (e.g. processors); flags win");
   }
 
@@ -81,6 +84,8 @@ struct ReceiverFlags {
     put("anonymize", anonymize);
     put("direct_archive", direct_archive);
     put("staging_idle_seconds", idle);
+    put("mpps", mpps);
+    put("mpps_forward", mpps_forward);
     if (retain_dates) j["anonymization"]["retain_dates"] = *retain_dates;
     if (retain_device) j["anonymization"]["retain_device_identity"] = *retain_device;
     if (retain_uids) j["anonymization"]["retain_uids"] = *retain_uids;
@@ -108,6 +113,7 @@ void PrintReceivers(const nlohmann::json& list) {
     if (r.value("whitelist_enabled", false)) handling += "whitelist ";
     if (r.value("anonymize", false)) handling += "anonymize ";
     handling += r.value("direct_archive", true) ? "archive" : "staging";
+    if (r.value("mpps", false)) handling += " mpps";
     if (r.value("locked", false)) handling += " locked";
     rows.push_back({r.value("id", ""), r.value("ae_title", ""),
                     r.value("bind", "") + ":" + std::to_string(r.value("port", 0)), r.value("status", ""), handling});

@@ -28,10 +28,21 @@ std::string ShowDate(const std::string& d) {
 }
 std::string ShowTime(const std::string& t) { return t.size() >= 4 ? t.substr(0, 2) + ":" + t.substr(2, 2) : t; }
 
+// The item's performed step as a person says it: "", "in progress", "done", "discontinued".
+std::string StepState(const nlohmann::json& item) {
+  const auto it = item.find("mpps");
+  if (it == item.end() || !it->is_object()) return {};
+  const std::string status = it->value("status", "");
+  if (status == "COMPLETED") return "done";
+  if (status == "IN PROGRESS") return "in progress";
+  if (status == "DISCONTINUED") return "discontinued";
+  return status;
+}
+
 void PrintItems(const nlohmann::json& answer) {
   const std::vector<TableColumn> header{{"Date"},        {"Time"},      {"Modality"},
                                         {"Station"},     {"Patient"},   {"PatientID", true},
-                                        {"Accession", true}, {"Procedure"}};
+                                        {"Accession", true}, {"Procedure"}, {"MPPS"}};
   std::vector<std::vector<std::string>> cells;
   for (const auto& item : answer["results"]) {
     std::string procedure = Text(item, "RequestedProcedureDescription");
@@ -39,7 +50,7 @@ void PrintItems(const nlohmann::json& answer) {
     cells.push_back({ShowDate(Text(item, "ScheduledProcedureStepStartDate")),
                      ShowTime(Text(item, "ScheduledProcedureStepStartTime")), Text(item, "Modality"),
                      Text(item, "ScheduledStationAETitle"), Text(item, "PatientName"), Text(item, "PatientID"),
-                     Text(item, "AccessionNumber"), procedure});
+                     Text(item, "AccessionNumber"), procedure, StepState(item)});
   }
   PrintQueryTable(header, cells, "item(s)", answer.value("truncated", false));
 }
