@@ -95,7 +95,8 @@ class Database {
   Result<std::map<std::string, NodeTestRecord>> LatestNodeTests();  // by node name
 
   // MPPS steps (mpps_table.cpp, migration 008): one row per direction and SOP Instance UID;
-  // PutMpps inserts or replaces it. Lists are newest change first.
+  // PutMpps inserts or replaces it. Lists are newest change first (a step sent before the same
+  // step received, when both changed in the same second).
   Result<void> PutMpps(const MppsRecord& step);
   Result<std::optional<MppsRecord>> GetMpps(const std::string& direction, const std::string& sop_instance_uid);
   Result<std::vector<MppsRecord>> ListMpps(const MppsFilter& filter);

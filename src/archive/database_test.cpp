@@ -321,6 +321,11 @@ TEST(MppsTable, PutGetListByDirectionStatusAndAccession) {
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].direction, "received");  // newest change first
+  sent.updated_at = m.updated_at;  // the same second: the step we sent first
+  ASSERT_TRUE((*db)->PutMpps(sent));
+  EXPECT_EQ((*(*db)->ListMpps({}))[0].direction, "sent");
+  sent.updated_at = "2026-12-03T10:05:00Z";
+  ASSERT_TRUE((*db)->PutMpps(sent));
   MppsFilter f;
   f.direction = "sent";
   EXPECT_EQ((*db)->ListMpps(f)->size(), 1u);

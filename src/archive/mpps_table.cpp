@@ -75,7 +75,7 @@ Result<std::vector<MppsRecord>> Database::ListMpps(const MppsFilter& f) {
     soci::rowset<soci::row> rs =
         (s.prepare << fmt::format("SELECT {} FROM mpps WHERE (:d1 = '' OR direction = :d2) AND (:s1 = '' OR status = :s2) "
                                   "AND (:a1 = '' OR accession_number = :a2) AND (:u1 = '' OR study_instance_uid = :u2) "
-                                  "AND (:n1 = '' OR node = :n2) ORDER BY updated_at DESC, sop_instance_uid LIMIT :l",
+                                  "AND (:n1 = '' OR node = :n2) ORDER BY updated_at DESC, direction DESC, sop_instance_uid LIMIT :l",
                                   kColumns),
          soci::use(f.direction), soci::use(f.direction), soci::use(f.status), soci::use(f.status),
          soci::use(f.accession_number), soci::use(f.accession_number), soci::use(f.study_instance_uid),

@@ -302,15 +302,16 @@ std::string LocalToday() {
 }
 
 // The MPPS step (sent or received here) that performs a worklist item, matched by accession
-// number and, when both have one, the scheduled step's ID: "mpps" and whether it is "done"
-// (COMPLETED). An item nobody performed yet has "mpps": null.
+// number (by Study Instance UID for an item without one) and, when both have one, the scheduled
+// step's ID: "mpps" and whether it is "done" (COMPLETED). An item nobody performed yet has
+// "mpps": null.
 void MarkPerformed(Services& s, nlohmann::json& item) {
   item["mpps"] = nullptr;
   item["done"] = false;
-  const std::string accession = item.value("AccessionNumber", "");
-  if (accession.empty()) return;
   MppsFilter f;
-  f.accession_number = accession;
+  f.accession_number = item.value("AccessionNumber", "");
+  if (f.accession_number.empty()) f.study_instance_uid = item.value("StudyInstanceUID", "");
+  if (f.accession_number.empty() && f.study_instance_uid.empty()) return;
   auto steps = s.db.ListMpps(f);
   if (!steps) return;
   const std::string step_id = item.value("ScheduledProcedureStepID", "");

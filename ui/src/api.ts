@@ -141,6 +141,9 @@ export interface PacsNode {
   source?: string;
   last_test?: NodeTest | null;
   auth?: { type?: string; username?: string; has_password?: boolean; has_token?: boolean };
+  mwl?: boolean; // answers Modality Worklist C-FIND
+  mwl_charset?: string;
+  mpps?: boolean; // takes MPPS N-CREATE/N-SET
   [key: string]: unknown;
 }
 
@@ -149,6 +152,46 @@ export interface PacsNode {
 export interface FindAnswer {
   results: Record<string, string>[];
   truncated: boolean;
+}
+
+// POST /api/nodes/{name}/worklist: one scheduled procedure step per item, keyword → text (the
+// first step's attributes also at the top level), with the MPPS step that performs it, if any.
+export interface WorklistItem {
+  PatientName?: string;
+  PatientID?: string;
+  AccessionNumber?: string;
+  StudyInstanceUID?: string;
+  RequestedProcedureDescription?: string;
+  ScheduledProcedureStepDescription?: string;
+  ScheduledProcedureStepID?: string;
+  ScheduledProcedureStepStartDate?: string;
+  ScheduledProcedureStepStartTime?: string;
+  Modality?: string;
+  ScheduledStationAETitle?: string;
+  dicom?: unknown;
+  mpps: null | {
+    sop_instance_uid: string;
+    direction: "sent" | "received";
+    status: "IN PROGRESS" | "COMPLETED" | "DISCONTINUED";
+    updated_at: string;
+  };
+  done: boolean;
+  [key: string]: unknown;
+}
+
+export interface WorklistAnswer {
+  results: WorklistItem[];
+  truncated: boolean;
+}
+
+// An MPPS step (POST /api/mpps, PUT /api/mpps/{uid}, GET /api/mpps).
+export interface MppsStep {
+  sop_instance_uid: string;
+  direction: "sent" | "received";
+  status: string;
+  node: string;
+  accession_number: string;
+  warning?: string;
 }
 
 // GET /api/studies and GET /api/studies/{uid}/series: the local archive.

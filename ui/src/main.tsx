@@ -11,6 +11,7 @@ import { Login } from "./pages/Login";
 import { Receivers } from "./pages/Receivers";
 import { Tokens } from "./pages/Tokens";
 import { Users } from "./pages/Users";
+import { Worklist } from "./pages/Worklist";
 import { Send } from "./pages/Send";
 import "./styles.css";
 
@@ -24,6 +25,7 @@ interface Page {
 const PAGES: Page[] = [
   { hash: "#/connections", title: "PACS connections", view: (me) => <Connections me={me} /> },
   { hash: "#/import", title: "Import", view: (me) => <Import me={me} /> },
+  { hash: "#/worklist", title: "Worklist", view: (me) => <Worklist me={me} /> },
   { hash: "#/send", title: "Send", view: (me) => <Send me={me} /> },
   { hash: "#/jobs", title: "Jobs", view: (me) => <Jobs me={me} /> },
   { hash: "#/archive", title: "Archive", view: (me) => <Archive me={me} /> },

@@ -193,6 +193,7 @@ const scenarios = {
     assert.deepEqual(await nav.getByRole("link").allTextContents(), [
       "PACS connections",
       "Import",
+      "Worklist",
       "Send",
       "Jobs",
       "Archive",
