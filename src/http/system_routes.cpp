@@ -10,13 +10,13 @@
 
 namespace pb::http {
 
-extern const char* const kOpenApiYaml;  // docs/openapi.yaml, embedded at build time
-extern const char* const kOpenApiJson;  // the same document as JSON (scripts/openapi_json.py)
+const std::string& OpenApiYaml();  // docs/openapi.yaml, embedded at build time
+const std::string& OpenApiJson();  // the same document as JSON (scripts/openapi_json.py)
 
 const nlohmann::json& OpenApiDocument() {
   // Unreadable (it cannot be, built by scripts/openapi_json.py): CheckRoutes then finds no
   // paths and the server does not start, rather than throwing.
-  static const nlohmann::json doc = nlohmann::json::parse(kOpenApiJson, nullptr, false);
+  static const nlohmann::json doc = nlohmann::json::parse(OpenApiJson(), nullptr, false);
   return doc;
 }
 
@@ -82,10 +82,10 @@ void AddSystemRoutes(Router& r, Services& s) {
     SendJson(res, 503, {{"error", "not ready: " + all}, {"problems", problems}});
   });
   r.Get("/api/openapi.yaml", Access::kOpen, [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(kOpenApiYaml, "application/yaml");
+    res.set_content(OpenApiYaml(), "application/yaml");
   });
   r.Get("/api/openapi.json", Access::kOpen, [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(kOpenApiJson, "application/json");
+    res.set_content(OpenApiJson(), "application/json");
   });
   r.Get("/api/system", Access::kReadOnly, [&s](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, {{"ae_title", s.settings.ae_title}, {"version", "0.1.0"},
