@@ -86,7 +86,7 @@ Result<NAnswer> SendMpps(const PeerRequest& peer, bool create, const std::string
   DcmDataset ds;
   if (auto r = Unflatten(attributes, ds, "attributes."); !r) return tl::unexpected(r.error());
   ds.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
-  if (!charset.empty() && charset != "ISO_IR 192" && charset.find("ISO 2022") == std::string::npos) {
+  if (!charset.empty() && charset != "none" && charset != "ISO_IR 192" && charset.find("ISO 2022") == std::string::npos) {
     if (OFCondition c = ds.convertCharacterSet(charset.c_str(), 0); c.bad()) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("the attributes cannot be written in {}: {}", charset, c.text()), "attributes");

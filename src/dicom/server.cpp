@@ -197,9 +197,11 @@ OFCondition AnswerMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
     answer.error_comment = "the request carries no attributes";
   } else {
     if (rq.create) {
+      // PS3.4 F.7.2.1.2: without one (DCMTK flags an empty element as given), the SCP makes one.
       rq.sop_instance_uid = (msg.msg.NCreateRQ.opts & O_NCREATE_AFFECTEDSOPINSTANCEUID)
                                 ? msg.msg.NCreateRQ.AffectedSOPInstanceUID
-                                : NewUid();  // PS3.4 F.7.2.1.2: the SCP makes one
+                                : "";
+      if (rq.sop_instance_uid.empty()) rq.sop_instance_uid = NewUid();
     } else {
       rq.sop_instance_uid = msg.msg.NSetRQ.RequestedSOPInstanceUID;
     }

@@ -174,8 +174,11 @@ void AddMppsRoutes(Router& r, Services& s) {
     if (!*step) return SendError(res, 404, fmt::format("no MPPS step {} was sent from here", uid));
     auto node = MppsNode(s, (*step)->node);
     if (!node) return SendError(res, node.error());
+    if (!body->contains("status") || !(*body)["status"].is_string()) {
+      return SendError(res, 400, "status must be COMPLETED or DISCONTINUED", "status");
+    }
     MppsEnd end;
-    end.status = body->value("status", "");
+    end.status = (*body)["status"].get<std::string>();
     end.attributes = body->value("attributes", json::object());
     if (body->contains("reason")) {
       const json& reason = (*body)["reason"];

@@ -305,16 +305,22 @@ std::string LocalToday() {
 // number (by Study Instance UID for an item without one) and, when both have one, the scheduled
 // step's ID: "mpps" and whether it is "done" (COMPLETED). An item nobody performed yet has
 // "mpps": null.
+// A text attribute of a flattened item ("" when absent, or when a peer sent it as a sequence).
+std::string TextOf(const nlohmann::json& item, const char* key) {
+  auto it = item.find(key);
+  return it != item.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 void MarkPerformed(Services& s, nlohmann::json& item) {
   item["mpps"] = nullptr;
   item["done"] = false;
   MppsFilter f;
-  f.accession_number = item.value("AccessionNumber", "");
-  if (f.accession_number.empty()) f.study_instance_uid = item.value("StudyInstanceUID", "");
+  f.accession_number = TextOf(item, "AccessionNumber");
+  if (f.accession_number.empty()) f.study_instance_uid = TextOf(item, "StudyInstanceUID");
   if (f.accession_number.empty() && f.study_instance_uid.empty()) return;
   auto steps = s.db.ListMpps(f);
   if (!steps) return;
-  const std::string step_id = item.value("ScheduledProcedureStepID", "");
+  const std::string step_id = TextOf(item, "ScheduledProcedureStepID");
   for (const MppsRecord& m : *steps) {  // newest first
     if (!step_id.empty() && !m.scheduled_step_id.empty() && m.scheduled_step_id != step_id) continue;
     item["mpps"] = {{"sop_instance_uid", m.sop_instance_uid},
@@ -410,7 +416,7 @@ void AddFindRoute(Router& r, Services& s) {
     // In the order of the day: scheduled date, then time (as the peer sent them otherwise).
     std::stable_sort(items.begin(), items.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
       auto when = [](const nlohmann::json& i) {
-        return i.value("ScheduledProcedureStepStartDate", "") + i.value("ScheduledProcedureStepStartTime", "");
+        return TextOf(i, "ScheduledProcedureStepStartDate") + TextOf(i, "ScheduledProcedureStepStartTime");
       };
       return when(a) < when(b);
     });

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/validate.h"
 #include "dicom/find.h"
 #include "dicom/mpps.h"
 
@@ -15,6 +16,8 @@ namespace {
 using json = nlohmann::json;
 
 constexpr const char* kInProgress = "IN PROGRESS";
+// At a stop, queued forwards are sent for this long; the rest are noted as not sent.
+constexpr auto kStopGrace = std::chrono::seconds(10);
 
 // Tags of the DICOM JSON model (upper-case hex, PS3.18 F.2.1.1).
 constexpr const char* kStatus = "00400252";
@@ -62,6 +65,10 @@ void Derive(MppsRecord& m, const json& ds) {
   m.modality = Text(ds, kModality);
 }
 
+// JSON text for the index: what a peer sent may not be UTF-8 (an AE title, an Error Comment),
+// and is replaced rather than thrown on.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 json History(const MppsRecord& m) {
   json h = json::parse(m.history, nullptr, false);
   return h.is_array() ? h : json::array();
@@ -107,6 +114,12 @@ std::vector<dicom::FlatItem> Codes(const dicom::FlatItem& from, const char* sequ
 
 Result<void> Overrides(const json& attributes, dicom::FlatItem& into) {
   if (!attributes.is_object()) return Fail(Code::kInvalidArgument, "attributes must be an object of keyword: value", "attributes");
+  for (auto it = attributes.begin(); it != attributes.end(); ++it) {
+    if (!it->is_string() && !it->is_array()) {
+      return Fail(Code::kInvalidArgument, "attribute values are DICOM strings (a sequence: a list of objects)",
+                  "attributes." + it.key());
+    }
+  }
   dicom::FlatItem extra = FlatItemFromJson(attributes);
   for (auto& [k, v] : extra.values) into.values[k] = v;
   for (auto& [k, v] : extra.sequences) into.sequences[k] = v;
@@ -171,21 +184,40 @@ MppsRecord MppsSteps::Merge(MppsRecord m, const json& update) const {
   json ds = json::parse(m.attributes, nullptr, false);
   if (!ds.is_object()) ds = json::object();
   for (auto it = update.begin(); it != update.end(); ++it) ds[it.key()] = *it;  // N-SET replaces attributes
-  m.attributes = ds.dump();
+  m.attributes = Dump(ds);
   Derive(m, ds);
   m.updated_at = Now();
   return m;
 }
 
 dicom::NAnswer MppsSteps::Receive(const dicom::MppsRequest& rq) {
+  try {
+    return ReceiveChecked(rq);
+  } catch (const std::exception&) {  // nothing a peer sends may end the receiver's thread
+    spdlog::error("MPPS from {}: the request could not be handled", ToValidUtf8(rq.calling_ae));
+    return {0x0110, "the request could not be handled", 0};
+  }
+}
+
+dicom::NAnswer MppsSteps::ReceiveChecked(const dicom::MppsRequest& rq) {
   const char* command = rq.create ? "N-CREATE" : "N-SET";
-  json update = json::parse(rq.dicom_json, nullptr, false);
-  if (!update.is_object()) update = json::object();
-  update.erase("00080005");
   auto refuse = [&](uint16_t status, std::string comment, uint16_t error_id = 0) {
-    spdlog::info("MPPS {} from {} for step {} refused: {}", command, rq.calling_ae, rq.sop_instance_uid, comment);
+    spdlog::info("MPPS {} from {} for step {} refused: {}", command, ToValidUtf8(rq.calling_ae),
+                 ToValidUtf8(rq.sop_instance_uid), comment);
     return dicom::NAnswer{status, std::move(comment), error_id};
   };
+  json update = json::parse(rq.dicom_json, nullptr, false);
+  if (!update.is_object()) return refuse(0x0110, "the attributes could not be read");
+  update.erase("00080005");
+  if (!rq.create) {
+    // PS3.4 Table F.7.2-1: the relationship to the patient and the scheduled step, and who
+    // performs it since when, are set by the N-CREATE only. A modality that sends them again
+    // does not move the step to another study.
+    for (const char* fixed : {"00100010", "00100020", "00100021", "00100030", "00100040", "00081120", "00400270",
+                              "00400253", "00400241", "00400242", "00400243", "00400244", "00400245", "00080060"}) {
+      update.erase(fixed);
+    }
+  }
   std::lock_guard lock(mu_);
   auto existing = db_.GetMpps("received", rq.sop_instance_uid);
   if (!existing) return refuse(0x0110, "the step cannot be read from the index");
@@ -219,7 +251,7 @@ dicom::NAnswer MppsSteps::Receive(const dicom::MppsRequest& rq) {
   m = Merge(std::move(m), update);
   json history = History(m);
   history.push_back({{"at", m.updated_at}, {"command", command}, {"by", rq.calling_ae}, {"status", m.status}});
-  m.history = history.dump();
+  m.history = Dump(history);
   if (auto r = db_.PutMpps(m); !r) {
     spdlog::error("MPPS {} from {}: {}", command, rq.calling_ae, r.error().message);
     return {0x0110, "the step could not be stored", 0};
@@ -246,6 +278,7 @@ void MppsSteps::StartForwarding(Forward send) {
 void MppsSteps::StopForwarding() {
   {
     std::lock_guard lock(queue_mu_);
+    if (!stopping_) stop_deadline_ = std::chrono::steady_clock::now() + kStopGrace;
     stopping_ = true;
   }
   queue_cv_.notify_all();
@@ -259,13 +292,23 @@ void MppsSteps::ForwardLoop() {
     if (queue_.empty()) return;  // stopping, and everything was sent
     Pending p = std::move(queue_.front());
     queue_.pop_front();
+    const bool late = stopping_ && std::chrono::steady_clock::now() > stop_deadline_;
     lock.unlock();
     std::string outcome;
-    auto answer = forward_(p.node, p.create, p.uid, p.attributes);
-    if (!answer) outcome = "not sent: " + answer.error().message;
-    else outcome = dicom::DescribeNAnswer(*answer);
-    spdlog::info("MPPS {} of step {} forwarded to {}: {}", p.create ? "N-CREATE" : "N-SET", p.uid, p.node, outcome);
-    NoteForwarded(p, outcome);
+    try {
+      if (late) {
+        outcome = "not sent: the server stopped before it could be";
+      } else if (auto answer = forward_(p.node, p.create, p.uid, p.attributes); !answer) {
+        outcome = "not sent: " + answer.error().message;
+      } else {
+        outcome = dicom::DescribeNAnswer(*answer);
+      }
+      spdlog::info("MPPS {} of step {} forwarded to {}: {}", p.create ? "N-CREATE" : "N-SET", p.uid, p.node,
+                   ToValidUtf8(outcome));
+      NoteForwarded(p, outcome);
+    } catch (const std::exception&) {
+      spdlog::error("MPPS step {}: forwarding to {} failed unexpectedly", p.uid, p.node);
+    }
     lock.lock();
   }
 }
@@ -278,7 +321,7 @@ void MppsSteps::NoteForwarded(const Pending& p, const std::string& outcome) {
   json history = History(m);
   history.push_back({{"at", Now()}, {"command", p.create ? "N-CREATE" : "N-SET"}, {"forwarded_to", p.node},
                      {"outcome", outcome}});
-  m.history = history.dump();
+  m.history = Dump(history);
   if (auto r = db_.PutMpps(m); !r) spdlog::warn("MPPS step {}: {}", p.uid, r.error().message);
 }
 
@@ -414,7 +457,7 @@ Result<MppsRecord> MppsSteps::RecordSent(const std::string& node, const std::str
   json history = History(m);
   history.push_back({{"at", m.updated_at}, {"command", create ? "N-CREATE" : "N-SET"}, {"to", node},
                      {"accepted", accepted}, {"outcome", outcome}, {"status", m.status}});
-  m.history = history.dump();
+  m.history = Dump(history);
   if (auto r = db_.PutMpps(m); !r) return tl::unexpected(r.error());
   return m;
 }

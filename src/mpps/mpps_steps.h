@@ -8,6 +8,7 @@
 // change again: 0110 with Error ID A710, PS3.4 F.7.2.2.4). What is accepted is merged into the
 // step. Sent steps: what to send is built here from the worklist item (N-CREATE) and from what
 // was produced (N-SET); the routes send it and record the peer's answer. Thread-safe.
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -60,7 +61,7 @@ class MppsSteps : public dicom::MppsSink {
   // came, by a thread of its own (the modality's answer never waits for the next system); each
   // outcome goes into the received step's history. Call before receivers start.
   void StartForwarding(Forward send);
-  // Sends what is queued, then stops.
+  // Sends what is queued (for up to 10 s; the rest is noted as not sent), then stops.
   void StopForwarding();
 
   // A modality's N-CREATE or N-SET to one of our receivers.
@@ -82,6 +83,7 @@ class MppsSteps : public dicom::MppsSink {
   static nlohmann::json ToJson(const MppsRecord& m, bool full);
 
  private:
+  dicom::NAnswer ReceiveChecked(const dicom::MppsRequest& request);
   MppsRecord Merge(MppsRecord m, const nlohmann::json& update) const;
   std::string Now() const;
 
@@ -101,6 +103,7 @@ class MppsSteps : public dicom::MppsSink {
   std::condition_variable queue_cv_;
   std::deque<Pending> queue_;  // guarded by queue_mu_
   bool stopping_ = false;      // guarded by queue_mu_
+  std::chrono::steady_clock::time_point stop_deadline_;  // guarded by queue_mu_
   Forward forward_;
   std::thread forwarder_;
 };

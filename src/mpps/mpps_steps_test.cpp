@@ -87,6 +87,33 @@ TEST_F(MppsStepsTest, ReceivedStepsFollowTheStateMachine) {
   EXPECT_EQ(json::parse((*stored)->history).size(), 2u);      // refusals change nothing
 }
 
+TEST_F(MppsStepsTest, HostileRequestsNeitherThrowNorMoveTheStep) {
+  // A calling AE title that is not UTF-8 (DCMTK does not check it) is kept, replaced.
+  dicom::MppsRequest rq;
+  rq.create = true;
+  rq.sop_instance_uid = "1.9.7";
+  rq.calling_ae = "CT\xFF\xFE";
+  json create = Status("IN PROGRESS");
+  create["00100020"] = {{"vr", "LO"}, {"Value", {"P1"}}};
+  rq.dicom_json = create.dump();
+  EXPECT_EQ(steps_->Receive(rq).status, kSuccess);
+  auto stored = db_->GetMpps("received", "1.9.7");
+  ASSERT_TRUE(stored && *stored);
+  EXPECT_NE(json::parse((*stored)->history, nullptr, false), nullptr);
+  // An N-SET may not move the step to another patient (PS3.4 Table F.7.2-1: not allowed).
+  json set = Status("IN PROGRESS");
+  set["00100020"] = {{"vr", "LO"}, {"Value", {"SOMEONE-ELSE"}}};
+  EXPECT_EQ(Send(false, "1.9.7", set).status, kSuccess);
+  EXPECT_EQ((*db_->GetMpps("received", "1.9.7"))->patient_id, "P1");
+  // Attributes that could not be read are refused, not taken as none.
+  dicom::MppsRequest broken;
+  broken.create = false;
+  broken.sop_instance_uid = "1.9.7";
+  broken.dicom_json = "{\"00400252\": {\"vr\": \"CS\", \"Value\": [1.]}}";
+  EXPECT_EQ(steps_->Receive(broken).status, kProcessingFailure);
+  EXPECT_EQ((*db_->GetMpps("received", "1.9.7"))->status, "IN PROGRESS");
+}
+
 TEST_F(MppsStepsTest, StartAttributesComeFromTheWorklistItem) {
   json item{{"PatientName", "MÜLLER^JOSÉ"},
             {"PatientID", "P1"},
@@ -130,6 +157,8 @@ TEST_F(MppsStepsTest, StartAttributesComeFromTheWorklistItem) {
   // Encodable: every keyword is an attribute.
   EXPECT_TRUE(dicom::ToDicomJson(*a, "attributes."));
 
+  start.attributes = {{"PatientWeight", 70}};
+  EXPECT_EQ(steps_->StartAttributes(start).error().field, "attributes.PatientWeight");
   start.attributes = {{"PerformedProcedureStepStatus", "COMPLETED"}};
   EXPECT_EQ(steps_->StartAttributes(start).error().field, "attributes.PerformedProcedureStepStatus");
   start.attributes = json::object();

@@ -876,6 +876,11 @@ class MppsTests(harness.E2ETestCase):
         self.assertIn(missing, body["error"], body)
         status, body = self.put(uid, {"status": "FINISHED"})
         self.assertJsonError(status, body, field="status")
+        for wrong in (1, None, ["COMPLETED"]):  # not a string: 400 naming it, never a 500
+            status, body = self.put(uid, {"status": wrong})
+            self.assertJsonError(status, body, field="status")
+        status, body = self.put(uid, {"status": "COMPLETED", "attributes": {"PatientWeight": 70}})
+        self.assertJsonError(status, body, field="attributes.PatientWeight")
         status, body = self.put(uid, {"status": "COMPLETED", "series": "1.2.3"})
         self.assertJsonError(status, body, field="series")
         status, body = self.put(uid, {"status": "COMPLETED", "reason": {
