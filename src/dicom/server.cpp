@@ -516,6 +516,7 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
   const std::string called_ae = called_title;
   int idle = 0;
   Tally tally;
+  SpareFile spare;  // the next data set's temp file, made after each stored one
   auto start = Steady::now();
   struct Report {  // one line per association that carried data, however it ends
     const std::string& self_name;
@@ -564,6 +565,7 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
       case DIMSE_C_STORE_RQ: {
         uint16_t answered = 0;
         StoreContext ctx{"receiver " + name, calling, called_ae, peer};
+        ctx.spare = &spare;
         if (ReceiveStore(assoc, pres, msg.msg.CStoreRQ, *admission.sink, ctx, answered) == StoreEnd::kAssociationLost) return;
         (answered == status::kSuccess ? tally.stored : tally.refused)++;
         break;

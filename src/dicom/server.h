@@ -47,6 +47,16 @@ class StoreSink {
   // True: data sets arrive in memory through StoreDataset() and never touch the disk as
   // received (`in.temp_file` is empty), for sinks that change data before storing it.
   virtual bool WantsDataset() const { return false; }
+  // Held while an instance answered before it was stored is being stored (see below).
+  class PendingStore {
+   public:
+    virtual ~PendingStore() = default;
+  };
+  // Non-null: whoever asked for this instance checks on its own that it reached the archive and
+  // fetches it again if not (a retrieve job's C-MOVE, matched by Move Originator), so a data set
+  // received whole may be answered before it is stored; the result is dropped once Store()
+  // returned, and the asker waits for that before it checks. `in.header` is set.
+  virtual std::unique_ptr<PendingStore> AnswerBeforeStore(const IncomingInstance& /*in*/) { return nullptr; }
   virtual StoreAnswer StoreDataset(const IncomingInstance& in, Dataset& data);
 };
 

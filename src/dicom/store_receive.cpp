@@ -1,11 +1,19 @@
 #include "dicom/store_receive.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcostrmf.h>
+#include <dcmtk/dcmdata/dcuid.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -67,6 +75,49 @@ StoreEnd Answer(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DI
                 T_DIMSE_C_StoreRSP& rsp, const StoreAnswer& answer, const StoreContext& ctx,
                 uint16_t& answered);
 
+// What DIMSE_createFilestream writes (the file meta information of PS3.10 7.1, with DCMTK's
+// implementation class UID and version name and the association's calling AE title as source),
+// into a file opened already (owned by the stream from here on, closed on failure too).
+OFCondition CreateFilestream(std::FILE* file, const T_DIMSE_C_StoreRQ& req, T_ASC_Association* assoc,
+                             T_ASC_PresentationContextID pres, std::unique_ptr<DcmOutputFileStream>& out) {
+  out = std::make_unique<DcmOutputFileStream>(file);
+  T_ASC_PresentationContext pc;
+  OFCondition cond = ASC_findAcceptedPresentationContext(assoc->params, pres, &pc);
+  if (cond.bad()) return cond;
+  DcmMetaInfo meta;
+  const Uint8 version[2] = {0, 1};
+  const char* source = assoc->params->DULparams.callingAPTitle;
+  for (OFCondition c : {meta.putAndInsertUint32(DCM_FileMetaInformationGroupLength, 0),
+                        meta.putAndInsertUint8Array(DCM_FileMetaInformationVersion, version, 2),
+                        meta.putAndInsertString(DCM_MediaStorageSOPClassUID, req.AffectedSOPClassUID),
+                        meta.putAndInsertString(DCM_MediaStorageSOPInstanceUID, req.AffectedSOPInstanceUID),
+                        meta.putAndInsertString(DCM_TransferSyntaxUID, pc.acceptedTransferSyntax),
+                        meta.putAndInsertString(DCM_ImplementationClassUID, OFFIS_IMPLEMENTATION_CLASS_UID),
+                        meta.putAndInsertString(DCM_ImplementationVersionName, OFFIS_DTK_IMPLEMENTATION_VERSION_NAME2),
+                        meta.putAndInsertString(DCM_SourceApplicationEntityTitle, source ? source : "")}) {
+    if (c.bad()) return c;
+  }
+  cond = meta.computeGroupLengthAndPadding(EGL_withGL, EPD_noChange, META_HEADER_DEFAULT_TRANSFERSYNTAX,
+                                           EET_UndefinedLength);
+  if (cond.bad()) return cond;
+  meta.transferInit();
+  cond = meta.write(*out, META_HEADER_DEFAULT_TRANSFERSYNTAX, EET_ExplicitLength, nullptr);
+  meta.transferEnd();
+  if (cond.good() && !out->good()) cond = out->status();
+  return cond;
+}
+
+std::FILE* OpenNew(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return nullptr;
+  std::FILE* f = ::fdopen(fd, "wb");
+  if (!f) {
+    ::close(fd);
+    RemoveQuietly(path);
+  }
+  return f;
+}
+
 IncomingInstance Describe(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
                           const T_DIMSE_C_StoreRQ& req, const StoreContext& ctx) {
   T_ASC_PresentationContext pc;
@@ -87,6 +138,25 @@ IncomingInstance Describe(T_ASC_Association* assoc, T_ASC_PresentationContextID 
 
 StoreAnswer StoreSink::StoreDataset(const IncomingInstance&, Dataset&) {
   return {status::kOutOfResources, "this destination cannot take data sets in memory"};
+}
+
+SpareFile::~SpareFile() {
+  if (file_) {
+    std::fclose(file_);
+    RemoveQuietly(path_);
+  }
+}
+
+void SpareFile::Make(std::filesystem::path path) {
+  if (file_) return;
+  file_ = OpenNew(path);
+  if (file_) path_ = std::move(path);
+}
+
+std::FILE* SpareFile::Take(std::filesystem::path& path) {
+  path = std::move(path_);
+  path_.clear();
+  return std::exchange(file_, nullptr);
 }
 
 StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
@@ -118,13 +188,31 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     StoreAnswer answer = sink.StoreDataset(in, data);
     return Answer(assoc, pres, req, rsp, answer, ctx, answered);
   }
-  std::filesystem::path temp = sink.NewTempPath();
-  DcmOutputFileStream* created = nullptr;
-  OFCondition cond = DIMSE_createFilestream(temp.c_str(), &req, assoc, pres, OFTrue, &created);
-  std::unique_ptr<DcmOutputFileStream> stream(created);
+  std::filesystem::path temp;
+  std::FILE* file = ctx.spare ? ctx.spare->Take(temp) : nullptr;
+  std::string create_error;
+  if (!file) {
+    temp = sink.NewTempPath();
+    file = OpenNew(temp);
+    if (!file) create_error = std::strerror(errno);
+  }
+  std::unique_ptr<DcmOutputFileStream> stream;
+  OFCondition cond = EC_InvalidStream;
+  if (file) {
+    cond = CreateFilestream(file, req, assoc, pres, stream);
+    if (cond.bad()) {
+      create_error = cond.text();
+      stream.reset();
+      RemoveQuietly(temp);
+    }
+  }
+  // After the answer, while the peer sends its next data set.
+  auto make_spare = [&] {
+    if (ctx.spare) ctx.spare->Make(sink.NewTempPath());
+  };
   StoreAnswer answer;
   if (cond.bad()) {
-    spdlog::error("{}: cannot create {}: {}", ctx.log_name, temp.string(), cond.text());
+    spdlog::error("{}: cannot create {}: {}", ctx.log_name, temp.string(), create_error);
     DIC_UL bytes = 0, pdvs = 0;
     cond = DIMSE_ignoreDataSet(assoc, DIMSE_BLOCKING, 0, &bytes, &pdvs);
     answer = {status::kOutOfResources, "cannot create a file in the data directory"};
@@ -164,6 +252,23 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
       if (auto h = ReadHeaderFromBuffer(head, received <= kHeadBytes, in.transfer_syntax_uid)) {
         in.header = std::move(*h);
       }
+      std::unique_ptr<StoreSink::PendingStore> pending;
+      const bool early_ok = in.header && in.header->sop_uid == in.sop_instance_uid;
+      if (early_ok && !ctx.answer_before_store) pending = sink.AnswerBeforeStore(in);
+      if (early_ok && (ctx.answer_before_store || pending)) {
+        StoreAnswer early{status::kSuccess, {}};
+        StoreEnd end = Answer(assoc, pres, req, rsp, early, ctx, answered);
+        answer = sink.Store(in);  // the temp file is the sink's whatever the answer's fate
+        pending.reset();
+        answered = answer.status;
+        if (answer.status != status::kSuccess) {
+          spdlog::warn("{}: an instance from {}@{} was answered Success before it was stored, and "
+                       "could not be stored: the retrieve that asked for it counts it missing",
+                       ctx.log_name, ctx.calling_ae, ctx.peer);
+        }
+        if (end == StoreEnd::kAnswered) make_spare();
+        return end;
+      }
       answer = sink.Store(in);
     }
   }
@@ -171,7 +276,9 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     ASC_abortAssociation(assoc);
     return StoreEnd::kAssociationLost;
   }
-  return Answer(assoc, pres, req, rsp, answer, ctx, answered);
+  StoreEnd end = Answer(assoc, pres, req, rsp, answer, ctx, answered);
+  if (end == StoreEnd::kAnswered && answer.status == status::kSuccess) make_spare();
+  return end;
 }
 
 namespace {

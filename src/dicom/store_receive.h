@@ -4,6 +4,8 @@
 // from the socket into a temp file from the sink, bit-preserving; the header is parsed from the
 // first bytes kept in memory on the way; the sink decides the answer, which is then sent.
 // Internal to src/dicom (DCMTK types).
+#include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include <dcmtk/config/osconfig.h>
@@ -17,6 +19,32 @@ namespace pb::dicom {
 struct StoreContext {
   std::string log_name;  // "receiver X" or "C-GET from Y": the subject of log lines
   std::string calling_ae, called_ae, peer;
+  // A data set received whole, with a readable header naming the requested instance, is
+  // answered Success before the sink stores it, so the sink's work overlaps the peer's next
+  // sub-operation: always here (the C-GET SCU of a retrieve job, which verifies every instance
+  // and fetches again what is missing), or where the sink's AnswerBeforeStore says so.
+  bool answer_before_store = false;
+  // Where the next data set's temp file is made ahead, after each answer (a file system
+  // allocates its inode while the peer sends the next instance); null: made when it comes.
+  class SpareFile* spare = nullptr;
+};
+
+// A temp file made ahead for the next data set of one association, removed with it if unused.
+// Made with O_EXCL and written through the open descriptor: reopening an existing file with
+// O_TRUNC (as DCMTK's fopen("wb") would) makes ext4 start its write-back at close.
+class SpareFile {
+ public:
+  SpareFile() = default;
+  SpareFile(const SpareFile&) = delete;
+  SpareFile& operator=(const SpareFile&) = delete;
+  ~SpareFile();
+  void Make(std::filesystem::path path);  // quietly nothing when it cannot be made
+  // The file made ahead and its path, handed over (null when there is none).
+  std::FILE* Take(std::filesystem::path& path);
+
+ private:
+  std::FILE* file_ = nullptr;
+  std::filesystem::path path_;
 };
 
 enum class StoreEnd { kAnswered, kAssociationLost };

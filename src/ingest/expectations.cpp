@@ -21,6 +21,24 @@ size_t DiscardCounter::WaitFor(size_t n, std::chrono::steady_clock::time_point d
   return count_;
 }
 
+void PendingStores::Add() {
+  std::lock_guard lock(mu_);
+  ++pending_;
+}
+
+void PendingStores::Done() {
+  {
+    std::lock_guard lock(mu_);
+    --pending_;
+  }
+  cv_.notify_all();
+}
+
+bool PendingStores::WaitIdle(std::chrono::steady_clock::time_point deadline) const {
+  std::unique_lock lock(mu_);
+  return cv_.wait_until(lock, deadline, [&] { return pending_ == 0; });
+}
+
 ExpectationRegistry::Token ExpectationRegistry::Add(std::shared_ptr<Expectation> e) {
   std::lock_guard lock(mu_);
   Token t = next_++;

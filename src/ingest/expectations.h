@@ -35,6 +35,22 @@ class DiscardCounter {
   size_t count_ = 0;  // GUARDED_BY(mu_)
 };
 
+// Instances a receiver answered before storing them, for a job that checks the archive itself
+// (StoreSink::AnswerBeforeStore), whose store has not finished: the job waits for none to be left
+// before it looks. Shared like DiscardCounter.
+class PendingStores {
+ public:
+  void Add();
+  void Done();
+  // Waits until none is left or `deadline` passed; true: none is left.
+  bool WaitIdle(std::chrono::steady_clock::time_point deadline) const;
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  size_t pending_ = 0;  // GUARDED_BY(mu_)
+};
+
 struct Expectation {
   int64_t job_id = 0;
   std::string project, subject, session;  // empty: the job does not set it
@@ -50,6 +66,9 @@ struct Expectation {
   // success, delete the data, count it in `discarded` (never null when `discard`).
   bool discard = false;
   std::shared_ptr<DiscardCounter> discarded;
+  // Set: what arrives for the job by its Move Originator may be answered before it is stored;
+  // the job waits on it before checking the archive.
+  std::shared_ptr<PendingStores> pending_stores;
 };
 
 class ExpectationRegistry {

@@ -134,6 +134,33 @@ dicom::StoreAnswer OriginSink::Discard(const dicom::IncomingInstance& in, const 
   return {dicom::status::kSuccess, ""};
 }
 
+namespace {
+
+class CountedPendingStore : public dicom::StoreSink::PendingStore {
+ public:
+  explicit CountedPendingStore(std::shared_ptr<PendingStores> stores) : stores_(std::move(stores)) {
+    stores_->Add();
+  }
+  ~CountedPendingStore() override { stores_->Done(); }
+  CountedPendingStore(const CountedPendingStore&) = delete;
+  CountedPendingStore& operator=(const CountedPendingStore&) = delete;
+
+ private:
+  std::shared_ptr<PendingStores> stores_;
+};
+
+}  // namespace
+
+std::unique_ptr<dicom::StoreSink::PendingStore> OriginSink::AnswerBeforeStore(const dicom::IncomingInstance& in) {
+  if (!in.header || in.move_originator_ae.empty()) return nullptr;
+  const Awaited awaited = AwaitedBy(in, in.header->study_uid, in.header->series_uid);
+  if (!awaited.by_originator || !awaited.expectation || awaited.expectation->discard ||
+      !awaited.expectation->pending_stores) {
+    return nullptr;
+  }
+  return std::make_unique<CountedPendingStore>(awaited.expectation->pending_stores);
+}
+
 dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
   std::optional<InstanceRecord> header = in.header;
   if (!header) {

@@ -1,6 +1,7 @@
 // The discard path of the one ingest path: an instance a discarding expectation (the C-MOVE
 // self-test) awaits is answered success and leaves nothing behind, whatever the origin's
-// target; anything else is ingested as always.
+// target; anything else is ingested as always. And which instances a receiver may answer before
+// storing them (a retrieve job's C-MOVE), with the wait of the job for those stores.
 #include "ingest/origin_sink.h"
 
 #include <fstream>
@@ -14,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "dicom/dataset.h"
+#include "dicom/header.h"
 
 namespace pb {
 namespace {
@@ -205,6 +207,69 @@ TEST_F(DiscardTest, ARetrieveJobAwaitingTheSameInstanceIsServedFirst) {
   auto row = db_->GetInstance("1.2.3.4.5");
   ASSERT_TRUE(row);
   EXPECT_TRUE(row->has_value());
+}
+
+// A retrieve job's C-MOVE: what the PACS sends naming the job's request may be answered before
+// it is stored, and the job can wait until every such store is done.
+class AnswerFirstTest : public DiscardTest {
+ protected:
+  std::shared_ptr<Expectation> Retrieving() {
+    auto e = std::make_shared<Expectation>();
+    e->job_id = 9;
+    e->study_uids = {kStudy};
+    e->calling_ae = "PB";
+    e->pending_stores = std::make_shared<PendingStores>();
+    return e;
+  }
+  dicom::IncomingInstance WithHeader(dicom::IncomingInstance in) {
+    auto h = dicom::ReadHeader(in.temp_file);
+    EXPECT_TRUE(h);
+    if (h) in.header = *h;
+    return in;
+  }
+};
+
+TEST_F(AnswerFirstTest, TheJobWaitsUntilWhatWasAnsweredFirstIsStored) {
+  auto job = Retrieving();
+  ExpectationScope scope(expectations_, job);
+  expectations_.AddMessageId(scope.token(), 42);
+  OriginSink sink(Policy(), *site_);
+  dicom::IncomingInstance in = WithHeader(Incoming("1.2.3.4.5", "PB", 42));
+  auto pending = sink.AnswerBeforeStore(in);
+  ASSERT_NE(pending, nullptr);
+  EXPECT_FALSE(job->pending_stores->WaitIdle(std::chrono::steady_clock::now() + std::chrono::milliseconds(20)));
+  std::thread store([&] {
+    EXPECT_EQ(sink.Store(in).status, 0x0000);
+    pending.reset();
+  });
+  EXPECT_TRUE(job->pending_stores->WaitIdle(std::chrono::steady_clock::now() + std::chrono::seconds(30)));
+  EXPECT_EQ(announced_, 1);  // idle only once the store announced its arrival
+  store.join();
+}
+
+TEST_F(AnswerFirstTest, NothingElseIsAnsweredFirst) {
+  auto job = Retrieving();
+  ExpectationScope scope(expectations_, job);
+  expectations_.AddMessageId(scope.token(), 42);
+  OriginSink sink(Policy(), *site_);
+  // No Move Originator (a modality's store of the same study), someone else's C-MOVE, no header.
+  EXPECT_EQ(sink.AnswerBeforeStore(WithHeader(Incoming("1.2.3.4.6"))), nullptr);
+  EXPECT_EQ(sink.AnswerBeforeStore(WithHeader(Incoming("1.2.3.4.7", "VIEWER", 42))), nullptr);
+  EXPECT_EQ(sink.AnswerBeforeStore(Incoming("1.2.3.4.8", "PB", 42)), nullptr);
+  // A job that does not wait for such stores, and the C-MOVE self-test.
+  auto plain = std::make_shared<Expectation>(*job);
+  plain->pending_stores = nullptr;
+  plain->study_uids = {"7.7"};
+  ExpectationScope other(expectations_, plain);
+  expectations_.AddMessageId(other.token(), 43);
+  dicom::IncomingInstance elsewhere = Incoming("1.2.3.4.9", "PB", 43);
+  elsewhere.header = dicom::ReadHeader(elsewhere.temp_file).value();
+  elsewhere.header->study_uid = "7.7";
+  EXPECT_EQ(sink.AnswerBeforeStore(elsewhere), nullptr);
+  ExpectationScope self_test(expectations_, Discarding("1.2.3.4.10"));
+  expectations_.AddMessageId(self_test.token(), 44);
+  EXPECT_EQ(sink.AnswerBeforeStore(WithHeader(Incoming("1.2.3.4.10", "PB", 44))), nullptr);
+  EXPECT_TRUE(job->pending_stores->WaitIdle(std::chrono::steady_clock::now()));
 }
 
 TEST(DiscardCounter, WaitsForTheCountOrTheDeadline) {

@@ -23,6 +23,8 @@ using Steady = std::chrono::steady_clock;
 using json = nlohmann::json;
 
 constexpr auto kProgressEvery = std::chrono::milliseconds(250);
+// How long a job waits for the stores a receiver answered early for its C-MOVE to finish.
+constexpr auto kPendingStoresWait = std::chrono::seconds(30);
 
 RetrieveParams ParamsFrom(const json& j) {
   RetrieveParams p;
@@ -235,6 +237,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   expectation->series_uids = p.level == "SERIES" ? std::set<std::string>(p.uids.begin(), p.uids.end()) : series_set;
   for (const auto& [sop, _] : plan.instances) expectation->sop_uids.insert(sop);
   expectation->calling_ae = calling_ae;
+  expectation->pending_stores = std::make_shared<PendingStores>();
   std::vector<std::pair<uint32_t, std::string>> relabel;
   if (p.relabel_patient && !p.subject.empty()) {
     relabel = {{0x00100010, p.subject}, {0x00100020, p.subject}};  // Patient Name, Patient ID
@@ -332,6 +335,12 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     fetch.anonymizing_project = p.project;
   }
   const FetchResult fetched = node_link.Fetch(fetch, hooks);
+  // A receiver answers the PACS before it stores what comes for our C-MOVE: the final response
+  // can overtake the last stores.
+  if (!expectation->pending_stores->WaitIdle(Steady::now() + kPendingStoresWait)) {
+    spdlog::warn("retrieve job {}: instances answered for its C-MOVE were still being stored after {} s",
+                 job.id(), kPendingStoresWait.count());
+  }
   subscription.reset();
   return Verify(job, *node, node_link, p, *planned, fetched, tally, progress);
 }

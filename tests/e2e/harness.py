@@ -1315,6 +1315,24 @@ def text_of(elements, tag):
     return value.rstrip(b"\0 ").decode("utf-8", "replace")
 
 
+def archive_sops(server, study_uid):
+    """SOP Instance UIDs of a study in a server's archive, through its API (repeats kept, so a
+    test can see an instance listed twice); [] when the study is unknown."""
+    status, series = server.api("GET", "/api/studies/%s/series" % study_uid)
+    if status == 404:
+        return []
+    if status != 200:
+        raise AssertionError("GET /api/studies/%s/series -> %s %r" % (study_uid, status, series))
+    sops = []
+    for s in series:
+        status, inst = server.api("GET", "/api/series/%s/instances" % s["SeriesInstanceUID"])
+        if status != 200:
+            raise AssertionError("GET /api/series/%s/instances -> %s %r"
+                                 % (s["SeriesInstanceUID"], status, inst))
+        sops += [i.get("SOPInstanceUID") for i in inst]
+    return sops
+
+
 def studies_by_uid(server):
     status, body = server.api("GET", "/api/studies")
     if status != 200 or not isinstance(body, list):

@@ -188,18 +188,7 @@ class DicomWebCase(harness.E2ETestCase, harness.JobHelpers):
         return body["results"]
 
     def archive_sops(self, study_uid):
-        """SOP Instance UIDs of the study in our archive (repeats kept)."""
-        status, series = self.server.api("GET", "/api/studies/%s/series" % study_uid)
-        if status == 404:
-            return []
-        self.assertEqual(status, 200, series)
-        sops = []
-        for s in series:
-            status, inst = self.server.api("GET", "/api/series/%s/instances"
-                                           % s["SeriesInstanceUID"])
-            self.assertEqual(status, 200, inst)
-            sops += [i.get("SOPInstanceUID") for i in inst]
-        return sops
+        return harness.archive_sops(self.server, study_uid)
 
     def our_file(self, sop):
         status, _, payload = self.server.raw("GET", "/api/instances/%s/file" % sop)

@@ -139,18 +139,7 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
                                timeout=60)
 
     def archive_sops(self, study):
-        """SOP Instance UIDs of a study in our archive (repeats kept)."""
-        status, series = self.server.api("GET", "/api/studies/%s/series" % study)
-        if status == 404:
-            return []
-        self.assertEqual(status, 200, series)
-        sops = []
-        for s in series:
-            status, inst = self.server.api("GET", "/api/series/%s/instances"
-                                           % s["SeriesInstanceUID"])
-            self.assertEqual(status, 200, inst)
-            sops += [i.get("SOPInstanceUID") for i in inst]
-        return sops
+        return harness.archive_sops(self.server, study)
 
     def tmp_files(self):
         return harness.files_under(self.server.data_dir / "tmp")

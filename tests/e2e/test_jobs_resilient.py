@@ -271,18 +271,7 @@ class ResilientJobsTests(harness.JobHelpers, harness.E2ETestCase):
         return job
 
     def archive_sops(self, srv, study):
-        """SOP Instance UIDs of the study in our archive (repeats kept)."""
-        status, series = srv.api("GET", "/api/studies/%s/series" % study)
-        if status == 404:
-            return []
-        self.assertEqual(status, 200, "GET /api/studies/%s/series -> %s %r"
-                         % (study, status, series))
-        sops = []
-        for s in series:
-            status, inst = srv.api("GET", "/api/series/%s/instances" % s["SeriesInstanceUID"])
-            self.assertEqual(status, 200, inst)
-            sops += [i.get("SOPInstanceUID") for i in inst]
-        return sops
+        return harness.archive_sops(srv, study)
 
     def orthanc_sops(self, study):
         """SOP Instance UIDs Orthanc holds for a study (its REST API; one per instance)."""

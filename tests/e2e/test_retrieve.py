@@ -235,20 +235,7 @@ class RetrieveTests(harness.E2ETestCase):
                   % (job_id, at_least, timeout, json.dumps(job, indent=1)))
 
     def archive_instances(self, study_uid, server=None):
-        """[SOP Instance UID] of the study in our archive (repeats kept)."""
-        server = server or self.server
-        status, series = server.api("GET", "/api/studies/%s/series" % study_uid)
-        if status == 404:
-            return []
-        self.assertEqual(status, 200, "GET /api/studies/%s/series -> %s %r"
-                         % (study_uid, status, series))
-        sops = []
-        for s in series:
-            status, inst = server.api("GET", "/api/series/%s/instances"
-                                      % s["SeriesInstanceUID"])
-            self.assertEqual(status, 200, inst)
-            sops += [i.get("SOPInstanceUID") for i in inst]
-        return sops
+        return harness.archive_sops(server or self.server, study_uid)
 
     def assert_identical(self, files, server=None):
         """Each stored file's dataset is byte-identical to the source's (below the meta);
