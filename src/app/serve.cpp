@@ -1,5 +1,7 @@
 #include "app/serve.h"
 
+#include <malloc.h>
+
 #include <csignal>
 #include <filesystem>
 #include <optional>
@@ -93,6 +95,10 @@ int Serve(const std::string& config_file, bool strict_flag) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // Blocks of 1 MiB and more come from their own mappings and go back to the system when freed:
+  // glibc otherwise raises this threshold to the largest block freed so far, and the next
+  // password check's 19 MiB of Argon2 memory (and any big buffer) then stays resident.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
   auto settings = config_file.empty() ? Result<Settings>(DefaultSettings()) : LoadSettings(config_file);
   if (!settings) return Fatal(settings.error().message);
