@@ -161,7 +161,6 @@ Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pre
   const char* what = is_get ? "C-GET" : "C-MOVE";
   StoreContext ctx{fmt::format("{} from {}", what, a.where()), peer.called_ae, peer.calling_ae,
                    a.where()};
-  ctx.answer_before_store = is_get;
   SpareFile spare;
   ctx.spare = &spare;
   auto last_activity = Steady::now();

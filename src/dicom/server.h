@@ -51,11 +51,14 @@ class StoreSink {
   class PendingStore {
    public:
     virtual ~PendingStore() = default;
+    // Store() returned; `stored`: with Success. Dropped unfinished: not stored.
+    virtual void Finished(bool stored) = 0;
   };
   // Non-null: whoever asked for this instance checks on its own that it reached the archive and
-  // fetches it again if not (a retrieve job's C-MOVE, matched by Move Originator), so a data set
-  // received whole may be answered before it is stored; the result is dropped once Store()
-  // returned, and the asker waits for that before it checks. `in.header` is set.
+  // fetches it again if not (a retrieve job's C-GET, or its C-MOVE matched by Move Originator),
+  // so a data set received whole may be answered before it is stored; Finished() is called once
+  // Store() returned, and the asker waits for that (and counts what failed) before it checks.
+  // `in.header` is set.
   virtual std::unique_ptr<PendingStore> AnswerBeforeStore(const IncomingInstance& /*in*/) { return nullptr; }
   virtual StoreAnswer StoreDataset(const IncomingInstance& in, Dataset& data);
 };

@@ -112,8 +112,10 @@ std::FILE* OpenNew(const std::filesystem::path& path) {
   if (fd < 0) return nullptr;
   std::FILE* f = ::fdopen(fd, "wb");
   if (!f) {
+    const int err = errno;
     ::close(fd);
     RemoveQuietly(path);
+    errno = err;
   }
   return f;
 }
@@ -253,15 +255,15 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
         in.header = std::move(*h);
       }
       std::unique_ptr<StoreSink::PendingStore> pending;
-      const bool early_ok = in.header && in.header->sop_uid == in.sop_instance_uid;
-      if (early_ok && !ctx.answer_before_store) pending = sink.AnswerBeforeStore(in);
-      if (early_ok && (ctx.answer_before_store || pending)) {
+      if (in.header && in.header->sop_uid == in.sop_instance_uid) pending = sink.AnswerBeforeStore(in);
+      if (pending) {
         StoreAnswer early{status::kSuccess, {}};
         StoreEnd end = Answer(assoc, pres, req, rsp, early, ctx, answered);
         answer = sink.Store(in);  // the temp file is the sink's whatever the answer's fate
+        pending->Finished(answer.status == status::kSuccess);
         pending.reset();
         answered = answer.status;
-        if (answer.status != status::kSuccess) {
+        if (answer.status != status::kSuccess && end == StoreEnd::kAnswered) {
           spdlog::warn("{}: an instance from {}@{} was answered Success before it was stored, and "
                        "could not be stored: the retrieve that asked for it counts it missing",
                        ctx.log_name, ctx.calling_ae, ctx.peer);

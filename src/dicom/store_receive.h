@@ -2,7 +2,9 @@
 // Receiving one C-STORE request's data set, shared by our receivers (C-STORE SCP) and the C-GET
 // SCU (whose sub-operations are C-STOREs on the association we opened): the data set streams
 // from the socket into a temp file from the sink, bit-preserving; the header is parsed from the
-// first bytes kept in memory on the way; the sink decides the answer, which is then sent.
+// first bytes kept in memory on the way; the sink decides the answer, which is then sent, or,
+// where its AnswerBeforeStore says so (a retrieve job's own instances), sends Success first and
+// stores while the peer goes on to its next sub-operation.
 // Internal to src/dicom (DCMTK types).
 #include <cstdio>
 #include <filesystem>
@@ -19,11 +21,6 @@ namespace pb::dicom {
 struct StoreContext {
   std::string log_name;  // "receiver X" or "C-GET from Y": the subject of log lines
   std::string calling_ae, called_ae, peer;
-  // A data set received whole, with a readable header naming the requested instance, is
-  // answered Success before the sink stores it, so the sink's work overlaps the peer's next
-  // sub-operation: always here (the C-GET SCU of a retrieve job, which verifies every instance
-  // and fetches again what is missing), or where the sink's AnswerBeforeStore says so.
-  bool answer_before_store = false;
   // Where the next data set's temp file is made ahead, after each answer (a file system
   // allocates its inode while the peer sends the next instance); null: made when it comes.
   class SpareFile* spare = nullptr;

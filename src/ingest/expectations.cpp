@@ -26,12 +26,18 @@ void PendingStores::Add() {
   ++pending_;
 }
 
-void PendingStores::Done() {
+void PendingStores::Done(bool stored) {
   {
     std::lock_guard lock(mu_);
     --pending_;
+    if (!stored) ++failed_;
   }
   cv_.notify_all();
+}
+
+size_t PendingStores::failed() const {
+  std::lock_guard lock(mu_);
+  return failed_;
 }
 
 bool PendingStores::WaitIdle(std::chrono::steady_clock::time_point deadline) const {

@@ -41,14 +41,17 @@ class DiscardCounter {
 class PendingStores {
  public:
   void Add();
-  void Done();
+  void Done(bool stored);
   // Waits until none is left or `deadline` passed; true: none is left.
   bool WaitIdle(std::chrono::steady_clock::time_point deadline) const;
+  // How many were answered Success and then not stored.
+  size_t failed() const;
 
  private:
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   size_t pending_ = 0;  // GUARDED_BY(mu_)
+  size_t failed_ = 0;   // GUARDED_BY(mu_)
 };
 
 struct Expectation {

@@ -15,6 +15,8 @@
 
 namespace pb {
 
+class PendingStores;  // ingest/expectations.h
+
 // One step of custom processing, applied after identification and before anonymization.
 struct Processor {
   enum class Kind { kRelabelFromJob, kMapAeToProject, kSetAttributes, kClearAttributes };
@@ -46,6 +48,9 @@ struct IngestPolicy {
   // origin does not anonymize (a retrieve into an anonymizing project).
   bool anonymize_in_anonymizing_projects = false;
   std::string staging_receiver;  // not empty: collect in the staging area under this receiver
+  // Set: the origin checks what reached the archive itself (a retrieve job's C-GET); what it
+  // brings may be answered before it is stored, counted here (StoreSink::AnswerBeforeStore).
+  std::shared_ptr<PendingStores> answer_first;
 
   // Whether data sets must come in memory (they may change before they reach the disk);
   // `any_anonymizing_project`: some project has its own anonymization options.

@@ -141,18 +141,28 @@ class CountedPendingStore : public dicom::StoreSink::PendingStore {
   explicit CountedPendingStore(std::shared_ptr<PendingStores> stores) : stores_(std::move(stores)) {
     stores_->Add();
   }
-  ~CountedPendingStore() override { stores_->Done(); }
+  ~CountedPendingStore() override {
+    if (!finished_) stores_->Done(false);
+  }
+  void Finished(bool stored) override {
+    if (finished_) return;
+    finished_ = true;
+    stores_->Done(stored);
+  }
   CountedPendingStore(const CountedPendingStore&) = delete;
   CountedPendingStore& operator=(const CountedPendingStore&) = delete;
 
  private:
   std::shared_ptr<PendingStores> stores_;
+  bool finished_ = false;
 };
 
 }  // namespace
 
 std::unique_ptr<dicom::StoreSink::PendingStore> OriginSink::AnswerBeforeStore(const dicom::IncomingInstance& in) {
-  if (!in.header || in.move_originator_ae.empty()) return nullptr;
+  if (!in.header) return nullptr;
+  if (policy_->answer_first) return std::make_unique<CountedPendingStore>(policy_->answer_first);
+  if (in.move_originator_ae.empty()) return nullptr;
   const Awaited awaited = AwaitedBy(in, in.header->study_uid, in.header->series_uid);
   if (!awaited.by_originator || !awaited.expectation || awaited.expectation->discard ||
       !awaited.expectation->pending_stores) {

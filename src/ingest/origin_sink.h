@@ -44,8 +44,9 @@ class OriginSink : public dicom::StoreSink {
   dicom::StoreAnswer Store(const dicom::IncomingInstance& in) override;
   bool WantsDataset() const override { return wants_dataset_; }
   dicom::StoreAnswer StoreDataset(const dicom::IncomingInstance& in, dicom::Dataset& data) override;
-  // A retrieve job's C-MOVE: the PACS names the job's request as Move Originator, and the job
-  // counts the stores it then waits for (Expectation::pending_stores).
+  // A retrieve job's C-GET (its policy's answer_first), or its C-MOVE: the PACS names the job's
+  // request as Move Originator, and the job counts the stores it waits for
+  // (Expectation::pending_stores).
   std::unique_ptr<PendingStore> AnswerBeforeStore(const dicom::IncomingInstance& in) override;
 
   // The labels for an instance, from its attributes, and whether it is anonymized (exposed for

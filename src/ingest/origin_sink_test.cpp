@@ -239,12 +239,13 @@ TEST_F(AnswerFirstTest, TheJobWaitsUntilWhatWasAnsweredFirstIsStored) {
   ASSERT_NE(pending, nullptr);
   EXPECT_FALSE(job->pending_stores->WaitIdle(std::chrono::steady_clock::now() + std::chrono::milliseconds(20)));
   std::thread store([&] {
-    EXPECT_EQ(sink.Store(in).status, 0x0000);
+    pending->Finished(sink.Store(in).status == 0x0000);
     pending.reset();
   });
   EXPECT_TRUE(job->pending_stores->WaitIdle(std::chrono::steady_clock::now() + std::chrono::seconds(30)));
   EXPECT_EQ(announced_, 1);  // idle only once the store announced its arrival
   store.join();
+  EXPECT_EQ(job->pending_stores->failed(), 0u);
 }
 
 TEST_F(AnswerFirstTest, NothingElseIsAnsweredFirst) {
@@ -256,20 +257,50 @@ TEST_F(AnswerFirstTest, NothingElseIsAnsweredFirst) {
   EXPECT_EQ(sink.AnswerBeforeStore(WithHeader(Incoming("1.2.3.4.6"))), nullptr);
   EXPECT_EQ(sink.AnswerBeforeStore(WithHeader(Incoming("1.2.3.4.7", "VIEWER", 42))), nullptr);
   EXPECT_EQ(sink.AnswerBeforeStore(Incoming("1.2.3.4.8", "PB", 42)), nullptr);
-  // A job that does not wait for such stores, and the C-MOVE self-test.
-  auto plain = std::make_shared<Expectation>(*job);
-  plain->pending_stores = nullptr;
-  plain->study_uids = {"7.7"};
-  ExpectationScope other(expectations_, plain);
-  expectations_.AddMessageId(other.token(), 43);
-  dicom::IncomingInstance elsewhere = Incoming("1.2.3.4.9", "PB", 43);
-  elsewhere.header = dicom::ReadHeader(elsewhere.temp_file).value();
-  elsewhere.header->study_uid = "7.7";
-  EXPECT_EQ(sink.AnswerBeforeStore(elsewhere), nullptr);
+  // The C-MOVE self-test.
   ExpectationScope self_test(expectations_, Discarding("1.2.3.4.10"));
   expectations_.AddMessageId(self_test.token(), 44);
   EXPECT_EQ(sink.AnswerBeforeStore(WithHeader(Incoming("1.2.3.4.10", "PB", 44))), nullptr);
   EXPECT_TRUE(job->pending_stores->WaitIdle(std::chrono::steady_clock::now()));
+}
+
+TEST_F(AnswerFirstTest, AJobThatDoesNotWaitForStoresIsNotAnsweredFirst) {
+  auto job = Retrieving();
+  job->pending_stores = nullptr;
+  ExpectationScope scope(expectations_, job);
+  expectations_.AddMessageId(scope.token(), 43);
+  OriginSink sink(Policy(), *site_);
+  EXPECT_EQ(sink.AnswerBeforeStore(WithHeader(Incoming("1.2.3.4.9", "PB", 43))), nullptr);
+}
+
+// A retrieve job's C-GET: its own policy says so, for whatever it brings; a store that fails
+// after the answer is counted, so the job does not take the PACS's count for it.
+TEST_F(AnswerFirstTest, AJobsOwnSinkAnswersFirstAndCountsWhatFailsToStore) {
+  auto stores = std::make_shared<PendingStores>();
+  auto policy = std::make_shared<IngestPolicy>();
+  policy->name = "retrieve job 9";
+  policy->answer_first = stores;
+  OriginSink sink(policy, *site_);
+  dicom::IncomingInstance good = WithHeader(Incoming("1.2.3.4.11"));
+  auto first = sink.AnswerBeforeStore(good);
+  ASSERT_NE(first, nullptr);
+  first->Finished(sink.Store(good).status == 0x0000);
+  first.reset();
+  // Unreadable after the answer: the temp file is gone when the sink reads it.
+  dicom::IncomingInstance lost = WithHeader(Incoming("1.2.3.4.12"));
+  auto second = sink.AnswerBeforeStore(lost);
+  ASSERT_NE(second, nullptr);
+  lost.header.reset();
+  std::filesystem::remove(lost.temp_file);
+  second->Finished(sink.Store(lost).status == 0x0000);
+  second.reset();
+  // Dropped without a word (an exception on the way): counted as not stored.
+  auto third = sink.AnswerBeforeStore(WithHeader(Incoming("1.2.3.4.13")));
+  ASSERT_NE(third, nullptr);
+  third.reset();
+  EXPECT_TRUE(stores->WaitIdle(std::chrono::steady_clock::now()));
+  EXPECT_EQ(stores->failed(), 2u);
+  EXPECT_EQ(announced_, 1);
 }
 
 TEST(DiscardCounter, WaitsForTheCountOrTheDeadline) {

@@ -64,6 +64,7 @@ struct RetrieveRunner::Tally {
   int64_t done_completed = 0, done_failed = 0, done_warning = 0;  // finished requests
   std::set<int> message_ids;      // of our C-MOVE requests, as Move Originator IDs
   int64_t not_by_originator = 0;  // arrivals of ours the PACS did not mark as our C-MOVE's
+  int64_t not_stored = 0;  // answered Success to the PACS, then not stored (it counts them done)
   std::map<std::string, int64_t> by_study;  // arrivals per study
 
   void Finish(const dicom::SubOperations& final_counts) {  // mu held
@@ -294,6 +295,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   policy->subject = p.subject;
   policy->session = p.session;
   policy->anonymize_in_anonymizing_projects = true;
+  policy->answer_first = expectation->pending_stores;
   if (!relabel.empty()) {
     Processor set;
     set.kind = Processor::Kind::kSetAttributes;
@@ -335,13 +337,17 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     fetch.anonymizing_project = p.project;
   }
   const FetchResult fetched = node_link.Fetch(fetch, hooks);
-  // A receiver answers the PACS before it stores what comes for our C-MOVE: the final response
-  // can overtake the last stores.
+  // What we asked for is answered before it is stored: a PACS's final C-MOVE response can
+  // overtake the receiver's last stores. The PACS counts those that then failed as done.
   if (!expectation->pending_stores->WaitIdle(Steady::now() + kPendingStoresWait)) {
-    spdlog::warn("retrieve job {}: instances answered for its C-MOVE were still being stored after {} s",
+    spdlog::warn("retrieve job {}: instances answered for it were still being stored after {} s",
                  job.id(), kPendingStoresWait.count());
   }
   subscription.reset();
+  {
+    std::lock_guard lock(tally.mu);
+    tally.not_stored = static_cast<int64_t>(expectation->pending_stores->failed());
+  }
   return Verify(job, *node, node_link, p, *planned, fetched, tally, progress);
 }
 
@@ -390,6 +396,8 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
     bool all_counted = error.empty() && plan.expected_count && !plan.study_counts.empty();
     {
       std::lock_guard lock(tally.mu);
+      // An instance answered and then not stored hides behind any other arrival of its study.
+      all_counted = all_counted && tally.not_stored == 0;
       for (const auto& [study, n] : plan.study_counts) {
         auto it = tally.by_study.find(study);
         all_counted = all_counted && it != tally.by_study.end() && it->second == n;
@@ -450,6 +458,12 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
   result["missing"] = missing;
   result["missing_count"] = static_cast<int64_t>(missing.size());
   if (!failed_uids.empty()) result["failed_uids"] = failed_uids;
+  int64_t not_stored = 0;
+  {
+    std::lock_guard lock(tally.mu);
+    not_stored = tally.not_stored;
+  }
+  if (not_stored > 0) result["not_stored"] = not_stored;
   if (!fetched.discarded_uids.empty()) result["discarded_uids"] = fetched.discarded_uids;
 
   const int64_t have = out_progress["completed"].get<int64_t>();
@@ -460,7 +474,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
     // Without a list, trust the PACS's counts and what arrived.
     std::lock_guard lock(tally.mu);
     // Without counts either, what the PACS reported completing must have arrived.
-    bool all = error.empty() && tally.Failed() == 0 &&
+    bool all = error.empty() && tally.Failed() == 0 && tally.not_stored == 0 &&
                (plan.expected_count ? arrived >= *plan.expected_count : arrived >= tally.Completed());
     state = all ? "succeeded" : (arrived > 0 ? "partial" : "failed");
     if (plan.expected_count && arrived < *plan.expected_count) {
@@ -493,6 +507,9 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
   } else if (state != "succeeded" && error.empty()) {
     error = plan.listed ? fmt::format("{} of {} instances did not arrive", missing.size(), expected.size())
                          : "fewer instances arrived than the PACS reported";
+    if (not_stored > 0) {
+      error += fmt::format(" ({} were received and could not be stored here: see the server log)", not_stored);
+    }
   } else if (state == "succeeded") {
     // Everything asked for is here; what else went wrong on the way (a part that was not asked
     // for, discarded) is still worth saying.

@@ -102,8 +102,10 @@ class AnswerFirstTests(harness.JobHelpers, harness.E2ETestCase):
         self.assertEqual(job.get("state"), "partial", dump)
         self.assertEqual(job.get("missing_count"), len(blocked), dump)
         self.assertEqual(sorted(job.get("missing") or []), sorted(f[1] for f in blocked), dump)
-        self.assertRegex(job.get("error") or "", r"%d of %d instances did not arrive"
-                         % (len(blocked), len(files)), dump)
+        self.assertRegex(job.get("error") or "", r"%d of %d instances did not arrive \(%d were "
+                         r"received and could not be stored here" % (len(blocked), len(files),
+                                                                     len(blocked)), dump)
+        self.assertEqual(job.get("not_stored"), len(blocked), dump)
         self.assertEqual(sorted(self.archive_instances(study)), sorted(f[1] for f in others))
         # The log says what happened to each of them.
         log = "\n".join(self.server.log_tail(100000).splitlines()[log_start:])
