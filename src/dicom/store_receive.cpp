@@ -150,7 +150,7 @@ SpareFile::~SpareFile() {
 }
 
 void SpareFile::Make(std::filesystem::path path) {
-  if (file_) return;
+  if (!std::exchange(asked_before_, true) || file_) return;
   file_ = OpenNew(path);
   if (file_) path_ = std::move(path);
 }

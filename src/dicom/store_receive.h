@@ -35,13 +35,17 @@ class SpareFile {
   SpareFile(const SpareFile&) = delete;
   SpareFile& operator=(const SpareFile&) = delete;
   ~SpareFile();
-  void Make(std::filesystem::path path);  // quietly nothing when it cannot be made
+  // Quietly nothing when it cannot be made, and the first time: an association that has carried
+  // one data set often carries no more (a modality's single image), and the file would only be
+  // made and removed again.
+  void Make(std::filesystem::path path);
   // The file made ahead and its path, handed over (null when there is none).
   std::FILE* Take(std::filesystem::path& path);
 
  private:
   std::FILE* file_ = nullptr;
   std::filesystem::path path_;
+  bool asked_before_ = false;
 };
 
 enum class StoreEnd { kAnswered, kAssociationLost };

@@ -23,7 +23,8 @@ using Steady = std::chrono::steady_clock;
 using json = nlohmann::json;
 
 constexpr auto kProgressEvery = std::chrono::milliseconds(250);
-// How long a job waits for the stores a receiver answered early for its C-MOVE to finish.
+// How long a job waits for the stores of what it asked for, answered before they were stored, to
+// finish (a receiver's, for a C-MOVE; a C-GET's are done when its association is).
 constexpr auto kPendingStoresWait = std::chrono::seconds(30);
 
 RetrieveParams ParamsFrom(const json& j) {
@@ -357,6 +358,11 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
   const std::string& method_used = fetched.method_used;
   std::string error = fetched.error;
   const std::vector<std::string>& failed_uids = fetched.failed_uids;
+  int64_t not_stored = 0;  // written once by Run, before it called this
+  {
+    std::lock_guard lock(tally.mu);
+    not_stored = tally.not_stored;
+  }
   // Against the index, once everything announced is indexed, and against the list.
   RetrievePlan& plan = planned.plan;
   std::vector<std::string>& expected = planned.expected;
@@ -397,7 +403,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
     {
       std::lock_guard lock(tally.mu);
       // An instance answered and then not stored hides behind any other arrival of its study.
-      all_counted = all_counted && tally.not_stored == 0;
+      all_counted = all_counted && not_stored == 0;
       for (const auto& [study, n] : plan.study_counts) {
         auto it = tally.by_study.find(study);
         all_counted = all_counted && it != tally.by_study.end() && it->second == n;
@@ -458,11 +464,6 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
   result["missing"] = missing;
   result["missing_count"] = static_cast<int64_t>(missing.size());
   if (!failed_uids.empty()) result["failed_uids"] = failed_uids;
-  int64_t not_stored = 0;
-  {
-    std::lock_guard lock(tally.mu);
-    not_stored = tally.not_stored;
-  }
   if (not_stored > 0) result["not_stored"] = not_stored;
   if (!fetched.discarded_uids.empty()) result["discarded_uids"] = fetched.discarded_uids;
 
@@ -474,7 +475,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
     // Without a list, trust the PACS's counts and what arrived.
     std::lock_guard lock(tally.mu);
     // Without counts either, what the PACS reported completing must have arrived.
-    bool all = error.empty() && tally.Failed() == 0 && tally.not_stored == 0 &&
+    bool all = error.empty() && tally.Failed() == 0 && not_stored == 0 &&
                (plan.expected_count ? arrived >= *plan.expected_count : arrived >= tally.Completed());
     state = all ? "succeeded" : (arrived > 0 ? "partial" : "failed");
     if (plan.expected_count && arrived < *plan.expected_count) {
