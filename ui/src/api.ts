@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 
 // The one way the UI talks to the server: the REST API, same origin, with the session cookie.
 // Changes carry the session's CSRF token; X-Requested-With keeps the browser's own password
@@ -62,25 +62,37 @@ export function whenStreamUnauthorized() {
   api("GET", "/api/auth/me").catch(() => {});
 }
 
-// A GET kept in state: [answer (null until the first), error text, reload, setError]; with
-// `everyMs`, asked again that often while the component is shown.
-export function useGet<T>(path: string, everyMs = 0): [T | null, string, () => void, (e: string) => void] {
+// A GET kept in state: [answer (null until the first), error text, reload, setError, the path
+// the answer is for]; with `everyMs`, asked again that often while the component is shown. When
+// the path changes, the last answer stays shown until the new one comes (the fifth element says
+// which path it answers), and an answer for a path no longer asked is dropped, so a slow earlier
+// query never overwrites a later one.
+export function useGet<T>(path: string, everyMs = 0): [T | null, string, () => void, (e: string) => void, string] {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState("");
-  const load = () =>
-    api<T>("GET", path)
+  const [answered, setAnswered] = useState("");
+  const current = useRef(path);
+  current.current = path;
+  const load = () => {
+    const asked = path;
+    return api<T>("GET", asked)
       .then((answer) => {
+        if (current.current !== asked) return;
         setData(answer);
+        setAnswered(asked);
         setError("");
       })
-      .catch((e: ApiError) => setError(e.message));
+      .catch((e: ApiError) => {
+        if (current.current === asked) setError(e.message);
+      });
+  };
   useEffect(() => {
     load();
     if (!everyMs) return;
     const t = window.setInterval(load, everyMs);
     return () => window.clearInterval(t);
   }, [path]);
-  return [data, error, load, setError];
+  return [data, error, load, setError, answered];
 }
 
 export type Role = "admin" | "user" | "read-only";

@@ -257,6 +257,8 @@ const scenarios = {
     await openPage(page, "Audit", "Audit log");
     await page.getByLabel("Target type", { exact: true }).selectOption("receiver");
     await page.getByRole("button", { name: "Show" }).click();
+    // The rows shown are the answer to this filter (the last answer stays until the new one).
+    await page.locator('section[data-query="limit=100&target_type=receiver"][aria-busy="false"]').waitFor({ timeout: TIMEOUT });
     const created = page.locator(`tr[data-action="receiver.create"][data-target="${env.PB_RCV_ID}"]`);
     await created.waitFor({ timeout: TIMEOUT });
     assert.equal((await created.locator("td.actor").textContent()).trim(), "admin");

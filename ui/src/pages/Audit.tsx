@@ -88,7 +88,8 @@ export function Audit() {
   const [limit, setLimit] = useState("100");
   const [query, setQuery] = useState("limit=100");
 
-  const [entries, error, reload] = useGet<AuditEntry[]>(`/api/audit?${query}`);
+  const path = `/api/audit?${query}`;
+  const [entries, error, reload, , answered] = useGet<AuditEntry[]>(path);
 
   const apply = (e: Event) => {
     e.preventDefault();
@@ -104,7 +105,7 @@ export function Audit() {
   const shown = (entries ?? []).filter((a) => isNaN(from) || new Date(a.at).getTime() >= from);
 
   return (
-    <section aria-labelledby="audit-title">
+    <section aria-labelledby="audit-title" aria-busy={answered !== path} data-query={answered.replace(/^[^?]*\?/, "")}>
       <h1 id="audit-title">Audit log</h1>
       <form class="audit-filters" onSubmit={apply} aria-label="Filters">
         <div>
