@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "archive/index_query.h"
 #include "archive/records.h"
 #include "core/result.h"
 
@@ -40,6 +41,9 @@ class Database {
   Result<std::optional<InstanceRow>> GetInstance(const std::string& sop_uid);
   Result<bool> StudyExists(const std::string& study_uid);
   Result<bool> SeriesExists(const std::string& series_uid);
+
+  // The index queried in DICOM terms (index_query.h: C-FIND and QIDO-RS over the archive).
+  Result<std::vector<IndexAnswer>> QueryIndex(const IndexQuery& query);
 
   // Which of these SOP Instance UIDs the index holds.
   Result<std::vector<std::string>> PresentInstances(const std::vector<std::string>& sop_uids);

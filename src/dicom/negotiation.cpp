@@ -45,7 +45,7 @@ void RefuseAllButPreferred(T_ASC_Parameters* params, const std::string& preferre
 
 }  // namespace
 
-void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred, bool mpps) {
+void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred, bool mpps, bool query) {
   const char* verification[] = {UID_VerificationSOPClass};
   const char* echo_ts[] = {UID_LittleEndianExplicitTransferSyntax,
                            UID_LittleEndianImplicitTransferSyntax,
@@ -54,6 +54,11 @@ void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred, bool
   if (mpps) {
     const char* step[] = {UID_ModalityPerformedProcedureStepSOPClass};
     ASC_acceptContextsWithPreferredTransferSyntaxes(params, step, 1, echo_ts, 3);
+  }
+  if (query) {
+    const char* models[] = {UID_FINDPatientRootQueryRetrieveInformationModel,
+                            UID_FINDStudyRootQueryRetrieveInformationModel};
+    ASC_acceptContextsWithPreferredTransferSyntaxes(params, models, 2, echo_ts, 3);
   }
   std::vector<const char*> syntaxes(kTransferSyntaxes, kTransferSyntaxes + kTransferSyntaxCount);
   if (!preferred.empty()) {

@@ -35,6 +35,7 @@
 #include "dicom/flat_item_impl.h"
 #include "dicom/negotiation.h"
 #include "dicom/network.h"
+#include "dicom/query_scp_impl.h"
 #include "dicom/store_receive.h"
 
 namespace pb::dicom {
@@ -491,7 +492,8 @@ void AssociationServer::Impl::Serve(Connection c) {
     done();
     return;
   }
-  AcceptContexts(assoc->params, admission.preferred_transfer_syntax, admission.mpps != nullptr);
+  AcceptContexts(assoc->params, admission.preferred_transfer_syntax, admission.mpps != nullptr,
+                 admission.query != nullptr);
   if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
     spdlog::warn("receiver {}: association from {}@{} proposed nothing we accept", admission.name,
                  calling_ae, c.peer);
@@ -570,6 +572,18 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
         (answered == status::kSuccess ? tally.stored : tally.refused)++;
         break;
       }
+      case DIMSE_C_FIND_RQ:
+        if (admission.query) {
+          cond = AnswerFind(assoc, pres, msg.msg.CFindRQ, *admission.query,
+                            FindContext{"receiver " + name, calling, called_ae, peer, opt.dimse_timeout_seconds});
+          if (cond.bad()) {
+            spdlog::info("receiver {}: C-FIND from {}@{} not completed: {}", name, calling, peer, cond.text());
+          }
+          break;
+        }
+        spdlog::info("receiver {}: C-FIND from {}@{} but Query/Retrieve is off; aborting", name, calling, peer);
+        ASC_abortAssociation(assoc);
+        return;
       case DIMSE_N_CREATE_RQ:
       case DIMSE_N_SET_RQ:
         if (admission.mpps) {

@@ -18,6 +18,7 @@
 #include "dicom/dataset.h"
 #include "dicom/flat_item.h"
 #include "dicom/mpps.h"
+#include "dicom/query_scp.h"
 
 #include "core/result.h"
 
@@ -91,6 +92,7 @@ struct Admission {
   std::string name;                       // the receiver, for log lines
   std::shared_ptr<MppsSink> mpps;         // set: MPPS N-CREATE/N-SET are accepted and go here
   std::string mpps_forward;               // the node accepted MPPS requests are passed on to
+  std::shared_ptr<QuerySink> query;       // set: C-FIND (Patient and Study Root) is accepted and goes here
 };
 using AdmitFunction = std::function<Admission(const std::string& called_ae, const std::string& calling_ae,
                                               const std::string& peer_address)>;

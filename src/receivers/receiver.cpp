@@ -234,7 +234,8 @@ Result<Receiver> ReceiverFromJson(const nlohmann::json& j, ReceiverOrigin origin
   static const std::set<std::string> kKnown{
       "id", "ae_title", "port", "bind", "enabled", "locked", "status", "whitelist_enabled", "whitelist",
       "routing", "identification", "processors", "anonymize", "anonymization", "direct_archive",
-      "default_project", "staging_idle_seconds", "tls", "mpps", "mpps_forward"};
+      "default_project", "staging_idle_seconds", "tls", "mpps", "mpps_forward", "query_retrieve",
+      "query_retrieve_projects", "query_names_ignore_case"};
   if (!j.is_object()) return Fail(Code::kInvalidArgument, "a receiver must be an object");
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!kKnown.count(it.key())) {
@@ -336,6 +337,26 @@ Result<Receiver> ReceiverFromJson(const nlohmann::json& j, ReceiverOrigin origin
                   "mpps_forward");
     }
   }
+  if (auto f = SetFlag(j, "query_retrieve", false, r.query_retrieve); !f) return tl::unexpected(f.error());
+  if (auto f = SetFlag(j, "query_names_ignore_case", false, r.query_names_ignore_case); !f) {
+    return tl::unexpected(f.error());
+  }
+  if (j.contains("query_retrieve_projects") && !j["query_retrieve_projects"].is_null()) {
+    const auto& v = j["query_retrieve_projects"];
+    const char* what = "query_retrieve_projects must be a list of project labels (letters, digits, _ and -)";
+    if (!v.is_array()) return Fail(Code::kInvalidArgument, what, "query_retrieve_projects");
+    for (const auto& p : v) {
+      if (!p.is_string() || p.get<std::string>().empty() || CleanLabel(p.get<std::string>()) != p.get<std::string>()) {
+        return Fail(Code::kInvalidArgument, what, "query_retrieve_projects");
+      }
+      r.query_retrieve_projects.push_back(p.get<std::string>());
+    }
+    if (!r.query_retrieve_projects.empty() && !r.query_retrieve) {
+      return Fail(Code::kInvalidArgument,
+                  "query_retrieve_projects needs query_retrieve on: it limits what Query/Retrieve shows",
+                  "query_retrieve_projects");
+    }
+  }
   if (j.contains("staging_idle_seconds") && !j["staging_idle_seconds"].is_null()) {
     const auto& v = j["staging_idle_seconds"];
     if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 7 * 24 * 3600) {
@@ -366,6 +387,9 @@ nlohmann::json ReceiverToJson(const Receiver& r) {
           {"staging_idle_seconds", r.staging_idle_seconds},
           {"mpps", r.mpps},
           {"mpps_forward", r.mpps_forward},
+          {"query_retrieve", r.query_retrieve},
+          {"query_retrieve_projects", r.query_retrieve_projects},
+          {"query_names_ignore_case", r.query_names_ignore_case},
           {"tls", {{"enabled", r.tls.enabled}, {"cert_file", r.tls.cert_file}, {"key_file", r.tls.key_file},
                    {"ca_file", r.tls.ca_file}, {"require_client_cert", r.tls.require_client_cert}}}};
 }

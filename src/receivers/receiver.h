@@ -45,6 +45,10 @@ struct Receiver {
   int staging_idle_seconds = 60;
   bool mpps = false;  // MPPS N-CREATE/N-SET from modalities are accepted and kept
   std::string mpps_forward;  // a node (mpps on) each accepted request is forwarded to; "" none
+  // Query/Retrieve over the archive (C-FIND now), to the callers the whitelist admits.
+  bool query_retrieve = false;
+  std::vector<std::string> query_retrieve_projects;  // non-empty: only these projects are seen
+  bool query_names_ignore_case = false;              // PN matching ignores ASCII case
 
   // Whether data must be held in memory and changed before it reaches the disk.
   bool ChangesData() const;

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "os/port_owner.h"
+#include "receivers/archive_query.h"
 
 namespace pb {
 namespace {
@@ -289,6 +290,9 @@ dicom::Admission ReceiverService::Decide(uint16_t port, const std::string& calle
   a.verdict = dicom::Admission::Verdict::kAccept;
   a.sink = std::make_shared<OriginSink>(ReceiverPolicy(*r), site_);
   if (preferred_) a.preferred_transfer_syntax = preferred_(calling);
+  if (r->query_retrieve) {
+    a.query = std::make_shared<ArchiveQuerySink>(db_, r->query_retrieve_projects, r->query_names_ignore_case);
+  }
   if (r->mpps) {
     a.mpps = mpps_;
     a.mpps_forward = r->mpps_forward;
