@@ -572,6 +572,11 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
         (answered == status::kSuccess ? tally.stored : tally.refused)++;
         break;
       }
+      case DIMSE_C_CANCEL_RQ:
+        // A C-CANCEL that crossed the final response of what it cancels (PS3.4 lets it come at
+        // any time): nothing is left to stop.
+        spdlog::debug("receiver {}: late C-CANCEL from {}@{} ignored", name, calling, peer);
+        break;
       case DIMSE_C_FIND_RQ:
         if (admission.query) {
           cond = AnswerFind(assoc, pres, msg.msg.CFindRQ, *admission.query,
