@@ -204,6 +204,18 @@ int Serve(const std::string& config_file, bool strict_flag) {
     return dicom::SendMpps(ToPeerRequest(*n, ae), create, uid, attributes, n->mwl_charset);
   });
   receivers.SetMppsSink(mpps);
+  // Query/Retrieve: a C-MOVE goes to the DIMSE node with the Move Destination's AE title.
+  receivers.SetMoveDestinations([&registry](const std::string& ae, const std::string& our_ae) -> Result<dicom::MoveTarget> {
+    for (const Node& n : registry.List()) {
+      if (n.type != NodeType::kDimse || n.ae_title != ae) continue;
+      return dicom::MoveTarget{ToPeerRequest(n, our_ae), dicom::TransferSyntaxUid(n.preferred_transfer_syntax),
+                               n.allow_lossy_compression};
+    }
+    return Fail(Code::kNotFound,
+                fmt::format("move destination '{}' is not a node here: register it as a node with AE title {} "
+                            "and its host and port",
+                            ae, ae));
+  });
   if (auto r = receivers.Start(cfg.receivers); !r) return Fatal(r.error().message);
   if (!ReportReceivers(receivers, strict_flag || cfg.strict)) {
     receivers.Stop();

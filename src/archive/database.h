@@ -44,6 +44,9 @@ class Database {
 
   // The index queried in DICOM terms (index_query.h: C-FIND and QIDO-RS over the archive).
   Result<std::vector<IndexAnswer>> QueryIndex(const IndexQuery& query);
+  // The instances a query selects, as the index holds them (files, classes, syntaxes), whatever
+  // its level: what a C-GET or C-MOVE sends.
+  Result<std::vector<InstanceRow>> QueryInstances(const IndexQuery& query);
 
   // Which of these SOP Instance UIDs the index holds.
   Result<std::vector<std::string>> PresentInstances(const std::vector<std::string>& sop_uids);

@@ -287,38 +287,23 @@ void Match(Sql& q, const IndexQuery& iq, const Attribute& a, const std::string& 
   q << ")";
 }
 
-}  // namespace
-
-bool IndexKnows(IndexLevel level, const std::string& keyword) {
-  const Attribute* a = Find(keyword);
-  return a && KnownAt(*a, level);
+// Runs the statement, calling `on_row` for each row.
+template <typename F>
+void Run(soci::session& session, Sql& q, F&& on_row) {
+  soci::row row;
+  soci::statement st(session);
+  for (auto& p : q.params) st.exchange(soci::use(p));
+  st.exchange(soci::into(row));
+  st.alloc();
+  st.prepare(q.text);
+  st.define_and_bind();
+  st.execute(false);
+  while (st.fetch()) on_row(row);
 }
 
-bool IndexLevelFromName(const std::string& name, IndexLevel& level) {
-  if (name == "PATIENT") level = IndexLevel::kPatient;
-  else if (name == "STUDY") level = IndexLevel::kStudy;
-  else if (name == "SERIES") level = IndexLevel::kSeries;
-  else if (name == "IMAGE") level = IndexLevel::kImage;
-  else return false;
-  return true;
-}
-
-Result<std::vector<IndexAnswer>> Database::QueryIndex(const IndexQuery& iq) {
-  std::vector<const Attribute*> columns;
-  for (const auto& k : iq.returns) {
-    const Attribute* a = Find(k);
-    if (a && KnownAt(*a, iq.level) &&
-        std::find(columns.begin(), columns.end(), a) == columns.end()) {
-      columns.push_back(a);
-    }
-  }
-  Sql q;
-  q << "SELECT 0";
-  for (const Attribute* a : columns) {
-    q << ", ";
-    if (a->kind == Kind::kCount || a->kind == Kind::kChildren) Computed(q, iq, a->keyword);
-    else q << a->column;
-  }
+// " FROM ... WHERE ... ORDER BY ..." of a query at its level: the matching keys, the visible
+// projects, and the index's own order.
+void FromWhereOrder(Sql& q, const IndexQuery& iq) {
   switch (iq.level) {
     case IndexLevel::kPatient: q << " FROM patients p WHERE 1"; break;
     case IndexLevel::kStudy: q << " FROM studies s JOIN patients p ON s.patient_pk = p.pk WHERE 1"; break;
@@ -356,19 +341,46 @@ Result<std::vector<IndexAnswer>> Database::QueryIndex(const IndexQuery& iq) {
     case IndexLevel::kSeries: q << " ORDER BY s.pk, CAST(se.series_number AS INTEGER), se.pk"; break;
     case IndexLevel::kImage: q << " ORDER BY se.pk, CAST(i.instance_number AS INTEGER), i.pk"; break;
   }
+}
+
+}  // namespace
+
+bool IndexKnows(IndexLevel level, const std::string& keyword) {
+  const Attribute* a = Find(keyword);
+  return a && KnownAt(*a, level);
+}
+
+bool IndexLevelFromName(const std::string& name, IndexLevel& level) {
+  if (name == "PATIENT") level = IndexLevel::kPatient;
+  else if (name == "STUDY") level = IndexLevel::kStudy;
+  else if (name == "SERIES") level = IndexLevel::kSeries;
+  else if (name == "IMAGE") level = IndexLevel::kImage;
+  else return false;
+  return true;
+}
+
+Result<std::vector<IndexAnswer>> Database::QueryIndex(const IndexQuery& iq) {
+  std::vector<const Attribute*> columns;
+  for (const auto& k : iq.returns) {
+    const Attribute* a = Find(k);
+    if (a && KnownAt(*a, iq.level) &&
+        std::find(columns.begin(), columns.end(), a) == columns.end()) {
+      columns.push_back(a);
+    }
+  }
+  Sql q;
+  q << "SELECT 0";
+  for (const Attribute* a : columns) {
+    q << ", ";
+    if (a->kind == Kind::kCount || a->kind == Kind::kChildren) Computed(q, iq, a->keyword);
+    else q << a->column;
+  }
+  FromWhereOrder(q, iq);
   q << fmt::format(" LIMIT {} OFFSET {}", iq.limit, iq.offset);
   try {
     soci::session s(impl_->pool);
-    soci::row row;
-    soci::statement st(s);
-    for (auto& p : q.params) st.exchange(soci::use(p));
-    st.exchange(soci::into(row));
-    st.alloc();
-    st.prepare(q.text);
-    st.define_and_bind();
-    st.execute(false);
     std::vector<IndexAnswer> out;
-    while (st.fetch()) {
+    Run(s, q, [&](const soci::row& row) {
       IndexAnswer answer;
       for (size_t k = 0; k < columns.size(); ++k) {
         std::string v;
@@ -381,10 +393,39 @@ Result<std::vector<IndexAnswer>> Database::QueryIndex(const IndexQuery& iq) {
         answer.emplace(columns[k]->keyword, std::move(v));
       }
       out.push_back(std::move(answer));
-    }
+    });
     return out;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "querying the index"));
+  }
+}
+
+Result<std::vector<InstanceRow>> Database::QueryInstances(const IndexQuery& query) {
+  IndexQuery iq = query;
+  iq.level = IndexLevel::kImage;
+  Sql q;
+  q << "SELECT i.sop_uid, se.series_uid, s.study_uid, i.sop_class_uid, i.instance_number, i.transfer_syntax_uid, "
+       "i.file_path, i.file_size";
+  FromWhereOrder(q, iq);
+  q << fmt::format(" LIMIT {} OFFSET {}", iq.limit, iq.offset);
+  try {
+    soci::session s(impl_->pool);
+    std::vector<InstanceRow> out;
+    Run(s, q, [&](const soci::row& row) {
+      InstanceRow r;
+      r.sop_uid = Str(row, 0);
+      r.series_uid = Str(row, 1);
+      r.study_uid = Str(row, 2);
+      r.sop_class_uid = Str(row, 3);
+      r.instance_number = Str(row, 4);
+      r.transfer_syntax_uid = Str(row, 5);
+      r.file_path = Str(row, 6);
+      r.file_size = db::Int(row, 7);
+      out.push_back(std::move(r));
+    });
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "listing the instances to retrieve"));
   }
 }
 

@@ -231,5 +231,27 @@ TEST_F(IndexQueryTest, PagesDoNotOverlapOrSkip) {
   EXPECT_EQ(all, (V{"1.1.1", "1.1.2", "1.2.1", "2.1.1", "3.1.1", "3.2.1", "4.1.1", "5.1.1"}));
 }
 
+TEST_F(IndexQueryTest, InstancesToRetrieveWithTheirFiles) {
+  IndexQuery q;
+  q.level = IndexLevel::kStudy;
+  q.keys = {{"StudyInstanceUID", "3"}};
+  auto all = db_->QueryInstances(q);
+  ASSERT_TRUE(all) << all.error().message;
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].file_path, BlobStore::RelativePathFor("3", "3.1", "3.1.1"));
+  EXPECT_EQ((*all)[0].sop_class_uid, "1.2.840.10008.5.1.4.1.1.4");
+  q.projects = {"LAB2"};  // the series filed in LAB1 is not retrieved through a LAB2 window
+  auto visible = db_->QueryInstances(q);
+  ASSERT_TRUE(visible);
+  ASSERT_EQ(visible->size(), 1u);
+  EXPECT_EQ((*visible)[0].sop_uid, "3.2.1");
+  q.level = IndexLevel::kSeries;
+  q.projects.clear();
+  q.keys = {{"SeriesInstanceUID", "1.1\\1.2"}};
+  auto series = db_->QueryInstances(q);
+  ASSERT_TRUE(series);
+  EXPECT_EQ(series->size(), 3u);
+}
+
 }  // namespace
 }  // namespace pb

@@ -43,6 +43,26 @@ void RefuseAllButPreferred(T_ASC_Parameters* params, const std::string& preferre
   }
 }
 
+// For Query/Retrieve: storage contexts a C-GET caller proposes with the SCP role (it receives,
+// we send) are accepted in that role, each in the first syntax the caller proposed that we know
+// (its preference), so instances stored in it go unchanged.
+void AcceptStorageAsSender(T_ASC_Parameters* params) {
+  const int n = ASC_countPresentationContexts(params);
+  for (int i = 0; i < n; ++i) {
+    T_ASC_PresentationContext pc;
+    if (ASC_getPresentationContext(params, i, &pc).bad() || pc.resultReason != ASC_P_ACCEPTANCE) continue;
+    if (pc.proposedRole != ASC_SC_ROLE_SCP && pc.proposedRole != ASC_SC_ROLE_SCUSCP) continue;
+    for (int t = 0; t < pc.transferSyntaxCount; ++t) {
+      const char* ts = pc.proposedTransferSyntaxes[t];
+      if (std::any_of(kTransferSyntaxes, kTransferSyntaxes + kTransferSyntaxCount,
+                      [&](const char* known) { return std::string(known) == ts; })) {
+        ASC_acceptPresentationContext(params, pc.presentationContextID, ts, pc.proposedRole);
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred, bool mpps, bool query) {
@@ -57,8 +77,12 @@ void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred, bool
   }
   if (query) {
     const char* models[] = {UID_FINDPatientRootQueryRetrieveInformationModel,
-                            UID_FINDStudyRootQueryRetrieveInformationModel};
-    ASC_acceptContextsWithPreferredTransferSyntaxes(params, models, 2, echo_ts, 3);
+                            UID_FINDStudyRootQueryRetrieveInformationModel,
+                            UID_GETPatientRootQueryRetrieveInformationModel,
+                            UID_GETStudyRootQueryRetrieveInformationModel,
+                            UID_MOVEPatientRootQueryRetrieveInformationModel,
+                            UID_MOVEStudyRootQueryRetrieveInformationModel};
+    ASC_acceptContextsWithPreferredTransferSyntaxes(params, models, 6, echo_ts, 3);
   }
   std::vector<const char*> syntaxes(kTransferSyntaxes, kTransferSyntaxes + kTransferSyntaxCount);
   if (!preferred.empty()) {
@@ -89,6 +113,7 @@ void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred, bool
                                                     syntaxes.data(), syntax_count);
   }
   if (!preferred.empty()) RefuseAllButPreferred(params, preferred);
+  if (query) AcceptStorageAsSender(params);
 }
 
 }  // namespace pb::dicom

@@ -13,7 +13,8 @@ namespace pb::dicom {
 // `preferred`: a transfer syntax UID chosen before all others; when a SOP class is offered on
 // several contexts and one of them is in this syntax, only that one is accepted.
 // `mpps`: Modality Performed Procedure Step is accepted too (the receiver's setting).
-// `query`: C-FIND on the Patient Root and Study Root models is accepted too.
+// `query`: C-FIND, C-GET and C-MOVE on the Patient Root and Study Root models are accepted too,
+// and storage contexts a C-GET caller proposes in the SCP role are accepted in that role.
 void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred, bool mpps = false, bool query = false);
 
 }  // namespace pb::dicom

@@ -29,7 +29,6 @@ namespace {
 constexpr uint16_t kPending = 0xFF00;
 constexpr uint16_t kPendingUnsupportedKeys = 0xFF01;
 constexpr uint16_t kIdentifierDoesNotMatch = 0xA900;
-constexpr uint16_t kOutOfResources = 0xA700;
 constexpr uint16_t kUnableToProcess = 0xC000;
 
 // Test-only: PACSBRIDGE_TEST_FIND_DELAY_MS paces pending answers, so that a test can send its
@@ -41,12 +40,6 @@ std::chrono::milliseconds TestAnswerDelay() {
   }();
   return delay;
 }
-
-struct Key {
-  DcmTagKey tag;
-  std::string keyword;
-  bool sequence = false;
-};
 
 std::string KeywordOf(const DcmTagKey& key) {
   DcmTag tag(key);
@@ -65,8 +58,7 @@ bool IsAscii(const std::string& s) {
 struct FindState {
   QuerySink& sink;
   FindQuery rq;
-  std::string declared;  // the query's Specific Character Set
-  std::vector<Key> keys;
+  Identifier id;
   FindPage page;
   size_t next = 0, offset = 0;
   uint16_t fail_status = 0;
@@ -81,73 +73,22 @@ struct FindState {
 
 bool FindState::Parse(const std::string& sop_class, DcmDataset* identifier) {
   rq.patient_root = sop_class == kPatientRootFind;
-  if (!identifier) {
-    fail_status = kIdentifierDoesNotMatch;
-    fail_comment = "the C-FIND request carries no identifier";
-    return false;
-  }
-  DcmDataset copy(*identifier);
-  OFString charset;
-  copy.findAndGetOFStringArray(DCM_SpecificCharacterSet, charset);
-  declared = charset.c_str();
-  std::string problem;
-  if (!ToUtf8(copy, &problem)) {
-    fail_status = kUnableToProcess;
-    fail_comment = fmt::format("cannot read the query: {}", problem);
-    return false;
-  }
-  OFString level;
-  copy.findAndGetOFString(DCM_QueryRetrieveLevel, level);
-  rq.level = level.c_str();
-  if (rq.level != "PATIENT" && rq.level != "STUDY" && rq.level != "SERIES" && rq.level != "IMAGE") {
-    fail_status = kIdentifierDoesNotMatch;
-    fail_comment = fmt::format("QueryRetrieveLevel '{}' is not PATIENT, STUDY, SERIES or IMAGE", rq.level);
-    return false;
-  }
-  if (rq.level == "PATIENT" && !rq.patient_root) {
-    fail_status = kIdentifierDoesNotMatch;
-    fail_comment = "PATIENT level needs the Patient Root model";
-    return false;
-  }
-  for (unsigned long k = 0; k < copy.card(); ++k) {
-    DcmElement* e = copy.getElement(k);
-    const DcmTagKey tag = e->getTag();
-    if (tag == DCM_SpecificCharacterSet || tag == DCM_QueryRetrieveLevel) continue;
-    if (tag.getElement() == 0) continue;  // group lengths
-    Key key{tag, KeywordOf(tag), e->ident() == EVR_SQ};
-    OFString value;
-    if (!key.sequence) e->getOFStringArray(value);
-    // A malformed date, time or UID is refused with what was expected, rather than matching
-    // nothing (a lone "*" is taken as universal matching, as some callers send it).
-    if (!key.sequence && value != "*") {
-      if (auto ok = CheckMatchingValue(key.keyword, DcmVR(e->ident()).getVRName(), value.c_str()); !ok) {
-        fail_status = kIdentifierDoesNotMatch;
-        fail_comment = ok.error().message;
-        return false;
-      }
-    }
-    rq.keys.emplace_back(key.keyword, value.c_str());
-    keys.push_back(std::move(key));
-  }
+  if (!ReadIdentifier(identifier, rq.patient_root, id, fail_status, fail_comment)) return false;
+  rq.level = id.level;
+  rq.keys = id.keys;
   return true;
 }
 
 void FindState::Fail(const Error& e) {
   fail_comment = e.message;
-  switch (e.code) {
-    case Code::kInvalidArgument: fail_status = kIdentifierDoesNotMatch; break;
-    case Code::kUnavailable:
-    case Code::kIoError:
-    case Code::kOutOfSpace: fail_status = kOutOfResources; break;
-    default: fail_status = kUnableToProcess;
-  }
+  fail_status = FailureStatus(e);
 }
 
 DcmDataset* FindState::Answer(const std::map<std::string, std::string>& values) {
   auto out = std::make_unique<DcmDataset>();
   bool ascii = true;
   out->putAndInsertString(DCM_QueryRetrieveLevel, rq.level.c_str());
-  for (const Key& key : keys) {
+  for (const IdentifierKey& key : id.elements) {
     if (key.sequence) {
       out->insertEmptyElement(key.tag);
       continue;
@@ -163,6 +104,7 @@ DcmDataset* FindState::Answer(const std::map<std::string, std::string>& values) 
     ascii = ascii && IsAscii(value);
     if (out->putAndInsertString(key.tag, value.c_str()).bad()) out->insertEmptyElement(key.tag);
   }
+  const std::string& declared = id.declared;
   if (ascii) {
     if (!declared.empty()) out->putAndInsertString(DCM_SpecificCharacterSet, declared.c_str());
     return out.release();
@@ -211,9 +153,72 @@ void Next(FindState& st, uint16_t& status, std::unique_ptr<DcmDataset>& answer, 
 
 }  // namespace
 
+uint16_t FailureStatus(const Error& e, uint16_t out_of_resources) {
+  switch (e.code) {
+    case Code::kInvalidArgument: return kIdentifierDoesNotMatch;
+    case Code::kUnavailable:
+    case Code::kIoError:
+    case Code::kOutOfSpace: return out_of_resources;
+    default: return kUnableToProcess;
+  }
+}
+
+bool ReadIdentifier(DcmDataset* identifier, bool patient_root, Identifier& out, uint16_t& status,
+                    std::string& comment) {
+  if (!identifier) {
+    status = kIdentifierDoesNotMatch;
+    comment = "the request carries no identifier";
+    return false;
+  }
+  DcmDataset copy(*identifier);
+  OFString charset;
+  copy.findAndGetOFStringArray(DCM_SpecificCharacterSet, charset);
+  out.declared = charset.c_str();
+  std::string problem;
+  if (!ToUtf8(copy, &problem)) {
+    status = kUnableToProcess;
+    comment = fmt::format("cannot read the identifier: {}", problem);
+    return false;
+  }
+  OFString level;
+  copy.findAndGetOFString(DCM_QueryRetrieveLevel, level);
+  out.level = level.c_str();
+  if (out.level != "PATIENT" && out.level != "STUDY" && out.level != "SERIES" && out.level != "IMAGE") {
+    status = kIdentifierDoesNotMatch;
+    comment = fmt::format("QueryRetrieveLevel '{}' is not PATIENT, STUDY, SERIES or IMAGE", out.level);
+    return false;
+  }
+  if (out.level == "PATIENT" && !patient_root) {
+    status = kIdentifierDoesNotMatch;
+    comment = "PATIENT level needs the Patient Root model";
+    return false;
+  }
+  for (unsigned long k = 0; k < copy.card(); ++k) {
+    DcmElement* e = copy.getElement(k);
+    const DcmTagKey tag = e->getTag();
+    if (tag == DCM_SpecificCharacterSet || tag == DCM_QueryRetrieveLevel) continue;
+    if (tag.getElement() == 0) continue;  // group lengths
+    IdentifierKey key{tag, KeywordOf(tag), e->ident() == EVR_SQ};
+    OFString value;
+    if (!key.sequence) e->getOFStringArray(value);
+    // A malformed date, time or UID is refused with what was expected, rather than matching
+    // nothing (a lone "*" is taken as universal matching, as some callers send it).
+    if (!key.sequence && value != "*") {
+      if (auto ok = CheckMatchingValue(key.keyword, DcmVR(e->ident()).getVRName(), value.c_str()); !ok) {
+        status = kIdentifierDoesNotMatch;
+        comment = ok.error().message;
+        return false;
+      }
+    }
+    out.keys.emplace_back(key.keyword, value.c_str());
+    out.elements.push_back(std::move(key));
+  }
+  return true;
+}
+
 OFCondition AnswerFind(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_FindRQ& request,
                        QuerySink& sink, const FindContext& ctx) {
-  FindState st{sink, {}, {}, {}, {}, 0, 0, 0, {}, 0, false};
+  FindState st{sink, {}, {}, {}, 0, 0, 0, {}, 0, false};
   st.rq.calling_ae = ctx.calling_ae;
   st.rq.called_ae = ctx.called_ae;
   st.rq.peer = ctx.peer;

@@ -1,14 +1,39 @@
 #pragma once
 // The association side of C-FIND SCP, for dicom/server. Internal to src/dicom.
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmnet/assoc.h>
 #include <dcmtk/dcmnet/dimse.h>
 
 #include "dicom/query_scp.h"
+#include "dicom/retrieve_scp.h"
 
 namespace pb::dicom {
+
+// A C-FIND, C-GET or C-MOVE identifier, read in its declared character set.
+struct IdentifierKey {
+  DcmTagKey tag;
+  std::string keyword;  // "(gggg,eeee)" for one the dictionary does not name
+  bool sequence = false;
+};
+struct Identifier {
+  std::string level;     // QueryRetrieveLevel
+  std::string declared;  // its Specific Character Set ("" none)
+  std::vector<std::pair<std::string, std::string>> keys;  // keyword → UTF-8 value, in order
+  std::vector<IdentifierKey> elements;                     // the same, as elements
+};
+
+// False with the status to answer (0xA900, 0xC000) and why: no identifier, a character set
+// that cannot be read, a level that is not one of the model's, a malformed date, time or UID.
+bool ReadIdentifier(DcmDataset* identifier, bool patient_root, Identifier& out, uint16_t& status,
+                    std::string& comment);
+
+// Maps a sink's error to a failure status: kInvalidArgument 0xA900, an unreachable resource
+// 0xA700 (or `out_of_resources`), anything else 0xC000.
+uint16_t FailureStatus(const Error& e, uint16_t out_of_resources = 0xA700);
 
 struct FindContext {
   std::string name;  // "receiver X", for log lines
@@ -21,5 +46,15 @@ struct FindContext {
 // is the association's.
 OFCondition AnswerFind(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_FindRQ& request,
                        QuerySink& sink, const FindContext& ctx);
+
+// Receives the identifier, sends every instance it selects on the caller's association (the
+// storage contexts it proposed in the SCP role), a pending response after each, then the final
+// one; honors a C-CANCEL between sub-operations.
+OFCondition AnswerGet(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_GetRQ& request,
+                      RetrieveSink& sink, const FindContext& ctx);
+// The same to the Move Destination, over one association we open to it; each sub-operation
+// names the caller as Move Originator.
+OFCondition AnswerMove(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_MoveRQ& request,
+                       RetrieveSink& sink, const FindContext& ctx);
 
 }  // namespace pb::dicom

@@ -589,6 +589,23 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
         spdlog::info("receiver {}: C-FIND from {}@{} but Query/Retrieve is off; aborting", name, calling, peer);
         ASC_abortAssociation(assoc);
         return;
+      case DIMSE_C_GET_RQ:
+      case DIMSE_C_MOVE_RQ:
+        if (admission.retrieve) {
+          FindContext ctx{"receiver " + name, calling, called_ae, peer, opt.dimse_timeout_seconds};
+          const bool get = msg.CommandField == DIMSE_C_GET_RQ;
+          cond = get ? AnswerGet(assoc, pres, msg.msg.CGetRQ, *admission.retrieve, ctx)
+                     : AnswerMove(assoc, pres, msg.msg.CMoveRQ, *admission.retrieve, ctx);
+          if (cond.bad()) {
+            spdlog::info("receiver {}: {} from {}@{} not completed: {}", name, get ? "C-GET" : "C-MOVE", calling, peer,
+                         cond.text());
+          }
+          break;
+        }
+        spdlog::info("receiver {}: C-GET or C-MOVE from {}@{} but Query/Retrieve is off; aborting", name, calling,
+                     peer);
+        ASC_abortAssociation(assoc);
+        return;
       case DIMSE_N_CREATE_RQ:
       case DIMSE_N_SET_RQ:
         if (admission.mpps) {

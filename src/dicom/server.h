@@ -19,6 +19,7 @@
 #include "dicom/flat_item.h"
 #include "dicom/mpps.h"
 #include "dicom/query_scp.h"
+#include "dicom/retrieve_scp.h"
 
 #include "core/result.h"
 
@@ -93,6 +94,7 @@ struct Admission {
   std::shared_ptr<MppsSink> mpps;         // set: MPPS N-CREATE/N-SET are accepted and go here
   std::string mpps_forward;               // the node accepted MPPS requests are passed on to
   std::shared_ptr<QuerySink> query;       // set: C-FIND (Patient and Study Root) is accepted and goes here
+  std::shared_ptr<RetrieveSink> retrieve; // set with `query`: C-GET and C-MOVE are accepted and go here
 };
 using AdmitFunction = std::function<Admission(const std::string& called_ae, const std::string& calling_ae,
                                               const std::string& peer_address)>;

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "dicom/scu.h"
+#include "dicom/store_scu_impl.h"
 #include "dicom/transcode.h"
 
 namespace pb::dicom {
@@ -77,7 +78,7 @@ struct Route {
   std::string convert_to;
 };
 
-Route RouteFor(T_ASC_Association* assoc, const SendItem& it, const SendRequest& rq) {
+Route RouteFor(T_ASC_Association* assoc, const SendItem& it, const StoreOptions& rq) {
   std::map<std::string, T_ASC_PresentationContextID> accepted;  // syntax → context
   for (int i = 0; i < ASC_countPresentationContexts(assoc->params); ++i) {
     T_ASC_PresentationContext pc;
@@ -123,6 +124,67 @@ std::string NoRouteReason(T_ASC_Association* assoc, const SendItem& it, bool all
 
 }  // namespace
 
+SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOptions& opt, std::string& broke) {
+  SendOutcome o;
+  Route route = RouteFor(assoc, it, opt);
+  if (!route.pres) {
+    o.status = SendStatus::kFailed;
+    o.reason = NoRouteReason(assoc, it, opt.allow_lossy);
+    return o;
+  }
+  T_DIMSE_C_StoreRQ req{};
+  req.MessageID = assoc->nextMsgID++;
+  OFStandard::strlcpy(req.AffectedSOPClassUID, it.sop_class_uid.c_str(), sizeof req.AffectedSOPClassUID);
+  OFStandard::strlcpy(req.AffectedSOPInstanceUID, it.sop_uid.c_str(), sizeof req.AffectedSOPInstanceUID);
+  req.DataSetType = DIMSE_DATASET_PRESENT;
+  req.Priority = DIMSE_PRIORITY_MEDIUM;
+  if (!opt.move_originator_ae.empty()) {
+    // A sub-operation of a C-MOVE (PS3.7 9.1.1.1): who asked for it, and in which request.
+    OFStandard::strlcpy(req.MoveOriginatorApplicationEntityTitle, opt.move_originator_ae.c_str(),
+                        sizeof req.MoveOriginatorApplicationEntityTitle);
+    req.MoveOriginatorID = opt.move_originator_id;
+    req.opts = O_STORE_MOVEORIGINATORAETITLE | O_STORE_MOVEORIGINATORID;
+  }
+  T_DIMSE_C_StoreRSP rsp{};
+  DcmDataset* detail = nullptr;
+  OFCondition cond;
+  if (route.convert_to.empty()) {
+    // Unchanged: the data set streams from the file.
+    cond = DIMSE_storeUser(assoc, route.pres, &req, it.path.c_str(), nullptr, nullptr, nullptr, DIMSE_BLOCKING, 0,
+                           &rsp, &detail);
+  } else {
+    DcmFileFormat file;
+    Result<void> converted = file.loadFile(it.path.c_str()).good()
+                                 ? Transcode(*file.getDataset(), it.transfer_syntax_uid, route.convert_to)
+                                 : Fail(Code::kIoError, fmt::format("cannot read the stored file {}", it.path));
+    if (!converted) {
+      o.status = SendStatus::kFailed;
+      o.reason = converted.error().message;
+      return o;
+    }
+    cond = DIMSE_storeUser(assoc, route.pres, &req, nullptr, file.getDataset(), nullptr, nullptr, DIMSE_BLOCKING, 0,
+                           &rsp, &detail);
+  }
+  std::unique_ptr<DcmDataset> owned(detail);
+  if (cond.bad()) {
+    broke = cond.text();
+    return o;
+  }
+  o.dimse_status = rsp.DimseStatus;
+  if (rsp.DimseStatus == 0x0000) {
+    o.status = SendStatus::kSuccess;
+  } else if (IsWarning(rsp.DimseStatus)) {
+    o.status = SendStatus::kWarning;
+    o.reason = StoreStatusText(rsp.DimseStatus);
+  } else {
+    o.status = SendStatus::kFailed;
+    OFString comment;
+    if (owned) owned->findAndGetOFString(DCM_ErrorComment, comment);
+    o.reason = StoreStatusText(rsp.DimseStatus) + (comment.empty() ? "" : ": " + std::string(comment.c_str()));
+  }
+  return o;
+}
+
 std::string StoreStatusText(int status) {
   const char* text = DU_cstoreStatusString(static_cast<Uint16>(status));
   return fmt::format("0x{:04X} ({})", status, text ? text : "unknown status");
@@ -135,64 +197,18 @@ Result<std::vector<SendOutcome>> SendInstances(const SendRequest& rq, const Send
   auto a = Associate(rq.peer, Contexts(rq, keep));
   if (!a) return tl::unexpected(a.error());
   T_ASC_Association* assoc = (*a)->get();
+  const StoreOptions opt{rq.preferred_transfer_syntax, rq.allow_lossy, rq.move_originator_ae, rq.move_originator_id};
   for (size_t i = 0; i < rq.items.size(); ++i) {
     if (hooks.cancel_requested && hooks.cancel_requested()) break;
-    const SendItem& it = rq.items[i];
-    SendOutcome& o = out[i];
-    Route route = RouteFor(assoc, it, rq);
-    if (!route.pres) {
-      o.status = SendStatus::kFailed;
-      o.reason = NoRouteReason(assoc, it, rq.allow_lossy);
-      if (hooks.on_instance) hooks.on_instance(i, o);
-      continue;
-    }
-    T_DIMSE_C_StoreRQ req{};
-    req.MessageID = assoc->nextMsgID++;
-    OFStandard::strlcpy(req.AffectedSOPClassUID, it.sop_class_uid.c_str(), sizeof req.AffectedSOPClassUID);
-    OFStandard::strlcpy(req.AffectedSOPInstanceUID, it.sop_uid.c_str(), sizeof req.AffectedSOPInstanceUID);
-    req.DataSetType = DIMSE_DATASET_PRESENT;
-    req.Priority = DIMSE_PRIORITY_MEDIUM;
-    T_DIMSE_C_StoreRSP rsp{};
-    DcmDataset* detail = nullptr;
-    OFCondition cond;
-    if (route.convert_to.empty()) {
-      // Unchanged: the data set streams from the file.
-      cond = DIMSE_storeUser(assoc, route.pres, &req, it.path.c_str(), nullptr, nullptr, nullptr,
-                             DIMSE_BLOCKING, 0, &rsp, &detail);
-    } else {
-      DcmFileFormat file;
-      Result<void> converted = file.loadFile(it.path.c_str()).good()
-                                   ? Transcode(*file.getDataset(), it.transfer_syntax_uid, route.convert_to)
-                                   : Fail(Code::kIoError, fmt::format("cannot read the stored file {}", it.path));
-      if (!converted) {
-        o.status = SendStatus::kFailed;
-        o.reason = converted.error().message;
-        if (hooks.on_instance) hooks.on_instance(i, o);
-        continue;
-      }
-      cond = DIMSE_storeUser(assoc, route.pres, &req, nullptr, file.getDataset(), nullptr, nullptr,
-                             DIMSE_BLOCKING, 0, &rsp, &detail);
-    }
-    std::unique_ptr<DcmDataset> owned(detail);
-    if (cond.bad()) {
-      o.reason = fmt::format("the association with {} broke: {}", (*a)->where(), cond.text());
+    std::string broke;
+    out[i] = StoreOne(assoc, rq.items[i], opt, broke);
+    if (!broke.empty()) {
+      out[i].reason = fmt::format("the association with {} broke: {}", (*a)->where(), broke);
       (*a)->Abort();
       for (size_t j = i + 1; j < out.size(); ++j) out[j].reason = "not sent: the association broke before";
       return out;
     }
-    o.dimse_status = rsp.DimseStatus;
-    if (rsp.DimseStatus == 0x0000) {
-      o.status = SendStatus::kSuccess;
-    } else if (IsWarning(rsp.DimseStatus)) {
-      o.status = SendStatus::kWarning;
-      o.reason = StoreStatusText(rsp.DimseStatus);
-    } else {
-      o.status = SendStatus::kFailed;
-      OFString comment;
-      if (owned) owned->findAndGetOFString(DCM_ErrorComment, comment);
-      o.reason = StoreStatusText(rsp.DimseStatus) + (comment.empty() ? "" : ": " + std::string(comment.c_str()));
-    }
-    if (hooks.on_instance) hooks.on_instance(i, o);
+    if (hooks.on_instance) hooks.on_instance(i, out[i]);
   }
   (*a)->Release();
   return out;

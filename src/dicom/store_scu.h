@@ -44,6 +44,9 @@ struct SendRequest {
   std::vector<SendItem> items;
   std::string preferred_transfer_syntax;  // UID; empty: none
   bool allow_lossy = false;               // may compress lossily when the peer wants it
+  // Sub-operations of a C-MOVE carry who asked for them (the caller's AE title and message ID).
+  std::string move_originator_ae;
+  uint16_t move_originator_id = 0;
 };
 
 // One outcome per item, in order. Items never sent or never answered stay kNotConfirmed (with

@@ -115,6 +115,7 @@ class IngestPipeline {
   Result<int> Recover();
 
   std::filesystem::path NewTempPath() { return blobs_.NewTempPath(); }
+  const BlobStore& blobs() const { return blobs_; }
   // Every instance Ingest() puts in (or finds in) the archive or the staging area is published
   // here (retrieve jobs count their arrivals).
   ArrivalHub& arrivals() { return arrivals_; }

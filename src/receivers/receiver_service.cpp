@@ -291,7 +291,10 @@ dicom::Admission ReceiverService::Decide(uint16_t port, const std::string& calle
   a.sink = std::make_shared<OriginSink>(ReceiverPolicy(*r), site_);
   if (preferred_) a.preferred_transfer_syntax = preferred_(calling);
   if (r->query_retrieve) {
-    a.query = std::make_shared<ArchiveQuerySink>(db_, r->query_retrieve_projects, r->query_names_ignore_case);
+    auto qr = std::make_shared<ArchiveQuerySink>(site_.pipeline, db_, r->query_retrieve_projects,
+                                                 r->query_names_ignore_case, move_destinations_);
+    a.query = qr;
+    a.retrieve = qr;
   }
   if (r->mpps) {
     a.mpps = mpps_;

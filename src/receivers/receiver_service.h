@@ -24,6 +24,7 @@
 #include "ingest/pipeline.h"
 #include "ingest/staging.h"
 #include "ingest/store_sink.h"
+#include "receivers/archive_query.h"
 #include "receivers/association_log.h"
 #include "receivers/periodic_task.h"
 #include "receivers/receiver.h"
@@ -44,6 +45,9 @@ class ReceiverService {
   void SetPreferredTransferSyntax(std::function<std::string(const std::string&)> f) { preferred_ = std::move(f); }
   // Where MPPS requests go, for receivers with `mpps` on; call before Start().
   void SetMppsSink(std::shared_ptr<dicom::MppsSink> sink) { mpps_ = std::move(sink); }
+  // Where a C-MOVE to a receiver with query_retrieve on may send (nodes by AE title); call
+  // before Start(). Without it every destination is unknown.
+  void SetMoveDestinations(MoveDestinations destinations) { move_destinations_ = std::move(destinations); }
   // Validates the config entries (errors name file and line), loads the stored receivers and
   // site routing, and starts listening. A port that cannot be opened is logged and shown in the
   // receiver's status; the others start.
@@ -112,6 +116,7 @@ class ReceiverService {
   PipelineSink fallback_;  // required by the listener; every association goes through Admit()
   std::function<std::string(const std::string&)> preferred_;
   std::shared_ptr<dicom::MppsSink> mpps_;
+  MoveDestinations move_destinations_;
   AssociationLog attempts_;
 
   std::mutex change_mu_;  // one change (create/update/remove/start/stop) at a time

@@ -34,6 +34,33 @@ TEST(ReceiverJson, MppsAndItsForwardingNode) {
   EXPECT_EQ(ReceiverFromJson(j).error().field, "mpps_forward");
 }
 
+TEST(ReceiverJson, QueryRetrieveAndTheProjectsItShows) {
+  nlohmann::json j{{"ae_title", "QR"}, {"port", 11112}};
+  auto plain = ReceiverFromJson(j);
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->query_retrieve);  // off unless asked for
+  EXPECT_FALSE(plain->query_names_ignore_case);
+  j["query_retrieve_projects"] = {"LAB1"};
+  auto refused = ReceiverFromJson(j);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().field, "query_retrieve_projects");  // limits nothing while off
+  j["query_retrieve"] = true;
+  j["query_names_ignore_case"] = true;
+  auto r = ReceiverFromJson(j);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->query_retrieve);
+  EXPECT_TRUE(r->query_names_ignore_case);
+  EXPECT_EQ(r->query_retrieve_projects, std::vector<std::string>{"LAB1"});
+  auto back = ReceiverToJson(*r);
+  EXPECT_EQ(back["query_retrieve_projects"], nlohmann::json::array({"LAB1"}));
+  EXPECT_EQ(back["query_retrieve"], true);
+  for (const nlohmann::json& bad : {nlohmann::json("LAB1"), nlohmann::json::array({"a b"}), nlohmann::json::array({""}),
+                                    nlohmann::json::array({3})}) {
+    j["query_retrieve_projects"] = bad;
+    EXPECT_EQ(ReceiverFromJson(j).error().field, "query_retrieve_projects") << bad.dump();
+  }
+}
+
 TEST(ReceiverJson, AcceptsIpv6BindWithBrackets) {
   auto r = ReceiverFromJson({{"ae_title", "PB"}, {"port", 11104}, {"bind", "[::]"}});
   ASSERT_TRUE(r) << r.error().message;

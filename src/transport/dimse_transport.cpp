@@ -71,9 +71,12 @@ class DimseTransport : public Transport {
                                                const dicom::SendHooks& hooks) override {
     dicom::PeerRequest paced = peer_;
     paced.limiter = NodeRateLimiter(node_.name, node_.max_bytes_per_second);
-    return dicom::SendInstances({paced, items, dicom::TransferSyntaxUid(node_.preferred_transfer_syntax),
-                                 node_.allow_lossy_compression},
-                                hooks);
+    dicom::SendRequest rq;
+    rq.peer = std::move(paced);
+    rq.items = items;
+    rq.preferred_transfer_syntax = dicom::TransferSyntaxUid(node_.preferred_transfer_syntax);
+    rq.allow_lossy = node_.allow_lossy_compression;
+    return dicom::SendInstances(rq, hooks);
   }
 
  private:
