@@ -153,6 +153,21 @@ void Next(FindState& st, uint16_t& status, std::unique_ptr<DcmDataset>& answer, 
 
 }  // namespace
 
+OFCondition ReceiveIdentifier(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, int timeout_seconds,
+                              std::unique_ptr<DcmDataset>& identifier) {
+  DcmDataset* received = nullptr;
+  T_ASC_PresentationContextID data_pres = 0;
+  OFCondition cond =
+      DIMSE_receiveDataSetInMemory(assoc, DIMSE_NONBLOCKING, timeout_seconds, &data_pres, &received, nullptr, nullptr);
+  identifier.reset(received);
+  if (cond.bad()) return cond;
+  if (data_pres != pres) {
+    return makeDcmnetCondition(DIMSEC_INVALIDPRESENTATIONCONTEXTID, OF_error,
+                               "the identifier came on another presentation context than its command");
+  }
+  return cond;
+}
+
 uint16_t FailureStatus(const Error& e, uint16_t out_of_resources) {
   switch (e.code) {
     case Code::kInvalidArgument: return kIdentifierDoesNotMatch;
@@ -222,16 +237,9 @@ OFCondition AnswerFind(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
   st.rq.calling_ae = ctx.calling_ae;
   st.rq.called_ae = ctx.called_ae;
   st.rq.peer = ctx.peer;
-  DcmDataset* received = nullptr;
-  T_ASC_PresentationContextID data_pres = 0;
-  OFCondition cond = DIMSE_receiveDataSetInMemory(assoc, DIMSE_NONBLOCKING, ctx.dimse_timeout_seconds, &data_pres,
-                                                  &received, nullptr, nullptr);
-  std::unique_ptr<DcmDataset> identifier(received);
+  std::unique_ptr<DcmDataset> identifier;
+  OFCondition cond = ReceiveIdentifier(assoc, pres, ctx.dimse_timeout_seconds, identifier);
   if (cond.bad()) return cond;
-  if (data_pres != pres) {
-    return makeDcmnetCondition(DIMSEC_INVALIDPRESENTATIONCONTEXTID, OF_error,
-                               "C-FIND: the identifier came on another presentation context than its command");
-  }
   if (st.Parse(request.AffectedSOPClassUID, identifier.get())) {
     auto page = sink.Find(st.rq, 0);
     if (page) st.page = std::move(*page);

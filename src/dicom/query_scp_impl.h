@@ -1,5 +1,6 @@
 #pragma once
 // The association side of C-FIND SCP, for dicom/server. Internal to src/dicom.
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,10 @@ struct Identifier {
   std::vector<std::pair<std::string, std::string>> keys;  // keyword → UTF-8 value, in order
   std::vector<IdentifierKey> elements;                     // the same, as elements
 };
+
+// The identifier that follows a C-FIND, C-GET or C-MOVE command, on the command's context.
+OFCondition ReceiveIdentifier(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, int timeout_seconds,
+                              std::unique_ptr<DcmDataset>& identifier);
 
 // False with the status to answer (0xA900, 0xC000) and why: no identifier, a character set
 // that cannot be read, a level that is not one of the model's, a malformed date, time or UID.

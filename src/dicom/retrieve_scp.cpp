@@ -96,16 +96,9 @@ struct Prepared {
 
 OFCondition Prepare(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const char* sop_class,
                     const char* patient_root_class, RetrieveSink& sink, const FindContext& ctx, Prepared& p) {
-  DcmDataset* received = nullptr;
-  T_ASC_PresentationContextID data_pres = 0;
-  OFCondition cond = DIMSE_receiveDataSetInMemory(assoc, DIMSE_NONBLOCKING, ctx.dimse_timeout_seconds, &data_pres,
-                                                  &received, nullptr, nullptr);
-  std::unique_ptr<DcmDataset> identifier(received);
+  std::unique_ptr<DcmDataset> identifier;
+  OFCondition cond = ReceiveIdentifier(assoc, pres, ctx.dimse_timeout_seconds, identifier);
   if (cond.bad()) return cond;
-  if (data_pres != pres) {
-    return makeDcmnetCondition(DIMSEC_INVALIDPRESENTATIONCONTEXTID, OF_error,
-                               "the identifier came on another presentation context than its command");
-  }
   p.query.patient_root = std::string(sop_class) == patient_root_class;
   p.query.calling_ae = ctx.calling_ae;
   p.query.called_ae = ctx.called_ae;
