@@ -35,7 +35,8 @@ struct ReceiverFlags {
       identification, body_file, mpps_forward;
   std::optional<int> port, idle;
   std::optional<bool> enabled, whitelist_enabled, anonymize, direct_archive, retain_dates, retain_device, retain_uids,
-      mpps;
+      mpps, query_retrieve, names_ignore_case;
+  std::optional<std::vector<std::string>> qr_projects;
 
   void Add(CLI::App* cmd) {
     cmd->add_option("--port", port, "TCP port (1024 to 49151; default 8104)");
@@ -57,6 +58,13 @@ struct ReceiverFlags {
     cmd->add_option("--staging-idle-seconds", idle, "a staged session is complete after this quiet time");
     cmd->add_option("--mpps", mpps, "true/false: modalities may report MPPS (N-CREATE/N-SET) here");
     cmd->add_option("--mpps-forward", mpps_forward, "a node (mpps on) each accepted MPPS request is passed on to");
+    cmd->add_option("--query-retrieve", query_retrieve,
+                    "true/false: also answer C-FIND, C-GET and C-MOVE over the archive");
+    cmd->add_option("--query-retrieve-projects", qr_projects,
+                    "only these projects are seen through Query/Retrieve (repeat or comma-separate; '' for all)")
+        ->delimiter(',');
+    cmd->add_option("--query-names-ignore-case", names_ignore_case,
+                    "true/false: Query/Retrieve matches person names ignoring case");
     cmd->add_option("--body", body_file, "a JSON file with any receiver fields (e.g. processors); flags win");
   }
 
@@ -86,6 +94,15 @@ struct ReceiverFlags {
     put("staging_idle_seconds", idle);
     put("mpps", mpps);
     put("mpps_forward", mpps_forward);
+    put("query_retrieve", query_retrieve);
+    put("query_names_ignore_case", names_ignore_case);
+    if (qr_projects) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& p : *qr_projects) {
+        if (!p.empty()) list.push_back(p);
+      }
+      j["query_retrieve_projects"] = list;
+    }
     if (retain_dates) j["anonymization"]["retain_dates"] = *retain_dates;
     if (retain_device) j["anonymization"]["retain_device_identity"] = *retain_device;
     if (retain_uids) j["anonymization"]["retain_uids"] = *retain_uids;
@@ -114,6 +131,7 @@ void PrintReceivers(const nlohmann::json& list) {
     if (r.value("anonymize", false)) handling += "anonymize ";
     handling += r.value("direct_archive", true) ? "archive" : "staging";
     if (r.value("mpps", false)) handling += " mpps";
+    if (r.value("query_retrieve", false)) handling += " query/retrieve";
     if (r.value("locked", false)) handling += " locked";
     rows.push_back({r.value("id", ""), r.value("ae_title", ""),
                     r.value("bind", "") + ":" + std::to_string(r.value("port", 0)), r.value("status", ""), handling});
