@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "dicom/charset.h"
+#include "dicom/find_impl.h"
 #include "dicom/matching.h"
 #include "dicom/query_scp_impl.h"
 
@@ -39,13 +40,6 @@ std::chrono::milliseconds TestAnswerDelay() {
     return std::chrono::milliseconds(v ? std::clamp(std::atoi(v), 0, 5000) : 0);
   }();
   return delay;
-}
-
-std::string KeywordOf(const DcmTagKey& key) {
-  DcmTag tag(key);
-  const char* name = tag.getTagName();
-  if (!key.isPrivate() && name && std::string(name) != DcmTag_ERROR_TagName) return name;
-  return fmt::format("({:04X},{:04X})", key.getGroup(), key.getElement());
 }
 
 bool IsAscii(const std::string& s) {

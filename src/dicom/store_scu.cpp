@@ -1,6 +1,10 @@
 #include "dicom/store_scu.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <list>
 #include <map>
 #include <memory>
@@ -130,6 +134,13 @@ SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOp
   if (!route.pres) {
     o.status = SendStatus::kFailed;
     o.reason = NoRouteReason(assoc, it, opt.allow_lossy);
+    return o;
+  }
+  if (::access(it.path.c_str(), R_OK) != 0) {
+    // Caught before the command goes out: DCMTK would send it and then break the association
+    // when the data set cannot be read.
+    o.status = SendStatus::kFailed;
+    o.reason = fmt::format("cannot read the stored file {}: {}", it.path, std::strerror(errno));
     return o;
   }
   T_DIMSE_C_StoreRQ req{};
