@@ -118,6 +118,7 @@ Result<void> HttpApi::Start(Services services) {
   AddNodeRoutes(router, *s_);
   AddFindRoute(router, *s_);
   AddArchiveRoutes(router, *s_);
+  AddDicomwebRoutes(router, *s_);
   AddJobRoutes(router, *s_);
   AddImportRoutes(router, *s_);
   AddReceiverRoutes(router, *s_);

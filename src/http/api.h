@@ -79,6 +79,7 @@ void AddUiRoutes(httplib::Server& srv);  // the web UI's files, outside /api
 void AddNodeRoutes(Router& r, Services& s);
 void AddFindRoute(Router& r, Services& s);
 void AddArchiveRoutes(Router& r, Services& s);
+void AddDicomwebRoutes(Router& r, Services& s);  // /dicom-web: QIDO-RS
 void AddJobRoutes(Router& r, Services& s);
 void AddImportRoutes(Router& r, Services& s);
 void AddReceiverRoutes(Router& r, Services& s);

@@ -1,0 +1,189 @@
+// Our DICOMweb server, QIDO-RS (PS3.18 10.6): searches for studies, series and instances of the
+// archive, in the same index queries as the receivers' C-FIND, answered in the DICOM JSON model.
+#include <httplib.h>
+
+#include <charconv>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "archive/index_query.h"
+#include "dicom/dataset.h"
+#include "dicom/mpps.h"
+#include "http/api.h"
+#include "http/errors.h"
+#include "http/router.h"
+
+namespace pb::http {
+namespace {
+
+constexpr size_t kDefaultLimit = 1000;
+constexpr size_t kMaxLimit = 100000;
+
+// What each level returns without includefield (PS3.18 Tables 10.6.3-3 to -5, as far as the
+// index holds them).
+std::vector<std::string> DefaultReturns(IndexLevel level) {
+  switch (level) {
+    case IndexLevel::kStudy:
+      return {"StudyDate", "StudyTime", "AccessionNumber", "ModalitiesInStudy", "ReferringPhysicianName",
+              "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyID",
+              "StudyDescription", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"};
+    case IndexLevel::kSeries:
+      return {"StudyInstanceUID", "Modality", "SeriesDescription", "SeriesInstanceUID", "SeriesNumber",
+              "BodyPartExamined", "NumberOfSeriesRelatedInstances"};
+    default:
+      return {"StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID", "InstanceNumber",
+              "AvailableTransferSyntaxUID"};
+  }
+}
+
+// Everything the index knows at a level (includefield=all).
+std::vector<std::string> AllReturns(IndexLevel level) {
+  static const char* kAll[] = {"PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
+                               "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "StudyID",
+                               "StudyDescription", "ReferringPhysicianName", "ModalitiesInStudy",
+                               "SOPClassesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
+                               "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription",
+                               "BodyPartExamined", "NumberOfSeriesRelatedInstances", "SOPInstanceUID",
+                               "SOPClassUID", "InstanceNumber", "AvailableTransferSyntaxUID"};
+  std::vector<std::string> out;
+  for (const char* k : kAll) {
+    if (IndexKnows(level, k)) out.emplace_back(k);
+  }
+  return out;
+}
+
+// An attribute named in a query parameter: a keyword or eight hex digits → the keyword.
+std::string KeywordFor(const std::string& id) {
+  auto tag = dicom::ParseTag(id);
+  return tag ? dicom::TagKeyword(*tag) : std::string();
+}
+
+std::string Base(const httplib::Request& req) {
+  std::string host = req.get_header_value("Host");
+  if (host.empty()) host = "localhost";
+  return fmt::format("{}://{}/dicom-web", req.ssl ? "https" : "http", host);
+}
+
+bool IsUid(const std::string& v) {
+  return !v.empty() && v.size() <= 64 && v.find_first_not_of("0123456789.") == std::string::npos;
+}
+
+// One search: `fixed` are the UIDs of the path.
+void Search(Services& s, const httplib::Request& req, httplib::Response& res, IndexLevel level,
+            std::vector<std::pair<std::string, std::string>> fixed) {
+  for (const auto& [keyword, uid] : fixed) {
+    if (!IsUid(uid)) return SendError(res, 400, fmt::format("'{}' is not a UID", uid), keyword);
+  }
+  IndexQuery q;
+  q.level = level;
+  q.keys = std::move(fixed);
+  q.limit = kDefaultLimit;
+  std::vector<std::string> returns = DefaultReturns(level);
+  std::set<std::string> wanted(returns.begin(), returns.end());
+  auto want = [&](const std::string& k) {
+    if (wanted.insert(k).second) returns.push_back(k);
+  };
+  for (const auto& [name, value] : req.params) {
+    if (name == "limit" || name == "offset") {
+      size_t n = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc() || end != value.data() + value.size() || (name == "limit" && (n < 1 || n > kMaxLimit))) {
+        return SendError(res, 400, fmt::format("{} must be a number{}", name, name == "limit" ? " from 1 to 100000" : ""),
+                         name);
+      }
+      (name == "limit" ? q.limit : q.offset) = n;
+    } else if (name == "fuzzymatching") {
+      if (value != "true" && value != "false") return SendError(res, 400, "fuzzymatching must be true or false", name);
+      q.names_ignore_case = value == "true";
+    } else if (name == "includefield") {
+      size_t pos = 0;
+      while (pos <= value.size()) {
+        size_t comma = value.find(',', pos);
+        if (comma == std::string::npos) comma = value.size();
+        std::string id = value.substr(pos, comma - pos);
+        pos = comma + 1;
+        if (id == "all") {
+          for (const auto& k : AllReturns(level)) want(k);
+        } else if (std::string k = KeywordFor(id); !k.empty()) {
+          want(k);
+        } else if (!id.empty()) {
+          return SendError(res, 400, fmt::format("includefield: '{}' is not a DICOM keyword or tag", id), name);
+        }
+      }
+    } else {
+      std::string k = KeywordFor(name);
+      if (k.empty()) {
+        return SendError(res, 400,
+                         fmt::format("'{}' is not a DICOM keyword or tag, nor limit, offset, includefield or "
+                                     "fuzzymatching",
+                                     name),
+                         name);
+      }
+      q.keys.emplace_back(k, value);
+      want(k);
+    }
+  }
+  q.returns = returns;
+  (void)s.pipeline.Flush(std::chrono::seconds(2));
+  auto answers = s.db.QueryIndex(q);
+  if (!answers) return SendError(res, answers.error());
+  const std::string base = Base(req);
+  std::string body = "[";
+  for (auto& a : *answers) {
+    dicom::FlatItem item;
+    item.values = std::move(a);
+    const std::string& study = item.values["StudyInstanceUID"];
+    if (level == IndexLevel::kStudy) {
+      item.values["RetrieveURL"] = fmt::format("{}/studies/{}", base, study);
+    } else if (level == IndexLevel::kSeries) {
+      item.values["RetrieveURL"] = fmt::format("{}/studies/{}/series/{}", base, study, item.values["SeriesInstanceUID"]);
+    } else {
+      item.values["RetrieveURL"] = fmt::format("{}/studies/{}/series/{}/instances/{}", base, study,
+                                               item.values["SeriesInstanceUID"], item.values["SOPInstanceUID"]);
+    }
+    item.values["InstanceAvailability"] = "ONLINE";
+    auto json = dicom::ToDicomJson(item, "");
+    if (!json) return SendError(res, json.error());
+    if (body.size() > 1) body += ',';
+    body += *json;
+  }
+  body += ']';
+  if (answers->size() == q.limit) {
+    // PS3.18 10.6.3.2: more may match than were returned.
+    res.set_header("Warning", "299 pacsbridge: there are more matches; ask again with offset");
+  }
+  res.status = 200;
+  res.set_content(body, "application/dicom+json");
+}
+
+}  // namespace
+
+void AddDicomwebRoutes(Router& r, Services& s) {
+  r.Get("/dicom-web/studies", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
+    Search(s, req, res, IndexLevel::kStudy, {});
+  });
+  r.Get("/dicom-web/series", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
+    Search(s, req, res, IndexLevel::kSeries, {});
+  });
+  r.Get("/dicom-web/instances", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
+    Search(s, req, res, IndexLevel::kImage, {});
+  });
+  r.Get("/dicom-web/studies/{study}/series", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) {
+          Search(s, req, res, IndexLevel::kSeries, {{"StudyInstanceUID", req.matches[1]}});
+        });
+  r.Get("/dicom-web/studies/{study}/instances", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) {
+          Search(s, req, res, IndexLevel::kImage, {{"StudyInstanceUID", req.matches[1]}});
+        });
+  r.Get("/dicom-web/studies/{study}/series/{series}/instances", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) {
+          Search(s, req, res, IndexLevel::kImage,
+                 {{"StudyInstanceUID", req.matches[1]}, {"SeriesInstanceUID", req.matches[2]}});
+        });
+}
+
+}  // namespace pb::http
