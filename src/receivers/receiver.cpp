@@ -405,6 +405,11 @@ Result<Receiver> PatchReceiver(const Receiver& base, const nlohmann::json& patch
       merged[it.key()] = *it;
     }
   }
+  // Switching Query/Retrieve off takes its project window with it (given on its own, a window
+  // without Query/Retrieve is still refused).
+  if (patch.contains("query_retrieve") && patch["query_retrieve"] == false && !patch.contains("query_retrieve_projects")) {
+    merged["query_retrieve_projects"] = nlohmann::json::array();
+  }
   auto r = ReceiverFromJson(merged, ReceiverOrigin::kApi);
   if (!r) return r;
   r->id = base.id;

@@ -54,6 +54,11 @@ TEST(ReceiverJson, QueryRetrieveAndTheProjectsItShows) {
   auto back = ReceiverToJson(*r);
   EXPECT_EQ(back["query_retrieve_projects"], nlohmann::json::array({"LAB1"}));
   EXPECT_EQ(back["query_retrieve"], true);
+  // Switching it off by a patch takes the window with it.
+  auto off = PatchReceiver(*r, {{"query_retrieve", false}});
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_FALSE(off->query_retrieve);
+  EXPECT_TRUE(off->query_retrieve_projects.empty());
   for (const nlohmann::json& bad : {nlohmann::json("LAB1"), nlohmann::json::array({"a b"}), nlohmann::json::array({""}),
                                     nlohmann::json::array({3})}) {
     j["query_retrieve_projects"] = bad;
