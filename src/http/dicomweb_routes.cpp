@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "archive/index_query.h"
 #include "dicom/dataset.h"
@@ -83,6 +84,7 @@ void Search(Services& s, const httplib::Request& req, httplib::Response& res, In
   q.limit = kDefaultLimit;
   std::vector<std::string> returns = DefaultReturns(level);
   std::set<std::string> wanted(returns.begin(), returns.end());
+  std::vector<std::string> unsupported;
   auto want = [&](const std::string& k) {
     if (wanted.insert(k).second) returns.push_back(k);
   };
@@ -122,9 +124,18 @@ void Search(Services& s, const httplib::Request& req, httplib::Response& res, In
                                      name),
                          name);
       }
+      if (!IndexKnows(level, k)) {
+        // PS3.18 10.6.1.3: an attribute that cannot be matched is ignored, and the answer says so.
+        unsupported.push_back(k);
+        continue;
+      }
       q.keys.emplace_back(k, value);
       want(k);
     }
+  }
+  if (!unsupported.empty()) {
+    res.set_header("Warning", fmt::format("299 pacsbridge: not supported for matching, ignored: {}",
+                                          fmt::join(unsupported, ", ")));
   }
   q.returns = returns;
   (void)s.pipeline.Flush(std::chrono::seconds(2));
