@@ -3,14 +3,20 @@
 #include <httplib.h>
 
 #include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include "archive/index_query.h"
+#include "dicom/convert.h"
+#include "dicomweb/accept.h"
 #include "dicom/dataset.h"
 #include "dicom/mpps.h"
 #include "http/api.h"
@@ -170,9 +176,116 @@ void Search(Services& s, const httplib::Request& req, httplib::Response& res, In
   res.set_content(body, "application/dicom+json");
 }
 
+// One instance of a WADO-RS answer: its file and the syntax it goes in ("" as stored).
+struct Part {
+  std::filesystem::path file;
+  std::string stored, send;
+};
+
+bool StreamFile(const std::filesystem::path& path, httplib::DataSink& sink) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::vector<char> buf(256 * 1024);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0 && !sink.write(buf.data(), static_cast<size_t>(in.gcount()))) return false;
+  }
+  return in.eof();
+}
+
+// WADO-RS (PS3.18 10.4) of the instances `fixed` selects, as multipart/related parts of
+// application/dicom, streamed from their files: as stored when the client accepts that syntax
+// (or transfer-syntax=*), else converted losslessly to the first syntax it accepts; 406 before
+// anything is sent when an instance can be given in none of them.
+void Retrieve(Services& s, const httplib::Request& req, httplib::Response& res,
+              std::vector<std::pair<std::string, std::string>> fixed) {
+  for (const auto& [keyword, uid] : fixed) {
+    if (!IsUid(uid)) return SendError(res, 400, fmt::format("'{}' is not a UID", uid), keyword);
+  }
+  auto syntaxes = dicomweb::AcceptedSyntaxes(req.get_header_value("Accept"));
+  if (!syntaxes) return SendError(res, 406, syntaxes.error().message, "Accept");
+  (void)s.pipeline.Flush(std::chrono::seconds(2));
+  IndexQuery q;
+  q.level = IndexLevel::kImage;
+  q.keys = std::move(fixed);
+  q.limit = 10'000'000;
+  auto rows = s.db.QueryInstances(q);
+  if (!rows) return SendError(res, rows.error());
+  if (rows->empty()) return SendError(res, 404, fmt::format("no such {} in the archive", q.keys.back().first));
+  const bool any = std::find(syntaxes->begin(), syntaxes->end(), "*") != syntaxes->end();
+  auto parts = std::make_shared<std::vector<Part>>();
+  for (const InstanceRow& r : *rows) {
+    Part p{s.blobs.Absolute(r.file_path), r.transfer_syntax_uid, {}};
+    if (!any && std::find(syntaxes->begin(), syntaxes->end(), r.transfer_syntax_uid) == syntaxes->end()) {
+      for (const auto& t : *syntaxes) {
+        if (dicom::CanGiveLosslessly(r.transfer_syntax_uid, t)) {
+          p.send = t;
+          break;
+        }
+      }
+      if (p.send.empty()) {
+        return SendError(res, 406,
+                         fmt::format("instance {} is stored in {} and cannot be given losslessly in {}: ask with "
+                                     "transfer-syntax=* for the stored syntax",
+                                     r.sop_uid, r.transfer_syntax_uid, fmt::join(*syntaxes, ", ")),
+                         "Accept");
+      }
+    }
+    parts->push_back(std::move(p));
+  }
+  std::random_device rd;
+  const std::string boundary = fmt::format("pacsbridge-{:08x}{:08x}", rd(), rd());
+  res.set_chunked_content_provider(
+      fmt::format("multipart/related; type=\"application/dicom\"; boundary={}", boundary),
+      [&s, parts, boundary](size_t, httplib::DataSink& sink) {
+        for (const Part& p : *parts) {
+          const std::string& ts = p.send.empty() ? p.stored : p.send;
+          std::string head = fmt::format("--{}\r\nContent-Type: application/dicom; transfer-syntax={}\r\n\r\n",
+                                         boundary, ts);
+          if (!sink.write(head.data(), head.size())) return false;
+          std::filesystem::path file = p.file, converted;
+          if (!p.send.empty()) {
+            converted = s.blobs.NewTempPath();
+            if (auto c = dicom::ConvertFile(p.file, p.stored, p.send, converted); !c) {
+              // The answer has begun: cutting it tells the client it is incomplete.
+              spdlog::warn("WADO-RS: {}", c.error().message);
+              std::error_code ec;
+              std::filesystem::remove(converted, ec);
+              return false;
+            }
+            file = converted;
+          }
+          const bool sent = StreamFile(file, sink);
+          if (!converted.empty()) {
+            std::error_code ec;
+            std::filesystem::remove(converted, ec);
+          }
+          if (!sent || !sink.write("\r\n", 2)) return false;
+        }
+        const std::string tail = fmt::format("--{}--\r\n", boundary);
+        if (!sink.write(tail.data(), tail.size())) return false;
+        sink.done();
+        return true;
+      });
+}
+
 }  // namespace
 
 void AddDicomwebRoutes(Router& r, Services& s) {
+  r.Get("/dicom-web/studies/{study}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
+    Retrieve(s, req, res, {{"StudyInstanceUID", req.matches[1]}});
+  });
+  r.Get("/dicom-web/studies/{study}/series/{series}", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) {
+          Retrieve(s, req, res, {{"StudyInstanceUID", req.matches[1]}, {"SeriesInstanceUID", req.matches[2]}});
+        });
+  r.Get("/dicom-web/studies/{study}/series/{series}/instances/{instance}", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) {
+          Retrieve(s, req, res,
+                   {{"StudyInstanceUID", req.matches[1]},
+                    {"SeriesInstanceUID", req.matches[2]},
+                    {"SOPInstanceUID", req.matches[3]}});
+        });
   r.Get("/dicom-web/studies", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     Search(s, req, res, IndexLevel::kStudy, {});
   });

@@ -1,0 +1,84 @@
+#include "dicomweb/accept.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
+
+namespace pb::dicomweb {
+namespace {
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string Trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return {};
+  size_t e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+// Splits on `sep` outside double quotes.
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool quoted = false;
+  for (char c : s) {
+    if (c == '"') quoted = !quoted;
+    if (c == sep && !quoted) {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+std::string Unquote(std::string v) {
+  v = Trim(v);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  return v;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> AcceptedSyntaxes(const std::string& accept) {
+  if (Trim(accept).empty()) return std::vector<std::string>{kExplicitVrLittleEndian};
+  std::vector<std::string> syntaxes;
+  bool acceptable = false;
+  for (const std::string& range : Split(accept, ',')) {
+    auto parts = Split(range, ';');
+    const std::string media = Lower(Trim(parts[0]));
+    std::string type;
+    std::vector<std::string> named;
+    for (size_t i = 1; i < parts.size(); ++i) {
+      auto eq = parts[i].find('=');
+      if (eq == std::string::npos) continue;
+      const std::string key = Lower(Trim(parts[i].substr(0, eq)));
+      const std::string value = Unquote(parts[i].substr(eq + 1));
+      if (key == "type") type = Lower(value);
+      if (key == "transfer-syntax") named.push_back(value);
+    }
+    const bool dicom = (media == "multipart/related" && (type.empty() || type == "application/dicom")) ||
+                       media == "application/dicom";
+    if (!dicom && media != "*/*" && media != "multipart/*") continue;
+    acceptable = true;
+    if (!dicom || named.empty()) named = {kExplicitVrLittleEndian};
+    for (auto& t : named) {
+      if (std::find(syntaxes.begin(), syntaxes.end(), t) == syntaxes.end()) syntaxes.push_back(t);
+    }
+  }
+  if (!acceptable) {
+    return Fail(Code::kUnsupported,
+                fmt::format("Accept '{}' names no DICOM instances: use multipart/related; "
+                            "type=\"application/dicom\" (with transfer-syntax=* for the stored syntax)",
+                            accept));
+  }
+  return syntaxes;
+}
+
+}  // namespace pb::dicomweb

@@ -1,0 +1,19 @@
+#pragma once
+// What a WADO-RS client accepts (PS3.18 8.7.3): the transfer syntaxes named in its Accept
+// header for multipart/related; type="application/dicom". Tolerant as clients need it: several
+// media ranges, repeated transfer-syntax parameters, quoted values, any case in names.
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace pb::dicomweb {
+
+constexpr const char* kExplicitVrLittleEndian = "1.2.840.10008.1.2.1";
+
+// The transfer syntaxes acceptable, in the client's order ("*": any, as stored). No Accept,
+// "*/*", or DICOM without a transfer-syntax: Explicit VR Little Endian, PS3.18's default.
+// kUnsupported when the header names only media types other than DICOM instances.
+Result<std::vector<std::string>> AcceptedSyntaxes(const std::string& accept);
+
+}  // namespace pb::dicomweb

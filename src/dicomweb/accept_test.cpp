@@ -1,0 +1,36 @@
+#include "dicomweb/accept.h"
+
+#include <gtest/gtest.h>
+
+namespace pb::dicomweb {
+namespace {
+
+using V = std::vector<std::string>;
+
+TEST(AcceptedSyntaxes, DefaultsToExplicitLittleEndian) {
+  // PS3.18 8.7.3.5.2: without a transfer-syntax parameter, Explicit VR Little Endian.
+  EXPECT_EQ(*AcceptedSyntaxes(""), V{"1.2.840.10008.1.2.1"});
+  EXPECT_EQ(*AcceptedSyntaxes("*/*"), V{"1.2.840.10008.1.2.1"});
+  EXPECT_EQ(*AcceptedSyntaxes("multipart/related; type=\"application/dicom\""), V{"1.2.840.10008.1.2.1"});
+}
+
+TEST(AcceptedSyntaxes, TakesRepeatedQuotedAndAnyCaseParameters) {
+  EXPECT_EQ(*AcceptedSyntaxes("multipart/related; type=\"application/dicom\"; transfer-syntax=*"), V{"*"});
+  EXPECT_EQ(*AcceptedSyntaxes("Multipart/Related; TYPE=application/dicom; transfer-syntax=\"1.2.840.10008.1.2.4.80\"; "
+                              "transfer-syntax=1.2.840.10008.1.2"),
+            (V{"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2"}));
+  // Several media ranges, a comma inside quotes, one that is not DICOM.
+  EXPECT_EQ(*AcceptedSyntaxes("application/dicom+json, multipart/related; type=\"application/dicom\"; "
+                              "transfer-syntax=1.2.840.10008.1.2.5; q=0.9"),
+            V{"1.2.840.10008.1.2.5"});
+}
+
+TEST(AcceptedSyntaxes, RefusesWhatNamesNoInstances) {
+  auto r = AcceptedSyntaxes("application/dicom+json");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Code::kUnsupported);
+  EXPECT_FALSE(AcceptedSyntaxes("multipart/related; type=\"image/jpeg\""));
+}
+
+}  // namespace
+}  // namespace pb::dicomweb
