@@ -72,6 +72,13 @@ int Fatal(const std::string& message) {
 
 // Says which receivers are not listening and why; with `strict`, that is fatal (returns false).
 bool ReportReceivers(const ReceiverService& receivers, bool strict) {
+  for (const Receiver& r : receivers.List()) {
+    if (r.enabled && r.query_retrieve && !r.whitelist_enabled) {
+      spdlog::warn("receiver {}@{}: Query/Retrieve is on without a whitelist: any caller that reaches port {} may "
+                   "search the archive and move it to any registered node",
+                   r.ae_title, r.port, r.port);
+    }
+  }
   auto problems = receivers.NotListening();
   for (const auto& p : problems) {
     spdlog::error("receiver {}@{} (id {}) did not start: {}", p.receiver.ae_title,
@@ -206,15 +213,24 @@ int Serve(const std::string& config_file, bool strict_flag) {
   receivers.SetMppsSink(mpps);
   // Query/Retrieve: a C-MOVE goes to the DIMSE node with the Move Destination's AE title.
   receivers.SetMoveDestinations([&registry](const std::string& ae, const std::string& our_ae) -> Result<dicom::MoveTarget> {
+    std::string why;
     for (const Node& n : registry.List()) {
-      if (n.type != NodeType::kDimse || n.ae_title != ae) continue;
-      return dicom::MoveTarget{ToPeerRequest(n, our_ae), dicom::TransferSyntaxUid(n.preferred_transfer_syntax),
-                               n.allow_lossy_compression};
+      if (n.ae_title != ae) continue;
+      if (n.type != NodeType::kDimse) {
+        why = fmt::format("node '{}' has AE title {} but is a DICOMweb node: C-MOVE sends to DIMSE nodes", n.name, ae);
+      } else {
+        dicom::PeerRequest peer = ToPeerRequest(n, our_ae);
+        peer.limiter = NodeRateLimiter(n.name, n.max_bytes_per_second);  // the node's throttle holds here too
+        return dicom::MoveTarget{std::move(peer), dicom::TransferSyntaxUid(n.preferred_transfer_syntax),
+                                 n.allow_lossy_compression};
+      }
     }
-    return Fail(Code::kNotFound,
-                fmt::format("move destination '{}' is not a node here: register it as a node with AE title {} "
-                            "and its host and port",
-                            ae, ae));
+    if (why.empty()) {
+      why = fmt::format("move destination '{}' is not a node here: register it as a node with AE title {} and its "
+                        "host and port",
+                        ae, ae);
+    }
+    return Fail(Code::kNotFound, why);
   });
   if (auto r = receivers.Start(cfg.receivers); !r) return Fatal(r.error().message);
   if (!ReportReceivers(receivers, strict_flag || cfg.strict)) {

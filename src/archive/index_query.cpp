@@ -212,6 +212,16 @@ void MatchOne(Sql& q, const Attribute& a, const std::string& column, const std::
         return;
       }
       std::string from = Trim(v.substr(0, dash)), to = Trim(v.substr(dash + 1));
+      if (a.kind == Kind::kTime && !from.empty() && !to.empty() && from > to) {
+        // A time range across midnight ("2300-0100"): from its start to the day's end, or
+        // from the day's start to its end.
+        q << "(" << column << " <> '' AND (" << column << " >= ";
+        q.Param(from);
+        q << fmt::format(" OR substr({}, 1, {}) <= ", column, to.size());
+        q.Param(to);
+        q << "))";
+        return;
+      }
       q << "(" << column << " <> ''";
       if (!from.empty()) {
         q << " AND " << column << " >= ";

@@ -129,6 +129,7 @@ TEST_F(IndexQueryTest, DateAndTimeRanges) {
   EXPECT_EQ(Studies({{"StudyTime", "1200-1300"}}), (V{"2", "5"}));
   EXPECT_EQ(Studies({{"StudyTime", "0800-0830"}}), V{"1"});
   EXPECT_EQ(Studies({{"StudyTime", "2359-"}}), V{"3"});
+  EXPECT_EQ(Studies({{"StudyTime", "2300-0830"}}), (V{"1", "3"}));  // across midnight
 }
 
 TEST_F(IndexQueryTest, UidListsAndCodeStringLists) {

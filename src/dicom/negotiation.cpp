@@ -50,8 +50,11 @@ void AcceptStorageAsSender(T_ASC_Parameters* params) {
   const int n = ASC_countPresentationContexts(params);
   for (int i = 0; i < n; ++i) {
     T_ASC_PresentationContext pc;
-    if (ASC_getPresentationContext(params, i, &pc).bad() || pc.resultReason != ASC_P_ACCEPTANCE) continue;
+    if (ASC_getPresentationContext(params, i, &pc).bad()) continue;
     if (pc.proposedRole != ASC_SC_ROLE_SCP && pc.proposedRole != ASC_SC_ROLE_SCUSCP) continue;
+    // Storage classes (and those the dictionary does not know, taken as private storage); a
+    // context the preferred syntax refused for sending to us is still one to send on.
+    if (!dcmIsaStorageSOPClassUID(pc.abstractSyntax) && dcmFindNameOfUID(pc.abstractSyntax) != nullptr) continue;
     for (int t = 0; t < pc.transferSyntaxCount; ++t) {
       const char* ts = pc.proposedTransferSyntaxes[t];
       if (std::any_of(kTransferSyntaxes, kTransferSyntaxes + kTransferSyntaxCount,

@@ -213,7 +213,8 @@ bool ReadIdentifier(DcmDataset* identifier, bool patient_root, Identifier& out, 
     // A malformed date, time or UID is refused with what was expected, rather than matching
     // nothing (a lone "*" is taken as universal matching, as some callers send it).
     if (!key.sequence && value != "*") {
-      if (auto ok = CheckMatchingValue(key.keyword, DcmVR(e->ident()).getVRName(), value.c_str()); !ok) {
+      // By the dictionary's VR, not the one on the wire: a UID sent as LO is still a UID.
+      if (auto ok = CheckMatchingValue(key.keyword, DcmTag(tag).getVR().getVRName(), value.c_str()); !ok) {
         status = kIdentifierDoesNotMatch;
         comment = ok.error().message;
         return false;

@@ -1,5 +1,6 @@
 #pragma once
 // The association side of C-FIND SCP, for dicom/server. Internal to src/dicom.
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
@@ -44,6 +45,7 @@ struct FindContext {
   std::string name;  // "receiver X", for log lines
   std::string calling_ae, called_ae, peer;
   int dimse_timeout_seconds = 60;
+  const std::atomic<bool>* stopping = nullptr;  // the server is stopping: retrieves end as canceled
 };
 
 // Receives the identifier, answers every match (pending), then the final status; honors a

@@ -1,6 +1,9 @@
 #include "dicom/retrieve_scp.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 
 #include <dcmtk/config/osconfig.h>
@@ -33,11 +36,36 @@ const char* UniqueKey(const std::string& level) {
   return "SOPInstanceUID";
 }
 
-bool HasValue(const std::vector<std::pair<std::string, std::string>>& keys, const std::string& keyword) {
-  for (const auto& [k, v] : keys) {
-    if (k == keyword && v.find_first_not_of(" *") != std::string::npos) return true;
+bool IsUidList(const std::string& v) {
+  size_t pos = 0;
+  while (pos <= v.size()) {
+    size_t end = v.find('\\', pos);
+    if (end == std::string::npos) end = v.size();
+    const std::string uid = v.substr(pos, end - pos);
+    if (uid.empty() || uid.size() > 64 || uid.find_first_not_of("0123456789.") != std::string::npos) return false;
+    pos = end + 1;
   }
-  return false;
+  return true;
+}
+
+// Why the identifier's unique key cannot select what to send ("" when it can): it must be there,
+// and be exact (PS3.4 C.4.2.2.1): UIDs (a list allowed), or one Patient ID without wildcards.
+std::string UniqueKeyProblem(const std::string& level, const std::vector<std::pair<std::string, std::string>>& keys) {
+  const std::string key = UniqueKey(level);
+  for (const auto& [k, raw] : keys) {
+    if (k != key) continue;
+    std::string v = raw;
+    while (!v.empty() && v.back() == ' ') v.pop_back();
+    while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+    if (v.empty()) break;
+    if (key == "PatientID") {
+      if (v.find_first_of("*?\\") == std::string::npos) return {};
+      return "PatientID must be one ID, without wildcards";
+    }
+    if (IsUidList(v)) return {};
+    return fmt::format("{} must be a UID or a list of UIDs, without wildcards", key);
+  }
+  return fmt::format("a {}-level retrieve needs {}", level, key);
 }
 
 struct Tally {
@@ -57,12 +85,15 @@ struct Tally {
 };
 
 // A C-GET-RSP or C-MOVE-RSP with the counts; the final one carries the failed UIDs.
+// The counts are 16-bit (US): beyond 65535 they say 65535 rather than wrap.
+DIC_US Count(int n) { return static_cast<DIC_US>(std::min(n, 0xFFFF)); }
+
 template <typename Rsp>
 void SetCounts(Rsp& r, const Tally& t) {
-  r.NumberOfRemainingSubOperations = static_cast<DIC_US>(t.remaining());
-  r.NumberOfCompletedSubOperations = static_cast<DIC_US>(t.completed);
-  r.NumberOfFailedSubOperations = static_cast<DIC_US>(t.failed);
-  r.NumberOfWarningSubOperations = static_cast<DIC_US>(t.warning);
+  r.NumberOfRemainingSubOperations = Count(t.remaining());
+  r.NumberOfCompletedSubOperations = Count(t.completed);
+  r.NumberOfFailedSubOperations = Count(t.failed);
+  r.NumberOfWarningSubOperations = Count(t.warning);
 }
 
 std::unique_ptr<DcmDataset> FailedList(const Tally& t) {
@@ -80,8 +111,11 @@ std::unique_ptr<DcmDataset> Comment(const std::string& text) {
   return d;
 }
 
+// PS3.4 C.4.2.3.1 / C.4.3.3.1: Success; Warning when some failed or warned; Refused (unable to
+// perform sub-operations) when every one failed.
 uint16_t FinalStatus(const Tally& t, bool canceled) {
   if (canceled) return kCanceled;
+  if (t.total > 0 && t.failed == t.total) return kUnableToPerformSubOperations;
   return t.failed > 0 || t.warning > 0 ? kSubOperationsWithFailures : STATUS_Success;
 }
 
@@ -94,8 +128,10 @@ struct Prepared {
   std::string comment;
 };
 
+// `before_instances`: a check that may refuse (setting p.status) before the instances are read.
 OFCondition Prepare(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const char* sop_class,
-                    const char* patient_root_class, RetrieveSink& sink, const FindContext& ctx, Prepared& p) {
+                    const char* patient_root_class, RetrieveSink& sink, const FindContext& ctx, Prepared& p,
+                    const std::function<bool(Prepared&)>& before_instances = {}) {
   std::unique_ptr<DcmDataset> identifier;
   OFCondition cond = ReceiveIdentifier(assoc, pres, ctx.dimse_timeout_seconds, identifier);
   if (cond.bad()) return cond;
@@ -107,11 +143,12 @@ OFCondition Prepare(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, 
   if (!ReadIdentifier(identifier.get(), p.query.patient_root, id, p.status, p.comment)) return EC_Normal;
   p.query.level = id.level;
   p.query.keys = std::move(id.keys);
-  if (!HasValue(p.query.keys, UniqueKey(p.query.level))) {
+  if (std::string why = UniqueKeyProblem(p.query.level, p.query.keys); !why.empty()) {
     p.status = kIdentifierDoesNotMatch;
-    p.comment = fmt::format("a {}-level retrieve needs {}", p.query.level, UniqueKey(p.query.level));
+    p.comment = std::move(why);
     return EC_Normal;
   }
+  if (before_instances && !before_instances(p)) return EC_Normal;
   auto items = sink.Instances(p.query);
   if (!items) {
     p.status = FailureStatus(items.error(), kUnableToCalculateMatches);
@@ -135,6 +172,8 @@ void LogEnd(const char* what, const FindContext& ctx, const Prepared& p, const T
                p.query.level, ctx.calling_ae, ctx.peer, to.empty() ? "" : " to " + to, t.completed, t.failed,
                t.warning, t.total, canceled ? " (canceled)" : "", s);
 }
+
+bool Stopping(const FindContext& ctx) { return ctx.stopping && ctx.stopping->load(); }
 
 // True when the caller sent a C-CANCEL for `message_id`; `cond` set when the association failed.
 bool CancelRequested(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, DIC_US message_id,
@@ -164,15 +203,20 @@ OFCondition AnswerGet(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
   }
   t.total = static_cast<int>(p.items.size());
   bool canceled = false;
-  const StoreOptions options;  // as stored, or converted losslessly to what the caller accepts
+  T_DIMSE_DetectedCancelParameters detected{};
+  StoreOptions options;  // as stored, or converted losslessly to what the caller accepts
+  options.on_callers_association = true;
+  options.cancel = &detected;
   for (const SendItem& item : p.items) {
-    if (CancelRequested(assoc, pres, request.MessageID, cond)) {
+    if (Stopping(ctx) || CancelRequested(assoc, pres, request.MessageID, cond)) {
       canceled = true;
       break;
     }
     if (cond.bad()) return cond;
     std::string broke;
     SendOutcome o = StoreOne(assoc, item, options, broke);
+    // A C-CANCEL that came while the C-STORE-RSP was awaited: this one is done, no more follow.
+    if (detected.cancelEncountered && detected.req.MessageIDBeingRespondedTo == request.MessageID) canceled = true;
     if (!broke.empty()) {
       spdlog::info("{}: C-GET from {}@{}: the association broke: {}", ctx.name, ctx.calling_ae, ctx.peer, broke);
       return makeDcmnetCondition(DIMSEC_BADDATA, OF_error, "C-GET: the association broke during a sub-operation");
@@ -182,6 +226,7 @@ OFCondition AnswerGet(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
                    o.reason);
     }
     t.Add(item, o);
+    if (canceled) break;
     if (t.remaining() > 0) {
       T_DIMSE_C_GetRSP pending{};
       pending.DimseStatus = kPending;
@@ -201,19 +246,21 @@ OFCondition AnswerMove(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
                        RetrieveSink& sink, const FindContext& ctx) {
   const auto start = std::chrono::steady_clock::now();
   Prepared p;
-  OFCondition cond = Prepare(assoc, pres, request.AffectedSOPClassUID,
-                             UID_MOVEPatientRootQueryRetrieveInformationModel, sink, ctx, p);
-  if (cond.bad()) return cond;
   const std::string destination = request.MoveDestination;
   Result<MoveTarget> target = Fail(Code::kInternal, "");
-  if (p.status == 0) {
-    target = sink.MoveDestination(destination, p.query);
-    if (!target) {
-      p.status = target.error().code == Code::kNotFound ? kMoveDestinationUnknown : kUnableToPerformSubOperations;
-      p.comment = target.error().message;
-      spdlog::warn("{}: C-MOVE from {}@{}: {}", ctx.name, ctx.calling_ae, ctx.peer, p.comment);
-    }
-  }
+  // The destination first: an unknown one costs no query of the archive.
+  OFCondition cond = Prepare(assoc, pres, request.AffectedSOPClassUID,
+                             UID_MOVEPatientRootQueryRetrieveInformationModel, sink, ctx, p, [&](Prepared& pr) {
+                               target = sink.MoveDestination(destination, pr.query);
+                               if (target) return true;
+                               pr.status = target.error().code == Code::kNotFound ? kMoveDestinationUnknown
+                                                                                  : kUnableToPerformSubOperations;
+                               pr.comment = target.error().message;
+                               spdlog::warn("{}: C-MOVE from {}@{}: {}", ctx.name, ctx.calling_ae, ctx.peer,
+                                            pr.comment);
+                               return false;
+                             });
+  if (cond.bad()) return cond;
   Tally t;
   T_DIMSE_C_MoveRSP rsp{};
   if (p.status != 0) {
@@ -227,14 +274,14 @@ OFCondition AnswerMove(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
   if (!p.items.empty()) {
     SendRequest rq;
     rq.peer = target->peer;
-    rq.items = p.items;
+    rq.items = std::move(p.items);
     rq.preferred_transfer_syntax = target->preferred_transfer_syntax;
     rq.allow_lossy = target->allow_lossy;
     rq.move_originator_ae = ctx.calling_ae;
     rq.move_originator_id = request.MessageID;
     SendHooks hooks;
     hooks.cancel_requested = [&] {
-      canceled = canceled || cond.bad() || CancelRequested(assoc, pres, request.MessageID, cond);
+      canceled = canceled || cond.bad() || Stopping(ctx) || CancelRequested(assoc, pres, request.MessageID, cond);
       return canceled;
     };
     hooks.on_instance = [&](size_t index, const SendOutcome& o) {
@@ -242,7 +289,7 @@ OFCondition AnswerMove(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
         spdlog::warn("{}: C-MOVE from {}@{} to {}: an instance was not sent: {}", ctx.name, ctx.calling_ae, ctx.peer,
                      destination, o.reason);
       }
-      t.Add(p.items[index], o);
+      t.Add(rq.items[index], o);
       if (t.remaining() == 0 || cond.bad()) return;
       T_DIMSE_C_MoveRSP pending{};
       pending.DimseStatus = kPending;
@@ -252,20 +299,24 @@ OFCondition AnswerMove(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
     auto outcomes = SendInstances(rq, hooks);
     if (cond.bad()) return cond;  // the caller is gone
     if (!outcomes) {
+      // No association with the destination: every sub-operation failed.
+      for (const SendItem& item : rq.items) t.Add(item, SendOutcome{});
       rsp.DimseStatus = kUnableToPerformSubOperations;
+      SetCounts(rsp, t);
+      auto failed = FailedList(t);
       auto detail = Comment(outcomes.error().message);
       spdlog::warn("{}: C-MOVE from {}@{} to {}: {}", ctx.name, ctx.calling_ae, ctx.peer, destination,
                    outcomes.error().message);
       p.status = rsp.DimseStatus;
       p.comment = outcomes.error().message;
       LogEnd("C-MOVE", ctx, p, t, false, start, destination);
-      return DIMSE_sendMoveResponse(assoc, pres, &request, &rsp, nullptr, detail.get());
+      return DIMSE_sendMoveResponse(assoc, pres, &request, &rsp, failed.get(), detail.get());
     }
     if (!canceled) {
       // Those the association did not carry to the end (it broke) failed.
       for (size_t i = 0; i < outcomes->size(); ++i) {
         const SendOutcome& o = (*outcomes)[i];
-        if (o.status == SendStatus::kNotConfirmed) t.Add(p.items[i], o);
+        if (o.status == SendStatus::kNotConfirmed) t.Add(rq.items[i], o);
       }
     }
   }

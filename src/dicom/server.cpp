@@ -243,6 +243,17 @@ OFCondition AnswerMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
   return DIMSE_sendMessageUsingMemoryData(assoc, pres, &rsp, detail.get(), nullptr, nullptr, nullptr);
 }
 
+// Runs a Query/Retrieve operation; nothing it throws (a failed allocation on a huge answer)
+// leaves the association's thread: the association is then ended.
+template <typename F>
+OFCondition Guarded(F&& operation) {
+  try {
+    return operation();
+  } catch (const std::exception&) {
+    return makeDcmnetCondition(DIMSEC_BADDATA, OF_error, "internal error while answering");
+  }
+}
+
 struct Connection {
   int fd = -1;
   std::string peer;
@@ -579,8 +590,11 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
         break;
       case DIMSE_C_FIND_RQ:
         if (admission.query) {
-          cond = AnswerFind(assoc, pres, msg.msg.CFindRQ, *admission.query,
-                            FindContext{"receiver " + name, calling, called_ae, peer, opt.dimse_timeout_seconds});
+          cond = Guarded([&] {
+            return AnswerFind(assoc, pres, msg.msg.CFindRQ, *admission.query,
+                              FindContext{"receiver " + name, calling, called_ae, peer, opt.dimse_timeout_seconds,
+                                          &stopping});
+          });
           if (cond.bad()) {
             spdlog::info("receiver {}: C-FIND from {}@{} not completed: {}", name, calling, peer, cond.text());
           }
@@ -592,10 +606,12 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
       case DIMSE_C_GET_RQ:
       case DIMSE_C_MOVE_RQ:
         if (admission.retrieve) {
-          FindContext ctx{"receiver " + name, calling, called_ae, peer, opt.dimse_timeout_seconds};
+          FindContext ctx{"receiver " + name, calling, called_ae, peer, opt.dimse_timeout_seconds, &stopping};
           const bool get = msg.CommandField == DIMSE_C_GET_RQ;
-          cond = get ? AnswerGet(assoc, pres, msg.msg.CGetRQ, *admission.retrieve, ctx)
-                     : AnswerMove(assoc, pres, msg.msg.CMoveRQ, *admission.retrieve, ctx);
+          cond = Guarded([&] {
+            return get ? AnswerGet(assoc, pres, msg.msg.CGetRQ, *admission.retrieve, ctx)
+                       : AnswerMove(assoc, pres, msg.msg.CMoveRQ, *admission.retrieve, ctx);
+          });
           if (cond.bad()) {
             spdlog::info("receiver {}: {} from {}@{} not completed: {}", name, get ? "C-GET" : "C-MOVE", calling, peer,
                          cond.text());

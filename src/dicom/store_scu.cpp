@@ -87,7 +87,8 @@ Route RouteFor(T_ASC_Association* assoc, const SendItem& it, const StoreOptions&
   for (int i = 0; i < ASC_countPresentationContexts(assoc->params); ++i) {
     T_ASC_PresentationContext pc;
     if (ASC_getPresentationContext(assoc->params, i, &pc).good() && pc.resultReason == ASC_P_ACCEPTANCE &&
-        it.sop_class_uid == pc.abstractSyntax) {
+        it.sop_class_uid == pc.abstractSyntax &&
+        (!rq.on_callers_association || pc.acceptedRole == ASC_SC_ROLE_SCP || pc.acceptedRole == ASC_SC_ROLE_SCUSCP)) {
       accepted.emplace(pc.acceptedTransferSyntax, pc.presentationContextID);
     }
   }
@@ -162,7 +163,7 @@ SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOp
   if (route.convert_to.empty()) {
     // Unchanged: the data set streams from the file.
     cond = DIMSE_storeUser(assoc, route.pres, &req, it.path.c_str(), nullptr, nullptr, nullptr, DIMSE_BLOCKING, 0,
-                           &rsp, &detail);
+                           &rsp, &detail, opt.cancel);
   } else {
     DcmFileFormat file;
     Result<void> converted = file.loadFile(it.path.c_str()).good()
@@ -174,7 +175,7 @@ SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOp
       return o;
     }
     cond = DIMSE_storeUser(assoc, route.pres, &req, nullptr, file.getDataset(), nullptr, nullptr, DIMSE_BLOCKING, 0,
-                           &rsp, &detail);
+                           &rsp, &detail, opt.cancel);
   }
   std::unique_ptr<DcmDataset> owned(detail);
   if (cond.bad()) {

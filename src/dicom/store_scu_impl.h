@@ -6,6 +6,7 @@
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dimse.h>
 
 #include "dicom/store_scu.h"
 
@@ -16,6 +17,11 @@ struct StoreOptions {
   bool allow_lossy = false;
   std::string move_originator_ae;  // set: a C-MOVE sub-operation
   uint16_t move_originator_id = 0;
+  // A C-GET's sub-operation on the caller's association: only contexts the caller accepted to
+  // receive on (SCP role), and a C-CANCEL that comes while the C-STORE-RSP is awaited is
+  // noted here instead of breaking the association.
+  bool on_callers_association = false;
+  T_DIMSE_DetectedCancelParameters* cancel = nullptr;
 };
 
 // The item on the accepted context of its own syntax (streamed from its file), else converted

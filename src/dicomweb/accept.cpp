@@ -55,6 +55,7 @@ Result<std::vector<std::string>> AcceptedSyntaxes(const std::string& accept) {
     const std::string media = Lower(Trim(parts[0]));
     std::string type;
     std::vector<std::string> named;
+    bool refused = false;  // q=0: "not acceptable" (RFC 7231 5.3.1)
     for (size_t i = 1; i < parts.size(); ++i) {
       auto eq = parts[i].find('=');
       if (eq == std::string::npos) continue;
@@ -62,7 +63,9 @@ Result<std::vector<std::string>> AcceptedSyntaxes(const std::string& accept) {
       const std::string value = Unquote(parts[i].substr(eq + 1));
       if (key == "type") type = Lower(value);
       if (key == "transfer-syntax") named.push_back(value);
+      if (key == "q") refused = value.find_first_not_of("0.") == std::string::npos;
     }
+    if (refused) continue;
     const bool dicom = (media == "multipart/related" && (type.empty() || type == "application/dicom")) ||
                        media == "application/dicom";
     if (!dicom && media != "*/*" && media != "multipart/*") continue;

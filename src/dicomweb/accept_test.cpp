@@ -30,6 +30,11 @@ TEST(AcceptedSyntaxes, RefusesWhatNamesNoInstances) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Code::kUnsupported);
   EXPECT_FALSE(AcceptedSyntaxes("multipart/related; type=\"image/jpeg\""));
+  // q=0 means "not acceptable" (RFC 7231 5.3.1).
+  EXPECT_FALSE(AcceptedSyntaxes("multipart/related; type=\"application/dicom\"; transfer-syntax=*; q=0"));
+  EXPECT_EQ(*AcceptedSyntaxes("multipart/related; type=\"application/dicom\"; transfer-syntax=*; q=0.0, "
+                              "multipart/related; type=\"application/dicom\"; q=0.5"),
+            V{"1.2.840.10008.1.2.1"});
 }
 
 }  // namespace

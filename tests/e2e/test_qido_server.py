@@ -28,7 +28,7 @@ receiver. Every expected value (UIDs, counts, modalities, SOP classes, names, tr
 syntaxes) comes from that generated data (the DATA table below), never from the server's
 answers (its REST API only tells when indexing is done).
 
-Only QIDO-RS is served (WADO-RS retrieval from our server is not implemented, not tested).
+WADO-RS retrieval from our server is tested in test_wado_server.py.
 
 scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_qido_server.py
 """

@@ -574,6 +574,13 @@ class QRRetrieveTests(harness.E2ETestCase):
                        ("SeriesInstanceUID", a["series"][0]["uid"])], "S"),  # no SOPInstanceUID
             ("PATIENT", [("PatientID", "")], "P"),                          # empty PatientID
             ("PATIENT", [("PatientID", "QRRET1")], "S"),                    # no PATIENT level
+            # Unique keys must be exact (PS3.4 C.4.2.2.1): a wildcard or a list with an empty
+            # or wildcard element would select everything under the level above.
+            ("PATIENT", [("PatientID", "QRRET*")], "P"),
+            ("PATIENT", [("PatientID", "?*")], "P"),
+            ("PATIENT", [("PatientID", "QRRET1\\")], "P"),
+            ("STUDY", [("StudyInstanceUID", a["uid"] + "\\*")], "S"),
+            ("STUDY", [("StudyInstanceUID", a["uid"] + "\\")], "S"),
         ]
         for level, keys, model in cases:
             with self.subTest(level=level, keys=keys, model=model, op="C-GET"):
