@@ -1340,6 +1340,17 @@ def studies_by_uid(server):
     return {s.get("StudyInstanceUID"): s for s in body}
 
 
+def wait_studies_indexed(server, expected, timeout=20):
+    """Waits until GET /api/studies shows every study of `expected` ({StudyInstanceUID:
+    instance count}) with that many instances; fails naming what it saw."""
+    def indexed():
+        got = studies_by_uid(server)
+        return all(got.get(u, {}).get("instance_count") == c for u, c in expected.items())
+    if not wait_until(indexed, timeout, 0.1):
+        raise AssertionError("not every study indexed: expected %r, GET /api/studies: %r"
+                             % (expected, studies_by_uid(server)))
+
+
 # --------------------------------------------------------------------------- receivers via the API
 
 def free_receiver_port():

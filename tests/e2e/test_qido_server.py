@@ -204,12 +204,7 @@ class QidoServerTests(harness.E2ETestCase):
         expected = {s["uid"]: sum(len(se["instances"]) for se in s["series"])
                     for s in cls.data["studies"].values()}
 
-        def indexed():
-            got = harness.studies_by_uid(cls.server)
-            return all(got.get(u, {}).get("instance_count") == c for u, c in expected.items())
-        if not harness.wait_until(indexed, 20, 0.1):
-            raise AssertionError("not every study indexed: expected %r, GET /api/studies: %r"
-                                 % (expected, harness.studies_by_uid(cls.server)))
+        harness.wait_studies_indexed(cls.server, expected)
         status, body = cls.server.api("POST", "/api/users", {
             "username": READER, "role": "read-only", "password": READER_PASSWORD})
         if status != 201:

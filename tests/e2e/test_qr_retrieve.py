@@ -312,12 +312,7 @@ class QRRetrieveTests(harness.E2ETestCase):
         expected = {s["uid"]: sum(len(se["sops"]) for se in s["series"])
                     for s in cls.data["studies"].values()}
 
-        def indexed():
-            got = harness.studies_by_uid(cls.server)
-            return all(got.get(u, {}).get("instance_count") == c for u, c in expected.items())
-        if not harness.wait_until(indexed, 20, 0.1):
-            raise AssertionError("not every study indexed: expected %r, GET /api/studies: %r"
-                                 % (expected, harness.studies_by_uid(cls.server)))
+        harness.wait_studies_indexed(cls.server, expected)
 
         cls.scps = {}
         for aet, options in (("STORESCP", []), ("STORESCP2", []), ("IMPLICITSCP", ["+xi"]),

@@ -214,12 +214,7 @@ class WadoServerTests(harness.E2ETestCase, harness.JobHelpers):
         expected = {s["uid"]: sum(len(se["instances"]) for se in s["series"])
                     for s in cls.data["studies"].values()}
 
-        def indexed():
-            got = harness.studies_by_uid(cls.server)
-            return all(got.get(u, {}).get("instance_count") == c for u, c in expected.items())
-        if not harness.wait_until(indexed, 20, 0.1):
-            raise AssertionError("not every study indexed: expected %r, GET /api/studies: %r"
-                                 % (expected, harness.studies_by_uid(cls.server)))
+        harness.wait_studies_indexed(cls.server, expected)
         # Premise: the archive keeps each file as sent (its syntax and data set).
         for sop, inst in cls.data["instances"].items():
             status, _, payload = cls.server.raw("GET", "/api/instances/%s/file" % sop)
