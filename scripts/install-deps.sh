@@ -4,7 +4,7 @@
 set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config clang-14 git
-  libdcmtk-dev libcpp-httplib-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
+  libdcmtk-dev libcpp-httplib-dev zlib1g-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
   libsoci-dev libsoci-sqlite3-4.0 libsoci-postgresql4.0 libboost-dev libsqlite3-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libexpected-dev libgtest-dev
   libhowardhinnant-date-dev tzdata libcsv-dev libargon2-dev

@@ -20,6 +20,7 @@
 #include "http/api.h"
 #include "dicom/mpps.h"
 #include "dicom/retrieve.h"
+#include "dicomweb/metadata_cache.h"
 #include "ingest/pipeline.h"
 #include "jobs/import_job.h"
 #include "jobs/job_service.h"
@@ -174,7 +175,10 @@ int Serve(const std::string& config_file, bool strict_flag) {
   auto nodes = NodeRegistry::Create(**db, cfg.nodes);
   if (!nodes) return Fatal(nodes.error().message);
 
+  // WADO-RS metadata is written ahead, after indexing (it outlives the pipeline, which pokes it).
+  dicomweb::MetadataCache metadata(**db, blobs);
   IngestPipeline pipeline(blobs, **db, IngestOptions{cfg.duplicates, cfg.fsync});
+  pipeline.SetIndexedListener([&metadata] { metadata.Poke(); });
   auto recovered = pipeline.Recover();
   if (!recovered) return Fatal("cannot index the instances of the last run's journal: " + recovered.error().message);
   if (*recovered > 0) spdlog::info("indexed {} instance(s) stored just before the last stop", *recovered);
@@ -278,10 +282,11 @@ int Serve(const std::string& config_file, bool strict_flag) {
   };
   prune();
   PeriodicTask pruning(std::chrono::hours(1), prune);
-  if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging, import, accounts, *mpps});
+  if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging, import, accounts, *mpps, metadata});
       !started) {
     return Fatal(started.error().message);
   }
+  metadata.Start();
   if (auto problems = receivers.NotListening(); !problems.empty()) {
     spdlog::warn("PACS Bridge running, NOT ready: {} receiver(s) not listening (see above; /api/health lists them): "
                  "HTTP on {}:{}, AE title {}, data in {}",

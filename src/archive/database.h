@@ -48,6 +48,15 @@ class Database {
   // its level: what a C-GET or C-MOVE sends.
   Result<std::vector<InstanceRow>> QueryInstances(const IndexQuery& query);
 
+  // The instances a query selects with their metadata (json empty where none is written yet),
+  // in the index's order.
+  Result<std::vector<MetadataRow>> QueryMetadata(const IndexQuery& query);
+  // Up to `limit` instances that have no metadata yet (json empty), oldest first.
+  Result<std::vector<MetadataRow>> InstancesWithoutMetadata(int limit);
+  // Writes metadata rows, each only if its instance still has the file it was made from (the
+  // same file_path and received_at): a replaced instance is not given its old file's metadata.
+  Result<void> PutMetadata(const std::vector<MetadataRow>& rows);
+
   // Which of these SOP Instance UIDs the index holds.
   Result<std::vector<std::string>> PresentInstances(const std::vector<std::string>& sop_uids);
 

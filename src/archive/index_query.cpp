@@ -439,4 +439,32 @@ Result<std::vector<InstanceRow>> Database::QueryInstances(const IndexQuery& quer
   }
 }
 
+Result<std::vector<MetadataRow>> Database::QueryMetadata(const IndexQuery& query) {
+  IndexQuery iq = query;
+  iq.level = IndexLevel::kImage;
+  Sql q;
+  q << "SELECT i.pk, i.sop_uid, se.series_uid, s.study_uid, i.file_path, i.received_at, "
+       "(SELECT m.json FROM instance_metadata m WHERE m.instance_pk = i.pk)";
+  FromWhereOrder(q, iq);
+  q << fmt::format(" LIMIT {} OFFSET {}", iq.limit, iq.offset);
+  try {
+    soci::session s(impl_->pool);
+    std::vector<MetadataRow> out;
+    Run(s, q, [&](const soci::row& row) {
+      MetadataRow r;
+      r.pk = db::Int(row, 0);
+      r.sop_uid = Str(row, 1);
+      r.series_uid = Str(row, 2);
+      r.study_uid = Str(row, 3);
+      r.file_path = Str(row, 4);
+      r.received_at = Str(row, 5);
+      r.json = Str(row, 6);
+      out.push_back(std::move(r));
+    });
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading the instances' metadata"));
+  }
+}
+
 }  // namespace pb

@@ -97,6 +97,14 @@ struct InstanceRow {
   int64_t file_size = 0;
 };
 
+// An instance and its WADO-RS metadata (the DICOM JSON object of migration 010); `json` is
+// empty while it has not been written yet. `received_at` tells the version of the file it was
+// (or is to be) made from.
+struct MetadataRow {
+  int64_t pk = 0;
+  std::string sop_uid, series_uid, study_uid, file_path, received_at, json;
+};
+
 // Filters of GET /api/studies: DICOM keywords with '*' and '?' wildcards, date ranges.
 struct StudyFilter {
   std::string patient_id, patient_name, study_uid, accession_number, modality, study_date;

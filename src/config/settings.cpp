@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "core/url.h"
 #include "core/validate.h"
 
 namespace pb {
@@ -140,7 +141,7 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
   Settings s;
   s.source = source_name;
   if (auto r = CheckKeys(ctx, root, "(top level)",
-                         {"server", "database", "auth", "jobs", "receivers", "nodes"});
+                         {"server", "database", "auth", "jobs", "dicomweb", "receivers", "nodes"});
       !r) {
     return tl::unexpected(r.error());
   }
@@ -265,6 +266,40 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
       return tl::unexpected(ctx.Err(jobs->get("keep_days"), "jobs.keep_days", "must be between 0 (keep forever) and 36500"));
     }
     s.job_keep_days = static_cast<int>(keep);
+  }
+  PB_TRY(dicomweb, table("dicomweb"));
+  if (dicomweb) {
+    if (auto r = CheckKeys(ctx, *dicomweb, "dicomweb", {"public_root", "cors_origins", "stow_receiver"}); !r) {
+      return tl::unexpected(r.error());
+    }
+    PB_TRY(root_url, GetString(ctx, *dicomweb, "dicomweb", "public_root", ""));
+    if (!root_url.empty()) {
+      auto url = ValidateBaseUrl(root_url, "dicomweb.public_root");
+      if (!url) return tl::unexpected(ctx.Err(dicomweb->get("public_root"), "dicomweb.public_root", url.error().message));
+      while (!root_url.empty() && root_url.back() == '/') root_url.pop_back();
+      s.dicomweb_public_root = root_url;
+    }
+    if (const toml::node* n = dicomweb->get("cors_origins")) {
+      const toml::array* a = n->as_array();
+      if (!a) return tl::unexpected(ctx.Err(n, "dicomweb.cors_origins", "must be a list of origins, such as [\"*\"]"));
+      for (const toml::node& o : *a) {
+        auto v = o.value<std::string>();
+        if (!o.is_string() || !v) return tl::unexpected(ctx.Err(&o, "dicomweb.cors_origins", "must hold strings"));
+        if (*v != "*") {
+          auto url = ValidateBaseUrl(*v, "dicomweb.cors_origins");
+          const bool origin = url && v->find('/', v->find("//") + 2) == std::string::npos;
+          if (!origin) {
+            return tl::unexpected(ctx.Err(&o, "dicomweb.cors_origins",
+                                          fmt::format("'{}' is not \"*\" or an origin such as "
+                                                      "\"https://viewer.example:3000\" (scheme, host, port; no path)",
+                                                      *v)));
+          }
+        }
+        s.dicomweb_cors_origins.push_back(*v);
+      }
+    }
+    PB_TRY(stow, GetString(ctx, *dicomweb, "dicomweb", "stow_receiver", ""));
+    s.dicomweb_stow_receiver = stow;
   }
   PB_TRY(receivers, Entries(ctx, root, "receivers"));
   s.receivers = std::move(receivers);

@@ -39,6 +39,15 @@ struct Settings {
   int64_t min_free_disk_mb = 500;        // /api/ready fails below this free space in data_dir
   int job_workers = 2;                   // [jobs] workers: jobs running at once
   int job_keep_days = 30;                // [jobs] keep_days: finished jobs kept (0: forever)
+  // [dicomweb]: our DICOMweb server (/dicom-web).
+  // The root clients reach it by (behind a reverse proxy), without a trailing slash, for the
+  // URLs answers carry (RetrieveURL, BulkDataURI); empty: taken from each request's Host.
+  std::string dicomweb_public_root;
+  // Origins allowed to call it from a browser (CORS): "*" or "https://viewer.example".
+  std::vector<std::string> dicomweb_cors_origins;
+  // The receiver whose identification, anonymization and staging STOW-RS uses; empty: the
+  // archive, with the site's routing rules.
+  std::string dicomweb_stow_receiver;
   std::vector<ConfigEntry> receivers;
   std::vector<ConfigEntry> nodes;
   std::string source = "(defaults)";

@@ -84,4 +84,43 @@ Result<std::vector<std::string>> AcceptedSyntaxes(const std::string& accept) {
   return syntaxes;
 }
 
+Result<std::vector<PartRange>> AcceptedParts(const std::string& accept) {
+  if (Trim(accept).empty()) return std::vector<PartRange>{{"*", {}, true}};
+  std::vector<PartRange> out;
+  for (const std::string& range : Split(accept, ',')) {
+    auto parts = Split(range, ';');
+    const std::string media = Lower(Trim(parts[0]));
+    PartRange r;
+    bool refused = false;
+    for (size_t i = 1; i < parts.size(); ++i) {
+      auto eq = parts[i].find('=');
+      if (eq == std::string::npos) continue;
+      const std::string key = Lower(Trim(parts[i].substr(0, eq)));
+      const std::string value = Unquote(parts[i].substr(eq + 1));
+      if (key == "type") r.type = Lower(value);
+      if (key == "transfer-syntax") r.syntaxes.push_back(value);
+      if (key == "q") refused = value.find_first_not_of("0.") == std::string::npos;
+    }
+    if (refused) continue;
+    static const std::string kAny = "*";  // (assigned from a std::string: GCC 12 misreads a literal here)
+    if (media == "multipart/related" || media == "multipart/*") {
+      if (r.type.empty() || r.type == "*/*") r.type = kAny;
+    } else if (media == "*/*") {
+      r.type = kAny;
+    } else {
+      r.type = media;
+      r.multipart = false;
+    }
+    if (r.type == "application/dicom" || r.type == "application/dicom+json" || r.type == "application/json") continue;
+    out.push_back(std::move(r));
+  }
+  if (out.empty()) {
+    return Fail(Code::kUnsupported,
+                fmt::format("Accept '{}' names no media type for frames or bulk data: use multipart/related; "
+                            "type=\"application/octet-stream\" (or the compressed type, such as image/jls)",
+                            accept));
+  }
+  return out;
+}
+
 }  // namespace pb::dicomweb

@@ -16,4 +16,18 @@ constexpr const char* kExplicitVrLittleEndian = "1.2.840.10008.1.2.1";
 // kUnsupported when the header names only media types other than DICOM instances.
 Result<std::vector<std::string>> AcceptedSyntaxes(const std::string& accept);
 
+// One acceptable kind of part for answers that are not DICOM instances (frames, bulk data):
+// its media type ("application/octet-stream", "image/jls", ...; "*" for any) and the transfer
+// syntaxes named with it (none: the type's default). `multipart`: asked for as parts of
+// multipart/related; false for a bare media type (a single-part answer).
+struct PartRange {
+  std::string type;
+  std::vector<std::string> syntaxes;
+  bool multipart = true;
+};
+
+// The part kinds acceptable, in the client's order. No Accept, "*/*" or multipart/related
+// without a type: {"*"}. kUnsupported when the header names only DICOM instances or JSON.
+Result<std::vector<PartRange>> AcceptedParts(const std::string& accept);
+
 }  // namespace pb::dicomweb

@@ -37,5 +37,43 @@ TEST(AcceptedSyntaxes, RefusesWhatNamesNoInstances) {
             V{"1.2.840.10008.1.2.1"});
 }
 
+TEST(AcceptedParts, DefaultsToAnything) {
+  for (const char* accept : {"", "*/*", "multipart/related"}) {
+    auto r = AcceptedParts(accept);
+    ASSERT_TRUE(r) << accept;
+    ASSERT_EQ(r->size(), 1u) << accept;
+    EXPECT_EQ((*r)[0].type, "*") << accept;
+    EXPECT_TRUE((*r)[0].multipart) << accept;
+  }
+}
+
+TEST(AcceptedParts, KeepsTheClientsOrderTypesAndSyntaxes) {
+  auto r = AcceptedParts("multipart/related; type=\"image/jls\"; transfer-syntax=1.2.840.10008.1.2.4.80, "
+                         "Multipart/Related; Type=application/octet-stream; transfer-syntax=*");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].type, "image/jls");
+  EXPECT_EQ((*r)[0].syntaxes, std::vector<std::string>{"1.2.840.10008.1.2.4.80"});
+  EXPECT_EQ((*r)[1].type, "application/octet-stream");
+  EXPECT_EQ((*r)[1].syntaxes, std::vector<std::string>{"*"});
+}
+
+TEST(AcceptedParts, ABareMediaTypeAsksForOnePart) {
+  auto r = AcceptedParts("application/octet-stream");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_FALSE((*r)[0].multipart);
+}
+
+TEST(AcceptedParts, RefusedAndDicomRangesDoNotCount) {
+  EXPECT_FALSE(AcceptedParts("multipart/related; type=\"application/octet-stream\"; q=0"));
+  EXPECT_FALSE(AcceptedParts("multipart/related; type=\"application/dicom\""));
+  EXPECT_FALSE(AcceptedParts("application/dicom+json"));
+  auto r = AcceptedParts("application/json, multipart/related; type=image/jpeg");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].type, "image/jpeg");
+}
+
 }  // namespace
 }  // namespace pb::dicomweb

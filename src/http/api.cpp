@@ -119,6 +119,7 @@ Result<void> HttpApi::Start(Services services) {
   AddFindRoute(router, *s_);
   AddArchiveRoutes(router, *s_);
   AddDicomwebRoutes(router, *s_);
+  AddWadoRoutes(router, *s_);
   AddJobRoutes(router, *s_);
   AddImportRoutes(router, *s_);
   AddReceiverRoutes(router, *s_);

@@ -13,6 +13,7 @@
 #include "archive/database.h"
 #include "config/settings.h"
 #include "core/result.h"
+#include "dicomweb/metadata_cache.h"
 #include "ingest/pipeline.h"
 #include "jobs/import_job.h"
 #include "jobs/job_service.h"
@@ -41,6 +42,7 @@ struct Services {
   ImportRunner& imports;
   auth::Accounts& accounts;
   MppsSteps& mpps;
+  dicomweb::MetadataCache& metadata;
 };
 
 class HttpApi {
@@ -79,7 +81,8 @@ void AddUiRoutes(httplib::Server& srv);  // the web UI's files, outside /api
 void AddNodeRoutes(Router& r, Services& s);
 void AddFindRoute(Router& r, Services& s);
 void AddArchiveRoutes(Router& r, Services& s);
-void AddDicomwebRoutes(Router& r, Services& s);  // /dicom-web: QIDO-RS
+void AddDicomwebRoutes(Router& r, Services& s);  // /dicom-web: QIDO-RS, WADO-RS of instances
+void AddWadoRoutes(Router& r, Services& s);      // /dicom-web: WADO-RS metadata, frames, bulk data
 void AddJobRoutes(Router& r, Services& s);
 void AddImportRoutes(Router& r, Services& s);
 void AddReceiverRoutes(Router& r, Services& s);

@@ -20,6 +20,7 @@
 #include "dicom/dataset.h"
 #include "dicom/mpps.h"
 #include "http/api.h"
+#include "http/dicomweb_common.h"
 #include "http/errors.h"
 #include "http/router.h"
 
@@ -66,16 +67,6 @@ std::vector<std::string> AllReturns(IndexLevel level) {
 std::string KeywordFor(const std::string& id) {
   auto tag = dicom::ParseTag(id);
   return tag ? dicom::TagKeyword(*tag) : std::string();
-}
-
-std::string Base(const httplib::Request& req) {
-  std::string host = req.get_header_value("Host");
-  if (host.empty()) host = "localhost";
-  return fmt::format("{}://{}/dicom-web", req.ssl ? "https" : "http", host);
-}
-
-bool IsUid(const std::string& v) {
-  return !v.empty() && v.size() <= 64 && v.find_first_not_of("0123456789.") == std::string::npos;
 }
 
 // One search: `fixed` are the UIDs of the path.
@@ -147,7 +138,7 @@ void Search(Services& s, const httplib::Request& req, httplib::Response& res, In
   (void)s.pipeline.Flush(std::chrono::seconds(2));
   auto answers = s.db.QueryIndex(q);
   if (!answers) return SendError(res, answers.error());
-  const std::string base = Base(req);
+  const std::string base = DicomwebRoot(s, req);
   std::string body = "[";
   for (auto& a : *answers) {
     dicom::FlatItem item;
@@ -172,8 +163,7 @@ void Search(Services& s, const httplib::Request& req, httplib::Response& res, In
     // PS3.18 10.6.3.2: more may match than were returned.
     res.set_header("Warning", "299 pacsbridge: there are more matches; ask again with offset");
   }
-  res.status = 200;
-  res.set_content(body, "application/dicom+json");
+  SendDicomJson(req, res, 200, std::move(body));
 }
 
 // One instance of a WADO-RS answer: its file and the syntax it goes in ("" as stored).

@@ -276,6 +276,7 @@ void IngestPipeline::IndexLoop() {
       return stopping_ || flush_requested_ || pending_.size() >= options_.max_batch;
     });
     flush_requested_ = false;
+    const std::function<void()> listener = on_indexed_;
     std::vector<Entry> batch;
     batch.swap(pending_);
     // A full journal: new arrivals go to a fresh one, so this one can go once its entries are
@@ -288,6 +289,7 @@ void IngestPipeline::IndexLoop() {
     }
     lock.unlock();
     auto r = IndexBatch(batch);
+    if (r && listener) listener();
     lock.lock();
     if (r) {
       if (failing) spdlog::info("ingest: the index accepts writes again");
@@ -313,6 +315,11 @@ void IngestPipeline::IndexLoop() {
     }
     wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
   }
+}
+
+void IngestPipeline::SetIndexedListener(std::function<void()> listener) {
+  std::lock_guard lock(mu_);
+  on_indexed_ = std::move(listener);
 }
 
 Result<void> IngestPipeline::Flush(std::chrono::seconds timeout) {

@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -114,6 +115,10 @@ class IngestPipeline {
   // staged ones into their session's rows); call before receiving. Returns how many.
   Result<int> Recover();
 
+  // Called (from the indexer, no lock held) after instances were indexed: work that follows
+  // indexing, such as writing their WADO-RS metadata ahead. Set before Recover().
+  void SetIndexedListener(std::function<void()> listener);
+
   std::filesystem::path NewTempPath() { return blobs_.NewTempPath(); }
   const BlobStore& blobs() const { return blobs_; }
   // Every instance Ingest() puts in (or finds in) the archive or the staging area is published
@@ -161,6 +166,7 @@ class IngestPipeline {
   size_t active_entries_ = 0;                 // GUARDED_BY(mu_): written to the active journal
   uint64_t pushed_ = 0, done_ = 0;            // GUARDED_BY(mu_): entries queued / indexed
   std::string last_error_;                    // GUARDED_BY(mu_)
+  std::function<void()> on_indexed_;          // GUARDED_BY(mu_)
   bool stopping_ = false;                     // GUARDED_BY(mu_)
   bool flush_requested_ = false;              // GUARDED_BY(mu_): end the batch window now
   std::atomic<uint64_t> synced_files_{0}, synced_journal_{0}, synced_folders_{0};

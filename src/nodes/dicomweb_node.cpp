@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/validate.h"
-#include "nodes/url.h"
+#include "core/url.h"
 
 namespace pb {
 namespace {

@@ -12,7 +12,7 @@
 #include "dicom/worklist.h"
 #include "nodes/dicomweb_node.h"
 #include "nodes/json_reader.h"
-#include "nodes/url.h"
+#include "core/url.h"
 
 namespace pb {
 namespace {

@@ -46,7 +46,7 @@ class OpenApiTest(harness.E2ETestCase):
                     continue
                 url = path
                 for name in ("name", "id", "project", "subject", "session", "uid", "sop_instance_uid",
-                             "username", "study", "series", "instance"):
+                             "username", "study", "series", "instance", "frames", "tag"):
                     url = url.replace("{%s}" % name, "no-such-" + name.replace("_", "-"))
                 self.assertNotIn("{", url, "a parameter this test does not fill: %s" % path)
                 body = {} if method in ("post", "put", "patch") else None

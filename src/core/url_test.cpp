@@ -1,4 +1,4 @@
-#include "nodes/url.h"
+#include "core/url.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 #pragma once
-// The URLs of a DICOMweb node, checked with libcurl's URL parser (not by prefix): no credentials
-// in any of them (they belong in `auth`, which is never returned; a URL is shown to everyone who
-// may read the node). Errors name the field, never echo a password, and say what to write
+// URLs (of DICOMweb nodes, of our DICOMweb server's public root), checked with libcurl's URL
+// parser (not by prefix): no credentials in any of them (a node's belong in `auth`, which is
+// never returned; a URL is shown to everyone who may read the node). Errors name the field, never echo a password, and say what to write
 // instead. Thread-safe.
 #include <string>
 #include <string_view>

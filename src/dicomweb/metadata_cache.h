@@ -1,0 +1,58 @@
+#pragma once
+// The WADO-RS metadata of archived instances, written ahead: a background writer turns each
+// newly indexed instance (and, after an upgrade, every older one) into its DICOM JSON object
+// once and keeps it in the index (migration 010), so a study's or series' metadata is answered
+// from the database, never by reading its files. An instance the writer has not come to yet is
+// made on demand by Get(). An instance that cannot be turned into JSON is marked (with why), not
+// retried until its file changes. The writer runs at a lower CPU priority than the threads that
+// receive and serve. Thread-safe.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "archive/blob_store.h"
+#include "archive/database.h"
+#include "core/result.h"
+
+namespace pb::dicomweb {
+
+class MetadataCache {
+ public:
+  MetadataCache(Database& db, const BlobStore& blobs);
+  ~MetadataCache();  // stops the writer
+  MetadataCache(const MetadataCache&) = delete;
+  MetadataCache& operator=(const MetadataCache&) = delete;
+
+  void Start();
+  void Stop();
+  // Instances were indexed: the writer looks for work now.
+  void Poke();
+
+  // The metadata of `row` (a QueryMetadata row): its stored JSON, or made now from the file and
+  // stored. kInvalidArgument when the instance's file cannot be given as DICOM JSON (the reason).
+  Result<std::string> Get(const MetadataRow& row);
+
+  uint64_t written() const { return written_.load(); }
+
+ private:
+  void Loop();
+  // Makes the JSON of a row (or its failure marker) from its file.
+  MetadataRow Make(const MetadataRow& row) const;
+
+  Database& db_;
+  const BlobStore& blobs_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool poked_ = false, stopping_ = false;  // GUARDED_BY(mu_)
+  std::atomic<uint64_t> written_{0};
+  std::thread thread_;
+};
+
+// A stored row that marks an instance whose metadata cannot be made starts with this; the rest
+// is the reason.
+constexpr char kMetadataFailedMark = '!';
+
+}  // namespace pb::dicomweb

@@ -1,0 +1,21 @@
+#pragma once
+// What the DICOMweb server's routes share (internal to src/http): UIDs of paths, the root that
+// answers' URLs start with, and DICOM JSON answers (gzip-compressed for clients that accept it).
+#include <string>
+
+#include <httplib.h>
+
+#include "http/api.h"
+
+namespace pb::http {
+
+bool IsUid(const std::string& v);
+
+// "[dicomweb] public_root" when set (behind a reverse proxy), else scheme://Host/dicom-web of
+// the request.
+std::string DicomwebRoot(const Services& s, const httplib::Request& req);
+
+// A DICOM JSON body as application/dicom+json, gzip-compressed when the client accepts gzip.
+void SendDicomJson(const httplib::Request& req, httplib::Response& res, int status, std::string body);
+
+}  // namespace pb::http
