@@ -4,8 +4,11 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
+#include <limits>
 #include <random>
+#include <regex>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -89,21 +92,59 @@ Result<int> HttpApi::Bind(const std::string& host, int port) {
   return bound;
 }
 
+namespace {
+
+constexpr size_t kDrainBytes = 64 * 1024;
+
+// Requests whose body goes to disk as it arrives, whatever its size: STOW-RS.
+bool StreamsBody(const httplib::Request& req) {
+  static const std::regex kStow("^/dicom-web/studies(/[^/]+)?/?$");
+  return req.method == "POST" && std::regex_match(req.path, kStow);
+}
+
+// Whether the request's body may be read; else it has answered 413 (before any of it is read,
+// so a hostile Content-Length or endless chunks cost nothing). POST and PUT routes read their
+// bodies themselves, capped (or streamed); the other methods take none of any size.
+bool AcceptableBody(const httplib::Request& req, httplib::Response& res) {
+  const std::string& m = req.method;
+  if (m == "GET" || m == "HEAD" || m == "OPTIONS" || StreamsBody(req)) return true;
+  size_t length = 0;
+  const std::string cl = req.get_header_value("Content-Length");
+  if (!cl.empty()) {
+    auto [end, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), length);
+    if (ec != std::errc() || end != cl.data() + cl.size()) length = std::numeric_limits<size_t>::max();
+  }
+  const bool reads_itself = m == "POST" || m == "PUT";
+  const bool chunked = req.has_header("Transfer-Encoding");
+  if (length > kMaxBody || (!reads_itself && (chunked || length > kDrainBytes))) {
+    res.set_header("Connection", "close");
+    SendError(res, 413, reads_itself ? "the request body is larger than 16 MB" : "this request takes no body");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<void> HttpApi::Start(Services services) {
   s_.emplace(services);
   httplib::Server& srv = *server_;
-  srv.set_payload_max_length(16 * 1024 * 1024);
+  // Bodies are limited per route instead: 16 MB for those read whole (Reading in errors.cpp),
+  // none for STOW-RS, which streams them to disk (StreamsBody); everything else is refused
+  // before a byte of its body is read (below).
+  srv.set_payload_max_length(std::numeric_limits<size_t>::max());
   // Threads for the requests that wait (GET /api/jobs/{id}?wait=, the jobs event streams), each
   // capped by JobService, and the usual eight for everything else.
   srv.new_task_queue = [] { return new httplib::ThreadPool(8 + JobService::kMaxWaiters + JobService::kMaxStreams); };
   // Every request gets its id first; each route's gate then decides who may call it (Router).
-  srv.set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
+  srv.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
     BeginRequest(res);
     // Nothing of ours is to be sniffed into another type, framed by another site, or told
     // where it was linked from.
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("X-Frame-Options", "DENY");
     res.set_header("Referrer-Policy", "no-referrer");
+    if (!AcceptableBody(req, res)) return httplib::Server::HandlerResponse::Handled;
     return httplib::Server::HandlerResponse::Unhandled;
   });
   srv.set_exception_handler(AnswerException);
@@ -120,11 +161,21 @@ Result<void> HttpApi::Start(Services services) {
   AddArchiveRoutes(router, *s_);
   AddDicomwebRoutes(router, *s_);
   AddWadoRoutes(router, *s_);
+  AddStowRoutes(router, *s_);
   AddJobRoutes(router, *s_);
   AddImportRoutes(router, *s_);
   AddReceiverRoutes(router, *s_);
   AddMppsRoutes(router, *s_);
   AddRoutingTryRoute(router, *s_);
+  // A POST or PUT no route takes: its body is not read (httplib would read it whole first).
+  auto nowhere = [](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+    size_t seen = 0;
+    reader([&](const char*, size_t n) { return (seen += n) <= kDrainBytes; });
+    if (seen > kDrainBytes) res.set_header("Connection", "close");
+    SendError(res, 404, fmt::format("no such resource: {} {}", req.method, req.path));
+  };
+  srv.Post(".*", nowhere);
+  srv.Put(".*", nowhere);
   AddUiRoutes(srv);
   // A route without its documentation, or documentation without its route, is a build that
   // must not ship: every test that starts the server fails on it.

@@ -83,6 +83,7 @@ void AddFindRoute(Router& r, Services& s);
 void AddArchiveRoutes(Router& r, Services& s);
 void AddDicomwebRoutes(Router& r, Services& s);  // /dicom-web: QIDO-RS, WADO-RS of instances
 void AddWadoRoutes(Router& r, Services& s);      // /dicom-web: WADO-RS metadata, frames, bulk data
+void AddStowRoutes(Router& r, Services& s);      // /dicom-web: STOW-RS
 void AddJobRoutes(Router& r, Services& s);
 void AddImportRoutes(Router& r, Services& s);
 void AddReceiverRoutes(Router& r, Services& s);

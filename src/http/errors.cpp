@@ -59,7 +59,6 @@ std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Respon
 }
 
 namespace {
-constexpr size_t kMaxBody = 16 * 1024 * 1024;
 
 httplib::Server::HandlerWithContentReader Reading(BodyHandler handler, Gate gate) {
   return [handler = std::move(handler), gate = std::move(gate)](const httplib::Request& req, httplib::Response& res,
@@ -73,7 +72,9 @@ httplib::Server::HandlerWithContentReader Reading(BodyHandler handler, Gate gate
       // the connection is closed after the answer).
       constexpr size_t kDrain = 64 * 1024;
       size_t seen = 0;
+      const int answered = res.status;  // a drain cut short makes the reader set 400
       if (has_body) reader([&](const char*, size_t n) { return (seen += n) <= kDrain; });
+      res.status = answered;
       if (seen > kDrain) res.set_header("Connection", "close");
       return;
     }

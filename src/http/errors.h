@@ -29,6 +29,9 @@ std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Respon
 
 // POST/PUT routes whose body is read by us: cpp-httplib 0.11 answers 400 on its own to a POST
 // without Content-Length (e.g. `curl -X POST` with no data) unless the route reads the body.
+// The largest body a route that reads it whole takes (413 beyond).
+constexpr size_t kMaxBody = 16 * 1024 * 1024;
+
 using BodyHandler =
     std::function<void(const httplib::Request&, httplib::Response&, const std::string& body)>;
 // `gate`, when given, decides before the body is read (false: it has answered).

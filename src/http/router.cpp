@@ -63,6 +63,24 @@ void Router::Delete(const std::string& path, Access access, httplib::Server::Han
   srv_.Delete(Add("delete", path, access), Gated(access, std::move(handler)));
 }
 
+void Router::PostStream(const std::string& path, Access access, httplib::Server::HandlerWithContentReader handler) {
+  Gate gate = GateFor(access);
+  srv_.Post(Add("post", path, access),
+            [gate = std::move(gate), handler = std::move(handler)](
+                const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+              if (gate && !gate(req, res)) {
+                constexpr size_t kDrain = 64 * 1024;
+                size_t seen = 0;
+                const int answered = res.status;  // a drain cut short makes the reader set 400
+                reader([&](const char*, size_t n) { return (seen += n) <= kDrain; });
+                res.status = answered;
+                if (seen > kDrain) res.set_header("Connection", "close");
+                return;
+              }
+              handler(req, res, reader);
+            });
+}
+
 void Router::Post(const std::string& path, Access access, BodyHandler handler) {
   http::Post(srv_, Add("post", path, access), std::move(handler), GateFor(access));
 }

@@ -40,6 +40,10 @@ class Router {
   // POST and PUT read the body themselves (see BodyHandler in errors.h).
   void Post(const std::string& path, Access access, BodyHandler handler);
   void Put(const std::string& path, Access access, BodyHandler handler);
+  // A POST whose handler reads the body itself as it arrives, of any size (STOW-RS): the only
+  // routes the server lets past its 16 MB body limit (api.cpp, StreamsBody). Refused callers'
+  // bodies are not read beyond 64 KB.
+  void PostStream(const std::string& path, Access access, httplib::Server::HandlerWithContentReader handler);
 
   const std::vector<Route>& routes() const { return routes_; }
 
