@@ -287,6 +287,11 @@ int Serve(const std::string& config_file, bool strict_flag) {
     return Fatal(started.error().message);
   }
   metadata.Start();
+  if (!cfg.dicomweb_stow_receiver.empty() && !receivers.Get(cfg.dicomweb_stow_receiver)) {
+    spdlog::warn("[dicomweb] stow_receiver '{}' is not a receiver: STOW-RS answers 503 until one with that name "
+                 "(or AE title) exists",
+                 cfg.dicomweb_stow_receiver);
+  }
   if (auto problems = receivers.NotListening(); !problems.empty()) {
     spdlog::warn("PACS Bridge running, NOT ready: {} receiver(s) not listening (see above; /api/health lists them): "
                  "HTTP on {}:{}, AE title {}, data in {}",

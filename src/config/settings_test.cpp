@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 namespace pb {
 namespace {
 
@@ -42,6 +44,37 @@ queryable = true
   EXPECT_EQ(s->nodes[0].json["name"], "hospital-pacs");
   EXPECT_EQ(s->nodes[0].source, "pb.toml:18");
   EXPECT_EQ(s->nodes[0].key_lines.at("port"), 23);
+}
+
+TEST(Settings, DicomwebServerSettings) {
+  auto s = ParseSettings(R"(
+[dicomweb]
+public_root = "https://pacs.example.org/pb/dicom-web/"
+cors_origins = ["https://viewer.example.org:3000", "*"]
+stow_receiver = "RESEARCH"
+)",
+                         "t.toml");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->dicomweb_public_root, "https://pacs.example.org/pb/dicom-web");  // trailing slash dropped
+  EXPECT_EQ(s->dicomweb_cors_origins, (std::vector<std::string>{"https://viewer.example.org:3000", "*"}));
+  EXPECT_EQ(s->dicomweb_stow_receiver, "RESEARCH");
+}
+
+TEST(Settings, RefusesDicomwebRootsThatAreNotHttpUrls) {
+  for (const char* bad : {"ftp://host/dicom-web", "pacs.example.org/dicom-web", "https://user:pw@host/dicom-web",
+                          "https://host/dicom-web?x=1"}) {
+    auto s = ParseSettings(fmt::format("[dicomweb]\npublic_root = \"{}\"\n", bad), "t.toml");
+    ASSERT_FALSE(s) << bad;
+    EXPECT_NE(s.error().message.find("t.toml:2: dicomweb.public_root"), std::string::npos) << s.error().message;
+  }
+}
+
+TEST(Settings, RefusesCorsOriginsWithAPath) {
+  auto s = ParseSettings("[dicomweb]\ncors_origins = [\"https://viewer.example.org/app\"]\n", "t.toml");
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("dicomweb.cors_origins"), std::string::npos) << s.error().message;
+  EXPECT_FALSE(ParseSettings("[dicomweb]\ncors_origins = \"*\"\n", "t.toml"));
+  EXPECT_FALSE(ParseSettings("[dicomweb]\ncors = [\"*\"]\n", "t.toml"));
 }
 
 TEST(Settings, UnknownKeyNamesKeyAndLine) {

@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -124,6 +125,34 @@ bool AcceptableBody(const httplib::Request& req, httplib::Response& res) {
   return true;
 }
 
+// CORS for the DICOMweb server ([dicomweb] cors_origins), so browser viewers on another origin
+// can use it: an allowed Origin gets Access-Control-Allow-Origin on every /dicom-web answer, and
+// its preflight (OPTIONS) is answered here, before authentication (browsers send none with it).
+// True when the request was answered (a preflight).
+bool Cors(const std::vector<std::string>& allowed, const httplib::Request& req, httplib::Response& res) {
+  if (req.path.rfind("/dicom-web/", 0) != 0 && req.path != "/dicom-web") return false;
+  const std::string origin = req.get_header_value("Origin");
+  const bool any = std::find(allowed.begin(), allowed.end(), "*") != allowed.end();
+  const bool ok = !origin.empty() && (any || std::find(allowed.begin(), allowed.end(), origin) != allowed.end());
+  if (ok) {
+    res.set_header("Access-Control-Allow-Origin", any ? "*" : origin);
+    if (!any) res.set_header("Vary", "Origin");
+    res.set_header("Access-Control-Expose-Headers", "Warning, Content-Type, Content-Length, Content-Encoding, Content-Location");
+  }
+  if (req.method != "OPTIONS" || !req.has_header("Access-Control-Request-Method")) return false;
+  if (!ok) {
+    SendError(res, 403, origin.empty() ? "a CORS preflight needs an Origin"
+                                       : fmt::format("origin {} may not call /dicom-web (see [dicomweb] cors_origins)", origin),
+              "Origin");
+    return true;
+  }
+  res.status = 204;
+  res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+  res.set_header("Access-Control-Allow-Headers", "Authorization, Accept, Accept-Encoding, Content-Type");
+  res.set_header("Access-Control-Max-Age", "600");
+  return true;
+}
+
 }  // namespace
 
 Result<void> HttpApi::Start(Services services) {
@@ -137,13 +166,14 @@ Result<void> HttpApi::Start(Services services) {
   // capped by JobService, and the usual eight for everything else.
   srv.new_task_queue = [] { return new httplib::ThreadPool(8 + JobService::kMaxWaiters + JobService::kMaxStreams); };
   // Every request gets its id first; each route's gate then decides who may call it (Router).
-  srv.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+  srv.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     BeginRequest(res);
     // Nothing of ours is to be sniffed into another type, framed by another site, or told
     // where it was linked from.
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("X-Frame-Options", "DENY");
     res.set_header("Referrer-Policy", "no-referrer");
+    if (Cors(s_->settings.dicomweb_cors_origins, req, res)) return httplib::Server::HandlerResponse::Handled;
     if (!AcceptableBody(req, res)) return httplib::Server::HandlerResponse::Handled;
     return httplib::Server::HandlerResponse::Unhandled;
   });
