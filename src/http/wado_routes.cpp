@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "archive/index_query.h"
+#include "dicom/thumbnail.h"
 #include "dicom/wado.h"
 #include "dicomweb/accept.h"
 #include "http/api.h"
@@ -302,6 +303,138 @@ void Bulk(Services& s, const httplib::Request& req, httplib::Response& res) {
   });
 }
 
+// "a,b,c" → numbers; nullopt when one is not a number.
+std::optional<std::vector<double>> Numbers(const std::string& text) {
+  std::vector<double> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    double v = 0;
+    auto [end, ec] = std::from_chars(text.data() + pos, text.data() + comma, v);
+    if (ec != std::errc() || end != text.data() + comma) return std::nullopt;
+    out.push_back(v);
+    pos = comma + 1;
+  }
+  return out;
+}
+
+// The rendering a request asks for (PS3.18 8.3.5): Accept (image/jpeg by default, image/png),
+// window=center,width[,linear|linear-exact|sigmoid], viewport=vw,vh, quality=1..100. False
+// when it answered 400 or 406.
+bool ParseRendering(const httplib::Request& req, httplib::Response& res, dicom::RenderRequest& rq) {
+  using Format = dicom::RenderRequest::Format;
+  std::optional<Format> format;
+  std::string accept = req.get_header_value("Accept");
+  for (char& c : accept) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (accept.empty()) format = Format::kJpeg;
+  size_t pos = 0;
+  while (!format && pos <= accept.size()) {
+    size_t comma = accept.find(',', pos);
+    if (comma == std::string::npos) comma = accept.size();
+    std::string range = accept.substr(pos, comma - pos);
+    pos = comma + 1;
+    const bool refused = range.find("q=0") != std::string::npos && range.find("q=0.") == std::string::npos;
+    range = range.substr(0, range.find(';'));
+    range.erase(0, range.find_first_not_of(' '));
+    range.erase(range.find_last_not_of(' ') + 1);
+    if (refused) continue;
+    if (range == "image/jpeg" || range == "image/*" || range == "*/*") format = Format::kJpeg;
+    else if (range == "image/png") format = Format::kPng;
+  }
+  if (!format) {
+    SendError(res, 406, "rendered images come as image/jpeg or image/png", "Accept");
+    return false;
+  }
+  rq.format = *format;
+  if (req.has_param("quality")) {
+    int q = 0;
+    if (!ParseInt(req.get_param_value("quality"), 1, 100, q)) {
+      SendError(res, 400, "quality must be a number from 1 to 100", "quality");
+      return false;
+    }
+    rq.quality = q;
+  }
+  if (req.has_param("viewport")) {
+    auto v = Numbers(req.get_param_value("viewport"));
+    if (!v || v->size() != 2 || (*v)[0] < 1 || (*v)[1] < 1 || (*v)[0] > 8192 || (*v)[1] > 8192) {
+      SendError(res, 400, "viewport must be width,height in pixels (1 to 8192); cropping (sx,sy,sw,sh) is not offered",
+                "viewport");
+      return false;
+    }
+    rq.max_width = static_cast<int>((*v)[0]);
+    rq.max_height = static_cast<int>((*v)[1]);
+    rq.upscale = true;
+  }
+  if (req.has_param("window")) {
+    const std::string text = req.get_param_value("window");
+    std::string numbers = text, function = "linear";
+    const size_t second = text.find(',', text.find(',') + 1);
+    if (text.find(',') != std::string::npos && second != std::string::npos) {
+      numbers = text.substr(0, second);
+      function = text.substr(second + 1);
+      for (char& c : function) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    auto v = Numbers(numbers);
+    using F = dicom::RenderRequest::Window::Function;
+    std::optional<F> fn;
+    if (function == "linear") fn = F::kLinear;
+    else if (function == "linear-exact" || function == "linear_exact") fn = F::kLinearExact;
+    else if (function == "sigmoid") fn = F::kSigmoid;
+    if (!v || v->size() != 2 || (*v)[1] <= 0 || !fn) {
+      SendError(res, 400, "window must be center,width[,linear|linear-exact|sigmoid] with a width above 0", "window");
+      return false;
+    }
+    rq.window = dicom::RenderRequest::Window{(*v)[0], (*v)[1], *fn};
+  }
+  return true;
+}
+
+void SendRendered(Services& s, const httplib::Request& req, httplib::Response& res, const InstanceRow& row,
+                  std::optional<int> frame, bool thumbnail) {
+  dicom::RenderRequest rq;
+  if (thumbnail) rq.max_width = rq.max_height = 128;
+  rq.frame = frame;
+  if (!ParseRendering(req, res, rq)) return;
+  auto image = dicom::Render(s.blobs.Absolute(row.file_path), rq);
+  if (!image) {
+    const Code c = image.error().code;
+    const int status = c == Code::kNotFound ? 404 : c == Code::kUnsupported ? 406 : 500;
+    return SendError(res, status, fmt::format("instance {}: {}", row.sop_uid, image.error().message));
+  }
+  res.status = 200;
+  res.set_content(std::move(image->png), rq.format == dicom::RenderRequest::Format::kJpeg ? "image/jpeg" : "image/png");
+}
+
+// One frame number of a rendered path; nullopt when it answered 400.
+std::optional<int> OneFrame(const httplib::Request& req, httplib::Response& res) {
+  auto frames = ParseFrameList(req.matches[4]);
+  if (frames.size() != 1) {
+    SendError(res, 400, "a rendered frame is one frame number from 1", "frames");
+    return std::nullopt;
+  }
+  return frames.front();
+}
+
+// A study's or series' thumbnail: the middle instance of its first series.
+void GroupThumbnail(Services& s, const httplib::Request& req, httplib::Response& res, Keys keys) {
+  if (!CheckUids(keys, res)) return;
+  (void)s.pipeline.Flush(std::chrono::seconds(2));
+  IndexQuery q;
+  q.level = IndexLevel::kImage;
+  q.keys = std::move(keys);
+  q.limit = 100000;
+  auto rows = s.db.QueryInstances(q);
+  if (!rows) return SendError(res, rows.error());
+  if (rows->empty()) return SendError(res, 404, fmt::format("no such {} in the archive", q.keys.back().first),
+                                      q.keys.back().first);
+  size_t first_series_end = 0;
+  while (first_series_end < rows->size() && (*rows)[first_series_end].series_uid == rows->front().series_uid) {
+    ++first_series_end;
+  }
+  SendRendered(s, req, res, (*rows)[first_series_end / 2], std::nullopt, true);
+}
+
 }  // namespace
 
 void AddWadoRoutes(Router& r, Services& s) {
@@ -319,6 +452,27 @@ void AddWadoRoutes(Router& r, Services& s) {
         [&s](const httplib::Request& req, httplib::Response& res) { Frames(s, req, res); });
   r.Get("/dicom-web/studies/{study}/series/{series}/instances/{instance}/bulk/{tag}", Access::kReadOnly,
         [&s](const httplib::Request& req, httplib::Response& res) { Bulk(s, req, res); });
+  for (const bool thumbnail : {false, true}) {
+    const std::string what = thumbnail ? "thumbnail" : "rendered";
+    r.Get("/dicom-web/studies/{study}/series/{series}/instances/{instance}/" + what, Access::kReadOnly,
+          [&s, thumbnail](const httplib::Request& req, httplib::Response& res) {
+            if (auto row = FindInstance(s, req, res)) SendRendered(s, req, res, *row, std::nullopt, thumbnail);
+          });
+    r.Get("/dicom-web/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/" + what, Access::kReadOnly,
+          [&s, thumbnail](const httplib::Request& req, httplib::Response& res) {
+            auto frame = OneFrame(req, res);
+            if (!frame) return;
+            if (auto row = FindInstance(s, req, res)) SendRendered(s, req, res, *row, frame, thumbnail);
+          });
+  }
+  r.Get("/dicom-web/studies/{study}/thumbnail", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) {
+          GroupThumbnail(s, req, res, {{"StudyInstanceUID", req.matches[1]}});
+        });
+  r.Get("/dicom-web/studies/{study}/series/{series}/thumbnail", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) {
+          GroupThumbnail(s, req, res, {{"StudyInstanceUID", req.matches[1]}, {"SeriesInstanceUID", req.matches[2]}});
+        });
 }
 
 }  // namespace pb::http
