@@ -44,6 +44,7 @@ bench: build deps-test
 	bench/send.sh
 	bench/dicomweb.sh
 	bench/throttle.sh
+	bench/serve.sh
 
 clean:
 	rm -rf build

@@ -455,6 +455,21 @@ def start_bridge(cfg, work, http_port, dicom_port, admin_password=BRIDGE_PASSWOR
     return proc, log_path
 
 
+def wait_bridge_ready(cfg, proc, log_path, http_port, dicom_port):
+    """Waits until a started `pacsbridge serve` answers /api/health and its receiver listens;
+    BenchError (with the log's tail) when it exits or is not ready within cfg.start_timeout."""
+    deadline = time.monotonic() + cfg.start_timeout
+    url = "http://127.0.0.1:%d/api/health" % http_port
+    while True:
+        if proc.poll() is not None:
+            raise BenchError("PACS Bridge exited (%s) while starting:\n%s" % (proc.returncode, tail(log_path)))
+        if http_json("GET", url, timeout=2)[0] == 200 and listening(dicom_port):
+            return
+        if time.monotonic() > deadline:
+            raise BenchError("PACS Bridge not ready after %d s:\n%s" % (cfg.start_timeout, tail(log_path)))
+        time.sleep(0.05)
+
+
 # --------------------------------------------------------------------------- settings
 
 class Config:

@@ -232,18 +232,7 @@ class Bridge:
         self.http_port = free_port()
         self.port = free_port()
         self.proc, self.log_path = start_bridge(cfg, work, self.http_port, self.port)
-        deadline = time.monotonic() + cfg.start_timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise BenchError("PACS Bridge exited (%s) while starting:\n%s"
-                                 % (self.proc.returncode, tail(self.log_path)))
-            if http_json("GET", self.url("/api/health"), timeout=2)[0] == 200 and \
-                    listening(self.port):
-                break
-            if time.monotonic() > deadline:
-                raise BenchError("PACS Bridge not ready after %d s:\n%s"
-                                 % (cfg.start_timeout, tail(self.log_path)))
-            time.sleep(0.05)
+        common.wait_bridge_ready(cfg, self.proc, self.log_path, self.http_port, self.port)
 
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.http_port, path)

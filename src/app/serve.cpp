@@ -107,6 +107,11 @@ int Serve(const std::string& config_file, bool strict_flag) {
   // glibc otherwise raises this threshold to the largest block freed so far, and the next
   // password check's 19 MiB of Argon2 memory (and any big buffer) then stays resident.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  // Setting that threshold also fixes the trim threshold at 128 KiB: every buffer of a few
+  // hundred KB freed at the top of the heap would go back to the system and fault in again on
+  // the next part of an answer (measured: a 500-instance WADO-RS series 2.5 s instead of 0.13 s).
+  // Up to 32 MiB of such free memory is kept.
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
 
   auto settings = config_file.empty() ? Result<Settings>(DefaultSettings()) : LoadSettings(config_file);
   if (!settings) return Fatal(settings.error().message);

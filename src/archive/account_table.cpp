@@ -12,6 +12,27 @@ using db::Int;
 namespace {
 // Bound values here are hashes and tokens: never logged, not even at debug.
 Error DbError(const std::exception& e, std::string_view what) { return db::DbError(e, what, false); }
+
+std::vector<std::string> SplitLines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    if (nl > pos) out.push_back(text.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return out;
+}
+
+std::string JoinLines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) {
+    if (!out.empty()) out += '\n';
+    out += l;
+  }
+  return out;
+}
 }  // namespace
 using db::Str;
 
@@ -20,8 +41,11 @@ Result<std::vector<UserRecord>> Database::LoadUsers() {
     soci::session s(impl_->pool);
     std::vector<UserRecord> out;
     soci::rowset<soci::row> rs = (s.prepare << "SELECT username, role, password_hash, created_at, "
-                                               "password_changed_at, last_login_at FROM users ORDER BY username");
-    for (const auto& r : rs) out.push_back({Str(r, 0), Str(r, 1), Str(r, 2), Str(r, 3), Str(r, 4), Str(r, 5)});
+                                               "password_changed_at, last_login_at, projects FROM users ORDER BY "
+                                               "username");
+    for (const auto& r : rs) {
+      out.push_back({Str(r, 0), Str(r, 1), Str(r, 2), Str(r, 3), Str(r, 4), Str(r, 5), SplitLines(Str(r, 6))});
+    }
     return out;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "reading the accounts"));
@@ -31,10 +55,11 @@ Result<std::vector<UserRecord>> Database::LoadUsers() {
 Result<bool> Database::InsertUser(const UserRecord& u) {
   std::lock_guard lock(impl_->writer_mu);
   try {
+    const std::string projects = JoinLines(u.projects);
     impl_->writer << "INSERT INTO users(username, role, password_hash, created_at, password_changed_at, "
-                     "last_login_at) VALUES(:u, :r, :h, :c, :p, :l) ON CONFLICT(username) DO NOTHING",
+                     "last_login_at, projects) VALUES(:u, :r, :h, :c, :p, :l, :j) ON CONFLICT(username) DO NOTHING",
         soci::use(u.username), soci::use(u.role), soci::use(u.password_hash), soci::use(u.created_at),
-        soci::use(u.password_changed_at), soci::use(u.last_login_at);
+        soci::use(u.password_changed_at), soci::use(u.last_login_at), soci::use(projects);
     int changed = 0;
     impl_->writer << "SELECT changes()", soci::into(changed);
     return changed > 0;
@@ -47,8 +72,11 @@ Result<void> Database::UpdateUser(const UserRecord& u, const std::string* end_se
   std::lock_guard lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
-    impl_->writer << "UPDATE users SET role = :r, password_hash = :h, password_changed_at = :p WHERE username = :u",
-        soci::use(u.role), soci::use(u.password_hash), soci::use(u.password_changed_at), soci::use(u.username);
+    const std::string projects = JoinLines(u.projects);
+    impl_->writer << "UPDATE users SET role = :r, password_hash = :h, password_changed_at = :p, projects = :j WHERE "
+                     "username = :u",
+        soci::use(u.role), soci::use(u.password_hash), soci::use(u.password_changed_at), soci::use(projects),
+        soci::use(u.username);
     if (end_sessions_but) {
       impl_->writer << "DELETE FROM sessions WHERE username = :u AND id_hash <> :k", soci::use(u.username),
           soci::use(*end_sessions_but);

@@ -2,6 +2,7 @@
 // Rows of the archive index, as plain values. Attribute values are UTF-8.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace pb {
 
@@ -53,6 +54,9 @@ struct MppsFilter {
 struct UserRecord {
   std::string username, role, password_hash;  // the hash in Argon2id's encoded form
   std::string created_at, password_changed_at, last_login_at;  // ISO 8601 UTC; "" never
+  // The projects the account may see through the DICOMweb server (as a receiver's
+  // query_retrieve_projects); empty: all.
+  std::vector<std::string> projects;
 };
 
 // A web UI session; the cookie's value is known to the browser only, we keep its SHA-256.

@@ -103,7 +103,7 @@ Result<std::optional<std::string>> Accounts::Bootstrap(const std::optional<std::
   auto hash = HashPassword(password, settings_.cost);
   if (!hash) return tl::unexpected(hash.error());
   const std::string now = UtcNowIso();
-  UserRecord admin{"admin", RoleName(Role::kAdmin), *hash, now, now, ""};
+  UserRecord admin{"admin", RoleName(Role::kAdmin), *hash, now, now, "", {}};
   auto inserted = db_.InsertUser(admin);
   if (!inserted) return tl::unexpected(inserted.error());
   {
@@ -147,7 +147,8 @@ AuthResult<Principal> Accounts::CheckPassword(const std::string& username, const
       if (c != password_cache_.end() && c->second.until_s > now && c->second.username_key == key &&
           ConstantTimeEquals(c->second.hash, stored_hash)) {
         if (remembered) *remembered = true;
-        return Principal{u->second.username, ParseRole(u->second.role).value_or(Role::kReadOnly), via, "", "", ""};
+        return Principal{u->second.username, ParseRole(u->second.role).value_or(Role::kReadOnly), via, "", "", "",
+                         u->second.projects};
       }
     }
     Throttle& t = throttle_[key];
@@ -193,7 +194,7 @@ AuthResult<Principal> Accounts::CheckPassword(const std::string& username, const
   password_cache_[cache_key] = {key, stored_hash, now + kPasswordCacheSeconds};
   UserRecord& user = u->second;
   user.last_login_at = UtcNowIso();
-  const Principal p{user.username, ParseRole(user.role).value_or(Role::kReadOnly), via, "", "", ""};
+  const Principal p{user.username, ParseRole(user.role).value_or(Role::kReadOnly), via, "", "", "", user.projects};
   const std::string at = user.last_login_at;
   lock.unlock();
   if (auto saved = db_.SetUserLastLogin(p.username, at); !saved) spdlog::warn("accounts: {}", saved.error().message);
@@ -283,7 +284,7 @@ AuthResult<Principal> Accounts::Session(const std::string& cookie) {
   }
   s.last_seen_s = now;
   Principal p{u->second.username, ParseRole(u->second.role).value_or(Role::kReadOnly), "session", hash,
-              s.csrf_token, ""};
+              s.csrf_token, "", u->second.projects};
   int64_t& saved = session_saved_[hash];
   const bool touch = now - saved >= kSessionTouchSeconds;
   if (touch) saved = now;
@@ -306,7 +307,7 @@ AuthResult<Principal> Accounts::Token(const std::string& secret) {
   auto u = users_.find(Key(t.username));
   if ((t.expires_s != 0 && t.expires_s <= now) || u == users_.end()) return tl::unexpected(bad);
   const Role role = std::min(ParseRole(t.role).value_or(Role::kReadOnly), ParseRole(u->second.role).value_or(Role::kReadOnly));
-  Principal p{u->second.username, role, "token", "", "", t.id};
+  Principal p{u->second.username, role, "token", "", "", t.id, u->second.projects};
   const bool touch = now - t.last_used_s >= kSessionTouchSeconds;
   if (touch) t.last_used_s = now;
   const std::string id = t.id;
@@ -353,7 +354,7 @@ int Accounts::AdminCountLocked() const {
 }
 
 Result<UserRecord> Accounts::CreateUser(const std::string& username, const std::string& role,
-                                        const std::string& password) {
+                                        const std::string& password, const std::vector<std::string>& projects) {
   if (auto why = UsernameProblem(username); !why.empty()) return Fail(Code::kInvalidArgument, why, "username");
   if (!ParseRole(role)) {
     return Fail(Code::kInvalidArgument, fmt::format("unknown role '{}': admin, user or read-only", role), "role");
@@ -368,7 +369,7 @@ Result<UserRecord> Accounts::CreateUser(const std::string& username, const std::
   auto hash = HashPassword(password, settings_.cost);
   if (!hash) return tl::unexpected(hash.error());
   const std::string now = UtcNowIso();
-  UserRecord u{username, role, *hash, now, now, ""};
+  UserRecord u{username, role, *hash, now, now, "", projects};
   auto inserted = db_.InsertUser(u);
   if (!inserted) return tl::unexpected(inserted.error());
   if (!*inserted) return Fail(Code::kAlreadyExists, fmt::format("an account named '{}' exists", username), "username");
@@ -384,7 +385,8 @@ void Accounts::RemoveSessionsLocked(const std::string& username_key, const std::
 }
 
 Result<UserRecord> Accounts::UpdateUser(const std::string& username, const std::optional<std::string>& role,
-                                        const std::optional<std::string>& password, const std::string& keep_session) {
+                                        const std::optional<std::string>& password, const std::string& keep_session,
+                                        const std::optional<std::vector<std::string>>& projects) {
   const std::string key = Key(username);
   if (role && !ParseRole(*role)) {
     return Fail(Code::kInvalidArgument, fmt::format("unknown role '{}': admin, user or read-only", *role), "role");
@@ -418,6 +420,7 @@ Result<UserRecord> Accounts::UpdateUser(const std::string& username, const std::
   if (last_admin(it->second)) return kLastAdmin();
   UserRecord updated = it->second;
   if (role) updated.role = *role;
+  if (projects) updated.projects = *projects;
   if (hash) {
     updated.password_hash = *hash;
     updated.password_changed_at = UtcNowIso();

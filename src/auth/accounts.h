@@ -29,6 +29,7 @@ struct Principal {
   std::string session_hash;  // a session's id (SHA-256 of its cookie)
   std::string csrf_token;    // a session's
   std::string token_id;      // a token's
+  std::vector<std::string> projects;  // the account's visible projects (empty: all)
 };
 
 // Where a request comes from, for the audit log.
@@ -101,11 +102,15 @@ class Accounts {
   // Users. Views carry no hash.
   std::vector<UserRecord> Users() const;
   std::optional<UserRecord> User(const std::string& username) const;
-  Result<UserRecord> CreateUser(const std::string& username, const std::string& role, const std::string& password);
+  // `projects`: what the account may see through the DICOMweb server (empty: all); the caller
+  // checks they are project labels.
+  Result<UserRecord> CreateUser(const std::string& username, const std::string& role, const std::string& password,
+                                const std::vector<std::string>& projects = {});
   // Role and/or password; a new password ends the user's sessions but `keep_session` (an id
   // hash). The last admin cannot be demoted.
   Result<UserRecord> UpdateUser(const std::string& username, const std::optional<std::string>& role,
-                                const std::optional<std::string>& password, const std::string& keep_session = {});
+                                const std::optional<std::string>& password, const std::string& keep_session = {},
+                                const std::optional<std::vector<std::string>>& projects = std::nullopt);
   Result<void> DeleteUser(const std::string& username);
 
   // API tokens. A token's role is at most its creator's; `all` (admins) lists everyone's.

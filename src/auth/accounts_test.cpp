@@ -45,7 +45,7 @@ class AccountsTest : public ::testing::Test {
     auto loaded = accounts_->Load();
     ASSERT_TRUE(loaded) << loaded.error().message;
   }
-  Principal Admin() { return {"admin", Role::kAdmin, "basic", "", "", ""}; }
+  Principal Admin() { return {"admin", Role::kAdmin, "basic", "", "", "", {}}; }
 
   std::filesystem::path dir_;
   std::unique_ptr<Database> db_;
@@ -279,10 +279,33 @@ TEST_F(AccountsTest, UsersRolesAndTheLastAdmin) {
   EXPECT_FALSE(accounts_->User("admin"));
 }
 
+TEST_F(AccountsTest, AnAccountsProjectsReachEveryWayItAuthenticatesAndSurviveARestart) {
+  ASSERT_TRUE(accounts_->Bootstrap(std::string("right-password")));
+  ASSERT_TRUE(accounts_->CreateUser("lab", "read-only", "password-1", {"LAB-A", "LAB-B"}));
+  const std::vector<std::string> both{"LAB-A", "LAB-B"};
+  EXPECT_EQ(accounts_->Basic("lab", "password-1", {})->projects, both);
+  auto session = accounts_->Login("lab", "password-1", {});
+  ASSERT_TRUE(session);
+  EXPECT_EQ(accounts_->Session(session->cookie)->projects, both);
+  auto token = accounts_->CreateToken(*accounts_->Basic("lab", "password-1", {}), "t", std::nullopt, std::nullopt);
+  ASSERT_TRUE(token);
+  EXPECT_EQ(accounts_->Token(token->secret)->projects, both);
+  // A change reaches the session, the token and the remembered password at once.
+  ASSERT_TRUE(accounts_->UpdateUser("lab", std::nullopt, std::nullopt, {}, std::vector<std::string>{"LAB-B"}));
+  const std::vector<std::string> b{"LAB-B"};
+  EXPECT_EQ(accounts_->Session(session->cookie)->projects, b);
+  EXPECT_EQ(accounts_->Token(token->secret)->projects, b);
+  EXPECT_EQ(accounts_->Basic("lab", "password-1", {})->projects, b);
+  Reopen();
+  EXPECT_EQ(accounts_->User("lab")->projects, b);
+  EXPECT_EQ(accounts_->Basic("lab", "password-1", {})->projects, b);
+  EXPECT_TRUE(accounts_->Basic("admin", "right-password", {})->projects.empty());
+}
+
 TEST_F(AccountsTest, TokensHaveAtMostTheirOwnersRoleAndCanBeRevoked) {
   ASSERT_TRUE(accounts_->Bootstrap(std::string("right-password")));
   ASSERT_TRUE(accounts_->CreateUser("carol", "user", "password-1"));
-  const Principal carol{"carol", Role::kUser, "basic", "", "", ""};
+  const Principal carol{"carol", Role::kUser, "basic", "", "", "", {}};
   EXPECT_EQ(accounts_->CreateToken(carol, "ci", std::string("admin"), std::nullopt).error().field, "role");
   EXPECT_EQ(accounts_->CreateToken(carol, " ", std::nullopt, std::nullopt).error().field, "name");
   EXPECT_EQ(accounts_->CreateToken(carol, "ci", std::nullopt, 0).error().field, "expires_days");
@@ -299,7 +322,7 @@ TEST_F(AccountsTest, TokensHaveAtMostTheirOwnersRoleAndCanBeRevoked) {
   EXPECT_EQ(accounts_->Token(t->secret)->role, Role::kReadOnly);
   // Others cannot see or revoke it; an admin can.
   ASSERT_TRUE(accounts_->CreateUser("dave", "user", "password-1"));
-  const Principal dave{"dave", Role::kUser, "basic", "", "", ""};
+  const Principal dave{"dave", Role::kUser, "basic", "", "", "", {}};
   EXPECT_TRUE(accounts_->Tokens(dave, true).empty());
   EXPECT_EQ(accounts_->RevokeToken(dave, t->record.id).error().code, Code::kNotFound);
   EXPECT_EQ(accounts_->Tokens(Admin(), true).size(), 1u);

@@ -9,9 +9,11 @@
 #include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcpixseq.h>
 #include <dcmtk/dcmdata/dcpxitem.h>
+#include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 
 #include <algorithm>
+#include <cctype>
 #include <sstream>
 #include <vector>
 
@@ -76,6 +78,78 @@ constexpr MediaType kFrameMedia[] = {
 
 namespace {
 
+bool IsJsonNumber(const std::string& v) {
+  size_t i = 0;
+  auto digits = [&] {
+    size_t start = i;
+    while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) ++i;
+    return i > start;
+  };
+  if (i < v.size() && v[i] == '-') ++i;
+  if (i < v.size() && v[i] == '0') ++i;
+  else if (!digits()) return false;
+  if (i < v.size() && v[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < v.size() && (v[i] == 'e' || v[i] == 'E')) {
+    ++i;
+    if (i < v.size() && (v[i] == '+' || v[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == v.size();
+}
+
+// A Decimal String value PS3.5 allows ("1.", "+.5", "01.5E2") as JSON allows numbers ("1",
+// "0.5", "1.5E2"), the same number; values that are no number are left alone (DCMTK writes
+// those as strings).
+std::string JsonDecimal(std::string v) {
+  while (!v.empty() && v.front() == ' ') v.erase(v.begin());
+  while (!v.empty() && v.back() == ' ') v.pop_back();
+  if (v.empty() || IsJsonNumber(v)) return v;  // an empty value of several stays empty (null)
+  std::string sign, mantissa = v, exponent;
+  if (!mantissa.empty() && (mantissa[0] == '+' || mantissa[0] == '-')) {
+    if (mantissa[0] == '-') sign = "-";
+    mantissa.erase(0, 1);
+  }
+  if (size_t e = mantissa.find_first_of("eE"); e != std::string::npos) {
+    exponent = mantissa.substr(e);
+    mantissa.resize(e);
+  }
+  std::string integer = mantissa, fraction;
+  if (size_t dot = mantissa.find('.'); dot != std::string::npos) {
+    integer = mantissa.substr(0, dot);
+    fraction = mantissa.substr(dot + 1);
+  }
+  integer.erase(0, std::min(integer.find_first_not_of('0'), integer.size()));
+  if (integer.empty()) integer = "0";
+  std::string out = sign + integer + (fraction.empty() ? "" : "." + fraction) + exponent;
+  return IsJsonNumber(out) ? out : v;
+}
+
+// Rewrites the Decimal String values of an item (and of its sequences' items) as JsonDecimal.
+void NormalizeDecimals(DcmItem& item) {
+  for (DcmObject* o = item.nextInContainer(nullptr); o; o = item.nextInContainer(o)) {
+    if (o->ident() == EVR_DS) {
+      auto* e = OFstatic_cast(DcmElement*, o);
+      const unsigned long vm = e->getVM();
+      std::string joined;
+      bool changed = false;
+      for (unsigned long k = 0; k < vm; ++k) {
+        OFString value;
+        if (e->getOFString(value, k).bad()) return;
+        std::string fixed = JsonDecimal(value.c_str());
+        changed |= fixed != value.c_str();
+        joined += (k ? "\\" : "") + fixed;
+      }
+      if (changed) e->putString(joined.c_str());
+    } else if (o->ident() == EVR_SQ) {
+      auto* sq = OFstatic_cast(DcmSequenceOfItems*, o);
+      for (unsigned long k = 0; k < sq->card(); ++k) NormalizeDecimals(*sq->getItem(k));
+    }
+  }
+}
+
 // The data set's elements as one JSON object (BulkFormat), or the element that cannot be.
 Result<std::string> WriteJson(DcmDataset& ds) {
   BulkFormat format;
@@ -110,6 +184,7 @@ Result<std::string> MetadataJson(const std::filesystem::path& file) {
   if (!ToUtf8(*ds, &problem)) {
     return Fail(Code::kInvalidArgument, fmt::format("its text values cannot be given in UTF-8: {}", problem));
   }
+  NormalizeDecimals(*ds);
   auto json = WriteJson(*ds);
   if (!json) return json;
   // What DCMTK wrote from a malformed value (a number field that is not one, bytes that are not

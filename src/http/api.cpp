@@ -125,6 +125,19 @@ bool AcceptableBody(const httplib::Request& req, httplib::Response& res) {
   return true;
 }
 
+// A Host header that is a host name or address with an optional port (RFC 7230 5.4: anything
+// else is 400): answers build URLs from it (RetrieveURL, BulkDataURI).
+bool ValidHost(const httplib::Request& req, httplib::Response& res) {
+  const std::string host = req.get_header_value("Host");
+  const bool ok = host.size() <= 300 && host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                                "0123456789.-_:[]") == std::string::npos;
+  if (!ok) {
+    res.set_header("Connection", "close");
+    SendError(res, 400, "the Host header is not a host name or address with an optional port", "Host");
+  }
+  return ok;
+}
+
 // CORS for the DICOMweb server ([dicomweb] cors_origins), so browser viewers on another origin
 // can use it: an allowed Origin gets Access-Control-Allow-Origin on every /dicom-web answer, and
 // its preflight (OPTIONS) is answered here, before authentication (browsers send none with it).
@@ -173,6 +186,7 @@ Result<void> HttpApi::Start(Services services) {
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("X-Frame-Options", "DENY");
     res.set_header("Referrer-Policy", "no-referrer");
+    if (!ValidHost(req, res)) return httplib::Server::HandlerResponse::Handled;
     if (Cors(s_->settings.dicomweb_cors_origins, req, res)) return httplib::Server::HandlerResponse::Handled;
     if (!AcceptableBody(req, res)) return httplib::Server::HandlerResponse::Handled;
     return httplib::Server::HandlerResponse::Unhandled;

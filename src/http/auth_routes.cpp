@@ -1,12 +1,15 @@
 // Log-in, sessions, one's own password, users, API tokens and the audit log.
 #include <httplib.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "http/api.h"
 #include "http/auth.h"
 #include "http/errors.h"
 #include "http/router.h"
+#include "ingest/routing.h"
 
 namespace pb::http {
 
@@ -20,8 +23,30 @@ nlohmann::json IsoOrNull(int64_t seconds) {
 }
 
 nlohmann::json UserJson(const UserRecord& u) {
-  return {{"username", u.username}, {"role", u.role}, {"created_at", u.created_at},
+  return {{"username", u.username}, {"role", u.role}, {"projects", u.projects}, {"created_at", u.created_at},
           {"password_changed_at", u.password_changed_at}, {"last_login_at", OrNull(u.last_login_at)}};
+}
+
+// "projects" of a user body: a list of project labels (as a receiver's query_retrieve_projects);
+// absent → nullopt; false when it answered 400.
+bool ProjectsField(const nlohmann::json& body, std::optional<std::vector<std::string>>& out, httplib::Response& res) {
+  auto it = body.find("projects");
+  if (it == body.end() || it->is_null()) return true;
+  const char* what = "projects must be a list of project labels (letters, digits, _ and -); empty: all projects";
+  if (!it->is_array()) {
+    SendError(res, 400, what, "projects");
+    return false;
+  }
+  std::vector<std::string> list;
+  for (const auto& p : *it) {
+    if (!p.is_string() || p.get<std::string>().empty() || CleanLabel(p.get<std::string>()) != p.get<std::string>()) {
+      SendError(res, 400, what, "projects");
+      return false;
+    }
+    if (std::find(list.begin(), list.end(), p.get<std::string>()) == list.end()) list.push_back(p.get<std::string>());
+  }
+  out = std::move(list);
+  return true;
 }
 
 nlohmann::json TokenJson(const TokenRecord& t) {
@@ -158,16 +183,17 @@ void AddAuthRoutes(Router& r, Services& s) {
   });
   r.Post("/api/users", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
     auto body = ParseBody(raw, res);
-    if (!body || !OnlyKeys(*body, {"username", "role", "password"}, res)) return;
+    if (!body || !OnlyKeys(*body, {"username", "role", "password", "projects"}, res)) return;
     std::optional<std::string> user, role, password;
+    std::optional<std::vector<std::string>> projects;
     if (!StringField(*body, "username", user, res) || !StringField(*body, "role", role, res) ||
-        !StringField(*body, "password", password, res)) {
+        !StringField(*body, "password", password, res) || !ProjectsField(*body, projects, res)) {
       return;
     }
     if (!user) return SendError(res, 400, "username is required", "username");
     if (!role) return SendError(res, 400, "role is required: admin, user or read-only", "role");
     if (!password) return SendError(res, 400, "password is required", "password");
-    auto made = s.accounts.CreateUser(*user, *role, *password);
+    auto made = s.accounts.CreateUser(*user, *role, *password, projects.value_or(std::vector<std::string>{}));
     if (!made) return SendError(res, made.error());
     AuditChange(s, req, "user.create", "user", made->username, nullptr, UserJson(*made));
     SendJson(res, 201, UserJson(*made));
@@ -180,18 +206,24 @@ void AddAuthRoutes(Router& r, Services& s) {
   r.Put("/api/users/{username}", Access::kAdmin,
         [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
           auto body = ParseBody(raw, res);
-          if (!body || !OnlyKeys(*body, {"role", "password"}, res)) return;
+          if (!body || !OnlyKeys(*body, {"role", "password", "projects"}, res)) return;
           std::optional<std::string> role, password;
-          if (!StringField(*body, "role", role, res) || !StringField(*body, "password", password, res)) return;
+          std::optional<std::vector<std::string>> projects;
+          if (!StringField(*body, "role", role, res) || !StringField(*body, "password", password, res) ||
+              !ProjectsField(*body, projects, res)) {
+            return;
+          }
           auto before = s.accounts.User(req.matches[1]);
           if (!before) return SendError(res, 404, fmt::format("no account named '{}'", std::string(req.matches[1])));
           // An admin changing their own password here keeps the session they do it from.
           const auth::Principal& p = *CurrentPrincipal();
           const std::string keep = p.username == before->username ? p.session_hash : std::string();
-          auto updated = s.accounts.UpdateUser(before->username, role, password, keep);
+          auto updated = s.accounts.UpdateUser(before->username, role, password, keep, projects);
           if (!updated) return SendError(res, updated.error());
           // A role change and a password set by an admin are told apart (both when both).
-          if (role) AuditChange(s, req, "user.update", "user", updated->username, UserJson(*before), UserJson(*updated));
+          if (role || projects) {
+            AuditChange(s, req, "user.update", "user", updated->username, UserJson(*before), UserJson(*updated));
+          }
           if (password) AuditChange(s, req, "user.password", "user", updated->username, nullptr, nullptr);
           SendJson(res, 200, UserJson(*updated));
         });

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "http/auth.h"
+
 namespace pb::http {
 namespace {
 
@@ -37,6 +39,11 @@ bool Gzip(const std::string& in, std::string& out) {
 }
 
 }  // namespace
+
+std::vector<std::string> VisibleProjects() {
+  const auth::Principal* p = CurrentPrincipal();
+  return p ? p->projects : std::vector<std::string>{};
+}
 
 bool IsUid(const std::string& v) {
   return !v.empty() && v.size() <= 64 && v.find_first_not_of("0123456789.") == std::string::npos;

@@ -77,6 +77,7 @@ void Search(Services& s, const httplib::Request& req, httplib::Response& res, In
   }
   IndexQuery q;
   q.level = level;
+  q.projects = VisibleProjects();
   q.keys = std::move(fixed);
   q.limit = kDefaultLimit;
   std::vector<std::string> returns = DefaultReturns(level);
@@ -172,10 +173,11 @@ struct Part {
   std::string stored, send;
 };
 
-bool StreamFile(const std::filesystem::path& path, httplib::DataSink& sink) {
+// `buf`: the answer's buffer, reused from part to part.
+bool StreamFile(const std::filesystem::path& path, httplib::DataSink& sink, std::vector<char>& buf) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
-  std::vector<char> buf(256 * 1024);
+  buf.resize(256 * 1024);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     if (in.gcount() > 0 && !sink.write(buf.data(), static_cast<size_t>(in.gcount()))) return false;
@@ -197,6 +199,7 @@ void Retrieve(Services& s, const httplib::Request& req, httplib::Response& res,
   (void)s.pipeline.Flush(std::chrono::seconds(2));
   IndexQuery q;
   q.level = IndexLevel::kImage;
+  q.projects = VisibleProjects();
   q.keys = std::move(fixed);
   q.limit = 10'000'000;
   auto rows = s.db.QueryInstances(q);
@@ -228,6 +231,7 @@ void Retrieve(Services& s, const httplib::Request& req, httplib::Response& res,
   res.set_chunked_content_provider(
       fmt::format("multipart/related; type=\"application/dicom\"; boundary={}", boundary),
       [&s, parts, boundary](size_t, httplib::DataSink& sink) {
+        std::vector<char> buf;
         for (const Part& p : *parts) {
           const std::string& ts = p.send.empty() ? p.stored : p.send;
           std::string head = fmt::format("--{}\r\nContent-Type: application/dicom; transfer-syntax={}\r\n\r\n",
@@ -245,7 +249,7 @@ void Retrieve(Services& s, const httplib::Request& req, httplib::Response& res,
             }
             file = converted;
           }
-          const bool sent = StreamFile(file, sink);
+          const bool sent = StreamFile(file, sink, buf);
           if (!converted.empty()) {
             std::error_code ec;
             std::filesystem::remove(converted, ec);

@@ -48,6 +48,7 @@ std::optional<InstanceRow> FindInstance(Services& s, const httplib::Request& req
   (void)s.pipeline.Flush(std::chrono::seconds(2));
   IndexQuery q;
   q.level = IndexLevel::kImage;
+  q.projects = VisibleProjects();
   q.keys = std::move(keys);
   q.limit = 1;
   auto rows = s.db.QueryInstances(q);
@@ -77,12 +78,41 @@ void AppendWithBulkUris(std::string& out, const std::string& json, const std::st
   out.append(json, from, std::string::npos);
 }
 
+// Whether an Accept header lets in application/dicom+json (no header, */*, application/*, JSON).
+bool AcceptsDicomJson(std::string accept) {
+  for (char& c : accept) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (accept.find_first_not_of(' ') == std::string::npos) return true;
+  size_t pos = 0;
+  while (pos <= accept.size()) {
+    size_t comma = accept.find(',', pos);
+    if (comma == std::string::npos) comma = accept.size();
+    std::string range = accept.substr(pos, comma - pos);
+    pos = comma + 1;
+    const size_t semi = range.find(';');
+    const std::string params = semi == std::string::npos ? "" : range.substr(semi);
+    range = range.substr(0, semi);
+    range.erase(0, range.find_first_not_of(' '));
+    range.erase(range.find_last_not_of(' ') + 1);
+    const size_t q = params.find("q=");
+    if (q != std::string::npos && params.substr(q + 2).find_first_not_of("0. ") == std::string::npos) continue;
+    if (range == "application/dicom+json" || range == "application/json" || range == "*/*" ||
+        range == "application/*") {
+      return true;
+    }
+  }
+  return false;
+}
+
 // GET .../metadata: the instances the path selects, as a DICOM JSON array, from the index.
 void Metadata(Services& s, const httplib::Request& req, httplib::Response& res, Keys keys) {
   if (!CheckUids(keys, res)) return;
+  if (!AcceptsDicomJson(req.get_header_value("Accept"))) {
+    return SendError(res, 406, "metadata comes as application/dicom+json (the XML form is not offered)", "Accept");
+  }
   (void)s.pipeline.Flush(std::chrono::seconds(2));
   IndexQuery q;
   q.level = IndexLevel::kImage;
+  q.projects = VisibleProjects();
   q.keys = std::move(keys);
   q.limit = 10'000'000;
   auto rows = s.db.QueryMetadata(q);
@@ -182,6 +212,12 @@ void SendFrames(const httplib::Request& req, httplib::Response& res, std::shared
                                  "type=\"application/octet-stream\"{}",
                                  reader->transfer_syntax(), stored.empty() ? "" : " (" + stored + ")",
                                  stored.empty() ? "" : " or type=\"" + stored + "\""),
+                     "Accept");
+  }
+  if (!choice->multipart && frames.size() > 1) {
+    return SendError(res, 406,
+                     fmt::format("{} frames come as multipart/related: ask for multipart/related; type=\"{}\"",
+                                 frames.size(), choice->media_type),
                      "Accept");
   }
   auto read = [reader, stored = choice->stored](int n) { return stored ? reader->Stored(n) : reader->Uncompressed(n); };
@@ -422,6 +458,7 @@ void GroupThumbnail(Services& s, const httplib::Request& req, httplib::Response&
   (void)s.pipeline.Flush(std::chrono::seconds(2));
   IndexQuery q;
   q.level = IndexLevel::kImage;
+  q.projects = VisibleProjects();
   q.keys = std::move(keys);
   q.limit = 100000;
   auto rows = s.db.QueryInstances(q);
