@@ -443,12 +443,15 @@ Result<std::vector<MetadataRow>> Database::QueryMetadata(const IndexQuery& query
   IndexQuery iq = query;
   iq.level = IndexLevel::kImage;
   Sql q;
-  q << "SELECT i.pk, i.sop_uid, se.series_uid, s.study_uid, i.file_path, i.received_at, "
-       "(SELECT m.json FROM instance_metadata m WHERE m.instance_pk = i.pk)";
+  // The JSON is read afterwards, by key: selected here it would go through the sort (and,
+  // megabytes of it, through SQLite's temp files).
+  q << "SELECT i.pk, i.sop_uid, se.series_uid, s.study_uid, i.file_path, i.received_at";
   FromWhereOrder(q, iq);
   q << fmt::format(" LIMIT {} OFFSET {}", iq.limit, iq.offset);
   try {
     soci::session s(impl_->pool);
+    // One read transaction: one snapshot, and SQLite's file lock taken once, not per row.
+    soci::transaction tx(s);
     std::vector<MetadataRow> out;
     Run(s, q, [&](const soci::row& row) {
       MetadataRow r;
@@ -458,9 +461,19 @@ Result<std::vector<MetadataRow>> Database::QueryMetadata(const IndexQuery& query
       r.study_uid = Str(row, 3);
       r.file_path = Str(row, 4);
       r.received_at = Str(row, 5);
-      r.json = Str(row, 6);
       out.push_back(std::move(r));
     });
+    long long pk = 0;
+    std::string json;
+    soci::indicator ind = soci::i_ok;
+    soci::statement st = (s.prepare << "SELECT json FROM instance_metadata WHERE instance_pk = :p", soci::use(pk),
+                          soci::into(json, ind));
+    for (MetadataRow& r : out) {
+      pk = r.pk;
+      json.clear();
+      if (st.execute(true) && ind == soci::i_ok) r.json = std::move(json);
+    }
+    tx.commit();
     return out;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "reading the instances' metadata"));

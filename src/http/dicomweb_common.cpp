@@ -61,12 +61,14 @@ void SendDicomJson(const httplib::Request& req, httplib::Response& res, int stat
   res.set_header("Vary", "Accept-Encoding");
   std::string packed;
   // Bodies under a few KB gain nothing worth the work.
+  // Moved into the response (cpp-httplib's set_content copies: megabytes of metadata).
+  res.set_header("Content-Type", "application/dicom+json");
   if (body.size() > 4096 && body.size() < (1ull << 31) && AcceptsGzip(req) && Gzip(body, packed)) {
     res.set_header("Content-Encoding", "gzip");
-    res.set_content(std::move(packed), "application/dicom+json");
+    res.body = std::move(packed);
     return;
   }
-  res.set_content(std::move(body), "application/dicom+json");
+  res.body = std::move(body);
 }
 
 }  // namespace pb::http
