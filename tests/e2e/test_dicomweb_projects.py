@@ -3,7 +3,7 @@ with "projects": ["LAB-A"] sees, through /dicom-web, only what is filed in LAB-A
 every level finds only LAB-A's patients, studies, series and instances; WADO-RS (study,
 series, instance), metadata, frames, rendered images and thumbnails of a LAB-B study answer
 404 to it and 200 for LAB-A's; its API token carries the same limit; the admin (no projects)
-sees both. Changing the account's projects (PUT /api/users) takes effect on its next request,
+sees both; a revoked token opens nothing (401). Changing the account's projects (PUT /api/users) takes effect on its next request,
 for its password and its token alike; an empty list means every project. A project list that
 is not labels is refused (400, field "projects"), and the account's JSON shows its projects.
 
@@ -135,6 +135,12 @@ class DicomwebProjectsTest(harness.E2ETestCase):
             self.assertEqual(self.study_uids(self.lab), sorted(s["uid"] for s in self.studies.values()))
         finally:
             self.server.api("PUT", "/api/users/" + LAB, {"projects": ["LAB-A"]})
+        # A token that no longer holds (revoked; an expired one is the same refusal, checked
+        # with a manual clock in the accounts' unit tests) opens nothing.
+        status, body = self.server.api("DELETE", "/api/tokens/" + token["id"], auth=self.lab)
+        self.assertEqual(status, 204, body)
+        status, _, payload = self.server.raw("GET", "/dicom-web/studies", auth=None, headers=bearer)
+        self.assertEqual(status, 401, payload[:200])
 
 
 if __name__ == "__main__":
