@@ -45,6 +45,7 @@ bench: build deps-test
 	bench/dicomweb.sh
 	bench/throttle.sh
 	bench/serve.sh
+	bench/find_scale.sh
 
 clean:
 	rm -rf build
