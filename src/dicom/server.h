@@ -36,8 +36,13 @@ struct IncomingInstance {
 };
 
 struct StoreAnswer {
+  StoreAnswer(uint16_t s = 0, std::string comment = {}) : status(s), error_comment(std::move(comment)) {}
   uint16_t status = 0;  // DIMSE status
   std::string error_comment;
+  // Set when the sink changed the data set before storing it (anonymization, processors): its
+  // UIDs as stored, which may differ from the ones sent (STOW-RS answers point at these).
+  bool changed = false;
+  std::string stored_sop_uid, stored_study_uid, stored_series_uid;
 };
 
 class StoreSink {

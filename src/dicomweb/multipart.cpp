@@ -24,9 +24,12 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-// RFC 2046 bchars: DIGIT / ALPHA / "'()+_,-./:=?" and space (not last), 1..70 characters.
+// RFC 2046 bchars: DIGIT / ALPHA / "'()+_,-./:=?" and space (not last). RFC 2046 allows 70
+// characters at most; longer ones are taken (Orthanc 1.10's DICOMweb plugin sends 73), up to
+// kMaxBoundary.
+constexpr size_t kMaxBoundary = 200;
 bool ValidBoundary(std::string_view b) {
-  if (b.empty() || b.size() > 70 || b.back() == ' ') return false;
+  if (b.empty() || b.size() > kMaxBoundary || b.back() == ' ') return false;
   return std::all_of(b.begin(), b.end(), [](unsigned char c) {
     return std::isalnum(c) || std::string_view("'()+_,-./:=? ").find(static_cast<char>(c)) != std::string_view::npos;
   });
@@ -76,9 +79,9 @@ Result<std::string> MultipartBoundary(std::string_view content_type) {
     }
     if (!ValidBoundary(boundary)) {
       return pb::Fail(Code::kInvalidArgument,
-                      fmt::format("the multipart boundary '{}' is not valid (1 to 70 letters, digits or '()+_,-./:=? "
+                      fmt::format("the multipart boundary '{}' is not valid (1 to {} letters, digits or '()+_,-./:=? "
                                   "characters)",
-                                  boundary));
+                                  boundary, kMaxBoundary));
     }
     return boundary;
   }

@@ -118,8 +118,8 @@ bool AcceptableBody(const httplib::Request& req, httplib::Response& res) {
   const bool reads_itself = m == "POST" || m == "PUT";
   const bool chunked = req.has_header("Transfer-Encoding");
   if (length > kMaxBody || (!reads_itself && (chunked || length > kDrainBytes))) {
-    res.set_header("Connection", "close");
     SendError(res, 413, reads_itself ? "the request body is larger than 16 MB" : "this request takes no body");
+    CloseAfterAnswer(res);
     return false;
   }
   return true;
@@ -132,8 +132,8 @@ bool ValidHost(const httplib::Request& req, httplib::Response& res) {
   const bool ok = host.size() <= 300 && host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                                                 "0123456789.-_:[]") == std::string::npos;
   if (!ok) {
-    res.set_header("Connection", "close");
     SendError(res, 400, "the Host header is not a host name or address with an optional port", "Host");
+    CloseAfterAnswer(res);
   }
   return ok;
 }
@@ -215,8 +215,8 @@ Result<void> HttpApi::Start(Services services) {
   auto nowhere = [](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
     size_t seen = 0;
     reader([&](const char*, size_t n) { return (seen += n) <= kDrainBytes; });
-    if (seen > kDrainBytes) res.set_header("Connection", "close");
     SendError(res, 404, fmt::format("no such resource: {} {}", req.method, req.path));
+    if (seen > kDrainBytes) CloseAfterAnswer(res);
   };
   srv.Post(".*", nowhere);
   srv.Put(".*", nowhere);

@@ -1,5 +1,7 @@
 #include "http/auth.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "auth/crypto.h"
@@ -113,13 +115,25 @@ std::optional<auth::Principal> TryAuthenticate(Services& s, const httplib::Reque
   return **c;
 }
 
+// A browser viewer of an origin `[dicomweb] cors_origins` lets in, calling the DICOMweb server
+// with its own credentials in the Authorization header (never with our session cookie, which
+// is SameSite=Strict and not what it authenticates with): its STOW-RS is not a forged request.
+namespace {
+bool CorsAllowed(const Services& s, const httplib::Request& req, const std::string& origin) {
+  if (req.path.rfind("/dicom-web/", 0) != 0 || !req.has_header("Authorization")) return false;
+  const auto& allowed = s.settings.dicomweb_cors_origins;
+  return std::find(allowed.begin(), allowed.end(), "*") != allowed.end() ||
+         std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
+}
+}  // namespace
+
 bool CheckAccess(Services& s, const httplib::Request& req, httplib::Response& res, Access access) {
   // A page of another site cannot make a browser change anything here, whatever credentials
   // the browser holds (a cached basic password included).
   if (Changes(req) && req.has_header("Origin")) {
     const std::string origin = req.get_header_value("Origin");
     const std::string host = req.get_header_value("Host");
-    if (host.empty() || Lower(OriginAuthority(origin)) != Lower(host)) {
+    if ((host.empty() || Lower(OriginAuthority(origin)) != Lower(host)) && !CorsAllowed(s, req, origin)) {
       SendError(res, 403, fmt::format("cross-origin request refused: Origin {} is not this server", origin));
       return false;
     }

@@ -58,6 +58,21 @@ std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Respon
   }
 }
 
+void CloseAfterAnswer(httplib::Response& res) {
+  auto body = std::make_shared<std::string>(std::move(res.body));
+  res.body.clear();
+  const std::string type = res.get_header_value("Content-Type");
+  res.headers.erase("Content-Type");
+  res.set_header("Connection", "close");
+  // The answer is written whole, then the provider reports a failure: the server then closes
+  // the connection instead of reading the next request from it.
+  res.set_content_provider(body->size(), type.empty() ? "application/json" : type,
+                           [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                             sink.write(body->data() + offset, length);
+                             return false;
+                           });
+}
+
 namespace {
 
 httplib::Server::HandlerWithContentReader Reading(BodyHandler handler, Gate gate) {
@@ -75,7 +90,7 @@ httplib::Server::HandlerWithContentReader Reading(BodyHandler handler, Gate gate
       const int answered = res.status;  // a drain cut short makes the reader set 400
       if (has_body) reader([&](const char*, size_t n) { return (seen += n) <= kDrain; });
       res.status = answered;
-      if (seen > kDrain) res.set_header("Connection", "close");
+      if (seen > kDrain) CloseAfterAnswer(res);
       return;
     }
     if (has_body) {
@@ -85,7 +100,10 @@ httplib::Server::HandlerWithContentReader Reading(BodyHandler handler, Gate gate
         return !too_big;
       });
     }
-    if (too_big) return SendError(res, 413, "the request body is larger than 16 MB");
+    if (too_big) {
+      SendError(res, 413, "the request body is larger than 16 MB");
+      return CloseAfterAnswer(res);
+    }
     handler(req, res, body);
   };
 }

@@ -29,6 +29,12 @@ std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Respon
 
 // POST/PUT routes whose body is read by us: cpp-httplib 0.11 answers 400 on its own to a POST
 // without Content-Length (e.g. `curl -X POST` with no data) unless the route reads the body.
+// Closes the connection once the answer (already set) is written: for answers given before the
+// request's body was read, or when it was read only in part. cpp-httplib 0.11 does not act on a
+// Connection: close the handler sets, and would read what is left of the body as the next
+// requests on the connection.
+void CloseAfterAnswer(httplib::Response& res);
+
 // The largest body a route that reads it whole takes (413 beyond).
 constexpr size_t kMaxBody = 16 * 1024 * 1024;
 

@@ -74,7 +74,7 @@ void Router::PostStream(const std::string& path, Access access, httplib::Server:
                 const int answered = res.status;  // a drain cut short makes the reader set 400
                 reader([&](const char*, size_t n) { return (seen += n) <= kDrain; });
                 res.status = answered;
-                if (seen > kDrain) res.set_header("Connection", "close");
+                if (seen > kDrain) CloseAfterAnswer(res);
                 return;
               }
               handler(req, res, reader);

@@ -34,6 +34,7 @@ constexpr uint16_t kOutOfResources = 0xA700;
 constexpr uint16_t kDoesNotMatch = 0xA900;  // not DICOM, or not of the study the path names
 constexpr uint16_t kCannotUnderstand = 0xC000;
 constexpr uint16_t kProcessingFailure = 0x0110;
+constexpr uint16_t kCoerced = 0xB000;  // a warning: stored with data elements changed
 
 constexpr size_t kHeaderBytes = 64 * 1024;  // kept of each part to read its header from memory
 
@@ -90,30 +91,30 @@ nlohmann::json Value(const char* vr, nlohmann::json v) { return {{"vr", vr}, {"V
 void Stow(Services& s, const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
           const std::string& study) {
   if (!study.empty() && !IsUid(study)) {
-    res.set_header("Connection", "close");
-    return SendError(res, 400, fmt::format("'{}' is not a UID", study), "StudyInstanceUID");
+    SendError(res, 400, fmt::format("'{}' is not a UID", study), "StudyInstanceUID");
+    return CloseAfterAnswer(res);
   }
   const std::string content_type = req.get_header_value("Content-Type");
   auto boundary = dicomweb::MultipartBoundary(content_type);
   const std::string parts_type = PartsType(content_type);
   if (!boundary || Lower(content_type).rfind("multipart/related", 0) != 0 ||
       (!parts_type.empty() && parts_type != "application/dicom")) {
-    res.set_header("Connection", "close");
-    return SendError(res, 415,
+    SendError(res, 415,
                      fmt::format("STOW-RS takes multipart/related; type=\"application/dicom\" with a boundary{}",
                                  boundary ? "" : ": " + boundary.error().message),
                      "Content-Type");
+    return CloseAfterAnswer(res);
   }
   std::shared_ptr<const IngestPolicy> policy;
   if (const std::string& name = s.settings.dicomweb_stow_receiver; !name.empty()) {
     auto receiver = s.receivers.Get(name);
     if (!receiver) {
-      res.set_header("Connection", "close");
-      return SendError(res, 503,
+      SendError(res, 503,
                        fmt::format("STOW-RS files instances as receiver '{}' ([dicomweb] stow_receiver), which "
                                    "does not exist",
                                    name),
                        "stow_receiver");
+      return CloseAfterAnswer(res);
     }
     policy = ReceiverPolicy(*receiver);
   } else {
@@ -167,6 +168,14 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
     const dicom::StoreAnswer answer = sink.Store(in);
     o.status = answer.status;
     o.reason = answer.error_comment;
+    if (answer.changed && answer.status == 0) {
+      // Stored changed (anonymized, relabelled): the answer points at what the archive holds,
+      // and says the data was coerced (PS3.18 10.5.3: WarningReason B000).
+      o.sop_uid = answer.stored_sop_uid;
+      o.study_uid = answer.stored_study_uid;
+      o.series_uid = answer.stored_series_uid;
+      o.status = kCoerced;
+    }
     outcomes.push_back(std::move(o));
   };
 
@@ -211,8 +220,8 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
   part.Discard();  // a part the body ended in the middle of
   if (!read && fed) return;  // the client went away: nothing to answer
   if (!fed && outcomes.empty()) {
-    res.set_header("Connection", "close");
-    return SendError(res, 400, fmt::format("the multipart body cannot be read: {}", fed.error().message));
+    SendError(res, 400, fmt::format("the multipart body cannot be read: {}", fed.error().message));
+    return CloseAfterAnswer(res);
   }
 
   const std::string root = DicomwebRoot(s, req);

@@ -304,7 +304,12 @@ dicom::StoreAnswer OriginSink::StoreDatasetFor(const dicom::IncomingInstance& in
   src.original_sop_uid = sop;
   src.original_study_uid = study;
   src.original_series_uid = series;
-  return Commit(temp, src, in);
+  dicom::StoreAnswer answer = Commit(temp, src, in);
+  answer.changed = true;
+  answer.stored_sop_uid = data.Get(0x00080018).value_or(sop);
+  answer.stored_study_uid = data.Get(0x0020000D).value_or(study);
+  answer.stored_series_uid = data.Get(0x0020000E).value_or(series);
+  return answer;
 }
 
 dicom::StoreAnswer OriginSink::Commit(const std::filesystem::path& temp, IngestSource& src,
