@@ -82,8 +82,9 @@ class ViewerPageTest(harness.E2ETestCase):
                                 (0x0028, 0x1050, "DS", "1500"), (0x0028, 0x1051, "DS", "3000")])
             return path
 
+        # Small images but the last, which is larger than the viewer's stage (about 900 x 900).
         for i, n in enumerate(SINGLE):
-            files.append(ct_image(n, i + 1, 30000))
+            files.append(ct_image(n, i + 1, 1_600_000 if n == max(SINGLE) else 30000))
         # The 3-frame instance: a single-frame one whose rows divide by 3, cut into 3 frames of
         # a third of the rows each (the pixel bytes stay the same).
         size = 60000
@@ -122,7 +123,8 @@ class ViewerPageTest(harness.E2ETestCase):
             for frame in range(1, frames + 1):
                 cls.slots.append({"sop": d["SOPInstanceUID"], "frame": frame, "frames": frames,
                                   "instance": int(d["InstanceNumber"]),
-                                  "slice": float(d["SliceLocation"])})
+                                  "slice": float(d["SliceLocation"]),
+                                  "rows": int(d["Rows"]), "columns": int(d["Columns"])})
         multi_dump = dump(multi, "NumberOfFrames", "Rows", "Columns", "BitsAllocated")
         assert int(multi_dump["NumberOfFrames"]) == FRAMES, multi_dump
         assert len(cls.slots) == len(SINGLE) + FRAMES, cls.slots

@@ -11,6 +11,7 @@ import { Login } from "./pages/Login";
 import { Receivers } from "./pages/Receivers";
 import { Tokens } from "./pages/Tokens";
 import { Users } from "./pages/Users";
+import { Viewer } from "./pages/Viewer";
 import { Worklist } from "./pages/Worklist";
 import { Send } from "./pages/Send";
 import "./styles.css";
@@ -20,6 +21,7 @@ interface Page {
   title: string;
   view: (me: Me) => preact.JSX.Element;
   role?: Role; // the least role that sees the page (the API refuses the rest anyway)
+  linked?: boolean; // reached by links only (from another page), not listed in the navigation
 }
 
 const PAGES: Page[] = [
@@ -29,6 +31,8 @@ const PAGES: Page[] = [
   { hash: "#/send", title: "Send", view: (me) => <Send me={me} /> },
   { hash: "#/jobs", title: "Jobs", view: (me) => <Jobs me={me} /> },
   { hash: "#/archive", title: "Archive", view: (me) => <Archive me={me} /> },
+  // "#/viewer/{study}/{series}[/{image}]": a series of the archive, opened from the Archive page.
+  { hash: "#/viewer", title: "Viewer", view: () => <Viewer />, linked: true },
   { hash: "#/receivers", title: "Receivers", view: (me) => <Receivers me={me} /> },
   { hash: "#/users", title: "Users", view: (me) => <Users me={me} />, role: "admin" },
   { hash: "#/tokens", title: "API tokens", view: (me) => <Tokens me={me} /> },
@@ -100,11 +104,13 @@ function App() {
       <header class="top">
         <span class="brand">PACS Bridge</span>
         <nav aria-label="Pages">
-          {pagesFor(me).map((p) => (
-            <a href={p.hash} aria-current={p === page ? "page" : undefined}>
-              {p.title}
-            </a>
-          ))}
+          {pagesFor(me)
+            .filter((p) => !p.linked)
+            .map((p) => (
+              <a href={p.hash} aria-current={p === page ? "page" : undefined}>
+                {p.title}
+              </a>
+            ))}
         </nav>
         <span class="who">
           {me.username} <span class="role">({me.role})</span>

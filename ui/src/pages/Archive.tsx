@@ -1,7 +1,8 @@
 // The local archive, three ways: by labels (projects → subjects → sessions → series), by DICOM
 // study, and the staging area (sessions a receiver holds back until they are archived or
 // discarded). Every series shows a thumbnail rendered by the server from its middle image, its
-// instance count, and a ZIP download of its files.
+// instance count, a link to the viewer (#/viewer/{study}/{series}) and a ZIP download of its
+// files.
 import { useState } from "preact/hooks";
 
 import { api, ApiError, can, Me, useGet } from "../api";
@@ -19,6 +20,7 @@ interface Study {
 
 interface Series {
   SeriesInstanceUID: string;
+  StudyInstanceUID: string;
   Modality: string;
   SeriesNumber: string;
   SeriesDescription: string;
@@ -80,13 +82,21 @@ function SeriesCards({ path, label }: { path: string; label: string }) {
           </div>
           <div>{s.SeriesDescription}</div>
           <div class="muted">{s.instance_count} instance(s)</div>
-          <a
-            href={`/api/series/${enc(s.SeriesInstanceUID)}/zip`}
-            download
-            aria-label={`Download series ${s.SeriesNumber || s.SeriesInstanceUID} as ZIP`}
-          >
-            ZIP
-          </a>
+          <div class="card-actions">
+            <a
+              href={`#/viewer/${enc(s.StudyInstanceUID)}/${enc(s.SeriesInstanceUID)}`}
+              aria-label={`View series ${s.SeriesNumber || s.SeriesInstanceUID}`}
+            >
+              View
+            </a>
+            <a
+              href={`/api/series/${enc(s.SeriesInstanceUID)}/zip`}
+              download
+              aria-label={`Download series ${s.SeriesNumber || s.SeriesInstanceUID} as ZIP`}
+            >
+              ZIP
+            </a>
+          </div>
         </li>
       ))}
     </ul>
