@@ -34,9 +34,13 @@ std::string Lower(std::string s) {
 void Unauthenticated(const httplib::Request& req, httplib::Response& res, const std::string& message) {
   // A browser shows its own password dialog on this challenge; the web UI says
   // X-Requested-With and shows its form instead. An event stream (EventSource cannot set
-  // headers) is not a place for a dialog either.
+  // headers) is not a place for a dialog either, nor an image of the page (the viewer's and the
+  // archive's, which cannot set headers; Sec-Fetch-Dest says what loads it).
   const bool stream = req.get_header_value("Accept").find("text/event-stream") != std::string::npos;
-  if (!req.has_header("X-Requested-With") && !stream) res.set_header("WWW-Authenticate", "Basic realm=\"PACS Bridge\", charset=\"UTF-8\"");
+  const bool image = req.get_header_value("Sec-Fetch-Dest") == "image";
+  if (!req.has_header("X-Requested-With") && !stream && !image) {
+    res.set_header("WWW-Authenticate", "Basic realm=\"PACS Bridge\", charset=\"UTF-8\"");
+  }
   SendError(res, 401, message);
 }
 

@@ -445,6 +445,9 @@ void SendRendered(Services& s, const httplib::Request& req, httplib::Response& r
     return SendError(res, status, fmt::format("instance {}: {}", row.sop_uid, image.error().message));
   }
   res.status = 200;
+  // The same request draws the same image while the file stays (a replaced file keeps its URL:
+  // a short while, private to the caller).
+  res.set_header("Cache-Control", "private, max-age=300");
   res.set_content(std::move(image->png), rq.format == dicom::RenderRequest::Format::kJpeg ? "image/jpeg" : "image/png");
 }
 

@@ -273,6 +273,15 @@ class AccessTests(AuthHelpers, harness.E2ETestCase):
         self.assertEqual(status, 401)
         self.assertIsNone(headers.get("WWW-Authenticate"), dict(headers))
         self.assertIn("authentication required", error_of(harness.parse_json(payload)))
+        # Nor for an image of a page (the viewer's, the archive's): an <img> cannot say
+        # X-Requested-With, and browsers say what loads it (Sec-Fetch-Dest).
+        status, headers, payload = self.server.raw(
+            "GET", "/dicom-web/studies/1.2.3/thumbnail", auth=None, headers={"Sec-Fetch-Dest": "image"})
+        self.assertEqual(status, 401, payload[:200])
+        self.assertIsNone(headers.get("WWW-Authenticate"), dict(headers))
+        status, headers, _ = self.server.raw("GET", "/dicom-web/studies/1.2.3/thumbnail", auth=None)
+        self.assertEqual(status, 401)
+        self.assertIn(CHALLENGE, headers.get("WWW-Authenticate") or "")
 
         # Refused credentials of every kind: 401 with the challenge.
         name, _ = self.add_user("wrong-1", "user")
