@@ -189,7 +189,7 @@ struct IndexWriter {
                                "transfer_syntax_uid = excluded.transfer_syntax_uid, file_path = "
                                "excluded.file_path, file_size = excluded.file_size, received_at = "
                                "excluded.received_at, source_ae = excluded.source_ae, "
-                               "receiver_ae = excluded.receiver_ae",
+                               "receiver_ae = excluded.receiver_ae, version = instances.version + 1",
                   soci::use(series_pk_out), soci::use(rec.sop_uid), soci::use(rec.sop_class_uid),
                   soci::use(rec.instance_number), soci::use(rec.transfer_syntax_uid),
                   soci::use(rec.file_path), soci::use(file_size), soci::use(now),

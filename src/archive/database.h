@@ -54,7 +54,8 @@ class Database {
   // Up to `limit` instances that have no metadata yet (json empty), oldest first.
   Result<std::vector<MetadataRow>> InstancesWithoutMetadata(int limit);
   // Writes metadata rows, each only if its instance still has the file it was made from (the
-  // same file_path and received_at): a replaced instance is not given its old file's metadata.
+  // same file_path, received_at and version): a replaced instance is not given its old file's
+  // metadata.
   Result<void> PutMetadata(const std::vector<MetadataRow>& rows);
 
   // Which of these SOP Instance UIDs the index holds.

@@ -5,6 +5,7 @@
 
 #include "archive/blob_store.h"
 #include "archive/database_impl.h"
+#include "archive/index_query.h"
 
 namespace pb {
 namespace {
@@ -81,6 +82,39 @@ TEST_F(DatabaseTest, ReputIsIdempotent) {
   }
   auto studies = db_->FindStudies({});
   EXPECT_EQ((*studies)[0].instance_count, 1);
+}
+
+TEST_F(DatabaseTest, MetadataIsKeptOnlyForTheFileItWasMadeFrom) {
+  auto put = [&] {
+    auto b = db_->BeginBatch();
+    ASSERT_TRUE((*b)->Put(Rec("1.2.3.2.1")));
+    ASSERT_TRUE((*b)->Commit());
+  };
+  put();
+  auto todo = db_->InstancesWithoutMetadata(10);
+  ASSERT_TRUE(todo);
+  ASSERT_EQ(todo->size(), 1u);
+  MetadataRow made = (*todo)[0];
+  // The instance is written again (a replacement, within the same second) before its metadata
+  // made from the earlier file is stored: that metadata is not kept.
+  put();
+  made.json = "{\"old\":1}";
+  ASSERT_TRUE(db_->PutMetadata({made}));
+  IndexQuery q;
+  q.level = IndexLevel::kImage;
+  auto rows = db_->QueryMetadata(q);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].json, "");
+  // Made again from the row as it is now: kept, and read back.
+  made = (*db_->InstancesWithoutMetadata(10))[0];
+  made.json = "{\"new\":1}";
+  ASSERT_TRUE(db_->PutMetadata({made}));
+  EXPECT_EQ((*db_->QueryMetadata(q))[0].json, "{\"new\":1}");
+  EXPECT_TRUE(db_->InstancesWithoutMetadata(10)->empty());
+  // And the next write of the instance drops it.
+  put();
+  EXPECT_EQ((*db_->QueryMetadata(q))[0].json, "");
 }
 
 TEST_F(DatabaseTest, FiltersWithWildcardsAndDateRanges) {

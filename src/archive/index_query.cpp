@@ -445,7 +445,7 @@ Result<std::vector<MetadataRow>> Database::QueryMetadata(const IndexQuery& query
   Sql q;
   // The JSON is read afterwards, by key: selected here it would go through the sort (and,
   // megabytes of it, through SQLite's temp files).
-  q << "SELECT i.pk, i.sop_uid, se.series_uid, s.study_uid, i.file_path, i.received_at";
+  q << "SELECT i.pk, i.sop_uid, se.series_uid, s.study_uid, i.file_path, i.received_at, i.version";
   FromWhereOrder(q, iq);
   q << fmt::format(" LIMIT {} OFFSET {}", iq.limit, iq.offset);
   try {
@@ -461,6 +461,7 @@ Result<std::vector<MetadataRow>> Database::QueryMetadata(const IndexQuery& query
       r.study_uid = Str(row, 3);
       r.file_path = Str(row, 4);
       r.received_at = Str(row, 5);
+      r.version = db::Int(row, 6);
       out.push_back(std::move(r));
     });
     long long pk = 0;

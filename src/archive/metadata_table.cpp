@@ -12,7 +12,7 @@ Result<std::vector<MetadataRow>> Database::InstancesWithoutMetadata(int limit) {
   try {
     soci::session s(impl_->pool);
     soci::rowset<soci::row> rows = (s.prepare << "SELECT i.pk, i.sop_uid, se.series_uid, st.study_uid, i.file_path, "
-                                                 "i.received_at FROM instances i JOIN series se ON i.series_pk = se.pk "
+                                                 "i.received_at, i.version FROM instances i JOIN series se ON i.series_pk = se.pk "
                                                  "JOIN studies st ON se.study_pk = st.pk WHERE NOT EXISTS (SELECT 1 "
                                                  "FROM instance_metadata m WHERE m.instance_pk = i.pk) ORDER BY i.pk "
                                                  "LIMIT :l",
@@ -26,6 +26,7 @@ Result<std::vector<MetadataRow>> Database::InstancesWithoutMetadata(int limit) {
       m.study_uid = Str(r, 3);
       m.file_path = Str(r, 4);
       m.received_at = Str(r, 5);
+      m.version = db::Int(r, 6);
       out.push_back(std::move(m));
     }
     return out;
@@ -39,14 +40,15 @@ Result<void> Database::PutMetadata(const std::vector<MetadataRow>& rows) {
   std::lock_guard lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
-    long long pk = 0;
+    long long pk = 0, version = 0;
     std::string json, file, received;
     soci::statement st = (impl_->writer.prepare << "INSERT OR REPLACE INTO instance_metadata(instance_pk, json) "
                                                    "SELECT pk, :j FROM instances WHERE pk = :p AND file_path = :f "
-                                                   "AND received_at = :r",
-                          soci::use(json), soci::use(pk), soci::use(file), soci::use(received));
+                                                   "AND received_at = :r AND version = :v",
+                          soci::use(json), soci::use(pk), soci::use(file), soci::use(received), soci::use(version));
     for (const MetadataRow& r : rows) {
       pk = r.pk;
+      version = r.version;
       json = r.json;
       file = r.file_path;
       received = r.received_at;

@@ -105,7 +105,7 @@ struct InstanceRow {
 // empty while it has not been written yet. `received_at` tells the version of the file it was
 // (or is to be) made from.
 struct MetadataRow {
-  int64_t pk = 0;
+  int64_t pk = 0, version = 0;  // version: of the instance's row (migration 012)
   std::string sop_uid, series_uid, study_uid, file_path, received_at, json;
 };
 

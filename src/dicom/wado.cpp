@@ -34,7 +34,7 @@ Result<std::unique_ptr<DcmFileFormat>> Load(const std::filesystem::path& file) {
   OFCondition c = ff->loadFile(file.c_str(), EXS_Unknown, EGL_noChange, kMaxReadLength, ERM_autoDetect);
   if (c.bad()) {
     std::error_code ec;
-    if (!std::filesystem::exists(file, ec)) return Fail(Code::kIoError, "the stored file is missing");
+    if (!std::filesystem::exists(file, ec)) return Fail(Code::kNotFound, "the stored file is missing");
     return Fail(Code::kInvalidArgument, fmt::format("the stored file cannot be read as DICOM ({})", c.text()));
   }
   return ff;
@@ -107,6 +107,7 @@ std::string JsonDecimal(std::string v) {
   while (!v.empty() && v.front() == ' ') v.erase(v.begin());
   while (!v.empty() && v.back() == ' ') v.pop_back();
   if (v.empty() || IsJsonNumber(v)) return v;  // an empty value of several stays empty (null)
+  if (v.find_first_of("0123456789") == std::string::npos) return v;  // no number: "+", "e5"
   std::string sign, mantissa = v, exponent;
   if (!mantissa.empty() && (mantissa[0] == '+' || mantissa[0] == '-')) {
     if (mantissa[0] == '-') sign = "-";
@@ -137,7 +138,10 @@ void NormalizeDecimals(DcmItem& item) {
       bool changed = false;
       for (unsigned long k = 0; k < vm; ++k) {
         OFString value;
-        if (e->getOFString(value, k).bad()) return;
+        if (e->getOFString(value, k).bad()) {
+          changed = false;  // left as it is (DCMTK writes what is no number as a string)
+          break;
+        }
         std::string fixed = JsonDecimal(value.c_str());
         changed |= fixed != value.c_str();
         joined += (k ? "\\" : "") + fixed;
@@ -265,6 +269,19 @@ Result<std::unique_ptr<FrameReader>> FrameReader::Open(const std::filesystem::pa
   const DcmXfer x(ds->getOriginalXfer());
   impl->encapsulated = x.isEncapsulated();
   impl->syntax = x.getXferID();
+  // Number of Frames is what the file says; the pixel data must hold them (a hostile count would
+  // size allocations): at most one frame per fragment, or as many as the native value holds.
+  if (impl->encapsulated) {
+    DcmPixelSequence* seq = nullptr;
+    if (impl->pixels->getEncapsulatedRepresentation(x.getXfer(), nullptr, seq).good() && seq && seq->card() > 1) {
+      impl->frames = std::min<int>(impl->frames, static_cast<int>(seq->card() - 1));
+    }
+  } else {
+    Uint32 size = 0;
+    if (impl->pixels->getUncompressedFrameSize(ds, size).good() && size > 0) {
+      impl->frames = std::max(1, std::min<int>(impl->frames, static_cast<int>(impl->pixels->getLengthField() / size)));
+    }
+  }
   impl->ff = std::move(*ff);
   return std::unique_ptr<FrameReader>(new FrameReader(std::move(impl)));
 }
@@ -312,6 +329,7 @@ Result<std::string> FrameReader::Stored(int n) {
       return Fail(Code::kIoError, fmt::format("fragment {} of frame {} cannot be read", i, n));
     }
     if (data) out.append(reinterpret_cast<const char*>(data), item->getLength());
+    item->compact();  // the fragment goes back to the file: one frame in memory at a time
   }
   return out;
 }

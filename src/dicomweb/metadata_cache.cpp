@@ -42,11 +42,22 @@ void MetadataCache::Poke() {
   wake_.notify_all();
 }
 
-MetadataRow MetadataCache::Make(const MetadataRow& row) const {
+std::optional<MetadataRow> MetadataCache::Make(const MetadataRow& row) const {
   MetadataRow out = row;
-  auto json = dicom::MetadataJson(blobs_.Absolute(row.file_path));
+  Result<std::string> json = Fail(Code::kInternal, "");
+  try {
+    json = dicom::MetadataJson(blobs_.Absolute(row.file_path));
+  } catch (const std::exception& e) {
+    spdlog::warn("WADO-RS metadata: instance {}: {}", row.sop_uid, e.what());
+    return std::nullopt;
+  }
   if (json) {
     out.json = std::move(*json);
+  } else if (json.error().code != Code::kInvalidArgument && json.error().code != Code::kNotFound) {
+    // Not the file's fault (it is missing, or could not be read now): tried again later, not
+    // marked for good.
+    spdlog::warn("WADO-RS metadata: instance {}: {}", row.sop_uid, json.error().message);
+    return std::nullopt;
   } else {
     spdlog::warn("WADO-RS metadata: instance {} cannot be given as DICOM JSON: {}", row.sop_uid,
                  json.error().message);
@@ -58,7 +69,9 @@ MetadataRow MetadataCache::Make(const MetadataRow& row) const {
 Result<std::string> MetadataCache::Get(const MetadataRow& row) {
   MetadataRow made = row;
   if (made.json.empty()) {
-    made = Make(row);
+    auto fresh = Make(row);
+    if (!fresh) return Fail(Code::kIoError, "the instance's file cannot be read now");
+    made = std::move(*fresh);
     if (auto put = db_.PutMetadata({made}); !put) return tl::unexpected(put.error());
     written_.fetch_add(1);
   }
@@ -86,19 +99,23 @@ void MetadataCache::Loop() {
       failing = false;
       std::vector<MetadataRow> made;
       made.reserve(todo->size());
+      bool skipped = false;
       for (const MetadataRow& r : *todo) {
         {
           std::lock_guard lock(mu_);
           if (stopping_) return;
         }
-        made.push_back(Make(r));
+        if (auto m = Make(r)) made.push_back(std::move(*m));
+        else skipped = true;
       }
       if (auto put = db_.PutMetadata(made); !put) {
         spdlog::warn("WADO-RS metadata: {}", put.error().message);
         failing = true;
       } else {
         written_.fetch_add(made.size());
-        if (todo->size() == static_cast<size_t>(kBatch)) continue;  // more to do
+        // Some could not be read now: the next round waits a while (they come first again).
+        failing = skipped;
+        if (!skipped && todo->size() == static_cast<size_t>(kBatch)) continue;  // more to do
       }
     }
     std::unique_lock lock(mu_);

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -39,8 +40,9 @@ class MetadataCache {
 
  private:
   void Loop();
-  // Makes the JSON of a row (or its failure marker) from its file.
-  MetadataRow Make(const MetadataRow& row) const;
+  // Makes the JSON of a row (or its failure marker, when the file is missing or cannot be given
+  // as JSON) from its file; nullopt when it cannot be read now (tried again later).
+  std::optional<MetadataRow> Make(const MetadataRow& row) const;
 
   Database& db_;
   const BlobStore& blobs_;

@@ -103,25 +103,45 @@ bool StreamsBody(const httplib::Request& req) {
   return req.method == "POST" && std::regex_match(req.path, kStow);
 }
 
-// Whether the request's body may be read; else it has answered 413 (before any of it is read,
-// so a hostile Content-Length or endless chunks cost nothing). POST and PUT routes read their
-// bodies themselves, capped (or streamed); the other methods take none of any size.
+// Whether the request's body may be read; else it has answered (before any of it is read, so a
+// hostile Content-Length or endless chunks cost nothing) and the connection closes after the
+// answer. POST and PUT routes read their bodies themselves, capped (or streamed); DELETE takes
+// a small one (cpp-httplib reads it whole); GET, HEAD and OPTIONS take none (cpp-httplib would
+// not read it, and would parse it as the next request); other methods are not served. How a
+// body ends must be unambiguous: one Content-Length, or Transfer-Encoding exactly "chunked"
+// without one (else a proxy in front and this server could see different requests).
 bool AcceptableBody(const httplib::Request& req, httplib::Response& res) {
   const std::string& m = req.method;
-  if (m == "GET" || m == "HEAD" || m == "OPTIONS" || StreamsBody(req)) return true;
-  size_t length = 0;
-  const std::string cl = req.get_header_value("Content-Length");
-  if (!cl.empty()) {
-    auto [end, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), length);
-    if (ec != std::errc() || end != cl.data() + cl.size()) length = std::numeric_limits<size_t>::max();
-  }
-  const bool reads_itself = m == "POST" || m == "PUT";
-  const bool chunked = req.has_header("Transfer-Encoding");
-  if (length > kMaxBody || (!reads_itself && (chunked || length > kDrainBytes))) {
-    SendError(res, 413, reads_itself ? "the request body is larger than 16 MB" : "this request takes no body");
+  auto refuse = [&](int status, const std::string& why) {
+    SendError(res, status, why);
     CloseAfterAnswer(res);
     return false;
+  };
+  if (m != "GET" && m != "HEAD" && m != "OPTIONS" && m != "POST" && m != "PUT" && m != "DELETE") {
+    return refuse(405, fmt::format("{} is not served here", m));
   }
+  const bool has_length = req.has_header("Content-Length");
+  const bool has_te = req.has_header("Transfer-Encoding");
+  if (req.get_header_value_count("Content-Length") > 1 || req.get_header_value_count("Transfer-Encoding") > 1 ||
+      (has_length && has_te)) {
+    return refuse(400, "the request's length is ambiguous (several Content-Length or Transfer-Encoding headers, or both)");
+  }
+  std::string te = req.get_header_value("Transfer-Encoding");
+  for (char& c : te) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (has_te && te != "chunked") return refuse(501, fmt::format("Transfer-Encoding '{}' is not served: only chunked", te));
+  size_t length = 0;
+  if (has_length) {
+    const std::string cl = req.get_header_value("Content-Length");
+    auto [end, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), length);
+    if (cl.empty() || ec != std::errc() || end != cl.data() + cl.size()) return refuse(400, "Content-Length is not a number");
+  }
+  if (m == "GET" || m == "HEAD" || m == "OPTIONS") {
+    if (has_te || length > 0) return refuse(400, "this request takes no body");
+    return true;
+  }
+  if (StreamsBody(req)) return true;
+  if (m == "DELETE" && (has_te || length > kDrainBytes)) return refuse(413, "this request takes no body");
+  if (length > kMaxBody) return refuse(413, "the request body is larger than 16 MB");
   return true;
 }
 
@@ -187,8 +207,8 @@ Result<void> HttpApi::Start(Services services) {
     res.set_header("X-Frame-Options", "DENY");
     res.set_header("Referrer-Policy", "no-referrer");
     if (!ValidHost(req, res)) return httplib::Server::HandlerResponse::Handled;
-    if (Cors(s_->settings.dicomweb_cors_origins, req, res)) return httplib::Server::HandlerResponse::Handled;
     if (!AcceptableBody(req, res)) return httplib::Server::HandlerResponse::Handled;
+    if (Cors(s_->settings.dicomweb_cors_origins, req, res)) return httplib::Server::HandlerResponse::Handled;
     return httplib::Server::HandlerResponse::Unhandled;
   });
   srv.set_exception_handler(AnswerException);
@@ -213,10 +233,9 @@ Result<void> HttpApi::Start(Services services) {
   AddRoutingTryRoute(router, *s_);
   // A POST or PUT no route takes: its body is not read (httplib would read it whole first).
   auto nowhere = [](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
-    size_t seen = 0;
-    reader([&](const char*, size_t n) { return (seen += n) <= kDrainBytes; });
+    const bool whole = DrainBody(req, reader, kDrainBytes);
     SendError(res, 404, fmt::format("no such resource: {} {}", req.method, req.path));
-    if (seen > kDrainBytes) CloseAfterAnswer(res);
+    if (!whole) CloseAfterAnswer(res);
   };
   srv.Post(".*", nowhere);
   srv.Put(".*", nowhere);

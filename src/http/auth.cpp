@@ -123,11 +123,19 @@ std::optional<auth::Principal> TryAuthenticate(Services& s, const httplib::Reque
 // with its own credentials in the Authorization header (never with our session cookie, which
 // is SameSite=Strict and not what it authenticates with): its STOW-RS is not a forged request.
 namespace {
+// With "*" (any origin), only a request a browser must have preflighted: one whose Content-Type
+// no HTML form can send. A browser also sends a cached basic password with a form of any site.
 bool CorsAllowed(const Services& s, const httplib::Request& req, const std::string& origin) {
   if (req.path.rfind("/dicom-web/", 0) != 0 || !req.has_header("Authorization")) return false;
   const auto& allowed = s.settings.dicomweb_cors_origins;
-  return std::find(allowed.begin(), allowed.end(), "*") != allowed.end() ||
-         std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
+  if (std::find(allowed.begin(), allowed.end(), origin) != allowed.end()) return true;
+  if (std::find(allowed.begin(), allowed.end(), "*") == allowed.end()) return false;
+  std::string type = req.get_header_value("Content-Type");
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  return !type.empty() && type != "application/x-www-form-urlencoded" && type != "multipart/form-data" &&
+         type != "text/plain";
 }
 }  // namespace
 

@@ -42,7 +42,20 @@ bool Gzip(const std::string& in, std::string& out) {
 
 std::vector<std::string> VisibleProjects() {
   const auth::Principal* p = CurrentPrincipal();
-  return p ? p->projects : std::vector<std::string>{};
+  // No account (a route that forgot its gate): nothing is visible, rather than everything. The
+  // name cannot be a project label (labels have no spaces).
+  if (!p) return {"no account"};
+  return p->projects;
+}
+
+std::string UrlSegment(const std::string& v) {
+  if (IsUid(v)) return v;
+  std::string out;
+  for (unsigned char c : v) {
+    if (std::isalnum(c) || c == '.' || c == '-' || c == '_' || c == '~') out += static_cast<char>(c);
+    else out += fmt::format("%{:02X}", c);
+  }
+  return out;
 }
 
 bool IsUid(const std::string& v) {

@@ -12,6 +12,11 @@ namespace pb::http {
 
 bool IsUid(const std::string& v);
 
+// A value as one path segment of a URL: a UID as it is; anything else (the index keeps what
+// senders sent) percent-encoded, so it can neither leave its segment nor break the JSON it is
+// written into.
+std::string UrlSegment(const std::string& v);
+
 // "[dicomweb] public_root" when set (behind a reverse proxy), else scheme://Host/dicom-web of
 // the request.
 std::string DicomwebRoot(const Services& s, const httplib::Request& req);

@@ -146,12 +146,14 @@ void Search(Services& s, const httplib::Request& req, httplib::Response& res, In
     item.values = std::move(a);
     const std::string& study = item.values["StudyInstanceUID"];
     if (level == IndexLevel::kStudy) {
-      item.values["RetrieveURL"] = fmt::format("{}/studies/{}", base, study);
+      item.values["RetrieveURL"] = fmt::format("{}/studies/{}", base, UrlSegment(study));
     } else if (level == IndexLevel::kSeries) {
-      item.values["RetrieveURL"] = fmt::format("{}/studies/{}/series/{}", base, study, item.values["SeriesInstanceUID"]);
+      item.values["RetrieveURL"] = fmt::format("{}/studies/{}/series/{}", base, UrlSegment(study),
+                                               UrlSegment(item.values["SeriesInstanceUID"]));
     } else {
-      item.values["RetrieveURL"] = fmt::format("{}/studies/{}/series/{}/instances/{}", base, study,
-                                               item.values["SeriesInstanceUID"], item.values["SOPInstanceUID"]);
+      item.values["RetrieveURL"] = fmt::format("{}/studies/{}/series/{}/instances/{}", base, UrlSegment(study),
+                                               UrlSegment(item.values["SeriesInstanceUID"]),
+                                               UrlSegment(item.values["SOPInstanceUID"]));
     }
     item.values["InstanceAvailability"] = "ONLINE";
     auto json = dicom::ToDicomJson(item, "");
@@ -230,7 +232,7 @@ void Retrieve(Services& s, const httplib::Request& req, httplib::Response& res,
   const std::string boundary = fmt::format("pacsbridge-{:08x}{:08x}", rd(), rd());
   res.set_chunked_content_provider(
       fmt::format("multipart/related; type=\"application/dicom\"; boundary={}", boundary),
-      [&s, parts, boundary](size_t, httplib::DataSink& sink) {
+      GuardedProvider([&s, parts, boundary](size_t, httplib::DataSink& sink) {
         std::vector<char> buf;
         for (const Part& p : *parts) {
           const std::string& ts = p.send.empty() ? p.stored : p.send;
@@ -260,7 +262,7 @@ void Retrieve(Services& s, const httplib::Request& req, httplib::Response& res,
         if (!sink.write(tail.data(), tail.size())) return false;
         sink.done();
         return true;
-      });
+      }));
 }
 
 }  // namespace

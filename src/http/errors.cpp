@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "core/clock.h"
 
@@ -58,6 +59,25 @@ std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Respon
   }
 }
 
+void ProviderFailed(std::exception_ptr ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const std::exception& e) {
+    spdlog::error("an answer was cut: {}", e.what());
+  } catch (...) {
+    spdlog::error("an answer was cut by an unknown exception");
+  }
+}
+
+bool DrainBody(const httplib::Request& req, const httplib::ContentReader& reader, size_t limit, httplib::Response* res) {
+  if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) return true;
+  const int status = res ? res->status : 0;
+  size_t seen = 0;
+  const bool read = reader([&](const char*, size_t n) { return (seen += n) <= limit; });
+  if (res) res->status = status;
+  return read && seen <= limit;
+}
+
 void CloseAfterAnswer(httplib::Response& res) {
   auto body = std::make_shared<std::string>(std::move(res.body));
   res.body.clear();
@@ -86,15 +106,12 @@ httplib::Server::HandlerWithContentReader Reading(BodyHandler handler, Gate gate
       // in step; a larger one is not read for a caller we do not know (the reading stops, and
       // the connection is closed after the answer).
       constexpr size_t kDrain = 64 * 1024;
-      size_t seen = 0;
-      const int answered = res.status;  // a drain cut short makes the reader set 400
-      if (has_body) reader([&](const char*, size_t n) { return (seen += n) <= kDrain; });
-      res.status = answered;
-      if (seen > kDrain) CloseAfterAnswer(res);
+      if (!DrainBody(req, reader, kDrain, &res)) CloseAfterAnswer(res);
       return;
     }
+    bool whole = true;
     if (has_body) {
-      reader([&](const char* data, size_t n) {
+      whole = reader([&](const char* data, size_t n) {
         body.append(data, n);
         too_big = body.size() > kMaxBody;
         return !too_big;
@@ -102,6 +119,10 @@ httplib::Server::HandlerWithContentReader Reading(BodyHandler handler, Gate gate
     }
     if (too_big) {
       SendError(res, 413, "the request body is larger than 16 MB");
+      return CloseAfterAnswer(res);
+    }
+    if (!whole) {
+      SendError(res, 400, "the request body cannot be read (cut short, or in an encoding that cannot be decoded)");
       return CloseAfterAnswer(res);
     }
     handler(req, res, body);

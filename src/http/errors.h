@@ -35,6 +35,28 @@ std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Respon
 // requests on the connection.
 void CloseAfterAnswer(httplib::Response& res);
 
+// A content provider that lets no exception out: cpp-httplib calls providers after the handler,
+// outside the try that answers a handler's exception, where one would end the process. It is
+// logged (with the request id) and cuts the answer.
+void ProviderFailed(std::exception_ptr ep);
+template <typename F>
+auto GuardedProvider(F provider) {
+  return [provider = std::move(provider)](auto&&... args) mutable -> bool {
+    try {
+      return provider(args...);
+    } catch (...) {
+      ProviderFailed(std::current_exception());
+      return false;
+    }
+  };
+}
+
+// Reads and discards a request's body, at most `limit` bytes. True when it was read to its end
+// (or there is none); false when it was longer, or could not be read (cut short, an encoding
+// that cannot be decoded): then the connection must close after the answer (CloseAfterAnswer).
+// The answer's status is kept (a failed read sets its own).
+bool DrainBody(const httplib::Request& req, const httplib::ContentReader& reader, size_t limit, httplib::Response* res = nullptr);
+
 // The largest body a route that reads it whole takes (413 beyond).
 constexpr size_t kMaxBody = 16 * 1024 * 1024;
 

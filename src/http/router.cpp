@@ -69,12 +69,7 @@ void Router::PostStream(const std::string& path, Access access, httplib::Server:
             [gate = std::move(gate), handler = std::move(handler)](
                 const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
               if (gate && !gate(req, res)) {
-                constexpr size_t kDrain = 64 * 1024;
-                size_t seen = 0;
-                const int answered = res.status;  // a drain cut short makes the reader set 400
-                reader([&](const char*, size_t n) { return (seen += n) <= kDrain; });
-                res.status = answered;
-                if (seen > kDrain) CloseAfterAnswer(res);
+                if (!DrainBody(req, reader, 64 * 1024, &res)) CloseAfterAnswer(res);
                 return;
               }
               handler(req, res, reader);

@@ -212,13 +212,21 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
          return {};
        }});
   Result<void> fed;
-  const bool read = reader([&](const char* data, size_t n) {
-    fed = parser.Feed(std::string_view(data, n));
-    return static_cast<bool>(fed);
-  });
+  bool read = true;
+  if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {  // else there is none
+    read = reader([&](const char* data, size_t n) {
+      fed = parser.Feed(std::string_view(data, n));
+      return static_cast<bool>(fed);
+    });
+  }
   if (fed && read) fed = parser.Finish();
+  if (fed && !read) {
+    fed = Fail(Code::kInvalidArgument, "the body could not be read to its end (cut short, or in an encoding that "
+                                       "cannot be decoded)");
+  }
   part.Discard();  // a part the body ended in the middle of
-  if (!read && fed) return;  // the client went away: nothing to answer
+  // What is left of a body that was not read to its end must not be taken for further requests.
+  const bool unread = !read || !fed;
   if (!fed && outcomes.empty()) {
     SendError(res, 400, fmt::format("the multipart body cannot be read: {}", fed.error().message));
     return CloseAfterAnswer(res);
@@ -236,8 +244,8 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
     const bool ok = o.status == 0 || (o.status & 0xF000) == 0xB000;
     if (ok) {
       ++stored;
-      item["00081190"] = Value("UR", fmt::format("{}/studies/{}/series/{}/instances/{}", root, o.study_uid,
-                                                 o.series_uid, o.sop_uid));
+      item["00081190"] = Value("UR", fmt::format("{}/studies/{}/series/{}/instances/{}", root, UrlSegment(o.study_uid),
+                                                 UrlSegment(o.series_uid), UrlSegment(o.sop_uid)));
       if (o.status != 0) {
         ++warned;
         item["00081196"] = Value("US", o.status);
@@ -264,13 +272,16 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
   if (stored == 0) status = 409;
   else if (!failed.empty() || warned > 0) status = 202;
   nlohmann::json answer = nlohmann::json::object();
-  if (!one_study.empty() && !several_studies) answer["00081190"] = Value("UR", fmt::format("{}/studies/{}", root, one_study));
+  if (!one_study.empty() && !several_studies) {
+    answer["00081190"] = Value("UR", fmt::format("{}/studies/{}", root, UrlSegment(one_study)));
+  }
   if (!referenced.empty()) answer["00081199"] = {{"vr", "SQ"}, {"Value", std::move(referenced)}};
   if (!failed.empty()) answer["00081198"] = {{"vr", "SQ"}, {"Value", std::move(failed)}};
   if (stored == 0 && outcomes.empty() && fed) {
     return SendError(res, 400, "the body holds no instance");
   }
   SendDicomJson(req, res, status, answer.dump());
+  if (unread) CloseAfterAnswer(res);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "archive/index_query.h"
@@ -61,6 +62,12 @@ std::optional<InstanceRow> FindInstance(Services& s, const httplib::Request& req
     return std::nullopt;
   }
   return std::move(rows->front());
+}
+
+// `s` as it goes between the quotes of a JSON string.
+std::string JsonEscaped(const std::string& s) {
+  std::string quoted = nlohmann::json(s).dump();
+  return quoted.substr(1, quoted.size() - 2);
 }
 
 // Appends an instance's stored JSON, its BulkDataURIs (stored as the tag alone) prefixed.
@@ -136,7 +143,9 @@ void Metadata(Services& s, const httplib::Request& req, httplib::Response& res, 
     }
     if (body.size() > 1) body += ',';
     AppendWithBulkUris(body, *json,
-                       fmt::format("{}/studies/{}/series/{}/instances/{}/bulk/", root, r.study_uid, r.series_uid, r.sop_uid));
+                       JsonEscaped(fmt::format("{}/studies/{}/series/{}/instances/{}/bulk/", root,
+                                               UrlSegment(r.study_uid), UrlSegment(r.series_uid),
+                                               UrlSegment(r.sop_uid))));
   }
   body += ']';
   if (left_out > 0) {
@@ -239,7 +248,7 @@ void SendFrames(const httplib::Request& req, httplib::Response& res, std::shared
   auto pending = std::make_shared<std::string>(std::move(*first));
   res.set_chunked_content_provider(
       fmt::format("multipart/related; type=\"{}\"; boundary={}", choice->media_type, boundary),
-      [read, frames = std::move(frames), pending, boundary, part_type](size_t, httplib::DataSink& sink) {
+      GuardedProvider([read, frames = std::move(frames), pending, boundary, part_type](size_t, httplib::DataSink& sink) {
         for (size_t i = 0; i < frames.size(); ++i) {
           std::string data;
           if (i == 0) {
@@ -261,7 +270,7 @@ void SendFrames(const httplib::Request& req, httplib::Response& res, std::shared
         if (!sink.write(tail.data(), tail.size())) return false;
         sink.done();
         return true;
-      });
+      }));
 }
 
 std::shared_ptr<dicom::FrameReader> OpenFrames(Services& s, const InstanceRow& row, httplib::Response& res) {
@@ -326,7 +335,7 @@ void Bulk(Services& s, const httplib::Request& req, httplib::Response& res) {
   const std::string type = multipart ? fmt::format("multipart/related; type=\"application/octet-stream\"; boundary={}",
                                                    boundary)
                                      : std::string("application/octet-stream");
-  res.set_chunked_content_provider(type, [file, tag, boundary, multipart](size_t, httplib::DataSink& sink) {
+  res.set_chunked_content_provider(type, GuardedProvider([file, tag, boundary, multipart](size_t, httplib::DataSink& sink) {
     if (multipart) {
       const std::string head = fmt::format("--{}\r\nContent-Type: application/octet-stream\r\n\r\n", boundary);
       if (!sink.write(head.data(), head.size())) return false;
@@ -342,7 +351,7 @@ void Bulk(Services& s, const httplib::Request& req, httplib::Response& res) {
     }
     sink.done();
     return true;
-  });
+  }));
 }
 
 // "a,b,c" → numbers; nullopt when one is not a number.

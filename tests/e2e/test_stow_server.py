@@ -811,6 +811,37 @@ class StowServerTests(harness.E2ETestCase, harness.JobHelpers):
                                  % (after or b"")[:600])
                 self.assertOnlyAnswer(after, path)
 
+    def test_09c_bodies_whose_end_is_ambiguous_or_unread_are_refused_and_the_connection_closed(self):
+        """Request framing a proxy in front could read differently, or a body the server would
+        not read (GET, HEAD, OPTIONS take none; a gzip body that cannot be decoded; methods not
+        served): refused with the connection closed, so nothing after it is run."""
+        port = self.server.http_port
+        inner = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        cases = [
+            ("GET with a body", "GET /dicom-web/studies HTTP/1.1\r\nContent-Length: %d\r\n" % len(inner),
+             [inner], 400),
+            ("OPTIONS preflight with a body",
+             "OPTIONS /dicom-web/studies HTTP/1.1\r\nOrigin: https://x.example\r\n"
+             "Access-Control-Request-Method: GET\r\nContent-Length: %d\r\n" % len(inner), [inner], 400),
+            ("Transfer-Encoding not exactly chunked",
+             "POST /api/nodes HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: %d\r\n" % len(inner),
+             [inner], 400),
+            ("Content-Length twice",
+             "POST /api/nodes HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: %d\r\n" % len(inner), [inner], 400),
+            ("PATCH (not served)", "PATCH /api/nodes/x HTTP/1.1\r\nContent-Length: %d\r\n" % len(inner),
+             [inner], 405),
+            ("a gzip body that is not gzip (refused caller)",
+             "POST /api/nodes HTTP/1.1\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+             "Content-Length: %d\r\n" % (4096 + len(inner)), [b"x" * 4096 + inner], 401),
+        ]
+        for label, head, chunks, expected in cases:
+            with self.subTest(label):
+                head = head.replace("HTTP/1.1\r\n", "HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % port, 1)
+                status, _, payload, after = raw_exchange(port, head, chunks, timeout=30, until_close=True)
+                self.assertEqual(status, expected, payload[:300])
+                self.assertNotIn(b'"status":"ok"', after or b"", "%s: the request in the body was run" % label)
+                self.assertOnlyAnswer(after, label)
+
     # ================================================================== 5. CORS
 
     def cors_headers(self, headers):
