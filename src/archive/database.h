@@ -51,8 +51,8 @@ class Database {
   // The instances a query selects with their metadata (json empty where none is written yet),
   // in the index's order.
   Result<std::vector<MetadataRow>> QueryMetadata(const IndexQuery& query);
-  // Up to `limit` instances that have no metadata yet (json empty), oldest first.
-  Result<std::vector<MetadataRow>> InstancesWithoutMetadata(int limit);
+  // Up to `limit` instances with a key above `after_pk` that have no metadata yet, oldest first.
+  Result<std::vector<MetadataRow>> InstancesWithoutMetadata(int limit, int64_t after_pk = 0);
   // Writes metadata rows, each only if its instance still has the file it was made from (the
   // same file_path, received_at and version): a replaced instance is not given its old file's
   // metadata.

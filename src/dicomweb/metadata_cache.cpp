@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <vector>
 
@@ -85,13 +86,18 @@ void MetadataCache::Loop() {
   // Behind what receives and serves: this is work that can wait.
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
   bool failing = false;
+  // Instances come in rising keys: after a first pass over the whole index, a poke looks only
+  // past the last key seen (a whole scan of a large index per ingest batch would cost more than
+  // the writing). A quiet minute, or a retry, starts from the beginning again: what a replaced
+  // file dropped, or what could not be read, is found then (or made on demand by Get()).
+  int64_t after = 0;
   while (true) {
     {
       std::unique_lock lock(mu_);
       if (stopping_) return;
       poked_ = false;
     }
-    auto todo = db_.InstancesWithoutMetadata(kBatch);
+    auto todo = db_.InstancesWithoutMetadata(kBatch, after);
     if (!todo) {
       if (!failing) spdlog::warn("WADO-RS metadata: {}", todo.error().message);
       failing = true;
@@ -113,14 +119,16 @@ void MetadataCache::Loop() {
         failing = true;
       } else {
         written_.fetch_add(made.size());
-        // Some could not be read now: the next round waits a while (they come first again).
+        after = std::max(after, todo->back().pk);
+        // Some could not be read now: they are tried again from the beginning, a while later.
         failing = skipped;
-        if (!skipped && todo->size() == static_cast<size_t>(kBatch)) continue;  // more to do
+        if (todo->size() == static_cast<size_t>(kBatch)) continue;  // more to do
       }
     }
     std::unique_lock lock(mu_);
-    wake_.wait_for(lock, failing ? std::chrono::seconds(5) : std::chrono::seconds(60),
-                   [&] { return stopping_ || poked_; });
+    const bool poked = wake_.wait_for(lock, failing ? std::chrono::seconds(5) : std::chrono::seconds(60),
+                                      [&] { return stopping_ || poked_; });
+    if (!poked || failing) after = 0;
   }
 }
 
