@@ -70,10 +70,17 @@ std::string ToLike(const std::string& v) {
 class Query {
  public:
   explicit Query(std::string sql) : sql_(std::move(sql)) {}
+  // `head`: the values of the parameters in `sql` itself, in order.
+  Query(std::string sql, std::vector<std::string> head) : sql_(std::move(sql)), params_(std::move(head)) {}
   void Where(const std::string& clause, std::string param) {
     where_ += where_.empty() ? " WHERE " : " AND ";
     where_ += clause;
     params_.push_back(std::move(param));
+  }
+  void Where(const std::string& clause, std::vector<std::string> params) {
+    where_ += where_.empty() ? " WHERE " : " AND ";
+    where_ += clause;
+    for (auto& v : params) params_.push_back(std::move(v));
   }
   // column IN (?, ?, ...): one parameter per value (at least one).
   void WhereIn(const std::string& column, std::vector<std::string> values) {
@@ -100,6 +107,22 @@ class Query {
   std::string sql_, where_;
   std::vector<std::string> params_;
 };
+
+// " AND <column> IN (?, ...)" for an account's projects, "" when it sees all of them; the
+// values are bound by the caller, in the text's order.
+std::string InProjects(const std::string& column, const std::vector<std::string>& projects) {
+  if (projects.empty()) return "";
+  std::string out = " AND " + column + " IN (";
+  for (size_t i = 0; i < projects.size(); ++i) out += i ? ", ?" : "?";
+  return out + ")";
+}
+
+// `values` once per use, for a text that names the project list `uses` times.
+std::vector<std::string> Repeat(const std::vector<std::string>& values, int uses) {
+  std::vector<std::string> out;
+  for (int k = 0; k < uses; ++k) out.insert(out.end(), values.begin(), values.end());
+  return out;
+}
 
 void AddMatch(Query& q, const std::string& column, const std::string& value) {
   if (value.empty() || value == "*") return;
@@ -307,22 +330,30 @@ Result<void> Database::DeleteNode(const std::string& name) {
 Result<std::vector<StudyRow>> Database::FindStudies(const StudyFilter& f) {
   try {
     soci::session s(impl_->pool);
-    Query q(
-        "SELECT s.study_uid, p.patient_id, p.patient_name, p.birth_date, p.sex, s.study_date, "
-        "s.study_time, s.accession_number, s.study_id, s.description, "
-        "(SELECT COUNT(*) FROM series se WHERE se.study_pk = s.pk), "
-        "(SELECT COUNT(*) FROM instances i JOIN series se ON i.series_pk = se.pk "
-        "  WHERE se.study_pk = s.pk), "
-        "(SELECT group_concat(DISTINCT se.modality) FROM series se WHERE se.study_pk = s.pk) "
-        "FROM studies s JOIN patients p ON s.patient_pk = p.pk");
+    const std::string visible = InProjects("se.project", f.projects);
+    Query q(fmt::format(
+                "SELECT s.study_uid, p.patient_id, p.patient_name, p.birth_date, p.sex, s.study_date, "
+                "s.study_time, s.accession_number, s.study_id, s.description, "
+                "(SELECT COUNT(*) FROM series se WHERE se.study_pk = s.pk{0}), "
+                "(SELECT COUNT(*) FROM instances i JOIN series se ON i.series_pk = se.pk "
+                "  WHERE se.study_pk = s.pk{0}), "
+                "(SELECT group_concat(DISTINCT se.modality) FROM series se WHERE se.study_pk = s.pk{0}) "
+                "FROM studies s JOIN patients p ON s.patient_pk = p.pk",
+                visible),
+            Repeat(f.projects, 3));
     AddMatch(q, "p.patient_id", f.patient_id);
     AddMatch(q, "p.patient_name", f.patient_name);
     AddUidMatch(q, "s.study_uid", f.study_uid);
     AddMatch(q, "s.accession_number", f.accession_number);
     AddDateRange(q, "s.study_date", f.study_date);
+    // A study shows when one of its visible series does (of the modality asked for).
     if (!f.modality.empty()) {
-      q.Where("EXISTS (SELECT 1 FROM series se WHERE se.study_pk = s.pk AND se.modality = ?)",
-              f.modality);
+      std::vector<std::string> values{f.modality};
+      values.insert(values.end(), f.projects.begin(), f.projects.end());
+      q.Where("EXISTS (SELECT 1 FROM series se WHERE se.study_pk = s.pk AND se.modality = ?" + visible + ")",
+              std::move(values));
+    } else if (!f.projects.empty()) {
+      q.Where("EXISTS (SELECT 1 FROM series se WHERE se.study_pk = s.pk" + visible + ")", f.projects);
     }
     std::vector<StudyRow> out;
     q.Run(s, fmt::format(" ORDER BY s.study_date DESC, s.pk DESC LIMIT {} OFFSET {}", f.limit,
@@ -350,7 +381,8 @@ Result<std::vector<StudyRow>> Database::FindStudies(const StudyFilter& f) {
   }
 }
 
-Result<std::vector<SeriesRow>> Database::ListSeries(const std::string& study_uid) {
+Result<std::vector<SeriesRow>> Database::ListSeries(const std::string& study_uid,
+                                                   const std::vector<std::string>& projects) {
   try {
     soci::session s(impl_->pool);
     Query q(
@@ -358,6 +390,7 @@ Result<std::vector<SeriesRow>> Database::ListSeries(const std::string& study_uid
         "se.body_part, (SELECT COUNT(*) FROM instances i WHERE i.series_pk = se.pk) "
         "FROM series se JOIN studies st ON se.study_pk = st.pk");
     q.Where("st.study_uid = ?", study_uid);
+    if (!projects.empty()) q.WhereIn("se.project", projects);
     std::vector<SeriesRow> out;
     q.Run(s, " ORDER BY CAST(se.series_number AS INTEGER), se.pk", [&](const soci::row& r) {
       out.push_back(SeriesRow{Str(r, 0), Str(r, 1), Str(r, 2), Str(r, 3), Str(r, 4), Str(r, 5),
@@ -381,11 +414,13 @@ InstanceRow ToInstance(const soci::row& r) {
 }
 }  // namespace
 
-Result<std::vector<InstanceRow>> Database::ListInstances(const std::string& series_uid) {
+Result<std::vector<InstanceRow>> Database::ListInstances(const std::string& series_uid,
+                                                         const std::vector<std::string>& projects) {
   try {
     soci::session s(impl_->pool);
     Query q(kInstanceSelect);
     q.Where("se.series_uid = ?", series_uid);
+    if (!projects.empty()) q.WhereIn("se.project", projects);
     std::vector<InstanceRow> out;
     q.Run(s, " ORDER BY CAST(i.instance_number AS INTEGER), i.pk",
           [&](const soci::row& r) { out.push_back(ToInstance(r)); });
@@ -395,11 +430,13 @@ Result<std::vector<InstanceRow>> Database::ListInstances(const std::string& seri
   }
 }
 
-Result<std::optional<InstanceRow>> Database::GetInstance(const std::string& sop_uid) {
+Result<std::optional<InstanceRow>> Database::GetInstance(const std::string& sop_uid,
+                                                        const std::vector<std::string>& projects) {
   try {
     soci::session s(impl_->pool);
     Query q(kInstanceSelect);
     q.Where("i.sop_uid = ?", sop_uid);
+    if (!projects.empty()) q.WhereIn("se.project", projects);
     std::optional<InstanceRow> out;
     q.Run(s, "", [&](const soci::row& r) { out = ToInstance(r); });
     return out;

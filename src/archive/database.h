@@ -36,9 +36,12 @@ class Database {
 
   // Index reads.
   Result<std::vector<StudyRow>> FindStudies(const StudyFilter& filter);
-  Result<std::vector<SeriesRow>> ListSeries(const std::string& study_uid);
-  Result<std::vector<InstanceRow>> ListInstances(const std::string& series_uid);
-  Result<std::optional<InstanceRow>> GetInstance(const std::string& sop_uid);
+  // `projects`, when not empty: only series filed in one of them (an account's limit).
+  Result<std::vector<SeriesRow>> ListSeries(const std::string& study_uid, const std::vector<std::string>& projects = {});
+  Result<std::vector<InstanceRow>> ListInstances(const std::string& series_uid,
+                                                const std::vector<std::string>& projects = {});
+  Result<std::optional<InstanceRow>> GetInstance(const std::string& sop_uid,
+                                                 const std::vector<std::string>& projects = {});
   Result<bool> StudyExists(const std::string& study_uid);
   Result<bool> SeriesExists(const std::string& series_uid);
 

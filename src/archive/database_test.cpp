@@ -147,6 +147,46 @@ TEST_F(DatabaseTest, FiltersWithWildcardsAndDateRanges) {
   EXPECT_EQ((*db_->FindStudies(f))[0].study_uid, "2");
 }
 
+// An account limited to projects: studies with a visible series, counted over those series;
+// series, instances and single instances of other projects are not there.
+TEST_F(DatabaseTest, ArchiveReadsLimitedToProjects) {
+  auto labelled = [&](std::string sop, std::string series, std::string study, std::string project,
+                      std::string modality) {
+    InstanceRecord r = Rec(std::move(sop), std::move(series), std::move(study));
+    r.project = std::move(project);
+    r.modality = std::move(modality);
+    return r;
+  };
+  auto b = db_->BeginBatch();
+  ASSERT_TRUE((*b)->Put(labelled("1.1.1", "1.1", "1", "A", "CT")));
+  ASSERT_TRUE((*b)->Put(labelled("1.1.2", "1.1", "1", "A", "CT")));
+  ASSERT_TRUE((*b)->Put(labelled("1.2.1", "1.2", "1", "B", "MR")));  // study 1: a series in each
+  ASSERT_TRUE((*b)->Put(labelled("2.1.1", "2.1", "2", "B", "CT")));
+  ASSERT_TRUE((*b)->Commit());
+  b->reset();
+  StudyFilter f;
+  f.projects = {"A"};
+  auto studies = db_->FindStudies(f);
+  ASSERT_TRUE(studies) << studies.error().message;
+  ASSERT_EQ(studies->size(), 1u);
+  EXPECT_EQ((*studies)[0].study_uid, "1");
+  EXPECT_EQ((*studies)[0].series_count, 1);
+  EXPECT_EQ((*studies)[0].instance_count, 2);
+  EXPECT_EQ((*studies)[0].modalities, "CT");
+  f.modality = "MR";  // study 1's MR series is B's
+  EXPECT_EQ(db_->FindStudies(f)->size(), 0u);
+  f.projects = {"B", "A"};
+  ASSERT_EQ(db_->FindStudies(f)->size(), 1u);
+  f = {};
+  EXPECT_EQ((*db_->FindStudies(f))[0].series_count + (*db_->FindStudies(f))[1].series_count, 3);
+  EXPECT_EQ(db_->ListSeries("1", {"A"})->size(), 1u);
+  EXPECT_EQ(db_->ListSeries("1")->size(), 2u);
+  EXPECT_TRUE(db_->ListInstances("1.2", {"A"})->empty());
+  EXPECT_EQ(db_->ListInstances("1.2", {"A", "B"})->size(), 1u);
+  EXPECT_FALSE(db_->GetInstance("2.1.1", {"A"})->has_value());
+  EXPECT_TRUE(db_->GetInstance("2.1.1", {"B"})->has_value());
+}
+
 TEST_F(DatabaseTest, NodesRoundTripAndRename) {
   ASSERT_TRUE(db_->SaveNode("a", "{\"x\":1}"));
   ASSERT_TRUE(db_->SaveNode("b", "{\"x\":2}", "a"));

@@ -112,6 +112,9 @@ struct MetadataRow {
 // Filters of GET /api/studies: DICOM keywords with '*' and '?' wildcards, date ranges.
 struct StudyFilter {
   std::string patient_id, patient_name, study_uid, accession_number, modality, study_date;
+  // Not empty: only studies with a series filed in one of these projects, counted over those
+  // series alone (an account's limit).
+  std::vector<std::string> projects;
   int limit = 1000;
   int offset = 0;
 };

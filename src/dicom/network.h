@@ -20,6 +20,7 @@ constexpr unsigned short kSuccess = 0x0000;
 constexpr unsigned short kOutOfResources = 0xA700;
 constexpr unsigned short kDataSetDoesNotMatchSopClass = 0xA900;
 constexpr unsigned short kCannotUnderstand = 0xC000;
+constexpr unsigned short kNotAuthorized = 0x0124;  // Refused: Not Authorized
 }  // namespace status
 
 }  // namespace pb::dicom

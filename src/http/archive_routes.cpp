@@ -1,5 +1,6 @@
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <map>
@@ -10,6 +11,7 @@
 
 #include "dicom/thumbnail.h"
 #include "http/api.h"
+#include "http/dicomweb_common.h"
 #include "http/errors.h"
 #include "http/router.h"
 #include "http/zip_stream.h"
@@ -54,6 +56,13 @@ nlohmann::json LabelJson(const LabelCount& c, const char* level) {
   return j;
 }
 
+// Whether an account limited to some projects may see `project` (one it may not is answered as
+// if it did not exist).
+bool Visible(const std::string& project) {
+  const std::vector<std::string> visible = VisibleProjects();
+  return visible.empty() || std::find(visible.begin(), visible.end(), project) != visible.end();
+}
+
 void AddLabelRoutes(Router& r, Services& s) {
   // Below a label that exists there is always something, so an empty list means an unknown one.
   auto send = [](httplib::Response& res, const Result<std::vector<LabelCount>>& rows, const char* level,
@@ -66,24 +75,31 @@ void AddLabelRoutes(Router& r, Services& s) {
   };
   r.Get("/api/projects", Access::kReadOnly, [&s, send](const httplib::Request&, httplib::Response& res) {
     CatchUp(s);
-    send(res, s.db.ListProjects(), "project");
+    auto rows = s.db.ListProjects();
+    if (rows) rows->erase(std::remove_if(rows->begin(), rows->end(), [](const LabelCount& c) { return !Visible(c.name); }),
+                          rows->end());
+    send(res, rows, "project");
   });
   r.Get("/api/projects/{project}/subjects", Access::kReadOnly, [&s, send](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
-    send(res, s.db.ListSubjects(req.matches[1]), "subject", "project '" + std::string(req.matches[1]) + "'");
+    const std::string above = "project '" + std::string(req.matches[1]) + "'";
+    if (!Visible(req.matches[1])) return SendError(res, 404, "no " + above + " in the archive");
+    send(res, s.db.ListSubjects(req.matches[1]), "subject", above);
   });
   r.Get("/api/projects/{project}/subjects/{subject}/sessions", Access::kReadOnly, [&s, send](const httplib::Request& req,
                                                                            httplib::Response& res) {
     CatchUp(s);
-    send(res, s.db.ListSessions(req.matches[1], req.matches[2]), "session",
-         "subject '" + std::string(req.matches[2]) + "' in project '" + std::string(req.matches[1]) + "'");
+    const std::string above =
+        "subject '" + std::string(req.matches[2]) + "' in project '" + std::string(req.matches[1]) + "'";
+    if (!Visible(req.matches[1])) return SendError(res, 404, "no " + above + " in the archive");
+    send(res, s.db.ListSessions(req.matches[1], req.matches[2]), "session", above);
   });
   r.Get("/api/projects/{project}/subjects/{subject}/sessions/{session}/series", Access::kReadOnly,
           [&s](const httplib::Request& req, httplib::Response& res) {
             CatchUp(s);
             auto rows = s.db.ListSessionSeries(req.matches[1], req.matches[2], req.matches[3]);
             if (!rows) return SendError(res, rows.error());
-            if (rows->empty()) {
+            if (rows->empty() || !Visible(req.matches[1])) {
               return SendError(res, 404, "no session '" + std::string(req.matches[3]) + "' of subject '" +
                                              std::string(req.matches[2]) + "' in project '" +
                                              std::string(req.matches[1]) + "'");
@@ -101,6 +117,7 @@ void AddArchiveRoutes(Router& r, Services& s) {
   r.Get("/api/studies", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
     StudyFilter f;
+    f.projects = VisibleProjects();
     std::map<std::string, std::string*> keys{
         {"PatientID", &f.patient_id},         {"PatientName", &f.patient_name},
         {"StudyInstanceUID", &f.study_uid},   {"AccessionNumber", &f.accession_number},
@@ -129,11 +146,14 @@ void AddArchiveRoutes(Router& r, Services& s) {
   });
   r.Get("/api/studies/{uid}/series", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
-    auto rows = s.db.ListSeries(req.matches[1]);
+    const auto projects = VisibleProjects();
+    auto rows = s.db.ListSeries(req.matches[1], projects);
     if (!rows) return SendError(res, rows.error());
     if (rows->empty()) {
       auto exists = s.db.StudyExists(req.matches[1]);
-      if (exists && !*exists) return SendError(res, 404, fmt::format("no study {}", req.matches[1].str()));
+      if ((exists && !*exists) || !projects.empty()) {
+        return SendError(res, 404, fmt::format("no study {}", req.matches[1].str()));
+      }
     }
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : *rows) out.push_back(SeriesJson(r));
@@ -141,11 +161,14 @@ void AddArchiveRoutes(Router& r, Services& s) {
   });
   r.Get("/api/series/{uid}/instances", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
-    auto rows = s.db.ListInstances(req.matches[1]);
+    const auto projects = VisibleProjects();
+    auto rows = s.db.ListInstances(req.matches[1], projects);
     if (!rows) return SendError(res, rows.error());
     if (rows->empty()) {
       auto exists = s.db.SeriesExists(req.matches[1]);
-      if (exists && !*exists) return SendError(res, 404, fmt::format("no series {}", req.matches[1].str()));
+      if ((exists && !*exists) || !projects.empty()) {
+        return SendError(res, 404, fmt::format("no series {}", req.matches[1].str()));
+      }
     }
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : *rows) out.push_back(InstanceJson(r));
@@ -159,7 +182,7 @@ void AddArchiveRoutes(Router& r, Services& s) {
       return SendError(res, 400, "size is a whole number of pixels from 16 to 512", "size");
     }
     CatchUp(s);
-    auto rows = s.db.ListInstances(req.matches[1]);
+    auto rows = s.db.ListInstances(req.matches[1], VisibleProjects());
     if (!rows) return SendError(res, rows.error());
     if (rows->empty()) return SendError(res, 404, fmt::format("no series {}", req.matches[1].str()));
     const InstanceRow& middle = (*rows)[rows->size() / 2];
@@ -186,7 +209,7 @@ void AddArchiveRoutes(Router& r, Services& s) {
     static std::atomic<int> running{0};
     constexpr int kMaxZips = 4;
     CatchUp(s);
-    auto rows = s.db.ListInstances(req.matches[1]);
+    auto rows = s.db.ListInstances(req.matches[1], VisibleProjects());
     if (!rows) return SendError(res, rows.error());
     if (rows->empty()) return SendError(res, 404, fmt::format("no series {}", req.matches[1].str()));
     if (running.fetch_add(1) >= kMaxZips) {
@@ -223,14 +246,14 @@ void AddArchiveRoutes(Router& r, Services& s) {
   });
   r.Get("/api/instances/{sop_instance_uid}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
-    auto row = s.db.GetInstance(req.matches[1]);
+    auto row = s.db.GetInstance(req.matches[1], VisibleProjects());
     if (!row) return SendError(res, row.error());
     if (!*row) return SendError(res, 404, fmt::format("no instance {}", req.matches[1].str()));
     SendJson(res, 200, InstanceJson(**row));
   });
   r.Get("/api/instances/{sop_instance_uid}/file", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     CatchUp(s);
-    auto row = s.db.GetInstance(req.matches[1]);
+    auto row = s.db.GetInstance(req.matches[1], VisibleProjects());
     if (!row) return SendError(res, row.error());
     if (!*row) return SendError(res, 404, fmt::format("no instance {}", req.matches[1].str()));
     auto path = s.blobs.Absolute((*row)->file_path);

@@ -2,6 +2,7 @@
 // /pause, /resume and /reorder.
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
@@ -10,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "http/api.h"
+#include "http/dicomweb_common.h"
 #include "http/errors.h"
 #include "http/router.h"
 #include "core/clock.h"
@@ -122,6 +124,31 @@ bool StreamStep(Services& s, JobStream& st, httplib::DataSink& sink) {
   return sink.write(out.data(), out.size());
 }
 
+// An account limited to some projects sends only what it sees: the send's "projects" become
+// the account's (or those of them the request names). False: answered (none of them visible).
+bool LimitToVisibleProjects(nlohmann::json& body, httplib::Response& res) {
+  const std::vector<std::string> visible = VisibleProjects();
+  if (visible.empty() || !body.is_object()) return true;
+  auto asked = body.find("projects");
+  if (asked == body.end() || asked->is_null()) {
+    body["projects"] = visible;
+    return true;
+  }
+  if (!asked->is_array()) return true;  // the job's own check names the field
+  nlohmann::json kept = nlohmann::json::array();
+  for (const auto& p : *asked) {
+    if (p.is_string() && std::find(visible.begin(), visible.end(), p.get<std::string>()) != visible.end()) {
+      kept.push_back(p);
+    }
+  }
+  if (kept.empty()) {
+    SendError(res, 404, "none of the projects named is one of the account's", "projects");
+    return false;
+  }
+  *asked = kept;
+  return true;
+}
+
 }  // namespace
 
 void AddJobRoutes(Router& r, Services& s) {
@@ -130,6 +157,7 @@ void AddJobRoutes(Router& r, Services& s) {
          [&s, type](const httplib::Request&, httplib::Response& res, const std::string& raw) {
            auto body = ParseBody(raw, res);
            if (!body) return;
+           if (std::string(type) == "send" && !LimitToVisibleProjects(*body, res)) return;
            auto job = s.jobs.Submit(type, *body);
            if (!job) return SendError(res, job.error());
            nlohmann::json out = *job;

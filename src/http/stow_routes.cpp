@@ -122,6 +122,12 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
     p->name = "STOW-RS";
     policy = std::move(p);
   }
+  if (auto projects = VisibleProjects(); !projects.empty()) {
+    // An account limited to some projects stores only into them.
+    auto limited = std::make_shared<IngestPolicy>(*policy);
+    limited->writable_projects = std::move(projects);
+    policy = std::move(limited);
+  }
   OriginSink sink(policy, s.receivers.site());
 
   std::vector<Outcome> outcomes;

@@ -47,6 +47,9 @@ struct IngestPolicy {
   // Anonymize what is filed in a project that has its own anonymization options, even when the
   // origin does not anonymize (a retrieve into an anonymizing project).
   bool anonymize_in_anonymizing_projects = false;
+  // Not empty: an instance identified into another project is refused (Not Authorized): the
+  // projects of the account that sends it (STOW-RS).
+  std::vector<std::string> writable_projects;
   std::string staging_receiver;  // not empty: collect in the staging area under this receiver
   // Set: the origin checks what reached the archive itself (a retrieve job's C-GET); what it
   // brings may be answered before it is stored, counted here (StoreSink::AnswerBeforeStore).

@@ -1,8 +1,10 @@
 #include "ingest/origin_sink.h"
 
+#include <algorithm>
 #include <optional>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "dicom/anonymize_options.h"
@@ -204,6 +206,11 @@ dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
   if (awaited.expectation && awaited.expectation->discard) return Discard(in, *awaited.expectation);
   auto job = JobFor(awaited);
   Identity id = Identify(get, in.calling_ae, job);
+  if (auto refused = RefuseProject(id.labels.project, in)) {
+    std::error_code ec;
+    std::filesystem::remove(in.temp_file, ec);
+    return *refused;
+  }
   if (id.anonymize || !id.set.empty()) {
     // The data came as a file (a project gained its own anonymization options after the
     // association opened, or the job that awaits it relabels the patient): read it into memory
@@ -260,6 +267,7 @@ dicom::StoreAnswer OriginSink::StoreDatasetFor(const dicom::IncomingInstance& in
     return v;
   };
   Identity id = Identify(get, in.calling_ae, job);
+  if (auto refused = RefuseProject(id.labels.project, in)) return *refused;
   for (const Processor& proc : p.processors) {
     for (const auto& [tag, value] : proc.set) {
       if (auto s = data.Set(tag, value); !s) return refuse(IngestStatus::kInvalid, "set_attributes: " + s.error().message);
@@ -310,6 +318,17 @@ dicom::StoreAnswer OriginSink::StoreDatasetFor(const dicom::IncomingInstance& in
   answer.stored_study_uid = data.Get(0x0020000D).value_or(study);
   answer.stored_series_uid = data.Get(0x0020000E).value_or(series);
   return answer;
+}
+
+std::optional<dicom::StoreAnswer> OriginSink::RefuseProject(const std::string& project,
+                                                            const dicom::IncomingInstance& in) const {
+  const auto& allowed = policy_->writable_projects;
+  if (allowed.empty() || std::find(allowed.begin(), allowed.end(), project) != allowed.end()) return std::nullopt;
+  return AnswerFor({IngestStatus::kNotAuthorized,
+                    fmt::format("the instance would be filed in project '{}', which is not one of the sender's ({})",
+                                project, fmt::join(allowed, ", ")),
+                    in.sop_instance_uid},
+                   policy_->name, in);
 }
 
 dicom::StoreAnswer OriginSink::Commit(const std::filesystem::path& temp, IngestSource& src,

@@ -62,6 +62,8 @@ class OriginSink : public dicom::StoreSink {
 
  private:
   dicom::StoreAnswer Commit(const std::filesystem::path& temp, IngestSource& src, const dicom::IncomingInstance& in);
+  // Set: the answer refusing an instance identified into a project the origin may not write to.
+  std::optional<dicom::StoreAnswer> RefuseProject(const std::string& project, const dicom::IncomingInstance& in) const;
   // `job`: the job awaiting this instance, as JobFor chose it.
   dicom::StoreAnswer StoreDatasetFor(const dicom::IncomingInstance& in, dicom::Dataset& data,
                                      const std::shared_ptr<const Expectation>& job);

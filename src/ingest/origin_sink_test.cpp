@@ -87,7 +87,7 @@ class DiscardTest : public ::testing::Test {
   std::shared_ptr<const IngestPolicy> Policy(bool staging = false, bool anonymize = false) {
     auto p = std::make_shared<IngestPolicy>();
     p->name = "receiver PACSBRIDGE";
-    p->default_project = "P";
+    p->default_project = std::string(1, 'P');  // GCC 12 -Wrestrict false positive on a literal
     p->anonymize = anonymize;
     if (staging) p->staging_receiver = "r1";
     return p;
@@ -207,6 +207,46 @@ TEST_F(DiscardTest, ARetrieveJobAwaitingTheSameInstanceIsServedFirst) {
   auto row = db_->GetInstance("1.2.3.4.5");
   ASSERT_TRUE(row);
   EXPECT_TRUE(row->has_value());
+}
+
+// An origin limited to some projects (a STOW-RS sender's account): what its rules file
+// elsewhere is refused with 0x0124 (PS3.7 C.4.1 Refused: Not Authorized) and nothing is kept;
+// what they file in one of its projects is stored.
+TEST_F(DiscardTest, AnInstanceFiledOutsideTheWritableProjectsIsRefusedAndLeavesNothing) {
+  auto limited = std::make_shared<IngestPolicy>(*Policy());  // files everything in project "P"
+  limited->writable_projects = {"LAB-A", "LAB-B"};
+  OriginSink sink(limited, *site_);
+  const dicom::StoreAnswer a = sink.Store(Incoming("1.2.3.4.5"));
+  EXPECT_EQ(a.status, 0x0124);
+  EXPECT_NE(a.error_comment.find("'P'"), std::string::npos) << a.error_comment;
+  ExpectNothingKept("1.2.3.4.5");
+}
+
+TEST_F(DiscardTest, AnInMemoryInstanceFiledOutsideTheWritableProjectsIsRefused) {
+  auto limited = std::make_shared<IngestPolicy>(*Policy(false, /*anonymize=*/true));
+  limited->writable_projects = {"LAB-A"};
+  OriginSink sink(limited, *site_);
+  dicom::IncomingInstance in = Incoming("1.2.3.4.5");
+  auto data = dicom::Dataset::Read(in.temp_file);
+  ASSERT_TRUE(data);
+  std::filesystem::remove(in.temp_file);
+  in.temp_file.clear();
+  EXPECT_EQ(sink.StoreDataset(in, **data).status, 0x0124);
+  ExpectNothingKept("1.2.3.4.5");
+}
+
+TEST_F(DiscardTest, AnInstanceFiledInAWritableProjectIsStored) {
+  auto limited = std::make_shared<IngestPolicy>(*Policy());
+  limited->writable_projects = {"P"};
+  OriginSink sink(limited, *site_);
+  EXPECT_EQ(sink.Store(Incoming("1.2.3.4.5")).status, 0x0000);
+  ASSERT_TRUE(pipeline_->Flush());
+  auto row = db_->GetInstance("1.2.3.4.5");
+  ASSERT_TRUE(row);
+  EXPECT_TRUE(row->has_value());
+  auto outside = db_->GetInstance("1.2.3.4.5", {"LAB-A"});
+  ASSERT_TRUE(outside);
+  EXPECT_FALSE(outside->has_value());
 }
 
 // A retrieve job's C-MOVE: what the PACS sends naming the job's request may be answered before

@@ -46,7 +46,7 @@ struct IngestSource {
   std::string original_sop_uid, original_study_uid, original_series_uid;
 };
 
-enum class IngestStatus { kStored, kDuplicate, kReplaced, kInvalid, kOutOfSpace, kFailed };
+enum class IngestStatus { kStored, kDuplicate, kReplaced, kInvalid, kOutOfSpace, kFailed, kNotAuthorized };
 
 struct IngestOutcome {
   IngestStatus status = IngestStatus::kFailed;

@@ -68,6 +68,9 @@ dicom::StoreAnswer AnswerFor(const IngestOutcome& out, const std::string& who, c
       spdlog::warn("{}: refused an instance from {}@{}: {}", who, in.calling_ae,
                    in.peer_address, out.message);
       return {dicom::status::kCannotUnderstand, out.message};
+    case IngestStatus::kNotAuthorized:
+      spdlog::warn("{}: refused an instance from {}@{}: {}", who, in.calling_ae, in.peer_address, out.message);
+      return {dicom::status::kNotAuthorized, out.message};
     case IngestStatus::kOutOfSpace:
       spdlog::error("{}: out of space: {}", who, out.message);
       return {dicom::status::kOutOfResources, out.message};

@@ -31,23 +31,25 @@ bool TransientRefusal(int status) { return status >= 0 && (status & 0xFF00) == 0
 Result<std::vector<InstanceRow>> SendRunner::Select(const json& params) {
   if (auto f = pipeline_.Flush(); !f) return tl::unexpected(f.error());
   const std::string level = params.value("level", "STUDY");
+  // Not empty: only series filed in these projects (asked for, or the account's limit).
+  const auto projects = params.value("projects", std::vector<std::string>{});
   std::vector<InstanceRow> out;
   for (const auto& uid : params.value("uids", std::vector<std::string>{})) {
     if (level == "IMAGE") {
-      auto row = db_.GetInstance(uid);
+      auto row = db_.GetInstance(uid, projects);
       if (!row) return tl::unexpected(row.error());
       if (*row) out.push_back(**row);
       continue;
     }
     std::vector<std::string> series{uid};
     if (level == "STUDY") {
-      auto list = db_.ListSeries(uid);
+      auto list = db_.ListSeries(uid, projects);
       if (!list) return tl::unexpected(list.error());
       series.clear();
       for (const auto& s : *list) series.push_back(s.series_uid);
     }
     for (const auto& s : series) {
-      auto rows = db_.ListInstances(s);
+      auto rows = db_.ListInstances(s, projects);
       if (!rows) return tl::unexpected(rows.error());
       out.insert(out.end(), rows->begin(), rows->end());
     }
@@ -61,8 +63,18 @@ Result<std::vector<InstanceRow>> SendRunner::Select(const json& params) {
 }
 
 Result<std::pair<json, std::string>> SendRunner::Prepare(const json& rq) {
-  if (auto r = RefuseUnknownFields(rq, {"node", "level", "uids", "study_uid", "series_uid", "retry_of", "only"}); !r) {
+  if (auto r = RefuseUnknownFields(rq, {"node", "level", "uids", "study_uid", "series_uid", "retry_of", "only",
+                                         "projects"});
+      !r) {
     return tl::unexpected(r.error());
+  }
+  std::vector<std::string> projects;
+  if (rq.contains("projects") && !rq["projects"].is_null()) {
+    const json& list = rq["projects"];
+    bool ok = list.is_array();
+    for (const auto& p : ok ? list : json::array()) ok = ok && p.is_string() && !p.get<std::string>().empty();
+    if (!ok) return Fail(Code::kInvalidArgument, "projects must be a list of project names", "projects");
+    projects = list.get<std::vector<std::string>>();
   }
   auto node = ChooseNode(nodes_, rq, NodeRole::kStorage);
   if (!node) return tl::unexpected(node.error());
@@ -70,6 +82,7 @@ Result<std::pair<json, std::string>> SendRunner::Prepare(const json& rq) {
   if (!target) return tl::unexpected(target.error());
   json params = TargetToJson(*target);
   params["node"] = node->name;
+  if (!projects.empty()) params["projects"] = projects;
   if (rq.contains("retry_of") && rq["retry_of"].is_number_integer()) {
     // Only what the earlier job failed or could not confirm.
     auto earlier = db_.GetJob(rq["retry_of"].get<int64_t>());
@@ -89,8 +102,10 @@ Result<std::pair<json, std::string>> SendRunner::Prepare(const json& rq) {
   if (rows->empty()) {
     return Fail(params.contains("only") ? Code::kConflict : Code::kNotFound,
                 params.contains("only") ? "the earlier send has nothing left to send"
-                                        : fmt::format("the archive has no instances for {} {}", target->level,
-                                                      fmt::join(target->uids, ", ")),
+                                        : fmt::format("the archive has no instances for {} {}{}", target->level,
+                                                      fmt::join(target->uids, ", "),
+                                                      projects.empty() ? "" : fmt::format(
+                                                          " in project(s) {}", fmt::join(projects, ", "))),
                 params.contains("only") ? "id" : "uids");
   }
   return std::pair{params, node->name};
