@@ -37,6 +37,7 @@ constexpr uint16_t kProcessingFailure = 0x0110;
 constexpr uint16_t kCoerced = 0xB000;  // a warning: stored with data elements changed
 
 constexpr size_t kHeaderBytes = 64 * 1024;  // kept of each part to read its header from memory
+constexpr size_t kWriteBuffer = 256 * 1024;
 
 struct Outcome {
   std::string sop_class, sop_uid, study_uid, series_uid;
@@ -198,6 +199,10 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
          if (!part.file) {
            part.failed = true;
            part.failure = "no room for the instance in the data directory";
+         } else {
+           // The body arrives in 4 KB reads: written through a larger buffer, a 0.5 MB instance
+           // is two write calls rather than 128.
+           std::setvbuf(part.file, nullptr, _IOFBF, kWriteBuffer);
          }
          return {};
        },
