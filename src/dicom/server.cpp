@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -44,10 +45,42 @@ namespace {
 using Steady = std::chrono::steady_clock;
 
 // DCMTK takes an already accepted socket only through a process-wide variable, so handing a
-// connection to DCMTK is serialized. The A-ASSOCIATE-RQ is fully buffered by then (see
-// WaitForAssociateRequest), so the critical section never waits on the network.
+// connection to DCMTK is serialized. The critical section ends as soon as DCMTK has read the
+// variable: its next step is to ask the network's transport layer for a connection on the
+// socket, and our layers (below) end the handoff there. The TLS handshake and the
+// A-ASSOCIATE-RQ are then read by each thread on its own, so a peer that stalls in either holds
+// up no other.
 std::mutex g_handoff_mu;
 T_ASC_Network* g_network = nullptr;  // GUARDED_BY(g_handoff_mu)
+
+// The handoff this thread is in, while it holds g_handoff_mu.
+thread_local std::unique_lock<std::mutex>* t_handoff = nullptr;
+
+void EndHandoff() {
+  if (t_handoff && t_handoff->owns_lock()) {
+    dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+    t_handoff->unlock();
+  }
+  t_handoff = nullptr;
+}
+
+// Transport layers that end the handoff when DCMTK asks them for the connection.
+class PlainHandoffLayer : public DcmTransportLayer {
+ public:
+  DcmTransportConnection* createConnection(DcmNativeSocketType socket, OFBool secure) override {
+    EndHandoff();
+    return DcmTransportLayer::createConnection(socket, secure);
+  }
+};
+
+class TlsHandoffLayer : public DcmTLSTransportLayer {
+ public:
+  using DcmTLSTransportLayer::DcmTLSTransportLayer;
+  DcmTransportConnection* createConnection(DcmNativeSocketType socket, OFBool secure) override {
+    EndHandoff();
+    return DcmTLSTransportLayer::createConnection(socket, secure);
+  }
+};
 
 constexpr long kMaxPdu = ASC_MAXIMUMPDUSIZE;  // offer the largest PDU DCMTK receives (128 KB)
 constexpr size_t kMaxRequestPdu = 64 * 1024;
@@ -68,8 +101,7 @@ std::string PeerAddress(int fd) {
 
 // Waits until the whole A-ASSOCIATE-RQ PDU sits in the socket buffer (without consuming it).
 // Refuses garbage early: wrong PDU type or an absurd length.
-bool WaitForAssociateRequest(int fd, int timeout_seconds, std::string& why) {
-  auto deadline = Steady::now() + std::chrono::seconds(timeout_seconds);
+bool WaitForAssociateRequest(int fd, Steady::time_point deadline, int timeout_seconds, std::string& why) {
   std::vector<unsigned char> buf(kMaxRequestPdu);
   size_t want = 6;
   while (true) {
@@ -120,9 +152,10 @@ bool WaitForAssociateRequest(int fd, int timeout_seconds, std::string& why) {
 }
 
 // A TLS receiver can only see the start of the TLS handshake before handing the socket over.
-bool WaitForTlsHello(int fd, int timeout_seconds, std::string& why) {
+bool WaitForTlsHello(int fd, Steady::time_point deadline, int timeout_seconds, std::string& why) {
   pollfd p{fd, POLLIN, 0};
-  if (::poll(&p, 1, timeout_seconds * 1000) <= 0) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now()).count();
+  if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) {
     why = fmt::format("nothing received within {} s", timeout_seconds);
     return false;
   }
@@ -147,6 +180,12 @@ bool WaitForTlsHello(int fd, int timeout_seconds, std::string& why) {
 std::vector<std::unique_ptr<DcmTLSTransportLayer>>& TlsLayers() {
   static std::vector<std::unique_ptr<DcmTLSTransportLayer>> layers;  // GUARDED_BY(g_handoff_mu)
   return layers;
+}
+
+// The layer of the plain receivers' shared network, as long as the process.
+DcmTransportLayer& PlainLayer() {
+  static PlainHandoffLayer layer;
+  return layer;
 }
 
 std::string SetUpServerTls(const ServerTls& t, DcmTLSTransportLayer& layer) {
@@ -275,6 +314,16 @@ struct AssociationServer::Impl {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Connection> queue;  // GUARDED_BY(mu)
+  // Connections inside DCMTK's handshake and request read, with the time they must be done by:
+  // DCMTK's TLS handshake waits without a limit, and a peer that drips its bytes resets every
+  // per-read timeout. The accept loop cuts what is overdue.
+  struct Watched {
+    Steady::time_point deadline;
+    bool cut = false;
+  };
+  std::mutex watch_mu;
+  std::map<int, Watched> watched;  // GUARDED_BY(watch_mu); by our duplicate of the socket
+  void CutOverdue();
 
   Impl(ServerOptions o, StoreSink& s) : opt(std::move(o)), sink(s) {}
 
@@ -341,9 +390,12 @@ Result<void> AssociationServer::Impl::Listen() {
     OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, 0, opt.request_timeout_seconds, target);
     dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
     if (c.bad()) return Fail(Code::kInternal, fmt::format("DICOM network setup failed: {}", c.text()));
+    if (!opt.tls.enabled && ASC_setTransportLayer(*target, &PlainLayer(), 0).bad()) {
+      return Fail(Code::kInternal, "DICOM network setup failed: the transport layer was refused");
+    }
   }
   if (opt.tls.enabled) {
-    auto layer = std::make_unique<DcmTLSTransportLayer>(NET_ACCEPTOR, nullptr, OFTrue);
+    auto layer = std::make_unique<TlsHandoffLayer>(NET_ACCEPTOR, nullptr, OFTrue);
     if (std::string why = SetUpServerTls(opt.tls, *layer); !why.empty()) {
       return Fail(Code::kInvalidArgument, fmt::format("receiver {}: TLS: {}", opt.ae_title, why), "tls");
     }
@@ -357,8 +409,20 @@ Result<void> AssociationServer::Impl::Listen() {
   return {};
 }
 
+void AssociationServer::Impl::CutOverdue() {
+  const auto now = Steady::now();
+  std::lock_guard lock(watch_mu);
+  for (auto& [fd, w] : watched) {
+    if (!w.cut && now >= w.deadline) {
+      w.cut = true;
+      ::shutdown(fd, SHUT_RDWR);  // DCMTK's blocked read returns; the connection ends
+    }
+  }
+}
+
 void AssociationServer::Impl::AcceptLoop() {
   while (!stopping) {
+    CutOverdue();
     pollfd p{listen_fd, POLLIN, 0};
     if (::poll(&p, 1, 200) <= 0) continue;
     sockaddr_storage ss{};
@@ -406,22 +470,47 @@ void AssociationServer::Impl::WorkerLoop() {
 
 AssociationServer::Impl::Handed AssociationServer::Impl::Handoff(Connection& c) {
   std::string why;
-  if (opt.tls.enabled ? !WaitForTlsHello(c.fd, opt.request_timeout_seconds, why)
-                      : !WaitForAssociateRequest(c.fd, opt.request_timeout_seconds, why)) {
+  // One budget for the whole opening: the first bytes, the TLS handshake, the request.
+  const auto deadline = Steady::now() + std::chrono::seconds(opt.request_timeout_seconds);
+  if (opt.tls.enabled ? !WaitForTlsHello(c.fd, deadline, opt.request_timeout_seconds, why)
+                      : !WaitForAssociateRequest(c.fd, deadline, opt.request_timeout_seconds, why)) {
     spdlog::info("receiver {}: connection from {} closed: {}", opt.ae_title, c.peer, why);
     ::close(c.fd);
     return {};
   }
   Handed h;
   h.ours = ::dup(c.fd);  // DCMTK owns c.fd from now on; ours lets us cut the connection
+  if (h.ours >= 0) {
+    std::lock_guard lock(watch_mu);
+    Watched w{deadline};
+    if (stopping) {  // the accept loop no longer watches: nothing new starts
+      w.cut = true;
+      ::shutdown(h.ours, SHUT_RDWR);
+    }
+    watched[h.ours] = w;
+  }
   OFCondition cond;
   {
-    std::lock_guard lock(g_handoff_mu);
+    std::unique_lock lock(g_handoff_mu);
+    t_handoff = &lock;
     dcmExternalSocketHandle.set(c.fd);
+    // Ends the handoff from inside (our transport layer), before the handshake and the request.
     cond = ASC_receiveAssociation(network, &h.assoc, kMaxPdu, nullptr, nullptr,
                                   opt.tls.enabled ? OFTrue : OFFalse, DUL_NOBLOCK,
                                   opt.request_timeout_seconds);
-    dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+    EndHandoff();  // when DCMTK failed before it asked for the connection
+  }
+  bool cut = false;
+  if (h.ours >= 0) {
+    std::lock_guard lock(watch_mu);
+    cut = watched[h.ours].cut;
+    watched.erase(h.ours);
+  }
+  if (cut) {
+    spdlog::info("receiver {}: connection from {} closed: no {}A-ASSOCIATE-RQ within {} s", opt.ae_title,
+                 c.peer, opt.tls.enabled ? "TLS handshake and " : "complete ", opt.request_timeout_seconds);
+    Finish(h);
+    return {};
   }
   if (cond.bad()) {
     spdlog::info("receiver {}: bad association request from {}: {}", opt.ae_title, c.peer,
@@ -663,6 +752,14 @@ Result<void> AssociationServer::Start() {
 void AssociationServer::StopAccepting() {
   impl_->stopping = true;
   if (impl_->acceptor.joinable()) impl_->acceptor.join();
+  {
+    // Connections still in their handshake or request are not running associations: cut.
+    std::lock_guard lock(impl_->watch_mu);
+    for (auto& [fd, w] : impl_->watched) {
+      if (!w.cut) ::shutdown(fd, SHUT_RDWR);
+      w.cut = true;
+    }
+  }
   // Closed now, not after the running associations: new connections are refused at once.
   if (impl_->listen_fd >= 0) ::close(impl_->listen_fd);
   impl_->listen_fd = -1;
