@@ -219,10 +219,12 @@ IngestOutcome IngestPipeline::Commit(const std::filesystem::path& temp, const In
   }
   if (!placed || *placed == BlobStore::Placed::kExists) {
     RemoveQuietly(temp);
-    std::lock_guard lock(mu_);
-    Release(entry.journal);
+    {
+      std::lock_guard lock(mu_);
+      Release(entry.journal);
+    }
     if (!placed) return Failed(placed.error(), rec.sop_uid);
-    Announce(rec, src, true);
+    Announce(rec, src, true);  // subscribers are never called with mu_ held
     return {IngestStatus::kDuplicate, "already in the archive; kept the stored copy", rec.sop_uid};
   }
   IngestStatus status = *placed == BlobStore::Placed::kReplaced && !staged ? IngestStatus::kReplaced

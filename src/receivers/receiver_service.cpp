@@ -120,12 +120,15 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
   auto projects = db_.GetSetting(kProjectAnonymizationKey);
   if (!projects) return tl::unexpected(projects.error());
   if (!projects->empty()) {
+    std::map<std::string, AnonymizationChoices> stored;
     auto j = nlohmann::json::parse(*projects, nullptr, false);
     for (auto it = j.is_object() ? j.begin() : j.end(); it != j.end(); ++it) {
       auto a = AnonymizationFromJson(*it, "anonymization");
-      if (a) project_anonymization_[it.key()] = *a;
+      if (a) stored[it.key()] = *a;
       else spdlog::error("project {}: stored anonymization options cannot be used: {}", it.key(), a.error().message);
     }
+    std::lock_guard lock(mu_);
+    project_anonymization_ = std::move(stored);
   }
   {
     std::lock_guard lock(mu_);
@@ -179,8 +182,7 @@ void ReceiverService::Stop() {
   for (auto& [_, l] : listeners_) l.server->StopAccepting();
   for (auto& [_, l] : listeners_) l.server->Stop();
   listeners_.clear();
-  for (auto& t : retiring_) t.join();
-  retiring_.clear();
+  retiring_.JoinAll();
 }
 
 Result<void> ReceiverService::Reconcile(uint16_t must_open, bool log_failures) {
@@ -211,7 +213,7 @@ Result<void> ReceiverService::Reconcile(uint16_t must_open, bool log_failures) {
       it->second.server->StopAccepting();
       spdlog::info("stopped listening on {}:{}", it->second.bind, it->first);
       std::shared_ptr<dicom::AssociationServer> retiring(std::move(it->second.server));
-      retiring_.emplace_back([retiring] { retiring->Stop(); });
+      retiring_.Add([retiring] { retiring->Stop(); });
       it = listeners_.erase(it);
     } else {
       ++it;
@@ -457,6 +459,9 @@ Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::
     return tl::unexpected(started.error());
   }
   if (auto saved = db_.UpdateReceiver(std::stoll(old->id), ReceiverToJson(*r).dump()); !saved) {
+    // Not stored: the receiver stays as it was, in memory and on the network.
+    replace(old);
+    (void)Reconcile();
     return tl::unexpected(saved.error());
   }
   if (!r->enabled) {
@@ -501,6 +506,8 @@ std::shared_ptr<const RoutingRules> ReceiverService::SiteRules() const {
 }
 
 Result<nlohmann::json> ReceiverService::SetSiteRouting(const nlohmann::json& body) {
+  // Two changes at once must reach the database and the memory in the same order.
+  std::lock_guard change(change_mu_);
   auto rules = ParseSiteRouting(body);
   if (!rules) return tl::unexpected(rules.error());
   nlohmann::json stored{{"project", ""}, {"subject", ""}, {"session", ""}};

@@ -28,6 +28,7 @@
 #include "receivers/association_log.h"
 #include "receivers/periodic_task.h"
 #include "receivers/receiver.h"
+#include "receivers/retirements.h"
 #include "ingest/origin_sink.h"
 #include "receivers/receiver_sink.h"
 
@@ -127,7 +128,7 @@ class ReceiverService {
   nlohmann::json site_routing_json_;                         // GUARDED_BY(mu_)
   std::map<std::string, AnonymizationChoices> project_anonymization_;  // GUARDED_BY(mu_)
   std::map<uint16_t, Listener> listeners_;                   // GUARDED_BY(change_mu_)
-  std::vector<std::thread> retiring_;  // GUARDED_BY(change_mu_): listeners finishing their associations
+  Retirements retiring_;  // GUARDED_BY(change_mu_): listeners finishing their associations
   static constexpr std::chrono::seconds kRetryPeriod{10};
   std::unique_ptr<PeriodicTask> retry_;  // from Start() to Stop()
 };
