@@ -8,6 +8,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang-14 git
   libsoci-dev libsoci-sqlite3-4.0 libsoci-postgresql4.0 libboost-dev libsqlite3-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libexpected-dev libgtest-dev
   libhowardhinnant-date-dev tzdata libcsv-dev libargon2-dev
+  libre2-dev  # routing rules on untrusted header values: linear-time regular expressions
   libarchive-dev  # series downloads as ZIP, streamed
   python3 python3-yaml)  # python3-yaml: docs/openapi.yaml becomes the served JSON at configure time
 # Peers and tools used by the end-to-end tests and benchmarks.

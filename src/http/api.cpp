@@ -9,7 +9,7 @@
 #include <chrono>
 #include <limits>
 #include <random>
-#include <regex>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -99,8 +99,12 @@ constexpr size_t kDrainBytes = 64 * 1024;
 
 // Requests whose body goes to disk as it arrives, whatever its size: STOW-RS.
 bool StreamsBody(const httplib::Request& req) {
-  static const std::regex kStow("^/dicom-web/studies(/[^/]+)?/?$");
-  return req.method == "POST" && std::regex_match(req.path, kStow);
+  // /dicom-web/studies, optionally followed by /{study}, optionally ending in '/'.
+  constexpr std::string_view kStudies = "/dicom-web/studies";
+  if (req.method != "POST" || req.path.rfind(kStudies, 0) != 0) return false;
+  std::string_view rest = std::string_view(req.path).substr(kStudies.size());
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  return rest.empty() || (rest.size() > 1 && rest[0] == '/' && rest.find('/', 1) == std::string_view::npos);
 }
 
 // Whether the request's body may be read; else it has answered (before any of it is read, so a

@@ -1,11 +1,12 @@
 #include "ingest/routing.h"
 
 #include <fmt/format.h>
+#include <re2/re2.h>
 
 #include <algorithm>
 #include <climits>
-#include <exception>
 #include <map>
+#include <vector>
 
 namespace pb {
 
@@ -18,21 +19,10 @@ constexpr uint32_t kPatientName = 0x00100010;
 constexpr uint32_t kPatientId = 0x00100020;
 constexpr uint32_t kAccessionNumber = 0x00080050;
 
-// Header values come from the network: regex work is bounded by cutting them to this length.
+// Header values come from the network: RE2 matches in linear time, and the value is cut to
+// this length besides.
 constexpr size_t kMaxMatchLength = 1024;
 constexpr size_t kMaxLabelLength = 64;
-
-std::regex::flag_type RegexFlags() {
-  std::regex::flag_type flags = std::regex::ECMAScript;
-#if defined(__GLIBCXX__)
-  // libstdc++'s default executor backtracks: "(a+)+b" on a few dozen characters takes forever
-  // and long inputs overflow the stack. The polynomial mode runs the breadth-first executor
-  // (regex_search: at worst quadratic in the input length, times the pattern size; no deep
-  // recursion) at the price of back-references.
-  flags |= std::regex_constants::__polynomial;
-#endif
-  return flags;
-}
 
 std::string_view TrimView(std::string_view s) {
   auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
@@ -133,17 +123,15 @@ class AttributeCache {
 };
 
 std::string MatchRule(const RoutingRule& rule, const std::string& value) {
-  try {
-    std::string cut = value.substr(0, kMaxMatchLength);
-    std::smatch m;
-    if (!std::regex_search(cut, m, rule.regex)) return {};
-    size_t group = static_cast<size_t>(rule.group);
-    if (group >= m.size() || !m[group].matched) return {};
-    return CleanLabel(m[group].str());
-  } catch (const std::exception&) {
-    // regex_error (complexity, stack) or bad_alloc: an unroutable value, not a failed ingest.
+  if (!rule.regex) return {};
+  const re2::StringPiece cut(value.data(), std::min(value.size(), kMaxMatchLength));
+  const size_t group = static_cast<size_t>(rule.group);
+  std::vector<re2::StringPiece> groups(group + 1);
+  if (!rule.regex->Match(cut, 0, cut.size(), re2::RE2::UNANCHORED, groups.data(), static_cast<int>(groups.size()))) {
     return {};
   }
+  if (groups[group].data() == nullptr) return {};  // the group took no part in the match
+  return CleanLabel(std::string(groups[group].data(), groups[group].size()));
 }
 
 struct Slot {
@@ -238,16 +226,19 @@ Result<std::vector<RoutingRule>> ParseRoutingRules(std::string_view text, std::s
     }
     rule.pattern = std::string(rest);
     if (rule.pattern.empty()) return fail("the regex is empty");
-    try {
-      rule.regex = std::regex(rule.pattern, RegexFlags());
-    } catch (const std::regex_error& e) {
-      std::string why = e.what();
-      if (e.code() == std::regex_constants::error_complexity) {
+    re2::RE2::Options options;
+    options.set_log_errors(false);  // the error goes back to whoever wrote the rule
+    auto compiled = std::make_shared<const re2::RE2>(rule.pattern, options);
+    if (!compiled->ok()) {
+      std::string why = compiled->error();
+      if (compiled->error_code() == re2::RE2::ErrorBadEscape && compiled->error_arg().size() == 2 &&
+          compiled->error_arg()[1] >= '1' && compiled->error_arg()[1] <= '9') {
         why = "back-references such as \\1 are not supported";
       }
       return fail(fmt::format("invalid regex '{}': {}", rule.pattern, why));
     }
-    unsigned groups = rule.regex.mark_count();
+    rule.regex = std::move(compiled);
+    const unsigned groups = static_cast<unsigned>(rule.regex->NumberOfCapturingGroups());
     if (static_cast<unsigned>(rule.group) > groups) {
       std::string message = fmt::format("group {} but the regex has {} capturing group{}",
                                         rule.group, groups, groups == 1 ? "" : "s");

@@ -5,19 +5,23 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <regex>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/result.h"
 
+namespace re2 {
+class RE2;
+}
+
 namespace pb {
 
 struct RoutingRule {
   uint32_t tag = 0;     // (gggg,eeee) as 0xGGGGEEEE
   std::string pattern;  // the regex as written
-  std::regex regex;
+  std::shared_ptr<const re2::RE2> regex;  // compiled (RE2: linear time, no exceptions)
   int group = 1;
   int line = 0;
 };
@@ -36,11 +40,11 @@ struct RoutingRules {  // each: first matching rule wins
 //    So a regex that must end with ":5" cannot be written as such; write "[:]5" instead.
 //  - The group defaults to 1, so a regex without a capturing group needs an explicit ":0"
 //    (group 0 is the whole match).
-//  - The regex is ECMAScript. With libstdc++ it is compiled in polynomial mode (no
-//    back-references such as \1; they are refused here) so that matching untrusted header
-//    values cannot backtrack exponentially.
+//  - The regex is RE2's syntax (Perl-like: \d, \w, \s, classes, (?i), non-greedy ?), matched
+//    in time linear in the value, so untrusted header values cannot make it backtrack; it has
+//    no back-references (\1) or look-arounds, and they are refused here.
 // Errors: Fail(kInvalidArgument, "line N: <reason>", field) with `field` as passed (e.g.
-// "routing.subject"): bad tag, missing ':', empty regex, invalid regex (with std::regex_error's
+// "routing.subject"): bad tag, missing ':', empty regex, invalid regex (with RE2's
 // explanation), group out of range ("group 2 but the regex has 1 capturing group").
 Result<std::vector<RoutingRule>> ParseRoutingRules(std::string_view text, std::string_view field);
 
@@ -90,9 +94,8 @@ constexpr const char* kUnassignedProject = "Unassigned";
 // nothing gives stay "" (kNone, tag 0).
 // Every value goes through CleanLabel; a value that cleans to "" does not count (the next rule
 // is tried). A rule's value is its group's text; a group that did not take part is "".
-// Matching is regex_search on the value cut to its first 1024 bytes (untrusted network input:
-// bound the regex work; worst case is quadratic in that length). Any exception from std::regex
-// at match time counts as no match. Exceptions from `get` propagate. `get` is called at most
+// Matching is an unanchored search on the value cut to its first 1024 bytes (RE2: linear in
+// that length, nothing thrown). Exceptions from `get` propagate. `get` is called at most
 // once per tag.
 Labels Route(const RoutingRules* receiver, const RoutingRules* site,
              std::string_view default_project, const AttributeLookup& get);

@@ -154,10 +154,21 @@ TEST(RoutingParse, ErrorInvalidRegexSaysWhy) {
 }
 
 TEST(RoutingParse, ErrorBackReference) {
-#if defined(__GLIBCXX__)
   EXPECT_EQ(ParseError("(0010,0010):(a)\\1"),
             "line 1: invalid regex '(a)\\1': back-references such as \\1 are not supported");
-#endif
+  // Look-arounds need backtracking too: refused, with RE2's reason.
+  EXPECT_EQ(ParseError("(0010,0010):(?=a)(a)").rfind("line 1: invalid regex '(?=a)(a)': ", 0), 0u);
+}
+
+TEST(RoutingConfigured, RegexSyntaxFlagsAndUnmatchedGroups) {
+  // (?i): case-insensitive; a group that took no part gives no label, so the next rule counts.
+  RoutingRules site = Rules("(0008,1030):(?i)^study-(\\d+)\n(0008,1030):^(x)?LAB-(\\w+):1\n(0008,1030):LAB-(\\w+)");
+  EXPECT_EQ(Route(nullptr, &site, "", Header({{kStudyDescription, "STUDY-42 x"}})).project, "42");
+  EXPECT_EQ(Route(nullptr, &site, "", Header({{kStudyDescription, "LAB-Alpha"}})).project, "Alpha");
+  // A pathological pattern on a long value is matched in linear time and just fails.
+  RoutingRules slow = Rules("(0008,1030):^(a+)+b");
+  EXPECT_EQ(Route(nullptr, &slow, "", Header({{kStudyDescription, std::string(5000, 'a')}})).project_source,
+            LabelSource::kDefaultRule);  // the rule did not match; the default rules decided
 }
 
 TEST(RoutingParse, ErrorGroupOutOfRange) {
