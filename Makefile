@@ -1,6 +1,6 @@
 # PACS Bridge: `make run` starts the server, `make test` runs every test. Both install what is
 # missing (Debian packages) first.
-.PHONY: deps deps-test ui build debug clang run test bench clean
+.PHONY: deps deps-test ui build debug clang run test bench fuzz clean
 
 deps:
 	@scripts/install-deps.sh
@@ -36,7 +36,14 @@ run: build
 
 test: debug build clang
 	cd build/debug && ctest --output-on-failure --timeout 600 -j2
+	cd build/clang && ctest --output-on-failure -L fuzz -j2
 	@if [ -x ../shared/contract-smoke.sh ]; then ../shared/contract-smoke.sh; fi
+
+# Every fuzz target for FUZZ_SECONDS (default 600) each, one after the other, keeping their
+# corpora in build/clang/fuzz-work/.
+FUZZ_SECONDS ?= 600
+fuzz: clang
+	@for b in build/clang/*_fuzz; do FUZZ_SEED=0 fuzz/run.sh $$b $$(basename $$b _fuzz) $(FUZZ_SECONDS) || exit 1; done
 
 bench: build deps-test
 	bench/ingest.sh

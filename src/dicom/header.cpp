@@ -37,6 +37,11 @@ Result<InstanceRecord> ReadHeader(const std::filesystem::path& file) {
 Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool complete,
                                             const std::string& transfer_syntax_uid) {
   if (auto scanned = ScanHeader(bytes, complete, transfer_syntax_uid)) return std::move(*scanned);
+  return ReadHeaderFromBufferByDcmtk(bytes, complete, transfer_syntax_uid);
+}
+
+Result<InstanceRecord> ReadHeaderFromBufferByDcmtk(const std::string& bytes, bool complete,
+                                                   const std::string& transfer_syntax_uid) {
   DcmXfer xfer(transfer_syntax_uid.c_str());
   if (xfer.getXfer() == EXS_Unknown || xfer.getStreamCompression() != ESC_none) {
     return Fail(Code::kInvalidArgument, "header parsing from memory: syntax not supported");

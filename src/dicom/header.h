@@ -21,6 +21,9 @@ Result<InstanceRecord> ReadHeader(const std::filesystem::path& file);
 // (the caller then reads the file) or the syntax is deflated.
 Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool complete,
                                             const std::string& transfer_syntax_uid);
+// The same by DCMTK's parse alone (what the walk must agree with; its fuzz target compares).
+Result<InstanceRecord> ReadHeaderFromBufferByDcmtk(const std::string& bytes, bool complete,
+                                                   const std::string& transfer_syntax_uid);
 
 // The same from the first bytes of a DICOM file (with its meta header) kept in memory while it
 // was written, so a file just received need not be read again. `complete`: the bytes are the

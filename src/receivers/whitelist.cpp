@@ -130,7 +130,7 @@ TokenResult ParseAddressToken(std::string_view token, bool after_at = false) {
     std::string_view digits = token.substr(slash + 1);
     bool ok = !digits.empty() && digits.size() <= 3;
     int value = 0;
-    for (char c : digits) {
+    for (char c : ok ? digits : std::string_view{}) {  // at most 3 digits: no overflow
       if (c < '0' || c > '9') {
         ok = false;
         break;

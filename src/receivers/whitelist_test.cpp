@@ -245,6 +245,8 @@ TEST(Whitelist, ErrorPrefixTooLongIpv6) {
 
 TEST(Whitelist, ErrorPrefixNotANumber) {
   EXPECT_EQ(ParseError("10.0.0.0/"), "line 1: '10.0.0.0/': prefix length must be 0 to 32");
+  // Found by the whitelist fuzz target: a long prefix overflowed an int before it was refused.
+  EXPECT_EQ(ParseError("10.0.0.0/16666666666"), "line 1: '10.0.0.0/16666666666': prefix length must be 0 to 32");
   EXPECT_EQ(ParseError("# x\n10.0.0.0/-1"), "line 2: '10.0.0.0/-1': prefix length must be 0 to 32");
   EXPECT_EQ(ParseError("10.0.0.0/8x"), "line 1: '10.0.0.0/8x': prefix length must be 0 to 32");
 }

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Writes the seed inputs of one fuzz target into a directory: valid examples of what the
+target parses (made here, by tools/dicomgen.py for DICOM data), from which libFuzzer mutates.
+
+fuzz/seeds.py TARGET DIRECTORY
+"""
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+import dicomgen  # noqa: E402
+
+EXPLICIT, IMPLICIT = "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"
+
+
+def dicom_files(tmp):
+    """(file bytes, data set bytes, syntax) of a few small instances, both Little Endian syntaxes."""
+    uid = dicomgen.make_uids()
+    out = []
+    for n, (syntax, name, charset) in enumerate([("explicit", "DOE^JANE", None),
+                                                 ("implicit", "Yamada^Tarou=山田^太郎", "\\ISO 2022 IR 87"),
+                                                 ("explicit", "Müller^Hans", "ISO_IR 100")]):
+        path = os.path.join(tmp, "seed%d.dcm" % n)
+        dicomgen.write_instance(path, sop_uid=uid("instance", n), study_uid=uid("study", n),
+                                series_uid=uid("series", n, 1), patient_name=name, syntax=syntax,
+                                size=600, modality="CT", study_description="LAB-A study",
+                                charset=charset)
+        with open(path, "rb") as f:
+            whole = f.read()
+        os.remove(path)
+        out.append((whole, dicomgen.dataset_bytes(whole), EXPLICIT if syntax == "explicit" else IMPLICIT))
+    return out
+
+
+def provided(*fields):
+    """Fields as libFuzzer's FuzzedDataProvider reads them with ConsumeRandomLengthString (a
+    backslash is written twice; a backslash and another character end a field); the last one
+    is the rest of the input."""
+    out = b""
+    for f in fields[:-1]:
+        out += f.encode("utf-8").replace(b"\\", b"\\\\") + b"\\|"
+    return out + fields[-1].encode("utf-8")
+
+
+def multipart(boundary, parts):
+    body = b""
+    for headers, payload in parts:
+        body += b"--" + boundary + b"\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + payload + b"\r\n"
+    return b"preamble\r\n" + body + b"--" + boundary + b"--\r\nepilogue"
+
+
+def seeds(target, directory):
+    os.makedirs(directory, exist_ok=True)
+    items = []
+    if target == "multipart":
+        files = dicom_files(directory)
+        b = b"pb-fuzz-boundary"
+        items.append(multipart(b, [([b"Content-Type: application/dicom"], f[0]) for f in files]))
+        items.append(multipart(b, [([b"Content-Type: application/dicom+json", b"Content-Location: x"], b"[{}]")]))
+        items.append(multipart(b, [([], b"")]))
+    elif target == "header":
+        for whole, dataset, syntax in dicom_files(directory):
+            flags = (1 if len(dataset) < 4096 else 0) | (2 if syntax == IMPLICIT else 0)
+            items.append(bytes([flags]) + dataset)
+            items.append(bytes([flags | 1]) + whole)
+    elif target == "routing":
+        items += [provided("(0008,1030):^LAB-(\\w+)\n(0010,0020):^([A-Z]+)-(\\d+):2", "LAB-A study"),
+                  provided("# comment\n(0010,4000):(?i)project: *(\\S+)", "Project: X"),
+                  provided("(0008,0050):(.*):0", "ACC-7")]
+    elif target == "whitelist":
+        items += [provided("STORESCU\n127.0.0.1\n10.0.0.0/8\n::1\nMODALITY@192.168.1.0/24", "STORESCU", "127.0.0.1"),
+                  provided("*@fe80::/10\nCT1", "CT1", "fe80::1")]
+    elif target == "import_sheet":
+        items += [("Patient_ID;study date;Modality;PatientName;AccessionNumber\r\n"
+                   "P1;20240101-20240131;CT;DOE^JANE;A1\r\n").encode(),
+                  b"Accession Number,Project,Subject,Session\nACC1,LAB-A,S1,E1\n\"A,2\",\"LAB \"\"B\"\"\",,\n",
+                  "Study Instance UID\tPATIENT ID\n1.2.3\tP1\n".encode("utf-8")]
+    elif target == "settings":
+        with open(os.path.join(HERE, "..", "docs", "configuration.md"), encoding="utf-8") as f:
+            text = f.read()
+        start = text.find("```toml\n")
+        if start >= 0:
+            items.append(text[start + 8:text.find("```", start + 8)].encode())
+        items.append(b'[server]\ndata_dir = "var"\nhttp_listen = "127.0.0.1:8080"\n\n[[receivers]]\n'
+                     b'ae_title = "R1"\nport = 11112\n\n[[nodes]]\nname = "pacs"\nae_title = "PACS"\n'
+                     b'host = "127.0.0.1"\nport = 4242\n')
+    elif target == "rest_json":
+        items += [json.dumps(j).encode() for j in (
+            {"name": "pacs", "ae_title": "PACS", "host": "127.0.0.1", "port": 4242, "storable": True,
+             "retry": {"attempts": 3}, "schedule": [{"days": "mon-fri", "from": "20:00", "to": "06:00"}]},
+            {"name": "web", "type": "dicomweb", "url": "http://127.0.0.1:8042/dicom-web/",
+             "auth": {"type": "basic", "username": "u", "password": "p"}},
+            {"ae_title": "R1", "port": 11112, "whitelist": ["STORESCU@127.0.0.1"],
+             "routing": {"project": "(0008,1030):(.*)"}, "anonymize": True},
+            {"project": "(0008,1030):^(\\w+)", "subject": ["(0010,0010):(.*)"]},
+            {"level": "SERIES", "uids": ["1.2.3"], "study_uid": "1.2"})]
+    elif target == "dicom_json":
+        items += [json.dumps(j).encode() for j in (
+            [{"0020000D": {"vr": "UI", "Value": ["1.2.3"]},
+              "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎"}]},
+              "00080061": {"vr": "CS", "Value": ["CT", "MR"]}, "00201208": {"vr": "IS", "Value": [3]}}],
+            {"00081199": {"vr": "SQ", "Value": [{"00081150": {"vr": "UI", "Value": ["1.2"]},
+                                                 "00081155": {"vr": "UI", "Value": ["1.2.3"]}}]},
+             "00081198": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["1.2.4"]},
+                                                 "00081197": {"vr": "US", "Value": [272]}}]}},
+            {"00400252": {"vr": "CS", "Value": ["IN PROGRESS"]},
+             "00400270": {"vr": "SQ", "Value": [{"00400009": {"vr": "SH", "Value": ["S1"]}}]}})]
+    elif target == "index_query":
+        items += [b"\x00" * 64, b"DOE*\x00Yamada^Tarou\x0020240101-20240131\x001.2.0\\1.2.1\x00CT\\MR" * 2]
+    else:
+        raise SystemExit("unknown fuzz target %r" % target)
+    for n, data in enumerate(items):
+        with open(os.path.join(directory, "seed-%02d" % n), "wb") as f:
+            f.write(data)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    seeds(sys.argv[1], sys.argv[2])
