@@ -9,9 +9,14 @@ set -euo pipefail
 bin=$1 name=$2 seconds=${3:-20}
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(dirname "$bin")/fuzz-work/$name"
-mkdir -p "$work/corpus" "$work/seeds"
+mkdir -p "$work/corpus" "$work/seeds" "$work/tmp"
+export TMPDIR="$work/tmp"  # files a target writes (split: its spill files), removed after the run
+trap 'rm -rf "$work/tmp"' EXIT
 python3 "$here/seeds.py" "$name" "$work/seeds"
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# A length field may announce gigabytes: DCMTK asks for them with new(nothrow) and gets null
+# (its "memory exhausted" path) rather than the time of mapping them (inputs are at most 64 KB:
+# no honest allocation comes near 64 MB).
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1:max_allocation_size_mb=64 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 shopt -s nullglob
 regressions=("$here/regressions/$name"/*)
 if ((${#regressions[@]})); then

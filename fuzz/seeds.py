@@ -65,6 +65,30 @@ def seeds(target, directory):
             flags = (1 if len(dataset) < 4096 else 0) | (2 if syntax == IMPLICIT else 0)
             items.append(bytes([flags]) + dataset)
             items.append(bytes([flags | 1]) + whole)
+    elif target == "split":
+        import struct
+
+        def el(g, e, vr, value):
+            if vr in ("OB", "OW", "SQ", "UN", "UT"):
+                return struct.pack("<HH2sHI", g, e, vr.encode(), 0, len(value)) + value
+            return struct.pack("<HH2sH", g, e, vr.encode(), len(value)) + value
+
+        def undefined(g, e, vr):
+            return struct.pack("<HH2sHI", g, e, vr.encode(), 0, 0xFFFFFFFF)
+
+        def item(payload, length=None):
+            return struct.pack("<HHI", 0xFFFE, 0xE000, len(payload) if length is None else length) + payload
+        end_item, end_seq = struct.pack("<HHI", 0xFFFE, 0xE00D, 0), struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+        for whole, dataset, syntax in dicom_files(directory):
+            items.append(bytes([(1 if syntax == IMPLICIT else 0) | (4 << 2), 61]) + dataset)
+        # encapsulated pixel data (JPEG baseline: syntax 2) after a nested sequence and a UN one
+        sop = el(0x0008, 0x0018, "UI", b"1.2.3.4.5.67")
+        nested = undefined(0x0008, 0x1115, "SQ") + item(el(0x0020, 0x000E, "UI", b"1.2.3.4") +
+                                                         undefined(0x0008, 0x114A, "SQ") + end_seq, 0xFFFFFFFF) + end_item + end_seq
+        unknown = (el(0x0009, 0x0010, "LO", b"ACME") + undefined(0x0009, 0x1001, "UN") +
+                   item(struct.pack("<HHI", 0x0009, 0x1002, 8) + b"12345678", 0xFFFFFFFF) + end_item + end_seq)
+        pixels = undefined(0x7FE0, 0x0010, "OB") + item(b"") + item(b"\xff\xd8" + b"a" * 98) + item(b"b" * 50) + end_seq
+        items.append(bytes([2 | (1 << 2), 7]) + sop + nested + unknown + pixels + el(0xFFFC, 0xFFFC, "OB", b"\0\0"))
     elif target == "routing":
         items += [provided("(0008,1030):^LAB-(\\w+)\n(0010,0020):^([A-Z]+)-(\\d+):2", "LAB-A study"),
                   provided("# comment\n(0010,4000):(?i)project: *(\\S+)", "Project: X"),

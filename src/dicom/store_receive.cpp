@@ -14,12 +14,14 @@
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcostrmf.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "dicom/dataset_impl.h"
 #include "dicom/header.h"
 #include "dicom/network.h"
+#include "dicom/split_dataset.h"
 
 namespace pb::dicom {
 namespace {
@@ -65,6 +67,40 @@ class TeeStream : private HeadKeeperBase, public DcmOutputStream {
   explicit TeeStream(DcmOutputStream& target) : HeadKeeperBase(target), DcmOutputStream(&keeper) {}
   HeadKeeper& data() { return keeper; }
 };
+
+// Hands a data set from the network to a DataSetSplitter (a consumer as DCMTK's receive wants one).
+class SplitConsumer : public DcmConsumer {
+ public:
+  explicit SplitConsumer(DataSetSplitter& splitter) : splitter_(splitter) {}
+  OFBool good() const override { return !splitter_.write_failed(); }
+  OFCondition status() const override { return good() ? EC_Normal : EC_InvalidStream; }
+  OFBool isFlushed() const override { return OFTrue; }
+  offile_off_t avail() const override { return good() ? 0x7FFFFFFF : 0; }
+  offile_off_t write(const void* buf, offile_off_t len) override {
+    return splitter_.Feed(static_cast<const char*>(buf), static_cast<size_t>(len)) ? len : 0;
+  }
+  void flush() override {}
+
+ private:
+  DataSetSplitter& splitter_;
+};
+
+struct SplitConsumerBase {
+  explicit SplitConsumerBase(DataSetSplitter& splitter) : consumer(splitter) {}
+  SplitConsumer consumer;
+};
+
+class SplitStream : private SplitConsumerBase, public DcmOutputStream {
+ public:
+  explicit SplitStream(DataSetSplitter& splitter) : SplitConsumerBase(splitter), DcmOutputStream(&consumer) {}
+};
+
+// Syntaxes whose encoding DataSetSplitter walks: Little Endian, not deflated.
+bool Splittable(const std::string& transfer_syntax_uid) {
+  DcmXfer xfer(transfer_syntax_uid.c_str());
+  return xfer.getXfer() != EXS_Unknown && xfer.getByteOrder() == EBO_LittleEndian &&
+         xfer.getStreamCompression() == ESC_none;
+}
 
 void RemoveQuietly(const std::filesystem::path& p) {
   std::error_code ec;
@@ -171,8 +207,40 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
   OFStandard::strlcpy(rsp.AffectedSOPInstanceUID, req.AffectedSOPInstanceUID, sizeof rsp.AffectedSOPInstanceUID);
   rsp.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
 
+  if (sink.WantsDataset() && Splittable(Describe(assoc, pres, req, ctx).transfer_syntax_uid)) {
+    // The attributes are received into memory, where they are changed: nothing that identifies
+    // reaches the disk as sent. Bulk values beyond the memory budget (pixel data) go to a
+    // spill file on the way, and are copied from there when the changed data set is written.
+    IncomingInstance in = Describe(assoc, pres, req, ctx);
+    DataSetSplitter::Options options;
+    options.explicit_vr = DcmXfer(in.transfer_syntax_uid.c_str()).isExplicitVR();
+    DataSetSplitter splitter(options, [&] { return sink.NewTempPath(); });
+    std::optional<SplitStream> stream(std::in_place, splitter);
+    OFCondition cond = DIMSE_receiveDataSetInFile(assoc, DIMSE_BLOCKING, 0, &pres, &*stream, nullptr, nullptr);
+    stream.reset();
+    if (cond.bad() && cond != DIMSE_OUTOFRESOURCES) {
+      spdlog::warn("{}: data set from {}@{} not received completely: {}", ctx.log_name, ctx.calling_ae, ctx.peer,
+                   cond.text());
+      ASC_abortAssociation(assoc);
+      return StoreEnd::kAssociationLost;
+    }
+    StoreAnswer answer;
+    if (splitter.write_failed()) {
+      spdlog::error("{}: cannot write the pixel data of a data set from {}@{} to {} (disk full?)", ctx.log_name,
+                    ctx.calling_ae, ctx.peer, sink.NewTempPath().parent_path().string());
+      answer = {status::kOutOfResources, "cannot write the data set to disk (disk full?)"};
+    } else if (auto data = splitter.Finish(in.transfer_syntax_uid); !data) {
+      spdlog::warn("{}: refused a data set from {}@{}: {}", ctx.log_name, ctx.calling_ae, ctx.peer,
+                   data.error().message);
+      answer = {status::kCannotUnderstand, data.error().message};
+    } else {
+      answer = sink.StoreDataset(in, **data);
+    }  // the spill file goes with the data set
+    return Answer(assoc, pres, req, rsp, answer, ctx, answered);
+  }
   if (sink.WantsDataset()) {
-    // Received into memory: nothing of the data set as sent reaches the disk.
+    // Received into memory (syntaxes the split does not walk: deflate, big endian): nothing of
+    // the data set as sent reaches the disk.
     DcmDataset* received = nullptr;
     OFCondition cond = DIMSE_receiveDataSetInMemory(assoc, DIMSE_BLOCKING, 0, &pres, &received, nullptr, nullptr);
     std::unique_ptr<DcmDataset> owned(received);
