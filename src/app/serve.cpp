@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <cstdio>
@@ -182,7 +183,13 @@ int Serve(const std::string& config_file, bool strict_flag) {
 
   // WADO-RS metadata is written ahead, after indexing (it outlives the pipeline, which pokes it).
   dicomweb::MetadataCache metadata(**db, blobs);
-  IngestPipeline pipeline(blobs, **db, IngestOptions{cfg.duplicates, cfg.fsync});
+  IngestOptions ingest_options{cfg.duplicates, cfg.fsync};
+  if (const char* delay = std::getenv("PACSBRIDGE_TEST_INDEX_DELAY_MS")) {
+    ingest_options.test_index_delay = std::chrono::milliseconds(std::atol(delay));
+    spdlog::warn("PACSBRIDGE_TEST_INDEX_DELAY_MS: the indexer waits {} ms before each batch (tests only)",
+                 ingest_options.test_index_delay.count());
+  }
+  IngestPipeline pipeline(blobs, **db, ingest_options);
   pipeline.SetIndexedListener([&metadata] { metadata.Poke(); });
   auto recovered = pipeline.Recover();
   if (!recovered) return Fatal("cannot index the instances of the last run's journal: " + recovered.error().message);

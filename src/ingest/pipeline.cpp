@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -202,6 +203,16 @@ IngestOutcome IngestPipeline::Commit(const std::filesystem::path& temp, const In
     }
     ++synced_files_;
   }
+  {
+    std::lock_guard lock(mu_);
+    if (index_failing_) {
+      RemoveQuietly(temp);
+      return {IngestStatus::kOutOfSpace,
+              fmt::format("the index database cannot be written ({}); nothing is taken until it can",
+                          last_error_),
+              rec.sop_uid};
+    }
+  }
   // The journal names the file before it exists in its place: a crash after the rename can
   // never leave an answered instance that nobody will index.
   auto generation = Journal(JournalLine(rec, entry.staged));
@@ -290,12 +301,14 @@ void IngestPipeline::IndexLoop() {
       journal_fd_ = -1;
     }
     lock.unlock();
+    if (options_.test_index_delay.count() > 0) std::this_thread::sleep_for(options_.test_index_delay);
     auto r = IndexBatch(batch);
     if (r && listener) listener();
     lock.lock();
     if (r) {
-      if (failing) spdlog::info("ingest: the index accepts writes again");
+      if (failing) spdlog::info("ingest: the index accepts writes again; arrivals are taken again");
       failing = false;
+      index_failing_ = false;
       for (const Entry& e : batch) Release(e.journal);
       done_ += batch.size();
       last_error_.clear();
@@ -303,8 +316,13 @@ void IngestPipeline::IndexLoop() {
       continue;
     }
     // The files are in the archive and named by their journals: keep them queued and retry.
-    if (!failing) spdlog::error("ingest: cannot index {} instance(s): {}", batch.size(), r.error().message);
+    if (!failing) {
+      spdlog::error("ingest: cannot index {} instance(s): {}; they stay in the archive and their journal, "
+                    "retried every second, and arrivals are refused (0xA700) until the index takes them",
+                    batch.size(), r.error().message);
+    }
     failing = true;
+    index_failing_ = true;
     last_error_ = r.error().message;
     indexed_.notify_all();
     pending_.insert(pending_.begin(), std::make_move_iterator(batch.begin()),

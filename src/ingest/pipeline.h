@@ -72,6 +72,9 @@ struct IngestOptions {
   // 0.25–0.33 s after a few such runs). After a crash, at most this many indexed entries are
   // replayed again (harmlessly).
   size_t journal_rotate_entries = 4096;
+  // Tests only (PACSBRIDGE_TEST_INDEX_DELAY_MS): the indexer waits this long before each batch,
+  // so that a crash test can kill the server with index writes surely pending.
+  std::chrono::milliseconds test_index_delay{0};
 };
 
 // The staging area as a target of the commit (ingest/staging.h implements it): it names the
@@ -166,6 +169,9 @@ class IngestPipeline {
   size_t active_entries_ = 0;                 // GUARDED_BY(mu_): written to the active journal
   uint64_t pushed_ = 0, done_ = 0;            // GUARDED_BY(mu_): entries queued / indexed
   std::string last_error_;                    // GUARDED_BY(mu_)
+  // The index refuses writes (a full disk under it): new arrivals are refused until it takes
+  // them again, rather than piling up answered instances only the journal knows.
+  bool index_failing_ = false;                // GUARDED_BY(mu_)
   std::function<void()> on_indexed_;          // GUARDED_BY(mu_)
   bool stopping_ = false;                     // GUARDED_BY(mu_)
   bool flush_requested_ = false;              // GUARDED_BY(mu_): end the batch window now
