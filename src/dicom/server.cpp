@@ -6,10 +6,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/select.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -84,6 +87,11 @@ class TlsHandoffLayer : public DcmTLSTransportLayer {
 
 constexpr long kMaxPdu = ASC_MAXIMUMPDUSIZE;  // offer the largest PDU DCMTK receives (128 KB)
 constexpr size_t kMaxRequestPdu = 64 * 1024;
+// Connections a receiver holds before their request is complete; past it, the longest waiting goes.
+constexpr size_t kMaxOpening = 256;
+// DCMTK 3.6.7 as Debian builds it waits on sockets with select(): a descriptor at or above
+// FD_SETSIZE would overflow its fd_set, so no such connection is ever handed to it.
+constexpr int kMaxDescriptor = FD_SETSIZE - 16;
 
 
 std::string PeerAddress(int fd) {
@@ -99,81 +107,51 @@ std::string PeerAddress(int fd) {
   return host;
 }
 
-// Waits until the whole A-ASSOCIATE-RQ PDU sits in the socket buffer (without consuming it).
-// Refuses garbage early: wrong PDU type or an absurd length.
-bool WaitForAssociateRequest(int fd, Steady::time_point deadline, int timeout_seconds, std::string& why) {
-  std::vector<unsigned char> buf(kMaxRequestPdu);
-  size_t want = 6;
-  while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now());
-    if (left.count() <= 0) {
-      why = fmt::format("no complete A-ASSOCIATE-RQ within {} s", timeout_seconds);
-      return false;
-    }
-    pollfd p{fd, POLLIN, 0};
-    int rc = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 50)));
-    if (rc < 0 && errno != EINTR) {
-      why = std::strerror(errno);
-      return false;
-    }
-    if (rc <= 0) continue;
-    ssize_t n = ::recv(fd, buf.data(), want, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0) {
-      why = "closed before sending an A-ASSOCIATE-RQ";
-      return false;
-    }
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      why = std::strerror(errno);
-      return false;
-    }
-    if (buf[0] == 0x16) {
-      why = "a TLS handshake on a plain DICOM port: the peer uses TLS, this receiver does not";
-      return false;
-    }
-    if (buf[0] != 0x01) {
-      why = fmt::format("not a DICOM association request (first byte 0x{:02x})", buf[0]);
-      return false;
-    }
-    if (static_cast<size_t>(n) >= 6 && want == 6) {
-      uint32_t len = (uint32_t{buf[2]} << 24) | (uint32_t{buf[3]} << 16) | (uint32_t{buf[4]} << 8) | buf[5];
-      if (len < 68 || len > 1024 * 1024) {
-        why = fmt::format("not a DICOM association request (PDU length {})", len);
-        return false;
-      }
-      want = std::min<size_t>(6 + len, kMaxRequestPdu);
-    }
-    if (static_cast<size_t>(n) >= want && want > 6) return true;
-    if (static_cast<size_t>(n) < want) {
-      // Partial data: poll() would report it readable at once; wait a little for the rest.
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  }
-}
+// Where a connection the accept loop holds stands: its whole A-ASSOCIATE-RQ (or, on a TLS port,
+// its whole first handshake record) is in the socket buffer, not yet, or it is not what the port
+// speaks. Peeks only; never blocks.
+enum class Opening { kWaiting, kReady, kRefused };
 
-// A TLS receiver can only see the start of the TLS handshake before handing the socket over.
-bool WaitForTlsHello(int fd, Steady::time_point deadline, int timeout_seconds, std::string& why) {
-  pollfd p{fd, POLLIN, 0};
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now()).count();
-  if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) {
-    why = fmt::format("nothing received within {} s", timeout_seconds);
-    return false;
+Opening CheckOpening(int fd, bool tls, std::vector<unsigned char>& buf, std::string& why) {
+  const ssize_t n = ::recv(fd, buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) {
+    why = tls ? "closed before sending anything" : "closed before sending an A-ASSOCIATE-RQ";
+    return Opening::kRefused;
   }
-  unsigned char first = 0;
-  ssize_t n = ::recv(fd, &first, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n <= 0) {
-    why = "closed before sending anything";
-    return false;
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Opening::kWaiting;
+    why = std::strerror(errno);
+    return Opening::kRefused;
   }
-  if (first == 0x01) {
-    why = "plain DICOM (an A-ASSOCIATE-RQ) on a TLS port: the peer does not use TLS";
-    return false;
+  const size_t got = static_cast<size_t>(n);
+  if (tls) {
+    if (buf[0] == 0x01) {
+      why = "plain DICOM (an A-ASSOCIATE-RQ) on a TLS port: the peer does not use TLS";
+      return Opening::kRefused;
+    }
+    if (buf[0] != 0x16) {
+      why = fmt::format("not a TLS handshake (first byte 0x{:02x})", buf[0]);
+      return Opening::kRefused;
+    }
+    if (got < 5) return Opening::kWaiting;
+    const size_t record = 5 + ((size_t{buf[3]} << 8) | buf[4]);  // TLS record header (RFC 8446 5.1)
+    return got >= std::min(record, buf.size()) ? Opening::kReady : Opening::kWaiting;
   }
-  if (first != 0x16) {
-    why = fmt::format("not a TLS handshake (first byte 0x{:02x})", first);
-    return false;
+  if (buf[0] == 0x16) {
+    why = "a TLS handshake on a plain DICOM port: the peer uses TLS, this receiver does not";
+    return Opening::kRefused;
   }
-  return true;
+  if (buf[0] != 0x01) {
+    why = fmt::format("not a DICOM association request (first byte 0x{:02x})", buf[0]);
+    return Opening::kRefused;
+  }
+  if (got < 6) return Opening::kWaiting;
+  const uint32_t len = (uint32_t{buf[2]} << 24) | (uint32_t{buf[3]} << 16) | (uint32_t{buf[4]} << 8) | buf[5];
+  if (len < 68 || len > 1024 * 1024) {
+    why = fmt::format("not a DICOM association request (PDU length {})", len);
+    return Opening::kRefused;
+  }
+  return got >= std::min<size_t>(6 + len, buf.size()) ? Opening::kReady : Opening::kWaiting;
 }
 
 // The TLS layers of TLS receivers live as long as the process, as their DCMTK networks do.
@@ -329,6 +307,7 @@ struct AssociationServer::Impl {
 
   Result<void> Listen();
   void AcceptLoop();
+  void Dispatch(Connection c);  // to a worker, or to the rejecter when all are busy
   void WorkerLoop();
   void Serve(Connection c);
   void Reject(Connection c, T_ASC_RejectParametersReason reason, const char* why);
@@ -420,34 +399,128 @@ void AssociationServer::Impl::CutOverdue() {
   }
 }
 
+void AssociationServer::Impl::Dispatch(Connection c) {
+  std::lock_guard lock(mu);
+  if (queue.size() < static_cast<size_t>(opt.workers)) {
+    queue.push_back(std::move(c));
+    cv.notify_one();
+    return;
+  }
+  if (rejects.size() >= 32) {  // a flood: no answer is better than unbounded work
+    spdlog::warn("receiver {}: connection from {} closed: too many waiting rejections", opt.ae_title, c.peer);
+    ::close(c.fd);
+    return;
+  }
+  rejects.push_back(std::move(c));
+  reject_cv.notify_one();
+}
+
+// Accepts, and holds each new connection until its whole request is in the socket buffer: a
+// connection that sends nothing, or drips its request, costs a descriptor here and never a
+// worker, so 200 silent connections do not keep a modality out (before, each held one of the
+// receiver's workers for the whole opening budget). Edge-triggered epoll: a connection with part of
+// its request in the buffer is looked at again only when more arrives.
 void AssociationServer::Impl::AcceptLoop() {
+  struct Waiting {
+    Connection c;
+    Steady::time_point deadline;
+  };
+  std::map<int, Waiting> opening;
+  std::vector<unsigned char> buf(kMaxRequestPdu);
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  epoll_event lev{};
+  lev.events = EPOLLIN;
+  lev.data.fd = listen_fd;
+  if (ep < 0 || ::epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &lev) != 0) {
+    spdlog::error("receiver {}: cannot watch its port ({}); not accepting", opt.ae_title, std::strerror(errno));
+    if (ep >= 0) ::close(ep);
+    return;
+  }
+  const int flags = ::fcntl(listen_fd, F_GETFL);
+  ::fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK);  // accept until none is left, never block
+  auto drop = [&](std::map<int, Waiting>::iterator it, const std::string& why, bool warn) {
+    if (warn) spdlog::warn("receiver {}: connection from {} closed: {}", opt.ae_title, it->second.c.peer, why);
+    else spdlog::info("receiver {}: connection from {} closed: {}", opt.ae_title, it->second.c.peer, why);
+    ::close(it->first);  // also leaves the epoll set
+    return opening.erase(it);
+  };
+  auto look = [&](std::map<int, Waiting>::iterator it) {
+    std::string why;
+    switch (CheckOpening(it->first, opt.tls.enabled, buf, why)) {
+      case Opening::kWaiting:
+        return;
+      case Opening::kRefused:
+        drop(it, why, false);
+        return;
+      case Opening::kReady:
+        ::epoll_ctl(ep, EPOLL_CTL_DEL, it->first, nullptr);
+        Dispatch(std::move(it->second.c));
+        opening.erase(it);
+        return;
+    }
+  };
+  std::array<epoll_event, 64> events;
   while (!stopping) {
     CutOverdue();
-    pollfd p{listen_fd, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    SetNoDelay(fd);
-    Connection c{fd, PeerAddress(fd), Steady::now()};
-    {
-      std::lock_guard lock(mu);
-      if (queue.size() < static_cast<size_t>(opt.workers)) {
-        queue.push_back(std::move(c));
-        cv.notify_one();
+    const auto now = Steady::now();
+    for (auto it = opening.begin(); it != opening.end();) {
+      if (now < it->second.deadline) {
+        ++it;
         continue;
       }
+      it = drop(it,
+                opt.tls.enabled ? fmt::format("no TLS handshake within {} s", opt.request_timeout_seconds)
+                                : fmt::format("no complete A-ASSOCIATE-RQ within {} s", opt.request_timeout_seconds),
+                false);
     }
-    std::lock_guard lock(mu);
-    if (rejects.size() >= 32) {  // a flood: no answer is better than unbounded work
-      spdlog::warn("receiver {}: connection from {} closed: too many waiting rejections", opt.ae_title, c.peer);
-      ::close(c.fd);
-      continue;
+    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 200);
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[static_cast<size_t>(i)].data.fd;
+      if (fd != listen_fd) {
+        if (auto it = opening.find(fd); it != opening.end()) look(it);
+        continue;
+      }
+      for (int accepted = 0; accepted < 64; ++accepted) {
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        const int cfd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
+        if (cfd < 0) {
+          if (errno == EMFILE || errno == ENFILE) {
+            spdlog::warn("receiver {}: cannot accept a connection: {}", opt.ae_title, std::strerror(errno));
+          }
+          break;
+        }
+        if (cfd >= kMaxDescriptor) {
+          spdlog::warn("receiver {}: connection from {} closed: the process has {} descriptors open, more than "
+                       "DCMTK can wait on", opt.ae_title, PeerAddress(cfd), cfd);
+          ::close(cfd);
+          continue;
+        }
+        SetNoDelay(cfd);
+        if (opening.size() >= kMaxOpening) {
+          // A flood of silent connections: the one waiting longest goes (a modality sends its
+          // request within milliseconds of connecting).
+          auto oldest = std::min_element(opening.begin(), opening.end(), [](const auto& a, const auto& b) {
+            return a.second.deadline < b.second.deadline;
+          });
+          drop(oldest, fmt::format("{} connections opening at once; the one waiting longest goes", kMaxOpening), true);
+        }
+        Waiting w{Connection{cfd, PeerAddress(cfd), Steady::now()},
+                  Steady::now() + std::chrono::seconds(opt.request_timeout_seconds)};
+        auto [it, _] = opening.emplace(cfd, std::move(w));
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLET | EPOLLRDHUP;
+        ev.data.fd = cfd;
+        if (::epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev) != 0) {
+          drop(it, std::strerror(errno), true);
+          continue;
+        }
+        look(it);  // the request may have come with the connection
+      }
     }
-    rejects.push_back(std::move(c));
-    reject_cv.notify_one();
   }
+  for (auto& [fd, w] : opening) ::close(fd);
+  ::close(ep);
 }
 
 void AssociationServer::Impl::WorkerLoop() {
@@ -469,15 +542,9 @@ void AssociationServer::Impl::WorkerLoop() {
 }
 
 AssociationServer::Impl::Handed AssociationServer::Impl::Handoff(Connection& c) {
-  std::string why;
-  // One budget for the whole opening: the first bytes, the TLS handshake, the request.
+  // The accept loop handed over a connection whose request (TLS: first record) is complete;
+  // what DCMTK still reads (the handshake's next flight, a request over 64 KB) has one budget.
   const auto deadline = Steady::now() + std::chrono::seconds(opt.request_timeout_seconds);
-  if (opt.tls.enabled ? !WaitForTlsHello(c.fd, deadline, opt.request_timeout_seconds, why)
-                      : !WaitForAssociateRequest(c.fd, deadline, opt.request_timeout_seconds, why)) {
-    spdlog::info("receiver {}: connection from {} closed: {}", opt.ae_title, c.peer, why);
-    ::close(c.fd);
-    return {};
-  }
   Handed h;
   h.ours = ::dup(c.fd);  // DCMTK owns c.fd from now on; ours lets us cut the connection
   if (h.ours >= 0) {

@@ -1,6 +1,9 @@
 """Hostile and stalling peers on the DICOM ports must hold up no one else (issue: hardening).
 
-DCMTK takes an accepted socket only through one process-wide variable, so handing a
+A new connection is held by the receiver's accept loop (a descriptor, no worker) until its
+whole A-ASSOCIATE-RQ, or on a TLS port its whole first handshake record, is in the socket
+buffer: silent and dripping connections cost no worker and are cut when their 5 s are up.
+Then DCMTK takes the socket only through one process-wide variable, so handing a
 connection to it is serialized. A peer that stalls inside that handoff must not stall the
 others: the handoff ends as soon as DCMTK has read the variable, before the TLS handshake and
 before the A-ASSOCIATE-RQ is read. And a peer that never finishes its opening (a TLS handshake
@@ -17,9 +20,11 @@ scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_hostile_peers.py
 
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -40,6 +45,20 @@ def server_recv_q(server_port, client_port):
         if cols:
             return int(cols[0])
     return None
+
+
+def client_hello():
+    """The first flight of a TLS client (a whole ClientHello record), made by Python's ssl."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
 
 
 def associate_rq_header(length):
@@ -80,13 +99,17 @@ class HostilePeersTest(harness.E2ETestCase):
         cp = harness.run_tool(args + list(extra) + ["127.0.0.1", str(port)], timeout=60)
         return cp, time.monotonic() - t0
 
-    def assertCutInTime(self, s, opened, why):
-        """The server closes the hostile connection once its opening's 5 s are up, and says so."""
+    def assertCutInTime(self, s, opened, why, answered=False):
+        """The server closes the hostile connection once its opening's 5 s are up, and says so.
+        answered: the server's first bytes (a TLS ServerHello) are read and dropped."""
         s.settimeout(REQUEST_TIMEOUT + 5)
-        try:
-            data = s.recv(4096)
-        except ConnectionResetError:
-            data = b""
+        while True:
+            try:
+                data = s.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            if not (answered and data):
+                break
         elapsed = time.monotonic() - opened
         self.assertEqual(data, b"", "the server answered a hostile opening with %r" % data[:40])
         self.assertLess(elapsed, REQUEST_TIMEOUT + 3, "the hostile connection lasted %.1f s" % elapsed)
@@ -95,9 +118,9 @@ class HostilePeersTest(harness.E2ETestCase):
 
     def test_a_tls_peer_stalling_in_its_handshake_holds_up_no_one(self):
         opened = time.monotonic()
-        # The first bytes of a TLS record header (handshake, TLS 1.0 record version): DCMTK's
-        # TLS accept reads them and waits for the rest, which never comes.
-        s = self.hostile(self.tls_port, b"\x16\x03\x01\x00")
+        # A whole ClientHello, then nothing: the accept loop hands the connection over, DCMTK's
+        # TLS accept reads it, answers, and waits for the client's next flight, which never comes.
+        s = self.hostile(self.tls_port, client_hello())
         cp, took = self.timed_echo(self.plain_port, "PACSBRIDGE")
         self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
         self.assertLess(took, QUICK, "a plain echo waited %.1f s for a stalled TLS handshake" % took)
@@ -106,7 +129,81 @@ class HostilePeersTest(harness.E2ETestCase):
         self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
         self.assertLess(took, QUICK, "a TLS echo waited %.1f s for a stalled TLS handshake" % took)
         self.assertCutInTime(s, opened, "receiver SECURE: connection from 127.0.0.1 closed: "
-                                        "no TLS handshake and A-ASSOCIATE-RQ within %d s" % REQUEST_TIMEOUT)
+                                        "no TLS handshake and A-ASSOCIATE-RQ within %d s" % REQUEST_TIMEOUT,
+                             answered=True)
+        self.assertHealthy(self.server)
+
+    def test_silent_dripping_and_absurd_openings_hold_up_no_one(self):
+        """200 connections that send nothing, a few that drip their A-ASSOCIATE-RQ (or the first
+        bytes of a TLS record) a byte per second, and requests announcing 4 GB: the accept loop
+        holds the first kinds without a worker until their 5 s are up, and refuses the last at
+        once; meanwhile echoes (plain and TLS) stay quick."""
+        log_before = self.server.log_path.read_text("utf-8", "replace")
+        opened = time.monotonic()
+        silent = [socket.create_connection(("127.0.0.1", self.plain_port), timeout=30) for _ in range(170)]
+        silent += [socket.create_connection(("127.0.0.1", self.tls_port), timeout=30) for _ in range(30)]
+        for s in silent:
+            self.addCleanup(s.close)
+        rq = harness.associate_rq_pdu("PACSBRIDGE", "DRIPPER")
+        drippers = [socket.create_connection(("127.0.0.1", self.plain_port), timeout=30) for _ in range(5)]
+        drippers += [socket.create_connection(("127.0.0.1", self.tls_port), timeout=30) for _ in range(2)]
+        for s in drippers:
+            self.addCleanup(s.close)
+        absurd = []
+        for _ in range(3):
+            a = socket.create_connection(("127.0.0.1", self.plain_port), timeout=30)
+            self.addCleanup(a.close)
+            a.sendall(associate_rq_header(0xFFFFFFFF) + b"\x00\x01")
+            absurd.append(a)
+        hello = client_hello()
+        stop = threading.Event()
+
+        def drip():
+            i = 0
+            while not stop.is_set() and i < 20:
+                for n, s in enumerate(drippers):
+                    data = rq if n < 5 else hello
+                    try:
+                        s.send(data[i:i + 1])
+                    except OSError:
+                        pass
+                i += 1
+                stop.wait(1.0)
+        t = threading.Thread(target=drip, daemon=True)
+        t.start()
+        self.addCleanup(stop.set)
+        for _ in range(3):
+            cp, took = self.timed_echo(self.plain_port, "PACSBRIDGE")
+            self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+            self.assertLess(took, QUICK, "a plain echo waited %.1f s behind 200 silent connections" % took)
+            cp, took = self.timed_echo(self.tls_port, "SECURE",
+                                       ["+tls", str(self.client_key), str(self.client_cert), "-ic"])
+            self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+            self.assertLess(took, QUICK, "a TLS echo waited %.1f s behind 200 silent connections" % took)
+        for a in absurd:
+            a.settimeout(5)
+            try:
+                data = a.recv(100)
+            except ConnectionResetError:  # closed with the request unread
+                data = b""
+            self.assertEqual(data, b"", "a request announcing 4 GB was answered")
+        for s in silent + drippers:
+            s.settimeout(REQUEST_TIMEOUT + 5)
+            try:
+                data = s.recv(100)
+            except ConnectionResetError:
+                data = b""
+            self.assertEqual(data, b"")
+        elapsed = time.monotonic() - opened
+        self.assertLess(elapsed, REQUEST_TIMEOUT + 4, "the last hostile connection lasted %.1f s" % elapsed)
+        stop.set()
+        log = self.server.log_path.read_text("utf-8", "replace")[len(log_before):]
+        plain_cut = log.count("receiver PACSBRIDGE: connection from 127.0.0.1 closed: no complete "
+                              "A-ASSOCIATE-RQ within %d s" % REQUEST_TIMEOUT)
+        tls_cut = log.count("receiver SECURE: connection from 127.0.0.1 closed: no TLS handshake within %d s"
+                            % REQUEST_TIMEOUT)
+        self.assertEqual((plain_cut, tls_cut), (175, 32), "log lines naming the cut connections")
+        self.assertEqual(log.count("not a DICOM association request (PDU length 4294967295)"), 3)
         self.assertHealthy(self.server)
 
     def test_a_large_association_request_that_breaks_off_holds_up_no_one(self):
