@@ -145,6 +145,16 @@ dicom::FlatItem FlatItemFromJson(const json& j) {
   return out;
 }
 
+namespace {
+
+// A member that is a string, or "" (DICOM JSON from a peer may put anything anywhere).
+std::string StringMember(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
 json FlatJsonFromDicomJson(const json& ds) {
   json out = json::object();
   if (!ds.is_object()) return out;
@@ -153,8 +163,9 @@ json FlatJsonFromDicomJson(const json& ds) {
     if (std::sscanf(it.key().c_str(), "%8x", &tag) != 1 || !it->is_object()) continue;
     if (tag == 0x00080005) continue;  // Specific Character Set: the values here are UTF-8
     const std::string keyword = dicom::LookupTag(tag).keyword;
-    const json values = it->value("Value", json::array());
-    if (it->value("vr", "") == "SQ") {
+    auto found = it->find("Value");
+    const json values = found != it->end() && found->is_array() ? *found : json::array();  // else: no value
+    if (StringMember(*it, "vr") == "SQ") {
       json items = json::array();
       for (const auto& item : values) items.push_back(FlatJsonFromDicomJson(item));
       out[keyword] = std::move(items);
@@ -167,9 +178,9 @@ json FlatJsonFromDicomJson(const json& ds) {
       if (v.is_string()) text += v.get<std::string>();
       else if (v.is_number()) text += v.dump();
       else if (v.is_object()) {  // a person name: its groups
-        std::string name = v.value("Alphabetic", "");
-        if (v.contains("Ideographic") || v.contains("Phonetic")) name += "=" + v.value("Ideographic", "");
-        if (v.contains("Phonetic")) name += "=" + v.value("Phonetic", "");
+        std::string name = StringMember(v, "Alphabetic");
+        if (v.contains("Ideographic") || v.contains("Phonetic")) name += "=" + StringMember(v, "Ideographic");
+        if (v.contains("Phonetic")) name += "=" + StringMember(v, "Phonetic");
         text += name;
       }
     }

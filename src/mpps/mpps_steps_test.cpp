@@ -214,5 +214,21 @@ TEST(MppsJson, DicomJsonFlattensWithKeywordsAndNameGroups) {
   EXPECT_FALSE(flat.contains("SpecificCharacterSet"));
 }
 
+// Found by the dicom_json fuzz target: a peer's "Value" that is no list, a "vr" or name group
+// that is no string, threw out of the flattening (and out of the thread that ran it).
+TEST(MppsJson, DicomJsonOfTheWrongShapeFlattensToWhatIsUsable) {
+  json ds{{"00081199", {{"vr", "SQ"}, {"Value", json::array({{{"00081150", {{"vr", "UI"}, {"Value", "UI"}}},
+                                                               {"00081197", {{"vr", "US"}, {"Value", {272}}}}}})}}},
+          {"00100010", {{"vr", "PN"}, {"Value", json::array({{{"Alphabetic", 7}, {"Ideographic", "X"}}})}}},
+          {"00100020", {{"vr", 5}, {"Value", {"PID"}}}},
+          {"00080060", {{"vr", "CS"}, {"Value", {{"a", 1}}}}}};
+  json flat;
+  ASSERT_NO_THROW(flat = FlatJsonFromDicomJson(ds));
+  EXPECT_EQ(flat["ReferencedSOPSequence"][0]["ReferencedSOPClassUID"], "");
+  EXPECT_EQ(flat["ReferencedSOPSequence"][0]["FailureReason"], "272");
+  EXPECT_EQ(flat["PatientName"], "=X");
+  EXPECT_EQ(flat["PatientID"], "PID");
+}
+
 }  // namespace
 }  // namespace pb
