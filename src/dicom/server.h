@@ -118,7 +118,9 @@ struct ServerOptions {
   uint16_t port = 104;             // 0: any free port (tests)
   int workers = 8;
   int idle_timeout_seconds = 60;   // an association silent this long is aborted
-  int dimse_timeout_seconds = 60;  // a data set that stalls this long is abandoned
+  // C-FIND/C-GET/C-MOVE identifiers that stall this long are abandoned (C-STORE data sets and
+  // responses the peer does not read: DCMTK's 60 s socket timeouts).
+  int dimse_timeout_seconds = 60;
   int request_timeout_seconds = 5; // time for a new connection to send its A-ASSOCIATE-RQ
   int max_queue_wait_seconds = 20;
   // The transfer syntax (UID) to choose first for data from a calling AE title, e.g. a node's

@@ -267,8 +267,9 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
     } else {
       item["00081197"] = Value("US", o.status);
       failed.push_back(std::move(item));
-      spdlog::info("STOW-RS: {} not stored ({:04X}): {}", o.sop_uid.empty() ? "a part" : "instance " + o.sop_uid,
-                   o.status, o.reason);
+      // No UID at info (the stow receiver may anonymize: its original UIDs stay out of the log).
+      spdlog::info("STOW-RS: a part not stored ({:04X}): {}", o.status, o.reason);
+      spdlog::debug("STOW-RS: the part not stored was instance {}", o.sop_uid);
     }
   }
   if (!fed) {
