@@ -1,6 +1,6 @@
 # PACS Bridge: `make run` starts the server, `make test` runs every test. Both install what is
 # missing (Debian packages) first.
-.PHONY: deps deps-test ui build debug clang run test bench fuzz clean
+.PHONY: deps deps-test ui build debug clang run test bench soak fuzz clean
 
 deps:
 	@scripts/install-deps.sh
@@ -53,6 +53,11 @@ bench: build deps-test
 	bench/throttle.sh
 	bench/serve.sh
 	bench/find_scale.sh
+	bench/load.sh
+
+# An hour of the load benchmark's flood (50 associations), memory and descriptors sampled: not in CI.
+soak: build deps-test
+	LOAD_FLOOD_SECONDS=$${LOAD_FLOOD_SECONDS:-3600} bench/load.sh
 
 clean:
 	rm -rf build

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <sys/select.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -87,8 +88,11 @@ class TlsHandoffLayer : public DcmTLSTransportLayer {
 
 constexpr long kMaxPdu = ASC_MAXIMUMPDUSIZE;  // offer the largest PDU DCMTK receives (128 KB)
 constexpr size_t kMaxRequestPdu = 64 * 1024;
-// Connections a receiver holds before their request is complete; past it, the longest waiting goes.
+// Connections a receiver holds before their request is complete, and all receivers together;
+// past either, the receiver's longest waiting goes.
 constexpr size_t kMaxOpening = 256;
+constexpr size_t kMaxOpeningAll = 512;
+std::atomic<size_t> g_opening{0};
 // DCMTK 3.6.7 as Debian builds it waits on sockets with select(): a descriptor at or above
 // FD_SETSIZE would overflow its fd_set, so no such connection is ever handed to it.
 constexpr int kMaxDescriptor = FD_SETSIZE - 16;
@@ -112,8 +116,11 @@ std::string PeerAddress(int fd) {
 // speaks. Peeks only; never blocks.
 enum class Opening { kWaiting, kReady, kRefused };
 
-Opening CheckOpening(int fd, bool tls, std::vector<unsigned char>& buf, std::string& why) {
-  const ssize_t n = ::recv(fd, buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
+Opening CheckOpening(int fd, bool tls, std::string& why) {
+  // The PDU or record header only; how much has come is asked of the kernel (a peer dripping
+  // bytes after a large first part costs no copy of that part per byte).
+  unsigned char buf[6] = {};
+  const ssize_t n = ::recv(fd, buf, tls ? 5 : 6, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) {
     why = tls ? "closed before sending anything" : "closed before sending an A-ASSOCIATE-RQ";
     return Opening::kRefused;
@@ -123,7 +130,9 @@ Opening CheckOpening(int fd, bool tls, std::vector<unsigned char>& buf, std::str
     why = std::strerror(errno);
     return Opening::kRefused;
   }
-  const size_t got = static_cast<size_t>(n);
+  int queued = 0;
+  if (::ioctl(fd, FIONREAD, &queued) != 0) queued = static_cast<int>(n);
+  const size_t got = static_cast<size_t>(std::max<ssize_t>(n, queued));
   if (tls) {
     if (buf[0] == 0x01) {
       why = "plain DICOM (an A-ASSOCIATE-RQ) on a TLS port: the peer does not use TLS";
@@ -135,7 +144,7 @@ Opening CheckOpening(int fd, bool tls, std::vector<unsigned char>& buf, std::str
     }
     if (got < 5) return Opening::kWaiting;
     const size_t record = 5 + ((size_t{buf[3]} << 8) | buf[4]);  // TLS record header (RFC 8446 5.1)
-    return got >= std::min(record, buf.size()) ? Opening::kReady : Opening::kWaiting;
+    return got >= std::min(record, kMaxRequestPdu) ? Opening::kReady : Opening::kWaiting;
   }
   if (buf[0] == 0x16) {
     why = "a TLS handshake on a plain DICOM port: the peer uses TLS, this receiver does not";
@@ -151,7 +160,7 @@ Opening CheckOpening(int fd, bool tls, std::vector<unsigned char>& buf, std::str
     why = fmt::format("not a DICOM association request (PDU length {})", len);
     return Opening::kRefused;
   }
-  return got >= std::min<size_t>(6 + len, buf.size()) ? Opening::kReady : Opening::kWaiting;
+  return got >= std::min<size_t>(6 + len, kMaxRequestPdu) ? Opening::kReady : Opening::kWaiting;
 }
 
 // The TLS layers of TLS receivers live as long as the process, as their DCMTK networks do.
@@ -426,7 +435,6 @@ void AssociationServer::Impl::AcceptLoop() {
     Steady::time_point deadline;
   };
   std::map<int, Waiting> opening;
-  std::vector<unsigned char> buf(kMaxRequestPdu);
   const int ep = ::epoll_create1(EPOLL_CLOEXEC);
   epoll_event lev{};
   lev.events = EPOLLIN;
@@ -442,11 +450,17 @@ void AssociationServer::Impl::AcceptLoop() {
     if (warn) spdlog::warn("receiver {}: connection from {} closed: {}", opt.ae_title, it->second.c.peer, why);
     else spdlog::info("receiver {}: connection from {} closed: {}", opt.ae_title, it->second.c.peer, why);
     ::close(it->first);  // also leaves the epoll set
+    g_opening.fetch_sub(1);
     return opening.erase(it);
   };
+  auto oldest = [&] {
+    return std::min_element(opening.begin(), opening.end(),
+                            [](const auto& a, const auto& b) { return a.second.deadline < b.second.deadline; });
+  };
+  Steady::time_point last_fd_warning{};
   auto look = [&](std::map<int, Waiting>::iterator it) {
     std::string why;
-    switch (CheckOpening(it->first, opt.tls.enabled, buf, why)) {
+    switch (CheckOpening(it->first, opt.tls.enabled, why)) {
       case Opening::kWaiting:
         return;
       case Opening::kRefused:
@@ -455,6 +469,7 @@ void AssociationServer::Impl::AcceptLoop() {
       case Opening::kReady:
         ::epoll_ctl(ep, EPOLL_CTL_DEL, it->first, nullptr);
         Dispatch(std::move(it->second.c));
+        g_opening.fetch_sub(1);
         opening.erase(it);
         return;
     }
@@ -483,12 +498,29 @@ void AssociationServer::Impl::AcceptLoop() {
       for (int accepted = 0; accepted < 64; ++accepted) {
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
-        const int cfd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
+        int cfd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
         if (cfd < 0) {
           if (errno == EMFILE || errno == ENFILE) {
-            spdlog::warn("receiver {}: cannot accept a connection: {}", opt.ae_title, std::strerror(errno));
+            // The connection stays in the backlog and the port stays readable: pause rather than
+            // spin (held connections free descriptors as their time runs out), and say so once.
+            if (Steady::now() - last_fd_warning > std::chrono::seconds(10)) {
+              last_fd_warning = Steady::now();
+              spdlog::warn("receiver {}: cannot accept connections: {}", opt.ae_title, std::strerror(errno));
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
           }
           break;
+        }
+        if (cfd >= kMaxDescriptor && !opening.empty()) {
+          // Too high for DCMTK's select(): a held connection's lower descriptor is freed for it.
+          drop(oldest(), "too many descriptors open; the connection waiting longest goes", true);
+          const int low = ::fcntl(cfd, F_DUPFD_CLOEXEC, 0);
+          if (low >= 0 && low < kMaxDescriptor) {
+            ::close(cfd);
+            cfd = low;
+          } else if (low >= 0) {
+            ::close(low);
+          }
         }
         if (cfd >= kMaxDescriptor) {
           spdlog::warn("receiver {}: connection from {} closed: the process has {} descriptors open, more than "
@@ -497,14 +529,14 @@ void AssociationServer::Impl::AcceptLoop() {
           continue;
         }
         SetNoDelay(cfd);
-        if (opening.size() >= kMaxOpening) {
+        if (!opening.empty() && (opening.size() >= kMaxOpening || g_opening.load() >= kMaxOpeningAll)) {
           // A flood of silent connections: the one waiting longest goes (a modality sends its
           // request within milliseconds of connecting).
-          auto oldest = std::min_element(opening.begin(), opening.end(), [](const auto& a, const auto& b) {
-            return a.second.deadline < b.second.deadline;
-          });
-          drop(oldest, fmt::format("{} connections opening at once; the one waiting longest goes", kMaxOpening), true);
+          drop(oldest(), fmt::format("{} connections opening at once; the one waiting longest goes",
+                                     opening.size() >= kMaxOpening ? opening.size() : g_opening.load()),
+               true);
         }
+        g_opening.fetch_add(1);
         Waiting w{Connection{cfd, PeerAddress(cfd), Steady::now()},
                   Steady::now() + std::chrono::seconds(opt.request_timeout_seconds)};
         auto [it, _] = opening.emplace(cfd, std::move(w));
@@ -520,6 +552,7 @@ void AssociationServer::Impl::AcceptLoop() {
     }
   }
   for (auto& [fd, w] : opening) ::close(fd);
+  g_opening.fetch_sub(opening.size());
   ::close(ep);
 }
 

@@ -33,6 +33,7 @@ struct IncomingInstance {
   std::string move_originator_ae;  // set by a PACS sending for a C-MOVE
   int move_originator_id = -1;
   std::optional<InstanceRecord> header;  // parsed while receiving, when the first bytes held it
+  bool answered = false;  // Success was sent before the store (StoreSink::AnswerBeforeStore)
 };
 
 struct StoreAnswer {

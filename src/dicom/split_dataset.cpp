@@ -22,8 +22,9 @@ namespace pb::dicom {
 namespace {
 
 constexpr uint32_t kUndefinedLength = 0xFFFFFFFFu;
-// Values longer than this are left in the spill file by DCMTK's parse (read when written).
-constexpr Uint32 kMaxReadLength = 4096;
+// Values longer than this are left in the spill file by DCMTK's parse (read when written):
+// below the smallest value that is spilled (Options::min_spill), so every spilled one is.
+constexpr Uint32 kMaxReadLength = 1024;
 
 uint16_t U16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 uint32_t U32(const unsigned char* p) {

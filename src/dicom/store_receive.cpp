@@ -225,17 +225,20 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
       return StoreEnd::kAssociationLost;
     }
     StoreAnswer answer;
-    if (splitter.write_failed()) {
-      spdlog::error("{}: cannot write the pixel data of a data set from {}@{} to {} (disk full?)", ctx.log_name,
-                    ctx.calling_ae, ctx.peer, sink.NewTempPath().parent_path().string());
+    Result<std::unique_ptr<Dataset>> data = Fail(Code::kUnavailable, "the spill file could not be written");
+    if (!splitter.write_failed()) data = splitter.Finish(in.transfer_syntax_uid);
+    if (splitter.write_failed()) {  // while it came, or at the spill file's last flush
+      spdlog::error("{}: cannot write the pixel data of a data set from {}@{} to the data directory (disk full?)",
+                    ctx.log_name, ctx.calling_ae, ctx.peer);
       answer = {status::kOutOfResources, "cannot write the data set to disk (disk full?)"};
-    } else if (auto data = splitter.Finish(in.transfer_syntax_uid); !data) {
+    } else if (!data) {
       spdlog::warn("{}: refused a data set from {}@{}: {}", ctx.log_name, ctx.calling_ae, ctx.peer,
                    data.error().message);
       answer = {status::kCannotUnderstand, data.error().message};
     } else {
       answer = sink.StoreDataset(in, **data);
-    }  // the spill file goes with the data set
+    }
+    if (data) data->reset();  // the spill file goes with the data set
     return Answer(assoc, pres, req, rsp, answer, ctx, answered);
   }
   if (sink.WantsDataset()) {
@@ -327,6 +330,7 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
       if (pending) {
         StoreAnswer early{status::kSuccess, {}};
         StoreEnd end = Answer(assoc, pres, req, rsp, early, ctx, answered);
+        in.answered = true;
         answer = sink.Store(in);  // the temp file is the sink's whatever the answer's fate
         pending->Finished(answer.status == status::kSuccess);
         pending.reset();

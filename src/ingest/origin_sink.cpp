@@ -230,6 +230,7 @@ dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
   src.header = &*header;
   src.move_originator_ae = in.move_originator_ae;
   src.move_originator_id = in.move_originator_id;
+  src.answered = in.answered;
   src.project = id.labels.project;
   src.subject = id.labels.subject;
   src.session = id.labels.session;
@@ -306,6 +307,7 @@ dicom::StoreAnswer OriginSink::StoreDatasetFor(const dicom::IncomingInstance& in
   src.size = *size;
   src.move_originator_ae = in.move_originator_ae;
   src.move_originator_id = in.move_originator_id;
+  src.answered = in.answered;
   src.project = id.labels.project;
   src.subject = id.labels.subject;
   src.session = id.labels.session;

@@ -205,7 +205,7 @@ IngestOutcome IngestPipeline::Commit(const std::filesystem::path& temp, const In
   }
   {
     std::lock_guard lock(mu_);
-    if (index_failing_) {
+    if (index_failing_ && !src.answered) {
       RemoveQuietly(temp);
       return {IngestStatus::kOutOfSpace,
               fmt::format("the index database cannot be written ({}); nothing is taken until it can",

@@ -44,6 +44,8 @@ struct IngestSource {
   std::string project, subject, session;  // routing's labels (cleaned); kept in the journal
   // The UIDs as sent, when anonymization replaced them: jobs recognise their instances by these.
   std::string original_sop_uid, original_study_uid, original_series_uid;
+  // Success was already sent: never refused for the index's state (its journal keeps it).
+  bool answered = false;
 };
 
 enum class IngestStatus { kStored, kDuplicate, kReplaced, kInvalid, kOutOfSpace, kFailed, kNotAuthorized };

@@ -54,6 +54,7 @@ dicom::StoreAnswer PipelineSink::Store(const dicom::IncomingInstance& in) {
   src.header = in.header ? &*in.header : nullptr;
   src.move_originator_ae = in.move_originator_ae;
   src.move_originator_id = in.move_originator_id;
+  src.answered = in.answered;
   IngestOutcome out = pipeline_.Ingest(in.temp_file, src);
   return AnswerFor(out, log_name_.empty() ? "receiver " + in.called_ae : log_name_, in);
 }

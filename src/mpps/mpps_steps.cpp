@@ -163,8 +163,9 @@ json FlatJsonFromDicomJson(const json& ds) {
     if (std::sscanf(it.key().c_str(), "%8x", &tag) != 1 || !it->is_object()) continue;
     if (tag == 0x00080005) continue;  // Specific Character Set: the values here are UTF-8
     const std::string keyword = dicom::LookupTag(tag).keyword;
+    static const json kNone = json::array();
     auto found = it->find("Value");
-    const json values = found != it->end() && found->is_array() ? *found : json::array();  // else: no value
+    const json& values = found != it->end() && found->is_array() ? *found : kNone;  // else: no value
     if (StringMember(*it, "vr") == "SQ") {
       json items = json::array();
       for (const auto& item : values) items.push_back(FlatJsonFromDicomJson(item));
