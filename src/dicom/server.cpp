@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <sys/select.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -316,7 +317,13 @@ struct AssociationServer::Impl {
 
   Result<void> Listen();
   void AcceptLoop();
-  void Dispatch(Connection c);  // to a worker, or to the rejecter when all are busy
+  // To a worker, or to the rejecter when all are busy; false (and `c` kept) while as many
+  // connections from its address as a peer may have are in workers' handoff already.
+  bool Dispatch(Connection& c);
+  // A connection from `peer` is past its handoff (or rejected): the next from there may go.
+  void LeftHandoff(const std::string& peer);
+  std::map<std::string, int> handing;  // GUARDED_BY(mu): per address, connections queued or in handoff
+  std::atomic<int> wake_fd{-1};        // an eventfd the accept loop waits on, poked by LeftHandoff
   void WorkerLoop();
   void Serve(Connection c);
   void Reject(Connection c, T_ASC_RejectParametersReason reason, const char* why);
@@ -408,20 +415,36 @@ void AssociationServer::Impl::CutOverdue() {
   }
 }
 
-void AssociationServer::Impl::Dispatch(Connection c) {
+bool AssociationServer::Impl::Dispatch(Connection& c) {
   std::lock_guard lock(mu);
+  // One address may keep at most half the workers in handoffs (a whole TLS ClientHello
+  // followed by silence holds one for the request timeout); the rest wait in the accept loop.
+  const int per_peer = std::max(1, opt.workers / 2);
   if (queue.size() < static_cast<size_t>(opt.workers)) {
+    int& n = handing[c.peer];
+    if (n >= per_peer) return false;
+    ++n;
     queue.push_back(std::move(c));
     cv.notify_one();
-    return;
+    return true;
   }
   if (rejects.size() >= 32) {  // a flood: no answer is better than unbounded work
     spdlog::warn("receiver {}: connection from {} closed: too many waiting rejections", opt.ae_title, c.peer);
     ::close(c.fd);
-    return;
+    return true;
   }
   rejects.push_back(std::move(c));
   reject_cv.notify_one();
+  return true;
+}
+
+void AssociationServer::Impl::LeftHandoff(const std::string& peer) {
+  {
+    std::lock_guard lock(mu);
+    auto it = handing.find(peer);
+    if (it != handing.end() && --it->second <= 0) handing.erase(it);
+  }
+  if (const int fd = wake_fd.load(); fd >= 0) (void)::eventfd_write(fd, 1);
 }
 
 // Accepts, and holds each new connection until its whole request is in the socket buffer: a
@@ -433,17 +456,25 @@ void AssociationServer::Impl::AcceptLoop() {
   struct Waiting {
     Connection c;
     Steady::time_point deadline;
+    bool ready = false;  // complete, waiting for its address's earlier connections to leave handoff
   };
   std::map<int, Waiting> opening;
   const int ep = ::epoll_create1(EPOLL_CLOEXEC);
   epoll_event lev{};
   lev.events = EPOLLIN;
   lev.data.fd = listen_fd;
-  if (ep < 0 || ::epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &lev) != 0) {
+  const int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_event wev{};
+  wev.events = EPOLLIN;
+  wev.data.fd = wake;
+  if (ep < 0 || wake < 0 || ::epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &lev) != 0 ||
+      ::epoll_ctl(ep, EPOLL_CTL_ADD, wake, &wev) != 0) {
     spdlog::error("receiver {}: cannot watch its port ({}); not accepting", opt.ae_title, std::strerror(errno));
     if (ep >= 0) ::close(ep);
+    if (wake >= 0) ::close(wake);
     return;
   }
+  wake_fd = wake;
   const int flags = ::fcntl(listen_fd, F_GETFL);
   ::fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK);  // accept until none is left, never block
   auto drop = [&](std::map<int, Waiting>::iterator it, const std::string& why, bool warn) {
@@ -468,7 +499,10 @@ void AssociationServer::Impl::AcceptLoop() {
         return;
       case Opening::kReady:
         ::epoll_ctl(ep, EPOLL_CTL_DEL, it->first, nullptr);
-        Dispatch(std::move(it->second.c));
+        if (!Dispatch(it->second.c)) {
+          it->second.ready = true;  // tried again as that address's handoffs end
+          return;
+        }
         g_opening.fetch_sub(1);
         opening.erase(it);
         return;
@@ -484,13 +518,28 @@ void AssociationServer::Impl::AcceptLoop() {
         continue;
       }
       it = drop(it,
-                opt.tls.enabled ? fmt::format("no TLS handshake within {} s", opt.request_timeout_seconds)
-                                : fmt::format("no complete A-ASSOCIATE-RQ within {} s", opt.request_timeout_seconds),
-                false);
+                it->second.ready ? fmt::format("waited {} s behind other connections from the same address",
+                                               opt.request_timeout_seconds)
+                : opt.tls.enabled ? fmt::format("no TLS handshake within {} s", opt.request_timeout_seconds)
+                                  : fmt::format("no complete A-ASSOCIATE-RQ within {} s", opt.request_timeout_seconds),
+                it->second.ready);
     }
     const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 200);
+    for (auto it = opening.begin(); it != opening.end();) {  // complete ones whose address's turn came
+      if (it->second.ready && Dispatch(it->second.c)) {
+        g_opening.fetch_sub(1);
+        it = opening.erase(it);
+      } else {
+        ++it;
+      }
+    }
     for (int i = 0; i < n; ++i) {
       const int fd = events[static_cast<size_t>(i)].data.fd;
+      if (fd == wake) {
+        eventfd_t ignored = 0;
+        (void)::eventfd_read(wake, &ignored);
+        continue;
+      }
       if (fd != listen_fd) {
         if (auto it = opening.find(fd); it != opening.end()) look(it);
         continue;
@@ -553,6 +602,8 @@ void AssociationServer::Impl::AcceptLoop() {
   }
   for (auto& [fd, w] : opening) ::close(fd);
   g_opening.fetch_sub(opening.size());
+  wake_fd = -1;
+  ::close(wake);
   ::close(ep);
 }
 
@@ -567,7 +618,9 @@ void AssociationServer::Impl::WorkerLoop() {
       queue.pop_front();
     }
     if (Steady::now() - c.accepted > std::chrono::seconds(opt.max_queue_wait_seconds)) {
+      const std::string peer = c.peer;
       Reject(std::move(c), ASC_REASON_SP_PRES_TEMPORARYCONGESTION, "waited too long for a worker");
+      LeftHandoff(peer);
     } else {
       Serve(std::move(c));
     }
@@ -578,6 +631,11 @@ AssociationServer::Impl::Handed AssociationServer::Impl::Handoff(Connection& c) 
   // The accept loop handed over a connection whose request (TLS: first record) is complete;
   // what DCMTK still reads (the handshake's next flight, a request over 64 KB) has one budget.
   const auto deadline = Steady::now() + std::chrono::seconds(opt.request_timeout_seconds);
+  struct Left {  // on every way out: the next connection from this address may be handed over
+    Impl& impl;
+    std::string peer;
+    ~Left() { impl.LeftHandoff(peer); }
+  } left{*this, c.peer};
   Handed h;
   h.ours = ::dup(c.fd);  // DCMTK owns c.fd from now on; ours lets us cut the connection
   if (h.ours >= 0) {

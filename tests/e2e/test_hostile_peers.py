@@ -134,6 +134,41 @@ class HostilePeersTest(harness.E2ETestCase):
                              answered=True)
         self.assertHealthy(self.server)
 
+    def test_one_address_stalling_many_tls_handshakes_holds_up_no_one_else(self):
+        """Ten whole ClientHellos followed by silence, all from 127.0.0.2: each would hold a
+        worker in DCMTK's handshake for the request timeout, and the receiver has eight. One
+        address gets at most half of them; its other connections wait in the accept loop, so a
+        TLS echo from 127.0.0.1 is served at once."""
+        log_before = self.server.log_path.read_text("utf-8", "replace")
+        hello = client_hello()
+        hostile = []
+        for _ in range(10):
+            s = socket.create_connection(("127.0.0.1", self.tls_port), timeout=30, source_address=("127.0.0.2", 0))
+            self.addCleanup(s.close)
+            s.sendall(hello)
+            hostile.append(s)
+        opened = time.monotonic()
+        cp, took = self.timed_echo(self.tls_port, "SECURE", ["+tls", str(self.client_key), str(self.client_cert), "-ic"])
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        self.assertLess(took, QUICK, "a TLS echo waited %.1f s behind one address's stalled handshakes" % took)
+        for s in hostile:  # each is cut: in handoff after its 5 s, or still waiting its turn
+            s.settimeout(2 * REQUEST_TIMEOUT + 10)
+            try:
+                while s.recv(65536):
+                    pass
+            except ConnectionResetError:
+                pass
+        longest = time.monotonic() - opened
+        self.assertLess(longest, 2 * REQUEST_TIMEOUT + 4, "a stalled handshake lasted %.1f s" % longest)
+        prefix = "receiver SECURE: connection from 127.0.0.2 closed: "
+        want = {prefix + "no TLS handshake and A-ASSOCIATE-RQ within %d s" % REQUEST_TIMEOUT,
+                prefix + "waited %d s behind other connections from the same address" % REQUEST_TIMEOUT}
+        logged = lambda: sum(self.server.log_path.read_text("utf-8", "replace")[len(log_before):].count(w)
+                             for w in want)
+        self.assertTrue(harness.wait_until(lambda: logged() == 10, 5, 0.1),
+                        "log lines for the 10 connections: %d" % logged())
+        self.assertHealthy(self.server)
+
     def test_silent_dripping_and_absurd_openings_hold_up_no_one(self):
         """200 connections that send nothing, a few that drip their A-ASSOCIATE-RQ (or the first
         bytes of a TLS record) a byte per second, and requests announcing 4 GB: the accept loop
