@@ -6,7 +6,7 @@ data directory's tmp/ and is copied from there when the anonymized instance is w
 large image needs the budget, not its size, and what reaches the disk before anonymization
 is pixel data only, never the attributes that identify.
 
-The sender is paced through a proxy (20 MB/s) so the test can look at the data directory
+The sender is paced through a proxy (40 MB/s) so the test can look at the data directory
 while the pixel data arrives: the spill file must be there, growing, and no byte of the
 patient's identity anywhere on disk. Afterwards: the stored instance is anonymized, its pixel
 data is the sent pixel data byte for byte, tmp/ is empty, and the server's peak resident
@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import dicomgen  # noqa: E402
 
-SIZE = 60 * 1000 * 1000  # bytes of the instance, nearly all pixel data
-RATE = 20 * 1000 * 1000  # bytes/s through the proxy: ~3 s of arrival to look at
+SIZE = 100 * 1000 * 1000  # bytes of the instance, nearly all pixel data
+RATE = 40 * 1000 * 1000  # bytes/s through the proxy: ~2.5 s of arrival to look at
 NAME, PID = "Streamqwerty^Bigimage", "PIDSTREAM4711"
 
 
