@@ -39,6 +39,15 @@ const scenarios = {
     await dialog.getByLabel("AE title", { exact: true }).fill(env.PB_INVALID_AE);
     const fieldError = page.locator("#node-ae_title-error");
     await fieldError.waitFor({ timeout: TIMEOUT });
+    // The live check runs as each field changes: the message for the empty AE title (after the
+    // port was typed) may show first; wait for the one about the title typed last.
+    await page
+      .waitForFunction(
+        ([sel, want]) => document.querySelector(sel)?.textContent.trim() === want,
+        ["#node-ae_title-error", env.PB_INVALID_AE_MESSAGE],
+        { timeout: TIMEOUT },
+      )
+      .catch(() => {});
     assert.equal((await fieldError.textContent()).trim(), env.PB_INVALID_AE_MESSAGE);
     // Beside the field it is about, and tied to it for screen readers.
     assert.equal(await dialog.getByLabel("AE title", { exact: true }).getAttribute("aria-invalid"), "true");
