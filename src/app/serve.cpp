@@ -46,7 +46,7 @@ bool IsLoopback(const std::string& host) {
 
 // The site's anonymization secret: created once, kept in the index database (shared by every
 // process of a site), never logged.
-Result<std::string> SiteSecret(Database& db) {
+[[nodiscard]] Result<std::string> SiteSecret(Database& db) {
   unsigned char bytes[32];
   std::FILE* f = std::fopen("/dev/urandom", "rb");
   if (!f || std::fread(bytes, 1, sizeof bytes, f) != sizeof bytes) {

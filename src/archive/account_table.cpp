@@ -4,6 +4,7 @@
 #include <soci/soci.h>
 
 #include "archive/database_impl.h"
+#include "core/thread_annotations.h"
 
 namespace pb {
 
@@ -53,7 +54,7 @@ Result<std::vector<UserRecord>> Database::LoadUsers() {
 }
 
 Result<bool> Database::InsertUser(const UserRecord& u) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     const std::string projects = JoinLines(u.projects);
     impl_->writer << "INSERT INTO users(username, role, password_hash, created_at, password_changed_at, "
@@ -69,7 +70,7 @@ Result<bool> Database::InsertUser(const UserRecord& u) {
 }
 
 Result<void> Database::UpdateUser(const UserRecord& u, const std::string* end_sessions_but) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
     const std::string projects = JoinLines(u.projects);
@@ -89,7 +90,7 @@ Result<void> Database::UpdateUser(const UserRecord& u, const std::string* end_se
 }
 
 Result<void> Database::SetUserLastLogin(const std::string& username, const std::string& at) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     impl_->writer << "UPDATE users SET last_login_at = :l WHERE username = :u", soci::use(at), soci::use(username);
     return {};
@@ -99,7 +100,7 @@ Result<void> Database::SetUserLastLogin(const std::string& username, const std::
 }
 
 Result<void> Database::DeleteUser(const std::string& username) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
     impl_->writer << "DELETE FROM sessions WHERE username = :u", soci::use(username);
@@ -128,7 +129,7 @@ Result<std::vector<SessionRecord>> Database::LoadSessions() {
 }
 
 Result<void> Database::InsertSession(const SessionRecord& x) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     const long long created = x.created_s, seen = x.last_seen_s, expires = x.expires_s;
     impl_->writer << "INSERT INTO sessions(id_hash, username, csrf_token, client, created_s, last_seen_s, "
@@ -142,7 +143,7 @@ Result<void> Database::InsertSession(const SessionRecord& x) {
 }
 
 Result<void> Database::TouchSession(const std::string& id_hash, int64_t last_seen_s) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     const long long seen = last_seen_s;
     impl_->writer << "UPDATE sessions SET last_seen_s = :s WHERE id_hash = :i", soci::use(seen), soci::use(id_hash);
@@ -153,7 +154,7 @@ Result<void> Database::TouchSession(const std::string& id_hash, int64_t last_see
 }
 
 Result<void> Database::DeleteSession(const std::string& id_hash) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     impl_->writer << "DELETE FROM sessions WHERE id_hash = :i", soci::use(id_hash);
     return {};
@@ -163,7 +164,7 @@ Result<void> Database::DeleteSession(const std::string& id_hash) {
 }
 
 Result<void> Database::DeleteSessionsBefore(int64_t expires_s) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     const long long t = expires_s;
     impl_->writer << "DELETE FROM sessions WHERE expires_s <= :t", soci::use(t);
@@ -189,7 +190,7 @@ Result<std::vector<TokenRecord>> Database::LoadTokens() {
 }
 
 Result<void> Database::InsertToken(const TokenRecord& t) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     const long long created = t.created_s, expires = t.expires_s, used = t.last_used_s;
     impl_->writer << "INSERT INTO api_tokens(id, username, name, role, token_hash, created_s, expires_s, "
@@ -203,7 +204,7 @@ Result<void> Database::InsertToken(const TokenRecord& t) {
 }
 
 Result<void> Database::TouchToken(const std::string& id, int64_t last_used_s) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     const long long used = last_used_s;
     impl_->writer << "UPDATE api_tokens SET last_used_s = :l WHERE id = :i", soci::use(used), soci::use(id);
@@ -214,7 +215,7 @@ Result<void> Database::TouchToken(const std::string& id, int64_t last_used_s) {
 }
 
 Result<void> Database::DeleteToken(const std::string& id) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     impl_->writer << "DELETE FROM api_tokens WHERE id = :i", soci::use(id);
     return {};
@@ -224,7 +225,7 @@ Result<void> Database::DeleteToken(const std::string& id) {
 }
 
 Result<void> Database::AddAudit(const AuditRecord& a) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     impl_->writer << "INSERT INTO audit_log(at, actor, via, client, request_id, action, target_type, target, "
                      "before, after) VALUES(:at, :ac, :v, :c, :r, :a, :tt, :t, :b, :af)",

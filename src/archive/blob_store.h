@@ -15,7 +15,7 @@ class BlobStore {
   explicit BlobStore(std::filesystem::path data_dir);
 
   // Creates the folders and removes what a previous run left in tmp/ (never indexed).
-  Result<int> Prepare();
+  [[nodiscard]] Result<int> Prepare();
 
   // A fresh, unique path in tmp/ (the file is not created).
   std::filesystem::path NewTempPath();
@@ -36,13 +36,13 @@ class BlobStore {
   // Moves a finished temp file into the archive (or staging), creating folders. An existing file
   // is replaced only when `replace` is set (atomically either way); otherwise kExists and the
   // temp stays.
-  Result<Placed> Place(const std::filesystem::path& temp, const std::string& relative, bool replace,
+  [[nodiscard]] Result<Placed> Place(const std::filesystem::path& temp, const std::string& relative, bool replace,
                        Root root = Root::kArchive);
 
   // Makes the file's content durable (fsync).
-  static Result<void> Sync(const std::filesystem::path& file);
+  [[nodiscard]] static Result<void> Sync(const std::filesystem::path& file);
   // Makes the directory entries of `relative`'s folder durable after a rename.
-  Result<void> SyncDirOf(const std::string& relative, Root root = Root::kArchive) const;
+  [[nodiscard]] Result<void> SyncDirOf(const std::string& relative, Root root = Root::kArchive) const;
 
   const std::filesystem::path& tmp_dir() const { return tmp_; }
   const std::filesystem::path& journal_dir() const { return journal_; }

@@ -20,180 +20,180 @@ class Database {
  public:
   // Opens (creating if needed) and migrates the database. `full_sync` makes every commit durable
   // against power loss (synchronous=FULL), otherwise against process crashes (NORMAL).
-  static Result<std::unique_ptr<Database>> Open(const std::filesystem::path& file, bool full_sync);
+  [[nodiscard]] static Result<std::unique_ptr<Database>> Open(const std::filesystem::path& file, bool full_sync);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
   // Nodes, as JSON text by name.
-  Result<std::vector<std::pair<std::string, std::string>>> LoadNodes();
+  [[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> LoadNodes();
   // Writes `name`'s body; when `replaces` names another row (a rename), removes it atomically
   // and carries the node's jobs and run-time state over to the new name, so that jobs always
   // show (and retry against) the node's current name.
-  Result<void> SaveNode(const std::string& name, const std::string& body,
+  [[nodiscard]] Result<void> SaveNode(const std::string& name, const std::string& body,
                         const std::string& replaces = {});
-  Result<void> DeleteNode(const std::string& name);
+  [[nodiscard]] Result<void> DeleteNode(const std::string& name);
 
   // Index reads.
-  Result<std::vector<StudyRow>> FindStudies(const StudyFilter& filter);
+  [[nodiscard]] Result<std::vector<StudyRow>> FindStudies(const StudyFilter& filter);
   // `projects`, when not empty: only series filed in one of them (an account's limit).
-  Result<std::vector<SeriesRow>> ListSeries(const std::string& study_uid, const std::vector<std::string>& projects = {});
-  Result<std::vector<InstanceRow>> ListInstances(const std::string& series_uid,
+  [[nodiscard]] Result<std::vector<SeriesRow>> ListSeries(const std::string& study_uid, const std::vector<std::string>& projects = {});
+  [[nodiscard]] Result<std::vector<InstanceRow>> ListInstances(const std::string& series_uid,
                                                 const std::vector<std::string>& projects = {});
-  Result<std::optional<InstanceRow>> GetInstance(const std::string& sop_uid,
+  [[nodiscard]] Result<std::optional<InstanceRow>> GetInstance(const std::string& sop_uid,
                                                  const std::vector<std::string>& projects = {});
-  Result<bool> StudyExists(const std::string& study_uid);
-  Result<bool> SeriesExists(const std::string& series_uid);
+  [[nodiscard]] Result<bool> StudyExists(const std::string& study_uid);
+  [[nodiscard]] Result<bool> SeriesExists(const std::string& series_uid);
 
   // The index queried in DICOM terms (index_query.h: C-FIND and QIDO-RS over the archive).
-  Result<std::vector<IndexAnswer>> QueryIndex(const IndexQuery& query);
+  [[nodiscard]] Result<std::vector<IndexAnswer>> QueryIndex(const IndexQuery& query);
   // The instances a query selects, as the index holds them (files, classes, syntaxes), whatever
   // its level: what a C-GET or C-MOVE sends.
-  Result<std::vector<InstanceRow>> QueryInstances(const IndexQuery& query);
+  [[nodiscard]] Result<std::vector<InstanceRow>> QueryInstances(const IndexQuery& query);
 
   // The instances a query selects with their metadata (json empty where none is written yet),
   // in the index's order.
-  Result<std::vector<MetadataRow>> QueryMetadata(const IndexQuery& query);
+  [[nodiscard]] Result<std::vector<MetadataRow>> QueryMetadata(const IndexQuery& query);
   // Up to `limit` instances with a key above `after_pk` that have no metadata yet, oldest first.
-  Result<std::vector<MetadataRow>> InstancesWithoutMetadata(int limit, int64_t after_pk = 0);
+  [[nodiscard]] Result<std::vector<MetadataRow>> InstancesWithoutMetadata(int limit, int64_t after_pk = 0);
   // Writes metadata rows, each only if its instance still has the file it was made from (the
   // same file_path, received_at and version): a replaced instance is not given its old file's
   // metadata.
-  Result<void> PutMetadata(const std::vector<MetadataRow>& rows);
+  [[nodiscard]] Result<void> PutMetadata(const std::vector<MetadataRow>& rows);
 
   // Which of these SOP Instance UIDs the index holds.
-  Result<std::vector<std::string>> PresentInstances(const std::vector<std::string>& sop_uids);
+  [[nodiscard]] Result<std::vector<std::string>> PresentInstances(const std::vector<std::string>& sop_uids);
 
   // Jobs (job_table.cpp). Insert returns the new id; Update writes every mutable column.
-  Result<int64_t> InsertJob(const JobRow& job);
-  Result<void> UpdateJob(const JobRow& job);
-  Result<std::optional<JobRow>> GetJob(int64_t id);
-  Result<std::vector<JobRow>> ListJobs(const JobFilter& filter);  // newest first
+  [[nodiscard]] Result<int64_t> InsertJob(const JobRow& job);
+  [[nodiscard]] Result<void> UpdateJob(const JobRow& job);
+  [[nodiscard]] Result<std::optional<JobRow>> GetJob(int64_t id);
+  [[nodiscard]] Result<std::vector<JobRow>> ListJobs(const JobFilter& filter);  // newest first
   // Writes `job` only while the stored row is in one of `states` (a cancel, a claim and a pause
   // cannot overwrite each other); false when it was not.
   // With `unpaused`, only while the stored row is not paused either (a claim never undoes a
   // pause that reached the table first).
-  Result<bool> UpdateJobIf(const JobRow& job, const std::vector<std::string>& states, bool unpaused = false);
+  [[nodiscard]] Result<bool> UpdateJobIf(const JobRow& job, const std::vector<std::string>& states, bool unpaused = false);
   // Targeted changes of a queued or waiting job, each one UPDATE that touches only its own
   // columns (a pause, a resume, a reorder and a cancel cannot undo each other); false when the
   // job was not in a state that allows it.
-  Result<bool> PauseJob(int64_t id);
-  Result<bool> ResumeJob(int64_t id);
-  Result<bool> ReorderJob(int64_t id, int priority, int64_t queue_order);
-  Result<bool> CancelPendingJob(int64_t id, const std::string& error, const std::string& finished_at);
+  [[nodiscard]] Result<bool> PauseJob(int64_t id);
+  [[nodiscard]] Result<bool> ResumeJob(int64_t id);
+  [[nodiscard]] Result<bool> ReorderJob(int64_t id, int priority, int64_t queue_order);
+  [[nodiscard]] Result<bool> CancelPendingJob(int64_t id, const std::string& error, const std::string& finished_at);
   // Jobs a worker may start at `now_iso`, in the order they should run: queued ones and waiting
   // ones whose next attempt is due, not paused; by priority, then queue order.
-  Result<std::vector<JobRow>> RunnableJobs(const std::string& now_iso, int limit, int offset = 0);
+  [[nodiscard]] Result<std::vector<JobRow>> RunnableJobs(const std::string& now_iso, int limit, int offset = 0);
   // The earliest next attempt of a waiting job ("" when none waits for a time).
-  Result<std::string> NextJobAttempt();
+  [[nodiscard]] Result<std::string> NextJobAttempt();
   // A queue position at the front or the back of the queued jobs of a priority.
-  Result<int64_t> JobQueueEdge(int priority, bool front);
+  [[nodiscard]] Result<int64_t> JobQueueEdge(int priority, bool front);
   // Per-instance facts of a job (a send's confirmations): added in one transaction; read back.
-  Result<void> AddJobItems(int64_t job_id, const std::vector<std::pair<std::string, std::string>>& items);
-  Result<std::map<std::string, std::string>> JobItems(int64_t job_id);
+  [[nodiscard]] Result<void> AddJobItems(int64_t job_id, const std::vector<std::pair<std::string, std::string>>& items);
+  [[nodiscard]] Result<std::map<std::string, std::string>> JobItems(int64_t job_id);
   // Jobs of a node waiting for its availability window go back to the queue (its schedule
   // changed). Returns how many.
-  Result<int> RequeueScheduleWaits(const std::string& node);
+  [[nodiscard]] Result<int> RequeueScheduleWaits(const std::string& node);
   // Deletes jobs that ended before `before_iso`, with their items. Returns how many.
-  Result<int> PruneJobs(const std::string& before_iso);
+  [[nodiscard]] Result<int> PruneJobs(const std::string& before_iso);
   // A job waiting for the jobs it is made of goes back to the queue once none of them is queued,
   // waiting or running any more. Returns whether it did.
-  Result<bool> WakeParentJob(int64_t parent_id);
+  [[nodiscard]] Result<bool> WakeParentJob(int64_t parent_id);
 
   // Imports (job_table.cpp): the rows of an import's sheet. Insert ignores rows already there.
-  Result<void> InsertImportRows(const std::vector<ImportRowRecord>& rows);
-  Result<std::vector<ImportRowRecord>> ImportRows(int64_t job_id);  // by line
-  Result<void> UpdateImportRow(const ImportRowRecord& row);  // state, error, matches, choice
+  [[nodiscard]] Result<void> InsertImportRows(const std::vector<ImportRowRecord>& rows);
+  [[nodiscard]] Result<std::vector<ImportRowRecord>> ImportRows(int64_t job_id);  // by line
+  [[nodiscard]] Result<void> UpdateImportRow(const ImportRowRecord& row);  // state, error, matches, choice
   // Records the choices of a confirmation and queues the import again, only while it waits for
   // one (false otherwise; nothing written). A paused import keeps waiting until it is resumed.
-  Result<bool> ConfirmImport(int64_t job_id, const std::map<int, std::string>& choices);
+  [[nodiscard]] Result<bool> ConfirmImport(int64_t job_id, const std::map<int, std::string>& choices);
 
   // The history of a node's connection tests (migration 006), newest first; `keep`: how many
   // of the newest AddNodeTest leaves for the node.
-  Result<void> AddNodeTest(const std::string& node, const NodeTestRecord& test, int keep);
-  Result<std::vector<NodeTestRecord>> NodeTests(const std::string& node, int limit);
-  Result<std::map<std::string, NodeTestRecord>> LatestNodeTests();  // by node name
+  [[nodiscard]] Result<void> AddNodeTest(const std::string& node, const NodeTestRecord& test, int keep);
+  [[nodiscard]] Result<std::vector<NodeTestRecord>> NodeTests(const std::string& node, int limit);
+  [[nodiscard]] Result<std::map<std::string, NodeTestRecord>> LatestNodeTests();  // by node name
 
   // MPPS steps (mpps_table.cpp, migration 008): one row per direction and SOP Instance UID;
   // PutMpps inserts or replaces it. Lists are newest change first (a step sent before the same
   // step received, when both changed in the same second).
-  Result<void> PutMpps(const MppsRecord& step);
-  Result<std::optional<MppsRecord>> GetMpps(const std::string& direction, const std::string& sop_instance_uid);
-  Result<std::vector<MppsRecord>> ListMpps(const MppsFilter& filter);
+  [[nodiscard]] Result<void> PutMpps(const MppsRecord& step);
+  [[nodiscard]] Result<std::optional<MppsRecord>> GetMpps(const std::string& direction, const std::string& sop_instance_uid);
+  [[nodiscard]] Result<std::vector<MppsRecord>> ListMpps(const MppsFilter& filter);
 
   // Accounts (account_table.cpp, migration 007). Users are unique by name, case ignored:
   // InsertUser returns false, writing nothing, when the name is taken. Deleting a user deletes
   // its sessions and tokens in the same transaction.
-  Result<std::vector<UserRecord>> LoadUsers();
-  Result<bool> InsertUser(const UserRecord& user);
+  [[nodiscard]] Result<std::vector<UserRecord>> LoadUsers();
+  [[nodiscard]] Result<bool> InsertUser(const UserRecord& user);
   // Role, hash and password_changed_at, by name; with `end_sessions_but` (an id hash, or ""
   // for none kept) the user's other sessions end in the same transaction.
-  Result<void> UpdateUser(const UserRecord& user, const std::string* end_sessions_but = nullptr);
-  Result<void> SetUserLastLogin(const std::string& username, const std::string& at);
-  Result<void> DeleteUser(const std::string& username);
-  Result<std::vector<SessionRecord>> LoadSessions();
-  Result<void> InsertSession(const SessionRecord& session);
-  Result<void> TouchSession(const std::string& id_hash, int64_t last_seen_s);
-  Result<void> DeleteSession(const std::string& id_hash);
-  Result<void> DeleteSessionsBefore(int64_t expires_s);  // those ended by then
-  Result<std::vector<TokenRecord>> LoadTokens();
-  Result<void> InsertToken(const TokenRecord& token);
-  Result<void> TouchToken(const std::string& id, int64_t last_used_s);
-  Result<void> DeleteToken(const std::string& id);
-  Result<void> AddAudit(const AuditRecord& entry);
-  Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& filter);  // newest first
+  [[nodiscard]] Result<void> UpdateUser(const UserRecord& user, const std::string* end_sessions_but = nullptr);
+  [[nodiscard]] Result<void> SetUserLastLogin(const std::string& username, const std::string& at);
+  [[nodiscard]] Result<void> DeleteUser(const std::string& username);
+  [[nodiscard]] Result<std::vector<SessionRecord>> LoadSessions();
+  [[nodiscard]] Result<void> InsertSession(const SessionRecord& session);
+  [[nodiscard]] Result<void> TouchSession(const std::string& id_hash, int64_t last_seen_s);
+  [[nodiscard]] Result<void> DeleteSession(const std::string& id_hash);
+  [[nodiscard]] Result<void> DeleteSessionsBefore(int64_t expires_s);  // those ended by then
+  [[nodiscard]] Result<std::vector<TokenRecord>> LoadTokens();
+  [[nodiscard]] Result<void> InsertToken(const TokenRecord& token);
+  [[nodiscard]] Result<void> TouchToken(const std::string& id, int64_t last_used_s);
+  [[nodiscard]] Result<void> DeleteToken(const std::string& id);
+  [[nodiscard]] Result<void> AddAudit(const AuditRecord& entry);
+  [[nodiscard]] Result<std::vector<AuditRecord>> ListAudit(const AuditFilter& filter);  // newest first
 
   // Run-time facts about nodes ("" when unknown).
-  Result<std::string> GetNodeState(const std::string& node, const std::string& key);
-  Result<void> SetNodeState(const std::string& node, const std::string& key, const std::string& value);
+  [[nodiscard]] Result<std::string> GetNodeState(const std::string& node, const std::string& key);
+  [[nodiscard]] Result<void> SetNodeState(const std::string& node, const std::string& key, const std::string& value);
 
   // Receivers created through the API, as JSON text by id (site_table.cpp).
-  Result<std::vector<std::pair<int64_t, std::string>>> LoadReceivers();
-  Result<int64_t> InsertReceiver(const std::string& body);
-  Result<void> UpdateReceiver(int64_t id, const std::string& body);
-  Result<void> DeleteReceiver(int64_t id);
+  [[nodiscard]] Result<std::vector<std::pair<int64_t, std::string>>> LoadReceivers();
+  [[nodiscard]] Result<int64_t> InsertReceiver(const std::string& body);
+  [[nodiscard]] Result<void> UpdateReceiver(int64_t id, const std::string& body);
+  [[nodiscard]] Result<void> DeleteReceiver(int64_t id);
 
   // Site-wide settings by key (JSON text); "" when unset. CreateSetting keeps an existing value
   // and returns whichever value is stored (so concurrent first uses agree).
-  Result<std::string> GetSetting(const std::string& key);
+  [[nodiscard]] Result<std::string> GetSetting(const std::string& key);
   // A cheap read that fails when the database cannot be used (readiness probe).
-  Result<void> Ping();
-  Result<void> SetSetting(const std::string& key, const std::string& value);
-  Result<std::string> CreateSetting(const std::string& key, const std::string& value);
+  [[nodiscard]] Result<void> Ping();
+  [[nodiscard]] Result<void> SetSetting(const std::string& key, const std::string& value);
+  [[nodiscard]] Result<std::string> CreateSetting(const std::string& key, const std::string& value);
 
   // The archive by labels: projects, a project's subjects, a subject's sessions, a session's
   // series.
-  Result<std::vector<LabelCount>> ListProjects();
-  Result<std::vector<LabelCount>> ListSubjects(const std::string& project);
-  Result<std::vector<LabelCount>> ListSessions(const std::string& project, const std::string& subject);
-  Result<std::vector<SeriesRow>> ListSessionSeries(const std::string& project, const std::string& subject,
+  [[nodiscard]] Result<std::vector<LabelCount>> ListProjects();
+  [[nodiscard]] Result<std::vector<LabelCount>> ListSubjects(const std::string& project);
+  [[nodiscard]] Result<std::vector<LabelCount>> ListSessions(const std::string& project, const std::string& subject);
+  [[nodiscard]] Result<std::vector<SeriesRow>> ListSessionSeries(const std::string& project, const std::string& subject,
                                                    const std::string& session);
   // Those of `series_uids` the archive has, with their labels (empty project: not filed yet).
-  Result<std::map<std::string, FiledSeries>> GetFiledSeries(const std::vector<std::string>& series_uids);
+  [[nodiscard]] Result<std::map<std::string, FiledSeries>> GetFiledSeries(const std::vector<std::string>& series_uids);
 
   // The staging area's bookkeeping (the files live under data_dir/staging/<id>/).
   // The open session with these labels for this receiver, created when there is none.
-  Result<StagedSession> OpenStagedSession(const std::string& receiver, const std::string& project,
+  [[nodiscard]] Result<StagedSession> OpenStagedSession(const std::string& receiver, const std::string& project,
                                           const std::string& subject, const std::string& session);
   // Records an instance (replacing one with the same SOP Instance UID) and updates the
   // session's counts and last arrival. On its own transaction: the start-up scan of the staging
   // area uses it; the ingest indexer writes staged rows in its batches (WriteBatch::PutStaged).
-  Result<void> AddStagedInstance(const StagedInstance& inst);
-  Result<std::vector<StagedSession>> ListStagedSessions();
-  Result<std::optional<StagedSession>> GetStagedSession(int64_t id);
-  Result<std::vector<StagedInstance>> ListStagedInstances(int64_t session_id);
-  Result<void> SetStagedState(int64_t id, const std::string& state);
-  Result<void> DeleteStagedSession(int64_t id);
+  [[nodiscard]] Result<void> AddStagedInstance(const StagedInstance& inst);
+  [[nodiscard]] Result<std::vector<StagedSession>> ListStagedSessions();
+  [[nodiscard]] Result<std::optional<StagedSession>> GetStagedSession(int64_t id);
+  [[nodiscard]] Result<std::vector<StagedInstance>> ListStagedInstances(int64_t session_id);
+  [[nodiscard]] Result<void> SetStagedState(int64_t id, const std::string& state);
+  [[nodiscard]] Result<void> DeleteStagedSession(int64_t id);
 
   // Index writes, for the ingest indexer only (single thread).
   class WriteBatch;
-  Result<std::unique_ptr<WriteBatch>> BeginBatch();
+  [[nodiscard]] Result<std::unique_ptr<WriteBatch>> BeginBatch();
 
  private:
   struct Impl;
   explicit Database(std::unique_ptr<Impl> impl);
   // UPDATE jobs SET <set> WHERE id = :id AND <condition>; `values` bind the :names of `set`.
-  Result<bool> Change(int64_t id, const std::string& set, const std::string& condition,
+  [[nodiscard]] Result<bool> Change(int64_t id, const std::string& set, const std::string& condition,
                       const std::vector<std::string>& values);
   std::unique_ptr<Impl> impl_;
 };
@@ -203,11 +203,11 @@ class Database::WriteBatch {
  public:
   virtual ~WriteBatch() = default;
   // Inserts or replaces the instance and creates/updates its patient, study and series.
-  virtual Result<void> Put(const InstanceRecord& rec) = 0;
+  [[nodiscard]] virtual Result<void> Put(const InstanceRecord& rec) = 0;
   // Records a staged instance like AddStagedInstance (the session's counts are updated at
   // Commit). A row for a session that no longer exists (discarded meanwhile) is skipped.
-  virtual Result<void> PutStaged(const StagedInstance& inst) = 0;
-  virtual Result<void> Commit() = 0;
+  [[nodiscard]] virtual Result<void> PutStaged(const StagedInstance& inst) = 0;
+  [[nodiscard]] virtual Result<void> Commit() = 0;
 };
 
 }  // namespace pb

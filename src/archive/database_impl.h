@@ -10,6 +10,7 @@
 #include <soci/soci.h>
 
 #include "archive/database.h"
+#include "core/thread_annotations.h"
 
 namespace pb {
 
@@ -20,8 +21,8 @@ struct IndexWriter;  // database.cpp
 struct Database::Impl {
   std::string conn;
   soci::connection_pool pool{kReadPool};
-  soci::session writer;
-  std::mutex writer_mu;  // one writer user at a time: index batches, nodes, jobs
+  Mutex writer_mu;  // one writer user at a time: index batches, nodes, jobs
+  soci::session writer GUARDED_BY(writer_mu);
   std::unique_ptr<IndexWriter> index_writer;
   ~Impl();
 };

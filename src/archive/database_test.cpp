@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 #include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <optional>
 
 #include "archive/blob_store.h"
 #include "archive/database_impl.h"
@@ -356,9 +361,29 @@ TEST(DatabaseErrors, KeepSqlitesMessageNotTheStatementOrItsValues) {
   const Error err = db::DbError(e, "reading the index");
   EXPECT_EQ(err.message, "index database: reading the index: database is locked");
   EXPECT_EQ(err.code, Code::kIoError);
-  EXPECT_EQ(db::DbError(soci::soci_error("database or disk is full"), "writing").code, Code::kOutOfSpace);
+  // The code follows SQLite's result code, never the words of a message.
+  EXPECT_EQ(db::DbError(soci::soci_error("database or disk is full"), "writing").code, Code::kIoError);
   EXPECT_EQ(db::DbError(std::runtime_error("bad_cast DOE"), "reading").message,
             "index database: reading: unexpected failure");
+}
+
+TEST(DatabaseErrors, AFullDatabaseIsOutOfSpace) {
+  // SQLite itself answers SQLITE_FULL when a database may grow no more (max_page_count).
+  const auto file = std::filesystem::temp_directory_path() / ("pb-full-" + std::to_string(::getpid()) + ".db");
+  {
+    soci::session s(soci::sqlite3, file.string());
+    s << "CREATE TABLE t(v BLOB)";
+    s << "PRAGMA max_page_count = 3";
+    std::optional<Error> err;
+    try {
+      for (int i = 0; i < 100; ++i) s << "INSERT INTO t VALUES (zeroblob(4096))";
+    } catch (const soci::soci_error& e) {
+      err = db::DbError(e, "writing", false);
+    }
+    ASSERT_TRUE(err.has_value());
+    EXPECT_EQ(err->code, Code::kOutOfSpace) << err->message;
+  }
+  std::filesystem::remove(file);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <soci/soci.h>
 
 #include "archive/database_impl.h"
+#include "core/thread_annotations.h"
 
 namespace pb {
 
@@ -68,7 +69,7 @@ Result<std::vector<std::string>> Database::PresentInstances(const std::vector<st
 }
 
 Result<int64_t> Database::InsertJob(const JobRow& j) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     std::string now = NowIso();
     int interrupted = j.interrupted ? 1 : 0;
@@ -100,7 +101,7 @@ Result<void> Database::UpdateJob(const JobRow& j) {
 }
 
 Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::string>& states, bool unpaused) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     std::string now = NowIso();
     int interrupted = j.interrupted ? 1 : 0;
@@ -149,7 +150,7 @@ Result<bool> Database::CancelPendingJob(int64_t id, const std::string& error, co
 
 Result<bool> Database::Change(int64_t id, const std::string& set, const std::string& condition,
                               const std::vector<std::string>& values) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     std::string now = NowIso();
     long long key = id;
@@ -217,7 +218,7 @@ Result<int64_t> Database::JobQueueEdge(int priority, bool front) {
 
 Result<void> Database::AddJobItems(int64_t job_id, const std::vector<std::pair<std::string, std::string>>& items) {
   if (items.empty()) return {};
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
     long long id = job_id;
@@ -255,7 +256,7 @@ Result<std::map<std::string, std::string>> Database::JobItems(int64_t job_id) {
 }
 
 Result<int> Database::RequeueScheduleWaits(const std::string& node) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     std::string now = NowIso();
     soci::statement st = (impl_->writer.prepare
@@ -270,7 +271,7 @@ Result<int> Database::RequeueScheduleWaits(const std::string& node) {
 }
 
 Result<int> Database::PruneJobs(const std::string& before_iso) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
     // Not the jobs of a job that has not ended (an import still waiting would submit them again).
@@ -303,7 +304,7 @@ Result<bool> Database::WakeParentJob(int64_t parent_id) {
 
 Result<void> Database::InsertImportRows(const std::vector<ImportRowRecord>& rows) {
   if (rows.empty()) return {};
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
     ImportRowRecord r;
@@ -357,7 +358,7 @@ Result<std::vector<ImportRowRecord>> Database::ImportRows(int64_t job_id) {
 }
 
 Result<void> Database::UpdateImportRow(const ImportRowRecord& row) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     long long job = row.job_id;
     impl_->writer << "UPDATE import_rows SET state = :s, error = :e, matches = :m, choice = :c "
@@ -371,7 +372,7 @@ Result<void> Database::UpdateImportRow(const ImportRowRecord& row) {
 }
 
 Result<bool> Database::ConfirmImport(int64_t job_id, const std::map<int, std::string>& choices) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
     std::string now = NowIso();
@@ -461,7 +462,7 @@ NodeTestRecord NodeTestFrom(const soci::row& r) {
 
 Result<void> Database::AddNodeTest(const std::string& node, const NodeTestRecord& test, int keep) {
   keep = std::max(keep, 1);  // never the test just written
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
     const int ok = test.ok ? 1 : 0;
@@ -523,7 +524,7 @@ Result<std::string> Database::GetNodeState(const std::string& node, const std::s
 
 Result<void> Database::SetNodeState(const std::string& node, const std::string& key,
                                     const std::string& value) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     std::string now = NowIso();
     impl_->writer << "INSERT INTO node_state(node, key, value, updated_at) VALUES(:n, :k, :v, :u) "

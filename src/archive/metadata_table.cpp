@@ -2,6 +2,7 @@
 #include <soci/soci.h>
 
 #include "archive/database_impl.h"
+#include "core/thread_annotations.h"
 
 namespace pb {
 
@@ -38,7 +39,7 @@ Result<std::vector<MetadataRow>> Database::InstancesWithoutMetadata(int limit, i
 
 Result<void> Database::PutMetadata(const std::vector<MetadataRow>& rows) {
   if (rows.empty()) return {};
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
     long long pk = 0, version = 0;

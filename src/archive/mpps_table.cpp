@@ -3,6 +3,7 @@
 #include <soci/soci.h>
 
 #include "archive/database_impl.h"
+#include "core/thread_annotations.h"
 
 namespace pb {
 
@@ -39,7 +40,7 @@ MppsRecord FromRow(const soci::row& r) {
 }  // namespace
 
 Result<void> Database::PutMpps(const MppsRecord& m) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     impl_->writer << fmt::format("INSERT OR REPLACE INTO mpps({}) VALUES(:d, :u, :n, :r, :c, :s, :a, :st, :pi, :pn, "
                                  ":sp, :mo, :at, :h, :ca, :ua)",

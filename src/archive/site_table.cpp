@@ -4,6 +4,7 @@
 #include <soci/soci.h>
 
 #include "archive/database_impl.h"
+#include "core/thread_annotations.h"
 
 namespace pb {
 
@@ -25,7 +26,7 @@ Result<std::vector<std::pair<int64_t, std::string>>> Database::LoadReceivers() {
 }
 
 Result<int64_t> Database::InsertReceiver(const std::string& body) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     long long id = 0;
     impl_->writer << "INSERT INTO receivers(body) VALUES(:b) RETURNING id", soci::use(body), soci::into(id);
@@ -36,7 +37,7 @@ Result<int64_t> Database::InsertReceiver(const std::string& body) {
 }
 
 Result<void> Database::UpdateReceiver(int64_t id, const std::string& body) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     long long key = id;
     impl_->writer << "UPDATE receivers SET body = :b WHERE id = :i", soci::use(body), soci::use(key);
@@ -47,7 +48,7 @@ Result<void> Database::UpdateReceiver(int64_t id, const std::string& body) {
 }
 
 Result<void> Database::DeleteReceiver(int64_t id) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     long long key = id;
     impl_->writer << "DELETE FROM receivers WHERE id = :i", soci::use(key);
@@ -101,7 +102,7 @@ Result<std::string> Database::GetSetting(const std::string& key) {
 }
 
 Result<void> Database::SetSetting(const std::string& key, const std::string& value) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     impl_->writer << "INSERT INTO site_settings(key, value) VALUES(:k, :v) "
                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -113,7 +114,7 @@ Result<void> Database::SetSetting(const std::string& key, const std::string& val
 }
 
 Result<std::string> Database::CreateSetting(const std::string& key, const std::string& value) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     impl_->writer << "INSERT INTO site_settings(key, value) VALUES(:k, :v) ON CONFLICT(key) DO NOTHING",
         soci::use(key), soci::use(value);
@@ -248,7 +249,7 @@ StagedSession ToStaged(const soci::row& r) {
 
 Result<StagedSession> Database::OpenStagedSession(const std::string& receiver, const std::string& project,
                                                   const std::string& subject, const std::string& session) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
     soci::row r;
@@ -282,7 +283,7 @@ Result<StagedSession> Database::OpenStagedSession(const std::string& receiver, c
 }
 
 Result<void> Database::AddStagedInstance(const StagedInstance& in) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
     long long sid = in.session_id, size = in.size;
@@ -356,7 +357,7 @@ Result<std::vector<StagedInstance>> Database::ListStagedInstances(int64_t sessio
 }
 
 Result<void> Database::SetStagedState(int64_t id, const std::string& state) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     long long key = id;
     impl_->writer << "UPDATE staged_sessions SET state = :s WHERE id = :i", soci::use(state), soci::use(key);
@@ -367,7 +368,7 @@ Result<void> Database::SetStagedState(int64_t id, const std::string& state) {
 }
 
 Result<void> Database::DeleteStagedSession(int64_t id) {
-  std::lock_guard lock(impl_->writer_mu);
+  MutexLock lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
     long long key = id;

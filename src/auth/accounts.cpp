@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "auth/crypto.h"
+#include "core/thread_annotations.h"
 
 namespace pb::auth {
 
@@ -73,7 +74,7 @@ Result<void> Accounts::Load() {
   const int64_t now = NowS();
   const int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(settings_.session_idle).count();
   if (auto swept = db_.DeleteSessionsBefore(now); !swept) return swept;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   users_.clear();
   for (auto& u : *users) users_[Key(u.username)] = std::move(u);
   sessions_.clear();
@@ -90,7 +91,7 @@ Result<void> Accounts::Load() {
 
 Result<std::optional<std::string>> Accounts::Bootstrap(const std::optional<std::string>& initial, bool* initial_opens) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!users_.empty()) {
       if (initial_opens) {
         auto admin = users_.find("admin");
@@ -107,7 +108,7 @@ Result<std::optional<std::string>> Accounts::Bootstrap(const std::optional<std::
   auto inserted = db_.InsertUser(admin);
   if (!inserted) return tl::unexpected(inserted.error());
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     users_["admin"] = admin;
   }
   Audit({0, now, "(server)", "start", "", "", "user.create", "user", "admin", "null",
@@ -137,7 +138,7 @@ AuthResult<Principal> Accounts::CheckPassword(const std::string& username, const
   const std::string cache_key = Sha256Hex(cache_secret_ + '\0' + key + '\0' + password);
   std::string stored_hash;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto u = users_.find(key);
     // A password verified lately opens without a hash, whatever the throttle says: only who
     // knows it gets here, so an attacker's failures cannot lock out a script that does.
@@ -166,7 +167,7 @@ AuthResult<Principal> Accounts::CheckPassword(const std::string& username, const
   }
   // The slow part, outside the lock. An unknown name costs the same as a known one.
   const bool ok = VerifyPassword(password, stored_hash.empty() ? dummy_hash_ : stored_hash) && !stored_hash.empty();
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   Throttle& t = throttle_[key];
   --t.in_flight;
   auto u = users_.find(key);
@@ -183,7 +184,7 @@ AuthResult<Principal> Accounts::CheckPassword(const std::string& username, const
                 now - e.second.last_failure_s > ThrottleDelaySeconds(e.second.failures));
       });
     }
-    lock.unlock();
+    lock.Unlock();
     Audit({0, UtcNowIso(), username, via, caller.address, caller.request_id, "auth.login_failed", "user", username,
            "null", nlohmann::json{{"failures_in_a_row", failures}}.dump()});
     return tl::unexpected(Wrong());
@@ -196,7 +197,7 @@ AuthResult<Principal> Accounts::CheckPassword(const std::string& username, const
   user.last_login_at = UtcNowIso();
   const Principal p{user.username, ParseRole(user.role).value_or(Role::kReadOnly), via, "", "", "", user.projects};
   const std::string at = user.last_login_at;
-  lock.unlock();
+  lock.Unlock();
   if (auto saved = db_.SetUserLastLogin(p.username, at); !saved) spdlog::warn("accounts: {}", saved.error().message);
   Audit({0, at, p.username, via, caller.address, caller.request_id, "auth.login", "user", p.username, "null", "null"});
   return p;
@@ -220,7 +221,7 @@ AuthResult<NewSession> Accounts::Login(const std::string& username, const std::s
   const std::string key = Key(p->username);
   std::string hash_then;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (auto u = users_.find(key); u != users_.end()) hash_then = u->second.password_hash;
   }
   const int64_t now = NowS();
@@ -239,21 +240,21 @@ AuthResult<NewSession> Accounts::Login(const std::string& username, const std::s
     return tl::unexpected(Refusal{Refusal::Why::kUnavailable, "the session could not be saved; see the server log", 0});
   }
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     // Deleted, or given a new password, while the session was being saved: that ended it.
     auto u = users_.find(key);
     if (hash_then.empty() || u == users_.end() || u->second.password_hash != hash_then) {
-      lock.unlock();
+      lock.Unlock();
       (void)db_.DeleteSession(s.id_hash);
       return tl::unexpected(Refusal{Refusal::Why::kCredentials, "the account changed during the log-in; log in again", 0});
     }
     // Sessions that ended (idle or past their end) go when a new one starts.
     const int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(settings_.session_idle).count();
-    std::erase_if(session_saved_, [&](const auto& e) {
+    std::erase_if(session_saved_, [&](const auto& e) REQUIRES(mu_) {
       auto it = sessions_.find(e.first);
       return it == sessions_.end() || it->second.expires_s <= now || now - it->second.last_seen_s > idle;
     });
-    std::erase_if(sessions_, [&](const auto& e) { return !session_saved_.count(e.first); });
+    std::erase_if(sessions_, [&](const auto& e) REQUIRES(mu_) { return !session_saved_.count(e.first); });
     sessions_[s.id_hash] = s;
     session_saved_[s.id_hash] = now;
   }
@@ -269,7 +270,7 @@ AuthResult<Principal> Accounts::Session(const std::string& cookie) {
   const std::string hash = Sha256Hex(cookie);
   const int64_t now = NowS();
   const int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(settings_.session_idle).count();
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   auto it = sessions_.find(hash);
   const Refusal ended{Refusal::Why::kCredentials, "the session has ended; log in again", 0};
   if (it == sessions_.end()) return tl::unexpected(ended);
@@ -278,7 +279,7 @@ AuthResult<Principal> Accounts::Session(const std::string& cookie) {
   if (s.expires_s <= now || now - s.last_seen_s > idle || u == users_.end()) {
     sessions_.erase(it);
     session_saved_.erase(hash);
-    lock.unlock();
+    lock.Unlock();
     if (auto gone = db_.DeleteSession(hash); !gone) spdlog::warn("accounts: {}", gone.error().message);
     return tl::unexpected(ended);
   }
@@ -288,7 +289,7 @@ AuthResult<Principal> Accounts::Session(const std::string& cookie) {
   int64_t& saved = session_saved_[hash];
   const bool touch = now - saved >= kSessionTouchSeconds;
   if (touch) saved = now;
-  lock.unlock();
+  lock.Unlock();
   if (touch) {
     if (auto t = db_.TouchSession(hash, now); !t) spdlog::warn("accounts: {}", t.error().message);
   }
@@ -300,7 +301,7 @@ AuthResult<Principal> Accounts::Token(const std::string& secret) {
   if (secret.rfind(kTokenPrefix, 0) != 0) return tl::unexpected(bad);
   const std::string hash = Sha256Hex(secret);
   const int64_t now = NowS();
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   auto it = tokens_.find(hash);
   if (it == tokens_.end()) return tl::unexpected(bad);
   TokenRecord& t = it->second;
@@ -311,7 +312,7 @@ AuthResult<Principal> Accounts::Token(const std::string& secret) {
   const bool touch = now - t.last_used_s >= kSessionTouchSeconds;
   if (touch) t.last_used_s = now;
   const std::string id = t.id;
-  lock.unlock();
+  lock.Unlock();
   if (touch) {
     if (auto saved = db_.TouchToken(id, now); !saved) spdlog::warn("accounts: {}", saved.error().message);
   }
@@ -321,7 +322,7 @@ AuthResult<Principal> Accounts::Token(const std::string& secret) {
 void Accounts::Logout(const Principal& p) {
   if (p.session_hash.empty()) return;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     sessions_.erase(p.session_hash);
     session_saved_.erase(p.session_hash);
   }
@@ -329,7 +330,7 @@ void Accounts::Logout(const Principal& p) {
 }
 
 std::vector<UserRecord> Accounts::Users() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<UserRecord> out;
   for (const auto& [k, u] : users_) {
     out.push_back(u);
@@ -339,7 +340,7 @@ std::vector<UserRecord> Accounts::Users() const {
 }
 
 std::optional<UserRecord> Accounts::User(const std::string& username) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = users_.find(Key(username));
   if (it == users_.end()) return std::nullopt;
   UserRecord u = it->second;
@@ -361,7 +362,7 @@ Result<UserRecord> Accounts::CreateUser(const std::string& username, const std::
   }
   if (auto why = PasswordProblem(password, username); !why.empty()) return Fail(Code::kInvalidArgument, why, "password");
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (users_.count(Key(username))) {
       return Fail(Code::kAlreadyExists, fmt::format("an account named '{}' exists", username), "username");
     }
@@ -373,7 +374,7 @@ Result<UserRecord> Accounts::CreateUser(const std::string& username, const std::
   auto inserted = db_.InsertUser(u);
   if (!inserted) return tl::unexpected(inserted.error());
   if (!*inserted) return Fail(Code::kAlreadyExists, fmt::format("an account named '{}' exists", username), "username");
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   users_[Key(username)] = u;
   u.password_hash.clear();
   return u;
@@ -381,7 +382,7 @@ Result<UserRecord> Accounts::CreateUser(const std::string& username, const std::
 
 void Accounts::RemoveSessionsLocked(const std::string& username_key, const std::string& keep) {
   std::erase_if(sessions_, [&](const auto& e) { return Key(e.second.username) == username_key && e.first != keep; });
-  std::erase_if(session_saved_, [&](const auto& e) { return !sessions_.count(e.first); });
+  std::erase_if(session_saved_, [&](const auto& e) REQUIRES(mu_) { return !sessions_.count(e.first); });
 }
 
 Result<UserRecord> Accounts::UpdateUser(const std::string& username, const std::optional<std::string>& role,
@@ -391,14 +392,14 @@ Result<UserRecord> Accounts::UpdateUser(const std::string& username, const std::
   if (role && !ParseRole(*role)) {
     return Fail(Code::kInvalidArgument, fmt::format("unknown role '{}': admin, user or read-only", *role), "role");
   }
-  auto last_admin = [&](const UserRecord& u) {
+  auto last_admin = [&](const UserRecord& u) REQUIRES(mu_) {
     return role && *role != RoleName(Role::kAdmin) && u.role == RoleName(Role::kAdmin) && AdminCountLocked() == 1;
   };
   const auto kLastAdmin = [] {
     return Fail(Code::kConflict, "at least one admin account must remain: make another account admin first", "role");
   };
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = users_.find(key);
     if (it == users_.end()) return Fail(Code::kNotFound, fmt::format("no account named '{}'", username));
     if (last_admin(it->second)) return kLastAdmin();
@@ -414,7 +415,7 @@ Result<UserRecord> Accounts::UpdateUser(const std::string& username, const std::
     if (!h) return tl::unexpected(h.error());
     hash = *h;
   }
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   auto it = users_.find(key);
   if (it == users_.end()) return Fail(Code::kNotFound, fmt::format("no account named '{}'", username));
   if (last_admin(it->second)) return kLastAdmin();
@@ -429,7 +430,7 @@ Result<UserRecord> Accounts::UpdateUser(const std::string& username, const std::
   if (auto saved = db_.UpdateUser(updated, hash ? &keep_session : nullptr); !saved) return tl::unexpected(saved.error());
   it->second = updated;
   if (hash) RemoveSessionsLocked(key, keep_session);
-  lock.unlock();
+  lock.Unlock();
   if (hash && key == "admin" && !settings_.initial_password_file.empty()) {
     std::error_code ec;
     std::filesystem::remove(settings_.initial_password_file, ec);
@@ -446,7 +447,7 @@ void Accounts::EraseUserLocked(const std::string& key) {
 
 Result<void> Accounts::DeleteUser(const std::string& username) {
   const std::string key = Key(username);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = users_.find(key);
   if (it == users_.end()) return Fail(Code::kNotFound, fmt::format("no account named '{}'", username));
   if (it->second.role == RoleName(Role::kAdmin) && AdminCountLocked() == 1) {
@@ -485,9 +486,9 @@ Result<NewToken> Accounts::CreateToken(const Principal& p, const std::string& na
   t.created_s = now;
   t.expires_s = expires_days ? now + int64_t{*expires_days} * 86400 : 0;
   if (auto saved = db_.InsertToken(t); !saved) return tl::unexpected(saved.error());
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (!users_.count(Key(p.username))) {  // deleted meanwhile: so is its token
-    lock.unlock();
+    lock.Unlock();
     (void)db_.DeleteToken(t.id);
     return Fail(Code::kNotFound, fmt::format("no account named '{}'", p.username));
   }
@@ -496,7 +497,7 @@ Result<NewToken> Accounts::CreateToken(const Principal& p, const std::string& na
 }
 
 std::vector<TokenRecord> Accounts::Tokens(const Principal& p, bool all) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<TokenRecord> out;
   const std::string me = Key(p.username);
   for (const auto& [h, t] : tokens_) {
@@ -509,7 +510,7 @@ std::vector<TokenRecord> Accounts::Tokens(const Principal& p, bool all) const {
 }
 
 Result<TokenRecord> Accounts::RevokeToken(const Principal& p, const std::string& id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = std::find_if(tokens_.begin(), tokens_.end(), [&](const auto& e) { return e.second.id == id; });
   // Someone else's token is "not found" to a non-admin: ids of others are not disclosed.
   if (it == tokens_.end() || (p.role != Role::kAdmin && Key(it->second.username) != Key(p.username))) {

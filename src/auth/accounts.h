@@ -18,6 +18,7 @@
 #include "auth/role.h"
 #include "core/clock.h"
 #include "core/result.h"
+#include "core/thread_annotations.h"
 
 namespace pb::auth {
 
@@ -82,13 +83,13 @@ class Accounts {
   Accounts(Database& db, const Clock& clock, AccountSettings settings = {});
 
   // Reads users, sessions and tokens from the index; ended sessions are dropped.
-  Result<void> Load();
+  [[nodiscard]] Result<void> Load();
 
   // On a first start (no account at all) creates "admin" with `initial` or, when there is
   // none, a random password, which it returns (and keeps in initial_password_file). When the
   // account exists, returns nullopt and sets *initial_opens (if given) to whether `initial`
   // still opens it.
-  Result<std::optional<std::string>> Bootstrap(const std::optional<std::string>& initial,
+  [[nodiscard]] Result<std::optional<std::string>> Bootstrap(const std::optional<std::string>& initial,
                                                bool* initial_opens = nullptr);
 
   // Authentication. Log-ins, failed ones too, go to the audit log with the caller (a basic
@@ -104,25 +105,25 @@ class Accounts {
   std::optional<UserRecord> User(const std::string& username) const;
   // `projects`: what the account may see through the DICOMweb server (empty: all); the caller
   // checks they are project labels.
-  Result<UserRecord> CreateUser(const std::string& username, const std::string& role, const std::string& password,
+  [[nodiscard]] Result<UserRecord> CreateUser(const std::string& username, const std::string& role, const std::string& password,
                                 const std::vector<std::string>& projects = {});
   // Role and/or password; a new password ends the user's sessions but `keep_session` (an id
   // hash). The last admin cannot be demoted.
-  Result<UserRecord> UpdateUser(const std::string& username, const std::optional<std::string>& role,
+  [[nodiscard]] Result<UserRecord> UpdateUser(const std::string& username, const std::optional<std::string>& role,
                                 const std::optional<std::string>& password, const std::string& keep_session = {},
                                 const std::optional<std::vector<std::string>>& projects = std::nullopt);
-  Result<void> DeleteUser(const std::string& username);
+  [[nodiscard]] Result<void> DeleteUser(const std::string& username);
 
   // API tokens. A token's role is at most its creator's; `all` (admins) lists everyone's.
-  Result<NewToken> CreateToken(const Principal& p, const std::string& name, const std::optional<std::string>& role,
+  [[nodiscard]] Result<NewToken> CreateToken(const Principal& p, const std::string& name, const std::optional<std::string>& role,
                                std::optional<int> expires_days);
   std::vector<TokenRecord> Tokens(const Principal& p, bool all) const;
-  Result<TokenRecord> RevokeToken(const Principal& p, const std::string& id);
+  [[nodiscard]] Result<TokenRecord> RevokeToken(const Principal& p, const std::string& id);
 
   // The audit log: written by the callers that change things (and by log-ins here). A failed
   // write is logged, never fatal to the change it records.
   void Audit(AuditRecord entry);
-  Result<std::vector<AuditRecord>> AuditLog(const AuditFilter& filter);
+  [[nodiscard]] Result<std::vector<AuditRecord>> AuditLog(const AuditFilter& filter);
 
  private:
   struct Throttle {
@@ -139,9 +140,9 @@ class Accounts {
   // `remembered`: set when the password cache answered (no hash, no audit entry).
   AuthResult<Principal> CheckPassword(const std::string& username, const std::string& password,
                                       const Caller& caller, const char* via, bool* remembered = nullptr);
-  void RemoveSessionsLocked(const std::string& username_key, const std::string& keep);
-  void EraseUserLocked(const std::string& key);
-  int AdminCountLocked() const;
+  void RemoveSessionsLocked(const std::string& username_key, const std::string& keep) REQUIRES(mu_);
+  void EraseUserLocked(const std::string& key) REQUIRES(mu_);
+  int AdminCountLocked() const REQUIRES(mu_);
 
   Database& db_;
   const Clock& clock_;
@@ -149,13 +150,13 @@ class Accounts {
   const std::string cache_secret_;  // keys the password cache: nothing there is a password
   std::string dummy_hash_;          // verified for unknown names, so they take as long (Load)
 
-  mutable std::mutex mu_;
-  std::map<std::string, UserRecord> users_;        // by lower-case name
-  std::map<std::string, SessionRecord> sessions_;  // by id hash
-  std::map<std::string, int64_t> session_saved_;   // id hash → last_seen_s written to the index
-  std::map<std::string, TokenRecord> tokens_;      // by hash of the secret
-  std::map<std::string, Throttle> throttle_;       // by lower-case name, existing or not
-  std::map<std::string, CachedPassword> password_cache_;
+  mutable Mutex mu_;
+  std::map<std::string, UserRecord> users_ GUARDED_BY(mu_);        // by lower-case name
+  std::map<std::string, SessionRecord> sessions_ GUARDED_BY(mu_);  // by id hash
+  std::map<std::string, int64_t> session_saved_ GUARDED_BY(mu_);   // id hash → last_seen_s written to the index
+  std::map<std::string, TokenRecord> tokens_ GUARDED_BY(mu_);      // by hash of the secret
+  std::map<std::string, Throttle> throttle_ GUARDED_BY(mu_);       // by lower-case name, existing or not
+  std::map<std::string, CachedPassword> password_cache_ GUARDED_BY(mu_);
 };
 
 }  // namespace pb::auth

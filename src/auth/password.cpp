@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "auth/crypto.h"
+#include "core/thread_annotations.h"
 
 namespace pb::auth {
 
@@ -19,13 +20,13 @@ class HashSlots {
   class Held {
    public:
     explicit Held(HashSlots& s) : s_(s) {
-      std::unique_lock lock(s_.mu_);
-      s_.cv_.wait(lock, [&] { return s_.free_ > 0; });
+      MutexLock lock(s_.mu_);
+      s_.cv_.wait(lock, [&]() REQUIRES(s_.mu_) { return s_.free_ > 0; });
       --s_.free_;
     }
     ~Held() {
       {
-        std::lock_guard lock(s_.mu_);
+        MutexLock lock(s_.mu_);
         ++s_.free_;
       }
       s_.cv_.notify_one();
@@ -38,9 +39,9 @@ class HashSlots {
   };
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  int free_ = 2;
+  int free_ GUARDED_BY(mu_) = 2;
 };
 
 HashSlots& Slots() {
@@ -54,7 +55,7 @@ constexpr size_t kMaxPassword = 1024;
 
 }  // namespace
 
-Result<std::string> HashPassword(std::string_view password, HashCost cost) {
+[[nodiscard]] Result<std::string> HashPassword(std::string_view password, HashCost cost) {
   if (password.size() > kMaxPassword) return Fail(Code::kInvalidArgument, "the password is too long", "password");
   const std::string salt = RandomBytes(kSaltBytes);
   const size_t len = argon2_encodedlen(cost.passes, cost.memory_kib, 1, static_cast<uint32_t>(salt.size()),

@@ -15,7 +15,7 @@ struct HashCost {
 };
 
 // At most two hashes or verifications run at once (each takes memory_kib); more wait.
-Result<std::string> HashPassword(std::string_view password, HashCost cost = {});
+[[nodiscard]] Result<std::string> HashPassword(std::string_view password, HashCost cost = {});
 // Constant-time (libargon2 compares the hashes so); false for a malformed stored hash.
 bool VerifyPassword(std::string_view password, const std::string& encoded);
 

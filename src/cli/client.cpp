@@ -31,7 +31,7 @@ std::string FollowCommand(const ServerOptions& server, const std::string& id) {
   return command;
 }
 
-Result<Reply> Call(const ServerOptions& server, const std::string& method, const std::string& path,
+[[nodiscard]] Result<Reply> Call(const ServerOptions& server, const std::string& method, const std::string& path,
                    const nlohmann::json* body) {
   const ServerUrl where = ResolveServerUrl(server, std::getenv("PACSBRIDGE_SERVER"));
   httplib::Client client(where.url);
@@ -111,7 +111,7 @@ int CallAndReport(const ServerOptions& server, const std::string& method, const 
   return 0;
 }
 
-Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValues(
+[[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValues(
     const std::vector<std::string>& args) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& a : args) {

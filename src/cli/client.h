@@ -43,7 +43,7 @@ struct Reply {
 
 // Sends a request; a connection failure is an Error naming the server URL. HTTP error statuses
 // come back as replies (the caller turns them into messages with ErrorText).
-Result<Reply> Call(const ServerOptions& server, const std::string& method, const std::string& path,
+[[nodiscard]] Result<Reply> Call(const ServerOptions& server, const std::string& method, const std::string& path,
                    const nlohmann::json* body = nullptr);
 std::string ErrorText(const Reply& reply);
 
@@ -63,7 +63,7 @@ std::string FollowCommand(const ServerOptions& server, const std::string& id);
 int FollowJob(const ServerOptions& server, const std::string& id, bool json);
 
 // Splits KEYWORD=VALUE arguments (filters, matching keys); the error names the bad argument.
-Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValues(
+[[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValues(
     const std::vector<std::string>& args);
 
 // What most client subcommands take: --server, --password, --json.

@@ -56,7 +56,7 @@ std::vector<FindColumn> DefaultFindColumns(const std::string& level,
   return columns;
 }
 
-Result<std::vector<FindColumn>> ExplicitFindColumns(const std::string& list,
+[[nodiscard]] Result<std::vector<FindColumn>> ExplicitFindColumns(const std::string& list,
                                                     bool (*is_keyword)(const std::string&)) {
   std::vector<FindColumn> columns;
   size_t start = 0;

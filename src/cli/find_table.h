@@ -24,7 +24,7 @@ std::vector<FindColumn> DefaultFindColumns(const std::string& level,
 // Columns named by `--columns A,B,C` (DICOM keywords, titled by keyword; UIDs and PatientID
 // are never cut). `is_keyword` says whether a name is a DICOM keyword; errors name the unknown
 // one (field "--columns").
-Result<std::vector<FindColumn>> ExplicitFindColumns(const std::string& list,
+[[nodiscard]] Result<std::vector<FindColumn>> ExplicitFindColumns(const std::string& list,
                                                     bool (*is_keyword)(const std::string&));
 
 std::vector<std::string> FindCells(const std::vector<FindColumn>& columns,

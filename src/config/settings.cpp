@@ -26,7 +26,7 @@ struct Ctx {
   }
 };
 
-Result<void> CheckKeys(const Ctx& ctx, const toml::table& t, std::string_view where,
+[[nodiscard]] Result<void> CheckKeys(const Ctx& ctx, const toml::table& t, std::string_view where,
                        const Keys& allowed) {
   for (auto&& [k, v] : t) {
     if (!allowed.count(k.str())) {
@@ -37,7 +37,7 @@ Result<void> CheckKeys(const Ctx& ctx, const toml::table& t, std::string_view wh
   return {};
 }
 
-Result<std::string> GetString(const Ctx& ctx, const toml::table& t, std::string_view where,
+[[nodiscard]] Result<std::string> GetString(const Ctx& ctx, const toml::table& t, std::string_view where,
                               std::string_view key, std::string def) {
   const toml::node* n = t.get(key);
   if (!n) return def;
@@ -45,7 +45,7 @@ Result<std::string> GetString(const Ctx& ctx, const toml::table& t, std::string_
   return tl::unexpected(ctx.Err(n, fmt::format("{}.{}", where, key), "must be a string"));
 }
 
-Result<int64_t> GetInt(const Ctx& ctx, const toml::table& t, std::string_view where,
+[[nodiscard]] Result<int64_t> GetInt(const Ctx& ctx, const toml::table& t, std::string_view where,
                        std::string_view key, int64_t def) {
   const toml::node* n = t.get(key);
   if (!n) return def;
@@ -53,7 +53,7 @@ Result<int64_t> GetInt(const Ctx& ctx, const toml::table& t, std::string_view wh
   return tl::unexpected(ctx.Err(n, fmt::format("{}.{}", where, key), "must be an integer"));
 }
 
-Result<bool> GetBool(const Ctx& ctx, const toml::table& t, std::string_view where,
+[[nodiscard]] Result<bool> GetBool(const Ctx& ctx, const toml::table& t, std::string_view where,
                      std::string_view key, bool def) {
   const toml::node* n = t.get(key);
   if (!n) return def;
@@ -61,7 +61,7 @@ Result<bool> GetBool(const Ctx& ctx, const toml::table& t, std::string_view wher
   return tl::unexpected(ctx.Err(n, fmt::format("{}.{}", where, key), "must be true or false"));
 }
 
-Result<std::vector<ConfigEntry>> Entries(const Ctx& ctx, const toml::table& root,
+[[nodiscard]] Result<std::vector<ConfigEntry>> Entries(const Ctx& ctx, const toml::table& root,
                                          std::string_view key) {
   std::vector<ConfigEntry> out;
   const toml::node* n = root.get(key);
@@ -100,7 +100,7 @@ Settings DefaultSettings() {
   return s;
 }
 
-Result<std::pair<std::string, int>> ParseListenAddress(std::string_view value,
+[[nodiscard]] Result<std::pair<std::string, int>> ParseListenAddress(std::string_view value,
                                                        std::string_view field) {
   std::string v(value);
   auto bad = [&](std::string why) {
@@ -128,7 +128,7 @@ Result<std::pair<std::string, int>> ParseListenAddress(std::string_view value,
   return std::make_pair(host, p);
 }
 
-Result<Settings> ParseSettings(std::string_view text, const std::string& source_name) {
+[[nodiscard]] Result<Settings> ParseSettings(std::string_view text, const std::string& source_name) {
   Ctx ctx{source_name};
   toml::table root;
   try {
@@ -309,7 +309,7 @@ Result<Settings> ParseSettings(std::string_view text, const std::string& source_
   return s;
 }
 
-Result<Settings> LoadSettings(const std::filesystem::path& file) {
+[[nodiscard]] Result<Settings> LoadSettings(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     return Fail(Code::kNotFound, fmt::format("cannot read config file {}", file.string()));

@@ -59,11 +59,11 @@ struct Settings {
 Settings DefaultSettings();
 
 // Parses and validates a TOML file. Errors name the file, the line and the key.
-Result<Settings> LoadSettings(const std::filesystem::path& file);
-Result<Settings> ParseSettings(std::string_view toml_text, const std::string& source_name);
+[[nodiscard]] Result<Settings> LoadSettings(const std::filesystem::path& file);
+[[nodiscard]] Result<Settings> ParseSettings(std::string_view toml_text, const std::string& source_name);
 
 // "127.0.0.1:8080", "[::1]:8080", ":8080" → host and port.
-Result<std::pair<std::string, int>> ParseListenAddress(std::string_view value,
+[[nodiscard]] Result<std::pair<std::string, int>> ParseListenAddress(std::string_view value,
                                                        std::string_view field);
 
 }  // namespace pb

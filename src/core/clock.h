@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "core/thread_annotations.h"
+
 namespace pb {
 
 using TimePoint = std::chrono::system_clock::time_point;
@@ -24,21 +26,21 @@ class ManualClock : public Clock {
  public:
   explicit ManualClock(TimePoint start) : now_(start) {}
   TimePoint Now() const override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return now_;
   }
   void Set(TimePoint t) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     now_ = t;
   }
   void Advance(std::chrono::system_clock::duration d) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     now_ += d;
   }
 
  private:
-  mutable std::mutex mu_;
-  TimePoint now_;
+  mutable Mutex mu_;
+  TimePoint now_ GUARDED_BY(mu_);
 };
 
 // Now, UTC, ISO 8601 to the second: "2026-11-22T21:40:00Z".

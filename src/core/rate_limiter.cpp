@@ -4,6 +4,8 @@
 #include <map>
 #include <thread>
 
+#include "core/thread_annotations.h"
+
 namespace pb {
 namespace {
 
@@ -21,19 +23,19 @@ RateLimiter::RateLimiter(int64_t bytes_per_second, Now now, Sleep sleep)
 }
 
 void RateLimiter::SetRate(int64_t bytes_per_second) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   rate_ = std::max<int64_t>(1, bytes_per_second);
 }
 
 int64_t RateLimiter::rate() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return rate_;
 }
 
 bool RateLimiter::Acquire(int64_t bytes, const std::function<bool()>& stop) {
   Duration wait{};
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const auto now = now_();
     const double burst = static_cast<double>(rate_) * kBurstSeconds;
     tokens_ = std::min(burst, tokens_ + std::chrono::duration<double>(now - last_).count() * static_cast<double>(rate_));
@@ -54,9 +56,9 @@ bool RateLimiter::Acquire(int64_t bytes, const std::function<bool()>& stop) {
 }
 
 std::shared_ptr<RateLimiter> NodeRateLimiter(const std::string& node, int64_t bytes_per_second) {
-  static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<RateLimiter>> limiters;  // GUARDED_BY(mu)
-  std::lock_guard lock(mu);
+  static Mutex mu;
+  static std::map<std::string, std::shared_ptr<RateLimiter>> limiters GUARDED_BY(mu);
+  MutexLock lock(mu);
   if (bytes_per_second <= 0) {
     limiters.erase(node);
     return nullptr;

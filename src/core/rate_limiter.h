@@ -11,6 +11,8 @@
 #include <mutex>
 #include <string>
 
+#include "core/thread_annotations.h"
+
 namespace pb {
 
 class RateLimiter {
@@ -30,10 +32,10 @@ class RateLimiter {
   int64_t rate() const;
 
  private:
-  mutable std::mutex mu_;
-  int64_t rate_;           // GUARDED_BY(mu_)
-  double tokens_;          // GUARDED_BY(mu_): may be negative (debt)
-  std::chrono::steady_clock::time_point last_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  int64_t rate_ GUARDED_BY(mu_);
+  double tokens_ GUARDED_BY(mu_);          // may be negative (debt)
+  std::chrono::steady_clock::time_point last_ GUARDED_BY(mu_);
   Now now_;
   Sleep sleep_;
 };

@@ -9,6 +9,7 @@ const char* CodeName(Code code) {
     case Code::kAlreadyExists: return "already_exists";
     case Code::kLocked: return "locked";
     case Code::kUnavailable: return "unavailable";
+    case Code::kAborted: return "aborted";
     case Code::kTimeout: return "timeout";
     case Code::kIoError: return "io_error";
     case Code::kOutOfSpace: return "out_of_space";

@@ -14,6 +14,8 @@ enum class Code {
   kAlreadyExists,
   kLocked,           // comes from the config file, read-only
   kUnavailable,      // a peer or resource cannot be reached right now
+  kAborted,          // the peer ended the association or connection under way (A-ABORT): it
+                     // may pass, or the peer may not take what we asked (some abort a C-GET)
   kTimeout,
   kIoError,          // disk, database
   kOutOfSpace,
@@ -43,7 +45,8 @@ const char* CodeName(Code code);
 // Whether a fault of this kind may go away by itself (a peer down, a timeout, no space right
 // now), so that trying again later is worth it; refusals and bad input are not.
 inline bool IsTransient(Code code) {
-  return code == Code::kUnavailable || code == Code::kTimeout || code == Code::kOutOfSpace || code == Code::kIoError;
+  return code == Code::kUnavailable || code == Code::kAborted || code == Code::kTimeout || code == Code::kOutOfSpace ||
+         code == Code::kIoError;
 }
 
 }  // namespace pb

@@ -53,7 +53,7 @@ struct UrlRules {
 };
 
 // Parses `url` (already trimmed, not empty) by `rules`; the parsed URL or an error naming `field`.
-Result<Url> Parse(const std::string& url, const std::string& field, const UrlRules& rules) {
+[[nodiscard]] Result<Url> Parse(const std::string& url, const std::string& field, const UrlRules& rules) {
   const std::string shown = Shown(url);
   auto fail = [&](const std::string& why) {
     return Fail(Code::kInvalidArgument,
@@ -86,7 +86,7 @@ Result<Url> Parse(const std::string& url, const std::string& field, const UrlRul
 }
 
 // What libcurl understood, so that paths appended later mean what they say.
-Result<std::string> Normalized(CURLU* u, const std::string& field) {
+[[nodiscard]] Result<std::string> Normalized(CURLU* u, const std::string& field) {
   Part normalized = Get(u, CURLUPART_URL);
   if (!normalized) return Fail(Code::kInvalidArgument, fmt::format("{} is not a valid URL", field), field);
   return std::string(normalized.get());
@@ -105,7 +105,7 @@ const UrlRules kProxy{{"http", "https", "socks5", "socks5h"}, "http://, https://
 
 }  // namespace
 
-Result<std::string> ValidateBaseUrl(std::string_view raw, const std::string& field) {
+[[nodiscard]] Result<std::string> ValidateBaseUrl(std::string_view raw, const std::string& field) {
   const std::string url(Trimmed(raw));
   if (url.empty()) {
     return Fail(Code::kInvalidArgument, fmt::format("{} is required: {}, {}", field, kRoot.what, kRoot.example), field);
@@ -115,7 +115,7 @@ Result<std::string> ValidateBaseUrl(std::string_view raw, const std::string& fie
   return Normalized(u->get(), field);
 }
 
-Result<std::string> ValidateEndpointUrl(std::string_view raw, const std::string& field) {
+[[nodiscard]] Result<std::string> ValidateEndpointUrl(std::string_view raw, const std::string& field) {
   const std::string url(Trimmed(raw));
   if (url.empty()) {
     return Fail(Code::kInvalidArgument, fmt::format("{} is required: {}, {}", field, kEndpoint.what, kEndpoint.example),
@@ -126,7 +126,7 @@ Result<std::string> ValidateEndpointUrl(std::string_view raw, const std::string&
   return Normalized(u->get(), field);
 }
 
-Result<std::string> ValidateProxyUrl(std::string_view raw, const std::string& field) {
+[[nodiscard]] Result<std::string> ValidateProxyUrl(std::string_view raw, const std::string& field) {
   const std::string url(Trimmed(raw));
   if (url.empty()) return url;
   auto u = Parse(url, field, kProxy);

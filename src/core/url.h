@@ -13,14 +13,14 @@ namespace pb {
 // A DICOMweb root (`url`, `qido_root`, `wado_root`, `stow_root`): http or https, a host, no query
 // or fragment. Returns the URL as libcurl understood it (trimmed; "http://h:1" becomes
 // "http://h:1/").
-Result<std::string> ValidateBaseUrl(std::string_view url, const std::string& field);
+[[nodiscard]] Result<std::string> ValidateBaseUrl(std::string_view url, const std::string& field);
 
 // Another HTTP endpoint (the OAuth2 `auth.token_url`): http or https, a host, any path (with or
 // without a trailing slash), a query allowed, no fragment.
-Result<std::string> ValidateEndpointUrl(std::string_view url, const std::string& field);
+[[nodiscard]] Result<std::string> ValidateEndpointUrl(std::string_view url, const std::string& field);
 
 // A proxy (`proxy`): http://, https://, socks5:// or socks5h://, a host and an optional port,
 // nothing after them. "" (no proxy) stays "".
-Result<std::string> ValidateProxyUrl(std::string_view url, const std::string& field);
+[[nodiscard]] Result<std::string> ValidateProxyUrl(std::string_view url, const std::string& field);
 
 }  // namespace pb

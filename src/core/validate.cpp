@@ -65,7 +65,7 @@ std::string Trim(std::string_view s) {
   return std::string(s.substr(b, e - b));
 }
 
-Result<std::string> ValidateAeTitle(std::string_view value, std::string_view field) {
+[[nodiscard]] Result<std::string> ValidateAeTitle(std::string_view value, std::string_view field) {
   std::string ae = Trim(value);
   if (ae.empty()) {
     return Fail(Code::kInvalidArgument, fmt::format("{} must not be empty", field),
@@ -130,7 +130,7 @@ bool IsDnsName(std::string_view h) {
 
 }  // namespace
 
-Result<std::string> ValidateHost(std::string_view value, std::string_view field) {
+[[nodiscard]] Result<std::string> ValidateHost(std::string_view value, std::string_view field) {
   std::string h = Trim(value);
   std::string f(field);
   if (h.empty()) return Fail(Code::kInvalidArgument, fmt::format("{} must not be empty", field), f);
@@ -168,7 +168,7 @@ Result<std::string> ValidateHost(std::string_view value, std::string_view field)
   return h;
 }
 
-Result<uint16_t> ValidatePort(int64_t value, std::string_view field) {
+[[nodiscard]] Result<uint16_t> ValidatePort(int64_t value, std::string_view field) {
   if (value < 1 || value > 65535) {
     return Fail(Code::kInvalidArgument,
                 fmt::format("{} must be between 1 and 65535 (got {})", field, value),

@@ -12,15 +12,15 @@ namespace pb {
 
 // AE titles: leading/trailing spaces are removed; 1..16 characters; no backslash and no control
 // characters. Case is kept and matters: "orthanc" and "ORTHANC" are different AE titles.
-Result<std::string> ValidateAeTitle(std::string_view value, std::string_view field = "ae_title");
+[[nodiscard]] Result<std::string> ValidateAeTitle(std::string_view value, std::string_view field = "ae_title");
 
 // A bare host: IPv4 address, IPv6 address (with or without [brackets]) or a DNS name. Anything
 // with a scheme (http://) or a path is refused with a hint to give the bare host. IPv6 comes
 // back without brackets.
-Result<std::string> ValidateHost(std::string_view value, std::string_view field = "host");
+[[nodiscard]] Result<std::string> ValidateHost(std::string_view value, std::string_view field = "host");
 
 // A TCP port of a remote peer or one of our listeners: 1..65535.
-Result<uint16_t> ValidatePort(int64_t value, std::string_view field = "port");
+[[nodiscard]] Result<uint16_t> ValidatePort(int64_t value, std::string_view field = "port");
 
 // A DICOM UID: 1..64 characters, digits and dots, no empty component, no leading zero.
 bool IsValidUid(std::string_view uid);

@@ -16,6 +16,7 @@
 #include <openssl/hmac.h>
 
 #include "dicom/anonymize_table.h"
+#include "dicom/condition.h"
 
 // How the actions of Table E.1-1 are carried out:
 //  - The combinations take the action the profile allows that keeps the most: "Z/D" is Z,
@@ -215,9 +216,9 @@ std::string TagText(const DcmElement& elem) {
   return fmt::format("{} {}", tag.getXTag().toString().c_str(), tag.getTagName());
 }
 
-Result<void> Check(OFCondition c, const DcmElement& elem, const char* what) {
+[[nodiscard]] Result<void> Check(OFCondition c, const DcmElement& elem, const char* what) {
   if (c.good()) return {};
-  return Fail(Code::kInternal, fmt::format("cannot {} {}: {}", what, TagText(elem), c.text()));
+  return FailCondition(c, fmt::format("cannot {} {}", what, TagText(elem)), Code::kInternal);
 }
 
 // The text of a value; a UN (an attribute in implicit VR unknown to the dictionary) is read as
@@ -239,7 +240,7 @@ class Anonymizer {
   Anonymizer(const AnonymizeOptions& options, std::string subject, int shift_days)
       : options_(options), subject_(std::move(subject)), shift_days_(shift_days) {}
 
-  Result<void> Process(DcmItem& item) {
+  [[nodiscard]] Result<void> Process(DcmItem& item) {
     unsigned long i = 0;
     while (i < item.card()) {
       DcmElement* elem = item.getElement(i);
@@ -289,7 +290,7 @@ class Anonymizer {
     }
   }
 
-  Result<void> Apply(DcmElement& elem, Op op) {
+  [[nodiscard]] Result<void> Apply(DcmElement& elem, Op op) {
     const DcmEVR vr = elem.ident();
     switch (op) {
       case Op::kRemove:
@@ -320,7 +321,7 @@ class Anonymizer {
     return {};
   }
 
-  Result<void> Recurse(DcmElement& elem) {
+  [[nodiscard]] Result<void> Recurse(DcmElement& elem) {
     auto& sq = static_cast<DcmSequenceOfItems&>(elem);
     for (unsigned long j = 0; j < sq.card(); ++j) {
       DcmItem* child = sq.getItem(j);
@@ -330,7 +331,7 @@ class Anonymizer {
     return {};
   }
 
-  Result<void> PutText(DcmElement& elem, const std::string& text) {
+  [[nodiscard]] Result<void> PutText(DcmElement& elem, const std::string& text) {
     if (IsText(elem.ident())) return Check(elem.putString(text.c_str()), elem, "replace");
     if (elem.ident() != EVR_UN) return Check(elem.clear(), elem, "empty");
     std::string padded = text;
@@ -340,7 +341,7 @@ class Anonymizer {
                  elem, "replace");
   }
 
-  Result<void> MapValues(DcmElement& elem) {
+  [[nodiscard]] Result<void> MapValues(DcmElement& elem) {
     auto text = TextOf(elem);
     if (!text) return Check(elem.clear(), elem, "empty");
     std::vector<std::string> uids = Split(*text);
@@ -375,18 +376,18 @@ struct MethodCode {
   const char* meaning;  // CID 7050
 };
 
-Result<void> Put(DcmItem& item, const DcmTagKey& key, const std::string& value) {
+[[nodiscard]] Result<void> Put(DcmItem& item, const DcmTagKey& key, const std::string& value) {
   OFCondition c = item.putAndInsertString(key, value.c_str());
   if (c.good()) return {};
   DcmTag tag(key);
-  return Fail(Code::kInternal, fmt::format("cannot write {} {}: {}", key.toString().c_str(),
-                                           tag.getTagName(), c.text()));
+  return FailCondition(c, fmt::format("cannot write {} {}", key.toString().c_str(),
+                                           tag.getTagName()), Code::kInternal);
 }
 
 // Patient Identity Removed, De-identification Method (one LO value per profile and option, each
 // within the 64 characters of LO) and its Code Sequence, Longitudinal Temporal Information
 // Modified.
-Result<void> Record(DcmDataset& ds, const AnonymizeOptions& o) {
+[[nodiscard]] Result<void> Record(DcmDataset& ds, const AnonymizeOptions& o) {
   std::vector<MethodCode> codes{{"113100", "Basic Application Confidentiality Profile"}};
   std::vector<std::string> method{"PS3.15 Annex E Basic Application Level Confidentiality Profile"};
   if (o.retain_uids) codes.push_back({"113108", "Retain UIDs Option"});
@@ -404,7 +405,7 @@ Result<void> Record(DcmDataset& ds, const AnonymizeOptions& o) {
     if (c.bad() || item == nullptr) {
       return Fail(Code::kInternal, fmt::format("cannot write (0012,0064) "
                                                "DeidentificationMethodCodeSequence: {}",
-                                               c.text()));
+                                               ConditionText(c)));
     }
     if (auto r = Put(*item, DCM_CodeValue, code.value); !r) return r;
     if (auto r = Put(*item, DCM_CodingSchemeDesignator, "DCM"); !r) return r;
@@ -430,7 +431,7 @@ int DateShiftDays(std::string_view key, std::string_view secret) {
   return -static_cast<int>(1 + v % 3650);
 }
 
-Result<void> Anonymize(DcmDataset& ds, const AnonymizeOptions& options) {
+[[nodiscard]] Result<void> Anonymize(DcmDataset& ds, const AnonymizeOptions& options) {
   if (options.secret.size() < kMinSecret) {
     return Fail(
         Code::kInvalidArgument,

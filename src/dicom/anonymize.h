@@ -23,7 +23,7 @@ namespace pb::dicom {
 // subject_label (it must be at most 64 printable ASCII characters without a backslash, so that
 // it is a valid LO and PN in any character set; `field` "subject_label") or a DCMTK failure,
 // naming the attribute.
-Result<void> Anonymize(DcmDataset& ds, const AnonymizeOptions& options);
+[[nodiscard]] Result<void> Anonymize(DcmDataset& ds, const AnonymizeOptions& options);
 
 
 // Days to add to every date of one patient when retain_dates is on: derived from

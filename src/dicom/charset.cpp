@@ -1,5 +1,6 @@
 #include "dicom/charset.h"
 
+#include "dicom/condition.h"
 #include <iconv.h>
 
 #include <memory>
@@ -94,7 +95,7 @@ bool ToUtf8(DcmItem& item, std::string* problem) {
   Fallback f = FallbackFor(charset);
   std::string why;
   if (!f.iconv_name) {
-    if (problem) *problem = fmt::format("character set '{}' cannot be converted: {}", charset, c.text());
+    if (problem) *problem = fmt::format("character set '{}' cannot be converted: {}", charset, ConditionText(c));
     return false;
   }
   bool ok = Decode(item, f, why);

@@ -11,7 +11,7 @@ namespace pb::dicom {
 
 bool CanGiveLosslessly(const std::string& from, const std::string& to) { return CanConvert(from, to, false); }
 
-Result<void> ConvertFile(const std::filesystem::path& source, const std::string& from, const std::string& to,
+[[nodiscard]] Result<void> ConvertFile(const std::filesystem::path& source, const std::string& from, const std::string& to,
                          const std::filesystem::path& target) {
   DcmFileFormat file;
   if (file.loadFile(source.c_str()).bad()) {

@@ -12,6 +12,7 @@
 
 #include "dicom/anonymize.h"
 #include "dicom/charset.h"
+#include "dicom/condition.h"
 #include "dicom/dataset_impl.h"
 
 namespace pb::dicom {
@@ -90,14 +91,14 @@ Result<void> Dataset::Set(uint32_t tag, std::string_view utf8_value) {
   }
   if (t.getEVR() == EVR_SQ) return Fail(Code::kInvalidArgument, fmt::format("cannot set {}: it is a sequence", TagString(tag)));
   OFCondition c = impl_->ds->putAndInsertOFStringArray(t, OFString(utf8_value.data(), utf8_value.size()));
-  if (c.bad()) return Fail(Code::kInvalidArgument, fmt::format("cannot set {}: {}", TagString(tag), c.text()));
+  if (c.bad()) return FailCondition(c, fmt::format("cannot set {}", TagString(tag)), Code::kInvalidArgument);
   return {};
 }
 
 Result<void> Dataset::Clear(uint32_t tag) {
   DcmTag t(Key(tag));
   OFCondition c = impl_->ds->insertEmptyElement(t, OFTrue);
-  if (c.bad()) return Fail(Code::kInvalidArgument, fmt::format("cannot clear {}: {}", TagString(tag), c.text()));
+  if (c.bad()) return FailCondition(c, fmt::format("cannot clear {}", TagString(tag)), Code::kInvalidArgument);
   return {};
 }
 
@@ -115,7 +116,7 @@ Result<int64_t> Dataset::Write(const std::filesystem::path& file) const {
   if (c.bad()) {
     std::error_code ec;
     std::filesystem::remove(file, ec);
-    return Fail(Code::kUnavailable, fmt::format("cannot write {}: {}", file.string(), c.text()));
+    return FailCondition(c, fmt::format("cannot write {}", file.string()), Code::kUnavailable);
   }
   std::error_code ec;
   auto size = std::filesystem::file_size(file, ec);
@@ -128,7 +129,7 @@ std::string Dataset::transfer_syntax_uid() const { return impl_->transfer_syntax
 Result<std::unique_ptr<Dataset>> Dataset::Read(const std::filesystem::path& file) {
   DcmFileFormat ff;
   OFCondition c = ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_fileOnly);
-  if (c.bad()) return Fail(Code::kInvalidArgument, fmt::format("cannot read {} as DICOM: {}", file.string(), c.text()));
+  if (c.bad()) return FailCondition(c, fmt::format("cannot read {} as DICOM", file.string()), Code::kInvalidArgument);
   auto impl = std::make_unique<Impl>();
   impl->transfer_syntax_uid = DcmXfer(ff.getDataset()->getOriginalXfer()).getXferID();
   if (!ff.getDataset()->loadAllDataIntoMemory().good()) {
@@ -146,7 +147,7 @@ Result<std::unique_ptr<Dataset>> Dataset::Parse(const std::string& file_bytes) {
   ff.transferInit();
   OFCondition c = ff.read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
   ff.transferEnd();
-  if (c.bad()) return Fail(Code::kInvalidArgument, fmt::format("not a complete DICOM file: {}", c.text()));
+  if (c.bad()) return FailCondition(c, "not a complete DICOM file", Code::kInvalidArgument);
   auto impl = std::make_unique<Impl>();
   impl->transfer_syntax_uid = DcmXfer(ff.getDataset()->getOriginalXfer()).getXferID();
   impl->ds.reset(ff.getAndRemoveDataset());

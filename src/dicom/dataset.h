@@ -22,10 +22,10 @@ class Dataset {
   explicit Dataset(std::unique_ptr<Impl> impl);
   // A DICOM file (with its meta header) read whole into memory, in the syntax it is stored in.
   // Errors name the file and say why (not DICOM, truncated, unreadable).
-  static Result<std::unique_ptr<Dataset>> Read(const std::filesystem::path& file);
+  [[nodiscard]] static Result<std::unique_ptr<Dataset>> Read(const std::filesystem::path& file);
   // The same from the bytes of such a file in memory (data that must never touch the disk as
   // it came). Errors say why (not DICOM, truncated).
-  static Result<std::unique_ptr<Dataset>> Parse(const std::string& file_bytes);
+  [[nodiscard]] static Result<std::unique_ptr<Dataset>> Parse(const std::string& file_bytes);
   ~Dataset();
   Dataset(const Dataset&) = delete;
   Dataset& operator=(const Dataset&) = delete;
@@ -35,13 +35,13 @@ class Dataset {
   std::optional<std::string> Get(uint32_t tag) const;
   // Sets a top-level attribute (created when absent) from a UTF-8 value; the data set is
   // converted to UTF-8 first when the value is not plain ASCII. Errors name the tag.
-  Result<void> Set(uint32_t tag, std::string_view utf8_value);
+  [[nodiscard]] Result<void> Set(uint32_t tag, std::string_view utf8_value);
   // Gives the attribute an empty value (kept present, as type 2 attributes must be).
-  Result<void> Clear(uint32_t tag);
-  Result<void> Anonymize(const AnonymizeOptions& options);
+  [[nodiscard]] Result<void> Clear(uint32_t tag);
+  [[nodiscard]] Result<void> Anonymize(const AnonymizeOptions& options);
   // Writes the data set with a new file meta header, in the transfer syntax it arrived in.
   // Returns the file's size.
-  Result<int64_t> Write(const std::filesystem::path& file) const;
+  [[nodiscard]] Result<int64_t> Write(const std::filesystem::path& file) const;
   std::string transfer_syntax_uid() const;
   Impl& impl() { return *impl_; }
 

@@ -5,16 +5,25 @@
 #include <dcmtk/dcmnet/dimse.h>
 #include <fmt/format.h>
 
+#include "dicom/condition.h"
 #include "dicom/scu.h"
 
 namespace pb::dicom {
+
+namespace {
+
+EchoResult Failed(std::string reason, int64_t latency_ms) {
+  return EchoResult{false, "Connection failed: " + reason, latency_ms, reason};
+}
+
+}  // namespace
 
 EchoResult Echo(const EchoRequest& rq) {
   auto start = std::chrono::steady_clock::now();
   auto a = Associate(rq, {{UID_VerificationSOPClass,
                            {UID_LittleEndianExplicitTransferSyntax,
                             UID_LittleEndianImplicitTransferSyntax}}});
-  if (!a) return EchoResult{false, "Connection failed: " + a.error().message, 0};
+  if (!a) return Failed(a.error().message, 0);
   DIC_US status = 0;
   DcmDataset* detail = nullptr;
   OFCondition cond = DIMSE_echoUser((*a)->get(), (*a)->get()->nextMsgID++, DIMSE_NONBLOCKING,
@@ -26,18 +35,15 @@ EchoResult Echo(const EchoRequest& rq) {
   if (cond.bad()) {
     (*a)->Abort();
     if (cond == DIMSE_NODATAAVAILABLE) {
-      return EchoResult{false, fmt::format("Connection failed: no answer to the echo within {} s",
-                                           rq.timeout_seconds), latency};
+      return Failed(fmt::format("no answer to the echo within {} s", rq.timeout_seconds), latency);
     }
-    return EchoResult{false, fmt::format("Connection failed: no answer to the echo: {}", cond.text()),
-                      latency};
+    return Failed(fmt::format("no answer to the echo: {}", ConditionText(cond)), latency);
   }
   (*a)->Release();
   if (status != 0) {
-    return EchoResult{false, fmt::format("Connection failed: the echo was answered with status 0x{:04X}",
-                                         status), latency};
+    return Failed(fmt::format("the echo was answered with status 0x{:04X}", status), latency);
   }
-  return EchoResult{true, "Connection established", latency};
+  return EchoResult{true, "Connection established", latency, ""};
 }
 
 }  // namespace pb::dicom

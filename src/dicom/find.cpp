@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "dicom/charset.h"
+#include "dicom/condition.h"
 #include "dicom/find_impl.h"
 #include "dicom/matching.h"
 #include "dicom/scu.h"
@@ -95,7 +96,7 @@ bool ParseKeyword(const std::string& key, DcmTagKey& out) { return ParseKey(key,
 
 std::string KeywordOf(const DcmTagKey& key) { return Keyword(key); }
 
-Result<bool> RunFind(const PeerRequest& peer, const char* model, DcmDataset& query, size_t max_results,
+[[nodiscard]] Result<bool> RunFind(const PeerRequest& peer, const char* model, DcmDataset& query, size_t max_results,
                      const std::function<void(DcmDataset&)>& take) {
   auto a = Associate(peer, {{model,
                              {UID_LittleEndianExplicitTransferSyntax,
@@ -128,8 +129,8 @@ Result<bool> RunFind(const PeerRequest& peer, const char* model, DcmDataset& que
                               "e.g. in Orthanc's DicomModalities)",
                               (*a)->where(), peer.calling_ae));
     }
-    return Fail(Code::kUnavailable,
-                fmt::format("C-FIND to {} failed: {}", (*a)->where(), cond.text()));
+    return FailCondition(cond,
+                fmt::format("C-FIND to {} failed", (*a)->where()), Code::kUnavailable);
   }
   (*a)->Release();
   if (rsp.DimseStatus != STATUS_Success && rsp.DimseStatus != STATUS_FIND_Cancel_MatchingTerminatedDueToCancelRequest &&
@@ -171,7 +172,7 @@ std::vector<uint32_t> DefaultReturnKeys(const std::string& level) {
   return out;
 }
 
-Result<FindResult> Find(const FindRequest& rq) {
+[[nodiscard]] Result<FindResult> Find(const FindRequest& rq) {
   std::string level = rq.level;
   std::transform(level.begin(), level.end(), level.begin(), [](unsigned char ch) { return std::toupper(ch); });
   auto defaults = ReturnKeys().find(level);
@@ -208,7 +209,7 @@ Result<FindResult> Find(const FindRequest& rq) {
       OFCondition c = query.convertCharacterSet(rq.charset.c_str(), 0);
       if (c.bad()) {
         return Fail(Code::kInvalidArgument,
-                    fmt::format("the query cannot be written in {}: {}", rq.charset, c.text()),
+                    fmt::format("the query cannot be written in {}: {}", rq.charset, ConditionText(c)),
                     "query_charset");
       }
     }

@@ -34,7 +34,7 @@ struct FindResult {
 // Errors: kInvalidArgument naming the field ("level", "query.Foo"; a malformed date, time or
 // UID is refused before connecting, see matching.h), kUnavailable/kTimeout with
 // the connection diagnosis, kInternal for a failed C-FIND status.
-Result<FindResult> Find(const FindRequest& request);
+[[nodiscard]] Result<FindResult> Find(const FindRequest& request);
 
 // Whether `name` is a keyword of the DICOM dictionary ("StudyDate"; case matters).
 bool IsKeyword(const std::string& name);

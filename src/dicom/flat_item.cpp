@@ -32,7 +32,7 @@ FlatItem Flatten(DcmItem& item) {
   return out;
 }
 
-Result<void> Unflatten(const FlatItem& flat, DcmItem& item, const std::string& field_prefix) {
+[[nodiscard]] Result<void> Unflatten(const FlatItem& flat, DcmItem& item, const std::string& field_prefix) {
   for (const auto& [name, value] : flat.values) {
     DcmTagKey key;
     if (!ParseKeyword(name, key)) {

@@ -16,7 +16,7 @@ FlatItem Flatten(DcmItem& item);
 
 // Puts `flat` into `item` (attributes by keyword or "(gggg,eeee)"; values as DICOM strings).
 // kInvalidArgument naming `field_prefix` + the keyword when one is unknown or cannot take its value.
-Result<void> Unflatten(const FlatItem& flat, DcmItem& item, const std::string& field_prefix);
+[[nodiscard]] Result<void> Unflatten(const FlatItem& flat, DcmItem& item, const std::string& field_prefix);
 
 // The item in the DICOM JSON model (PS3.18 F.2), one object; empty when DCMTK cannot write it.
 std::string DicomJson(DcmItem& item);

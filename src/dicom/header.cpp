@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "dicom/charset.h"
+#include "dicom/condition.h"
 #include "dicom/header_scan.h"
 
 namespace pb::dicom {
@@ -20,27 +21,27 @@ std::string Get(DcmItem* item, const DcmTagKey& key) {
   return {};
 }
 
-Result<InstanceRecord> Extract(DcmDataset* ds, std::string transfer_syntax_uid);
+[[nodiscard]] Result<InstanceRecord> Extract(DcmDataset* ds, std::string transfer_syntax_uid);
 
 }  // namespace
 
-Result<InstanceRecord> ReadHeader(const std::filesystem::path& file) {
+[[nodiscard]] Result<InstanceRecord> ReadHeader(const std::filesystem::path& file) {
   DcmFileFormat ff;
   OFCondition cond = ff.loadFileUntilTag(file.c_str(), EXS_Unknown, EGL_noChange,
                                          DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData);
   if (cond.bad()) {
-    return Fail(Code::kInvalidArgument, fmt::format("unreadable DICOM header: {}", cond.text()));
+    return FailCondition(cond, "unreadable DICOM header", Code::kInvalidArgument);
   }
   return Extract(ff.getDataset(), Get(ff.getMetaInfo(), DCM_TransferSyntaxUID));
 }
 
-Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool complete,
+[[nodiscard]] Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool complete,
                                             const std::string& transfer_syntax_uid) {
   if (auto scanned = ScanHeader(bytes, complete, transfer_syntax_uid)) return std::move(*scanned);
   return ReadHeaderFromBufferByDcmtk(bytes, complete, transfer_syntax_uid);
 }
 
-Result<InstanceRecord> ReadHeaderFromBufferByDcmtk(const std::string& bytes, bool complete,
+[[nodiscard]] Result<InstanceRecord> ReadHeaderFromBufferByDcmtk(const std::string& bytes, bool complete,
                                                    const std::string& transfer_syntax_uid) {
   DcmXfer xfer(transfer_syntax_uid.c_str());
   if (xfer.getXfer() == EXS_Unknown || xfer.getStreamCompression() != ESC_none) {
@@ -54,12 +55,12 @@ Result<InstanceRecord> ReadHeaderFromBufferByDcmtk(const std::string& bytes, boo
   OFCondition cond = ds.readUntilTag(in, xfer.getXfer(), EGL_noChange, DCM_MaxReadLength, DCM_PixelData);
   ds.transferEnd();
   if (cond.bad()) {
-    return Fail(Code::kInvalidArgument, fmt::format("header not in the first bytes: {}", cond.text()));
+    return FailCondition(cond, "header not in the first bytes", Code::kInvalidArgument);
   }
   return Extract(&ds, transfer_syntax_uid);
 }
 
-Result<InstanceRecord> ReadHeaderFromFileBytes(const std::string& bytes, bool complete) {
+[[nodiscard]] Result<InstanceRecord> ReadHeaderFromFileBytes(const std::string& bytes, bool complete) {
   if (auto scanned = ScanFileHeader(bytes, complete)) return std::move(*scanned);
   DcmInputBufferStream in;
   in.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
@@ -69,18 +70,18 @@ Result<InstanceRecord> ReadHeaderFromFileBytes(const std::string& bytes, bool co
   OFCondition cond = ff.readUntilTag(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, DCM_PixelData);
   ff.transferEnd();
   if (cond.bad()) {
-    return Fail(Code::kInvalidArgument, fmt::format("header not in the first bytes: {}", cond.text()));
+    return FailCondition(cond, "header not in the first bytes", Code::kInvalidArgument);
   }
   return Extract(ff.getDataset(), Get(ff.getMetaInfo(), DCM_TransferSyntaxUID));
 }
 
-Result<std::map<uint32_t, std::string>> ReadAttributes(const std::filesystem::path& file,
+[[nodiscard]] Result<std::map<uint32_t, std::string>> ReadAttributes(const std::filesystem::path& file,
                                                        const std::vector<uint32_t>& tags) {
   DcmFileFormat ff;
   OFCondition cond = ff.loadFileUntilTag(file.c_str(), EXS_Unknown, EGL_noChange,
                                          DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData);
   if (cond.bad()) {
-    return Fail(Code::kInvalidArgument, fmt::format("unreadable DICOM header: {}", cond.text()));
+    return FailCondition(cond, "unreadable DICOM header", Code::kInvalidArgument);
   }
   DcmDataset* ds = ff.getDataset();
   (void)ToUtf8(*ds);
@@ -94,7 +95,7 @@ Result<std::map<uint32_t, std::string>> ReadAttributes(const std::filesystem::pa
 
 namespace {
 
-Result<InstanceRecord> Extract(DcmDataset* ds, std::string transfer_syntax_uid) {
+[[nodiscard]] Result<InstanceRecord> Extract(DcmDataset* ds, std::string transfer_syntax_uid) {
   // Attribute values become UTF-8; what cannot be decoded is left as it is.
   (void)ToUtf8(*ds);
   InstanceRecord r;

@@ -100,7 +100,7 @@ Form FormOf(std::string_view vr) {
 
 }  // namespace
 
-Result<void> CheckMatchingValue(std::string_view keyword, std::string_view vr, std::string_view value) {
+[[nodiscard]] Result<void> CheckMatchingValue(std::string_view keyword, std::string_view vr, std::string_view value) {
   if (vr != "DA" && vr != "TM" && vr != "DT" && vr != "UI") return {};
   while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
   if (value.empty()) return {};

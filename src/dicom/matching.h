@@ -20,6 +20,6 @@ namespace pb::dicom {
 
 // Error: kInvalidArgument with field "query.<keyword>" and a message giving the expected form,
 // e.g. "StudyDate: '2024' is not a date; use YYYYMMDD or a range YYYYMMDD-YYYYMMDD".
-Result<void> CheckMatchingValue(std::string_view keyword, std::string_view vr, std::string_view value);
+[[nodiscard]] Result<void> CheckMatchingValue(std::string_view keyword, std::string_view vr, std::string_view value);
 
 }  // namespace pb::dicom

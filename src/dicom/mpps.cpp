@@ -8,6 +8,7 @@
 #include <dcmtk/dcmnet/dimse.h>
 #include <fmt/format.h>
 
+#include "dicom/condition.h"
 #include "dicom/flat_item_impl.h"
 #include "dicom/scu.h"
 
@@ -33,7 +34,7 @@ bool IsImageSopClass(const std::string& uid) {
   return false;
 }
 
-Result<std::string> ToDicomJson(const FlatItem& item, const std::string& field_prefix) {
+[[nodiscard]] Result<std::string> ToDicomJson(const FlatItem& item, const std::string& field_prefix) {
   DcmDataset ds;
   if (auto r = Unflatten(item, ds, field_prefix); !r) return tl::unexpected(r.error());
   ds.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
@@ -81,7 +82,7 @@ std::string DescribeNAnswer(const NAnswer& a) {
   return meaning.empty() ? fmt::format("0x{:04X}", a.status) : fmt::format("0x{:04X} ({})", a.status, meaning);
 }
 
-Result<NAnswer> SendMpps(const PeerRequest& peer, bool create, const std::string& uid, const FlatItem& attributes,
+[[nodiscard]] Result<NAnswer> SendMpps(const PeerRequest& peer, bool create, const std::string& uid, const FlatItem& attributes,
                          const std::string& charset) {
   DcmDataset ds;
   if (auto r = Unflatten(attributes, ds, "attributes."); !r) return tl::unexpected(r.error());
@@ -89,7 +90,7 @@ Result<NAnswer> SendMpps(const PeerRequest& peer, bool create, const std::string
   if (!charset.empty() && charset != "none" && charset != "ISO_IR 192" && charset.find("ISO 2022") == std::string::npos) {
     if (OFCondition c = ds.convertCharacterSet(charset.c_str(), 0); c.bad()) {
       return Fail(Code::kInvalidArgument,
-                  fmt::format("the attributes cannot be written in {}: {}", charset, c.text()), "attributes");
+                  fmt::format("the attributes cannot be written in {}: {}", charset, ConditionText(c)), "attributes");
     }
   }
   auto a = Associate(peer, {{kMppsSopClass, {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}}});
@@ -121,7 +122,7 @@ Result<NAnswer> SendMpps(const PeerRequest& peer, bool create, const std::string
   OFCondition cond = DIMSE_sendMessageUsingMemoryData((*a)->get(), pres, &msg, nullptr, &ds, nullptr, nullptr);
   if (cond.bad()) {
     (*a)->Abort();
-    return Fail(Code::kUnavailable, fmt::format("cannot send the {} to {}: {}", what, (*a)->where(), cond.text()));
+    return FailCondition(cond, fmt::format("cannot send the {} to {}", what, (*a)->where()), Code::kUnavailable);
   }
   T_DIMSE_Message rsp{};
   T_ASC_PresentationContextID rpres = 0;
@@ -131,7 +132,7 @@ Result<NAnswer> SendMpps(const PeerRequest& peer, bool create, const std::string
   if (cond.bad()) {
     (*a)->Abort();
     return Fail(cond == DUL_PEERABORTEDASSOCIATION ? Code::kPermissionDenied : Code::kUnavailable,
-                fmt::format("{} gave no answer to the {}: {}", (*a)->where(), what, cond.text()));
+                fmt::format("{} gave no answer to the {}: {}", (*a)->where(), what, ConditionText(cond)));
   }
   const bool expected = create ? rsp.CommandField == DIMSE_N_CREATE_RSP : rsp.CommandField == DIMSE_N_SET_RSP;
   if (!expected) {

@@ -26,7 +26,7 @@ struct NAnswer {
 // answer whatever its status; an error when the peer could not be asked (kUnavailable,
 // kTimeout, kPermissionDenied, kUnsupported when it does not offer MPPS) or the attributes are
 // wrong (kInvalidArgument naming "attributes.<Keyword>").
-Result<NAnswer> SendMpps(const PeerRequest& peer, bool create, const std::string& sop_instance_uid,
+[[nodiscard]] Result<NAnswer> SendMpps(const PeerRequest& peer, bool create, const std::string& sop_instance_uid,
                          const FlatItem& attributes, const std::string& charset);
 
 // "Processing failure", "Duplicate SOP Instance", ... (empty for statuses with no name).
@@ -43,6 +43,6 @@ bool IsImageSopClass(const std::string& sop_class_uid);
 
 // `item` in the DICOM JSON model (PS3.18 F.2), UTF-8; kInvalidArgument naming
 // `field_prefix` + the keyword that is not an attribute or cannot take its value.
-Result<std::string> ToDicomJson(const FlatItem& item, const std::string& field_prefix);
+[[nodiscard]] Result<std::string> ToDicomJson(const FlatItem& item, const std::string& field_prefix);
 
 }  // namespace pb::dicom

@@ -166,6 +166,7 @@ uint16_t FailureStatus(const Error& e, uint16_t out_of_resources) {
   switch (e.code) {
     case Code::kInvalidArgument: return kIdentifierDoesNotMatch;
     case Code::kUnavailable:
+    case Code::kAborted:
     case Code::kIoError:
     case Code::kOutOfSpace: return out_of_resources;
     default: return kUnableToProcess;

@@ -40,7 +40,7 @@ class QuerySink {
   // The answers from `offset` on (at most a page). Errors: kInvalidArgument (the identifier
   // does not fit the model: 0xA900 with the message as Error Comment), kUnavailable / kIoError
   // (0xA700, out of resources), anything else 0xC000 (unable to process).
-  virtual Result<FindPage> Find(const FindQuery& request, size_t offset) = 0;
+  [[nodiscard]] virtual Result<FindPage> Find(const FindQuery& request, size_t offset) = 0;
 };
 
 }  // namespace pb::dicom

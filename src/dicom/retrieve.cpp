@@ -13,6 +13,7 @@
 #include <dcmtk/dcmnet/diutil.h>
 #include <fmt/format.h>
 
+#include "dicom/condition.h"
 #include "dicom/scu.h"
 #include "dicom/store_receive.h"
 
@@ -153,7 +154,7 @@ std::unique_ptr<DcmDataset> ResponseDataSet(T_ASC_Association* assoc, T_DIMSE_Da
 }
 
 // The response loop shared by C-GET and C-MOVE. `sink` is null for C-MOVE.
-Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pres, DIC_US message_id,
+[[nodiscard]] Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pres, DIC_US message_id,
                               bool is_get, StoreSink* sink, const PeerRequest& peer,
                               int inactivity_seconds, const RetrieveHooks& hooks) {
   RetrieveAnswer answer;
@@ -193,7 +194,7 @@ Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pre
     if (cond.bad()) {
       a.Abort();
       if (cond == DUL_PEERABORTEDASSOCIATION) {
-        return Fail(Code::kUnavailable,
+        return Fail(Code::kAborted,
                     fmt::format("{} aborted the association during the {}{}", a.where(), what,
                                 answer.stores_received || !is_get
                                     ? ""
@@ -201,9 +202,8 @@ Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pre
                                                   "title '{}')",
                                                   what, peer.calling_ae)));
       }
-      return Fail(Code::kUnavailable,
-                  fmt::format("the association with {} was lost during the {}: {}", a.where(), what,
-                              cond.text()));
+      return FailCondition(cond,
+                  fmt::format("the association with {} was lost during the {}", a.where(), what), Code::kUnavailable);
     }
     last_activity = Steady::now();
     if (is_get && msg.CommandField == DIMSE_C_STORE_RQ && sink) {
@@ -245,19 +245,19 @@ Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pre
 }
 
 // An association for a retrieve; a peer that accepts none of the contexts does not offer it.
-Result<std::unique_ptr<ScuAssociation>> Open(const PeerRequest& peer,
+[[nodiscard]] Result<std::unique_ptr<ScuAssociation>> Open(const PeerRequest& peer,
                                              const std::vector<ProposedContext>& contexts) {
   return Associate(peer, contexts);  // no accepted context: kUnsupported
 }
 
 // Sends a C-GET/C-MOVE request with the target's identifier.
-Result<void> Send(ScuAssociation& a, T_ASC_PresentationContextID pres, T_DIMSE_Message& msg,
+[[nodiscard]] Result<void> Send(ScuAssociation& a, T_ASC_PresentationContextID pres, T_DIMSE_Message& msg,
                   DIC_US message_id, const RetrieveTarget& target, const char* what,
                   const RetrieveHooks& hooks) {
   DcmDataset id = Identifier(target);
   OFCondition cond = DIMSE_sendMessageUsingMemoryData(a.get(), pres, &msg, nullptr, &id, nullptr, nullptr);
   if (cond.bad()) {
-    return Fail(Code::kUnavailable, fmt::format("cannot send the {} to {}: {}", what, a.where(), cond.text()));
+    return FailCondition(cond, fmt::format("cannot send the {} to {}", what, a.where()), Code::kUnavailable);
   }
   if (hooks.on_sent) hooks.on_sent(message_id);
   return {};
@@ -301,7 +301,7 @@ std::string TransferSyntaxUid(const std::string& name_or_uid) {
   return x.getXferID();
 }
 
-Result<RetrieveAnswer> Get(const GetRequest& rq, StoreSink& sink, const RetrieveHooks& hooks) {
+[[nodiscard]] Result<RetrieveAnswer> Get(const GetRequest& rq, StoreSink& sink, const RetrieveHooks& hooks) {
   const char* model = UID_GETStudyRootQueryRetrieveInformationModel;
   auto a = Open(rq.peer, GetContexts(rq, model));
   if (!a) return tl::unexpected(a.error());
@@ -336,7 +336,7 @@ Result<RetrieveAnswer> Get(const GetRequest& rq, StoreSink& sink, const Retrieve
   return Follow(**a, pres, req.MessageID, true, &sink, rq.peer, rq.inactivity_seconds, hooks);
 }
 
-Result<RetrieveAnswer> Move(const MoveRequest& rq, const RetrieveHooks& hooks) {
+[[nodiscard]] Result<RetrieveAnswer> Move(const MoveRequest& rq, const RetrieveHooks& hooks) {
   const char* model = UID_MOVEStudyRootQueryRetrieveInformationModel;
   auto a = Open(rq.peer, {{model,
                            {UID_LittleEndianExplicitTransferSyntax,

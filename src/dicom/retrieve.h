@@ -67,8 +67,8 @@ struct MoveRequest {
 // class we proposed; kUnavailable/kTimeout with the connection diagnosis, also when the
 // association is lost midway (the answer so far is in the message only: callers verify what
 // arrived on their side). A refusal by status is an answer, not an error.
-Result<RetrieveAnswer> Get(const GetRequest& request, StoreSink& sink, const RetrieveHooks& hooks);
-Result<RetrieveAnswer> Move(const MoveRequest& request, const RetrieveHooks& hooks);
+[[nodiscard]] Result<RetrieveAnswer> Get(const GetRequest& request, StoreSink& sink, const RetrieveHooks& hooks);
+[[nodiscard]] Result<RetrieveAnswer> Move(const MoveRequest& request, const RetrieveHooks& hooks);
 
 // The presentation contexts a C-GET proposes, as (abstract syntax, transfer syntaxes joined
 // by ','): the C-GET model first, then one context per storage class and transfer syntax.

@@ -34,9 +34,9 @@ class RetrieveSink {
   virtual ~RetrieveSink() = default;
   // The instances the identifier selects (files, classes, syntaxes). Errors: kInvalidArgument
   // (0xA900), anything else 0xA701 / 0xC000 with the message as Error Comment.
-  virtual Result<std::vector<SendItem>> Instances(const RetrieveQuery& query) = 0;
+  [[nodiscard]] virtual Result<std::vector<SendItem>> Instances(const RetrieveQuery& query) = 0;
   // kNotFound: not a destination we know (0xA801); the message says what to register.
-  virtual Result<MoveTarget> MoveDestination(const std::string& ae_title, const RetrieveQuery& query) = 0;
+  [[nodiscard]] virtual Result<MoveTarget> MoveDestination(const std::string& ae_title, const RetrieveQuery& query) = 0;
 };
 
 }  // namespace pb::dicom

@@ -1,4 +1,5 @@
 #include "dicom/scu.h"
+#include "dicom/condition.h"
 #include "dicom/tls_files.h"
 
 #include <arpa/inet.h>
@@ -303,7 +304,7 @@ void ScuAssociation::Abort() {
   open_ = false;
 }
 
-Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
+[[nodiscard]] Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
                                                   const std::vector<ProposedContext>& contexts) {
   // A PACS at its association limit (or congested) rejects transiently: it is worth a few
   // more tries, a little later, before calling it a failure (parallel sends, or a PACS that
@@ -322,11 +323,11 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
       const std::string& where = a->where_;
 
       OFCondition cond = ASC_initializeNetwork(NET_REQUESTOR, 0, rq.timeout_seconds, &a->net_);
-      if (cond.bad()) return fail(fmt::format("cannot initialize the network: {}", cond.text()));
+      if (cond.bad()) return fail(fmt::format("cannot initialize the network: {}", ConditionText(cond)));
       // The largest PDU DCMTK receives (128 KB, as our receivers offer): a C-GET's data comes in
       // 8 times fewer PDUs than at DCMTK's default of 16 KB.
       cond = ASC_createAssociationParameters(&a->params_, ASC_MAXIMUMPDUSIZE);
-      if (cond.bad()) return fail(cond.text());
+      if (cond.bad()) return fail(ConditionText(cond));
       if (rq.tls) {
         if (std::string why = SetUpTls(rq, a->tls_); !why.empty()) return fail("TLS set-up: " + why);
         ASC_setTransportLayer(a->net_, a->tls_.get(), 0);
@@ -348,11 +349,11 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
       dcmConnectionTimeout.set(rq.timeout_seconds);
       cond = ASC_requestAssociation(a->net_, a->params_, &a->assoc_);
       if (cond.bad()) {
-        std::string text = cond.text();
-        if (rq.tls && (text.find("TLS") != std::string::npos || text.find("SSL") != std::string::npos ||
-                       text.find("ecure") != std::string::npos || text.find("certificate") != std::string::npos)) {
+        const std::string text = ConditionText(cond);
+        const NetFault fault = Classify(cond);
+        if (rq.tls && (fault == NetFault::kTls || fault == NetFault::kTlsCertificate)) {
           TlsProbe probe = Probe(address, rq.port, rq.timeout_seconds);
-          if (text.find("certificate verify failed") != std::string::npos) {
+          if (fault == NetFault::kTlsCertificate) {
             return fail(fmt::format("TLS handshake failed with {}: {}", where, probe.certificate_problem));
           }
           if (!probe.speaks_tls) {
@@ -376,25 +377,24 @@ Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
           return Fail(rej.result == ASC_RESULT_REJECTEDTRANSIENT ? Code::kUnavailable : Code::kPermissionDenied,
                       RejectReason(rej, rq));
         }
-        if (text.find("Connection refused") != std::string::npos) {
+        if (fault == NetFault::kRefused) {
           return fail(fmt::format("connection refused by {} (nothing listens on that port: is the "
                                   "PACS running, and is the port right?)",
                                   where));
         }
-        if (text.find("Timeout") != std::string::npos || text.find("timed out") != std::string::npos ||
-            cond == DUL_READTIMEOUT) {
+        if (fault == NetFault::kTimeout) {
           return Fail(Code::kTimeout, fmt::format(
               "timed out after {} s {} {} (a firewall, a wrong address, or not a DICOM port?)",
               rq.timeout_seconds,
               cond == DUL_READTIMEOUT ? "waiting for the association answer from" : "connecting to",
               where));
         }
-        if (cond == DUL_PEERABORTEDASSOCIATION || cond == DUL_PEERREQUESTEDRELEASE) {
-          return fail(fmt::format("the peer at {} aborted the association request (it may not "
+        if (fault == NetFault::kAborted) {
+          return Fail(Code::kAborted, fmt::format("the peer at {} aborted the association request (it may not "
                                   "accept our calling AE title '{}'{})",
                                   where, rq.calling_ae, rq.tls ? "" : ", or it expects TLS"));
         }
-        if (text.find("No route") != std::string::npos || text.find("unreachable") != std::string::npos) {
+        if (fault == NetFault::kUnreachable) {
           return fail(fmt::format("{} is unreachable from this machine ({})", where, text));
         }
         return fail(fmt::format("cannot associate with {}: {}", where, text));

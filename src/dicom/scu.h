@@ -53,7 +53,7 @@ class ScuAssociation {
 // Opens an association proposing `contexts` (IDs 1, 3, 5, ...). The error message is the reason
 // without a prefix ("connection refused by ...", "association rejected: ...", ...); it fails too
 // when the peer accepts none of the contexts.
-Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
+[[nodiscard]] Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
                                                   const std::vector<ProposedContext>& contexts);
 
 }  // namespace pb::dicom

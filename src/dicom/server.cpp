@@ -37,7 +37,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/thread_annotations.h"
 #include "dicom/charset.h"
+#include "dicom/condition.h"
 #include "dicom/flat_item_impl.h"
 #include "dicom/negotiation.h"
 #include "dicom/network.h"
@@ -55,16 +57,17 @@ using Steady = std::chrono::steady_clock;
 // socket, and our layers (below) end the handoff there. The TLS handshake and the
 // A-ASSOCIATE-RQ are then read by each thread on its own, so a peer that stalls in either holds
 // up no other.
-std::mutex g_handoff_mu;
-T_ASC_Network* g_network = nullptr;  // GUARDED_BY(g_handoff_mu)
+Mutex g_handoff_mu;
+T_ASC_Network* g_network GUARDED_BY(g_handoff_mu) = nullptr;
 
 // The handoff this thread is in, while it holds g_handoff_mu.
-thread_local std::unique_lock<std::mutex>* t_handoff = nullptr;
+thread_local MutexLock* t_handoff = nullptr;
 
-void EndHandoff() {
+// Runs inside DCMTK (our transport layer) for the lock its caller took: beyond the analysis.
+void EndHandoff() NO_THREAD_SAFETY_ANALYSIS {
   if (t_handoff && t_handoff->owns_lock()) {
     dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
-    t_handoff->unlock();
+    t_handoff->Unlock();
   }
   t_handoff = nullptr;
 }
@@ -166,7 +169,7 @@ Opening CheckOpening(int fd, bool tls, std::string& why) {
 
 // The TLS layers of TLS receivers live as long as the process, as their DCMTK networks do.
 std::vector<std::unique_ptr<DcmTLSTransportLayer>>& TlsLayers() {
-  static std::vector<std::unique_ptr<DcmTLSTransportLayer>> layers;  // GUARDED_BY(g_handoff_mu)
+  static std::vector<std::unique_ptr<DcmTLSTransportLayer>> layers GUARDED_BY(g_handoff_mu);
   return layers;
 }
 
@@ -299,9 +302,9 @@ struct AssociationServer::Impl {
   std::atomic<bool> stopped{false};
   std::thread acceptor;
   std::vector<std::thread> workers;
-  std::mutex mu;
+  Mutex mu;
   std::condition_variable cv;
-  std::deque<Connection> queue;  // GUARDED_BY(mu)
+  std::deque<Connection> queue GUARDED_BY(mu);
   // Connections inside DCMTK's handshake and request read, with the time they must be done by:
   // DCMTK's TLS handshake waits without a limit, and a peer that drips its bytes resets every
   // per-read timeout. The accept loop cuts what is overdue.
@@ -309,20 +312,20 @@ struct AssociationServer::Impl {
     Steady::time_point deadline;
     bool cut = false;
   };
-  std::mutex watch_mu;
-  std::map<int, Watched> watched;  // GUARDED_BY(watch_mu); by our duplicate of the socket
+  Mutex watch_mu;
+  std::map<int, Watched> watched GUARDED_BY(watch_mu);  // by our duplicate of the socket
   void CutOverdue();
 
   Impl(ServerOptions o, StoreSink& s) : opt(std::move(o)), sink(s) {}
 
-  Result<void> Listen();
+  [[nodiscard]] Result<void> Listen();
   void AcceptLoop();
   // To a worker, or to the rejecter when all are busy; false (and `c` kept) while as many
   // connections from its address as a peer may have are in workers' handoff already.
   bool Dispatch(Connection& c);
   // A connection from `peer` is past its handoff (or rejected): the next from there may go.
   void LeftHandoff(const std::string& peer);
-  std::map<std::string, int> handing;  // GUARDED_BY(mu): per address, connections queued or in handoff
+  std::map<std::string, int> handing GUARDED_BY(mu);  // per address, connections queued or in handoff
   std::atomic<int> wake_fd{-1};        // an eventfd the accept loop waits on, poked by LeftHandoff
   void WorkerLoop();
   void Serve(Connection c);
@@ -335,7 +338,7 @@ struct AssociationServer::Impl {
   void Finish(Handed& h);
   void RejectLoop();
   std::thread rejecter;
-  std::deque<Connection> rejects;  // GUARDED_BY(mu)
+  std::deque<Connection> rejects GUARDED_BY(mu);
   std::condition_variable reject_cv;
   void RunAssociation(T_ASC_Association* assoc, const Admission& admission, const std::string& calling,
                       const std::string& peer);
@@ -377,14 +380,14 @@ Result<void> AssociationServer::Impl::Listen() {
   bound_port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
                                               : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   listen_fd = fd;
-  std::lock_guard lock(g_handoff_mu);
+  MutexLock lock(g_handoff_mu);
   T_ASC_Network** target = opt.tls.enabled ? &network : &g_network;
   if (!*target) {
     // With an external socket set, DCMTK creates no listening socket of its own.
     dcmExternalSocketHandle.set(fd);
     OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, 0, opt.request_timeout_seconds, target);
     dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
-    if (c.bad()) return Fail(Code::kInternal, fmt::format("DICOM network setup failed: {}", c.text()));
+    if (c.bad()) return FailCondition(c, "DICOM network setup failed", Code::kInternal);
     if (!opt.tls.enabled && ASC_setTransportLayer(*target, &PlainLayer(), 0).bad()) {
       return Fail(Code::kInternal, "DICOM network setup failed: the transport layer was refused");
     }
@@ -406,7 +409,7 @@ Result<void> AssociationServer::Impl::Listen() {
 
 void AssociationServer::Impl::CutOverdue() {
   const auto now = Steady::now();
-  std::lock_guard lock(watch_mu);
+  MutexLock lock(watch_mu);
   for (auto& [fd, w] : watched) {
     if (!w.cut && now >= w.deadline) {
       w.cut = true;
@@ -416,7 +419,7 @@ void AssociationServer::Impl::CutOverdue() {
 }
 
 bool AssociationServer::Impl::Dispatch(Connection& c) {
-  std::lock_guard lock(mu);
+  MutexLock lock(mu);
   // One address may keep at most half the workers in handoffs (a whole TLS ClientHello
   // followed by silence holds one for the request timeout); the rest wait in the accept loop.
   const int per_peer = std::max(1, opt.workers / 2);
@@ -440,7 +443,7 @@ bool AssociationServer::Impl::Dispatch(Connection& c) {
 
 void AssociationServer::Impl::LeftHandoff(const std::string& peer) {
   {
-    std::lock_guard lock(mu);
+    MutexLock lock(mu);
     auto it = handing.find(peer);
     if (it != handing.end() && --it->second <= 0) handing.erase(it);
   }
@@ -611,8 +614,8 @@ void AssociationServer::Impl::WorkerLoop() {
   while (true) {
     Connection c;
     {
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return stopping || !queue.empty(); });
+      MutexLock lock(mu);
+      cv.wait(lock, [&]() REQUIRES(mu) { return stopping || !queue.empty(); });
       if (stopping) return;  // Stop() closes what is still queued
       c = std::move(queue.front());
       queue.pop_front();
@@ -639,7 +642,7 @@ AssociationServer::Impl::Handed AssociationServer::Impl::Handoff(Connection& c) 
   Handed h;
   h.ours = ::dup(c.fd);  // DCMTK owns c.fd from now on; ours lets us cut the connection
   if (h.ours >= 0) {
-    std::lock_guard lock(watch_mu);
+    MutexLock lock(watch_mu);
     Watched w{deadline};
     if (stopping) {  // the accept loop no longer watches: nothing new starts
       w.cut = true;
@@ -649,7 +652,7 @@ AssociationServer::Impl::Handed AssociationServer::Impl::Handoff(Connection& c) 
   }
   OFCondition cond;
   {
-    std::unique_lock lock(g_handoff_mu);
+    MutexLock lock(g_handoff_mu);
     t_handoff = &lock;
     dcmExternalSocketHandle.set(c.fd);
     // Ends the handoff from inside (our transport layer), before the handshake and the request.
@@ -660,7 +663,7 @@ AssociationServer::Impl::Handed AssociationServer::Impl::Handoff(Connection& c) 
   }
   bool cut = false;
   if (h.ours >= 0) {
-    std::lock_guard lock(watch_mu);
+    MutexLock lock(watch_mu);
     cut = watched[h.ours].cut;
     watched.erase(h.ours);
   }
@@ -672,7 +675,7 @@ AssociationServer::Impl::Handed AssociationServer::Impl::Handoff(Connection& c) 
   }
   if (cond.bad()) {
     spdlog::info("receiver {}: bad association request from {}: {}", opt.ae_title, c.peer,
-                 cond.text());
+                 ConditionText(cond));
     Finish(h);
     return {};
   }
@@ -707,8 +710,8 @@ void AssociationServer::Impl::RejectLoop() {
   while (true) {
     Connection c;
     {
-      std::unique_lock lock(mu);
-      reject_cv.wait(lock, [&] { return stopping || !rejects.empty(); });
+      MutexLock lock(mu);
+      reject_cv.wait(lock, [&]() REQUIRES(mu) { return stopping || !rejects.empty(); });
       if (stopping) return;
       c = std::move(rejects.front());
       rejects.pop_front();
@@ -759,7 +762,7 @@ void AssociationServer::Impl::Serve(Connection c) {
   OFCondition cond = ASC_acknowledgeAssociation(assoc);
   if (cond.bad()) {
     spdlog::warn("receiver {}: cannot acknowledge association from {}: {}", admission.name, c.peer,
-                 cond.text());
+                 ConditionText(cond));
     done();
     return;
   }
@@ -814,7 +817,7 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
     if (cond == DUL_PEERABORTEDASSOCIATION) return;
     if (cond.bad()) {
       spdlog::info("receiver {}: association from {}@{} ended: {}", name, calling, peer,
-                   cond.text());
+                   ConditionText(cond));
       ASC_abortAssociation(assoc);
       return;
     }
@@ -843,7 +846,7 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
                                           &stopping});
           });
           if (cond.bad()) {
-            spdlog::info("receiver {}: C-FIND from {}@{} not completed: {}", name, calling, peer, cond.text());
+            spdlog::info("receiver {}: C-FIND from {}@{} not completed: {}", name, calling, peer, ConditionText(cond));
           }
           break;
         }
@@ -861,7 +864,7 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
           });
           if (cond.bad()) {
             spdlog::info("receiver {}: {} from {}@{} not completed: {}", name, get ? "C-GET" : "C-MOVE", calling, peer,
-                         cond.text());
+                         ConditionText(cond));
           }
           break;
         }
@@ -876,7 +879,7 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
                                                                             calling, called_ae, peer, {}, {},
                                                                             admission.mpps_forward});
           if (cond.bad()) {
-            spdlog::info("receiver {}: MPPS from {}@{} not completed: {}", name, calling, peer, cond.text());
+            spdlog::info("receiver {}: MPPS from {}@{} not completed: {}", name, calling, peer, ConditionText(cond));
           }
           break;
         }
@@ -912,7 +915,7 @@ void AssociationServer::StopAccepting() {
   if (impl_->acceptor.joinable()) impl_->acceptor.join();
   {
     // Connections still in their handshake or request are not running associations: cut.
-    std::lock_guard lock(impl_->watch_mu);
+    MutexLock lock(impl_->watch_mu);
     for (auto& [fd, w] : impl_->watched) {
       if (!w.cut) ::shutdown(fd, SHUT_RDWR);
       w.cut = true;
@@ -927,12 +930,13 @@ void AssociationServer::Stop() {
   if (impl_->stopped.exchange(true)) return;
   StopAccepting();
   {
-    std::lock_guard lock(impl_->mu);  // so no waiter misses the notification
+    MutexLock lock(impl_->mu);  // so no waiter misses the notification
   }
   impl_->cv.notify_all();
   impl_->reject_cv.notify_all();
   for (auto& t : impl_->workers) if (t.joinable()) t.join();
   if (impl_->rejecter.joinable()) impl_->rejecter.join();
+  MutexLock lock(impl_->mu);
   for (auto& c : impl_->queue) ::close(c.fd);
   for (auto& c : impl_->rejects) ::close(c.fd);
   impl_->queue.clear();

@@ -139,7 +139,7 @@ class AssociationServer {
   AssociationServer& operator=(const AssociationServer&) = delete;
 
   // Binds and starts listening; errors name the address and the reason.
-  Result<void> Start();
+  [[nodiscard]] Result<void> Start();
   // Stops accepting, lets running operations finish, closes idle associations, joins threads.
   void Stop();
   // The first half of Stop(), which never waits on a peer: the port closes (new connections

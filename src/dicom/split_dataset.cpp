@@ -16,6 +16,7 @@
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <fmt/format.h>
 
+#include "dicom/condition.h"
 #include "dicom/dataset_impl.h"
 
 namespace pb::dicom {
@@ -346,7 +347,7 @@ Result<std::unique_ptr<Dataset>> DataSetSplitter::Finish(const std::string& tran
   }
   if (fd >= 0) ::close(fd);
   std::string().swap(mem_);  // DCMTK holds what it read from memory
-  if (cond.bad()) return Fail(Code::kInvalidArgument, fmt::format("the data set cannot be read: {}", cond.text()));
+  if (cond.bad()) return FailCondition(cond, "the data set cannot be read", Code::kInvalidArgument);
   auto impl = std::make_unique<Dataset::Impl>();
   impl->spill.path = std::exchange(file_path_, {});
   impl->ds = std::move(ds);

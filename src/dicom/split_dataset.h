@@ -55,7 +55,7 @@ class DataSetSplitter {
 
   // The data set read by DCMTK from memory and the spill file, in `transfer_syntax_uid`; it
   // keeps the spill file (removed with it). Errors say why DCMTK could not read it.
-  Result<std::unique_ptr<Dataset>> Finish(const std::string& transfer_syntax_uid);
+  [[nodiscard]] Result<std::unique_ptr<Dataset>> Finish(const std::string& transfer_syntax_uid);
 
   // For tests and diagnostics.
   const std::vector<Segment>& segments() const { return segments_; }

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "dicom/condition.h"
 #include "dicom/dataset_impl.h"
 #include "dicom/header.h"
 #include "dicom/network.h"
@@ -220,7 +221,7 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     stream.reset();
     if (cond.bad() && cond != DIMSE_OUTOFRESOURCES) {
       spdlog::warn("{}: data set from {}@{} not received completely: {}", ctx.log_name, ctx.calling_ae, ctx.peer,
-                   cond.text());
+                   ConditionText(cond));
       ASC_abortAssociation(assoc);
       return StoreEnd::kAssociationLost;
     }
@@ -249,7 +250,7 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     std::unique_ptr<DcmDataset> owned(received);
     if (cond.bad() || !owned) {
       spdlog::warn("{}: data set from {}@{} not received completely: {}", ctx.log_name,
-                   ctx.calling_ae, ctx.peer, cond.text());
+                   ctx.calling_ae, ctx.peer, ConditionText(cond));
       ASC_abortAssociation(assoc);
       return StoreEnd::kAssociationLost;
     }
@@ -274,7 +275,7 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
   if (file) {
     cond = CreateFilestream(file, req, assoc, pres, stream);
     if (cond.bad()) {
-      create_error = cond.text();
+      create_error = ConditionText(cond);
       stream.reset();
       RemoveQuietly(temp);
     }
@@ -313,7 +314,7 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
       RemoveQuietly(temp);
       if (cond.bad()) {
         spdlog::warn("{}: data set from {}@{} not received completely: {}", ctx.log_name,
-                     ctx.calling_ae, ctx.peer, cond.text());
+                     ctx.calling_ae, ctx.peer, ConditionText(cond));
         ASC_abortAssociation(assoc);
         return StoreEnd::kAssociationLost;
       }
@@ -369,7 +370,7 @@ StoreEnd Answer(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DI
   }
   OFCondition cond = DIMSE_sendStoreResponse(assoc, pres, &req, &rsp, detail.get());
   if (cond.bad()) {
-    spdlog::warn("{}: cannot answer {}@{}: {}", ctx.log_name, ctx.calling_ae, ctx.peer, cond.text());
+    spdlog::warn("{}: cannot answer {}@{}: {}", ctx.log_name, ctx.calling_ae, ctx.peer, ConditionText(cond));
     ASC_abortAssociation(assoc);
     return StoreEnd::kAssociationLost;
   }

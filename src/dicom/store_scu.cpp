@@ -17,6 +17,7 @@
 #include <dcmtk/dcmnet/diutil.h>
 #include <fmt/format.h>
 
+#include "dicom/condition.h"
 #include "dicom/scu.h"
 #include "dicom/store_scu_impl.h"
 #include "dicom/transcode.h"
@@ -179,7 +180,7 @@ SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOp
   }
   std::unique_ptr<DcmDataset> owned(detail);
   if (cond.bad()) {
-    broke = cond.text();
+    broke = ConditionText(cond);
     return o;
   }
   o.dimse_status = rsp.DimseStatus;
@@ -202,7 +203,7 @@ std::string StoreStatusText(int status) {
   return fmt::format("0x{:04X} ({})", status, text ? text : "unknown status");
 }
 
-Result<std::vector<SendOutcome>> SendInstances(const SendRequest& rq, const SendHooks& hooks) {
+[[nodiscard]] Result<std::vector<SendOutcome>> SendInstances(const SendRequest& rq, const SendHooks& hooks) {
   std::vector<SendOutcome> out(rq.items.size());
   if (rq.items.empty()) return out;
   std::list<std::string> keep;  // stable addresses for the proposed UIDs
@@ -216,8 +217,12 @@ Result<std::vector<SendOutcome>> SendInstances(const SendRequest& rq, const Send
     out[i] = StoreOne(assoc, rq.items[i], opt, broke);
     if (!broke.empty()) {
       out[i].reason = fmt::format("the association with {} broke: {}", (*a)->where(), broke);
+      out[i].broke_here = true;
       (*a)->Abort();
-      for (size_t j = i + 1; j < out.size(); ++j) out[j].reason = "not sent: the association broke before";
+      for (size_t j = i + 1; j < out.size(); ++j) {
+        out[j].reason = "not sent: the association broke before";
+        out[j].never_sent = true;
+      }
       return out;
     }
     if (hooks.on_instance) hooks.on_instance(i, out[i]);

@@ -32,6 +32,11 @@ struct SendOutcome {
   // sending it again later is worth it; false when the peer refused us (401, 403).
   bool transient = true;
   int retry_after_seconds = 0;  // the peer asked us to wait at least this long (HTTP 429 Retry-After)
+  // Not confirmed because the transfer had ended before this instance was sent (`reason`
+  // then says why it ended), not because of anything about the instance.
+  bool never_sent = false;
+  // The association broke while this instance was on the wire: its `reason` tells why.
+  bool broke_here = false;
 };
 
 struct SendHooks {
@@ -51,7 +56,7 @@ struct SendRequest {
 
 // One outcome per item, in order. Items never sent or never answered stay kNotConfirmed (with
 // the reason when the association broke). An error only when no association could be opened.
-Result<std::vector<SendOutcome>> SendInstances(const SendRequest& request, const SendHooks& hooks);
+[[nodiscard]] Result<std::vector<SendOutcome>> SendInstances(const SendRequest& request, const SendHooks& hooks);
 
 // "0xA900 (Error: Data Set Does Not Match SOP Class)" and the like.
 std::string StoreStatusText(int status);

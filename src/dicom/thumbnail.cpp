@@ -20,7 +20,7 @@
 
 namespace pb::dicom {
 
-Result<Thumbnail> Render(const std::filesystem::path& file, const RenderRequest& rq) {
+[[nodiscard]] Result<Thumbnail> Render(const std::filesystem::path& file, const RenderRequest& rq) {
   RegisterCodecs();  // compressed pixel data (JPEG, JPEG-LS, RLE) is decoded on the way
   DcmFileFormat ff;
   if (ff.loadFile(file.c_str()).bad()) return Fail(Code::kIoError, "the stored file cannot be read");
@@ -89,7 +89,7 @@ Result<Thumbnail> Render(const std::filesystem::path& file, const RenderRequest&
   return Thumbnail{std::string(buf, len), static_cast<int>(nw), static_cast<int>(nh)};
 }
 
-Result<Thumbnail> RenderThumbnail(const std::filesystem::path& file, int max_side) {
+[[nodiscard]] Result<Thumbnail> RenderThumbnail(const std::filesystem::path& file, int max_side) {
   RenderRequest rq;
   rq.max_width = rq.max_height = max_side;
   return Render(file, rq);

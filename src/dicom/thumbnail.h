@@ -32,9 +32,9 @@ struct RenderRequest {
 
 // kUnsupported when the file has no image DCMTK can show (a report, an unknown compression);
 // kNotFound for a frame it does not have; kIoError when it cannot be read.
-Result<Thumbnail> Render(const std::filesystem::path& file, const RenderRequest& request);
+[[nodiscard]] Result<Thumbnail> Render(const std::filesystem::path& file, const RenderRequest& request);
 
 // The middle frame as PNG, fitting a max_side square.
-Result<Thumbnail> RenderThumbnail(const std::filesystem::path& file, int max_side);
+[[nodiscard]] Result<Thumbnail> RenderThumbnail(const std::filesystem::path& file, int max_side);
 
 }  // namespace pb::dicom

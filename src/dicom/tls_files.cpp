@@ -7,7 +7,7 @@
 
 namespace pb::dicom {
 
-Result<void> CheckTlsFile(const std::string& path, const std::string& field, bool private_key) {
+[[nodiscard]] Result<void> CheckTlsFile(const std::string& path, const std::string& field, bool private_key) {
   struct stat st {};
   if (path.empty()) return Fail(Code::kInvalidArgument, field + " is required when TLS is enabled", field);
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::access(path.c_str(), R_OK) != 0) {

@@ -8,7 +8,7 @@
 
 namespace pb::dicom {
 
-Result<void> CheckTlsFile(const std::string& path, const std::string& field, bool private_key);
+[[nodiscard]] Result<void> CheckTlsFile(const std::string& path, const std::string& field, bool private_key);
 
 // What is wrong with the certificate of a TLS server our verification refused, seen through a
 // second handshake that accepts anything: "certificate expired (on ...; subject ...)", "not yet

@@ -1,5 +1,6 @@
 #include "dicom/transcode.h"
 
+#include "dicom/condition.h"
 #include <mutex>
 #include <set>
 
@@ -63,7 +64,7 @@ bool CanConvert(const std::string& from, const std::string& to, bool allow_lossy
   return true;
 }
 
-Result<void> Transcode(DcmDataset& ds, const std::string& from, const std::string& to) {
+[[nodiscard]] Result<void> Transcode(DcmDataset& ds, const std::string& from, const std::string& to) {
   RegisterCodecs();
   DcmXfer target(to.c_str());
   if (target.getXfer() == EXS_Unknown) return Fail(Code::kInvalidArgument, fmt::format("unknown transfer syntax {}", to));
@@ -73,7 +74,7 @@ Result<void> Transcode(DcmDataset& ds, const std::string& from, const std::strin
   OFCondition c = ds.chooseRepresentation(target.getXfer(), nullptr);
   if (c.bad() || !ds.canWriteXfer(target.getXfer())) {
     return Fail(Code::kUnsupported, fmt::format("cannot convert {} to {}{}{}", Name(from), Name(to),
-                                                c.bad() ? ": " : "", c.bad() ? c.text() : ""));
+                                                c.bad() ? ": " : "", c.bad() ? ConditionText(c) : ""));
   }
   return {};
 }

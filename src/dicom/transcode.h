@@ -21,6 +21,6 @@ bool IsLossy(const std::string& ts);
 bool CanConvert(const std::string& from, const std::string& to, bool allow_lossy);
 
 // Converts `ds` (as read from a file stored in `from`) in place so it can be written in `to`.
-Result<void> Transcode(DcmDataset& ds, const std::string& from, const std::string& to);
+[[nodiscard]] Result<void> Transcode(DcmDataset& ds, const std::string& from, const std::string& to);
 
 }  // namespace pb::dicom

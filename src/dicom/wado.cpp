@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dicom/charset.h"
+#include "dicom/condition.h"
 #include "dicom/transcode.h"
 
 namespace pb::dicom {
@@ -29,13 +30,13 @@ namespace {
 // Values longer than this stay in the file when it is read (DCMTK loads them when asked).
 constexpr Uint32 kMaxReadLength = 4096;
 
-Result<std::unique_ptr<DcmFileFormat>> Load(const std::filesystem::path& file) {
+[[nodiscard]] Result<std::unique_ptr<DcmFileFormat>> Load(const std::filesystem::path& file) {
   auto ff = std::make_unique<DcmFileFormat>();
   OFCondition c = ff->loadFile(file.c_str(), EXS_Unknown, EGL_noChange, kMaxReadLength, ERM_autoDetect);
   if (c.bad()) {
     std::error_code ec;
     if (!std::filesystem::exists(file, ec)) return Fail(Code::kNotFound, "the stored file is missing");
-    return Fail(Code::kInvalidArgument, fmt::format("the stored file cannot be read as DICOM ({})", c.text()));
+    return Fail(Code::kInvalidArgument, fmt::format("the stored file cannot be read as DICOM ({})", ConditionText(c)));
   }
   return ff;
 }
@@ -155,7 +156,7 @@ void NormalizeDecimals(DcmItem& item) {
 }
 
 // The data set's elements as one JSON object (BulkFormat), or the element that cannot be.
-Result<std::string> WriteJson(DcmDataset& ds) {
+[[nodiscard]] Result<std::string> WriteJson(DcmDataset& ds) {
   BulkFormat format;
   std::ostringstream out;
   out << '{';
@@ -169,9 +170,8 @@ Result<std::string> WriteJson(DcmDataset& ds) {
     if (!first) out << ',';
     first = false;
     if (OFCondition c = e->writeJson(out, format); c.bad()) {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("({:04X},{:04X}) cannot be written as DICOM JSON: {}", tag.getGroup(), tag.getElement(),
-                              c.text()));
+      return FailCondition(c,
+                  fmt::format("({:04X},{:04X}) cannot be written as DICOM JSON", tag.getGroup(), tag.getElement()), Code::kInvalidArgument);
     }
   }
   out << '}';
@@ -180,7 +180,7 @@ Result<std::string> WriteJson(DcmDataset& ds) {
 
 }  // namespace
 
-Result<std::string> MetadataJson(const std::filesystem::path& file) {
+[[nodiscard]] Result<std::string> MetadataJson(const std::filesystem::path& file) {
   auto ff = Load(file);
   if (!ff) return tl::unexpected(ff.error());
   DcmDataset* ds = (*ff)->getDataset();
@@ -205,7 +205,7 @@ Result<std::string> MetadataJson(const std::filesystem::path& file) {
   return Fail(Code::kInvalidArgument, "its attributes do not make valid DICOM JSON (a malformed value)");
 }
 
-Result<void> ReadBulk(const std::filesystem::path& file, uint32_t tag,
+[[nodiscard]] Result<void> ReadBulk(const std::filesystem::path& file, uint32_t tag,
                       const std::function<bool(std::string_view)>& sink) {
   auto ff = Load(file);
   if (!ff) return tl::unexpected(ff.error());
@@ -226,7 +226,7 @@ Result<void> ReadBulk(const std::filesystem::path& file, uint32_t tag,
     const Uint32 n = std::min<Uint32>(length - offset, 1u << 20);
     buf.resize(n);
     if (OFCondition c = e->getPartialValue(buf.data(), offset, n, &cache, EBO_LittleEndian); c.bad()) {
-      return Fail(Code::kIoError, fmt::format("the value cannot be read: {}", c.text()));
+      return FailCondition(c, "the value cannot be read", Code::kIoError);
     }
     if (!sink(buf)) return Fail(Code::kCanceled, "the client went away");
     offset += n;
@@ -302,7 +302,7 @@ Result<std::string> FrameReader::Uncompressed(int n) {
   OFString colour;
   OFCondition c = impl_->pixels->getUncompressedFrame(ds, static_cast<Uint32>(n - 1), start, buf.data(), size, colour,
                                                       &impl_->cache);
-  if (c.bad()) return Fail(Code::kUnsupported, fmt::format("frame {} cannot be decoded: {}", n, c.text()));
+  if (c.bad()) return FailCondition(c, fmt::format("frame {} cannot be decoded", n), Code::kUnsupported);
   return buf;
 }
 

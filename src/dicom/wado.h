@@ -22,12 +22,12 @@ constexpr size_t kBulkDataThreshold = 1024;
 // eight hex digits ("7FE00010"), for the server to prefix with the instance's bulk data route.
 // Values given as URIs are never read. kInvalid when the file is not DICOM or its values cannot
 // be written as valid JSON in UTF-8.
-Result<std::string> MetadataJson(const std::filesystem::path& file);
+[[nodiscard]] Result<std::string> MetadataJson(const std::filesystem::path& file);
 
 // A top-level binary value (a BulkDataURI's), little endian, handed to `sink` in chunks (false
 // from the sink stops). kNotFound when the instance has no such value; kUnsupported for pixel
 // data in an encapsulated syntax (its frames are the bulk data: FrameReader).
-Result<void> ReadBulk(const std::filesystem::path& file, uint32_t tag,
+[[nodiscard]] Result<void> ReadBulk(const std::filesystem::path& file, uint32_t tag,
                       const std::function<bool(std::string_view)>& sink);
 
 // The media type of a frame of pixel data as stored in `transfer_syntax` (PS3.18 Table
@@ -39,7 +39,7 @@ class FrameReader {
  public:
   struct Impl;
   // kUnsupported when the instance has no pixel data.
-  static Result<std::unique_ptr<FrameReader>> Open(const std::filesystem::path& file);
+  [[nodiscard]] static Result<std::unique_ptr<FrameReader>> Open(const std::filesystem::path& file);
   ~FrameReader();
   FrameReader(const FrameReader&) = delete;
   FrameReader& operator=(const FrameReader&) = delete;
@@ -49,11 +49,11 @@ class FrameReader {
   const std::string& transfer_syntax() const;  // as stored
   // Frame `n` (from 1) uncompressed, little endian (decoded when stored compressed; colour
   // frames decoded from YBR come as RGB). Errors name the frame and why.
-  Result<std::string> Uncompressed(int n);
+  [[nodiscard]] Result<std::string> Uncompressed(int n);
   // Frame `n` (from 1) as stored in an encapsulated syntax: its fragments' bytes. kUnsupported
   // when the instance is not encapsulated, or when the fragments' frame boundaries cannot be told
   // (several fragments per frame and no offset table).
-  Result<std::string> Stored(int n);
+  [[nodiscard]] Result<std::string> Stored(int n);
 
  private:
   explicit FrameReader(std::unique_ptr<Impl> impl);

@@ -113,7 +113,7 @@ bool IsKnownCharacterSet(const std::string& value) {
   return true;
 }
 
-Result<WorklistResult> FindWorklist(const WorklistRequest& rq) {
+[[nodiscard]] Result<WorklistResult> FindWorklist(const WorklistRequest& rq) {
   const std::string charset = rq.charset == "none" || rq.charset.empty() ? rq.charset : Declared(rq.charset);
   if (!charset.empty() && charset != "none" && !IsKnownCharacterSet(charset)) {
     return Fail(Code::kInvalidArgument,

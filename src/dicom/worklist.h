@@ -39,7 +39,7 @@ struct WorklistResult {
 
 // Errors: kInvalidArgument naming the field ("query.X", "mwl_charset"); kUnavailable, kTimeout
 // or kPermissionDenied with the connection diagnosis; kInternal for a refused C-FIND.
-Result<WorklistResult> FindWorklist(const WorklistRequest& request);
+[[nodiscard]] Result<WorklistResult> FindWorklist(const WorklistRequest& request);
 
 // Whether `keyword` is an attribute of the Scheduled Procedure Step Sequence's items.
 bool IsScheduledStepKey(const std::string& keyword);

@@ -5,20 +5,12 @@
 
 #include <fmt/format.h>
 
+#include "core/text.h"
+
 namespace pb::dicomweb {
 namespace {
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return {};
-  size_t e = s.find_last_not_of(" \t");
-  return s.substr(b, e - b + 1);
-}
+std::string Trim(const std::string& s) { return std::string(TrimBlanks(s)); }
 
 // Splits on `sep` outside double quotes.
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -46,22 +38,22 @@ std::string Unquote(std::string v) {
 
 }  // namespace
 
-Result<std::vector<std::string>> AcceptedSyntaxes(const std::string& accept) {
+[[nodiscard]] Result<std::vector<std::string>> AcceptedSyntaxes(const std::string& accept) {
   if (Trim(accept).empty()) return std::vector<std::string>{kExplicitVrLittleEndian};
   std::vector<std::string> syntaxes;
   bool acceptable = false;
   for (const std::string& range : Split(accept, ',')) {
     auto parts = Split(range, ';');
-    const std::string media = Lower(Trim(parts[0]));
+    const std::string media = AsciiLower(Trim(parts[0]));
     std::string type;
     std::vector<std::string> named;
     bool refused = false;  // q=0: "not acceptable" (RFC 7231 5.3.1)
     for (size_t i = 1; i < parts.size(); ++i) {
       auto eq = parts[i].find('=');
       if (eq == std::string::npos) continue;
-      const std::string key = Lower(Trim(parts[i].substr(0, eq)));
+      const std::string key = AsciiLower(Trim(parts[i].substr(0, eq)));
       const std::string value = Unquote(parts[i].substr(eq + 1));
-      if (key == "type") type = Lower(value);
+      if (key == "type") type = AsciiLower(value);
       if (key == "transfer-syntax") named.push_back(value);
       if (key == "q") refused = value.find_first_not_of("0.") == std::string::npos;
     }
@@ -84,20 +76,20 @@ Result<std::vector<std::string>> AcceptedSyntaxes(const std::string& accept) {
   return syntaxes;
 }
 
-Result<std::vector<PartRange>> AcceptedParts(const std::string& accept) {
+[[nodiscard]] Result<std::vector<PartRange>> AcceptedParts(const std::string& accept) {
   if (Trim(accept).empty()) return std::vector<PartRange>{{"*", {}, true}};
   std::vector<PartRange> out;
   for (const std::string& range : Split(accept, ',')) {
     auto parts = Split(range, ';');
-    const std::string media = Lower(Trim(parts[0]));
+    const std::string media = AsciiLower(Trim(parts[0]));
     PartRange r;
     bool refused = false;
     for (size_t i = 1; i < parts.size(); ++i) {
       auto eq = parts[i].find('=');
       if (eq == std::string::npos) continue;
-      const std::string key = Lower(Trim(parts[i].substr(0, eq)));
+      const std::string key = AsciiLower(Trim(parts[i].substr(0, eq)));
       const std::string value = Unquote(parts[i].substr(eq + 1));
-      if (key == "type") r.type = Lower(value);
+      if (key == "type") r.type = AsciiLower(value);
       if (key == "transfer-syntax") r.syntaxes.push_back(value);
       if (key == "q") refused = value.find_first_not_of("0.") == std::string::npos;
     }

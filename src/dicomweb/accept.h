@@ -14,7 +14,7 @@ constexpr const char* kExplicitVrLittleEndian = "1.2.840.10008.1.2.1";
 // The transfer syntaxes acceptable, in the client's order ("*": any, as stored). No Accept,
 // "*/*", or DICOM without a transfer-syntax: Explicit VR Little Endian, PS3.18's default.
 // kUnsupported when the header names only media types other than DICOM instances.
-Result<std::vector<std::string>> AcceptedSyntaxes(const std::string& accept);
+[[nodiscard]] Result<std::vector<std::string>> AcceptedSyntaxes(const std::string& accept);
 
 // One acceptable kind of part for answers that are not DICOM instances (frames, bulk data):
 // its media type ("application/octet-stream", "image/jls", ...; "*" for any) and the transfer
@@ -28,6 +28,6 @@ struct PartRange {
 
 // The part kinds acceptable, in the client's order. No Accept, "*/*" or multipart/related
 // without a type: {"*"}. kUnsupported when the header names only DICOM instances or JSON.
-Result<std::vector<PartRange>> AcceptedParts(const std::string& accept);
+[[nodiscard]] Result<std::vector<PartRange>> AcceptedParts(const std::string& accept);
 
 }  // namespace pb::dicomweb

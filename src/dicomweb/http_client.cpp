@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "core/text.h"
+#include "core/thread_annotations.h"
 #include "dicom/tls_files.h"
 
 namespace pb::dicomweb {
@@ -19,12 +21,7 @@ namespace {
 
 using Steady = std::chrono::steady_clock;
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-std::string Trim(std::string_view s) {
+std::string TrimSpace(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
   return std::string(s);
@@ -41,7 +38,7 @@ std::string Printable(std::string_view s, size_t max = 200) {
     unsigned char u = static_cast<unsigned char>(c);
     out += (u < 0x20 || u == 0x7f) ? ' ' : c;
   }
-  return Trim(out);
+  return TrimSpace(out);
 }
 
 Error Err(Code code, std::string message, std::string field = {}) {
@@ -82,7 +79,7 @@ bool ParseUrl(const std::string& url, UrlParts& out) {
 
 // The `realm` of a WWW-Authenticate header ("" when none).
 std::string RealmOf(const std::string& challenge) {
-  std::string lower = Lower(challenge);
+  std::string lower = AsciiLower(challenge);
   size_t at = lower.find("realm=");
   if (at == std::string::npos) return {};
   std::string_view rest = std::string_view(challenge).substr(at + 6);
@@ -105,9 +102,9 @@ std::string StringField(const std::string& body, const char* key) {
 // The message inside an error answer: a JSON document's usual fields, or the first line of
 // plain text; an HTML page is named as such.
 std::string ServerMessage(const HttpResponse& r) {
-  const std::string type = Lower(r.content_type());
+  const std::string type = AsciiLower(r.content_type());
   if (r.body.empty()) return {};
-  if (type.find("html") != std::string::npos || Lower(r.body.substr(0, 200)).find("<html") != std::string::npos) {
+  if (type.find("html") != std::string::npos || AsciiLower(r.body.substr(0, 200)).find("<html") != std::string::npos) {
     return "the server answered with an HTML page";
   }
   auto j = nlohmann::json::parse(r.body, nullptr, false);
@@ -149,7 +146,7 @@ std::string HttpResponse::Header(const std::string& lower_name) const {
 std::string OriginOf(const std::string& url) {
   UrlParts p;
   if (!ParseUrl(url, p)) return {};
-  return Lower(p.scheme + "://" + p.host + ":" + p.port);
+  return AsciiLower(p.scheme + "://" + p.host + ":" + p.port);
 }
 
 TokenCache& TokenCache::Instance() {
@@ -158,19 +155,19 @@ TokenCache& TokenCache::Instance() {
 }
 
 TokenCache::Token TokenCache::Get(const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = tokens_.find(key);
   if (it == tokens_.end() || it->second.expires <= Steady::now()) return {};
   return it->second;
 }
 
 void TokenCache::Put(const std::string& key, Token token) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   tokens_[key] = std::move(token);
 }
 
 void TokenCache::Drop(const std::string& key, const std::string& value) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = tokens_.find(key);
   if (it != tokens_.end() && it->second.value == value) tokens_.erase(it);
 }
@@ -235,8 +232,8 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   }
   size_t colon = line.find(':');
   if (colon != std::string_view::npos) {
-    std::string name = Lower(Trim(line.substr(0, colon)));
-    std::string value = Trim(line.substr(colon + 1));
+    std::string name = AsciiLower(TrimSpace(line.substr(0, colon)));
+    std::string value = TrimSpace(line.substr(colon + 1));
     auto [it, inserted] = t->response.headers.emplace(name, value);
     if (!inserted) it->second += ", " + value;
   }
@@ -300,7 +297,7 @@ HttpClient::~HttpClient() = default;
 
 std::unique_ptr<HttpClient::Handle> HttpClient::Acquire() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!idle_.empty()) {
       auto h = std::move(idle_.back());
       idle_.pop_back();
@@ -313,7 +310,7 @@ std::unique_ptr<HttpClient::Handle> HttpClient::Acquire() {
 }
 
 void HttpClient::Release(std::unique_ptr<Handle> handle) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   idle_.push_back(std::move(handle));
 }
 
@@ -409,7 +406,7 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
     return Fail(Code::kUnavailable,
                 fmt::format("the token endpoint {} answered without an access_token (RFC 6749 5.1)", a.token_url));
   }
-  if (j.contains("token_type") && j["token_type"].is_string() && Lower(j["token_type"].get<std::string>()) != "bearer") {
+  if (j.contains("token_type") && j["token_type"].is_string() && AsciiLower(j["token_type"].get<std::string>()) != "bearer") {
     return Fail(Code::kUnsupported, fmt::format("the token endpoint {} issued a '{}' token; only bearer tokens are used",
                                                 a.token_url, Printable(j["token_type"].get<std::string>(), 40)));
   }
@@ -459,7 +456,7 @@ Result<HttpResponse> HttpClient::Perform(HttpRequest& request) {
       if (++hops > 5) {
         return Fail(Code::kUnavailable, fmt::format("{}: more than 5 redirects (last to {})", request.what, OriginOf(redirect)));
       }
-      if (url.rfind("https:", 0) == 0 && Lower(redirect.substr(0, 6)) != "https:") {
+      if (url.rfind("https:", 0) == 0 && AsciiLower(redirect.substr(0, 6)) != "https:") {
         return Fail(Code::kUnavailable,
                     fmt::format("the server redirected {} from https to plain http ({}); that is always refused",
                                 request.what.empty() ? "the request" : request.what, OriginOf(redirect)));

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/thread_annotations.h"
 #include "nodes/node.h"
 
 namespace pb::dicomweb {
@@ -72,7 +73,7 @@ class TokenCache {
   void Drop(const std::string& key, const std::string& value);
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   std::map<std::string, Token> tokens_;
 };
 
@@ -90,7 +91,7 @@ class HttpClient {
   // the same host (and to other hosts only when the node allows it); after a 401 with OAuth2
   // fetches a new token and tries once more. An error only when no HTTP answer came (or the
   // answer was refused by on_head/on_body); any HTTP status is a response, see Explain().
-  Result<HttpResponse> Perform(HttpRequest& request);
+  [[nodiscard]] Result<HttpResponse> Perform(HttpRequest& request);
 
   // Why a non-2xx response is a failure, for people: "HTTP 401 Unauthorized: the server refused
   // basic authentication as 'alice' (realm "Orthanc Secure Area")", "HTTP 404 Not Found at
@@ -109,16 +110,16 @@ class HttpClient {
   void Release(std::unique_ptr<Handle> handle);
   void Configure(Handle& h, const std::string& url, Phase phase) const;  // options every request shares
   // `home`: the URL is on the node's own origin (only then credentials and headers go along).
-  Result<HttpResponse> PerformOnce(Handle& h, HttpRequest& request, const std::string& url, bool fresh_token,
+  [[nodiscard]] Result<HttpResponse> PerformOnce(Handle& h, HttpRequest& request, const std::string& url, bool fresh_token,
                                    bool home, std::string& redirect_to);
-  Result<std::string> BearerToken(bool fresh);
+  [[nodiscard]] Result<std::string> BearerToken(bool fresh);
   std::string TokenKey() const;
   Error TransportError(int curl_code, const std::string& detail, const std::string& url, int os_errno) const;
 
   Node node_;
   std::string calling_ae_;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<Handle>> idle_;  // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::vector<std::unique_ptr<Handle>> idle_ GUARDED_BY(mu_);
 };
 
 // "scheme://host:port" of a URL (lower case), for comparing origins; empty when unparsable.

@@ -1,4 +1,5 @@
 // HttpClient against a real HTTP server (cpp-httplib) in this process, on loopback only.
+#include "core/text.h"
 #include "dicomweb/http_client.h"
 
 #include <arpa/inet.h>
@@ -29,11 +30,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
@@ -497,7 +493,7 @@ TEST_F(HttpClientTest, SuccessBodyIsStreamedInChunks) {
   EXPECT_EQ(got.size(), kStreamBytes);
   EXPECT_TRUE(got == Pattern(kStreamBytes, 5)) << "streamed bytes differ from those sent";
   EXPECT_TRUE(r->body.empty()) << "a streamed body is also kept: " << r->body.size() << " bytes";
-  EXPECT_EQ(Lower(r->Header("transfer-encoding")), "chunked");
+  EXPECT_EQ(AsciiLower(r->Header("transfer-encoding")), "chunked");
 }
 
 TEST_F(HttpClientTest, OnBodyRefusalStopsTheTransferWithItsError) {
@@ -548,7 +544,7 @@ TEST_F(HttpClientTest, UnauthorizedNamesRealmAndScheme) {
   const std::string why = client.Explain(rq, *r);
   EXPECT_TRUE(Contains(why, "401")) << why;
   EXPECT_TRUE(Contains(why, "R1")) << why;
-  EXPECT_TRUE(Contains(Lower(why), "basic")) << why;
+  EXPECT_TRUE(Contains(AsciiLower(why), "basic")) << why;
   EXPECT_TRUE(Contains(why, "alice")) << why;
 
   HttpClient anonymous(MakeNode(), "BRIDGE");
@@ -557,7 +553,7 @@ TEST_F(HttpClientTest, UnauthorizedNamesRealmAndScheme) {
   ASSERT_TRUE(r2.has_value());
   const std::string why2 = anonymous.Explain(rq2, *r2);
   EXPECT_TRUE(Contains(why2, "R1")) << why2;
-  EXPECT_TRUE(Contains(Lower(why2), "basic")) << why2;
+  EXPECT_TRUE(Contains(AsciiLower(why2), "basic")) << why2;
 }
 
 // --- redirects ---

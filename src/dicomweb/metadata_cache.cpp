@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/thread_annotations.h"
 #include "dicom/wado.h"
 
 namespace pb::dicomweb {
@@ -28,7 +29,7 @@ void MetadataCache::Start() {
 
 void MetadataCache::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   wake_.notify_all();
@@ -37,7 +38,7 @@ void MetadataCache::Stop() {
 
 void MetadataCache::Poke() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     poked_ = true;
   }
   wake_.notify_all();
@@ -93,7 +94,7 @@ void MetadataCache::Loop() {
   int64_t after = 0;
   while (true) {
     {
-      std::unique_lock lock(mu_);
+      MutexLock lock(mu_);
       if (stopping_) return;
       poked_ = false;
     }
@@ -108,7 +109,7 @@ void MetadataCache::Loop() {
       bool skipped = false;
       for (const MetadataRow& r : *todo) {
         {
-          std::lock_guard lock(mu_);
+          MutexLock lock(mu_);
           if (stopping_) return;
         }
         if (auto m = Make(r)) made.push_back(std::move(*m));
@@ -125,9 +126,9 @@ void MetadataCache::Loop() {
         if (todo->size() == static_cast<size_t>(kBatch)) continue;  // more to do
       }
     }
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     const bool poked = wake_.wait_for(lock, failing ? std::chrono::seconds(5) : std::chrono::seconds(60),
-                                      [&] { return stopping_ || poked_; });
+                                      [&]() REQUIRES(mu_) { return stopping_ || poked_; });
     if (!poked || failing) after = 0;
   }
 }

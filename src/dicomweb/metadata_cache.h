@@ -17,6 +17,7 @@
 #include "archive/blob_store.h"
 #include "archive/database.h"
 #include "core/result.h"
+#include "core/thread_annotations.h"
 
 namespace pb::dicomweb {
 
@@ -34,7 +35,7 @@ class MetadataCache {
 
   // The metadata of `row` (a QueryMetadata row): its stored JSON, or made now from the file and
   // stored. kInvalidArgument when the instance's file cannot be given as DICOM JSON (the reason).
-  Result<std::string> Get(const MetadataRow& row);
+  [[nodiscard]] Result<std::string> Get(const MetadataRow& row);
 
   uint64_t written() const { return written_.load(); }
 
@@ -46,9 +47,10 @@ class MetadataCache {
 
   Database& db_;
   const BlobStore& blobs_;
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable wake_;
-  bool poked_ = false, stopping_ = false;  // GUARDED_BY(mu_)
+  bool poked_ GUARDED_BY(mu_) = false;
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::atomic<uint64_t> written_{0};
   std::thread thread_;
 };

@@ -6,23 +6,13 @@
 
 #include <fmt/format.h>
 
+#include "core/text.h"
+
 namespace pb::dicomweb {
 namespace {
 
 constexpr size_t kMaxPadding = 1024;  // transport padding after a delimiter (RFC 2046: LWSP)
 constexpr size_t kSliceBytes = 4096;  // bytes outside a part's data copied to the buffer at once
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // RFC 2046 bchars: DIGIT / ALPHA / "'()+_,-./:=?" and space (not last). RFC 2046 allows 70
 // characters at most; longer ones are taken (Orthanc 1.10's DICOMweb plugin sends 73), up to
@@ -44,13 +34,13 @@ size_t Find(std::string_view hay, std::string_view needle) {
 
 }  // namespace
 
-Result<std::string> MultipartBoundary(std::string_view content_type) {
+[[nodiscard]] Result<std::string> MultipartBoundary(std::string_view content_type) {
   std::string_view rest = content_type;
   size_t semi = rest.find(';');
-  std::string type = Lower(Trim(rest.substr(0, semi)));
+  std::string type = AsciiLower(TrimBlanks(rest.substr(0, semi)));
   if (type.rfind("multipart/", 0) != 0) {
     return pb::Fail(Code::kInvalidArgument,
-                    fmt::format("the Content-Type is '{}', not a multipart type", Trim(content_type)));
+                    fmt::format("the Content-Type is '{}', not a multipart type", TrimBlanks(content_type)));
   }
   while (semi != std::string_view::npos) {
     rest.remove_prefix(semi + 1);
@@ -65,8 +55,8 @@ Result<std::string> MultipartBoundary(std::string_view content_type) {
     std::string_view param = rest.substr(0, end);
     semi = end < rest.size() ? end : std::string_view::npos;
     size_t eq = param.find('=');
-    if (eq == std::string_view::npos || Lower(Trim(param.substr(0, eq))) != "boundary") continue;
-    std::string_view value = Trim(param.substr(eq + 1));
+    if (eq == std::string_view::npos || AsciiLower(TrimBlanks(param.substr(0, eq))) != "boundary") continue;
+    std::string_view value = TrimBlanks(param.substr(eq + 1));
     std::string boundary;
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
       value = value.substr(1, value.size() - 2);
@@ -85,7 +75,7 @@ Result<std::string> MultipartBoundary(std::string_view content_type) {
     }
     return boundary;
   }
-  return pb::Fail(Code::kInvalidArgument, fmt::format("the Content-Type '{}' names no boundary", Trim(content_type)));
+  return pb::Fail(Code::kInvalidArgument, fmt::format("the Content-Type '{}' names no boundary", TrimBlanks(content_type)));
 }
 
 MultipartParser::MultipartParser(std::string boundary, Handlers handlers)
@@ -246,15 +236,15 @@ Result<void> MultipartParser::ParseHeaders(std::string_view block) {
     if (!line.empty() && (line.front() == ' ' || line.front() == '\t') && !last.empty()) {
       std::string& value = headers[last];  // an obsolete folded line continues the last
       value.push_back(' ');
-      value.append(Trim(line));
+      value.append(TrimBlanks(line));
       continue;
     }
     size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) {
       return Fail(fmt::format("part {}: malformed header line (no 'Name: value')", parts_));
     }
-    last = Lower(Trim(line.substr(0, colon)));
-    headers[last] = std::string(Trim(line.substr(colon + 1)));
+    last = AsciiLower(TrimBlanks(line.substr(0, colon)));
+    headers[last] = std::string(TrimBlanks(line.substr(colon + 1)));
   }
   if (handlers_.on_part) return handlers_.on_part(parts_, headers);
   return {};

@@ -20,7 +20,7 @@ namespace pb::dicomweb {
 // The boundary of a Content-Type such as `multipart/related; type="application/dicom";
 // boundary=abc` (parameter names in any case, the value quoted or not). Errors say what is
 // missing or wrong (not multipart, no boundary, a boundary RFC 2046 does not allow).
-Result<std::string> MultipartBoundary(std::string_view content_type);
+[[nodiscard]] Result<std::string> MultipartBoundary(std::string_view content_type);
 
 class MultipartParser {
  public:
@@ -38,18 +38,18 @@ class MultipartParser {
   MultipartParser(std::string boundary, Handlers handlers);
 
   // Takes the next bytes of the body. After an error, the parser stays failed.
-  Result<void> Feed(std::string_view bytes);
+  [[nodiscard]] Result<void> Feed(std::string_view bytes);
   // The body ended: an error unless the closing delimiter was seen (a truncated body).
-  Result<void> Finish();
+  [[nodiscard]] Result<void> Finish();
 
   int parts() const { return parts_; }  // parts begun so far
 
  private:
   enum class State { kPreamble, kAfterDelimiter, kHeaders, kBody, kEpilogue, kFailed };
-  Result<void> Step(bool& progressed);
-  Result<void> Fail(std::string message);
-  Result<void> Failed(const Result<void>& r);  // the parser stays failed with r's message
-  Result<void> ParseHeaders(std::string_view block);
+  [[nodiscard]] Result<void> Step(bool& progressed);
+  [[nodiscard]] Result<void> Fail(std::string message);
+  [[nodiscard]] Result<void> Failed(const Result<void>& r);  // the parser stays failed with r's message
+  [[nodiscard]] Result<void> ParseHeaders(std::string_view block);
 
   std::string dash_boundary_;  // "--" + boundary
   std::string delimiter_;      // "\r\n--" + boundary

@@ -80,7 +80,7 @@ std::string Snippet(std::string_view body) {
 
 }  // namespace
 
-Result<QidoSearch> BuildSearch(const std::string& level_in, const std::vector<std::pair<std::string, std::string>>& keys,
+[[nodiscard]] Result<QidoSearch> BuildSearch(const std::string& level_in, const std::vector<std::pair<std::string, std::string>>& keys,
                                bool minimal) {
   const std::string level = Upper(level_in);
   if (level != "PATIENT" && level != "STUDY" && level != "SERIES" && level != "IMAGE") {
@@ -157,7 +157,7 @@ std::string SearchUrl(const std::string& root, const QidoSearch& search, size_t 
   return url;
 }
 
-Result<std::vector<Row>> RowsFromDicomJson(std::string_view body) {
+[[nodiscard]] Result<std::vector<Row>> RowsFromDicomJson(std::string_view body) {
   std::vector<Row> rows;
   std::string_view trimmed = body;
   while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.front()))) trimmed.remove_prefix(1);

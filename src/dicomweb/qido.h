@@ -28,7 +28,7 @@ struct QidoSearch {
 // the field ("level", "query.<key>": not a keyword, a malformed date or UID).
 // `minimal`: only the keys given are asked for, none of the level's defaults (a retrieve's
 // plan needs UIDs; every other attribute may cost the server a read of the file).
-Result<QidoSearch> BuildSearch(const std::string& level, const std::vector<std::pair<std::string, std::string>>& keys,
+[[nodiscard]] Result<QidoSearch> BuildSearch(const std::string& level, const std::vector<std::pair<std::string, std::string>>& keys,
                                bool minimal = false);
 
 // `path?name=value&...` with the values URL-encoded, plus limit/offset when not zero.
@@ -36,7 +36,7 @@ std::string SearchUrl(const std::string& root, const QidoSearch& search, size_t 
 
 // The rows of a QIDO-RS answer body. Errors (kUnavailable) say what is wrong: not JSON (the
 // first characters shown), not an array of objects.
-Result<std::vector<Row>> RowsFromDicomJson(std::string_view body);
+[[nodiscard]] Result<std::vector<Row>> RowsFromDicomJson(std::string_view body);
 
 // PATIENT level from study rows: one row per patient (Patient ID and issuer), with the
 // patient's attributes and NumberOfPatientRelatedStudies counted.

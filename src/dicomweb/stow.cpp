@@ -113,7 +113,7 @@ std::string NewBoundary() {
   return fmt::format("pacsbridge-{:016x}{:016x}", rng(), rng());
 }
 
-Result<std::map<std::string, dicom::SendOutcome>> ParseStowResponse(std::string_view body) {
+[[nodiscard]] Result<std::map<std::string, dicom::SendOutcome>> ParseStowResponse(std::string_view body) {
   json j = json::parse(body, nullptr, false);
   if (j.is_array() && j.size() == 1) j = j[0];  // some servers wrap the data set in a list
   if (j.is_discarded() || !j.is_object()) {

@@ -23,12 +23,12 @@ class StowBody {
   StowBody& operator=(const StowBody&) = delete;
 
   // Computes the size; an error names a file that cannot be read.
-  Result<void> Open();
+  [[nodiscard]] Result<void> Open();
   int64_t size() const { return size_; }
   std::string content_type() const;
   // The next bytes (0 at the end); an error when a file changed or cannot be read.
-  Result<size_t> Read(char* buffer, size_t n);
-  Result<void> Rewind();
+  [[nodiscard]] Result<size_t> Read(char* buffer, size_t n);
+  [[nodiscard]] Result<void> Rewind();
 
  private:
   struct Segment {
@@ -51,6 +51,6 @@ std::string NewBoundary();
 // One outcome per SOP Instance UID the answer names: in ReferencedSOPSequence (stored; a
 // WarningReason makes it a warning) or FailedSOPSequence (failed, FailureReason as its DIMSE
 // status). Errors (kUnavailable) for an answer that is not a DICOM JSON data set.
-Result<std::map<std::string, dicom::SendOutcome>> ParseStowResponse(std::string_view body);
+[[nodiscard]] Result<std::map<std::string, dicom::SendOutcome>> ParseStowResponse(std::string_view body);
 
 }  // namespace pb::dicomweb

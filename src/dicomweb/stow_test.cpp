@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/text.h"
 #include "dicomweb/multipart.h"
 
 namespace pb::dicomweb {
@@ -18,14 +19,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 std::string LowerNoSpace(const std::string& s) {
   std::string out;
-  for (char c : Lower(s)) {
+  for (char c : AsciiLower(s)) {
     if (c != ' ') out += c;
   }
   return out;
@@ -58,7 +54,7 @@ class StowBodyTest : public ::testing::Test {
   std::vector<std::string> contents_;
 };
 
-struct Part {
+struct StowPart {
   MultipartParser::Headers headers;
   std::string data;
 };
@@ -77,8 +73,8 @@ Result<std::string> ReadAll(StowBody& body, size_t chunk) {
 }
 
 // Splits `body` with the module's own parser, as a server would.
-std::vector<Part> Split(const std::string& content_type, const std::string& body) {
-  std::vector<Part> parts;
+std::vector<StowPart> Split(const std::string& content_type, const std::string& body) {
+  std::vector<StowPart> parts;
   auto boundary = MultipartBoundary(content_type);
   EXPECT_TRUE(boundary.has_value()) << content_type;
   if (!boundary) return parts;
@@ -104,7 +100,7 @@ TEST_F(StowBodyTest, SizeIsExactAndPartsAreTheFiles) {
   StowBody body(paths_, NewBoundary());
   ASSERT_TRUE(body.Open().has_value());
   const std::string type = body.content_type();
-  EXPECT_EQ(Lower(type).rfind("multipart/related", 0), 0u) << type;
+  EXPECT_EQ(AsciiLower(type).rfind("multipart/related", 0), 0u) << type;
   EXPECT_NE(type.find("type=\"application/dicom\""), std::string::npos) << type;
 
   for (size_t chunk : {size_t{1}, size_t{7}, size_t{1} << 20}) {
@@ -226,7 +222,7 @@ TEST(StowResponse, WarningReasonMakesAWarning) {
   const auto& w = out->at("1.2.3.4.1");
   EXPECT_EQ(w.status, dicom::SendStatus::kWarning);
   EXPECT_EQ(w.dimse_status, 0xB000);
-  EXPECT_NE(Lower(w.reason).find("coercion"), std::string::npos) << w.reason;
+  EXPECT_NE(AsciiLower(w.reason).find("coercion"), std::string::npos) << w.reason;
   EXPECT_EQ(out->at("1.2.3.4.2").status, dicom::SendStatus::kSuccess);
 }
 

@@ -50,14 +50,14 @@ class HttpApi {
   HttpApi();
   ~HttpApi();
   // Serves HTTPS only, with this certificate and key (PEM); before Bind. Errors name the files.
-  Result<void> UseHttps(const std::string& cert_file, const std::string& key_file);
+  [[nodiscard]] Result<void> UseHttps(const std::string& cert_file, const std::string& key_file);
   // Takes the port, exclusively: never shared with another process (no SO_REUSEPORT). Called
   // early at start, so a server whose port is taken stops before it touches anything. Errors
   // name the address and, when it can be found, the program that holds the port. Returns the
   // port (the one chosen by the system for port 0).
-  Result<int> Bind(const std::string& host, int port);
+  [[nodiscard]] Result<int> Bind(const std::string& host, int port);
   // Routes requests to `services` and serves them in a background thread.
-  Result<void> Start(Services services);
+  [[nodiscard]] Result<void> Start(Services services);
   void Stop();
 
  private:

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "auth/crypto.h"
+#include "core/text.h"
 #include "http/api.h"
 #include "http/errors.h"
 
@@ -24,11 +25,6 @@ std::string OriginAuthority(const std::string& origin) {
   std::string rest = origin.substr(scheme + 3);
   if (rest.empty() || rest.find('/') != std::string::npos) return {};
   return rest;
-}
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 void Unauthenticated(const httplib::Request& req, httplib::Response& res, const std::string& message) {
@@ -59,7 +55,7 @@ std::optional<auth::AuthResult<auth::Principal>> Credentials(Services& s, const 
   const std::string authz = req.get_header_value("Authorization");
   if (!authz.empty()) {
     const size_t sp = authz.find(' ');
-    const std::string scheme = Lower(authz.substr(0, sp));
+    const std::string scheme = AsciiLower(authz.substr(0, sp));
     const std::string value = sp == std::string::npos ? std::string() : authz.substr(authz.find_first_not_of(' ', sp));
     if (scheme == "bearer") return s.accounts.Token(value);
     if (scheme == "basic") {
@@ -145,7 +141,7 @@ bool CheckAccess(Services& s, const httplib::Request& req, httplib::Response& re
   if (Changes(req) && req.has_header("Origin")) {
     const std::string origin = req.get_header_value("Origin");
     const std::string host = req.get_header_value("Host");
-    if ((host.empty() || Lower(OriginAuthority(origin)) != Lower(host)) && !CorsAllowed(s, req, origin)) {
+    if ((host.empty() || AsciiLower(OriginAuthority(origin)) != AsciiLower(host)) && !CorsAllowed(s, req, origin)) {
       SendError(res, 403, fmt::format("cross-origin request refused: Origin {} is not this server", origin));
       return false;
     }

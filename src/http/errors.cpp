@@ -15,7 +15,8 @@ int HttpStatus(Code code) {
     case Code::kNotFound: return 404;
     case Code::kAlreadyExists: return 409;
     case Code::kLocked: return 403;
-    case Code::kUnavailable: return 503;
+    case Code::kUnavailable:
+    case Code::kAborted: return 503;
     case Code::kTimeout: return 504;
     case Code::kOutOfSpace: return 507;
     case Code::kUnsupported: return 501;

@@ -53,7 +53,7 @@ json StepJson(Services& s, const MppsRecord& m, bool full) {
 }
 
 // The node a step goes to: DIMSE with mpps on (409 naming the field otherwise).
-Result<Node> MppsNode(Services& s, const std::string& name) {
+[[nodiscard]] Result<Node> MppsNode(Services& s, const std::string& name) {
   auto n = s.nodes.Get(name);
   if (!n) return tl::unexpected(n.error());
   if (n->type != NodeType::kDimse || !n->mpps) {

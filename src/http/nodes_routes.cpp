@@ -274,7 +274,8 @@ std::optional<NodeQueryBody> ReadNodeQuery(const Node& n, const std::string& raw
 // A node that could not be asked: 502 (504 on a timeout) with the diagnosis; anything else as
 // its code says.
 void SendQueryError(httplib::Response& res, const Error& e) {
-  if (e.code == Code::kUnavailable || e.code == Code::kTimeout || e.code == Code::kPermissionDenied) {
+  if (e.code == Code::kUnavailable || e.code == Code::kAborted || e.code == Code::kTimeout ||
+      e.code == Code::kPermissionDenied) {
     return SendError(res, e.code == Code::kTimeout ? 504 : 502, "Connection failed: " + e.message);
   }
   SendError(res, e);

@@ -100,7 +100,7 @@ std::optional<Access> DocumentedAccess(const nlohmann::json& op) {
 
 }  // namespace
 
-Result<void> CheckRoutes(const std::vector<Route>& routes, const nlohmann::json& openapi) {
+[[nodiscard]] Result<void> CheckRoutes(const std::vector<Route>& routes, const nlohmann::json& openapi) {
   static const std::set<std::string> kMethods = {"get", "put", "post", "delete", "patch", "head", "options"};
   std::set<std::pair<std::string, std::string>> documented, served;
   std::map<std::pair<std::string, std::string>, std::optional<Access>> documented_access;

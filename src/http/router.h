@@ -62,6 +62,6 @@ std::string PathPattern(const std::string& path);
 
 // Fails, naming each difference, unless every route is an operation of the document's
 // `paths` with the same access, and every operation there is a route.
-Result<void> CheckRoutes(const std::vector<Route>& routes, const nlohmann::json& openapi);
+[[nodiscard]] Result<void> CheckRoutes(const std::vector<Route>& routes, const nlohmann::json& openapi);
 
 }  // namespace pb::http

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/text.h"
 #include "dicom/header.h"
 #include "dicomweb/multipart.h"
 #include "http/api.h"
@@ -67,14 +68,9 @@ struct PartFile {
   }
 };
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // The media type of the parts, from `type=` of the body's Content-Type ("" when absent).
 std::string PartsType(const std::string& content_type) {
-  std::string ct = Lower(content_type);
+  std::string ct = AsciiLower(content_type);
   size_t at = ct.find("type=");
   while (at != std::string::npos && at > 0 && std::isalnum(static_cast<unsigned char>(ct[at - 1]))) {
     at = ct.find("type=", at + 1);  // not "subtype=" or similar
@@ -98,7 +94,7 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
   const std::string content_type = req.get_header_value("Content-Type");
   auto boundary = dicomweb::MultipartBoundary(content_type);
   const std::string parts_type = PartsType(content_type);
-  if (!boundary || Lower(content_type).rfind("multipart/related", 0) != 0 ||
+  if (!boundary || AsciiLower(content_type).rfind("multipart/related", 0) != 0 ||
       (!parts_type.empty() && parts_type != "application/dicom")) {
     SendError(res, 415,
                      fmt::format("STOW-RS takes multipart/related; type=\"application/dicom\" with a boundary{}",
@@ -191,8 +187,8 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
       {[&](int, const dicomweb::MultipartParser::Headers& headers) -> Result<void> {
          part = PartFile{};
          auto type = headers.find("content-type");
-         part.dicom = type == headers.end() || Lower(type->second).rfind("application/dicom", 0) == 0;
-         if (Lower(type == headers.end() ? "" : type->second).rfind("application/dicom+", 0) == 0) part.dicom = false;
+         part.dicom = type == headers.end() || AsciiLower(type->second).rfind("application/dicom", 0) == 0;
+         if (AsciiLower(type == headers.end() ? "" : type->second).rfind("application/dicom+", 0) == 0) part.dicom = false;
          if (!part.dicom) return {};
          part.path = s.pipeline.NewTempPath();
          part.file = std::fopen(part.path.c_str(), "wb");

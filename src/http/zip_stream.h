@@ -24,13 +24,13 @@ class ZipStream {
   ZipStream& operator=(const ZipStream&) = delete;
 
   // Adds `file` as `name` (a relative path with '/').
-  Result<void> AddFile(const std::string& name, const std::filesystem::path& file);
+  [[nodiscard]] Result<void> AddFile(const std::string& name, const std::filesystem::path& file);
   // Writes the central directory. Nothing may be added afterwards.
-  Result<void> Finish();
+  [[nodiscard]] Result<void> Finish();
 
  private:
   static long OnWrite(struct archive*, void* self, const void* data, std::size_t size);
-  Result<void> Failed(const std::string& what);
+  [[nodiscard]] Result<void> Failed(const std::string& what);
   Write write_;
   struct archive* a_ = nullptr;
   bool reader_gone_ = false;

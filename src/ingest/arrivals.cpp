@@ -1,9 +1,11 @@
 #include "ingest/arrivals.h"
 
+#include "core/thread_annotations.h"
+
 namespace pb {
 
 ArrivalHub::Token ArrivalHub::Subscribe(Callback callback) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Token t = next_++;
   subscribers_.emplace(t, std::move(callback));
   count_ = subscribers_.size();
@@ -11,7 +13,7 @@ ArrivalHub::Token ArrivalHub::Subscribe(Callback callback) {
 }
 
 void ArrivalHub::Unsubscribe(Token token) {
-  std::lock_guard lock(mu_);  // waits for a Publish in progress
+  MutexLock lock(mu_);  // waits for a Publish in progress
   subscribers_.erase(token);
   count_ = subscribers_.size();
 }
@@ -19,7 +21,7 @@ void ArrivalHub::Unsubscribe(Token token) {
 void ArrivalHub::Publish(const Arrival& arrival) {
   // Held while calling: subscribers are few and quick, and Unsubscribe must not return while a
   // callback into a job that is ending still runs.
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (auto& [token, callback] : subscribers_) callback(arrival);
 }
 

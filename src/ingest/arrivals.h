@@ -10,6 +10,8 @@
 #include <mutex>
 #include <string>
 
+#include "core/thread_annotations.h"
+
 namespace pb {
 
 struct Arrival {
@@ -35,9 +37,9 @@ class ArrivalHub {
   bool HasSubscribers() const { return count_.load(std::memory_order_relaxed) > 0; }
 
  private:
-  std::mutex mu_;
-  Token next_ = 1;                          // GUARDED_BY(mu_)
-  std::map<Token, Callback> subscribers_;   // GUARDED_BY(mu_)
+  Mutex mu_;
+  Token next_ GUARDED_BY(mu_) = 1;
+  std::map<Token, Callback> subscribers_ GUARDED_BY(mu_);
   std::atomic<size_t> count_{0};             // subscribers_.size(), readable without mu_
 };
 

@@ -1,34 +1,36 @@
 #include "ingest/expectations.h"
 
+#include "core/thread_annotations.h"
+
 namespace pb {
 
 void DiscardCounter::Add() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++count_;
   }
   cv_.notify_all();
 }
 
 size_t DiscardCounter::count() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return count_;
 }
 
 size_t DiscardCounter::WaitFor(size_t n, std::chrono::steady_clock::time_point deadline) const {
-  std::unique_lock lock(mu_);
-  cv_.wait_until(lock, deadline, [&] { return count_ >= n; });
+  MutexLock lock(mu_);
+  cv_.wait_until(lock, deadline, [&]() REQUIRES(mu_) { return count_ >= n; });
   return count_;
 }
 
 void PendingStores::Add() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++pending_;
 }
 
 void PendingStores::Done(bool stored) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     --pending_;
     if (!stored) ++failed_;
   }
@@ -36,29 +38,29 @@ void PendingStores::Done(bool stored) {
 }
 
 size_t PendingStores::failed() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return failed_;
 }
 
 bool PendingStores::WaitIdle(std::chrono::steady_clock::time_point deadline) const {
-  std::unique_lock lock(mu_);
-  return cv_.wait_until(lock, deadline, [&] { return pending_ == 0; });
+  MutexLock lock(mu_);
+  return cv_.wait_until(lock, deadline, [&]() REQUIRES(mu_) { return pending_ == 0; });
 }
 
 ExpectationRegistry::Token ExpectationRegistry::Add(std::shared_ptr<Expectation> e) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Token t = next_++;
   entries_.emplace(t, std::move(e));
   return t;
 }
 
 void ExpectationRegistry::Remove(Token t) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   entries_.erase(t);
 }
 
 void ExpectationRegistry::AddMessageId(Token t, int id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto it = entries_.find(t); it != entries_.end()) {
     // Copy on write: receivers may hold the previous version.
     auto copy = std::make_shared<Expectation>(*it->second);
@@ -68,7 +70,7 @@ void ExpectationRegistry::AddMessageId(Token t, int id) {
 }
 
 void ExpectationRegistry::AddSopUids(Token t, const std::set<std::string>& uids) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto it = entries_.find(t); it != entries_.end()) {
     auto copy = std::make_shared<Expectation>(*it->second);
     copy->sop_uids.insert(uids.begin(), uids.end());
@@ -80,7 +82,7 @@ std::shared_ptr<const Expectation> ExpectationRegistry::Match(const std::string&
                                                               const std::string& study_uid,
                                                               const std::string& move_originator_ae,
                                                               int move_originator_id, bool* by_originator) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (by_originator) *by_originator = false;
   for (const auto& [_, e] : entries_) {
     if (!move_originator_ae.empty() && move_originator_ae == e->calling_ae && e->message_ids.count(move_originator_id)) {

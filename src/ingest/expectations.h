@@ -18,6 +18,8 @@
 #include <vector>
 #include <string>
 
+#include "core/thread_annotations.h"
+
 namespace pb {
 
 // Instances a discarding expectation dropped, and a wait for them. Shared between the waiter
@@ -30,9 +32,9 @@ class DiscardCounter {
   size_t WaitFor(size_t n, std::chrono::steady_clock::time_point deadline) const;
 
  private:
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   mutable std::condition_variable cv_;
-  size_t count_ = 0;  // GUARDED_BY(mu_)
+  size_t count_ GUARDED_BY(mu_) = 0;
 };
 
 // Instances a receiver answered before storing them, for a job that checks the archive itself
@@ -48,10 +50,10 @@ class PendingStores {
   size_t failed() const;
 
  private:
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   mutable std::condition_variable cv_;
-  size_t pending_ = 0;  // GUARDED_BY(mu_)
-  size_t failed_ = 0;   // GUARDED_BY(mu_)
+  size_t pending_ GUARDED_BY(mu_) = 0;
+  size_t failed_ GUARDED_BY(mu_) = 0;
 };
 
 struct Expectation {
@@ -93,9 +95,9 @@ class ExpectationRegistry {
                                            int move_originator_id, bool* by_originator = nullptr) const;
 
  private:
-  mutable std::mutex mu_;
-  Token next_ = 1;                                          // GUARDED_BY(mu_)
-  std::map<Token, std::shared_ptr<Expectation>> entries_;   // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  Token next_ GUARDED_BY(mu_) = 1;
+  std::map<Token, std::shared_ptr<Expectation>> entries_ GUARDED_BY(mu_);
 };
 
 // Registers for the lifetime of the object.

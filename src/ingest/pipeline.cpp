@@ -12,15 +12,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/files.h"
+#include "core/thread_annotations.h"
 #include "dicom/header.h"
 
 namespace pb {
 namespace {
-
-void RemoveQuietly(const std::filesystem::path& p) {
-  std::error_code ec;
-  std::filesystem::remove(p, ec);
-}
 
 IngestOutcome Failed(const Error& e, const std::string& sop) {
   return {e.code == Code::kOutOfSpace ? IngestStatus::kOutOfSpace : IngestStatus::kFailed, e.message,
@@ -85,7 +82,7 @@ IngestPipeline::IngestPipeline(BlobStore& blobs, Database& db, IngestOptions opt
 
 IngestPipeline::~IngestPipeline() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   wake_.notify_all();
@@ -105,7 +102,7 @@ Result<void> IngestPipeline::OpenJournal(uint64_t generation) {
 }
 
 Result<uint64_t> IngestPipeline::Journal(const std::string& line) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (journal_fd_ < 0) {
     if (auto r = OpenJournal(active_journal_); !r) return tl::unexpected(r.error());
   }
@@ -120,7 +117,7 @@ Result<uint64_t> IngestPipeline::Journal(const std::string& line) {
   return active_journal_;
 }
 
-void IngestPipeline::Release(uint64_t generation) {  // mu_ held
+void IngestPipeline::Release(uint64_t generation) {
   auto it = outstanding_.find(generation);
   if (it == outstanding_.end() || --it->second > 0) return;
   outstanding_.erase(it);
@@ -204,7 +201,7 @@ IngestOutcome IngestPipeline::Commit(const std::filesystem::path& temp, const In
     ++synced_files_;
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (index_failing_ && !src.answered) {
       RemoveQuietly(temp);
       return {IngestStatus::kOutOfSpace,
@@ -231,7 +228,7 @@ IngestOutcome IngestPipeline::Commit(const std::filesystem::path& temp, const In
   if (!placed || *placed == BlobStore::Placed::kExists) {
     RemoveQuietly(temp);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       Release(entry.journal);
     }
     if (!placed) return Failed(placed.error(), rec.sop_uid);
@@ -244,7 +241,7 @@ IngestOutcome IngestPipeline::Commit(const std::filesystem::path& temp, const In
   Announce(rec, src, false);
   bool wake;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     wake = pending_.empty() || pending_.size() + 1 >= options_.max_batch;  // else it is awake
     pending_.push_back(std::move(entry));
     ++pushed_;
@@ -279,13 +276,13 @@ Result<void> IngestPipeline::IndexBatch(const std::vector<Entry>& entries) {
 }
 
 void IngestPipeline::IndexLoop() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   bool failing = false;
   while (true) {
-    wake_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+    wake_.wait(lock, [&]() REQUIRES(mu_) { return stopping_ || !pending_.empty(); });
     if (pending_.empty()) return;  // stopping with nothing left
     // A short window lets concurrent associations share one transaction.
-    wake_.wait_for(lock, options_.batch_window, [&] {
+    wake_.wait_for(lock, options_.batch_window, [&]() REQUIRES(mu_) {
       return stopping_ || flush_requested_ || pending_.size() >= options_.max_batch;
     });
     flush_requested_ = false;
@@ -300,11 +297,11 @@ void IngestPipeline::IndexLoop() {
       if (journal_fd_ >= 0) ::close(journal_fd_);
       journal_fd_ = -1;
     }
-    lock.unlock();
+    lock.Unlock();
     if (options_.test_index_delay.count() > 0) std::this_thread::sleep_for(options_.test_index_delay);
     auto r = IndexBatch(batch);
     if (r && listener) listener();
-    lock.lock();
+    lock.Lock();
     if (r) {
       if (failing) spdlog::info("ingest: the index accepts writes again; arrivals are taken again");
       failing = false;
@@ -333,23 +330,23 @@ void IngestPipeline::IndexLoop() {
                     pending_.size());
       return;
     }
-    wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+    wake_.wait_for(lock, std::chrono::seconds(1), [&]() REQUIRES(mu_) { return stopping_; });
   }
 }
 
 void IngestPipeline::SetIndexedListener(std::function<void()> listener) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   on_indexed_ = std::move(listener);
 }
 
 Result<void> IngestPipeline::Flush(std::chrono::seconds timeout) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   uint64_t target = pushed_;
   if (done_ < target) {
     flush_requested_ = true;  // someone waits: commit now rather than after the batch window
     wake_.notify_all();
   }
-  bool ok = indexed_.wait_for(lock, timeout, [&] { return done_ >= target || !last_error_.empty(); });
+  bool ok = indexed_.wait_for(lock, timeout, [&]() REQUIRES(mu_) { return done_ >= target || !last_error_.empty(); });
   if (done_ >= target) return {};
   return Fail(Code::kIoError, ok ? last_error_ : "indexing did not finish in time");
 }
@@ -395,10 +392,15 @@ std::optional<IngestPipeline::Entry> IngestPipeline::Replay(const std::string& l
 
 Result<int> IngestPipeline::Recover() {
   std::vector<std::filesystem::path> journals;
+  uint64_t active = 0;
+  {
+    MutexLock lock(mu_);
+    active = active_journal_;
+  }
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(journal_dir_, ec)) {
     uint64_t n = 0;
-    if (std::sscanf(e.path().filename().c_str(), "journal-%lu.log", &n) == 1 && n < active_journal_) {
+    if (std::sscanf(e.path().filename().c_str(), "journal-%lu.log", &n) == 1 && n < active) {
       journals.push_back(e.path());
     }
   }

@@ -30,6 +30,7 @@
 #include "archive/blob_store.h"
 #include "archive/database.h"
 #include "config/settings.h"
+#include "core/thread_annotations.h"
 #include "ingest/arrivals.h"
 
 namespace pb {
@@ -85,7 +86,7 @@ struct IngestOptions {
 class StagingSessions {
  public:
   // The open session of this receiver for the source's labels, created when there is none.
-  virtual Result<int64_t> Enter(const std::string& receiver, const IngestSource& src) = 0;
+  [[nodiscard]] virtual Result<int64_t> Enter(const std::string& receiver, const IngestSource& src) = 0;
   // `durable`: journaled and renamed into the session's folder (its row follows in a batch);
   // `sent_sop_uid`: the SOP Instance UID as the sender sent it (before anonymization).
   virtual void Leave(int64_t session, const std::string& sent_sop_uid, bool durable) = 0;
@@ -118,7 +119,7 @@ class IngestPipeline {
 
   // Indexes the instances named by journals of an earlier run (archived ones into the index,
   // staged ones into their session's rows); call before receiving. Returns how many.
-  Result<int> Recover();
+  [[nodiscard]] Result<int> Recover();
 
   // Called (from the indexer, no lock held) after instances were indexed: work that follows
   // indexing, such as writing their WADO-RS metadata ahead. Set before Recover().
@@ -133,7 +134,7 @@ class IngestPipeline {
                        const IngestTarget& target = IngestTarget::Archive());
 
   // Waits until every instance stored before the call is indexed (tests, shutdown, API reads).
-  Result<void> Flush(std::chrono::seconds timeout = std::chrono::seconds(30));
+  [[nodiscard]] Result<void> Flush(std::chrono::seconds timeout = std::chrono::seconds(30));
 
   SyncCounts syncs() const { return {synced_files_.load(), synced_journal_.load(), synced_folders_.load()}; }
 
@@ -144,15 +145,15 @@ class IngestPipeline {
     uint64_t journal = 0;                  // the journal generation that names it
   };
   // Header (parsed once, here, for every target) and SOP Instance UID; else the refusal.
-  tl::expected<InstanceRecord, IngestOutcome> Check(const std::filesystem::path& temp, const IngestSource& src);
+  [[nodiscard]] tl::expected<InstanceRecord, IngestOutcome> Check(const std::filesystem::path& temp, const IngestSource& src);
   IngestOutcome Commit(const std::filesystem::path& temp, const IngestSource& src, Entry entry);
-  Result<uint64_t> Journal(const std::string& line);  // appends; returns the generation
-  void Release(uint64_t generation);                 // an entry of it is settled
-  Result<void> OpenJournal(uint64_t generation);
+  [[nodiscard]] Result<uint64_t> Journal(const std::string& line);  // appends; returns the generation
+  void Release(uint64_t generation) REQUIRES(mu_);  // an entry of it is settled
+  [[nodiscard]] Result<void> OpenJournal(uint64_t generation) REQUIRES(mu_);
   std::filesystem::path JournalPath(uint64_t generation) const;
   void Announce(const InstanceRecord& rec, const IngestSource& src, bool was_present);
   void IndexLoop();
-  Result<void> IndexBatch(const std::vector<Entry>& entries);
+  [[nodiscard]] Result<void> IndexBatch(const std::vector<Entry>& entries);
   std::optional<Entry> Replay(const std::string& line);  // a journal line of an earlier run
 
   BlobStore& blobs_;
@@ -161,22 +162,23 @@ class IngestPipeline {
   IngestOptions options_;
   std::filesystem::path journal_dir_;
 
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable wake_;     // the indexer: work or stop
   std::condition_variable indexed_;  // Flush(): progress
-  std::vector<Entry> pending_;                // GUARDED_BY(mu_)
-  std::map<uint64_t, int64_t> outstanding_;   // GUARDED_BY(mu_): unsettled entries per journal
-  uint64_t active_journal_ = 0;               // GUARDED_BY(mu_)
-  int journal_fd_ = -1;                       // GUARDED_BY(mu_)
-  size_t active_entries_ = 0;                 // GUARDED_BY(mu_): written to the active journal
-  uint64_t pushed_ = 0, done_ = 0;            // GUARDED_BY(mu_): entries queued / indexed
-  std::string last_error_;                    // GUARDED_BY(mu_)
+  std::vector<Entry> pending_ GUARDED_BY(mu_);
+  std::map<uint64_t, int64_t> outstanding_ GUARDED_BY(mu_);   // unsettled entries per journal
+  uint64_t active_journal_ GUARDED_BY(mu_) = 0;
+  int journal_fd_ GUARDED_BY(mu_) = -1;
+  size_t active_entries_ GUARDED_BY(mu_) = 0;                 // written to the active journal
+  uint64_t pushed_ GUARDED_BY(mu_) = 0;  // entries queued
+  uint64_t done_ GUARDED_BY(mu_) = 0;    // entries indexed
+  std::string last_error_ GUARDED_BY(mu_);
   // The index refuses writes (a full disk under it): new arrivals are refused until it takes
   // them again, rather than piling up answered instances only the journal knows.
-  bool index_failing_ = false;                // GUARDED_BY(mu_)
-  std::function<void()> on_indexed_;          // GUARDED_BY(mu_)
-  bool stopping_ = false;                     // GUARDED_BY(mu_)
-  bool flush_requested_ = false;              // GUARDED_BY(mu_): end the batch window now
+  bool index_failing_ GUARDED_BY(mu_) = false;
+  std::function<void()> on_indexed_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
+  bool flush_requested_ GUARDED_BY(mu_) = false;              // end the batch window now
   std::atomic<uint64_t> synced_files_{0}, synced_journal_{0}, synced_folders_{0};
   std::thread indexer_;
 };

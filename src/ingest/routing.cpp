@@ -174,7 +174,7 @@ bool ApplyAttribute(uint32_t tag, AttributeCache& cache, Slot slot) {
 
 }  // namespace
 
-Result<std::vector<RoutingRule>> ParseRoutingRules(std::string_view text, std::string_view field) {
+[[nodiscard]] Result<std::vector<RoutingRule>> ParseRoutingRules(std::string_view text, std::string_view field) {
   std::vector<RoutingRule> rules;
   int line_no = 0;
   size_t pos = 0;

@@ -46,7 +46,7 @@ struct RoutingRules {  // each: first matching rule wins
 // Errors: Fail(kInvalidArgument, "line N: <reason>", field) with `field` as passed (e.g.
 // "routing.subject"): bad tag, missing ':', empty regex, invalid regex (with RE2's
 // explanation), group out of range ("group 2 but the regex has 1 capturing group").
-Result<std::vector<RoutingRule>> ParseRoutingRules(std::string_view text, std::string_view field);
+[[nodiscard]] Result<std::vector<RoutingRule>> ParseRoutingRules(std::string_view text, std::string_view field);
 
 // Turns a value into a label: ASCII letters, digits, '_' and '-' are kept; every run of other
 // characters (spaces, '^', each byte of a UTF-8 character, ...) becomes one '_'; leading and

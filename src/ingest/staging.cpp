@@ -6,15 +6,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/files.h"
+#include "core/thread_annotations.h"
 #include "dicom/header.h"
 
 namespace pb {
 namespace {
-
-void RemoveQuietly(const std::filesystem::path& p) {
-  std::error_code ec;
-  std::filesystem::remove(p, ec);
-}
 
 std::string Name(const StagedSession& s) { return fmt::format("{}/{}/{}", s.project, s.subject, s.session); }
 
@@ -66,7 +63,7 @@ Result<int> StagingArea::Recover() {
       if (auto a = db_.AddStagedInstance(si); !a) return tl::unexpected(a.error());
     }
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   int waiting = 0;
   for (const StagedSession& s : *sessions) {
     last_arrival_[s.id] = clock_();  // the idle time starts again: nothing is archived early
@@ -77,20 +74,20 @@ Result<int> StagingArea::Recover() {
 
 void StagingArea::StartTicker() {
   ticker_ = std::thread([this] {
-    std::unique_lock lock(tick_mu_);
+    MutexLock lock(tick_mu_);
     while (!stopping_) {
-      tick_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+      tick_cv_.wait_for(lock, std::chrono::seconds(1), [&]() REQUIRES(tick_mu_) { return stopping_; });
       if (stopping_) break;
-      lock.unlock();
+      lock.Unlock();
       ArchiveIdle();
-      lock.lock();
+      lock.Lock();
     }
   });
 }
 
 void StagingArea::Stop() {
   {
-    std::lock_guard lock(tick_mu_);
+    MutexLock lock(tick_mu_);
     stopping_ = true;
   }
   tick_cv_.notify_all();
@@ -98,7 +95,7 @@ void StagingArea::Stop() {
 }
 
 Result<int64_t> StagingArea::Enter(const std::string& receiver, const IngestSource& src) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   SessionKey key{receiver, src.project, src.subject, src.session};
   auto it = open_.find(key);
   if (it == open_.end()) {  // the first arrival since the start, or since its session closed
@@ -111,7 +108,7 @@ Result<int64_t> StagingArea::Enter(const std::string& receiver, const IngestSour
 }
 
 void StagingArea::Leave(int64_t id, const std::string& sent_sop_uid, bool durable) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto it = in_flight_.find(id); it != in_flight_.end() && --it->second <= 0) in_flight_.erase(it);
   bool open = std::any_of(open_.begin(), open_.end(), [id](const auto& kv) { return kv.second == id; });
   if (durable && open) {  // a closed session is being archived or discarded: it waits for this
@@ -121,13 +118,13 @@ void StagingArea::Leave(int64_t id, const std::string& sent_sop_uid, bool durabl
   settled_.notify_all();
 }
 
-void StagingArea::Close(int64_t id, std::unique_lock<std::mutex>& lock) {
+void StagingArea::Close(int64_t id, MutexLock& lock) {
   for (auto it = open_.begin(); it != open_.end();) {
     it = it->second == id ? open_.erase(it) : std::next(it);
   }
   last_arrival_.erase(id);
   originals_.erase(id);
-  settled_.wait(lock, [&] { return in_flight_.count(id) == 0; });
+  settled_.wait(lock, [&]() REQUIRES(mu_) { return in_flight_.count(id) == 0; });
 }
 
 Result<std::vector<StagedSession>> StagingArea::List() {
@@ -151,7 +148,7 @@ std::vector<ArchivedSession> StagingArea::ArchiveIdle() {
   for (const StagedSession& s : *sessions) {
     bool due = s.state == "archiving";  // left half done (a failure or a stop): finish it
     if (!due) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (in_flight_.count(s.id)) continue;  // an instance is arriving: not idle
       auto it = last_arrival_.find(s.id);
       if (it == last_arrival_.end()) it = last_arrival_.emplace(s.id, now).first;
@@ -166,7 +163,7 @@ std::vector<ArchivedSession> StagingArea::ArchiveIdle() {
 std::vector<ArchivedSession> StagingArea::ArchiveHolding(const std::vector<std::string>& original_sop_uids) {
   std::set<int64_t> ids;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     std::set<std::string> wanted(original_sop_uids.begin(), original_sop_uids.end());
     for (const auto& [id, uids] : originals_) {
       if (std::any_of(uids.begin(), uids.end(), [&](const std::string& u) { return wanted.count(u) > 0; })) ids.insert(id);
@@ -193,10 +190,10 @@ Result<FilingPlan> StagingArea::Plan(const StagedSession& session) {
 }
 
 Result<ArchivedSession> StagingArea::Archive(int64_t id) {
-  std::lock_guard archiving(archive_mu_);
+  MutexLock archiving(archive_mu_);
   ArchivedSession result;
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     auto s = db_.GetStagedSession(id);
     if (!s) return tl::unexpected(s.error());
     if (!*s) return Fail(Code::kNotFound, fmt::format("no staged session {}", id), "id");
@@ -254,8 +251,8 @@ Result<ArchivedSession> StagingArea::Archive(int64_t id) {
 }
 
 Result<void> StagingArea::Discard(int64_t id) {
-  std::lock_guard archiving(archive_mu_);
-  std::unique_lock lock(mu_);
+  MutexLock archiving(archive_mu_);
+  MutexLock lock(mu_);
   auto s = db_.GetStagedSession(id);
   if (!s) return tl::unexpected(s.error());
   if (!*s) return Fail(Code::kNotFound, fmt::format("no staged session {}", id), "id");

@@ -27,6 +27,7 @@
 
 #include "archive/blob_store.h"
 #include "archive/database.h"
+#include "core/thread_annotations.h"
 #include "ingest/pipeline.h"
 #include "ingest/staging_plan.h"
 
@@ -52,7 +53,7 @@ class StagingArea final : public StagingSessions {
   // Records files left by a crash without their row (after the pipeline's Recover(), which
   // replays the journal) and removes folders of discarded sessions. Call before receiving;
   // returns the number of sessions waiting.
-  Result<int> Recover();
+  [[nodiscard]] Result<int> Recover();
   // Checks for idle sessions once a second on a thread of its own.
   void StartTicker();
   void Stop();
@@ -63,17 +64,17 @@ class StagingArea final : public StagingSessions {
 
   // Archives every open session whose last arrival is older than its receiver's idle time.
   std::vector<ArchivedSession> ArchiveIdle();
-  Result<ArchivedSession> Archive(int64_t id);
-  Result<void> Discard(int64_t id);
+  [[nodiscard]] Result<ArchivedSession> Archive(int64_t id);
+  [[nodiscard]] Result<void> Discard(int64_t id);
   // Archives the open sessions holding any of these SOP Instance UIDs (as sent, before
   // anonymization): a retrieve job received everything it expected.
   std::vector<ArchivedSession> ArchiveHolding(const std::vector<std::string>& original_sop_uids);
 
   // Reads see every instance whose sender was answered (they wait briefly for the indexer).
-  Result<std::vector<StagedSession>> List();
+  [[nodiscard]] Result<std::vector<StagedSession>> List();
   // Where the session's series will be filed once archived (staging_plan.h).
-  Result<FilingPlan> Plan(const StagedSession& session);
-  Result<std::optional<StagedSession>> Get(int64_t id);
+  [[nodiscard]] Result<FilingPlan> Plan(const StagedSession& session);
+  [[nodiscard]] Result<std::optional<StagedSession>> Get(int64_t id);
 
   // Called after a session reached the archive (for later automations); on the archiving thread.
   void OnArchived(std::function<void(const ArchivedSession&)> f) { on_archived_ = std::move(f); }
@@ -82,12 +83,12 @@ class StagingArea final : public StagingSessions {
   using SessionKey = std::tuple<std::string, std::string, std::string, std::string>;  // receiver, labels
 
   // StagingSessions, for the pipeline's commit.
-  Result<int64_t> Enter(const std::string& receiver, const IngestSource& src) override;
+  [[nodiscard]] Result<int64_t> Enter(const std::string& receiver, const IngestSource& src) override;
   void Leave(int64_t session, const std::string& sent_sop_uid, bool durable) override;
 
   std::filesystem::path SessionDir(int64_t id) const;
   // New arrivals no longer go to session `id`; returns once no commit into it is in flight.
-  void Close(int64_t id, std::unique_lock<std::mutex>& lock);
+  void Close(int64_t id, MutexLock& lock) REQUIRES(mu_);
   void CatchUp() { (void)pipeline_.Flush(std::chrono::seconds(2)); }
 
   IngestPipeline& pipeline_;
@@ -97,17 +98,17 @@ class StagingArea final : public StagingSessions {
   Clock clock_;
   std::function<void(const ArchivedSession&)> on_archived_;
 
-  std::mutex mu_;  // sessions: which are open, commits in flight into them, arrivals
+  Mutex mu_;  // sessions: which are open, commits in flight into them, arrivals
   std::condition_variable settled_;             // a commit left its session
-  std::map<SessionKey, int64_t> open_;          // GUARDED_BY(mu_): sessions taking arrivals
-  std::map<int64_t, int> in_flight_;            // GUARDED_BY(mu_): commits between Enter and Leave
-  std::map<int64_t, std::chrono::steady_clock::time_point> last_arrival_;  // GUARDED_BY(mu_)
-  std::map<int64_t, std::vector<std::string>> originals_;  // GUARDED_BY(mu_): UIDs as sent, by session
-  std::mutex archive_mu_;  // one archiving (or discard) at a time
+  std::map<SessionKey, int64_t> open_ GUARDED_BY(mu_);          // sessions taking arrivals
+  std::map<int64_t, int> in_flight_ GUARDED_BY(mu_);            // commits between Enter and Leave
+  std::map<int64_t, std::chrono::steady_clock::time_point> last_arrival_ GUARDED_BY(mu_);
+  std::map<int64_t, std::vector<std::string>> originals_ GUARDED_BY(mu_);  // UIDs as sent, by session
+  Mutex archive_mu_;  // one archiving (or discard) at a time
 
-  std::mutex tick_mu_;
+  Mutex tick_mu_;
   std::condition_variable tick_cv_;
-  bool stopping_ = false;  // GUARDED_BY(tick_mu_)
+  bool stopping_ GUARDED_BY(tick_mu_) = false;
   std::thread ticker_;
 };
 

@@ -11,9 +11,14 @@
 #include "jobs/import_sheet.h"
 #include "ingest/routing.h"
 #include "jobs/job_request.h"
+#include "jobs/job_text.h"
 
 namespace pb {
 namespace {
+
+using jobs_text::Dump;
+using jobs_text::Finished;
+using jobs_text::ParseOr;
 
 using json = nlohmann::json;
 
@@ -22,27 +27,14 @@ const std::vector<std::string> kReturnKeys{"StudyInstanceUID", "PatientName",   
                                            "StudyDate",        "StudyTime",         "AccessionNumber",
                                            "ModalitiesInStudy", "StudyDescription", "NumberOfStudyRelatedInstances"};
 
-bool Finished(const std::string& state) {
-  return state == "succeeded" || state == "partial" || state == "failed" || state == "canceled";
-}
-
-json ParseOr(const std::string& text, json fallback) {
-  auto j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? fallback : j;
-}
-
 bool Matched(const ImportRowRecord& r) { return r.state == "one_match" || r.state == "several_matches"; }
 
 std::string Lines(const std::vector<int>& lines) {
   return fmt::format("{} {}", lines.size() == 1 ? "line" : "lines", fmt::join(lines, ", "));
 }
 
-// Text for the table, whatever the node sent (values a PACS declared in no character set may
-// not be UTF-8).
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
 // The retrieve jobs of an import, by the line of their row.
-Result<std::map<int, JobRow>> ChildrenByLine(Database& db, int64_t id) {
+[[nodiscard]] Result<std::map<int, JobRow>> ChildrenByLine(Database& db, int64_t id) {
   JobFilter f;
   f.parent = id;
   f.limit = 1000000;

@@ -30,17 +30,17 @@ class ImportRunner : public JobRunner {
 
   // {"csv", "node", "project", "several": "ask"/"all"/"none", "confirm", "method"}. A malformed
   // sheet is refused with its line and column (the route reports them as fields of the error).
-  Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
+  [[nodiscard]] Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
   JobOutcome Run(JobContext& job) override;
 
   // The import with its rows, their matches, choices and retrieve jobs, and where it stands.
-  Result<nlohmann::json> View(int64_t id);
+  [[nodiscard]] Result<nlohmann::json> View(int64_t id);
   // {"several": "all"/"none", "rows": {"<line>": "all"/"none"}}: every matched row is taken or
   // declined (one match: taken unless declined), then the retrieves start.
-  Result<nlohmann::json> Confirm(int64_t id, const nlohmann::json& body);
+  [[nodiscard]] Result<nlohmann::json> Confirm(int64_t id, const nlohmann::json& body);
 
  private:
-  Result<JobRow> ImportJob(int64_t id);
+  [[nodiscard]] Result<JobRow> ImportJob(int64_t id);
 
   NodeRegistry& nodes_;
   Database& db_;

@@ -155,7 +155,7 @@ const std::vector<std::string>& ImportFindKeywords() {
   return kFind;
 }
 
-tl::expected<ImportSheet, SheetError> ParseImportSheet(std::string_view text) {
+[[nodiscard]] tl::expected<ImportSheet, SheetError> ParseImportSheet(std::string_view text) {
   if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   if (Blank(text).empty()) return tl::unexpected(At(1, 0, "", "the file is empty; its first line must name the columns"));
   ImportSheet sheet;

@@ -39,7 +39,7 @@ struct SheetError {
 // At most this many data rows.
 constexpr size_t kMaxImportRows = 10000;
 
-tl::expected<ImportSheet, SheetError> ParseImportSheet(std::string_view text);
+[[nodiscard]] tl::expected<ImportSheet, SheetError> ParseImportSheet(std::string_view text);
 
 // The keywords of the columns that can find a study, in the order the docs list them.
 const std::vector<std::string>& ImportFindKeywords();

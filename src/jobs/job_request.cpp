@@ -10,7 +10,7 @@ namespace pb {
 
 using json = nlohmann::json;
 
-Result<void> RefuseUnknownFields(const json& rq, const std::set<std::string>& known) {
+[[nodiscard]] Result<void> RefuseUnknownFields(const json& rq, const std::set<std::string>& known) {
   if (!rq.is_object()) return Fail(Code::kInvalidArgument, "the body must be a JSON object");
   for (auto it = rq.begin(); it != rq.end(); ++it) {
     if (!known.count(it.key())) {
@@ -20,7 +20,7 @@ Result<void> RefuseUnknownFields(const json& rq, const std::set<std::string>& kn
   return {};
 }
 
-Result<std::string> OptionalString(const json& j, const char* key) {
+[[nodiscard]] Result<std::string> OptionalString(const json& j, const char* key) {
   if (!j.contains(key) || j[key].is_null()) return std::string();
   if (!j[key].is_string()) return Fail(Code::kInvalidArgument, fmt::format("{} must be a string", key), key);
   return Trim(j[key].get<std::string>());
@@ -29,7 +29,7 @@ Result<std::string> OptionalString(const json& j, const char* key) {
 namespace {
 
 // A DICOMweb retrieve needs QIDO-RS (to list the instances) and WADO-RS; a send needs STOW-RS.
-Result<void> CheckDicomWebCapability(const Node& node, bool storage) {
+[[nodiscard]] Result<void> CheckDicomWebCapability(const Node& node, bool storage) {
   if (node.type != NodeType::kDicomWeb) return {};
   const char* flag = nullptr;
   if (storage) {
@@ -48,7 +48,7 @@ Result<void> CheckDicomWebCapability(const Node& node, bool storage) {
 
 }  // namespace
 
-Result<Node> ChooseNode(const NodeRegistry& nodes, const json& rq, NodeRole role) {
+[[nodiscard]] Result<Node> ChooseNode(const NodeRegistry& nodes, const json& rq, NodeRole role) {
   const bool storage = role == NodeRole::kStorage;
   auto name = OptionalString(rq, "node");
   if (!name) return tl::unexpected(name.error());
@@ -82,7 +82,7 @@ Result<Node> ChooseNode(const NodeRegistry& nodes, const json& rq, NodeRole role
   return node;
 }
 
-Result<TargetRequest> ParseTarget(const json& rq) {
+[[nodiscard]] Result<TargetRequest> ParseTarget(const json& rq) {
   TargetRequest t;
   auto level = OptionalString(rq, "level");
   if (!level) return tl::unexpected(level.error());

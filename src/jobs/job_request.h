@@ -19,20 +19,20 @@ struct TargetRequest {
   std::string study_uid, series_uid;  // parents of SERIES / IMAGE uids, when given
 };
 
-Result<void> RefuseUnknownFields(const nlohmann::json& request, const std::set<std::string>& known);
+[[nodiscard]] Result<void> RefuseUnknownFields(const nlohmann::json& request, const std::set<std::string>& known);
 
 // An optional string field, trimmed ("" when absent or null).
-Result<std::string> OptionalString(const nlohmann::json& request, const char* key);
+[[nodiscard]] Result<std::string> OptionalString(const nlohmann::json& request, const char* key);
 
 enum class NodeRole { kQueryRetrieve, kStorage };
 
 // The node named in "node", or the default one for the role; DIMSE only, and queryable or
 // storable as the role needs (404 unknown, 409 wrong role, 501 DICOMweb). A DICOMweb node also
 // needs `qido` and `wado` to be retrieved from, `stow` to take a send (409 naming the flag).
-Result<Node> ChooseNode(const NodeRegistry& nodes, const nlohmann::json& request, NodeRole role);
+[[nodiscard]] Result<Node> ChooseNode(const NodeRegistry& nodes, const nlohmann::json& request, NodeRole role);
 
 // "level", "uids", "study_uid", "series_uid".
-Result<TargetRequest> ParseTarget(const nlohmann::json& request);
+[[nodiscard]] Result<TargetRequest> ParseTarget(const nlohmann::json& request);
 
 nlohmann::json TargetToJson(const TargetRequest& t);
 

@@ -10,8 +10,15 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "core/thread_annotations.h"
+#include "jobs/job_text.h"
+
 namespace pb {
 namespace {
+
+using jobs_text::Dump;
+using jobs_text::Finished;
+using jobs_text::ParseOr;
 
 using Steady = std::chrono::steady_clock;
 using json = nlohmann::json;
@@ -19,20 +26,8 @@ constexpr auto kPersistEvery = std::chrono::seconds(1);
 // A worker with nothing to claim looks again at least this often (a due retry, a freed node).
 constexpr auto kIdleLook = std::chrono::milliseconds(500);
 
-// Text for the table: a peer's words (an error comment in Latin-1) must never throw here.
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-json ParseOr(const std::string& text, json fallback) {
-  auto j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? fallback : j;
-}
-
 // Every state of the contract, in lifecycle order (`waiting`: a retry pending, or paused).
 constexpr const char* kStates[] = {"queued", "waiting", "running", "succeeded", "partial", "failed", "canceled"};
-
-bool Finished(const std::string& state) {
-  return state == "succeeded" || state == "partial" || state == "failed" || state == "canceled";
-}
 
 const std::vector<std::string> kPending{"queued", "waiting"};
 // A cancel or a pause that meets a job between the table and a worker looks again this often.
@@ -46,17 +41,22 @@ constexpr int kStuckShares = 5;
 }  // namespace
 
 struct JobService::Live {
-  std::mutex mu;
-  JobRow row;                  // GUARDED_BY(mu)
+  // Fixed when the job is claimed, before the Live is shared: read without a lock.
+  int64_t id = 0;
+  std::string node, type;
+  int attempt = 0;
+
+  Mutex mu;
+  JobRow row GUARDED_BY(mu);
   json params;
-  Steady::time_point persisted; // GUARDED_BY(mu)
+  Steady::time_point persisted GUARDED_BY(mu);
   std::atomic<bool> cancel{false};
   std::atomic<bool> pause{false};
   std::atomic<bool> resume{false};  // resumed while stopping for a pause: queued again at the end
   // When the node's availability window closes (system clock ticks; max: never). Atomic: a
   // schedule change moves it while the job runs.
   std::atomic<int64_t> window_ends{std::numeric_limits<int64_t>::max()};
-  bool ending = false;         // GUARDED_BY(mu): the run is over; a cancel or pause goes to the table
+  bool ending GUARDED_BY(mu) = false;         // the run is over; a cancel or pause goes to the table
   // window_ends is the end of the node's utilization share, not of its schedule window.
   std::atomic<bool> share_ends{false};
   std::atomic<int64_t> share_end{std::numeric_limits<int64_t>::max()};  // the utilization stretch's end
@@ -68,13 +68,13 @@ struct JobService::Live {
 class JobService::Context : public JobContext {
  public:
   Context(JobService& service, Live& live) : service_(service), live_(live) {}
-  int64_t id() const override { return live_.row.id; }
+  int64_t id() const override { return live_.id; }
   const json& params() const override { return live_.params; }
-  int attempt() const override { return live_.row.attempts; }
+  int attempt() const override { return live_.attempt; }
   void Progress(const json& progress) override {
     JobRow copy;
     {
-      std::lock_guard lock(live_.mu);
+      MutexLock lock(live_.mu);
       live_.row.progress = Dump(progress);
       service_.Changed();
       if (Steady::now() - live_.persisted < kPersistEvery) return;
@@ -95,9 +95,9 @@ class JobService::Context : public JobContext {
   }
   bool ServerStopping() const override { return service_.server_stopping_; }
   int ExtraConnections(int wanted) override {
-    std::lock_guard lock(service_.mu_);
-    const NodeJobPolicy policy = service_.PolicyOf(live_.row.node);
-    int& held = service_.node_connections_[live_.row.node];
+    MutexLock lock(service_.mu_);
+    const NodeJobPolicy policy = service_.PolicyOf(live_.node);
+    int& held = service_.node_connections_[live_.node];
     const int granted = std::clamp(policy.max_connections - held, 0, std::max(0, wanted));
     held += granted;
     live_.connections += granted;
@@ -105,9 +105,9 @@ class JobService::Context : public JobContext {
   }
   void ReleaseConnections(int n) override {
     {
-      std::lock_guard lock(service_.mu_);
+      MutexLock lock(service_.mu_);
       n = std::clamp(n, 0, live_.connections - 1);  // the job's own connection stays held
-      service_.node_connections_[live_.row.node] -= n;
+      service_.node_connections_[live_.node] -= n;
       live_.connections -= n;
       ++service_.pokes_;  // a node slot is free again: the other workers look
     }
@@ -205,14 +205,14 @@ Result<int> JobService::Start() {
 
 void JobService::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return;
     stopping_ = true;
     server_stopping_ = true;
   }
   cv_.notify_all();
   {
-    std::lock_guard lock(feed_mu_);
+    MutexLock lock(feed_mu_);
     feed_closed_ = true;
   }
   feed_cv_.notify_all();
@@ -222,7 +222,7 @@ void JobService::Stop() {
 
 void JobService::Poke() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++pokes_;
   }
   cv_.notify_all();
@@ -231,37 +231,37 @@ void JobService::Poke() {
 
 void JobService::Changed() {
   {
-    std::lock_guard lock(feed_mu_);
+    MutexLock lock(feed_mu_);
     ++changes_;
   }
   feed_cv_.notify_all();
 }
 
 uint64_t JobService::ChangeCount() {
-  std::lock_guard lock(feed_mu_);
+  MutexLock lock(feed_mu_);
   return changes_;
 }
 
 uint64_t JobService::AwaitChange(uint64_t seen, std::chrono::milliseconds max) {
-  std::unique_lock lock(feed_mu_);
-  feed_cv_.wait_for(lock, max, [&] { return changes_ != seen || feed_closed_; });
+  MutexLock lock(feed_mu_);
+  feed_cv_.wait_for(lock, max, [&]() REQUIRES(feed_mu_) { return changes_ != seen || feed_closed_; });
   return changes_;
 }
 
 bool JobService::FeedClosed() {
-  std::lock_guard lock(feed_mu_);
+  MutexLock lock(feed_mu_);
   return feed_closed_;
 }
 
 bool JobService::OpenStream() {
-  std::lock_guard lock(feed_mu_);
+  MutexLock lock(feed_mu_);
   if (streams_ >= kMaxStreams || feed_closed_) return false;
   ++streams_;
   return true;
 }
 
 void JobService::CloseStream() {
-  std::lock_guard lock(feed_mu_);
+  MutexLock lock(feed_mu_);
   --streams_;
 }
 
@@ -327,9 +327,16 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     }
     if (!*claimed) continue;
     auto live = std::make_shared<Live>();
-    live->row = row;
+    live->id = row.id;
+    live->node = row.node;
+    live->type = row.type;
+    live->attempt = row.attempts;
+    {
+      MutexLock live_lock(live->mu);
+      live->row = row;
+      live->persisted = Steady::time_point{};  // the first progress is written at once
+    }
     live->params = ParseOr(row.params, json::object());
-    live->persisted = Steady::time_point{};  // the first progress is written at once
     if (window.next_change) live->window_ends = window.next_change->time_since_epoch().count();
     if (duty) {
       const TimePoint share_end = duty->Begin(now);
@@ -350,30 +357,30 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
 }
 
 void JobService::Release(Live& live) {
-  node_connections_[live.row.node] -= live.connections;
-  if (live.row.type == "retrieve") node_retrieves_[live.row.node] -= 1;
+  node_connections_[live.node] -= live.connections;
+  if (live.type == "retrieve") node_retrieves_[live.node] -= 1;
   if (live.busy) {
-    if (auto d = duty_.find(live.row.node); d != duty_.end()) d->second.End(clock_.Now());
+    if (auto d = duty_.find(live.node); d != duty_.end()) d->second.End(clock_.Now());
     live.busy = false;
   }
-  auto it = live_.find(live.row.id);
+  auto it = live_.find(live.id);
   if (it != live_.end() && it->second.get() == &live) live_.erase(it);
 }
 
 void JobService::WorkerLoop() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (!stopping_) {
     auto live = Claim();
     if (!live) {
       // Nothing to start now: wait for a change (a new job, a resume, a freed node, a poke)
       // or for the next look (a retry falls due).
       const uint64_t pokes = pokes_;
-      cv_.wait_for(lock, kIdleLook, [&] { return stopping_ || pokes_ != pokes; });
+      cv_.wait_for(lock, kIdleLook, [&]() REQUIRES(mu_) { return stopping_ || pokes_ != pokes; });
       continue;
     }
-    lock.unlock();
+    lock.Unlock();
     RunOne(live);
-    lock.lock();
+    lock.Lock();
     Release(*live);
     ++pokes_;  // a node slot is free again: the other workers look
     cv_.notify_all();
@@ -382,10 +389,10 @@ void JobService::WorkerLoop() {
 }
 
 void JobService::RunOne(const std::shared_ptr<Live>& live) {
-  auto runner = runners_.find(live->row.type);
+  auto runner = runners_.find(live->type);
   JobOutcome out;
   if (runner == runners_.end()) {
-    out = {"failed", fmt::format("no runner for jobs of type '{}'", live->row.type), {}, {}};
+    out = {"failed", fmt::format("no runner for jobs of type '{}'", live->type), {}, {}};
   } else {
     Context ctx(*this, *live);
     // Nothing a peer sends may take the process down: an exception that escaped a runner ends
@@ -393,7 +400,7 @@ void JobService::RunOne(const std::shared_ptr<Live>& live) {
     try {
       out = runner->second->Run(ctx);
     } catch (...) {
-      spdlog::error("job {} ({}): an unexpected error ended it", live->row.id, live->row.type);
+      spdlog::error("job {} ({}): an unexpected error ended it", live->id, live->type);
       out = {"failed", "internal error: the job stopped unexpectedly (see the server log)", {}, {}};
     }
   }
@@ -418,7 +425,7 @@ void JobService::Finish(Live& live, JobOutcome out) {
   bool canceled, paused, resumed;
   {
     // From here a cancel or a pause no longer reaches this run: it waits for the table.
-    std::lock_guard lock(live.mu);
+    MutexLock lock(live.mu);
     live.ending = true;
     canceled = live.cancel;
     paused = live.pause;
@@ -550,7 +557,7 @@ void JobService::Finish(Live& live, JobOutcome out) {
     spdlog::error("job {}: cannot save the end of its run ({}): {}", row.id, out.state, r.error().message);
   }
   {
-    std::lock_guard lock(live.mu);
+    MutexLock lock(live.mu);
     live.row = row;
   }
   // A job that waits for its jobs looks again now if they all ended while it ran (their own
@@ -645,12 +652,12 @@ Result<json> JobService::Submit(const std::string& type, const json& request, in
 Result<json> JobService::Get(int64_t id, bool full) {
   std::shared_ptr<Live> live;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = live_.find(id);
     if (it != live_.end()) live = it->second;
   }
   if (live) {
-    std::lock_guard lock(live->mu);
+    MutexLock lock(live->mu);
     return ToJson(live->row, full);
   }
   auto row = db_.GetJob(id);
@@ -661,19 +668,19 @@ Result<json> JobService::Get(int64_t id, bool full) {
 
 void JobService::ReleaseWaiters() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     waiters_released_ = true;
   }
   cv_.notify_all();
   {
-    std::lock_guard lock(feed_mu_);
+    MutexLock lock(feed_mu_);
     feed_closed_ = true;
   }
   feed_cv_.notify_all();
 }
 
 int JobService::Awaiting() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return waiters_;
 }
 
@@ -681,7 +688,7 @@ Result<json> JobService::AwaitEnd(int64_t id, std::chrono::milliseconds max) {
   const auto deadline = Steady::now() + max;
   bool may_wait = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     may_wait = waiters_ < kMaxWaiters;
     if (may_wait) ++waiters_;
   }
@@ -690,17 +697,17 @@ Result<json> JobService::AwaitEnd(int64_t id, std::chrono::milliseconds max) {
   while (true) {
     uint64_t seen = 0;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       seen = pokes_;  // every run's end pokes: read the job after this, then wait for a change
     }
     job = Get(id);
     if (!job) break;
     if (Finished(job->value("state", ""))) break;
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ || waiters_released_ || Steady::now() >= deadline) break;
-    cv_.wait_until(lock, deadline, [&] { return stopping_ || waiters_released_ || pokes_ != seen; });
+    cv_.wait_until(lock, deadline, [&]() REQUIRES(mu_) { return stopping_ || waiters_released_ || pokes_ != seen; });
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   --waiters_;
   return job;
 }
@@ -733,14 +740,16 @@ Result<json> JobService::Cancel(int64_t id) {
     json j;
     bool canceled = false;
     {
-      std::lock_guard lock(mu_);
-      auto it = live_.find(id);
-      std::lock_guard live_lock(it != live_.end() ? it->second->mu : idle_mu_);
-      if (it != live_.end() && !it->second->ending) {  // else its run is ending: the table
-        it->second->cancel = true;
-        j = ToJson(it->second->row, true);
-        j["cancel_requested"] = true;
-        canceled = true;
+      MutexLock lock(mu_);
+      if (auto it = live_.find(id); it != live_.end()) {
+        Live& l = *it->second;
+        MutexLock live_lock(l.mu);
+        if (!l.ending) {  // else its run is ending: the table
+          l.cancel = true;
+          j = ToJson(l.row, true);
+          j["cancel_requested"] = true;
+          canceled = true;
+        }
       }
     }
     if (canceled) {
@@ -789,16 +798,18 @@ Result<json> JobService::Pause(int64_t id) {
 Result<json> JobService::PauseOne(int64_t id) {
   for (int round = 0; round < kStateRounds; ++round) {
     {
-      std::lock_guard lock(mu_);
-      auto it = live_.find(id);
-      std::lock_guard live_lock(it != live_.end() ? it->second->mu : idle_mu_);
-      if (it != live_.end() && !it->second->ending) {  // else its run is ending: the table
-        it->second->pause = true;
-        it->second->resume = false;
-        Changed();
-        json j = ToJson(it->second->row, true);
-        j["pause_requested"] = true;
-        return j;
+      MutexLock lock(mu_);
+      if (auto it = live_.find(id); it != live_.end()) {
+        Live& l = *it->second;
+        MutexLock live_lock(l.mu);
+        if (!l.ending) {  // else its run is ending: the table
+          l.pause = true;
+          l.resume = false;
+          Changed();
+          json j = ToJson(l.row, true);
+          j["pause_requested"] = true;
+          return j;
+        }
       }
     }
     auto row = db_.GetJob(id);
@@ -832,10 +843,10 @@ Result<json> JobService::Resume(int64_t id) {
 Result<json> JobService::ResumeOne(int64_t id) {
   for (int round = 0;; ++round) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       auto it = live_.find(id);
       if (it == live_.end()) break;
-      std::lock_guard live_lock(it->second->mu);
+      MutexLock live_lock(it->second->mu);
       if (!it->second->ending && it->second->pause) {
         // Still stopping for a pause asked a moment ago: once stopped, it is queued again.
         it->second->resume = true;
@@ -914,11 +925,11 @@ Result<json> JobService::Retry(int64_t id) {
 void JobService::NodeChanged(const std::string& node) {
   {
     // Running jobs of the node stop at the end of its window as the schedule now has it.
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const NodeJobPolicy policy = PolicyOf(node);
     const TimePoint now = clock_.Now();
     for (auto& [id, live] : live_) {
-      if (live->row.node != node) continue;
+      if (live->node != node) continue;
       int64_t ends = std::numeric_limits<int64_t>::max();
       if (policy.schedule) {
         const Schedule::Availability a = policy.schedule->At(now);

@@ -30,6 +30,7 @@
 #include "archive/database.h"
 #include "core/clock.h"
 #include "core/result.h"
+#include "core/thread_annotations.h"
 #include "jobs/duty_cycle.h"
 #include "nodes/schedule.h"
 
@@ -74,7 +75,7 @@ class JobRunner {
   virtual ~JobRunner() = default;
   // Checks and completes the parameters of a new job (errors name the field); returns the
   // parameters to store and the node the job is about.
-  virtual Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) = 0;
+  [[nodiscard]] virtual Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) = 0;
   // One run. A run after the first (a resume or a retry) does only what is still missing.
   virtual JobOutcome Run(JobContext& job) = 0;
 };
@@ -109,7 +110,7 @@ class JobService {
   void Register(const std::string& type, JobRunner& runner);
   // Queues again the jobs an earlier run left running (history: "interrupted") and starts the
   // workers. Returns how many were resumed.
-  Result<int> Start();
+  [[nodiscard]] Result<int> Start();
   // Asks running jobs to stop between instances, waits for them (they are queued again, to
   // resume at the next start) and joins the workers.
   void Stop();
@@ -117,18 +118,18 @@ class JobService {
   void Poke();
 
   // `parent`: the job this one is part of (it runs again once all its jobs have ended).
-  Result<nlohmann::json> Submit(const std::string& type, const nlohmann::json& request, int64_t parent = 0);
-  Result<nlohmann::json> Get(int64_t id, bool full = true);
+  [[nodiscard]] Result<nlohmann::json> Submit(const std::string& type, const nlohmann::json& request, int64_t parent = 0);
+  [[nodiscard]] Result<nlohmann::json> Get(int64_t id, bool full = true);
   // The job once it has ended (succeeded, partial, failed, canceled), or as it is after `max`
   // (or when the service stops). At most kMaxWaiters callers wait at once; the others get the
   // job as it is now, so waiting never holds every HTTP thread.
-  Result<nlohmann::json> AwaitEnd(int64_t id, std::chrono::milliseconds max);
+  [[nodiscard]] Result<nlohmann::json> AwaitEnd(int64_t id, std::chrono::milliseconds max);
   static constexpr int kMaxWaiters = 4;
   int Awaiting();  // callers inside AwaitEnd now
   // Ends every wait now and answers later ones at once (before the HTTP server stops).
   void ReleaseWaiters();
   // A state filter outside the contract's states is refused (kInvalidArgument naming them).
-  Result<nlohmann::json> List(const JobFilter& filter);
+  [[nodiscard]] Result<nlohmann::json> List(const JobFilter& filter);
 
   // A change feed for live views (GET /api/jobs/events): a count that grows whenever a job is
   // submitted, changes state or order, or reports progress.
@@ -144,20 +145,20 @@ class JobService {
   void CloseStream();
   // Queued or waiting: canceled at once. Running: asked to stop; it ends `canceled` soon. The
   // jobs it is made of are canceled with it.
-  Result<nlohmann::json> Cancel(int64_t id);
+  [[nodiscard]] Result<nlohmann::json> Cancel(int64_t id);
   // A new job with the same parameters (a retrieve then fetches only what is still missing).
-  Result<nlohmann::json> Retry(int64_t id);
+  [[nodiscard]] Result<nlohmann::json> Retry(int64_t id);
   // Queued or waiting: paused at once. Running: stops between instances, then paused. Pause and
   // resume reach the jobs it is made of too.
-  Result<nlohmann::json> Pause(int64_t id);
-  Result<nlohmann::json> Resume(int64_t id);
+  [[nodiscard]] Result<nlohmann::json> Pause(int64_t id);
+  [[nodiscard]] Result<nlohmann::json> Resume(int64_t id);
   // A queued or waiting job's priority ("high", "normal", "low"; empty: unchanged) and place
   // ("first", "last" within its priority; empty: unchanged).
-  Result<nlohmann::json> Reorder(int64_t id, const std::string& priority, const std::string& position);
+  [[nodiscard]] Result<nlohmann::json> Reorder(int64_t id, const std::string& priority, const std::string& position);
   // A node's settings changed: its jobs waiting for its availability window look again.
   void NodeChanged(const std::string& node);
   // Deletes jobs that ended more than `days` days ago. Returns how many.
-  Result<int> Prune(int days);
+  [[nodiscard]] Result<int> Prune(int days);
 
   static std::optional<int> ParsePriority(const std::string& word);
   static const char* PriorityName(int priority);
@@ -166,16 +167,16 @@ class JobService {
   struct Live;
   class Context;
   void WorkerLoop();
-  std::shared_ptr<Live> Claim();  // mu_ held
-  std::shared_ptr<Live> ClaimFrom(std::vector<JobRow>& rows, TimePoint now);  // mu_ held
+  std::shared_ptr<Live> Claim() REQUIRES(mu_);
+  std::shared_ptr<Live> ClaimFrom(std::vector<JobRow>& rows, TimePoint now) REQUIRES(mu_);
   void RunOne(const std::shared_ptr<Live>& live);
   void Finish(Live& live, JobOutcome out);
-  void Release(Live& live);  // mu_ held
+  void Release(Live& live) REQUIRES(mu_);
   // The jobs `parent` is made of that have not ended; `fn` on each.
   void ForChildren(int64_t parent, const std::function<void(int64_t)>& fn);
   void WakeParent(int64_t parent);
-  Result<nlohmann::json> PauseOne(int64_t id);
-  Result<nlohmann::json> ResumeOne(int64_t id);
+  [[nodiscard]] Result<nlohmann::json> PauseOne(int64_t id);
+  [[nodiscard]] Result<nlohmann::json> ResumeOne(int64_t id);
   nlohmann::json ToJson(const JobRow& row, bool full) const;
   std::chrono::seconds RetryDelay(const NodeJobPolicy& policy, int failures, int retry_after) const;
   NodeJobPolicy PolicyOf(const std::string& node) const;
@@ -184,26 +185,25 @@ class JobService {
   JobServiceOptions options_;
   const Clock& clock_;
   std::map<std::string, JobRunner*> runners_;
-  std::mutex mu_;
-  std::mutex idle_mu_;  // locked in place of a live job's mutex when there is none
+  Mutex mu_;
   std::condition_variable cv_;
-  std::map<int64_t, std::shared_ptr<Live>> live_;  // GUARDED_BY(mu_): running jobs
-  std::map<std::string, int> node_connections_;    // GUARDED_BY(mu_): held per node
-  int waiters_ = 0;                                // GUARDED_BY(mu_): callers in AwaitEnd
-  bool waiters_released_ = false;                  // GUARDED_BY(mu_)
-  std::map<std::string, int> node_retrieves_;      // GUARDED_BY(mu_): running retrieves per node
-  std::map<std::string, DutyCycle> duty_;          // GUARDED_BY(mu_): nodes with a utilization share
-  bool stopping_ = false;                          // GUARDED_BY(mu_)
-  uint64_t pokes_ = 0;                             // GUARDED_BY(mu_)
+  std::map<int64_t, std::shared_ptr<Live>> live_ GUARDED_BY(mu_);  // running jobs
+  std::map<std::string, int> node_connections_ GUARDED_BY(mu_);    // held per node
+  int waiters_ GUARDED_BY(mu_) = 0;                                // callers in AwaitEnd
+  bool waiters_released_ GUARDED_BY(mu_) = false;
+  std::map<std::string, int> node_retrieves_ GUARDED_BY(mu_);      // running retrieves per node
+  std::map<std::string, DutyCycle> duty_ GUARDED_BY(mu_);          // nodes with a utilization share
+  bool stopping_ GUARDED_BY(mu_) = false;
+  uint64_t pokes_ GUARDED_BY(mu_) = 0;
   std::atomic<bool> server_stopping_{false};
   std::vector<std::thread> workers_;
   // The change feed; feed_mu_ is taken last (never while waiting for another lock).
   void Changed();
-  std::mutex feed_mu_;
+  Mutex feed_mu_;
   std::condition_variable feed_cv_;
-  uint64_t changes_ = 0;    // GUARDED_BY(feed_mu_)
-  bool feed_closed_ = false;  // GUARDED_BY(feed_mu_)
-  int streams_ = 0;         // GUARDED_BY(feed_mu_)
+  uint64_t changes_ GUARDED_BY(feed_mu_) = 0;
+  bool feed_closed_ GUARDED_BY(feed_mu_) = false;
+  int streams_ GUARDED_BY(feed_mu_) = 0;
 };
 
 }  // namespace pb

@@ -9,20 +9,23 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/thread_annotations.h"
 #include "core/validate.h"
 #include "ingest/arrivals.h"
 #include "ingest/routing.h"
 #include "jobs/job_request.h"
+#include "jobs/job_text.h"
 #include "transport/retrieve_plan.h"
 #include "transport/transport.h"
 
 namespace pb {
 namespace {
 
+using jobs_text::kProgressEvery;
+
 using Steady = std::chrono::steady_clock;
 using json = nlohmann::json;
 
-constexpr auto kProgressEvery = std::chrono::milliseconds(250);
 // How long a job waits for the stores of what it asked for, answered before they were stored, to
 // finish (a receiver's, for a C-MOVE; a C-GET's are done when its association is).
 constexpr auto kPendingStoresWait = std::chrono::seconds(30);
@@ -57,7 +60,7 @@ struct RetrieveRunner::Planned {
 
 // Everything the job learns while it runs; guarded, since arrivals come from other threads.
 struct RetrieveRunner::Tally {
-  std::mutex mu;
+  Mutex mu;
   std::set<std::string> arrived;  // SOP Instance UIDs that reached the archive for this job
   int64_t bytes = 0;
   dicom::SubOperations peer;      // the latest counts the PACS gave for the current request
@@ -249,7 +252,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   ExpectationScope expecting(expectations_, expectation);
   const auto start = Steady::now();
   auto progress = [&]() {
-    std::lock_guard lock(tally.mu);
+    MutexLock lock(tally.mu);
     int64_t arrived = static_cast<int64_t>(tally.arrived.size());
     int64_t already = plan.listed ? static_cast<int64_t>(present.size()) : 0;
     std::optional<int64_t> total = plan.expected_count;
@@ -274,7 +277,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
 
   std::optional<ArrivalSubscription> subscription;
   subscription.emplace(pipeline_.arrivals(), [&](const Arrival& a) {
-    std::lock_guard lock(tally.mu);
+    MutexLock lock(tally.mu);
     // A PACS sending for our C-MOVE names it (Move Originator); otherwise the UIDs tell.
     bool moved_for_us = a.move_originator_ae == calling_ae &&
                         tally.message_ids.count(a.move_originator_id) > 0;
@@ -308,18 +311,18 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   hooks.sink = &sink;
   hooks.on_sent = [&](uint16_t id) {
     expectations_.AddMessageId(expecting.token(), id);
-    std::lock_guard lock(tally.mu);
+    MutexLock lock(tally.mu);
     tally.message_ids.insert(id);
   };
   hooks.on_pending = [&](const dicom::SubOperations& s) {
-    std::lock_guard lock(tally.mu);
+    MutexLock lock(tally.mu);
     tally.peer = s;
     if (tally.peer_total < 0 && s.remaining >= 0) {
       tally.peer_total = s.remaining + std::max(0, s.completed) + std::max(0, s.failed) + std::max(0, s.warning);
     }
   };
   hooks.on_finished = [&](const dicom::SubOperations& s) {
-    std::lock_guard lock(tally.mu);
+    MutexLock lock(tally.mu);
     tally.Finish(s);
   };
   hooks.cancel_requested = [&]() {
@@ -330,7 +333,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     return job.StopRequested();
   };
   hooks.arrived = [&]() {
-    std::lock_guard lock(tally.mu);
+    MutexLock lock(tally.mu);
     return tally.arrived.size();
   };
   FetchRequest fetch{p, planned->targets, plan.sop_classes, policy->name, ""};
@@ -346,7 +349,7 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   }
   subscription.reset();
   {
-    std::lock_guard lock(tally.mu);
+    MutexLock lock(tally.mu);
     tally.not_stored = static_cast<int64_t>(expectation->pending_stores->failed());
   }
   return Verify(job, *node, node_link, p, *planned, fetched, tally, progress);
@@ -360,7 +363,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
   const std::vector<std::string>& failed_uids = fetched.failed_uids;
   int64_t not_stored = 0;  // written once by Run, before it called this
   {
-    std::lock_guard lock(tally.mu);
+    MutexLock lock(tally.mu);
     not_stored = tally.not_stored;
   }
   // Against the index, once everything announced is indexed, and against the list.
@@ -376,7 +379,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
     } else {
       bool nothing = false;
       {
-        std::lock_guard lock(tally.mu);
+        MutexLock lock(tally.mu);
         nothing = tally.arrived.empty();
       }
       const bool not_there = counted.error().code == Code::kNotFound;
@@ -401,7 +404,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
     // or someone else's store of the same study sends us to the list).
     bool all_counted = error.empty() && plan.expected_count && !plan.study_counts.empty();
     {
-      std::lock_guard lock(tally.mu);
+      MutexLock lock(tally.mu);
       // An instance answered and then not stored hides behind any other arrival of its study.
       all_counted = all_counted && not_stored == 0;
       for (const auto& [study, n] : plan.study_counts) {
@@ -452,7 +455,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
     {
       // What arrived under another name (anonymized) or into the staging area was announced,
       // durably stored, with the UIDs the PACS sent.
-      std::lock_guard lock(tally.mu);
+      MutexLock lock(tally.mu);
       here_set.insert(tally.arrived.begin(), tally.arrived.end());
     }
     for (const auto& sop : expected) {
@@ -473,7 +476,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
     state = missing.empty() ? "succeeded" : (have > 0 ? "partial" : "failed");
   } else {
     // Without a list, trust the PACS's counts and what arrived.
-    std::lock_guard lock(tally.mu);
+    MutexLock lock(tally.mu);
     // Without counts either, what the PACS reported completing must have arrived.
     bool all = error.empty() && tally.Failed() == 0 && not_stored == 0 &&
                (plan.expected_count ? arrived >= *plan.expected_count : arrived >= tally.Completed());
@@ -484,7 +487,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
   }
   int64_t unlabeled = 0;
   {
-    std::lock_guard lock(tally.mu);
+    MutexLock lock(tally.mu);
     unlabeled = tally.not_by_originator;
   }
   if ((p.impose_labels || p.relabel_patient) && method_used == "c-move" && unlabeled > 0) {
@@ -521,7 +524,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
       // Checked against the list, or against the counts (then what arrived is all of it).
       std::vector<std::string> held = expected;
       if (!plan.listed) {
-        std::lock_guard lock(tally.mu);
+        MutexLock lock(tally.mu);
         held.assign(tally.arrived.begin(), tally.arrived.end());
       }
       for (const auto& a : ingest_site_.staging.ArchiveHolding(held)) {

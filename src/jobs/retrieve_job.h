@@ -36,14 +36,14 @@ class RetrieveRunner : public JobRunner {
         receivers_(std::move(receivers)), expectations_(expectations), ingest_site_(ingest_site),
         seen_since_(std::move(seen_since)) {}
 
-  Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
+  [[nodiscard]] Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
   JobOutcome Run(JobContext& job) override;
 
  private:
   // A run is plan → fetch (Run, through the node's transport) → verify.
   struct Planned;  // what to fetch and what to verify against
   struct Tally;    // what the job learns while the data flows
-  static Result<Planned> PlanFetch(JobContext& job, Transport& node_link, const RetrieveParams& p, Database& db);
+  [[nodiscard]] static Result<Planned> PlanFetch(JobContext& job, Transport& node_link, const RetrieveParams& p, Database& db);
   JobOutcome Verify(JobContext& job, const Node& node, Transport& node_link, const RetrieveParams& p,
                     Planned& planned, const FetchResult& fetched, Tally& tally,
                     const std::function<nlohmann::json()>& progress);

@@ -9,18 +9,21 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/thread_annotations.h"
 #include "dicom/store_scu.h"
 #include "jobs/job_request.h"
+#include "jobs/job_text.h"
 #include "transport/transport.h"
 
 namespace pb {
 namespace {
 
+using jobs_text::kProgressEvery;
+
 using Steady = std::chrono::steady_clock;
 using json = nlohmann::json;
 
 constexpr size_t kMinPerAssociation = 20;  // fewer instances are not worth another association
-constexpr auto kProgressEvery = std::chrono::milliseconds(250);
 constexpr auto kSaveEvery = std::chrono::milliseconds(100);
 
 // A C-STORE refusal that may pass: the peer is out of resources (A7xx).
@@ -157,7 +160,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
   size_t lanes = std::clamp<size_t>(n / kMinPerAssociation, 1, std::max(1, node->max_associations));
   if (lanes > 1) lanes = 1 + static_cast<size_t>(job.ExtraConnections(static_cast<int>(lanes - 1)));
   std::vector<dicom::SendOutcome> outcomes(n);
-  std::mutex mu;
+  Mutex mu;
   std::vector<std::string> lane_errors;
   bool lane_permanent = false;
   std::vector<std::pair<std::string, std::string>> unsaved;  // settled, not yet in the table
@@ -185,7 +188,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
   };
   auto last = Steady::now();
   {
-    std::lock_guard lock(mu);
+    MutexLock lock(mu);
     job.Progress(progress());
   }
   std::vector<std::thread> threads;
@@ -197,7 +200,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
       dicom::SendHooks hooks;
       hooks.cancel_requested = [&] { return job.StopRequested(); };
       hooks.on_instance = [&](size_t i, const dicom::SendOutcome& o) {
-        std::lock_guard lock(mu);
+        MutexLock lock(mu);
         const auto& item = items[begin + i];
         if (o.status == dicom::SendStatus::kSuccess || o.status == dicom::SendStatus::kWarning) {
           ++done;
@@ -216,12 +219,13 @@ JobOutcome SendRunner::Run(JobContext& job) {
       };
       auto r = transport ? (*transport)->Send({items.begin() + begin, items.begin() + end}, hooks)
                          : Result<std::vector<dicom::SendOutcome>>(tl::unexpected(transport.error()));
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       if (!r) {
         lane_errors.push_back(r.error().message);
         if (!IsTransient(r.error().code)) lane_permanent = true;
         for (size_t i = begin; i < end; ++i) {
           outcomes[i].reason = "not sent: " + r.error().message;
+          outcomes[i].never_sent = true;
           outcomes[i].transient = IsTransient(r.error().code);
         }
         return;
@@ -232,14 +236,14 @@ JobOutcome SendRunner::Run(JobContext& job) {
   // Confirmations reach the table within a tenth of a second, however long the next instance
   // takes: after a crash, a resumed run sends again at most what was confirmed in that moment.
   std::condition_variable lanes_done;
-  bool all_done = false;  // GUARDED_BY(mu)
+  bool all_done = false;  // guarded by mu
   std::thread saver([&] {
-    std::unique_lock lock(mu);
+    MutexLock lock(mu);
     while (!lanes_done.wait_for(lock, kSaveEvery, [&] { return all_done; })) save();
   });
   for (auto& t : threads) t.join();
   {
-    std::lock_guard lock(mu);
+    MutexLock lock(mu);
     all_done = true;
     save();
   }
@@ -272,13 +276,13 @@ JobOutcome SendRunner::Run(JobContext& job) {
         else permanent = true;
         retry_after = std::max(retry_after, o.retry_after_seconds);
         // The instance that was on the wire when an association broke tells why.
-        if (first_break.empty() && o.reason.rfind("the association with", 0) == 0) first_break = o.reason;
-        if (first_reason.empty() && o.reason.rfind("not sent: ", 0) != 0) first_reason = o.reason;
+        if (first_break.empty() && o.broke_here) first_break = o.reason;
+        if (first_reason.empty() && !o.never_sent) first_reason = o.reason;
         break;
     }
   }
   json result{{"failed_instances", failed_list}, {"not_confirmed", not_confirmed}, {"warnings", warnings}};
-  std::lock_guard lock(mu);
+  MutexLock lock(mu);
   json out_progress = progress();
   std::string state, error;
   if (failed_list.empty() && not_confirmed.empty()) {

@@ -21,12 +21,12 @@ class SendRunner : public JobRunner {
       : nodes_(nodes), pipeline_(pipeline), db_(db), blobs_(blobs),
         default_ae_(std::move(default_calling_ae)) {}
 
-  Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
+  [[nodiscard]] Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
   JobOutcome Run(JobContext& job) override;
 
  private:
   // The archive's instances for the parameters (level, uids, and `only` when set).
-  Result<std::vector<InstanceRow>> Select(const nlohmann::json& params);
+  [[nodiscard]] Result<std::vector<InstanceRow>> Select(const nlohmann::json& params);
 
   NodeRegistry& nodes_;
   IngestPipeline& pipeline_;  // flushed first: what a sender was told is stored can be sent

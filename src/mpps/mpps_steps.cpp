@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/thread_annotations.h"
 #include "core/validate.h"
 #include "dicom/find.h"
 #include "dicom/mpps.h"
@@ -112,7 +113,7 @@ std::vector<dicom::FlatItem> Codes(const dicom::FlatItem& from, const char* sequ
   return out;
 }
 
-Result<void> Overrides(const json& attributes, dicom::FlatItem& into) {
+[[nodiscard]] Result<void> Overrides(const json& attributes, dicom::FlatItem& into) {
   if (!attributes.is_object()) return Fail(Code::kInvalidArgument, "attributes must be an object of keyword: value", "attributes");
   for (auto it = attributes.begin(); it != attributes.end(); ++it) {
     if (!it->is_string() && !it->is_array()) {
@@ -230,7 +231,7 @@ dicom::NAnswer MppsSteps::ReceiveChecked(const dicom::MppsRequest& rq) {
       update.erase(fixed);
     }
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto existing = db_.GetMpps("received", rq.sop_instance_uid);
   if (!existing) return refuse(0x0110, "the step cannot be read from the index");
   const std::string new_status = Text(update, kStatus);
@@ -271,7 +272,7 @@ dicom::NAnswer MppsSteps::ReceiveChecked(const dicom::MppsRequest& rq) {
   spdlog::info("MPPS {} from {} via {}: step {} is {}", command, rq.calling_ae, rq.called_ae, m.sop_instance_uid,
                m.status);
   if (!rq.forward_to.empty()) {
-    std::lock_guard queue_lock(queue_mu_);
+    MutexLock queue_lock(queue_mu_);
     if (forward_ && !stopping_) {
       queue_.push_back({rq.forward_to, rq.sop_instance_uid, rq.create, rq.attributes});
       queue_cv_.notify_one();
@@ -281,7 +282,7 @@ dicom::NAnswer MppsSteps::ReceiveChecked(const dicom::MppsRequest& rq) {
 }
 
 void MppsSteps::StartForwarding(Forward send) {
-  std::lock_guard lock(queue_mu_);
+  MutexLock lock(queue_mu_);
   forward_ = std::move(send);
   stopping_ = false;
   if (!forwarder_.joinable()) forwarder_ = std::thread([this] { ForwardLoop(); });
@@ -289,7 +290,7 @@ void MppsSteps::StartForwarding(Forward send) {
 
 void MppsSteps::StopForwarding() {
   {
-    std::lock_guard lock(queue_mu_);
+    MutexLock lock(queue_mu_);
     if (!stopping_) stop_deadline_ = std::chrono::steady_clock::now() + kStopGrace;
     stopping_ = true;
   }
@@ -298,14 +299,14 @@ void MppsSteps::StopForwarding() {
 }
 
 void MppsSteps::ForwardLoop() {
-  std::unique_lock lock(queue_mu_);
+  MutexLock lock(queue_mu_);
   while (true) {
-    queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    queue_cv_.wait(lock, [&]() REQUIRES(queue_mu_) { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, and everything was sent
     Pending p = std::move(queue_.front());
     queue_.pop_front();
     const bool late = stopping_ && std::chrono::steady_clock::now() > stop_deadline_;
-    lock.unlock();
+    lock.Unlock();
     std::string outcome;
     try {
       if (late) {
@@ -321,12 +322,12 @@ void MppsSteps::ForwardLoop() {
     } catch (const std::exception&) {
       spdlog::error("MPPS step {}: forwarding to {} failed unexpectedly", p.uid, p.node);
     }
-    lock.lock();
+    lock.Lock();
   }
 }
 
 void MppsSteps::NoteForwarded(const Pending& p, const std::string& outcome) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto existing = db_.GetMpps("received", p.uid);
   if (!existing || !*existing) return;
   MppsRecord m = **existing;
@@ -445,7 +446,7 @@ Result<dicom::FlatItem> MppsSteps::EndAttributes(const MppsEnd& end) const {
 
 Result<MppsRecord> MppsSteps::RecordSent(const std::string& node, const std::string& uid, bool create,
                                          const std::string& dicom_json, const std::string& outcome, bool accepted) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto existing = db_.GetMpps("sent", uid);
   if (!existing) return tl::unexpected(existing.error());
   if (!*existing && !accepted) return MppsRecord{};  // a refused N-CREATE leaves nothing to show

@@ -21,6 +21,7 @@
 
 #include "archive/database.h"
 #include "core/clock.h"
+#include "core/thread_annotations.h"
 #include "dicom/flat_item.h"
 #include "dicom/server.h"
 
@@ -69,13 +70,13 @@ class MppsSteps : public dicom::MppsSink {
 
   // The N-CREATE data set for a worklist item (PS3.4 F.7.2.1 Table F.7.2-1, type 1 and 2
   // attributes; the Scheduled Step Attributes from the item). kInvalidArgument naming the field.
-  Result<dicom::FlatItem> StartAttributes(const MppsStart& start) const;
+  [[nodiscard]] Result<dicom::FlatItem> StartAttributes(const MppsStart& start) const;
   // The N-SET data set that ends a step.
-  Result<dicom::FlatItem> EndAttributes(const MppsEnd& end) const;
+  [[nodiscard]] Result<dicom::FlatItem> EndAttributes(const MppsEnd& end) const;
 
   // Records what we sent to `node` once the peer answered: a new step (create) or the update of
   // one (N-SET), with the attempt in its history either way when the step is known.
-  Result<MppsRecord> RecordSent(const std::string& node, const std::string& uid, bool create,
+  [[nodiscard]] Result<MppsRecord> RecordSent(const std::string& node, const std::string& uid, bool create,
                                 const std::string& dicom_json, const std::string& outcome, bool accepted);
 
   // The API's view: the columns, the history, and with `full` the attributes flattened
@@ -97,13 +98,13 @@ class MppsSteps : public dicom::MppsSink {
 
   Database& db_;
   const Clock& clock_;
-  std::mutex mu_;  // one check-and-write at a time
+  Mutex mu_;  // one check-and-write at a time
 
-  std::mutex queue_mu_;
+  Mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::deque<Pending> queue_;  // guarded by queue_mu_
-  bool stopping_ = false;      // guarded by queue_mu_
-  std::chrono::steady_clock::time_point stop_deadline_;  // guarded by queue_mu_
+  std::deque<Pending> queue_ GUARDED_BY(queue_mu_);
+  bool stopping_ GUARDED_BY(queue_mu_) = false;
+  std::chrono::steady_clock::time_point stop_deadline_ GUARDED_BY(queue_mu_);
   Forward forward_;
   std::thread forwarder_;
 };

@@ -48,7 +48,7 @@ bool HasControl(std::string_view s) {
 }
 
 // A header name we may send: a token, and none the transport or `auth` sets.
-Result<void> CheckHeaderName(std::string& name, const std::string& field, const Node& n) {
+[[nodiscard]] Result<void> CheckHeaderName(std::string& name, const std::string& field, const Node& n) {
   name = Trim(name);
   if (name.empty()) {
     return Fail(Code::kInvalidArgument, fmt::format("{} is empty: give the header's name, e.g. X-Api-Key", field),
@@ -79,7 +79,7 @@ Result<void> CheckHeaderName(std::string& name, const std::string& field, const 
   return {};
 }
 
-Result<void> ValidateAuth(NodeAuth& a) {
+[[nodiscard]] Result<void> ValidateAuth(NodeAuth& a) {
   auto required = [&](const char* field, const char* why) {
     return Fail(Code::kInvalidArgument, fmt::format("{} is required when auth.type is {}{}", field, a.type, why),
                 field);
@@ -117,7 +117,7 @@ Result<void> ValidateAuth(NodeAuth& a) {
   return {};
 }
 
-Result<void> ValidateHeaders(Node& n) {
+[[nodiscard]] Result<void> ValidateHeaders(Node& n) {
   for (size_t i = 0; i < n.headers.size(); ++i) {
     auto& [name, value] = n.headers[i];
     const std::string field = fmt::format("headers[{}].name", i);
@@ -188,7 +188,7 @@ void ReadDicomWebFields(JsonReader& r, Node& n) {
   r.Bool("allow_redirects", n.allow_redirects);
 }
 
-Result<void> ValidateDicomWebFields(Node& n) {
+[[nodiscard]] Result<void> ValidateDicomWebFields(Node& n) {
   auto url = ValidateBaseUrl(n.url, "url");
   if (!url) return tl::unexpected(url.error());
   n.url = *url;

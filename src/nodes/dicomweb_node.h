@@ -19,7 +19,7 @@ void ReadDicomWebFields(JsonReader& r, Node& n);
 // Checks and normalizes what a DICOMweb node needs beyond the common fields: `url` and the
 // roots, the optional AE titles, what `auth.type` requires, header names and values, the
 // integer ranges, the proxy. Errors name the field ("auth.token_url", "headers[1].name").
-Result<void> ValidateDicomWebFields(Node& n);
+[[nodiscard]] Result<void> ValidateDicomWebFields(Node& n);
 
 // Adds the DICOMweb fields to `j`; secrets only `with_secrets`, `has_*` booleans otherwise.
 void WriteDicomWebFields(const Node& n, bool with_secrets, nlohmann::json& j);

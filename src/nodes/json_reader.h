@@ -19,7 +19,7 @@ class JsonReader {
  public:
   JsonReader(const nlohmann::json& j, std::string prefix) : j_(j), prefix_(std::move(prefix)) {}
 
-  Result<void> CheckKnown(const std::set<std::string>& known) const {
+  [[nodiscard]] Result<void> CheckKnown(const std::set<std::string>& known) const {
     for (auto it = j_.begin(); it != j_.end(); ++it) {
       if (!known.count(it.key())) {
         return Fail(Code::kInvalidArgument,

@@ -52,7 +52,7 @@ const char* RetrieveMethodName(RetrieveMethod m) {
   return "auto";
 }
 
-Result<Node> NodeFromJson(const json& j) {
+[[nodiscard]] Result<Node> NodeFromJson(const json& j) {
   if (!j.is_object()) return Fail(Code::kInvalidArgument, "a node must be a JSON object");
   JsonReader r(j, "");
   if (auto k = r.CheckKnown(kNodeFields); !k) return tl::unexpected(k.error());
@@ -257,7 +257,7 @@ Result<Node> NodeFromJson(const json& j) {
   return n;
 }
 
-Result<void> ValidateNode(Node& n) {
+[[nodiscard]] Result<void> ValidateNode(Node& n) {
   n.name = Trim(n.name);
   if (n.name.empty()) return Fail(Code::kInvalidArgument, "name must not be empty", "name");
   if (n.name.size() > 128) return Fail(Code::kInvalidArgument, "name is longer than 128 characters", "name");

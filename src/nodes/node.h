@@ -95,14 +95,14 @@ struct Node {
 
 // Builds a node from JSON, refusing unknown fields and wrong types, then validates it.
 // Error.field names the offending field ("ae_title", "tls.ca_file", ...).
-Result<Node> NodeFromJson(const nlohmann::json& j);
+[[nodiscard]] Result<Node> NodeFromJson(const nlohmann::json& j);
 
 // The JSON form. With `with_secrets` false (the API), passwords, tokens and client secrets are
 // replaced by `has_password`-style booleans: secrets are write-only.
 nlohmann::json NodeToJson(const Node& n, bool with_secrets = false);
 
 // Checks one node on its own (cross-node rules live in the registry).
-Result<void> ValidateNode(Node& n);
+[[nodiscard]] Result<void> ValidateNode(Node& n);
 
 const char* RetrieveMethodName(RetrieveMethod m);
 

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <fmt/ranges.h>
 
+#include "core/thread_annotations.h"
 #include "core/validate.h"
 
 namespace pb {
@@ -23,6 +24,7 @@ Error LockedError(const Node& n) {
 Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db,
                                                            const std::vector<ConfigEntry>& config) {
   std::unique_ptr<NodeRegistry> reg(new NodeRegistry(db));
+  MutexLock lock(reg->mu_);  // not shared yet; the analysis wants it held all the same
   for (const ConfigEntry& e : config) {
     auto n = NodeFromJson(e.json);
     if (!n) {
@@ -77,7 +79,7 @@ Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db,
 }
 
 Result<void> NodeRegistry::SetRetrieveMethodLearned(const std::string& name, const std::string& method) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Node* n = Find(name);
   if (!n) return Fail(Code::kNotFound, fmt::format("no node named '{}'", name), "name");
   if (n->retrieve_method_learned == method) return {};
@@ -87,7 +89,7 @@ Result<void> NodeRegistry::SetRetrieveMethodLearned(const std::string& name, con
 }
 
 Result<void> NodeRegistry::RecordTest(const std::string& name, const NodeTestRecord& test, int keep) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (!Find(name)) return Fail(Code::kNotFound, fmt::format("no node named '{}' any more", name), "name");
   return db_.AddNodeTest(name, test, keep);
 }
@@ -102,14 +104,14 @@ const Node* NodeRegistry::Find(const std::string& name) const {
 }
 
 std::vector<Node> NodeRegistry::List() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<Node> out = nodes_;
   std::sort(out.begin(), out.end(), [](const Node& a, const Node& b) { return a.name < b.name; });
   return out;
 }
 
 Result<Node> NodeRegistry::Get(const std::string& name) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (const Node* n = Find(name)) return *n;
   return Fail(Code::kNotFound, fmt::format("no node named '{}'", name), "name");
 }
@@ -169,7 +171,7 @@ Result<NodeChange> NodeRegistry::Store(Node node, const std::string& replaces, b
 Result<NodeChange> NodeRegistry::Add(const nlohmann::json& body, bool dry_run) {
   auto n = NodeFromJson(body);
   if (!n) return tl::unexpected(n.error());
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (const Node* existing = Find(n->name)) {
     return Fail(Code::kAlreadyExists,
                 fmt::format("a node named '{}' exists already{}", n->name,
@@ -185,7 +187,7 @@ Result<NodeChange> NodeRegistry::Add(const nlohmann::json& body, bool dry_run) {
 
 Result<NodeChange> NodeRegistry::Update(const std::string& name, const nlohmann::json& patch, bool dry_run) {
   if (!patch.is_object()) return Fail(Code::kInvalidArgument, "the body must be a JSON object");
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Node* existing = Find(name);
   if (!existing) return Fail(Code::kNotFound, fmt::format("no node named '{}'", name), "name");
   if (existing->locked) return tl::unexpected(LockedError(*existing));
@@ -215,7 +217,7 @@ Result<NodeChange> NodeRegistry::Update(const std::string& name, const nlohmann:
 }
 
 Result<void> NodeRegistry::Remove(const std::string& name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Node* existing = Find(name);
   if (!existing) return Fail(Code::kNotFound, fmt::format("no node named '{}'", name), "name");
   if (existing->locked) return tl::unexpected(LockedError(*existing));

@@ -12,6 +12,7 @@
 
 #include "archive/database.h"
 #include "config/settings.h"
+#include "core/thread_annotations.h"
 #include "nodes/node.h"
 
 namespace pb {
@@ -24,32 +25,32 @@ struct NodeChange {
 class NodeRegistry {
  public:
   // Validates the config entries (errors name file and line) and loads the stored nodes.
-  static Result<std::unique_ptr<NodeRegistry>> Create(Database& db,
+  [[nodiscard]] static Result<std::unique_ptr<NodeRegistry>> Create(Database& db,
                                                       const std::vector<ConfigEntry>& config);
 
   std::vector<Node> List() const;
-  Result<Node> Get(const std::string& name) const;
+  [[nodiscard]] Result<Node> Get(const std::string& name) const;
   // `dry_run`: every check, nothing stored (the UI's live validation).
-  Result<NodeChange> Add(const nlohmann::json& body, bool dry_run = false);
+  [[nodiscard]] Result<NodeChange> Add(const nlohmann::json& body, bool dry_run = false);
   // Applies a partial update (fields not given keep their value).
-  Result<NodeChange> Update(const std::string& name, const nlohmann::json& patch, bool dry_run = false);
-  Result<void> Remove(const std::string& name);
+  [[nodiscard]] Result<NodeChange> Update(const std::string& name, const nlohmann::json& patch, bool dry_run = false);
+  [[nodiscard]] Result<void> Remove(const std::string& name);
   // Remembers the retrieve method that worked for the node under "auto" (survives restarts).
-  Result<void> SetRetrieveMethodLearned(const std::string& name, const std::string& method);
+  [[nodiscard]] Result<void> SetRetrieveMethodLearned(const std::string& name, const std::string& method);
   // Keeps a connection test in the history of the node named `name`, under the registry's
   // lock, so that a rename or delete meanwhile cannot misfile it (kNotFound when it is gone).
-  Result<void> RecordTest(const std::string& name, const NodeTestRecord& test, int keep);
+  [[nodiscard]] Result<void> RecordTest(const std::string& name, const NodeTestRecord& test, int keep);
 
  private:
   NodeRegistry(Database& db) : db_(db) {}
-  Result<NodeChange> Store(Node node, const std::string& replaces, bool dry_run = false);
-  std::vector<std::string> Warnings(const Node& n) const;
-  Node* Find(const std::string& name);
-  const Node* Find(const std::string& name) const;
+  [[nodiscard]] Result<NodeChange> Store(Node node, const std::string& replaces, bool dry_run = false) REQUIRES(mu_);
+  std::vector<std::string> Warnings(const Node& n) const REQUIRES(mu_);
+  Node* Find(const std::string& name) REQUIRES(mu_);
+  const Node* Find(const std::string& name) const REQUIRES(mu_);
 
   Database& db_;
-  mutable std::mutex mu_;
-  std::vector<Node> nodes_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::vector<Node> nodes_ GUARDED_BY(mu_);
 };
 
 }  // namespace pb

@@ -37,7 +37,7 @@ class Schedule {
 
   // Validates and parses; errors name the field ("schedule.windows[1].start"). `server_zone`:
   // the zone used when the schedule names none ("" = the system's).
-  static Result<Schedule> Parse(const nlohmann::json& j, const std::string& server_zone = "");
+  [[nodiscard]] static Result<Schedule> Parse(const nlohmann::json& j, const std::string& server_zone = "");
 
   bool always() const { return windows_.empty() && !closed_; }
 

@@ -23,11 +23,11 @@ class DataDirLock {
   // Creates `data_dir` if it does not exist yet, then locks it. When another process holds it,
   // fails with kAlreadyExists: "data directory X is in use by pacsbridge PID N" (the PID read
   // from the lock file), having changed nothing in the directory.
-  static Result<DataDirLock> Acquire(const std::filesystem::path& data_dir);
+  [[nodiscard]] static Result<DataDirLock> Acquire(const std::filesystem::path& data_dir);
   // The same for something else one process must own, through `lock_file` (created if need be;
   // its folder must exist): an SQLite index outside the data directory. `what` names it in the
   // error ("the index database /srv/index.db is in use by pacsbridge PID N").
-  static Result<DataDirLock> AcquireFile(const std::filesystem::path& lock_file, const std::string& what,
+  [[nodiscard]] static Result<DataDirLock> AcquireFile(const std::filesystem::path& lock_file, const std::string& what,
                                          const std::string& field);
 
   DataDirLock(DataDirLock&& other) noexcept;

@@ -49,7 +49,7 @@ std::string Text(const sockaddr_storage& ss) {
 
 }  // namespace
 
-Result<std::string> LocalAddressToward(const std::string& host, uint16_t port) {
+[[nodiscard]] Result<std::string> LocalAddressToward(const std::string& host, uint16_t port) {
   std::string name = host;
   if (name.size() > 2 && name.front() == '[' && name.back() == ']') name = name.substr(1, name.size() - 2);
   addrinfo hints{};

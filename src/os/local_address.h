@@ -13,6 +13,6 @@ namespace pb {
 // The local IP address (IPv4 dotted, or IPv6 without brackets; an IPv4-mapped IPv6 address as
 // IPv4) of a route toward `host` (a name or an address). Errors: kInvalidArgument when the host
 // does not resolve, kUnavailable when no route leads there.
-Result<std::string> LocalAddressToward(const std::string& host, uint16_t port);
+[[nodiscard]] Result<std::string> LocalAddressToward(const std::string& host, uint16_t port);
 
 }  // namespace pb

@@ -13,7 +13,7 @@ const std::set<std::string>& AnsweredElsewhere() {
   return kKeys;
 }
 
-Result<IndexLevel> LevelOf(const std::string& name) {
+[[nodiscard]] Result<IndexLevel> LevelOf(const std::string& name) {
   IndexLevel level;
   if (!IndexLevelFromName(name, level)) {
     return Fail(Code::kInvalidArgument, fmt::format("QueryRetrieveLevel '{}' is not known", name));

@@ -31,9 +31,9 @@ class ArchiveQuerySink : public dicom::QuerySink, public dicom::RetrieveSink {
         names_ignore_case_(names_ignore_case),
         destinations_(std::move(destinations)) {}
 
-  Result<dicom::FindPage> Find(const dicom::FindQuery& request, size_t offset) override;
-  Result<std::vector<dicom::SendItem>> Instances(const dicom::RetrieveQuery& query) override;
-  Result<dicom::MoveTarget> MoveDestination(const std::string& ae_title, const dicom::RetrieveQuery& query) override;
+  [[nodiscard]] Result<dicom::FindPage> Find(const dicom::FindQuery& request, size_t offset) override;
+  [[nodiscard]] Result<std::vector<dicom::SendItem>> Instances(const dicom::RetrieveQuery& query) override;
+  [[nodiscard]] Result<dicom::MoveTarget> MoveDestination(const std::string& ae_title, const dicom::RetrieveQuery& query) override;
 
  private:
   IngestPipeline& pipeline_;

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_annotations.h"
+
 namespace pb {
 
 struct AssociationAttempt {
@@ -28,8 +30,8 @@ class AssociationLog {
   std::vector<AssociationAttempt> Since(std::chrono::steady_clock::time_point since) const;
 
  private:
-  mutable std::mutex mu_;
-  std::deque<AssociationAttempt> attempts_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::deque<AssociationAttempt> attempts_ GUARDED_BY(mu_);
 };
 
 }  // namespace pb

@@ -7,17 +7,19 @@
 #include <mutex>
 #include <thread>
 
+#include "core/thread_annotations.h"
+
 namespace pb {
 
 class PeriodicTask {
  public:
   PeriodicTask(std::chrono::milliseconds period, std::function<void()> run)
       : thread_([this, period, run = std::move(run)] {
-          std::unique_lock lock(mu_);
-          while (!cv_.wait_for(lock, period, [this] { return stopping_; })) {
-            lock.unlock();
+          MutexLock lock(mu_);
+          while (!cv_.wait_for(lock, period, [this]() REQUIRES(mu_) { return stopping_; })) {
+            lock.Unlock();
             run();
-            lock.lock();
+            lock.Lock();
           }
         }) {}
   ~PeriodicTask() { Stop(); }
@@ -26,7 +28,7 @@ class PeriodicTask {
 
   void Stop() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stopping_ = true;
     }
     cv_.notify_all();
@@ -34,9 +36,9 @@ class PeriodicTask {
   }
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;  // GUARDED_BY(mu_)
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread thread_;     // last: starts once the rest exists
 };
 

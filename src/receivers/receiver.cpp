@@ -13,7 +13,7 @@ namespace pb {
 
 namespace {
 
-Result<dicom::ServerTls> TlsFromJson(const nlohmann::json& t) {
+[[nodiscard]] Result<dicom::ServerTls> TlsFromJson(const nlohmann::json& t) {
   static const std::set<std::string> kKnown{"enabled", "cert_file", "key_file", "require_client_cert", "ca_file"};
   if (!t.is_object()) return Fail(Code::kInvalidArgument, "tls must be an object", "tls");
   dicom::ServerTls out;
@@ -47,13 +47,13 @@ Result<dicom::ServerTls> TlsFromJson(const nlohmann::json& t) {
 
 namespace {
 
-Result<bool> Flag(const nlohmann::json& j, const char* key, bool fallback, const std::string& prefix = "") {
+[[nodiscard]] Result<bool> Flag(const nlohmann::json& j, const char* key, bool fallback, const std::string& prefix = "") {
   if (!j.contains(key) || j[key].is_null()) return fallback;
   if (!j[key].is_boolean()) return Fail(Code::kInvalidArgument, fmt::format("{}{} must be true or false", prefix, key), prefix + key);
   return j[key].get<bool>();
 }
 
-Result<void> SetFlag(const nlohmann::json& j, const char* key, bool fallback, bool& out) {
+[[nodiscard]] Result<void> SetFlag(const nlohmann::json& j, const char* key, bool fallback, bool& out) {
   auto f = Flag(j, key, fallback);
   if (!f) return tl::unexpected(f.error());
   out = *f;
@@ -61,7 +61,7 @@ Result<void> SetFlag(const nlohmann::json& j, const char* key, bool fallback, bo
 }
 
 // Rule and whitelist texts: one string with a line per entry, or an array of lines.
-Result<std::string> Lines(const nlohmann::json& v, const std::string& field) {
+[[nodiscard]] Result<std::string> Lines(const nlohmann::json& v, const std::string& field) {
   if (v.is_null()) return std::string();
   if (v.is_string()) return v.get<std::string>();
   if (v.is_array()) {
@@ -76,7 +76,7 @@ Result<std::string> Lines(const nlohmann::json& v, const std::string& field) {
   return Fail(Code::kInvalidArgument, fmt::format("{} must be text, one entry per line", field), field);
 }
 
-Result<std::vector<Processor>> ProcessorsFromJson(const nlohmann::json& list) {
+[[nodiscard]] Result<std::vector<Processor>> ProcessorsFromJson(const nlohmann::json& list) {
   if (!list.is_array()) return Fail(Code::kInvalidArgument, "processors must be a list", "processors");
   std::vector<Processor> out;
   for (size_t i = 0; i < list.size(); ++i) {
@@ -162,7 +162,7 @@ Result<std::vector<Processor>> ProcessorsFromJson(const nlohmann::json& list) {
   return out;
 }
 
-Result<std::shared_ptr<const RoutingRules>> RulesFromJson(const nlohmann::json& j, const std::string& prefix,
+[[nodiscard]] Result<std::shared_ptr<const RoutingRules>> RulesFromJson(const nlohmann::json& j, const std::string& prefix,
                                                           std::string* texts) {
   if (!j.is_null() && !j.is_object()) {
     return Fail(Code::kInvalidArgument, fmt::format("{} must be an object with project, subject and session rules", prefix), prefix);
@@ -194,7 +194,7 @@ Result<std::shared_ptr<const RoutingRules>> RulesFromJson(const nlohmann::json& 
 
 }  // namespace
 
-Result<AnonymizationChoices> AnonymizationFromJson(const nlohmann::json& a, const std::string& field) {
+[[nodiscard]] Result<AnonymizationChoices> AnonymizationFromJson(const nlohmann::json& a, const std::string& field) {
   if (!a.is_object()) return Fail(Code::kInvalidArgument, fmt::format("{} must be an object", field), field);
   static const std::set<std::string> kOptions{"retain_dates", "retain_device_identity", "retain_uids", "keep_private_tags"};
   for (auto it = a.begin(); it != a.end(); ++it) {
@@ -230,7 +230,7 @@ bool Receiver::ChangesData() const {
   return false;
 }
 
-Result<Receiver> ReceiverFromJson(const nlohmann::json& j, ReceiverOrigin origin) {
+[[nodiscard]] Result<Receiver> ReceiverFromJson(const nlohmann::json& j, ReceiverOrigin origin) {
   static const std::set<std::string> kKnown{
       "id", "ae_title", "port", "bind", "enabled", "locked", "status", "whitelist_enabled", "whitelist",
       "routing", "identification", "processors", "anonymize", "anonymization", "direct_archive",
@@ -394,7 +394,7 @@ nlohmann::json ReceiverToJson(const Receiver& r) {
                    {"ca_file", r.tls.ca_file}, {"require_client_cert", r.tls.require_client_cert}}}};
 }
 
-Result<Receiver> PatchReceiver(const Receiver& base, const nlohmann::json& patch) {
+[[nodiscard]] Result<Receiver> PatchReceiver(const Receiver& base, const nlohmann::json& patch) {
   if (!patch.is_object()) return Fail(Code::kInvalidArgument, "a receiver must be an object");
   nlohmann::json merged = ReceiverToJson(base);
   for (auto it = patch.begin(); it != patch.end(); ++it) {
@@ -416,7 +416,7 @@ Result<Receiver> PatchReceiver(const Receiver& base, const nlohmann::json& patch
   return r;
 }
 
-Result<std::shared_ptr<const RoutingRules>> ParseSiteRouting(const nlohmann::json& j) {
+[[nodiscard]] Result<std::shared_ptr<const RoutingRules>> ParseSiteRouting(const nlohmann::json& j) {
   std::string texts[3];
   return RulesFromJson(j, "routing", texts);
 }

@@ -61,17 +61,17 @@ struct Receiver {
 // about at start).
 enum class ReceiverOrigin { kApi, kConfig };
 
-Result<Receiver> ReceiverFromJson(const nlohmann::json& j, ReceiverOrigin origin = ReceiverOrigin::kApi);
+[[nodiscard]] Result<Receiver> ReceiverFromJson(const nlohmann::json& j, ReceiverOrigin origin = ReceiverOrigin::kApi);
 nlohmann::json ReceiverToJson(const Receiver& r);
 // A PUT body applied to an existing receiver (fields not given keep their value; objects such
 // as `routing` and `anonymization` are merged field by field).
-Result<Receiver> PatchReceiver(const Receiver& base, const nlohmann::json& patch);
+[[nodiscard]] Result<Receiver> PatchReceiver(const Receiver& base, const nlohmann::json& patch);
 
 // The anonymization options as JSON ({"retain_dates", ...}); errors name `field`.
-Result<AnonymizationChoices> AnonymizationFromJson(const nlohmann::json& j, const std::string& field);
+[[nodiscard]] Result<AnonymizationChoices> AnonymizationFromJson(const nlohmann::json& j, const std::string& field);
 nlohmann::json AnonymizationToJson(const AnonymizationChoices& a);
 
 // Site-wide routing rules (GET/PUT /api/routing): {"project", "subject", "session"} texts.
-Result<std::shared_ptr<const RoutingRules>> ParseSiteRouting(const nlohmann::json& j);
+[[nodiscard]] Result<std::shared_ptr<const RoutingRules>> ParseSiteRouting(const nlohmann::json& j);
 
 }  // namespace pb

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/thread_annotations.h"
 #include "os/port_owner.h"
 #include "receivers/archive_query.h"
 
@@ -40,7 +41,7 @@ ReceiverService::ReceiverService(IngestPipeline& pipeline, Database& db, Staging
             std::move(secret),
             [this](const std::string& project) { return ProjectAnonymization(project); },
             [this] {
-              std::lock_guard lock(mu_);
+              MutexLock lock(mu_);
               return !project_anonymization_.empty();
             }},
       fallback_(pipeline, ""),
@@ -50,7 +51,7 @@ ReceiverService::ReceiverService(IngestPipeline& pipeline, Database& db, Staging
 ReceiverService::~ReceiverService() { Stop(); }
 
 Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
-  std::lock_guard change(change_mu_);
+  MutexLock change(change_mu_);
   std::vector<std::shared_ptr<const Receiver>> all;
   for (const ConfigEntry& e : config) {
     auto r = ReceiverFromJson(e.json, ReceiverOrigin::kConfig);
@@ -96,7 +97,7 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
         std::string why = fmt::format("conflicts with receiver {} ({}@{}); change its port", o->id, o->ae_title, o->port);
         spdlog::error("receiver {} ({}@{}) not started: {}", r->id, r->ae_title, r->port, why);
         r->enabled = false;
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         errors_[r->id] = why;
         break;
       }
@@ -110,7 +111,7 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
     auto rules = j.is_discarded() ? Result<std::shared_ptr<const RoutingRules>>(Fail(Code::kInvalidArgument, "not JSON"))
                                   : ParseSiteRouting(j);
     if (rules) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       site_rules_ = *rules;
       site_routing_json_ = j;
     } else {
@@ -127,11 +128,11 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
       if (a) stored[it.key()] = *a;
       else spdlog::error("project {}: stored anonymization options cannot be used: {}", it.key(), a.error().message);
     }
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     project_anonymization_ = std::move(stored);
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     receivers_ = std::move(all);
   }
   (void)Reconcile(0, /*log_failures=*/false);  // the server reports what did not start
@@ -142,17 +143,17 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
 
 void ReceiverService::RetryFailedPorts() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     bool any = false;
     for (const auto& r : receivers_) any = any || (r->enabled && errors_.count(r->id) > 0);
     if (!any) return;
   }
-  std::lock_guard change(change_mu_);
+  MutexLock change(change_mu_);
   (void)Reconcile(0, /*log_failures=*/false);
 }
 
 std::optional<AnonymizationChoices> ReceiverService::ProjectAnonymization(const std::string& project) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = project_anonymization_.find(project);
   if (it == project_anonymization_.end()) return std::nullopt;
   return it->second;
@@ -160,17 +161,17 @@ std::optional<AnonymizationChoices> ReceiverService::ProjectAnonymization(const 
 
 Result<void> ReceiverService::SetProjectAnonymization(const std::string& project,
                                                       const std::optional<AnonymizationChoices>& a) {
-  std::lock_guard change(change_mu_);
+  MutexLock change(change_mu_);
   nlohmann::json all = nlohmann::json::object();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto copy = project_anonymization_;
     if (a) copy[project] = *a;
     else copy.erase(project);
     for (const auto& [name, options] : copy) all[name] = AnonymizationToJson(options);
   }
   if (auto s = db_.SetSetting(kProjectAnonymizationKey, all.dump()); !s) return s;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (a) project_anonymization_[project] = *a;
   else project_anonymization_.erase(project);
   return {};
@@ -178,7 +179,7 @@ Result<void> ReceiverService::SetProjectAnonymization(const std::string& project
 
 void ReceiverService::Stop() {
   retry_.reset();  // before change_mu_: a retry in progress takes it
-  std::lock_guard change(change_mu_);
+  MutexLock change(change_mu_);
   for (auto& [_, l] : listeners_) l.server->StopAccepting();
   for (auto& [_, l] : listeners_) l.server->Stop();
   listeners_.clear();
@@ -193,7 +194,7 @@ Result<void> ReceiverService::Reconcile(uint16_t must_open, bool log_failures) {
   };
   std::map<uint16_t, Want> want;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& r : receivers_) {
       if (!r->enabled) continue;
       Want& w = want[r->port];
@@ -222,7 +223,7 @@ Result<void> ReceiverService::Reconcile(uint16_t must_open, bool log_failures) {
   Result<void> result;
   for (const auto& [port, w] : want) {
     if (listeners_.count(port)) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       for (const auto& id : w.ids) errors_.erase(id);
       continue;
     }
@@ -243,7 +244,7 @@ Result<void> ReceiverService::Reconcile(uint16_t must_open, bool log_failures) {
                       : started.error().code == Code::kAlreadyExists ? fmt::format("port {} is already in use on {} ({})",
                                                                                    port, w.bind, DescribePortOwner(port))
                                                                      : started.error().message;
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!started) {
       if (log_failures) spdlog::error("receiver {}: not listening: {}", opt.ae_title, why);
       else spdlog::debug("receiver {}: not listening: {}", opt.ae_title, why);
@@ -275,7 +276,7 @@ dicom::Admission ReceiverService::Decide(uint16_t port, const std::string& calle
   dicom::Admission a;
   std::shared_ptr<const Receiver> r;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& c : receivers_) {
       if (c->enabled && c->port == port && c->ae_title == called) r = c;
     }
@@ -319,14 +320,14 @@ const Receiver* ReceiverService::Find(const std::string& id) const {
 }
 
 std::vector<Receiver> ReceiverService::List() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<Receiver> out;
   for (const auto& r : receivers_) out.push_back(*r);
   return out;
 }
 
 Result<Receiver> ReceiverService::Get(const std::string& id) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (const Receiver* r = Find(id)) return *r;
   return Fail(Code::kNotFound, NotFoundMessage(id), "id");
 }
@@ -344,7 +345,7 @@ std::string ReceiverService::NotFoundMessage(const std::string& id) const {
 }
 
 std::string ReceiverService::Status(const std::string& id) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const Receiver* r = Find(id);
   if (!r) return "unknown";
   if (auto it = errors_.find(r->id); it != errors_.end()) return "error: " + it->second;
@@ -353,7 +354,7 @@ std::string ReceiverService::Status(const std::string& id) const {
 }
 
 std::vector<ReceiverService::Problem> ReceiverService::NotListening() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<Problem> out;
   for (const auto& r : receivers_) {
     if (auto it = errors_.find(r->id); it != errors_.end()) out.push_back(Problem{*r, it->second});
@@ -368,13 +369,13 @@ nlohmann::json ReceiverService::ToJson(const Receiver& r) const {
 }
 
 int ReceiverService::IdleSeconds(const std::string& id) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const Receiver* r = Find(id);
   return r ? r->staging_idle_seconds : 60;
 }
 
 Result<void> ReceiverService::CheckConflicts(const Receiver& r, const std::string& replacing) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& o : receivers_) {
     if (o->id == replacing || !CannotShare(*o, r)) continue;
     if (o->ae_title == r.ae_title) {
@@ -391,7 +392,7 @@ Result<void> ReceiverService::CheckConflicts(const Receiver& r, const std::strin
 }
 
 Result<Receiver> ReceiverService::Create(const nlohmann::json& body, bool dry_run) {
-  std::lock_guard change(change_mu_);
+  MutexLock change(change_mu_);
   auto r = ReceiverFromJson(body, ReceiverOrigin::kApi);
   if (!r) return r;
   if (auto c = CheckConflicts(*r, ""); !c) return tl::unexpected(c.error());
@@ -401,12 +402,12 @@ Result<Receiver> ReceiverService::Create(const nlohmann::json& body, bool dry_ru
   r->id = std::to_string(*id);
   auto shared = std::make_shared<const Receiver>(*r);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     receivers_.push_back(shared);
   }
   if (auto started = Reconcile(r->enabled ? r->port : 0); !started) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       receivers_.pop_back();
       errors_.erase(r->id);
     }
@@ -418,10 +419,10 @@ Result<Receiver> ReceiverService::Create(const nlohmann::json& body, bool dry_ru
 }
 
 Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::json& patch, bool dry_run) {
-  std::lock_guard change(change_mu_);
+  MutexLock change(change_mu_);
   std::shared_ptr<const Receiver> old;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const Receiver* found = Find(id);
     if (!found) return Fail(Code::kNotFound, NotFoundMessage(id), "id");
     for (const auto& r : receivers_) {
@@ -434,7 +435,7 @@ Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::
   Receiver base = *old;
   {
     // Held back at start by a conflict: it is stored as enabled, and a change may resolve it.
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (errors_.count(old->id) && !old->enabled) base.enabled = true;
   }
   auto r = PatchReceiver(base, patch);
@@ -442,7 +443,7 @@ Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::
   if (auto c = CheckConflicts(*r, old->id); !c) return tl::unexpected(c.error());
   if (dry_run) return r;
   auto replace = [&](std::shared_ptr<const Receiver> with) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto& e : receivers_) {
       if (e->id == old->id) e = with;
     }
@@ -452,7 +453,7 @@ Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::
   if (auto started = Reconcile(listen_change ? r->port : 0); !started) {
     replace(old);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       errors_.erase(old->id);  // back as it was: its own failure is the answer, not its status
     }
     (void)Reconcile();
@@ -465,7 +466,7 @@ Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::
     return tl::unexpected(saved.error());
   }
   if (!r->enabled) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     errors_.erase(r->id);
   }
   spdlog::info("receiver {} ({}@{}) changed", r->id, r->ae_title, r->port);
@@ -473,10 +474,10 @@ Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::
 }
 
 Result<void> ReceiverService::Remove(const std::string& id) {
-  std::lock_guard change(change_mu_);
+  MutexLock change(change_mu_);
   std::string key;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const Receiver* found = Find(id);
     if (!found) return Fail(Code::kNotFound, NotFoundMessage(id), "id");
     if (found->locked) {
@@ -486,7 +487,7 @@ Result<void> ReceiverService::Remove(const std::string& id) {
   }
   if (auto d = db_.DeleteReceiver(std::stoll(key)); !d) return d;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     std::erase_if(receivers_, [&](const auto& r) { return r->id == key; });
     errors_.erase(key);
   }
@@ -496,18 +497,18 @@ Result<void> ReceiverService::Remove(const std::string& id) {
 }
 
 nlohmann::json ReceiverService::SiteRouting() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return site_routing_json_;
 }
 
 std::shared_ptr<const RoutingRules> ReceiverService::SiteRules() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return site_rules_;
 }
 
 Result<nlohmann::json> ReceiverService::SetSiteRouting(const nlohmann::json& body) {
   // Two changes at once must reach the database and the memory in the same order.
-  std::lock_guard change(change_mu_);
+  MutexLock change(change_mu_);
   auto rules = ParseSiteRouting(body);
   if (!rules) return tl::unexpected(rules.error());
   nlohmann::json stored{{"project", ""}, {"subject", ""}, {"session", ""}};
@@ -520,7 +521,7 @@ Result<nlohmann::json> ReceiverService::SetSiteRouting(const nlohmann::json& bod
     }
   }
   if (auto s = db_.SetSetting(kRoutingKey, stored.dump()); !s) return tl::unexpected(s.error());
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   site_rules_ = *rules;
   site_routing_json_ = stored;
   return stored;

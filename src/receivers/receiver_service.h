@@ -19,6 +19,7 @@
 #include "archive/database.h"
 #include "config/settings.h"
 #include "core/result.h"
+#include "core/thread_annotations.h"
 #include "dicom/server.h"
 #include "ingest/expectations.h"
 #include "ingest/pipeline.h"
@@ -52,12 +53,12 @@ class ReceiverService {
   // Validates the config entries (errors name file and line), loads the stored receivers and
   // site routing, and starts listening. A port that cannot be opened is logged and shown in the
   // receiver's status; the others start.
-  Result<void> Start(const std::vector<ConfigEntry>& config);
+  [[nodiscard]] Result<void> Start(const std::vector<ConfigEntry>& config);
   void Stop();
 
   std::vector<Receiver> List() const;
   // By id, by "AE@port", or by AE title when only one receiver has it.
-  Result<Receiver> Get(const std::string& id) const;
+  [[nodiscard]] Result<Receiver> Get(const std::string& id) const;
   // "listening", "disabled" or "error: <reason>".
   std::string Status(const std::string& id) const;
   nlohmann::json ToJson(const Receiver& r) const;
@@ -75,17 +76,17 @@ class ReceiverService {
 
   // With `dry_run`, every check (fields, conflicts with other receivers) and nothing stored or
   // started: whether the port can be opened is only known when it is.
-  Result<Receiver> Create(const nlohmann::json& body, bool dry_run = false);
-  Result<Receiver> Update(const std::string& id, const nlohmann::json& patch, bool dry_run = false);
-  Result<void> Remove(const std::string& id);
+  [[nodiscard]] Result<Receiver> Create(const nlohmann::json& body, bool dry_run = false);
+  [[nodiscard]] Result<Receiver> Update(const std::string& id, const nlohmann::json& patch, bool dry_run = false);
+  [[nodiscard]] Result<void> Remove(const std::string& id);
 
   nlohmann::json SiteRouting() const;
-  Result<nlohmann::json> SetSiteRouting(const nlohmann::json& body);
+  [[nodiscard]] Result<nlohmann::json> SetSiteRouting(const nlohmann::json& body);
   std::shared_ptr<const RoutingRules> SiteRules() const;
 
   // A project's anonymization options (nullopt: the receiver's apply). Set nullopt to remove.
   std::optional<AnonymizationChoices> ProjectAnonymization(const std::string& project) const;
-  Result<void> SetProjectAnonymization(const std::string& project, const std::optional<AnonymizationChoices>& a);
+  [[nodiscard]] Result<void> SetProjectAnonymization(const std::string& project, const std::optional<AnonymizationChoices>& a);
 
   // What every origin of the ingest path shares (retrieve jobs file their C-GET arrivals with it).
   IngestSite& site() { return site_; }
@@ -105,11 +106,11 @@ class ReceiverService {
                           const std::string& peer);
   // Starts and stops listeners so that every port of an enabled receiver has one. Returns the
   // error of the first port that cannot be opened among `must_open` (empty: none required).
-  Result<void> Reconcile(uint16_t must_open = 0, bool log_failures = true);
+  [[nodiscard]] Result<void> Reconcile(uint16_t must_open = 0, bool log_failures = true) REQUIRES(change_mu_);
   void RetryFailedPorts();  // Reconcile when an enabled receiver is not listening
-  Result<void> CheckConflicts(const Receiver& r, const std::string& replacing) const;
-  const Receiver* Find(const std::string& id) const;  // mu_ held
-  std::string NotFoundMessage(const std::string& id) const;  // mu_ held
+  [[nodiscard]] Result<void> CheckConflicts(const Receiver& r, const std::string& replacing) const;
+  const Receiver* Find(const std::string& id) const REQUIRES(mu_);
+  std::string NotFoundMessage(const std::string& id) const REQUIRES(mu_);
 
   Database& db_;
   int workers_;
@@ -120,15 +121,15 @@ class ReceiverService {
   MoveDestinations move_destinations_;
   AssociationLog attempts_;
 
-  std::mutex change_mu_;  // one change (create/update/remove/start/stop) at a time
-  mutable std::mutex mu_;
-  std::vector<std::shared_ptr<const Receiver>> receivers_;  // GUARDED_BY(mu_)
-  std::map<std::string, std::string> errors_;                // GUARDED_BY(mu_): id → why not listening
-  std::shared_ptr<const RoutingRules> site_rules_;           // GUARDED_BY(mu_)
-  nlohmann::json site_routing_json_;                         // GUARDED_BY(mu_)
-  std::map<std::string, AnonymizationChoices> project_anonymization_;  // GUARDED_BY(mu_)
-  std::map<uint16_t, Listener> listeners_;                   // GUARDED_BY(change_mu_)
-  Retirements retiring_;  // GUARDED_BY(change_mu_): listeners finishing their associations
+  Mutex change_mu_;  // one change (create/update/remove/start/stop) at a time
+  mutable Mutex mu_;
+  std::vector<std::shared_ptr<const Receiver>> receivers_ GUARDED_BY(mu_);
+  std::map<std::string, std::string> errors_ GUARDED_BY(mu_);                // id → why not listening
+  std::shared_ptr<const RoutingRules> site_rules_ GUARDED_BY(mu_);
+  nlohmann::json site_routing_json_ GUARDED_BY(mu_);
+  std::map<std::string, AnonymizationChoices> project_anonymization_ GUARDED_BY(mu_);
+  std::map<uint16_t, Listener> listeners_ GUARDED_BY(change_mu_);
+  Retirements retiring_ GUARDED_BY(change_mu_);  // listeners finishing their associations
   static constexpr std::chrono::seconds kRetryPeriod{10};
   std::unique_ptr<PeriodicTask> retry_;  // from Start() to Stop()
 };

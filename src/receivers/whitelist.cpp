@@ -159,7 +159,7 @@ TokenResult ParseAddressToken(std::string_view token, bool after_at = false) {
 
 // ValidateAeTitle decides; the reason is worded for a list of entries ("'A\B': an AE title has
 // no backslash") rather than for a form field.
-Result<std::string> CheckAeTitle(std::string_view ae) {
+[[nodiscard]] Result<std::string> CheckAeTitle(std::string_view ae) {
   auto valid = ValidateAeTitle(ae);
   if (valid) return valid;
   std::string trimmed = Trim(ae);

@@ -34,7 +34,7 @@ class Whitelist {
   // "10.0.0.1 # lab". A block with host bits set ("10.0.0.1/24") is refused, the message naming
   // the block meant, because silently widening or narrowing it hides typos.
   // Error: Fail(kInvalidArgument, "line N: <reason>", "whitelist").
-  static Result<Whitelist> Parse(std::string_view text);
+  [[nodiscard]] static Result<Whitelist> Parse(std::string_view text);
 
   // calling_ae: as received (DICOM pads with spaces; those are trimmed, case matters).
   // peer_address: textual IP without port as produced by inet_ntop ("127.0.0.1", "::1",

@@ -104,7 +104,7 @@ class DicomWebTransport : public Transport {
     return t;
   }
 
-  Result<FindAnswer> Find(const FindQuery& q) override {
+  [[nodiscard]] Result<FindAnswer> Find(const FindQuery& q) override {
     std::string level = q.level;
     for (auto& c : level) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     size_t limit = static_cast<size_t>(node_.max_results);
@@ -128,11 +128,11 @@ class DicomWebTransport : public Transport {
     return out;
   }
 
-  Result<RetrievePlan> PlanCounts(const RetrieveParams& params) override {
+  [[nodiscard]] Result<RetrievePlan> PlanCounts(const RetrieveParams& params) override {
     if (auto off = NeedQido("retrieved from"); !off) return tl::unexpected(off.error());
     return pb::PlanCounts(PlanQuery(), Where(), params);
   }
-  Result<void> ListInstances(const RetrieveParams& params, RetrievePlan& plan) override {
+  [[nodiscard]] Result<void> ListInstances(const RetrieveParams& params, RetrievePlan& plan) override {
     return pb::ListInstances(PlanQuery(), Where(), params, plan);
   }
 
@@ -199,7 +199,7 @@ class DicomWebTransport : public Transport {
     return out;
   }
 
-  Result<std::vector<dicom::SendOutcome>> Send(const std::vector<dicom::SendItem>& items,
+  [[nodiscard]] Result<std::vector<dicom::SendOutcome>> Send(const std::vector<dicom::SendItem>& items,
                                                const dicom::SendHooks& hooks) override {
     std::vector<dicom::SendOutcome> outcomes(items.size());
     if (!node_.stow) {
@@ -224,6 +224,7 @@ class DicomWebTransport : public Transport {
         for (size_t i = end; i < items.size(); ++i) {
           outcomes[i].reason = fmt::format("not sent: the server answered 429 (Too Many Requests; Retry-After {} s)", wait);
           outcomes[i].retry_after_seconds = wait;
+          outcomes[i].never_sent = true;
         }
         break;
       }
@@ -235,7 +236,10 @@ class DicomWebTransport : public Transport {
       // No HTTP answer (the server is gone, stalls, or we stopped): the rest is not sent now;
       // a retry sends it.
       if (!any_answer && r.error().code != Code::kCanceled) return tl::unexpected(r.error());
-      for (size_t i = end; i < items.size(); ++i) outcomes[i].reason = "not sent: " + r.error().message;
+      for (size_t i = end; i < items.size(); ++i) {
+        outcomes[i].reason = "not sent: " + r.error().message;
+        outcomes[i].never_sent = true;
+      }
       break;
     }
     return outcomes;
@@ -247,7 +251,7 @@ class DicomWebTransport : public Transport {
   std::string StowRoot() const { return WithSlash(node_.stow_root.empty() ? node_.url : node_.stow_root); }
   std::string Where() const { return fmt::format("node '{}'", node_.name); }
 
-  Result<void> NeedQido(const char* what) const {
+  [[nodiscard]] Result<void> NeedQido(const char* what) const {
     if (node_.qido) return {};
     return Fail(Code::kUnsupported, fmt::format("node '{}' cannot be {}: its qido capability is off", node_.name, what));
   }
@@ -260,7 +264,7 @@ class DicomWebTransport : public Transport {
   }
 
   // One QIDO-RS request: its rows, a 204 as none. Errors say why (Wrap adds the node and request).
-  Result<std::vector<dicomweb::Row>> Get(const std::string& url, const std::string& what,
+  [[nodiscard]] Result<std::vector<dicomweb::Row>> Get(const std::string& url, const std::string& what,
                                           HttpResponse* head = nullptr) {
     HttpRequest rq;
     rq.url = url;
@@ -285,7 +289,7 @@ class DicomWebTransport : public Transport {
 
   // A search at a level, paged with limit/offset while the server says more results exist
   // (a 299 Warning, PS3.18 8.3.4.1). `limit` 0: everything.
-  Result<std::vector<dicomweb::Row>> Search(const std::string& level,
+  [[nodiscard]] Result<std::vector<dicomweb::Row>> Search(const std::string& level,
                                             const std::vector<std::pair<std::string, std::string>>& keys,
                                             size_t limit, bool* truncated, bool minimal = false) {
     auto search = dicomweb::BuildSearch(level, keys, minimal);
@@ -344,7 +348,7 @@ class DicomWebTransport : public Transport {
     return {"http", "ok", fmt::format("the server answered in {} ms (qido is off: searches are not tried)", ms), ms};
   }
 
-  Result<void> FetchOne(const std::string& path, const WadoParts::Scope& scope, const FetchHooks& hooks,
+  [[nodiscard]] Result<void> FetchOne(const std::string& path, const WadoParts::Scope& scope, const FetchHooks& hooks,
                         FetchResult& out) {
     WadoParts writer(*hooks.sink, node_, scope, hooks);
     HttpRequest rq;
@@ -398,7 +402,7 @@ class DicomWebTransport : public Transport {
   }
 
   // One STOW-RS request for items [begin, end); a 413 halves it. Outcomes are set for each item.
-  Result<void> SendBatch(const std::vector<dicom::SendItem>& items, size_t begin, size_t end,
+  [[nodiscard]] Result<void> SendBatch(const std::vector<dicom::SendItem>& items, size_t begin, size_t end,
                          std::vector<dicom::SendOutcome>& outcomes, const dicom::SendHooks& hooks) {
     std::vector<std::string> paths;
     for (size_t i = begin; i < end; ++i) paths.push_back(items[i].path);

@@ -49,7 +49,8 @@ class DimseFetcher {
         Result<dicom::RetrieveAnswer> a = methods[mi] == "c-get" ? Get(t) : Move(t);
         const size_t arrived_now = hooks_.arrived ? hooks_.arrived() : 0;
         if (!a) {
-          bool refused = a.error().code == Code::kUnsupported || a.error().message.find("aborted") != std::string::npos;
+          // No C-GET here: no accepted context, or a peer that aborts a C-GET it does not take.
+          const bool refused = a.error().code == Code::kUnsupported || a.error().code == Code::kAborted;
           if (more && refused && arrived_now == 0) {
             fall_back = true;
             get_error = a.error().message;
@@ -86,14 +87,14 @@ class DimseFetcher {
   }
 
  private:
-  Result<dicom::RetrieveAnswer> Get(const dicom::RetrieveTarget& t) {
+  [[nodiscard]] Result<dicom::RetrieveAnswer> Get(const dicom::RetrieveTarget& t) {
     if (!hooks_.sink) return Fail(Code::kInternal, "C-GET needs a sink for what arrives");
     return dicom::Get({peer_, t, {rq_.sop_classes.begin(), rq_.sop_classes.end()},
                        dicom::TransferSyntaxUid(node_.preferred_transfer_syntax), inactivity_},
                       *hooks_.sink, dimse_hooks_);
   }
 
-  Result<dicom::RetrieveAnswer> Move(const dicom::RetrieveTarget& t) {
+  [[nodiscard]] Result<dicom::RetrieveAnswer> Move(const dicom::RetrieveTarget& t) {
     const std::string destination = EffectiveMoveDestination(node_, context_.our_ae_title);
     std::vector<Receiver> ours = context_.receivers ? context_.receivers() : std::vector<Receiver>{};
     auto rec = std::find_if(ours.begin(), ours.end(), [&](const Receiver& r) {

@@ -16,8 +16,6 @@
 namespace pb {
 namespace {
 
-constexpr std::string_view kFailedPrefix = "Connection failed: ";
-
 class DimseTransport : public Transport {
  public:
   DimseTransport(Node node, TransportContext context)
@@ -37,7 +35,7 @@ class DimseTransport : public Transport {
     return t;
   }
 
-  Result<FindAnswer> Find(const FindQuery& q) override {
+  [[nodiscard]] Result<FindAnswer> Find(const FindQuery& q) override {
     dicom::FindRequest rq = Request(q.level, q.keys);
     if (q.limit > 0) rq.max_results = std::min(rq.max_results, q.limit);
     auto found = dicom::Find(rq);
@@ -52,10 +50,10 @@ class DimseTransport : public Transport {
   // C-GET proposes the storage classes it takes ("auto" tries C-GET first); C-MOVE names none.
   bool FetchNeedsSopClasses(const RetrieveParams& params) const override { return params.method != "c-move"; }
 
-  Result<RetrievePlan> PlanCounts(const RetrieveParams& params) override {
+  [[nodiscard]] Result<RetrievePlan> PlanCounts(const RetrieveParams& params) override {
     return pb::PlanCounts(DimsePlanQuery(peer_, FetchNeedsSopClasses(params)), DimseWhere(peer_), params);
   }
-  Result<void> ListInstances(const RetrieveParams& params, RetrievePlan& plan) override {
+  [[nodiscard]] Result<void> ListInstances(const RetrieveParams& params, RetrievePlan& plan) override {
     return pb::ListInstances(DimsePlanQuery(peer_, FetchNeedsSopClasses(params)), DimseWhere(peer_), params, plan);
   }
   FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) override {
@@ -67,7 +65,7 @@ class DimseTransport : public Transport {
   }
 
   // C-STORE, converted with DCMTK's codecs when the node accepts another syntax.
-  Result<std::vector<dicom::SendOutcome>> Send(const std::vector<dicom::SendItem>& items,
+  [[nodiscard]] Result<std::vector<dicom::SendOutcome>> Send(const std::vector<dicom::SendItem>& items,
                                                const dicom::SendHooks& hooks) override {
     dicom::PeerRequest paced = peer_;
     paced.limiter = NodeRateLimiter(node_.name, node_.max_bytes_per_second);
@@ -93,9 +91,7 @@ class DimseTransport : public Transport {
 
   ConnectionCheck Echo() const {
     dicom::EchoResult r = dicom::Echo(peer_);
-    std::string message = r.message;
-    if (message.rfind(kFailedPrefix, 0) == 0) message = message.substr(kFailedPrefix.size());
-    if (r.ok) message = fmt::format("C-ECHO answered in {} ms", r.latency_ms);
+    const std::string message = r.ok ? fmt::format("C-ECHO answered in {} ms", r.latency_ms) : r.reason;
     return ConnectionCheck{"echo", r.ok ? "ok" : "failed", message, r.latency_ms};
   }
 
@@ -126,7 +122,7 @@ class DimseTransport : public Transport {
 
 }  // namespace
 
-Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const TransportContext& context) {
+[[nodiscard]] Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const TransportContext& context) {
   if (node.type == NodeType::kDimse) return std::unique_ptr<Transport>(std::make_unique<DimseTransport>(node, context));
   if (node.type == NodeType::kDicomWeb) return MakeDicomWebTransport(node, context);
   return Fail(Code::kUnsupported, fmt::format("node '{}': no transport for its type", node.name));

@@ -43,7 +43,7 @@ bool SpecificBind(const std::string& bind) {
 }
 
 // One C-FIND answer at a level, asking only for `keys` (the UIDs the next step needs).
-Result<std::optional<std::map<std::string, std::string>>> FindOne(
+[[nodiscard]] Result<std::optional<std::map<std::string, std::string>>> FindOne(
     const Node& node, const dicom::PeerRequest& peer, const std::string& level,
     std::vector<std::pair<std::string, std::string>> keys) {
   dicom::FindRequest rq;
@@ -66,7 +66,7 @@ struct Instance {
 
 // One instance the PACS holds: STUDY, then SERIES of it, then IMAGE of that (one answer each).
 // nullopt: it holds none (or the first series has no instance).
-Result<std::optional<Instance>> FindInstance(const Node& node, const dicom::PeerRequest& peer) {
+[[nodiscard]] Result<std::optional<Instance>> FindInstance(const Node& node, const dicom::PeerRequest& peer) {
   const bool pr = node.patient_root;
   auto with_patient = [&](std::vector<std::pair<std::string, std::string>> keys, const std::string& pid) {
     if (pr) keys.emplace(keys.begin(), "PatientID", pid);
@@ -197,7 +197,7 @@ std::optional<Receiver> MoveReceiver(const Node& node, const std::string& destin
   return std::nullopt;
 }
 
-Result<MoveCheck> RunMoveCheck(const Node& node, const MoveCheckContext& context) {
+[[nodiscard]] Result<MoveCheck> RunMoveCheck(const Node& node, const MoveCheckContext& context) {
   if (node.type != NodeType::kDimse) {
     return Fail(Code::kConflict, fmt::format("node '{}' is a DICOMweb node: it has no C-MOVE and needs no move "
                                              "destination (its retrieves use WADO-RS)",

@@ -92,7 +92,7 @@ struct MoveCheckContext {
 // Runs the self-test against `node`. Errors: kConflict for a node without C-MOVE (DICOMweb) or
 // while another self-test runs; kInternal when the context lacks the expectation registry.
 // Everything the PACS answers, or fails to, is in the MoveCheck.
-Result<MoveCheck> RunMoveCheck(const Node& node, const MoveCheckContext& context);
+[[nodiscard]] Result<MoveCheck> RunMoveCheck(const Node& node, const MoveCheckContext& context);
 
 // The receiver that takes data moved to `destination` for `node` (enabled, listening, that AE
 // title, and the node's listen_port when it names one); nullopt: none.

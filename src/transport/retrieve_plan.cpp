@@ -17,7 +17,7 @@ std::string Get(const std::map<std::string, std::string>& row, const char* key) 
 }
 
 // Lists the instances of one series into the plan; false when the PACS does not list them.
-Result<bool> ListSeries(const PlanQuery& query, const std::string& study,
+[[nodiscard]] Result<bool> ListSeries(const PlanQuery& query, const std::string& study,
                         const std::string& series, const std::string& sop_list, RetrievePlan& plan) {
   std::vector<std::pair<std::string, std::string>> keys{
       {"StudyInstanceUID", study}, {"SeriesInstanceUID", series}, {"SOPInstanceUID", sop_list},
@@ -64,7 +64,7 @@ std::string DimseWhere(const dicom::PeerRequest& peer) {
   return fmt::format("the PACS ({}@{})", peer.called_ae, JoinHostPort(peer.host, peer.port));
 }
 
-Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where, const RetrieveParams& p) {
+[[nodiscard]] Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where, const RetrieveParams& p) {
   RetrievePlan plan;
   int64_t counted = 0;
   bool counts_complete = true;
@@ -116,7 +116,7 @@ Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where
   return plan;
 }
 
-Result<void> ListInstances(const PlanQuery& query, const std::string& where, const RetrieveParams& p,
+[[nodiscard]] Result<void> ListInstances(const PlanQuery& query, const std::string& where, const RetrieveParams& p,
                            RetrievePlan& plan) {
   if (p.level == "STUDY") {  // the series of the studies, for the IMAGE-level queries
     for (const auto& study : p.uids) {

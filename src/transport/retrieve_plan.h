@@ -52,8 +52,8 @@ using PlanQuery = std::function<Result<std::vector<Row>>(
 // (IMAGE-level finds per series) added to `plan`. When the node does not list instances,
 // ListInstances leaves `listed` false and says why in `note`. `where` names the node in
 // messages ("the PACS (ORTHANC@127.0.0.1:4242)").
-Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where, const RetrieveParams& p);
-Result<void> ListInstances(const PlanQuery& query, const std::string& where, const RetrieveParams& p,
+[[nodiscard]] Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where, const RetrieveParams& p);
+[[nodiscard]] Result<void> ListInstances(const PlanQuery& query, const std::string& where, const RetrieveParams& p,
                            RetrievePlan& plan);
 
 // The same over C-FIND (Study Root) to a DIMSE peer; `sop_classes`: a STUDY-level find asks

@@ -77,13 +77,13 @@ class Transport {
   virtual ConnectionTest TestConnection(bool echo_only) = 0;
   // Errors: kInvalidArgument naming the field ("level", "query.X"); kUnavailable, kTimeout or
   // kPermissionDenied (the node refused our calling identity) with the diagnosis.
-  virtual Result<FindAnswer> Find(const FindQuery& query) = 0;
+  [[nodiscard]] virtual Result<FindAnswer> Find(const FindQuery& query) = 0;
 
   // What the node has of a retrieve: counts, series and SOP classes first (kNotFound when it has
   // none of it); then the instance list, added to `plan` (left unlisted, with a note, when the
   // node does not list instances).
-  virtual Result<RetrievePlan> PlanCounts(const RetrieveParams& params) = 0;
-  virtual Result<void> ListInstances(const RetrieveParams& params, RetrievePlan& plan) = 0;
+  [[nodiscard]] virtual Result<RetrievePlan> PlanCounts(const RetrieveParams& params) = 0;
+  [[nodiscard]] virtual Result<void> ListInstances(const RetrieveParams& params, RetrievePlan& plan) = 0;
   // Fetches the targets; what arrives walks the one ingest path (the hooks' sink, or our
   // receivers). Errors are in the result: what arrived is verified by the job, not here.
   virtual FetchResult Fetch(const FetchRequest& request, const FetchHooks& hooks) = 0;
@@ -100,7 +100,7 @@ class Transport {
   // (status as in a C-STORE response; never sent or never answered: not confirmed, with why).
   // An error only when nothing could be opened. The job runs several of these in parallel, up
   // to the node's max_associations, and shares progress, verification and retry.
-  virtual Result<std::vector<dicom::SendOutcome>> Send(const std::vector<dicom::SendItem>& items,
+  [[nodiscard]] virtual Result<std::vector<dicom::SendOutcome>> Send(const std::vector<dicom::SendItem>& items,
                                                        const dicom::SendHooks& hooks) = 0;
 };
 
@@ -115,6 +115,6 @@ struct TransportContext {
 
 // The transport for `node`. A node this version cannot use (UnavailableReason) gets
 // kUnsupported naming the node and the reason.
-Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const TransportContext& context);
+[[nodiscard]] Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const TransportContext& context);
 
 }  // namespace pb

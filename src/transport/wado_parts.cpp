@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "core/thread_annotations.h"
 #include "dicom/dataset.h"
 #include "dicom/header.h"
 #include "dicom/store_scu.h"
@@ -68,7 +69,7 @@ Result<void> WadoParts::Begin(const std::string& content_type) {
   parser_.emplace(*boundary, std::move(h));
   if (!in_memory_ && scope_.sop.empty()) {  // one instance asked for: one file, no next parts
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       open_ahead_ = true;
     }
     changed_.notify_all();
@@ -88,7 +89,7 @@ Result<void> WadoParts::Finish() {
 
 void WadoParts::Drain() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     closing_ = true;
   }
   changed_.notify_all();
@@ -96,17 +97,17 @@ void WadoParts::Drain() {
 }
 
 int WadoParts::stored() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return stored_;
 }
 
 void WadoParts::Problem(std::string text) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   problems_.push_back(std::move(text));
 }
 
 std::optional<Error> WadoParts::Fatal() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return fatal_;
 }
 
@@ -132,7 +133,7 @@ Result<void> WadoParts::OnPart(int index, const dicomweb::MultipartParser::Heade
     return {};
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!ready_.empty()) {
       path_ = std::move(ready_.front().path);
       fd_ = ready_.front().fd;
@@ -181,11 +182,11 @@ Result<void> WadoParts::OnPartEnd() {
   if (in_memory_) {
     Complete part{{}, std::move(memory_), bytes_, index_};
     memory_.clear();
-    std::unique_lock lock(mu_);
-    changed_.wait(lock, [&] { return queue_.empty() || fatal_; });  // one part in memory waits
+    MutexLock lock(mu_);
+    changed_.wait(lock, [&]() REQUIRES(mu_) { return queue_.empty() || fatal_; });  // one part in memory waits
     if (fatal_) return tl::unexpected(*fatal_);
     queue_.push_back(std::move(part));
-    lock.unlock();
+    lock.Unlock();
     changed_.notify_all();
     if (hooks_.cancel_requested && hooks_.cancel_requested()) return Fail(Code::kCanceled, "canceled");
     return {};
@@ -203,8 +204,8 @@ Result<void> WadoParts::OnPartEnd() {
                 fmt::format("cannot write the retrieved data to disk: {}", std::strerror(err)));
   }
   {
-    std::unique_lock lock(mu_);
-    changed_.wait(lock, [&] { return queue_.size() < kMaxWaiting || fatal_; });
+    MutexLock lock(mu_);
+    changed_.wait(lock, [&]() REQUIRES(mu_) { return queue_.size() < kMaxWaiting || fatal_; });
     queue_.push_back(std::move(part));
     if (fatal_) return tl::unexpected(*fatal_);  // the worker drops what is queued after this
   }
@@ -220,7 +221,7 @@ bool WadoParts::WantsFile() const {
 void WadoParts::RemoveReady() {
   std::deque<Ready> unused;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     unused.swap(ready_);
   }
   for (auto& r : unused) {
@@ -234,15 +235,15 @@ void WadoParts::Work() {
   for (;;) {
     Complete part;
     {
-      std::unique_lock lock(mu_);
-      changed_.wait(lock, [&] { return !queue_.empty() || closing_ || WantsFile(); });
+      MutexLock lock(mu_);
+      changed_.wait(lock, [&]() REQUIRES(mu_) { return !queue_.empty() || closing_ || WantsFile(); });
       // A file ahead first when none is ready (the network thread would wait on its creation),
       // else the waiting parts, else more files ahead.
       if (WantsFile() && (queue_.empty() || ready_.empty())) {
-        lock.unlock();
+        lock.Unlock();
         Ready r{sink_.NewTempPath(), -1};
         r.fd = OpenTemp(r.path);
-        lock.lock();
+        lock.Lock();
         if (r.fd < 0) {
           open_ahead_ = false;  // the network thread opens its own and reports why it cannot
         } else {
@@ -251,7 +252,7 @@ void WadoParts::Work() {
         continue;
       }
       if (queue_.empty()) {
-        lock.unlock();
+        lock.Unlock();
         RemoveReady();
         return;
       }
@@ -270,7 +271,7 @@ void WadoParts::Work() {
     } else {
       Ingest(part);
       part.data.clear();
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (spare_heads_.size() < kMaxWaiting + 2) spare_heads_.push_back(std::move(part.data));
     }
   }
@@ -322,14 +323,14 @@ bool WadoParts::Asked(const std::string& study, const std::string& series, const
   const bool asked = (scope_.study.empty() || study == scope_.study) && (scope_.series.empty() || series == scope_.series) &&
                      (scope_.sop.empty() || sop == scope_.sop);
   if (asked) return true;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   discarded_.push_back(sop);
   problems_.push_back(fmt::format("part {} holds instance {}, which was not asked for; it was discarded", index, sop));
   return false;
 }
 
 void WadoParts::Settle(const dicom::StoreAnswer& answer, const std::string& sop_uid) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (answer.status == 0 || (answer.status & 0xF000) == 0xB000) {
     ++stored_;
     return;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/thread_annotations.h"
 #include "dicom/server.h"
 #include "dicomweb/multipart.h"
 #include "nodes/node.h"
@@ -38,9 +39,9 @@ class WadoParts {
   WadoParts& operator=(const WadoParts&) = delete;
 
   // The answer's Content-Type (its boundary); then the body in chunks; then its end.
-  Result<void> Begin(const std::string& content_type);
-  Result<void> Feed(std::string_view chunk);
-  Result<void> Finish();
+  [[nodiscard]] Result<void> Begin(const std::string& content_type);
+  [[nodiscard]] Result<void> Feed(std::string_view chunk);
+  [[nodiscard]] Result<void> Finish();
   // Waits until every complete part is ingested; then the results below are final.
   void Drain();
 
@@ -56,9 +57,9 @@ class WadoParts {
     int64_t bytes = 0;
     int index = 0;
   };
-  Result<void> OnPart(int index, const dicomweb::MultipartParser::Headers& headers);
-  Result<void> OnData(std::string_view data);
-  Result<void> OnPartEnd();
+  [[nodiscard]] Result<void> OnPart(int index, const dicomweb::MultipartParser::Headers& headers);
+  [[nodiscard]] Result<void> OnData(std::string_view data);
+  [[nodiscard]] Result<void> OnPartEnd();
   void Work();
   void Ingest(const Complete& part);
   void IngestInMemory(const Complete& part);
@@ -67,7 +68,7 @@ class WadoParts {
   void Problem(std::string text);
   std::optional<Error> Fatal();
   void Discard();
-  bool WantsFile() const;  // the worker should open a temp file ahead; with mu_ held
+  bool WantsFile() const REQUIRES(mu_);  // the worker should open a temp file ahead
   void RemoveReady();      // the files opened ahead and not used
 
   dicom::StoreSink& sink_;
@@ -84,20 +85,22 @@ class WadoParts {
   bool skip_ = false;
   int64_t bytes_ = 0, polled_at_ = 0;
   // Shared with the worker.
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable changed_;
-  std::deque<Complete> queue_;              // GUARDED_BY(mu_)
-  bool closing_ = false;                    // GUARDED_BY(mu_)
-  int stored_ = 0;                          // GUARDED_BY(mu_)
-  std::optional<Error> fatal_;              // GUARDED_BY(mu_): stop the transfer (disk full)
-  std::vector<std::string> problems_, refused_, discarded_;  // GUARDED_BY(mu_)
+  std::deque<Complete> queue_ GUARDED_BY(mu_);
+  bool closing_ GUARDED_BY(mu_) = false;
+  int stored_ GUARDED_BY(mu_) = 0;
+  std::optional<Error> fatal_ GUARDED_BY(mu_);              // stop the transfer (disk full)
+  std::vector<std::string> problems_ GUARDED_BY(mu_);
+  std::vector<std::string> refused_ GUARDED_BY(mu_);
+  std::vector<std::string> discarded_ GUARDED_BY(mu_);
   struct Ready {
     std::filesystem::path path;
     int fd = -1;
   };
-  bool open_ahead_ = false;                 // GUARDED_BY(mu_): parts go to disk and opening works
-  std::deque<Ready> ready_;                 // GUARDED_BY(mu_): temp files opened for the next parts
-  std::vector<std::string> spare_heads_;    // GUARDED_BY(mu_): used head buffers, kept for their room
+  bool open_ahead_ GUARDED_BY(mu_) = false;                 // parts go to disk and opening works
+  std::deque<Ready> ready_ GUARDED_BY(mu_);                 // temp files opened for the next parts
+  std::vector<std::string> spare_heads_ GUARDED_BY(mu_);    // used head buffers, kept for their room
   std::thread worker_;
 };
 
