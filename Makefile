@@ -1,6 +1,6 @@
 # PACS Bridge: `make run` starts the server, `make test` runs every test. Both install what is
 # missing (Debian packages) first.
-.PHONY: deps deps-test ui build debug clang run test bench soak fuzz clean
+.PHONY: deps deps-test ui build debug clang lint run test bench soak fuzz clean
 
 deps:
 	@scripts/install-deps.sh
@@ -35,9 +35,14 @@ run: build
 	build/pacsbridge serve $(if $(CONFIG),--config $(CONFIG))
 
 test: debug build clang
+	scripts/lint.sh
 	cd build/debug && ctest --output-on-failure --timeout 600 -j2
 	cd build/clang && ctest --output-on-failure -L fuzz -j2
 	@if [ -x ../shared/contract-smoke.sh ]; then ../shared/contract-smoke.sh; fi
+
+# The project's format (.clang-format) and static checks (.clang-tidy, on the clang build).
+lint: deps-test clang
+	scripts/lint.sh
 
 # Every fuzz target for FUZZ_SECONDS (default 600) each, one after the other, keeping their
 # corpora in build/clang/fuzz-work/.

@@ -4,23 +4,43 @@
 // an error is a defect.
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <unistd.h>
 
 #include "archive/database.h"
 #include "archive/index_query.h"
 
 namespace {
 
-const char* const kKeywords[] = {
-    "PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate", "StudyTime",
-    "AccessionNumber", "StudyID", "StudyDescription", "ReferringPhysicianName", "ModalitiesInStudy",
-    "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription", "BodyPartExamined", "SOPInstanceUID",
-    "SOPClassUID", "InstanceNumber", "NumberOfStudyRelatedInstances", "NumberOfStudyRelatedSeries",
-    "NumberOfSeriesRelatedInstances", "NumberOfPatientRelatedStudies", "SOPClassesInStudy", "IssuerOfPatientID"};
+const char* const kKeywords[] = {"PatientID",
+                                 "PatientName",
+                                 "PatientBirthDate",
+                                 "PatientSex",
+                                 "StudyInstanceUID",
+                                 "StudyDate",
+                                 "StudyTime",
+                                 "AccessionNumber",
+                                 "StudyID",
+                                 "StudyDescription",
+                                 "ReferringPhysicianName",
+                                 "ModalitiesInStudy",
+                                 "SeriesInstanceUID",
+                                 "Modality",
+                                 "SeriesNumber",
+                                 "SeriesDescription",
+                                 "BodyPartExamined",
+                                 "SOPInstanceUID",
+                                 "SOPClassUID",
+                                 "InstanceNumber",
+                                 "NumberOfStudyRelatedInstances",
+                                 "NumberOfStudyRelatedSeries",
+                                 "NumberOfSeriesRelatedInstances",
+                                 "NumberOfPatientRelatedStudies",
+                                 "SOPClassesInStudy",
+                                 "IssuerOfPatientID"};
 
 pb::Database& Db() {
   static std::unique_ptr<pb::Database> db = [] {

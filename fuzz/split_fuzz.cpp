@@ -56,7 +56,7 @@ std::string Written(pb::dicom::Dataset& d, const char* name) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
-  static const char* kSyntaxes[] = {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.4.50"};
+  static const char* const kSyntaxes[] = {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.4.50"};
   const std::string syntax = kSyntaxes[(data[0] & 3) % 3];
   const size_t budget = (data[0] >> 2) * 16;  // 0 to 1008 bytes
   const size_t chunk = 1 + data[1];

@@ -13,7 +13,8 @@ BUILD_PKGS=(build-essential cmake pkg-config clang-14 git
   python3 python3-yaml)  # python3-yaml: docs/openapi.yaml becomes the served JSON at configure time
 # Peers and tools used by the end-to-end tests and benchmarks.
 TEST_PKGS=(dcmtk orthanc orthanc-dicomweb curl python3 iproute2 util-linux procps openssl
-  chromium)  # chromium: the web UI's browser tests (driven by playwright-core from npm)
+  chromium  # chromium: the web UI's browser tests (driven by playwright-core from npm)
+  clang-format-14 clang-tidy-14)  # scripts/lint.sh: the project's format and static checks
 
 want=("${BUILD_PKGS[@]}")
 [ "${1:-}" = "--test" ] && want+=("${TEST_PKGS[@]}")

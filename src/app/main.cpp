@@ -1,4 +1,5 @@
 // pacsbridge: the server and its command line.
+#include <cstdio>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -7,7 +8,9 @@
 #include "cli/commands.h"
 #include "dicom/network.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App app{"PACS Bridge: find, retrieve, receive and send DICOM images"};
   app.require_subcommand(1);
   int exit_code = 0;
@@ -42,4 +45,16 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (...) {
+    // Nothing should get here; if something does, say so plainly rather than abort.
+    std::fputs("pacsbridge: an internal error ended the command\n", stderr);
+    return 70;  // EX_SOFTWARE
+  }
 }

@@ -3,10 +3,10 @@
 #include <malloc.h>
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
-#include <cstdio>
 
 #include <fmt/format.h>
 #include <iostream>
@@ -16,33 +16,30 @@
 
 #include "archive/blob_store.h"
 #include "archive/database.h"
+#include "auth/accounts.h"
 #include "config/settings.h"
-#include "dicom/network.h"
-#include "http/api.h"
 #include "dicom/mpps.h"
+#include "dicom/network.h"
 #include "dicom/retrieve.h"
 #include "dicomweb/metadata_cache.h"
+#include "http/api.h"
+#include "ingest/expectations.h"
 #include "ingest/pipeline.h"
+#include "ingest/staging.h"
 #include "jobs/import_job.h"
 #include "jobs/job_service.h"
-#include "receivers/periodic_task.h"
 #include "jobs/retrieve_job.h"
 #include "jobs/send_job.h"
 #include "mpps/mpps_steps.h"
 #include "nodes/registry.h"
-#include "receivers/receiver_service.h"
-#include "ingest/expectations.h"
-#include "ingest/staging.h"
-#include "auth/accounts.h"
 #include "os/data_dir_lock.h"
+#include "receivers/periodic_task.h"
+#include "receivers/receiver_service.h"
 
 namespace pb {
 namespace {
 
-bool IsLoopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
-
+bool IsLoopback(const std::string& host) { return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0; }
 
 // The site's anonymization secret: created once, kept in the index database (shared by every
 // process of a site), never logged.
@@ -76,20 +73,21 @@ int Fatal(const std::string& message) {
 bool ReportReceivers(const ReceiverService& receivers, bool strict) {
   for (const Receiver& r : receivers.List()) {
     if (r.enabled && r.query_retrieve && !r.whitelist_enabled) {
-      spdlog::warn("receiver {}@{}: Query/Retrieve is on without a whitelist: any caller that reaches port {} may "
-                   "search the archive and move it to any registered node",
-                   r.ae_title, r.port, r.port);
+      spdlog::warn(
+          "receiver {}@{}: Query/Retrieve is on without a whitelist: any caller that reaches port {} may "
+          "search the archive and move it to any registered node",
+          r.ae_title, r.port, r.port);
     }
   }
   auto problems = receivers.NotListening();
   for (const auto& p : problems) {
-    spdlog::error("receiver {}@{} (id {}) did not start: {}", p.receiver.ae_title,
-                  p.receiver.port, p.receiver.id, p.error);
+    spdlog::error("receiver {}@{} (id {}) did not start: {}", p.receiver.ae_title, p.receiver.port, p.receiver.id,
+                  p.error);
   }
   if (problems.empty() || !strict) return true;
   std::string list;
-  for (const auto& p : problems) list += fmt::format("{}{}@{}: {}", list.empty() ? "" : "; ", p.receiver.ae_title,
-                                                     p.receiver.port, p.error);
+  for (const auto& p : problems)
+    list += fmt::format("{}{}@{}: {}", list.empty() ? "" : "; ", p.receiver.ae_title, p.receiver.port, p.error);
   std::cerr << "pacsbridge: " << problems.size() << " receiver(s) did not start (strict mode): " << list << "\n";
   return false;
 }
@@ -123,8 +121,9 @@ int Serve(const std::string& config_file, bool strict_flag) {
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   dicom::InitializeDicomNetwork(cfg.log_level);
   if (!dicom::LoadDataDictionary()) {
-    spdlog::warn("DCMTK's data dictionary could not be loaded (see DCMDICTPATH): DICOM keywords and "
-                 "value representations are unknown");
+    spdlog::warn(
+        "DCMTK's data dictionary could not be loaded (see DCMDICTPATH): DICOM keywords and "
+        "value representations are unknown");
   }
 
   // Before anything reads, cleans or replays the data directory: one process owns it.
@@ -144,9 +143,10 @@ int Serve(const std::string& config_file, bool strict_flag) {
   if (!cfg.https_cert_file.empty()) {
     if (auto https = api.UseHttps(cfg.https_cert_file, cfg.https_key_file); !https) return Fatal(https.error().message);
   } else if (!IsLoopback(cfg.http_host)) {
-    spdlog::warn("HTTP listens on {}, beyond this machine, without HTTPS: passwords, tokens and session cookies "
-                 "cross the network in clear text (set server.https_cert_file and server.https_key_file)",
-                 cfg.http_host);
+    spdlog::warn(
+        "HTTP listens on {}, beyond this machine, without HTTPS: passwords, tokens and session cookies "
+        "cross the network in clear text (set server.https_cert_file and server.https_key_file)",
+        cfg.http_host);
   }
   auto port = api.Bind(cfg.http_host, cfg.http_port);
   if (!port) return Fatal(port.error().message);
@@ -175,8 +175,9 @@ int Serve(const std::string& config_file, bool strict_flag) {
                  "logging in; until then it is also in %s, readable by this user only)\n\n",
                  (*made)->c_str(), account_settings.initial_password_file.c_str());
   } else if (cfg.admin_password && !initial_opens) {
-    spdlog::warn("[auth] admin_password is only the initial password: it no longer opens the account \"admin\" "
-                 "(changed since, or the account was removed); the accounts are kept in the index");
+    spdlog::warn(
+        "[auth] admin_password is only the initial password: it no longer opens the account \"admin\" "
+        "(changed since, or the account was removed); the accounts are kept in the index");
   }
   auto nodes = NodeRegistry::Create(**db, cfg.nodes);
   if (!nodes) return Fatal(nodes.error().message);
@@ -218,7 +219,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   auto mpps = std::make_shared<MppsSteps>(**db, SystemClock());
   // The MPPS manager role: what a receiver with mpps_forward accepts goes on to that node.
   mpps->StartForwarding([&registry, ae = cfg.ae_title](const std::string& name, bool create, const std::string& uid,
-                                                        const dicom::FlatItem& attributes) -> Result<dicom::NAnswer> {
+                                                       const dicom::FlatItem& attributes) -> Result<dicom::NAnswer> {
     auto n = registry.Get(name);
     if (!n) return Fail(Code::kNotFound, fmt::format("no node '{}'", name));
     if (n->type != NodeType::kDimse || !n->mpps) {
@@ -228,7 +229,8 @@ int Serve(const std::string& config_file, bool strict_flag) {
   });
   receivers.SetMppsSink(mpps);
   // Query/Retrieve: a C-MOVE goes to the DIMSE node with the Move Destination's AE title.
-  receivers.SetMoveDestinations([&registry](const std::string& ae, const std::string& our_ae) -> Result<dicom::MoveTarget> {
+  receivers.SetMoveDestinations([&registry](const std::string& ae,
+                                            const std::string& our_ae) -> Result<dicom::MoveTarget> {
     std::string why;
     for (const Node& n : registry.List()) {
       if (n.ae_title != ae) continue;
@@ -242,9 +244,10 @@ int Serve(const std::string& config_file, bool strict_flag) {
       }
     }
     if (why.empty()) {
-      why = fmt::format("move destination '{}' is not a node here: register it as a node with AE title {} and its "
-                        "host and port",
-                        ae, ae);
+      why = fmt::format(
+          "move destination '{}' is not a node here: register it as a node with AE title {} and its "
+          "host and port",
+          ae, ae);
     }
     return Fail(Code::kNotFound, why);
   });
@@ -266,15 +269,16 @@ int Serve(const std::string& config_file, bool strict_flag) {
       p.first_delay_seconds = n->retry.first_delay_seconds;
       p.max_delay_seconds = n->retry.max_delay_seconds;
       if (!n->schedule.is_null()) {
-        if (auto parsed = Schedule::Parse(n->schedule)) p.schedule = std::make_shared<const Schedule>(std::move(*parsed));
+        if (auto parsed = Schedule::Parse(n->schedule))
+          p.schedule = std::make_shared<const Schedule>(std::move(*parsed));
       }
     }
     return p;
   };
   JobService jobs(**db, job_options);
-  RetrieveRunner retrieve(registry, pipeline, **db, cfg.ae_title, [&receivers] { return receivers.List(); },
-                          expectations, receivers.site(),
-                          [&receivers](auto since) { return receivers.AttemptsSince(since); });
+  RetrieveRunner retrieve(
+      registry, pipeline, **db, cfg.ae_title, [&receivers] { return receivers.List(); }, expectations, receivers.site(),
+      [&receivers](auto since) { return receivers.AttemptsSince(since); });
   jobs.Register("retrieve", retrieve);
   SendRunner send(registry, pipeline, **db, blobs, cfg.ae_title);
   jobs.Register("send", send);
@@ -289,25 +293,30 @@ int Serve(const std::string& config_file, bool strict_flag) {
   // Finished jobs older than [jobs] keep_days go, once at start and then every hour.
   auto prune = [&jobs, days = cfg.job_keep_days] {
     auto n = jobs.Prune(days);
-    if (!n) spdlog::warn("cannot delete old jobs: {}", n.error().message);
-    else if (*n > 0) spdlog::info("{} job(s) finished more than {} day(s) ago were deleted", *n, days);
+    if (!n)
+      spdlog::warn("cannot delete old jobs: {}", n.error().message);
+    else if (*n > 0)
+      spdlog::info("{} job(s) finished more than {} day(s) ago were deleted", *n, days);
   };
   prune();
   PeriodicTask pruning(std::chrono::hours(1), prune);
-  if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging, import, accounts, *mpps, metadata});
+  if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging, import,
+                                              accounts, *mpps, metadata});
       !started) {
     return Fatal(started.error().message);
   }
   metadata.Start();
   if (!cfg.dicomweb_stow_receiver.empty() && !receivers.Get(cfg.dicomweb_stow_receiver)) {
-    spdlog::warn("[dicomweb] stow_receiver '{}' is not a receiver: STOW-RS answers 503 until one with that name "
-                 "(or AE title) exists",
-                 cfg.dicomweb_stow_receiver);
+    spdlog::warn(
+        "[dicomweb] stow_receiver '{}' is not a receiver: STOW-RS answers 503 until one with that name "
+        "(or AE title) exists",
+        cfg.dicomweb_stow_receiver);
   }
   if (auto problems = receivers.NotListening(); !problems.empty()) {
-    spdlog::warn("PACS Bridge running, NOT ready: {} receiver(s) not listening (see above; /api/health lists them): "
-                 "HTTP on {}:{}, AE title {}, data in {}",
-                 problems.size(), cfg.http_host, *port, cfg.ae_title, cfg.data_dir.string());
+    spdlog::warn(
+        "PACS Bridge running, NOT ready: {} receiver(s) not listening (see above; /api/health lists them): "
+        "HTTP on {}:{}, AE title {}, data in {}",
+        problems.size(), cfg.http_host, *port, cfg.ae_title, cfg.data_dir.string());
   } else {
     spdlog::info("PACS Bridge ready: HTTP on {}:{}, AE title {}, data in {}", cfg.http_host, *port, cfg.ae_title,
                  cfg.data_dir.string());

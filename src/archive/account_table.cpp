@@ -134,8 +134,8 @@ Result<void> Database::InsertSession(const SessionRecord& x) {
     const long long created = x.created_s, seen = x.last_seen_s, expires = x.expires_s;
     impl_->writer << "INSERT INTO sessions(id_hash, username, csrf_token, client, created_s, last_seen_s, "
                      "expires_s) VALUES(:i, :u, :c, :a, :cr, :s, :e)",
-        soci::use(x.id_hash), soci::use(x.username), soci::use(x.csrf_token), soci::use(x.client),
-        soci::use(created), soci::use(seen), soci::use(expires);
+        soci::use(x.id_hash), soci::use(x.username), soci::use(x.csrf_token), soci::use(x.client), soci::use(created),
+        soci::use(seen), soci::use(expires);
     return {};
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "saving a session"));

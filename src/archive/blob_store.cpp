@@ -33,7 +33,7 @@ Error IoError(std::string what, int err) {
 
 }  // namespace
 
-BlobStore::BlobStore(std::filesystem::path data_dir)
+BlobStore::BlobStore(const std::filesystem::path& data_dir)
     : tmp_(data_dir / "tmp"),
       archive_(data_dir / "archive"),
       journal_(data_dir / "journal"),
@@ -62,20 +62,17 @@ std::filesystem::path BlobStore::NewTempPath() {
 
 std::string BlobStore::RelativePathFor(const std::string& study_uid, const std::string& series_uid,
                                        const std::string& sop_uid) {
-  return fmt::format("{}/{}/{}.dcm", SafeComponent(study_uid), SafeComponent(series_uid),
-                     SafeComponent(sop_uid));
+  return fmt::format("{}/{}/{}.dcm", SafeComponent(study_uid), SafeComponent(series_uid), SafeComponent(sop_uid));
 }
 
-std::filesystem::path BlobStore::Absolute(const std::string& relative) const {
-  return archive_ / relative;
-}
+std::filesystem::path BlobStore::Absolute(const std::string& relative) const { return archive_ / relative; }
 
 std::filesystem::path BlobStore::Absolute(Root root, const std::string& relative) const {
   return (root == Root::kStaging ? staging_ : archive_) / relative;
 }
 
-Result<BlobStore::Placed> BlobStore::Place(const std::filesystem::path& temp,
-                                           const std::string& relative, bool replace, Root root) {
+Result<BlobStore::Placed> BlobStore::Place(const std::filesystem::path& temp, const std::string& relative, bool replace,
+                                           Root root) {
   std::filesystem::path dest = Absolute(root, relative);
   const char* what = root == Root::kStaging ? "rename into the staging area" : "rename into archive";
   for (int attempt = 0; attempt < 2; ++attempt) {

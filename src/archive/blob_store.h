@@ -12,7 +12,7 @@ namespace pb {
 
 class BlobStore {
  public:
-  explicit BlobStore(std::filesystem::path data_dir);
+  explicit BlobStore(const std::filesystem::path& data_dir);
 
   // Creates the folders and removes what a previous run left in tmp/ (never indexed).
   [[nodiscard]] Result<int> Prepare();
@@ -37,7 +37,7 @@ class BlobStore {
   // is replaced only when `replace` is set (atomically either way); otherwise kExists and the
   // temp stays.
   [[nodiscard]] Result<Placed> Place(const std::filesystem::path& temp, const std::string& relative, bool replace,
-                       Root root = Root::kArchive);
+                                     Root root = Root::kArchive);
 
   // Makes the file's content durable (fsync).
   [[nodiscard]] static Result<void> Sync(const std::filesystem::path& file);

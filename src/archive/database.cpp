@@ -7,12 +7,12 @@
 
 #include <fmt/format.h>
 #include <soci/soci.h>
-#include <spdlog/spdlog.h>
 #include <soci/sqlite3/soci-sqlite3.h>
+#include <spdlog/spdlog.h>
 
 #include "archive/database_impl.h"
-#include "core/clock.h"
 #include "archive/migrations.h"
+#include "core/clock.h"
 #include "core/thread_annotations.h"
 
 namespace pb {
@@ -40,11 +40,16 @@ std::string Str(const soci::row& r, std::size_t i) {
 int64_t Int(const soci::row& r, std::size_t i) {
   if (r.get_indicator(i) == soci::i_null) return 0;
   switch (r.get_properties(i).get_data_type()) {
-    case soci::dt_long_long: return r.get<long long>(i);
-    case soci::dt_unsigned_long_long: return static_cast<int64_t>(r.get<unsigned long long>(i));
-    case soci::dt_integer: return r.get<int>(i);
-    case soci::dt_double: return static_cast<int64_t>(r.get<double>(i));
-    default: return std::stoll(r.get<std::string>(i));
+    case soci::dt_long_long:
+      return r.get<long long>(i);
+    case soci::dt_unsigned_long_long:
+      return static_cast<int64_t>(r.get<unsigned long long>(i));
+    case soci::dt_integer:
+      return r.get<int>(i);
+    case soci::dt_double:
+      return static_cast<int64_t>(r.get<double>(i));
+    default:
+      return std::stoll(r.get<std::string>(i));
   }
 }
 
@@ -61,10 +66,15 @@ namespace {
 std::string ToLike(const std::string& v) {
   std::string out;
   for (char c : v) {
-    if (c == '*') out += '%';
-    else if (c == '?') out += '_';
-    else if (c == '%' || c == '_' || c == '\\') { out += '\\'; out += c; }
-    else out += c;
+    if (c == '*')
+      out += '%';
+    else if (c == '?')
+      out += '_';
+    else if (c == '%' || c == '_' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else
+      out += c;
   }
   return out;
 }
@@ -180,19 +190,16 @@ struct IndexWriter {
                               "sex) VALUES(:a, :b, :c, :d, :e) ON CONFLICT(patient_id, issuer, "
                               "patient_name) DO UPDATE SET birth_date = excluded.birth_date, "
                               "sex = excluded.sex RETURNING pk",
-                 soci::use(rec.patient_id), soci::use(rec.issuer_of_patient_id),
-                 soci::use(rec.patient_name), soci::use(rec.patient_birth_date),
-                 soci::use(rec.patient_sex), soci::into(patient_pk))),
+                 soci::use(rec.patient_id), soci::use(rec.issuer_of_patient_id), soci::use(rec.patient_name),
+                 soci::use(rec.patient_birth_date), soci::use(rec.patient_sex), soci::into(patient_pk))),
         study((s.prepare << "INSERT INTO studies(patient_pk, study_uid, study_date, study_time, "
                             "accession_number, study_id, description, referring_physician, "
                             "created_at, updated_at) VALUES(:p, :u, :d, :t, :a, :i, :de, :r, :c, "
                             ":c2) ON CONFLICT(study_uid) DO UPDATE SET updated_at = "
                             "excluded.updated_at RETURNING pk",
-               soci::use(patient_pk), soci::use(rec.study_uid), soci::use(rec.study_date),
-               soci::use(rec.study_time), soci::use(rec.accession_number),
-               soci::use(rec.study_id), soci::use(rec.study_description),
-               soci::use(rec.referring_physician), soci::use(now), soci::use(now),
-               soci::into(study_pk))),
+               soci::use(patient_pk), soci::use(rec.study_uid), soci::use(rec.study_date), soci::use(rec.study_time),
+               soci::use(rec.accession_number), soci::use(rec.study_id), soci::use(rec.study_description),
+               soci::use(rec.referring_physician), soci::use(now), soci::use(now), soci::into(study_pk))),
         // A series keeps the labels it was first filed under, unless it had none.
         series((s.prepare << "INSERT INTO series(study_pk, series_uid, modality, series_number, "
                              "description, body_part, project, subject, session) VALUES(:s, :u, "
@@ -202,10 +209,9 @@ struct IndexWriter {
                              "excluded.subject ELSE series.subject END, session = CASE WHEN "
                              "series.project = '' THEN excluded.session ELSE series.session END "
                              "RETURNING pk",
-                soci::use(study_pk), soci::use(rec.series_uid), soci::use(rec.modality),
-                soci::use(rec.series_number), soci::use(rec.series_description),
-                soci::use(rec.body_part), soci::use(rec.project), soci::use(rec.subject),
-                soci::use(rec.session), soci::into(series_pk_out))),
+                soci::use(study_pk), soci::use(rec.series_uid), soci::use(rec.modality), soci::use(rec.series_number),
+                soci::use(rec.series_description), soci::use(rec.body_part), soci::use(rec.project),
+                soci::use(rec.subject), soci::use(rec.session), soci::into(series_pk_out))),
         instance((s.prepare << "INSERT INTO instances(series_pk, sop_uid, sop_class_uid, "
                                "instance_number, transfer_syntax_uid, file_path, file_size, "
                                "received_at, source_ae, receiver_ae) VALUES(:se, :u, :c, :n, :t, "
@@ -217,9 +223,8 @@ struct IndexWriter {
                                "excluded.received_at, source_ae = excluded.source_ae, "
                                "receiver_ae = excluded.receiver_ae, version = instances.version + 1",
                   soci::use(series_pk_out), soci::use(rec.sop_uid), soci::use(rec.sop_class_uid),
-                  soci::use(rec.instance_number), soci::use(rec.transfer_syntax_uid),
-                  soci::use(rec.file_path), soci::use(file_size), soci::use(now),
-                  soci::use(rec.source_ae), soci::use(rec.receiver_ae))) {}
+                  soci::use(rec.instance_number), soci::use(rec.transfer_syntax_uid), soci::use(rec.file_path),
+                  soci::use(file_size), soci::use(now), soci::use(rec.source_ae), soci::use(rec.receiver_ae))) {}
 
   InstanceRecord rec;
   std::string now;
@@ -234,8 +239,7 @@ Database::Impl::~Impl() = default;
 Database::Database(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Database::~Database() = default;
 
-Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& file,
-                                                 bool full_sync) {
+Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& file, bool full_sync) {
   auto impl = std::make_unique<Impl>();
   try {
     MutexLock lock(impl->writer_mu);  // not shared yet; the analysis wants it held all the same
@@ -286,8 +290,7 @@ Result<std::vector<std::pair<std::string, std::string>>> Database::LoadNodes() {
   }
 }
 
-Result<void> Database::SaveNode(const std::string& name, const std::string& body,
-                                const std::string& replaces) {
+Result<void> Database::SaveNode(const std::string& name, const std::string& body, const std::string& replaces) {
   MutexLock lock(impl_->writer_mu);
   try {
     soci::transaction tx(impl_->writer);
@@ -299,11 +302,11 @@ Result<void> Database::SaveNode(const std::string& name, const std::string& body
                        "WHERE node = :old_name",
           soci::use(name), soci::use(replaces), soci::use(name), soci::use(replaces);
       impl_->writer << "DELETE FROM node_state WHERE node = :n", soci::use(name);
-      impl_->writer << "UPDATE node_state SET node = :new_name WHERE node = :old_name",
-          soci::use(name), soci::use(replaces);
+      impl_->writer << "UPDATE node_state SET node = :new_name WHERE node = :old_name", soci::use(name),
+          soci::use(replaces);
       impl_->writer << "DELETE FROM node_tests WHERE node = :n", soci::use(name);
-      impl_->writer << "UPDATE node_tests SET node = :new_name WHERE node = :old_name",
-          soci::use(name), soci::use(replaces);
+      impl_->writer << "UPDATE node_tests SET node = :new_name WHERE node = :old_name", soci::use(name),
+          soci::use(replaces);
     }
     impl_->writer << "INSERT INTO nodes(name, body) VALUES(:n, :b) "
                      "ON CONFLICT(name) DO UPDATE SET body = excluded.body",
@@ -335,15 +338,14 @@ Result<std::vector<StudyRow>> Database::FindStudies(const StudyFilter& f) {
   try {
     soci::session s(impl_->pool);
     const std::string visible = InProjects("se.project", f.projects);
-    Query q(fmt::format(
-                "SELECT s.study_uid, p.patient_id, p.patient_name, p.birth_date, p.sex, s.study_date, "
-                "s.study_time, s.accession_number, s.study_id, s.description, "
-                "(SELECT COUNT(*) FROM series se WHERE se.study_pk = s.pk{0}), "
-                "(SELECT COUNT(*) FROM instances i JOIN series se ON i.series_pk = se.pk "
-                "  WHERE se.study_pk = s.pk{0}), "
-                "(SELECT group_concat(DISTINCT se.modality) FROM series se WHERE se.study_pk = s.pk{0}) "
-                "FROM studies s JOIN patients p ON s.patient_pk = p.pk",
-                visible),
+    Query q(fmt::format("SELECT s.study_uid, p.patient_id, p.patient_name, p.birth_date, p.sex, s.study_date, "
+                        "s.study_time, s.accession_number, s.study_id, s.description, "
+                        "(SELECT COUNT(*) FROM series se WHERE se.study_pk = s.pk{0}), "
+                        "(SELECT COUNT(*) FROM instances i JOIN series se ON i.series_pk = se.pk "
+                        "  WHERE se.study_pk = s.pk{0}), "
+                        "(SELECT group_concat(DISTINCT se.modality) FROM series se WHERE se.study_pk = s.pk{0}) "
+                        "FROM studies s JOIN patients p ON s.patient_pk = p.pk",
+                        visible),
             Repeat(f.projects, 3));
     AddMatch(q, "p.patient_id", f.patient_id);
     AddMatch(q, "p.patient_name", f.patient_name);
@@ -360,8 +362,7 @@ Result<std::vector<StudyRow>> Database::FindStudies(const StudyFilter& f) {
       q.Where("EXISTS (SELECT 1 FROM series se WHERE se.study_pk = s.pk" + visible + ")", f.projects);
     }
     std::vector<StudyRow> out;
-    q.Run(s, fmt::format(" ORDER BY s.study_date DESC, s.pk DESC LIMIT {} OFFSET {}", f.limit,
-                         f.offset),
+    q.Run(s, fmt::format(" ORDER BY s.study_date DESC, s.pk DESC LIMIT {} OFFSET {}", f.limit, f.offset),
           [&](const soci::row& r) {
             StudyRow row;
             row.study_uid = Str(r, 0);
@@ -386,7 +387,7 @@ Result<std::vector<StudyRow>> Database::FindStudies(const StudyFilter& f) {
 }
 
 Result<std::vector<SeriesRow>> Database::ListSeries(const std::string& study_uid,
-                                                   const std::vector<std::string>& projects) {
+                                                    const std::vector<std::string>& projects) {
   try {
     soci::session s(impl_->pool);
     Query q(
@@ -397,8 +398,7 @@ Result<std::vector<SeriesRow>> Database::ListSeries(const std::string& study_uid
     if (!projects.empty()) q.WhereIn("se.project", projects);
     std::vector<SeriesRow> out;
     q.Run(s, " ORDER BY CAST(se.series_number AS INTEGER), se.pk", [&](const soci::row& r) {
-      out.push_back(SeriesRow{Str(r, 0), Str(r, 1), Str(r, 2), Str(r, 3), Str(r, 4), Str(r, 5),
-                              Int(r, 6)});
+      out.push_back(SeriesRow{Str(r, 0), Str(r, 1), Str(r, 2), Str(r, 3), Str(r, 4), Str(r, 5), Int(r, 6)});
     });
     return out;
   } catch (const std::exception& e) {
@@ -407,7 +407,7 @@ Result<std::vector<SeriesRow>> Database::ListSeries(const std::string& study_uid
 }
 
 namespace {
-const char* kInstanceSelect =
+const char* const kInstanceSelect =
     "SELECT i.sop_uid, se.series_uid, st.study_uid, i.sop_class_uid, i.instance_number, "
     "i.transfer_syntax_uid, i.file_path, i.received_at, i.source_ae, i.file_size "
     "FROM instances i JOIN series se ON i.series_pk = se.pk JOIN studies st ON se.study_pk = st.pk";
@@ -435,7 +435,7 @@ Result<std::vector<InstanceRow>> Database::ListInstances(const std::string& seri
 }
 
 Result<std::optional<InstanceRow>> Database::GetInstance(const std::string& sop_uid,
-                                                        const std::vector<std::string>& projects) {
+                                                         const std::vector<std::string>& projects) {
   try {
     soci::session s(impl_->pool);
     Query q(kInstanceSelect);
@@ -482,8 +482,7 @@ void Finish(soci::statement& st) {
 
 class SqliteWriteBatch : public Database::WriteBatch {
  public:
-  SqliteWriteBatch(soci::session& s, Mutex& mu, IndexWriter& w)
-      : lock_(mu), s_(s), w_(w), tx_(s) {
+  SqliteWriteBatch(soci::session& s, Mutex& mu, IndexWriter& w) : lock_(mu), s_(s), w_(w), tx_(s) {
     w_.pending.clear();
   }
 
@@ -521,8 +520,8 @@ class SqliteWriteBatch : public Database::WriteBatch {
             "receiver_ae) SELECT :i, :u, :st, :se, :f, :z, :s, :r WHERE EXISTS (SELECT 1 FROM staged_sessions "
             "WHERE id = :i2) ON CONFLICT(session_id, sop_uid) DO UPDATE SET file = excluded.file, size = "
             "excluded.size",
-          soci::use(sid), soci::use(in.sop_uid), soci::use(in.study_uid), soci::use(in.series_uid),
-          soci::use(in.file), soci::use(size), soci::use(in.source_ae), soci::use(in.receiver_ae), soci::use(sid);
+          soci::use(sid), soci::use(in.sop_uid), soci::use(in.study_uid), soci::use(in.series_uid), soci::use(in.file),
+          soci::use(size), soci::use(in.source_ae), soci::use(in.receiver_ae), soci::use(sid);
       staged_sessions_.insert(sid);
       return {};
     } catch (const std::exception& e) {
@@ -563,8 +562,7 @@ class SqliteWriteBatch : public Database::WriteBatch {
 
 Result<std::unique_ptr<Database::WriteBatch>> Database::BeginBatch() NO_THREAD_SAFETY_ANALYSIS {
   try {
-    return std::unique_ptr<WriteBatch>(
-        new SqliteWriteBatch(impl_->writer, impl_->writer_mu, *impl_->index_writer));
+    return std::unique_ptr<WriteBatch>(new SqliteWriteBatch(impl_->writer, impl_->writer_mu, *impl_->index_writer));
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "begin"));
   }

@@ -31,17 +31,18 @@ class Database {
   // and carries the node's jobs and run-time state over to the new name, so that jobs always
   // show (and retry against) the node's current name.
   [[nodiscard]] Result<void> SaveNode(const std::string& name, const std::string& body,
-                        const std::string& replaces = {});
+                                      const std::string& replaces = {});
   [[nodiscard]] Result<void> DeleteNode(const std::string& name);
 
   // Index reads.
   [[nodiscard]] Result<std::vector<StudyRow>> FindStudies(const StudyFilter& filter);
   // `projects`, when not empty: only series filed in one of them (an account's limit).
-  [[nodiscard]] Result<std::vector<SeriesRow>> ListSeries(const std::string& study_uid, const std::vector<std::string>& projects = {});
+  [[nodiscard]] Result<std::vector<SeriesRow>> ListSeries(const std::string& study_uid,
+                                                          const std::vector<std::string>& projects = {});
   [[nodiscard]] Result<std::vector<InstanceRow>> ListInstances(const std::string& series_uid,
-                                                const std::vector<std::string>& projects = {});
+                                                               const std::vector<std::string>& projects = {});
   [[nodiscard]] Result<std::optional<InstanceRow>> GetInstance(const std::string& sop_uid,
-                                                 const std::vector<std::string>& projects = {});
+                                                               const std::vector<std::string>& projects = {});
   [[nodiscard]] Result<bool> StudyExists(const std::string& study_uid);
   [[nodiscard]] Result<bool> SeriesExists(const std::string& series_uid);
 
@@ -73,7 +74,8 @@ class Database {
   // cannot overwrite each other); false when it was not.
   // With `unpaused`, only while the stored row is not paused either (a claim never undoes a
   // pause that reached the table first).
-  [[nodiscard]] Result<bool> UpdateJobIf(const JobRow& job, const std::vector<std::string>& states, bool unpaused = false);
+  [[nodiscard]] Result<bool> UpdateJobIf(const JobRow& job, const std::vector<std::string>& states,
+                                         bool unpaused = false);
   // Targeted changes of a queued or waiting job, each one UPDATE that touches only its own
   // columns (a pause, a resume, a reorder and a cancel cannot undo each other); false when the
   // job was not in a state that allows it.
@@ -103,7 +105,7 @@ class Database {
   // Imports (job_table.cpp): the rows of an import's sheet. Insert ignores rows already there.
   [[nodiscard]] Result<void> InsertImportRows(const std::vector<ImportRowRecord>& rows);
   [[nodiscard]] Result<std::vector<ImportRowRecord>> ImportRows(int64_t job_id);  // by line
-  [[nodiscard]] Result<void> UpdateImportRow(const ImportRowRecord& row);  // state, error, matches, choice
+  [[nodiscard]] Result<void> UpdateImportRow(const ImportRowRecord& row);         // state, error, matches, choice
   // Records the choices of a confirmation and queues the import again, only while it waits for
   // one (false otherwise; nothing written). A paused import keeps waiting until it is resumed.
   [[nodiscard]] Result<bool> ConfirmImport(int64_t job_id, const std::map<int, std::string>& choices);
@@ -118,7 +120,8 @@ class Database {
   // PutMpps inserts or replaces it. Lists are newest change first (a step sent before the same
   // step received, when both changed in the same second).
   [[nodiscard]] Result<void> PutMpps(const MppsRecord& step);
-  [[nodiscard]] Result<std::optional<MppsRecord>> GetMpps(const std::string& direction, const std::string& sop_instance_uid);
+  [[nodiscard]] Result<std::optional<MppsRecord>> GetMpps(const std::string& direction,
+                                                          const std::string& sop_instance_uid);
   [[nodiscard]] Result<std::vector<MppsRecord>> ListMpps(const MppsFilter& filter);
 
   // Accounts (account_table.cpp, migration 007). Users are unique by name, case ignored:
@@ -167,14 +170,14 @@ class Database {
   [[nodiscard]] Result<std::vector<LabelCount>> ListSubjects(const std::string& project);
   [[nodiscard]] Result<std::vector<LabelCount>> ListSessions(const std::string& project, const std::string& subject);
   [[nodiscard]] Result<std::vector<SeriesRow>> ListSessionSeries(const std::string& project, const std::string& subject,
-                                                   const std::string& session);
+                                                                 const std::string& session);
   // Those of `series_uids` the archive has, with their labels (empty project: not filed yet).
   [[nodiscard]] Result<std::map<std::string, FiledSeries>> GetFiledSeries(const std::vector<std::string>& series_uids);
 
   // The staging area's bookkeeping (the files live under data_dir/staging/<id>/).
   // The open session with these labels for this receiver, created when there is none.
   [[nodiscard]] Result<StagedSession> OpenStagedSession(const std::string& receiver, const std::string& project,
-                                          const std::string& subject, const std::string& session);
+                                                        const std::string& subject, const std::string& session);
   // Records an instance (replacing one with the same SOP Instance UID) and updates the
   // session's counts and last arrival. On its own transaction: the start-up scan of the staging
   // area uses it; the ingest indexer writes staged rows in its batches (WriteBatch::PutStaged).
@@ -194,7 +197,7 @@ class Database {
   explicit Database(std::unique_ptr<Impl> impl);
   // UPDATE jobs SET <set> WHERE id = :id AND <condition>; `values` bind the :names of `set`.
   [[nodiscard]] Result<bool> Change(int64_t id, const std::string& set, const std::string& condition,
-                      const std::vector<std::string>& values);
+                                    const std::vector<std::string>& values);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -317,7 +317,8 @@ NodeTestRecord ATest(bool ok, std::string message, int64_t latency) {
 TEST_F(DatabaseTest, NodeTestHistoryIsNewestFirstPrunedAndFollowsTheNode) {
   ASSERT_TRUE(db_->SaveNode("pacs", "{}"));
   ASSERT_TRUE(db_->SaveNode("other", "{}"));
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(db_->AddNodeTest("pacs", ATest(i % 2 == 0, "test " + std::to_string(i), i), 3));
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(db_->AddNodeTest("pacs", ATest(i % 2 == 0, "test " + std::to_string(i), i), 3));
   ASSERT_TRUE(db_->AddNodeTest("other", ATest(false, "refused", 7), 3));
 
   auto h = db_->NodeTests("pacs", 10);
@@ -420,7 +421,7 @@ TEST(MppsTable, PutGetListByDirectionStatusAndAccession) {
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].direction, "received");  // newest change first
-  sent.updated_at = m.updated_at;  // the same second: the step we sent first
+  sent.updated_at = m.updated_at;              // the same second: the step we sent first
   ASSERT_TRUE((*db)->PutMpps(sent));
   EXPECT_EQ((*(*db)->ListMpps({}))[0].direction, "sent");
   sent.updated_at = "2026-12-03T10:05:00Z";

@@ -179,8 +179,10 @@ bool Universal(const std::string& v) { return v.empty() || v.find_first_not_of('
 std::string Glob(const std::string& v) {
   std::string out;
   for (char c : v) {
-    if (c == '[') out += "[[]";
-    else out += c;
+    if (c == '[')
+      out += "[[]";
+    else
+      out += c;
   }
   return out;
 }
@@ -189,8 +191,10 @@ std::string Glob(const std::string& v) {
 std::string LiteralGlob(const std::string& v) {
   std::string out;
   for (char c : v) {
-    if (c == '[' || c == '*' || c == '?') out += std::string("[") + c + "]";
-    else out += c;
+    if (c == '[' || c == '*' || c == '?')
+      out += std::string("[") + c + "]";
+    else
+      out += c;
   }
   return out;
 }
@@ -315,8 +319,12 @@ void Run(soci::session& session, Sql& q, F&& on_row) {
 // projects, and the index's own order.
 void FromWhereOrder(Sql& q, const IndexQuery& iq) {
   switch (iq.level) {
-    case IndexLevel::kPatient: q << " FROM patients p WHERE 1"; break;
-    case IndexLevel::kStudy: q << " FROM studies s JOIN patients p ON s.patient_pk = p.pk WHERE 1"; break;
+    case IndexLevel::kPatient:
+      q << " FROM patients p WHERE 1";
+      break;
+    case IndexLevel::kStudy:
+      q << " FROM studies s JOIN patients p ON s.patient_pk = p.pk WHERE 1";
+      break;
     case IndexLevel::kSeries:
       q << " FROM series se JOIN studies s ON se.study_pk = s.pk JOIN patients p ON s.patient_pk = p.pk WHERE 1";
       break;
@@ -333,7 +341,8 @@ void FromWhereOrder(Sql& q, const IndexQuery& iq) {
   if (!iq.projects.empty()) {
     switch (iq.level) {
       case IndexLevel::kPatient:
-        q << " AND EXISTS (SELECT 1 FROM studies sv2 JOIN series sv ON sv.study_pk = sv2.pk WHERE sv2.patient_pk = p.pk";
+        q << " AND EXISTS (SELECT 1 FROM studies sv2 JOIN series sv ON sv.study_pk = sv2.pk WHERE sv2.patient_pk = "
+             "p.pk";
         Visible(q, iq, "sv");
         q << ")";
         break;
@@ -342,14 +351,23 @@ void FromWhereOrder(Sql& q, const IndexQuery& iq) {
         Visible(q, iq, "sv");
         q << ")";
         break;
-      default: Visible(q, iq, "se");
+      default:
+        Visible(q, iq, "se");
     }
   }
   switch (iq.level) {
-    case IndexLevel::kPatient: q << " ORDER BY p.pk"; break;
-    case IndexLevel::kStudy: q << " ORDER BY s.pk"; break;
-    case IndexLevel::kSeries: q << " ORDER BY s.pk, CAST(se.series_number AS INTEGER), se.pk"; break;
-    case IndexLevel::kImage: q << " ORDER BY se.pk, CAST(i.instance_number AS INTEGER), i.pk"; break;
+    case IndexLevel::kPatient:
+      q << " ORDER BY p.pk";
+      break;
+    case IndexLevel::kStudy:
+      q << " ORDER BY s.pk";
+      break;
+    case IndexLevel::kSeries:
+      q << " ORDER BY s.pk, CAST(se.series_number AS INTEGER), se.pk";
+      break;
+    case IndexLevel::kImage:
+      q << " ORDER BY se.pk, CAST(i.instance_number AS INTEGER), i.pk";
+      break;
   }
 }
 
@@ -361,11 +379,16 @@ bool IndexKnows(IndexLevel level, const std::string& keyword) {
 }
 
 bool IndexLevelFromName(const std::string& name, IndexLevel& level) {
-  if (name == "PATIENT") level = IndexLevel::kPatient;
-  else if (name == "STUDY") level = IndexLevel::kStudy;
-  else if (name == "SERIES") level = IndexLevel::kSeries;
-  else if (name == "IMAGE") level = IndexLevel::kImage;
-  else return false;
+  if (name == "PATIENT")
+    level = IndexLevel::kPatient;
+  else if (name == "STUDY")
+    level = IndexLevel::kStudy;
+  else if (name == "SERIES")
+    level = IndexLevel::kSeries;
+  else if (name == "IMAGE")
+    level = IndexLevel::kImage;
+  else
+    return false;
   return true;
 }
 
@@ -373,8 +396,7 @@ Result<std::vector<IndexAnswer>> Database::QueryIndex(const IndexQuery& iq) {
   std::vector<const Attribute*> columns;
   for (const auto& k : iq.returns) {
     const Attribute* a = Find(k);
-    if (a && KnownAt(*a, iq.level) &&
-        std::find(columns.begin(), columns.end(), a) == columns.end()) {
+    if (a && KnownAt(*a, iq.level) && std::find(columns.begin(), columns.end(), a) == columns.end()) {
       columns.push_back(a);
     }
   }
@@ -382,8 +404,10 @@ Result<std::vector<IndexAnswer>> Database::QueryIndex(const IndexQuery& iq) {
   q << "SELECT 0";
   for (const Attribute* a : columns) {
     q << ", ";
-    if (a->kind == Kind::kCount || a->kind == Kind::kChildren) Computed(q, iq, a->keyword);
-    else q << a->column;
+    if (a->kind == Kind::kCount || a->kind == Kind::kChildren)
+      Computed(q, iq, a->keyword);
+    else
+      q << a->column;
   }
   FromWhereOrder(q, iq);
   q << fmt::format(" LIMIT {} OFFSET {}", iq.limit, iq.offset);

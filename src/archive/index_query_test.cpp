@@ -12,8 +12,8 @@ namespace pb {
 namespace {
 
 struct Row {
-  std::string patient_id, patient_name, study_uid, study_date, study_time, series_uid, modality, sop_uid,
-      sop_class, project;
+  std::string patient_id, patient_name, study_uid, study_date, study_time, series_uid, modality, sop_uid, sop_class,
+      project;
 };
 
 class IndexQueryTest : public ::testing::Test {
@@ -94,7 +94,7 @@ TEST_F(IndexQueryTest, UniversalAndSingleValueMatching) {
   EXPECT_EQ(Studies({}), (V{"1", "2", "3", "4", "5"}));
   EXPECT_EQ(Studies({{"PatientID", ""}}), (V{"1", "2", "3", "4", "5"}));  // empty: universal
   EXPECT_EQ(Studies({{"PatientID", "P1"}}), (V{"1", "2"}));
-  EXPECT_EQ(Studies({{"PatientID", "p1"}}), V{});          // case sensitive
+  EXPECT_EQ(Studies({{"PatientID", "p1"}}), V{});               // case sensitive
   EXPECT_EQ(Studies({{"PatientID", "  P1 "}}), (V{"1", "2"}));  // padding is not significant
   EXPECT_EQ(Studies({{"AccessionNumber", "ACC3"}}), V{"3"});
 }
@@ -113,7 +113,7 @@ TEST_F(IndexQueryTest, Wildcards) {
 
 TEST_F(IndexQueryTest, NamesByComponentGroupAndOptionallyIgnoringCase) {
   EXPECT_EQ(Studies({{"PatientName", "Yamada^Tarou"}}), V{"3"});  // the alphabetic group
-  EXPECT_EQ(Studies({{"PatientName", "山田^太郎"}}), V{"3"});      // the ideographic group
+  EXPECT_EQ(Studies({{"PatientName", "山田^太郎"}}), V{"3"});     // the ideographic group
   EXPECT_EQ(Studies({{"PatientName", "Yamada"}}), V{});           // a group is matched whole
   EXPECT_EQ(Studies({{"PatientName", "DOE^JANE"}}), V{});
   EXPECT_EQ(Studies({{"PatientName", "DOE^JANE"}}, true), V{"4"});
@@ -145,8 +145,12 @@ TEST_F(IndexQueryTest, ComputedAttributes) {
   IndexQuery q;
   q.level = IndexLevel::kStudy;
   q.keys = {{"StudyInstanceUID", "1"}};
-  q.returns = {"NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances", "ModalitiesInStudy",
-               "SOPClassesInStudy", "PatientName", "Modality"};
+  q.returns = {"NumberOfStudyRelatedSeries",
+               "NumberOfStudyRelatedInstances",
+               "ModalitiesInStudy",
+               "SOPClassesInStudy",
+               "PatientName",
+               "Modality"};
   auto a = db_->QueryIndex(q);
   ASSERT_TRUE(a) << a.error().message;
   ASSERT_EQ(a->size(), 1u);
@@ -155,7 +159,7 @@ TEST_F(IndexQueryTest, ComputedAttributes) {
   std::string mods = (*a)[0]["ModalitiesInStudy"];
   EXPECT_TRUE(mods == "CT\\SR" || mods == "SR\\CT") << mods;
   EXPECT_EQ((*a)[0]["PatientName"], "Müller^Hans");  // upper levels' attributes come along
-  EXPECT_EQ((*a)[0].count("Modality"), 0u);           // a series attribute is not a study's
+  EXPECT_EQ((*a)[0].count("Modality"), 0u);          // a series attribute is not a study's
 
   IndexQuery p;
   p.level = IndexLevel::kPatient;

@@ -1,7 +1,7 @@
 // Database: the jobs table, node run-time state, and instance presence checks.
-#include <algorithm>
 #include <fmt/format.h>
 #include <soci/soci.h>
+#include <algorithm>
 
 #include "archive/database_impl.h"
 #include "core/thread_annotations.h"
@@ -15,7 +15,7 @@ using db::Str;
 
 namespace {
 
-const char* kJobColumns =
+const char* const kJobColumns =
     "id, type, state, node, params, progress, result, error, interrupted, priority, attempts, "
     "COALESCE(retry_of, 0), created_at, started_at, finished_at, updated_at, history, paused, "
     "queue_order, not_before, wait_reason, parent_id";
@@ -55,8 +55,8 @@ Result<std::vector<std::string>> Database::PresentInstances(const std::vector<st
     std::vector<std::string> out;
     std::string uid;
     int found = 0;
-    soci::statement st = (s.prepare << "SELECT COUNT(*) FROM instances WHERE sop_uid = :u",
-                          soci::use(uid), soci::into(found));
+    soci::statement st =
+        (s.prepare << "SELECT COUNT(*) FROM instances WHERE sop_uid = :u", soci::use(uid), soci::into(found));
     for (const auto& u : sop_uids) {
       uid = u;
       st.execute(true);
@@ -83,10 +83,9 @@ Result<int64_t> Database::InsertJob(const JobRow& j) {
                      "paused, queue_order, not_before, parent_id) "
                      "VALUES(:t, :s, :n, :p, :g, :r, :e, :i, :pr, :a, :ro, :c, :u, :h, :pa, "
                      "(SELECT COALESCE(MAX(queue_order), 0) + 1 FROM jobs), :nb, :pi) RETURNING id",
-        soci::use(j.type), soci::use(j.state), soci::use(j.node), soci::use(j.params),
-        soci::use(j.progress), soci::use(j.result), soci::use(j.error), soci::use(interrupted),
-        soci::use(j.priority), soci::use(j.attempts), soci::use(retry_of, retry_ind),
-        soci::use(now), soci::use(now), soci::use(j.history), soci::use(paused),
+        soci::use(j.type), soci::use(j.state), soci::use(j.node), soci::use(j.params), soci::use(j.progress),
+        soci::use(j.result), soci::use(j.error), soci::use(interrupted), soci::use(j.priority), soci::use(j.attempts),
+        soci::use(retry_of, retry_ind), soci::use(now), soci::use(now), soci::use(j.history), soci::use(paused),
         soci::use(j.not_before), soci::use(parent), soci::into(id);
     return static_cast<int64_t>(id);
   } catch (const std::exception& e) {
@@ -110,18 +109,17 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
     long long order = j.queue_order;
     std::string only;
     for (const auto& st : states) only += fmt::format("{}'{}'", only.empty() ? "" : ", ", st);  // our own constants
-    soci::statement st = (impl_->writer.prepare
-                              << "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
-                                 "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
-                                 "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
-                                 "queue_order = :q, not_before = :nb, wait_reason = :w WHERE id = :id" +
-                                     (only.empty() ? std::string() : " AND state IN (" + only + ")") +
-                                     (unpaused ? " AND paused = 0" : ""),
-                          soci::use(j.state), soci::use(j.progress), soci::use(j.result), soci::use(j.error),
-                          soci::use(interrupted), soci::use(j.attempts), soci::use(j.started_at),
-                          soci::use(j.finished_at), soci::use(now), soci::use(j.history), soci::use(paused),
-                          soci::use(j.priority), soci::use(order), soci::use(j.not_before),
-                          soci::use(j.wait_reason), soci::use(id));
+    soci::statement st =
+        (impl_->writer.prepare << "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
+                                  "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
+                                  "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
+                                  "queue_order = :q, not_before = :nb, wait_reason = :w WHERE id = :id" +
+                                      (only.empty() ? std::string() : " AND state IN (" + only + ")") +
+                                      (unpaused ? " AND paused = 0" : ""),
+         soci::use(j.state), soci::use(j.progress), soci::use(j.result), soci::use(j.error), soci::use(interrupted),
+         soci::use(j.attempts), soci::use(j.started_at), soci::use(j.finished_at), soci::use(now), soci::use(j.history),
+         soci::use(paused), soci::use(j.priority), soci::use(order), soci::use(j.not_before), soci::use(j.wait_reason),
+         soci::use(id));
     st.execute(true);
     return st.get_affected_rows() > 0;
   } catch (const std::exception& e) {
@@ -173,11 +171,10 @@ Result<std::vector<JobRow>> Database::RunnableJobs(const std::string& now_iso, i
   try {
     soci::session s(impl_->pool);
     soci::row row;
-    soci::statement st = (s.prepare << fmt::format(
-                              "SELECT {} FROM jobs WHERE paused = 0 AND (state = 'queued' OR "
-                              "(state = 'waiting' AND not_before != '' AND not_before <= :now)) "
-                              "ORDER BY priority DESC, queue_order, id LIMIT {} OFFSET {}",
-                              kJobColumns, std::max(1, limit), std::max(0, offset)),
+    soci::statement st = (s.prepare << fmt::format("SELECT {} FROM jobs WHERE paused = 0 AND (state = 'queued' OR "
+                                                   "(state = 'waiting' AND not_before != '' AND not_before <= :now)) "
+                                                   "ORDER BY priority DESC, queue_order, id LIMIT {} OFFSET {}",
+                                                   kJobColumns, std::max(1, limit), std::max(0, offset)),
                           soci::use(now_iso), soci::into(row));
     st.execute(false);
     std::vector<JobRow> out;
@@ -223,9 +220,8 @@ Result<void> Database::AddJobItems(int64_t job_id, const std::vector<std::pair<s
     soci::transaction tx(impl_->writer);
     long long id = job_id;
     std::string sop, state;
-    soci::statement st = (impl_->writer.prepare
-                              << "INSERT INTO job_items(job_id, sop_uid, state) VALUES(:j, :s, :t) "
-                                 "ON CONFLICT(job_id, sop_uid) DO UPDATE SET state = excluded.state",
+    soci::statement st = (impl_->writer.prepare << "INSERT INTO job_items(job_id, sop_uid, state) VALUES(:j, :s, :t) "
+                                                   "ON CONFLICT(job_id, sop_uid) DO UPDATE SET state = excluded.state",
                           soci::use(id), soci::use(sop), soci::use(state));
     for (const auto& [u, t] : items) {
       sop = u;
@@ -244,8 +240,8 @@ Result<std::map<std::string, std::string>> Database::JobItems(int64_t job_id) {
     soci::session s(impl_->pool);
     long long id = job_id;
     std::string sop, state;
-    soci::statement st = (s.prepare << "SELECT sop_uid, state FROM job_items WHERE job_id = :j",
-                          soci::use(id), soci::into(sop), soci::into(state));
+    soci::statement st = (s.prepare << "SELECT sop_uid, state FROM job_items WHERE job_id = :j", soci::use(id),
+                          soci::into(sop), soci::into(state));
     st.execute(false);
     std::map<std::string, std::string> out;
     while (st.fetch()) out[sop] = state;
@@ -259,10 +255,11 @@ Result<int> Database::RequeueScheduleWaits(const std::string& node) {
   MutexLock lock(impl_->writer_mu);
   try {
     std::string now = NowIso();
-    soci::statement st = (impl_->writer.prepare
-                              << "UPDATE jobs SET state = 'queued', not_before = '', wait_reason = '', updated_at = :u "
-                                 "WHERE node = :n AND state = 'waiting' AND wait_reason IN ('schedule', 'utilization') AND paused = 0",
-                          soci::use(now), soci::use(node));
+    soci::statement st =
+        (impl_->writer.prepare
+             << "UPDATE jobs SET state = 'queued', not_before = '', wait_reason = '', updated_at = :u "
+                "WHERE node = :n AND state = 'waiting' AND wait_reason IN ('schedule', 'utilization') AND paused = 0",
+         soci::use(now), soci::use(node));
     st.execute(true);
     return static_cast<int>(st.get_affected_rows());
   } catch (const std::exception& e) {
@@ -275,15 +272,16 @@ Result<int> Database::PruneJobs(const std::string& before_iso) {
   try {
     soci::transaction tx(impl_->writer);
     // Not the jobs of a job that has not ended (an import still waiting would submit them again).
-    const char* finished = "state IN ('succeeded', 'partial', 'failed', 'canceled') AND finished_at != '' "
-                           "AND finished_at < :b AND (parent_id = 0 OR parent_id NOT IN (SELECT id FROM jobs "
-                           "WHERE state IN ('queued', 'waiting', 'running')))";
+    const char* finished =
+        "state IN ('succeeded', 'partial', 'failed', 'canceled') AND finished_at != '' "
+        "AND finished_at < :b AND (parent_id = 0 OR parent_id NOT IN (SELECT id FROM jobs "
+        "WHERE state IN ('queued', 'waiting', 'running')))";
     impl_->writer << fmt::format("DELETE FROM job_items WHERE job_id IN (SELECT id FROM jobs WHERE {})", finished),
         soci::use(before_iso);
     impl_->writer << fmt::format("DELETE FROM import_rows WHERE job_id IN (SELECT id FROM jobs WHERE {})", finished),
         soci::use(before_iso);
-    soci::statement st = (impl_->writer.prepare << fmt::format("DELETE FROM jobs WHERE {}", finished),
-                          soci::use(before_iso));
+    soci::statement st =
+        (impl_->writer.prepare << fmt::format("DELETE FROM jobs WHERE {}", finished), soci::use(before_iso));
     st.execute(true);
     const int n = static_cast<int>(st.get_affected_rows());
     tx.commit();
@@ -309,12 +307,11 @@ Result<void> Database::InsertImportRows(const std::vector<ImportRowRecord>& rows
     soci::transaction tx(impl_->writer);
     ImportRowRecord r;
     long long job = 0;
-    soci::statement st = (impl_->writer.prepare
-                              << "INSERT OR IGNORE INTO import_rows(job_id, line, query, project, subject, session, "
-                                 "state, error, matches, choice) VALUES(:j, :l, :q, :p, :s, :n, :st, :e, :m, :c)",
-                          soci::use(job), soci::use(r.line), soci::use(r.query), soci::use(r.project),
-                          soci::use(r.subject), soci::use(r.session), soci::use(r.state), soci::use(r.error),
-                          soci::use(r.matches), soci::use(r.choice));
+    soci::statement st =
+        (impl_->writer.prepare << "INSERT OR IGNORE INTO import_rows(job_id, line, query, project, subject, session, "
+                                  "state, error, matches, choice) VALUES(:j, :l, :q, :p, :s, :n, :st, :e, :m, :c)",
+         soci::use(job), soci::use(r.line), soci::use(r.query), soci::use(r.project), soci::use(r.subject),
+         soci::use(r.session), soci::use(r.state), soci::use(r.error), soci::use(r.matches), soci::use(r.choice));
     for (const auto& row : rows) {
       r = row;
       job = row.job_id;
@@ -377,11 +374,11 @@ Result<bool> Database::ConfirmImport(int64_t job_id, const std::map<int, std::st
     soci::transaction tx(impl_->writer);
     std::string now = NowIso();
     long long id = job_id;
-    soci::statement up = (impl_->writer.prepare
-                              << "UPDATE jobs SET state = CASE paused WHEN 1 THEN 'waiting' ELSE 'queued' END, "
-                                 "wait_reason = '', updated_at = :u WHERE id = :id AND state = 'waiting' AND "
-                                 "wait_reason = 'confirmation'",
-                          soci::use(now), soci::use(id));
+    soci::statement up =
+        (impl_->writer.prepare << "UPDATE jobs SET state = CASE paused WHEN 1 THEN 'waiting' ELSE 'queued' END, "
+                                  "wait_reason = '', updated_at = :u WHERE id = :id AND state = 'waiting' AND "
+                                  "wait_reason = 'confirmation'",
+         soci::use(now), soci::use(id));
     up.execute(true);
     if (up.get_affected_rows() == 0) return false;  // the transaction rolls back (nothing written)
     int line = 0;
@@ -433,8 +430,8 @@ Result<std::vector<JobRow>> Database::ListJobs(const JobFilter& f) {
     if (!f.until.empty()) st.exchange(soci::use(until));
     st.exchange(soci::into(row));
     st.alloc();
-    st.prepare(fmt::format("SELECT {} FROM jobs{} ORDER BY id DESC LIMIT {}", kJobColumns, where,
-                           std::max(1, f.limit)));
+    st.prepare(
+        fmt::format("SELECT {} FROM jobs{} ORDER BY id DESC LIMIT {}", kJobColumns, where, std::max(1, f.limit)));
     st.define_and_bind();
     st.execute(false);
     std::vector<JobRow> out;
@@ -514,16 +511,15 @@ Result<std::string> Database::GetNodeState(const std::string& node, const std::s
     soci::session s(impl_->pool);
     std::string value;
     soci::indicator ind = soci::i_null;
-    s << "SELECT value FROM node_state WHERE node = :n AND key = :k", soci::use(node),
-        soci::use(key), soci::into(value, ind);
+    s << "SELECT value FROM node_state WHERE node = :n AND key = :k", soci::use(node), soci::use(key),
+        soci::into(value, ind);
     return s.got_data() && ind == soci::i_ok ? value : std::string();
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "reading node state"));
   }
 }
 
-Result<void> Database::SetNodeState(const std::string& node, const std::string& key,
-                                    const std::string& value) {
+Result<void> Database::SetNodeState(const std::string& node, const std::string& key, const std::string& value) {
   MutexLock lock(impl_->writer_mu);
   try {
     std::string now = NowIso();

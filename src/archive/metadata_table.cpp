@@ -13,12 +13,13 @@ Result<std::vector<MetadataRow>> Database::InstancesWithoutMetadata(int limit, i
   try {
     long long after = after_pk;
     soci::session s(impl_->pool);
-    soci::rowset<soci::row> rows = (s.prepare << "SELECT i.pk, i.sop_uid, se.series_uid, st.study_uid, i.file_path, "
-                                                 "i.received_at, i.version FROM instances i JOIN series se ON i.series_pk = se.pk "
-                                                 "JOIN studies st ON se.study_pk = st.pk WHERE i.pk > :a AND NOT EXISTS "
-                                                 "(SELECT 1 FROM instance_metadata m WHERE m.instance_pk = i.pk) ORDER "
-                                                 "BY i.pk LIMIT :l",
-                                    soci::use(after), soci::use(limit));
+    soci::rowset<soci::row> rows =
+        (s.prepare << "SELECT i.pk, i.sop_uid, se.series_uid, st.study_uid, i.file_path, "
+                      "i.received_at, i.version FROM instances i JOIN series se ON i.series_pk = se.pk "
+                      "JOIN studies st ON se.study_pk = st.pk WHERE i.pk > :a AND NOT EXISTS "
+                      "(SELECT 1 FROM instance_metadata m WHERE m.instance_pk = i.pk) ORDER "
+                      "BY i.pk LIMIT :l",
+         soci::use(after), soci::use(limit));
     std::vector<MetadataRow> out;
     for (const soci::row& r : rows) {
       MetadataRow m;

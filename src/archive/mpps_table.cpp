@@ -42,9 +42,10 @@ MppsRecord FromRow(const soci::row& r) {
 Result<void> Database::PutMpps(const MppsRecord& m) {
   MutexLock lock(impl_->writer_mu);
   try {
-    impl_->writer << fmt::format("INSERT OR REPLACE INTO mpps({}) VALUES(:d, :u, :n, :r, :c, :s, :a, :st, :pi, :pn, "
-                                 ":sp, :mo, :at, :h, :ca, :ua)",
-                                 kColumns),
+    impl_->writer << fmt::format(
+        "INSERT OR REPLACE INTO mpps({}) VALUES(:d, :u, :n, :r, :c, :s, :a, :st, :pi, :pn, "
+        ":sp, :mo, :at, :h, :ca, :ua)",
+        kColumns),
         soci::use(m.direction), soci::use(m.sop_instance_uid), soci::use(m.node), soci::use(m.receiver_ae),
         soci::use(m.calling_ae), soci::use(m.status), soci::use(m.accession_number), soci::use(m.study_instance_uid),
         soci::use(m.patient_id), soci::use(m.patient_name), soci::use(m.scheduled_step_id), soci::use(m.modality),
@@ -74,10 +75,11 @@ Result<std::vector<MppsRecord>> Database::ListMpps(const MppsFilter& f) {
     std::vector<MppsRecord> out;
     const int limit = std::max(1, f.limit);
     soci::rowset<soci::row> rs =
-        (s.prepare << fmt::format("SELECT {} FROM mpps WHERE (:d1 = '' OR direction = :d2) AND (:s1 = '' OR status = :s2) "
-                                  "AND (:a1 = '' OR accession_number = :a2) AND (:u1 = '' OR study_instance_uid = :u2) "
-                                  "AND (:n1 = '' OR node = :n2) ORDER BY updated_at DESC, direction DESC, sop_instance_uid LIMIT :l",
-                                  kColumns),
+        (s.prepare << fmt::format(
+             "SELECT {} FROM mpps WHERE (:d1 = '' OR direction = :d2) AND (:s1 = '' OR status = :s2) "
+             "AND (:a1 = '' OR accession_number = :a2) AND (:u1 = '' OR study_instance_uid = :u2) "
+             "AND (:n1 = '' OR node = :n2) ORDER BY updated_at DESC, direction DESC, sop_instance_uid LIMIT :l",
+             kColumns),
          soci::use(f.direction), soci::use(f.direction), soci::use(f.status), soci::use(f.status),
          soci::use(f.accession_number), soci::use(f.accession_number), soci::use(f.study_instance_uid),
          soci::use(f.study_instance_uid), soci::use(f.node), soci::use(f.node), soci::use(limit));

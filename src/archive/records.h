@@ -9,8 +9,7 @@ namespace pb {
 // What the ingest pipeline learned from an instance's header, plus where it came from.
 struct InstanceRecord {
   std::string patient_id, issuer_of_patient_id, patient_name, patient_birth_date, patient_sex;
-  std::string study_uid, study_date, study_time, accession_number, study_id, study_description,
-      referring_physician;
+  std::string study_uid, study_date, study_time, accession_number, study_id, study_description, referring_physician;
   std::string series_uid, modality, series_number, series_description, body_part;
   std::string sop_uid, sop_class_uid, instance_number, transfer_syntax_uid;
   std::string file_path;  // relative to the archive root
@@ -52,7 +51,7 @@ struct MppsFilter {
 
 // Accounts (migration 007). Roles are "admin", "user" or "read-only" (src/auth/role.h).
 struct UserRecord {
-  std::string username, role, password_hash;  // the hash in Argon2id's encoded form
+  std::string username, role, password_hash;                   // the hash in Argon2id's encoded form
   std::string created_at, password_changed_at, last_login_at;  // ISO 8601 UTC; "" never
   // The projects the account may see through the DICOMweb server (as a receiver's
   // query_retrieve_projects); empty: all.
@@ -85,8 +84,8 @@ struct AuditFilter {
 };
 
 struct StudyRow {
-  std::string study_uid, patient_id, patient_name, patient_birth_date, patient_sex, study_date,
-      study_time, accession_number, study_id, description, modalities;
+  std::string study_uid, patient_id, patient_name, patient_birth_date, patient_sex, study_date, study_time,
+      accession_number, study_id, description, modalities;
   int64_t series_count = 0, instance_count = 0;
 };
 
@@ -96,8 +95,8 @@ struct SeriesRow {
 };
 
 struct InstanceRow {
-  std::string sop_uid, series_uid, study_uid, sop_class_uid, instance_number,
-      transfer_syntax_uid, file_path, received_at, source_ae;
+  std::string sop_uid, series_uid, study_uid, sop_class_uid, instance_number, transfer_syntax_uid, file_path,
+      received_at, source_ae;
   int64_t file_size = 0;
 };
 
@@ -127,15 +126,15 @@ struct JobRow {
   std::string error;
   bool interrupted = false;
   int priority = 0, attempts = 0;  // priority: 1 high, 0 normal, -1 low; attempts: runs so far
-  int64_t retry_of = 0;  // 0: none
+  int64_t retry_of = 0;            // 0: none
   std::string created_at, started_at, finished_at, updated_at;
   std::string history = "[]";  // JSON: one entry per run
   bool paused = false;
-  int64_t queue_order = 0;     // within a priority, lower runs first
-  std::string not_before;      // a waiting job's next attempt (ISO 8601 UTC), "" otherwise
-  std::string wait_reason;     // what a waiting job waits for: "retry", "schedule", "confirmation",
-                               // "children" or "" (paused)
-  int64_t parent_id = 0;       // the job this one is part of (an import's retrieves), 0: none
+  int64_t queue_order = 0;  // within a priority, lower runs first
+  std::string not_before;   // a waiting job's next attempt (ISO 8601 UTC), "" otherwise
+  std::string wait_reason;  // what a waiting job waits for: "retry", "schedule", "confirmation",
+                            // "children" or "" (paused)
+  int64_t parent_id = 0;    // the job this one is part of (an import's retrieves), 0: none
 };
 
 // One row of an import's spreadsheet, with what the node answered for it.

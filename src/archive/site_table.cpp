@@ -116,8 +116,8 @@ Result<void> Database::SetSetting(const std::string& key, const std::string& val
 Result<std::string> Database::CreateSetting(const std::string& key, const std::string& value) {
   MutexLock lock(impl_->writer_mu);
   try {
-    impl_->writer << "INSERT INTO site_settings(key, value) VALUES(:k, :v) ON CONFLICT(key) DO NOTHING",
-        soci::use(key), soci::use(value);
+    impl_->writer << "INSERT INTO site_settings(key, value) VALUES(:k, :v) ON CONFLICT(key) DO NOTHING", soci::use(key),
+        soci::use(value);
     std::string stored;
     impl_->writer << "SELECT value FROM site_settings WHERE key = :k", soci::use(key), soci::into(stored);
     return stored;
@@ -128,7 +128,7 @@ Result<std::string> Database::CreateSetting(const std::string& key, const std::s
 
 namespace {
 
-const char* kCounts =
+const char* const kCounts =
     "COUNT(DISTINCT se.subject), COUNT(DISTINCT se.subject || '/' || se.session), "
     "COUNT(DISTINCT se.study_pk), COUNT(DISTINCT se.pk), "
     "(SELECT COUNT(*) FROM instances i JOIN series s2 ON i.series_pk = s2.pk WHERE {}), "
@@ -177,12 +177,12 @@ Result<std::vector<LabelCount>> Database::ListProjects() {
 Result<std::vector<LabelCount>> Database::ListSubjects(const std::string& project) {
   try {
     soci::session s(impl_->pool);
-    return Labels(s,
-                  fmt::format("SELECT se.subject, {} FROM series se WHERE se.project = ? "
-                              "GROUP BY se.subject ORDER BY se.subject",
-                              fmt::format(fmt::runtime(kCounts),
-                                          "s2.project = se.project AND s2.subject = se.subject")),
-                  {project});
+    return Labels(
+        s,
+        fmt::format("SELECT se.subject, {} FROM series se WHERE se.project = ? "
+                    "GROUP BY se.subject ORDER BY se.subject",
+                    fmt::format(fmt::runtime(kCounts), "s2.project = se.project AND s2.subject = se.subject")),
+        {project});
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "listing subjects"));
   }
@@ -227,7 +227,7 @@ Result<std::vector<SeriesRow>> Database::ListSessionSeries(const std::string& pr
 
 namespace {
 
-const char* kStagedColumns =
+const char* const kStagedColumns =
     "id, receiver, project, subject, session, state, first_at, last_at, instance_count, bytes";
 
 StagedSession ToStaged(const soci::row& r) {
@@ -253,9 +253,10 @@ Result<StagedSession> Database::OpenStagedSession(const std::string& receiver, c
   try {
     soci::transaction tx(impl_->writer);
     soci::row r;
-    impl_->writer << fmt::format("SELECT {} FROM staged_sessions WHERE receiver = :r AND project = :p AND "
-                                 "subject = :s AND session = :e AND state = 'open'",
-                                 kStagedColumns),
+    impl_->writer << fmt::format(
+        "SELECT {} FROM staged_sessions WHERE receiver = :r AND project = :p AND "
+        "subject = :s AND session = :e AND state = 'open'",
+        kStagedColumns),
         soci::use(receiver), soci::use(project), soci::use(subject), soci::use(session), soci::into(r);
     if (impl_->writer.got_data()) {
       tx.commit();
@@ -265,8 +266,8 @@ Result<StagedSession> Database::OpenStagedSession(const std::string& receiver, c
     long long id = 0;
     impl_->writer << "INSERT INTO staged_sessions(receiver, project, subject, session, first_at, last_at) "
                      "VALUES(:r, :p, :s, :e, :f, :l) RETURNING id",
-        soci::use(receiver), soci::use(project), soci::use(subject), soci::use(session), soci::use(now),
-        soci::use(now), soci::into(id);
+        soci::use(receiver), soci::use(project), soci::use(subject), soci::use(session), soci::use(now), soci::use(now),
+        soci::into(id);
     tx.commit();
     StagedSession out;
     out.id = id;
@@ -291,8 +292,8 @@ Result<void> Database::AddStagedInstance(const StagedInstance& in) {
     impl_->writer << "INSERT INTO staged_instances(session_id, sop_uid, study_uid, series_uid, file, size, "
                      "source_ae, receiver_ae) VALUES(:i, :u, :st, :se, :f, :z, :s, :r) "
                      "ON CONFLICT(session_id, sop_uid) DO UPDATE SET file = excluded.file, size = excluded.size",
-        soci::use(sid), soci::use(in.sop_uid), soci::use(in.study_uid), soci::use(in.series_uid),
-        soci::use(in.file), soci::use(size), soci::use(in.source_ae), soci::use(in.receiver_ae);
+        soci::use(sid), soci::use(in.sop_uid), soci::use(in.study_uid), soci::use(in.series_uid), soci::use(in.file),
+        soci::use(size), soci::use(in.source_ae), soci::use(in.receiver_ae);
     impl_->writer << "UPDATE staged_sessions SET last_at = :n, instance_count = (SELECT COUNT(*) FROM "
                      "staged_instances WHERE session_id = :i), bytes = (SELECT COALESCE(SUM(size), 0) "
                      "FROM staged_instances WHERE session_id = :i2) WHERE id = :i3",
@@ -308,7 +309,8 @@ Result<std::vector<StagedSession>> Database::ListStagedSessions() {
   try {
     soci::session s(impl_->pool);
     std::vector<StagedSession> out;
-    soci::rowset<soci::row> rs = (s.prepare << fmt::format("SELECT {} FROM staged_sessions ORDER BY id", kStagedColumns));
+    soci::rowset<soci::row> rs =
+        (s.prepare << fmt::format("SELECT {} FROM staged_sessions ORDER BY id", kStagedColumns));
     for (const auto& r : rs) out.push_back(ToStaged(r));
     return out;
   } catch (const std::exception& e) {

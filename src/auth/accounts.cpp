@@ -9,8 +9,8 @@
 #include <fstream>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "auth/crypto.h"
 #include "core/thread_annotations.h"
@@ -179,9 +179,8 @@ AuthResult<Principal> Accounts::CheckPassword(const std::string& username, const
       // Names whose wait is over, or that are under the free failures, go first; a name still
       // waiting is never forgotten (that would lift its throttle).
       std::erase_if(throttle_, [&](const auto& e) {
-        return e.second.in_flight == 0 &&
-               (e.second.failures < kFreeFailures ||
-                now - e.second.last_failure_s > ThrottleDelaySeconds(e.second.failures));
+        return e.second.in_flight == 0 && (e.second.failures < kFreeFailures ||
+                                           now - e.second.last_failure_s > ThrottleDelaySeconds(e.second.failures));
       });
     }
     lock.Unlock();
@@ -189,8 +188,10 @@ AuthResult<Principal> Accounts::CheckPassword(const std::string& username, const
            "null", nlohmann::json{{"failures_in_a_row", failures}}.dump()});
     return tl::unexpected(Wrong());
   }
-  if (t.in_flight == 0) throttle_.erase(key);
-  else t.failures = 0;
+  if (t.in_flight == 0)
+    throttle_.erase(key);
+  else
+    t.failures = 0;
   if (password_cache_.size() >= kMaxPasswordCache) password_cache_.clear();
   password_cache_[cache_key] = {key, stored_hash, now + kPasswordCacheSeconds};
   UserRecord& user = u->second;
@@ -203,20 +204,18 @@ AuthResult<Principal> Accounts::CheckPassword(const std::string& username, const
   return p;
 }
 
-AuthResult<Principal> Accounts::Basic(const std::string& username, const std::string& password,
-                                      const Caller& caller) {
+AuthResult<Principal> Accounts::Basic(const std::string& username, const std::string& password, const Caller& caller) {
   return CheckPassword(username, password, caller, "basic");
 }
 
-AuthResult<NewSession> Accounts::Login(const std::string& username, const std::string& password,
-                                       const Caller& caller) {
+AuthResult<NewSession> Accounts::Login(const std::string& username, const std::string& password, const Caller& caller) {
   bool remembered = false;
   auto p = CheckPassword(username, password, caller, "session", &remembered);
   if (!p) return tl::unexpected(p.error());
   // Every UI log-in is audited (CheckPassword does it when it verified the password).
   if (remembered) {
-    Audit({0, UtcNowIso(), p->username, "session", caller.address, caller.request_id, "auth.login", "user",
-           p->username, "null", "null"});
+    Audit({0, UtcNowIso(), p->username, "session", caller.address, caller.request_id, "auth.login", "user", p->username,
+           "null", "null"});
   }
   const std::string key = Key(p->username);
   std::string hash_then;
@@ -246,7 +245,8 @@ AuthResult<NewSession> Accounts::Login(const std::string& username, const std::s
     if (hash_then.empty() || u == users_.end() || u->second.password_hash != hash_then) {
       lock.Unlock();
       (void)db_.DeleteSession(s.id_hash);
-      return tl::unexpected(Refusal{Refusal::Why::kCredentials, "the account changed during the log-in; log in again", 0});
+      return tl::unexpected(
+          Refusal{Refusal::Why::kCredentials, "the account changed during the log-in; log in again", 0});
     }
     // Sessions that ended (idle or past their end) go when a new one starts.
     const int64_t idle = std::chrono::duration_cast<std::chrono::seconds>(settings_.session_idle).count();
@@ -284,8 +284,9 @@ AuthResult<Principal> Accounts::Session(const std::string& cookie) {
     return tl::unexpected(ended);
   }
   s.last_seen_s = now;
-  Principal p{u->second.username, ParseRole(u->second.role).value_or(Role::kReadOnly), "session", hash,
-              s.csrf_token, "", u->second.projects};
+  Principal p{
+      u->second.username, ParseRole(u->second.role).value_or(Role::kReadOnly), "session", hash, s.csrf_token, "",
+      u->second.projects};
   int64_t& saved = session_saved_[hash];
   const bool touch = now - saved >= kSessionTouchSeconds;
   if (touch) saved = now;
@@ -307,7 +308,8 @@ AuthResult<Principal> Accounts::Token(const std::string& secret) {
   TokenRecord& t = it->second;
   auto u = users_.find(Key(t.username));
   if ((t.expires_s != 0 && t.expires_s <= now) || u == users_.end()) return tl::unexpected(bad);
-  const Role role = std::min(ParseRole(t.role).value_or(Role::kReadOnly), ParseRole(u->second.role).value_or(Role::kReadOnly));
+  const Role role =
+      std::min(ParseRole(t.role).value_or(Role::kReadOnly), ParseRole(u->second.role).value_or(Role::kReadOnly));
   Principal p{u->second.username, role, "token", "", "", t.id, u->second.projects};
   const bool touch = now - t.last_used_s >= kSessionTouchSeconds;
   if (touch) t.last_used_s = now;
@@ -349,9 +351,8 @@ std::optional<UserRecord> Accounts::User(const std::string& username) const {
 }
 
 int Accounts::AdminCountLocked() const {
-  return static_cast<int>(std::count_if(users_.begin(), users_.end(), [](const auto& e) {
-    return e.second.role == RoleName(Role::kAdmin);
-  }));
+  return static_cast<int>(std::count_if(users_.begin(), users_.end(),
+                                        [](const auto& e) { return e.second.role == RoleName(Role::kAdmin); }));
 }
 
 Result<UserRecord> Accounts::CreateUser(const std::string& username, const std::string& role,
@@ -360,7 +361,8 @@ Result<UserRecord> Accounts::CreateUser(const std::string& username, const std::
   if (!ParseRole(role)) {
     return Fail(Code::kInvalidArgument, fmt::format("unknown role '{}': admin, user or read-only", role), "role");
   }
-  if (auto why = PasswordProblem(password, username); !why.empty()) return Fail(Code::kInvalidArgument, why, "password");
+  if (auto why = PasswordProblem(password, username); !why.empty())
+    return Fail(Code::kInvalidArgument, why, "password");
   {
     MutexLock lock(mu_);
     if (users_.count(Key(username))) {
@@ -427,7 +429,8 @@ Result<UserRecord> Accounts::UpdateUser(const std::string& username, const std::
     updated.password_changed_at = UtcNowIso();
   }
   // The password and the end of the other sessions in one transaction: none outlives it.
-  if (auto saved = db_.UpdateUser(updated, hash ? &keep_session : nullptr); !saved) return tl::unexpected(saved.error());
+  if (auto saved = db_.UpdateUser(updated, hash ? &keep_session : nullptr); !saved)
+    return tl::unexpected(saved.error());
   it->second = updated;
   if (hash) RemoveSessionsLocked(key, keep_session);
   lock.Unlock();
@@ -458,16 +461,19 @@ Result<void> Accounts::DeleteUser(const std::string& username) {
   return {};
 }
 
-Result<NewToken> Accounts::CreateToken(const Principal& p, const std::string& name, const std::optional<std::string>& role,
-                                       std::optional<int> expires_days) {
+Result<NewToken> Accounts::CreateToken(const Principal& p, const std::string& name,
+                                       const std::optional<std::string>& role, std::optional<int> expires_days) {
   const bool blank = std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isspace(c); });
-  if (blank || name.size() > 100) return Fail(Code::kInvalidArgument, "a token needs a name of 1 to 100 characters", "name");
+  if (blank || name.size() > 100)
+    return Fail(Code::kInvalidArgument, "a token needs a name of 1 to 100 characters", "name");
   Role r = p.role;
   if (role) {
     auto parsed = ParseRole(*role);
-    if (!parsed) return Fail(Code::kInvalidArgument, fmt::format("unknown role '{}': admin, user or read-only", *role), "role");
+    if (!parsed)
+      return Fail(Code::kInvalidArgument, fmt::format("unknown role '{}': admin, user or read-only", *role), "role");
     if (!Includes(p.role, *parsed)) {
-      return Fail(Code::kInvalidArgument, fmt::format("a token's role cannot be above yours ({})", RoleName(p.role)), "role");
+      return Fail(Code::kInvalidArgument, fmt::format("a token's role cannot be above yours ({})", RoleName(p.role)),
+                  "role");
     }
     r = *parsed;
   }

@@ -26,10 +26,10 @@ namespace pb::auth {
 struct Principal {
   std::string username;
   Role role = Role::kReadOnly;
-  std::string via;           // "session", "token" or "basic"
-  std::string session_hash;  // a session's id (SHA-256 of its cookie)
-  std::string csrf_token;    // a session's
-  std::string token_id;      // a token's
+  std::string via;                    // "session", "token" or "basic"
+  std::string session_hash;           // a session's id (SHA-256 of its cookie)
+  std::string csrf_token;             // a session's
+  std::string token_id;               // a token's
   std::vector<std::string> projects;  // the account's visible projects (empty: all)
 };
 
@@ -90,7 +90,7 @@ class Accounts {
   // account exists, returns nullopt and sets *initial_opens (if given) to whether `initial`
   // still opens it.
   [[nodiscard]] Result<std::optional<std::string>> Bootstrap(const std::optional<std::string>& initial,
-                                               bool* initial_opens = nullptr);
+                                                             bool* initial_opens = nullptr);
 
   // Authentication. Log-ins, failed ones too, go to the audit log with the caller (a basic
   // password when it is checked, not when it is remembered).
@@ -105,18 +105,20 @@ class Accounts {
   std::optional<UserRecord> User(const std::string& username) const;
   // `projects`: what the account may see through the DICOMweb server (empty: all); the caller
   // checks they are project labels.
-  [[nodiscard]] Result<UserRecord> CreateUser(const std::string& username, const std::string& role, const std::string& password,
-                                const std::vector<std::string>& projects = {});
+  [[nodiscard]] Result<UserRecord> CreateUser(const std::string& username, const std::string& role,
+                                              const std::string& password,
+                                              const std::vector<std::string>& projects = {});
   // Role and/or password; a new password ends the user's sessions but `keep_session` (an id
   // hash). The last admin cannot be demoted.
   [[nodiscard]] Result<UserRecord> UpdateUser(const std::string& username, const std::optional<std::string>& role,
-                                const std::optional<std::string>& password, const std::string& keep_session = {},
-                                const std::optional<std::vector<std::string>>& projects = std::nullopt);
+                                              const std::optional<std::string>& password,
+                                              const std::string& keep_session = {},
+                                              const std::optional<std::vector<std::string>>& projects = std::nullopt);
   [[nodiscard]] Result<void> DeleteUser(const std::string& username);
 
   // API tokens. A token's role is at most its creator's; `all` (admins) lists everyone's.
-  [[nodiscard]] Result<NewToken> CreateToken(const Principal& p, const std::string& name, const std::optional<std::string>& role,
-                               std::optional<int> expires_days);
+  [[nodiscard]] Result<NewToken> CreateToken(const Principal& p, const std::string& name,
+                                             const std::optional<std::string>& role, std::optional<int> expires_days);
   std::vector<TokenRecord> Tokens(const Principal& p, bool all) const;
   [[nodiscard]] Result<TokenRecord> RevokeToken(const Principal& p, const std::string& id);
 
@@ -138,8 +140,8 @@ class Accounts {
 
   int64_t NowS() const;
   // `remembered`: set when the password cache answered (no hash, no audit entry).
-  AuthResult<Principal> CheckPassword(const std::string& username, const std::string& password,
-                                      const Caller& caller, const char* via, bool* remembered = nullptr);
+  AuthResult<Principal> CheckPassword(const std::string& username, const std::string& password, const Caller& caller,
+                                      const char* via, bool* remembered = nullptr);
   void RemoveSessionsLocked(const std::string& username_key, const std::string& keep) REQUIRES(mu_);
   void EraseUserLocked(const std::string& key) REQUIRES(mu_);
   int AdminCountLocked() const REQUIRES(mu_);

@@ -181,7 +181,8 @@ TEST_F(AccountsTest, FailedLogInsSlowTheAccountDownAndASuccessResets) {
   EXPECT_FALSE(accounts_->Basic("admin", "wrong", {"10.0.0.1", "r1"}));  // counting starts again
   EXPECT_TRUE(accounts_->Basic("admin", "right-password", {"10.0.0.1", "r1"}));
   // Unknown names are throttled alike (whether a name exists is not told).
-  for (int i = 0; i < kFreeFailures; ++i) EXPECT_EQ(accounts_->Basic("nobody", "x", {}).error().message, "wrong user name or password");
+  for (int i = 0; i < kFreeFailures; ++i)
+    EXPECT_EQ(accounts_->Basic("nobody", "x", {}).error().message, "wrong user name or password");
   EXPECT_EQ(accounts_->Basic("nobody", "x", {}).error().why, Refusal::Why::kThrottled);
   // Failures were audited, with the client.
   AuditFilter f;

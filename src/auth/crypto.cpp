@@ -44,8 +44,8 @@ std::string RandomToken(int bytes) {
 
 std::string RandomPassword(int length) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  constexpr unsigned kSize = sizeof(kAlphabet) - 1;     // 62
-  constexpr unsigned kLimit = 256 - 256 % kSize;        // 248: larger bytes are redrawn (no bias)
+  constexpr unsigned kSize = sizeof(kAlphabet) - 1;  // 62
+  constexpr unsigned kLimit = 256 - 256 % kSize;     // 248: larger bytes are redrawn (no bias)
   std::string out;
   while (static_cast<int>(out.size()) < length) {
     unsigned char buf[64];
@@ -73,12 +73,13 @@ std::string Sha256Hex(std::string_view data) {
 std::optional<std::string> Base64Decode(std::string_view text) {
   if (text.size() % 4 != 0) return std::nullopt;
   for (char c : text) {  // EVP_DecodeBlock skips white space; we do not accept it
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-                    c == '/' || c == '=';
+    const bool ok =
+        (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=';
     if (!ok) return std::nullopt;
   }
   const size_t first_pad = text.find('=');
-  if (first_pad != std::string_view::npos && (text.size() - first_pad > 2 || text.find_first_not_of('=', first_pad) != std::string_view::npos)) {
+  if (first_pad != std::string_view::npos &&
+      (text.size() - first_pad > 2 || text.find_first_not_of('=', first_pad) != std::string_view::npos)) {
     return std::nullopt;
   }
   std::string out(text.size() / 4 * 3, '\0');

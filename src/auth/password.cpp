@@ -58,8 +58,8 @@ constexpr size_t kMaxPassword = 1024;
 [[nodiscard]] Result<std::string> HashPassword(std::string_view password, HashCost cost) {
   if (password.size() > kMaxPassword) return Fail(Code::kInvalidArgument, "the password is too long", "password");
   const std::string salt = RandomBytes(kSaltBytes);
-  const size_t len = argon2_encodedlen(cost.passes, cost.memory_kib, 1, static_cast<uint32_t>(salt.size()),
-                                       kHashBytes, Argon2_id);
+  const size_t len =
+      argon2_encodedlen(cost.passes, cost.memory_kib, 1, static_cast<uint32_t>(salt.size()), kHashBytes, Argon2_id);
   std::string encoded(len, '\0');
   int rc;
   {
@@ -67,7 +67,8 @@ constexpr size_t kMaxPassword = 1024;
     rc = argon2id_hash_encoded(cost.passes, cost.memory_kib, 1, password.data(), password.size(), salt.data(),
                                salt.size(), kHashBytes, encoded.data(), encoded.size());
   }
-  if (rc != ARGON2_OK) return Fail(Code::kInternal, fmt::format("hashing a password failed: {}", argon2_error_message(rc)));
+  if (rc != ARGON2_OK)
+    return Fail(Code::kInternal, fmt::format("hashing a password failed: {}", argon2_error_message(rc)));
   encoded.resize(encoded.find('\0') == std::string::npos ? encoded.size() : encoded.find('\0'));
   return encoded;
 }

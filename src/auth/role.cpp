@@ -4,9 +4,12 @@ namespace pb::auth {
 
 const char* RoleName(Role role) {
   switch (role) {
-    case Role::kAdmin: return "admin";
-    case Role::kUser: return "user";
-    case Role::kReadOnly: return "read-only";
+    case Role::kAdmin:
+      return "admin";
+    case Role::kUser:
+      return "user";
+    case Role::kReadOnly:
+      return "read-only";
   }
   return "read-only";
 }

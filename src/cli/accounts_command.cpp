@@ -87,7 +87,8 @@ void AddAccountsCommands(CLI::App& app, int& exit_code) {
     exit_code = RunAndPrint(*s, "POST", "/api/users", &body, 201, PrintUser);
   });
 
-  auto* set = users->add_subcommand("set", "change an account's role and/or password (a new password ends its sessions)");
+  auto* set =
+      users->add_subcommand("set", "change an account's role and/or password (a new password ends its sessions)");
   set->add_option("username", *name)->required();
   set->add_option("--role", *role, "admin, user or read-only");
   set->add_option("--new-password", *new_password, "a new password ('-': read from stdin)");

@@ -32,7 +32,7 @@ std::string FollowCommand(const ServerOptions& server, const std::string& id) {
 }
 
 [[nodiscard]] Result<Reply> Call(const ServerOptions& server, const std::string& method, const std::string& path,
-                   const nlohmann::json* body) {
+                                 const nlohmann::json* body) {
   const ServerUrl where = ResolveServerUrl(server, std::getenv("PACSBRIDGE_SERVER"));
   httplib::Client client(where.url);
   client.set_connection_timeout(5);
@@ -68,8 +68,8 @@ std::string FollowCommand(const ServerOptions& server, const std::string& id) {
                                  ? "the URL comes from $PACSBRIDGE_SERVER; --server URL overrides it"
                                  : "--server URL or $PACSBRIDGE_SERVER";
     return Fail(Code::kUnavailable,
-                fmt::format("cannot reach the server at {} ({}); is `pacsbridge serve` running? ({})",
-                            where.url, httplib::to_string(r.error()), hint));
+                fmt::format("cannot reach the server at {} ({}); is `pacsbridge serve` running? ({})", where.url,
+                            httplib::to_string(r.error()), hint));
   }
   Reply reply;
   reply.status = r->status;
@@ -85,8 +85,9 @@ std::string ErrorText(const Reply& reply) {
     std::string msg = reply.body["error"].get<std::string>();
     if (reply.body.contains("field")) msg += fmt::format(" (field: {})", reply.body["field"].get<std::string>());
     if (reply.status == 401) {
-      msg += " [the CLI sends --token or $PACSBRIDGE_TOKEN, else --user/$PACSBRIDGE_USER (default admin) with "
-             "--password/$PACSBRIDGE_PASSWORD]";
+      msg +=
+          " [the CLI sends --token or $PACSBRIDGE_TOKEN, else --user/$PACSBRIDGE_USER (default admin) with "
+          "--password/$PACSBRIDGE_PASSWORD]";
     }
     return msg;
   }
@@ -124,8 +125,8 @@ int CallAndReport(const ServerOptions& server, const std::string& method, const 
   return out;
 }
 
-void PrintTable(const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows, const std::string& indent) {
+void PrintTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
+                const std::string& indent) {
   std::vector<TableColumn> columns;
   for (const auto& h : header) columns.push_back({h});
   for (const auto& line : LayoutTable(columns, rows, 0)) std::cout << indent << line << "\n";
@@ -140,8 +141,10 @@ int RunAndPrint(const CommandOptions& options, const std::string& method, const 
                 const nlohmann::json* body, int ok_status, void (*print)(const nlohmann::json&)) {
   nlohmann::json answer;
   if (int code = CallAndReport(options.server, method, path, body, ok_status, answer)) return code;
-  if (options.json) std::cout << answer.dump(2) << "\n";
-  else if (print) print(answer);
+  if (options.json)
+    std::cout << answer.dump(2) << "\n";
+  else if (print)
+    print(answer);
   return 0;
 }
 

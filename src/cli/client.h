@@ -36,7 +36,8 @@ ServerUrl ResolveServerUrl(const ServerOptions& server, const char* env_url);
 // server declares them through this function, so they read and document the same variables.
 void AddServerOptions(CLI::App* cmd, ServerOptions& server);
 
-struct Reply {
+// clang-tidy 14 on the implicit members of a struct holding nlohmann::json: they do not throw.
+struct Reply {  // NOLINT(bugprone-exception-escape)
   int status = 0;
   nlohmann::json body;
 };
@@ -44,7 +45,7 @@ struct Reply {
 // Sends a request; a connection failure is an Error naming the server URL. HTTP error statuses
 // come back as replies (the caller turns them into messages with ErrorText).
 [[nodiscard]] Result<Reply> Call(const ServerOptions& server, const std::string& method, const std::string& path,
-                   const nlohmann::json* body = nullptr);
+                                 const nlohmann::json* body = nullptr);
 std::string ErrorText(const Reply& reply);
 
 // Makes a call expecting `ok_status`; on failure prints one line to stderr and returns the exit
@@ -78,7 +79,7 @@ int RunAndPrint(const CommandOptions& options, const std::string& method, const 
                 const nlohmann::json* body, int ok_status, void (*print)(const nlohmann::json&));
 
 // Prints rows as an aligned text table.
-void PrintTable(const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows, const std::string& indent = "");
+void PrintTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
+                const std::string& indent = "");
 
 }  // namespace pb::cli

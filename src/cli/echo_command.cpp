@@ -29,8 +29,8 @@ void AddEchoCommand(CLI::App& app, int& exit_code) {
     auto calling = ValidateAeTitle(rq->calling_ae, "--calling-aet");
     auto h = ValidateHost(*host, "--host");
     auto p = ValidatePort(*port, "--port");
-    for (const Error* e : {ae ? nullptr : &ae.error(), calling ? nullptr : &calling.error(),
-                           h ? nullptr : &h.error(), p ? nullptr : &p.error()}) {
+    for (const Error* e : {ae ? nullptr : &ae.error(), calling ? nullptr : &calling.error(), h ? nullptr : &h.error(),
+                           p ? nullptr : &p.error()}) {
       if (e) {
         std::cerr << e->message << "\n";
         exit_code = 2;

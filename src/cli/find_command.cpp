@@ -23,7 +23,8 @@ void PrintResults(const FindOptions& o, const std::vector<FindColumn>* chosen, c
   std::vector<std::map<std::string, std::string>> rows;
   for (const auto& r : answer["results"]) {
     std::map<std::string, std::string> row;
-    for (auto it = r.begin(); it != r.end(); ++it) row[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
+    for (auto it = r.begin(); it != r.end(); ++it)
+      row[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
     rows.push_back(std::move(row));
   }
   const std::vector<FindColumn> columns = chosen ? *chosen : DefaultFindColumns(o.level, rows);

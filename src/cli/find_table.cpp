@@ -28,17 +28,25 @@ std::vector<FindColumn> DefaultFindColumns(const std::string& level,
     columns = {Cut("PATIENT", {"PatientName"}), Cut("BIRTH DATE", {"PatientBirthDate"}), Cut("SEX", {"PatientSex"}),
                Cut("STUDIES", {"NumberOfPatientRelatedStudies"}), Whole("PATIENT ID", "PatientID")};
   } else if (l == "SERIES") {
-    columns = {Cut("DATE", {"SeriesDate", "StudyDate"}), Cut("PATIENT", {"PatientName"}), Cut("ID", {"PatientID"}),
-               Cut("DESCRIPTION", {"SeriesDescription"}), Cut("MODALITY", {"Modality"}),
-               Cut("NUMBER", {"SeriesNumber"}), Cut("INSTANCES", {"NumberOfSeriesRelatedInstances"}),
+    columns = {Cut("DATE", {"SeriesDate", "StudyDate"}),
+               Cut("PATIENT", {"PatientName"}),
+               Cut("ID", {"PatientID"}),
+               Cut("DESCRIPTION", {"SeriesDescription"}),
+               Cut("MODALITY", {"Modality"}),
+               Cut("NUMBER", {"SeriesNumber"}),
+               Cut("INSTANCES", {"NumberOfSeriesRelatedInstances"}),
                Whole("SERIES UID", "SeriesInstanceUID")};
   } else if (l == "IMAGE") {
     columns = {Cut("PATIENT", {"PatientName"}), Cut("ID", {"PatientID"}), Cut("NUMBER", {"InstanceNumber"}),
                Whole("SOP INSTANCE UID", "SOPInstanceUID")};
   } else {
-    columns = {Cut("DATE", {"StudyDate"}), Cut("PATIENT", {"PatientName"}), Cut("ID", {"PatientID"}),
-               Cut("DESCRIPTION", {"StudyDescription"}), Cut("MODALITY", {"ModalitiesInStudy", "Modality"}),
-               Cut("SERIES", {"NumberOfStudyRelatedSeries"}), Cut("INSTANCES", {"NumberOfStudyRelatedInstances"}),
+    columns = {Cut("DATE", {"StudyDate"}),
+               Cut("PATIENT", {"PatientName"}),
+               Cut("ID", {"PatientID"}),
+               Cut("DESCRIPTION", {"StudyDescription"}),
+               Cut("MODALITY", {"ModalitiesInStudy", "Modality"}),
+               Cut("SERIES", {"NumberOfStudyRelatedSeries"}),
+               Cut("INSTANCES", {"NumberOfStudyRelatedInstances"}),
                Whole("STUDY UID", "StudyInstanceUID")};
   }
   columns.erase(std::remove_if(columns.begin(), columns.end(),
@@ -57,7 +65,7 @@ std::vector<FindColumn> DefaultFindColumns(const std::string& level,
 }
 
 [[nodiscard]] Result<std::vector<FindColumn>> ExplicitFindColumns(const std::string& list,
-                                                    bool (*is_keyword)(const std::string&)) {
+                                                                  bool (*is_keyword)(const std::string&)) {
   std::vector<FindColumn> columns;
   size_t start = 0;
   while (start <= list.size()) {
@@ -68,9 +76,11 @@ std::vector<FindColumn> DefaultFindColumns(const std::string& level,
     if (name.empty() || !is_keyword(name)) {
       return Fail(Code::kInvalidArgument,
                   name.empty() ? fmt::format("--columns '{}' has an empty name; give DICOM keywords separated "
-                                             "by commas, e.g. StudyDate,PatientName,StudyInstanceUID", list)
+                                             "by commas, e.g. StudyDate,PatientName,StudyInstanceUID",
+                                             list)
                                : fmt::format("--columns: '{}' is not a DICOM keyword (e.g. StudyDate, "
-                                             "PatientName, StudyInstanceUID; case matters)", name),
+                                             "PatientName, StudyInstanceUID; case matters)",
+                                             name),
                   "--columns");
     }
     columns.push_back({{name, IsIdentifier(name)}, {name}});

@@ -25,7 +25,7 @@ std::vector<FindColumn> DefaultFindColumns(const std::string& level,
 // are never cut). `is_keyword` says whether a name is a DICOM keyword; errors name the unknown
 // one (field "--columns").
 [[nodiscard]] Result<std::vector<FindColumn>> ExplicitFindColumns(const std::string& list,
-                                                    bool (*is_keyword)(const std::string&));
+                                                                  bool (*is_keyword)(const std::string&));
 
 std::vector<std::string> FindCells(const std::vector<FindColumn>& columns,
                                    const std::map<std::string, std::string>& row);

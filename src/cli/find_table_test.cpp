@@ -11,10 +11,16 @@ std::vector<std::string> Titles(const std::vector<FindColumn>& columns) {
   return out;
 }
 
-const std::vector<std::map<std::string, std::string>> kStudies{
-    {{"StudyDate", "20240131"}, {"PatientName", "DOE^JANE"}, {"PatientID", "P1"}, {"StudyDescription", "CT HEAD"},
-     {"ModalitiesInStudy", "CT"}, {"NumberOfStudyRelatedSeries", "2"}, {"NumberOfStudyRelatedInstances", "40"},
-     {"StudyInstanceUID", "1.2.3"}, {"AccessionNumber", ""}, {"StudyTime", "101500"}}};
+const std::vector<std::map<std::string, std::string>> kStudies{{{"StudyDate", "20240131"},
+                                                                {"PatientName", "DOE^JANE"},
+                                                                {"PatientID", "P1"},
+                                                                {"StudyDescription", "CT HEAD"},
+                                                                {"ModalitiesInStudy", "CT"},
+                                                                {"NumberOfStudyRelatedSeries", "2"},
+                                                                {"NumberOfStudyRelatedInstances", "40"},
+                                                                {"StudyInstanceUID", "1.2.3"},
+                                                                {"AccessionNumber", ""},
+                                                                {"StudyTime", "101500"}}};
 
 TEST(FindTable, StudiesLeadWithWhatAPersonActsOnAndEndWithTheUid) {
   EXPECT_EQ(Titles(DefaultFindColumns("study", kStudies)),
@@ -31,7 +37,8 @@ TEST(FindTable, EachLevelEndsWithTheIdentifierThatRetrievesIt) {
   EXPECT_EQ(DefaultFindColumns("patient", {}).back().keywords.front(), "PatientID");
   EXPECT_TRUE(DefaultFindColumns("study", {}).back().column.whole);
   // Empty columns are left out, never the UID.
-  EXPECT_EQ(Titles(DefaultFindColumns("study", {{{"StudyInstanceUID", "1.2"}}})), (std::vector<std::string>{"STUDY UID"}));
+  EXPECT_EQ(Titles(DefaultFindColumns("study", {{{"StudyInstanceUID", "1.2"}}})),
+            (std::vector<std::string>{"STUDY UID"}));
 }
 
 TEST(FindTable, ExplicitColumnsAreKeywordsAndAnUnknownOneIsNamed) {

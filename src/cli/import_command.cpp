@@ -46,10 +46,10 @@ std::string MatchText(const json& row) {
 
 void PrintImport(const json& view) {
   const json& s = view.value("summary", json::object());
-  std::cout << fmt::format("import {} on node {}: {} ({}), {} row(s): {} one match, {} several, {} no match, {} error\n",
-                           Str(view, "id"), Str(view, "node"), Str(view, "state"), Str(view, "phase"),
-                           s.value("rows", 0), s.value("one_match", 0), s.value("several_matches", 0),
-                           s.value("no_match", 0), s.value("error", 0));
+  std::cout << fmt::format(
+      "import {} on node {}: {} ({}), {} row(s): {} one match, {} several, {} no match, {} error\n", Str(view, "id"),
+      Str(view, "node"), Str(view, "state"), Str(view, "phase"), s.value("rows", 0), s.value("one_match", 0),
+      s.value("several_matches", 0), s.value("no_match", 0), s.value("error", 0));
   std::vector<std::vector<std::string>> rows;
   for (const auto& r : view.value("rows", json::array())) {
     std::string labels;
@@ -82,12 +82,15 @@ int WaitForQueries(const ServerOptions& server, const std::string& id, json& vie
 
 int AfterConfirmation(const ServerOptions& server, const std::string& id, const json& view, bool follow, bool as_json) {
   if (follow) return FollowJob(server, id, as_json);
-  if (as_json) std::cout << view.dump(2) << "\n";
-  else PrintImport(view);
+  if (as_json)
+    std::cout << view.dump(2) << "\n";
+  else
+    PrintImport(view);
   if (Str(view, "phase") == "confirmation") {
-    std::cout << fmt::format("the rows wait for a confirmation: pacsbridge import confirm {} [--several all|none] "
-                             "[--take LINE] [--skip LINE]\n",
-                             id);
+    std::cout << fmt::format(
+        "the rows wait for a confirmation: pacsbridge import confirm {} [--several all|none] "
+        "[--take LINE] [--skip LINE]\n",
+        id);
   } else if (Str(view, "phase") != "done") {
     std::cout << fmt::format("retrieving; follow it: {}\n", FollowCommand(server, id));
   }
@@ -107,7 +110,8 @@ struct ImportOptions {
 
 void AddImportCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand(
-      "import", "retrieve the studies a CSV spreadsheet lists: each row is found on the node, confirmed, then retrieved");
+      "import",
+      "retrieve the studies a CSV spreadsheet lists: each row is found on the node, confirmed, then retrieved");
   auto o = std::make_shared<ImportOptions>();
   cmd->add_option("file", o->file,
                   "the CSV (- for standard input): columns Accession Number, Patient ID, Study Instance UID, Study "
@@ -131,8 +135,10 @@ void AddImportCommand(CLI::App& app, int& exit_code) {
   show->callback([o, &exit_code] {
     json view;
     if ((exit_code = CallAndReport(o->server, "GET", "/api/imports/" + o->id, nullptr, 200, view))) return;
-    if (o->json) std::cout << view.dump(2) << "\n";
-    else PrintImport(view);
+    if (o->json)
+      std::cout << view.dump(2) << "\n";
+    else
+      PrintImport(view);
   });
 
   auto* confirm = cmd->add_subcommand("confirm", "take or decline the matched rows; the retrieves start");

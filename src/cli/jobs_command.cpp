@@ -26,9 +26,7 @@ bool Ended(const std::string& state) {
 
 std::string Megabytes(double bytes) { return fmt::format("{:.1f} MB", bytes / 1e6); }
 
-std::string Count(const nlohmann::json& v) {
-  return v.is_number() ? std::to_string(v.get<int64_t>()) : "?";
-}
+std::string Count(const nlohmann::json& v) { return v.is_number() ? std::to_string(v.get<int64_t>()) : "?"; }
 
 // "[########------------]  120/300 instances  14.2 MB  3.1 MB/s  ETA 0:12"
 std::string ProgressLine(const nlohmann::json& job) {
@@ -43,7 +41,8 @@ std::string ProgressLine(const nlohmann::json& job) {
     }
     const std::string id = job.value("id", std::string("?"));
     if (job.value("waiting_for", "") == "confirmation") {
-      return "waiting for a confirmation of its rows (pacsbridge import show " + id + ", then import confirm " + id + ")";
+      return "waiting for a confirmation of its rows (pacsbridge import show " + id + ", then import confirm " + id +
+             ")";
     }
     if (job.value("waiting_for", "") == "children") {
       return "its rows' retrieve jobs are running (pacsbridge import show " + id + ")";
@@ -68,8 +67,8 @@ std::string ProgressLine(const nlohmann::json& job) {
     int filled = static_cast<int>(20.0 * std::min<int64_t>(done, total.get<int64_t>()) / total.get<int64_t>());
     bar = "[" + std::string(filled, '#') + std::string(20 - filled, '-') + "] ";
   }
-  std::string line = fmt::format("{}{}/{} instances  {}  {}/s", bar, done, Count(total), Megabytes(bytes),
-                                 Megabytes(rate));
+  std::string line =
+      fmt::format("{}{}/{} instances  {}  {}/s", bar, done, Count(total), Megabytes(bytes), Megabytes(rate));
   if (!Ended(job.value("state", "")) && rate > 0 && arrived > 0 && remaining > 0) {
     int64_t eta = static_cast<int64_t>(std::ceil(remaining * (bytes / arrived) / rate));
     line += fmt::format("  ETA {}:{:02}", eta / 60, eta % 60);
@@ -93,7 +92,8 @@ void PrintJob(const nlohmann::json& j) {
   if (j.contains("history") && j["history"].is_array() && !j["history"].empty()) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& h : j["history"]) {
-      const auto count = h.contains("completed") && h["completed"].is_number() ? std::to_string(h["completed"].get<int64_t>()) : "";
+      const auto count =
+          h.contains("completed") && h["completed"].is_number() ? std::to_string(h["completed"].get<int64_t>()) : "";
       std::string why = h.contains("error") && h["error"].is_string() ? h["error"].get<std::string>() : "";
       if (h.value("transient", false) && h.value("outcome", "") != "interrupted" && !why.empty()) why += " (transient)";
       rows.push_back({std::to_string(h.value("attempt", 0)), h.value("started_at", ""), h.value("ended_at", ""),
@@ -110,8 +110,8 @@ void PrintJob(const nlohmann::json& j) {
     }
   }
   if (j.contains("not_confirmed") && j["not_confirmed"].is_array() && !j["not_confirmed"].empty()) {
-    std::cout << "  not confirmed by the peer: " << j["not_confirmed"].size()
-              << " (pacsbridge jobs retry " << j.value("id", "?") << " sends them again)\n";
+    std::cout << "  not confirmed by the peer: " << j["not_confirmed"].size() << " (pacsbridge jobs retry "
+              << j.value("id", "?") << " sends them again)\n";
   }
   if (j.contains("missing") && j["missing"].is_array() && !j["missing"].empty()) {
     std::cout << "  missing (" << j["missing"].size() << "):\n";
@@ -177,8 +177,7 @@ int FollowJob(const ServerOptions& server, const std::string& id, bool json) {
   }
   std::string state = job.value("state", "");
   if (state == "succeeded") return 0;
-  std::cerr << "job " << id << " " << state << ": " << job.value("error", std::string("no reason given"))
-            << "\n";
+  std::cerr << "job " << id << " " << state << ": " << job.value("error", std::string("no reason given")) << "\n";
   return 1;
 }
 
@@ -189,7 +188,8 @@ void AddJobsCommand(CLI::App& app, int& exit_code) {
   auto filters = std::make_shared<std::array<std::string, 6>>();  // state, node, type, since, until, limit
   AddServerOptions(cmd, *server);
   cmd->add_flag("--json", *json, "print JSON");
-  cmd->add_option("--state", (*filters)[0], "only jobs in this state (queued, waiting, running, succeeded, partial, failed, canceled)");
+  cmd->add_option("--state", (*filters)[0],
+                  "only jobs in this state (queued, waiting, running, succeeded, partial, failed, canceled)");
   cmd->add_option("--node", (*filters)[1], "only jobs of this node");
   cmd->add_option("--type", (*filters)[2], "only jobs of this type (retrieve, send)");
   cmd->add_option("--since", (*filters)[3], "only jobs created at or after this date (2026-12-01) or UTC time");
@@ -198,7 +198,7 @@ void AddJobsCommand(CLI::App& app, int& exit_code) {
   cmd->callback([=, &exit_code] {
     if (!cmd->get_subcommands().empty()) return;
     nlohmann::json list;
-    static const char* kKeys[] = {"state", "node", "type", "since", "until", "limit"};
+    static const char* const kKeys[] = {"state", "node", "type", "since", "until", "limit"};
     httplib::Params params;
     for (size_t i = 0; i < filters->size(); ++i) {
       if (!(*filters)[i].empty()) params.emplace(kKeys[i], (*filters)[i]);
@@ -234,15 +234,17 @@ void AddJobsCommand(CLI::App& app, int& exit_code) {
         exit_code = FollowJob(*server, job.value("id", ""), *json);
         return;
       }
-      if (*json) std::cout << job.dump(2) << "\n";
-      else PrintJob(job);
+      if (*json)
+        std::cout << job.dump(2) << "\n";
+      else
+        PrintJob(job);
     });
   };
   add("show", "show one job, with the instances it is missing", "GET", "", 200);
   add("cancel", "cancel a queued or running job (what arrived stays)", "POST", "/cancel", 200);
   add("retry", "run a finished job again (a retrieve fetches only what is missing)", "POST", "/retry", 202);
-  add("pause", "pause a job (a running one stops between instances); resume continues where it was", "POST",
-      "/pause", 200);
+  add("pause", "pause a job (a running one stops between instances); resume continues where it was", "POST", "/pause",
+      200);
   add("resume", "queue a paused job again; it continues where it was", "POST", "/resume", 200);
   {
     auto* sub = cmd->add_subcommand("reorder", "change a queued or waiting job's priority or place in the queue");
@@ -267,8 +269,10 @@ void AddJobsCommand(CLI::App& app, int& exit_code) {
       }
       nlohmann::json job;
       if ((exit_code = CallAndReport(*server, "POST", "/api/jobs/" + *id + "/reorder", &body, 200, job))) return;
-      if (*json) std::cout << job.dump(2) << "\n";
-      else PrintJob(job);
+      if (*json)
+        std::cout << job.dump(2) << "\n";
+      else
+        PrintJob(job);
     });
   }
 }

@@ -14,8 +14,8 @@ using json = nlohmann::json;
 void PrintSteps(const json& steps) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& s : steps) {
-    const std::string who = s.value("direction", "") == "sent" ? "to " + s.value("node", "")
-                                                                : "from " + s.value("calling_ae_title", "");
+    const std::string who =
+        s.value("direction", "") == "sent" ? "to " + s.value("node", "") : "from " + s.value("calling_ae_title", "");
     rows.push_back({s.value("updated_at", ""), s.value("direction", ""), s.value("status", ""), who,
                     s.value("accession_number", ""), s.value("patient_name", ""), s.value("modality", ""),
                     s.value("sop_instance_uid", "")});
@@ -27,8 +27,8 @@ void PrintStep(const json& s) {
   std::cout << "step      " << s.value("sop_instance_uid", "") << " (" << s.value("direction", "") << ")\n"
             << "status    " << s.value("status", "") << "\n"
             << "patient   " << s.value("patient_name", "") << " (" << s.value("patient_id", "") << ")\n"
-            << "accession " << s.value("accession_number", "") << ", step " << s.value("scheduled_step_id", "")
-            << ", " << s.value("modality", "") << "\n";
+            << "accession " << s.value("accession_number", "") << ", step " << s.value("scheduled_step_id", "") << ", "
+            << s.value("modality", "") << "\n";
   for (const auto& st : s.value("studies", json::array())) {
     std::cout << "study     " << st.value("StudyInstanceUID", "") << " (" << st.value("instance_count", 0)
               << " instance(s) here)\n";
@@ -47,7 +47,8 @@ int FindItem(const ServerOptions& server, const std::string& worklist_node, cons
   json body{{"query", {{"AccessionNumber", accession}, {"ScheduledProcedureStepStartDate", ""}}}};
   if (!step_id.empty()) body["query"]["ScheduledProcedureStepID"] = step_id;
   json answer;
-  if (int rc = CallAndReport(server, "POST", "/api/nodes/" + worklist_node + "/worklist", &body, 200, answer)) return rc;
+  if (int rc = CallAndReport(server, "POST", "/api/nodes/" + worklist_node + "/worklist", &body, 200, answer))
+    return rc;
   const json& results = answer["results"];
   if (results.empty()) {
     std::cerr << "node '" << worklist_node << "' has no worklist item with accession number " << accession << "\n";
@@ -67,7 +68,8 @@ int FindItem(const ServerOptions& server, const std::string& worklist_node, cons
 }  // namespace
 
 void AddMppsCommand(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("mpps", "Modality Performed Procedure Steps: list, show, start, complete, discontinue");
+  auto* cmd =
+      app.add_subcommand("mpps", "Modality Performed Procedure Steps: list, show, start, complete, discontinue");
   auto server = std::make_shared<ServerOptions>();
   auto json_out = std::make_shared<bool>(false);
   auto filter_direction = std::make_shared<std::string>();
@@ -89,8 +91,10 @@ void AddMppsCommand(CLI::App& app, int& exit_code) {
     if (!params.empty()) path += "?" + httplib::detail::params_to_query_str(params);
     json steps;
     if ((exit_code = CallAndReport(*server, "GET", path, nullptr, 200, steps))) return;
-    if (*json_out) std::cout << steps.dump(2) << "\n";
-    else PrintSteps(steps);
+    if (*json_out)
+      std::cout << steps.dump(2) << "\n";
+    else
+      PrintSteps(steps);
   });
 
   auto* show = cmd->add_subcommand("show", "one step: its status, history and the archive studies it is about");
@@ -105,8 +109,10 @@ void AddMppsCommand(CLI::App& app, int& exit_code) {
     std::string path = "/api/mpps/" + *show_uid;
     if (!show_direction->empty()) path += "?direction=" + *show_direction;
     if ((exit_code = CallAndReport(*server, "GET", path, nullptr, 200, step))) return;
-    if (*json_out) std::cout << step.dump(2) << "\n";
-    else PrintStep(step);
+    if (*json_out)
+      std::cout << step.dump(2) << "\n";
+    else
+      PrintStep(step);
   });
 
   auto* start = cmd->add_subcommand(
@@ -127,8 +133,10 @@ void AddMppsCommand(CLI::App& app, int& exit_code) {
     item.erase("dicom");
     json body{{"node", *node}, {"item", item}}, step;
     if ((exit_code = CallAndReport(*server, "POST", "/api/mpps", &body, 201, step))) return;
-    if (*json_out) std::cout << step.dump(2) << "\n";
-    else std::cout << "step " << step.value("sop_instance_uid", "") << " IN PROGRESS at " << *node << "\n";
+    if (*json_out)
+      std::cout << step.dump(2) << "\n";
+    else
+      std::cout << "step " << step.value("sop_instance_uid", "") << " IN PROGRESS at " << *node << "\n";
   });
 
   auto* complete = cmd->add_subcommand("complete", "N-SET COMPLETED with the series produced (from the archive)");
@@ -146,13 +154,16 @@ void AddMppsCommand(CLI::App& app, int& exit_code) {
     for (const auto& s : *series) list.push_back(s);
     if (!study->empty()) {
       json in_study;
-      if ((exit_code = CallAndReport(*server, "GET", "/api/studies/" + *study + "/series", nullptr, 200, in_study))) return;
+      if ((exit_code = CallAndReport(*server, "GET", "/api/studies/" + *study + "/series", nullptr, 200, in_study)))
+        return;
       for (const auto& s : in_study) list.push_back(s.value("SeriesInstanceUID", ""));
     }
     json body{{"status", "COMPLETED"}, {"series", list}}, step;
     if ((exit_code = CallAndReport(*server, "PUT", "/api/mpps/" + *complete_uid, &body, 200, step))) return;
-    if (*json_out) std::cout << step.dump(2) << "\n";
-    else std::cout << "step " << *complete_uid << " COMPLETED (" << list.size() << " series)\n";
+    if (*json_out)
+      std::cout << step.dump(2) << "\n";
+    else
+      std::cout << "step " << *complete_uid << " COMPLETED (" << list.size() << " series)\n";
   });
 
   auto* discontinue = cmd->add_subcommand("discontinue", "N-SET DISCONTINUED with a reason (PS3.16 CID 9300)");
@@ -161,7 +172,8 @@ void AddMppsCommand(CLI::App& app, int& exit_code) {
   auto meaning = std::make_shared<std::string>();
   discontinue->add_option("uid", *dis_uid, "the step's SOP Instance UID")->required();
   discontinue->add_option("--reason", *reason, "the reason's code value, scheme DCM (default 110513)");
-  discontinue->add_option("--meaning", *meaning, "the reason's code meaning (default for 110513: Discontinued for unspecified reason)");
+  discontinue->add_option("--meaning", *meaning,
+                          "the reason's code meaning (default for 110513: Discontinued for unspecified reason)");
   AddServerOptions(discontinue, *server);
   discontinue->add_flag("--json", *json_out, "print JSON");
   discontinue->callback([=, &exit_code] {
@@ -176,8 +188,10 @@ void AddMppsCommand(CLI::App& app, int& exit_code) {
               {"reason", {{"CodeValue", *reason}, {"CodingSchemeDesignator", "DCM"}, {"CodeMeaning", text}}}},
         step;
     if ((exit_code = CallAndReport(*server, "PUT", "/api/mpps/" + *dis_uid, &body, 200, step))) return;
-    if (*json_out) std::cout << step.dump(2) << "\n";
-    else std::cout << "step " << *dis_uid << " DISCONTINUED (" << *reason << " " << text << ")\n";
+    if (*json_out)
+      std::cout << step.dump(2) << "\n";
+    else
+      std::cout << "step " << *dis_uid << " DISCONTINUED (" << *reason << " " << text << ")\n";
   });
 }
 

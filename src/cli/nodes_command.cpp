@@ -54,7 +54,8 @@ std::optional<nlohmann::json> ParseWindow(const std::string& text) {
   const std::string days = text.substr(0, space), hours = text.substr(space + 1);
   const auto dash = hours.find('-');
   if (dash == std::string::npos) return std::nullopt;
-  nlohmann::json out{{"days", nlohmann::json::array()}, {"start", hours.substr(0, dash)}, {"end", hours.substr(dash + 1)}};
+  nlohmann::json out{
+      {"days", nlohmann::json::array()}, {"start", hours.substr(0, dash)}, {"end", hours.substr(dash + 1)}};
   size_t from = 0;
   while (from <= days.size()) {
     size_t comma = days.find(',', from);
@@ -86,9 +87,8 @@ struct NodeFlags {
       password_file, token_file, client_secret_file;
   std::optional<std::string> tls_ca_file, tls_cert_file, tls_key_file;
   std::optional<int64_t> max_bytes_per_second;
-  std::optional<int> port, timeout, max_associations, max_results, stow_batch_instances, stow_batch_mb,
-      query_timeout, retrieve_timeout, max_parallel_retrieves, retry_attempts, retry_first_delay, retry_max_delay,
-      utilization;
+  std::optional<int> port, timeout, max_associations, max_results, stow_batch_instances, stow_batch_mb, query_timeout,
+      retrieve_timeout, max_parallel_retrieves, retry_attempts, retry_first_delay, retry_max_delay, utilization;
   std::optional<bool> queryable, storable, default_qr, default_storage, qido, wado, stow, stow_multipart,
       allow_redirects, tls, tls_verify_peer, tls_verify_hostname, mwl, mpps;
   std::optional<std::string> mwl_charset;
@@ -144,14 +144,17 @@ struct NodeFlags {
     cmd->add_option("--stow", stow, "true/false: DICOMweb: the server takes STOW-RS uploads");
     cmd->add_option("--stow-multipart", stow_multipart,
                     "true/false: DICOMweb: many instances per STOW-RS request (false: one per request)");
-    cmd->add_option("--stow-batch-instances", stow_batch_instances, "1-10000 (default 100): instances per STOW-RS request");
+    cmd->add_option("--stow-batch-instances", stow_batch_instances,
+                    "1-10000 (default 100): instances per STOW-RS request");
     cmd->add_option("--stow-batch-mb", stow_batch_mb, "1-4096 (default 64): MB per STOW-RS request");
     cmd->add_option("--auth-type", auth_type, "DICOMweb: none, basic, bearer or oauth2");
     cmd->add_option("--username", username, "basic: the user name");
     cmd->add_option("--auth-password", password,
                     "basic: the password (seen by every user of this machine: prefer --auth-password-file)");
-    cmd->add_option("--auth-password-file", password_file, "basic: read the password from the file's first line ('-': stdin)");
-    cmd->add_option("--auth-token", token, "bearer: the token (seen by every user of this machine: prefer --token-file)");
+    cmd->add_option("--auth-password-file", password_file,
+                    "basic: read the password from the file's first line ('-': stdin)");
+    cmd->add_option("--auth-token", token,
+                    "bearer: the token (seen by every user of this machine: prefer --token-file)");
     cmd->add_option("--token-file", token_file, "bearer: read the token from the file's first line ('-': stdin)");
     cmd->add_option("--token-url", token_url, "oauth2: the token endpoint (client credentials grant)");
     cmd->add_option("--client-id", client_id, "oauth2: the client id");
@@ -229,15 +232,15 @@ struct NodeFlags {
     put("retrieve_timeout_seconds", retrieve_timeout);
     put("proxy", proxy);
     put("allow_redirects", allow_redirects);
-    for (auto [key, value] : {std::pair{"type", &auth_type}, std::pair{"username", &username},
-                              std::pair{"password", &password}, std::pair{"token", &token},
-                              std::pair{"token_url", &token_url}, std::pair{"client_id", &client_id},
-                              std::pair{"client_secret", &client_secret}, std::pair{"scope", &scope}}) {
+    for (auto [key, value] :
+         {std::pair{"type", &auth_type}, std::pair{"username", &username}, std::pair{"password", &password},
+          std::pair{"token", &token}, std::pair{"token_url", &token_url}, std::pair{"client_id", &client_id},
+          std::pair{"client_secret", &client_secret}, std::pair{"scope", &scope}}) {
       if (*value) j["auth"][key] = **value;
     }
-    for (auto [key, file, flag] : {std::tuple{"password", &password_file, &password},
-                                   std::tuple{"token", &token_file, &token},
-                                   std::tuple{"client_secret", &client_secret_file, &client_secret}}) {
+    for (auto [key, file, flag] :
+         {std::tuple{"password", &password_file, &password}, std::tuple{"token", &token_file, &token},
+          std::tuple{"client_secret", &client_secret_file, &client_secret}}) {
       if (!*file) continue;
       if (*flag) {
         std::cerr << "give the " << key << " once: on the command line or in a file, not both\n";
@@ -297,10 +300,9 @@ std::string LastTest(const nlohmann::json& n) {
 void PrintNodes(const nlohmann::json& list) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& n : list) {
-    std::string address = n.value("type", "dimse") == "dimse"
-                              ? n.value("ae_title", "") + "@" + n.value("host", "") + ":" +
-                                    std::to_string(n.value("port", 0))
-                              : n.value("url", "");
+    std::string address = n.value("type", "dimse") == "dimse" ? n.value("ae_title", "") + "@" + n.value("host", "") +
+                                                                    ":" + std::to_string(n.value("port", 0))
+                                                              : n.value("url", "");
     std::string flags;
     if (n.value("default_query_retrieve", false)) flags += "default-qr ";
     if (n.value("default_storage", false)) flags += "default-store ";
@@ -310,8 +312,7 @@ void PrintNodes(const nlohmann::json& list) {
     while (!flags.empty() && flags.back() == ' ') flags.pop_back();
     std::string type = n.value("type", "");
     if (!n.value("available", true)) type += " (not yet supported)";
-    rows.push_back({n.value("name", ""), type, address, Yes(n, "queryable"),
-                    Yes(n, "storable"), LastTest(n), flags});
+    rows.push_back({n.value("name", ""), type, address, Yes(n, "queryable"), Yes(n, "storable"), LastTest(n), flags});
   }
   PrintTable({"NAME", "TYPE", "ADDRESS", "QUERY", "STORE", "LAST TEST", "FLAGS"}, rows);
 }
@@ -350,11 +351,11 @@ void PrintNode(const nlohmann::json& n) {
     }
     std::string value = text(*it);
     if (key == "calling_ae_title" && n.contains("effective_calling_ae_title")) {
-      value = value.empty() ? text(n["effective_calling_ae_title"]) + " (server default, [server] ae_title)"
-                            : value + " (this node's setting)";
+      value.append(value.empty() ? text(n["effective_calling_ae_title"]).append(" (server default, [server] ae_title)")
+                                 : " (this node's setting)");
     } else if (key == "move_destination" && n.contains("effective_move_destination")) {
-      value = value.empty() ? text(n["effective_move_destination"]) + " (default: the calling AE title)"
-                            : value + " (this node's setting)";
+      value.append(value.empty() ? text(n["effective_move_destination"]).append(" (default: the calling AE title)")
+                                 : " (this node's setting)");
     }
     std::cout << key << ": " << value << "\n";
   }
@@ -390,15 +391,13 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
     nlohmann::json body = *flags;
     body["name"] = *name;
     exit_code = RunAndPrint(*s, "POST", "/api/nodes", &body, 201,
-                    [](const nlohmann::json& n) { PrintNodes(nlohmann::json::array({n})); });
+                            [](const nlohmann::json& n) { PrintNodes(nlohmann::json::array({n})); });
   });
 
   auto* show = nodes->add_subcommand("show", "show one node with all its fields");
   show->add_option("name", *name)->required();
   AddServerFlags(show, *s);
-  show->callback([=, &exit_code] {
-    exit_code = RunAndPrint(*s, "GET", NodePath(*name), nullptr, 200, PrintNode);
-  });
+  show->callback([=, &exit_code] { exit_code = RunAndPrint(*s, "GET", NodePath(*name), nullptr, 200, PrintNode); });
 
   auto upd_flags = std::make_shared<NodeFlags>();
   auto new_name = std::make_shared<std::optional<std::string>>();
@@ -416,7 +415,7 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
     nlohmann::json body = *flags;
     if (*new_name) body["name"] = **new_name;
     exit_code = RunAndPrint(*s, "PUT", NodePath(*name), &body, 200,
-                    [](const nlohmann::json& n) { PrintNodes(nlohmann::json::array({n})); });
+                            [](const nlohmann::json& n) { PrintNodes(nlohmann::json::array({n})); });
   });
 
   auto* remove = nodes->add_subcommand("remove", "delete a node");
@@ -427,9 +426,10 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
     if (exit_code == 0 && !s->json) std::cout << "removed " << *name << "\n";
   });
 
-  auto* echo = nodes->add_subcommand(
-      "echo", "test the connection to a node: C-ECHO, then (queryable nodes) a C-FIND that cannot match; "
-              "DICOMweb: a QIDO-RS search with limit=1 (also: nodes test)");
+  auto* echo =
+      nodes->add_subcommand("echo",
+                            "test the connection to a node: C-ECHO, then (queryable nodes) a C-FIND that cannot match; "
+                            "DICOMweb: a QIDO-RS search with limit=1 (also: nodes test)");
   echo->alias("test");
   echo->add_option("name", *name)->required();
   auto echo_only = std::make_shared<bool>(false);
@@ -448,15 +448,18 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
         rows.push_back({c.value("name", ""), outcome == "failed" ? "FAILED" : outcome, c.value("message", "")});
       }
       if (!rows.empty()) PrintTable({"CHECK", "RESULT", "DETAIL"}, rows);
-      if (ok) std::cout << b.value("message", "") << " (" << b.value("latency_ms", 0) << " ms)\n";
-      else std::cerr << b.value("message", "") << "\n";
+      if (ok)
+        std::cout << b.value("message", "") << " (" << b.value("latency_ms", 0) << " ms)\n";
+      else
+        std::cerr << b.value("message", "") << "\n";
     }
     exit_code = ok ? 0 : 1;
   });
 
-  auto* move_check = nodes->add_subcommand(
-      "move-check", "does the PACS know us? moves one instance it holds to our receiver (discarded there) and "
-                    "says whether it arrived; exit status 0 yes, 1 no, 2 cannot tell");
+  auto* move_check =
+      nodes->add_subcommand("move-check",
+                            "does the PACS know us? moves one instance it holds to our receiver (discarded there) and "
+                            "says whether it arrived; exit status 0 yes, 1 no, 2 cannot tell");
   move_check->add_option("name", *name)->required();
   AddServerFlags(move_check, *s);
   move_check->callback([=, &exit_code] {
@@ -498,8 +501,10 @@ void AddNodesCommand(CLI::App& app, int& exit_code) {
                                 rows.push_back({t.value("at", ""), t.value("ok", false) ? "ok" : "FAILED",
                                                 std::to_string(t.value("latency_ms", 0)), t.value("message", "")});
                               }
-                              if (rows.empty()) std::cout << "no connection test yet\n";
-                              else PrintTable({"AT (UTC)", "RESULT", "MS", "MESSAGE"}, rows);
+                              if (rows.empty())
+                                std::cout << "no connection test yet\n";
+                              else
+                                PrintTable({"AT (UTC)", "RESULT", "MS", "MESSAGE"}, rows);
                             });
   });
 }

@@ -191,7 +191,6 @@ void PrintStaged(const nlohmann::json& list) {
   PrintTable({"ID", "RECEIVER", "PROJECT/SUBJECT/SESSION", "STATE", "INSTANCES", "LAST ARRIVAL", "NOTE"}, rows);
 }
 
-
 void PrintOne(const nlohmann::json& r) { PrintReceivers(nlohmann::json::array({r})); }
 
 }  // namespace
@@ -201,18 +200,21 @@ void AddReceiversCommand(CLI::App& app, int& exit_code) {
   auto s = std::make_shared<CommandOptions>();
   AddServerFlags(cmd, *s);
   cmd->callback([cmd, s, &exit_code] {
-    if (cmd->get_subcommands().empty()) exit_code = RunAndPrint(*s, "GET", "/api/receivers", nullptr, 200, PrintReceivers);
+    if (cmd->get_subcommands().empty())
+      exit_code = RunAndPrint(*s, "GET", "/api/receivers", nullptr, 200, PrintReceivers);
   });
   auto id = std::make_shared<std::string>();
 
   auto* list = cmd->add_subcommand("list", "list the receivers with their status");
   AddServerFlags(list, *s);
-  list->callback([s, &exit_code] { exit_code = RunAndPrint(*s, "GET", "/api/receivers", nullptr, 200, PrintReceivers); });
+  list->callback(
+      [s, &exit_code] { exit_code = RunAndPrint(*s, "GET", "/api/receivers", nullptr, 200, PrintReceivers); });
 
   auto* show = cmd->add_subcommand("show", "show one receiver with all its fields");
   show->add_option("id", *id, "id, AE@port, or AE title")->required();
   AddServerFlags(show, *s);
-  show->callback([=, &exit_code] { exit_code = RunAndPrint(*s, "GET", "/api/receivers/" + *id, nullptr, 200, PrintFields); });
+  show->callback(
+      [=, &exit_code] { exit_code = RunAndPrint(*s, "GET", "/api/receivers/" + *id, nullptr, 200, PrintFields); });
 
   auto ae = std::make_shared<std::string>();
   auto add_flags = std::make_shared<ReceiverFlags>();
@@ -328,9 +330,12 @@ void AddProjectsCommand(CLI::App& app, int& exit_code) {
         put("keep_private_tags", anon->keep_private);
         exit_code = RunAndPrint(*s, "PUT", url, &body, 200, PrintFields);
       } else {
-        if (s->json) std::cout << current.dump(2) << "\n";
-        else if (current["anonymization"].is_null()) std::cout << (*path)[0] << ": the receivers' options apply\n";
-        else PrintFields(current["anonymization"]);
+        if (s->json)
+          std::cout << current.dump(2) << "\n";
+        else if (current["anonymization"].is_null())
+          std::cout << (*path)[0] << ": the receivers' options apply\n";
+        else
+          PrintFields(current["anonymization"]);
       }
       return;
     }

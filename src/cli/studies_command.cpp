@@ -32,11 +32,9 @@ void AddStudiesCommand(CLI::App& app, int& exit_code) {
     } else {
       std::vector<std::vector<std::string>> rows;
       for (const auto& s : studies) {
-        rows.push_back({s.value("StudyDate", ""), s.value("PatientName", ""),
-                        s.value("PatientID", ""), s.value("ModalitiesInStudy", ""),
-                        std::to_string(s.value("series_count", 0)),
-                        std::to_string(s.value("instance_count", 0)),
-                        s.value("StudyInstanceUID", "")});
+        rows.push_back({s.value("StudyDate", ""), s.value("PatientName", ""), s.value("PatientID", ""),
+                        s.value("ModalitiesInStudy", ""), std::to_string(s.value("series_count", 0)),
+                        std::to_string(s.value("instance_count", 0)), s.value("StudyInstanceUID", "")});
       }
       PrintTable({"DATE", "PATIENT", "ID", "MODALITIES", "SERIES", "INSTANCES", "STUDY UID"}, rows);
     }

@@ -75,8 +75,10 @@ CLI::App* AddTransferCommand(CLI::App& app, int& exit_code, const std::string& t
       exit_code = FollowJob(o->server, id, o->json);
       return;
     }
-    if (o->json) std::cout << job.dump(2) << "\n";
-    else std::cout << "job " << id << " queued (follow it: " << FollowCommand(o->server, id) << ")\n";
+    if (o->json)
+      std::cout << job.dump(2) << "\n";
+    else
+      std::cout << "job " << id << " queued (follow it: " << FollowCommand(o->server, id) << ")\n";
   });
   return cmd;
 }

@@ -32,7 +32,7 @@ std::string ShowTime(const std::string& t) { return t.size() >= 4 ? t.substr(0, 
 std::string StepState(const nlohmann::json& item) {
   const auto it = item.find("mpps");
   if (it == item.end() || !it->is_object()) return {};
-  const std::string status = it->value("status", "");
+  std::string status = it->value("status", "");
   if (status == "COMPLETED") return "done";
   if (status == "IN PROGRESS") return "in progress";
   if (status == "DISCONTINUED") return "discontinued";
@@ -40,9 +40,9 @@ std::string StepState(const nlohmann::json& item) {
 }
 
 void PrintItems(const nlohmann::json& answer) {
-  const std::vector<TableColumn> header{{"Date"},        {"Time"},      {"Modality"},
-                                        {"Station"},     {"Patient"},   {"PatientID", true},
-                                        {"Accession", true}, {"Procedure"}, {"MPPS"}};
+  const std::vector<TableColumn> header{
+      {"Date"},      {"Time"}, {"Modality"}, {"Station"}, {"Patient"}, {"PatientID", true}, {"Accession", true},
+      {"Procedure"}, {"MPPS"}};
   std::vector<std::vector<std::string>> cells;
   for (const auto& item : answer["results"]) {
     std::string procedure = Text(item, "RequestedProcedureDescription");
@@ -59,7 +59,8 @@ void PrintItems(const nlohmann::json& answer) {
 
 void AddWorklistCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand(
-      "worklist", "a node's Modality Worklist (today's unless --date says otherwise): pacsbridge worklist NODE --modality CT");
+      "worklist",
+      "a node's Modality Worklist (today's unless --date says otherwise): pacsbridge worklist NODE --modality CT");
   auto o = std::make_shared<WorklistOptions>();
   cmd->add_option("node", o->node, "the node's name (its mwl setting on)")->required();
   cmd->add_option("keys", o->keys,

@@ -19,15 +19,15 @@ struct Ctx {
   std::string source;
   Error Err(const toml::node* n, std::string_view key, std::string msg) const {
     int line = n ? static_cast<int>(n->source().begin.line) : 0;
-    return Error{Code::kInvalidArgument,
-                 line ? fmt::format("{}:{}: {}: {}", source, line, key, msg)
-                      : fmt::format("{}: {}: {}", source, key, msg),
-                 std::string(key)};
+    return Error{
+        Code::kInvalidArgument,
+        line ? fmt::format("{}:{}: {}: {}", source, line, key, msg) : fmt::format("{}: {}: {}", source, key, msg),
+        std::string(key)};
   }
 };
 
 [[nodiscard]] Result<void> CheckKeys(const Ctx& ctx, const toml::table& t, std::string_view where,
-                       const Keys& allowed) {
+                                     const Keys& allowed) {
   for (auto&& [k, v] : t) {
     if (!allowed.count(k.str())) {
       return tl::unexpected(ctx.Err(&v, fmt::format("{}.{}", where, k.str()),
@@ -38,31 +38,30 @@ struct Ctx {
 }
 
 [[nodiscard]] Result<std::string> GetString(const Ctx& ctx, const toml::table& t, std::string_view where,
-                              std::string_view key, std::string def) {
+                                            std::string_view key, std::string def) {
   const toml::node* n = t.get(key);
   if (!n) return def;
   if (auto s = n->value<std::string>(); s && n->is_string()) return *s;
   return tl::unexpected(ctx.Err(n, fmt::format("{}.{}", where, key), "must be a string"));
 }
 
-[[nodiscard]] Result<int64_t> GetInt(const Ctx& ctx, const toml::table& t, std::string_view where,
-                       std::string_view key, int64_t def) {
+[[nodiscard]] Result<int64_t> GetInt(const Ctx& ctx, const toml::table& t, std::string_view where, std::string_view key,
+                                     int64_t def) {
   const toml::node* n = t.get(key);
   if (!n) return def;
   if (n->is_integer()) return *n->value<int64_t>();
   return tl::unexpected(ctx.Err(n, fmt::format("{}.{}", where, key), "must be an integer"));
 }
 
-[[nodiscard]] Result<bool> GetBool(const Ctx& ctx, const toml::table& t, std::string_view where,
-                     std::string_view key, bool def) {
+[[nodiscard]] Result<bool> GetBool(const Ctx& ctx, const toml::table& t, std::string_view where, std::string_view key,
+                                   bool def) {
   const toml::node* n = t.get(key);
   if (!n) return def;
   if (n->is_boolean()) return *n->value<bool>();
   return tl::unexpected(ctx.Err(n, fmt::format("{}.{}", where, key), "must be true or false"));
 }
 
-[[nodiscard]] Result<std::vector<ConfigEntry>> Entries(const Ctx& ctx, const toml::table& root,
-                                         std::string_view key) {
+[[nodiscard]] Result<std::vector<ConfigEntry>> Entries(const Ctx& ctx, const toml::table& root, std::string_view key) {
   std::vector<ConfigEntry> out;
   const toml::node* n = root.get(key);
   if (!n) return out;
@@ -100,12 +99,10 @@ Settings DefaultSettings() {
   return s;
 }
 
-[[nodiscard]] Result<std::pair<std::string, int>> ParseListenAddress(std::string_view value,
-                                                       std::string_view field) {
+[[nodiscard]] Result<std::pair<std::string, int>> ParseListenAddress(std::string_view value, std::string_view field) {
   std::string v(value);
   auto bad = [&](std::string why) {
-    return Fail(Code::kInvalidArgument, fmt::format("{} '{}': {}", field, v, why),
-                std::string(field));
+    return Fail(Code::kInvalidArgument, fmt::format("{} '{}': {}", field, v, why), std::string(field));
   };
   size_t colon = v.rfind(':');
   if (colon == std::string::npos) return bad("expected HOST:PORT, e.g. 127.0.0.1:8080");
@@ -134,14 +131,13 @@ Settings DefaultSettings() {
   try {
     root = toml::parse(text, source_name);
   } catch (const toml::parse_error& e) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("{}:{}:{}: invalid TOML: {}", source_name, e.source().begin.line,
-                            e.source().begin.column, e.description()));
+    return Fail(Code::kInvalidArgument, fmt::format("{}:{}:{}: invalid TOML: {}", source_name, e.source().begin.line,
+                                                    e.source().begin.column, e.description()));
   }
   Settings s;
   s.source = source_name;
-  if (auto r = CheckKeys(ctx, root, "(top level)",
-                         {"server", "database", "auth", "jobs", "dicomweb", "receivers", "nodes"});
+  if (auto r =
+          CheckKeys(ctx, root, "(top level)", {"server", "database", "auth", "jobs", "dicomweb", "receivers", "nodes"});
       !r) {
     return tl::unexpected(r.error());
   }
@@ -151,17 +147,16 @@ Settings DefaultSettings() {
     if (!n->is_table()) return tl::unexpected(ctx.Err(n, key, "must be a [table]"));
     return n->as_table();
   };
-#define PB_TRY(var, expr)                              \
-  auto var##_r = (expr);                               \
+#define PB_TRY(var, expr)                               \
+  auto var##_r = (expr);                                \
   if (!var##_r) return tl::unexpected(var##_r.error()); \
-  auto var = *var##_r
+  auto var = *var##_r  // NOLINT(bugprone-macro-parentheses): `var` names the variable
 
   PB_TRY(server, table("server"));
   if (server) {
     if (auto r = CheckKeys(ctx, *server, "server",
-                           {"data_dir", "http_listen", "ae_title", "max_associations",
-                            "duplicates", "fsync", "log_level", "strict", "min_free_disk_mb",
-                            "https_cert_file", "https_key_file"});
+                           {"data_dir", "http_listen", "ae_title", "max_associations", "duplicates", "fsync",
+                            "log_level", "strict", "min_free_disk_mb", "https_cert_file", "https_key_file"});
         !r) {
       return tl::unexpected(r.error());
     }
@@ -178,14 +173,18 @@ Settings DefaultSettings() {
     s.ae_title = *aev;
     PB_TRY(maxa, GetInt(ctx, *server, "server", "max_associations", 8));
     if (maxa < 1 || maxa > 256) {
-      return tl::unexpected(ctx.Err(server->get("max_associations"), "server.max_associations",
-                                    "must be between 1 and 256"));
+      return tl::unexpected(
+          ctx.Err(server->get("max_associations"), "server.max_associations", "must be between 1 and 256"));
     }
     s.max_associations = static_cast<int>(maxa);
     PB_TRY(dups, GetString(ctx, *server, "server", "duplicates", "keep"));
-    if (dups == "keep") s.duplicates = DuplicatePolicy::kKeep;
-    else if (dups == "overwrite") s.duplicates = DuplicatePolicy::kOverwrite;
-    else return tl::unexpected(ctx.Err(server->get("duplicates"), "server.duplicates", "must be \"keep\" or \"overwrite\""));
+    if (dups == "keep")
+      s.duplicates = DuplicatePolicy::kKeep;
+    else if (dups == "overwrite")
+      s.duplicates = DuplicatePolicy::kOverwrite;
+    else
+      return tl::unexpected(
+          ctx.Err(server->get("duplicates"), "server.duplicates", "must be \"keep\" or \"overwrite\""));
     PB_TRY(fs, GetBool(ctx, *server, "server", "fsync", false));
     s.fsync = fs;
     PB_TRY(strict, GetBool(ctx, *server, "server", "strict", false));
@@ -198,8 +197,8 @@ Settings DefaultSettings() {
     PB_TRY(lvl, GetString(ctx, *server, "server", "log_level", "info"));
     static const Keys kLevels{"trace", "debug", "info", "warn", "error"};
     if (!kLevels.count(lvl)) {
-      return tl::unexpected(ctx.Err(server->get("log_level"), "server.log_level",
-                                    "must be one of trace, debug, info, warn, error"));
+      return tl::unexpected(
+          ctx.Err(server->get("log_level"), "server.log_level", "must be one of trace, debug, info, warn, error"));
     }
     s.log_level = lvl;
     PB_TRY(cert, GetString(ctx, *server, "server", "https_cert_file", ""));
@@ -209,7 +208,8 @@ Settings DefaultSettings() {
       const char* given = cert.empty() ? "https_key_file" : "https_cert_file";
       return tl::unexpected(ctx.Err(server->get(given), fmt::format("server.{}", missing),
                                     fmt::format("HTTPS needs both server.https_cert_file and server.https_key_file; "
-                                                "server.{} is missing", missing)));
+                                                "server.{} is missing",
+                                                missing)));
     }
     s.https_cert_file = cert;
     s.https_key_file = key;
@@ -223,7 +223,8 @@ Settings DefaultSettings() {
         return tl::unexpected(ctx.Err(db->get("url"), "database.url",
                                       "PostgreSQL is not supported by this version yet; use sqlite:PATH"));
       }
-      return tl::unexpected(ctx.Err(db->get("url"), "database.url", "must start with sqlite: (e.g. sqlite:var/index.db)"));
+      return tl::unexpected(
+          ctx.Err(db->get("url"), "database.url", "must start with sqlite: (e.g. sqlite:var/index.db)"));
     }
     s.database_url = url;
   }
@@ -240,8 +241,8 @@ Settings DefaultSettings() {
     s.session_idle_minutes = static_cast<int>(idle);
     PB_TRY(max_hours, GetInt(ctx, *auth, "auth", "session_max_hours", 168));
     if (max_hours < 1 || max_hours > 8760) {
-      return tl::unexpected(ctx.Err(auth->get("session_max_hours"), "auth.session_max_hours",
-                                    "must be between 1 and 8760 (a year)"));
+      return tl::unexpected(
+          ctx.Err(auth->get("session_max_hours"), "auth.session_max_hours", "must be between 1 and 8760 (a year)"));
     }
     s.session_max_hours = static_cast<int>(max_hours);
     if (auth->get("admin_password")) {
@@ -263,7 +264,8 @@ Settings DefaultSettings() {
     s.job_workers = static_cast<int>(workers);
     PB_TRY(keep, GetInt(ctx, *jobs, "jobs", "keep_days", 30));
     if (keep < 0 || keep > 36500) {
-      return tl::unexpected(ctx.Err(jobs->get("keep_days"), "jobs.keep_days", "must be between 0 (keep forever) and 36500"));
+      return tl::unexpected(
+          ctx.Err(jobs->get("keep_days"), "jobs.keep_days", "must be between 0 (keep forever) and 36500"));
     }
     s.job_keep_days = static_cast<int>(keep);
   }
@@ -275,7 +277,8 @@ Settings DefaultSettings() {
     PB_TRY(root_url, GetString(ctx, *dicomweb, "dicomweb", "public_root", ""));
     if (!root_url.empty()) {
       auto url = ValidateBaseUrl(root_url, "dicomweb.public_root");
-      if (!url) return tl::unexpected(ctx.Err(dicomweb->get("public_root"), "dicomweb.public_root", url.error().message));
+      if (!url)
+        return tl::unexpected(ctx.Err(dicomweb->get("public_root"), "dicomweb.public_root", url.error().message));
       while (!root_url.empty() && root_url.back() == '/') root_url.pop_back();
       s.dicomweb_public_root = root_url;
     }

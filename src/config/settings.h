@@ -13,9 +13,10 @@
 namespace pb {
 
 // One [[nodes]] or [[receivers]] table, as JSON, with where it came from.
-struct ConfigEntry {
+// clang-tidy 14 on the implicit members of a struct holding nlohmann::json: they do not throw.
+struct ConfigEntry {  // NOLINT(bugprone-exception-escape)
   nlohmann::json json;
-  std::string source;                 // "file.toml:12"
+  std::string source;  // "file.toml:12"
   std::map<std::string, int> key_lines;
 };
 
@@ -26,19 +27,19 @@ struct Settings {
   std::string http_host = "127.0.0.1";
   int http_port = 8080;
   std::string ae_title = "PACSBRIDGE";
-  std::string database_url;              // empty: sqlite inside data_dir
-  std::optional<std::string> admin_password;  // [auth]: the initial password of "admin"
-  int session_idle_minutes = 480;            // [auth]: a UI session ends after this long unused
-  int session_max_hours = 168;               // [auth]: and at the latest this long after log-in
+  std::string database_url;                     // empty: sqlite inside data_dir
+  std::optional<std::string> admin_password;    // [auth]: the initial password of "admin"
+  int session_idle_minutes = 480;               // [auth]: a UI session ends after this long unused
+  int session_max_hours = 168;                  // [auth]: and at the latest this long after log-in
   std::string https_cert_file, https_key_file;  // [server]: both set = the API serves HTTPS only
-  int max_associations = 8;              // receiver worker pool, per receiver
+  int max_associations = 8;                     // receiver worker pool, per receiver
   DuplicatePolicy duplicates = DuplicatePolicy::kKeep;
-  bool fsync = false;                    // fsync each instance before answering the sender
+  bool fsync = false;  // fsync each instance before answering the sender
   std::string log_level = "info";
-  bool strict = false;                   // a receiver that cannot listen at start is fatal
-  int64_t min_free_disk_mb = 500;        // /api/ready fails below this free space in data_dir
-  int job_workers = 2;                   // [jobs] workers: jobs running at once
-  int job_keep_days = 30;                // [jobs] keep_days: finished jobs kept (0: forever)
+  bool strict = false;             // a receiver that cannot listen at start is fatal
+  int64_t min_free_disk_mb = 500;  // /api/ready fails below this free space in data_dir
+  int job_workers = 2;             // [jobs] workers: jobs running at once
+  int job_keep_days = 30;          // [jobs] keep_days: finished jobs kept (0: forever)
   // [dicomweb]: our DICOMweb server (/dicom-web).
   // The root clients reach it by (behind a reverse proxy), without a trailing slash, for the
   // URLs answers carry (RetrieveURL, BulkDataURI); empty: taken from each request's Host.
@@ -63,7 +64,6 @@ Settings DefaultSettings();
 [[nodiscard]] Result<Settings> ParseSettings(std::string_view toml_text, const std::string& source_name);
 
 // "127.0.0.1:8080", "[::1]:8080", ":8080" → host and port.
-[[nodiscard]] Result<std::pair<std::string, int>> ParseListenAddress(std::string_view value,
-                                                       std::string_view field);
+[[nodiscard]] Result<std::pair<std::string, int>> ParseListenAddress(std::string_view value, std::string_view field);
 
 }  // namespace pb

@@ -93,8 +93,7 @@ TEST(Settings, SyntaxErrorNamesLine) {
 TEST(Settings, WrongTypeNamesKeyAndLine) {
   auto s = ParseSettings("[server]\nfsync = \"yes\"\n", "bad.toml");
   ASSERT_FALSE(s);
-  EXPECT_NE(s.error().message.find("bad.toml:2: server.fsync"), std::string::npos)
-      << s.error().message;
+  EXPECT_NE(s.error().message.find("bad.toml:2: server.fsync"), std::string::npos) << s.error().message;
 }
 
 TEST(Settings, RefusesInvalidListenAddress) {

@@ -5,7 +5,6 @@
 
 #include <date/date.h>
 
-
 namespace pb {
 namespace {
 
@@ -34,8 +33,8 @@ std::string UtcNowIso() { return UtcIso(std::chrono::system_clock::now()); }
 
 std::optional<TimePoint> ParseUtcIso(const std::string& text) {
   // Whole-string formats, most precise first; date::parse refuses impossible dates (02-31).
-  for (const char* format : {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M",
-                             "%Y-%m-%d"}) {
+  for (const char* format :
+       {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M", "%Y-%m-%d"}) {
     std::istringstream in(text);
     date::sys_seconds t;
     in >> date::parse(format, t);

@@ -38,7 +38,8 @@ bool RateLimiter::Acquire(int64_t bytes, const std::function<bool()>& stop) {
     MutexLock lock(mu_);
     const auto now = now_();
     const double burst = static_cast<double>(rate_) * kBurstSeconds;
-    tokens_ = std::min(burst, tokens_ + std::chrono::duration<double>(now - last_).count() * static_cast<double>(rate_));
+    tokens_ =
+        std::min(burst, tokens_ + std::chrono::duration<double>(now - last_).count() * static_cast<double>(rate_));
     last_ = now;
     tokens_ -= static_cast<double>(bytes);
     if (tokens_ < 0) {

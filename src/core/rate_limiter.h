@@ -34,7 +34,7 @@ class RateLimiter {
  private:
   mutable Mutex mu_;
   int64_t rate_ GUARDED_BY(mu_);
-  double tokens_ GUARDED_BY(mu_);          // may be negative (debt)
+  double tokens_ GUARDED_BY(mu_);  // may be negative (debt)
   std::chrono::steady_clock::time_point last_ GUARDED_BY(mu_);
   Now now_;
   Sleep sleep_;

@@ -12,18 +12,18 @@ enum class Code {
   kInvalidArgument,  // the caller's input is wrong; `field` names what
   kNotFound,
   kAlreadyExists,
-  kLocked,           // comes from the config file, read-only
-  kUnavailable,      // a peer or resource cannot be reached right now
-  kAborted,          // the peer ended the association or connection under way (A-ABORT): it
-                     // may pass, or the peer may not take what we asked (some abort a C-GET)
+  kLocked,       // comes from the config file, read-only
+  kUnavailable,  // a peer or resource cannot be reached right now
+  kAborted,      // the peer ended the association or connection under way (A-ABORT): it
+                 // may pass, or the peer may not take what we asked (some abort a C-GET)
   kTimeout,
-  kIoError,          // disk, database
+  kIoError,  // disk, database
   kOutOfSpace,
-  kUnsupported,      // the peer (or this build) does not offer the operation asked for
-  kConflict,         // the state of the resource does not allow the operation
-  kPermissionDenied, // a peer refused us or the request (our AE title, credentials, a request it
-                     // does not take): asking again unchanged will not help
-  kCanceled,         // someone asked the operation to stop
+  kUnsupported,       // the peer (or this build) does not offer the operation asked for
+  kConflict,          // the state of the resource does not allow the operation
+  kPermissionDenied,  // a peer refused us or the request (our AE title, credentials, a request it
+                      // does not take): asking again unchanged will not help
+  kCanceled,          // someone asked the operation to stop
   kInternal,
 };
 

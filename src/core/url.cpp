@@ -64,20 +64,25 @@ struct UrlRules {
   if (!u) return Fail(Code::kInternal, "cannot allocate a URL parser");
   CURLUcode rc = curl_url_set(u.get(), CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME);
   switch (rc) {
-    case CURLUE_OK: break;
+    case CURLUE_OK:
+      break;
     case CURLUE_BAD_SCHEME:
-    case CURLUE_NO_SCHEME: return fail(bad_scheme);
-    case CURLUE_NO_HOST: return fail("has no host");
-    case CURLUE_BAD_PORT_NUMBER: return fail("has an invalid port");
-    default: return fail("is not a valid URL");
+    case CURLUE_NO_SCHEME:
+      return fail(bad_scheme);
+    case CURLUE_NO_HOST:
+      return fail("has no host");
+    case CURLUE_BAD_PORT_NUMBER:
+      return fail("has an invalid port");
+    default:
+      return fail("is not a valid URL");
   }
   Part scheme = Get(u.get(), CURLUPART_SCHEME);
   if (!scheme || !rules.schemes.count(scheme.get())) return fail(bad_scheme);
   if (!Get(u.get(), CURLUPART_HOST)) return fail("has no host");
   if (Get(u.get(), CURLUPART_USER) || Get(u.get(), CURLUPART_PASSWORD)) {
     return Fail(Code::kInvalidArgument,
-                fmt::format("{}: {}, not in the URL (a URL is shown to everyone who may read the node)",
-                            field, rules.credentials),
+                fmt::format("{}: {}, not in the URL (a URL is shown to everyone who may read the node)", field,
+                            rules.credentials),
                 field);
   }
   if (!rules.query && Get(u.get(), CURLUPART_QUERY)) return fail("has a query (?...); it takes none");
@@ -92,15 +97,22 @@ struct UrlRules {
   return std::string(normalized.get());
 }
 
-const UrlRules kRoot{{"http", "https"}, "http:// or https://", "the DICOMweb root",
+const UrlRules kRoot{{"http", "https"},
+                     "http:// or https://",
+                     "the DICOMweb root",
                      "e.g. http://host:8042/dicom-web/ (Orthanc), "
                      "http://host:8080/dcm4chee-arc/aets/DCM4CHEE/rs/ (dcm4chee)",
                      "put the user name and password in auth (basic)"};
-const UrlRules kEndpoint{{"http", "https"}, "http:// or https://", "the URL of the token endpoint",
+const UrlRules kEndpoint{{"http", "https"},
+                         "http:// or https://",
+                         "the URL of the token endpoint",
                          "e.g. https://login.example.org/oauth2/token",
-                         "put the client's credentials in auth.client_id and auth.client_secret", true};
-const UrlRules kProxy{{"http", "https", "socks5", "socks5h"}, "http://, https://, socks5:// or socks5h://",
-                      "the proxy's address", "e.g. http://proxy.example.org:3128 or socks5h://127.0.0.1:1080",
+                         "put the client's credentials in auth.client_id and auth.client_secret",
+                         true};
+const UrlRules kProxy{{"http", "https", "socks5", "socks5h"},
+                      "http://, https://, socks5:// or socks5h://",
+                      "the proxy's address",
+                      "e.g. http://proxy.example.org:3128 or socks5h://127.0.0.1:1080",
                       "a proxy that asks for a user name and password is not supported: allow this host on the proxy"};
 
 }  // namespace

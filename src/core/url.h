@@ -1,8 +1,8 @@
 #pragma once
 // URLs (of DICOMweb nodes, of our DICOMweb server's public root), checked with libcurl's URL
 // parser (not by prefix): no credentials in any of them (a node's belong in `auth`, which is
-// never returned; a URL is shown to everyone who may read the node). Errors name the field, never echo a password, and say what to write
-// instead. Thread-safe.
+// never returned; a URL is shown to everyone who may read the node). Errors name the field, never echo a password, and
+// say what to write instead. Thread-safe.
 #include <string>
 #include <string_view>
 

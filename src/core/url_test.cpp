@@ -21,7 +21,8 @@ TEST(ValidateBaseUrl, TakesTheRootsOfCommonArchives) {
 }
 
 TEST(ValidateBaseUrl, RefusesWhatIsNotAnHttpRootAndSaysWhy) {
-  EXPECT_NE(Why("pacs/dicom-web").find("does not start with http:// or https://"), std::string::npos) << Why("pacs/dicom-web");
+  EXPECT_NE(Why("pacs/dicom-web").find("does not start with http:// or https://"), std::string::npos)
+      << Why("pacs/dicom-web");
   EXPECT_NE(Why("ftp://pacs/dicom-web").find("does not start with http:// or https://"), std::string::npos);
   EXPECT_NE(Why("http://pacs:99999/dicom-web").find("invalid port"), std::string::npos) << Why("http://pacs:99999/x");
   EXPECT_NE(Why("http://").find("url 'http://'"), std::string::npos) << Why("http://");
@@ -72,8 +73,8 @@ TEST(ValidateEndpointUrl, TakesTokenEndpointsWithPathsAndQueries) {
 }
 
 TEST(ValidateProxyUrl, TakesHttpHttpsAndSocks5Only) {
-  for (const char* good : {"http://proxy:3128", "https://proxy.example.org:443/", "socks5://127.0.0.1:1080",
-                           "socks5h://[::1]:1080"}) {
+  for (const char* good :
+       {"http://proxy:3128", "https://proxy.example.org:443/", "socks5://127.0.0.1:1080", "socks5h://[::1]:1080"}) {
     auto r = ValidateProxyUrl(good, "proxy");
     ASSERT_TRUE(r) << good << ": " << r.error().message;
   }

@@ -15,14 +15,22 @@ size_t SequenceAt(std::string_view s, size_t i) {
   size_t n = 0;
   unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
   if (c < 0x80) return 1;
-  if (in(c, 0xC2, 0xDF)) n = 1;
-  else if (c == 0xE0) n = 2, lo = 0xA0;
-  else if (in(c, 0xE1, 0xEC) || in(c, 0xEE, 0xEF)) n = 2;
-  else if (c == 0xED) n = 2, hi = 0x9F;
-  else if (c == 0xF0) n = 3, lo = 0x90;
-  else if (in(c, 0xF1, 0xF3)) n = 3;
-  else if (c == 0xF4) n = 3, hi = 0x8F;
-  else return 0;
+  if (in(c, 0xC2, 0xDF))
+    n = 1;
+  else if (c == 0xE0)
+    n = 2, lo = 0xA0;
+  else if (in(c, 0xE1, 0xEC) || in(c, 0xEE, 0xEF))
+    n = 2;
+  else if (c == 0xED)
+    n = 2, hi = 0x9F;
+  else if (c == 0xF0)
+    n = 3, lo = 0x90;
+  else if (in(c, 0xF1, 0xF3))
+    n = 3;
+  else if (c == 0xF4)
+    n = 3, hi = 0x8F;
+  else
+    return 0;
   if (i + n >= s.size()) return 0;
   for (size_t k = 1; k <= n; ++k) {
     const unsigned char b = s[i + k];
@@ -68,29 +76,24 @@ std::string Trim(std::string_view s) {
 [[nodiscard]] Result<std::string> ValidateAeTitle(std::string_view value, std::string_view field) {
   std::string ae = Trim(value);
   if (ae.empty()) {
-    return Fail(Code::kInvalidArgument, fmt::format("{} must not be empty", field),
-                std::string(field));
+    return Fail(Code::kInvalidArgument, fmt::format("{} must not be empty", field), std::string(field));
   }
   if (ae.size() > 16) {
     return Fail(Code::kInvalidArgument,
-                fmt::format("{} '{}' is {} characters long; at most 16 are allowed", field, ae,
-                            ae.size()),
+                fmt::format("{} '{}' is {} characters long; at most 16 are allowed", field, ae, ae.size()),
                 std::string(field));
   }
   for (unsigned char c : ae) {
     if (c == '\\') {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("{} must not contain a backslash", field), std::string(field));
+      return Fail(Code::kInvalidArgument, fmt::format("{} must not contain a backslash", field), std::string(field));
     }
     if (c < 0x20 || c == 0x7f) {
       return Fail(Code::kInvalidArgument,
-                  fmt::format("{} must not contain control characters (tab, newline, ...)", field),
-                  std::string(field));
+                  fmt::format("{} must not contain control characters (tab, newline, ...)", field), std::string(field));
     }
     if (c > 0x7e) {
       return Fail(Code::kInvalidArgument,
-                  fmt::format("{} must be plain ASCII (the DICOM default character set)", field),
-                  std::string(field));
+                  fmt::format("{} must be plain ASCII (the DICOM default character set)", field), std::string(field));
     }
   }
   return ae;
@@ -120,8 +123,7 @@ bool IsDnsName(std::string_view h) {
       continue;
     }
     char c = h[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
     if (!ok) return false;
     ++label;
   }
@@ -144,15 +146,12 @@ bool IsDnsName(std::string_view h) {
   if (h.front() == '[' && h.back() == ']') {
     std::string inner = h.substr(1, h.size() - 2);
     if (IsIpv6Literal(inner)) return inner;
-    return Fail(Code::kInvalidArgument,
-                fmt::format("{} '{}' is not a valid IPv6 address", field, h), f);
+    return Fail(Code::kInvalidArgument, fmt::format("{} '{}' is not a valid IPv6 address", field, h), f);
   }
   if (IsIpv6Literal(h) || IsIpv4Literal(h)) return h;
   if (h.find('/') != std::string::npos) {
     return Fail(Code::kInvalidArgument,
-                fmt::format("{} '{}' contains a path; give the bare host name or IP address",
-                            field, h),
-                f);
+                fmt::format("{} '{}' contains a path; give the bare host name or IP address", field, h), f);
   }
   if (h.find(':') != std::string::npos) {
     return Fail(Code::kInvalidArgument,
@@ -162,16 +161,15 @@ bool IsDnsName(std::string_view h) {
                 f);
   }
   if (!IsDnsName(h)) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("{} '{}' is neither an IP address nor a valid DNS name", field, h), f);
+    return Fail(Code::kInvalidArgument, fmt::format("{} '{}' is neither an IP address nor a valid DNS name", field, h),
+                f);
   }
   return h;
 }
 
 [[nodiscard]] Result<uint16_t> ValidatePort(int64_t value, std::string_view field) {
   if (value < 1 || value > 65535) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("{} must be between 1 and 65535 (got {})", field, value),
+    return Fail(Code::kInvalidArgument, fmt::format("{} must be between 1 and 65535 (got {})", field, value),
                 std::string(field));
   }
   return static_cast<uint16_t>(value);

@@ -24,9 +24,7 @@ TEST(AeTitle, TrimsLeadingAndTrailingSpaces) {
   EXPECT_EQ(*r, "ORTHANC");
 }
 
-TEST(AeTitle, SpacesDoNotCountTowardsTheLimit) {
-  EXPECT_TRUE(ValidateAeTitle("   ABCDEFGHIJKLMNOP   "));
-}
+TEST(AeTitle, SpacesDoNotCountTowardsTheLimit) { EXPECT_TRUE(ValidateAeTitle("   ABCDEFGHIJKLMNOP   ")); }
 
 TEST(AeTitle, KeepsInnerSpacesAndCase) {
   auto r = ValidateAeTitle("my Pacs");
@@ -60,9 +58,7 @@ TEST(Host, AcceptsIpv4) { EXPECT_EQ(*ValidateHost("10.0.0.5"), "10.0.0.5"); }
 
 TEST(Host, AcceptsIpv6WithoutBrackets) { EXPECT_EQ(*ValidateHost("::1"), "::1"); }
 
-TEST(Host, AcceptsIpv6WithBracketsAndStripsThem) {
-  EXPECT_EQ(*ValidateHost("[fe80::1:2]"), "fe80::1:2");
-}
+TEST(Host, AcceptsIpv6WithBracketsAndStripsThem) { EXPECT_EQ(*ValidateHost("[fe80::1:2]"), "fe80::1:2"); }
 
 TEST(Host, RefusesBracketsAroundNonIpv6) { EXPECT_FALSE(ValidateHost("[pacs.local]")); }
 
@@ -124,12 +120,12 @@ TEST(HostPort, BracketsIpv6) {
 
 TEST(Utf8, WellFormedOrReplaced) {
   // RFC 3629 section 4 and Unicode's "U+FFFD substitution of maximal subparts" examples.
-  EXPECT_TRUE(IsValidUtf8("M\xC3\x9CLLER"));                  // MÜLLER
-  EXPECT_TRUE(IsValidUtf8("\xE5\xB1\xB1\xE7\x94\xB0"));     // 山田
-  EXPECT_FALSE(IsValidUtf8("M\xDCLLER"));                      // Latin-1 Ü
-  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));                      // overlong "/"
-  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));                  // a surrogate
-  EXPECT_FALSE(IsValidUtf8("\xE5\xB1"));                      // cut short
+  EXPECT_TRUE(IsValidUtf8("M\xC3\x9CLLER"));             // MÜLLER
+  EXPECT_TRUE(IsValidUtf8("\xE5\xB1\xB1\xE7\x94\xB0"));  // 山田
+  EXPECT_FALSE(IsValidUtf8("M\xDCLLER"));                // Latin-1 Ü
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));                 // overlong "/"
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));             // a surrogate
+  EXPECT_FALSE(IsValidUtf8("\xE5\xB1"));                 // cut short
   EXPECT_EQ(ToValidUtf8("M\xC3\x9CLLER"), "M\xC3\x9CLLER");
   EXPECT_EQ(ToValidUtf8("M\xDCLLER^JOS\xC9"), "M\xEF\xBF\xBDLLER^JOS\xEF\xBF\xBD");
   EXPECT_EQ(ToValidUtf8("a\xE5\xB1"), "a\xEF\xBF\xBD\xEF\xBF\xBD");

@@ -60,9 +60,8 @@ bool HmacSha256(std::string_view key, std::string_view data, Digest& out) {
   // Never hand OpenSSL a null pointer for an empty key or message.
   const char* k = key.empty() ? "" : key.data();
   const char* d = data.empty() ? "" : data.data();
-  const unsigned char* r =
-      HMAC(EVP_sha256(), k, static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(d),
-           data.size(), out.data(), &len);
+  const unsigned char* r = HMAC(EVP_sha256(), k, static_cast<int>(key.size()),
+                                reinterpret_cast<const unsigned char*>(d), data.size(), out.data(), &len);
   return r != nullptr && len == out.size();
 }
 
@@ -133,8 +132,7 @@ std::optional<std::string> ShiftDate(std::string_view s, int days) {
   const year_month_day moved{sys_days{ymd} + std::chrono::days{days}};
   const int y = static_cast<int>(moved.year());
   if (y < 1) return std::nullopt;
-  return fmt::format("{:04}{:02}{:02}", y, static_cast<unsigned>(moved.month()),
-                     static_cast<unsigned>(moved.day()));
+  return fmt::format("{:04}{:02}{:02}", y, static_cast<unsigned>(moved.month()), static_cast<unsigned>(moved.day()));
 }
 
 // Each value of a DA (ranges "A-B" included) or DT moved; nothing if some value is not a date.
@@ -157,8 +155,8 @@ std::optional<std::string> ShiftValues(const std::string& value, DcmEVR vr, int 
     size_t start = 0;
     for (;;) {
       const size_t dash = t.find('-', start);
-      std::string_view part = std::string_view(t).substr(
-          start, dash == std::string::npos ? std::string::npos : dash - start);
+      std::string_view part =
+          std::string_view(t).substr(start, dash == std::string::npos ? std::string::npos : dash - start);
       if (!part.empty()) {
         auto date = ShiftDate(part, days);
         if (!date) return std::nullopt;
@@ -174,15 +172,13 @@ std::optional<std::string> ShiftValues(const std::string& value, DcmEVR vr, int 
 }
 
 bool IsText(DcmEVR vr) {
-  static constexpr DcmEVR kText[] = {EVR_AE, EVR_AS, EVR_CS, EVR_DA, EVR_DS, EVR_DT,
-                                     EVR_IS, EVR_LO, EVR_LT, EVR_PN, EVR_SH, EVR_ST,
-                                     EVR_TM, EVR_UC, EVR_UI, EVR_UR, EVR_UT};
+  static constexpr DcmEVR kText[] = {EVR_AE, EVR_AS, EVR_CS, EVR_DA, EVR_DS, EVR_DT, EVR_IS, EVR_LO, EVR_LT,
+                                     EVR_PN, EVR_SH, EVR_ST, EVR_TM, EVR_UC, EVR_UI, EVR_UR, EVR_UT};
   return std::find(std::begin(kText), std::end(kText), vr) != std::end(kText);
 }
 
 bool IsNumber(DcmEVR vr) {
-  static constexpr DcmEVR kNumber[] = {EVR_US, EVR_SS, EVR_UL, EVR_SL,
-                                       EVR_FL, EVR_FD, EVR_UV, EVR_SV};
+  static constexpr DcmEVR kNumber[] = {EVR_US, EVR_SS, EVR_UL, EVR_SL, EVR_FL, EVR_FD, EVR_UV, EVR_SV};
   return std::find(std::begin(kNumber), std::end(kNumber), vr) != std::end(kNumber);
 }
 
@@ -216,7 +212,7 @@ std::string TagText(const DcmElement& elem) {
   return fmt::format("{} {}", tag.getXTag().toString().c_str(), tag.getTagName());
 }
 
-[[nodiscard]] Result<void> Check(OFCondition c, const DcmElement& elem, const char* what) {
+[[nodiscard]] Result<void> Check(const OFCondition& c, const DcmElement& elem, const char* what) {
   if (c.good()) return {};
   return FailCondition(c, fmt::format("cannot {} {}", what, TagText(elem)), Code::kInternal);
 }
@@ -337,8 +333,7 @@ class Anonymizer {
     std::string padded = text;
     if (padded.size() % 2 == 1) padded.push_back(' ');
     if (padded.empty()) return Check(elem.clear(), elem, "empty");
-    return Check(elem.putUint8Array(reinterpret_cast<const Uint8*>(padded.data()), padded.size()),
-                 elem, "replace");
+    return Check(elem.putUint8Array(reinterpret_cast<const Uint8*>(padded.data()), padded.size()), elem, "replace");
   }
 
   [[nodiscard]] Result<void> MapValues(DcmElement& elem) {
@@ -355,8 +350,8 @@ class Anonymizer {
     }
     if (mapped.size() % 2 == 1) mapped.push_back('\0');
     if (mapped.empty()) return Check(elem.clear(), elem, "empty");
-    return Check(elem.putUint8Array(reinterpret_cast<const Uint8*>(mapped.data()), mapped.size()),
-                 elem, "replace the UID of");
+    return Check(elem.putUint8Array(reinterpret_cast<const Uint8*>(mapped.data()), mapped.size()), elem,
+                 "replace the UID of");
   }
 
   const AnonymizeOptions& options_;
@@ -380,8 +375,7 @@ struct MethodCode {
   OFCondition c = item.putAndInsertString(key, value.c_str());
   if (c.good()) return {};
   DcmTag tag(key);
-  return FailCondition(c, fmt::format("cannot write {} {}", key.toString().c_str(),
-                                           tag.getTagName()), Code::kInternal);
+  return FailCondition(c, fmt::format("cannot write {} {}", key.toString().c_str(), tag.getTagName()), Code::kInternal);
 }
 
 // Patient Identity Removed, De-identification Method (one LO value per profile and option, each
@@ -411,8 +405,7 @@ struct MethodCode {
     if (auto r = Put(*item, DCM_CodingSchemeDesignator, "DCM"); !r) return r;
     if (auto r = Put(*item, DCM_CodeMeaning, code.meaning); !r) return r;
   }
-  return Put(ds, DCM_LongitudinalTemporalInformationModified,
-             o.retain_dates ? "MODIFIED" : "REMOVED");
+  return Put(ds, DCM_LongitudinalTemporalInformationModified, o.retain_dates ? "MODIFIED" : "REMOVED");
 }
 
 }  // namespace
@@ -426,26 +419,20 @@ std::string MapUid(std::string_view uid, std::string_view secret) {
 
 int DateShiftDays(std::string_view key, std::string_view secret) {
   const Digest mac = HmacOrZero(secret, "date-shift:" + std::string(key));
-  const uint32_t v =
-      (uint32_t{mac[0]} << 24) | (uint32_t{mac[1]} << 16) | (uint32_t{mac[2]} << 8) | mac[3];
+  const uint32_t v = (uint32_t{mac[0]} << 24) | (uint32_t{mac[1]} << 16) | (uint32_t{mac[2]} << 8) | mac[3];
   return -static_cast<int>(1 + v % 3650);
 }
 
 [[nodiscard]] Result<void> Anonymize(DcmDataset& ds, const AnonymizeOptions& options) {
   if (options.secret.size() < kMinSecret) {
-    return Fail(
-        Code::kInvalidArgument,
-        fmt::format("the anonymization secret must have at least {} characters", kMinSecret),
-        "secret");
+    return Fail(Code::kInvalidArgument,
+                fmt::format("the anonymization secret must have at least {} characters", kMinSecret), "secret");
   }
   const std::string& label = options.subject_label;
-  if (label.size() > kMaxLabel || std::any_of(label.begin(), label.end(), [](char c) {
-        return c < 0x20 || c > 0x7E || c == '\\';
-      })) {
-    return Fail(
-        Code::kInvalidArgument,
-        "the subject label must be at most 64 printable ASCII characters without a backslash",
-        "subject_label");
+  if (label.size() > kMaxLabel ||
+      std::any_of(label.begin(), label.end(), [](char c) { return c < 0x20 || c > 0x7E || c == '\\'; })) {
+    return Fail(Code::kInvalidArgument,
+                "the subject label must be at most 64 printable ASCII characters without a backslash", "subject_label");
   }
   Digest probe{};
   if (!HmacSha256(options.secret, "probe", probe)) {
@@ -454,8 +441,7 @@ int DateShiftDays(std::string_view key, std::string_view secret) {
   // The shift comes from the patient's original identity, read before it is replaced.
   const int shift =
       options.retain_dates
-          ? DateShiftDays(TopLevel(ds, DCM_PatientID) + "|" + TopLevel(ds, DCM_PatientName),
-                          options.secret)
+          ? DateShiftDays(TopLevel(ds, DCM_PatientID) + "|" + TopLevel(ds, DCM_PatientName), options.secret)
           : 0;
   Anonymizer anonymizer(options, label.empty() ? kDefaultLabel : label, shift);
   if (auto r = anonymizer.Process(ds); !r) return r;

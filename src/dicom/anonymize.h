@@ -25,7 +25,6 @@ namespace pb::dicom {
 // naming the attribute.
 [[nodiscard]] Result<void> Anonymize(DcmDataset& ds, const AnonymizeOptions& options);
 
-
 // Days to add to every date of one patient when retain_dates is on: derived from
 // HMAC-SHA256(secret, "date-shift:" + key), in [-3650, -1] (always into the past, never zero).
 // Anonymize uses key = original PatientID + "|" + original PatientName.

@@ -7,7 +7,7 @@
 namespace pb::dicom {
 
 struct AnonymizeOptions {
-  bool retain_dates = false;  // Retain Longitudinal Temporal Information with Modified Dates Option
+  bool retain_dates = false;            // Retain Longitudinal Temporal Information with Modified Dates Option
   bool retain_device_identity = false;  // Retain Device Identity Option
   bool retain_uids = false;             // Retain UIDs Option
   bool keep_private_tags = false;       // default: all private tags removed, creators included

@@ -155,8 +155,8 @@ std::string Shifted(const std::string& yyyymmdd, int days) {
                            day{static_cast<unsigned>(std::stoi(yyyymmdd.substr(6, 2)))}};
   const year_month_day r{sys_days{ymd} + std::chrono::days{days}};
   char buf[16];
-  std::snprintf(buf, sizeof buf, "%04d%02u%02u", static_cast<int>(r.year()),
-                static_cast<unsigned>(r.month()), static_cast<unsigned>(r.day()));
+  std::snprintf(buf, sizeof buf, "%04d%02u%02u", static_cast<int>(r.year()), static_cast<unsigned>(r.month()),
+                static_cast<unsigned>(r.day()));
   return buf;
 }
 
@@ -235,9 +235,8 @@ void CheckEveryRow(const AnonymizeOptions& options) {
       }
       continue;
     }
-    const std::string after = vr == EVR_OB || vr == EVR_OW || vr == EVR_UN
-                                  ? std::to_string(elem->getLengthField())
-                                  : Value(*elem);
+    const std::string after =
+        vr == EVR_OB || vr == EVR_OW || vr == EVR_UN ? std::to_string(elem->getLengthField()) : Value(*elem);
     const std::string was = vr == EVR_OB || vr == EVR_OW || vr == EVR_UN ? "8" : before;
     switch (want) {
       case Want::kEmpty:
@@ -357,8 +356,7 @@ TEST(Anonymize, KeepsImageAttributesAndRecordsTheMethod) {
   ASSERT_TRUE(f.ds.findAndGetUint16Array(DCM_PixelData, pixels).good());
   EXPECT_EQ(pixels[3], 4);
   EXPECT_EQ(Get(f.ds, DCM_PatientIdentityRemoved), "YES");
-  EXPECT_NE(Get(f.ds, DCM_DeidentificationMethod).find("Basic Application Level Confidentiality"),
-            std::string::npos);
+  EXPECT_NE(Get(f.ds, DCM_DeidentificationMethod).find("Basic Application Level Confidentiality"), std::string::npos);
   EXPECT_EQ(Get(f.ds, DCM_LongitudinalTemporalInformationModified), "REMOVED");
   DcmItem* code = nullptr;
   ASSERT_TRUE(f.ds.findAndGetSequenceItem(DCM_DeidentificationMethodCodeSequence, code, 0).good());
@@ -489,10 +487,8 @@ TEST(Anonymize, SurvivesEmptyOddAndDeeplyNestedInput) {
   EXPECT_EQ(Get(ds, DCM_AcquisitionDateTime), "");  // no full date: emptied
   EXPECT_EQ(Get(ds, DCM_ContentDate), "");
   const int shift = DateShiftDays("|DOE^JANE", kSecret);  // Patient Name read from the UN
-  EXPECT_EQ(Get(ds, DCM_InstanceCreationDate),
-            Shifted("20240101", shift) + "-" + Shifted("20240131", shift));
-  EXPECT_EQ(Get(ds, DCM_SeriesInstanceUID),
-            MapUid("1.2.3", kSecret) + "\\" + MapUid("1.2.4", kSecret));
+  EXPECT_EQ(Get(ds, DCM_InstanceCreationDate), Shifted("20240101", shift) + "-" + Shifted("20240131", shift));
+  EXPECT_EQ(Get(ds, DCM_SeriesInstanceUID), MapUid("1.2.3", kSecret) + "\\" + MapUid("1.2.4", kSecret));
   ASSERT_TRUE(ds.findAndGetElement(DcmTagKey(0x0020, 0x0052), un).good());
   Uint8* bytes = nullptr;
   ASSERT_TRUE(un->getUint8Array(bytes).good());
@@ -539,8 +535,7 @@ TEST(Anonymize, RetainUidsKeepsUids) {
   EXPECT_EQ(Get(ds, DCM_SOPInstanceUID), "1.2.3.2");
 }
 
-DcmDataset Patient(const char* id, const char* name, const char* study_date,
-                   const char* series_date) {
+DcmDataset Patient(const char* id, const char* name, const char* study_date, const char* series_date) {
   DcmDataset ds;
   ds.putAndInsertString(DCM_PatientID, id);
   ds.putAndInsertString(DCM_PatientName, name);
@@ -635,8 +630,7 @@ TEST(DateShift, IsDeterministicAndAlwaysInTheLastTenYears) {
     seen.insert(d);
   }
   EXPECT_GT(seen.size(), 1000u);  // spread over the range
-  EXPECT_NE(DateShiftDays("PID|DOE^JOHN", kSecret),
-            DateShiftDays("PID|DOE^JOHN", "another-secret-of-16+"));
+  EXPECT_NE(DateShiftDays("PID|DOE^JOHN", kSecret), DateShiftDays("PID|DOE^JOHN", "another-secret-of-16+"));
 }
 
 }  // namespace

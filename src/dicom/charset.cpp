@@ -1,7 +1,7 @@
 #include "dicom/charset.h"
 
-#include "dicom/condition.h"
 #include <iconv.h>
+#include "dicom/condition.h"
 
 #include <memory>
 #include <optional>
@@ -16,7 +16,7 @@ namespace {
 
 std::optional<std::string> Iconv(const char* from, const std::string& in) {
   iconv_t cd = iconv_open("UTF-8", from);
-  if (cd == reinterpret_cast<iconv_t>(-1)) return std::nullopt;
+  if (cd == reinterpret_cast<iconv_t>(-1)) return std::nullopt;  // NOLINT(performance-no-int-to-ptr): iconv's API
   std::unique_ptr<void, int (*)(iconv_t)> guard(cd, iconv_close);
   std::string out(in.size() * 4 + 16, '\0');
   char* src = const_cast<char*>(in.data());
@@ -51,7 +51,13 @@ Fallback FallbackFor(const std::string& charset) {
 
 bool IsText(DcmEVR vr) {
   switch (vr) {
-    case EVR_PN: case EVR_LO: case EVR_SH: case EVR_ST: case EVR_LT: case EVR_UT: case EVR_UC:
+    case EVR_PN:
+    case EVR_LO:
+    case EVR_SH:
+    case EVR_ST:
+    case EVR_LT:
+    case EVR_UT:
+    case EVR_UC:
       return true;
     default:
       return false;

@@ -33,8 +33,9 @@ TEST(CharsetToUtf8, DecodesJapaneseIso2022AsInTheStandardExample) {
 }
 
 TEST(CharsetToUtf8, DecodesKoreanWithAndWithoutItsG1Designation) {
-  for (std::string value : {"Hong^Gildong=\x1b$)C\xfb\xf3^\x1b$)C\xd1\xce\xd4\xd7=\x1b$)C\xc8\xab^\x1b$)C\xb1\xe6\xb5\xbf",
-                            "Hong^Gildong=\xfb\xf3^\xd1\xce\xd4\xd7=\xc8\xab^\xb1\xe6\xb5\xbf"}) {
+  for (std::string value :
+       {"Hong^Gildong=\x1b$)C\xfb\xf3^\x1b$)C\xd1\xce\xd4\xd7=\x1b$)C\xc8\xab^\x1b$)C\xb1\xe6\xb5\xbf",
+        "Hong^Gildong=\xfb\xf3^\xd1\xce\xd4\xd7=\xc8\xab^\xb1\xe6\xb5\xbf"}) {
     for (const char* cs : {"\\ISO 2022 IR 149", "ISO 2022 IR 149"}) {
       DcmDataset ds;
       ds.putAndInsertString(DCM_SpecificCharacterSet, cs);

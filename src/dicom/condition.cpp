@@ -36,16 +36,20 @@ NetFault Classify(const OFCondition& c) {
 
 Code CodeOf(const OFCondition& c, Code otherwise) {
   switch (Classify(c)) {
-    case NetFault::kTimeout: return Code::kTimeout;
-    case NetFault::kAborted: return Code::kAborted;
+    case NetFault::kTimeout:
+      return Code::kTimeout;
+    case NetFault::kAborted:
+      return Code::kAborted;
     case NetFault::kRefused:
     case NetFault::kUnreachable:
-    case NetFault::kClosed: return Code::kUnavailable;
+    case NetFault::kClosed:
+      return Code::kUnavailable;
     case NetFault::kNone:
     case NetFault::kTls:
     case NetFault::kTlsCertificate:
     case NetFault::kRejected:
-    case NetFault::kOther: break;
+    case NetFault::kOther:
+      break;
   }
   return otherwise;
 }

@@ -100,7 +100,8 @@ TEST(Condition, DcmtksNamedConditionsMapByIdentity) {
 TEST(Condition, ErrorsSayWhatWasDoneThenDcmtksWords) {
   const Error e = ConditionError(DUL_PEERABORTEDASSOCIATION, "C-FIND to PACS@127.0.0.1:104 failed");
   EXPECT_EQ(e.code, Code::kAborted);
-  EXPECT_EQ(e.message, std::string("C-FIND to PACS@127.0.0.1:104 failed: ") + OFCondition(DUL_PEERABORTEDASSOCIATION).text());
+  EXPECT_EQ(e.message,
+            std::string("C-FIND to PACS@127.0.0.1:104 failed: ") + OFCondition(DUL_PEERABORTEDASSOCIATION).text());
   EXPECT_EQ(FailCondition(EC_IllegalCall, "cannot set (0010,0010)", Code::kInvalidArgument).value().code,
             Code::kInvalidArgument);
 }

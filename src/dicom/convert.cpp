@@ -11,8 +11,8 @@ namespace pb::dicom {
 
 bool CanGiveLosslessly(const std::string& from, const std::string& to) { return CanConvert(from, to, false); }
 
-[[nodiscard]] Result<void> ConvertFile(const std::filesystem::path& source, const std::string& from, const std::string& to,
-                         const std::filesystem::path& target) {
+[[nodiscard]] Result<void> ConvertFile(const std::filesystem::path& source, const std::string& from,
+                                       const std::string& to, const std::filesystem::path& target) {
   DcmFileFormat file;
   if (file.loadFile(source.c_str()).bad()) {
     return Fail(Code::kIoError, fmt::format("cannot read the stored file {}", source.string()));

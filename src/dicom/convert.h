@@ -12,7 +12,7 @@ namespace pb::dicom {
 bool CanGiveLosslessly(const std::string& from, const std::string& to);
 
 // Writes `source` (stored in `from`) to `target` in `to`, with a new file meta header.
-[[nodiscard]] Result<void> ConvertFile(const std::filesystem::path& source, const std::string& from, const std::string& to,
-                         const std::filesystem::path& target);
+[[nodiscard]] Result<void> ConvertFile(const std::filesystem::path& source, const std::string& from,
+                                       const std::string& to, const std::filesystem::path& target);
 
 }  // namespace pb::dicom

@@ -2,11 +2,11 @@
 
 #include <cctype>
 
-#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
-#include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcdicent.h>
+#include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <fmt/format.h>
 
@@ -51,7 +51,8 @@ std::optional<uint32_t> ParseTag(std::string_view text) {
 
 std::string TagKeyword(uint32_t tag) {
   const DcmDataDictionary& dict = dcmDataDict.rdlock();
-  const DcmDictEntry* e = dict.findEntry(DcmTagKey(static_cast<Uint16>(tag >> 16), static_cast<Uint16>(tag & 0xFFFF)), nullptr);
+  const DcmDictEntry* e =
+      dict.findEntry(DcmTagKey(static_cast<Uint16>(tag >> 16), static_cast<Uint16>(tag & 0xFFFF)), nullptr);
   std::string out = e && e->getTagName() ? e->getTagName() : "";
   dcmDataDict.rdunlock();
   return out;
@@ -80,16 +81,17 @@ Result<void> Dataset::Set(uint32_t tag, std::string_view utf8_value) {
   if (!IsAscii(utf8_value)) {
     std::string problem;
     if (!ToUtf8(*impl_->ds, &problem)) {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("cannot set {}: the data set's text cannot be converted to UTF-8 ({})",
-                              TagString(tag), problem));
+      return Fail(
+          Code::kInvalidArgument,
+          fmt::format("cannot set {}: the data set's text cannot be converted to UTF-8 ({})", TagString(tag), problem));
     }
   }
   DcmTag t(Key(tag));
   if (t.getEVR() == EVR_UNKNOWN || t.getEVR() == EVR_UN) {
     return Fail(Code::kInvalidArgument, fmt::format("cannot set {}: not in the data dictionary", TagString(tag)));
   }
-  if (t.getEVR() == EVR_SQ) return Fail(Code::kInvalidArgument, fmt::format("cannot set {}: it is a sequence", TagString(tag)));
+  if (t.getEVR() == EVR_SQ)
+    return Fail(Code::kInvalidArgument, fmt::format("cannot set {}: it is a sequence", TagString(tag)));
   OFCondition c = impl_->ds->putAndInsertOFStringArray(t, OFString(utf8_value.data(), utf8_value.size()));
   if (c.bad()) return FailCondition(c, fmt::format("cannot set {}", TagString(tag)), Code::kInvalidArgument);
   return {};
@@ -102,16 +104,14 @@ Result<void> Dataset::Clear(uint32_t tag) {
   return {};
 }
 
-Result<void> Dataset::Anonymize(const AnonymizeOptions& options) {
-  return dicom::Anonymize(*impl_->ds, options);
-}
+Result<void> Dataset::Anonymize(const AnonymizeOptions& options) { return dicom::Anonymize(*impl_->ds, options); }
 
 Result<int64_t> Dataset::Write(const std::filesystem::path& file) const {
   DcmXfer xfer(impl_->transfer_syntax_uid.c_str());
   // The file format borrows the data set and gives it back, so pixel data is never copied.
   DcmFileFormat ff(impl_->ds.get(), OFFalse);
-  OFCondition c = ff.saveFile(file.c_str(), xfer.getXfer(), EET_ExplicitLength, EGL_recalcGL,
-                              EPD_noChange, 0, 0, EWM_createNewMeta);
+  OFCondition c = ff.saveFile(file.c_str(), xfer.getXfer(), EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
+                              EWM_createNewMeta);
   ff.getAndRemoveDataset();
   if (c.bad()) {
     std::error_code ec;

@@ -12,7 +12,7 @@ namespace pb::dicom {
 
 namespace {
 
-EchoResult Failed(std::string reason, int64_t latency_ms) {
+EchoResult Failed(const std::string& reason, int64_t latency_ms) {
   return EchoResult{false, "Connection failed: " + reason, latency_ms, reason};
 }
 
@@ -21,17 +21,15 @@ EchoResult Failed(std::string reason, int64_t latency_ms) {
 EchoResult Echo(const EchoRequest& rq) {
   auto start = std::chrono::steady_clock::now();
   auto a = Associate(rq, {{UID_VerificationSOPClass,
-                           {UID_LittleEndianExplicitTransferSyntax,
-                            UID_LittleEndianImplicitTransferSyntax}}});
+                           {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}}});
   if (!a) return Failed(a.error().message, 0);
   DIC_US status = 0;
   DcmDataset* detail = nullptr;
-  OFCondition cond = DIMSE_echoUser((*a)->get(), (*a)->get()->nextMsgID++, DIMSE_NONBLOCKING,
-                                    rq.timeout_seconds, &status, &detail);
+  OFCondition cond =
+      DIMSE_echoUser((*a)->get(), (*a)->get()->nextMsgID++, DIMSE_NONBLOCKING, rq.timeout_seconds, &status, &detail);
   std::unique_ptr<DcmDataset> owned_detail(detail);  // the status detail is not needed
-  auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::steady_clock::now() - start)
-                     .count();
+  auto latency =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
   if (cond.bad()) {
     (*a)->Abort();
     if (cond == DIMSE_NODATAAVAILABLE) {

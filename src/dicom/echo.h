@@ -14,7 +14,7 @@ struct EchoResult {
   bool ok = false;
   std::string message;  // "Connection established" or "Connection failed: <reason>"
   int64_t latency_ms = 0;
-  std::string reason;   // when it failed: why, without the "Connection failed: " lead
+  std::string reason;  // when it failed: why, without the "Connection failed: " lead
 };
 
 EchoResult Echo(const EchoRequest& request);

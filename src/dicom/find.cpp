@@ -28,17 +28,14 @@ const std::map<std::string, std::vector<DcmTagKey>>& ReturnKeys() {
        {DCM_PatientName, DCM_PatientID, DCM_IssuerOfPatientID, DCM_PatientBirthDate, DCM_PatientSex,
         DCM_NumberOfPatientRelatedStudies}},
       {"STUDY",
-       {DCM_StudyInstanceUID, DCM_StudyDate, DCM_StudyTime, DCM_AccessionNumber, DCM_StudyID,
-        DCM_StudyDescription, DCM_ReferringPhysicianName, DCM_PatientName, DCM_PatientID,
-        DCM_PatientBirthDate, DCM_PatientSex, DCM_ModalitiesInStudy, DCM_SOPClassesInStudy,
-        DCM_NumberOfStudyRelatedSeries, DCM_NumberOfStudyRelatedInstances}},
+       {DCM_StudyInstanceUID, DCM_StudyDate, DCM_StudyTime, DCM_AccessionNumber, DCM_StudyID, DCM_StudyDescription,
+        DCM_ReferringPhysicianName, DCM_PatientName, DCM_PatientID, DCM_PatientBirthDate, DCM_PatientSex,
+        DCM_ModalitiesInStudy, DCM_SOPClassesInStudy, DCM_NumberOfStudyRelatedSeries,
+        DCM_NumberOfStudyRelatedInstances}},
       {"SERIES",
-       {DCM_StudyInstanceUID, DCM_SeriesInstanceUID, DCM_Modality, DCM_SeriesNumber,
-        DCM_SeriesDescription, DCM_SeriesDate, DCM_BodyPartExamined,
-        DCM_NumberOfSeriesRelatedInstances}},
-      {"IMAGE",
-       {DCM_StudyInstanceUID, DCM_SeriesInstanceUID, DCM_SOPInstanceUID, DCM_SOPClassUID,
-        DCM_InstanceNumber}},
+       {DCM_StudyInstanceUID, DCM_SeriesInstanceUID, DCM_Modality, DCM_SeriesNumber, DCM_SeriesDescription,
+        DCM_SeriesDate, DCM_BodyPartExamined, DCM_NumberOfSeriesRelatedInstances}},
+      {"IMAGE", {DCM_StudyInstanceUID, DCM_SeriesInstanceUID, DCM_SOPInstanceUID, DCM_SOPClassUID, DCM_InstanceNumber}},
   };
   return kKeys;
 }
@@ -76,8 +73,7 @@ struct Collector {
   const std::function<void(DcmDataset&)>* take;
 };
 
-void OnResponse(void* data, T_DIMSE_C_FindRQ* request, int, T_DIMSE_C_FindRSP*,
-                DcmDataset* identifier) {
+void OnResponse(void* data, T_DIMSE_C_FindRQ* request, int, T_DIMSE_C_FindRSP*, DcmDataset* identifier) {
   auto* c = static_cast<Collector*>(data);
   if (!identifier || c->truncated) return;
   if (c->count >= c->max) {
@@ -97,10 +93,8 @@ bool ParseKeyword(const std::string& key, DcmTagKey& out) { return ParseKey(key,
 std::string KeywordOf(const DcmTagKey& key) { return Keyword(key); }
 
 [[nodiscard]] Result<bool> RunFind(const PeerRequest& peer, const char* model, DcmDataset& query, size_t max_results,
-                     const std::function<void(DcmDataset&)>& take) {
-  auto a = Associate(peer, {{model,
-                             {UID_LittleEndianExplicitTransferSyntax,
-                              UID_LittleEndianImplicitTransferSyntax}}});
+                                   const std::function<void(DcmDataset&)>& take) {
+  auto a = Associate(peer, {{model, {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}}});
   if (!a) return tl::unexpected(a.error());
   T_ASC_PresentationContextID pres = (*a)->ContextFor(model);
   T_DIMSE_C_FindRQ req{};
@@ -112,15 +106,14 @@ std::string KeywordOf(const DcmTagKey& key) { return Keyword(key); }
   T_DIMSE_C_FindRSP rsp{};
   DcmDataset* detail = nullptr;
   int responses = 0;
-  OFCondition cond = DIMSE_findUser((*a)->get(), pres, &req, &query, responses, OnResponse,
-                                    &collector, DIMSE_NONBLOCKING, peer.timeout_seconds, &rsp,
-                                    &detail);
+  OFCondition cond = DIMSE_findUser((*a)->get(), pres, &req, &query, responses, OnResponse, &collector,
+                                    DIMSE_NONBLOCKING, peer.timeout_seconds, &rsp, &detail);
   std::unique_ptr<DcmDataset> owned_detail(detail);
   if (cond.bad()) {
     (*a)->Abort();
     if (cond == DIMSE_NODATAAVAILABLE) {
-      return Fail(Code::kTimeout, fmt::format("{} stopped answering the C-FIND for {} s",
-                                              (*a)->where(), peer.timeout_seconds));
+      return Fail(Code::kTimeout,
+                  fmt::format("{} stopped answering the C-FIND for {} s", (*a)->where(), peer.timeout_seconds));
     }
     if (cond == DUL_PEERABORTEDASSOCIATION) {
       return Fail(Code::kPermissionDenied,
@@ -129,8 +122,7 @@ std::string KeywordOf(const DcmTagKey& key) { return Keyword(key); }
                               "e.g. in Orthanc's DicomModalities)",
                               (*a)->where(), peer.calling_ae));
     }
-    return FailCondition(cond,
-                fmt::format("C-FIND to {} failed", (*a)->where()), Code::kUnavailable);
+    return FailCondition(cond, fmt::format("C-FIND to {} failed", (*a)->where()), Code::kUnavailable);
   }
   (*a)->Release();
   if (rsp.DimseStatus != STATUS_Success && rsp.DimseStatus != STATUS_FIND_Cancel_MatchingTerminatedDueToCancelRequest &&
@@ -139,9 +131,8 @@ std::string KeywordOf(const DcmTagKey& key) { return Keyword(key); }
     if (detail) detail->findAndGetOFString(DCM_ErrorComment, comment);
     // Out of resources (A7xx) may pass; other refusals are about the query.
     return Fail((rsp.DimseStatus & 0xFF00) == 0xA700 ? Code::kUnavailable : Code::kInternal,
-                fmt::format("C-FIND refused by {}: status 0x{:04X}{}{}", (*a)->where(),
-                                             rsp.DimseStatus, comment.empty() ? "" : ": ",
-                                             comment.c_str()));
+                fmt::format("C-FIND refused by {}: status 0x{:04X}{}{}", (*a)->where(), rsp.DimseStatus,
+                            comment.empty() ? "" : ": ", comment.c_str()));
   }
   return collector.truncated;
 }
@@ -180,8 +171,8 @@ std::vector<uint32_t> DefaultReturnKeys(const std::string& level) {
     return Fail(Code::kInvalidArgument, "level must be PATIENT, STUDY, SERIES or IMAGE", "level");
   }
   if (level == "PATIENT" && !rq.patient_root) {
-    return Fail(Code::kInvalidArgument,
-                "PATIENT level needs the Patient Root model: set the node's patient_root", "level");
+    return Fail(Code::kInvalidArgument, "PATIENT level needs the Patient Root model: set the node's patient_root",
+                "level");
   }
   DcmDataset query;
   query.putAndInsertString(DCM_QueryRetrieveLevel, level.c_str());
@@ -191,16 +182,15 @@ std::vector<uint32_t> DefaultReturnKeys(const std::string& level) {
   for (const auto& [name, value] : rq.keys) {
     DcmTagKey key;
     if (!ParseKey(name, key)) {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("'{}' is not a DICOM keyword or (gggg,eeee) tag", name), "query." + name);
+      return Fail(Code::kInvalidArgument, fmt::format("'{}' is not a DICOM keyword or (gggg,eeee) tag", name),
+                  "query." + name);
     }
     const DcmTag tag(key);
     if (auto checked = CheckMatchingValue(name, DcmVR(tag.getEVR()).getVRName(), value); !checked) {
       return tl::unexpected(checked.error());
     }
     if (query.putAndInsertString(key, value.c_str()).bad()) {
-      return Fail(Code::kInvalidArgument, fmt::format("'{}' cannot take the value '{}'", name, value),
-                  "query." + name);
+      return Fail(Code::kInvalidArgument, fmt::format("'{}' cannot take the value '{}'", name, value), "query." + name);
     }
   }
   if (rq.charset != "none") {

@@ -21,14 +21,14 @@ struct FindRequest {
   std::string level;  // PATIENT, STUDY, SERIES, IMAGE (case-insensitive)
   bool patient_root = false;
   std::vector<std::pair<std::string, std::string>> keys;  // keyword or (gggg,eeee) → value
-  std::string charset = "ISO_IR 192";  // Specific Character Set of the query; "none": send none
+  std::string charset = "ISO_IR 192";                     // Specific Character Set of the query; "none": send none
   size_t max_results = 1000;
   bool default_keys = true;  // false: only `keys` are asked for (each computed key costs the peer)
 };
 
 struct FindResult {
   std::vector<std::map<std::string, std::string>> rows;  // keyword → UTF-8 value
-  bool truncated = false;  // max_results reached: the rest was canceled (C-CANCEL)
+  bool truncated = false;                                // max_results reached: the rest was canceled (C-CANCEL)
 };
 
 // Errors: kInvalidArgument naming the field ("level", "query.Foo"; a malformed date, time or

@@ -17,7 +17,7 @@ namespace pb::dicom {
 // answer goes to `take` (on this thread) until `max_results`, then the rest is canceled
 // (C-CANCEL). True when it was. Errors as Find's (find.h).
 [[nodiscard]] Result<bool> RunFind(const PeerRequest& peer, const char* model, DcmDataset& query, size_t max_results,
-                     const std::function<void(DcmDataset&)>& take);
+                                   const std::function<void(DcmDataset&)>& take);
 
 // "PatientName", "(0010,0010)" or "0010,0010" → tag; the keyword of a tag ("(gggg,eeee)"
 // when the dictionary has none).

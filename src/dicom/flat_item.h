@@ -9,7 +9,7 @@
 namespace pb::dicom {
 
 struct FlatItem {
-  std::map<std::string, std::string> values;              // keyword → value
+  std::map<std::string, std::string> values;               // keyword → value
   std::map<std::string, std::vector<FlatItem>> sequences;  // keyword → items (empty: an empty sequence)
 };
 

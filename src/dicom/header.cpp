@@ -4,8 +4,8 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcistrmb.h>
-#include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <fmt/format.h>
 
 #include "dicom/charset.h"
@@ -27,8 +27,8 @@ std::string Get(DcmItem* item, const DcmTagKey& key) {
 
 [[nodiscard]] Result<InstanceRecord> ReadHeader(const std::filesystem::path& file) {
   DcmFileFormat ff;
-  OFCondition cond = ff.loadFileUntilTag(file.c_str(), EXS_Unknown, EGL_noChange,
-                                         DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData);
+  OFCondition cond =
+      ff.loadFileUntilTag(file.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData);
   if (cond.bad()) {
     return FailCondition(cond, "unreadable DICOM header", Code::kInvalidArgument);
   }
@@ -36,13 +36,13 @@ std::string Get(DcmItem* item, const DcmTagKey& key) {
 }
 
 [[nodiscard]] Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool complete,
-                                            const std::string& transfer_syntax_uid) {
+                                                          const std::string& transfer_syntax_uid) {
   if (auto scanned = ScanHeader(bytes, complete, transfer_syntax_uid)) return std::move(*scanned);
   return ReadHeaderFromBufferByDcmtk(bytes, complete, transfer_syntax_uid);
 }
 
 [[nodiscard]] Result<InstanceRecord> ReadHeaderFromBufferByDcmtk(const std::string& bytes, bool complete,
-                                                   const std::string& transfer_syntax_uid) {
+                                                                 const std::string& transfer_syntax_uid) {
   DcmXfer xfer(transfer_syntax_uid.c_str());
   if (xfer.getXfer() == EXS_Unknown || xfer.getStreamCompression() != ESC_none) {
     return Fail(Code::kInvalidArgument, "header parsing from memory: syntax not supported");
@@ -76,10 +76,10 @@ std::string Get(DcmItem* item, const DcmTagKey& key) {
 }
 
 [[nodiscard]] Result<std::map<uint32_t, std::string>> ReadAttributes(const std::filesystem::path& file,
-                                                       const std::vector<uint32_t>& tags) {
+                                                                     const std::vector<uint32_t>& tags) {
   DcmFileFormat ff;
-  OFCondition cond = ff.loadFileUntilTag(file.c_str(), EXS_Unknown, EGL_noChange,
-                                         DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData);
+  OFCondition cond =
+      ff.loadFileUntilTag(file.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect, DCM_PixelData);
   if (cond.bad()) {
     return FailCondition(cond, "unreadable DICOM header", Code::kInvalidArgument);
   }
@@ -103,8 +103,7 @@ namespace {
   r.sop_class_uid = Get(ds, DCM_SOPClassUID);
   r.study_uid = Get(ds, DCM_StudyInstanceUID);
   r.series_uid = Get(ds, DCM_SeriesInstanceUID);
-  for (auto [value, name] : {std::pair{&r.sop_uid, "SOPInstanceUID"},
-                             std::pair{&r.study_uid, "StudyInstanceUID"},
+  for (auto [value, name] : {std::pair{&r.sop_uid, "SOPInstanceUID"}, std::pair{&r.study_uid, "StudyInstanceUID"},
                              std::pair{&r.series_uid, "SeriesInstanceUID"}}) {
     if (value->empty()) {
       return Fail(Code::kInvalidArgument, fmt::format("the data set has no {}", name), name);

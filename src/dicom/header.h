@@ -20,10 +20,10 @@ namespace pb::dicom {
 // `complete` says the bytes are the whole data set. Fails when the bytes end before PixelData
 // (the caller then reads the file) or the syntax is deflated.
 [[nodiscard]] Result<InstanceRecord> ReadHeaderFromBuffer(const std::string& bytes, bool complete,
-                                            const std::string& transfer_syntax_uid);
+                                                          const std::string& transfer_syntax_uid);
 // The same by DCMTK's parse alone (what the walk must agree with; its fuzz target compares).
 [[nodiscard]] Result<InstanceRecord> ReadHeaderFromBufferByDcmtk(const std::string& bytes, bool complete,
-                                                   const std::string& transfer_syntax_uid);
+                                                                 const std::string& transfer_syntax_uid);
 
 // The same from the first bytes of a DICOM file (with its meta header) kept in memory while it
 // was written, so a file just received need not be read again. `complete`: the bytes are the
@@ -33,6 +33,6 @@ namespace pb::dicom {
 // Top-level values of the given tags (UTF-8) from a stored file's header; absent tags are left
 // out. For routing rules that name attributes an InstanceRecord does not carry.
 [[nodiscard]] Result<std::map<uint32_t, std::string>> ReadAttributes(const std::filesystem::path& file,
-                                                       const std::vector<uint32_t>& tags);
+                                                                     const std::vector<uint32_t>& tags);
 
 }  // namespace pb::dicom

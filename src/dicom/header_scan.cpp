@@ -5,17 +5,15 @@
 #include <string>
 
 #include <dcmtk/config/osconfig.h>
-#include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcdicent.h>
+#include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dctagkey.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 
 namespace pb::dicom {
 namespace {
 
-constexpr uint32_t TagOf(uint16_t group, uint16_t element) {
-  return (static_cast<uint32_t>(group) << 16) | element;
-}
+constexpr uint32_t TagOf(uint16_t group, uint16_t element) { return (static_cast<uint32_t>(group) << 16) | element; }
 constexpr uint32_t kPixelData = TagOf(0x7FE0, 0x0010);
 constexpr uint32_t kItem = TagOf(0xFFFE, 0xE000);
 constexpr uint32_t kItemEnd = TagOf(0xFFFE, 0xE00D);
@@ -75,8 +73,7 @@ const char* const kAsciiCompatible[] = {"ISO_IR 100", "ISO_IR 101", "ISO_IR 109"
                                         "ISO_IR 148", "ISO_IR 166", "ISO_IR 203"};
 
 bool IsLongForm(const char vr[2]) {
-  static const char* const kLong[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
-                                      "SV", "UC", "UN", "UR", "UT", "UV"};
+  static const char* const kLong[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"};
   for (const char* v : kLong) {
     if (vr[0] == v[0] && vr[1] == v[1]) return true;
   }
@@ -165,9 +162,8 @@ class Walker {
     if (!implicit_) return h.vr[0] == 'S' && h.vr[1] == 'Q';
     // Implicit VR: as DCMTK does, the dictionary says (looked up under one lock per walk).
     if (!dict_) dict_ = &dcmDataDict.rdlock();
-    const DcmDictEntry* e = dict_->findEntry(DcmTagKey(static_cast<Uint16>(h.tag >> 16),
-                                                       static_cast<Uint16>(h.tag & 0xFFFF)),
-                                             nullptr);
+    const DcmDictEntry* e =
+        dict_->findEntry(DcmTagKey(static_cast<Uint16>(h.tag >> 16), static_cast<Uint16>(h.tag & 0xFFFF)), nullptr);
     return e && e->getEVR() == EVR_SQ;
   }
 
@@ -255,8 +251,8 @@ std::optional<InstanceRecord> Scan(std::string_view bytes, bool complete, bool i
     }
     Header h;
     if (!walk.Read(pos, size, h)) return std::nullopt;
-    if ((h.tag >> 16) == 0xFFFE) return std::nullopt;  // an item or delimiter out of place
-    if (h.tag >= kPixelData) break;                    // where DCMTK's readUntilTag stops too
+    if ((h.tag >> 16) == 0xFFFE) return std::nullopt;      // an item or delimiter out of place
+    if (h.tag >= kPixelData) break;                        // where DCMTK's readUntilTag stops too
     if (!first && h.tag <= last_tag) return std::nullopt;  // out of order or repeated
     first = false;
     last_tag = h.tag;
@@ -312,8 +308,7 @@ std::optional<bool> ImplicitLittleEndian(std::string_view transfer_syntax_uid) {
 
 }  // namespace
 
-std::optional<InstanceRecord> ScanHeader(std::string_view bytes, bool complete,
-                                         std::string_view transfer_syntax_uid) {
+std::optional<InstanceRecord> ScanHeader(std::string_view bytes, bool complete, std::string_view transfer_syntax_uid) {
   auto implicit = ImplicitLittleEndian(transfer_syntax_uid);
   if (!implicit) return std::nullopt;
   auto r = Scan(bytes, complete, *implicit);
@@ -334,8 +329,7 @@ std::optional<InstanceRecord> ScanFileHeader(std::string_view bytes, bool comple
     if (bytes.size() - pos < 2) return std::nullopt;
     if ((data[pos] | (data[pos + 1] << 8)) != 0x0002) break;
     Header h;
-    if (!meta.Read(pos, bytes.size(), h) || h.length == kUndefinedLength ||
-        h.length > bytes.size() - h.value) {
+    if (!meta.Read(pos, bytes.size(), h) || h.length == kUndefinedLength || h.length > bytes.size() - h.value) {
       return std::nullopt;
     }
     // Rising tags only (DCMTK keeps the first of a repeated one); a group length anywhere but

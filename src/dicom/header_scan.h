@@ -21,8 +21,7 @@ namespace pb::dicom {
 
 // `bytes`: the start of a data set (no meta header) in `transfer_syntax_uid`; `complete`: the
 // bytes are the whole data set. The record's transfer_syntax_uid is the one given.
-std::optional<InstanceRecord> ScanHeader(std::string_view bytes, bool complete,
-                                         std::string_view transfer_syntax_uid);
+std::optional<InstanceRecord> ScanHeader(std::string_view bytes, bool complete, std::string_view transfer_syntax_uid);
 
 // The same from the start of a DICOM file: 128-byte preamble, "DICM", meta header, data set.
 // The record's transfer_syntax_uid is the meta header's.

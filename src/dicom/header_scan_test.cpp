@@ -1,11 +1,11 @@
 #include "dicom/header_scan.h"
 
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <random>
 #include <sstream>
-#include <unistd.h>
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -28,11 +28,18 @@ namespace {
 namespace fs = std::filesystem;
 
 std::vector<std::string> Fields(const InstanceRecord& r) {
-  return {r.patient_id, r.issuer_of_patient_id, r.patient_name, r.patient_birth_date, r.patient_sex,
-          r.study_uid, r.study_date, r.study_time, r.accession_number, r.study_id,
-          r.study_description, r.referring_physician, r.series_uid, r.modality, r.series_number,
-          r.series_description, r.body_part, r.sop_uid, r.sop_class_uid, r.instance_number,
-          r.transfer_syntax_uid, r.patient_comments, r.study_comments};
+  return {r.patient_id,          r.issuer_of_patient_id,
+          r.patient_name,        r.patient_birth_date,
+          r.patient_sex,         r.study_uid,
+          r.study_date,          r.study_time,
+          r.accession_number,    r.study_id,
+          r.study_description,   r.referring_physician,
+          r.series_uid,          r.modality,
+          r.series_number,       r.series_description,
+          r.body_part,           r.sop_uid,
+          r.sop_class_uid,       r.instance_number,
+          r.transfer_syntax_uid, r.patient_comments,
+          r.study_comments};
 }
 
 void AddItem(DcmSequenceOfItems& seq, const char* uid, bool nested) {
@@ -71,7 +78,9 @@ std::unique_ptr<DcmFileFormat> Full() {
   AddItem(*refs, "1.2.3.4.2", false);
   ds.insert(refs);
   ds.insert(new DcmSequenceOfItems(DCM_ReferencedStudySequence));  // empty sequence
-  ds.putAndInsertString(DCM_PatientName, "Dup\xc3\xa9^Ann\xc3\xa9" "e");  // UTF-8
+  ds.putAndInsertString(DCM_PatientName,
+                        "Dup\xc3\xa9^Ann\xc3\xa9"
+                        "e");  // UTF-8
   ds.putAndInsertString(DCM_PatientID, "P-0042");
   ds.putAndInsertString(DCM_IssuerOfPatientID, "HOSP");
   ds.putAndInsertString(DCM_PatientBirthDate, "19700101");
@@ -146,7 +155,9 @@ TEST_F(HeaderScanTest, ReadsWhatDcmtkReadsInEveryLittleEndianEncoding) {
         const std::string file = Save(*ff, xfer, enc, gl);
         auto want = Dcmtk(file);
         ASSERT_TRUE(want) << want.error().message;
-        EXPECT_EQ(want->patient_name, "Dup\xc3\xa9^Ann\xc3\xa9" "e");  // the reference read it all
+        EXPECT_EQ(want->patient_name,
+                  "Dup\xc3\xa9^Ann\xc3\xa9"
+                  "e");  // the reference read it all
         EXPECT_EQ(want->study_comments, " indented comment");
 
         auto scanned = ScanFileHeader(file, true);
@@ -198,10 +209,13 @@ TEST_F(HeaderScanTest, LeavesToDcmtkWhatItCannotVouchFor) {
       {"Latin-1 text DCMTK converts",
        [](DcmDataset& ds) {
          ds.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 100");
-         ds.putAndInsertString(DCM_PatientName, "M\xfc" "ller^Hans");
+         ds.putAndInsertString(DCM_PatientName,
+                               "M\xfc"
+                               "ller^Hans");
        }},
       {"code extensions", [](DcmDataset& ds) { ds.putAndInsertString(DCM_SpecificCharacterSet, "\\ISO 2022 IR 87"); }},
-      {"a character set of no single byte", [](DcmDataset& ds) { ds.putAndInsertString(DCM_SpecificCharacterSet, "GB18030"); }},
+      {"a character set of no single byte",
+       [](DcmDataset& ds) { ds.putAndInsertString(DCM_SpecificCharacterSet, "GB18030"); }},
       {"a VR other than the dictionary's",
        [](DcmDataset& ds) {
          auto* e = new DcmLongString(DcmTag(DCM_PatientName, EVR_LO));
@@ -257,8 +271,8 @@ std::string Explicit(uint16_t g, uint16_t e, const char* vr, const std::string& 
 }
 
 TEST_F(HeaderScanTest, AnUndefinedLengthIsASequenceOnlyWhereTheDictionarySaysSo) {
-  const std::string head = Implicit(0x0008, 0x0016, std::string(UID_CTImageStorage) + '\0') +
-                           Implicit(0x0008, 0x0018, "1.2.3.40");
+  const std::string head =
+      Implicit(0x0008, 0x0016, std::string(UID_CTImageStorage) + '\0') + Implicit(0x0008, 0x0018, "1.2.3.40");
   const std::string tail = Implicit(0x0020, 0x000D, "1.2.30") + Implicit(0x0020, 0x000E, "1.2.3.50");
   const std::string undefined_then_end = U32(0xFFFFFFFF) + U16(0xFFFE) + U16(0xE0DD) + U32(0);
   // (0008,1140) Referenced Image Sequence, undefined length, empty: read through.
@@ -280,8 +294,8 @@ TEST_F(HeaderScanTest, AMetaHeaderDcmtkWouldReadDifferentlyIsLeftToIt) {
   };
   const std::string ts = Explicit(0x0002, 0x0010, "UI", std::string(UID_LittleEndianExplicitTransferSyntax) + '\0');
   const std::string other = Explicit(0x0002, 0x0010, "UI", std::string(UID_LittleEndianImplicitTransferSyntax) + '\0');
-  ASSERT_TRUE(ScanFileHeader(with_meta(ts), true));         // the hand-made file reads
-  ASSERT_TRUE(ScanFileHeader(with_meta(ts, false), true));  // also without a group length
+  ASSERT_TRUE(ScanFileHeader(with_meta(ts), true));           // the hand-made file reads
+  ASSERT_TRUE(ScanFileHeader(with_meta(ts, false), true));    // also without a group length
   EXPECT_FALSE(ScanFileHeader(with_meta(ts + other), true));  // DCMTK keeps the first of two
   const std::string wrong_vr = Explicit(0x0002, 0x0000, "US", U16(static_cast<uint16_t>(ts.size())));
   EXPECT_FALSE(ScanFileHeader(std::string(128, '\0') + "DICM" + wrong_vr + ts + dataset, true));

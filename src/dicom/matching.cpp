@@ -7,9 +7,7 @@
 namespace pb::dicom {
 namespace {
 
-bool Digits(std::string_view s) {
-  return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
-}
+bool Digits(std::string_view s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos; }
 
 int Number(std::string_view s) {
   int n = 0;
@@ -23,9 +21,7 @@ bool InRange(std::string_view s, size_t pos, int low, int high) {
 }
 
 // YYYYMMDD (DA); a real month and a day 01..31.
-bool IsDate(std::string_view s) {
-  return s.size() == 8 && Digits(s) && InRange(s, 4, 1, 12) && InRange(s, 6, 1, 31);
-}
+bool IsDate(std::string_view s) { return s.size() == 8 && Digits(s) && InRange(s, 4, 1, 12) && InRange(s, 6, 1, 31); }
 
 // HH[MM[SS[.F{1,6}]]] (TM); SS may be 60 (leap second).
 bool IsTime(std::string_view s) {
@@ -108,22 +104,25 @@ Form FormOf(std::string_view vr) {
   const std::string field = fmt::format("query.{}", keyword);
   if (value.find_first_of("*?") != std::string_view::npos) {
     return Fail(Code::kInvalidArgument,
-                fmt::format("{}: '{}' is not {}: wildcards (* ?) do not apply to {} values; {}", keyword,
-                            value, form.what, vr, form.expected),
+                fmt::format("{}: '{}' is not {}: wildcards (* ?) do not apply to {} values; {}", keyword, value,
+                            form.what, vr, form.expected),
                 field);
   }
   bool valid = false, reversed = false;
-  if (vr == "DA") valid = IsRangeOf(value, IsDate, true, reversed);
-  else if (vr == "TM") valid = IsRangeOf(value, IsTime, false, reversed);
-  else if (vr == "DT") valid = IsRangeOf(value, IsDateTime, true, reversed);
-  else valid = IsUidList(value);
+  if (vr == "DA")
+    valid = IsRangeOf(value, IsDate, true, reversed);
+  else if (vr == "TM")
+    valid = IsRangeOf(value, IsTime, false, reversed);
+  else if (vr == "DT")
+    valid = IsRangeOf(value, IsDateTime, true, reversed);
+  else
+    valid = IsUidList(value);
   if (!valid) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("{}: '{}' is not {}; {}", keyword, value, form.what, form.expected), field);
+    return Fail(Code::kInvalidArgument, fmt::format("{}: '{}' is not {}; {}", keyword, value, form.what, form.expected),
+                field);
   }
   if (reversed) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("{}: the range '{}' ends before it starts", keyword, value), field);
+    return Fail(Code::kInvalidArgument, fmt::format("{}: the range '{}' ends before it starts", keyword, value), field);
   }
   return {};
 }

@@ -7,18 +7,16 @@
 namespace pb::dicom {
 namespace {
 
-bool Ok(std::string_view vr, std::string_view value) {
-  return static_cast<bool>(CheckMatchingValue("Key", vr, value));
-}
+bool Ok(std::string_view vr, std::string_view value) { return static_cast<bool>(CheckMatchingValue("Key", vr, value)); }
 
 TEST(MatchingValue, DatesAreYyyymmddOrARangeOfThem) {
-  for (const char* good : {"20240131", "20240101-20241231", "-20241231", "20240101-", "19000101",
-                           "20240101-20240101", "20240229  "}) {
+  for (const char* good :
+       {"20240131", "20240101-20241231", "-20241231", "20240101-", "19000101", "20240101-20240101", "20240229  "}) {
     EXPECT_TRUE(Ok("DA", good)) << good;
   }
-  for (const char* bad : {"2024", "202401", "2024-01-31", "2024.01.31", "20241301", "20240100", "20240132",
-                          "-", "2024013", "202401311", "20240101--", "20240101-2024", "abcdefgh", "2024*",
-                          "2024013?", "20240101\\20240102", "20241231-20240101"}) {
+  for (const char* bad :
+       {"2024", "202401", "2024-01-31", "2024.01.31", "20241301", "20240100", "20240132", "-", "2024013", "202401311",
+        "20240101--", "20240101-2024", "abcdefgh", "2024*", "2024013?", "20240101\\20240102", "20241231-20240101"}) {
     EXPECT_FALSE(Ok("DA", bad)) << bad;
   }
 }
@@ -41,26 +39,26 @@ TEST(MatchingValue, TheDateMessageGivesTheExpectedFormAndField) {
 
 TEST(MatchingValue, TimesMayOmitComponentsFromTheRight) {
   // A range whose end is before its start spans midnight (PS3.4 C.2.2.2.5.1): the night shift.
-  for (const char* good : {"07", "0730", "073015", "073015.1", "073015.123456", "235960", "070000-120000",
-                           "-1200", "07-", "1200-0700", "220000-060000"}) {
+  for (const char* good : {"07", "0730", "073015", "073015.1", "073015.123456", "235960", "070000-120000", "-1200",
+                           "07-", "1200-0700", "220000-060000"}) {
     EXPECT_TRUE(Ok("TM", good)) << good;
   }
-  for (const char* bad : {"7", "073", "07:30", "240000", "076000", "073061", "073015.1234567", "0730.5",
-                          "07*", "abc"}) {
+  for (const char* bad :
+       {"7", "073", "07:30", "240000", "076000", "073061", "073015.1234567", "0730.5", "07*", "abc"}) {
     EXPECT_FALSE(Ok("TM", bad)) << bad;
   }
 }
 
 TEST(MatchingValue, DateTimesTakeShortFormsOffsetsAndRanges) {
-  for (const char* good : {"2024", "202401", "20240131", "2024013107", "202401310730", "20240131073015",
-                           "20240131073015.5", "20240131073015+0100", "20240131-0500",
-                           "20240101-20241231", "2024-2025", "-20241231235959", "20240101000000-",
-                           // 11:00 UTC to 11:30 UTC: the text order of bounds with offsets means nothing.
-                           "20240101120000+0100-20240101113000+0000"}) {
+  for (const char* good :
+       {"2024", "202401", "20240131", "2024013107", "202401310730", "20240131073015", "20240131073015.5",
+        "20240131073015+0100", "20240131-0500", "20240101-20241231", "2024-2025", "-20241231235959", "20240101000000-",
+        // 11:00 UTC to 11:30 UTC: the text order of bounds with offsets means nothing.
+        "20240101120000+0100-20240101113000+0000"}) {
     EXPECT_TRUE(Ok("DT", good)) << good;
   }
-  for (const char* bad : {"24", "20241", "2024013", "20241301", "2024013125", "20240131073015.1234567",
-                          "2024-01-31", "2024*", "2025-2024"}) {
+  for (const char* bad : {"24", "20241", "2024013", "20241301", "2024013125", "20240131073015.1234567", "2024-01-31",
+                          "2024*", "2025-2024"}) {
     EXPECT_FALSE(Ok("DT", bad)) << bad;
   }
 }

@@ -44,30 +44,54 @@ bool IsImageSopClass(const std::string& uid) {
 std::string NStatusMeaning(uint16_t status) {
   // PS3.7 C.4 (DIMSE-N statuses) and PS3.4 F.7.2 (MPPS).
   switch (status) {
-    case 0x0000: return "Success";
-    case 0x0105: return "No such attribute";
-    case 0x0106: return "Invalid attribute value";
-    case 0x0107: return "Attribute list error";
-    case 0x0110: return "Processing failure";
-    case 0x0111: return "Duplicate SOP Instance";
-    case 0x0112: return "No such SOP Instance";
-    case 0x0113: return "No such event type";
-    case 0x0114: return "No such argument";
-    case 0x0115: return "Invalid argument value";
-    case 0x0116: return "Attribute value out of range";
-    case 0x0117: return "Invalid SOP Instance";
-    case 0x0118: return "No such SOP Class";
-    case 0x0119: return "Class-instance conflict";
-    case 0x0120: return "Missing attribute";
-    case 0x0121: return "Missing attribute value";
-    case 0x0122: return "SOP Class not supported";
-    case 0x0123: return "No such action";
-    case 0x0124: return "Refused: not authorized";
-    case 0x0210: return "Duplicate invocation";
-    case 0x0211: return "Unrecognized operation";
-    case 0x0212: return "Mistyped argument";
-    case 0x0213: return "Resource limitation";
-    default: break;
+    case 0x0000:
+      return "Success";
+    case 0x0105:
+      return "No such attribute";
+    case 0x0106:
+      return "Invalid attribute value";
+    case 0x0107:
+      return "Attribute list error";
+    case 0x0110:
+      return "Processing failure";
+    case 0x0111:
+      return "Duplicate SOP Instance";
+    case 0x0112:
+      return "No such SOP Instance";
+    case 0x0113:
+      return "No such event type";
+    case 0x0114:
+      return "No such argument";
+    case 0x0115:
+      return "Invalid argument value";
+    case 0x0116:
+      return "Attribute value out of range";
+    case 0x0117:
+      return "Invalid SOP Instance";
+    case 0x0118:
+      return "No such SOP Class";
+    case 0x0119:
+      return "Class-instance conflict";
+    case 0x0120:
+      return "Missing attribute";
+    case 0x0121:
+      return "Missing attribute value";
+    case 0x0122:
+      return "SOP Class not supported";
+    case 0x0123:
+      return "No such action";
+    case 0x0124:
+      return "Refused: not authorized";
+    case 0x0210:
+      return "Duplicate invocation";
+    case 0x0211:
+      return "Unrecognized operation";
+    case 0x0212:
+      return "Mistyped argument";
+    case 0x0213:
+      return "Resource limitation";
+    default:
+      break;
   }
   if ((status & 0xFF00) == 0xA700) return "Out of resources";
   return {};
@@ -77,23 +101,27 @@ std::string DescribeNAnswer(const NAnswer& a) {
   std::string meaning = NStatusMeaning(a.status);
   std::string detail = a.error_comment;
   if (a.error_id == 0xA710 && detail.empty()) detail = "Performed Procedure Step Object may no longer be updated";
-  if (!meaning.empty() && !detail.empty()) meaning += ": " + detail;
-  else if (meaning.empty()) meaning = detail;
+  if (!meaning.empty() && !detail.empty())
+    meaning += ": " + detail;
+  else if (meaning.empty())
+    meaning = detail;
   return meaning.empty() ? fmt::format("0x{:04X}", a.status) : fmt::format("0x{:04X} ({})", a.status, meaning);
 }
 
-[[nodiscard]] Result<NAnswer> SendMpps(const PeerRequest& peer, bool create, const std::string& uid, const FlatItem& attributes,
-                         const std::string& charset) {
+[[nodiscard]] Result<NAnswer> SendMpps(const PeerRequest& peer, bool create, const std::string& uid,
+                                       const FlatItem& attributes, const std::string& charset) {
   DcmDataset ds;
   if (auto r = Unflatten(attributes, ds, "attributes."); !r) return tl::unexpected(r.error());
   ds.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
-  if (!charset.empty() && charset != "none" && charset != "ISO_IR 192" && charset.find("ISO 2022") == std::string::npos) {
+  if (!charset.empty() && charset != "none" && charset != "ISO_IR 192" &&
+      charset.find("ISO 2022") == std::string::npos) {
     if (OFCondition c = ds.convertCharacterSet(charset.c_str(), 0); c.bad()) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("the attributes cannot be written in {}: {}", charset, ConditionText(c)), "attributes");
     }
   }
-  auto a = Associate(peer, {{kMppsSopClass, {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}}});
+  auto a = Associate(
+      peer, {{kMppsSopClass, {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}}});
   if (!a) {
     if (a.error().code == Code::kUnsupported) {
       return Fail(Code::kUnsupported, fmt::format("{} (it does not accept MPPS)", a.error().message));

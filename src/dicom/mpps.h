@@ -27,7 +27,7 @@ struct NAnswer {
 // kTimeout, kPermissionDenied, kUnsupported when it does not offer MPPS) or the attributes are
 // wrong (kInvalidArgument naming "attributes.<Keyword>").
 [[nodiscard]] Result<NAnswer> SendMpps(const PeerRequest& peer, bool create, const std::string& sop_instance_uid,
-                         const FlatItem& attributes, const std::string& charset);
+                                       const FlatItem& attributes, const std::string& charset);
 
 // "Processing failure", "Duplicate SOP Instance", ... (empty for statuses with no name).
 std::string NStatusMeaning(uint16_t status);

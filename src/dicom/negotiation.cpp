@@ -10,16 +10,22 @@ namespace pb::dicom {
 namespace {
 
 // Transfer syntaxes we accept, compressed ones first so data arrives as the sender has it.
-const char* kTransferSyntaxes[] = {
-    UID_JPEGProcess14SV1TransferSyntax,   UID_JPEGProcess1TransferSyntax,
-    UID_JPEGProcess2_4TransferSyntax,     UID_JPEGProcess14TransferSyntax,
-    UID_JPEGLSLosslessTransferSyntax,     UID_JPEGLSLossyTransferSyntax,
-    UID_JPEG2000LosslessOnlyTransferSyntax, UID_JPEG2000TransferSyntax,
-    UID_RLELosslessTransferSyntax,        UID_DeflatedExplicitVRLittleEndianTransferSyntax,
-    UID_MPEG2MainProfileAtMainLevelTransferSyntax, UID_MPEG4HighProfileLevel4_1TransferSyntax,
-    UID_HEVCMainProfileLevel5_1TransferSyntax,
-    UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
-    UID_BigEndianExplicitTransferSyntax};
+const char* const kTransferSyntaxes[] = {UID_JPEGProcess14SV1TransferSyntax,
+                                         UID_JPEGProcess1TransferSyntax,
+                                         UID_JPEGProcess2_4TransferSyntax,
+                                         UID_JPEGProcess14TransferSyntax,
+                                         UID_JPEGLSLosslessTransferSyntax,
+                                         UID_JPEGLSLossyTransferSyntax,
+                                         UID_JPEG2000LosslessOnlyTransferSyntax,
+                                         UID_JPEG2000TransferSyntax,
+                                         UID_RLELosslessTransferSyntax,
+                                         UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+                                         UID_MPEG2MainProfileAtMainLevelTransferSyntax,
+                                         UID_MPEG4HighProfileLevel4_1TransferSyntax,
+                                         UID_HEVCMainProfileLevel5_1TransferSyntax,
+                                         UID_LittleEndianExplicitTransferSyntax,
+                                         UID_LittleEndianImplicitTransferSyntax,
+                                         UID_BigEndianExplicitTransferSyntax};
 constexpr int kTransferSyntaxCount = sizeof(kTransferSyntaxes) / sizeof(kTransferSyntaxes[0]);
 
 // When a sender offers a SOP class on several contexts, one of them in the preferred syntax,
@@ -70,8 +76,7 @@ void AcceptStorageAsSender(T_ASC_Parameters* params) {
 
 void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred, bool mpps, bool query) {
   const char* verification[] = {UID_VerificationSOPClass};
-  const char* echo_ts[] = {UID_LittleEndianExplicitTransferSyntax,
-                           UID_LittleEndianImplicitTransferSyntax,
+  const char* echo_ts[] = {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
                            UID_BigEndianExplicitTransferSyntax};
   ASC_acceptContextsWithPreferredTransferSyntaxes(params, verification, 1, echo_ts, 3);
   if (mpps) {
@@ -79,12 +84,10 @@ void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred, bool
     ASC_acceptContextsWithPreferredTransferSyntaxes(params, step, 1, echo_ts, 3);
   }
   if (query) {
-    const char* models[] = {UID_FINDPatientRootQueryRetrieveInformationModel,
-                            UID_FINDStudyRootQueryRetrieveInformationModel,
-                            UID_GETPatientRootQueryRetrieveInformationModel,
-                            UID_GETStudyRootQueryRetrieveInformationModel,
-                            UID_MOVEPatientRootQueryRetrieveInformationModel,
-                            UID_MOVEStudyRootQueryRetrieveInformationModel};
+    const char* models[] = {
+        UID_FINDPatientRootQueryRetrieveInformationModel, UID_FINDStudyRootQueryRetrieveInformationModel,
+        UID_GETPatientRootQueryRetrieveInformationModel,  UID_GETStudyRootQueryRetrieveInformationModel,
+        UID_MOVEPatientRootQueryRetrieveInformationModel, UID_MOVEStudyRootQueryRetrieveInformationModel};
     ASC_acceptContextsWithPreferredTransferSyntaxes(params, models, 6, echo_ts, 3);
   }
   std::vector<const char*> syntaxes(kTransferSyntaxes, kTransferSyntaxes + kTransferSyntaxCount);
@@ -94,8 +97,7 @@ void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred, bool
     syntaxes.insert(syntaxes.begin(), preferred.c_str());
   }
   const int syntax_count = static_cast<int>(syntaxes.size());
-  ASC_acceptContextsWithPreferredTransferSyntaxes(params, dcmAllStorageSOPClassUIDs,
-                                                  numberOfDcmAllStorageSOPClassUIDs,
+  ASC_acceptContextsWithPreferredTransferSyntaxes(params, dcmAllStorageSOPClassUIDs, numberOfDcmAllStorageSOPClassUIDs,
                                                   syntaxes.data(), syntax_count);
   // SOP classes DCMTK does not know (private or newer than its dictionary) are taken as storage
   // classes: a vendor's private objects must not be refused. Known non-storage classes (query,
@@ -111,9 +113,8 @@ void AcceptContexts(T_ASC_Parameters* params, const std::string& preferred, bool
   if (!unknown.empty()) {
     std::vector<const char*> uids;
     for (const auto& u : unknown) uids.push_back(u.c_str());
-    ASC_acceptContextsWithPreferredTransferSyntaxes(params, uids.data(),
-                                                    static_cast<int>(uids.size()),
-                                                    syntaxes.data(), syntax_count);
+    ASC_acceptContextsWithPreferredTransferSyntaxes(params, uids.data(), static_cast<int>(uids.size()), syntaxes.data(),
+                                                    syntax_count);
   }
   if (!preferred.empty()) RefuseAllButPreferred(params, preferred);
   if (query) AcceptStorageAsSender(params);

@@ -121,8 +121,10 @@ void Next(FindState& st, uint16_t& status, std::unique_ptr<DcmDataset>& answer, 
       st.offset += st.page.answers.size();
       st.next = 0;
       auto page = st.sink.Find(st.rq, st.offset);
-      if (page) st.page = std::move(*page);
-      else st.Fail(page.error());
+      if (page)
+        st.page = std::move(*page);
+      else
+        st.Fail(page.error());
     }
     if (st.fail_status != 0) {
       status = st.fail_status;
@@ -164,12 +166,15 @@ OFCondition ReceiveIdentifier(T_ASC_Association* assoc, T_ASC_PresentationContex
 
 uint16_t FailureStatus(const Error& e, uint16_t out_of_resources) {
   switch (e.code) {
-    case Code::kInvalidArgument: return kIdentifierDoesNotMatch;
+    case Code::kInvalidArgument:
+      return kIdentifierDoesNotMatch;
     case Code::kUnavailable:
     case Code::kAborted:
     case Code::kIoError:
-    case Code::kOutOfSpace: return out_of_resources;
-    default: return kUnableToProcess;
+    case Code::kOutOfSpace:
+      return out_of_resources;
+    default:
+      return kUnableToProcess;
   }
 }
 
@@ -238,8 +243,10 @@ OFCondition AnswerFind(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
   if (cond.bad()) return cond;
   if (st.Parse(request.AffectedSOPClassUID, identifier.get())) {
     auto page = sink.Find(st.rq, 0);
-    if (page) st.page = std::move(*page);
-    else st.Fail(page.error());
+    if (page)
+      st.page = std::move(*page);
+    else
+      st.Fail(page.error());
   }
   while (true) {
     T_DIMSE_C_FindRSP rsp{};
@@ -267,8 +274,8 @@ OFCondition AnswerFind(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
                  st.fail_status);
     spdlog::debug("{}: C-FIND from {}@{}: {}", ctx.name, ctx.calling_ae, ctx.peer, st.fail_comment);
   } else {
-    spdlog::info("{}: C-FIND {} from {}@{}: {} answers{}", ctx.name, st.rq.level, ctx.calling_ae, ctx.peer,
-                 st.answered, st.cancelled ? " (canceled)" : "");
+    spdlog::info("{}: C-FIND {} from {}@{}: {} answers{}", ctx.name, st.rq.level, ctx.calling_ae, ctx.peer, st.answered,
+                 st.cancelled ? " (canceled)" : "");
   }
   return cond;
 }

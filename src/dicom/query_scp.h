@@ -29,7 +29,7 @@ struct FindQuery {
 
 struct FindPage {
   std::vector<std::map<std::string, std::string>> answers;  // keyword → UTF-8 value
-  bool more = false;         // another page may follow
+  bool more = false;                                        // another page may follow
   bool unsupported = false;  // some keys asked for are not supported (pending status 0xFF01)
 };
 

@@ -22,10 +22,10 @@ struct IdentifierKey {
   bool sequence = false;
 };
 struct Identifier {
-  std::string level;     // QueryRetrieveLevel
-  std::string declared;  // its Specific Character Set ("" none)
+  std::string level;                                      // QueryRetrieveLevel
+  std::string declared;                                   // its Specific Character Set ("" none)
   std::vector<std::pair<std::string, std::string>> keys;  // keyword → UTF-8 value, in order
-  std::vector<IdentifierKey> elements;                     // the same, as elements
+  std::vector<IdentifierKey> elements;                    // the same, as elements
 };
 
 // The identifier that follows a C-FIND, C-GET or C-MOVE command, on the command's context.
@@ -34,8 +34,7 @@ OFCondition ReceiveIdentifier(T_ASC_Association* assoc, T_ASC_PresentationContex
 
 // False with the status to answer (0xA900, 0xC000) and why: no identifier, a character set
 // that cannot be read, a level that is not one of the model's, a malformed date, time or UID.
-bool ReadIdentifier(DcmDataset* identifier, bool patient_root, Identifier& out, uint16_t& status,
-                    std::string& comment);
+bool ReadIdentifier(DcmDataset* identifier, bool patient_root, Identifier& out, uint16_t& status, std::string& comment);
 
 // Maps a sink's error to a failure status: kInvalidArgument 0xA900, an unreachable resource
 // 0xA700 (or `out_of_resources`), anything else 0xC000.

@@ -27,12 +27,15 @@ constexpr auto kCancelGrace = std::chrono::seconds(30);
 
 // Compressed syntaxes offered as contexts of their own when the SOP classes are known, so a PACS
 // can send each instance as it stores it (no transcoding, bit-preserving).
-const char* const kCompressed[] = {
-    UID_JPEGProcess14SV1TransferSyntax, UID_JPEGProcess1TransferSyntax,
-    UID_JPEGProcess2_4TransferSyntax,   UID_JPEGLSLosslessTransferSyntax,
-    UID_JPEGLSLossyTransferSyntax,      UID_JPEG2000LosslessOnlyTransferSyntax,
-    UID_JPEG2000TransferSyntax,         UID_RLELosslessTransferSyntax,
-    UID_DeflatedExplicitVRLittleEndianTransferSyntax};
+const char* const kCompressed[] = {UID_JPEGProcess14SV1TransferSyntax,
+                                   UID_JPEGProcess1TransferSyntax,
+                                   UID_JPEGProcess2_4TransferSyntax,
+                                   UID_JPEGLSLosslessTransferSyntax,
+                                   UID_JPEGLSLossyTransferSyntax,
+                                   UID_JPEG2000LosslessOnlyTransferSyntax,
+                                   UID_JPEG2000TransferSyntax,
+                                   UID_RLELosslessTransferSyntax,
+                                   UID_DeflatedExplicitVRLittleEndianTransferSyntax};
 
 // Message IDs unique in this process (until they wrap), so the Move Originator Message ID of a
 // C-STORE tells which of several concurrent C-MOVEs it belongs to.
@@ -108,14 +111,14 @@ void TakeFailedList(DcmDataset* ds, RetrieveAnswer& answer) {
 // one it stores the instance in, unchanged, when there is one (a context listing several
 // syntaxes gets one chosen by the PACS, and every other instance transcoded).
 std::vector<ProposedContext> GetContexts(const GetRequest& rq, const char* model) {
-  std::vector<ProposedContext> out{{model,
-                                    {UID_LittleEndianExplicitTransferSyntax,
-                                     UID_LittleEndianImplicitTransferSyntax}}};
+  std::vector<ProposedContext> out{
+      {model, {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}}};
   std::vector<const char*> classes;
   for (const auto& c : rq.sop_classes) classes.push_back(c.c_str());
   const bool known = !classes.empty();
-  if (!known) classes.assign(dcmShortSCUStorageSOPClassUIDs,
-                             dcmShortSCUStorageSOPClassUIDs + numberOfDcmShortSCUStorageSOPClassUIDs);
+  if (!known)
+    classes.assign(dcmShortSCUStorageSOPClassUIDs,
+                   dcmShortSCUStorageSOPClassUIDs + numberOfDcmShortSCUStorageSOPClassUIDs);
   const char* preferred = rq.preferred_transfer_syntax.empty() ? nullptr : rq.preferred_transfer_syntax.c_str();
   // Per class: [preferred], Explicit LE, Implicit LE, then compressed syntaxes, as the budget
   // allows; without known classes, only the preferred and uncompressed ones for common classes.
@@ -155,13 +158,12 @@ std::unique_ptr<DcmDataset> ResponseDataSet(T_ASC_Association* assoc, T_DIMSE_Da
 
 // The response loop shared by C-GET and C-MOVE. `sink` is null for C-MOVE.
 [[nodiscard]] Result<RetrieveAnswer> Follow(ScuAssociation& a, T_ASC_PresentationContextID pres, DIC_US message_id,
-                              bool is_get, StoreSink* sink, const PeerRequest& peer,
-                              int inactivity_seconds, const RetrieveHooks& hooks) {
+                                            bool is_get, StoreSink* sink, const PeerRequest& peer,
+                                            int inactivity_seconds, const RetrieveHooks& hooks) {
   RetrieveAnswer answer;
   answer.local_address = a.LocalAddress();
   const char* what = is_get ? "C-GET" : "C-MOVE";
-  StoreContext ctx{fmt::format("{} from {}", what, a.where()), peer.called_ae, peer.calling_ae,
-                   a.where()};
+  StoreContext ctx{fmt::format("{} from {}", what, a.where()), peer.called_ae, peer.calling_ae, a.where()};
   SpareFile spare;
   ctx.spare = &spare;
   auto last_activity = Steady::now();
@@ -186,30 +188,28 @@ std::unique_ptr<DcmDataset> ResponseDataSet(T_ASC_Association* assoc, T_DIMSE_Da
       }
       if (now - last_activity > std::chrono::seconds(inactivity_seconds)) {
         a.Abort();
-        return Fail(Code::kTimeout, fmt::format("{} stopped answering the {} for {} s", a.where(),
-                                                what, inactivity_seconds));
+        return Fail(Code::kTimeout,
+                    fmt::format("{} stopped answering the {} for {} s", a.where(), what, inactivity_seconds));
       }
       continue;
     }
     if (cond.bad()) {
       a.Abort();
       if (cond == DUL_PEERABORTEDASSOCIATION) {
-        return Fail(Code::kAborted,
-                    fmt::format("{} aborted the association during the {}{}", a.where(), what,
-                                answer.stores_received || !is_get
-                                    ? ""
-                                    : fmt::format(" (it may not allow {} from our calling AE "
-                                                  "title '{}')",
-                                                  what, peer.calling_ae)));
+        return Fail(Code::kAborted, fmt::format("{} aborted the association during the {}{}", a.where(), what,
+                                                answer.stores_received || !is_get
+                                                    ? ""
+                                                    : fmt::format(" (it may not allow {} from our calling AE "
+                                                                  "title '{}')",
+                                                                  what, peer.calling_ae)));
       }
-      return FailCondition(cond,
-                  fmt::format("the association with {} was lost during the {}", a.where(), what), Code::kUnavailable);
+      return FailCondition(cond, fmt::format("the association with {} was lost during the {}", a.where(), what),
+                           Code::kUnavailable);
     }
     last_activity = Steady::now();
     if (is_get && msg.CommandField == DIMSE_C_STORE_RQ && sink) {
       uint16_t status = 0;
-      if (ReceiveStore(a.get(), rpres, msg.msg.CStoreRQ, *sink, ctx, status) ==
-          StoreEnd::kAssociationLost) {
+      if (ReceiveStore(a.get(), rpres, msg.msg.CStoreRQ, *sink, ctx, status) == StoreEnd::kAssociationLost) {
         return Fail(Code::kUnavailable,
                     fmt::format("the association with {} broke while receiving an instance", a.where()));
       }
@@ -236,9 +236,8 @@ std::unique_ptr<DcmDataset> ResponseDataSet(T_ASC_Association* assoc, T_DIMSE_Da
       break;
     }
     a.Abort();
-    return Fail(Code::kUnavailable,
-                fmt::format("{} sent an unexpected DIMSE command 0x{:04x} during the {}", a.where(),
-                            static_cast<unsigned>(msg.CommandField), what));
+    return Fail(Code::kUnavailable, fmt::format("{} sent an unexpected DIMSE command 0x{:04x} during the {}", a.where(),
+                                                static_cast<unsigned>(msg.CommandField), what));
   }
   a.Release();
   return answer;
@@ -246,14 +245,14 @@ std::unique_ptr<DcmDataset> ResponseDataSet(T_ASC_Association* assoc, T_DIMSE_Da
 
 // An association for a retrieve; a peer that accepts none of the contexts does not offer it.
 [[nodiscard]] Result<std::unique_ptr<ScuAssociation>> Open(const PeerRequest& peer,
-                                             const std::vector<ProposedContext>& contexts) {
+                                                           const std::vector<ProposedContext>& contexts) {
   return Associate(peer, contexts);  // no accepted context: kUnsupported
 }
 
 // Sends a C-GET/C-MOVE request with the target's identifier.
 [[nodiscard]] Result<void> Send(ScuAssociation& a, T_ASC_PresentationContextID pres, T_DIMSE_Message& msg,
-                  DIC_US message_id, const RetrieveTarget& target, const char* what,
-                  const RetrieveHooks& hooks) {
+                                DIC_US message_id, const RetrieveTarget& target, const char* what,
+                                const RetrieveHooks& hooks) {
   DcmDataset id = Identifier(target);
   OFCondition cond = DIMSE_sendMessageUsingMemoryData(a.get(), pres, &msg, nullptr, &id, nullptr, nullptr);
   if (cond.bad()) {
@@ -313,8 +312,8 @@ std::string TransferSyntaxUid(const std::string& name_or_uid) {
   bool any_storage = false;
   for (int i = 0; i < ASC_countPresentationContexts((*a)->get()->params); ++i) {
     T_ASC_PresentationContext pc;
-    if (ASC_getPresentationContext((*a)->get()->params, i, &pc).good() &&
-        pc.resultReason == ASC_P_ACCEPTANCE && std::string(pc.abstractSyntax) != model) {
+    if (ASC_getPresentationContext((*a)->get()->params, i, &pc).good() && pc.resultReason == ASC_P_ACCEPTANCE &&
+        std::string(pc.abstractSyntax) != model) {
       any_storage = true;
       break;
     }
@@ -338,9 +337,7 @@ std::string TransferSyntaxUid(const std::string& name_or_uid) {
 
 [[nodiscard]] Result<RetrieveAnswer> Move(const MoveRequest& rq, const RetrieveHooks& hooks) {
   const char* model = UID_MOVEStudyRootQueryRetrieveInformationModel;
-  auto a = Open(rq.peer, {{model,
-                           {UID_LittleEndianExplicitTransferSyntax,
-                            UID_LittleEndianImplicitTransferSyntax}}});
+  auto a = Open(rq.peer, {{model, {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax}}});
   if (!a) return tl::unexpected(a.error());
   T_ASC_PresentationContextID pres = (*a)->ContextFor(model);
   T_DIMSE_Message msg{};

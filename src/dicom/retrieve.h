@@ -18,10 +18,10 @@ namespace pb::dicom {
 
 // What to retrieve: a list of UIDs at one level, with the parent UIDs that level needs.
 struct RetrieveTarget {
-  std::string level;               // STUDY, SERIES or IMAGE
-  std::vector<std::string> uids;   // Study / Series / SOP Instance UIDs (list matching)
-  std::string study_uid;           // SERIES and IMAGE
-  std::string series_uid;          // IMAGE
+  std::string level;              // STUDY, SERIES or IMAGE
+  std::vector<std::string> uids;  // Study / Series / SOP Instance UIDs (list matching)
+  std::string study_uid;          // SERIES and IMAGE
+  std::string series_uid;         // IMAGE
 };
 
 // Sub-operation counters of a C-GET/C-MOVE response; -1: the peer did not say.
@@ -36,13 +36,13 @@ struct RetrieveHooks {
 };
 
 struct RetrieveAnswer {
-  uint16_t status = 0;          // the final response's DIMSE status
-  SubOperations counts;         // from the final response
+  uint16_t status = 0;   // the final response's DIMSE status
+  SubOperations counts;  // from the final response
   std::string error_comment;
   std::vector<std::string> failed_uids;  // Failed SOP Instance UID List, when given
-  bool canceled = false;        // we sent a C-CANCEL
-  int stores_received = 0;      // C-GET: sub-operations received on our association
-  std::string local_address;    // our address on the association, as the peer sees it
+  bool canceled = false;                 // we sent a C-CANCEL
+  int stores_received = 0;               // C-GET: sub-operations received on our association
+  std::string local_address;             // our address on the association, as the peer sees it
   bool success() const { return status == 0x0000; }
   bool warning() const { return status == 0xB000; }
   std::string StatusText() const;  // "0xA801 (Refused: Move Destination unknown)"
@@ -51,9 +51,9 @@ struct RetrieveAnswer {
 struct GetRequest {
   PeerRequest peer;
   RetrieveTarget target;
-  std::vector<std::string> sop_classes;  // the storage classes to take; empty: a common list
+  std::vector<std::string> sop_classes;   // the storage classes to take; empty: a common list
   std::string preferred_transfer_syntax;  // UID, proposed first; empty: as the peer has it
-  int inactivity_seconds = 120;  // no response or data for this long: abort
+  int inactivity_seconds = 120;           // no response or data for this long: abort
 };
 
 struct MoveRequest {

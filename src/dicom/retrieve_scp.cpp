@@ -162,22 +162,20 @@ OFCondition Prepare(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, 
 void LogEnd(const char* what, const FindContext& ctx, const Prepared& p, const Tally& t, bool canceled,
             std::chrono::steady_clock::time_point start, const std::string& to = {}) {
   if (p.status != 0) {
-    spdlog::info("{}: {} from {}@{} refused with status 0x{:04X}", ctx.name, what, ctx.calling_ae, ctx.peer,
-                 p.status);
+    spdlog::info("{}: {} from {}@{} refused with status 0x{:04X}", ctx.name, what, ctx.calling_ae, ctx.peer, p.status);
     spdlog::debug("{}: {} from {}@{}: {}", ctx.name, what, ctx.calling_ae, ctx.peer, p.comment);
     return;
   }
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("{}: {} {} from {}@{}{}: {} sent, {} failed, {} with warnings of {}{} in {:.1f} s", ctx.name, what,
-               p.query.level, ctx.calling_ae, ctx.peer, to.empty() ? "" : " to " + to, t.completed, t.failed,
-               t.warning, t.total, canceled ? " (canceled)" : "", s);
+               p.query.level, ctx.calling_ae, ctx.peer, to.empty() ? "" : " to " + to, t.completed, t.failed, t.warning,
+               t.total, canceled ? " (canceled)" : "", s);
 }
 
 bool Stopping(const FindContext& ctx) { return ctx.stopping && ctx.stopping->load(); }
 
 // True when the caller sent a C-CANCEL for `message_id`; `cond` set when the association failed.
-bool CancelRequested(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, DIC_US message_id,
-                     OFCondition& cond) {
+bool CancelRequested(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, DIC_US message_id, OFCondition& cond) {
   OFCondition c = DIMSE_checkForCancelRQ(assoc, pres, message_id);
   if (c.good()) return true;
   if (c != DIMSE_NODATAAVAILABLE) cond = c;
@@ -190,8 +188,8 @@ OFCondition AnswerGet(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
                       RetrieveSink& sink, const FindContext& ctx) {
   const auto start = std::chrono::steady_clock::now();
   Prepared p;
-  OFCondition cond = Prepare(assoc, pres, request.AffectedSOPClassUID,
-                             UID_GETPatientRootQueryRetrieveInformationModel, sink, ctx, p);
+  OFCondition cond =
+      Prepare(assoc, pres, request.AffectedSOPClassUID, UID_GETPatientRootQueryRetrieveInformationModel, sink, ctx, p);
   if (cond.bad()) return cond;
   Tally t;
   T_DIMSE_C_GetRSP rsp{};
@@ -222,8 +220,7 @@ OFCondition AnswerGet(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
       return makeDcmnetCondition(DIMSEC_BADDATA, OF_error, "C-GET: the association broke during a sub-operation");
     }
     if (o.status == SendStatus::kFailed) {
-      spdlog::warn("{}: C-GET from {}@{}: an instance was not sent: {}", ctx.name, ctx.calling_ae, ctx.peer,
-                   o.reason);
+      spdlog::warn("{}: C-GET from {}@{}: an instance was not sent: {}", ctx.name, ctx.calling_ae, ctx.peer, o.reason);
     }
     t.Add(item, o);
     if (canceled) break;
@@ -249,17 +246,16 @@ OFCondition AnswerMove(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
   const std::string destination = request.MoveDestination;
   Result<MoveTarget> target = Fail(Code::kInternal, "");
   // The destination first: an unknown one costs no query of the archive.
-  OFCondition cond = Prepare(assoc, pres, request.AffectedSOPClassUID,
-                             UID_MOVEPatientRootQueryRetrieveInformationModel, sink, ctx, p, [&](Prepared& pr) {
-                               target = sink.MoveDestination(destination, pr.query);
-                               if (target) return true;
-                               pr.status = target.error().code == Code::kNotFound ? kMoveDestinationUnknown
-                                                                                  : kUnableToPerformSubOperations;
-                               pr.comment = target.error().message;
-                               spdlog::warn("{}: C-MOVE from {}@{}: {}", ctx.name, ctx.calling_ae, ctx.peer,
-                                            pr.comment);
-                               return false;
-                             });
+  OFCondition cond = Prepare(
+      assoc, pres, request.AffectedSOPClassUID, UID_MOVEPatientRootQueryRetrieveInformationModel, sink, ctx, p,
+      [&](Prepared& pr) {
+        target = sink.MoveDestination(destination, pr.query);
+        if (target) return true;
+        pr.status = target.error().code == Code::kNotFound ? kMoveDestinationUnknown : kUnableToPerformSubOperations;
+        pr.comment = target.error().message;
+        spdlog::warn("{}: C-MOVE from {}@{}: {}", ctx.name, ctx.calling_ae, ctx.peer, pr.comment);
+        return false;
+      });
   if (cond.bad()) return cond;
   Tally t;
   T_DIMSE_C_MoveRSP rsp{};

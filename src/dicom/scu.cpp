@@ -6,20 +6,20 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <unistd.h>
 #include <chrono>
 #include <memory>
 #include <thread>
 #include <vector>
-#include <unistd.h>
 
-#include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/dcmlayer.h>
 #include <dcmtk/dcmnet/dcmtrans.h>
+#include <dcmtk/dcmnet/dimse.h>
+#include <fmt/format.h>
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <fmt/format.h>
 
 #include "core/validate.h"
 
@@ -62,9 +62,10 @@ std::string Resolve(const std::string& host, std::string& error) {
   int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
   if (rc != 0) {
     error = (rc == EAI_NONAME || rc == EAI_NODATA || rc == EAI_AGAIN || rc == EAI_FAIL)
-                ? fmt::format("host not found: '{}' does not resolve ({}); check the host name "
-                              "or use the IP address",
-                              host, gai_strerror(rc))
+                ? fmt::format(
+                      "host not found: '{}' does not resolve ({}); check the host name "
+                      "or use the IP address",
+                      host, gai_strerror(rc))
                 : fmt::format("host not found: '{}' ({})", host, gai_strerror(rc));
     return {};
   }
@@ -79,9 +80,10 @@ std::string Resolve(const std::string& host, std::string& error) {
   }
   freeaddrinfo(res);
   if (IsIpv6Literal(out)) {
-    error = fmt::format("'{}' is an IPv6 address; outgoing DICOM associations to IPv6 literals "
-                        "are not supported by this build (use a DNS name)",
-                        host);
+    error = fmt::format(
+        "'{}' is an IPv6 address; outgoing DICOM associations to IPv6 literals "
+        "are not supported by this build (use a DNS name)",
+        host);
     return {};
   }
   return out;
@@ -156,8 +158,9 @@ struct TlsProbe {
 
 TlsProbe Probe(const std::string& address, uint16_t port, int timeout_seconds) {
   TlsProbe probe;
-  const std::string fallback = "certificate not trusted (check tls.ca_file: it must hold the CA "
-                               "that issued the peer's certificate)";
+  const std::string fallback =
+      "certificate not trusted (check tls.ca_file: it must hold the CA "
+      "that issued the peer's certificate)";
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
@@ -195,11 +198,13 @@ TlsProbe Probe(const std::string& address, uint16_t port, int timeout_seconds) {
         if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
           out = fmt::format("certificate expired (on {}; subject {})", when(X509_get0_notAfter(cert)), subject);
         } else if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) {
-          out = fmt::format("certificate not yet valid (from {}; subject {})", when(X509_get0_notBefore(cert)), subject);
+          out =
+              fmt::format("certificate not yet valid (from {}; subject {})", when(X509_get0_notBefore(cert)), subject);
         } else {
-          out = fmt::format("certificate not trusted (issuer {}; subject {}): put the issuer's "
-                            "certificate in tls.ca_file",
-                            issuer, subject);
+          out = fmt::format(
+              "certificate not trusted (issuer {}; subject {}): put the issuer's "
+              "certificate in tls.ca_file",
+              issuer, subject);
         }
         X509_free(cert);
       }
@@ -244,10 +249,11 @@ std::string HostMismatch(T_ASC_Association* assoc, const std::string& host) {
     }
     GENERAL_NAMES_free(sans);
   }
-  return fmt::format("host name does not match the certificate: we connected to '{}', the "
-                     "certificate is for {}{}{} (fix the node's host, or set tls.verify_hostname "
-                     "to false)",
-                     host, subject, names.empty() ? "" : ", alternative names: ", names);
+  return fmt::format(
+      "host name does not match the certificate: we connected to '{}', the "
+      "certificate is for {}{}{} (fix the node's host, or set tls.verify_hostname "
+      "to false)",
+      host, subject, names.empty() ? "" : ", alternative names: ", names);
 }
 
 }  // namespace
@@ -305,7 +311,7 @@ void ScuAssociation::Abort() {
 }
 
 [[nodiscard]] Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
-                                                  const std::vector<ProposedContext>& contexts) {
+                                                                const std::vector<ProposedContext>& contexts) {
   // A PACS at its association limit (or congested) rejects transiently: it is worth a few
   // more tries, a little later, before calling it a failure (parallel sends, or a PACS that
   // counts associations that just ended until it reaps them).
@@ -357,42 +363,44 @@ void ScuAssociation::Abort() {
             return fail(fmt::format("TLS handshake failed with {}: {}", where, probe.certificate_problem));
           }
           if (!probe.speaks_tls) {
-            return fail(fmt::format("TLS handshake failed with {}: the peer does not speak TLS on this "
-                                    "port ({}); use its TLS port or switch tls.enabled off",
-                                    where, text));
+            return fail(
+                fmt::format("TLS handshake failed with {}: the peer does not speak TLS on this "
+                            "port ({}); use its TLS port or switch tls.enabled off",
+                            where, text));
           }
-          return fail(fmt::format("TLS handshake failed with {}: {} (the peer speaks TLS but refused "
-                                  "ours: it may require a client certificate (tls.cert_file, "
-                                  "tls.key_file) that it trusts)",
-                                  where, text));
+          return fail(
+              fmt::format("TLS handshake failed with {}: {} (the peer speaks TLS but refused "
+                          "ours: it may require a client certificate (tls.cert_file, "
+                          "tls.key_file) that it trusts)",
+                          where, text));
         }
         if (cond == DUL_ASSOCIATIONREJECTED) {
           T_ASC_RejectParameters rej;
           ASC_getRejectParameters(a->params_, &rej);
-          busy = rej.result == ASC_RESULT_REJECTEDTRANSIENT &&
-                 (rej.reason == ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED ||
-                  rej.reason == ASC_REASON_SP_PRES_TEMPORARYCONGESTION);
+          busy = rej.result == ASC_RESULT_REJECTEDTRANSIENT && (rej.reason == ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED ||
+                                                                rej.reason == ASC_REASON_SP_PRES_TEMPORARYCONGESTION);
           // A transient rejection (busy, congested) may pass; a permanent one (an AE title the
           // peer does not know, a context it does not support) will not until someone acts.
           return Fail(rej.result == ASC_RESULT_REJECTEDTRANSIENT ? Code::kUnavailable : Code::kPermissionDenied,
                       RejectReason(rej, rq));
         }
         if (fault == NetFault::kRefused) {
-          return fail(fmt::format("connection refused by {} (nothing listens on that port: is the "
-                                  "PACS running, and is the port right?)",
-                                  where));
+          return fail(
+              fmt::format("connection refused by {} (nothing listens on that port: is the "
+                          "PACS running, and is the port right?)",
+                          where));
         }
         if (fault == NetFault::kTimeout) {
-          return Fail(Code::kTimeout, fmt::format(
-              "timed out after {} s {} {} (a firewall, a wrong address, or not a DICOM port?)",
-              rq.timeout_seconds,
-              cond == DUL_READTIMEOUT ? "waiting for the association answer from" : "connecting to",
-              where));
+          return Fail(Code::kTimeout,
+                      fmt::format("timed out after {} s {} {} (a firewall, a wrong address, or not a DICOM port?)",
+                                  rq.timeout_seconds,
+                                  cond == DUL_READTIMEOUT ? "waiting for the association answer from" : "connecting to",
+                                  where));
         }
         if (fault == NetFault::kAborted) {
           return Fail(Code::kAborted, fmt::format("the peer at {} aborted the association request (it may not "
-                                  "accept our calling AE title '{}'{})",
-                                  where, rq.calling_ae, rq.tls ? "" : ", or it expects TLS"));
+                                                  "accept our calling AE title '{}'{})",
+                                                  where, rq.calling_ae, rq.tls ? "" : ", or it expects TLS"));
         }
         if (fault == NetFault::kUnreachable) {
           return fail(fmt::format("{} is unreachable from this machine ({})", where, text));

@@ -36,11 +36,10 @@ class ScuAssociation {
   std::string LocalAddress() const;
 
  private:
-  friend Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest&,
-                                                           const std::vector<ProposedContext>&);
+  friend Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest&, const std::vector<ProposedContext>&);
   ScuAssociation() = default;
   std::unique_ptr<DcmTLSTransportLayer> tls_;  // outlives the network (members go last)
-  std::unique_ptr<DcmTransportLayer> paced_;    // the throttled plain layer, when limited
+  std::unique_ptr<DcmTransportLayer> paced_;   // the throttled plain layer, when limited
   T_ASC_Network* net_ = nullptr;
   T_ASC_Parameters* params_ = nullptr;  // owned by assoc_ once requested
   T_ASC_Association* assoc_ = nullptr;
@@ -54,6 +53,6 @@ class ScuAssociation {
 // without a prefix ("connection refused by ...", "association rejected: ...", ...); it fails too
 // when the peer accepts none of the contexts.
 [[nodiscard]] Result<std::unique_ptr<ScuAssociation>> Associate(const PeerRequest& rq,
-                                                  const std::vector<ProposedContext>& contexts);
+                                                                const std::vector<ProposedContext>& contexts);
 
 }  // namespace pb::dicom

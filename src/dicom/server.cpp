@@ -6,10 +6,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/select.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -100,7 +100,6 @@ std::atomic<size_t> g_opening{0};
 // DCMTK 3.6.7 as Debian builds it waits on sockets with select(): a descriptor at or above
 // FD_SETSIZE would overflow its fd_set, so no such connection is ever handed to it.
 constexpr int kMaxDescriptor = FD_SETSIZE - 16;
-
 
 std::string PeerAddress(int fd) {
   sockaddr_storage ss{};
@@ -193,8 +192,8 @@ std::string SetUpServerTls(const ServerTls& t, DcmTLSTransportLayer& layer) {
   }
   if (layer.activateCipherSuites().bad()) return "no usable TLS cipher suite";
   layer.setCertificateVerification(t.require_client_cert ? DCV_requireCertificate
-                                   : t.ca_file.empty()    ? DCV_ignoreCertificate
-                                                          : DCV_checkCertificate);
+                                   : t.ca_file.empty()   ? DCV_ignoreCertificate
+                                                         : DCV_checkCertificate);
   return {};
 }
 
@@ -205,8 +204,8 @@ void SetNoDelay(int fd) {
 
 // One MPPS N-CREATE or N-SET: its data set (in memory: a few kilobytes) in UTF-8 to the sink,
 // the sink's status back, with Error Comment and Error ID as status detail when it refuses.
-OFCondition AnswerMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_Message& msg,
-                       MppsSink& sink, MppsRequest rq) {
+OFCondition AnswerMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_Message& msg, MppsSink& sink,
+                       MppsRequest rq) {
   T_ASC_PresentationContext pc;
   const bool on_mpps_context = ASC_findAcceptedPresentationContext(assoc->params, pres, &pc).good() &&
                                std::string(pc.abstractSyntax) == kMppsSopClass;
@@ -229,15 +228,15 @@ OFCondition AnswerMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
   } else {
     if (rq.create) {
       // PS3.4 F.7.2.1.2: without one (DCMTK flags an empty element as given), the SCP makes one.
-      rq.sop_instance_uid = (msg.msg.NCreateRQ.opts & O_NCREATE_AFFECTEDSOPINSTANCEUID)
-                                ? msg.msg.NCreateRQ.AffectedSOPInstanceUID
-                                : "";
+      rq.sop_instance_uid =
+          (msg.msg.NCreateRQ.opts & O_NCREATE_AFFECTEDSOPINSTANCEUID) ? msg.msg.NCreateRQ.AffectedSOPInstanceUID : "";
       if (rq.sop_instance_uid.empty()) rq.sop_instance_uid = NewUid();
     } else {
       rq.sop_instance_uid = msg.msg.NSetRQ.RequestedSOPInstanceUID;
     }
     std::string problem;
-    if (!ToUtf8(*data, &problem)) spdlog::warn("MPPS from {}: attributes not fully decoded: {}", rq.calling_ae, problem);
+    if (!ToUtf8(*data, &problem))
+      spdlog::warn("MPPS from {}: attributes not fully decoded: {}", rq.calling_ae, problem);
     rq.attributes = Flatten(*data);
     rq.dicom_json = DicomJson(*data);
     answer = sink.Receive(rq);
@@ -265,7 +264,8 @@ OFCondition AnswerMpps(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
     T_DIMSE_N_SetRSP& r = rsp.msg.NSetRSP;
     r.MessageIDBeingRespondedTo = msg.msg.NSetRQ.MessageID;
     OFStandard::strlcpy(r.AffectedSOPClassUID, msg.msg.NSetRQ.RequestedSOPClassUID, sizeof r.AffectedSOPClassUID);
-    OFStandard::strlcpy(r.AffectedSOPInstanceUID, msg.msg.NSetRQ.RequestedSOPInstanceUID, sizeof r.AffectedSOPInstanceUID);
+    OFStandard::strlcpy(r.AffectedSOPInstanceUID, msg.msg.NSetRQ.RequestedSOPInstanceUID,
+                        sizeof r.AffectedSOPInstanceUID);
     r.DimseStatus = answer.status;
     r.DataSetType = DIMSE_DATASET_NULL;
     r.opts = O_NSET_AFFECTEDSOPCLASSUID | O_NSET_AFFECTEDSOPINSTANCEUID;
@@ -326,7 +326,7 @@ struct AssociationServer::Impl {
   // A connection from `peer` is past its handoff (or rejected): the next from there may go.
   void LeftHandoff(const std::string& peer);
   std::map<std::string, int> handing GUARDED_BY(mu);  // per address, connections queued or in handoff
-  std::atomic<int> wake_fd{-1};        // an eventfd the accept loop waits on, poked by LeftHandoff
+  std::atomic<int> wake_fd{-1};                       // an eventfd the accept loop waits on, poked by LeftHandoff
   void WorkerLoop();
   void Serve(Connection c);
   void Reject(Connection c, T_ASC_RejectParametersReason reason, const char* why);
@@ -356,8 +356,8 @@ Result<void> AssociationServer::Impl::Listen() {
   int rc = getaddrinfo(opt.bind.c_str(), port.c_str(), &hints, &res);
   if (rc != 0) {
     return Fail(Code::kInvalidArgument,
-                fmt::format("receiver {}: bind address '{}' is not an IP address ({})",
-                            opt.ae_title, opt.bind, gai_strerror(rc)),
+                fmt::format("receiver {}: bind address '{}' is not an IP address ({})", opt.ae_title, opt.bind,
+                            gai_strerror(rc)),
                 "bind");
   }
   int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -368,10 +368,10 @@ Result<void> AssociationServer::Impl::Listen() {
     int err = errno;
     freeaddrinfo(res);
     ::close(fd);
-    return Fail(err == EADDRINUSE ? Code::kAlreadyExists : Code::kUnavailable,
-                fmt::format("receiver {}: cannot listen on {}:{}: {}", opt.ae_title, opt.bind,
-                            opt.port, std::strerror(err)),
-                "port");
+    return Fail(
+        err == EADDRINUSE ? Code::kAlreadyExists : Code::kUnavailable,
+        fmt::format("receiver {}: cannot listen on {}:{}: {}", opt.ae_title, opt.bind, opt.port, std::strerror(err)),
+        "port");
   }
   freeaddrinfo(res);
   sockaddr_storage ss{};
@@ -481,8 +481,10 @@ void AssociationServer::Impl::AcceptLoop() {
   const int flags = ::fcntl(listen_fd, F_GETFL);
   ::fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK);  // accept until none is left, never block
   auto drop = [&](std::map<int, Waiting>::iterator it, const std::string& why, bool warn) {
-    if (warn) spdlog::warn("receiver {}: connection from {} closed: {}", opt.ae_title, it->second.c.peer, why);
-    else spdlog::info("receiver {}: connection from {} closed: {}", opt.ae_title, it->second.c.peer, why);
+    if (warn)
+      spdlog::warn("receiver {}: connection from {} closed: {}", opt.ae_title, it->second.c.peer, why);
+    else
+      spdlog::info("receiver {}: connection from {} closed: {}", opt.ae_title, it->second.c.peer, why);
     ::close(it->first);  // also leaves the epoll set
     g_opening.fetch_sub(1);
     return opening.erase(it);
@@ -521,8 +523,8 @@ void AssociationServer::Impl::AcceptLoop() {
         continue;
       }
       it = drop(it,
-                it->second.ready ? fmt::format("waited {} s behind other connections from the same address",
-                                               opt.request_timeout_seconds)
+                it->second.ready  ? fmt::format("waited {} s behind other connections from the same address",
+                                                opt.request_timeout_seconds)
                 : opt.tls.enabled ? fmt::format("no TLS handshake within {} s", opt.request_timeout_seconds)
                                   : fmt::format("no complete A-ASSOCIATE-RQ within {} s", opt.request_timeout_seconds),
                 it->second.ready);
@@ -575,8 +577,10 @@ void AssociationServer::Impl::AcceptLoop() {
           }
         }
         if (cfd >= kMaxDescriptor) {
-          spdlog::warn("receiver {}: connection from {} closed: the process has {} descriptors open, more than "
-                       "DCMTK can wait on", opt.ae_title, PeerAddress(cfd), cfd);
+          spdlog::warn(
+              "receiver {}: connection from {} closed: the process has {} descriptors open, more than "
+              "DCMTK can wait on",
+              opt.ae_title, PeerAddress(cfd), cfd);
           ::close(cfd);
           continue;
         }
@@ -584,8 +588,9 @@ void AssociationServer::Impl::AcceptLoop() {
         if (!opening.empty() && (opening.size() >= kMaxOpening || g_opening.load() >= kMaxOpeningAll)) {
           // A flood of silent connections: the one waiting longest goes (a modality sends its
           // request within milliseconds of connecting).
-          drop(oldest(), fmt::format("{} connections opening at once; the one waiting longest goes",
-                                     opening.size() >= kMaxOpening ? opening.size() : g_opening.load()),
+          drop(oldest(),
+               fmt::format("{} connections opening at once; the one waiting longest goes",
+                           opening.size() >= kMaxOpening ? opening.size() : g_opening.load()),
                true);
         }
         g_opening.fetch_add(1);
@@ -656,9 +661,8 @@ AssociationServer::Impl::Handed AssociationServer::Impl::Handoff(Connection& c) 
     t_handoff = &lock;
     dcmExternalSocketHandle.set(c.fd);
     // Ends the handoff from inside (our transport layer), before the handshake and the request.
-    cond = ASC_receiveAssociation(network, &h.assoc, kMaxPdu, nullptr, nullptr,
-                                  opt.tls.enabled ? OFTrue : OFFalse, DUL_NOBLOCK,
-                                  opt.request_timeout_seconds);
+    cond = ASC_receiveAssociation(network, &h.assoc, kMaxPdu, nullptr, nullptr, opt.tls.enabled ? OFTrue : OFFalse,
+                                  DUL_NOBLOCK, opt.request_timeout_seconds);
     EndHandoff();  // when DCMTK failed before it asked for the connection
   }
   bool cut = false;
@@ -668,14 +672,13 @@ AssociationServer::Impl::Handed AssociationServer::Impl::Handoff(Connection& c) 
     watched.erase(h.ours);
   }
   if (cut) {
-    spdlog::info("receiver {}: connection from {} closed: no {}A-ASSOCIATE-RQ within {} s", opt.ae_title,
-                 c.peer, opt.tls.enabled ? "TLS handshake and " : "complete ", opt.request_timeout_seconds);
+    spdlog::info("receiver {}: connection from {} closed: no {}A-ASSOCIATE-RQ within {} s", opt.ae_title, c.peer,
+                 opt.tls.enabled ? "TLS handshake and " : "complete ", opt.request_timeout_seconds);
     Finish(h);
     return {};
   }
   if (cond.bad()) {
-    spdlog::info("receiver {}: bad association request from {}: {}", opt.ae_title, c.peer,
-                 ConditionText(cond));
+    spdlog::info("receiver {}: bad association request from {}: {}", opt.ae_title, c.peer, ConditionText(cond));
     Finish(h);
     return {};
   }
@@ -694,8 +697,7 @@ void AssociationServer::Impl::Finish(Handed& h) {
   h = {};
 }
 
-void AssociationServer::Impl::Reject(Connection c, T_ASC_RejectParametersReason reason,
-                                     const char* why) {
+void AssociationServer::Impl::Reject(Connection c, T_ASC_RejectParametersReason reason, const char* why) {
   Handed h = Handoff(c);
   if (!h.assoc) return;
   spdlog::warn("receiver {}: rejected association from {}: {}", opt.ae_title, c.peer, why);
@@ -740,15 +742,17 @@ void AssociationServer::Impl::Serve(Connection c) {
   if (admission.verdict != Admission::Verdict::kAccept) {
     bool unknown_called = admission.verdict == Admission::Verdict::kUnknownCalledAe;
     if (unknown_called) {
-      spdlog::warn("receiver {}: rejected association from {}@{}: called AE title '{}' not recognized",
-                   opt.ae_title, calling_ae, c.peer, called_ae);
+      spdlog::warn("receiver {}: rejected association from {}@{}: called AE title '{}' not recognized", opt.ae_title,
+                   calling_ae, c.peer, called_ae);
     } else {
-      spdlog::warn("receiver {}: rejected association from {}@{}: calling AE title not recognized "
-                   "(not on the whitelist)", admission.name, calling_ae, c.peer);
+      spdlog::warn(
+          "receiver {}: rejected association from {}@{}: calling AE title not recognized "
+          "(not on the whitelist)",
+          admission.name, calling_ae, c.peer);
     }
-    T_ASC_RejectParameters rej{ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
-                               unknown_called ? ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED
-                                              : ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED};
+    T_ASC_RejectParameters rej{
+        ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+        unknown_called ? ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED : ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED};
     ASC_rejectAssociation(assoc, &rej);
     done();
     return;
@@ -756,8 +760,7 @@ void AssociationServer::Impl::Serve(Connection c) {
   AcceptContexts(assoc->params, admission.preferred_transfer_syntax, admission.mpps != nullptr,
                  admission.query != nullptr);
   if (ASC_countAcceptedPresentationContexts(assoc->params) == 0) {
-    spdlog::warn("receiver {}: association from {}@{} proposed nothing we accept", admission.name,
-                 calling_ae, c.peer);
+    spdlog::warn("receiver {}: association from {}@{} proposed nothing we accept", admission.name, calling_ae, c.peer);
   }
   OFCondition cond = ASC_acknowledgeAssociation(assoc);
   if (cond.bad()) {
@@ -790,8 +793,8 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
     ~Report() {
       if (tally.stored + tally.refused == 0) return;
       double s = std::chrono::duration<double>(Steady::now() - start).count();
-      spdlog::info("receiver {}: association from {}@{}: {} stored, {} refused in {:.1f} s",
-                   self_name, calling, peer, tally.stored, tally.refused, s);
+      spdlog::info("receiver {}: association from {}@{}: {} stored, {} refused in {:.1f} s", self_name, calling, peer,
+                   tally.stored, tally.refused, s);
     }
   } report{name, calling, peer, tally, start};
   while (true) {
@@ -802,8 +805,7 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
     std::unique_ptr<DcmDataset> owned_detail(detail);
     if (cond == DIMSE_NODATAAVAILABLE) {
       if (stopping || ++idle >= opt.idle_timeout_seconds) {
-        spdlog::debug("receiver {}: closing {} association from {}", name,
-                      stopping ? "(shutdown)" : "idle", peer);
+        spdlog::debug("receiver {}: closing {} association from {}", name, stopping ? "(shutdown)" : "idle", peer);
         ASC_abortAssociation(assoc);
         return;
       }
@@ -816,8 +818,7 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
     }
     if (cond == DUL_PEERABORTEDASSOCIATION) return;
     if (cond.bad()) {
-      spdlog::info("receiver {}: association from {}@{} ended: {}", name, calling, peer,
-                   ConditionText(cond));
+      spdlog::info("receiver {}: association from {}@{} ended: {}", name, calling, peer, ConditionText(cond));
       ASC_abortAssociation(assoc);
       return;
     }
@@ -829,7 +830,8 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
         uint16_t answered = 0;
         StoreContext ctx{"receiver " + name, calling, called_ae, peer};
         ctx.spare = &spare;
-        if (ReceiveStore(assoc, pres, msg.msg.CStoreRQ, *admission.sink, ctx, answered) == StoreEnd::kAssociationLost) return;
+        if (ReceiveStore(assoc, pres, msg.msg.CStoreRQ, *admission.sink, ctx, answered) == StoreEnd::kAssociationLost)
+          return;
         (answered == status::kSuccess ? tally.stored : tally.refused)++;
         break;
       }
@@ -841,9 +843,9 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
       case DIMSE_C_FIND_RQ:
         if (admission.query) {
           cond = Guarded([&] {
-            return AnswerFind(assoc, pres, msg.msg.CFindRQ, *admission.query,
-                              FindContext{"receiver " + name, calling, called_ae, peer, opt.dimse_timeout_seconds,
-                                          &stopping});
+            return AnswerFind(
+                assoc, pres, msg.msg.CFindRQ, *admission.query,
+                FindContext{"receiver " + name, calling, called_ae, peer, opt.dimse_timeout_seconds, &stopping});
           });
           if (cond.bad()) {
             spdlog::info("receiver {}: C-FIND from {}@{} not completed: {}", name, calling, peer, ConditionText(cond));
@@ -875,9 +877,10 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
       case DIMSE_N_CREATE_RQ:
       case DIMSE_N_SET_RQ:
         if (admission.mpps) {
-          cond = AnswerMpps(assoc, pres, msg, *admission.mpps, MppsRequest{msg.CommandField == DIMSE_N_CREATE_RQ, {},
-                                                                            calling, called_ae, peer, {}, {},
-                                                                            admission.mpps_forward});
+          cond = AnswerMpps(
+              assoc, pres, msg, *admission.mpps,
+              MppsRequest{
+                  msg.CommandField == DIMSE_N_CREATE_RQ, {}, calling, called_ae, peer, {}, {}, admission.mpps_forward});
           if (cond.bad()) {
             spdlog::info("receiver {}: MPPS from {}@{} not completed: {}", name, calling, peer, ConditionText(cond));
           }
@@ -885,8 +888,8 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
         }
         [[fallthrough]];
       default:
-        spdlog::info("receiver {}: unsupported DIMSE command 0x{:04x} from {}; aborting",
-                     name, static_cast<unsigned>(msg.CommandField), peer);
+        spdlog::info("receiver {}: unsupported DIMSE command 0x{:04x} from {}; aborting", name,
+                     static_cast<unsigned>(msg.CommandField), peer);
         ASC_abortAssociation(assoc);
         return;
     }
@@ -934,7 +937,8 @@ void AssociationServer::Stop() {
   }
   impl_->cv.notify_all();
   impl_->reject_cv.notify_all();
-  for (auto& t : impl_->workers) if (t.joinable()) t.join();
+  for (auto& t : impl_->workers)
+    if (t.joinable()) t.join();
   if (impl_->rejecter.joinable()) impl_->rejecter.join();
   MutexLock lock(impl_->mu);
   for (auto& c : impl_->queue) ::close(c.fd);

@@ -33,7 +33,7 @@ struct IncomingInstance {
   std::string move_originator_ae;  // set by a PACS sending for a C-MOVE
   int move_originator_id = -1;
   std::optional<InstanceRecord> header;  // parsed while receiving, when the first bytes held it
-  bool answered = false;  // Success was sent before the store (StoreSink::AnswerBeforeStore)
+  bool answered = false;                 // Success was sent before the store (StoreSink::AnswerBeforeStore)
 };
 
 struct StoreAnswer {
@@ -94,13 +94,13 @@ class MppsSink {
 struct Admission {
   enum class Verdict { kAccept, kUnknownCalledAe, kCallingAeNotAllowed };
   Verdict verdict = Verdict::kUnknownCalledAe;
-  std::shared_ptr<StoreSink> sink;        // kAccept: where this association's instances go
-  std::string preferred_transfer_syntax;  // chosen first when offered (UID); may be empty
-  std::string name;                       // the receiver, for log lines
-  std::shared_ptr<MppsSink> mpps;         // set: MPPS N-CREATE/N-SET are accepted and go here
-  std::string mpps_forward;               // the node accepted MPPS requests are passed on to
-  std::shared_ptr<QuerySink> query;       // set: C-FIND (Patient and Study Root) is accepted and goes here
-  std::shared_ptr<RetrieveSink> retrieve; // set with `query`: C-GET and C-MOVE are accepted and go here
+  std::shared_ptr<StoreSink> sink;         // kAccept: where this association's instances go
+  std::string preferred_transfer_syntax;   // chosen first when offered (UID); may be empty
+  std::string name;                        // the receiver, for log lines
+  std::shared_ptr<MppsSink> mpps;          // set: MPPS N-CREATE/N-SET are accepted and go here
+  std::string mpps_forward;                // the node accepted MPPS requests are passed on to
+  std::shared_ptr<QuerySink> query;        // set: C-FIND (Patient and Study Root) is accepted and goes here
+  std::shared_ptr<RetrieveSink> retrieve;  // set with `query`: C-GET and C-MOVE are accepted and go here
 };
 using AdmitFunction = std::function<Admission(const std::string& called_ae, const std::string& calling_ae,
                                               const std::string& peer_address)>;
@@ -116,13 +116,13 @@ struct ServerOptions {
   std::string ae_title;
   ServerTls tls;  // TLS only on this port (BCP 195 profile) when enabled
   std::string bind = "0.0.0.0";
-  uint16_t port = 104;             // 0: any free port (tests)
+  uint16_t port = 104;  // 0: any free port (tests)
   int workers = 8;
-  int idle_timeout_seconds = 60;   // an association silent this long is aborted
+  int idle_timeout_seconds = 60;  // an association silent this long is aborted
   // C-FIND/C-GET/C-MOVE identifiers that stall this long are abandoned (C-STORE data sets and
   // responses the peer does not read: DCMTK's 60 s socket timeouts).
   int dimse_timeout_seconds = 60;
-  int request_timeout_seconds = 5; // time for a new connection to send its A-ASSOCIATE-RQ
+  int request_timeout_seconds = 5;  // time for a new connection to send its A-ASSOCIATE-RQ
   int max_queue_wait_seconds = 20;
   // The transfer syntax (UID) to choose first for data from a calling AE title, e.g. a node's
   // preferred compression during a C-MOVE; empty: our default order.

@@ -334,7 +334,8 @@ Result<std::unique_ptr<Dataset>> DataSetSplitter::Finish(const std::string& tran
   int fd = -1;
   if (!file_path_.empty()) {
     fd = ::open(file_path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Fail(Code::kUnavailable, fmt::format("cannot read back the spill file: {}", std::strerror(errno)));
+    if (fd < 0)
+      return Fail(Code::kUnavailable, fmt::format("cannot read back the spill file: {}", std::strerror(errno)));
   }
   const DcmXfer xfer(transfer_syntax_uid.c_str());
   auto ds = std::make_unique<DcmDataset>();

@@ -86,9 +86,9 @@ class DataSetSplitter {
   std::FILE* file_ = nullptr;
   std::filesystem::path file_path_;
   uint64_t file_size_ = 0;
-  uint64_t total_ = 0;                 // bytes of the data set so far, in memory or file
-  std::vector<uint64_t> spilled_at_;   // where each value in the file starts in the data set
-  uint64_t value_at_ = 0;              // where the current value starts in the data set
+  uint64_t total_ = 0;                // bytes of the data set so far, in memory or file
+  std::vector<uint64_t> spilled_at_;  // where each value in the file starts in the data set
+  uint64_t value_at_ = 0;             // where the current value starts in the data set
   bool write_failed_ = false;
   bool spilling_ = false;
 

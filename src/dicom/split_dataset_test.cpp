@@ -197,8 +197,7 @@ TEST_F(SplitDataSetTest, NativePixelDataGoesToTheFileAndIsWrittenFromThereUnchan
     Nested(ds);
     const std::string blob = Bytes(100 * 1024, 5);  // a private value that crosses the budget
     ds.putAndInsertString(DcmTag(0x0009, 0x0010, EVR_LO), "ACME");
-    ds.putAndInsertUint8Array(DcmTag(0x0009, 0x1010, EVR_OB), reinterpret_cast<const Uint8*>(blob.data()),
-                              blob.size());
+    ds.putAndInsertUint8Array(DcmTag(0x0009, 0x1010, EVR_OB), reinterpret_cast<const Uint8*>(blob.data()), blob.size());
     NativePixels(ds, 3 * 1024 * 1024);
     ds.putAndInsertUint8Array(DCM_DataSetTrailingPadding, reinterpret_cast<const Uint8*>("\0\0\0\0"), 4);
     const std::string uid = DcmXfer(xfer).getXferID();
@@ -252,15 +251,20 @@ TEST_F(SplitDataSetTest, SmallDataSetsStayInMemory) {
 // A private sequence whose VR the sender did not know: explicit VR UN of undefined length, its
 // items in implicit VR (PS3.5 6.2.2), written by hand since DCMTK would write it as SQ.
 TEST_F(SplitDataSetTest, UnknownSequencesAreWalkedInImplicitVr) {
-  auto tag = [](uint16_t g, uint16_t e) { return std::string{char(g & 0xFF), char(g >> 8), char(e & 0xFF), char(e >> 8)}; };
-  auto u32 = [](uint32_t v) { return std::string{char(v & 0xFF), char((v >> 8) & 0xFF), char((v >> 16) & 0xFF), char(v >> 24)}; };
+  auto tag = [](uint16_t g, uint16_t e) {
+    return std::string{char(g & 0xFF), char(g >> 8), char(e & 0xFF), char(e >> 8)};
+  };
+  auto u32 = [](uint32_t v) {
+    return std::string{char(v & 0xFF), char((v >> 8) & 0xFF), char((v >> 16) & 0xFF), char(v >> 24)};
+  };
   auto u16 = [](uint16_t v) { return std::string{char(v & 0xFF), char(v >> 8)}; };
   auto shortel = [&](uint16_t g, uint16_t e, const char* vr, const std::string& v) {
     return tag(g, e) + vr + u16(static_cast<uint16_t>(v.size())) + v;
   };
   const std::string inner = Bytes(200000, 9);
   const std::string pixels = Bytes(300000, 10);
-  std::string bytes = shortel(0x0008, 0x0016, "UI", std::string(UID_SecondaryCaptureImageStorage) + std::string(1, '\0'));
+  std::string bytes =
+      shortel(0x0008, 0x0016, "UI", std::string(UID_SecondaryCaptureImageStorage) + std::string(1, '\0'));
   bytes += shortel(0x0008, 0x0018, "UI", "1.2.3.4.5.67");
   bytes += shortel(0x0009, 0x0010, "LO", "ACME");
   bytes += tag(0x0009, 0x1001) + "UN" + u16(0) + u32(0xFFFFFFFF);
@@ -309,7 +313,11 @@ TEST_F(SplitDataSetTest, AnonymizesWithoutReadingThePixelData) {
 }
 
 TEST_F(SplitDataSetTest, AStructureItCannotFollowStaysInMemory) {
-  std::string bytes = std::string("\x08\x00\x18\x00" "ZZ\x04\x00" "1.23", 12);
+  std::string bytes = std::string(
+      "\x08\x00\x18\x00"
+      "ZZ\x04\x00"
+      "1.23",
+      12);
   bytes += std::string(200000, 'x');
   DataSetSplitter splitter(Small(true), SpillPaths());
   ASSERT_TRUE(splitter.Feed(bytes.data(), bytes.size()));

@@ -109,8 +109,7 @@ void RemoveQuietly(const std::filesystem::path& p) {
 }
 
 StoreEnd Answer(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_StoreRQ& req,
-                T_DIMSE_C_StoreRSP& rsp, const StoreAnswer& answer, const StoreContext& ctx,
-                uint16_t& answered);
+                T_DIMSE_C_StoreRSP& rsp, const StoreAnswer& answer, const StoreContext& ctx, uint16_t& answered);
 
 // What DIMSE_createFilestream writes (the file meta information of PS3.10 7.1, with DCMTK's
 // implementation class UID and version name and the association's calling AE title as source),
@@ -124,14 +123,15 @@ OFCondition CreateFilestream(std::FILE* file, const T_DIMSE_C_StoreRQ& req, T_AS
   DcmMetaInfo meta;
   const Uint8 version[2] = {0, 1};
   const char* source = assoc->params->DULparams.callingAPTitle;
-  for (OFCondition c : {meta.putAndInsertUint32(DCM_FileMetaInformationGroupLength, 0),
-                        meta.putAndInsertUint8Array(DCM_FileMetaInformationVersion, version, 2),
-                        meta.putAndInsertString(DCM_MediaStorageSOPClassUID, req.AffectedSOPClassUID),
-                        meta.putAndInsertString(DCM_MediaStorageSOPInstanceUID, req.AffectedSOPInstanceUID),
-                        meta.putAndInsertString(DCM_TransferSyntaxUID, pc.acceptedTransferSyntax),
-                        meta.putAndInsertString(DCM_ImplementationClassUID, OFFIS_IMPLEMENTATION_CLASS_UID),
-                        meta.putAndInsertString(DCM_ImplementationVersionName, OFFIS_DTK_IMPLEMENTATION_VERSION_NAME2),
-                        meta.putAndInsertString(DCM_SourceApplicationEntityTitle, source ? source : "")}) {
+  for (const OFCondition& c :
+       {meta.putAndInsertUint32(DCM_FileMetaInformationGroupLength, 0),
+        meta.putAndInsertUint8Array(DCM_FileMetaInformationVersion, version, 2),
+        meta.putAndInsertString(DCM_MediaStorageSOPClassUID, req.AffectedSOPClassUID),
+        meta.putAndInsertString(DCM_MediaStorageSOPInstanceUID, req.AffectedSOPInstanceUID),
+        meta.putAndInsertString(DCM_TransferSyntaxUID, pc.acceptedTransferSyntax),
+        meta.putAndInsertString(DCM_ImplementationClassUID, OFFIS_IMPLEMENTATION_CLASS_UID),
+        meta.putAndInsertString(DCM_ImplementationVersionName, OFFIS_DTK_IMPLEMENTATION_VERSION_NAME2),
+        meta.putAndInsertString(DCM_SourceApplicationEntityTitle, source ? source : "")}) {
     if (c.bad()) return c;
   }
   cond = meta.computeGroupLengthAndPadding(EGL_withGL, EPD_noChange, META_HEADER_DEFAULT_TRANSFERSYNTAX,
@@ -157,8 +157,8 @@ std::FILE* OpenNew(const std::filesystem::path& path) {
   return f;
 }
 
-IncomingInstance Describe(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
-                          const T_DIMSE_C_StoreRQ& req, const StoreContext& ctx) {
+IncomingInstance Describe(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const T_DIMSE_C_StoreRQ& req,
+                          const StoreContext& ctx) {
   T_ASC_PresentationContext pc;
   ASC_findAcceptedPresentationContext(assoc->params, pres, &pc);
   IncomingInstance in;
@@ -198,9 +198,8 @@ std::FILE* SpareFile::Take(std::filesystem::path& path) {
   return std::exchange(file_, nullptr);
 }
 
-StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
-                      T_DIMSE_C_StoreRQ& req, StoreSink& sink, const StoreContext& ctx,
-                      uint16_t& answered) {
+StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_StoreRQ& req,
+                      StoreSink& sink, const StoreContext& ctx, uint16_t& answered) {
   T_DIMSE_C_StoreRSP rsp{};
   rsp.MessageIDBeingRespondedTo = req.MessageID;
   rsp.DataSetType = DIMSE_DATASET_NULL;
@@ -249,8 +248,8 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     OFCondition cond = DIMSE_receiveDataSetInMemory(assoc, DIMSE_BLOCKING, 0, &pres, &received, nullptr, nullptr);
     std::unique_ptr<DcmDataset> owned(received);
     if (cond.bad() || !owned) {
-      spdlog::warn("{}: data set from {}@{} not received completely: {}", ctx.log_name,
-                   ctx.calling_ae, ctx.peer, ConditionText(cond));
+      spdlog::warn("{}: data set from {}@{} not received completely: {}", ctx.log_name, ctx.calling_ae, ctx.peer,
+                   ConditionText(cond));
       ASC_abortAssociation(assoc);
       return StoreEnd::kAssociationLost;
     }
@@ -307,14 +306,14 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
       write_ok = false;
     }
     if (!write_ok && cond.good()) {
-      spdlog::error("{}: cannot write a data set from {}@{} to {} (disk full?)", ctx.log_name,
-                    ctx.calling_ae, ctx.peer, temp.parent_path().string());
+      spdlog::error("{}: cannot write a data set from {}@{} to {} (disk full?)", ctx.log_name, ctx.calling_ae, ctx.peer,
+                    temp.parent_path().string());
     }
     if (cond.bad() || !write_ok) {
       RemoveQuietly(temp);
       if (cond.bad()) {
-        spdlog::warn("{}: data set from {}@{} not received completely: {}", ctx.log_name,
-                     ctx.calling_ae, ctx.peer, ConditionText(cond));
+        spdlog::warn("{}: data set from {}@{} not received completely: {}", ctx.log_name, ctx.calling_ae, ctx.peer,
+                     ConditionText(cond));
         ASC_abortAssociation(assoc);
         return StoreEnd::kAssociationLost;
       }
@@ -337,9 +336,10 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
         pending.reset();
         answered = answer.status;
         if (answer.status != status::kSuccess && end == StoreEnd::kAnswered) {
-          spdlog::warn("{}: an instance from {}@{} was answered Success before it was stored, and "
-                       "could not be stored: the retrieve that asked for it counts it missing",
-                       ctx.log_name, ctx.calling_ae, ctx.peer);
+          spdlog::warn(
+              "{}: an instance from {}@{} was answered Success before it was stored, and "
+              "could not be stored: the retrieve that asked for it counts it missing",
+              ctx.log_name, ctx.calling_ae, ctx.peer);
         }
         if (end == StoreEnd::kAnswered) make_spare();
         return end;
@@ -359,8 +359,7 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
 namespace {
 
 StoreEnd Answer(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_StoreRQ& req,
-                T_DIMSE_C_StoreRSP& rsp, const StoreAnswer& answer, const StoreContext& ctx,
-                uint16_t& answered) {
+                T_DIMSE_C_StoreRSP& rsp, const StoreAnswer& answer, const StoreContext& ctx, uint16_t& answered) {
   rsp.DimseStatus = answer.status;
   answered = answer.status;
   std::unique_ptr<DcmDataset> detail;

@@ -53,8 +53,7 @@ enum class StoreEnd { kAnswered, kAssociationLost };
 // Receives the data set of `req`, hands it to `sink` and answers with its status. `answered`
 // receives the status sent. kAssociationLost: the association was aborted (by the peer or by
 // us after a broken data set) and must not be used any more.
-StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
-                      T_DIMSE_C_StoreRQ& req, StoreSink& sink, const StoreContext& ctx,
-                      uint16_t& answered);
+StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_StoreRQ& req,
+                      StoreSink& sink, const StoreContext& ctx, uint16_t& answered);
 
 }  // namespace pb::dicom

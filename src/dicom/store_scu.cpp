@@ -41,8 +41,8 @@ std::vector<std::string> Targets(bool allow_lossy) {
                              UID_JPEGLSLosslessTransferSyntax, UID_JPEGProcess14SV1TransferSyntax,
                              UID_RLELosslessTransferSyntax};
   if (allow_lossy) {
-    t.insert(t.end(), {UID_JPEGLSLossyTransferSyntax, UID_JPEGProcess1TransferSyntax,
-                       UID_JPEGProcess2_4TransferSyntax});
+    t.insert(t.end(),
+             {UID_JPEGLSLossyTransferSyntax, UID_JPEGProcess1TransferSyntax, UID_JPEGProcess2_4TransferSyntax});
   }
   return t;
 }
@@ -120,12 +120,13 @@ std::string NoRouteReason(T_ASC_Association* assoc, const SendItem& it, bool all
   const char* cls = dcmFindNameOfUID(it.sop_class_uid.c_str(), it.sop_class_uid.c_str());
   auto names = AcceptedSyntaxes(assoc, it.sop_class_uid);
   if (names.empty()) return fmt::format("the peer does not accept {} at all (it refused the SOP class)", cls);
-  return fmt::format("the peer does not accept {} in {}, and it cannot be converted to what the peer "
-                     "accepts (it accepts {}){}",
-                     cls, Name(it.transfer_syntax_uid), fmt::join(names, ", "),
-                     allow_lossy || IsLossy(it.transfer_syntax_uid)
-                         ? ""
-                         : "; lossy syntaxes were not offered: the node's allow_lossy_compression is off");
+  return fmt::format(
+      "the peer does not accept {} in {}, and it cannot be converted to what the peer "
+      "accepts (it accepts {}){}",
+      cls, Name(it.transfer_syntax_uid), fmt::join(names, ", "),
+      allow_lossy || IsLossy(it.transfer_syntax_uid)
+          ? ""
+          : "; lossy syntaxes were not offered: the node's allow_lossy_compression is off");
 }
 
 }  // namespace
@@ -163,8 +164,8 @@ SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOp
   OFCondition cond;
   if (route.convert_to.empty()) {
     // Unchanged: the data set streams from the file.
-    cond = DIMSE_storeUser(assoc, route.pres, &req, it.path.c_str(), nullptr, nullptr, nullptr, DIMSE_BLOCKING, 0,
-                           &rsp, &detail, opt.cancel);
+    cond = DIMSE_storeUser(assoc, route.pres, &req, it.path.c_str(), nullptr, nullptr, nullptr, DIMSE_BLOCKING, 0, &rsp,
+                           &detail, opt.cancel);
   } else {
     DcmFileFormat file;
     Result<void> converted = file.loadFile(it.path.c_str()).good()

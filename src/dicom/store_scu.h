@@ -41,7 +41,7 @@ struct SendOutcome {
 
 struct SendHooks {
   std::function<void(size_t index, const SendOutcome&)> on_instance;  // each confirmed or failed
-  std::function<bool()> cancel_requested;                            // checked between instances
+  std::function<bool()> cancel_requested;                             // checked between instances
 };
 
 struct SendRequest {

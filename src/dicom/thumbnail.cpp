@@ -2,10 +2,11 @@
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
-#include <dcmtk/dcmimage/diregist.h>  // colour images
-#include <dcmtk/dcmimage/dipipng.h>
-#include <dcmtk/dcmjpeg/dipijpeg.h>
 #include <dcmtk/dcmimgle/dcmimage.h>
+// The plugins need DicomImage declared first.
+#include <dcmtk/dcmimage/dipipng.h>
+#include <dcmtk/dcmimage/diregist.h>  // colour images
+#include <dcmtk/dcmjpeg/dipijpeg.h>
 
 #include <algorithm>
 #include <cmath>
@@ -32,8 +33,8 @@ namespace pb::dicom {
   if (rq.frame && (*rq.frame < 1 || *rq.frame > frames)) {
     return Fail(Code::kNotFound, fmt::format("there is no frame {}: the instance has {}", *rq.frame, frames));
   }
-  const unsigned long frame = rq.frame ? static_cast<unsigned long>(*rq.frame - 1)
-                                       : (frames > 1 ? static_cast<unsigned long>(frames / 2) : 0);
+  const unsigned long frame =
+      rq.frame ? static_cast<unsigned long>(*rq.frame - 1) : (frames > 1 ? static_cast<unsigned long>(frames / 2) : 0);
   // Only the frame shown is decoded (partial access), not the whole cine loop.
   DicomImage image(ds, ds->getOriginalXfer(), CIF_UsePartialAccessToPixelData, frame, 1);
   if (image.getStatus() != EIS_Normal) {

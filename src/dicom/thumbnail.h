@@ -18,7 +18,7 @@ struct Thumbnail {
 };
 
 struct RenderRequest {
-  std::optional<int> frame;  // from 1; none: the middle frame
+  std::optional<int> frame;           // from 1; none: the middle frame
   int max_width = 0, max_height = 0;  // fit within (0: the image's own size in that direction)
   bool upscale = false;               // a viewport larger than the image enlarges it
   struct Window {

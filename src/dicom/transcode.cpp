@@ -1,8 +1,8 @@
 #include "dicom/transcode.h"
 
-#include "dicom/condition.h"
 #include <mutex>
 #include <set>
+#include "dicom/condition.h"
 
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcrleerg.h>
@@ -21,10 +21,11 @@ namespace {
 const std::set<std::string>& Supported() {
   static const std::set<std::string> k{
       UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
-      UID_BigEndianExplicitTransferSyntax, UID_DeflatedExplicitVRLittleEndianTransferSyntax,
-      UID_JPEGProcess1TransferSyntax, UID_JPEGProcess2_4TransferSyntax,
-      UID_JPEGProcess14TransferSyntax, UID_JPEGProcess14SV1TransferSyntax,
-      UID_JPEGLSLosslessTransferSyntax, UID_JPEGLSLossyTransferSyntax, UID_RLELosslessTransferSyntax};
+      UID_BigEndianExplicitTransferSyntax,    UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+      UID_JPEGProcess1TransferSyntax,         UID_JPEGProcess2_4TransferSyntax,
+      UID_JPEGProcess14TransferSyntax,        UID_JPEGProcess14SV1TransferSyntax,
+      UID_JPEGLSLosslessTransferSyntax,       UID_JPEGLSLossyTransferSyntax,
+      UID_RLELosslessTransferSyntax};
   return k;
 }
 
@@ -67,7 +68,8 @@ bool CanConvert(const std::string& from, const std::string& to, bool allow_lossy
 [[nodiscard]] Result<void> Transcode(DcmDataset& ds, const std::string& from, const std::string& to) {
   RegisterCodecs();
   DcmXfer target(to.c_str());
-  if (target.getXfer() == EXS_Unknown) return Fail(Code::kInvalidArgument, fmt::format("unknown transfer syntax {}", to));
+  if (target.getXfer() == EXS_Unknown)
+    return Fail(Code::kInvalidArgument, fmt::format("unknown transfer syntax {}", to));
   if (!Supported().count(from)) {
     return Fail(Code::kUnsupported, fmt::format("{} cannot be decoded by this build", Name(from)));
   }

@@ -43,8 +43,8 @@ std::vector<Uint16> Decoded(DcmDataset& ds) {
 }
 
 TEST(Transcode, LosslessRoundTripsKeepEveryPixel) {
-  for (const char* ts : {UID_JPEGLSLosslessTransferSyntax, UID_JPEGProcess14SV1TransferSyntax,
-                         UID_RLELosslessTransferSyntax}) {
+  for (const char* ts :
+       {UID_JPEGLSLosslessTransferSyntax, UID_JPEGProcess14SV1TransferSyntax, UID_RLELosslessTransferSyntax}) {
     DcmDataset ds;
     FillImage(ds);
     ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);

@@ -67,11 +67,11 @@ struct MediaType {
 
 // PS3.18 Table 8.7.3-2 (frames of the still image syntaxes DCMTK can read).
 constexpr MediaType kFrameMedia[] = {
-    {"1.2.840.10008.1.2.4.50", "image/jpeg"}, {"1.2.840.10008.1.2.4.51", "image/jpeg"},
-    {"1.2.840.10008.1.2.4.57", "image/jpeg"}, {"1.2.840.10008.1.2.4.70", "image/jpeg"},
-    {"1.2.840.10008.1.2.4.80", "image/jls"},  {"1.2.840.10008.1.2.4.81", "image/jls"},
-    {"1.2.840.10008.1.2.4.90", "image/jp2"},  {"1.2.840.10008.1.2.4.91", "image/jp2"},
-    {"1.2.840.10008.1.2.4.92", "image/jpx"},  {"1.2.840.10008.1.2.4.93", "image/jpx"},
+    {"1.2.840.10008.1.2.4.50", "image/jpeg"},   {"1.2.840.10008.1.2.4.51", "image/jpeg"},
+    {"1.2.840.10008.1.2.4.57", "image/jpeg"},   {"1.2.840.10008.1.2.4.70", "image/jpeg"},
+    {"1.2.840.10008.1.2.4.80", "image/jls"},    {"1.2.840.10008.1.2.4.81", "image/jls"},
+    {"1.2.840.10008.1.2.4.90", "image/jp2"},    {"1.2.840.10008.1.2.4.91", "image/jp2"},
+    {"1.2.840.10008.1.2.4.92", "image/jpx"},    {"1.2.840.10008.1.2.4.93", "image/jpx"},
     {"1.2.840.10008.1.2.5", "image/dicom-rle"},
 };
 
@@ -87,8 +87,10 @@ bool IsJsonNumber(const std::string& v) {
     return i > start;
   };
   if (i < v.size() && v[i] == '-') ++i;
-  if (i < v.size() && v[i] == '0') ++i;
-  else if (!digits()) return false;
+  if (i < v.size() && v[i] == '0')
+    ++i;
+  else if (!digits())
+    return false;
   if (i < v.size() && v[i] == '.') {
     ++i;
     if (!digits()) return false;
@@ -107,7 +109,7 @@ bool IsJsonNumber(const std::string& v) {
 std::string JsonDecimal(std::string v) {
   while (!v.empty() && v.front() == ' ') v.erase(v.begin());
   while (!v.empty() && v.back() == ' ') v.pop_back();
-  if (v.empty() || IsJsonNumber(v)) return v;  // an empty value of several stays empty (null)
+  if (v.empty() || IsJsonNumber(v)) return v;                        // an empty value of several stays empty (null)
   if (v.find_first_of("0123456789") == std::string::npos) return v;  // no number: "+", "e5"
   std::string sign, mantissa = v, exponent;
   if (!mantissa.empty() && (mantissa[0] == '+' || mantissa[0] == '-')) {
@@ -170,8 +172,9 @@ void NormalizeDecimals(DcmItem& item) {
     if (!first) out << ',';
     first = false;
     if (OFCondition c = e->writeJson(out, format); c.bad()) {
-      return FailCondition(c,
-                  fmt::format("({:04X},{:04X}) cannot be written as DICOM JSON", tag.getGroup(), tag.getElement()), Code::kInvalidArgument);
+      return FailCondition(
+          c, fmt::format("({:04X},{:04X}) cannot be written as DICOM JSON", tag.getGroup(), tag.getElement()),
+          Code::kInvalidArgument);
     }
   }
   out << '}';
@@ -206,15 +209,15 @@ void NormalizeDecimals(DcmItem& item) {
 }
 
 [[nodiscard]] Result<void> ReadBulk(const std::filesystem::path& file, uint32_t tag,
-                      const std::function<bool(std::string_view)>& sink) {
+                                    const std::function<bool(std::string_view)>& sink) {
   auto ff = Load(file);
   if (!ff) return tl::unexpected(ff.error());
   DcmDataset* ds = (*ff)->getDataset();
   const DcmTagKey key(static_cast<Uint16>(tag >> 16), static_cast<Uint16>(tag & 0xFFFF));
   DcmElement* e = nullptr;
   if (ds->findAndGetElement(key, e, OFFalse).bad() || !e || !IsBinary(*e)) {
-    return Fail(Code::kNotFound, fmt::format("the instance has no bulk data ({:04X},{:04X})", key.getGroup(),
-                                             key.getElement()));
+    return Fail(Code::kNotFound,
+                fmt::format("the instance has no bulk data ({:04X},{:04X})", key.getGroup(), key.getElement()));
   }
   if (key == DCM_PixelData && DcmXfer(ds->getOriginalXfer()).isEncapsulated()) {
     return Fail(Code::kUnsupported, "encapsulated pixel data is given by its frames");
@@ -316,8 +319,7 @@ Result<std::string> FrameReader::Stored(int n) {
   }
   Uint32 first = 0, end = seq->card();
   if (DcmCodec::determineStartFragment(static_cast<Uint32>(n - 1), impl_->frames, seq, first).bad() ||
-      (n < impl_->frames &&
-       DcmCodec::determineStartFragment(static_cast<Uint32>(n), impl_->frames, seq, end).bad())) {
+      (n < impl_->frames && DcmCodec::determineStartFragment(static_cast<Uint32>(n), impl_->frames, seq, end).bad())) {
     return Fail(Code::kUnsupported,
                 fmt::format("frame {} cannot be told apart: several fragments per frame and no offset table", n));
   }

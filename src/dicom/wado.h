@@ -28,7 +28,7 @@ constexpr size_t kBulkDataThreshold = 1024;
 // from the sink stops). kNotFound when the instance has no such value; kUnsupported for pixel
 // data in an encapsulated syntax (its frames are the bulk data: FrameReader).
 [[nodiscard]] Result<void> ReadBulk(const std::filesystem::path& file, uint32_t tag,
-                      const std::function<bool(std::string_view)>& sink);
+                                    const std::function<bool(std::string_view)>& sink);
 
 // The media type of a frame of pixel data as stored in `transfer_syntax` (PS3.18 Table
 // 8.7.3-2): image/jpeg, image/jls, image/jp2, image/jpx, image/dicom-rle; "" for the
@@ -44,8 +44,8 @@ class FrameReader {
   FrameReader(const FrameReader&) = delete;
   FrameReader& operator=(const FrameReader&) = delete;
 
-  int count() const;                     // Number of Frames (1 when absent)
-  bool encapsulated() const;             // compressed as stored
+  int count() const;                           // Number of Frames (1 when absent)
+  bool encapsulated() const;                   // compressed as stored
   const std::string& transfer_syntax() const;  // as stored
   // Frame `n` (from 1) uncompressed, little endian (decoded when stored compressed; colour
   // frames decoded from YBR come as RGB). Errors name the frame and why.

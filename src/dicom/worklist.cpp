@@ -21,50 +21,70 @@ namespace {
 // Return keys of every worklist query: what a modality needs to start the procedure and fill
 // its images and its MPPS (IHE RAD TF-2, Query Modality Worklist, return keys R and R+).
 const std::vector<DcmTagKey>& TopKeys() {
-  static const std::vector<DcmTagKey> kKeys{
-      DCM_AccessionNumber, DCM_ReferringPhysicianName, DCM_PatientName, DCM_PatientID,
-      DCM_IssuerOfPatientID, DCM_PatientBirthDate, DCM_PatientSex, DCM_StudyInstanceUID,
-      DCM_RequestingPhysician, DCM_RequestedProcedureID, DCM_RequestedProcedureDescription,
-      DCM_RequestedProcedurePriority, DCM_AdmissionID};
+  static const std::vector<DcmTagKey> kKeys{DCM_AccessionNumber,
+                                            DCM_ReferringPhysicianName,
+                                            DCM_PatientName,
+                                            DCM_PatientID,
+                                            DCM_IssuerOfPatientID,
+                                            DCM_PatientBirthDate,
+                                            DCM_PatientSex,
+                                            DCM_StudyInstanceUID,
+                                            DCM_RequestingPhysician,
+                                            DCM_RequestedProcedureID,
+                                            DCM_RequestedProcedureDescription,
+                                            DCM_RequestedProcedurePriority,
+                                            DCM_AdmissionID};
   return kKeys;
 }
 
 const std::vector<DcmTagKey>& StepKeys() {
-  static const std::vector<DcmTagKey> kKeys{
-      DCM_ScheduledStationAETitle, DCM_ScheduledProcedureStepStartDate, DCM_ScheduledProcedureStepStartTime,
-      DCM_Modality, DCM_ScheduledPerformingPhysicianName, DCM_ScheduledProcedureStepDescription,
-      DCM_ScheduledStationName, DCM_ScheduledProcedureStepLocation, DCM_ScheduledProcedureStepID};
+  static const std::vector<DcmTagKey> kKeys{DCM_ScheduledStationAETitle,
+                                            DCM_ScheduledProcedureStepStartDate,
+                                            DCM_ScheduledProcedureStepStartTime,
+                                            DCM_Modality,
+                                            DCM_ScheduledPerformingPhysicianName,
+                                            DCM_ScheduledProcedureStepDescription,
+                                            DCM_ScheduledStationName,
+                                            DCM_ScheduledProcedureStepLocation,
+                                            DCM_ScheduledProcedureStepID};
   return kKeys;
 }
 
 // Attributes of the Scheduled Procedure Step Sequence's items (PS3.4 K.6.1.2.2).
 const std::set<DcmTagKey>& StepAttributes() {
-  static const std::set<DcmTagKey> kSet{
-      DCM_ScheduledStationAETitle, DCM_ScheduledProcedureStepStartDate, DCM_ScheduledProcedureStepStartTime,
-      DCM_ScheduledProcedureStepEndDate, DCM_ScheduledProcedureStepEndTime, DCM_Modality,
-      DCM_ScheduledPerformingPhysicianName, DCM_ScheduledProcedureStepDescription,
-      DCM_ScheduledProtocolCodeSequence, DCM_ScheduledStationName, DCM_ScheduledProcedureStepLocation,
-      DCM_PreMedication, DCM_ScheduledProcedureStepID, DCM_RequestedContrastAgent,
-      DCM_CommentsOnTheScheduledProcedureStep, DCM_ScheduledProcedureStepStatus};
+  static const std::set<DcmTagKey> kSet{DCM_ScheduledStationAETitle,
+                                        DCM_ScheduledProcedureStepStartDate,
+                                        DCM_ScheduledProcedureStepStartTime,
+                                        DCM_ScheduledProcedureStepEndDate,
+                                        DCM_ScheduledProcedureStepEndTime,
+                                        DCM_Modality,
+                                        DCM_ScheduledPerformingPhysicianName,
+                                        DCM_ScheduledProcedureStepDescription,
+                                        DCM_ScheduledProtocolCodeSequence,
+                                        DCM_ScheduledStationName,
+                                        DCM_ScheduledProcedureStepLocation,
+                                        DCM_PreMedication,
+                                        DCM_ScheduledProcedureStepID,
+                                        DCM_RequestedContrastAgent,
+                                        DCM_CommentsOnTheScheduledProcedureStep,
+                                        DCM_ScheduledProcedureStepStatus};
   return kSet;
 }
 
 // Specific Character Set defined terms (PS3.3 C.12.1.1.2): single-byte without extensions,
 // and the ISO 2022 ones.
 const std::set<std::string>& PlainSets() {
-  static const std::set<std::string> kSets{"ISO_IR 192", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109",
-                                           "ISO_IR 110", "ISO_IR 144", "ISO_IR 127", "ISO_IR 126",
-                                           "ISO_IR 138", "ISO_IR 148", "ISO_IR 203", "ISO_IR 166",
-                                           "ISO_IR 13", "GB18030", "GBK"};
+  static const std::set<std::string> kSets{"ISO_IR 192", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110",
+                                           "ISO_IR 144", "ISO_IR 127", "ISO_IR 126", "ISO_IR 138", "ISO_IR 148",
+                                           "ISO_IR 203", "ISO_IR 166", "ISO_IR 13",  "GB18030",    "GBK"};
   return kSets;
 }
 
 const std::set<std::string>& Iso2022Sets() {
   static const std::set<std::string> kSets{
-      "ISO 2022 IR 6",   "ISO 2022 IR 100", "ISO 2022 IR 101", "ISO 2022 IR 109", "ISO 2022 IR 110",
-      "ISO 2022 IR 144", "ISO 2022 IR 127", "ISO 2022 IR 126", "ISO 2022 IR 138", "ISO 2022 IR 148",
-      "ISO 2022 IR 203", "ISO 2022 IR 166", "ISO 2022 IR 13",  "ISO 2022 IR 87",  "ISO 2022 IR 159",
-      "ISO 2022 IR 149", "ISO 2022 IR 58"};
+      "ISO 2022 IR 6",   "ISO 2022 IR 100", "ISO 2022 IR 101", "ISO 2022 IR 109", "ISO 2022 IR 110", "ISO 2022 IR 144",
+      "ISO 2022 IR 127", "ISO 2022 IR 126", "ISO 2022 IR 138", "ISO 2022 IR 148", "ISO 2022 IR 203", "ISO 2022 IR 166",
+      "ISO 2022 IR 13",  "ISO 2022 IR 87",  "ISO 2022 IR 159", "ISO 2022 IR 149", "ISO 2022 IR 58"};
   return kSets;
 }
 
@@ -116,10 +136,10 @@ bool IsKnownCharacterSet(const std::string& value) {
 [[nodiscard]] Result<WorklistResult> FindWorklist(const WorklistRequest& rq) {
   const std::string charset = rq.charset == "none" || rq.charset.empty() ? rq.charset : Declared(rq.charset);
   if (!charset.empty() && charset != "none" && !IsKnownCharacterSet(charset)) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("'{}' is not a DICOM Specific Character Set (e.g. \"ISO_IR 100\", \"ISO 2022 IR 87\")",
-                            rq.charset),
-                "mwl_charset");
+    return Fail(
+        Code::kInvalidArgument,
+        fmt::format("'{}' is not a DICOM Specific Character Set (e.g. \"ISO_IR 100\", \"ISO 2022 IR 87\")", rq.charset),
+        "mwl_charset");
   }
   DcmDataset query;
   for (const DcmTagKey& k : TopKeys()) query.insertEmptyElement(k);
@@ -133,14 +153,13 @@ bool IsKnownCharacterSet(const std::string& value) {
   for (const auto& [name, value] : rq.keys) {
     DcmTagKey key;
     if (!ParseKeyword(name, key)) {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("'{}' is not a DICOM keyword or (gggg,eeee) tag", name), "query." + name);
+      return Fail(Code::kInvalidArgument, fmt::format("'{}' is not a DICOM keyword or (gggg,eeee) tag", name),
+                  "query." + name);
     }
     const DcmTag tag(key);
     if (tag.getEVR() == EVR_SQ) {
       return Fail(Code::kInvalidArgument,
-                  fmt::format("'{}' is a sequence: name the attributes of its items instead", name),
-                  "query." + name);
+                  fmt::format("'{}' is a sequence: name the attributes of its items instead", name), "query." + name);
     }
     if (auto checked = CheckMatchingValue(name, DcmVR(tag.getEVR()).getVRName(), value); !checked) {
       return tl::unexpected(checked.error());
@@ -155,8 +174,7 @@ bool IsKnownCharacterSet(const std::string& value) {
     }
     DcmItem& where = StepAttributes().count(key) ? *step : static_cast<DcmItem&>(query);
     if (where.putAndInsertString(key, value.c_str()).bad()) {
-      return Fail(Code::kInvalidArgument, fmt::format("'{}' cannot take the value '{}'", name, value),
-                  "query." + name);
+      return Fail(Code::kInvalidArgument, fmt::format("'{}' cannot take the value '{}'", name, value), "query." + name);
     }
   }
   if (IsIso2022(charset)) {
@@ -183,23 +201,23 @@ bool IsKnownCharacterSet(const std::string& value) {
   }
   WorklistResult result;
   bool warned = false;
-  auto truncated = RunFind(rq.peer, UID_FINDModalityWorklistInformationModel, query, rq.max_results,
-                           [&](DcmDataset& answer) {
-                             OFString declared;
-                             answer.findAndGetOFStringArray(DCM_SpecificCharacterSet, declared);
-                             if (declared.empty() && !charset.empty() && charset != "none") {
-                               answer.putAndInsertString(DCM_SpecificCharacterSet, charset.c_str());
-                             }
-                             std::string problem;
-                             if (!ToUtf8(answer, &problem) && !warned) {
-                               warned = true;
-                               spdlog::warn("worklist answer not fully decoded: {}", problem);
-                             }
-                             WorklistAnswer a;
-                             a.item = Flatten(answer);
-                             a.dicom_json = DicomJson(answer);
-                             result.answers.push_back(std::move(a));
-                           });
+  auto truncated =
+      RunFind(rq.peer, UID_FINDModalityWorklistInformationModel, query, rq.max_results, [&](DcmDataset& answer) {
+        OFString declared;
+        answer.findAndGetOFStringArray(DCM_SpecificCharacterSet, declared);
+        if (declared.empty() && !charset.empty() && charset != "none") {
+          answer.putAndInsertString(DCM_SpecificCharacterSet, charset.c_str());
+        }
+        std::string problem;
+        if (!ToUtf8(answer, &problem) && !warned) {
+          warned = true;
+          spdlog::warn("worklist answer not fully decoded: {}", problem);
+        }
+        WorklistAnswer a;
+        a.item = Flatten(answer);
+        a.dicom_json = DicomJson(answer);
+        result.answers.push_back(std::move(a));
+      });
   if (!truncated) {
     if (truncated.error().code == Code::kUnsupported) {
       return Fail(Code::kUnsupported,

@@ -22,17 +22,17 @@ TEST(Worklist, ScheduledStepKeysAreTheSequenceItemsAttributes) {
                         "ScheduledPerformingPhysicianName", "ScheduledProcedureStepID", "(0040,0001)"}) {
     EXPECT_TRUE(IsScheduledStepKey(k)) << k;
   }
-  for (const char* k : {"PatientName", "PatientID", "AccessionNumber", "RequestedProcedureID", "StudyInstanceUID",
-                        "NoSuchKeyword"}) {
+  for (const char* k :
+       {"PatientName", "PatientID", "AccessionNumber", "RequestedProcedureID", "StudyInstanceUID", "NoSuchKeyword"}) {
     EXPECT_FALSE(IsScheduledStepKey(k)) << k;
   }
 }
 
 TEST(Worklist, CharacterSetsFollowTheDefinedTerms) {
   // PS3.3 C.12.1.1.2, Tables C.12-2 to C.12-5.
-  for (const char* c : {"ISO_IR 100", "ISO_IR 192", "ISO_IR 144", "GB18030", "ISO 2022 IR 87",
-                        "\\ISO 2022 IR 87", "ISO 2022 IR 6\\ISO 2022 IR 87", "ISO 2022 IR 13\\ISO 2022 IR 87",
-                        "ISO 2022 IR 6\\ISO 2022 IR 149"}) {
+  for (const char* c :
+       {"ISO_IR 100", "ISO_IR 192", "ISO_IR 144", "GB18030", "ISO 2022 IR 87", "\\ISO 2022 IR 87",
+        "ISO 2022 IR 6\\ISO 2022 IR 87", "ISO 2022 IR 13\\ISO 2022 IR 87", "ISO 2022 IR 6\\ISO 2022 IR 149"}) {
     EXPECT_TRUE(IsKnownCharacterSet(c)) << c;
   }
   for (const char* c : {"", "UTF-8", "ISO_IR 87", "ISO 2022 IR 999", "latin1", "ISO_IR 100\\ISO 2022 IR 87"}) {

@@ -58,8 +58,8 @@ std::string Unquote(std::string v) {
       if (key == "q") refused = value.find_first_not_of("0.") == std::string::npos;
     }
     if (refused) continue;
-    const bool dicom = (media == "multipart/related" && (type.empty() || type == "application/dicom")) ||
-                       media == "application/dicom";
+    const bool dicom =
+        (media == "multipart/related" && (type.empty() || type == "application/dicom")) || media == "application/dicom";
     if (!dicom && media != "*/*" && media != "multipart/*") continue;
     acceptable = true;
     if (!dicom || named.empty()) named = {kExplicitVrLittleEndian};

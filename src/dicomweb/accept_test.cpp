@@ -48,8 +48,9 @@ TEST(AcceptedParts, DefaultsToAnything) {
 }
 
 TEST(AcceptedParts, KeepsTheClientsOrderTypesAndSyntaxes) {
-  auto r = AcceptedParts("multipart/related; type=\"image/jls\"; transfer-syntax=1.2.840.10008.1.2.4.80, "
-                         "Multipart/Related; Type=application/octet-stream; transfer-syntax=*");
+  auto r = AcceptedParts(
+      "multipart/related; type=\"image/jls\"; transfer-syntax=1.2.840.10008.1.2.4.80, "
+      "Multipart/Related; Type=application/octet-stream; transfer-syntax=*");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->size(), 2u);
   EXPECT_EQ((*r)[0].type, "image/jls");

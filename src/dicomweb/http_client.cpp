@@ -112,8 +112,8 @@ std::string ServerMessage(const HttpResponse& r) {
     std::vector<std::string> parts;
     std::function<void(const nlohmann::json&, int)> pick = [&](const nlohmann::json& o, int depth) {
       if (!o.is_object() || depth > 2) return;
-      for (const char* k : {"Message", "message", "error", "title", "Details", "detail", "error_description",
-                            "errorMessage"}) {
+      for (const char* k :
+           {"Message", "message", "error", "title", "Details", "detail", "error_description", "errorMessage"}) {
         auto it = o.find(k);
         if (it != o.end() && it->is_string() && !it->get<std::string>().empty()) {
           parts.push_back(Printable(it->get<std::string>(), 160));
@@ -187,7 +187,7 @@ struct Transfer {
   HttpResponse response;
   std::string reason;  // the status line's reason phrase
   bool head_done = false;
-  bool streaming = false;  // a 2xx body goes to on_body
+  bool streaming = false;      // a 2xx body goes to on_body
   std::optional<Error> error;  // a callback's refusal
   bool canceled = false;
   std::shared_ptr<RateLimiter> limiter;  // paces the body both ways (transfers only)
@@ -355,7 +355,8 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
     rq.headers = {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"};
     rq.body = "grant_type=client_credentials";
     if (!a.scope.empty()) rq.body += "&scope=" + escape(c, a.scope);
-    if (attempt == 1) rq.body += "&client_id=" + escape(c, a.client_id) + "&client_secret=" + escape(c, a.client_secret);
+    if (attempt == 1)
+      rq.body += "&client_id=" + escape(c, a.client_id) + "&client_secret=" + escape(c, a.client_secret);
     Transfer t;
     // The token request carries the client's credentials, never a token.
     t.curl = c;
@@ -397,26 +398,31 @@ Result<std::string> HttpClient::BearerToken(bool fresh) {
       why += (why.empty() ? "" : ": ") + Printable(d, 160);
     }
     if (why.empty()) why = ServerMessage(last);
-    return Fail(Code::kPermissionDenied,
-                fmt::format("the token endpoint {} refused the client credentials of client '{}': HTTP {}{}{}",
-                            a.token_url, a.client_id, last.status, why.empty() ? "" : " ", why.empty() ? "" : "(" + why + ")"));
+    return Fail(
+        Code::kPermissionDenied,
+        fmt::format("the token endpoint {} refused the client credentials of client '{}': HTTP {}{}{}", a.token_url,
+                    a.client_id, last.status, why.empty() ? "" : " ", why.empty() ? "" : "(" + why + ")"));
   }
   auto j = nlohmann::json::parse(last.body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("access_token") || !j["access_token"].is_string()) {
     return Fail(Code::kUnavailable,
                 fmt::format("the token endpoint {} answered without an access_token (RFC 6749 5.1)", a.token_url));
   }
-  if (j.contains("token_type") && j["token_type"].is_string() && AsciiLower(j["token_type"].get<std::string>()) != "bearer") {
-    return Fail(Code::kUnsupported, fmt::format("the token endpoint {} issued a '{}' token; only bearer tokens are used",
-                                                a.token_url, Printable(j["token_type"].get<std::string>(), 40)));
+  if (j.contains("token_type") && j["token_type"].is_string() &&
+      AsciiLower(j["token_type"].get<std::string>()) != "bearer") {
+    return Fail(Code::kUnsupported,
+                fmt::format("the token endpoint {} issued a '{}' token; only bearer tokens are used", a.token_url,
+                            Printable(j["token_type"].get<std::string>(), 40)));
   }
   const std::string value = j["access_token"].get<std::string>();
   // RFC 6750 2.1 b64token: nothing that could end the header or start another.
-  if (value.empty() || value.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") !=
-                           std::string::npos) {
-    return Fail(Code::kUnavailable,
-                fmt::format("the token endpoint {} issued a token with characters a bearer token cannot have (RFC 6750 2.1)",
-                            a.token_url));
+  if (value.empty() ||
+      value.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=") !=
+          std::string::npos) {
+    return Fail(
+        Code::kUnavailable,
+        fmt::format("the token endpoint {} issued a token with characters a bearer token cannot have (RFC 6750 2.1)",
+                    a.token_url));
   }
   int64_t lifetime = 3600;
   if (auto e = j.find("expires_in"); e != j.end() && e->is_number()) {
@@ -435,7 +441,7 @@ Result<HttpResponse> HttpClient::Perform(HttpRequest& request) {
   std::string url = request.url;
   const std::string home = OriginOf(request.url);
   bool fresh_token = false;
-  for (int hops = 0;; ) {
+  for (int hops = 0;;) {
     auto h = Acquire();
     std::string redirect;
     // Credentials and the node's headers go only to the node's own origin.
@@ -454,7 +460,8 @@ Result<HttpResponse> HttpClient::Perform(HttpRequest& request) {
     }
     if (r->status >= 300 && r->status < 400 && !redirect.empty()) {
       if (++hops > 5) {
-        return Fail(Code::kUnavailable, fmt::format("{}: more than 5 redirects (last to {})", request.what, OriginOf(redirect)));
+        return Fail(Code::kUnavailable,
+                    fmt::format("{}: more than 5 redirects (last to {})", request.what, OriginOf(redirect)));
       }
       if (url.rfind("https:", 0) == 0 && AsciiLower(redirect.substr(0, 6)) != "https:") {
         return Fail(Code::kUnavailable,
@@ -515,8 +522,7 @@ void HttpClient::Configure(Handle& h, const std::string& url, Phase phase) const
 }
 
 Result<HttpResponse> HttpClient::PerformOnce(Handle& h, HttpRequest& rq, const std::string& url, bool fresh_token,
-                                             bool home,
-                                             std::string& redirect_to) {
+                                             bool home, std::string& redirect_to) {
   CURL* c = h.curl;
   if (!c) return Fail(Code::kInternal, "the HTTP client cannot start");
   Transfer t;
@@ -530,7 +536,7 @@ Result<HttpResponse> HttpClient::PerformOnce(Handle& h, HttpRequest& rq, const s
   auto add = [&](const std::string& line) { headers = curl_slist_append(headers, line.c_str()); };
   for (const auto& line : rq.headers) add(line);
   if (home) {
-    for (const auto& [name, value] : node_.headers) add(name + ": " + value);
+    for (const auto& [name, value] : node_.headers) add(fmt::format("{}: {}", name, value));
     if (!node_.calling_ae_header.empty()) add(node_.calling_ae_header + ": " + calling_ae_);
     if (!node_.called_ae_header.empty() && !node_.ae_title.empty()) add(node_.called_ae_header + ": " + node_.ae_title);
   }
@@ -553,8 +559,10 @@ Result<HttpResponse> HttpClient::PerformOnce(Handle& h, HttpRequest& rq, const s
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 
   if (rq.method == "POST" || rq.method == "PUT") {
-    if (rq.method == "PUT") curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-    else curl_easy_setopt(c, CURLOPT_POST, 1L);
+    if (rq.method == "PUT")
+      curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    else
+      curl_easy_setopt(c, CURLOPT_POST, 1L);
     if (rq.read_body) {
       curl_easy_setopt(c, rq.method == "PUT" ? CURLOPT_INFILESIZE_LARGE : CURLOPT_POSTFIELDSIZE_LARGE,
                        static_cast<curl_off_t>(rq.body_size));
@@ -607,11 +615,12 @@ Error HttpClient::TransportError(int curl_code, const std::string& detail, const
   switch (rc) {
     case CURLE_COULDNT_RESOLVE_HOST:
       return Err(Code::kUnavailable,
-              fmt::format("host not found: '{}' does not resolve; check the host name in the node's url or use the "
-                          "IP address",
-                          u.host));
+                 fmt::format("host not found: '{}' does not resolve; check the host name in the node's url or use the "
+                             "IP address",
+                             u.host));
     case CURLE_COULDNT_RESOLVE_PROXY:
-      return Err(Code::kUnavailable, fmt::format("the proxy host of '{}' does not resolve; check the node's proxy", node_.proxy));
+      return Err(Code::kUnavailable,
+                 fmt::format("the proxy host of '{}' does not resolve; check the node's proxy", node_.proxy));
     case CURLE_COULDNT_CONNECT:
       if (os_errno == EHOSTUNREACH || os_errno == ENETUNREACH) {
         return Err(Code::kUnavailable, fmt::format("{} cannot be reached: {} (check the address and the routes or "
@@ -620,8 +629,8 @@ Error HttpClient::TransportError(int curl_code, const std::string& detail, const
       }
       if (os_errno == ECONNREFUSED || os_errno == 0) {
         return Err(Code::kUnavailable, fmt::format("connection refused by {} (is the DICOMweb server running, and is "
-                                                "the port right?)",
-                                                where));
+                                                   "the port right?)",
+                                                   where));
       }
       return Err(Code::kUnavailable, fmt::format("cannot connect to {}: {}", where, Printable(detail)));
     case CURLE_OPERATION_TIMEDOUT:
@@ -633,18 +642,18 @@ Error HttpClient::TransportError(int curl_code, const std::string& detail, const
       }
       if (detail.find("Operation too slow") != std::string::npos) {
         return Err(Code::kTimeout, fmt::format("{} stopped sending or receiving: no data moved for {} s "
-                                            "(retrieve_timeout_seconds)",
-                                            where, node_.retrieve_timeout_seconds));
+                                               "(retrieve_timeout_seconds)",
+                                               where, node_.retrieve_timeout_seconds));
       }
       return Err(Code::kTimeout, fmt::format("{} did not answer within {} s (query_timeout_seconds)", where,
-                                          node_.query_timeout_seconds));
+                                             node_.query_timeout_seconds));
     case CURLE_PEER_FAILED_VERIFICATION: {
       if (detail.find("subject name") != std::string::npos || detail.find("host name") != std::string::npos ||
           detail.find("hostname") != std::string::npos) {
         return Err(Code::kUnavailable,
-                fmt::format("host name does not match the certificate: we connected to '{}' ({}) (fix the host in "
-                            "the node's url, or set tls.verify_hostname to false)",
-                            u.host, Printable(detail, 160)));
+                   fmt::format("host name does not match the certificate: we connected to '{}' ({}) (fix the host in "
+                               "the node's url, or set tls.verify_hostname to false)",
+                               u.host, Printable(detail, 160)));
       }
       int port = 443;
       try {
@@ -658,15 +667,18 @@ Error HttpClient::TransportError(int curl_code, const std::string& detail, const
       return Err(Code::kUnavailable, problem);
     }
     case CURLE_SSL_CACERT_BADFILE:
-      return Err(Code::kInvalidArgument, fmt::format("tls.ca_file '{}' cannot be read as PEM certificates", node_.tls.ca_file),
-              "tls.ca_file");
+      return Err(Code::kInvalidArgument,
+                 fmt::format("tls.ca_file '{}' cannot be read as PEM certificates", node_.tls.ca_file), "tls.ca_file");
     case CURLE_SSL_CERTPROBLEM:
       return Err(Code::kInvalidArgument,
-              fmt::format("the client certificate cannot be used: {} (check tls.cert_file and tls.key_file)", Printable(detail)),
-              "tls.cert_file");
+                 fmt::format("the client certificate cannot be used: {} (check tls.cert_file and tls.key_file)",
+                             Printable(detail)),
+                 "tls.cert_file");
     case CURLE_SSL_CONNECT_ERROR:
-      if (detail.find("wrong version number") != std::string::npos || detail.find("packet length") != std::string::npos) {
-        return Err(Code::kUnavailable, fmt::format("{} does not speak TLS (use an http:// url, or the server's https port)", where));
+      if (detail.find("wrong version number") != std::string::npos ||
+          detail.find("packet length") != std::string::npos) {
+        return Err(Code::kUnavailable,
+                   fmt::format("{} does not speak TLS (use an http:// url, or the server's https port)", where));
       }
       return Err(Code::kUnavailable, fmt::format("TLS handshake with {} failed: {}", where, Printable(detail)));
     case CURLE_GOT_NOTHING:
@@ -677,12 +689,12 @@ Error HttpClient::TransportError(int curl_code, const std::string& detail, const
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
       return Err(Code::kUnavailable, fmt::format("{} closed the connection in the middle of the transfer ({})", where,
-                                              Printable(detail.empty() ? curl_easy_strerror(rc) : detail)));
+                                                 Printable(detail.empty() ? curl_easy_strerror(rc) : detail)));
     case CURLE_UNSUPPORTED_PROTOCOL:
       return Err(Code::kInvalidArgument, "the url must be http:// or https://", "url");
     default:
       return Err(Code::kUnavailable, fmt::format("HTTP request to {} failed: {}", where,
-                                              Printable(detail.empty() ? curl_easy_strerror(rc) : detail)));
+                                                 Printable(detail.empty() ? curl_easy_strerror(rc) : detail)));
   }
 }
 
@@ -711,10 +723,11 @@ std::string HttpClient::Explain(const HttpRequest& request, const HttpResponse& 
   }
   if (r.status == 404) {
     // Without the query string: a search's holds patient data.
-    return fmt::format("{} at {}: the node's url is probably not the DICOMweb root (examples: "
-                       "http://host:8042/dicom-web/ for Orthanc, "
-                       "http://host:8080/dcm4chee-arc/aets/DCM4CHEE/rs/ for dcm4chee, https://host/dicomweb/)",
-                       head, request.url.substr(0, request.url.find('?')));
+    return fmt::format(
+        "{} at {}: the node's url is probably not the DICOMweb root (examples: "
+        "http://host:8042/dicom-web/ for Orthanc, "
+        "http://host:8080/dcm4chee-arc/aets/DCM4CHEE/rs/ for dcm4chee, https://host/dicomweb/)",
+        head, request.url.substr(0, request.url.find('?')));
   }
   return with_message(head);
 }

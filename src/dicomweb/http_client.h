@@ -53,7 +53,7 @@ struct HttpRequest {
 struct HttpResponse {
   long status = 0;
   std::map<std::string, std::string> headers;  // names in lower case
-  std::string body;  // unless streamed; at most kMaxKeptBody bytes of a non-2xx answer
+  std::string body;                            // unless streamed; at most kMaxKeptBody bytes of a non-2xx answer
   std::string content_type() const;
   std::string Header(const std::string& lower_name) const;
 };
@@ -110,8 +110,8 @@ class HttpClient {
   void Release(std::unique_ptr<Handle> handle);
   void Configure(Handle& h, const std::string& url, Phase phase) const;  // options every request shares
   // `home`: the URL is on the node's own origin (only then credentials and headers go along).
-  [[nodiscard]] Result<HttpResponse> PerformOnce(Handle& h, HttpRequest& request, const std::string& url, bool fresh_token,
-                                   bool home, std::string& redirect_to);
+  [[nodiscard]] Result<HttpResponse> PerformOnce(Handle& h, HttpRequest& request, const std::string& url,
+                                                 bool fresh_token, bool home, std::string& redirect_to);
   [[nodiscard]] Result<std::string> BearerToken(bool fresh);
   std::string TokenKey() const;
   Error TransportError(int curl_code, const std::string& detail, const std::string& url, int os_errno) const;

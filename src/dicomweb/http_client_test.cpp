@@ -1,6 +1,6 @@
 // HttpClient against a real HTTP server (cpp-httplib) in this process, on loopback only.
-#include "core/text.h"
 #include "dicomweb/http_client.h"
+#include "core/text.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -89,9 +89,7 @@ class TestServer {
     thread_.join();
   }
 
-  std::string Url(const std::string& path = "") const {
-    return "http://" + host_ + ":" + std::to_string(port_) + path;
-  }
+  std::string Url(const std::string& path = "") const { return "http://" + host_ + ":" + std::to_string(port_) + path; }
   int port() const { return port_; }
 
   std::vector<Seen> Requests(const std::string& path = "") {
@@ -161,15 +159,12 @@ class HttpClientTest : public ::testing::Test {
       res.set_header("WWW-Authenticate", "Basic realm=\"R1\"");
       res.set_content("authentication required", "text/plain");
     });
-    s.Get("/same-host-redirect", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_redirect(server_.Url("/echo"), 307);
-    });
-    s.Post("/same-host-redirect-upload", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_redirect(server_.Url("/upload"), 307);
-    });
-    s.Get("/other-host-redirect", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_redirect(other_url_ + "/echo", 307);
-    });
+    s.Get("/same-host-redirect",
+          [this](const httplib::Request&, httplib::Response& res) { res.set_redirect(server_.Url("/echo"), 307); });
+    s.Post("/same-host-redirect-upload",
+           [this](const httplib::Request&, httplib::Response& res) { res.set_redirect(server_.Url("/upload"), 307); });
+    s.Get("/other-host-redirect",
+          [this](const httplib::Request&, httplib::Response& res) { res.set_redirect(other_url_ + "/echo", 307); });
     s.Get("/slow", [this](const httplib::Request&, httplib::Response& res) {
       std::unique_lock lock(slow_mu_);
       slow_cv_.wait_for(lock, 5s, [this] { return slow_release_; });
@@ -584,9 +579,8 @@ TEST_F(HttpClientTest, SameHostRedirectOfAStreamedPostSendsTheBodyAgain) {
 
 TEST_F(HttpClientTest, RedirectToAnotherHostIsRefusedUnlessAllowed) {
   TestServer other("127.0.0.2");
-  other.routes().Get("/echo", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("other", "text/plain");
-  });
+  other.routes().Get("/echo",
+                     [](const httplib::Request&, httplib::Response& res) { res.set_content("other", "text/plain"); });
   if (!other.Start()) GTEST_SKIP() << "127.0.0.2 cannot be bound here; the other-host redirect is not tested";
   // Set before any request reaches the handler that reads it.
   other_url_ = other.Url();

@@ -61,8 +61,7 @@ std::optional<MetadataRow> MetadataCache::Make(const MetadataRow& row) const {
     spdlog::warn("WADO-RS metadata: instance {}: {}", row.sop_uid, json.error().message);
     return std::nullopt;
   } else {
-    spdlog::warn("WADO-RS metadata: instance {} cannot be given as DICOM JSON: {}", row.sop_uid,
-                 json.error().message);
+    spdlog::warn("WADO-RS metadata: instance {} cannot be given as DICOM JSON: {}", row.sop_uid, json.error().message);
     out.json = std::string(1, kMetadataFailedMark) + json.error().message;
   }
   return out;
@@ -112,8 +111,10 @@ void MetadataCache::Loop() {
           MutexLock lock(mu_);
           if (stopping_) return;
         }
-        if (auto m = Make(r)) made.push_back(std::move(*m));
-        else skipped = true;
+        if (auto m = Make(r))
+          made.push_back(std::move(*m));
+        else
+          skipped = true;
       }
       if (auto put = db_.PutMetadata(made); !put) {
         spdlog::warn("WADO-RS metadata: {}", put.error().message);

@@ -48,9 +48,12 @@ size_t Find(std::string_view hay, std::string_view needle) {
     size_t end = 0;
     bool quoted = false;
     for (; end < rest.size(); ++end) {
-      if (rest[end] == '"') quoted = !quoted;
-      else if (rest[end] == '\\' && quoted) ++end;
-      else if (rest[end] == ';' && !quoted) break;
+      if (rest[end] == '"')
+        quoted = !quoted;
+      else if (rest[end] == '\\' && quoted)
+        ++end;
+      else if (rest[end] == ';' && !quoted)
+        break;
     }
     std::string_view param = rest.substr(0, end);
     semi = end < rest.size() ? end : std::string_view::npos;
@@ -75,10 +78,11 @@ size_t Find(std::string_view hay, std::string_view needle) {
     }
     return boundary;
   }
-  return pb::Fail(Code::kInvalidArgument, fmt::format("the Content-Type '{}' names no boundary", TrimBlanks(content_type)));
+  return pb::Fail(Code::kInvalidArgument,
+                  fmt::format("the Content-Type '{}' names no boundary", TrimBlanks(content_type)));
 }
 
-MultipartParser::MultipartParser(std::string boundary, Handlers handlers)
+MultipartParser::MultipartParser(const std::string& boundary, Handlers handlers)
     : dash_boundary_("--" + boundary), delimiter_("\r\n--" + boundary), handlers_(std::move(handlers)) {
   // A body may open with its first delimiter: as if a line break came before it.
   buffer_ = "\r\n";
@@ -164,7 +168,8 @@ Result<void> MultipartParser::Step(bool& progressed) {
       }
       size_t pad = buffer_.find_first_not_of(" \t");
       if (pad == std::string::npos) {
-        if (buffer_.size() > kMaxPadding) return Fail(fmt::format("after part {}: endless padding after a boundary", parts_));
+        if (buffer_.size() > kMaxPadding)
+          return Fail(fmt::format("after part {}: endless padding after a boundary", parts_));
         return {};
       }
       if (buffer_.size() < pad + 2) return {};
@@ -255,11 +260,14 @@ Result<void> MultipartParser::Finish() {
     case State::kEpilogue:
       if (parts_ == 0) return Fail("no part: the body holds only its closing boundary");
       return {};
-    case State::kFailed: return pb::Fail(Code::kInvalidArgument, error_);
+    case State::kFailed:
+      return pb::Fail(Code::kInvalidArgument, error_);
     case State::kPreamble:
       return Fail(fmt::format("no part: the body never contains the boundary '{}'", dash_boundary_));
-    case State::kHeaders: return Fail(fmt::format("part {}: the body ended inside its headers (truncated)", parts_ + 1));
-    case State::kBody: return Fail(fmt::format("part {}: the body ended inside its data (truncated)", parts_));
+    case State::kHeaders:
+      return Fail(fmt::format("part {}: the body ended inside its headers (truncated)", parts_ + 1));
+    case State::kBody:
+      return Fail(fmt::format("part {}: the body ended inside its data (truncated)", parts_));
     case State::kAfterDelimiter:
       return Fail(fmt::format("the body ended after part {} without the closing boundary (truncated)", parts_));
   }

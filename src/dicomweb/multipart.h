@@ -35,7 +35,7 @@ class MultipartParser {
   };
   static constexpr size_t kMaxHeaderBytes = 16 * 1024;
 
-  MultipartParser(std::string boundary, Handlers handlers);
+  MultipartParser(const std::string& boundary, Handlers handlers);
 
   // Takes the next bytes of the body. After an error, the parser stays failed.
   [[nodiscard]] Result<void> Feed(std::string_view bytes);

@@ -205,8 +205,8 @@ TEST(MultipartParser, ATruncatedBodyIsAnErrorNamingWhere) {
             std::string::npos);
   EXPECT_NE(Parse("--XyZ\r\n\r\nhalf of a da").error.find("part 1: the body ended inside its data (truncated)"),
             std::string::npos);
-  EXPECT_NE(Parse("--XyZ\r\n\r\na\r\n--XyZ\r\n\r\nb\r\n--XyZ").error.find(
-                "the body ended after part 2 without the closing boundary"),
+  EXPECT_NE(Parse("--XyZ\r\n\r\na\r\n--XyZ\r\n\r\nb\r\n--XyZ")
+                .error.find("the body ended after part 2 without the closing boundary"),
             std::string::npos);
 }
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
-#include <cstring>
 #include <fmt/format.h>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "dicom/find.h"
@@ -35,9 +35,7 @@ std::string AttributeId(const dicom::KeyInfo& k) {
 }
 
 // One UID, usable in a path (no list, no wildcard, no padding).
-bool SingleUid(const std::string& v) {
-  return !v.empty() && v.find_first_not_of("0123456789.") == std::string::npos;
-}
+bool SingleUid(const std::string& v) { return !v.empty() && v.find_first_not_of("0123456789.") == std::string::npos; }
 
 // Percent-encodes what would break the query string (RFC 3986), and nothing else: servers
 // that do not decode query values (Orthanc's) must still see `*`, `?`, `^` and `,` as such.
@@ -80,8 +78,9 @@ std::string Snippet(std::string_view body) {
 
 }  // namespace
 
-[[nodiscard]] Result<QidoSearch> BuildSearch(const std::string& level_in, const std::vector<std::pair<std::string, std::string>>& keys,
-                               bool minimal) {
+[[nodiscard]] Result<QidoSearch> BuildSearch(const std::string& level_in,
+                                             const std::vector<std::pair<std::string, std::string>>& keys,
+                                             bool minimal) {
   const std::string level = Upper(level_in);
   if (level != "PATIENT" && level != "STUDY" && level != "SERIES" && level != "IMAGE") {
     return Fail(Code::kInvalidArgument, "level must be PATIENT, STUDY, SERIES or IMAGE", "level");

@@ -28,8 +28,9 @@ struct QidoSearch {
 // the field ("level", "query.<key>": not a keyword, a malformed date or UID).
 // `minimal`: only the keys given are asked for, none of the level's defaults (a retrieve's
 // plan needs UIDs; every other attribute may cost the server a read of the file).
-[[nodiscard]] Result<QidoSearch> BuildSearch(const std::string& level, const std::vector<std::pair<std::string, std::string>>& keys,
-                               bool minimal = false);
+[[nodiscard]] Result<QidoSearch> BuildSearch(const std::string& level,
+                                             const std::vector<std::pair<std::string, std::string>>& keys,
+                                             bool minimal = false);
 
 // `path?name=value&...` with the values URL-encoded, plus limit/offset when not zero.
 std::string SearchUrl(const std::string& root, const QidoSearch& search, size_t limit, size_t offset);

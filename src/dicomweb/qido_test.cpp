@@ -123,8 +123,10 @@ TEST(QidoBuildSearch, KeysWithoutValueAreIncludefieldsByKeyword) {
 }
 
 TEST(QidoBuildSearch, KeywordsAndWildcardsAreKeptAsGiven) {
-  QidoSearch s = MustBuild("STUDY", {{"PatientName", "Doe^J*"}, {"AccessionNumber", "A?1"},
-                                      {"StudyDate", "20240101-20240131"}, {"ModalitiesInStudy", "CT"}});
+  QidoSearch s = MustBuild("STUDY", {{"PatientName", "Doe^J*"},
+                                     {"AccessionNumber", "A?1"},
+                                     {"StudyDate", "20240101-20240131"},
+                                     {"ModalitiesInStudy", "CT"}});
   EXPECT_EQ(ValuesOf(s, "PatientName"), std::vector<std::string>{"Doe^J*"});
   EXPECT_EQ(ValuesOf(s, "AccessionNumber"), std::vector<std::string>{"A?1"});
   EXPECT_EQ(ValuesOf(s, "StudyDate"), std::vector<std::string>{"20240101-20240131"});

@@ -28,10 +28,14 @@ const json* FirstValue(const json& object, const char* tag) {
 
 std::string WarningText(int code) {
   switch (code) {
-    case 0xB000: return "coercion of data elements (0xB000)";
-    case 0xB006: return "elements discarded (0xB006)";
-    case 0xB007: return "data set does not match SOP class (0xB007)";
-    default: return fmt::format("warning 0x{:04X}", code);
+    case 0xB000:
+      return "coercion of data elements (0xB000)";
+    case 0xB006:
+      return "elements discarded (0xB006)";
+    case 0xB007:
+      return "data set does not match SOP class (0xB007)";
+    default:
+      return fmt::format("warning 0x{:04X}", code);
   }
 }
 

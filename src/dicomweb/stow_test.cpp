@@ -32,9 +32,8 @@ std::string LowerNoSpace(const std::string& s) {
 class StowBodyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("pb_stow_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() / ("pb_stow_test_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     contents_.push_back(std::string(128, '\0') + "DICM" + std::string("\x02\x00\x00\x00UL\x04\x00", 8) + "\r\n--x\r\n");
@@ -249,7 +248,8 @@ TEST(StowResponse, FailedSopSequenceGivesTheFailureReason) {
 }
 
 TEST(StowResponse, FailedWithoutReasonIsStillFailed) {
-  auto out = ParseStowResponse(R"({"00081198": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["9.9"]}}]}})");
+  auto out =
+      ParseStowResponse(R"({"00081198": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["9.9"]}}]}})");
   ASSERT_TRUE(out.has_value()) << out.error().message;
   EXPECT_EQ(out->at("9.9").status, dicom::SendStatus::kFailed);
   EXPECT_FALSE(out->at("9.9").reason.empty());

@@ -34,7 +34,7 @@ std::string NewRequestId() {
   return fmt::format("{:08x}", base + next.fetch_add(1) * 2654435761u);
 }
 
-void AnswerException(const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+void AnswerException(const httplib::Request& req, httplib::Response& res, const std::exception_ptr& ep) {
   std::string what = "unknown error";
   try {
     std::rethrow_exception(ep);
@@ -128,16 +128,19 @@ bool AcceptableBody(const httplib::Request& req, httplib::Response& res) {
   const bool has_te = req.has_header("Transfer-Encoding");
   if (req.get_header_value_count("Content-Length") > 1 || req.get_header_value_count("Transfer-Encoding") > 1 ||
       (has_length && has_te)) {
-    return refuse(400, "the request's length is ambiguous (several Content-Length or Transfer-Encoding headers, or both)");
+    return refuse(400,
+                  "the request's length is ambiguous (several Content-Length or Transfer-Encoding headers, or both)");
   }
   std::string te = req.get_header_value("Transfer-Encoding");
   for (char& c : te) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (has_te && te != "chunked") return refuse(501, fmt::format("Transfer-Encoding '{}' is not served: only chunked", te));
+  if (has_te && te != "chunked")
+    return refuse(501, fmt::format("Transfer-Encoding '{}' is not served: only chunked", te));
   size_t length = 0;
   if (has_length) {
     const std::string cl = req.get_header_value("Content-Length");
     auto [end, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), length);
-    if (cl.empty() || ec != std::errc() || end != cl.data() + cl.size()) return refuse(400, "Content-Length is not a number");
+    if (cl.empty() || ec != std::errc() || end != cl.data() + cl.size())
+      return refuse(400, "Content-Length is not a number");
   }
   if (m == "GET" || m == "HEAD" || m == "OPTIONS") {
     if (has_te || length > 0) return refuse(400, "this request takes no body");
@@ -153,8 +156,9 @@ bool AcceptableBody(const httplib::Request& req, httplib::Response& res) {
 // else is 400): answers build URLs from it (RetrieveURL, BulkDataURI).
 bool ValidHost(const httplib::Request& req, httplib::Response& res) {
   const std::string host = req.get_header_value("Host");
-  const bool ok = host.size() <= 300 && host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                                "0123456789.-_:[]") == std::string::npos;
+  const bool ok = host.size() <= 300 && host.find_first_not_of(
+                                            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "0123456789.-_:[]") == std::string::npos;
   if (!ok) {
     SendError(res, 400, "the Host header is not a host name or address with an optional port", "Host");
     CloseAfterAnswer(res);
@@ -174,12 +178,14 @@ bool Cors(const std::vector<std::string>& allowed, const httplib::Request& req, 
   if (ok) {
     res.set_header("Access-Control-Allow-Origin", any ? "*" : origin);
     if (!any) res.set_header("Vary", "Origin");
-    res.set_header("Access-Control-Expose-Headers", "Warning, Content-Type, Content-Length, Content-Encoding, Content-Location");
+    res.set_header("Access-Control-Expose-Headers",
+                   "Warning, Content-Type, Content-Length, Content-Encoding, Content-Location");
   }
   if (req.method != "OPTIONS" || !req.has_header("Access-Control-Request-Method")) return false;
   if (!ok) {
-    SendError(res, 403, origin.empty() ? "a CORS preflight needs an Origin"
-                                       : fmt::format("origin {} may not call /dicom-web (see [dicomweb] cors_origins)", origin),
+    SendError(res, 403,
+              origin.empty() ? "a CORS preflight needs an Origin"
+                             : fmt::format("origin {} may not call /dicom-web (see [dicomweb] cors_origins)", origin),
               "Origin");
     return true;
   }
@@ -217,7 +223,8 @@ Result<void> HttpApi::Start(Services services) {
   });
   srv.set_exception_handler(AnswerException);
   srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.status == 404 && res.body.empty()) SendError(res, 404, fmt::format("no such resource: {} {}", req.method, req.path));
+    if (res.status == 404 && res.body.empty())
+      SendError(res, 404, fmt::format("no such resource: {} {}", req.method, req.path));
   });
   Router router(srv, [this](const httplib::Request& req, httplib::Response& res, Access access) {
     return CheckAccess(*s_, req, res, access);

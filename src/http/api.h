@@ -9,24 +9,24 @@
 #include <nlohmann/json.hpp>
 
 #include "archive/blob_store.h"
-#include "auth/accounts.h"
 #include "archive/database.h"
+#include "auth/accounts.h"
 #include "config/settings.h"
 #include "core/result.h"
 #include "dicomweb/metadata_cache.h"
 #include "ingest/pipeline.h"
+#include "ingest/staging.h"
 #include "jobs/import_job.h"
 #include "jobs/job_service.h"
 #include "mpps/mpps_steps.h"
 #include "nodes/registry.h"
-#include "ingest/staging.h"
 #include "receivers/receiver_service.h"
 
 namespace httplib {
 class Server;
 struct Request;
 struct Response;
-}
+}  // namespace httplib
 
 namespace pb::http {
 
@@ -71,7 +71,7 @@ std::string NewRequestId();
 
 // The answer to a handler's exception: 500 with a request id; the exception's text goes to the
 // log under that id, never to the client.
-void AnswerException(const httplib::Request& req, httplib::Response& res, std::exception_ptr ep);
+void AnswerException(const httplib::Request& req, httplib::Response& res, const std::exception_ptr& ep);
 
 // Route tables, one per resource.
 class Router;

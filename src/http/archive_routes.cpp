@@ -20,27 +20,36 @@ namespace pb::http {
 namespace {
 
 nlohmann::json StudyJson(const StudyRow& r) {
-  return {{"StudyInstanceUID", r.study_uid},   {"PatientID", r.patient_id},
-          {"PatientName", r.patient_name},     {"PatientBirthDate", r.patient_birth_date},
-          {"PatientSex", r.patient_sex},       {"StudyDate", r.study_date},
-          {"StudyTime", r.study_time},         {"AccessionNumber", r.accession_number},
-          {"StudyID", r.study_id},             {"StudyDescription", r.description},
-          {"ModalitiesInStudy", r.modalities}, {"series_count", r.series_count},
+  return {{"StudyInstanceUID", r.study_uid},
+          {"PatientID", r.patient_id},
+          {"PatientName", r.patient_name},
+          {"PatientBirthDate", r.patient_birth_date},
+          {"PatientSex", r.patient_sex},
+          {"StudyDate", r.study_date},
+          {"StudyTime", r.study_time},
+          {"AccessionNumber", r.accession_number},
+          {"StudyID", r.study_id},
+          {"StudyDescription", r.description},
+          {"ModalitiesInStudy", r.modalities},
+          {"series_count", r.series_count},
           {"instance_count", r.instance_count}};
 }
 
 nlohmann::json SeriesJson(const SeriesRow& r) {
-  return {{"SeriesInstanceUID", r.series_uid}, {"StudyInstanceUID", r.study_uid},
-          {"Modality", r.modality},            {"SeriesNumber", r.series_number},
-          {"SeriesDescription", r.description}, {"BodyPartExamined", r.body_part},
+  return {{"SeriesInstanceUID", r.series_uid}, {"StudyInstanceUID", r.study_uid},    {"Modality", r.modality},
+          {"SeriesNumber", r.series_number},   {"SeriesDescription", r.description}, {"BodyPartExamined", r.body_part},
           {"instance_count", r.instance_count}};
 }
 
 nlohmann::json InstanceJson(const InstanceRow& r) {
-  return {{"SOPInstanceUID", r.sop_uid},        {"SeriesInstanceUID", r.series_uid},
-          {"StudyInstanceUID", r.study_uid},    {"SOPClassUID", r.sop_class_uid},
-          {"InstanceNumber", r.instance_number}, {"TransferSyntaxUID", r.transfer_syntax_uid},
-          {"file_size", r.file_size},           {"received_at", r.received_at},
+  return {{"SOPInstanceUID", r.sop_uid},
+          {"SeriesInstanceUID", r.series_uid},
+          {"StudyInstanceUID", r.study_uid},
+          {"SOPClassUID", r.sop_class_uid},
+          {"InstanceNumber", r.instance_number},
+          {"TransferSyntaxUID", r.transfer_syntax_uid},
+          {"file_size", r.file_size},
+          {"received_at", r.received_at},
           {"source_ae", r.source_ae}};
 }
 
@@ -49,7 +58,10 @@ nlohmann::json InstanceJson(const InstanceRow& r) {
 void CatchUp(Services& s) { (void)s.pipeline.Flush(std::chrono::seconds(2)); }
 
 nlohmann::json LabelJson(const LabelCount& c, const char* level) {
-  nlohmann::json j{{"name", c.name}, {"studies", c.studies}, {"series", c.series}, {"instances", c.instances},
+  nlohmann::json j{{"name", c.name},
+                   {"studies", c.studies},
+                   {"series", c.series},
+                   {"instances", c.instances},
                    {"modalities", c.modalities}};
   if (std::string(level) == "project") j["subjects"] = c.subjects;
   if (std::string(level) != "session") j["sessions"] = c.sessions;
@@ -76,38 +88,40 @@ void AddLabelRoutes(Router& r, Services& s) {
   r.Get("/api/projects", Access::kReadOnly, [&s, send](const httplib::Request&, httplib::Response& res) {
     CatchUp(s);
     auto rows = s.db.ListProjects();
-    if (rows) rows->erase(std::remove_if(rows->begin(), rows->end(), [](const LabelCount& c) { return !Visible(c.name); }),
-                          rows->end());
+    if (rows)
+      rows->erase(std::remove_if(rows->begin(), rows->end(), [](const LabelCount& c) { return !Visible(c.name); }),
+                  rows->end());
     send(res, rows, "project");
   });
-  r.Get("/api/projects/{project}/subjects", Access::kReadOnly, [&s, send](const httplib::Request& req, httplib::Response& res) {
-    CatchUp(s);
-    const std::string above = "project '" + std::string(req.matches[1]) + "'";
-    if (!Visible(req.matches[1])) return SendError(res, 404, "no " + above + " in the archive");
-    send(res, s.db.ListSubjects(req.matches[1]), "subject", above);
-  });
-  r.Get("/api/projects/{project}/subjects/{subject}/sessions", Access::kReadOnly, [&s, send](const httplib::Request& req,
-                                                                           httplib::Response& res) {
-    CatchUp(s);
-    const std::string above =
-        "subject '" + std::string(req.matches[2]) + "' in project '" + std::string(req.matches[1]) + "'";
-    if (!Visible(req.matches[1])) return SendError(res, 404, "no " + above + " in the archive");
-    send(res, s.db.ListSessions(req.matches[1], req.matches[2]), "session", above);
-  });
+  r.Get("/api/projects/{project}/subjects", Access::kReadOnly,
+        [&s, send](const httplib::Request& req, httplib::Response& res) {
+          CatchUp(s);
+          const std::string above = "project '" + std::string(req.matches[1]) + "'";
+          if (!Visible(req.matches[1])) return SendError(res, 404, "no " + above + " in the archive");
+          send(res, s.db.ListSubjects(req.matches[1]), "subject", above);
+        });
+  r.Get("/api/projects/{project}/subjects/{subject}/sessions", Access::kReadOnly,
+        [&s, send](const httplib::Request& req, httplib::Response& res) {
+          CatchUp(s);
+          const std::string above =
+              "subject '" + std::string(req.matches[2]) + "' in project '" + std::string(req.matches[1]) + "'";
+          if (!Visible(req.matches[1])) return SendError(res, 404, "no " + above + " in the archive");
+          send(res, s.db.ListSessions(req.matches[1], req.matches[2]), "session", above);
+        });
   r.Get("/api/projects/{project}/subjects/{subject}/sessions/{session}/series", Access::kReadOnly,
-          [&s](const httplib::Request& req, httplib::Response& res) {
-            CatchUp(s);
-            auto rows = s.db.ListSessionSeries(req.matches[1], req.matches[2], req.matches[3]);
-            if (!rows) return SendError(res, rows.error());
-            if (rows->empty() || !Visible(req.matches[1])) {
-              return SendError(res, 404, "no session '" + std::string(req.matches[3]) + "' of subject '" +
-                                             std::string(req.matches[2]) + "' in project '" +
-                                             std::string(req.matches[1]) + "'");
-            }
-            nlohmann::json out = nlohmann::json::array();
-            for (const auto& r : *rows) out.push_back(SeriesJson(r));
-            SendJson(res, 200, out);
-          });
+        [&s](const httplib::Request& req, httplib::Response& res) {
+          CatchUp(s);
+          auto rows = s.db.ListSessionSeries(req.matches[1], req.matches[2], req.matches[3]);
+          if (!rows) return SendError(res, rows.error());
+          if (rows->empty() || !Visible(req.matches[1])) {
+            return SendError(res, 404,
+                             "no session '" + std::string(req.matches[3]) + "' of subject '" +
+                                 std::string(req.matches[2]) + "' in project '" + std::string(req.matches[1]) + "'");
+          }
+          nlohmann::json out = nlohmann::json::array();
+          for (const auto& r : *rows) out.push_back(SeriesJson(r));
+          SendJson(res, 200, out);
+        });
 }
 
 }  // namespace
@@ -119,9 +133,9 @@ void AddArchiveRoutes(Router& r, Services& s) {
     StudyFilter f;
     f.projects = VisibleProjects();
     std::map<std::string, std::string*> keys{
-        {"PatientID", &f.patient_id},         {"PatientName", &f.patient_name},
-        {"StudyInstanceUID", &f.study_uid},   {"AccessionNumber", &f.accession_number},
-        {"StudyDate", &f.study_date},         {"ModalitiesInStudy", &f.modality}};
+        {"PatientID", &f.patient_id},       {"PatientName", &f.patient_name},
+        {"StudyInstanceUID", &f.study_uid}, {"AccessionNumber", &f.accession_number},
+        {"StudyDate", &f.study_date},       {"ModalitiesInStudy", &f.modality}};
     for (const auto& [k, v] : req.params) {
       if (k == "limit") {
         if (!ParseInt(v, 1, 100000, f.limit)) return SendError(res, 400, "limit must be 1..100000", "limit");
@@ -194,8 +208,8 @@ void AddArchiveRoutes(Router& r, Services& s) {
     auto thumb = dicom::RenderThumbnail(s.blobs.Absolute(middle.file_path), size);
     if (!thumb) {
       if (thumb.error().code == Code::kUnsupported) {
-        return SendError(res, 422, fmt::format("series {} has no image to show: {}", req.matches[1].str(),
-                                               thumb.error().message));
+        return SendError(
+            res, 422, fmt::format("series {} has no image to show: {}", req.matches[1].str(), thumb.error().message));
       }
       return SendError(res, thumb.error());
     }
@@ -222,7 +236,7 @@ void AddArchiveRoutes(Router& r, Services& s) {
     res.set_chunked_content_provider(
         "application/zip",
         [&s, rows = std::make_shared<std::vector<InstanceRow>>(std::move(*rows)), series](size_t,
-                                                                                        httplib::DataSink& sink) {
+                                                                                          httplib::DataSink& sink) {
           ZipStream zip([&sink](const char* data, size_t size) { return sink.write(data, size); });
           for (const InstanceRow& r : *rows) {
             const bool numbered = !r.instance_number.empty() &&
@@ -244,36 +258,38 @@ void AddArchiveRoutes(Router& r, Services& s) {
         },
         [](bool) { running.fetch_sub(1); });
   });
-  r.Get("/api/instances/{sop_instance_uid}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
-    CatchUp(s);
-    auto row = s.db.GetInstance(req.matches[1], VisibleProjects());
-    if (!row) return SendError(res, row.error());
-    if (!*row) return SendError(res, 404, fmt::format("no instance {}", req.matches[1].str()));
-    SendJson(res, 200, InstanceJson(**row));
-  });
-  r.Get("/api/instances/{sop_instance_uid}/file", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
-    CatchUp(s);
-    auto row = s.db.GetInstance(req.matches[1], VisibleProjects());
-    if (!row) return SendError(res, row.error());
-    if (!*row) return SendError(res, 404, fmt::format("no instance {}", req.matches[1].str()));
-    auto path = s.blobs.Absolute((*row)->file_path);
-    auto file = std::make_shared<std::ifstream>(path, std::ios::binary);
-    std::error_code ec;
-    auto size = std::filesystem::file_size(path, ec);
-    if (!*file || ec) return SendError(res, 500, "the stored file cannot be read");
-    res.set_header("Content-Disposition", fmt::format("attachment; filename=\"{}.dcm\"", (*row)->sop_uid));
-    // Streamed in chunks: a 200 MB instance never sits in memory.
-    res.set_content_provider(size, "application/dicom",
-                             [file](size_t offset, size_t length, httplib::DataSink& sink) {
-                               std::vector<char> buf(std::min<size_t>(length, 256 * 1024));
-                               file->seekg(static_cast<std::streamoff>(offset));
-                               file->read(buf.data(), static_cast<std::streamsize>(buf.size()));
-                               auto n = file->gcount();
-                               if (n <= 0) return false;
-                               sink.write(buf.data(), static_cast<size_t>(n));
-                               return true;
-                             });
-  });
+  r.Get("/api/instances/{sop_instance_uid}", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) {
+          CatchUp(s);
+          auto row = s.db.GetInstance(req.matches[1], VisibleProjects());
+          if (!row) return SendError(res, row.error());
+          if (!*row) return SendError(res, 404, fmt::format("no instance {}", req.matches[1].str()));
+          SendJson(res, 200, InstanceJson(**row));
+        });
+  r.Get("/api/instances/{sop_instance_uid}/file", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) {
+          CatchUp(s);
+          auto row = s.db.GetInstance(req.matches[1], VisibleProjects());
+          if (!row) return SendError(res, row.error());
+          if (!*row) return SendError(res, 404, fmt::format("no instance {}", req.matches[1].str()));
+          auto path = s.blobs.Absolute((*row)->file_path);
+          auto file = std::make_shared<std::ifstream>(path, std::ios::binary);
+          std::error_code ec;
+          auto size = std::filesystem::file_size(path, ec);
+          if (!*file || ec) return SendError(res, 500, "the stored file cannot be read");
+          res.set_header("Content-Disposition", fmt::format("attachment; filename=\"{}.dcm\"", (*row)->sop_uid));
+          // Streamed in chunks: a 200 MB instance never sits in memory.
+          res.set_content_provider(size, "application/dicom",
+                                   [file](size_t offset, size_t length, httplib::DataSink& sink) {
+                                     std::vector<char> buf(std::min<size_t>(length, 256 * 1024));
+                                     file->seekg(static_cast<std::streamoff>(offset));
+                                     file->read(buf.data(), static_cast<std::streamsize>(buf.size()));
+                                     auto n = file->gcount();
+                                     if (n <= 0) return false;
+                                     sink.write(buf.data(), static_cast<size_t>(n));
+                                     return true;
+                                   });
+        });
 }
 
 }  // namespace pb::http

@@ -16,7 +16,9 @@ namespace {
 thread_local std::string t_request_id;
 thread_local std::optional<auth::Principal> t_principal;
 
-bool Changes(const httplib::Request& req) { return req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS"; }
+bool Changes(const httplib::Request& req) {
+  return req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS";
+}
 
 // "https://host:port" → "host:port" ("" when it is not an origin).
 std::string OriginAuthority(const std::string& origin) {
@@ -159,18 +161,20 @@ bool CheckAccess(Services& s, const httplib::Request& req, httplib::Response& re
     return false;
   }
   const auth::Principal& p = **c;
-  const auth::Role need = access == Access::kAdmin ? auth::Role::kAdmin
+  const auth::Role need = access == Access::kAdmin  ? auth::Role::kAdmin
                           : access == Access::kUser ? auth::Role::kUser
                                                     : auth::Role::kReadOnly;
   if (!auth::Includes(p.role, need)) {
-    SendError(res, 403, fmt::format("this needs the {} role; you are signed in as '{}' ({}{})", auth::RoleName(need),
-                                    p.username, auth::RoleName(p.role), p.via == "token" ? ", by an API token" : ""));
+    SendError(res, 403,
+              fmt::format("this needs the {} role; you are signed in as '{}' ({}{})", auth::RoleName(need), p.username,
+                          auth::RoleName(p.role), p.via == "token" ? ", by an API token" : ""));
     return false;
   }
   if (Changes(req) && p.via == "session" &&
       !auth::ConstantTimeEquals(req.get_header_value("X-CSRF-Token"), p.csrf_token)) {
-    SendError(res, 403, "missing or wrong X-CSRF-Token header (a session needs it on every change; the value comes "
-                        "with the log-in and GET /api/auth/me)");
+    SendError(res, 403,
+              "missing or wrong X-CSRF-Token header (a session needs it on every change; the value comes "
+              "with the log-in and GET /api/auth/me)");
     return false;
   }
   t_principal = p;

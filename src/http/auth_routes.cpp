@@ -23,8 +23,12 @@ nlohmann::json IsoOrNull(int64_t seconds) {
 }
 
 nlohmann::json UserJson(const UserRecord& u) {
-  return {{"username", u.username}, {"role", u.role}, {"projects", u.projects}, {"created_at", u.created_at},
-          {"password_changed_at", u.password_changed_at}, {"last_login_at", OrNull(u.last_login_at)}};
+  return {{"username", u.username},
+          {"role", u.role},
+          {"projects", u.projects},
+          {"created_at", u.created_at},
+          {"password_changed_at", u.password_changed_at},
+          {"last_login_at", OrNull(u.last_login_at)}};
 }
 
 // "projects" of a user body: a list of project labels (as a receiver's query_retrieve_projects);
@@ -50,8 +54,12 @@ bool ProjectsField(const nlohmann::json& body, std::optional<std::vector<std::st
 }
 
 nlohmann::json TokenJson(const TokenRecord& t) {
-  return {{"id", t.id}, {"name", t.name}, {"username", t.username}, {"role", t.role},
-          {"created_at", IsoOrNull(t.created_s)}, {"expires_at", IsoOrNull(t.expires_s)},
+  return {{"id", t.id},
+          {"name", t.name},
+          {"username", t.username},
+          {"role", t.role},
+          {"created_at", IsoOrNull(t.created_s)},
+          {"expires_at", IsoOrNull(t.expires_s)},
           {"last_used_at", IsoOrNull(t.last_used_s)}};
 }
 
@@ -60,9 +68,17 @@ nlohmann::json AuditJson(const AuditRecord& a) {
     nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     return j.is_discarded() ? nlohmann::json() : j;
   };
-  return {{"id", a.id}, {"at", a.at}, {"actor", a.actor}, {"via", a.via}, {"client", a.client},
-          {"request_id", a.request_id}, {"action", a.action}, {"target_type", a.target_type}, {"target", a.target},
-          {"before", parse(a.before_json)}, {"after", parse(a.after_json)}};
+  return {{"id", a.id},
+          {"at", a.at},
+          {"actor", a.actor},
+          {"via", a.via},
+          {"client", a.client},
+          {"request_id", a.request_id},
+          {"action", a.action},
+          {"target_type", a.target_type},
+          {"target", a.target},
+          {"before", parse(a.before_json)},
+          {"after", parse(a.after_json)}};
 }
 
 // A string member of a JSON body: absent → nullopt; present but not a string → 400 answered.
@@ -115,25 +131,27 @@ std::string SessionCookieHeader(const std::string& value, int64_t max_age, bool 
 
 void AddAuthRoutes(Router& r, Services& s) {
   const bool secure = !s.settings.https_cert_file.empty();
-  r.Post("/api/auth/login", Access::kOpen,
-         [&s, secure](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
-           auto body = ParseBody(raw, res);
-           if (!body || !OnlyKeys(*body, {"username", "password"}, res)) return;
-           std::optional<std::string> user, password;
-           if (!StringField(*body, "username", user, res) || !StringField(*body, "password", password, res)) return;
-           if (!user || user->empty()) return SendError(res, 400, "username is required", "username");
-           if (!password) return SendError(res, 400, "password is required", "password");
-           auto session = s.accounts.Login(*user, *password, CallerOf(req));
-           if (!session) return SendAuthError(res, session.error());
-           const int64_t max_age = std::chrono::duration_cast<std::chrono::seconds>(
-                                       std::chrono::hours(s.settings.session_max_hours)).count();
-           res.set_header("Set-Cookie", SessionCookieHeader(session->cookie, max_age, secure));
-           res.set_header("Cache-Control", "no-store");
-           SendJson(res, 200, {{"username", session->principal.username},
-                               {"role", auth::RoleName(session->principal.role)},
-                               {"csrf_token", session->principal.csrf_token},
-                               {"expires_at", IsoOrNull(session->expires_s)}});
-         });
+  r.Post(
+      "/api/auth/login", Access::kOpen,
+      [&s, secure](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+        auto body = ParseBody(raw, res);
+        if (!body || !OnlyKeys(*body, {"username", "password"}, res)) return;
+        std::optional<std::string> user, password;
+        if (!StringField(*body, "username", user, res) || !StringField(*body, "password", password, res)) return;
+        if (!user || user->empty()) return SendError(res, 400, "username is required", "username");
+        if (!password) return SendError(res, 400, "password is required", "password");
+        auto session = s.accounts.Login(*user, *password, CallerOf(req));
+        if (!session) return SendAuthError(res, session.error());
+        const int64_t max_age =
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::hours(s.settings.session_max_hours)).count();
+        res.set_header("Set-Cookie", SessionCookieHeader(session->cookie, max_age, secure));
+        res.set_header("Cache-Control", "no-store");
+        SendJson(res, 200,
+                 {{"username", session->principal.username},
+                  {"role", auth::RoleName(session->principal.role)},
+                  {"csrf_token", session->principal.csrf_token},
+                  {"expires_at", IsoOrNull(session->expires_s)}});
+      });
   r.Post("/api/auth/logout", Access::kReadOnly,
          [&s, secure](const httplib::Request&, httplib::Response& res, const std::string&) {
            s.accounts.Logout(*CurrentPrincipal());
@@ -156,10 +174,12 @@ void AddAuthRoutes(Router& r, Services& s) {
           auto body = ParseBody(raw, res);
           if (!body || !OnlyKeys(*body, {"current_password", "new_password"}, res)) return;
           std::optional<std::string> current, next;
-          if (!StringField(*body, "current_password", current, res) || !StringField(*body, "new_password", next, res)) return;
+          if (!StringField(*body, "current_password", current, res) || !StringField(*body, "new_password", next, res))
+            return;
           if (!current) return SendError(res, 400, "current_password is required", "current_password");
           if (!next) return SendError(res, 400, "new_password is required", "new_password");
-          if (auto why = auth::PasswordProblem(*next, p.username); !why.empty()) return SendError(res, 400, why, "new_password");
+          if (auto why = auth::PasswordProblem(*next, p.username); !why.empty())
+            return SendError(res, 400, why, "new_password");
           // Checked like a log-in: failures count toward the account's throttle.
           auto checked = s.accounts.Basic(p.username, *current, CallerOf(req));
           if (!checked) {
@@ -181,23 +201,24 @@ void AddAuthRoutes(Router& r, Services& s) {
     for (const auto& u : s.accounts.Users()) out.push_back(UserJson(u));
     SendJson(res, 200, out);
   });
-  r.Post("/api/users", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
-    auto body = ParseBody(raw, res);
-    if (!body || !OnlyKeys(*body, {"username", "role", "password", "projects"}, res)) return;
-    std::optional<std::string> user, role, password;
-    std::optional<std::vector<std::string>> projects;
-    if (!StringField(*body, "username", user, res) || !StringField(*body, "role", role, res) ||
-        !StringField(*body, "password", password, res) || !ProjectsField(*body, projects, res)) {
-      return;
-    }
-    if (!user) return SendError(res, 400, "username is required", "username");
-    if (!role) return SendError(res, 400, "role is required: admin, user or read-only", "role");
-    if (!password) return SendError(res, 400, "password is required", "password");
-    auto made = s.accounts.CreateUser(*user, *role, *password, projects.value_or(std::vector<std::string>{}));
-    if (!made) return SendError(res, made.error());
-    AuditChange(s, req, "user.create", "user", made->username, nullptr, UserJson(*made));
-    SendJson(res, 201, UserJson(*made));
-  });
+  r.Post("/api/users", Access::kAdmin,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+           auto body = ParseBody(raw, res);
+           if (!body || !OnlyKeys(*body, {"username", "role", "password", "projects"}, res)) return;
+           std::optional<std::string> user, role, password;
+           std::optional<std::vector<std::string>> projects;
+           if (!StringField(*body, "username", user, res) || !StringField(*body, "role", role, res) ||
+               !StringField(*body, "password", password, res) || !ProjectsField(*body, projects, res)) {
+             return;
+           }
+           if (!user) return SendError(res, 400, "username is required", "username");
+           if (!role) return SendError(res, 400, "role is required: admin, user or read-only", "role");
+           if (!password) return SendError(res, 400, "password is required", "password");
+           auto made = s.accounts.CreateUser(*user, *role, *password, projects.value_or(std::vector<std::string>{}));
+           if (!made) return SendError(res, made.error());
+           AuditChange(s, req, "user.create", "user", made->username, nullptr, UserJson(*made));
+           SendJson(res, 201, UserJson(*made));
+         });
   r.Get("/api/users/{username}", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res) {
     auto u = s.accounts.User(req.matches[1]);
     if (!u) return SendError(res, 404, fmt::format("no account named '{}'", std::string(req.matches[1])));
@@ -246,28 +267,31 @@ void AddAuthRoutes(Router& r, Services& s) {
     for (const auto& t : s.accounts.Tokens(p, all == "true")) out.push_back(TokenJson(t));
     SendJson(res, 200, out);
   });
-  r.Post("/api/tokens", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
-    const auth::Principal& p = *CurrentPrincipal();
-    if (p.via == "token") return SendError(res, 403, "an API token cannot create tokens: log in, or use HTTP basic");
-    auto body = ParseBody(raw, res);
-    if (!body || !OnlyKeys(*body, {"name", "role", "expires_days"}, res)) return;
-    std::optional<std::string> name, role;
-    if (!StringField(*body, "name", name, res) || !StringField(*body, "role", role, res)) return;
-    if (!name) return SendError(res, 400, "name is required (what the token is for)", "name");
-    std::optional<int> days;
-    if (auto d = body->find("expires_days"); d != body->end() && !d->is_null()) {
-      if (!d->is_number_integer()) return SendError(res, 400, "expires_days is a whole number of days", "expires_days");
-      const int64_t n = d->get<int64_t>();
-      days = static_cast<int>(std::clamp<int64_t>(n, -1, 100000));
-    }
-    auto made = s.accounts.CreateToken(p, *name, role, days);
-    if (!made) return SendError(res, made.error());
-    nlohmann::json view = TokenJson(made->record);
-    AuditChange(s, req, "token.create", "token", made->record.id, nullptr, view);
-    view["token"] = made->secret;
-    res.set_header("Cache-Control", "no-store");
-    SendJson(res, 201, view);
-  });
+  r.Post("/api/tokens", Access::kReadOnly,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+           const auth::Principal& p = *CurrentPrincipal();
+           if (p.via == "token")
+             return SendError(res, 403, "an API token cannot create tokens: log in, or use HTTP basic");
+           auto body = ParseBody(raw, res);
+           if (!body || !OnlyKeys(*body, {"name", "role", "expires_days"}, res)) return;
+           std::optional<std::string> name, role;
+           if (!StringField(*body, "name", name, res) || !StringField(*body, "role", role, res)) return;
+           if (!name) return SendError(res, 400, "name is required (what the token is for)", "name");
+           std::optional<int> days;
+           if (auto d = body->find("expires_days"); d != body->end() && !d->is_null()) {
+             if (!d->is_number_integer())
+               return SendError(res, 400, "expires_days is a whole number of days", "expires_days");
+             const int64_t n = d->get<int64_t>();
+             days = static_cast<int>(std::clamp<int64_t>(n, -1, 100000));
+           }
+           auto made = s.accounts.CreateToken(p, *name, role, days);
+           if (!made) return SendError(res, made.error());
+           nlohmann::json view = TokenJson(made->record);
+           AuditChange(s, req, "token.create", "token", made->record.id, nullptr, view);
+           view["token"] = made->secret;
+           res.set_header("Cache-Control", "no-store");
+           SendJson(res, 201, view);
+         });
   r.Delete("/api/tokens/{id}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     auto gone = s.accounts.RevokeToken(*CurrentPrincipal(), req.matches[1]);
     if (!gone) return SendError(res, gone.error());

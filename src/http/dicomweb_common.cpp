@@ -52,8 +52,10 @@ std::string UrlSegment(const std::string& v) {
   if (IsUid(v)) return v;
   std::string out;
   for (unsigned char c : v) {
-    if (std::isalnum(c) || c == '.' || c == '-' || c == '_' || c == '~') out += static_cast<char>(c);
-    else out += fmt::format("%{:02X}", c);
+    if (std::isalnum(c) || c == '.' || c == '-' || c == '_' || c == '~')
+      out += static_cast<char>(c);
+    else
+      out += fmt::format("%{:02X}", c);
   }
   return out;
 }

@@ -16,9 +16,9 @@
 
 #include "archive/index_query.h"
 #include "dicom/convert.h"
-#include "dicomweb/accept.h"
 #include "dicom/dataset.h"
 #include "dicom/mpps.h"
+#include "dicomweb/accept.h"
 #include "http/api.h"
 #include "http/dicomweb_common.h"
 #include "http/errors.h"
@@ -35,27 +35,62 @@ constexpr size_t kMaxLimit = 100000;
 std::vector<std::string> DefaultReturns(IndexLevel level) {
   switch (level) {
     case IndexLevel::kStudy:
-      return {"StudyDate", "StudyTime", "AccessionNumber", "ModalitiesInStudy", "ReferringPhysicianName",
-              "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyID",
-              "StudyDescription", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"};
+      return {"StudyDate",
+              "StudyTime",
+              "AccessionNumber",
+              "ModalitiesInStudy",
+              "ReferringPhysicianName",
+              "PatientName",
+              "PatientID",
+              "PatientBirthDate",
+              "PatientSex",
+              "StudyInstanceUID",
+              "StudyID",
+              "StudyDescription",
+              "NumberOfStudyRelatedSeries",
+              "NumberOfStudyRelatedInstances"};
     case IndexLevel::kSeries:
-      return {"StudyInstanceUID", "Modality", "SeriesDescription", "SeriesInstanceUID", "SeriesNumber",
-              "BodyPartExamined", "NumberOfSeriesRelatedInstances"};
+      return {"StudyInstanceUID",
+              "Modality",
+              "SeriesDescription",
+              "SeriesInstanceUID",
+              "SeriesNumber",
+              "BodyPartExamined",
+              "NumberOfSeriesRelatedInstances"};
     default:
-      return {"StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID", "InstanceNumber",
-              "AvailableTransferSyntaxUID"};
+      return {"StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID",
+              "SOPInstanceUID",   "InstanceNumber",    "AvailableTransferSyntaxUID"};
   }
 }
 
 // Everything the index knows at a level (includefield=all).
 std::vector<std::string> AllReturns(IndexLevel level) {
-  static const char* kAll[] = {"PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
-                               "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "StudyID",
-                               "StudyDescription", "ReferringPhysicianName", "ModalitiesInStudy",
-                               "SOPClassesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
-                               "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription",
-                               "BodyPartExamined", "NumberOfSeriesRelatedInstances", "SOPInstanceUID",
-                               "SOPClassUID", "InstanceNumber", "AvailableTransferSyntaxUID"};
+  static const char* const kAll[] = {"PatientName",
+                                     "PatientID",
+                                     "IssuerOfPatientID",
+                                     "PatientBirthDate",
+                                     "PatientSex",
+                                     "StudyInstanceUID",
+                                     "StudyDate",
+                                     "StudyTime",
+                                     "AccessionNumber",
+                                     "StudyID",
+                                     "StudyDescription",
+                                     "ReferringPhysicianName",
+                                     "ModalitiesInStudy",
+                                     "SOPClassesInStudy",
+                                     "NumberOfStudyRelatedSeries",
+                                     "NumberOfStudyRelatedInstances",
+                                     "SeriesInstanceUID",
+                                     "Modality",
+                                     "SeriesNumber",
+                                     "SeriesDescription",
+                                     "BodyPartExamined",
+                                     "NumberOfSeriesRelatedInstances",
+                                     "SOPInstanceUID",
+                                     "SOPClassUID",
+                                     "InstanceNumber",
+                                     "AvailableTransferSyntaxUID"};
   std::vector<std::string> out;
   for (const char* k : kAll) {
     if (IndexKnows(level, k)) out.emplace_back(k);
@@ -91,8 +126,8 @@ void Search(Services& s, const httplib::Request& req, httplib::Response& res, In
       size_t n = 0;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
       if (ec != std::errc() || end != value.data() + value.size() || (name == "limit" && (n < 1 || n > kMaxLimit))) {
-        return SendError(res, 400, fmt::format("{} must be a number{}", name, name == "limit" ? " from 1 to 100000" : ""),
-                         name);
+        return SendError(res, 400,
+                         fmt::format("{} must be a number{}", name, name == "limit" ? " from 1 to 100000" : ""), name);
       }
       (name == "limit" ? q.limit : q.offset) = n;
     } else if (name == "fuzzymatching") {
@@ -148,12 +183,12 @@ void Search(Services& s, const httplib::Request& req, httplib::Response& res, In
     if (level == IndexLevel::kStudy) {
       item.values["RetrieveURL"] = fmt::format("{}/studies/{}", base, UrlSegment(study));
     } else if (level == IndexLevel::kSeries) {
-      item.values["RetrieveURL"] = fmt::format("{}/studies/{}/series/{}", base, UrlSegment(study),
-                                               UrlSegment(item.values["SeriesInstanceUID"]));
+      item.values["RetrieveURL"] =
+          fmt::format("{}/studies/{}/series/{}", base, UrlSegment(study), UrlSegment(item.values["SeriesInstanceUID"]));
     } else {
-      item.values["RetrieveURL"] = fmt::format("{}/studies/{}/series/{}/instances/{}", base, UrlSegment(study),
-                                               UrlSegment(item.values["SeriesInstanceUID"]),
-                                               UrlSegment(item.values["SOPInstanceUID"]));
+      item.values["RetrieveURL"] =
+          fmt::format("{}/studies/{}/series/{}/instances/{}", base, UrlSegment(study),
+                      UrlSegment(item.values["SeriesInstanceUID"]), UrlSegment(item.values["SOPInstanceUID"]));
     }
     item.values["InstanceAvailability"] = "ONLINE";
     auto json = dicom::ToDicomJson(item, "");
@@ -236,8 +271,8 @@ void Retrieve(Services& s, const httplib::Request& req, httplib::Response& res,
         std::vector<char> buf;
         for (const Part& p : *parts) {
           const std::string& ts = p.send.empty() ? p.stored : p.send;
-          std::string head = fmt::format("--{}\r\nContent-Type: application/dicom; transfer-syntax={}\r\n\r\n",
-                                         boundary, ts);
+          std::string head =
+              fmt::format("--{}\r\nContent-Type: application/dicom; transfer-syntax={}\r\n\r\n", boundary, ts);
           if (!sink.write(head.data(), head.size())) return false;
           std::filesystem::path file = p.file, converted;
           if (!p.send.empty()) {
@@ -282,15 +317,12 @@ void AddDicomwebRoutes(Router& r, Services& s) {
                     {"SeriesInstanceUID", req.matches[2]},
                     {"SOPInstanceUID", req.matches[3]}});
         });
-  r.Get("/dicom-web/studies", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
-    Search(s, req, res, IndexLevel::kStudy, {});
-  });
-  r.Get("/dicom-web/series", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
-    Search(s, req, res, IndexLevel::kSeries, {});
-  });
-  r.Get("/dicom-web/instances", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
-    Search(s, req, res, IndexLevel::kImage, {});
-  });
+  r.Get("/dicom-web/studies", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) { Search(s, req, res, IndexLevel::kStudy, {}); });
+  r.Get("/dicom-web/series", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) { Search(s, req, res, IndexLevel::kSeries, {}); });
+  r.Get("/dicom-web/instances", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) { Search(s, req, res, IndexLevel::kImage, {}); });
   r.Get("/dicom-web/studies/{study}/series", Access::kReadOnly,
         [&s](const httplib::Request& req, httplib::Response& res) {
           Search(s, req, res, IndexLevel::kSeries, {{"StudyInstanceUID", req.matches[1]}});

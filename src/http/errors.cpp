@@ -11,40 +11,48 @@ namespace pb::http {
 
 int HttpStatus(Code code) {
   switch (code) {
-    case Code::kInvalidArgument: return 400;
-    case Code::kNotFound: return 404;
-    case Code::kAlreadyExists: return 409;
-    case Code::kLocked: return 403;
+    case Code::kInvalidArgument:
+      return 400;
+    case Code::kNotFound:
+      return 404;
+    case Code::kAlreadyExists:
+      return 409;
+    case Code::kLocked:
+      return 403;
     case Code::kUnavailable:
-    case Code::kAborted: return 503;
-    case Code::kTimeout: return 504;
-    case Code::kOutOfSpace: return 507;
-    case Code::kUnsupported: return 501;
-    case Code::kConflict: return 409;
-    case Code::kPermissionDenied: return 502;  // the peer behind us refused, not our caller
-    case Code::kCanceled: return 409;
+    case Code::kAborted:
+      return 503;
+    case Code::kTimeout:
+      return 504;
+    case Code::kOutOfSpace:
+      return 507;
+    case Code::kUnsupported:
+      return 501;
+    case Code::kConflict:
+      return 409;
+    case Code::kPermissionDenied:
+      return 502;  // the peer behind us refused, not our caller
+    case Code::kCanceled:
+      return 409;
     case Code::kIoError:
-    case Code::kInternal: return 500;
+    case Code::kInternal:
+      return 500;
   }
   return 500;
 }
 
 void SendJson(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                  "application/json");
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
 }
 
-void SendError(httplib::Response& res, int status, const std::string& message,
-               const std::string& field) {
+void SendError(httplib::Response& res, int status, const std::string& message, const std::string& field) {
   nlohmann::json j{{"error", message}};
   if (!field.empty()) j["field"] = field;
   SendJson(res, status, j);
 }
 
-void SendError(httplib::Response& res, const Error& e) {
-  SendError(res, HttpStatus(e.code), e.message, e.field);
-}
+void SendError(httplib::Response& res, const Error& e) { SendError(res, HttpStatus(e.code), e.message, e.field); }
 
 std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Response& res) {
   if (body.empty()) {
@@ -54,13 +62,14 @@ std::optional<nlohmann::json> ParseBody(const std::string& body, httplib::Respon
   try {
     return nlohmann::json::parse(body);
   } catch (const nlohmann::json::parse_error& e) {
-    SendError(res, 400, fmt::format("invalid JSON at byte {}: {}", e.byte,
-                                    std::string(e.what()).substr(std::string(e.what()).rfind(':') + 2)));
+    SendError(res, 400,
+              fmt::format("invalid JSON at byte {}: {}", e.byte,
+                          std::string(e.what()).substr(std::string(e.what()).rfind(':') + 2)));
     return std::nullopt;
   }
 }
 
-void ProviderFailed(std::exception_ptr ep) {
+void ProviderFailed(const std::exception_ptr& ep) {
   try {
     std::rethrow_exception(ep);
   } catch (const std::exception& e) {
@@ -70,7 +79,8 @@ void ProviderFailed(std::exception_ptr ep) {
   }
 }
 
-bool DrainBody(const httplib::Request& req, const httplib::ContentReader& reader, size_t limit, httplib::Response* res) {
+bool DrainBody(const httplib::Request& req, const httplib::ContentReader& reader, size_t limit,
+               httplib::Response* res) {
   if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) return true;
   const int status = res ? res->status : 0;
   size_t seen = 0;

@@ -9,8 +9,7 @@ namespace pb::http {
 
 int HttpStatus(Code code);
 void SendError(httplib::Response& res, const Error& e);
-void SendError(httplib::Response& res, int status, const std::string& message,
-               const std::string& field = {});
+void SendError(httplib::Response& res, int status, const std::string& message, const std::string& field = {});
 void SendJson(httplib::Response& res, int status, const nlohmann::json& body);
 
 // A query parameter as a whole number within [lo, hi]; false (out untouched) otherwise.
@@ -38,7 +37,7 @@ void CloseAfterAnswer(httplib::Response& res);
 // A content provider that lets no exception out: cpp-httplib calls providers after the handler,
 // outside the try that answers a handler's exception, where one would end the process. It is
 // logged (with the request id) and cuts the answer.
-void ProviderFailed(std::exception_ptr ep);
+void ProviderFailed(const std::exception_ptr& ep);
 template <typename F>
 auto GuardedProvider(F provider) {
   return [provider = std::move(provider)](auto&&... args) mutable -> bool {
@@ -55,13 +54,13 @@ auto GuardedProvider(F provider) {
 // (or there is none); false when it was longer, or could not be read (cut short, an encoding
 // that cannot be decoded): then the connection must close after the answer (CloseAfterAnswer).
 // The answer's status is kept (a failed read sets its own).
-bool DrainBody(const httplib::Request& req, const httplib::ContentReader& reader, size_t limit, httplib::Response* res = nullptr);
+bool DrainBody(const httplib::Request& req, const httplib::ContentReader& reader, size_t limit,
+               httplib::Response* res = nullptr);
 
 // The largest body a route that reads it whole takes (413 beyond).
 constexpr size_t kMaxBody = 16 * 1024 * 1024;
 
-using BodyHandler =
-    std::function<void(const httplib::Request&, httplib::Response&, const std::string& body)>;
+using BodyHandler = std::function<void(const httplib::Request&, httplib::Response&, const std::string& body)>;
 // `gate`, when given, decides before the body is read (false: it has answered).
 using Gate = std::function<bool(const httplib::Request&, httplib::Response&)>;
 void Post(httplib::Server& srv, const std::string& pattern, BodyHandler handler, Gate gate = {});

@@ -10,11 +10,11 @@
 
 #include <fmt/format.h>
 
+#include "core/clock.h"
 #include "http/api.h"
 #include "http/dicomweb_common.h"
 #include "http/errors.h"
 #include "http/router.h"
-#include "core/clock.h"
 
 namespace pb::http {
 namespace {
@@ -61,8 +61,8 @@ bool ParseJobFilter(const httplib::Request& req, httplib::Response& res, JobFilt
 struct JobStream {
   JobFilter filter;
   bool started = false;
-  uint64_t seen = 0;            // the change count `first` was listed after
-  nlohmann::json first;         // the list, sent as the first event
+  uint64_t seen = 0;                        // the change count `first` was listed after
+  nlohmann::json first;                     // the list, sent as the first event
   std::map<std::string, std::string> sent;  // id -> the job's JSON as last sent
   std::chrono::steady_clock::time_point last_sent;
 };
@@ -154,16 +154,16 @@ bool LimitToVisibleProjects(nlohmann::json& body, httplib::Response& res) {
 void AddJobRoutes(Router& r, Services& s) {
   for (const char* type : {"retrieve", "send"}) {
     r.Post(std::string("/api/") + type, Access::kUser,
-         [&s, type](const httplib::Request&, httplib::Response& res, const std::string& raw) {
-           auto body = ParseBody(raw, res);
-           if (!body) return;
-           if (std::string(type) == "send" && !LimitToVisibleProjects(*body, res)) return;
-           auto job = s.jobs.Submit(type, *body);
-           if (!job) return SendError(res, job.error());
-           nlohmann::json out = *job;
-           out["job_id"] = (*job)["id"];
-           SendJson(res, 202, out);
-         });
+           [&s, type](const httplib::Request&, httplib::Response& res, const std::string& raw) {
+             auto body = ParseBody(raw, res);
+             if (!body) return;
+             if (std::string(type) == "send" && !LimitToVisibleProjects(*body, res)) return;
+             auto job = s.jobs.Submit(type, *body);
+             if (!job) return SendError(res, job.error());
+             nlohmann::json out = *job;
+             out["job_id"] = (*job)["id"];
+             SendJson(res, 202, out);
+           });
   }
   r.Get("/api/jobs", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     JobFilter f;
@@ -181,8 +181,8 @@ void AddJobRoutes(Router& r, Services& s) {
     if (!first) return SendError(res, first.error());
     if (!s.jobs.OpenStream()) {
       res.set_header("Retry-After", "5");
-      return SendError(res, 503, fmt::format("{} live job views are open already; try again in a moment",
-                                             JobService::kMaxStreams));
+      return SendError(
+          res, 503, fmt::format("{} live job views are open already; try again in a moment", JobService::kMaxStreams));
     }
     auto stream = std::make_shared<JobStream>();
     stream->filter = f;
@@ -190,8 +190,7 @@ void AddJobRoutes(Router& r, Services& s) {
     stream->first = std::move(*first);
     res.set_header("Cache-Control", "no-store");
     res.set_chunked_content_provider(
-        "text/event-stream",
-        [&s, stream](size_t, httplib::DataSink& sink) { return StreamStep(s, *stream, sink); },
+        "text/event-stream", [&s, stream](size_t, httplib::DataSink& sink) { return StreamStep(s, *stream, sink); },
         [&s](bool) { s.jobs.CloseStream(); });
   });
   r.Get("/api/jobs/{id}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
@@ -210,54 +209,58 @@ void AddJobRoutes(Router& r, Services& s) {
       SendJson(res, 200, *job);
     });
   });
-  r.Post("/api/jobs/{id}/cancel", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
-    WithJob(req, res, [&](int64_t id) {
-      auto job = s.jobs.Cancel(id);
-      if (!job) return SendError(res, job.error());
-      SendJson(res, 200, *job);
-    });
-  });
-  r.Post("/api/jobs/{id}/pause", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
-    WithJob(req, res, [&](int64_t id) {
-      auto job = s.jobs.Pause(id);
-      if (!job) return SendError(res, job.error());
-      SendJson(res, 200, *job);
-    });
-  });
-  r.Post("/api/jobs/{id}/resume", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
-    WithJob(req, res, [&](int64_t id) {
-      auto job = s.jobs.Resume(id);
-      if (!job) return SendError(res, job.error());
-      SendJson(res, 200, *job);
-    });
-  });
-  r.Post("/api/jobs/{id}/reorder", Access::kUser,
-       [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
-         WithJob(req, res, [&](int64_t id) {
-           auto body = ParseBody(raw, res);
-           if (!body) return;
-           if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object", "");
-           for (auto it = body->begin(); it != body->end(); ++it) {
-             if (it.key() != "priority" && it.key() != "position") {
-               return SendError(res, 400, fmt::format("unknown field '{}': give priority and/or position", it.key()),
-                                it.key());
-             }
-             if (!it->is_string()) return SendError(res, 400, fmt::format("{} must be a string", it.key()), it.key());
-           }
-           auto job = s.jobs.Reorder(id, body->value("priority", ""), body->value("position", ""));
-           if (!job) return SendError(res, job.error());
-           SendJson(res, 200, *job);
+  r.Post("/api/jobs/{id}/cancel", Access::kUser,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+           WithJob(req, res, [&](int64_t id) {
+             auto job = s.jobs.Cancel(id);
+             if (!job) return SendError(res, job.error());
+             SendJson(res, 200, *job);
+           });
          });
-       });
-  r.Post("/api/jobs/{id}/retry", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
-    WithJob(req, res, [&](int64_t id) {
-      auto job = s.jobs.Retry(id);
-      if (!job) return SendError(res, job.error());
-      nlohmann::json out = *job;
-      out["job_id"] = (*job)["id"];
-      SendJson(res, 202, out);
-    });
-  });
+  r.Post("/api/jobs/{id}/pause", Access::kUser,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+           WithJob(req, res, [&](int64_t id) {
+             auto job = s.jobs.Pause(id);
+             if (!job) return SendError(res, job.error());
+             SendJson(res, 200, *job);
+           });
+         });
+  r.Post("/api/jobs/{id}/resume", Access::kUser,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+           WithJob(req, res, [&](int64_t id) {
+             auto job = s.jobs.Resume(id);
+             if (!job) return SendError(res, job.error());
+             SendJson(res, 200, *job);
+           });
+         });
+  r.Post("/api/jobs/{id}/reorder", Access::kUser,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+           WithJob(req, res, [&](int64_t id) {
+             auto body = ParseBody(raw, res);
+             if (!body) return;
+             if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object", "");
+             for (auto it = body->begin(); it != body->end(); ++it) {
+               if (it.key() != "priority" && it.key() != "position") {
+                 return SendError(res, 400, fmt::format("unknown field '{}': give priority and/or position", it.key()),
+                                  it.key());
+               }
+               if (!it->is_string()) return SendError(res, 400, fmt::format("{} must be a string", it.key()), it.key());
+             }
+             auto job = s.jobs.Reorder(id, body->value("priority", ""), body->value("position", ""));
+             if (!job) return SendError(res, job.error());
+             SendJson(res, 200, *job);
+           });
+         });
+  r.Post("/api/jobs/{id}/retry", Access::kUser,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+           WithJob(req, res, [&](int64_t id) {
+             auto job = s.jobs.Retry(id);
+             if (!job) return SendError(res, job.error());
+             nlohmann::json out = *job;
+             out["job_id"] = (*job)["id"];
+             SendJson(res, 202, out);
+           });
+         });
 }
 
 }  // namespace pb::http

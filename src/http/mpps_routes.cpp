@@ -58,7 +58,8 @@ json StepJson(Services& s, const MppsRecord& m, bool full) {
   if (!n) return tl::unexpected(n.error());
   if (n->type != NodeType::kDimse || !n->mpps) {
     return Fail(Code::kConflict,
-                fmt::format("node '{}' does not accept MPPS; set mpps to true if it takes N-CREATE/N-SET", name), "mpps");
+                fmt::format("node '{}' does not accept MPPS; set mpps to true if it takes N-CREATE/N-SET", name),
+                "mpps");
   }
   return n;
 }
@@ -159,63 +160,66 @@ void AddMppsRoutes(Router& r, Services& s) {
 
   // Ends (or updates) a step we sent: N-SET COMPLETED with the series produced (archive series
   // UIDs), or DISCONTINUED with a reason.
-  r.Put("/api/mpps/{uid}", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
-    const std::string uid = req.matches[1];
-    auto body = ParseBody(raw, res);
-    if (!body) return;
-    if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object");
-    for (auto it = body->begin(); it != body->end(); ++it) {
-      if (it.key() != "status" && it.key() != "series" && it.key() != "reason" && it.key() != "attributes") {
-        return SendError(res, 400, "unknown field '" + it.key() + "'", it.key());
-      }
-    }
-    auto step = s.db.GetMpps("sent", uid);
-    if (!step) return SendError(res, step.error());
-    if (!*step) return SendError(res, 404, fmt::format("no MPPS step {} was sent from here", uid));
-    auto node = MppsNode(s, (*step)->node);
-    if (!node) return SendError(res, node.error());
-    if (!body->contains("status") || !(*body)["status"].is_string()) {
-      return SendError(res, 400, "status must be COMPLETED or DISCONTINUED", "status");
-    }
-    MppsEnd end;
-    end.status = (*body)["status"].get<std::string>();
-    end.attributes = body->value("attributes", json::object());
-    if (body->contains("reason")) {
-      const json& reason = (*body)["reason"];
-      if (!reason.is_object()) {
-        return SendError(res, 400, "reason must be a code: {\"CodeValue\", \"CodingSchemeDesignator\", \"CodeMeaning\"}",
-                         "reason");
-      }
-      if (end.status != "DISCONTINUED") return SendError(res, 400, "a reason goes with DISCONTINUED", "reason");
-      end.reason = reason;
-    }
-    if (body->contains("series")) {
-      const json& list = (*body)["series"];
-      if (!list.is_array()) return SendError(res, 400, "series must be a list of Series Instance UIDs", "series");
-      for (const auto& uid_json : list) {
-        if (!uid_json.is_string()) return SendError(res, 400, "series must be a list of Series Instance UIDs", "series");
-        const std::string series_uid = uid_json.get<std::string>();
-        auto instances = s.db.ListInstances(series_uid);
-        if (!instances) return SendError(res, instances.error());
-        if (instances->empty()) {
-          return SendError(res, 400, fmt::format("the archive holds no series {}", series_uid), "series");
-        }
-        PerformedSeries ps;
-        ps.series_uid = series_uid;
-        ps.retrieve_ae_title = s.settings.ae_title;
-        if (auto all = s.db.ListSeries(instances->front().study_uid)) {
-          for (const auto& row : *all) {
-            if (row.series_uid == series_uid) ps.description = row.description;
+  r.Put("/api/mpps/{uid}", Access::kUser,
+        [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+          const std::string uid = req.matches[1];
+          auto body = ParseBody(raw, res);
+          if (!body) return;
+          if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object");
+          for (auto it = body->begin(); it != body->end(); ++it) {
+            if (it.key() != "status" && it.key() != "series" && it.key() != "reason" && it.key() != "attributes") {
+              return SendError(res, 400, "unknown field '" + it.key() + "'", it.key());
+            }
           }
-        }
-        for (const auto& i : *instances) ps.instances.emplace_back(i.sop_class_uid, i.sop_uid);
-        end.series.push_back(std::move(ps));
-      }
-    }
-    auto attributes = s.mpps.EndAttributes(end);
-    if (!attributes) return SendError(res, attributes.error());
-    SendStep(s, res, *node, uid, false, *attributes, 200);
-  });
+          auto step = s.db.GetMpps("sent", uid);
+          if (!step) return SendError(res, step.error());
+          if (!*step) return SendError(res, 404, fmt::format("no MPPS step {} was sent from here", uid));
+          auto node = MppsNode(s, (*step)->node);
+          if (!node) return SendError(res, node.error());
+          if (!body->contains("status") || !(*body)["status"].is_string()) {
+            return SendError(res, 400, "status must be COMPLETED or DISCONTINUED", "status");
+          }
+          MppsEnd end;
+          end.status = (*body)["status"].get<std::string>();
+          end.attributes = body->value("attributes", json::object());
+          if (body->contains("reason")) {
+            const json& reason = (*body)["reason"];
+            if (!reason.is_object()) {
+              return SendError(res, 400,
+                               "reason must be a code: {\"CodeValue\", \"CodingSchemeDesignator\", \"CodeMeaning\"}",
+                               "reason");
+            }
+            if (end.status != "DISCONTINUED") return SendError(res, 400, "a reason goes with DISCONTINUED", "reason");
+            end.reason = reason;
+          }
+          if (body->contains("series")) {
+            const json& list = (*body)["series"];
+            if (!list.is_array()) return SendError(res, 400, "series must be a list of Series Instance UIDs", "series");
+            for (const auto& uid_json : list) {
+              if (!uid_json.is_string())
+                return SendError(res, 400, "series must be a list of Series Instance UIDs", "series");
+              const std::string series_uid = uid_json.get<std::string>();
+              auto instances = s.db.ListInstances(series_uid);
+              if (!instances) return SendError(res, instances.error());
+              if (instances->empty()) {
+                return SendError(res, 400, fmt::format("the archive holds no series {}", series_uid), "series");
+              }
+              PerformedSeries ps;
+              ps.series_uid = series_uid;
+              ps.retrieve_ae_title = s.settings.ae_title;
+              if (auto all = s.db.ListSeries(instances->front().study_uid)) {
+                for (const auto& row : *all) {
+                  if (row.series_uid == series_uid) ps.description = row.description;
+                }
+              }
+              for (const auto& i : *instances) ps.instances.emplace_back(i.sop_class_uid, i.sop_uid);
+              end.series.push_back(std::move(ps));
+            }
+          }
+          auto attributes = s.mpps.EndAttributes(end);
+          if (!attributes) return SendError(res, attributes.error());
+          SendStep(s, res, *node, uid, false, *attributes, 200);
+        });
 }
 
 }  // namespace pb::http

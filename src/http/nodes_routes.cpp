@@ -98,27 +98,31 @@ void AddNodeRoutes(Router& r, Services& s) {
     const auto latest = Latest(s);
     for (const Node& n : s.nodes.List()) {
       auto it = latest.find(n.name);
-      out.push_back(ForCaller(WithLastTest(NodeToApiJson(n, s.settings.ae_title), it == latest.end() ? nullptr : &it->second)));
+      out.push_back(
+          ForCaller(WithLastTest(NodeToApiJson(n, s.settings.ae_title), it == latest.end() ? nullptr : &it->second)));
     }
     SendJson(res, 200, out);
   });
-  r.Post("/api/nodes", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
-    auto body = ParseBody(raw, res);
-    if (!body) return;
-    bool dry_run = false;
-    if (!DryRun(req, res, dry_run)) return;
-    auto c = s.nodes.Add(*body, dry_run);
-    if (!c) return SendError(res, c.error());
-    if (dry_run) return SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
-    AuditChange(s, req, "node.create", "node", c->node.name, nullptr, Masked(NodeToApiJson(c->node, s.settings.ae_title)));
-    SendJson(res, 201, WithWarnings(*c, s.settings.ae_title));
-  });
+  r.Post("/api/nodes", Access::kAdmin,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+           auto body = ParseBody(raw, res);
+           if (!body) return;
+           bool dry_run = false;
+           if (!DryRun(req, res, dry_run)) return;
+           auto c = s.nodes.Add(*body, dry_run);
+           if (!c) return SendError(res, c.error());
+           if (dry_run) return SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
+           AuditChange(s, req, "node.create", "node", c->node.name, nullptr,
+                       Masked(NodeToApiJson(c->node, s.settings.ae_title)));
+           SendJson(res, 201, WithWarnings(*c, s.settings.ae_title));
+         });
   r.Get("/api/nodes/{name}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     auto n = s.nodes.Get(req.matches[1]);
     if (!n) return SendError(res, n.error());
     auto last = s.db.NodeTests(n->name, 1);
-    SendJson(res, 200, ForCaller(WithLastTest(NodeToApiJson(*n, s.settings.ae_title),
-                                              last && !last->empty() ? &last->front() : nullptr)));
+    SendJson(res, 200,
+             ForCaller(WithLastTest(NodeToApiJson(*n, s.settings.ae_title),
+                                    last && !last->empty() ? &last->front() : nullptr)));
   });
   // The node's connection tests, newest first (?limit=, 1 to 200, default 50).
   r.Get("/api/nodes/{name}/tests", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
@@ -138,53 +142,57 @@ void AddNodeRoutes(Router& r, Services& s) {
     for (const NodeTestRecord& t : *tests) out.push_back(TestToJson(t));
     SendJson(res, 200, out);
   });
-  r.Put("/api/nodes/{name}", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
-    auto existing = s.nodes.Get(req.matches[1]);
-    if (!existing) return SendError(res, existing.error());
-    auto body = ParseBody(raw, res);
-    if (!body) return;
-    bool dry_run = false;
-    if (!DryRun(req, res, dry_run)) return;
-    auto c = s.nodes.Update(req.matches[1], *body, dry_run);
-    if (!c) return SendError(res, c.error());
-    if (dry_run) return SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
-    AuditChange(s, req, "node.update", "node", existing->name, Masked(NodeToApiJson(*existing, s.settings.ae_title)),
-                Masked(NodeToApiJson(c->node, s.settings.ae_title)));
-    s.jobs.NodeChanged(c->node.name);  // a new schedule may open a window now
-    SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
-  });
+  r.Put("/api/nodes/{name}", Access::kAdmin,
+        [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+          auto existing = s.nodes.Get(req.matches[1]);
+          if (!existing) return SendError(res, existing.error());
+          auto body = ParseBody(raw, res);
+          if (!body) return;
+          bool dry_run = false;
+          if (!DryRun(req, res, dry_run)) return;
+          auto c = s.nodes.Update(req.matches[1], *body, dry_run);
+          if (!c) return SendError(res, c.error());
+          if (dry_run) return SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
+          AuditChange(s, req, "node.update", "node", existing->name,
+                      Masked(NodeToApiJson(*existing, s.settings.ae_title)),
+                      Masked(NodeToApiJson(c->node, s.settings.ae_title)));
+          s.jobs.NodeChanged(c->node.name);  // a new schedule may open a window now
+          SendJson(res, 200, WithWarnings(*c, s.settings.ae_title));
+        });
   r.Delete("/api/nodes/{name}", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res) {
     auto before = s.nodes.Get(req.matches[1]);
     auto r = s.nodes.Remove(req.matches[1]);
     if (!r) return SendError(res, r.error());
     if (before) {
-      AuditChange(s, req, "node.delete", "node", before->name, Masked(NodeToApiJson(*before, s.settings.ae_title)), nullptr);
+      AuditChange(s, req, "node.delete", "node", before->name, Masked(NodeToApiJson(*before, s.settings.ae_title)),
+                  nullptr);
     }
     res.status = 204;
   });
   // Test connection: the echo, then what the node is used for (nodes/connection_check.h).
   // Body (optional): {"echo_only": true} for the plain C-ECHO.
-  r.Post("/api/nodes/{name}/echo", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
-    auto n = s.nodes.Get(req.matches[1]);
-    if (!n) return SendError(res, n.error());
-    bool echo_only = false;
-    if (!raw.empty()) {
-      auto body = ParseBody(raw, res);
-      if (!body) return;
-      if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object");
-      for (auto it = body->begin(); it != body->end(); ++it) {
-        if (it.key() != "echo_only") return SendError(res, 400, "unknown field '" + it.key() + "'", it.key());
-        if (!it->is_boolean()) return SendError(res, 400, "echo_only must be true or false", "echo_only");
-        echo_only = it->get<bool>();
-      }
-    }
-    auto transport = TransportFor(*n, TransportContext{s.settings.ae_title, {}, {}});
-    ConnectionTest test = transport ? (*transport)->TestConnection(echo_only)
-                                    : ConnectionTest{{{"echo", "failed", transport.error().message, 0}}};
-    const nlohmann::json answer = test.ToJson();
-    Remember(s, n->name, answer);
-    SendJson(res, 200, answer);
-  });
+  r.Post("/api/nodes/{name}/echo", Access::kUser,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+           auto n = s.nodes.Get(req.matches[1]);
+           if (!n) return SendError(res, n.error());
+           bool echo_only = false;
+           if (!raw.empty()) {
+             auto body = ParseBody(raw, res);
+             if (!body) return;
+             if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object");
+             for (auto it = body->begin(); it != body->end(); ++it) {
+               if (it.key() != "echo_only") return SendError(res, 400, "unknown field '" + it.key() + "'", it.key());
+               if (!it->is_boolean()) return SendError(res, 400, "echo_only must be true or false", "echo_only");
+               echo_only = it->get<bool>();
+             }
+           }
+           auto transport = TransportFor(*n, TransportContext{s.settings.ae_title, {}, {}});
+           ConnectionTest test = transport ? (*transport)->TestConnection(echo_only)
+                                           : ConnectionTest{{{"echo", "failed", transport.error().message, 0}}};
+           const nlohmann::json answer = test.ToJson();
+           Remember(s, n->name, answer);
+           SendJson(res, 200, answer);
+         });
   // "Does the PACS know us?" (transport/move_check.h): one instance the node holds is moved to
   // our receiver and discarded there. No body (or an empty object).
   r.Post("/api/nodes/{name}/move-check", Access::kUser,
@@ -216,7 +224,8 @@ namespace {
 // What a query of a node (find, worklist) checks before asking it: the body's fields, the
 // node's availability window (unless overridden), and a positive limit. Sends the error and
 // returns nullopt when something is wrong.
-struct NodeQueryBody {
+// clang-tidy 14 on the implicit members of a struct holding nlohmann::json: they do not throw.
+struct NodeQueryBody {  // NOLINT(bugprone-exception-escape)
   nlohmann::json body;
   size_t limit = 0;  // 0: the node's max_results
 };
@@ -336,93 +345,96 @@ void MarkPerformed(Services& s, nlohmann::json& item) {
 }  // namespace
 
 void AddFindRoute(Router& r, Services& s) {
-  r.Post("/api/nodes/{name}/find", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res,
-                                                const std::string& raw) {
-    auto n = s.nodes.Get(req.matches[1]);
-    if (!n) return SendError(res, n.error());
-    if (!n->queryable) {
-      return SendError(res, 409,
-                       "node '" + n->name + "' is not queryable; set queryable to true if it "
-                       "answers C-FIND", "queryable");
-    }
-    auto rq = ReadNodeQuery(*n, raw, res, {"level"});
-    if (!rq) return;
-    const nlohmann::json& body = rq->body;
-    auto transport = TransportFor(*n, TransportContext{s.settings.ae_title, {}, {}});
-    if (!transport) return SendError(res, transport.error());
-    FindQuery q;
-    if (!body.contains("level") || !body["level"].is_string()) {
-      return SendError(res, 400, "level must be PATIENT, STUDY, SERIES or IMAGE", "level");
-    }
-    q.level = body["level"].get<std::string>();
-    const nlohmann::json query = body.value("query", nlohmann::json::object());
-    for (const auto& [k, v] : query.items()) q.keys.emplace_back(k, v.get<std::string>());
-    q.limit = rq->limit;
-    auto found = (*transport)->Find(q);
-    if (!found) return SendQueryError(res, found.error());
-    nlohmann::json rows = nlohmann::json::array();
-    for (const auto& r : found->rows) rows.push_back(r);
-    SendJson(res, 200, {{"results", rows}, {"truncated", found->truncated}});
-  });
+  r.Post("/api/nodes/{name}/find", Access::kUser,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+           auto n = s.nodes.Get(req.matches[1]);
+           if (!n) return SendError(res, n.error());
+           if (!n->queryable) {
+             return SendError(res, 409,
+                              "node '" + n->name +
+                                  "' is not queryable; set queryable to true if it "
+                                  "answers C-FIND",
+                              "queryable");
+           }
+           auto rq = ReadNodeQuery(*n, raw, res, {"level"});
+           if (!rq) return;
+           const nlohmann::json& body = rq->body;
+           auto transport = TransportFor(*n, TransportContext{s.settings.ae_title, {}, {}});
+           if (!transport) return SendError(res, transport.error());
+           FindQuery q;
+           if (!body.contains("level") || !body["level"].is_string()) {
+             return SendError(res, 400, "level must be PATIENT, STUDY, SERIES or IMAGE", "level");
+           }
+           q.level = body["level"].get<std::string>();
+           const nlohmann::json query = body.value("query", nlohmann::json::object());
+           for (const auto& [k, v] : query.items()) q.keys.emplace_back(k, v.get<std::string>());
+           q.limit = rq->limit;
+           auto found = (*transport)->Find(q);
+           if (!found) return SendQueryError(res, found.error());
+           nlohmann::json rows = nlohmann::json::array();
+           for (const auto& r : found->rows) rows.push_back(r);
+           SendJson(res, 200, {{"results", rows}, {"truncated", found->truncated}});
+         });
 
   // Modality Worklist: a C-FIND on the worklist model; the scheduled date is today unless the
   // query names it ("" for any date).
-  r.Post("/api/nodes/{name}/worklist", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res,
-                                                    const std::string& raw) {
-    auto n = s.nodes.Get(req.matches[1]);
-    if (!n) return SendError(res, n.error());
-    if (n->type != NodeType::kDimse) {
-      return SendError(res, 409,
-                       "node '" + n->name + "' is a DICOMweb node; Modality Worklist is asked over DIMSE (C-FIND)",
-                       "type");
-    }
-    if (!n->mwl) {
-      return SendError(res, 409,
-                       "node '" + n->name + "' does not offer Modality Worklist; set mwl to true if it answers "
-                       "worklist queries",
-                       "mwl");
-    }
-    auto rq = ReadNodeQuery(*n, raw, res, {});
-    if (!rq) return;
-    dicom::WorklistRequest wl;
-    wl.peer = ToPeerRequest(*n, s.settings.ae_title);
-    wl.charset = n->mwl_charset;
-    const size_t node_max = static_cast<size_t>(n->max_results);
-    wl.max_results = rq->limit ? std::min(rq->limit, node_max) : node_max;
-    bool dated = false;
-    const nlohmann::json query = rq->body.value("query", nlohmann::json::object());
-    for (const auto& [k, v] : query.items()) {
-      dated = dated || k == "ScheduledProcedureStepStartDate" || k == "(0040,0002)" || k == "0040,0002";
-      wl.keys.emplace_back(k, v.get<std::string>());
-    }
-    if (!dated) wl.keys.emplace_back("ScheduledProcedureStepStartDate", LocalToday());
-    auto found = dicom::FindWorklist(wl);
-    if (!found) return SendQueryError(res, found.error());
-    nlohmann::json items = nlohmann::json::array();
-    for (const auto& a : found->answers) {
-      nlohmann::json item = FlatToJson(a.item);
-      // The (first) scheduled step's attributes also at the top: one row a table can show.
-      if (auto step = a.item.sequences.find("ScheduledProcedureStepSequence");
-          step != a.item.sequences.end() && !step->second.empty()) {
-        const nlohmann::json first = FlatToJson(step->second.front());
-        for (const auto& [k, v] : first.items()) {
-          if (!item.contains(k)) item[k] = v;
-        }
-      }
-      item["dicom"] = nlohmann::json::parse(a.dicom_json, nullptr, false);
-      if (item["dicom"].is_discarded()) item["dicom"] = nullptr;
-      MarkPerformed(s, item);
-      items.push_back(std::move(item));
-    }
-    // In the order of the day: scheduled date, then time (as the peer sent them otherwise).
-    std::stable_sort(items.begin(), items.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
-      auto when = [](const nlohmann::json& i) {
-        return TextOf(i, "ScheduledProcedureStepStartDate") + TextOf(i, "ScheduledProcedureStepStartTime");
-      };
-      return when(a) < when(b);
-    });
-    SendJson(res, 200, {{"results", items}, {"truncated", found->truncated}});
-  });
+  r.Post("/api/nodes/{name}/worklist", Access::kUser,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+           auto n = s.nodes.Get(req.matches[1]);
+           if (!n) return SendError(res, n.error());
+           if (n->type != NodeType::kDimse) {
+             return SendError(
+                 res, 409, "node '" + n->name + "' is a DICOMweb node; Modality Worklist is asked over DIMSE (C-FIND)",
+                 "type");
+           }
+           if (!n->mwl) {
+             return SendError(res, 409,
+                              "node '" + n->name +
+                                  "' does not offer Modality Worklist; set mwl to true if it answers "
+                                  "worklist queries",
+                              "mwl");
+           }
+           auto rq = ReadNodeQuery(*n, raw, res, {});
+           if (!rq) return;
+           dicom::WorklistRequest wl;
+           wl.peer = ToPeerRequest(*n, s.settings.ae_title);
+           wl.charset = n->mwl_charset;
+           const size_t node_max = static_cast<size_t>(n->max_results);
+           wl.max_results = rq->limit ? std::min(rq->limit, node_max) : node_max;
+           bool dated = false;
+           const nlohmann::json query = rq->body.value("query", nlohmann::json::object());
+           for (const auto& [k, v] : query.items()) {
+             dated = dated || k == "ScheduledProcedureStepStartDate" || k == "(0040,0002)" || k == "0040,0002";
+             wl.keys.emplace_back(k, v.get<std::string>());
+           }
+           if (!dated) wl.keys.emplace_back("ScheduledProcedureStepStartDate", LocalToday());
+           auto found = dicom::FindWorklist(wl);
+           if (!found) return SendQueryError(res, found.error());
+           nlohmann::json items = nlohmann::json::array();
+           for (const auto& a : found->answers) {
+             nlohmann::json item = FlatToJson(a.item);
+             // The (first) scheduled step's attributes also at the top: one row a table can show.
+             if (auto step = a.item.sequences.find("ScheduledProcedureStepSequence");
+                 step != a.item.sequences.end() && !step->second.empty()) {
+               const nlohmann::json first = FlatToJson(step->second.front());
+               for (const auto& [k, v] : first.items()) {
+                 if (!item.contains(k)) item[k] = v;
+               }
+             }
+             item["dicom"] = nlohmann::json::parse(a.dicom_json, nullptr, false);
+             if (item["dicom"].is_discarded()) item["dicom"] = nullptr;
+             MarkPerformed(s, item);
+             items.push_back(std::move(item));
+           }
+           // In the order of the day: scheduled date, then time (as the peer sent them otherwise).
+           std::stable_sort(items.begin(), items.end(), [](const nlohmann::json& a, const nlohmann::json& b) {
+             auto when = [](const nlohmann::json& i) {
+               return TextOf(i, "ScheduledProcedureStepStartDate") + TextOf(i, "ScheduledProcedureStepStartTime");
+             };
+             return when(a) < when(b);
+           });
+           SendJson(res, 200, {{"results", items}, {"truncated", found->truncated}});
+         });
 }
 
 }  // namespace pb::http

@@ -71,35 +71,38 @@ void AddReceiverRoutes(Router& r, Services& s) {
     for (const Receiver& r : s.receivers.List()) out.push_back(s.receivers.ToJson(r));
     SendJson(res, 200, out);
   });
-  r.Post("/api/receivers", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
-    bool dry_run = false;
-    if (!DryRun(req, res, dry_run)) return;
-    auto body = ParseBody(raw, res);
-    if (!body) return;
-    auto r = s.receivers.Create(*body, dry_run);
-    if (!r) return SendError(res, r.error());
-    if (dry_run) return SendJson(res, 200, ReceiverToJson(*r));
-    AuditChange(s, req, "receiver.create", "receiver", r->id, nullptr, s.receivers.ToJson(*r));
-    SendJson(res, 201, s.receivers.ToJson(*r));
-  });
+  r.Post("/api/receivers", Access::kAdmin,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+           bool dry_run = false;
+           if (!DryRun(req, res, dry_run)) return;
+           auto body = ParseBody(raw, res);
+           if (!body) return;
+           auto r = s.receivers.Create(*body, dry_run);
+           if (!r) return SendError(res, r.error());
+           if (dry_run) return SendJson(res, 200, ReceiverToJson(*r));
+           AuditChange(s, req, "receiver.create", "receiver", r->id, nullptr, s.receivers.ToJson(*r));
+           SendJson(res, 201, s.receivers.ToJson(*r));
+         });
   r.Get("/api/receivers/{id}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     auto r = s.receivers.Get(req.matches[1]);
     if (!r) return SendError(res, r.error());
     SendJson(res, 200, s.receivers.ToJson(*r));
   });
-  r.Put("/api/receivers/{id}", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
-    auto existing = s.receivers.Get(req.matches[1]);
-    if (!existing) return SendError(res, existing.error());
-    bool dry_run = false;
-    if (!DryRun(req, res, dry_run)) return;
-    auto body = ParseBody(raw, res);
-    if (!body) return;
-    auto r = s.receivers.Update(req.matches[1], *body, dry_run);
-    if (!r) return SendError(res, r.error());
-    if (dry_run) return SendJson(res, 200, ReceiverToJson(*r));
-    AuditChange(s, req, "receiver.update", "receiver", r->id, s.receivers.ToJson(*existing), s.receivers.ToJson(*r));
-    SendJson(res, 200, s.receivers.ToJson(*r));
-  });
+  r.Put("/api/receivers/{id}", Access::kAdmin,
+        [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+          auto existing = s.receivers.Get(req.matches[1]);
+          if (!existing) return SendError(res, existing.error());
+          bool dry_run = false;
+          if (!DryRun(req, res, dry_run)) return;
+          auto body = ParseBody(raw, res);
+          if (!body) return;
+          auto r = s.receivers.Update(req.matches[1], *body, dry_run);
+          if (!r) return SendError(res, r.error());
+          if (dry_run) return SendJson(res, 200, ReceiverToJson(*r));
+          AuditChange(s, req, "receiver.update", "receiver", r->id, s.receivers.ToJson(*existing),
+                      s.receivers.ToJson(*r));
+          SendJson(res, 200, s.receivers.ToJson(*r));
+        });
   r.Delete("/api/receivers/{id}", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res) {
     auto before = s.receivers.Get(req.matches[1]);
     auto r = s.receivers.Remove(req.matches[1]);
@@ -108,47 +111,53 @@ void AddReceiverRoutes(Router& r, Services& s) {
     res.status = 204;
   });
 
-  r.Get("/api/routing", Access::kReadOnly, [&s](const httplib::Request&, httplib::Response& res) {
-    SendJson(res, 200, s.receivers.SiteRouting());
-  });
-  r.Put("/api/routing", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
-    auto body = ParseBody(raw, res);
-    if (!body) return;
-    const nlohmann::json before = s.receivers.SiteRouting();
-    auto r = s.receivers.SetSiteRouting(*body);
-    if (!r) return SendError(res, r.error());
-    AuditChange(s, req, "routing.update", "routing", "site", before, *r);
-    SendJson(res, 200, *r);
-  });
+  r.Get("/api/routing", Access::kReadOnly,
+        [&s](const httplib::Request&, httplib::Response& res) { SendJson(res, 200, s.receivers.SiteRouting()); });
+  r.Put("/api/routing", Access::kAdmin,
+        [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+          auto body = ParseBody(raw, res);
+          if (!body) return;
+          const nlohmann::json before = s.receivers.SiteRouting();
+          auto r = s.receivers.SetSiteRouting(*body);
+          if (!r) return SendError(res, r.error());
+          AuditChange(s, req, "routing.update", "routing", "site", before, *r);
+          SendJson(res, 200, *r);
+        });
 
   // A project's own anonymization options: they replace the receiver's for data filed there.
-  r.Get("/api/projects/{project}/anonymization", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
-    auto a = s.receivers.ProjectAnonymization(req.matches[1]);
-    SendJson(res, 200, {{"project", req.matches[1]},
-                        {"anonymization", a ? AnonymizationToJson(*a) : nlohmann::json(nullptr)}});
-  });
-  r.Put("/api/projects/{project}/anonymization", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res,
-                                                          const std::string& raw) {
-    const std::string project = req.matches[1];
-    if (CleanLabel(project) != project) {
-      return SendError(res, 400, "a project is a label of letters, digits, _ and - (at most 64)", "project");
-    }
-    auto body = ParseBody(raw, res);
-    if (!body) return;
-    auto a = AnonymizationFromJson(*body, "anonymization");
-    if (!a) return SendError(res, a.error());
-    auto old = s.receivers.ProjectAnonymization(project);
-    if (auto r = s.receivers.SetProjectAnonymization(project, *a); !r) return SendError(res, r.error());
-    AuditChange(s, req, "project.anonymization", "project", project,
-                old ? AnonymizationToJson(*old) : nlohmann::json(nullptr), AnonymizationToJson(*a));
-    SendJson(res, 200, {{"project", project}, {"anonymization", AnonymizationToJson(*a)}});
-  });
-  r.Delete("/api/projects/{project}/anonymization", Access::kAdmin, [&s](const httplib::Request& req, httplib::Response& res) {
-    auto old = s.receivers.ProjectAnonymization(req.matches[1]);
-    if (auto r = s.receivers.SetProjectAnonymization(req.matches[1], std::nullopt); !r) return SendError(res, r.error());
-    if (old) AuditChange(s, req, "project.anonymization", "project", req.matches[1], AnonymizationToJson(*old), nullptr);
-    res.status = 204;
-  });
+  r.Get("/api/projects/{project}/anonymization", Access::kReadOnly,
+        [&s](const httplib::Request& req, httplib::Response& res) {
+          auto a = s.receivers.ProjectAnonymization(req.matches[1]);
+          SendJson(
+              res, 200,
+              {{"project", req.matches[1]}, {"anonymization", a ? AnonymizationToJson(*a) : nlohmann::json(nullptr)}});
+        });
+  r.Put("/api/projects/{project}/anonymization", Access::kAdmin,
+        [&s](const httplib::Request& req, httplib::Response& res, const std::string& raw) {
+          const std::string project = req.matches[1];
+          if (CleanLabel(project) != project) {
+            return SendError(res, 400, "a project is a label of letters, digits, _ and - (at most 64)", "project");
+          }
+          auto body = ParseBody(raw, res);
+          if (!body) return;
+          auto a = AnonymizationFromJson(*body, "anonymization");
+          if (!a) return SendError(res, a.error());
+          auto old = s.receivers.ProjectAnonymization(project);
+          if (auto r = s.receivers.SetProjectAnonymization(project, *a); !r) return SendError(res, r.error());
+          AuditChange(s, req, "project.anonymization", "project", project,
+                      old ? AnonymizationToJson(*old) : nlohmann::json(nullptr), AnonymizationToJson(*a));
+          SendJson(res, 200, {{"project", project}, {"anonymization", AnonymizationToJson(*a)}});
+        });
+  r.Delete("/api/projects/{project}/anonymization", Access::kAdmin,
+           [&s](const httplib::Request& req, httplib::Response& res) {
+             auto old = s.receivers.ProjectAnonymization(req.matches[1]);
+             if (auto r = s.receivers.SetProjectAnonymization(req.matches[1], std::nullopt); !r)
+               return SendError(res, r.error());
+             if (old)
+               AuditChange(s, req, "project.anonymization", "project", req.matches[1], AnonymizationToJson(*old),
+                           nullptr);
+             res.status = 204;
+           });
 
   r.Get("/api/staging", Access::kReadOnly, [&s](const httplib::Request&, httplib::Response& res) {
     auto rows = s.staging.List();
@@ -159,31 +168,35 @@ void AddReceiverRoutes(Router& r, Services& s) {
   });
   r.Get("/api/staging/{id}", Access::kReadOnly, [&s](const httplib::Request& req, httplib::Response& res) {
     int64_t id = 0;
-    if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
+    if (!ParseId(req.matches[1], id))
+      return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
     auto row = s.staging.Get(id);
     if (!row) return SendError(res, row.error());
     if (!*row) return SendError(res, 404, "no staged session " + std::to_string(id), "id");
     SendJson(res, 200, StagedJson(**row, s.receivers, s.staging));
   });
-  r.Post("/api/staging/{id}/archive", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
-    int64_t id = 0;
-    if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
-    // Where it goes, said before it goes (the plan reads the staged rows).
-    auto before = s.staging.Get(id);
-    if (!before) return SendError(res, before.error());
-    std::optional<nlohmann::json> planned;
-    if (*before) planned = StagedJson(**before, s.receivers, s.staging);
-    auto r = s.staging.Archive(id);
-    if (!r) return SendError(res, r.error());
-    nlohmann::json j = planned ? *planned : StagedJson(r->session, s.receivers, s.staging);
-    j["archived"] = r->archived;
-    j["failed"] = r->failed;
-    if (!r->error.empty()) j["error"] = r->error;
-    SendJson(res, r->failed > 0 ? 500 : 200, j);
-  });
+  r.Post("/api/staging/{id}/archive", Access::kUser,
+         [&s](const httplib::Request& req, httplib::Response& res, const std::string&) {
+           int64_t id = 0;
+           if (!ParseId(req.matches[1], id))
+             return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
+           // Where it goes, said before it goes (the plan reads the staged rows).
+           auto before = s.staging.Get(id);
+           if (!before) return SendError(res, before.error());
+           std::optional<nlohmann::json> planned;
+           if (*before) planned = StagedJson(**before, s.receivers, s.staging);
+           auto r = s.staging.Archive(id);
+           if (!r) return SendError(res, r.error());
+           nlohmann::json j = planned ? *planned : StagedJson(r->session, s.receivers, s.staging);
+           j["archived"] = r->archived;
+           j["failed"] = r->failed;
+           if (!r->error.empty()) j["error"] = r->error;
+           SendJson(res, r->failed > 0 ? 500 : 200, j);
+         });
   r.Delete("/api/staging/{id}", Access::kUser, [&s](const httplib::Request& req, httplib::Response& res) {
     int64_t id = 0;
-    if (!ParseId(req.matches[1], id)) return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
+    if (!ParseId(req.matches[1], id))
+      return SendError(res, 404, "no staged session '" + std::string(req.matches[1]) + "'", "id");
     auto r = s.staging.Discard(id);
     if (!r) return SendError(res, r.error());
     res.status = 204;

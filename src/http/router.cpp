@@ -29,10 +29,14 @@ std::string PathPattern(const std::string& path) {
 
 const char* AccessName(Access access) {
   switch (access) {
-    case Access::kOpen: return "open";
-    case Access::kReadOnly: return "read-only";
-    case Access::kUser: return "user";
-    case Access::kAdmin: return "admin";
+    case Access::kOpen:
+      return "open";
+    case Access::kReadOnly:
+      return "read-only";
+    case Access::kUser:
+      return "user";
+    case Access::kAdmin:
+      return "admin";
   }
   return "admin";
 }
@@ -66,8 +70,8 @@ void Router::Delete(const std::string& path, Access access, httplib::Server::Han
 void Router::PostStream(const std::string& path, Access access, httplib::Server::HandlerWithContentReader handler) {
   Gate gate = GateFor(access);
   srv_.Post(Add("post", path, access),
-            [gate = std::move(gate), handler = std::move(handler)](
-                const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+            [gate = std::move(gate), handler = std::move(handler)](const httplib::Request& req, httplib::Response& res,
+                                                                   const httplib::ContentReader& reader) {
               if (gate && !gate(req, res)) {
                 if (!DrainBody(req, reader, 64 * 1024, &res)) CloseAfterAnswer(res);
                 return;
@@ -124,21 +128,23 @@ std::optional<Access> DocumentedAccess(const nlohmann::json& op) {
     }
   }
   for (const auto& [method, path] : served) {
-    if (!documented.count({method, path})) problems.push_back(fmt::format("{} {} is served but not documented", method, path));
+    if (!documented.count({method, path}))
+      problems.push_back(fmt::format("{} {} is served but not documented", method, path));
   }
   for (const Route& r : routes) {
     auto doc = documented_access.find({r.method, r.path});
     if (doc == documented_access.end()) continue;
     if (!doc->second) {
-      problems.push_back(fmt::format("{} {} states no access (security: [] or x-role: read-only, user or admin)",
-                                     r.method, r.path));
+      problems.push_back(
+          fmt::format("{} {} states no access (security: [] or x-role: read-only, user or admin)", r.method, r.path));
     } else if (*doc->second != r.access) {
       problems.push_back(fmt::format("{} {} is served as {} but documented as {}", r.method, r.path,
                                      AccessName(r.access), AccessName(*doc->second)));
     }
   }
   for (const auto& [method, path] : documented) {
-    if (!served.count({method, path})) problems.push_back(fmt::format("{} {} is documented but not served", method, path));
+    if (!served.count({method, path}))
+      problems.push_back(fmt::format("{} {} is documented but not served", method, path));
   }
   if (problems.empty()) return {};
   std::string all;

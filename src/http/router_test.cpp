@@ -12,14 +12,15 @@ TEST(Router, TemplatesBecomeOneSegmentPerParameter) {
   EXPECT_EQ(PathPattern("/api/projects/{project}/subjects/{subject}/sessions"),
             "/api/projects/([^/]+)/subjects/([^/]+)/sessions");
   EXPECT_EQ(PathPattern("/api/openapi.json"), "/api/openapi\\.json");  // a dot is a dot
-  EXPECT_EQ(PathPattern("/api/a{b"), "/api/a\\{b");  // an unclosed brace is a brace
+  EXPECT_EQ(PathPattern("/api/a{b"), "/api/a\\{b");                    // an unclosed brace is a brace
 }
 
 TEST(Router, RecordsWhatItRoutes) {
   httplib::Server srv;
   Router r(srv);
   r.Get("/api/jobs/{id}", Access::kReadOnly, [](const httplib::Request&, httplib::Response&) {});
-  r.Post("/api/jobs/{id}/cancel", Access::kUser, [](const httplib::Request&, httplib::Response&, const std::string&) {});
+  r.Post("/api/jobs/{id}/cancel", Access::kUser,
+         [](const httplib::Request&, httplib::Response&, const std::string&) {});
   r.Delete("/api/nodes/{name}", Access::kAdmin, [](const httplib::Request&, httplib::Response&) {});
   EXPECT_EQ(r.routes(), (std::vector<Route>{{"get", "/api/jobs/{id}", Access::kReadOnly},
                                             {"post", "/api/jobs/{id}/cancel", Access::kUser},
@@ -28,16 +29,15 @@ TEST(Router, RecordsWhatItRoutes) {
 
 TEST(Router, CheckNamesEveryDifferenceWithTheDocument) {
   const nlohmann::json ro = {{"x-role", "read-only"}}, admin = {{"x-role", "admin"}};
-  const nlohmann::json doc = {
-      {"paths",
-       {{"/api/jobs/{id}", {{"parameters", nlohmann::json::array()}, {"get", ro}}},
-        {"/api/nodes", {{"get", ro}, {"post", admin}}}}}};
+  const nlohmann::json doc = {{"paths",
+                               {{"/api/jobs/{id}", {{"parameters", nlohmann::json::array()}, {"get", ro}}},
+                                {"/api/nodes", {{"get", ro}, {"post", admin}}}}}};
   const Access R = Access::kReadOnly, A = Access::kAdmin;
   EXPECT_TRUE(CheckRoutes({{"get", "/api/jobs/{id}", R}, {"get", "/api/nodes", R}, {"post", "/api/nodes", A}}, doc));
 
-  auto r = CheckRoutes({{"get", "/api/jobs/{id}", R}, {"get", "/api/nodes", R}, {"get", "/api/nodes", R},
-                        {"delete", "/api/nodes", A}},
-                       doc);
+  auto r = CheckRoutes(
+      {{"get", "/api/jobs/{id}", R}, {"get", "/api/nodes", R}, {"get", "/api/nodes", R}, {"delete", "/api/nodes", A}},
+      doc);
   ASSERT_FALSE(r);
   const std::string& m = r.error().message;
   EXPECT_NE(m.find("get /api/nodes is routed twice"), std::string::npos) << m;
@@ -49,11 +49,10 @@ TEST(Router, CheckNamesEveryDifferenceWithTheDocument) {
 }
 
 TEST(Router, CheckComparesWhoMayCallEachOperation) {
-  const nlohmann::json doc = {
-      {"paths",
-       {{"/api/health", {{"get", {{"security", nlohmann::json::array()}}}}},
-        {"/api/nodes", {{"get", {{"x-role", "read-only"}}}, {"post", {{"x-role", "boss"}}}}},
-        {"/api/users", {{"get", nlohmann::json::object()}}}}}};
+  const nlohmann::json doc = {{"paths",
+                               {{"/api/health", {{"get", {{"security", nlohmann::json::array()}}}}},
+                                {"/api/nodes", {{"get", {{"x-role", "read-only"}}}, {"post", {{"x-role", "boss"}}}}},
+                                {"/api/users", {{"get", nlohmann::json::object()}}}}}};
   auto r = CheckRoutes({{"get", "/api/health", Access::kOpen},
                         {"get", "/api/nodes", Access::kAdmin},
                         {"post", "/api/nodes", Access::kAdmin},

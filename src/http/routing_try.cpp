@@ -48,13 +48,20 @@ std::string LineOf(const std::string& text, int n) {
 
 const char* SourceName(LabelSource s) {
   switch (s) {
-    case LabelSource::kReceiverRule: return "receiver_rule";
-    case LabelSource::kSiteRule: return "site_rule";
-    case LabelSource::kComment: return "comment";
-    case LabelSource::kReceiverDefault: return "receiver_default";
-    case LabelSource::kDefaultRule: return "default_rule";
-    case LabelSource::kUnassigned: return "unassigned";
-    case LabelSource::kNone: break;
+    case LabelSource::kReceiverRule:
+      return "receiver_rule";
+    case LabelSource::kSiteRule:
+      return "site_rule";
+    case LabelSource::kComment:
+      return "comment";
+    case LabelSource::kReceiverDefault:
+      return "receiver_default";
+    case LabelSource::kDefaultRule:
+      return "default_rule";
+    case LabelSource::kUnassigned:
+      return "unassigned";
+    case LabelSource::kNone:
+      break;
   }
   return "none";
 }
@@ -83,7 +90,9 @@ nlohmann::json Explain(const Decided& d, const std::string& rule, bool pseudonym
     case LabelSource::kComment:
       why = fmt::format("\"{}{}: ...\" in {}", static_cast<char>(d.label[0] - 'a' + 'A'), d.label + 1, attribute);
       break;
-    case LabelSource::kReceiverDefault: why = "no rule matched: the receiver's default project"; break;
+    case LabelSource::kReceiverDefault:
+      why = "no rule matched: the receiver's default project";
+      break;
     case LabelSource::kDefaultRule:
       why = fmt::format("no rule matched: taken from {}", attribute);
       if (pseudonym) why += ", as a pseudonym (the data is anonymized, the label must not identify the patient)";
@@ -93,7 +102,9 @@ nlohmann::json Explain(const Decided& d, const std::string& rule, bool pseudonym
                          "Accession Number: the Unassigned project"
                        : "nothing gave a project: the Unassigned project";
       break;
-    case LabelSource::kNone: why = fmt::format("no rule and no attribute gave a {}", d.label); break;
+    case LabelSource::kNone:
+      why = fmt::format("no rule and no attribute gave a {}", d.label);
+      break;
   }
   return {{"value", d.value},
           {"source", SourceName(d.source)},
@@ -108,141 +119,152 @@ nlohmann::json Explain(const Decided& d, const std::string& rule, bool pseudonym
 }  // namespace
 
 void AddRoutingTryRoute(Router& r, Services& s) {
-  r.Post("/api/routing/try", Access::kReadOnly, [&s](const httplib::Request&, httplib::Response& res,
-                                                      const std::string& raw) {
-    auto body = ParseBody(raw, res);
-    if (!body) return;
-    if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object");
-    static const std::set<std::string> kFields{"receiver",   "routing",          "default_project",  "site_routing",
-                                               "attributes", "sop_instance_uid", "calling_ae_title", "anonymize"};
-    for (auto it = body->begin(); it != body->end(); ++it) {
-      if (!kFields.count(it.key())) return SendError(res, 400, fmt::format("unknown field '{}'", it.key()), it.key());
-    }
-    auto text_field = [&](const char* key, std::string& out) {
-      if (!body->contains(key) || (*body)[key].is_null()) return true;
-      if (!(*body)[key].is_string()) {
-        SendError(res, 400, fmt::format("{} must be a string", key), key);
-        return false;
-      }
-      out = (*body)[key].get<std::string>();
-      return true;
-    };
-
-    // The receiver's settings, or none: only the rules given and the site's, nothing anonymized.
-    Receiver base;
-    base.anonymize = false;
-    std::string receiver_id, default_project, sop_uid, calling_ae;
-    if (!text_field("receiver", receiver_id) || !text_field("default_project", default_project) ||
-        !text_field("sop_instance_uid", sop_uid) || !text_field("calling_ae_title", calling_ae)) {
-      return;
-    }
-    nlohmann::json receiver_rules{{"project", ""}, {"subject", ""}, {"session", ""}};
-    if (!receiver_id.empty()) {
-      auto found = s.receivers.Get(receiver_id);
-      if (!found) return SendError(res, found.error());
-      base = *found;
-      receiver_rules = {{"project", base.routing_project}, {"subject", base.routing_subject},
-                        {"session", base.routing_session}};
-    }
-    if (body->contains("routing")) {
-      auto rules = ParseSiteRouting((*body)["routing"]);  // its errors name "routing.<label>"
-      if (!rules) return SendError(res, rules.error());
-      base.routing = *rules;
-      receiver_rules = (*body)["routing"];
-    }
-    if (body->contains("default_project") && !default_project.empty() && CleanLabel(default_project) != default_project) {
-      return SendError(res, 400, "a project is a label of letters, digits, _ and - (at most 64)", "default_project");
-    }
-    if (body->contains("default_project")) base.default_project = default_project;
-    if (body->contains("anonymize")) {
-      if (!(*body)["anonymize"].is_boolean()) return SendError(res, 400, "anonymize must be true or false", "anonymize");
-      base.anonymize = (*body)["anonymize"].get<bool>();
-    }
-    nlohmann::json site_text = s.receivers.SiteRouting();
-    auto site_rules = s.receivers.SiteRules();
-    if (body->contains("site_routing")) {
-      auto rules = ParseSiteRouting((*body)["site_routing"]);
-      if (!rules) {
-        Error e = rules.error();
-        if (e.field.rfind("routing", 0) == 0) e.field = "site_" + e.field;
-        return SendError(res, e);
-      }
-      site_rules = *rules;
-      site_text = (*body)["site_routing"];
-    }
-
-    // The attributes: given, or read from an instance of the archive.
-    const bool given = body->contains("attributes");
-    if (given == !sop_uid.empty()) {
-      return SendError(res, 400, "give either attributes (keyword or tag: value) or sop_instance_uid", "attributes");
-    }
-    std::map<uint32_t, std::string> values;
-    if (given) {
-      const auto& a = (*body)["attributes"];
-      if (!a.is_object()) return SendError(res, 400, "attributes must be an object of keyword or tag: value", "attributes");
-      for (auto it = a.begin(); it != a.end(); ++it) {
-        auto tag = dicom::ParseTag(it.key());
-        if (!tag) {
-          return SendError(res, 400,
-                           fmt::format("unknown attribute '{}': write a DICOM keyword such as PatientName or a tag "
-                                       "(gggg,eeee)",
-                                       it.key()),
-                           "attributes." + it.key());
+  r.Post(
+      "/api/routing/try", Access::kReadOnly,
+      [&s](const httplib::Request&, httplib::Response& res, const std::string& raw) {
+        auto body = ParseBody(raw, res);
+        if (!body) return;
+        if (!body->is_object()) return SendError(res, 400, "the body must be a JSON object");
+        static const std::set<std::string> kFields{"receiver",   "routing",          "default_project",  "site_routing",
+                                                   "attributes", "sop_instance_uid", "calling_ae_title", "anonymize"};
+        for (auto it = body->begin(); it != body->end(); ++it) {
+          if (!kFields.count(it.key()))
+            return SendError(res, 400, fmt::format("unknown field '{}'", it.key()), it.key());
         }
-        if (!it->is_string()) {
-          return SendError(res, 400, fmt::format("the value of {} must be a string", it.key()), "attributes." + it.key());
-        }
-        values[*tag] = it->get<std::string>();
-      }
-    } else {
-      (void)s.pipeline.Flush(std::chrono::seconds(2));
-      auto row = s.db.GetInstance(sop_uid);
-      if (!row) return SendError(res, row.error());
-      if (!*row) return SendError(res, 404, fmt::format("no instance {} in the archive", sop_uid), "sop_instance_uid");
-      std::vector<uint32_t> tags = DefaultRoutingTags();
-      for (const RoutingRules* rules : {base.routing.get(), site_rules.get()}) {
-        if (!rules) continue;
-        for (const auto* list : {&rules->project, &rules->subject, &rules->session}) {
-          for (const RoutingRule& rule : *list) tags.push_back(rule.tag);
-        }
-      }
-      auto read = dicom::ReadAttributes(s.blobs.Absolute((*row)->file_path), tags);
-      if (!read) return SendError(res, 500, "the stored file cannot be read");
-      values = std::move(*read);
-    }
+        auto text_field = [&](const char* key, std::string& out) {
+          if (!body->contains(key) || (*body)[key].is_null()) return true;
+          if (!(*body)[key].is_string()) {
+            SendError(res, 400, fmt::format("{} must be a string", key), key);
+            return false;
+          }
+          out = (*body)[key].get<std::string>();
+          return true;
+        };
 
-    // The ingest path's own identification, with these settings.
-    IngestSite site = s.receivers.site();
-    site.site_rules = [site_rules] { return site_rules; };
-    OriginSink sink(ReceiverPolicy(base), site);
-    std::map<uint32_t, std::string> consulted;
-    AttributeLookup get = [&](uint32_t tag) -> std::optional<std::string> {
-      auto it = values.find(tag);
-      if (it == values.end()) return std::nullopt;
-      consulted[tag] = it->second;
-      return it->second;
-    };
-    const OriginSink::Identity id = sink.Identify(get, calling_ae, nullptr);
-    const Labels& l = id.labels;
+        // The receiver's settings, or none: only the rules given and the site's, nothing anonymized.
+        Receiver base;
+        base.anonymize = false;
+        std::string receiver_id, default_project, sop_uid, calling_ae;
+        if (!text_field("receiver", receiver_id) || !text_field("default_project", default_project) ||
+            !text_field("sop_instance_uid", sop_uid) || !text_field("calling_ae_title", calling_ae)) {
+          return;
+        }
+        nlohmann::json receiver_rules{{"project", ""}, {"subject", ""}, {"session", ""}};
+        if (!receiver_id.empty()) {
+          auto found = s.receivers.Get(receiver_id);
+          if (!found) return SendError(res, found.error());
+          base = *found;
+          receiver_rules = {
+              {"project", base.routing_project}, {"subject", base.routing_subject}, {"session", base.routing_session}};
+        }
+        if (body->contains("routing")) {
+          auto rules = ParseSiteRouting((*body)["routing"]);  // its errors name "routing.<label>"
+          if (!rules) return SendError(res, rules.error());
+          base.routing = *rules;
+          receiver_rules = (*body)["routing"];
+        }
+        if (body->contains("default_project") && !default_project.empty() &&
+            CleanLabel(default_project) != default_project) {
+          return SendError(res, 400, "a project is a label of letters, digits, _ and - (at most 64)",
+                           "default_project");
+        }
+        if (body->contains("default_project")) base.default_project = default_project;
+        if (body->contains("anonymize")) {
+          if (!(*body)["anonymize"].is_boolean())
+            return SendError(res, 400, "anonymize must be true or false", "anonymize");
+          base.anonymize = (*body)["anonymize"].get<bool>();
+        }
+        nlohmann::json site_text = s.receivers.SiteRouting();
+        auto site_rules = s.receivers.SiteRules();
+        if (body->contains("site_routing")) {
+          auto rules = ParseSiteRouting((*body)["site_routing"]);
+          if (!rules) {
+            Error e = rules.error();
+            if (e.field.rfind("routing", 0) == 0) e.field = "site_" + e.field;
+            return SendError(res, e);
+          }
+          site_rules = *rules;
+          site_text = (*body)["site_routing"];
+        }
 
-    nlohmann::json out{{"anonymize", id.anonymize}};
-    const Decided decided[] = {{"project", l.project, l.project_source, l.project_tag, l.project_line},
-                               {"subject", l.subject, l.subject_source, l.subject_tag, l.subject_line},
-                               {"session", l.session, l.session_source, l.session_tag, l.session_line}};
-    for (const Decided& d : decided) {
-      std::string rule;
-      if (d.line && d.source == LabelSource::kReceiverRule) rule = LineOf(RuleText(receiver_rules, d.label), d.line);
-      if (d.line && d.source == LabelSource::kSiteRule) rule = LineOf(RuleText(site_text, d.label), d.line);
-      // The default rules' subject and session become pseudonyms when the data is anonymized.
-      const auto v = values.find(d.tag);
-      const bool pseudonym = d.source == LabelSource::kDefaultRule && v != values.end() && CleanLabel(v->second) != d.value;
-      out[d.label] = Explain(d, rule, pseudonym, id.anonymize);
-    }
-    nlohmann::json seen = nlohmann::json::object();
-    for (const auto& [tag, value] : consulted) seen[dicom::TagString(tag)] = value;
-    out["attributes"] = std::move(seen);
-    SendJson(res, 200, out);
-  });
+        // The attributes: given, or read from an instance of the archive.
+        const bool given = body->contains("attributes");
+        if (given == !sop_uid.empty()) {
+          return SendError(res, 400, "give either attributes (keyword or tag: value) or sop_instance_uid",
+                           "attributes");
+        }
+        std::map<uint32_t, std::string> values;
+        if (given) {
+          const auto& a = (*body)["attributes"];
+          if (!a.is_object())
+            return SendError(res, 400, "attributes must be an object of keyword or tag: value", "attributes");
+          for (auto it = a.begin(); it != a.end(); ++it) {
+            auto tag = dicom::ParseTag(it.key());
+            if (!tag) {
+              return SendError(res, 400,
+                               fmt::format("unknown attribute '{}': write a DICOM keyword such as PatientName or a tag "
+                                           "(gggg,eeee)",
+                                           it.key()),
+                               "attributes." + it.key());
+            }
+            if (!it->is_string()) {
+              return SendError(res, 400, fmt::format("the value of {} must be a string", it.key()),
+                               "attributes." + it.key());
+            }
+            values[*tag] = it->get<std::string>();
+          }
+        } else {
+          (void)s.pipeline.Flush(std::chrono::seconds(2));
+          auto row = s.db.GetInstance(sop_uid);
+          if (!row) return SendError(res, row.error());
+          if (!*row)
+            return SendError(res, 404, fmt::format("no instance {} in the archive", sop_uid), "sop_instance_uid");
+          std::vector<uint32_t> tags = DefaultRoutingTags();
+          for (const RoutingRules* rules : {base.routing.get(), site_rules.get()}) {
+            if (!rules) continue;
+            for (const auto* list : {&rules->project, &rules->subject, &rules->session}) {
+              for (const RoutingRule& rule : *list) tags.push_back(rule.tag);
+            }
+          }
+          auto read = dicom::ReadAttributes(s.blobs.Absolute((*row)->file_path), tags);
+          if (!read) return SendError(res, 500, "the stored file cannot be read");
+          values = std::move(*read);
+        }
+
+        // The ingest path's own identification, with these settings.
+        IngestSite site = s.receivers.site();
+        site.site_rules = [site_rules] { return site_rules; };
+        OriginSink sink(ReceiverPolicy(base), site);
+        std::map<uint32_t, std::string> consulted;
+        AttributeLookup get = [&](uint32_t tag) -> std::optional<std::string> {
+          auto it = values.find(tag);
+          if (it == values.end()) return std::nullopt;
+          consulted[tag] = it->second;
+          return it->second;
+        };
+        const OriginSink::Identity id = sink.Identify(get, calling_ae, nullptr);
+        const Labels& l = id.labels;
+
+        nlohmann::json out{{"anonymize", id.anonymize}};
+        const Decided decided[] = {{"project", l.project, l.project_source, l.project_tag, l.project_line},
+                                   {"subject", l.subject, l.subject_source, l.subject_tag, l.subject_line},
+                                   {"session", l.session, l.session_source, l.session_tag, l.session_line}};
+        for (const Decided& d : decided) {
+          std::string rule;
+          if (d.line && d.source == LabelSource::kReceiverRule)
+            rule = LineOf(RuleText(receiver_rules, d.label), d.line);
+          if (d.line && d.source == LabelSource::kSiteRule) rule = LineOf(RuleText(site_text, d.label), d.line);
+          // The default rules' subject and session become pseudonyms when the data is anonymized.
+          const auto v = values.find(d.tag);
+          const bool pseudonym =
+              d.source == LabelSource::kDefaultRule && v != values.end() && CleanLabel(v->second) != d.value;
+          out[d.label] = Explain(d, rule, pseudonym, id.anonymize);
+        }
+        nlohmann::json seen = nlohmann::json::object();
+        for (const auto& [tag, value] : consulted) seen[dicom::TagString(tag)] = value;
+        out["attributes"] = std::move(seen);
+        SendJson(res, 200, out);
+      });
 }
 
 }  // namespace pb::http

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "core/text.h"
 #include "dicom/header.h"
@@ -43,7 +43,7 @@ constexpr size_t kWriteBuffer = 256 * 1024;
 struct Outcome {
   std::string sop_class, sop_uid, study_uid, series_uid;
   uint16_t status = kProcessingFailure;  // 0: stored; 0xBxxx: stored with a warning
-  std::string reason;                     // for the log
+  std::string reason;                    // for the log
 };
 
 // One part being received.
@@ -83,7 +83,9 @@ std::string PartsType(const std::string& content_type) {
   return v;
 }
 
-nlohmann::json Value(const char* vr, nlohmann::json v) { return {{"vr", vr}, {"Value", nlohmann::json::array({v})}}; }
+nlohmann::json Value(const char* vr, const nlohmann::json& v) {
+  return {{"vr", vr}, {"Value", nlohmann::json::array({v})}};
+}
 
 void Stow(Services& s, const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
           const std::string& study) {
@@ -97,9 +99,9 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
   if (!boundary || AsciiLower(content_type).rfind("multipart/related", 0) != 0 ||
       (!parts_type.empty() && parts_type != "application/dicom")) {
     SendError(res, 415,
-                     fmt::format("STOW-RS takes multipart/related; type=\"application/dicom\" with a boundary{}",
-                                 boundary ? "" : ": " + boundary.error().message),
-                     "Content-Type");
+              fmt::format("STOW-RS takes multipart/related; type=\"application/dicom\" with a boundary{}",
+                          boundary ? "" : ": " + boundary.error().message),
+              "Content-Type");
     return CloseAfterAnswer(res);
   }
   std::shared_ptr<const IngestPolicy> policy;
@@ -107,10 +109,10 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
     auto receiver = s.receivers.Get(name);
     if (!receiver) {
       SendError(res, 503,
-                       fmt::format("STOW-RS files instances as receiver '{}' ([dicomweb] stow_receiver), which "
-                                   "does not exist",
-                                   name),
-                       "stow_receiver");
+                fmt::format("STOW-RS files instances as receiver '{}' ([dicomweb] stow_receiver), which "
+                            "does not exist",
+                            name),
+                "stow_receiver");
       return CloseAfterAnswer(res);
     }
     policy = ReceiverPolicy(*receiver);
@@ -183,41 +185,41 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
   };
 
   dicomweb::MultipartParser parser(
-      *boundary,
-      {[&](int, const dicomweb::MultipartParser::Headers& headers) -> Result<void> {
-         part = PartFile{};
-         auto type = headers.find("content-type");
-         part.dicom = type == headers.end() || AsciiLower(type->second).rfind("application/dicom", 0) == 0;
-         if (AsciiLower(type == headers.end() ? "" : type->second).rfind("application/dicom+", 0) == 0) part.dicom = false;
-         if (!part.dicom) return {};
-         part.path = s.pipeline.NewTempPath();
-         part.file = std::fopen(part.path.c_str(), "wb");
-         if (!part.file) {
-           part.failed = true;
-           part.failure = "no room for the instance in the data directory";
-         } else {
-           // The body arrives in 4 KB reads: written through a larger buffer, a 0.5 MB instance
-           // is two write calls rather than 128.
-           std::setvbuf(part.file, nullptr, _IOFBF, kWriteBuffer);
-         }
-         return {};
-       },
-       [&](std::string_view data) -> Result<void> {
-         if (!part.dicom || part.failed) return {};
-         if (part.head.size() < kHeaderBytes) {
-           part.head.append(data.substr(0, kHeaderBytes - part.head.size()));
-         }
-         if (std::fwrite(data.data(), 1, data.size(), part.file) != data.size()) {
-           part.failed = true;
-           part.failure = "the instance could not be written (is the disk full?)";
-         }
-         part.size += static_cast<int64_t>(data.size());
-         return {};
-       },
-       [&]() -> Result<void> {
-         finish_part();
-         return {};
-       }});
+      *boundary, {[&](int, const dicomweb::MultipartParser::Headers& headers) -> Result<void> {
+                    part = PartFile{};
+                    auto type = headers.find("content-type");
+                    part.dicom = type == headers.end() || AsciiLower(type->second).rfind("application/dicom", 0) == 0;
+                    if (AsciiLower(type == headers.end() ? "" : type->second).rfind("application/dicom+", 0) == 0)
+                      part.dicom = false;
+                    if (!part.dicom) return {};
+                    part.path = s.pipeline.NewTempPath();
+                    part.file = std::fopen(part.path.c_str(), "wb");
+                    if (!part.file) {
+                      part.failed = true;
+                      part.failure = "no room for the instance in the data directory";
+                    } else {
+                      // The body arrives in 4 KB reads: written through a larger buffer, a 0.5 MB instance
+                      // is two write calls rather than 128.
+                      std::setvbuf(part.file, nullptr, _IOFBF, kWriteBuffer);
+                    }
+                    return {};
+                  },
+                  [&](std::string_view data) -> Result<void> {
+                    if (!part.dicom || part.failed) return {};
+                    if (part.head.size() < kHeaderBytes) {
+                      part.head.append(data.substr(0, kHeaderBytes - part.head.size()));
+                    }
+                    if (std::fwrite(data.data(), 1, data.size(), part.file) != data.size()) {
+                      part.failed = true;
+                      part.failure = "the instance could not be written (is the disk full?)";
+                    }
+                    part.size += static_cast<int64_t>(data.size());
+                    return {};
+                  },
+                  [&]() -> Result<void> {
+                    finish_part();
+                    return {};
+                  }});
   Result<void> fed;
   bool read = true;
   if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {  // else there is none
@@ -228,8 +230,9 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
   }
   if (fed && read) fed = parser.Finish();
   if (fed && !read) {
-    fed = Fail(Code::kInvalidArgument, "the body could not be read to its end (cut short, or in an encoding that "
-                                       "cannot be decoded)");
+    fed = Fail(Code::kInvalidArgument,
+               "the body could not be read to its end (cut short, or in an encoding that "
+               "cannot be decoded)");
   }
   part.Discard();  // a part the body ended in the middle of
   // What is left of a body that was not read to its end must not be taken for further requests.
@@ -258,8 +261,10 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
         item["00081196"] = Value("US", o.status);
       }
       referenced.push_back(std::move(item));
-      if (one_study.empty()) one_study = o.study_uid;
-      else if (one_study != o.study_uid) several_studies = true;
+      if (one_study.empty())
+        one_study = o.study_uid;
+      else if (one_study != o.study_uid)
+        several_studies = true;
     } else {
       item["00081197"] = Value("US", o.status);
       failed.push_back(std::move(item));
@@ -277,8 +282,10 @@ void Stow(Services& s, const httplib::Request& req, httplib::Response& res, cons
     spdlog::info("STOW-RS: the body ended badly after {} part(s): {}", outcomes.size(), fed.error().message);
   }
   int status = 200;
-  if (stored == 0) status = 409;
-  else if (!failed.empty() || warned > 0) status = 202;
+  if (stored == 0)
+    status = 409;
+  else if (!failed.empty() || warned > 0)
+    status = 202;
   nlohmann::json answer = nlohmann::json::object();
   if (!one_study.empty() && !several_studies) {
     answer["00081190"] = Value("UR", fmt::format("{}/studies/{}", root, UrlSegment(one_study)));

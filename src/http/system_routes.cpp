@@ -26,8 +26,8 @@ namespace {
 nlohmann::json NotListening(const ReceiverService& receivers) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& p : receivers.NotListening()) {
-    out.push_back({{"id", p.receiver.id}, {"ae_title", p.receiver.ae_title}, {"port", p.receiver.port},
-                   {"error", p.error}});
+    out.push_back(
+        {{"id", p.receiver.id}, {"ae_title", p.receiver.ae_title}, {"port", p.receiver.port}, {"error", p.error}});
   }
   return out;
 }
@@ -73,23 +73,25 @@ void AddSystemRoutes(Router& r, Services& s) {
       return;
     }
     if (!TryAuthenticate(s, req)) {
-      SendJson(res, 503, {{"error", fmt::format("not ready: {} problem(s); details with an account's credentials",
-                                                problems.size())}});
+      SendJson(
+          res, 503,
+          {{"error", fmt::format("not ready: {} problem(s); details with an account's credentials", problems.size())}});
       return;
     }
     std::string all;
     for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
     SendJson(res, 503, {{"error", "not ready: " + all}, {"problems", problems}});
   });
-  r.Get("/api/openapi.yaml", Access::kOpen, [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(OpenApiYaml(), "application/yaml");
-  });
-  r.Get("/api/openapi.json", Access::kOpen, [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(OpenApiJson(), "application/json");
-  });
+  r.Get("/api/openapi.yaml", Access::kOpen,
+        [](const httplib::Request&, httplib::Response& res) { res.set_content(OpenApiYaml(), "application/yaml"); });
+  r.Get("/api/openapi.json", Access::kOpen,
+        [](const httplib::Request&, httplib::Response& res) { res.set_content(OpenApiJson(), "application/json"); });
   r.Get("/api/system", Access::kReadOnly, [&s](const httplib::Request&, httplib::Response& res) {
-    SendJson(res, 200, {{"ae_title", s.settings.ae_title}, {"version", "0.1.0"},
-                        {"auth_enabled", true}, {"https", !s.settings.https_cert_file.empty()}});
+    SendJson(res, 200,
+             {{"ae_title", s.settings.ae_title},
+              {"version", "0.1.0"},
+              {"auth_enabled", true},
+              {"https", !s.settings.https_cert_file.empty()}});
   });
 }
 

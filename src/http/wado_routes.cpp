@@ -9,8 +9,8 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "archive/index_query.h"
 #include "dicom/thumbnail.h"
@@ -39,7 +39,8 @@ bool CheckUids(const Keys& keys, httplib::Response& res) {
 }
 
 Keys InstanceKeys(const httplib::Request& req) {
-  return {{"StudyInstanceUID", req.matches[1]}, {"SeriesInstanceUID", req.matches[2]}, {"SOPInstanceUID", req.matches[3]}};
+  return {
+      {"StudyInstanceUID", req.matches[1]}, {"SeriesInstanceUID", req.matches[2]}, {"SOPInstanceUID", req.matches[3]}};
 }
 
 // The instance a path names; nullopt when it answered (400, 404, 500).
@@ -124,8 +125,8 @@ void Metadata(Services& s, const httplib::Request& req, httplib::Response& res, 
   q.limit = 10'000'000;
   auto rows = s.db.QueryMetadata(q);
   if (!rows) return SendError(res, rows.error());
-  if (rows->empty()) return SendError(res, 404, fmt::format("no such {} in the archive", q.keys.back().first),
-                                      q.keys.back().first);
+  if (rows->empty())
+    return SendError(res, 404, fmt::format("no such {} in the archive", q.keys.back().first), q.keys.back().first);
   const std::string root = DicomwebRoot(s, req);
   // One allocation for the answer: grown piece by piece, a body of megabytes is copied (and,
   // past glibc's mmap threshold, faulted in) again at every doubling.
@@ -142,10 +143,10 @@ void Metadata(Services& s, const httplib::Request& req, httplib::Response& res, 
       continue;
     }
     if (body.size() > 1) body += ',';
-    AppendWithBulkUris(body, *json,
-                       JsonEscaped(fmt::format("{}/studies/{}/series/{}/instances/{}/bulk/", root,
-                                               UrlSegment(r.study_uid), UrlSegment(r.series_uid),
-                                               UrlSegment(r.sop_uid))));
+    AppendWithBulkUris(
+        body, *json,
+        JsonEscaped(fmt::format("{}/studies/{}/series/{}/instances/{}/bulk/", root, UrlSegment(r.study_uid),
+                                UrlSegment(r.series_uid), UrlSegment(r.sop_uid))));
   }
   body += ']';
   if (left_out > 0) {
@@ -209,7 +210,7 @@ std::optional<FrameChoice> ChooseFrames(const std::vector<dicomweb::PartRange>& 
 
 // Sends frames `frames` of an instance as parts (or one single-part body), one frame in memory
 // at a time; the first is read before anything is sent, so its errors get a status.
-void SendFrames(const httplib::Request& req, httplib::Response& res, std::shared_ptr<dicom::FrameReader> reader,
+void SendFrames(const httplib::Request& req, httplib::Response& res, const std::shared_ptr<dicom::FrameReader>& reader,
                 std::vector<int> frames) {
   for (int n : frames) {
     if (n > reader->count()) {
@@ -241,36 +242,38 @@ void SendFrames(const httplib::Request& req, httplib::Response& res, std::shared
   const std::string part_type = fmt::format("{}; transfer-syntax={}", choice->media_type, choice->transfer_syntax);
   if (!choice->multipart && frames.size() == 1) {
     res.status = 200;
-    res.set_content(std::move(*first), part_type);
+    res.set_content(*first, part_type);
     return;
   }
   const std::string boundary = NewBoundary();
   auto pending = std::make_shared<std::string>(std::move(*first));
   res.set_chunked_content_provider(
       fmt::format("multipart/related; type=\"{}\"; boundary={}", choice->media_type, boundary),
-      GuardedProvider([read, frames = std::move(frames), pending, boundary, part_type](size_t, httplib::DataSink& sink) {
-        for (size_t i = 0; i < frames.size(); ++i) {
-          std::string data;
-          if (i == 0) {
-            data = std::move(*pending);
-          } else {
-            auto f = read(frames[i]);
-            if (!f) {
-              spdlog::warn("WADO-RS frames: {}", f.error().message);
-              return false;  // the answer is cut: the client sees it incomplete
+      GuardedProvider(
+          [read, frames = std::move(frames), pending, boundary, part_type](size_t, httplib::DataSink& sink) {
+            for (size_t i = 0; i < frames.size(); ++i) {
+              std::string data;
+              if (i == 0) {
+                data = std::move(*pending);
+              } else {
+                auto f = read(frames[i]);
+                if (!f) {
+                  spdlog::warn("WADO-RS frames: {}", f.error().message);
+                  return false;  // the answer is cut: the client sees it incomplete
+                }
+                data = std::move(*f);
+              }
+              std::string head = fmt::format("--{}\r\nContent-Type: {}\r\n\r\n", boundary, part_type);
+              if (!sink.write(head.data(), head.size()) || !sink.write(data.data(), data.size()) ||
+                  !sink.write("\r\n", 2)) {
+                return false;
+              }
             }
-            data = std::move(*f);
-          }
-          std::string head = fmt::format("--{}\r\nContent-Type: {}\r\n\r\n", boundary, part_type);
-          if (!sink.write(head.data(), head.size()) || !sink.write(data.data(), data.size()) || !sink.write("\r\n", 2)) {
-            return false;
-          }
-        }
-        const std::string tail = fmt::format("--{}--\r\n", boundary);
-        if (!sink.write(tail.data(), tail.size())) return false;
-        sink.done();
-        return true;
-      }));
+            const std::string tail = fmt::format("--{}--\r\n", boundary);
+            if (!sink.write(tail.data(), tail.size())) return false;
+            sink.done();
+            return true;
+          }));
 }
 
 std::shared_ptr<dicom::FrameReader> OpenFrames(Services& s, const InstanceRow& row, httplib::Response& res) {
@@ -292,7 +295,7 @@ void Frames(Services& s, const httplib::Request& req, httplib::Response& res) {
   if (!row) return;
   auto reader = OpenFrames(s, *row, res);
   if (!reader) return;
-  SendFrames(req, res, std::move(reader), std::move(frames));
+  SendFrames(req, res, reader, std::move(frames));
 }
 
 // GET .../bulk/{tag}: a value a BulkDataURI names, as one part of application/octet-stream;
@@ -314,7 +317,7 @@ void Bulk(Services& s, const httplib::Request& req, httplib::Response& res) {
     if (!reader) return;
     std::vector<int> all(static_cast<size_t>(reader->count()));
     for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i + 1);
-    return SendFrames(req, res, std::move(reader), std::move(all));
+    return SendFrames(req, res, reader, std::move(all));
   }
   if (!probe && probe.error().code != Code::kCanceled) return SendError(res, probe.error());
   auto ranges = dicomweb::AcceptedParts(req.get_header_value("Accept"));
@@ -328,30 +331,34 @@ void Bulk(Services& s, const httplib::Request& req, httplib::Response& res) {
     }
   }
   if (!octets) {
-    return SendError(res, 406, "bulk data is given as application/octet-stream: ask for multipart/related; "
-                               "type=\"application/octet-stream\"", "Accept");
+    return SendError(res, 406,
+                     "bulk data is given as application/octet-stream: ask for multipart/related; "
+                     "type=\"application/octet-stream\"",
+                     "Accept");
   }
   const std::string boundary = NewBoundary();
-  const std::string type = multipart ? fmt::format("multipart/related; type=\"application/octet-stream\"; boundary={}",
-                                                   boundary)
-                                     : std::string("application/octet-stream");
-  res.set_chunked_content_provider(type, GuardedProvider([file, tag, boundary, multipart](size_t, httplib::DataSink& sink) {
-    if (multipart) {
-      const std::string head = fmt::format("--{}\r\nContent-Type: application/octet-stream\r\n\r\n", boundary);
-      if (!sink.write(head.data(), head.size())) return false;
-    }
-    auto r = dicom::ReadBulk(file, tag, [&sink](std::string_view chunk) { return sink.write(chunk.data(), chunk.size()); });
-    if (!r) {
-      if (r.error().code != Code::kCanceled) spdlog::warn("WADO-RS bulk data: {}", r.error().message);
-      return false;
-    }
-    if (multipart) {
-      const std::string tail = fmt::format("\r\n--{}--\r\n", boundary);
-      if (!sink.write(tail.data(), tail.size())) return false;
-    }
-    sink.done();
-    return true;
-  }));
+  const std::string type =
+      multipart ? fmt::format("multipart/related; type=\"application/octet-stream\"; boundary={}", boundary)
+                : std::string("application/octet-stream");
+  res.set_chunked_content_provider(
+      type, GuardedProvider([file, tag, boundary, multipart](size_t, httplib::DataSink& sink) {
+        if (multipart) {
+          const std::string head = fmt::format("--{}\r\nContent-Type: application/octet-stream\r\n\r\n", boundary);
+          if (!sink.write(head.data(), head.size())) return false;
+        }
+        auto r = dicom::ReadBulk(file, tag,
+                                 [&sink](std::string_view chunk) { return sink.write(chunk.data(), chunk.size()); });
+        if (!r) {
+          if (r.error().code != Code::kCanceled) spdlog::warn("WADO-RS bulk data: {}", r.error().message);
+          return false;
+        }
+        if (multipart) {
+          const std::string tail = fmt::format("\r\n--{}--\r\n", boundary);
+          if (!sink.write(tail.data(), tail.size())) return false;
+        }
+        sink.done();
+        return true;
+      }));
 }
 
 // "a,b,c" → numbers; nullopt when one is not a number.
@@ -390,8 +397,10 @@ bool ParseRendering(const httplib::Request& req, httplib::Response& res, dicom::
     range.erase(0, range.find_first_not_of(' '));
     range.erase(range.find_last_not_of(' ') + 1);
     if (refused) continue;
-    if (range == "image/jpeg" || range == "image/*" || range == "*/*") format = Format::kJpeg;
-    else if (range == "image/png") format = Format::kPng;
+    if (range == "image/jpeg" || range == "image/*" || range == "*/*")
+      format = Format::kJpeg;
+    else if (range == "image/png")
+      format = Format::kPng;
   }
   if (!format) {
     SendError(res, 406, "rendered images come as image/jpeg or image/png", "Accept");
@@ -429,9 +438,12 @@ bool ParseRendering(const httplib::Request& req, httplib::Response& res, dicom::
     auto v = Numbers(numbers);
     using F = dicom::RenderRequest::Window::Function;
     std::optional<F> fn;
-    if (function == "linear") fn = F::kLinear;
-    else if (function == "linear-exact" || function == "linear_exact") fn = F::kLinearExact;
-    else if (function == "sigmoid") fn = F::kSigmoid;
+    if (function == "linear")
+      fn = F::kLinear;
+    else if (function == "linear-exact" || function == "linear_exact")
+      fn = F::kLinearExact;
+    else if (function == "sigmoid")
+      fn = F::kSigmoid;
     if (!v || v->size() != 2 || (*v)[1] <= 0 || !fn) {
       SendError(res, 400, "window must be center,width[,linear|linear-exact|sigmoid] with a width above 0", "window");
       return false;
@@ -457,7 +469,7 @@ void SendRendered(Services& s, const httplib::Request& req, httplib::Response& r
   // The same request draws the same image while the file stays (a replaced file keeps its URL:
   // a short while, private to the caller).
   res.set_header("Cache-Control", "private, max-age=300");
-  res.set_content(std::move(image->png), rq.format == dicom::RenderRequest::Format::kJpeg ? "image/jpeg" : "image/png");
+  res.set_content(image->png, rq.format == dicom::RenderRequest::Format::kJpeg ? "image/jpeg" : "image/png");
 }
 
 // One frame number of a rendered path; nullopt when it answered 400.
@@ -481,8 +493,8 @@ void GroupThumbnail(Services& s, const httplib::Request& req, httplib::Response&
   q.limit = 100000;
   auto rows = s.db.QueryInstances(q);
   if (!rows) return SendError(res, rows.error());
-  if (rows->empty()) return SendError(res, 404, fmt::format("no such {} in the archive", q.keys.back().first),
-                                      q.keys.back().first);
+  if (rows->empty())
+    return SendError(res, 404, fmt::format("no such {} in the archive", q.keys.back().first), q.keys.back().first);
   size_t first_series_end = 0;
   while (first_series_end < rows->size() && (*rows)[first_series_end].series_uid == rows->front().series_uid) {
     ++first_series_end;

@@ -40,7 +40,7 @@ class ArrivalHub {
   Mutex mu_;
   Token next_ GUARDED_BY(mu_) = 1;
   std::map<Token, Callback> subscribers_ GUARDED_BY(mu_);
-  std::atomic<size_t> count_{0};             // subscribers_.size(), readable without mu_
+  std::atomic<size_t> count_{0};  // subscribers_.size(), readable without mu_
 };
 
 // Subscribes for the lifetime of the object.

@@ -85,7 +85,8 @@ std::shared_ptr<const Expectation> ExpectationRegistry::Match(const std::string&
   MutexLock lock(mu_);
   if (by_originator) *by_originator = false;
   for (const auto& [_, e] : entries_) {
-    if (!move_originator_ae.empty() && move_originator_ae == e->calling_ae && e->message_ids.count(move_originator_id)) {
+    if (!move_originator_ae.empty() && move_originator_ae == e->calling_ae &&
+        e->message_ids.count(move_originator_id)) {
       if (by_originator) *by_originator = true;
       return e;
     }

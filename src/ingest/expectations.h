@@ -14,9 +14,9 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <utility>
 #include <vector>
-#include <string>
 
 #include "core/thread_annotations.h"
 
@@ -60,8 +60,8 @@ struct Expectation {
   int64_t job_id = 0;
   std::string project, subject, session;  // empty: the job does not set it
   std::set<std::string> study_uids, series_uids, sop_uids;
-  std::string calling_ae;       // ours, as the PACS sees it in Move Originator AE
-  std::set<int> message_ids;    // of our C-MOVE requests
+  std::string calling_ae;     // ours, as the PACS sees it in Move Originator AE
+  std::set<int> message_ids;  // of our C-MOVE requests
   // The job imposes its labels whatever identification the receiver uses (an import's rows), and
   // these attributes are set in what arrives for it (tag → value: Patient Name and ID from the
   // subject).
@@ -103,7 +103,8 @@ class ExpectationRegistry {
 // Registers for the lifetime of the object.
 class ExpectationScope {
  public:
-  ExpectationScope(ExpectationRegistry& r, std::shared_ptr<Expectation> e) : registry_(r), token_(r.Add(std::move(e))) {}
+  ExpectationScope(ExpectationRegistry& r, std::shared_ptr<Expectation> e)
+      : registry_(r), token_(r.Add(std::move(e))) {}
   ~ExpectationScope() { registry_.Remove(token_); }
   ExpectationScope(const ExpectationScope&) = delete;
   ExpectationScope& operator=(const ExpectationScope&) = delete;

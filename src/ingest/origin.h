@@ -21,14 +21,14 @@ class PendingStores;  // ingest/expectations.h
 struct Processor {
   enum class Kind { kRelabelFromJob, kMapAeToProject, kSetAttributes, kClearAttributes };
   Kind kind = Kind::kRelabelFromJob;
-  std::map<std::string, std::string> ae_to_project;        // kMapAeToProject: calling AE → project
-  std::vector<std::pair<uint32_t, std::string>> set;        // kSetAttributes: tag → value
-  std::vector<uint32_t> clear;                              // kClearAttributes
+  std::map<std::string, std::string> ae_to_project;   // kMapAeToProject: calling AE → project
+  std::vector<std::pair<uint32_t, std::string>> set;  // kSetAttributes: tag → value
+  std::vector<uint32_t> clear;                        // kClearAttributes
   bool ChangesData() const { return kind == Kind::kSetAttributes || kind == Kind::kClearAttributes; }
 };
 
 struct AnonymizationChoices {
-  bool retain_dates = false;            // shifted consistently per patient
+  bool retain_dates = false;  // shifted consistently per patient
   bool retain_device_identity = false;
   bool retain_uids = false;
   bool keep_private_tags = false;

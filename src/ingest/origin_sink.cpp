@@ -68,7 +68,8 @@ OriginSink::Identity OriginSink::Identify(const AttributeLookup& get, const std:
   // replaces Patient Name or Patient ID (an import's subject): no label may keep it either.
   bool identity_replaced = !id.set.empty();
   for (const Processor& proc : p.processors) {
-    for (const auto& [tag, _] : proc.set) identity_replaced = identity_replaced || tag == 0x00100010 || tag == 0x00100020;
+    for (const auto& [tag, _] : proc.set)
+      identity_replaced = identity_replaced || tag == 0x00100010 || tag == 0x00100020;
   }
   // A project guessed from Study Description or Accession Number (both removed by the profile)
   // would keep them in the index: anonymized data without a named project goes to the
@@ -131,8 +132,8 @@ dicom::StoreAnswer OriginSink::Discard(const dicom::IncomingInstance& in, const 
   }
   if (e.discarded) e.discarded->Add();
   // No UID here: only that something the self-test asked for came, and from whom.
-  spdlog::debug("{}: discarded an instance from {}@{} that a C-MOVE self-test asked for", policy_->name,
-                in.calling_ae, in.peer_address);
+  spdlog::debug("{}: discarded an instance from {}@{} that a C-MOVE self-test asked for", policy_->name, in.calling_ae,
+                in.peer_address);
   return {dicom::status::kSuccess, ""};
 }
 
@@ -140,9 +141,7 @@ namespace {
 
 class CountedPendingStore : public dicom::StoreSink::PendingStore {
  public:
-  explicit CountedPendingStore(std::shared_ptr<PendingStores> stores) : stores_(std::move(stores)) {
-    stores_->Add();
-  }
+  explicit CountedPendingStore(std::shared_ptr<PendingStores> stores) : stores_(std::move(stores)) { stores_->Add(); }
   ~CountedPendingStore() override {
     if (!finished_) stores_->Done(false);
   }
@@ -238,8 +237,7 @@ dicom::StoreAnswer OriginSink::Store(const dicom::IncomingInstance& in) {
 }
 
 dicom::StoreAnswer OriginSink::StoreDataset(const dicom::IncomingInstance& in, dicom::Dataset& data) {
-  const Awaited awaited =
-      AwaitedBy(in, data.Get(0x0020000D).value_or(""), data.Get(0x0020000E).value_or(""));
+  const Awaited awaited = AwaitedBy(in, data.Get(0x0020000D).value_or(""), data.Get(0x0020000E).value_or(""));
   if (awaited.expectation && awaited.expectation->discard) return Discard(in, *awaited.expectation);
   return StoreDatasetFor(in, data, JobFor(awaited));
 }
@@ -254,9 +252,9 @@ dicom::StoreAnswer OriginSink::StoreDatasetFor(const dicom::IncomingInstance& in
   const std::string study = data.Get(0x0020000D).value_or("");
   const std::string series = data.Get(0x0020000E).value_or("");
   if (sop.empty() || study.empty() || series.empty()) {
-    return refuse(IngestStatus::kInvalid, fmt::format("the data set has no {}", sop.empty() ? "SOPInstanceUID"
-                                                                           : study.empty() ? "StudyInstanceUID"
-                                                                                           : "SeriesInstanceUID"));
+    return refuse(IngestStatus::kInvalid, fmt::format("the data set has no {}", sop.empty()     ? "SOPInstanceUID"
+                                                                                : study.empty() ? "StudyInstanceUID"
+                                                                                                : "SeriesInstanceUID"));
   }
   if (sop != in.sop_instance_uid) {
     // No UID in the message: anonymizing origins' logs carry no original identifiers.
@@ -271,7 +269,8 @@ dicom::StoreAnswer OriginSink::StoreDatasetFor(const dicom::IncomingInstance& in
   if (auto refused = RefuseProject(id.labels.project, in)) return *refused;
   for (const Processor& proc : p.processors) {
     for (const auto& [tag, value] : proc.set) {
-      if (auto s = data.Set(tag, value); !s) return refuse(IngestStatus::kInvalid, "set_attributes: " + s.error().message);
+      if (auto s = data.Set(tag, value); !s)
+        return refuse(IngestStatus::kInvalid, "set_attributes: " + s.error().message);
     }
     for (uint32_t tag : proc.clear) {
       if (auto c = data.Clear(tag); !c) return refuse(IngestStatus::kInvalid, "clear_attributes: " + c.error().message);
@@ -336,8 +335,8 @@ std::optional<dicom::StoreAnswer> OriginSink::RefuseProject(const std::string& p
 dicom::StoreAnswer OriginSink::Commit(const std::filesystem::path& temp, IngestSource& src,
                                       const dicom::IncomingInstance& in) {
   // One commit, two targets: the archive, or the receiver's session in the staging area.
-  const IngestTarget target = policy_->staging_receiver.empty() ? IngestTarget::Archive()
-                                                                : site_.staging.Target(policy_->staging_receiver);
+  const IngestTarget target =
+      policy_->staging_receiver.empty() ? IngestTarget::Archive() : site_.staging.Target(policy_->staging_receiver);
   return AnswerFor(site_.pipeline.Ingest(temp, src, target), policy_->name, in);
 }
 

@@ -34,10 +34,10 @@ class DiscardTest : public ::testing::Test {
     db_ = std::move(*Database::Open(dir_ / "index.db", false));
     pipeline_ = std::make_unique<IngestPipeline>(*blobs_, *db_, IngestOptions{});
     staging_ = std::make_unique<StagingArea>(*pipeline_, *db_, *blobs_, [](const std::string&) { return 60; });
-    site_ = std::make_unique<IngestSite>(IngestSite{*pipeline_, *staging_, expectations_, {}, "0123456789abcdef0123",
-                                                    {}, [] { return false; }});
-    subscription_ = std::make_unique<ArrivalSubscription>(pipeline_->arrivals(),
-                                                          [this](const Arrival&) { ++announced_; });
+    site_ = std::make_unique<IngestSite>(
+        IngestSite{*pipeline_, *staging_, expectations_, {}, "0123456789abcdef0123", {}, [] { return false; }});
+    subscription_ =
+        std::make_unique<ArrivalSubscription>(pipeline_->arrivals(), [this](const Arrival&) { ++announced_; });
   }
   void TearDown() override {
     subscription_.reset();

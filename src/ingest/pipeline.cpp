@@ -20,8 +20,7 @@ namespace pb {
 namespace {
 
 IngestOutcome Failed(const Error& e, const std::string& sop) {
-  return {e.code == Code::kOutOfSpace ? IngestStatus::kOutOfSpace : IngestStatus::kFailed, e.message,
-          sop};
+  return {e.code == Code::kOutOfSpace ? IngestStatus::kOutOfSpace : IngestStatus::kFailed, e.message, sop};
 }
 
 Error JournalError(const char* what, int err) {
@@ -161,8 +160,8 @@ IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const In
   Entry entry;
   entry.record = std::move(*rec);
   if (!target.staging) {
-    entry.record.file_path = BlobStore::RelativePathFor(entry.record.study_uid, entry.record.series_uid,
-                                                        entry.record.sop_uid);
+    entry.record.file_path =
+        BlobStore::RelativePathFor(entry.record.study_uid, entry.record.series_uid, entry.record.sop_uid);
     return Commit(temp, src, std::move(entry));
   }
   // Only an instance that passed its checks opens a session.
@@ -173,7 +172,7 @@ IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const In
   }
   const InstanceRecord& r = entry.record;
   std::string rel = fmt::format("{}/{}", *session, BlobStore::RelativePathFor(r.study_uid, r.series_uid, r.sop_uid));
-  entry.staged = StagedInstance{*session,    r.sop_uid,   r.study_uid,  r.series_uid,
+  entry.staged = StagedInstance{*session,       r.sop_uid,   r.study_uid,   r.series_uid,
                                 std::move(rel), r.source_ae, r.receiver_ae, r.file_size};
   // Leave() runs on every way out: archiving or discarding that session waits for it.
   struct Leaving {
@@ -205,8 +204,7 @@ IngestOutcome IngestPipeline::Commit(const std::filesystem::path& temp, const In
     if (index_failing_ && !src.answered) {
       RemoveQuietly(temp);
       return {IngestStatus::kOutOfSpace,
-              fmt::format("the index database cannot be written ({}); nothing is taken until it can",
-                          last_error_),
+              fmt::format("the index database cannot be written ({}); nothing is taken until it can", last_error_),
               rec.sop_uid};
     }
   }
@@ -222,8 +220,10 @@ IngestOutcome IngestPipeline::Commit(const std::filesystem::path& temp, const In
   // SOP Instance UID); the archive follows the duplicates option.
   auto placed = blobs_.Place(temp, rel, staged || options_.duplicates == DuplicatePolicy::kOverwrite, root);
   if (placed && options_.fsync && *placed != BlobStore::Placed::kExists) {
-    if (auto r = blobs_.SyncDirOf(rel, root); !r) placed = tl::unexpected(r.error());
-    else ++synced_folders_;
+    if (auto r = blobs_.SyncDirOf(rel, root); !r)
+      placed = tl::unexpected(r.error());
+    else
+      ++synced_folders_;
   }
   if (!placed || *placed == BlobStore::Placed::kExists) {
     RemoveQuietly(temp);
@@ -235,8 +235,8 @@ IngestOutcome IngestPipeline::Commit(const std::filesystem::path& temp, const In
     Announce(rec, src, true);  // subscribers are never called with mu_ held
     return {IngestStatus::kDuplicate, "already in the archive; kept the stored copy", rec.sop_uid};
   }
-  IngestStatus status = *placed == BlobStore::Placed::kReplaced && !staged ? IngestStatus::kReplaced
-                                                                           : IngestStatus::kStored;
+  IngestStatus status =
+      *placed == BlobStore::Placed::kReplaced && !staged ? IngestStatus::kReplaced : IngestStatus::kStored;
   std::string sop = rec.sop_uid;
   Announce(rec, src, false);
   bool wake;
@@ -314,20 +314,21 @@ void IngestPipeline::IndexLoop() {
     }
     // The files are in the archive and named by their journals: keep them queued and retry.
     if (!failing) {
-      spdlog::error("ingest: cannot index {} instance(s): {}; they stay in the archive and their journal, "
-                    "retried every second, and arrivals are refused (0xA700) until the index takes them",
-                    batch.size(), r.error().message);
+      spdlog::error(
+          "ingest: cannot index {} instance(s): {}; they stay in the archive and their journal, "
+          "retried every second, and arrivals are refused (0xA700) until the index takes them",
+          batch.size(), r.error().message);
     }
     failing = true;
     index_failing_ = true;
     last_error_ = r.error().message;
     indexed_.notify_all();
-    pending_.insert(pending_.begin(), std::make_move_iterator(batch.begin()),
-                    std::make_move_iterator(batch.end()));
+    pending_.insert(pending_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
     if (stopping_) {
-      spdlog::error("ingest: stopping with {} instance(s) not indexed; they are indexed at the "
-                    "next start from the journal",
-                    pending_.size());
+      spdlog::error(
+          "ingest: stopping with {} instance(s) not indexed; they are indexed at the "
+          "next start from the journal",
+          pending_.size());
       return;
     }
     wake_.wait_for(lock, std::chrono::seconds(1), [&]() REQUIRES(mu_) { return stopping_; });
@@ -385,8 +386,14 @@ std::optional<IngestPipeline::Entry> IngestPipeline::Replay(const std::string& l
     return e;
   }
   const InstanceRecord& r = e.record;
-  e.staged = StagedInstance{*session, r.sop_uid, r.study_uid, r.series_uid, rel,
-                            parts.size() > 5 ? parts[5] : "", parts.size() > 6 ? parts[6] : "", r.file_size};
+  e.staged = StagedInstance{*session,
+                            r.sop_uid,
+                            r.study_uid,
+                            r.series_uid,
+                            rel,
+                            parts.size() > 5 ? parts[5] : "",
+                            parts.size() > 6 ? parts[6] : "",
+                            r.file_size};
   return e;
 }
 

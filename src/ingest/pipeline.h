@@ -37,10 +37,10 @@ namespace pb {
 
 struct IngestSource {
   std::string calling_ae, called_ae, peer;
-  std::string expected_sop_uid;  // from the C-STORE request; a mismatch is refused
-  int64_t size = -1;             // the temp file's size when the caller knows it
+  std::string expected_sop_uid;            // from the C-STORE request; a mismatch is refused
+  int64_t size = -1;                       // the temp file's size when the caller knows it
   const InstanceRecord* header = nullptr;  // already parsed by the caller (else read from file)
-  std::string move_originator_ae;  // C-STORE sub-operations of a C-MOVE
+  std::string move_originator_ae;          // C-STORE sub-operations of a C-MOVE
   int move_originator_id = -1;
   std::string project, subject, session;  // routing's labels (cleaned); kept in the journal
   // The UIDs as sent, when anonymization replaced them: jobs recognise their instances by these.
@@ -56,8 +56,7 @@ struct IngestOutcome {
   std::string message;
   std::string sop_uid;
   bool ok() const {
-    return status == IngestStatus::kStored || status == IngestStatus::kDuplicate ||
-           status == IngestStatus::kReplaced;
+    return status == IngestStatus::kStored || status == IngestStatus::kDuplicate || status == IngestStatus::kReplaced;
   }
 };
 
@@ -140,15 +139,16 @@ class IngestPipeline {
 
  private:
   struct Entry {
-    InstanceRecord record;                // archived: its index row
+    InstanceRecord record;                 // archived: its index row
     std::optional<StagedInstance> staged;  // staged: its row instead
     uint64_t journal = 0;                  // the journal generation that names it
   };
   // Header (parsed once, here, for every target) and SOP Instance UID; else the refusal.
-  [[nodiscard]] tl::expected<InstanceRecord, IngestOutcome> Check(const std::filesystem::path& temp, const IngestSource& src);
+  [[nodiscard]] tl::expected<InstanceRecord, IngestOutcome> Check(const std::filesystem::path& temp,
+                                                                  const IngestSource& src);
   IngestOutcome Commit(const std::filesystem::path& temp, const IngestSource& src, Entry entry);
   [[nodiscard]] Result<uint64_t> Journal(const std::string& line);  // appends; returns the generation
-  void Release(uint64_t generation) REQUIRES(mu_);  // an entry of it is settled
+  void Release(uint64_t generation) REQUIRES(mu_);                  // an entry of it is settled
   [[nodiscard]] Result<void> OpenJournal(uint64_t generation) REQUIRES(mu_);
   std::filesystem::path JournalPath(uint64_t generation) const;
   void Announce(const InstanceRecord& rec, const IngestSource& src, bool was_present);
@@ -166,19 +166,19 @@ class IngestPipeline {
   std::condition_variable wake_;     // the indexer: work or stop
   std::condition_variable indexed_;  // Flush(): progress
   std::vector<Entry> pending_ GUARDED_BY(mu_);
-  std::map<uint64_t, int64_t> outstanding_ GUARDED_BY(mu_);   // unsettled entries per journal
+  std::map<uint64_t, int64_t> outstanding_ GUARDED_BY(mu_);  // unsettled entries per journal
   uint64_t active_journal_ GUARDED_BY(mu_) = 0;
   int journal_fd_ GUARDED_BY(mu_) = -1;
-  size_t active_entries_ GUARDED_BY(mu_) = 0;                 // written to the active journal
-  uint64_t pushed_ GUARDED_BY(mu_) = 0;  // entries queued
-  uint64_t done_ GUARDED_BY(mu_) = 0;    // entries indexed
+  size_t active_entries_ GUARDED_BY(mu_) = 0;  // written to the active journal
+  uint64_t pushed_ GUARDED_BY(mu_) = 0;        // entries queued
+  uint64_t done_ GUARDED_BY(mu_) = 0;          // entries indexed
   std::string last_error_ GUARDED_BY(mu_);
   // The index refuses writes (a full disk under it): new arrivals are refused until it takes
   // them again, rather than piling up answered instances only the journal knows.
   bool index_failing_ GUARDED_BY(mu_) = false;
   std::function<void()> on_indexed_ GUARDED_BY(mu_);
   bool stopping_ GUARDED_BY(mu_) = false;
-  bool flush_requested_ GUARDED_BY(mu_) = false;              // end the batch window now
+  bool flush_requested_ GUARDED_BY(mu_) = false;  // end the batch window now
   std::atomic<uint64_t> synced_files_{0}, synced_journal_{0}, synced_folders_{0};
   std::thread indexer_;
 };

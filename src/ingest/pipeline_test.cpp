@@ -113,8 +113,7 @@ TEST_F(PipelineTest, AnnouncesWhatReachedTheArchiveButNotWhatWasRefused) {
     moved.move_originator_id = 7;
     ASSERT_TRUE(p.Ingest(Write("1.2.3.4.5"), moved).ok());
     ASSERT_TRUE(p.Ingest(Write("1.2.3.4.5"), {}).ok());  // a duplicate: announced as present
-    EXPECT_EQ(p.Ingest(Write("1.2.3.4.6"), Source("", "", "", "1.2.3.4.9")).status,
-              IngestStatus::kInvalid);
+    EXPECT_EQ(p.Ingest(Write("1.2.3.4.6"), Source("", "", "", "1.2.3.4.9")).status, IngestStatus::kInvalid);
   }
   EXPECT_FALSE(p.arrivals().HasSubscribers());
   ASSERT_TRUE(p.Ingest(Write("1.2.3.4.7"), {}).ok());  // after unsubscribing: not seen

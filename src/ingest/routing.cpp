@@ -31,9 +31,7 @@ std::string_view TrimView(std::string_view s) {
   return s;
 }
 
-bool IsHex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+bool IsHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -61,9 +59,7 @@ std::string_view BadTagText(std::string_view line) {
   return line.substr(0, end);
 }
 
-bool IsCommentSeparator(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == ';';
-}
+bool IsCommentSeparator(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == ',' || c == ';'; }
 
 bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
@@ -149,8 +145,7 @@ struct Slot {
   }
 };
 
-bool ApplyRules(const std::vector<RoutingRule>& rules, LabelSource from, AttributeCache& cache,
-                Slot slot) {
+bool ApplyRules(const std::vector<RoutingRule>& rules, LabelSource from, AttributeCache& cache, Slot slot) {
   for (const RoutingRule& rule : rules) {
     const std::optional<std::string>& value = cache.Get(rule.tag);
     if (!value) continue;
@@ -187,8 +182,7 @@ bool ApplyAttribute(uint32_t tag, AttributeCache& cache, Slot slot) {
     if (line.empty() || line.front() == '#') continue;
 
     auto fail = [&](const std::string& reason) {
-      return Fail(Code::kInvalidArgument, fmt::format("line {}: {}", line_no, reason),
-                  std::string(field));
+      return Fail(Code::kInvalidArgument, fmt::format("line {}: {}", line_no, reason), std::string(field));
     };
 
     RoutingRule rule;
@@ -201,8 +195,7 @@ bool ApplyAttribute(uint32_t tag, AttributeCache& cache, Slot slot) {
     }
     std::string_view rest = TrimView(line.substr(11));  // "(0010,0010) :..." is forgiven
     if (rest.empty() || rest.front() != ':') {
-      return fail(fmt::format("missing ':' after the tag {}; write (gggg,eeee):regex[:group]",
-                              line.substr(0, 11)));
+      return fail(fmt::format("missing ':' after the tag {}; write (gggg,eeee):regex[:group]", line.substr(0, 11)));
     }
     rest.remove_prefix(1);
 
@@ -240,8 +233,8 @@ bool ApplyAttribute(uint32_t tag, AttributeCache& cache, Slot slot) {
     rule.regex = std::move(compiled);
     const unsigned groups = static_cast<unsigned>(rule.regex->NumberOfCapturingGroups());
     if (static_cast<unsigned>(rule.group) > groups) {
-      std::string message = fmt::format("group {} but the regex has {} capturing group{}",
-                                        rule.group, groups, groups == 1 ? "" : "s");
+      std::string message =
+          fmt::format("group {} but the regex has {} capturing group{}", rule.group, groups, groups == 1 ? "" : "s");
       if (groups == 0) {
         message +=
             " (put the part to keep in parentheses, or end the rule with ':0' for the "
@@ -258,8 +251,7 @@ std::string CleanLabel(std::string_view value) {
   std::string out;
   bool in_run = false;
   for (char c : value) {
-    bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '_' || c == '-';
+    bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     if (out.empty() && (!keep || c == '_')) continue;  // leading '_' would be trimmed anyway
     if (keep) {
       out += c;
@@ -275,8 +267,8 @@ std::string CleanLabel(std::string_view value) {
   return out;
 }
 
-Labels Route(const RoutingRules* receiver, const RoutingRules* site,
-             std::string_view default_project, const AttributeLookup& get) {
+Labels Route(const RoutingRules* receiver, const RoutingRules* site, std::string_view default_project,
+             const AttributeLookup& get) {
   Labels labels;
   AttributeCache cache(get);
   Slot project{&labels.project, &labels.project_source, &labels.project_tag, &labels.project_line};
@@ -290,8 +282,7 @@ Labels Route(const RoutingRules* receiver, const RoutingRules* site,
 
   if (!configured(project, &RoutingRules::project) && !ApplyComments("project", cache, project) &&
       !project.Set(CleanLabel(default_project), LabelSource::kReceiverDefault, 0) &&
-      !ApplyAttribute(kStudyDescription, cache, project) &&
-      !ApplyAttribute(kAccessionNumber, cache, project)) {
+      !ApplyAttribute(kStudyDescription, cache, project) && !ApplyAttribute(kAccessionNumber, cache, project)) {
     project.Set(kUnassignedProject, LabelSource::kUnassigned, 0);
   }
   if (!configured(subject, &RoutingRules::subject) && !ApplyComments("subject", cache, subject)) {

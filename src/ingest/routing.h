@@ -4,8 +4,8 @@
 // a lookup function, so this can be tested without DICOM files.
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,8 +19,8 @@ class RE2;
 namespace pb {
 
 struct RoutingRule {
-  uint32_t tag = 0;     // (gggg,eeee) as 0xGGGGEEEE
-  std::string pattern;  // the regex as written
+  uint32_t tag = 0;                       // (gggg,eeee) as 0xGGGGEEEE
+  std::string pattern;                    // the regex as written
   std::shared_ptr<const re2::RE2> regex;  // compiled (RE2: linear time, no exceptions)
   int group = 1;
   int line = 0;
@@ -58,15 +58,7 @@ std::string CleanLabel(std::string_view value);
 // UTF-8 value of the attribute, nullopt if absent.
 using AttributeLookup = std::function<std::optional<std::string>(uint32_t tag)>;
 
-enum class LabelSource {
-  kNone,
-  kReceiverRule,
-  kSiteRule,
-  kComment,
-  kReceiverDefault,
-  kDefaultRule,
-  kUnassigned
-};
+enum class LabelSource { kNone, kReceiverRule, kSiteRule, kComment, kReceiverDefault, kDefaultRule, kUnassigned };
 
 struct Labels {
   std::string project, subject, session;
@@ -97,8 +89,8 @@ constexpr const char* kUnassignedProject = "Unassigned";
 // Matching is an unanchored search on the value cut to its first 1024 bytes (RE2: linear in
 // that length, nothing thrown). Exceptions from `get` propagate. `get` is called at most
 // once per tag.
-Labels Route(const RoutingRules* receiver, const RoutingRules* site,
-             std::string_view default_project, const AttributeLookup& get);
+Labels Route(const RoutingRules* receiver, const RoutingRules* site, std::string_view default_project,
+             const AttributeLookup& get);
 
 // Tags the default rules read (so a caller can parse just these from a header), in the order
 // above: (0010,4000), (0032,4000), (0008,1030), (0010,0010), (0010,0020), (0008,0050).

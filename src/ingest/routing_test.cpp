@@ -30,8 +30,7 @@ std::string ParseError(std::string_view text, std::string_view field = "routing.
   return r.error().message;
 }
 
-RoutingRules Rules(std::string_view project, std::string_view subject = "",
-                   std::string_view session = "") {
+RoutingRules Rules(std::string_view project, std::string_view subject = "", std::string_view session = "") {
   RoutingRules rules;
   rules.project = MustParse(project);
   rules.subject = MustParse(subject);
@@ -172,10 +171,8 @@ TEST(RoutingConfigured, RegexSyntaxFlagsAndUnmatchedGroups) {
 }
 
 TEST(RoutingParse, ErrorGroupOutOfRange) {
-  EXPECT_EQ(ParseError("(0010,0010):(a)b:2"),
-            "line 1: group 2 but the regex has 1 capturing group");
-  EXPECT_EQ(ParseError("\n(0010,0010):(a)(b):3"),
-            "line 2: group 3 but the regex has 2 capturing groups");
+  EXPECT_EQ(ParseError("(0010,0010):(a)b:2"), "line 1: group 2 but the regex has 1 capturing group");
+  EXPECT_EQ(ParseError("\n(0010,0010):(a)(b):3"), "line 2: group 3 but the regex has 2 capturing groups");
   EXPECT_EQ(ParseError("(0010,0010):(a):99999999999999999999"),
             "line 1: group 2147483647 but the regex has 1 capturing group");
 }
@@ -188,9 +185,7 @@ TEST(RoutingParse, ErrorDefaultGroupWithoutCapturingGroupHints) {
 
 // ---- CleanLabel ----
 
-TEST(CleanLabel, KeepsLettersDigitsUnderscoreAndDash) {
-  EXPECT_EQ(CleanLabel("Abc-123_xyz"), "Abc-123_xyz");
-}
+TEST(CleanLabel, KeepsLettersDigitsUnderscoreAndDash) { EXPECT_EQ(CleanLabel("Abc-123_xyz"), "Abc-123_xyz"); }
 
 TEST(CleanLabel, EachRunOfOtherCharactersIsOneUnderscore) {
   EXPECT_EQ(CleanLabel("M\xc3\xbcller^Hans"), "M_ller_Hans");  // "Müller^Hans"
@@ -225,9 +220,8 @@ TEST(CleanLabel, NothingUsableGivesEmpty) {
 // ---- Route: defaults ----
 
 TEST(RoutingDefaults, TagsInOrder) {
-  EXPECT_EQ(DefaultRoutingTags(),
-            (std::vector<uint32_t>{kPatientComments, kStudyComments, kStudyDescription,
-                                   kPatientName, kPatientId, kAccessionNumber}));
+  EXPECT_EQ(DefaultRoutingTags(), (std::vector<uint32_t>{kPatientComments, kStudyComments, kStudyDescription,
+                                                         kPatientName, kPatientId, kAccessionNumber}));
 }
 
 TEST(RoutingDefaults, NothingGivesUnassignedAndEmpty) {
@@ -274,8 +268,7 @@ TEST(RoutingDefaults, AccessionNumberWhenNoStudyDescription) {
 }
 
 TEST(RoutingDefaults, StudyDescriptionThatCleansToEmptyFallsThrough) {
-  Labels l = Route(nullptr, nullptr, "",
-                   Header({{kStudyDescription, " ^^ "}, {kAccessionNumber, "ACC-7"}}));
+  Labels l = Route(nullptr, nullptr, "", Header({{kStudyDescription, " ^^ "}, {kAccessionNumber, "ACC-7"}}));
   EXPECT_EQ(l.project, "ACC-7");
   EXPECT_EQ(l.project_tag, kAccessionNumber);
   l = Route(nullptr, nullptr, "", Header({{kStudyDescription, "***"}, {kPatientName, "^"}}));
@@ -305,10 +298,9 @@ TEST(RoutingDefaults, PatientCommentsBeatStudyCommentsBeatStudyDescription) {
 
 TEST(RoutingDefaults, CommentKeysAreLookedUpPerLabel) {
   // Patient Comments give the subject only; the project comes from Study Comments.
-  Labels l = Route(nullptr, nullptr, "",
-                   Header({{kPatientComments, "Subject: S1"},
-                           {kStudyComments, "Project: P1 Subject: S2"},
-                           {kPatientId, "PID"}}));
+  Labels l = Route(
+      nullptr, nullptr, "",
+      Header({{kPatientComments, "Subject: S1"}, {kStudyComments, "Project: P1 Subject: S2"}, {kPatientId, "PID"}}));
   EXPECT_EQ(l.project, "P1");
   EXPECT_EQ(l.project_tag, kStudyComments);
   EXPECT_EQ(l.subject, "S1");
@@ -318,10 +310,9 @@ TEST(RoutingDefaults, CommentKeysAreLookedUpPerLabel) {
 }
 
 TEST(RoutingDefaults, CommentSeparatorsSpacesCommasSemicolons) {
-  for (const char* comment :
-       {"Project: P1 Subject: S1 Session: E1", "Project: P1, Subject: S1; Session: E1",
-        "Project:P1,Subject:S1;Session:E1", "Project: P1;Subject: S1,Session: E1",
-        "Project : P1\nSubject:\tS1\r\nSession: E1"}) {
+  for (const char* comment : {"Project: P1 Subject: S1 Session: E1", "Project: P1, Subject: S1; Session: E1",
+                              "Project:P1,Subject:S1;Session:E1", "Project: P1;Subject: S1,Session: E1",
+                              "Project : P1\nSubject:\tS1\r\nSession: E1"}) {
     Labels l = Route(nullptr, nullptr, "", Header({{kPatientComments, comment}}));
     EXPECT_EQ(l.project, "P1") << comment;
     EXPECT_EQ(l.subject, "S1") << comment;
@@ -331,8 +322,7 @@ TEST(RoutingDefaults, CommentSeparatorsSpacesCommasSemicolons) {
 }
 
 TEST(RoutingDefaults, CommentKeysInAnyOrderAndCase) {
-  Labels l = Route(nullptr, nullptr, "",
-                   Header({{kStudyComments, "SESSION: e1; project: p1, SuBjEcT: s1"}}));
+  Labels l = Route(nullptr, nullptr, "", Header({{kStudyComments, "SESSION: e1; project: p1, SuBjEcT: s1"}}));
   EXPECT_EQ(l.project, "p1");
   EXPECT_EQ(l.subject, "s1");
   EXPECT_EQ(l.session, "e1");
@@ -340,31 +330,26 @@ TEST(RoutingDefaults, CommentKeysInAnyOrderAndCase) {
 
 TEST(RoutingDefaults, CommentValueIsOneWordAndKeyMustStartAWord) {
   Labels l = Route(nullptr, nullptr, "",
-                   Header({{kPatientComments, "MyProject: X Project: Real Study"},
-                           {kStudyDescription, "Desc"}}));
+                   Header({{kPatientComments, "MyProject: X Project: Real Study"}, {kStudyDescription, "Desc"}}));
   EXPECT_EQ(l.project, "Real");
   // A key with no value does not swallow the next key.
-  l = Route(nullptr, nullptr, "",
-            Header({{kPatientComments, "Project: Subject: S1"}, {kStudyDescription, "Desc"}}));
+  l = Route(nullptr, nullptr, "", Header({{kPatientComments, "Project: Subject: S1"}, {kStudyDescription, "Desc"}}));
   EXPECT_EQ(l.project, "Desc");
   EXPECT_EQ(l.subject, "S1");
   // Free text around the keys.
-  l = Route(nullptr, nullptr, "",
-            Header({{kPatientComments, "scanned late. project: P9 (ask Bob)"}}));
+  l = Route(nullptr, nullptr, "", Header({{kPatientComments, "scanned late. project: P9 (ask Bob)"}}));
   EXPECT_EQ(l.project, "P9");
 }
 
 TEST(RoutingDefaults, CommentValueThatCleansToEmptyFallsThrough) {
   Labels l =
-      Route(nullptr, nullptr, "",
-            Header({{kPatientComments, "Project: ^^^"}, {kStudyComments, "Project: FromStudy"}}));
+      Route(nullptr, nullptr, "", Header({{kPatientComments, "Project: ^^^"}, {kStudyComments, "Project: FromStudy"}}));
   EXPECT_EQ(l.project, "FromStudy");
   EXPECT_EQ(l.project_tag, kStudyComments);
 }
 
 TEST(RoutingDefaults, ReceiverDefaultProjectBeatsDescriptionLosesToComments) {
-  Labels l = Route(nullptr, nullptr, "Lab Default",
-                   Header({{kStudyDescription, "Desc"}, {kAccessionNumber, "ACC"}}));
+  Labels l = Route(nullptr, nullptr, "Lab Default", Header({{kStudyDescription, "Desc"}, {kAccessionNumber, "ACC"}}));
   EXPECT_EQ(l.project, "Lab_Default");  // cleaned too
   EXPECT_EQ(l.project_source, LabelSource::kReceiverDefault);
   EXPECT_EQ(l.project_tag, 0u);
@@ -442,8 +427,8 @@ TEST(RoutingConfigured, SiteAloneWithoutReceiver) {
 
 TEST(RoutingConfigured, RulesBeatCommentsAndReceiverDefault) {
   RoutingRules site = Rules("(0008,1030):(.+)");
-  Labels l = Route(nullptr, &site, "LabDefault",
-                   Header({{kStudyDescription, "Desc"}, {kPatientComments, "Project: C"}}));
+  Labels l =
+      Route(nullptr, &site, "LabDefault", Header({{kStudyDescription, "Desc"}, {kPatientComments, "Project: C"}}));
   EXPECT_EQ(l.project, "Desc");
   EXPECT_EQ(l.project_source, LabelSource::kSiteRule);
 }

@@ -58,8 +58,7 @@ Result<int> StagingArea::Recover() {
         RemoveQuietly(f.path());
         continue;
       }
-      StagedInstance si{id, h->sop_uid, h->study_uid, h->series_uid, rel, "", "",
-                        static_cast<int64_t>(f.file_size())};
+      StagedInstance si{id, h->sop_uid, h->study_uid, h->series_uid, rel, "", "", static_cast<int64_t>(f.file_size())};
       if (auto a = db_.AddStagedInstance(si); !a) return tl::unexpected(a.error());
     }
   }
@@ -166,7 +165,8 @@ std::vector<ArchivedSession> StagingArea::ArchiveHolding(const std::vector<std::
     MutexLock lock(mu_);
     std::set<std::string> wanted(original_sop_uids.begin(), original_sop_uids.end());
     for (const auto& [id, uids] : originals_) {
-      if (std::any_of(uids.begin(), uids.end(), [&](const std::string& u) { return wanted.count(u) > 0; })) ids.insert(id);
+      if (std::any_of(uids.begin(), uids.end(), [&](const std::string& u) { return wanted.count(u) > 0; }))
+        ids.insert(id);
     }
   }
   std::vector<ArchivedSession> out;

@@ -43,9 +43,10 @@ class StagingArea final : public StagingSessions {
  public:
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
   // `idle_seconds` gives a receiver's current idle time (it can change at run time).
-  StagingArea(IngestPipeline& pipeline, Database& db, BlobStore& blobs,
-              std::function<int(const std::string& receiver)> idle_seconds,
-              Clock clock = [] { return std::chrono::steady_clock::now(); });
+  StagingArea(
+      IngestPipeline& pipeline, Database& db, BlobStore& blobs,
+      std::function<int(const std::string& receiver)> idle_seconds,
+      Clock clock = [] { return std::chrono::steady_clock::now(); });
   ~StagingArea();
   StagingArea(const StagingArea&) = delete;
   StagingArea& operator=(const StagingArea&) = delete;
@@ -98,13 +99,13 @@ class StagingArea final : public StagingSessions {
   Clock clock_;
   std::function<void(const ArchivedSession&)> on_archived_;
 
-  Mutex mu_;  // sessions: which are open, commits in flight into them, arrivals
-  std::condition_variable settled_;             // a commit left its session
-  std::map<SessionKey, int64_t> open_ GUARDED_BY(mu_);          // sessions taking arrivals
-  std::map<int64_t, int> in_flight_ GUARDED_BY(mu_);            // commits between Enter and Leave
+  Mutex mu_;                         // sessions: which are open, commits in flight into them, arrivals
+  std::condition_variable settled_;  // a commit left its session
+  std::map<SessionKey, int64_t> open_ GUARDED_BY(mu_);  // sessions taking arrivals
+  std::map<int64_t, int> in_flight_ GUARDED_BY(mu_);    // commits between Enter and Leave
   std::map<int64_t, std::chrono::steady_clock::time_point> last_arrival_ GUARDED_BY(mu_);
   std::map<int64_t, std::vector<std::string>> originals_ GUARDED_BY(mu_);  // UIDs as sent, by session
-  Mutex archive_mu_;  // one archiving (or discard) at a time
+  Mutex archive_mu_;                                                       // one archiving (or discard) at a time
 
   Mutex tick_mu_;
   std::condition_variable tick_cv_;

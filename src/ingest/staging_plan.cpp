@@ -20,7 +20,8 @@ FilingPlan PlanFiling(const FilingLabels& routed, const std::map<std::string, in
     auto it = filed.find(uid);
     // A series filed without labels takes the session's (the archive fills empty labels).
     const bool kept = it != filed.end() && !it->second.project.empty();
-    FilingDestination& d = slot(kept ? FilingLabels{it->second.project, it->second.subject, it->second.session} : routed);
+    FilingDestination& d =
+        slot(kept ? FilingLabels{it->second.project, it->second.subject, it->second.session} : routed);
     d.series_uids.push_back(uid);
     d.staged_instances += count;
     if (it != filed.end()) d.archived_instances += it->second.instance_count;
@@ -45,8 +46,8 @@ FilingLabels FilingPlan::effective() const {
 
 std::string FilingPlan::Note() const {
   auto part = [this](const FilingDestination& d) {
-    std::string s = fmt::format("{} series ({} instance(s)) to {}", d.series_uids.size(), d.staged_instances,
-                                d.labels.Path());
+    std::string s =
+        fmt::format("{} series ({} instance(s)) to {}", d.series_uids.size(), d.staged_instances, d.labels.Path());
     if (d.already_filed && !(d.labels == routed)) s += ", where they are already filed";
     if (d.archived_instances > 0) s += fmt::format(", merged with {} instance(s) there", d.archived_instances);
     return s;
@@ -59,12 +60,12 @@ std::string FilingPlan::Note() const {
   }
   const FilingDestination& d = destinations[0];
   if (!(d.labels == routed)) {
-    return fmt::format("filed under {}, where its series are already filed (not {} as routed){}", d.labels.Path(),
-                       routed.Path(),
-                       d.archived_instances > 0 ? fmt::format("; merged with {} instance(s) there", d.archived_instances)
-                                                : "");
+    return fmt::format(
+        "filed under {}, where its series are already filed (not {} as routed){}", d.labels.Path(), routed.Path(),
+        d.archived_instances > 0 ? fmt::format("; merged with {} instance(s) there", d.archived_instances) : "");
   }
-  if (d.archived_instances > 0) return fmt::format("merged with {} instance(s) already filed there", d.archived_instances);
+  if (d.archived_instances > 0)
+    return fmt::format("merged with {} instance(s) already filed there", d.archived_instances);
   return "";
 }
 

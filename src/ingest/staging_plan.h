@@ -23,13 +23,13 @@ struct FilingLabels {
 struct FilingDestination {
   FilingLabels labels;
   std::vector<std::string> series_uids;
-  int64_t staged_instances = 0;   // from this session
+  int64_t staged_instances = 0;    // from this session
   int64_t archived_instances = 0;  // already in the archive under these labels, in those series
   bool already_filed = false;      // the series were filed under these labels before
 };
 
 struct FilingPlan {
-  FilingLabels routed;                             // what routing gave the session
+  FilingLabels routed;                          // what routing gave the session
   std::vector<FilingDestination> destinations;  // routed labels first, then by path
   bool split() const { return destinations.size() > 1; }
   // The labels to show for the session: its one destination; when split, the routed labels if

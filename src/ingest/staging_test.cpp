@@ -41,8 +41,8 @@ class StagingTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   std::unique_ptr<StagingArea> Area(int idle = 60) {
-    return std::make_unique<StagingArea>(*pipeline_, *db_, *blobs_, [idle](const std::string&) { return idle; },
-                                         clock_.fn());
+    return std::make_unique<StagingArea>(
+        *pipeline_, *db_, *blobs_, [idle](const std::string&) { return idle; }, clock_.fn());
   }
   std::filesystem::path Write(const std::string& sop, const std::string& study = "1.2.3") {
     DcmFileFormat ff;

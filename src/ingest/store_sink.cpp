@@ -12,25 +12,44 @@ namespace {
 // The record fields a header parse already gives, by tag.
 std::string InstanceRecord::*RecordField(uint32_t tag) {
   switch (tag) {
-    case 0x00104000: return &InstanceRecord::patient_comments;
-    case 0x00324000: return &InstanceRecord::study_comments;
-    case 0x00081030: return &InstanceRecord::study_description;
-    case 0x00100010: return &InstanceRecord::patient_name;
-    case 0x00100020: return &InstanceRecord::patient_id;
-    case 0x00080050: return &InstanceRecord::accession_number;
-    case 0x0020000D: return &InstanceRecord::study_uid;
-    case 0x0020000E: return &InstanceRecord::series_uid;
-    case 0x00080018: return &InstanceRecord::sop_uid;
-    case 0x00080060: return &InstanceRecord::modality;
-    case 0x0008103E: return &InstanceRecord::series_description;
-    case 0x00200011: return &InstanceRecord::series_number;
-    case 0x00200010: return &InstanceRecord::study_id;
-    case 0x00080020: return &InstanceRecord::study_date;
-    case 0x00180015: return &InstanceRecord::body_part;
-    case 0x00080090: return &InstanceRecord::referring_physician;
-    case 0x00100030: return &InstanceRecord::patient_birth_date;
-    case 0x00100040: return &InstanceRecord::patient_sex;
-    default: return nullptr;
+    case 0x00104000:
+      return &InstanceRecord::patient_comments;
+    case 0x00324000:
+      return &InstanceRecord::study_comments;
+    case 0x00081030:
+      return &InstanceRecord::study_description;
+    case 0x00100010:
+      return &InstanceRecord::patient_name;
+    case 0x00100020:
+      return &InstanceRecord::patient_id;
+    case 0x00080050:
+      return &InstanceRecord::accession_number;
+    case 0x0020000D:
+      return &InstanceRecord::study_uid;
+    case 0x0020000E:
+      return &InstanceRecord::series_uid;
+    case 0x00080018:
+      return &InstanceRecord::sop_uid;
+    case 0x00080060:
+      return &InstanceRecord::modality;
+    case 0x0008103E:
+      return &InstanceRecord::series_description;
+    case 0x00200011:
+      return &InstanceRecord::series_number;
+    case 0x00200010:
+      return &InstanceRecord::study_id;
+    case 0x00080020:
+      return &InstanceRecord::study_date;
+    case 0x00180015:
+      return &InstanceRecord::body_part;
+    case 0x00080090:
+      return &InstanceRecord::referring_physician;
+    case 0x00100030:
+      return &InstanceRecord::patient_birth_date;
+    case 0x00100040:
+      return &InstanceRecord::patient_sex;
+    default:
+      return nullptr;
   }
 }
 
@@ -66,8 +85,7 @@ dicom::StoreAnswer AnswerFor(const IngestOutcome& out, const std::string& who, c
     case IngestStatus::kDuplicate:
       return {dicom::status::kSuccess, ""};
     case IngestStatus::kInvalid:
-      spdlog::warn("{}: refused an instance from {}@{}: {}", who, in.calling_ae,
-                   in.peer_address, out.message);
+      spdlog::warn("{}: refused an instance from {}@{}: {}", who, in.calling_ae, in.peer_address, out.message);
       return {dicom::status::kCannotUnderstand, out.message};
     case IngestStatus::kNotAuthorized:
       spdlog::warn("{}: refused an instance from {}@{}: {}", who, in.calling_ae, in.peer_address, out.message);

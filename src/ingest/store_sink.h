@@ -16,8 +16,7 @@ namespace pb {
 class PipelineSink : public dicom::StoreSink {
  public:
   // `log_name` is the subject of log lines ("retrieve job 12"); empty: "receiver <called AE>".
-  PipelineSink(IngestPipeline& pipeline, std::string log_name)
-      : pipeline_(pipeline), log_name_(std::move(log_name)) {}
+  PipelineSink(IngestPipeline& pipeline, std::string log_name) : pipeline_(pipeline), log_name_(std::move(log_name)) {}
   std::filesystem::path NewTempPath() override { return pipeline_.NewTempPath(); }
   // Ingests as received, without labels: every origin that identifies (receivers, retrieve
   // jobs) uses OriginSink (origin_sink.h); this one only backs the listener's default.

@@ -31,7 +31,7 @@ class DutyCycle {
   std::chrono::system_clock::duration share_;  // per minute
   int busy_ = 0;
   TimePoint stretch_start_{}, stretch_end_{};
-  TimePoint minute_{};                         // the minute `used_` is about
+  TimePoint minute_{};                          // the minute `used_` is about
   std::chrono::system_clock::duration used_{};  // of that minute, by stretches that ended
 };
 

@@ -36,7 +36,7 @@ TEST(DutyCycle, JobsRunningTogetherShareOneStretch) {
   EXPECT_EQ(d.Begin(kMinute + 0s), kMinute + 30s);
   EXPECT_EQ(d.NextStart(kMinute + 10s), kMinute + 10s);  // the node is busy anyway
   EXPECT_EQ(d.Begin(kMinute + 10s), kMinute + 30s);      // joins the same stretch
-  d.End(kMinute + 20s);                                   // one of two: still busy
+  d.End(kMinute + 20s);                                  // one of two: still busy
   EXPECT_EQ(d.NextStart(kMinute + 25s), kMinute + 25s);
   d.End(kMinute + 30s);
   EXPECT_EQ(d.NextStart(kMinute + 31s), kMinute + 60s);
@@ -51,7 +51,7 @@ TEST(DutyCycle, AStretchThatReachesTheNextMinuteUsesThatMinutesShare) {
   // Ended early, in the next minute: what it used there counts.
   DutyCycle e(50);
   e.Begin(kMinute + 50s);
-  e.End(kMinute + 70s);  // 10 s of 09:01
+  e.End(kMinute + 70s);                               // 10 s of 09:01
   EXPECT_EQ(e.Begin(kMinute + 80s), kMinute + 100s);  // 20 s left in 09:01
 }
 

@@ -8,8 +8,8 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
-#include "jobs/import_sheet.h"
 #include "ingest/routing.h"
+#include "jobs/import_sheet.h"
 #include "jobs/job_request.h"
 #include "jobs/job_text.h"
 
@@ -23,8 +23,8 @@ using jobs_text::ParseOr;
 using json = nlohmann::json;
 
 // What a row's find asks back, besides its own keys.
-const std::vector<std::string> kReturnKeys{"StudyInstanceUID", "PatientName",       "PatientID",
-                                           "StudyDate",        "StudyTime",         "AccessionNumber",
+const std::vector<std::string> kReturnKeys{"StudyInstanceUID",  "PatientName",      "PatientID",
+                                           "StudyDate",         "StudyTime",        "AccessionNumber",
                                            "ModalitiesInStudy", "StudyDescription", "NumberOfStudyRelatedInstances"};
 
 bool Matched(const ImportRowRecord& r) { return r.state == "one_match" || r.state == "several_matches"; }
@@ -71,7 +71,8 @@ Result<std::pair<json, std::string>> ImportRunner::Prepare(const json& rq) {
   if (!project) return tl::unexpected(project.error());
   if (!project->empty()) {
     if (CleanLabel(*project) != *project) {
-      return Fail(Code::kInvalidArgument, "project must be a label of letters, digits, _ and - (at most 64)", "project");
+      return Fail(Code::kInvalidArgument, "project must be a label of letters, digits, _ and - (at most 64)",
+                  "project");
     }
     params["project"] = *project;
   }
@@ -92,10 +93,10 @@ Result<std::pair<json, std::string>> ImportRunner::Prepare(const json& rq) {
       return Fail(Code::kInvalidArgument, "method must be auto, c-get or c-move", "method");
     }
     if (node->type == NodeType::kDicomWeb && *method != "auto") {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("method {} applies to DIMSE nodes; node '{}' is retrieved from by WADO-RS", *method,
-                              node->name),
-                  "method");
+      return Fail(
+          Code::kInvalidArgument,
+          fmt::format("method {} applies to DIMSE nodes; node '{}' is retrieved from by WADO-RS", *method, node->name),
+          "method");
     }
     params["method"] = *method;
   }
@@ -143,8 +144,8 @@ JobOutcome ImportRunner::Run(JobContext& job) {
     if (!rows) return {"failed", rows.error().message, nullptr, {}, true};
   }
   // Rows per state, kept as rows change (a sheet of 10 000 rows is not counted again per row).
-  std::map<std::string, int64_t> states{{"pending", 0}, {"no_match", 0}, {"one_match", 0}, {"several_matches", 0},
-                                        {"error", 0}};
+  std::map<std::string, int64_t> states{
+      {"pending", 0}, {"no_match", 0}, {"one_match", 0}, {"several_matches", 0}, {"error", 0}};
   for (const auto& r : *rows) ++states[r.state];
   auto restate = [&](ImportRowRecord& r, std::string state) {
     --states[r.state];
@@ -181,8 +182,10 @@ JobOutcome ImportRunner::Run(JobContext& job) {
     auto found = link->Find(q);
     if (!found) {
       if (IsTransient(found.error().code)) {
-        JobOutcome out{"failed", fmt::format("line {}: the find failed: {}", r.line, found.error().message),
-                       progress("query"), {}};
+        JobOutcome out{"failed",
+                       fmt::format("line {}: the find failed: {}", r.line, found.error().message),
+                       progress("query"),
+                       {}};
         out.transient = true;
         return out;
       }
@@ -224,9 +227,12 @@ JobOutcome ImportRunner::Run(JobContext& job) {
     const std::string several = params.value("several", "ask");
     for (ImportRowRecord& r : *rows) {
       if (!r.choice.empty() || !Matched(r)) continue;
-      if (r.state == "one_match") r.choice = "all";
-      else if (several == "all" || several == "none") r.choice = several;
-      else continue;
+      if (r.state == "one_match")
+        r.choice = "all";
+      else if (several == "all" || several == "none")
+        r.choice = several;
+      else
+        continue;
       if (auto w = db_.UpdateImportRow(r); !w) return {"failed", w.error().message, progress("confirmation"), {}, true};
     }
   }
@@ -243,7 +249,8 @@ JobOutcome ImportRunner::Run(JobContext& job) {
   if (!children) return {"failed", children.error().message, progress("retrieve"), {}, true};
   for (ImportRowRecord& r : *rows) {
     if (r.choice != "all" || r.state == "error" || children->count(r.line)) continue;
-    if (job.StopRequested()) return {"failed", "stopped while it started its rows' retrieves", progress("retrieve"), {}};
+    if (job.StopRequested())
+      return {"failed", "stopped while it started its rows' retrieves", progress("retrieve"), {}};
     if (!jobs_) return {"failed", "internal error: imports are not connected to the job queue", nullptr, {}};
     json uids = json::array();
     for (const auto& m : ParseOr(r.matches, json::array())) uids.push_back(m.value("StudyInstanceUID", ""));
@@ -263,8 +270,11 @@ JobOutcome ImportRunner::Run(JobContext& job) {
     if (rq.contains("project") || rq.contains("subject") || rq.contains("session")) rq["impose_labels"] = true;
     auto child = jobs_->Submit("retrieve", rq, id);
     if (!child && (IsTransient(child.error().code) || child.error().code == Code::kInternal)) {
-      return {"failed", fmt::format("line {}: its retrieve could not be queued: {}", r.line, child.error().message),
-              progress("retrieve"), {}, true};
+      return {"failed",
+              fmt::format("line {}: its retrieve could not be queued: {}", r.line, child.error().message),
+              progress("retrieve"),
+              {},
+              true};
     }
     if (!child) {
       restate(r, "error");
@@ -292,12 +302,18 @@ JobOutcome ImportRunner::Run(JobContext& job) {
     if (r.choice != "all" || r.state == "error") continue;
     ++taken;
     auto c = children->find(r.line);
-    if (c != children->end() && c->second.state == "succeeded") ++succeeded;
-    else failed_rows.push_back(r.line);
+    if (c != children->end() && c->second.state == "succeeded")
+      ++succeeded;
+    else
+      failed_rows.push_back(r.line);
   }
   json result{{"summary",
-               {{"rows", rows->size()}, {"taken", taken}, {"declined", declined}, {"succeeded", succeeded},
-                {"no_match", no_match_rows.size()}, {"error", error_rows.size()}}}};
+               {{"rows", rows->size()},
+                {"taken", taken},
+                {"declined", declined},
+                {"succeeded", succeeded},
+                {"no_match", no_match_rows.size()},
+                {"error", error_rows.size()}}}};
   std::vector<std::string> problems;
   if (!failed_rows.empty()) problems.push_back(Lines(failed_rows) + ": the retrieve did not succeed");
   if (!error_rows.empty()) problems.push_back(Lines(error_rows) + ": see the row's error");
@@ -333,8 +349,8 @@ Result<json> ImportRunner::View(int64_t id) {
   if (!children) return tl::unexpected(children.error());
   json out = *job;
   json list = json::array();
-  json summary{{"rows", 0}, {"pending", 0}, {"no_match", 0}, {"one_match", 0}, {"several_matches", 0},
-               {"error", 0}, {"taken", 0}, {"declined", 0}};
+  json summary{{"rows", 0},  {"pending", 0}, {"no_match", 0}, {"one_match", 0}, {"several_matches", 0},
+               {"error", 0}, {"taken", 0},   {"declined", 0}};
   bool pending = rows->empty(), undecided = false;
   for (const auto& r : *rows) {
     auto nullable = [](const std::string& s) { return s.empty() ? json(nullptr) : json(s); };
@@ -436,11 +452,16 @@ Result<json> ImportRunner::Confirm(int64_t id, const json& body) {
   std::vector<int> open;
   for (const auto& r : *rows) {
     if (!Matched(r)) continue;
-    if (auto a = asked.find(r.line); a != asked.end()) choices[r.line] = a->second;
-    else if (!r.choice.empty()) choices[r.line] = r.choice;
-    else if (r.state == "one_match") choices[r.line] = "all";
-    else if (several == "all" || several == "none") choices[r.line] = several;
-    else open.push_back(r.line);
+    if (auto a = asked.find(r.line); a != asked.end())
+      choices[r.line] = a->second;
+    else if (!r.choice.empty())
+      choices[r.line] = r.choice;
+    else if (r.state == "one_match")
+      choices[r.line] = "all";
+    else if (several == "all" || several == "none")
+      choices[r.line] = several;
+    else
+      open.push_back(r.line);
   }
   if (!open.empty()) {
     return Fail(Code::kConflict,

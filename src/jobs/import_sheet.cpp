@@ -18,16 +18,23 @@ namespace {
 
 // What a header may say, reduced to lower-case letters and digits, and what it means.
 const std::map<std::string, std::string>& HeaderNames() {
-  static const std::map<std::string, std::string> kNames{
-      {"accessionnumber", "AccessionNumber"},   {"accession", "AccessionNumber"},
-      {"accessionno", "AccessionNumber"},       {"patientid", "PatientID"},
-      {"patientsid", "PatientID"},              {"mrn", "PatientID"},
-      {"studyinstanceuid", "StudyInstanceUID"}, {"studyuid", "StudyInstanceUID"},
-      {"studydate", "StudyDate"},               {"modality", "ModalitiesInStudy"},
-      {"modalities", "ModalitiesInStudy"},      {"modalitiesinstudy", "ModalitiesInStudy"},
-      {"patientname", "PatientName"},           {"patientsname", "PatientName"},
-      {"project", "project"},                   {"subject", "subject"},
-      {"session", "session"}};
+  static const std::map<std::string, std::string> kNames{{"accessionnumber", "AccessionNumber"},
+                                                         {"accession", "AccessionNumber"},
+                                                         {"accessionno", "AccessionNumber"},
+                                                         {"patientid", "PatientID"},
+                                                         {"patientsid", "PatientID"},
+                                                         {"mrn", "PatientID"},
+                                                         {"studyinstanceuid", "StudyInstanceUID"},
+                                                         {"studyuid", "StudyInstanceUID"},
+                                                         {"studydate", "StudyDate"},
+                                                         {"modality", "ModalitiesInStudy"},
+                                                         {"modalities", "ModalitiesInStudy"},
+                                                         {"modalitiesinstudy", "ModalitiesInStudy"},
+                                                         {"patientname", "PatientName"},
+                                                         {"patientsname", "PatientName"},
+                                                         {"project", "project"},
+                                                         {"subject", "subject"},
+                                                         {"session", "session"}};
   return kNames;
 }
 
@@ -58,7 +65,8 @@ std::optional<std::string> OneDate(std::string_view s) {
     return std::nullopt;
   }
   using namespace std::chrono;
-  const year_month_day d{year{std::stoi(digits.substr(0, 4))}, month{static_cast<unsigned>(std::stoi(digits.substr(4, 2)))},
+  const year_month_day d{year{std::stoi(digits.substr(0, 4))},
+                         month{static_cast<unsigned>(std::stoi(digits.substr(4, 2)))},
                          day{static_cast<unsigned>(std::stoi(digits.substr(6, 2)))}};
   if (!d.ok()) return std::nullopt;
   return digits;
@@ -102,7 +110,7 @@ struct Parse {
   std::vector<std::vector<int>> field_lines;  // the line each field ended on
   std::vector<std::string> current;
   std::vector<int> current_lines;
-  int line = 0;  // the line being fed
+  int line = 0;          // the line being fed
   int record_start = 0;  // the line where the record being read began
   bool between = true;   // no record begun since the last one ended
 };
@@ -157,7 +165,8 @@ const std::vector<std::string>& ImportFindKeywords() {
 
 [[nodiscard]] tl::expected<ImportSheet, SheetError> ParseImportSheet(std::string_view text) {
   if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-  if (Blank(text).empty()) return tl::unexpected(At(1, 0, "", "the file is empty; its first line must name the columns"));
+  if (Blank(text).empty())
+    return tl::unexpected(At(1, 0, "", "the file is empty; its first line must name the columns"));
   ImportSheet sheet;
   sheet.delimiter = DetectDelimiter(text);
 
@@ -217,13 +226,14 @@ const std::vector<std::string>& ImportFindKeywords() {
       sheet.columns.emplace_back();
       continue;
     }
-    if (!IsValidUtf8(name)) return tl::unexpected(At(header_line, column, "", "not UTF-8 text; save the file as CSV UTF-8"));
+    if (!IsValidUtf8(name))
+      return tl::unexpected(At(header_line, column, "", "not UTF-8 text; save the file as CSV UTF-8"));
     auto it = HeaderNames().find(Reduce(name));
     if (it == HeaderNames().end()) {
-      return tl::unexpected(At(
-          header_line, column, name,
-          "unknown column; the columns are Accession Number, Patient ID, Study Instance UID, Study Date, Modality, "
-          "Patient Name (to find studies) and Project, Subject, Session (to label them)"));
+      return tl::unexpected(
+          At(header_line, column, name,
+             "unknown column; the columns are Accession Number, Patient ID, Study Instance UID, Study Date, Modality, "
+             "Patient Name (to find studies) and Project, Subject, Session (to label them)"));
     }
     if (std::find(sheet.columns.begin(), sheet.columns.end(), it->second) != sheet.columns.end()) {
       return tl::unexpected(At(header_line, column, name, "this column appears twice"));
@@ -244,9 +254,9 @@ const std::vector<std::string>& ImportFindKeywords() {
     const int row_line = lines.empty() ? 0 : lines.back();
     if (std::all_of(cells.begin(), cells.end(), [](const std::string& c) { return Blank(c).empty(); })) continue;
     if (cells.size() > header.size()) {
-      return tl::unexpected(At(lines[header.size()], static_cast<int>(header.size()) + 1, "",
-                               fmt::format("this row has {} fields, the header names {} columns", cells.size(),
-                                           header.size())));
+      return tl::unexpected(
+          At(lines[header.size()], static_cast<int>(header.size()) + 1, "",
+             fmt::format("this row has {} fields, the header names {} columns", cells.size(), header.size())));
     }
     if (cells.size() < header.size()) {
       return tl::unexpected(At(row_line, static_cast<int>(cells.size()), "",
@@ -274,16 +284,18 @@ const std::vector<std::string>& ImportFindKeywords() {
       if (what == "StudyDate") {
         auto d = StudyDate(value);
         if (!d) {
-          return bad(fmt::format("'{}' is not a date: write YYYYMMDD or YYYY-MM-DD, or a range FROM-TO "
-                                 "(20240101-20240131, or 2024-01-01..2024-01-31)",
-                                 value));
+          return bad(
+              fmt::format("'{}' is not a date: write YYYYMMDD or YYYY-MM-DD, or a range FROM-TO "
+                          "(20240101-20240131, or 2024-01-01..2024-01-31)",
+                          value));
         }
         key = *d;
       } else if (what == "StudyInstanceUID") {
         if (!IsValidUid(value)) return bad("not a DICOM UID (digits and dots, at most 64 characters)");
       } else if (what == "ModalitiesInStudy") {
         std::transform(key.begin(), key.end(), key.begin(), [](unsigned char ch) { return std::toupper(ch); });
-        if (key.size() > 16 || !std::all_of(key.begin(), key.end(), [](unsigned char ch) { return std::isalnum(ch); })) {
+        if (key.size() > 16 ||
+            !std::all_of(key.begin(), key.end(), [](unsigned char ch) { return std::isalnum(ch); })) {
           return bad("a modality is a code of letters and digits (CT, MR, …)");
         }
       } else if (what == "AccessionNumber") {
@@ -297,8 +309,9 @@ const std::vector<std::string>& ImportFindKeywords() {
       row.keys.emplace_back(what, key);
     }
     if (row.keys.empty()) {
-      return tl::unexpected(At(row_line, 0, "", "no value to find a study: fill at least one of the columns "
-                                                "that find studies"));
+      return tl::unexpected(At(row_line, 0, "",
+                               "no value to find a study: fill at least one of the columns "
+                               "that find studies"));
     }
     sheet.rows.push_back(std::move(row));
   }

@@ -32,7 +32,7 @@ struct ImportSheet {
 
 struct SheetError {
   int line = 0;
-  int column = 0;  // 0: the line as a whole
+  int column = 0;       // 0: the line as a whole
   std::string message;  // starts with "line L, column C (header): "
 };
 

@@ -20,8 +20,9 @@ SheetError Bad(std::string_view text) {
 }
 
 TEST(ImportSheet, HeadersByNameOrKeywordInAnyCase) {
-  auto s = Ok("Accession Number,patient id,StudyInstanceUID,STUDY_DATE,Modality,Patient's Name,Project,Subject,Session\n"
-              "A1,P1,1.2.3,20240102,ct,DOE^JOHN,Lung,S01,V1\n");
+  auto s =
+      Ok("Accession Number,patient id,StudyInstanceUID,STUDY_DATE,Modality,Patient's Name,Project,Subject,Session\n"
+         "A1,P1,1.2.3,20240102,ct,DOE^JOHN,Lung,S01,V1\n");
   ASSERT_EQ(s.rows.size(), 1u);
   EXPECT_EQ(s.rows[0].line, 2);
   EXPECT_EQ(s.rows[0].keys, (Keys{{"AccessionNumber", "A1"},
@@ -50,8 +51,9 @@ TEST(ImportSheet, SemicolonsTabsBomQuotesAndBlankLines) {
 }
 
 TEST(ImportSheet, DatesAndRanges) {
-  auto s = Ok("StudyDate\n2024-02-29\n20240101-20240131\n2024-01-01..2024-01-31\n-20231231\n20230101-\n"
-              "2023-05-01 to 2023-05-02\n");
+  auto s =
+      Ok("StudyDate\n2024-02-29\n20240101-20240131\n2024-01-01..2024-01-31\n-20231231\n20230101-\n"
+         "2023-05-01 to 2023-05-02\n");
   std::vector<std::string> got;
   for (const auto& r : s.rows) got.push_back(r.keys[0].second);
   EXPECT_EQ(got, (std::vector<std::string>{"20240229", "20240101-20240131", "20240101-20240131", "-20231231",
@@ -131,8 +133,8 @@ TEST(ImportSheet, LoneCarriageReturnsEndLinesAndBlankFilesAreRefused) {
 
 TEST(ImportSheet, OnlyWellFormedUtf8) {
   EXPECT_TRUE(ParseImportSheet("Patient Name\nM\xC3\xBCller\n"));  // ü
-  for (const char* bad : {"\xC0\xAF", "\xE0\x80\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xF5\x80\x80\x80",
-                          "\xE2\x82"}) {
+  for (const char* bad :
+       {"\xC0\xAF", "\xE0\x80\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xE2\x82"}) {
     SheetError e = Bad(std::string("Patient Name\nX") + bad + "\n");
     EXPECT_EQ(e.line, 2) << e.message;
     EXPECT_NE(e.message.find("UTF-8"), std::string::npos) << e.message;

@@ -55,14 +55,13 @@ namespace {
   Node node;
   if (name->empty()) {
     auto all = nodes.List();
-    auto it = std::find_if(all.begin(), all.end(), [&](const Node& n) {
-      return storage ? n.default_storage : n.default_query_retrieve;
-    });
+    auto it = std::find_if(all.begin(), all.end(),
+                           [&](const Node& n) { return storage ? n.default_storage : n.default_query_retrieve; });
     if (it == all.end()) {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("node is missing and no node is the default {} node",
-                              storage ? "storage" : "query/retrieve"),
-                  "node");
+      return Fail(
+          Code::kInvalidArgument,
+          fmt::format("node is missing and no node is the default {} node", storage ? "storage" : "query/retrieve"),
+          "node");
     }
     node = *it;
   } else {
@@ -74,9 +73,8 @@ namespace {
   if (auto c = CheckDicomWebCapability(node, storage); !c) return tl::unexpected(c.error());
   if (storage ? !node.storable : !node.queryable) {
     return Fail(Code::kConflict,
-                fmt::format("node '{}' is not {}: set {} to {} it", node.name,
-                            storage ? "storable" : "queryable", storage ? "storable" : "queryable",
-                            storage ? "send to" : "retrieve from"),
+                fmt::format("node '{}' is not {}: set {} to {} it", node.name, storage ? "storable" : "queryable",
+                            storage ? "storable" : "queryable", storage ? "send to" : "retrieve from"),
                 "node");
   }
   return node;

@@ -27,8 +27,11 @@ class ChooseNodeTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   void AddWeb(const std::string& name, nlohmann::json extra) {
-    nlohmann::json j{{"name", name}, {"type", "dicomweb"}, {"url", "http://127.0.0.1:8042/dicom-web/"},
-                     {"queryable", true}, {"storable", true}};
+    nlohmann::json j{{"name", name},
+                     {"type", "dicomweb"},
+                     {"url", "http://127.0.0.1:8042/dicom-web/"},
+                     {"queryable", true},
+                     {"storable", true}};
     j.update(extra);
     auto r = reg_->Add(j);
     ASSERT_TRUE(r) << r.error().message;
@@ -78,8 +81,14 @@ TEST_F(ChooseNodeTest, DefaultNodeIsCheckedToo) {
 }
 
 TEST_F(ChooseNodeTest, DimseNodesIgnoreTheDicomWebFlags) {
-  ASSERT_TRUE(reg_->Add({{"name", "pacs"}, {"ae_title", "PACS"}, {"host", "127.0.0.1"}, {"port", 104},
-                         {"queryable", true}, {"storable", true}, {"wado", false}, {"stow", false}}));
+  ASSERT_TRUE(reg_->Add({{"name", "pacs"},
+                         {"ae_title", "PACS"},
+                         {"host", "127.0.0.1"},
+                         {"port", 104},
+                         {"queryable", true},
+                         {"storable", true},
+                         {"wado", false},
+                         {"stow", false}}));
   EXPECT_TRUE(ChooseNode(*reg_, {{"node", "pacs"}}, NodeRole::kQueryRetrieve));
   EXPECT_TRUE(ChooseNode(*reg_, {{"node", "pacs"}}, NodeRole::kStorage));
 }

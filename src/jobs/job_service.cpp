@@ -56,13 +56,13 @@ struct JobService::Live {
   // When the node's availability window closes (system clock ticks; max: never). Atomic: a
   // schedule change moves it while the job runs.
   std::atomic<int64_t> window_ends{std::numeric_limits<int64_t>::max()};
-  bool ending GUARDED_BY(mu) = false;         // the run is over; a cancel or pause goes to the table
+  bool ending GUARDED_BY(mu) = false;  // the run is over; a cancel or pause goes to the table
   // window_ends is the end of the node's utilization share, not of its schedule window.
   std::atomic<bool> share_ends{false};
   std::atomic<int64_t> share_end{std::numeric_limits<int64_t>::max()};  // the utilization stretch's end
   std::atomic<bool> stop_seen{false};  // the runner was told to stop (its outcome may be because of it)
-  bool busy = false;           // counted in the node's DutyCycle (GUARDED_BY the service's mu_)
-  int connections = 1;         // held on the node (GUARDED_BY the service's mu_)
+  bool busy = false;                   // counted in the node's DutyCycle (GUARDED_BY the service's mu_)
+  int connections = 1;                 // held on the node (GUARDED_BY the service's mu_)
 };
 
 class JobService::Context : public JobContext {
@@ -90,9 +90,7 @@ class JobService::Context : public JobContext {
     if (stop) live_.stop_seen = true;
     return stop;
   }
-  bool WindowClosed() const {
-    return service_.clock_.Now().time_since_epoch().count() >= live_.window_ends.load();
-  }
+  bool WindowClosed() const { return service_.clock_.Now().time_since_epoch().count() >= live_.window_ends.load(); }
   bool ServerStopping() const override { return service_.server_stopping_; }
   int ExtraConnections(int wanted) override {
     MutexLock lock(service_.mu_);
@@ -141,9 +139,7 @@ std::optional<int> JobService::ParsePriority(const std::string& word) {
   return std::nullopt;
 }
 
-const char* JobService::PriorityName(int priority) {
-  return priority > 0 ? "high" : priority < 0 ? "low" : "normal";
-}
+const char* JobService::PriorityName(int priority) { return priority > 0 ? "high" : priority < 0 ? "low" : "normal"; }
 
 NodeJobPolicy JobService::PolicyOf(const std::string& node) const {
   NodeJobPolicy p = options_.policy ? options_.policy(node) : NodeJobPolicy{};
@@ -178,9 +174,10 @@ Result<int> JobService::Start() {
     for (auto it = history.rbegin(); it != history.rend() && it->value("crash", false); ++it) ++crashes;
     if (crashes >= kCrashRuns) {
       row.state = "failed";
-      row.error = fmt::format("the server stopped abruptly during each of this job's last {} runs; it is not "
-                              "resumed again by itself: see the server log, then retry it",
-                              crashes);
+      row.error = fmt::format(
+          "the server stopped abruptly during each of this job's last {} runs; it is not "
+          "resumed again by itself: see the server log, then retry it",
+          crashes);
       row.finished_at = now;
       spdlog::error("job {}: {}", row.id, row.error);
       if (auto r = db_.UpdateJobIf(row, {"running"}); !r) return tl::unexpected(r.error());
@@ -472,8 +469,8 @@ void JobService::Finish(Live& live, JobOutcome out) {
     // The node's share of this minute is spent: the job goes on at the next minute, where it was.
     const TimePoint next = std::chrono::floor<std::chrono::minutes>(now) + std::chrono::minutes(1);
     entry["outcome"] = "utilization_pause";
-    entry["error"] = fmt::format("the node's utilization share of this minute was used; the job goes on at {}",
-                                 UtcIso(next));
+    entry["error"] =
+        fmt::format("the node's utilization share of this minute was used; the job goes on at {}", UtcIso(next));
     entry["transient"] = true;
     row.state = "waiting";
     row.wait_reason = "utilization";
@@ -493,10 +490,11 @@ void JobService::Finish(Live& live, JobOutcome out) {
       row.wait_reason.clear();
       row.not_before.clear();
       row.finished_at = UtcIso(now);
-      row.error = fmt::format("the node's utilization share ({} % of each minute) was used up {} times in a row "
-                              "before this job could transfer anything: raise the node's utilization_percent, "
-                              "then retry the job",
-                              PolicyOf(row.node).utilization_percent, stuck);
+      row.error = fmt::format(
+          "the node's utilization share ({} % of each minute) was used up {} times in a row "
+          "before this job could transfer anything: raise the node's utilization_percent, "
+          "then retry the job",
+          PolicyOf(row.node).utilization_percent, stuck);
       what = "failed";
     }
   } else if (!ended_well && window_closed) {
@@ -541,8 +539,8 @@ void JobService::Finish(Live& live, JobOutcome out) {
       row.state = "waiting";
       row.wait_reason = "retry";
       row.not_before = UtcIso(now + delay);
-      what = fmt::format("{} on a transient fault; attempt {} of {} in {} s", out.state, failures + 2,
-                         policy.attempts, delay.count());
+      what = fmt::format("{} on a transient fault; attempt {} of {} in {} s", out.state, failures + 2, policy.attempts,
+                         delay.count());
     } else {
       row.finished_at = UtcIso(now);
       what = out.state;
@@ -713,11 +711,9 @@ Result<json> JobService::AwaitEnd(int64_t id, std::chrono::milliseconds max) {
 }
 
 Result<json> JobService::List(const JobFilter& filter) {
-  if (!filter.state.empty() &&
-      std::find(std::begin(kStates), std::end(kStates), filter.state) == std::end(kStates)) {
+  if (!filter.state.empty() && std::find(std::begin(kStates), std::end(kStates), filter.state) == std::end(kStates)) {
     return Fail(Code::kInvalidArgument,
-                fmt::format("no job state '{}'; the states are {}", filter.state, fmt::join(kStates, ", ")),
-                "state");
+                fmt::format("no job state '{}'; the states are {}", filter.state, fmt::join(kStates, ", ")), "state");
   }
   auto rows = db_.ListJobs(filter);
   if (!rows) return tl::unexpected(rows.error());
@@ -768,12 +764,12 @@ Result<json> JobService::Cancel(int64_t id) {
       continue;
     }
     r.state = "canceled";
-    r.error = r.paused ? "canceled while paused"
+    r.error = r.paused                                    ? "canceled while paused"
               : ParseOr(r.history, json::array()).empty() ? "canceled before it started"
-              : r.wait_reason == "schedule"               ? "canceled while it waited for its node's availability window"
-              : r.wait_reason == "confirmation"           ? "canceled while it waited for a confirmation"
-              : r.wait_reason == "children"               ? "canceled while its jobs ran"
-                                                          : "canceled while it waited for its next attempt";
+              : r.wait_reason == "schedule"     ? "canceled while it waited for its node's availability window"
+              : r.wait_reason == "confirmation" ? "canceled while it waited for a confirmation"
+              : r.wait_reason == "children"     ? "canceled while its jobs ran"
+                                                : "canceled while it waited for its next attempt";
     r.not_before.clear();
     r.wait_reason.clear();
     r.finished_at = UtcIso(clock_.Now());
@@ -816,7 +812,8 @@ Result<json> JobService::PauseOne(int64_t id) {
     if (!row) return tl::unexpected(row.error());
     if (!*row) return Fail(Code::kNotFound, fmt::format("no job {}", id), "id");
     JobRow r = **row;
-    if (Finished(r.state)) return Fail(Code::kConflict, fmt::format("job {} has already ended ({})", id, r.state), "id");
+    if (Finished(r.state))
+      return Fail(Code::kConflict, fmt::format("job {} has already ended ({})", id, r.state), "id");
     if (r.state == "running") {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
@@ -867,7 +864,8 @@ Result<json> JobService::ResumeOne(int64_t id) {
   if (!row) return tl::unexpected(row.error());
   if (!*row) return Fail(Code::kNotFound, fmt::format("no job {}", id), "id");
   JobRow r = **row;
-  if (!r.paused || r.state != "waiting") return Fail(Code::kConflict, fmt::format("job {} is not paused ({})", id, r.state), "id");
+  if (!r.paused || r.state != "waiting")
+    return Fail(Code::kConflict, fmt::format("job {} is not paused ({})", id, r.state), "id");
   r.paused = false;
   r.state = "queued";
   r.not_before.clear();
@@ -894,7 +892,8 @@ Result<json> JobService::Reorder(int64_t id, const std::string& priority, const 
   if (!*row) return Fail(Code::kNotFound, fmt::format("no job {}", id), "id");
   JobRow r = **row;
   if (r.state != "queued" && r.state != "waiting") {
-    return Fail(Code::kConflict, fmt::format("job {} is {}: only queued or waiting jobs can be reordered", id, r.state), "id");
+    return Fail(Code::kConflict, fmt::format("job {} is {}: only queued or waiting jobs can be reordered", id, r.state),
+                "id");
   }
   if (p) r.priority = *p;
   if (!position.empty()) {
@@ -904,7 +903,9 @@ Result<json> JobService::Reorder(int64_t id, const std::string& priority, const 
   }
   auto u = db_.ReorderJob(id, r.priority, r.queue_order);
   if (!u) return tl::unexpected(u.error());
-  if (!*u) return Fail(Code::kConflict, fmt::format("job {} has just started or ended; it can no longer be reordered", id), "id");
+  if (!*u)
+    return Fail(Code::kConflict, fmt::format("job {} has just started or ended; it can no longer be reordered", id),
+                "id");
   Poke();
   return ToJson(r, true);
 }
@@ -933,8 +934,10 @@ void JobService::NodeChanged(const std::string& node) {
       int64_t ends = std::numeric_limits<int64_t>::max();
       if (policy.schedule) {
         const Schedule::Availability a = policy.schedule->At(now);
-        if (!a.open) ends = now.time_since_epoch().count();
-        else if (a.next_change) ends = a.next_change->time_since_epoch().count();
+        if (!a.open)
+          ends = now.time_since_epoch().count();
+        else if (a.next_change)
+          ends = a.next_change->time_since_epoch().count();
       }
       // The utilization stretch the job is in still ends when it does.
       const int64_t share = live->busy ? live->share_end.load() : std::numeric_limits<int64_t>::max();

@@ -65,8 +65,8 @@ struct JobOutcome {
   std::string error;  // why it is not succeeded (or a note), "" otherwise
   nlohmann::json progress;
   nlohmann::json result = nlohmann::json::object();  // kind-specific fields shown with the job
-  bool transient = false;       // the fault may go away by itself: worth another attempt
-  int retry_after_seconds = 0;  // the peer asked us to wait at least this long (HTTP 429)
+  bool transient = false;                            // the fault may go away by itself: worth another attempt
+  int retry_after_seconds = 0;                       // the peer asked us to wait at least this long (HTTP 429)
   std::string wait_for = {};
 };
 
@@ -82,13 +82,13 @@ class JobRunner {
 
 // How hard jobs may use a node, and how they retry on it.
 struct NodeJobPolicy {
-  int max_connections = 2;        // associations or HTTP connections at once, all jobs together
-  int max_parallel_retrieves = 1; // retrieve jobs at once
-  int attempts = 5;               // runs of a job ending on a transient fault, the first included
+  int max_connections = 2;         // associations or HTTP connections at once, all jobs together
+  int max_parallel_retrieves = 1;  // retrieve jobs at once
+  int attempts = 5;                // runs of a job ending on a transient fault, the first included
   int first_delay_seconds = 30;
   int max_delay_seconds = 1800;
   std::shared_ptr<const Schedule> schedule;  // null: always available
-  int utilization_percent = 100;  // the share of each minute the node may be busy (100: no limit)
+  int utilization_percent = 100;             // the share of each minute the node may be busy (100: no limit)
 };
 
 struct JobServiceOptions {
@@ -118,7 +118,8 @@ class JobService {
   void Poke();
 
   // `parent`: the job this one is part of (it runs again once all its jobs have ended).
-  [[nodiscard]] Result<nlohmann::json> Submit(const std::string& type, const nlohmann::json& request, int64_t parent = 0);
+  [[nodiscard]] Result<nlohmann::json> Submit(const std::string& type, const nlohmann::json& request,
+                                              int64_t parent = 0);
   [[nodiscard]] Result<nlohmann::json> Get(int64_t id, bool full = true);
   // The job once it has ended (succeeded, partial, failed, canceled), or as it is after `max`
   // (or when the service stops). At most kMaxWaiters callers wait at once; the others get the
@@ -191,8 +192,8 @@ class JobService {
   std::map<std::string, int> node_connections_ GUARDED_BY(mu_);    // held per node
   int waiters_ GUARDED_BY(mu_) = 0;                                // callers in AwaitEnd
   bool waiters_released_ GUARDED_BY(mu_) = false;
-  std::map<std::string, int> node_retrieves_ GUARDED_BY(mu_);      // running retrieves per node
-  std::map<std::string, DutyCycle> duty_ GUARDED_BY(mu_);          // nodes with a utilization share
+  std::map<std::string, int> node_retrieves_ GUARDED_BY(mu_);  // running retrieves per node
+  std::map<std::string, DutyCycle> duty_ GUARDED_BY(mu_);      // nodes with a utilization share
   bool stopping_ GUARDED_BY(mu_) = false;
   uint64_t pokes_ GUARDED_BY(mu_) = 0;
   std::atomic<bool> server_stopping_{false};

@@ -59,11 +59,11 @@ class ScriptedRunner : public JobRunner {
   std::atomic<bool> release{false};
   std::mutex mu;
   std::map<int, std::deque<JobOutcome>> scripts;  // GUARDED_BY(mu)
-  std::map<int, int> runs;                         // GUARDED_BY(mu)
-  std::vector<int> started;                        // GUARDED_BY(mu)
-  int running = 0, max_running = 0;                // GUARDED_BY(mu)
-  int wanted_extra = 0, granted_extra = -1;        // GUARDED_BY(mu)
-  int give_back = 0;                               // GUARDED_BY(mu): released right after
+  std::map<int, int> runs;                        // GUARDED_BY(mu)
+  std::vector<int> started;                       // GUARDED_BY(mu)
+  int running = 0, max_running = 0;               // GUARDED_BY(mu)
+  int wanted_extra = 0, granted_extra = -1;       // GUARDED_BY(mu)
+  int give_back = 0;                              // GUARDED_BY(mu): released right after
 };
 
 JobOutcome Transient(const std::string& why, int retry_after = 0) {
@@ -298,7 +298,8 @@ TEST_F(JobServiceTest, ACancelRacingAClaimNeverLetsTheJobRunAsCanceled) {
   // Busy workers: the cancels certainly come first, so the check below has cases to check.
   runner.release = false;
   std::vector<std::string> busy;
-  for (int n = 2000; n < 2004; ++n) busy.push_back((*s->Submit("test", {{"n", n}, {"node", "node-" + std::to_string(n)}}))["id"]);
+  for (int n = 2000; n < 2004; ++n)
+    busy.push_back((*s->Submit("test", {{"n", n}, {"node", "node-" + std::to_string(n)}}))["id"]);
   for (const auto& id : busy) WaitFor(*s, id, "running");
   for (int n = 1200; n < 1220; ++n) submit_and_cancel(n);
   runner.release = true;
@@ -572,7 +573,7 @@ TEST_F(JobServiceTest, QueuedJobsRunByPriorityThenQueueOrderAndCanBeReordered) {
   std::string normal2 = (*s->Submit("test", {{"n", 4}}))["id"];
   std::string high = (*s->Submit("test", {{"n", 5}, {"priority", "high"}}))["id"];
   std::string promoted = (*s->Submit("test", {{"n", 6}, {"priority", "low"}}))["id"];
-  ASSERT_TRUE(s->Reorder(std::stoll(normal2), "", "first"));  // before the older normal
+  ASSERT_TRUE(s->Reorder(std::stoll(normal2), "", "first"));   // before the older normal
   auto up = s->Reorder(std::stoll(promoted), "high", "last");  // after the other high
   ASSERT_TRUE(up);
   EXPECT_EQ((*up)["priority"], "high");

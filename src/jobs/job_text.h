@@ -16,7 +16,7 @@ inline std::string Dump(const nlohmann::json& j) {
 }
 
 // A stored JSON column, or `fallback` when it does not parse.
-inline nlohmann::json ParseOr(const std::string& text, nlohmann::json fallback) {
+inline nlohmann::json ParseOr(const std::string& text, const nlohmann::json& fallback) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   return j.is_discarded() ? fallback : j;
 }

@@ -63,12 +63,12 @@ struct RetrieveRunner::Tally {
   Mutex mu;
   std::set<std::string> arrived;  // SOP Instance UIDs that reached the archive for this job
   int64_t bytes = 0;
-  dicom::SubOperations peer;      // the latest counts the PACS gave for the current request
-  int64_t peer_total = -1;        // remaining + done at the first pending response
+  dicom::SubOperations peer;  // the latest counts the PACS gave for the current request
+  int64_t peer_total = -1;    // remaining + done at the first pending response
   int64_t done_completed = 0, done_failed = 0, done_warning = 0;  // finished requests
-  std::set<int> message_ids;      // of our C-MOVE requests, as Move Originator IDs
-  int64_t not_by_originator = 0;  // arrivals of ours the PACS did not mark as our C-MOVE's
-  int64_t not_stored = 0;  // answered Success to the PACS, then not stored (it counts them done)
+  std::set<int> message_ids;                                      // of our C-MOVE requests, as Move Originator IDs
+  int64_t not_by_originator = 0;            // arrivals of ours the PACS did not mark as our C-MOVE's
+  int64_t not_stored = 0;                   // answered Success to the PACS, then not stored (it counts them done)
   std::map<std::string, int64_t> by_study;  // arrivals per study
 
   void Finish(const dicom::SubOperations& final_counts) {  // mu held
@@ -142,9 +142,9 @@ Result<RetrieveRunner::Planned> RetrieveRunner::PlanFetch(JobContext& job, Trans
 }
 
 Result<std::pair<json, std::string>> RetrieveRunner::Prepare(const json& rq) {
-  if (auto r = RefuseUnknownFields(rq, {"node", "level", "uids", "method", "study_uid", "series_uid",
-                                        "retry_of", "project", "subject", "session", "relabel_patient",
-                                        "impose_labels", "import_row"});
+  if (auto r =
+          RefuseUnknownFields(rq, {"node", "level", "uids", "method", "study_uid", "series_uid", "retry_of", "project",
+                                   "subject", "session", "relabel_patient", "impose_labels", "import_row"});
       !r) {
     return tl::unexpected(r.error());
   }
@@ -269,8 +269,11 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
            {"already_present", already},
            {"bytes", tally.bytes},
            {"bytes_per_second", secs > 0 ? static_cast<int64_t>(tally.bytes / secs) : 0},
-           {"peer", {{"remaining", std::max(0, tally.peer.remaining)}, {"completed", tally.Completed()},
-                     {"failed", failed}, {"warning", warning}}}};
+           {"peer",
+            {{"remaining", std::max(0, tally.peer.remaining)},
+             {"completed", tally.Completed()},
+             {"failed", failed},
+             {"warning", warning}}}};
     return j;
   };
   job.Progress(progress());
@@ -279,11 +282,10 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   subscription.emplace(pipeline_.arrivals(), [&](const Arrival& a) {
     MutexLock lock(tally.mu);
     // A PACS sending for our C-MOVE names it (Move Originator); otherwise the UIDs tell.
-    bool moved_for_us = a.move_originator_ae == calling_ae &&
-                        tally.message_ids.count(a.move_originator_id) > 0;
+    bool moved_for_us = a.move_originator_ae == calling_ae && tally.message_ids.count(a.move_originator_id) > 0;
     bool ours = plan.listed ? plan.instances.count(a.sop_uid) > 0
-                             : (moved_for_us || (p.level == "STUDY" ? study_set.count(a.study_uid) > 0
-                                                                    : series_set.count(a.series_uid) > 0));
+                            : (moved_for_us || (p.level == "STUDY" ? study_set.count(a.study_uid) > 0
+                                                                   : series_set.count(a.series_uid) > 0));
     if (!ours) return;
     if (tally.arrived.insert(a.sop_uid).second) {
       tally.bytes += a.bytes;
@@ -344,8 +346,8 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   // What we asked for is answered before it is stored: a PACS's final C-MOVE response can
   // overtake the receiver's last stores. The PACS counts those that then failed as done.
   if (!expectation->pending_stores->WaitIdle(Steady::now() + kPendingStoresWait)) {
-    spdlog::warn("retrieve job {}: instances answered for it were still being stored after {} s",
-                 job.id(), kPendingStoresWait.count());
+    spdlog::warn("retrieve job {}: instances answered for it were still being stored after {} s", job.id(),
+                 kPendingStoresWait.count());
   }
   subscription.reset();
   {
@@ -391,9 +393,10 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
         out.transient = IsTransient(counted.error().code);
         return out;
       }
-      plan.note = fmt::format("the node did not give its counts ({}); the retrieve is checked against what "
-                              "it reported sending",
-                              counted.error().message);
+      plan.note = fmt::format(
+          "the node did not give its counts ({}); the retrieve is checked against what "
+          "it reported sending",
+          counted.error().message);
     }
   }
   if (planned.list_after) {
@@ -414,10 +417,11 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
       all_counted = all_counted && plan.study_counts.size() == p.uids.size();
     }
     if (!all_counted && !job.StopRequested()) {
-      planned.listing = std::async(std::launch::deferred, [&node_link, &p, copy = plan]() mutable -> Result<RetrievePlan> {
-        if (auto r = node_link.ListInstances(p, copy); !r) return tl::unexpected(r.error());
-        return copy;
-      });
+      planned.listing =
+          std::async(std::launch::deferred, [&node_link, &p, copy = plan]() mutable -> Result<RetrievePlan> {
+            if (auto r = node_link.ListInstances(p, copy); !r) return tl::unexpected(r.error());
+            return copy;
+          });
     }
   }
   if (planned.listing.valid()) {
@@ -428,8 +432,8 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
       for (const auto& [sop, _] : plan.instances) expected.push_back(sop);
     } else {
       std::string why = fmt::format("the PACS did not list the instances ({})", listed.error().message);
-      plan.note = plan.note.empty() ? why + "; the retrieve is checked against its instance counts"
-                                    : plan.note + "; " + why;
+      plan.note =
+          plan.note.empty() ? why + "; the retrieve is checked against its instance counts" : plan.note + "; " + why;
     }
   }
   if (auto f = pipeline_.Flush(); !f) {
@@ -494,23 +498,26 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
     // The labels and the patient this job imposes reach a receiver's instances only through the
     // PACS's word that they are ours (Move Originator); without it they were filed as anyone's.
     state = "partial";
-    error = fmt::format("{} instance(s) arrived without the PACS naming our C-MOVE as their origin (Move "
-                        "Originator AE title and message ID): the receiver filed them by its own rules, with "
-                        "their patient data, not as this job asks; retrieve with method c-get",
-                        unlabeled);
+    error = fmt::format(
+        "{} instance(s) arrived without the PACS naming our C-MOVE as their origin (Move "
+        "Originator AE title and message ID): the receiver filed them by its own rules, with "
+        "their patient data, not as this job asks; retrieve with method c-get",
+        unlabeled);
     fetched_transient_override = true;
   }
   if (job.StopRequested() && state != "succeeded") {
     if (job.ServerStopping()) {
-      error = fmt::format("interrupted: the server stopped; {} of {} instances are here; retry to "
-                          "fetch the rest", have, out_progress["total"].dump());
+      error = fmt::format(
+          "interrupted: the server stopped; {} of {} instances are here; retry to "
+          "fetch the rest",
+          have, out_progress["total"].dump());
     } else {
       state = "canceled";
       error = fmt::format("canceled; {} instance(s) had arrived and stay in the archive", arrived);
     }
   } else if (state != "succeeded" && error.empty()) {
     error = plan.listed ? fmt::format("{} of {} instances did not arrive", missing.size(), expected.size())
-                         : "fewer instances arrived than the PACS reported";
+                        : "fewer instances arrived than the PACS reported";
     if (not_stored > 0) {
       error += fmt::format(" ({} were received and could not be stored here: see the server log)", not_stored);
     }

@@ -28,12 +28,17 @@ class RetrieveRunner : public JobRunner {
  public:
   // `ingest_site`: the parts of the ingest path every origin shares (its staging area is the one
   // whose sessions complete when a job has all it expected).
-  RetrieveRunner(NodeRegistry& nodes, IngestPipeline& pipeline, Database& db,
-                 std::string default_calling_ae, std::function<std::vector<Receiver>()> receivers,
-                 ExpectationRegistry& expectations, IngestSite& ingest_site,
+  RetrieveRunner(NodeRegistry& nodes, IngestPipeline& pipeline, Database& db, std::string default_calling_ae,
+                 std::function<std::vector<Receiver>()> receivers, ExpectationRegistry& expectations,
+                 IngestSite& ingest_site,
                  std::function<std::vector<AssociationAttempt>(std::chrono::steady_clock::time_point)> seen_since = {})
-      : nodes_(nodes), pipeline_(pipeline), db_(db), default_ae_(std::move(default_calling_ae)),
-        receivers_(std::move(receivers)), expectations_(expectations), ingest_site_(ingest_site),
+      : nodes_(nodes),
+        pipeline_(pipeline),
+        db_(db),
+        default_ae_(std::move(default_calling_ae)),
+        receivers_(std::move(receivers)),
+        expectations_(expectations),
+        ingest_site_(ingest_site),
         seen_since_(std::move(seen_since)) {}
 
   [[nodiscard]] Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
@@ -43,10 +48,10 @@ class RetrieveRunner : public JobRunner {
   // A run is plan → fetch (Run, through the node's transport) → verify.
   struct Planned;  // what to fetch and what to verify against
   struct Tally;    // what the job learns while the data flows
-  [[nodiscard]] static Result<Planned> PlanFetch(JobContext& job, Transport& node_link, const RetrieveParams& p, Database& db);
-  JobOutcome Verify(JobContext& job, const Node& node, Transport& node_link, const RetrieveParams& p,
-                    Planned& planned, const FetchResult& fetched, Tally& tally,
-                    const std::function<nlohmann::json()>& progress);
+  [[nodiscard]] static Result<Planned> PlanFetch(JobContext& job, Transport& node_link, const RetrieveParams& p,
+                                                 Database& db);
+  JobOutcome Verify(JobContext& job, const Node& node, Transport& node_link, const RetrieveParams& p, Planned& planned,
+                    const FetchResult& fetched, Tally& tally, const std::function<nlohmann::json()>& progress);
 
   NodeRegistry& nodes_;
   IngestPipeline& pipeline_;

@@ -66,8 +66,8 @@ Result<std::vector<InstanceRow>> SendRunner::Select(const json& params) {
 }
 
 Result<std::pair<json, std::string>> SendRunner::Prepare(const json& rq) {
-  if (auto r = RefuseUnknownFields(rq, {"node", "level", "uids", "study_uid", "series_uid", "retry_of", "only",
-                                         "projects"});
+  if (auto r =
+          RefuseUnknownFields(rq, {"node", "level", "uids", "study_uid", "series_uid", "retry_of", "only", "projects"});
       !r) {
     return tl::unexpected(r.error());
   }
@@ -103,13 +103,13 @@ Result<std::pair<json, std::string>> SendRunner::Prepare(const json& rq) {
   auto rows = Select(params);
   if (!rows) return tl::unexpected(rows.error());
   if (rows->empty()) {
-    return Fail(params.contains("only") ? Code::kConflict : Code::kNotFound,
-                params.contains("only") ? "the earlier send has nothing left to send"
-                                        : fmt::format("the archive has no instances for {} {}{}", target->level,
-                                                      fmt::join(target->uids, ", "),
-                                                      projects.empty() ? "" : fmt::format(
-                                                          " in project(s) {}", fmt::join(projects, ", "))),
-                params.contains("only") ? "id" : "uids");
+    return Fail(
+        params.contains("only") ? Code::kConflict : Code::kNotFound,
+        params.contains("only")
+            ? "the earlier send has nothing left to send"
+            : fmt::format("the archive has no instances for {} {}{}", target->level, fmt::join(target->uids, ", "),
+                          projects.empty() ? "" : fmt::format(" in project(s) {}", fmt::join(projects, ", "))),
+        params.contains("only") ? "id" : "uids");
   }
   return std::pair{params, node->name};
 }
@@ -147,11 +147,13 @@ JobOutcome SendRunner::Run(JobContext& job) {
     }
     if (it != settled->end() && it->second.rfind("refused", 0) == 0) {
       ++failed;
-      earlier_refusals.push_back({{"sop_uid", r.sop_uid}, {"status", nullptr},
+      earlier_refusals.push_back({{"sop_uid", r.sop_uid},
+                                  {"status", nullptr},
                                   {"reason", it->second.size() > 8 ? it->second.substr(8) : "refused by the peer"}});
       continue;
     }
-    items.push_back({blobs_.Absolute(r.file_path).string(), r.sop_class_uid, r.sop_uid, r.transfer_syntax_uid, r.file_size});
+    items.push_back(
+        {blobs_.Absolute(r.file_path).string(), r.sop_class_uid, r.sop_uid, r.transfer_syntax_uid, r.file_size});
   }
   const int64_t done_before = done;
   const size_t n = items.size();
@@ -258,22 +260,26 @@ JobOutcome SendRunner::Run(JobContext& job) {
     const auto& o = outcomes[i];
     const std::string& sop = items[i].sop_uid;
     switch (o.status) {
-      case dicom::SendStatus::kSuccess: break;
+      case dicom::SendStatus::kSuccess:
+        break;
       case dicom::SendStatus::kWarning:
         warnings.push_back({{"sop_uid", sop},
                             {"status", fmt::format("0x{:04X}", o.dimse_status)},
                             {"reason", dicom::StoreStatusText(o.dimse_status)}});
         break;
       case dicom::SendStatus::kFailed:
-        failed_list.push_back({{"sop_uid", sop},
-                               {"status", o.dimse_status >= 0 ? json(fmt::format("0x{:04X}", o.dimse_status)) : json(nullptr)},
-                               {"reason", o.reason}});
+        failed_list.push_back(
+            {{"sop_uid", sop},
+             {"status", o.dimse_status >= 0 ? json(fmt::format("0x{:04X}", o.dimse_status)) : json(nullptr)},
+             {"reason", o.reason}});
         if (TransientRefusal(o.dimse_status)) transient = true;
         break;
       case dicom::SendStatus::kNotConfirmed:
         not_confirmed.push_back(sop);
-        if (o.transient) transient = true;
-        else permanent = true;
+        if (o.transient)
+          transient = true;
+        else
+          permanent = true;
         retry_after = std::max(retry_after, o.retry_after_seconds);
         // The instance that was on the wire when an association broke tells why.
         if (first_break.empty() && o.broke_here) first_break = o.reason;
@@ -293,9 +299,12 @@ JobOutcome SendRunner::Run(JobContext& job) {
     std::vector<std::string> parts;
     // Why instances were not confirmed: a broken association says more than a parallel one
     // that could not be opened (the peer may have gone away in between).
-    if (!first_break.empty()) parts.push_back(first_break);
-    else if (!lane_errors.empty()) parts.push_back(lane_errors.front());
-    else if (!first_reason.empty()) parts.push_back(first_reason);
+    if (!first_break.empty())
+      parts.push_back(first_break);
+    else if (!lane_errors.empty())
+      parts.push_back(lane_errors.front());
+    else if (!first_reason.empty())
+      parts.push_back(first_reason);
     if (!failed_list.empty()) {
       parts.push_back(fmt::format("{} instance(s) refused, e.g. {}: {}", failed_list.size(),
                                   failed_list[0]["sop_uid"].get<std::string>(),

@@ -18,8 +18,7 @@ class SendRunner : public JobRunner {
  public:
   SendRunner(NodeRegistry& nodes, IngestPipeline& pipeline, Database& db, BlobStore& blobs,
              std::string default_calling_ae)
-      : nodes_(nodes), pipeline_(pipeline), db_(db), blobs_(blobs),
-        default_ae_(std::move(default_calling_ae)) {}
+      : nodes_(nodes), pipeline_(pipeline), db_(db), blobs_(blobs), default_ae_(std::move(default_calling_ae)) {}
 
   [[nodiscard]] Result<std::pair<nlohmann::json, std::string>> Prepare(const nlohmann::json& request) override;
   JobOutcome Run(JobContext& job) override;

@@ -114,7 +114,8 @@ std::vector<dicom::FlatItem> Codes(const dicom::FlatItem& from, const char* sequ
 }
 
 [[nodiscard]] Result<void> Overrides(const json& attributes, dicom::FlatItem& into) {
-  if (!attributes.is_object()) return Fail(Code::kInvalidArgument, "attributes must be an object of keyword: value", "attributes");
+  if (!attributes.is_object())
+    return Fail(Code::kInvalidArgument, "attributes must be an object of keyword: value", "attributes");
   for (auto it = attributes.begin(); it != attributes.end(); ++it) {
     if (!it->is_string() && !it->is_array()) {
       return Fail(Code::kInvalidArgument, "attribute values are DICOM strings (a sequence: a list of objects)",
@@ -177,8 +178,10 @@ json FlatJsonFromDicomJson(const json& ds) {
     for (size_t i = 0; i < values.size(); ++i) {
       const json& v = values[i];
       if (i) text += '\\';
-      if (v.is_string()) text += v.get<std::string>();
-      else if (v.is_number()) text += v.dump();
+      if (v.is_string())
+        text += v.get<std::string>();
+      else if (v.is_number())
+        text += v.dump();
       else if (v.is_object()) {  // a person name: its groups
         std::string name = StringMember(v, "Alphabetic");
         if (v.contains("Ideographic") || v.contains("Phonetic")) name += "=" + StringMember(v, "Ideographic");
@@ -240,7 +243,8 @@ dicom::NAnswer MppsSteps::ReceiveChecked(const dicom::MppsRequest& rq) {
     if (*existing) return refuse(0x0111, "a step with this SOP Instance UID exists already");
     if (!update.contains(kStatus)) return refuse(0x0120, "Performed Procedure Step Status is missing");
     if (new_status.empty()) return refuse(0x0121, "Performed Procedure Step Status is empty");
-    if (new_status != kInProgress) return refuse(0x0106, fmt::format("a step is created IN PROGRESS, not {}", new_status));
+    if (new_status != kInProgress)
+      return refuse(0x0106, fmt::format("a step is created IN PROGRESS, not {}", new_status));
     m.direction = "received";
     m.sop_instance_uid = rq.sop_instance_uid;
     m.receiver_ae = rq.called_ae;
@@ -258,7 +262,8 @@ dicom::NAnswer MppsSteps::ReceiveChecked(const dicom::MppsRequest& rq) {
     }
     if (update.contains(kStatus) && new_status != kInProgress && new_status != "COMPLETED" &&
         new_status != "DISCONTINUED") {
-      return refuse(0x0106, fmt::format("'{}' is not a step status (IN PROGRESS, COMPLETED, DISCONTINUED)", new_status));
+      return refuse(0x0106,
+                    fmt::format("'{}' is not a step status (IN PROGRESS, COMPLETED, DISCONTINUED)", new_status));
     }
   }
   m = Merge(std::move(m), update);
@@ -332,8 +337,8 @@ void MppsSteps::NoteForwarded(const Pending& p, const std::string& outcome) {
   if (!existing || !*existing) return;
   MppsRecord m = **existing;
   json history = History(m);
-  history.push_back({{"at", Now()}, {"command", p.create ? "N-CREATE" : "N-SET"}, {"forwarded_to", p.node},
-                     {"outcome", outcome}});
+  history.push_back(
+      {{"at", Now()}, {"command", p.create ? "N-CREATE" : "N-SET"}, {"forwarded_to", p.node}, {"outcome", outcome}});
   m.history = Dump(history);
   if (auto r = db_.PutMpps(m); !r) spdlog::warn("MPPS step {}: {}", p.uid, r.error().message);
 }
@@ -372,8 +377,8 @@ Result<dicom::FlatItem> MppsSteps::StartAttributes(const MppsStart& start) const
   out.sequences["ReferencedPatientSequence"] = {};
   // Performed Procedure Step Information.
   out.values["PerformedProcedureStepID"] = dicom::NewUid().substr(5, 16);  // SH: 16 digits of a fresh UUID
-  const std::string station = !scheduled("ScheduledStationAETitle").empty() ? scheduled("ScheduledStationAETitle")
-                                                                              : start.station_ae_title;
+  const std::string station =
+      !scheduled("ScheduledStationAETitle").empty() ? scheduled("ScheduledStationAETitle") : start.station_ae_title;
   out.values["PerformedStationAETitle"] = station;
   out.values["PerformedStationName"] = scheduled("ScheduledStationName");
   out.values["PerformedLocation"] = scheduled("ScheduledProcedureStepLocation");
@@ -436,7 +441,8 @@ Result<dicom::FlatItem> MppsSteps::EndAttributes(const MppsEnd& end) const {
                                                 {"CodingSchemeDesignator", "DCM"},
                                                 {"CodeMeaning", "Discontinued for unspecified reason"}};
     if (Str(reason, "CodeValue").empty() || Str(reason, "CodingSchemeDesignator").empty()) {
-      return Fail(Code::kInvalidArgument, "reason needs CodeValue and CodingSchemeDesignator (PS3.16 CID 9300)", "reason");
+      return Fail(Code::kInvalidArgument, "reason needs CodeValue and CodingSchemeDesignator (PS3.16 CID 9300)",
+                  "reason");
     }
     out.sequences["PerformedProcedureStepDiscontinuationReasonCodeSequence"] = {CodeItem(reason)};
   }
@@ -468,8 +474,12 @@ Result<MppsRecord> MppsSteps::RecordSent(const std::string& node, const std::str
     m.updated_at = Now();
   }
   json history = History(m);
-  history.push_back({{"at", m.updated_at}, {"command", create ? "N-CREATE" : "N-SET"}, {"to", node},
-                     {"accepted", accepted}, {"outcome", outcome}, {"status", m.status}});
+  history.push_back({{"at", m.updated_at},
+                     {"command", create ? "N-CREATE" : "N-SET"},
+                     {"to", node},
+                     {"accepted", accepted},
+                     {"outcome", outcome},
+                     {"status", m.status}});
   m.history = Dump(history);
   if (auto r = db_.PutMpps(m); !r) return tl::unexpected(r.error());
   return m;

@@ -77,7 +77,7 @@ class MppsSteps : public dicom::MppsSink {
   // Records what we sent to `node` once the peer answered: a new step (create) or the update of
   // one (N-SET), with the attempt in its history either way when the step is known.
   [[nodiscard]] Result<MppsRecord> RecordSent(const std::string& node, const std::string& uid, bool create,
-                                const std::string& dicom_json, const std::string& outcome, bool accepted);
+                                              const std::string& dicom_json, const std::string& outcome, bool accepted);
 
   // The API's view: the columns, the history, and with `full` the attributes flattened
   // (keyword → value) and as DICOM JSON.

@@ -82,9 +82,9 @@ TEST_F(MppsStepsTest, ReceivedStepsFollowTheStateMachine) {
   stored = db_->GetMpps("received", "1.9.1");
   EXPECT_EQ((*stored)->status, "COMPLETED");
   const json merged = json::parse((*stored)->attributes);
-  EXPECT_EQ(merged["00400250"]["Value"][0], "20261203");      // the N-SET's attribute
+  EXPECT_EQ(merged["00400250"]["Value"][0], "20261203");                // the N-SET's attribute
   EXPECT_EQ(merged["00100010"]["Value"][0]["Alphabetic"], "DOE^JANE");  // the N-CREATE's, kept
-  EXPECT_EQ(json::parse((*stored)->history).size(), 2u);      // refusals change nothing
+  EXPECT_EQ(json::parse((*stored)->history).size(), 2u);                // refusals change nothing
 }
 
 TEST_F(MppsStepsTest, HostileRequestsNeitherThrowNorMoveTheStep) {
@@ -115,22 +115,24 @@ TEST_F(MppsStepsTest, HostileRequestsNeitherThrowNorMoveTheStep) {
 }
 
 TEST_F(MppsStepsTest, StartAttributesComeFromTheWorklistItem) {
-  json item{{"PatientName", "MÜLLER^JOSÉ"},
-            {"PatientID", "P1"},
-            {"AccessionNumber", "A1"},
-            {"StudyInstanceUID", "1.2.3"},
-            {"RequestedProcedureID", "RP1"},
-            {"RequestedProcedureDescription", "CT HEAD"},
-            {"RequestedProcedureCodeSequence", json::array({{{"CodeValue", "RPC1"}, {"CodingSchemeDesignator", "L"}}})},
-            {"ScheduledProcedureStepSequence",
-             json::array({{{"Modality", "CT"},
-                           {"ScheduledStationAETitle", "CT1"},
-                           {"ScheduledProcedureStepID", "SPS1"},
-                           {"ScheduledProcedureStepDescription", "HEAD NATIVE"},
-                           {"ScheduledProtocolCodeSequence",
-                            json::array({{{"CodeValue", "P1"}, {"CodingSchemeDesignator", "L"}, {"CodingSchemeVersion", ""}}})}}})},
-            {"dicom", json::object()},
-            {"mpps", nullptr}};
+  json item{
+      {"PatientName", "MÜLLER^JOSÉ"},
+      {"PatientID", "P1"},
+      {"AccessionNumber", "A1"},
+      {"StudyInstanceUID", "1.2.3"},
+      {"RequestedProcedureID", "RP1"},
+      {"RequestedProcedureDescription", "CT HEAD"},
+      {"RequestedProcedureCodeSequence", json::array({{{"CodeValue", "RPC1"}, {"CodingSchemeDesignator", "L"}}})},
+      {"ScheduledProcedureStepSequence",
+       json::array(
+           {{{"Modality", "CT"},
+             {"ScheduledStationAETitle", "CT1"},
+             {"ScheduledProcedureStepID", "SPS1"},
+             {"ScheduledProcedureStepDescription", "HEAD NATIVE"},
+             {"ScheduledProtocolCodeSequence",
+              json::array({{{"CodeValue", "P1"}, {"CodingSchemeDesignator", "L"}, {"CodingSchemeVersion", ""}}})}}})},
+      {"dicom", json::object()},
+      {"mpps", nullptr}};
   MppsStart start;
   start.item = item;
   start.station_ae_title = "PACSBRIDGE";
@@ -173,8 +175,8 @@ TEST_F(MppsStepsTest, EndAttributesReferenceWhatWasProduced) {
   s.series_uid = "1.2.3.4";
   s.description = "AX T1";
   s.retrieve_ae_title = "PACSBRIDGE";
-  s.instances = {{"1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.1"},        // CT Image Storage: an image
-                 {"1.2.840.10008.5.1.4.1.1.88.22", "1.2.3.4.2"}};   // Enhanced SR: not an image
+  s.instances = {{"1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.1"},       // CT Image Storage: an image
+                 {"1.2.840.10008.5.1.4.1.1.88.22", "1.2.3.4.2"}};  // Enhanced SR: not an image
   end.series = {s};
   auto a = steps_->EndAttributes(end);
   ASSERT_TRUE(a) << a.error().message;
@@ -183,8 +185,9 @@ TEST_F(MppsStepsTest, EndAttributesReferenceWhatWasProduced) {
   EXPECT_EQ(item.values.at("SeriesInstanceUID"), "1.2.3.4");
   EXPECT_EQ(item.values.at("ProtocolName"), "AX T1");  // type 1: the description stands in
   EXPECT_EQ(item.sequences.at("ReferencedImageSequence").at(0).values.at("ReferencedSOPInstanceUID"), "1.2.3.4.1");
-  EXPECT_EQ(item.sequences.at("ReferencedNonImageCompositeSOPInstanceSequence").at(0).values.at("ReferencedSOPInstanceUID"),
-            "1.2.3.4.2");
+  EXPECT_EQ(
+      item.sequences.at("ReferencedNonImageCompositeSOPInstanceSequence").at(0).values.at("ReferencedSOPInstanceUID"),
+      "1.2.3.4.2");
   EXPECT_TRUE(dicom::ToDicomJson(*a, "attributes."));
 
   MppsEnd stop;
@@ -203,7 +206,8 @@ TEST_F(MppsStepsTest, EndAttributesReferenceWhatWasProduced) {
 }
 
 TEST(MppsJson, DicomJsonFlattensWithKeywordsAndNameGroups) {
-  json ds{{"00100010", {{"vr", "PN"}, {"Value", json::array({{{"Alphabetic", "Yamada^Tarou"}, {"Ideographic", "山田^太郎"}}})}}},
+  json ds{{"00100010",
+           {{"vr", "PN"}, {"Value", json::array({{{"Alphabetic", "Yamada^Tarou"}, {"Ideographic", "山田^太郎"}}})}}},
           {"00400340", {{"vr", "SQ"}, {"Value", json::array({{{"0020000E", {{"vr", "UI"}, {"Value", {"1.2"}}}}}})}}},
           {"00280010", {{"vr", "US"}, {"Value", {512}}}},
           {"00080005", {{"vr", "CS"}, {"Value", {"ISO_IR 192"}}}}};
@@ -217,8 +221,10 @@ TEST(MppsJson, DicomJsonFlattensWithKeywordsAndNameGroups) {
 // Found by the dicom_json fuzz target: a peer's "Value" that is no list, a "vr" or name group
 // that is no string, threw out of the flattening (and out of the thread that ran it).
 TEST(MppsJson, DicomJsonOfTheWrongShapeFlattensToWhatIsUsable) {
-  json ds{{"00081199", {{"vr", "SQ"}, {"Value", json::array({{{"00081150", {{"vr", "UI"}, {"Value", "UI"}}},
-                                                               {"00081197", {{"vr", "US"}, {"Value", {272}}}}}})}}},
+  json ds{{"00081199",
+           {{"vr", "SQ"},
+            {"Value", json::array({{{"00081150", {{"vr", "UI"}, {"Value", "UI"}}},
+                                    {"00081197", {{"vr", "US"}, {"Value", {272}}}}}})}}},
           {"00100010", {{"vr", "PN"}, {"Value", json::array({{{"Alphabetic", 7}, {"Ideographic", "X"}}})}}},
           {"00100020", {{"vr", 5}, {"Value", {"PID"}}}},
           {"00080060", {{"vr", "CS"}, {"Value", {{"a", 1}}}}}};

@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "core/validate.h"
 #include "core/url.h"
+#include "core/validate.h"
 
 namespace pb {
 namespace {
@@ -26,8 +26,8 @@ constexpr IntField kIntFields[] = {
 };
 
 // Headers the transport sets itself: a node may not replace them.
-constexpr const char* kOwnHeaders[] = {"Content-Type", "Content-Length", "Accept", "Host",
-                                       "Transfer-Encoding", "Expect"};
+constexpr const char* kOwnHeaders[] = {"Content-Type", "Content-Length",    "Accept",
+                                       "Host",         "Transfer-Encoding", "Expect"};
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -63,10 +63,10 @@ bool HasControl(std::string_view s) {
   }
   for (const char* own : kOwnHeaders) {
     if (EqualsIgnoreCase(name, own)) {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("{} '{}' is set by PACS Bridge itself on every request; it cannot be replaced",
-                              field, name),
-                  field);
+      return Fail(
+          Code::kInvalidArgument,
+          fmt::format("{} '{}' is set by PACS Bridge itself on every request; it cannot be replaced", field, name),
+          field);
     }
   }
   if (n.auth.type != "none" && EqualsIgnoreCase(name, "Authorization")) {
@@ -148,8 +148,8 @@ bool HasControl(std::string_view s) {
     }
   }
   if (!n.calling_ae_header.empty() && EqualsIgnoreCase(n.calling_ae_header, n.called_ae_header)) {
-    return Fail(Code::kInvalidArgument,
-                "called_ae_header and calling_ae_header must be two different headers", "called_ae_header");
+    return Fail(Code::kInvalidArgument, "called_ae_header and calling_ae_header must be two different headers",
+                "called_ae_header");
   }
   if (!n.called_ae_header.empty() && n.ae_title.empty()) {
     return Fail(Code::kInvalidArgument,
@@ -193,7 +193,8 @@ void ReadDicomWebFields(JsonReader& r, Node& n) {
   if (!url) return tl::unexpected(url.error());
   n.url = *url;
   for (auto [field, root] : {std::pair<const char*, std::string*>{"qido_root", &n.qido_root},
-                             {"wado_root", &n.wado_root}, {"stow_root", &n.stow_root}}) {
+                             {"wado_root", &n.wado_root},
+                             {"stow_root", &n.stow_root}}) {
     if (Trim(*root).empty()) {
       root->clear();
       continue;
@@ -203,8 +204,8 @@ void ReadDicomWebFields(JsonReader& r, Node& n) {
     *root = *r;
   }
   // Optional here: only the AE title headers use them.
-  for (auto [field, value] : {std::pair<const char*, std::string*>{"ae_title", &n.ae_title},
-                              {"calling_ae_title", &n.calling_ae_title}}) {
+  for (auto [field, value] :
+       {std::pair<const char*, std::string*>{"ae_title", &n.ae_title}, {"calling_ae_title", &n.calling_ae_title}}) {
     if (Trim(*value).empty()) {
       value->clear();
       continue;
@@ -241,8 +242,11 @@ void WriteDicomWebFields(const Node& n, bool with_secrets, json& j) {
   j["calling_ae_title"] = n.calling_ae_title;
   j["calling_ae_header"] = n.calling_ae_header;
   j["called_ae_header"] = n.called_ae_header;
-  json a{{"type", n.auth.type}, {"username", n.auth.username}, {"token_url", n.auth.token_url},
-         {"client_id", n.auth.client_id}, {"scope", n.auth.scope}};
+  json a{{"type", n.auth.type},
+         {"username", n.auth.username},
+         {"token_url", n.auth.token_url},
+         {"client_id", n.auth.client_id},
+         {"scope", n.auth.scope}};
   if (with_secrets) {
     a["password"] = n.auth.password;
     a["token"] = n.auth.token;

@@ -22,28 +22,33 @@ class JsonReader {
   [[nodiscard]] Result<void> CheckKnown(const std::set<std::string>& known) const {
     for (auto it = j_.begin(); it != j_.end(); ++it) {
       if (!known.count(it.key())) {
-        return Fail(Code::kInvalidArgument,
-                    fmt::format("unknown field '{}{}'", prefix_, it.key()), prefix_ + it.key());
+        return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}{}'", prefix_, it.key()), prefix_ + it.key());
       }
     }
     return {};
   }
   void Str(const char* key, std::string& out) {
     if (auto* v = Find(key)) {
-      if (v->is_string()) out = v->get<std::string>();
-      else if (!v->is_null()) Bad(key, "must be a string");
+      if (v->is_string())
+        out = v->get<std::string>();
+      else if (!v->is_null())
+        Bad(key, "must be a string");
     }
   }
   void Bool(const char* key, bool& out) {
     if (auto* v = Find(key)) {
-      if (v->is_boolean()) out = v->get<bool>();
-      else Bad(key, "must be true or false");
+      if (v->is_boolean())
+        out = v->get<bool>();
+      else
+        Bad(key, "must be true or false");
     }
   }
   void Int(const char* key, int64_t& out) {
     if (auto* v = Find(key)) {
-      if (v->is_number_integer()) out = v->get<int64_t>();
-      else Bad(key, "must be an integer");
+      if (v->is_number_integer())
+        out = v->get<int64_t>();
+      else
+        Bad(key, "must be an integer");
     }
   }
   // An int field of the model: values beyond int's range are kept out of range (saturated), so

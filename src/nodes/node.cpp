@@ -6,13 +6,13 @@
 
 #include <fmt/format.h>
 
+#include "core/url.h"
 #include "core/validate.h"
 #include "dicom/retrieve.h"
 #include "dicom/tls_files.h"
 #include "dicom/worklist.h"
 #include "nodes/dicomweb_node.h"
 #include "nodes/json_reader.h"
-#include "core/url.h"
 
 namespace pb {
 namespace {
@@ -22,32 +22,32 @@ using nlohmann::json;
 // Read-only fields of the API's answers are accepted and ignored, so that what a GET gives can be
 // sent back in a PUT.
 const std::set<std::string> kNodeFields{
-    "name", "type", "description", "queryable", "storable", "default_query_retrieve",
-    "default_storage", "locked", "tls", "ae_title", "host", "port", "retrieve_method",
-    "calling_ae_title", "move_destination", "listen_port", "preferred_transfer_syntax", "allow_lossy_compression",
-    "max_associations", "timeout_seconds", "patient_root", "query_charset", "max_results",
-    "url", "qido", "wado", "stow", "stow_multipart", "qido_root", "wado_root", "stow_root",
-    "calling_ae_header", "called_ae_header", "stow_batch_instances", "stow_batch_mb",
-    "query_timeout_seconds", "retrieve_timeout_seconds", "proxy", "allow_redirects",
-    "auth", "headers", "schedule", "max_bytes_per_second", "mwl", "mwl_charset", "mpps",
-    "retry", "max_parallel_retrieves", "utilization_percent",
+    "name", "type", "description", "queryable", "storable", "default_query_retrieve", "default_storage", "locked",
+    "tls", "ae_title", "host", "port", "retrieve_method", "calling_ae_title", "move_destination", "listen_port",
+    "preferred_transfer_syntax", "allow_lossy_compression", "max_associations", "timeout_seconds", "patient_root",
+    "query_charset", "max_results", "url", "qido", "wado", "stow", "stow_multipart", "qido_root", "wado_root",
+    "stow_root", "calling_ae_header", "called_ae_header", "stow_batch_instances", "stow_batch_mb",
+    "query_timeout_seconds", "retrieve_timeout_seconds", "proxy", "allow_redirects", "auth", "headers", "schedule",
+    "max_bytes_per_second", "mwl", "mwl_charset", "mpps", "retry", "max_parallel_retrieves", "utilization_percent",
     // read-only
-    "warnings", "retrieve_method_learned", "effective_calling_ae_title", "effective_move_destination",
-    "available", "unavailable_reason", "availability_changes_at", "offers_import", "offers_export", "last_test"};
+    "warnings", "retrieve_method_learned", "effective_calling_ae_title", "effective_move_destination", "available",
+    "unavailable_reason", "availability_changes_at", "offers_import", "offers_export", "last_test"};
 const std::set<std::string> kRetryFields{"attempts", "first_delay_seconds", "max_delay_seconds"};
-const std::set<std::string> kTlsFields{"enabled", "verify_peer", "verify_hostname",
-                                       "ca_file", "cert_file", "key_file"};
-const std::set<std::string> kAuthFields{"type", "username", "password", "token", "token_url",
-                                        "client_id", "client_secret", "scope", "has_password",
-                                        "has_token", "has_client_secret"};
+const std::set<std::string> kTlsFields{"enabled", "verify_peer", "verify_hostname", "ca_file", "cert_file", "key_file"};
+const std::set<std::string> kAuthFields{"type",         "username",  "password",         "token",
+                                        "token_url",    "client_id", "client_secret",    "scope",
+                                        "has_password", "has_token", "has_client_secret"};
 
 }  // namespace
 
 const char* RetrieveMethodName(RetrieveMethod m) {
   switch (m) {
-    case RetrieveMethod::kAuto: return "auto";
-    case RetrieveMethod::kCGet: return "c-get";
-    case RetrieveMethod::kCMove: return "c-move";
+    case RetrieveMethod::kAuto:
+      return "auto";
+    case RetrieveMethod::kCGet:
+      return "c-get";
+    case RetrieveMethod::kCMove:
+      return "c-move";
   }
   return "auto";
 }
@@ -87,14 +87,21 @@ const char* RetrieveMethodName(RetrieveMethod m) {
   r.Bool("mpps", n.mpps);
   if (r.error()) return tl::unexpected(*r.error());
 
-  if (type == "dimse") n.type = NodeType::kDimse;
-  else if (type == "dicomweb") n.type = NodeType::kDicomWeb;
-  else return Fail(Code::kInvalidArgument, "type must be \"dimse\" or \"dicomweb\"", "type");
+  if (type == "dimse")
+    n.type = NodeType::kDimse;
+  else if (type == "dicomweb")
+    n.type = NodeType::kDicomWeb;
+  else
+    return Fail(Code::kInvalidArgument, "type must be \"dimse\" or \"dicomweb\"", "type");
 
-  if (method == "auto") n.retrieve_method = RetrieveMethod::kAuto;
-  else if (method == "c-get" || method == "C-GET") n.retrieve_method = RetrieveMethod::kCGet;
-  else if (method == "c-move" || method == "C-MOVE") n.retrieve_method = RetrieveMethod::kCMove;
-  else return Fail(Code::kInvalidArgument, "retrieve_method must be \"auto\", \"c-get\" or \"c-move\"", "retrieve_method");
+  if (method == "auto")
+    n.retrieve_method = RetrieveMethod::kAuto;
+  else if (method == "c-get" || method == "C-GET")
+    n.retrieve_method = RetrieveMethod::kCGet;
+  else if (method == "c-move" || method == "C-MOVE")
+    n.retrieve_method = RetrieveMethod::kCMove;
+  else
+    return Fail(Code::kInvalidArgument, "retrieve_method must be \"auto\", \"c-get\" or \"c-move\"", "retrieve_method");
 
   if (n.type == NodeType::kDimse || j.contains("port")) {
     auto p = ValidatePort(port, "port");
@@ -119,9 +126,8 @@ const char* RetrieveMethodName(RetrieveMethod m) {
   }
   n.max_results = static_cast<int>(max_results);
   static const std::set<std::string> kCharsets{
-      "", "none", "ISO_IR 192", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110",
-      "ISO_IR 144", "ISO_IR 127", "ISO_IR 126", "ISO_IR 138", "ISO_IR 148", "ISO_IR 166",
-      "ISO_IR 13", "GB18030", "GBK"};
+      "",           "none",       "ISO_IR 192", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110", "ISO_IR 144",
+      "ISO_IR 127", "ISO_IR 126", "ISO_IR 138", "ISO_IR 148", "ISO_IR 166", "ISO_IR 13",  "GB18030",    "GBK"};
   if (!kCharsets.count(n.query_charset)) {
     return Fail(Code::kInvalidArgument,
                 "query_charset must be a DICOM Specific Character Set (e.g. \"ISO_IR 192\", "
@@ -136,9 +142,10 @@ const char* RetrieveMethodName(RetrieveMethod m) {
                 "mwl_charset");
   }
   if (n.type != NodeType::kDimse && (n.mwl || n.mpps)) {
-    return Fail(Code::kInvalidArgument,
-                fmt::format("{} is a DIMSE service; a DICOMweb node cannot offer it", n.mwl ? "Modality Worklist" : "MPPS"),
-                n.mwl ? "mwl" : "mpps");
+    return Fail(
+        Code::kInvalidArgument,
+        fmt::format("{} is a DIMSE service; a DICOMweb node cannot offer it", n.mwl ? "Modality Worklist" : "MPPS"),
+        n.mwl ? "mwl" : "mpps");
   }
   n.preferred_transfer_syntax = Trim(n.preferred_transfer_syntax);
   if (!n.preferred_transfer_syntax.empty() && dicom::TransferSyntaxUid(n.preferred_transfer_syntax).empty()) {
@@ -184,10 +191,12 @@ const char* RetrieveMethodName(RetrieveMethod m) {
     tr.Int("max_delay_seconds", most);
     if (tr.error()) return tl::unexpected(*tr.error());
     if (attempts < 1 || attempts > 100) {
-      return Fail(Code::kInvalidArgument, "retry.attempts must be between 1 (no automatic retry) and 100", "retry.attempts");
+      return Fail(Code::kInvalidArgument, "retry.attempts must be between 1 (no automatic retry) and 100",
+                  "retry.attempts");
     }
     if (first < 1 || first > 86400) {
-      return Fail(Code::kInvalidArgument, "retry.first_delay_seconds must be between 1 and 86400", "retry.first_delay_seconds");
+      return Fail(Code::kInvalidArgument, "retry.first_delay_seconds must be between 1 and 86400",
+                  "retry.first_delay_seconds");
     }
     if (most < first || most > 7 * 86400) {
       return Fail(Code::kInvalidArgument,
@@ -211,8 +220,7 @@ const char* RetrieveMethodName(RetrieveMethod m) {
     if (!n.tls.cert_file.empty() || !n.tls.key_file.empty()) {
       if (n.tls.cert_file.empty() || n.tls.key_file.empty()) {
         const char* missing = n.tls.cert_file.empty() ? "tls.cert_file" : "tls.key_file";
-        return Fail(Code::kInvalidArgument,
-                    "a client certificate needs both tls.cert_file and tls.key_file", missing);
+        return Fail(Code::kInvalidArgument, "a client certificate needs both tls.cert_file and tls.key_file", missing);
       }
       if (auto k = dicom::CheckTlsFile(n.tls.key_file, "tls.key_file", true); !k) return tl::unexpected(k.error());
     }
@@ -285,13 +293,11 @@ const char* RetrieveMethodName(RetrieveMethod m) {
     }
   }
   if (n.default_query_retrieve && !n.queryable) {
-    return Fail(Code::kInvalidArgument,
-                "default_query_retrieve needs a queryable node: set queryable to true first",
+    return Fail(Code::kInvalidArgument, "default_query_retrieve needs a queryable node: set queryable to true first",
                 "default_query_retrieve");
   }
   if (n.default_storage && !n.storable) {
-    return Fail(Code::kInvalidArgument,
-                "default_storage needs a storable node: set storable to true first",
+    return Fail(Code::kInvalidArgument, "default_storage needs a storable node: set storable to true first",
                 "default_storage");
   }
   static const std::set<std::string> kAuthTypes{"none", "basic", "bearer", "oauth2"};
@@ -316,13 +322,12 @@ json NodeToJson(const Node& n, bool with_secrets) {
   j["default_storage"] = n.default_storage;
   if (!with_secrets) {
     j["locked"] = n.locked;
-    j["retrieve_method_learned"] = n.retrieve_method_learned.empty()
-                                       ? nlohmann::json(nullptr)
-                                       : nlohmann::json(n.retrieve_method_learned);
+    j["retrieve_method_learned"] =
+        n.retrieve_method_learned.empty() ? nlohmann::json(nullptr) : nlohmann::json(n.retrieve_method_learned);
   }
-  j["tls"] = {{"enabled", n.tls.enabled}, {"verify_peer", n.tls.verify_peer},
-              {"verify_hostname", n.tls.verify_hostname}, {"ca_file", n.tls.ca_file},
-              {"cert_file", n.tls.cert_file}, {"key_file", n.tls.key_file}};
+  j["tls"] = {
+      {"enabled", n.tls.enabled}, {"verify_peer", n.tls.verify_peer}, {"verify_hostname", n.tls.verify_hostname},
+      {"ca_file", n.tls.ca_file}, {"cert_file", n.tls.cert_file},     {"key_file", n.tls.key_file}};
   if (n.type == NodeType::kDimse) {
     j["ae_title"] = n.ae_title;
     j["host"] = n.host;
@@ -392,15 +397,24 @@ std::string ClosedReason(const Node& n, TimePoint now) {
 
 std::string ClosedReason(const Node& n, const Schedule& schedule, const Schedule::Availability& a) {
   if (a.open) return "";
-  return fmt::format("node '{}' is outside its availability window ({}); {}", n.name, schedule.Describe(),
-                     a.next_change ? fmt::format("the next one opens at {}", UtcIso(*a.next_change))
-                                   : std::string("no window opens"));
+  return fmt::format(
+      "node '{}' is outside its availability window ({}); {}", n.name, schedule.Describe(),
+      a.next_change ? fmt::format("the next one opens at {}", UtcIso(*a.next_change)) : std::string("no window opens"));
 }
 
 dicom::PeerRequest ToPeerRequest(const Node& n, const std::string& default_calling_ae) {
-  return dicom::PeerRequest{n.host, n.port, n.ae_title, EffectiveCallingAeTitle(n, default_calling_ae),
-                            n.timeout_seconds, n.tls.enabled, n.tls.verify_peer,
-                            n.tls.ca_file, n.tls.cert_file, n.tls.key_file, n.tls.verify_hostname, nullptr};
+  return dicom::PeerRequest{n.host,
+                            n.port,
+                            n.ae_title,
+                            EffectiveCallingAeTitle(n, default_calling_ae),
+                            n.timeout_seconds,
+                            n.tls.enabled,
+                            n.tls.verify_peer,
+                            n.tls.ca_file,
+                            n.tls.cert_file,
+                            n.tls.key_file,
+                            n.tls.verify_hostname,
+                            nullptr};
 }
 
 }  // namespace pb

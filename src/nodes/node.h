@@ -46,16 +46,16 @@ struct Node {
   std::string host;
   uint16_t port = 104;
   RetrieveMethod retrieve_method = RetrieveMethod::kAuto;
-  std::string calling_ae_title;   // empty: the server's AE title
-  std::string move_destination;   // our AE title as the PACS knows it; empty: calling AE title
-  int listen_port = 0;            // 0: the default receiver
+  std::string calling_ae_title;  // empty: the server's AE title
+  std::string move_destination;  // our AE title as the PACS knows it; empty: calling AE title
+  int listen_port = 0;           // 0: the default receiver
   std::string preferred_transfer_syntax;
   bool allow_lossy_compression = false;  // a send may compress lossily when the peer wants it
   int max_associations = 2;
   int timeout_seconds = 10;
-  bool patient_root = false;      // query with the Patient Root model (else Study Root)
-  std::string query_charset;      // Specific Character Set of queries: "" = ISO_IR 192; "none"
-  int max_results = 1000;         // C-FIND answers kept per query; the rest is canceled
+  bool patient_root = false;  // query with the Patient Root model (else Study Root)
+  std::string query_charset;  // Specific Character Set of queries: "" = ISO_IR 192; "none"
+  int max_results = 1000;     // C-FIND answers kept per query; the rest is canceled
   // DICOMweb
   std::string url;
   bool qido = true, wado = true, stow = true, stow_multipart = true;
@@ -65,12 +65,12 @@ struct Node {
   std::string qido_root, wado_root, stow_root;
   // Headers carrying our calling AE title and the node's `ae_title` (empty name: not sent).
   std::string calling_ae_header, called_ae_header;
-  int stow_batch_instances = 100;  // multipart STOW-RS: at most this many instances per request
-  int stow_batch_mb = 64;          // ... and at most this many MB
+  int stow_batch_instances = 100;      // multipart STOW-RS: at most this many instances per request
+  int stow_batch_mb = 64;              // ... and at most this many MB
   int query_timeout_seconds = 30;      // a QIDO-RS request, whole
   int retrieve_timeout_seconds = 120;  // WADO-RS and STOW-RS: no byte moving for this long
-  std::string proxy;             // an HTTP proxy URL (empty: none; the environment is ignored)
-  bool allow_redirects = false;  // follow a redirect to another host (same host: always)
+  std::string proxy;                   // an HTTP proxy URL (empty: none; the environment is ignored)
+  bool allow_redirects = false;        // follow a redirect to another host (same host: always)
   // How jobs use the node: automatic retries of transient faults (attempts count runs, the
   // first included; delays double from the first up to the maximum) and retrieves at once
   // (0 in JSON: the type's default, 1 for DIMSE, 2 for DICOMweb).

@@ -5,9 +5,7 @@
 namespace pb {
 namespace {
 
-nlohmann::json Dimse() {
-  return {{"name", "pacs"}, {"ae_title", "ORTHANC"}, {"host", "127.0.0.1"}, {"port", 4242}};
-}
+nlohmann::json Dimse() { return {{"name", "pacs"}, {"ae_title", "ORTHANC"}, {"host", "127.0.0.1"}, {"port", 4242}}; }
 
 TEST(NodeJson, FlagsAreOffUnlessSet) {
   auto n = NodeFromJson(Dimse());
@@ -134,7 +132,9 @@ TEST(NodeJson, DicomWebNeedsHttpUrl) {
 }
 
 TEST(NodeJson, SecretsAreWriteOnly) {
-  nlohmann::json j{{"name", "web"}, {"type", "dicomweb"}, {"url", "https://pacs/dicom-web"},
+  nlohmann::json j{{"name", "web"},
+                   {"type", "dicomweb"},
+                   {"url", "https://pacs/dicom-web"},
                    {"auth", {{"type", "basic"}, {"username", "u"}, {"password", "s3cret"}}}};
   auto n = NodeFromJson(j);
   ASSERT_TRUE(n);
@@ -226,7 +226,7 @@ TEST(NodeJson, PreferredTransferSyntaxByUidKeywordOrDcmtkName) {
 
 TEST(NodeJson, LearnedRetrieveMethodIsShownButNeverTakenFromInput) {
   auto j = Dimse();
-  j["retrieve_method_learned"] = "c-move";  // read-only: accepted in a round trip, ignored
+  j["retrieve_method_learned"] = "c-move";                          // read-only: accepted in a round trip, ignored
   j["last_test"] = {{"ok", true}, {"at", "2026-12-03T07:00:00Z"}};  // likewise (the API adds it)
   auto n = NodeFromJson(j);
   ASSERT_TRUE(n) << n.error().message;
@@ -243,9 +243,7 @@ TEST(NodeJson, LearnedRetrieveMethodIsShownButNeverTakenFromInput) {
 namespace pb {
 namespace {
 
-nlohmann::json Web() {
-  return {{"name", "web"}, {"type", "dicomweb"}, {"url", "http://orthanc:8042/dicom-web/"}};
-}
+nlohmann::json Web() { return {{"name", "web"}, {"type", "dicomweb"}, {"url", "http://orthanc:8042/dicom-web/"}}; }
 
 // Every DICOMweb setting, none at its default.
 nlohmann::json FullWeb() {
@@ -267,12 +265,22 @@ nlohmann::json FullWeb() {
           {"calling_ae_header", "X-Calling-AE"},
           {"called_ae_header", "X-Called-AE"},
           {"auth",
-           {{"type", "oauth2"}, {"username", "u"}, {"password", "pw-1"}, {"token", "tok-2"},
-            {"token_url", "https://login.example/oauth2/token"}, {"client_id", "bridge"},
-            {"client_secret", "cs-3"}, {"scope", "dicom.read dicom.write"}}},
+           {{"type", "oauth2"},
+            {"username", "u"},
+            {"password", "pw-1"},
+            {"token", "tok-2"},
+            {"token_url", "https://login.example/oauth2/token"},
+            {"client_id", "bridge"},
+            {"client_secret", "cs-3"},
+            {"scope", "dicom.read dicom.write"}}},
           {"headers", {{{"name", "X-Api-Key"}, {"value", "k"}}, {{"name", "X-Tenant"}, {"value", "t"}}}},
-          {"tls", {{"enabled", true}, {"verify_peer", false}, {"verify_hostname", false}, {"ca_file", "/ca.pem"},
-                   {"cert_file", ""}, {"key_file", ""}}},
+          {"tls",
+           {{"enabled", true},
+            {"verify_peer", false},
+            {"verify_hostname", false},
+            {"ca_file", "/ca.pem"},
+            {"cert_file", ""},
+            {"key_file", ""}}},
           {"stow_batch_instances", 7},
           {"stow_batch_mb", 9},
           {"timeout_seconds", 11},
@@ -369,8 +377,8 @@ TEST(DicomWebNode, ValidationNamesTheField) {
   EXPECT_EQ(FieldOf(web, P("/proxy"), "http://proxy:3128/path"), "proxy");
   EXPECT_EQ(FieldOf(web, P("/proxy"), "https://proxy:3128"), "");
   EXPECT_EQ(FieldOf(web, P("/proxy"), "socks5://127.0.0.1:1080"), "");
-  for (const char* key : {"stow_batch_instances", "stow_batch_mb", "query_timeout_seconds",
-                          "retrieve_timeout_seconds", "max_results", "max_associations"}) {
+  for (const char* key : {"stow_batch_instances", "stow_batch_mb", "query_timeout_seconds", "retrieve_timeout_seconds",
+                          "max_results", "max_associations"}) {
     EXPECT_EQ(FieldOf(web, P(std::string("/") + key), 0), key);
     EXPECT_EQ(FieldOf(web, P(std::string("/") + key), 1), "") << key;
   }
@@ -405,8 +413,8 @@ TEST(DicomWebNode, EachAuthTypeNeedsItsFields) {
   EXPECT_EQ(with({{"type", "bearer"}}), "auth.token");
   EXPECT_EQ(with({{"type", "bearer"}, {"token", "abc\r\nX-Evil: 1"}}), "auth.token");
   EXPECT_EQ(with({{"type", "bearer"}, {"token", "abc.def"}}), "");
-  nlohmann::json oauth{{"type", "oauth2"}, {"token_url", "https://login/token"}, {"client_id", "c"},
-                       {"client_secret", "s"}};
+  nlohmann::json oauth{
+      {"type", "oauth2"}, {"token_url", "https://login/token"}, {"client_id", "c"}, {"client_secret", "s"}};
   EXPECT_EQ(with(oauth), "");  // scope is optional
   for (const char* key : {"token_url", "client_id", "client_secret"}) {
     auto missing = oauth;

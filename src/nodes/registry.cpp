@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include "core/thread_annotations.h"
 #include "core/validate.h"
@@ -21,8 +21,7 @@ Error LockedError(const Node& n) {
 }
 }  // namespace
 
-Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db,
-                                                           const std::vector<ConfigEntry>& config) {
+Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db, const std::vector<ConfigEntry>& config) {
   std::unique_ptr<NodeRegistry> reg(new NodeRegistry(db));
   MutexLock lock(reg->mu_);  // not shared yet; the analysis wants it held all the same
   for (const ConfigEntry& e : config) {
@@ -32,20 +31,18 @@ Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db,
       auto it = e.key_lines.find(n.error().field.substr(0, n.error().field.find_first_of(".[")));
       if (it != e.key_lines.end()) where = where.substr(0, where.rfind(':')) + ":" + std::to_string(it->second);
       return Fail(Code::kInvalidArgument,
-                  fmt::format("{}: [[nodes]] {}: {}", where, n.error().field, n.error().message),
-                  n.error().field);
+                  fmt::format("{}: [[nodes]] {}: {}", where, n.error().field, n.error().message), n.error().field);
     }
     n->locked = true;
     if (reg->Find(n->name)) {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("{}: [[nodes]] name '{}' is used twice", e.source, n->name), "name");
+      return Fail(Code::kInvalidArgument, fmt::format("{}: [[nodes]] name '{}' is used twice", e.source, n->name),
+                  "name");
     }
     for (const Node& other : reg->nodes_) {
       if ((n->default_query_retrieve && other.default_query_retrieve) ||
           (n->default_storage && other.default_storage)) {
         return Fail(Code::kInvalidArgument,
-                    fmt::format("{}: [[nodes]] '{}' and '{}' are both marked default", e.source,
-                                n->name, other.name));
+                    fmt::format("{}: [[nodes]] '{}' and '{}' are both marked default", e.source, n->name, other.name));
       }
     }
     reg->nodes_.push_back(std::move(*n));
@@ -95,11 +92,13 @@ Result<void> NodeRegistry::RecordTest(const std::string& name, const NodeTestRec
 }
 
 Node* NodeRegistry::Find(const std::string& name) {
-  for (Node& n : nodes_) if (n.name == name) return &n;
+  for (Node& n : nodes_)
+    if (n.name == name) return &n;
   return nullptr;
 }
 const Node* NodeRegistry::Find(const std::string& name) const {
-  for (const Node& n : nodes_) if (n.name == name) return &n;
+  for (const Node& n : nodes_)
+    if (n.name == name) return &n;
   return nullptr;
 }
 
@@ -126,9 +125,10 @@ std::vector<std::string> NodeRegistry::Warnings(const Node& n) const {
     }
   }
   if (others.empty()) return {};
-  return {fmt::format("AE title '{}' is also used by node {} at another address: a PACS that "
-                      "sends C-MOVE results by AE title cannot tell them apart",
-                      n.ae_title, fmt::join(others, ", "))};
+  return {
+      fmt::format("AE title '{}' is also used by node {} at another address: a PACS that "
+                  "sends C-MOVE results by AE title cannot tell them apart",
+                  n.ae_title, fmt::join(others, ", "))};
 }
 
 Result<NodeChange> NodeRegistry::Store(Node node, const std::string& replaces, bool dry_run) {
@@ -163,8 +163,10 @@ Result<NodeChange> NodeRegistry::Store(Node node, const std::string& replaces, b
     return tl::unexpected(r.error());
   }
   NodeChange change{node, Warnings(node)};
-  if (Node* existing = Find(replaces.empty() ? node.name : replaces)) *existing = node;
-  else nodes_.push_back(node);
+  if (Node* existing = Find(replaces.empty() ? node.name : replaces))
+    *existing = node;
+  else
+    nodes_.push_back(node);
   return change;
 }
 
@@ -173,10 +175,10 @@ Result<NodeChange> NodeRegistry::Add(const nlohmann::json& body, bool dry_run) {
   if (!n) return tl::unexpected(n.error());
   MutexLock lock(mu_);
   if (const Node* existing = Find(n->name)) {
-    return Fail(Code::kAlreadyExists,
-                fmt::format("a node named '{}' exists already{}", n->name,
-                            existing->locked ? " (from the config file)" : ""),
-                "name");
+    return Fail(
+        Code::kAlreadyExists,
+        fmt::format("a node named '{}' exists already{}", n->name, existing->locked ? " (from the config file)" : ""),
+        "name");
   }
   if (dry_run) return Store(std::move(*n), {}, true);
   // A new node starts afresh: no learned state or test history left by an earlier node of the

@@ -26,7 +26,7 @@ class NodeRegistry {
  public:
   // Validates the config entries (errors name file and line) and loads the stored nodes.
   [[nodiscard]] static Result<std::unique_ptr<NodeRegistry>> Create(Database& db,
-                                                      const std::vector<ConfigEntry>& config);
+                                                                    const std::vector<ConfigEntry>& config);
 
   std::vector<Node> List() const;
   [[nodiscard]] Result<Node> Get(const std::string& name) const;

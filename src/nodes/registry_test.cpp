@@ -25,8 +25,8 @@ class RegistryTest : public ::testing::Test {
     return *reg_;
   }
   static nlohmann::json Node(const std::string& name, const std::string& ae, int port) {
-    return {{"name", name}, {"ae_title", ae}, {"host", "127.0.0.1"}, {"port", port},
-            {"queryable", true}, {"storable", true}};
+    return {{"name", name}, {"ae_title", ae},    {"host", "127.0.0.1"},
+            {"port", port}, {"queryable", true}, {"storable", true}};
   }
   std::filesystem::path dir_;
   std::unique_ptr<Database> db_;
@@ -136,7 +136,9 @@ TEST_F(RegistryTest, ATypeIsChosenAtCreationAndAChangeIsRefused) {
 
 TEST_F(RegistryTest, AnUpdateThatOmitsASecretKeepsTheStoredOne) {
   auto& reg = Reg();
-  nlohmann::json web{{"name", "web"}, {"type", "dicomweb"}, {"url", "https://pacs/dicom-web/"},
+  nlohmann::json web{{"name", "web"},
+                     {"type", "dicomweb"},
+                     {"url", "https://pacs/dicom-web/"},
                      {"auth", {{"type", "bearer"}, {"token", "tok-1"}}}};
   ASSERT_TRUE(reg.Add(web));
   // A partial update, and one that sends back what the API showed (has_token, no token).
@@ -156,15 +158,17 @@ TEST_F(RegistryTest, AnUpdateThatOmitsASecretKeepsTheStoredOne) {
   // A new secret replaces it; a change of auth type needs what the new type needs.
   ASSERT_TRUE(again.Update("web", {{"auth", {{"token", "tok-2"}}}}));
   EXPECT_EQ(again.Get("web")->auth.token, "tok-2");
-  auto oauth = again.Update("web", {{"auth", {{"type", "oauth2"}, {"token_url", "https://login/token"},
-                                               {"client_id", "c"}}}});
+  auto oauth =
+      again.Update("web", {{"auth", {{"type", "oauth2"}, {"token_url", "https://login/token"}, {"client_id", "c"}}}});
   ASSERT_FALSE(oauth);
   EXPECT_EQ(oauth.error().field, "auth.client_secret");
   EXPECT_EQ(again.Get("web")->auth.type, "bearer");
 }
 
 TEST_F(RegistryTest, InvalidConfigHeaderNamesItsLine) {
-  nlohmann::json web{{"name", "web"}, {"type", "dicomweb"}, {"url", "https://pacs/dicom-web/"},
+  nlohmann::json web{{"name", "web"},
+                     {"type", "dicomweb"},
+                     {"url", "https://pacs/dicom-web/"},
                      {"headers", {{{"name", "X-A"}, {"value", "1"}}, {{"name", "Bad Name"}, {"value", "2"}}}}};
   auto r = NodeRegistry::Create(*db_, {ConfigEntry{web, "pb.toml:10", {{"headers", 14}}}});
   ASSERT_FALSE(r);

@@ -51,13 +51,15 @@ Result<Schedule> Schedule::Parse(const json& j, const std::string& server_zone) 
   }
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key() != "timezone" && it.key() != "windows") {
-      return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}': a schedule has timezone and windows", it.key()),
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("unknown field '{}': a schedule has timezone and windows", it.key()),
                   "schedule." + it.key());
     }
   }
   std::string zone = server_zone;
   if (j.contains("timezone") && !j["timezone"].is_null()) {
-    if (!j["timezone"].is_string()) return Fail(Code::kInvalidArgument, "timezone must be a string", "schedule.timezone");
+    if (!j["timezone"].is_string())
+      return Fail(Code::kInvalidArgument, "timezone must be a string", "schedule.timezone");
     zone = j["timezone"].get<std::string>();
   }
   try {
@@ -65,7 +67,8 @@ Result<Schedule> Schedule::Parse(const json& j, const std::string& server_zone) 
   } catch (const std::exception&) {
     if (zone.empty()) {
       return Fail(Code::kInvalidArgument,
-                  "the server's own time zone cannot be read (no /etc/localtime?): name one, e.g. \"timezone\": \"Europe/Paris\"",
+                  "the server's own time zone cannot be read (no /etc/localtime?): name one, e.g. \"timezone\": "
+                  "\"Europe/Paris\"",
                   "schedule.timezone");
     }
     return Fail(Code::kInvalidArgument,
@@ -85,8 +88,8 @@ Result<Schedule> Schedule::Parse(const json& j, const std::string& server_zone) 
     if (!w.is_object()) return Fail(Code::kInvalidArgument, "a window is {\"days\", \"start\", \"end\"}", at);
     for (auto it = w.begin(); it != w.end(); ++it) {
       if (it.key() != "days" && it.key() != "start" && it.key() != "end") {
-        return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}': a window has days, start and end", it.key()),
-                    at + "." + it.key());
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("unknown field '{}': a window has days, start and end", it.key()), at + "." + it.key());
       }
     }
     Window win;
@@ -96,13 +99,14 @@ Result<Schedule> Schedule::Parse(const json& j, const std::string& server_zone) 
     for (const auto& d : w["days"]) {
       std::string name = d.is_string() ? d.get<std::string>() : "";
       for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      static const char* kFull[] = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"};
+      static const char* const kFull[] = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"};
       auto full = std::find(std::begin(kFull), std::end(kFull), name);
       if (full != std::end(kFull)) name = kDayNames[full - std::begin(kFull)];
       auto found = std::find(std::begin(kDayNames), std::end(kDayNames), name);
       if (found == std::end(kDayNames)) {
         return Fail(Code::kInvalidArgument,
-                    fmt::format("'{}' is not a day: use mon, tue, wed, thu, fri, sat, sun", d.is_string() ? d.get<std::string>().substr(0, 20) : d.dump()),
+                    fmt::format("'{}' is not a day: use mon, tue, wed, thu, fri, sat, sun",
+                                d.is_string() ? d.get<std::string>().substr(0, 20) : d.dump()),
                     at + ".days");
       }
       win.days[found - std::begin(kDayNames)] = true;
@@ -111,7 +115,8 @@ Result<Schedule> Schedule::Parse(const json& j, const std::string& server_zone) 
       const bool end = std::string(key) == "end";
       int minute = w.contains(key) && w[key].is_string() ? ParseMinute(w[key].get<std::string>(), end) : -1;
       if (minute < 0) {
-        return Fail(Code::kInvalidArgument, fmt::format("{} must be a local time HH:MM (00:00 to {})", key, end ? "24:00" : "23:59"),
+        return Fail(Code::kInvalidArgument,
+                    fmt::format("{} must be a local time HH:MM (00:00 to {})", key, end ? "24:00" : "23:59"),
                     at + "." + key);
       }
       (end ? win.end_minute : win.start_minute) = minute;
@@ -140,7 +145,8 @@ Schedule::Availability Schedule::At(TimePoint now) const {
     for (const Window& w : windows_) {
       if (!w.days[weekday]) continue;
       const auto start = day + minutes{w.start_minute};
-      const auto end = w.end_minute > w.start_minute ? day + minutes{w.end_minute} : day + date::days{1} + minutes{w.end_minute};
+      const auto end =
+          w.end_minute > w.start_minute ? day + minutes{w.end_minute} : day + date::days{1} + minutes{w.end_minute};
       spans.emplace_back(ToUtc(zone_, start), ToUtc(zone_, end));
     }
   }
@@ -172,7 +178,8 @@ std::string Schedule::Describe() const {
       if (!days.empty()) days += ',';
       days += kDayNames[d];
     }
-    out += fmt::format("{}{} {}-{}", out.empty() ? "" : "; ", days, HourMinute(w.start_minute), HourMinute(w.end_minute));
+    out +=
+        fmt::format("{}{} {}-{}", out.empty() ? "" : "; ", days, HourMinute(w.start_minute), HourMinute(w.end_minute));
   }
   return out + " " + zone_name_;
 }

@@ -19,7 +19,8 @@ Schedule Paris(json windows) {
   return *s;
 }
 
-const json kOfficeHours = json::array({{{"days", {"mon", "tue", "wed", "thu", "fri"}}, {"start", "08:00"}, {"end", "18:00"}}});
+const json kOfficeHours =
+    json::array({{{"days", {"mon", "tue", "wed", "thu", "fri"}}, {"start", "08:00"}, {"end", "18:00"}}});
 
 TEST(ScheduleTest, NoScheduleIsAlwaysAvailable) {
   auto s = Schedule::Parse(nullptr);
@@ -58,7 +59,8 @@ TEST(ScheduleTest, AWindowAcrossMidnightRunsIntoTheNextDay) {
 }
 
 TEST(ScheduleTest, DaylightSavingChangesMoveTheWindowsInUtc) {
-  Schedule daily = Paris(json::array({{{"days", {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}}, {"start", "08:00"}, {"end", "18:00"}}}));
+  Schedule daily = Paris(json::array(
+      {{{"days", {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}}, {"start", "08:00"}, {"end", "18:00"}}}));
   // Saturday 28 March 2026 (winter time): closes at 18:00 local = 17:00 UTC.
   EXPECT_EQ(daily.At(Utc("2026-03-28T12:00:00Z")).next_change, Utc("2026-03-28T17:00:00Z"));
   // Sunday 29 March (summer time from 01:00 UTC): opens at 08:00 local = 06:00 UTC.
@@ -74,8 +76,10 @@ TEST(ScheduleTest, DaylightSavingChangesMoveTheWindowsInUtc) {
 }
 
 TEST(ScheduleTest, AWholeWeekIsAlwaysOpenAndNoWindowIsNeverOpen) {
-  Schedule all = Paris(json::array({{{"days", {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}},
-                                     {"start", "00:00"}, {"end", "24:00"}}}));
+  Schedule all =
+      Paris(json::array({{{"days", {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}},
+                          {"start", "00:00"},
+                          {"end", "24:00"}}}));
   auto a = all.At(Utc("2026-12-02T12:00:00Z"));
   EXPECT_TRUE(a.open);
   EXPECT_FALSE(a.next_change);
@@ -95,13 +99,18 @@ TEST(ScheduleTest, BadSchedulesNameTheField) {
       {{{"timezone", "Mars/Olympus"}, {"windows", json::array()}}, "schedule.timezone"},
       {{{"timezone", "UTC"}}, "schedule.windows"},
       {{{"timezone", "UTC"}, {"windows", json::array()}, {"tz", 1}}, "schedule.tz"},
-      {{{"windows", json::array({{{"days", {"mon"}}, {"start", "8:00"}, {"end", "18:00"}}})}}, "schedule.windows[0].start"},
-      {{{"windows", json::array({{{"days", {"mon"}}, {"start", "08:00"}, {"end", "24:30"}}})}}, "schedule.windows[0].end"},
-      {{{"windows", json::array({{{"days", {"mon"}}, {"start", "24:00"}, {"end", "23:00"}}})}}, "schedule.windows[0].start"},
+      {{{"windows", json::array({{{"days", {"mon"}}, {"start", "8:00"}, {"end", "18:00"}}})}},
+       "schedule.windows[0].start"},
+      {{{"windows", json::array({{{"days", {"mon"}}, {"start", "08:00"}, {"end", "24:30"}}})}},
+       "schedule.windows[0].end"},
+      {{{"windows", json::array({{{"days", {"mon"}}, {"start", "24:00"}, {"end", "23:00"}}})}},
+       "schedule.windows[0].start"},
       {{{"windows", json::array({kOfficeHours[0], {{"days", {"funday"}}, {"start", "08:00"}, {"end", "09:00"}}})}},
        "schedule.windows[1].days"},
-      {{{"windows", json::array({{{"days", json::array()}, {"start", "08:00"}, {"end", "09:00"}}})}}, "schedule.windows[0].days"},
-      {{{"windows", json::array({{{"days", {"mon"}}, {"start", "08:00"}, {"end", "08:00"}}})}}, "schedule.windows[0].end"},
+      {{{"windows", json::array({{{"days", json::array()}, {"start", "08:00"}, {"end", "09:00"}}})}},
+       "schedule.windows[0].days"},
+      {{{"windows", json::array({{{"days", {"mon"}}, {"start", "08:00"}, {"end", "08:00"}}})}},
+       "schedule.windows[0].end"},
       {{{"windows", json::array({{{"days", {"mon"}}, {"start", "08:00"}, {"end", "09:00"}, {"every", 2}}})}},
        "schedule.windows[0].every"},
   };

@@ -34,7 +34,8 @@ Result<DataDirLock> DataDirLock::Acquire(const std::filesystem::path& data_dir) 
   }
   std::filesystem::path shown = std::filesystem::absolute(data_dir, ec);
   if (ec) shown = data_dir;
-  auto lock = AcquireFile(data_dir / kFileName, "data directory " + shown.lexically_normal().string(), "server.data_dir");
+  auto lock =
+      AcquireFile(data_dir / kFileName, "data directory " + shown.lexically_normal().string(), "server.data_dir");
   if (!lock && lock.error().code == Code::kAlreadyExists) {
     lock.error().message += "; one server per data directory (stop it, or give this one another [server] data_dir)";
   }
@@ -45,7 +46,8 @@ Result<DataDirLock> DataDirLock::AcquireFile(const std::filesystem::path& file, 
                                              const std::string& field) {
   // No O_TRUNC: a process that does not get the lock must leave the holder's PID in place.
   int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Fail(Code::kIoError, fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)), field);
+  if (fd < 0)
+    return Fail(Code::kIoError, fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)), field);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     std::string holder = ReadHolder(fd);
@@ -53,10 +55,10 @@ Result<DataDirLock> DataDirLock::AcquireFile(const std::filesystem::path& file, 
     if (err != EWOULDBLOCK) {
       return Fail(Code::kIoError, fmt::format("cannot lock {}: {}", file.string(), std::strerror(err)), field);
     }
-    return Fail(Code::kAlreadyExists,
-                fmt::format("{} is in use by pacsbridge {}", what,
-                            holder.empty() ? "(PID not written yet)" : "PID " + holder),
-                field);
+    return Fail(
+        Code::kAlreadyExists,
+        fmt::format("{} is in use by pacsbridge {}", what, holder.empty() ? "(PID not written yet)" : "PID " + holder),
+        field);
   }
   std::string pid = fmt::format("{}\n", ::getpid());
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
@@ -64,7 +66,7 @@ Result<DataDirLock> DataDirLock::AcquireFile(const std::filesystem::path& file, 
     ::close(fd);
     return Fail(Code::kIoError, fmt::format("cannot write {}: {}", file.string(), std::strerror(err)), field);
   }
-  return DataDirLock(fd, std::move(file));
+  return DataDirLock(fd, file);
 }
 
 DataDirLock::DataDirLock(DataDirLock&& other) noexcept

@@ -28,7 +28,7 @@ class DataDirLock {
   // its folder must exist): an SQLite index outside the data directory. `what` names it in the
   // error ("the index database /srv/index.db is in use by pacsbridge PID N").
   [[nodiscard]] static Result<DataDirLock> AcquireFile(const std::filesystem::path& lock_file, const std::string& what,
-                                         const std::string& field);
+                                                       const std::string& field);
 
   DataDirLock(DataDirLock&& other) noexcept;
   DataDirLock& operator=(DataDirLock&& other) noexcept;

@@ -90,7 +90,8 @@ TEST_F(DataDirLockTest, AHolderKilledWithSigkillLeavesNoStaleLock) {
   ASSERT_EQ(c, 'y');
   auto refused = DataDirLock::Acquire(dir_);
   ASSERT_FALSE(refused);
-  EXPECT_NE(refused.error().message.find("PID " + std::to_string(holder)), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("PID " + std::to_string(holder)), std::string::npos)
+      << refused.error().message;
   kill(holder, SIGKILL);
   waitpid(holder, nullptr, 0);
   auto lock = DataDirLock::Acquire(dir_);

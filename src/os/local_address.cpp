@@ -83,8 +83,8 @@ std::string Text(const sockaddr_storage& ss) {
     std::string text = Text(ss);
     if (!text.empty()) return text;
   }
-  return Fail(Code::kUnavailable,
-              fmt::format("no route toward '{}'{}", host, last_errno ? ": " + std::string(std::strerror(last_errno)) : ""));
+  return Fail(Code::kUnavailable, fmt::format("no route toward '{}'{}", host,
+                                              last_errno ? ": " + std::string(std::strerror(last_errno)) : ""));
 }
 
 }  // namespace pb

@@ -4,8 +4,8 @@
 // /proc/net/tcp and tcp6, then the process whose file descriptors include that socket. A process
 // of another user is found only when we may read its /proc entries (root may). Thread-safe.
 #include <optional>
-#include <vector>
 #include <string>
+#include <vector>
 
 namespace pb {
 

@@ -15,9 +15,12 @@ TEST(ListeningInodes, ReadsOnlyListeningSocketsOfThePort) {
   // 01 = ESTABLISHED.
   const std::string table =
       "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-      "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4711 1 0 100 0 0 10 0\n"
-      "   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 4712 1 0 20 4 30 10 -1\n"
-      "   2: 00000000:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4713 1 0 100 0 0 10 0\n";
+      "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4711 1 0 100 0 0 10 "
+      "0\n"
+      "   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 4712 1 0 20 4 30 10 "
+      "-1\n"
+      "   2: 00000000:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4713 1 0 100 0 0 10 "
+      "0\n";
   EXPECT_EQ(ListeningInodes(table, 8080), std::vector<unsigned long>{4711});
   EXPECT_EQ(ListeningInodes(table, 8081), std::vector<unsigned long>{4713});
   EXPECT_TRUE(ListeningInodes(table, 80).empty());

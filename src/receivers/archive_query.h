@@ -33,7 +33,8 @@ class ArchiveQuerySink : public dicom::QuerySink, public dicom::RetrieveSink {
 
   [[nodiscard]] Result<dicom::FindPage> Find(const dicom::FindQuery& request, size_t offset) override;
   [[nodiscard]] Result<std::vector<dicom::SendItem>> Instances(const dicom::RetrieveQuery& query) override;
-  [[nodiscard]] Result<dicom::MoveTarget> MoveDestination(const std::string& ae_title, const dicom::RetrieveQuery& query) override;
+  [[nodiscard]] Result<dicom::MoveTarget> MoveDestination(const std::string& ae_title,
+                                                          const dicom::RetrieveQuery& query) override;
 
  private:
   IngestPipeline& pipeline_;

@@ -39,7 +39,7 @@ class PeriodicTask {
   Mutex mu_;
   std::condition_variable cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
-  std::thread thread_;     // last: starts once the rest exists
+  std::thread thread_;  // last: starts once the rest exists
 };
 
 }  // namespace pb

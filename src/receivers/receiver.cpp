@@ -22,7 +22,8 @@ namespace {
     if (!kKnown.count(it.key())) return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}'", field), field);
     bool flag = it.key() == "enabled" || it.key() == "require_client_cert";
     if (flag ? !it->is_boolean() : !it->is_string()) {
-      return Fail(Code::kInvalidArgument, fmt::format("{} must be {}", field, flag ? "true or false" : "a file path"), field);
+      return Fail(Code::kInvalidArgument, fmt::format("{} must be {}", field, flag ? "true or false" : "a file path"),
+                  field);
     }
   }
   out.enabled = t.value("enabled", false);
@@ -47,9 +48,11 @@ namespace {
 
 namespace {
 
-[[nodiscard]] Result<bool> Flag(const nlohmann::json& j, const char* key, bool fallback, const std::string& prefix = "") {
+[[nodiscard]] Result<bool> Flag(const nlohmann::json& j, const char* key, bool fallback,
+                                const std::string& prefix = "") {
   if (!j.contains(key) || j[key].is_null()) return fallback;
-  if (!j[key].is_boolean()) return Fail(Code::kInvalidArgument, fmt::format("{}{} must be true or false", prefix, key), prefix + key);
+  if (!j[key].is_boolean())
+    return Fail(Code::kInvalidArgument, fmt::format("{}{} must be true or false", prefix, key), prefix + key);
   return j[key].get<bool>();
 }
 
@@ -85,7 +88,8 @@ namespace {
     if (!p.is_object() || !p.contains("type") || !p["type"].is_string()) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("{} must be an object with a type (relabel_from_job, map_ae_to_project, "
-                              "set_attributes or clear_attributes)", field),
+                              "set_attributes or clear_attributes)",
+                              field),
                   field + ".type");
     }
     const std::string type = p["type"].get<std::string>();
@@ -97,15 +101,17 @@ namespace {
       proc.kind = Processor::Kind::kMapAeToProject;
       allowed.insert("map");
       if (!p.contains("map") || !p["map"].is_object()) {
-        return Fail(Code::kInvalidArgument, fmt::format("{}.map must be an object of AE title: project", field), field + ".map");
+        return Fail(Code::kInvalidArgument, fmt::format("{}.map must be an object of AE title: project", field),
+                    field + ".map");
       }
       for (auto it = p["map"].begin(); it != p["map"].end(); ++it) {
         auto ae = ValidateAeTitle(it.key(), field + ".map");
         if (!ae) return tl::unexpected(ae.error());
         if (!it->is_string() || CleanLabel(it->get<std::string>()) != it->get<std::string>()) {
-          return Fail(Code::kInvalidArgument,
-                      fmt::format("{}.map: the project for '{}' must be a label of letters, digits, _ and -", field, *ae),
-                      field + ".map");
+          return Fail(
+              Code::kInvalidArgument,
+              fmt::format("{}.map: the project for '{}' must be a label of letters, digits, _ and -", field, *ae),
+              field + ".map");
         }
         proc.ae_to_project[*ae] = it->get<std::string>();
       }
@@ -114,47 +120,59 @@ namespace {
       allowed.insert("attributes");
       if (!p.contains("attributes") || !p["attributes"].is_object()) {
         return Fail(Code::kInvalidArgument,
-                    fmt::format("{}.attributes must be an object of tag or keyword: value", field), field + ".attributes");
+                    fmt::format("{}.attributes must be an object of tag or keyword: value", field),
+                    field + ".attributes");
       }
       for (auto it = p["attributes"].begin(); it != p["attributes"].end(); ++it) {
         auto tag = dicom::ParseTag(it.key());
         if (!tag) {
-          return Fail(Code::kInvalidArgument, fmt::format("{}.attributes: '{}' is not a tag (gggg,eeee) or a DICOM keyword", field, it.key()),
+          return Fail(Code::kInvalidArgument,
+                      fmt::format("{}.attributes: '{}' is not a tag (gggg,eeee) or a DICOM keyword", field, it.key()),
                       field + ".attributes");
         }
         if ((*tag >> 16) == 0x0002 || *tag == 0x7fe00010 || *tag == 0x00080016 || *tag == 0x00080018) {
-          return Fail(Code::kInvalidArgument, fmt::format("{}.attributes: {} cannot be set", field, it.key()), field + ".attributes");
+          return Fail(Code::kInvalidArgument, fmt::format("{}.attributes: {} cannot be set", field, it.key()),
+                      field + ".attributes");
         }
-        if (!it->is_string()) return Fail(Code::kInvalidArgument, fmt::format("{}.attributes: values are strings", field), field + ".attributes");
+        if (!it->is_string())
+          return Fail(Code::kInvalidArgument, fmt::format("{}.attributes: values are strings", field),
+                      field + ".attributes");
         proc.set.emplace_back(*tag, it->get<std::string>());
       }
     } else if (type == "clear_attributes") {
       proc.kind = Processor::Kind::kClearAttributes;
       allowed.insert("attributes");
       if (!p.contains("attributes") || !p["attributes"].is_array()) {
-        return Fail(Code::kInvalidArgument, fmt::format("{}.attributes must be a list of tags or keywords", field), field + ".attributes");
+        return Fail(Code::kInvalidArgument, fmt::format("{}.attributes must be a list of tags or keywords", field),
+                    field + ".attributes");
       }
       for (const auto& t : p["attributes"]) {
         auto tag = t.is_string() ? dicom::ParseTag(t.get<std::string>()) : std::nullopt;
         if (!tag) {
-          return Fail(Code::kInvalidArgument, fmt::format("{}.attributes: {} is not a tag (gggg,eeee) or a DICOM keyword", field, t.dump()),
+          return Fail(Code::kInvalidArgument,
+                      fmt::format("{}.attributes: {} is not a tag (gggg,eeee) or a DICOM keyword", field, t.dump()),
                       field + ".attributes");
         }
         if ((*tag >> 16) == 0x0002 || *tag == 0x7fe00010 || *tag == 0x00080016 || *tag == 0x00080018 ||
             *tag == 0x0020000d || *tag == 0x0020000e) {
-          return Fail(Code::kInvalidArgument, fmt::format("{}.attributes: {} cannot be cleared", field, t.get<std::string>()),
+          return Fail(Code::kInvalidArgument,
+                      fmt::format("{}.attributes: {} cannot be cleared", field, t.get<std::string>()),
                       field + ".attributes");
         }
         proc.clear.push_back(*tag);
       }
     } else {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("{}.type '{}' is unknown: relabel_from_job, map_ae_to_project, set_attributes or clear_attributes", field, type),
-                  field + ".type");
+      return Fail(
+          Code::kInvalidArgument,
+          fmt::format(
+              "{}.type '{}' is unknown: relabel_from_job, map_ae_to_project, set_attributes or clear_attributes", field,
+              type),
+          field + ".type");
     }
     for (auto it = p.begin(); it != p.end(); ++it) {
       if (!allowed.count(it.key())) {
-        return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}.{}'", field, it.key()), field + "." + it.key());
+        return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}.{}'", field, it.key()),
+                    field + "." + it.key());
       }
     }
     out.push_back(std::move(proc));
@@ -162,10 +180,11 @@ namespace {
   return out;
 }
 
-[[nodiscard]] Result<std::shared_ptr<const RoutingRules>> RulesFromJson(const nlohmann::json& j, const std::string& prefix,
-                                                          std::string* texts) {
+[[nodiscard]] Result<std::shared_ptr<const RoutingRules>> RulesFromJson(const nlohmann::json& j,
+                                                                        const std::string& prefix, std::string* texts) {
   if (!j.is_null() && !j.is_object()) {
-    return Fail(Code::kInvalidArgument, fmt::format("{} must be an object with project, subject and session rules", prefix), prefix);
+    return Fail(Code::kInvalidArgument,
+                fmt::format("{} must be an object with project, subject and session rules", prefix), prefix);
   }
   auto rules = std::make_shared<RoutingRules>();
   int i = 0;
@@ -185,7 +204,8 @@ namespace {
   if (j.is_object()) {
     for (auto it = j.begin(); it != j.end(); ++it) {
       if (it.key() != "project" && it.key() != "subject" && it.key() != "session") {
-        return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}.{}'", prefix, it.key()), prefix + "." + it.key());
+        return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}.{}'", prefix, it.key()),
+                    prefix + "." + it.key());
       }
     }
   }
@@ -196,18 +216,19 @@ namespace {
 
 [[nodiscard]] Result<AnonymizationChoices> AnonymizationFromJson(const nlohmann::json& a, const std::string& field) {
   if (!a.is_object()) return Fail(Code::kInvalidArgument, fmt::format("{} must be an object", field), field);
-  static const std::set<std::string> kOptions{"retain_dates", "retain_device_identity", "retain_uids", "keep_private_tags"};
+  static const std::set<std::string> kOptions{"retain_dates", "retain_device_identity", "retain_uids",
+                                              "keep_private_tags"};
   for (auto it = a.begin(); it != a.end(); ++it) {
     if (!kOptions.count(it.key())) {
-      return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}.{}'", field, it.key()), field + "." + it.key());
+      return Fail(Code::kInvalidArgument, fmt::format("unknown field '{}.{}'", field, it.key()),
+                  field + "." + it.key());
     }
   }
   AnonymizationChoices out;
   const std::string prefix = field + ".";
-  for (auto [key, member] : {std::pair{"retain_dates", &out.retain_dates},
-                             std::pair{"retain_device_identity", &out.retain_device_identity},
-                             std::pair{"retain_uids", &out.retain_uids},
-                             std::pair{"keep_private_tags", &out.keep_private_tags}}) {
+  for (auto [key, member] :
+       {std::pair{"retain_dates", &out.retain_dates}, std::pair{"retain_device_identity", &out.retain_device_identity},
+        std::pair{"retain_uids", &out.retain_uids}, std::pair{"keep_private_tags", &out.keep_private_tags}}) {
     auto f = Flag(a, key, false, prefix);
     if (!f) return tl::unexpected(f.error());
     *member = *f;
@@ -231,11 +252,29 @@ bool Receiver::ChangesData() const {
 }
 
 [[nodiscard]] Result<Receiver> ReceiverFromJson(const nlohmann::json& j, ReceiverOrigin origin) {
-  static const std::set<std::string> kKnown{
-      "id", "ae_title", "port", "bind", "enabled", "locked", "status", "whitelist_enabled", "whitelist",
-      "routing", "identification", "processors", "anonymize", "anonymization", "direct_archive",
-      "default_project", "staging_idle_seconds", "tls", "mpps", "mpps_forward", "query_retrieve",
-      "query_retrieve_projects", "query_names_ignore_case"};
+  static const std::set<std::string> kKnown{"id",
+                                            "ae_title",
+                                            "port",
+                                            "bind",
+                                            "enabled",
+                                            "locked",
+                                            "status",
+                                            "whitelist_enabled",
+                                            "whitelist",
+                                            "routing",
+                                            "identification",
+                                            "processors",
+                                            "anonymize",
+                                            "anonymization",
+                                            "direct_archive",
+                                            "default_project",
+                                            "staging_idle_seconds",
+                                            "tls",
+                                            "mpps",
+                                            "mpps_forward",
+                                            "query_retrieve",
+                                            "query_retrieve_projects",
+                                            "query_names_ignore_case"};
   if (!j.is_object()) return Fail(Code::kInvalidArgument, "a receiver must be an object");
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!kKnown.count(it.key())) {
@@ -255,7 +294,8 @@ bool Receiver::ChangesData() const {
     if (origin == ReceiverOrigin::kApi && (port < 1024 || port > 49151)) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("port {} is outside 1024 to 49151 (below: system ports; above: "
-                              "the range the system uses for outgoing connections)", port),
+                              "the range the system uses for outgoing connections)",
+                              port),
                   "port");
     }
     auto valid = ValidatePort(port, "port");
@@ -271,7 +311,8 @@ bool Receiver::ChangesData() const {
     if (!IsIpv4Literal(b) && !IsIpv6Literal(b)) {
       return Fail(Code::kInvalidArgument,
                   fmt::format("bind '{}' must be an IP address of this machine (0.0.0.0 or :: "
-                              "for all)", b),
+                              "for all)",
+                              b),
                   "bind");
     }
     r.bind = b;
@@ -301,8 +342,8 @@ bool Receiver::ChangesData() const {
   if (j.contains("default_project") && !j["default_project"].is_null()) {
     const auto& v = j["default_project"];
     if (!v.is_string() || CleanLabel(v.get<std::string>()) != v.get<std::string>()) {
-      return Fail(Code::kInvalidArgument,
-                  "default_project must be a label of letters, digits, _ and - (at most 64)", "default_project");
+      return Fail(Code::kInvalidArgument, "default_project must be a label of letters, digits, _ and - (at most 64)",
+                  "default_project");
     }
     r.default_project = v.get<std::string>();
   }
@@ -319,7 +360,8 @@ bool Receiver::ChangesData() const {
     r.processors = std::move(*procs);
     r.processors_json = j["processors"];
   }
-  if (auto f = SetFlag(j, "anonymize", origin == ReceiverOrigin::kApi, r.anonymize); !f) return tl::unexpected(f.error());
+  if (auto f = SetFlag(j, "anonymize", origin == ReceiverOrigin::kApi, r.anonymize); !f)
+    return tl::unexpected(f.error());
   if (j.contains("anonymization") && !j["anonymization"].is_null()) {
     auto a = AnonymizationFromJson(j["anonymization"], "anonymization");
     if (!a) return tl::unexpected(a.error());
@@ -329,7 +371,8 @@ bool Receiver::ChangesData() const {
   if (auto f = SetFlag(j, "mpps", false, r.mpps); !f) return tl::unexpected(f.error());
   if (j.contains("mpps_forward") && !j["mpps_forward"].is_null()) {
     if (!j["mpps_forward"].is_string()) {
-      return Fail(Code::kInvalidArgument, "mpps_forward must be the name of a node (mpps on), or empty", "mpps_forward");
+      return Fail(Code::kInvalidArgument, "mpps_forward must be the name of a node (mpps on), or empty",
+                  "mpps_forward");
     }
     r.mpps_forward = Trim(j["mpps_forward"].get<std::string>());
     if (!r.mpps_forward.empty() && !r.mpps) {
@@ -390,8 +433,12 @@ nlohmann::json ReceiverToJson(const Receiver& r) {
           {"query_retrieve", r.query_retrieve},
           {"query_retrieve_projects", r.query_retrieve_projects},
           {"query_names_ignore_case", r.query_names_ignore_case},
-          {"tls", {{"enabled", r.tls.enabled}, {"cert_file", r.tls.cert_file}, {"key_file", r.tls.key_file},
-                   {"ca_file", r.tls.ca_file}, {"require_client_cert", r.tls.require_client_cert}}}};
+          {"tls",
+           {{"enabled", r.tls.enabled},
+            {"cert_file", r.tls.cert_file},
+            {"key_file", r.tls.key_file},
+            {"ca_file", r.tls.ca_file},
+            {"require_client_cert", r.tls.require_client_cert}}}};
 }
 
 [[nodiscard]] Result<Receiver> PatchReceiver(const Receiver& base, const nlohmann::json& patch) {
@@ -407,7 +454,8 @@ nlohmann::json ReceiverToJson(const Receiver& r) {
   }
   // Switching Query/Retrieve off takes its project window with it (given on its own, a window
   // without Query/Retrieve is still refused).
-  if (patch.contains("query_retrieve") && patch["query_retrieve"] == false && !patch.contains("query_retrieve_projects")) {
+  if (patch.contains("query_retrieve") && patch["query_retrieve"] == false &&
+      !patch.contains("query_retrieve_projects")) {
     merged["query_retrieve_projects"] = nlohmann::json::array();
   }
   auto r = ReceiverFromJson(merged, ReceiverOrigin::kApi);

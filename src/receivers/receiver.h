@@ -43,7 +43,7 @@ struct Receiver {
   AnonymizationChoices anonymization;
   bool direct_archive = true;
   int staging_idle_seconds = 60;
-  bool mpps = false;  // MPPS N-CREATE/N-SET from modalities are accepted and kept
+  bool mpps = false;         // MPPS N-CREATE/N-SET from modalities are accepted and kept
   std::string mpps_forward;  // a node (mpps on) each accepted request is forwarded to; "" none
   // Query/Retrieve over the archive (C-FIND now), to the callers the whitelist admits.
   bool query_retrieve = false;

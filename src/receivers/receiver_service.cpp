@@ -59,23 +59,24 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
       std::string where = e.source;
       auto it = e.key_lines.find(r.error().field.substr(0, r.error().field.find_first_of(".[")));
       if (it != e.key_lines.end()) where = where.substr(0, where.rfind(':')) + ":" + std::to_string(it->second);
-      return Fail(Code::kInvalidArgument, fmt::format("{}: [[receivers]] {}: {}", where, r.error().field, r.error().message),
-                  r.error().field);
+      return Fail(Code::kInvalidArgument,
+                  fmt::format("{}: [[receivers]] {}: {}", where, r.error().field, r.error().message), r.error().field);
     }
     r->locked = true;
     for (const auto& o : all) {
       if (CannotShare(*o, *r)) {
-        return Fail(Code::kInvalidArgument,
-                    fmt::format("{}: [[receivers]] port {} is used by receiver {} too{}", e.source, r->port, o->ae_title,
-                                o->ae_title == r->ae_title ? " (same AE title)"
-                                                           : " with another bind address or TLS setting"),
-                    "port");
+        return Fail(
+            Code::kInvalidArgument,
+            fmt::format("{}: [[receivers]] port {} is used by receiver {} too{}", e.source, r->port, o->ae_title,
+                        o->ae_title == r->ae_title ? " (same AE title)" : " with another bind address or TLS setting"),
+            "port");
       }
     }
     if (r->port < 1024 || r->port > 49151) {
-      spdlog::warn("receiver {}: port {} is outside 1024 to 49151; it may collide with system services or outgoing "
-                   "connections",
-                   r->ae_title, r->port);
+      spdlog::warn(
+          "receiver {}: port {} is outside 1024 to 49151; it may collide with system services or outgoing "
+          "connections",
+          r->ae_title, r->port);
     }
     all.push_back(std::make_shared<Receiver>(std::move(*r)));
   }
@@ -94,7 +95,8 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
     // another bind address or TLS setting: the stored one stays listed but does not start.
     for (const auto& o : all) {
       if (r->enabled && o->enabled && CannotShare(*o, *r)) {
-        std::string why = fmt::format("conflicts with receiver {} ({}@{}); change its port", o->id, o->ae_title, o->port);
+        std::string why =
+            fmt::format("conflicts with receiver {} ({}@{}); change its port", o->id, o->ae_title, o->port);
         spdlog::error("receiver {} ({}@{}) not started: {}", r->id, r->ae_title, r->port, why);
         r->enabled = false;
         MutexLock lock(mu_);
@@ -108,8 +110,9 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
   if (!routing) return tl::unexpected(routing.error());
   if (!routing->empty()) {
     auto j = nlohmann::json::parse(*routing, nullptr, false);
-    auto rules = j.is_discarded() ? Result<std::shared_ptr<const RoutingRules>>(Fail(Code::kInvalidArgument, "not JSON"))
-                                  : ParseSiteRouting(j);
+    auto rules = j.is_discarded()
+                     ? Result<std::shared_ptr<const RoutingRules>>(Fail(Code::kInvalidArgument, "not JSON"))
+                     : ParseSiteRouting(j);
     if (rules) {
       MutexLock lock(mu_);
       site_rules_ = *rules;
@@ -125,8 +128,10 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
     auto j = nlohmann::json::parse(*projects, nullptr, false);
     for (auto it = j.is_object() ? j.begin() : j.end(); it != j.end(); ++it) {
       auto a = AnonymizationFromJson(*it, "anonymization");
-      if (a) stored[it.key()] = *a;
-      else spdlog::error("project {}: stored anonymization options cannot be used: {}", it.key(), a.error().message);
+      if (a)
+        stored[it.key()] = *a;
+      else
+        spdlog::error("project {}: stored anonymization options cannot be used: {}", it.key(), a.error().message);
     }
     MutexLock lock(mu_);
     project_anonymization_ = std::move(stored);
@@ -166,14 +171,18 @@ Result<void> ReceiverService::SetProjectAnonymization(const std::string& project
   {
     MutexLock lock(mu_);
     auto copy = project_anonymization_;
-    if (a) copy[project] = *a;
-    else copy.erase(project);
+    if (a)
+      copy[project] = *a;
+    else
+      copy.erase(project);
     for (const auto& [name, options] : copy) all[name] = AnonymizationToJson(options);
   }
   if (auto s = db_.SetSetting(kProjectAnonymizationKey, all.dump()); !s) return s;
   MutexLock lock(mu_);
-  if (a) project_anonymization_[project] = *a;
-  else project_anonymization_.erase(project);
+  if (a)
+    project_anonymization_[project] = *a;
+  else
+    project_anonymization_.erase(project);
   return {};
 }
 
@@ -240,20 +249,23 @@ Result<void> ReceiverService::Reconcile(uint16_t must_open, bool log_failures) {
     auto server = std::make_unique<dicom::AssociationServer>(opt, fallback_);
     auto started = server->Start();
     // Who holds the port is read from /proc before taking mu_ (Admit needs it meanwhile).
-    std::string why = started                                      ? ""
-                      : started.error().code == Code::kAlreadyExists ? fmt::format("port {} is already in use on {} ({})",
-                                                                                   port, w.bind, DescribePortOwner(port))
-                                                                     : started.error().message;
+    std::string why = started ? ""
+                      : started.error().code == Code::kAlreadyExists
+                          ? fmt::format("port {} is already in use on {} ({})", port, w.bind, DescribePortOwner(port))
+                          : started.error().message;
     MutexLock lock(mu_);
     if (!started) {
-      if (log_failures) spdlog::error("receiver {}: not listening: {}", opt.ae_title, why);
-      else spdlog::debug("receiver {}: not listening: {}", opt.ae_title, why);
+      if (log_failures)
+        spdlog::error("receiver {}: not listening: {}", opt.ae_title, why);
+      else
+        spdlog::debug("receiver {}: not listening: {}", opt.ae_title, why);
       for (const auto& id : w.ids) errors_[id] = why;
       if (port == must_open && result) result = Fail(started.error().code, why, "port");
       continue;
     }
     for (const auto& id : w.ids) errors_.erase(id);
-    spdlog::info("receiver {} listening on {}:{}{}", opt.ae_title, w.bind, server->port(), w.tls.enabled ? " (TLS)" : "");
+    spdlog::info("receiver {} listening on {}:{}{}", opt.ae_title, w.bind, server->port(),
+                 w.tls.enabled ? " (TLS)" : "");
     listeners_.emplace(port, Listener{w.bind, w.tls, std::move(server)});
   }
   return result;
@@ -272,7 +284,7 @@ dicom::Admission ReceiverService::Admit(uint16_t port, const std::string& called
 }
 
 dicom::Admission ReceiverService::Decide(uint16_t port, const std::string& called, const std::string& calling,
-                                        const std::string& peer) {
+                                         const std::string& peer) {
   dicom::Admission a;
   std::shared_ptr<const Receiver> r;
   {
@@ -442,14 +454,15 @@ Result<Receiver> ReceiverService::Update(const std::string& id, const nlohmann::
   if (!r) return r;
   if (auto c = CheckConflicts(*r, old->id); !c) return tl::unexpected(c.error());
   if (dry_run) return r;
-  auto replace = [&](std::shared_ptr<const Receiver> with) {
+  auto replace = [&](const std::shared_ptr<const Receiver>& with) {
     MutexLock lock(mu_);
     for (auto& e : receivers_) {
       if (e->id == old->id) e = with;
     }
   };
   replace(std::make_shared<const Receiver>(*r));
-  bool listen_change = r->enabled && (!old->enabled || old->port != r->port || old->bind != r->bind || !SameTls(old->tls, r->tls));
+  bool listen_change =
+      r->enabled && (!old->enabled || old->port != r->port || old->bind != r->bind || !SameTls(old->tls, r->tls));
   if (auto started = Reconcile(listen_change ? r->port : 0); !started) {
     replace(old);
     {

@@ -22,6 +22,7 @@
 #include "core/thread_annotations.h"
 #include "dicom/server.h"
 #include "ingest/expectations.h"
+#include "ingest/origin_sink.h"
 #include "ingest/pipeline.h"
 #include "ingest/staging.h"
 #include "ingest/store_sink.h"
@@ -29,9 +30,8 @@
 #include "receivers/association_log.h"
 #include "receivers/periodic_task.h"
 #include "receivers/receiver.h"
-#include "receivers/retirements.h"
-#include "ingest/origin_sink.h"
 #include "receivers/receiver_sink.h"
+#include "receivers/retirements.h"
 
 namespace pb {
 
@@ -86,7 +86,8 @@ class ReceiverService {
 
   // A project's anonymization options (nullopt: the receiver's apply). Set nullopt to remove.
   std::optional<AnonymizationChoices> ProjectAnonymization(const std::string& project) const;
-  [[nodiscard]] Result<void> SetProjectAnonymization(const std::string& project, const std::optional<AnonymizationChoices>& a);
+  [[nodiscard]] Result<void> SetProjectAnonymization(const std::string& project,
+                                                     const std::optional<AnonymizationChoices>& a);
 
   // What every origin of the ingest path shares (retrieve jobs file their C-GET arrivals with it).
   IngestSite& site() { return site_; }
@@ -124,7 +125,7 @@ class ReceiverService {
   Mutex change_mu_;  // one change (create/update/remove/start/stop) at a time
   mutable Mutex mu_;
   std::vector<std::shared_ptr<const Receiver>> receivers_ GUARDED_BY(mu_);
-  std::map<std::string, std::string> errors_ GUARDED_BY(mu_);                // id → why not listening
+  std::map<std::string, std::string> errors_ GUARDED_BY(mu_);  // id → why not listening
   std::shared_ptr<const RoutingRules> site_rules_ GUARDED_BY(mu_);
   nlohmann::json site_routing_json_ GUARDED_BY(mu_);
   std::map<std::string, AnonymizationChoices> project_anonymization_ GUARDED_BY(mu_);

@@ -18,14 +18,14 @@ class OriginSinkTest : public ::testing::Test {
     db_ = std::move(*Database::Open(dir_ / "index.db", false));
     pipeline_ = std::make_unique<IngestPipeline>(*blobs_, *db_, IngestOptions{});
     staging_ = std::make_unique<StagingArea>(*pipeline_, *db_, *blobs_, [](const std::string&) { return 60; });
-    site_ = std::make_unique<IngestSite>(IngestSite{*pipeline_, *staging_, expectations_,
-                                                    [this] { return site_rules_; }, "0123456789abcdef0123",
-                                                    [this](const std::string& project) -> std::optional<AnonymizationChoices> {
-                                                      auto it = project_options_.find(project);
-                                                      if (it == project_options_.end()) return std::nullopt;
-                                                      return it->second;
-                                                    },
-                                                    [this] { return !project_options_.empty(); }});
+    site_ = std::make_unique<IngestSite>(
+        IngestSite{*pipeline_, *staging_, expectations_, [this] { return site_rules_; }, "0123456789abcdef0123",
+                   [this](const std::string& project) -> std::optional<AnonymizationChoices> {
+                     auto it = project_options_.find(project);
+                     if (it == project_options_.end()) return std::nullopt;
+                     return it->second;
+                   },
+                   [this] { return !project_options_.empty(); }});
   }
   void TearDown() override {
     site_.reset();
@@ -64,10 +64,8 @@ class OriginSinkTest : public ::testing::Test {
   std::unique_ptr<IngestSite> site_;
 };
 
-const std::map<uint32_t, std::string> kPlain{{0x00081030, "Brain MRI"},
-                                             {0x00100010, "Doe^John"},
-                                             {0x00100020, "PID77"},
-                                             {0x00080050, "ACC1"}};
+const std::map<uint32_t, std::string> kPlain{
+    {0x00081030, "Brain MRI"}, {0x00100010, "Doe^John"}, {0x00100020, "PID77"}, {0x00080050, "ACC1"}};
 
 TEST_F(OriginSinkTest, DefaultRulesWithoutAnonymization) {
   Labels l = Identify({{"ae_title", "R"}, {"anonymize", false}}, kPlain);
@@ -97,9 +95,8 @@ TEST_F(OriginSinkTest, ChosenLabelsAreKeptWhenAnonymizing) {
   EXPECT_EQ(l.project, "P1");
   EXPECT_EQ(l.subject, "S1");
   EXPECT_EQ(l.session, "E1");
-  Labels ruled = Identify({{"ae_title", "R"}, {"routing", {{"subject", "(0010,0020):^PID(\\d+)"}}},
-                           {"default_project", "Lab"}},
-                          kPlain);
+  Labels ruled = Identify(
+      {{"ae_title", "R"}, {"routing", {{"subject", "(0010,0020):^PID(\\d+)"}}}, {"default_project", "Lab"}}, kPlain);
   EXPECT_EQ(ruled.subject, "77");  // a rule the administrator wrote is trusted
   EXPECT_EQ(ruled.project, "Lab");
 }
@@ -109,15 +106,17 @@ TEST_F(OriginSinkTest, SiteRulesApplyAfterTheReceiversOwn) {
   site->project = *ParseRoutingRules("(0008,0050):^(ACC\\d)", "routing.project");
   site_rules_ = site;
   EXPECT_EQ(Identify({{"ae_title", "R"}, {"anonymize", false}}, kPlain).project, "ACC1");
-  EXPECT_EQ(Identify({{"ae_title", "R"}, {"anonymize", false}, {"routing", {{"project", "(0008,1030):^(\\w+)"}}}}, kPlain)
-                .project,
-            "Brain");
+  EXPECT_EQ(
+      Identify({{"ae_title", "R"}, {"anonymize", false}, {"routing", {{"project", "(0008,1030):^(\\w+)"}}}}, kPlain)
+          .project,
+      "Brain");
 }
 
 TEST_F(OriginSinkTest, ProcessorsAndJobs) {
-  nlohmann::json mapped{{"ae_title", "R"},
-                        {"anonymize", false},
-                        {"processors", nlohmann::json::array({{{"type", "map_ae_to_project"}, {"map", {{"CT1", "Liver"}}}}})}};
+  nlohmann::json mapped{
+      {"ae_title", "R"},
+      {"anonymize", false},
+      {"processors", nlohmann::json::array({{{"type", "map_ae_to_project"}, {"map", {{"CT1", "Liver"}}}}})}};
   EXPECT_EQ(Identify(mapped, kPlain, "CT1").project, "Liver");
   EXPECT_EQ(Identify(mapped, kPlain, "MR1").project, "Brain_MRI");
 
@@ -131,9 +130,8 @@ TEST_F(OriginSinkTest, ProcessorsAndJobs) {
   EXPECT_EQ(l.session, "PID77");  // not set by the job: the rules decide
   // "rules" ignores the job unless relabel_from_job is asked for.
   EXPECT_EQ(Identify({{"ae_title", "R"}, {"anonymize", false}}, kPlain, "PACS", job).project, "Brain_MRI");
-  nlohmann::json relabel{{"ae_title", "R"},
-                         {"anonymize", false},
-                         {"processors", nlohmann::json::array({{{"type", "relabel_from_job"}}})}};
+  nlohmann::json relabel{
+      {"ae_title", "R"}, {"anonymize", false}, {"processors", nlohmann::json::array({{{"type", "relabel_from_job"}}})}};
   EXPECT_EQ(Identify(relabel, kPlain, "PACS", job).project, "Import");
 }
 

@@ -100,25 +100,27 @@ TEST(ReceiverJson, ApiPortsAre1024To49151AndDefaultTo8104) {
 TEST(ReceiverJson, AnonymizesByDefaultThroughTheApiButNotFromTheConfigFile) {
   EXPECT_TRUE(ReceiverFromJson({{"ae_title", "PB"}})->anonymize);
   EXPECT_FALSE(ReceiverFromJson({{"ae_title", "PB"}, {"port", 104}}, ReceiverOrigin::kConfig)->anonymize);
-  EXPECT_TRUE(ReceiverFromJson({{"ae_title", "PB"}, {"port", 104}, {"anonymize", true}}, ReceiverOrigin::kConfig)->anonymize);
+  EXPECT_TRUE(
+      ReceiverFromJson({{"ae_title", "PB"}, {"port", 104}, {"anonymize", true}}, ReceiverOrigin::kConfig)->anonymize);
   EXPECT_FALSE(ReceiverFromJson({{"ae_title", "PB"}, {"anonymize", false}})->anonymize);
   EXPECT_TRUE(ReceiverFromJson({{"ae_title", "PB"}})->ChangesData());
   EXPECT_FALSE(ReceiverFromJson({{"ae_title", "PB"}, {"anonymize", false}})->ChangesData());
 }
 
 TEST(ReceiverJson, ParsesWhitelistRoutingAndProcessors) {
-  auto r = ReceiverFromJson({{"ae_title", "PB"},
-                             {"whitelist_enabled", true},
-                             {"whitelist", "CT1\n10.0.0.0/8\nMR1@192.168.1.7"},
-                             {"routing", {{"project", "(0008,1030):^(\\w+)"}, {"subject", ""}}},
-                             {"identification", "jobs"},
-                             {"default_project", "Lab-1"},
-                             {"processors", nlohmann::json::array({{{"type", "map_ae_to_project"}, {"map", {{"CT1", "P_CT"}}}},
-                                                                    {{"type", "set_attributes"}, {"attributes", {{"InstitutionName", "X"}}}},
-                                                                    {{"type", "clear_attributes"}, {"attributes", {"(0008,0090)"}}}})},
-                             {"anonymize", false},
-                             {"direct_archive", false},
-                             {"staging_idle_seconds", 5}});
+  auto r = ReceiverFromJson(
+      {{"ae_title", "PB"},
+       {"whitelist_enabled", true},
+       {"whitelist", "CT1\n10.0.0.0/8\nMR1@192.168.1.7"},
+       {"routing", {{"project", "(0008,1030):^(\\w+)"}, {"subject", ""}}},
+       {"identification", "jobs"},
+       {"default_project", "Lab-1"},
+       {"processors", nlohmann::json::array({{{"type", "map_ae_to_project"}, {"map", {{"CT1", "P_CT"}}}},
+                                             {{"type", "set_attributes"}, {"attributes", {{"InstitutionName", "X"}}}},
+                                             {{"type", "clear_attributes"}, {"attributes", {"(0008,0090)"}}}})},
+       {"anonymize", false},
+       {"direct_archive", false},
+       {"staging_idle_seconds", 5}});
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_TRUE(r->whitelist->Allows("CT1", "127.0.0.1"));
   EXPECT_TRUE(r->whitelist->Allows("ANY", "10.1.2.3"));
@@ -150,9 +152,13 @@ TEST(ReceiverJson, ErrorsNameTheFieldAndTheLine) {
   EXPECT_NE(rule.error().message.find("line 1"), std::string::npos) << rule.error().message;
   EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"identification", "magic"}}).error().field, "identification");
   EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"default_project", "a b"}}).error().field, "default_project");
-  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"processors", nlohmann::json::array({{{"type", "teleport"}}})}}).error().field,
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"processors", nlohmann::json::array({{{"type", "teleport"}}})}})
+                .error()
+                .field,
             "processors[0].type");
-  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"}, {"processors", nlohmann::json::array({{{"type", "set_attributes"}, {"attributes", {{"NoSuchKeyword", "x"}}}}})}})
+  EXPECT_EQ(ReceiverFromJson({{"ae_title", "PB"},
+                              {"processors", nlohmann::json::array({{{"type", "set_attributes"},
+                                                                     {"attributes", {{"NoSuchKeyword", "x"}}}}})}})
                 .error()
                 .field,
             "processors[0].attributes");
@@ -162,11 +168,15 @@ TEST(ReceiverJson, ErrorsNameTheFieldAndTheLine) {
 }
 
 TEST(ReceiverJson, PatchKeepsWhatIsNotGiven) {
-  auto base = ReceiverFromJson({{"ae_title", "PB"}, {"port", 11112}, {"routing", {{"project", "(0008,1030):(.+)"}}},
+  auto base = ReceiverFromJson({{"ae_title", "PB"},
+                                {"port", 11112},
+                                {"routing", {{"project", "(0008,1030):(.+)"}}},
                                 {"anonymization", {{"retain_uids", true}}}});
   ASSERT_TRUE(base);
   base->id = "7";
-  auto p = PatchReceiver(*base, {{"enabled", false}, {"anonymization", {{"retain_dates", true}}}, {"routing", {{"subject", "(0010,0020):(.+)"}}}});
+  auto p = PatchReceiver(*base, {{"enabled", false},
+                                 {"anonymization", {{"retain_dates", true}}},
+                                 {"routing", {{"subject", "(0010,0020):(.+)"}}}});
   ASSERT_TRUE(p) << p.error().message;
   EXPECT_EQ(p->id, "7");
   EXPECT_FALSE(p->enabled);
@@ -188,20 +198,21 @@ class ReceiverTlsJson : public ::testing::Test {
            ("pb-rtls-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     std::filesystem::create_directories(dir_);
     for (const char* f : {"cert.pem", "key.pem", "ca.pem"}) std::ofstream(dir_ / f) << "x";
-    std::filesystem::permissions(dir_ / "key.pem", std::filesystem::perms::owner_read |
-                                                       std::filesystem::perms::owner_write);
+    std::filesystem::permissions(dir_ / "key.pem",
+                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
-  nlohmann::json With(nlohmann::json tls) {
-    return {{"ae_title", "SECURE"}, {"port", 2762}, {"tls", std::move(tls)}};
-  }
+  nlohmann::json With(nlohmann::json tls) { return {{"ae_title", "SECURE"}, {"port", 2762}, {"tls", std::move(tls)}}; }
   std::string P(const char* f) { return (dir_ / f).string(); }
   std::filesystem::path dir_;
 };
 
 TEST_F(ReceiverTlsJson, TakesCertificateKeyAndCa) {
-  auto r = ReceiverFromJson(With({{"enabled", true}, {"cert_file", P("cert.pem")}, {"key_file", P("key.pem")},
-                                  {"ca_file", P("ca.pem")}, {"require_client_cert", true}}));
+  auto r = ReceiverFromJson(With({{"enabled", true},
+                                  {"cert_file", P("cert.pem")},
+                                  {"key_file", P("key.pem")},
+                                  {"ca_file", P("ca.pem")},
+                                  {"require_client_cert", true}}));
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_TRUE(r->tls.enabled);
   EXPECT_TRUE(r->tls.require_client_cert);
@@ -214,7 +225,9 @@ TEST_F(ReceiverTlsJson, NamesWhatIsMissingOrWrong) {
                 .error()
                 .field,
             "tls.key_file");
-  EXPECT_EQ(ReceiverFromJson(With({{"enabled", true}, {"cert_file", P("cert.pem")}, {"key_file", P("key.pem")},
+  EXPECT_EQ(ReceiverFromJson(With({{"enabled", true},
+                                   {"cert_file", P("cert.pem")},
+                                   {"key_file", P("key.pem")},
                                    {"require_client_cert", true}}))
                 .error()
                 .field,

@@ -149,8 +149,7 @@ TokenResult ParseAddressToken(std::string_view token, bool after_at = false) {
   Mask(network.bytes, network.prefix);
   if (network.bytes != r.block.bytes) {
     r.kind = TokenKind::kBroken;
-    r.reason =
-        fmt::format("'{}' has host bits set; the block is {}", token, FormatBlock(network, v4));
+    r.reason = fmt::format("'{}' has host bits set; the block is {}", token, FormatBlock(network, v4));
     return r;
   }
   r.kind = TokenKind::kAddress;
@@ -215,9 +214,8 @@ Result<Whitelist> Whitelist::Parse(std::string_view text) {
       TokenResult a = ParseAddressToken(address, /*after_at=*/true);
       if (a.kind == TokenKind::kBroken) return fail(a.reason);
       if (a.kind == TokenKind::kNotAddress) {
-        return fail(fmt::format(
-            "'{}' after '@' is not an IP address or CIDR block (host names are not accepted)",
-            address));
+        return fail(
+            fmt::format("'{}' after '@' is not an IP address or CIDR block (host names are not accepted)", address));
       }
       auto title = CheckAeTitle(ae);
       if (!title) return fail(title.error().message);
@@ -238,8 +236,7 @@ Result<Whitelist> Whitelist::Parse(std::string_view text) {
         size_t space = line.find_first_of(" \t");
         if (space != std::string_view::npos &&
             ParseAddressToken(line.substr(0, space)).kind != TokenKind::kNotAddress) {
-          return fail(fmt::format(
-              "'{}': one entry per line; a comment goes on its own line starting with '#'", line));
+          return fail(fmt::format("'{}': one entry per line; a comment goes on its own line starting with '#'", line));
         }
         auto title = CheckAeTitle(line);
         if (!title) return fail(title.error().message);

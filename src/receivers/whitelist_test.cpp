@@ -239,8 +239,7 @@ TEST(Whitelist, ErrorPrefixTooLongIpv4) {
 }
 
 TEST(Whitelist, ErrorPrefixTooLongIpv6) {
-  EXPECT_EQ(ParseError("2001:db8::/129"),
-            "line 1: '2001:db8::/129': prefix length must be 0 to 128");
+  EXPECT_EQ(ParseError("2001:db8::/129"), "line 1: '2001:db8::/129': prefix length must be 0 to 128");
 }
 
 TEST(Whitelist, ErrorPrefixNotANumber) {
@@ -262,14 +261,12 @@ TEST(Whitelist, ErrorAeTitleTooLong) {
 
 TEST(Whitelist, ErrorAeTitleControlCharacterOrNonAscii) {
   EXPECT_EQ(ParseError("A\vB"), "line 1: 'A\vB': an AE title has no control characters (tab, ...)");
-  EXPECT_EQ(
-      ParseError("M\xc3\xbcller"),
-      "line 1: 'M\xc3\xbcller': an AE title is plain ASCII (the DICOM default character set)");
+  EXPECT_EQ(ParseError("M\xc3\xbcller"),
+            "line 1: 'M\xc3\xbcller': an AE title is plain ASCII (the DICOM default character set)");
 }
 
 TEST(Whitelist, ErrorBrokenIpv4IsNotAnAeTitle) {
-  EXPECT_EQ(ParseError("A\nB\nC\n300.1.1.1"),
-            "line 4: '300.1.1.1' is not an IP address or AE title");
+  EXPECT_EQ(ParseError("A\nB\nC\n300.1.1.1"), "line 4: '300.1.1.1' is not an IP address or AE title");
   EXPECT_EQ(ParseError("10.0.0"), "line 1: '10.0.0' is not an IP address or AE title");
   EXPECT_EQ(ParseError("1.2.3.4.5"), "line 1: '1.2.3.4.5' is not an IP address or AE title");
   EXPECT_EQ(ParseError("10.0.0/24"), "line 1: '10.0.0/24' is not an IP address or AE title");
@@ -285,16 +282,11 @@ TEST(Whitelist, ErrorBracketedIpv4) {
 }
 
 TEST(Whitelist, ErrorHostBitsSetNamesTheBlock) {
-  EXPECT_EQ(ParseError("A\nB\nC\nD\n10.0.0.1/24"),
-            "line 5: '10.0.0.1/24' has host bits set; the block is 10.0.0.0/24");
-  EXPECT_EQ(ParseError("198.51.101.0/22"),
-            "line 1: '198.51.101.0/22' has host bits set; the block is 198.51.100.0/22");
-  EXPECT_EQ(ParseError("2001:db8::1/32"),
-            "line 1: '2001:db8::1/32' has host bits set; the block is 2001:db8::/32");
-  EXPECT_EQ(ParseError("1.2.3.4/0"),
-            "line 1: '1.2.3.4/0' has host bits set; the block is 0.0.0.0/0");
-  EXPECT_EQ(ParseError("AE@10.0.0.1/8"),
-            "line 1: '10.0.0.1/8' has host bits set; the block is 10.0.0.0/8");
+  EXPECT_EQ(ParseError("A\nB\nC\nD\n10.0.0.1/24"), "line 5: '10.0.0.1/24' has host bits set; the block is 10.0.0.0/24");
+  EXPECT_EQ(ParseError("198.51.101.0/22"), "line 1: '198.51.101.0/22' has host bits set; the block is 198.51.100.0/22");
+  EXPECT_EQ(ParseError("2001:db8::1/32"), "line 1: '2001:db8::1/32' has host bits set; the block is 2001:db8::/32");
+  EXPECT_EQ(ParseError("1.2.3.4/0"), "line 1: '1.2.3.4/0' has host bits set; the block is 0.0.0.0/0");
+  EXPECT_EQ(ParseError("AE@10.0.0.1/8"), "line 1: '10.0.0.1/8' has host bits set; the block is 10.0.0.0/8");
 }
 
 TEST(Whitelist, ErrorAeAtSomethingElse) {

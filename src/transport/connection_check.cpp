@@ -34,7 +34,9 @@ nlohmann::json ConnectionTest::ToJson() const {
   for (const auto& c : checks) {
     list.push_back({{"name", c.name}, {"outcome", c.outcome}, {"message", c.message}, {"latency_ms", c.latency_ms}});
   }
-  return {{"ok", ok()}, {"message", Summary()}, {"latency_ms", checks.empty() ? 0 : checks[0].latency_ms},
+  return {{"ok", ok()},
+          {"message", Summary()},
+          {"latency_ms", checks.empty() ? 0 : checks[0].latency_ms},
           {"checks", list}};
 }
 

@@ -18,8 +18,8 @@ struct ConnectionCheck {
 
 struct ConnectionTest {
   std::vector<ConnectionCheck> checks;
-  bool ok() const;              // no check failed
-  std::string Summary() const;  // "Connection established" or "Connection failed: <reason>"
+  bool ok() const;                // no check failed
+  std::string Summary() const;    // "Connection established" or "Connection failed: <reason>"
   nlohmann::json ToJson() const;  // {"ok", "message", "latency_ms" (of the first check), "checks": [...]}
 };
 

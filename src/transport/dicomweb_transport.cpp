@@ -51,7 +51,7 @@ bool IsHtml(const HttpResponse& r) {
 // What tells a QIDO-RS row apart from the others of a search.
 std::string Fingerprint(const dicomweb::Row& row) {
   std::string out;
-  for (const auto& [k, v] : row) out += k + '=' + v + '\x1f';
+  for (const auto& [k, v] : row) out.append(k).append(1, '=').append(v).append(1, '\x1f');
   return out;
 }
 
@@ -117,7 +117,8 @@ class DicomWebTransport : public Transport {
       return FindAnswer{std::move(*rows), truncated};
     }
     bool truncated = false;
-    auto studies = Search("PATIENT", q.keys, std::min(kMaxPatientStudies, limit * kPatientStudiesPerPatient), &truncated);
+    auto studies =
+        Search("PATIENT", q.keys, std::min(kMaxPatientStudies, limit * kPatientStudiesPerPatient), &truncated);
     if (!studies) return tl::unexpected(studies.error());
     auto patients = dicomweb::GroupByPatient(*studies);
     FindAnswer out{std::move(patients), truncated};
@@ -165,8 +166,8 @@ class DicomWebTransport : public Transport {
         // UIDs come from the node's own answers: only well-formed ones go into a path.
         if (!IsValidUid(scope.study) || (!scope.series.empty() && !IsValidUid(scope.series)) ||
             (!scope.sop.empty() && !IsValidUid(scope.sop))) {
-          problems.push_back(fmt::format("node '{}': a UID of the plan is not a valid UID; it was not asked for",
-                                         node_.name));
+          problems.push_back(
+              fmt::format("node '{}': a UID of the plan is not a valid UID; it was not asked for", node_.name));
           continue;
         }
         std::string path = "studies/" + scope.study;
@@ -200,10 +201,11 @@ class DicomWebTransport : public Transport {
   }
 
   [[nodiscard]] Result<std::vector<dicom::SendOutcome>> Send(const std::vector<dicom::SendItem>& items,
-                                               const dicom::SendHooks& hooks) override {
+                                                             const dicom::SendHooks& hooks) override {
     std::vector<dicom::SendOutcome> outcomes(items.size());
     if (!node_.stow) {
-      return Fail(Code::kUnsupported, fmt::format("node '{}' cannot take a send: its stow capability is off", node_.name));
+      return Fail(Code::kUnsupported,
+                  fmt::format("node '{}' cannot take a send: its stow capability is off", node_.name));
     }
     const int64_t max_bytes = static_cast<int64_t>(node_.stow_batch_mb) << 20;
     const size_t max_count = node_.stow_multipart ? static_cast<size_t>(std::max(1, node_.stow_batch_instances)) : 1;
@@ -222,7 +224,8 @@ class DicomWebTransport : public Transport {
         // rather than meeting the same answer batch after batch.
         const int wait = outcomes[begin].retry_after_seconds;
         for (size_t i = end; i < items.size(); ++i) {
-          outcomes[i].reason = fmt::format("not sent: the server answered 429 (Too Many Requests; Retry-After {} s)", wait);
+          outcomes[i].reason =
+              fmt::format("not sent: the server answered 429 (Too Many Requests; Retry-After {} s)", wait);
           outcomes[i].retry_after_seconds = wait;
           outcomes[i].never_sent = true;
         }
@@ -253,7 +256,8 @@ class DicomWebTransport : public Transport {
 
   [[nodiscard]] Result<void> NeedQido(const char* what) const {
     if (node_.qido) return {};
-    return Fail(Code::kUnsupported, fmt::format("node '{}' cannot be {}: its qido capability is off", node_.name, what));
+    return Fail(Code::kUnsupported,
+                fmt::format("node '{}' cannot be {}: its qido capability is off", node_.name, what));
   }
 
   Error Wrap(Code code, const std::string& message, const std::string& what) const {
@@ -265,7 +269,7 @@ class DicomWebTransport : public Transport {
 
   // One QIDO-RS request: its rows, a 204 as none. Errors say why (Wrap adds the node and request).
   [[nodiscard]] Result<std::vector<dicomweb::Row>> Get(const std::string& url, const std::string& what,
-                                          HttpResponse* head = nullptr) {
+                                                       HttpResponse* head = nullptr) {
     HttpRequest rq;
     rq.url = url;
     rq.what = what;
@@ -278,8 +282,9 @@ class DicomWebTransport : public Transport {
       return Fail(CodeFor(r->status), client_.Explain(rq, *r));
     }
     if (IsHtml(*r)) {
-      return Fail(Code::kUnavailable, "the server answered with an HTML page where DICOM JSON was expected: a "
-                                      "login page or a proxy is in the way");
+      return Fail(Code::kUnavailable,
+                  "the server answered with an HTML page where DICOM JSON was expected: a "
+                  "login page or a proxy is in the way");
     }
     auto rows = dicomweb::RowsFromDicomJson(r->body);
     if (!rows) return tl::unexpected(rows.error());
@@ -290,8 +295,8 @@ class DicomWebTransport : public Transport {
   // A search at a level, paged with limit/offset while the server says more results exist
   // (a 299 Warning, PS3.18 8.3.4.1). `limit` 0: everything.
   [[nodiscard]] Result<std::vector<dicomweb::Row>> Search(const std::string& level,
-                                            const std::vector<std::pair<std::string, std::string>>& keys,
-                                            size_t limit, bool* truncated, bool minimal = false) {
+                                                          const std::vector<std::pair<std::string, std::string>>& keys,
+                                                          size_t limit, bool* truncated, bool minimal = false) {
     auto search = dicomweb::BuildSearch(level, keys, minimal);
     if (!search) return tl::unexpected(search.error());
     const std::string what = "QIDO-RS " + search->path.substr(search->path.rfind('/') + 1);
@@ -344,19 +349,22 @@ class DicomWebTransport : public Transport {
     auto r = client_.Perform(rq);
     int64_t ms = MsSince(start);
     if (!r) return {"http", "failed", r.error().message, ms};
-    if (r->status == 401 || r->status == 403 || r->status == 404) return {"http", "failed", client_.Explain(rq, *r), ms};
+    if (r->status == 401 || r->status == 403 || r->status == 404)
+      return {"http", "failed", client_.Explain(rq, *r), ms};
     return {"http", "ok", fmt::format("the server answered in {} ms (qido is off: searches are not tried)", ms), ms};
   }
 
   [[nodiscard]] Result<void> FetchOne(const std::string& path, const WadoParts::Scope& scope, const FetchHooks& hooks,
-                        FetchResult& out) {
+                                      FetchResult& out) {
     WadoParts writer(*hooks.sink, node_, scope, hooks);
     HttpRequest rq;
     rq.url = WadoRoot() + path;
-    rq.what = std::string("WADO-RS of ") + (scope.sop.empty() ? (scope.series.empty() ? "study " + scope.study : "series " + scope.series)
-                                                              : "instance " + scope.sop);
+    rq.what = std::string("WADO-RS of ") +
+              (scope.sop.empty() ? (scope.series.empty() ? "study " + scope.study : "series " + scope.series)
+                                 : "instance " + scope.sop);
     rq.phase = dicomweb::Phase::kTransfer;
-    std::string syntax = node_.preferred_transfer_syntax.empty() ? "*" : dicom::TransferSyntaxUid(node_.preferred_transfer_syntax);
+    std::string syntax =
+        node_.preferred_transfer_syntax.empty() ? "*" : dicom::TransferSyntaxUid(node_.preferred_transfer_syntax);
     rq.headers = {fmt::format("Accept: multipart/related; type=\"application/dicom\"; transfer-syntax={}", syntax)};
     rq.on_head = [&](long status, const std::map<std::string, std::string>& headers) -> Result<void> {
       if (status == 204) return {};
@@ -403,10 +411,10 @@ class DicomWebTransport : public Transport {
 
   // One STOW-RS request for items [begin, end); a 413 halves it. Outcomes are set for each item.
   [[nodiscard]] Result<void> SendBatch(const std::vector<dicom::SendItem>& items, size_t begin, size_t end,
-                         std::vector<dicom::SendOutcome>& outcomes, const dicom::SendHooks& hooks) {
+                                       std::vector<dicom::SendOutcome>& outcomes, const dicom::SendHooks& hooks) {
     std::vector<std::string> paths;
     for (size_t i = begin; i < end; ++i) paths.push_back(items[i].path);
-    auto settle = [&](size_t i, dicom::SendOutcome o) {
+    auto settle = [&](size_t i, const dicom::SendOutcome& o) {
       outcomes[i] = o;
       if (hooks.on_instance) hooks.on_instance(i, o);
     };
@@ -458,9 +466,10 @@ class DicomWebTransport : public Transport {
     if (r->status == 413) {
       if (end - begin > 1) {
         const size_t mid = begin + (end - begin) / 2;
-        spdlog::info("node '{}': the server refused a STOW-RS request of {} instances as too large (413); sending "
-                     "halves",
-                     node_.name, end - begin);
+        spdlog::info(
+            "node '{}': the server refused a STOW-RS request of {} instances as too large (413); sending "
+            "halves",
+            node_.name, end - begin);
         auto a = SendBatch(items, begin, mid, outcomes, hooks);
         auto b = SendBatch(items, mid, end, outcomes, hooks);
         if (!a) return a;
@@ -506,8 +515,9 @@ class DicomWebTransport : public Transport {
                    fmt::format("node '{}': the server answered HTTP {} without a readable store response ({}); "
                                "not confirmed",
                                node_.name, r->status,
-                               IsHtml(*r) ? "an HTML page: a login page or a proxy is in the way"
-                                          : r->body.empty() ? "an empty body" : "not DICOM JSON")});
+                               IsHtml(*r)        ? "an HTML page: a login page or a proxy is in the way"
+                               : r->body.empty() ? "an empty body"
+                                                 : "not DICOM JSON")});
       } else {
         settle(i, {dicom::SendStatus::kNotConfirmed, -1,
                    fmt::format("the server's answer (HTTP {}) does not mention this instance", r->status)});
@@ -519,7 +529,7 @@ class DicomWebTransport : public Transport {
   Node node_;
   TransportContext context_;
   HttpClient client_;
-  long last_status_ = 0;     // the HTTP status of the last failed WADO-RS request (0: none)
+  long last_status_ = 0;      // the HTTP status of the last failed WADO-RS request (0: none)
   int last_retry_after_ = 0;  // its Retry-After, in seconds
 };
 

@@ -39,7 +39,7 @@ class DimseFetcher {
       methods = {rq_.params.method};
     }
     FetchResult out;
-    int failures = 0;  // out.transient: every failure so far may pass
+    int failures = 0;       // out.transient: every failure so far may pass
     std::string get_error;  // why C-GET was not used, when "auto" fell back to C-MOVE
     for (size_t mi = 0; mi < methods.size(); ++mi) {
       const bool more = mi + 1 < methods.size();
@@ -89,8 +89,11 @@ class DimseFetcher {
  private:
   [[nodiscard]] Result<dicom::RetrieveAnswer> Get(const dicom::RetrieveTarget& t) {
     if (!hooks_.sink) return Fail(Code::kInternal, "C-GET needs a sink for what arrives");
-    return dicom::Get({peer_, t, {rq_.sop_classes.begin(), rq_.sop_classes.end()},
-                       dicom::TransferSyntaxUid(node_.preferred_transfer_syntax), inactivity_},
+    return dicom::Get({peer_,
+                       t,
+                       {rq_.sop_classes.begin(), rq_.sop_classes.end()},
+                       dicom::TransferSyntaxUid(node_.preferred_transfer_syntax),
+                       inactivity_},
                       *hooks_.sink, dimse_hooks_);
   }
 
@@ -108,11 +111,11 @@ class DimseFetcher {
                               rq_.anonymizing_project, rec->ae_title));
     }
     if (rec == ours.end()) {
-      return Fail(Code::kInvalidArgument,
-                  fmt::format("C-MOVE needs one of our receivers to take the data, and none has AE title '{}' (the "
-                              "node's move destination){}; add such a receiver or set move_destination",
-                              destination,
-                              node_.listen_port > 0 ? fmt::format(" and port {}", node_.listen_port) : ""));
+      return Fail(
+          Code::kInvalidArgument,
+          fmt::format("C-MOVE needs one of our receivers to take the data, and none has AE title '{}' (the "
+                      "node's move destination){}; add such a receiver or set move_destination",
+                      destination, node_.listen_port > 0 ? fmt::format(" and port {}", node_.listen_port) : ""));
     }
     const auto started = std::chrono::steady_clock::now();
     auto a = dicom::Move({peer_, t, destination, inactivity_}, dimse_hooks_);

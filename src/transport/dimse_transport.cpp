@@ -66,7 +66,7 @@ class DimseTransport : public Transport {
 
   // C-STORE, converted with DCMTK's codecs when the node accepts another syntax.
   [[nodiscard]] Result<std::vector<dicom::SendOutcome>> Send(const std::vector<dicom::SendItem>& items,
-                                               const dicom::SendHooks& hooks) override {
+                                                             const dicom::SendHooks& hooks) override {
     dicom::PeerRequest paced = peer_;
     paced.limiter = NodeRateLimiter(node_.name, node_.max_bytes_per_second);
     dicom::SendRequest rq;
@@ -104,15 +104,15 @@ class DimseTransport : public Transport {
     int64_t ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
     if (!found && found.error().code == Code::kPermissionDenied) {
-      return ConnectionCheck{"find", "failed",
-                             fmt::format("queries are refused for calling AE title '{}': {}", peer_.calling_ae,
-                                         found.error().message),
-                             ms};
+      return ConnectionCheck{
+          "find", "failed",
+          fmt::format("queries are refused for calling AE title '{}': {}", peer_.calling_ae, found.error().message),
+          ms};
     }
     if (!found) return ConnectionCheck{"find", "failed", "the C-FIND failed: " + found.error().message, ms};
-    return ConnectionCheck{"find", "ok",
-                           fmt::format("C-FIND answered in {} ms: calling AE title '{}' may query", ms, peer_.calling_ae),
-                           ms};
+    return ConnectionCheck{
+        "find", "ok", fmt::format("C-FIND answered in {} ms: calling AE title '{}' may query", ms, peer_.calling_ae),
+        ms};
   }
 
   Node node_;

@@ -80,8 +80,8 @@ struct Instance {
   Instance i;
   i.study = (*study)->at("StudyInstanceUID");
   const std::string pid = (*study)->count("PatientID") ? (*study)->at("PatientID") : "";
-  auto series = FindOne(node, peer, "SERIES",
-                        with_patient({{"StudyInstanceUID", i.study}, {"SeriesInstanceUID", ""}}, pid));
+  auto series =
+      FindOne(node, peer, "SERIES", with_patient({{"StudyInstanceUID", i.study}, {"SeriesInstanceUID", ""}}, pid));
   if (!series) return tl::unexpected(series.error());
   if (!*series || (*series)->count("SeriesInstanceUID") == 0 || (*series)->at("SeriesInstanceUID").empty()) {
     return std::optional<Instance>{};
@@ -137,17 +137,19 @@ MoveCheck ClassifyMove(const MoveFacts& f) {
   if (f.arrived) {
     out.ok = true;
     out.outcome = "known";
-    out.message = fmt::format("{} knows {} and reaches us at {}: the test instance arrived in {} ms (C-MOVE {}; "
-                              "it was not kept)",
-                              node, f.destination, Address(f), f.latency_ms, status);
+    out.message = fmt::format(
+        "{} knows {} and reaches us at {}: the test instance arrived in {} ms (C-MOVE {}; "
+        "it was not kept)",
+        node, f.destination, Address(f), f.latency_ms, status);
     return out;
   }
   out.ok = false;
   if (a.status == 0xA801) {
     out.outcome = "unknown_destination";
-    out.message = fmt::format("{} does not know the move destination {} (C-MOVE status {}). Register us on the "
-                              "PACS: {}",
-                              node, f.destination, status, Register(f));
+    out.message = fmt::format(
+        "{} does not know the move destination {} (C-MOVE status {}). Register us on the "
+        "PACS: {}",
+        node, f.destination, status, Register(f));
     return out;
   }
   MoveEvidence e;
@@ -170,9 +172,10 @@ MoveCheck ClassifyMove(const MoveFacts& f) {
   }
   if (a.success() || a.warning() || a.counts.failed > 0) {
     out.outcome = "not_delivered";
-    out.message = fmt::format("{} knows the AE title {} but sends to an address that does not reach us (C-MOVE {}, "
-                              "{}; nothing arrived): check the host and port it has for {}: they must be ours, {}",
-                              node, f.destination, status, Counts(a.counts), f.destination, Address(f));
+    out.message = fmt::format(
+        "{} knows the AE title {} but sends to an address that does not reach us (C-MOVE {}, "
+        "{}; nothing arrived): check the host and port it has for {}: they must be ours, {}",
+        node, f.destination, status, Counts(a.counts), f.destination, Address(f));
     return out;
   }
   out.outcome = "refused";
@@ -181,8 +184,8 @@ MoveCheck ClassifyMove(const MoveFacts& f) {
       "why; a PACS answers so when it does not know the move destination {}, when the address it has for it does "
       "not reach us (Orthanc 1.10 answers 0xC000 to both), or when calling AE title {} may not move. Make sure "
       "it lists: {}",
-      node, f.destination, status, a.error_comment.empty() ? "" : ": ", a.error_comment, f.destination,
-      f.calling_ae, Register(f));
+      node, f.destination, status, a.error_comment.empty() ? "" : ": ", a.error_comment, f.destination, f.calling_ae,
+      Register(f));
   return out;
 }
 
@@ -215,7 +218,8 @@ std::optional<Receiver> MoveReceiver(const Node& node, const std::string& destin
   if (!receiver) {
     std::vector<std::string> ours;
     for (const Receiver& r : context.receivers) {
-      if (r.enabled && (!context.listening || context.listening(r))) ours.push_back(fmt::format("{}@{}", r.ae_title, r.port));
+      if (r.enabled && (!context.listening || context.listening(r)))
+        ours.push_back(fmt::format("{}@{}", r.ae_title, r.port));
     }
     out.ok = false;
     out.outcome = "no_receiver";
@@ -246,16 +250,18 @@ std::optional<Receiver> MoveReceiver(const Node& node, const std::string& destin
   auto instance = FindInstance(node, peer);
   if (!instance) {
     out.outcome = "failed";
-    out.message = fmt::format("{} could not be asked for an instance to move, so whether it knows {} cannot be "
-                              "told: {}",
-                              where, out.destination_ae, instance.error().message);
+    out.message = fmt::format(
+        "{} could not be asked for an instance to move, so whether it knows {} cannot be "
+        "told: {}",
+        where, out.destination_ae, instance.error().message);
     return out;
   }
   if (!*instance) {
     out.outcome = "no_instance";
-    out.message = fmt::format("{} holds no instance to move (its C-FIND found none), so whether it knows {} "
-                              "cannot be told this way. It must list: {}",
-                              where, out.destination_ae, Register(f));
+    out.message = fmt::format(
+        "{} holds no instance to move (its C-FIND found none), so whether it knows {} "
+        "cannot be told this way. It must list: {}",
+        where, out.destination_ae, Register(f));
     return out;
   }
   const Instance& i = **instance;
@@ -292,8 +298,8 @@ std::optional<Receiver> MoveReceiver(const Node& node, const std::string& destin
   f.latency_ms = MillisSince(started);
   if (context.seen_since) f.seen = context.seen_since(started);
   MoveCheck classified = ClassifyMove(f);
-  spdlog::info("{}: move check to {}: {} (C-MOVE 0x{:04X}, arrived: {})", where, out.destination_ae,
-               classified.outcome, a->status, f.arrived ? "yes" : "no");
+  spdlog::info("{}: move check to {}: {} (C-MOVE 0x{:04X}, arrived: {})", where, out.destination_ae, classified.outcome,
+               a->status, f.arrived ? "yes" : "no");
   return classified;
 }
 

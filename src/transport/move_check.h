@@ -42,9 +42,9 @@ struct MoveCheck {
   // "no_instance", "failed" (ok null).
   std::string outcome;
   std::string message;
-  std::string destination_ae;    // what the PACS must list for us: the AE title,
-  std::string destination_host;  // our address as the PACS would reach it ("" unknown),
-  uint16_t destination_port = 0;  // and our receiver's port (0: no receiver)
+  std::string destination_ae;      // what the PACS must list for us: the AE title,
+  std::string destination_host;    // our address as the PACS would reach it ("" unknown),
+  uint16_t destination_port = 0;   // and our receiver's port (0: no receiver)
   std::optional<uint16_t> status;  // the final C-MOVE status, when one came
   dicom::SubOperations counts;     // of the final response (-1: not said)
   bool instance_arrived = false;
@@ -57,7 +57,7 @@ struct MoveCheck {
 
 // What the C-MOVE of the test instance showed, for ClassifyMove.
 struct MoveFacts {
-  std::string node;  // the node's name
+  std::string node;                // the node's name
   std::string pacs_ae, pacs_host;  // whose associations count in `seen`
   std::string calling_ae;          // ours, on the C-MOVE
   std::string destination;         // the Move Destination AE title

@@ -111,7 +111,7 @@ TEST(MoveReceiver, TheDestinationMustBeAnEnabledListeningReceiver) {
   ctx.listening = [](const Receiver& r) { return r.id != "a"; };
   auto r = MoveReceiver(n, "PB", ctx);
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->id, "b");  // a does not listen
+  EXPECT_EQ(r->id, "b");                     // a does not listen
   EXPECT_FALSE(MoveReceiver(n, "pb", ctx));  // AE titles are case sensitive
   n.listen_port = 11112;
   EXPECT_FALSE(MoveReceiver(n, "PB", ctx));  // the node names a port where nothing listens

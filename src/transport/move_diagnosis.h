@@ -18,8 +18,8 @@
 namespace pb {
 
 struct MoveEvidence {
-  std::string where;        // "node 'pacs' (10.0.0.5:104)"
-  std::string pacs_ae;      // the PACS's AE title and host: only associations from it count
+  std::string where;    // "node 'pacs' (10.0.0.5:104)"
+  std::string pacs_ae;  // the PACS's AE title and host: only associations from it count
   std::string pacs_host;
   std::string destination;  // the AE title the C-MOVE asked the PACS to send to
   std::string our_ae;       // the receiver that should take the data

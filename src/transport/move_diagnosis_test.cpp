@@ -22,7 +22,8 @@ MoveEvidence Base() {
 }
 
 AssociationAttempt Seen(uint16_t port, std::string called, Outcome o, std::string calling = "PACS") {
-  return AssociationAttempt{std::chrono::steady_clock::now(), port, std::move(called), std::move(calling), "10.0.0.5", o};
+  return AssociationAttempt{
+      std::chrono::steady_clock::now(), port, std::move(called), std::move(calling), "10.0.0.5", o};
 }
 
 TEST(ExplainEmptyMove, WrongCaseOfOurAeTitleIsNamedAsSuch) {

@@ -17,11 +17,10 @@ std::string Get(const std::map<std::string, std::string>& row, const char* key) 
 }
 
 // Lists the instances of one series into the plan; false when the PACS does not list them.
-[[nodiscard]] Result<bool> ListSeries(const PlanQuery& query, const std::string& study,
-                        const std::string& series, const std::string& sop_list, RetrievePlan& plan) {
+[[nodiscard]] Result<bool> ListSeries(const PlanQuery& query, const std::string& study, const std::string& series,
+                                      const std::string& sop_list, RetrievePlan& plan) {
   std::vector<std::pair<std::string, std::string>> keys{
-      {"StudyInstanceUID", study}, {"SeriesInstanceUID", series}, {"SOPInstanceUID", sop_list},
-      {"SOPClassUID", ""}};
+      {"StudyInstanceUID", study}, {"SeriesInstanceUID", series}, {"SOPInstanceUID", sop_list}, {"SOPClassUID", ""}};
   auto r = query("IMAGE", keys);
   if (!r) return tl::unexpected(r.error());
   for (const auto& row : *r) {
@@ -64,14 +63,17 @@ std::string DimseWhere(const dicom::PeerRequest& peer) {
   return fmt::format("the PACS ({}@{})", peer.called_ae, JoinHostPort(peer.host, peer.port));
 }
 
-[[nodiscard]] Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where, const RetrieveParams& p) {
+[[nodiscard]] Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where,
+                                              const RetrieveParams& p) {
   RetrievePlan plan;
   int64_t counted = 0;
   bool counts_complete = true;
   auto count = [&](const std::map<std::string, std::string>& row, const char* key) {
     std::string n = Get(row, key);
-    if (n.empty()) counts_complete = false;
-    else counted += std::atoll(n.c_str());
+    if (n.empty())
+      counts_complete = false;
+    else
+      counted += std::atoll(n.c_str());
   };
   if (p.level == "STUDY") {
     for (const auto& study : p.uids) {
@@ -117,13 +119,15 @@ std::string DimseWhere(const dicom::PeerRequest& peer) {
 }
 
 [[nodiscard]] Result<void> ListInstances(const PlanQuery& query, const std::string& where, const RetrieveParams& p,
-                           RetrievePlan& plan) {
+                                         RetrievePlan& plan) {
   if (p.level == "STUDY") {  // the series of the studies, for the IMAGE-level queries
     for (const auto& study : p.uids) {
       auto r = query("SERIES", {{"StudyInstanceUID", study}, {"SeriesInstanceUID", ""}});
       if (!r) {
-        plan.note = fmt::format("the node did not list the series ({}); the retrieve is checked "
-                                "against its instance counts", r.error().message);
+        plan.note = fmt::format(
+            "the node did not list the series ({}); the retrieve is checked "
+            "against its instance counts",
+            r.error().message);
         return {};
       }
       for (const auto& row : *r) {
@@ -144,8 +148,10 @@ std::string DimseWhere(const dicom::PeerRequest& peer) {
         plan.expected_count = static_cast<int64_t>(p.uids.size());
         return {};
       }
-      plan.note = fmt::format("the node did not list the instances ({}); the retrieve is checked "
-                              "against its instance counts", ok.error().message);
+      plan.note = fmt::format(
+          "the node did not list the instances ({}); the retrieve is checked "
+          "against its instance counts",
+          ok.error().message);
       return {};
     }
   }

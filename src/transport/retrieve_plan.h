@@ -31,11 +31,11 @@ struct ExpectedInstance {
 };
 
 struct RetrievePlan {
-  bool listed = false;  // `instances` is the PACS's full list
+  bool listed = false;                                // `instances` is the PACS's full list
   std::map<std::string, ExpectedInstance> instances;  // SOP Instance UID → where it belongs
-  std::optional<int64_t> expected_count;  // from the list, or from instance counts
-  std::map<std::string, int64_t> study_counts;  // STUDY level: each study's instance count
-  std::map<std::string, std::string> series_study;  // series → study, as the PACS said
+  std::optional<int64_t> expected_count;              // from the list, or from instance counts
+  std::map<std::string, int64_t> study_counts;        // STUDY level: each study's instance count
+  std::map<std::string, std::string> series_study;    // series → study, as the PACS said
   std::set<std::string> sop_classes;
   std::string note;  // why the list is missing, when it is
 };
@@ -43,8 +43,8 @@ struct RetrievePlan {
 // How the planner asks a node (any transport): a find at a level with matching keys (a key with
 // an empty value is a return key), all rows, UIDs only.
 using Row = std::map<std::string, std::string>;
-using PlanQuery = std::function<Result<std::vector<Row>>(
-    const std::string& level, const std::vector<std::pair<std::string, std::string>>& keys)>;
+using PlanQuery = std::function<Result<std::vector<Row>>(const std::string& level,
+                                                         const std::vector<std::pair<std::string, std::string>>& keys)>;
 
 // Asks the node what the request covers in two halves, so the list can be fetched while the
 // data already flows: counts, series and (at STUDY level, when the node gives
@@ -52,9 +52,10 @@ using PlanQuery = std::function<Result<std::vector<Row>>(
 // (IMAGE-level finds per series) added to `plan`. When the node does not list instances,
 // ListInstances leaves `listed` false and says why in `note`. `where` names the node in
 // messages ("the PACS (ORTHANC@127.0.0.1:4242)").
-[[nodiscard]] Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where, const RetrieveParams& p);
+[[nodiscard]] Result<RetrievePlan> PlanCounts(const PlanQuery& query, const std::string& where,
+                                              const RetrieveParams& p);
 [[nodiscard]] Result<void> ListInstances(const PlanQuery& query, const std::string& where, const RetrieveParams& p,
-                           RetrievePlan& plan);
+                                         RetrievePlan& plan);
 
 // The same over C-FIND (Study Root) to a DIMSE peer; `sop_classes`: a STUDY-level find asks
 // for SOPClassesInStudy too (what a C-GET proposes).

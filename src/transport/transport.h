@@ -11,8 +11,8 @@
 #include <cstddef>
 #include <functional>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,21 +53,21 @@ struct FetchRequest {
 
 // What the job hears while a fetch runs (called on the fetching thread).
 struct FetchHooks {
-  dicom::StoreSink* sink = nullptr;  // data arriving on our own connection (C-GET) goes here
-  std::function<void(uint16_t message_id)> on_sent;              // a request went out
-  std::function<void(const dicom::SubOperations&)> on_pending;   // the node's progress
+  dicom::StoreSink* sink = nullptr;                             // data arriving on our own connection (C-GET) goes here
+  std::function<void(uint16_t message_id)> on_sent;             // a request went out
+  std::function<void(const dicom::SubOperations&)> on_pending;  // the node's progress
   std::function<void(const dicom::SubOperations&)> on_finished;  // a request ended (final counts)
   std::function<bool()> cancel_requested;                        // polled; true: stop (C-CANCEL)
   std::function<size_t()> arrived;  // instances of this job that reached the archive so far
 };
 
 struct FetchResult {
-  std::string method_used;  // "c-get", "c-move"; empty when nothing could be fetched
-  std::string error;        // empty when every request ended well
-  std::vector<std::string> failed_uids;  // what the node said it could not send
+  std::string method_used;                  // "c-get", "c-move"; empty when nothing could be fetched
+  std::string error;                        // empty when every request ended well
+  std::vector<std::string> failed_uids;     // what the node said it could not send
   std::vector<std::string> discarded_uids;  // what the node sent without being asked (dropped)
-  bool transient = false;       // the error may go away by itself (see IsTransient)
-  int retry_after_seconds = 0;  // the node asked us to wait this long first (HTTP 429)
+  bool transient = false;                   // the error may go away by itself (see IsTransient)
+  int retry_after_seconds = 0;              // the node asked us to wait this long first (HTTP 429)
 };
 
 class Transport {
@@ -101,7 +101,7 @@ class Transport {
   // An error only when nothing could be opened. The job runs several of these in parallel, up
   // to the node's max_associations, and shares progress, verification and retry.
   [[nodiscard]] virtual Result<std::vector<dicom::SendOutcome>> Send(const std::vector<dicom::SendItem>& items,
-                                                       const dicom::SendHooks& hooks) = 0;
+                                                                     const dicom::SendHooks& hooks) = 0;
 };
 
 // What a transport may need of the rest of the server.

@@ -1,5 +1,5 @@
-#include "transport/connection_check.h"
 #include "transport/transport.h"
+#include "transport/connection_check.h"
 
 #include <set>
 

@@ -18,10 +18,10 @@
 namespace pb {
 namespace {
 
-constexpr size_t kMaxWaiting = 8;             // complete parts waiting for the ingest path
-constexpr int64_t kPollEvery = 4 << 20;       // bytes between cancel checks within a part
-constexpr size_t kHeadBytes = 64 * 1024;      // kept to read the header without reading the file
-constexpr size_t kReadyFiles = 2;             // temp files the worker keeps open for the next parts
+constexpr size_t kMaxWaiting = 8;         // complete parts waiting for the ingest path
+constexpr int64_t kPollEvery = 4 << 20;   // bytes between cancel checks within a part
+constexpr size_t kHeadBytes = 64 * 1024;  // kept to read the header without reading the file
+constexpr size_t kReadyFiles = 2;         // temp files the worker keeps open for the next parts
 
 int OpenTemp(const std::filesystem::path& path) {
   return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -214,9 +214,7 @@ Result<void> WadoParts::OnPartEnd() {
   return {};
 }
 
-bool WadoParts::WantsFile() const {
-  return open_ahead_ && !closing_ && !fatal_ && ready_.size() < kReadyFiles;
-}
+bool WadoParts::WantsFile() const { return open_ahead_ && !closing_ && !fatal_ && ready_.size() < kReadyFiles; }
 
 void WadoParts::RemoveReady() {
   std::deque<Ready> unused;
@@ -285,7 +283,8 @@ void WadoParts::Ingest(const Complete& part) {
   };
   auto header = dicom::ReadHeaderFromFileBytes(part.data, part.bytes <= static_cast<int64_t>(part.data.size()));
   if (!header) header = dicom::ReadHeader(part.path);
-  if (!header) return drop(fmt::format("part {} is not a DICOM file ({}); it was skipped", part.index, header.error().message));
+  if (!header)
+    return drop(fmt::format("part {} is not a DICOM file ({}); it was skipped", part.index, header.error().message));
   const InstanceRecord& h = *header;
   if (!Asked(h.study_uid, h.series_uid, h.sop_uid, part.index)) {
     std::error_code ec;
@@ -306,7 +305,8 @@ void WadoParts::Ingest(const Complete& part) {
 
 void WadoParts::IngestInMemory(const Complete& part) {
   auto data = dicom::Dataset::Parse(part.data);
-  if (!data) return Problem(fmt::format("part {} is not a DICOM file ({}); it was skipped", part.index, data.error().message));
+  if (!data)
+    return Problem(fmt::format("part {} is not a DICOM file ({}); it was skipped", part.index, data.error().message));
   const std::string sop = (*data)->Get(0x00080018).value_or("");
   if (!Asked((*data)->Get(0x0020000D).value_or(""), (*data)->Get(0x0020000E).value_or(""), sop, part.index)) return;
   dicom::IncomingInstance in;
@@ -320,8 +320,8 @@ void WadoParts::IngestInMemory(const Complete& part) {
 }
 
 bool WadoParts::Asked(const std::string& study, const std::string& series, const std::string& sop, int index) {
-  const bool asked = (scope_.study.empty() || study == scope_.study) && (scope_.series.empty() || series == scope_.series) &&
-                     (scope_.sop.empty() || sop == scope_.sop);
+  const bool asked = (scope_.study.empty() || study == scope_.study) &&
+                     (scope_.series.empty() || series == scope_.series) && (scope_.sop.empty() || sop == scope_.sop);
   if (asked) return true;
   MutexLock lock(mu_);
   discarded_.push_back(sop);
@@ -336,9 +336,9 @@ void WadoParts::Settle(const dicom::StoreAnswer& answer, const std::string& sop_
     return;
   }
   refused_.push_back(sop_uid);
-  problems_.push_back(fmt::format("instance {} was not stored: {}", sop_uid,
-                                  answer.error_comment.empty() ? dicom::StoreStatusText(answer.status)
-                                                               : answer.error_comment));
+  problems_.push_back(
+      fmt::format("instance {} was not stored: {}", sop_uid,
+                  answer.error_comment.empty() ? dicom::StoreStatusText(answer.status) : answer.error_comment));
   if (answer.status == 0xA700 && !fatal_) {
     fatal_ = Error{Code::kOutOfSpace, "the archive is out of space", {}};
     changed_.notify_all();

@@ -45,8 +45,8 @@ class WadoParts {
   // Waits until every complete part is ingested; then the results below are final.
   void Drain();
 
-  const std::vector<std::string>& problems() const { return problems_; }     // after Drain
-  const std::vector<std::string>& refused_uids() const { return refused_; }  // after Drain
+  const std::vector<std::string>& problems() const { return problems_; }         // after Drain
+  const std::vector<std::string>& refused_uids() const { return refused_; }      // after Drain
   const std::vector<std::string>& discarded_uids() const { return discarded_; }  // after Drain
   int stored() const;
 
@@ -69,7 +69,7 @@ class WadoParts {
   std::optional<Error> Fatal();
   void Discard();
   bool WantsFile() const REQUIRES(mu_);  // the worker should open a temp file ahead
-  void RemoveReady();      // the files opened ahead and not used
+  void RemoveReady();                    // the files opened ahead and not used
 
   dicom::StoreSink& sink_;
   const Node& node_;
@@ -79,7 +79,7 @@ class WadoParts {
   // The part being written (the network thread's).
   std::filesystem::path path_;
   int fd_ = -1;
-  std::string memory_;          // the part being received when in memory, else its first bytes
+  std::string memory_;  // the part being received when in memory, else its first bytes
   const bool in_memory_;
   int index_ = 0;
   bool skip_ = false;
@@ -90,7 +90,7 @@ class WadoParts {
   std::deque<Complete> queue_ GUARDED_BY(mu_);
   bool closing_ GUARDED_BY(mu_) = false;
   int stored_ GUARDED_BY(mu_) = 0;
-  std::optional<Error> fatal_ GUARDED_BY(mu_);              // stop the transfer (disk full)
+  std::optional<Error> fatal_ GUARDED_BY(mu_);  // stop the transfer (disk full)
   std::vector<std::string> problems_ GUARDED_BY(mu_);
   std::vector<std::string> refused_ GUARDED_BY(mu_);
   std::vector<std::string> discarded_ GUARDED_BY(mu_);
@@ -98,9 +98,9 @@ class WadoParts {
     std::filesystem::path path;
     int fd = -1;
   };
-  bool open_ahead_ GUARDED_BY(mu_) = false;                 // parts go to disk and opening works
-  std::deque<Ready> ready_ GUARDED_BY(mu_);                 // temp files opened for the next parts
-  std::vector<std::string> spare_heads_ GUARDED_BY(mu_);    // used head buffers, kept for their room
+  bool open_ahead_ GUARDED_BY(mu_) = false;               // parts go to disk and opening works
+  std::deque<Ready> ready_ GUARDED_BY(mu_);               // temp files opened for the next parts
+  std::vector<std::string> spare_heads_ GUARDED_BY(mu_);  // used head buffers, kept for their room
   std::thread worker_;
 };
 
