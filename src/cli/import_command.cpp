@@ -54,7 +54,9 @@ void PrintImport(const json& view) {
   for (const auto& r : view.value("rows", json::array())) {
     std::string labels;
     for (const char* k : {"project", "subject", "session"}) {
-      labels += (labels.empty() ? "" : "/") + (Str(r, k).empty() ? std::string("-") : Str(r, k));
+      const std::string value = Str(r, k);
+      if (!labels.empty()) labels += '/';
+      labels += value.empty() ? "-" : value;
     }
     std::string job = "-";
     if (r.contains("job") && r["job"].is_object()) job = Str(r["job"], "id") + " " + Str(r["job"], "state");
