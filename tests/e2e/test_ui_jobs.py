@@ -29,8 +29,11 @@ class JobsPageTest(harness.E2ETestCase):
         assert cp.returncode == 0, harness.proc_output(cp)
         cls.server = cls.start_class_server()
         cls.shots = ui_support.screenshots_dir(cls.tmp)
-        # ~1.6 MB at 200 KB/s: about eight seconds, long enough to be seen part-way.
-        cls.proxy = harness.ThrottledProxy(cls.orthanc.dicom_port, 200_000)
+        # ~1.6 MB at 80 KB/s: about twenty seconds, long enough to be seen part-way and for the
+        # queued job behind it to be raised and canceled while it still waits (at 200 KB/s a
+        # loaded machine's browser could be so slow that the slow job ended first, and the
+        # queued one ran before its priority could change).
+        cls.proxy = harness.ThrottledProxy(cls.orthanc.dicom_port, 80_000)
         cls.addClassCleanup(cls.proxy.close)
         status, body = cls.server.api("POST", "/api/nodes", {
             "name": "slow-pacs", "ae_title": cls.orthanc.aet, "host": "127.0.0.1",
