@@ -51,6 +51,64 @@ def multipart(boundary, parts):
     return b"preamble\r\n" + body + b"--" + boundary + b"--\r\nepilogue"
 
 
+def association(called, calling, contexts, messages, release=True, scp_roles=()):
+    """What a peer sends on a receiver's port (PS3.8 9.3): an A-ASSOCIATE-RQ proposing
+    `contexts` [(abstract syntax, [transfer syntaxes])] (and the SCP role for the SOP classes in
+    `scp_roles`, PS3.7 D.3.3.4, as a C-GET needs), P-DATA-TF PDUs with `messages` [(context
+    id, command set, data set or None)], then an A-RELEASE-RQ."""
+    import struct
+
+    def uid(u):
+        b = u.encode()
+        return b + b"\0" if len(b) % 2 else b
+
+    def item(kind, payload):
+        return struct.pack(">BBH", kind, 0, len(payload)) + payload
+    body = struct.pack(">HH", 1, 0) + called.ljust(16).encode() + calling.ljust(16).encode() + b"\0" * 32
+    body += item(0x10, b"1.2.840.10008.3.1.1.1")
+    for n, (abstract, syntaxes) in enumerate(contexts):
+        body += item(0x20, struct.pack(">BBBB", 2 * n + 1, 0, 0, 0) + item(0x30, abstract.encode()) +
+                     b"".join(item(0x40, t.encode()) for t in syntaxes))
+    roles = b"".join(item(0x54, struct.pack(">H", len(u)) + u.encode() + b"\x00\x01") for u in scp_roles)
+    body += item(0x50, item(0x51, struct.pack(">I", 16384)) + item(0x52, b"1.2.826.0.1.3680043.9.7133.1") +
+                 roles + item(0x55, b"PB_FUZZ"))
+    out = struct.pack(">BBI", 0x01, 0, len(body)) + body
+    for context, command, dataset in messages:
+        for payload, flags in ((command, 0x03), (dataset, 0x02)):
+            if payload is None:
+                continue
+            pdv = struct.pack(">IB", len(payload) + 2, context) + bytes([flags]) + payload
+            out += struct.pack(">BBI", 0x04, 0, len(pdv)) + pdv
+    if release:
+        out += struct.pack(">BBII", 0x05, 0, 4, 0)
+    return out
+
+
+def command(fields):
+    """A DIMSE command set (Implicit VR Little Endian, PS3.7 E.1) from [(element of group 0000,
+    value)]: str values are UIs or AEs, int values US, with the group length first."""
+    import struct
+    body = b""
+    for element, value in fields:
+        raw = value.encode() if isinstance(value, str) else struct.pack("<H", value)
+        if len(raw) % 2:
+            raw += b"\0" if element != 0x0600 else b" "
+        body += struct.pack("<HHI", 0, element, len(raw)) + raw
+    return struct.pack("<HHII", 0, 0, 4, len(body)) + body
+
+
+def explicit(*elements):
+    """A data set in Explicit VR Little Endian from (group, element, VR, value) of short VRs."""
+    import struct
+    out = b""
+    for g, e, vr, value in elements:
+        raw = value.encode() if isinstance(value, str) else value
+        if len(raw) % 2:
+            raw += b"\0" if vr == "UI" else b" "
+        out += struct.pack("<HH2sH", g, e, vr.encode(), len(raw)) + raw
+    return out
+
+
 def seeds(target, directory):
     os.makedirs(directory, exist_ok=True)
     items = []
@@ -133,6 +191,47 @@ def seeds(target, directory):
              "00400270": {"vr": "SQ", "Value": [{"00400009": {"vr": "SH", "Value": ["S1"]}}]}})]
     elif target == "index_query":
         items += [b"\x00" * 64, b"DOE*\x00Yamada^Tarou\x0020240101-20240131\x001.2.0\\1.2.1\x00CT\\MR" * 2]
+    elif target == "association":
+        verification, ct = "1.2.840.10008.1.1", "1.2.840.10008.5.1.4.1.1.2"
+        find, get, move = ("1.2.840.10008.5.1.4.1.2.2.%d" % n for n in (1, 3, 2))
+        mpps = "1.2.840.10008.3.1.2.3.3"
+        both = [EXPLICIT, IMPLICIT]
+        echo = command([(0x0002, verification), (0x0100, 0x0030), (0x0110, 1), (0x0800, 0x0101)])
+        files = dicom_files(directory)
+
+        def store(n):
+            whole, dataset, syntax = files[n]
+            elements = dicomgen.read_elements(whole)
+            sop_class = elements[(0x0008, 0x0016)][1].rstrip(b"\0").decode()
+            sop = elements[(0x0008, 0x0018)][1].rstrip(b"\0").decode()
+            return sop_class, syntax, command([(0x0002, sop_class), (0x0100, 0x0001), (0x0110, 2 + n), (0x0700, 0),
+                                               (0x0800, 0x0000), (0x1000, sop)]), dataset
+        study_keys = explicit((0x0008, 0x0052, "CS", "STUDY"), (0x0010, 0x0010, "PN", "DOE*"),
+                              (0x0020, 0x000D, "UI", ""), (0x0020, 0x1208, "IS", ""))
+        # the study of the first instance, which the first receiver (no anonymization) keeps
+        study = dicomgen.read_elements(files[0][0])[(0x0020, 0x000D)][1].rstrip(b"\0").decode()
+        retrieve_keys = explicit((0x0008, 0x0052, "CS", "STUDY"), (0x0020, 0x000D, "UI", study))
+        items.append(association("FUZZSCP", "FUZZSCU", [(verification, both)], [(1, echo, None)]))
+        for n, called in enumerate(["FUZZSCP", "QRSCP", "STAGESCP"]):
+            sop_class, syntax, rq, dataset = store(n)
+            items.append(association(called, "FUZZSCU", [(verification, both), (sop_class, [syntax])],
+                                     [(1, echo, None), (3, rq, dataset)]))
+        items.append(association("QRSCP", "VIEWER", [(find, [EXPLICIT]), (get, [EXPLICIT]), (move, [EXPLICIT]),
+                                                     (ct, both)], [
+            (1, command([(0x0002, find), (0x0100, 0x0020), (0x0110, 7), (0x0700, 0), (0x0800, 0)]), study_keys),
+            (3, command([(0x0002, get), (0x0100, 0x0010), (0x0110, 8), (0x0700, 0), (0x0800, 0)]), retrieve_keys),
+            (5, command([(0x0002, move), (0x0100, 0x0021), (0x0110, 9), (0x0600, "ELSEWHERE"), (0x0700, 0),
+                         (0x0800, 0)]), retrieve_keys)], scp_roles=[ct]))
+        step = "1.2.826.0.1.3680043.9.7133.77"
+        items.append(association("QRSCP", "MODALITY", [(mpps, [EXPLICIT])], [
+            (1, command([(0x0002, mpps), (0x0100, 0x0140), (0x0110, 10), (0x0800, 0), (0x1000, step)]),
+             explicit((0x0008, 0x0060, "CS", "CT"), (0x0010, 0x0010, "PN", "DOE^JANE"),
+                      (0x0040, 0x0252, "CS", "IN PROGRESS"))),
+            (1, command([(0x0003, mpps), (0x0100, 0x0120), (0x0110, 11), (0x0800, 0), (0x1001, step)]),
+             explicit((0x0040, 0x0252, "CS", "COMPLETED")))]))
+        items.append(association("FUZZSCP", "STRANGER", [(verification, both)], [(1, echo, None)]))
+        items.append(association("NOBODY", "FUZZSCU", [(verification, both)], [(1, echo, None)]))
+        items.append(association("FUZZSCP", "FUZZSCU", [(verification, both)], [], release=False)[:40])
     else:
         raise SystemExit("unknown fuzz target %r" % target)
     for n, data in enumerate(items):

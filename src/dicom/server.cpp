@@ -38,6 +38,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/thread_annotations.h"
+#include "dicom/associate_rq.h"
 #include "dicom/charset.h"
 #include "dicom/condition.h"
 #include "dicom/flat_item_impl.h"
@@ -163,13 +164,30 @@ Opening CheckOpening(int fd, bool tls, std::string& why) {
     why = fmt::format("not a DICOM association request (PDU length {})", len);
     return Opening::kRefused;
   }
-  return got >= std::min<size_t>(6 + len, kMaxRequestPdu) ? Opening::kReady : Opening::kWaiting;
+  if (got < std::min<size_t>(6 + len, kMaxRequestPdu)) return Opening::kWaiting;
+  if (6 + len <= kMaxRequestPdu) {  // the whole request is here: its items must fit together
+    std::vector<uint8_t> pdu(6 + len);
+    if (::recv(fd, pdu.data(), pdu.size(), MSG_PEEK | MSG_DONTWAIT) != static_cast<ssize_t>(pdu.size())) {
+      return Opening::kWaiting;
+    }
+    if (std::string fault = AssociateRequestFault(pdu); !fault.empty()) {
+      why = "malformed A-ASSOCIATE-RQ: " + fault;
+      return Opening::kRefused;
+    }
+  }
+  return Opening::kReady;
 }
 
-// The TLS layers of TLS receivers live as long as the process, as their DCMTK networks do.
+// The TLS layers of TLS receivers live as long as the process, as their DCMTK networks do (a
+// network may still be read by an association ending after its receiver was replaced); both are
+// kept here, where the process can still reach them.
 std::vector<std::unique_ptr<DcmTLSTransportLayer>>& TlsLayers() {
   static std::vector<std::unique_ptr<DcmTLSTransportLayer>> layers GUARDED_BY(g_handoff_mu);
   return layers;
+}
+std::vector<T_ASC_Network*>& TlsNetworks() REQUIRES(g_handoff_mu) {
+  static auto* networks = new std::vector<T_ASC_Network*>;  // never destroyed
+  return *networks;
 }
 
 // The layer of the plain receivers' shared network, as long as the process.
@@ -388,6 +406,7 @@ Result<void> AssociationServer::Impl::Listen() {
     OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, 0, opt.request_timeout_seconds, target);
     dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
     if (c.bad()) return FailCondition(c, "DICOM network setup failed", Code::kInternal);
+    if (opt.tls.enabled) TlsNetworks().push_back(*target);
     if (!opt.tls.enabled && ASC_setTransportLayer(*target, &PlainLayer(), 0).bad()) {
       return Fail(Code::kInternal, "DICOM network setup failed: the transport layer was refused");
     }
@@ -494,10 +513,17 @@ void AssociationServer::Impl::AcceptLoop() {
                             [](const auto& a, const auto& b) { return a.second.deadline < b.second.deadline; });
   };
   Steady::time_point last_fd_warning{};
-  auto look = [&](std::map<int, Waiting>::iterator it) {
+  // `closed`: the peer has shut its side, so what is not in the buffer never comes.
+  auto look = [&](std::map<int, Waiting>::iterator it, bool closed) {
     std::string why;
     switch (CheckOpening(it->first, opt.tls.enabled, why)) {
       case Opening::kWaiting:
+        if (closed) {
+          drop(it,
+               opt.tls.enabled ? "closed in the middle of its TLS handshake"
+                               : "closed before its A-ASSOCIATE-RQ was complete",
+               false);
+        }
         return;
       case Opening::kRefused:
         drop(it, why, false);
@@ -546,7 +572,8 @@ void AssociationServer::Impl::AcceptLoop() {
         continue;
       }
       if (fd != listen_fd) {
-        if (auto it = opening.find(fd); it != opening.end()) look(it);
+        const uint32_t what = events[static_cast<size_t>(i)].events;
+        if (auto it = opening.find(fd); it != opening.end()) look(it, (what & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
         continue;
       }
       for (int accepted = 0; accepted < 64; ++accepted) {
@@ -604,7 +631,7 @@ void AssociationServer::Impl::AcceptLoop() {
           drop(it, std::strerror(errno), true);
           continue;
         }
-        look(it);  // the request may have come with the connection
+        look(it, false);  // the request may have come with the connection (epoll reports a close)
       }
     }
   }
@@ -730,6 +757,21 @@ void AssociationServer::Impl::Serve(Connection c) {
   ASC_getAPTitles(assoc->params, calling, sizeof calling, called, sizeof called, nullptr, 0);
   std::string called_ae = called, calling_ae = calling;
   auto done = [&] { Finish(h); };
+  auto reject = [&](T_ASC_RejectParametersReason reason) {  // rejected-permanent, by the service user
+    T_ASC_RejectParameters rej{ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER, reason};
+    ASC_rejectAssociation(assoc, &rej);
+    done();
+  };
+  // What DCMTK cannot answer with an A-ASSOCIATE-AC (PS3.8 9.3.2: an application context and
+  // both AE titles are mandatory) is rejected here, naming why; acknowledging it would fail
+  // inside DCMTK (and leak the answer it had begun).
+  const bool no_context = assoc->params->DULparams.applicationContextName[0] == '\0';
+  if (no_context || calling_ae.empty()) {
+    const char* why = no_context ? "no application context name" : "an empty calling AE title";
+    spdlog::warn("receiver {}: rejected association from {}: {}", opt.ae_title, c.peer, why);
+    reject(no_context ? ASC_REASON_SU_APPCONTEXTNAMENOTSUPPORTED : ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED);
+    return;
+  }
   Admission admission;
   if (opt.admit) {
     admission = opt.admit(called_ae, calling_ae, c.peer);
@@ -750,11 +792,7 @@ void AssociationServer::Impl::Serve(Connection c) {
           "(not on the whitelist)",
           admission.name, calling_ae, c.peer);
     }
-    T_ASC_RejectParameters rej{
-        ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
-        unknown_called ? ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED : ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED};
-    ASC_rejectAssociation(assoc, &rej);
-    done();
+    reject(unknown_called ? ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED : ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED);
     return;
   }
   AcceptContexts(assoc->params, admission.preferred_transfer_syntax, admission.mpps != nullptr,

@@ -100,6 +100,60 @@ class BadInputTests(harness.E2ETestCase):
         self.assertServerAlive()
         self.assertTmpEmptySoon()
 
+    # ------------------------------------------------------------------ malformed requests
+
+    def associate_rq(self, items, calling="BADPEER"):
+        """An A-ASSOCIATE-RQ (PS3.8 9.3.2): protocol version 1, called AE title, calling AE title,
+        32 reserved bytes, then `items` as given."""
+        body = struct.pack(">HH", 1, 0) + self.server.dicom_ae.ljust(16).encode() + calling.ljust(16).encode()
+        body += bytes(32) + items
+        return b"\x01\x00" + struct.pack(">I", len(body)) + body
+
+    @staticmethod
+    def item(kind, payload):
+        return struct.pack(">BBH", kind, 0, len(payload)) + payload
+
+    def answer(self, request):
+        """What the server sends back before it closes the connection."""
+        s = self.connect()
+        s.sendall(request)
+        got = b""
+        while True:
+            try:
+                chunk = s.recv(4096)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+    def test_malformed_request_items_are_refused_before_dcmtk_reads_them(self):
+        # A transfer syntax sub-item claiming 100 bytes inside a presentation context that holds
+        # 21 after it: DCMTK 3.6.7 would refuse it too, and leak the context's list doing so.
+        context = struct.pack(">BBBB", 1, 0, 0, 0) + self.item(0x30, b"1.2.840.10008.1.1") + \
+            struct.pack(">BBH", 0x40, 0, 100) + b"1.2.840.10008.1.2.1\0"
+        request = self.associate_rq(self.item(0x10, b"1.2.840.10008.3.1.1.1") + self.item(0x20, context))
+        self.assertEqual(self.answer(request), b"", "a malformed request must get no answer")
+        why = "malformed A-ASSOCIATE-RQ: sub-item 0x40 at byte 128 claims 100 bytes, its presentation context has 20 left"
+        logged = harness.wait_until(lambda: why in self.server.log_path.read_text("utf-8", "replace"), 5, 0.1)
+        self.assertTrue(logged, "no log line %r:\n%s" % (why, self.server.log_tail(20)))
+        self.assertServerAlive()
+
+    def test_request_without_application_context_is_rejected(self):
+        # PS3.8 9.3.2 makes the application context item mandatory; without it no A-ASSOCIATE-AC
+        # can be built. The answer is an A-ASSOCIATE-RJ (PS3.8 9.3.4, Table 9-21): result 1
+        # (rejected-permanent), source 1 (DICOM UL service-user), reason 2
+        # (application-context-name-not-supported).
+        context = struct.pack(">BBBB", 1, 0, 0, 0) + self.item(0x30, b"1.2.840.10008.1.1") + \
+            self.item(0x40, b"1.2.840.10008.1.2")
+        rj = self.answer(self.associate_rq(self.item(0x20, context)))
+        self.assertEqual(rj[:10], b"\x03\x00\x00\x00\x00\x04\x00\x01\x01\x02", rj.hex())
+        logged = harness.wait_until(lambda: "rejected association from 127.0.0.1: no application context name"
+                                    in self.server.log_path.read_text("utf-8", "replace"), 5, 0.1)
+        self.assertTrue(logged, self.server.log_tail(20))
+        self.assertServerAlive()
+
     # ------------------------------------------------------------------ cut-off transfer
 
     def test_cut_off_transfer_is_not_indexed(self):

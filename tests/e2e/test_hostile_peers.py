@@ -268,6 +268,34 @@ class HostilePeersTest(harness.E2ETestCase):
                                         "no complete A-ASSOCIATE-RQ within %d s" % REQUEST_TIMEOUT)
         self.assertHealthy(self.server)
 
+    def test_a_request_cut_short_by_its_peer_is_dropped_at_once(self):
+        # Half a request, then the peer shuts its side: the rest can never come, so the
+        # receiver closes at once (not after its 5 s) and says why; on the TLS port, half a
+        # ClientHello record the same way.
+        for port, first, why in (
+                (self.plain_port, associate_rq_header(200) + b"\x00\x01\x00\x00" + b"PACSBRIDGE".ljust(16),
+                 "receiver PACSBRIDGE: connection from 127.0.0.1 closed: closed before its A-ASSOCIATE-RQ was complete"),
+                (self.tls_port, client_hello()[:20],
+                 "receiver SECURE: connection from 127.0.0.1 closed: closed in the middle of its TLS handshake")):
+            with self.subTest(port=port):
+                opened = time.monotonic()
+                s = socket.create_connection(("127.0.0.1", port), timeout=30)
+                self.addCleanup(s.close)
+                s.sendall(first)
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(REQUEST_TIMEOUT + 5)
+                try:
+                    data = s.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                elapsed = time.monotonic() - opened
+                self.assertEqual(data, b"")
+                self.assertLess(elapsed, REQUEST_TIMEOUT / 2, "the server waited %.1f s for bytes that could not come"
+                                % elapsed)
+                logged = harness.wait_until(lambda: why in self.server.log_path.read_text("utf-8", "replace"), 5, 0.1)
+                self.assertTrue(logged, "no log line %r:\n%s" % (why, self.server.log_tail(20)))
+        self.assertHealthy(self.server)
+
 
 if __name__ == "__main__":
     unittest.main()
