@@ -34,7 +34,7 @@ PY
 )
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-if ! run-clang-tidy-14 -quiet -p build/clang -j "$(nproc)" -header-filter='/src/' "${units[@]}" >"$out" 2>&1; then
+if ! run-clang-tidy-14 -quiet -p build/clang -j "$(nproc)" -header-filter='/(src|modules)/' "${units[@]}" >"$out" 2>&1; then
   grep -E "(warning|error):" "$out" | sort -u >&2 || cat "$out" >&2
   echo "lint: clang-tidy found the problems above (.clang-tidy)" >&2
   exit 1

@@ -8,19 +8,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/config_entry.h"
 #include "core/result.h"
+#include "ingest/duplicate_policy.h"
 
 namespace pb {
-
-// One [[nodes]] or [[receivers]] table, as JSON, with where it came from.
-// clang-tidy 14 on the implicit members of a struct holding nlohmann::json: they do not throw.
-struct ConfigEntry {  // NOLINT(bugprone-exception-escape)
-  nlohmann::json json;
-  std::string source;  // "file.toml:12"
-  std::map<std::string, int> key_lines;
-};
-
-enum class DuplicatePolicy { kKeep, kOverwrite };
 
 struct Settings {
   std::filesystem::path data_dir = "var";

@@ -6,8 +6,8 @@
 #include <map>
 #include <vector>
 
-#include "archive/records.h"
 #include "core/result.h"
+#include "dicom/instance_record.h"
 
 namespace pb::dicom {
 

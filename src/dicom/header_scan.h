@@ -15,7 +15,7 @@
 #include <optional>
 #include <string_view>
 
-#include "archive/records.h"
+#include "dicom/instance_record.h"
 
 namespace pb::dicom {
 

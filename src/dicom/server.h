@@ -14,9 +14,9 @@
 #include <optional>
 #include <string>
 
-#include "archive/records.h"
 #include "dicom/dataset.h"
 #include "dicom/flat_item.h"
+#include "dicom/instance_record.h"
 #include "dicom/mpps.h"
 #include "dicom/query_scp.h"
 #include "dicom/retrieve_scp.h"

@@ -29,9 +29,9 @@
 
 #include "archive/blob_store.h"
 #include "archive/database.h"
-#include "config/settings.h"
 #include "core/thread_annotations.h"
 #include "ingest/arrivals.h"
+#include "ingest/duplicate_policy.h"
 
 namespace pb {
 

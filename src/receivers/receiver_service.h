@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "archive/database.h"
-#include "config/settings.h"
+#include "core/config_entry.h"
 #include "core/result.h"
 #include "core/thread_annotations.h"
 #include "dicom/server.h"
