@@ -8,12 +8,10 @@
 set -euo pipefail
 bin=$1 name=$2 seconds=${3:-20}
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# `association` talks to its receivers over loopback: in a private network namespace (a no-op
-# when already in one).
-if [ "$name" = association ]; then
-  if [ "$(ip -o link show | awk -F': ' '{print $2}')" != "lo" ]; then
-    exec "$here/../scripts/in-netns.sh" "$here/run.sh" "$@"
-  fi
+# `association` talks to its receivers over loopback: in a private network namespace
+# (in-netns.sh knows when it is already in one).
+if [ "$name" = association ] && [ -z "${PB_FUZZ_IN_NETNS:-}" ]; then
+  PB_FUZZ_IN_NETNS=1 exec "$here/../scripts/in-netns.sh" "$here/run.sh" "$@"
 fi
 work="$(dirname "$bin")/fuzz-work/$name"
 mkdir -p "$work/corpus" "$work/seeds" "$work/tmp"

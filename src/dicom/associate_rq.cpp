@@ -8,7 +8,8 @@ namespace {
 constexpr size_t kFixed = 6 + 68;     // PDU header; protocol version, reserved, AE titles, reserved
 constexpr size_t kMaxUidLength = 64;  // abstract and transfer syntax sub-items (PS3.8 9.3.2.2.1-2)
 
-uint16_t Length16(std::span<const uint8_t> b, size_t at) { return static_cast<uint16_t>((b[at + 2] << 8) | b[at + 3]); }
+// A big-endian 16-bit field at `at` (an item's length is the one at item + 2).
+uint16_t Short(std::span<const uint8_t> b, size_t at) { return static_cast<uint16_t>((b[at] << 8) | b[at + 1]); }
 
 // The sub-items of the presentation context item at `at` (its header already checked).
 std::string ContextFault(std::span<const uint8_t> pdu, size_t at, size_t length) {
@@ -19,7 +20,7 @@ std::string ContextFault(std::span<const uint8_t> pdu, size_t at, size_t length)
     if (end - p < 4)
       return fmt::format("a sub-item at byte {} of the presentation context at byte {} is cut short", p, at);
     const uint8_t type = pdu[p];
-    const size_t sub = Length16(pdu, p);
+    const size_t sub = Short(pdu, p + 2);
     if (sub > end - p - 4) {
       return fmt::format("sub-item 0x{:02x} at byte {} claims {} bytes, its presentation context has {} left", type, p,
                          sub, end - p - 4);
@@ -38,8 +39,6 @@ std::string ContextFault(std::span<const uint8_t> pdu, size_t at, size_t length)
   return {};
 }
 
-uint16_t Short(std::span<const uint8_t> b, size_t at) { return static_cast<uint16_t>((b[at] << 8) | b[at + 1]); }
-
 // The sub-items of the user information item at `at` (PS3.7 D.3.3, PS3.8 D.1), each as DCMTK
 // reads it: the fields inside a sub-item must fit in it too.
 std::string UserInfoFault(std::span<const uint8_t> pdu, size_t at, size_t length) {
@@ -50,7 +49,7 @@ std::string UserInfoFault(std::span<const uint8_t> pdu, size_t at, size_t length
     const size_t avail = end - p;
     if (avail < 4) return fmt::format("a user information sub-item at byte {} is cut short", p);
     const uint8_t type = pdu[p];
-    const size_t sub = Length16(pdu, p);
+    const size_t sub = Short(pdu, p + 2);
     if (sub > avail - 4) {
       return fmt::format("user information sub-item 0x{:02x} at byte {} claims {} bytes, {} are left", type, p, sub,
                          avail - 4);
@@ -96,7 +95,7 @@ std::string AssociateRequestFault(std::span<const uint8_t> pdu) {
     const size_t left = pdu.size() - p;
     if (left < 4) return fmt::format("an item at byte {} is cut short ({} bytes left)", p, left);
     const uint8_t type = pdu[p];
-    const size_t length = Length16(pdu, p);
+    const size_t length = Short(pdu, p + 2);
     if (length > left - 4) {
       return fmt::format("item 0x{:02x} at byte {} claims {} bytes, the PDU has {} left", type, p, length, left - 4);
     }

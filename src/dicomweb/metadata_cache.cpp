@@ -16,7 +16,11 @@ namespace pb::dicomweb {
 
 namespace {
 constexpr int kBatch = 200;
-}
+// Indexing quiet this long: the writer goes at full pace. Busy: one batch per kBusyPace, so it
+// keeps up with ~100 instances/s of sustained ingest (the rest is made on demand by Get()).
+constexpr auto kQuiet = std::chrono::milliseconds(500);
+constexpr auto kBusyPace = std::chrono::seconds(2);
+}  // namespace
 
 MetadataCache::MetadataCache(Database& db, const BlobStore& blobs) : db_(db), blobs_(blobs) {}
 
@@ -40,6 +44,7 @@ void MetadataCache::Poke() {
   {
     MutexLock lock(mu_);
     poked_ = true;
+    last_poke_ = Clock::now();
   }
   wake_.notify_all();
 }
@@ -82,6 +87,16 @@ Result<std::string> MetadataCache::Get(const MetadataRow& row) {
   return made.json;
 }
 
+bool MetadataCache::StandAside(Clock::time_point last_batch) {
+  MutexLock lock(mu_);
+  while (!stopping_) {
+    const auto quiet_at = last_poke_ + kQuiet, paced_at = last_batch + kBusyPace;
+    if (Clock::now() >= std::min(quiet_at, paced_at)) return true;
+    wake_.wait_until(lock, std::min(quiet_at, paced_at));  // a poke wakes it too: looked at again
+  }
+  return false;
+}
+
 void MetadataCache::Loop() {
   // Behind what receives and serves: this is work that can wait.
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
@@ -91,12 +106,15 @@ void MetadataCache::Loop() {
   // the writing). A quiet minute, or a retry, starts from the beginning again: what a replaced
   // file dropped, or what could not be read, is found then (or made on demand by Get()).
   int64_t after = 0;
+  Clock::time_point last_batch;
   while (true) {
+    if (!StandAside(last_batch)) return;
     {
       MutexLock lock(mu_);
       if (stopping_) return;
       poked_ = false;
     }
+    last_batch = Clock::now();
     auto todo = db_.InstancesWithoutMetadata(kBatch, after);
     if (!todo) {
       if (!failing) spdlog::warn("WADO-RS metadata: {}", todo.error().message);

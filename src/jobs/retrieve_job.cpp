@@ -450,6 +450,7 @@ JobOutcome RetrieveRunner::Verify(JobContext& job, const Node& node, Transport& 
   json result{{"method_used", method_used.empty() ? json(nullptr) : json(method_used)},
               {"verification", plan.listed ? "instances" : "counts"}};
   if (!plan.note.empty()) result["note"] = plan.note;
+  if (!fetched.fallback_reason.empty()) result["fallback_reason"] = "C-GET not possible: " + fetched.fallback_reason;
   std::vector<std::string> missing;
   bool fetched_transient_override = false;  // a fault no retry mends
   if (plan.listed) {

@@ -196,7 +196,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
   std::vector<std::thread> threads;
   for (size_t lane = 0; lane < lanes && n > 0; ++lane) {
     size_t begin = n * lane / lanes, end = n * (lane + 1) / lanes;
-    threads.emplace_back([&, begin, end] {
+    threads.emplace_back([&, lane, begin, end] {
       // One transport per lane: each is one association (or connection) to the node.
       auto transport = TransportFor(*node, TransportContext{default_ae_, {}, {}});
       dicom::SendHooks hooks;
@@ -223,6 +223,9 @@ JobOutcome SendRunner::Run(JobContext& job) {
                          : Result<std::vector<dicom::SendOutcome>>(tl::unexpected(transport.error()));
       MutexLock lock(mu);
       if (!r) {
+        // The job's error names one cause; each lane that could not send says its own here.
+        spdlog::warn("send job {}: association {} of {} to node {} sent none of its {} instance(s): {}", job.id(),
+                     lane + 1, lanes, node->name, end - begin, r.error().message);
         lane_errors.push_back(r.error().message);
         if (!IsTransient(r.error().code)) lane_permanent = true;
         for (size_t i = begin; i < end; ++i) {

@@ -80,6 +80,7 @@ class DimseFetcher {
       if (!fall_back) break;
       spdlog::info("{}: C-GET not possible ({}); trying C-MOVE", rq_.job, get_error);
     }
+    if (out.method_used == "c-move") out.fallback_reason = get_error;
     if (!get_error.empty() && out.method_used != "c-move") {
       out.error = fmt::format("C-GET: {}; C-MOVE: {}", get_error, out.error.empty() ? "nothing arrived" : out.error);
     }

@@ -63,6 +63,7 @@ struct FetchHooks {
 
 struct FetchResult {
   std::string method_used;                  // "c-get", "c-move"; empty when nothing could be fetched
+  std::string fallback_reason;              // method "auto" left C-GET for C-MOVE: the C-GET's error or refusal
   std::string error;                        // empty when every request ended well
   std::vector<std::string> failed_uids;     // what the node said it could not send
   std::vector<std::string> discarded_uids;  // what the node sent without being asked (dropped)

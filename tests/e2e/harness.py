@@ -795,11 +795,23 @@ class ThrottledProxy:
     source: the local address the connections to upstream come from (default: the system's).
     record: keep every connection as a session {"up": client→upstream bytes, "down":
     upstream→client bytes}, in the order accepted (sessions(), session_count()).
-    idle_for(): seconds since any byte went through; open_sessions(): connections alive."""
+    idle_for(): seconds since any byte went through; open_sessions(): connections alive.
+    gate: a function (session index, command) -> None | "abort" | "close" that sees every DIMSE
+    command going client → upstream (command = {(group, element): raw value}, as
+    parse_implicit_command gives it); see _forward_gated. Without a gate the bytes go through
+    untouched. With record, "up" keeps what the client sent, also what the gate held back, and
+    "down" the A-ABORT the gate sent; `gated` lists the commands the gate stopped.
+    refuse: a function (session index) -> bool asked as each connection is accepted; True
+    closes it at once, before a byte is read and without connecting upstream (it still counts
+    as a session, with nothing in it)."""
 
     def __init__(self, upstream_port, rate=None, throttle="download", source=None, port=0,
-                 record=False):
+                 record=False, gate=None, refuse=None):
         self.upstream_port = upstream_port
+        self.gate = gate
+        self.refuse = refuse
+        # What the gate stopped: [{"session": index, "command": {...}, "action": str}].
+        self.gated = []
         self.source = source
         self.rate = rate
         self.upload = throttle == "upload"
@@ -822,6 +834,16 @@ class ThrottledProxy:
                 client, _ = self.sock.accept()
             except OSError:
                 return
+            if self.refuse is not None:
+                with self.lock:
+                    index = len(self._sessions)  # only this thread adds sessions
+                if self.refuse(index):
+                    with self.lock:
+                        self._sessions.append({"up": bytearray(), "down": bytearray(),
+                                               "pumps": 0, "index": index})
+                        self._last = time.monotonic()
+                    client.close()
+                    continue
             try:
                 upstream = socket.create_connection(
                     ("127.0.0.1", self.upstream_port), timeout=10,
@@ -838,6 +860,7 @@ class ThrottledProxy:
                     client.close()
                     upstream.close()
                     return
+                session["index"] = len(self._sessions)
                 self.conns += [client, upstream]
                 self._sessions.append(session)
                 self._last = time.monotonic()
@@ -849,6 +872,8 @@ class ThrottledProxy:
     def _pump(self, src, dst, session, direction):
         throttled = (direction == "up") == self.upload
         try:
+            if direction == "up" and self.gate is not None:
+                return self._forward_gated(src, dst, session, throttled)
             while True:
                 data = src.recv(16384 if throttled else 65536)
                 if not data:
@@ -876,6 +901,102 @@ class ThrottledProxy:
             with self.lock:
                 session["pumps"] -= 1
                 self._last = time.monotonic()
+
+    # PS3.8 9.3.8: PDU type 07, length 4, source 0 (DICOM UL service-user), reason 0.
+    A_ABORT = bytes([0x07, 0, 0, 0, 0, 0x04, 0, 0, 0, 0])
+
+    def _forward_gated(self, client, upstream, session, throttled):
+        """client → upstream PDU by PDU (PS3.8 9.3.1: type, reserved, 4-byte length). The PDUs
+        of a DIMSE command (P-DATA-TF fragments with bit 0 of the message control header set,
+        joined per presentation context until bit 1) are held until the command is whole, then
+        given to the gate. None: they go on. "abort" or "close": nothing more of that message
+        goes upstream; once the client has sent all of it (its data set's last fragment, when
+        CommandDataSetType (0000,0800) is not 0x0101), "abort" answers it with an A-ABORT and
+        waits up to 10 s for it to close the connection (the acceptor of an A-ABORT closes,
+        PS3.8 9.2.3, AA-3), "close" just closes. Either way both connections are then closed.
+        Acting only on a whole message means the client is reading, not writing, when the
+        connection goes: what it sees is the abort or the close, not a failed write. Decisions
+        are made per PDU: DCMTK sends a command in PDUs of its own."""
+        buf, held, partial = bytearray(), [], {}
+        cutting, message_done = None, False
+        while True:
+            data = client.recv(16384 if throttled else 65536)
+            if not data:
+                return
+            with self.lock:
+                if self.record:
+                    session["up"] += data
+                self._last = time.monotonic()
+            buf += data
+            while len(buf) >= 6:
+                pdu_type, _, length = struct.unpack_from(">BBI", buf, 0)
+                if len(buf) < 6 + length:
+                    break
+                pdu = bytes(buf[:6 + length])
+                del buf[:6 + length]
+                if pdu_type == 0x04:
+                    p = 6
+                    while p + 6 <= len(pdu):
+                        item_len, pc_id, header = struct.unpack_from(">IBB", pdu, p)
+                        fragment = pdu[p + 6:p + 4 + item_len]
+                        p += 4 + item_len
+                        if not header & 0x01:  # a data set fragment
+                            if cutting and header & 0x02:
+                                message_done = True
+                            continue
+                        command = partial.setdefault(pc_id, bytearray())
+                        command += fragment
+                        if not header & 0x02 or cutting:
+                            continue
+                        fields = parse_implicit_command(bytes(command))
+                        del partial[pc_id]
+                        action = self.gate(session["index"], fields)
+                        if action:
+                            if action not in ("abort", "close"):
+                                raise ValueError("gate answered %r" % (action,))
+                            cutting = action
+                            with self.lock:
+                                self.gated.append({"session": session["index"],
+                                                   "command": fields, "action": action})
+                            # CommandDataSetType 0x0101: no data set follows (PS3.7 E.1).
+                            message_done = fields.get((0x0000, 0x0800), b"")[:2] == b"\x01\x01"
+                elif cutting:
+                    message_done = True  # anything else ends the message too
+                if cutting:
+                    held = []
+                    if message_done:
+                        if cutting == "abort":
+                            self._abort_client(client, session)
+                        return
+                    continue
+                held.append(pdu)
+                if partial:
+                    continue  # a command still incomplete: hold it
+                for h in held:
+                    upstream.sendall(h)
+                held = []
+                rate = self.rate
+                if throttled and rate:
+                    time.sleep(len(pdu) / float(rate))
+
+    def _abort_client(self, client, session):
+        # Sent from this thread while the other pump may relay the upstream's bytes: whole
+        # only because the upstream is silent here (a PACS waits for the request held back).
+        client.sendall(self.A_ABORT)
+        with self.lock:
+            if self.record:
+                session["down"] += self.A_ABORT
+        client.settimeout(10)
+        try:
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    return
+                with self.lock:
+                    if self.record:
+                        session["up"] += data
+        except (socket.timeout, OSError):
+            return
 
     def session_count(self):
         with self.lock:

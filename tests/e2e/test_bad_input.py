@@ -154,6 +154,20 @@ class BadInputTests(harness.E2ETestCase):
         self.assertTrue(logged, self.server.log_tail(20))
         self.assertServerAlive()
 
+    def test_request_with_blank_calling_ae_title_is_rejected(self):
+        # A calling AE title of 16 spaces names no peer (PS3.8 9.3.2: "shall not be all spaces"),
+        # so no whitelist can place it. A-ASSOCIATE-RJ: result 1 (rejected-permanent), source 1
+        # (DICOM UL service-user), reason 3 (calling-AE-title-not-recognized), PS3.8 Table 9-21.
+        context = struct.pack(">BBBB", 1, 0, 0, 0) + self.item(0x30, b"1.2.840.10008.1.1") + \
+            self.item(0x40, b"1.2.840.10008.1.2")
+        request = self.associate_rq(self.item(0x10, b"1.2.840.10008.3.1.1.1") + self.item(0x20, context),
+                                    calling="")
+        rj = self.answer(request)
+        self.assertEqual(rj[:10], b"\x03\x00\x00\x00\x00\x04\x00\x01\x01\x03", rj.hex())
+        logged = harness.wait_until(lambda: "rejected association from 127.0.0.1: an empty calling AE title"
+                                    in self.server.log_path.read_text("utf-8", "replace"), 5, 0.1)
+        self.assertTrue(logged, self.server.log_tail(20))
+        self.assertServerAlive()
     # ------------------------------------------------------------------ cut-off transfer
 
     def test_cut_off_transfer_is_not_indexed(self):

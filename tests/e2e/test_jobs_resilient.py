@@ -1,12 +1,15 @@
 """Jobs that survive faults (the job engine of issue 12): a retrieve or send cut by a SIGKILL or
 a SIGTERM of our server resumes by itself at the next start (same job, only what is missing),
 automatic retries with backoff after transient faults and none after a permanent one, the
-history of runs, priorities and reordering with one worker, pause/resume, list filters.
+history of runs, priorities and reordering with one worker, pause/resume, list filters; an
+"auto" retrieve whose C-GET the PACS aborts falls back to C-MOVE in the same run; a send whose
+association breaks mid-way reports the break.
 
 scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_jobs_resilient.py
 
 One Orthanc (DICOMweb plugin loaded, C-GET/C-FIND/C-MOVE allowed for any caller, no
-DicomModalities: a C-MOVE to us names an unknown destination) holds one study per scenario.
+DicomModalities: a C-MOVE to us names an unknown destination; (l) adds PBABORTGET, its own
+server's receiver, through Orthanc's REST API for its duration) holds one study per scenario.
 Scenarios that kill or restart our server, or need their own configuration, get their own
 server on their own data directory; the others share one class server.
 
@@ -15,12 +18,15 @@ listen on a chosen port (for a peer that "comes up later") and keeps every byte 
 connection, so the DIMSE commands on the wire can be read back: which C-STORE-RQs went, and
 which were answered with success, before and after the fault. That is how "nothing that had
 arrived was fetched again" and "only what was not confirmed was sent again" are checked
-independently of what the server says about itself.
+independently of what the server says about itself. With a gate (harness.ThrottledProxy) it
+also stops chosen DIMSE commands on their way to the PACS: an A-ABORT instead of a C-GET-RQ,
+a closed connection instead of the 4th C-STORE-RQ.
 """
 
 import datetime
 import json
 import os
+import re
 import socket
 import struct
 import sys
@@ -87,6 +93,10 @@ def WireProxy(upstream_port, **kw):
 
 
 C_STORE_RQ, C_STORE_RSP = 0x0001, 0x8001
+# PS3.7 E.1-1: Command Field (0000,0100) values.
+C_GET_RQ, C_MOVE_RQ, C_MOVE_RSP = 0x0010, 0x0021, 0x8021
+# PS3.4 Table B.5-1: Study Root Query/Retrieve Information Model - GET.
+STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
 
 
 def dimse_commands(stream):
@@ -185,6 +195,7 @@ class ResilientJobsTests(harness.JobHelpers, harness.E2ETestCase):
             "pause": gen("pause", 80),                  # (i)
             "filt_a": gen("filt_a", 2),                 # (j)
             "filt_b": gen("filt_b", 2),
+            "abort_get": gen("abort_get", 8, series_per_study=2),  # (l)
         }
         cp = harness.storescu(cls.orthanc.dicom_port, cls.orthanc.aet,
                               [f[0] for v in cls.sets.values() for f in v], timeout=600)
@@ -193,6 +204,7 @@ class ResilientJobsTests(harness.JobHelpers, harness.E2ETestCase):
         # Never in Orthanc: sent there from our archive.
         cls.sets["send300"] = gen("send300", 300)   # (b)
         cls.sets["filt_send"] = gen("filt_send", 2)  # (j)
+        cls.sets["send_break"] = gen("send_break", 40)  # (m): two associations of 20
         # Shared by (e), (f), (g), (i): nothing there kills or restarts it.
         cls.server = cls.start_class_server()
 
@@ -628,7 +640,6 @@ class ResilientJobsTests(harness.JobHelpers, harness.E2ETestCase):
         t_end = time.monotonic()
         self.assertTrue(job, "not ended after 90 s: %s" % dump(self.get_job(job_id, server=srv)))
         d = dump(job)
-        sys.stderr.write("[job error: %s] " % job.get("error"))
         self.assertEqual(job.get("state"), "failed", d)
         self.assertNotIn("waiting", states, "a permanent fault must not wait for a retry: " + d)
         self.assertTrue(job.get("error"), d)
@@ -894,6 +905,177 @@ class ResilientJobsTests(harness.JobHelpers, harness.E2ETestCase):
             self.assertJsonError(status, body, "wait")
         status, body = srv.api("GET", "/api/jobs/999999?wait=5")
         self.assertJsonError(status, body, "id", expected_status=404)
+
+    # ------------------------------------------------------------------ (l) C-GET aborted
+
+    def test_l_auto_retrieve_falls_back_to_c_move_when_the_pacs_aborts_the_c_get(self):
+        """Some PACS take the association and then abort it on a C-GET-RQ they will not serve,
+        instead of refusing the C-GET context. With method "auto" and nothing arrived, the same
+        run must ask again by C-MOVE, on the same node address. The abort is made by a proxy
+        (PS3.8 A-ABORT, service-user) as the C-GET-RQ arrives, never forwarded, so it does not
+        depend on Orthanc, which would serve the C-GET (DicomAlwaysAllowGet)."""
+        files = self.sets["abort_get"]
+        study, n = files[0][2], len(files)
+        # A server of its own, whose receiver is Orthanc's C-MOVE destination for this test
+        # only: (g) needs the class server's receiver (PACSBRIDGE) unknown to Orthanc.
+        dest = "PBABORTGET"
+        srv = self.start_server(receivers=[{"ae_title": dest, "port": harness.free_port(),
+                                            "bind": "127.0.0.1"}])
+        status, body = self.orthanc.rest_json("PUT", "/modalities/pbabortget", {
+            "AET": dest, "Host": "127.0.0.1", "Port": srv.dicom_port})
+        self.assertEqual(status, 200, "Orthanc PUT /modalities/pbabortget -> %s %r"
+                         % (status, body))
+        self.addCleanup(self.orthanc.rest, "DELETE", "/modalities/pbabortget")
+
+        def gate(session, command):
+            return "abort" if _u16(command, 0x0100) == C_GET_RQ else None
+
+        proxy = self.wire_proxy(self.orthanc.dicom_port, gate=gate)
+        # One attempt: a C-GET abort the fallback did not catch would end the job (failed)
+        # instead of leaving it waiting for a retry that meets the same abort.
+        self.add_dimse_node(srv, "abort-get-l", proxy.port, move_destination=dest,
+                            retry={"attempts": 1})
+        job_id = self.retrieve(srv, "abort-get-l", study, method="auto")
+        job = self.wait_job(job_id, timeout=90, server=srv)
+        d = dump(job)
+
+        # On the wire first (independent of what the server says): one C-GET-RQ, aborted...
+        sessions = proxy.sessions()
+        self.assertEqual([(g["action"], _u16(g["command"], 0x0100)) for g in proxy.gated],
+                         [("abort", C_GET_RQ)], "the proxy should have aborted exactly one "
+                         "C-GET-RQ (the auto retrieve's first try): %r" % proxy.gated)
+        aborted = proxy.gated[0]["session"]
+        self.assertEqual(_uid(proxy.gated[0]["command"], 0x0002), STUDY_ROOT_GET)
+        self.assertTrue(sessions[aborted]["down"].endswith(harness.ThrottledProxy.A_ABORT),
+                        "the aborted association should end on the A-ABORT PDU")
+        gets = [i for i, s in enumerate(sessions) for f in dimse_commands(s["up"])
+                if _u16(f, 0x0100) == C_GET_RQ]
+        self.assertEqual(gets, [aborted], "C-GET-RQs by session (only the aborted one)")
+        # ...then one C-MOVE-RQ to our receiver, on an association opened after the abort,
+        # answered with success (0x0000) and every instance moved.
+        moves = [(i, f) for i, s in enumerate(sessions) for f in dimse_commands(s["up"])
+                 if _u16(f, 0x0100) == C_MOVE_RQ]
+        self.assertEqual(len(moves), 1, "C-MOVE-RQs on the wire: %d (sessions %s)"
+                         % (len(moves), [i for i, _ in moves]))
+        moved_in, move_rq = moves[0]
+        self.assertGreater(moved_in, aborted, "the C-MOVE should follow the aborted C-GET")
+        self.assertEqual(_uid(move_rq, 0x0600), dest, "Move Destination (0000,0600)")
+        finals = [f for f in dimse_commands(sessions[moved_in]["down"])
+                  if _u16(f, 0x0100) == C_MOVE_RSP and _u16(f, 0x0900) != 0xFF00]
+        self.assertEqual([(_u16(f, 0x0900), _u16(f, 0x1021)) for f in finals], [(0x0000, n)],
+                         "the final C-MOVE-RSP (status, completed sub-operations)")
+
+        # The job: one run that succeeded by C-MOVE, with every instance in our archive.
+        self.assertEqual(job.get("state"), "succeeded", d)
+        self.assertIsNone(job.get("error"), d)
+        self.assertEqual(job.get("method_used"), "c-move", d)
+        self.assert_history_shape(job)
+        self.assertEqual(outcomes(job), ["succeeded"], "the fallback is part of the run, not a "
+                         "retry: " + d)
+        p = progress(job)
+        self.assertEqual((p.get("total"), p.get("completed"), p.get("failed")), (n, n, 0), d)
+        self.assertEqual(sorted(self.archive_sops(srv, study)), sorted(f[1] for f in files),
+                         "each instance once in the archive")
+        # The node remembers that C-MOVE works with it (the next "auto" goes there first).
+        status, node = srv.api("GET", "/api/nodes/abort-get-l")
+        self.assertEqual(status, 200, node)
+        self.assertEqual(node.get("retrieve_method_learned"), "c-move", node)
+        # Why C-GET was left: in the job (the abort and the peer), and in the log.
+        self.assertTrue(str(job.get("fallback_reason")).startswith(
+            "C-GET not possible: 127.0.0.1:%d aborted the association during the C-GET"
+            % proxy.port), d)
+        why = "C-GET not possible (127.0.0.1:%d aborted the association during the C-GET" \
+            % proxy.port
+        logged = harness.wait_until(
+            lambda: why in srv.log_path.read_text("utf-8", "replace"), 5, 0.1)
+        self.assertTrue(logged, "no %r in the server's log" % why)
+        self.assert_history_counts(job)
+
+    # ------------------------------------------------------------------ (m) send cut
+
+    SEND_CUT_AFTER = 3
+
+    def test_m_send_cut_mid_transfer_reports_the_broken_association(self):
+        """A send of 40 instances over two associations (20 each; node max_associations 2):
+        the proxy lets one association through and closes it once it has forwarded 3 C-STORE-RQs
+        and our server has sent the 4th (never forwarded), and it closes the other connection
+        as soon as it is accepted, so that association never opens. The job's error must be
+        the break (the instance on the wire when it happened, naming the peer), not the
+        association that could not open, nor "not sent"; not_confirmed lists exactly what the
+        peer did not confirm."""
+        files = self.sets["send_break"]
+        study, n = files[0][2], len(files)
+        all_sops = {f[1] for f in files}
+        cut_after = self.SEND_CUT_AFTER
+        srv = self.server
+        self.load_archive(srv, files)
+        stores = Counter()
+
+        def gate(session, command):
+            if _u16(command, 0x0100) != C_STORE_RQ:
+                return None
+            stores[session] += 1
+            return "close" if stores[session] == cut_after + 1 else None
+
+        proxy = self.wire_proxy(self.orthanc.dicom_port, gate=gate,
+                                refuse=lambda session: session > 0)
+        # One attempt: what the first run reports is what the job ends with.
+        self.add_dimse_node(srv, "break-send-m", proxy.port, max_associations=2,
+                            retry={"attempts": 1})
+        job_id = self.start_job(srv, "send", {"node": "break-send-m", "level": "STUDY",
+                                              "uids": [study]})
+        job = self.wait_job(job_id, timeout=90, server=srv)
+        d = dump(job)
+
+        # On the wire: the passed association carried 3 confirmed C-STORE-RQs and a 4th that
+        # was cut; the other connection carried nothing.
+        sessions = proxy.sessions()
+        self.assertEqual(len(sessions), 2, "two connections expected (one per association)")
+        self.assertEqual(sessions[1], {"up": b"", "down": b""}, "the refused connection")
+        requested, acked = store_traffic(sessions, "up")
+        self.assertEqual(len(requested), cut_after + 1, requested)
+        self.assertEqual(acked, set(requested[:cut_after]),
+                         "the peer should have confirmed exactly the forwarded C-STORE-RQs")
+        on_the_wire = requested[cut_after]
+        self.assertEqual([(g["action"], _uid(g["command"], 0x1000)) for g in proxy.gated],
+                         [("close", on_the_wire)])
+        self.assertEqual(set(self.orthanc_sops(study)), acked,
+                         "Orthanc should hold what it confirmed and nothing else")
+
+        p = progress(job)
+        self.assertEqual(p.get("associations"), 2, "the scenario needs two associations: " + d)
+        self.assertEqual(job.get("state"), "partial", d)
+        self.assertEqual((p.get("total"), p.get("completed"), p.get("failed")),
+                         (n, cut_after, 0), d)
+        error = job.get("error") or ""
+        peer = "127.0.0.1:%d" % proxy.port
+        self.assertTrue(error.startswith("the association with %s broke: " % peer),
+                        "the error should start with the broken association and its peer "
+                        "(not with the association that never opened): " + d)
+        self.assertFalse(error.startswith("not sent"), d)
+        self.assertIn("%d instance(s) not confirmed" % (n - cut_after), error, d)
+        self.assert_history_shape(job)
+        self.assertEqual(outcomes(job), ["partial"], d)
+        self.assertEqual(history(job)[0].get("error"), error, d)
+        self.assertIs(history(job)[0].get("transient"), True,
+                      "a broken association may pass: " + d)
+
+        not_confirmed = job.get("not_confirmed")
+        self.assertIsInstance(not_confirmed, list, d)
+        self.assertEqual(job.get("failed_instances"), [], d)
+        self.assertEqual(len(not_confirmed), len(set(not_confirmed)), "listed twice: " + d)
+        self.assertEqual(set(not_confirmed), all_sops - acked,
+                         "not_confirmed should be everything the peer did not confirm")
+        self.assertIn(on_the_wire, not_confirmed, d)
+        # The association that never opened is not the job's error; the log says it (which of
+        # the two lanes connected first is a race, so either number).
+        lane = r"send job %s: association [12] of 2 to node break-send-m sent none of its 20 " \
+            r"instance\(s\): " % job_id
+        self.assertTrue(harness.wait_until(lambda: re.search(lane, srv.log_path.read_text(
+            "utf-8", "replace")), 5, 0.1), "no log line %r:\n%s" % (lane, srv.log_tail(20)))
+        self.assertEqual(sorted(set(not_confirmed) & acked), [],
+                         "instances the peer confirmed on the wire listed as not confirmed")
+        self.assert_history_counts(job)
 
 
 if __name__ == "__main__":

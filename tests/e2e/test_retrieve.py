@@ -391,6 +391,10 @@ class RetrieveTests(harness.E2ETestCase):
         job_id = self.start_retrieve("orthanc-noget", "STUDY", [files[0][2]], method="auto")
         job = self.wait_job(job_id)
         self.assert_succeeded(job, files, method_used="c-move")
+        # Orthanc with AllowGet false aborts the association on the C-GET-RQ: the job says so.
+        self.assertRegex(str(job.get("fallback_reason")),
+                         r"^C-GET not possible: 127\.0\.0\.1:\d+ aborted the association during the C-GET",
+                         json.dumps(job))
         status, node = self.server.api("GET", "/api/nodes/orthanc-noget")
         self.assertEqual(status, 200, node)
         self.assertEqual(node.get("retrieve_method_learned"), "c-move", node)
@@ -401,6 +405,8 @@ class RetrieveTests(harness.E2ETestCase):
         job = self.wait_job(job_id)
         self.assert_succeeded(job, files)
         self.assertIn(job.get("method_used"), ("c-get", "c-move"), json.dumps(job))
+        if job["method_used"] == "c-get":
+            self.assertNotIn("fallback_reason", job, json.dumps(job))
         status, node = self.server.api("GET", "/api/nodes/orthanc")
         self.assertEqual(status, 200, node)
         self.assertEqual(node.get("retrieve_method_learned"), job["method_used"], node)
