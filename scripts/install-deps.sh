@@ -14,6 +14,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang-14 git
 # Peers and tools used by the end-to-end tests and benchmarks.
 TEST_PKGS=(dcmtk orthanc orthanc-dicomweb curl python3 iproute2 util-linux procps openssl
   chromium  # chromium: the web UI's browser tests (driven by playwright-core from npm)
+  python3-prometheus-client  # its parser reads GET /metrics in the metrics test
   clang-format-14 clang-tidy-14)  # scripts/lint.sh: the project's format and static checks
 
 want=("${BUILD_PKGS[@]}")

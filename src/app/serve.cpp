@@ -18,6 +18,7 @@
 #include "archive/database.h"
 #include "auth/accounts.h"
 #include "config/settings.h"
+#include "core/metrics.h"
 #include "dicom/mpps.h"
 #include "dicom/network.h"
 #include "dicom/retrieve.h"
@@ -300,6 +301,23 @@ int Serve(const std::string& config_file, bool strict_flag) {
   };
   prune();
   PeriodicTask pruning(std::chrono::hours(1), prune);
+  // GET /metrics: what is read when scraped (registered before the API serves, gone before
+  // what they read).
+  auto queue_metric = metrics::Default().AddCollector(
+      "pacsbridge_index_queue_depth", "Instances stored and journaled, not yet in the index.", {}, [&pipeline] {
+        return metrics::Samples{{{}, static_cast<double>(pipeline.QueueDepth())}};
+      });
+  auto jobs_metric = metrics::Default().AddCollector(
+      "pacsbridge_jobs", "Jobs by state (finished ones until they are pruned).", {"state"}, [&db] {
+        metrics::Samples out;
+        auto counts = (*db)->CountJobsByState();
+        if (!counts) return out;  // no value rather than a wrong one
+        for (const char* state : {"queued", "waiting", "running", "succeeded", "partial", "failed", "canceled"}) {
+          const auto it = counts->find(state);
+          out.push_back({{state}, it != counts->end() ? static_cast<double>(it->second) : 0.0});
+        }
+        return out;
+      });
   if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging, import,
                                               accounts, *mpps, metadata});
       !started) {

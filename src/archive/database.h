@@ -88,6 +88,7 @@ class Database {
   [[nodiscard]] Result<std::vector<JobRow>> RunnableJobs(const std::string& now_iso, int limit, int offset = 0);
   // The earliest next attempt of a waiting job ("" when none waits for a time).
   [[nodiscard]] Result<std::string> NextJobAttempt();
+  [[nodiscard]] Result<std::map<std::string, int64_t>> CountJobsByState();  // states with no job absent
   // A queue position at the front or the back of the queued jobs of a priority.
   [[nodiscard]] Result<int64_t> JobQueueEdge(int priority, bool front);
   // Per-instance facts of a job (a send's confirmations): added in one transaction; read back.

@@ -198,6 +198,18 @@ Result<std::string> Database::NextJobAttempt() {
   }
 }
 
+Result<std::map<std::string, int64_t>> Database::CountJobsByState() {
+  try {
+    soci::session s(impl_->pool);
+    std::map<std::string, int64_t> out;
+    soci::rowset<soci::row> rows = (s.prepare << "SELECT state, COUNT(*) FROM jobs GROUP BY state");
+    for (const soci::row& r : rows) out[Str(r, 0)] = Int(r, 1);
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "counting jobs by state"));
+  }
+}
+
 Result<int64_t> Database::JobQueueEdge(int priority, bool front) {
   try {
     soci::session s(impl_->pool);

@@ -37,6 +37,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/metrics.h"
 #include "core/thread_annotations.h"
 #include "dicom/associate_rq.h"
 #include "dicom/charset.h"
@@ -51,6 +52,34 @@ namespace pb::dicom {
 namespace {
 
 using Steady = std::chrono::steady_clock;
+
+// GET /metrics. The receiver label is a configured AE title (the receiver's, or the port's own
+// before one is chosen), never the called AE title a peer sent.
+metrics::Family<metrics::Counter>& AssociationsTotal() {
+  static auto& f = metrics::Default().CounterFamily(
+      "pacsbridge_associations_total", "Associations asked of a receiver, by outcome (accepted, rejected).",
+      {"receiver", "outcome"});
+  return f;
+}
+metrics::Family<metrics::Gauge>& AssociationsOpen() {
+  static auto& f = metrics::Default().GaugeFamily("pacsbridge_associations_open",
+                                                  "Associations a receiver is serving now.", {"receiver"});
+  return f;
+}
+metrics::Family<metrics::Counter>& ReceivedInstances() {
+  static auto& f = metrics::Default().CounterFamily(
+      "pacsbridge_receiver_instances_total",
+      "C-STORE requests a receiver answered, by outcome (stored: Success; refused: any other status).",
+      {"receiver", "outcome"});
+  return f;
+}
+metrics::Family<metrics::Histogram>& StoreSeconds() {
+  static auto& f = metrics::Default().HistogramFamily(
+      "pacsbridge_receiver_store_seconds",
+      "From a C-STORE request to its Success response: receiving the data set, storing and journaling it.",
+      {"receiver"}, {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+  return f;
+}
 
 // DCMTK takes an already accepted socket only through a process-wide variable, so handing a
 // connection to DCMTK is serialized. The critical section ends as soon as DCMTK has read the
@@ -769,6 +798,7 @@ void AssociationServer::Impl::Serve(Connection c) {
   if (no_context || calling_ae.empty()) {
     const char* why = no_context ? "no application context name" : "an empty calling AE title";
     spdlog::warn("receiver {}: rejected association from {}: {}", opt.ae_title, c.peer, why);
+    AssociationsTotal().With({opt.ae_title, "rejected"}).Add();
     reject(no_context ? ASC_REASON_SU_APPCONTEXTNAMENOTSUPPORTED : ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED);
     return;
   }
@@ -792,6 +822,9 @@ void AssociationServer::Impl::Serve(Connection c) {
           "(not on the whitelist)",
           admission.name, calling_ae, c.peer);
     }
+    AssociationsTotal()
+        .With({unknown_called || admission.name.empty() ? opt.ae_title : admission.name, "rejected"})
+        .Add();
     reject(unknown_called ? ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED : ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED);
     return;
   }
@@ -808,7 +841,11 @@ void AssociationServer::Impl::Serve(Connection c) {
     return;
   }
   spdlog::debug("receiver {}: association from {}@{} accepted", admission.name, calling_ae, c.peer);
+  AssociationsTotal().With({admission.name, "accepted"}).Add();
+  metrics::Gauge& open = AssociationsOpen().With({admission.name});
+  open.Add(1);
   RunAssociation(assoc, admission, calling_ae, c.peer);
+  open.Add(-1);
   done();
 }
 
@@ -820,6 +857,9 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
   const std::string called_ae = called_title;
   int idle = 0;
   Tally tally;
+  metrics::Counter& stored = ReceivedInstances().With({name, "stored"});
+  metrics::Counter& refused = ReceivedInstances().With({name, "refused"});
+  metrics::Histogram& store_seconds = StoreSeconds().With({name});
   SpareFile spare;  // the next data set's temp file, made after each stored one
   auto start = Steady::now();
   struct Report {  // one line per association that carried data, however it ends
@@ -868,9 +908,13 @@ void AssociationServer::Impl::RunAssociation(T_ASC_Association* assoc, const Adm
         uint16_t answered = 0;
         StoreContext ctx{"receiver " + name, calling, called_ae, peer};
         ctx.spare = &spare;
+        const auto asked = Steady::now();
         if (ReceiveStore(assoc, pres, msg.msg.CStoreRQ, *admission.sink, ctx, answered) == StoreEnd::kAssociationLost)
           return;
         (answered == status::kSuccess ? tally.stored : tally.refused)++;
+        (answered == status::kSuccess ? stored : refused).Add();
+        if (answered == status::kSuccess)
+          store_seconds.Observe(std::chrono::duration<double>(Steady::now() - asked).count());
         break;
       }
       case DIMSE_C_CANCEL_RQ:

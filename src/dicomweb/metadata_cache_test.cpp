@@ -22,9 +22,8 @@ using SteadyClock = std::chrono::steady_clock;
 class MetadataWriterSchedule : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("pb-metadata-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = std::filesystem::temp_directory_path() / ("pb-metadata-" + std::to_string(::getpid()) + "-" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     blobs_ = std::make_unique<BlobStore>(dir_);
     ASSERT_TRUE(blobs_->Prepare());

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "core/metrics.h"
 #include "http/api.h"
 #include "http/auth.h"
 #include "http/errors.h"
@@ -86,6 +87,10 @@ void AddSystemRoutes(Router& r, Services& s) {
         [](const httplib::Request&, httplib::Response& res) { res.set_content(OpenApiYaml(), "application/yaml"); });
   r.Get("/api/openapi.json", Access::kOpen,
         [](const httplib::Request&, httplib::Response& res) { res.set_content(OpenApiJson(), "application/json"); });
+  // Prometheus scrapes with an account's credentials (basic or bearer), as any read.
+  r.Get("/metrics", Access::kReadOnly, [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics::Default().Text(), "text/plain; version=0.0.4; charset=utf-8");
+  });
   r.Get("/api/system", Access::kReadOnly, [&s](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200,
              {{"ae_title", s.settings.ae_title},

@@ -135,6 +135,12 @@ class IngestPipeline {
   // Waits until every instance stored before the call is indexed (tests, shutdown, API reads).
   [[nodiscard]] Result<void> Flush(std::chrono::seconds timeout = std::chrono::seconds(30));
 
+  // Instances stored and journaled, not yet in the index.
+  uint64_t QueueDepth() {
+    MutexLock lock(mu_);
+    return pushed_ - done_;
+  }
+
   SyncCounts syncs() const { return {synced_files_.load(), synced_journal_.load(), synced_folders_.load()}; }
 
  private:

@@ -13,6 +13,7 @@
 #include "core/validate.h"
 #include "ingest/arrivals.h"
 #include "ingest/routing.h"
+#include "jobs/job_metrics.h"
 #include "jobs/job_request.h"
 #include "jobs/job_text.h"
 #include "transport/retrieve_plan.h"
@@ -278,6 +279,8 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
   };
   job.Progress(progress());
 
+  metrics::Counter& retrieved = NodeInstances().With({node->name, "retrieved"});
+  metrics::Counter& retrieved_bytes = NodeBytes().With({node->name, "retrieved"});
   std::optional<ArrivalSubscription> subscription;
   subscription.emplace(pipeline_.arrivals(), [&](const Arrival& a) {
     MutexLock lock(tally.mu);
@@ -289,6 +292,8 @@ JobOutcome RetrieveRunner::Run(JobContext& job) {
     if (!ours) return;
     if (tally.arrived.insert(a.sop_uid).second) {
       tally.bytes += a.bytes;
+      retrieved.Add();
+      retrieved_bytes.Add(static_cast<uint64_t>(std::max<int64_t>(a.bytes, 0)));
       if (!moved_for_us) ++tally.not_by_originator;
       ++tally.by_study[a.study_uid];
     }

@@ -11,6 +11,7 @@
 
 #include "core/thread_annotations.h"
 #include "dicom/store_scu.h"
+#include "jobs/job_metrics.h"
 #include "jobs/job_request.h"
 #include "jobs/job_text.h"
 #include "transport/transport.h"
@@ -162,6 +163,8 @@ JobOutcome SendRunner::Run(JobContext& job) {
   size_t lanes = std::clamp<size_t>(n / kMinPerAssociation, 1, std::max(1, node->max_associations));
   if (lanes > 1) lanes = 1 + static_cast<size_t>(job.ExtraConnections(static_cast<int>(lanes - 1)));
   std::vector<dicom::SendOutcome> outcomes(n);
+  metrics::Counter& sent = NodeInstances().With({node->name, "sent"});
+  metrics::Counter& sent_bytes = NodeBytes().With({node->name, "sent"});
   Mutex mu;
   std::vector<std::string> lane_errors;
   bool lane_permanent = false;
@@ -207,6 +210,8 @@ JobOutcome SendRunner::Run(JobContext& job) {
         if (o.status == dicom::SendStatus::kSuccess || o.status == dicom::SendStatus::kWarning) {
           ++done;
           bytes += item.bytes;
+          sent.Add();
+          sent_bytes.Add(static_cast<uint64_t>(std::max<int64_t>(item.bytes, 0)));
           unsaved.emplace_back(item.sop_uid, o.status == dicom::SendStatus::kWarning ? "warning" : "confirmed");
         }
         if (o.status == dicom::SendStatus::kFailed) {
