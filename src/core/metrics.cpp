@@ -129,7 +129,8 @@ std::string Registry::Text() const {
   for (const Collector& c : collectors) {
     std::string out;
     Header(out, c.name, c.help, "gauge");
-    for (const auto& [values, v] : c.read()) out += fmt::format("{}{} {}\n", c.name, Labels(c.labels, values), Number(v));
+    for (const auto& [values, v] : c.read())
+      out += fmt::format("{}{} {}\n", c.name, Labels(c.labels, values), Number(v));
     blocks[c.name] = std::move(out);
   }
   MutexLock lock(mu_);
@@ -151,9 +152,9 @@ std::string Registry::Text() const {
         const std::vector<uint64_t> cumulative = h.Cumulative();
         for (size_t i = 0; i < cumulative.size(); ++i) {
           const double le = i < h.bounds().size() ? h.bounds()[i] : INFINITY;
-          out += fmt::format("{}_bucket{} {}\n", name,
-                             Labels(e.histogram->labels(), values, fmt::format("le=\"{}\"", Number(le))),
-                             cumulative[i]);
+          out +=
+              fmt::format("{}_bucket{} {}\n", name,
+                          Labels(e.histogram->labels(), values, fmt::format("le=\"{}\"", Number(le))), cumulative[i]);
         }
         out += fmt::format("{}_sum{} {}\n", name, Labels(e.histogram->labels(), values), Number(h.sum()));
         out += fmt::format("{}_count{} {}\n", name, Labels(e.histogram->labels(), values), cumulative.back());

@@ -46,10 +46,12 @@ TEST(Metrics, CollectorsAreReadWhenScrapedAndGoWithTheirHandle) {
   Registry r;
   int depth = 4;
   {
-    auto reg = r.AddCollector("pb_test_queue", "Queued.", {"state"},
-                              [&] { return Samples{{{"queued"}, static_cast<double>(depth)}}; });
+    auto reg = r.AddCollector("pb_test_queue", "Queued.", {"state"}, [&] {
+      return Samples{{{"queued"}, static_cast<double>(depth)}};
+    });
     depth = 5;
-    EXPECT_EQ(r.Text(), "# HELP pb_test_queue Queued.\n# TYPE pb_test_queue gauge\npb_test_queue{state=\"queued\"} 5\n");
+    EXPECT_EQ(r.Text(),
+              "# HELP pb_test_queue Queued.\n# TYPE pb_test_queue gauge\npb_test_queue{state=\"queued\"} 5\n");
   }
   EXPECT_EQ(r.Text(), "");
 }
