@@ -11,9 +11,9 @@
 #include <fmt/format.h>
 #include <iostream>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "app/logging.h"
 #include "archive/blob_store.h"
 #include "archive/database.h"
 #include "auth/accounts.h"
@@ -66,7 +66,10 @@ bool IsInside(const std::filesystem::path& file, const std::filesystem::path& di
 }
 
 int Fatal(const std::string& message) {
-  std::cerr << "pacsbridge: " << message << "\n";
+  if (JsonLogging())
+    spdlog::critical("{}", message);
+  else
+    std::cerr << "pacsbridge: " << message << "\n";
   return 2;
 }
 
@@ -117,9 +120,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   if (!settings) return Fatal(settings.error().message);
   const Settings& cfg = *settings;
 
-  auto logger = spdlog::stderr_color_mt("pacsbridge");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  ConfigureLogging(cfg.log_level, cfg.log_format);
   dicom::InitializeDicomNetwork(cfg.log_level);
   if (!dicom::LoadDataDictionary()) {
     spdlog::warn(
@@ -169,7 +170,14 @@ int Serve(const std::string& config_file, bool strict_flag) {
   bool initial_opens = true;
   auto made = accounts.Bootstrap(cfg.admin_password, &initial_opens);
   if (!made) return Fatal(made.error().message);
-  if (*made) {
+  if (*made && JsonLogging()) {
+    // A JSON log goes to a log shipper, not to a person at a console: the password stays in
+    // its file.
+    spdlog::warn(
+        "created the account \"admin\" with a random password, kept in {} (readable by this user only) "
+        "until it is changed: change it after logging in",
+        account_settings.initial_password_file.string());
+  } else if (*made) {
     // Straight to the console, not through the log: shown once, never in a log file.
     std::fprintf(stderr,
                  "\nPACS Bridge: created the account \"admin\" with the password %s (shown once: change it after "
@@ -318,6 +326,28 @@ int Serve(const std::string& config_file, bool strict_flag) {
         }
         return out;
       });
+  // The index's connections: the read pool and the one writer (size, held now, taken, waited).
+  auto pool_samples = [&db](auto field) {
+    const Database::PoolStatistics p = (*db)->Pools();
+    return metrics::Samples{{{"read"}, field(p.read)}, {{"write"}, field(p.write)}};
+  };
+  using Use = Database::ConnectionUse;
+  auto pool_size_metric = metrics::Default().AddCollector(
+      "pacsbridge_db_connections", "Index database connections, by pool (read: readers; write: the writer).", {"pool"},
+      [pool_samples] { return pool_samples([](const Use& u) { return double(u.size); }); });
+  auto pool_in_use_metric = metrics::Default().AddCollector(
+      "pacsbridge_db_connections_in_use", "Index database connections held now, by pool.", {"pool"},
+      [pool_samples] { return pool_samples([](const Use& u) { return double(u.in_use); }); });
+  auto pool_waiting_metric = metrics::Default().AddCollector(
+      "pacsbridge_db_connections_waiting", "Connections asked for now while none was free, by pool.", {"pool"},
+      [pool_samples] { return pool_samples([](const Use& u) { return double(u.waiting); }); });
+  auto pool_taken_metric = metrics::Default().AddCollector(
+      "pacsbridge_db_connection_acquisitions_total", "Index database connections taken, by pool.", {"pool"},
+      [pool_samples] { return pool_samples([](const Use& u) { return double(u.acquisitions); }); }, "counter");
+  auto pool_wait_metric = metrics::Default().AddCollector(
+      "pacsbridge_db_connection_wait_seconds_total",
+      "Time spent waiting for an index database connection (all were held), by pool.", {"pool"},
+      [pool_samples] { return pool_samples([](const Use& u) { return u.wait_seconds; }); }, "counter");
   if (auto started = api.Start(http::Services{cfg, registry, **db, blobs, receivers, pipeline, jobs, staging, import,
                                               accounts, *mpps, metadata});
       !started) {

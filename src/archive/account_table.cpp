@@ -39,7 +39,7 @@ using db::Str;
 
 Result<std::vector<UserRecord>> Database::LoadUsers() {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<UserRecord> out;
     soci::rowset<soci::row> rs = (s.prepare << "SELECT username, role, password_hash, created_at, "
                                                "password_changed_at, last_login_at, projects FROM users ORDER BY "
@@ -54,7 +54,7 @@ Result<std::vector<UserRecord>> Database::LoadUsers() {
 }
 
 Result<bool> Database::InsertUser(const UserRecord& u) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     const std::string projects = JoinLines(u.projects);
     impl_->writer << "INSERT INTO users(username, role, password_hash, created_at, password_changed_at, "
@@ -70,7 +70,7 @@ Result<bool> Database::InsertUser(const UserRecord& u) {
 }
 
 Result<void> Database::UpdateUser(const UserRecord& u, const std::string* end_sessions_but) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     soci::transaction tx(impl_->writer);
     const std::string projects = JoinLines(u.projects);
@@ -90,7 +90,7 @@ Result<void> Database::UpdateUser(const UserRecord& u, const std::string* end_se
 }
 
 Result<void> Database::SetUserLastLogin(const std::string& username, const std::string& at) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     impl_->writer << "UPDATE users SET last_login_at = :l WHERE username = :u", soci::use(at), soci::use(username);
     return {};
@@ -100,7 +100,7 @@ Result<void> Database::SetUserLastLogin(const std::string& username, const std::
 }
 
 Result<void> Database::DeleteUser(const std::string& username) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     soci::transaction tx(impl_->writer);
     impl_->writer << "DELETE FROM sessions WHERE username = :u", soci::use(username);
@@ -115,7 +115,7 @@ Result<void> Database::DeleteUser(const std::string& username) {
 
 Result<std::vector<SessionRecord>> Database::LoadSessions() {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<SessionRecord> out;
     soci::rowset<soci::row> rs = (s.prepare << "SELECT id_hash, username, csrf_token, client, created_s, "
                                                "last_seen_s, expires_s FROM sessions");
@@ -129,7 +129,7 @@ Result<std::vector<SessionRecord>> Database::LoadSessions() {
 }
 
 Result<void> Database::InsertSession(const SessionRecord& x) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     const long long created = x.created_s, seen = x.last_seen_s, expires = x.expires_s;
     impl_->writer << "INSERT INTO sessions(id_hash, username, csrf_token, client, created_s, last_seen_s, "
@@ -143,7 +143,7 @@ Result<void> Database::InsertSession(const SessionRecord& x) {
 }
 
 Result<void> Database::TouchSession(const std::string& id_hash, int64_t last_seen_s) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     const long long seen = last_seen_s;
     impl_->writer << "UPDATE sessions SET last_seen_s = :s WHERE id_hash = :i", soci::use(seen), soci::use(id_hash);
@@ -154,7 +154,7 @@ Result<void> Database::TouchSession(const std::string& id_hash, int64_t last_see
 }
 
 Result<void> Database::DeleteSession(const std::string& id_hash) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     impl_->writer << "DELETE FROM sessions WHERE id_hash = :i", soci::use(id_hash);
     return {};
@@ -164,7 +164,7 @@ Result<void> Database::DeleteSession(const std::string& id_hash) {
 }
 
 Result<void> Database::DeleteSessionsBefore(int64_t expires_s) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     const long long t = expires_s;
     impl_->writer << "DELETE FROM sessions WHERE expires_s <= :t", soci::use(t);
@@ -176,7 +176,7 @@ Result<void> Database::DeleteSessionsBefore(int64_t expires_s) {
 
 Result<std::vector<TokenRecord>> Database::LoadTokens() {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<TokenRecord> out;
     soci::rowset<soci::row> rs = (s.prepare << "SELECT id, username, name, role, token_hash, created_s, expires_s, "
                                                "last_used_s FROM api_tokens ORDER BY created_s, id");
@@ -190,7 +190,7 @@ Result<std::vector<TokenRecord>> Database::LoadTokens() {
 }
 
 Result<void> Database::InsertToken(const TokenRecord& t) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     const long long created = t.created_s, expires = t.expires_s, used = t.last_used_s;
     impl_->writer << "INSERT INTO api_tokens(id, username, name, role, token_hash, created_s, expires_s, "
@@ -204,7 +204,7 @@ Result<void> Database::InsertToken(const TokenRecord& t) {
 }
 
 Result<void> Database::TouchToken(const std::string& id, int64_t last_used_s) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     const long long used = last_used_s;
     impl_->writer << "UPDATE api_tokens SET last_used_s = :l WHERE id = :i", soci::use(used), soci::use(id);
@@ -215,7 +215,7 @@ Result<void> Database::TouchToken(const std::string& id, int64_t last_used_s) {
 }
 
 Result<void> Database::DeleteToken(const std::string& id) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     impl_->writer << "DELETE FROM api_tokens WHERE id = :i", soci::use(id);
     return {};
@@ -225,7 +225,7 @@ Result<void> Database::DeleteToken(const std::string& id) {
 }
 
 Result<void> Database::AddAudit(const AuditRecord& a) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     impl_->writer << "INSERT INTO audit_log(at, actor, via, client, request_id, action, target_type, target, "
                      "before, after) VALUES(:at, :ac, :v, :c, :r, :a, :tt, :t, :b, :af)",
@@ -240,7 +240,7 @@ Result<void> Database::AddAudit(const AuditRecord& a) {
 
 Result<std::vector<AuditRecord>> Database::ListAudit(const AuditFilter& f) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<AuditRecord> out;
     // An empty filter value matches every row (one statement, no SQL built from input).
     soci::rowset<soci::row> rs =

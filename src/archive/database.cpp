@@ -239,6 +239,19 @@ Database::Impl::~Impl() = default;
 Database::Database(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Database::~Database() = default;
 
+Database::PoolStatistics Database::Pools() const {
+  auto use = [](const ConnectionCounters& c, int size) {
+    ConnectionUse u;
+    u.size = size;
+    u.waiting = c.waiting.load(std::memory_order_relaxed);
+    u.in_use = c.in_use.load(std::memory_order_relaxed);
+    u.acquisitions = c.acquisitions.load(std::memory_order_relaxed);
+    u.wait_seconds = static_cast<double>(c.wait_ns.load(std::memory_order_relaxed)) / 1e9;
+    return u;
+  };
+  return PoolStatistics{use(impl_->read_use, kReadPool), use(impl_->write_use, 1)};
+}
+
 Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& file, bool full_sync) {
   auto impl = std::make_unique<Impl>();
   try {
@@ -280,7 +293,7 @@ Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& fi
 
 Result<std::vector<std::pair<std::string, std::string>>> Database::LoadNodes() {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<std::pair<std::string, std::string>> out;
     soci::rowset<soci::row> rs = (s.prepare << "SELECT name, body FROM nodes ORDER BY name");
     for (const auto& r : rs) out.emplace_back(r.get<std::string>(0), r.get<std::string>(1));
@@ -291,7 +304,7 @@ Result<std::vector<std::pair<std::string, std::string>>> Database::LoadNodes() {
 }
 
 Result<void> Database::SaveNode(const std::string& name, const std::string& body, const std::string& replaces) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     soci::transaction tx(impl_->writer);
     if (!replaces.empty() && replaces != name) {
@@ -319,7 +332,7 @@ Result<void> Database::SaveNode(const std::string& name, const std::string& body
 }
 
 Result<void> Database::DeleteNode(const std::string& name) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     // What was learned about it and its test history go with it: a new node of the same name
     // starts afresh.
@@ -336,7 +349,7 @@ Result<void> Database::DeleteNode(const std::string& name) {
 
 Result<std::vector<StudyRow>> Database::FindStudies(const StudyFilter& f) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     const std::string visible = InProjects("se.project", f.projects);
     Query q(fmt::format("SELECT s.study_uid, p.patient_id, p.patient_name, p.birth_date, p.sex, s.study_date, "
                         "s.study_time, s.accession_number, s.study_id, s.description, "
@@ -389,7 +402,7 @@ Result<std::vector<StudyRow>> Database::FindStudies(const StudyFilter& f) {
 Result<std::vector<SeriesRow>> Database::ListSeries(const std::string& study_uid,
                                                     const std::vector<std::string>& projects) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     Query q(
         "SELECT se.series_uid, st.study_uid, se.modality, se.series_number, se.description, "
         "se.body_part, (SELECT COUNT(*) FROM instances i WHERE i.series_pk = se.pk) "
@@ -421,7 +434,7 @@ InstanceRow ToInstance(const soci::row& r) {
 Result<std::vector<InstanceRow>> Database::ListInstances(const std::string& series_uid,
                                                          const std::vector<std::string>& projects) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     Query q(kInstanceSelect);
     q.Where("se.series_uid = ?", series_uid);
     if (!projects.empty()) q.WhereIn("se.project", projects);
@@ -437,7 +450,7 @@ Result<std::vector<InstanceRow>> Database::ListInstances(const std::string& seri
 Result<std::optional<InstanceRow>> Database::GetInstance(const std::string& sop_uid,
                                                          const std::vector<std::string>& projects) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     Query q(kInstanceSelect);
     q.Where("i.sop_uid = ?", sop_uid);
     if (!projects.empty()) q.WhereIn("se.project", projects);
@@ -451,7 +464,7 @@ Result<std::optional<InstanceRow>> Database::GetInstance(const std::string& sop_
 
 Result<bool> Database::StudyExists(const std::string& study_uid) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     int n = 0;
     s << "SELECT COUNT(*) FROM studies WHERE study_uid = :u", soci::use(study_uid), soci::into(n);
     return n > 0;
@@ -462,7 +475,7 @@ Result<bool> Database::StudyExists(const std::string& study_uid) {
 
 Result<bool> Database::SeriesExists(const std::string& series_uid) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     int n = 0;
     s << "SELECT COUNT(*) FROM series WHERE series_uid = :u", soci::use(series_uid), soci::into(n);
     return n > 0;
@@ -482,9 +495,14 @@ void Finish(soci::statement& st) {
 
 class SqliteWriteBatch : public Database::WriteBatch {
  public:
-  SqliteWriteBatch(soci::session& s, Mutex& mu, IndexWriter& w) : lock_(mu), s_(s), w_(w), tx_(s) {
+  SqliteWriteBatch(Mutex& mu, ConnectionCounters& use, soci::session& s, IndexWriter& w)
+      : asked_(use), lock_(mu), use_(use), s_(s), w_(w), tx_(s_) {
+    use_.Acquired(asked_.asked);
     w_.pending.clear();
   }
+  ~SqliteWriteBatch() override { use_.Released(); }
+  SqliteWriteBatch(const SqliteWriteBatch&) = delete;
+  SqliteWriteBatch& operator=(const SqliteWriteBatch&) = delete;
 
   [[nodiscard]] Result<void> Put(const InstanceRecord& r) override {
     try {
@@ -551,7 +569,9 @@ class SqliteWriteBatch : public Database::WriteBatch {
  private:
   // The batch holds the writer for its whole life; a lock kept in a member is beyond what the
   // analysis follows, hence BeginBatch's exemption.
+  db::AskedAt asked_;  // first: taken before lock_ waits
   std::unique_lock<Mutex> lock_;
+  ConnectionCounters& use_;
   soci::session& s_;
   IndexWriter& w_;
   soci::transaction tx_;
@@ -562,7 +582,8 @@ class SqliteWriteBatch : public Database::WriteBatch {
 
 Result<std::unique_ptr<Database::WriteBatch>> Database::BeginBatch() NO_THREAD_SAFETY_ANALYSIS {
   try {
-    return std::unique_ptr<WriteBatch>(new SqliteWriteBatch(impl_->writer, impl_->writer_mu, *impl_->index_writer));
+    return std::unique_ptr<WriteBatch>(
+        new SqliteWriteBatch(impl_->writer_mu, impl_->write_use, impl_->writer, *impl_->index_writer));
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "begin"));
   }

@@ -2,6 +2,7 @@
 // The index database (SQLite in WAL mode through SOCI). Thread-safe: readers take a connection
 // from a small pool; all writes of the index go through one writer connection, used by one
 // thread at a time (the ingest indexer), so they can be grouped into one transaction.
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -24,6 +25,19 @@ class Database {
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
+
+  // How the connections are used, since the start (GET /metrics): the read pool and the writer.
+  struct ConnectionUse {
+    int size = 0;               // connections
+    int in_use = 0;             // held now
+    int waiting = 0;            // asked for now, none free
+    uint64_t acquisitions = 0;  // times one was taken
+    double wait_seconds = 0;    // time spent waiting for one, in all
+  };
+  struct PoolStatistics {
+    ConnectionUse read, write;
+  };
+  PoolStatistics Pools() const;
 
   // Nodes, as JSON text by name.
   [[nodiscard]] Result<std::vector<std::pair<std::string, std::string>>> LoadNodes();

@@ -5,8 +5,10 @@
 #include <soci/sqlite3/soci-sqlite3.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include "archive/blob_store.h"
 #include "archive/database_impl.h"
@@ -46,6 +48,40 @@ class DatabaseTest : public ::testing::Test {
   std::filesystem::path dir_;
   std::unique_ptr<Database> db_;
 };
+
+TEST_F(DatabaseTest, CountsConnectionUseAndWaits) {
+  const Database::PoolStatistics start = db_->Pools();
+  EXPECT_EQ(start.read.size, 4);
+  EXPECT_EQ(start.write.size, 1);
+  EXPECT_EQ(start.read.in_use, 0);
+  EXPECT_EQ(start.write.in_use, 0);
+
+  ASSERT_TRUE(db_->FindStudies({}));  // one read
+  Database::PoolStatistics after_read = db_->Pools();
+  EXPECT_EQ(after_read.read.acquisitions, start.read.acquisitions + 1);
+  EXPECT_EQ(after_read.read.in_use, 0);
+
+  // A batch holds the writer: it counts as in use, and a job write meanwhile waits for it.
+  auto b = db_->BeginBatch();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(db_->Pools().write.in_use, 1);
+  std::thread other([&] { ASSERT_TRUE(db_->SetSetting("pool-test", "1")); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (db_->Pools().write.waiting == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(db_->Pools().write.waiting, 1);
+  // It waits at least as long as the batch is held from now.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE((*b)->Commit());
+  b->reset();
+  other.join();
+  const Database::PoolStatistics end = db_->Pools();
+  EXPECT_EQ(end.write.in_use, 0);
+  EXPECT_EQ(end.write.acquisitions, start.write.acquisitions + 2);
+  EXPECT_EQ(end.write.waiting, 0);
+  EXPECT_GE(end.write.wait_seconds - start.write.wait_seconds, 0.1);
+}
 
 TEST_F(DatabaseTest, IndexesHierarchyWithCounts) {
   auto b = db_->BeginBatch();

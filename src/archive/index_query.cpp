@@ -412,7 +412,7 @@ Result<std::vector<IndexAnswer>> Database::QueryIndex(const IndexQuery& iq) {
   FromWhereOrder(q, iq);
   q << fmt::format(" LIMIT {} OFFSET {}", iq.limit, iq.offset);
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<IndexAnswer> out;
     Run(s, q, [&](const soci::row& row) {
       IndexAnswer answer;
@@ -443,7 +443,7 @@ Result<std::vector<InstanceRow>> Database::QueryInstances(const IndexQuery& quer
   FromWhereOrder(q, iq);
   q << fmt::format(" LIMIT {} OFFSET {}", iq.limit, iq.offset);
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<InstanceRow> out;
     Run(s, q, [&](const soci::row& row) {
       InstanceRow r;
@@ -473,7 +473,7 @@ Result<std::vector<MetadataRow>> Database::QueryMetadata(const IndexQuery& query
   FromWhereOrder(q, iq);
   q << fmt::format(" LIMIT {} OFFSET {}", iq.limit, iq.offset);
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     // One read transaction: one snapshot, and SQLite's file lock taken once, not per row.
     soci::transaction tx(s);
     std::vector<MetadataRow> out;

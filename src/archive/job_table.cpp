@@ -51,7 +51,7 @@ JobRow ToJob(const soci::row& r) {
 
 Result<std::vector<std::string>> Database::PresentInstances(const std::vector<std::string>& sop_uids) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<std::string> out;
     std::string uid;
     int found = 0;
@@ -69,7 +69,7 @@ Result<std::vector<std::string>> Database::PresentInstances(const std::vector<st
 }
 
 Result<int64_t> Database::InsertJob(const JobRow& j) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     std::string now = NowIso();
     int interrupted = j.interrupted ? 1 : 0;
@@ -100,7 +100,7 @@ Result<void> Database::UpdateJob(const JobRow& j) {
 }
 
 Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::string>& states, bool unpaused) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     std::string now = NowIso();
     int interrupted = j.interrupted ? 1 : 0;
@@ -148,7 +148,7 @@ Result<bool> Database::CancelPendingJob(int64_t id, const std::string& error, co
 
 Result<bool> Database::Change(int64_t id, const std::string& set, const std::string& condition,
                               const std::vector<std::string>& values) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     std::string now = NowIso();
     long long key = id;
@@ -169,7 +169,7 @@ Result<bool> Database::Change(int64_t id, const std::string& set, const std::str
 
 Result<std::vector<JobRow>> Database::RunnableJobs(const std::string& now_iso, int limit, int offset) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     soci::row row;
     soci::statement st = (s.prepare << fmt::format("SELECT {} FROM jobs WHERE paused = 0 AND (state = 'queued' OR "
                                                    "(state = 'waiting' AND not_before != '' AND not_before <= :now)) "
@@ -187,7 +187,7 @@ Result<std::vector<JobRow>> Database::RunnableJobs(const std::string& now_iso, i
 
 Result<std::string> Database::NextJobAttempt() {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::string next;
     soci::indicator ind = soci::i_null;
     s << "SELECT MIN(not_before) FROM jobs WHERE state = 'waiting' AND paused = 0 AND not_before != ''",
@@ -200,7 +200,7 @@ Result<std::string> Database::NextJobAttempt() {
 
 Result<std::map<std::string, int64_t>> Database::CountJobsByState() {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::map<std::string, int64_t> out;
     soci::rowset<soci::row> rows = (s.prepare << "SELECT state, COUNT(*) FROM jobs GROUP BY state");
     for (const soci::row& r : rows) out[Str(r, 0)] = Int(r, 1);
@@ -212,7 +212,7 @@ Result<std::map<std::string, int64_t>> Database::CountJobsByState() {
 
 Result<int64_t> Database::JobQueueEdge(int priority, bool front) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     long long edge = 0;
     soci::indicator ind = soci::i_null;
     s << fmt::format("SELECT {}(queue_order) FROM jobs WHERE priority = :p AND state IN ('queued', 'waiting')",
@@ -227,7 +227,7 @@ Result<int64_t> Database::JobQueueEdge(int priority, bool front) {
 
 Result<void> Database::AddJobItems(int64_t job_id, const std::vector<std::pair<std::string, std::string>>& items) {
   if (items.empty()) return {};
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     soci::transaction tx(impl_->writer);
     long long id = job_id;
@@ -249,7 +249,7 @@ Result<void> Database::AddJobItems(int64_t job_id, const std::vector<std::pair<s
 
 Result<std::map<std::string, std::string>> Database::JobItems(int64_t job_id) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     long long id = job_id;
     std::string sop, state;
     soci::statement st = (s.prepare << "SELECT sop_uid, state FROM job_items WHERE job_id = :j", soci::use(id),
@@ -264,7 +264,7 @@ Result<std::map<std::string, std::string>> Database::JobItems(int64_t job_id) {
 }
 
 Result<int> Database::RequeueScheduleWaits(const std::string& node) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     std::string now = NowIso();
     soci::statement st =
@@ -280,7 +280,7 @@ Result<int> Database::RequeueScheduleWaits(const std::string& node) {
 }
 
 Result<int> Database::PruneJobs(const std::string& before_iso) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     soci::transaction tx(impl_->writer);
     // Not the jobs of a job that has not ended (an import still waiting would submit them again).
@@ -314,7 +314,7 @@ Result<bool> Database::WakeParentJob(int64_t parent_id) {
 
 Result<void> Database::InsertImportRows(const std::vector<ImportRowRecord>& rows) {
   if (rows.empty()) return {};
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     soci::transaction tx(impl_->writer);
     ImportRowRecord r;
@@ -338,7 +338,7 @@ Result<void> Database::InsertImportRows(const std::vector<ImportRowRecord>& rows
 
 Result<std::vector<ImportRowRecord>> Database::ImportRows(int64_t job_id) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     long long id = job_id;
     soci::row r;
     soci::statement st = (s.prepare << "SELECT line, query, project, subject, session, state, error, matches, choice "
@@ -367,7 +367,7 @@ Result<std::vector<ImportRowRecord>> Database::ImportRows(int64_t job_id) {
 }
 
 Result<void> Database::UpdateImportRow(const ImportRowRecord& row) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     long long job = row.job_id;
     impl_->writer << "UPDATE import_rows SET state = :s, error = :e, matches = :m, choice = :c "
@@ -381,7 +381,7 @@ Result<void> Database::UpdateImportRow(const ImportRowRecord& row) {
 }
 
 Result<bool> Database::ConfirmImport(int64_t job_id, const std::map<int, std::string>& choices) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     soci::transaction tx(impl_->writer);
     std::string now = NowIso();
@@ -411,7 +411,7 @@ Result<bool> Database::ConfirmImport(int64_t job_id, const std::map<int, std::st
 
 Result<std::optional<JobRow>> Database::GetJob(int64_t id) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     long long key = id;
     soci::row r;
     s << fmt::format("SELECT {} FROM jobs WHERE id = :id", kJobColumns), soci::use(key), soci::into(r);
@@ -424,7 +424,7 @@ Result<std::optional<JobRow>> Database::GetJob(int64_t id) {
 
 Result<std::vector<JobRow>> Database::ListJobs(const JobFilter& f) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::string where = " WHERE 1 = 1";
     if (!f.state.empty()) where += " AND state = :s";
     if (!f.type.empty()) where += " AND type = :t";
@@ -471,7 +471,7 @@ NodeTestRecord NodeTestFrom(const soci::row& r) {
 
 Result<void> Database::AddNodeTest(const std::string& node, const NodeTestRecord& test, int keep) {
   keep = std::max(keep, 1);  // never the test just written
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     soci::transaction tx(impl_->writer);
     const int ok = test.ok ? 1 : 0;
@@ -492,7 +492,7 @@ Result<void> Database::AddNodeTest(const std::string& node, const NodeTestRecord
 
 Result<std::vector<NodeTestRecord>> Database::NodeTests(const std::string& node, int limit) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<NodeTestRecord> out;
     soci::rowset<soci::row> rs = (s.prepare << "SELECT id, at, ok, message, latency_ms, checks FROM node_tests "
                                                "WHERE node = :n ORDER BY id DESC LIMIT :l",
@@ -506,7 +506,7 @@ Result<std::vector<NodeTestRecord>> Database::NodeTests(const std::string& node,
 
 Result<std::map<std::string, NodeTestRecord>> Database::LatestNodeTests() {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::map<std::string, NodeTestRecord> out;
     soci::rowset<soci::row> rs =
         (s.prepare << "SELECT t.id, t.at, t.ok, t.message, t.latency_ms, t.checks, t.node FROM node_tests t "
@@ -520,7 +520,7 @@ Result<std::map<std::string, NodeTestRecord>> Database::LatestNodeTests() {
 
 Result<std::string> Database::GetNodeState(const std::string& node, const std::string& key) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::string value;
     soci::indicator ind = soci::i_null;
     s << "SELECT value FROM node_state WHERE node = :n AND key = :k", soci::use(node), soci::use(key),
@@ -532,7 +532,7 @@ Result<std::string> Database::GetNodeState(const std::string& node, const std::s
 }
 
 Result<void> Database::SetNodeState(const std::string& node, const std::string& key, const std::string& value) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     std::string now = NowIso();
     impl_->writer << "INSERT INTO node_state(node, key, value, updated_at) VALUES(:n, :k, :v, :u) "

@@ -12,7 +12,7 @@ using db::Str;
 Result<std::vector<MetadataRow>> Database::InstancesWithoutMetadata(int limit, int64_t after_pk) {
   try {
     long long after = after_pk;
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     soci::rowset<soci::row> rows =
         (s.prepare << "SELECT i.pk, i.sop_uid, se.series_uid, st.study_uid, i.file_path, "
                       "i.received_at, i.version FROM instances i JOIN series se ON i.series_pk = se.pk "
@@ -40,7 +40,7 @@ Result<std::vector<MetadataRow>> Database::InstancesWithoutMetadata(int limit, i
 
 Result<void> Database::PutMetadata(const std::vector<MetadataRow>& rows) {
   if (rows.empty()) return {};
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     soci::transaction tx(impl_->writer);
     long long pk = 0, version = 0;

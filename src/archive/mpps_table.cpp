@@ -40,7 +40,7 @@ MppsRecord FromRow(const soci::row& r) {
 }  // namespace
 
 Result<void> Database::PutMpps(const MppsRecord& m) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     impl_->writer << fmt::format(
         "INSERT OR REPLACE INTO mpps({}) VALUES(:d, :u, :n, :r, :c, :s, :a, :st, :pi, :pn, "
@@ -58,7 +58,7 @@ Result<void> Database::PutMpps(const MppsRecord& m) {
 
 Result<std::optional<MppsRecord>> Database::GetMpps(const std::string& direction, const std::string& uid) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     soci::rowset<soci::row> rs =
         (s.prepare << fmt::format("SELECT {} FROM mpps WHERE direction = :d AND sop_instance_uid = :u", kColumns),
          soci::use(direction), soci::use(uid));
@@ -71,7 +71,7 @@ Result<std::optional<MppsRecord>> Database::GetMpps(const std::string& direction
 
 Result<std::vector<MppsRecord>> Database::ListMpps(const MppsFilter& f) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<MppsRecord> out;
     const int limit = std::max(1, f.limit);
     soci::rowset<soci::row> rs =

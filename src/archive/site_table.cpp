@@ -15,7 +15,7 @@ using db::Str;
 
 Result<std::vector<std::pair<int64_t, std::string>>> Database::LoadReceivers() {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<std::pair<int64_t, std::string>> out;
     soci::rowset<soci::row> rs = (s.prepare << "SELECT id, body FROM receivers ORDER BY id");
     for (const auto& r : rs) out.emplace_back(Int(r, 0), Str(r, 1));
@@ -26,7 +26,7 @@ Result<std::vector<std::pair<int64_t, std::string>>> Database::LoadReceivers() {
 }
 
 Result<int64_t> Database::InsertReceiver(const std::string& body) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     long long id = 0;
     impl_->writer << "INSERT INTO receivers(body) VALUES(:b) RETURNING id", soci::use(body), soci::into(id);
@@ -37,7 +37,7 @@ Result<int64_t> Database::InsertReceiver(const std::string& body) {
 }
 
 Result<void> Database::UpdateReceiver(int64_t id, const std::string& body) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     long long key = id;
     impl_->writer << "UPDATE receivers SET body = :b WHERE id = :i", soci::use(body), soci::use(key);
@@ -48,7 +48,7 @@ Result<void> Database::UpdateReceiver(int64_t id, const std::string& body) {
 }
 
 Result<void> Database::DeleteReceiver(int64_t id) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     long long key = id;
     impl_->writer << "DELETE FROM receivers WHERE id = :i", soci::use(key);
@@ -60,7 +60,7 @@ Result<void> Database::DeleteReceiver(int64_t id) {
 
 Result<std::map<std::string, FiledSeries>> Database::GetFiledSeries(const std::vector<std::string>& series_uids) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::map<std::string, FiledSeries> out;
     for (const auto& uid : series_uids) {
       FiledSeries f;
@@ -80,7 +80,7 @@ Result<std::map<std::string, FiledSeries>> Database::GetFiledSeries(const std::v
 
 Result<void> Database::Ping() {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     int n = 0;
     s << "SELECT count(*) FROM site_settings", soci::into(n);
     return {};
@@ -91,7 +91,7 @@ Result<void> Database::Ping() {
 
 Result<std::string> Database::GetSetting(const std::string& key) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::string value;
     soci::indicator ind = soci::i_null;
     s << "SELECT value FROM site_settings WHERE key = :k", soci::use(key), soci::into(value, ind);
@@ -102,7 +102,7 @@ Result<std::string> Database::GetSetting(const std::string& key) {
 }
 
 Result<void> Database::SetSetting(const std::string& key, const std::string& value) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     impl_->writer << "INSERT INTO site_settings(key, value) VALUES(:k, :v) "
                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -114,7 +114,7 @@ Result<void> Database::SetSetting(const std::string& key, const std::string& val
 }
 
 Result<std::string> Database::CreateSetting(const std::string& key, const std::string& value) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     impl_->writer << "INSERT INTO site_settings(key, value) VALUES(:k, :v) ON CONFLICT(key) DO NOTHING", soci::use(key),
         soci::use(value);
@@ -163,7 +163,7 @@ std::vector<LabelCount> Labels(soci::session& s, const std::string& sql, const s
 
 Result<std::vector<LabelCount>> Database::ListProjects() {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     return Labels(s,
                   fmt::format("SELECT se.project, {} FROM series se WHERE se.project <> '' "
                               "GROUP BY se.project ORDER BY se.project",
@@ -176,7 +176,7 @@ Result<std::vector<LabelCount>> Database::ListProjects() {
 
 Result<std::vector<LabelCount>> Database::ListSubjects(const std::string& project) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     return Labels(
         s,
         fmt::format("SELECT se.subject, {} FROM series se WHERE se.project = ? "
@@ -190,7 +190,7 @@ Result<std::vector<LabelCount>> Database::ListSubjects(const std::string& projec
 
 Result<std::vector<LabelCount>> Database::ListSessions(const std::string& project, const std::string& subject) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     return Labels(s,
                   fmt::format("SELECT se.session, {} FROM series se WHERE se.project = ? AND "
                               "se.subject = ? GROUP BY se.session ORDER BY se.session",
@@ -206,7 +206,7 @@ Result<std::vector<LabelCount>> Database::ListSessions(const std::string& projec
 Result<std::vector<SeriesRow>> Database::ListSessionSeries(const std::string& project, const std::string& subject,
                                                            const std::string& session) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<SeriesRow> out;
     std::string p = project, su = subject, se = session;
     soci::rowset<soci::row> rs =
@@ -249,7 +249,7 @@ StagedSession ToStaged(const soci::row& r) {
 
 Result<StagedSession> Database::OpenStagedSession(const std::string& receiver, const std::string& project,
                                                   const std::string& subject, const std::string& session) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     soci::transaction tx(impl_->writer);
     soci::row r;
@@ -284,7 +284,7 @@ Result<StagedSession> Database::OpenStagedSession(const std::string& receiver, c
 }
 
 Result<void> Database::AddStagedInstance(const StagedInstance& in) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     soci::transaction tx(impl_->writer);
     long long sid = in.session_id, size = in.size;
@@ -307,7 +307,7 @@ Result<void> Database::AddStagedInstance(const StagedInstance& in) {
 
 Result<std::vector<StagedSession>> Database::ListStagedSessions() {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     std::vector<StagedSession> out;
     soci::rowset<soci::row> rs =
         (s.prepare << fmt::format("SELECT {} FROM staged_sessions ORDER BY id", kStagedColumns));
@@ -320,7 +320,7 @@ Result<std::vector<StagedSession>> Database::ListStagedSessions() {
 
 Result<std::optional<StagedSession>> Database::GetStagedSession(int64_t id) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     long long key = id;
     soci::row r;
     s << fmt::format("SELECT {} FROM staged_sessions WHERE id = :i", kStagedColumns), soci::use(key), soci::into(r);
@@ -333,7 +333,7 @@ Result<std::optional<StagedSession>> Database::GetStagedSession(int64_t id) {
 
 Result<std::vector<StagedInstance>> Database::ListStagedInstances(int64_t session_id) {
   try {
-    soci::session s(impl_->pool);
+    db::ReadSession s(impl_->pool, impl_->read_use);
     long long key = session_id;
     std::vector<StagedInstance> out;
     soci::rowset<soci::row> rs =
@@ -359,7 +359,7 @@ Result<std::vector<StagedInstance>> Database::ListStagedInstances(int64_t sessio
 }
 
 Result<void> Database::SetStagedState(int64_t id, const std::string& state) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     long long key = id;
     impl_->writer << "UPDATE staged_sessions SET state = :s WHERE id = :i", soci::use(state), soci::use(key);
@@ -370,7 +370,7 @@ Result<void> Database::SetStagedState(int64_t id, const std::string& state) {
 }
 
 Result<void> Database::DeleteStagedSession(int64_t id) {
-  MutexLock lock(impl_->writer_mu);
+  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
   try {
     soci::transaction tx(impl_->writer);
     long long key = id;

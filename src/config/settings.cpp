@@ -154,9 +154,10 @@ Settings DefaultSettings() {
 
   PB_TRY(server, table("server"));
   if (server) {
-    if (auto r = CheckKeys(ctx, *server, "server",
-                           {"data_dir", "http_listen", "ae_title", "max_associations", "duplicates", "fsync",
-                            "log_level", "strict", "min_free_disk_mb", "https_cert_file", "https_key_file"});
+    if (auto r =
+            CheckKeys(ctx, *server, "server",
+                      {"data_dir", "http_listen", "ae_title", "max_associations", "duplicates", "fsync", "log_level",
+                       "log_format", "strict", "min_free_disk_mb", "https_cert_file", "https_key_file"});
         !r) {
       return tl::unexpected(r.error());
     }
@@ -201,6 +202,11 @@ Settings DefaultSettings() {
           ctx.Err(server->get("log_level"), "server.log_level", "must be one of trace, debug, info, warn, error"));
     }
     s.log_level = lvl;
+    PB_TRY(log_format, GetString(ctx, *server, "server", "log_format", "text"));
+    if (log_format != "text" && log_format != "json") {
+      return tl::unexpected(ctx.Err(server->get("log_format"), "server.log_format", "must be \"text\" or \"json\""));
+    }
+    s.log_format = log_format;
     PB_TRY(cert, GetString(ctx, *server, "server", "https_cert_file", ""));
     PB_TRY(key, GetString(ctx, *server, "server", "https_key_file", ""));
     if (cert.empty() != key.empty()) {

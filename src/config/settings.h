@@ -28,10 +28,11 @@ struct Settings {
   DuplicatePolicy duplicates = DuplicatePolicy::kKeep;
   bool fsync = false;  // fsync each instance before answering the sender
   std::string log_level = "info";
-  bool strict = false;             // a receiver that cannot listen at start is fatal
-  int64_t min_free_disk_mb = 500;  // /api/ready fails below this free space in data_dir
-  int job_workers = 2;             // [jobs] workers: jobs running at once
-  int job_keep_days = 30;          // [jobs] keep_days: finished jobs kept (0: forever)
+  std::string log_format = "text";  // "text" (one line, for people) or "json" (one object per line)
+  bool strict = false;              // a receiver that cannot listen at start is fatal
+  int64_t min_free_disk_mb = 500;   // /api/ready fails below this free space in data_dir
+  int job_workers = 2;              // [jobs] workers: jobs running at once
+  int job_keep_days = 30;           // [jobs] keep_days: finished jobs kept (0: forever)
   // [dicomweb]: our DICOMweb server (/dicom-web).
   // The root clients reach it by (behind a reverse proxy), without a trailing slash, for the
   // URLs answers carry (RetrieveURL, BulkDataURI); empty: taken from each request's Host.

@@ -96,6 +96,16 @@ TEST(Settings, WrongTypeNamesKeyAndLine) {
   EXPECT_NE(s.error().message.find("bad.toml:2: server.fsync"), std::string::npos) << s.error().message;
 }
 
+TEST(Settings, LogFormat) {
+  EXPECT_EQ(DefaultSettings().log_format, "text");
+  auto json = ParseSettings("[server]\nlog_format = \"json\"\n", "t.toml");
+  ASSERT_TRUE(json) << json.error().message;
+  EXPECT_EQ(json->log_format, "json");
+  auto bad = ParseSettings("[server]\n\nlog_format = \"JSON\"\n", "t.toml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("t.toml:3: server.log_format"), std::string::npos) << bad.error().message;
+}
+
 TEST(Settings, RefusesInvalidListenAddress) {
   auto s = ParseSettings("[server]\nhttp_listen = \"localhost\"\n", "bad.toml");
   ASSERT_FALSE(s);

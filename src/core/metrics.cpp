@@ -111,10 +111,10 @@ Registry::Registration::~Registration() {
 
 std::unique_ptr<Registry::Registration> Registry::AddCollector(const std::string& name, const std::string& help,
                                                                std::vector<std::string> labels,
-                                                               std::function<Samples()> read) {
+                                                               std::function<Samples()> read, const std::string& type) {
   MutexLock lock(mu_);
   const uint64_t id = next_id_++;
-  collectors_[id] = Collector{name, help, std::move(labels), std::move(read)};
+  collectors_[id] = Collector{name, help, type, std::move(labels), std::move(read)};
   return std::make_unique<Registration>(*this, id);
 }
 
@@ -128,7 +128,7 @@ std::string Registry::Text() const {
   std::map<std::string, std::string> blocks;  // by name: the output is sorted
   for (const Collector& c : collectors) {
     std::string out;
-    Header(out, c.name, c.help, "gauge");
+    Header(out, c.name, c.help, c.type.c_str());
     for (const auto& [values, v] : c.read())
       out += fmt::format("{}{} {}\n", c.name, Labels(c.labels, values), Number(v));
     blocks[c.name] = std::move(out);

@@ -116,16 +116,18 @@ class Registry {
     Registry* registry_;
     uint64_t id_;
   };
+  // `type`: "gauge", or "counter" for a total kept elsewhere (its name ends in _total).
   [[nodiscard]] std::unique_ptr<Registration> AddCollector(const std::string& name, const std::string& help,
                                                            std::vector<std::string> labels,
-                                                           std::function<Samples()> read);
+                                                           std::function<Samples()> read,
+                                                           const std::string& type = "gauge");
 
   // Every metric in the text format, sorted by name.
   std::string Text() const;
 
  private:
   struct Collector {
-    std::string name, help;
+    std::string name, help, type;
     std::vector<std::string> labels;
     std::function<Samples()> read;
   };

@@ -56,5 +56,18 @@ TEST(Metrics, CollectorsAreReadWhenScrapedAndGoWithTheirHandle) {
   EXPECT_EQ(r.Text(), "");
 }
 
+TEST(Metrics, ACollectorMayBeACounter) {
+  Registry r;
+  auto reg = r.AddCollector(
+      "pb_test_waited_seconds_total", "Waited.", {},
+      [] {
+        return Samples{{{}, 1.5}};
+      },
+      "counter");
+  EXPECT_EQ(r.Text(),
+            "# HELP pb_test_waited_seconds_total Waited.\n# TYPE pb_test_waited_seconds_total counter\n"
+            "pb_test_waited_seconds_total 1.5\n");
+}
+
 }  // namespace
 }  // namespace pb::metrics

@@ -5,9 +5,43 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmnet/dul.h>
+#include <dcmtk/oflog/appender.h>
+#include <dcmtk/oflog/logger.h>
 #include <dcmtk/oflog/oflog.h>
+#include <dcmtk/oflog/spi/logevent.h>
+#include <spdlog/spdlog.h>
 
 namespace pb::dicom {
+namespace {
+
+namespace l4c = dcmtk::log4cplus;
+
+// DCMTK's messages go to our "dcmtk" logger (set up by the server, same sink and format as ours;
+// the default logger when there is none), so a JSON log stays JSON. DCMTK's errors are about
+// what it was given (a character set it cannot convert, an element it cannot parse), which our own
+// log reports with context where it matters: they are warnings to us. Its info is our debug.
+class SpdlogAppender final : public l4c::Appender {
+ public:
+  ~SpdlogAppender() override { destructorImpl(); }
+  void close() override { closed = true; }
+
+ protected:
+  void append(const l4c::spi::InternalLoggingEvent& event) override {
+    const l4c::LogLevel ll = event.getLogLevel();
+    spdlog::level::level_enum level = spdlog::level::trace;
+    if (ll >= l4c::FATAL_LOG_LEVEL)
+      level = spdlog::level::err;
+    else if (ll >= l4c::WARN_LOG_LEVEL)
+      level = spdlog::level::warn;
+    else if (ll >= l4c::INFO_LOG_LEVEL)
+      level = spdlog::level::debug;
+    auto logger = spdlog::get("dcmtk");
+    if (!logger) logger = spdlog::default_logger();
+    logger->log(level, "{}", event.getMessage().c_str());
+  }
+};
+
+}  // namespace
 
 void InitializeDicomNetwork(const std::string& log_level) {
   // DCMTK decides about Nagle per connection from this variable; Debian's build leaves Nagle on
@@ -22,6 +56,9 @@ void InitializeDicomNetwork(const std::string& log_level) {
   // Reading a header stops at the pixel data on purpose; at debug level DCMTK's data dictionary
   // would warn about that once per instance, so its messages start at trace.
   if (log_level != "trace") OFLog::getLogger("dcmtk.dcmdata").setLogLevel(OFLogger::ERROR_LOG_LEVEL);
+  l4c::Logger root = l4c::Logger::getRoot();
+  root.removeAllAppenders();
+  root.addAppender(l4c::SharedAppenderPtr(new SpdlogAppender));
 }
 
 bool LoadDataDictionary() {

@@ -153,6 +153,7 @@ class DicomWebTransport : public Transport {
       for (const auto& uid : target.uids) {
         if (hooks.cancel_requested && hooks.cancel_requested()) {
           out.error = "canceled";
+          out.error_reason = nullptr;
           return out;
         }
         WadoParts::Scope scope;
@@ -178,7 +179,12 @@ class DicomWebTransport : public Transport {
         if (r) continue;
         if (r.error().code == Code::kCanceled) {
           out.error = "canceled";
+          out.error_reason = nullptr;
           return out;
+        }
+        if (problems.empty()) {
+          const bool refused = last_status_ == 401 || last_status_ == 403;
+          out.error_reason = last_status_ ? (refused ? "refused" : "failure_status") : NodeErrorReason(r.error().code);
         }
         problems.push_back(r.error().message);
         // Worth another attempt only when every problem may pass: an answer's status says so

@@ -54,8 +54,10 @@ class DimseFetcher {
           if (more && refused && arrived_now == 0) {
             fall_back = true;
             get_error = a.error().message;
+            out.error_reason = NodeErrorReason(a.error().code);
           } else {
             out.error = a.error().message;
+            out.error_reason = NodeErrorReason(a.error().code);
             out.transient = (failures++ == 0 || out.transient) && IsTransient(a.error().code);
           }
           break;
@@ -64,6 +66,7 @@ class DimseFetcher {
           fall_back = true;
           get_error = fmt::format("refused with status {}{}{}", a->StatusText(), a->error_comment.empty() ? "" : ": ",
                                   a->error_comment);
+          out.error_reason = "failure_status";
           break;
         }
         out.method_used = methods[mi];
@@ -72,6 +75,7 @@ class DimseFetcher {
         if (!a->success() && !a->warning() && !a->canceled) {
           out.error = fmt::format("{} ended with status {}{}{}", methods[mi] == "c-get" ? "C-GET" : "C-MOVE",
                                   a->StatusText(), a->error_comment.empty() ? "" : ": ", a->error_comment);
+          out.error_reason = "failure_status";
           // Out of resources (A7xx) passes; an unknown destination (A801), an identifier the
           // PACS cannot use (A9xx, AAxx) or "unable to process" (Cxxx) will not.
           out.transient = (failures++ == 0 || out.transient) && (a->status & 0xFF00) == 0xA700;

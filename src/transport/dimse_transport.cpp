@@ -123,8 +123,8 @@ class DimseTransport : public Transport {
 }  // namespace
 
 [[nodiscard]] Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const TransportContext& context) {
-  if (node.type == NodeType::kDimse) return std::unique_ptr<Transport>(std::make_unique<DimseTransport>(node, context));
-  if (node.type == NodeType::kDicomWeb) return MakeDicomWebTransport(node, context);
+  if (node.type == NodeType::kDimse) return CountErrors(std::make_unique<DimseTransport>(node, context), node.name);
+  if (node.type == NodeType::kDicomWeb) return CountErrors(MakeDicomWebTransport(node, context), node.name);
   return Fail(Code::kUnsupported, fmt::format("node '{}': no transport for its type", node.name));
 }
 

@@ -61,10 +61,22 @@ struct FetchHooks {
   std::function<size_t()> arrived;  // instances of this job that reached the archive so far
 };
 
+// Why an operation on a node failed, as GET /metrics counts it
+// (pacsbridge_node_errors_total{node, operation, reason}), one of a closed set:
+//   unreachable, timeout, aborted, refused, unsupported: the error's Code (kUnavailable,
+//   kTimeout, kAborted, kPermissionDenied, kUnsupported);
+//   failure_status: the node answered with a failure status (DIMSE, or HTTP other than 401/403);
+//   not_confirmed: instances sent that the node never confirmed (the connection ended);
+//   other: anything else (our side: disk, database).
+// nullptr for what is no fault of the node: the caller's input (kInvalidArgument), nothing
+// matching (kNotFound), a cancel (kCanceled).
+const char* NodeErrorReason(Code code);
+
 struct FetchResult {
   std::string method_used;                  // "c-get", "c-move"; empty when nothing could be fetched
   std::string fallback_reason;              // method "auto" left C-GET for C-MOVE: the C-GET's error or refusal
   std::string error;                        // empty when every request ended well
+  const char* error_reason = "other";       // with an error: NodeErrorReason's set (nullptr: canceled)
   std::vector<std::string> failed_uids;     // what the node said it could not send
   std::vector<std::string> discarded_uids;  // what the node sent without being asked (dropped)
   bool transient = false;                   // the error may go away by itself (see IsTransient)
@@ -114,8 +126,11 @@ struct TransportContext {
   std::function<std::vector<AssociationAttempt>(std::chrono::steady_clock::time_point)> seen_since;
 };
 
-// The transport for `node`. A node this version cannot use (UnavailableReason) gets
-// kUnsupported naming the node and the reason.
+// `inner`, counting what fails on `node` for GET /metrics (NodeErrorReason).
+std::unique_ptr<Transport> CountErrors(std::unique_ptr<Transport> inner, const std::string& node);
+
+// The transport for `node` (counting its errors). A node this version cannot use
+// (UnavailableReason) gets kUnsupported naming the node and the reason.
 [[nodiscard]] Result<std::unique_ptr<Transport>> TransportFor(const Node& node, const TransportContext& context);
 
 }  // namespace pb

@@ -8,7 +8,10 @@ One server (receiver PBMETRICS), one Orthanc (C-GET allowed) as the node `pacs`.
 a storescu association of 5 instances, an association refused for its called AE title, a
 retrieve job of 4 instances from Orthanc by C-GET, a send job of the 5 received to Orthanc.
 Every count is a difference between a scrape before and one after, so what the server did at
-start (or another test) cannot make it pass.
+start (or another test) cannot make it pass. Node errors: a find on a node nothing listens for
+(unreachable), a C-MOVE Orthanc aborts (aborted), one dcmqrscp refuses with 0xA801
+(refused), and a retrieve of a study the PACS does not hold (no fault of the node: not
+counted).
 """
 
 import os
@@ -17,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import dicomgen  # noqa: E402
+from harness import DcmQRSCP, dicomgen  # noqa: E402
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -136,6 +139,77 @@ class MetricsTests(harness.JobHelpers, harness.E2ETestCase):
         self.assertEqual(d("pacsbridge_jobs", state="succeeded"), 2)
         self.assertEqual(self.value(after, "pacsbridge_jobs", state="running"), 0)
         self.assertEqual(self.value(after, "pacsbridge_index_queue_depth"), 0)
+        # Nothing failed on the node.
+        self.assertEqual(sum(v for (name, labels), v in after.items()
+                             if name == "pacsbridge_node_errors_total"
+                             and ("node", "pacs") in labels)
+                         - sum(v for (name, labels), v in before.items()
+                               if name == "pacsbridge_node_errors_total"
+                               and ("node", "pacs") in labels), 0)
+
+    def test_node_errors_by_reason_and_the_database_pool(self):
+        # A node nothing listens for. A study Orthanc holds but may not C-MOVE to us (it knows no
+        # AE title of ours; Orthanc aborts such a C-MOVE), and one dcmqrscp holds but may not
+        # C-MOVE to us either (it answers 0xA801 "move destination unknown", PS3.4 C.4.2.1.5: the
+        # node refuses us, and asking again unchanged will not help).
+        qr = DcmQRSCP(self.mkdtemp("qr"))
+        self._peers.append(qr)
+        self.addCleanup(qr.stop)
+        qr.start()
+        once = {"attempts": 1}
+        for node in ({"name": "gone", "ae_title": "GONE", "port": harness.free_port()},
+                     {"name": "pacs-move", "ae_title": self.orthanc.aet,
+                      "port": self.orthanc.dicom_port},
+                     {"name": "qr", "ae_title": qr.aet, "port": qr.dicom_port}):
+            status, body = self.server.api("POST", "/api/nodes", dict(
+                node, host="127.0.0.1", queryable=True, move_destination=AE, retry=once))
+            self.assertEqual(status, 201, body)
+        moved = dicomgen.generate(str(self.mkdtemp("moved")), 2, size=2000, patient_id="MET3")
+        for port, aet in ((self.orthanc.dicom_port, self.orthanc.aet), (qr.dicom_port, qr.aet)):
+            cp = harness.storescu(port, aet, [f[0] for f in moved])
+            self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        before = self.scrape()
+
+        status, body = self.server.api("POST", "/api/nodes/gone/find", {"level": "STUDY"})
+        self.assertGreaterEqual(status, 500, body)
+        for node, says in (("pacs-move", "aborted the association"), ("qr", "A801")):
+            status, job = self.server.api("POST", "/api/retrieve", {
+                "node": node, "level": "STUDY", "uids": [moved[0][2]], "method": "c-move"})
+            self.assertEqual(status, 202, job)
+            failed = self.wait_job(job["job_id"])
+            self.assertEqual(failed.get("state"), "failed", failed)
+            self.assertIn(says, failed.get("error", ""), failed)
+        # Nothing to find is no fault of the node: not counted.
+        status, job = self.server.api("POST", "/api/retrieve", {
+            "node": "pacs", "level": "STUDY", "uids": ["1.2.3.999999.7"], "method": "c-get"})
+        self.assertEqual(status, 202, job)
+        self.assertEqual(self.wait_job(job["job_id"]).get("state"), "failed")
+        after = self.scrape()
+
+        d = lambda name, **labels: self.delta(before, after, name, **labels)  # noqa: E731
+        self.assertEqual(d("pacsbridge_node_errors_total", node="gone", operation="find",
+                           reason="unreachable"), 1)
+        self.assertEqual(d("pacsbridge_node_errors_total", node="pacs-move", operation="retrieve",
+                           reason="aborted"), 1)
+        self.assertEqual(d("pacsbridge_node_errors_total", node="qr", operation="retrieve",
+                           reason="refused"), 1)
+        errors = {labels: v - before.get((name, labels), 0.0)
+                  for (name, labels), v in after.items()
+                  if name == "pacsbridge_node_errors_total"
+                  and v != before.get((name, labels), 0.0)}
+        self.assertEqual(len(errors), 3, errors)
+
+        # The index's connections: 4 readers and the writer, used by the calls above.
+        self.assertEqual(self.value(after, "pacsbridge_db_connections", pool="read"), 4)
+        self.assertEqual(self.value(after, "pacsbridge_db_connections", pool="write"), 1)
+        self.assertGreater(d("pacsbridge_db_connection_acquisitions_total", pool="read"), 0)
+        self.assertGreater(d("pacsbridge_db_connection_acquisitions_total", pool="write"), 0)
+        self.assertGreaterEqual(d("pacsbridge_db_connection_wait_seconds_total", pool="read"), 0)
+        for pool, size in (("read", 4), ("write", 1)):
+            self.assertLessEqual(self.value(after, "pacsbridge_db_connections_in_use", pool=pool),
+                                 size)
+            self.assertGreaterEqual(
+                self.value(after, "pacsbridge_db_connections_waiting", pool=pool), 0)
 
 
 if __name__ == "__main__":

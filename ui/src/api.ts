@@ -62,6 +62,31 @@ export function whenStreamUnauthorized() {
   api("GET", "/api/auth/me").catch(() => {});
 }
 
+// Live validation of a form: `check` (a dry run of the form's request) a moment after the last
+// change to `deps`; it is told whether its answer is still about the current values. The
+// returned `settle` stops a check not yet sent and waits for one under way: a save calls it first,
+// so that no dry run reaches the server after the save it would contradict (a dry-run POST after
+// the node it describes was created answers 409 "exists already").
+export function useLiveCheck(check: (current: () => boolean) => Promise<void>, deps: unknown[], delayMs = 250) {
+  const generation = useRef(0);
+  const timer = useRef<number | undefined>(undefined);
+  const running = useRef<Promise<void> | null>(null);
+  useEffect(() => {
+    const n = ++generation.current;
+    timer.current = window.setTimeout(() => {
+      timer.current = undefined;
+      running.current = check(() => n === generation.current).catch(() => {});
+    }, delayMs);
+    return () => window.clearTimeout(timer.current);
+  }, deps);
+  return async () => {
+    generation.current++;
+    window.clearTimeout(timer.current);
+    timer.current = undefined;
+    await running.current;
+  };
+}
+
 // A GET kept in state: [answer (null until the first), error text, reload, setError, the path
 // the answer is for]; with `everyMs`, asked again that often while the component is shown. When
 // the path changes, the last answer stays shown until the new one comes (the fifth element says

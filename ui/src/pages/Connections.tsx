@@ -3,7 +3,7 @@
 // connection and each node's test history.
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { api, ApiError, can, Me, NodeTest, PacsNode, useGet } from "../api";
+import { api, ApiError, can, Me, NodeTest, PacsNode, useGet, useLiveCheck } from "../api";
 import { rateText, scheduleSummary } from "../schedule";
 import { availabilityText, ScheduleForm } from "./ScheduleDialog";
 
@@ -466,23 +466,21 @@ function NodeDialog(props: { node: PacsNode | null; onClose: () => void; onSaved
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [general, setGeneral] = useState("");
   const [saving, setSaving] = useState(false);
-  const check = useRef(0);
 
   const target = editing ? `/api/nodes/${encodeURIComponent(props.node!.name)}` : "/api/nodes";
   const method = editing ? "PUT" : "POST";
 
   // Live validation: the same request as a dry run, a moment after the last keystroke.
-  useEffect(() => {
-    const n = ++check.current;
-    const t = window.setTimeout(async () => {
+  const settle = useLiveCheck(
+    async (current) => {
       try {
         await api(method, `${target}?dry_run=true`, body(type, values, editing));
-        if (n === check.current) {
+        if (current()) {
           setErrors({});
           setGeneral("");
         }
       } catch (e) {
-        if (n !== check.current || !(e instanceof ApiError)) return;
+        if (!current() || !(e instanceof ApiError)) return;
         if (e.field && FIELDS.some((f) => f.key === e.field)) {
           setErrors({ [e.field]: e.message });
           setGeneral("");
@@ -491,14 +489,15 @@ function NodeDialog(props: { node: PacsNode | null; onClose: () => void; onSaved
           setGeneral(e.message);
         }
       }
-    }, 250);
-    return () => window.clearTimeout(t);
-  }, [type, values]);
+    },
+    [type, values],
+  );
 
   const save = async (e: Event) => {
     e.preventDefault();
     setSaving(true);
     try {
+      await settle();
       await api(method, target, body(type, values, editing));
       props.onSaved();
     } catch (err) {

@@ -1,9 +1,9 @@
 // Receivers: our own AE title + port listeners with their live status, the add/edit dialog with
 // live validation (a dry run of the same request: the API's own words beside the field, the line
 // of a whitelist or rule text marked), "Try it" on the rules being edited, and the site-wide rules.
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 
-import { api, ApiError, can, Me, Receiver, RoutingTexts, useGet } from "../api";
+import { api, ApiError, can, Me, Receiver, RoutingTexts, useGet, useLiveCheck } from "../api";
 import { Alert, Check, Choice, DialogForm, Field } from "../forms";
 import { EMPTY_RULES, LinesEditor, RulesEditor, SiteRouting, TryIt } from "./Routing";
 
@@ -288,7 +288,6 @@ function ReceiverDialog(props: { receiver: Receiver | null; onClose: () => void;
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [general, setGeneral] = useState("");
   const [saving, setSaving] = useState(false);
-  const check = useRef(0);
 
   const target = editing ? `/api/receivers/${encodeURIComponent(props.receiver!.id)}` : "/api/receivers";
   const method = editing ? "PUT" : "POST";
@@ -301,9 +300,8 @@ function ReceiverDialog(props: { receiver: Receiver | null; onClose: () => void;
 
   // Live validation: the same request as a dry run (every check, nothing stored or started), a
   // moment after the last keystroke.
-  useEffect(() => {
-    const n = ++check.current;
-    const t = window.setTimeout(async () => {
+  const settle = useLiveCheck(
+    async (current) => {
       const b = body(values, routing);
       if ("invalid" in b) {
         setErrors({ processors: b.invalid });
@@ -311,22 +309,23 @@ function ReceiverDialog(props: { receiver: Receiver | null; onClose: () => void;
       }
       try {
         await api(method, `${target}?dry_run=true`, b);
-        if (n === check.current) {
+        if (current()) {
           setErrors({});
           setGeneral("");
         }
       } catch (e) {
-        if (n === check.current && e instanceof ApiError) showError(e);
+        if (current() && e instanceof ApiError) showError(e);
       }
-    }, 250);
-    return () => window.clearTimeout(t);
-  }, [values, routing]);
+    },
+    [values, routing],
+  );
 
   const save = async () => {
     const b = body(values, routing);
     if ("invalid" in b) return setErrors({ processors: b.invalid });
     setSaving(true);
     try {
+      await settle();
       await api(method, target, b);
       props.onSaved();
     } catch (err) {

@@ -3,9 +3,9 @@
 // PUT /api/nodes/{name}; every change is first sent as a dry run, so the API's own words show
 // beside the field they are about, with whether the node would be available now.
 // The conversions between cells and the API's windows are in ../schedule.ts.
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 
-import { api, ApiError, NodeSchedule, PacsNode } from "../api";
+import { api, ApiError, NodeSchedule, PacsNode, useLiveCheck } from "../api";
 import {
   bytesToMegabytesText,
   Cell,
@@ -216,7 +216,6 @@ export function ScheduleForm(props: { node: PacsNode; onClose: () => void; onSav
   const [general, setGeneral] = useState("");
   const [preview, setPreview] = useState<PacsNode | null>(null);
   const [saving, setSaving] = useState(false);
-  const check = useRef(0);
   const [zones] = useState(() => timeZones(zone));
   const target = `/api/nodes/${encodeURIComponent(node.name)}`;
   // Windows the grid cannot show exactly are sent back untouched until the grid changes.
@@ -239,28 +238,28 @@ export function ScheduleForm(props: { node: PacsNode; onClose: () => void; onSav
   };
 
   // Live validation: the same request as a dry run, a moment after the last change.
-  useEffect(() => {
-    const n = ++check.current;
-    const t = window.setTimeout(async () => {
+  const settle = useLiveCheck(
+    async (current) => {
       try {
         const answer = await api<PacsNode>("PUT", `${target}?dry_run=true`, body());
-        if (n !== check.current) return;
+        if (!current()) return;
         setErrors({});
         setGeneral("");
         setPreview(answer);
       } catch (e) {
-        if (n !== check.current || !(e instanceof ApiError)) return;
+        if (!current() || !(e instanceof ApiError)) return;
         showError(e);
         setPreview(null);
       }
-    }, 250);
-    return () => window.clearTimeout(t);
-  }, [always, zone, week, throttle]);
+    },
+    [always, zone, week, throttle],
+  );
 
   const save = async (e: Event) => {
     e.preventDefault();
     setSaving(true);
     try {
+      await settle();
       await api("PUT", target, body());
       props.onSaved();
     } catch (err) {
