@@ -1,6 +1,6 @@
 # PACS Bridge: `make run` starts the server, `make test` runs every test. Both install what is
 # missing (Debian packages) first.
-.PHONY: deps deps-test ui build debug clang lint run test bench soak fuzz clean
+.PHONY: deps deps-test ui build debug clang lint run test bench soak fuzz clean package
 
 deps:
 	@scripts/install-deps.sh
@@ -31,6 +31,11 @@ clang: deps ui
 	cmake --preset clang >/dev/null
 	cmake --build --preset clang
 
+# The Debian package of the release build (docs/operations.md): build/release/pacsbridge_*.deb.
+package: build deps-test
+	cmake --build --preset release --target manpage changelog
+	cd build/release && cpack -G DEB
+
 run: build
 	build/pacsbridge serve $(if $(CONFIG),--config $(CONFIG))
 
@@ -38,6 +43,7 @@ test: debug build clang
 	scripts/lint.sh
 	cd build/debug && ctest --output-on-failure --timeout 600 -j2
 	cd build/clang && ctest --output-on-failure -L fuzz -j2
+	scripts/package-test.sh
 	@if [ -x ../shared/contract-smoke.sh ]; then ../shared/contract-smoke.sh; fi
 
 # The project's format (.clang-format) and static checks (.clang-tidy, on the clang build).

@@ -15,6 +15,8 @@ BUILD_PKGS=(build-essential cmake pkg-config clang-14 git
 TEST_PKGS=(dcmtk orthanc orthanc-dicomweb curl python3 iproute2 util-linux procps openssl
   chromium  # chromium: the web UI's browser tests (driven by playwright-core from npm)
   python3-prometheus-client  # its parser reads GET /metrics in the metrics test
+  sqlite3  # the backup test makes SQLite's online backup as docs/operations.md tells admins to
+  help2man lintian  # make package: the man page from --help-all; the package test's lintian run
   clang-format-14 clang-tidy-14)  # scripts/lint.sh: the project's format and static checks
 
 want=("${BUILD_PKGS[@]}")

@@ -12,6 +12,8 @@ namespace {
 
 int Run(int argc, char** argv) {
   CLI::App app{"PACS Bridge: find, retrieve, receive and send DICOM images"};
+  app.set_version_flag("--version", "pacsbridge " PB_VERSION);
+  app.set_help_all_flag("--help-all", "every command with its options");
   app.require_subcommand(1);
   int exit_code = 0;
 

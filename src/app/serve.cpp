@@ -170,9 +170,9 @@ int Serve(const std::string& config_file, bool strict_flag) {
   bool initial_opens = true;
   auto made = accounts.Bootstrap(cfg.admin_password, &initial_opens);
   if (!made) return Fatal(made.error().message);
-  if (*made && JsonLogging()) {
-    // A JSON log goes to a log shipper, not to a person at a console: the password stays in
-    // its file.
+  // A JSON log goes to a log shipper, and under systemd stderr goes to the journal
+  // (JOURNAL_STREAM names it): neither is a person at a console, so the password stays in its file.
+  if (*made && (JsonLogging() || std::getenv("JOURNAL_STREAM") != nullptr)) {
     spdlog::warn(
         "created the account \"admin\" with a random password, kept in {} (readable by this user only) "
         "until it is changed: change it after logging in",

@@ -1,5 +1,6 @@
 #include "dicom/network.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 #include <dcmtk/config/osconfig.h>
@@ -16,8 +17,8 @@ namespace {
 
 namespace l4c = dcmtk::log4cplus;
 
-// DCMTK's messages go to our "dcmtk" logger (set up by the server, same sink and format as ours;
-// the default logger when there is none), so a JSON log stays JSON. DCMTK's errors are about
+// DCMTK's messages go to our "dcmtk" logger (set up by the server, same sink and format as ours),
+// so a JSON log stays JSON; without one, to stderr. DCMTK's errors are about
 // what it was given (a character set it cannot convert, an element it cannot parse), which our own
 // log reports with context where it matters: they are warnings to us. Its info is our debug.
 class SpdlogAppender final : public l4c::Appender {
@@ -35,9 +36,13 @@ class SpdlogAppender final : public l4c::Appender {
       level = spdlog::level::warn;
     else if (ll >= l4c::INFO_LOG_LEVEL)
       level = spdlog::level::debug;
-    auto logger = spdlog::get("dcmtk");
-    if (!logger) logger = spdlog::default_logger();
-    logger->log(level, "{}", event.getMessage().c_str());
+    if (auto logger = spdlog::get("dcmtk")) {
+      logger->log(level, "{}", event.getMessage().c_str());
+      return;
+    }
+    // No server logging (a CLI command): stderr as DCMTK writes it, stdout stays the command's.
+    const spdlog::string_view_t name = spdlog::level::to_short_c_str(level);
+    std::fprintf(stderr, "%s: %s\n", name.data(), event.getMessage().c_str());
   }
 };
 

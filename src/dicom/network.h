@@ -7,7 +7,7 @@ namespace pb::dicom {
 // Disables Nagle's algorithm for every DCMTK connection of this process (whatever the
 // environment says), turns off reverse DNS lookups of peers, and sets DCMTK's log level
 // ("debug"/"trace" pass DCMTK's own messages through; otherwise only its errors). DCMTK's messages
-// are forwarded to the spdlog logger named "dcmtk" (the default logger when there is none):
+// are forwarded to the spdlog logger named "dcmtk" (to stderr when there is none):
 // fatal as error, error and warning as warning, info as debug, debug as trace.
 void InitializeDicomNetwork(const std::string& log_level);
 

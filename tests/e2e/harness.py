@@ -1461,6 +1461,26 @@ def studies_by_uid(server):
     return {s.get("StudyInstanceUID"): s for s in body}
 
 
+def archive_instances(server, query=""):
+    """SOPInstanceUIDs the server's index lists, walking the API: GET /api/studies (with
+    `query`, e.g. "PatientID=X"), each study's series, each series' instances."""
+    status, studies = server.api("GET", "/api/studies" + ("?" + query if query else ""))
+    if status != 200:
+        raise AssertionError("GET /api/studies -> %s %r" % (status, studies))
+    out = []
+    for st in studies:
+        status, series = server.api("GET", "/api/studies/%s/series" % st["StudyInstanceUID"])
+        if status != 200:
+            raise AssertionError("series of %s -> %s %r" % (st["StudyInstanceUID"], status, series))
+        for se in series:
+            status, rows = server.api("GET", "/api/series/%s/instances" % se["SeriesInstanceUID"])
+            if status != 200:
+                raise AssertionError("instances of %s -> %s %r" % (se["SeriesInstanceUID"], status,
+                                                                   rows))
+            out += [r["SOPInstanceUID"] for r in rows]
+    return out
+
+
 def wait_studies_indexed(server, expected, timeout=20):
     """Waits until GET /api/studies shows every study of `expected` ({StudyInstanceUID:
     instance count}) with that many instances; fails naming what it saw."""

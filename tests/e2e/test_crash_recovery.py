@@ -50,14 +50,7 @@ class CrashRecoveryTests(harness.E2ETestCase):
         status, studies = again.api("GET", "/api/studies?PatientID=CRASH")
         self.assertEqual(status, 200, studies)
         self.assertEqual(sum(s["instance_count"] for s in studies), COUNT, studies)
-        seen = []
-        for st in studies:
-            status, series = again.api("GET", "/api/studies/%s/series" % st["StudyInstanceUID"])
-            self.assertEqual(status, 200, series)
-            for se in series:
-                status, rows = again.api("GET", "/api/series/%s/instances" % se["SeriesInstanceUID"])
-                self.assertEqual(status, 200, rows)
-                seen += [r["SOPInstanceUID"] for r in rows]
+        seen = harness.archive_instances(again, "PatientID=CRASH")
         self.assertEqual(sorted(seen), sorted(f[1] for f in files), "each instance indexed exactly once")
         for path, sop, _, _ in files[::37]:
             status, _, payload = again.raw("GET", "/api/instances/%s/file" % sop)

@@ -113,6 +113,25 @@ class JsonLogTests(harness.E2ETestCase):
         self.assertEqual(created[0]["level"], "warning")
         self.assertIn(str(kept), created[0]["message"])
 
+    def test_the_initial_password_stays_out_of_the_journal(self):
+        """Under systemd stderr is the journal (JOURNAL_STREAM names it): a text log then does
+        not show the random password either."""
+        old = os.environ.get("JOURNAL_STREAM")
+        os.environ["JOURNAL_STREAM"] = "8:12345"  # what systemd sets: device:inode of stderr
+        try:
+            server = self.start_server(admin_password=None)
+        finally:
+            if old is None:
+                del os.environ["JOURNAL_STREAM"]
+            else:
+                os.environ["JOURNAL_STREAM"] = old
+        kept = server.data_dir / "initial-admin-password"
+        password = kept.read_text("utf-8").strip()
+        log = server.log_path.read_text("utf-8")
+        self.assertNotIn(password, log)
+        self.assertRegex(log, r'\[warning\] created the account "admin" with a random password, kept in '
+                         + re.escape(str(kept)))
+
 
 if __name__ == "__main__":
     unittest.main()
