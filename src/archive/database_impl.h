@@ -87,10 +87,6 @@ class SCOPED_CAPABILITY WriterLock {
   ConnectionCounters& use_;
 };
 
-}  // namespace db
-
-namespace db {
-
 std::string NowIso();
 // `log_statement`: false where bound values are secrets (hashes, tokens): not even at debug.
 Error DbError(const std::exception& e, std::string_view what, bool log_statement = true);

@@ -68,40 +68,33 @@ std::string Escape(const std::string& text, bool label_value) {
   return out;
 }
 
-Family<Counter>& Registry::CounterFamily(const std::string& name, const std::string& help,
-                                         std::vector<std::string> labels) {
+template <class T>
+Family<T>& Registry::FamilyIn(std::unique_ptr<Family<T>> Entry::*slot, const char* type, const std::string& name,
+                              const std::string& help, std::vector<std::string> labels, std::vector<double> bounds) {
   MutexLock lock(mu_);
   Entry& e = families_[name];
-  if (!e.counter) {
+  std::unique_ptr<Family<T>>& family = e.*slot;
+  if (!family) {
     e.help = help;
-    e.type = "counter";
-    e.counter = std::make_unique<Family<Counter>>(std::move(labels), std::vector<double>{});
+    e.type = type;
+    family = std::make_unique<Family<T>>(std::move(labels), std::move(bounds));
   }
-  return *e.counter;
+  return *family;
+}
+
+Family<Counter>& Registry::CounterFamily(const std::string& name, const std::string& help,
+                                         std::vector<std::string> labels) {
+  return FamilyIn(&Entry::counter, "counter", name, help, std::move(labels), {});
 }
 
 Family<Gauge>& Registry::GaugeFamily(const std::string& name, const std::string& help,
                                      std::vector<std::string> labels) {
-  MutexLock lock(mu_);
-  Entry& e = families_[name];
-  if (!e.gauge) {
-    e.help = help;
-    e.type = "gauge";
-    e.gauge = std::make_unique<Family<Gauge>>(std::move(labels), std::vector<double>{});
-  }
-  return *e.gauge;
+  return FamilyIn(&Entry::gauge, "gauge", name, help, std::move(labels), {});
 }
 
 Family<Histogram>& Registry::HistogramFamily(const std::string& name, const std::string& help,
                                              std::vector<std::string> labels, std::vector<double> bounds) {
-  MutexLock lock(mu_);
-  Entry& e = families_[name];
-  if (!e.histogram) {
-    e.help = help;
-    e.type = "histogram";
-    e.histogram = std::make_unique<Family<Histogram>>(std::move(labels), std::move(bounds));
-  }
-  return *e.histogram;
+  return FamilyIn(&Entry::histogram, "histogram", name, help, std::move(labels), std::move(bounds));
 }
 
 Registry::Registration::~Registration() {

@@ -137,6 +137,11 @@ class Registry {
     std::unique_ptr<Family<Gauge>> gauge;
     std::unique_ptr<Family<Histogram>> histogram;
   };
+  // The family of `name` in `slot` of its entry, created with `type`, `help`, `labels` and
+  // `bounds` on first call.
+  template <class T>
+  Family<T>& FamilyIn(std::unique_ptr<Family<T>> Entry::*slot, const char* type, const std::string& name,
+                      const std::string& help, std::vector<std::string> labels, std::vector<double> bounds);
   mutable Mutex mu_;
   std::map<std::string, Entry> families_ GUARDED_BY(mu_);
   std::map<uint64_t, Collector> collectors_ GUARDED_BY(mu_);
