@@ -5,7 +5,7 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config clang-14 git
   libdcmtk-dev libcpp-httplib-dev zlib1g-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
-  libsoci-dev libsoci-sqlite3-4.0 libsoci-postgresql4.0 libboost-dev libsqlite3-dev
+  libsoci-dev libsoci-sqlite3-4.0 libsoci-postgresql4.0 libpq-dev libboost-dev libsqlite3-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libexpected-dev libgtest-dev
   libhowardhinnant-date-dev tzdata libcsv-dev libargon2-dev
   libre2-dev  # routing rules on untrusted header values: linear-time regular expressions
@@ -15,6 +15,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang-14 git
 TEST_PKGS=(dcmtk orthanc orthanc-dicomweb curl python3 iproute2 util-linux procps openssl
   chromium  # chromium: the web UI's browser tests (driven by playwright-core from npm)
   python3-prometheus-client  # its parser reads GET /metrics in the metrics test
+  postgresql-15  # the PostgreSQL index: tests run initdb and pg_ctl in temp directories (no service)
   sqlite3  # the backup test makes SQLite's online backup as docs/operations.md tells admins to
   help2man lintian  # make package: the man page from --help-all; the package test's lintian run
   clang-format-14 clang-tidy-14)  # scripts/lint.sh: the project's format and static checks

@@ -134,7 +134,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   // An SQLite index outside the data directory is owned the same way (two servers with their own
   // data directories must not share one index either).
   std::optional<DataDirLock> db_lock;
-  if (!IsInside(cfg.DatabasePath(), cfg.data_dir)) {
+  if (!cfg.IsPostgres() && !IsInside(cfg.DatabasePath(), cfg.data_dir)) {
     auto l = DataDirLock::AcquireFile(cfg.DatabasePath().string() + ".lock",
                                       "the index database " + cfg.DatabasePath().string(), "database.url");
     if (!l) return Fatal(l.error().message);
@@ -157,8 +157,17 @@ int Serve(const std::string& config_file, bool strict_flag) {
   auto cleaned = blobs.Prepare();
   if (!cleaned) return Fatal(cleaned.error().message);
   if (*cleaned > 0) spdlog::info("removed {} unfinished temp file(s) of an earlier run", *cleaned);
-  auto db = Database::Open(cfg.DatabasePath(), cfg.fsync);
+  auto db = cfg.IsPostgres() ? Database::OpenPostgres(cfg.database_url) : Database::Open(cfg.DatabasePath(), cfg.fsync);
+  // A PostgreSQL server that cannot be reached yet (both starting at boot) or is down: wait for
+  // it, saying so, until it answers or a signal asks us to stop. Anything else ends the start.
+  for (int delay_s = 1; !db && db.error().code == Code::kUnavailable; delay_s = std::min(delay_s * 2, 30)) {
+    spdlog::warn("{}: trying again in {} s", db.error().message, delay_s);
+    timespec wait{delay_s, 0};
+    if (sigtimedwait(&signals, nullptr, &wait) > 0) return 0;  // stopped before anything ran
+    db = Database::OpenPostgres(cfg.database_url);
+  }
   if (!db) return Fatal(db.error().message);
+  if (cfg.IsPostgres()) spdlog::info("index database: {}", Database::RedactedUrl(cfg.database_url));
   // Accounts: the first start makes "admin" (with [auth] admin_password, or a random password
   // shown once here and kept in a file only the service's user can read until it is changed).
   auth::AccountSettings account_settings;

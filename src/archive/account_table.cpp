@@ -54,23 +54,24 @@ Result<std::vector<UserRecord>> Database::LoadUsers() {
 }
 
 Result<bool> Database::InsertUser(const UserRecord& u) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     const std::string projects = JoinLines(u.projects);
-    impl_->writer << "INSERT INTO users(username, role, password_hash, created_at, password_changed_at, "
-                     "last_login_at, projects) VALUES(:u, :r, :h, :c, :p, :l, :j) ON CONFLICT(username) DO NOTHING",
-        soci::use(u.username), soci::use(u.role), soci::use(u.password_hash), soci::use(u.created_at),
-        soci::use(u.password_changed_at), soci::use(u.last_login_at), soci::use(projects);
-    int changed = 0;
-    impl_->writer << "SELECT changes()", soci::into(changed);
-    return changed > 0;
+    soci::statement st =
+        (impl_->writer.prepare << "INSERT INTO users(username, role, password_hash, created_at, password_changed_at, "
+                                  "last_login_at, projects) VALUES(:u, :r, :h, :c, :p, :l, :j) "
+                                  "ON CONFLICT(username) DO NOTHING",
+         soci::use(u.username), soci::use(u.role), soci::use(u.password_hash), soci::use(u.created_at),
+         soci::use(u.password_changed_at), soci::use(u.last_login_at), soci::use(projects));
+    st.execute(true);
+    return st.get_affected_rows() > 0;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, fmt::format("creating the account '{}'", u.username)));
   }
 }
 
 Result<void> Database::UpdateUser(const UserRecord& u, const std::string* end_sessions_but) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     const std::string projects = JoinLines(u.projects);
@@ -90,7 +91,7 @@ Result<void> Database::UpdateUser(const UserRecord& u, const std::string* end_se
 }
 
 Result<void> Database::SetUserLastLogin(const std::string& username, const std::string& at) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     impl_->writer << "UPDATE users SET last_login_at = :l WHERE username = :u", soci::use(at), soci::use(username);
     return {};
@@ -100,7 +101,7 @@ Result<void> Database::SetUserLastLogin(const std::string& username, const std::
 }
 
 Result<void> Database::DeleteUser(const std::string& username) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     impl_->writer << "DELETE FROM sessions WHERE username = :u", soci::use(username);
@@ -129,7 +130,7 @@ Result<std::vector<SessionRecord>> Database::LoadSessions() {
 }
 
 Result<void> Database::InsertSession(const SessionRecord& x) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     const long long created = x.created_s, seen = x.last_seen_s, expires = x.expires_s;
     impl_->writer << "INSERT INTO sessions(id_hash, username, csrf_token, client, created_s, last_seen_s, "
@@ -143,7 +144,7 @@ Result<void> Database::InsertSession(const SessionRecord& x) {
 }
 
 Result<void> Database::TouchSession(const std::string& id_hash, int64_t last_seen_s) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     const long long seen = last_seen_s;
     impl_->writer << "UPDATE sessions SET last_seen_s = :s WHERE id_hash = :i", soci::use(seen), soci::use(id_hash);
@@ -154,7 +155,7 @@ Result<void> Database::TouchSession(const std::string& id_hash, int64_t last_see
 }
 
 Result<void> Database::DeleteSession(const std::string& id_hash) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     impl_->writer << "DELETE FROM sessions WHERE id_hash = :i", soci::use(id_hash);
     return {};
@@ -164,7 +165,7 @@ Result<void> Database::DeleteSession(const std::string& id_hash) {
 }
 
 Result<void> Database::DeleteSessionsBefore(int64_t expires_s) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     const long long t = expires_s;
     impl_->writer << "DELETE FROM sessions WHERE expires_s <= :t", soci::use(t);
@@ -190,7 +191,7 @@ Result<std::vector<TokenRecord>> Database::LoadTokens() {
 }
 
 Result<void> Database::InsertToken(const TokenRecord& t) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     const long long created = t.created_s, expires = t.expires_s, used = t.last_used_s;
     impl_->writer << "INSERT INTO api_tokens(id, username, name, role, token_hash, created_s, expires_s, "
@@ -204,7 +205,7 @@ Result<void> Database::InsertToken(const TokenRecord& t) {
 }
 
 Result<void> Database::TouchToken(const std::string& id, int64_t last_used_s) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     const long long used = last_used_s;
     impl_->writer << "UPDATE api_tokens SET last_used_s = :l WHERE id = :i", soci::use(used), soci::use(id);
@@ -215,7 +216,7 @@ Result<void> Database::TouchToken(const std::string& id, int64_t last_used_s) {
 }
 
 Result<void> Database::DeleteToken(const std::string& id) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     impl_->writer << "DELETE FROM api_tokens WHERE id = :i", soci::use(id);
     return {};
@@ -225,7 +226,7 @@ Result<void> Database::DeleteToken(const std::string& id) {
 }
 
 Result<void> Database::AddAudit(const AuditRecord& a) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     impl_->writer << "INSERT INTO audit_log(at, actor, via, client, request_id, action, target_type, target, "
                      "before, after) VALUES(:at, :ac, :v, :c, :r, :a, :tt, :t, :b, :af)",

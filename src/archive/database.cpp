@@ -1,19 +1,24 @@
 #include "archive/database.h"
 
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
+#include <libpq-fe.h>
+#include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "archive/database_impl.h"
 #include "archive/migrations.h"
 #include "core/clock.h"
 #include "core/thread_annotations.h"
+#include "core/validate.h"
 
 namespace pb {
 namespace db {
@@ -22,16 +27,71 @@ std::string NowIso() { return UtcNowIso(); }
 
 Error DbError(const std::exception& e, std::string_view what, bool log_statement) {
   // SOCI adds the statement and its bound values (patient names, UIDs) to what(): the error
-  // keeps SQLite's own message only ("database is locked", "disk I/O error").
+  // keeps the engine's own message only ("database is locked", "disk I/O error").
   if (log_statement) spdlog::debug("index database: {}: {}", what, e.what());  // whole text, debug only
   const auto* soci_error = dynamic_cast<const soci::soci_error*>(&e);
   std::string msg = soci_error ? soci_error->get_error_message() : std::string("unexpected failure");
+  // One line: libpq's messages run over several ("...failed: Connection refused\n\tIs the server
+  // running...?\n").
+  std::string flat;
+  for (char c : msg) {
+    const bool blank = c == '\n' || c == '\t' || c == '\r' || c == ' ';
+    if (blank && (flat.empty() || flat.back() == ' ')) continue;
+    flat += blank ? ' ' : c;
+  }
+  while (!flat.empty() && flat.back() == ' ') flat.pop_back();
+  msg = std::move(flat);
   Code code = Code::kIoError;
-  // SQLite's result code, not its words: SQLITE_FULL (the low byte of an extended code too).
-  const auto* sqlite_error = dynamic_cast<const soci::sqlite3_soci_error*>(&e);
-  if (sqlite_error && (sqlite_error->result() & 0xff) == SQLITE_FULL) code = Code::kOutOfSpace;
+  // The engine's code, not its words: SQLITE_FULL (the low byte of an extended code too);
+  // PostgreSQL's SQLSTATE class 53 (insufficient resources: disk full, out of memory, too many
+  // connections) and 08 (connection exception).
+  if (const auto* sqlite_error = dynamic_cast<const soci::sqlite3_soci_error*>(&e)) {
+    if ((sqlite_error->result() & 0xff) == SQLITE_FULL) code = Code::kOutOfSpace;
+  } else if (const auto* pg_error = dynamic_cast<const soci::postgresql_soci_error*>(&e)) {
+    const std::string state = pg_error->sqlstate();
+    if (state == "53100") {
+      code = Code::kOutOfSpace;
+    } else if (state.rfind("53", 0) == 0 || state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0) {
+      code = Code::kUnavailable;  // out of resources, a lost connection, the server shutting down
+    }
+  }
   return Error{code, fmt::format("index database: {}: {}", what, msg), ""};
 }
+
+void MakeValidUtf8(std::initializer_list<std::string*> values) {
+  for (std::string* v : values) {
+    if (!IsValidUtf8(*v)) *v = ToValidUtf8(*v);
+  }
+}
+
+std::string NumberPlaceholders(std::string_view sql) {
+  std::string out;
+  out.reserve(sql.size() + 16);
+  int n = 0;
+  bool quoted = false;
+  for (char c : sql) {
+    if (c == '\'') quoted = !quoted;
+    if (c == '?' && !quoted) {
+      out += fmt::format(":p{}", ++n);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string GroupConcatDistinct(Engine e, std::string_view expr) {
+  return e == Engine::kPostgres ? fmt::format("string_agg(DISTINCT {}, ',')", expr)
+                                : fmt::format("group_concat(DISTINCT {})", expr);
+}
+
+std::string AsInteger(Engine e, std::string_view expr) {
+  if (e == Engine::kSqlite) return fmt::format("CAST({} AS INTEGER)", expr);
+  // At most 18 digits: always a bigint.
+  return fmt::format("COALESCE(CAST(substring({} from '^\\s*([+-]?[0-9]{{1,18}})') AS BIGINT), 0)", expr);
+}
+
+std::string_view LikeNoCase(Engine e) { return e == Engine::kPostgres ? "ILIKE" : "LIKE"; }
 
 std::string Str(const soci::row& r, std::size_t i) {
   return r.get_indicator(i) == soci::i_null ? std::string() : r.get<std::string>(i);
@@ -110,7 +170,7 @@ class Query {
     for (auto& p : params_) st.exchange(soci::use(p));
     st.exchange(soci::into(row));
     st.alloc();
-    st.prepare(sql_ + where_ + tail);
+    st.prepare(db::NumberPlaceholders(sql_ + where_ + tail));
     st.define_and_bind();
     st.execute(false);
     while (st.fetch()) on_row(row);
@@ -137,10 +197,10 @@ std::vector<std::string> Repeat(const std::vector<std::string>& values, int uses
   return out;
 }
 
-void AddMatch(Query& q, const std::string& column, const std::string& value) {
+void AddMatch(Engine e, Query& q, const std::string& column, const std::string& value) {
   if (value.empty() || value == "*") return;
   if (value.find_first_of("*?") != std::string::npos) {
-    q.Where(column + " LIKE ? ESCAPE '\\'", ToLike(value));
+    q.Where(fmt::format("{} {} ? ESCAPE '\\'", column, db::LikeNoCase(e)), ToLike(value));
   } else {
     q.Where(column + " = ?", value);
   }
@@ -148,8 +208,8 @@ void AddMatch(Query& q, const std::string& column, const std::string& value) {
 
 // A UID attribute's value: one UID, wildcards as AddMatch, or a list "uid1\\uid2" (list of UID
 // matching, PS3.4 C.2.2.2.2), at most 1000 UIDs.
-void AddUidMatch(Query& q, const std::string& column, const std::string& value) {
-  if (value.find('\\') == std::string::npos) return AddMatch(q, column, value);
+void AddUidMatch(Engine e, Query& q, const std::string& column, const std::string& value) {
+  if (value.find('\\') == std::string::npos) return AddMatch(e, q, column, value);
   std::vector<std::string> uids;
   size_t pos = 0;
   while (pos <= value.size() && uids.size() < 1000) {
@@ -236,6 +296,21 @@ struct IndexWriter {
 
 Database::Impl::~Impl() = default;
 
+void Database::Impl::EnsureWriter() {
+  if (writer.is_connected() && index_writer) return;
+  // The statements prepared on the lost connection go first: they belong to it.
+  index_writer.reset();
+  try {
+    if (!writer.is_connected()) writer.reconnect();
+    index_writer = std::make_unique<IndexWriter>(writer);
+    spdlog::info("index database: connected again");
+  } catch (const std::exception& e) {
+    // Still unreachable: the statement that follows fails with the reason, and the caller
+    // reports it (the ingest indexer retries every second).
+    spdlog::debug("index database: connecting again failed: {}", e.what());
+  }
+}
+
 Database::Database(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Database::~Database() = default;
 
@@ -250,6 +325,119 @@ Database::PoolStatistics Database::Pools() const {
     return u;
   };
   return PoolStatistics{use(impl_->read_use, kReadPool), use(impl_->write_use, 1)};
+}
+
+namespace {
+
+// SQLite executes one statement per call, as does a prepared PostgreSQL statement: a migration
+// script is split on ';' at line ends (a trigger or function body stays on one line).
+void RunScript(soci::session& s, const std::string& script) {
+  size_t start = 0;
+  while (start < script.size()) {
+    size_t end = script.find(";\n", start);
+    if (end == std::string::npos) end = script.size();
+    std::string stmt = script.substr(start, end - start);
+    if (stmt.find_first_not_of(" \n\t") != std::string::npos) s << stmt;
+    start = end + 2;
+  }
+}
+
+// Any number for PostgreSQL's advisory lock that serializes migrations between instances.
+constexpr long long kMigrationLock = 0x7062'6d69'6772;  // "pbmigr"
+
+void MigratePostgres(soci::session& s) {
+  soci::transaction tx(s);
+  // Instances starting together: one migrates, the others wait here and then find it done.
+  s << "SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLock) + ")";
+  s << "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)";
+  int version = 0;
+  soci::indicator ind = soci::i_null;
+  s << "SELECT MAX(version) FROM schema_version", soci::into(version, ind);
+  if (ind == soci::i_null) version = 0;
+  for (const Migration& m : PostgresMigrations()) {
+    if (m.version <= version) continue;
+    RunScript(s, m.sql);
+    s << "INSERT INTO schema_version(version) VALUES(" + std::to_string(m.version) + ")";
+  }
+  tx.commit();
+}
+
+}  // namespace
+
+namespace {
+
+// The settings libpq reads from a URL, by keyword; empty when it cannot read it.
+std::map<std::string, std::string> ConninfoOf(std::string_view url) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(std::string(url).c_str(), &err);
+  if (err) PQfreemem(err);
+  std::map<std::string, std::string> v;
+  if (!opts) return v;
+  for (PQconninfoOption* o = opts; o->keyword; ++o) {
+    if (o->val && *o->val) v[o->keyword] = o->val;
+  }
+  PQconninfoFree(opts);
+  return v;
+}
+
+// The URL as keyword='value' pairs (libpq's other form, quoted as it reads them): SOCI's backend
+// passes a connection string on, but mangles a URL without a query ("…/db" reaches the server
+// as database "db=").
+std::string KeywordForm(std::string_view url) {
+  std::string out;
+  for (const auto& [key, value] : ConninfoOf(url)) {
+    out += out.empty() ? "" : " ";
+    out += key + "='";
+    for (char c : value) {
+      if (c == '\'' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += "'";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Database::RedactedUrl(std::string_view url) {
+  if (!IsPostgresUrl(url)) return std::string(url);
+  // Rebuilt from what libpq reads, so a password in any place (user info, ?password=) is out.
+  auto v = ConninfoOf(url);
+  if (v.empty()) return "postgresql://(a URL libpq cannot read)";
+  std::string out = "postgresql://";
+  if (!v["user"].empty()) out += v["user"] + (v["password"].empty() ? "@" : ":***@");
+  out += v["host"].empty() ? v["hostaddr"] : v["host"];
+  if (!v["port"].empty()) out += ":" + v["port"];
+  out += "/" + v["dbname"];
+  return out;
+}
+
+bool Database::IsPostgres() const { return impl_->engine == Engine::kPostgres; }
+
+bool Database::IsPostgresUrl(std::string_view url) {
+  return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+}
+
+Result<std::unique_ptr<Database>> Database::OpenPostgres(const std::string& url) {
+  auto impl = std::make_unique<Impl>();
+  impl->engine = Engine::kPostgres;
+  impl->conn = KeywordForm(url);
+  try {
+    MutexLock lock(impl->writer_mu);
+    impl->writer.open(soci::postgresql, impl->conn);
+    MigratePostgres(impl->writer);
+    impl->index_writer = std::make_unique<IndexWriter>(impl->writer);
+    for (int i = 0; i < kReadPool; ++i) impl->pool.at(i).open(soci::postgresql, impl->conn);
+  } catch (const std::exception& e) {
+    // libpq's messages name the host and port, never the password.
+    Error error = DbError(e, fmt::format("cannot open {}", RedactedUrl(url)));
+    // No server answering (down, starting, unreachable) is worth waiting for; one that answered
+    // and refused us (password, no such database, no right to create tables) is not.
+    const PGPing ping = PQping(impl->conn.c_str());
+    if (ping == PQPING_NO_RESPONSE || ping == PQPING_REJECT) error.code = Code::kUnavailable;
+    return tl::unexpected(std::move(error));
+  }
+  return std::unique_ptr<Database>(new Database(std::move(impl)));
 }
 
 Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& file, bool full_sync) {
@@ -267,16 +455,7 @@ Result<std::unique_ptr<Database>> Database::Open(const std::filesystem::path& fi
     for (const Migration& m : Migrations()) {
       if (m.version <= version) continue;
       soci::transaction tx(impl->writer);
-      // SQLite executes one statement per call: split the script on ';' at line ends.
-      std::string script = m.sql, stmt;
-      size_t start = 0;
-      while (start < script.size()) {
-        size_t end = script.find(";\n", start);
-        if (end == std::string::npos) end = script.size();
-        stmt = script.substr(start, end - start);
-        if (stmt.find_first_not_of(" \n\t") != std::string::npos) impl->writer << stmt;
-        start = end + 2;
-      }
+      RunScript(impl->writer, m.sql);
       impl->writer << fmt::format("PRAGMA user_version = {}", m.version);
       tx.commit();
     }
@@ -304,16 +483,28 @@ Result<std::vector<std::pair<std::string, std::string>>> Database::LoadNodes() {
 }
 
 Result<void> Database::SaveNode(const std::string& name, const std::string& body, const std::string& replaces) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     if (!replaces.empty() && replaces != name) {
       impl_->writer << "DELETE FROM nodes WHERE name = :n", soci::use(replaces);
-      impl_->writer << "UPDATE jobs SET node = :new_name, params = CASE WHEN json_valid(params) "
-                       "AND json_extract(params, '$.node') = :old_in_params THEN "
-                       "json_set(params, '$.node', :new_in_params) ELSE params END "
-                       "WHERE node = :old_name",
-          soci::use(name), soci::use(replaces), soci::use(name), soci::use(replaces);
+      // The jobs follow, and so does the node named in their parameters (a JSON document the
+      // job kind owns: changed here only where it names the old node).
+      std::vector<std::pair<long long, std::string>> params;
+      {
+        soci::rowset<soci::row> rs =
+            (impl_->writer.prepare << "SELECT id, params FROM jobs WHERE node = :n", soci::use(replaces));
+        for (const auto& r : rs) params.emplace_back(Int(r, 0), Str(r, 1));
+      }
+      for (auto& [id, text] : params) {
+        auto doc = nlohmann::json::parse(text, nullptr, false);
+        if (doc.is_object() && doc.contains("node") && doc["node"] == replaces) {
+          doc["node"] = name;
+          text = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        }
+        impl_->writer << "UPDATE jobs SET node = :n, params = :p WHERE id = :i", soci::use(name), soci::use(text),
+            soci::use(id);
+      }
       impl_->writer << "DELETE FROM node_state WHERE node = :n", soci::use(name);
       impl_->writer << "UPDATE node_state SET node = :new_name WHERE node = :old_name", soci::use(name),
           soci::use(replaces);
@@ -332,7 +523,7 @@ Result<void> Database::SaveNode(const std::string& name, const std::string& body
 }
 
 Result<void> Database::DeleteNode(const std::string& name) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     // What was learned about it and its test history go with it: a new node of the same name
     // starts afresh.
@@ -356,14 +547,15 @@ Result<std::vector<StudyRow>> Database::FindStudies(const StudyFilter& f) {
                         "(SELECT COUNT(*) FROM series se WHERE se.study_pk = s.pk{0}), "
                         "(SELECT COUNT(*) FROM instances i JOIN series se ON i.series_pk = se.pk "
                         "  WHERE se.study_pk = s.pk{0}), "
-                        "(SELECT group_concat(DISTINCT se.modality) FROM series se WHERE se.study_pk = s.pk{0}) "
+                        "(SELECT {1} FROM series se WHERE se.study_pk = s.pk{0}) "
                         "FROM studies s JOIN patients p ON s.patient_pk = p.pk",
-                        visible),
+                        visible, db::GroupConcatDistinct(impl_->engine, "se.modality")),
             Repeat(f.projects, 3));
-    AddMatch(q, "p.patient_id", f.patient_id);
-    AddMatch(q, "p.patient_name", f.patient_name);
-    AddUidMatch(q, "s.study_uid", f.study_uid);
-    AddMatch(q, "s.accession_number", f.accession_number);
+    const Engine e = impl_->engine;
+    AddMatch(e, q, "p.patient_id", f.patient_id);
+    AddMatch(e, q, "p.patient_name", f.patient_name);
+    AddUidMatch(e, q, "s.study_uid", f.study_uid);
+    AddMatch(e, q, "s.accession_number", f.accession_number);
     AddDateRange(q, "s.study_date", f.study_date);
     // A study shows when one of its visible series does (of the modality asked for).
     if (!f.modality.empty()) {
@@ -410,9 +602,10 @@ Result<std::vector<SeriesRow>> Database::ListSeries(const std::string& study_uid
     q.Where("st.study_uid = ?", study_uid);
     if (!projects.empty()) q.WhereIn("se.project", projects);
     std::vector<SeriesRow> out;
-    q.Run(s, " ORDER BY CAST(se.series_number AS INTEGER), se.pk", [&](const soci::row& r) {
-      out.push_back(SeriesRow{Str(r, 0), Str(r, 1), Str(r, 2), Str(r, 3), Str(r, 4), Str(r, 5), Int(r, 6)});
-    });
+    q.Run(s, fmt::format(" ORDER BY {}, se.pk", db::AsInteger(impl_->engine, "se.series_number")),
+          [&](const soci::row& r) {
+            out.push_back(SeriesRow{Str(r, 0), Str(r, 1), Str(r, 2), Str(r, 3), Str(r, 4), Str(r, 5), Int(r, 6)});
+          });
     return out;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "listing series"));
@@ -439,7 +632,7 @@ Result<std::vector<InstanceRow>> Database::ListInstances(const std::string& seri
     q.Where("se.series_uid = ?", series_uid);
     if (!projects.empty()) q.WhereIn("se.project", projects);
     std::vector<InstanceRow> out;
-    q.Run(s, " ORDER BY CAST(i.instance_number AS INTEGER), i.pk",
+    q.Run(s, fmt::format(" ORDER BY {}, i.pk", db::AsInteger(impl_->engine, "i.instance_number")),
           [&](const soci::row& r) { out.push_back(ToInstance(r)); });
     return out;
   } catch (const std::exception& e) {
@@ -493,37 +686,77 @@ void Finish(soci::statement& st) {
   }
 }
 
-class SqliteWriteBatch : public Database::WriteBatch {
+class IndexWriteBatch : public Database::WriteBatch {
  public:
-  SqliteWriteBatch(Mutex& mu, ConnectionCounters& use, soci::session& s, IndexWriter& w)
-      : asked_(use), lock_(mu), use_(use), s_(s), w_(w), tx_(s_) {
+  explicit IndexWriteBatch(Database::Impl& impl)
+      : asked_(impl.write_use), lock_(impl.writer_mu), use_(impl.write_use), impl_(impl), s_(impl.writer) {
     use_.Acquired(asked_.asked);
-    w_.pending.clear();
   }
-  ~SqliteWriteBatch() override { use_.Released(); }
-  SqliteWriteBatch(const SqliteWriteBatch&) = delete;
-  SqliteWriteBatch& operator=(const SqliteWriteBatch&) = delete;
+  ~IndexWriteBatch() override { use_.Released(); }
+  // Opens the transaction (connecting again first if the connection was lost).
+  [[nodiscard]] Result<void> Begin() NO_THREAD_SAFETY_ANALYSIS {
+    impl_.EnsureWriter();
+    if (!impl_.index_writer) return Fail(Code::kUnavailable, "index database: begin: not connected");
+    try {
+      tx_.emplace(s_);
+    } catch (const std::exception& e) {
+      return tl::unexpected(DbError(e, "begin"));
+    }
+    w_ = impl_.index_writer.get();
+    w_->pending.clear();
+    return {};
+  }
+  IndexWriteBatch(const IndexWriteBatch&) = delete;
+  IndexWriteBatch& operator=(const IndexWriteBatch&) = delete;
 
   [[nodiscard]] Result<void> Put(const InstanceRecord& r) override {
     try {
-      w_.rec = r;
-      w_.now = NowIso();
-      w_.file_size = r.file_size;
+      w_->rec = r;
+      InstanceRecord& v = w_->rec;
+      db::MakeValidUtf8({&v.patient_id,
+                         &v.issuer_of_patient_id,
+                         &v.patient_name,
+                         &v.patient_birth_date,
+                         &v.patient_sex,
+                         &v.study_uid,
+                         &v.study_date,
+                         &v.study_time,
+                         &v.accession_number,
+                         &v.study_id,
+                         &v.study_description,
+                         &v.referring_physician,
+                         &v.series_uid,
+                         &v.modality,
+                         &v.series_number,
+                         &v.series_description,
+                         &v.body_part,
+                         &v.sop_uid,
+                         &v.sop_class_uid,
+                         &v.instance_number,
+                         &v.transfer_syntax_uid,
+                         &v.file_path,
+                         &v.source_ae,
+                         &v.receiver_ae,
+                         &v.project,
+                         &v.subject,
+                         &v.session});
+      w_->now = NowIso();
+      w_->file_size = r.file_size;
       std::optional<long long> known;
-      if (auto it = w_.series_pk.find(r.series_uid); it != w_.series_pk.end()) known = it->second;
-      if (auto it = w_.pending.find(r.series_uid); it != w_.pending.end()) known = it->second;
+      if (auto it = w_->series_pk.find(r.series_uid); it != w_->series_pk.end()) known = it->second;
+      if (auto it = w_->pending.find(r.series_uid); it != w_->pending.end()) known = it->second;
       if (known) {
-        w_.series_pk_out = *known;
+        w_->series_pk_out = *known;
       } else {
-        w_.patient.execute(true);
-        Finish(w_.patient);
-        w_.study.execute(true);
-        Finish(w_.study);
-        w_.series.execute(true);
-        Finish(w_.series);
-        w_.pending[r.series_uid] = w_.series_pk_out;
+        w_->patient.execute(true);
+        Finish(w_->patient);
+        w_->study.execute(true);
+        Finish(w_->study);
+        w_->series.execute(true);
+        Finish(w_->series);
+        w_->pending[r.series_uid] = w_->series_pk_out;
       }
-      w_.instance.execute(true);
+      w_->instance.execute(true);
       return {};
     } catch (const std::exception& e) {
       return tl::unexpected(DbError(e, "indexing instance"));
@@ -533,9 +766,11 @@ class SqliteWriteBatch : public Database::WriteBatch {
   [[nodiscard]] Result<void> PutStaged(const StagedInstance& in) override {
     try {
       long long sid = in.session_id, size = in.size;
-      // INSERT ... SELECT needs its WHERE for SQLite to read ON CONFLICT as the upsert clause.
+      // INSERT ... SELECT needs its WHERE for SQLite to read ON CONFLICT as the upsert clause;
+      // the numbers are cast, as PostgreSQL would take an untyped value in a SELECT for text.
       s_ << "INSERT INTO staged_instances(session_id, sop_uid, study_uid, series_uid, file, size, source_ae, "
-            "receiver_ae) SELECT :i, :u, :st, :se, :f, :z, :s, :r WHERE EXISTS (SELECT 1 FROM staged_sessions "
+            "receiver_ae) SELECT CAST(:i AS BIGINT), :u, :st, :se, :f, CAST(:z AS BIGINT), :s, :r WHERE EXISTS (SELECT "
+            "1 FROM staged_sessions "
             "WHERE id = :i2) ON CONFLICT(session_id, sop_uid) DO UPDATE SET file = excluded.file, size = "
             "excluded.size",
           soci::use(sid), soci::use(in.sop_uid), soci::use(in.study_uid), soci::use(in.series_uid), soci::use(in.file),
@@ -556,10 +791,10 @@ class SqliteWriteBatch : public Database::WriteBatch {
               "FROM staged_instances WHERE session_id = :i2) WHERE id = :i3",
             soci::use(now), soci::use(sid), soci::use(sid), soci::use(sid);
       }
-      tx_.commit();
-      for (auto& [uid, pk] : w_.pending) w_.series_pk[uid] = pk;
-      if (w_.series_pk.size() > 100000) w_.series_pk.clear();
-      w_.pending.clear();
+      tx_->commit();
+      for (auto& [uid, pk] : w_->pending) w_->series_pk[uid] = pk;
+      if (w_->series_pk.size() > 100000) w_->series_pk.clear();
+      w_->pending.clear();
       return {};
     } catch (const std::exception& e) {
       return tl::unexpected(DbError(e, "commit"));
@@ -572,21 +807,19 @@ class SqliteWriteBatch : public Database::WriteBatch {
   db::AskedAt asked_;  // first: taken before lock_ waits
   std::unique_lock<Mutex> lock_;
   ConnectionCounters& use_;
+  Database::Impl& impl_;
   soci::session& s_;
-  IndexWriter& w_;
-  soci::transaction tx_;
+  IndexWriter* w_ = nullptr;  // the writer's statements, from Begin()
+  std::optional<soci::transaction> tx_;
   std::set<long long> staged_sessions_;  // whose counts Commit() updates
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Database::WriteBatch>> Database::BeginBatch() NO_THREAD_SAFETY_ANALYSIS {
-  try {
-    return std::unique_ptr<WriteBatch>(
-        new SqliteWriteBatch(impl_->writer_mu, impl_->write_use, impl_->writer, *impl_->index_writer));
-  } catch (const std::exception& e) {
-    return tl::unexpected(DbError(e, "begin"));
-  }
+  auto batch = std::make_unique<IndexWriteBatch>(*impl_);
+  if (auto begun = batch->Begin(); !begun) return tl::unexpected(begun.error());
+  return std::unique_ptr<WriteBatch>(std::move(batch));
 }
 
 }  // namespace pb

@@ -1,5 +1,5 @@
 #pragma once
-// The index database (SQLite in WAL mode through SOCI). Thread-safe: readers take a connection
+// The index database (SQLite in WAL mode, or PostgreSQL, through SOCI). Thread-safe: readers take a connection
 // from a small pool; all writes of the index go through one writer connection, used by one
 // thread at a time (the ingest indexer), so they can be grouped into one transaction.
 #include <cstdint>
@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,14 @@ class Database {
   // Opens (creating if needed) and migrates the database. `full_sync` makes every commit durable
   // against power loss (synchronous=FULL), otherwise against process crashes (NORMAL).
   [[nodiscard]] static Result<std::unique_ptr<Database>> Open(const std::filesystem::path& file, bool full_sync);
+  // Opens (creating the schema if needed) a PostgreSQL database by its URL
+  // (postgresql://user:password@host:port/database?params, as libpq reads it).
+  [[nodiscard]] static Result<std::unique_ptr<Database>> OpenPostgres(const std::string& url);
+  static bool IsPostgresUrl(std::string_view url);
+  // The URL as logs and errors may show it: the password replaced by "***".
+  static std::string RedactedUrl(std::string_view url);
+  // Whether the database behind this is PostgreSQL (else SQLite).
+  bool IsPostgres() const;
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
@@ -207,8 +216,10 @@ class Database {
   class WriteBatch;
   [[nodiscard]] Result<std::unique_ptr<WriteBatch>> BeginBatch();
 
- private:
+  // The engine's state: database_impl.h, internal to src/archive (its helpers take it).
   struct Impl;
+
+ private:
   explicit Database(std::unique_ptr<Impl> impl);
   // UPDATE jobs SET <set> WHERE id = :id AND <condition>; `values` bind the :names of `set`.
   [[nodiscard]] Result<bool> Change(int64_t id, const std::string& set, const std::string& condition,

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,13 +39,20 @@ struct ConnectionCounters {
   void Released() { in_use.fetch_sub(1, std::memory_order_relaxed); }
 };
 
+// The engine behind the seam; SQL that differs between them goes through the db:: helpers below.
+enum class Engine { kSqlite, kPostgres };
+
 struct Database::Impl {
+  Engine engine = Engine::kSqlite;
   std::string conn;
   soci::connection_pool pool{kReadPool};
   Mutex writer_mu;  // one writer user at a time: index batches, nodes, jobs
   soci::session writer GUARDED_BY(writer_mu);
-  std::unique_ptr<IndexWriter> index_writer;
+  std::unique_ptr<IndexWriter> index_writer GUARDED_BY(writer_mu);  // null while not connected
   ConnectionCounters read_use, write_use;
+  // A lost PostgreSQL connection (a server restart, a network cut) is opened again before the
+  // writer's next use; SQLite's never is. Never throws: when it fails, the next statement does.
+  void EnsureWriter() REQUIRES(writer_mu);
   ~Impl();
 };
 
@@ -62,6 +70,14 @@ class ReadSession : private AskedAt, public soci::session {
  public:
   ReadSession(soci::connection_pool& pool, ConnectionCounters& use) : AskedAt(use), soci::session(pool), use_(use) {
     use_.Acquired(asked);
+    // A connection lost since its last use (PostgreSQL restarted) is opened again; when that
+    // fails, the statement that follows fails with the reason.
+    if (!is_connected()) {
+      try {
+        reconnect();
+      } catch (const std::exception&) {
+      }
+    }
   }
   ~ReadSession() { use_.Released(); }
   ReadSession(const ReadSession&) = delete;
@@ -74,8 +90,10 @@ class ReadSession : private AskedAt, public soci::session {
 // Holds the writer connection for its scope, counted.
 class SCOPED_CAPABILITY WriterLock {
  public:
-  WriterLock(Mutex& mu, ConnectionCounters& use) ACQUIRE(mu) : asked_(use), lock_(mu), use_(use) {
+  explicit WriterLock(Database::Impl& impl) ACQUIRE(impl.writer_mu)
+      : asked_(impl.write_use), lock_(impl.writer_mu), use_(impl.write_use) {
     use_.Acquired(asked_.asked);
+    impl.EnsureWriter();
   }
   ~WriterLock() RELEASE() { use_.Released(); }
   WriterLock(const WriterLock&) = delete;
@@ -88,6 +106,23 @@ class SCOPED_CAPABILITY WriterLock {
 };
 
 std::string NowIso();
+
+// Values from the outside (a header that declared no character set or a wrong one, a hostile
+// AE title) made well-formed UTF-8, bytes that are not as U+FFFD: PostgreSQL refuses such text
+// (and would fail the whole batch with it), and the index answers JSON, which needs UTF-8.
+void MakeValidUtf8(std::initializer_list<std::string*> values);
+
+// `sql` with each `?` outside quotes numbered `:p1`, `:p2`, ... (SOCI's PostgreSQL backend binds
+// named placeholders only; SQLite reads either).
+std::string NumberPlaceholders(std::string_view sql);
+// The distinct non-null values of `expr` in a group, joined with ','.
+std::string GroupConcatDistinct(Engine e, std::string_view expr);
+// The leading integer of a text column, 0 when it has none (ordering by InstanceNumber, which
+// is text: SQLite's CAST reads the digits it can; PostgreSQL's would fail on the rest).
+std::string AsInteger(Engine e, std::string_view expr);
+// The operator of a DICOM wildcard match that ignores case the way the REST filters always
+// have (SQLite's LIKE: ASCII letters).
+std::string_view LikeNoCase(Engine e);
 // `log_statement`: false where bound values are secrets (hashes, tokens): not even at debug.
 Error DbError(const std::exception& e, std::string_view what, bool log_statement = true);
 std::string Str(const soci::row& r, std::size_t i);

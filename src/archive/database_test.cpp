@@ -1,9 +1,13 @@
 #include "archive/database.h"
+#include "archive/testing.h"
 
 #include <gtest/gtest.h>
+#include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cstdlib>
 
 #include <chrono>
 #include <filesystem>
@@ -24,7 +28,7 @@ class DatabaseTest : public ::testing::Test {
            ("pb-db-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
-    auto db = Database::Open(dir_ / "index.db", false);
+    auto db = OpenTestDatabase(dir_);
     ASSERT_TRUE(db) << db.error().message;
     db_ = std::move(*db);
   }
@@ -103,6 +107,92 @@ TEST_F(DatabaseTest, IndexesHierarchyWithCounts) {
   auto inst = db_->ListInstances("1.2.3.2");
   ASSERT_TRUE(inst);
   EXPECT_EQ(inst->size(), 2u);
+}
+
+TEST_F(DatabaseTest, ValuesThatAreNotUtf8AreIndexedWithReplacementCharacters) {
+  // A header whose character set was wrong: Latin-1 bytes (0xFC is "ü") left undecoded.
+  // PostgreSQL would refuse the text, and with it the whole batch.
+  auto latin1 = Rec("1.2.3.2.1");
+  latin1.patient_name = "M\xfcller^Hans";
+  latin1.source_ae = "CT\xff";
+  auto b = db_->BeginBatch();
+  ASSERT_TRUE(b);
+  auto put = (*b)->Put(latin1);
+  ASSERT_TRUE(put) << put.error().message;
+  ASSERT_TRUE((*b)->Put(Rec("1.2.3.3.1", "1.2.3.3")));
+  auto committed = (*b)->Commit();
+  ASSERT_TRUE(committed) << committed.error().message;
+  b->reset();
+  auto got = db_->GetInstance("1.2.3.2.1");
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_EQ((*got)->source_ae, "CT\xef\xbf\xbd");  // U+FFFD in UTF-8
+  IndexQuery q;
+  q.level = IndexLevel::kPatient;
+  q.returns = {"PatientName"};
+  auto patients = db_->QueryIndex(q);
+  ASSERT_TRUE(patients) << patients.error().message;
+  std::vector<std::string> names;
+  for (const auto& p : *patients) names.push_back(p.at("PatientName"));
+  EXPECT_NE(std::find(names.begin(), names.end(), "M\xef\xbf\xbdller^Hans"), names.end());
+  EXPECT_TRUE(db_->GetInstance("1.2.3.3.1")->has_value());
+}
+
+TEST_F(DatabaseTest, InstancesAreInTheOrderOfTheirNumbersWhateverTheText) {
+  // Instance Number is text in the index: leading blanks, a sign, and values with no digits
+  // first (as 0), on both engines.
+  const std::vector<std::pair<std::string, std::string>> numbers{{"1.9.1", "10"}, {"1.9.2", "9"},  {"1.9.3", ""},
+                                                                 {"1.9.4", "x3"}, {"1.9.5", " 2"}, {"1.9.6", "-1"}};
+  auto b = db_->BeginBatch();
+  for (const auto& [uid, number] : numbers) {
+    auto r = Rec(uid);
+    r.instance_number = number;
+    ASSERT_TRUE((*b)->Put(r));
+  }
+  ASSERT_TRUE((*b)->Commit());
+  b->reset();
+  auto inst = db_->ListInstances("1.2.3.2");
+  ASSERT_TRUE(inst) << inst.error().message;
+  std::vector<std::string> order;
+  for (const auto& i : *inst) order.push_back(i.sop_uid);
+  EXPECT_EQ(order, (std::vector<std::string>{"1.9.6", "1.9.3", "1.9.4", "1.9.5", "1.9.2", "1.9.1"}));
+}
+
+TEST_F(DatabaseTest, ALostPostgresConnectionIsOpenedAgain) {
+  if (std::string(TestDatabaseEngine()) != "postgresql") GTEST_SKIP() << "PostgreSQL only (unit-pg.archive)";
+  auto b = db_->BeginBatch();
+  ASSERT_TRUE(b);
+  ASSERT_TRUE((*b)->Put(Rec("1.2.3.2.1")));
+  ASSERT_TRUE((*b)->Commit());
+  b->reset();
+  ASSERT_TRUE(db_->GetInstance("1.2.3.2.1"));  // a read connection in use too
+  // What a server restart or a network cut does to every connection of ours.
+  {
+    soci::session admin(soci::postgresql, std::getenv("PACSBRIDGE_TEST_POSTGRES"));
+    std::string name;  // this test's: the newest this process made
+    const std::string mine = "pbtest_" + std::to_string(::getpid()) + "\\_%";
+    admin << "SELECT datname FROM pg_database WHERE datname LIKE :p ORDER BY oid DESC LIMIT 1", soci::use(mine),
+        soci::into(name);
+    int ended = 0;
+    admin << "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = :d", soci::use(name),
+        soci::into(ended);
+    ASSERT_GE(ended, 2);
+  }
+  // Each connection is found gone before its next use (SOCI pings it) and opened again: the
+  // writer and the reads go on without an error; the indexed instance is still there.
+  auto again = db_->BeginBatch();
+  ASSERT_TRUE(again) << again.error().message;
+  ASSERT_TRUE((*again)->Put(Rec("1.2.3.2.2")));
+  auto committed = (*again)->Commit();
+  ASSERT_TRUE(committed) << committed.error().message;
+  again->reset();
+  for (const char* uid : {"1.2.3.2.1", "1.2.3.2.2"}) {
+    auto read = db_->GetInstance(uid);
+    ASSERT_TRUE(read) << read.error().message;
+    EXPECT_TRUE(read->has_value()) << uid;
+  }
+  auto nodes = db_->LoadNodes();  // another read connection of the pool
+  EXPECT_TRUE(nodes) << nodes.error().message;
+  EXPECT_TRUE(db_->SaveNode("n", "{}"));  // a write outside a batch
 }
 
 TEST_F(DatabaseTest, RollsBackWithoutCommit) {
@@ -432,7 +522,7 @@ namespace {
 TEST(MppsTable, PutGetListByDirectionStatusAndAccession) {
   auto dir = std::filesystem::temp_directory_path() / ("pb-mpps-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  auto db = Database::Open(dir / "index.db", false);
+  auto db = OpenTestDatabase(dir);
   ASSERT_TRUE(db) << db.error().message;
   MppsRecord m;
   m.direction = "received";

@@ -85,6 +85,8 @@ bool KnownAt(const Attribute& a, IndexLevel level) {
 
 // SQL text and its positional parameters, built together so they stay in order.
 struct Sql {
+  explicit Sql(Engine e) : engine(e) {}
+  Engine engine;
   std::string text;
   std::vector<std::string> params;
   Sql& operator<<(std::string_view t) {
@@ -138,13 +140,14 @@ void Computed(Sql& q, const IndexQuery& iq, std::string_view keyword) {
     Visible(q, iq, "se2");
     q << ")";
   } else if (keyword == "ModalitiesInStudy") {
-    q << "(SELECT group_concat(DISTINCT se2.modality) FROM series se2 WHERE se2.study_pk = s.pk AND "
-         "se2.modality <> ''";
+    q << "(SELECT " << db::GroupConcatDistinct(q.engine, "se2.modality")
+      << " FROM series se2 WHERE se2.study_pk = s.pk AND se2.modality <> ''";
     Visible(q, iq, "se2");
     q << ")";
   } else if (keyword == "SOPClassesInStudy") {
-    q << "(SELECT group_concat(DISTINCT i2.sop_class_uid) FROM instances i2 JOIN series se2 ON i2.series_pk = "
-         "se2.pk WHERE se2.study_pk = s.pk AND i2.sop_class_uid <> ''";
+    q << "(SELECT " << db::GroupConcatDistinct(q.engine, "i2.sop_class_uid")
+      << " FROM instances i2 JOIN series se2 ON i2.series_pk = se2.pk WHERE se2.study_pk = s.pk AND "
+         "i2.sop_class_uid <> ''";
     Visible(q, iq, "se2");
     q << ")";
   } else {  // NumberOfSeriesRelatedInstances
@@ -175,29 +178,53 @@ bool HasWildcard(const std::string& v) { return v.find_first_of("*?") != std::st
 
 bool Universal(const std::string& v) { return v.empty() || v.find_first_not_of('*') == std::string::npos; }
 
-// A DICOM pattern as a GLOB pattern: * and ? as they are, '[' taken literally.
-std::string Glob(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '[')
-      out += "[[]";
-    else
-      out += c;
+// A case-sensitive pattern in the engine's syntax, built from parts: SQLite's GLOB (* ? and
+// [ ] classes) or PostgreSQL's LIKE with '\\' as its escape (% and _).
+class Pattern {
+ public:
+  explicit Pattern(Engine e) : like_(e == Engine::kPostgres) {}
+  // A DICOM value with its wildcards * and ? active, everything else literal.
+  Pattern& Wild(std::string_view v) {
+    for (char c : v) {
+      if (c == '*' || c == '?') {
+        out_ += like_ ? (c == '*' ? '%' : '_') : c;
+      } else {
+        Literal(c);
+      }
+    }
+    return *this;
   }
-  return out;
-}
+  // A value taken literally, wildcards included.
+  Pattern& Lit(std::string_view v) {
+    for (char c : v) Literal(c);
+    return *this;
+  }
+  // Any run of characters.
+  Pattern& Any() {
+    out_ += like_ ? '%' : '*';
+    return *this;
+  }
+  // The operator that matches a column against the pattern, with its leading space.
+  std::string_view Operator() const { return like_ ? " LIKE " : " GLOB "; }
+  std::string_view Suffix() const { return like_ ? " ESCAPE '\\'" : ""; }
+  const std::string& str() const { return out_; }
 
-// The literal value as a GLOB pattern (its own * ? [ taken literally).
-std::string LiteralGlob(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '[' || c == '*' || c == '?')
-      out += std::string("[") + c + "]";
-    else
-      out += c;
+ private:
+  void Literal(char c) {
+    if (like_ && (c == '%' || c == '_' || c == '\\')) {
+      out_ += '\\';
+      out_ += c;
+    } else if (!like_ && (c == '[' || c == '*' || c == '?')) {
+      out_ += '[';
+      out_ += c;
+      out_ += ']';
+    } else {
+      out_ += c;
+    }
   }
-  return out;
-}
+  bool like_;
+  std::string out_;
+};
 
 std::string LowerAscii(std::string v) {
   for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -246,29 +273,44 @@ void MatchOne(Sql& q, const Attribute& a, const std::string& column, const std::
     case Kind::kName: {
       std::string expr = ignore_case ? fmt::format("lower({})", column) : column;
       std::string value = ignore_case ? LowerAscii(v) : v;
-      std::string p = HasWildcard(value) ? Glob(value) : LiteralGlob(value);
+      const bool wild = HasWildcard(value);
+      // `value` as a pattern, between the parts `before` and `after` add.
+      auto match = [&](bool any_before, bool any_after) {
+        Pattern p(q.engine);
+        if (any_before) p.Any().Lit("=");
+        if (wild)
+          p.Wild(value);
+        else
+          p.Lit(value);
+        if (any_after) p.Lit("=").Any();
+        q << expr << p.Operator();
+        q.Param(p.str());
+        q << p.Suffix();
+      };
       // The whole name, or one of its component groups (alphabetic=ideographic=phonetic).
       q << "(";
-      if (HasWildcard(value)) {
-        q << expr << " GLOB ";
-        q.Param(p);
+      if (wild) {
+        match(false, false);
       } else {
         q << expr << " = ";
         q.Param(value);
       }
-      q << " OR " << expr << " GLOB ";
-      q.Param(p + "=*");
-      q << " OR " << expr << " GLOB ";
-      q.Param("*=" + p);
-      q << " OR " << expr << " GLOB ";
-      q.Param("*=" + p + "=*");
+      q << " OR ";
+      match(false, true);
+      q << " OR ";
+      match(true, false);
+      q << " OR ";
+      match(true, true);
       q << ")";
       return;
     }
     default:
       if (a.kind != Kind::kUid && HasWildcard(v)) {
-        q << column << " GLOB ";
-        q.Param(Glob(v));
+        Pattern p(q.engine);
+        p.Wild(v);
+        q << column << p.Operator();
+        q.Param(p.str());
+        q << p.Suffix();
       } else {
         q << column << " = ";
         q.Param(v);
@@ -309,7 +351,7 @@ void Run(soci::session& session, Sql& q, F&& on_row) {
   for (auto& p : q.params) st.exchange(soci::use(p));
   st.exchange(soci::into(row));
   st.alloc();
-  st.prepare(q.text);
+  st.prepare(db::NumberPlaceholders(q.text));
   st.define_and_bind();
   st.execute(false);
   while (st.fetch()) on_row(row);
@@ -320,17 +362,17 @@ void Run(soci::session& session, Sql& q, F&& on_row) {
 void FromWhereOrder(Sql& q, const IndexQuery& iq) {
   switch (iq.level) {
     case IndexLevel::kPatient:
-      q << " FROM patients p WHERE 1";
+      q << " FROM patients p WHERE 1 = 1";
       break;
     case IndexLevel::kStudy:
-      q << " FROM studies s JOIN patients p ON s.patient_pk = p.pk WHERE 1";
+      q << " FROM studies s JOIN patients p ON s.patient_pk = p.pk WHERE 1 = 1";
       break;
     case IndexLevel::kSeries:
-      q << " FROM series se JOIN studies s ON se.study_pk = s.pk JOIN patients p ON s.patient_pk = p.pk WHERE 1";
+      q << " FROM series se JOIN studies s ON se.study_pk = s.pk JOIN patients p ON s.patient_pk = p.pk WHERE 1 = 1";
       break;
     case IndexLevel::kImage:
       q << " FROM instances i JOIN series se ON i.series_pk = se.pk JOIN studies s ON se.study_pk = s.pk "
-           "JOIN patients p ON s.patient_pk = p.pk WHERE 1";
+           "JOIN patients p ON s.patient_pk = p.pk WHERE 1 = 1";
       break;
   }
   for (const auto& [keyword, value] : iq.keys) {
@@ -363,10 +405,10 @@ void FromWhereOrder(Sql& q, const IndexQuery& iq) {
       q << " ORDER BY s.pk";
       break;
     case IndexLevel::kSeries:
-      q << " ORDER BY s.pk, CAST(se.series_number AS INTEGER), se.pk";
+      q << " ORDER BY s.pk, " << db::AsInteger(q.engine, "se.series_number") << ", se.pk";
       break;
     case IndexLevel::kImage:
-      q << " ORDER BY se.pk, CAST(i.instance_number AS INTEGER), i.pk";
+      q << " ORDER BY se.pk, " << db::AsInteger(q.engine, "i.instance_number") << ", i.pk";
       break;
   }
 }
@@ -400,7 +442,7 @@ Result<std::vector<IndexAnswer>> Database::QueryIndex(const IndexQuery& iq) {
       columns.push_back(a);
     }
   }
-  Sql q;
+  Sql q(impl_->engine);
   q << "SELECT 0";
   for (const Attribute* a : columns) {
     q << ", ";
@@ -437,7 +479,7 @@ Result<std::vector<IndexAnswer>> Database::QueryIndex(const IndexQuery& iq) {
 Result<std::vector<InstanceRow>> Database::QueryInstances(const IndexQuery& query) {
   IndexQuery iq = query;
   iq.level = IndexLevel::kImage;
-  Sql q;
+  Sql q(impl_->engine);
   q << "SELECT i.sop_uid, se.series_uid, s.study_uid, i.sop_class_uid, i.instance_number, i.transfer_syntax_uid, "
        "i.file_path, i.file_size";
   FromWhereOrder(q, iq);
@@ -466,7 +508,7 @@ Result<std::vector<InstanceRow>> Database::QueryInstances(const IndexQuery& quer
 Result<std::vector<MetadataRow>> Database::QueryMetadata(const IndexQuery& query) {
   IndexQuery iq = query;
   iq.level = IndexLevel::kImage;
-  Sql q;
+  Sql q(impl_->engine);
   // The JSON is read afterwards, by key: selected here it would go through the sort (and,
   // megabytes of it, through SQLite's temp files).
   q << "SELECT i.pk, i.sop_uid, se.series_uid, s.study_uid, i.file_path, i.received_at, i.version";

@@ -7,6 +7,7 @@
 
 #include "archive/blob_store.h"
 #include "archive/database.h"
+#include "archive/testing.h"
 
 namespace pb {
 namespace {
@@ -23,7 +24,7 @@ class IndexQueryTest : public ::testing::Test {
            ("pb-iq-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
-    auto db = Database::Open(dir_ / "index.db", false);
+    auto db = OpenTestDatabase(dir_);
     ASSERT_TRUE(db) << db.error().message;
     db_ = std::move(*db);
     const std::string ct = "1.2.840.10008.5.1.4.1.1.2", mr = "1.2.840.10008.5.1.4.1.1.4",

@@ -69,7 +69,7 @@ Result<std::vector<std::string>> Database::PresentInstances(const std::vector<st
 }
 
 Result<int64_t> Database::InsertJob(const JobRow& j) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     std::string now = NowIso();
     int interrupted = j.interrupted ? 1 : 0;
@@ -100,7 +100,7 @@ Result<void> Database::UpdateJob(const JobRow& j) {
 }
 
 Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::string>& states, bool unpaused) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     std::string now = NowIso();
     int interrupted = j.interrupted ? 1 : 0;
@@ -148,7 +148,7 @@ Result<bool> Database::CancelPendingJob(int64_t id, const std::string& error, co
 
 Result<bool> Database::Change(int64_t id, const std::string& set, const std::string& condition,
                               const std::vector<std::string>& values) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     std::string now = NowIso();
     long long key = id;
@@ -227,7 +227,7 @@ Result<int64_t> Database::JobQueueEdge(int priority, bool front) {
 
 Result<void> Database::AddJobItems(int64_t job_id, const std::vector<std::pair<std::string, std::string>>& items) {
   if (items.empty()) return {};
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     long long id = job_id;
@@ -264,7 +264,7 @@ Result<std::map<std::string, std::string>> Database::JobItems(int64_t job_id) {
 }
 
 Result<int> Database::RequeueScheduleWaits(const std::string& node) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     std::string now = NowIso();
     soci::statement st =
@@ -280,7 +280,7 @@ Result<int> Database::RequeueScheduleWaits(const std::string& node) {
 }
 
 Result<int> Database::PruneJobs(const std::string& before_iso) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     // Not the jobs of a job that has not ended (an import still waiting would submit them again).
@@ -314,14 +314,15 @@ Result<bool> Database::WakeParentJob(int64_t parent_id) {
 
 Result<void> Database::InsertImportRows(const std::vector<ImportRowRecord>& rows) {
   if (rows.empty()) return {};
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     ImportRowRecord r;
     long long job = 0;
     soci::statement st =
-        (impl_->writer.prepare << "INSERT OR IGNORE INTO import_rows(job_id, line, query, project, subject, session, "
-                                  "state, error, matches, choice) VALUES(:j, :l, :q, :p, :s, :n, :st, :e, :m, :c)",
+        (impl_->writer.prepare << "INSERT INTO import_rows(job_id, line, query, project, subject, session, state, "
+                                  "error, matches, choice) VALUES(:j, :l, :q, :p, :s, :n, :st, :e, :m, :c) "
+                                  "ON CONFLICT(job_id, line) DO NOTHING",
          soci::use(job), soci::use(r.line), soci::use(r.query), soci::use(r.project), soci::use(r.subject),
          soci::use(r.session), soci::use(r.state), soci::use(r.error), soci::use(r.matches), soci::use(r.choice));
     for (const auto& row : rows) {
@@ -367,7 +368,7 @@ Result<std::vector<ImportRowRecord>> Database::ImportRows(int64_t job_id) {
 }
 
 Result<void> Database::UpdateImportRow(const ImportRowRecord& row) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     long long job = row.job_id;
     impl_->writer << "UPDATE import_rows SET state = :s, error = :e, matches = :m, choice = :c "
@@ -381,7 +382,7 @@ Result<void> Database::UpdateImportRow(const ImportRowRecord& row) {
 }
 
 Result<bool> Database::ConfirmImport(int64_t job_id, const std::map<int, std::string>& choices) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     std::string now = NowIso();
@@ -471,7 +472,7 @@ NodeTestRecord NodeTestFrom(const soci::row& r) {
 
 Result<void> Database::AddNodeTest(const std::string& node, const NodeTestRecord& test, int keep) {
   keep = std::max(keep, 1);  // never the test just written
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     const int ok = test.ok ? 1 : 0;
@@ -532,7 +533,7 @@ Result<std::string> Database::GetNodeState(const std::string& node, const std::s
 }
 
 Result<void> Database::SetNodeState(const std::string& node, const std::string& key, const std::string& value) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     std::string now = NowIso();
     impl_->writer << "INSERT INTO node_state(node, key, value, updated_at) VALUES(:n, :k, :v, :u) "

@@ -40,14 +40,15 @@ Result<std::vector<MetadataRow>> Database::InstancesWithoutMetadata(int limit, i
 
 Result<void> Database::PutMetadata(const std::vector<MetadataRow>& rows) {
   if (rows.empty()) return {};
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     long long pk = 0, version = 0;
     std::string json, file, received;
-    soci::statement st = (impl_->writer.prepare << "INSERT OR REPLACE INTO instance_metadata(instance_pk, json) "
+    soci::statement st = (impl_->writer.prepare << "INSERT INTO instance_metadata(instance_pk, json) "
                                                    "SELECT pk, :j FROM instances WHERE pk = :p AND file_path = :f "
-                                                   "AND received_at = :r AND version = :v",
+                                                   "AND received_at = :r AND version = :v "
+                                                   "ON CONFLICT(instance_pk) DO UPDATE SET json = excluded.json",
                           soci::use(json), soci::use(pk), soci::use(file), soci::use(received), soci::use(version));
     for (const MetadataRow& r : rows) {
       pk = r.pk;

@@ -1,5 +1,6 @@
 #pragma once
-// The numbered SQL scripts of migrations/, embedded at build time, in order.
+// The numbered SQL scripts of migrations/ (SQLite) and migrations/postgresql/, embedded at build
+// time, in order.
 #include <vector>
 
 namespace pb {
@@ -10,5 +11,6 @@ struct Migration {
 };
 
 const std::vector<Migration>& Migrations();
+const std::vector<Migration>& PostgresMigrations();
 
 }  // namespace pb

@@ -39,12 +39,20 @@ MppsRecord FromRow(const soci::row& r) {
 
 }  // namespace
 
-Result<void> Database::PutMpps(const MppsRecord& m) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+Result<void> Database::PutMpps(const MppsRecord& step) {
+  MppsRecord m = step;
+  db::MakeValidUtf8({&m.node, &m.receiver_ae, &m.calling_ae, &m.status, &m.accession_number, &m.study_instance_uid,
+                     &m.patient_id, &m.patient_name, &m.scheduled_step_id, &m.modality, &m.attributes, &m.history});
+  db::WriterLock lock(*impl_);
   try {
     impl_->writer << fmt::format(
-        "INSERT OR REPLACE INTO mpps({}) VALUES(:d, :u, :n, :r, :c, :s, :a, :st, :pi, :pn, "
-        ":sp, :mo, :at, :h, :ca, :ua)",
+        "INSERT INTO mpps({}) VALUES(:d, :u, :n, :r, :c, :s, :a, :st, :pi, :pn, :sp, :mo, :at, :h, :ca, :ua) "
+        "ON CONFLICT(direction, sop_instance_uid) DO UPDATE SET node = excluded.node, receiver_ae = "
+        "excluded.receiver_ae, calling_ae = excluded.calling_ae, status = excluded.status, accession_number = "
+        "excluded.accession_number, study_instance_uid = excluded.study_instance_uid, patient_id = "
+        "excluded.patient_id, patient_name = excluded.patient_name, scheduled_step_id = excluded.scheduled_step_id, "
+        "modality = excluded.modality, attributes = excluded.attributes, history = excluded.history, created_at = "
+        "excluded.created_at, updated_at = excluded.updated_at",
         kColumns),
         soci::use(m.direction), soci::use(m.sop_instance_uid), soci::use(m.node), soci::use(m.receiver_ae),
         soci::use(m.calling_ae), soci::use(m.status), soci::use(m.accession_number), soci::use(m.study_instance_uid),

@@ -26,7 +26,7 @@ Result<std::vector<std::pair<int64_t, std::string>>> Database::LoadReceivers() {
 }
 
 Result<int64_t> Database::InsertReceiver(const std::string& body) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     long long id = 0;
     impl_->writer << "INSERT INTO receivers(body) VALUES(:b) RETURNING id", soci::use(body), soci::into(id);
@@ -37,7 +37,7 @@ Result<int64_t> Database::InsertReceiver(const std::string& body) {
 }
 
 Result<void> Database::UpdateReceiver(int64_t id, const std::string& body) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     long long key = id;
     impl_->writer << "UPDATE receivers SET body = :b WHERE id = :i", soci::use(body), soci::use(key);
@@ -48,7 +48,7 @@ Result<void> Database::UpdateReceiver(int64_t id, const std::string& body) {
 }
 
 Result<void> Database::DeleteReceiver(int64_t id) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     long long key = id;
     impl_->writer << "DELETE FROM receivers WHERE id = :i", soci::use(key);
@@ -102,7 +102,7 @@ Result<std::string> Database::GetSetting(const std::string& key) {
 }
 
 Result<void> Database::SetSetting(const std::string& key, const std::string& value) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     impl_->writer << "INSERT INTO site_settings(key, value) VALUES(:k, :v) "
                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -114,7 +114,7 @@ Result<void> Database::SetSetting(const std::string& key, const std::string& val
 }
 
 Result<std::string> Database::CreateSetting(const std::string& key, const std::string& value) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     impl_->writer << "INSERT INTO site_settings(key, value) VALUES(:k, :v) ON CONFLICT(key) DO NOTHING", soci::use(key),
         soci::use(value);
@@ -128,11 +128,14 @@ Result<std::string> Database::CreateSetting(const std::string& key, const std::s
 
 namespace {
 
-const char* const kCounts =
-    "COUNT(DISTINCT se.subject), COUNT(DISTINCT se.subject || '/' || se.session), "
-    "COUNT(DISTINCT se.study_pk), COUNT(DISTINCT se.pk), "
-    "(SELECT COUNT(*) FROM instances i JOIN series s2 ON i.series_pk = s2.pk WHERE {}), "
-    "group_concat(DISTINCT se.modality)";
+// The counts of a group of series; `same_group` selects the group's series as s2.
+std::string Counts(Engine e, std::string_view same_group) {
+  return fmt::format(
+      "COUNT(DISTINCT se.subject), COUNT(DISTINCT se.subject || '/' || se.session), "
+      "COUNT(DISTINCT se.study_pk), COUNT(DISTINCT se.pk), "
+      "(SELECT COUNT(*) FROM instances i JOIN series s2 ON i.series_pk = s2.pk WHERE {}), {}",
+      same_group, db::GroupConcatDistinct(e, "se.modality"));
+}
 
 std::vector<LabelCount> Labels(soci::session& s, const std::string& sql, const std::vector<std::string>& args) {
   std::vector<LabelCount> out;
@@ -140,7 +143,7 @@ std::vector<LabelCount> Labels(soci::session& s, const std::string& sql, const s
   soci::row r;
   std::vector<std::string> bound = args;
   st.alloc();
-  st.prepare(sql);
+  st.prepare(db::NumberPlaceholders(sql));
   for (auto& a : bound) st.exchange(soci::use(a));
   st.exchange(soci::into(r));
   st.define_and_bind();
@@ -167,7 +170,7 @@ Result<std::vector<LabelCount>> Database::ListProjects() {
     return Labels(s,
                   fmt::format("SELECT se.project, {} FROM series se WHERE se.project <> '' "
                               "GROUP BY se.project ORDER BY se.project",
-                              fmt::format(fmt::runtime(kCounts), "s2.project = se.project")),
+                              Counts(impl_->engine, "s2.project = se.project")),
                   {});
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "listing projects"));
@@ -177,12 +180,12 @@ Result<std::vector<LabelCount>> Database::ListProjects() {
 Result<std::vector<LabelCount>> Database::ListSubjects(const std::string& project) {
   try {
     db::ReadSession s(impl_->pool, impl_->read_use);
-    return Labels(
-        s,
-        fmt::format("SELECT se.subject, {} FROM series se WHERE se.project = ? "
-                    "GROUP BY se.subject ORDER BY se.subject",
-                    fmt::format(fmt::runtime(kCounts), "s2.project = se.project AND s2.subject = se.subject")),
-        {project});
+    return Labels(s,
+                  // Grouped by the project too (one value here), which the count's subquery names.
+                  fmt::format("SELECT se.subject, {} FROM series se WHERE se.project = ? "
+                              "GROUP BY se.project, se.subject ORDER BY se.subject",
+                              Counts(impl_->engine, "s2.project = se.project AND s2.subject = se.subject")),
+                  {project});
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "listing subjects"));
   }
@@ -193,10 +196,10 @@ Result<std::vector<LabelCount>> Database::ListSessions(const std::string& projec
     db::ReadSession s(impl_->pool, impl_->read_use);
     return Labels(s,
                   fmt::format("SELECT se.session, {} FROM series se WHERE se.project = ? AND "
-                              "se.subject = ? GROUP BY se.session ORDER BY se.session",
-                              fmt::format(fmt::runtime(kCounts),
-                                          "s2.project = se.project AND s2.subject = se.subject "
-                                          "AND s2.session = se.session")),
+                              "se.subject = ? GROUP BY se.project, se.subject, se.session ORDER BY se.session",
+                              Counts(impl_->engine,
+                                     "s2.project = se.project AND s2.subject = se.subject "
+                                     "AND s2.session = se.session")),
                   {project, subject});
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "listing sessions"));
@@ -214,7 +217,8 @@ Result<std::vector<SeriesRow>> Database::ListSessionSeries(const std::string& pr
                       "se.description, se.body_part, (SELECT COUNT(*) FROM instances i WHERE "
                       "i.series_pk = se.pk) FROM series se JOIN studies st ON se.study_pk = st.pk "
                       "WHERE se.project = :p AND se.subject = :s AND se.session = :e "
-                      "ORDER BY st.study_uid, CAST(se.series_number AS INTEGER), se.pk",
+                      "ORDER BY st.study_uid, " +
+                          db::AsInteger(impl_->engine, "se.series_number") + ", se.pk",
          soci::use(p), soci::use(su), soci::use(se));
     for (const auto& r : rs) {
       out.push_back(SeriesRow{Str(r, 0), Str(r, 1), Str(r, 2), Str(r, 3), Str(r, 4), Str(r, 5), Int(r, 6)});
@@ -249,7 +253,7 @@ StagedSession ToStaged(const soci::row& r) {
 
 Result<StagedSession> Database::OpenStagedSession(const std::string& receiver, const std::string& project,
                                                   const std::string& subject, const std::string& session) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     soci::row r;
@@ -284,7 +288,7 @@ Result<StagedSession> Database::OpenStagedSession(const std::string& receiver, c
 }
 
 Result<void> Database::AddStagedInstance(const StagedInstance& in) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     long long sid = in.session_id, size = in.size;
@@ -359,7 +363,7 @@ Result<std::vector<StagedInstance>> Database::ListStagedInstances(int64_t sessio
 }
 
 Result<void> Database::SetStagedState(int64_t id, const std::string& state) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     long long key = id;
     impl_->writer << "UPDATE staged_sessions SET state = :s WHERE id = :i", soci::use(state), soci::use(key);
@@ -370,7 +374,7 @@ Result<void> Database::SetStagedState(int64_t id, const std::string& state) {
 }
 
 Result<void> Database::DeleteStagedSession(int64_t id) {
-  db::WriterLock lock(impl_->writer_mu, impl_->write_use);
+  db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     long long key = id;

@@ -1,4 +1,5 @@
 #include "auth/accounts.h"
+#include "archive/testing.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -29,7 +30,7 @@ class AccountsTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    auto db = Database::Open(dir_ / "index.db", false);
+    auto db = OpenTestDatabase(dir_);
     ASSERT_TRUE(db) << db.error().message;
     db_ = std::move(*db);
     Reopen();

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <libpq-fe.h>
 #include <toml++/toml.h>
 
 #include "core/url.h"
@@ -88,6 +89,10 @@ struct Ctx {
 std::filesystem::path Settings::DatabasePath() const {
   if (database_url.rfind("sqlite:", 0) == 0) return database_url.substr(7);
   return data_dir / "index.db";
+}
+
+bool Settings::IsPostgres() const {
+  return database_url.rfind("postgresql://", 0) == 0 || database_url.rfind("postgres://", 0) == 0;
 }
 
 Settings DefaultSettings() {
@@ -224,13 +229,25 @@ Settings DefaultSettings() {
   if (db) {
     if (auto r = CheckKeys(ctx, *db, "database", {"url"}); !r) return tl::unexpected(r.error());
     PB_TRY(url, GetString(ctx, *db, "database", "url", ""));
-    if (!url.empty() && url.rfind("sqlite:", 0) != 0) {
-      if (url.rfind("postgresql://", 0) == 0) {
-        return tl::unexpected(ctx.Err(db->get("url"), "database.url",
-                                      "PostgreSQL is not supported by this version yet; use sqlite:PATH"));
+    if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
+      // Read as libpq will read it; its message names the part it could not read (never the
+      // password, which it does not repeat).
+      char* err = nullptr;
+      PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
+      std::string why = err ? err : "";
+      if (err) PQfreemem(err);
+      if (!opts) {
+        while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+        return tl::unexpected(
+            ctx.Err(db->get("url"), "database.url",
+                    "is not a PostgreSQL URL libpq can read: " + (why.empty() ? std::string("malformed") : why) +
+                        " (e.g. postgresql://pacsbridge:PASSWORD@127.0.0.1:5432/pacsbridge)"));
       }
-      return tl::unexpected(
-          ctx.Err(db->get("url"), "database.url", "must start with sqlite: (e.g. sqlite:var/index.db)"));
+      PQconninfoFree(opts);
+    } else if (!url.empty() && url.rfind("sqlite:", 0) != 0) {
+      return tl::unexpected(ctx.Err(db->get("url"), "database.url",
+                                    "must start with sqlite: or postgresql:// (e.g. sqlite:var/index.db, "
+                                    "postgresql://pacsbridge:PASSWORD@127.0.0.1:5432/pacsbridge)"));
     }
     s.database_url = url;
   }

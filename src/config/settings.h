@@ -19,7 +19,7 @@ struct Settings {
   std::string http_host = "127.0.0.1";
   int http_port = 8080;
   std::string ae_title = "PACSBRIDGE";
-  std::string database_url;                     // empty: sqlite inside data_dir
+  std::string database_url;                     // empty: sqlite inside data_dir; or postgresql://
   std::optional<std::string> admin_password;    // [auth]: the initial password of "admin"
   int session_idle_minutes = 480;               // [auth]: a UI session ends after this long unused
   int session_max_hours = 168;                  // [auth]: and at the latest this long after log-in
@@ -46,7 +46,8 @@ struct Settings {
   std::vector<ConfigEntry> nodes;
   std::string source = "(defaults)";
 
-  std::filesystem::path DatabasePath() const;
+  std::filesystem::path DatabasePath() const;  // the SQLite index's file
+  bool IsPostgres() const;                     // database_url names a PostgreSQL database
 };
 
 // Built-in defaults: data in ./var, HTTP on 127.0.0.1:8080, one receiver PACSBRIDGE:8104.

@@ -69,6 +69,23 @@ TEST(Settings, RefusesDicomwebRootsThatAreNotHttpUrls) {
   }
 }
 
+TEST(Settings, DatabaseUrlIsSqliteOrAPostgresUrlLibpqReads) {
+  for (const char* good : {"postgresql://pb:secret@127.0.0.1:5432/pacsbridge", "postgres://db.example.org/pb",
+                           "postgresql://pb@/pacsbridge?host=/run/postgresql", "sqlite:/var/lib/pb/index.db"}) {
+    auto s = ParseSettings(fmt::format("[database]\nurl = \"{}\"\n", good), "t.toml");
+    ASSERT_TRUE(s) << good << ": " << s.error().message;
+    EXPECT_EQ(s->IsPostgres(), std::string(good).rfind("postgres", 0) == 0) << good;
+  }
+  // libpq's own reading decides: an unknown parameter, a broken percent-encoding.
+  for (const char* bad : {"postgresql://pb:secret@host/db?colour=red", "postgresql://pb:secret@host/d%zzb",
+                          "mysql://pb@host/db", "index.db"}) {
+    auto s = ParseSettings(fmt::format("[database]\nurl = \"{}\"\n", bad), "t.toml");
+    ASSERT_FALSE(s) << bad;
+    EXPECT_NE(s.error().message.find("t.toml:2: database.url"), std::string::npos) << s.error().message;
+    EXPECT_EQ(s.error().message.find("secret"), std::string::npos) << s.error().message;
+  }
+}
+
 TEST(Settings, RefusesCorsOriginsWithAPath) {
   auto s = ParseSettings("[dicomweb]\ncors_origins = [\"https://viewer.example.org/app\"]\n", "t.toml");
   ASSERT_FALSE(s);

@@ -3,6 +3,7 @@
 // quiet. The rows name files that do not exist: the writer marks each one (a failure marker is
 // a written row), which is all the schedule needs; what it writes is tested end to end.
 #include "dicomweb/metadata_cache.h"
+#include "archive/testing.h"
 
 #include <gtest/gtest.h>
 
@@ -27,7 +28,7 @@ class MetadataWriterSchedule : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     blobs_ = std::make_unique<BlobStore>(dir_);
     ASSERT_TRUE(blobs_->Prepare());
-    auto db = Database::Open(dir_ / "index.db", false);
+    auto db = OpenTestDatabase(dir_);
     ASSERT_TRUE(db) << db.error().message;
     db_ = std::move(*db);
   }

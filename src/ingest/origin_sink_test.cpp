@@ -3,6 +3,7 @@
 // target; anything else is ingested as always. And which instances a receiver may answer before
 // storing them (a retrieve job's C-MOVE), with the wait of the job for those stores.
 #include "ingest/origin_sink.h"
+#include "archive/testing.h"
 
 #include <fstream>
 #include <iterator>
@@ -31,7 +32,7 @@ class DiscardTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     blobs_ = std::make_unique<BlobStore>(dir_);
     ASSERT_TRUE(blobs_->Prepare());
-    db_ = std::move(*Database::Open(dir_ / "index.db", false));
+    db_ = std::move(*OpenTestDatabase(dir_));
     pipeline_ = std::make_unique<IngestPipeline>(*blobs_, *db_, IngestOptions{});
     staging_ = std::make_unique<StagingArea>(*pipeline_, *db_, *blobs_, [](const std::string&) { return 60; });
     site_ = std::make_unique<IngestSite>(

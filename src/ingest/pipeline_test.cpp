@@ -1,4 +1,5 @@
 #include "ingest/pipeline.h"
+#include "archive/testing.h"
 
 #include <fstream>
 #include <map>
@@ -21,7 +22,7 @@ class PipelineTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     blobs_ = std::make_unique<BlobStore>(dir_);
     ASSERT_TRUE(blobs_->Prepare());
-    db_ = std::move(*Database::Open(dir_ / "index.db", false));
+    db_ = std::move(*OpenTestDatabase(dir_));
   }
   void TearDown() override {
     db_.reset();

@@ -1,4 +1,5 @@
 #include "ingest/staging.h"
+#include "archive/testing.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,7 +32,7 @@ class StagingTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     blobs_ = std::make_unique<BlobStore>(dir_);
     ASSERT_TRUE(blobs_->Prepare());
-    db_ = std::move(*Database::Open(dir_ / "index.db", false));
+    db_ = std::move(*OpenTestDatabase(dir_));
     pipeline_ = std::make_unique<IngestPipeline>(*blobs_, *db_, IngestOptions{});
   }
   void TearDown() override {
@@ -252,7 +253,7 @@ TEST_F(StagingTest, CrashBeforeStagedRowsAreWrittenIsRepairedFromTheJournalIntoT
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    auto db = Database::Open(dir_ / "index.db", false);
+    auto db = ReopenTestDatabase(dir_);
     if (!db) ::_exit(2);
     IngestPipeline pipeline(*blobs_, **db, IngestOptions{DuplicatePolicy::kKeep, false, 512, std::chrono::hours(1)});
     StagingArea area(pipeline, **db, *blobs_, [](const std::string&) { return 60; });

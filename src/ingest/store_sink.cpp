@@ -91,7 +91,7 @@ dicom::StoreAnswer AnswerFor(const IngestOutcome& out, const std::string& who, c
       spdlog::warn("{}: refused an instance from {}@{}: {}", who, in.calling_ae, in.peer_address, out.message);
       return {dicom::status::kNotAuthorized, out.message};
     case IngestStatus::kOutOfSpace:
-      spdlog::error("{}: out of space: {}", who, out.message);
+      spdlog::error("{}: out of resources: {}", who, out.message);
       return {dicom::status::kOutOfResources, out.message};
     case IngestStatus::kFailed:
       spdlog::error("{}: cannot store an instance: {}", who, out.message);

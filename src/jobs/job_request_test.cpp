@@ -1,4 +1,5 @@
 #include "jobs/job_request.h"
+#include "archive/testing.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +15,7 @@ class ChooseNodeTest : public ::testing::Test {
            ("pb-choose-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
-    auto db = Database::Open(dir_ / "index.db", false);
+    auto db = OpenTestDatabase(dir_);
     ASSERT_TRUE(db) << db.error().message;
     db_ = std::move(*db);
     auto reg = NodeRegistry::Create(*db_, {});

@@ -1,4 +1,5 @@
 #include "mpps/mpps_steps.h"
+#include "archive/testing.h"
 
 #include <unistd.h>
 
@@ -22,7 +23,7 @@ class MppsStepsTest : public ::testing::Test {
     dir_ = std::filesystem::temp_directory_path() / ("pb-mpps-steps-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    auto db = Database::Open(dir_ / "index.db", false);
+    auto db = OpenTestDatabase(dir_);
     ASSERT_TRUE(db) << db.error().message;
     db_ = std::move(*db);
     steps_ = std::make_unique<MppsSteps>(*db_, clock_);

@@ -1,4 +1,5 @@
 #include "nodes/registry.h"
+#include "archive/testing.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +12,7 @@ class RegistryTest : public ::testing::Test {
     dir_ = std::filesystem::temp_directory_path() /
            ("pb-reg-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     std::filesystem::remove_all(dir_);
-    db_ = std::move(*Database::Open(dir_ / "index.db", false));
+    db_ = std::move(*OpenTestDatabase(dir_));
   }
   void TearDown() override {
     reg_.reset();

@@ -1,4 +1,5 @@
 #include "receivers/receiver_sink.h"
+#include "archive/testing.h"
 
 #include "ingest/origin_sink.h"
 
@@ -15,7 +16,7 @@ class OriginSinkTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     blobs_ = std::make_unique<BlobStore>(dir_);
     ASSERT_TRUE(blobs_->Prepare());
-    db_ = std::move(*Database::Open(dir_ / "index.db", false));
+    db_ = std::move(*OpenTestDatabase(dir_));
     pipeline_ = std::make_unique<IngestPipeline>(*blobs_, *db_, IngestOptions{});
     staging_ = std::make_unique<StagingArea>(*pipeline_, *db_, *blobs_, [](const std::string&) { return 60; });
     site_ = std::make_unique<IngestSite>(

@@ -9,9 +9,15 @@ Environment:
                           to the repository root; build/release/pacsbridge and
                           build/pacsbridge are tried next when it does not exist)
     PACSBRIDGE_KEEP_TMP=1 keep the temporary directories (their path is printed)
+    PACSBRIDGE_E2E_DATABASE=postgresql
+                          servers keep their index in PostgreSQL instead of SQLite: one
+                          private server per test process (scripts/pg-test-server.sh, TCP on
+                          127.0.0.1 with a password), one database per data directory
 """
 
+import atexit
 import base64
+import hashlib
 import json
 import os
 import re
@@ -156,6 +162,19 @@ def storescu(port, called_ae, files, timeout=300, **kw):
     return run_tool(storescu_args(port, called_ae, files, **kw), timeout=timeout)
 
 
+def store_or_refused(testcase, server, path, calling_ae):
+    """storescu of one file to the server's first receiver: True for Success, False for 0xA700
+    (out of resources); anything else fails the test."""
+    cp = storescu(server.dicom_port, server.dicom_ae, [path], calling_ae=calling_ae, extra=["-v"],
+                  timeout=60)
+    if cp.returncode == 0:
+        return True
+    out = cp.stdout + cp.stderr
+    testcase.assertIsNotNone(re.search(r"A700|Out\s*Of\s*Resources", out, re.IGNORECASE),
+                             "neither Success nor 0xA700:\n%s" % proc_output(cp))
+    return False
+
+
 def proc_output(cp):
     return "exit %s\n--- stdout:\n%s\n--- stderr:\n%s" % (cp.returncode, cp.stdout, cp.stderr)
 
@@ -277,10 +296,88 @@ def toml_value(v):
     raise TypeError("cannot write %r as TOML" % (v,))
 
 
+# --------------------------------------------------------------------------- PostgreSQL
+
+E2E_DATABASE = os.environ.get("PACSBRIDGE_E2E_DATABASE", "sqlite")
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster for this test process, reached over TCP on loopback with a
+    password, as a site's would be. Started on first use, stopped when the process ends."""
+
+    USER = "pb"
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="pacsbridge-e2e-pg-"))
+        os.chmod(self.dir, 0o755)  # the cluster's owner ("postgres" when we are root) enters it
+        self.port = free_port()
+        self.password = base64.urlsafe_b64encode(os.urandom(12)).decode()
+        env = dict(os.environ, PG_TEST_PORT=str(self.port), PG_TEST_PASSWORD=self.password)
+        cp = subprocess.run([str(REPO_ROOT / "scripts" / "pg-test-server.sh"), "start",
+                             str(self.dir / "cluster")], env=env, capture_output=True,
+                            text=True, timeout=120)
+        if cp.returncode != 0:
+            raise AssertionError("PostgreSQL did not start: %s" % cp.stderr)
+        self.admin_url = cp.stdout.strip()  # the Unix socket, for creating databases
+        atexit.register(self.stop)
+
+    def _script(self, command):
+        cp = subprocess.run([str(REPO_ROOT / "scripts" / "pg-test-server.sh"), command,
+                             str(self.dir / "cluster")], capture_output=True, text=True,
+                            timeout=120)
+        if cp.returncode != 0:
+            raise AssertionError("pg-test-server.sh %s: %s" % (command, cp.stderr))
+
+    def stop(self):
+        self._script("stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def pause(self):
+        """Stops the server (fast shutdown: its connections are cut), keeping its data."""
+        self._script("pause")
+
+    def resume(self):
+        """Starts it again on the same port, with the same data."""
+        self._script("resume")
+
+    def psql(self, sql, database="postgres"):
+        url = self.admin_url + "&dbname=" + database
+        cp = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+                            capture_output=True, text=True, timeout=60)
+        if cp.returncode != 0:
+            raise AssertionError("psql %r: %s" % (sql, cp.stderr))
+        return cp.stdout.strip()
+
+    def url(self, database, password=None):
+        return "postgresql://%s:%s@127.0.0.1:%d/%s" % (
+            self.USER, self.password if password is None else password, self.port, database)
+
+    def database_for(self, data_dir):
+        """The database of a data directory (created on first use): a server started again
+        on the same data directory finds its index again."""
+        name = "e2e_" + hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+        if not self.psql("SELECT 1 FROM pg_database WHERE datname = '%s'" % name):
+            self.psql("CREATE DATABASE %s" % name)
+        return name
+
+
+_postgres = None
+
+
+def postgres():
+    """The process's PostgreSQL server (started on first call)."""
+    global _postgres
+    if _postgres is None:
+        _postgres = PostgresServer()
+    return _postgres
+
+
 def toml_config(*, data_dir, http_port, ae_title="PACSBRIDGE", receivers=(), nodes=(),
-                extra="", server_extra="", database_path=None, admin_password=None):
+                extra="", server_extra="", database_path=None, admin_password=None,
+                database_url=None):
     """server_extra: lines added to [server] (e.g. "max_associations = 1");
     database_path: the SQLite index file (default: index.db inside data_dir);
+    database_url: the [database] url as it is (a PostgreSQL server of the test's own);
     admin_password: written as [auth] admin_password unless `extra` has its own [auth]."""
     lines = ["[server]",
              "data_dir = %s" % toml_value(str(data_dir)),
@@ -288,10 +385,16 @@ def toml_config(*, data_dir, http_port, ae_title="PACSBRIDGE", receivers=(), nod
              "ae_title = %s" % toml_value(ae_title)]
     if server_extra:
         lines.append(server_extra.rstrip("\n"))
-    db = Path(database_path) if database_path is not None else Path(data_dir) / "index.db"
+    if database_url is not None:
+        url = database_url
+    elif database_path is None and E2E_DATABASE == "postgresql":
+        url = postgres().url(postgres().database_for(data_dir))
+    else:
+        db = Path(database_path) if database_path is not None else Path(data_dir) / "index.db"
+        url = "sqlite:%s" % db
     lines += ["",
               "[database]",
-              "url = %s" % toml_value("sqlite:%s" % db),
+              "url = %s" % toml_value(url),
               ""]
     for table, items in (("receivers", receivers), ("nodes", nodes)):
         for item in items:
@@ -366,7 +469,7 @@ class Server(_Process):
 
     def __init__(self, workdir, *, receivers=None, nodes=(), ae_title="PACSBRIDGE",
                  extra_toml="", http_port=None, server_toml="", database_path=None,
-                 admin_password=ADMIN_PASSWORD):
+                 admin_password=ADMIN_PASSWORD, database_url=None):
         """server_toml: lines added to the [server] table; database_path: where the SQLite
         index lives (default: inside the data directory); admin_password: the initial
         password of "admin", which api(), raw() and cli() use (an [auth] table in extra_toml
@@ -388,7 +491,7 @@ class Server(_Process):
             data_dir=self.data_dir, http_port=self.http_port, ae_title=ae_title,
             receivers=self.receivers, nodes=self.nodes, extra=extra_toml,
             server_extra=server_toml, database_path=database_path,
-            admin_password=None if m else admin_password), "utf-8")
+            admin_password=None if m else admin_password, database_url=database_url), "utf-8")
 
     @property
     def url(self):

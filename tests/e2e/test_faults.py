@@ -16,7 +16,6 @@ scripts/in-netns.sh python3 -m unittest -v tests/e2e/test_faults.py
 
 import errno
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -82,14 +81,7 @@ class FaultTestCase(harness.E2ETestCase):
 
     def store_one(self, path):
         """storescu of one file: True for Success, False for 0xA700; anything else fails."""
-        cp = harness.storescu(self.server.dicom_port, self.server.dicom_ae, [path], calling_ae="FAULTSCU",
-                              extra=["-v"], timeout=60)
-        if cp.returncode == 0:
-            return True
-        out = cp.stdout + cp.stderr
-        self.assertIsNotNone(re.search(r"A700|Out\s*Of\s*Resources", out, re.IGNORECASE),
-                             "neither Success nor 0xA700:\n%s" % harness.proc_output(cp))
-        return False
+        return harness.store_or_refused(self, self.server, path, "FAULTSCU")
 
     def indexed(self, patient_id):
         status, studies = self.server.api("GET", "/api/studies?PatientID=%s" % patient_id)
