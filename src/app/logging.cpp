@@ -18,6 +18,7 @@ std::atomic<bool> json_logging{false};
 
 class JsonFormatter final : public spdlog::formatter {
  public:
+  explicit JsonFormatter(std::string instance) : instance_(std::move(instance)) {}
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     using namespace std::chrono;
     const auto since_epoch = msg.time.time_since_epoch();
@@ -31,26 +32,36 @@ class JsonFormatter final : public spdlog::formatter {
                              utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, micros)},
         {"level", std::string(level.data(), level.size())},
         {"logger", std::string(msg.logger_name.data(), msg.logger_name.size())},
-        {"thread", msg.thread_id},
-        {"message", std::string(msg.payload.data(), msg.payload.size())},
     };
+    if (!instance_.empty()) line["instance"] = instance_;
+    line["thread"] = msg.thread_id;
+    line["message"] = std::string(msg.payload.data(), msg.payload.size());
     const std::string text = line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     dest.append(text.data(), text.data() + text.size());
     dest.push_back('\n');
   }
 
-  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(); }
+  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonFormatter>(instance_); }
+
+ private:
+  std::string instance_;
 };
 
 }  // namespace
 
-std::unique_ptr<spdlog::formatter> JsonLogFormatter() { return std::make_unique<JsonFormatter>(); }
+std::unique_ptr<spdlog::formatter> JsonLogFormatter(const std::string& instance) {
+  return std::make_unique<JsonFormatter>(instance);
+}
 
 bool JsonLogging() { return json_logging.load(); }
 
-void ConfigureLogging(const std::string& level, const std::string& format) {
+void ConfigureLogging(const std::string& level, const std::string& format, const std::string& instance) {
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  if (format == "json") sink->set_formatter(JsonLogFormatter());
+  if (format == "json") {
+    sink->set_formatter(JsonLogFormatter(instance));
+  } else if (!instance.empty()) {
+    sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%n] [" + instance + "] [%^%l%$] %v");
+  }
   auto logger = std::make_shared<spdlog::logger>("pacsbridge", sink);
   auto dcmtk = std::make_shared<spdlog::logger>("dcmtk", sink);
   spdlog::drop("dcmtk");

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <spdlog/details/log_msg.h>
 #include <nlohmann/json.hpp>
@@ -33,6 +34,17 @@ TEST(JsonLog, OneObjectPerLineWithUtcTimeLevelLoggerAndMessage) {
   EXPECT_EQ(j["thread"], 4242);
   EXPECT_EQ(j["message"], text);
   EXPECT_EQ(j.size(), 5u);
+}
+
+TEST(JsonLog, NamesTheInstanceAfterTheLoggerWhenOneIsSet) {
+  spdlog::details::log_msg msg("pacsbridge", spdlog::level::info, "ready");
+  spdlog::memory_buf_t out;
+  JsonLogFormatter("gateway-2")->format(msg, out);
+  auto j = nlohmann::ordered_json::parse(std::string(out.data(), out.size()));
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : j.items()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"time", "level", "logger", "instance", "thread", "message"}));
+  EXPECT_EQ(j["instance"], "gateway-2");
 }
 
 TEST(JsonLog, BytesThatAreNotUtf8BecomeReplacementCharacters) {

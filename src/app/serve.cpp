@@ -120,7 +120,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   if (!settings) return Fatal(settings.error().message);
   const Settings& cfg = *settings;
 
-  ConfigureLogging(cfg.log_level, cfg.log_format);
+  ConfigureLogging(cfg.log_level, cfg.log_format, cfg.instance_id);
   dicom::InitializeDicomNetwork(cfg.log_level);
   if (!dicom::LoadDataDictionary()) {
     spdlog::warn(
@@ -277,6 +277,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   staging.StartTicker();
   JobServiceOptions job_options;
   job_options.workers = cfg.job_workers;
+  job_options.instance_id = cfg.InstanceId();
   job_options.policy = [&registry](const std::string& name) {
     NodeJobPolicy p;
     if (auto n = registry.Get(name)) {
@@ -375,8 +376,8 @@ int Serve(const std::string& config_file, bool strict_flag) {
         "HTTP on {}:{}, AE title {}, data in {}",
         problems.size(), cfg.http_host, *port, cfg.ae_title, cfg.data_dir.string());
   } else {
-    spdlog::info("PACS Bridge ready: HTTP on {}:{}, AE title {}, data in {}", cfg.http_host, *port, cfg.ae_title,
-                 cfg.data_dir.string());
+    spdlog::info("PACS Bridge ready: HTTP on {}:{}, AE title {}, data in {}, instance {}", cfg.http_host, *port,
+                 cfg.ae_title, cfg.data_dir.string(), cfg.InstanceId());
   }
 
   int sig = 0;

@@ -97,8 +97,18 @@ class Database {
   // cannot overwrite each other); false when it was not.
   // With `unpaused`, only while the stored row is not paused either (a claim never undoes a
   // pause that reached the table first).
+  // With `owned_by`, only while the stored row's owner is that instance (a run whose job was
+  // taken over by another instance cannot write it any more).
   [[nodiscard]] Result<bool> UpdateJobIf(const JobRow& job, const std::vector<std::string>& states,
-                                         bool unpaused = false);
+                                         bool unpaused = false, const std::string& owned_by = {});
+  // Several instances: the running jobs of `owner` are held until `until`; returns their ids.
+  [[nodiscard]] Result<std::vector<int64_t>> RenewJobLeases(const std::string& owner, const std::string& until);
+  // Running jobs whose lease ended before `now_iso` (their instance stopped renewing it).
+  [[nodiscard]] Result<std::vector<JobRow>> ExpiredJobLeases(const std::string& now_iso);
+  // Writes state, history, interrupted and owner of `job` (lease cleared) only while it is still
+  // running under the expired lease read (its owner did not renew it meanwhile).
+  [[nodiscard]] Result<bool> TakeOverJob(const JobRow& job, const std::string& expired_owner,
+                                         const std::string& expired_lease);
   // Targeted changes of a queued or waiting job, each one UPDATE that touches only its own
   // columns (a pause, a resume, a reorder and a cancel cannot undo each other); false when the
   // job was not in a state that allows it.

@@ -18,7 +18,7 @@ namespace {
 const char* const kJobColumns =
     "id, type, state, node, params, progress, result, error, interrupted, priority, attempts, "
     "COALESCE(retry_of, 0), created_at, started_at, finished_at, updated_at, history, paused, "
-    "queue_order, not_before, wait_reason, parent_id";
+    "queue_order, not_before, wait_reason, parent_id, owner, lease_until";
 
 JobRow ToJob(const soci::row& r) {
   JobRow j;
@@ -44,6 +44,8 @@ JobRow ToJob(const soci::row& r) {
   j.not_before = Str(r, 19);
   j.wait_reason = Str(r, 20);
   j.parent_id = Int(r, 21);
+  j.owner = Str(r, 22);
+  j.lease_until = Str(r, 23);
   return j;
 }
 
@@ -99,7 +101,8 @@ Result<void> Database::UpdateJob(const JobRow& j) {
   return {};
 }
 
-Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::string>& states, bool unpaused) {
+Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::string>& states, bool unpaused,
+                                   const std::string& owned_by) {
   db::WriterLock lock(*impl_);
   try {
     std::string now = NowIso();
@@ -113,17 +116,68 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
         (impl_->writer.prepare << "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
                                   "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
                                   "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
-                                  "queue_order = :q, not_before = :nb, wait_reason = :w WHERE id = :id" +
+                                  "queue_order = :q, not_before = :nb, wait_reason = :w, owner = :o, lease_until = :l "
+                                  "WHERE id = :id" +
                                       (only.empty() ? std::string() : " AND state IN (" + only + ")") +
-                                      (unpaused ? " AND paused = 0" : ""),
+                                      (unpaused ? " AND paused = 0" : "") + " AND (:ob1 = '' OR owner = :ob2)",
          soci::use(j.state), soci::use(j.progress), soci::use(j.result), soci::use(j.error), soci::use(interrupted),
          soci::use(j.attempts), soci::use(j.started_at), soci::use(j.finished_at), soci::use(now), soci::use(j.history),
          soci::use(paused), soci::use(j.priority), soci::use(order), soci::use(j.not_before), soci::use(j.wait_reason),
-         soci::use(id));
+         soci::use(j.owner), soci::use(j.lease_until), soci::use(id), soci::use(owned_by), soci::use(owned_by));
     st.execute(true);
     return st.get_affected_rows() > 0;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, fmt::format("saving job {}", j.id)));
+  }
+}
+
+Result<std::vector<int64_t>> Database::RenewJobLeases(const std::string& owner, const std::string& until) {
+  db::WriterLock lock(*impl_);
+  try {
+    std::vector<int64_t> out;
+    soci::rowset<soci::row> rs = (impl_->writer.prepare << "UPDATE jobs SET lease_until = :l WHERE owner = :o AND "
+                                                           "state = 'running' RETURNING id",
+                                  soci::use(until), soci::use(owner));
+    for (const auto& r : rs) out.push_back(Int(r, 0));
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "renewing the leases of running jobs"));
+  }
+}
+
+Result<std::vector<JobRow>> Database::ExpiredJobLeases(const std::string& now_iso) {
+  try {
+    db::ReadSession s(impl_->pool, impl_->read_use);
+    std::vector<JobRow> out;
+    soci::rowset<soci::row> rs =
+        (s.prepare << fmt::format("SELECT {} FROM jobs WHERE state = 'running' AND lease_until <> '' AND "
+                                  "lease_until < :n ORDER BY id",
+                                  kJobColumns),
+         soci::use(now_iso));
+    for (const auto& r : rs) out.push_back(ToJob(r));
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading jobs whose lease ran out"));
+  }
+}
+
+Result<bool> Database::TakeOverJob(const JobRow& j, const std::string& expired_owner,
+                                   const std::string& expired_lease) {
+  db::WriterLock lock(*impl_);
+  try {
+    std::string now = NowIso();
+    int interrupted = j.interrupted ? 1 : 0;
+    long long id = j.id;
+    soci::statement st =
+        (impl_->writer.prepare << "UPDATE jobs SET state = :s, history = :h, interrupted = :i, not_before = '', "
+                                  "wait_reason = '', owner = :o, lease_until = '', updated_at = :u WHERE id = :id AND "
+                                  "state = 'running' AND owner = :eo AND lease_until = :el",
+         soci::use(j.state), soci::use(j.history), soci::use(interrupted), soci::use(j.owner), soci::use(now),
+         soci::use(id), soci::use(expired_owner), soci::use(expired_lease));
+    st.execute(true);
+    return st.get_affected_rows() > 0;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("taking over job {}", j.id)));
   }
 }
 

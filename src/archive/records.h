@@ -122,6 +122,9 @@ struct JobRow {
   std::string wait_reason;  // what a waiting job waits for: "retry", "schedule", "confirmation",
                             // "children" or "" (paused)
   int64_t parent_id = 0;    // the job this one is part of (an import's retrieves), 0: none
+  // The instance ([server] instance_id) that claimed the job last, and, while it runs, until
+  // when that instance holds it (ISO 8601 UTC; renewed by its heartbeat; "" otherwise).
+  std::string owner, lease_until;
 };
 
 // One row of an import's spreadsheet, with what the node answered for it.

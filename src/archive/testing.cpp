@@ -46,8 +46,8 @@ Result<std::unique_ptr<Database>> OpenTestDatabase(const std::filesystem::path& 
     return tl::unexpected(db::DbError(e, "creating a test database"));
   }
   // The URL's own query parameters come after its path: a dbname among them wins.
-  std::string url = server;
-  url += (url.find('?') == std::string::npos ? "?" : "&") + std::string("dbname=") + name;
+  const std::string base = server;
+  const std::string url = fmt::format("{}{}dbname={}", base, base.find('?') == std::string::npos ? '?' : '&', name);
   {
     std::lock_guard<std::mutex> lock(made_mu);
     made[dir] = url;

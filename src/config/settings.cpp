@@ -1,5 +1,7 @@
 #include "config/settings.h"
 
+#include <unistd.h>
+
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -91,6 +93,13 @@ std::filesystem::path Settings::DatabasePath() const {
   return data_dir / "index.db";
 }
 
+std::string Settings::InstanceId() const {
+  if (!instance_id.empty()) return instance_id;
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0 || !*host) return "pacsbridge";
+  return host;
+}
+
 bool Settings::IsPostgres() const {
   return database_url.rfind("postgresql://", 0) == 0 || database_url.rfind("postgres://", 0) == 0;
 }
@@ -161,8 +170,8 @@ Settings DefaultSettings() {
   if (server) {
     if (auto r =
             CheckKeys(ctx, *server, "server",
-                      {"data_dir", "http_listen", "ae_title", "max_associations", "duplicates", "fsync", "log_level",
-                       "log_format", "strict", "min_free_disk_mb", "https_cert_file", "https_key_file"});
+                      {"data_dir", "http_listen", "ae_title", "instance_id", "max_associations", "duplicates", "fsync",
+                       "log_level", "log_format", "strict", "min_free_disk_mb", "https_cert_file", "https_key_file"});
         !r) {
       return tl::unexpected(r.error());
     }
@@ -177,6 +186,14 @@ Settings DefaultSettings() {
     auto aev = ValidateAeTitle(ae, "server.ae_title");
     if (!aev) return tl::unexpected(ctx.Err(server->get("ae_title"), "server.ae_title", aev.error().message));
     s.ae_title = *aev;
+    PB_TRY(instance, GetString(ctx, *server, "server", "instance_id", ""));
+    if (!instance.empty() &&
+        (instance.size() > 64 || instance.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
+                                                            "nopqrstuvwxyz0123456789._-") != std::string::npos)) {
+      return tl::unexpected(ctx.Err(server->get("instance_id"), "server.instance_id",
+                                    "must be 1 to 64 letters, digits, '.', '_' or '-' (e.g. \"gateway-2\")"));
+    }
+    s.instance_id = instance;
     PB_TRY(maxa, GetInt(ctx, *server, "server", "max_associations", 8));
     if (maxa < 1 || maxa > 256) {
       return tl::unexpected(

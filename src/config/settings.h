@@ -19,6 +19,9 @@ struct Settings {
   std::string http_host = "127.0.0.1";
   int http_port = 8080;
   std::string ae_title = "PACSBRIDGE";
+  // [server] instance_id: this server among several on one PostgreSQL database (the owner of
+  // the jobs it runs, shown in /api/health and the logs); empty: the machine's host name.
+  std::string instance_id;
   std::string database_url;                     // empty: sqlite inside data_dir; or postgresql://
   std::optional<std::string> admin_password;    // [auth]: the initial password of "admin"
   int session_idle_minutes = 480;               // [auth]: a UI session ends after this long unused
@@ -48,6 +51,7 @@ struct Settings {
 
   std::filesystem::path DatabasePath() const;  // the SQLite index's file
   bool IsPostgres() const;                     // database_url names a PostgreSQL database
+  std::string InstanceId() const;              // instance_id, or the host name
 };
 
 // Built-in defaults: data in ./var, HTTP on 127.0.0.1:8080, one receiver PACSBRIDGE:8104.

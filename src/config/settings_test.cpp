@@ -1,6 +1,7 @@
 #include "config/settings.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -83,6 +84,20 @@ TEST(Settings, DatabaseUrlIsSqliteOrAPostgresUrlLibpqReads) {
     ASSERT_FALSE(s) << bad;
     EXPECT_NE(s.error().message.find("t.toml:2: database.url"), std::string::npos) << s.error().message;
     EXPECT_EQ(s.error().message.find("secret"), std::string::npos) << s.error().message;
+  }
+}
+
+TEST(Settings, InstanceIdIsAShortNameOrTheHostName) {
+  auto s = ParseSettings("[server]\ninstance_id = \"gateway-2\"\n", "t.toml");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->InstanceId(), "gateway-2");
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
+  EXPECT_EQ(DefaultSettings().InstanceId(), host);
+  for (const char* bad : {"gate way", "a/b", "\u00e9"}) {
+    auto r = ParseSettings(fmt::format("[server]\ninstance_id = \"{}\"\n", bad), "t.toml");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("t.toml:2: server.instance_id"), std::string::npos) << r.error().message;
   }
 }
 

@@ -63,7 +63,11 @@ void AddSystemRoutes(Router& r, Services& s) {
   r.Get("/api/health", Access::kOpen, [&s](const httplib::Request& req, httplib::Response& res) {
     nlohmann::json failed = NotListening(s.receivers);
     nlohmann::json body{{"status", "ok"}, {"receivers_ok", failed.empty()}};
-    if (TryAuthenticate(s, req)) body["receivers_not_listening"] = failed;
+    // Which of several servers answered: an id the administrator chose is shown to anyone (a
+    // load balancer's probe); the host name it defaults to, to accounts only.
+    const bool authenticated = static_cast<bool>(TryAuthenticate(s, req));
+    if (!s.settings.instance_id.empty() || authenticated) body["instance"] = s.settings.InstanceId();
+    if (authenticated) body["receivers_not_listening"] = failed;
     SendJson(res, 200, body);
   });
   // Readiness: 503 naming each reason when it should not be given work.

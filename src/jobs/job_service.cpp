@@ -61,6 +61,7 @@ struct JobService::Live {
   std::atomic<bool> share_ends{false};
   std::atomic<int64_t> share_end{std::numeric_limits<int64_t>::max()};  // the utilization stretch's end
   std::atomic<bool> stop_seen{false};  // the runner was told to stop (its outcome may be because of it)
+  std::atomic<bool> lost{false};       // another instance took the job over: nothing more is written
   bool busy = false;                   // counted in the node's DutyCycle (GUARDED_BY the service's mu_)
   int connections = 1;                 // held on the node (GUARDED_BY the service's mu_)
 };
@@ -81,12 +82,23 @@ class JobService::Context : public JobContext {
       live_.persisted = Steady::now();
       copy = live_.row;
     }
-    if (auto r = service_.db_.UpdateJob(copy); !r) {
+    auto r = service_.db_.UpdateJobIf(copy, {"running"}, false, service_.options_.instance_id);
+    if (!r) {
       spdlog::warn("job {}: cannot save progress: {}", copy.id, r.error().message);
+    } else if (!*r) {
+      LostToAnotherInstance();
+    }
+  }
+  // The job is no longer this instance's (its lease ran out and another instance took it over):
+  // the run stops between instances, and its end is not written.
+  void LostToAnotherInstance() {
+    if (!live_.lost.exchange(true)) {
+      spdlog::warn("job {}: another instance took it over (this instance's lease on it ran out); this run stops",
+                   live_.id);
     }
   }
   bool StopRequested() const override {
-    const bool stop = live_.cancel || live_.pause || service_.server_stopping_ || WindowClosed();
+    const bool stop = live_.cancel || live_.pause || live_.lost || service_.server_stopping_ || WindowClosed();
     if (stop) live_.stop_seen = true;
     return stop;
   }
@@ -156,6 +168,8 @@ Result<int> JobService::Start() {
   int resumed = 0;
   const std::string now = UtcIso(clock_.Now());
   for (JobRow row : *running) {
+    // Another instance's job runs there, or is taken over once its lease runs out (Heartbeat).
+    if (!row.owner.empty() && row.owner != options_.instance_id) continue;
     json history = ParseOr(row.history, json::array());
     json p = ParseOr(row.progress, json::object());
     history.push_back({{"attempt", row.attempts},
@@ -186,6 +200,7 @@ Result<int> JobService::Start() {
     row.state = "queued";
     row.not_before.clear();
     row.wait_reason.clear();
+    row.lease_until.clear();
     auto r = db_.UpdateJobIf(row, {"running"});
     if (!r) return tl::unexpected(r.error());
     if (*r) ++resumed;
@@ -197,6 +212,7 @@ Result<int> JobService::Start() {
     if (row.wait_reason == "children") WakeParent(row.id);
   }
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  if (options_.heartbeat) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   return resumed;
 }
 
@@ -215,6 +231,85 @@ void JobService::Stop() {
   feed_cv_.notify_all();
   for (auto& t : workers_) t.join();
   workers_.clear();
+  if (heartbeat_.joinable()) heartbeat_.join();
+}
+
+void JobService::HeartbeatLoop() {
+  const auto every = std::max<std::chrono::milliseconds>(std::chrono::seconds(1), options_.lease / 3);
+  MutexLock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, every, [&]() REQUIRES(mu_) { return stopping_; });
+    if (stopping_) return;
+    lock.Unlock();
+    if (auto r = Heartbeat(); !r) spdlog::warn("jobs: {}", r.error().message);
+    lock.Lock();
+  }
+}
+
+Result<int> JobService::Heartbeat() {
+  MutexLock heartbeat_lock(heartbeat_mu_);
+  const TimePoint now = clock_.Now();
+  // The runs under way before the renewal: each one's row is running and ours, unless another
+  // instance took the job over (or the run ended and wrote its end, which changes nothing now).
+  std::vector<std::shared_ptr<Live>> mine;
+  {
+    MutexLock lock(mu_);
+    for (const auto& [id, live] : live_) mine.push_back(live);
+  }
+  auto renewed = db_.RenewJobLeases(options_.instance_id, UtcIso(now + options_.lease));
+  if (!renewed) {
+    // Leases not renewed for a whole lease may be taken over anywhere: our runs stop rather
+    // than run beside another instance's.
+    if (last_renewal_ != TimePoint{} && now - last_renewal_ >= options_.lease) {
+      for (const auto& live : mine) {
+        if (!live->lost.exchange(true)) {
+          spdlog::warn("job {}: this instance could not renew its lease for {} s; this run stops", live->id,
+                       options_.lease.count());
+        }
+      }
+    }
+    return tl::unexpected(renewed.error());
+  }
+  last_renewal_ = now;
+  for (const auto& live : mine) {
+    if (std::find(renewed->begin(), renewed->end(), live->id) == renewed->end() && !live->lost.exchange(true)) {
+      spdlog::warn("job {}: another instance took it over (this instance's lease on it ran out); this run stops",
+                   live->id);
+    }
+  }
+  auto expired = db_.ExpiredJobLeases(UtcIso(now));
+  if (!expired) return tl::unexpected(expired.error());
+  int taken = 0;
+  for (JobRow row : *expired) {
+    if (row.owner == options_.instance_id) continue;  // ours: renewed above (a late heartbeat)
+    const std::string owner = row.owner, lease = row.lease_until;
+    json history = ParseOr(row.history, json::array());
+    json p = ParseOr(row.progress, json::object());
+    history.push_back(
+        {{"attempt", row.attempts},
+         {"started_at", row.started_at},
+         {"ended_at", UtcIso(now)},
+         {"outcome", "interrupted"},
+         {"error", fmt::format("the instance '{}' running it stopped renewing its lease (until {})", owner, lease)},
+         {"transient", true},
+         {"crash", true},
+         {"completed", p.value("completed", json(0))}});
+    row.history = Dump(history);
+    row.interrupted = true;
+    row.state = "queued";
+    row.owner.clear();
+    auto r = db_.TakeOverJob(row, owner, lease);
+    if (!r) return tl::unexpected(r.error());
+    if (!*r) continue;  // renewed meanwhile, or taken over by another instance
+    ++taken;
+    spdlog::warn("job {}: the instance '{}' running it stopped renewing its lease; queued again by '{}'", row.id, owner,
+                 options_.instance_id);
+  }
+  if (taken) {
+    Poke();
+    Changed();
+  }
+  return taken;
 }
 
 void JobService::Poke() {
@@ -312,6 +407,8 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     }
     row.state = "running";
     row.started_at = UtcIso(clock_.Now());
+    row.owner = options_.instance_id;
+    row.lease_until = UtcIso(clock_.Now() + options_.lease);
     row.finished_at.clear();
     row.attempts += 1;
     row.not_before.clear();
@@ -430,6 +527,11 @@ void JobService::Finish(Live& live, JobOutcome out) {
     if (!out.progress.is_null()) live.row.progress = Dump(out.progress);
     row = live.row;
   }
+  if (live.lost) {
+    spdlog::warn("job {}: this run ended after another instance took the job over; its end is not saved", live.id);
+    return;
+  }
+  row.lease_until.clear();
   json history = ParseOr(row.history, json::array());
   json progress = ParseOr(row.progress, json::object());
   json entry{{"attempt", row.attempts},
@@ -551,8 +653,13 @@ void JobService::Finish(Live& live, JobOutcome out) {
   row.history = Dump(history);
   // The table first, then what GET shows: whoever sees the end (and retries the job at once)
   // finds it in the table too.
-  if (auto r = db_.UpdateJob(row); !r) {
+  if (auto r = db_.UpdateJobIf(row, {"running"}, false, options_.instance_id); !r) {
     spdlog::error("job {}: cannot save the end of its run ({}): {}", row.id, out.state, r.error().message);
+  } else if (!*r) {
+    live.lost = true;
+    spdlog::warn("job {}: another instance took it over while this run went on; its end ({}) is not saved", row.id,
+                 out.state);
+    return;
   }
   {
     MutexLock lock(live.mu);

@@ -98,6 +98,13 @@ struct JobServiceOptions {
   std::function<NodeJobPolicy(const std::string& node)> policy;
   // A number in [0, 1) for the jitter of retry delays (default: random).
   std::function<double()> random;
+  // Several instances on one database: this instance's id ([server] instance_id), the owner of
+  // the jobs it runs; each running job is held for `lease` past the last renewal (every third
+  // of it); another instance queues it again once that ran out. `heartbeat` false: renewals
+  // and take-overs only when Heartbeat() is called (tests that drive the clock).
+  std::string instance_id = "local";
+  std::chrono::seconds lease{30};
+  bool heartbeat = true;
 };
 
 class JobService {
@@ -116,6 +123,10 @@ class JobService {
   void Stop();
   // Wakes the workers to look at the queue again (after the clock moved, in tests).
   void Poke();
+  // Renews the leases of the jobs this instance runs, and queues again the running jobs of other
+  // instances whose lease ran out (they resume here or elsewhere where they were). Returns how
+  // many were taken over. Runs every third of the lease on its own thread.
+  [[nodiscard]] Result<int> Heartbeat();
 
   // `parent`: the job this one is part of (it runs again once all its jobs have ended).
   [[nodiscard]] Result<nlohmann::json> Submit(const std::string& type, const nlohmann::json& request,
@@ -168,6 +179,7 @@ class JobService {
   struct Live;
   class Context;
   void WorkerLoop();
+  void HeartbeatLoop();
   std::shared_ptr<Live> Claim() REQUIRES(mu_);
   std::shared_ptr<Live> ClaimFrom(std::vector<JobRow>& rows, TimePoint now) REQUIRES(mu_);
   void RunOne(const std::shared_ptr<Live>& live);
@@ -198,6 +210,9 @@ class JobService {
   uint64_t pokes_ GUARDED_BY(mu_) = 0;
   std::atomic<bool> server_stopping_{false};
   std::vector<std::thread> workers_;
+  std::thread heartbeat_;
+  Mutex heartbeat_mu_;                                  // one Heartbeat at a time
+  TimePoint last_renewal_ GUARDED_BY(heartbeat_mu_){};  // of the leases
   // The change feed; feed_mu_ is taken last (never while waiting for another lock).
   void Changed();
   Mutex feed_mu_;

@@ -326,6 +326,82 @@ TEST_F(JobServiceTest, RetryMakesANewJobWithTheSameParametersAndPriority) {
   EXPECT_EQ(WaitFor(*s, (*retry)["id"], "succeeded")["state"], "succeeded");
 }
 
+// Several instances on one database: a job runs on the instance that claimed it while that
+// instance renews its lease; once the lease runs out another instance queues it again and runs
+// it, and the first instance's run, when it goes on, stops without writing anything.
+TEST_F(JobServiceTest, AnotherInstanceTakesOverAJobWhoseLeaseRanOutAndItNeverRunsTwice) {
+  auto db_b = ReopenTestDatabase(dir_);  // the same database, other connections
+  ASSERT_TRUE(db_b) << db_b.error().message;
+  auto make = [&](Database& db, const std::string& instance) {
+    JobServiceOptions o;
+    o.workers = 1;
+    o.clock = &clock_;
+    o.instance_id = instance;
+    o.lease = 30s;
+    o.heartbeat = false;  // renewals only when the test calls Heartbeat()
+    o.random = [] { return 0.999999; };
+    return std::make_unique<JobService>(db, o);
+  };
+  ScriptedRunner runner_a, runner_b;
+  runner_b.release = true;
+  auto a = make(*db_, "a");
+  a->Register("test", runner_a);
+  ASSERT_TRUE(a->Start());
+  std::string id = (*a->Submit("test", {{"n", 1}}))["id"];
+  WaitUntil(*a, id, [](const json& j) { return j["progress"].value("completed", -1) == 1; });
+  EXPECT_EQ(runner_a.Runs(1), 1);
+
+  // B starts beside it: A's running job is not B's to resume, now or while A renews its lease.
+  auto b = make(**db_b, "b");
+  b->Register("test", runner_b);
+  auto resumed = b->Start();
+  ASSERT_TRUE(resumed) << resumed.error().message;
+  EXPECT_EQ(*resumed, 0);
+  CatchUp(*b, runner_b, 99);  // B's worker looked at the queue (A's one worker is busy)
+  clock_.Advance(20s);
+  ASSERT_TRUE(a->Heartbeat());  // renewed to 20 s + 30 s
+  clock_.Advance(20s);
+  auto taken = b->Heartbeat();
+  ASSERT_TRUE(taken) << taken.error().message;
+  EXPECT_EQ(*taken, 0);
+  EXPECT_EQ(Job(*b, id)["state"], "running");
+  EXPECT_EQ(runner_b.Runs(1), 0);
+
+  // A stops renewing (it hangs, or lost the database): past its lease, B takes the job over and
+  // runs it to its end.
+  clock_.Advance(31s);
+  taken = b->Heartbeat();
+  ASSERT_TRUE(taken) << taken.error().message;
+  EXPECT_EQ(*taken, 1);
+  auto done = WaitFor(*b, id, "succeeded");
+  EXPECT_EQ(runner_b.Runs(1), 1);
+  ASSERT_EQ(done["history"].size(), 2u) << done.dump();
+  EXPECT_EQ(done["history"][0]["outcome"], "interrupted");
+  EXPECT_NE(done["history"][0]["error"].get<std::string>().find("'a'"), std::string::npos) << done.dump();
+  EXPECT_EQ(done["history"][1]["outcome"], "succeeded");
+
+  // A comes back: its next heartbeat finds the job no longer its own, and its run stops by
+  // itself (without a release) and writes nothing.
+  ASSERT_TRUE(a->Heartbeat());
+  for (int i = 0; i < 1000; ++i) {
+    {
+      std::lock_guard lock(runner_a.mu);
+      if (runner_a.running == 0) break;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  {
+    std::lock_guard lock(runner_a.mu);
+    EXPECT_EQ(runner_a.running, 0) << "A's run did not stop";
+  }
+  a->Stop();  // whatever A would still write is written by now
+  auto after = *b->Get(std::stoll(id));
+  EXPECT_EQ(after["state"], "succeeded");
+  EXPECT_EQ(after["history"].size(), 2u) << after.dump();
+  EXPECT_EQ(runner_a.Runs(1), 1);
+  b->Stop();
+}
+
 TEST_F(JobServiceTest, AStopQueuesRunningJobsAgainAndTheNextStartResumesThem) {
   ScriptedRunner runner;
   std::string running, queued;

@@ -11,6 +11,7 @@ temporary directory, TCP on 127.0.0.1 with a password), which it stops and start
   (from their journal, no restart); while it is gone the receivers answer 0xA700 (out of
   resources) and /api/ready answers 503; afterwards the receivers take arrivals again.
 - The password never appears in the log, in either case.
+- [server] instance_id names the server in /api/health and on each log line.
 
 The main suites (receive, find, retrieve, send, jobs, import, accounts) also run on PostgreSQL as
 ctest's e2e-pg.* (PACSBRIDGE_E2E_DATABASE=postgresql).
@@ -91,9 +92,14 @@ class PostgresTests(harness.E2ETestCase):
         self.assertNotIn(self.pg.password, log)
 
     def test_lost_while_running_loses_nothing_answered_and_refuses_meanwhile(self):
-        srv = self.server()
+        srv = self.server(server_toml='instance_id = "gw-1"')
         self.addCleanup(srv.stop_and_check)
         srv.start()
+        # Which instance this is: in /api/health (an id chosen by the admin: without log-in too)
+        # and on every log line.
+        status, body = srv.api("GET", "/api/health", auth=None)
+        self.assertEqual((status, body.get("instance")), (200, "gw-1"), body)
+        self.assertRegex(self.log(srv), r"\[pacsbridge\] \[gw-1\] \[info\] PACS Bridge ready: .*instance gw-1")
         before = dicomgen.generate(self.mkdtemp("before"), 3, size=4096, patient_id="PGBEFORE")
         for f in before:
             self.assertTrue(self.store_one(srv, f[0]))
