@@ -64,6 +64,7 @@ bench: build deps-test
 	bench/throttle.sh
 	bench/serve.sh
 	bench/find_scale.sh
+	bench/scale.sh
 	bench/load.sh
 
 # An hour of the load benchmark's flood (50 associations), memory and descriptors sampled: not in CI.

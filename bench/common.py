@@ -425,10 +425,10 @@ class OrthancPeer:
 
 
 def start_bridge(cfg, work, http_port, dicom_port, admin_password=BRIDGE_PASSWORD, receiver_toml="",
-                 bin_=None):
+                 bin_=None, extra_toml=""):
     """`pacsbridge serve` (cfg.bridge_bin, or bin_) with an empty data directory under work, its HTTP API on http_port,
     one receiver (AE PACSBRIDGE) on dicom_port, with receiver_toml's extra lines (e.g.
-    "anonymize = true"); returns (process, log path)."""
+    "anonymize = true") and extra_toml's tables (e.g. [database]); returns (process, log path)."""
     data = os.path.join(work, "data")
     os.mkdir(data)
     path = os.path.join(work, "pacsbridge.toml")
@@ -441,12 +441,13 @@ def start_bridge(cfg, work, http_port, dicom_port, admin_password=BRIDGE_PASSWOR
                 "ae_title = \"PACSBRIDGE\"\n"
                 "%s\n"
                 "%s"
+                "%s"
                 "[[receivers]]\n"
                 "ae_title = \"PACSBRIDGE\"\n"
                 "port = %d\n"
                 "bind = \"127.0.0.1\"\n"
                 "%s"
-                % (json.dumps(data), http_port, cfg.bridge_server_toml, auth, dicom_port,
+                % (json.dumps(data), http_port, cfg.bridge_server_toml, auth, extra_toml, dicom_port,
                    receiver_toml))
     log_path = os.path.join(work, "pacsbridge.log")
     # Deliberately without TCP_NODELAY: the server must turn Nagle off by itself.

@@ -5,7 +5,8 @@
 # DIR; `pause DIR` stops it and keeps it, `resume DIR` starts it again as it was (tests of a
 # database that goes away). Tests reach it as postgresql://pb@/postgres?host=DIR. With PG_TEST_PORT set, it also
 # listens on 127.0.0.1 at that port, where "pb" must give PG_TEST_PASSWORD (SCRAM), as a site's
-# server would ask. PostgreSQL refuses to run as root: as root, the cluster belongs to the
+# server would ask. Durability is off (a test cluster is thrown away) unless PG_TEST_DURABLE=1.
+# PostgreSQL refuses to run as root: as root, the cluster belongs to the
 # "postgres" user that the Debian package creates.
 set -euo pipefail
 cmd=${1:?usage: pg-test-server.sh start|stop|pause|resume DIR}
@@ -41,7 +42,10 @@ case "$cmd" in
       { cat "$dir/initdb.log" >&2; exit 1; }
     rm -f "$dir/pw"
     # Durability off: a test cluster is thrown away (the product's own durability is PostgreSQL's).
-    echo "-c listen_addresses=$listen -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >"$dir/options"
+    # PG_TEST_DURABLE=1 (benchmarks): PostgreSQL's own defaults, every commit flushed.
+    durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${PG_TEST_DURABLE:-0}" = 1 ] && durability=""
+    echo "-c listen_addresses=$listen -k $dir $durability -c max_connections=200" >"$dir/options"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/options")" start >/dev/null ||
       { cat "$dir/server.log" >&2; exit 1; }
     echo "postgresql://pb@/postgres?host=$dir${PG_TEST_PORT:+&port=$PG_TEST_PORT}"

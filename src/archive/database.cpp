@@ -91,6 +91,11 @@ std::string AsInteger(Engine e, std::string_view expr) {
   return fmt::format("COALESCE(CAST(substring({} from '^\\s*([+-]?[0-9]{{1,18}})') AS BIGINT), 0)", expr);
 }
 
+std::string LowerAscii(Engine e, std::string_view expr) {
+  if (e == Engine::kSqlite) return fmt::format("lower({})", expr);
+  return fmt::format("translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')", expr);
+}
+
 std::string_view LikeNoCase(Engine e) { return e == Engine::kPostgres ? "ILIKE" : "LIKE"; }
 
 std::string Str(const soci::row& r, std::size_t i) {
@@ -385,7 +390,11 @@ std::map<std::string, std::string> ConninfoOf(std::string_view url) {
 // as database "db=").
 std::string KeywordForm(std::string_view url) {
   std::string out;
-  for (const auto& [key, value] : ConninfoOf(url)) {
+  auto options = ConninfoOf(url);
+  // A server that does not answer a connection is given up after 10 s (libpq would wait for the
+  // network's own timeout), unless the URL says otherwise.
+  options.emplace("connect_timeout", "10");
+  for (const auto& [key, value] : options) {
     out += out.empty() ? "" : " ";
     out += key + "='";
     for (char c : value) {
@@ -713,28 +722,24 @@ class IndexWriteBatch : public Database::WriteBatch {
     try {
       w_->rec = r;
       InstanceRecord& v = w_->rec;
+      // Values for people only: the UIDs are identifiers, never altered (ingest refuses those
+      // that are not text).
       db::MakeValidUtf8({&v.patient_id,
                          &v.issuer_of_patient_id,
                          &v.patient_name,
                          &v.patient_birth_date,
                          &v.patient_sex,
-                         &v.study_uid,
                          &v.study_date,
                          &v.study_time,
                          &v.accession_number,
                          &v.study_id,
                          &v.study_description,
                          &v.referring_physician,
-                         &v.series_uid,
                          &v.modality,
                          &v.series_number,
                          &v.series_description,
                          &v.body_part,
-                         &v.sop_uid,
-                         &v.sop_class_uid,
                          &v.instance_number,
-                         &v.transfer_syntax_uid,
-                         &v.file_path,
                          &v.source_ae,
                          &v.receiver_ae,
                          &v.project,
@@ -763,8 +768,10 @@ class IndexWriteBatch : public Database::WriteBatch {
     }
   }
 
-  [[nodiscard]] Result<void> PutStaged(const StagedInstance& in) override {
+  [[nodiscard]] Result<void> PutStaged(const StagedInstance& staged) override {
     try {
+      StagedInstance in = staged;
+      db::MakeValidUtf8({&in.source_ae, &in.receiver_ae});
       long long sid = in.session_id, size = in.size;
       // INSERT ... SELECT needs its WHERE for SQLite to read ON CONFLICT as the upsert clause;
       // the numbers are cast, as PostgreSQL would take an untyped value in a SELECT for text.

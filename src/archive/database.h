@@ -101,8 +101,10 @@ class Database {
   // taken over by another instance cannot write it any more).
   [[nodiscard]] Result<bool> UpdateJobIf(const JobRow& job, const std::vector<std::string>& states,
                                          bool unpaused = false, const std::string& owned_by = {});
-  // Several instances: the running jobs of `owner` are held until `until`; returns their ids.
-  [[nodiscard]] Result<std::vector<int64_t>> RenewJobLeases(const std::string& owner, const std::string& until);
+  // Several instances: the running jobs `ids` of `owner` (its runs under way) are held until
+  // `until`; returns the ids renewed (those still running and its own).
+  [[nodiscard]] Result<std::vector<int64_t>> RenewJobLeases(const std::string& owner, const std::string& until,
+                                                            const std::vector<int64_t>& ids);
   // Running jobs whose lease ended before `now_iso` (their instance stopped renewing it).
   [[nodiscard]] Result<std::vector<JobRow>> ExpiredJobLeases(const std::string& now_iso);
   // Writes state, history, interrupted and owner of `job` (lease cleared) only while it is still

@@ -76,6 +76,9 @@ class ReadSession : private AskedAt, public soci::session {
       try {
         reconnect();
       } catch (const std::exception&) {
+        // The pooled connection's backend is gone (reconnect closed it, then failed): this
+        // lease must not keep pointing at it. Statements now fail with "not connected".
+        close();
       }
     }
   }
@@ -123,6 +126,9 @@ std::string AsInteger(Engine e, std::string_view expr);
 // The operator of a DICOM wildcard match that ignores case the way the REST filters always
 // have (SQLite's LIKE: ASCII letters).
 std::string_view LikeNoCase(Engine e);
+// `expr` with ASCII capitals made small, nothing else (as the value side is: SQLite's lower();
+// PostgreSQL's would fold every script's).
+std::string LowerAscii(Engine e, std::string_view expr);
 // `log_statement`: false where bound values are secrets (hashes, tokens): not even at debug.
 Error DbError(const std::exception& e, std::string_view what, bool log_statement = true);
 std::string Str(const soci::row& r, std::size_t i);

@@ -329,6 +329,46 @@ TEST_F(DatabaseTest, NodesRoundTripAndRename) {
   EXPECT_TRUE(db_->LoadNodes()->empty());
 }
 
+TEST_F(DatabaseTest, AJobsLeaseOnlyMovesForwardAndOnlyItsOwnerWritesIt) {
+  JobRow job;
+  job.type = "retrieve";
+  job.state = "queued";
+  auto id = db_->InsertJob(job);
+  ASSERT_TRUE(id);
+  job.id = *id;
+  // A claims it (lease to 10:00:30), its heartbeat renews it (to 10:00:50).
+  job.state = "running";
+  job.owner = "a";
+  job.lease_until = "2026-03-02T10:00:30Z";
+  ASSERT_TRUE(*db_->UpdateJobIf(job, {"queued"}));
+  auto renewed = db_->RenewJobLeases("a", "2026-03-02T10:00:50Z", {job.id, job.id + 1000});
+  ASSERT_TRUE(renewed);
+  EXPECT_EQ(*renewed, std::vector<int64_t>{job.id});
+  EXPECT_TRUE(db_->RenewJobLeases("b", "2026-03-02T10:09:00Z", {job.id})->empty());  // not b's
+  // A progress write carries the claim's lease: the renewal stays.
+  job.progress = R"({"completed":1})";
+  ASSERT_TRUE(*db_->UpdateJobIf(job, {"running"}, false, "a"));
+  EXPECT_EQ((*db_->GetJob(job.id))->lease_until, "2026-03-02T10:00:50Z");
+  // Not expired at 10:00:40; expired at 10:01:00, and then taken over only under that lease.
+  EXPECT_TRUE(db_->ExpiredJobLeases("2026-03-02T10:00:40Z")->empty());
+  auto expired = db_->ExpiredJobLeases("2026-03-02T10:01:00Z");
+  ASSERT_TRUE(expired);
+  ASSERT_EQ(expired->size(), 1u);
+  JobRow back = (*expired)[0];
+  back.state = "queued";
+  back.owner.clear();
+  EXPECT_FALSE(*db_->TakeOverJob(back, "a", "2026-03-02T10:00:30Z"));  // a lease it no longer has
+  EXPECT_TRUE(*db_->TakeOverJob(back, "a", "2026-03-02T10:00:50Z"));
+  // A's late write finds the job no longer its own.
+  job.state = "succeeded";
+  job.lease_until.clear();
+  EXPECT_FALSE(*db_->UpdateJobIf(job, {"running"}, false, "a"));
+  auto now = (*db_->GetJob(job.id));
+  EXPECT_EQ(now->state, "queued");
+  EXPECT_EQ(now->owner, "");
+  EXPECT_EQ(now->lease_until, "");
+}
+
 TEST_F(DatabaseTest, ARenameCarriesTheNodesJobsAndStateToItsNewName) {
   ASSERT_TRUE(db_->SaveNode("old", "{}"));
   JobRow mine, other;

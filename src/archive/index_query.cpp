@@ -271,7 +271,7 @@ void MatchOne(Sql& q, const Attribute& a, const std::string& column, const std::
       return;
     }
     case Kind::kName: {
-      std::string expr = ignore_case ? fmt::format("lower({})", column) : column;
+      std::string expr = ignore_case ? db::LowerAscii(q.engine, column) : column;
       std::string value = ignore_case ? LowerAscii(v) : v;
       const bool wild = HasWildcard(value);
       // `value` as a pattern, between the parts `before` and `after` add.

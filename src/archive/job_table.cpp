@@ -116,14 +116,18 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
         (impl_->writer.prepare << "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
                                   "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
                                   "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
-                                  "queue_order = :q, not_before = :nb, wait_reason = :w, owner = :o, lease_until = :l "
-                                  "WHERE id = :id" +
+                                  "queue_order = :q, not_before = :nb, wait_reason = :w, owner = :o, "
+                                  // A lease only moves forward: a progress write carries the
+                                  // claim's, older than the heartbeat's renewals. "" ends it.
+                                  "lease_until = CASE WHEN :l1 = '' THEN '' WHEN lease_until > :l2 THEN lease_until "
+                                  "ELSE :l3 END WHERE id = :id" +
                                       (only.empty() ? std::string() : " AND state IN (" + only + ")") +
                                       (unpaused ? " AND paused = 0" : "") + " AND (:ob1 = '' OR owner = :ob2)",
          soci::use(j.state), soci::use(j.progress), soci::use(j.result), soci::use(j.error), soci::use(interrupted),
          soci::use(j.attempts), soci::use(j.started_at), soci::use(j.finished_at), soci::use(now), soci::use(j.history),
          soci::use(paused), soci::use(j.priority), soci::use(order), soci::use(j.not_before), soci::use(j.wait_reason),
-         soci::use(j.owner), soci::use(j.lease_until), soci::use(id), soci::use(owned_by), soci::use(owned_by));
+         soci::use(j.owner), soci::use(j.lease_until), soci::use(j.lease_until), soci::use(j.lease_until),
+         soci::use(id), soci::use(owned_by), soci::use(owned_by));
     st.execute(true);
     return st.get_affected_rows() > 0;
   } catch (const std::exception& e) {
@@ -131,13 +135,19 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
   }
 }
 
-Result<std::vector<int64_t>> Database::RenewJobLeases(const std::string& owner, const std::string& until) {
+Result<std::vector<int64_t>> Database::RenewJobLeases(const std::string& owner, const std::string& until,
+                                                      const std::vector<int64_t>& ids) {
+  if (ids.empty()) return std::vector<int64_t>{};
   db::WriterLock lock(*impl_);
   try {
     std::vector<int64_t> out;
-    soci::rowset<soci::row> rs = (impl_->writer.prepare << "UPDATE jobs SET lease_until = :l WHERE owner = :o AND "
-                                                           "state = 'running' RETURNING id",
-                                  soci::use(until), soci::use(owner));
+    std::string in;
+    for (int64_t id : ids) in += fmt::format("{}{}", in.empty() ? "" : ", ", id);  // numbers
+    soci::rowset<soci::row> rs =
+        (impl_->writer.prepare
+             << "UPDATE jobs SET lease_until = :l WHERE owner = :o AND state = 'running' AND id IN (" + in +
+                    ") RETURNING id",
+         soci::use(until), soci::use(owner));
     for (const auto& r : rs) out.push_back(Int(r, 0));
     return out;
   } catch (const std::exception& e) {

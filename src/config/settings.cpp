@@ -247,18 +247,16 @@ Settings DefaultSettings() {
     if (auto r = CheckKeys(ctx, *db, "database", {"url"}); !r) return tl::unexpected(r.error());
     PB_TRY(url, GetString(ctx, *db, "database", "url", ""));
     if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
-      // Read as libpq will read it; its message names the part it could not read (never the
-      // password, which it does not repeat).
+      // Read as libpq will read it. Its own message is not repeated: it quotes the part it could
+      // not read, which may be the password.
       char* err = nullptr;
       PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
-      std::string why = err ? err : "";
       if (err) PQfreemem(err);
       if (!opts) {
-        while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-        return tl::unexpected(
-            ctx.Err(db->get("url"), "database.url",
-                    "is not a PostgreSQL URL libpq can read: " + (why.empty() ? std::string("malformed") : why) +
-                        " (e.g. postgresql://pacsbridge:PASSWORD@127.0.0.1:5432/pacsbridge)"));
+        return tl::unexpected(ctx.Err(db->get("url"), "database.url",
+                                      "is not a PostgreSQL URL libpq can read (a parameter it does not know, or a "
+                                      "character to percent-encode, such as % @ : / ? or a space, in the password; "
+                                      "e.g. postgresql://pacsbridge:PASSWORD@127.0.0.1:5432/pacsbridge)"));
       }
       PQconninfoFree(opts);
     } else if (!url.empty() && url.rfind("sqlite:", 0) != 0) {

@@ -78,12 +78,12 @@ TEST(Settings, DatabaseUrlIsSqliteOrAPostgresUrlLibpqReads) {
     EXPECT_EQ(s->IsPostgres(), std::string(good).rfind("postgres", 0) == 0) << good;
   }
   // libpq's own reading decides: an unknown parameter, a broken percent-encoding.
-  for (const char* bad : {"postgresql://pb:secret@host/db?colour=red", "postgresql://pb:secret@host/d%zzb",
+  for (const char* bad : {"postgresql://pb:secret@host/db?colour=red", "postgresql://pb:se%zzcret@host/db",
                           "mysql://pb@host/db", "index.db"}) {
     auto s = ParseSettings(fmt::format("[database]\nurl = \"{}\"\n", bad), "t.toml");
     ASSERT_FALSE(s) << bad;
     EXPECT_NE(s.error().message.find("t.toml:2: database.url"), std::string::npos) << s.error().message;
-    EXPECT_EQ(s.error().message.find("secret"), std::string::npos) << s.error().message;
+    EXPECT_EQ(s.error().message.find("cret"), std::string::npos) << s.error().message;  // the password
   }
 }
 

@@ -14,6 +14,7 @@
 
 #include "core/files.h"
 #include "core/thread_annotations.h"
+#include "core/validate.h"
 #include "dicom/header.h"
 
 namespace pb {
@@ -143,6 +144,18 @@ tl::expected<InstanceRecord, IngestOutcome> IngestPipeline::Check(const std::fil
                       src.expected_sop_uid});
   }
   InstanceRecord rec = std::move(*header);
+  // An identifier is stored as it is, never altered: one whose bytes are not text cannot be
+  // indexed (PostgreSQL takes UTF-8 only) nor told apart from another once its bytes replaced.
+  for (const auto& [name, uid] : {std::pair<const char*, const std::string*>{"SOP Instance UID", &rec.sop_uid},
+                                  {"Series Instance UID", &rec.series_uid},
+                                  {"Study Instance UID", &rec.study_uid},
+                                  {"SOP Class UID", &rec.sop_class_uid}}) {
+    if (!IsValidUtf8(*uid)) {
+      RemoveQuietly(temp);
+      return tl::unexpected(IngestOutcome{
+          IngestStatus::kInvalid, fmt::format("its {} has bytes that are not characters", name), src.expected_sop_uid});
+    }
+  }
   std::error_code ec;
   rec.file_size = src.size >= 0 ? src.size : static_cast<int64_t>(std::filesystem::file_size(temp, ec));
   rec.source_ae = src.calling_ae;

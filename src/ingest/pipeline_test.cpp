@@ -72,6 +72,22 @@ TEST_F(PipelineTest, StoresAndIndexes) {
   EXPECT_EQ(TempFiles(), 0u);
 }
 
+TEST_F(PipelineTest, RefusesAUidWhoseBytesAreNotTextAndIndexesANameWhoseBytesAreNot) {
+  IngestPipeline p(*blobs_, *db_, {});
+  // A UID is an identifier: never altered, so refused (nothing indexed, nothing left behind).
+  auto bad = p.Ingest(Write("1.2.3.\xff"), {});
+  EXPECT_EQ(bad.status, IngestStatus::kInvalid);
+  EXPECT_NE(bad.message.find("SOP Instance UID has bytes that are not characters"), std::string::npos) << bad.message;
+  EXPECT_EQ(TempFiles(), 0u);
+  // A name is for people: indexed with U+FFFD for the byte (its file is kept as sent).
+  auto named = p.Ingest(Write("1.2.3.4.6", "M\xfcLLER^HANS"), {});
+  ASSERT_TRUE(named.ok()) << named.message;
+  ASSERT_TRUE(p.Flush());
+  auto studies = db_->FindStudies({});
+  ASSERT_TRUE(studies && studies->size() == 1u);
+  EXPECT_EQ((*studies)[0].instance_count, 1);
+}
+
 TEST_F(PipelineTest, StoresWithFsync) {
   IngestPipeline p(*blobs_, *db_, {DuplicatePolicy::kKeep, true, 256});
   EXPECT_EQ(p.Ingest(Write("1.2.3.4.5"), {}).status, IngestStatus::kStored);

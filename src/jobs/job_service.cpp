@@ -201,7 +201,8 @@ Result<int> JobService::Start() {
     row.not_before.clear();
     row.wait_reason.clear();
     row.lease_until.clear();
-    auto r = db_.UpdateJobIf(row, {"running"});
+    // Still ours (another instance may have taken it over meanwhile, its lease having run out).
+    auto r = db_.UpdateJobIf(row, {"running"}, false, row.owner);
     if (!r) return tl::unexpected(r.error());
     if (*r) ++resumed;
   }
@@ -212,6 +213,10 @@ Result<int> JobService::Start() {
     if (row.wait_reason == "children") WakeParent(row.id);
   }
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  {
+    MutexLock heartbeat_lock(heartbeat_mu_);
+    last_renewal_ = clock_.Now();  // claims from now on hold a lease from about now
+  }
   if (options_.heartbeat) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   return resumed;
 }
@@ -256,15 +261,19 @@ Result<int> JobService::Heartbeat() {
     MutexLock lock(mu_);
     for (const auto& [id, live] : live_) mine.push_back(live);
   }
-  auto renewed = db_.RenewJobLeases(options_.instance_id, UtcIso(now + options_.lease));
+  std::vector<int64_t> ids;
+  for (const auto& live : mine) ids.push_back(live->id);
+  auto renewed = db_.RenewJobLeases(options_.instance_id, UtcIso(now + options_.lease), ids);
   if (!renewed) {
     // Leases not renewed for a whole lease may be taken over anywhere: our runs stop rather
     // than run beside another instance's.
-    if (last_renewal_ != TimePoint{} && now - last_renewal_ >= options_.lease) {
+    if (now - last_renewal_ >= options_.lease * 2 / 3) {
       for (const auto& live : mine) {
         if (!live->lost.exchange(true)) {
-          spdlog::warn("job {}: this instance could not renew its lease for {} s; this run stops", live->id,
-                       options_.lease.count());
+          spdlog::warn(
+              "job {}: this instance could not renew its lease for {} s; this run stops before "
+              "another instance may take it over",
+              live->id, (now - last_renewal_) / std::chrono::seconds(1));
         }
       }
     }
@@ -281,7 +290,11 @@ Result<int> JobService::Heartbeat() {
   if (!expired) return tl::unexpected(expired.error());
   int taken = 0;
   for (JobRow row : *expired) {
-    if (row.owner == options_.instance_id) continue;  // ours: renewed above (a late heartbeat)
+    // Ours and under way here: renewed above (a late heartbeat). Ours and not under way (its
+    // run stopped while the database was gone) is queued again like another instance's.
+    if (row.owner == options_.instance_id && std::find(ids.begin(), ids.end(), row.id) != ids.end()) {
+      continue;
+    }
     const std::string owner = row.owner, lease = row.lease_until;
     json history = ParseOr(row.history, json::array());
     json p = ParseOr(row.progress, json::object());

@@ -402,6 +402,44 @@ TEST_F(JobServiceTest, AnotherInstanceTakesOverAJobWhoseLeaseRanOutAndItNeverRun
   b->Stop();
 }
 
+// A run of ours that stopped while the database was gone (its end not written) leaves its row
+// running under our name: once its lease runs out, our own heartbeat queues it again.
+TEST_F(JobServiceTest, OurOwnRunningRowWithoutARunIsQueuedAgainOnceItsLeaseRunsOut) {
+  JobServiceOptions o;
+  o.workers = 1;
+  o.clock = &clock_;
+  o.instance_id = "a";
+  o.heartbeat = false;
+  ScriptedRunner runner;
+  runner.release = true;
+  auto s = std::make_unique<JobService>(*db_, o);
+  s->Register("test", runner);
+  ASSERT_TRUE(s->Start());
+  // Written after the start (which would have resumed it), as never claimable: running, ours.
+  JobRow orphan;
+  orphan.type = "test";
+  orphan.state = "running";
+  orphan.node = "node-a";
+  orphan.params = R"({"n":7})";
+  auto id = db_->InsertJob(orphan);
+  ASSERT_TRUE(id);
+  orphan.id = *id;
+  orphan.owner = "a";
+  orphan.lease_until = UtcIso(clock_.Now() + 30s);
+  ASSERT_TRUE(*db_->UpdateJobIf(orphan, {"running"}));
+  auto taken = s->Heartbeat();
+  ASSERT_TRUE(taken) << taken.error().message;
+  EXPECT_EQ(*taken, 0);  // its lease runs yet, and is not renewed: no run of ours holds it
+  EXPECT_EQ((*db_->GetJob(orphan.id))->lease_until, orphan.lease_until);
+  clock_.Advance(31s);
+  taken = s->Heartbeat();
+  ASSERT_TRUE(taken) << taken.error().message;
+  EXPECT_EQ(*taken, 1);
+  auto done = WaitFor(*s, std::to_string(orphan.id), "succeeded");
+  EXPECT_EQ(runner.Runs(7), 1);
+  EXPECT_EQ(done["history"][0]["outcome"], "interrupted");
+}
+
 TEST_F(JobServiceTest, AStopQueuesRunningJobsAgainAndTheNextStartResumesThem) {
   ScriptedRunner runner;
   std::string running, queued;

@@ -1,0 +1,322 @@
+"""bench/scale.sh's driver: does ingest stay flat as the index grows, on SQLite and on PostgreSQL?
+
+For each engine of BENCH_SCALE_ENGINES (default "sqlite,postgresql"), one server's index is
+filled in steps to each size of BENCH_SCALE_SIZES (default "0,100000,1000000" instances already
+indexed): rows written straight into the tables with the server stopped, in the layout of
+bench/find_scale.py (studies of 2 series of 50 instances, 100 studies a day). Then, with the
+server started again:
+    ingest  storescu sends BENCH_SCALE_INGEST (default 1000) small instances (2 KB) over one
+            association, BENCH_SCALE_ROUNDS (default 3) times, each round new studies; timed
+            from storescu's start until GET /api/studies shows every one of them indexed.
+    C-FIND  STUDY level on one date (100 matches), per-query latency over one association
+            (bench/find_scale.py's method).
+Targets: at every size, the ingest rate within 20 % of the empty index's (ratio >= 0.8); the
+C-FIND under 20 ms at the largest size.
+
+PostgreSQL is a private server (scripts/pg-test-server.sh with PG_TEST_DURABLE=1: PostgreSQL's
+own defaults, each commit flushed to disk), reached over TCP on 127.0.0.1 with a password, as a
+site's would be. SQLite runs as the server runs it (WAL, synchronous=NORMAL).
+
+Two instances (PostgreSQL, at the largest size): two storescu streams, one to each of two
+servers (own data directories, one database), against the same two streams into one server.
+Target: >= 1.6.
+"""
+import os
+import subprocess
+import sqlite3
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import find_scale  # noqa: E402
+from common import BenchError, env_num, free_port, log  # noqa: E402
+from find_scale import PER_SERIES, SERIES_PER_STUDY, STUDIES_PER_DATE, STUDIES_PER_PATIENT, ROOT_UID, study_date  # noqa: E402,E501
+
+common.PROG = "scale"
+NOW = "2026-01-01T00:00:00Z"
+PG_PASSWORD = "scale-bench-Pw1"
+
+
+def parse_config(args):
+    cfg = common.parse_common(common.Config(), args.root, True, "build it with: make build")
+    cfg.root = args.root
+    cfg.engines = [e.strip() for e in os.environ.get("BENCH_SCALE_ENGINES", "sqlite,postgresql").split(",")
+                   if e.strip()]
+    for e in cfg.engines:
+        if e not in ("sqlite", "postgresql"):
+            raise SystemExit("scale: BENCH_SCALE_ENGINES: unknown engine %r (sqlite, postgresql)" % e)
+    try:
+        cfg.sizes = sorted({int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "0,100000,1000000").split(",")})
+    except ValueError:
+        raise SystemExit("scale: BENCH_SCALE_SIZES must be numbers separated by commas")
+    if cfg.sizes[0] != 0:
+        cfg.sizes.insert(0, 0)
+    cfg.ingest = env_num("BENCH_SCALE_INGEST", 1000, int, 10)
+    cfg.rounds = env_num("BENCH_SCALE_ROUNDS", 3, int, 1)
+    cfg.queries = env_num("BENCH_SCALE_QUERIES", 20, int, 2)
+    return cfg
+
+
+# --------------------------------------------------------------------------- filling the index
+
+def key(x):
+    """The key of the fill's row number x: negative, so the rows the server writes itself (keys
+    from its maximum up, or its identity) never meet the rows a later fill step adds."""
+    return -(x + 1)
+
+
+def rows(s0, s1):
+    """The rows of studies [s0, s1): (patients, studies, series, instances), each a list of
+    tuples in the tables' column order below, with explicit keys."""
+    pats, sts, ses, ins = [], [], [], []
+    for s in range(s0, s1):
+        if s % STUDIES_PER_PATIENT == 0:
+            p = s // STUDIES_PER_PATIENT
+            pats.append((key(p), "PID%07d" % p, "SCALE^PATIENT%07d" % p, "19700101", "O"))
+        sts.append((key(s), key(s // STUDIES_PER_PATIENT), "%s.1.%d" % (ROOT_UID, s), study_date(s), "101500",
+                    "ACC%08d" % s, "SCALE STUDY", NOW, NOW))
+        for k in range(SERIES_PER_STUDY):
+            se = s * SERIES_PER_STUDY + k
+            ses.append((key(se), key(s), "%s.2.%d.%d" % (ROOT_UID, s, k), ("CT", "SR")[k], str(k + 1), "SCALE"))
+            for i in range(PER_SERIES):
+                n = se * PER_SERIES + i
+                ins.append((key(n), key(se), "%s.3.%d" % (ROOT_UID, n), "1.2.840.10008.5.1.4.1.1.2", str(i + 1),
+                            "1.2.840.10008.1.2.1", "absent/%d.dcm" % n, 1000, NOW))
+    return pats, sts, ses, ins
+
+
+def metadata_range(s0, s1):
+    """The instance keys of studies [s0, s1) as a SQL condition."""
+    first, last = s0 * SERIES_PER_STUDY * PER_SERIES, s1 * SERIES_PER_STUDY * PER_SERIES
+    return "pk <= %d AND pk >= %d" % (key(first), key(last - 1))
+
+
+TABLES = (("patients", "pk, patient_id, patient_name, birth_date, sex"),
+          ("studies", "pk, patient_pk, study_uid, study_date, study_time, accession_number, description, "
+                      "created_at, updated_at"),
+          ("series", "pk, study_pk, series_uid, modality, series_number, project"),
+          ("instances", "pk, series_pk, sop_uid, sop_class_uid, instance_number, transfer_syntax_uid, file_path, "
+                        "file_size, received_at"))
+
+def fill_sqlite(path, s0, s1):
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA synchronous=OFF")
+    step = 2000
+    with con:
+        for a in range(s0, s1, step):
+            for (table, cols), data in zip(TABLES, rows(a, min(s1, a + step))):
+                marks = ",".join("?" * len(cols.split(",")))
+                con.executemany("INSERT INTO %s(%s) VALUES(%s)" % (table, cols, marks), data)
+        con.execute("INSERT INTO instance_metadata(instance_pk, json) SELECT pk, '{}' FROM instances WHERE "
+                    + metadata_range(s0, s1))
+    con.execute("ANALYZE")
+    con.close()
+
+
+def psql(url, sql, stdin=None):
+    cp = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-q", "-tA", "-c", sql], input=stdin,
+                        capture_output=True, text=True)
+    if cp.returncode != 0:
+        raise BenchError("psql: %s" % cp.stderr[-1000:])
+    return cp.stdout.strip()
+
+
+def fill_postgres(url, s0, s1):
+    step = 20000
+    for a in range(s0, s1, step):
+        for (table, cols), data in zip(TABLES, rows(a, min(s1, a + step))):
+            text = "".join("\t".join(str(v) for v in r) + "\n" for r in data)
+            psql(url, "COPY %s(%s) FROM STDIN" % (table, cols), stdin=text)
+    psql(url, "INSERT INTO instance_metadata(instance_pk, json) SELECT pk, '{}' FROM instances WHERE "
+         + metadata_range(s0, s1))
+    psql(url, "ANALYZE")
+
+
+# --------------------------------------------------------------------------- servers
+
+class Bridge:
+    def __init__(self, cfg, work, name, extra_toml):
+        self.cfg, self.work = cfg, os.path.join(work, name)
+        os.makedirs(self.work)
+        self.http_port, self.port = free_port(), free_port()
+        self.proc, self.log_path = common.start_bridge(cfg, self.work, self.http_port, self.port,
+                                                       receiver_toml="query_retrieve = true\n",
+                                                       extra_toml=extra_toml)
+        common.wait_bridge_ready(cfg, self.proc, self.log_path, self.http_port, self.port)
+        self.starts = 1
+
+    def stop(self):
+        common.stop(self.proc, self.cfg.stop_timeout)
+
+    def start(self):
+        self.starts += 1
+        path = "%s.%d" % (self.log_path, self.starts)
+        self.proc = common.spawn([self.cfg.bridge_bin, "serve", "--config", os.path.join(self.work, "pacsbridge.toml")],
+                                 env=self.cfg.env_plain, log_path=path, cwd=self.work)
+        common.wait_bridge_ready(self.cfg, self.proc, path, self.http_port, self.port)
+
+    def indexed(self, patient_id):
+        status, body = common.http_json("GET", "http://127.0.0.1:%d/api/studies?PatientID=%s&limit=1000"
+                                        % (self.http_port, patient_id), timeout=60)
+        if status != 200 or not isinstance(body, list):
+            raise BenchError("GET /api/studies answered %s: %.300r" % (status, body))
+        return sum(s.get("instance_count", 0) for s in body)
+
+
+def make_set(tmp, tag, count):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+    import dicomgen
+    d = os.path.join(tmp, "set-" + tag)
+    dicomgen.generate(d, count, studies=max(1, count // 100), series_per_study=1, size=2048,
+                      patient_id="RUN" + tag, uid_root=ROOT_UID + ".9")
+    return d
+
+
+def store(cfg, bridges_and_dirs, patient_ids, timeout=600):
+    """storescu of each directory to its server, all at once; seconds until every instance is
+    indexed (polled through each server's API)."""
+    start = time.perf_counter()
+    procs = []
+    for (bridge, directory) in bridges_and_dirs:
+        procs.append(subprocess.Popen(["storescu", "-aec", "PACSBRIDGE", "-xe", "+sd", "127.0.0.1", str(bridge.port),
+                                       directory], env=cfg.env_nodelay, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=timeout)
+        if p.returncode != 0:
+            raise BenchError("storescu failed: %s" % err[-1500:])
+    want = [(b, pid, len(os.listdir(d))) for (b, d), pid in zip(bridges_and_dirs, patient_ids)]
+    deadline = time.monotonic() + 120
+    while not all(b.indexed(pid) >= n for b, pid, n in want):
+        if time.monotonic() > deadline:
+            raise BenchError("instances not indexed within 120 s")
+        time.sleep(0.02)
+    return time.perf_counter() - start
+
+
+def find_latency(cfg, tmp, bridge, date, expect):
+    query = find_scale.query_file(tmp, "study-%d" % bridge.port, "STUDY", [
+        ("0008,0020", "DA", date), ("0020,000d", "UI", ""), ("0010,0010", "PN", ""), ("0010,0020", "LO", ""),
+        ("0008,0061", "CS", ""), ("0020,1208", "IS", "")])
+    find_scale.timed_find(cfg, bridge.port, query, 1, expect)  # warm-up
+    per = []
+    for _ in range(3):
+        one = find_scale.timed_find(cfg, bridge.port, query, 1, expect)
+        many = find_scale.timed_find(cfg, bridge.port, query, cfg.queries + 1, expect)
+        per.append(max(0.0, (many - one) / cfg.queries))
+    return common.med(per)
+
+
+# --------------------------------------------------------------------------- run
+
+def run(cfg, root, tmp):
+    results = {}  # engine -> list of (size, rate, find_ms)
+    two = None
+    seq = [0]
+
+    def next_tag():
+        seq[0] += 1
+        return "%04d" % seq[0]
+
+    pg_dir = None
+    try:
+        for engine in cfg.engines:
+            extra = ""
+            url = None
+            if engine == "postgresql":
+                pg_dir = os.path.join(tmp, "pg")
+                os.chmod(tmp, 0o755)  # the cluster's owner ("postgres" when we are root) enters it
+                port = free_port()
+                env = dict(os.environ, PG_TEST_PORT=str(port), PG_TEST_PASSWORD=PG_PASSWORD, PG_TEST_DURABLE="1")
+                cp = subprocess.run([os.path.join(root, "scripts", "pg-test-server.sh"), "start", pg_dir], env=env,
+                                    capture_output=True, text=True)
+                if cp.returncode != 0:
+                    raise BenchError("PostgreSQL did not start: %s" % cp.stderr[-1500:])
+                admin = cp.stdout.strip()
+                psql(admin, "CREATE DATABASE scale")
+                url = "postgresql://pb:%s@127.0.0.1:%d/scale" % (PG_PASSWORD, port)
+                fill_url = admin + "&dbname=scale"
+                extra = "[database]\nurl = \"%s\"\n\n" % url
+            bridge = Bridge(cfg, tmp, engine, extra)
+            filled = 0  # studies
+            rows_out = []
+            for size in cfg.sizes:
+                studies = size // (SERIES_PER_STUDY * PER_SERIES)
+                if studies > filled:
+                    bridge.stop()
+                    t0 = time.monotonic()
+                    log("scale: %s: filling the index to %d instances ..." % (engine, size))
+                    if engine == "sqlite":
+                        fill_sqlite(os.path.join(bridge.work, "data", "index.db"), filled, studies)
+                    else:
+                        fill_postgres(fill_url, filled, studies)
+                    log("scale: %s: filled in %.0f s" % (engine, time.monotonic() - t0))
+                    filled = studies
+                    bridge.start()
+                rates = []
+                for _ in range(cfg.rounds):
+                    tag = next_tag()
+                    d = make_set(tmp, tag, cfg.ingest)
+                    took = store(cfg, [(bridge, d)], ["RUN" + tag])
+                    rates.append(cfg.ingest / took)
+                find_ms = None
+                if filled:
+                    # The day of the middle study: 100 studies, fewer on a small index's last day.
+                    day = (filled // 2) // STUDIES_PER_DATE
+                    expect = min(STUDIES_PER_DATE, filled - day * STUDIES_PER_DATE)
+                    find_ms = find_latency(cfg, tmp, bridge, study_date(filled // 2), expect) * 1000
+                rows_out.append((size, common.med(rates), min(rates), max(rates), find_ms))
+                log("scale: %s at %d: %.0f instances/s, C-FIND %s ms" % (engine, size, common.med(rates),
+                                                                         common.fmt(find_ms)))
+            if engine == "postgresql":
+                # Two streams into one server, then one stream into each of two servers.
+                second = Bridge(cfg, tmp, "postgresql-2", extra)
+                one_rates, two_rates = [], []
+                for _ in range(cfg.rounds):
+                    a, b = next_tag(), next_tag()
+                    da, db = make_set(tmp, a, cfg.ingest), make_set(tmp, b, cfg.ingest)
+                    one_rates.append(2 * cfg.ingest / store(cfg, [(bridge, da), (bridge, db)], ["RUN" + a, "RUN" + b]))
+                    a, b = next_tag(), next_tag()
+                    da, db = make_set(tmp, a, cfg.ingest), make_set(tmp, b, cfg.ingest)
+                    two_rates.append(2 * cfg.ingest / store(cfg, [(bridge, da), (second, db)], ["RUN" + a, "RUN" + b]))
+                second.stop()
+                two = (common.med(one_rates), common.med(two_rates))
+            bridge.stop()
+            results[engine] = rows_out
+    finally:
+        if pg_dir:
+            subprocess.run([os.path.join(root, "scripts", "pg-test-server.sh"), "stop", pg_dir], capture_output=True)
+
+    out = ["", "Ingest as the index grows: %d small instances (2 KB) over one association, median of %d rounds; "
+               "C-FIND STUDY with 100 matches" % (cfg.ingest, cfg.rounds),
+           "%-11s %10s %12s %15s %10s %12s" % ("engine", "indexed", "inst/s", "[min-max]", "vs empty", "C-FIND ms")]
+    ok = True
+    for engine, rs in results.items():
+        empty = rs[0][1]
+        for size, rate, lo, hi, find_ms in rs:
+            out.append("%-11s %10d %12.0f %15s %10.2f %12s" % (engine, size, rate, "[%.0f-%.0f]" % (lo, hi),
+                                                                rate / empty, common.fmt(find_ms)))
+        worst = min(r[1] / empty for r in rs)
+        ok = ok and worst >= 0.8
+        out.append("  target: %s ingest within 20 %% of the empty index at every size: %s (worst %.2f)"
+                   % (engine, "PASS" if worst >= 0.8 else "MISS", worst))
+        last = rs[-1][4]
+        if last is not None:
+            ok = ok and last < 20
+            out.append("  target: %s C-FIND STUDY at %d instances under 20 ms: %s (%.1f ms)"
+                       % (engine, rs[-1][0], "PASS" if last < 20 else "MISS", last))
+    if two:
+        ratio = two[1] / two[0]
+        ok = ok and ratio >= 1.6
+        out.append("PostgreSQL, two streams: into one server %.0f inst/s, one into each of two servers %.0f inst/s: "
+                   "%.2fx" % (two[0], two[1], ratio))
+        out.append("  target: two instances >= 1.6x one: %s" % ("PASS" if ratio >= 1.6 else "MISS"))
+    print("\n".join(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(common.main("Ingest rate as the index grows, SQLite and PostgreSQL", parse_config, run,
+                         "pacsbridge-bench-scale."))
