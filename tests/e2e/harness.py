@@ -317,6 +317,7 @@ class PostgresServer:
                              str(self.dir / "cluster")], env=env, capture_output=True,
                             text=True, timeout=120)
         if cp.returncode != 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
             raise AssertionError("PostgreSQL did not start: %s" % cp.stderr)
         self.admin_url = cp.stdout.strip()  # the Unix socket, for creating databases
         atexit.register(self.stop)
