@@ -24,6 +24,7 @@
 #include "dicom/retrieve.h"
 #include "dicomweb/metadata_cache.h"
 #include "http/api.h"
+#include "ingest/adoption.h"
 #include "ingest/expectations.h"
 #include "ingest/pipeline.h"
 #include "ingest/staging.h"
@@ -128,9 +129,18 @@ int Serve(const std::string& config_file, bool strict_flag) {
         "value representations are unknown");
   }
 
-  // Before anything reads, cleans or replays the data directory: one process owns it.
-  auto dir_lock = DataDirLock::Acquire(cfg.data_dir);
+  // Before anything reads, cleans or replays the data directory: one process owns it, or, on a
+  // PostgreSQL index, several instances share it, each owning its own folder in it.
+  const bool shared_dir = cfg.IsPostgres();
+  const std::string instance_id = cfg.InstanceId();
+  auto dir_lock = shared_dir ? DataDirLock::AcquireShared(cfg.data_dir) : DataDirLock::Acquire(cfg.data_dir);
   if (!dir_lock) return Fatal(dir_lock.error().message);
+  std::optional<DataDirLock> instance_lock;
+  if (shared_dir) {
+    auto l = DataDirLock::AcquireInstance(cfg.data_dir, instance_id, std::chrono::seconds(60));
+    if (!l) return Fatal(l.error().message);
+    instance_lock.emplace(std::move(*l));
+  }
   // An SQLite index outside the data directory is owned the same way (two servers with their own
   // data directories must not share one index either).
   std::optional<DataDirLock> db_lock;
@@ -153,7 +163,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   auto port = api.Bind(cfg.http_host, cfg.http_port);
   if (!port) return Fatal(port.error().message);
 
-  BlobStore blobs(cfg.data_dir);
+  BlobStore blobs(cfg.data_dir, shared_dir ? instance_id : "");
   auto cleaned = blobs.Prepare();
   if (!cleaned) return Fatal(cleaned.error().message);
   if (*cleaned > 0) spdlog::info("removed {} unfinished temp file(s) of an earlier run", *cleaned);
@@ -213,6 +223,15 @@ int Serve(const std::string& config_file, bool strict_flag) {
   auto recovered = pipeline.Recover();
   if (!recovered) return Fatal("cannot index the instances of the last run's journal: " + recovered.error().message);
   if (*recovered > 0) spdlog::info("indexed {} instance(s) stored just before the last stop", *recovered);
+  // What instances sharing the directory left journaled when they stopped: now, then every 10 s
+  // (an instance killed while this one runs is taken over without a restart).
+  std::optional<PeriodicTask> adoption;
+  if (shared_dir) {
+    (void)AdoptStoppedInstances(cfg.data_dir, instance_id, pipeline);
+    adoption.emplace(std::chrono::seconds(10), [&cfg, &instance_id, &pipeline] {
+      (void)AdoptStoppedInstances(cfg.data_dir, instance_id, pipeline);
+    });
+  }
   auto secret = SiteSecret(**db);
   if (!secret) return Fatal(secret.error().message);
   ExpectationRegistry expectations;
@@ -277,7 +296,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   staging.StartTicker();
   JobServiceOptions job_options;
   job_options.workers = cfg.job_workers;
-  job_options.instance_id = cfg.InstanceId();
+  job_options.instance_id = instance_id;
   job_options.policy = [&registry](const std::string& name) {
     NodeJobPolicy p;
     if (auto n = registry.Get(name)) {
@@ -377,7 +396,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
         problems.size(), cfg.http_host, *port, cfg.ae_title, cfg.data_dir.string());
   } else {
     spdlog::info("PACS Bridge ready: HTTP on {}:{}, AE title {}, data in {}, instance {}", cfg.http_host, *port,
-                 cfg.ae_title, cfg.data_dir.string(), cfg.InstanceId());
+                 cfg.ae_title, cfg.data_dir.string(), instance_id);
   }
 
   int sig = 0;
@@ -386,6 +405,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   jobs.ReleaseWaiters();  // a GET /api/jobs/{id}?wait= in progress answers now
   api.Stop();
   pruning.Stop();
+  if (adoption) adoption->Stop();
   jobs.Stop();  // running jobs stop between instances and resume at the next start
   receivers.Stop();
   mpps->StopForwarding();  // what modalities reported is passed on before we go

@@ -33,10 +33,10 @@ Error IoError(std::string what, int err) {
 
 }  // namespace
 
-BlobStore::BlobStore(const std::filesystem::path& data_dir)
-    : tmp_(data_dir / "tmp"),
+BlobStore::BlobStore(const std::filesystem::path& data_dir, const std::string& instance)
+    : tmp_((instance.empty() ? data_dir : data_dir / "instances" / instance) / "tmp"),
       archive_(data_dir / "archive"),
-      journal_(data_dir / "journal"),
+      journal_((instance.empty() ? data_dir : data_dir / "instances" / instance) / "journal"),
       staging_(data_dir / "staging") {}
 
 Result<int> BlobStore::Prepare() {

@@ -2,7 +2,9 @@
 // Where instance files live: `<data_dir>/tmp` for data still arriving and `<data_dir>/archive`
 // for committed files, laid out as STUDY_UID/SERIES_UID/SOP_UID.dcm. Both are inside the data
 // directory, on one file system, so a commit is an atomic rename. `<data_dir>/journal` holds the
-// ingest journals, `<data_dir>/staging` sessions not archived yet. Thread-safe (no state).
+// ingest journals, `<data_dir>/staging` sessions not archived yet. Servers that share a data
+// directory (one PostgreSQL index) share archive/ and staging/ and keep their temp files and
+// journals apart, in `<data_dir>/instances/<instance id>/`. Thread-safe (no state).
 #include <filesystem>
 #include <string>
 
@@ -12,7 +14,8 @@ namespace pb {
 
 class BlobStore {
  public:
-  explicit BlobStore(const std::filesystem::path& data_dir);
+  // `instance`: this server's id when it shares the directory ("" when it owns it).
+  explicit BlobStore(const std::filesystem::path& data_dir, const std::string& instance = "");
 
   // Creates the folders and removes what a previous run left in tmp/ (never indexed).
   [[nodiscard]] Result<int> Prepare();

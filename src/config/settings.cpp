@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cctype>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -97,7 +99,13 @@ std::string Settings::InstanceId() const {
   if (!instance_id.empty()) return instance_id;
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0 || !*host) return "pacsbridge";
-  return host;
+  // It names a folder of the data directory too: only what an instance_id may hold.
+  std::string id(host, strnlen(host, 64));
+  for (char& c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+  }
+  if (id == "." || id == "..") return "pacsbridge";
+  return id;
 }
 
 bool Settings::IsPostgres() const {

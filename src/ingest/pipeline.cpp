@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include <fmt/format.h>
@@ -411,16 +412,24 @@ std::optional<IngestPipeline::Entry> IngestPipeline::Replay(const std::string& l
 }
 
 Result<int> IngestPipeline::Recover() {
-  std::vector<std::filesystem::path> journals;
   uint64_t active = 0;
   {
     MutexLock lock(mu_);
     active = active_journal_;
   }
+  return ReplayJournals(journal_dir_, active);
+}
+
+Result<int> IngestPipeline::ReplayJournalsOf(const std::filesystem::path& dir) {
+  return ReplayJournals(dir, std::numeric_limits<uint64_t>::max());
+}
+
+Result<int> IngestPipeline::ReplayJournals(const std::filesystem::path& dir, uint64_t below) {
+  std::vector<std::filesystem::path> journals;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(journal_dir_, ec)) {
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     uint64_t n = 0;
-    if (std::sscanf(e.path().filename().c_str(), "journal-%lu.log", &n) == 1 && n < active) {
+    if (std::sscanf(e.path().filename().c_str(), "journal-%lu.log", &n) == 1 && n < below) {
       journals.push_back(e.path());
     }
   }
@@ -434,6 +443,13 @@ Result<int> IngestPipeline::Recover() {
     }
   }
   if (auto r = IndexBatch(entries); !r) return tl::unexpected(r.error());
+  {
+    const std::function<void()> listener = [this] {
+      MutexLock lock(mu_);
+      return on_indexed_;
+    }();
+    if (listener && !entries.empty()) listener();
+  }
   for (const auto& j : journals) RemoveQuietly(j);
   return static_cast<int>(entries.size());
 }

@@ -119,6 +119,9 @@ class IngestPipeline {
   // Indexes the instances named by journals of an earlier run (archived ones into the index,
   // staged ones into their session's rows); call before receiving. Returns how many.
   [[nodiscard]] Result<int> Recover();
+  // The same for the journals in `dir` of another instance sharing the data directory, which does
+  // not run (its folder is locked by the caller): every journal there is indexed, then removed.
+  [[nodiscard]] Result<int> ReplayJournalsOf(const std::filesystem::path& dir);
 
   // Called (from the indexer, no lock held) after instances were indexed: work that follows
   // indexing, such as writing their WADO-RS metadata ahead. Set before Recover().
@@ -160,7 +163,8 @@ class IngestPipeline {
   void Announce(const InstanceRecord& rec, const IngestSource& src, bool was_present);
   void IndexLoop();
   [[nodiscard]] Result<void> IndexBatch(const std::vector<Entry>& entries);
-  std::optional<Entry> Replay(const std::string& line);  // a journal line of an earlier run
+  std::optional<Entry> Replay(const std::string& line);
+  [[nodiscard]] Result<int> ReplayJournals(const std::filesystem::path& dir, uint64_t below);  // a journal line of an earlier run
 
   BlobStore& blobs_;
   Database& db_;

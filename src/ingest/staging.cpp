@@ -41,7 +41,11 @@ Result<int> StagingArea::Recover() {
       continue;
     }
     if (!known.count(id)) {
-      std::filesystem::remove_all(dir.path(), ec);
+      // Another instance sharing the data directory may have opened it since the list was read
+      // (its row comes before its folder): only a folder whose row is still missing goes.
+      auto now = db_.GetStagedSession(id);
+      if (!now) return tl::unexpected(now.error());
+      if (!*now) std::filesystem::remove_all(dir.path(), ec);
       continue;
     }
     auto rows = db_.ListStagedInstances(id);

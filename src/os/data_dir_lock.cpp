@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include <fmt/format.h>
@@ -13,60 +14,163 @@
 namespace pb {
 namespace {
 
-// What the holder wrote: "PID\n". Empty when it has not written yet (it locks first).
-std::string ReadHolder(int fd) {
-  char buf[64] = {};
+// What a lock file says about its holder: "PID\n" from an exclusive holder, "PID\nadopted by ID\n"
+// from an instance taking over another's folder, "shared\n" from servers sharing a directory.
+// Empty when the holder has not written yet (it locks first).
+struct Holder {
+  std::string pid;
+  std::string adopted_by;
+  bool shared = false;
+};
+
+Holder ReadHolder(int fd) {
+  char buf[160] = {};
   ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-  if (n <= 0) return "";
+  Holder h;
+  if (n <= 0) return h;
   std::string s(buf, static_cast<size_t>(n));
-  auto end = s.find_first_not_of("0123456789");
-  return s.substr(0, end);
+  if (s.rfind("shared\n", 0) == 0) {
+    h.shared = true;
+    return h;
+  }
+  h.pid = s.substr(0, s.find_first_not_of("0123456789"));
+  static constexpr std::string_view kAdopted = "adopted by ";
+  if (auto at = s.find(kAdopted); at != std::string::npos) {
+    h.adopted_by = s.substr(at + kAdopted.size());
+    h.adopted_by = h.adopted_by.substr(0, h.adopted_by.find('\n'));
+  }
+  return h;
 }
+
+std::string Describe(const Holder& h) {
+  if (h.shared) return "pacsbridge servers that share it (on one PostgreSQL index)";
+  return fmt::format("pacsbridge {}", h.pid.empty() ? "(PID not written yet)" : "PID " + h.pid);
+}
+
+enum class Mode { kExclusive, kShared };
+
+// Locks `file` without waiting. kAlreadyExists (with the holder read from the file) when held.
+Result<int> Lock(const std::filesystem::path& file, Mode mode, const std::string& content, const std::string& field,
+                 Holder* holder) {
+  // No O_TRUNC: a process that does not get the lock must leave the holder's PID in place.
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return Fail(Code::kIoError, fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)), field);
+  if (::flock(fd, (mode == Mode::kShared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    int err = errno;
+    *holder = ReadHolder(fd);
+    ::close(fd);
+    if (err != EWOULDBLOCK) {
+      return Fail(Code::kIoError, fmt::format("cannot lock {}: {}", file.string(), std::strerror(err)), field);
+    }
+    return Fail(Code::kAlreadyExists, "held", field);
+  }
+  // Servers sharing the directory all write the same text; an exclusive holder writes alone.
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, content.data(), content.size(), 0) != static_cast<ssize_t>(content.size())) {
+    int err = errno;
+    ::close(fd);
+    return Fail(Code::kIoError, fmt::format("cannot write {}: {}", file.string(), std::strerror(err)), field);
+  }
+  return fd;
+}
+
+std::string Shown(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::path shown = std::filesystem::absolute(dir, ec);
+  return (ec ? dir : shown).lexically_normal().string();
+}
+
+Result<void> CreateDir(const std::filesystem::path& dir, const char* what) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return Fail(Code::kIoError, fmt::format("cannot create {} {}: {}", what, dir.string(), ec.message()),
+                "server.data_dir");
+  }
+  return {};
+}
+
+std::string OurPid() { return fmt::format("{}\n", ::getpid()); }
 
 }  // namespace
 
 Result<DataDirLock> DataDirLock::Acquire(const std::filesystem::path& data_dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
-  if (ec) {
-    return Fail(Code::kIoError, fmt::format("cannot create the data directory {}: {}", data_dir.string(), ec.message()),
-                "server.data_dir");
-  }
-  std::filesystem::path shown = std::filesystem::absolute(data_dir, ec);
-  if (ec) shown = data_dir;
-  auto lock =
-      AcquireFile(data_dir / kFileName, "data directory " + shown.lexically_normal().string(), "server.data_dir");
+  if (auto made = CreateDir(data_dir, "the data directory"); !made) return tl::unexpected(made.error());
+  auto lock = AcquireFile(data_dir / kFileName, "data directory " + Shown(data_dir), "server.data_dir");
   if (!lock && lock.error().code == Code::kAlreadyExists) {
-    lock.error().message += "; one server per data directory (stop it, or give this one another [server] data_dir)";
+    lock.error().message +=
+        "; one server per data directory unless they share one PostgreSQL index (stop it, or give this "
+        "one another [server] data_dir)";
   }
   return lock;
 }
 
 Result<DataDirLock> DataDirLock::AcquireFile(const std::filesystem::path& file, const std::string& what,
                                              const std::string& field) {
-  // No O_TRUNC: a process that does not get the lock must leave the holder's PID in place.
-  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return Fail(Code::kIoError, fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)), field);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int err = errno;
-    std::string holder = ReadHolder(fd);
-    ::close(fd);
-    if (err != EWOULDBLOCK) {
-      return Fail(Code::kIoError, fmt::format("cannot lock {}: {}", file.string(), std::strerror(err)), field);
+  Holder holder;
+  auto fd = Lock(file, Mode::kExclusive, OurPid(), field, &holder);
+  if (!fd && fd.error().code == Code::kAlreadyExists) {
+    return Fail(Code::kAlreadyExists, fmt::format("{} is in use by {}", what, Describe(holder)), field);
+  }
+  if (!fd) return tl::unexpected(fd.error());
+  return DataDirLock(*fd, file);
+}
+
+Result<DataDirLock> DataDirLock::AcquireShared(const std::filesystem::path& data_dir) {
+  if (auto made = CreateDir(data_dir, "the data directory"); !made) return tl::unexpected(made.error());
+  Holder holder;
+  auto fd = Lock(data_dir / kFileName, Mode::kShared, "shared\n", "server.data_dir", &holder);
+  if (!fd && fd.error().code == Code::kAlreadyExists) {
+    return Fail(Code::kAlreadyExists,
+                fmt::format("data directory {} is in use by {}, whose index is SQLite: only servers on one "
+                            "PostgreSQL index share a data directory",
+                            Shown(data_dir), Describe(holder)),
+                "server.data_dir");
+  }
+  if (!fd) return tl::unexpected(fd.error());
+  return DataDirLock(*fd, data_dir / kFileName);
+}
+
+Result<DataDirLock> DataDirLock::AcquireInstance(const std::filesystem::path& data_dir, const std::string& id,
+                                                 std::chrono::milliseconds wait) {
+  const std::filesystem::path dir = InstancesDir(data_dir) / id;
+  if (auto made = CreateDir(dir, "the instance folder"); !made) return tl::unexpected(made.error());
+  const auto until = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    Holder holder;
+    auto fd = Lock(dir / kFileName, Mode::kExclusive, OurPid(), "server.instance_id", &holder);
+    if (fd) return DataDirLock(*fd, dir / kFileName);
+    if (fd.error().code != Code::kAlreadyExists) return tl::unexpected(fd.error());
+    // Another instance indexing what our journals name holds the folder for a moment (or a holder
+    // has locked and not written yet).
+    if ((!holder.adopted_by.empty() || holder.pid.empty()) && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
     }
-    return Fail(
-        Code::kAlreadyExists,
-        fmt::format("{} is in use by pacsbridge {}", what, holder.empty() ? "(PID not written yet)" : "PID " + holder),
-        field);
+    if (!holder.adopted_by.empty()) {
+      return Fail(Code::kUnavailable,
+                  fmt::format("instance '{}' of data directory {}: instance '{}' is still indexing what its "
+                              "journals name; start again in a moment",
+                              id, Shown(data_dir), holder.adopted_by),
+                  "server.instance_id");
+    }
+    return Fail(Code::kAlreadyExists,
+                fmt::format("instance '{}' of data directory {} is in use by {}: servers that share a data "
+                            "directory need each their own [server] instance_id",
+                            id, Shown(data_dir), Describe(holder)),
+                "server.instance_id");
   }
-  std::string pid = fmt::format("{}\n", ::getpid());
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-    int err = errno;
-    ::close(fd);
-    return Fail(Code::kIoError, fmt::format("cannot write {}: {}", file.string(), std::strerror(err)), field);
-  }
-  return DataDirLock(fd, file);
+}
+
+Result<std::optional<DataDirLock>> DataDirLock::TryAdopt(const std::filesystem::path& data_dir, const std::string& id,
+                                                         const std::string& by) {
+  const std::filesystem::path file = InstancesDir(data_dir) / id / kFileName;
+  Holder holder;
+  auto fd = Lock(file, Mode::kExclusive, fmt::format("{}adopted by {}\n", OurPid(), by), "server.data_dir", &holder);
+  if (!fd && fd.error().code == Code::kAlreadyExists) return std::optional<DataDirLock>();
+  if (!fd) return tl::unexpected(fd.error());
+  return std::optional<DataDirLock>(DataDirLock(*fd, file));
 }
 
 DataDirLock::DataDirLock(DataDirLock&& other) noexcept

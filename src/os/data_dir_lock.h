@@ -5,13 +5,17 @@
 // (crash and kill -9 included), so there is never a stale lock to remove by hand; a PID left in
 // the file of a dead process means nothing.
 //
-// Several instances on one directory (a shared database, later) keep this file as the
-// directory's lock: each instance would take it shared, which still excludes a single-process
-// server, and take an exclusive lock on its own `instances/<id>/` folder, where its temp files
-// and journal live. Today's server takes the exclusive form.
+// Several instances on one directory (servers on one PostgreSQL index) keep this file as the
+// directory's lock: each takes it shared (AcquireShared), which still excludes a single-process
+// server and is excluded by one, and takes `instances/<id>/pacsbridge.lock` exclusively
+// (AcquireInstance), the folder where its temp files and journals live. The folder of an
+// instance that does not run is taken over (TryAdopt) by one that does, to index what its
+// journals name.
 //
 // Not thread-safe; one object per process, alive for the whole run.
+#include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "core/result.h"
@@ -29,6 +33,20 @@ class DataDirLock {
   // error ("the index database /srv/index.db is in use by pacsbridge PID N").
   [[nodiscard]] static Result<DataDirLock> AcquireFile(const std::filesystem::path& lock_file, const std::string& what,
                                                        const std::string& field);
+
+  // The directory's lock taken shared, for servers on one PostgreSQL index. Refused (kAlreadyExists)
+  // while a server with its own SQLite index holds it, naming its PID.
+  [[nodiscard]] static Result<DataDirLock> AcquireShared(const std::filesystem::path& data_dir);
+  // The instance's own folder, `instances/<id>/` (created if need be). Refused when a server with
+  // the same instance id runs on this directory. When another instance is indexing what this
+  // one's journals name (TryAdopt), waits up to `wait` for it to finish.
+  [[nodiscard]] static Result<DataDirLock> AcquireInstance(const std::filesystem::path& data_dir,
+                                                           const std::string& id, std::chrono::milliseconds wait);
+  // Another instance's folder, when that instance does not run: nullopt when it does (or another
+  // instance is taking it over). `by` (our id) is written into its lock file meanwhile.
+  [[nodiscard]] static Result<std::optional<DataDirLock>> TryAdopt(const std::filesystem::path& data_dir,
+                                                                   const std::string& id, const std::string& by);
+  static std::filesystem::path InstancesDir(const std::filesystem::path& data_dir) { return data_dir / "instances"; }
 
   DataDirLock(DataDirLock&& other) noexcept;
   DataDirLock& operator=(DataDirLock&& other) noexcept;

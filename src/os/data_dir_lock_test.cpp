@@ -100,5 +100,73 @@ TEST_F(DataDirLockTest, AHolderKilledWithSigkillLeavesNoStaleLock) {
   close(ready[1]);
 }
 
+TEST_F(DataDirLockTest, SharingServersAndAServerThatOwnsTheDirectoryExcludeEachOther) {
+  {
+    auto shared = DataDirLock::AcquireShared(dir_);
+    ASSERT_TRUE(shared) << shared.error().message;
+    auto second = DataDirLock::AcquireShared(dir_);  // another instance on the same index
+    EXPECT_TRUE(second) << second.error().message;
+    auto own = DataDirLock::Acquire(dir_);
+    ASSERT_FALSE(own);
+    EXPECT_EQ(own.error().code, Code::kAlreadyExists);
+    EXPECT_NE(own.error().message.find("servers that share it"), std::string::npos) << own.error().message;
+  }
+  auto own = DataDirLock::Acquire(dir_);
+  ASSERT_TRUE(own) << own.error().message;
+  auto shared = DataDirLock::AcquireShared(dir_);
+  ASSERT_FALSE(shared);
+  EXPECT_EQ(shared.error().code, Code::kAlreadyExists);
+  EXPECT_NE(shared.error().message.find("PID " + std::to_string(getpid())), std::string::npos)
+      << shared.error().message;
+  EXPECT_NE(shared.error().message.find("SQLite"), std::string::npos) << shared.error().message;
+}
+
+TEST_F(DataDirLockTest, AnInstanceIdRunsOnceOnADirectory) {
+  auto a = DataDirLock::AcquireInstance(dir_, "gw-1", std::chrono::milliseconds(0));
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_TRUE(std::filesystem::is_directory(DataDirLock::InstancesDir(dir_) / "gw-1"));
+  auto b = DataDirLock::AcquireInstance(dir_, "gw-2", std::chrono::milliseconds(0));
+  EXPECT_TRUE(b) << b.error().message;
+  auto again = DataDirLock::AcquireInstance(dir_, "gw-1", std::chrono::milliseconds(300));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Code::kAlreadyExists);
+  EXPECT_EQ(again.error().field, "server.instance_id");
+  EXPECT_NE(again.error().message.find("instance 'gw-1'"), std::string::npos) << again.error().message;
+  EXPECT_NE(again.error().message.find("PID " + std::to_string(getpid())), std::string::npos)
+      << again.error().message;
+  // A running instance's folder is not taken over.
+  auto adopt = DataDirLock::TryAdopt(dir_, "gw-1", "gw-2");
+  ASSERT_TRUE(adopt) << adopt.error().message;
+  EXPECT_FALSE(adopt->has_value());
+}
+
+TEST_F(DataDirLockTest, AnInstanceWaitsWhileAnotherTakesItsFolderOver) {
+  { auto made = DataDirLock::AcquireInstance(dir_, "gw-1", std::chrono::milliseconds(0)); ASSERT_TRUE(made); }
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  pid_t adopter = fork();
+  if (adopter == 0) {  // instance gw-2 takes gw-1's folder over for 700 ms
+    auto l = DataDirLock::TryAdopt(dir_, "gw-1", "gw-2");
+    char c = l && l->has_value() ? 'y' : 'n';
+    if (write(go[1], &c, 1) != 1) _exit(3);
+    usleep(700 * 1000);
+    _exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(read(go[0], &c, 1), 1);
+  ASSERT_EQ(c, 'y');
+  auto refused = DataDirLock::AcquireInstance(dir_, "gw-1", std::chrono::milliseconds(0));
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("instance 'gw-2' is still indexing"), std::string::npos)
+      << refused.error().message;
+  auto waited = DataDirLock::AcquireInstance(dir_, "gw-1", std::chrono::seconds(30));
+  EXPECT_TRUE(waited) << waited.error().message;
+  int status = 0;
+  waitpid(adopter, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  close(go[0]);
+  close(go[1]);
+}
+
 }  // namespace
 }  // namespace pb

@@ -1,0 +1,29 @@
+#pragma once
+// Servers that share a data directory (one PostgreSQL index) each keep their temp files and
+// journals in their own `instances/<id>/` folder. When one stops without indexing everything its
+// journals name (a crash, kill -9, its machine gone), the first other instance to look takes its
+// folder over: it indexes what those journals name (the files are already in the shared archive
+// or staging area, and their senders were told success), removes the journals and the dead
+// instance's temp files, and lets the folder go. A folder is only taken over while no process
+// holds its lock, so a running instance's journals are never touched, and an instance that
+// restarts meanwhile waits for the takeover to finish.
+#include <filesystem>
+#include <string>
+
+#include "ingest/pipeline.h"
+
+namespace pb {
+
+struct Adopted {
+  int instances = 0;  // folders taken over
+  int indexed = 0;    // instances indexed from their journals
+  int temp_files = 0; // unfinished temp files removed
+};
+
+// Looks at every other instance's folder once. An error (the index refuses the rows) is logged
+// and leaves that folder's journals in place for the next look; the other folders are still
+// looked at.
+Adopted AdoptStoppedInstances(const std::filesystem::path& data_dir, const std::string& self,
+                              IngestPipeline& pipeline);
+
+}  // namespace pb
