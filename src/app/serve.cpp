@@ -239,6 +239,14 @@ int Serve(const std::string& config_file, bool strict_flag) {
   StagingArea staging(pipeline, **db, blobs, [&receivers_ptr](const std::string& id) {
     return receivers_ptr ? receivers_ptr->IdleSeconds(id) : 60;
   });
+  if (shared_dir) {
+    // A session belongs to the instance that opened it while that instance runs (its folder's
+    // lock is held); one that stopped has its journals indexed before its sessions are taken.
+    staging.ShareWith(instance_id, [&cfg, &instance_id, &pipeline](const std::string& other) {
+      // Unknown counts as running: nothing is taken over early.
+      return AdoptInstance(cfg.data_dir, other, instance_id, pipeline) != Takeover::kStopped;
+    });
+  }
   auto staged = staging.Recover();
   if (!staged) return Fatal("cannot read the staging area: " + staged.error().message);
   if (*staged > 0) spdlog::info("{} staged session(s) waiting to be archived", *staged);
@@ -294,9 +302,32 @@ int Serve(const std::string& config_file, bool strict_flag) {
     return 2;
   }
   staging.StartTicker();
+  // On a shared index, what other instances change in nodes and receivers applies here too,
+  // within two seconds (read again when what is stored differs from what was last read).
+  std::optional<PeriodicTask> site_watch;
+  if (shared_dir) {
+    site_watch.emplace(std::chrono::seconds(2), [&registry, &receivers, failing = false]() mutable {
+      auto nodes_changed = registry.Reload();
+      auto receivers_changed = receivers.Reload();
+      if (!nodes_changed || !receivers_changed) {
+        if (!failing) {
+          spdlog::warn("cannot read nodes and receivers changed by other instances: {}",
+                       (!nodes_changed ? nodes_changed : receivers_changed).error().message);
+        }
+        failing = true;
+        return;
+      }
+      if (failing) spdlog::info("nodes and receivers are read from the index again");
+      failing = false;
+      if (*nodes_changed) spdlog::info("nodes changed in the index: read again");
+      if (*receivers_changed) spdlog::info("receivers or routing changed in the index: read again");
+    });
+  }
   JobServiceOptions job_options;
   job_options.workers = cfg.job_workers;
   job_options.instance_id = instance_id;
+  job_options.lease = std::chrono::seconds(cfg.job_lease_seconds);
+  job_options.shared = shared_dir;
   job_options.policy = [&registry](const std::string& name) {
     NodeJobPolicy p;
     if (auto n = registry.Get(name)) {
@@ -406,6 +437,7 @@ int Serve(const std::string& config_file, bool strict_flag) {
   api.Stop();
   pruning.Stop();
   if (adoption) adoption->Stop();
+  if (site_watch) site_watch->Stop();
   jobs.Stop();  // running jobs stop between instances and resume at the next start
   receivers.Stop();
   mpps->StopForwarding();  // what modalities reported is passed on before we go

@@ -107,10 +107,16 @@ class Database {
                                                             const std::vector<int64_t>& ids);
   // Running jobs whose lease ended before `now_iso` (their instance stopped renewing it).
   [[nodiscard]] Result<std::vector<JobRow>> ExpiredJobLeases(const std::string& now_iso);
-  // Writes state, history, interrupted and owner of `job` (lease cleared) only while it is still
-  // running under the expired lease read (its owner did not renew it meanwhile).
+  // Writes state, history, interrupted, error, finished_at, paused and owner of `job` (lease and
+  // request cleared) only while it is still running under the expired lease read (its owner did
+  // not renew it meanwhile).
   [[nodiscard]] Result<bool> TakeOverJob(const JobRow& job, const std::string& expired_owner,
                                          const std::string& expired_lease);
+  // Leaves a request ("cancel", "pause") for the instance that runs job `id`; false when the job
+  // does not run (any more).
+  [[nodiscard]] Result<bool> RequestJob(int64_t id, const std::string& what);
+  // The requests left for the running jobs of `owner`, taken (cleared): (id, what).
+  [[nodiscard]] Result<std::vector<std::pair<int64_t, std::string>>> TakeJobRequests(const std::string& owner);
   // Targeted changes of a queued or waiting job, each one UPDATE that touches only its own
   // columns (a pause, a resume, a reorder and a cancel cannot undo each other); false when the
   // job was not in a state that allows it.
@@ -211,9 +217,13 @@ class Database {
   [[nodiscard]] Result<std::map<std::string, FiledSeries>> GetFiledSeries(const std::vector<std::string>& series_uids);
 
   // The staging area's bookkeeping (the files live under data_dir/staging/<id>/).
-  // The open session with these labels for this receiver, created when there is none.
+  // The open session with these labels for this receiver, opened by this instance (`owner`: its
+  // id among servers sharing the data directory, "" otherwise), created when there is none.
   [[nodiscard]] Result<StagedSession> OpenStagedSession(const std::string& receiver, const std::string& project,
-                                                        const std::string& subject, const std::string& session);
+                                                        const std::string& subject, const std::string& session,
+                                                        const std::string& owner = "");
+  // Gives session `id` to instance `to` while it is still `from`'s; whether it was.
+  [[nodiscard]] Result<bool> ClaimStagedSession(int64_t id, const std::string& from, const std::string& to);
   // Records an instance (replacing one with the same SOP Instance UID) and updates the
   // session's counts and last arrival. On its own transaction: the start-up scan of the staging
   // area uses it; the ingest indexer writes staged rows in its batches (WriteBatch::PutStaged).

@@ -18,7 +18,7 @@ namespace {
 const char* const kJobColumns =
     "id, type, state, node, params, progress, result, error, interrupted, priority, attempts, "
     "COALESCE(retry_of, 0), created_at, started_at, finished_at, updated_at, history, paused, "
-    "queue_order, not_before, wait_reason, parent_id, owner, lease_until";
+    "queue_order, not_before, wait_reason, parent_id, owner, lease_until, requested";
 
 JobRow ToJob(const soci::row& r) {
   JobRow j;
@@ -46,6 +46,7 @@ JobRow ToJob(const soci::row& r) {
   j.parent_id = Int(r, 21);
   j.owner = Str(r, 22);
   j.lease_until = Str(r, 23);
+  j.requested = Str(r, 24);
   return j;
 }
 
@@ -120,7 +121,9 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
                                   // A lease only moves forward: a progress write carries the
                                   // claim's, older than the heartbeat's renewals. "" ends it.
                                   "lease_until = CASE WHEN :l1 = '' THEN '' WHEN lease_until > :l2 THEN lease_until "
-                                  "ELSE :l3 END WHERE id = :id" +
+                                  // A claim starts a run without a request; a run's own writes keep one.
+                                  "ELSE :l3 END, requested = CASE WHEN state = 'running' THEN requested ELSE '' END "
+                                  "WHERE id = :id" +
                                       (only.empty() ? std::string() : " AND state IN (" + only + ")") +
                                       (unpaused ? " AND paused = 0" : "") + " AND (:ob1 = '' OR owner = :ob2)",
          soci::use(j.state), soci::use(j.progress), soci::use(j.result), soci::use(j.error), soci::use(interrupted),
@@ -177,17 +180,58 @@ Result<bool> Database::TakeOverJob(const JobRow& j, const std::string& expired_o
   try {
     std::string now = NowIso();
     int interrupted = j.interrupted ? 1 : 0;
+    int paused = j.paused ? 1 : 0;
     long long id = j.id;
     soci::statement st =
         (impl_->writer.prepare << "UPDATE jobs SET state = :s, history = :h, interrupted = :i, not_before = '', "
-                                  "wait_reason = '', owner = :o, lease_until = '', updated_at = :u WHERE id = :id AND "
+                                  "wait_reason = '', owner = :o, lease_until = '', updated_at = :u, error = :e, "
+                                  "finished_at = :f, paused = :p, requested = '' WHERE id = :id AND "
                                   "state = 'running' AND owner = :eo AND lease_until = :el",
          soci::use(j.state), soci::use(j.history), soci::use(interrupted), soci::use(j.owner), soci::use(now),
-         soci::use(id), soci::use(expired_owner), soci::use(expired_lease));
+         soci::use(j.error), soci::use(j.finished_at), soci::use(paused), soci::use(id), soci::use(expired_owner),
+         soci::use(expired_lease));
     st.execute(true);
     return st.get_affected_rows() > 0;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, fmt::format("taking over job {}", j.id)));
+  }
+}
+
+Result<bool> Database::RequestJob(int64_t id, const std::string& what) {
+  db::WriterLock lock(*impl_);
+  try {
+    long long key = id;
+    soci::statement st = (impl_->writer.prepare << "UPDATE jobs SET requested = :w WHERE id = :i AND state = 'running'",
+                          soci::use(what), soci::use(key));
+    st.execute(true);
+    return st.get_affected_rows() > 0;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("asking for job {} to {}", id, what)));
+  }
+}
+
+Result<std::vector<std::pair<int64_t, std::string>>> Database::TakeJobRequests(const std::string& owner) {
+  db::WriterLock lock(*impl_);
+  try {
+    std::vector<std::pair<int64_t, std::string>> out, found;
+    {
+      soci::rowset<soci::row> rs = (impl_->writer.prepare << "SELECT id, requested FROM jobs WHERE owner = :o AND "
+                                                             "state = 'running' AND requested <> ''",
+                                    soci::use(owner));
+      for (const auto& r : rs) found.emplace_back(Int(r, 0), Str(r, 1));
+    }
+    // Cleared one by one, each only while it is still the request read (RETURNING would give
+    // the cleared value): a request is taken once.
+    for (const auto& [id, what] : found) {
+      long long key = id;
+      soci::statement st = (impl_->writer.prepare << "UPDATE jobs SET requested = '' WHERE id = :i AND requested = :w",
+                            soci::use(key), soci::use(what));
+      st.execute(true);
+      if (st.get_affected_rows() > 0) out.emplace_back(id, what);
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "taking the requests for running jobs"));
   }
 }
 

@@ -125,6 +125,8 @@ struct JobRow {
   // The instance ([server] instance_id) that claimed the job last, and, while it runs, until
   // when that instance holds it (ISO 8601 UTC; renewed by its heartbeat; "" otherwise).
   std::string owner, lease_until;
+  // What was asked through another instance while this job ran: "cancel", "pause" or "".
+  std::string requested;
 };
 
 // One row of an import's spreadsheet, with what the node answered for it.
@@ -151,6 +153,7 @@ struct StagedSession {
   int64_t id = 0;
   std::string receiver, project, subject, session, state, first_at, last_at;
   int64_t instance_count = 0, bytes = 0;
+  std::string owner;  // the instance that opened it (servers sharing a data directory), or ""
 };
 struct StagedInstance {
   int64_t session_id = 0;

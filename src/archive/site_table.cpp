@@ -232,7 +232,7 @@ Result<std::vector<SeriesRow>> Database::ListSessionSeries(const std::string& pr
 namespace {
 
 const char* const kStagedColumns =
-    "id, receiver, project, subject, session, state, first_at, last_at, instance_count, bytes";
+    "id, receiver, project, subject, session, state, first_at, last_at, instance_count, bytes, owner";
 
 StagedSession ToStaged(const soci::row& r) {
   StagedSession s;
@@ -246,32 +246,35 @@ StagedSession ToStaged(const soci::row& r) {
   s.last_at = Str(r, 7);
   s.instance_count = Int(r, 8);
   s.bytes = Int(r, 9);
+  s.owner = Str(r, 10);
   return s;
 }
 
 }  // namespace
 
 Result<StagedSession> Database::OpenStagedSession(const std::string& receiver, const std::string& project,
-                                                  const std::string& subject, const std::string& session) {
+                                                  const std::string& subject, const std::string& session,
+                                                  const std::string& owner) {
   db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
     soci::row r;
     impl_->writer << fmt::format(
         "SELECT {} FROM staged_sessions WHERE receiver = :r AND project = :p AND "
-        "subject = :s AND session = :e AND state = 'open'",
+        "subject = :s AND session = :e AND state = 'open' AND owner = :o",
         kStagedColumns),
-        soci::use(receiver), soci::use(project), soci::use(subject), soci::use(session), soci::into(r);
+        soci::use(receiver), soci::use(project), soci::use(subject), soci::use(session), soci::use(owner),
+        soci::into(r);
     if (impl_->writer.got_data()) {
       tx.commit();
       return ToStaged(r);
     }
     std::string now = NowIso();
     long long id = 0;
-    impl_->writer << "INSERT INTO staged_sessions(receiver, project, subject, session, first_at, last_at) "
-                     "VALUES(:r, :p, :s, :e, :f, :l) RETURNING id",
+    impl_->writer << "INSERT INTO staged_sessions(receiver, project, subject, session, first_at, last_at, owner) "
+                     "VALUES(:r, :p, :s, :e, :f, :l, :o) RETURNING id",
         soci::use(receiver), soci::use(project), soci::use(subject), soci::use(session), soci::use(now), soci::use(now),
-        soci::into(id);
+        soci::use(owner), soci::into(id);
     tx.commit();
     StagedSession out;
     out.id = id;
@@ -281,6 +284,7 @@ Result<StagedSession> Database::OpenStagedSession(const std::string& receiver, c
     out.session = session;
     out.state = "open";
     out.first_at = out.last_at = now;
+    out.owner = owner;
     return out;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "opening a staged session"));
@@ -359,6 +363,19 @@ Result<std::vector<StagedInstance>> Database::ListStagedInstances(int64_t sessio
     return out;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "listing staged instances"));
+  }
+}
+
+Result<bool> Database::ClaimStagedSession(int64_t id, const std::string& from, const std::string& to) {
+  db::WriterLock lock(*impl_);
+  try {
+    long long key = id;
+    soci::statement st = (impl_->writer.prepare << "UPDATE staged_sessions SET owner = :t WHERE id = :i AND owner = :f",
+                          soci::use(to), soci::use(key), soci::use(from));
+    st.execute(true);
+    return st.get_affected_rows() > 0;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "taking a staged session over"));
   }
 }
 

@@ -302,7 +302,8 @@ Settings DefaultSettings() {
   }
   PB_TRY(jobs, table("jobs"));
   if (jobs) {
-    if (auto r = CheckKeys(ctx, *jobs, "jobs", {"workers", "keep_days"}); !r) return tl::unexpected(r.error());
+    if (auto r = CheckKeys(ctx, *jobs, "jobs", {"workers", "keep_days", "lease_seconds"}); !r)
+      return tl::unexpected(r.error());
     PB_TRY(workers, GetInt(ctx, *jobs, "jobs", "workers", 2));
     if (workers < 1 || workers > 32) {
       return tl::unexpected(ctx.Err(jobs->get("workers"), "jobs.workers", "must be between 1 and 32"));
@@ -314,6 +315,11 @@ Settings DefaultSettings() {
           ctx.Err(jobs->get("keep_days"), "jobs.keep_days", "must be between 0 (keep forever) and 36500"));
     }
     s.job_keep_days = static_cast<int>(keep);
+    PB_TRY(lease, GetInt(ctx, *jobs, "jobs", "lease_seconds", 30));
+    if (lease < 3 || lease > 3600) {
+      return tl::unexpected(ctx.Err(jobs->get("lease_seconds"), "jobs.lease_seconds", "must be between 3 and 3600"));
+    }
+    s.job_lease_seconds = static_cast<int>(lease);
   }
   PB_TRY(dicomweb, table("dicomweb"));
   if (dicomweb) {

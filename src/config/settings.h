@@ -36,6 +36,7 @@ struct Settings {
   int64_t min_free_disk_mb = 500;   // /api/ready fails below this free space in data_dir
   int job_workers = 2;              // [jobs] workers: jobs running at once
   int job_keep_days = 30;           // [jobs] keep_days: finished jobs kept (0: forever)
+  int job_lease_seconds = 30;       // [jobs] lease_seconds: how long another instance waits to take over
   // [dicomweb]: our DICOMweb server (/dicom-web).
   // The root clients reach it by (behind a reverse proxy), without a trailing slash, for the
   // URLs answers carry (RetrieveURL, BulkDataURI); empty: taken from each request's Host.

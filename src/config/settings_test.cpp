@@ -101,6 +101,18 @@ TEST(Settings, InstanceIdIsAShortNameOrTheHostName) {
   }
 }
 
+TEST(Settings, JobLeaseSeconds) {
+  EXPECT_EQ(DefaultSettings().job_lease_seconds, 30);
+  auto s = ParseSettings("[jobs]\nlease_seconds = 5\n", "t.toml");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->job_lease_seconds, 5);
+  for (const char* bad : {"2", "3601"}) {
+    auto r = ParseSettings(fmt::format("[jobs]\nlease_seconds = {}\n", bad), "t.toml");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("t.toml:2: jobs.lease_seconds"), std::string::npos) << r.error().message;
+  }
+}
+
 TEST(Settings, RefusesCorsOriginsWithAPath) {
   auto s = ParseSettings("[dicomweb]\ncors_origins = [\"https://viewer.example.org/app\"]\n", "t.toml");
   ASSERT_FALSE(s);

@@ -30,6 +30,7 @@ nlohmann::json StagedJson(const StagedSession& s, const ReceiverService& receive
                    {"last_at", s.last_at},
                    {"instance_count", s.instance_count},
                    {"bytes", s.bytes}};
+  if (!s.owner.empty()) j["instance"] = s.owner;  // servers sharing a data directory: which one receives it
   FilingLabels routed{s.project, s.subject, s.session};
   j["routed"] = LabelsJson(routed);
   auto plan = staging.Plan(s);

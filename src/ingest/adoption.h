@@ -15,15 +15,26 @@
 namespace pb {
 
 struct Adopted {
-  int instances = 0;  // folders taken over
-  int indexed = 0;    // instances indexed from their journals
-  int temp_files = 0; // unfinished temp files removed
+  int instances = 0;   // folders taken over
+  int indexed = 0;     // instances indexed from their journals
+  int temp_files = 0;  // unfinished temp files removed
 };
+
+enum class Takeover {
+  kRunning,  // the instance runs (or another one is taking its folder over right now)
+  kStopped,  // it does not run, and nothing its journals name is left unindexed
+  kUnknown,  // its folder cannot be looked at, or its journals cannot be indexed yet
+};
+
+// Instance `id`'s folder, once: when it does not run, what its journals name is indexed and its
+// temp files removed (added to `counts`) before kStopped is answered, so that whoever takes
+// over its other work (staging sessions) finds every row it answered for.
+Takeover AdoptInstance(const std::filesystem::path& data_dir, const std::string& id, const std::string& self,
+                       IngestPipeline& pipeline, Adopted* counts = nullptr);
 
 // Looks at every other instance's folder once. An error (the index refuses the rows) is logged
 // and leaves that folder's journals in place for the next look; the other folders are still
 // looked at.
-Adopted AdoptStoppedInstances(const std::filesystem::path& data_dir, const std::string& self,
-                              IngestPipeline& pipeline);
+Adopted AdoptStoppedInstances(const std::filesystem::path& data_dir, const std::string& self, IngestPipeline& pipeline);
 
 }  // namespace pb

@@ -164,7 +164,8 @@ class IngestPipeline {
   void IndexLoop();
   [[nodiscard]] Result<void> IndexBatch(const std::vector<Entry>& entries);
   std::optional<Entry> Replay(const std::string& line);
-  [[nodiscard]] Result<int> ReplayJournals(const std::filesystem::path& dir, uint64_t below);  // a journal line of an earlier run
+  [[nodiscard]] Result<int> ReplayJournals(const std::filesystem::path& dir,
+                                           uint64_t below);  // a journal line of an earlier run
 
   BlobStore& blobs_;
   Database& db_;

@@ -23,13 +23,54 @@ StagingArea::StagingArea(IngestPipeline& pipeline, Database& db, BlobStore& blob
 
 StagingArea::~StagingArea() { Stop(); }
 
+void StagingArea::ShareWith(std::string owner, std::function<bool(const std::string&)> running) {
+  owner_ = std::move(owner);
+  running_ = std::move(running);
+}
+
+bool StagingArea::Mine(const StagedSession& s) {
+  if (s.owner == owner_ || !running_) return true;
+  if (!s.owner.empty() && running_(s.owner)) return false;
+  auto claimed = db_.ClaimStagedSession(s.id, s.owner, owner_);
+  if (!claimed) {
+    spdlog::warn("staging: cannot take session {} over: {}", s.id, claimed.error().message);
+    return false;
+  }
+  if (!*claimed) return false;  // another instance took it first
+  spdlog::info("staging: session {} from receiver {} belonged to instance '{}', which is not running: taken over here",
+               s.id, s.receiver, s.owner);
+  MutexLock lock(mu_);
+  last_arrival_[s.id] = clock_();  // its idle time starts again here
+  return true;
+}
+
+Result<void> StagingArea::CheckOwner(int64_t id, const char* what) {
+  if (!running_) return {};
+  auto found = db_.GetStagedSession(id);
+  if (!found) return tl::unexpected(found.error());
+  if (!*found) return {};  // the caller says it is gone
+  const StagedSession& s = **found;
+  if (Mine(s)) return {};
+  return Fail(Code::kConflict,
+              fmt::format("staged session {} is received by instance '{}', which alone knows its arrivals in flight: "
+                          "{} it through that instance",
+                          s.id, s.owner, what),
+              "id");
+}
+
 std::filesystem::path StagingArea::SessionDir(int64_t id) const { return blobs_.staging_dir() / std::to_string(id); }
 
 Result<int> StagingArea::Recover() {
   auto sessions = db_.ListStagedSessions();
   if (!sessions) return tl::unexpected(sessions.error());
   std::set<int64_t> known;
-  for (const StagedSession& s : *sessions) known.insert(s.id);
+  std::vector<StagedSession> mine;
+  for (const StagedSession& s : *sessions) {
+    known.insert(s.id);
+    if (Mine(s)) mine.push_back(s);
+  }
+  std::set<int64_t> ours;
+  for (const StagedSession& s : mine) ours.insert(s.id);
   std::error_code ec;
   // Folders of discarded sessions (their rows went first) are removed; files whose row is
   // missing (a crash between rename and record) are recorded again.
@@ -48,6 +89,7 @@ Result<int> StagingArea::Recover() {
       if (!*now) std::filesystem::remove_all(dir.path(), ec);
       continue;
     }
+    if (!ours.count(id)) continue;  // a running instance's: its rows may still be in its batch
     auto rows = db_.ListStagedInstances(id);
     if (!rows) return tl::unexpected(rows.error());
     std::set<std::string> recorded;
@@ -68,7 +110,7 @@ Result<int> StagingArea::Recover() {
   }
   MutexLock lock(mu_);
   int waiting = 0;
-  for (const StagedSession& s : *sessions) {
+  for (const StagedSession& s : mine) {
     last_arrival_[s.id] = clock_();  // the idle time starts again: nothing is archived early
     ++waiting;
   }
@@ -102,7 +144,7 @@ Result<int64_t> StagingArea::Enter(const std::string& receiver, const IngestSour
   SessionKey key{receiver, src.project, src.subject, src.session};
   auto it = open_.find(key);
   if (it == open_.end()) {  // the first arrival since the start, or since its session closed
-    auto session = db_.OpenStagedSession(receiver, src.project, src.subject, src.session);
+    auto session = db_.OpenStagedSession(receiver, src.project, src.subject, src.session, owner_);
     if (!session) return tl::unexpected(session.error());
     it = open_.emplace(std::move(key), session->id).first;
   }
@@ -149,6 +191,7 @@ std::vector<ArchivedSession> StagingArea::ArchiveIdle() {
   }
   const auto now = clock_();
   for (const StagedSession& s : *sessions) {
+    if (!Mine(s)) continue;
     bool due = s.state == "archiving";  // left half done (a failure or a stop): finish it
     if (!due) {
       MutexLock lock(mu_);
@@ -195,6 +238,7 @@ Result<FilingPlan> StagingArea::Plan(const StagedSession& session) {
 
 Result<ArchivedSession> StagingArea::Archive(int64_t id) {
   MutexLock archiving(archive_mu_);
+  if (auto owned = CheckOwner(id, "archive"); !owned) return tl::unexpected(owned.error());
   ArchivedSession result;
   {
     MutexLock lock(mu_);
@@ -256,6 +300,7 @@ Result<ArchivedSession> StagingArea::Archive(int64_t id) {
 
 Result<void> StagingArea::Discard(int64_t id) {
   MutexLock archiving(archive_mu_);
+  if (auto owned = CheckOwner(id, "discard"); !owned) return owned;
   MutexLock lock(mu_);
   auto s = db_.GetStagedSession(id);
   if (!s) return tl::unexpected(s.error());

@@ -51,6 +51,11 @@ class StagingArea final : public StagingSessions {
   StagingArea(const StagingArea&) = delete;
   StagingArea& operator=(const StagingArea&) = delete;
 
+  // Servers sharing the data directory (one PostgreSQL index): sessions belong to the instance
+  // that opened them (`owner`, this one's id), which alone archives them; a session of an
+  // instance `running` says is not running any more is taken over. Call before Recover().
+  void ShareWith(std::string owner, std::function<bool(const std::string& instance)> running);
+
   // Records files left by a crash without their row (after the pipeline's Recover(), which
   // replays the journal) and removes folders of discarded sessions. Call before receiving;
   // returns the number of sessions waiting.
@@ -91,6 +96,12 @@ class StagingArea final : public StagingSessions {
   // New arrivals no longer go to session `id`; returns once no commit into it is in flight.
   void Close(int64_t id, MutexLock& lock) REQUIRES(mu_);
   void CatchUp() { (void)pipeline_.Flush(std::chrono::seconds(2)); }
+  // Whether this instance archives `s`: its own, or taken over now from an instance that does
+  // not run (its idle time then starts again here).
+  bool Mine(const StagedSession& s);
+  // kConflict when session `id` belongs to another instance that runs (it alone knows its
+  // arrivals in flight). Called without mu_ held.
+  [[nodiscard]] Result<void> CheckOwner(int64_t id, const char* what);
 
   IngestPipeline& pipeline_;
   Database& db_;
@@ -98,6 +109,8 @@ class StagingArea final : public StagingSessions {
   std::function<int(const std::string&)> idle_seconds_;
   Clock clock_;
   std::function<void(const ArchivedSession&)> on_archived_;
+  std::string owner_;                                // set before use (ShareWith)
+  std::function<bool(const std::string&)> running_;  // empty: the sessions are all ours
 
   Mutex mu_;                         // sessions: which are open, commits in flight into them, arrivals
   std::condition_variable settled_;  // a commit left its session

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <dcmtk/config/osconfig.h>
@@ -133,6 +134,55 @@ TEST_F(StagingTest, SessionIsArchivedOnlyAfterTheIdleTime) {
   ASSERT_EQ(sessions->size(), 1u);
   EXPECT_EQ((*sessions)[0].name, "E1");
   EXPECT_EQ((*sessions)[0].instances, 2);
+}
+
+TEST_F(StagingTest, ASharedDirectorysSessionsAreArchivedByTheirInstanceAndTakenOverOnceItStops) {
+  std::set<std::string> running{"a", "b"};
+  auto is_running = [&running](const std::string& id) { return running.count(id) > 0; };
+  auto a = Area(60);
+  a->ShareWith("a", is_running);
+  auto b = Area(60);
+  b->ShareWith("b", is_running);
+  auto src = Labelled("P1", "S1", "E1");
+  EXPECT_EQ(Stage(*a, Write("1.2.3.1"), src, "r1").status, IngestStatus::kStored);
+  EXPECT_EQ(Stage(*a, Write("1.2.3.2"), src, "r1").status, IngestStatus::kStored);
+  EXPECT_EQ(Stage(*b, Write("1.2.3.3"), src, "r1").status, IngestStatus::kStored);  // a session of b's own
+  auto staged = a->List();
+  ASSERT_TRUE(staged);
+  ASSERT_EQ(staged->size(), 2u);
+  const StagedSession& of_a = (*staged)[0].owner == "a" ? (*staged)[0] : (*staged)[1];
+  const StagedSession& of_b = (*staged)[0].owner == "b" ? (*staged)[0] : (*staged)[1];
+  ASSERT_EQ(of_a.owner, "a");
+  ASSERT_EQ(of_b.owner, "b");
+  EXPECT_EQ(of_a.instance_count, 2);
+
+  // While a runs, its session is its own: b neither archives it when idle nor on request.
+  clock_.now += std::chrono::seconds(61);
+  auto by_b = b->ArchiveIdle();
+  ASSERT_EQ(by_b.size(), 1u);
+  EXPECT_EQ(by_b[0].session.id, of_b.id);
+  auto refused = b->Archive(of_a.id);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Code::kConflict);
+  EXPECT_NE(refused.error().message.find("instance 'a'"), std::string::npos) << refused.error().message;
+  auto not_discarded = b->Discard(of_a.id);
+  ASSERT_FALSE(not_discarded);
+  EXPECT_EQ(not_discarded.error().code, Code::kConflict);
+  EXPECT_FALSE(Indexed("1.2.3.1"));
+  EXPECT_TRUE(Indexed("1.2.3.3"));
+
+  // a stops: b takes its session over, and archives it after an idle time of its own.
+  running.erase("a");
+  EXPECT_TRUE(b->ArchiveIdle().empty());
+  auto taken = db_->GetStagedSession(of_a.id);
+  ASSERT_TRUE(taken && *taken);
+  EXPECT_EQ((*taken)->owner, "b");
+  clock_.now += std::chrono::seconds(60);
+  auto archived = b->ArchiveIdle();
+  ASSERT_EQ(archived.size(), 1u);
+  EXPECT_EQ(archived[0].archived, 2);
+  EXPECT_TRUE(Indexed("1.2.3.1"));
+  EXPECT_TRUE(Indexed("1.2.3.2"));
 }
 
 TEST_F(StagingTest, SessionsAreKeptApartByLabelsAndReceiver) {

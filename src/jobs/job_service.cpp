@@ -241,14 +241,57 @@ void JobService::Stop() {
 
 void JobService::HeartbeatLoop() {
   const auto every = std::max<std::chrono::milliseconds>(std::chrono::seconds(1), options_.lease / 3);
+  const auto tick = options_.shared ? std::chrono::milliseconds(1000) : every;
+  auto next_beat = std::chrono::steady_clock::now() + every;
+  bool requests_failing = false;
   MutexLock lock(mu_);
   while (!stopping_) {
-    cv_.wait_for(lock, every, [&]() REQUIRES(mu_) { return stopping_; });
+    cv_.wait_for(lock, tick, [&]() REQUIRES(mu_) { return stopping_; });
     if (stopping_) return;
     lock.Unlock();
-    if (auto r = Heartbeat(); !r) spdlog::warn("jobs: {}", r.error().message);
+    if (options_.shared) {
+      auto r = TakeRequests();
+      if (!r && !requests_failing) spdlog::warn("jobs: {}", r.error().message);
+      requests_failing = !r;
+    }
+    if (std::chrono::steady_clock::now() >= next_beat) {
+      next_beat = std::chrono::steady_clock::now() + every;
+      if (auto r = Heartbeat(); !r) spdlog::warn("jobs: {}", r.error().message);
+    }
     lock.Lock();
   }
+}
+
+Result<int> JobService::TakeRequests() {
+  auto requests = db_.TakeJobRequests(options_.instance_id);
+  if (!requests) return tl::unexpected(requests.error());
+  int applied = 0;
+  for (const auto& [id, what] : *requests) {
+    if (what != "cancel" && what != "pause") continue;  // written by a later version: not ours to read
+    bool found = false;
+    {
+      MutexLock lock(mu_);
+      if (auto it = live_.find(id); it != live_.end()) {
+        Live& l = *it->second;
+        MutexLock live_lock(l.mu);
+        if (!l.ending) {
+          if (what == "cancel") {
+            l.cancel = true;
+          } else if (what == "pause") {
+            l.pause = true;
+            l.resume = false;
+            Changed();
+          }
+          found = true;
+        }
+      }
+    }
+    if (!found) continue;  // its run is ending: what it writes stands
+    spdlog::info("job {}: {} asked through another instance", id, what == "cancel" ? "a cancel" : "a pause");
+    if (what == "cancel") ForChildren(id, [this](int64_t child) { (void)Cancel(child); });
+    ++applied;
+  }
+  return applied;
 }
 
 Result<int> JobService::Heartbeat() {
@@ -311,11 +354,28 @@ Result<int> JobService::Heartbeat() {
     row.interrupted = true;
     row.state = "queued";
     row.owner.clear();
+    // What was asked of it while it ran there and that instance did not take: done now.
+    if (row.requested == "cancel") {
+      row.state = "canceled";
+      row.error =
+          fmt::format("canceled while the instance '{}' ran it (it stopped before it could stop the run)", owner);
+      row.finished_at = UtcIso(now);
+    } else if (row.requested == "pause") {
+      row.state = "waiting";
+      row.paused = true;
+    }
     auto r = db_.TakeOverJob(row, owner, lease);
     if (!r) return tl::unexpected(r.error());
     if (!*r) continue;  // renewed meanwhile, or taken over by another instance
     ++taken;
-    spdlog::warn("job {}: the instance '{}' running it stopped renewing its lease; queued again by '{}'", row.id, owner,
+    if (row.state == "canceled") {
+      ForChildren(row.id, [this](int64_t child) { (void)Cancel(child); });
+      if (row.parent_id) WakeParent(row.parent_id);
+    }
+    spdlog::warn("job {}: the instance '{}' running it stopped renewing its lease; {} by '{}'", row.id, owner,
+                 row.state == "canceled" ? "canceled as asked"
+                 : row.paused            ? "paused as asked"
+                                         : "queued again",
                  options_.instance_id);
   }
   if (taken) {
@@ -711,6 +771,8 @@ json JobService::ToJson(const JobRow& row, bool full) const {
          {"created_at", row.created_at},
          {"started_at", nullable(row.started_at)},
          {"finished_at", nullable(row.finished_at)}};
+  // Several instances on one database: the one running it.
+  if (row.state == "running" && options_.shared && !row.owner.empty()) j["instance"] = row.owner;
   if (row.state == "waiting" && !row.paused && (row.wait_reason == "confirmation" || row.wait_reason == "children")) {
     j["waiting_for"] = row.wait_reason;
   }
@@ -879,6 +941,15 @@ Result<json> JobService::Cancel(int64_t id) {
     if (Finished(r.state)) {
       return Fail(Code::kConflict, fmt::format("job {} has already ended ({})", id, r.state), "id");
     }
+    if (r.state == "running" && !r.owner.empty() && r.owner != options_.instance_id) {
+      // Another instance runs it: the request waits in its row for that instance.
+      auto asked = db_.RequestJob(id, "cancel");
+      if (!asked) return tl::unexpected(asked.error());
+      if (!*asked) continue;  // it ended meanwhile
+      json j = ToJson(r, true);
+      j["cancel_requested"] = true;
+      return j;
+    }
     if (r.state == "running") {  // being claimed or ending right now
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;
@@ -934,6 +1005,14 @@ Result<json> JobService::PauseOne(int64_t id) {
     JobRow r = **row;
     if (Finished(r.state))
       return Fail(Code::kConflict, fmt::format("job {} has already ended ({})", id, r.state), "id");
+    if (r.state == "running" && !r.owner.empty() && r.owner != options_.instance_id) {
+      auto asked = db_.RequestJob(id, "pause");  // for the instance that runs it
+      if (!asked) return tl::unexpected(asked.error());
+      if (!*asked) continue;
+      json j = ToJson(r, true);
+      j["pause_requested"] = true;
+      return j;
+    }
     if (r.state == "running") {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       continue;

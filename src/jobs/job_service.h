@@ -105,6 +105,9 @@ struct JobServiceOptions {
   std::string instance_id = "local";
   std::chrono::seconds lease{30};
   bool heartbeat = true;
+  // Other instances share the database: a cancel or pause of a job one of them runs is left for
+  // it in the job's row, and the heartbeat's thread takes those left for this one every second.
+  bool shared = false;
 };
 
 class JobService {
@@ -127,6 +130,9 @@ class JobService {
   // instances whose lease ran out (they resume here or elsewhere where they were). Returns how
   // many were taken over. Runs every third of the lease on its own thread.
   [[nodiscard]] Result<int> Heartbeat();
+  // Applies the cancels and pauses asked through other instances for the jobs running here (as
+  // if asked here); returns how many. Every second on the heartbeat's thread when `shared`.
+  [[nodiscard]] Result<int> TakeRequests();
 
   // `parent`: the job this one is part of (it runs again once all its jobs have ended).
   [[nodiscard]] Result<nlohmann::json> Submit(const std::string& type, const nlohmann::json& request,

@@ -118,6 +118,18 @@ class JobServiceTest : public ::testing::Test {
   }
 
   json Job(JobService& s, const std::string& id) { return *s.Get(std::stoll(id)); }
+  // One of several instances on a database, with a 30 s lease and no heartbeat thread.
+  std::unique_ptr<JobService> Instance(Database& db, const std::string& id, int workers, bool shared) {
+    JobServiceOptions o;
+    o.workers = workers;
+    o.clock = &clock_;
+    o.instance_id = id;
+    o.lease = 30s;
+    o.heartbeat = false;
+    o.shared = shared;
+    o.random = [] { return 0.999999; };
+    return std::make_unique<JobService>(db, o);
+  }
 
   template <typename Pred>
   json WaitUntil(JobService& s, const std::string& id, Pred pred) {
@@ -333,14 +345,7 @@ TEST_F(JobServiceTest, AnotherInstanceTakesOverAJobWhoseLeaseRanOutAndItNeverRun
   auto db_b = ReopenTestDatabase(dir_);  // the same database, other connections
   ASSERT_TRUE(db_b) << db_b.error().message;
   auto make = [&](Database& db, const std::string& instance) {
-    JobServiceOptions o;
-    o.workers = 1;
-    o.clock = &clock_;
-    o.instance_id = instance;
-    o.lease = 30s;
-    o.heartbeat = false;  // renewals only when the test calls Heartbeat()
-    o.random = [] { return 0.999999; };
-    return std::make_unique<JobService>(db, o);
+    return Instance(db, instance, 1, /*shared=*/false);  // renewals only when the test calls Heartbeat()
   };
   ScriptedRunner runner_a, runner_b;
   runner_b.release = true;
@@ -399,6 +404,63 @@ TEST_F(JobServiceTest, AnotherInstanceTakesOverAJobWhoseLeaseRanOutAndItNeverRun
   EXPECT_EQ(after["state"], "succeeded");
   EXPECT_EQ(after["history"].size(), 2u) << after.dump();
   EXPECT_EQ(runner_a.Runs(1), 1);
+  b->Stop();
+}
+
+// Several instances on one database: a cancel or a pause asked through an instance that does not
+// run the job is left for the one that does, which applies it when it takes its requests; one
+// that dies before taking it has it applied by the instance that takes the job over.
+TEST_F(JobServiceTest, ACancelOrPauseThroughAnotherInstanceReachesTheRunAndSurvivesItsInstance) {
+  auto db_b = ReopenTestDatabase(dir_);
+  ASSERT_TRUE(db_b) << db_b.error().message;
+  auto make = [&](Database& db, const std::string& instance) {
+    return Instance(db, instance, 2, /*shared=*/true);  // requests and renewals when the test asks
+  };
+  ScriptedRunner runner_a, runner_b;
+  auto a = make(*db_, "a");
+  a->Register("test", runner_a);
+  ASSERT_TRUE(a->Start());
+  auto b = make(**db_b, "b");  // not started: it runs no job, only answers and takes over
+  b->Register("test", runner_b);
+  std::string to_cancel = (*a->Submit("test", {{"n", 1}}))["id"];
+  std::string to_pause = (*a->Submit("test", {{"n", 2}}))["id"];
+  for (const auto& id : {to_cancel, to_pause}) {
+    auto j = WaitUntil(*a, id, [](const json& j) { return j["progress"].value("completed", -1) == 1; });
+    EXPECT_EQ(j["instance"], "a") << j.dump();
+  }
+  ASSERT_EQ(runner_a.Runs(1) + runner_a.Runs(2), 2);  // both run on A
+
+  auto canceled = b->Cancel(std::stoll(to_cancel));
+  ASSERT_TRUE(canceled) << canceled.error().message;
+  EXPECT_EQ((*canceled)["cancel_requested"], true);
+  auto paused = b->Pause(std::stoll(to_pause));
+  ASSERT_TRUE(paused) << paused.error().message;
+  EXPECT_EQ((*paused)["pause_requested"], true);
+  EXPECT_EQ(Job(*a, to_cancel)["state"], "running");  // left for A, not done behind its back
+
+  auto taken = a->TakeRequests();
+  ASSERT_TRUE(taken) << taken.error().message;
+  EXPECT_EQ(*taken, 2);
+  EXPECT_EQ(WaitFor(*a, to_cancel, "canceled")["state"], "canceled");
+  auto p = WaitUntil(*a, to_pause, [](const json& j) { return j["state"] == "waiting" && j["paused"] == true; });
+  EXPECT_EQ(p["paused"], true) << p.dump();
+  EXPECT_EQ(*a->TakeRequests(), 0);  // taken once
+  EXPECT_EQ(runner_b.Runs(1) + runner_b.Runs(2), 0);
+
+  // A cancel left for an instance that dies before taking it: applied at the take-over.
+  std::string orphan = (*a->Submit("test", {{"n", 3}}))["id"];
+  WaitUntil(*a, orphan, [](const json& j) { return j["progress"].value("completed", -1) == 1; });
+  ASSERT_TRUE(b->Cancel(std::stoll(orphan)));
+  clock_.Advance(31s);  // A renews nothing from here on
+  auto over = b->Heartbeat();
+  ASSERT_TRUE(over) << over.error().message;
+  EXPECT_EQ(*over, 1);
+  auto j = Job(*b, orphan);
+  EXPECT_EQ(j["state"], "canceled") << j.dump();
+  EXPECT_NE(j["error"].get<std::string>().find("'a'"), std::string::npos) << j.dump();
+  EXPECT_EQ(runner_b.Runs(3), 0);
+  runner_a.release = true;
+  a->Stop();
   b->Stop();
 }
 

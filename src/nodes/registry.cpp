@@ -49,7 +49,13 @@ Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db, const s
   }
   auto stored = db.LoadNodes();
   if (!stored) return tl::unexpected(stored.error());
-  for (const auto& [name, body] : *stored) {
+  reg->AddStored(*stored);
+  return reg;
+}
+
+void NodeRegistry::AddStored(const std::vector<std::pair<std::string, std::string>>& stored) {
+  stored_ = stored;
+  for (const auto& [name, body] : stored) {
     auto j = nlohmann::json::parse(body, nullptr, false);
     auto n = j.is_discarded() ? Result<Node>(Fail(Code::kInternal, "unreadable")) : NodeFromJson(j);
     if (!n && n.error().field.rfind("schedule", 0) == 0) {
@@ -66,13 +72,22 @@ Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db, const s
                     n.error().message);
       continue;
     }
-    if (reg->Find(name)) continue;  // a config entry with the same name wins
-    reg->nodes_.push_back(std::move(*n));
+    if (Find(name)) continue;  // a config entry with the same name wins
+    nodes_.push_back(std::move(*n));
   }
-  for (Node& n : reg->nodes_) {
-    if (auto learned = db.GetNodeState(n.name, "retrieve_method")) n.retrieve_method_learned = *learned;
+  for (Node& n : nodes_) {
+    if (auto learned = db_.GetNodeState(n.name, "retrieve_method")) n.retrieve_method_learned = *learned;
   }
-  return reg;
+}
+
+Result<bool> NodeRegistry::Reload() {
+  MutexLock lock(mu_);
+  auto stored = db_.LoadNodes();
+  if (!stored) return tl::unexpected(stored.error());
+  if (*stored == stored_) return false;
+  std::erase_if(nodes_, [](const Node& n) { return !n.locked; });
+  AddStored(*stored);
+  return true;
 }
 
 Result<void> NodeRegistry::SetRetrieveMethodLearned(const std::string& name, const std::string& method) {

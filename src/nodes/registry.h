@@ -35,6 +35,9 @@ class NodeRegistry {
   // Applies a partial update (fields not given keep their value).
   [[nodiscard]] Result<NodeChange> Update(const std::string& name, const nlohmann::json& patch, bool dry_run = false);
   [[nodiscard]] Result<void> Remove(const std::string& name);
+  // Reads the stored nodes again: what other instances on the same index changed (config entries
+  // stay as they are). Returns whether anything had changed.
+  [[nodiscard]] Result<bool> Reload();
   // Remembers the retrieve method that worked for the node under "auto" (survives restarts).
   [[nodiscard]] Result<void> SetRetrieveMethodLearned(const std::string& name, const std::string& method);
   // Keeps a connection test in the history of the node named `name`, under the registry's
@@ -48,8 +51,12 @@ class NodeRegistry {
   Node* Find(const std::string& name) REQUIRES(mu_);
   const Node* Find(const std::string& name) const REQUIRES(mu_);
 
+  // Adds the stored nodes (a config entry of the same name wins) and their learned state.
+  void AddStored(const std::vector<std::pair<std::string, std::string>>& stored) REQUIRES(mu_);
+
   Database& db_;
   mutable Mutex mu_;
+  std::vector<std::pair<std::string, std::string>> stored_ GUARDED_BY(mu_);  // as last read
   std::vector<Node> nodes_ GUARDED_BY(mu_);
 };
 

@@ -207,5 +207,34 @@ TEST_F(RegistryTest, TestsAreKeptOnlyForTheNodeAsItIsNamedNow) {
   EXPECT_EQ(reg.Get("c")->retrieve_method_learned, "");
 }
 
+TEST_F(RegistryTest, AnotherInstancesChangesAreReadAgainAndConfigNodesStay) {
+  ConfigEntry e{Node("cfg", "CFG", 104), "pb.toml:10", {}};
+  auto& here = Reg({e});
+  auto there = NodeRegistry::Create(*db_, {});  // another instance on the same index
+  ASSERT_TRUE(there);
+  auto unchanged = here.Reload();
+  ASSERT_TRUE(unchanged) << unchanged.error().message;
+  EXPECT_FALSE(*unchanged);
+
+  ASSERT_TRUE((*there)->Add(Node("pacs", "PACS", 104)));
+  EXPECT_FALSE(here.Get("pacs"));  // not before it is read again
+  auto added = here.Reload();
+  ASSERT_TRUE(added) << added.error().message;
+  EXPECT_TRUE(*added);
+  ASSERT_TRUE(here.Get("pacs"));
+  EXPECT_EQ(here.Get("pacs")->port, 104);
+  EXPECT_TRUE(here.Get("cfg")->locked);
+
+  ASSERT_TRUE((*there)->Update("pacs", {{"port", 11112}}));
+  ASSERT_TRUE(*here.Reload());
+  EXPECT_EQ(here.Get("pacs")->port, 11112);
+
+  ASSERT_TRUE((*there)->Remove("pacs"));
+  ASSERT_TRUE(*here.Reload());
+  EXPECT_FALSE(here.Get("pacs"));
+  EXPECT_TRUE(here.Get("cfg"));
+  EXPECT_FALSE(*here.Reload());  // nothing new since
+}
+
 }  // namespace
 }  // namespace pb

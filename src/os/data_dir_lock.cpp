@@ -97,13 +97,19 @@ std::string OurPid() { return fmt::format("{}\n", ::getpid()); }
 
 Result<DataDirLock> DataDirLock::Acquire(const std::filesystem::path& data_dir) {
   if (auto made = CreateDir(data_dir, "the data directory"); !made) return tl::unexpected(made.error());
-  auto lock = AcquireFile(data_dir / kFileName, "data directory " + Shown(data_dir), "server.data_dir");
-  if (!lock && lock.error().code == Code::kAlreadyExists) {
-    lock.error().message +=
-        "; one server per data directory unless they share one PostgreSQL index (stop it, or give this "
-        "one another [server] data_dir)";
+  Holder holder;
+  auto fd = Lock(data_dir / kFileName, Mode::kExclusive, OurPid(), "server.data_dir", &holder);
+  if (!fd && fd.error().code == Code::kAlreadyExists) {
+    return Fail(Code::kAlreadyExists,
+                fmt::format("data directory {} is in use by {}; {}", Shown(data_dir), Describe(holder),
+                            holder.shared ? "a server with an SQLite index has its data directory to itself (give "
+                                            "this one another [server] data_dir, or the others' PostgreSQL index)"
+                                          : "one server per data directory unless they share one PostgreSQL "
+                                            "index (stop it, or give this one another [server] data_dir)"),
+                "server.data_dir");
   }
-  return lock;
+  if (!fd) return tl::unexpected(fd.error());
+  return DataDirLock(*fd, data_dir / kFileName);
 }
 
 Result<DataDirLock> DataDirLock::AcquireFile(const std::filesystem::path& file, const std::string& what,

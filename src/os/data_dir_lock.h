@@ -40,8 +40,8 @@ class DataDirLock {
   // The instance's own folder, `instances/<id>/` (created if need be). Refused when a server with
   // the same instance id runs on this directory. When another instance is indexing what this
   // one's journals name (TryAdopt), waits up to `wait` for it to finish.
-  [[nodiscard]] static Result<DataDirLock> AcquireInstance(const std::filesystem::path& data_dir,
-                                                           const std::string& id, std::chrono::milliseconds wait);
+  [[nodiscard]] static Result<DataDirLock> AcquireInstance(const std::filesystem::path& data_dir, const std::string& id,
+                                                           std::chrono::milliseconds wait);
   // Another instance's folder, when that instance does not run: nullopt when it does (or another
   // instance is taking it over). `by` (our id) is written into its lock file meanwhile.
   [[nodiscard]] static Result<std::optional<DataDirLock>> TryAdopt(const std::filesystem::path& data_dir,

@@ -132,8 +132,7 @@ TEST_F(DataDirLockTest, AnInstanceIdRunsOnceOnADirectory) {
   EXPECT_EQ(again.error().code, Code::kAlreadyExists);
   EXPECT_EQ(again.error().field, "server.instance_id");
   EXPECT_NE(again.error().message.find("instance 'gw-1'"), std::string::npos) << again.error().message;
-  EXPECT_NE(again.error().message.find("PID " + std::to_string(getpid())), std::string::npos)
-      << again.error().message;
+  EXPECT_NE(again.error().message.find("PID " + std::to_string(getpid())), std::string::npos) << again.error().message;
   // A running instance's folder is not taken over.
   auto adopt = DataDirLock::TryAdopt(dir_, "gw-1", "gw-2");
   ASSERT_TRUE(adopt) << adopt.error().message;
@@ -141,7 +140,10 @@ TEST_F(DataDirLockTest, AnInstanceIdRunsOnceOnADirectory) {
 }
 
 TEST_F(DataDirLockTest, AnInstanceWaitsWhileAnotherTakesItsFolderOver) {
-  { auto made = DataDirLock::AcquireInstance(dir_, "gw-1", std::chrono::milliseconds(0)); ASSERT_TRUE(made); }
+  {
+    auto made = DataDirLock::AcquireInstance(dir_, "gw-1", std::chrono::milliseconds(0));
+    ASSERT_TRUE(made);
+  }
   int go[2];
   ASSERT_EQ(pipe(go), 0);
   pid_t adopter = fork();

@@ -80,9 +80,33 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
     }
     all.push_back(std::make_shared<Receiver>(std::move(*r)));
   }
-  auto stored = db_.LoadReceivers();
+  config_receivers_ = all;
+  auto stored = ReadStored();
   if (!stored) return tl::unexpected(stored.error());
-  for (const auto& [id, body] : *stored) {
+  Apply(*stored, std::move(all));
+  (void)Reconcile(0, /*log_failures=*/false);  // the server reports what did not start
+  // A port another program held may come free: try again, quietly, until it does.
+  retry_ = std::make_unique<PeriodicTask>(kRetryPeriod, [this] { RetryFailedPorts(); });
+  return {};
+}
+
+Result<ReceiverService::Stored> ReceiverService::ReadStored() {
+  Stored out;
+  auto receivers = db_.LoadReceivers();
+  if (!receivers) return tl::unexpected(receivers.error());
+  out.receivers = std::move(*receivers);
+  auto routing = db_.GetSetting(kRoutingKey);
+  if (!routing) return tl::unexpected(routing.error());
+  out.routing = std::move(*routing);
+  auto projects = db_.GetSetting(kProjectAnonymizationKey);
+  if (!projects) return tl::unexpected(projects.error());
+  out.projects = std::move(*projects);
+  return out;
+}
+
+void ReceiverService::Apply(const Stored& stored, std::vector<std::shared_ptr<const Receiver>> all) {
+  std::map<std::string, std::string> held_back;  // id → why (a conflict with a config receiver)
+  for (const auto& [id, body] : stored.receivers) {
     auto j = nlohmann::json::parse(body, nullptr, false);
     auto r = j.is_discarded() ? Result<Receiver>(Fail(Code::kInvalidArgument, "stored text is not JSON"))
                               : ReceiverFromJson(j, ReceiverOrigin::kApi);
@@ -99,51 +123,57 @@ Result<void> ReceiverService::Start(const std::vector<ConfigEntry>& config) {
             fmt::format("conflicts with receiver {} ({}@{}); change its port", o->id, o->ae_title, o->port);
         spdlog::error("receiver {} ({}@{}) not started: {}", r->id, r->ae_title, r->port, why);
         r->enabled = false;
-        MutexLock lock(mu_);
-        errors_[r->id] = why;
+        held_back[r->id] = why;
         break;
       }
     }
     all.push_back(std::make_shared<Receiver>(std::move(*r)));
   }
-  auto routing = db_.GetSetting(kRoutingKey);
-  if (!routing) return tl::unexpected(routing.error());
-  if (!routing->empty()) {
-    auto j = nlohmann::json::parse(*routing, nullptr, false);
-    auto rules = j.is_discarded()
-                     ? Result<std::shared_ptr<const RoutingRules>>(Fail(Code::kInvalidArgument, "not JSON"))
-                     : ParseSiteRouting(j);
-    if (rules) {
-      MutexLock lock(mu_);
-      site_rules_ = *rules;
-      site_routing_json_ = j;
+  std::shared_ptr<const RoutingRules> rules;
+  nlohmann::json routing_json;
+  if (!stored.routing.empty()) {
+    auto j = nlohmann::json::parse(stored.routing, nullptr, false);
+    auto parsed = j.is_discarded()
+                      ? Result<std::shared_ptr<const RoutingRules>>(Fail(Code::kInvalidArgument, "not JSON"))
+                      : ParseSiteRouting(j);
+    if (parsed) {
+      rules = *parsed;
+      routing_json = j;
     } else {
-      spdlog::error("the stored site routing rules cannot be used: {}", rules.error().message);
+      spdlog::error("the stored site routing rules cannot be used: {}", parsed.error().message);
     }
   }
-  auto projects = db_.GetSetting(kProjectAnonymizationKey);
-  if (!projects) return tl::unexpected(projects.error());
-  if (!projects->empty()) {
-    std::map<std::string, AnonymizationChoices> stored;
-    auto j = nlohmann::json::parse(*projects, nullptr, false);
+  std::map<std::string, AnonymizationChoices> projects;
+  if (!stored.projects.empty()) {
+    auto j = nlohmann::json::parse(stored.projects, nullptr, false);
     for (auto it = j.is_object() ? j.begin() : j.end(); it != j.end(); ++it) {
       auto a = AnonymizationFromJson(*it, "anonymization");
       if (a)
-        stored[it.key()] = *a;
+        projects[it.key()] = *a;
       else
         spdlog::error("project {}: stored anonymization options cannot be used: {}", it.key(), a.error().message);
     }
-    MutexLock lock(mu_);
-    project_anonymization_ = std::move(stored);
   }
-  {
-    MutexLock lock(mu_);
-    receivers_ = std::move(all);
+  stored_ = stored;
+  MutexLock lock(mu_);
+  receivers_ = std::move(all);
+  // Listening failures are found again by the next Reconcile; conflicts are known now.
+  errors_ = std::move(held_back);
+  if (rules || stored.routing.empty()) {
+    site_rules_ = rules;
+    site_routing_json_ = routing_json;
   }
-  (void)Reconcile(0, /*log_failures=*/false);  // the server reports what did not start
-  // A port another program held may come free: try again, quietly, until it does.
-  retry_ = std::make_unique<PeriodicTask>(kRetryPeriod, [this] { RetryFailedPorts(); });
-  return {};
+  project_anonymization_ = std::move(projects);
+}
+
+Result<bool> ReceiverService::Reload() {
+  MutexLock change(change_mu_);
+  auto stored = ReadStored();
+  if (!stored) return tl::unexpected(stored.error());
+  if (*stored == stored_) return false;
+  Apply(*stored, config_receivers_);
+  (void)Reconcile(0, /*log_failures=*/true);
+  return true;
 }
 
 void ReceiverService::RetryFailedPorts() {

@@ -55,6 +55,10 @@ class ReceiverService {
   // receiver's status; the others start.
   [[nodiscard]] Result<void> Start(const std::vector<ConfigEntry>& config);
   void Stop();
+  // Reads the stored receivers, site routing and project anonymization again: what other
+  // instances on the same index changed (config receivers stay as they are), applied like a
+  // change made here. Returns whether anything had changed.
+  [[nodiscard]] Result<bool> Reload();
 
   std::vector<Receiver> List() const;
   // By id, by "AE@port", or by AE title when only one receiver has it.
@@ -109,6 +113,15 @@ class ReceiverService {
   // error of the first port that cannot be opened among `must_open` (empty: none required).
   [[nodiscard]] Result<void> Reconcile(uint16_t must_open = 0, bool log_failures = true) REQUIRES(change_mu_);
   void RetryFailedPorts();  // Reconcile when an enabled receiver is not listening
+  // What the index holds for the receivers, as stored (compared to tell a change).
+  struct Stored {
+    std::vector<std::pair<int64_t, std::string>> receivers;
+    std::string routing, projects;
+    bool operator==(const Stored&) const = default;
+  };
+  [[nodiscard]] Result<Stored> ReadStored();
+  // Makes `config` plus the stored receivers the running set (listeners follow at Reconcile).
+  void Apply(const Stored& stored, std::vector<std::shared_ptr<const Receiver>> config) REQUIRES(change_mu_);
   [[nodiscard]] Result<void> CheckConflicts(const Receiver& r, const std::string& replacing) const;
   const Receiver* Find(const std::string& id) const REQUIRES(mu_);
   std::string NotFoundMessage(const std::string& id) const REQUIRES(mu_);
@@ -130,6 +143,8 @@ class ReceiverService {
   nlohmann::json site_routing_json_ GUARDED_BY(mu_);
   std::map<std::string, AnonymizationChoices> project_anonymization_ GUARDED_BY(mu_);
   std::map<uint16_t, Listener> listeners_ GUARDED_BY(change_mu_);
+  std::vector<std::shared_ptr<const Receiver>> config_receivers_ GUARDED_BY(change_mu_);
+  Stored stored_ GUARDED_BY(change_mu_);         // as last read
   Retirements retiring_ GUARDED_BY(change_mu_);  // listeners finishing their associations
   static constexpr std::chrono::seconds kRetryPeriod{10};
   std::unique_ptr<PeriodicTask> retry_;  // from Start() to Stop()

@@ -470,8 +470,9 @@ class Server(_Process):
 
     def __init__(self, workdir, *, receivers=None, nodes=(), ae_title="PACSBRIDGE",
                  extra_toml="", http_port=None, server_toml="", database_path=None,
-                 admin_password=ADMIN_PASSWORD, database_url=None):
-        """server_toml: lines added to the [server] table; database_path: where the SQLite
+                 admin_password=ADMIN_PASSWORD, database_url=None, data_dir=None):
+        """server_toml: lines added to the [server] table; data_dir: the data directory
+        (default: workdir/data; servers on one PostgreSQL index may share one); database_path: where the SQLite
         index lives (default: inside the data directory); admin_password: the initial
         password of "admin", which api(), raw() and cli() use (an [auth] table in extra_toml
         takes its place; its admin_password is then the one used)."""
@@ -486,7 +487,7 @@ class Server(_Process):
                           "bind": "127.0.0.1"}]
         self.receivers = list(receivers)
         self.nodes = list(nodes)
-        self.data_dir = self.workdir / "data"
+        self.data_dir = Path(data_dir) if data_dir else self.workdir / "data"
         self.config_path = self.workdir / "config.toml"
         self.config_path.write_text(toml_config(
             data_dir=self.data_dir, http_port=self.http_port, ae_title=ae_title,

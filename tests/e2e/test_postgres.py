@@ -55,17 +55,25 @@ class PostgresTests(harness.E2ETestCase):
         srv = self.server()
         self.addCleanup(srv.stop_and_check)
         waiting = threading.Event()
+        resume_failed = []
 
         def resume_once_waiting():
             # PostgreSQL comes back once the server has said twice that it waits for it.
             if harness.wait_until(lambda: len(re.findall("trying again", self.log(srv))) >= 2, timeout=30):
                 waiting.set()
-            self.pg.resume()
+            try:
+                self.pg.resume()
+            except AssertionError as e:  # said below, rather than lost with the thread
+                resume_failed.append(str(e))
 
         t = threading.Thread(target=resume_once_waiting)
         t.start()
         try:
-            srv.start(timeout=60)
+            srv.start(timeout=90)
+        except AssertionError:
+            t.join()
+            self.assertFalse(resume_failed, "PostgreSQL itself did not start again: %s" % resume_failed)
+            raise
         finally:
             t.join()
         self.assertTrue(waiting.is_set(), "the server did not say it waits for the database:\n%s" % self.log(srv))

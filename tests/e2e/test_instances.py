@@ -1,0 +1,227 @@
+"""Several instances on one PostgreSQL index and one shared data directory.
+
+Two servers, "gw-1" and "gw-2", share a PostgreSQL database of the test's own and one data
+directory; each has a receiver of its own in its config file (they run on one machine here).
+
+- A killed instance's work is taken over: gw-1 (alone when the job is queued, so surely the one
+  that claims it) runs a send job to storescp (slowed by the node's throttle) and receives instances whose index rows it holds back (PACSBRIDGE_TEST_INDEX_DELAY_MS:
+  its indexer waits a minute), so at the kill -9 the job is surely running and those instances
+  are surely only in gw-1's journal. gw-2 then indexes them (taking gw-1's folder over, without a
+  restart) and finishes the job where it was (after [jobs] lease_seconds = 3), and storescp ends
+  with every instance. gw-1 starts again afterwards on its own folder.
+- Nodes and receivers changed through one instance apply on the other: a node created, changed
+  and removed; a receiver created through gw-1 listens there (gw-2 lists it, its port being
+  gw-1's on this machine), and disabled through gw-2 stops listening on gw-1. A job running on
+  one instance is canceled through the other.
+- What may not share: a second server with gw-1's instance id on the directory, and a server
+  with an SQLite index, are refused at start and say why.
+"""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import dicomgen  # noqa: E402
+from test_send import StoreSCP  # noqa: E402
+
+PROPAGATION_TIMEOUT = 10  # the servers read changes again every 2 s
+
+
+class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
+    def setUp(self):
+        harness.require_binary(self)
+        self.pg = harness.postgres()
+        self.shared = self.mkdtemp("shared")
+        self.url = self.pg.url(self.pg.database_for(self.shared))
+
+    def instance(self, name, env=None, **kw):
+        srv = harness.Server(self.mkdtemp(name), database_url=self.url, data_dir=self.shared,
+                             server_toml='instance_id = "%s"' % name,
+                             extra_toml="[jobs]\nlease_seconds = 3\n", **kw)
+        self._peers.append(srv)
+        saved = {k: os.environ.get(k) for k in (env or {})}
+        os.environ.update(env or {})
+        try:
+            srv.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        return srv
+
+    def log(self, srv):
+        return srv.log_path.read_text("utf-8", "replace")
+
+    def store(self, srv, files):
+        cp = harness.storescu(srv.dicom_port, srv.dicom_ae, [f[0] for f in files])
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+
+    def indexed(self, srv, files):
+        return set(harness.archive_instances(srv)) & {f[1] for f in files}
+
+    def folder_bytes(self, name, sub):
+        folder = self.shared_path() / "instances" / name / sub
+        return sum(p.stat().st_size for p in folder.iterdir()) if folder.exists() else 0
+
+    def slow_peer(self, srv, name, rate):
+        """storescp, registered through `srv` as node `name` throttled to `rate` bytes/s."""
+        scp = StoreSCP(self.mkdtemp("scp"))
+        self._peers.append(scp)
+        scp.start()
+        status, answer = srv.api("POST", "/api/nodes", {
+            "name": name, "ae_title": scp.aet, "host": "127.0.0.1", "port": scp.port,
+            "storable": True, "max_bytes_per_second": rate})
+        self.assertEqual(status, 201, answer)
+        return scp
+
+    def shared_path(self):
+        from pathlib import Path
+        return Path(self.shared)
+
+    def test_a_killed_instances_arrivals_and_job_are_taken_over(self):
+        # The study to send is in the index already (received through gw-2, which then stops:
+        # gw-1 alone is there to claim the job).
+        gw2 = self.instance("gw-2")
+        study = dicomgen.generate(self.mkdtemp("study"), 12, size=16 * 1024, patient_id="SENDME")
+        self.store(gw2, study)
+        self.assertTrue(harness.wait_until(lambda: len(self.indexed(gw2, study)) == 12, timeout=20))
+        gw2.stop_and_check()
+        gw1 = self.instance("gw-1", env={"PACSBRIDGE_TEST_INDEX_DELAY_MS": "60000"})
+        self.addCleanup(gw1.kill)
+
+        # A throttled node: 12 x 16 KB at 32 KB/s takes about 6 s.
+        scp = self.slow_peer(gw1, "peer", 32 * 1024)
+        status, answer = gw1.api("POST", "/api/send",
+                                 {"node": "peer", "level": "STUDY", "uids": [study[0][2]]})
+        self.assertEqual(status, 202, answer)
+        job_id = str(answer["job_id"])
+        running = self.wait_progress(job_id, 2, server=gw1)
+        self.assertEqual((running.get("state"), running.get("instance")), ("running", "gw-1"), running)
+        gw2.start()
+        self.addCleanup(gw2.stop_and_check)
+
+        # Arrivals at gw-1 answered Success whose rows gw-1 holds back.
+        held = dicomgen.generate(self.mkdtemp("held"), 10, size=4096, patient_id="HELDBACK")
+        self.store(gw1, held)
+        self.assertGreater(self.folder_bytes("gw-1", "journal"), 0, "gw-1 journaled nothing")
+        self.assertEqual(self.indexed(gw2, held), set(), "the test's index delay did not hold the rows back")
+        self.assertLess(len(scp.files()), 12, "the job ended before the kill: nothing to take over")
+
+        gw1.kill()
+
+        # gw-2 indexes what gw-1 answered Success for, without a restart.
+        self.assertTrue(harness.wait_until(lambda: self.indexed(gw2, held) == {f[1] for f in held},
+                                           timeout=30),
+                        "gw-2 did not index what gw-1's journal named:\n%s" % gw2.log_tail())
+        self.assertIn("instance 'gw-1' is not running: indexed 10 instance(s)", self.log(gw2))
+        self.assertEqual(self.folder_bytes("gw-1", "journal"), 0)
+        self.assertEqual(self.folder_bytes("gw-1", "tmp"), 0)
+
+        # gw-2 takes the job over once its lease ran out, and finishes it where it was.
+        job = self.wait_job(job_id, timeout=60, server=gw2)
+        self.assertEqual(job.get("state"), "succeeded", job)
+        self.assertEqual((job.get("progress") or {}).get("completed"), 12, job)
+        self.assertEqual(set(scp.files()), {f[1] for f in study})
+
+        # gw-1 starts again on its own folder, and sees everything.
+        gw1_again = harness.Server(gw1.workdir, database_url=self.url, data_dir=self.shared,
+                                   server_toml='instance_id = "gw-1"',
+                                   http_port=gw1.http_port, receivers=gw1.receivers)
+        self._peers.append(gw1_again)
+        gw1_again.start()
+        self.addCleanup(gw1_again.stop_and_check)
+        self.assertEqual(self.indexed(gw1_again, held), {f[1] for f in held})
+
+    def test_changes_through_one_instance_apply_on_the_other(self):
+        gw1 = self.instance("gw-1")
+        self.addCleanup(gw1.stop_and_check)
+        gw2 = self.instance("gw-2")
+        self.addCleanup(gw2.stop_and_check)
+
+        def node_port(srv):
+            status, body = srv.api("GET", "/api/nodes/pacs")
+            return body.get("port") if status == 200 else None
+
+        status, answer = gw1.api("POST", "/api/nodes", {
+            "name": "pacs", "ae_title": "PACS", "host": "127.0.0.1", "port": 104,
+            "queryable": True})
+        self.assertEqual(status, 201, answer)
+        self.assertTrue(harness.wait_until(lambda: node_port(gw2) == 104, timeout=PROPAGATION_TIMEOUT))
+        status, answer = gw2.api("PUT", "/api/nodes/pacs", {"port": 11112})
+        self.assertEqual(status, 200, answer)
+        self.assertTrue(harness.wait_until(lambda: node_port(gw1) == 11112, timeout=PROPAGATION_TIMEOUT))
+        status, _ = gw1.api("DELETE", "/api/nodes/pacs")
+        self.assertIn(status, (200, 204))
+        self.assertTrue(harness.wait_until(lambda: node_port(gw2) is None, timeout=PROPAGATION_TIMEOUT))
+
+        # A receiver created through gw-1 listens there; gw-2 lists it.
+        port = harness.free_receiver_port()
+        status, created = gw1.api("POST", "/api/receivers",
+                                  {"ae_title": "SHARED", "port": port, "bind": "127.0.0.1"})
+        self.assertEqual(status, 201, created)
+        rid = str(created["id"])
+        self.assertEqual(harness.echoscu(port, "SHARED").returncode, 0)
+
+        def receiver(srv):
+            status, body = srv.api("GET", "/api/receivers/%s" % rid)
+            return body if status == 200 else None
+
+        self.assertTrue(harness.wait_until(lambda: receiver(gw2) is not None, timeout=PROPAGATION_TIMEOUT),
+                        "the receiver created through gw-1 is not known to gw-2")
+        self.assertEqual(receiver(gw2)["port"], port)
+        # Disabled through gw-2: gw-1 stops listening on its port.
+        status, answer = gw2.api("PUT", "/api/receivers/%s" % rid, {"enabled": False})
+        self.assertEqual(status, 200, answer)
+        self.assertTrue(harness.wait_until(lambda: (receiver(gw1) or {}).get("status") == "disabled",
+                                           timeout=PROPAGATION_TIMEOUT), receiver(gw1))
+        self.assertTrue(harness.wait_until(lambda: harness.tcp_listeners(port) == 0, timeout=5),
+                        "gw-1 still listens on the disabled receiver's port")
+        self.assertNotEqual(harness.echoscu(port, "SHARED", timeout=10).returncode, 0)
+
+        # A job runs on one of them (whichever claimed it); a cancel through the other stops it.
+        scp = self.slow_peer(gw1, "slow", 16 * 1024)
+        self.assertTrue(harness.wait_until(lambda: gw2.api("GET", "/api/nodes/slow")[0] == 200,
+                                           timeout=PROPAGATION_TIMEOUT))
+        study = dicomgen.generate(self.mkdtemp("study"), 10, size=16 * 1024, patient_id="CANCELME")
+        self.store(gw1, study)
+        self.assertTrue(harness.wait_until(lambda: len(self.indexed(gw1, study)) == 10, timeout=20))
+        status, answer = gw1.api("POST", "/api/send", {"node": "slow", "level": "STUDY", "uids": [study[0][2]]})
+        self.assertEqual(status, 202, answer)
+        job_id = str(answer["job_id"])
+        running = self.wait_progress(job_id, 1, server=gw1)
+        runner = running.get("instance")
+        self.assertIn(runner, ("gw-1", "gw-2"), running)
+        other = gw2 if runner == "gw-1" else gw1
+        status, answer = other.api("POST", "/api/jobs/%s/cancel" % job_id)
+        self.assertEqual(status, 200, answer)
+        self.assertIs(answer.get("cancel_requested"), True, answer)
+        job = self.wait_job(job_id, timeout=20, server=other)
+        self.assertEqual(job.get("state"), "canceled", job)
+        self.assertLess(len(scp.files()), 10, "the job ended by itself before the cancel reached it")
+
+    def test_what_may_not_share_the_directory_is_refused(self):
+        gw1 = self.instance("gw-1")
+        self.addCleanup(gw1.stop_and_check)
+        twin = harness.Server(self.mkdtemp("twin"), database_url=self.url, data_dir=self.shared,
+                              server_toml='instance_id = "gw-1"')
+        self._peers.append(twin)
+        with self.assertRaises(AssertionError):
+            twin.start(timeout=20)
+        self.assertRegex(self.log(twin), r"instance 'gw-1' of data directory .* is in use by pacsbridge PID %d"
+                         % gw1.pid)
+        lone = harness.Server(self.mkdtemp("lone"), data_dir=self.shared,
+                              database_url="sqlite:%s/index.db" % self.mkdtemp("sqlite"))
+        self._peers.append(lone)
+        with self.assertRaises(AssertionError):
+            lone.start(timeout=20)
+        self.assertIn("is in use by pacsbridge servers that share it (on one PostgreSQL index); a server with "
+                      "an SQLite index has its data directory to itself", self.log(lone))
+        self.assertHealthy(gw1)
+
+
+if __name__ == "__main__":
+    unittest.main()
