@@ -425,12 +425,14 @@ class OrthancPeer:
 
 
 def start_bridge(cfg, work, http_port, dicom_port, admin_password=BRIDGE_PASSWORD, receiver_toml="",
-                 bin_=None, extra_toml=""):
-    """`pacsbridge serve` (cfg.bridge_bin, or bin_) with an empty data directory under work, its HTTP API on http_port,
-    one receiver (AE PACSBRIDGE) on dicom_port, with receiver_toml's extra lines (e.g.
-    "anonymize = true") and extra_toml's tables (e.g. [database]); returns (process, log path)."""
-    data = os.path.join(work, "data")
-    os.mkdir(data)
+                 bin_=None, extra_toml="", data_dir=None, server_toml=""):
+    """`pacsbridge serve` (cfg.bridge_bin, or bin_) with an empty data directory under work (or data_dir, shared
+    by servers on one PostgreSQL database), its HTTP API on http_port, one receiver (AE PACSBRIDGE) on
+    dicom_port, with receiver_toml's extra lines (e.g. "anonymize = true"), server_toml's [server] lines
+    (e.g. instance_id) and extra_toml's tables (e.g. [database]); returns (process, log path)."""
+    data = data_dir or os.path.join(work, "data")
+    if not data_dir:
+        os.mkdir(data)
     path = os.path.join(work, "pacsbridge.toml")
     auth = "[auth]\nadmin_password = \"%s\"\n\n" % admin_password
     _BRIDGE_PASSWORDS[http_port] = admin_password
@@ -442,12 +444,13 @@ def start_bridge(cfg, work, http_port, dicom_port, admin_password=BRIDGE_PASSWOR
                 "%s\n"
                 "%s"
                 "%s"
+                "%s"
                 "[[receivers]]\n"
                 "ae_title = \"PACSBRIDGE\"\n"
                 "port = %d\n"
                 "bind = \"127.0.0.1\"\n"
                 "%s"
-                % (json.dumps(data), http_port, cfg.bridge_server_toml, auth, extra_toml, dicom_port,
+                % (json.dumps(data), http_port, cfg.bridge_server_toml, server_toml, auth, extra_toml, dicom_port,
                    receiver_toml))
     log_path = os.path.join(work, "pacsbridge.log")
     # Deliberately without TCP_NODELAY: the server must turn Nagle off by itself.

@@ -18,7 +18,7 @@ own defaults, each commit flushed to disk), reached over TCP on 127.0.0.1 with a
 site's would be. SQLite runs as the server runs it (WAL, synchronous=NORMAL).
 
 Two instances (PostgreSQL, at the largest size): two storescu streams, one to each of two
-servers (own data directories, one database), against the same two streams into one server.
+servers (one database, one shared data directory), against the same two streams into one server.
 Target: >= 1.6.
 """
 import os
@@ -140,13 +140,16 @@ def fill_postgres(url, s0, s1):
 # --------------------------------------------------------------------------- servers
 
 class Bridge:
-    def __init__(self, cfg, work, name, extra_toml):
+    def __init__(self, cfg, work, name, extra_toml, data_dir=None):
+        """data_dir: another server's, shared (one PostgreSQL database); each server is instance `name`."""
         self.cfg, self.work = cfg, os.path.join(work, name)
         os.makedirs(self.work)
         self.http_port, self.port = free_port(), free_port()
         self.proc, self.log_path = common.start_bridge(cfg, self.work, self.http_port, self.port,
                                                        receiver_toml="query_retrieve = true\n",
-                                                       extra_toml=extra_toml)
+                                                       extra_toml=extra_toml, data_dir=data_dir,
+                                                       server_toml="instance_id = \"%s\"\n" % name)
+        self.data_dir = data_dir or os.path.join(self.work, "data")
         common.wait_bridge_ready(cfg, self.proc, self.log_path, self.http_port, self.port)
         self.starts = 1
 
@@ -275,7 +278,7 @@ def run(cfg, root, tmp):
                                                                          common.fmt(find_ms)))
             if engine == "postgresql":
                 # Two streams into one server, then one stream into each of two servers.
-                second = Bridge(cfg, tmp, "postgresql-2", extra)
+                second = Bridge(cfg, tmp, "postgresql-2", extra, data_dir=bridge.data_dir)
                 one_rates, two_rates = [], []
                 for _ in range(cfg.rounds):
                     a, b = next_tag(), next_tag()

@@ -178,6 +178,21 @@ int Serve(const std::string& config_file, bool strict_flag) {
   }
   if (!db) return Fatal(db.error().message);
   if (cfg.IsPostgres()) spdlog::info("index database: {}", Database::RedactedUrl(cfg.database_url));
+  if (shared_dir) {
+    // Servers on one database share one data directory: the index names files in it. The first
+    // start records the directory's id in the index; a server on another directory is refused.
+    auto dir_id = DataDirLock::DirectoryId(cfg.data_dir);
+    if (!dir_id) return Fatal(dir_id.error().message);
+    auto recorded = (*db)->CreateSetting("data_directory_id", *dir_id);
+    if (!recorded) return Fatal(recorded.error().message);
+    if (*recorded != *dir_id) {
+      return Fatal(
+          fmt::format("the index database {} belongs to another data directory (id {}; {} holds id {}): servers on one "
+                      "database share one data directory, where the index's files are (mount it here and set [server] "
+                      "data_dir to it)",
+                      Database::RedactedUrl(cfg.database_url), *recorded, cfg.data_dir.string(), *dir_id));
+    }
+  }
   // Accounts: the first start makes "admin" (with [auth] admin_password, or a random password
   // shown once here and kept in a file only the service's user can read until it is changed).
   auth::AccountSettings account_settings;
@@ -242,10 +257,11 @@ int Serve(const std::string& config_file, bool strict_flag) {
   if (shared_dir) {
     // A session belongs to the instance that opened it while that instance runs (its folder's
     // lock is held); one that stopped has its journals indexed before its sessions are taken.
-    staging.ShareWith(instance_id, [&cfg, &instance_id, &pipeline](const std::string& other) {
-      // Unknown counts as running: nothing is taken over early.
-      return AdoptInstance(cfg.data_dir, other, instance_id, pipeline) != Takeover::kStopped;
-    });
+    staging.ShareWith(
+        instance_id, [&cfg, &instance_id, &pipeline](const std::string& other, const std::function<void()>& claim) {
+          // Unknown counts as running: nothing is taken over early.
+          return AdoptInstance(cfg.data_dir, other, instance_id, pipeline, nullptr, claim) == Takeover::kStopped;
+        });
   }
   auto staged = staging.Recover();
   if (!staged) return Fatal("cannot read the staging area: " + staged.error().message);

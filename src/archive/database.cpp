@@ -394,6 +394,14 @@ std::string KeywordForm(std::string_view url) {
   // A server that does not answer a connection is given up after 10 s (libpq would wait for the
   // network's own timeout), unless the URL says otherwise.
   options.emplace("connect_timeout", "10");
+  // A server gone silent on an open TCP connection (its machine or the network lost, no reset)
+  // is noticed within about half a minute, not after the system's 15 minutes of retransmissions:
+  // keepalive probes when idle, and a limit on unacknowledged data (libpq ignores both on a Unix
+  // socket). The URL may say otherwise.
+  options.emplace("keepalives_idle", "10");
+  options.emplace("keepalives_interval", "5");
+  options.emplace("keepalives_count", "3");
+  options.emplace("tcp_user_timeout", "30000");
   for (const auto& [key, value] : options) {
     out += out.empty() ? "" : " ";
     out += key + "='";

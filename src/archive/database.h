@@ -115,7 +115,8 @@ class Database {
   // Leaves a request ("cancel", "pause") for the instance that runs job `id`; false when the job
   // does not run (any more).
   [[nodiscard]] Result<bool> RequestJob(int64_t id, const std::string& what);
-  // The requests left for the running jobs of `owner`, taken (cleared): (id, what).
+  // The requests left for the jobs `owner` ran last (running or not any more), taken (cleared):
+  // (id, what).
   [[nodiscard]] Result<std::vector<std::pair<int64_t, std::string>>> TakeJobRequests(const std::string& owner);
   // Targeted changes of a queued or waiting job, each one UPDATE that touches only its own
   // columns (a pause, a resume, a reorder and a cancel cannot undo each other); false when the

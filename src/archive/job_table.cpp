@@ -121,9 +121,7 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
                                   // A lease only moves forward: a progress write carries the
                                   // claim's, older than the heartbeat's renewals. "" ends it.
                                   "lease_until = CASE WHEN :l1 = '' THEN '' WHEN lease_until > :l2 THEN lease_until "
-                                  // A claim starts a run without a request; a run's own writes keep one.
-                                  "ELSE :l3 END, requested = CASE WHEN state = 'running' THEN requested ELSE '' END "
-                                  "WHERE id = :id" +
+                                  "ELSE :l3 END WHERE id = :id" +
                                       (only.empty() ? std::string() : " AND state IN (" + only + ")") +
                                       (unpaused ? " AND paused = 0" : "") + " AND (:ob1 = '' OR owner = :ob2)",
          soci::use(j.state), soci::use(j.progress), soci::use(j.result), soci::use(j.error), soci::use(interrupted),
@@ -215,9 +213,11 @@ Result<std::vector<std::pair<int64_t, std::string>>> Database::TakeJobRequests(c
   try {
     std::vector<std::pair<int64_t, std::string>> out, found;
     {
-      soci::rowset<soci::row> rs = (impl_->writer.prepare << "SELECT id, requested FROM jobs WHERE owner = :o AND "
-                                                             "state = 'running' AND requested <> ''",
-                                    soci::use(owner));
+      // Whatever the job's state now: a request stays until its instance takes it (a run may have
+      // ended, or been queued again by a restart, since it was asked).
+      soci::rowset<soci::row> rs =
+          (impl_->writer.prepare << "SELECT id, requested FROM jobs WHERE owner = :o AND requested <> ''",
+           soci::use(owner));
       for (const auto& r : rs) found.emplace_back(Int(r, 0), Str(r, 1));
     }
     // Cleared one by one, each only while it is still the request read (RETURNING would give

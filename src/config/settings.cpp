@@ -195,9 +195,9 @@ Settings DefaultSettings() {
     if (!aev) return tl::unexpected(ctx.Err(server->get("ae_title"), "server.ae_title", aev.error().message));
     s.ae_title = *aev;
     PB_TRY(instance, GetString(ctx, *server, "server", "instance_id", ""));
-    if (!instance.empty() &&
-        (instance.size() > 64 || instance.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
-                                                            "nopqrstuvwxyz0123456789._-") != std::string::npos)) {
+    if (!instance.empty() && (instance.size() > 64 || instance == "." || instance == ".." ||
+                              instance.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
+                                                         "nopqrstuvwxyz0123456789._-") != std::string::npos)) {
       return tl::unexpected(ctx.Err(server->get("instance_id"), "server.instance_id",
                                     "must be 1 to 64 letters, digits, '.', '_' or '-' (e.g. \"gateway-2\")"));
     }

@@ -94,7 +94,7 @@ TEST(Settings, InstanceIdIsAShortNameOrTheHostName) {
   char host[256] = {};
   ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
   EXPECT_EQ(DefaultSettings().InstanceId(), host);
-  for (const char* bad : {"gate way", "a/b", "\u00e9"}) {
+  for (const char* bad : {"gate way", "a/b", "\u00e9", ".", ".."}) {
     auto r = ParseSettings(fmt::format("[server]\ninstance_id = \"{}\"\n", bad), "t.toml");
     ASSERT_FALSE(r) << bad;
     EXPECT_NE(r.error().message.find("t.toml:2: server.instance_id"), std::string::npos) << r.error().message;

@@ -8,6 +8,7 @@
 // holds its lock, so a running instance's journals are never touched, and an instance that
 // restarts meanwhile waits for the takeover to finish.
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "ingest/pipeline.h"
@@ -27,12 +28,17 @@ enum class Takeover {
 };
 
 // Instance `id`'s folder, once: when it does not run, what its journals name is indexed and its
-// temp files removed (added to `counts`) before kStopped is answered, so that whoever takes
-// over its other work (staging sessions) finds every row it answered for.
+// temp files removed (added to `counts`), then `while_held` runs, still holding the folder (an
+// instance restarting meanwhile waits), and kStopped is answered: whoever takes over its other
+// work (staging sessions) does it there and finds every row it answered for. An instance whose
+// folder is not in this data directory is kUnknown. Id "" is the journal and temp folders of a
+// server that owned the directory alone (before instances shared it).
 Takeover AdoptInstance(const std::filesystem::path& data_dir, const std::string& id, const std::string& self,
-                       IngestPipeline& pipeline, Adopted* counts = nullptr);
+                       IngestPipeline& pipeline, Adopted* counts = nullptr,
+                       const std::function<void()>& while_held = {});
 
-// Looks at every other instance's folder once. An error (the index refuses the rows) is logged
+// Looks at every other instance's folder once (and the folders of a server that owned the
+// directory alone). An error (the index refuses the rows) is logged
 // and leaves that folder's journals in place for the next look; the other folders are still
 // looked at.
 Adopted AdoptStoppedInstances(const std::filesystem::path& data_dir, const std::string& self, IngestPipeline& pipeline);

@@ -153,5 +153,45 @@ TEST_F(AdoptionTest, OurOwnFolderIsNeverTakenOver) {
   EXPECT_EQ(Entries(blobs.tmp_dir()), 1u);
 }
 
+TEST_F(AdoptionTest, TheJournalsOfAServerThatOwnedTheDirectoryAloneAreIndexedOnce) {
+  BlobStore legacy(dir_);  // the layout before instances shared the directory
+  ASSERT_TRUE(legacy.Prepare());
+  const std::string rel = BlobStore::RelativePathFor("1.2.3", "1.2.3.4", "1.2.3.4.77");
+  ASSERT_TRUE(legacy.Place(WriteInstance(legacy, "1.2.3.4.77"), rel, false));
+  std::ofstream(legacy.journal_dir() / "journal-3.log") << rel << "\n";
+  std::ofstream(legacy.NewTempPath()) << "half";
+
+  BlobStore blobs(dir_, "b");
+  ASSERT_TRUE(blobs.Prepare());
+  IngestPipeline pipeline(blobs, *db_, {});
+  Adopted adopted = AdoptStoppedInstances(dir_, "b", pipeline);
+  EXPECT_EQ(adopted.indexed, 1);
+  EXPECT_EQ(adopted.temp_files, 1);
+  EXPECT_EQ(Indexed(), 1);
+  EXPECT_EQ(JournalBytes(legacy.journal_dir()), 0u);
+  EXPECT_EQ(AdoptStoppedInstances(dir_, "b", pipeline).instances, 0);
+}
+
+TEST_F(AdoptionTest, AnInstanceWhoseFolderIsNotHereIsNeverTakenOverAndAStoppedOnesIsHeldMeanwhile) {
+  BlobStore blobs(dir_, "b");
+  ASSERT_TRUE(blobs.Prepare());
+  IngestPipeline pipeline(blobs, *db_, {});
+  bool ran = false;
+  EXPECT_EQ(AdoptInstance(dir_, "elsewhere", "b", pipeline, nullptr, [&] { ran = true; }), Takeover::kUnknown);
+  EXPECT_FALSE(ran);
+  {
+    auto made = DataDirLock::AcquireInstance(dir_, "a", std::chrono::milliseconds(0));
+    ASSERT_TRUE(made);
+  }
+  Takeover t = AdoptInstance(dir_, "a", "b", pipeline, nullptr, [&] {
+    ran = true;
+    // Instance a cannot start while its folder is held.
+    auto starting = DataDirLock::AcquireInstance(dir_, "a", std::chrono::milliseconds(0));
+    EXPECT_FALSE(starting);
+  });
+  EXPECT_EQ(t, Takeover::kStopped);
+  EXPECT_TRUE(ran);
+}
+
 }  // namespace
 }  // namespace pb

@@ -23,29 +23,33 @@ StagingArea::StagingArea(IngestPipeline& pipeline, Database& db, BlobStore& blob
 
 StagingArea::~StagingArea() { Stop(); }
 
-void StagingArea::ShareWith(std::string owner, std::function<bool(const std::string&)> running) {
+void StagingArea::ShareWith(std::string owner, TakeOver take_over) {
   owner_ = std::move(owner);
-  running_ = std::move(running);
+  take_over_ = std::move(take_over);
 }
 
 bool StagingArea::Mine(const StagedSession& s) {
-  if (s.owner == owner_ || !running_) return true;
-  if (!s.owner.empty() && running_(s.owner)) return false;
-  auto claimed = db_.ClaimStagedSession(s.id, s.owner, owner_);
-  if (!claimed) {
-    spdlog::warn("staging: cannot take session {} over: {}", s.id, claimed.error().message);
-    return false;
-  }
-  if (!*claimed) return false;  // another instance took it first
-  spdlog::info("staging: session {} from receiver {} belonged to instance '{}', which is not running: taken over here",
-               s.id, s.receiver, s.owner);
+  if (s.owner == owner_ || !take_over_) return true;
+  std::error_code ec;
+  // Opened by a server that owned a data directory alone: ours from before instances shared it
+  // when its files are here, else another directory's.
+  if (s.owner.empty() && !std::filesystem::exists(SessionDir(s.id), ec)) return false;
+  bool claimed = false;
+  const bool stopped = take_over_(s.owner, [&] {
+    auto c = db_.ClaimStagedSession(s.id, s.owner, owner_);
+    if (!c) spdlog::warn("staging: cannot take session {} over: {}", s.id, c.error().message);
+    claimed = c && *c;  // false: another instance took it first
+  });
+  if (!stopped || !claimed) return false;
+  spdlog::info("staging: session {} from receiver {} belonged to {}, which is not running: taken over here", s.id,
+               s.receiver, s.owner.empty() ? std::string("the server before") : fmt::format("instance '{}'", s.owner));
   MutexLock lock(mu_);
   last_arrival_[s.id] = clock_();  // its idle time starts again here
   return true;
 }
 
 Result<void> StagingArea::CheckOwner(int64_t id, const char* what) {
-  if (!running_) return {};
+  if (!take_over_) return {};
   auto found = db_.GetStagedSession(id);
   if (!found) return tl::unexpected(found.error());
   if (!*found) return {};  // the caller says it is gone

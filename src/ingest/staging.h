@@ -52,9 +52,12 @@ class StagingArea final : public StagingSessions {
   StagingArea& operator=(const StagingArea&) = delete;
 
   // Servers sharing the data directory (one PostgreSQL index): sessions belong to the instance
-  // that opened them (`owner`, this one's id), which alone archives them; a session of an
-  // instance `running` says is not running any more is taken over. Call before Recover().
-  void ShareWith(std::string owner, std::function<bool(const std::string& instance)> running);
+  // that opened them (`owner`, this one's id), which alone archives them. The session of another
+  // instance is taken over when `take_over(instance, claim)` finds that instance stopped: it runs
+  // `claim` while the instance cannot start again (and after its journals were indexed) and
+  // answers true. Call before Recover().
+  using TakeOver = std::function<bool(const std::string& instance, const std::function<void()>& claim)>;
+  void ShareWith(std::string owner, TakeOver take_over);
 
   // Records files left by a crash without their row (after the pipeline's Recover(), which
   // replays the journal) and removes folders of discarded sessions. Call before receiving;
@@ -109,8 +112,8 @@ class StagingArea final : public StagingSessions {
   std::function<int(const std::string&)> idle_seconds_;
   Clock clock_;
   std::function<void(const ArchivedSession&)> on_archived_;
-  std::string owner_;                                // set before use (ShareWith)
-  std::function<bool(const std::string&)> running_;  // empty: the sessions are all ours
+  std::string owner_;   // set before use (ShareWith)
+  TakeOver take_over_;  // empty: the sessions are all ours
 
   Mutex mu_;                         // sessions: which are open, commits in flight into them, arrivals
   std::condition_variable settled_;  // a commit left its session

@@ -138,11 +138,17 @@ TEST_F(StagingTest, SessionIsArchivedOnlyAfterTheIdleTime) {
 
 TEST_F(StagingTest, ASharedDirectorysSessionsAreArchivedByTheirInstanceAndTakenOverOnceItStops) {
   std::set<std::string> running{"a", "b"};
-  auto is_running = [&running](const std::string& id) { return running.count(id) > 0; };
+  int claims = 0;  // made while the stopped instance was held
+  auto take_over = [&](const std::string& id, const std::function<void()>& claim) {
+    if (running.count(id)) return false;
+    ++claims;
+    claim();
+    return true;
+  };
   auto a = Area(60);
-  a->ShareWith("a", is_running);
+  a->ShareWith("a", take_over);
   auto b = Area(60);
-  b->ShareWith("b", is_running);
+  b->ShareWith("b", take_over);
   auto src = Labelled("P1", "S1", "E1");
   EXPECT_EQ(Stage(*a, Write("1.2.3.1"), src, "r1").status, IngestStatus::kStored);
   EXPECT_EQ(Stage(*a, Write("1.2.3.2"), src, "r1").status, IngestStatus::kStored);
@@ -177,6 +183,7 @@ TEST_F(StagingTest, ASharedDirectorysSessionsAreArchivedByTheirInstanceAndTakenO
   auto taken = db_->GetStagedSession(of_a.id);
   ASSERT_TRUE(taken && *taken);
   EXPECT_EQ((*taken)->owner, "b");
+  EXPECT_EQ(claims, 1);
   clock_.now += std::chrono::seconds(60);
   auto archived = b->ArchiveIdle();
   ASSERT_EQ(archived.size(), 1u);

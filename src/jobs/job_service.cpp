@@ -286,8 +286,17 @@ Result<int> JobService::TakeRequests() {
         }
       }
     }
-    if (!found) continue;  // its run is ending: what it writes stands
     spdlog::info("job {}: {} asked through another instance", id, what == "cancel" ? "a cancel" : "a pause");
+    if (!found) {
+      // Its run ended (or was queued again by a restart) since it was asked: the table's path, as
+      // for a job that does not run; one that has ended meanwhile stays as it ended.
+      auto done = what == "cancel" ? Cancel(id) : Pause(id);
+      if (!done && done.error().code != Code::kConflict && done.error().code != Code::kNotFound) {
+        spdlog::warn("job {}: the {} asked through another instance: {}", id, what, done.error().message);
+      }
+      ++applied;
+      continue;
+    }
     if (what == "cancel") ForChildren(id, [this](int64_t child) { (void)Cancel(child); });
     ++applied;
   }

@@ -118,6 +118,22 @@ class JobServiceTest : public ::testing::Test {
   }
 
   json Job(JobService& s, const std::string& id) { return *s.Get(std::stoll(id)); }
+  // A job row written straight into the table: `owner`'s, in `state`, with params {"n": n}.
+  JobRow InsertOwned(const std::string& state, int n, const std::string& owner, const std::string& lease = "") {
+    JobRow row;
+    row.type = "test";
+    row.state = state;
+    row.node = "node-a";
+    row.params = json{{"n", n}}.dump();
+    auto id = db_->InsertJob(row);
+    EXPECT_TRUE(id);
+    row.id = id ? *id : 0;
+    row.owner = owner;
+    row.lease_until = lease;
+    auto saved = db_->UpdateJobIf(row, {state});
+    EXPECT_TRUE(saved && *saved);
+    return row;
+  }
   // One of several instances on a database, with a 30 s lease and no heartbeat thread.
   std::unique_ptr<JobService> Instance(Database& db, const std::string& id, int workers, bool shared) {
     JobServiceOptions o;
@@ -464,6 +480,34 @@ TEST_F(JobServiceTest, ACancelOrPauseThroughAnotherInstanceReachesTheRunAndSurvi
   b->Stop();
 }
 
+// A request that found the run gone (it ended into a retry, or a restart queued it again before
+// the request was taken) still applies: to the job as it is now.
+TEST_F(JobServiceTest, ARequestLeftForARunThatIsGoneAppliesToTheJobAsItIsNow) {
+  auto a = Instance(*db_, "a", 1, /*shared=*/true);  // not started: no run of its own
+  std::map<std::string, int64_t> ids;
+  for (const char* what : {"cancel", "pause"}) {
+    ids[what] = InsertOwned("queued", 1, "a").id;  // queued again by a restart of "a" after the request was left
+  }
+  // The rows as RequestJob leaves them while running, then queued again with the request kept.
+  for (const auto& [what, id] : ids) {
+    JobRow r = **db_->GetJob(id);
+    r.state = "running";
+    ASSERT_TRUE(*db_->UpdateJobIf(r, {"queued"}));
+    ASSERT_TRUE(*db_->RequestJob(id, what));
+    r.state = "queued";
+    ASSERT_TRUE(*db_->UpdateJobIf(r, {"running"}));
+    EXPECT_EQ((**db_->GetJob(id)).requested, what);
+  }
+  auto taken = a->TakeRequests();
+  ASSERT_TRUE(taken) << taken.error().message;
+  EXPECT_EQ(*taken, 2);
+  EXPECT_EQ(Job(*a, std::to_string(ids["cancel"]))["state"], "canceled");
+  auto paused = Job(*a, std::to_string(ids["pause"]));
+  EXPECT_EQ(paused["state"], "waiting");
+  EXPECT_EQ(paused["paused"], true);
+  EXPECT_EQ(*a->TakeRequests(), 0);
+}
+
 // A run of ours that stopped while the database was gone (its end not written) leaves its row
 // running under our name: once its lease runs out, our own heartbeat queues it again.
 TEST_F(JobServiceTest, OurOwnRunningRowWithoutARunIsQueuedAgainOnceItsLeaseRunsOut) {
@@ -478,17 +522,8 @@ TEST_F(JobServiceTest, OurOwnRunningRowWithoutARunIsQueuedAgainOnceItsLeaseRunsO
   s->Register("test", runner);
   ASSERT_TRUE(s->Start());
   // Written after the start (which would have resumed it), as never claimable: running, ours.
-  JobRow orphan;
-  orphan.type = "test";
-  orphan.state = "running";
-  orphan.node = "node-a";
-  orphan.params = R"({"n":7})";
-  auto id = db_->InsertJob(orphan);
-  ASSERT_TRUE(id);
-  orphan.id = *id;
-  orphan.owner = "a";
-  orphan.lease_until = UtcIso(clock_.Now() + 30s);
-  ASSERT_TRUE(*db_->UpdateJobIf(orphan, {"running"}));
+  JobRow orphan = InsertOwned("running", 7, "a", UtcIso(clock_.Now() + 30s));
+  ASSERT_NE(orphan.id, 0);
   auto taken = s->Heartbeat();
   ASSERT_TRUE(taken) << taken.error().message;
   EXPECT_EQ(*taken, 0);  // its lease runs yet, and is not renewed: no run of ours holds it

@@ -49,12 +49,18 @@ Result<std::unique_ptr<NodeRegistry>> NodeRegistry::Create(Database& db, const s
   }
   auto stored = db.LoadNodes();
   if (!stored) return tl::unexpected(stored.error());
-  reg->AddStored(*stored);
+  reg->AddStored(reg->ParseStored(*stored));
+  reg->stored_ = std::move(*stored);
+  for (Node& n : reg->nodes_) {  // the config entries' learned state (stored ones have theirs)
+    if (n.locked) {
+      if (auto learned = db.GetNodeState(n.name, "retrieve_method")) n.retrieve_method_learned = *learned;
+    }
+  }
   return reg;
 }
 
-void NodeRegistry::AddStored(const std::vector<std::pair<std::string, std::string>>& stored) {
-  stored_ = stored;
+std::vector<Node> NodeRegistry::ParseStored(const std::vector<std::pair<std::string, std::string>>& stored) const {
+  std::vector<Node> out;
   for (const auto& [name, body] : stored) {
     auto j = nlohmann::json::parse(body, nullptr, false);
     auto n = j.is_discarded() ? Result<Node>(Fail(Code::kInternal, "unreadable")) : NodeFromJson(j);
@@ -72,21 +78,32 @@ void NodeRegistry::AddStored(const std::vector<std::pair<std::string, std::strin
                     n.error().message);
       continue;
     }
-    if (Find(name)) continue;  // a config entry with the same name wins
-    nodes_.push_back(std::move(*n));
+    if (auto learned = db_.GetNodeState(n->name, "retrieve_method")) n->retrieve_method_learned = *learned;
+    out.push_back(std::move(*n));
   }
-  for (Node& n : nodes_) {
-    if (auto learned = db_.GetNodeState(n.name, "retrieve_method")) n.retrieve_method_learned = *learned;
+  return out;
+}
+
+void NodeRegistry::AddStored(std::vector<Node> parsed) {
+  for (Node& n : parsed) {
+    if (Find(n.name)) continue;  // a config entry with the same name wins
+    nodes_.push_back(std::move(n));
   }
 }
 
 Result<bool> NodeRegistry::Reload() {
-  MutexLock lock(mu_);
+  // Read without the lock (jobs ask the registry for node policies while they hold their own).
   auto stored = db_.LoadNodes();
   if (!stored) return tl::unexpected(stored.error());
-  if (*stored == stored_) return false;
+  {
+    MutexLock lock(mu_);
+    if (*stored == stored_) return false;
+  }
+  std::vector<Node> parsed = ParseStored(*stored);
+  MutexLock lock(mu_);
   std::erase_if(nodes_, [](const Node& n) { return !n.locked; });
-  AddStored(*stored);
+  AddStored(std::move(parsed));
+  stored_ = std::move(*stored);
   return true;
 }
 

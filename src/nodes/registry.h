@@ -51,8 +51,10 @@ class NodeRegistry {
   Node* Find(const std::string& name) REQUIRES(mu_);
   const Node* Find(const std::string& name) const REQUIRES(mu_);
 
-  // Adds the stored nodes (a config entry of the same name wins) and their learned state.
-  void AddStored(const std::vector<std::pair<std::string, std::string>>& stored) REQUIRES(mu_);
+  // The stored nodes that can be used, with their learned state (reads the database; no lock).
+  std::vector<Node> ParseStored(const std::vector<std::pair<std::string, std::string>>& stored) const;
+  // Adds them (a config entry of the same name wins).
+  void AddStored(std::vector<Node> parsed) REQUIRES(mu_);
 
   Database& db_;
   mutable Mutex mu_;

@@ -171,12 +171,48 @@ Result<DataDirLock> DataDirLock::AcquireInstance(const std::filesystem::path& da
 
 Result<std::optional<DataDirLock>> DataDirLock::TryAdopt(const std::filesystem::path& data_dir, const std::string& id,
                                                          const std::string& by) {
-  const std::filesystem::path file = InstancesDir(data_dir) / id / kFileName;
+  const std::filesystem::path file = id.empty() ? data_dir / "journal.lock" : InstancesDir(data_dir) / id / kFileName;
   Holder holder;
   auto fd = Lock(file, Mode::kExclusive, fmt::format("{}adopted by {}\n", OurPid(), by), "server.data_dir", &holder);
   if (!fd && fd.error().code == Code::kAlreadyExists) return std::optional<DataDirLock>();
   if (!fd) return tl::unexpected(fd.error());
   return std::optional<DataDirLock>(DataDirLock(*fd, file));
+}
+
+Result<std::string> DataDirLock::DirectoryId(const std::filesystem::path& data_dir) {
+  const std::filesystem::path file = data_dir / "pacsbridge.id";
+  auto read = [&file]() -> std::string {
+    char buf[64] = {};
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "";
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    std::string id(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    return id.substr(0, id.find_first_not_of("0123456789abcdef"));
+  };
+  if (std::string id = read(); id.size() == 32) return id;
+  // Made aside and linked into place: the first link wins, and the others read the winner's.
+  unsigned char bytes[16];
+  int rnd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  bool ok = rnd >= 0 && ::read(rnd, bytes, sizeof bytes) == static_cast<ssize_t>(sizeof bytes);
+  if (rnd >= 0) ::close(rnd);
+  if (!ok) return Fail(Code::kIoError, "cannot read /dev/urandom for the data directory's id", "server.data_dir");
+  std::string id;
+  for (unsigned char b : bytes) id += fmt::format("{:02x}", b);
+  const std::filesystem::path temp = data_dir / fmt::format("pacsbridge.id.{}", ::getpid());
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const std::string text = id + "\n";
+  ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  const int linked = ok ? ::link(temp.c_str(), file.c_str()) : -1;
+  const int err = errno;
+  ::unlink(temp.c_str());
+  if (!ok || (linked != 0 && err != EEXIST)) {
+    return Fail(Code::kIoError, fmt::format("cannot write {}: {}", file.string(), std::strerror(ok ? err : errno)),
+                "server.data_dir");
+  }
+  if (std::string winner = read(); winner.size() == 32) return winner;
+  return Fail(Code::kIoError, fmt::format("{} does not hold a data directory id", file.string()), "server.data_dir");
 }
 
 DataDirLock::DataDirLock(DataDirLock&& other) noexcept

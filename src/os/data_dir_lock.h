@@ -43,10 +43,16 @@ class DataDirLock {
   [[nodiscard]] static Result<DataDirLock> AcquireInstance(const std::filesystem::path& data_dir, const std::string& id,
                                                            std::chrono::milliseconds wait);
   // Another instance's folder, when that instance does not run: nullopt when it does (or another
-  // instance is taking it over). `by` (our id) is written into its lock file meanwhile.
+  // instance is taking it over). `by` (our id) is written into its lock file meanwhile. Id ""
+  // stands for the journal and temp folders of a server that owned the directory alone (before
+  // instances shared it), held through `journal.lock`.
   [[nodiscard]] static Result<std::optional<DataDirLock>> TryAdopt(const std::filesystem::path& data_dir,
                                                                    const std::string& id, const std::string& by);
   static std::filesystem::path InstancesDir(const std::filesystem::path& data_dir) { return data_dir / "instances"; }
+  // The data directory's identity: a random id kept in `data_dir/pacsbridge.id`, made by the first
+  // server that asks (several starting together agree on one). A copy of the directory (a backup
+  // restored) keeps it.
+  [[nodiscard]] static Result<std::string> DirectoryId(const std::filesystem::path& data_dir);
 
   DataDirLock(DataDirLock&& other) noexcept;
   DataDirLock& operator=(DataDirLock&& other) noexcept;

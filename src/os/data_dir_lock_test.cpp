@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -168,6 +169,42 @@ TEST_F(DataDirLockTest, AnInstanceWaitsWhileAnotherTakesItsFolderOver) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   close(go[0]);
   close(go[1]);
+}
+
+TEST_F(DataDirLockTest, ADirectoryHasOneIdWhoeverAsksFirst) {
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  std::vector<pid_t> children;
+  for (int i = 0; i < 4; ++i) {  // servers starting together
+    pid_t pid = fork();
+    if (pid == 0) {
+      auto id = DataDirLock::DirectoryId(dir_);
+      std::string line = (id ? *id : "error: " + id.error().message) + "\n";
+      if (write(out[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) _exit(3);
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) waitpid(pid, nullptr, 0);
+  close(out[1]);
+  std::string all;
+  char buf[512];
+  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) all.append(buf, static_cast<size_t>(n));
+  close(out[0]);
+  auto mine = DataDirLock::DirectoryId(dir_);
+  ASSERT_TRUE(mine) << mine.error().message;
+  EXPECT_EQ(mine->size(), 32u);
+  EXPECT_EQ(mine->find_first_not_of("0123456789abcdef"), std::string::npos) << *mine;
+  EXPECT_EQ(all, *mine + "\n" + *mine + "\n" + *mine + "\n" + *mine + "\n");
+  size_t files = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir_)) ++files;
+  EXPECT_EQ(files, 1u);  // pacsbridge.id, no temp left behind
+  char other[] = "/tmp/pb-lock-XXXXXX";
+  ASSERT_NE(mkdtemp(other), nullptr);
+  auto theirs = DataDirLock::DirectoryId(other);
+  std::filesystem::remove_all(other);
+  ASSERT_TRUE(theirs);
+  EXPECT_NE(*theirs, *mine);
 }
 
 }  // namespace

@@ -129,8 +129,10 @@ void ReceiverService::Apply(const Stored& stored, std::vector<std::shared_ptr<co
     }
     all.push_back(std::make_shared<Receiver>(std::move(*r)));
   }
-  std::shared_ptr<const RoutingRules> rules;
-  nlohmann::json routing_json;
+  // None stored: no rules (labels from the receivers alone), as at construction.
+  std::shared_ptr<const RoutingRules> rules = std::make_shared<RoutingRules>();
+  nlohmann::json routing_json = {{"project", ""}, {"subject", ""}, {"session", ""}};
+  bool routing_usable = true;
   if (!stored.routing.empty()) {
     auto j = nlohmann::json::parse(stored.routing, nullptr, false);
     auto parsed = j.is_discarded()
@@ -140,6 +142,7 @@ void ReceiverService::Apply(const Stored& stored, std::vector<std::shared_ptr<co
       rules = *parsed;
       routing_json = j;
     } else {
+      routing_usable = false;  // the rules in use stay
       spdlog::error("the stored site routing rules cannot be used: {}", parsed.error().message);
     }
   }
@@ -159,7 +162,7 @@ void ReceiverService::Apply(const Stored& stored, std::vector<std::shared_ptr<co
   receivers_ = std::move(all);
   // Listening failures are found again by the next Reconcile; conflicts are known now.
   errors_ = std::move(held_back);
-  if (rules || stored.routing.empty()) {
+  if (routing_usable) {
     site_rules_ = rules;
     site_routing_json_ = routing_json;
   }

@@ -13,8 +13,9 @@ directory; each has a receiver of its own in its config file (they run on one ma
   and removed; a receiver created through gw-1 listens there (gw-2 lists it, its port being
   gw-1's on this machine), and disabled through gw-2 stops listening on gw-1. A job running on
   one instance is canceled through the other.
-- What may not share: a second server with gw-1's instance id on the directory, and a server
-  with an SQLite index, are refused at start and say why.
+- What may not share: a second server with gw-1's instance id on the directory, a server with an
+  SQLite index on it, and a server on the database with a data directory of its own are refused
+  at start and say why.
 """
 
 import os
@@ -220,6 +221,15 @@ class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
             lone.start(timeout=20)
         self.assertIn("is in use by pacsbridge servers that share it (on one PostgreSQL index); a server with "
                       "an SQLite index has its data directory to itself", self.log(lone))
+        # A server on the same database with a data directory of its own: the index's files are
+        # not there.
+        apart = harness.Server(self.mkdtemp("apart"), database_url=self.url,
+                               server_toml='instance_id = "gw-3"')
+        self._peers.append(apart)
+        with self.assertRaises(AssertionError):
+            apart.start(timeout=20)
+        self.assertRegex(self.log(apart), r"the index database postgresql://pb:\*\*\*@.* belongs to another data "
+                                          r"directory \(id [0-9a-f]{32}; .* holds id [0-9a-f]{32}\)")
         self.assertHealthy(gw1)
 
 
