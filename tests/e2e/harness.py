@@ -500,6 +500,25 @@ class Server(_Process):
         return "http://127.0.0.1:%d" % self.http_port
 
     @property
+    def instance_folder(self):
+        """Where this server keeps its temp files and journals: the data directory itself, or,
+        on a PostgreSQL index (servers may share the directory), instances/<instance id>."""
+        text = self.config_path.read_text("utf-8")
+        if not re.search(r'^url = "postgres', text, re.M):
+            return self.data_dir
+        m = re.search(r'^instance_id = "([^"]+)"', text, re.M)
+        ident = m.group(1) if m else re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()[:64])
+        return self.data_dir / "instances" / ident
+
+    @property
+    def tmp_dir(self):
+        return self.instance_folder / "tmp"
+
+    @property
+    def journal_dir(self):
+        return self.instance_folder / "journal"
+
+    @property
     def dicom_port(self):
         return self.receivers[0]["port"]
 

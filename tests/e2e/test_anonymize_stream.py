@@ -60,7 +60,7 @@ class AnonymizeStreamTest(harness.E2ETestCase):
         head = pixel_value(sent)[:4096]
         needles = [NAME.encode(), PID.encode(), sop.encode(), study.encode()]
         self.assertTrue(all(n in sent for n in needles))
-        tmp = self.server.data_dir / "tmp"
+        tmp = self.server.tmp_dir
         # Warm up (first association, DCMTK's dictionary, the index) with a small instance,
         # so that the peak measured next is the large instance's.
         small = dicomgen.generate(self.tmp / "small", 1, size=20000, patient_name=NAME,

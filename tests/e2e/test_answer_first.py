@@ -114,8 +114,8 @@ class AnswerFirstTests(harness.JobHelpers, harness.E2ETestCase):
         self.assertRegex(log, r"rename into archive: Not a directory")
         # Nothing of theirs is left in the temp folder.
         self.assertTrue(harness.wait_until(
-            lambda: not any((self.server.data_dir / "tmp").iterdir()), timeout=10),
-            sorted(p.name for p in (self.server.data_dir / "tmp").iterdir()))
+            lambda: not any((self.server.tmp_dir).iterdir()), timeout=10),
+            sorted(p.name for p in (self.server.tmp_dir).iterdir()))
 
         # The path is free again: a retry fetches exactly the missing ones.
         blocker.unlink()

@@ -38,7 +38,7 @@ class BadInputTests(harness.E2ETestCase):
         return s
 
     def tmp_files(self):
-        tmp = self.server.data_dir / "tmp"
+        tmp = self.server.tmp_dir
         found = []
         for root, _, files in os.walk(tmp):
             found += [os.path.join(root, f) for f in files]

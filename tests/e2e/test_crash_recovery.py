@@ -37,10 +37,10 @@ class CrashRecoveryTests(harness.E2ETestCase):
         cp = harness.storescu(srv.dicom_port, srv.dicom_ae, [f[0] for f in files])
         srv.kill()  # at once: the indexer is still waiting on its first batch
         self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
-        leftover = sorted(p.name for p in (srv.data_dir / "journal").iterdir()
+        leftover = sorted(p.name for p in (srv.journal_dir).iterdir()
                           if p.stat().st_size > 0)
         self.assertTrue(leftover, "no journal left at the kill: the replay would not be tested")
-        lines = sum(len((srv.data_dir / "journal" / n).read_text().splitlines()) for n in leftover)
+        lines = sum(len((srv.journal_dir / n).read_text().splitlines()) for n in leftover)
         self.assertGreaterEqual(lines, COUNT // 2, "few instances pending at the kill")
 
         again = harness.Server(srv.workdir, receivers=srv.receivers)
@@ -56,10 +56,10 @@ class CrashRecoveryTests(harness.E2ETestCase):
             status, _, payload = again.raw("GET", "/api/instances/%s/file" % sop)
             self.assertEqual(status, 200, sop)
             self.assertEqual(payload[dicomgen.read_meta(payload)[1]:], dicomgen.dataset_bytes(path))
-        self.assertEqual([p.name for p in (again.data_dir / "journal").iterdir()
+        self.assertEqual([p.name for p in (again.journal_dir).iterdir()
                           if p.stat().st_size > 0], [],
                          "journals should be replayed and removed at start")
-        self.assertEqual(list((again.data_dir / "tmp").iterdir()), [])
+        self.assertEqual(list((again.tmp_dir).iterdir()), [])
 
 
 if __name__ == "__main__":

@@ -634,7 +634,7 @@ class DicomWebRetrieveTests(DicomWebCase):
         self.assertEqual(status, 204, body)
         _, seen = self.watch_disk(
             ANON_MARKERS, lambda: self.retrieve("STUDY", [study], files, node="web-slow"))
-        tmp = str(self.server.data_dir / "tmp") + os.sep
+        tmp = str(self.server.tmp_dir) + os.sep
         spooled = {n: sorted(p for p in where if p.startswith(tmp)) for n, where in seen.items()}
         self.assertEqual(sorted(n for n, where in spooled.items() if where),
                          sorted(ANON_MARKERS),
