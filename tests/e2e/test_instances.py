@@ -9,6 +9,7 @@ directory; each has a receiver of its own in its config file (they run on one ma
   are surely only in gw-1's journal. gw-2 then indexes them (taking gw-1's folder over, without a
   restart) and finishes the job where it was (after [jobs] lease_seconds = 3), and storescp ends
   with every instance. gw-1 starts again afterwards on its own folder.
+- The same instances sent to both instances are stored once (one file, one row each).
 - Nodes and receivers changed through one instance apply on the other: a node created, changed
   and removed; a receiver created through gw-1 listens there (gw-2 lists it, its port being
   gw-1's on this machine), and disabled through gw-2 stops listening on gw-1. A job running on
@@ -158,6 +159,16 @@ class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
         status, _ = gw1.api("DELETE", "/api/nodes/pacs")
         self.assertIn(status, (200, 204))
         self.assertTrue(harness.wait_until(lambda: node_port(gw2) is None, timeout=PROPAGATION_TIMEOUT))
+
+        # The same instances arriving through both instances are stored once.
+        twice = dicomgen.generate(self.mkdtemp("twice"), 3, size=4096, patient_id="TWICE")
+        self.store(gw1, twice)
+        self.store(gw2, twice)
+        want = {f[1] for f in twice}
+        self.assertTrue(harness.wait_until(lambda: self.indexed(gw1, twice) == want, timeout=20))
+        self.assertEqual(sorted(harness.archive_instances(gw2, "PatientID=TWICE")), sorted(want))
+        files = [p for p in (self.shared_path() / "archive").rglob("*") if p.is_file()]
+        self.assertEqual(len([p for p in files if any(uid in p.name for uid in want)]), 3, files)
 
         # A receiver created through gw-1 listens there; gw-2 lists it.
         port = harness.free_receiver_port()
