@@ -99,8 +99,12 @@ class Database {
   // pause that reached the table first).
   // With `owned_by`, only while the stored row's owner is that instance (a run whose job was
   // taken over by another instance cannot write it any more).
+  // With `attempts_before` (>= 0), only while the stored row's attempts are still that many: a
+  // claim from a read that another instance's claim, run and requeue overtook fails rather than
+  // writing the older read's progress and history.
   [[nodiscard]] Result<bool> UpdateJobIf(const JobRow& job, const std::vector<std::string>& states,
-                                         bool unpaused = false, const std::string& owned_by = {});
+                                         bool unpaused = false, const std::string& owned_by = {},
+                                         int attempts_before = -1);
   // Several instances: the running jobs `ids` of `owner` (its runs under way) are held until
   // `until`; returns the ids renewed (those still running and its own).
   [[nodiscard]] Result<std::vector<int64_t>> RenewJobLeases(const std::string& owner, const std::string& until,

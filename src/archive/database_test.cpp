@@ -369,6 +369,41 @@ TEST_F(DatabaseTest, AJobsLeaseOnlyMovesForwardAndOnlyItsOwnerWritesIt) {
   EXPECT_EQ(now->lease_until, "");
 }
 
+TEST_F(DatabaseTest, AClaimFromAReadThatAnotherClaimOvertookFails) {
+  JobRow job;
+  job.type = "retrieve";
+  job.state = "queued";
+  auto id = db_->InsertJob(job);
+  ASSERT_TRUE(id);
+  job.id = *id;
+  JobRow stale = job;  // read by instance a's worker
+  // Instance b claims it, runs it, and it is queued again (a retry): one attempt counted.
+  JobRow by_b = job;
+  by_b.state = "running";
+  by_b.owner = "b";
+  by_b.attempts = 1;
+  ASSERT_TRUE(*db_->UpdateJobIf(by_b, {"queued"}, true, {}, 0));
+  by_b.state = "queued";
+  by_b.progress = R"({"completed":7})";
+  by_b.history = R"([{"attempt":1,"outcome":"failed"}])";
+  ASSERT_TRUE(*db_->UpdateJobIf(by_b, {"running"}, false, "b"));
+  // a's claim from its older read: refused, and the row keeps b's run.
+  stale.state = "running";
+  stale.owner = "a";
+  stale.attempts = 1;
+  EXPECT_FALSE(*db_->UpdateJobIf(stale, {"queued"}, true, {}, 0));
+  auto now = *db_->GetJob(job.id);
+  EXPECT_EQ(now->state, "queued");
+  EXPECT_EQ(now->progress, R"({"completed":7})");
+  EXPECT_EQ(now->attempts, 1);
+  // A claim from a current read goes through.
+  JobRow fresh = *now;
+  fresh.state = "running";
+  fresh.owner = "a";
+  fresh.attempts = 2;
+  EXPECT_TRUE(*db_->UpdateJobIf(fresh, {"queued"}, true, {}, 1));
+}
+
 TEST_F(DatabaseTest, ARenameCarriesTheNodesJobsAndStateToItsNewName) {
   ASSERT_TRUE(db_->SaveNode("old", "{}"));
   JobRow mine, other;

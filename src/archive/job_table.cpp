@@ -103,7 +103,7 @@ Result<void> Database::UpdateJob(const JobRow& j) {
 }
 
 Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::string>& states, bool unpaused,
-                                   const std::string& owned_by) {
+                                   const std::string& owned_by, int attempts_before) {
   db::WriterLock lock(*impl_);
   try {
     std::string now = NowIso();
@@ -123,7 +123,8 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
                                   "lease_until = CASE WHEN :l1 = '' THEN '' WHEN lease_until > :l2 THEN lease_until "
                                   "ELSE :l3 END WHERE id = :id" +
                                       (only.empty() ? std::string() : " AND state IN (" + only + ")") +
-                                      (unpaused ? " AND paused = 0" : "") + " AND (:ob1 = '' OR owner = :ob2)",
+                                      (unpaused ? " AND paused = 0" : "") + " AND (:ob1 = '' OR owner = :ob2)" +
+                                      (attempts_before >= 0 ? fmt::format(" AND attempts = {}", attempts_before) : ""),
          soci::use(j.state), soci::use(j.progress), soci::use(j.result), soci::use(j.error), soci::use(interrupted),
          soci::use(j.attempts), soci::use(j.started_at), soci::use(j.finished_at), soci::use(now), soci::use(j.history),
          soci::use(paused), soci::use(j.priority), soci::use(order), soci::use(j.not_before), soci::use(j.wait_reason),

@@ -495,8 +495,9 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     row.attempts += 1;
     row.not_before.clear();
     row.wait_reason.clear();
-    // Atomic against a cancel or a pause that reached the row first.
-    auto claimed = db_.UpdateJobIf(row, kPending, true);
+    // Atomic against a cancel or a pause that reached the row first, and against another
+    // instance's claim since the row was read (which counted an attempt).
+    auto claimed = db_.UpdateJobIf(row, kPending, true, {}, row.attempts - 1);
     if (!claimed) {
       spdlog::warn("job {}: cannot start it: {}", row.id, claimed.error().message);
       continue;
