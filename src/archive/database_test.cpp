@@ -36,6 +36,16 @@ class DatabaseTest : public ::testing::Test {
     db_.reset();
     std::filesystem::remove_all(dir_);
   }
+  // A queued retrieve job, stored.
+  JobRow QueuedJob() {
+    JobRow job;
+    job.type = "retrieve";
+    job.state = "queued";
+    auto id = db_->InsertJob(job);
+    EXPECT_TRUE(id);
+    job.id = id ? *id : 0;
+    return job;
+  }
   InstanceRecord Rec(std::string sop, std::string series = "1.2.3.2", std::string study = "1.2.3") {
     InstanceRecord r;
     r.patient_id = "P1";
@@ -330,12 +340,8 @@ TEST_F(DatabaseTest, NodesRoundTripAndRename) {
 }
 
 TEST_F(DatabaseTest, AJobsLeaseOnlyMovesForwardAndOnlyItsOwnerWritesIt) {
-  JobRow job;
-  job.type = "retrieve";
-  job.state = "queued";
-  auto id = db_->InsertJob(job);
-  ASSERT_TRUE(id);
-  job.id = *id;
+  JobRow job = QueuedJob();
+  ASSERT_NE(job.id, 0);
   // A claims it (lease to 10:00:30), its heartbeat renews it (to 10:00:50).
   job.state = "running";
   job.owner = "a";
@@ -370,12 +376,8 @@ TEST_F(DatabaseTest, AJobsLeaseOnlyMovesForwardAndOnlyItsOwnerWritesIt) {
 }
 
 TEST_F(DatabaseTest, AClaimFromAReadThatAnotherClaimOvertookFails) {
-  JobRow job;
-  job.type = "retrieve";
-  job.state = "queued";
-  auto id = db_->InsertJob(job);
-  ASSERT_TRUE(id);
-  job.id = *id;
+  JobRow job = QueuedJob();
+  ASSERT_NE(job.id, 0);
   JobRow stale = job;  // read by instance a's worker
   // Instance b claims it, runs it, and it is queued again (a retry): one attempt counted.
   JobRow by_b = job;
