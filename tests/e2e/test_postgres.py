@@ -41,7 +41,10 @@ class PostgresTests(harness.E2ETestCase):
         return srv
 
     def log(self, srv):
-        return srv.log_path.read_text("utf-8", "replace")
+        try:
+            return srv.log_path.read_text("utf-8", "replace")
+        except FileNotFoundError:  # not started yet
+            return ""
 
     def store_one(self, srv, path):
         """storescu of one file: True for Success, False for 0xA700; anything else fails."""
@@ -58,13 +61,16 @@ class PostgresTests(harness.E2ETestCase):
         resume_failed = []
 
         def resume_once_waiting():
-            # PostgreSQL comes back once the server has said twice that it waits for it.
-            if harness.wait_until(lambda: len(re.findall("trying again", self.log(srv))) >= 2, timeout=30):
-                waiting.set()
+            # PostgreSQL comes back once the server has said twice that it waits for it, and in
+            # any case: a failure here is said below, rather than lost with the thread.
             try:
-                self.pg.resume()
-            except AssertionError as e:  # said below, rather than lost with the thread
-                resume_failed.append(str(e))
+                if harness.wait_until(lambda: len(re.findall("trying again", self.log(srv))) >= 2, timeout=30):
+                    waiting.set()
+            finally:
+                try:
+                    self.pg.resume()
+                except AssertionError as e:
+                    resume_failed.append(str(e))
 
         t = threading.Thread(target=resume_once_waiting)
         t.start()
