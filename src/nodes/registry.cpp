@@ -92,7 +92,14 @@ void NodeRegistry::AddStored(std::vector<Node> parsed) {
 }
 
 Result<bool> NodeRegistry::Reload() {
-  // Read without the lock (jobs ask the registry for node policies while they hold their own).
+  // Read without the lock (jobs ask the registry for node policies while they hold their own);
+  // a change made here meanwhile makes what was read older than what is held: it is not applied
+  // (the next round reads again).
+  uint64_t changes_before = 0;
+  {
+    MutexLock lock(mu_);
+    changes_before = local_changes_;
+  }
   auto stored = db_.LoadNodes();
   if (!stored) return tl::unexpected(stored.error());
   {
@@ -101,6 +108,7 @@ Result<bool> NodeRegistry::Reload() {
   }
   std::vector<Node> parsed = ParseStored(*stored);
   MutexLock lock(mu_);
+  if (local_changes_ != changes_before) return false;
   std::erase_if(nodes_, [](const Node& n) { return !n.locked; });
   AddStored(std::move(parsed));
   stored_ = std::move(*stored);
@@ -114,6 +122,7 @@ Result<void> NodeRegistry::SetRetrieveMethodLearned(const std::string& name, con
   if (n->retrieve_method_learned == method) return {};
   if (auto r = db_.SetNodeState(name, "retrieve_method", method); !r) return r;
   n->retrieve_method_learned = method;
+  ++local_changes_;
   return {};
 }
 
@@ -194,6 +203,7 @@ Result<NodeChange> NodeRegistry::Store(Node node, const std::string& replaces, b
   if (auto r = db_.SaveNode(node.name, NodeToJson(node, true).dump(), replaces); !r) {
     return tl::unexpected(r.error());
   }
+  ++local_changes_;
   NodeChange change{node, Warnings(node)};
   if (Node* existing = Find(replaces.empty() ? node.name : replaces))
     *existing = node;
@@ -256,6 +266,7 @@ Result<void> NodeRegistry::Remove(const std::string& name) {
   if (!existing) return Fail(Code::kNotFound, fmt::format("no node named '{}'", name), "name");
   if (existing->locked) return tl::unexpected(LockedError(*existing));
   if (auto r = db_.DeleteNode(name); !r) return tl::unexpected(r.error());
+  ++local_changes_;
   nodes_.erase(std::remove_if(nodes_.begin(), nodes_.end(), [&](const Node& n) { return n.name == name; }),
                nodes_.end());
   return {};

@@ -59,6 +59,7 @@ class NodeRegistry {
   Database& db_;
   mutable Mutex mu_;
   std::vector<std::pair<std::string, std::string>> stored_ GUARDED_BY(mu_);  // as last read
+  uint64_t local_changes_ GUARDED_BY(mu_) = 0;  // changes made here (a Reload's read may be older)
   std::vector<Node> nodes_ GUARDED_BY(mu_);
 };
 
