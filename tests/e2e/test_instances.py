@@ -74,6 +74,7 @@ class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
         scp = StoreSCP(self.mkdtemp("scp"))
         self._peers.append(scp)
         scp.start()
+        self.addCleanup(scp.stop)
         status, answer = srv.api("POST", "/api/nodes", {
             "name": name, "ae_title": scp.aet, "host": "127.0.0.1", "port": scp.port,
             "storable": True, "max_bytes_per_second": rate})
