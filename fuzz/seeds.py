@@ -118,6 +118,10 @@ def seeds(target, directory):
         items.append(multipart(b, [([b"Content-Type: application/dicom"], f[0]) for f in files]))
         items.append(multipart(b, [([b"Content-Type: application/dicom+json", b"Content-Location: x"], b"[{}]")]))
         items.append(multipart(b, [([], b"")]))
+        # Parts that give their length, as Orthanc writes them (taken by count, not searched).
+        items.append(multipart(b, [([b"Content-Type: application/dicom", b"Content-Length: %d" % len(f[0]),
+                                     b"MIME-Version: 1.0"], f[0]) for f in files]))
+        items.append(multipart(b, [([b"Content-Length: 0"], b""), ([b"Content-Length: 3"], b"abc")]))
     elif target == "header":
         for whole, dataset, syntax in dicom_files(directory):
             flags = (1 if len(dataset) < 4096 else 0) | (2 if syntax == IMPLICIT else 0)

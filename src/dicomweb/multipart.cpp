@@ -98,6 +98,13 @@ Result<void> MultipartParser::Feed(std::string_view bytes) {
   if (state_ == State::kFailed) return pb::Fail(Code::kInvalidArgument, error_);
   const size_t keep = delimiter_.size() - 1;
   while (!bytes.empty() && state_ != State::kEpilogue) {
+    // A part of known length: its data is handed on from the caller's chunk, unsearched.
+    if (state_ == State::kCounted && buffer_.empty()) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left_, bytes.size()));
+      if (auto r = EmitCounted(bytes.substr(0, n)); !r) return Failed(r);
+      bytes.remove_prefix(n);
+      continue;
+    }
     // Inside a part's data with at most a possible delimiter start kept, the caller's bytes are
     // handed on without being copied, up to the next delimiter.
     if (state_ == State::kBody && buffer_.size() <= keep && bytes.size() > keep) {
@@ -195,7 +202,28 @@ Result<void> MultipartParser::Step(bool& progressed) {
       ++parts_;
       if (auto r = ParseHeaders(std::string_view(buffer_).substr(0, end)); !r) return r;
       buffer_.erase(0, end == 0 ? 2 : end + 4);
-      state_ = State::kBody;
+      progressed = true;
+      return {};
+    }
+    case State::kCounted: {
+      if (buffer_.empty()) return {};
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left_, buffer_.size()));
+      if (auto r = EmitCounted(std::string_view(buffer_).substr(0, n)); !r) return r;
+      buffer_.erase(0, n);
+      progressed = true;
+      return {};
+    }
+    case State::kCountedEnd: {
+      const size_t have = std::min(buffer_.size(), delimiter_.size());
+      if (buffer_.compare(0, have, delimiter_, 0, have) != 0) {
+        return Fail(fmt::format("part {}: its Content-Length ({}) does not end at a boundary", parts_, length_));
+      }
+      if (have < delimiter_.size()) return {};
+      buffer_.erase(0, delimiter_.size());
+      if (handlers_.on_part_end) {
+        if (auto r = handlers_.on_part_end(); !r) return r;
+      }
+      state_ = State::kAfterDelimiter;
       progressed = true;
       return {};
     }
@@ -251,7 +279,25 @@ Result<void> MultipartParser::ParseHeaders(std::string_view block) {
     last = AsciiLower(TrimBlanks(line.substr(0, colon)));
     headers[last] = std::string(TrimBlanks(line.substr(colon + 1)));
   }
+  // A Content-Length of digits only counts the part's data; any other is left alone (the
+  // delimiter is searched for, as without one).
+  state_ = State::kBody;
+  if (auto it = headers.find("content-length"); it != headers.end()) {
+    const std::string& v = it->second;
+    if (!v.empty() && v.size() <= 15 &&
+        std::all_of(v.begin(), v.end(), [](unsigned char c) { return c >= '0' && c <= '9'; })) {
+      length_ = left_ = std::stoull(v);
+      state_ = left_ == 0 ? State::kCountedEnd : State::kCounted;
+    }
+  }
   if (handlers_.on_part) return handlers_.on_part(parts_, headers);
+  return {};
+}
+
+Result<void> MultipartParser::EmitCounted(std::string_view data) {
+  left_ -= data.size();
+  if (left_ == 0) state_ = State::kCountedEnd;
+  if (!data.empty() && handlers_.on_data) return handlers_.on_data(data);
   return {};
 }
 
@@ -267,7 +313,10 @@ Result<void> MultipartParser::Finish() {
     case State::kHeaders:
       return Fail(fmt::format("part {}: the body ended inside its headers (truncated)", parts_ + 1));
     case State::kBody:
+    case State::kCounted:
       return Fail(fmt::format("part {}: the body ended inside its data (truncated)", parts_));
+    case State::kCountedEnd:
+      return Fail(fmt::format("part {}: the body ended after its data, before its boundary (truncated)", parts_));
     case State::kAfterDelimiter:
       return Fail(fmt::format("the body ended after part {} without the closing boundary (truncated)", parts_));
   }

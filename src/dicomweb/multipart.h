@@ -4,10 +4,14 @@
 // size as they arrive; each part's headers and then its data are handed on as they are found,
 // so no part (a 200 MB instance) and no body is ever whole in memory. Memory is bounded by the
 // header limit plus a few KB, whatever the input; a part's data is handed on from the caller's
-// chunk without being copied. Hostile input (no boundary, a truncated part, endless headers)
-// ends in an error naming the part and what is wrong; nothing throws. Not thread-safe: one
-// parser per body.
+// chunk without being copied. A part whose headers give its Content-Length (Orthanc's do) is
+// taken by that length, and its delimiter must follow right after; only parts without one are
+// searched for their delimiter (that search is a tenth of the parser's time on a large body).
+// Hostile input (no boundary, a truncated part, endless headers, a Content-Length that does not
+// end at a delimiter) ends in an error naming the part and what is wrong; nothing throws. Not
+// thread-safe: one parser per body.
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -45,11 +49,13 @@ class MultipartParser {
   int parts() const { return parts_; }  // parts begun so far
 
  private:
-  enum class State { kPreamble, kAfterDelimiter, kHeaders, kBody, kEpilogue, kFailed };
+  // kCounted: a part's data of known length; kCountedEnd: its delimiter must come next.
+  enum class State { kPreamble, kAfterDelimiter, kHeaders, kBody, kCounted, kCountedEnd, kEpilogue, kFailed };
   [[nodiscard]] Result<void> Step(bool& progressed);
   [[nodiscard]] Result<void> Fail(std::string message);
   [[nodiscard]] Result<void> Failed(const Result<void>& r);  // the parser stays failed with r's message
   [[nodiscard]] Result<void> ParseHeaders(std::string_view block);
+  [[nodiscard]] Result<void> EmitCounted(std::string_view data);  // hands on what is left of a counted part
 
   std::string dash_boundary_;  // "--" + boundary
   std::string delimiter_;      // "\r\n--" + boundary
@@ -57,6 +63,8 @@ class MultipartParser {
   State state_ = State::kPreamble;
   std::string buffer_;  // bytes not consumed yet: bounded (see the header comment)
   int parts_ = 0;
+  uint64_t length_ = 0;  // the counted part's Content-Length
+  uint64_t left_ = 0;    // of it, bytes not handed on yet
   std::string error_;
 };
 

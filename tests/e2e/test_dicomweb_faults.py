@@ -87,6 +87,7 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
             "boundary": gen(str(data / "boundary"), 3, size=8000, patient_id="DWBOUND"),
             "nondicom": gen(str(data / "nondicom"), 3, size=8000, patient_id="DWNONDCM"),
             "foreign": gen(str(data / "foreign"), 3, size=8000, patient_id="DWFOREIGN"),
+            "partlen": gen(str(data / "partlen"), 3, size=8000, patient_id="DWPARTLEN"),
             "qido": gen(str(data / "qido"), 2, size=4000, patient_id="DWQIDO"),
         }
         cp = harness.storescu(cls.orthanc.dicom_port, cls.orthanc.aet,
@@ -312,6 +313,20 @@ class DicomwebFaultTests(harness.JobHelpers, harness.E2ETestCase):
         self.assertFalse(present & replaced, "an instance whose bytes were replaced is "
                          "archived: %s" % (present & replaced))
         self.assertLessEqual(replaced, set(job_field(job, "missing") or []), d)
+
+    def test_wado_part_whose_content_length_lies(self):
+        # Orthanc gives each part's Content-Length, and we take a part by it: one that says more
+        # than the part holds swallows the delimiter, which must then be missing where the
+        # length ends. The parts before it are complete and kept; that one is never archived.
+        files, job, d = self._malformed_wado("partlen", "wrong_part_length", delta=1000)
+        entry = self.peer.requests(fault="wrong_part_length")[0]
+        self.assertEqual(job.get("state"), "partial", d)
+        self.assertNamesNode(job.get("error"), NODE)
+        self.assertMatchesCI(r"part 2: its Content-Length \(%d\) does not end at a boundary"
+                             % entry["declared_length"], job.get("error"), d)
+        present = self.assertOnlyCompleteInstances(files)
+        self.assertEqual(present, {entry["other_sops"][0]}, "the first part, and only it: " + d)
+        self.assertIn(entry["wrong_length_sop"], set(job_field(job, "missing") or []), d)
 
     def test_wado_foreign_part_is_not_archived(self):
         path, sop, stray_study, _ = self.stray

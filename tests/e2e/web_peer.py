@@ -34,6 +34,8 @@ Faults (each applies to the first `count` requests of its kind, default: all of 
     wrong_boundary             the Content-Type's boundary names a string absent from the body
     non_dicom_part             the first part's content replaced by bytes that are not DICOM
     foreign_part(data)         an extra part (data: a DICOM Part 10 file, bytes) added first
+    wrong_part_length(delta)   the second part's Content-Length (the first's when there is one
+                               part) says `delta` bytes more than the part holds
   QIDO-RS (GET .../studies, .../series, .../instances):
     qido_204                   204 No Content
     qido_garbage               200 application/dicom+json whose body is not JSON
@@ -83,7 +85,7 @@ QIDO_RE = re.compile(r"/(?:studies|series|instances)/?$")
 STOW_RE = re.compile(r"/studies(?:/[^/]+)?/?$")
 
 WADO_FAULTS = ("stall_after_bytes", "close_after_bytes", "wrong_boundary", "non_dicom_part",
-               "foreign_part")
+               "foreign_part", "wrong_part_length")
 QIDO_FAULTS = ("qido_204", "qido_garbage", "qido_html", "qido_error_json")
 STOW_FAULTS = ("stow_413_above", "stow_partial", "stow_429")
 OTHER_FAULTS = ("redirect",)
@@ -461,7 +463,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             entry["status"] = resp.status
             entry["upstream_content_type"] = resp.getheader("Content-Type")
             name = fault["name"] if fault else None
-            if name in ("wrong_boundary", "non_dicom_part", "foreign_part"):
+            if name in ("wrong_boundary", "non_dicom_part", "foreign_part", "wrong_part_length"):
                 return self._rewrite_wado(entry, resp, fault)
             length = resp.getheader("Content-Length")
             streamed = name in ("stall_after_bytes", "close_after_bytes")
@@ -534,13 +536,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 head, original = parts[0]
                 entry["replaced_sop"] = part10_meta(original).get("00020003")
                 parts[0] = (head, NON_DICOM)
-            else:  # foreign_part
+            elif name == "foreign_part":
                 entry["foreign_sop"] = part10_meta(fault["data"]).get("00020003")
                 head = b"Content-Type: application/dicom\r\nContent-Length: %d" \
                     % len(fault["data"])
                 parts.insert(0, (head, fault["data"]))
             body = join_multipart(parts, boundary)
             entry["parts_sent"] = len(parts)
+            if name == "wrong_part_length":
+                which = 1 if len(parts) > 1 else 0
+                entry["wrong_length_sop"] = part10_meta(parts[which][1]).get("00020003")
+                entry["other_sops"] = [part10_meta(c).get("00020003") for i, (_, c) in
+                                       enumerate(parts) if i != which]
+                at = 0
+                for i in range(which + 1):  # the part's Content-Length, past the earlier parts
+                    at = body.index(b"--" + boundary.encode("latin-1") + b"\r\n", at) + 1
+                m = re.compile(rb"(?im)^content-length: *(\d+)").search(body, at)
+                wrong = int(m.group(1)) + fault.get("delta", 1000)
+                entry["declared_length"] = wrong
+                body = body[:m.start(1)] + b"%d" % wrong + body[m.end(1):]
         self._send_head(resp.status, resp.getheaders(), len(body), content_type=new_ctype)
         self.wfile.write(body)
         self.wfile.flush()
@@ -656,8 +670,9 @@ class WebPeer:
 
     def set_fault(self, name, count=None, **params):
         """Switch a fault on for the first `count` requests it applies to (None: all).
-        Parameters: bytes= (stall/close_after_bytes), data= (foreign_part), parts=
-        (stow_413_above), uid= (stow_partial), retry_after= (stow_429), host= (redirect)."""
+        Parameters: bytes= (stall/close_after_bytes), data= (foreign_part), delta=
+        (wrong_part_length, default 1000), parts= (stow_413_above), uid= (stow_partial),
+        retry_after= (stow_429), host= (redirect)."""
         if name not in WADO_FAULTS + QIDO_FAULTS + STOW_FAULTS + OTHER_FAULTS:
             raise ValueError("unknown fault %r" % name)
         required = {"stall_after_bytes": "bytes", "close_after_bytes": "bytes",
