@@ -59,7 +59,11 @@ Result<void> StowBody::Open() {
     std::error_code ec;
     auto bytes = std::filesystem::file_size(path, ec);
     if (ec) return Fail(Code::kIoError, fmt::format("cannot read {}: {}", path, ec.message()));
-    segments_.push_back({fmt::format("--{}\r\nContent-Type: application/dicom\r\n\r\n", boundary_), "", 0});
+    // Each part gives its length, as Orthanc's WADO-RS answers do: a server that reads it (Orthanc,
+    // ours) takes the part by count instead of searching it for the delimiter.
+    segments_.push_back(
+        {fmt::format("--{}\r\nContent-Type: application/dicom\r\nContent-Length: {}\r\n\r\n", boundary_, bytes), "",
+         0});
     segments_.push_back({"", path, static_cast<int64_t>(bytes)});
     segments_.push_back({"\r\n", "", 0});
   }

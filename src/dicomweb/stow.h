@@ -14,7 +14,8 @@
 
 namespace pb::dicomweb {
 
-// A multipart/related; type="application/dicom" body of whole files, read piece by piece.
+// A multipart/related; type="application/dicom" body of whole files, read piece by piece; each
+// part has its Content-Type and Content-Length.
 class StowBody {
  public:
   StowBody(std::vector<std::string> paths, std::string boundary);

@@ -112,6 +112,7 @@ TEST_F(StowBodyTest, SizeIsExactAndPartsAreTheFiles) {
     for (size_t i = 0; i < 3; ++i) {
       EXPECT_EQ(parts[i].data, contents_[i]) << "part " << i << ", chunk " << chunk;
       EXPECT_EQ(parts[i].headers["content-type"], "application/dicom");
+      EXPECT_EQ(parts[i].headers["content-length"], std::to_string(contents_[i].size()));
     }
   }
 }
@@ -139,7 +140,8 @@ TEST_F(StowBodyTest, BoundaryDelimitsEachPart) {
   ASSERT_TRUE(body.Open().has_value());
   auto all = ReadAll(body, 100);
   ASSERT_TRUE(all.has_value());
-  EXPECT_EQ(*all, "--XyZ\r\nContent-Type: application/dicom\r\n\r\n" + contents_[0] + "\r\n--XyZ--\r\n");
+  EXPECT_EQ(*all, "--XyZ\r\nContent-Type: application/dicom\r\nContent-Length: " + std::to_string(contents_[0].size()) +
+                      "\r\n\r\n" + contents_[0] + "\r\n--XyZ--\r\n");
 }
 
 TEST_F(StowBodyTest, MissingFileIsNamedAtOpen) {
