@@ -109,6 +109,9 @@ class Database {
   // `until`; returns the ids renewed (those still running and its own).
   [[nodiscard]] Result<std::vector<int64_t>> RenewJobLeases(const std::string& owner, const std::string& until,
                                                             const std::vector<int64_t>& ids);
+  // The database server's clock, in microseconds since 1970 (UTC): leases are measured on it, so
+  // that instances on hosts whose clocks differ agree on when one runs out.
+  [[nodiscard]] Result<int64_t> ServerTimeMicros();
   // Running jobs whose lease ended before `now_iso` (their instance stopped renewing it).
   [[nodiscard]] Result<std::vector<JobRow>> ExpiredJobLeases(const std::string& now_iso);
   // Writes state, history, interrupted, error, finished_at, paused and owner of `job` (lease and

@@ -157,6 +157,21 @@ Result<std::vector<int64_t>> Database::RenewJobLeases(const std::string& owner, 
   }
 }
 
+Result<int64_t> Database::ServerTimeMicros() {
+  try {
+    db::ReadSession s(impl_->pool, impl_->read_use);
+    // Text, read the same way on both engines (SOCI's PostgreSQL backend gives a number column as
+    // a double or a string depending on its type).
+    std::string micros;
+    s << (IsPostgres() ? "SELECT CAST(CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS TEXT)"
+                       : "SELECT CAST(CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER) AS TEXT)"),
+        soci::into(micros);
+    return std::stoll(micros);
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading the database server's clock"));
+  }
+}
+
 Result<std::vector<JobRow>> Database::ExpiredJobLeases(const std::string& now_iso) {
   try {
     db::ReadSession s(impl_->pool, impl_->read_use);

@@ -1,5 +1,7 @@
 #include "jobs/job_service.h"
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -161,6 +163,10 @@ NodeJobPolicy JobService::PolicyOf(const std::string& node) const {
 }
 
 Result<int> JobService::Start() {
+  {
+    MutexLock heartbeat_lock(heartbeat_mu_);
+    MeasureClockOffset();  // before the first claim writes a lease
+  }
   // Jobs an earlier run left running: that run is over (the process stopped or died); the job
   // is queued again and resumes where it was.
   auto running = db_.ListJobs(JobFilter{"running", "", "", "", "", 1000000});
@@ -215,7 +221,7 @@ Result<int> JobService::Start() {
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
   {
     MutexLock heartbeat_lock(heartbeat_mu_);
-    last_renewal_ = clock_.Now();  // claims from now on hold a lease from about now
+    last_renewal_ = LeaseNow();  // claims from now on hold a lease from about now
   }
   if (options_.heartbeat) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   return resumed;
@@ -303,9 +309,39 @@ Result<int> JobService::TakeRequests() {
   return applied;
 }
 
+TimePoint JobService::LeaseNow() const {
+  return clock_.Now() + std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds(clock_offset_us_));
+}
+
+void JobService::MeasureClockOffset() {
+  const TimePoint before = clock_.Now();
+  const auto asked = std::chrono::steady_clock::now();
+  auto server = db_.ServerTimeMicros();
+  const auto round_trip = std::chrono::steady_clock::now() - asked;
+  offset_measured_ = std::chrono::steady_clock::now();
+  if (!server) {
+    spdlog::warn("jobs: {}; leases stay measured on the offset read before", server.error().message);
+    return;
+  }
+  const auto middle = before + std::chrono::duration_cast<TimePoint::duration>(round_trip / 2);
+  const int64_t ours = std::chrono::duration_cast<std::chrono::microseconds>(middle.time_since_epoch()).count();
+  const int64_t offset = *server - ours;
+  clock_offset_us_ = offset;
+  // Said once, and again when it moved by another second: an admin may want to fix the clocks.
+  constexpr int64_t kSecond = 1'000'000;
+  if (options_.shared && std::llabs(offset) > 2 * kSecond && std::llabs(offset - offset_warned_us_) > kSecond) {
+    offset_warned_us_ = offset;
+    spdlog::warn(
+        "this host's clock is {:.1f} s {} the database server's; job leases are measured on the database "
+        "server's clock",
+        std::llabs(offset) / 1e6, offset > 0 ? "behind" : "ahead of");
+  }
+}
+
 Result<int> JobService::Heartbeat() {
   MutexLock heartbeat_lock(heartbeat_mu_);
-  const TimePoint now = clock_.Now();
+  if (std::chrono::steady_clock::now() - offset_measured_ >= std::chrono::minutes(1)) MeasureClockOffset();
+  const TimePoint now = LeaseNow(), wall = clock_.Now();
   // The runs under way before the renewal: each one's row is running and ours, unless another
   // instance took the job over (or the run ended and wrote its end, which changes nothing now).
   std::vector<std::shared_ptr<Live>> mine;
@@ -353,7 +389,7 @@ Result<int> JobService::Heartbeat() {
     history.push_back(
         {{"attempt", row.attempts},
          {"started_at", row.started_at},
-         {"ended_at", UtcIso(now)},
+         {"ended_at", UtcIso(wall)},
          {"outcome", "interrupted"},
          {"error", fmt::format("the instance '{}' running it stopped renewing its lease (until {})", owner, lease)},
          {"transient", true},
@@ -368,7 +404,7 @@ Result<int> JobService::Heartbeat() {
       row.state = "canceled";
       row.error =
           fmt::format("canceled while the instance '{}' ran it (it stopped before it could stop the run)", owner);
-      row.finished_at = UtcIso(now);
+      row.finished_at = UtcIso(wall);
     } else if (row.requested == "pause") {
       row.state = "waiting";
       row.paused = true;
@@ -490,7 +526,7 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     row.state = "running";
     row.started_at = UtcIso(clock_.Now());
     row.owner = options_.instance_id;
-    row.lease_until = UtcIso(clock_.Now() + options_.lease);
+    row.lease_until = UtcIso(LeaseNow() + options_.lease);
     row.finished_at.clear();
     row.attempts += 1;
     row.not_before.clear();

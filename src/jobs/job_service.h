@@ -130,6 +130,10 @@ class JobService {
   // instances whose lease ran out (they resume here or elsewhere where they were). Returns how
   // many were taken over. Runs every third of the lease on its own thread.
   [[nodiscard]] Result<int> Heartbeat();
+  // Now on the clock leases are measured on: the database server's (this host's clock plus the
+  // offset measured at Start and every minute of heartbeats), so that instances on hosts whose
+  // clocks differ agree on when a lease runs out.
+  TimePoint LeaseNow() const;
   // Applies the cancels and pauses asked through other instances for the jobs running here (as
   // if asked here); returns how many. Every second on the heartbeat's thread when `shared`.
   [[nodiscard]] Result<int> TakeRequests();
@@ -219,6 +223,11 @@ class JobService {
   std::thread heartbeat_;
   Mutex heartbeat_mu_;                                  // one Heartbeat at a time
   TimePoint last_renewal_ GUARDED_BY(heartbeat_mu_){};  // of the leases
+  // The database server's clock minus ours (LeaseNow), and when it was last measured.
+  void MeasureClockOffset() REQUIRES(heartbeat_mu_);
+  std::atomic<int64_t> clock_offset_us_{0};
+  std::chrono::steady_clock::time_point offset_measured_ GUARDED_BY(heartbeat_mu_){};
+  int64_t offset_warned_us_ GUARDED_BY(heartbeat_mu_) = 0;
   // The change feed; feed_mu_ is taken last (never while waiting for another lock).
   void Changed();
   Mutex feed_mu_;

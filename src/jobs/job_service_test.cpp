@@ -135,10 +135,11 @@ class JobServiceTest : public ::testing::Test {
     return row;
   }
   // One of several instances on a database, with a 30 s lease and no heartbeat thread.
-  std::unique_ptr<JobService> Instance(Database& db, const std::string& id, int workers, bool shared) {
+  std::unique_ptr<JobService> Instance(Database& db, const std::string& id, int workers, bool shared,
+                                       const Clock* clock = nullptr) {
     JobServiceOptions o;
     o.workers = workers;
-    o.clock = &clock_;
+    o.clock = clock ? clock : &clock_;
     o.instance_id = id;
     o.lease = 30s;
     o.heartbeat = false;
@@ -423,6 +424,47 @@ TEST_F(JobServiceTest, AnotherInstanceTakesOverAJobWhoseLeaseRanOutAndItNeverRun
   b->Stop();
 }
 
+// Instances on hosts whose clocks differ agree on when a lease runs out: leases are measured on
+// the database server's clock. A's host is an hour behind B's; on the hosts' own clocks, A's
+// lease would look an hour gone to B, which would take A's running job over at once and run it
+// a second time.
+TEST_F(JobServiceTest, LeasesAreMeasuredOnTheDatabasesClockWhateverTheHostsClocks) {
+  auto db_b = ReopenTestDatabase(dir_);
+  ASSERT_TRUE(db_b) << db_b.error().message;
+  ManualClock behind{clock_.Now() - 1h};
+  ScriptedRunner runner_a, runner_b;
+  runner_b.release = true;
+  auto a = Instance(*db_, "a", 1, /*shared=*/false, &behind);
+  a->Register("test", runner_a);
+  ASSERT_TRUE(a->Start());
+  std::string id = (*a->Submit("test", {{"n", 1}}))["id"];
+  WaitUntil(*a, id, [](const json& j) { return j["progress"].value("completed", -1) == 1; });
+  auto b = Instance(**db_b, "b", 1, /*shared=*/false);
+  b->Register("test", runner_b);
+  ASSERT_TRUE(b->Start());
+  const auto apart = a->LeaseNow() - b->LeaseNow();
+  EXPECT_LT(std::chrono::abs(apart), std::chrono::duration_cast<TimePoint::duration>(5s))
+      << "both measure leases on the database's clock";
+
+  auto taken = b->Heartbeat();
+  ASSERT_TRUE(taken) << taken.error().message;
+  EXPECT_EQ(*taken, 0) << "A's lease is 30 s ahead on the database's clock";
+  EXPECT_EQ(Job(*b, id)["state"], "running");
+  EXPECT_EQ(runner_b.Runs(1), 0);
+
+  // Past the lease on both hosts (A does not renew): B takes it over and runs it.
+  clock_.Advance(31s);
+  behind.Advance(31s);
+  taken = b->Heartbeat();
+  ASSERT_TRUE(taken) << taken.error().message;
+  EXPECT_EQ(*taken, 1);
+  WaitFor(*b, id, "succeeded");
+  EXPECT_EQ(runner_b.Runs(1), 1);
+  runner_a.release = true;
+  a->Stop();
+  b->Stop();
+}
+
 // Several instances on one database: a cancel or a pause asked through an instance that does not
 // run the job is left for the one that does, which applies it when it takes its requests; one
 // that dies before taking it has it applied by the instance that takes the job over.
@@ -467,6 +509,9 @@ TEST_F(JobServiceTest, ACancelOrPauseThroughAnotherInstanceReachesTheRunAndSurvi
   std::string orphan = (*a->Submit("test", {{"n", 3}}))["id"];
   WaitUntil(*a, orphan, [](const json& j) { return j["progress"].value("completed", -1) == 1; });
   ASSERT_TRUE(b->Cancel(std::stoll(orphan)));
+  auto early = b->Heartbeat();  // B's heartbeat runs beside A (its first reads the database's clock)
+  ASSERT_TRUE(early) << early.error().message;
+  EXPECT_EQ(*early, 0);
   clock_.Advance(31s);  // A renews nothing from here on
   auto over = b->Heartbeat();
   ASSERT_TRUE(over) << over.error().message;
@@ -522,7 +567,7 @@ TEST_F(JobServiceTest, OurOwnRunningRowWithoutARunIsQueuedAgainOnceItsLeaseRunsO
   s->Register("test", runner);
   ASSERT_TRUE(s->Start());
   // Written after the start (which would have resumed it), as never claimable: running, ours.
-  JobRow orphan = InsertOwned("running", 7, "a", UtcIso(clock_.Now() + 30s));
+  JobRow orphan = InsertOwned("running", 7, "a", UtcIso(s->LeaseNow() + 30s));
   ASSERT_NE(orphan.id, 0);
   auto taken = s->Heartbeat();
   ASSERT_TRUE(taken) << taken.error().message;
