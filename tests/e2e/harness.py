@@ -530,13 +530,15 @@ class Server(_Process):
         """The command line that start() runs (subclasses may wrap it, e.g. in unshare)."""
         return [str(require_binary()), "serve", "--config", str(self.config_path)]
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, env=None):
+        """env: variables added to this start's environment (the server's test-only settings,
+        e.g. {"PACSBRIDGE_TEST_INDEX_DELAY_MS": "1000"}); a later start() goes without them."""
         argv = self.serve_argv()
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(argv,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         cwd=str(self.workdir), env=server_env())
+                                         cwd=str(self.workdir), env=dict(server_env(), **(env or {})))
         finally:
             log.close()
         deadline = time.monotonic() + timeout
@@ -1478,14 +1480,15 @@ class E2ETestCase(unittest.TestCase):
         orth.start()
         return orth
 
-    def start_server(self, **kw):
-        """A server for this test only; stopped (exit 0 asserted) after the test."""
+    def start_server(self, env=None, **kw):
+        """A server for this test only; stopped (exit 0 asserted) after the test. env: as
+        Server.start's."""
         require_binary(self)
         srv = Server(tempfile.mkdtemp(prefix=self._testMethodName[:40] + "-",
                                       dir=str(self.tmp)), **kw)
         self._peers.append(srv)
         self.addCleanup(srv.stop_and_check)
-        srv.start()
+        srv.start(env=env)
         return srv
 
     def mkdtemp(self, prefix="t"):

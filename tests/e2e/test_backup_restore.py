@@ -119,11 +119,7 @@ class BackupRestoreTests(harness.E2ETestCase):
         self.addCleanup(source.stop)
         # The indexer lags (a test-only delay before each batch), so the dump misses arrivals
         # that the copied journal holds: the restore must index them from it.
-        os.environ["PACSBRIDGE_TEST_INDEX_DELAY_MS"] = "1000"
-        try:
-            source.start()
-        finally:
-            del os.environ["PACSBRIDGE_TEST_INDEX_DELAY_MS"]
+        source.start(env={"PACSBRIDGE_TEST_INDEX_DELAY_MS": "1000"})
         self.assertTrue((source.data_dir / "instances").is_dir(), "premise: the layout of a "
                         "server on PostgreSQL (journals under instances/<id>/)")
 

@@ -27,11 +27,7 @@ class CrashRecoveryTests(harness.E2ETestCase):
         srv = harness.Server(self.mkdtemp("server"))
         self._peers.append(srv)
         self.addCleanup(srv.kill)
-        os.environ["PACSBRIDGE_TEST_INDEX_DELAY_MS"] = "3000"
-        try:
-            srv.start()
-        finally:
-            del os.environ["PACSBRIDGE_TEST_INDEX_DELAY_MS"]
+        srv.start(env={"PACSBRIDGE_TEST_INDEX_DELAY_MS": "3000"})
         files = dicomgen.generate(self.mkdtemp("crash"), COUNT, size=2048, studies=3,
                                   patient_id="CRASH")
         cp = harness.storescu(srv.dicom_port, srv.dicom_ae, [f[0] for f in files])

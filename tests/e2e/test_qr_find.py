@@ -609,14 +609,10 @@ class QRFindTests(harness.E2ETestCase):
         each answer after the first waits that long, then the C-CANCEL is looked for), the
         C-CANCEL findscu sends after the first answer arrives in time: one pending answer,
         then Cancel."""
-        os.environ["PACSBRIDGE_TEST_FIND_DELAY_MS"] = "300"
-        try:
-            port = harness.free_port()
-            srv = self.start_server(receivers=[
-                {"ae_title": "STORE", "port": port, "bind": "127.0.0.1"},
-                {"ae_title": "QR", "port": port, "bind": "127.0.0.1", "query_retrieve": True}])
-        finally:
-            del os.environ["PACSBRIDGE_TEST_FIND_DELAY_MS"]
+        port = harness.free_port()
+        srv = self.start_server(env={"PACSBRIDGE_TEST_FIND_DELAY_MS": "300"}, receivers=[
+            {"ae_title": "STORE", "port": port, "bind": "127.0.0.1"},
+            {"ae_title": "QR", "port": port, "bind": "127.0.0.1", "query_retrieve": True}])
         files = self.data["files"]["LAB1"]
         cp = harness.storescu(port, "STORE", files)
         self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
