@@ -10,7 +10,13 @@ writer (which would otherwise look for the absent files) stays idle during the r
 
 A run is one findscu association carrying the same query N times (BENCH_SCALE_QUERIES, default
 20) after one warm-up query: per-query latency = (time for N+1 queries - time for 1) / N, so
-findscu's own start and the association's set-up are not counted.
+findscu's own start and the association's set-up are not counted. The latency held to the
+target is findscu's with `-q`: a client that does not print what it gets, as a viewer or a
+script does not. findscu's default prints every answer's data set (here 100 of them per
+query), which costs findscu itself about 8 ms per query on this machine, whoever answers; each
+round also times that way, with `-v` (every answer counted: the round fails unless each query
+got its matches), and reports it beside the quiet figure (until 2026-12-05 only that figure
+was reported, and held to the target).
     STUDY: StudyDate = one date (100 matches), returning names, IDs, dates, UIDs, description,
            ModalitiesInStudy and NumberOfStudyRelatedInstances (computed per answer)
     IMAGE: the instances of one series (50 matches)
@@ -93,20 +99,37 @@ def query_file(work, name, level, keys):
     return path
 
 
-def timed_find(cfg, port, query, count, expect, nagle=False):
-    """Seconds for one findscu association carrying `count` copies of `query`; checks answers.
+def timed_find(cfg, port, query, count, expect, nagle=False, quiet=False):
+    """Seconds for one findscu association carrying `count` copies of `query`; checks answers
+    (unless `quiet`: findscu -q prints none, and only its exit status is checked).
     `nagle`: findscu as DCMTK runs it by default, with Nagle's algorithm on (TCP_NODELAY unset)."""
-    cmd = ["findscu", "-v", "-S", "-aet", "FINDSCU", "-aec", "PACSBRIDGE", "127.0.0.1", str(port)] + [query] * count
+    cmd = ["findscu", "-q" if quiet else "-v", "-S", "-aet", "FINDSCU", "-aec", "PACSBRIDGE", "127.0.0.1",
+           str(port)] + [query] * count
     start = time.perf_counter()
     cp = subprocess.run(cmd, capture_output=True, text=True, env=cfg.env_plain if nagle else cfg.env_nodelay)
     took = time.perf_counter() - start
     if cp.returncode != 0:
         raise BenchError("findscu failed:\n%s" % (cp.stderr[-2000:]))
+    if quiet:
+        return took
     pending = (cp.stderr + cp.stdout).count("(Pending)")
     if expect is not None and pending != expect * count:
         raise BenchError("findscu got %d pending answers, expected %d x %d:\n%s" % (pending, expect, count,
                                                                                  (cp.stderr + cp.stdout)[-3000:]))
     return took
+
+
+def per_query(cfg, port, query, expect, nagle, rounds):
+    """Per-query seconds of `rounds` rounds: (findscu -q's, findscu -v's with every answer
+    counted), after one checked warm-up."""
+    timed_find(cfg, port, query, 1, expect, nagle)  # warm-up
+    quiet, printing = [], []
+    for _ in range(rounds):
+        for quiet_run, out in ((True, quiet), (False, printing)):
+            one = timed_find(cfg, port, query, 1, expect, nagle, quiet_run)
+            many = timed_find(cfg, port, query, cfg.queries + 1, expect, nagle, quiet_run)
+            out.append(max(0.0, (many - one) / cfg.queries))
+    return quiet, printing
 
 
 def run(cfg, root, tmp):
@@ -134,18 +157,15 @@ def run(cfg, root, tmp):
     for label, query, expect, nagle in (("STUDY, 100 matches", study_q, STUDIES_PER_DATE, False),
                                         ("IMAGE, 50 matches", image_q, PER_SERIES, False),
                                         ("STUDY, client Nagle", study_q, STUDIES_PER_DATE, True)):
-        per = []
-        timed_find(cfg, port, query, 1, expect, nagle)  # warm-up
-        for _ in range(cfg.rounds):
-            one = timed_find(cfg, port, query, 1, expect, nagle)
-            many = timed_find(cfg, port, query, cfg.queries + 1, expect, nagle)
-            per.append(max(0.0, (many - one) / cfg.queries))
-        rows.append((label, common.med(per), min(per), max(per)))
+        quiet, printing = per_query(cfg, port, query, expect, nagle, cfg.rounds)
+        rows.append((label, common.med(quiet), min(quiet), max(quiet), common.med(printing)))
     common.stop(proc, cfg.stop_timeout)
     out = ["", "C-FIND on an index of %d instances (%d per series, %d series per study; median of %d rounds of %d "
-           "queries on one association)" % (cfg.instances, PER_SERIES, SERIES_PER_STUDY, cfg.rounds, cfg.queries)]
-    for label, m, lo, hi in rows:
-        out.append("  %-20s %7.1f ms per query  [%.1f-%.1f]" % (label, m * 1000, lo * 1000, hi * 1000))
+           "queries on one association; findscu -q, and findscu -v printing every answer)"
+           % (cfg.instances, PER_SERIES, SERIES_PER_STUDY, cfg.rounds, cfg.queries)]
+    for label, m, lo, hi, printing in rows:
+        out.append("  %-20s %7.1f ms per query  [%.1f-%.1f]   printing: %.1f ms"
+                   % (label, m * 1000, lo * 1000, hi * 1000, printing * 1000))
     study_ms = rows[0][1] * 1000
     out.append("  target: STUDY with 100 matches under 20 ms: %s (%.1f ms)"
                % ("PASS" if study_ms < 20 else "MISS", study_ms))

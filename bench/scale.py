@@ -9,7 +9,8 @@ server started again:
             association, BENCH_SCALE_ROUNDS (default 3) times, each round new studies; timed
             from storescu's start until GET /api/studies shows every one of them indexed.
     C-FIND  STUDY level on one date (100 matches), per-query latency over one association
-            (bench/find_scale.py's method).
+            (bench/find_scale.py's method: findscu -q, the target's figure; and findscu -v,
+            printing and counting every answer, beside it).
 Targets: at every size, the ingest rate within 20 % of the empty index's (ratio >= 0.8); the
 C-FIND under 20 ms at the largest size.
 
@@ -206,13 +207,8 @@ def find_latency(cfg, tmp, bridge, date, expect):
     query = find_scale.query_file(tmp, "study-%d" % bridge.port, "STUDY", [
         ("0008,0020", "DA", date), ("0020,000d", "UI", ""), ("0010,0010", "PN", ""), ("0010,0020", "LO", ""),
         ("0008,0061", "CS", ""), ("0020,1208", "IS", "")])
-    find_scale.timed_find(cfg, bridge.port, query, 1, expect)  # warm-up
-    per = []
-    for _ in range(3):
-        one = find_scale.timed_find(cfg, bridge.port, query, 1, expect)
-        many = find_scale.timed_find(cfg, bridge.port, query, cfg.queries + 1, expect)
-        per.append(max(0.0, (many - one) / cfg.queries))
-    return common.med(per)
+    quiet, printing = find_scale.per_query(cfg, bridge.port, query, expect, False, 3)
+    return common.med(quiet), common.med(printing)
 
 
 # --------------------------------------------------------------------------- run
@@ -267,15 +263,16 @@ def run(cfg, root, tmp):
                     d = make_set(tmp, tag, cfg.ingest)
                     took = store(cfg, [(bridge, d)], ["RUN" + tag])
                     rates.append(cfg.ingest / took)
-                find_ms = None
+                find_ms = printing_ms = None
                 if filled:
                     # The day of the middle study: 100 studies, fewer on a small index's last day.
                     day = (filled // 2) // STUDIES_PER_DATE
                     expect = min(STUDIES_PER_DATE, filled - day * STUDIES_PER_DATE)
-                    find_ms = find_latency(cfg, tmp, bridge, study_date(filled // 2), expect) * 1000
-                rows_out.append((size, common.med(rates), min(rates), max(rates), find_ms))
-                log("scale: %s at %d: %.0f instances/s, C-FIND %s ms" % (engine, size, common.med(rates),
-                                                                         common.fmt(find_ms)))
+                    quiet, printing = find_latency(cfg, tmp, bridge, study_date(filled // 2), expect)
+                    find_ms, printing_ms = quiet * 1000, printing * 1000
+                rows_out.append((size, common.med(rates), min(rates), max(rates), find_ms, printing_ms))
+                log("scale: %s at %d: %.0f instances/s, C-FIND %s ms (printing %s)"
+                    % (engine, size, common.med(rates), common.fmt(find_ms), common.fmt(printing_ms)))
             if engine == "postgresql":
                 # Two streams into one server, then one stream into each of two servers.
                 second = Bridge(cfg, tmp, "postgresql-2", extra, data_dir=bridge.data_dir)
@@ -297,13 +294,15 @@ def run(cfg, root, tmp):
 
     out = ["", "Ingest as the index grows: %d small instances (2 KB) over one association, median of %d rounds; "
                "C-FIND STUDY with 100 matches" % (cfg.ingest, cfg.rounds),
-           "%-11s %10s %12s %15s %10s %12s" % ("engine", "indexed", "inst/s", "[min-max]", "vs empty", "C-FIND ms")]
+           "%-11s %10s %12s %15s %10s %12s %12s" % ("engine", "indexed", "inst/s", "[min-max]", "vs empty", "C-FIND ms",
+                                                      "printing ms")]
     ok = True
     for engine, rs in results.items():
         empty = rs[0][1]
-        for size, rate, lo, hi, find_ms in rs:
-            out.append("%-11s %10d %12.0f %15s %10.2f %12s" % (engine, size, rate, "[%.0f-%.0f]" % (lo, hi),
-                                                                rate / empty, common.fmt(find_ms)))
+        for size, rate, lo, hi, find_ms, printing_ms in rs:
+            out.append("%-11s %10d %12.0f %15s %10.2f %12s %12s" % (engine, size, rate, "[%.0f-%.0f]" % (lo, hi),
+                                                                     rate / empty, common.fmt(find_ms),
+                                                                     common.fmt(printing_ms)))
         worst = min(r[1] / empty for r in rs)
         ok = ok and worst >= 0.8
         out.append("  target: %s ingest within 20 %% of the empty index at every size: %s (worst %.2f)"

@@ -6,6 +6,9 @@
 # database that goes away). Tests reach it as postgresql://pb@/postgres?host=DIR. With PG_TEST_PORT set, it also
 # listens on 127.0.0.1 at that port, where "pb" must give PG_TEST_PASSWORD (SCRAM), as a site's
 # server would ask. Durability is off (a test cluster is thrown away) unless PG_TEST_DURABLE=1.
+# PG_TEST_TMPFS_MB=N (root only): DIR/small is a tmpfs of N MB that the server alone sees (it runs
+# in a private mount namespace), for a tablespace that fills up (tests of a full disk); it is gone
+# once the server stops, so `pause` and `resume` do not apply to such a cluster.
 # PostgreSQL refuses to run as root: as root, the cluster belongs to the
 # "postgres" user that the Debian package creates.
 set -euo pipefail
@@ -46,8 +49,19 @@ case "$cmd" in
     durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     [ "${PG_TEST_DURABLE:-0}" = 1 ] && durability=""
     echo "-c listen_addresses=$listen -k $dir $durability -c max_connections=200" >"$dir/options"
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/options")" start >/dev/null ||
-      { cat "$dir/server.log" >&2; exit 1; }
+    if [ -n "${PG_TEST_TMPFS_MB:-}" ]; then
+      [ "$(id -u)" = 0 ] || { echo "pg-test-server.sh: PG_TEST_TMPFS_MB needs root (a mount namespace)" >&2; exit 1; }
+      mkdir -p "$dir/small"
+      # The server (pg_ctl's child) stays in the namespace, and the tmpfs with it.
+      unshare -m --propagation private bash -c \
+        'mount -t tmpfs -o "size=$1m,mode=700" tmpfs "$2" && chown postgres: "$2" && shift 2 && exec "$@"' \
+        bash "$PG_TEST_TMPFS_MB" "$dir/small" \
+        runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/options")" \
+        start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    else
+      as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/options")" start >/dev/null ||
+        { cat "$dir/server.log" >&2; exit 1; }
+    fi
     echo "postgresql://pb@/postgres?host=$dir${PG_TEST_PORT:+&port=$PG_TEST_PORT}"
     ;;
   stop) stop ;;

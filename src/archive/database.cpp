@@ -306,9 +306,10 @@ void Database::Impl::EnsureWriter() {
   // The statements prepared on the lost connection go first: they belong to it.
   index_writer.reset();
   try {
-    if (!writer.is_connected()) writer.reconnect();
+    const bool lost = !writer.is_connected();
+    if (lost) writer.reconnect();
     index_writer = std::make_unique<IndexWriter>(writer);
-    spdlog::info("index database: connected again");
+    if (lost) spdlog::info("index database: connected again");
   } catch (const std::exception& e) {
     // Still unreachable: the statement that follows fails with the reason, and the caller
     // reports it (the ingest indexer retries every second).
@@ -709,7 +710,13 @@ class IndexWriteBatch : public Database::WriteBatch {
       : asked_(impl.write_use), lock_(impl.writer_mu), use_(impl.write_use), impl_(impl), s_(impl.writer) {
     use_.Acquired(asked_.asked);
   }
-  ~IndexWriteBatch() override { use_.Released(); }
+  ~IndexWriteBatch() override NO_THREAD_SAFETY_ANALYSIS {  // lock_ is held until the members go
+    // A prepared statement whose execution failed still holds its bound values' buffers, and
+    // SOCI's PostgreSQL backend allocates new ones at the next execution without freeing those
+    // (4.0.3): after a failure the writer's statements are prepared again, not reused.
+    if (statement_failed_) impl_.index_writer.reset();
+    use_.Released();
+  }
   // Opens the transaction (connecting again first if the connection was lost).
   [[nodiscard]] Result<void> Begin() NO_THREAD_SAFETY_ANALYSIS {
     impl_.EnsureWriter();
@@ -772,6 +779,7 @@ class IndexWriteBatch : public Database::WriteBatch {
       w_->instance.execute(true);
       return {};
     } catch (const std::exception& e) {
+      statement_failed_ = true;
       return tl::unexpected(DbError(e, "indexing instance"));
     }
   }
@@ -827,6 +835,7 @@ class IndexWriteBatch : public Database::WriteBatch {
   IndexWriter* w_ = nullptr;  // the writer's statements, from Begin()
   std::optional<soci::transaction> tx_;
   std::set<long long> staged_sessions_;  // whose counts Commit() updates
+  bool statement_failed_ = false;        // one of the writer's statements threw
 };
 
 }  // namespace

@@ -102,9 +102,17 @@ class Database {
   // With `attempts_before` (>= 0), only while the stored row's attempts are still that many: a
   // claim from a read that another instance's claim, run and requeue overtook fails rather than
   // writing the older read's progress and history.
+  // With `limit` (a claim when instances share the database), only while the running jobs of
+  // the node hold fewer connections than its maximum; the job then holds one. PostgreSQL: the
+  // node is locked for the check and the write, so that instances claiming at once count each
+  // other's claims.
   [[nodiscard]] Result<bool> UpdateJobIf(const JobRow& job, const std::vector<std::string>& states,
                                          bool unpaused = false, const std::string& owned_by = {},
-                                         int attempts_before = -1);
+                                         int attempts_before = -1, const NodeConnectionLimit* limit = nullptr);
+  // More connections for running job `id` on its node (`wanted` > 0): as many as keep the node's
+  // running jobs within `limit` (locked as for a claim), up to `wanted`; returns how many. Fewer
+  // (`wanted` < 0: gives back -wanted, keeping one): returns -(how many were given back).
+  [[nodiscard]] Result<int> TakeNodeConnections(int64_t id, const NodeConnectionLimit& limit, int wanted);
   // Several instances: the running jobs `ids` of `owner` (its runs under way) are held until
   // `until`; returns the ids renewed (those still running and its own).
   [[nodiscard]] Result<std::vector<int64_t>> RenewJobLeases(const std::string& owner, const std::string& until,

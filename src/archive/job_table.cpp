@@ -1,7 +1,9 @@
 // Database: the jobs table, node run-time state, and instance presence checks.
+#include <algorithm>
+#include <optional>
+
 #include <fmt/format.h>
 #include <soci/soci.h>
-#include <algorithm>
 
 #include "archive/database_impl.h"
 #include "core/thread_annotations.h"
@@ -102,38 +104,113 @@ Result<void> Database::UpdateJob(const JobRow& j) {
   return {};
 }
 
+namespace {
+
+// The first key of the advisory locks on nodes (the second: the node's name hashed); a space of
+// its own, apart from the migrations' one-key lock.
+constexpr int kNodeLockSpace = 0x50424e44;  // "PBND"
+
+// Locks `node` for the writer's open transaction (PostgreSQL; SQLite's writer is one connection,
+// its transactions one after another).
+void LockNode(Database::Impl& impl, const std::string& node) REQUIRES(impl.writer_mu) {
+  if (impl.engine != Engine::kPostgres) return;
+  impl.writer << "SELECT pg_advisory_xact_lock(" + std::to_string(kNodeLockSpace) + ", hashtext(:n))", soci::use(node);
+}
+
+// The connections the node's running jobs other than :lid hold, unless their lease ended.
+constexpr const char* kNodeConnectionsHeld =
+    "(SELECT COALESCE(SUM(connections), 0) FROM jobs WHERE node = :ln AND state = 'running' AND lease_until > :lnow "
+    "AND id <> :lid)";
+
+}  // namespace
+
 Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::string>& states, bool unpaused,
-                                   const std::string& owned_by, int attempts_before) {
+                                   const std::string& owned_by, int attempts_before, const NodeConnectionLimit* limit) {
   db::WriterLock lock(*impl_);
   try {
-    std::string now = NowIso();
+    std::optional<soci::transaction> tx;
+    if (limit) {
+      tx.emplace(impl_->writer);
+      LockNode(*impl_, limit->node);
+    }
+    const std::string now = NowIso();
     int interrupted = j.interrupted ? 1 : 0;
     int paused = j.paused ? 1 : 0;
     long long id = j.id;
     long long order = j.queue_order;
     std::string only;
     for (const auto& st : states) only += fmt::format("{}'{}'", only.empty() ? "" : ", ", st);  // our own constants
-    soci::statement st =
-        (impl_->writer.prepare << "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
-                                  "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
-                                  "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
-                                  "queue_order = :q, not_before = :nb, wait_reason = :w, owner = :o, "
-                                  // A lease only moves forward: a progress write carries the
-                                  // claim's, older than the heartbeat's renewals. "" ends it.
-                                  "lease_until = CASE WHEN :l1 = '' THEN '' WHEN lease_until > :l2 THEN lease_until "
-                                  "ELSE :l3 END WHERE id = :id" +
-                                      (only.empty() ? std::string() : " AND state IN (" + only + ")") +
-                                      (unpaused ? " AND paused = 0" : "") + " AND (:ob1 = '' OR owner = :ob2)" +
-                                      (attempts_before >= 0 ? fmt::format(" AND attempts = {}", attempts_before) : ""),
-         soci::use(j.state), soci::use(j.progress), soci::use(j.result), soci::use(j.error), soci::use(interrupted),
-         soci::use(j.attempts), soci::use(j.started_at), soci::use(j.finished_at), soci::use(now), soci::use(j.history),
-         soci::use(paused), soci::use(j.priority), soci::use(order), soci::use(j.not_before), soci::use(j.wait_reason),
-         soci::use(j.owner), soci::use(j.lease_until), soci::use(j.lease_until), soci::use(j.lease_until),
-         soci::use(id), soci::use(owned_by), soci::use(owned_by));
+    const std::string sql =
+        "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
+        "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
+        "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
+        "queue_order = :q, not_before = :nb, wait_reason = :w, owner = :o, "
+        // A lease only moves forward: a progress write carries the claim's,
+        // older than the heartbeat's renewals. "" ends it.
+        "lease_until = CASE WHEN :l1 = '' THEN '' WHEN lease_until > :l2 THEN lease_until "
+        "ELSE :l3 END WHERE id = :id" +
+        (only.empty() ? std::string() : " AND state IN (" + only + ")") + (unpaused ? " AND paused = 0" : "") +
+        " AND (:ob1 = '' OR owner = :ob2)" +
+        (attempts_before >= 0 ? fmt::format(" AND attempts = {}", attempts_before) : "") +
+        (limit ? std::string(" AND ") + kNodeConnectionsHeld + " < :lmax" : "");
+    soci::statement st(impl_->writer);
+    for (auto* v : {&j.state, &j.progress, &j.result, &j.error}) st.exchange(soci::use(*v));
+    st.exchange(soci::use(interrupted));
+    st.exchange(soci::use(j.attempts));
+    for (auto* v : {&j.started_at, &j.finished_at, &now, &j.history}) st.exchange(soci::use(*v));
+    st.exchange(soci::use(paused));
+    st.exchange(soci::use(j.priority));
+    st.exchange(soci::use(order));
+    for (auto* v : {&j.not_before, &j.wait_reason, &j.owner, &j.lease_until, &j.lease_until, &j.lease_until}) {
+      st.exchange(soci::use(*v));
+    }
+    st.exchange(soci::use(id));
+    st.exchange(soci::use(owned_by));
+    st.exchange(soci::use(owned_by));
+    if (limit) {
+      st.exchange(soci::use(limit->node));
+      st.exchange(soci::use(limit->lease_now));
+      st.exchange(soci::use(id));
+      st.exchange(soci::use(limit->max));
+    }
+    st.alloc();
+    st.prepare(sql);
+    st.define_and_bind();
     st.execute(true);
-    return st.get_affected_rows() > 0;
+    const bool written = st.get_affected_rows() > 0;
+    if (tx) {
+      if (written) impl_->writer << "UPDATE jobs SET connections = 1 WHERE id = :id", soci::use(id);
+      tx->commit();
+    }
+    return written;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, fmt::format("saving job {}", j.id)));
+  }
+}
+
+Result<int> Database::TakeNodeConnections(int64_t id, const NodeConnectionLimit& limit, int wanted) {
+  db::WriterLock lock(*impl_);
+  try {
+    soci::transaction tx(impl_->writer);
+    LockNode(*impl_, limit.node);
+    long long job = id;
+    int mine = 0, others = 0;
+    soci::indicator ind = soci::i_ok;
+    impl_->writer << "SELECT connections FROM jobs WHERE id = :id AND state = 'running'", soci::use(job),
+        soci::into(mine, ind);
+    if (!impl_->writer.got_data() || ind != soci::i_ok) return 0;  // not running (any more)
+    impl_->writer << std::string("SELECT ") + kNodeConnectionsHeld, soci::use(limit.node), soci::use(limit.lease_now),
+        soci::use(job), soci::into(others);
+    const int change =
+        wanted >= 0 ? std::clamp(limit.max - others - mine, 0, wanted) : -std::clamp(-wanted, 0, mine - 1);
+    if (change != 0) {
+      impl_->writer << "UPDATE jobs SET connections = connections + :c WHERE id = :id", soci::use(change),
+          soci::use(job);
+    }
+    tx.commit();
+    return change;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("counting the connections of job {}", id)));
   }
 }
 

@@ -129,6 +129,14 @@ struct JobRow {
   std::string requested;
 };
 
+// Several instances on one database: a node's connection limit, counted over the running jobs
+// of every instance (those whose lease ended before `lease_now` hold none: their instance is gone).
+struct NodeConnectionLimit {
+  std::string node;
+  int max = 1;
+  std::string lease_now;  // ISO 8601 UTC, on the leases' clock
+};
+
 // One row of an import's spreadsheet, with what the node answered for it.
 struct ImportRowRecord {
   int64_t job_id = 0;

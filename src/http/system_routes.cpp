@@ -40,7 +40,12 @@ std::vector<std::string> ReadinessProblems(Services& s) {
     problems.push_back(fmt::format("receiver {}@{} (id {}) is not listening: {}", p.receiver.ae_title, p.receiver.port,
                                    p.receiver.id, p.error));
   }
-  if (auto ping = s.db.Ping(); !ping) problems.push_back("the index database cannot be read: " + ping.error().message);
+  if (auto ping = s.db.Ping(); !ping) {
+    problems.push_back("the index database cannot be read: " + ping.error().message);
+  } else if (auto failing = s.pipeline.IndexWriteError(); !failing.empty()) {
+    // Read, but not written (a full disk under it): every arrival is refused meanwhile.
+    problems.push_back("the index database cannot be written, and arrivals are refused: " + failing);
+  }
   struct statvfs fs {};
   if (statvfs(s.settings.data_dir.c_str(), &fs) != 0) {
     problems.push_back(fmt::format("cannot read the free space of {}", s.settings.data_dir.string()));

@@ -201,6 +201,11 @@ IngestOutcome IngestPipeline::Ingest(const std::filesystem::path& temp, const In
   return out;
 }
 
+std::string IngestPipeline::IndexWriteError() {
+  MutexLock lock(mu_);
+  return index_failing_ ? last_error_ : std::string();
+}
+
 IngestOutcome IngestPipeline::Commit(const std::filesystem::path& temp, const IngestSource& src, Entry entry) {
   const InstanceRecord& rec = entry.record;
   const bool staged = entry.staged.has_value();

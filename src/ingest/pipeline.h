@@ -135,6 +135,10 @@ class IngestPipeline {
   IngestOutcome Ingest(const std::filesystem::path& temp, const IngestSource& source,
                        const IngestTarget& target = IngestTarget::Archive());
 
+  // Why the index refuses writes (a full disk under it, a lost database), while it does, and
+  // arrivals are refused for it; empty when it takes them.
+  std::string IndexWriteError() EXCLUDES(mu_);
+
   // Waits until every instance stored before the call is indexed (tests, shutdown, API reads).
   [[nodiscard]] Result<void> Flush(std::chrono::seconds timeout = std::chrono::seconds(30));
 

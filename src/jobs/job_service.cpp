@@ -110,7 +110,13 @@ class JobService::Context : public JobContext {
     MutexLock lock(service_.mu_);
     const NodeJobPolicy policy = service_.PolicyOf(live_.node);
     int& held = service_.node_connections_[live_.node];
-    const int granted = std::clamp(policy.max_connections - held, 0, std::max(0, wanted));
+    int granted = std::clamp(policy.max_connections - held, 0, std::max(0, wanted));
+    if (granted > 0 && service_.options_.shared) {
+      // The other instances' jobs on the node count too: the database holds what each job has.
+      auto taken = service_.db_.TakeNodeConnections(live_.id, service_.NodeLimit(live_.node), granted);
+      if (!taken) spdlog::warn("job {}: cannot count the node's connections: {}", live_.id, taken.error().message);
+      granted = taken ? *taken : 0;
+    }
     held += granted;
     live_.connections += granted;
     return granted;
@@ -119,6 +125,10 @@ class JobService::Context : public JobContext {
     {
       MutexLock lock(service_.mu_);
       n = std::clamp(n, 0, live_.connections - 1);  // the job's own connection stays held
+      if (n > 0 && service_.options_.shared) {
+        auto given = service_.db_.TakeNodeConnections(live_.id, service_.NodeLimit(live_.node), -n);
+        if (!given) spdlog::warn("job {}: cannot count the node's connections: {}", live_.id, given.error().message);
+      }
       service_.node_connections_[live_.node] -= n;
       live_.connections -= n;
       ++service_.pokes_;  // a node slot is free again: the other workers look
@@ -532,8 +542,10 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     row.not_before.clear();
     row.wait_reason.clear();
     // Atomic against a cancel or a pause that reached the row first, and against another
-    // instance's claim since the row was read (which counted an attempt).
-    auto claimed = db_.UpdateJobIf(row, kPending, true, {}, row.attempts - 1);
+    // instance's claim since the row was read (which counted an attempt). Instances sharing the
+    // database also count each other's connections to the node.
+    const NodeConnectionLimit limit = NodeLimit(row.node);
+    auto claimed = db_.UpdateJobIf(row, kPending, true, {}, row.attempts - 1, options_.shared ? &limit : nullptr);
     if (!claimed) {
       spdlog::warn("job {}: cannot start it: {}", row.id, claimed.error().message);
       continue;
@@ -567,6 +579,10 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     return live;
   }
   return nullptr;
+}
+
+NodeConnectionLimit JobService::NodeLimit(const std::string& node) const {
+  return {node, PolicyOf(node).max_connections, UtcIso(LeaseNow())};
 }
 
 void JobService::Release(Live& live) {

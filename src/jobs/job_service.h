@@ -203,6 +203,8 @@ class JobService {
   nlohmann::json ToJson(const JobRow& row, bool full) const;
   std::chrono::seconds RetryDelay(const NodeJobPolicy& policy, int failures, int retry_after) const;
   NodeJobPolicy PolicyOf(const std::string& node) const;
+  // The node's connection limit over every instance's running jobs, as of now (leases' clock).
+  NodeConnectionLimit NodeLimit(const std::string& node) const;
 
   Database& db_;
   JobServiceOptions options_;

@@ -582,6 +582,74 @@ TEST_F(JobServiceTest, OurOwnRunningRowWithoutARunIsQueuedAgainOnceItsLeaseRunsO
   EXPECT_EQ(done["history"][0]["outcome"], "interrupted");
 }
 
+// Several instances on one database, each with one worker, as `shared` servers run them.
+std::unique_ptr<JobService> SharedInstance(Database& db, const Clock& clock, const std::string& id,
+                                           int max_connections) {
+  JobServiceOptions o;
+  o.workers = 1;
+  o.clock = &clock;
+  NodeJobPolicy policy;
+  policy.max_connections = max_connections;
+  o.policy = [policy](const std::string&) { return policy; };
+  o.instance_id = id;
+  o.heartbeat = false;
+  o.shared = true;
+  return std::make_unique<JobService>(db, o);
+}
+
+// A node's max_connections holds across instances: instance b passes over the job of a node whose
+// one connection instance a holds (b holds none itself), takes the next job, of another node, and
+// runs the first only once a's job has ended.
+TEST_F(JobServiceTest, ANodesConnectionLimitHoldsAcrossInstances) {
+  ScriptedRunner runner;
+  auto a = SharedInstance(*db_, clock_, "a", 1);
+  a->Register("test", runner);
+  ASSERT_TRUE(a->Start());
+  const std::string first = (*a->Submit("test", {{"n", 1}}))["id"];
+  EXPECT_EQ(WaitFor(*a, first, "running")["instance"], "a");
+  auto b = SharedInstance(*db_, clock_, "b", 1);
+  b->Register("test", runner);
+  ASSERT_TRUE(b->Start());
+  const std::string same_node = (*b->Submit("test", {{"n", 2}}))["id"];
+  const std::string other_node = (*b->Submit("test", {{"n", 3}, {"node", "node-b"}}))["id"];
+  EXPECT_EQ(WaitFor(*b, other_node, "running")["instance"], "b");  // b's worker looked past job 2
+  EXPECT_EQ(Job(*b, same_node)["state"], "queued");
+  runner.release = true;
+  WaitFor(*b, first, "succeeded");
+  WaitFor(*b, same_node, "succeeded");
+  EXPECT_EQ(runner.Started(), (std::vector<int>{1, 3, 2}));
+}
+
+// The connections a job takes beyond its own are counted for the other instances too: b's job
+// holds both of the node's two (its own and one more, granted), so a passes over a job of that
+// node and runs the one after it.
+TEST_F(JobServiceTest, FurtherConnectionsOfAJobCountForTheOtherInstances) {
+  ScriptedRunner runner;
+  runner.wanted_extra = 1;
+  auto b = SharedInstance(*db_, clock_, "b", 2);
+  b->Register("test", runner);
+  ASSERT_TRUE(b->Start());
+  const std::string wide = (*b->Submit("test", {{"n", 1}}))["id"];
+  WaitUntil(*b, wide, [&](const json&) {
+    std::lock_guard lock(runner.mu);
+    return runner.granted_extra != -1;
+  });
+  {
+    std::lock_guard lock(runner.mu);
+    EXPECT_EQ(runner.granted_extra, 1);  // the node had room for it
+  }
+  auto a = SharedInstance(*db_, clock_, "a", 2);
+  a->Register("test", runner);
+  ASSERT_TRUE(a->Start());
+  const std::string same_node = (*a->Submit("test", {{"n", 2}}))["id"];
+  const std::string other_node = (*a->Submit("test", {{"n", 3}, {"node", "node-b"}}))["id"];
+  EXPECT_EQ(WaitFor(*a, other_node, "running")["instance"], "a");
+  EXPECT_EQ(Job(*a, same_node)["state"], "queued");
+  runner.release = true;
+  WaitFor(*a, same_node, "succeeded");
+  EXPECT_EQ(runner.Started(), (std::vector<int>{1, 3, 2}));
+}
+
 TEST_F(JobServiceTest, AStopQueuesRunningJobsAgainAndTheNextStartResumesThem) {
   ScriptedRunner runner;
   std::string running, queued;

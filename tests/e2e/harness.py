@@ -307,12 +307,17 @@ class PostgresServer:
 
     USER = "pb"
 
-    def __init__(self):
+    def __init__(self, tmpfs_mb=None):
+        """tmpfs_mb: `small_dir` is a tmpfs of that many MB, seen by the server alone (root
+        only; pg-test-server.sh's PG_TEST_TMPFS_MB), for a tablespace that fills up."""
         self.dir = Path(tempfile.mkdtemp(prefix="pacsbridge-e2e-pg-"))
         os.chmod(self.dir, 0o755)  # the cluster's owner ("postgres" when we are root) enters it
         self.port = free_port()
         self.password = base64.urlsafe_b64encode(os.urandom(12)).decode()
+        self.small_dir = self.dir / "cluster" / "small"
         env = dict(os.environ, PG_TEST_PORT=str(self.port), PG_TEST_PASSWORD=self.password)
+        if tmpfs_mb:
+            env["PG_TEST_TMPFS_MB"] = str(tmpfs_mb)
         cp = subprocess.run([str(REPO_ROOT / "scripts" / "pg-test-server.sh"), "start",
                              str(self.dir / "cluster")], env=env, capture_output=True,
                             text=True, timeout=120)

@@ -10,6 +10,11 @@ temporary directory, TCP on 127.0.0.1 with a password), which it stops and start
 - Lost while running: arrivals that were answered Success are indexed once PostgreSQL is back
   (from their journal, no restart); while it is gone the receivers answer 0xA700 (out of
   resources) and /api/ready answers 503; afterwards the receivers take arrivals again.
+- A full disk under the index (the database's tablespace on a tmpfs that only PostgreSQL sees,
+  filled until PostgreSQL itself reports SQLSTATE 53100): arrivals answered before the index
+  failed are kept in their journal, later ones are refused 0xA700, the log and /api/ready say the
+  disk is full; once space is freed (the filler dropped, no restart) everything answered is
+  indexed once and arrivals are taken again.
 - The password never appears in the log, in either case.
 - [server] instance_id names the server in /api/health and on each log line.
 
@@ -17,8 +22,10 @@ The main suites (receive, find, retrieve, send, jobs, import, accounts) also run
 ctest's e2e-pg.* (PACSBRIDGE_E2E_DATABASE=postgresql).
 """
 
+import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import unittest
@@ -147,6 +154,75 @@ class PostgresTests(harness.E2ETestCase):
         log = self.log(srv)
         self.assertIn("the index accepts writes again", log)
         self.assertNotIn(self.pg.password, log)
+
+
+class PostgresFullDiskTests(harness.E2ETestCase):
+    """The index's database in a tablespace on a tmpfs of TMPFS_MB that only PostgreSQL sees."""
+
+    TMPFS_MB = 24
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            raise AssertionError("the full-disk test mounts a tmpfs in a private mount namespace and needs root "
+                                 "(id -u is %d)" % os.geteuid())
+        self.pg = harness.PostgresServer(tmpfs_mb=self.TMPFS_MB)
+        self.addCleanup(self.pg.stop)
+        self.pg.psql("CREATE TABLESPACE small LOCATION '%s'" % self.pg.small_dir)
+        self.pg.psql("CREATE DATABASE e2e_full TABLESPACE small")
+
+    def fill(self):
+        """Fills the tablespace until PostgreSQL refuses; returns the SQLSTATE it gave."""
+        url = self.pg.admin_url + "&dbname=e2e_full"
+        self.pg.psql("CREATE TABLE filler (x text)", "e2e_full")
+        # 2,000 rows of 900 bytes (stored as they are: TOAST compresses only values over ~2 KB) at
+        # a time, so that little room is left when the disk refuses.
+        for _ in range(4 * self.TMPFS_MB):
+            cp = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-tAc",
+                                 "INSERT INTO filler SELECT repeat('x', 900) FROM generate_series(1, 2000)"],
+                                capture_output=True, text=True, timeout=60)
+            if cp.returncode != 0:
+                state = re.search(r"ERROR:\s+([0-9A-Z]{5}):", cp.stderr)
+                self.assertTrue(state, "psql failed without an SQLSTATE: %s" % cp.stderr)
+                return state.group(1)
+        self.fail("%d MB of rows went into a %d MB tablespace" % (4 * self.TMPFS_MB * 2, self.TMPFS_MB))
+
+    def test_a_full_disk_under_the_index_refuses_arrivals_meanwhile_and_loses_nothing_answered(self):
+        harness.require_binary(self)
+        srv = harness.Server(self.mkdtemp("server"), database_url=self.pg.url("e2e_full"))
+        self._peers.append(srv)
+        self.addCleanup(srv.stop_and_check)
+        srv.start()  # its tables are created in the tablespace, empty
+        self.assertEqual(self.fill(), "53100", "PostgreSQL did not report a full disk")
+
+        files = dicomgen.generate(self.mkdtemp("during"), 50, size=4096, patient_id="PGFULL")
+        acked, refused = [], []
+        for f in files:
+            (acked if harness.store_or_refused(self, srv, f[0], "PGSCU") else refused).append(f)
+            if refused:
+                break
+        self.assertTrue(acked, "the first arrival, before the index failed, was not answered Success")
+        self.assertTrue(refused, "50 instances were answered Success while the index could not be written")
+        log = srv.log_path.read_text("utf-8", "replace")
+        self.assertRegex(log, r"cannot index \d+ instance\(s\): index database: .*No space left on device",
+                         "no log line saying the index's disk is full")
+        status, body = srv.api("GET", "/api/ready")
+        self.assertEqual(status, 503, body)
+        self.assertIn("No space left on device", json.dumps(body), body)
+        self.assertFalse(harness.store_or_refused(self, srv, refused[0][0], "PGSCU"),
+                         "an arrival was taken while the index cannot be written")
+        self.assertEqual(set(harness.archive_instances(srv)), set(), "something was indexed on a full disk")
+
+        self.pg.psql("DROP TABLE filler", "e2e_full")  # space again, no restart of ours
+        want = {f[1] for f in acked}
+        self.assertTrue(harness.wait_until(lambda: set(harness.archive_instances(srv)) == want, timeout=30),
+                        "answered instances not indexed once there was space again")
+        self.assertTrue(harness.store_or_refused(self, srv, refused[0][0], "PGSCU"),
+                        "arrivals still refused once there was space again")
+        self.assertTrue(harness.wait_until(lambda: refused[0][1] in set(harness.archive_instances(srv)), timeout=10))
+        self.assertEqual(len(harness.archive_instances(srv)), len(acked) + 1, "an instance was indexed twice")
+        status, body = srv.api("GET", "/api/ready")
+        self.assertEqual(status, 200, body)
+        self.assertIn("the index accepts writes again", srv.log_path.read_text("utf-8", "replace"))
 
 
 if __name__ == "__main__":
