@@ -713,8 +713,13 @@ class IndexWriteBatch : public Database::WriteBatch {
   ~IndexWriteBatch() override NO_THREAD_SAFETY_ANALYSIS {  // lock_ is held until the members go
     // A prepared statement whose execution failed still holds its bound values' buffers, and
     // SOCI's PostgreSQL backend allocates new ones at the next execution without freeing those
-    // (4.0.3): after a failure the writer's statements are prepared again, not reused.
-    if (statement_failed_) impl_.index_writer.reset();
+    // (4.0.3): after a failure the writer's statements are prepared again, not reused. The
+    // transaction ends first: PostgreSQL refuses their DEALLOCATE inside an aborted one (and
+    // SOCI ignores that), which would leave them prepared on the server.
+    if (statement_failed_) {
+      tx_.reset();
+      impl_.index_writer.reset();
+    }
     use_.Released();
   }
   // Opens the transaction (connecting again first if the connection was lost).

@@ -112,7 +112,9 @@ class Database {
   // More connections for running job `id` on its node (`wanted` > 0): as many as keep the node's
   // running jobs within `limit` (locked as for a claim), up to `wanted`; returns how many. Fewer
   // (`wanted` < 0: gives back -wanted, keeping one): returns -(how many were given back).
-  [[nodiscard]] Result<int> TakeNodeConnections(int64_t id, const NodeConnectionLimit& limit, int wanted);
+  // Only while `owner` runs the job (0 otherwise).
+  [[nodiscard]] Result<int> TakeNodeConnections(int64_t id, const std::string& owner, const NodeConnectionLimit& limit,
+                                                int wanted);
   // Several instances: the running jobs `ids` of `owner` (its runs under way) are held until
   // `until`; returns the ids renewed (those still running and its own).
   [[nodiscard]] Result<std::vector<int64_t>> RenewJobLeases(const std::string& owner, const std::string& until,

@@ -111,9 +111,13 @@ namespace {
 constexpr int kNodeLockSpace = 0x50424e44;  // "PBND"
 
 // Locks `node` for the writer's open transaction (PostgreSQL; SQLite's writer is one connection,
-// its transactions one after another).
+// its transactions one after another). The lock is held for milliseconds; a wait longer than
+// kNodeLockWait (its holder's host gone between the lock and the commit) fails the statement,
+// and the caller takes the node as busy.
+constexpr const char* kNodeLockWait = "2s";
 void LockNode(Database::Impl& impl, const std::string& node) REQUIRES(impl.writer_mu) {
   if (impl.engine != Engine::kPostgres) return;
+  impl.writer << std::string("SET LOCAL lock_timeout = '") + kNodeLockWait + "'";
   impl.writer << "SELECT pg_advisory_xact_lock(" + std::to_string(kNodeLockSpace) + ", hashtext(:n))", soci::use(node);
 }
 
@@ -174,7 +178,9 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
       st.exchange(soci::use(limit->max));
     }
     st.alloc();
-    st.prepare(sql);
+    // Run once, not kept: one round trip, and nothing left prepared on the server when the
+    // transaction fails.
+    st.prepare(sql, soci::details::st_one_time_query);
     st.define_and_bind();
     st.execute(true);
     const bool written = st.get_affected_rows() > 0;
@@ -188,7 +194,8 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
   }
 }
 
-Result<int> Database::TakeNodeConnections(int64_t id, const NodeConnectionLimit& limit, int wanted) {
+Result<int> Database::TakeNodeConnections(int64_t id, const std::string& owner, const NodeConnectionLimit& limit,
+                                          int wanted) {
   db::WriterLock lock(*impl_);
   try {
     soci::transaction tx(impl_->writer);
@@ -196,13 +203,14 @@ Result<int> Database::TakeNodeConnections(int64_t id, const NodeConnectionLimit&
     long long job = id;
     int mine = 0, others = 0;
     soci::indicator ind = soci::i_ok;
-    impl_->writer << "SELECT connections FROM jobs WHERE id = :id AND state = 'running'", soci::use(job),
-        soci::into(mine, ind);
-    if (!impl_->writer.got_data() || ind != soci::i_ok) return 0;  // not running (any more)
+    // Only while the job runs here: a run whose job another instance took over changes nothing.
+    impl_->writer << "SELECT connections FROM jobs WHERE id = :id AND state = 'running' AND owner = :o", soci::use(job),
+        soci::use(owner), soci::into(mine, ind);
+    if (!impl_->writer.got_data() || ind != soci::i_ok) return 0;
     impl_->writer << std::string("SELECT ") + kNodeConnectionsHeld, soci::use(limit.node), soci::use(limit.lease_now),
         soci::use(job), soci::into(others);
-    const int change =
-        wanted >= 0 ? std::clamp(limit.max - others - mine, 0, wanted) : -std::clamp(-wanted, 0, mine - 1);
+    const int change = wanted >= 0 ? std::clamp(limit.max - others - mine, 0, wanted)
+                                   : -std::min(-wanted, std::max(0, mine - 1));  // its own one stays
     if (change != 0) {
       impl_->writer << "UPDATE jobs SET connections = connections + :c WHERE id = :id", soci::use(change),
           soci::use(job);

@@ -195,8 +195,7 @@ void AddJobsCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--since", (*filters)[3], "only jobs created at or after this date (2026-12-01) or UTC time");
   cmd->add_option("--until", (*filters)[4], "only jobs created up to this date (the whole day) or UTC time");
   cmd->add_option("--limit", (*filters)[5], "at most this many jobs, newest first (default 100)");
-  cmd->callback([=, &exit_code] {
-    if (!cmd->get_subcommands().empty()) return;
+  auto print_list = [=, &exit_code] {
     nlohmann::json list;
     static const char* const kKeys[] = {"state", "node", "type", "since", "until", "limit"};
     httplib::Params params;
@@ -216,7 +215,14 @@ void AddJobsCommand(CLI::App& app, int& exit_code) {
                       j.value("priority", ""), ProgressLine(j), j.value("created_at", "")});
     }
     PrintTable({"ID", "TYPE", "NODE", "STATE", "PRIORITY", "PROGRESS", "CREATED"}, rows);
+  };
+  cmd->callback([=] {
+    if (cmd->get_subcommands().empty()) print_list();
   });
+  // `jobs list` as `nodes list` and `receivers list`: the same as `jobs`, with the same filters.
+  auto* list = cmd->add_subcommand("list", "list the jobs, newest first (the same as `jobs` alone; filters as for it)");
+  list->fallthrough();
+  list->callback(print_list);
   auto add = [&](const char* name, const char* help, const char* method, const char* suffix, int ok) {
     auto* sub = cmd->add_subcommand(name, help);
     auto id = std::make_shared<std::string>();

@@ -113,7 +113,8 @@ class JobService::Context : public JobContext {
     int granted = std::clamp(policy.max_connections - held, 0, std::max(0, wanted));
     if (granted > 0 && service_.options_.shared) {
       // The other instances' jobs on the node count too: the database holds what each job has.
-      auto taken = service_.db_.TakeNodeConnections(live_.id, service_.NodeLimit(live_.node), granted);
+      auto taken = service_.db_.TakeNodeConnections(live_.id, service_.options_.instance_id,
+                                                    service_.NodeLimit(live_.node), granted);
       if (!taken) spdlog::warn("job {}: cannot count the node's connections: {}", live_.id, taken.error().message);
       granted = taken ? *taken : 0;
     }
@@ -126,7 +127,8 @@ class JobService::Context : public JobContext {
       MutexLock lock(service_.mu_);
       n = std::clamp(n, 0, live_.connections - 1);  // the job's own connection stays held
       if (n > 0 && service_.options_.shared) {
-        auto given = service_.db_.TakeNodeConnections(live_.id, service_.NodeLimit(live_.node), -n);
+        auto given = service_.db_.TakeNodeConnections(live_.id, service_.options_.instance_id,
+                                                      service_.NodeLimit(live_.node), -n);
         if (!given) spdlog::warn("job {}: cannot count the node's connections: {}", live_.id, given.error().message);
       }
       service_.node_connections_[live_.node] -= n;
@@ -489,20 +491,23 @@ std::shared_ptr<JobService::Live> JobService::Claim() {
   const TimePoint now = clock_.Now();
   // Page through the queue: jobs of a busy node must not hide those of a free one behind them.
   constexpr int kPage = 64;
+  std::set<std::string> full;  // nodes other instances' jobs fill, found in this pass
   for (int offset = 0;; offset += kPage) {
     auto rows = db_.RunnableJobs(UtcIso(now), kPage, offset);
     if (!rows) {
       spdlog::warn("jobs: cannot read the queue: {}", rows.error().message);
       return nullptr;
     }
-    if (auto live = ClaimFrom(*rows, now)) return live;
+    if (auto live = ClaimFrom(*rows, now, full)) return live;
     if (static_cast<int>(rows->size()) < kPage) return nullptr;
   }
 }
 
-std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& rows, TimePoint now) {
+std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& rows, TimePoint now,
+                                                        std::set<std::string>& full) {
   for (JobRow& row : rows) {
-    if (live_.count(row.id)) continue;  // its last run is still being put away
+    if (live_.count(row.id)) continue;   // its last run is still being put away
+    if (full.count(row.node)) continue;  // the next pass looks again
     const NodeJobPolicy policy = PolicyOf(row.node);
     Schedule::Availability window;
     if (policy.schedule) window = policy.schedule->At(now);
@@ -546,11 +551,13 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     // database also count each other's connections to the node.
     const NodeConnectionLimit limit = NodeLimit(row.node);
     auto claimed = db_.UpdateJobIf(row, kPending, true, {}, row.attempts - 1, options_.shared ? &limit : nullptr);
-    if (!claimed) {
-      spdlog::warn("job {}: cannot start it: {}", row.id, claimed.error().message);
+    if (!claimed || !*claimed) {
+      if (!claimed) spdlog::warn("job {}: cannot start it: {}", row.id, claimed.error().message);
+      // With other instances, mostly their jobs filling the node: its other jobs would fail the
+      // same way, each in a transaction on the node's lock, so they wait for the next pass.
+      if (options_.shared) full.insert(row.node);
       continue;
     }
-    if (!*claimed) continue;
     auto live = std::make_shared<Live>();
     live->id = row.id;
     live->node = row.node;

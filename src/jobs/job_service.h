@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -191,7 +192,8 @@ class JobService {
   void WorkerLoop();
   void HeartbeatLoop();
   std::shared_ptr<Live> Claim() REQUIRES(mu_);
-  std::shared_ptr<Live> ClaimFrom(std::vector<JobRow>& rows, TimePoint now) REQUIRES(mu_);
+  // `full`: nodes whose jobs are not tried again in this pass (a claim of one failed on them).
+  std::shared_ptr<Live> ClaimFrom(std::vector<JobRow>& rows, TimePoint now, std::set<std::string>& full) REQUIRES(mu_);
   void RunOne(const std::shared_ptr<Live>& live);
   void Finish(Live& live, JobOutcome out);
   void Release(Live& live) REQUIRES(mu_);

@@ -251,6 +251,12 @@ class FirstHourCliTests(harness.JobHelpers, harness.E2ETestCase):
         self.assertEqual(len(line), 1, cp.stdout)
         self.assertIn("renamed-node", line[0])
         self.assertNotIn("to-rename", cp.stdout)
+        # `jobs list`, as `nodes list` and `receivers list`: the same listing, its filters after it.
+        for node, listed in (("renamed-node", True), ("no-such-node", False)):
+            cp = self.server.cli("jobs", "list", "--node", node)
+            self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+            ids = [l.split()[0] for l in cp.stdout.splitlines()[1:] if l.split()]
+            self.assertEqual(job_id in ids, listed, cp.stdout)
         # A retry goes to the node under its new name.
         status, answer = self.server.api("POST", "/api/jobs/%s/retry" % job_id)
         self.assertEqual(status, 202, answer)

@@ -43,16 +43,7 @@ class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
                              server_toml='instance_id = "%s"' % name,
                              extra_toml="[jobs]\nlease_seconds = 3\n", **kw)
         self._peers.append(srv)
-        saved = {k: os.environ.get(k) for k in (env or {})}
-        os.environ.update(env or {})
-        try:
-            srv.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        srv.start(env=env)  # a test-only setting for this start only
         return srv
 
     def log(self, srv):
