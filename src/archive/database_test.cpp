@@ -9,10 +9,12 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "archive/blob_store.h"
 #include "archive/database_impl.h"
@@ -37,9 +39,10 @@ class DatabaseTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   // A queued retrieve job, stored.
-  JobRow QueuedJob() {
+  JobRow QueuedJob(const std::string& node = "") {
     JobRow job;
     job.type = "retrieve";
+    job.node = node;
     job.state = "queued";
     auto id = db_->InsertJob(job);
     EXPECT_TRUE(id);
@@ -404,6 +407,110 @@ TEST_F(DatabaseTest, AClaimFromAReadThatAnotherClaimOvertookFails) {
   fresh.owner = "a";
   fresh.attempts = 2;
   EXPECT_TRUE(*db_->UpdateJobIf(fresh, {"queued"}, true, {}, 1));
+}
+
+// A node's connections are counted over the running jobs of every owner: a claim under the
+// limit fails while others hold it, a running job takes more only up to the limit and gives
+// them back down to its own one, only its owner changes them, and a job whose lease ended holds
+// none.
+TEST_F(DatabaseTest, ANodesConnectionsAreCountedOverItsRunningJobsAndGivenBack) {
+  const NodeConnectionLimit limit{"pacs", 3, "2026-03-02T10:00:00Z"};
+  auto claim = [&](JobRow& job, const std::string& owner, const NodeConnectionLimit& l) {
+    job.state = "running";
+    job.owner = owner;
+    job.lease_until = "2026-03-02T10:00:30Z";
+    auto r = db_->UpdateJobIf(job, {"queued"}, true, {}, -1, &l);
+    EXPECT_TRUE(r) << r.error().message;
+    return r && *r;
+  };
+  JobRow a = QueuedJob("pacs"), b = QueuedJob("pacs"), c = QueuedJob("pacs");
+  ASSERT_TRUE(claim(a, "one", limit));
+  // Asked for 5 more: the node has room for 2.
+  EXPECT_EQ(*db_->TakeNodeConnections(a.id, "one", limit, 5), 2);
+  EXPECT_FALSE(claim(b, "two", limit));  // 3 of 3 held
+  EXPECT_EQ((*db_->GetJob(b.id))->state, "queued");
+  EXPECT_EQ(*db_->TakeNodeConnections(a.id, "one", limit, 1), 0);
+  // Another instance cannot change a's count, either way.
+  EXPECT_EQ(*db_->TakeNodeConnections(a.id, "two", limit, -2), 0);
+  EXPECT_FALSE(claim(b, "two", limit));
+  // Giving back 5 gives back 2: the job's own connection stays, and room for two more is left.
+  EXPECT_EQ(*db_->TakeNodeConnections(a.id, "one", limit, -5), -2);
+  ASSERT_TRUE(claim(b, "two", limit));
+  ASSERT_TRUE(claim(c, "two", limit));
+  JobRow d = QueuedJob("pacs");
+  EXPECT_FALSE(claim(d, "two", limit));
+  // Once the leases of a, b and c have ended (their instances gone), they hold nothing.
+  const NodeConnectionLimit later{"pacs", 3, "2026-03-02T10:01:00Z"};
+  EXPECT_TRUE(claim(d, "two", later));
+  EXPECT_EQ(*db_->TakeNodeConnections(d.id, "two", later, 9), 2);
+}
+
+// Two instances (two connections to one index) claiming jobs of one node at the same moment
+// count each other: with room for one connection, one of the two claims wins, every time.
+TEST_F(DatabaseTest, TwoInstancesClaimingOneNodeAtOnceCountEachOther) {
+  auto other = ReopenTestDatabase(dir_);
+  ASSERT_TRUE(other) << other.error().message;
+  const NodeConnectionLimit limit{"pacs", 1, "2026-03-02T10:00:00Z"};
+  for (int round = 0; round < 20; ++round) {
+    JobRow jobs[2] = {QueuedJob("pacs"), QueuedJob("pacs")};
+    Database* handles[2] = {db_.get(), other->get()};
+    bool won[2] = {false, false};
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i) {
+      threads.emplace_back([&, i] {
+        JobRow& j = jobs[i];
+        j.state = "running";
+        j.owner = i == 0 ? "one" : "two";
+        j.lease_until = "2026-03-02T10:00:30Z";
+        ++ready;
+        while (ready < 2) std::this_thread::yield();
+        auto r = handles[i]->UpdateJobIf(j, {"queued"}, true, {}, -1, &limit);
+        won[i] = r && *r;
+      });
+    }
+    for (auto& t : threads) t.join();
+    ASSERT_EQ(won[0] + won[1], 1) << "round " << round;
+    for (JobRow& j : jobs) {  // the node is free again for the next round
+      j.state = "succeeded";
+      j.lease_until.clear();
+      ASSERT_TRUE(db_->UpdateJobIf(j, {}));
+    }
+  }
+}
+
+// A node's lock held by a connection that does not let go (its host gone before its commit)
+// fails a claim after a bounded wait, instead of stopping the instance's job queue: the job stays
+// queued and is claimed once the lock is free.
+TEST_F(DatabaseTest, AClaimWaitsABoundedTimeForTheNodesLock) {
+  if (std::string(TestDatabaseEngine()) != "postgresql") GTEST_SKIP() << "PostgreSQL only (unit-pg.archive)";
+  std::string name;  // this test's database: the newest this process made
+  {
+    soci::session admin(soci::postgresql, std::getenv("PACSBRIDGE_TEST_POSTGRES"));
+    const std::string mine = "pbtest_" + std::to_string(::getpid()) + "\\_%";
+    admin << "SELECT datname FROM pg_database WHERE datname LIKE :p ORDER BY oid DESC LIMIT 1", soci::use(mine),
+        soci::into(name);
+  }
+  const std::string base = std::getenv("PACSBRIDGE_TEST_POSTGRES");
+  soci::session holder(soci::postgresql, base + (base.find('?') == std::string::npos ? "?" : "&") + "dbname=" + name);
+  // Advisory locks are per database: the holder takes the node's in the test's database.
+  holder << "SELECT pg_advisory_lock(1346522692, hashtext('pacs'))";  // 0x50424e44, "PBND"
+  JobRow job = QueuedJob("pacs");
+  job.state = "running";
+  job.owner = "one";
+  job.lease_until = "2026-03-02T10:00:30Z";
+  const NodeConnectionLimit limit{"pacs", 1, "2026-03-02T10:00:00Z"};
+  const auto start = std::chrono::steady_clock::now();
+  auto blocked = db_->UpdateJobIf(job, {"queued"}, true, {}, -1, &limit);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_FALSE(blocked);
+  EXPECT_GE(waited, std::chrono::milliseconds(1500));
+  EXPECT_LT(waited, std::chrono::seconds(15));
+  EXPECT_EQ((*db_->GetJob(job.id))->state, "queued");
+  holder << "SELECT pg_advisory_unlock(1346522692, hashtext('pacs'))";
+  auto claimed = db_->UpdateJobIf(job, {"queued"}, true, {}, -1, &limit);
+  ASSERT_TRUE(claimed) << claimed.error().message;
+  EXPECT_TRUE(*claimed);
 }
 
 TEST_F(DatabaseTest, ARenameCarriesTheNodesJobsAndStateToItsNewName) {

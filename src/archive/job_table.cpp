@@ -144,19 +144,21 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
     long long order = j.queue_order;
     std::string only;
     for (const auto& st : states) only += fmt::format("{}'{}'", only.empty() ? "" : ", ", st);  // our own constants
-    const std::string sql =
-        "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
-        "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
-        "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
-        "queue_order = :q, not_before = :nb, wait_reason = :w, owner = :o, "
-        // A lease only moves forward: a progress write carries the claim's,
-        // older than the heartbeat's renewals. "" ends it.
-        "lease_until = CASE WHEN :l1 = '' THEN '' WHEN lease_until > :l2 THEN lease_until "
-        "ELSE :l3 END WHERE id = :id" +
-        (only.empty() ? std::string() : " AND state IN (" + only + ")") + (unpaused ? " AND paused = 0" : "") +
-        " AND (:ob1 = '' OR owner = :ob2)" +
-        (attempts_before >= 0 ? fmt::format(" AND attempts = {}", attempts_before) : "") +
-        (limit ? std::string(" AND ") + kNodeConnectionsHeld + " < :lmax" : "");
+    const std::string sql = std::string(
+                                "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
+                                "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
+                                "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
+                                "queue_order = :q, not_before = :nb, wait_reason = :w, owner = :o, "
+                                // A lease only moves forward: a progress write carries the claim's,
+                                // older than the heartbeat's renewals. "" ends it.
+                                "lease_until = CASE WHEN :l1 = '' THEN '' WHEN lease_until > :l2 THEN lease_until "
+                                "ELSE :l3 END") +
+                            // A claim under a limit starts with the job's one connection.
+                            (limit ? ", connections = 1" : "") + " WHERE id = :id" +
+                            (only.empty() ? std::string() : " AND state IN (" + only + ")") +
+                            (unpaused ? " AND paused = 0" : "") + " AND (:ob1 = '' OR owner = :ob2)" +
+                            (attempts_before >= 0 ? fmt::format(" AND attempts = {}", attempts_before) : "") +
+                            (limit ? std::string(" AND ") + kNodeConnectionsHeld + " < :lmax" : "");
     soci::statement st(impl_->writer);
     for (auto* v : {&j.state, &j.progress, &j.result, &j.error}) st.exchange(soci::use(*v));
     st.exchange(soci::use(interrupted));
@@ -184,10 +186,7 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
     st.define_and_bind();
     st.execute(true);
     const bool written = st.get_affected_rows() > 0;
-    if (tx) {
-      if (written) impl_->writer << "UPDATE jobs SET connections = 1 WHERE id = :id", soci::use(id);
-      tx->commit();
-    }
+    if (tx) tx->commit();
     return written;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, fmt::format("saving job {}", j.id)));

@@ -17,6 +17,7 @@
 #include "core/validate.h"
 #include "http/auth.h"
 #include "http/errors.h"
+#include "http/plain_server.h"
 #include "http/router.h"
 #include "os/port_owner.h"
 
@@ -51,7 +52,7 @@ void AnswerException(const httplib::Request& req, httplib::Response& res, const 
   SendError(res, 500, fmt::format("internal error (request {}; the server log has the details)", id));
 }
 
-HttpApi::HttpApi() : server_(std::make_unique<httplib::Server>()) {}
+HttpApi::HttpApi() : server_(std::make_unique<PlainServer>()) {}
 
 HttpApi::~HttpApi() { Stop(); }
 

@@ -2,7 +2,13 @@
 // archive, in the same index queries as the receivers' C-FIND, answered in the DICOM JSON model.
 #include <httplib.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -222,6 +228,98 @@ bool StreamFile(const std::filesystem::path& path, httplib::DataSink& sink, std:
   return in.eof();
 }
 
+// An answer of instances all sent as stored, with its length known before the first byte:
+// the part headers, then each file as it is on disk. Each piece goes from the file to the socket
+// through one buffer, where chunked coding (cpp-httplib 0.11) copies every piece twice more.
+// Ranges of it are served too: the provider starts wherever the library asks.
+class StoredParts {
+ public:
+  StoredParts() = default;
+  StoredParts(const StoredParts&) = delete;
+  StoredParts& operator=(const StoredParts&) = delete;
+  ~StoredParts() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  // False when a file is missing (the chunked answer then cuts at that part, as it always did).
+  bool Add(const Part& p, const std::string& boundary) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(p.file, ec);
+    if (ec) return false;
+    Text(fmt::format("{}--{}\r\nContent-Type: application/dicom; transfer-syntax={}\r\n\r\n",
+                     pieces_.empty() ? "" : "\r\n", boundary, p.stored));
+    pieces_.push_back({{}, p.file, total_, static_cast<size_t>(size)});
+    total_ += static_cast<size_t>(size);
+    return true;
+  }
+  void End(const std::string& boundary) { Text(fmt::format("\r\n--{}--\r\n", boundary)); }
+  size_t size() const { return total_; }
+
+  // Writes what lies from `offset` on, to the end of the piece it falls in, at most `length`
+  // bytes (the library asks again for the rest). False when a file cannot be read as it was
+  // measured: the answer is cut, and the client sees it short.
+  bool Write(size_t offset, size_t length, httplib::DataSink& sink) {
+    auto it =
+        std::upper_bound(pieces_.begin(), pieces_.end(), offset, [](size_t o, const Piece& p) { return o < p.start; });
+    if (it == pieces_.begin()) return false;
+    const Piece& piece = *--it;
+    const size_t within = offset - piece.start;
+    const size_t n = std::min(length, piece.size - within);
+    if (piece.file.empty()) return sink.write(piece.text.data() + within, n);
+    if (open_ != &piece) {
+      if (fd_ >= 0) ::close(fd_);
+      open_ = nullptr;
+      fd_ = ::open(piece.file.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd_ < 0) {
+        spdlog::warn("WADO-RS: an instance's file could not be opened ({}); the answer is cut", std::strerror(errno));
+        spdlog::debug("WADO-RS: the file was {}", piece.file.string());
+        return false;
+      }
+      open_ = &piece;
+    }
+    buffer_.resize(std::min<size_t>(kBuffer, piece.size));
+    const ssize_t got = ::pread(fd_, buffer_.data(), std::min(n, buffer_.size()), static_cast<off_t>(within));
+    if (got <= 0) {
+      spdlog::warn("WADO-RS: an instance's file is shorter than when the answer began; the answer is cut");
+      spdlog::debug("WADO-RS: the file was {}", piece.file.string());
+      return false;
+    }
+    return sink.write(buffer_.data(), static_cast<size_t>(got));
+  }
+
+ private:
+  static constexpr size_t kBuffer = 512 * 1024;
+  struct Piece {
+    std::string text;  // or:
+    std::filesystem::path file;
+    size_t start = 0, size = 0;
+  };
+  void Text(std::string text) {
+    const size_t n = text.size();
+    pieces_.push_back({std::move(text), {}, total_, n});
+    total_ += n;
+  }
+  std::vector<Piece> pieces_;
+  size_t total_ = 0;
+  const Piece* open_ = nullptr;  // the piece whose file fd_ is
+  int fd_ = -1;
+  std::vector<char> buffer_;
+};
+
+bool SendStoredParts(const std::vector<Part>& parts, const std::string& boundary, httplib::Response& res) {
+  auto stored = std::make_shared<StoredParts>();
+  for (const Part& p : parts) {
+    if (!p.send.empty() || !stored->Add(p, boundary)) return false;
+  }
+  stored->End(boundary);
+  res.set_content_provider(stored->size(),
+                           fmt::format("multipart/related; type=\"application/dicom\"; boundary={}", boundary),
+                           GuardedProvider([stored](size_t offset, size_t length, httplib::DataSink& sink) {
+                             return stored->Write(offset, length, sink);
+                           }));
+  return true;
+}
+
 // WADO-RS (PS3.18 10.4) of the instances `fixed` selects, as multipart/related parts of
 // application/dicom, streamed from their files: as stored when the client accepts that syntax
 // (or transfer-syntax=*), else converted losslessly to the first syntax it accepts; 406 before
@@ -265,6 +363,7 @@ void Retrieve(Services& s, const httplib::Request& req, httplib::Response& res,
   }
   std::random_device rd;
   const std::string boundary = fmt::format("pacsbridge-{:08x}{:08x}", rd(), rd());
+  if (SendStoredParts(*parts, boundary, res)) return;
   res.set_chunked_content_provider(
       fmt::format("multipart/related; type=\"application/dicom\"; boundary={}", boundary),
       GuardedProvider([&s, parts, boundary](size_t, httplib::DataSink& sink) {

@@ -114,7 +114,7 @@ class JobService::Context : public JobContext {
     if (granted > 0 && service_.options_.shared) {
       // The other instances' jobs on the node count too: the database holds what each job has.
       auto taken = service_.db_.TakeNodeConnections(live_.id, service_.options_.instance_id,
-                                                    service_.NodeLimit(live_.node), granted);
+                                                    service_.NodeLimit(live_.node, policy.max_connections), granted);
       if (!taken) spdlog::warn("job {}: cannot count the node's connections: {}", live_.id, taken.error().message);
       granted = taken ? *taken : 0;
     }
@@ -127,8 +127,9 @@ class JobService::Context : public JobContext {
       MutexLock lock(service_.mu_);
       n = std::clamp(n, 0, live_.connections - 1);  // the job's own connection stays held
       if (n > 0 && service_.options_.shared) {
+        // Giving back: the limit is not consulted.
         auto given = service_.db_.TakeNodeConnections(live_.id, service_.options_.instance_id,
-                                                      service_.NodeLimit(live_.node), -n);
+                                                      service_.NodeLimit(live_.node, 0), -n);
         if (!given) spdlog::warn("job {}: cannot count the node's connections: {}", live_.id, given.error().message);
       }
       service_.node_connections_[live_.node] -= n;
@@ -549,7 +550,7 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     // Atomic against a cancel or a pause that reached the row first, and against another
     // instance's claim since the row was read (which counted an attempt). Instances sharing the
     // database also count each other's connections to the node.
-    const NodeConnectionLimit limit = NodeLimit(row.node);
+    const NodeConnectionLimit limit = NodeLimit(row.node, policy.max_connections);
     auto claimed = db_.UpdateJobIf(row, kPending, true, {}, row.attempts - 1, options_.shared ? &limit : nullptr);
     if (!claimed || !*claimed) {
       if (!claimed) spdlog::warn("job {}: cannot start it: {}", row.id, claimed.error().message);
@@ -588,8 +589,8 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
   return nullptr;
 }
 
-NodeConnectionLimit JobService::NodeLimit(const std::string& node) const {
-  return {node, PolicyOf(node).max_connections, UtcIso(LeaseNow())};
+NodeConnectionLimit JobService::NodeLimit(const std::string& node, int max_connections) const {
+  return {node, max_connections, UtcIso(LeaseNow())};
 }
 
 void JobService::Release(Live& live) {

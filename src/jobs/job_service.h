@@ -206,7 +206,7 @@ class JobService {
   std::chrono::seconds RetryDelay(const NodeJobPolicy& policy, int failures, int retry_after) const;
   NodeJobPolicy PolicyOf(const std::string& node) const;
   // The node's connection limit over every instance's running jobs, as of now (leases' clock).
-  NodeConnectionLimit NodeLimit(const std::string& node) const;
+  NodeConnectionLimit NodeLimit(const std::string& node, int max_connections) const;
 
   Database& db_;
   JobServiceOptions options_;

@@ -105,6 +105,16 @@ def free_port():
     raise RuntimeError("no free port found")
 
 
+def peak_rss_kb(pid):
+    """A process's peak resident memory (VmHWM), in KB. Writing "5" to /proc/PID/clear_refs
+    sets it back to the current resident size."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM for %d" % pid)
+
+
 def wait_until(predicate, timeout=10.0, interval=0.1):
     """Call predicate until it returns a truthy value or timeout passes; return last value."""
     deadline = time.monotonic() + timeout

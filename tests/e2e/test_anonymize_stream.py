@@ -28,14 +28,6 @@ RATE = 40 * 1000 * 1000  # bytes/s through the proxy: ~2.5 s of arrival to look 
 NAME, PID = "Streamqwerty^Bigimage", "PIDSTREAM4711"
 
 
-def peak_rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM for %d" % pid)
-
-
 def pixel_value(payload):
     vr, value = dicomgen.read_elements(payload)[(0x7FE0, 0x0010)]
     return value
@@ -67,7 +59,7 @@ class AnonymizeStreamTest(harness.E2ETestCase):
                                   patient_id=PID)[0][0]
         cp = harness.storescu(self.port, "ANONSTREAM", [small], calling_ae="STREAMSCU")
         self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
-        before = peak_rss_kb(self.server.pid)
+        before = harness.peak_rss_kb(self.server.pid)
 
         proxy = harness.ThrottledProxy(self.port, rate=RATE, throttle="upload")
         self.addCleanup(proxy.close)
@@ -100,7 +92,7 @@ class AnonymizeStreamTest(harness.E2ETestCase):
 
         self.assertTrue(harness.wait_until(lambda: not any(tmp.iterdir()), timeout=10),
                         "tmp/ not emptied: %r" % sorted(p.name for p in tmp.iterdir()))
-        growth_mb = (peak_rss_kb(self.server.pid) - before) / 1024
+        growth_mb = (harness.peak_rss_kb(self.server.pid) - before) / 1024
         print("\n[e2e] peak resident memory grew by %.1f MB for a %.0f MB instance"
               % (growth_mb, SIZE / 1e6), file=sys.stderr)
         self.assertLess(growth_mb, SIZE / 2 / 1e6,

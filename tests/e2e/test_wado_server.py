@@ -256,10 +256,11 @@ class WadoServerTests(harness.E2ETestCase, harness.JobHelpers):
         creds = None if auth is False else (auth or self.reader)
         return self.server.raw("GET", path, headers=hdrs, auth=creds, timeout=60)
 
-    def retrieve(self, path, accept=None):
+    def retrieve(self, path, accept=None, framing=None):
         """A retrieve that must succeed: 200, multipart/related; type="application/dicom"
-        with a boundary, chunked; returns [{"sop", "ts" (from the part's Content-Type),
-        "meta", "bytes"}] in the order sent, each part a Part 10 file."""
+        with a boundary, framed by its Content-Length (exact) or chunked (framing: "length" or
+        "chunked" demands one); returns [{"sop", "ts" (from the part's Content-Type), "meta",
+        "bytes"}] in the order sent, each part a Part 10 file."""
         status, hdrs, body = self.wado(path, accept)
         where = "GET %s (Accept: %r)" % (path, accept)
         self.assertEqual(status, 200, "%s -> %s %r" % (where, status, body[:500]))
@@ -269,9 +270,13 @@ class WadoServerTests(harness.E2ETestCase, harness.JobHelpers):
         self.assertEqual(media, "multipart/related", "%s: Content-Type %r" % (where, ctype))
         self.assertEqual(params.get("type", "").lower(), "application/dicom",
                          "%s: Content-Type %r" % (where, ctype))
-        self.assertRegex((hdrs.get("Transfer-Encoding") or "").lower(), r"\bchunked\b",
-                         "%s: not streamed (Transfer-Encoding %r, Content-Length %r)"
-                         % (where, hdrs.get("Transfer-Encoding"), hdrs.get("Content-Length")))
+        length, coding = hdrs.get("Content-Length"), (hdrs.get("Transfer-Encoding") or "").lower()
+        if framing == "length" or (framing is None and length is not None):
+            self.assertIsNotNone(length, "%s: no Content-Length (Transfer-Encoding %r)" % (where, coding))
+            self.assertEqual(int(length), len(body), "%s: Content-Length against the body" % where)
+        else:
+            self.assertRegex(coding, r"\bchunked\b", "%s: neither a Content-Length nor chunked (%r)"
+                             % (where, coding))
         out = []
         for i, (phdrs, payload) in enumerate(multipart_parts(ctype, body), 1):
             pmedia, pparams = split_params(phdrs.get("content-type", ""))
@@ -361,7 +366,8 @@ class WadoServerTests(harness.E2ETestCase, harness.JobHelpers):
             cases.append(("instance %s" % inst["syntax"], self.path_of(inst=inst), [inst]))
         for label, path, expected in cases:
             with self.subTest(label):
-                parts = self.assertSops(self.retrieve(path, ANY_ACCEPT), expected, label)
+                # All as stored: the answer's length is known before its first byte.
+                parts = self.assertSops(self.retrieve(path, ANY_ACCEPT, framing="length"), expected, label)
                 for inst in expected:
                     self.assertAsStored(parts[inst["sop"]], inst, label)
 
@@ -410,8 +416,9 @@ class WadoServerTests(harness.E2ETestCase, harness.JobHelpers):
         for key in ("MIX", "JPG"):
             label = "study %s, Accept %r" % (key, IMPLICIT_ACCEPT)
             with self.subTest(label):
+                # Converted parts: their sizes are known only once converted.
                 parts = self.assertSops(
-                    self.retrieve(self.path_of(study=self.study(key)), IMPLICIT_ACCEPT),
+                    self.retrieve(self.path_of(study=self.study(key)), IMPLICIT_ACCEPT, framing="chunked"),
                     self.instances_of(key), label)
                 for inst in self.instances_of(key):
                     if inst["syntax"] == IMPLICIT:
@@ -585,6 +592,42 @@ class WadoServerTests(harness.E2ETestCase, harness.JobHelpers):
         left = harness.wait_until(lambda: not self.tmp_files(), 5, 0.1)
         self.assertTrue(left, "left in %s: %r" % (self.server.data_dir / "tmp",
                                                    self.tmp_files()))
+
+    def test_11_a_large_answer_is_streamed_from_the_files_not_held(self):
+        """Two 60 MB instances: the server's peak resident memory grows by far less than the
+        120 MB answer while it is sent; a byte range of the answer is the file's bytes."""
+        size = 60 * 1000 * 1000
+        files = dicomgen.generate(self.tmp / "large", 2, size=size, patient_id="WADOLARGE")
+        cp = harness.storescu(self.server.dicom_port, self.server.dicom_ae, [f[0] for f in files])
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        study = files[0][2]
+        harness.wait_studies_indexed(self.server, {study: 2})
+        self.retrieve(self.path_of(inst={"study": {"uid": study}, "series": {"uid": files[0][3]},
+                                         "sop": files[0][1]}), ANY_ACCEPT)  # warm up
+        with open("/proc/%d/clear_refs" % self.server.pid, "w") as f:
+            f.write("5")  # resets the peak (VmHWM) to the current resident size
+        before = harness.peak_rss_kb(self.server.pid)
+        parts = self.retrieve("/dicom-web/studies/%s" % study, ANY_ACCEPT, framing="length")
+        growth_mb = (harness.peak_rss_kb(self.server.pid) - before) / 1024
+        print("\n[e2e] WADO-RS of 2 x %d MB: peak resident memory grew by %.1f MB"
+              % (size // 1000000, growth_mb), file=sys.stderr)
+        self.assertEqual(sorted(p["sop"] for p in parts), sorted(f[1] for f in files))
+        for p in parts:
+            src = [f for f in files if f[1] == p["sop"]][0]
+            self.assertTrue(dicomgen.dataset_bytes(p["bytes"]) == dicomgen.dataset_bytes(src[0]),
+                            "part %s is not the instance sent" % p["sop"])
+        self.assertLess(growth_mb, 40, "the server's memory grew by %.0f MB for a 120 MB answer" % growth_mb)
+
+        # A range inside the first instance's bytes, deep in its pixel data: the same bytes as
+        # in the whole answer (only the boundary differs between answers, always as long).
+        path = "/dicom-web/studies/%s" % study
+        status, hdrs, whole = self.wado(path, ANY_ACCEPT)
+        self.assertEqual(status, 200)
+        start = whole.index(b"\r\n\r\n") + 4 + 30 * 1000 * 1000
+        status, hdrs, piece = self.wado(path, ANY_ACCEPT, headers={"Range": "bytes=%d-%d" % (start, start + 99999)})
+        self.assertEqual(status, 206, piece[:300])
+        self.assertEqual(len(piece), 100000)
+        self.assertTrue(piece == whole[start:start + 100000], "the range is not those bytes of the answer")
 
     # ================================================================== 6. our own client
 
