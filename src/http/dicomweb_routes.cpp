@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -259,6 +260,7 @@ class StoredParts {
   // bytes (the library asks again for the rest). False when a file cannot be read as it was
   // measured: the answer is cut, and the client sees it short.
   bool Write(size_t offset, size_t length, httplib::DataSink& sink) {
+    if (offset >= total_ || length == 0) return false;  // nothing is there: never read past the pieces
     auto it =
         std::upper_bound(pieces_.begin(), pieces_.end(), offset, [](size_t o, const Piece& p) { return o < p.start; });
     if (it == pieces_.begin()) return false;
@@ -272,6 +274,14 @@ class StoredParts {
       fd_ = ::open(piece.file.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd_ < 0) {
         spdlog::warn("WADO-RS: an instance's file could not be opened ({}); the answer is cut", std::strerror(errno));
+        spdlog::debug("WADO-RS: the file was {}", piece.file.string());
+        return false;
+      }
+      // Replaced since it was measured (a newer copy of the instance): its part would be cut
+      // short, or end early, while the answer's framing still looked whole.
+      struct stat st {};
+      if (::fstat(fd_, &st) != 0 || static_cast<size_t>(st.st_size) != piece.size) {
+        spdlog::warn("WADO-RS: an instance's file changed after the answer began; the answer is cut");
         spdlog::debug("WADO-RS: the file was {}", piece.file.string());
         return false;
       }
@@ -306,7 +316,15 @@ class StoredParts {
   std::vector<char> buffer_;
 };
 
-bool SendStoredParts(const std::vector<Part>& parts, const std::string& boundary, httplib::Response& res) {
+bool SendStoredParts(const httplib::Request& req, const std::vector<Part>& parts, const std::string& boundary,
+                     httplib::Response& res) {
+  // A byte range of a multipart answer whose boundary is new in every answer would splice two
+  // answers together: a Range is not served here (RFC 7233 lets a server ignore it), and the
+  // chunked answer, which cpp-httplib never cuts to a range, goes whole with 200.
+  if (!req.ranges.empty()) {
+    res.status = 200;
+    return false;
+  }
   auto stored = std::make_shared<StoredParts>();
   for (const Part& p : parts) {
     if (!p.send.empty() || !stored->Add(p, boundary)) return false;
@@ -363,7 +381,7 @@ void Retrieve(Services& s, const httplib::Request& req, httplib::Response& res,
   }
   std::random_device rd;
   const std::string boundary = fmt::format("pacsbridge-{:08x}{:08x}", rd(), rd());
-  if (SendStoredParts(*parts, boundary, res)) return;
+  if (SendStoredParts(req, *parts, boundary, res)) return;
   res.set_chunked_content_provider(
       fmt::format("multipart/related; type=\"application/dicom\"; boundary={}", boundary),
       GuardedProvider([&s, parts, boundary](size_t, httplib::DataSink& sink) {

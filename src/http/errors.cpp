@@ -1,5 +1,6 @@
 #include "http/errors.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -99,7 +100,10 @@ void CloseAfterAnswer(httplib::Response& res) {
   // the connection instead of reading the next request from it.
   res.set_content_provider(body->size(), type.empty() ? "application/json" : type,
                            [body](size_t offset, size_t length, httplib::DataSink& sink) {
-                             sink.write(body->data() + offset, length);
+                             // A Range header makes cpp-httplib ask for any offset and length.
+                             if (offset < body->size()) {
+                               sink.write(body->data() + offset, std::min(length, body->size() - offset));
+                             }
                              return false;
                            });
 }

@@ -103,6 +103,7 @@ class ConnectionStream final : public httplib::Stream {
   // Whether a next request has begun within `idle_sec`: at once when its first bytes were read
   // with the last one's; false when the peer stays quiet that long or the server stops.
   bool AwaitRequest(time_t idle_sec, const std::atomic<socket_t>& listener) const {
+    if (listener == INVALID_SOCKET) return false;  // stopping: no further request, read or not
     if (begin_ < end_) return true;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(idle_sec);
     while (listener != INVALID_SOCKET) {
