@@ -316,15 +316,7 @@ class StoredParts {
   std::vector<char> buffer_;
 };
 
-bool SendStoredParts(const httplib::Request& req, const std::vector<Part>& parts, const std::string& boundary,
-                     httplib::Response& res) {
-  // A byte range of a multipart answer whose boundary is new in every answer would splice two
-  // answers together: a Range is not served here (RFC 7233 lets a server ignore it), and the
-  // chunked answer, which cpp-httplib never cuts to a range, goes whole with 200.
-  if (!req.ranges.empty()) {
-    res.status = 200;
-    return false;
-  }
+bool SendStoredParts(const std::vector<Part>& parts, const std::string& boundary, httplib::Response& res) {
   auto stored = std::make_shared<StoredParts>();
   for (const Part& p : parts) {
     if (!p.send.empty() || !stored->Add(p, boundary)) return false;
@@ -381,7 +373,14 @@ void Retrieve(Services& s, const httplib::Request& req, httplib::Response& res,
   }
   std::random_device rd;
   const std::string boundary = fmt::format("pacsbridge-{:08x}{:08x}", rd(), rd());
-  if (SendStoredParts(req, *parts, boundary, res)) return;
+  if (!req.ranges.empty()) {
+    // A byte range of a multipart answer whose boundary is new in every answer would splice
+    // two answers together: a Range is not served (RFC 7233 lets a server ignore it), and the
+    // chunked answer, which cpp-httplib never cuts to a range, goes whole with 200.
+    res.status = 200;
+  } else if (SendStoredParts(*parts, boundary, res)) {
+    return;
+  }
   res.set_chunked_content_provider(
       fmt::format("multipart/related; type=\"application/dicom\"; boundary={}", boundary),
       GuardedProvider([&s, parts, boundary](size_t, httplib::DataSink& sink) {

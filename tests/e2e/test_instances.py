@@ -87,8 +87,10 @@ class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
         gw1 = self.instance("gw-1", env={"PACSBRIDGE_TEST_INDEX_DELAY_MS": "60000"})
         self.addCleanup(gw1.kill)
 
-        # A throttled node: 12 x 16 KB at 32 KB/s takes about 6 s.
-        scp = self.slow_peer(gw1, "peer", 32 * 1024)
+        # A throttled node: 12 x 16 KB at 16 KB/s takes about 12 s, room for gw-2's start and
+        # the held arrivals before the kill on a loaded machine (at 32 KB/s the job once ended
+        # first).
+        scp = self.slow_peer(gw1, "peer", 16 * 1024)
         status, answer = gw1.api("POST", "/api/send",
                                  {"node": "peer", "level": "STUDY", "uids": [study[0][2]]})
         self.assertEqual(status, 202, answer)
