@@ -316,7 +316,7 @@ std::optional<InstanceRecord> ScanHeader(std::string_view bytes, bool complete, 
   return r;
 }
 
-std::optional<InstanceRecord> ScanFileHeader(std::string_view bytes, bool complete) {
+std::optional<MetaHeader> ScanMetaHeader(std::string_view bytes) {
   if (bytes.size() < 132 || bytes.substr(128, 4) != "DICM") return std::nullopt;
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
   Walker meta(data, false);  // the meta header is explicit VR Little Endian
@@ -353,7 +353,13 @@ std::optional<InstanceRecord> ScanFileHeader(std::string_view bytes, bool comple
   }
   // A group length that disagrees with the elements, or no transfer syntax: left to DCMTK.
   if ((meta_end != kFail && meta_end != pos) || !syntax || syntax->empty()) return std::nullopt;
-  return ScanHeader(bytes.substr(pos), complete, *syntax);
+  return MetaHeader{pos, *syntax};
+}
+
+std::optional<InstanceRecord> ScanFileHeader(std::string_view bytes, bool complete) {
+  auto meta = ScanMetaHeader(bytes);
+  if (!meta) return std::nullopt;
+  return ScanHeader(bytes.substr(meta->data_set_offset), complete, meta->transfer_syntax_uid);
 }
 
 }  // namespace pb::dicom

@@ -12,6 +12,7 @@
 // would normalize, a structure that does not add up, bytes ending before the pixel data)
 // gives nullopt, and the caller parses with DCMTK. It never reads outside `bytes`, never
 // throws and allocates only the record's strings.
+#include <cstddef>
 #include <optional>
 #include <string_view>
 
@@ -22,6 +23,16 @@ namespace pb::dicom {
 // `bytes`: the start of a data set (no meta header) in `transfer_syntax_uid`; `complete`: the
 // bytes are the whole data set. The record's transfer_syntax_uid is the one given.
 std::optional<InstanceRecord> ScanHeader(std::string_view bytes, bool complete, std::string_view transfer_syntax_uid);
+
+// A DICOM file's meta header (128-byte preamble, "DICM", group 0002 in explicit VR Little
+// Endian): where its data set begins and the transfer syntax it is in. nullopt when the meta
+// header does not end within `bytes`, or is anything DCMTK might read otherwise (elements out
+// of order, a group length that disagrees, no or an unclean transfer syntax UID).
+struct MetaHeader {
+  size_t data_set_offset = 0;
+  std::string_view transfer_syntax_uid;  // within the bytes given
+};
+std::optional<MetaHeader> ScanMetaHeader(std::string_view bytes);
 
 // The same from the start of a DICOM file: 128-byte preamble, "DICM", meta header, data set.
 // The record's transfer_syntax_uid is the meta header's.

@@ -303,6 +303,24 @@ TEST_F(HeaderScanTest, AMetaHeaderDcmtkWouldReadDifferentlyIsLeftToIt) {
   EXPECT_FALSE(ScanFileHeader(std::string(128, '\0') + "DICM" + short_length + ts + dataset, true));
 }
 
+TEST_F(HeaderScanTest, TheMetaHeaderSaysWhereTheDataSetBeginsWhateverItsSyntax) {
+  auto ff = Full();
+  // The data set's own encoding does not matter: big endian and deflated ones too.
+  for (E_TransferSyntax xfer :
+       {EXS_LittleEndianImplicit, EXS_LittleEndianExplicit, EXS_BigEndianExplicit, EXS_DeflatedLittleEndianExplicit}) {
+    const std::string file = Save(*ff, xfer);
+    auto meta = ScanMetaHeader(file);
+    ASSERT_TRUE(meta) << Syntax(xfer);
+    // The group length (0002,0000) that DCMTK wrote counts from the end of its own element.
+    EXPECT_EQ(meta->data_set_offset, DatasetOffset(file)) << Syntax(xfer);
+    EXPECT_EQ(meta->transfer_syntax_uid, Syntax(xfer));
+    // The meta header alone is enough; a byte less is not.
+    ASSERT_TRUE(ScanMetaHeader(std::string_view(file).substr(0, DatasetOffset(file) + 2)));
+    EXPECT_FALSE(ScanMetaHeader(std::string_view(file).substr(0, DatasetOffset(file) - 1)));
+  }
+  EXPECT_FALSE(ScanMetaHeader(std::string(200, '\0')));  // no "DICM"
+}
+
 TEST_F(HeaderScanTest, AnyFirstBytesGiveTheWholeAnswerOrNone) {
   auto ff = Full();
   for (E_TransferSyntax xfer : {EXS_LittleEndianImplicit, EXS_LittleEndianExplicit}) {

@@ -1,5 +1,7 @@
 #include "dicom/store_scu.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,16 +10,21 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
+#include <utility>
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcostrmb.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmnet/diutil.h>
+#include <dcmtk/dcmnet/dul.h>
 #include <fmt/format.h>
 
 #include "dicom/condition.h"
+#include "dicom/header_scan.h"
 #include "dicom/scu.h"
 #include "dicom/store_scu_impl.h"
 #include "dicom/transcode.h"
@@ -129,6 +136,150 @@ std::string NoRouteReason(T_ASC_Association* assoc, const SendItem& it, bool all
           : "; lossy syntaxes were not offered: the node's allow_lossy_compression is off");
 }
 
+// A stored file whose data set goes on the wire as its bytes are: [begin, end) of the file.
+class StoredDataSet {
+ public:
+  explicit StoredDataSet(int fd) : fd_(fd) {}
+  StoredDataSet(StoredDataSet&& o) noexcept : fd_(std::exchange(o.fd_, -1)), begin(o.begin), end(o.end) {}
+  StoredDataSet(const StoredDataSet&) = delete;
+  StoredDataSet& operator=(const StoredDataSet&) = delete;
+  StoredDataSet& operator=(StoredDataSet&&) = delete;
+  ~StoredDataSet() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+
+ public:
+  off_t begin = 0, end = 0;
+};
+
+// The item's file, when its data set can go as it is stored: a regular file of the size the
+// index has, whose meta header reads and names the syntax the index has (the context was
+// chosen for that syntax). nullopt otherwise: DCMTK then parses the file and sends what it
+// reads, or says what is wrong with it, as for a converted instance.
+std::optional<StoredDataSet> OpenAsStored(const SendItem& it) {
+  const int fd = ::open(it.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  StoredDataSet file(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (it.bytes > 0 && st.st_size != it.bytes)) return std::nullopt;
+  char head[8192];  // meta headers are a few hundred bytes; a longer one goes the DCMTK way
+  const ssize_t n = ::pread(fd, head, std::min<size_t>(sizeof head, static_cast<size_t>(st.st_size)), 0);
+  if (n <= 0) return std::nullopt;
+  auto meta = ScanMetaHeader(std::string_view(head, static_cast<size_t>(n)));
+  if (!meta || meta->transfer_syntax_uid != it.transfer_syntax_uid ||
+      static_cast<off_t>(meta->data_set_offset) >= st.st_size) {
+    return std::nullopt;
+  }
+  file.begin = static_cast<off_t>(meta->data_set_offset);
+  file.end = st.st_size;
+  return file;
+}
+
+// One PDV through DCMTK's upper layer, which frames it into P-DATA-TF PDUs.
+OFCondition WritePdv(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, DUL_DATAPDV type, void* data,
+                     unsigned long length, bool last) {
+  DUL_PDV pdv{};
+  pdv.fragmentLength = length;
+  pdv.presentationContextID = pres;
+  pdv.pdvType = type;
+  pdv.lastPDV = last ? OFTrue : OFFalse;
+  pdv.data = data;
+  DUL_PDVLIST list{};
+  list.count = 1;
+  list.pdv = &pdv;
+  return DUL_WritePDVs(&assoc->DULassociation, &list);
+}
+
+// The C-STORE-RQ command set (PS3.7 9.3.1.1), encoded as every command is (Implicit VR Little
+// Endian, with its group length), in one PDV.
+OFCondition SendStoreCommand(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const T_DIMSE_C_StoreRQ& rq) {
+  DcmDataset cmd;
+  OFCondition c = cmd.putAndInsertString(DCM_AffectedSOPClassUID, rq.AffectedSOPClassUID);
+  if (c.good()) c = cmd.putAndInsertUint16(DCM_CommandField, DIMSE_C_STORE_RQ);
+  if (c.good()) c = cmd.putAndInsertUint16(DCM_MessageID, rq.MessageID);
+  if (c.good()) c = cmd.putAndInsertUint16(DCM_Priority, static_cast<Uint16>(rq.Priority));
+  if (c.good()) c = cmd.putAndInsertUint16(DCM_CommandDataSetType, static_cast<Uint16>(DIMSE_DATASET_PRESENT));
+  if (c.good()) c = cmd.putAndInsertString(DCM_AffectedSOPInstanceUID, rq.AffectedSOPInstanceUID);
+  if (c.good() && (rq.opts & O_STORE_MOVEORIGINATORAETITLE)) {
+    c = cmd.putAndInsertString(DCM_MoveOriginatorApplicationEntityTitle, rq.MoveOriginatorApplicationEntityTitle);
+  }
+  if (c.good() && (rq.opts & O_STORE_MOVEORIGINATORID)) {
+    c = cmd.putAndInsertUint16(DCM_MoveOriginatorMessageID, rq.MoveOriginatorID);
+  }
+  if (c.bad()) return c;
+  unsigned char buf[1024];  // a C-STORE-RQ is at most ~300 bytes
+  DcmOutputBufferStream out(buf, sizeof buf);
+  cmd.transferInit();
+  c = cmd.write(out, EXS_LittleEndianImplicit, EET_ExplicitLength, nullptr, EGL_withGL, EPD_withoutPadding);
+  cmd.transferEnd();
+  if (c.bad()) return c;
+  void* data = nullptr;
+  offile_off_t length = 0;
+  out.flushBuffer(data, length);
+  return WritePdv(assoc, pres, DUL_COMMANDPDV, data, static_cast<unsigned long>(length), true);
+}
+
+// The data set, in PDVs as long as DCMTK's own (what the peer's maximum PDU allows), read from
+// the file into the association's send buffer.
+OFCondition SendStoredDataSet(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const StoredDataSet& file) {
+  unsigned long room = assoc->sendPDVLength;
+  const unsigned long max_pdu = dcmMaxOutgoingPDUSize.get();
+  if (room + 12 > max_pdu) room = max_pdu - 12;
+  room &= ~1UL;
+  for (off_t at = file.begin; at < file.end;) {
+    const size_t want = static_cast<size_t>(std::min<off_t>(static_cast<off_t>(room), file.end - at));
+    const ssize_t n = ::pread(file.fd(), assoc->sendPDVBuffer, want, at);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      // The association is in the middle of a data set: it cannot go on.
+      return makeOFCondition(OFM_dcmnet, DIMSEC_SENDFAILED, OF_error,
+                             n == 0 ? "the stored file ended early" : "the stored file could not be read");
+    }
+    at += n;
+    OFCondition c =
+        WritePdv(assoc, pres, DUL_DATASETPDV, assoc->sendPDVBuffer, static_cast<unsigned long>(n), at >= file.end);
+    if (c.bad()) return c;
+  }
+  return EC_Normal;
+}
+
+// What DIMSE_storeUser does once the request is out: wait for the C-STORE-RSP, noting a
+// C-CANCEL-RQ that comes first when `cancel` is given (a C-GET's caller may send one).
+OFCondition AwaitStoreResponse(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const T_DIMSE_C_StoreRQ& rq,
+                               T_DIMSE_C_StoreRSP& rsp, DcmDataset** detail, T_DIMSE_DetectedCancelParameters* cancel) {
+  if (cancel) cancel->cancelEncountered = OFFalse;
+  while (true) {
+    T_DIMSE_Message msg{};
+    T_ASC_PresentationContextID on = pres;
+    OFCondition c = DIMSE_receiveCommand(assoc, DIMSE_BLOCKING, 0, &on, &msg, detail);
+    if (c.bad()) return c;
+    if (cancel && msg.CommandField == DIMSE_C_CANCEL_RQ) {
+      cancel->cancelEncountered = OFTrue;
+      cancel->req = msg.msg.CCancelRQ;
+      cancel->presId = on;
+      continue;
+    }
+    if (msg.CommandField != DIMSE_C_STORE_RSP) {
+      return makeOFCondition(
+          OFM_dcmnet, DIMSEC_UNEXPECTEDRESPONSE, OF_error,
+          fmt::format("the peer answered a C-STORE with command 0x{:04X}", static_cast<unsigned>(msg.CommandField))
+              .c_str());
+    }
+    rsp = msg.msg.CStoreRSP;
+    if (rsp.MessageIDBeingRespondedTo != rq.MessageID) {
+      return makeOFCondition(
+          OFM_dcmnet, DIMSEC_UNEXPECTEDRESPONSE, OF_error,
+          fmt::format("the peer answered message {} where {} was awaited", rsp.MessageIDBeingRespondedTo, rq.MessageID)
+              .c_str());
+    }
+    return EC_Normal;
+  }
+}
+
 }  // namespace
 
 SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOptions& opt, std::string& broke) {
@@ -162,8 +313,16 @@ SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOp
   T_DIMSE_C_StoreRSP rsp{};
   DcmDataset* detail = nullptr;
   OFCondition cond;
-  if (route.convert_to.empty()) {
-    // Unchanged: the data set streams from the file.
+  std::optional<StoredDataSet> stored = route.convert_to.empty() ? OpenAsStored(it) : std::nullopt;
+  if (stored) {
+    // Unchanged: the data set goes from the file as it is stored, byte for byte (DCMTK would
+    // parse it and write it again, turning sequences of undefined length into defined ones).
+    req.DataSetType = DIMSE_DATASET_PRESENT;
+    cond = SendStoreCommand(assoc, route.pres, req);
+    if (cond.good()) cond = SendStoredDataSet(assoc, route.pres, *stored);
+    if (cond.good()) cond = AwaitStoreResponse(assoc, route.pres, req, rsp, &detail, opt.cancel);
+  } else if (route.convert_to.empty()) {
+    // Unchanged, but not a file we read ourselves: DCMTK parses it and streams it.
     cond = DIMSE_storeUser(assoc, route.pres, &req, it.path.c_str(), nullptr, nullptr, nullptr, DIMSE_BLOCKING, 0, &rsp,
                            &detail, opt.cancel);
   } else {

@@ -3,7 +3,9 @@
 // transfer syntaxes its instances are stored in, the node's preferred syntax, then what we can
 // convert to (uncompressed, lossless compressed, lossy only when allowed), one syntax per
 // presentation context. An instance goes on the context of its own syntax when the peer
-// accepted it, streamed from its file unchanged; otherwise it is converted in memory with
+// accepted it, its data set read from the file and sent byte for byte as stored (undefined
+// lengths, group lengths and all; DCMTK's own file send parses and re-encodes); otherwise it is
+// converted in memory with
 // DCMTK's codecs (dicom/transcode), or fails alone with the reason (e.g. JPEG 2000, which this
 // build cannot decode). Thread-safe: each call opens its own association.
 #include <cstdint>

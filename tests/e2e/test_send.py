@@ -35,6 +35,7 @@ import shutil
 import sys
 import threading
 import time
+import uuid
 import unittest
 from collections import Counter
 from pathlib import Path
@@ -368,6 +369,30 @@ def j2k_copy(src, dst):
     return dst
 
 
+def with_undefined_length_sequence(src, dst):
+    """A copy of src (Explicit VR) with a Referenced Image Sequence (0008,1140) of undefined
+    length whose one item is of undefined length too, ended by delimitation items (PS3.5
+    7.5.2). DCMTK, when it parses a data set and writes it again, gives sequences and items a
+    defined length (its default for the network): only a sender that sends the stored bytes
+    keeps this encoding."""
+    data = Path(src).read_bytes()
+    meta, offset = dicomgen.read_meta(data)
+    item = b"".join(struct.pack("<HH", 0x0008, e) + b"UI" + struct.pack("<H", len(v)) + v
+                    for e, v in ((0x1150, b"1.2.840.10008.5.1.4.1.1.2\0"),
+                                 (0x1155, b"1.2.826.0.1.3680043.9.7133.77.10")))
+    sequence = (struct.pack("<HH", 0x0008, 0x1140) + b"SQ\0\0" + struct.pack("<I", 0xFFFFFFFF)
+                + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + item
+                + struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
+    pos = offset
+    while pos < len(data):  # before the first top-level element after (0008,1140)
+        tag, _, _, nxt = dicomgen._next_element(data, pos, True)
+        if tag > (0x0008, 0x1140):
+            break
+        pos = nxt
+    Path(dst).write_bytes(data[:pos] + sequence + data[pos:])
+    return dst
+
+
 def ts_of(path):
     return dicomgen.read_meta(path)[0]["TransferSyntaxUID"]
 
@@ -596,6 +621,37 @@ class SendTests(harness.JobHelpers, harness.E2ETestCase):
             self.assertNotIn(sop, got, "Orthanc holds %s twice" % sop)
             got[sop] = payload
         self.assert_identical_files(got, files, what="Orthanc")
+
+    def test_stored_bytes_go_as_stored_with_undefined_length_sequences(self):
+        """A stored instance goes to the peer byte for byte as we hold it, including what a
+        parse-and-write would change: sequences and items of undefined length. storescu
+        would give them a defined length when loading, so they reach our archive by STOW-RS."""
+        made = dicomgen.generate(self.tmp / "undef_src", 3, modality="CT", size=5000,
+                                 patient_id="SENDUNDEF")
+        files = [(with_undefined_length_sequence(path, path + ".sq.dcm"), sop, st, se)
+                 for path, sop, st, se in made]
+        boundary = "undef-" + uuid.uuid4().hex
+        body = b"".join(b"--%s\r\nContent-Type: application/dicom\r\n\r\n%s\r\n"
+                        % (boundary.encode(), Path(f[0]).read_bytes()) for f in files)
+        body += b"--%s--\r\n" % boundary.encode()
+        status, _, answer = self.server.raw(
+            "POST", "/dicom-web/studies", body,
+            headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary='
+                     + boundary, "Accept": "application/dicom+json"})
+        self.assertEqual(status, 200, answer[:2000])
+        study = files[0][2]
+        self.assertTrue(harness.wait_until(
+            lambda: harness.studies_by_uid(self.server).get(study, {}).get("instance_count")
+            == len(files), timeout=30, interval=0.1), "the STOW-RS study is not listed")
+        # The premise: our archive holds the undefined lengths (else nothing is tested here).
+        status, _, stored = self.server.raw(
+            "GET", "/api/instances/%s/file" % files[0][1])
+        self.assertEqual(status, 200)
+        self.assertIn(struct.pack("<HH", 0x0008, 0x1140) + b"SQ\0\0" + b"\xff" * 4, stored)
+        scp = self.scp_and_node("scp-undef")
+        job = self.send_and_wait("scp-undef", "STUDY", [study])
+        self.assert_succeeded(job, files, node="scp-undef", level="STUDY", uids=[study])
+        self.assert_storescp_has(scp, files)
 
     def test_series_level_sends_only_that_series(self):
         files = self.sets["series"]
