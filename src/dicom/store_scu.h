@@ -5,9 +5,9 @@
 // presentation context. An instance goes on the context of its own syntax when the peer
 // accepted it, its data set read from the file and sent byte for byte as stored (undefined
 // lengths, group lengths and all; DCMTK's own file send parses and re-encodes); otherwise it is
-// converted in memory with
-// DCMTK's codecs (dicom/transcode), or fails alone with the reason (e.g. JPEG 2000, which this
-// build cannot decode). Thread-safe: each call opens its own association.
+// converted in memory with DCMTK's codecs (dicom/transcode), or fails alone with the reason
+// (e.g. JPEG 2000, which this build cannot decode). Thread-safe: each call opens its own
+// association.
 #include <cstdint>
 #include <functional>
 #include <string>
