@@ -12,7 +12,7 @@
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
-#include <dcmtk/dcmdata/dcostrmf.h>
+#include <dcmtk/dcmdata/dcostrma.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <fmt/format.h>
@@ -22,6 +22,7 @@
 #include "dicom/dataset_impl.h"
 #include "dicom/header.h"
 #include "dicom/network.h"
+#include "dicom/pdv_write.h"
 #include "dicom/split_dataset.h"
 
 namespace pb::dicom {
@@ -96,6 +97,69 @@ class SplitStream : private SplitConsumerBase, public DcmOutputStream {
   explicit SplitStream(DataSetSplitter& splitter) : SplitConsumerBase(splitter), DcmOutputStream(&consumer) {}
 };
 
+// Writes a data set to an open file, in writes of at least 64 KB (a small data set in one),
+// each one checked: the last bytes reach the file before Close() says it went well. Instead of
+// stdio, whose fdopen and first write cost two more system calls per instance, and whose last
+// buffered bytes would fail only at fclose.
+class FdConsumer : public DcmConsumer {
+ public:
+  explicit FdConsumer(int fd) : fd_(fd) {}
+  FdConsumer(const FdConsumer&) = delete;
+  FdConsumer& operator=(const FdConsumer&) = delete;
+  ~FdConsumer() override { Close(); }
+  OFBool good() const override { return ok_; }
+  OFCondition status() const override { return ok_ ? EC_Normal : EC_InvalidStream; }
+  OFBool isFlushed() const override { return pending_.empty(); }
+  offile_off_t avail() const override { return ok_ ? 0x7FFFFFFF : 0; }
+  offile_off_t write(const void* buf, offile_off_t len) override {
+    if (!ok_ || len <= 0) return 0;
+    const char* p = static_cast<const char*>(buf);
+    const auto n = static_cast<size_t>(len);
+    if (pending_.empty() && n >= kChunk) return WriteAll(p, n) ? len : 0;
+    pending_.append(p, n);
+    if (pending_.size() >= kChunk) flush();
+    return ok_ ? len : 0;
+  }
+  void flush() override {
+    if (ok_ && !pending_.empty()) WriteAll(pending_.data(), pending_.size());
+    pending_.clear();
+  }
+  // Writes what is left and closes the file: false when any write or the close failed.
+  bool Close() {
+    flush();
+    if (fd_ >= 0 && ::close(std::exchange(fd_, -1)) != 0) ok_ = false;
+    return ok_;
+  }
+
+ private:
+  static constexpr size_t kChunk = 64 * 1024;
+  bool WriteAll(const char* p, size_t n) {
+    while (n > 0) {
+      const ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return ok_ = false;
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+    return true;
+  }
+  int fd_;
+  bool ok_ = true;
+  std::string pending_;
+};
+
+struct FdConsumerBase {
+  explicit FdConsumerBase(int fd) : consumer(fd) {}
+  FdConsumer consumer;
+};
+
+// DCMTK's output stream onto FdConsumer: owns the descriptor from here on.
+class FdStream : private FdConsumerBase, public DcmOutputStream {
+ public:
+  explicit FdStream(int fd) : FdConsumerBase(fd), DcmOutputStream(&consumer) {}
+  bool Close() { return consumer.Close(); }
+};
+
 // Syntaxes whose encoding DataSetSplitter walks: Little Endian, not deflated.
 bool Splittable(const std::string& transfer_syntax_uid) {
   DcmXfer xfer(transfer_syntax_uid.c_str());
@@ -109,14 +173,14 @@ void RemoveQuietly(const std::filesystem::path& p) {
 }
 
 StoreEnd Answer(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_StoreRQ& req,
-                T_DIMSE_C_StoreRSP& rsp, const StoreAnswer& answer, const StoreContext& ctx, uint16_t& answered);
+                const StoreAnswer& answer, const StoreContext& ctx, uint16_t& answered);
 
 // What DIMSE_createFilestream writes (the file meta information of PS3.10 7.1, with DCMTK's
 // implementation class UID and version name and the association's calling AE title as source),
 // into a file opened already (owned by the stream from here on, closed on failure too).
-OFCondition CreateFilestream(std::FILE* file, const T_DIMSE_C_StoreRQ& req, T_ASC_Association* assoc,
-                             T_ASC_PresentationContextID pres, std::unique_ptr<DcmOutputFileStream>& out) {
-  out = std::make_unique<DcmOutputFileStream>(file);
+OFCondition CreateFilestream(int fd, const T_DIMSE_C_StoreRQ& req, T_ASC_Association* assoc,
+                             T_ASC_PresentationContextID pres, std::unique_ptr<FdStream>& out) {
+  out = std::make_unique<FdStream>(fd);
   T_ASC_PresentationContext pc;
   OFCondition cond = ASC_findAcceptedPresentationContext(assoc->params, pres, &pc);
   if (cond.bad()) return cond;
@@ -144,17 +208,8 @@ OFCondition CreateFilestream(std::FILE* file, const T_DIMSE_C_StoreRQ& req, T_AS
   return cond;
 }
 
-std::FILE* OpenNew(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return nullptr;
-  std::FILE* f = ::fdopen(fd, "wb");
-  if (!f) {
-    const int err = errno;
-    ::close(fd);
-    RemoveQuietly(path);
-    errno = err;
-  }
-  return f;
+int OpenNew(const std::filesystem::path& path) {
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 }
 
 IncomingInstance Describe(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const T_DIMSE_C_StoreRQ& req,
@@ -180,33 +235,26 @@ StoreAnswer StoreSink::StoreDataset(const IncomingInstance&, Dataset&) {
 }
 
 SpareFile::~SpareFile() {
-  if (file_) {
-    std::fclose(file_);
+  if (fd_ >= 0) {
+    ::close(fd_);
     RemoveQuietly(path_);
   }
 }
 
 void SpareFile::Make(std::filesystem::path path) {
-  if (!std::exchange(asked_before_, true) || file_) return;
-  file_ = OpenNew(path);
-  if (file_) path_ = std::move(path);
+  if (!std::exchange(asked_before_, true) || fd_ >= 0) return;
+  fd_ = OpenNew(path);
+  if (fd_ >= 0) path_ = std::move(path);
 }
 
-std::FILE* SpareFile::Take(std::filesystem::path& path) {
+int SpareFile::Take(std::filesystem::path& path) {
   path = std::move(path_);
   path_.clear();
-  return std::exchange(file_, nullptr);
+  return std::exchange(fd_, -1);
 }
 
 StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_StoreRQ& req,
                       StoreSink& sink, const StoreContext& ctx, uint16_t& answered) {
-  T_DIMSE_C_StoreRSP rsp{};
-  rsp.MessageIDBeingRespondedTo = req.MessageID;
-  rsp.DataSetType = DIMSE_DATASET_NULL;
-  OFStandard::strlcpy(rsp.AffectedSOPClassUID, req.AffectedSOPClassUID, sizeof rsp.AffectedSOPClassUID);
-  OFStandard::strlcpy(rsp.AffectedSOPInstanceUID, req.AffectedSOPInstanceUID, sizeof rsp.AffectedSOPInstanceUID);
-  rsp.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
-
   if (sink.WantsDataset() && Splittable(Describe(assoc, pres, req, ctx).transfer_syntax_uid)) {
     // The attributes are received into memory, where they are changed: nothing that identifies
     // reaches the disk as sent. Bulk values beyond the memory budget (pixel data) go to a
@@ -239,7 +287,7 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
       answer = sink.StoreDataset(in, **data);
     }
     if (data) data->reset();  // the spill file goes with the data set
-    return Answer(assoc, pres, req, rsp, answer, ctx, answered);
+    return Answer(assoc, pres, req, answer, ctx, answered);
   }
   if (sink.WantsDataset()) {
     // Received into memory (syntaxes the split does not walk: deflate, big endian): nothing of
@@ -259,20 +307,20 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     impl->transfer_syntax_uid = in.transfer_syntax_uid;
     Dataset data(std::move(impl));
     StoreAnswer answer = sink.StoreDataset(in, data);
-    return Answer(assoc, pres, req, rsp, answer, ctx, answered);
+    return Answer(assoc, pres, req, answer, ctx, answered);
   }
   std::filesystem::path temp;
-  std::FILE* file = ctx.spare ? ctx.spare->Take(temp) : nullptr;
+  int fd = ctx.spare ? ctx.spare->Take(temp) : -1;
   std::string create_error;
-  if (!file) {
+  if (fd < 0) {
     temp = sink.NewTempPath();
-    file = OpenNew(temp);
-    if (!file) create_error = std::strerror(errno);
+    fd = OpenNew(temp);
+    if (fd < 0) create_error = std::strerror(errno);
   }
-  std::unique_ptr<DcmOutputFileStream> stream;
+  std::unique_ptr<FdStream> stream;
   OFCondition cond = EC_InvalidStream;
-  if (file) {
-    cond = CreateFilestream(file, req, assoc, pres, stream);
+  if (fd >= 0) {
+    cond = CreateFilestream(fd, req, assoc, pres, stream);
     if (cond.bad()) {
       create_error = ConditionText(cond);
       stream.reset();
@@ -299,12 +347,9 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     const uint64_t received = tee->data().total();
     std::string head = tee->data().TakeHead();
     tee.reset();
-    stream.reset();  // closes the file: buffered bytes may still fail to reach the disk here
-    std::error_code size_ec;
-    if (write_ok && cond.good() &&
-        std::filesystem::file_size(temp, size_ec) != static_cast<uintmax_t>(meta_size) + received) {
-      write_ok = false;
-    }
+    // The last bytes are written here, and a write that fails (a full disk) says so.
+    if (!stream->Close()) write_ok = false;
+    stream.reset();
     if (!write_ok && cond.good()) {
       spdlog::error("{}: cannot write a data set from {}@{} to {} (disk full?)", ctx.log_name, ctx.calling_ae, ctx.peer,
                     temp.parent_path().string());
@@ -329,7 +374,7 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
       if (in.header && in.header->sop_uid == in.sop_instance_uid) pending = sink.AnswerBeforeStore(in);
       if (pending) {
         StoreAnswer early{status::kSuccess, {}};
-        StoreEnd end = Answer(assoc, pres, req, rsp, early, ctx, answered);
+        StoreEnd end = Answer(assoc, pres, req, early, ctx, answered);
         in.answered = true;
         answer = sink.Store(in);  // the temp file is the sink's whatever the answer's fate
         pending->Finished(answer.status == status::kSuccess);
@@ -351,7 +396,7 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     ASC_abortAssociation(assoc);
     return StoreEnd::kAssociationLost;
   }
-  StoreEnd end = Answer(assoc, pres, req, rsp, answer, ctx, answered);
+  StoreEnd end = Answer(assoc, pres, req, answer, ctx, answered);
   if (end == StoreEnd::kAnswered && answer.status == status::kSuccess) make_spare();
   return end;
 }
@@ -359,15 +404,26 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
 namespace {
 
 StoreEnd Answer(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_StoreRQ& req,
-                T_DIMSE_C_StoreRSP& rsp, const StoreAnswer& answer, const StoreContext& ctx, uint16_t& answered) {
-  rsp.DimseStatus = answer.status;
+                const StoreAnswer& answer, const StoreContext& ctx, uint16_t& answered) {
   answered = answer.status;
   std::unique_ptr<DcmDataset> detail;
   if (answer.status != status::kSuccess && !answer.error_comment.empty()) {
     detail = std::make_unique<DcmDataset>();
     detail->putAndInsertString(DCM_ErrorComment, answer.error_comment.substr(0, 64).c_str());
   }
-  OFCondition cond = DIMSE_sendStoreResponse(assoc, pres, &req, &rsp, detail.get());
+  // The C-STORE-RSP (PS3.7 9.3.1.2), as DIMSE_sendStoreResponse builds it, written in one PDU.
+  DcmDataset cmd;
+  OFCondition cond = cmd.putAndInsertString(DCM_AffectedSOPClassUID, req.AffectedSOPClassUID);
+  if (cond.good()) cond = cmd.putAndInsertUint16(DCM_CommandField, DIMSE_C_STORE_RSP);
+  if (cond.good()) cond = cmd.putAndInsertUint16(DCM_MessageIDBeingRespondedTo, req.MessageID);
+  if (cond.good()) cond = cmd.putAndInsertUint16(DCM_CommandDataSetType, DIMSE_DATASET_NULL);
+  if (cond.good()) cond = cmd.putAndInsertUint16(DCM_Status, answer.status);
+  if (cond.good()) cond = cmd.putAndInsertString(DCM_AffectedSOPInstanceUID, req.AffectedSOPInstanceUID);
+  if (cond.good() && detail) {
+    DcmElement* e = nullptr;
+    while (cond.good() && (e = detail->remove(0UL)) != nullptr) cond = cmd.insert(e, OFTrue);
+  }
+  if (cond.good()) cond = WriteCommand(assoc, pres, cmd);
   if (cond.bad()) {
     spdlog::warn("{}: cannot answer {}@{}: {}", ctx.log_name, ctx.calling_ae, ctx.peer, ConditionText(cond));
     ASC_abortAssociation(assoc);

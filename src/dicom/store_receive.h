@@ -39,11 +39,11 @@ class SpareFile {
   // one data set often carries no more (a modality's single image), and the file would only be
   // made and removed again.
   void Make(std::filesystem::path path);
-  // The file made ahead and its path, handed over (null when there is none).
-  std::FILE* Take(std::filesystem::path& path);
+  // The descriptor of the file made ahead and its path, handed over (-1 when there is none).
+  int Take(std::filesystem::path& path);
 
  private:
-  std::FILE* file_ = nullptr;
+  int fd_ = -1;
   std::filesystem::path path_;
   bool asked_before_ = false;
 };

@@ -13,18 +13,18 @@
 #include <optional>
 #include <set>
 #include <utility>
+#include <vector>
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
-#include <dcmtk/dcmdata/dcostrmb.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmnet/diutil.h>
-#include <dcmtk/dcmnet/dul.h>
 #include <fmt/format.h>
 
 #include "dicom/condition.h"
 #include "dicom/header_scan.h"
+#include "dicom/pdv_write.h"
 #include "dicom/scu.h"
 #include "dicom/store_scu_impl.h"
 #include "dicom/transcode.h"
@@ -179,23 +179,7 @@ std::optional<StoredDataSet> OpenAsStored(const SendItem& it) {
   return file;
 }
 
-// One PDV through DCMTK's upper layer, which frames it into P-DATA-TF PDUs.
-OFCondition WritePdv(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, DUL_DATAPDV type, void* data,
-                     unsigned long length, bool last) {
-  DUL_PDV pdv{};
-  pdv.fragmentLength = length;
-  pdv.presentationContextID = pres;
-  pdv.pdvType = type;
-  pdv.lastPDV = last ? OFTrue : OFFalse;
-  pdv.data = data;
-  DUL_PDVLIST list{};
-  list.count = 1;
-  list.pdv = &pdv;
-  return DUL_WritePDVs(&assoc->DULassociation, &list);
-}
-
-// The C-STORE-RQ command set (PS3.7 9.3.1.1), encoded as every command is (Implicit VR Little
-// Endian, with its group length), in one PDV.
+// The C-STORE-RQ command set (PS3.7 9.3.1.1).
 OFCondition SendStoreCommand(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const T_DIMSE_C_StoreRQ& rq) {
   DcmDataset cmd;
   OFCondition c = cmd.putAndInsertString(DCM_AffectedSOPClassUID, rq.AffectedSOPClassUID);
@@ -211,28 +195,23 @@ OFCondition SendStoreCommand(T_ASC_Association* assoc, T_ASC_PresentationContext
     c = cmd.putAndInsertUint16(DCM_MoveOriginatorMessageID, rq.MoveOriginatorID);
   }
   if (c.bad()) return c;
-  unsigned char buf[1024];  // a C-STORE-RQ is at most ~300 bytes
-  DcmOutputBufferStream out(buf, sizeof buf);
-  cmd.transferInit();
-  c = cmd.write(out, EXS_LittleEndianImplicit, EET_ExplicitLength, nullptr, EGL_withGL, EPD_withoutPadding);
-  cmd.transferEnd();
-  if (c.bad()) return c;
-  void* data = nullptr;
-  offile_off_t length = 0;
-  out.flushBuffer(data, length);
-  return WritePdv(assoc, pres, DUL_COMMANDPDV, data, static_cast<unsigned long>(length), true);
+  return WriteCommand(assoc, pres, cmd);
 }
 
 // The data set, in PDVs as long as DCMTK's own (what the peer's maximum PDU allows), read from
-// the file into the association's send buffer.
+// the file, one PDU per write.
 OFCondition SendStoredDataSet(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const StoredDataSet& file) {
   unsigned long room = assoc->sendPDVLength;
   const unsigned long max_pdu = dcmMaxOutgoingPDUSize.get();
-  if (room + 12 > max_pdu) room = max_pdu - 12;
+  if (room + kPduHead > max_pdu) room = max_pdu - kPduHead;
   room &= ~1UL;
+  // One PDU's worth, kept by the thread: a buffer of 128 KB or more is mapped and unmapped by
+  // malloc each time.
+  thread_local std::vector<unsigned char> pdu;
+  if (pdu.size() < kPduHead + room) pdu.resize(kPduHead + room);
   for (off_t at = file.begin; at < file.end;) {
     const size_t want = static_cast<size_t>(std::min<off_t>(static_cast<off_t>(room), file.end - at));
-    const ssize_t n = ::pread(file.fd(), assoc->sendPDVBuffer, want, at);
+    const ssize_t n = ::pread(file.fd(), pdu.data() + kPduHead, want, at);
     if (n <= 0) {
       if (n < 0 && errno == EINTR) continue;
       // The association is in the middle of a data set: it cannot go on.
@@ -240,8 +219,7 @@ OFCondition SendStoredDataSet(T_ASC_Association* assoc, T_ASC_PresentationContex
                              n == 0 ? "the stored file ended early" : "the stored file could not be read");
     }
     at += n;
-    OFCondition c =
-        WritePdv(assoc, pres, DUL_DATASETPDV, assoc->sendPDVBuffer, static_cast<unsigned long>(n), at >= file.end);
+    OFCondition c = WritePdv(assoc, pres, DUL_DATASETPDV, pdu.data(), static_cast<unsigned long>(n), at >= file.end);
     if (c.bad()) return c;
   }
   return EC_Normal;

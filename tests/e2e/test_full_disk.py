@@ -102,7 +102,7 @@ class FullDiskTests(harness.E2ETestCase):
                                                 patient_id="TOOBIG")[0]
         self.assertGreater(os.path.getsize(path), TMPFS_BYTES)
         cp = harness.storescu(self.server.dicom_port, self.server.dicom_ae, [path],
-                              calling_ae="FULLDISK", extra=["-v"], timeout=120)
+                              calling_ae="FULLDISK", extra=["-d"], timeout=120)
         out = cp.stdout + cp.stderr
 
         # Whatever the answer, the server survives, leaves nothing behind, indexes nothing.
@@ -123,6 +123,12 @@ class FullDiskTests(harness.E2ETestCase):
             re.search(r"A700|Out\s*Of\s*Resources", out, re.IGNORECASE),
             "storescu got no C-STORE-RSP with status 0xA700 (Out of Resources); the server "
             "must answer the C-STORE, not abort the association:\n%s" % harness.proc_output(cp))
+        # Its status detail says why: storescu prints the response's Error
+        # Comment (0000,0902) at -d.
+        self.assertIsNotNone(
+            re.search(r"\(0000,0902\) LO \[[^]]*disk full", out),
+            "the C-STORE-RSP carries no Error Comment naming the full disk:\n%s"
+            % harness.proc_output(cp))
 
     def test_c_anonymizing_receiver_refuses_what_does_not_fit_and_leaves_nothing(self):
         # An anonymizing receiver holds the data set in memory and writes only the
