@@ -25,8 +25,9 @@ namespace pb::dicom {
 std::optional<InstanceRecord> ScanHeader(std::string_view bytes, bool complete, std::string_view transfer_syntax_uid);
 
 // A DICOM file's meta header (128-byte preamble, "DICM", group 0002 in explicit VR Little
-// Endian): where its data set begins and the transfer syntax it is in. nullopt when the meta
-// header does not end within `bytes`, or is anything DCMTK might read otherwise (elements out
+// Endian): where its data set begins and the transfer syntax it is in. nullopt when `bytes`
+// do not reach 2 bytes past the meta header (the next tag's group tells it has ended), or it
+// is anything DCMTK might read otherwise (elements out
 // of order, a group length that disagrees, no or an unclean transfer syntax UID).
 struct MetaHeader {
   size_t data_set_offset = 0;

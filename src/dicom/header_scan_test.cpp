@@ -311,12 +311,16 @@ TEST_F(HeaderScanTest, TheMetaHeaderSaysWhereTheDataSetBeginsWhateverItsSyntax) 
     const std::string file = Save(*ff, xfer);
     auto meta = ScanMetaHeader(file);
     ASSERT_TRUE(meta) << Syntax(xfer);
-    // The group length (0002,0000) that DCMTK wrote counts from the end of its own element.
+    // What follows is the data set as DCMTK writes it alone, without a meta header.
+    const fs::path alone = dir_ / "alone.dcm";
+    ASSERT_TRUE(ff->getDataset()->saveFile(alone.c_str(), xfer, EET_ExplicitLength, EGL_withoutGL).good());
+    EXPECT_EQ(file.substr(meta->data_set_offset), Bytes(alone)) << Syntax(xfer);
     EXPECT_EQ(meta->data_set_offset, DatasetOffset(file)) << Syntax(xfer);
     EXPECT_EQ(meta->transfer_syntax_uid, Syntax(xfer));
-    // The meta header alone is enough; a byte less is not.
+    // The meta header and the data set's first group number are enough; less is not.
     ASSERT_TRUE(ScanMetaHeader(std::string_view(file).substr(0, DatasetOffset(file) + 2)));
-    EXPECT_FALSE(ScanMetaHeader(std::string_view(file).substr(0, DatasetOffset(file) - 1)));
+    EXPECT_FALSE(ScanMetaHeader(std::string_view(file).substr(0, DatasetOffset(file) + 1)));
+    EXPECT_FALSE(ScanMetaHeader(std::string_view(file).substr(0, DatasetOffset(file))));
   }
   EXPECT_FALSE(ScanMetaHeader(std::string(200, '\0')));  // no "DICM"
 }

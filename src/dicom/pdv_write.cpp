@@ -1,6 +1,9 @@
 #include "dicom/pdv_write.h"
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <string>
 
 #include <dcmtk/dcmdata/dcostrmb.h>
 #include <dcmtk/dcmnet/cond.h>
@@ -33,9 +36,15 @@ OFCondition WritePdv(T_ASC_Association* assoc, T_ASC_PresentationContextID pres,
     // Message control header (PS3.8 E.2): bit 0 a command, bit 1 its last fragment.
     pdu[11] = static_cast<unsigned char>((type == DUL_COMMANDPDV ? 0x01 : 0x00) | (last ? 0x02 : 0x00));
     const size_t total = kPduHead + length;
-    ssize_t n = conn->write(pdu, total);  // a blocking connection: all of it, or a failure
+    // A blocking connection writes all of it or fails (TLS: SSL_write without partial writes),
+    // as DCMTK's upper layer takes it.
+    ssize_t n = 0;
+    do {
+      n = conn->write(pdu, total);
+    } while (n < 0 && errno == EINTR);
     if (n < 0 || static_cast<size_t>(n) != total) {
-      return makeDcmnetCondition(DULC_TCPIOERROR, OF_error, "the connection failed while sending a P-DATA-TF PDU");
+      const std::string why = n < 0 ? std::strerror(errno) : "a partial write";
+      return makeDcmnetCondition(DULC_TCPIOERROR, OF_error, ("sending a P-DATA-TF PDU failed: " + why).c_str());
     }
     return EC_Normal;
   }

@@ -127,7 +127,8 @@ class FdConsumer : public DcmConsumer {
   // Writes what is left and closes the file: false when any write or the close failed.
   bool Close() {
     flush();
-    if (fd_ >= 0 && ::close(std::exchange(fd_, -1)) != 0) ok_ = false;
+    // Linux releases the descriptor even when close() is interrupted: EINTR is no failure.
+    if (fd_ >= 0 && ::close(std::exchange(fd_, -1)) != 0 && errno != EINTR) ok_ = false;
     return ok_;
   }
 

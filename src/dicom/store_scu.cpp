@@ -170,8 +170,10 @@ std::optional<StoredDataSet> OpenAsStored(const SendItem& it) {
   const ssize_t n = ::pread(fd, head, std::min<size_t>(sizeof head, static_cast<size_t>(st.st_size)), 0);
   if (n <= 0) return std::nullopt;
   auto meta = ScanMetaHeader(std::string_view(head, static_cast<size_t>(n)));
+  // An odd length is a deflated data set stored without its pad byte (PS3.5 A.5): DCMTK's
+  // sender adds it, and a DCMTK receiver refuses a PDV of odd length.
   if (!meta || meta->transfer_syntax_uid != it.transfer_syntax_uid ||
-      static_cast<off_t>(meta->data_set_offset) >= st.st_size) {
+      static_cast<off_t>(meta->data_set_offset) >= st.st_size || (st.st_size - meta->data_set_offset) % 2 != 0) {
     return std::nullopt;
   }
   file.begin = static_cast<off_t>(meta->data_set_offset);
@@ -189,7 +191,11 @@ OFCondition SendStoreCommand(T_ASC_Association* assoc, T_ASC_PresentationContext
   if (c.good()) c = cmd.putAndInsertUint16(DCM_CommandDataSetType, static_cast<Uint16>(DIMSE_DATASET_PRESENT));
   if (c.good()) c = cmd.putAndInsertString(DCM_AffectedSOPInstanceUID, rq.AffectedSOPInstanceUID);
   if (c.good() && (rq.opts & O_STORE_MOVEORIGINATORAETITLE)) {
-    c = cmd.putAndInsertString(DCM_MoveOriginatorApplicationEntityTitle, rq.MoveOriginatorApplicationEntityTitle);
+    // Without the padding an AE title may come with, as DCMTK's own command builder puts it.
+    std::string ae = rq.MoveOriginatorApplicationEntityTitle;
+    ae.erase(ae.find_last_not_of(' ') + 1);
+    ae.erase(0, std::min(ae.find_first_not_of(' '), ae.size()));
+    c = cmd.putAndInsertString(DCM_MoveOriginatorApplicationEntityTitle, ae.c_str());
   }
   if (c.good() && (rq.opts & O_STORE_MOVEORIGINATORID)) {
     c = cmd.putAndInsertUint16(DCM_MoveOriginatorMessageID, rq.MoveOriginatorID);
@@ -211,15 +217,19 @@ OFCondition SendStoredDataSet(T_ASC_Association* assoc, T_ASC_PresentationContex
   if (pdu.size() < kPduHead + room) pdu.resize(kPduHead + room);
   for (off_t at = file.begin; at < file.end;) {
     const size_t want = static_cast<size_t>(std::min<off_t>(static_cast<off_t>(room), file.end - at));
-    const ssize_t n = ::pread(file.fd(), pdu.data() + kPduHead, want, at);
-    if (n <= 0) {
+    size_t got = 0;  // the whole PDV (an even length), however the reads fall
+    while (got < want) {
+      const ssize_t n = ::pread(file.fd(), pdu.data() + kPduHead + got, want - got, at + static_cast<off_t>(got));
       if (n < 0 && errno == EINTR) continue;
-      // The association is in the middle of a data set: it cannot go on.
-      return makeOFCondition(OFM_dcmnet, DIMSEC_SENDFAILED, OF_error,
-                             n == 0 ? "the stored file ended early" : "the stored file could not be read");
+      if (n <= 0) {
+        // The association is in the middle of a data set: it cannot go on.
+        return makeOFCondition(OFM_dcmnet, DIMSEC_SENDFAILED, OF_error,
+                               n == 0 ? "the stored file ended early" : "the stored file could not be read");
+      }
+      got += static_cast<size_t>(n);
     }
-    at += n;
-    OFCondition c = WritePdv(assoc, pres, DUL_DATASETPDV, pdu.data(), static_cast<unsigned long>(n), at >= file.end);
+    at += static_cast<off_t>(got);
+    OFCondition c = WritePdv(assoc, pres, DUL_DATASETPDV, pdu.data(), static_cast<unsigned long>(got), at >= file.end);
     if (c.bad()) return c;
   }
   return EC_Normal;
@@ -239,6 +249,8 @@ OFCondition AwaitStoreResponse(T_ASC_Association* assoc, T_ASC_PresentationConte
       cancel->cancelEncountered = OFTrue;
       cancel->req = msg.msg.CCancelRQ;
       cancel->presId = on;
+      delete *detail;  // what a C-CANCEL-RQ carried beyond its command: not the response's
+      *detail = nullptr;
       continue;
     }
     if (msg.CommandField != DIMSE_C_STORE_RSP) {
@@ -266,6 +278,11 @@ SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOp
   if (!route.pres) {
     o.status = SendStatus::kFailed;
     o.reason = NoRouteReason(assoc, it, opt.allow_lossy);
+    return o;
+  }
+  if (it.sop_uid.empty() || it.sop_uid.size() > 64) {  // PS3.5 9.1: at most 64 characters
+    o.status = SendStatus::kFailed;
+    o.reason = "the instance has no valid SOP Instance UID";
     return o;
   }
   if (::access(it.path.c_str(), R_OK) != 0) {

@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 import unittest
 from collections import Counter
 from pathlib import Path
@@ -622,15 +623,10 @@ class SendTests(harness.JobHelpers, harness.E2ETestCase):
             got[sop] = payload
         self.assert_identical_files(got, files, what="Orthanc")
 
-    def test_stored_bytes_go_as_stored_with_undefined_length_sequences(self):
-        """A stored instance goes to the peer byte for byte as we hold it, including what a
-        parse-and-write would change: sequences and items of undefined length. storescu
-        would give them a defined length when loading, so they reach our archive by STOW-RS."""
-        made = dicomgen.generate(self.tmp / "undef_src", 3, modality="CT", size=5000,
-                                 patient_id="SENDUNDEF")
-        files = [(with_undefined_length_sequence(path, path + ".sq.dcm"), sop, st, se)
-                 for path, sop, st, se in made]
-        boundary = "undef-" + uuid.uuid4().hex
+    def stow_and_wait(self, files):
+        """Stores files (path, sop, study, series) in our archive by STOW-RS, as they are
+        (storescu would re-encode them), and waits until the study lists them all."""
+        boundary = "stow-" + uuid.uuid4().hex
         body = b"".join(b"--%s\r\nContent-Type: application/dicom\r\n\r\n%s\r\n"
                         % (boundary.encode(), Path(f[0]).read_bytes()) for f in files)
         body += b"--%s--\r\n" % boundary.encode()
@@ -643,15 +639,66 @@ class SendTests(harness.JobHelpers, harness.E2ETestCase):
         self.assertTrue(harness.wait_until(
             lambda: harness.studies_by_uid(self.server).get(study, {}).get("instance_count")
             == len(files), timeout=30, interval=0.1), "the STOW-RS study is not listed")
+        return study
+
+    def test_stored_bytes_go_as_stored_with_undefined_length_sequences(self):
+        """A stored instance goes to the peer byte for byte as we hold it, including what a
+        parse-and-write would change: sequences and items of undefined length. The peer takes
+        PDUs of at most 4 KB, so each data set goes in several PDVs."""
+        made = dicomgen.generate(self.tmp / "undef_src", 3, modality="CT", size=20000,
+                                 patient_id="SENDUNDEF")
+        sequence_tag = struct.pack("<HH", 0x0008, 0x1140)
+        self.assertNotIn(sequence_tag, Path(made[0][0]).read_bytes(), "the source has one")
+        files = [(with_undefined_length_sequence(path, path + ".sq.dcm"), sop, st, se)
+                 for path, sop, st, se in made]
+        study = self.stow_and_wait(files)
         # The premise: our archive holds the undefined lengths (else nothing is tested here).
         status, _, stored = self.server.raw(
             "GET", "/api/instances/%s/file" % files[0][1])
         self.assertEqual(status, 200)
-        self.assertIn(struct.pack("<HH", 0x0008, 0x1140) + b"SQ\0\0" + b"\xff" * 4, stored)
-        scp = self.scp_and_node("scp-undef")
+        self.assertIn(sequence_tag + b"SQ\0\0" + b"\xff" * 4, stored)
+        scp = self.scp_and_node("scp-undef", scp_kw={"options": ("+B", "-pdu", "4096")})
         job = self.send_and_wait("scp-undef", "STUDY", [study])
         self.assert_succeeded(job, files, node="scp-undef", level="STUDY", uids=[study])
         self.assert_storescp_has(scp, files)
+
+    def test_deflated_instances_of_odd_and_even_length_arrive_whole(self):
+        """A deflated data set is often stored with an odd length (the stream is not padded in
+        a file), and a DICOM receiver refuses a PDV of odd length (PS3.5 A.5 pads it on the
+        network): such an instance still arrives. storescp accepts Deflated Explicit VR Little
+        Endian (+xd), so nothing is converted to a syntax it prefers."""
+        made = dicomgen.generate(self.tmp / "defl_src", 16, modality="CT", size=3000,
+                                 patient_id="SENDDEFL")
+        odd, even = [], []
+        for path, sop, st, se in made:
+            out = path + ".defl.dcm"
+            cp = subprocess.run(["dcmconv", "+td", path, out], capture_output=True, text=True,
+                                env=harness.tool_env())
+            self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+            data = Path(out).read_bytes()
+            meta, offset = dicomgen.read_meta(data)
+            self.assertEqual(meta["TransferSyntaxUID"], "1.2.840.10008.1.2.1.99")
+            (odd if (len(data) - offset) % 2 else even).append((out, sop, st, se))
+        self.assertTrue(odd and even, "the premise: deflated data sets of both parities "
+                        "(odd %d, even %d)" % (len(odd), len(even)))
+        files = odd[:2] + even[:2]
+        study = self.stow_and_wait(files)
+        scp = self.scp_and_node("scp-defl", scp_kw={"options": ("+B", "+xd")})
+        job = self.send_and_wait("scp-defl", "STUDY", [study])
+        self.assert_succeeded(job, files, node="scp-defl", level="STUDY", uids=[study])
+        got = scp.files()
+        self.assertEqual(sorted(got), sorted(f[1] for f in files))
+        for path, sop, _, _ in files:
+            data = Path(got[sop]).read_bytes()
+            meta, offset = dicomgen.read_meta(data)
+            self.assertEqual(meta["TransferSyntaxUID"], "1.2.840.10008.1.2.1.99", sop)
+            source = dicomgen.dataset_bytes(path)
+            if len(source) % 2 == 0:  # sent as stored
+                self.assertEqual(data[offset:], source, "%s differs at storescp" % sop)
+            else:  # deflated again by DCMTK, and padded: the same attributes inflated
+                self.assertEqual(len(data[offset:]) % 2, 0, sop)
+                self.assertEqual(zlib.decompress(data[offset:], -15),
+                                 zlib.decompress(source, -15), "%s differs inflated" % sop)
 
     def test_series_level_sends_only_that_series(self):
         files = self.sets["series"]
