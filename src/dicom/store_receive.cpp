@@ -103,7 +103,7 @@ class SplitStream : private SplitConsumerBase, public DcmOutputStream {
 // buffered bytes would fail only at fclose.
 class FdConsumer : public DcmConsumer {
  public:
-  explicit FdConsumer(int fd) : fd_(fd) {}
+  explicit FdConsumer(UniqueFd fd) : fd_(std::move(fd)) {}
   FdConsumer(const FdConsumer&) = delete;
   FdConsumer& operator=(const FdConsumer&) = delete;
   ~FdConsumer() override { Close(); }
@@ -127,8 +127,7 @@ class FdConsumer : public DcmConsumer {
   // Writes what is left and closes the file: false when any write or the close failed.
   bool Close() {
     flush();
-    // Linux releases the descriptor even when close() is interrupted: EINTR is no failure.
-    if (fd_ >= 0 && ::close(std::exchange(fd_, -1)) != 0 && errno != EINTR) ok_ = false;
+    if (!fd_.Close()) ok_ = false;
     return ok_;
   }
 
@@ -136,7 +135,7 @@ class FdConsumer : public DcmConsumer {
   static constexpr size_t kChunk = 64 * 1024;
   bool WriteAll(const char* p, size_t n) {
     while (n > 0) {
-      const ssize_t w = ::write(fd_, p, n);
+      const ssize_t w = ::write(fd_.get(), p, n);
       if (w < 0 && errno == EINTR) continue;
       if (w <= 0) return ok_ = false;
       p += w;
@@ -144,20 +143,20 @@ class FdConsumer : public DcmConsumer {
     }
     return true;
   }
-  int fd_;
+  UniqueFd fd_;
   bool ok_ = true;
   std::string pending_;
 };
 
 struct FdConsumerBase {
-  explicit FdConsumerBase(int fd) : consumer(fd) {}
+  explicit FdConsumerBase(UniqueFd fd) : consumer(std::move(fd)) {}
   FdConsumer consumer;
 };
 
 // DCMTK's output stream onto FdConsumer: owns the descriptor from here on.
 class FdStream : private FdConsumerBase, public DcmOutputStream {
  public:
-  explicit FdStream(int fd) : FdConsumerBase(fd), DcmOutputStream(&consumer) {}
+  explicit FdStream(UniqueFd fd) : FdConsumerBase(std::move(fd)), DcmOutputStream(&consumer) {}
   bool Close() { return consumer.Close(); }
 };
 
@@ -168,20 +167,15 @@ bool Splittable(const std::string& transfer_syntax_uid) {
          xfer.getStreamCompression() == ESC_none;
 }
 
-void RemoveQuietly(const std::filesystem::path& p) {
-  std::error_code ec;
-  std::filesystem::remove(p, ec);
-}
-
 StoreEnd Answer(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_StoreRQ& req,
                 const StoreAnswer& answer, const StoreContext& ctx, uint16_t& answered);
 
 // What DIMSE_createFilestream writes (the file meta information of PS3.10 7.1, with DCMTK's
 // implementation class UID and version name and the association's calling AE title as source),
 // into a file opened already (owned by the stream from here on, closed on failure too).
-OFCondition CreateFilestream(int fd, const T_DIMSE_C_StoreRQ& req, T_ASC_Association* assoc,
+OFCondition CreateFilestream(UniqueFd fd, const T_DIMSE_C_StoreRQ& req, T_ASC_Association* assoc,
                              T_ASC_PresentationContextID pres, std::unique_ptr<FdStream>& out) {
-  out = std::make_unique<FdStream>(fd);
+  out = std::make_unique<FdStream>(std::move(fd));
   T_ASC_PresentationContext pc;
   OFCondition cond = ASC_findAcceptedPresentationContext(assoc->params, pres, &pc);
   if (cond.bad()) return cond;
@@ -209,8 +203,8 @@ OFCondition CreateFilestream(int fd, const T_DIMSE_C_StoreRQ& req, T_ASC_Associa
   return cond;
 }
 
-int OpenNew(const std::filesystem::path& path) {
-  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+UniqueFd OpenNew(const std::filesystem::path& path) {
+  return UniqueFd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
 }
 
 IncomingInstance Describe(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const T_DIMSE_C_StoreRQ& req,
@@ -236,22 +230,22 @@ StoreAnswer StoreSink::StoreDataset(const IncomingInstance&, Dataset&) {
 }
 
 SpareFile::~SpareFile() {
-  if (fd_ >= 0) {
-    ::close(fd_);
+  if (fd_) {
+    fd_.Reset();
     RemoveQuietly(path_);
   }
 }
 
 void SpareFile::Make(std::filesystem::path path) {
-  if (!std::exchange(asked_before_, true) || fd_ >= 0) return;
+  if (!std::exchange(asked_before_, true) || fd_) return;
   fd_ = OpenNew(path);
-  if (fd_ >= 0) path_ = std::move(path);
+  if (fd_) path_ = std::move(path);
 }
 
-int SpareFile::Take(std::filesystem::path& path) {
+UniqueFd SpareFile::Take(std::filesystem::path& path) {
   path = std::move(path_);
   path_.clear();
-  return std::exchange(fd_, -1);
+  return std::move(fd_);
 }
 
 StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, T_DIMSE_C_StoreRQ& req,
@@ -311,17 +305,17 @@ StoreEnd ReceiveStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     return Answer(assoc, pres, req, answer, ctx, answered);
   }
   std::filesystem::path temp;
-  int fd = ctx.spare ? ctx.spare->Take(temp) : -1;
+  UniqueFd fd = ctx.spare ? ctx.spare->Take(temp) : UniqueFd();
   std::string create_error;
-  if (fd < 0) {
+  if (!fd) {
     temp = sink.NewTempPath();
     fd = OpenNew(temp);
-    if (fd < 0) create_error = std::strerror(errno);
+    if (!fd) create_error = std::strerror(errno);
   }
   std::unique_ptr<FdStream> stream;
   OFCondition cond = EC_InvalidStream;
-  if (fd >= 0) {
-    cond = CreateFilestream(fd, req, assoc, pres, stream);
+  if (fd) {
+    cond = CreateFilestream(std::move(fd), req, assoc, pres, stream);
     if (cond.bad()) {
       create_error = ConditionText(cond);
       stream.reset();

@@ -14,6 +14,7 @@
 #include <dcmtk/dcmnet/assoc.h>
 #include <dcmtk/dcmnet/dimse.h>
 
+#include "core/files.h"
 #include "dicom/server.h"
 
 namespace pb::dicom {
@@ -39,11 +40,11 @@ class SpareFile {
   // one data set often carries no more (a modality's single image), and the file would only be
   // made and removed again.
   void Make(std::filesystem::path path);
-  // The descriptor of the file made ahead and its path, handed over (-1 when there is none).
-  int Take(std::filesystem::path& path);
+  // The descriptor of the file made ahead and its path, handed over (none when there is none).
+  UniqueFd Take(std::filesystem::path& path);
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;
   std::filesystem::path path_;
   bool asked_before_ = false;
 };

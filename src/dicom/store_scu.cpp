@@ -22,6 +22,7 @@
 #include <dcmtk/dcmnet/diutil.h>
 #include <fmt/format.h>
 
+#include "core/files.h"
 #include "dicom/condition.h"
 #include "dicom/header_scan.h"
 #include "dicom/pdv_write.h"
@@ -137,23 +138,9 @@ std::string NoRouteReason(T_ASC_Association* assoc, const SendItem& it, bool all
 }
 
 // A stored file whose data set goes on the wire as its bytes are: [begin, end) of the file.
-class StoredDataSet {
- public:
-  explicit StoredDataSet(int fd) : fd_(fd) {}
-  StoredDataSet(StoredDataSet&& o) noexcept : fd_(std::exchange(o.fd_, -1)), begin(o.begin), end(o.end) {}
-  StoredDataSet(const StoredDataSet&) = delete;
-  StoredDataSet& operator=(const StoredDataSet&) = delete;
-  StoredDataSet& operator=(StoredDataSet&&) = delete;
-  ~StoredDataSet() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-
- public:
-  off_t begin = 0, end = 0;
+struct StoredDataSet {
+  UniqueFd fd;
+  off_t begin = 0, end = 0;  // the data set's bytes in the file
 };
 
 // The item's file, when its data set can go as it is stored: a regular file of the size the
@@ -161,9 +148,9 @@ class StoredDataSet {
 // chosen for that syntax). nullopt otherwise: DCMTK then parses the file and sends what it
 // reads, or says what is wrong with it, as for a converted instance.
 std::optional<StoredDataSet> OpenAsStored(const SendItem& it) {
-  const int fd = ::open(it.path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  StoredDataSet file(fd);
+  StoredDataSet file{UniqueFd(::open(it.path.c_str(), O_RDONLY | O_CLOEXEC))};
+  if (!file.fd) return std::nullopt;
+  const int fd = file.fd.get();
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (it.bytes > 0 && st.st_size != it.bytes)) return std::nullopt;
   char head[8192];  // meta headers are a few hundred bytes; a longer one goes the DCMTK way
@@ -219,7 +206,7 @@ OFCondition SendStoredDataSet(T_ASC_Association* assoc, T_ASC_PresentationContex
     const size_t want = static_cast<size_t>(std::min<off_t>(static_cast<off_t>(room), file.end - at));
     size_t got = 0;  // the whole PDV (an even length), however the reads fall
     while (got < want) {
-      const ssize_t n = ::pread(file.fd(), pdu.data() + kPduHead + got, want - got, at + static_cast<off_t>(got));
+      const ssize_t n = ::pread(file.fd.get(), pdu.data() + kPduHead + got, want - got, at + static_cast<off_t>(got));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         // The association is in the middle of a data set: it cannot go on.
