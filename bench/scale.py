@@ -21,8 +21,19 @@ site's would be. SQLite runs as the server runs it (WAL, synchronous=NORMAL).
 Two instances (PostgreSQL, at the largest size): two storescu streams, one to each of two
 servers (one database, one shared data directory), against the same two streams into one server.
 Target: >= 1.6.
+
+The anchors, in the same run: Orthanc with its index on PostgreSQL (engine "orthanc-postgresql",
+Debian's orthanc-postgresql plugin, on the same PostgreSQL server, the plugin's defaults) and,
+when asked, with its own SQLite index ("orthanc-sqlite"). Orthanc's tables cannot be filled from
+outside, so Orthanc is filled through its DICOM port (four storescu associations at once, small
+instances made in chunks and deleted after), up to the sizes of BENCH_SCALE_SIZES that are at
+most BENCH_SCALE_ORTHANC_MAX (default 100000; the fill runs at Orthanc's own rate). Its ingest
+is measured as ours: the same sets, one association, timed until storescu ends (Orthanc has
+indexed an instance when it answers it) and its statistics count them all. No C-FIND row (the
+fill's studies are not ours).
 """
 import os
+import shutil
 import subprocess
 import sqlite3
 import sys
@@ -38,16 +49,25 @@ from find_scale import PER_SERIES, SERIES_PER_STUDY, STUDIES_PER_DATE, STUDIES_P
 common.PROG = "scale"
 NOW = "2026-01-01T00:00:00Z"
 PG_PASSWORD = "scale-bench-Pw1"
+ENGINES = ("sqlite", "postgresql", "orthanc-postgresql", "orthanc-sqlite")
+ORTHANC_PG_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
+ORTHANC_FILL_CHUNK = 4000  # instances made, sent and deleted at a time
+ORTHANC_FILL_STREAMS = 4
 
 
 def parse_config(args):
     cfg = common.parse_common(common.Config(), args.root, True, "build it with: make build")
     cfg.root = args.root
-    cfg.engines = [e.strip() for e in os.environ.get("BENCH_SCALE_ENGINES", "sqlite,postgresql").split(",")
+    cfg.engines = [e.strip() for e in os.environ.get("BENCH_SCALE_ENGINES",
+                                                     "sqlite,postgresql,orthanc-postgresql").split(",")
                    if e.strip()]
     for e in cfg.engines:
-        if e not in ("sqlite", "postgresql"):
-            raise SystemExit("scale: BENCH_SCALE_ENGINES: unknown engine %r (sqlite, postgresql)" % e)
+        if e not in ENGINES:
+            raise SystemExit("scale: BENCH_SCALE_ENGINES: unknown engine %r (%s)" % (e, ", ".join(ENGINES)))
+    if "orthanc-postgresql" in cfg.engines and not os.path.exists(ORTHANC_PG_PLUGIN):
+        raise SystemExit("scale: orthanc-postgresql needs %s (Debian package orthanc-postgresql: "
+                         "make deps-test)" % ORTHANC_PG_PLUGIN)
+    cfg.orthanc_max = env_num("BENCH_SCALE_ORTHANC_MAX", 100000, int, 0)
     try:
         cfg.sizes = sorted({int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "0,100000,1000000").split(",")})
     except ValueError:
@@ -172,6 +192,81 @@ class Bridge:
         return sum(s.get("instance_count", 0) for s in body)
 
 
+class OrthancIndexed:
+    """Orthanc with its index on PostgreSQL (`pg`: (port, database)) or on its own SQLite."""
+
+    def __init__(self, cfg, work, name, pg=None):
+        self.cfg, self.work = cfg, os.path.join(work, name)
+        os.makedirs(self.work)
+        extra = {}
+        if pg:
+            extra = {"Plugins": [ORTHANC_PG_PLUGIN],
+                     "PostgreSQL": {"EnableIndex": True, "EnableStorage": False, "Host": "127.0.0.1",
+                                    "Port": pg[0], "Database": pg[1], "Username": "pb", "Password": PG_PASSWORD,
+                                    "Lock": False}}
+        self.peer = common.OrthancPeer()
+        self.peer.launch(cfg, self.work, "scale-" + name, extra=extra)
+        deadline = time.monotonic() + 120
+        while not self.peer.ready():
+            if self.peer.proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError("Orthanc (%s) did not start: %s" % (name, common.tail(self.peer.log_path)))
+            time.sleep(0.1)
+
+    def stop(self):
+        common.stop(self.peer.proc, self.cfg.stop_timeout)
+
+    def send(self, directories):
+        """storescu of each directory at once, one association each."""
+        procs = [subprocess.Popen(["storescu", "-aec", self.peer.ae, "+sd", "127.0.0.1", str(self.peer.port), d],
+                                  env=self.cfg.env_nodelay, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True) for d in directories]
+        for p in procs:
+            _, err = p.communicate(timeout=3600)
+            if p.returncode != 0:
+                raise BenchError("storescu to Orthanc failed: %s" % err[-1500:])
+
+    def fill(self, tmp, target):
+        """Through its DICOM port until it holds `target` instances; returns instances per second."""
+        have, t0, sent, chunk = self.peer.count(), time.monotonic(), 0, 0
+        while have < target:
+            chunk += 1
+            n = min(ORTHANC_FILL_CHUNK, target - have)
+            dirs = []
+            for k in range(ORTHANC_FILL_STREAMS):
+                part = n // ORTHANC_FILL_STREAMS + (1 if k < n % ORTHANC_FILL_STREAMS else 0)
+                if part == 0:
+                    continue
+                d = os.path.join(tmp, "orthanc-fill-%d-%d" % (chunk, k))
+                make_fill(d, part)
+                dirs.append(d)
+            self.send(dirs)
+            for d in dirs:
+                shutil.rmtree(d)
+            sent += n
+            have = self.peer.count()
+            if chunk % 5 == 0:
+                log("scale: Orthanc holds %d instances (%.0f/s)" % (have, sent / (time.monotonic() - t0)))
+        return sent / (time.monotonic() - t0) if sent else None
+
+    def ingest(self, directory):
+        before, n = self.peer.count(), len(os.listdir(directory))
+        start = time.perf_counter()
+        self.send([directory])
+        deadline = time.monotonic() + 120
+        while self.peer.count() < before + n:
+            if time.monotonic() > deadline:
+                raise BenchError("Orthanc did not count the %d instances sent within 120 s" % n)
+            time.sleep(0.02)
+        return time.perf_counter() - start
+
+
+def make_fill(d, count):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+    import dicomgen
+    dicomgen.generate(d, count, studies=max(1, count // 100), series_per_study=2, size=2048,
+                      patient_id="FILL", uid_root=ROOT_UID + ".8")
+
+
 def make_set(tmp, tag, count):
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
     import dicomgen
@@ -223,20 +318,48 @@ def run(cfg, root, tmp):
         return "%04d" % seq[0]
 
     pg_dir = None
+    fills = {}  # Orthanc engine -> its fill rate (instances/s)
     try:
+        if any(e in ("postgresql", "orthanc-postgresql") for e in cfg.engines):
+            pg_dir = os.path.join(tmp, "pg")
+            os.chmod(tmp, 0o755)  # the cluster's owner ("postgres" when we are root) enters it
+            port = free_port()
+            env = dict(os.environ, PG_TEST_PORT=str(port), PG_TEST_PASSWORD=PG_PASSWORD, PG_TEST_DURABLE="1")
+            cp = subprocess.run([os.path.join(root, "scripts", "pg-test-server.sh"), "start", pg_dir], env=env,
+                                capture_output=True, text=True)
+            if cp.returncode != 0:
+                raise BenchError("PostgreSQL did not start: %s" % cp.stderr[-1500:])
+            admin = cp.stdout.strip()
         for engine in cfg.engines:
             extra = ""
             url = None
+            if engine.startswith("orthanc-"):
+                pg = None
+                if engine == "orthanc-postgresql":
+                    psql(admin, "CREATE DATABASE orthanc")
+                    pg = (port, "orthanc")
+                orthanc = OrthancIndexed(cfg, tmp, engine, pg)
+                rows_out = []
+                try:
+                    for size in [s for s in cfg.sizes if s <= cfg.orthanc_max]:
+                        if size:
+                            log("scale: %s: filling Orthanc to %d instances through its DICOM port ..."
+                                % (engine, size))
+                            rate = orthanc.fill(tmp, size)
+                            if rate:
+                                fills.setdefault(engine, []).append(rate)
+                        rates = []
+                        for _ in range(cfg.rounds):
+                            d = make_set(tmp, next_tag(), cfg.ingest)
+                            rates.append(cfg.ingest / orthanc.ingest(d))
+                            shutil.rmtree(d)
+                        rows_out.append((size, common.med(rates), min(rates), max(rates), None, None))
+                        log("scale: %s at %d: %.0f instances/s" % (engine, size, common.med(rates)))
+                finally:
+                    orthanc.stop()
+                results[engine] = rows_out
+                continue
             if engine == "postgresql":
-                pg_dir = os.path.join(tmp, "pg")
-                os.chmod(tmp, 0o755)  # the cluster's owner ("postgres" when we are root) enters it
-                port = free_port()
-                env = dict(os.environ, PG_TEST_PORT=str(port), PG_TEST_PASSWORD=PG_PASSWORD, PG_TEST_DURABLE="1")
-                cp = subprocess.run([os.path.join(root, "scripts", "pg-test-server.sh"), "start", pg_dir], env=env,
-                                    capture_output=True, text=True)
-                if cp.returncode != 0:
-                    raise BenchError("PostgreSQL did not start: %s" % cp.stderr[-1500:])
-                admin = cp.stdout.strip()
                 psql(admin, "CREATE DATABASE scale")
                 url = "postgresql://pb:%s@127.0.0.1:%d/scale" % (PG_PASSWORD, port)
                 fill_url = admin + "&dbname=scale"
@@ -294,16 +417,23 @@ def run(cfg, root, tmp):
 
     out = ["", "Ingest as the index grows: %d small instances (2 KB) over one association, median of %d rounds; "
                "C-FIND STUDY with 100 matches" % (cfg.ingest, cfg.rounds),
-           "%-11s %10s %12s %15s %10s %12s %12s" % ("engine", "indexed", "inst/s", "[min-max]", "vs empty", "C-FIND ms",
-                                                      "printing ms")]
+           "%-18s %10s %12s %15s %10s %12s %12s" % ("engine", "indexed", "inst/s", "[min-max]", "vs empty",
+                                                      "C-FIND ms", "printing ms")]
     ok = True
     for engine, rs in results.items():
         empty = rs[0][1]
         for size, rate, lo, hi, find_ms, printing_ms in rs:
-            out.append("%-11s %10d %12.0f %15s %10.2f %12s %12s" % (engine, size, rate, "[%.0f-%.0f]" % (lo, hi),
+            out.append("%-18s %10d %12.0f %15s %10.2f %12s %12s" % (engine, size, rate, "[%.0f-%.0f]" % (lo, hi),
                                                                      rate / empty, common.fmt(find_ms),
                                                                      common.fmt(printing_ms)))
         worst = min(r[1] / empty for r in rs)
+        if engine.startswith("orthanc-"):
+            fill = fills.get(engine)
+            out.append("  anchor: %s at %d instances: %.2f of its empty index's rate%s"
+                       % (engine, rs[-1][0], rs[-1][1] / empty,
+                          "; filled through its DICOM port at %.0f inst/s (4 associations)" % common.med(fill)
+                          if fill else ""))
+            continue
         ok = ok and worst >= 0.8
         out.append("  target: %s ingest within 20 %% of the empty index at every size: %s (worst %.2f)"
                    % (engine, "PASS" if worst >= 0.8 else "MISS", worst))
@@ -312,6 +442,15 @@ def run(cfg, root, tmp):
             ok = ok and last < 20
             out.append("  target: %s C-FIND STUDY at %d instances under 20 ms: %s (%.1f ms)"
                        % (engine, rs[-1][0], "PASS" if last < 20 else "MISS", last))
+    # Side by side at each size both have: ours against each other, and against the anchors.
+    pairs = [("sqlite", "postgresql"), ("postgresql", "orthanc-postgresql"), ("sqlite", "orthanc-sqlite"),
+             ("sqlite", "orthanc-postgresql")]
+    for a, b in pairs:
+        if a in results and b in results:
+            at_b = {r[0]: r[1] for r in results[b]}
+            common_sizes = [(r[0], r[1] / at_b[r[0]]) for r in results[a] if r[0] in at_b]
+            if common_sizes:
+                out.append("%s / %s ingest: %s" % (a, b, ", ".join("%.2f at %d" % (v, s) for s, v in common_sizes)))
     if two:
         ratio = two[1] / two[0]
         ok = ok and ratio >= 1.6

@@ -13,6 +13,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang-14 git
   python3 python3-yaml)  # python3-yaml: docs/openapi.yaml becomes the served JSON at configure time
 # Peers and tools used by the end-to-end tests and benchmarks.
 TEST_PKGS=(dcmtk orthanc orthanc-dicomweb curl python3 iproute2 util-linux procps openssl
+  orthanc-postgresql  # bench/scale.sh: Orthanc on PostgreSQL beside us, the anchor of ingest at scale
   chromium  # chromium: the web UI's browser tests (driven by playwright-core from npm)
   python3-prometheus-client  # its parser reads GET /metrics in the metrics test
   postgresql-15  # the PostgreSQL index: tests run initdb and pg_ctl in temp directories (no service)
