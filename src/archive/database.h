@@ -122,6 +122,10 @@ class Database {
   // The database server's clock, in microseconds since 1970 (UTC): leases are measured on it, so
   // that instances on hosts whose clocks differ agree on when one runs out.
   [[nodiscard]] Result<int64_t> ServerTimeMicros();
+  // Several instances: for each node that running retrieves or sends whose lease has not ended
+  // at `lease_now` transfer to, the instances that run them.
+  [[nodiscard]] Result<std::map<std::string, std::vector<std::string>>> InstancesTransferring(
+      const std::string& lease_now);
   // Running jobs whose lease ended before `now_iso` (their instance stopped renewing it).
   [[nodiscard]] Result<std::vector<JobRow>> ExpiredJobLeases(const std::string& now_iso);
   // Writes state, history, interrupted, error, finished_at, paused and owner of `job` (lease and

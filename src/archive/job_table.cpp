@@ -1,5 +1,6 @@
 // Database: the jobs table, node run-time state, and instance presence checks.
 #include <algorithm>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
@@ -126,6 +127,11 @@ constexpr const char* kNodeConnectionsHeld =
     "(SELECT COALESCE(SUM(connections), 0) FROM jobs WHERE node = :ln AND state = 'running' AND lease_until > :lnow "
     "AND id <> :lid)";
 
+// The node's running retrieves other than :rid, unless their lease ended.
+constexpr const char* kNodeRetrievesRunning =
+    "(SELECT COUNT(*) FROM jobs WHERE node = :rn AND type = 'retrieve' AND state = 'running' AND lease_until > :rnow "
+    "AND id <> :rid)";
+
 }  // namespace
 
 Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::string>& states, bool unpaused,
@@ -144,21 +150,23 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
     long long order = j.queue_order;
     std::string only;
     for (const auto& st : states) only += fmt::format("{}'{}'", only.empty() ? "" : ", ", st);  // our own constants
-    const std::string sql = std::string(
-                                "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
-                                "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
-                                "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
-                                "queue_order = :q, not_before = :nb, wait_reason = :w, owner = :o, "
-                                // A lease only moves forward: a progress write carries the claim's,
-                                // older than the heartbeat's renewals. "" ends it.
-                                "lease_until = CASE WHEN :l1 = '' THEN '' WHEN lease_until > :l2 THEN lease_until "
-                                "ELSE :l3 END") +
-                            // A claim under a limit starts with the job's one connection.
-                            (limit ? ", connections = 1" : "") + " WHERE id = :id" +
-                            (only.empty() ? std::string() : " AND state IN (" + only + ")") +
-                            (unpaused ? " AND paused = 0" : "") + " AND (:ob1 = '' OR owner = :ob2)" +
-                            (attempts_before >= 0 ? fmt::format(" AND attempts = {}", attempts_before) : "") +
-                            (limit ? std::string(" AND ") + kNodeConnectionsHeld + " < :lmax" : "");
+    const std::string sql =
+        std::string(
+            "UPDATE jobs SET state = :s, progress = :g, result = :r, error = :e, "
+            "interrupted = :i, attempts = :a, started_at = :sa, finished_at = :f, "
+            "updated_at = :u, history = :h, paused = :pa, priority = :pr, "
+            "queue_order = :q, not_before = :nb, wait_reason = :w, owner = :o, "
+            // A lease only moves forward: a progress write carries the claim's,
+            // older than the heartbeat's renewals. "" ends it.
+            "lease_until = CASE WHEN :l1 = '' THEN '' WHEN lease_until > :l2 THEN lease_until "
+            "ELSE :l3 END") +
+        // A claim under a limit starts with the job's one connection.
+        (limit ? ", connections = 1" : "") + " WHERE id = :id" +
+        (only.empty() ? std::string() : " AND state IN (" + only + ")") + (unpaused ? " AND paused = 0" : "") +
+        " AND (:ob1 = '' OR owner = :ob2)" +
+        (attempts_before >= 0 ? fmt::format(" AND attempts = {}", attempts_before) : "") +
+        (limit ? std::string(" AND ") + kNodeConnectionsHeld + " < :lmax" : "") +
+        (limit && limit->max_retrieves > 0 ? std::string(" AND ") + kNodeRetrievesRunning + " < :rmax" : std::string());
     soci::statement st(impl_->writer);
     for (auto* v : {&j.state, &j.progress, &j.result, &j.error}) st.exchange(soci::use(*v));
     st.exchange(soci::use(interrupted));
@@ -178,6 +186,12 @@ Result<bool> Database::UpdateJobIf(const JobRow& j, const std::vector<std::strin
       st.exchange(soci::use(limit->lease_now));
       st.exchange(soci::use(id));
       st.exchange(soci::use(limit->max));
+      if (limit->max_retrieves > 0) {
+        st.exchange(soci::use(limit->node));
+        st.exchange(soci::use(limit->lease_now));
+        st.exchange(soci::use(id));
+        st.exchange(soci::use(limit->max_retrieves));
+      }
     }
     st.alloc();
     // Run once, not kept: one round trip, and nothing left prepared on the server when the
@@ -253,6 +267,22 @@ Result<int64_t> Database::ServerTimeMicros() {
     return std::stoll(micros);
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "reading the database server's clock"));
+  }
+}
+
+Result<std::map<std::string, std::vector<std::string>>> Database::InstancesTransferring(const std::string& lease_now) {
+  try {
+    db::ReadSession s(impl_->pool, impl_->read_use);
+    std::map<std::string, std::vector<std::string>> out;
+    std::string node, owner;
+    soci::statement st = (s.prepare << "SELECT DISTINCT node, owner FROM jobs WHERE state = 'running' AND "
+                                       "type IN ('retrieve', 'send') AND lease_until > :n ORDER BY node, owner",
+                          soci::use(lease_now), soci::into(node), soci::into(owner));
+    st.execute();
+    while (st.fetch()) out[node].push_back(owner);
+    return out;
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "reading which instances transfer to each node"));
   }
 }
 

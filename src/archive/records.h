@@ -130,11 +130,13 @@ struct JobRow {
 };
 
 // Several instances on one database: a node's connection limit, counted over the running jobs
-// of every instance (those whose lease ended before `lease_now` hold none: their instance is gone).
+// of every instance (those whose lease ended before `lease_now` hold none: their instance is gone),
+// and for the claim of a retrieve, its limit of retrieves at once counted the same way.
 struct NodeConnectionLimit {
   std::string node;
   int max = 1;
   std::string lease_now;  // ISO 8601 UTC, on the leases' clock
+  int max_retrieves = 0;  // > 0: the job claimed is a retrieve, and at most this many run at once
 };
 
 // One row of an import's spreadsheet, with what the node answered for it.

@@ -24,7 +24,13 @@ RateLimiter::RateLimiter(int64_t bytes_per_second, Now now, Sleep sleep)
 
 void RateLimiter::SetRate(int64_t bytes_per_second) {
   MutexLock lock(mu_);
+  // What accrued until now at the old rate is kept; from now on the new one applies.
+  const auto now = now_();
+  const double old_rate = static_cast<double>(rate_);
+  tokens_ = std::min(old_rate * kBurstSeconds, tokens_ + std::chrono::duration<double>(now - last_).count() * old_rate);
+  last_ = now;
   rate_ = std::max<int64_t>(1, bytes_per_second);
+  tokens_ = std::min(tokens_, static_cast<double>(rate_) * kBurstSeconds);
 }
 
 int64_t RateLimiter::rate() const {
@@ -56,21 +62,57 @@ bool RateLimiter::Acquire(int64_t bytes, const std::function<bool()>& stop) {
   return true;
 }
 
+namespace {
+
+// The limiters of the nodes, and the share of each node's rate that is this process's.
+struct NodeLimiters {
+  Mutex mu;
+  std::map<std::string, std::shared_ptr<RateLimiter>> limiters GUARDED_BY(mu);
+  std::map<std::string, int64_t> rates GUARDED_BY(mu);  // as configured
+  std::map<std::string, int> sharers GUARDED_BY(mu);    // > 1 only
+};
+
+NodeLimiters& Limiters() {
+  static NodeLimiters l;
+  return l;
+}
+
+int64_t ShareOf(int64_t rate, int sharers) { return std::max<int64_t>(1, rate / std::max(1, sharers)); }
+
+}  // namespace
+
 std::shared_ptr<RateLimiter> NodeRateLimiter(const std::string& node, int64_t bytes_per_second) {
-  static Mutex mu;
-  static std::map<std::string, std::shared_ptr<RateLimiter>> limiters GUARDED_BY(mu);
-  MutexLock lock(mu);
+  NodeLimiters& all = Limiters();
+  MutexLock lock(all.mu);
   if (bytes_per_second <= 0) {
-    limiters.erase(node);
+    all.limiters.erase(node);
+    all.rates.erase(node);
     return nullptr;
   }
-  auto& l = limiters[node];
+  all.rates[node] = bytes_per_second;
+  const auto sharers = all.sharers.find(node);
+  const int64_t rate = ShareOf(bytes_per_second, sharers == all.sharers.end() ? 1 : sharers->second);
+  auto& l = all.limiters[node];
   if (!l) {
-    l = std::make_shared<RateLimiter>(bytes_per_second);
-  } else if (l->rate() != bytes_per_second) {
-    l->SetRate(bytes_per_second);
+    l = std::make_shared<RateLimiter>(rate);
+  } else if (l->rate() != rate) {
+    l->SetRate(rate);
   }
   return l;
+}
+
+void ShareNodeRate(const std::string& node, int processes) {
+  NodeLimiters& all = Limiters();
+  MutexLock lock(all.mu);
+  if (processes > 1) {
+    all.sharers[node] = processes;
+  } else {
+    all.sharers.erase(node);
+  }
+  const auto l = all.limiters.find(node);
+  if (l == all.limiters.end()) return;
+  const int64_t rate = ShareOf(all.rates[node], processes);
+  if (l->second->rate() != rate) l->second->SetRate(rate);
 }
 
 }  // namespace pb

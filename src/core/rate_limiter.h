@@ -41,7 +41,13 @@ class RateLimiter {
 };
 
 // The limiter of a node, shared by every job and connection to it; null when `bytes_per_second`
-// is 0 (unlimited). A changed rate applies to the existing limiter.
+// is 0 (unlimited). A changed rate applies to the existing limiter. Its rate is this process's
+// share of `bytes_per_second` (see ShareNodeRate).
 std::shared_ptr<RateLimiter> NodeRateLimiter(const std::string& node, int64_t bytes_per_second);
+
+// Several processes on one database transfer to `node` at once (`processes`, this one included):
+// this process's limiter of the node paces at 1/`processes` of the node's rate from now on, so
+// that all of them together keep to it. 1 (or less): the whole rate again.
+void ShareNodeRate(const std::string& node, int processes);
 
 }  // namespace pb

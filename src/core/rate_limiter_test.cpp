@@ -72,5 +72,33 @@ TEST(RateLimiterTest, NodesShareOneLimiterAndZeroMeansNone) {
   EXPECT_FALSE(NodeRateLimiter("rate-test-node", 0));
 }
 
+// Several servers transferring to one node at once each pace at their share of its rate.
+TEST(RateLimiterTest, AProcessSharingANodesRateWithOthersPacesAtItsShare) {
+  auto l = NodeRateLimiter("share-test-node", 900'000);
+  ASSERT_TRUE(l);
+  ShareNodeRate("share-test-node", 3);
+  EXPECT_EQ(l->rate(), 300'000);
+  // A rate changed meanwhile is shared the same way, and so is one asked for anew.
+  EXPECT_EQ(NodeRateLimiter("share-test-node", 600'000)->rate(), 200'000);
+  ShareNodeRate("share-test-node", 1);
+  EXPECT_EQ(l->rate(), 600'000);
+  // A share set before the node's limiter exists applies when it is made.
+  ShareNodeRate("share-test-node-2", 2);
+  EXPECT_EQ(NodeRateLimiter("share-test-node-2", 1'000)->rate(), 500);
+  ShareNodeRate("share-test-node-2", 0);
+  EXPECT_EQ(NodeRateLimiter("share-test-node-2", 1'000)->rate(), 1'000);
+  (void)NodeRateLimiter("share-test-node", 0);
+  (void)NodeRateLimiter("share-test-node-2", 0);
+}
+
+// A lower rate takes effect at once: the burst kept is the new rate's.
+TEST(RateLimiterTest, ALowerRateCutsTheBurstKept) {
+  FakeTime t;
+  RateLimiter l = t.Make(4'000);  // burst 1,000 B
+  l.SetRate(1'000);               // burst 250 B
+  ASSERT_TRUE(l.Acquire(1'250));  // 250 B of burst, then 1 s
+  EXPECT_NEAR(Seconds(t.slept), 1.0, 1e-3);
+}
+
 }  // namespace
 }  // namespace pb

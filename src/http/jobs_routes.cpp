@@ -92,9 +92,11 @@ bool StreamStep(Services& s, JobStream& st, httplib::DataSink& sink) {
       sink.done();  // the server is stopping
       return true;
     }
-    if (now == st.seen) {
+    if (now == st.seen && !s.jobs.shared()) {
       out = ": keep-alive\n\n";
     } else {
+      // Changed here, or with other instances on the database: read the jobs again (what
+      // changed on another instance is sent at the next keep-alive).
       st.seen = now;
       auto list = s.jobs.List(st.filter);
       if (!list) return true;  // looked at again on the next change
@@ -117,6 +119,7 @@ bool StreamStep(Services& s, JobStream& st, httplib::DataSink& sink) {
         out += Event("removed", nlohmann::json{{"id", it->first}}.dump());
         it = st.sent.erase(it);
       }
+      if (out.empty() && s.jobs.shared()) out = ": keep-alive\n\n";
       if (out.empty()) return true;
     }
   }

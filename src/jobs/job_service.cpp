@@ -12,6 +12,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "core/rate_limiter.h"
 #include "core/thread_annotations.h"
 #include "jobs/job_text.h"
 
@@ -272,6 +273,8 @@ void JobService::HeartbeatLoop() {
       auto r = TakeRequests();
       if (!r && !requests_failing) spdlog::warn("jobs: {}", r.error().message);
       requests_failing = !r;
+      // Failing with the database: the shares stay as they were, and the requests' warning says why.
+      (void)ShareNodeRates();
     }
     if (std::chrono::steady_clock::now() >= next_beat) {
       next_beat = std::chrono::steady_clock::now() + every;
@@ -320,6 +323,25 @@ Result<int> JobService::TakeRequests() {
     ++applied;
   }
   return applied;
+}
+
+Result<void> JobService::ShareNodeRates() {
+  MutexLock heartbeat_lock(heartbeat_mu_);
+  auto transferring = db_.InstancesTransferring(UtcIso(LeaseNow()));
+  if (!transferring) return tl::unexpected(transferring.error());
+  std::set<std::string> shared;
+  for (const auto& [node, owners] : *transferring) {
+    const int others = static_cast<int>(
+        std::count_if(owners.begin(), owners.end(), [&](const std::string& o) { return o != options_.instance_id; }));
+    if (others == 0) continue;
+    ShareNodeRate(node, others + 1);
+    shared.insert(node);
+  }
+  for (const auto& node : rates_shared_) {
+    if (!shared.count(node)) ShareNodeRate(node, 1);  // the others are done: the whole rate again
+  }
+  rates_shared_ = std::move(shared);
+  return {};
 }
 
 TimePoint JobService::LeaseNow() const {
@@ -488,6 +510,11 @@ void JobService::CloseStream() {
   --streams_;
 }
 
+namespace {
+// The key of a node's retrieves among the nodes a claim pass found full.
+std::string RetrievesOf(const std::string& node) { return node + '\n' + "retrieve"; }
+}  // namespace
+
 std::shared_ptr<JobService::Live> JobService::Claim() {
   const TimePoint now = clock_.Now();
   // Page through the queue: jobs of a busy node must not hide those of a free one behind them.
@@ -507,8 +534,10 @@ std::shared_ptr<JobService::Live> JobService::Claim() {
 std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& rows, TimePoint now,
                                                         std::set<std::string>& full) {
   for (JobRow& row : rows) {
-    if (live_.count(row.id)) continue;   // its last run is still being put away
-    if (full.count(row.node)) continue;  // the next pass looks again
+    if (live_.count(row.id)) continue;  // its last run is still being put away
+    if (full.count(row.node) || (row.type == "retrieve" && full.count(RetrievesOf(row.node)))) {
+      continue;  // the next pass looks again
+    }
     const NodeJobPolicy policy = PolicyOf(row.node);
     Schedule::Availability window;
     if (policy.schedule) window = policy.schedule->At(now);
@@ -549,14 +578,16 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     row.wait_reason.clear();
     // Atomic against a cancel or a pause that reached the row first, and against another
     // instance's claim since the row was read (which counted an attempt). Instances sharing the
-    // database also count each other's connections to the node.
-    const NodeConnectionLimit limit = NodeLimit(row.node, policy.max_connections);
+    // database also count each other's connections to the node, and its retrieves.
+    NodeConnectionLimit limit = NodeLimit(row.node, policy.max_connections);
+    if (row.type == "retrieve") limit.max_retrieves = policy.max_parallel_retrieves;
     auto claimed = db_.UpdateJobIf(row, kPending, true, {}, row.attempts - 1, options_.shared ? &limit : nullptr);
     if (!claimed || !*claimed) {
       if (!claimed) spdlog::warn("job {}: cannot start it: {}", row.id, claimed.error().message);
       // With other instances, mostly their jobs filling the node: its other jobs would fail the
-      // same way, each in a transaction on the node's lock, so they wait for the next pass.
-      if (options_.shared) full.insert(row.node);
+      // same way, each in a transaction on the node's lock, so they wait for the next pass (only
+      // its retrieves, when a retrieve failed: its retrieve slots may be what is full).
+      if (options_.shared) full.insert(row.type == "retrieve" ? RetrievesOf(row.node) : row.node);
       continue;
     }
     auto live = std::make_shared<Live>();
@@ -934,6 +965,10 @@ int JobService::Awaiting() {
   return waiters_;
 }
 
+namespace {
+constexpr auto kSharedJobLook = std::chrono::seconds(1);
+}  // namespace
+
 Result<json> JobService::AwaitEnd(int64_t id, std::chrono::milliseconds max) {
   const auto deadline = Steady::now() + max;
   bool may_wait = false;
@@ -955,7 +990,9 @@ Result<json> JobService::AwaitEnd(int64_t id, std::chrono::milliseconds max) {
     if (Finished(job->value("state", ""))) break;
     MutexLock lock(mu_);
     if (stopping_ || waiters_released_ || Steady::now() >= deadline) break;
-    cv_.wait_until(lock, deadline, [&]() REQUIRES(mu_) { return stopping_ || waiters_released_ || pokes_ != seen; });
+    // A job another instance runs ends without a poke here: read again every second.
+    const auto until = options_.shared ? std::min(deadline, Steady::now() + kSharedJobLook) : deadline;
+    cv_.wait_until(lock, until, [&]() REQUIRES(mu_) { return stopping_ || waiters_released_ || pokes_ != seen; });
   }
   MutexLock lock(mu_);
   --waiters_;

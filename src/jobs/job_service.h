@@ -138,6 +138,11 @@ class JobService {
   // Applies the cancels and pauses asked through other instances for the jobs running here (as
   // if asked here); returns how many. Every second on the heartbeat's thread when `shared`.
   [[nodiscard]] Result<int> TakeRequests();
+  // Several instances: each node's rate (max_bytes_per_second) is shared by the instances whose
+  // retrieves or sends run on it, this one counted as if it ran one too (a transfer it starts is
+  // within its share from the start): its limiter of the node paces at 1/(others + 1). Every
+  // second on the heartbeat's thread when `shared`.
+  [[nodiscard]] Result<void> ShareNodeRates();
 
   // `parent`: the job this one is part of (it runs again once all its jobs have ended).
   [[nodiscard]] Result<nlohmann::json> Submit(const std::string& type, const nlohmann::json& request,
@@ -161,6 +166,9 @@ class JobService {
   // ReleaseWaiters or Stop); returns the count.
   uint64_t AwaitChange(uint64_t seen, std::chrono::milliseconds max);
   bool FeedClosed();
+  // Other instances share the database: their jobs change without this instance's count moving,
+  // so a feed reads the jobs again at each of its keep-alives too.
+  bool shared() const { return options_.shared; }
   // Live views at once: at most kMaxStreams, so they never hold every HTTP thread. OpenStream
   // is false when that many are open; each true one is matched by a CloseStream.
   static constexpr int kMaxStreams = 16;
@@ -232,6 +240,7 @@ class JobService {
   std::atomic<int64_t> clock_offset_us_{0};
   std::chrono::steady_clock::time_point offset_measured_ GUARDED_BY(heartbeat_mu_){};
   int64_t offset_warned_us_ GUARDED_BY(heartbeat_mu_) = 0;
+  std::set<std::string> rates_shared_ GUARDED_BY(heartbeat_mu_);  // nodes whose rate ShareNodeRates divided
   // The change feed; feed_mu_ is taken last (never while waiting for another lock).
   void Changed();
   Mutex feed_mu_;

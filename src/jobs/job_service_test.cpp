@@ -1,5 +1,6 @@
 #include "jobs/job_service.h"
 #include "archive/testing.h"
+#include "core/rate_limiter.h"
 
 #include <gtest/gtest.h>
 
@@ -55,6 +56,14 @@ class ScriptedRunner : public JobRunner {
   std::vector<int> Started() {
     std::lock_guard lock(mu);
     return started;
+  }
+  // Waits until `n` runs have begun: a job's row says running a little before its run begins.
+  void AwaitStarted(size_t n) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (Started().size() < n && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ASSERT_GE(Started().size(), n);
   }
 
   std::atomic<bool> release{false};
@@ -583,13 +592,14 @@ TEST_F(JobServiceTest, OurOwnRunningRowWithoutARunIsQueuedAgainOnceItsLeaseRunsO
 }
 
 // Several instances on one database, each with one worker, as `shared` servers run them.
-std::unique_ptr<JobService> SharedInstance(Database& db, const Clock& clock, const std::string& id,
-                                           int max_connections) {
+std::unique_ptr<JobService> SharedInstance(Database& db, const Clock& clock, const std::string& id, int max_connections,
+                                           int max_retrieves = 1) {
   JobServiceOptions o;
   o.workers = 1;
   o.clock = &clock;
   NodeJobPolicy policy;
   policy.max_connections = max_connections;
+  policy.max_parallel_retrieves = max_retrieves;
   o.policy = [policy](const std::string&) { return policy; };
   o.instance_id = id;
   o.heartbeat = false;
@@ -614,6 +624,7 @@ TEST_F(JobServiceTest, ANodesConnectionLimitHoldsAcrossInstances) {
   const std::string other_node = (*b->Submit("test", {{"n", 3}, {"node", "node-b"}}))["id"];
   EXPECT_EQ(WaitFor(*b, other_node, "running")["instance"], "b");  // b's worker looked past job 2
   EXPECT_EQ(Job(*b, same_node)["state"], "queued");
+  runner.AwaitStarted(2);  // the second instance's run too, before the first one's ends
   runner.release = true;
   WaitFor(*b, first, "succeeded");
   WaitFor(*b, same_node, "succeeded");
@@ -645,9 +656,76 @@ TEST_F(JobServiceTest, FurtherConnectionsOfAJobCountForTheOtherInstances) {
   const std::string other_node = (*a->Submit("test", {{"n", 3}, {"node", "node-b"}}))["id"];
   EXPECT_EQ(WaitFor(*a, other_node, "running")["instance"], "a");
   EXPECT_EQ(Job(*a, same_node)["state"], "queued");
+  runner.AwaitStarted(2);  // the second instance's run too, before the first one's ends
   runner.release = true;
   WaitFor(*a, same_node, "succeeded");
   EXPECT_EQ(runner.Started(), (std::vector<int>{1, 3, 2}));
+}
+
+// A node's max_parallel_retrieves holds across instances too: with connections to spare, b
+// passes over a retrieve of the node while a runs one there, runs a job of another kind on that
+// node meanwhile, and the retrieve once a's has ended.
+TEST_F(JobServiceTest, ANodesRetrieveLimitHoldsAcrossInstances) {
+  ScriptedRunner runner;
+  auto a = SharedInstance(*db_, clock_, "a", 4, 1);
+  a->Register("retrieve", runner);
+  ASSERT_TRUE(a->Start());
+  const std::string first = (*a->Submit("retrieve", {{"n", 1}}))["id"];
+  EXPECT_EQ(WaitFor(*a, first, "running")["instance"], "a");
+  auto b = SharedInstance(*db_, clock_, "b", 4, 1);
+  b->Register("retrieve", runner);
+  b->Register("test", runner);
+  ASSERT_TRUE(b->Start());
+  const std::string retrieve = (*b->Submit("retrieve", {{"n", 2}}))["id"];
+  const std::string other_kind = (*b->Submit("test", {{"n", 3}}))["id"];
+  EXPECT_EQ(WaitFor(*b, other_kind, "running")["instance"], "b");  // the same node, not a retrieve
+  EXPECT_EQ(Job(*b, retrieve)["state"], "queued");
+  runner.AwaitStarted(2);  // the second instance's run too, before the first one's ends
+  runner.release = true;
+  WaitFor(*b, first, "succeeded");
+  WaitFor(*b, retrieve, "succeeded");
+  EXPECT_EQ(runner.Started(), (std::vector<int>{1, 3, 2}));
+}
+
+// A node's max_bytes_per_second is shared by the instances transferring to it: each paces at
+// its share while another instance's retrieve or send runs there, and at the whole rate again
+// once that has ended. Jobs of other kinds (an import's queries) do not count.
+TEST_F(JobServiceTest, ANodesRateIsSharedByTheInstancesTransferringToIt) {
+  ScriptedRunner runner;
+  // Each instance has one worker, and starts when the others' are busy: it runs the next job.
+  auto start = [&](const std::string& id) {
+    auto s = SharedInstance(*db_, clock_, id, 4, 4);
+    for (const char* type : {"send", "retrieve", "test"}) s->Register(type, runner);
+    EXPECT_TRUE(s->Start());
+    return s;
+  };
+  auto limiter = NodeRateLimiter("rate-node", 1'000'000);
+  auto c = start("c");
+  const std::string query = (*c->Submit("test", {{"n", 1}, {"node", "rate-node"}}))["id"];
+  EXPECT_EQ(WaitFor(*c, query, "running")["instance"], "c");
+  auto a = start("a");
+  ASSERT_TRUE(a->ShareNodeRates());
+  EXPECT_EQ(limiter->rate(), 1'000'000);  // c's job transfers nothing
+  const std::string send = (*a->Submit("send", {{"n", 2}, {"node", "rate-node"}}))["id"];
+  EXPECT_EQ(WaitFor(*a, send, "running")["instance"], "a");
+  ASSERT_TRUE(a->ShareNodeRates());
+  EXPECT_EQ(limiter->rate(), 1'000'000);  // a alone
+  auto b = start("b");
+  ASSERT_TRUE(b->ShareNodeRates());
+  EXPECT_EQ(limiter->rate(), 500'000);  // b's share, before it transfers too
+  const std::string retrieve = (*b->Submit("retrieve", {{"n", 3}, {"node", "rate-node"}}))["id"];
+  EXPECT_EQ(WaitFor(*b, retrieve, "running")["instance"], "b");
+  ASSERT_TRUE(b->ShareNodeRates());
+  EXPECT_EQ(limiter->rate(), 500'000);
+  (void)NodeRateLimiter("rate-node", 1'000'000);  // as a's next transfer asks for it
+  EXPECT_EQ(limiter->rate(), 500'000);
+  ASSERT_TRUE(a->ShareNodeRates());
+  EXPECT_EQ(limiter->rate(), 500'000);  // a's share
+  runner.release = true;
+  for (const auto& id : {query, send, retrieve}) WaitFor(*a, id, "succeeded");
+  ASSERT_TRUE(a->ShareNodeRates());
+  EXPECT_EQ(limiter->rate(), 1'000'000);  // the others are done
+  (void)NodeRateLimiter("rate-node", 0);
 }
 
 TEST_F(JobServiceTest, AStopQueuesRunningJobsAgainAndTheNextStartResumesThem) {

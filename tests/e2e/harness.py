@@ -226,7 +226,8 @@ def http_request(method, url, body=None, headers=None, timeout=30, ssl_context=N
 
 class EventStream:
     """A Server-Sent Events response (text/event-stream) read as it comes: status, headers,
-    then next_event() -> (event name, parsed JSON data), or None when the stream ended."""
+    then next_event() -> (event name, parsed JSON data), or None when the stream ended (or,
+    given `until` (a time.monotonic() value), when a line arrives after it: a keep-alive)."""
 
     def __init__(self, url, headers=None, timeout=30):
         import http.client
@@ -241,11 +242,11 @@ class EventStream:
         self.headers = self.response.headers
         self.comments = 0  # comment lines seen (keep-alives)
 
-    def next_event(self):
+    def next_event(self, until=None):
         name, data = "message", []
         while True:
             line = self.response.readline()
-            if not line:
+            if not line or (until is not None and time.monotonic() > until):
                 return None
             line = line.decode("utf-8").rstrip("\r\n")
             if line == "":

@@ -13,7 +13,12 @@ directory; each has a receiver of its own in its config file (they run on one ma
 - Nodes and receivers changed through one instance apply on the other: a node created, changed
   and removed; a receiver created through gw-1 listens there (gw-2 lists it, its port being
   gw-1's on this machine), and disabled through gw-2 stops listening on gw-1. A job running on
-  one instance is canceled through the other.
+  one instance is canceled through the other, whose live job list (/api/jobs/events) follows it
+  to its end.
+- A node's max_bytes_per_second is shared: two sends to one throttled storescp, one on each
+  instance (one job worker each) and running at once, take together at least SLACK x their
+  bytes / the rate. Each instance alone at the node's rate would end both in half that. Each
+  job's end asked with ?wait= of the instance not running it comes when the job ends.
 - What may not share: a second server with gw-1's instance id on the directory, a server with an
   SQLite index on it, and a server on the database with a data directory of its own are refused
   at start and say why.
@@ -21,6 +26,7 @@ directory; each has a receiver of its own in its config file (they run on one ma
 
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -29,6 +35,7 @@ from harness import dicomgen  # noqa: E402
 from test_send import StoreSCP  # noqa: E402
 
 PROPAGATION_TIMEOUT = 10  # the servers read changes again every 2 s
+SLACK = 0.7  # a throttled transfer's time is at least SLACK x bytes / rate (the buckets' bursts)
 
 
 class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
@@ -38,10 +45,10 @@ class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
         self.shared = self.mkdtemp("shared")
         self.url = self.pg.url(self.pg.database_for(self.shared))
 
-    def instance(self, name, env=None, **kw):
+    def instance(self, name, env=None, jobs_toml="", **kw):
         srv = harness.Server(self.mkdtemp(name), database_url=self.url, data_dir=self.shared,
                              server_toml='instance_id = "%s"' % name,
-                             extra_toml="[jobs]\nlease_seconds = 3\n", **kw)
+                             extra_toml="[jobs]\nlease_seconds = 3\n" + jobs_toml, **kw)
         self._peers.append(srv)
         srv.start(env=env)  # a test-only setting for this start only
         return srv
@@ -60,9 +67,9 @@ class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
         folder = self.shared_path() / "instances" / name / sub
         return sum(p.stat().st_size for p in folder.iterdir()) if folder.exists() else 0
 
-    def slow_peer(self, srv, name, rate):
+    def slow_peer(self, srv, name, rate, fork=False):
         """storescp, registered through `srv` as node `name` throttled to `rate` bytes/s."""
-        scp = StoreSCP(self.mkdtemp("scp"))
+        scp = StoreSCP(self.mkdtemp("scp"), fork=fork)
         self._peers.append(scp)
         scp.start()
         self.addCleanup(scp.stop)
@@ -202,12 +209,75 @@ class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
         runner = running.get("instance")
         self.assertIn(runner, ("gw-1", "gw-2"), running)
         other = gw2 if runner == "gw-1" else gw1
+        # The other instance's live list follows the job it does not run, to its end.
+        events = other.events("/api/jobs/events")
+        self.addCleanup(events.close)
+        self.assertEqual(events.next_event()[0], "jobs")
         status, answer = other.api("POST", "/api/jobs/%s/cancel" % job_id)
         self.assertEqual(status, 200, answer)
         self.assertIs(answer.get("cancel_requested"), True, answer)
         job = self.wait_job(job_id, timeout=20, server=other)
         self.assertEqual(job.get("state"), "canceled", job)
         self.assertLess(len(scp.files()), 10, "the job ended by itself before the cancel reached it")
+        until, streamed = time.monotonic() + 10, []
+        while not streamed or streamed[-1] != "canceled":
+            event = events.next_event(until=until)
+            self.assertIsNotNone(event, "the live list of the instance not running the job never said "
+                                 "it was canceled: %s" % streamed)
+            if event[0] == "job" and str(event[1].get("id")) == job_id:
+                streamed.append(event[1].get("state"))
+
+    def test_a_nodes_rate_is_shared_by_the_instances_sending_to_it(self):
+        rate = 1_000_000
+        gw1 = self.instance("gw-1", jobs_toml="workers = 1\n")
+        self.addCleanup(gw1.stop_and_check)
+        gw2 = self.instance("gw-2", jobs_toml="workers = 1\n")
+        self.addCleanup(gw2.stop_and_check)
+        studies = [dicomgen.generate(self.mkdtemp("study"), 8, size=512 * 1024, patient_id="RATE%d" % i)
+                   for i in (1, 2)]
+        for study in studies:
+            self.store(gw1, study)
+            self.assertTrue(harness.wait_until(lambda: len(self.indexed(gw1, study)) == 8, timeout=30))
+        total = sum(os.path.getsize(f[0]) for study in studies for f in study)
+        scp = self.slow_peer(gw1, "shared-rate", rate, fork=True)  # both associations at once
+        self.assertTrue(harness.wait_until(lambda: gw2.api("GET", "/api/nodes/shared-rate")[0] == 200,
+                                           timeout=PROPAGATION_TIMEOUT))
+
+        started = time.time()  # the clock storescp's files are stamped on
+        jobs = []
+        for srv, study in zip((gw1, gw2), studies):
+            status, answer = srv.api("POST", "/api/send",
+                                     {"node": "shared-rate", "level": "STUDY", "uids": [study[0][2]]})
+            self.assertEqual(status, 202, answer)
+            jobs.append(str(answer["job_id"]))
+
+        seen = []
+
+        def both_running():
+            seen.append([(body.get("state"), body.get("instance"))
+                         for body in (gw1.api("GET", "/api/jobs/%s" % j)[1] for j in jobs)])
+            return [state for state, _ in seen[-1]] == ["running", "running"]
+
+        # Each alone at the rate would take ~4 s: both run at once, one on each instance.
+        self.assertTrue(harness.wait_until(both_running, timeout=20),
+                        "the two sends did not run at once: %s" % seen[-1:])
+        self.assertEqual(sorted(instance for _, instance in seen[-1]), ["gw-1", "gw-2"], seen[-1])
+        # Each job's end, asked of the instance that does not run it: ?wait= answers within a
+        # second of the end there too, not when the wait runs out.
+        for job_id, (_, runner) in zip(jobs, seen[-1]):
+            other = gw2 if runner == "gw-1" else gw1
+            asked = time.monotonic()
+            status, job = other.api("GET", "/api/jobs/%s?wait=60" % job_id, timeout=90)
+            self.assertEqual(status, 200, job)
+            self.assertEqual(job.get("state"), "succeeded", job)
+            self.assertLess(time.monotonic() - asked, 40, "?wait= answered when the wait ran out, not at the end")
+        self.assertEqual(len(scp.files()), 16)
+        # From the first request to the last file storescp wrote.
+        elapsed = max(p.stat().st_mtime for p in scp.files().values()) - started
+        bound = SLACK * total / rate
+        self.assertGreaterEqual(elapsed, bound,
+                                "%d bytes in %.2f s: faster than the node's rate allows both instances "
+                                "together (%.2f s at least)" % (total, elapsed, bound))
 
     def test_what_may_not_share_the_directory_is_refused(self):
         gw1 = self.instance("gw-1")

@@ -110,13 +110,15 @@ def tcp_listening(port):
 
 
 class StoreSCP(harness._Process):
-    """DCMTK's storescp (single process) writing to out_dir; log in workdir/<log_name>.log."""
+    """DCMTK's storescp writing to out_dir; log in workdir/<log_name>.log. One association at a
+    time (--single-process), or each in a process of its own (fork=True: --fork)."""
 
     name = "storescp"
 
     def __init__(self, workdir, *, out_dir=None, port=None, options=("+B",), debug=False,
-                 aet="STORESCP", log_name="storescp"):
+                 aet="STORESCP", log_name="storescp", fork=False):
         super().__init__(workdir)
+        self.fork = fork
         self.log_path = self.workdir / ("%s.log" % log_name)
         self.out_dir = Path(out_dir) if out_dir else self.workdir / "out"
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +128,8 @@ class StoreSCP(harness._Process):
         self.debug = debug
 
     def start(self, timeout=20):
-        argv = (["storescp", "-d" if self.debug else "-v", "--single-process"] + self.options
+        argv = (["storescp", "-d" if self.debug else "-v", "--fork" if self.fork else "--single-process"]
+                + self.options
                 + ["-aet", self.aet, "-od", str(self.out_dir), str(self.port)])
         log = open(self.log_path, "ab")
         try:
