@@ -91,13 +91,21 @@ TEST(RateLimiterTest, AProcessSharingANodesRateWithOthersPacesAtItsShare) {
   (void)NodeRateLimiter("share-test-node-2", 0);
 }
 
-// A lower rate takes effect at once: the burst kept is the new rate's.
-TEST(RateLimiterTest, ALowerRateCutsTheBurstKept) {
+// A new rate applies from the change on: what accrued before it accrued at the old rate, and a
+// lower rate keeps no more than its own burst.
+TEST(RateLimiterTest, ANewRateAppliesFromTheChangeOn) {
   FakeTime t;
-  RateLimiter l = t.Make(4'000);  // burst 1,000 B
-  l.SetRate(1'000);               // burst 250 B
-  ASSERT_TRUE(l.Acquire(1'250));  // 250 B of burst, then 1 s
-  EXPECT_NEAR(Seconds(t.slept), 1.0, 1e-3);
+  RateLimiter l = t.Make(1'000);  // burst 250 B
+  ASSERT_TRUE(l.Acquire(250));    // the bucket empty
+  t.now += std::chrono::milliseconds(200);  // 200 B accrue at 1,000 B/s
+  l.SetRate(1'000'000);
+  ASSERT_TRUE(l.Acquire(200'200));  // 200 B accrued, then 0.2 s at the new rate
+  EXPECT_NEAR(Seconds(t.slept), 0.2, 1e-3);
+  FakeTime u;
+  RateLimiter m = u.Make(4'000);  // burst 1,000 B
+  m.SetRate(1'000);               // burst 250 B
+  ASSERT_TRUE(m.Acquire(1'250));  // 250 B of burst, then 1 s
+  EXPECT_NEAR(Seconds(u.slept), 1.0, 1e-3);
 }
 
 }  // namespace

@@ -57,13 +57,14 @@ class ScriptedRunner : public JobRunner {
     std::lock_guard lock(mu);
     return started;
   }
-  // Waits until `n` runs have begun: a job's row says running a little before its run begins.
-  void AwaitStarted(size_t n) {
+  // Waits until `n` runs have begun (a job's row says running a little before its run begins);
+  // false after 20 s.
+  bool AwaitStarted(size_t n) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (Started().size() < n && std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    ASSERT_GE(Started().size(), n);
+    return Started().size() >= n;
   }
 
   std::atomic<bool> release{false};
@@ -624,7 +625,7 @@ TEST_F(JobServiceTest, ANodesConnectionLimitHoldsAcrossInstances) {
   const std::string other_node = (*b->Submit("test", {{"n", 3}, {"node", "node-b"}}))["id"];
   EXPECT_EQ(WaitFor(*b, other_node, "running")["instance"], "b");  // b's worker looked past job 2
   EXPECT_EQ(Job(*b, same_node)["state"], "queued");
-  runner.AwaitStarted(2);  // the second instance's run too, before the first one's ends
+  ASSERT_TRUE(runner.AwaitStarted(2));  // the second instance's run too, before the first one's ends
   runner.release = true;
   WaitFor(*b, first, "succeeded");
   WaitFor(*b, same_node, "succeeded");
@@ -656,7 +657,7 @@ TEST_F(JobServiceTest, FurtherConnectionsOfAJobCountForTheOtherInstances) {
   const std::string other_node = (*a->Submit("test", {{"n", 3}, {"node", "node-b"}}))["id"];
   EXPECT_EQ(WaitFor(*a, other_node, "running")["instance"], "a");
   EXPECT_EQ(Job(*a, same_node)["state"], "queued");
-  runner.AwaitStarted(2);  // the second instance's run too, before the first one's ends
+  ASSERT_TRUE(runner.AwaitStarted(2));  // the second instance's run too, before the first one's ends
   runner.release = true;
   WaitFor(*a, same_node, "succeeded");
   EXPECT_EQ(runner.Started(), (std::vector<int>{1, 3, 2}));
@@ -680,7 +681,7 @@ TEST_F(JobServiceTest, ANodesRetrieveLimitHoldsAcrossInstances) {
   const std::string other_kind = (*b->Submit("test", {{"n", 3}}))["id"];
   EXPECT_EQ(WaitFor(*b, other_kind, "running")["instance"], "b");  // the same node, not a retrieve
   EXPECT_EQ(Job(*b, retrieve)["state"], "queued");
-  runner.AwaitStarted(2);  // the second instance's run too, before the first one's ends
+  ASSERT_TRUE(runner.AwaitStarted(2));  // the second instance's run too, before the first one's ends
   runner.release = true;
   WaitFor(*b, first, "succeeded");
   WaitFor(*b, retrieve, "succeeded");

@@ -15,9 +15,9 @@ directory; each has a receiver of its own in its config file (they run on one ma
   gw-1's on this machine), and disabled through gw-2 stops listening on gw-1. A job running on
   one instance is canceled through the other, whose live job list (/api/jobs/events) follows it
   to its end.
-- A node's max_bytes_per_second is shared: two sends to one throttled storescp, one on each
-  instance (one job worker each) and running at once, take together at least SLACK x their
-  bytes / the rate. Each instance alone at the node's rate would end both in half that. Each
+- A node's max_bytes_per_second is shared: two sends to one throttled storescp (12 x 0.5 MB
+  each), one on each instance (one job worker each) and running at once, take together at least
+  SLACK x their bytes / the rate. Each instance alone at the node's rate would end both in half that. Each
   job's end asked with ?wait= of the instance not running it comes when the job ends.
 - What may not share: a second server with gw-1's instance id on the directory, a server with an
   SQLite index on it, and a server on the database with a data directory of its own are refused
@@ -233,11 +233,12 @@ class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
         self.addCleanup(gw1.stop_and_check)
         gw2 = self.instance("gw-2", jobs_toml="workers = 1\n")
         self.addCleanup(gw2.stop_and_check)
-        studies = [dicomgen.generate(self.mkdtemp("study"), 8, size=512 * 1024, patient_id="RATE%d" % i)
+        per_study = 12
+        studies = [dicomgen.generate(self.mkdtemp("study"), per_study, size=512 * 1024, patient_id="RATE%d" % i)
                    for i in (1, 2)]
         for study in studies:
             self.store(gw1, study)
-            self.assertTrue(harness.wait_until(lambda: len(self.indexed(gw1, study)) == 8, timeout=30))
+            self.assertTrue(harness.wait_until(lambda: len(self.indexed(gw1, study)) == per_study, timeout=30))
         total = sum(os.path.getsize(f[0]) for study in studies for f in study)
         scp = self.slow_peer(gw1, "shared-rate", rate, fork=True)  # both associations at once
         self.assertTrue(harness.wait_until(lambda: gw2.api("GET", "/api/nodes/shared-rate")[0] == 200,
@@ -258,20 +259,22 @@ class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
                          for body in (gw1.api("GET", "/api/jobs/%s" % j)[1] for j in jobs)])
             return [state for state, _ in seen[-1]] == ["running", "running"]
 
-        # Each alone at the rate would take ~4 s: both run at once, one on each instance.
+        # Each alone at the rate would take ~6 s: both run at once, one on each instance.
         self.assertTrue(harness.wait_until(both_running, timeout=20),
                         "the two sends did not run at once: %s" % seen[-1:])
         self.assertEqual(sorted(instance for _, instance in seen[-1]), ["gw-1", "gw-2"], seen[-1])
         # Each job's end, asked of the instance that does not run it: ?wait= answers within a
-        # second of the end there too, not when the wait runs out.
+        # second of the end there too (5 s allowed), not when the wait runs out.
         for job_id, (_, runner) in zip(jobs, seen[-1]):
             other = gw2 if runner == "gw-1" else gw1
-            asked = time.monotonic()
             status, job = other.api("GET", "/api/jobs/%s?wait=60" % job_id, timeout=90)
+            answered = time.time()
             self.assertEqual(status, 200, job)
             self.assertEqual(job.get("state"), "succeeded", job)
-            self.assertLess(time.monotonic() - asked, 40, "?wait= answered when the wait ran out, not at the end")
-        self.assertEqual(len(scp.files()), 16)
+            last_file = max(p.stat().st_mtime for p in scp.files().values())
+            self.assertLess(answered - last_file, 5, "?wait= answered %.1f s after the last instance arrived"
+                            % (answered - last_file))
+        self.assertEqual(len(scp.files()), 2 * per_study)
         # From the first request to the last file storescp wrote.
         elapsed = max(p.stat().st_mtime for p in scp.files().values()) - started
         bound = SLACK * total / rate
