@@ -95,8 +95,8 @@ TEST(RateLimiterTest, AProcessSharingANodesRateWithOthersPacesAtItsShare) {
 // lower rate keeps no more than its own burst.
 TEST(RateLimiterTest, ANewRateAppliesFromTheChangeOn) {
   FakeTime t;
-  RateLimiter l = t.Make(1'000);  // burst 250 B
-  ASSERT_TRUE(l.Acquire(250));    // the bucket empty
+  RateLimiter l = t.Make(1'000);            // burst 250 B
+  ASSERT_TRUE(l.Acquire(250));              // the bucket empty
   t.now += std::chrono::milliseconds(200);  // 200 B accrue at 1,000 B/s
   l.SetRate(1'000'000);
   ASSERT_TRUE(l.Acquire(200'200));  // 200 B accrued, then 0.2 s at the new rate
