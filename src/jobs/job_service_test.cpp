@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -36,6 +37,7 @@ class ScriptedRunner : public JobRunner {
       if (wanted_extra > 0) granted_extra = job.ExtraConnections(wanted_extra);
       if (give_back > 0) job.ReleaseConnections(give_back);
     }
+    started_cv.notify_all();
     job.Progress({{"completed", 1}});
     while (!release && !job.StopRequested()) std::this_thread::sleep_for(2ms);
     std::lock_guard lock(mu);
@@ -60,15 +62,13 @@ class ScriptedRunner : public JobRunner {
   // Waits until `n` runs have begun (a job's row says running a little before its run begins);
   // false after 20 s.
   bool AwaitStarted(size_t n) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (Started().size() < n && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return Started().size() >= n;
+    std::unique_lock lock(mu);
+    return started_cv.wait_for(lock, std::chrono::seconds(20), [&] { return started.size() >= n; });
   }
 
   std::atomic<bool> release{false};
   std::mutex mu;
+  std::condition_variable started_cv;             // a run began
   std::map<int, std::deque<JobOutcome>> scripts;  // GUARDED_BY(mu)
   std::map<int, int> runs;                        // GUARDED_BY(mu)
   std::vector<int> started;                       // GUARDED_BY(mu)
