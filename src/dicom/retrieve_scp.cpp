@@ -216,7 +216,9 @@ OFCondition AnswerGet(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
     // A C-CANCEL that came while the C-STORE-RSP was awaited: this one is done, no more follow.
     if (detected.cancelEncountered && detected.req.MessageIDBeingRespondedTo == request.MessageID) canceled = true;
     if (!broke.empty()) {
-      spdlog::info("{}: C-GET from {}@{}: the association broke: {}", ctx.name, ctx.calling_ae, ctx.peer, broke);
+      // Also when an instance's stored file failed mid-data-set: the caller's association cannot go on.
+      spdlog::info("{}: C-GET from {}@{}: the association broke: {}", ctx.name, ctx.calling_ae, ctx.peer,
+                   o.reason.empty() ? broke : o.reason);
       return makeDcmnetCondition(DIMSEC_BADDATA, OF_error, "C-GET: the association broke during a sub-operation");
     }
     if (o.status == SendStatus::kFailed) {

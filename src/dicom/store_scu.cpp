@@ -192,8 +192,10 @@ OFCondition SendStoreCommand(T_ASC_Association* assoc, T_ASC_PresentationContext
 }
 
 // The data set, in PDVs as long as DCMTK's own (what the peer's maximum PDU allows), read from
-// the file, one PDU per write.
-OFCondition SendStoredDataSet(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const StoredDataSet& file) {
+// the file, one PDU per write. `file_fault` says what went wrong with the stored file itself
+// (cut short or unreadable while being sent); the association cannot go on either way.
+OFCondition SendStoredDataSet(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const StoredDataSet& file,
+                              std::string& file_fault) {
   unsigned long room = assoc->sendPDVLength;
   const unsigned long max_pdu = dcmMaxOutgoingPDUSize.get();
   if (room + kPduHead > max_pdu) room = max_pdu - kPduHead;
@@ -210,6 +212,13 @@ OFCondition SendStoredDataSet(T_ASC_Association* assoc, T_ASC_PresentationContex
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         // The association is in the middle of a data set: it cannot go on.
+        const off_t pos = at + static_cast<off_t>(got);
+        file_fault = n == 0
+                         ? fmt::format(
+                               "the stored file ended at byte {} of {} while being sent: it was changed "
+                               "outside the server",
+                               pos, file.end)
+                         : fmt::format("the stored file could not be read at byte {}: {}", pos, std::strerror(errno));
         return makeOFCondition(OFM_dcmnet, DIMSEC_SENDFAILED, OF_error,
                                n == 0 ? "the stored file ended early" : "the stored file could not be read");
       }
@@ -295,13 +304,14 @@ SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOp
   T_DIMSE_C_StoreRSP rsp{};
   DcmDataset* detail = nullptr;
   OFCondition cond;
+  std::string file_fault;
   std::optional<StoredDataSet> stored = route.convert_to.empty() ? OpenAsStored(it) : std::nullopt;
   if (stored) {
     // Unchanged: the data set goes from the file as it is stored, byte for byte (DCMTK would
     // parse it and write it again, turning sequences of undefined length into defined ones).
     req.DataSetType = DIMSE_DATASET_PRESENT;
     cond = SendStoreCommand(assoc, route.pres, req);
-    if (cond.good()) cond = SendStoredDataSet(assoc, route.pres, *stored);
+    if (cond.good()) cond = SendStoredDataSet(assoc, route.pres, *stored, file_fault);
     if (cond.good()) cond = AwaitStoreResponse(assoc, route.pres, req, rsp, &detail, opt.cancel);
   } else if (route.convert_to.empty()) {
     // Unchanged, but not a file we read ourselves: DCMTK parses it and streams it.
@@ -323,6 +333,12 @@ SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOp
   std::unique_ptr<DcmDataset> owned(detail);
   if (cond.bad()) {
     broke = ConditionText(cond);
+    if (!file_fault.empty()) {
+      // The instance's own file failed: it fails alone, though the association it was on is lost.
+      o.status = SendStatus::kFailed;
+      o.transient = false;
+      o.reason = fmt::format("{}: {}", it.path, file_fault);
+    }
     return o;
   }
   o.dimse_status = rsp.DimseStatus;
@@ -351,12 +367,28 @@ std::string StoreStatusText(int status) {
   std::list<std::string> keep;  // stable addresses for the proposed UIDs
   auto a = Associate(rq.peer, Contexts(rq, keep));
   if (!a) return tl::unexpected(a.error());
-  T_ASC_Association* assoc = (*a)->get();
   const StoreOptions opt{rq.preferred_transfer_syntax, rq.allow_lossy, rq.move_originator_ae, rq.move_originator_id};
   for (size_t i = 0; i < rq.items.size(); ++i) {
     if (hooks.cancel_requested && hooks.cancel_requested()) break;
     std::string broke;
-    out[i] = StoreOne(assoc, rq.items[i], opt, broke);
+    out[i] = StoreOne((*a)->get(), rq.items[i], opt, broke);
+    if (!broke.empty() && out[i].status == SendStatus::kFailed) {
+      // Its stored file failed mid-data-set: the peer keeps nothing of an aborted association,
+      // and the rest goes on a new one.
+      (*a)->Abort();
+      if (hooks.on_instance) hooks.on_instance(i, out[i]);
+      if (i + 1 == rq.items.size()) return out;
+      a = Associate(rq.peer, Contexts(rq, keep));
+      if (!a) {
+        for (size_t j = i + 1; j < out.size(); ++j) {
+          out[j].reason = fmt::format("not sent: {}", a.error().message);
+          out[j].never_sent = true;
+          out[j].transient = IsTransient(a.error().code);
+        }
+        return out;
+      }
+      continue;
+    }
     if (!broke.empty()) {
       out[i].reason = fmt::format("the association with {} broke: {}", (*a)->where(), broke);
       out[i].broke_here = true;

@@ -314,7 +314,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
     else if (!first_reason.empty())
       parts.push_back(first_reason);
     if (!failed_list.empty()) {
-      parts.push_back(fmt::format("{} instance(s) refused, e.g. {}: {}", failed_list.size(),
+      parts.push_back(fmt::format("{} instance(s) failed, e.g. {}: {}", failed_list.size(),
                                   failed_list[0]["sop_uid"].get<std::string>(),
                                   failed_list[0]["reason"].get<std::string>()));
     }

@@ -18,8 +18,10 @@ identifier); DCMTK's storescp as the move destinations (-d prints each associati
 Endian only; --sleep-after 1 makes each store after the first wait a second, so a C-CANCEL
 arrives mid-move); and Orthanc 1.10.1 as a client through its REST API
 (/modalities/{id}/query, then /queries/{id}/answers/0/retrieve: a C-MOVE to itself, ORTHANC
-being one of our nodes). DCMTK 3.6.7's getscu +xi proposes Explicit VR Little Endian only
-(its prepareTS), so the conversion for an Implicit-only peer is checked through C-MOVE alone.
+being one of our nodes); for a C-CANCEL during a C-GET, which getscu cannot send, a second
+server's retrieve job (method c-get) through a throttling proxy. DCMTK 3.6.7's getscu +xi
+proposes Explicit VR Little Endian only (its prepareTS), so the conversion for an
+Implicit-only peer is checked through C-MOVE alone.
 
 Test data: 6 studies of 5 patients written by dicomgen (the DATA table below), 24
 instances, stored with storescu into two config receivers filing into project LAB1 or LAB2
@@ -781,6 +783,82 @@ class QRRetrieveTests(harness.E2ETestCase):
         files = scp.files()
         self.assertEqual(len(files), completed, "%r\n%s" % (sorted(files), run.describe()))
         self.assertLessEqual(set(files), self.study_sops("D"))
+
+    def test_12_a_c_get_canceled_by_its_caller_ends_with_fe00_and_sends_no_more(self):
+        """A C-CANCEL during a C-GET. The caller is another server's retrieve job (method
+        c-get; DCMTK's getscu cannot cancel), reaching QR through a proxy that paces what QR
+        sends to 150 KB/s. Its cancel sends C-CANCEL-RQ while the C-STOREs go on; QR must stop
+        after the sub-operation under way and end with Cancel (0xFE00), which lets the caller
+        release at once: had QR ignored the C-CANCEL, the caller would have gone on taking
+        instances and cut the association only after its 30 s grace. What QR counted as sent
+        is exactly what arrived at the caller."""
+        n = 40
+        files = dicomgen.generate(self.mkdtemp("cancel-get"), n, size=48 * 1024, modality="CT",
+                                  patient_id="CANCELGET", patient_name="CANCEL^GET")
+        study = files[0][2]
+        cp = harness.storescu(self.port, "STORE2", [f[0] for f in files])
+        self.assertEqual(cp.returncode, 0, harness.proc_output(cp))
+        harness.wait_studies_indexed(self.server, {study: n})
+        proxy = harness.ThrottledProxy(self.port, rate=150_000)
+        self.addCleanup(proxy.close)
+        caller = self.start_server()
+        body = {"name": "qr", "ae_title": "QR", "host": "127.0.0.1", "port": proxy.port,
+                "queryable": True}
+        status, answer = caller.api("POST", "/api/nodes", body)
+        self.assertEqual(status, 201, answer)
+        status, answer = caller.api("POST", "/api/retrieve",
+                                    {"node": "qr", "level": "STUDY", "uids": [study],
+                                     "method": "c-get"})
+        self.assertEqual(status, 202, answer)
+        job_id = answer["job_id"]
+        log_offset = self.server.log_path.stat().st_size
+
+        def job():
+            status, j = caller.api("GET", "/api/jobs/%s" % job_id)
+            self.assertEqual(status, 200, j)
+            return j
+
+        deadline = time.monotonic() + 30
+        while ((job().get("progress") or {}).get("completed") or 0) < 3:
+            self.assertLess(time.monotonic(), deadline, "fewer than 3 arrived: %r" % job())
+            self.assertNotIn(job().get("state"), ("succeeded", "partial", "failed", "canceled"))
+            time.sleep(0.05)
+        status, answer = caller.api("POST", "/api/jobs/%s/cancel" % job_id)
+        self.assertEqual(status, 200, answer)
+        t0 = time.monotonic()
+        status, ended = caller.api("GET", "/api/jobs/%s?wait=25" % job_id, timeout=40)
+        self.assertEqual(status, 200, ended)
+        self.assertEqual(ended.get("state"), "canceled", ended)
+        self.assertLess(time.monotonic() - t0, 10, "the caller waited for its grace: %r" % ended)
+
+        # QR's own account of the C-GET: canceled, and how many it sent.
+        pattern = re.compile(r"C-GET STUDY from PACSBRIDGE@\S+: (\d+) sent, (\d+) failed, "
+                             r"(\d+) with warnings of (\d+) \(canceled\)")
+        deadline = time.monotonic() + 10
+        while True:
+            with open(self.server.log_path, "rb") as f:
+                f.seek(log_offset)
+                text = f.read().decode("utf-8", "replace")
+            m = pattern.search(text)
+            if m or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertIsNotNone(m, "QR logged no canceled C-GET:\n" + text)
+        sent, failed, warned, total = (int(x) for x in m.groups())
+        self.assertEqual((failed, warned, total), (0, 0, n), m.group(0))
+        self.assertGreaterEqual(sent, 3, m.group(0))
+        self.assertLess(sent, n, m.group(0))
+        self.assertNotIn("association broke", text)
+        # Every instance QR counted as sent arrived, and nothing else: the job's own count,
+        # then the caller's index (it answers the count once indexing has caught up).
+        self.assertEqual((ended.get("progress") or {}).get("completed"), sent, ended)
+        arrived = harness.archive_sops(caller, study)
+        deadline = time.monotonic() + 10
+        while len(arrived) < sent and time.monotonic() < deadline:
+            time.sleep(0.1)
+            arrived = harness.archive_sops(caller, study)
+        self.assertEqual(len(arrived), sent, arrived)
+        self.assertLessEqual(set(arrived), {f[1] for f in files})
 
 
 if __name__ == "__main__":

@@ -1036,6 +1036,67 @@ class SendTests(harness.JobHelpers, harness.E2ETestCase):
         self.assertFalse(set(second_run) & confirmed, "confirmed instances sent again")
         self.assert_storescp_has(again, files)
 
+    def test_a_stored_file_cut_short_mid_send_fails_alone_and_never_arrives_whole(self):
+        """Something outside the server truncates an archive file while it is being sent (a
+        16 MB instance paced to 1 MB/s). The data set cannot be finished: the association is
+        aborted (a peer keeps no instance from an aborted one), the instance fails with the
+        reason, the study's other instances arrive whole on a new association, and the server
+        goes on."""
+        d = self.mkdtemp("cut")
+        big = dicomgen.generate(d / "big", 1, modality="CT", size=16 * 1024 * 1024,
+                                patient_id="SENDCUT")
+        study = big[0][2]
+        small = add_series(d / "small", study, 3, size=4000, patient_id="SENDCUT")
+        self.load([f[0] for f in big + small])
+        self.assertTrue(harness.wait_until(
+            lambda: harness.studies_by_uid(self.server).get(study, {}).get("instance_count") == 4,
+            timeout=30, interval=0.1))
+        big_sop = big[0][1]
+        stored = [p for p in harness.files_under(self.server.data_dir / "archive")
+                  if os.path.basename(p) == big_sop + ".dcm"]
+        self.assertEqual(len(stored), 1, stored)
+        whole = os.path.getsize(stored[0])
+        scp = self.start_scp("scp-cut", debug=True)
+        proxy = harness.ThrottledProxy(scp.port, rate=1_000_000, throttle="upload")
+        self.addCleanup(proxy.close)
+        self.add_node("scp-cut", proxy.port, retry={"attempts": 1})
+        job_id = self.start_send("scp-cut", "STUDY", [study])
+
+        def partly_there():
+            for p in scp.out_dir.iterdir():
+                if big_sop in p.name and p.stat().st_size > 512 * 1024:
+                    return True
+            return False
+
+        try:
+            self.assertTrue(harness.wait_until(partly_there, timeout=30, interval=0.05),
+                            "the big instance never started arriving: " + dump(self.get_job(job_id)))
+            # Far below what has been read by now: the next read finds the end of the file.
+            os.truncate(stored[0], 4 * 1024 * 1024)
+            job = self.wait_job(job_id, timeout=60)
+        finally:
+            proxy.rate = None
+        d = dump(job)
+        self.assertEqual(job.get("state"), "partial", d)
+        failed = job.get("failed_instances") or []
+        self.assertEqual([f.get("sop_uid") for f in failed], [big_sop], d)
+        # Where it ended and how long it was, in file bytes; not worth another try by itself.
+        self.assertIn("the stored file ended at byte %d of %d" % (4 * 1024 * 1024, whole),
+                      failed[0].get("reason", ""), d)
+        self.assertIn(big_sop, job.get("error") or "", d)
+        self.assertEqual([h.get("transient") for h in job.get("history") or []], [False], d)
+        p = job.get("progress") or {}
+        self.assertEqual((p.get("completed"), p.get("failed")), (3, 1), d)
+        # The peer: the three small ones byte-identical, nothing of the cut one kept whole.
+        got = scp.files()
+        self.assert_identical_files({s: f for s, f in got.items() if s != big_sop}, small)
+        if big_sop in got:
+            self.assertLess(got[big_sop].stat().st_size, 16 * 1024 * 1024,
+                            "storescp holds the cut instance whole")
+        self.assertIn("Abort", scp.log_text(), "storescp saw no A-ABORT:\n" + scp.log_text()[-2000:])
+        status, health = self.server.api("GET", "/api/health")
+        self.assertEqual(status, 200, health)
+
     # ------------------------------------------------------------------ 7: errors
 
     def test_request_errors_name_the_field(self):
