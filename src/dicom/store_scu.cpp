@@ -313,18 +313,21 @@ SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOp
     cond = SendStoreCommand(assoc, route.pres, req);
     if (cond.good()) cond = SendStoredDataSet(assoc, route.pres, *stored, file_fault);
     if (cond.good()) cond = AwaitStoreResponse(assoc, route.pres, req, rsp, &detail, opt.cancel);
-  } else if (route.convert_to.empty()) {
-    // Unchanged, but not a file we read ourselves: DCMTK parses it and streams it.
-    cond = DIMSE_storeUser(assoc, route.pres, &req, it.path.c_str(), nullptr, nullptr, nullptr, DIMSE_BLOCKING, 0, &rsp,
-                           &detail, opt.cancel);
   } else {
+    // Converted, or unchanged but not a file we send ourselves: DCMTK reads it here, so that a
+    // file it cannot read fails alone, before the command goes out.
     DcmFileFormat file;
-    Result<void> converted = file.loadFile(it.path.c_str()).good()
-                                 ? Transcode(*file.getDataset(), it.transfer_syntax_uid, route.convert_to)
-                                 : Fail(Code::kIoError, fmt::format("cannot read the stored file {}", it.path));
-    if (!converted) {
+    OFCondition loaded = file.loadFile(it.path.c_str());
+    Result<void> ready =
+        loaded.good()
+            ? Result<void>{}
+            : Fail(Code::kIoError, fmt::format("cannot read the stored file {}: {}", it.path, ConditionText(loaded)));
+    if (ready && !route.convert_to.empty())
+      ready = Transcode(*file.getDataset(), it.transfer_syntax_uid, route.convert_to);
+    if (!ready) {
       o.status = SendStatus::kFailed;
-      o.reason = converted.error().message;
+      o.transient = false;
+      o.reason = ready.error().message;
       return o;
     }
     cond = DIMSE_storeUser(assoc, route.pres, &req, nullptr, file.getDataset(), nullptr, nullptr, DIMSE_BLOCKING, 0,
