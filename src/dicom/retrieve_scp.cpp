@@ -221,7 +221,7 @@ OFCondition AnswerGet(T_ASC_Association* assoc, T_ASC_PresentationContextID pres
                    o.reason.empty() ? broke : o.reason);
       return makeDcmnetCondition(DIMSEC_BADDATA, OF_error, "C-GET: the association broke during a sub-operation");
     }
-    if (o.status == SendStatus::kFailed) {
+    if (o.status == SendStatus::kFailed || o.status == SendStatus::kNotConfirmed) {
       spdlog::warn("{}: C-GET from {}@{}: an instance was not sent: {}", ctx.name, ctx.calling_ae, ctx.peer, o.reason);
     }
     t.Add(item, o);
@@ -283,7 +283,7 @@ OFCondition AnswerMove(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
       return canceled;
     };
     hooks.on_instance = [&](size_t index, const SendOutcome& o) {
-      if (o.status == SendStatus::kFailed) {
+      if (o.status == SendStatus::kFailed || o.status == SendStatus::kNotConfirmed) {
         spdlog::warn("{}: C-MOVE from {}@{} to {}: an instance was not sent: {}", ctx.name, ctx.calling_ae, ctx.peer,
                      destination, o.reason);
       }
@@ -311,10 +311,10 @@ OFCondition AnswerMove(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
       return DIMSE_sendMoveResponse(assoc, pres, &request, &rsp, failed.get(), detail.get());
     }
     if (!canceled) {
-      // Those the association did not carry to the end (it broke) failed.
+      // Those the association did not carry to the end (it broke) failed; the hook saw the others.
       for (size_t i = 0; i < outcomes->size(); ++i) {
         const SendOutcome& o = (*outcomes)[i];
-        if (o.status == SendStatus::kNotConfirmed) t.Add(rq.items[i], o);
+        if (o.status == SendStatus::kNotConfirmed && (o.broke_here || o.never_sent)) t.Add(rq.items[i], o);
       }
     }
   }

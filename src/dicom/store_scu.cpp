@@ -193,7 +193,7 @@ OFCondition SendStoreCommand(T_ASC_Association* assoc, T_ASC_PresentationContext
 
 // The data set, in PDVs as long as DCMTK's own (what the peer's maximum PDU allows), read from
 // the file, one PDU per write. `file_fault` says what went wrong with the stored file itself
-// (cut short or unreadable while being sent); the association cannot go on either way.
+// (cut short while being sent); the association cannot go on either way.
 OFCondition SendStoredDataSet(T_ASC_Association* assoc, T_ASC_PresentationContextID pres, const StoredDataSet& file,
                               std::string& file_fault) {
   unsigned long room = assoc->sendPDVLength;
@@ -211,16 +211,19 @@ OFCondition SendStoredDataSet(T_ASC_Association* assoc, T_ASC_PresentationContex
       const ssize_t n = ::pread(file.fd.get(), pdu.data() + kPduHead + got, want - got, at + static_cast<off_t>(got));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
-        // The association is in the middle of a data set: it cannot go on.
+        // The association is in the middle of a data set: it cannot go on. A file shorter than
+        // when it was opened is the instance's own fault; a read error may pass (the storage).
         const off_t pos = at + static_cast<off_t>(got);
-        file_fault = n == 0
-                         ? fmt::format(
-                               "the stored file ended at byte {} of {} while being sent: it was changed "
-                               "outside the server",
-                               pos, file.end)
-                         : fmt::format("the stored file could not be read at byte {}: {}", pos, std::strerror(errno));
-        return makeOFCondition(OFM_dcmnet, DIMSEC_SENDFAILED, OF_error,
-                               n == 0 ? "the stored file ended early" : "the stored file could not be read");
+        if (n < 0) {
+          const std::string why =
+              fmt::format("the stored file could not be read at byte {}: {}", pos, std::strerror(errno));
+          return makeOFCondition(OFM_dcmnet, DIMSEC_SENDFAILED, OF_error, why.c_str());
+        }
+        file_fault = fmt::format(
+            "the stored file ended at byte {} of {} while being sent: it was changed outside "
+            "the server",
+            pos, file.end);
+        return makeOFCondition(OFM_dcmnet, DIMSEC_SENDFAILED, OF_error, "the stored file ended early");
       }
       got += static_cast<size_t>(n);
     }
@@ -281,11 +284,20 @@ SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOp
     o.reason = "the instance has no valid SOP Instance UID";
     return o;
   }
-  if (::access(it.path.c_str(), R_OK) != 0) {
+  struct stat st {};
+  if (::access(it.path.c_str(), R_OK) != 0 || ::stat(it.path.c_str(), &st) != 0) {
     // Caught before the command goes out: DCMTK would send it and then break the association
     // when the data set cannot be read.
     o.status = SendStatus::kFailed;
     o.reason = fmt::format("cannot read the stored file {}: {}", it.path, std::strerror(errno));
+    return o;
+  }
+  if (it.bytes > 0 && st.st_size != it.bytes) {
+    // Cut between two elements, such a file would still parse, and go out as a smaller instance.
+    o.status = SendStatus::kFailed;
+    o.transient = false;
+    o.reason = fmt::format("the stored file {} is {} bytes, {} when it was indexed: it was changed outside the server",
+                           it.path, st.st_size, it.bytes);
     return o;
   }
   T_DIMSE_C_StoreRQ req{};
@@ -324,6 +336,12 @@ SendOutcome StoreOne(T_ASC_Association* assoc, const SendItem& it, const StoreOp
             : Fail(Code::kIoError, fmt::format("cannot read the stored file {}: {}", it.path, ConditionText(loaded)));
     if (ready && !route.convert_to.empty())
       ready = Transcode(*file.getDataset(), it.transfer_syntax_uid, route.convert_to);
+    if (!ready && loaded.bad()) {
+      // Its size is the indexed one: an error of the storage, which may pass, or a file damaged
+      // in place. Not confirmed either way; nothing has gone out, the association goes on.
+      o.reason = ready.error().message;
+      return o;
+    }
     if (!ready) {
       o.status = SendStatus::kFailed;
       o.transient = false;
@@ -380,7 +398,7 @@ std::string StoreStatusText(int status) {
       // and the rest goes on a new one.
       (*a)->Abort();
       if (hooks.on_instance) hooks.on_instance(i, out[i]);
-      if (i + 1 == rq.items.size()) return out;
+      if (i + 1 == rq.items.size() || (hooks.cancel_requested && hooks.cancel_requested())) return out;
       a = Associate(rq.peer, Contexts(rq, keep));
       if (!a) {
         for (size_t j = i + 1; j < out.size(); ++j) {

@@ -261,7 +261,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
   saver.join();
 
   json failed_list = earlier_refusals, not_confirmed = json::array(), warnings = json::array();
-  std::string first_break, first_reason;
+  std::string first_break, first_reason, first_unsent;
   bool transient = false, permanent = lane_permanent;
   int retry_after = 0;  // the longest wait the peer asked for
   for (size_t i = 0; i < n; ++i) {
@@ -292,6 +292,7 @@ JobOutcome SendRunner::Run(JobContext& job) {
         // The instance that was on the wire when an association broke tells why.
         if (first_break.empty() && o.broke_here) first_break = o.reason;
         if (first_reason.empty() && !o.never_sent) first_reason = o.reason;
+        if (first_unsent.empty() && o.never_sent) first_unsent = o.reason;  // e.g. a new association refused
         break;
     }
   }
@@ -313,6 +314,8 @@ JobOutcome SendRunner::Run(JobContext& job) {
       parts.push_back(lane_errors.front());
     else if (!first_reason.empty())
       parts.push_back(first_reason);
+    else if (!first_unsent.empty())
+      parts.push_back(first_unsent);
     if (!failed_list.empty()) {
       parts.push_back(fmt::format("{} instance(s) failed, e.g. {}: {}", failed_list.size(),
                                   failed_list[0]["sop_uid"].get<std::string>(),

@@ -687,6 +687,34 @@ class QRRetrieveTests(harness.E2ETestCase):
             self.assertEqual(run.failed_uids, [lost], run.describe())
             self.assertSameDataSets(scp.files(), set(sops) - {lost}, "storescp's folder")
 
+    def test_08b_archive_file_damaged_in_place_is_counted_failed_once_and_listed(self):
+        """The file is there with its indexed size, but its meta header is overwritten: it
+        cannot be read, fails before its C-STORE-RQ goes out, counts once as failed (and is
+        listed), and the same association carries the others."""
+        d = self.study("D")
+        sops = d["series"][0]["sops"]
+        damaged = sops[2]
+        path = self.archive_file(damaged)
+        original = Path(path).read_bytes()
+        self.addCleanup(Path(path).write_bytes, original)
+        with open(path, "r+b") as f:
+            f.seek(132)
+            f.write(b"\xff" * 64)
+        self.assertEqual(os.path.getsize(path), len(original))
+        with self.subTest(op="C-GET"):
+            r = self.getscu("STUDY", [("StudyInstanceUID", d["uid"])])
+            self.assertEqual(r.final_status, WARNING_SOME_FAILED, r.describe())
+            self.assertEqual(r.counts()[1:], (len(sops) - 1, 1, 0), r.describe())
+            self.assertSameDataSets(r.files, set(sops) - {damaged},
+                                    "getscu's folder\n" + r.describe())
+        with self.subTest(op="C-MOVE"):
+            run, scp, log = self.move_to("STORESCP", "STUDY", [("StudyInstanceUID", d["uid"])])
+            self.assertEqual(run.final_status, WARNING_SOME_FAILED, run.describe())
+            self.assertEqual(run.counts()[1:], (len(sops) - 1, 1, 0), run.describe())
+            self.assertEqual(run.failed_uids, [damaged], run.describe())
+            self.assertSameDataSets(scp.files(), set(sops) - {damaged}, "storescp's folder")
+            self.assertEqual(len(StoreSCP.calling_aes(log)), 1, log[-3000:])
+
     # ================================================================== 9. transcoding
 
     def test_09_converted_losslessly_for_an_implicit_only_destination(self):

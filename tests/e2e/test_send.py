@@ -1095,25 +1095,34 @@ class SendTests(harness.JobHelpers, harness.E2ETestCase):
                             "storescp holds the cut instance whole")
         self.assertIn("Abort", scp.log_text(), "storescp saw no A-ABORT:\n" + scp.log_text()[-2000:])
 
-        # Cut before a send: the two damaged files fail alone before their C-STORE-RQ goes
-        # out, on the one association that carries the two others.
-        cut_small = [p for p in harness.files_under(self.server.data_dir / "archive")
-                     if os.path.basename(p) == small[0][1] + ".dcm"]
-        self.assertEqual(len(cut_small), 1, cut_small)
-        os.truncate(cut_small[0], 1000)
+        # Before a send: the two files cut short fail alone before their C-STORE-RQ goes out
+        # (their size is not the indexed one), one damaged in place (its size unchanged) stays
+        # not confirmed (it could be the storage failing for a while), and one association
+        # carries the last one.
+        def archive_path(sop):
+            found = [p for p in harness.files_under(self.server.data_dir / "archive")
+                     if os.path.basename(p) == sop + ".dcm"]
+            self.assertEqual(len(found), 1, found)
+            return found[0]
+
+        os.truncate(archive_path(small[0][1]), 1000)
+        with open(archive_path(small[1][1]), "r+b") as f:
+            f.seek(132)
+            f.write(b"\xff" * 64)
         requests_before = scp.store_requests()
         job = self.send_and_wait("scp-cut", "STUDY", [study])
         d = dump(job)
         self.assertEqual(job.get("state"), "partial", d)
-        failed = job.get("failed_instances") or []
-        self.assertEqual(sorted(f.get("sop_uid") for f in failed), sorted([big_sop, small[0][1]]), d)
-        for f in failed:
-            self.assertIn("cannot read the stored file", f.get("reason", ""), d)
+        failed = {f.get("sop_uid"): f.get("reason", "") for f in job.get("failed_instances") or []}
+        self.assertEqual(sorted(failed), sorted([big_sop, small[0][1]]), d)
+        self.assertIn("is %d bytes, %d when it was indexed" % (4 * 1024 * 1024, whole), failed[big_sop], d)
+        self.assertIn("is 1000 bytes", failed[small[0][1]], d)
+        self.assertEqual(job.get("not_confirmed"), [small[1][1]], d)
+        self.assertIn("cannot read the stored file", job.get("error") or "", d)
         p = job.get("progress") or {}
-        self.assertEqual((p.get("completed"), p.get("failed"), p.get("associations")), (2, 2, 1), d)
-        self.assertEqual(scp.store_requests() - requests_before, 2, scp.log_text()[-3000:])
-        self.assert_identical_files({s: f for s, f in scp.files().items() if s in {x[1] for x in small[1:]}},
-                                    small[1:])
+        self.assertEqual((p.get("completed"), p.get("failed"), p.get("associations")), (1, 2, 1), d)
+        self.assertEqual(scp.store_requests() - requests_before, 1, scp.log_text()[-3000:])
+        self.assert_identical_files({s: f for s, f in scp.files().items() if s == small[2][1]}, small[2:])
         status, health = self.server.api("GET", "/api/health")
         self.assertEqual(status, 200, health)
 
