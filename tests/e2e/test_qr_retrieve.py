@@ -846,11 +846,13 @@ class QRRetrieveTests(harness.E2ETestCase):
             self.assertEqual(status, 200, j)
             return j
 
-        deadline = time.monotonic() + 30
-        while ((job().get("progress") or {}).get("completed") or 0) < 3:
-            self.assertLess(time.monotonic(), deadline, "fewer than 3 arrived: %r" % job())
-            self.assertNotIn(job().get("state"), ("succeeded", "partial", "failed", "canceled"))
-            time.sleep(0.05)
+        def under_way():
+            j = job()
+            self.assertNotIn(j.get("state"), ("succeeded", "partial", "failed", "canceled"), j)
+            return ((j.get("progress") or {}).get("completed") or 0) >= 3
+
+        self.assertTrue(harness.wait_until(under_way, timeout=30, interval=0.05),
+                        "fewer than 3 arrived: %r" % job())
         status, answer = caller.api("POST", "/api/jobs/%s/cancel" % job_id)
         self.assertEqual(status, 200, answer)
         t0 = time.monotonic()
@@ -862,15 +864,13 @@ class QRRetrieveTests(harness.E2ETestCase):
         # QR's own account of the C-GET: canceled, and how many it sent.
         pattern = re.compile(r"C-GET STUDY from PACSBRIDGE@\S+: (\d+) sent, (\d+) failed, "
                              r"(\d+) with warnings of (\d+) \(canceled\)")
-        deadline = time.monotonic() + 10
-        while True:
+        def logged():
             with open(self.server.log_path, "rb") as f:
                 f.seek(log_offset)
-                text = f.read().decode("utf-8", "replace")
-            m = pattern.search(text)
-            if m or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+                return f.read().decode("utf-8", "replace")
+
+        m = harness.wait_until(lambda: pattern.search(logged()), timeout=10, interval=0.05)
+        text = logged()
         self.assertIsNotNone(m, "QR logged no canceled C-GET:\n" + text)
         sent, failed, warned, total = (int(x) for x in m.groups())
         self.assertEqual((failed, warned, total), (0, 0, n), m.group(0))
@@ -880,11 +880,8 @@ class QRRetrieveTests(harness.E2ETestCase):
         # Every instance QR counted as sent arrived, and nothing else: the job's own count,
         # then the caller's index (it answers the count once indexing has caught up).
         self.assertEqual((ended.get("progress") or {}).get("completed"), sent, ended)
+        harness.wait_until(lambda: len(harness.archive_sops(caller, study)) >= sent, timeout=10)
         arrived = harness.archive_sops(caller, study)
-        deadline = time.monotonic() + 10
-        while len(arrived) < sent and time.monotonic() < deadline:
-            time.sleep(0.1)
-            arrived = harness.archive_sops(caller, study)
         self.assertEqual(len(arrived), sent, arrived)
         self.assertLessEqual(set(arrived), {f[1] for f in files})
 
