@@ -122,10 +122,16 @@ class Database {
   // The database server's clock, in microseconds since 1970 (UTC): leases are measured on it, so
   // that instances on hosts whose clocks differ agree on when one runs out.
   [[nodiscard]] Result<int64_t> ServerTimeMicros();
-  // Several instances: for each node that running retrieves or sends whose lease has not ended
-  // at `lease_now` transfer to, the instances that run them.
+  // Several instances: for each node, the instances that transfer to it at `lease_now`: those
+  // running a retrieve or a send to it whose lease has not ended, and those whose published
+  // transfers (PublishTransfers) name it and have not run out.
   [[nodiscard]] Result<std::map<std::string, std::vector<std::string>>> InstancesTransferring(
       const std::string& lease_now);
+  // Several instances: the nodes `instance` transfers to now by any path (its jobs, the C-MOVEs
+  // it serves, DICOMweb), held until `until`; replaces what it published before (none: it
+  // transfers to no node).
+  [[nodiscard]] Result<void> PublishTransfers(const std::string& instance, const std::vector<std::string>& nodes,
+                                              const std::string& until);
   // Running jobs whose lease ended before `now_iso` (their instance stopped renewing it).
   [[nodiscard]] Result<std::vector<JobRow>> ExpiredJobLeases(const std::string& now_iso);
   // Writes state, history, interrupted, error, finished_at, paused and owner of `job` (lease and

@@ -280,9 +280,34 @@ Result<std::map<std::string, std::vector<std::string>>> Database::InstancesTrans
                           soci::use(lease_now), soci::into(node), soci::into(owner));
     st.execute();
     while (st.fetch()) out[node].push_back(owner);
+    soci::statement published =
+        (s.prepare << "SELECT node, instance_id FROM node_transfers WHERE lease_until > :n ORDER BY node, instance_id",
+         soci::use(lease_now), soci::into(node), soci::into(owner));
+    published.execute();
+    while (published.fetch()) {
+      auto& owners = out[node];
+      if (std::find(owners.begin(), owners.end(), owner) == owners.end()) owners.push_back(owner);
+    }
     return out;
   } catch (const std::exception& e) {
     return tl::unexpected(DbError(e, "reading which instances transfer to each node"));
+  }
+}
+
+Result<void> Database::PublishTransfers(const std::string& instance, const std::vector<std::string>& nodes,
+                                        const std::string& until) {
+  db::WriterLock lock(*impl_);
+  try {
+    soci::transaction tx(impl_->writer);
+    impl_->writer << "DELETE FROM node_transfers WHERE instance_id = :i", soci::use(instance);
+    for (const std::string& node : nodes) {
+      impl_->writer << "INSERT INTO node_transfers (instance_id, node, lease_until) VALUES (:i, :n, :l)",
+          soci::use(instance), soci::use(node), soci::use(until);
+    }
+    tx.commit();
+    return {};
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, "publishing which nodes this instance transfers to"));
   }
 }
 

@@ -38,6 +38,11 @@ int64_t RateLimiter::rate() const {
   return rate_;
 }
 
+std::chrono::steady_clock::time_point RateLimiter::last_taken() const {
+  MutexLock lock(mu_);
+  return taken_;
+}
+
 bool RateLimiter::Acquire(int64_t bytes, const std::function<bool()>& stop) {
   Duration wait{};
   {
@@ -47,6 +52,7 @@ bool RateLimiter::Acquire(int64_t bytes, const std::function<bool()>& stop) {
     tokens_ =
         std::min(burst, tokens_ + std::chrono::duration<double>(now - last_).count() * static_cast<double>(rate_));
     last_ = now;
+    taken_ = now;
     tokens_ -= static_cast<double>(bytes);
     if (tokens_ < 0) {
       wait = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(-tokens_ / static_cast<double>(rate_)));
@@ -113,6 +119,16 @@ void ShareNodeRate(const std::string& node, int processes) {
   if (l == all.limiters.end()) return;
   const int64_t rate = ShareOf(all.rates[node], processes);
   if (l->second->rate() != rate) l->second->SetRate(rate);
+}
+
+std::vector<std::string> NodesTransferringSince(std::chrono::steady_clock::time_point since) {
+  NodeLimiters& all = Limiters();
+  MutexLock lock(all.mu);
+  std::vector<std::string> out;
+  for (const auto& [node, limiter] : all.limiters) {
+    if (limiter->last_taken() >= since) out.push_back(node);
+  }
+  return out;
 }
 
 }  // namespace pb

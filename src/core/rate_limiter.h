@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/thread_annotations.h"
 
@@ -30,12 +31,15 @@ class RateLimiter {
 
   void SetRate(int64_t bytes_per_second);
   int64_t rate() const;
+  // When bytes were last taken (a transfer paced by this limiter ran then); the epoch if never.
+  std::chrono::steady_clock::time_point last_taken() const;
 
  private:
   mutable Mutex mu_;
   int64_t rate_ GUARDED_BY(mu_);
   double tokens_ GUARDED_BY(mu_);  // may be negative (debt)
   std::chrono::steady_clock::time_point last_ GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point taken_ GUARDED_BY(mu_);  // the last Acquire
   Now now_;
   Sleep sleep_;
 };
@@ -49,5 +53,9 @@ std::shared_ptr<RateLimiter> NodeRateLimiter(const std::string& node, int64_t by
 // this process's limiter of the node paces at 1/`processes` of the node's rate from now on, so
 // that all of them together keep to it. 1 (or less): the whole rate again.
 void ShareNodeRate(const std::string& node, int processes);
+
+// The nodes whose limiter paced a transfer at or after `since` (by any path: jobs, a C-MOVE's
+// C-STOREs, DICOMweb), in name order.
+std::vector<std::string> NodesTransferringSince(std::chrono::steady_clock::time_point since);
 
 }  // namespace pb

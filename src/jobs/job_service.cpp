@@ -40,6 +40,11 @@ constexpr int kStateRounds = 200;
 constexpr int kCrashRuns = 3;
 // Utilization stretches in a row without progress before a job stops waiting for the next one.
 constexpr int kStuckShares = 5;
+// Several instances: a node whose limiter paced a transfer this recently counts as one this
+// instance transfers to; published for this long (renewed every second while it does), so that a
+// stopped instance's transfers leave the others' shares within seconds.
+constexpr auto kTransferSeen = std::chrono::seconds(2);
+constexpr auto kTransferLease = std::chrono::seconds(5);
 
 }  // namespace
 
@@ -257,6 +262,11 @@ void JobService::Stop() {
   for (auto& t : workers_) t.join();
   workers_.clear();
   if (heartbeat_.joinable()) heartbeat_.join();
+  MutexLock heartbeat_lock(heartbeat_mu_);
+  if (!published_transfers_.empty()) {
+    // Gone from the others' shares now rather than when the lease runs out.
+    if (auto r = db_.PublishTransfers(options_.instance_id, {}, UtcIso(LeaseNow())); r) published_transfers_.clear();
+  }
 }
 
 void JobService::HeartbeatLoop() {
@@ -327,6 +337,15 @@ Result<int> JobService::TakeRequests() {
 
 Result<void> JobService::ShareNodeRates() {
   MutexLock heartbeat_lock(heartbeat_mu_);
+  // What this instance transfers to by any path, as its node limiters saw it: a C-MOVE its
+  // Query/Retrieve SCP serves, or a DICOMweb transfer, is no job the others could see.
+  std::vector<std::string> mine = NodesTransferringSince(std::chrono::steady_clock::now() - kTransferSeen);
+  if (!mine.empty() || !published_transfers_.empty()) {
+    if (auto r = db_.PublishTransfers(options_.instance_id, mine, UtcIso(LeaseNow() + kTransferLease)); !r) {
+      return tl::unexpected(r.error());
+    }
+    published_transfers_ = std::move(mine);
+  }
   auto transferring = db_.InstancesTransferring(UtcIso(LeaseNow()));
   if (!transferring) return tl::unexpected(transferring.error());
   std::set<std::string> shared;

@@ -139,9 +139,10 @@ class JobService {
   // if asked here); returns how many. Every second on the heartbeat's thread when `shared`.
   [[nodiscard]] Result<int> TakeRequests();
   // Several instances: each node's rate (max_bytes_per_second) is shared by the instances whose
-  // retrieves or sends run on it, this one counted as if it ran one too (a transfer it starts is
-  // within its share from the start): its limiter of the node paces at 1/(others + 1). Every
-  // second on the heartbeat's thread when `shared`.
+  // retrieves or sends run on it, or whose limiter of the node paced a transfer in the last
+  // kTransferSeen (published for kTransferLease: a C-MOVE served, DICOMweb), this one counted as
+  // if it ran one too (a transfer it starts is within its share from the start): its limiter of
+  // the node paces at 1/(others + 1). Every second on the heartbeat's thread when `shared`.
   [[nodiscard]] Result<void> ShareNodeRates();
 
   // `parent`: the job this one is part of (it runs again once all its jobs have ended).
@@ -240,7 +241,8 @@ class JobService {
   std::atomic<int64_t> clock_offset_us_{0};
   std::chrono::steady_clock::time_point offset_measured_ GUARDED_BY(heartbeat_mu_){};
   int64_t offset_warned_us_ GUARDED_BY(heartbeat_mu_) = 0;
-  std::set<std::string> rates_shared_ GUARDED_BY(heartbeat_mu_);  // nodes whose rate ShareNodeRates divided
+  std::set<std::string> rates_shared_ GUARDED_BY(heartbeat_mu_);            // nodes whose rate ShareNodeRates divided
+  std::vector<std::string> published_transfers_ GUARDED_BY(heartbeat_mu_);  // what PublishTransfers holds of ours
   // The change feed; feed_mu_ is taken last (never while waiting for another lock).
   void Changed();
   Mutex feed_mu_;

@@ -729,6 +729,46 @@ TEST_F(JobServiceTest, ANodesRateIsSharedByTheInstancesTransferringToIt) {
   (void)NodeRateLimiter("rate-node", 0);
 }
 
+// Transfers outside any job count too: a C-MOVE an instance's Query/Retrieve SCP serves to a
+// node (or a DICOMweb transfer) is seen by its limiter of the node, published, and shared by
+// the others until it stops or its short lease runs out; a stopping instance takes its own back.
+TEST_F(JobServiceTest, ATransferOutsideAnyJobIsSharedByTheOtherInstances) {
+  auto limiter = NodeRateLimiter("served-node", 1'000'000);
+  auto a = SharedInstance(*db_, clock_, "a", 4, 4);
+  ASSERT_TRUE(a->Start());
+  auto b = SharedInstance(*db_, clock_, "b", 4, 4);
+  ASSERT_TRUE(b->Start());
+  ASSERT_TRUE(a->ShareNodeRates());
+  EXPECT_EQ(limiter->rate(), 1'000'000);  // nothing transfers (the limiter has not paced anything yet)
+  // Another instance's published transfer, on the database's clock.
+  const auto real_now = std::chrono::system_clock::now();
+  ASSERT_TRUE(db_->PublishTransfers("c", {"served-node"}, UtcIso(real_now + std::chrono::seconds(30))));
+  ASSERT_TRUE(a->ShareNodeRates());
+  EXPECT_EQ(limiter->rate(), 500'000);
+  // Its lease ran out (a stopped instance): the whole rate again.
+  ASSERT_TRUE(db_->PublishTransfers("c", {"served-node"}, UtcIso(real_now - std::chrono::seconds(1))));
+  ASSERT_TRUE(a->ShareNodeRates());
+  EXPECT_EQ(limiter->rate(), 1'000'000);
+  // This process paces a transfer outside any job: each instance publishes it, and counts the
+  // other one's (here both are in one process, so both saw it).
+  ASSERT_TRUE(limiter->Acquire(1));
+  ASSERT_TRUE(a->ShareNodeRates());
+  EXPECT_EQ(limiter->rate(), 1'000'000);  // only a's own so far
+  ASSERT_TRUE(b->ShareNodeRates());
+  EXPECT_EQ(limiter->rate(), 500'000);  // b counts a's
+  auto transferring = db_->InstancesTransferring(UtcIso(std::chrono::system_clock::now()));
+  ASSERT_TRUE(transferring);
+  EXPECT_EQ((*transferring)["served-node"], (std::vector<std::string>{"a", "b"}));
+  // a stops: its row is gone at once, not when its lease runs out.
+  a->Stop();
+  transferring = db_->InstancesTransferring(UtcIso(std::chrono::system_clock::now()));
+  ASSERT_TRUE(transferring);
+  EXPECT_EQ((*transferring)["served-node"], (std::vector<std::string>{"b"}));
+  ASSERT_TRUE(b->ShareNodeRates());
+  EXPECT_EQ(limiter->rate(), 1'000'000);
+  (void)NodeRateLimiter("served-node", 0);
+}
+
 TEST_F(JobServiceTest, AStopQueuesRunningJobsAgainAndTheNextStartResumesThem) {
   ScriptedRunner runner;
   std::string running, queued;

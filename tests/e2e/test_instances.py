@@ -19,12 +19,17 @@ directory; each has a receiver of its own in its config file (they run on one ma
   each), one on each instance (one job worker each) and running at once, take together at least
   SLACK x their bytes / the rate. Each instance alone at the node's rate would end both in half that. Each
   job's end asked with ?wait= of the instance not running it comes when the job ends.
+- Transfers outside any job are shared too: while gw-2's Query/Retrieve receiver serves a C-MOVE
+  (movescu) to the throttled storescp, gw-2 publishes the node (table node_transfers), and a send
+  gw-1 then runs there spans at least 1.5x what the whole rate would take (half of it: about 2x).
+  Unpublished, the send ran at the whole rate (1.0x).
 - What may not share: a second server with gw-1's instance id on the directory, a server with an
   SQLite index on it, and a server on the database with a data directory of its own are refused
   at start and say why.
 """
 
 import os
+import subprocess
 import sys
 import time
 import unittest
@@ -281,6 +286,63 @@ class InstancesTests(harness.JobHelpers, harness.E2ETestCase):
         self.assertGreaterEqual(elapsed, bound,
                                 "%d bytes in %.2f s: faster than the node's rate allows both instances "
                                 "together (%.2f s at least)" % (total, elapsed, bound))
+
+    def test_a_c_move_served_by_one_instance_shares_the_rate_with_the_others_jobs(self):
+        # gw-2's Query/Retrieve SCP serves a C-MOVE to the throttled node (no job: only its
+        # limiter of the node sees it); gw-1 then sends another study there. gw-1 must count
+        # gw-2's served transfer and pace its send at half the rate while both run.
+        rate = 1_000_000
+        qr_port = harness.free_port()
+        gw1 = self.instance("gw-1", jobs_toml="workers = 1\n")
+        self.addCleanup(gw1.stop_and_check)
+        gw2 = self.instance("gw-2", receivers=[{"ae_title": "GW2QR", "port": qr_port, "bind": "127.0.0.1",
+                                                 "query_retrieve": True}])
+        self.addCleanup(gw2.stop_and_check)
+        sent = dicomgen.generate(self.mkdtemp("sent"), 12, size=512 * 1024, patient_id="SENT")
+        moved = dicomgen.generate(self.mkdtemp("moved"), 20, size=512 * 1024, patient_id="MOVED")
+        for study in (sent, moved):
+            self.store(gw1, study)
+            self.assertTrue(harness.wait_until(lambda: len(self.indexed(gw1, study)) == len(study), timeout=30))
+        scp = self.slow_peer(gw1, "shared-rate", rate, fork=True)
+        self.assertTrue(harness.wait_until(lambda: gw2.api("GET", "/api/nodes/shared-rate")[0] == 200,
+                                           timeout=PROPAGATION_TIMEOUT))
+        move = subprocess.Popen(
+            ["movescu", "-S", "-aet", "MOVER", "-aec", "GW2QR", "-aem", scp.aet, "-to", "10", "-ta", "10",
+             "-td", "60", "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID=%s" % moved[0][2],
+             "127.0.0.1", str(qr_port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=harness.tool_env())
+        self.addCleanup(lambda: move.poll() is None and move.kill())
+        moved_sops = {f[1] for f in moved}
+        self.assertTrue(harness.wait_until(lambda: moved_sops & set(scp.files()), timeout=20),
+                        "the C-MOVE served by gw-2 sent nothing")
+        # gw-2 publishes the node it transfers to (every second while it does).
+        database = self.pg.database_for(self.shared)
+        published = lambda: self.pg.psql("SELECT instance_id FROM node_transfers WHERE node = 'shared-rate'",
+                                         database=database).split()
+        self.assertTrue(harness.wait_until(lambda: "gw-2" in published(), timeout=10), published())
+
+        status, answer = gw1.api("POST", "/api/send", {"node": "shared-rate", "level": "STUDY", "uids": [sent[0][2]]})
+        self.assertEqual(status, 202, answer)
+        ended = lambda: gw1.api("GET", "/api/jobs/%s?wait=60" % answer["job_id"], timeout=90)[1]
+        job = ended()
+        if job.get("state") in ("queued", "running"):
+            job = ended()
+        self.assertEqual(job.get("state"), "succeeded", job)
+        self.assertIsNone(move.poll(), "the C-MOVE ended before the send did: it no longer overlapped it")
+        out, _ = move.communicate(timeout=120)
+        self.assertEqual(move.returncode, 0, out.decode("utf-8", "replace"))
+        files = scp.files()
+        self.assertEqual(moved_sops | {f[1] for f in sent}, set(files))
+        # The send's own span, from its first instance's file to its last, against what it would
+        # take at the whole rate: at half the rate it takes about twice as long (gw-1 may run at
+        # the whole rate for up to a second before its next look at the published transfers).
+        sent_times = sorted(files[f[1]].stat().st_mtime for f in sent)
+        sent_bytes = sum(os.path.getsize(f[0]) for f in sent[1:])  # those after the first file
+        whole_rate = sent_bytes / rate
+        self.assertGreaterEqual(sent_times[-1] - sent_times[0], 1.5 * whole_rate,
+                                "gw-1 sent %d bytes in %.2f s beside gw-2's C-MOVE: the whole rate would take "
+                                "%.2f s, half of it twice that" % (sent_bytes, sent_times[-1] - sent_times[0],
+                                                                   whole_rate))
 
     def test_what_may_not_share_the_directory_is_refused(self):
         gw1 = self.instance("gw-1")
