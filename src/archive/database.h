@@ -4,6 +4,7 @@
 // thread at a time (the ingest indexer), so they can be grouped into one transaction.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -127,6 +128,12 @@ class Database {
   // transfers (PublishTransfers) name it and have not run out.
   [[nodiscard]] Result<std::map<std::string, std::vector<std::string>>> InstancesTransferring(
       const std::string& lease_now);
+  // Several instances: `change` reads and changes `node`'s utilization share (empty when never
+  // saved) under the node's lock, told how many of the node's jobs run on any instance (leases
+  // not ended at `lease_now`) other than job `job` run by `owner`; what it leaves is saved.
+  [[nodiscard]] Result<void> UpdateNodeDuty(const std::string& node, const std::string& lease_now, int64_t job,
+                                            const std::string& owner,
+                                            const std::function<void(NodeDutyRecord&, int running)>& change);
   // Several instances: the nodes `instance` transfers to now by any path (its jobs, the C-MOVEs
   // it serves, DICOMweb), held until `until`; replaces what it published before (none: it
   // transfers to no node).

@@ -294,6 +294,45 @@ Result<std::map<std::string, std::vector<std::string>>> Database::InstancesTrans
   }
 }
 
+Result<void> Database::UpdateNodeDuty(const std::string& node, const std::string& lease_now, int64_t job,
+                                      const std::string& owner,
+                                      const std::function<void(NodeDutyRecord&, int running)>& change) {
+  db::WriterLock lock(*impl_);
+  try {
+    soci::transaction tx(impl_->writer);
+    LockNode(*impl_, node);
+    NodeDutyRecord d;
+    long long start = 0, end = 0, minute = 0, used = 0;
+    int in_stretch = 0;
+    impl_->writer << "SELECT stretch_start_us, stretch_end_us, minute_us, used_us, in_stretch FROM node_duty "
+                     "WHERE node = :n",
+        soci::use(node), soci::into(start), soci::into(end), soci::into(minute), soci::into(used),
+        soci::into(in_stretch);
+    if (impl_->writer.got_data()) d = {start, end, minute, used, in_stretch != 0};
+    long long id = job;
+    int running = 0;
+    // The job's run here is left out; a run of it another instance took over is counted.
+    impl_->writer << "SELECT COUNT(*) FROM jobs WHERE node = :n AND state = 'running' AND lease_until > :l AND "
+                     "NOT (id = :id AND owner = :o)",
+        soci::use(node), soci::use(lease_now), soci::use(id), soci::use(owner), soci::into(running);
+    change(d, running);
+    start = d.stretch_start_us;
+    end = d.stretch_end_us;
+    minute = d.minute_us;
+    used = d.used_us;
+    in_stretch = d.in_stretch ? 1 : 0;
+    impl_->writer << "INSERT INTO node_duty (node, stretch_start_us, stretch_end_us, minute_us, used_us, in_stretch) "
+                     "VALUES (:n, :s, :e, :m, :u, :i) ON CONFLICT (node) DO UPDATE SET "
+                     "stretch_start_us = excluded.stretch_start_us, stretch_end_us = excluded.stretch_end_us, "
+                     "minute_us = excluded.minute_us, used_us = excluded.used_us, in_stretch = excluded.in_stretch",
+        soci::use(node), soci::use(start), soci::use(end), soci::use(minute), soci::use(used), soci::use(in_stretch);
+    tx.commit();
+    return {};
+  } catch (const std::exception& e) {
+    return tl::unexpected(DbError(e, fmt::format("keeping the utilization share of node '{}'", node)));
+  }
+}
+
 Result<void> Database::PublishTransfers(const std::string& instance, const std::vector<std::string>& nodes,
                                         const std::string& until) {
   db::WriterLock lock(*impl_);

@@ -139,6 +139,13 @@ struct NodeConnectionLimit {
   int max_retrieves = 0;  // > 0: the job claimed is a retrieve, and at most this many run at once
 };
 
+// Several instances on one database: a node's utilization share as all of them used it (the
+// jobs module's DutyCycle, saved; microseconds since 1970).
+struct NodeDutyRecord {
+  int64_t stretch_start_us = 0, stretch_end_us = 0, minute_us = 0, used_us = 0;
+  bool in_stretch = false;
+};
+
 // One row of an import's spreadsheet, with what the node answered for it.
 struct ImportRowRecord {
   int64_t job_id = 0;

@@ -49,4 +49,33 @@ void DutyCycle::End(TimePoint now) {
   used_ = MinuteOf(stretch_start_) == minute ? before + (end - stretch_start_) : end - minute;
 }
 
+namespace {
+
+int64_t Micros(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+TimePoint FromMicros(int64_t us) {
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds(us)));
+}
+
+}  // namespace
+
+DutyCycle::Saved DutyCycle::Save() const {
+  return {Micros(stretch_start_), Micros(stretch_end_), Micros(minute_),
+          std::chrono::duration_cast<std::chrono::microseconds>(used_).count(), busy_ > 0};
+}
+
+void DutyCycle::Load(const Saved& saved, int running, TimePoint now) {
+  stretch_start_ = FromMicros(saved.stretch_start_us);
+  stretch_end_ = FromMicros(saved.stretch_end_us);
+  minute_ = FromMicros(saved.minute_us);
+  used_ = std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds(saved.used_us));
+  // Jobs running outside any stretch (started while the node had no share) do not hold one.
+  busy_ = saved.in_stretch ? std::max(running, 0) : 0;
+  if (saved.in_stretch && busy_ == 0) {
+    busy_ = 1;
+    End(std::min(now, stretch_end_));
+  }
+}
+
 }  // namespace pb

@@ -4,8 +4,11 @@
 // holds a connection to it) for at most `percent` of the minute. A busy stretch that starts with
 // R of its minute's share left ends R later; when the minute ends first, it goes on into the next
 // minute for that minute's whole share. Then no job starts before the next minute. Pure (the
-// caller passes the time); not thread-safe (the job service guards it).
+// caller passes the time); not thread-safe (the job service guards it). Several instances on one
+// database keep a node's cycle in the database (Save/Load around each change, under the node's
+// lock), so that the share holds for all of them together.
 #include <chrono>
+#include <cstdint>
 
 #include "core/clock.h"
 
@@ -23,6 +26,18 @@ class DutyCycle {
   TimePoint Begin(TimePoint now);
   // A job stopped using the node (the stretch ends with the last one).
   void End(TimePoint now);
+
+  // What several instances keep of a node's cycle (µs since 1970 on the instances' clocks).
+  struct Saved {
+    int64_t stretch_start_us = 0, stretch_end_us = 0, minute_us = 0, used_us = 0;
+    bool in_stretch = false;  // a stretch goes on (some job of some instance uses the node)
+  };
+  Saved Save() const;
+  // The cycle as saved, with `running` jobs of the node running now on any instance (their
+  // leases not ended), the one being started or ended not counted. A stretch with none left
+  // ends: at `now`, or at its own end when that came first (its instance stopped without
+  // ending it), and what it used is counted.
+  void Load(const Saved& saved, int running, TimePoint now);
 
  private:
   std::chrono::system_clock::duration UsedIn(TimePoint minute) const;

@@ -337,8 +337,8 @@ Result<int> JobService::TakeRequests() {
 
 Result<void> JobService::ShareNodeRates() {
   MutexLock heartbeat_lock(heartbeat_mu_);
-  // What this instance transfers to by any path, as its node limiters saw it: a C-MOVE its
-  // Query/Retrieve SCP serves, or a DICOMweb transfer, is no job the others could see.
+  // What this instance transfers to by any path, as its node limiters saw it: the C-STOREs of a
+  // C-MOVE its Query/Retrieve SCP serves are no job the others could see.
   std::vector<std::string> mine = NodesTransferringSince(std::chrono::steady_clock::now() - kTransferSeen);
   if (!mine.empty() || !published_transfers_.empty()) {
     if (auto r = db_.PublishTransfers(options_.instance_id, mine, UtcIso(LeaseNow() + kTransferLease)); !r) {
@@ -571,13 +571,16 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     }
     if (node_connections_[row.node] >= policy.max_connections) continue;
     if (row.type == "retrieve" && node_retrieves_[row.node] >= policy.max_parallel_retrieves) continue;
-    DutyCycle* duty = nullptr;
-    if (policy.utilization_percent < 100) {
-      auto it = duty_.find(row.node);
-      if (it == duty_.end()) it = duty_.emplace(row.node, DutyCycle(policy.utilization_percent)).first;
-      it->second.SetPercent(policy.utilization_percent);  // keeps the stretch and what was used
-      duty = &it->second;
-      if (const TimePoint next = duty->NextStart(now); next > now) {
+    const bool shared_out = policy.utilization_percent < 100;  // the node's time is shared out
+    if (shared_out) {
+      TimePoint next = now;
+      // The database cannot be read (several instances): the job is looked at again next pass.
+      if (!WithDuty(row.node, policy.utilization_percent, 0, now, false,
+                    [&](DutyCycle& d) { next = d.NextStart(now); })) {
+        full.insert(row.node);  // its other jobs would wait on the same lock: the next pass
+        continue;
+      }
+      if (next > now) {
         // This minute's share of the node is spent: the job waits for the next minute.
         row.state = "waiting";
         row.wait_reason = "utilization";
@@ -621,8 +624,11 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
     }
     live->params = ParseOr(row.params, json::object());
     if (window.next_change) live->window_ends = window.next_change->time_since_epoch().count();
-    if (duty) {
-      const TimePoint share_end = duty->Begin(now);
+    if (shared_out) {
+      // Unsaved (the database failed since): the run stops at once and waits for the next minute.
+      TimePoint share_end = now;
+      (void)WithDuty(row.node, policy.utilization_percent, row.id, now, false,
+                     [&](DutyCycle& d) { share_end = d.Begin(now); });
       live->busy = true;
       live->share_end = share_end.time_since_epoch().count();
       if (share_end.time_since_epoch().count() < live->window_ends) {
@@ -639,6 +645,32 @@ std::shared_ptr<JobService::Live> JobService::ClaimFrom(std::vector<JobRow>& row
   return nullptr;
 }
 
+bool JobService::WithDuty(const std::string& node, int percent, int64_t job, TimePoint now, bool ending,
+                          const std::function<void(DutyCycle&)>& use) {
+  if (!options_.shared) {
+    auto it = duty_.find(node);
+    if (it == duty_.end()) it = duty_.emplace(node, DutyCycle(percent)).first;
+    it->second.SetPercent(percent);  // keeps the stretch and what was used
+    use(it->second);
+    return true;
+  }
+  auto r =
+      db_.UpdateNodeDuty(node, UtcIso(LeaseNow()), job, options_.instance_id, [&](NodeDutyRecord& rec, int running) {
+        DutyCycle d(percent);
+        // The job ending is counted in the stretch it leaves (its row may say running still).
+        d.Load({rec.stretch_start_us, rec.stretch_end_us, rec.minute_us, rec.used_us, rec.in_stretch},
+               running + (ending ? 1 : 0), now);
+        use(d);
+        const DutyCycle::Saved s = d.Save();
+        rec = {s.stretch_start_us, s.stretch_end_us, s.minute_us, s.used_us, s.in_stretch};
+      });
+  if (!r) {
+    spdlog::warn("jobs: {}", r.error().message);
+    return false;
+  }
+  return true;
+}
+
 NodeConnectionLimit JobService::NodeLimit(const std::string& node, int max_connections) const {
   return {node, max_connections, UtcIso(LeaseNow())};
 }
@@ -647,7 +679,9 @@ void JobService::Release(Live& live) {
   node_connections_[live.node] -= live.connections;
   if (live.type == "retrieve") node_retrieves_[live.node] -= 1;
   if (live.busy) {
-    if (auto d = duty_.find(live.node); d != duty_.end()) d->second.End(clock_.Now());
+    const TimePoint now = clock_.Now();
+    (void)WithDuty(live.node, PolicyOf(live.node).utilization_percent, live.id, now, true,
+                   [&](DutyCycle& d) { d.End(now); });
     live.busy = false;
   }
   auto it = live_.find(live.id);

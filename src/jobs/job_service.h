@@ -140,7 +140,7 @@ class JobService {
   [[nodiscard]] Result<int> TakeRequests();
   // Several instances: each node's rate (max_bytes_per_second) is shared by the instances whose
   // retrieves or sends run on it, or whose limiter of the node paced a transfer in the last
-  // kTransferSeen (published for kTransferLease: a C-MOVE served, DICOMweb), this one counted as
+  // kTransferSeen (published for kTransferLease: a C-MOVE it serves), this one counted as
   // if it ran one too (a transfer it starts is within its share from the start): its limiter of
   // the node paces at 1/(others + 1). Every second on the heartbeat's thread when `shared`.
   [[nodiscard]] Result<void> ShareNodeRates();
@@ -216,6 +216,13 @@ class JobService {
   NodeJobPolicy PolicyOf(const std::string& node) const;
   // The node's connection limit over every instance's running jobs, as of now (leases' clock).
   NodeConnectionLimit NodeLimit(const std::string& node, int max_connections) const;
+  // Runs `use` on `node`'s utilization share: this instance's (one instance), or, with several,
+  // the one all of them keep in the database (loaded and saved around `use`, under the node's
+  // lock, with the node's jobs running on any instance other than this instance's run of job
+  // `job`, which `ending` counts in; times on the instances' clocks, kept in time by NTP). False
+  // when the database failed (said in the log).
+  bool WithDuty(const std::string& node, int percent, int64_t job, TimePoint now, bool ending,
+                const std::function<void(DutyCycle&)>& use) REQUIRES(mu_);
 
   Database& db_;
   JobServiceOptions options_;
@@ -228,7 +235,7 @@ class JobService {
   int waiters_ GUARDED_BY(mu_) = 0;                                // callers in AwaitEnd
   bool waiters_released_ GUARDED_BY(mu_) = false;
   std::map<std::string, int> node_retrieves_ GUARDED_BY(mu_);  // running retrieves per node
-  std::map<std::string, DutyCycle> duty_ GUARDED_BY(mu_);      // nodes with a utilization share
+  std::map<std::string, DutyCycle> duty_ GUARDED_BY(mu_);      // nodes with a utilization share (one instance)
   bool stopping_ GUARDED_BY(mu_) = false;
   uint64_t pokes_ GUARDED_BY(mu_) = 0;
   std::atomic<bool> server_stopping_{false};

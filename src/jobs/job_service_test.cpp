@@ -594,13 +594,14 @@ TEST_F(JobServiceTest, OurOwnRunningRowWithoutARunIsQueuedAgainOnceItsLeaseRunsO
 
 // Several instances on one database, each with one worker, as `shared` servers run them.
 std::unique_ptr<JobService> SharedInstance(Database& db, const Clock& clock, const std::string& id, int max_connections,
-                                           int max_retrieves = 1) {
+                                           int max_retrieves = 1, int utilization_percent = 100) {
   JobServiceOptions o;
   o.workers = 1;
   o.clock = &clock;
   NodeJobPolicy policy;
   policy.max_connections = max_connections;
   policy.max_parallel_retrieves = max_retrieves;
+  policy.utilization_percent = utilization_percent;
   o.policy = [policy](const std::string&) { return policy; };
   o.instance_id = id;
   o.heartbeat = false;
@@ -1452,6 +1453,80 @@ TEST_F(JobServiceTest, AUtilizationShareStopsJobsForTheRestOfTheMinute) {
 
 namespace pb {
 namespace {
+
+// Several instances keep one utilization share per node: what one instance's job used of a
+// minute is not given again to another instance's job in that minute.
+TEST_F(JobServiceTest, AUtilizationShareHoldsForSeveralInstancesTogether) {
+  ScriptedRunner first, second;
+  std::string used;
+  {
+    auto a = SharedInstance(*db_, clock_, "a", 4, 1, 50);  // 30 s of each minute; from 09:00:00
+    a->Register("test", first);
+    ASSERT_TRUE(a->Start());
+    used = (*a->Submit("test", {{"n", 1}}))["id"];
+    WaitUntil(*a, used,
+              [](const json& j) { return j["state"] == "running" && j["progress"].value("completed", 0) == 1; });
+    clock_.Advance(std::chrono::seconds(20));
+    first.release = true;
+    WaitFor(*a, used, "succeeded");
+    a->Stop();
+  }
+  // 09:00:20 on another instance: 10 s of this minute's share are left, not 30.
+  auto b = SharedInstance(*db_, clock_, "b", 4, 1, 50);
+  b->Register("test", second);
+  ASSERT_TRUE(b->Start());
+  std::string next = (*b->Submit("test", {{"n", 2}}))["id"];
+  WaitUntil(*b, next,
+            [](const json& j) { return j["state"] == "running" && j["progress"].value("completed", 0) == 1; });
+  clock_.Advance(std::chrono::seconds(11));  // 09:00:31: past the 10 s left
+  auto paused = WaitUntil(*b, next, [](const json& j) { return j["state"] == "waiting"; });
+  EXPECT_EQ(paused["waiting_for"], "the node's utilization share");
+  EXPECT_EQ(paused["waiting_until"], "2026-03-02T09:01:00Z");
+  EXPECT_EQ(paused["history"][0]["outcome"], "utilization_pause");
+  second.release = true;
+  clock_.Advance(std::chrono::seconds(29));  // 09:01:00
+  b->Poke();
+  EXPECT_EQ(WaitFor(*b, next, "succeeded")["attempts"], 2);
+}
+
+// Jobs of two instances running at once share one stretch: the first to end leaves it open for
+// the other's, and the last one's end counts the whole stretch against the minute.
+TEST_F(JobServiceTest, InstancesRunningAtOnceShareOneUtilizationStretch) {
+  ScriptedRunner ra, rb;
+  auto a = SharedInstance(*db_, clock_, "a", 4, 1, 50);  // 30 s of each minute; from 09:00:00
+  a->Register("test", ra);
+  ASSERT_TRUE(a->Start());
+  auto running = [](const json& j) { return j["state"] == "running" && j["progress"].value("completed", 0) == 1; };
+  const std::string first = (*a->Submit("test", {{"n", 1}}))["id"];
+  WaitUntil(*a, first, running);
+  clock_.Advance(std::chrono::seconds(10));
+  auto b = SharedInstance(*db_, clock_, "b", 4, 1, 50);  // a's one worker is busy: b runs the next
+  b->Register("test", rb);
+  ASSERT_TRUE(b->Start());
+  const std::string second = (*b->Submit("test", {{"n", 2}}))["id"];
+  WaitUntil(*b, second, running);
+  clock_.Advance(std::chrono::seconds(10));  // 09:00:20: a's job ends, b's still holds the stretch
+  ra.release = true;
+  WaitFor(*a, first, "succeeded");
+  clock_.Advance(std::chrono::seconds(5));  // 09:00:25: the last one ends: 25 s used
+  rb.release = true;
+  WaitFor(*b, second, "succeeded");
+  ra.release = false;
+  rb.release = false;
+  clock_.Advance(std::chrono::seconds(1));  // 09:00:26: 4 s are left
+  const std::string third = (*a->Submit("test", {{"n", 3}}))["id"];
+  WaitUntil(*a, third, running);
+  clock_.Advance(std::chrono::seconds(5));  // 09:00:31
+  auto paused = WaitUntil(*a, third, [](const json& j) { return j["state"] == "waiting"; });
+  EXPECT_EQ(paused["waiting_until"], "2026-03-02T09:01:00Z");
+  EXPECT_EQ(paused["history"][0]["outcome"], "utilization_pause");
+  ra.release = true;
+  rb.release = true;
+  clock_.Advance(std::chrono::seconds(29));  // 09:01:00
+  a->Poke();
+  b->Poke();
+  WaitFor(*a, third, "succeeded");
+}
 
 TEST_F(JobServiceTest, AJobThatNeverGetsAnythingDoneInItsShareEndsSayingSo) {
   ScriptedRunner runner;  // never released: each run only gets as far as its first instance
