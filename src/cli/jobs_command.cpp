@@ -16,6 +16,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/job_lines.h"
 
 namespace pb::cli {
 namespace {
@@ -31,24 +32,7 @@ std::string Count(const nlohmann::json& v) { return v.is_number() ? std::to_stri
 // "[########------------]  120/300 instances  14.2 MB  3.1 MB/s  ETA 0:12"
 std::string ProgressLine(const nlohmann::json& job) {
   if (job.value("state", "") == "queued") return "queued (waiting for a free worker or a free connection to its node)";
-  if (job.value("state", "") == "waiting") {
-    if (job.value("paused", false)) return "paused (pacsbridge jobs resume " + job.value("id", std::string("?")) + ")";
-    if (job.contains("next_attempt") && job["next_attempt"].is_string()) {
-      return "waiting: next attempt at " + job["next_attempt"].get<std::string>();
-    }
-    if (job.contains("waiting_until") && job["waiting_until"].is_string()) {
-      return "waiting for its node's availability window, which opens at " + job["waiting_until"].get<std::string>();
-    }
-    const std::string id = job.value("id", std::string("?"));
-    if (job.value("waiting_for", "") == "confirmation") {
-      return "waiting for a confirmation of its rows (pacsbridge import show " + id + ", then import confirm " + id +
-             ")";
-    }
-    if (job.value("waiting_for", "") == "children") {
-      return "its rows' retrieve jobs are running (pacsbridge import show " + id + ")";
-    }
-    return "waiting";
-  }
+  if (job.value("state", "") == "waiting") return WaitingLine(job);
   const auto& p = job.value("progress", nlohmann::json::object());
   if (p.contains("phase") && p.contains("rows")) {  // an import
     return fmt::format("{}: {} of {} rows queried", p.value("phase", ""), p.value("queried", 0), p.value("rows", 0));
